@@ -1,0 +1,96 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/loyalty-connector/engine/connectors"
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/secrets"
+)
+
+func engineVersion() string { return engine.VersionString() }
+
+// newFlagSet returns a flag set whose --help prints usage and description.
+func newFlagSet(name, usageLine, description string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "usage: %s\n\n%s\n", usageLine, indent(description, ""))
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintln(out, "\nflags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parse parses flags that may come before or after positional arguments
+// (engine dry-run x.yaml --event e.json). done is true when the command
+// should stop: --help was asked for (code 0, help on stdout) or the flags
+// are wrong (code 2).
+func parse(fs *flag.FlagSet, args []string, stdout io.Writer) (positional []string, code int, done bool) {
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return nil, exitOK, true
+		}
+		if err != nil {
+			return nil, exitUsage, true
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, exitOK, false
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ", ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// configFlags are the flags every command that reads pipelines takes.
+type configFlags struct {
+	envFiles    listFlag
+	secretsDir  string
+	connections string
+}
+
+func (c *configFlags) register(fs *flag.FlagSet) {
+	fs.Var(&c.envFiles, "env-file", "read `FILE` of NAME=value lines for ${env:...} and ${secret:...} (the environment wins; repeatable)")
+	fs.StringVar(&c.secretsDir, "secrets-dir", os.Getenv("ENGINE_SECRETS_DIR"), "`folder` of secret files: ${secret:NAME} reads FOLDER/NAME (default $ENGINE_SECRETS_DIR)")
+	fs.StringVar(&c.connections, "connections", "", "connections `file` to use instead of the connections.yaml next to each pipeline")
+}
+
+// loader builds a loader from the flags.
+func (c *configFlags) loader() (*engine.Loader, *secrets.Masker, error) {
+	var files []map[string]string
+	for _, f := range c.envFiles {
+		vars, err := secrets.ReadEnvFile(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		files = append(files, vars)
+	}
+	masker := &secrets.Masker{}
+	resolver := secrets.NewResolver(secrets.LookupChain(files...), c.secretsDir, masker)
+	l, err := engine.NewLoader(connectors.Catalog(), resolver)
+	if err != nil {
+		return nil, nil, err
+	}
+	l.ConnectionsFile = c.connections
+	return l, masker, nil
+}

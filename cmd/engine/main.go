@@ -1,0 +1,91 @@
+// Command engine runs, validates and dry-runs SessionM/Braze connector
+// pipelines. It only turns flags into calls into the engine packages.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"validate", "check pipeline files and report every problem", runValidate},
+		{"dry-run", "show what a pipeline would send for an event or CSV rows, sending nothing", runDryRun},
+		{"version", "print the engine's version", runVersion},
+		{"help", "show help for a command", runHelp},
+	}
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitProblem = 1 // the input has problems (validation errors, failed events)
+	exitUsage   = 2 // the command line is wrong
+)
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	name := args[0]
+	if name == "-h" || name == "--help" || name == "-help" {
+		usage(stdout)
+		return exitOK
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "engine: unknown command %q\n\n", name)
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "engine: declarative connector engine for SessionM and Braze")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "usage: engine COMMAND [flags] [arguments]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'engine COMMAND --help' for a command's flags.")
+}
+
+func runHelp(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stdout)
+		return exitOK
+	}
+	return run([]string{args[0], "--help"}, stdout, stderr)
+}
+
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("version", "engine version", "Prints the engine's version, commit and Go version.", stderr)
+	if _, code, done := parse(fs, args, stdout); done {
+		return code
+	}
+	fmt.Fprintln(stdout, engineVersion())
+	return exitOK
+}
+
+// indent prefixes every line of s.
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
+}

@@ -1,0 +1,136 @@
+// Package braze describes Braze's REST API to the engine (specs/braze.md):
+// the braze connection type with its messaging and user endpoints, and the
+// braze_webhook source that Braze webhook campaigns post to.
+package braze
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/loyalty-connector/engine/engine/spec"
+)
+
+// MaxRecipients is the most recipients one trigger request may carry
+// (braze.md §2).
+const MaxRecipients = 50
+
+// MaxTrackObjects is the most objects per array of one /users/track
+// request (braze.md §3).
+const MaxTrackObjects = 75
+
+// REST is the Braze REST API with Bearer auth (braze.md §1).
+var REST = &spec.ConnectionType{
+	Name: "braze",
+	Doc:  "Braze REST API: API-triggered campaigns and Canvases, user data.",
+	Fields: []spec.Field{
+		{Name: "api_key", Required: true, Secret: true, Doc: "a REST API key with the needed permissions"},
+	},
+	Endpoints: []spec.Endpoint{
+		{
+			Name:        "campaign_trigger",
+			Doc:         "send an API-triggered campaign (braze.md §2)",
+			Method:      http.MethodPost,
+			Path:        "/campaigns/trigger/send",
+			ContentType: "application/json",
+			Body:        triggerBody("campaign_id", "trigger_properties"),
+			MaxBatch:    MaxRecipients,
+		},
+		{
+			Name:        "canvas_trigger",
+			Doc:         "send an API-triggered Canvas (braze.md §2)",
+			Method:      http.MethodPost,
+			Path:        "/canvas/trigger/send",
+			ContentType: "application/json",
+			Body:        triggerBody("canvas_id", "context", "canvas_entry_properties"),
+			MaxBatch:    MaxRecipients,
+		},
+		{
+			Name:        "users_track",
+			Doc:         "record attributes, events and purchases (braze.md §3)",
+			Method:      http.MethodPost,
+			Path:        "/users/track",
+			ContentType: "application/json",
+			Body: spec.Object(map[string]*spec.Shape{
+				"attributes": spec.Array(spec.OpenObject(), 0, MaxTrackObjects),
+				"events":     spec.Array(spec.OpenObject(), 0, MaxTrackObjects),
+				"purchases":  spec.Array(spec.OpenObject(), 0, MaxTrackObjects),
+			}),
+			MaxBatch: MaxTrackObjects,
+		},
+	},
+	Authorize: func(c *spec.Connection) (spec.Auth, error) {
+		return spec.Auth{Header: "Authorization", Scheme: "Bearer", Credential: c.Fields["api_key"]}, nil
+	},
+	ResponseError: responseError,
+}
+
+// triggerBody is the request of /campaigns/trigger/send (idField
+// campaign_id, properties trigger_properties) or /canvas/trigger/send
+// (canvas_id, context or its old name canvas_entry_properties).
+func triggerBody(idField string, propertyFields ...string) *spec.Shape {
+	recipient := map[string]*spec.Shape{
+		"external_user_id": spec.String(),
+		"user_alias": spec.Object(map[string]*spec.Shape{
+			"alias_name":  spec.String(),
+			"alias_label": spec.String(),
+		}, "alias_name", "alias_label"),
+		"email":                 spec.String(),
+		"braze_id":              spec.String(),
+		"prioritization":        spec.Array(spec.String(), 1, 0),
+		"send_to_existing_only": spec.Boolean(),
+		"attributes":            spec.OpenObject(),
+	}
+	top := map[string]*spec.Shape{
+		idField:      spec.String(),
+		"broadcast":  spec.Boolean(),
+		"audience":   spec.OpenObject(),
+		"recipients": spec.Array(spec.Object(recipient), 0, MaxRecipients),
+	}
+	for _, p := range propertyFields {
+		recipient[p] = spec.OpenObject()
+		top[p] = spec.OpenObject()
+	}
+	if idField == "campaign_id" {
+		top["send_id"] = spec.String()
+		top["attachments"] = spec.Array(spec.Object(map[string]*spec.Shape{
+			"file_name": spec.String(),
+			"url":       spec.String(),
+		}, "file_name", "url"), 0, 0)
+	}
+	return spec.Object(top, idField)
+}
+
+// WebhookSource receives the webhooks of a Braze webhook campaign or Canvas
+// step (braze.md §4).
+var WebhookSource = &spec.SourceType{
+	Name:          "braze_webhook",
+	Kind:          spec.HTTPSource,
+	Doc:           "a Braze webhook campaign or Canvas webhook step posts here",
+	DefaultMethod: http.MethodPost,
+}
+
+// responseError reads Braze's answer: any 2xx is a success, even with
+// non-fatal "errors"; otherwise "message" says what went wrong (braze.md §1).
+func responseError(status int, body []byte) error {
+	if status >= 200 && status < 300 {
+		return nil
+	}
+	var env struct {
+		Message string `json:"message"`
+		Errors  []any  `json:"errors"`
+	}
+	if json.Unmarshal(body, &env) == nil && env.Message != "" {
+		msg := env.Message
+		if len(env.Errors) > 0 {
+			parts := make([]string, len(env.Errors))
+			for i, e := range env.Errors {
+				parts[i] = fmt.Sprint(e)
+			}
+			msg += " (" + strings.Join(parts, "; ") + ")"
+		}
+		return fmt.Errorf("braze answered HTTP %d: %s", status, msg)
+	}
+	return fmt.Errorf("braze answered HTTP %d: %s", status, spec.Excerpt(body))
+}

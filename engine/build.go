@@ -1,0 +1,638 @@
+package engine
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/loyalty-connector/engine/engine/diag"
+	"github.com/loyalty-connector/engine/engine/filter"
+	"github.com/loyalty-connector/engine/engine/liquid"
+	"github.com/loyalty-connector/engine/engine/spec"
+	"github.com/loyalty-connector/engine/engine/yamlpos"
+)
+
+// Defaults for the settings a pipeline leaves out.
+const (
+	DefaultAttempts       = 10
+	DefaultBackoffInitial = 500 * time.Millisecond
+	DefaultBackoffMax     = 5 * time.Minute
+	DefaultConcurrency    = 16
+	DefaultLinger         = 500 * time.Millisecond
+	DefaultTimeout        = 10 * time.Second
+	DefaultMaxBody        = 1 << 20
+)
+
+// Pipeline is a built pipeline: every expression compiled and every
+// template parsed, ready to evaluate events from many goroutines.
+type Pipeline struct {
+	Name        string
+	File        string
+	Version     string
+	Description string
+	Source      Source
+	Filter      *filter.Program // nil: every event passes
+	Steps       []*Step
+	Target      *Call    // exactly one of Target and Respond is set
+	Respond     *Respond //
+	Delivery    Delivery
+}
+
+// Source is a built source.
+type Source struct {
+	Type      *spec.SourceType
+	Paths     []string // HTTP: routes, with {name} placeholders
+	Method    string   // HTTP
+	Auth      *InboundAuth
+	MaxBody   int64  // HTTP
+	Inbox     string // CSV: folder, absolute or relative to the working directory
+	Delimiter rune   // CSV
+}
+
+// Step is a built step: a lookup call or a computed value.
+type Step struct {
+	Name string
+	Call *Call
+	Expr *filter.Program
+}
+
+// Respond is the answer of a synchronous pipeline.
+type Respond struct {
+	Status       int
+	Headers      []header
+	Body         *valueTemplate
+	BodyTemplate *liquid.Template
+}
+
+// Delivery holds the delivery settings with defaults applied.
+type Delivery struct {
+	Attempts       int
+	BackoffInitial time.Duration
+	BackoffMax     time.Duration
+	OrderBy        *liquid.Template
+	Concurrency    int
+	Linger         time.Duration
+	Timeout        time.Duration
+}
+
+// Names every template may read, besides step results.
+var reservedNames = []string{"event", "request", "row", "pipeline", "now", "connection"}
+
+// scope is what names an expression or template may read, and their shapes.
+type scope struct {
+	names  []string
+	shapes map[string]*spec.Shape
+}
+
+func newScope() *scope { return &scope{shapes: map[string]*spec.Shape{}} }
+
+func (s *scope) with(name string, shape *spec.Shape) *scope {
+	out := &scope{names: append(slices.Clone(s.names), name), shapes: make(map[string]*spec.Shape, len(s.shapes)+1)}
+	for k, v := range s.shapes {
+		out.shapes[k] = v
+	}
+	out.shapes[name] = shape
+	return out
+}
+
+func (s *scope) without(name string) *scope {
+	if _, ok := s.shapes[name]; !ok {
+		return s
+	}
+	out := &scope{shapes: make(map[string]*spec.Shape, len(s.shapes))}
+	for _, n := range s.names {
+		if n != name {
+			out.names = append(out.names, n)
+			out.shapes[n] = s.shapes[n]
+		}
+	}
+	return out
+}
+
+func (s *scope) check(path []string) string {
+	shape, ok := s.shapes[path[0]]
+	if !ok {
+		return fmt.Sprintf("unknown name %q; known names here: %s%s", path[0], strings.Join(s.names, ", "), diag.Suggest(path[0], s.names))
+	}
+	return shape.CheckPath(path[0], path[1:])
+}
+
+// builder builds one pipeline file.
+type builder struct {
+	*fileContext
+	conns *connectionSet
+	used  map[string]bool // connections the pipeline uses
+}
+
+func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *routeTable, proj *Project) *Pipeline {
+	proj.Files = append(proj.Files, file)
+	var local diag.List
+	defer func() { proj.Diagnostics.Append(local) }()
+	doc := l.readDoc(file, &local)
+	if doc == nil {
+		return nil
+	}
+	fc := &fileContext{loader: l, doc: doc, diags: &local}
+	fc.resolveRefs(doc.Root, nil)
+	if fc.validateSchema(l.schemas.pipeline, l.schemas.rawPipeline) {
+		fc.strictDecode(&PipelineConfig{})
+	}
+	var cfg PipelineConfig
+	fc.decode(&cfg)
+	b := &builder{fileContext: fc, conns: conns, used: map[string]bool{}}
+	pl := b.build(&cfg, routes)
+	if local.HasErrors() {
+		return nil
+	}
+	parts := [][]byte{doc.Src}
+	for _, name := range sortedKeys(b.used) {
+		parts = append(parts, []byte(name), conns.raw[name])
+	}
+	pl.Version = version(parts...)
+	return pl
+}
+
+func (b *builder) build(cfg *PipelineConfig, routes *routeTable) *Pipeline {
+	pl := &Pipeline{Name: PipelineName(b.doc.File), File: b.doc.File, Description: cfg.Description}
+	base := b.source(cfg, pl, routes)
+	if pl.Source.Type == nil {
+		return pl // the schema reported the type; nothing else can be checked
+	}
+	filterScope := base
+	if cfg.Filter != "" {
+		pl.Filter = b.expression(yamlpos.Path{"filter"}, cfg.Filter, true, filterScope)
+	}
+	sc := base.with("now", spec.String())
+	for i := range cfg.Steps {
+		st := b.step(yamlpos.Path{"steps", i}, &cfg.Steps[i], sc, pl.Steps)
+		if st == nil {
+			continue
+		}
+		pl.Steps = append(pl.Steps, st)
+		sc = sc.with(st.Name, spec.Any())
+	}
+	switch {
+	case cfg.Target != nil && cfg.Respond != nil:
+		b.errorAtKey(yamlpos.Path{"respond"}, "a pipeline has a target or a respond, not both: target sends a request per event, respond answers the caller")
+	case cfg.Target != nil:
+		pl.Target = b.call(yamlpos.Path{"target"}, cfg.Target, sc)
+	case cfg.Respond != nil:
+		if pl.Source.Type.Kind != spec.HTTPSource {
+			b.errorAtKey(yamlpos.Path{"respond"}, "respond answers an HTTP caller, so it needs an HTTP source, not %s", pl.Source.Type.Name)
+		}
+		pl.Respond = b.respond(yamlpos.Path{"respond"}, cfg.Respond, sc)
+	default:
+		b.add(1, 1, nil, diag.Error, "a pipeline needs a target (the request each event sends) or respond (the answer of a synchronous pipeline); add one")
+	}
+	pl.Delivery = b.delivery(&cfg.Delivery, base.with("now", spec.String()))
+	return pl
+}
+
+// source builds the source and returns the scope its events give.
+func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *routeTable) *scope {
+	path := yamlpos.Path{"source"}
+	src := cfg.Source
+	st, ok := b.loader.Catalog.Sources[src.Type]
+	sc := newScope()
+	if !ok {
+		return sc
+	}
+	pl.Source.Type = st
+	event := st.Event
+	if event == nil {
+		event = spec.Any()
+	}
+	sc = sc.with("event", event)
+	switch st.Kind {
+	case spec.HTTPSource:
+		pl.Source.Method = cmpOr(src.Method, st.DefaultMethod)
+		params := map[string]*spec.Shape{}
+		for i, p := range src.Path {
+			pp := path.Child("path")
+			if len(src.Path) > 1 || b.isSeq(pp) {
+				pp = pp.Child(i)
+			}
+			for _, name := range spec.Placeholders(p) {
+				if !identRE.MatchString(name) {
+					b.errorAt(pp, "placeholder {%s} must be a name of letters, digits and _", name)
+				}
+				params[name] = spec.String()
+			}
+			if msg := checkPattern(pl.Source.Method, p); msg != "" {
+				b.errorAt(pp, "%s", msg)
+				continue
+			}
+			if owner := routes.claim(pl.Source.Method, p, pl.Name); owner != "" {
+				b.errorAt(pp, "%s %s is already served by pipeline %q; each route belongs to one pipeline", pl.Source.Method, p, owner)
+			}
+			pl.Source.Paths = append(pl.Source.Paths, p)
+		}
+		sc = sc.with("request", spec.Object(map[string]*spec.Shape{
+			"method":  spec.String(),
+			"path":    spec.String(),
+			"params":  spec.Object(params),
+			"query":   spec.OpenObject(),
+			"headers": spec.OpenObject(),
+		}))
+		pl.Source.MaxBody = DefaultMaxBody
+		if src.MaxBody != "" {
+			n, err := parseSize(src.MaxBody)
+			if err != nil {
+				b.errorAt(path.Child("max_body"), "%v", err)
+			}
+			pl.Source.MaxBody = n
+		}
+		pl.Source.Auth = src.Auth
+		if a := src.Auth; a != nil && a.HMAC != nil {
+			a.HMAC.Algorithm = cmpOr(a.HMAC.Algorithm, "sha256")
+			a.HMAC.Encoding = cmpOr(a.HMAC.Encoding, "hex")
+		}
+	case spec.CSVSource:
+		if src.Inbox != "" {
+			inbox := src.Inbox
+			if !filepath.IsAbs(inbox) {
+				inbox = filepath.Join(filepath.Dir(b.doc.File), inbox)
+			}
+			pl.Source.Inbox = inbox
+		}
+		pl.Source.Delimiter = ','
+		if src.Delimiter != "" {
+			pl.Source.Delimiter, _ = utf8.DecodeRuneInString(src.Delimiter)
+		}
+		sc = sc.with("row", spec.Object(map[string]*spec.Shape{"number": spec.Integer(), "file": spec.String()}))
+	}
+	return sc.with("pipeline", spec.Object(map[string]*spec.Shape{"name": spec.String(), "version": spec.String(), "description": spec.String()}))
+}
+
+func (b *builder) isSeq(path yamlpos.Path) bool {
+	n, ok := b.doc.Lookup(path)
+	return ok && n.Kind == yaml.SequenceNode
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// checkPattern checks a route the way net/http's ServeMux will, so a bad
+// route is reported now rather than when the engine starts serving.
+func checkPattern(method, path string) (msg string) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg = fmt.Sprintf("not a valid route: %v", r)
+		}
+	}()
+	http.NewServeMux().HandleFunc(method+" "+path, func(http.ResponseWriter, *http.Request) {})
+	return ""
+}
+
+func (b *builder) step(path yamlpos.Path, cfg *StepConfig, sc *scope, before []*Step) *Step {
+	st := &Step{Name: cfg.Name}
+	switch {
+	case cfg.Name == "":
+		return nil // reported by the schema
+	case slices.Contains(reservedNames, cfg.Name):
+		b.errorAt(path.Child("name"), "%q is a name the engine binds itself (%s); choose another", cfg.Name, strings.Join(reservedNames, ", "))
+	case slices.ContainsFunc(before, func(s *Step) bool { return s.Name == cfg.Name }):
+		b.errorAt(path.Child("name"), "another step is already called %q", cfg.Name)
+	}
+	hasCall := cfg.Connection != "" || cfg.Endpoint != "" || cfg.Method != "" || cfg.Path != ""
+	switch {
+	case cfg.Expr != "" && hasCall:
+		b.errorAtKey(path.Child("expr"), "a step computes a value (expr) or calls a connection, not both")
+	case cfg.Expr != "":
+		st.Expr = b.expression(path.Child("expr"), cfg.Expr, false, sc)
+	case cfg.Connection == "":
+		b.errorAt(path, "a step needs expr (a value to compute) or connection and endpoint (a lookup)")
+	default:
+		st.Call = b.call(path, &cfg.CallConfig, sc)
+	}
+	return st
+}
+
+// call builds a request to a connection.
+func (b *builder) call(path yamlpos.Path, cfg *CallConfig, sc *scope) *Call {
+	c := &Call{}
+	conn := b.connection(path.Child("connection"), cfg.Connection)
+	if conn == nil {
+		return c
+	}
+	b.used[conn.Name] = true
+	c.Conn = conn
+	c.public = conn.Public()
+	sc = sc.with("connection", publicShape(conn))
+	var bodyShape *spec.Shape
+	switch {
+	case cfg.Endpoint != "" && (cfg.Method != "" || cfg.Path != ""):
+		b.errorAtKey(path.Child("endpoint"), "give endpoint, or method and path for a raw call, not both")
+		return c
+	case cfg.Endpoint != "":
+		ep, ok := conn.Type.Endpoint(cfg.Endpoint)
+		if !ok {
+			names := conn.Type.EndpointNames()
+			if len(names) == 0 {
+				b.errorAt(path.Child("endpoint"), "connection %q (type %s) has no named endpoints; call it with method and path", conn.Name, conn.Type.Name)
+			} else {
+				b.errorAt(path.Child("endpoint"), "connection %q (type %s) has no endpoint %q; it has %s%s", conn.Name, conn.Type.Name, cfg.Endpoint, strings.Join(names, ", "), diag.Suggest(cfg.Endpoint, names))
+			}
+			return c
+		}
+		c.Endpoint, c.Method, c.Path, c.ContentType = ep, ep.Method, ep.Path, ep.ContentType
+		bodyShape = ep.Body
+	default:
+		if cfg.Method == "" || cfg.Path == "" {
+			hint := ""
+			if names := conn.Type.EndpointNames(); len(names) > 0 {
+				hint = fmt.Sprintf(", or endpoint (one of %s)", strings.Join(names, ", "))
+			}
+			b.errorAt(path, "give method and path for a raw call%s", hint)
+			return c
+		}
+		c.Method, c.Path = cfg.Method, cfg.Path
+	}
+	c.fromConnection = map[string]string{}
+	for _, ph := range spec.Placeholders(c.Path) {
+		switch {
+		case c.Endpoint != nil && c.Endpoint.FromConnection[ph] != "":
+			c.fromConnection[ph] = conn.Fields[c.Endpoint.FromConnection[ph]]
+		case cfg.Params[ph] != "":
+		case c.Endpoint == nil && c.public[ph] != nil && ph != "name" && ph != "type" && ph != "base_url":
+			c.fromConnection[ph] = fmt.Sprint(c.public[ph])
+		default:
+			b.errorAt(path, "the path %s needs {%s}: add params: { %s: \"{{ ... }}\" }", c.Path, ph, ph)
+		}
+	}
+	for _, name := range sortedKeys(cfg.Params) {
+		p := path.Child("params").Child(name)
+		if !slices.Contains(spec.Placeholders(c.Path), name) {
+			b.errorAtKey(p, "the path %s has no {%s}", c.Path, name)
+			continue
+		}
+		c.Params = append(c.Params, param{name, b.template(p, cfg.Params[name], false, sc)})
+	}
+	for _, name := range sortedKeys(cfg.Query) {
+		c.Query = append(c.Query, param{name, b.template(path.Child("query").Child(name), cfg.Query[name], false, sc)})
+	}
+	auth, err := conn.Auth()
+	if err != nil {
+		b.errorAt(path.Child("connection"), "connection %q: %v", conn.Name, err)
+	}
+	c.auth = auth
+	c.Headers = b.headers(path.Child("headers"), cfg.Headers, auth, sc)
+	if hv := headerValue(c.Headers, "Content-Type"); hv != "" {
+		c.ContentType = hv
+	}
+	c.Body, c.BodyTemplate = b.body(path, &cfg.Body, cfg.BodyTemplate, bodyShape, sc)
+	hasBody := c.Body != nil || c.BodyTemplate != nil
+	switch {
+	case hasBody && c.Method == http.MethodGet:
+		b.errorAtKey(path.Child(bodyKey(cfg)), "a GET request has no body; remove it or use another method")
+	case !hasBody && bodyShape != nil && len(missingRequired(bodyShape, c.Endpoint)) > 0:
+		b.errorAt(path, "endpoint %s needs a body with %s", c.Endpoint.Name, strings.Join(missingRequired(bodyShape, c.Endpoint), ", "))
+	}
+	if hasBody && c.ContentType == "" {
+		c.ContentType = "application/json"
+	}
+	return c
+}
+
+func bodyKey(cfg *CallConfig) string {
+	if cfg.BodyTemplate != "" {
+		return "body_template"
+	}
+	return "body"
+}
+
+// missingRequired lists the required body fields the connection does not fill.
+func missingRequired(s *spec.Shape, ep *Endpoint) []string {
+	var out []string
+	for _, r := range s.Required {
+		if ep == nil || ep.BodyDefaults[r] == "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Endpoint is spec.Endpoint; the alias keeps signatures short.
+type Endpoint = spec.Endpoint
+
+func publicShape(c *spec.Connection) *spec.Shape {
+	fields := map[string]*spec.Shape{}
+	for k := range c.Public() {
+		fields[k] = spec.String()
+	}
+	return spec.Object(fields)
+}
+
+func (b *builder) connection(path yamlpos.Path, name string) *spec.Connection {
+	if name == "" {
+		return nil // reported by the schema
+	}
+	set := b.conns
+	if !set.exists {
+		b.errorAt(path, "connection %q is not defined: %s does not exist; create it with a connections: mapping", name, set.file)
+		return nil
+	}
+	if set.broken[name] {
+		b.errorAt(path, "connection %q cannot be used until the problems reported in %s are fixed", name, set.file)
+		return nil
+	}
+	conn, ok := set.conns[name]
+	if !ok {
+		names := sortedKeys(set.raw)
+		b.errorAt(path, "unknown connection %q; %s defines %s%s", name, set.file, strings.Join(names, ", "), diag.Suggest(name, names))
+		return nil
+	}
+	return conn
+}
+
+var headerNameRE = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
+
+func (b *builder) headers(path yamlpos.Path, cfg map[string]string, auth spec.Auth, sc *scope) []header {
+	var out []header
+	for _, name := range sortedKeys(cfg) {
+		p := path.Child(name)
+		switch {
+		case !headerNameRE.MatchString(name):
+			b.errorAtKey(p, "%q is not a valid header name", name)
+			continue
+		case auth.Header != "" && strings.EqualFold(name, auth.Header):
+			b.errorAtKey(p, "the connection sets %s itself (from its credentials); remove this header", auth.Header)
+			continue
+		}
+		out = append(out, header{http.CanonicalHeaderKey(name), b.template(p, cfg[name], false, sc)})
+	}
+	return out
+}
+
+func headerValue(hs []header, name string) string {
+	for _, h := range hs {
+		if strings.EqualFold(h.name, name) && h.value != nil && !strings.Contains(h.value.Source(), "{") {
+			return h.value.Source()
+		}
+	}
+	return ""
+}
+
+// body builds body (a YAML value with Liquid leaves) or body_template.
+func (b *builder) body(path yamlpos.Path, node *yaml.Node, tmpl string, shape *spec.Shape, sc *scope) (*valueTemplate, *liquid.Template) {
+	hasBody := node.Kind != 0
+	switch {
+	case hasBody && tmpl != "":
+		b.errorAtKey(path.Child("body_template"), "give body or body_template, not both")
+		return nil, nil
+	case tmpl != "":
+		return nil, b.template(path.Child("body_template"), tmpl, false, sc)
+	case hasBody:
+		return b.value(path.Child("body"), node, shape, "the body", sc), nil
+	}
+	return nil, nil
+}
+
+// value builds a YAML value whose string leaves are typed templates,
+// checking literal keys against the endpoint's body shape.
+func (b *builder) value(path yamlpos.Path, n *yaml.Node, shape *spec.Shape, where string, sc *scope) *valueTemplate {
+	n = yamlpos.Resolve(n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		v := &valueTemplate{kind: objectValue}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			fieldShape, msg := shape.Field(where, key)
+			if msg != "" {
+				b.errorAtKey(path.Child(key), "%s", msg)
+			}
+			v.keys = append(v.keys, key)
+			v.items = append(v.items, b.value(path.Child(key), n.Content[i+1], fieldShape, strings.TrimPrefix(where+"."+key, "the body."), sc))
+		}
+		return v
+	case yaml.SequenceNode:
+		v := &valueTemplate{kind: arrayValue}
+		for i, c := range n.Content {
+			v.items = append(v.items, b.value(path.Child(i), c, shape.Elem(), fmt.Sprintf("%s[%d]", where, i), sc))
+		}
+		return v
+	}
+	if n.ShortTag() == "!!str" {
+		return &valueTemplate{kind: templateValue, tmpl: b.template(path, n.Value, true, sc)}
+	}
+	return &valueTemplate{kind: literalValue, literal: plainNumber(yamlpos.ToValue(n))}
+}
+
+func (b *builder) respond(path yamlpos.Path, cfg *RespondConfig, sc *scope) *Respond {
+	r := &Respond{Status: cmpOr(cfg.Status, http.StatusOK)}
+	r.Headers = b.headers(path.Child("headers"), cfg.Headers, spec.Auth{}, sc)
+	r.Body, r.BodyTemplate = b.body(path, &cfg.Body, cfg.BodyTemplate, nil, sc)
+	return r
+}
+
+func (b *builder) delivery(cfg *DeliveryConfig, sc *scope) Delivery {
+	path := yamlpos.Path{"delivery"}
+	d := Delivery{
+		Attempts:       cmpOr(cfg.Attempts, DefaultAttempts),
+		Concurrency:    cmpOr(cfg.Concurrency, DefaultConcurrency),
+		BackoffInitial: b.duration(path.Child("backoff").Child("initial"), cfg.Backoff.Initial, DefaultBackoffInitial),
+		BackoffMax:     b.duration(path.Child("backoff").Child("max"), cfg.Backoff.Max, DefaultBackoffMax),
+		Linger:         b.duration(path.Child("linger"), cfg.Linger, DefaultLinger),
+		Timeout:        b.duration(path.Child("timeout"), cfg.Timeout, DefaultTimeout),
+	}
+	if d.BackoffInitial > d.BackoffMax {
+		b.errorAt(path.Child("backoff").Child("initial"), "the first wait (%s) is longer than the longest (%s)", d.BackoffInitial, d.BackoffMax)
+	}
+	if cfg.OrderBy != "" {
+		d.OrderBy = b.template(path.Child("order_by"), cfg.OrderBy, false, sc)
+	}
+	return d
+}
+
+func (b *builder) duration(path yamlpos.Path, s string, def time.Duration) time.Duration {
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		b.errorAt(path, "%q is not a positive duration; write it like 500ms, 10s or 5m", s)
+		return def
+	}
+	return d
+}
+
+// template parses a Liquid template and reports its problems at their
+// place in the file.
+func (b *builder) template(path yamlpos.Path, src string, typed bool, sc *scope) *liquid.Template {
+	t, problems := b.loader.Liquid.Parse(src, liquid.Options{Typed: typed, Check: sc.check})
+	for _, p := range problems {
+		b.errorAtOffset(path, p.Offset, "%s", p.Message)
+	}
+	return t
+}
+
+// expression compiles an expr-lang expression and reports its problems at
+// their place in the file.
+func (b *builder) expression(path yamlpos.Path, src string, asBool bool, sc *scope) *filter.Program {
+	// expr has its own now(), so the template variable `now` is left out.
+	sc = sc.without("now")
+	opts := filter.Options{Names: sc.names, Check: sc.check, Now: b.loader.Now}
+	compile := filter.CompileValue
+	if asBool {
+		compile = filter.CompileBool
+	}
+	prog, problems := compile(src, opts)
+	for _, p := range problems {
+		b.errorAtOffset(path, byteOffset(src, p.Line, p.Column), "%s", p.Message)
+	}
+	return prog
+}
+
+// byteOffset converts a 1-based line and rune column into a byte offset.
+func byteOffset(src string, line, col int) int {
+	off := 0
+	for l := 1; l < line; l++ {
+		i := strings.IndexByte(src[off:], '\n')
+		if i < 0 {
+			return len(src)
+		}
+		off += i + 1
+	}
+	for c := 1; c < col && off < len(src); c++ {
+		_, size := utf8.DecodeRuneInString(src[off:])
+		off += size
+	}
+	return off
+}
+
+var sizeRE = regexp.MustCompile(`^([0-9]+) ?(B|KB|MB|KiB|MiB)?$`)
+
+// parseSize reads 512KB, 1MB, 1MiB or a plain number of bytes. KB and MB
+// are taken as 1024 multiples, as users of body limits mean.
+func parseSize(s string) (int64, error) {
+	m := sizeRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a size; write it like 256KB or 1MB", s)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a positive size", s)
+	}
+	switch m[2] {
+	case "KB", "KiB":
+		n <<= 10
+	case "MB", "MiB":
+		n <<= 20
+	}
+	return n, nil
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}

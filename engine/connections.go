@@ -1,0 +1,145 @@
+package engine
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/loyalty-connector/engine/engine/diag"
+	"github.com/loyalty-connector/engine/engine/spec"
+	"github.com/loyalty-connector/engine/engine/yamlpos"
+)
+
+// connectionSet is what a connections file gave.
+type connectionSet struct {
+	file   string
+	exists bool
+	conns  map[string]*spec.Connection
+	broken map[string]bool   // defined, but with problems reported in the file
+	raw    map[string][]byte // settings as written, for pipeline versions
+}
+
+// loadConnections reads a connections file. A missing file is not a
+// problem until a pipeline names a connection.
+func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
+	set := &connectionSet{file: file, conns: map[string]*spec.Connection{}, broken: map[string]bool{}, raw: map[string][]byte{}}
+	if _, err := os.Stat(file); err != nil {
+		return set
+	}
+	set.exists = true
+	proj.Files = append(proj.Files, file)
+	var local diag.List
+	defer func() { proj.Diagnostics.Append(local) }()
+	doc := l.readDoc(file, &local)
+	if doc == nil {
+		return set
+	}
+	if n, ok := doc.Lookup(yamlpos.Path{"connections"}); ok && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			set.raw[n.Content[i].Value], _ = yaml.Marshal(n.Content[i+1])
+			set.broken[n.Content[i].Value] = true // until it builds
+		}
+	}
+	fc := &fileContext{loader: l, doc: doc, diags: &local}
+	literalSecrets := l.literalSecrets(doc)
+	fc.resolveRefs(doc.Root, nil)
+	if fc.validateSchema(l.schemas.connections, l.schemas.rawConnections) {
+		fc.strictDecode(&ConnectionsConfig{})
+	}
+	var cfg ConnectionsConfig
+	fc.decode(&cfg)
+	broken := set.broken
+	for _, name := range sortedKeys(cfg.Connections) {
+		settings := cfg.Connections[name]
+		path := yamlpos.Path{"connections", name}
+		t, ok := l.Catalog.Connections[settings["type"]]
+		if !ok {
+			continue // reported by the schema
+		}
+		conn := &spec.Connection{Name: name, Type: t, Fields: map[string]string{}}
+		for _, f := range t.Fields {
+			conn.Fields[f.Name] = settings[f.Name]
+			if f.Secret {
+				l.Resolver.Masker().Add(settings[f.Name])
+				if literalSecrets[name+"."+f.Name] {
+					fc.errorAt(path.Child(f.Name), "%s is a secret: write ${secret:NAME} (a file under --secrets-dir, or the environment) or ${env:NAME}, not the value itself", f.Name)
+				}
+			}
+		}
+		if fc.unresolved[path.Child("base_url").String()] {
+			continue
+		}
+		u, err := parseBaseURL(settings["base_url"])
+		if err != nil {
+			fc.errorAt(path.Child("base_url"), "%v", err)
+			continue
+		}
+		conn.BaseURL = u
+		conn.Timeout = DefaultTimeout
+		if s := settings["timeout"]; s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				fc.errorAt(path.Child("timeout"), "%q is not a positive duration; write it like 10s", s)
+			} else {
+				conn.Timeout = d
+			}
+		}
+		auth, err := conn.Auth()
+		if err != nil {
+			fc.errorAt(path, "%v", err)
+			continue
+		}
+		l.Resolver.Masker().Add(auth.Credential)
+		set.conns[name] = conn
+		delete(broken, name)
+	}
+	proj.Connections = set.conns
+	return set
+}
+
+// literalSecrets lists "connection.field" for secret fields written as
+// plain values rather than ${secret:...} or ${env:...} references.
+func (l *Loader) literalSecrets(doc *yamlpos.Doc) map[string]bool {
+	out := map[string]bool{}
+	n, ok := doc.Lookup(yamlpos.Path{"connections"})
+	if !ok || n.Kind != yaml.MappingNode {
+		return out
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		entry := yamlpos.Resolve(n.Content[i+1])
+		if entry.Kind != yaml.MappingNode {
+			continue
+		}
+		fields := map[string]string{}
+		for j := 0; j+1 < len(entry.Content); j += 2 {
+			fields[entry.Content[j].Value] = entry.Content[j+1].Value
+		}
+		t, ok := l.Catalog.Connections[fields["type"]]
+		if !ok {
+			continue
+		}
+		for _, f := range t.Fields {
+			if v := fields[f.Name]; f.Secret && v != "" && !strings.Contains(v, "${") {
+				out[n.Content[i].Value+"."+f.Name] = true
+			}
+		}
+	}
+	return out
+}
+
+func parseBaseURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%q is not a base URL; write it like https://rest.iad-01.braze.com", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("%q: a base URL holds a scheme, host and optional path, no query, fragment or credentials", s)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return u, nil
+}

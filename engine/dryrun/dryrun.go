@@ -1,0 +1,339 @@
+// Package dryrun runs events through a pipeline without sending anything:
+// it shows the filter's verdict, each lookup with the response it used, and
+// the exact requests the engine would send, secrets masked.
+package dryrun
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/loyalty-connector/engine/connectors/csvfile"
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/secrets"
+)
+
+// Runner dry-runs one pipeline.
+type Runner struct {
+	Pipeline *engine.Pipeline
+	// Fixtures is a folder holding, for each lookup step, STEP.json: the
+	// response body that step gets.
+	Fixtures string
+	Now      time.Time
+	Masker   *secrets.Masker
+}
+
+// Report is the dry run of one event. Its JSON form is what
+// `engine dry-run --format json` prints.
+type Report struct {
+	Pipeline      string        `json:"pipeline"`
+	Version       string        `json:"version"`
+	Input         string        `json:"input"`
+	Row           *Row          `json:"row,omitempty"`
+	Filtered      bool          `json:"filtered"`
+	FilterExplain string        `json:"filter_explanation,omitempty"`
+	Lookups       []Lookup      `json:"lookups"`
+	Requests      []HTTPRequest `json:"requests"`
+	Response      *HTTPReply    `json:"response,omitempty"`
+	Errors        []string      `json:"errors"`
+}
+
+// Row locates a CSV row.
+type Row struct {
+	Number int `json:"number"`
+	Line   int `json:"line"`
+}
+
+// Lookup is one step: a call with the response it used, or a computed value.
+type Lookup struct {
+	Step     string          `json:"step"`
+	Request  *HTTPRequest    `json:"request,omitempty"`
+	Response *LookupResponse `json:"response,omitempty"`
+	Value    any             `json:"value,omitempty"`
+	Error    string          `json:"error,omitempty"`
+}
+
+// LookupResponse is the response a lookup used.
+type LookupResponse struct {
+	Status int    `json:"status"`
+	From   string `json:"from"`
+	Body   any    `json:"body"`
+}
+
+// HTTPRequest is a request as it would go on the wire.
+type HTTPRequest struct {
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers"`
+	Body    any               `json:"body,omitempty"`
+}
+
+// HTTPReply is the answer a synchronous pipeline would give.
+type HTTPReply struct {
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers"`
+	Body    any               `json:"body,omitempty"`
+}
+
+// Input is an HTTP request for a webhook source.
+type Input struct {
+	File    string // where the body came from, for the report
+	Body    []byte
+	Path    string // request path; "" picks the source's only fixed path
+	Query   url.Values
+	Headers http.Header
+}
+
+// Event dry-runs one webhook request.
+func (r *Runner) Event(ctx context.Context, in Input) *Report {
+	rep := r.newReport(in.File)
+	ev, err := r.httpEvent(in)
+	if err != nil {
+		rep.Errors = append(rep.Errors, err.Error())
+		return rep
+	}
+	r.evaluate(ctx, ev, rep)
+	return rep
+}
+
+// CSVReport is the dry run of a CSV file.
+type CSVReport struct {
+	Pipeline string    `json:"pipeline"`
+	Version  string    `json:"version"`
+	File     string    `json:"file"`
+	Rows     []*Report `json:"rows"`
+	Errors   []string  `json:"errors"`
+}
+
+// CSV dry-runs the first maxRows rows of a CSV file (all rows when maxRows
+// is 0). Broken rows are reported and do not stop the run.
+func (r *Runner) CSV(ctx context.Context, file string, maxRows int) *CSVReport {
+	rep := &CSVReport{Pipeline: r.Pipeline.Name, Version: r.Pipeline.Version, File: file, Rows: []*Report{}, Errors: []string{}}
+	f, err := os.Open(file)
+	if err != nil {
+		rep.Errors = append(rep.Errors, fmt.Sprintf("cannot open the CSV file: %v", err))
+		return rep
+	}
+	defer f.Close()
+	reader, err := csvfile.NewReader(f, file, r.Pipeline.Source.Delimiter)
+	if err != nil {
+		rep.Errors = append(rep.Errors, err.Error())
+		return rep
+	}
+	for maxRows <= 0 || len(rep.Rows) < maxRows {
+		row, err := reader.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var rowErr *csvfile.RowError
+		if errors.As(err, &rowErr) {
+			one := r.newReport(file)
+			one.Row = &Row{rowErr.Number, rowErr.Line}
+			one.Errors = append(one.Errors, rowErr.Error())
+			rep.Rows = append(rep.Rows, one)
+			continue
+		}
+		if err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+			break
+		}
+		one := r.newReport(file)
+		one.Row = &Row{row.Number, row.Line}
+		r.evaluate(ctx, &engine.Event{Data: row.Values, Row: &engine.RowInfo{Number: row.Number, File: file}}, one)
+		rep.Rows = append(rep.Rows, one)
+	}
+	return rep
+}
+
+func (r *Runner) newReport(input string) *Report {
+	return &Report{Pipeline: r.Pipeline.Name, Version: r.Pipeline.Version, Input: input, Lookups: []Lookup{}, Requests: []HTTPRequest{}, Errors: []string{}}
+}
+
+func (r *Runner) evaluate(ctx context.Context, ev *engine.Event, rep *Report) {
+	out := r.Pipeline.Evaluate(ctx, ev, fixtureCaller{r.Fixtures}, r.Now)
+	rep.Filtered = !out.Passed && out.Err == nil
+	rep.FilterExplain = out.FilterExplain
+	for _, s := range out.Steps {
+		l := Lookup{Step: s.Step}
+		if s.Request != nil {
+			l.Request = wireRequest(s.Request)
+			if s.Response != nil {
+				body, err := engine.DecodeJSON(s.Response.Body)
+				if err != nil {
+					body = string(s.Response.Body)
+				}
+				l.Response = &LookupResponse{Status: s.Response.Status, From: s.Response.From, Body: body}
+			}
+		} else {
+			l.Value = s.Value
+		}
+		if s.Err != nil {
+			l.Error = s.Err.Error()
+		}
+		rep.Lookups = append(rep.Lookups, l)
+	}
+	if out.Request != nil {
+		rep.Requests = append(rep.Requests, *wireRequest(out.Request))
+	}
+	if out.Reply != nil {
+		rep.Response = &HTTPReply{Status: out.Reply.Status, Headers: flatHeaders(out.Reply.Header), Body: bodyOf(out.Reply.Body, out.Reply.Value)}
+	}
+	if out.Err != nil {
+		rep.Errors = append(rep.Errors, out.Err.Error())
+	}
+}
+
+func wireRequest(req *engine.Request) *HTTPRequest {
+	return &HTTPRequest{Method: req.Method, URL: req.URL, Headers: flatHeaders(req.Header), Body: bodyOf(req.Body, req.Value)}
+}
+
+func bodyOf(raw []byte, value any) any {
+	if value != nil {
+		return value
+	}
+	if raw != nil {
+		return string(raw)
+	}
+	return nil
+}
+
+func flatHeaders(h http.Header) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		out[k] = strings.Join(v, ", ")
+	}
+	return out
+}
+
+// httpEvent turns an input into the event an HTTP source would produce.
+func (r *Runner) httpEvent(in Input) (*engine.Event, error) {
+	src := r.Pipeline.Source
+	path := in.Path
+	if path == "" {
+		for _, p := range src.Paths {
+			if !strings.Contains(p, "{") {
+				path = p
+				break
+			}
+		}
+		if path == "" {
+			return nil, fmt.Errorf("the source reads values from the request path (%s); pass --path with a real path, such as %s", strings.Join(src.Paths, " or "), example(src.Paths[0]))
+		}
+	}
+	params, ok := matchAny(src.Paths, path)
+	if !ok {
+		return nil, fmt.Errorf("--path %s does not match the source's path (%s)", path, strings.Join(src.Paths, " or "))
+	}
+	var data any
+	if len(in.Body) > 0 {
+		v, err := engine.DecodeJSON(in.Body)
+		if err != nil {
+			return nil, fmt.Errorf("%s: the event is %w; a webhook source takes a JSON body", in.File, err)
+		}
+		data = v
+	}
+	headers := in.Headers
+	if headers == nil {
+		headers = http.Header{}
+	}
+	return &engine.Event{Data: data, Request: &engine.RequestInfo{Method: src.Method, Path: path, Params: params, Query: in.Query, Headers: headers}}, nil
+}
+
+// example fills a path's placeholders with their names, in capitals.
+func example(pattern string) string {
+	var b strings.Builder
+	for _, seg := range strings.Split(pattern, "/") {
+		if b.Len() > 0 || strings.HasPrefix(pattern, "/") {
+			b.WriteByte('/')
+		}
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			seg = strings.ToUpper(strings.TrimSuffix(strings.TrimPrefix(seg, "{"), "}"))
+		}
+		b.WriteString(seg)
+	}
+	return strings.Replace(b.String(), "//", "/", 1)
+}
+
+// matchAny matches path against route patterns with {name} segments.
+func matchAny(patterns []string, path string) (map[string]string, bool) {
+	for _, p := range patterns {
+		if params, ok := match(p, path); ok {
+			return params, true
+		}
+	}
+	return nil, false
+}
+
+func match(pattern, path string) (map[string]string, bool) {
+	ps, xs := strings.Split(strings.Trim(pattern, "/"), "/"), strings.Split(strings.Trim(path, "/"), "/")
+	params := map[string]string{}
+	for i, seg := range ps {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "...}") {
+			params[strings.TrimSuffix(seg[1:], "...}")] = strings.Join(xs[i:], "/")
+			return params, true
+		}
+		if i >= len(xs) {
+			return nil, false
+		}
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			v, err := url.PathUnescape(xs[i])
+			if err != nil || v == "" {
+				return nil, false
+			}
+			params[seg[1:len(seg)-1]] = v
+			continue
+		}
+		if seg != xs[i] {
+			return nil, false
+		}
+	}
+	return params, len(ps) == len(xs)
+}
+
+// fixtureCaller answers lookups from STEP.json files.
+type fixtureCaller struct{ dir string }
+
+func (f fixtureCaller) Call(_ context.Context, step *engine.Step, _ *engine.Request) (*engine.Response, error) {
+	if f.dir == "" {
+		return nil, fmt.Errorf("a dry run sends nothing, so lookup %q needs a response: pass --fixtures DIR with DIR/%s.json holding the response body", step.Name, step.Name)
+	}
+	file := filepath.Join(f.dir, step.Name+".json")
+	body, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no fixture for lookup %q: create %s with the response body", step.Name, file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fixture for lookup %q: %w", step.Name, err)
+	}
+	return &engine.Response{Status: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}}, Body: body, From: file}, nil
+}
+
+// WriteJSON prints v as indented JSON with secrets masked.
+func WriteJSON(w io.Writer, v any, m *secrets.Masker) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, m.String(string(b))+"\n")
+	return err
+}
+
+// sortedHeaderNames lists header names in a stable order.
+func sortedHeaderNames(h map[string]string) []string {
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
+}

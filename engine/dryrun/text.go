@@ -1,0 +1,145 @@
+package dryrun
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/loyalty-connector/engine/engine/secrets"
+)
+
+// WriteText prints a report for people, secrets masked.
+func (rep *Report) WriteText(w io.Writer, m *secrets.Masker) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pipeline  %s (version %s)\n", rep.Pipeline, rep.Version)
+	fmt.Fprintf(&b, "input     %s\n", rep.Input)
+	rep.writeBody(&b, "")
+	_, err := io.WriteString(w, m.String(b.String()))
+	return err
+}
+
+func (rep *Report) writeBody(b *strings.Builder, indent string) {
+	switch {
+	case rep.Filtered:
+		fmt.Fprintf(b, "%sfilter    false: the event is dropped, nothing would be sent\n", indent)
+		if rep.FilterExplain != "" {
+			fmt.Fprintf(b, "%s          because %s\n", indent, rep.FilterExplain)
+		}
+	case len(rep.Errors) == 0 || len(rep.Lookups) > 0 || len(rep.Requests) > 0:
+		fmt.Fprintf(b, "%sfilter    passed\n", indent)
+	}
+	for _, l := range rep.Lookups {
+		if l.Request == nil {
+			if l.Error == "" {
+				fmt.Fprintf(b, "%sstep      %s = %s\n", indent, l.Step, compact(l.Value, 300))
+			} else {
+				fmt.Fprintf(b, "%sstep      %s failed\n", indent, l.Step)
+			}
+			continue
+		}
+		fmt.Fprintf(b, "%slookup    %s\n", indent, l.Step)
+		writeRequest(b, indent+"  ", l.Request)
+		if r := l.Response; r != nil {
+			fmt.Fprintf(b, "%s  response %d from %s\n", indent, r.Status, r.From)
+		}
+	}
+	for _, r := range rep.Requests {
+		fmt.Fprintf(b, "%srequest   (not sent)\n", indent)
+		writeRequest(b, indent+"  ", &r)
+	}
+	if r := rep.Response; r != nil {
+		fmt.Fprintf(b, "%sresponse  %d\n", indent, r.Status)
+		writeHeaders(b, indent+"  ", r.Headers)
+		writeJSONBody(b, indent+"  ", r.Body)
+	}
+	for _, e := range rep.Errors {
+		fmt.Fprintf(b, "%serror     %s\n", indent, e)
+	}
+}
+
+func writeRequest(b *strings.Builder, indent string, r *HTTPRequest) {
+	fmt.Fprintf(b, "%s%s %s\n", indent, r.Method, r.URL)
+	writeHeaders(b, indent, r.Headers)
+	writeJSONBody(b, indent, r.Body)
+}
+
+func writeHeaders(b *strings.Builder, indent string, h map[string]string) {
+	for _, name := range sortedHeaderNames(h) {
+		fmt.Fprintf(b, "%s%s: %s\n", indent, name, h[name])
+	}
+}
+
+func writeJSONBody(b *strings.Builder, indent string, body any) {
+	if body == nil {
+		return
+	}
+	b.WriteString("\n")
+	text, isText := body.(string)
+	if !isText {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(body)
+		text = buf.String()
+	}
+	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		b.WriteString(indent + line + "\n")
+	}
+	b.WriteString("\n")
+}
+
+// compact prints a value as one line of JSON, cut at max bytes.
+func compact(v any, max int) string {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Sprint(v)
+	}
+	s := strings.TrimSpace(buf.String())
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return s
+}
+
+// WriteText prints a CSV report for people, secrets masked.
+func (rep *CSVReport) WriteText(w io.Writer, m *secrets.Masker) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pipeline  %s (version %s)\n", rep.Pipeline, rep.Version)
+	fmt.Fprintf(&b, "input     %s\n", rep.File)
+	requests, filtered, failed := 0, 0, 0
+	for _, row := range rep.Rows {
+		fmt.Fprintf(&b, "\nrow %d (line %d)\n", row.Row.Number, row.Row.Line)
+		row.writeBody(&b, "  ")
+		requests += len(row.Requests)
+		if row.Filtered {
+			filtered++
+		}
+		if len(row.Errors) > 0 {
+			failed++
+		}
+	}
+	for _, e := range rep.Errors {
+		fmt.Fprintf(&b, "error     %s\n", e)
+	}
+	fmt.Fprintf(&b, "\n%d rows: %d requests (not sent), %d filtered out, %d with errors\n", len(rep.Rows), requests, filtered, failed)
+	_, err := io.WriteString(w, m.String(b.String()))
+	return err
+}
+
+// Failed reports whether any row or the file itself had errors.
+func (rep *CSVReport) Failed() bool {
+	if len(rep.Errors) > 0 {
+		return true
+	}
+	for _, r := range rep.Rows {
+		if len(r.Errors) > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,419 @@
+// Package filter compiles the expr-lang expressions of pipelines (the
+// `filter` that decides whether an event goes on, and `expr` steps that
+// compute a value) once, and explains a false verdict part by part.
+package filter
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
+	"github.com/loyalty-connector/engine/engine/diag"
+)
+
+// Problem is something wrong in an expression, at a 1-based line and column
+// of the expression's own source.
+type Problem struct {
+	Line, Column int
+	Message      string
+}
+
+// Options says which names an expression may read.
+type Options struct {
+	// Names are the top-level variables (event, request, ...).
+	Names []string
+	// Check is called with every static path the expression reads
+	// (request.params.user_id gives [request params user_id]); a non-empty
+	// answer is reported as a problem.
+	Check func(path []string) string
+	// Now is the clock behind expr's now(); time.Now when nil.
+	Now func() time.Time
+}
+
+// Program is a compiled expression. It is immutable and safe to run from
+// many goroutines.
+type Program struct {
+	source  string
+	program *vm.Program
+	explain *part
+}
+
+// part is one piece of a boolean expression kept for explanations.
+type part struct {
+	op          string // "&&", "||", "!" or "" for a leaf
+	text        string
+	children    []*part
+	program     *vm.Program
+	left, right *operand // for a leaf comparison, its two sides
+}
+
+type operand struct {
+	text    string
+	program *vm.Program
+}
+
+// CompileBool compiles a filter: an expression that must give true or false.
+func CompileBool(src string, opts Options) (*Program, []Problem) {
+	return compile(src, opts, true)
+}
+
+// CompileValue compiles an expression whose value is kept (an expr step).
+func CompileValue(src string, opts Options) (*Program, []Problem) {
+	return compile(src, opts, false)
+}
+
+func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
+	if strings.TrimSpace(src) == "" {
+		return nil, []Problem{{1, 1, "the expression is empty"}}
+	}
+	options := envOptions(opts)
+	if asBool {
+		options = append(options, expr.AsBool())
+	}
+	prog, err := expr.Compile(src, options...)
+	if err != nil {
+		return nil, []Problem{problemOf(err, src, opts.Names)}
+	}
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return nil, []Problem{problemOf(err, src, opts.Names)}
+	}
+	var problems []Problem
+	if opts.Check != nil {
+		for _, ref := range paths(tree.Node) {
+			if msg := opts.Check(ref.path); msg != "" {
+				line, col := lineCol(src, ref.from)
+				problems = append(problems, Problem{line, col, msg})
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	p := &Program{source: src, program: prog}
+	if asBool {
+		p.explain = explainTree(tree.Node, envOptions(opts))
+	}
+	return p, nil
+}
+
+func envOptions(opts Options) []expr.Option {
+	env := make(map[string]any, len(opts.Names))
+	for _, n := range opts.Names {
+		env[n] = map[string]any{}
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return []expr.Option{
+		expr.Env(env),
+		expr.Function("now", func(...any) (any, error) { return now(), nil }, new(func() time.Time)),
+	}
+}
+
+// Source returns the expression as written.
+func (p *Program) Source() string { return p.source }
+
+// Eval runs a boolean program.
+func (p *Program) Eval(env map[string]any) (bool, error) {
+	out, err := expr.Run(p.program, env)
+	if err != nil {
+		return false, runError(err)
+	}
+	b, ok := out.(bool)
+	if !ok {
+		return false, fmt.Errorf("the filter gave %v, not true or false", out)
+	}
+	return b, nil
+}
+
+// Value runs a value program.
+func (p *Program) Value(env map[string]any) (any, error) {
+	out, err := expr.Run(p.program, env)
+	if err != nil {
+		return nil, runError(err)
+	}
+	return out, nil
+}
+
+// Explain says which part of a filter made it false, for example
+// `event.event_type == "offer_issued" is false (event.event_type is
+// "points_awarded")`. It returns "" when it has nothing to add.
+func (p *Program) Explain(env map[string]any) string {
+	if p.explain == nil {
+		return ""
+	}
+	return strings.Join(p.explain.falseParts(env), "; ")
+}
+
+func explainTree(n ast.Node, options []expr.Option) *part {
+	switch n := n.(type) {
+	case *ast.BinaryNode:
+		switch n.Operator {
+		case "&&", "and", "||", "or":
+			op := "&&"
+			if n.Operator == "||" || n.Operator == "or" {
+				op = "||"
+			}
+			return &part{op: op, text: n.String(), children: []*part{explainTree(n.Left, options), explainTree(n.Right, options)}}
+		}
+	case *ast.UnaryNode:
+		if n.Operator == "!" || n.Operator == "not" {
+			return &part{op: "!", text: n.String(), children: []*part{explainTree(n.Node, options)}}
+		}
+	}
+	leaf := &part{text: n.String(), program: mustCompile(n.String(), options)}
+	if b, ok := n.(*ast.BinaryNode); ok {
+		leaf.left = newOperand(b.Left, options)
+		leaf.right = newOperand(b.Right, options)
+	}
+	return leaf
+}
+
+func newOperand(n ast.Node, options []expr.Option) *operand {
+	switch n.(type) {
+	case *ast.StringNode, *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.NilNode, *ast.ArrayNode:
+		return nil // a literal explains itself
+	}
+	prog := mustCompile(n.String(), options)
+	if prog == nil {
+		return nil
+	}
+	return &operand{text: n.String(), program: prog}
+}
+
+// mustCompile compiles a piece of an expression that compiled as a whole;
+// a piece that does not compile alone is left out of explanations.
+func mustCompile(src string, options []expr.Option) *vm.Program {
+	prog, err := expr.Compile(src, options...)
+	if err != nil {
+		return nil
+	}
+	return prog
+}
+
+// falseParts returns the leaves that made this part false.
+func (p *part) falseParts(env map[string]any) []string {
+	switch p.op {
+	case "&&":
+		for _, c := range p.children {
+			if !c.truth(env) {
+				return c.falseParts(env)
+			}
+		}
+	case "||":
+		var out []string
+		for _, c := range p.children {
+			out = append(out, c.falseParts(env)...)
+		}
+		return out
+	case "!":
+		return []string{p.text + " is false (" + p.children[0].text + " is true)"}
+	}
+	if p.program == nil {
+		return []string{p.text + " is false"}
+	}
+	out, err := expr.Run(p.program, env)
+	if err != nil {
+		return []string{p.text + " failed: " + runError(err).Error()}
+	}
+	msg := p.text + " is " + describe(out)
+	var sides []string
+	for _, side := range []*operand{p.left, p.right} {
+		if side == nil {
+			continue
+		}
+		v, err := expr.Run(side.program, env)
+		if err == nil {
+			sides = append(sides, side.text+" is "+describe(v))
+		}
+	}
+	if len(sides) > 0 {
+		msg += " (" + strings.Join(sides, ", ") + ")"
+	}
+	return []string{msg}
+}
+
+func (p *part) truth(env map[string]any) bool {
+	switch p.op {
+	case "&&":
+		for _, c := range p.children {
+			if !c.truth(env) {
+				return false
+			}
+		}
+		return true
+	case "||":
+		for _, c := range p.children {
+			if c.truth(env) {
+				return true
+			}
+		}
+		return false
+	case "!":
+		return !p.children[0].truth(env)
+	}
+	if p.program == nil {
+		return false
+	}
+	out, err := expr.Run(p.program, env)
+	b, ok := out.(bool)
+	return err == nil && ok && b
+}
+
+// describe prints a value for an explanation.
+func describe(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "missing (nil)"
+	case string:
+		return strconv.Quote(v)
+	}
+	if b, err := json.Marshal(v); err == nil {
+		return string(b)
+	}
+	return fmt.Sprint(v)
+}
+
+type pathRef struct {
+	path []string
+	from int // rune offset
+}
+
+// paths lists the static variable paths an expression reads.
+func paths(root ast.Node) []pathRef {
+	inner := map[ast.Node]bool{}
+	locals := map[string]bool{} // let names
+	var members []*ast.MemberNode
+	var idents []*ast.IdentifierNode
+	ast.Walk(&root, visitor(func(n *ast.Node) {
+		switch n := (*n).(type) {
+		case *ast.MemberNode:
+			members = append(members, n)
+			inner[n.Node] = true
+		case *ast.IdentifierNode:
+			idents = append(idents, n)
+		case *ast.CallNode:
+			inner[n.Callee] = true // a function name, not a variable
+		case *ast.VariableDeclaratorNode:
+			locals[n.Name] = true
+		}
+	}))
+	var out []pathRef
+	for _, m := range members {
+		if inner[m] {
+			continue
+		}
+		if p, id, ok := memberPath(m); ok && !locals[p[0]] {
+			out = append(out, pathRef{p, id.Location().From})
+		}
+	}
+	for _, id := range idents {
+		if !inner[id] && !locals[id.Value] {
+			out = append(out, pathRef{[]string{id.Value}, id.Location().From})
+		}
+	}
+	return out
+}
+
+// memberPath returns the names of a.b["c"].d, stopping at the first part
+// that is not a constant name.
+func memberPath(n ast.Node) ([]string, *ast.IdentifierNode, bool) {
+	switch n := n.(type) {
+	case *ast.IdentifierNode:
+		return []string{n.Value}, n, true
+	case *ast.MemberNode:
+		base, id, ok := memberPath(n.Node)
+		if !ok {
+			return nil, nil, false
+		}
+		if s, isName := n.Property.(*ast.StringNode); isName {
+			return append(base, s.Value), id, true
+		}
+		return base, id, true
+	}
+	return nil, nil, false
+}
+
+type visitor func(*ast.Node)
+
+func (v visitor) Visit(n *ast.Node) { v(n) }
+
+func lineCol(src string, runeOffset int) (int, int) {
+	line, col := 1, 1
+	for i, r := range src {
+		if utf8.RuneCountInString(src[:i]) >= runeOffset {
+			break
+		}
+		if r == '\n' {
+			line++
+			col = 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}
+
+// problemOf turns an expr compile error into a problem with a position and
+// a message without Go type names.
+func problemOf(err error, src string, names []string) Problem {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		msg := cleanMessage(fe.Message)
+		if strings.HasPrefix(fe.Message, "unknown name ") {
+			name := strings.TrimPrefix(fe.Message, "unknown name ")
+			msg += "; known names here: " + strings.Join(names, ", ") + diag.Suggest(name, names)
+		}
+		return Problem{max(fe.Line, 1), fe.Column + 1, msg}
+	}
+	return Problem{1, 1, cleanMessage(err.Error())}
+}
+
+func runError(err error) error {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		return errors.New(cleanMessage(fe.Message))
+	}
+	return errors.New(cleanMessage(err.Error()))
+}
+
+var boolConvRE = regexp.MustCompile(`^invalid operation: bool\((\w+)\)`)
+
+var goTypeRE = regexp.MustCompile(`map\[string\]interface \{\}|\[\]interface \{\}|interface \{\}|\b(float64|int|int64|string|bool)\b`)
+
+var typeWords = map[string]string{
+	"map[string]interface {}": "object",
+	"[]interface {}":          "array",
+	"interface {}":            "any value",
+	"float64":                 "number",
+	"int":                     "integer",
+	"int64":                   "integer",
+	"string":                  "text",
+	"bool":                    "true/false",
+}
+
+// cleanMessage replaces Go type names in expr's messages with plain words.
+func cleanMessage(msg string) string {
+	if strings.HasPrefix(msg, "unknown name ") {
+		return msg
+	}
+	if rest, ok := strings.CutPrefix(msg, "expected bool, but got "); ok {
+		msg = "the filter must give true or false, but this expression gives " + rest
+	}
+	if m := boolConvRE.FindStringSubmatch(msg); m != nil {
+		msg = "the filter must give true or false, but it gave " + m[1]
+	}
+	return goTypeRE.ReplaceAllStringFunc(msg, func(t string) string { return typeWords[t] })
+}

@@ -1,0 +1,201 @@
+package liquid
+
+import (
+	"strings"
+)
+
+// Ref is a variable a template reads: its name and the property names that
+// follow it as far as they are static (event.user.id gives
+// [event user id]; event.items[0].id gives [event items]).
+type Ref struct {
+	Path   []string
+	Offset int // in the original template source
+}
+
+// filterUse is one "| name" in the template.
+type filterUse struct {
+	Name   string
+	Offset int
+}
+
+// analysis is what the static pass finds in a template.
+type analysis struct {
+	refs    []Ref
+	filters []filterUse
+	locals  map[string]bool // names the template defines itself
+	tags    []tagUse
+}
+
+type tagUse struct {
+	Name   string
+	Offset int
+}
+
+type token struct {
+	kind byte // 'i' identifier, 's' string, 'n' number, 'p' punctuation
+	text string
+	off  int // offset in the rewritten source
+}
+
+// lex splits the inside of one {{ }} or {% %} into tokens.
+func lex(content string, base int) []token {
+	var toks []token
+	for j := 0; j < len(content); {
+		c := content[j]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			j++
+		case c == '\'' || c == '"':
+			k := strings.IndexByte(content[j+1:], c)
+			if k < 0 {
+				k = len(content) - j - 1
+			} else {
+				k++
+			}
+			toks = append(toks, token{'s', content[j : j+k+1], base + j})
+			j += k + 1
+		case isDigit(c) || (c == '-' && j+1 < len(content) && isDigit(content[j+1]) && !prevIsValue(toks)):
+			k := j + 1
+			for k < len(content) && (isDigit(content[k]) || (content[k] == '.' && k+1 < len(content) && isDigit(content[k+1]))) {
+				k++
+			}
+			toks = append(toks, token{'n', content[j:k], base + j})
+			j = k
+		case isIdentStart(c):
+			k := j + 1
+			for k < len(content) && isIdentChar(content[k]) {
+				k++
+			}
+			if k < len(content) && content[k] == '?' {
+				k++
+			}
+			toks = append(toks, token{'i', content[j:k], base + j})
+			j = k
+		case c == '.' && j+1 < len(content) && content[j+1] == '.':
+			toks = append(toks, token{'p', "..", base + j})
+			j += 2
+		case strings.IndexByte("=!<>", c) >= 0 && j+1 < len(content) && content[j+1] == '=':
+			toks = append(toks, token{'p', content[j : j+2], base + j})
+			j += 2
+		default:
+			toks = append(toks, token{'p', string(c), base + j})
+			j++
+		}
+	}
+	return toks
+}
+
+func prevIsValue(toks []token) bool {
+	if len(toks) == 0 {
+		return false
+	}
+	t := toks[len(toks)-1]
+	return t.kind == 'i' || t.kind == 'n' || t.kind == 's' || t.text == "]" || t.text == ")"
+}
+
+func isDigit(c byte) bool      { return c >= '0' && c <= '9' }
+func isIdentStart(c byte) bool { return c == '_' || (c|0x20 >= 'a' && c|0x20 <= 'z') }
+func isIdentChar(c byte) bool  { return isIdentStart(c) || isDigit(c) || c == '-' }
+
+// keywords never name a variable.
+var keywords = map[string]bool{
+	"and": true, "or": true, "not": true, "contains": true, "in": true,
+	"true": true, "false": true, "nil": true, "null": true, "empty": true, "blank": true,
+}
+
+// forParams are the words a for or tablerow tag takes after its collection.
+var forParams = map[string]bool{"limit": true, "offset": true, "reversed": true, "cols": true}
+
+// analyze runs the static pass over the prepared template.
+func analyze(p prepared) analysis {
+	a := analysis{locals: map[string]bool{}}
+	for _, r := range p.regions {
+		toks := lex(r.content, r.start)
+		if !r.tag {
+			a.expression(toks)
+			continue
+		}
+		if len(toks) == 0 || toks[0].kind != 'i' {
+			continue
+		}
+		name, args := toks[0].text, toks[1:]
+		a.tags = append(a.tags, tagUse{name, toks[0].off})
+		switch name {
+		case "assign":
+			if len(args) > 0 && args[0].kind == 'i' {
+				a.locals[args[0].text] = true
+				if len(args) > 1 && args[1].text == "=" {
+					a.expression(args[2:])
+				}
+			}
+		case "capture", "increment", "decrement":
+			if len(args) > 0 {
+				a.locals[strings.Trim(args[0].text, `'"`)] = true
+			}
+		case "for", "tablerow":
+			if len(args) > 0 && args[0].kind == 'i' {
+				a.locals[args[0].text] = true
+				a.locals["forloop"] = true
+				a.locals["tablerowloop"] = true
+				if len(args) > 1 && args[1].text == "in" {
+					a.expression(args[2:])
+				}
+			}
+		case "if", "elsif", "unless", "case", "when", "echo", "cycle":
+			a.expression(args)
+		}
+	}
+	return a
+}
+
+// expression records the references and filters of one expression.
+func (a *analysis) expression(toks []token) {
+	for i := 0; i < len(toks); i++ {
+		t := toks[i]
+		if t.kind != 'i' {
+			continue
+		}
+		prev := ""
+		if i > 0 {
+			prev = toks[i-1].text
+		}
+		next := ""
+		if i+1 < len(toks) {
+			next = toks[i+1].text
+		}
+		switch {
+		case prev == "|":
+			a.filters = append(a.filters, filterUse{t.text, t.off})
+		case prev == ".":
+			// a property: already part of the path before it
+		case next == ":" && (forParams[t.text] || a.inFilterArgs(toks, i)):
+			// a named argument (truncate: 5, allow_false: true) or limit:
+		case keywords[t.text], forParams[t.text]:
+		default:
+			path := []string{t.text}
+			for j := i + 1; j+1 < len(toks); j += 2 {
+				switch {
+				case toks[j].text == "." && toks[j+1].kind == 'i':
+					path = append(path, toks[j+1].text)
+					continue
+				case toks[j].text == "[" && toks[j+1].kind == 's' && j+2 < len(toks) && toks[j+2].text == "]":
+					path = append(path, strings.Trim(toks[j+1].text, `'"`))
+					j++
+					continue
+				}
+				break
+			}
+			a.refs = append(a.refs, Ref{Path: path, Offset: t.off})
+		}
+	}
+}
+
+// inFilterArgs reports whether token i stands among a filter's arguments.
+func (a *analysis) inFilterArgs(toks []token, i int) bool {
+	for j := i - 1; j >= 0; j-- {
+		if toks[j].text == "|" {
+			return true
+		}
+	}
+	return false
+}

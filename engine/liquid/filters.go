@@ -1,0 +1,115 @@
+package liquid
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/osteele/liquid/filters"
+)
+
+// addBrazeFilters adds the filters Braze documents on top of the Shopify
+// ones (specs/braze.md §6) that pipeline bodies need, plus json.
+func addBrazeFilters(cfg filters.FilterDictionary) {
+	cfg.AddFilter("json", jsonFilter)
+	cfg.AddFilter("as_json_string", jsonFilter)
+	cfg.AddFilter("json_escape", jsonEscape)
+	cfg.AddFilter("json_parse", jsonParse)
+	cfg.AddFilter("url_escape", func(s any) string { return percentEscape(toString(s), urlSafe) })
+	cfg.AddFilter("url_param_escape", func(s any) string { return percentEscape(toString(s), paramSafe) })
+}
+
+// jsonFilter encodes a value as compact JSON without HTML escaping, so
+// "<" and "&" reach the target as written.
+func jsonFilter(v any) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(jsonable(v)); err != nil {
+		return "", fmt.Errorf("json: cannot encode the value: %w", err)
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
+}
+
+// jsonEscape escapes a string for use inside a JSON string literal: quotes,
+// backslashes and control characters.
+func jsonEscape(v any) (string, error) {
+	s, err := jsonFilter(toString(v))
+	if err != nil {
+		return "", err
+	}
+	return s[1 : len(s)-1], nil
+}
+
+func jsonParse(v any) (any, error) {
+	var out any
+	if err := json.Unmarshal([]byte(toString(v)), &out); err != nil {
+		return nil, fmt.Errorf("json_parse: the input is not JSON: %w", err)
+	}
+	return out, nil
+}
+
+// toString renders a filter input the way Liquid prints it.
+func toString(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	}
+	return fmt.Sprint(v)
+}
+
+// jsonable turns values osteele may hand a filter ([]byte from the json
+// filter, maps with non-string keys) into ones encoding/json accepts.
+func jsonable(v any) any {
+	switch v := v.(type) {
+	case []byte:
+		return string(v)
+	case map[any]any:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[fmt.Sprint(k)] = jsonable(e)
+		}
+		return m
+	case map[string]any:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[k] = jsonable(e)
+		}
+		return m
+	case []any:
+		s := make([]any, len(v))
+		for i, e := range v {
+			s[i] = jsonable(e)
+		}
+		return s
+	}
+	return v
+}
+
+// urlSafe is what url_escape leaves alone: the unreserved and reserved
+// characters of RFC 3986 (Braze: "hey<>hi" -> "hey%3C%3Ehi").
+const urlSafe = "-_.~!*'();:@&=+$,/?#[]"
+
+// paramSafe is what url_param_escape leaves alone: it escapes "&" and the
+// other reserved characters too (Braze: "hey<&>hi" -> "hey%3C%26%3Ehi").
+const paramSafe = "-_.~"
+
+func percentEscape(s, safe string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isAlnum(c) || strings.IndexByte(safe, c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
+}
+
+func isAlnum(c byte) bool { return isDigit(c) || (c|0x20 >= 'a' && c|0x20 <= 'z') }

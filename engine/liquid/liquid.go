@@ -1,0 +1,267 @@
+// Package liquid renders pipeline templates in Braze's Liquid dialect on top
+// of github.com/osteele/liquid: Braze's ${name} attribute syntax, its
+// filters, and a typed mode for JSON bodies in which a template that is
+// exactly one {{ expression }} yields the expression's value (a number, an
+// array, an object) rather than its text.
+//
+// Templates are parsed once, when a pipeline is built; a parsed Template
+// is immutable and may be rendered from many goroutines at once.
+package liquid
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/loyalty-connector/engine/engine/diag"
+	"github.com/osteele/liquid/expressions"
+	"github.com/osteele/liquid/filters"
+	"github.com/osteele/liquid/parser"
+	"github.com/osteele/liquid/render"
+	"github.com/osteele/liquid/tags"
+)
+
+// DefaultMaxOutput bounds what one render may produce.
+const DefaultMaxOutput = 1 << 20
+
+// Engine holds the tags and filters templates may use.
+type Engine struct {
+	cfg       render.Config
+	filters   map[string]bool
+	maxOutput int
+}
+
+// recordingFilters adds filters to a config and remembers their names, so
+// that unknown filters are found when a template is built rather than when
+// an event reaches it.
+type recordingFilters struct {
+	cfg   *render.Config
+	names map[string]bool
+}
+
+func (r recordingFilters) AddFilter(name string, fn any) {
+	r.cfg.AddFilter(name, fn)
+	r.names[name] = true
+}
+
+// NewEngine returns an engine with the standard Liquid tags and filters,
+// Braze's additions, and no way to read files: {% include %} is refused.
+func NewEngine() *Engine {
+	e := &Engine{cfg: render.NewConfig(), filters: map[string]bool{}, maxOutput: DefaultMaxOutput}
+	rec := recordingFilters{&e.cfg, e.filters}
+	filters.AddStandardFilters(rec)
+	addBrazeFilters(rec)
+	tags.AddStandardTags(e.cfg)
+	e.cfg.AddTag("include", func(string) (func(io.Writer, render.Context) error, error) {
+		return nil, errors.New("{% include %} is not available: templates cannot read files")
+	})
+	return e
+}
+
+// HasFilter reports whether name is a filter templates may use.
+func (e *Engine) HasFilter(name string) bool { return e.filters[name] }
+
+// Problem is something wrong in a template, at a byte offset of its source.
+type Problem struct {
+	Offset  int
+	Message string
+}
+
+// Options tunes one Parse.
+type Options struct {
+	// Check is called for every variable the template reads that it does
+	// not define itself; a non-empty answer is reported as a problem.
+	Check func(path []string) string
+	// Typed makes a template that is exactly one {{ expression }} yield
+	// the expression's value from Value (JSON bodies).
+	Typed bool
+}
+
+// Template is a parsed template.
+type Template struct {
+	source   string
+	constant bool // no markup at all: Render returns source
+	node     render.Node
+	typed    expressions.Expression // set when the template is one {{ }} in typed mode
+	refs     []Ref
+	engine   *Engine
+}
+
+// Parse parses src once. It returns every problem it finds, not only the
+// first; the template is nil when any was found.
+func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
+	t := &Template{source: src, engine: e}
+	if !strings.Contains(src, "{{") && !strings.Contains(src, "{%") {
+		t.constant = true
+		return t, nil
+	}
+	p := prepass(src)
+	problems := p.problems
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	a := analyze(p)
+	for _, f := range a.filters {
+		if !e.filters[f.Name] {
+			problems = append(problems, Problem{p.offsets.original(f.Offset), fmt.Sprintf("unknown filter %q%s", f.Name, e.suggestFilter(f.Name))})
+		}
+	}
+	for _, r := range a.refs {
+		if a.locals[r.Path[0]] {
+			continue
+		}
+		r.Offset = p.offsets.original(r.Offset)
+		t.refs = append(t.refs, r)
+		if opts.Check != nil {
+			if msg := opts.Check(r.Path); msg != "" {
+				problems = append(problems, Problem{r.Offset, msg})
+			}
+		}
+	}
+	node, err := e.cfg.Compile(p.source, parser.SourceLoc{})
+	if err != nil {
+		problems = append(problems, compileProblem(err, p))
+	}
+	if opts.Typed {
+		if expr, ok := singleObject(p); ok {
+			parsed, err := expressions.Parse(expr)
+			if err != nil {
+				problems = append(problems, Problem{p.offsets.original(p.regions[0].start), "invalid expression: " + err.Error()})
+			}
+			t.typed = parsed
+		}
+	}
+	if len(problems) > 0 {
+		return nil, dedupe(problems)
+	}
+	t.node = node
+	return t, nil
+}
+
+// Refs returns the variables the template reads from its bindings.
+func (t *Template) Refs() []Ref { return t.refs }
+
+// Source returns the template as written.
+func (t *Template) Source() string { return t.source }
+
+// Typed reports whether Value returns a value rather than text.
+func (t *Template) Typed() bool { return t.typed != nil }
+
+// Render renders the template as text.
+func (t *Template) Render(vars map[string]any) (out string, err error) {
+	if t.constant {
+		return t.source, nil
+	}
+	defer recoverRender(&err)
+	w := limitedWriter{max: t.engine.maxOutput}
+	if rerr := render.Render(t.node, &w, vars, t.engine.cfg); rerr != nil {
+		return "", renderError(rerr)
+	}
+	return w.b.String(), nil
+}
+
+// Value renders the template as a JSON value: in typed mode the value of
+// its single expression, otherwise its text.
+func (t *Template) Value(vars map[string]any) (v any, err error) {
+	if t.typed == nil {
+		return t.Render(vars)
+	}
+	defer recoverRender(&err)
+	out, err := t.typed.Evaluate(expressions.NewContext(vars, t.engine.cfg.Config.Config))
+	if err != nil {
+		return nil, renderError(err)
+	}
+	return jsonable(out), nil
+}
+
+func recoverRender(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("template failed: %v", r)
+	}
+}
+
+var singleObjectRE = regexp.MustCompile(`^\s*\{\{-?(.*)-?\}\}\s*$`)
+
+// singleObject returns the expression of a template that is exactly one
+// {{ }} with nothing but white space around it.
+func singleObject(p prepared) (string, bool) {
+	if len(p.regions) != 1 || p.regions[0].tag {
+		return "", false
+	}
+	if !singleObjectRE.MatchString(p.source) {
+		return "", false
+	}
+	return p.regions[0].content, true
+}
+
+type limitedWriter struct {
+	b   strings.Builder
+	max int
+}
+
+var errTooLarge = errors.New("the rendered text is larger than the limit")
+
+func (w *limitedWriter) Write(p []byte) (int, error) {
+	if w.b.Len()+len(p) > w.max {
+		return 0, fmt.Errorf("%w of %d bytes", errTooLarge, w.max)
+	}
+	return w.b.Write(p)
+}
+
+var liquidErrRE = regexp.MustCompile(`(?s)^Liquid error(?: \(line \d+\))?: (.*?)(?: in (.*))?$`)
+
+// compileProblem turns an osteele parse error into a problem placed at the
+// markup it names.
+func compileProblem(err error, p prepared) Problem {
+	msg, context := err.Error(), ""
+	if m := liquidErrRE.FindStringSubmatch(msg); m != nil {
+		msg, context = m[1], m[2]
+	}
+	off := 0
+	if context != "" {
+		if i := strings.Index(p.source, context); i >= 0 {
+			off = p.offsets.original(i)
+		}
+	}
+	return Problem{off, cleanMessage(msg)}
+}
+
+func renderError(err error) error {
+	msg := err.Error()
+	if m := liquidErrRE.FindStringSubmatch(msg); m != nil {
+		msg = m[1]
+		if m[2] != "" {
+			msg += " in " + m[2]
+		}
+	}
+	return errors.New(cleanMessage(msg))
+}
+
+// cleanMessage rewrites the osteele messages users meet most into plain words.
+func cleanMessage(msg string) string {
+	msg = strings.TrimPrefix(msg, "syntax error: ")
+	msg = strings.ReplaceAll(msg, "undefined filter", "unknown filter")
+	msg = strings.ReplaceAll(msg, "undefined tag", "unknown tag")
+	return msg
+}
+
+func dedupe(ps []Problem) []Problem {
+	seen := map[Problem]bool{}
+	out := ps[:0]
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// suggestFilter names a known filter close to an unknown one.
+func (e *Engine) suggestFilter(name string) string {
+	return diag.Suggest(name, slices.Collect(maps.Keys(e.filters)))
+}

@@ -1,0 +1,255 @@
+package liquid
+
+import (
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// The pre-pass turns Braze's dialect into markup the osteele parser reads,
+// and remembers where each piece of its output came from so that problems
+// are reported at the user's line and column:
+//
+//   - ${name} attribute references become plain names; a name that is not
+//     a Liquid identifier (custom_attribute.${favourite colour}) becomes an
+//     index: custom_attribute["favourite colour"];
+//   - {{ }} nested in a tag ({% if {{x}} > 1 %}) loses its braces, as Braze
+//     accepts both spellings;
+//   - line breaks inside {{ }} and {% %} become spaces, because the osteele
+//     scanner does not match markup across lines and would print it as text.
+
+// region is one {{ object }} or {% tag %} of the rewritten source.
+type region struct {
+	tag     bool   // {% %} rather than {{ }}
+	content string // between the delimiters, without trim markers
+	start   int    // offset of content in the rewritten source
+	open    int    // offset of the opening delimiter in the rewritten source
+}
+
+// offsetMap maps offsets in the rewritten source back to the original.
+type offsetMap struct {
+	anchors []anchor // sorted by out
+}
+
+type anchor struct{ out, in int }
+
+func (m *offsetMap) mark(out, in int) {
+	if n := len(m.anchors); n > 0 && m.anchors[n-1].out == out {
+		m.anchors[n-1].in = in
+		return
+	}
+	m.anchors = append(m.anchors, anchor{out, in})
+}
+
+// original returns the offset in the original source of out.
+func (m *offsetMap) original(out int) int {
+	i := sort.Search(len(m.anchors), func(i int) bool { return m.anchors[i].out > out }) - 1
+	if i < 0 {
+		return out
+	}
+	a := m.anchors[i]
+	return a.in + (out - a.out)
+}
+
+// prepared is the result of the pre-pass.
+type prepared struct {
+	source  string
+	regions []region
+	offsets offsetMap
+	// problems found while scanning (unterminated markup), at original offsets
+	problems []Problem
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$`)
+
+func prepass(src string) prepared {
+	var p prepared
+	var out strings.Builder
+	out.Grow(len(src))
+	i := 0
+	copyText := func(to int) {
+		if to > i {
+			p.offsets.mark(out.Len(), i)
+			out.WriteString(src[i:to])
+			i = to
+		}
+	}
+	for i < len(src) {
+		next := indexOpen(src, i)
+		if next < 0 {
+			copyText(len(src))
+			break
+		}
+		copyText(next)
+		isTag := src[next+1] == '%'
+		closer := "}}"
+		if isTag {
+			closer = "%}"
+		}
+		end := findClose(src, next+2, closer, isTag)
+		if end < 0 {
+			what := "{{"
+			if isTag {
+				what = "{%"
+			}
+			p.problems = append(p.problems, Problem{Offset: next, Message: what + " is not closed; add " + closer})
+			copyText(len(src))
+			break
+		}
+		// Raw and comment blocks are copied untouched up to their end tag.
+		if isTag {
+			if name := tagName(src[next+2 : end]); name == "raw" || name == "comment" {
+				stop := findEndBlock(src, end+2, name)
+				if stop < 0 {
+					p.problems = append(p.problems, Problem{Offset: next, Message: "{% " + name + " %} is not closed; add {% end" + name + " %}"})
+					copyText(len(src))
+					break
+				}
+				copyText(stop)
+				continue
+			}
+		}
+		openOut := out.Len()
+		p.offsets.mark(out.Len(), i)
+		out.WriteString(src[next : next+2])
+		i = next + 2
+		inner := i
+		if inner < end && src[inner] == '-' {
+			out.WriteByte('-')
+			inner++
+			i = inner
+		}
+		innerEnd := end
+		trimRight := innerEnd > inner && src[innerEnd-1] == '-'
+		if trimRight {
+			innerEnd--
+		}
+		contentStart := out.Len()
+		rewriteMarkup(&out, &p.offsets, src, inner, innerEnd, isTag)
+		p.regions = append(p.regions, region{tag: isTag, content: out.String()[contentStart:], start: contentStart, open: openOut})
+		p.offsets.mark(out.Len(), innerEnd)
+		if trimRight {
+			out.WriteByte('-')
+		}
+		out.WriteString(closer)
+		i = end + 2
+	}
+	p.source = out.String()
+	return p
+}
+
+// indexOpen finds the next "{{" or "{%" at or after from.
+func indexOpen(s string, from int) int {
+	for j := from; j+1 < len(s); j++ {
+		if s[j] == '{' && (s[j+1] == '{' || s[j+1] == '%') {
+			return j
+		}
+	}
+	return -1
+}
+
+// findClose finds closer after from, skipping ${...} references, quoted
+// strings, and (in tags) nested {{ }}.
+func findClose(s string, from int, closer string, isTag bool) int {
+	for j := from; j+1 < len(s); j++ {
+		switch c := s[j]; {
+		case c == '$' && s[j+1] == '{':
+			if k := strings.IndexByte(s[j:], '}'); k > 0 {
+				j += k
+			}
+		case c == '\'' || c == '"':
+			if k := strings.IndexByte(s[j+1:], c); k >= 0 && !strings.Contains(s[j+1:j+1+k], "\n") {
+				j += k + 1
+			}
+		case isTag && c == '{' && s[j+1] == '{':
+			if k := strings.Index(s[j+2:], "}}"); k >= 0 {
+				j += k + 3
+			}
+		case s[j:j+2] == closer:
+			return j
+		}
+	}
+	return -1
+}
+
+func tagName(markup string) string {
+	markup = strings.TrimLeft(markup, "- \t\r\n")
+	end := strings.IndexAny(markup, " \t\r\n-")
+	if end < 0 {
+		return markup
+	}
+	return markup[:end]
+}
+
+var endBlockRE = map[string]*regexp.Regexp{
+	"raw":     regexp.MustCompile(`\{%-?\s*endraw\s*-?%\}`),
+	"comment": regexp.MustCompile(`\{%-?\s*endcomment\s*-?%\}`),
+}
+
+// findEndBlock returns the offset just past the end tag of a raw or comment
+// block, or -1.
+func findEndBlock(s string, from int, name string) int {
+	loc := endBlockRE[name].FindStringIndex(s[from:])
+	if loc == nil {
+		return -1
+	}
+	return from + loc[1]
+}
+
+// rewriteMarkup copies src[from:to] (the inside of one {{ }} or {% %}) to
+// out, applying the Braze rewrites.
+func rewriteMarkup(out *strings.Builder, m *offsetMap, src string, from, to int, isTag bool) {
+	for j := from; j < to; {
+		c := src[j]
+		switch {
+		case c == '\'' || c == '"':
+			k := strings.IndexByte(src[j+1:to], c)
+			if k < 0 {
+				k = to - j - 2
+			}
+			m.mark(out.Len(), j)
+			out.WriteString(strings.ReplaceAll(src[j:j+k+2], "\n", " "))
+			j += k + 2
+		case c == '$' && j+1 < to && src[j+1] == '{':
+			k := strings.IndexByte(src[j:to], '}')
+			if k < 0 {
+				m.mark(out.Len(), j)
+				out.WriteString(src[j:to])
+				j = to
+				continue
+			}
+			name := strings.TrimSpace(src[j+2 : j+k])
+			m.mark(out.Len(), j+2)
+			if identRE.MatchString(name) {
+				out.WriteString(name)
+			} else {
+				// after a dot, custom_attribute.${a b} reads as an index
+				s := out.String()
+				if strings.HasSuffix(s, ".") {
+					trimLast(out)
+				}
+				out.WriteString(`["` + strings.ReplaceAll(name, `"`, `\"`) + `"]`)
+			}
+			j += k + 1
+			m.mark(out.Len(), j)
+		case isTag && c == '{' && j+1 < to && src[j+1] == '{':
+			j += 2
+			m.mark(out.Len(), j)
+		case isTag && c == '}' && j+1 < to && src[j+1] == '}':
+			j += 2
+			m.mark(out.Len(), j)
+		case c == '\n' || c == '\r':
+			out.WriteByte(' ')
+			j++
+		default:
+			out.WriteByte(c)
+			j++
+		}
+	}
+}
+
+func trimLast(b *strings.Builder) {
+	s := b.String()
+	b.Reset()
+	b.WriteString(s[:len(s)-1])
+}

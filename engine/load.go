@@ -1,0 +1,337 @@
+// Package engine loads, validates and builds pipelines, and evaluates events
+// through them.
+package engine
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/loyalty-connector/engine/engine/diag"
+	"github.com/loyalty-connector/engine/engine/liquid"
+	"github.com/loyalty-connector/engine/engine/secrets"
+	"github.com/loyalty-connector/engine/engine/spec"
+	"github.com/loyalty-connector/engine/engine/yamlpos"
+)
+
+// ConnectionsFileName is the file, next to the pipelines, that holds the
+// connections they share.
+const ConnectionsFileName = "connections.yaml"
+
+// Loader turns files into built pipelines. It is cheap to keep and reuse.
+type Loader struct {
+	Catalog  *spec.Catalog
+	Resolver *secrets.Resolver
+	Liquid   *liquid.Engine
+	// Now is the clock behind now() in filters; time.Now when nil.
+	Now func() time.Time
+	// ConnectionsFile, when set, is used for every pipeline instead of
+	// the connections.yaml next to it.
+	ConnectionsFile string
+
+	schemas *schemaSet
+}
+
+// NewLoader returns a loader for the given catalogue. masker receives every
+// secret resolved, for masking output.
+func NewLoader(catalog *spec.Catalog, resolver *secrets.Resolver) (*Loader, error) {
+	s, err := loadSchemas()
+	if err != nil {
+		return nil, err
+	}
+	return &Loader{Catalog: catalog, Resolver: resolver, Liquid: liquid.NewEngine(), schemas: s}, nil
+}
+
+// Project is what loading a set of paths gave.
+type Project struct {
+	Pipelines   []*Pipeline
+	Connections map[string]*spec.Connection // from the last connections file read
+	Diagnostics diag.List
+	Files       []string // every file read
+}
+
+// Pipeline returns the pipeline called name, or nil.
+func (p *Project) Pipeline(name string) *Pipeline {
+	for _, pl := range p.Pipelines {
+		if pl.Name == name {
+			return pl
+		}
+	}
+	return nil
+}
+
+// Load reads every pipeline file named by paths (files, or folders whose
+// *.yaml files are read) with the connections file of its folder, and
+// builds them. Problems are collected, not returned: a project with
+// problems still holds the pipelines that built.
+func (l *Loader) Load(paths []string) *Project {
+	proj := &Project{}
+	byDir := map[string][]string{}
+	var dirs []string
+	for _, p := range paths {
+		files, err := expand(p)
+		if err != nil {
+			proj.Diagnostics.Add(diag.Diagnostic{File: p, Message: err.Error()})
+			continue
+		}
+		for _, f := range files {
+			dir := filepath.Dir(f)
+			if _, seen := byDir[dir]; !seen {
+				dirs = append(dirs, dir)
+			}
+			if !slices.Contains(byDir[dir], f) {
+				byDir[dir] = append(byDir[dir], f)
+			}
+		}
+	}
+	for _, dir := range dirs {
+		connFile := l.ConnectionsFile
+		if connFile == "" {
+			connFile = filepath.Join(dir, ConnectionsFileName)
+		}
+		conns := l.loadConnections(connFile, proj)
+		routes := newRouteTable()
+		for _, f := range byDir[dir] {
+			if isConnectionsFile(f) {
+				continue
+			}
+			if pl := l.loadPipeline(f, conns, routes, proj); pl != nil {
+				proj.Pipelines = append(proj.Pipelines, pl)
+			}
+		}
+	}
+	return proj
+}
+
+// expand lists the YAML files a path names.
+func expand(path string) ([]string, error) {
+	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errors.New("no such file or folder")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !info.IsDir() {
+		return []string{filepath.Clean(path)}, nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || strings.HasPrefix(name, ".") {
+			continue
+		}
+		if ext := filepath.Ext(name); ext == ".yaml" || ext == ".yml" {
+			out = append(out, filepath.Join(path, name))
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the folder holds no .yaml pipeline files")
+	}
+	return out, nil
+}
+
+func isConnectionsFile(path string) bool {
+	base := filepath.Base(path)
+	return base == ConnectionsFileName || base == "connections.yml"
+}
+
+// PipelineName is the pipeline name a file gives: its base name without
+// the extension.
+func PipelineName(file string) string {
+	return strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+}
+
+// fileContext gathers the problems of one file.
+type fileContext struct {
+	loader *Loader
+	doc    *yamlpos.Doc
+	diags  *diag.List
+	// unresolved holds the paths whose ${...} references failed; they are
+	// reported once, not again as bad values.
+	unresolved map[string]bool
+}
+
+func (fc *fileContext) add(line, col int, path yamlpos.Path, severity diag.Severity, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	msg = fc.loader.Resolver.Masker().String(msg)
+	fc.diags.Add(diag.Diagnostic{File: fc.doc.File, Line: line, Column: col, Path: path.String(), Message: msg, Severity: severity})
+}
+
+// errorAt reports a problem with the value at path.
+func (fc *fileContext) errorAt(path yamlpos.Path, format string, args ...any) {
+	n, _ := fc.doc.Lookup(path)
+	fc.add(n.Line, n.Column, path, diag.Error, format, args...)
+}
+
+// errorAtKey reports a problem with the key at the end of path.
+func (fc *fileContext) errorAtKey(path yamlpos.Path, format string, args ...any) {
+	n := fc.doc.KeyNode(path)
+	fc.add(n.Line, n.Column, path, diag.Error, format, args...)
+}
+
+// errorAtOffset reports a problem at a byte offset inside the string value
+// at path.
+func (fc *fileContext) errorAtOffset(path yamlpos.Path, offset int, format string, args ...any) {
+	n, _ := fc.doc.Lookup(path)
+	line, col := fc.doc.OffsetPos(n, offset)
+	fc.add(line, col, path, diag.Error, format, args...)
+}
+
+// readDoc reads and parses a file; it reports and returns nil on failure.
+func (l *Loader) readDoc(file string, diags *diag.List) *yamlpos.Doc {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		msg := err.Error()
+		if errors.Is(err, fs.ErrNotExist) {
+			msg = "no such file"
+		}
+		diags.Add(diag.Diagnostic{File: file, Message: msg})
+		return nil
+	}
+	doc, err := yamlpos.Parse(file, src)
+	if err != nil {
+		var ye *yamlpos.Error
+		if errors.As(err, &ye) {
+			diags.Add(diag.Diagnostic{File: file, Line: ye.Line, Column: ye.Column, Message: ye.Message})
+		} else {
+			diags.Add(diag.Diagnostic{File: file, Message: err.Error()})
+		}
+		return nil
+	}
+	if doc.Root.Kind != yaml.MappingNode {
+		diags.Add(diag.Diagnostic{File: file, Line: doc.Root.Line, Column: doc.Root.Column, Message: "the file must hold a YAML mapping (key: value lines) at the top level"})
+		return nil
+	}
+	return doc
+}
+
+// resolveRefs expands ${env:...} and ${secret:...} in every string value
+// (not in keys: a key is a name, not a setting).
+func (fc *fileContext) resolveRefs(n *yaml.Node, path yamlpos.Path) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			fc.resolveRefs(n.Content[i+1], path.Child(n.Content[i].Value))
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			fc.resolveRefs(c, path.Child(i))
+		}
+	case yaml.ScalarNode:
+		if n.ShortTag() != "!!str" || !secrets.HasRef(n.Value) {
+			return
+		}
+		out, _, problems := fc.loader.Resolver.Expand(n.Value)
+		if len(problems) > 0 {
+			if fc.unresolved == nil {
+				fc.unresolved = map[string]bool{}
+			}
+			fc.unresolved[path.String()] = true
+		}
+		for _, p := range problems {
+			line, col := fc.doc.OffsetPos(n, p.Offset)
+			fc.add(line, col, path, diag.Error, "%s", p.Message)
+		}
+		n.Value = out
+	}
+}
+
+// strictDecode decodes the file's source with unknown keys refused. The
+// JSON Schema already reports unknown keys with better messages, so this
+// only speaks when the schema said nothing (the schema and the code
+// disagree, which a test guards against).
+func (fc *fileContext) strictDecode(into any) {
+	dec := yaml.NewDecoder(bytes.NewReader(fc.doc.Src))
+	dec.KnownFields(true)
+	err := dec.Decode(into)
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return
+	}
+	for _, e := range te.Errors {
+		line, msg := 0, e
+		if m := yamlErrRE.FindStringSubmatch(e); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = m[2]
+		}
+		if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
+			msg = fmt.Sprintf("unknown key %q", m[1])
+		} else {
+			msg = "wrong kind of value: " + goTypeRE.ReplaceAllString(msg, "")
+		}
+		fc.add(line, 1, nil, diag.Error, "%s", msg)
+	}
+}
+
+var (
+	yamlErrRE      = regexp.MustCompile(`^line (\d+): (.*)$`)
+	unknownFieldRE = regexp.MustCompile(`^field (\S+) not found`)
+	goTypeRE       = regexp.MustCompile(` into \S+$`)
+)
+
+// decode decodes the (resolved) document into a config struct; values of
+// the wrong type were reported by the schema and are left zero.
+func (fc *fileContext) decode(into any) {
+	_ = fc.doc.Root.Decode(into)
+}
+
+// version hashes what a pipeline's behaviour depends on: its file and the
+// connection settings it uses (as written, so secrets are not hashed).
+func version(parts ...[]byte) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write(p)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// routeTable finds two pipelines of one folder serving the same route.
+type routeTable struct {
+	owners map[string]string
+}
+
+func newRouteTable() *routeTable { return &routeTable{owners: map[string]string{}} }
+
+// claim records that pipeline serves method+path; it returns the pipeline
+// that already did, if any.
+func (r *routeTable) claim(method, path, pipeline string) string {
+	key := method + " " + normaliseRoute(path)
+	if owner, ok := r.owners[key]; ok && owner != pipeline {
+		return owner
+	}
+	r.owners[key] = pipeline
+	return ""
+}
+
+var placeholderRE = regexp.MustCompile(`\{[^}]*\}`)
+
+// normaliseRoute makes /a/{x} and /a/{y} the same route.
+func normaliseRoute(path string) string { return placeholderRE.ReplaceAllString(path, "{}") }
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,241 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Event is one unit of input: a webhook body or a CSV row.
+type Event struct {
+	ID      string
+	Data    any          // bound to `event`
+	Request *RequestInfo // HTTP sources
+	Row     *RowInfo     // CSV sources
+}
+
+// RequestInfo is what templates see of the HTTP request that brought an event.
+type RequestInfo struct {
+	Method  string
+	Path    string
+	Params  map[string]string
+	Query   url.Values
+	Headers http.Header
+}
+
+// RowInfo locates a CSV row.
+type RowInfo struct {
+	Number int
+	File   string
+}
+
+// Bindings returns the variables filters and templates see for ev.
+func (p *Pipeline) Bindings(ev *Event, now time.Time) map[string]any {
+	env := make(map[string]any, 8+len(p.Steps))
+	env["event"] = ev.Data
+	env["pipeline"] = map[string]any{"name": p.Name, "version": p.Version, "description": p.Description}
+	env["now"] = now.UTC().Format(time.RFC3339)
+	if r := ev.Request; r != nil {
+		params := make(map[string]any, len(r.Params))
+		for k, v := range r.Params {
+			params[k] = v
+		}
+		query := make(map[string]any, len(r.Query))
+		for k, v := range r.Query {
+			query[k] = v[0]
+		}
+		headers := make(map[string]any, len(r.Headers))
+		for k, v := range r.Headers {
+			headers[strings.ToLower(k)] = v[0]
+		}
+		env["request"] = map[string]any{"method": r.Method, "path": r.Path, "params": params, "query": query, "headers": headers}
+	}
+	if r := ev.Row; r != nil {
+		env["row"] = map[string]any{"number": r.Number, "file": r.File}
+	}
+	return env
+}
+
+// Caller performs a lookup step's request: over HTTP when running, from
+// fixtures or the emulators in a dry run.
+type Caller interface {
+	Call(ctx context.Context, step *Step, req *Request) (*Response, error)
+}
+
+// Response is what a lookup got back.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	From   string // where it came from, for dry-run output (a fixture file, a URL)
+}
+
+// StepResult is one step's work for one event.
+type StepResult struct {
+	Step     string
+	Request  *Request  // lookups
+	Response *Response // lookups
+	Value    any
+	Err      error
+}
+
+// Reply is the answer of a synchronous pipeline.
+type Reply struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	Value  any
+}
+
+// Outcome is what evaluating one event gave.
+type Outcome struct {
+	Passed        bool   // the filter let the event through
+	FilterExplain string // why it did not
+	Steps         []StepResult
+	Request       *Request // the target request (before batching)
+	Reply         *Reply
+	Err           error
+}
+
+// Evaluate runs an event through the filter, the steps and the target (or
+// respond) template. It sends nothing itself: lookups go through caller,
+// and the target request is returned for the caller to deliver or show.
+func (p *Pipeline) Evaluate(ctx context.Context, ev *Event, caller Caller, now time.Time) *Outcome {
+	out := &Outcome{}
+	env := p.Bindings(ev, now)
+	if p.Filter != nil {
+		ok, err := p.Filter.Eval(env)
+		if err != nil {
+			out.Err = fmt.Errorf("filter: %w", err)
+			return out
+		}
+		if !ok {
+			out.FilterExplain = p.Filter.Explain(env)
+			return out
+		}
+	}
+	out.Passed = true
+	for _, st := range p.Steps {
+		res := p.runStep(ctx, st, env, caller)
+		out.Steps = append(out.Steps, res)
+		if res.Err != nil {
+			out.Err = fmt.Errorf("step %s: %w", st.Name, res.Err)
+			return out
+		}
+		env[st.Name] = res.Value
+	}
+	switch {
+	case p.Target != nil:
+		req, err := p.Target.Build(env)
+		out.Request = req
+		if err != nil {
+			out.Err = fmt.Errorf("target: %w", err)
+		}
+	case p.Respond != nil:
+		reply, err := p.Respond.Build(env)
+		out.Reply = reply
+		if err != nil {
+			out.Err = fmt.Errorf("respond: %w", err)
+		}
+	}
+	return out
+}
+
+func (p *Pipeline) runStep(ctx context.Context, st *Step, env map[string]any, caller Caller) StepResult {
+	res := StepResult{Step: st.Name}
+	if st.Expr != nil {
+		res.Value, res.Err = st.Expr.Value(env)
+		return res
+	}
+	req, err := st.Call.Build(env)
+	res.Request = req
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	resp, err := caller.Call(ctx, st, req)
+	res.Response = resp
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	if check := st.Call.Conn.Type.ResponseError; check != nil {
+		if err := check(resp.Status, resp.Body); err != nil {
+			res.Err = err
+			return res
+		}
+	}
+	res.Value = decodeResponse(resp.Body)
+	return res
+}
+
+// decodeResponse gives a lookup's body as JSON values, or as text when it
+// is not JSON.
+func decodeResponse(body []byte) any {
+	v, err := DecodeJSON(body)
+	if err != nil {
+		return string(body)
+	}
+	return v
+}
+
+// normalizeNumbers turns JSON numbers into int64 when they are whole and
+// float64 otherwise, so that 100 prints as 100 in templates, not 1e+02, and
+// divides as an integer, as in Braze.
+func normalizeNumbers(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			v[k] = normalizeNumbers(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = normalizeNumbers(e)
+		}
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i
+		}
+		f, _ := v.Float64()
+		return f
+	}
+	return v
+}
+
+// DecodeJSON parses one JSON value (an event body, a lookup response),
+// keeping whole numbers as integers.
+func DecodeJSON(body []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("not JSON: %s", jsonErrorPlace(string(body), err))
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("more than one JSON value")
+	}
+	return normalizeNumbers(v), nil
+}
+
+// Build renders the reply for one event's bindings.
+func (r *Respond) Build(env map[string]any) (*Reply, error) {
+	reply := &Reply{Status: r.Status, Header: http.Header{}}
+	if err := renderHeaders(r.Headers, env, reply.Header); err != nil {
+		return nil, err
+	}
+	contentType := reply.Header.Get("Content-Type")
+	body, value, err := renderBody(r.Body, r.BodyTemplate, contentType, env)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil && contentType == "" {
+		reply.Header.Set("Content-Type", "application/json")
+	}
+	reply.Body, reply.Value = body, value
+	return reply, nil
+}

@@ -1,0 +1,236 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+	"gopkg.in/yaml.v3"
+
+	"github.com/loyalty-connector/engine/engine/diag"
+	"github.com/loyalty-connector/engine/engine/yamlpos"
+	"github.com/loyalty-connector/engine/schemas"
+)
+
+// schemaSet holds the compiled schemas and their raw JSON, which is read
+// back to name the keys a mapping allows.
+type schemaSet struct {
+	pipeline, connections       *jsonschema.Schema
+	rawPipeline, rawConnections any
+}
+
+func loadSchemas() (*schemaSet, error) {
+	s := &schemaSet{}
+	var err error
+	if s.pipeline, s.rawPipeline, err = compileSchema("pipeline.schema.json", schemas.Pipeline); err != nil {
+		return nil, err
+	}
+	if s.connections, s.rawConnections, err = compileSchema("connections.schema.json", schemas.Connections); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func compileSchema(name string, src []byte) (*jsonschema.Schema, any, error) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(src))
+	if err != nil {
+		return nil, nil, fmt.Errorf("schema %s: %w", name, err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource(name, doc); err != nil {
+		return nil, nil, fmt.Errorf("schema %s: %w", name, err)
+	}
+	sch, err := c.Compile(name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("schema %s: %w", name, err)
+	}
+	return sch, doc, nil
+}
+
+// validateSchema checks the document against a schema and reports every
+// violation at the line and column of the value (or key) concerned.
+func (fc *fileContext) validateSchema(sch *jsonschema.Schema, raw any) bool {
+	err := sch.Validate(yamlpos.ToValue(fc.doc.Root))
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return true
+	}
+	for _, leaf := range leaves(ve) {
+		fc.reportViolation(leaf, raw)
+	}
+	return false
+}
+
+// leaves returns the most specific errors of a validation error tree.
+func leaves(e *jsonschema.ValidationError) []*jsonschema.ValidationError {
+	if len(e.Causes) == 0 {
+		return []*jsonschema.ValidationError{e}
+	}
+	var out []*jsonschema.ValidationError
+	for _, c := range e.Causes {
+		out = append(out, leaves(c)...)
+	}
+	return out
+}
+
+// instancePath turns a JSON pointer's tokens into a document path, reading
+// numbers as indexes where the document holds a sequence.
+func (fc *fileContext) instancePath(tokens []string) yamlpos.Path {
+	var p yamlpos.Path
+	for _, t := range tokens {
+		n, _ := fc.doc.Lookup(p)
+		if n != nil && n.Kind == yaml.SequenceNode {
+			if i, err := strconv.Atoi(t); err == nil {
+				p = p.Child(i)
+				continue
+			}
+		}
+		p = p.Child(t)
+	}
+	return p
+}
+
+func (fc *fileContext) reportViolation(e *jsonschema.ValidationError, raw any) {
+	path := fc.instancePath(e.InstanceLocation)
+	switch k := e.ErrorKind.(type) {
+	case *kind.AdditionalProperties:
+		allowed := propertyNames(schemaParent(raw, e.SchemaURL))
+		for _, name := range k.Properties {
+			msg := fmt.Sprintf("unknown key %q", name)
+			if len(allowed) > 0 {
+				msg += "; allowed here: " + strings.Join(allowed, ", ") + diag.Suggest(name, allowed)
+			}
+			fc.errorAtKey(path.Child(name), "%s", msg)
+		}
+	case *kind.Required:
+		for _, name := range k.Missing {
+			fc.errorAt(path, "missing %q%s", name, describeProperty(schemaParent(raw, e.SchemaURL), name))
+		}
+	case *kind.Type:
+		fc.errorAt(path, "must be %s, not %s", joinOr(k.Want), article(k.Got))
+	case *kind.Enum:
+		want := make([]string, len(k.Want))
+		for i, w := range k.Want {
+			want[i] = fmt.Sprint(w)
+		}
+		got := fmt.Sprint(k.Got)
+		fc.errorAt(path, "%q is not one of: %s%s", got, strings.Join(want, ", "), diag.Suggest(got, want))
+	case *kind.Pattern:
+		fc.errorAt(path, "%q %s", k.Got, patternHint(k.Want))
+	case *kind.FalseSchema:
+		fc.errorAtKey(path, "%q does not apply here; remove it", path[len(path)-1])
+	case *kind.MinProperties, *kind.MaxProperties:
+		names := propertyNames(schemaParent(raw, e.SchemaURL))
+		fc.errorAt(path, "give exactly one of: %s", strings.Join(names, ", "))
+	case *kind.Minimum, *kind.Maximum, *kind.MinItems, *kind.MaxItems, *kind.MinLength, *kind.MaxLength:
+		fc.errorAt(path, "%s", e.ErrorKind.LocalizedString(printer))
+	default:
+		fc.errorAt(path, "%s", e.ErrorKind.LocalizedString(printer))
+	}
+}
+
+// schemaAt returns the raw schema node a schema URL points at
+// ("pipeline.schema.json#/$defs/source/additionalProperties").
+func schemaAt(raw any, url string) any {
+	_, frag, _ := strings.Cut(url, "#")
+	cur := raw
+	for _, tok := range strings.Split(strings.TrimPrefix(frag, "/"), "/") {
+		if tok == "" {
+			continue
+		}
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		switch c := cur.(type) {
+		case map[string]any:
+			cur = c[tok]
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i >= len(c) {
+				return nil
+			}
+			cur = c[i]
+		default:
+			return nil
+		}
+	}
+	return cur
+}
+
+// schemaParent returns the schema object holding the keyword a URL ends at.
+func schemaParent(raw any, url string) any {
+	i := strings.LastIndexByte(url, '/')
+	if i < 0 {
+		return nil
+	}
+	return schemaAt(raw, url[:i])
+}
+
+// propertyNames lists the properties a schema object names, sorted.
+func propertyNames(s any) []string {
+	m, _ := s.(map[string]any)
+	props, _ := m["properties"].(map[string]any)
+	names := make([]string, 0, len(props))
+	for k := range props {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// describeProperty returns ": <description>" for a property the schema
+// documents, so a "missing" message says what the setting is for.
+func describeProperty(s any, name string) string {
+	m, _ := s.(map[string]any)
+	props, _ := m["properties"].(map[string]any)
+	p, _ := props[name].(map[string]any)
+	if d, ok := p["description"].(string); ok {
+		return " (" + strings.TrimSuffix(d, ".") + ")"
+	}
+	return ""
+}
+
+var patternHints = map[string]string{
+	`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`: "is not a duration; write it like 500ms, 10s, 5m or 1h30m",
+	`^/`:                           "must start with /",
+	`^[a-z_][a-z0-9_]*$`:           "must be lower-case letters, digits and _ (it becomes a variable name)",
+	`^[a-z][a-z0-9_]*$`:            "must be lower-case letters, digits and _, starting with a letter",
+	`^[0-9]+ ?(B|KB|MB|KiB|MiB)?$`: "is not a size; write it like 256KB or 1MB",
+}
+
+func patternHint(pattern string) string {
+	if h, ok := patternHints[pattern]; ok {
+		return h
+	}
+	return "does not match the pattern " + pattern
+}
+
+func joinOr(words []string) string {
+	out := make([]string, len(words))
+	for i, w := range words {
+		out[i] = article(w)
+	}
+	return strings.Join(out, " or ")
+}
+
+func article(t string) string {
+	switch t {
+	case "null":
+		return "empty (null)"
+	case "object":
+		return "a mapping"
+	case "array":
+		return "a list"
+	}
+	if t != "" && strings.IndexByte("aeiou", t[0]) >= 0 {
+		return "an " + t
+	}
+	return "a " + t
+}
+
+var printer = message.NewPrinter(language.English)

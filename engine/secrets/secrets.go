@@ -1,0 +1,232 @@
+// Package secrets resolves ${env:NAME} and ${secret:NAME} references in
+// configuration strings and masks every secret value wherever the engine
+// prints something.
+package secrets
+
+import (
+	"cmp"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Mask replaces a secret value in anything the engine prints.
+const Mask = "****"
+
+// refRE matches ${env:NAME}, ${env:NAME:-default} and ${secret:NAME}.
+// Anything else that starts with "${" (Braze's ${user_id} attribute syntax,
+// say) is left alone. "$${" escapes a literal "${".
+var refRE = regexp.MustCompile(`\$?\$\{(env|secret):([^}:]*)(:-([^}]*))?\}`)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Problem is a reference that could not be resolved, with its byte offset
+// in the string it came from.
+type Problem struct {
+	Offset  int
+	Message string
+}
+
+// Resolver expands references. It is safe for concurrent use.
+type Resolver struct {
+	lookupEnv  func(string) (string, bool)
+	secretsDir string
+	masker     *Masker
+}
+
+// NewResolver returns a resolver reading env through lookupEnv (os.LookupEnv
+// in production, a map in tests) and secret files from secretsDir (may be
+// empty). Every secret it resolves is added to masker.
+func NewResolver(lookupEnv func(string) (string, bool), secretsDir string, masker *Masker) *Resolver {
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	return &Resolver{lookupEnv: lookupEnv, secretsDir: secretsDir, masker: masker}
+}
+
+// Masker returns the masker that receives resolved secrets.
+func (r *Resolver) Masker() *Masker { return r.masker }
+
+// HasRef reports whether s holds a reference to resolve.
+func HasRef(s string) bool { return strings.Contains(s, "${env:") || strings.Contains(s, "${secret:") }
+
+// Expand resolves every reference in s. It returns the expanded string,
+// whether a secret went into it, and the references it could not resolve.
+func (r *Resolver) Expand(s string) (out string, secret bool, problems []Problem) {
+	if !HasRef(s) {
+		return s, false, nil
+	}
+	var b strings.Builder
+	last := 0
+	for _, m := range refRE.FindAllStringSubmatchIndex(s, -1) {
+		b.WriteString(s[last:m[0]])
+		last = m[1]
+		whole := s[m[0]:m[1]]
+		if strings.HasPrefix(whole, "$$") {
+			b.WriteString(whole[1:]) // escaped: keep "${...}" literally
+			continue
+		}
+		kind, name := s[m[2]:m[3]], s[m[4]:m[5]]
+		hasDefault := m[6] >= 0
+		if !nameRE.MatchString(name) {
+			problems = append(problems, Problem{m[0], fmt.Sprintf("%q is not a valid variable name in %s (use letters, digits and _)", name, whole)})
+			continue
+		}
+		switch kind {
+		case "env":
+			v, ok := r.lookupEnv(name)
+			if !ok && hasDefault {
+				v, ok = s[m[8]:m[9]], true
+			}
+			if !ok {
+				problems = append(problems, Problem{m[0], fmt.Sprintf("environment variable %s is not set; export it, pass --env-file, or give a default as ${env:%s:-value}", name, name)})
+				continue
+			}
+			b.WriteString(v)
+		case "secret":
+			if hasDefault {
+				problems = append(problems, Problem{m[0], fmt.Sprintf("a secret cannot have a default value; remove %q", s[m[6]:m[7]])})
+				continue
+			}
+			v, err := r.secret(name)
+			if err != nil {
+				problems = append(problems, Problem{m[0], err.Error()})
+				continue
+			}
+			r.masker.Add(v)
+			secret = true
+			b.WriteString(v)
+		}
+	}
+	b.WriteString(s[last:])
+	return b.String(), secret, problems
+}
+
+// secret reads NAME from a file in the secrets folder first (the way
+// container platforms mount secrets), then from the environment.
+func (r *Resolver) secret(name string) (string, error) {
+	if r.secretsDir != "" {
+		data, err := os.ReadFile(filepath.Join(r.secretsDir, name))
+		if err == nil {
+			return strings.TrimRight(string(data), "\r\n"), nil
+		}
+		if !os.IsNotExist(err) {
+			return "", fmt.Errorf("secret %s: cannot read its file: %w", name, err)
+		}
+	}
+	if v, ok := r.lookupEnv(name); ok {
+		return v, nil
+	}
+	where := "export it"
+	if r.secretsDir != "" {
+		where += fmt.Sprintf(" or write it to %s", filepath.Join(r.secretsDir, name))
+	} else {
+		where += " or put it in a file named " + name + " under --secrets-dir"
+	}
+	return "", fmt.Errorf("secret %s is not set; %s", name, where)
+}
+
+// Masker replaces known secret values with Mask. The zero value is ready;
+// it is safe for concurrent use.
+type Masker struct {
+	mu       sync.RWMutex
+	values   []string
+	replacer *strings.Replacer
+}
+
+// Add registers a secret value (and nothing for an empty one).
+func (m *Masker) Add(values ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	changed := false
+	for _, v := range values {
+		if v == "" || slices.Contains(m.values, v) {
+			continue
+		}
+		m.values = append(m.values, v)
+		changed = true
+	}
+	if !changed {
+		return
+	}
+	// Longest first, so a secret that contains another is masked whole.
+	slices.SortFunc(m.values, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
+	pairs := make([]string, 0, 2*len(m.values))
+	for _, v := range m.values {
+		pairs = append(pairs, v, Mask)
+	}
+	m.replacer = strings.NewReplacer(pairs...)
+}
+
+// String masks every known secret in s.
+func (m *Masker) String(s string) string {
+	if m == nil {
+		return s
+	}
+	m.mu.RLock()
+	r := m.replacer
+	m.mu.RUnlock()
+	if r == nil {
+		return s
+	}
+	return r.Replace(s)
+}
+
+// IsSecret reports whether s is exactly a known secret.
+func (m *Masker) IsSecret(s string) bool {
+	if m == nil {
+		return false
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return slices.Contains(m.values, s)
+}
+
+// ReadEnvFile reads KEY=VALUE lines (blank lines and # comments skipped,
+// values optionally in single or double quotes), as docker --env-file and
+// dotenv files hold them.
+func ReadEnvFile(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("env file: %w", err)
+	}
+	out := map[string]string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		key, value, ok := strings.Cut(line, "=")
+		key = strings.TrimSpace(key)
+		if !ok || !nameRE.MatchString(key) {
+			return nil, fmt.Errorf("%s:%d: expected NAME=value", path, i+1)
+		}
+		value = strings.TrimSpace(value)
+		if len(value) >= 2 && (value[0] == '"' || value[0] == '\'') && value[len(value)-1] == value[0] {
+			value = value[1 : len(value)-1]
+		}
+		out[key] = value
+	}
+	return out, nil
+}
+
+// LookupChain looks a name up in the process environment first, then in
+// each of files in order (values from --env-file fill in, never override).
+func LookupChain(files ...map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		if v, ok := os.LookupEnv(name); ok {
+			return v, true
+		}
+		for _, f := range files {
+			if v, ok := f[name]; ok {
+				return v, true
+			}
+		}
+		return "", false
+	}
+}

@@ -1,0 +1,236 @@
+// Package spec describes what connectors offer the engine: connection types
+// with their fields and endpoints, and source types. Connectors fill these
+// descriptions in their own folders; the validator, the builder and the
+// JSON Schemas are all checked against them.
+package spec
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Field is one setting of a connection in connections.yaml.
+type Field struct {
+	Name     string
+	Required bool
+	Secret   bool // never printed; must come from ${secret:...} or ${env:...}
+	Doc      string
+}
+
+// Auth is what a connection adds to every request: one header whose value
+// is Scheme + " " + Credential. The credential is masked wherever printed.
+type Auth struct {
+	Header     string
+	Scheme     string
+	Credential string
+}
+
+// ConnectionType is a kind of connection (sessionm_core, braze, http).
+type ConnectionType struct {
+	Name      string
+	Doc       string
+	Fields    []Field
+	Endpoints []Endpoint
+	// Authorize computes the auth header from a resolved connection; nil
+	// when the type adds none.
+	Authorize func(c *Connection) (Auth, error)
+	// ResponseError reads a response the way this API reports failures
+	// (SessionM: 200 with "status":"error"; Braze: a non-2xx with
+	// "message"); nil means the response is a success.
+	ResponseError func(status int, body []byte) error
+}
+
+// Field returns the field called name.
+func (t *ConnectionType) Field(name string) (Field, bool) {
+	for _, f := range t.Fields {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Field{}, false
+}
+
+// Endpoint returns the endpoint called name.
+func (t *ConnectionType) Endpoint(name string) (*Endpoint, bool) {
+	for i := range t.Endpoints {
+		if t.Endpoints[i].Name == name {
+			return &t.Endpoints[i], true
+		}
+	}
+	return nil, false
+}
+
+// EndpointNames lists the endpoint names, for messages and schemas.
+func (t *ConnectionType) EndpointNames() []string {
+	names := make([]string, len(t.Endpoints))
+	for i, e := range t.Endpoints {
+		names[i] = e.Name
+	}
+	return names
+}
+
+// Endpoint is a named operation of a connection type.
+type Endpoint struct {
+	Name        string
+	Doc         string
+	Method      string
+	Path        string // relative to base_url; {name} placeholders
+	ContentType string // of the request body; "" for none
+	// FromConnection fills path placeholders from connection fields
+	// (SessionM Core's {api_key}).
+	FromConnection map[string]string
+	// BodyDefaults fills body fields from connection fields when the
+	// pipeline leaves them out (Connect's retailer_id).
+	BodyDefaults map[string]string
+	// Body is the shape of the request body; nil when it has none.
+	Body *Shape
+	// MaxBatch is how many items one request may carry (Braze
+	// recipients); 0 when the endpoint does not batch.
+	MaxBatch int
+}
+
+// Placeholders lists the {names} in a path, in order.
+func Placeholders(path string) []string {
+	var out []string
+	for {
+		i := strings.IndexByte(path, '{')
+		if i < 0 {
+			return out
+		}
+		j := strings.IndexByte(path[i:], '}')
+		if j < 0 {
+			return out
+		}
+		out = append(out, path[i+1:i+j])
+		path = path[i+j+1:]
+	}
+}
+
+// PathParams lists the placeholders the pipeline must fill (those not
+// taken from the connection).
+func (e *Endpoint) PathParams() []string {
+	var out []string
+	for _, p := range Placeholders(e.Path) {
+		if _, ok := e.FromConnection[p]; !ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Connection is a resolved entry of connections.yaml.
+type Connection struct {
+	Name    string
+	Type    *ConnectionType
+	BaseURL *url.URL
+	Timeout time.Duration
+	Fields  map[string]string // type-specific fields, secrets resolved
+}
+
+// Public returns the fields a template may read: everything but secrets.
+func (c *Connection) Public() map[string]any {
+	out := map[string]any{"name": c.Name, "type": c.Type.Name, "base_url": c.BaseURL.String()}
+	for _, f := range c.Type.Fields {
+		if !f.Secret {
+			out[f.Name] = c.Fields[f.Name]
+		}
+	}
+	return out
+}
+
+// SourceKind groups source types by how events arrive.
+type SourceKind int
+
+const (
+	HTTPSource SourceKind = iota
+	CSVSource
+)
+
+// SourceType is a kind of source (braze_webhook, sessionm_event, http, csv).
+type SourceType struct {
+	Name          string
+	Kind          SourceKind
+	Doc           string
+	DefaultMethod string // HTTP sources
+	// Event is the shape of the events this source produces, used to check
+	// the names templates read; nil when any shape is possible.
+	Event *Shape
+}
+
+// Catalog is every connection and source type the engine knows.
+type Catalog struct {
+	Connections map[string]*ConnectionType
+	Sources     map[string]*SourceType
+}
+
+// NewCatalog indexes the given types; a duplicate name is a programming
+// error and panics at start-up.
+func NewCatalog(conns []*ConnectionType, sources []*SourceType) *Catalog {
+	c := &Catalog{Connections: map[string]*ConnectionType{}, Sources: map[string]*SourceType{}}
+	for _, t := range conns {
+		if _, dup := c.Connections[t.Name]; dup {
+			panic(fmt.Sprintf("connection type %q registered twice", t.Name))
+		}
+		c.Connections[t.Name] = t
+	}
+	for _, s := range sources {
+		if _, dup := c.Sources[s.Name]; dup {
+			panic(fmt.Sprintf("source type %q registered twice", s.Name))
+		}
+		c.Sources[s.Name] = s
+	}
+	return c
+}
+
+// ConnectionTypeNames lists the connection type names, sorted.
+func (c *Catalog) ConnectionTypeNames() []string { return sortedKeys(c.Connections) }
+
+// SourceTypeNames lists the source type names, sorted.
+func (c *Catalog) SourceTypeNames() []string { return sortedKeys(c.Sources) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Methods are the HTTP methods a raw call may use.
+var Methods = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+// ValidMethod reports whether m is one of Methods.
+func ValidMethod(m string) bool { return slices.Contains(Methods, m) }
+
+// BasicAuth is HTTP Basic auth for user and password.
+func BasicAuth(user, password string) Auth {
+	return Auth{Header: "Authorization", Scheme: "Basic", Credential: base64.StdEncoding.EncodeToString([]byte(user + ":" + password))}
+}
+
+// Excerpt shortens a response body for messages and dead letters.
+func Excerpt(body []byte) string {
+	const max = 300
+	s := strings.TrimSpace(string(body))
+	if s == "" {
+		return "(empty body)"
+	}
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}
+
+// Auth returns the header the connection adds to every request (empty when
+// its type adds none).
+func (c *Connection) Auth() (Auth, error) {
+	if c.Type.Authorize == nil {
+		return Auth{}, nil
+	}
+	return c.Type.Authorize(c)
+}

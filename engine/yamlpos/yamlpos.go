@@ -1,0 +1,316 @@
+// Package yamlpos parses YAML while keeping where every value came from, so
+// that a problem found after decoding (by the JSON Schema, by the expr
+// compiler, by the Liquid parser) can still be reported at the right line
+// and column of the file the user edits.
+package yamlpos
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Doc is one parsed YAML document.
+type Doc struct {
+	File string
+	Src  []byte
+	Root *yaml.Node // the document's top-level value (usually a mapping)
+}
+
+// Error is a YAML syntax error with the position yaml.v3 gave.
+type Error struct {
+	Line, Column int
+	Message      string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d:%d: %s", e.Line, e.Column, e.Message) }
+
+var yamlLineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?`)
+
+// Parse parses src as a single YAML document. An empty document gives an
+// empty mapping, so that callers report missing keys rather than a vague
+// "empty file".
+func Parse(file string, src []byte) (*Doc, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	var doc yaml.Node
+	err := dec.Decode(&doc)
+	if errors.Is(err, io.EOF) {
+		return &Doc{File: file, Src: src, Root: &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: 1, Column: 1}}, nil
+	}
+	if err != nil {
+		return nil, syntaxError(err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, &Error{Line: extra.Line, Column: extra.Column, Message: "a pipeline file holds one YAML document; remove the second '---' document"}
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	return &Doc{File: file, Src: src, Root: root}, nil
+}
+
+func syntaxError(err error) *Error {
+	msg := err.Error()
+	line := 0
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		if m[1] != "" {
+			line, _ = strconv.Atoi(m[1])
+		}
+		msg = msg[len(m[0]):]
+	}
+	if line == 0 {
+		line = 1
+	}
+	return &Error{Line: line, Column: 1, Message: "invalid YAML: " + msg}
+}
+
+// Path is a location inside a document: string keys and int indexes.
+type Path []any
+
+// Child returns p extended by one key or index, without sharing storage.
+func (p Path) Child(k any) Path {
+	out := make(Path, len(p), len(p)+1)
+	copy(out, p)
+	return append(out, k)
+}
+
+var plainKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+
+func (p Path) String() string {
+	var b strings.Builder
+	for i, k := range p {
+		switch k := k.(type) {
+		case int:
+			fmt.Fprintf(&b, "[%d]", k)
+		case string:
+			if plainKeyRE.MatchString(k) {
+				if i > 0 {
+					b.WriteByte('.')
+				}
+				b.WriteString(k)
+			} else {
+				fmt.Fprintf(&b, "[%q]", k)
+			}
+		}
+	}
+	return b.String()
+}
+
+// Resolve follows aliases so callers never see an AliasNode.
+func Resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+// Lookup returns the value node at path and whether it exists. When it does
+// not, it returns the deepest node that does, so a "missing key" can point
+// at the mapping that lacks it.
+func (d *Doc) Lookup(path Path) (*yaml.Node, bool) {
+	n := Resolve(d.Root)
+	for _, k := range path {
+		next := child(n, k)
+		if next == nil {
+			return n, false
+		}
+		n = next
+	}
+	return n, true
+}
+
+// KeyNode returns the key node of the last element of path, for problems
+// that concern the key itself (an unknown key, say).
+func (d *Doc) KeyNode(path Path) *yaml.Node {
+	if len(path) == 0 {
+		return d.Root
+	}
+	parent, ok := d.Lookup(path[:len(path)-1])
+	if !ok || parent.Kind != yaml.MappingNode {
+		return parent
+	}
+	name, isKey := path[len(path)-1].(string)
+	if !isKey {
+		n, _ := d.Lookup(path)
+		return n
+	}
+	for i := 0; i+1 < len(parent.Content); i += 2 {
+		if parent.Content[i].Value == name {
+			return parent.Content[i]
+		}
+	}
+	return parent
+}
+
+func child(n *yaml.Node, k any) *yaml.Node {
+	n = Resolve(n)
+	if n == nil {
+		return nil
+	}
+	switch k := k.(type) {
+	case string:
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				return Resolve(n.Content[i+1])
+			}
+		}
+	case int:
+		if n.Kind == yaml.SequenceNode && k >= 0 && k < len(n.Content) {
+			return Resolve(n.Content[k])
+		}
+	}
+	return nil
+}
+
+// ToValue converts a node into plain Go values as encoding/json would give
+// them (map[string]any, []any, string, json.Number, bool, nil), which is
+// what the JSON Schema validator expects.
+func ToValue(n *yaml.Node) any {
+	n = Resolve(n)
+	if n == nil {
+		return nil
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) == 0 {
+			return nil
+		}
+		return ToValue(n.Content[0])
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" {
+				if merged, ok := ToValue(v).(map[string]any); ok {
+					for mk, mv := range merged {
+						if _, set := m[mk]; !set {
+							m[mk] = mv
+						}
+					}
+				}
+				continue
+			}
+			m[k.Value] = ToValue(v)
+		}
+		return m
+	case yaml.SequenceNode:
+		s := make([]any, len(n.Content))
+		for i, c := range n.Content {
+			s[i] = ToValue(c)
+		}
+		return s
+	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case "!!null":
+			return nil
+		case "!!bool":
+			var b bool
+			_ = n.Decode(&b)
+			return b
+		case "!!int", "!!float":
+			var f any
+			_ = n.Decode(&f)
+			switch f := f.(type) {
+			case int:
+				return json.Number(strconv.Itoa(f))
+			case int64:
+				return json.Number(strconv.FormatInt(f, 10))
+			case uint64:
+				return json.Number(strconv.FormatUint(f, 10))
+			case float64:
+				return json.Number(strconv.FormatFloat(f, 'g', -1, 64))
+			}
+			return n.Value
+		default:
+			return n.Value
+		}
+	}
+	return nil
+}
+
+// OffsetPos returns the file position of byte offset off inside the value
+// of scalar node n. Block scalars and single-line scalars map exactly; for
+// a scalar whose value was changed on the way (escapes, folding, secrets
+// resolved), positions past the first change fall back to the nearest
+// position known.
+func (d *Doc) OffsetPos(n *yaml.Node, off int) (line, col int) {
+	n = Resolve(n)
+	if n == nil {
+		return 0, 0
+	}
+	if n.Kind != yaml.ScalarNode {
+		return n.Line, n.Column
+	}
+	lines := bytes.Split(d.Src, []byte("\n"))
+	if n.Line < 1 || n.Line > len(lines) {
+		return n.Line, n.Column
+	}
+	value := n.Value
+	if off > len(value) {
+		off = len(value)
+	}
+	if n.Style == yaml.LiteralStyle || n.Style == yaml.FoldedStyle {
+		// The content starts on the line after the indicator; its
+		// indentation is that of the first non-empty content line.
+		first := n.Line + 1
+		for first <= len(lines) && len(bytes.TrimSpace(lines[first-1])) == 0 {
+			first++
+		}
+		indent := firstNonSpace(lines, first)
+		return walk(lines, value, off, first, indent, func(int) int { return indent })
+	}
+	startCol := n.Column // 1-based column of the first character of the token
+	if n.Style == yaml.DoubleQuotedStyle || n.Style == yaml.SingleQuotedStyle {
+		startCol++
+	}
+	return walk(lines, value, off, n.Line, startCol, func(line int) int { return firstNonSpace(lines, line) })
+}
+
+// walk steps through the source and the value together; a line end in the
+// source stands for a newline or a space in the value (folding), and the
+// next line starts at contCol. It stops where the two differ.
+func walk(lines [][]byte, value string, off, line, col int, contCol func(line int) int) (int, int) {
+	vi := 0
+	for vi < off && line <= len(lines) {
+		text := lines[line-1]
+		if col-1 >= len(text) {
+			line++
+			col = contCol(line)
+			if value[vi] == ' ' || value[vi] == '\n' {
+				vi++
+			}
+			continue
+		}
+		if text[col-1] != value[vi] {
+			break
+		}
+		col++
+		vi++
+	}
+	return line, col
+}
+
+func firstNonSpace(lines [][]byte, line int) int {
+	if line < 1 || line > len(lines) {
+		return 1
+	}
+	text := lines[line-1]
+	for i, c := range text {
+		if c != ' ' && c != '\t' {
+			return i + 1
+		}
+	}
+	return len(text) + 1
+}
