@@ -1,6 +1,6 @@
 module github.com/loyalty-connector/engine
 
-go 1.26.8
+go 1.26
 
 require (
 	github.com/expr-lang/expr v1.17.8
