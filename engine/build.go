@@ -243,7 +243,7 @@ func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *routeTable) 
 			"headers": spec.OpenObject(),
 		}))
 		pl.Source.MaxBody = DefaultMaxBody
-		if src.MaxBody != "" {
+		if src.MaxBody != "" && !b.hasProblem(path.Child("max_body")) {
 			n, err := parseSize(src.MaxBody)
 			if err != nil {
 				b.errorAt(path.Child("max_body"), "%v", err)
@@ -552,7 +552,7 @@ func (b *builder) delivery(cfg *DeliveryConfig, sc *scope) Delivery {
 }
 
 func (b *builder) duration(path yamlpos.Path, s string, def time.Duration) time.Duration {
-	if s == "" {
+	if s == "" || b.hasProblem(path) {
 		return def
 	}
 	d, err := time.ParseDuration(s)

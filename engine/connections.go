@@ -80,7 +80,7 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 		}
 		conn.BaseURL = u
 		conn.Timeout = DefaultTimeout
-		if s := settings["timeout"]; s != "" {
+		if s := settings["timeout"]; s != "" && !fc.hasProblem(path.Child("timeout")) {
 			d, err := time.ParseDuration(s)
 			if err != nil || d <= 0 {
 				fc.errorAt(path.Child("timeout"), "%q is not a positive duration; write it like 10s", s)

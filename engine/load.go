@@ -167,11 +167,24 @@ type fileContext struct {
 	// unresolved holds the paths whose ${...} references failed; they are
 	// reported once, not again as bad values.
 	unresolved map[string]bool
+	// reported holds the paths a problem was reported at, so that a check
+	// in code does not repeat what the schema already said.
+	reported map[string]bool
+}
+
+// hasProblem reports whether a problem was reported at path (or its
+// reference could not be resolved).
+func (fc *fileContext) hasProblem(path yamlpos.Path) bool {
+	return fc.reported[path.String()] || fc.unresolved[path.String()]
 }
 
 func (fc *fileContext) add(line, col int, path yamlpos.Path, severity diag.Severity, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	msg = fc.loader.Resolver.Masker().String(msg)
+	if fc.reported == nil {
+		fc.reported = map[string]bool{}
+	}
+	fc.reported[path.String()] = true
 	fc.diags.Add(diag.Diagnostic{File: fc.doc.File, Line: line, Column: col, Path: path.String(), Message: msg, Severity: severity})
 }
 

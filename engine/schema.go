@@ -70,7 +70,7 @@ func (fc *fileContext) validateSchema(sch *jsonschema.Schema, raw any) bool {
 
 // leaves returns the most specific errors of a validation error tree.
 func leaves(e *jsonschema.ValidationError) []*jsonschema.ValidationError {
-	if len(e.Causes) == 0 {
+	if _, isName := e.ErrorKind.(*kind.PropertyNames); isName || len(e.Causes) == 0 {
 		return []*jsonschema.ValidationError{e}
 	}
 	var out []*jsonschema.ValidationError
@@ -100,8 +100,10 @@ func (fc *fileContext) instancePath(tokens []string) yamlpos.Path {
 func (fc *fileContext) reportViolation(e *jsonschema.ValidationError, raw any) {
 	path := fc.instancePath(e.InstanceLocation)
 	switch k := e.ErrorKind.(type) {
+	case *kind.PropertyNames:
+		fc.errorAtKey(path.Child(k.Property), "the name %q must be lower-case letters, digits and _, starting with a letter", k.Property)
 	case *kind.AdditionalProperties:
-		allowed := propertyNames(schemaParent(raw, e.SchemaURL))
+		allowed := propertyNames(schemaAt(raw, e.SchemaURL))
 		for _, name := range k.Properties {
 			msg := fmt.Sprintf("unknown key %q", name)
 			if len(allowed) > 0 {
@@ -111,7 +113,7 @@ func (fc *fileContext) reportViolation(e *jsonschema.ValidationError, raw any) {
 		}
 	case *kind.Required:
 		for _, name := range k.Missing {
-			fc.errorAt(path, "missing %q%s", name, describeProperty(schemaParent(raw, e.SchemaURL), name))
+			fc.errorAt(path, "missing %q%s", name, describeProperty(raw, e.SchemaURL, name))
 		}
 	case *kind.Type:
 		fc.errorAt(path, "must be %s, not %s", joinOr(k.Want), article(k.Got))
@@ -127,10 +129,20 @@ func (fc *fileContext) reportViolation(e *jsonschema.ValidationError, raw any) {
 	case *kind.FalseSchema:
 		fc.errorAtKey(path, "%q does not apply here; remove it", path[len(path)-1])
 	case *kind.MinProperties, *kind.MaxProperties:
-		names := propertyNames(schemaParent(raw, e.SchemaURL))
+		names := propertyNames(schemaAt(raw, e.SchemaURL))
 		fc.errorAt(path, "give exactly one of: %s", strings.Join(names, ", "))
-	case *kind.Minimum, *kind.Maximum, *kind.MinItems, *kind.MaxItems, *kind.MinLength, *kind.MaxLength:
-		fc.errorAt(path, "%s", e.ErrorKind.LocalizedString(printer))
+	case *kind.Minimum:
+		fc.errorAt(path, "must be at least %s, not %s", k.Want.RatString(), k.Got.RatString())
+	case *kind.Maximum:
+		fc.errorAt(path, "must be at most %s, not %s", k.Want.RatString(), k.Got.RatString())
+	case *kind.MinItems:
+		fc.errorAt(path, "needs at least %d item(s), has %d", k.Want, k.Got)
+	case *kind.MaxItems:
+		fc.errorAt(path, "holds %d items; the most allowed is %d", k.Got, k.Want)
+	case *kind.MinLength:
+		fc.errorAt(path, "must be at least %d character(s) long", k.Want)
+	case *kind.MaxLength:
+		fc.errorAt(path, "must be at most %d character(s) long", k.Want)
 	default:
 		fc.errorAt(path, "%s", e.ErrorKind.LocalizedString(printer))
 	}
@@ -162,15 +174,6 @@ func schemaAt(raw any, url string) any {
 	return cur
 }
 
-// schemaParent returns the schema object holding the keyword a URL ends at.
-func schemaParent(raw any, url string) any {
-	i := strings.LastIndexByte(url, '/')
-	if i < 0 {
-		return nil
-	}
-	return schemaAt(raw, url[:i])
-}
-
 // propertyNames lists the properties a schema object names, sorted.
 func propertyNames(s any) []string {
 	m, _ := s.(map[string]any)
@@ -183,16 +186,25 @@ func propertyNames(s any) []string {
 	return names
 }
 
-// describeProperty returns ": <description>" for a property the schema
-// documents, so a "missing" message says what the setting is for.
-func describeProperty(s any, name string) string {
-	m, _ := s.(map[string]any)
-	props, _ := m["properties"].(map[string]any)
-	p, _ := props[name].(map[string]any)
-	if d, ok := p["description"].(string); ok {
-		return " (" + strings.TrimSuffix(d, ".") + ")"
+// describeProperty returns " (<first sentence of its description>)" for a
+// property the schema documents, looking from the schema at url outwards,
+// so a "missing" message says what the setting is for.
+func describeProperty(raw any, url, name string) string {
+	for {
+		m, _ := schemaAt(raw, url).(map[string]any)
+		props, _ := m["properties"].(map[string]any)
+		if p, ok := props[name].(map[string]any); ok {
+			if d, ok := p["description"].(string); ok {
+				first, _, _ := strings.Cut(d, ". ")
+				return " (" + strings.TrimSuffix(first, ".") + ")"
+			}
+		}
+		i := strings.LastIndexByte(url, '/')
+		if i < 0 || !strings.Contains(url[:i], "#") {
+			return ""
+		}
+		url = url[:i]
 	}
-	return ""
 }
 
 var patternHints = map[string]string{

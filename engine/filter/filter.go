@@ -372,9 +372,8 @@ func problemOf(err error, src string, names []string) Problem {
 	var fe *file.Error
 	if errors.As(err, &fe) {
 		msg := cleanMessage(fe.Message)
-		if strings.HasPrefix(fe.Message, "unknown name ") {
-			name := strings.TrimPrefix(fe.Message, "unknown name ")
-			msg += "; known names here: " + strings.Join(names, ", ") + diag.Suggest(name, names)
+		if name, ok := strings.CutPrefix(fe.Message, "unknown name "); ok {
+			msg = fmt.Sprintf("unknown name %q; known names here: %s%s", name, strings.Join(names, ", "), diag.Suggest(name, names))
 		}
 		return Problem{max(fe.Line, 1), fe.Column + 1, msg}
 	}
@@ -408,6 +407,9 @@ var typeWords = map[string]string{
 func cleanMessage(msg string) string {
 	if strings.HasPrefix(msg, "unknown name ") {
 		return msg
+	}
+	if msg == "unexpected token EOF" {
+		return "the expression ends too early; something is missing at its end"
 	}
 	if rest, ok := strings.CutPrefix(msg, "expected bool, but got "); ok {
 		msg = "the filter must give true or false, but this expression gives " + rest

@@ -62,6 +62,16 @@ func NewEngine() *Engine {
 	return e
 }
 
+// knownTags are the tags the parser accepts (include is refused when
+// compiled, with its own message).
+var knownTags = map[string]bool{
+	"assign": true, "include": true, "break": true, "continue": true, "cycle": true,
+	"capture": true, "endcapture": true, "case": true, "when": true, "endcase": true,
+	"comment": true, "endcomment": true, "raw": true, "endraw": true,
+	"for": true, "endfor": true, "tablerow": true, "endtablerow": true,
+	"if": true, "elsif": true, "else": true, "endif": true, "unless": true, "endunless": true,
+}
+
 // HasFilter reports whether name is a filter templates may use.
 func (e *Engine) HasFilter(name string) bool { return e.filters[name] }
 
@@ -105,6 +115,11 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 		return nil, problems
 	}
 	a := analyze(p)
+	for _, tag := range a.tags {
+		if !knownTags[tag.Name] {
+			problems = append(problems, Problem{p.offsets.original(tag.Offset), fmt.Sprintf("unknown tag %q%s", tag.Name, diag.Suggest(tag.Name, slices.Collect(maps.Keys(knownTags))))})
+		}
+	}
 	for _, f := range a.filters {
 		if !e.filters[f.Name] {
 			problems = append(problems, Problem{p.offsets.original(f.Offset), fmt.Sprintf("unknown filter %q%s", f.Name, e.suggestFilter(f.Name))})
@@ -123,7 +138,10 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 		}
 	}
 	node, err := e.cfg.Compile(p.source, parser.SourceLoc{})
-	if err != nil {
+	if err != nil && len(problems) == 0 {
+		// The parser's message after an unknown tag or filter found above
+		// would only confuse ("endif not inside ..."), so it is kept for
+		// templates with no other problem.
 		problems = append(problems, compileProblem(err, p))
 	}
 	if opts.Typed {

@@ -70,6 +70,9 @@ func syntaxError(err error) *Error {
 	if line == 0 {
 		line = 1
 	}
+	if strings.Contains(msg, "did not find expected") || strings.Contains(msg, "mapping values are not allowed") {
+		msg += " (check the indentation and the colons on this line and the next)"
+	}
 	return &Error{Line: line, Column: 1, Message: "invalid YAML: " + msg}
 }
 

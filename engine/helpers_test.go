@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loyalty-connector/engine/connectors"
+	"github.com/loyalty-connector/engine/engine/secrets"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected-output files under testdata")
+
+// testEnv is the environment tests resolve ${env:...} and ${secret:...}
+// from: the sandbox settings of examples/sandbox.env plus test secrets.
+func testEnv(t testing.TB) map[string]string {
+	t.Helper()
+	env, err := secrets.ReadEnvFile(filepath.Join("..", "examples", "sandbox.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env["API_TOKEN"] = "test-api-token"
+	env["HOOK_SECRET"] = "test-hook-secret"
+	return env
+}
+
+func testLoader(t testing.TB) (*Loader, *secrets.Masker) {
+	t.Helper()
+	env := testEnv(t)
+	masker := &secrets.Masker{}
+	lookup := func(name string) (string, bool) { v, ok := env[name]; return v, ok }
+	l, err := NewLoader(connectors.Catalog(), secrets.NewResolver(lookup, "", masker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	l.Now = func() time.Time { return fixed }
+	return l, masker
+}
+
+// loadOne loads one pipeline file and fails the test on any problem.
+func loadOne(t testing.TB, file string) *Pipeline {
+	t.Helper()
+	l, _ := testLoader(t)
+	proj := l.Load([]string{file})
+	if err := proj.Diagnostics.Err(); err != nil {
+		t.Fatalf("%s does not build:\n%v", file, err)
+	}
+	if len(proj.Pipelines) != 1 {
+		t.Fatalf("%s: built %d pipelines, want 1", file, len(proj.Pipelines))
+	}
+	return proj.Pipelines[0]
+}
+
+// golden compares got with the file's content, or rewrites it with -update.
+func golden(t *testing.T, file, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs (go test -update rewrites it after review):\n--- want\n%s\n--- got\n%s", file, want, got)
+	}
+}
+
+func lines(s string) []string { return strings.Split(strings.TrimSpace(s), "\n") }

@@ -1,0 +1,88 @@
+package engine
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Each testdata/bad/NAME.yaml must give exactly the problems in
+// NAME.want, one "file:line:col: path: message" per line.
+func TestValidateBadPipelines(t *testing.T) {
+	files, _ := filepath.Glob("testdata/bad/*.yaml")
+	for _, f := range files {
+		if filepath.Base(f) == ConnectionsFileName {
+			continue
+		}
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
+			l, _ := testLoader(t)
+			proj := l.Load([]string{f})
+			if len(proj.Pipelines) != 0 {
+				t.Errorf("a bad pipeline was built")
+			}
+			var got strings.Builder
+			for _, d := range proj.Diagnostics.Items() {
+				got.WriteString(d.String() + "\n")
+			}
+			if got.Len() == 0 {
+				t.Fatal("no problems reported")
+			}
+			golden(t, strings.TrimSuffix(f, ".yaml")+".want", got.String())
+		})
+	}
+}
+
+func TestValidateGoodPipelines(t *testing.T) {
+	for _, dir := range []string{"testdata/good", "../pipelines"} {
+		l, _ := testLoader(t)
+		proj := l.Load([]string{dir})
+		if err := proj.Diagnostics.Err(); err != nil {
+			t.Errorf("%s:\n%v", dir, err)
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		if want := len(files) - 1; len(proj.Pipelines) != want { // all but connections.yaml
+			t.Errorf("%s: built %d pipelines, want %d", dir, len(proj.Pipelines), want)
+		}
+	}
+}
+
+// Problems in connections.yaml are reported there, once, and a pipeline
+// that uses a broken connection says so instead of building.
+func TestValidateBadConnections(t *testing.T) {
+	l, _ := testLoader(t)
+	proj := l.Load([]string{"testdata/badconns"})
+	var got strings.Builder
+	for _, d := range proj.Diagnostics.Items() {
+		got.WriteString(d.String() + "\n")
+	}
+	golden(t, "testdata/badconns/want.txt", got.String())
+	if len(proj.Pipelines) != 0 {
+		t.Errorf("built %d pipelines on a broken connection", len(proj.Pipelines))
+	}
+}
+
+func TestValidateRouteConflict(t *testing.T) {
+	l, _ := testLoader(t)
+	proj := l.Load([]string{"testdata/routes"})
+	items := proj.Diagnostics.Items()
+	if len(items) != 1 {
+		t.Fatalf("want one problem, got %v", items)
+	}
+	want := `testdata/routes/second.yaml:3:9: source.path: POST /hooks/{id} is already served by pipeline "first"; each route belongs to one pipeline`
+	if items[0].String() != want {
+		t.Errorf("got  %s\nwant %s", items[0], want)
+	}
+}
+
+// Secrets never appear in a diagnostic, even when a bad value holds one.
+func TestDiagnosticsMaskSecrets(t *testing.T) {
+	l, _ := testLoader(t)
+	proj := l.Load([]string{"testdata/badconns"})
+	for _, d := range proj.Diagnostics.Items() {
+		for _, secret := range []string{"test-api-token", "written-in-the-file"} {
+			if strings.Contains(d.String(), secret) {
+				t.Errorf("secret %q printed in %s", secret, d)
+			}
+		}
+	}
+}
