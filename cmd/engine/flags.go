@@ -37,11 +37,19 @@ func newFlagSet(name, usageLine, description string, stderr io.Writer) *flag.Fla
 // should stop: --help was asked for (code 0, help on stdout) or the flags
 // are wrong (code 2).
 func parse(fs *flag.FlagSet, args []string, stdout io.Writer) (positional []string, code int, done bool) {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return nil, exitOK, true
+		}
+	}
 	for {
 		err := fs.Parse(args)
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
 			return nil, exitOK, true
 		}
 		if err != nil {

@@ -3,6 +3,7 @@
 package csvfile
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -49,7 +50,13 @@ type Reader struct {
 
 // NewReader reads the header row. file names the input in messages.
 func NewReader(r io.Reader, file string, delimiter rune) (*Reader, error) {
-	cr := csv.NewReader(r)
+	// A byte-order mark (Excel writes one) is not part of the first column
+	// name; removed before parsing, so a quoted first name still parses.
+	br := bufio.NewReader(r)
+	if bom, err := br.Peek(3); err == nil && string(bom) == "\ufeff" {
+		_, _ = br.Discard(3)
+	}
+	cr := csv.NewReader(br)
 	if delimiter != 0 {
 		cr.Comma = delimiter
 	}
@@ -63,7 +70,7 @@ func NewReader(r io.Reader, file string, delimiter rune) (*Reader, error) {
 	}
 	seen := map[string]bool{}
 	for i, h := range header {
-		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+		h = strings.TrimSpace(h)
 		if h == "" {
 			return nil, fmt.Errorf("%s:1: column %d of the header row has no name", file, i+1)
 		}
@@ -87,14 +94,15 @@ func (r *Reader) Next() (Row, error) {
 		return Row{}, io.EOF
 	}
 	r.number++
-	line, _ := r.csv.FieldPos(0)
 	if err != nil {
+		line := 0
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
 			line = pe.StartLine
 		}
 		return Row{}, &RowError{r.file, r.number, line, parseReason(err)}
 	}
+	line, _ := r.csv.FieldPos(0)
 	if len(record) != len(r.header) {
 		return Row{}, &RowError{r.file, r.number, line, fmt.Sprintf("has %d columns, the header has %d; check the delimiter and quoting of this row", len(record), len(r.header))}
 	}
@@ -107,8 +115,17 @@ func (r *Reader) Next() (Row, error) {
 
 func parseReason(err error) string {
 	var pe *csv.ParseError
-	if errors.As(err, &pe) {
-		return fmt.Sprintf("column %d: %s", pe.Column, pe.Err)
+	if !errors.As(err, &pe) {
+		return err.Error()
 	}
-	return err.Error()
+	var what string
+	switch {
+	case errors.Is(pe.Err, csv.ErrBareQuote):
+		what = `a " inside a field that does not start with one; quote the whole field and write inner quotes as ""`
+	case errors.Is(pe.Err, csv.ErrQuote):
+		what = "a quoted field is not closed, or has text after its closing quote"
+	default:
+		what = pe.Err.Error()
+	}
+	return fmt.Sprintf("%s (line %d, character %d)", what, pe.Line, pe.Column)
 }

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -104,6 +105,10 @@ func (v Violation) String() string {
 func (s *Shape) Validate(v any) []Violation {
 	var out []Violation
 	s.validate(v, "", &out)
+	// map order is random; sort so messages are stable
+	slices.SortFunc(out, func(a, b Violation) int {
+		return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Message, b.Message))
+	})
 	return out
 }
 
@@ -126,7 +131,7 @@ func (s *Shape) validate(v any, path string, out *[]Violation) {
 				add("%q is required", r)
 			}
 		}
-		for _, k := range sortedKeys(m) {
+		for k, e := range m {
 			f, ok := s.Fields[k]
 			if !ok {
 				if !s.Open {
@@ -134,7 +139,7 @@ func (s *Shape) validate(v any, path string, out *[]Violation) {
 				}
 				continue
 			}
-			f.validate(m[k], joinPath(path, k), out)
+			f.validate(e, joinPath(path, k), out)
 		}
 	case "array":
 		a := v.([]any)
@@ -178,7 +183,7 @@ func jsonType(v any) string {
 		}
 		return "number"
 	case json.Number:
-		if _, err := v.Int64(); err == nil {
+		if f, err := v.Float64(); err == nil && f == math.Trunc(f) {
 			return "integer"
 		}
 		return "number"

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Field is one setting of a connection in connections.yaml.
@@ -221,7 +222,11 @@ func Excerpt(body []byte) string {
 		return "(empty body)"
 	}
 	if len(s) > max {
-		return s[:max] + "..."
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return s[:cut] + "..."
 	}
 	return s
 }

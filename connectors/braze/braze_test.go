@@ -1,0 +1,238 @@
+package braze
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/loyalty-connector/engine/engine/spec"
+)
+
+func TestEndpoints(t *testing.T) {
+	tests := []struct {
+		endpoint string
+		method   string
+		path     string
+		maxBatch int
+	}{
+		// braze.md §2: POST /campaigns/trigger/send, at most 50 recipients
+		{"campaign_trigger", http.MethodPost, "/campaigns/trigger/send", 50},
+		// braze.md §2: POST /canvas/trigger/send, at most 50 recipients
+		{"canvas_trigger", http.MethodPost, "/canvas/trigger/send", 50},
+		// braze.md §3: POST /users/track, 75 objects per array
+		{"users_track", http.MethodPost, "/users/track", 75},
+	}
+	for _, tt := range tests {
+		t.Run(tt.endpoint, func(t *testing.T) {
+			e, ok := REST.Endpoint(tt.endpoint)
+			if !ok {
+				t.Fatalf("no endpoint %q (have %v)", tt.endpoint, REST.EndpointNames())
+			}
+			if e.Method != tt.method || e.Path != tt.path {
+				t.Errorf("%s %s, want %s %s", e.Method, e.Path, tt.method, tt.path)
+			}
+			// braze.md §1: Content-Type: application/json on every call
+			if e.ContentType != "application/json" {
+				t.Errorf("ContentType = %q, want application/json", e.ContentType)
+			}
+			if e.MaxBatch != tt.maxBatch {
+				t.Errorf("MaxBatch = %d, want %d", e.MaxBatch, tt.maxBatch)
+			}
+			if len(e.PathParams()) != 0 {
+				t.Errorf("PathParams() = %v, want none", e.PathParams())
+			}
+		})
+	}
+}
+
+func TestAuthorizeAndSecrets(t *testing.T) {
+	base, _ := url.Parse("https://rest.iad-01.braze.com")
+	c := &spec.Connection{Name: "braze", Type: REST, BaseURL: base, Fields: map[string]string{"api_key": "rest-key-123"}}
+	// braze.md §1 Authentication: Authorization: Bearer YOUR-REST-API-KEY
+	got, err := c.Auth()
+	want := spec.Auth{Header: "Authorization", Scheme: "Bearer", Credential: "rest-key-123"}
+	if err != nil || got != want {
+		t.Errorf("Auth() = %+v, %v; want %+v", got, err, want)
+	}
+	// braze.md §1 Authentication: the REST key is a credential
+	if _, ok := c.Public()["api_key"]; ok {
+		t.Error("Public() exposes the REST API key")
+	}
+}
+
+func recipients(n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = map[string]any{"external_user_id": fmt.Sprintf("u%d", i)}
+	}
+	return out
+}
+
+func objects(n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = map[string]any{"external_id": fmt.Sprintf("u%d", i), "first_name": "A"}
+	}
+	return out
+}
+
+func TestBodies(t *testing.T) {
+	tests := []struct {
+		name     string
+		endpoint string
+		body     map[string]any
+		want     []string // substrings of each violation's "path: message"; nil = valid
+	}{
+		// braze.md §2 Top-level request + Recipient object: trigger_properties at both levels (campaign)
+		{"campaign trigger_properties", "campaign_trigger", map[string]any{
+			"campaign_id":        "c1",
+			"trigger_properties": map[string]any{"offer_id": "o1", "point_award_amount": int64(100)},
+			"recipients": []any{map[string]any{
+				"external_user_id":   "u1",
+				"trigger_properties": map[string]any{"offer_title": "10% off"},
+				"attributes":         map[string]any{"email": "a@example.com"},
+			}},
+		}, nil},
+		// braze.md §2 Top-level request: send_id, broadcast, audience, attachments {file_name, url}
+		{"campaign other fields", "campaign_trigger", map[string]any{
+			"campaign_id": "c1", "send_id": "s1", "broadcast": false, "audience": map[string]any{"AND": []any{}},
+			"attachments": []any{map[string]any{"file_name": "a.pdf", "url": "https://x/a.pdf"}},
+		}, nil},
+		// braze.md §2 Top-level request: campaign_id required
+		{"campaign id missing", "campaign_trigger", map[string]any{"broadcast": true}, []string{`"campaign_id" is required`}},
+		// braze.md §2 Top-level request: context is Canvas only
+		{"campaign rejects context", "campaign_trigger", map[string]any{"campaign_id": "c1", "context": map[string]any{}},
+			[]string{`unknown field "context"`}},
+		// braze.md §2 Top-level request: attachments need file_name and url
+		{"attachment without url", "campaign_trigger", map[string]any{"campaign_id": "c1", "attachments": []any{map[string]any{"file_name": "a"}}},
+			[]string{`attachments[0]: "url" is required`}},
+		// braze.md §2 Top-level request: context (new name) for Canvas, at both levels
+		{"canvas context", "canvas_trigger", map[string]any{
+			"canvas_id": "cv1", "context": map[string]any{"k": "v"},
+			"recipients": []any{map[string]any{"external_user_id": "u1", "context": map[string]any{"k": "w"}}},
+		}, nil},
+		// braze.md §2 Top-level request: canvas_entry_properties (old name) still accepted
+		{"canvas canvas_entry_properties", "canvas_trigger", map[string]any{
+			"canvas_id": "cv1", "canvas_entry_properties": map[string]any{"k": "v"},
+			"recipients": []any{map[string]any{"user_alias": map[string]any{"alias_name": "n", "alias_label": "l"}, "canvas_entry_properties": map[string]any{}}},
+		}, nil},
+		// braze.md §2 Top-level request: canvas_id required
+		{"canvas id missing", "canvas_trigger", map[string]any{"campaign_id": "c1"},
+			[]string{`"canvas_id" is required`, `unknown field "campaign_id"`}},
+		// braze.md §2 Top-level request: trigger_properties is campaigns only
+		{"canvas rejects trigger_properties", "canvas_trigger", map[string]any{"canvas_id": "cv1", "trigger_properties": map[string]any{}},
+			[]string{`unknown field "trigger_properties"`}},
+		// braze.md §2 Top-level request: send_id not listed for Canvas
+		{"canvas rejects send_id", "canvas_trigger", map[string]any{"canvas_id": "cv1", "send_id": "s"},
+			[]string{`unknown field "send_id"`}},
+		// braze.md §2 Top-level request: recipients max 50
+		{"campaign 50 recipients", "campaign_trigger", map[string]any{"campaign_id": "c1", "recipients": recipients(50)}, nil},
+		{"campaign 51 recipients", "campaign_trigger", map[string]any{"campaign_id": "c1", "recipients": recipients(51)},
+			[]string{"recipients: holds 51 items; the limit is 50"}},
+		{"canvas 51 recipients", "canvas_trigger", map[string]any{"canvas_id": "cv1", "recipients": recipients(51)},
+			[]string{"recipients: holds 51 items; the limit is 50"}},
+		// braze.md §2 Recipient object: user_alias {alias_name, alias_label}
+		{"alias without label", "campaign_trigger", map[string]any{"campaign_id": "c1", "recipients": []any{
+			map[string]any{"external_user_id": "u0"},
+			map[string]any{"user_alias": map[string]any{"alias_name": "n"}},
+		}}, []string{`recipients[1].user_alias: "alias_label" is required`}},
+		// braze.md §2 Recipient object: field names are fixed
+		{"recipient misspelt field", "campaign_trigger", map[string]any{"campaign_id": "c1", "recipients": []any{
+			map[string]any{"emial": "a@x"},
+		}}, []string{`recipients[0]: unknown field "emial"`}},
+		// braze.md §2 Recipient object: send_to_existing_only is a bool
+		{"send_to_existing_only as text", "campaign_trigger", map[string]any{"campaign_id": "c1", "recipients": []any{
+			map[string]any{"external_user_id": "u", "send_to_existing_only": "false"},
+		}}, []string{"recipients[0].send_to_existing_only: must be a boolean"}},
+		// braze.md §2 Recipient object: email with prioritization
+		{"email with prioritization", "canvas_trigger", map[string]any{"canvas_id": "cv1", "recipients": []any{
+			map[string]any{"email": "a@x", "prioritization": []any{"identified", "most_recently_updated"}},
+		}}, nil},
+		// braze.md §3: 75 objects per array
+		{"users_track 75 attributes", "users_track", map[string]any{"attributes": objects(75), "events": objects(75), "purchases": objects(75)}, nil},
+		{"users_track 76 attributes", "users_track", map[string]any{"attributes": objects(76)},
+			[]string{"attributes: holds 76 items; the limit is 75"}},
+		{"users_track 76 events", "users_track", map[string]any{"events": objects(76)},
+			[]string{"events: holds 76 items; the limit is 75"}},
+		{"users_track 76 purchases", "users_track", map[string]any{"purchases": objects(76)},
+			[]string{"purchases: holds 76 items; the limit is 75"}},
+		// braze.md §3: the arrays are attributes, events and purchases
+		{"users_track misspelt array", "users_track", map[string]any{"atributes": objects(1)},
+			[]string{`unknown field "atributes"; allowed: attributes, events, purchases; did you mean "attributes"?`}},
+		// braze.md §3: each element is an object
+		{"users_track element not object", "users_track", map[string]any{"events": []any{"signup"}},
+			[]string{"events[0]: must be an object"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, ok := REST.Endpoint(tt.endpoint)
+			if !ok {
+				t.Fatalf("no endpoint %q", tt.endpoint)
+			}
+			got := e.Body.Validate(tt.body)
+			if len(got) != len(tt.want) {
+				t.Fatalf("Validate = %v, want %d violation(s) %q", got, len(tt.want), tt.want)
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(got[i].String(), w) {
+					t.Errorf("violation %d = %q, want it to contain %q", i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestResponseError(t *testing.T) {
+	tests := []struct {
+		name    string
+		status  int
+		body    string
+		wantErr bool
+		want    []string
+	}{
+		// braze.md §3 Response: 201 {"message":"success", ...processed counts}
+		{"201 users_track", 201, `{"message":"success","attributes_processed":1}`, false, nil},
+		// braze.md §1 Response shapes: success with non-fatal errors is still a success
+		{"200 success with minor errors", 200, `{"message":"success","errors":["minor"]}`, false, nil},
+		// braze.md §2 Response: paused Canvas notice, status 201
+		{"201 canvas notice", 201, `{"notice":"The Canvas is paused.","dispatch_id":"d","message":"success"}`, false, nil},
+		// braze.md §1 Response shapes: 202 + queued (older pages)
+		{"202 queued", 202, `{"message":"queued"}`, false, nil},
+		// braze.md §1 Response shapes: fatal {"message": <fatal>, "errors": [<minor>]}
+		{"400 message and errors", 400, `{"message":"Invalid Campaign ID","errors":["campaign abc not found","second"]}`, true,
+			[]string{"400", "Invalid Campaign ID", "campaign abc not found", "second"}},
+		// braze.md §1 Fatal status codes: 400 Max Input Length Exceeded
+		{"400 message only", 400, `{"message":"Max Input Length Exceeded"}`, true,
+			[]string{"HTTP 400", "Max Input Length Exceeded"}},
+		// braze.md §1 Fatal status codes: 401 for a bad key
+		{"401", 401, `{"message":"Invalid API key: xyz"}`, true, []string{"401", "Invalid API key: xyz"}},
+		// braze.md §1: 429 bodies are unconfirmed; a non-JSON body is quoted
+		{"429 non-JSON", 429, "Rate Limited", true, []string{"429", "Rate Limited"}},
+		// braze.md §1 Fatal status codes: 5XX with no body
+		{"503 empty", 503, "", true, []string{"503", "(empty body)"}},
+		// braze.md §1 Response shapes: JSON without message falls back to the body
+		{"500 JSON without message", 500, `{"error":"boom"}`, true, []string{"500", `{"error":"boom"}`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := REST.ResponseError(tt.status, []byte(tt.body))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("ResponseError(%d, %s) = %v, want error: %v", tt.status, tt.body, err, tt.wantErr)
+			}
+			for _, sub := range tt.want {
+				if !strings.Contains(err.Error(), sub) {
+					t.Errorf("error %q does not contain %q", err, sub)
+				}
+			}
+		})
+	}
+}
+
+func TestWebhookSource(t *testing.T) {
+	// braze.md §4: webhook campaigns post to us; any body
+	if WebhookSource.Kind != spec.HTTPSource || WebhookSource.DefaultMethod != http.MethodPost || WebhookSource.Event != nil {
+		t.Errorf("WebhookSource = %+v, want an HTTP POST source of any shape", WebhookSource)
+	}
+}

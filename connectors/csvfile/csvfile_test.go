@@ -1,0 +1,205 @@
+package csvfile
+
+import (
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestNewReaderHeader(t *testing.T) {
+	tests := []struct {
+		name    string
+		input   string
+		delim   rune
+		want    []string
+		wantErr string // substring; "" = no error
+	}{
+		{"empty file", "", 0, nil, "export.csv: the file is empty"},
+		{"only blank lines", "\n\n", 0, nil, "the file is empty"},
+		{"plain header", "user_id,email\nu1,a@x\n", 0, []string{"user_id", "email"}, ""},
+		{"names trimmed", " user_id , email \n", 0, []string{"user_id", "email"}, ""},
+		// braze.md §8: exports may start with a UTF-8 BOM
+		{"BOM stripped from first header", "\ufeffuser_id,email\n", 0, []string{"user_id", "email"}, ""},
+		{"duplicate column", "user_id,email,user_id\n", 0, nil, `export.csv:1: the header row names column "user_id" twice`},
+		{"duplicate after trimming", "email, email\n", 0, nil, `names column "email" twice`},
+		{"unnamed middle column", "user_id,,email\n", 0, nil, "export.csv:1: column 2 of the header row has no name"},
+		{"blank column name", "user_id,  \n", 0, nil, "column 2 of the header row has no name"},
+		{"broken header", "user_id,em\"ail\n", 0, nil, "export.csv: cannot read the header row: a \" inside a field that does not start with one; quote the whole field and write inner quotes as \"\" (line 1, character 11)"},
+		{"semicolon delimiter", "user_id;email\n", ';', []string{"user_id", "email"}, ""},
+		{"comma kept in a name with ';'", "a,b;c\n", ';', []string{"a,b", "c"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := NewReader(strings.NewReader(tt.input), "export.csv", tt.delim)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("NewReader error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("NewReader error = %v", err)
+			}
+			if got := r.Header(); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Header() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// step is one expected result of Next: a row, or a *RowError whose Reason
+// contains reason.
+type step struct {
+	number int
+	line   int
+	values map[string]any // for rows
+	reason string         // for errors; "" means a row is expected
+}
+
+func TestNext(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		delim rune
+		want  []step
+	}{
+		{"values keyed by column name", "user_id,email\nu1,a@x\nu2,b@x\n", 0, []step{
+			{number: 1, line: 2, values: map[string]any{"user_id": "u1", "email": "a@x"}},
+			{number: 2, line: 3, values: map[string]any{"user_id": "u2", "email": "b@x"}},
+		}},
+		{"BOM header key", "\ufeffuser_id,tag\nu1,vip\n", 0, []step{
+			{number: 1, line: 2, values: map[string]any{"user_id": "u1", "tag": "vip"}},
+		}},
+		{"header only", "a,b\n", 0, nil},
+		{"no trailing newline, CRLF", "a,b\r\n1,2\r\n3,4", 0, []step{
+			{number: 1, line: 2, values: map[string]any{"a": "1", "b": "2"}},
+			{number: 2, line: 3, values: map[string]any{"a": "3", "b": "4"}},
+		}},
+		{"blank lines skipped but counted", "a\n\n1\n\n\n2\n", 0, []step{
+			{number: 1, line: 3, values: map[string]any{"a": "1"}},
+			{number: 2, line: 6, values: map[string]any{"a": "2"}},
+		}},
+		{"wrong column counts", "a,b\n1\n2,3\n4,5,6\n", 0, []step{
+			{number: 1, line: 2, reason: "has 1 columns, the header has 2"},
+			{number: 2, line: 3, values: map[string]any{"a": "2", "b": "3"}},
+			{number: 3, line: 4, reason: "has 3 columns, the header has 2"},
+		}},
+		{"multi-line quoted field shifts lines", "id,note\n1,\"line one\nline two\"\n2,x\n3\n", 0, []step{
+			{number: 1, line: 2, values: map[string]any{"id": "1", "note": "line one\nline two"}},
+			{number: 2, line: 4, values: map[string]any{"id": "2", "note": "x"}},
+			{number: 3, line: 5, reason: "has 1 columns, the header has 2"},
+		}},
+		{"multi-line first field", "note,id\n\"a\nb\nc\",1\n\"d\",2\n", 0, []step{
+			{number: 1, line: 2, values: map[string]any{"note": "a\nb\nc", "id": "1"}},
+			{number: 2, line: 5, values: map[string]any{"note": "d", "id": "2"}},
+		}},
+		{"bare quote, reading goes on", "a,b\n1,x\"y\n2,3\n", 0, []step{
+			{number: 1, line: 2, reason: `a " inside a field that does not start with one; quote the whole field and write inner quotes as "" (line 2, character 4)`},
+			{number: 2, line: 3, values: map[string]any{"a": "2", "b": "3"}},
+		}},
+		{"bare quote after a multi-line row", "a,b\n1,\"p\nq\"\n2,x\"y\n3,z\n", 0, []step{
+			{number: 1, line: 2, values: map[string]any{"a": "1", "b": "p\nq"}},
+			{number: 2, line: 4, reason: `a " inside a field that does not start with one`},
+			{number: 3, line: 5, values: map[string]any{"a": "3", "b": "z"}},
+		}},
+		{"quote error on a later line of the row", "a,b\n1,\"p\nq\"x\n2,3\n", 0, []step{
+			{number: 1, line: 2, reason: "a quoted field is not closed, or has text after its closing quote (line 3, character 2)"},
+			{number: 2, line: 4, values: map[string]any{"a": "2", "b": "3"}},
+		}},
+		{"semicolon delimiter", "user_id;amount\nu1;2,50\n", ';', []step{
+			{number: 1, line: 2, values: map[string]any{"user_id": "u1", "amount": "2,50"}},
+		}},
+		{"comma data under ';' is one column", "a;b\n1,2\n", ';', []step{
+			{number: 1, line: 2, reason: "has 1 columns, the header has 2; check the delimiter"},
+		}},
+		{"quoted delimiter and escaped quote", "a,b\n\"x,y\",\"say \"\"hi\"\"\"\n", 0, []step{
+			{number: 1, line: 2, values: map[string]any{"a": "x,y", "b": `say "hi"`}},
+		}},
+		{"values not trimmed", "a,b\n 1 , 2 \n", 0, []step{
+			{number: 1, line: 2, values: map[string]any{"a": " 1 ", "b": " 2 "}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := NewReader(strings.NewReader(tt.input), "in.csv", tt.delim)
+			if err != nil {
+				t.Fatalf("NewReader: %v", err)
+			}
+			for i, w := range tt.want {
+				row, err := r.Next()
+				if w.reason == "" {
+					if err != nil {
+						t.Fatalf("Next #%d: error %v, want row %+v", i+1, err, w)
+					}
+					if row.Number != w.number || row.Line != w.line || !reflect.DeepEqual(row.Values, w.values) {
+						t.Errorf("Next #%d = %+v, want Number %d Line %d Values %v", i+1, row, w.number, w.line, w.values)
+					}
+					continue
+				}
+				var re *RowError
+				if !errors.As(err, &re) {
+					t.Fatalf("Next #%d: got row %+v, err %v; want *RowError", i+1, row, err)
+				}
+				if re.File != "in.csv" || re.Number != w.number || re.Line != w.line || !strings.Contains(re.Reason, w.reason) {
+					t.Errorf("Next #%d error = %+v, want File in.csv Number %d Line %d Reason containing %q", i+1, re, w.number, w.line, w.reason)
+				}
+			}
+			for range 2 {
+				if row, err := r.Next(); err != io.EOF {
+					t.Fatalf("after the last row: Next() = %+v, %v; want io.EOF", row, err)
+				}
+			}
+		})
+	}
+}
+
+func TestRowErrorMessage(t *testing.T) {
+	tests := []struct {
+		err  RowError
+		want string
+	}{
+		{RowError{File: "segment.csv", Number: 3, Line: 5, Reason: "has 1 columns, the header has 2"},
+			"segment.csv:5: row 3: has 1 columns, the header has 2"},
+		{RowError{File: "a.csv", Number: 1, Line: 2, Reason: "x"}, "a.csv:2: row 1: x"},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("Error() = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+func TestSource(t *testing.T) {
+	if Source.Name != "csv" || Source.Event != nil {
+		t.Errorf("Source = %+v, want name csv and any event shape", Source)
+	}
+}
+
+// A broken quote in a row's first field, and a byte-order mark before a
+// quoted header, used to crash or fail the whole file.
+func TestFirstFieldQuoteAndBOM(t *testing.T) {
+	r, err := NewReader(strings.NewReader("a,b\nx\"y,1\n\"abc\"d,1\n2,3\n"), "f.csv", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"f.csv:2: row 1: a \" inside a field", "f.csv:3: row 2: a quoted field is not closed"} {
+		_, err := r.Next()
+		var re *RowError
+		if !errors.As(err, &re) || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("row %d: got %v, want an error starting %q", i+1, err, want)
+		}
+	}
+	row, err := r.Next()
+	if err != nil || row.Values["a"] != "2" || row.Number != 3 {
+		t.Errorf("reading did not go on: %+v %v", row, err)
+	}
+	r, err = NewReader(strings.NewReader("\ufeff\"user_id\",email\nu1,a\n"), "f.csv", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := r.Header(); len(h) != 2 || h[0] != "user_id" {
+		t.Errorf("header %q", h)
+	}
+}
