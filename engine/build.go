@@ -44,6 +44,8 @@ type Pipeline struct {
 	Target      *Call    // exactly one of Target and Respond is set
 	Respond     *Respond //
 	Delivery    Delivery
+
+	info map[string]any // what templates see as `pipeline`; never written to
 }
 
 // Source is a built source.
@@ -157,6 +159,7 @@ func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *routeTa
 		parts = append(parts, []byte(name), conns.raw[name])
 	}
 	pl.Version = version(parts...)
+	pl.info = map[string]any{"name": pl.Name, "version": pl.Version, "description": pl.Description}
 	return pl
 }
 

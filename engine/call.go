@@ -216,9 +216,17 @@ func jsonErrorPlace(text string, err error) string {
 	return fmt.Sprintf("line %d, column %d: %v", line, col, err)
 }
 
-// encodeJSON encodes without HTML escaping: "<" and "&" in a message reach
-// Braze as written.
+// encodeJSON encodes a body without HTML escaping: "<" and "&" in a
+// message reach Braze as written.
 func encodeJSON(v any) ([]byte, error) {
+	b, err := appendJSON(make([]byte, 0, 512), v)
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode the body as JSON: %w", err)
+	}
+	return b, nil
+}
+
+func encodeJSONReflect(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)

@@ -38,7 +38,7 @@ type RowInfo struct {
 func (p *Pipeline) Bindings(ev *Event, now time.Time) map[string]any {
 	env := make(map[string]any, 8+len(p.Steps))
 	env["event"] = ev.Data
-	env["pipeline"] = map[string]any{"name": p.Name, "version": p.Version, "description": p.Description}
+	env["pipeline"] = p.info
 	env["now"] = now.UTC().Format(time.RFC3339)
 	if r := ev.Request; r != nil {
 		params := make(map[string]any, len(r.Params))

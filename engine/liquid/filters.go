@@ -63,9 +63,36 @@ func toString(v any) string {
 	return fmt.Sprint(v)
 }
 
+// isPlainJSON reports whether v holds only values encoding/json takes as
+// they are, so jsonable need not copy it.
+func isPlainJSON(v any) bool {
+	switch v := v.(type) {
+	case nil, string, bool, int, int64, float64:
+		return true
+	case map[string]any:
+		for _, e := range v {
+			if !isPlainJSON(e) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range v {
+			if !isPlainJSON(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
 // jsonable turns values osteele may hand a filter ([]byte from the json
 // filter, maps with non-string keys) into ones encoding/json accepts.
 func jsonable(v any) any {
+	if isPlainJSON(v) {
+		return v
+	}
 	switch v := v.(type) {
 	case []byte:
 		return string(v)

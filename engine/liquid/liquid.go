@@ -97,6 +97,7 @@ type Template struct {
 	constant bool // no markup at all: Render returns source
 	node     render.Node
 	typed    expressions.Expression // set when the template is one {{ }} in typed mode
+	fast     []fastSegment          // set when plain lookups render the template
 	refs     []Ref
 	engine   *Engine
 }
@@ -157,6 +158,7 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 		return nil, dedupe(problems)
 	}
 	t.node = node
+	t.fast = fastPlan(p)
 	return t, nil
 }
 
@@ -174,6 +176,11 @@ func (t *Template) Render(vars map[string]any) (out string, err error) {
 	if t.constant {
 		return t.source, nil
 	}
+	if t.fast != nil {
+		if out, ok := renderFast(t.fast, vars); ok && len(out) <= t.engine.maxOutput {
+			return out, nil
+		}
+	}
 	defer recoverRender(&err)
 	w := limitedWriter{max: t.engine.maxOutput}
 	if rerr := render.Render(t.node, &w, vars, t.engine.cfg); rerr != nil {
@@ -187,6 +194,11 @@ func (t *Template) Render(vars map[string]any) (out string, err error) {
 func (t *Template) Value(vars map[string]any) (v any, err error) {
 	if t.typed == nil {
 		return t.Render(vars)
+	}
+	if len(t.fast) == 1 && t.fast[0].path != nil {
+		if v, ok := lookup(vars, t.fast[0].path); ok && isPlainJSON(v) {
+			return v, nil
+		}
 	}
 	defer recoverRender(&err)
 	out, err := t.typed.Evaluate(expressions.NewContext(vars, t.engine.cfg.Config.Config))

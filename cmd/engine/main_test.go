@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden files")
+
+// The tests run from the repository root so that commands and outputs use
+// the paths a user types (pipelines/..., examples/...).
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if err := os.Chdir("../.."); err != nil {
+		panic(err)
+	}
+	os.Exit(m.Run())
+}
+
+const goldenDir = "cmd/engine/testdata/golden"
+
+func runEngine(args ...string) (stdout, stderr string, code int) {
+	var out, errOut bytes.Buffer
+	code = run(args, &out, &errOut)
+	return out.String(), errOut.String(), code
+}
+
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	file := filepath.Join(goldenDir, name)
+	if *update {
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (go test ./cmd/engine -update creates it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs (review, then go test ./cmd/engine -update):\n--- want\n%s\n--- got\n%s", file, want, got)
+	}
+}
+
+// dryRun is the command line every golden dry run starts with: sandbox
+// settings, the example fixtures, and a fixed clock.
+var dryRun = []string{"dry-run", "--env-file", "examples/sandbox.env", "--fixtures", "examples/fixtures", "--now", "2026-11-29T10:00:00Z"}
+
+func TestDryRunGoldens(t *testing.T) {
+	for _, tc := range []struct {
+		golden string
+		args   []string
+		code   int
+	}{
+		{"offer-issued.txt", []string{"pipelines/offer-issued-to-braze-campaign.yaml", "--event", "examples/events/sessionm-offer-issued.json"}, 0},
+		{"offer-issued.json", []string{"pipelines/offer-issued-to-braze-campaign.yaml", "--event", "examples/events/sessionm-offer-issued.json", "--format", "json"}, 0},
+		{"offer-issued-filtered.txt", []string{"pipelines/offer-issued-to-braze-campaign.yaml", "--event", "examples/events/sessionm-points-awarded.json"}, 0},
+		{"offer-issued-filtered.json", []string{"pipelines/offer-issued-to-braze-campaign.yaml", "--event", "examples/events/sessionm-points-awarded.json", "--format", "json"}, 0},
+		{"points-awarded.txt", []string{"pipelines/points-awarded-to-braze-canvas.yaml", "--event", "examples/events/sessionm-points-awarded.json"}, 0},
+		{"braze-tags.txt", []string{"pipelines/braze-segment-to-sessionm-tags.yaml", "--event", "examples/events/braze-webhook-tags.json", "--path", "/hooks/braze/tags/3c1d7e2a-32f5-11ef-b3e4-0242ac120002"}, 0},
+		{"braze-tags-sessionm-path.json", []string{"pipelines/braze-segment-to-sessionm-tags.yaml", "--event", "examples/events/braze-webhook-tags.json", "--path", "/priv/v1/apps/sandbox-core-key/users/u-1001/tags", "--format", "json"}, 0},
+		{"braze-tags-no-path.txt", []string{"pipelines/braze-segment-to-sessionm-tags.yaml", "--event", "examples/events/braze-webhook-tags.json"}, 1},
+		{"segment-csv.txt", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "examples/csv/braze-segment-export.csv"}, 0},
+		{"segment-csv-2-rows.json", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "examples/csv/braze-segment-export.csv", "--rows", "2", "--format", "json"}, 0},
+		{"segment-csv-broken-rows.txt", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "cmd/engine/testdata/broken-rows.csv"}, 1},
+		{"wallet.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--query", "culture=es-ES"}, 0},
+		{"wallet.json", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--format", "json"}, 0},
+		{"event-not-json.txt", []string{"pipelines/offer-issued-to-braze-campaign.yaml", "--event", "cmd/engine/testdata/not-json.json"}, 1},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			stdout, stderr, code := runEngine(append(dryRun, tc.args...)...)
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d; stderr: %s", code, tc.code, stderr)
+			}
+			checkGolden(t, tc.golden, stdout)
+		})
+	}
+}
+
+// Without --fixtures a lookup cannot be answered; the message says how.
+func TestDryRunNeedsFixturesForLookups(t *testing.T) {
+	stdout, _, code := runEngine("dry-run", "--env-file", "examples/sandbox.env", "pipelines/offer-issued-to-braze-campaign.yaml", "--event", "examples/events/sessionm-offer-issued.json")
+	if code != exitProblem || !strings.Contains(stdout, "pass --fixtures DIR with DIR/wallet.json holding the response body") {
+		t.Errorf("code %d, output:\n%s", code, stdout)
+	}
+}
+
+// No secret value reaches the output, in either format.
+func TestDryRunMasksSecrets(t *testing.T) {
+	secrets := []string{"sandbox-core-secret", "c2FuZGJveC1jb25uZWN0OnNhbmRib3gtc2VjcmV0", "sandbox-braze-key", "c2FuZGJveC1jb3JlLWtleTpzYW5kYm94LWNvcmUtc2VjcmV0"}
+	for _, args := range [][]string{
+		{"pipelines/offer-issued-to-braze-campaign.yaml", "--event", "examples/events/sessionm-offer-issued.json", "--format", "json"},
+		{"pipelines/offer-issued-to-braze-campaign.yaml", "--event", "examples/events/sessionm-offer-issued.json"},
+		{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "examples/csv/braze-segment-export.csv", "--format", "json"},
+	} {
+		stdout, stderr, _ := runEngine(append(dryRun, args...)...)
+		for _, s := range secrets {
+			if strings.Contains(stdout+stderr, s) {
+				t.Errorf("%v printed the secret %q", args, s)
+			}
+		}
+		if !strings.Contains(stdout, "****") {
+			t.Errorf("%v: no masked value in the output", args)
+		}
+	}
+}
+
+func TestDryRunUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"dry-run"}, "name one pipeline file"},
+		{[]string{"dry-run", "pipelines/offer-issued-to-braze-campaign.yaml", "--event", "a.json", "--csv", "b.csv"}, "not both"},
+		{[]string{"dry-run", "--env-file", "examples/sandbox.env", "pipelines/offer-issued-to-braze-campaign.yaml"}, "give the request body with --event FILE"},
+		{[]string{"dry-run", "--env-file", "examples/sandbox.env", "pipelines/segment-csv-to-sessionm-tags.yaml", "--event", "x.json"}, "reads CSV files; give it --csv FILE"},
+		{[]string{"dry-run", "--env-file", "examples/sandbox.env", "pipelines/offer-issued-to-braze-campaign.yaml", "--csv", "x.csv"}, "give it --event"},
+		{[]string{"dry-run", "x.yaml", "--event", "e.json", "--format", "xml"}, `--format is text or json, not "xml"`},
+		{[]string{"dry-run", "x.yaml", "--event", "e.json", "--now", "yesterday"}, "not an RFC 3339 time"},
+		{[]string{"dry-run", "--env-file", "examples/sandbox.env", "pipelines/offer-issued-to-braze-campaign.yaml", "--event", "no/such/file.json"}, "cannot read the event"},
+		{[]string{"dry-run", "--bogus"}, "flag provided but not defined: -bogus"},
+	} {
+		_, stderr, code := runEngine(tc.args...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: code %d, stderr %q, want it to say %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
+
+func TestValidateCommand(t *testing.T) {
+	stdout, _, code := runEngine("validate", "--env-file", "examples/sandbox.env", "pipelines/")
+	if code != exitOK || stdout != "ok: 5 pipelines in 6 files\n" {
+		t.Errorf("code %d, output %q", code, stdout)
+	}
+	// Without the settings, every unset variable is named, with its place.
+	stdout, _, code = runEngine("validate", "pipelines/")
+	if code != exitProblem {
+		t.Errorf("code %d, want %d", code, exitProblem)
+	}
+	for _, want := range []string{
+		"pipelines/connections.yaml:20:15: connections.braze.base_url: environment variable BRAZE_REST_URL is not set",
+		"pipelines/connections.yaml:21:14: connections.braze.api_key: secret BRAZE_API_KEY is not set",
+		"errors in 6 files\n",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	t.Setenv("API_TOKEN", "test-token") // engine/testdata/bad/connections.yaml needs it
+	stdout, _, code = runEngine("validate", "engine/testdata/bad/unknown-names.yaml", "--env-file", "examples/sandbox.env")
+	if code != exitProblem || !strings.HasSuffix(stdout, "5 errors in 1 file\n") {
+		t.Errorf("code %d, output:\n%s", code, stdout)
+	}
+	_, stderr, code := runEngine("validate")
+	if code != exitUsage || !strings.Contains(stderr, "name at least one pipeline file or folder") {
+		t.Errorf("code %d, stderr %q", code, stderr)
+	}
+	stdout, _, code = runEngine("validate", "no/such/folder")
+	if code != exitProblem || !strings.Contains(stdout, "no/such/folder: no such file or folder") {
+		t.Errorf("code %d, output %q", code, stdout)
+	}
+}
+
+// Every command answers --help on stdout with exit 0.
+func TestHelp(t *testing.T) {
+	for _, c := range commands {
+		stdout, stderr, code := runEngine(c.name, "--help")
+		if c.name == "help" {
+			stdout, stderr, code = runEngine("help", "validate")
+		}
+		if code != exitOK || !strings.Contains(stdout, "usage: engine") || stderr != "" {
+			t.Errorf("%s --help: code %d, stdout %q, stderr %q", c.name, code, stdout, stderr)
+		}
+	}
+	stdout, _, code := runEngine("--help")
+	if code != exitOK || !strings.Contains(stdout, "dry-run") {
+		t.Errorf("engine --help: code %d, %q", code, stdout)
+	}
+	_, stderr, code := runEngine("frobnicate")
+	if code != exitUsage || !strings.Contains(stderr, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: code %d, %q", code, stderr)
+	}
+}
+
+// The built binary runs as users run it.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "engine")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/engine").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "engine ") {
+		t.Errorf("version: %v %q", err, out)
+	}
+	cmd := exec.Command(bin, "validate", "pipelines/")
+	cmd.Env = append(os.Environ(), "ENGINE_SECRETS_DIR=")
+	for _, line := range strings.Split(mustRead(t, "examples/sandbox.env"), "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") {
+			cmd.Env = append(cmd.Env, line)
+		}
+	}
+	out, err = cmd.Output()
+	if err != nil || string(out) != "ok: 5 pipelines in 6 files\n" {
+		t.Errorf("validate with the settings in the environment: %v %q", err, out)
+	}
+}
+
+func mustRead(t *testing.T, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,376 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var testNow = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+
+// stubCaller answers every lookup with one fixed response.
+type stubCaller struct {
+	status int
+	body   string
+	calls  []*Request
+	mu     sync.Mutex
+}
+
+func (s *stubCaller) Call(_ context.Context, _ *Step, req *Request) (*Response, error) {
+	s.mu.Lock()
+	s.calls = append(s.calls, req)
+	s.mu.Unlock()
+	return &Response{Status: s.status, Body: []byte(s.body), From: "stub"}, nil
+}
+
+func walletCaller(t testing.TB) *stubCaller {
+	t.Helper()
+	body, err := os.ReadFile("../examples/fixtures/wallet.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &stubCaller{status: 200, body: string(body)}
+}
+
+func readEvent(t testing.TB, file string) any {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := DecodeJSON(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func jsonOf(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestEvaluateOfferIssued(t *testing.T) {
+	pl := loadOne(t, "../pipelines/offer-issued-to-braze-campaign.yaml")
+	caller := walletCaller(t)
+	ev := &Event{Data: readEvent(t, "../examples/events/sessionm-offer-issued.json"), Request: &RequestInfo{Method: "POST", Path: "/hooks/sessionm/offers"}}
+	out := pl.Evaluate(context.Background(), ev, caller, testNow)
+	if out.Err != nil || !out.Passed {
+		t.Fatalf("passed=%v err=%v", out.Passed, out.Err)
+	}
+	// the lookup: Connect's retailer_id comes from the connection
+	if len(caller.calls) != 1 {
+		t.Fatalf("%d lookups, want 1", len(caller.calls))
+	}
+	lookup := caller.calls[0]
+	if got, want := string(lookup.Body), `{"culture":"es-ES","retailer_id":"8f9a2b3c-1d2e-4f50-9a6b-7c8d9e0f1a2b","user_id":"3c1d7e2a-32f5-11ef-b3e4-0242ac120002"}`; got != want {
+		t.Errorf("lookup body\n got %s\nwant %s", got, want)
+	}
+	if got := lookup.Header.Get("Authorization"); got != "Basic c2FuZGJveC1jb25uZWN0OnNhbmRib3gtc2VjcmV0" {
+		t.Errorf("lookup auth %q", got)
+	}
+	req := out.Request
+	if req.Method != "POST" || req.URL != "http://127.0.0.1:8081/braze/campaigns/trigger/send" {
+		t.Errorf("target %s %s", req.Method, req.URL)
+	}
+	if got := req.Header.Get("Authorization"); got != "Bearer sandbox-braze-key" {
+		t.Errorf("target auth %q", got)
+	}
+	if got := req.Header.Get("Content-Type"); got != "application/json" {
+		t.Errorf("content type %q", got)
+	}
+	var body struct {
+		CampaignID string `json:"campaign_id"`
+		Recipients []struct {
+			ExternalUserID    string         `json:"external_user_id"`
+			TriggerProperties map[string]any `json:"trigger_properties"`
+		} `json:"recipients"`
+	}
+	if err := json.Unmarshal(req.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.CampaignID != "9b1f3c2e-4d5a-4b6c-8d7e-0f1a2b3c4d5e" || len(body.Recipients) != 1 || body.Recipients[0].ExternalUserID != "u-1001" {
+		t.Errorf("body %s", req.Body)
+	}
+	props := body.Recipients[0].TriggerProperties
+	// a lone {{ }} keeps its JSON type: the balance is a number
+	if props["available_points"] != float64(1350) || props["offer_title"] != "20% off winter coats" {
+		t.Errorf("trigger_properties %v", props)
+	}
+}
+
+func TestEvaluateFilteredExplains(t *testing.T) {
+	pl := loadOne(t, "../pipelines/offer-issued-to-braze-campaign.yaml")
+	ev := &Event{Data: readEvent(t, "../examples/events/sessionm-points-awarded.json"), Request: &RequestInfo{}}
+	caller := walletCaller(t)
+	out := pl.Evaluate(context.Background(), ev, caller, testNow)
+	if out.Passed || out.Err != nil || out.Request != nil {
+		t.Fatalf("want filtered, got passed=%v err=%v", out.Passed, out.Err)
+	}
+	if want := `event.event_type == "offer_issued" is false (event.event_type is "points_awarded")`; out.FilterExplain != want {
+		t.Errorf("explanation\n got %s\nwant %s", out.FilterExplain, want)
+	}
+	if len(caller.calls) != 0 {
+		t.Errorf("a filtered event made %d lookups", len(caller.calls))
+	}
+}
+
+// writePipeline writes a pipeline and the test connections into a folder
+// and builds it.
+func writePipeline(t *testing.T, yaml string) *Pipeline {
+	t.Helper()
+	dir := t.TempDir()
+	conns, err := os.ReadFile("testdata/good/connections.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ConnectionsFileName), conns, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return loadOne(t, file)
+}
+
+func TestRequestPathsAreEscapedAndBounded(t *testing.T) {
+	pl := writePipeline(t, `
+source: { type: http, path: "/in" }
+target:
+  connection: core
+  endpoint: tags
+  params: { user_id: "{{ event.id }}" }
+  body: { tags: [a] }
+`)
+	for _, tc := range []struct {
+		id      any
+		wantURL string
+		wantErr string
+	}{
+		{id: "u-1", wantURL: "http://127.0.0.1:8081/sessionm/core/priv/v1/apps/sandbox-core-key/users/u-1/tags"},
+		{id: "a/b?c#d", wantURL: "http://127.0.0.1:8081/sessionm/core/priv/v1/apps/sandbox-core-key/users/a%2Fb%3Fc%23d/tags"},
+		{id: "https://evil.example.com", wantURL: "http://127.0.0.1:8081/sessionm/core/priv/v1/apps/sandbox-core-key/users/https:%2F%2Fevil.example.com/tags"},
+		{id: 42, wantURL: "http://127.0.0.1:8081/sessionm/core/priv/v1/apps/sandbox-core-key/users/42/tags"},
+		{id: "..", wantErr: `params user_id rendered "..", which is not allowed in a path`},
+		{id: nil, wantErr: "params user_id rendered empty"},
+		{id: "  ", wantErr: "params user_id rendered empty"},
+	} {
+		out := pl.Evaluate(context.Background(), &Event{Data: map[string]any{"id": tc.id}}, nil, testNow)
+		switch {
+		case tc.wantErr != "":
+			if out.Err == nil || !strings.Contains(out.Err.Error(), tc.wantErr) {
+				t.Errorf("id %v: error %v, want %q", tc.id, out.Err, tc.wantErr)
+			}
+		case out.Err != nil:
+			t.Errorf("id %v: %v", tc.id, out.Err)
+		case out.Request.URL != tc.wantURL:
+			t.Errorf("id %v: url\n got %s\nwant %s", tc.id, out.Request.URL, tc.wantURL)
+		}
+	}
+}
+
+func TestRequestQueryHeadersAndRawBody(t *testing.T) {
+	pl := writePipeline(t, `
+source: { type: http, path: "/in/{account}" }
+target:
+  connection: api
+  method: PUT
+  path: /accounts/{account}
+  params: { account: "{{ request.params.account }}" }
+  query: { q: "{{ event.q }}", page: "2" }
+  headers: { X-Note: "{{ event.note }}" }
+  body_template: '{"note": "{{ event.note | json_escape }}", "n": {{ event.n }}}'
+`)
+	ev := &Event{Data: map[string]any{"q": "a b&c=d", "note": `say "hi"`, "n": int64(3)}, Request: &RequestInfo{Params: map[string]string{"account": "acme"}}}
+	out := pl.Evaluate(context.Background(), ev, nil, testNow)
+	if out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	r := out.Request
+	if want := "https://api.example.com/v2/accounts/acme?page=2&q=a+b%26c%3Dd"; r.URL != want {
+		t.Errorf("url\n got %s\nwant %s", r.URL, want)
+	}
+	if r.Method != http.MethodPut || r.Header.Get("X-Note") != `say "hi"` || r.Header.Get("Authorization") != "Bearer test-api-token" {
+		t.Errorf("method %s headers %v", r.Method, r.Header)
+	}
+	if want := `{"note": "say \"hi\"", "n": 3}`; string(r.Body) != want {
+		t.Errorf("body\n got %s\nwant %s", r.Body, want)
+	}
+
+	// A header value cannot smuggle a second header.
+	ev.Data.(map[string]any)["note"] = "x\r\nX-Evil: 1"
+	out = pl.Evaluate(context.Background(), ev, nil, testNow)
+	if out.Err == nil || !strings.Contains(out.Err.Error(), "line break") {
+		t.Errorf("CRLF in a header: %v", out.Err)
+	}
+
+	// A body template that renders broken JSON fails with its position.
+	ev.Data.(map[string]any)["note"] = "ok"
+	ev.Data.(map[string]any)["n"] = nil
+	out = pl.Evaluate(context.Background(), ev, nil, testNow)
+	if out.Err == nil || !strings.Contains(out.Err.Error(), "not JSON: line 1, column 21") {
+		t.Errorf("broken JSON: %v", out.Err)
+	}
+}
+
+func TestBodyMustFitTheEndpoint(t *testing.T) {
+	pl := writePipeline(t, `
+source: { type: http, path: "/in" }
+target:
+  connection: braze
+  endpoint: campaign_trigger
+  body:
+    campaign_id: "{{ event.campaign }}"
+    recipients: "{{ event.recipients }}"
+`)
+	many := make([]any, 51)
+	for i := range many {
+		many[i] = map[string]any{"external_user_id": fmt.Sprint(i)}
+	}
+	out := pl.Evaluate(context.Background(), &Event{Data: map[string]any{"recipients": many}}, nil, testNow)
+	var be *BodyError
+	if !errors.As(out.Err, &be) {
+		t.Fatalf("want a body error, got %v", out.Err)
+	}
+	msg := be.Error()
+	for _, want := range []string{"campaign_id: must be a string, not null (is a variable missing?)", "recipients: holds 51 items; the limit is 50"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("%q does not say %q", msg, want)
+		}
+	}
+	if out.Request == nil || !strings.HasSuffix(out.Request.URL, "/campaigns/trigger/send") {
+		t.Errorf("the request should be kept for display, got %+v", out.Request)
+	}
+}
+
+func TestLookupErrorsStopTheEvent(t *testing.T) {
+	pl := loadOne(t, "../pipelines/offer-issued-to-braze-campaign.yaml")
+	ev := &Event{Data: readEvent(t, "../examples/events/sessionm-offer-issued.json")}
+	caller := &stubCaller{status: 200, body: `{"status":"error","errors":{"code":"user_not_found"}}`}
+	out := pl.Evaluate(context.Background(), ev, caller, testNow)
+	if out.Err == nil || !strings.Contains(out.Err.Error(), "step wallet: sessionm answered status error: user_not_found") {
+		t.Errorf("got %v", out.Err)
+	}
+	if out.Request != nil {
+		t.Errorf("a failed lookup still produced a target request")
+	}
+}
+
+func TestWalletRespondDropsExpiredAndRedeemedOffers(t *testing.T) {
+	pl := loadOne(t, "../pipelines/wallet-for-connected-content.yaml")
+	ev := &Event{Request: &RequestInfo{Method: "GET", Path: "/wallet/u-1", Params: map[string]string{"user_id": "u-1"}}}
+	out := pl.Evaluate(context.Background(), ev, walletCaller(t), testNow)
+	if out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	var body struct {
+		AvailablePoints int `json:"available_points"`
+		OfferCount      int `json:"offer_count"`
+		Offers          []struct {
+			Name string `json:"name"`
+		} `json:"offers"`
+	}
+	if err := json.Unmarshal(out.Reply.Body, &body); err != nil {
+		t.Fatalf("%v: %s", err, out.Reply.Body)
+	}
+	if body.AvailablePoints != 1350 || body.OfferCount != 1 || len(body.Offers) != 1 || body.Offers[0].Name != "20% off winter coats" {
+		t.Errorf("reply %s", out.Reply.Body)
+	}
+	if out.Reply.Status != 200 || out.Reply.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("status %d headers %v", out.Reply.Status, out.Reply.Header)
+	}
+}
+
+// One built pipeline (one parsed template, one compiled filter) serves
+// many goroutines at once; each must get its own event's request.
+func TestEvaluateConcurrently(t *testing.T) {
+	pl := loadOne(t, "../pipelines/offer-issued-to-braze-campaign.yaml")
+	base := readEvent(t, "../examples/events/sessionm-offer-issued.json")
+	caller := walletCaller(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				data := deepCopy(base).(map[string]any)
+				user := fmt.Sprintf("u-%d-%d", g, i)
+				data["user"].(map[string]any)["external_id"] = user
+				if i%3 == 0 {
+					data["event_type"] = "points_awarded"
+				}
+				out := pl.Evaluate(context.Background(), &Event{Data: data}, caller, testNow)
+				switch {
+				case out.Err != nil:
+					errs <- out.Err
+					return
+				case i%3 == 0 && out.Passed:
+					errs <- fmt.Errorf("event %s should have been filtered", user)
+					return
+				case i%3 != 0 && !strings.Contains(string(out.Request.Body), `"external_user_id":"`+user+`"`):
+					errs <- fmt.Errorf("event %s got body %s", user, out.Request.Body)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func deepCopy(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[k] = deepCopy(e)
+		}
+		return m
+	case []any:
+		s := make([]any, len(v))
+		for i, e := range v {
+			s[i] = deepCopy(e)
+		}
+		return s
+	}
+	return v
+}
+
+// BenchmarkF4FilterAndRender measures the per-event work of F4 without
+// I/O: the filter, then rendering the Braze request (URL, headers, JSON
+// body) with the wallet already looked up.
+func BenchmarkF4FilterAndRender(b *testing.B) {
+	pl := loadOne(b, "../pipelines/offer-issued-to-braze-campaign.yaml")
+	event := readEvent(b, "../examples/events/sessionm-offer-issued.json")
+	wallet := readEvent(b, "../examples/fixtures/wallet.json")
+	ev := &Event{Data: event, Request: &RequestInfo{Method: "POST", Path: "/hooks/sessionm/offers"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		env := pl.Bindings(ev, testNow)
+		ok, err := pl.Filter.Eval(env)
+		if err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+		env["wallet"] = wallet
+		if _, err := pl.Target.Build(env); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
