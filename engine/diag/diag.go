@@ -80,7 +80,7 @@ func (l *List) HasErrors() bool { return l.Errors() > 0 }
 // Errors counts the diagnostics that are errors.
 func (l *List) Errors() int {
 	n := 0
-	for _, d := range l.items {
+	for _, d := range l.Items() {
 		if d.Severity == Error {
 			n++
 		}

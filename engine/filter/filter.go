@@ -297,6 +297,7 @@ func paths(root ast.Node) []pathRef {
 	locals := map[string]bool{} // let names
 	var members []*ast.MemberNode
 	var idents []*ast.IdentifierNode
+	var methodOf []ast.Node
 	ast.Walk(&root, visitor(func(n *ast.Node) {
 		switch n := (*n).(type) {
 		case *ast.MemberNode:
@@ -305,11 +306,17 @@ func paths(root ast.Node) []pathRef {
 		case *ast.IdentifierNode:
 			idents = append(idents, n)
 		case *ast.CallNode:
-			inner[n.Callee] = true // a function name, not a variable
+			inner[n.Callee] = true // a function or method name, not a variable
+			if m, ok := n.Callee.(*ast.MemberNode); ok {
+				methodOf = append(methodOf, m.Node) // event.when in event.when.Unix()
+			}
 		case *ast.VariableDeclaratorNode:
 			locals[n.Name] = true
 		}
 	}))
+	for _, n := range methodOf {
+		delete(inner, n)
+	}
 	var out []pathRef
 	for _, m := range members {
 		if inner[m] {
@@ -388,9 +395,9 @@ func runError(err error) error {
 	return errors.New(cleanMessage(err.Error()))
 }
 
-var boolConvRE = regexp.MustCompile(`^invalid operation: bool\((\w+)\)`)
+var boolConvRE = regexp.MustCompile(`^invalid operation: bool\((.+)\)`)
 
-var goTypeRE = regexp.MustCompile(`map\[string\]interface \{\}|\[\]interface \{\}|interface \{\}|\b(float64|int|int64|string|bool)\b`)
+var goTypeRE = regexp.MustCompile(`map\[string\]interface \{\}|\[\]interface \{\}|interface \{\}|time\.Time|time\.Duration|\b(float64|int|int64|string|bool)\b`)
 
 var typeWords = map[string]string{
 	"map[string]interface {}": "object",
@@ -401,6 +408,8 @@ var typeWords = map[string]string{
 	"int64":                   "integer",
 	"string":                  "text",
 	"bool":                    "true/false",
+	"time.Time":               "time",
+	"time.Duration":           "duration",
 }
 
 // cleanMessage replaces Go type names in expr's messages with plain words.
@@ -415,7 +424,7 @@ func cleanMessage(msg string) string {
 		msg = "the filter must give true or false, but this expression gives " + rest
 	}
 	if m := boolConvRE.FindStringSubmatch(msg); m != nil {
-		msg = "the filter must give true or false, but it gave " + m[1]
+		return "the filter must give true or false, but it gave " + goTypeRE.ReplaceAllStringFunc(m[1], func(t string) string { return typeWords[t] })
 	}
 	return goTypeRE.ReplaceAllStringFunc(msg, func(t string) string { return typeWords[t] })
 }

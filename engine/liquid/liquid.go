@@ -242,6 +242,8 @@ func (w *limitedWriter) Write(p []byte) (int, error) {
 	return w.b.Write(p)
 }
 
+var notInsideRE = regexp.MustCompile(`^(\w+) not inside ?([\w ]*?)(?:; immediate parent is (\w+))?$`)
+
 var liquidErrRE = regexp.MustCompile(`(?s)^Liquid error(?: \(line \d+\))?: (.*?)(?: in (.*))?$`)
 
 // compileProblem turns an osteele parse error into a problem placed at the
@@ -253,7 +255,16 @@ func compileProblem(err error, p prepared) Problem {
 	}
 	off := 0
 	if context != "" {
-		if i := strings.Index(p.source, context); i >= 0 {
+		// the markup the parser names, at a region (not inside a raw or
+		// comment block that happens to hold the same text)
+		i := strings.Index(p.source, context)
+		for _, r := range p.regions {
+			if strings.HasPrefix(p.source[r.open:], context) {
+				i = r.open
+				break
+			}
+		}
+		if i >= 0 {
 			off = p.offsets.original(i)
 		}
 	}
@@ -274,6 +285,15 @@ func renderError(err error) error {
 // cleanMessage rewrites the osteele messages users meet most into plain words.
 func cleanMessage(msg string) string {
 	msg = strings.TrimPrefix(msg, "syntax error: ")
+	if m := notInsideRE.FindStringSubmatch(msg); m != nil {
+		switch {
+		case m[3] != "":
+			return fmt.Sprintf("{%% %s %%} does not close the open {%% %s %%} block", m[1], m[3])
+		case m[2] == "":
+			return fmt.Sprintf("{%% %s %%} closes a block that was never opened", m[1])
+		}
+		return fmt.Sprintf("{%% %s %%} belongs inside a %s block", m[1], m[2])
+	}
 	msg = strings.ReplaceAll(msg, "undefined filter", "unknown filter")
 	msg = strings.ReplaceAll(msg, "undefined tag", "unknown tag")
 	return msg

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -137,14 +138,14 @@ func (d *Doc) KeyNode(path Path) *yaml.Node {
 	if len(path) == 0 {
 		return d.Root
 	}
+	name, isKey := path[len(path)-1].(string)
+	if !isKey { // an index: the element is its own "key"
+		n, _ := d.Lookup(path)
+		return n
+	}
 	parent, ok := d.Lookup(path[:len(path)-1])
 	if !ok || parent.Kind != yaml.MappingNode {
 		return parent
-	}
-	name, isKey := path[len(path)-1].(string)
-	if !isKey {
-		n, _ := d.Lookup(path)
-		return n
 	}
 	for i := 0; i+1 < len(parent.Content); i += 2 {
 		if parent.Content[i].Value == name {
@@ -196,7 +197,13 @@ func ToValue(n *yaml.Node) any {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Tag == "!!merge" {
-				if merged, ok := ToValue(v).(map[string]any); ok {
+				// <<: *a or <<: [*a, *b]; earlier maps and own keys win
+				sources := []any{ToValue(v)}
+				if list, ok := sources[0].([]any); ok {
+					sources = list
+				}
+				for _, src := range sources {
+					merged, _ := src.(map[string]any)
 					for mk, mv := range merged {
 						if _, set := m[mk]; !set {
 							m[mk] = mv
@@ -233,6 +240,9 @@ func ToValue(n *yaml.Node) any {
 			case uint64:
 				return json.Number(strconv.FormatUint(f, 10))
 			case float64:
+				if math.IsInf(f, 0) || math.IsNaN(f) {
+					return n.Value // JSON has no such number; the schema sees text
+				}
 				return json.Number(strconv.FormatFloat(f, 'g', -1, 64))
 			}
 			return n.Value

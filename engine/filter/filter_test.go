@@ -1,0 +1,330 @@
+package filter
+
+import (
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var names = []string{"event", "request", "pipeline"}
+
+// goTypeNames matches Go type spellings that must never reach a user.
+var goTypeNames = regexp.MustCompile(`interface \{\}|map\[|\[\]|\bfloat64\b|\bint64\b|\bint\b|\bstring\b|\bbool\b`)
+
+func TestCompileBoolProblems(t *testing.T) {
+	tests := []struct {
+		name       string
+		src        string
+		line, col  int
+		contains   []string
+		notContain []string
+	}{
+		{"syntax error", "event.a == == 1", 1, 12, []string{"unexpected token"}, nil},
+		{"syntax error on line 3", "event.a ==\n\n  )", 3, 3, []string{"unexpected token"}, nil},
+		{"unknown name with suggestion", "evnt.a == 1", 1, 1,
+			[]string{"unknown name", "evnt", "known names here: event, request, pipeline", `did you mean "event"?`}, nil},
+		{"unknown name on line 2", "event.a == 1 &&\n  evnt.b == 2", 2, 3, []string{"evnt", `did you mean "event"?`}, nil},
+		{"unknown name after a multibyte rune", `"é" == event.a && evnt.x`, 1, 19, []string{"evnt", `did you mean "event"?`}, nil},
+		{"unknown name far from any", "foo == 1", 1, 1, []string{"unknown name", "foo", "known names here"}, []string{"did you mean"}},
+		{"empty", "  \n ", 1, 1, []string{"empty"}, nil},
+		{"text result", `"abc"`, 1, 1, []string{"must give true or false", "text"}, nil},
+		{"integer result", "1 + 2", 1, 1, []string{"must give true or false", "integer"}, nil},
+		{"number result", "1.5", 1, 1, []string{"must give true or false", "number"}, nil},
+		{"object result", `{"a": 1}`, 1, 1, []string{"must give true or false", "object"}, nil},
+		{"array result", "[1, 2]", 1, 1, []string{"must give true or false", "array"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, problems := CompileBool(tt.src, Options{Names: names})
+			if p != nil {
+				t.Errorf("CompileBool returned a program along with problems")
+			}
+			if len(problems) != 1 {
+				t.Fatalf("problems = %+v, want 1", problems)
+			}
+			got := problems[0]
+			if got.Line != tt.line || got.Column != tt.col {
+				t.Errorf("position = %d:%d, want %d:%d (%q)", got.Line, got.Column, tt.line, tt.col, got.Message)
+			}
+			for _, c := range tt.contains {
+				if !strings.Contains(got.Message, c) {
+					t.Errorf("message %q does not contain %q", got.Message, c)
+				}
+			}
+			for _, c := range tt.notContain {
+				if strings.Contains(got.Message, c) {
+					t.Errorf("message %q contains %q", got.Message, c)
+				}
+			}
+			if m := goTypeNames.FindString(got.Message); m != "" {
+				t.Errorf("message %q holds the Go type name %q", got.Message, m)
+			}
+		})
+	}
+}
+
+func TestEvalNonBoolMessage(t *testing.T) {
+	p, problems := CompileBool("event.v", Options{Names: names})
+	if len(problems) > 0 {
+		t.Fatalf("CompileBool: %+v", problems)
+	}
+	tests := []struct {
+		v    any
+		word string
+	}{
+		{"s", "text"},
+		{1.5, "number"},
+		{3, "integer"},
+		{int64(3), "integer"},
+	}
+	for _, tt := range tests {
+		_, err := p.Eval(map[string]any{"event": map[string]any{"v": tt.v}})
+		if err == nil {
+			t.Errorf("Eval with %#v: no error", tt.v)
+			continue
+		}
+		if !strings.Contains(err.Error(), "must give true or false") || !strings.Contains(err.Error(), tt.word) {
+			t.Errorf("Eval with %#v: error %q does not say it must give true or false and name %q", tt.v, err, tt.word)
+		}
+		if m := goTypeNames.FindString(err.Error()); m != "" {
+			t.Errorf("Eval with %#v: error %q holds the Go type name %q", tt.v, err, m)
+		}
+	}
+}
+
+func TestCheckPaths(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want [][]string
+	}{
+		{"member path", `request.params.user_id == "x"`, [][]string{{"request", "params", "user_id"}}},
+		{"optional chaining", `request?.params?.user_id == "x"`, [][]string{{"request", "params", "user_id"}}},
+		{"index with a string", `event["a b"].c == 1`, [][]string{{"event", "a b", "c"}}},
+		{"dynamic index stops the path", `event.items[0].id == 1`, [][]string{{"event", "items", "id"}}},
+		{"bare name", `pipeline != nil`, [][]string{{"pipeline"}}},
+		{"inside a call", `len(event.items) > 0`, [][]string{{"event", "items"}}},
+		{"let locals are skipped", `let x = event.a; x.b == 1 && x == nil`, [][]string{{"event", "a"}}},
+		{"builtin functions are skipped", `now() > date("2020-01-01")`, nil},
+		{"predicate closure", `any(event.items, .n > 1)`, [][]string{{"event", "items"}}},
+		{"two paths", `event.a == 1 || request.b == 2`, [][]string{{"event", "a"}, {"request", "b"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got [][]string
+			var mu sync.Mutex
+			p, problems := CompileBool(tt.src, Options{Names: names, Check: func(path []string) string {
+				mu.Lock()
+				defer mu.Unlock()
+				got = append(got, append([]string(nil), path...))
+				return ""
+			}})
+			if len(problems) > 0 || p == nil {
+				t.Fatalf("CompileBool: %+v", problems)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Check called with %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckProblemPosition(t *testing.T) {
+	tests := []struct {
+		src       string
+		line, col int
+	}{
+		{`request.params.bad == 1`, 1, 1},
+		{"event.a == 1\n  && request.params.bad == 1", 2, 6},
+		{`upper(request.params.bad) == "A"`, 1, 7},
+		{`"é" == request.params.bad`, 1, 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.src, func(t *testing.T) {
+			p, problems := CompileBool(tt.src, Options{Names: names, Check: func(path []string) string {
+				if len(path) == 3 && path[2] == "bad" {
+					return "request has no parameter bad"
+				}
+				return ""
+			}})
+			if p != nil {
+				t.Errorf("a program was returned along with a Check problem")
+			}
+			want := []Problem{{tt.line, tt.col, "request has no parameter bad"}}
+			if !reflect.DeepEqual(problems, want) {
+				t.Errorf("problems = %+v, want %+v", problems, want)
+			}
+		})
+	}
+}
+
+func TestExplain(t *testing.T) {
+	ev := func(kv ...any) map[string]any {
+		m := map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return map[string]any{"event": m}
+	}
+	tests := []struct {
+		name string
+		src  string
+		env  map[string]any
+		want string
+	}{
+		{"and: first part false", `event.type == "offer_issued" && event.n > 2`, ev("type", "points_awarded", "n", 5),
+			`event.type == "offer_issued" is false (event.type is "points_awarded")`},
+		{"and: second part false", `event.type == "offer_issued" && event.n > 2`, ev("type", "offer_issued", "n", 1),
+			`event.n > 2 is false (event.n is 1)`},
+		{"and: both false names the first", `event.type == "a" && event.n > 2`, ev("type", "b", "n", 1),
+			`event.type == "a" is false (event.type is "b")`},
+		{"and: operands on both sides", `event.a == event.b && true`, ev("a", 1, "b", 2),
+			`event.a == event.b is false (event.a is 1, event.b is 2)`},
+		{"or: both parts", `event.type == "a" || event.n > 2`, ev("type", "b", "n", 1),
+			`event.type == "a" is false (event.type is "b"); event.n > 2 is false (event.n is 1)`},
+		{"not", `!event.ok`, ev("ok", true), `!event.ok is false (event.ok is true)`},
+		{"missing value", `event.missing == "x"`, ev(), `event.missing == "x" is false (event.missing is missing (nil))`},
+		{"nested and inside or", `(event.a == 1 && event.b == 2) || event.c == 3`, ev("a", 1, "b", 5, "c", 4),
+			`event.b == 2 is false (event.b is 5); event.c == 3 is false (event.c is 4)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, problems := CompileBool(tt.src, Options{Names: names})
+			if len(problems) > 0 {
+				t.Fatalf("CompileBool: %+v", problems)
+			}
+			ok, err := p.Eval(tt.env)
+			if err != nil || ok {
+				t.Fatalf("Eval = %v, %v; the case needs a false filter", ok, err)
+			}
+			if got := p.Explain(tt.env); got != tt.want {
+				t.Errorf("Explain =\n  %s\nwant\n  %s", got, tt.want)
+			}
+		})
+	}
+	// A value program has nothing to explain.
+	v, problems := CompileValue("event.a", Options{Names: names})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	if got := v.Explain(ev("a", 1)); got != "" {
+		t.Errorf("Explain on a value program = %q, want empty", got)
+	}
+}
+
+func TestNowUsesOptionsClock(t *testing.T) {
+	fixed := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	opts := Options{Names: names, Now: func() time.Time { return fixed }}
+	v, problems := CompileValue("now()", opts)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	got, err := v.Value(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tm, ok := got.(time.Time); !ok || !tm.Equal(fixed) {
+		t.Errorf("now() = %v, want %v", got, fixed)
+	}
+	tests := []struct {
+		src  string
+		want bool
+	}{
+		{"now().Year() == 2024 && now().Day() == 6 && now().Hour() == 7", true},
+		{`now() > date("2024-05-06T07:08:08Z")`, true},
+		{`now() < date("2024-05-06T07:08:10Z")`, true},
+		{`now() > date("2030-01-01")`, false},
+	}
+	for _, tt := range tests {
+		p, problems := CompileBool(tt.src, opts)
+		if len(problems) > 0 {
+			t.Fatalf("%s: %+v", tt.src, problems)
+		}
+		got, err := p.Eval(nil)
+		if err != nil || got != tt.want {
+			t.Errorf("%s = %v, %v; want %v", tt.src, got, err, tt.want)
+		}
+	}
+	// Without Options.Now the real clock is used.
+	p, _ := CompileValue("now()", Options{})
+	before := time.Now()
+	out, err := p.Value(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tm, ok := out.(time.Time); !ok || tm.Before(before) || tm.After(time.Now()) {
+		t.Errorf("now() without a clock = %v, want the current time", out)
+	}
+}
+
+func TestCompileValue(t *testing.T) {
+	env := map[string]any{"event": map[string]any{
+		"items": []any{
+			map[string]any{"id": "a", "n": 1},
+			map[string]any{"id": "b", "n": 2},
+			map[string]any{"id": "c", "n": 3},
+		},
+		"name": "ann",
+	}}
+	tests := []struct {
+		src  string
+		want any
+	}{
+		{`map(filter(event.items, .n > 1), .id)`, []any{"b", "c"}},
+		{`event.items | filter(.n != 2) | map(.n * 10)`, []any{10, 30}},
+		{`upper(event.name) + "!"`, "ANN!"},
+		{`{"count": len(event.items), "first": event.items[0].id}`, map[string]any{"count": 3, "first": "a"}},
+		{`let n = len(event.items); n * 2`, 6},
+		{`event.missing ?? "none"`, "none"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.src, func(t *testing.T) {
+			p, problems := CompileValue(tt.src, Options{Names: names})
+			if len(problems) > 0 {
+				t.Fatalf("CompileValue: %+v", problems)
+			}
+			if p.Source() != tt.src {
+				t.Errorf("Source() = %q", p.Source())
+			}
+			got, err := p.Value(env)
+			if err != nil {
+				t.Fatalf("Value: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Value = %#v, want %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestConcurrentEval(t *testing.T) {
+	p, problems := CompileBool(`event.n % 2 == 0 && event.tag in ["a", "b"]`, Options{Names: names})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				tag := []string{"a", "z"}[g%2]
+				env := map[string]any{"event": map[string]any{"n": i, "tag": tag}}
+				want := i%2 == 0 && tag == "a"
+				got, err := p.Eval(env)
+				if err != nil || got != want {
+					t.Errorf("goroutine %d, n=%d: Eval = %v, %v; want %v", g, i, got, err, want)
+					return
+				}
+				if !want && p.Explain(env) == "" {
+					t.Errorf("goroutine %d, n=%d: empty explanation", g, i)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,290 @@
+package secrets
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func mapEnv(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestExpand(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "TOKEN", "from-file\n")
+	writeFile(t, dir, "CRLF", "crlf-value\r\n")
+	env := map[string]string{
+		"HOST":    "h.example",
+		"TOKEN":   "from-env",
+		"ONLYENV": "env-secret",
+		"EMPTY":   "",
+	}
+	tests := []struct {
+		name, in, want string
+		secret         bool
+	}{
+		{"env", "https://${env:HOST}/x", "https://h.example/x", false},
+		{"env default unused", "${env:HOST:-dflt}", "h.example", false},
+		{"env default used", "${env:NOPE:-dflt}", "dflt", false},
+		{"env empty default", "[${env:NOPE:-}]", "[]", false},
+		{"set but empty env wins over default", "[${env:EMPTY:-dflt}]", "[]", false},
+		{"default with a colon", "${env:NOPE:-a:b}", "a:b", false},
+		{"secret file wins over env", "Bearer ${secret:TOKEN}", "Bearer from-file", true},
+		{"secret file CRLF trimmed", "${secret:CRLF}", "crlf-value", true},
+		{"secret from env", "${secret:ONLYENV}", "env-secret", true},
+		{"escape stays literal", "$${env:HOST}", "${env:HOST}", false},
+		{"escaped secret stays literal", "x $${secret:TOKEN} y", "x ${secret:TOKEN} y", false},
+		{"braze attribute untouched", "{{${user_id}}} on ${env:HOST}", "{{${user_id}}} on h.example", false},
+		{"no reference", "plain ${user_id}", "plain ${user_id}", false},
+		{"several", "${env:HOST}/${secret:TOKEN}/${env:HOST}", "h.example/from-file/h.example", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &Masker{}
+			r := NewResolver(mapEnv(env), dir, m)
+			got, secret, problems := r.Expand(tt.in)
+			if len(problems) > 0 {
+				t.Fatalf("problems: %+v", problems)
+			}
+			if got != tt.want || secret != tt.secret {
+				t.Errorf("Expand(%q) = %q, secret=%v; want %q, secret=%v", tt.in, got, secret, tt.want, tt.secret)
+			}
+			if r.Masker() != m {
+				t.Errorf("Masker() is not the masker given")
+			}
+			// every resolved secret is masked; nothing else is
+			masked := m.String(got)
+			if tt.secret && strings.Contains(masked, "from-file") {
+				t.Errorf("secret not masked: %q", masked)
+			}
+			if !tt.secret && masked != got {
+				t.Errorf("a non-secret value was masked: %q -> %q", got, masked)
+			}
+		})
+	}
+}
+
+func TestExpandProblems(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"HOST": "h"}
+	tests := []struct {
+		name     string
+		dir      string
+		in       string
+		offsets  []int
+		contains [][]string
+	}{
+		{"unset env", "", "ab ${env:NOPE}", []int{3},
+			[][]string{{"environment variable NOPE is not set", "${env:NOPE:-value}"}}},
+		{"unset secret with a dir", dir, "abc ${secret:MISSING}", []int{4},
+			[][]string{{"secret MISSING is not set", filepath.Join(dir, "MISSING")}}},
+		{"unset secret without a dir", "", "${secret:MISSING}", []int{0},
+			[][]string{{"secret MISSING is not set", "--secrets-dir"}}},
+		{"invalid name", "", "x ${env:1BAD}", []int{2}, [][]string{{`"1BAD" is not a valid variable name`, "${env:1BAD}"}}},
+		{"invalid name with a dash", "", "x ${env:BAD-NAME}", []int{2}, [][]string{{`"BAD-NAME" is not a valid variable name`}}},
+		{"path in a secret name", dir, "${secret:../etc/passwd}", []int{0}, [][]string{{"not a valid variable name"}}},
+		{"empty name", "", "x ${env:}", []int{2}, [][]string{{`"" is not a valid variable name`}}},
+		{"secret with default", "", "x ${secret:TOKEN:-d}", []int{2}, [][]string{{"a secret cannot have a default value", `":-d"`}}},
+		{"several problems", dir, "${env:HOST}${env:NOPE}${secret:NOPE2}", []int{11, 22},
+			[][]string{{"NOPE is not set"}, {"secret NOPE2 is not set"}}},
+		{"offset after an escape", "", "$${env:X} ${env:NOPE}", []int{10}, [][]string{{"NOPE"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, secret, problems := NewResolver(mapEnv(env), tt.dir, &Masker{}).Expand(tt.in)
+			if secret {
+				t.Errorf("secret = true with no secret resolved")
+			}
+			if len(problems) != len(tt.offsets) {
+				t.Fatalf("problems = %+v, want %d", problems, len(tt.offsets))
+			}
+			for i, p := range problems {
+				if p.Offset != tt.offsets[i] {
+					t.Errorf("problem %d offset = %d, want %d", i, p.Offset, tt.offsets[i])
+				}
+				if !strings.HasPrefix(tt.in[p.Offset:], "${") {
+					t.Errorf("problem %d offset %d does not point at a reference: %q", i, p.Offset, tt.in[p.Offset:])
+				}
+				for _, c := range tt.contains[i] {
+					if !strings.Contains(p.Message, c) {
+						t.Errorf("message %q does not contain %q", p.Message, c)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestHasRef(t *testing.T) {
+	tests := map[string]bool{
+		"${env:X}":      true,
+		"a ${secret:Y}": true,
+		"${user_id}":    false,
+		"env:X":         false,
+		"":              false,
+	}
+	for in, want := range tests {
+		if got := HasRef(in); got != want {
+			t.Errorf("HasRef(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestMasker(t *testing.T) {
+	tests := []struct {
+		name   string
+		add    [][]string // successive Add calls
+		in     string
+		want   string
+		secret map[string]bool
+	}{
+		{"longest first, short added first", [][]string{{"abc"}, {"abcdef"}}, "x abcdef abc y", "x **** **** y",
+			map[string]bool{"abc": true, "abcdef": true, "abcd": false}},
+		{"longest first, same call", [][]string{{"tok", "tok-long-1"}}, "tok-long-1/tok", "****/****", nil},
+		{"empty value ignored", [][]string{{"", "s3cr3t"}}, "a s3cr3t b", "a **** b", map[string]bool{"": false}},
+		{"only empty values", [][]string{{""}}, "nothing here", "nothing here", map[string]bool{"": false}},
+		{"duplicates", [][]string{{"pw"}, {"pw"}}, "pwpw", "********", map[string]bool{"pw": true}},
+		{"nothing added", nil, "abc", "abc", map[string]bool{"abc": false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &Masker{}
+			for _, vs := range tt.add {
+				m.Add(vs...)
+			}
+			if got := m.String(tt.in); got != tt.want {
+				t.Errorf("String(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			for s, want := range tt.secret {
+				if got := m.IsSecret(s); got != want {
+					t.Errorf("IsSecret(%q) = %v, want %v", s, got, want)
+				}
+			}
+		})
+	}
+	var nilMasker *Masker
+	if got := nilMasker.String("abc"); got != "abc" || nilMasker.IsSecret("abc") {
+		t.Errorf("nil masker changed the input or knows a secret: %q", got)
+	}
+}
+
+func TestMaskerConcurrent(t *testing.T) {
+	m := &Masker{}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				m.Add(fmt.Sprintf("secret-%02d-%02d", g, i))
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				own := fmt.Sprintf("secret-%02d-%02d", g, i)
+				_ = m.String("log line with " + own)
+				_ = m.IsSecret(own)
+			}
+		}()
+	}
+	wg.Wait()
+	for g := range 16 {
+		for i := range 50 {
+			s := fmt.Sprintf("secret-%02d-%02d", g, i)
+			if got := m.String("[" + s + "]"); got != "["+Mask+"]" {
+				t.Fatalf("after all Adds, %s masks to %q", s, got)
+			}
+		}
+	}
+}
+
+func TestReadEnvFile(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		content string
+		want    map[string]string
+		errLine int // 0: no error
+	}{
+		{"values", "# comment\n\nA=1\nexport B=two\nC=\"quoted value\"\nD='single'\n  E = spaced  \nF=\nG=a=b\nH=\"unbalanced\n",
+			map[string]string{"A": "1", "B": "two", "C": "quoted value", "D": "single", "E": "spaced", "F": "", "G": "a=b", "H": `"unbalanced`}, 0},
+		{"CRLF", "A=1\r\nB=\"x\"\r\n", map[string]string{"A": "1", "B": "x"}, 0},
+		{"empty file", "", map[string]string{}, 0},
+		{"line without equals", "A=1\n# c\nJUSTANAME\n", nil, 3},
+		{"bad key", "A=1\n1X=2\n", nil, 2},
+		{"key with a dash", "MY-KEY=1\n", nil, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, dir, strings.ReplaceAll(tt.name, " ", "_")+".env", tt.content)
+			got, err := ReadEnvFile(path)
+			if tt.errLine == 0 {
+				if err != nil {
+					t.Fatalf("ReadEnvFile: %v", err)
+				}
+				if !reflect.DeepEqual(got, tt.want) {
+					t.Errorf("ReadEnvFile = %q, want %q", got, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("ReadEnvFile = %q, want an error at line %d", got, tt.errLine)
+			}
+			prefix := fmt.Sprintf("%s:%d: ", path, tt.errLine)
+			if !strings.HasPrefix(err.Error(), prefix) || !strings.Contains(err.Error(), "NAME=value") {
+				t.Errorf("error %q does not start with %q and name NAME=value", err, prefix)
+			}
+		})
+	}
+	if _, err := ReadEnvFile(filepath.Join(dir, "missing.env")); err == nil || !strings.Contains(err.Error(), "env file") {
+		t.Errorf("missing file: error %v, want one that names the env file", err)
+	}
+}
+
+func TestLookupChain(t *testing.T) {
+	t.Setenv("LC_TEST_PROCESS", "from-process")
+	t.Setenv("LC_TEST_EMPTY", "")
+	first := map[string]string{"LC_TEST_PROCESS": "from-file-1", "LC_TEST_FILE": "file-1", "LC_TEST_EMPTY": "file-empty"}
+	second := map[string]string{"LC_TEST_FILE": "file-2", "LC_TEST_SECOND": "file-2-only"}
+	look := LookupChain(first, second)
+	tests := []struct {
+		name   string
+		want   string
+		wantOK bool
+	}{
+		{"LC_TEST_PROCESS", "from-process", true},
+		{"LC_TEST_EMPTY", "", true},
+		{"LC_TEST_FILE", "file-1", true},
+		{"LC_TEST_SECOND", "file-2-only", true},
+		{"LC_TEST_NOWHERE_AT_ALL", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := look(tt.name)
+		if got != tt.want || ok != tt.wantOK {
+			t.Errorf("lookup(%s) = %q, %v; want %q, %v", tt.name, got, ok, tt.want, tt.wantOK)
+		}
+	}
+	// The chain feeds a resolver: the process value wins.
+	out, _, problems := NewResolver(look, "", &Masker{}).Expand("${env:LC_TEST_PROCESS}/${env:LC_TEST_SECOND}")
+	if len(problems) > 0 || out != "from-process/file-2-only" {
+		t.Errorf("Expand through the chain = %q, %+v", out, problems)
+	}
+}
