@@ -45,7 +45,8 @@ type Pipeline struct {
 	Respond     *Respond //
 	Delivery    Delivery
 
-	info map[string]any // what templates see as `pipeline`; never written to
+	info  map[string]any  // what templates see as `pipeline`; never written to
+	reads map[string]bool // the bindings templates and expressions read; events get only those
 }
 
 // Source is a built source.
@@ -92,12 +93,13 @@ var reservedNames = []string{"event", "request", "row", "pipeline", "now", "conn
 type scope struct {
 	names  []string
 	shapes map[string]*spec.Shape
+	read   map[string]bool // names read by what was checked against any scope derived from the same root
 }
 
-func newScope() *scope { return &scope{shapes: map[string]*spec.Shape{}} }
+func newScope() *scope { return &scope{shapes: map[string]*spec.Shape{}, read: map[string]bool{}} }
 
 func (s *scope) with(name string, shape *spec.Shape) *scope {
-	out := &scope{names: append(slices.Clone(s.names), name), shapes: make(map[string]*spec.Shape, len(s.shapes)+1)}
+	out := &scope{names: append(slices.Clone(s.names), name), shapes: make(map[string]*spec.Shape, len(s.shapes)+1), read: s.read}
 	for k, v := range s.shapes {
 		out.shapes[k] = v
 	}
@@ -109,7 +111,7 @@ func (s *scope) without(name string) *scope {
 	if _, ok := s.shapes[name]; !ok {
 		return s
 	}
-	out := &scope{shapes: make(map[string]*spec.Shape, len(s.shapes))}
+	out := &scope{shapes: make(map[string]*spec.Shape, len(s.shapes)), read: s.read}
 	for _, n := range s.names {
 		if n != name {
 			out.names = append(out.names, n)
@@ -120,6 +122,7 @@ func (s *scope) without(name string) *scope {
 }
 
 func (s *scope) check(path []string) string {
+	s.read[path[0]] = true
 	shape, ok := s.shapes[path[0]]
 	if !ok {
 		return fmt.Sprintf("unknown name %q; known names here: %s%s", path[0], strings.Join(s.names, ", "), diag.Suggest(path[0], s.names))
@@ -196,6 +199,7 @@ func (b *builder) build(cfg *PipelineConfig, routes *routeTable) *Pipeline {
 		b.add(1, 1, nil, diag.Error, "a pipeline needs a target (the request each event sends) or respond (the answer of a synchronous pipeline); add one")
 	}
 	pl.Delivery = b.delivery(&cfg.Delivery, base.with("now", spec.String()))
+	pl.reads = base.read
 	return pl
 }
 
@@ -401,6 +405,7 @@ func (b *builder) call(path yamlpos.Path, cfg *CallConfig, sc *scope) *Call {
 	if hasBody && c.ContentType == "" {
 		c.ContentType = "application/json"
 	}
+	c.prepare()
 	return c
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 
 	"github.com/loyalty-connector/engine/engine/liquid"
 	"github.com/loyalty-connector/engine/engine/spec"
@@ -32,6 +33,24 @@ type Call struct {
 	fromConnection map[string]string // path placeholders the connection fills
 	public         map[string]any    // the connection's fields templates may read
 	auth           spec.Auth
+	baseURL        string       // the connection's base URL as text
+	fixedHeaders   http.Header  // the headers every request of this call has
+	bodySize       atomic.Int64 // size of the last body, to size the next one's buffer
+}
+
+// prepare computes, once at build, what every request of the call shares.
+func (c *Call) prepare() {
+	c.baseURL = c.Conn.BaseURL.String()
+	c.fixedHeaders = http.Header{
+		"User-Agent": {UserAgent},
+		"Accept":     {"application/json"},
+	}
+	if c.auth.Header != "" {
+		c.fixedHeaders[http.CanonicalHeaderKey(c.auth.Header)] = []string{c.auth.Scheme + " " + c.auth.Credential}
+	}
+	if c.Body != nil || c.BodyTemplate != nil {
+		c.fixedHeaders["Content-Type"] = []string{c.ContentType}
+	}
 }
 
 type param struct {
@@ -79,7 +98,7 @@ func (c *Call) Build(env map[string]any) (*Request, error) {
 	}
 	// The path was escaped segment by segment; joined as text so that an
 	// escaped "/" (%2F) in a value is not escaped a second time.
-	target := c.Conn.BaseURL.String() + path
+	target := c.baseURL + path
 	if len(c.Query) > 0 {
 		q := url.Values{}
 		for _, p := range c.Query {
@@ -91,12 +110,7 @@ func (c *Call) Build(env map[string]any) (*Request, error) {
 		}
 		target += "?" + q.Encode()
 	}
-	req := &Request{Method: c.Method, URL: target, Header: http.Header{}}
-	req.Header.Set("User-Agent", UserAgent)
-	req.Header.Set("Accept", "application/json")
-	if c.auth.Header != "" {
-		req.Header.Set(c.auth.Header, c.auth.Scheme+" "+c.auth.Credential)
-	}
+	req := &Request{Method: c.Method, URL: target, Header: c.fixedHeaders.Clone()}
 	if err := renderHeaders(c.Headers, env, req.Header); err != nil {
 		return nil, err
 	}
@@ -150,23 +164,25 @@ func renderHeaders(hs []header, env map[string]any, into http.Header) error {
 }
 
 func (c *Call) renderBody(env map[string]any, req *Request) error {
-	body, value, err := renderBody(c.Body, c.BodyTemplate, c.ContentType, env)
+	body, value, err := renderBody(c.Body, c.BodyTemplate, c.ContentType, env, int(c.bodySize.Load())+64)
 	if err != nil {
 		return err
 	}
 	if m, ok := value.(map[string]any); ok && c.Body != nil && c.Endpoint != nil {
+		added := false
 		for field, from := range c.Endpoint.BodyDefaults {
 			if _, set := m[field]; !set {
 				m[field] = c.Conn.Fields[from]
+				added = true
 			}
 		}
-		if body, err = encodeJSON(m); err != nil {
-			return err
+		if added {
+			if body, err = encodeJSON(m); err != nil {
+				return err
+			}
 		}
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", c.ContentType)
-	}
+	c.bodySize.Store(int64(len(body)))
 	req.Body, req.Value = body, value
 	return nil
 }
@@ -174,14 +190,14 @@ func (c *Call) renderBody(env map[string]any, req *Request) error {
 // renderBody renders a body given as a YAML value or as one template. A
 // JSON body from a template is parsed, so a broken one fails here with its
 // position rather than at the API.
-func renderBody(v *valueTemplate, tmpl *liquid.Template, contentType string, env map[string]any) ([]byte, any, error) {
+func renderBody(v *valueTemplate, tmpl *liquid.Template, contentType string, env map[string]any, sizeHint int) ([]byte, any, error) {
 	switch {
 	case v != nil:
-		value, err := v.render(env, "body")
+		value, err := v.render(env)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, within(err, "body")
 		}
-		body, err := encodeJSON(value)
+		body, err := encodeJSONSized(value, sizeHint)
 		return body, value, err
 	case tmpl != nil:
 		text, err := tmpl.Render(env)
@@ -219,7 +235,13 @@ func jsonErrorPlace(text string, err error) string {
 // encodeJSON encodes a body without HTML escaping: "<" and "&" in a
 // message reach Braze as written.
 func encodeJSON(v any) ([]byte, error) {
-	b, err := appendJSON(make([]byte, 0, 512), v)
+	return encodeJSONSized(v, 512)
+}
+
+// encodeJSONSized encodes into a buffer of about the expected size; a
+// buffer much larger than the body would only feed the garbage collector.
+func encodeJSONSized(v any, size int) ([]byte, error) {
+	b, err := appendJSON(make([]byte, 0, size), v)
 	if err != nil {
 		return nil, fmt.Errorf("cannot encode the body as JSON: %w", err)
 	}
@@ -254,20 +276,16 @@ type valueTemplate struct {
 	literal any              // literalValue
 }
 
-func (v *valueTemplate) render(env map[string]any, path string) (any, error) {
+func (v *valueTemplate) render(env map[string]any) (any, error) {
 	switch v.kind {
 	case templateValue:
-		out, err := v.tmpl.Value(env)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		return out, nil
+		return v.tmpl.Value(env)
 	case objectValue:
 		m := make(map[string]any, len(v.keys))
 		for i, k := range v.keys {
-			out, err := v.items[i].render(env, path+"."+k)
+			out, err := v.items[i].render(env)
 			if err != nil {
-				return nil, err
+				return nil, within(err, "."+k)
 			}
 			m[k] = out
 		}
@@ -275,15 +293,33 @@ func (v *valueTemplate) render(env map[string]any, path string) (any, error) {
 	case arrayValue:
 		a := make([]any, len(v.items))
 		for i, item := range v.items {
-			out, err := item.render(env, fmt.Sprintf("%s[%d]", path, i))
+			out, err := item.render(env)
 			if err != nil {
-				return nil, err
+				return nil, within(err, fmt.Sprintf("[%d]", i))
 			}
 			a[i] = out
 		}
 		return a, nil
 	}
 	return v.literal, nil
+}
+
+// valueError is a render error with the path of the value that failed,
+// built on the way out so that rendering that succeeds builds no paths.
+type valueError struct {
+	path string
+	err  error
+}
+
+func (e *valueError) Error() string { return e.path + ": " + e.err.Error() }
+func (e *valueError) Unwrap() error { return e.err }
+
+func within(err error, step string) error {
+	if ve, ok := err.(*valueError); ok {
+		ve.path = step + ve.path
+		return ve
+	}
+	return &valueError{step, err}
 }
 
 // plainNumber turns a json.Number from YAML into int64 or float64.

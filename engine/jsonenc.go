@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -30,20 +31,23 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 	case json.Number:
 		return append(b, v...), nil
 	case map[string]any:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
+		// Pairs are collected while iterating, so each value is not
+		// looked up again; most objects are small enough for the array.
+		var small [16]keyValue
+		pairs := small[:0]
+		for k, e := range v {
+			pairs = append(pairs, keyValue{k, e})
 		}
-		slices.Sort(keys)
+		sortPairs(pairs)
 		b = append(b, '{')
-		for i, k := range keys {
+		for i, p := range pairs {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, k)
+			b = appendString(b, p.key)
 			b = append(b, ':')
 			var err error
-			if b, err = appendJSON(b, v[k]); err != nil {
+			if b, err = appendJSON(b, p.value); err != nil {
 				return nil, err
 			}
 		}
@@ -63,6 +67,25 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 	}
 	out, err := encodeJSONReflect(v)
 	return append(b, out...), err
+}
+
+type keyValue struct {
+	key   string
+	value any
+}
+
+// sortPairs sorts by key: insertion sort, which beats the generic sort on
+// the few keys a body object has; a large object goes to slices.SortFunc.
+func sortPairs(p []keyValue) {
+	if len(p) > 24 {
+		slices.SortFunc(p, func(a, b keyValue) int { return strings.Compare(a.key, b.key) })
+		return
+	}
+	for i := 1; i < len(p); i++ {
+		for j := i; j > 0 && p[j].key < p[j-1].key; j-- {
+			p[j], p[j-1] = p[j-1], p[j]
+		}
+	}
 }
 
 // appendFloat writes a float as encoding/json does.
@@ -87,12 +110,29 @@ func appendFloat(b []byte, f float64) ([]byte, error) {
 
 const hexDigits = "0123456789abcdef"
 
+// plain8 reports whether none of the 8 bytes of s needs escaping or UTF-8
+// checking: none is a control character, '"', '\\' or above 0x7f.
+func plain8(s string) bool {
+	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	control := (x - 0x20*ones) & ^x & highs // a byte below 0x20
+	return (x&highs)|control|hasZero(x^('"'*ones))|hasZero(x^('\\'*ones)) == 0
+}
+
 // appendString writes a JSON string: quotes, backslashes and control
 // characters escaped, invalid UTF-8 replaced, "<", ">" and "&" as written.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Skip eight plain ASCII bytes at a time; most text has nothing
+		// to escape.
+		if i+8 <= len(s) && plain8(s[i:i+8]) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -109,6 +149,10 @@ func appendString(b []byte, s string) []byte {
 				b = append(b, '\\', 'r')
 			case '\t':
 				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
 			default:
 				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			}

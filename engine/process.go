@@ -36,29 +36,52 @@ type RowInfo struct {
 
 // Bindings returns the variables filters and templates see for ev.
 func (p *Pipeline) Bindings(ev *Event, now time.Time) map[string]any {
-	env := make(map[string]any, 8+len(p.Steps))
+	env := make(map[string]any, 6+len(p.Steps))
 	env["event"] = ev.Data
 	env["pipeline"] = p.info
-	env["now"] = now.UTC().Format(time.RFC3339)
-	if r := ev.Request; r != nil {
-		params := make(map[string]any, len(r.Params))
-		for k, v := range r.Params {
-			params[k] = v
-		}
-		query := make(map[string]any, len(r.Query))
-		for k, v := range r.Query {
-			query[k] = v[0]
-		}
-		headers := make(map[string]any, len(r.Headers))
-		for k, v := range r.Headers {
-			headers[strings.ToLower(k)] = v[0]
-		}
-		env["request"] = map[string]any{"method": r.Method, "path": r.Path, "params": params, "query": query, "headers": headers}
+	if p.reads["now"] {
+		env["now"] = now.UTC().Format(time.RFC3339)
 	}
-	if r := ev.Row; r != nil {
+	if r := ev.Request; r != nil && p.reads["request"] {
+		env["request"] = map[string]any{"method": r.Method, "path": r.Path, "params": stringMap(r.Params), "query": firstValues(r.Query, false), "headers": firstValues(r.Headers, true)}
+	}
+	if r := ev.Row; r != nil && p.reads["row"] {
 		env["row"] = map[string]any{"number": r.Number, "file": r.File}
 	}
 	return env
+}
+
+// emptyVars stands for an empty map in bindings; templates only read it.
+var emptyVars = map[string]any{}
+
+func stringMap(m map[string]string) map[string]any {
+	if len(m) == 0 {
+		return emptyVars
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// firstValues keeps the first value of each name (query parameters,
+// headers); header names are lower-cased so templates need not guess the
+// caller's spelling.
+func firstValues(m map[string][]string, lower bool) map[string]any {
+	if len(m) == 0 {
+		return emptyVars
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if lower {
+			k = strings.ToLower(k)
+		}
+		if len(v) > 0 {
+			out[k] = v[0]
+		}
+	}
+	return out
 }
 
 // Caller performs a lookup step's request: over HTTP when running, from
@@ -229,7 +252,7 @@ func (r *Respond) Build(env map[string]any) (*Reply, error) {
 		return nil, err
 	}
 	contentType := reply.Header.Get("Content-Type")
-	body, value, err := renderBody(r.Body, r.BodyTemplate, contentType, env)
+	body, value, err := renderBody(r.Body, r.BodyTemplate, contentType, env, 512)
 	if err != nil {
 		return nil, err
 	}

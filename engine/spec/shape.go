@@ -103,8 +103,7 @@ func (v Violation) String() string {
 // Validate checks a rendered value against the shape and returns every
 // violation.
 func (s *Shape) Validate(v any) []Violation {
-	var out []Violation
-	s.validate(v, "", &out)
+	out := s.validate(v)
 	// map order is random; sort so messages are stable
 	slices.SortFunc(out, func(a, b Violation) int {
 		return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Message, b.Message))
@@ -112,54 +111,64 @@ func (s *Shape) Validate(v any) []Violation {
 	return out
 }
 
-func (s *Shape) validate(v any, path string, out *[]Violation) {
+// validate returns violations with paths relative to v. Paths are built on
+// the way out, so a value that fits costs no allocations for them.
+func (s *Shape) validate(v any) []Violation {
 	if s == nil || s.Type == "" {
-		return
-	}
-	add := func(format string, a ...any) {
-		*out = append(*out, Violation{path, fmt.Sprintf(format, a...)})
+		return nil
 	}
 	if got := jsonType(v); got != s.Type && !(s.Type == "number" && got == "integer") {
-		add("must be %s, not %s", article(s.Type), describeJSON(v))
-		return
+		return []Violation{{"", fmt.Sprintf("must be %s, not %s", article(s.Type), describeJSON(v))}}
 	}
+	var out []Violation
 	switch s.Type {
 	case "object":
 		m := v.(map[string]any)
 		for _, r := range s.Required {
 			if _, ok := m[r]; !ok {
-				add("%q is required", r)
+				out = append(out, Violation{"", fmt.Sprintf("%q is required", r)})
 			}
 		}
 		for k, e := range m {
 			f, ok := s.Fields[k]
 			if !ok {
 				if !s.Open {
-					add("unknown field %q; allowed: %s%s", k, strings.Join(s.FieldNames(), ", "), diag.Suggest(k, s.FieldNames()))
+					out = append(out, Violation{"", fmt.Sprintf("unknown field %q; allowed: %s%s", k, strings.Join(s.FieldNames(), ", "), diag.Suggest(k, s.FieldNames()))})
 				}
 				continue
 			}
-			f.validate(e, joinPath(path, k), out)
+			for _, inner := range f.validate(e) {
+				out = append(out, inner.under(k))
+			}
 		}
 	case "array":
 		a := v.([]any)
 		if len(a) < s.MinItems {
-			add("needs at least %d item(s), has %d", s.MinItems, len(a))
+			out = append(out, Violation{"", fmt.Sprintf("needs at least %d item(s), has %d", s.MinItems, len(a))})
 		}
 		if s.MaxItems > 0 && len(a) > s.MaxItems {
-			add("holds %d items; the limit is %d", len(a), s.MaxItems)
+			out = append(out, Violation{"", fmt.Sprintf("holds %d items; the limit is %d", len(a), s.MaxItems)})
 		}
 		for i, e := range a {
-			s.Items.validate(e, fmt.Sprintf("%s[%d]", path, i), out)
+			for _, inner := range s.Items.validate(e) {
+				out = append(out, inner.under(fmt.Sprintf("[%d]", i)))
+			}
 		}
 	}
+	return out
 }
 
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
+// under puts a violation below a field name or an [index].
+func (v Violation) under(step string) Violation {
+	switch {
+	case v.Path == "":
+		v.Path = step
+	case v.Path[0] == '[':
+		v.Path = step + v.Path
+	default:
+		v.Path = step + "." + v.Path
 	}
-	return path + "." + key
+	return v
 }
 
 // jsonType names the JSON type of a decoded value.
