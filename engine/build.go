@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -158,7 +159,7 @@ func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *routeTa
 		return nil
 	}
 	parts := [][]byte{doc.Src}
-	for _, name := range sortedKeys(b.used) {
+	for _, name := range slices.Sorted(maps.Keys(b.used)) {
 		parts = append(parts, []byte(name), conns.raw[name])
 	}
 	pl.Version = version(parts...)
@@ -374,7 +375,7 @@ func (b *builder) call(path yamlpos.Path, cfg *CallConfig, sc *scope) *Call {
 			b.errorAt(path, "the path %s needs {%s}: add params: { %s: \"{{ ... }}\" }", c.Path, ph, ph)
 		}
 	}
-	for _, name := range sortedKeys(cfg.Params) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Params)) {
 		p := path.Child("params").Child(name)
 		if !slices.Contains(spec.Placeholders(c.Path), name) {
 			b.errorAtKey(p, "the path %s has no {%s}", c.Path, name)
@@ -382,7 +383,7 @@ func (b *builder) call(path yamlpos.Path, cfg *CallConfig, sc *scope) *Call {
 		}
 		c.Params = append(c.Params, param{name, b.template(p, cfg.Params[name], false, sc)})
 	}
-	for _, name := range sortedKeys(cfg.Query) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Query)) {
 		c.Query = append(c.Query, param{name, b.template(path.Child("query").Child(name), cfg.Query[name], false, sc)})
 	}
 	auth, err := conn.Auth()
@@ -453,7 +454,7 @@ func (b *builder) connection(path yamlpos.Path, name string) *spec.Connection {
 	}
 	conn, ok := set.conns[name]
 	if !ok {
-		names := sortedKeys(set.raw)
+		names := slices.Sorted(maps.Keys(set.raw))
 		b.errorAt(path, "unknown connection %q; %s defines %s%s", name, set.file, strings.Join(names, ", "), diag.Suggest(name, names))
 		return nil
 	}
@@ -464,7 +465,7 @@ var headerNameRE = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
 
 func (b *builder) headers(path yamlpos.Path, cfg map[string]string, auth spec.Auth, sc *scope) []header {
 	var out []header
-	for _, name := range sortedKeys(cfg) {
+	for _, name := range slices.Sorted(maps.Keys(cfg)) {
 		p := path.Child(name)
 		switch {
 		case !headerNameRE.MatchString(name):

@@ -2,8 +2,10 @@ package engine
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,7 +55,7 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 	var cfg ConnectionsConfig
 	fc.decode(&cfg)
 	broken := set.broken
-	for _, name := range sortedKeys(cfg.Connections) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Connections)) {
 		settings := cfg.Connections[name]
 		path := yamlpos.Path{"connections", name}
 		t, ok := l.Catalog.Connections[settings["type"]]

@@ -1,18 +1,13 @@
 package engine
 
 import (
-	"flag"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/loyalty-connector/engine/connectors"
 	"github.com/loyalty-connector/engine/engine/secrets"
 )
-
-var update = flag.Bool("update", false, "rewrite the expected-output files under testdata")
 
 // testEnv is the environment tests resolve ${env:...} and ${secret:...}
 // from: the sandbox settings of examples/sandbox.env plus test secrets.
@@ -54,23 +49,3 @@ func loadOne(t testing.TB, file string) *Pipeline {
 	}
 	return proj.Pipelines[0]
 }
-
-// golden compares got with the file's content, or rewrites it with -update.
-func golden(t *testing.T, file, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs (go test -update rewrites it after review):\n--- want\n%s\n--- got\n%s", file, want, got)
-	}
-}
-
-func lines(s string) []string { return strings.Split(strings.TrimSpace(s), "\n") }

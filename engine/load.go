@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -339,12 +338,3 @@ var placeholderRE = regexp.MustCompile(`\{[^}]*\}`)
 
 // normaliseRoute makes /a/{x} and /a/{y} the same route.
 func normaliseRoute(path string) string { return placeholderRE.ReplaceAllString(path, "{}") }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/loyalty-connector/engine/internal/golden"
 )
 
 // Each testdata/bad/NAME.yaml must give exactly the problems in
@@ -27,7 +29,7 @@ func TestValidateBadPipelines(t *testing.T) {
 			if got.Len() == 0 {
 				t.Fatal("no problems reported")
 			}
-			golden(t, strings.TrimSuffix(f, ".yaml")+".want", got.String())
+			golden.Check(t, strings.TrimSuffix(f, ".yaml")+".want", got.String())
 		})
 	}
 }
@@ -55,7 +57,7 @@ func TestValidateBadConnections(t *testing.T) {
 	for _, d := range proj.Diagnostics.Items() {
 		got.WriteString(d.String() + "\n")
 	}
-	golden(t, "testdata/badconns/want.txt", got.String())
+	golden.Check(t, "testdata/badconns/want.txt", got.String())
 	if len(proj.Pipelines) != 0 {
 		t.Errorf("built %d pipelines on a broken connection", len(proj.Pipelines))
 	}

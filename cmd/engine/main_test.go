@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/golden files")
+	"github.com/loyalty-connector/engine/internal/golden"
+)
 
 // The tests run from the repository root so that commands and outputs use
 // the paths a user types (pipelines/..., examples/...).
@@ -28,24 +28,6 @@ func runEngine(args ...string) (stdout, stderr string, code int) {
 	var out, errOut bytes.Buffer
 	code = run(args, &out, &errOut)
 	return out.String(), errOut.String(), code
-}
-
-func checkGolden(t *testing.T, name, got string) {
-	t.Helper()
-	file := filepath.Join(goldenDir, name)
-	if *update {
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (go test ./cmd/engine -update creates it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs (review, then go test ./cmd/engine -update):\n--- want\n%s\n--- got\n%s", file, want, got)
-	}
 }
 
 // dryRun is the command line every golden dry run starts with: sandbox
@@ -78,7 +60,7 @@ func TestDryRunGoldens(t *testing.T) {
 			if code != tc.code {
 				t.Errorf("exit code %d, want %d; stderr: %s", code, tc.code, stderr)
 			}
-			checkGolden(t, tc.golden, stdout)
+			golden.Check(t, filepath.Join(goldenDir, tc.golden), stdout)
 		})
 	}
 }

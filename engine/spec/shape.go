@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -49,7 +50,7 @@ func Array(items *Shape, min, max int) *Shape {
 }
 
 // FieldNames lists an object's fields, sorted.
-func (s *Shape) FieldNames() []string { return sortedKeys(s.Fields) }
+func (s *Shape) FieldNames() []string { return slices.Sorted(maps.Keys(s.Fields)) }
 
 // CheckPath checks that a template or filter may read path from a value of
 // this shape; it returns "" when it may, else a message. Paths are only

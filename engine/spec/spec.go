@@ -7,9 +7,9 @@ package spec
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -189,19 +189,10 @@ func NewCatalog(conns []*ConnectionType, sources []*SourceType) *Catalog {
 }
 
 // ConnectionTypeNames lists the connection type names, sorted.
-func (c *Catalog) ConnectionTypeNames() []string { return sortedKeys(c.Connections) }
+func (c *Catalog) ConnectionTypeNames() []string { return slices.Sorted(maps.Keys(c.Connections)) }
 
 // SourceTypeNames lists the source type names, sorted.
-func (c *Catalog) SourceTypeNames() []string { return sortedKeys(c.Sources) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func (c *Catalog) SourceTypeNames() []string { return slices.Sorted(maps.Keys(c.Sources)) }
 
 // Methods are the HTTP methods a raw call may use.
 var Methods = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
