@@ -173,9 +173,8 @@ func (b *builder) build(cfg *PipelineConfig, routes *routeTable) *Pipeline {
 	if pl.Source.Type == nil {
 		return pl // the schema reported the type; nothing else can be checked
 	}
-	filterScope := base
 	if cfg.Filter != "" {
-		pl.Filter = b.expression(yamlpos.Path{"filter"}, cfg.Filter, true, filterScope)
+		pl.Filter = b.expression(yamlpos.Path{"filter"}, cfg.Filter, true, base)
 	}
 	sc := base.with("now", spec.String())
 	for i := range cfg.Steps {
