@@ -16,6 +16,7 @@ import (
 
 	"github.com/loyalty-connector/engine/engine/diag"
 	"github.com/loyalty-connector/engine/engine/filter"
+	"github.com/loyalty-connector/engine/engine/jsonval"
 	"github.com/loyalty-connector/engine/engine/liquid"
 	"github.com/loyalty-connector/engine/engine/spec"
 	"github.com/loyalty-connector/engine/engine/yamlpos"
@@ -30,6 +31,7 @@ const (
 	DefaultLinger         = 500 * time.Millisecond
 	DefaultTimeout        = 10 * time.Second
 	DefaultMaxBody        = 1 << 20
+	maxBodyLimit          = 64 << 20 // a webhook body larger than this is a mistake
 )
 
 // Pipeline is a built pipeline: every expression compiled and every
@@ -147,6 +149,7 @@ func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *routeTa
 		return nil
 	}
 	fc := &fileContext{loader: l, doc: doc, diags: &local}
+	fc.checkDuplicateKeys(doc.Root, nil)
 	fc.resolveRefs(doc.Root, nil)
 	if fc.validateSchema(l.schemas.pipeline, l.schemas.rawPipeline) {
 		fc.strictDecode(&PipelineConfig{})
@@ -170,9 +173,6 @@ func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *routeTa
 func (b *builder) build(cfg *PipelineConfig, routes *routeTable) *Pipeline {
 	pl := &Pipeline{Name: PipelineName(b.doc.File), File: b.doc.File, Description: cfg.Description}
 	base := b.source(cfg, pl, routes)
-	if pl.Source.Type == nil {
-		return pl // the schema reported the type; nothing else can be checked
-	}
 	if cfg.Filter != "" {
 		pl.Filter = b.expression(yamlpos.Path{"filter"}, cfg.Filter, true, base)
 	}
@@ -191,7 +191,7 @@ func (b *builder) build(cfg *PipelineConfig, routes *routeTable) *Pipeline {
 	case cfg.Target != nil:
 		pl.Target = b.call(yamlpos.Path{"target"}, cfg.Target, sc)
 	case cfg.Respond != nil:
-		if pl.Source.Type.Kind != spec.HTTPSource {
+		if pl.Source.Type != nil && pl.Source.Type.Kind != spec.HTTPSource {
 			b.errorAtKey(yamlpos.Path{"respond"}, "respond answers an HTTP caller, so it needs an HTTP source, not %s", pl.Source.Type.Name)
 		}
 		pl.Respond = b.respond(yamlpos.Path{"respond"}, cfg.Respond, sc)
@@ -210,7 +210,12 @@ func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *routeTable) 
 	st, ok := b.loader.Catalog.Sources[src.Type]
 	sc := newScope()
 	if !ok {
-		return sc
+		// The schema reported the type. The rest is still checked, with
+		// every binding a source could give, so all problems show at once.
+		for _, name := range []string{"event", "request", "row"} {
+			sc = sc.with(name, spec.Any())
+		}
+		return sc.with("pipeline", pipelineShape)
 	}
 	pl.Source.Type = st
 	event := st.Event
@@ -233,12 +238,9 @@ func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *routeTable) 
 				}
 				params[name] = spec.String()
 			}
-			if msg := checkPattern(pl.Source.Method, p); msg != "" {
+			if msg := routes.claim(pl.Source.Method, p, pl.Name); msg != "" {
 				b.errorAt(pp, "%s", msg)
 				continue
-			}
-			if owner := routes.claim(pl.Source.Method, p, pl.Name); owner != "" {
-				b.errorAt(pp, "%s %s is already served by pipeline %q; each route belongs to one pipeline", pl.Source.Method, p, owner)
 			}
 			pl.Source.Paths = append(pl.Source.Paths, p)
 		}
@@ -272,12 +274,19 @@ func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *routeTable) 
 		}
 		pl.Source.Delimiter = ','
 		if src.Delimiter != "" {
-			pl.Source.Delimiter, _ = utf8.DecodeRuneInString(src.Delimiter)
+			d, _ := utf8.DecodeRuneInString(src.Delimiter)
+			if d == '"' || d == '\r' || d == '\n' || d == utf8.RuneError {
+				b.errorAt(path.Child("delimiter"), "%q cannot separate fields; use a character such as , ; | or a tab", src.Delimiter)
+			}
+			pl.Source.Delimiter = d
 		}
 		sc = sc.with("row", spec.Object(map[string]*spec.Shape{"number": spec.Integer(), "file": spec.String()}))
 	}
-	return sc.with("pipeline", spec.Object(map[string]*spec.Shape{"name": spec.String(), "version": spec.String(), "description": spec.String()}))
+	return sc.with("pipeline", pipelineShape)
 }
+
+// pipelineShape is what templates see as `pipeline`.
+var pipelineShape = spec.Object(map[string]*spec.Shape{"name": spec.String(), "version": spec.String(), "description": spec.String()})
 
 func (b *builder) isSeq(path yamlpos.Path) bool {
 	n, ok := b.doc.Lookup(path)
@@ -285,18 +294,6 @@ func (b *builder) isSeq(path yamlpos.Path) bool {
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// checkPattern checks a route the way net/http's ServeMux will, so a bad
-// route is reported now rather than when the engine starts serving.
-func checkPattern(method, path string) (msg string) {
-	defer func() {
-		if r := recover(); r != nil {
-			msg = fmt.Sprintf("not a valid route: %v", r)
-		}
-	}()
-	http.NewServeMux().HandleFunc(method+" "+path, func(http.ResponseWriter, *http.Request) {})
-	return ""
-}
 
 func (b *builder) step(path yamlpos.Path, cfg *StepConfig, sc *scope, before []*Step) *Step {
 	st := &Step{Name: cfg.Name}
@@ -363,13 +360,18 @@ func (b *builder) call(path yamlpos.Path, cfg *CallConfig, sc *scope) *Call {
 		c.Method, c.Path = cfg.Method, cfg.Path
 	}
 	c.fromConnection = map[string]string{}
-	for _, ph := range spec.Placeholders(c.Path) {
+	needed := spec.Placeholders(c.Path)
+	if c.Endpoint != nil {
+		for ph, field := range c.Endpoint.FromConnection {
+			c.fromConnection[ph] = conn.Fields[field]
+		}
+		needed = c.Endpoint.PathParams()
+	}
+	for _, ph := range needed {
 		switch {
-		case c.Endpoint != nil && c.Endpoint.FromConnection[ph] != "":
-			c.fromConnection[ph] = conn.Fields[c.Endpoint.FromConnection[ph]]
 		case cfg.Params[ph] != "":
 		case c.Endpoint == nil && c.public[ph] != nil && ph != "name" && ph != "type" && ph != "base_url":
-			c.fromConnection[ph] = fmt.Sprint(c.public[ph])
+			c.fromConnection[ph] = fmt.Sprint(c.public[ph]) // a raw path may name a connection field: {retailer_id}
 		default:
 			b.errorAt(path, "the path %s needs {%s}: add params: { %s: \"{{ ... }}\" }", c.Path, ph, ph)
 		}
@@ -460,6 +462,10 @@ func (b *builder) connection(path yamlpos.Path, name string) *spec.Connection {
 	return conn
 }
 
+// engineHeaders are the headers a pipeline may not set: the host comes
+// only from connections, and the framing from the body.
+var engineHeaders = map[string]bool{"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true}
+
 var headerNameRE = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
 
 func (b *builder) headers(path yamlpos.Path, cfg map[string]string, auth spec.Auth, sc *scope) []header {
@@ -472,6 +478,9 @@ func (b *builder) headers(path yamlpos.Path, cfg map[string]string, auth spec.Au
 			continue
 		case auth.Header != "" && strings.EqualFold(name, auth.Header):
 			b.errorAtKey(p, "the connection sets %s itself (from its credentials); remove this header", auth.Header)
+			continue
+		case engineHeaders[http.CanonicalHeaderKey(name)]:
+			b.errorAtKey(p, "%s is set by the engine from the connection and the body; remove this header", http.CanonicalHeaderKey(name))
 			continue
 		}
 		out = append(out, header{http.CanonicalHeaderKey(name), b.template(p, cfg[name], false, sc)})
@@ -510,14 +519,14 @@ func (b *builder) value(path yamlpos.Path, n *yaml.Node, shape *spec.Shape, wher
 	switch n.Kind {
 	case yaml.MappingNode:
 		v := &valueTemplate{kind: objectValue}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			key := n.Content[i].Value
+		for _, kv := range mappingPairs(n) {
+			key := kv[0].Value
 			fieldShape, msg := shape.Field(where, key)
 			if msg != "" {
 				b.errorAtKey(path.Child(key), "%s", msg)
 			}
 			v.keys = append(v.keys, key)
-			v.items = append(v.items, b.value(path.Child(key), n.Content[i+1], fieldShape, strings.TrimPrefix(where+"."+key, "the body."), sc))
+			v.items = append(v.items, b.value(path.Child(key), kv[1], fieldShape, strings.TrimPrefix(where+"."+key, "the body."), sc))
 		}
 		return v
 	case yaml.SequenceNode:
@@ -527,10 +536,52 @@ func (b *builder) value(path yamlpos.Path, n *yaml.Node, shape *spec.Shape, wher
 		}
 		return v
 	}
+	var constant any
 	if n.ShortTag() == "!!str" {
-		return &valueTemplate{kind: templateValue, tmpl: b.template(path, n.Value, true, sc)}
+		if strings.Contains(n.Value, "{{") || strings.Contains(n.Value, "{%") {
+			return &valueTemplate{kind: templateValue, tmpl: b.template(path, n.Value, true, sc)}
+		}
+		constant = n.Value
+	} else {
+		constant = jsonval.Normalize(yamlpos.ToValue(n))
 	}
-	return &valueTemplate{kind: literalValue, literal: plainNumber(yamlpos.ToValue(n))}
+	// A value written as is can be checked now rather than per event.
+	for _, v := range shape.Validate(constant) {
+		b.errorAt(path, "%s", v.Message)
+	}
+	return &valueTemplate{kind: literalValue, literal: constant}
+}
+
+// mappingPairs returns a mapping's key and value nodes in order, with YAML
+// merge keys (<<: *defaults, <<: [*a, *b]) expanded: keys written in the
+// mapping win over merged ones, and earlier merged maps over later ones.
+func mappingPairs(n *yaml.Node) [][2]*yaml.Node {
+	var own, merged [][2]*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], yamlpos.Resolve(n.Content[i+1])
+		if k.Tag != "!!merge" {
+			own = append(own, [2]*yaml.Node{k, n.Content[i+1]})
+			continue
+		}
+		sources := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode {
+			sources = v.Content
+		}
+		for _, src := range sources {
+			if src = yamlpos.Resolve(src); src.Kind == yaml.MappingNode {
+				merged = append(merged, mappingPairs(src)...)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	out := make([][2]*yaml.Node, 0, len(own)+len(merged))
+	for _, kv := range append(own, merged...) {
+		if !seen[kv[0].Value] {
+			seen[kv[0].Value] = true
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 func (b *builder) respond(path yamlpos.Path, cfg *RespondConfig, sc *scope) *Respond {
@@ -633,6 +684,9 @@ func parseSize(s string) (int64, error) {
 		n <<= 10
 	case "MB", "MiB":
 		n <<= 20
+	}
+	if n > maxBodyLimit || n <= 0 {
+		return 0, fmt.Errorf("%q is more than the largest body accepted, %dMB", s, maxBodyLimit>>20)
 	}
 	return n, nil
 }

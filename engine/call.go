@@ -1,15 +1,14 @@
 package engine
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
 
+	"github.com/loyalty-connector/engine/engine/jsonval"
 	"github.com/loyalty-connector/engine/engine/liquid"
 	"github.com/loyalty-connector/engine/engine/spec"
 )
@@ -31,6 +30,7 @@ type Call struct {
 	BodyTemplate *liquid.Template
 
 	fromConnection map[string]string // path placeholders the connection fills
+	pathTemplate   string            // Path with the connection's placeholders filled
 	public         map[string]any    // the connection's fields templates may read
 	auth           spec.Auth
 	baseURL        string       // the connection's base URL as text
@@ -41,6 +41,10 @@ type Call struct {
 // prepare computes, once at build, what every request of the call shares.
 func (c *Call) prepare() {
 	c.baseURL = c.Conn.BaseURL.String()
+	c.pathTemplate = c.Path
+	for name, v := range c.fromConnection {
+		c.pathTemplate = strings.ReplaceAll(c.pathTemplate, "{"+name+"}", url.PathEscape(v))
+	}
 	c.fixedHeaders = http.Header{
 		"User-Agent": {UserAgent},
 		"Accept":     {"application/json"},
@@ -129,10 +133,7 @@ func (c *Call) Build(env map[string]any) (*Request, error) {
 // params rendered and escaped as one path segment each, so event data can
 // never change the host or climb out of the endpoint's path.
 func (c *Call) fillPath(env map[string]any) (string, error) {
-	path := c.Path
-	for name, v := range c.fromConnection {
-		path = strings.ReplaceAll(path, "{"+name+"}", url.PathEscape(v))
-	}
+	path := c.pathTemplate
 	for _, p := range c.Params {
 		v, err := p.value.Render(env)
 		if err != nil {
@@ -164,40 +165,56 @@ func renderHeaders(hs []header, env map[string]any, into http.Header) error {
 }
 
 func (c *Call) renderBody(env map[string]any, req *Request) error {
-	body, value, err := renderBody(c.Body, c.BodyTemplate, c.ContentType, env, int(c.bodySize.Load())+64)
+	body, value, err := renderBody(c.Body, c.BodyTemplate, c.ContentType, env, int(c.bodySize.Load())+64, c.withDefaults)
 	if err != nil {
 		return err
-	}
-	if m, ok := value.(map[string]any); ok && c.Body != nil && c.Endpoint != nil {
-		added := false
-		for field, from := range c.Endpoint.BodyDefaults {
-			if _, set := m[field]; !set {
-				m[field] = c.Conn.Fields[from]
-				added = true
-			}
-		}
-		if added {
-			if body, err = encodeJSON(m); err != nil {
-				return err
-			}
-		}
 	}
 	c.bodySize.Store(int64(len(body)))
 	req.Body, req.Value = body, value
 	return nil
 }
 
+// withDefaults fills the body fields the connection provides (Connect's
+// retailer_id) when the pipeline's body leaves them out. It copies the
+// object first: it may be the event itself ("{{ event }}").
+func (c *Call) withDefaults(value any) any {
+	m, ok := value.(map[string]any)
+	if !ok || c.Endpoint == nil || len(c.Endpoint.BodyDefaults) == 0 {
+		return value
+	}
+	var out map[string]any
+	for field, from := range c.Endpoint.BodyDefaults {
+		if _, set := m[field]; set {
+			continue
+		}
+		if out == nil {
+			out = maps.Clone(m)
+		}
+		out[field] = c.Conn.Fields[from]
+	}
+	if out == nil {
+		return m
+	}
+	return out
+}
+
 // renderBody renders a body given as a YAML value or as one template. A
 // JSON body from a template is parsed, so a broken one fails here with its
 // position rather than at the API.
-func renderBody(v *valueTemplate, tmpl *liquid.Template, contentType string, env map[string]any, sizeHint int) ([]byte, any, error) {
+//
+// fill, when not nil, completes a body given as a YAML value before it is
+// encoded.
+func renderBody(v *valueTemplate, tmpl *liquid.Template, contentType string, env map[string]any, sizeHint int, fill func(any) any) ([]byte, any, error) {
 	switch {
 	case v != nil:
 		value, err := v.render(env)
 		if err != nil {
 			return nil, nil, within(err, "body")
 		}
-		body, err := encodeJSONSized(value, sizeHint)
+		if fill != nil {
+			value = fill(value)
+		}
+		body, err := jsonval.Encode(value, sizeHint)
 		return body, value, err
 	case tmpl != nil:
 		text, err := tmpl.Render(env)
@@ -207,7 +224,7 @@ func renderBody(v *valueTemplate, tmpl *liquid.Template, contentType string, env
 		if !isJSON(contentType) {
 			return []byte(text), nil, nil
 		}
-		value, err := DecodeJSON([]byte(text))
+		value, err := jsonval.Decode([]byte(text))
 		if err != nil {
 			return nil, nil, fmt.Errorf("body_template rendered text that is %w", err)
 		}
@@ -218,44 +235,6 @@ func renderBody(v *valueTemplate, tmpl *liquid.Template, contentType string, env
 
 func isJSON(contentType string) bool {
 	return contentType == "" || strings.HasPrefix(contentType, "application/json") || strings.HasSuffix(strings.SplitN(contentType, ";", 2)[0], "+json")
-}
-
-// jsonErrorPlace says where in rendered text a JSON error is.
-func jsonErrorPlace(text string, err error) string {
-	var se *json.SyntaxError
-	if !errors.As(err, &se) {
-		return err.Error()
-	}
-	off := int(se.Offset)
-	line := 1 + strings.Count(text[:min(off, len(text))], "\n")
-	col := off - strings.LastIndexByte(text[:min(off, len(text))], '\n') - 1
-	return fmt.Sprintf("line %d, column %d: %v", line, col, err)
-}
-
-// encodeJSON encodes a body without HTML escaping: "<" and "&" in a
-// message reach Braze as written.
-func encodeJSON(v any) ([]byte, error) {
-	return encodeJSONSized(v, 512)
-}
-
-// encodeJSONSized encodes into a buffer of about the expected size; a
-// buffer much larger than the body would only feed the garbage collector.
-func encodeJSONSized(v any, size int) ([]byte, error) {
-	b, err := appendJSON(make([]byte, 0, size), v)
-	if err != nil {
-		return nil, fmt.Errorf("cannot encode the body as JSON: %w", err)
-	}
-	return b, nil
-}
-
-func encodeJSONReflect(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("cannot encode the body as JSON: %w", err)
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 type valueKind uint8
@@ -320,17 +299,4 @@ func within(err error, step string) error {
 		return ve
 	}
 	return &valueError{step, err}
-}
-
-// plainNumber turns a json.Number from YAML into int64 or float64.
-func plainNumber(v any) any {
-	n, ok := v.(json.Number)
-	if !ok {
-		return v
-	}
-	if i, err := n.Int64(); err == nil {
-		return i
-	}
-	f, _ := n.Float64()
-	return f
 }

@@ -33,7 +33,9 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 		return set
 	}
 	set.exists = true
-	proj.Files = append(proj.Files, file)
+	if !slices.Contains(proj.Files, file) { // one --connections file serves several folders
+		proj.Files = append(proj.Files, file)
+	}
 	var local diag.List
 	defer func() { proj.Diagnostics.Append(local) }()
 	doc := l.readDoc(file, &local)
@@ -48,6 +50,7 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 	}
 	fc := &fileContext{loader: l, doc: doc, diags: &local}
 	literalSecrets := l.literalSecrets(doc)
+	fc.checkDuplicateKeys(doc.Root, nil)
 	fc.resolveRefs(doc.Root, nil)
 	if fc.validateSchema(l.schemas.connections, l.schemas.rawConnections) {
 		fc.strictDecode(&ConnectionsConfig{})

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -44,8 +45,8 @@ type Loader struct {
 	schemas *schemaSet
 }
 
-// NewLoader returns a loader for the given catalogue. masker receives every
-// secret resolved, for masking output.
+// NewLoader returns a loader for the given catalogue; the resolver's masker
+// receives every secret resolved, for masking output.
 func NewLoader(catalog *spec.Catalog, resolver *secrets.Resolver) (*Loader, error) {
 	s, err := loadSchemas()
 	if err != nil {
@@ -60,16 +61,6 @@ type Project struct {
 	Connections map[string]*spec.Connection // from the last connections file read
 	Diagnostics diag.List
 	Files       []string // every file read
-}
-
-// Pipeline returns the pipeline called name, or nil.
-func (p *Project) Pipeline(name string) *Pipeline {
-	for _, pl := range p.Pipelines {
-		if pl.Name == name {
-			return pl
-		}
-	}
-	return nil
 }
 
 // Load reads every pipeline file named by paths (files, or folders whose
@@ -100,11 +91,14 @@ func (l *Loader) Load(paths []string) *Project {
 		connFile := l.ConnectionsFile
 		if connFile == "" {
 			connFile = filepath.Join(dir, ConnectionsFileName)
+			if alt := filepath.Join(dir, "connections.yml"); !exists(connFile) && exists(alt) {
+				connFile = alt
+			}
 		}
 		conns := l.loadConnections(connFile, proj)
 		routes := newRouteTable()
 		for _, f := range byDir[dir] {
-			if isConnectionsFile(f) {
+			if IsConnectionsFile(f) {
 				continue
 			}
 			if pl := l.loadPipeline(f, conns, routes, proj); pl != nil {
@@ -147,7 +141,14 @@ func expand(path string) ([]string, error) {
 	return out, nil
 }
 
-func isConnectionsFile(path string) bool {
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// IsConnectionsFile reports whether path names a connections file rather
+// than a pipeline.
+func IsConnectionsFile(path string) bool {
 	base := filepath.Base(path)
 	return base == ConnectionsFileName || base == "connections.yml"
 }
@@ -266,6 +267,28 @@ func (fc *fileContext) resolveRefs(n *yaml.Node, path yamlpos.Path) {
 	}
 }
 
+// checkDuplicateKeys reports a key written twice in one mapping: YAML
+// keeps only one of them, so the other setting would be silently lost.
+func (fc *fileContext) checkDuplicateKeys(n *yaml.Node, path yamlpos.Path) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		first := map[string]*yaml.Node{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if prev, dup := first[k.Value]; dup && k.Tag != "!!merge" {
+				fc.add(k.Line, k.Column, path.Child(k.Value), diag.Error, "%q is given twice (first on line %d); YAML would keep only one, so remove the other", k.Value, prev.Line)
+				continue
+			}
+			first[k.Value] = k
+			fc.checkDuplicateKeys(n.Content[i+1], path.Child(k.Value))
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			fc.checkDuplicateKeys(c, path.Child(i))
+		}
+	}
+}
+
 // strictDecode decodes the file's source with unknown keys refused. The
 // JSON Schema already reports unknown keys with better messages, so this
 // only speaks when the schema said nothing (the schema and the code
@@ -283,6 +306,9 @@ func (fc *fileContext) strictDecode(into any) {
 		if m := yamlErrRE.FindStringSubmatch(e); m != nil {
 			line, _ = strconv.Atoi(m[1])
 			msg = m[2]
+		}
+		if strings.Contains(msg, "already defined") {
+			continue // reported by checkDuplicateKeys
 		}
 		if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
 			msg = fmt.Sprintf("unknown key %q", m[1])
@@ -316,25 +342,51 @@ func version(parts ...[]byte) string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
-// routeTable finds two pipelines of one folder serving the same route.
+// routeTable registers the routes of one folder's pipelines on a ServeMux,
+// the way the engine will serve them, so that a route that is not valid or
+// that conflicts with another (by net/http's rules) is reported now.
 type routeTable struct {
-	owners map[string]string
+	mux    *http.ServeMux
+	owners map[string]string // pattern -> pipeline
 }
 
-func newRouteTable() *routeTable { return &routeTable{owners: map[string]string{}} }
+func newRouteTable() *routeTable {
+	return &routeTable{mux: http.NewServeMux(), owners: map[string]string{}}
+}
 
-// claim records that pipeline serves method+path; it returns the pipeline
-// that already did, if any.
-func (r *routeTable) claim(method, path, pipeline string) string {
-	key := method + " " + normaliseRoute(path)
-	if owner, ok := r.owners[key]; ok && owner != pipeline {
-		return owner
-	}
-	r.owners[key] = pipeline
+var (
+	conflictRE = regexp.MustCompile(`conflicts with pattern "([^"]+)"`)
+	exampleRE  = regexp.MustCompile(`like "([^"]+)"`)
+	parseErrRE = regexp.MustCompile(`^parsing "[^"]*": (?:at offset \d+: )?`)
+)
+
+// claim registers method+path for pipeline; it returns what is wrong with
+// the route, or "".
+func (r *routeTable) claim(method, path, pipeline string) (problem string) {
+	pattern := method + " " + path
+	defer func() {
+		rec := recover()
+		if rec == nil {
+			return
+		}
+		msg := fmt.Sprint(rec)
+		m := conflictRE.FindStringSubmatch(msg)
+		if m == nil {
+			problem = "not a valid route: " + parseErrRE.ReplaceAllString(msg, "")
+			return
+		}
+		owner := "this pipeline"
+		if o := r.owners[m[1]]; o != pipeline {
+			owner = fmt.Sprintf("pipeline %q", o)
+		}
+		problem = fmt.Sprintf("%s conflicts with %s of %s", pattern, m[1], owner)
+		if ex := exampleRE.FindStringSubmatch(msg); ex != nil {
+			problem += fmt.Sprintf(": both would take %s; make the paths differ", ex[1])
+		} else {
+			problem += ": both take the same requests; each route belongs to one pipeline"
+		}
+	}()
+	r.mux.HandleFunc(pattern, func(http.ResponseWriter, *http.Request) {})
+	r.owners[pattern] = pipeline
 	return ""
 }
-
-var placeholderRE = regexp.MustCompile(`\{[^}]*\}`)
-
-// normaliseRoute makes /a/{x} and /a/{y} the same route.
-func normaliseRoute(path string) string { return placeholderRE.ReplaceAllString(path, "{}") }

@@ -1,14 +1,14 @@
 package engine
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/loyalty-connector/engine/engine/jsonval"
 )
 
 // Event is one unit of input: a webhook body or a CSV row.
@@ -200,49 +200,11 @@ func (p *Pipeline) runStep(ctx context.Context, st *Step, env map[string]any, ca
 // decodeResponse gives a lookup's body as JSON values, or as text when it
 // is not JSON.
 func decodeResponse(body []byte) any {
-	v, err := DecodeJSON(body)
+	v, err := jsonval.Decode(body)
 	if err != nil {
 		return string(body)
 	}
 	return v
-}
-
-// normalizeNumbers turns JSON numbers into int64 when they are whole and
-// float64 otherwise, so that 100 prints as 100 in templates, not 1e+02, and
-// divides as an integer, as in Braze.
-func normalizeNumbers(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, e := range v {
-			v[k] = normalizeNumbers(e)
-		}
-	case []any:
-		for i, e := range v {
-			v[i] = normalizeNumbers(e)
-		}
-	case json.Number:
-		if i, err := v.Int64(); err == nil {
-			return i
-		}
-		f, _ := v.Float64()
-		return f
-	}
-	return v
-}
-
-// DecodeJSON parses one JSON value (an event body, a lookup response),
-// keeping whole numbers as integers.
-func DecodeJSON(body []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("not JSON: %s", jsonErrorPlace(string(body), err))
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("more than one JSON value")
-	}
-	return normalizeNumbers(v), nil
 }
 
 // Build renders the reply for one event's bindings.
@@ -252,7 +214,7 @@ func (r *Respond) Build(env map[string]any) (*Reply, error) {
 		return nil, err
 	}
 	contentType := reply.Header.Get("Content-Type")
-	body, value, err := renderBody(r.Body, r.BodyTemplate, contentType, env, 512)
+	body, value, err := renderBody(r.Body, r.BodyTemplate, contentType, env, 512, nil)
 	if err != nil {
 		return nil, err
 	}

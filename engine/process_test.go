@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loyalty-connector/engine/engine/jsonval"
 )
 
 var testNow = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
@@ -46,7 +48,7 @@ func readEvent(t testing.TB, file string) any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := DecodeJSON(data)
+	v, err := jsonval.Decode(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,5 +374,96 @@ func BenchmarkF4FilterAndRender(b *testing.B) {
 		if _, err := pl.Target.Build(env); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Step results have no static type: arithmetic, indexes and builtins on
+// them compile, and work on the values each event gives.
+func TestExprStepsOnStepResults(t *testing.T) {
+	pl := writePipeline(t, `
+source: { type: http, path: "/in" }
+steps:
+  - { name: a, expr: "1" }
+  - { name: b, expr: "a + 1" }
+  - { name: items, expr: "[1, 2, 3]" }
+  - { name: doubled, expr: "map(items, # * 2)" }
+  - { name: first, expr: "items[0]" }
+target:
+  connection: api
+  method: POST
+  path: /x
+  body: { b: "{{ b }}", doubled: "{{ doubled }}", first: "{{ first }}" }
+`)
+	out := pl.Evaluate(context.Background(), &Event{Data: map[string]any{}}, nil, testNow)
+	if out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	if got, want := string(out.Request.Body), `{"b":2,"doubled":[2,4,6],"first":1}`; got != want {
+		t.Errorf("body %s, want %s", got, want)
+	}
+}
+
+// Filling Connect's retailer_id must not write into the event a body was
+// made from; the target forwards the event unchanged.
+func TestBodyDefaultsDoNotChangeTheEvent(t *testing.T) {
+	pl := writePipeline(t, `
+source: { type: http, path: "/in" }
+steps:
+  - name: wallet
+    connection: connect
+    endpoint: get_user_offers
+    body: "{{ event }}"
+target:
+  connection: api
+  method: POST
+  path: /x
+  body: "{{ event }}"
+`)
+	caller := walletCaller(t)
+	out := pl.Evaluate(context.Background(), &Event{Data: map[string]any{"user_id": "u-1"}}, caller, testNow)
+	if out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	if got := string(caller.calls[0].Body); got != `{"retailer_id":"8f9a2b3c-1d2e-4f50-9a6b-7c8d9e0f1a2b","user_id":"u-1"}` {
+		t.Errorf("lookup body %s", got)
+	}
+	if got := string(out.Request.Body); got != `{"user_id":"u-1"}` {
+		t.Errorf("target body %s: the event was changed", got)
+	}
+}
+
+// YAML merge keys work in bodies as they do anywhere in YAML.
+func TestBodyMergeKeys(t *testing.T) {
+	pl := writePipeline(t, `
+source: { type: http, path: "/in" }
+target:
+  connection: braze
+  endpoint: users_track
+  body:
+    attributes:
+      - &base { external_id: "{{ event.id }}", source: engine }
+      - <<: *base
+        source: override
+`)
+	out := pl.Evaluate(context.Background(), &Event{Data: map[string]any{"id": "u-1"}}, nil, testNow)
+	if out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	want := `{"attributes":[{"external_id":"u-1","source":"engine"},{"external_id":"u-1","source":"override"}]}`
+	if got := string(out.Request.Body); got != want {
+		t.Errorf("body\n got %s\nwant %s", got, want)
+	}
+}
+
+// connections.yml is read like connections.yaml.
+func TestConnectionsYML(t *testing.T) {
+	dir := t.TempDir()
+	conns, _ := os.ReadFile("testdata/good/connections.yaml")
+	os.WriteFile(filepath.Join(dir, "connections.yml"), conns, 0o644)
+	os.WriteFile(filepath.Join(dir, "p.yaml"), []byte("source: { type: http, path: /in }\ntarget: { connection: api, method: POST, path: /x }\n"), 0o644)
+	l, _ := testLoader(t)
+	proj := l.Load([]string{dir})
+	if err := proj.Diagnostics.Err(); err != nil || len(proj.Pipelines) != 1 {
+		t.Errorf("pipelines %d, problems %v", len(proj.Pipelines), err)
 	}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,13 +67,17 @@ func TestValidateBadConnections(t *testing.T) {
 func TestValidateRouteConflict(t *testing.T) {
 	l, _ := testLoader(t)
 	proj := l.Load([]string{"testdata/routes"})
-	items := proj.Diagnostics.Items()
-	if len(items) != 1 {
-		t.Fatalf("want one problem, got %v", items)
+	var got []string
+	for _, d := range proj.Diagnostics.Items() {
+		got = append(got, d.String())
 	}
-	want := `testdata/routes/second.yaml:3:9: source.path: POST /hooks/{id} is already served by pipeline "first"; each route belongs to one pipeline`
-	if items[0].String() != want {
-		t.Errorf("got  %s\nwant %s", items[0], want)
+	want := []string{
+		`testdata/routes/second.yaml:3:9: source.path: POST /hooks/{id} conflicts with POST /hooks/{user_id} of pipeline "first": both take the same requests; each route belongs to one pipeline`,
+		`testdata/routes/third.yaml:4:7: source.path[0]: POST /x/b/{c} conflicts with POST /x/{a}/y of pipeline "first": both would take /x/b/y; make the paths differ`,
+		`testdata/routes/third.yaml:6:7: source.path[2]: POST /z conflicts with POST /z of this pipeline: both take the same requests; each route belongs to one pipeline`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

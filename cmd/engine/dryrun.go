@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/dryrun"
 	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/engine/spec"
@@ -65,6 +66,12 @@ failure.`, stderr)
 			return fail("--now %q is not an RFC 3339 time such as 2026-11-29T10:00:00Z", *nowFlag)
 		}
 		now = t
+	}
+	if info, err := os.Stat(positional[0]); err == nil && info.IsDir() {
+		return fail("%s is a folder; name one pipeline file in it", positional[0])
+	}
+	if engine.IsConnectionsFile(positional[0]) {
+		return fail("%s holds the connections; name a pipeline file that uses them", positional[0])
 	}
 	loader, masker, err := cf.loader()
 	if err != nil {

@@ -93,6 +93,19 @@ func TestDryRunMasksSecrets(t *testing.T) {
 	}
 }
 
+// A secret with characters that JSON escapes is masked in JSON output too.
+func TestDryRunMasksEscapedSecrets(t *testing.T) {
+	env := filepath.Join(t.TempDir(), "special.env")
+	if err := os.WriteFile(env, []byte("BRAZE_API_KEY=k<ey>&\"q\\x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, code := runEngine("dry-run", "--env-file", env, "--env-file", "examples/sandbox.env", "--fixtures", "examples/fixtures",
+		"pipelines/offer-issued-to-braze-campaign.yaml", "--event", "examples/events/sessionm-offer-issued.json", "--format", "json")
+	if code != exitOK || !strings.Contains(stdout, `"Authorization": "Bearer ****"`) || strings.Contains(stdout, `k\u003cey`) || strings.Contains(stdout, "k<ey") {
+		t.Errorf("code %d, output:\n%s", code, stdout)
+	}
+}
+
 func TestDryRunUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -107,6 +120,8 @@ func TestDryRunUsageErrors(t *testing.T) {
 		{[]string{"dry-run", "x.yaml", "--event", "e.json", "--now", "yesterday"}, "not an RFC 3339 time"},
 		{[]string{"dry-run", "--env-file", "examples/sandbox.env", "pipelines/offer-issued-to-braze-campaign.yaml", "--event", "no/such/file.json"}, "cannot read the event"},
 		{[]string{"dry-run", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"dry-run", "pipelines/", "--event", "e.json"}, "pipelines/ is a folder; name one pipeline file in it"},
+		{[]string{"dry-run", "pipelines/connections.yaml", "--event", "e.json"}, "holds the connections; name a pipeline file that uses them"},
 	} {
 		_, stderr, code := runEngine(tc.args...)
 		if code != exitUsage || !strings.Contains(stderr, tc.want) {

@@ -40,8 +40,8 @@ func TestEndpoints(t *testing.T) {
 			if e.MaxBatch != tt.maxBatch {
 				t.Errorf("MaxBatch = %d, want %d", e.MaxBatch, tt.maxBatch)
 			}
-			if len(e.PathParams()) != 0 {
-				t.Errorf("PathParams() = %v, want none", e.PathParams())
+			if ph := spec.Placeholders(e.Path); len(ph) != 0 {
+				t.Errorf("path placeholders %v, want none", ph)
 			}
 		})
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/loyalty-connector/engine/connectors/csvfile"
 	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/jsonval"
 	"github.com/loyalty-connector/engine/engine/secrets"
 )
 
@@ -168,7 +169,7 @@ func (r *Runner) evaluate(ctx context.Context, ev *engine.Event, rep *Report) {
 		if s.Request != nil {
 			l.Request = wireRequest(s.Request)
 			if s.Response != nil {
-				body, err := engine.DecodeJSON(s.Response.Body)
+				body, err := jsonval.Decode(s.Response.Body)
 				if err != nil {
 					body = string(s.Response.Body)
 				}
@@ -236,7 +237,7 @@ func (r *Runner) httpEvent(in Input) (*engine.Event, error) {
 	}
 	var data any
 	if len(in.Body) > 0 {
-		v, err := engine.DecodeJSON(in.Body)
+		v, err := jsonval.Decode(in.Body)
 		if err != nil {
 			return nil, fmt.Errorf("%s: the event is %w; a webhook source takes a JSON body", in.File, err)
 		}

@@ -42,7 +42,11 @@ func (rep *Report) writeBody(b *strings.Builder, indent string) {
 		fmt.Fprintf(b, "%slookup    %s\n", indent, l.Step)
 		writeRequest(b, indent+"  ", l.Request)
 		if r := l.Response; r != nil {
-			fmt.Fprintf(b, "%s  response %d from %s\n", indent, r.Status, r.From)
+			fmt.Fprintf(b, "%s  response %d from %s:\n", indent, r.Status, r.From)
+			fmt.Fprintf(b, "%s  %s\n", indent, compact(r.Body, 400))
+		}
+		if l.Error != "" {
+			fmt.Fprintf(b, "%s  failed: %s\n", indent, l.Error)
 		}
 	}
 	for _, r := range rep.Requests {

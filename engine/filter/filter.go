@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,29 +77,36 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 	if strings.TrimSpace(src) == "" {
 		return nil, []Problem{{1, 1, "the expression is empty"}}
 	}
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return nil, []Problem{problemOf(err)}
+	}
+	// Names are checked here rather than by expr's type checker: the
+	// values behind them (events, step results) have no static type, so
+	// they are declared as undefined variables of any type.
+	var problems []Problem
+	for _, ref := range paths(tree.Node) {
+		msg := ""
+		if name := ref.path[0]; !slices.Contains(opts.Names, name) {
+			msg = fmt.Sprintf("unknown name %q; known names here: %s%s", name, strings.Join(opts.Names, ", "), diag.Suggest(name, opts.Names))
+		} else if opts.Check != nil {
+			msg = opts.Check(ref.path)
+		}
+		if msg != "" {
+			line, col := lineCol(src, ref.from)
+			problems = append(problems, Problem{line, col, msg})
+		}
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
 	options := envOptions(opts)
 	if asBool {
 		options = append(options, expr.AsBool())
 	}
 	prog, err := expr.Compile(src, options...)
 	if err != nil {
-		return nil, []Problem{problemOf(err, src, opts.Names)}
-	}
-	tree, err := parser.Parse(src)
-	if err != nil {
-		return nil, []Problem{problemOf(err, src, opts.Names)}
-	}
-	var problems []Problem
-	if opts.Check != nil {
-		for _, ref := range paths(tree.Node) {
-			if msg := opts.Check(ref.path); msg != "" {
-				line, col := lineCol(src, ref.from)
-				problems = append(problems, Problem{line, col, msg})
-			}
-		}
-	}
-	if len(problems) > 0 {
-		return nil, problems
+		return nil, []Problem{problemOf(err)}
 	}
 	p := &Program{source: src, program: prog}
 	if asBool {
@@ -108,16 +116,13 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 }
 
 func envOptions(opts Options) []expr.Option {
-	env := make(map[string]any, len(opts.Names))
-	for _, n := range opts.Names {
-		env[n] = map[string]any{}
-	}
 	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
 	return []expr.Option{
-		expr.Env(env),
+		expr.Env(map[string]any{}),
+		expr.AllowUndefinedVariables(),
 		expr.Function("now", func(...any) (any, error) { return now(), nil }, new(func() time.Time)),
 	}
 }
@@ -373,26 +378,60 @@ func lineCol(src string, runeOffset int) (int, int) {
 	return line, col
 }
 
-// problemOf turns an expr compile error into a problem with a position and
-// a message without Go type names.
-func problemOf(err error, src string, names []string) Problem {
+// problemOf turns an expr parse or compile error into a problem with a
+// position and a message without Go type names.
+func problemOf(err error) Problem {
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		msg := cleanMessage(fe.Message)
-		if name, ok := strings.CutPrefix(fe.Message, "unknown name "); ok {
-			msg = fmt.Sprintf("unknown name %q; known names here: %s%s", name, strings.Join(names, ", "), diag.Suggest(name, names))
-		}
-		return Problem{max(fe.Line, 1), fe.Column + 1, msg}
+		return Problem{max(fe.Line, 1), fe.Column + 1, cleanMessage(fe.Message)}
 	}
 	return Problem{1, 1, cleanMessage(err.Error())}
 }
 
 func runError(err error) error {
+	msg := err.Error()
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		return errors.New(cleanMessage(fe.Message))
+		msg = fe.Message
 	}
-	return errors.New(cleanMessage(err.Error()))
+	switch m := fetchRE.FindStringSubmatch(msg); {
+	case m != nil && m[2] == "<nil>":
+		return fmt.Errorf("cannot read %s: the value it belongs to is missing (null)", m[1])
+	case m != nil:
+		return fmt.Errorf("cannot read %s from %s", m[1], typeWord(m[2]))
+	}
+	if m := fieldOfRE.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("cannot read a field of a value that is %s", typeWord(m[1]))
+	}
+	if m := binaryRE.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("cannot apply %s to %s and %s", m[2], typeWord(m[1]), typeWord(m[3]))
+	}
+	return errors.New(cleanMessage(msg))
+}
+
+var (
+	fetchRE   = regexp.MustCompile(`^cannot fetch (\S+) from (.+)$`)
+	fieldOfRE = regexp.MustCompile(`^invalid operation: int\((\w+)\)$`)
+	binaryRE  = regexp.MustCompile(`^invalid operation: (\S+) (\S+) (\S+)$`)
+)
+
+// typeWord names a Go type (or <nil>) as users know JSON values.
+func typeWord(goType string) string {
+	switch goType {
+	case "<nil>":
+		return "null (missing)"
+	case "map[string]interface {}":
+		return "an object"
+	case "[]interface {}":
+		return "a list"
+	case "string":
+		return "text"
+	case "int", "int64", "float64":
+		return "a number"
+	case "bool":
+		return "true/false"
+	}
+	return cleanMessage(goType)
 }
 
 var boolConvRE = regexp.MustCompile(`^invalid operation: bool\((.+)\)`)

@@ -1,11 +1,10 @@
 package liquid
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 
+	"github.com/loyalty-connector/engine/engine/jsonval"
 	"github.com/osteele/liquid/filters"
 )
 
@@ -23,13 +22,11 @@ func addBrazeFilters(cfg filters.FilterDictionary) {
 // jsonFilter encodes a value as compact JSON without HTML escaping, so
 // "<" and "&" reach the target as written.
 func jsonFilter(v any) (string, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(jsonable(v)); err != nil {
+	b, err := jsonval.Append(nil, jsonable(v))
+	if err != nil {
 		return "", fmt.Errorf("json: cannot encode the value: %w", err)
 	}
-	return strings.TrimSuffix(b.String(), "\n"), nil
+	return string(b), nil
 }
 
 // jsonEscape escapes a string for use inside a JSON string literal: quotes,
@@ -43,9 +40,9 @@ func jsonEscape(v any) (string, error) {
 }
 
 func jsonParse(v any) (any, error) {
-	var out any
-	if err := json.Unmarshal([]byte(toString(v)), &out); err != nil {
-		return nil, fmt.Errorf("json_parse: the input is not JSON: %w", err)
+	out, err := jsonval.Decode([]byte(toString(v)))
+	if err != nil {
+		return nil, fmt.Errorf("json_parse: the input is %w", err)
 	}
 	return out, nil
 }

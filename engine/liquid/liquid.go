@@ -242,6 +242,33 @@ func (w *limitedWriter) Write(p []byte) (int, error) {
 	return w.b.Write(p)
 }
 
+var (
+	convertRE   = regexp.MustCompile(`(?s)^can't convert (.+?)\((.*)\) to type (\S+)(.*)$`)
+	filterErrRE = regexp.MustCompile(`(?s)^error applying filter "(\w+)" \("(.*?)"\)(.*)$`)
+)
+
+// goTypeWords names Go types the way a template author knows values.
+var goTypeWords = map[string]string{
+	"float64": "a number", "int": "a whole number", "int64": "a whole number", "string": "text",
+	"bool": "true/false", "time.Time": "a date", "[]interface {}": "a list", "map[string]interface {}": "an object",
+}
+
+// describeGo describes a value from an osteele message ("string(abc)").
+func describeGo(goType, value string) string {
+	switch goType {
+	case "string":
+		return fmt.Sprintf("the text %q", value)
+	case "map[string]interface {}":
+		return "an object"
+	case "[]interface {}":
+		return "a list"
+	}
+	if w, ok := goTypeWords[goType]; ok {
+		return w + " " + value
+	}
+	return value
+}
+
 var notInsideRE = regexp.MustCompile(`^(\w+) not inside ?([\w ]*?)(?:; immediate parent is (\w+))?$`)
 
 var liquidErrRE = regexp.MustCompile(`(?s)^Liquid error(?: \(line \d+\))?: (.*?)(?: in (.*))?$`)
@@ -285,6 +312,12 @@ func renderError(err error) error {
 // cleanMessage rewrites the osteele messages users meet most into plain words.
 func cleanMessage(msg string) string {
 	msg = strings.TrimPrefix(msg, "syntax error: ")
+	if m := convertRE.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("cannot use %s as %s%s", describeGo(m[1], m[2]), goTypeWords[m[3]], m[4])
+	}
+	if m := filterErrRE.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("filter %s failed: %s%s", m[1], m[2], m[3])
+	}
 	if m := notInsideRE.FindStringSubmatch(msg); m != nil {
 		switch {
 		case m[3] != "":

@@ -20,3 +20,26 @@ func TestParseErrorPlacement(t *testing.T) {
 		}
 	}
 }
+
+// Render errors name values the way a template author knows them.
+func TestRenderErrorsInWords(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"{{ 'abc' | plus: 0 }}", `cannot use the text "abc" as a number in {{ 'abc' | plus: 0 }}`},
+		{"{{ x | plus: 0 }}", "cannot use an object as a number in {{ x | plus: 0 }}"},
+		{"{{ 5 | divided_by: 0 }}", "filter divided_by failed: division by zero in {{ 5 | divided_by: 0 }}"},
+	} {
+		tpl, problems := NewEngine().Parse(tc.src, Options{})
+		if problems != nil {
+			t.Fatal(problems)
+		}
+		_, err := tpl.Render(map[string]any{"x": map[string]any{"y": 1}})
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s: got %v, want %s", tc.src, err, tc.want)
+		}
+	}
+	// json_parse keeps whole numbers whole, as events are decoded
+	tpl, _ := NewEngine().Parse(`{% assign o = s | json_parse %}{{ o.n }}`, Options{})
+	if out, err := tpl.Render(map[string]any{"s": `{"n": 1000000}`}); err != nil || out != "1000000" {
+		t.Errorf("json_parse number: %q %v", out, err)
+	}
+}

@@ -5,7 +5,9 @@ package secrets
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -144,11 +146,17 @@ func (m *Masker) Add(values ...string) {
 	defer m.mu.Unlock()
 	changed := false
 	for _, v := range values {
-		if v == "" || slices.Contains(m.values, v) {
+		if v == "" {
 			continue
 		}
-		m.values = append(m.values, v)
-		changed = true
+		// A secret is printed escaped as often as raw: inside a JSON
+		// string, a URL path or query. Each form is masked.
+		for _, form := range escapedForms(v) {
+			if !slices.Contains(m.values, form) {
+				m.values = append(m.values, form)
+				changed = true
+			}
+		}
 	}
 	if !changed {
 		return
@@ -160,6 +168,21 @@ func (m *Masker) Add(values ...string) {
 		pairs = append(pairs, v, Mask)
 	}
 	m.replacer = strings.NewReplacer(pairs...)
+}
+
+// escapedForms returns v as it may appear in output: raw, JSON-escaped
+// (with and without HTML escaping), path- and query-escaped.
+func escapedForms(v string) []string {
+	forms := []string{v, url.PathEscape(v), url.QueryEscape(v)}
+	for _, html := range []bool{true, false} {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(html)
+		_ = enc.Encode(v)
+		quoted := strings.TrimSpace(b.String())
+		forms = append(forms, quoted[1:len(quoted)-1])
+	}
+	return forms
 }
 
 // String masks every known secret in s.
@@ -174,16 +197,6 @@ func (m *Masker) String(s string) string {
 		return s
 	}
 	return r.Replace(s)
-}
-
-// IsSecret reports whether s is exactly a known secret.
-func (m *Masker) IsSecret(s string) bool {
-	if m == nil {
-		return false
-	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return slices.Contains(m.values, s)
 }
 
 // ReadEnvFile reads KEY=VALUE lines (blank lines and # comments skipped,

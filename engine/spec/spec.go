@@ -197,9 +197,6 @@ func (c *Catalog) SourceTypeNames() []string { return slices.Sorted(maps.Keys(c.
 // Methods are the HTTP methods a raw call may use.
 var Methods = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
 
-// ValidMethod reports whether m is one of Methods.
-func ValidMethod(m string) bool { return slices.Contains(Methods, m) }
-
 // BasicAuth is HTTP Basic auth for user and password.
 func BasicAuth(user, password string) Auth {
 	return Auth{Header: "Authorization", Scheme: "Basic", Credential: base64.StdEncoding.EncodeToString([]byte(user + ":" + password))}

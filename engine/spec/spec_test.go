@@ -27,26 +27,6 @@ func TestPlaceholders(t *testing.T) {
 	}
 }
 
-func TestEndpointPathParams(t *testing.T) {
-	tests := []struct {
-		name string
-		e    Endpoint
-		want []string
-	}{
-		{"connection fills api_key", Endpoint{Path: "/priv/v1/apps/{api_key}/users/{user_id}/tags", FromConnection: map[string]string{"api_key": "api_key"}}, []string{"user_id"}},
-		{"no connection fields", Endpoint{Path: "/a/{x}/b/{y}"}, []string{"x", "y"}},
-		{"all from connection", Endpoint{Path: "/a/{x}", FromConnection: map[string]string{"x": "x"}}, nil},
-		{"no placeholders", Endpoint{Path: "/users/track"}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.e.PathParams(); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("PathParams() = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
 func testType() *ConnectionType {
 	return &ConnectionType{
 		Name: "demo",
@@ -179,21 +159,6 @@ func TestExcerpt(t *testing.T) {
 				t.Errorf("Excerpt = %q, want %q", got, tt.want)
 			}
 		})
-	}
-}
-
-func TestValidMethod(t *testing.T) {
-	tests := []struct {
-		m    string
-		want bool
-	}{
-		{"GET", true}, {"POST", true}, {"PUT", true}, {"PATCH", true}, {"DELETE", true},
-		{"get", false}, {"HEAD", false}, {"", false},
-	}
-	for _, tt := range tests {
-		if got := ValidMethod(tt.m); got != tt.want {
-			t.Errorf("ValidMethod(%q) = %v, want %v", tt.m, got, tt.want)
-		}
 	}
 }
 

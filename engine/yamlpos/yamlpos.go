@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -71,7 +72,10 @@ func syntaxError(err error) *Error {
 	if line == 0 {
 		line = 1
 	}
-	if strings.Contains(msg, "did not find expected") || strings.Contains(msg, "mapping values are not allowed") {
+	switch {
+	case strings.Contains(msg, "expected ',' or ']'") || strings.Contains(msg, "expected ',' or '}'"):
+		msg += " (inside [ ] or { }, quote values that hold { } [ ] , or :, such as \"/users/{id}\"; check this line and the next)"
+	case strings.Contains(msg, "did not find expected") || strings.Contains(msg, "mapping values are not allowed"):
 		msg += " (check the indentation and the colons on this line and the next)"
 	}
 	return &Error{Line: line, Column: 1, Message: "invalid YAML: " + msg}
@@ -281,38 +285,55 @@ func (d *Doc) OffsetPos(n *yaml.Node, off int) (line, col int) {
 		for first <= len(lines) && len(bytes.TrimSpace(lines[first-1])) == 0 {
 			first++
 		}
-		indent := firstNonSpace(lines, first)
+		indent := firstNonSpace(lines, first) - 1
 		return walk(lines, value, off, first, indent, func(int) int { return indent })
 	}
-	startCol := n.Column // 1-based column of the first character of the token
+	// yaml.v3 counts columns in characters; the walk goes by bytes.
+	start := byteIndex(lines[n.Line-1], n.Column-1)
 	if n.Style == yaml.DoubleQuotedStyle || n.Style == yaml.SingleQuotedStyle {
-		startCol++
+		start++
 	}
-	return walk(lines, value, off, n.Line, startCol, func(line int) int { return firstNonSpace(lines, line) })
+	return walk(lines, value, off, n.Line, start, func(line int) int { return firstNonSpace(lines, line) - 1 })
 }
 
-// walk steps through the source and the value together; a line end in the
-// source stands for a newline or a space in the value (folding), and the
-// next line starts at contCol. It stops where the two differ.
-func walk(lines [][]byte, value string, off, line, col int, contCol func(line int) int) (int, int) {
+// walk steps through the source (from byte bi of line) and the value
+// together; a line end in the source stands for a newline or a space in
+// the value (folding), and the next line starts at byte cont(line). It
+// stops where the two differ, and returns a 1-based line and character
+// column.
+func walk(lines [][]byte, value string, off, line, bi int, cont func(line int) int) (int, int) {
 	vi := 0
 	for vi < off && line <= len(lines) {
 		text := lines[line-1]
-		if col-1 >= len(text) {
+		if bi >= len(text) {
 			line++
-			col = contCol(line)
+			bi = cont(line)
 			if value[vi] == ' ' || value[vi] == '\n' {
 				vi++
 			}
 			continue
 		}
-		if text[col-1] != value[vi] {
+		if text[bi] != value[vi] {
 			break
 		}
-		col++
+		bi++
 		vi++
 	}
-	return line, col
+	if line > len(lines) {
+		return line, bi + 1
+	}
+	text := lines[line-1]
+	return line, utf8.RuneCount(text[:min(bi, len(text))]) + 1
+}
+
+// byteIndex returns the byte offset of the character at 0-based column col.
+func byteIndex(text []byte, col int) int {
+	i := 0
+	for ; col > 0 && i < len(text); col-- {
+		_, size := utf8.DecodeRune(text[i:])
+		i += size
+	}
+	return i
 }
 
 func firstNonSpace(lines [][]byte, line int) int {

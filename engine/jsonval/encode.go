@@ -1,7 +1,12 @@
-package engine
+// Package jsonval reads and writes the JSON values events, templates and
+// request bodies hold: objects as map[string]any, arrays as []any, whole
+// numbers as int64, other numbers as float64.
+package jsonval
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -9,12 +14,11 @@ import (
 	"unicode/utf8"
 )
 
-// appendJSON encodes the values templates and decoded events hold
-// (objects, arrays, strings, numbers, booleans, null) as encoding/json
-// does, keys sorted and without HTML escaping, but without reflection: a
-// request body is encoded for every event. Other types go to
-// encoding/json.
-func appendJSON(b []byte, v any) ([]byte, error) {
+// Append encodes v as encoding/json does, keys sorted and without HTML
+// escaping ("<" and "&" in a message reach Braze as written), but without
+// reflection for the usual values: a request body is encoded for every
+// event. Other types go to encoding/json.
+func Append(b []byte, v any) ([]byte, error) {
 	switch v := v.(type) {
 	case nil:
 		return append(b, "null"...), nil
@@ -47,7 +51,7 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 			b = appendString(b, p.key)
 			b = append(b, ':')
 			var err error
-			if b, err = appendJSON(b, p.value); err != nil {
+			if b, err = Append(b, p.value); err != nil {
 				return nil, err
 			}
 		}
@@ -59,14 +63,34 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 				b = append(b, ',')
 			}
 			var err error
-			if b, err = appendJSON(b, e); err != nil {
+			if b, err = Append(b, e); err != nil {
 				return nil, err
 			}
 		}
 		return append(b, ']'), nil
 	}
-	out, err := encodeJSONReflect(v)
+	out, err := encodeReflect(v)
 	return append(b, out...), err
+}
+
+// Encode encodes v into a buffer of about sizeHint bytes; a buffer much
+// larger than the result would only feed the garbage collector.
+func Encode(v any, sizeHint int) ([]byte, error) {
+	b, err := Append(make([]byte, 0, sizeHint), v)
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode as JSON: %w", err)
+	}
+	return b, nil
+}
+
+func encodeReflect(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 type keyValue struct {

@@ -1,4 +1,4 @@
-package engine
+package jsonval
 
 import (
 	"bytes"
@@ -30,7 +30,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		map[string]any{"b": 1.0, "a": []any{"x", nil, map[string]any{}}, "é": "v", "A": false},
 		[]any{}, map[string]any{"k": map[string]any{"n": map[string]any{"d": int64(3)}}},
 	} {
-		got, err := appendJSON(nil, v)
+		got, err := Append(nil, v)
 		if err != nil {
 			t.Fatalf("%#v: %v", v, err)
 		}
@@ -38,7 +38,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 			t.Errorf("%#v:\n got %s\nwant %s", v, got, want)
 		}
 	}
-	if _, err := appendJSON(nil, math.Inf(1)); err == nil {
+	if _, err := Append(nil, math.Inf(1)); err == nil {
 		t.Error("infinity encoded without an error")
 	}
 }

@@ -1,0 +1,72 @@
+package jsonval
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Decode parses one JSON value, keeping whole numbers as integers. Its
+// errors say where in data the problem is.
+func Decode(data []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("not JSON: %s", place(string(data), err))
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("more than one JSON value")
+	}
+	return Normalize(v), nil
+}
+
+// Normalize turns json.Number values into int64 when they are whole and
+// float64 otherwise, so that 100 prints as 100 in templates, not 1e+02,
+// and divides as an integer, as in Braze.
+func Normalize(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			v[k] = Normalize(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = Normalize(e)
+		}
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i
+		}
+		f, _ := v.Float64()
+		return f
+	}
+	return v
+}
+
+// place says where in text a JSON error is, as "line L, column C: ...".
+func place(text string, err error) string {
+	off := len(text)
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		off = int(se.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		if strings.TrimSpace(text) == "" {
+			return "it is empty"
+		}
+		err = errors.New("the JSON ends before it is complete")
+	default:
+		return err.Error()
+	}
+	before := text[:min(off, len(text))]
+	line := 1 + strings.Count(before, "\n")
+	col := len(before) - strings.LastIndexByte(before, '\n')
+	if off > 0 && se != nil {
+		col-- // the offset counts the byte that failed
+	}
+	return fmt.Sprintf("line %d, column %d: %v", line, col, err)
+}
