@@ -177,8 +177,11 @@ func (b *builder) build(cfg *PipelineConfig, routes *routeTable) *Pipeline {
 		pl.Filter = b.expression(yamlpos.Path{"filter"}, cfg.Filter, true, base)
 	}
 	sc := base.with("now", spec.String())
-	for i := range cfg.Steps {
-		st := b.step(yamlpos.Path{"steps", i}, &cfg.Steps[i], sc, pl.Steps)
+	for i, cfgStep := range b.stepConfigs(cfg) {
+		if cfgStep == nil {
+			continue // not a mapping: the schema said so
+		}
+		st := b.step(yamlpos.Path{"steps", i}, cfgStep, sc, pl.Steps)
 		if st == nil {
 			continue
 		}
@@ -294,6 +297,27 @@ func (b *builder) isSeq(path yamlpos.Path) bool {
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// stepConfigs returns the steps by their index in the file: decoding the
+// list drops null items, which would shift every later step's position.
+func (b *builder) stepConfigs(cfg *PipelineConfig) []*StepConfig {
+	n, ok := b.doc.Lookup(yamlpos.Path{"steps"})
+	if !ok || n.Kind != yaml.SequenceNode {
+		out := make([]*StepConfig, len(cfg.Steps))
+		for i := range cfg.Steps {
+			out[i] = &cfg.Steps[i]
+		}
+		return out
+	}
+	out := make([]*StepConfig, len(n.Content))
+	for i, item := range n.Content {
+		if item = yamlpos.Resolve(item); item.Kind == yaml.MappingNode {
+			out[i] = &StepConfig{}
+			_ = item.Decode(out[i]) // wrong types were reported by the schema
+		}
+	}
+	return out
+}
 
 func (b *builder) step(path yamlpos.Path, cfg *StepConfig, sc *scope, before []*Step) *Step {
 	st := &Step{Name: cfg.Name}
