@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/jsonval"
 	"github.com/loyalty-connector/engine/engine/secrets"
+	"github.com/loyalty-connector/engine/engine/spec"
 )
 
 // Runner dry-runs one pipeline.
@@ -250,56 +252,44 @@ func (r *Runner) httpEvent(in Input) (*engine.Event, error) {
 	return &engine.Event{Data: data, Request: &engine.RequestInfo{Method: src.Method, Path: path, Params: params, Query: in.Query, Headers: headers}}, nil
 }
 
-// example fills a path's placeholders with their names, in capitals.
+var placeholderRE = regexp.MustCompile(`\{(\w+)\}`)
+
+// example fills a path's placeholders with their names in capitals:
+// /hooks/braze/tags/{user_id} gives /hooks/braze/tags/USER_ID.
 func example(pattern string) string {
-	var b strings.Builder
-	for _, seg := range strings.Split(pattern, "/") {
-		if b.Len() > 0 || strings.HasPrefix(pattern, "/") {
-			b.WriteByte('/')
-		}
-		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
-			seg = strings.ToUpper(strings.TrimSuffix(strings.TrimPrefix(seg, "{"), "}"))
-		}
-		b.WriteString(seg)
-	}
-	return strings.Replace(b.String(), "//", "/", 1)
+	return placeholderRE.ReplaceAllStringFunc(pattern, func(p string) string { return strings.ToUpper(p[1 : len(p)-1]) })
 }
 
-// matchAny matches path against route patterns with {name} segments.
+// matchAny matches path against the source's routes the way the engine's
+// HTTP listener does (net/http's ServeMux) and returns the placeholders'
+// values.
 func matchAny(patterns []string, path string) (map[string]string, bool) {
+	var params map[string]string
+	mux := http.NewServeMux()
 	for _, p := range patterns {
-		if params, ok := match(p, path); ok {
-			return params, true
-		}
+		names := spec.Placeholders(p)
+		mux.HandleFunc(p, func(_ http.ResponseWriter, r *http.Request) {
+			params = map[string]string{}
+			for _, name := range names {
+				params[name] = r.PathValue(name)
+			}
+		})
 	}
-	return nil, false
+	req, err := http.NewRequest(http.MethodGet, "http://dry-run"+path, nil)
+	if err != nil {
+		return nil, false
+	}
+	mux.ServeHTTP(discardWriter{}, req)
+	return params, params != nil
 }
 
-func match(pattern, path string) (map[string]string, bool) {
-	ps, xs := strings.Split(strings.Trim(pattern, "/"), "/"), strings.Split(strings.Trim(path, "/"), "/")
-	params := map[string]string{}
-	for i, seg := range ps {
-		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "...}") {
-			params[strings.TrimSuffix(seg[1:], "...}")] = strings.Join(xs[i:], "/")
-			return params, true
-		}
-		if i >= len(xs) {
-			return nil, false
-		}
-		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
-			v, err := url.PathUnescape(xs[i])
-			if err != nil || v == "" {
-				return nil, false
-			}
-			params[seg[1:len(seg)-1]] = v
-			continue
-		}
-		if seg != xs[i] {
-			return nil, false
-		}
-	}
-	return params, len(ps) == len(xs)
-}
+// discardWriter is the response writer for matching routes; nothing is
+// written to it.
+type discardWriter struct{}
+
+func (discardWriter) Header() http.Header         { return http.Header{} }
+func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (discardWriter) WriteHeader(int)             {}
 
 // fixtureCaller answers lookups from STEP.json files.
 type fixtureCaller struct{ dir string }
