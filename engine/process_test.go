@@ -55,15 +55,6 @@ func readEvent(t testing.TB, file string) any {
 	return v
 }
 
-func jsonOf(t testing.TB, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestEvaluateOfferIssued(t *testing.T) {
 	pl := loadOne(t, "../pipelines/offer-issued-to-braze-campaign.yaml")
 	caller := walletCaller(t)

@@ -87,7 +87,7 @@ failure.`, stderr)
 		return exitProblem
 	}
 	pl := proj.Pipelines[0]
-	runner := &dryrun.Runner{Pipeline: pl, Fixtures: *fixtures, Now: now, Masker: masker}
+	runner := &dryrun.Runner{Pipeline: pl, Fixtures: *fixtures, Now: now}
 	ctx := context.Background()
 	if pl.Source.Type.Kind == spec.CSVSource {
 		if *csvFile == "" {

@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -33,7 +32,6 @@ type Runner struct {
 	// response body that step gets.
 	Fixtures string
 	Now      time.Time
-	Masker   *secrets.Masker
 }
 
 // Report is the dry run of one event. Its JSON form is what
@@ -317,14 +315,4 @@ func WriteJSON(w io.Writer, v any, m *secrets.Masker) error {
 	}
 	_, err = io.WriteString(w, m.String(string(b))+"\n")
 	return err
-}
-
-// sortedHeaderNames lists header names in a stable order.
-func sortedHeaderNames(h map[string]string) []string {
-	names := make([]string, 0, len(h))
-	for k := range h {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	return names
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/loyalty-connector/engine/engine/secrets"
@@ -70,7 +72,7 @@ func writeRequest(b *strings.Builder, indent string, r *HTTPRequest) {
 }
 
 func writeHeaders(b *strings.Builder, indent string, h map[string]string) {
-	for _, name := range sortedHeaderNames(h) {
+	for _, name := range slices.Sorted(maps.Keys(h)) {
 		fmt.Fprintf(b, "%s%s: %s\n", indent, name, h[name])
 	}
 }
