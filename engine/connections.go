@@ -49,7 +49,6 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 		}
 	}
 	fc := &fileContext{loader: l, doc: doc, diags: &local}
-	literalSecrets := l.literalSecrets(doc)
 	fc.checkDuplicateKeys(doc.Root, nil)
 	fc.resolveRefs(doc.Root, nil)
 	if fc.validateSchema(l.schemas.connections, l.schemas.rawConnections) {
@@ -70,7 +69,7 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 			conn.Fields[f.Name] = settings[f.Name]
 			if f.Secret {
 				l.Resolver.Masker().Add(settings[f.Name])
-				if literalSecrets[name+"."+f.Name] {
+				if settings[f.Name] != "" && !fc.referenced[path.Child(f.Name).String()] {
 					fc.errorAt(path.Child(f.Name), "%s is a secret: write ${secret:NAME} (a file under --secrets-dir, or the environment) or ${env:NAME}, not the value itself", f.Name)
 				}
 			}
@@ -104,36 +103,6 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 	}
 	proj.Connections = set.conns
 	return set
-}
-
-// literalSecrets lists "connection.field" for secret fields written as
-// plain values rather than ${secret:...} or ${env:...} references.
-func (l *Loader) literalSecrets(doc *yamlpos.Doc) map[string]bool {
-	out := map[string]bool{}
-	n, ok := doc.Lookup(yamlpos.Path{"connections"})
-	if !ok || n.Kind != yaml.MappingNode {
-		return out
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		entry := yamlpos.Resolve(n.Content[i+1])
-		if entry.Kind != yaml.MappingNode {
-			continue
-		}
-		fields := map[string]string{}
-		for j := 0; j+1 < len(entry.Content); j += 2 {
-			fields[entry.Content[j].Value] = entry.Content[j+1].Value
-		}
-		t, ok := l.Catalog.Connections[fields["type"]]
-		if !ok {
-			continue
-		}
-		for _, f := range t.Fields {
-			if v := fields[f.Name]; f.Secret && v != "" && !strings.Contains(v, "${") {
-				out[n.Content[i].Value+"."+f.Name] = true
-			}
-		}
-	}
-	return out
 }
 
 func parseBaseURL(s string) (*url.URL, error) {

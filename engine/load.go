@@ -164,9 +164,10 @@ type fileContext struct {
 	loader *Loader
 	doc    *yamlpos.Doc
 	diags  *diag.List
-	// unresolved holds the paths whose ${...} references failed; they are
-	// reported once, not again as bad values.
-	unresolved map[string]bool
+	// referenced holds the paths whose value came from ${...} references,
+	// and unresolved those whose references failed (reported once, not
+	// again as bad values).
+	referenced, unresolved map[string]bool
 	// reported holds the paths a problem was reported at, so that a check
 	// in code does not repeat what the schema already said.
 	reported map[string]bool
@@ -253,10 +254,11 @@ func (fc *fileContext) resolveRefs(n *yaml.Node, path yamlpos.Path) {
 			return
 		}
 		out, _, problems := fc.loader.Resolver.Expand(n.Value)
+		if fc.referenced == nil {
+			fc.referenced, fc.unresolved = map[string]bool{}, map[string]bool{}
+		}
+		fc.referenced[path.String()] = true
 		if len(problems) > 0 {
-			if fc.unresolved == nil {
-				fc.unresolved = map[string]bool{}
-			}
 			fc.unresolved[path.String()] = true
 		}
 		for _, p := range problems {
