@@ -31,7 +31,10 @@ type Runner struct {
 	// Fixtures is a folder holding, for each lookup step, STEP.json: the
 	// response body that step gets.
 	Fixtures string
-	Now      time.Time
+	// Lookups, when set, answers lookups instead of the fixtures (the
+	// sandbox's emulators over HTTP, for engine dry-run --sandbox).
+	Lookups engine.Caller
+	Now     time.Time
 }
 
 // Report is the dry run of one event. Its JSON form is what
@@ -161,7 +164,11 @@ func (r *Runner) newReport(input string) *Report {
 }
 
 func (r *Runner) evaluate(ctx context.Context, ev *engine.Event, rep *Report) {
-	out := r.Pipeline.Evaluate(ctx, ev, fixtureCaller{r.Fixtures}, r.Now)
+	var lookups engine.Caller = fixtureCaller{r.Fixtures}
+	if r.Lookups != nil {
+		lookups = r.Lookups
+	}
+	out := r.Pipeline.Evaluate(ctx, ev, lookups, r.Now)
 	rep.Filtered = !out.Passed && out.Err == nil
 	rep.FilterExplain = out.FilterExplain
 	for _, s := range out.Steps {

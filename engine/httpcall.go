@@ -1,0 +1,73 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// DefaultMaxResponse bounds how much of a lookup's response is read; a
+// wallet is a few kilobytes, and a runaway peer must not fill memory.
+const DefaultMaxResponse = 4 << 20
+
+// HTTPCaller performs lookups over HTTP.
+type HTTPCaller struct {
+	Client *http.Client // nil: http.DefaultClient
+	// Timeout bounds one lookup (10 s when 0).
+	Timeout time.Duration
+	// MaxResponse bounds the body read (DefaultMaxResponse when 0).
+	MaxResponse int64
+}
+
+// Call sends req and reads the answer, whatever its status: the
+// connection's ResponseError decides what counts as a failure.
+func (c HTTPCaller) Call(ctx context.Context, step *Step, req *Request) (*Response, error) {
+	client := c.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	limit := c.MaxResponse
+	if limit == 0 {
+		limit = DefaultMaxResponse
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var body io.Reader
+	if req.Body != nil {
+		body = bytes.NewReader(req.Body)
+	}
+	hreq, err := http.NewRequestWithContext(ctx, req.Method, req.URL, body)
+	if err != nil {
+		return nil, fmt.Errorf("building the request: %w", err)
+	}
+	hreq.Header = req.Header.Clone()
+	resp, err := client.Do(hreq)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%s %s: no answer within %s", req.Method, hreq.URL.Redacted(), timeout)
+		}
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			err = urlErr.Err
+		}
+		return nil, fmt.Errorf("%s %s: %w", req.Method, hreq.URL.Redacted(), err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: reading the answer: %w", req.Method, hreq.URL.Redacted(), err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s %s: the answer is over %d bytes", req.Method, hreq.URL.Redacted(), limit)
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data, From: req.Method + " " + hreq.URL.Redacted()}, nil
+}

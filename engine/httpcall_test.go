@@ -1,0 +1,53 @@
+package engine
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHTTPCaller(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slow":
+			time.Sleep(200 * time.Millisecond)
+		case "/big":
+			w.Write([]byte(strings.Repeat("x", 2048)))
+			return
+		case "/echo":
+			w.Header().Set("X-Auth", r.Header.Get("Authorization"))
+			w.WriteHeader(http.StatusNotFound)
+		}
+		body := make([]byte, 64)
+		n, _ := r.Body.Read(body)
+		w.Write(body[:n])
+	}))
+	defer srv.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+
+	req := func(url string) *Request {
+		return &Request{Method: "POST", URL: url, Header: http.Header{"Authorization": {"Basic abc"}}, Body: []byte(`{"a":1}`)}
+	}
+	c := HTTPCaller{Timeout: 50 * time.Millisecond, MaxResponse: 1024}
+
+	resp, err := c.Call(context.Background(), nil, req(srv.URL+"/echo"))
+	if err != nil || resp.Status != 404 || string(resp.Body) != `{"a":1}` || resp.Header.Get("X-Auth") != "Basic abc" {
+		t.Fatalf("echo: %+v %v; a 404 is an answer, not an error", resp, err)
+	}
+	if !strings.HasPrefix(resp.From, "POST http://127.0.0.1:") {
+		t.Fatalf("from %q", resp.From)
+	}
+	for _, tt := range []struct{ url, want string }{
+		{srv.URL + "/slow", "no answer within 50ms"},
+		{srv.URL + "/big", "the answer is over 1024 bytes"},
+		{closed.URL + "/x", "connection refused"},
+	} {
+		if _, err := c.Call(context.Background(), nil, req(tt.url)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.url, err, tt.want)
+		}
+	}
+}
