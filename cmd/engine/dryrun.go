@@ -23,7 +23,9 @@ and shows the filter's verdict (and, when false, which part was false), each
 lookup with the response it used, and the exact request(s) the engine would
 send: method, full URL, headers and body, secrets masked. Nothing is sent:
 lookups are answered from --fixtures DIR, where DIR/STEP.json holds the
-response body of the step called STEP.
+response body of the step called STEP, or, with --sandbox, by the SessionM
+and Braze emulators started in process (seeded from examples/sandbox), which
+the connections then point at.
 
 Exits 1 when an event fails (a template error, a body that does not fit the
 endpoint, a broken CSV row), 0 otherwise; a filtered-out event is not a
@@ -36,6 +38,7 @@ failure.`, stderr)
 		rows      = fs.Int("rows", 10, "how many CSV rows to run (0: all)")
 		path      = fs.String("path", "", "the request `path`, for sources whose path holds {placeholders}, e.g. /hooks/braze/tags/u-1001")
 		fixtures  = fs.String("fixtures", "", "`folder` of lookup responses: STEP.json per lookup step")
+		inSandbox = fs.Bool("sandbox", false, "answer lookups from the built-in SessionM and Braze emulators, pointing every connection at them")
 		format    = fs.String("format", "text", "output `format`: text or json")
 		nowFlag   = fs.String("now", "", "the time templates and filters see, RFC 3339 (default: the current time)")
 		headers   listFlag
@@ -56,6 +59,8 @@ failure.`, stderr)
 		return fail("name one pipeline file, e.g. engine dry-run pipelines/offer-issued-to-braze-campaign.yaml --event examples/events/sessionm-offer-issued.json")
 	case *eventFile != "" && *csvFile != "":
 		return fail("give --event FILE (webhook sources) or --csv FILE (csv sources), not both")
+	case *inSandbox && *fixtures != "":
+		return fail("lookups come from --fixtures or --sandbox, not both")
 	case *format != "text" && *format != "json":
 		return fail("--format is text or json, not %q", *format)
 	}
@@ -73,6 +78,16 @@ failure.`, stderr)
 	if engine.IsConnectionsFile(positional[0]) {
 		return fail("%s holds the connections; name a pipeline file that uses them", positional[0])
 	}
+	ctx := context.Background()
+	if *inSandbox {
+		settings, stop, err := inProcessSandbox(ctx)
+		if err != nil {
+			fmt.Fprintf(stderr, "engine dry-run: %v\n", err)
+			return exitProblem
+		}
+		defer stop()
+		cf.overrides = settings
+	}
 	loader, masker, err := cf.loader()
 	if err != nil {
 		return fail("%v", err)
@@ -88,7 +103,9 @@ failure.`, stderr)
 	}
 	pl := proj.Pipelines[0]
 	runner := &dryrun.Runner{Pipeline: pl, Fixtures: *fixtures, Now: now}
-	ctx := context.Background()
+	if *inSandbox {
+		runner.Lookups = engine.HTTPCaller{}
+	}
 	if pl.Source.Type.Kind == spec.CSVSource {
 		if *csvFile == "" {
 			return fail("pipeline %s reads CSV files; give it --csv FILE", pl.Name)

@@ -75,6 +75,9 @@ type configFlags struct {
 	envFiles    listFlag
 	secretsDir  string
 	connections string
+	// overrides win over the environment and the env files: the settings
+	// of an in-process sandbox.
+	overrides map[string]string
 }
 
 func (c *configFlags) register(fs *flag.FlagSet) {
@@ -94,7 +97,17 @@ func (c *configFlags) loader() (*engine.Loader, *secrets.Masker, error) {
 		files = append(files, vars)
 	}
 	masker := &secrets.Masker{}
-	resolver := secrets.NewResolver(secrets.LookupChain(files...), c.secretsDir, masker)
+	lookup := secrets.LookupChain(files...)
+	if c.overrides != nil {
+		chain := lookup
+		lookup = func(name string) (string, bool) {
+			if v, ok := c.overrides[name]; ok {
+				return v, true
+			}
+			return chain(name)
+		}
+	}
+	resolver := secrets.NewResolver(lookup, c.secretsDir, masker)
 	l, err := engine.NewLoader(connectors.Catalog(), resolver)
 	if err != nil {
 		return nil, nil, err

@@ -21,6 +21,7 @@ func init() {
 	commands = []command{
 		{"validate", "check pipeline files and report every problem", runValidate},
 		{"dry-run", "show what a pipeline would send for an event or CSV rows, sending nothing", runDryRun},
+		{"sandbox", "serve SessionM and Braze emulators for demos and staging tests", runSandbox},
 		{"version", "print the engine's version", runVersion},
 		{"help", "show help for a command", runHelp},
 	}

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
 	"flag"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/loyalty-connector/engine/internal/golden"
@@ -209,6 +215,69 @@ func TestBinary(t *testing.T) {
 	if err != nil || string(out) != "ok: 5 pipelines in 6 files\n" {
 		t.Errorf("validate with the settings in the environment: %v %q", err, out)
 	}
+	t.Run("sandbox", func(t *testing.T) { testSandboxProcess(t, bin) })
+}
+
+// testSandboxProcess runs engine sandbox as a process: it prints where it
+// listens and the settings, writes them with --env-out so the pipelines
+// validate against them, serves, and stops cleanly on SIGTERM.
+func testSandboxProcess(t *testing.T, bin string) {
+	envFile := filepath.Join(t.TempDir(), "sandbox.env")
+	cmd := exec.Command(bin, "sandbox", "--addr", "127.0.0.1:0", "--env-out", envFile)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	var banner []string
+	for lines.Scan() {
+		banner = append(banner, lines.Text())
+		if strings.HasPrefix(lines.Text(), "Stop with") {
+			break
+		}
+	}
+	first := strings.Join(banner, "\n")
+	m := regexp.MustCompile(`on (http://127\.0\.0\.1:\d+) `).FindStringSubmatch(first)
+	if m == nil {
+		t.Fatalf("no address in the banner:\n%s\nstderr: %s", first, stderr.String())
+	}
+	base := m[1]
+	for _, want := range []string{"SESSIONM_CORE_URL=" + base + "/sessionm/core", "BRAZE_REST_URL=" + base + "/braze", "SESSIONM_API_KEY=sandbox-core-key"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("banner lacks %q:\n%s", want, first)
+		}
+	}
+	resp, err := http.Get(base + "/_sandbox/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /_sandbox/: %d", resp.StatusCode)
+	}
+	if written := mustRead(t, envFile); !strings.Contains(written, "\nSESSIONM_CORE_URL="+base+"/sessionm/core\n") || strings.Contains(written, "also accepted") {
+		t.Errorf("--env-out wrote:\n%s", written)
+	}
+	out, err := exec.Command(bin, "validate", "--env-file", envFile, "--env-file", "examples/sandbox.env", "pipelines/").Output()
+	if err != nil || string(out) != "ok: 5 pipelines in 6 files\n" {
+		t.Errorf("validate with --env-file from --env-out: %v %q", err, out)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(stdout)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("sandbox exit after SIGTERM: %v; stderr %s", err, stderr.String())
+	}
+	if !strings.Contains(string(rest), "engine sandbox: stopped") {
+		t.Errorf("no goodbye: %q", rest)
+	}
 }
 
 func mustRead(t *testing.T, file string) string {
@@ -218,4 +287,63 @@ func mustRead(t *testing.T, file string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestSandboxCommandErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"sandbox", "pipelines/"}, exitUsage, `takes no arguments, got "pipelines/"`},
+		{[]string{"sandbox", "--seed", "no/such/seeds"}, exitProblem, "seed folder no/such/seeds: not found; it should hold sessionm.yaml and braze.yaml"},
+		{[]string{"sandbox", "--addr", "256.0.0.1:1"}, exitProblem, "cannot listen on 256.0.0.1:1"},
+	}
+	for _, tt := range tests {
+		_, stderr, code := runEngine(tt.args...)
+		if code != tt.code || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%v: code %d, stderr %q; want %d and %q", tt.args, code, stderr, tt.code, tt.want)
+		}
+	}
+}
+
+// dry-run --sandbox answers lookups from the emulators over loopback:
+// F3's wallet comes from the seeded SessionM wallet, with the expired and
+// redeemed offers dropped by the pipeline.
+func TestDryRunAgainstTheSandbox(t *testing.T) {
+	stdout, stderr, code := runEngine("dry-run", "--sandbox", "--env-file", "examples/sandbox.env", "--format", "json",
+		"--now", "2026-11-29T10:00:00Z", "--header", "Authorization: Bearer sandbox-wallet-token",
+		"--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "pipelines/wallet-for-connected-content.yaml")
+	if code != exitOK {
+		t.Fatalf("code %d, stderr %s\n%s", code, stderr, stdout)
+	}
+	var rep struct {
+		Lookups []struct {
+			Response struct {
+				Status int    `json:"status"`
+				From   string `json:"from"`
+			} `json:"response"`
+		} `json:"lookups"`
+		Response struct {
+			Body struct {
+				AvailablePoints int `json:"available_points"`
+				OfferCount      int `json:"offer_count"`
+			} `json:"body"`
+		} `json:"response"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	from := rep.Lookups[0].Response.From
+	if rep.Lookups[0].Response.Status != 200 || !strings.HasPrefix(from, "POST http://127.0.0.1:") || !strings.HasSuffix(from, "/sessionm/connect/offers/api/2.0/offers/get_user_offers") {
+		t.Fatalf("lookup answered %d from %q", rep.Lookups[0].Response.Status, from)
+	}
+	if rep.Response.Body.AvailablePoints != 1350 || rep.Response.Body.OfferCount != 1 {
+		t.Fatalf("reply %+v, want 1350 points and the one live offer", rep.Response.Body)
+	}
+
+	_, stderr, code = runEngine("dry-run", "--sandbox", "--fixtures", "examples/fixtures", "pipelines/wallet-for-connected-content.yaml")
+	if code != exitUsage || !strings.Contains(stderr, "--fixtures or --sandbox, not both") {
+		t.Fatalf("both lookups sources: code %d, %q", code, stderr)
+	}
 }

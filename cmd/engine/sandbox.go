@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/loyalty-connector/engine/sandbox"
+)
+
+func runSandbox(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("sandbox", "engine sandbox [flags]",
+		`Serves emulators of the SessionM and Braze APIs that the pipelines use, on
+one listener, for demos and staging tests without touching either platform:
+
+  /sessionm/core      SessionM Core: customer tags, users
+  /sessionm/connect   SessionM Connect: get_user_offers, acquisition/issue
+  /braze              Braze REST: campaigns and Canvases trigger/send, users/track
+  /_sandbox/          control API: request journal, deliveries per user,
+                      faults, reset, and senders that play Braze webhook
+                      campaigns and SessionM events against your engine
+
+On start it prints the NAME=value settings that point pipelines/connections.yaml
+at it, with the sandbox credentials it accepts (they are not secrets).
+Seeds (users, wallets, offers, campaigns, Canvases, segments) come from the
+copy of examples/sandbox built into the binary, or from --seed DIR.
+Stop it with Ctrl-C or SIGTERM.`, stderr)
+	addr := fs.String("addr", "127.0.0.1:8081", "listen on `host:port` (port 0 picks a free one)")
+	seedDir := fs.String("seed", "", "`folder` holding sessionm.yaml and braze.yaml (default: the built-in examples/sandbox)")
+	envOut := fs.String("env-out", "", "also write the settings to `FILE`, for engine ... --env-file FILE")
+	journalSize := fs.Int("journal-size", sandbox.DefaultJournalSize, "how many requests the journal keeps (older ones are dropped and counted)")
+	errorsAs200 := fs.Bool("sessionm-errors-as-200", false, "answer SessionM errors with HTTP 200 and \"status\":\"error\", as SessionM's docs describe, instead of 4xx/5xx")
+	sessionmRate := fs.Float64("sessionm-rate-limit", 0, "SessionM requests per second per API key before 429 rate_limited (0: no limit; SessionM publishes none)")
+	randSeed := fs.Uint64("rand-seed", 0, "seed for fault ratios, to repeat a run (0: random)")
+	positional, code, done := parse(fs, args, stdout)
+	if done {
+		return code
+	}
+	if len(positional) > 0 {
+		fmt.Fprintf(stderr, "engine sandbox: takes no arguments, got %q; see engine sandbox --help\n", strings.Join(positional, " "))
+		return exitUsage
+	}
+	opts := sandbox.Options{SeedDir: *seedDir, JournalSize: *journalSize, RandSeed: *randSeed}
+	opts.SessionM.ErrorsAs200 = *errorsAs200
+	opts.SessionM.RateLimit = *sessionmRate
+	sb, err := sandbox.New(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "engine sandbox: %v\n", err)
+		return exitProblem
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "engine sandbox: cannot listen on %s: %v (is another sandbox running? try --addr 127.0.0.1:0)\n", *addr, err)
+		return exitProblem
+	}
+	base := "http://" + ln.Addr().String()
+	settings, extra := sb.Settings(base)
+	if *envOut != "" {
+		if err := writeEnvFile(*envOut, settings); err != nil {
+			ln.Close()
+			fmt.Fprintf(stderr, "engine sandbox: %v\n", err)
+			return exitProblem
+		}
+	}
+	printSandboxBanner(stdout, base, *seedDir, *envOut, settings, extra)
+	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(host).IsLoopback() {
+		fmt.Fprintf(stderr, "engine sandbox: warning: listening on %s, not loopback; anyone who can reach it can use the credentials above\n", ln.Addr())
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := sb.Serve(ctx, ln); err != nil {
+		fmt.Fprintf(stderr, "engine sandbox: %v\n", err)
+		return exitProblem
+	}
+	fmt.Fprintln(stdout, "engine sandbox: stopped")
+	return exitOK
+}
+
+func printSandboxBanner(w io.Writer, base, seedDir, envOut string, settings, extra []sandbox.Setting) {
+	u := sandbox.URLsFor(base)
+	seeds := "built-in examples/sandbox"
+	if seedDir != "" {
+		seeds = seedDir
+	}
+	fmt.Fprintf(w, "engine sandbox: SessionM and Braze emulators on %s (seeds: %s)\n", u.Base, seeds)
+	fmt.Fprintf(w, "  SessionM Core     %s\n", u.SessionMCore)
+	fmt.Fprintf(w, "  SessionM Connect  %s\n", u.SessionMConnect)
+	fmt.Fprintf(w, "  Braze REST        %s\n", u.Braze)
+	fmt.Fprintf(w, "  control API       %s/\n", u.Control)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "These settings point pipelines/connections.yaml at it (sandbox credentials, not secrets):")
+	for _, s := range settings {
+		fmt.Fprintf(w, "%s=%s\n", s.Name, s.Value)
+	}
+	for _, s := range extra {
+		fmt.Fprintf(w, "also accepted: %s: %s\n", s.Name, s.Value)
+	}
+	if envOut != "" {
+		// The first --env-file wins, so the sandbox's addresses override
+		// the defaults in examples/sandbox.env, which adds the engine's
+		// own webhook tokens.
+		fmt.Fprintf(w, "(written to %s: run the engine with --env-file %s --env-file examples/sandbox.env)\n", envOut, envOut)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Try: curl -s '%s/requests?limit=5'\n", u.Control)
+	fmt.Fprintln(w, "Stop with Ctrl-C.")
+}
+
+func writeEnvFile(path string, settings []sandbox.Setting) error {
+	var b strings.Builder
+	b.WriteString("# Written by engine sandbox: settings that point pipelines/connections.yaml at it.\n")
+	for _, s := range settings {
+		fmt.Fprintf(&b, "%s=%s\n", s.Name, s.Value)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("writing --env-out: %w", err)
+	}
+	return nil
+}
+
+// inProcessSandbox starts the emulators on a free loopback port for a
+// command that runs pipelines against them (dry-run --sandbox), and
+// returns the settings that point connections.yaml at them.
+func inProcessSandbox(ctx context.Context) (settings map[string]string, stop func(), err error) {
+	sb, err := sandbox.New(sandbox.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, fmt.Errorf("starting the sandbox: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = sb.Serve(ctx, ln)
+	}()
+	env, _ := sb.Settings("http://" + ln.Addr().String())
+	settings = make(map[string]string, len(env))
+	for _, s := range env {
+		settings[s.Name] = s.Value
+	}
+	return settings, func() { cancel(); <-done }, nil
+}

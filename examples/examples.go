@@ -1,0 +1,11 @@
+// Package examples carries the example files the binary needs when it runs
+// outside this repository: the sandbox seeds, so `engine sandbox` and
+// `engine run --sandbox` work from any folder.
+package examples
+
+import "embed"
+
+// Sandbox holds sandbox/sessionm.yaml and sandbox/braze.yaml.
+//
+//go:embed sandbox/*.yaml
+var Sandbox embed.FS

@@ -1,0 +1,174 @@
+package sandbox
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// journalBodyLimit is how much of each request body the journal keeps, so a
+// million-request load test cannot fill memory with bodies.
+const journalBodyLimit = 64 << 10
+
+// DefaultJournalSize is how many requests the journal remembers; older ones
+// are dropped and counted.
+const DefaultJournalSize = 100_000
+
+// Entry is one request an emulator received.
+type Entry struct {
+	ID       int64             `json:"id"`
+	Time     time.Time         `json:"time"`
+	Emulator string            `json:"emulator"`
+	Method   string            `json:"method"`
+	Path     string            `json:"path"`
+	Query    string            `json:"query,omitempty"`
+	Header   map[string]string `json:"header"`
+	Body     string            `json:"body"`
+	// Truncated says the body was longer than the journal keeps.
+	Truncated bool          `json:"truncated,omitempty"`
+	Status    int           `json:"status"`
+	Fault     string        `json:"fault,omitempty"`
+	Duration  time.Duration `json:"duration_ns"`
+}
+
+// journal is a bounded ring of entries with increasing ids.
+type journal struct {
+	mu      sync.Mutex
+	entries []Entry // ring, oldest at start
+	start   int
+	size    int
+	nextID  int64
+	dropped int64
+}
+
+func newJournal(size int) *journal {
+	if size <= 0 {
+		size = DefaultJournalSize
+	}
+	return &journal{size: size, nextID: 1}
+}
+
+// add stores e, giving it the next id.
+func (j *journal) add(e Entry) int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e.ID = j.nextID
+	j.nextID++
+	if len(j.entries) < j.size {
+		j.entries = append(j.entries, e)
+		return e.ID
+	}
+	j.entries[j.start] = e
+	j.start = (j.start + 1) % j.size
+	j.dropped++
+	return e.ID
+}
+
+func (j *journal) reset() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.entries, j.start, j.dropped = nil, 0, 0
+	// Ids keep increasing across resets so a client's since-id never
+	// matches requests from before the reset.
+}
+
+// journalQuery selects entries: all conditions must hold.
+type journalQuery struct {
+	since    int64
+	path     string // exact, or a prefix when it ends in "*"
+	emulator string
+	method   string
+	limit    int
+}
+
+func parseJournalQuery(q url.Values) (journalQuery, error) {
+	jq := journalQuery{path: q.Get("path"), emulator: q.Get("emulator"), method: strings.ToUpper(q.Get("method"))}
+	var err error
+	if jq.since, err = intParam(q, "since", 0); err != nil {
+		return jq, err
+	}
+	limit, err := intParam(q, "limit", 0)
+	if err != nil {
+		return jq, err
+	}
+	jq.limit = int(limit)
+	if jq.emulator != "" && !isEmulatorName(jq.emulator) {
+		return jq, badParam("emulator", jq.emulator, "one of "+strings.Join(emulatorNames, ", "))
+	}
+	return jq, nil
+}
+
+func (q journalQuery) matches(e *Entry) bool {
+	if e.ID <= q.since || (q.emulator != "" && e.Emulator != q.emulator) || (q.method != "" && e.Method != q.method) {
+		return false
+	}
+	return pathMatches(q.path, e.Path)
+}
+
+// pathMatches: an empty pattern matches everything, "x*" matches paths
+// starting with x, anything else must be equal.
+func pathMatches(pattern, path string) bool {
+	if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
+		return strings.HasPrefix(path, prefix)
+	}
+	return pattern == "" || pattern == path
+}
+
+// journalPage is the answer of GET /_sandbox/requests. NextSince is the id
+// to pass as since= to get only what arrives later.
+type journalPage struct {
+	Requests  []Entry `json:"requests"`
+	NextSince int64   `json:"next_since"`
+	Dropped   int64   `json:"dropped"`
+}
+
+func (j *journal) find(q journalQuery) journalPage {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	page := journalPage{Requests: []Entry{}, NextSince: q.since, Dropped: j.dropped}
+	n := len(j.entries)
+	for i := 0; i < n; i++ {
+		e := &j.entries[(j.start+i)%n]
+		if !q.matches(e) {
+			continue
+		}
+		page.Requests = append(page.Requests, *e)
+		page.NextSince = e.ID
+		if q.limit > 0 && len(page.Requests) == q.limit {
+			return page
+		}
+	}
+	// Nothing more matches up to the newest entry, so a later poll can
+	// start after it.
+	if j.nextID-1 > page.NextSince {
+		page.NextSince = j.nextID - 1
+	}
+	return page
+}
+
+// journalHeaders picks the request headers worth showing, with
+// credentials masked: the journal is printed and served, and the sandbox
+// must not teach anyone to log an Authorization header.
+func journalHeaders(h http.Header) map[string]string {
+	out := make(map[string]string, 4)
+	for _, name := range []string{"Authorization", "Content-Type", "User-Agent", "Idempotency-Key"} {
+		v := h.Get(name)
+		if v == "" {
+			continue
+		}
+		if name == "Authorization" {
+			v = maskCredential(v)
+		}
+		out[name] = v
+	}
+	return out
+}
+
+func maskCredential(v string) string {
+	if scheme, _, ok := strings.Cut(v, " "); ok {
+		return scheme + " ****"
+	}
+	return "****"
+}

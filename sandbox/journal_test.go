@@ -1,0 +1,107 @@
+package sandbox
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+)
+
+func TestJournalKeepsTheNewestAndCountsDropped(t *testing.T) {
+	j := newJournal(3)
+	for i := range 5 {
+		j.add(Entry{Path: "/braze/users/track", Status: 200 + i})
+	}
+	page := j.find(journalQuery{})
+	if len(page.Requests) != 3 || page.Requests[0].ID != 3 || page.Requests[2].ID != 5 {
+		t.Fatalf("kept %+v, want ids 3..5", page.Requests)
+	}
+	if page.Dropped != 2 || page.NextSince != 5 {
+		t.Fatalf("dropped %d next_since %d, want 2 and 5", page.Dropped, page.NextSince)
+	}
+}
+
+func TestJournalQueries(t *testing.T) {
+	j := newJournal(0)
+	j.add(Entry{Emulator: SessionMCore, Method: "POST", Path: "/sessionm/core/priv/v1/apps/k/users/u1/tags"})
+	j.add(Entry{Emulator: Braze, Method: "POST", Path: "/braze/campaigns/trigger/send"})
+	j.add(Entry{Emulator: SessionMCore, Method: "GET", Path: "/sessionm/core/priv/v1/apps/k/users/u1"})
+	j.add(Entry{Emulator: Braze, Method: "POST", Path: "/braze/users/track"})
+
+	tests := []struct {
+		query   string
+		wantIDs []int64
+		next    int64
+	}{
+		{"", []int64{1, 2, 3, 4}, 4},
+		{"since=2", []int64{3, 4}, 4},
+		{"path=/braze/users/track", []int64{4}, 4},
+		{"path=/sessionm/core/*", []int64{1, 3}, 4},
+		{"emulator=braze", []int64{2, 4}, 4},
+		{"method=get", []int64{3}, 4},
+		// With a limit, next_since stops at the last one returned so the
+		// rest can be fetched.
+		{"limit=1&emulator=braze", []int64{2}, 2},
+		{"since=4", nil, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			vals, _ := url.ParseQuery(tt.query)
+			q, err := parseJournalQuery(vals)
+			if err != nil {
+				t.Fatal(err)
+			}
+			page := j.find(q)
+			var ids []int64
+			for _, e := range page.Requests {
+				ids = append(ids, e.ID)
+			}
+			if len(ids) != len(tt.wantIDs) {
+				t.Fatalf("ids %v, want %v", ids, tt.wantIDs)
+			}
+			for i := range ids {
+				if ids[i] != tt.wantIDs[i] {
+					t.Fatalf("ids %v, want %v", ids, tt.wantIDs)
+				}
+			}
+			if page.NextSince != tt.next {
+				t.Fatalf("next_since %d, want %d", page.NextSince, tt.next)
+			}
+		})
+	}
+}
+
+func TestJournalQueryErrors(t *testing.T) {
+	for _, q := range []string{"since=-1", "since=x", "limit=1.5", "emulator=shopify"} {
+		vals, _ := url.ParseQuery(q)
+		if _, err := parseJournalQuery(vals); err == nil {
+			t.Errorf("%s: no error", q)
+		}
+	}
+}
+
+func TestJournalIDsGrowAcrossReset(t *testing.T) {
+	j := newJournal(0)
+	j.add(Entry{})
+	j.reset()
+	if id := j.add(Entry{Time: time.Now()}); id != 2 {
+		t.Fatalf("id after reset %d, want 2: a poller's since-id must not see old ids again", id)
+	}
+}
+
+func TestJournalMasksCredentials(t *testing.T) {
+	h := http.Header{}
+	h.Set("Authorization", "Bearer sandbox-braze-key")
+	h.Set("Content-Type", "application/json")
+	h.Set("Cookie", "session=1")
+	got := journalHeaders(h)
+	if got["Authorization"] != "Bearer ****" || got["Content-Type"] != "application/json" {
+		t.Fatalf("headers %v", got)
+	}
+	if _, ok := got["Cookie"]; ok {
+		t.Fatal("journal keeps headers it has no use for")
+	}
+	if maskCredential("token") != "****" {
+		t.Fatal("a bare credential is not masked")
+	}
+}

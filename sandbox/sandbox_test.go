@@ -1,0 +1,415 @@
+package sandbox
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	anaID          = "3c1d7e2a-32f5-11ef-b3e4-0242ac120002"
+	retailerID     = "8f9a2b3c-1d2e-4f50-9a6b-7c8d9e0f1a2b"
+	doubleV1       = "4d5e6f70-8192-4a33-bc4d-5e6f708192a3"
+	brazeKey       = "Bearer sandbox-braze-key"
+	winterCampaign = "9b1f3c2e-4d5a-4b6c-8d7e-0f1a2b3c4d5e"
+)
+
+var coreAuth = "Basic " + base64.StdEncoding.EncodeToString([]byte("sandbox-core-key:sandbox-core-secret"))
+
+// newTestSandbox serves the built-in seeds on loopback; waits between
+// sender retries are real but scaled down by each test's time_scale.
+func newTestSandbox(t *testing.T, opts Options) (*Sandbox, *httptest.Server) {
+	t.Helper()
+	if opts.RandSeed == 0 {
+		opts.RandSeed = 7
+	}
+	sb, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		sb.senders.stop()
+	})
+	return sb, srv
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (a answer) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(a.body, &m); err != nil {
+		t.Fatalf("not a JSON object (%d): %s", a.status, a.body)
+	}
+	return m
+}
+
+func call(t *testing.T, method, url, auth, body string) answer {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, b}
+}
+
+func tagsURL(srv *httptest.Server, user string) string {
+	return srv.URL + "/sessionm/core/priv/v1/apps/sandbox-core-key/users/" + user + "/tags"
+}
+
+// One listener serves the three emulators under their prefixes, records
+// every request (credentials masked), and answers what each user holds.
+func TestEmulatorsJournalAndDeliveries(t *testing.T) {
+	_, srv := newTestSandbox(t, Options{})
+	if a := call(t, "POST", tagsURL(srv, anaID), coreAuth, `{"tags":["braze_test"],"ttl":2592000}`); a.status != 200 {
+		t.Fatalf("tags: %d %s", a.status, a.body)
+	}
+	trigger := `{"campaign_id":"` + winterCampaign + `","recipients":[{"external_user_id":"u-1001","trigger_properties":{"offer_id":"X"}}]}`
+	if a := call(t, "POST", srv.URL+"/braze/campaigns/trigger/send", brazeKey, trigger); a.status != 201 {
+		t.Fatalf("trigger: %d %s", a.status, a.body)
+	}
+	offers := `{"retailer_id":"` + retailerID + `","user_id":"` + anaID + `"}`
+	if a := call(t, "POST", srv.URL+"/sessionm/connect/offers/api/2.0/offers/get_user_offers", "Basic c2FuZGJveC1jb25uZWN0OnNhbmRib3gtc2VjcmV0", offers); a.status != 200 {
+		t.Fatalf("get_user_offers: %d %s", a.status, a.body)
+	}
+
+	page := call(t, "GET", srv.URL+"/_sandbox/requests", "", "").json(t)
+	reqs := page["requests"].([]any)
+	if len(reqs) != 3 {
+		t.Fatalf("journal holds %d requests, want 3", len(reqs))
+	}
+	first := reqs[0].(map[string]any)
+	if first["emulator"] != SessionMCore || first["status"] != 200.0 || !strings.Contains(first["body"].(string), "braze_test") {
+		t.Fatalf("first entry %v", first)
+	}
+	if auth := first["header"].(map[string]any)["Authorization"]; auth != "Basic ****" {
+		t.Fatalf("journal shows Authorization %q", auth)
+	}
+	page = call(t, "GET", srv.URL+"/_sandbox/requests?path=/braze/*", "", "").json(t)
+	if n := len(page["requests"].([]any)); n != 1 {
+		t.Fatalf("path filter: %d requests", n)
+	}
+	next := int(page["next_since"].(float64))
+	if n := len(call(t, "GET", srv.URL+"/_sandbox/requests?since="+itoa(next), "", "").json(t)["requests"].([]any)); n != 0 {
+		t.Fatalf("since=next_since returned %d old requests", n)
+	}
+
+	d := call(t, "GET", srv.URL+"/_sandbox/deliveries?user=u-1001", "", "").json(t)
+	tags := d["sessionm"].(map[string]any)["tags"].(map[string]any)
+	if _, ok := tags["braze_test"]; !ok {
+		t.Fatalf("sessionm deliveries %v", d["sessionm"])
+	}
+	msgs := d["braze"].(map[string]any)["messages"].([]any)
+	if len(msgs) != 1 || !strings.Contains(string(mustJSON(msgs[0])), `"offer_id":"X"`) {
+		t.Fatalf("braze deliveries %v", d["braze"])
+	}
+	if a := call(t, "GET", srv.URL+"/_sandbox/deliveries?user=nobody", "", ""); a.status != 404 || !strings.Contains(string(a.body), "neither emulator knows") {
+		t.Fatalf("unknown user: %d %s", a.status, a.body)
+	}
+	all := call(t, "GET", srv.URL+"/_sandbox/deliveries", "", "").json(t)
+	if all["sessionm"] == nil || all["braze"] == nil {
+		t.Fatalf("all deliveries %v", all)
+	}
+
+	if a := call(t, "POST", srv.URL+"/_sandbox/reset", "", ""); a.status != 204 {
+		t.Fatalf("reset: %d", a.status)
+	}
+	if n := len(call(t, "GET", srv.URL+"/_sandbox/requests", "", "").json(t)["requests"].([]any)); n != 0 {
+		t.Fatalf("journal after reset holds %d", n)
+	}
+	d = call(t, "GET", srv.URL+"/_sandbox/deliveries?user=u-1001", "", "").json(t)
+	if _, ok := d["sessionm"].(map[string]any)["tags"].(map[string]any)["braze_test"]; ok {
+		t.Fatal("reset kept the tag")
+	}
+}
+
+func TestFaultsOverHTTP(t *testing.T) {
+	_, srv := newTestSandbox(t, Options{})
+	addFault := func(body string) {
+		t.Helper()
+		if a := call(t, "POST", srv.URL+"/_sandbox/faults", "", body); a.status != 201 {
+			t.Fatalf("add fault %s: %d %s", body, a.status, a.body)
+		}
+	}
+	track := `{"attributes":[{"external_id":"u-1001","tier":"gold"}]}`
+
+	// A 5xx in Braze's own shape, once.
+	addFault(`{"emulator":"braze","error_ratio":1,"error_status":502,"count":1}`)
+	a := call(t, "POST", srv.URL+"/braze/users/track", brazeKey, track)
+	if a.status != 502 || a.json(t)["message"] == nil {
+		t.Fatalf("fault: %d %s", a.status, a.body)
+	}
+	if a = call(t, "POST", srv.URL+"/braze/users/track", brazeKey, track); a.status != 201 {
+		t.Fatalf("after the fault is spent: %d %s", a.status, a.body)
+	}
+
+	// A 429 burst in SessionM's shape with Retry-After.
+	addFault(`{"emulator":"sessionm_core","throttle":{"for":"3s"}}`)
+	a = call(t, "POST", tagsURL(srv, anaID), coreAuth, `{"tags":["x"]}`)
+	if a.status != 429 || a.header.Get("Retry-After") != "3" || !strings.Contains(string(a.body), `"rate_limited"`) {
+		t.Fatalf("throttle: %d %v %s", a.status, a.header, a.body)
+	}
+	call(t, "DELETE", srv.URL+"/_sandbox/faults", "", "")
+
+	// A dropped connection: the client sees no answer at all.
+	addFault(`{"path":"/sessionm/core/*","drop_ratio":1,"count":1}`)
+	req, _ := http.NewRequest("POST", tagsURL(srv, anaID), strings.NewReader(`{"tags":["x"]}`))
+	req.Header.Set("Authorization", coreAuth)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a dropped connection answered %d", resp.StatusCode)
+	}
+
+	// Latency delays the answer.
+	addFault(`{"emulator":"braze","latency":"80ms","count":1}`)
+	start := time.Now()
+	call(t, "POST", srv.URL+"/braze/users/track", brazeKey, track)
+	if waited := time.Since(start); waited < 80*time.Millisecond {
+		t.Fatalf("answered after %v despite 80ms latency", waited)
+	}
+
+	page := call(t, "GET", srv.URL+"/_sandbox/requests", "", "").json(t)
+	var faults []string
+	for _, e := range page["requests"].([]any) {
+		if f, ok := e.(map[string]any)["fault"].(string); ok {
+			faults = append(faults, f)
+		}
+	}
+	if len(faults) != 3 || !strings.Contains(faults[0], "HTTP 502") || !strings.Contains(faults[1], "429") || !strings.Contains(faults[2], "dropped") {
+		t.Fatalf("journal faults %q", faults)
+	}
+	if list := call(t, "GET", srv.URL+"/_sandbox/faults", "", "").json(t)["faults"].([]any); len(list) != 0 {
+		t.Fatalf("spent rules still listed: %v", list)
+	}
+}
+
+func TestControlAPIErrors(t *testing.T) {
+	_, srv := newTestSandbox(t, Options{})
+	tests := []struct {
+		method, path, body string
+		status             int
+		want               string
+	}{
+		{"POST", "/_sandbox/faults", `{"error_ratio":"lots"}`, 400, "error_ratio: expected a number"},
+		{"POST", "/_sandbox/faults", `{"eror_ratio":0.5}`, 400, `unknown field \"eror_ratio\"`},
+		{"POST", "/_sandbox/faults", `{"latency":"1s"} {}`, 400, "found more after it"},
+		{"POST", "/_sandbox/faults", ``, 400, "empty"},
+		{"POST", "/_sandbox/faults", `{"drop_ratio":2}`, 400, "drop_ratio must be between 0 and 1"},
+		{"DELETE", "/_sandbox/faults/99", ``, 404, "no fault rule 99"},
+		{"DELETE", "/_sandbox/faults/x", ``, 400, "not a positive number"},
+		{"GET", "/_sandbox/requests?since=x", ``, 400, "query parameter since"},
+		{"GET", "/_sandbox/nothing", ``, 404, "GET /_sandbox/ lists them"},
+		{"GET", "/shopify/orders", ``, 404, "not served here"},
+		{"GET", "/_sandbox/jobs/nope", ``, 404, `no job \"nope\"`},
+		{"POST", "/_sandbox/faults", `{"latency":"1s","x":"` + strings.Repeat("y", controlBodyLimit) + `"}`, 413, "limited to"},
+	}
+	for _, tt := range tests {
+		a := call(t, tt.method, srv.URL+tt.path, "", tt.body)
+		if a.status != tt.status || !strings.Contains(string(a.body), tt.want) {
+			t.Errorf("%s %s %.40s: %d %s; want %d and %q", tt.method, tt.path, tt.body, a.status, a.body, tt.status, tt.want)
+		}
+	}
+	idx := call(t, "GET", srv.URL+"/_sandbox/", "", "").json(t)
+	if idx["emulators"].(map[string]any)[Braze] != srv.URL+"/braze" {
+		t.Fatalf("index %v", idx)
+	}
+}
+
+// receiver records what the senders deliver, failing each user's first
+// attempts as told.
+type receiver struct {
+	mu       sync.Mutex
+	failures map[string]int // path -> statuses still to fail with 503
+	got      []receivedRequest
+}
+
+type receivedRequest struct {
+	path   string
+	header http.Header
+	body   string
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.got = append(rc.got, receivedRequest{r.URL.Path, r.Header.Clone(), string(b)})
+	if rc.failures[r.URL.Path] > 0 {
+		rc.failures[r.URL.Path]--
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func TestWebhookCampaignSender(t *testing.T) {
+	_, srv := newTestSandbox(t, Options{})
+	rc := &receiver{failures: map[string]int{"/hooks/u-1002": 2}}
+	target := httptest.NewServer(rc)
+	defer target.Close()
+
+	body := `{
+	  "url": "` + target.URL + `/hooks/{{${user_id}}}",
+	  "headers": {"Authorization": "Bearer hook-token"},
+	  "body": "{\"tags\":[\"{{campaign.${name}}}\"],\"name\":\"{{${first_name}}}\",\"lang\":\"{{${language}}}\"}",
+	  "users": ["u-1001", "u-1002"],
+	  "campaign": {"id": "c1", "name": "spring_promo"},
+	  "time_scale": 0.0001,
+	  "details": true
+	}`
+	a := call(t, "POST", srv.URL+"/_sandbox/braze/webhook-campaign", "", body)
+	if a.status != 200 {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	var job JobStatus
+	if err := json.Unmarshal(a.body, &job); err != nil {
+		t.Fatal(err)
+	}
+	if job.State != "done" || job.Total != 2 || job.Delivered != 2 || job.Retries != 2 || len(job.Deliveries) != 2 {
+		t.Fatalf("job %+v", job)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.got) != 4 {
+		t.Fatalf("receiver got %d requests, want 4 (u-1002 twice refused)", len(rc.got))
+	}
+	bodies := map[string]string{}
+	for _, g := range rc.got {
+		if !strings.HasPrefix(g.header.Get("User-Agent"), "Braze Sender ") || g.header.Get("Authorization") != "Bearer hook-token" || g.header.Get("Content-Type") != "application/json" {
+			t.Fatalf("headers %v", g.header)
+		}
+		bodies[g.path] = g.body
+	}
+	if bodies["/hooks/u-1001"] != `{"tags":["spring_promo"],"name":"Ana","lang":"es"}` {
+		t.Fatalf("u-1001 body %s", bodies["/hooks/u-1001"])
+	}
+	if !strings.Contains(bodies["/hooks/u-1002"], `"name":"Sam"`) {
+		t.Fatalf("u-1002 body %s", bodies["/hooks/u-1002"])
+	}
+}
+
+func TestWebhookCampaignRequestErrors(t *testing.T) {
+	_, srv := newTestSandbox(t, Options{})
+	tests := []struct{ body, want string }{
+		{`{"users":["u-1001"]}`, "url is required"},
+		{`{"url":"http://x/","users":["u-1001"],"segment":"all"}`, "either a segment or users"},
+		{`{"url":"http://x/","users":["u-1001"],"method":"PATCH"}`, "POST, GET, PUT or DELETE"},
+		{`{"url":"http://x/","users":["u-1001"],"method":"GET","body":"x"}`, "GET webhook carries no body"},
+		{`{"url":"http://x/","users":["u-1001"],"body":"{{ x | nope }}"}`, `body: line 1, column`},
+		{`{"url":"http://x/","users":["u-9999"]}`, "u-9999"},
+		{`{"url":"http://x/","segment":"no-such-segment"}`, "no-such-segment"},
+		{`{"url":"http://x/","users":["u-1001"],"time_scale":-1}`, "time_scale"},
+	}
+	for _, tt := range tests {
+		a := call(t, "POST", srv.URL+"/_sandbox/braze/webhook-campaign", "", tt.body)
+		if a.status != 400 || !strings.Contains(string(a.body), tt.want) {
+			t.Errorf("%s: %d %s; want 400 and %q", tt.body, a.status, a.body, tt.want)
+		}
+	}
+}
+
+func TestSessionMEmitter(t *testing.T) {
+	_, srv := newTestSandbox(t, Options{})
+	rc := &receiver{}
+	target := httptest.NewServer(rc)
+	defer target.Close()
+
+	body := `{"url":"` + target.URL + `/hooks/sessionm/offers","headers":{"Authorization":"Bearer t"},
+	  "event_type":"offer_issued","users":["u-1001"],"offer_id":"` + doubleV1 + `",
+	  "campaign":{"id":"c-1","braze_campaign_id":"` + winterCampaign + `"}}`
+	if a := call(t, "POST", srv.URL+"/_sandbox/sessionm/emit", "", body); a.status != 200 || !strings.Contains(string(a.body), `"delivered": 1`) {
+		t.Fatalf("emit: %d %s", a.status, a.body)
+	}
+	points := `{"url":"` + target.URL + `/hooks/sessionm/points","event_type":"points_awarded","users":["u-1001"],"points":250,"count":2,"async":true}`
+	a := call(t, "POST", srv.URL+"/_sandbox/sessionm/emit", "", points)
+	if a.status != 202 {
+		t.Fatalf("async emit: %d %s", a.status, a.body)
+	}
+	jobID := a.json(t)["id"].(string)
+	deadline := time.Now().Add(5 * time.Second)
+	for call(t, "GET", srv.URL+"/_sandbox/jobs/"+jobID, "", "").json(t)["state"] != "done" {
+		if time.Now().After(deadline) {
+			t.Fatal("the async job did not finish")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	rc.mu.Lock()
+	got := append([]receivedRequest(nil), rc.got...)
+	rc.mu.Unlock()
+	if len(got) != 3 {
+		t.Fatalf("receiver got %d events, want 3", len(got))
+	}
+	var offer map[string]any
+	if err := json.Unmarshal([]byte(got[0].body), &offer); err != nil {
+		t.Fatal(err)
+	}
+	user := offer["user"].(map[string]any)
+	if offer["event_type"] != "offer_issued" || offer["retailer_id"] != retailerID || user["external_id"] != "u-1001" || user["culture"] != "es-ES" ||
+		offer["campaign"].(map[string]any)["braze_campaign_id"] != winterCampaign || got[0].header.Get("Authorization") != "Bearer t" {
+		t.Fatalf("event %s", got[0].body)
+	}
+	userOfferID := offer["offer"].(map[string]any)["user_offer_id"].(string)
+	d := call(t, "GET", srv.URL+"/_sandbox/deliveries?user=u-1001", "", "").json(t)["sessionm"].(map[string]any)
+	if !strings.Contains(string(mustJSON(d["wallet"])), userOfferID) {
+		t.Fatalf("the emitted offer %s is not in the wallet: %v", userOfferID, d["wallet"])
+	}
+	if d["available_points"] != 1850.0 {
+		t.Fatalf("points %v, want 1350 + 2 x 250", d["available_points"])
+	}
+	var e1, e2 map[string]any
+	json.Unmarshal([]byte(got[1].body), &e1)
+	json.Unmarshal([]byte(got[2].body), &e2)
+	if e1["event_id"] == e2["event_id"] {
+		t.Fatal("two events share an event_id")
+	}
+
+	for _, tt := range []struct{ body, want string }{
+		{`{"url":"http://x/","event_type":"tier_changed","users":["u-1001"]}`, "offer_issued or points_awarded"},
+		{`{"url":"http://x/","event_type":"offer_issued","users":["u-1001"]}`, "needs offer_id"},
+		{`{"url":"http://x/","event_type":"points_awarded","users":["u-1001"],"points":-5}`, "positive"},
+		{`{"url":"ftp://x/","event_type":"points_awarded","users":["u-1001"],"points":5}`, "not an absolute http"},
+		{`{"url":"http://x/","event_type":"points_awarded","users":["nobody"],"points":5}`, `user \"nobody\"`},
+		{`{"url":"http://x/","event_type":"offer_issued","users":["u-1001"],"offer_id":"nope"}`, "nope"},
+	} {
+		a := call(t, "POST", srv.URL+"/_sandbox/sessionm/emit", "", tt.body)
+		if a.status != 400 || !strings.Contains(string(a.body), tt.want) {
+			t.Errorf("%s: %d %s; want 400 and %q", tt.body, a.status, a.body, tt.want)
+		}
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func itoa(n int) string { return strings.TrimSpace(string(mustJSON(n))) }

@@ -1,0 +1,412 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// retryPolicy is how a sender retries: Retries more attempts after the
+// first, waiting First, then twice as long each time, or longer when the
+// receiver's Retry-After asks for it.
+type retryPolicy struct {
+	Retries int
+	First   time.Duration
+}
+
+// Braze retries webhooks "up to 5 times within 30 minutes, with exponential
+// backoff" (braze.md §4). The intervals are not published; ours (A) are
+// 30 s doubling to 8 min, 15.5 minutes in all, inside the 30.
+var brazeWebhookRetries = retryPolicy{Retries: 5, First: 30 * time.Second}
+
+// SessionM publishes no policy for its outbound calls (sessionm.md §5, §7);
+// ours (A): 3 retries from 1 s, on the same statuses as Braze.
+var sessionmEventRetries = retryPolicy{Retries: 3, First: time.Second}
+
+// brazeWebhookTimeout is Braze's per-webhook timeout (braze.md §4).
+const brazeWebhookTimeout = 90 * time.Second
+
+// retryable says whether a sender tries again after this answer: 408, 429
+// and 5xx yes; redirects and other 4xx no (braze.md §4).
+func retryable(status int) bool {
+	return status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500
+}
+
+// Attempt is one try of one outbound request.
+type Attempt struct {
+	Status int    `json:"status,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// Waited is the (scaled) pause before this attempt.
+	Waited Duration `json:"waited,omitempty"`
+}
+
+// Delivery is what happened to one outbound request.
+type Delivery struct {
+	User      string    `json:"user"`
+	URL       string    `json:"url,omitempty"`
+	Delivered bool      `json:"delivered"`
+	Reason    string    `json:"reason,omitempty"`
+	Attempts  []Attempt `json:"attempts"`
+}
+
+type outbound struct {
+	user string
+	// failed, when set, is why the request could not be built; it is
+	// reported instead of sent.
+	failed string
+	method string
+	url    string
+	header http.Header
+	body   []byte
+}
+
+// senders plays Braze webhook campaigns and SessionM events.
+type senders struct {
+	sb        *Sandbox
+	client    *http.Client
+	sleep     func(ctx context.Context, d time.Duration) error
+	userAgent string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	jobs     map[string]*job
+	jobOrder []string
+}
+
+// keptJobs bounds how many finished jobs GET /_sandbox/jobs can still show.
+const keptJobs = 100
+
+func newSenders(sb *Sandbox, client *http.Client, sleep func(context.Context, time.Duration) error) *senders {
+	if client == nil {
+		client = &http.Client{
+			// Braze does not follow a webhook's redirects (braze.md §4).
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			Transport:     &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
+		}
+	}
+	if sleep == nil {
+		sleep = sleepContext
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	// Braze's agent is "Braze Sender <hash>" with a hash that changes
+	// (braze.md §4); ours changes with each sandbox.
+	sum := sha1.Sum([]byte(newID()))
+	return &senders{
+		sb: sb, client: client, sleep: sleep,
+		userAgent: "Braze Sender " + hex.EncodeToString(sum[:]),
+		ctx:       ctx, cancel: cancel,
+		jobs: map[string]*job{},
+	}
+}
+
+func sleepContext(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stop cancels the running jobs and waits for them.
+func (sd *senders) stop() {
+	sd.cancel()
+	sd.wg.Wait()
+}
+
+// deliver sends one request, retrying per p; waits are multiplied by
+// timeScale so tests need not wait minutes.
+func (sd *senders) deliver(ctx context.Context, out outbound, p retryPolicy, timeScale float64, timeout time.Duration) Delivery {
+	d := Delivery{User: out.user, URL: out.url, Attempts: []Attempt{}}
+	if out.failed != "" {
+		d.Reason = out.failed
+		return d
+	}
+	wait := time.Duration(0)
+	for attempt := 0; attempt <= p.Retries; attempt++ {
+		if attempt > 0 {
+			if err := sd.sleep(ctx, wait); err != nil {
+				d.Reason = "stopped before retrying: " + err.Error()
+				return d
+			}
+		}
+		a, retryAfter := sd.try(ctx, out, timeout)
+		a.Waited = Duration(wait)
+		d.Attempts = append(d.Attempts, a)
+		switch {
+		case a.Error == "" && a.Status >= 200 && a.Status < 300:
+			d.Delivered = true
+			return d
+		case a.Error == "" && !retryable(a.Status):
+			d.Reason = fmt.Sprintf("HTTP %d is not retried", a.Status)
+			return d
+		}
+		backoff := p.First << attempt
+		wait = time.Duration(float64(max(backoff, retryAfter)) * timeScale)
+	}
+	last := d.Attempts[len(d.Attempts)-1]
+	d.Reason = fmt.Sprintf("gave up after %d attempts", len(d.Attempts))
+	if last.Error != "" {
+		d.Reason += ": " + last.Error
+	} else {
+		d.Reason += fmt.Sprintf(": HTTP %d", last.Status)
+	}
+	return d
+}
+
+func (sd *senders) try(ctx context.Context, out outbound, timeout time.Duration) (Attempt, time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var body io.Reader
+	if out.body != nil {
+		body = bytes.NewReader(out.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, out.method, out.url, body)
+	if err != nil {
+		return Attempt{Error: err.Error()}, 0
+	}
+	req.Header = out.header.Clone()
+	resp, err := sd.client.Do(req)
+	if err != nil {
+		return Attempt{Error: describeSendError(err)}, 0
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	return Attempt{Status: resp.StatusCode}, parseRetryAfter(resp.Header.Get("Retry-After"), sd.sb.now())
+}
+
+func describeSendError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer within the timeout"
+	}
+	return err.Error()
+}
+
+// parseRetryAfter reads seconds or an HTTP date; anything else is ignored.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// job is one send to many users, run in the background and polled at
+// GET /_sandbox/jobs/{id} (or waited for by the request that made it).
+type job struct {
+	mu     sync.Mutex
+	status JobStatus
+	done   chan struct{}
+}
+
+// JobStatus is the answer for a send: counts, the failures, and, when
+// asked for, every delivery.
+type JobStatus struct {
+	ID         string     `json:"id"`
+	Kind       string     `json:"kind"`
+	State      string     `json:"state"` // running, done, stopped
+	Total      int        `json:"total"`
+	Done       int        `json:"done"`
+	Delivered  int        `json:"delivered"`
+	Failed     int        `json:"failed"`
+	Retries    int        `json:"retries"`
+	Started    time.Time  `json:"started"`
+	Finished   *time.Time `json:"finished,omitempty"`
+	Failures   []Delivery `json:"failures"`
+	Deliveries []Delivery `json:"deliveries,omitempty"`
+	// FailuresDropped counts failures past the listing limit.
+	FailuresDropped int `json:"failures_dropped,omitempty"`
+}
+
+// listedFailures bounds the failures a job lists.
+const listedFailures = 100
+
+func (j *job) record(d Delivery, details bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.status.Done++
+	j.status.Retries += max(0, len(d.Attempts)-1)
+	if d.Delivered {
+		j.status.Delivered++
+	} else {
+		j.status.Failed++
+		if len(j.status.Failures) < listedFailures {
+			j.status.Failures = append(j.status.Failures, d)
+		} else {
+			j.status.FailuresDropped++
+		}
+	}
+	if details {
+		j.status.Deliveries = append(j.status.Deliveries, d)
+	}
+}
+
+func (j *job) snapshot() JobStatus {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	s := j.status
+	s.Failures = append([]Delivery(nil), s.Failures...)
+	s.Deliveries = append([]Delivery(nil), s.Deliveries...)
+	return s
+}
+
+// sendOptions are the fields every send request shares.
+type sendOptions struct {
+	// TimeScale multiplies every retry wait (and Retry-After): 0.001 turns
+	// Braze's minutes into tenths of a second. Default 1.
+	TimeScale float64 `json:"time_scale,omitempty"`
+	// Concurrency is how many requests are in flight at once (default 8).
+	Concurrency int `json:"concurrency,omitempty"`
+	// Async answers 202 with the job at once instead of waiting for it.
+	Async bool `json:"async,omitempty"`
+	// Details lists every delivery in the answer, not only failures.
+	Details bool `json:"details,omitempty"`
+}
+
+func (o *sendOptions) check() []string {
+	var problems []string
+	if o.TimeScale == 0 {
+		o.TimeScale = 1
+	}
+	if o.TimeScale < 0 || o.TimeScale > 1000 {
+		problems = append(problems, fmt.Sprintf("time_scale must be above 0 and at most 1000, not %v", o.TimeScale))
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = 8
+	}
+	if o.Concurrency < 0 || o.Concurrency > 256 {
+		problems = append(problems, fmt.Sprintf("concurrency must be between 1 and 256, not %d", o.Concurrency))
+	}
+	return problems
+}
+
+// run starts a job over the prepared requests and answers w: at once with
+// 202 when async, otherwise when every request is settled.
+func (sd *senders) run(w http.ResponseWriter, r *http.Request, kind string, outs []outbound, p retryPolicy, timeout time.Duration, o sendOptions) {
+	j := &job{done: make(chan struct{}), status: JobStatus{
+		ID: newID(), Kind: kind, State: "running", Total: len(outs), Started: sd.sb.now(), Failures: []Delivery{},
+	}}
+	sd.mu.Lock()
+	sd.jobs[j.status.ID] = j
+	sd.jobOrder = append(sd.jobOrder, j.status.ID)
+	if len(sd.jobOrder) > keptJobs {
+		delete(sd.jobs, sd.jobOrder[0])
+		sd.jobOrder = sd.jobOrder[1:]
+	}
+	sd.mu.Unlock()
+
+	sd.wg.Add(1)
+	go func() {
+		defer sd.wg.Done()
+		defer close(j.done)
+		work := make(chan outbound)
+		var workers sync.WaitGroup
+		for range min(o.Concurrency, max(1, len(outs))) {
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				for out := range work {
+					j.record(sd.deliver(sd.ctx, out, p, o.TimeScale, timeout), o.Details)
+				}
+			}()
+		}
+	feed:
+		for _, out := range outs {
+			select {
+			case work <- out:
+			case <-sd.ctx.Done():
+				break feed
+			}
+		}
+		close(work)
+		workers.Wait()
+		j.mu.Lock()
+		finished := sd.sb.now()
+		j.status.Finished = &finished
+		j.status.State = "done"
+		if sd.ctx.Err() != nil {
+			j.status.State = "stopped"
+		}
+		j.mu.Unlock()
+	}()
+
+	if o.Async {
+		writeJSON(w, http.StatusAccepted, j.snapshot())
+		return
+	}
+	select {
+	case <-j.done:
+		writeJSON(w, http.StatusOK, j.snapshot())
+	case <-r.Context().Done():
+		// The caller went away; the job goes on and can be polled.
+	}
+}
+
+func (sd *senders) getJob(w http.ResponseWriter, r *http.Request) {
+	sd.mu.Lock()
+	j := sd.jobs[r.PathValue("id")]
+	sd.mu.Unlock()
+	if j == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no job %q (the last %d are kept)", r.PathValue("id"), keptJobs))
+		return
+	}
+	writeJSON(w, http.StatusOK, j.snapshot())
+}
+
+// checkTargetURL accepts absolute http(s) URLs. Braze itself only calls
+// ports 80 and 443 (braze.md §4); the sandbox allows any port, because the
+// engine under test listens on loopback ports.
+func checkTargetURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http:// or https:// URL", raw)
+	}
+	return nil
+}
+
+// headerFrom copies user-given headers, refusing line breaks.
+func headerFrom(h map[string]string) (http.Header, error) {
+	out := http.Header{}
+	for k, v := range h {
+		if k == "" || strings.ContainsAny(k, "\r\n: ") || strings.ContainsAny(v, "\r\n") {
+			return nil, fmt.Errorf("header %q: names cannot be empty or hold spaces or colons, and values cannot hold line breaks", k)
+		}
+		out.Set(k, v)
+	}
+	return out, nil
+}
+
+// inferContentType mirrors Braze's API-defined webhooks, which get a
+// Content-Type inferred from the body when none is given
+// (braze.md §4): JSON when it parses, plain text otherwise (A).
+func inferContentType(body []byte) string {
+	if json.Valid(body) {
+		return "application/json"
+	}
+	return "text/plain; charset=utf-8"
+}
