@@ -1,0 +1,182 @@
+package inbox
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// DeadLetter is an event the engine gave up on, with everything needed to
+// understand why and to send it again: the event, the request as rendered
+// (secrets masked), the last response, and the pipeline version.
+type DeadLetter struct {
+	ID       uint64          `json:"id"`
+	Pipeline string          `json:"pipeline"`
+	Version  string          `json:"version"`
+	EventID  string          `json:"event_id,omitempty"`
+	Event    json.RawMessage `json:"event"`
+	Request  *SentRequest    `json:"request,omitempty"`
+	Response *GotResponse    `json:"response,omitempty"`
+	// Reason is a short category (rejected, attempts_exhausted,
+	// template, lookup, csv_row ...); Error says it in words.
+	Reason   string    `json:"reason"`
+	Error    string    `json:"error"`
+	Attempts int       `json:"attempts"`
+	Received time.Time `json:"received"`
+	At       time.Time `json:"at"`
+}
+
+// SentRequest is a request as it went out, secrets already masked.
+type SentRequest struct {
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    string            `json:"body,omitempty"`
+}
+
+// GotResponse is the last answer, shortened.
+type GotResponse struct {
+	Status  int    `json:"status"`
+	Excerpt string `json:"excerpt"`
+}
+
+// ErrNoSuchDeadLetter is returned for an unknown dead-letter id.
+var ErrNoSuchDeadLetter = errors.New("no such dead letter")
+
+// DeadLetter moves a queued event (seq) to the dead letters in one
+// transaction, so it is never in both places nor in neither. A dl built
+// for an event that never was queued (a broken CSV row) passes seq 0.
+func (s *Store) DeadLetter(pipeline string, seq uint64, dl DeadLetter) (uint64, error) {
+	removed := 0
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		removed = 0
+		dead := tx.Bucket(deadBucket)
+		id, err := dead.NextSequence()
+		if err != nil {
+			return err
+		}
+		dl.ID, dl.Pipeline = id, pipeline
+		if dl.At.IsZero() {
+			dl.At = s.now()
+		}
+		raw, err := json.Marshal(dl)
+		if err != nil {
+			return err
+		}
+		if err := dead.Put(seqKey(id), raw); err != nil {
+			return err
+		}
+		if seq == 0 {
+			return nil
+		}
+		if q := tx.Bucket(queueBucket(pipeline)); q != nil && q.Get(seqKey(seq)) != nil {
+			removed = 1
+			return q.Delete(seqKey(seq))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storing a dead letter: %w", err)
+	}
+	s.mu.Lock()
+	s.depth[pipeline] -= removed
+	s.mu.Unlock()
+	return dl.ID, nil
+}
+
+// DeadFilter selects dead letters; zero fields match everything.
+type DeadFilter struct {
+	Pipeline string
+	Reason   string
+	Since    time.Time
+	Limit    int
+}
+
+func (f DeadFilter) matches(dl *DeadLetter) bool {
+	return (f.Pipeline == "" || dl.Pipeline == f.Pipeline) &&
+		(f.Reason == "" || dl.Reason == f.Reason) &&
+		(f.Since.IsZero() || !dl.At.Before(f.Since))
+}
+
+// DeadLetters lists dead letters, oldest first.
+func (s *Store) DeadLetters(f DeadFilter) ([]DeadLetter, error) {
+	var out []DeadLetter
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(deadBucket).ForEach(func(k, v []byte) error {
+			var dl DeadLetter
+			if err := json.Unmarshal(v, &dl); err != nil {
+				return fmt.Errorf("dead letter %d is damaged: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if f.matches(&dl) && (f.Limit <= 0 || len(out) < f.Limit) {
+				out = append(out, dl)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// GetDeadLetter returns one dead letter.
+func (s *Store) GetDeadLetter(id uint64) (DeadLetter, error) {
+	var dl DeadLetter
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(deadBucket).Get(seqKey(id))
+		if v == nil {
+			return ErrNoSuchDeadLetter
+		}
+		return json.Unmarshal(v, &dl)
+	})
+	return dl, err
+}
+
+// DropDeadLetter deletes one dead letter for good.
+func (s *Store) DropDeadLetter(id uint64) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(deadBucket)
+		if b.Get(seqKey(id)) == nil {
+			return ErrNoSuchDeadLetter
+		}
+		return b.Delete(seqKey(id))
+	})
+}
+
+// Requeue puts a dead letter's event back into its pipeline's queue with
+// no attempts counted, and removes the dead letter, in one transaction.
+// The dedupe window does not apply: asking for a replay is deliberate.
+func (s *Store) Requeue(id uint64) (pipeline string, seq uint64, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		dead := tx.Bucket(deadBucket)
+		v := dead.Get(seqKey(id))
+		if v == nil {
+			return ErrNoSuchDeadLetter
+		}
+		var dl DeadLetter
+		if err := json.Unmarshal(v, &dl); err != nil {
+			return err
+		}
+		q, err := tx.CreateBucketIfNotExists(queueBucket(dl.Pipeline))
+		if err != nil {
+			return err
+		}
+		if seq, err = q.NextSequence(); err != nil {
+			return err
+		}
+		rec := Record{ID: dl.EventID, Received: s.now(), Payload: dl.Event}
+		if err := q.Put(seqKey(seq), rec.encode()); err != nil {
+			return err
+		}
+		pipeline = dl.Pipeline
+		return dead.Delete(seqKey(id))
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	s.mu.Lock()
+	s.depth[pipeline]++
+	s.mu.Unlock()
+	return pipeline, seq, nil
+}

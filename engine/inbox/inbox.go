@@ -1,0 +1,417 @@
+// Package inbox is the engine's durable queue: every accepted event is on
+// disk before its sender hears 2xx, and stays there until it is delivered
+// or dead-lettered (DESIGN §2). It is a bbolt file in the data folder.
+//
+// Its contract is narrow on purpose (append with a dedupe id, pending,
+// ack, retry-at, dead-letter, depth) so that a NATS JetStream work queue
+// can stand in for it without changing the workers.
+package inbox
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// DefaultDedupeWindow is how long an event id is remembered after the
+// event arrived. Braze retries a webhook for up to 24 hours when the
+// endpoint is unreachable (braze.md §4), so a repeat inside a day is a
+// retry, not a new event.
+const DefaultDedupeWindow = 24 * time.Hour
+
+var (
+	deadBucket        = []byte("dead")
+	checkpointsBucket = []byte("checkpoints")
+)
+
+func queueBucket(pipeline string) []byte { return []byte("queue/" + pipeline) }
+func seenBucket(pipeline string) []byte  { return []byte("seen/" + pipeline) }
+
+// Options tunes a Store.
+type Options struct {
+	// DedupeWindow: how long ids are remembered (DefaultDedupeWindow when 0).
+	DedupeWindow time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// NoSync skips fsync. Only for tests and benchmarks that measure
+	// something else: an acknowledged event may then be lost in a crash.
+	NoSync bool
+}
+
+// Store is the inbox, the dead letters and the CSV checkpoints in one
+// bbolt file.
+type Store struct {
+	db     *bolt.DB
+	path   string
+	window time.Duration
+	now    func() time.Time
+
+	mu    sync.Mutex
+	depth map[string]int
+}
+
+// Open opens (or creates) the inbox in dir. Only one process may hold it:
+// a second engine on the same data folder waits a few seconds, then fails.
+func Open(dir string, opts Options) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data folder %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "inbox.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 3 * time.Second, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("data folder %s is in use by another engine (its inbox.db is locked); give each engine its own --data", dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening the inbox %s: %w", path, err)
+	}
+	// Many webhook handlers append at once; bbolt's Batch coalesces them
+	// into one transaction and one fsync. A short delay gathers more of
+	// them without adding much latency.
+	db.MaxBatchSize = 2000
+	db.MaxBatchDelay = 2 * time.Millisecond
+	s := &Store{db: db, path: path, window: opts.DedupeWindow, now: opts.Now, depth: map[string]int{}}
+	if s.window == 0 {
+		s.window = DefaultDedupeWindow
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{deadBucket, checkpointsBucket} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			if p, ok := cutPrefix(name, "queue/"); ok {
+				s.depth[p] = b.Stats().KeyN
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("reading the inbox %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func cutPrefix(b []byte, prefix string) (string, bool) {
+	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
+		return "", false
+	}
+	return string(b[len(prefix):]), true
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path is the inbox file.
+func (s *Store) Path() string { return s.path }
+
+// Record is one queued event.
+type Record struct {
+	Seq      uint64
+	ID       string // the dedupe id ("" when the event has none)
+	Received time.Time
+	Attempts int       // delivery attempts made so far
+	NotAfter time.Time // zero, or the earliest time of the next attempt
+	Payload  []byte    // the event, as the engine encoded it
+}
+
+// encode: attempts, received, next attempt (unix nanos), id, payload.
+func (r *Record) encode() []byte {
+	b := make([]byte, 0, 3*binary.MaxVarintLen64+len(r.ID)+len(r.Payload)+binary.MaxVarintLen32)
+	b = binary.AppendUvarint(b, uint64(r.Attempts))
+	b = binary.AppendVarint(b, r.Received.UnixNano())
+	b = binary.AppendVarint(b, unixNano(r.NotAfter))
+	b = binary.AppendUvarint(b, uint64(len(r.ID)))
+	b = append(b, r.ID...)
+	return append(b, r.Payload...)
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func decodeRecord(seq uint64, b []byte) (Record, error) {
+	r := Record{Seq: seq}
+	attempts, n := binary.Uvarint(b)
+	if n <= 0 {
+		return r, errCorrupt
+	}
+	b = b[n:]
+	received, n := binary.Varint(b)
+	if n <= 0 {
+		return r, errCorrupt
+	}
+	b = b[n:]
+	next, n := binary.Varint(b)
+	if n <= 0 {
+		return r, errCorrupt
+	}
+	b = b[n:]
+	idLen, n := binary.Uvarint(b)
+	if n <= 0 || uint64(len(b)-n) < idLen {
+		return r, errCorrupt
+	}
+	b = b[n:]
+	r.Attempts = int(attempts)
+	r.Received = time.Unix(0, received)
+	if next != 0 {
+		r.NotAfter = time.Unix(0, next)
+	}
+	r.ID = string(b[:idLen])
+	r.Payload = append([]byte(nil), b[idLen:]...)
+	return r, nil
+}
+
+var errCorrupt = errors.New("a queued record is damaged")
+
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+// NewEvent is an event to append.
+type NewEvent struct {
+	ID      string // dedupe id; "" for none
+	Payload []byte
+}
+
+// Appended says what became of one appended event.
+type Appended struct {
+	Seq       uint64
+	Duplicate bool // the id was seen inside the dedupe window; nothing was stored
+}
+
+// Append stores events for pipeline durably and returns when they are on
+// disk. Concurrent calls share one transaction and one fsync (group
+// commit). An event whose id was seen inside the dedupe window is not
+// stored again.
+func (s *Store) Append(pipeline string, events ...NewEvent) ([]Appended, error) {
+	now := s.now()
+	var out []Appended
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		// Batch may run this more than once; only the last run counts.
+		out = make([]Appended, len(events))
+		q, err := tx.CreateBucketIfNotExists(queueBucket(pipeline))
+		if err != nil {
+			return err
+		}
+		seen, err := tx.CreateBucketIfNotExists(seenBucket(pipeline))
+		if err != nil {
+			return err
+		}
+		for i, ev := range events {
+			if ev.ID != "" {
+				if v := seen.Get([]byte(ev.ID)); len(v) == 16 && now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(v)))) < s.window {
+					out[i] = Appended{Seq: binary.BigEndian.Uint64(v[8:]), Duplicate: true}
+					continue
+				}
+			}
+			seq, err := q.NextSequence()
+			if err != nil {
+				return err
+			}
+			rec := Record{ID: ev.ID, Received: now, Payload: ev.Payload}
+			if err := q.Put(seqKey(seq), rec.encode()); err != nil {
+				return err
+			}
+			if ev.ID != "" {
+				var v [16]byte
+				binary.BigEndian.PutUint64(v[:8], uint64(now.UnixNano()))
+				binary.BigEndian.PutUint64(v[8:], seq)
+				if err := seen.Put([]byte(ev.ID), v[:]); err != nil {
+					return err
+				}
+			}
+			out[i] = Appended{Seq: seq}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storing the event in the inbox: %w", err)
+	}
+	added := 0
+	for _, a := range out {
+		if !a.Duplicate {
+			added++
+		}
+	}
+	s.mu.Lock()
+	s.depth[pipeline] += added
+	s.mu.Unlock()
+	return out, nil
+}
+
+// Pending returns every queued event of pipeline in arrival order: what a
+// restarted engine must still deliver.
+func (s *Store) Pending(pipeline string) ([]Record, error) {
+	var out []Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		q := tx.Bucket(queueBucket(pipeline))
+		if q == nil {
+			return nil
+		}
+		return q.ForEach(func(k, v []byte) error {
+			r, err := decodeRecord(binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the inbox of %s: %w", pipeline, err)
+	}
+	return out, nil
+}
+
+// Pipelines lists the pipelines that have events queued.
+func (s *Store) Pipelines() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.depth))
+	for p, n := range s.depth {
+		if n > 0 {
+			out[p] = n
+		}
+	}
+	return out
+}
+
+// Depth is how many events of pipeline are queued.
+func (s *Store) Depth(pipeline string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.depth[pipeline]
+}
+
+// Ack removes delivered events.
+func (s *Store) Ack(pipeline string, seqs ...uint64) error {
+	removed := 0
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		removed = 0
+		q := tx.Bucket(queueBucket(pipeline))
+		if q == nil {
+			return nil
+		}
+		for _, seq := range seqs {
+			k := seqKey(seq)
+			if q.Get(k) == nil {
+				continue
+			}
+			if err := q.Delete(k); err != nil {
+				return err
+			}
+			removed++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("removing delivered events from the inbox: %w", err)
+	}
+	s.mu.Lock()
+	s.depth[pipeline] -= removed
+	s.mu.Unlock()
+	return nil
+}
+
+// Retry records an attempt that failed and when the next may be made, so
+// a restarted engine keeps counting and does not retry early.
+func (s *Store) Retry(pipeline string, seq uint64, attempts int, next time.Time) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		q := tx.Bucket(queueBucket(pipeline))
+		if q == nil {
+			return nil
+		}
+		v := q.Get(seqKey(seq))
+		if v == nil {
+			return nil
+		}
+		r, err := decodeRecord(seq, v)
+		if err != nil {
+			return err
+		}
+		r.Attempts, r.NotAfter = attempts, next
+		return q.Put(seqKey(seq), r.encode())
+	})
+	if err != nil {
+		return fmt.Errorf("recording a retry in the inbox: %w", err)
+	}
+	return nil
+}
+
+// PruneSeen forgets ids older than the dedupe window; it returns how many.
+func (s *Store) PruneSeen() (int, error) {
+	cutoff := s.now().Add(-s.window).UnixNano()
+	pruned := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			if _, ok := cutPrefix(name, "seen/"); !ok {
+				return nil
+			}
+			c := b.Cursor()
+			for k, v := c.First(); k != nil; {
+				if len(v) == 16 && int64(binary.BigEndian.Uint64(v)) < cutoff {
+					if err := c.Delete(); err != nil {
+						return err
+					}
+					pruned++
+					k, v = c.Seek(k) // Delete moves the cursor; re-seek from the deleted key
+					continue
+				}
+				k, v = c.Next()
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return pruned, fmt.Errorf("pruning old event ids: %w", err)
+	}
+	return pruned, nil
+}
+
+// Checkpoint returns the value stored under key (CSV files: how far an
+// import got).
+func (s *Store) Checkpoint(key string, into any) (bool, error) {
+	var raw []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(checkpointsBucket).Get([]byte(key)); v != nil {
+			raw = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	if err != nil || raw == nil {
+		return false, err
+	}
+	return true, json.Unmarshal(raw, into)
+}
+
+// SetCheckpoint stores v under key; nil deletes it.
+func (s *Store) SetCheckpoint(key string, v any) error {
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(checkpointsBucket)
+		if v == nil {
+			return b.Delete([]byte(key))
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(key), raw)
+	})
+}

@@ -1,0 +1,242 @@
+package inbox
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func open(t testing.TB, dir string, c *clock) *Store {
+	t.Helper()
+	s, err := Open(dir, Options{Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestAppendPendingAckSurviveReopen(t *testing.T) {
+	dir, c := t.TempDir(), &clock{t: t0}
+	s := open(t, dir, c)
+	got, err := s.Append("f1", NewEvent{ID: "a", Payload: []byte(`{"n":1}`)}, NewEvent{Payload: []byte(`{"n":2}`)}, NewEvent{ID: "c", Payload: []byte(`{"n":3}`)})
+	if err != nil || len(got) != 3 || got[0].Seq != 1 || got[2].Seq != 3 {
+		t.Fatalf("append: %+v %v", got, err)
+	}
+	if err := s.Ack("f1", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Retry("f1", 3, 2, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Depth("f1") != 2 {
+		t.Fatalf("depth %d", s.Depth("f1"))
+	}
+	s.Close()
+
+	s = open(t, dir, c)
+	defer s.Close()
+	if s.Depth("f1") != 2 || s.Pipelines()["f1"] != 2 {
+		t.Fatalf("depth after reopen %d", s.Depth("f1"))
+	}
+	recs, err := s.Pending("f1")
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("pending %+v %v", recs, err)
+	}
+	if recs[0].ID != "a" || string(recs[0].Payload) != `{"n":1}` || !recs[0].Received.Equal(t0) || recs[0].Attempts != 0 {
+		t.Fatalf("first %+v", recs[0])
+	}
+	if recs[1].Seq != 3 || recs[1].Attempts != 2 || !recs[1].NotAfter.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("retried record %+v: attempts and next time must survive a restart", recs[1])
+	}
+	// Sequence numbers keep growing after a restart.
+	more, _ := s.Append("f1", NewEvent{Payload: []byte("x")})
+	if more[0].Seq != 4 {
+		t.Fatalf("seq after reopen %d", more[0].Seq)
+	}
+	if recs, _ := s.Pending("other"); len(recs) != 0 {
+		t.Fatal("an unknown pipeline has events")
+	}
+}
+
+func TestDedupeWindow(t *testing.T) {
+	c := &clock{t: t0}
+	s := open(t, t.TempDir(), c)
+	defer s.Close()
+	first, _ := s.Append("f4", NewEvent{ID: "evt-1", Payload: []byte("1")})
+	again, _ := s.Append("f4", NewEvent{ID: "evt-1", Payload: []byte("1 again")})
+	if !again[0].Duplicate || again[0].Seq != first[0].Seq || s.Depth("f4") != 1 {
+		t.Fatalf("a repeat inside the window was stored: %+v depth %d", again, s.Depth("f4"))
+	}
+	// Dedupe holds after delivery too: a Braze retry of a delivered event
+	// must not be sent twice.
+	s.Ack("f4", first[0].Seq)
+	if again, _ = s.Append("f4", NewEvent{ID: "evt-1", Payload: []byte("1")}); !again[0].Duplicate {
+		t.Fatal("a repeat of a delivered event was stored")
+	}
+	// Ids are per pipeline.
+	if other, _ := s.Append("f1", NewEvent{ID: "evt-1", Payload: []byte("1")}); other[0].Duplicate {
+		t.Fatal("an id of another pipeline counted as a repeat")
+	}
+	c.advance(DefaultDedupeWindow + time.Second)
+	if later, _ := s.Append("f4", NewEvent{ID: "evt-1", Payload: []byte("1")}); later[0].Duplicate {
+		t.Fatal("an id older than the window still counts as a repeat")
+	}
+	n, err := s.PruneSeen()
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d (%v), want the f1 id only", n, err)
+	}
+}
+
+func TestDeadLetters(t *testing.T) {
+	c := &clock{t: t0}
+	s := open(t, t.TempDir(), c)
+	defer s.Close()
+	got, _ := s.Append("f4", NewEvent{ID: "e1", Payload: []byte(`{"a":1}`)}, NewEvent{ID: "e2", Payload: []byte(`{"a":2}`)})
+	id, err := s.DeadLetter("f4", got[0].Seq, DeadLetter{Version: "v1", EventID: "e1", Event: []byte(`{"a":1}`), Reason: "rejected", Error: "braze answered HTTP 400",
+		Response: &GotResponse{Status: 400, Excerpt: `{"message":"Invalid Campaign ID"}`}, Attempts: 1})
+	if err != nil || id != 1 {
+		t.Fatal(id, err)
+	}
+	c.advance(time.Hour)
+	s.DeadLetter("f1", 0, DeadLetter{Reason: "csv_row", Error: "row 3: wrong number of fields"})
+	if s.Depth("f4") != 1 {
+		t.Fatalf("depth %d: a dead-lettered event must leave the queue", s.Depth("f4"))
+	}
+	all, _ := s.DeadLetters(DeadFilter{})
+	if len(all) != 2 || all[0].Pipeline != "f4" || !all[0].At.Equal(t0) || all[0].Response.Status != 400 {
+		t.Fatalf("dead letters %+v", all)
+	}
+	for _, tt := range []struct {
+		f    DeadFilter
+		want int
+	}{
+		{DeadFilter{Pipeline: "f1"}, 1},
+		{DeadFilter{Reason: "rejected"}, 1},
+		{DeadFilter{Since: t0.Add(time.Minute)}, 1},
+		{DeadFilter{Limit: 1}, 1},
+		{DeadFilter{Pipeline: "f9"}, 0},
+	} {
+		if got, _ := s.DeadLetters(tt.f); len(got) != tt.want {
+			t.Errorf("%+v: %d dead letters, want %d", tt.f, len(got), tt.want)
+		}
+	}
+	pipeline, seq, err := s.Requeue(1)
+	if err != nil || pipeline != "f4" || seq != 3 {
+		t.Fatalf("requeue: %s %d %v", pipeline, seq, err)
+	}
+	recs, _ := s.Pending("f4")
+	if len(recs) != 2 || recs[1].ID != "e1" || string(recs[1].Payload) != `{"a":1}` || recs[1].Attempts != 0 {
+		t.Fatalf("requeued %+v", recs)
+	}
+	if _, err := s.GetDeadLetter(1); !errors.Is(err, ErrNoSuchDeadLetter) {
+		t.Fatal("a requeued dead letter is still there")
+	}
+	if err := s.DropDeadLetter(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DropDeadLetter(2); !errors.Is(err, ErrNoSuchDeadLetter) {
+		t.Fatal("dropping twice")
+	}
+}
+
+func TestCheckpoints(t *testing.T) {
+	s := open(t, t.TempDir(), &clock{t: t0})
+	defer s.Close()
+	type progress struct{ Row int }
+	var p progress
+	if ok, err := s.Checkpoint("csv:x", &p); ok || err != nil {
+		t.Fatal("a missing checkpoint was found")
+	}
+	s.SetCheckpoint("csv:x", progress{41})
+	if ok, _ := s.Checkpoint("csv:x", &p); !ok || p.Row != 41 {
+		t.Fatalf("checkpoint %+v", p)
+	}
+	s.SetCheckpoint("csv:x", nil)
+	if ok, _ := s.Checkpoint("csv:x", &p); ok {
+		t.Fatal("a deleted checkpoint was found")
+	}
+}
+
+func TestOneEnginePerDataFolder(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, &clock{t: t0})
+	defer s.Close()
+	_, err := Open(dir, Options{})
+	if err == nil || !strings.Contains(err.Error(), "in use by another engine") {
+		t.Fatalf("second open: %v", err)
+	}
+}
+
+func TestDamagedRecord(t *testing.T) {
+	for _, b := range [][]byte{nil, {0x80}, {1, 2}, {1, 2, 2, 9, 'a'}} {
+		if _, err := decodeRecord(1, b); err == nil {
+			t.Errorf("%v decoded", b)
+		}
+	}
+}
+
+// Concurrent appends all land, in one or a few transactions each.
+func TestConcurrentAppends(t *testing.T) {
+	s := open(t, t.TempDir(), &clock{t: t0})
+	defer s.Close()
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				if _, err := s.Append("f1", NewEvent{ID: fmt.Sprintf("%d-%d", g, i), Payload: []byte("x")}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	recs, _ := s.Pending("f1")
+	if len(recs) != 800 || s.Depth("f1") != 800 {
+		t.Fatalf("%d stored, depth %d, want 800", len(recs), s.Depth("f1"))
+	}
+}
+
+// BenchmarkAppendParallel measures durable appends (with fsync) from many
+// goroutines, as webhook handlers make them.
+func BenchmarkAppendParallel(b *testing.B) {
+	s, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	payload := []byte(`{"tags":["braze_test","spring_promo"],"ttl":2592000}`)
+	b.SetParallelism(32)
+	var n int64
+	var mu sync.Mutex
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			mu.Lock()
+			n++
+			id := fmt.Sprint(n)
+			mu.Unlock()
+			if _, err := s.Append("f1", NewEvent{ID: id, Payload: payload}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
