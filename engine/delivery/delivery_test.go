@@ -1,0 +1,181 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+
+// fakeClock advances only when someone sleeps on it.
+type fakeClock struct {
+	mu     sync.Mutex
+	t      time.Time
+	sleeps []time.Duration
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sleeps = append(c.sleeps, d)
+	c.t = c.t.Add(d)
+	return nil
+}
+
+func TestTokenBucketPacesAPool(t *testing.T) {
+	c := &fakeClock{t: t0}
+	g := NewGovernor(c, map[string]Limit{"trigger": {Rate: 10, Burst: 2}})
+	var waits []time.Duration
+	for range 5 {
+		w, err := g.Wait(context.Background(), "trigger")
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, w)
+	}
+	// Two go at once (the burst), then one every 100 ms.
+	want := []time.Duration{0, 0, 100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}
+	for i := range want {
+		if waits[i] != want[i] {
+			t.Fatalf("waits %v, want %v", waits, want)
+		}
+	}
+	if w, _ := g.Wait(context.Background(), "users_track"); w != 0 {
+		t.Fatal("a pool without a limit waited")
+	}
+	if g.Waited() != 300*time.Millisecond {
+		t.Fatalf("waited %v in all", g.Waited())
+	}
+}
+
+func TestPerWindow(t *testing.T) {
+	l := PerWindow(250000, time.Hour)
+	if l.Rate < 69.4 || l.Rate > 69.5 || l.Burst != 70 {
+		t.Fatalf("250,000/h: %+v", l)
+	}
+	if l := PerWindow(3000, 3*time.Second); l.Rate != 1000 || l.Burst != 1000 {
+		t.Fatalf("3,000/3s: %+v", l)
+	}
+}
+
+// A 429 or Retry-After pauses the whole connection: no request to any pool
+// goes before the time given.
+func TestPauseStopsEveryPool(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		header http.Header
+		pause  time.Duration
+	}{
+		{"Retry-After seconds on 429", 429, http.Header{"Retry-After": {"7"}}, 7 * time.Second},
+		{"Retry-After on 503", 503, http.Header{"Retry-After": {"2"}}, 2 * time.Second},
+		{"Retry-After as a date", 429, http.Header{"Retry-After": {t0.Add(90 * time.Second).Format(http.TimeFormat)}}, 90 * time.Second},
+		{"429 with only x-ratelimit-reset", 429, http.Header{"X-Ratelimit-Reset": {strconv.FormatInt(t0.Add(30*time.Second).Unix(), 10)}}, 30 * time.Second},
+		{"429 with nothing", 429, http.Header{}, time.Second},
+		{"200 pauses nothing", 200, http.Header{}, 0},
+		{"garbage Retry-After", 503, http.Header{"Retry-After": {"soon"}}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &fakeClock{t: t0}
+			g := NewGovernor(c, map[string]Limit{"trigger": {Rate: 1000, Burst: 10}})
+			if got := g.Observe("trigger", tt.status, tt.header); got != tt.pause {
+				t.Fatalf("pause %v, want %v", got, tt.pause)
+			}
+			w, _ := g.Wait(context.Background(), "users_track")
+			if w != tt.pause {
+				t.Fatalf("another pool waited %v, want %v", w, tt.pause)
+			}
+			if tt.pause > 0 && c.Now().Before(t0.Add(tt.pause)) {
+				t.Fatal("a request went before the pause ended")
+			}
+		})
+	}
+}
+
+func TestRemainingZeroBlocksThePoolUntilReset(t *testing.T) {
+	c := &fakeClock{t: t0}
+	g := NewGovernor(c, map[string]Limit{"trigger": {Rate: 1000, Burst: 10}})
+	h := http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(t0.Add(5*time.Second).Unix(), 10)}}
+	g.Observe("trigger", 201, h)
+	if w, _ := g.Wait(context.Background(), "users_track"); w != 0 {
+		t.Fatal("another pool was blocked by trigger's window")
+	}
+	if w, _ := g.Wait(context.Background(), "trigger"); w != 5*time.Second {
+		t.Fatalf("trigger waited %v, want until the reset", w)
+	}
+}
+
+func TestWaitHonoursCancel(t *testing.T) {
+	c := &fakeClock{t: t0}
+	g := NewGovernor(c, nil)
+	g.Observe("x", 429, http.Header{"Retry-After": {"60"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := g.Wait(ctx, "x"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	envelope := errors.New("sessionm answered status error")
+	tests := []struct {
+		status   int
+		err, env error
+		want     Verdict
+	}{
+		{200, nil, nil, Delivered},
+		{201, nil, nil, Delivered},
+		{0, errors.New("connection refused"), nil, Retry},
+		{408, nil, nil, Retry},
+		{429, nil, nil, Retry},
+		{500, nil, nil, Retry},
+		{503, nil, nil, Retry},
+		{400, nil, nil, Reject},
+		{401, nil, nil, Reject},
+		{404, nil, nil, Reject},
+		{422, nil, nil, Reject},
+		{302, nil, nil, Reject},
+		{200, nil, envelope, Reject}, // sessionm.md §1: 200 with status:error
+	}
+	for _, tt := range tests {
+		if got := Classify(tt.status, tt.err, tt.env); got != tt.want {
+			t.Errorf("%d %v %v: %v, want %v", tt.status, tt.err, tt.env, got, tt.want)
+		}
+	}
+}
+
+func TestBackoffFullJitter(t *testing.T) {
+	top := func() float64 { return 0.999999 }
+	initial, maxWait := 500*time.Millisecond, 5*time.Minute
+	for attempt, ceiling := range map[int]time.Duration{1: 500 * time.Millisecond, 2: time.Second, 4: 4 * time.Second, 10: 256 * time.Second, 11: maxWait, 100: maxWait} {
+		got := Backoff(attempt, initial, maxWait, top)
+		if got > ceiling || got < ceiling*99/100 {
+			t.Errorf("attempt %d: %v, want just under %v", attempt, got, ceiling)
+		}
+	}
+	if got := Backoff(3, initial, maxWait, func() float64 { return 0 }); got != 0 {
+		t.Fatalf("jitter at 0: %v", got)
+	}
+	// With the real random source the waits spread over the range.
+	low, high := 0, 0
+	for range 1000 {
+		if Backoff(4, initial, maxWait, nil) < 2*time.Second {
+			low++
+		} else {
+			high++
+		}
+	}
+	if low < 400 || high < 400 {
+		t.Fatalf("waits not spread: %d below half, %d above", low, high)
+	}
+}

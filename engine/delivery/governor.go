@@ -1,0 +1,221 @@
+// Package delivery decides when a request may go and what to do with its
+// answer: a governor per connection (token buckets per rate-limit pool, a
+// pause for the whole connection after a 429 or Retry-After), backoff with
+// full jitter, and the classification of outcomes (DESIGN §2).
+package delivery
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Clock is time as the governor sees it; tests inject one so that waits
+// need no sleeping.
+type Clock interface {
+	Now() time.Time
+	// Sleep waits d or until ctx ends.
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+// RealClock is the wall clock.
+type RealClock struct{}
+
+func (RealClock) Now() time.Time { return time.Now() }
+
+func (RealClock) Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Limit is a token bucket: Rate requests per second on average, up to
+// Burst at once. A zero Rate means no limit.
+type Limit struct {
+	Rate  float64
+	Burst int
+}
+
+// PerWindow turns a documented "N requests per window" into a Limit that
+// never exceeds it: the rate evens the window out, and the burst is kept
+// small so a whole window's worth cannot go at once.
+func PerWindow(n int, window time.Duration) Limit {
+	rate := float64(n) / window.Seconds()
+	return Limit{Rate: rate, Burst: max(1, min(n, int(math.Ceil(rate))))}
+}
+
+// Governor paces one connection. Each endpoint names a pool (Braze's
+// trigger endpoints share one, /users/track has its own); a pause applies
+// to every pool of the connection, because a 429 or Retry-After from the
+// peer speaks for the whole account (DESIGN §2).
+type Governor struct {
+	clock Clock
+
+	mu          sync.Mutex
+	pools       map[string]*bucket
+	pausedUntil time.Time
+	waited      time.Duration // total time requests spent waiting, for metrics
+}
+
+type bucket struct {
+	limit  Limit
+	tokens float64
+	last   time.Time
+	// blockedUntil: the peer said this pool's window is spent
+	// (x-ratelimit-remaining 0) until then.
+	blockedUntil time.Time
+}
+
+// NewGovernor returns a governor with the given pools; a pool not listed
+// has no limit of its own (but still honours pauses).
+func NewGovernor(clock Clock, limits map[string]Limit) *Governor {
+	if clock == nil {
+		clock = RealClock{}
+	}
+	g := &Governor{clock: clock, pools: map[string]*bucket{}}
+	now := clock.Now()
+	for name, l := range limits {
+		if l.Rate > 0 {
+			g.pools[name] = &bucket{limit: l, tokens: float64(max(1, l.Burst)), last: now}
+		}
+	}
+	return g
+}
+
+// Wait blocks until a request to pool may go. It returns how long it
+// waited, or ctx's error.
+func (g *Governor) Wait(ctx context.Context, pool string) (time.Duration, error) {
+	var total time.Duration
+	for {
+		d := g.reserve(pool)
+		if d <= 0 {
+			if total > 0 {
+				g.mu.Lock()
+				g.waited += total
+				g.mu.Unlock()
+			}
+			return total, nil
+		}
+		if err := g.clock.Sleep(ctx, d); err != nil {
+			return total, err
+		}
+		total += d
+	}
+}
+
+// reserve takes a token and returns 0, or returns how long to wait before
+// asking again.
+func (g *Governor) reserve(pool string) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.clock.Now()
+	if now.Before(g.pausedUntil) {
+		return g.pausedUntil.Sub(now)
+	}
+	b := g.pools[pool]
+	if b == nil {
+		return 0
+	}
+	if now.Before(b.blockedUntil) {
+		return b.blockedUntil.Sub(now)
+	}
+	burst := float64(max(1, b.limit.Burst))
+	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*b.limit.Rate)
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0
+	}
+	return time.Duration((1 - b.tokens) / b.limit.Rate * float64(time.Second))
+}
+
+// Observe feeds an answer back. A Retry-After (on any status) or a 429
+// pauses the whole connection until the time given; x-ratelimit-remaining
+// of 0 blocks the pool until x-ratelimit-reset (braze.md §1). It returns
+// the pause it set, if any.
+func (g *Governor) Observe(pool string, status int, h http.Header) time.Duration {
+	now := g.clock.Now()
+	pause := RetryAfter(h.Get("Retry-After"), now)
+	if pause == 0 && status == http.StatusTooManyRequests {
+		// A 429 without Retry-After: wait for the window's reset if the
+		// peer gave one, else a second (A: nothing better is documented).
+		if reset := rateLimitReset(h, now); reset > 0 {
+			pause = reset
+		} else {
+			pause = time.Second
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if pause > 0 {
+		if until := now.Add(pause); until.After(g.pausedUntil) {
+			g.pausedUntil = until
+		}
+		return pause
+	}
+	if b := g.pools[pool]; b != nil && h.Get("X-Ratelimit-Remaining") == "0" {
+		if reset := rateLimitReset(h, now); reset > 0 {
+			b.blockedUntil = now.Add(reset)
+		}
+	}
+	return 0
+}
+
+// PausedUntil is the end of the connection's current pause (zero or past
+// when none).
+func (g *Governor) PausedUntil() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pausedUntil
+}
+
+// Waited is the total time requests have waited for this connection.
+func (g *Governor) Waited() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.waited
+}
+
+// RetryAfter reads a Retry-After header: seconds or an HTTP date. Anything
+// else, or a time already past, gives 0.
+func RetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if secs <= 0 || secs > 86400 {
+			return 0
+		}
+		return time.Duration(secs * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// rateLimitReset reads x-ratelimit-reset (UTC epoch seconds, braze.md §1)
+// as a duration from now.
+func rateLimitReset(h http.Header, now time.Time) time.Duration {
+	secs, err := strconv.ParseInt(strings.TrimSpace(h.Get("X-Ratelimit-Reset")), 10, 64)
+	if err != nil {
+		return 0
+	}
+	if d := time.Unix(secs, 0).Sub(now); d > 0 && d <= 24*time.Hour {
+		return d
+	}
+	return 0
+}
