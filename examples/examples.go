@@ -9,3 +9,9 @@ import "embed"
 //
 //go:embed sandbox/*.yaml
 var Sandbox embed.FS
+
+// SandboxEnv is sandbox.env: what `engine run --sandbox` falls back to
+// for settings nobody set, so the demo needs no flags.
+//
+//go:embed sandbox.env
+var SandboxEnv []byte

@@ -62,8 +62,11 @@ type Options struct {
 	JournalSize int
 	// RandSeed makes fault ratios repeatable; 0 picks a random seed.
 	RandSeed uint64
-	SessionM sessionmemu.Options
-	Braze    brazeemu.Options
+	// GeneratedUsers, when above 0, replaces both seeds' generated_users:
+	// that many synthetic users (load-000000, ...) in SessionM and Braze.
+	GeneratedUsers int
+	SessionM       sessionmemu.Options
+	Braze          brazeemu.Options
 	// Client sends the senders' requests; nil means a client that, like
 	// Braze, follows no redirects.
 	Client *http.Client
@@ -105,6 +108,10 @@ func New(opts Options) (*Sandbox, error) {
 	smSeed, brSeed, err := loadSeeds(opts.SeedDir)
 	if err != nil {
 		return nil, err
+	}
+	if opts.GeneratedUsers > 0 {
+		smSeed.Settings.GeneratedUsers = opts.GeneratedUsers
+		brSeed.Settings.GeneratedUsers = opts.GeneratedUsers
 	}
 	sm, err := sessionmemu.New(smSeed, opts.SessionM)
 	if err != nil {

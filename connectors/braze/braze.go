@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/loyalty-connector/engine/engine/spec"
 )
@@ -36,6 +37,7 @@ var REST = &spec.ConnectionType{
 			ContentType: "application/json",
 			Body:        triggerBody("campaign_id", "trigger_properties"),
 			MaxBatch:    MaxRecipients,
+			RatePool:    "messaging",
 		},
 		{
 			Name:        "canvas_trigger",
@@ -45,6 +47,7 @@ var REST = &spec.ConnectionType{
 			ContentType: "application/json",
 			Body:        triggerBody("canvas_id", "context", "canvas_entry_properties"),
 			MaxBatch:    MaxRecipients,
+			RatePool:    "messaging",
 		},
 		{
 			Name:        "users_track",
@@ -58,7 +61,14 @@ var REST = &spec.ConnectionType{
 				"purchases":  spec.Array(spec.OpenObject(), 0, MaxTrackObjects),
 			}),
 			MaxBatch: MaxTrackObjects,
+			RatePool: "users_track",
 		},
+	},
+	// braze.md §1: the send endpoints share 250,000 requests an hour per
+	// workspace; /users/track allows 3,000 per 3 seconds.
+	RateLimits: map[string]spec.RateLimit{
+		"messaging":   {Requests: 250_000, Window: time.Hour},
+		"users_track": {Requests: 3_000, Window: 3 * time.Second},
 	},
 	Authorize: func(c *spec.Connection) (spec.Auth, error) {
 		return spec.Auth{Header: "Authorization", Scheme: "Bearer", Credential: c.Fields["api_key"]}, nil

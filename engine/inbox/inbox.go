@@ -280,6 +280,32 @@ func (s *Store) Pending(pipeline string) ([]Record, error) {
 	return out, nil
 }
 
+// ReadAfter returns up to max queued events of pipeline whose seq is above
+// after, in order: the engine feeds its workers from the disk a window at
+// a time, so memory stays flat however deep the inbox grows.
+func (s *Store) ReadAfter(pipeline string, after uint64, max int) ([]Record, error) {
+	var out []Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		q := tx.Bucket(queueBucket(pipeline))
+		if q == nil {
+			return nil
+		}
+		c := q.Cursor()
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
+			r, err := decodeRecord(binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the inbox of %s: %w", pipeline, err)
+	}
+	return out, nil
+}
+
 // Pipelines lists the pipelines that have events queued.
 func (s *Store) Pipelines() map[string]int {
 	s.mu.Lock()

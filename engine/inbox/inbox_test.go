@@ -65,6 +65,13 @@ func TestAppendPendingAckSurviveReopen(t *testing.T) {
 	if recs[1].Seq != 3 || recs[1].Attempts != 2 || !recs[1].NotAfter.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("retried record %+v: attempts and next time must survive a restart", recs[1])
 	}
+	window, err := s.ReadAfter("f1", 1, 10)
+	if err != nil || len(window) != 1 || window[0].Seq != 3 {
+		t.Fatalf("read after 1: %+v %v", window, err)
+	}
+	if window, _ := s.ReadAfter("f1", 0, 1); len(window) != 1 || window[0].Seq != 1 {
+		t.Fatalf("read after 0, max 1: %+v", window)
+	}
 	// Sequence numbers keep growing after a restart.
 	more, _ := s.Append("f1", NewEvent{Payload: []byte("x")})
 	if more[0].Seq != 4 {

@@ -207,6 +207,11 @@ func ReadEnvFile(path string) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("env file: %w", err)
 	}
+	return ParseEnv(path, data)
+}
+
+// ParseEnv reads NAME=value lines; name is used in error messages.
+func ParseEnv(path string, data []byte) (map[string]string, error) {
 	out := map[string]string{}
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)

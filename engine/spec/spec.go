@@ -44,6 +44,15 @@ type ConnectionType struct {
 	// (SessionM: 200 with "status":"error"; Braze: a non-2xx with
 	// "message"); nil means the response is a success.
 	ResponseError func(status int, body []byte) error
+	// RateLimits are the peer's documented limits per pool; endpoints name
+	// their pool. Connections of this type are paced to stay under them.
+	RateLimits map[string]RateLimit
+}
+
+// RateLimit is "Requests per Window", as APIs document their limits.
+type RateLimit struct {
+	Requests int
+	Window   time.Duration
 }
 
 // Field returns the field called name.
@@ -93,6 +102,9 @@ type Endpoint struct {
 	// MaxBatch is how many items one request may carry (Braze
 	// recipients); 0 when the endpoint does not batch.
 	MaxBatch int
+	// RatePool names the connection type's RateLimits entry this endpoint
+	// counts against; "" for none.
+	RatePool string
 }
 
 // Placeholders lists the {names} in a path, in order.
