@@ -80,7 +80,7 @@ failure.`, stderr)
 	}
 	ctx := context.Background()
 	if *inSandbox {
-		settings, stop, err := inProcessSandbox(ctx)
+		_, settings, stop, err := inProcessSandbox(ctx)
 		if err != nil {
 			fmt.Fprintf(stderr, "engine dry-run: %v\n", err)
 			return exitProblem

@@ -78,6 +78,9 @@ type configFlags struct {
 	// overrides win over the environment and the env files: the settings
 	// of an in-process sandbox.
 	overrides map[string]string
+	// fallback fills in what nothing else sets (run --sandbox: the
+	// built-in examples/sandbox.env).
+	fallback map[string]string
 }
 
 func (c *configFlags) register(fs *flag.FlagSet) {
@@ -95,6 +98,9 @@ func (c *configFlags) loader() (*engine.Loader, *secrets.Masker, error) {
 			return nil, nil, err
 		}
 		files = append(files, vars)
+	}
+	if c.fallback != nil {
+		files = append(files, c.fallback)
 	}
 	masker := &secrets.Masker{}
 	lookup := secrets.LookupChain(files...)

@@ -19,6 +19,7 @@ var commands []command
 
 func init() {
 	commands = []command{
+		{"run", "run pipelines: serve their webhooks, deliver with retries, batching, dead letters", runRun},
 		{"validate", "check pipeline files and report every problem", runValidate},
 		{"dry-run", "show what a pipeline would send for an event or CSV rows, sending nothing", runDryRun},
 		{"sandbox", "serve SessionM and Braze emulators for demos and staging tests", runSandbox},

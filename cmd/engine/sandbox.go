@@ -37,6 +37,7 @@ Stop it with Ctrl-C or SIGTERM.`, stderr)
 	errorsAs200 := fs.Bool("sessionm-errors-as-200", false, "answer SessionM errors with HTTP 200 and \"status\":\"error\", as SessionM's docs describe, instead of 4xx/5xx")
 	sessionmRate := fs.Float64("sessionm-rate-limit", 0, "SessionM requests per second per API key before 429 rate_limited (0: no limit; SessionM publishes none)")
 	randSeed := fs.Uint64("rand-seed", 0, "seed for fault ratios, to repeat a run (0: random)")
+	generated := fs.Int("generated-users", 0, "add `N` synthetic users (load-000000 ...) to both platforms, for load tests (default: the seeds' generated_users)")
 	positional, code, done := parse(fs, args, stdout)
 	if done {
 		return code
@@ -45,7 +46,7 @@ Stop it with Ctrl-C or SIGTERM.`, stderr)
 		fmt.Fprintf(stderr, "engine sandbox: takes no arguments, got %q; see engine sandbox --help\n", strings.Join(positional, " "))
 		return exitUsage
 	}
-	opts := sandbox.Options{SeedDir: *seedDir, JournalSize: *journalSize, RandSeed: *randSeed}
+	opts := sandbox.Options{SeedDir: *seedDir, JournalSize: *journalSize, RandSeed: *randSeed, GeneratedUsers: *generated}
 	opts.SessionM.ErrorsAs200 = *errorsAs200
 	opts.SessionM.RateLimit = *sessionmRate
 	sb, err := sandbox.New(opts)
@@ -125,16 +126,17 @@ func writeEnvFile(path string, settings []sandbox.Setting) error {
 }
 
 // inProcessSandbox starts the emulators on a free loopback port for a
-// command that runs pipelines against them (dry-run --sandbox), and
-// returns the settings that point connections.yaml at them.
-func inProcessSandbox(ctx context.Context) (settings map[string]string, stop func(), err error) {
+// command that runs pipelines against them (run and dry-run --sandbox),
+// and returns its base URL and the settings that point connections.yaml
+// at it.
+func inProcessSandbox(ctx context.Context) (base string, settings map[string]string, stop func(), err error) {
 	sb, err := sandbox.New(sandbox.Options{})
 	if err != nil {
-		return nil, nil, err
+		return "", nil, nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, nil, fmt.Errorf("starting the sandbox: %w", err)
+		return "", nil, nil, fmt.Errorf("starting the sandbox: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -142,10 +144,11 @@ func inProcessSandbox(ctx context.Context) (settings map[string]string, stop fun
 		defer close(done)
 		_ = sb.Serve(ctx, ln)
 	}()
-	env, _ := sb.Settings("http://" + ln.Addr().String())
+	base = "http://" + ln.Addr().String()
+	env, _ := sb.Settings(base)
 	settings = make(map[string]string, len(env))
 	for _, s := range env {
 		settings[s.Name] = s.Value
 	}
-	return settings, func() { cancel(); <-done }, nil
+	return base, settings, func() { cancel(); <-done }, nil
 }

@@ -1,0 +1,335 @@
+package runner
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/delivery"
+	"github.com/loyalty-connector/engine/engine/spec"
+)
+
+// trackArrays are the lists /users/track takes, each up to 75 objects
+// (braze.md §3).
+var trackArrays = []string{"attributes", "events", "purchases"}
+
+// batcher merges the requests of many events into one, as Braze allows:
+// trigger sends whose fields other than recipients are equal share one
+// request of up to 50 recipients; /users/track requests are packed up to
+// 75 objects per array (braze.md §2-§3). A batch goes when full or when
+// its first event has waited delivery.linger.
+type batcher struct {
+	l      *lane
+	max    int
+	track  bool
+	linger time.Duration
+
+	mu      sync.Mutex
+	open    map[string]*batch
+	flights sync.WaitGroup
+}
+
+type batch struct {
+	members []*member
+	counts  map[string]int // items per list field
+	// recipients already in the batch: Braze sends one message per
+	// recipient of a request, deduping repeats (braze.md §2), so a second
+	// event for the same user must go in another request.
+	recipients map[string]bool
+	timer      *time.Timer
+}
+
+type member struct {
+	it         *item
+	attempt    int
+	req        *engine.Request
+	body       map[string]any
+	start      map[string]int // where its items begin in each merged list
+	size       map[string]int
+	recipients []string
+}
+
+func newBatcher(l *lane, e *spec.Endpoint) *batcher {
+	return &batcher{l: l, max: e.MaxBatch, track: e.Name == "users_track", linger: l.p.Delivery.Linger, open: map[string]*batch{}}
+}
+
+func (b *batcher) lists() []string {
+	if b.track {
+		return trackArrays
+	}
+	return []string{"recipients"}
+}
+
+// add queues one event's request; a request that cannot be merged (a
+// broadcast, a body that is not an object) goes alone at once.
+func (b *batcher) add(it *item, attempt int, req *engine.Request) {
+	m := &member{it: it, attempt: attempt, req: req, size: map[string]int{}}
+	body, ok := req.Value.(map[string]any)
+	mergeable := ok
+	if ok {
+		m.body = body
+		total := 0
+		for _, f := range b.lists() {
+			list, isList := body[f].([]any)
+			if _, present := body[f]; present && !isList {
+				mergeable = false
+			}
+			m.size[f] = len(list)
+			total += len(list)
+			if len(list) > b.max {
+				mergeable = false
+			}
+		}
+		if total == 0 {
+			mergeable = false
+		}
+		if !b.track {
+			list, _ := body["recipients"].([]any)
+			for _, r := range list {
+				m.recipients = append(m.recipients, recipientKey(r))
+			}
+		}
+	}
+	if !mergeable {
+		b.flights.Add(1)
+		go b.sendAlone(m)
+		return
+	}
+	key := b.key(req, body)
+	b.mu.Lock()
+	bt := b.open[key]
+	if bt != nil && !b.fits(bt, m) {
+		b.closeLocked(key, bt)
+		bt = nil
+	}
+	if bt == nil {
+		bt = &batch{counts: map[string]int{}, recipients: map[string]bool{}}
+		b.open[key] = bt
+		bt.timer = time.AfterFunc(b.linger, func() { b.flush(key, bt) })
+	}
+	m.start = map[string]int{}
+	for _, f := range b.lists() {
+		m.start[f] = bt.counts[f]
+		bt.counts[f] += m.size[f]
+	}
+	for _, r := range m.recipients {
+		bt.recipients[r] = true
+	}
+	bt.members = append(bt.members, m)
+	if b.full(bt) {
+		b.closeLocked(key, bt)
+	}
+	b.mu.Unlock()
+}
+
+// key: requests merge when everything but their lists is equal.
+func (b *batcher) key(req *engine.Request, body map[string]any) string {
+	var sb strings.Builder
+	sb.WriteString(req.Method + " " + req.URL + "\n")
+	names := make([]string, 0, len(req.Header))
+	for k := range req.Header {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		sb.WriteString(k + ": " + strings.Join(req.Header[k], ",") + "\n")
+	}
+	rest := make(map[string]any, len(body))
+	for k, v := range body {
+		rest[k] = v
+	}
+	for _, f := range b.lists() {
+		delete(rest, f)
+	}
+	// encoding/json sorts map keys, so equal bodies give equal text.
+	raw, _ := json.Marshal(rest)
+	sb.Write(raw)
+	return sb.String()
+}
+
+func (b *batcher) fits(bt *batch, m *member) bool {
+	for _, f := range b.lists() {
+		if bt.counts[f]+m.size[f] > b.max {
+			return false
+		}
+	}
+	for _, r := range m.recipients {
+		if bt.recipients[r] {
+			return false
+		}
+	}
+	return true
+}
+
+// recipientKey names who a recipient object is: its identifier fields.
+func recipientKey(r any) string {
+	obj, ok := r.(map[string]any)
+	if !ok {
+		raw, _ := json.Marshal(r)
+		return string(raw)
+	}
+	id := map[string]any{}
+	for _, k := range []string{"external_user_id", "user_alias", "email", "braze_id"} {
+		if v, ok := obj[k]; ok {
+			id[k] = v
+		}
+	}
+	raw, _ := json.Marshal(id)
+	return string(raw)
+}
+
+func (b *batcher) full(bt *batch) bool {
+	for _, f := range b.lists() {
+		if bt.counts[f] >= b.max {
+			return true
+		}
+	}
+	return false
+}
+
+// flush sends bt if it is still open under key (the linger timer fired).
+func (b *batcher) flush(key string, bt *batch) {
+	b.mu.Lock()
+	if b.open[key] == bt {
+		b.closeLocked(key, bt)
+	}
+	b.mu.Unlock()
+}
+
+// closeLocked takes bt out of the open set and sends it. Callers hold b.mu.
+func (b *batcher) closeLocked(key string, bt *batch) {
+	delete(b.open, key)
+	bt.timer.Stop()
+	b.flights.Add(1)
+	go b.send(bt)
+}
+
+func (b *batcher) flushAll() {
+	b.mu.Lock()
+	for key, bt := range b.open {
+		b.closeLocked(key, bt)
+	}
+	b.mu.Unlock()
+}
+
+func (b *batcher) wait() { b.flights.Wait() }
+
+func (b *batcher) sendAlone(m *member) {
+	defer b.flights.Done()
+	res := b.l.send(b.l.r.hard, m.req)
+	b.settleOne(m, res)
+}
+
+// settleOne settles a request that carried one event; for /users/track a
+// minor error about its objects rejects it (the rest was processed, and
+// sending again would repeat that).
+func (b *batcher) settleOne(m *member, res sendResult) {
+	if res.verdict == delivery.Delivered && b.track {
+		if errs := minorErrors(res.body, func(string, int) bool { return true }); len(errs) > 0 {
+			b.l.dead(m.it, m.attempt, "rejected", fmt.Errorf("braze refused part of it: %s", strings.Join(errs, "; ")), m.req, &res)
+			return
+		}
+	}
+	b.l.settle(m.it, m.attempt, m.req, res)
+}
+
+func (b *batcher) send(bt *batch) {
+	defer b.flights.Done()
+	if len(bt.members) == 1 {
+		m := bt.members[0]
+		b.settleOne(m, b.l.send(b.l.r.hard, m.req))
+		return
+	}
+	merged, err := b.merge(bt)
+	if err != nil {
+		for _, m := range bt.members {
+			b.settleOne(m, b.l.send(b.l.r.hard, m.req))
+		}
+		return
+	}
+	res := b.l.send(b.l.r.hard, merged)
+	switch res.verdict {
+	case delivery.Delivered:
+		for _, m := range bt.members {
+			owns := func(array string, index int) bool {
+				return index >= m.start[array] && index < m.start[array]+m.size[array]
+			}
+			if errs := minorErrors(res.body, owns); len(errs) > 0 {
+				b.l.dead(m.it, m.attempt, "rejected", fmt.Errorf("braze refused part of it: %s", strings.Join(errs, "; ")), m.req, &res)
+				continue
+			}
+			b.l.ack(m.it, "delivered")
+		}
+	case delivery.Reject:
+		// One bad event must not sink the others: each goes alone, and
+		// only those Braze refuses again are dead-lettered.
+		for _, m := range bt.members {
+			b.settleOne(m, b.l.send(b.l.r.hard, m.req))
+		}
+	default:
+		for _, m := range bt.members {
+			b.l.settle(m.it, m.attempt, m.req, res)
+		}
+	}
+}
+
+// merge builds the batch's request from its first member's, with the
+// lists concatenated.
+func (b *batcher) merge(bt *batch) (*engine.Request, error) {
+	first := bt.members[0]
+	body := make(map[string]any, len(first.body))
+	for k, v := range first.body {
+		body[k] = v
+	}
+	for _, f := range b.lists() {
+		var all []any
+		for _, m := range bt.members {
+			if list, ok := m.body[f].([]any); ok {
+				all = append(all, list...)
+			}
+		}
+		if len(all) > 0 {
+			body[f] = all
+		}
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	return &engine.Request{Method: first.req.Method, URL: first.req.URL, Header: first.req.Header.Clone(), Body: raw, Value: body}, nil
+}
+
+// minorErrors reads Braze's non-fatal errors ({"type", "input_array",
+// "index"}, braze.md §3) and returns those owns accepts. Errors without an
+// index (plain strings) belong to everyone.
+func minorErrors(body []byte, owns func(array string, index int) bool) []string {
+	var answer struct {
+		Errors []json.RawMessage `json:"errors"`
+	}
+	if json.Unmarshal(body, &answer) != nil {
+		return nil
+	}
+	var out []string
+	for _, raw := range answer.Errors {
+		var e struct {
+			Type       string `json:"type"`
+			InputArray string `json:"input_array"`
+			Index      *int   `json:"index"`
+		}
+		if json.Unmarshal(raw, &e) != nil || e.Index == nil {
+			var s string
+			if json.Unmarshal(raw, &s) == nil {
+				out = append(out, s)
+			}
+			continue
+		}
+		if owns(e.InputArray, *e.Index) {
+			out = append(out, fmt.Sprintf("%s[%d]: %s", e.InputArray, *e.Index, e.Type))
+		}
+	}
+	return out
+}

@@ -1,0 +1,82 @@
+package runner
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/jsonval"
+)
+
+// storedEvent is an event as the inbox keeps it: the body as received and
+// what templates may read of the request. It is JSON so a dead letter can
+// show it as it came.
+type storedEvent struct {
+	ID      string          `json:"id,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
+	Request *storedRequest  `json:"request,omitempty"`
+	Row     *storedRow      `json:"row,omitempty"`
+}
+
+type storedRequest struct {
+	Method  string            `json:"method"`
+	Path    string            `json:"path"`
+	Params  map[string]string `json:"params,omitempty"`
+	Query   url.Values        `json:"query,omitempty"`
+	Headers http.Header       `json:"headers,omitempty"`
+}
+
+type storedRow struct {
+	File   string         `json:"file"`
+	Number int            `json:"number"`
+	Line   int            `json:"line,omitempty"`
+	Values map[string]any `json:"values"`
+}
+
+// credentialHeaders are never written to disk: they are the caller's
+// secrets, and templates have no business reading them.
+var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie"}
+
+func newStoredRequest(r *http.Request, params map[string]string) *storedRequest {
+	h := r.Header.Clone()
+	for _, name := range credentialHeaders {
+		h.Del(name)
+	}
+	return &storedRequest{Method: r.Method, Path: r.URL.Path, Params: params, Query: r.URL.Query(), Headers: h}
+}
+
+// decode turns a stored event back into what a pipeline evaluates.
+func (s *storedEvent) event() (*engine.Event, error) {
+	ev := &engine.Event{ID: s.ID}
+	if len(s.Data) > 0 {
+		v, err := jsonval.Decode(s.Data)
+		if err != nil {
+			return nil, fmt.Errorf("the stored event is not JSON: %w", err)
+		}
+		ev.Data = v
+	}
+	if r := s.Request; r != nil {
+		ev.Request = &engine.RequestInfo{Method: r.Method, Path: r.Path, Params: r.Params, Query: r.Query, Headers: r.Headers}
+		if ev.Request.Query == nil {
+			ev.Request.Query = url.Values{}
+		}
+		if ev.Request.Headers == nil {
+			ev.Request.Headers = http.Header{}
+		}
+	}
+	if r := s.Row; r != nil {
+		ev.Data = r.Values
+		ev.Row = &engine.RowInfo{Number: r.Number, File: r.File}
+	}
+	return ev, nil
+}
+
+func decodeStored(payload []byte) (*storedEvent, error) {
+	var s storedEvent
+	if err := json.Unmarshal(payload, &s); err != nil {
+		return nil, fmt.Errorf("the stored event is damaged: %w", err)
+	}
+	return &s, nil
+}

@@ -1,0 +1,242 @@
+package runner
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/inbox"
+	"github.com/loyalty-connector/engine/engine/jsonval"
+	"github.com/loyalty-connector/engine/engine/spec"
+)
+
+// Handler serves the webhook routes, /healthz and /readyz.
+func (r *Runner) Handler() http.Handler { return r.routes }
+
+func (r *Runner) buildRoutes() (mux *http.ServeMux, err error) {
+	mux = http.NewServeMux()
+	defer func() {
+		// ServeMux panics on conflicting patterns; the loader refuses
+		// conflicts between pipelines, so this is a route that collides
+		// with the engine's own.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("cannot serve the routes: %v", p)
+		}
+	}()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !r.ready.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	for _, p := range r.opts.Pipelines {
+		if p.Source.Type.Kind != spec.HTTPSource {
+			continue
+		}
+		h := r.sourceHandler(p)
+		for _, path := range p.Source.Paths {
+			mux.Handle(p.Source.Method+" "+path, h)
+		}
+	}
+	return mux, nil
+}
+
+// accepted is the answer to a stored webhook.
+type accepted struct {
+	Accepted  bool   `json:"accepted"`
+	EventID   string `json:"event_id"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
+	lane := r.lanes[p.Name]
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, p.Source.MaxBody))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over this route's limit of %d bytes (source.max_body)", p.Source.MaxBody))
+				return
+			}
+			writeError(w, http.StatusBadRequest, "reading the body: "+err.Error())
+			return
+		}
+		if !authorized(p.Source.Auth, req, body) {
+			w.Header().Set("WWW-Authenticate", authChallenge(p.Source.Auth))
+			writeError(w, http.StatusUnauthorized, "missing or wrong credentials for this route")
+			return
+		}
+		if len(body) > 0 {
+			if _, err := jsonval.Decode(body); err != nil {
+				writeError(w, http.StatusBadRequest, "the body is not JSON: "+err.Error())
+				return
+			}
+		}
+		params := map[string]string{}
+		for _, name := range spec.Placeholders(req.Pattern) {
+			params[name] = req.PathValue(name)
+		}
+		stored := &storedEvent{ID: eventID(p, req, body), Data: body, Request: newStoredRequest(req, params)}
+		if p.Respond != nil {
+			r.respond(w, req, p, stored)
+			return
+		}
+		if r.store.Depth(p.Name) >= r.opts.MaxInbox {
+			// Braze and well-behaved senders back off on 503 + Retry-After
+			// (braze.md §4) and send again; nothing is lost.
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the inbox of %s is full (%d events); try again later", p.Name, r.opts.MaxInbox))
+			return
+		}
+		payload, err := json.Marshal(stored)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "encoding the event: "+err.Error())
+			return
+		}
+		got, err := r.store.Append(p.Name, inbox.NewEvent{ID: stored.ID, Payload: payload})
+		if err != nil {
+			r.log.Error("cannot store an event; the sender should retry", "pipeline", p.Name, "version", p.Version, "error", err)
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, "the event could not be stored; try again later")
+			return
+		}
+		id := stored.ID
+		if id == "" {
+			id = fmt.Sprintf("%s#%d", p.Name, got[0].Seq)
+		}
+		if got[0].Duplicate {
+			r.log.Info("repeat of a stored event ignored", "pipeline", p.Name, "event", id)
+		} else {
+			lane.wake()
+		}
+		writeJSON(w, http.StatusOK, accepted{Accepted: true, EventID: id, Duplicate: got[0].Duplicate})
+	})
+}
+
+// eventID is the event's dedupe id: the Idempotency-Key header when the
+// sender gives one (a Braze webhook can send
+// {{campaign.${dispatch_id}}}-{{${user_id}}}, which Braze's own retries
+// repeat), else the SessionM envelope's event_id (sessionm.md §5, A).
+// Without either, repeats cannot be recognised.
+func eventID(p *engine.Pipeline, req *http.Request, body []byte) string {
+	if k := strings.TrimSpace(req.Header.Get("Idempotency-Key")); k != "" {
+		return k
+	}
+	if p.Source.Type.Name == "sessionm_event" && len(body) > 0 {
+		var env struct {
+			EventID string `json:"event_id"`
+		}
+		if json.Unmarshal(body, &env) == nil {
+			return env.EventID
+		}
+	}
+	return ""
+}
+
+// authorized checks the route's inbound auth in constant time.
+func authorized(a *engine.InboundAuth, req *http.Request, body []byte) bool {
+	if a == nil {
+		return true
+	}
+	switch {
+	case a.Bearer != "":
+		got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+		return ok && equal(strings.TrimSpace(got), a.Bearer)
+	case a.Basic != nil:
+		user, pass, ok := req.BasicAuth()
+		// Both are compared, always, so timing says nothing about which
+		// one was wrong.
+		return ok && equal(user, a.Basic.Username) && equal(pass, a.Basic.Password)
+	case a.HMAC != nil:
+		return validSignature(a.HMAC, req.Header.Get(a.HMAC.Header), body)
+	}
+	return true
+}
+
+func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+func validSignature(h *engine.HMACAuth, got string, body []byte) bool {
+	got, ok := strings.CutPrefix(strings.TrimSpace(got), h.Prefix)
+	if !ok || got == "" {
+		return false
+	}
+	var newHash func() hash.Hash
+	switch h.Algorithm {
+	case "sha1":
+		newHash = sha1.New
+	case "sha512":
+		newHash = sha512.New
+	default:
+		newHash = sha256.New
+	}
+	mac := hmac.New(newHash, []byte(h.Secret))
+	mac.Write(body)
+	sum := mac.Sum(nil)
+	var want string
+	if h.Encoding == "base64" {
+		want = base64.StdEncoding.EncodeToString(sum)
+	} else {
+		want = hex.EncodeToString(sum)
+		got = strings.ToLower(got)
+	}
+	return hmac.Equal([]byte(got), []byte(want))
+}
+
+func authChallenge(a *engine.InboundAuth) string {
+	if a != nil && a.Basic != nil {
+		return `Basic realm="engine"`
+	}
+	return `Bearer realm="engine"`
+}
+
+// respond runs a synchronous pipeline (F3) within the deadline.
+func (r *Runner) respond(w http.ResponseWriter, req *http.Request, p *engine.Pipeline, stored *storedEvent) {
+	ev, err := stored.event()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), r.opts.SyncDeadline)
+	defer cancel()
+	out := p.Evaluate(ctx, ev, r.lookups(), r.clock.Now())
+	switch {
+	case out.Err != nil:
+		r.log.Warn("synchronous pipeline failed", "pipeline", p.Name, "version", p.Version, "error", r.opts.Masker.String(out.Err.Error()))
+		writeError(w, http.StatusBadGateway, r.opts.Masker.String(out.Err.Error()))
+	case !out.Passed:
+		writeError(w, http.StatusNotFound, "the pipeline's filter refused this request")
+	default:
+		for k, vs := range out.Reply.Header {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(out.Reply.Status)
+		_, _ = w.Write(out.Reply.Body)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

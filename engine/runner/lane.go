@@ -1,0 +1,439 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/delivery"
+	"github.com/loyalty-connector/engine/engine/inbox"
+	"github.com/loyalty-connector/engine/engine/spec"
+)
+
+// readAhead is how many events the feeder reads from disk at a time.
+const readAhead = 256
+
+// lane delivers one pipeline's events. A feeder reads the inbox in order
+// and hands events to workers; at most `window` events are in memory at
+// once, so a deep inbox costs disk, not memory.
+type lane struct {
+	r       *Runner
+	p       *engine.Pipeline
+	notify  chan struct{}
+	slots   chan struct{} // one per event in flight
+	work    chan *item    // unordered pipelines
+	shards  []chan *item  // order_by: one worker per shard keeps each key in order
+	batcher *batcher
+	gov     *delivery.Governor
+	wg      sync.WaitGroup
+}
+
+type item struct {
+	rec    inbox.Record
+	stored *storedEvent
+	ev     *engine.Event
+}
+
+func newLane(r *Runner, p *engine.Pipeline) *lane {
+	n := max(1, p.Delivery.Concurrency)
+	window := n * 4
+	if p.Target != nil && p.Target.Endpoint != nil && p.Target.Endpoint.MaxBatch > 0 {
+		window = max(window, p.Target.Endpoint.MaxBatch*n*2)
+	}
+	l := &lane{r: r, p: p, notify: make(chan struct{}, 1), slots: make(chan struct{}, window)}
+	if p.Target != nil {
+		l.gov = r.governor(p.Target.Conn)
+		if e := p.Target.Endpoint; e != nil && e.MaxBatch > 0 {
+			l.batcher = newBatcher(l, e)
+		}
+	}
+	if p.Delivery.OrderBy != nil {
+		l.shards = make([]chan *item, n)
+		for i := range l.shards {
+			l.shards[i] = make(chan *item, 16)
+		}
+	} else {
+		l.work = make(chan *item, n)
+	}
+	return l
+}
+
+func (l *lane) start() {
+	l.wg.Add(1)
+	go l.feed()
+	if l.shards != nil {
+		for _, ch := range l.shards {
+			l.wg.Add(1)
+			go l.orderedWorker(ch)
+		}
+	} else {
+		for range max(1, l.p.Delivery.Concurrency) {
+			l.wg.Add(1)
+			go l.worker()
+		}
+	}
+}
+
+// wake tells the feeder that events were appended.
+func (l *lane) wake() {
+	select {
+	case l.notify <- struct{}{}:
+	default:
+	}
+}
+
+// wait returns when the lane has stopped: the feeder is done, the workers
+// have finished what they held, and open batches were sent.
+func (l *lane) wait() {
+	l.wg.Wait()
+	if l.batcher != nil {
+		l.batcher.flushAll()
+		l.batcher.wait()
+	}
+}
+
+func (l *lane) feed() {
+	defer l.wg.Done()
+	defer func() {
+		if l.shards != nil {
+			for _, ch := range l.shards {
+				close(ch)
+			}
+		} else {
+			close(l.work)
+		}
+	}()
+	soft := l.r.soft
+	var cursor uint64
+	for {
+		recs, err := l.r.store.ReadAfter(l.p.Name, cursor, readAhead)
+		if err != nil {
+			l.r.log.Error("cannot read the inbox; trying again", "pipeline", l.p.Name, "error", err)
+			if l.r.clock.Sleep(soft, time.Second) != nil {
+				return
+			}
+			continue
+		}
+		if len(recs) == 0 {
+			select {
+			case <-l.notify:
+				continue
+			case <-soft.Done():
+				return
+			}
+		}
+		for _, rec := range recs {
+			cursor = rec.Seq
+			select {
+			case l.slots <- struct{}{}:
+			case <-soft.Done():
+				return
+			}
+			if !l.dispatch(rec) {
+				return
+			}
+		}
+	}
+}
+
+// dispatch hands one record to a worker (or schedules it, when its next
+// attempt is later). It reports false when the lane is stopping.
+func (l *lane) dispatch(rec inbox.Record) bool {
+	it := &item{rec: rec}
+	stored, err := decodeStored(rec.Payload)
+	if err == nil {
+		it.stored = stored
+		it.ev, err = stored.event()
+	}
+	if err != nil {
+		it.stored = &storedEvent{}
+		l.dead(it, rec.Attempts, "damaged", err, nil, nil)
+		return true
+	}
+	if l.shards != nil {
+		key := ""
+		if s, err := l.p.Delivery.OrderBy.Render(l.p.Bindings(it.ev, l.r.clock.Now())); err == nil {
+			key = s
+		}
+		h := fnv.New32a()
+		h.Write([]byte(key))
+		select {
+		case l.shards[h.Sum32()%uint32(len(l.shards))] <- it:
+			return true
+		case <-l.r.soft.Done():
+			l.release()
+			return false
+		}
+	}
+	if wait := rec.NotAfter.Sub(l.r.clock.Now()); wait > 0 {
+		l.later(it, wait)
+		return true
+	}
+	select {
+	case l.work <- it:
+		return true
+	case <-l.r.soft.Done():
+		l.release()
+		return false
+	}
+}
+
+// later makes the next attempt after wait, unless the engine stops first
+// (the event then stays in the inbox, with its next attempt time). The
+// attempt runs on its own goroutine rather than through the work channel,
+// which the feeder closes when the engine stops; the slots still bound
+// how many events are in flight, and the governor paces the requests.
+func (l *lane) later(it *item, wait time.Duration) {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		if l.r.clock.Sleep(l.r.soft, wait) != nil {
+			l.release()
+			return
+		}
+		// The work channel may be closed by now if the feeder stopped;
+		// the soft context tells.
+		select {
+		case <-l.r.soft.Done():
+			l.release()
+		default:
+			l.process(it)
+		}
+	}()
+}
+
+func (l *lane) worker() {
+	defer l.wg.Done()
+	for it := range l.work {
+		l.process(it)
+	}
+}
+
+// orderedWorker handles one shard; a retry waits in place so later events
+// of the same key cannot overtake it.
+func (l *lane) orderedWorker(ch chan *item) {
+	defer l.wg.Done()
+	for it := range ch {
+		if wait := it.rec.NotAfter.Sub(l.r.clock.Now()); wait > 0 {
+			if l.r.clock.Sleep(l.r.soft, wait) != nil {
+				l.release()
+				continue
+			}
+		}
+		l.process(it)
+	}
+}
+
+func (l *lane) release() { <-l.slots }
+
+// process makes one attempt at an event.
+func (l *lane) process(it *item) {
+	attempt := it.rec.Attempts + 1
+	out := l.p.Evaluate(l.r.hard, it.ev, l.r.lookups(), l.r.clock.Now())
+	switch {
+	case out.Err != nil:
+		l.failed(it, attempt, out)
+	case !out.Passed:
+		l.r.log.Debug("filtered", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "why", out.FilterExplain)
+		l.ack(it, "filtered")
+	case out.Request == nil:
+		l.ack(it, "no request")
+	case l.batcher != nil:
+		l.batcher.add(it, attempt, out.Request)
+	default:
+		res := l.send(l.r.hard, out.Request)
+		l.settle(it, attempt, out.Request, res)
+	}
+}
+
+// failed handles an event whose evaluation failed: a lookup that may work
+// later is retried, anything else (a template error, a lookup the peer
+// refused) is dead-lettered.
+func (l *lane) failed(it *item, attempt int, out *engine.Outcome) {
+	if n := len(out.Steps); n > 0 {
+		last := out.Steps[n-1]
+		if last.Err != nil && last.Request != nil {
+			status := 0
+			var transport error
+			if last.Response == nil {
+				transport = last.Err
+			} else {
+				status = last.Response.Status
+			}
+			res := sendResult{status: status, err: transport, envelopeErr: last.Err, verdict: delivery.Classify(status, transport, last.Err)}
+			if last.Response != nil {
+				res.body = last.Response.Body
+			}
+			if res.verdict == delivery.Retry {
+				l.retry(it, attempt, out.Err, last.Request, &res)
+				return
+			}
+			l.dead(it, attempt, "lookup_rejected", out.Err, last.Request, &res)
+			return
+		}
+	}
+	l.dead(it, attempt, "template", out.Err, out.Request, nil)
+}
+
+// sendResult is the answer to one target request.
+type sendResult struct {
+	status      int
+	header      http.Header
+	body        []byte
+	err         error // no answer
+	envelopeErr error // the connector's reading of the answer
+	verdict     delivery.Verdict
+	pause       time.Duration
+}
+
+func (res *sendResult) describe() error {
+	switch {
+	case res.err != nil:
+		return res.err
+	case res.envelopeErr != nil:
+		return res.envelopeErr
+	}
+	return fmt.Errorf("HTTP %d", res.status)
+}
+
+// send delivers one request through the connection's governor.
+func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
+	call := l.p.Target
+	pool := ""
+	if call.Endpoint != nil {
+		pool = call.Endpoint.RatePool
+	}
+	if _, err := l.gov.Wait(ctx, pool); err != nil {
+		return sendResult{err: errStopping, verdict: delivery.Retry}
+	}
+	resp, err := engine.HTTPCaller{Client: l.r.client, Timeout: l.p.Delivery.Timeout}.Call(ctx, nil, req)
+	if err != nil {
+		return sendResult{err: err, verdict: delivery.Retry}
+	}
+	res := sendResult{status: resp.Status, header: resp.Header, body: resp.Body}
+	res.pause = l.gov.Observe(pool, resp.Status, resp.Header)
+	if check := call.Conn.Type.ResponseError; check != nil {
+		res.envelopeErr = check(resp.Status, resp.Body)
+	}
+	res.verdict = delivery.Classify(resp.Status, nil, res.envelopeErr)
+	return res
+}
+
+// settle acts on the verdict for one event.
+func (l *lane) settle(it *item, attempt int, req *engine.Request, res sendResult) {
+	switch res.verdict {
+	case delivery.Delivered:
+		l.ack(it, "delivered")
+	case delivery.Reject:
+		l.dead(it, attempt, "rejected", res.describe(), req, &res)
+	default:
+		l.retry(it, attempt, res.describe(), req, &res)
+	}
+}
+
+func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, res *sendResult) {
+	if errors.Is(cause, errStopping) || l.r.hard.Err() != nil {
+		// Not an attempt: the engine stopped while it waited. The event
+		// stays queued as it was.
+		l.release()
+		return
+	}
+	if attempt >= l.p.Delivery.Attempts {
+		l.dead(it, attempt, "attempts_exhausted", cause, req, res)
+		return
+	}
+	wait := delivery.Backoff(attempt, l.p.Delivery.BackoffInitial, l.p.Delivery.BackoffMax, l.r.opts.Random)
+	if res != nil && res.pause > wait {
+		wait = res.pause
+	}
+	next := l.r.clock.Now().Add(wait)
+	if err := l.r.store.Retry(l.p.Name, it.rec.Seq, attempt, next); err != nil {
+		l.r.log.Error("cannot record a retry; the event stays queued", "pipeline", l.p.Name, "event", eventLabel(it), "error", err)
+	}
+	it.rec.Attempts, it.rec.NotAfter = attempt, next
+	l.r.log.Info("will retry", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
+		"attempt", attempt, "in", wait.Round(time.Millisecond), "error", l.r.opts.Masker.String(cause.Error()))
+	if l.shards != nil {
+		// Ordered: the shard's worker waits, keeping the key's order.
+		if l.r.clock.Sleep(l.r.soft, wait) != nil {
+			l.release()
+			return
+		}
+		l.process(it)
+		return
+	}
+	l.later(it, wait)
+}
+
+func (l *lane) ack(it *item, why string) {
+	if err := l.r.store.Ack(l.p.Name, it.rec.Seq); err != nil {
+		l.r.log.Error("cannot remove a handled event from the inbox; it may be sent again after a restart", "pipeline", l.p.Name, "event", eventLabel(it), "error", err)
+	}
+	l.r.log.Debug(why, "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it))
+	l.release()
+}
+
+// dead moves the event to the dead letters with what is needed to see why.
+func (l *lane) dead(it *item, attempts int, reason string, cause error, req *engine.Request, res *sendResult) {
+	m := l.r.opts.Masker
+	dl := inbox.DeadLetter{
+		Version: l.p.Version, EventID: it.stored.ID, Event: it.rec.Payload,
+		Reason: reason, Error: m.String(cause.Error()), Attempts: attempts, Received: it.rec.Received,
+	}
+	if req != nil {
+		sent := &inbox.SentRequest{Method: req.Method, URL: m.String(req.URL), Headers: map[string]string{}, Body: m.String(string(req.Body))}
+		for k, vs := range req.Header {
+			sent.Headers[k] = m.String(strings.Join(vs, ", "))
+		}
+		// A Basic credential is base64 of key:secret, which the masker
+		// cannot know; the scheme is all a reader needs.
+		if v := req.Header.Get("Authorization"); v != "" {
+			scheme, _, _ := strings.Cut(v, " ")
+			sent.Headers["Authorization"] = scheme + " ****"
+		}
+		dl.Request = sent
+	}
+	if res != nil && (res.status != 0 || len(res.body) > 0) {
+		dl.Response = &inbox.GotResponse{Status: res.status, Excerpt: m.String(spec.Excerpt(res.body))}
+	}
+	if !json.Valid(dl.Event) {
+		dl.Event, _ = json.Marshal(string(it.rec.Payload))
+	}
+	id, err := l.r.store.DeadLetter(l.p.Name, it.rec.Seq, dl)
+	if err != nil {
+		l.r.log.Error("cannot store a dead letter; the event stays queued", "pipeline", l.p.Name, "event", eventLabel(it), "error", err)
+	} else {
+		l.r.log.Warn("dead-lettered", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
+			"reason", reason, "dead_letter", id, "attempts", attempts, "error", dl.Error)
+	}
+	l.release()
+}
+
+// lookups is the Caller for lookup steps: through the connection's
+// governor, over the shared client.
+func (r *Runner) lookups() engine.Caller { return lookupCaller{r} }
+
+type lookupCaller struct{ r *Runner }
+
+func (c lookupCaller) Call(ctx context.Context, step *engine.Step, req *engine.Request) (*engine.Response, error) {
+	gov := c.r.governor(step.Call.Conn)
+	pool := ""
+	if step.Call.Endpoint != nil {
+		pool = step.Call.Endpoint.RatePool
+	}
+	if _, err := gov.Wait(ctx, pool); err != nil {
+		return nil, errStopping
+	}
+	resp, err := engine.HTTPCaller{Client: c.r.client, Timeout: step.Call.Conn.Timeout}.Call(ctx, step, req)
+	if err == nil {
+		gov.Observe(pool, resp.Status, resp.Header)
+	}
+	return resp, err
+}

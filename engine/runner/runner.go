@@ -1,0 +1,207 @@
+// Package runner is engine run: it serves the pipelines' webhook routes,
+// stores every accepted event in the durable inbox before answering 2xx,
+// and delivers events with per-pipeline workers: filter, lookups, render,
+// send through the connection's governor, then ack, retry with backoff,
+// or dead-letter (DESIGN §2). Braze trigger and users/track requests are
+// batched.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/delivery"
+	"github.com/loyalty-connector/engine/engine/inbox"
+	"github.com/loyalty-connector/engine/engine/secrets"
+	"github.com/loyalty-connector/engine/engine/spec"
+)
+
+// DefaultMaxInbox is how many undelivered events one pipeline may hold
+// before its webhook answers 503 with Retry-After.
+const DefaultMaxInbox = 1_000_000
+
+// DefaultSyncDeadline bounds a synchronous pipeline's answer, well under
+// the 2 s Braze gives Connected Content (braze.md §5).
+const DefaultSyncDeadline = 1500 * time.Millisecond
+
+// Options configures a Runner.
+type Options struct {
+	Store     *inbox.Store
+	Pipelines []*engine.Pipeline
+	// Masker hides secrets in dead letters and logs.
+	Masker *secrets.Masker
+	Logger *slog.Logger
+	Clock  delivery.Clock
+	// Client sends lookups and target requests; nil means a client with a
+	// connection pool sized for the pipelines' concurrency.
+	Client       *http.Client
+	MaxInbox     int
+	SyncDeadline time.Duration
+	// Random feeds backoff jitter; nil means math/rand.
+	Random func() float64
+}
+
+// Runner runs a set of pipelines.
+type Runner struct {
+	opts      Options
+	store     *inbox.Store
+	log       *slog.Logger
+	clock     delivery.Clock
+	client    *http.Client
+	lanes     map[string]*lane
+	governors map[string]*delivery.Governor // by connection name
+	routes    *http.ServeMux
+	ready     atomic.Bool
+
+	// soft ends when the runner stops taking new work; hard ends when
+	// in-flight requests must be abandoned (the events stay in the inbox).
+	soft, hard             context.Context
+	cancelSoft, cancelHard context.CancelFunc
+	wg                     sync.WaitGroup
+}
+
+// New builds a runner; Start starts its workers.
+func New(opts Options) (*Runner, error) {
+	if opts.Store == nil {
+		return nil, errors.New("runner: no inbox")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = delivery.RealClock{}
+	}
+	if opts.Masker == nil {
+		opts.Masker = &secrets.Masker{}
+	}
+	if opts.MaxInbox == 0 {
+		opts.MaxInbox = DefaultMaxInbox
+	}
+	if opts.SyncDeadline == 0 {
+		opts.SyncDeadline = DefaultSyncDeadline
+	}
+	r := &Runner{
+		opts: opts, store: opts.Store, log: opts.Logger, clock: opts.Clock,
+		lanes: map[string]*lane{}, governors: map[string]*delivery.Governor{},
+	}
+	r.client = opts.Client
+	if r.client == nil {
+		conns := 0
+		for _, p := range opts.Pipelines {
+			conns += p.Delivery.Concurrency
+		}
+		r.client = &http.Client{
+			// Reusing connections is most of the speed: no TLS handshake
+			// per event.
+			Transport: &http.Transport{
+				Proxy:               http.ProxyFromEnvironment,
+				MaxIdleConns:        max(100, conns*2),
+				MaxIdleConnsPerHost: max(16, conns),
+				IdleConnTimeout:     90 * time.Second,
+				ForceAttemptHTTP2:   true,
+			},
+			// A target that redirects is answering something else; the
+			// redirect is reported, not followed.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	r.soft, r.cancelSoft = context.WithCancel(context.Background())
+	r.hard, r.cancelHard = context.WithCancel(context.Background())
+	for _, p := range opts.Pipelines {
+		for _, c := range pipelineConnections(p) {
+			if r.governors[c.Name] == nil {
+				r.governors[c.Name] = delivery.NewGovernor(r.clock, limitsOf(c.Type))
+			}
+		}
+		if p.Source.Type.Kind == spec.HTTPSource && p.Respond == nil || p.Source.Type.Kind == spec.CSVSource {
+			r.lanes[p.Name] = newLane(r, p)
+		}
+	}
+	routes, err := r.buildRoutes()
+	if err != nil {
+		return nil, err
+	}
+	r.routes = routes
+	return r, nil
+}
+
+func pipelineConnections(p *engine.Pipeline) []*spec.Connection {
+	var out []*spec.Connection
+	for _, st := range p.Steps {
+		if st.Call != nil {
+			out = append(out, st.Call.Conn)
+		}
+	}
+	if p.Target != nil {
+		out = append(out, p.Target.Conn)
+	}
+	return out
+}
+
+func limitsOf(t *spec.ConnectionType) map[string]delivery.Limit {
+	out := make(map[string]delivery.Limit, len(t.RateLimits))
+	for pool, l := range t.RateLimits {
+		out[pool] = delivery.PerWindow(l.Requests, l.Window)
+	}
+	return out
+}
+
+// Start starts the workers. Events left in the inbox by an earlier run are
+// delivered first.
+func (r *Runner) Start() {
+	for _, l := range r.lanes {
+		l.start()
+	}
+	r.ready.Store(true)
+}
+
+// Stop stops taking new work, lets in-flight deliveries finish for up to
+// grace, then abandons the rest; whatever is not delivered stays in the
+// inbox for the next start. Stop the HTTP server first, so no webhook is
+// accepted that no worker will see.
+func (r *Runner) Stop(grace time.Duration) {
+	r.ready.Store(false)
+	r.cancelSoft()
+	done := make(chan struct{})
+	go func() {
+		for _, l := range r.lanes {
+			l.wait()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		r.log.Warn("stopping: in-flight deliveries did not finish in time; they stay in the inbox", "grace", grace)
+		r.cancelHard()
+		<-done
+	}
+	r.cancelHard()
+}
+
+// Lane returns the delivery state of a pipeline, for tests and status.
+func (r *Runner) Depth(pipeline string) int { return r.store.Depth(pipeline) }
+
+func (r *Runner) governor(c *spec.Connection) *delivery.Governor {
+	if g := r.governors[c.Name]; g != nil {
+		return g
+	}
+	return delivery.NewGovernor(r.clock, nil)
+}
+
+// errStopping: the engine is shutting down; the event stays queued.
+var errStopping = errors.New("the engine is stopping")
+
+func eventLabel(it *item) string {
+	if it.stored.ID != "" {
+		return it.stored.ID
+	}
+	return fmt.Sprintf("#%d", it.rec.Seq)
+}

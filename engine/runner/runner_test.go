@@ -1,0 +1,524 @@
+package runner_test
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loyalty-connector/engine/connectors"
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/inbox"
+	"github.com/loyalty-connector/engine/engine/runner"
+	"github.com/loyalty-connector/engine/engine/secrets"
+	"github.com/loyalty-connector/engine/sandbox"
+)
+
+const (
+	ana      = "3c1d7e2a-32f5-11ef-b3e4-0242ac120002"
+	winter   = "9b1f3c2e-4d5a-4b6c-8d7e-0f1a2b3c4d5e"
+	hookAuth = "Bearer sandbox-sessionm-webhook-token"
+)
+
+var coreBasic = "Basic " + base64.StdEncoding.EncodeToString([]byte("sandbox-core-key:sandbox-core-secret"))
+
+// harness is the engine's runner on a real inbox in a temporary folder,
+// talking over loopback HTTP to the sandbox's emulators.
+type harness struct {
+	t      *testing.T
+	sbURL  string
+	engine *httptest.Server
+	store  *inbox.Store
+	r      *runner.Runner
+	masker *secrets.Masker
+}
+
+type setup struct {
+	dirs    []string
+	dataDir string
+	users   int    // generated users in the sandbox
+	sandbox string // an existing sandbox to reuse (a restart test)
+	tweak   func(p *engine.Pipeline)
+	opts    func(o *runner.Options)
+}
+
+func start(t *testing.T, s setup) *harness {
+	t.Helper()
+	h := &harness{t: t, sbURL: s.sandbox}
+	if h.sbURL == "" {
+		sb, err := sandbox.New(sandbox.Options{RandSeed: 3, GeneratedUsers: s.users})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(sb.Handler())
+		t.Cleanup(srv.Close)
+		h.sbURL = srv.URL
+	}
+	settings := map[string]string{
+		"SESSIONM_CORE_URL":    h.sbURL + "/sessionm/core",
+		"SESSIONM_CONNECT_URL": h.sbURL + "/sessionm/connect",
+		"BRAZE_REST_URL":       h.sbURL + "/braze",
+	}
+	rest, err := secrets.ReadEnvFile("../../examples/sandbox.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.masker = &secrets.Masker{}
+	loader, err := engine.NewLoader(connectors.Catalog(), secrets.NewResolver(secrets.LookupChain(settings, rest), "", h.masker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.dirs) == 0 {
+		s.dirs = []string{"../../pipelines"}
+	}
+	proj := loader.Load(s.dirs)
+	if proj.Diagnostics.HasErrors() {
+		t.Fatalf("pipelines: %v", proj.Diagnostics.Items())
+	}
+	for _, p := range proj.Pipelines {
+		// Fast retries, short lingers: the tests wait for outcomes, not
+		// for the production defaults.
+		p.Delivery.BackoffInitial, p.Delivery.BackoffMax = 5*time.Millisecond, 40*time.Millisecond
+		if s.tweak != nil {
+			s.tweak(p)
+		}
+	}
+	if s.dataDir == "" {
+		s.dataDir = t.TempDir()
+	}
+	h.store, err = inbox.Open(s.dataDir, inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := runner.Options{Store: h.store, Pipelines: proj.Pipelines, Masker: h.masker}
+	if s.opts != nil {
+		s.opts(&opts)
+	}
+	h.r, err = runner.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.engine = httptest.NewServer(h.r.Handler())
+	h.r.Start()
+	t.Cleanup(h.stop)
+	return h
+}
+
+var stopped sync.Map
+
+func (h *harness) stop() {
+	if _, done := stopped.LoadOrStore(h, true); done {
+		return
+	}
+	h.engine.Close()
+	h.r.Stop(5 * time.Second)
+	h.store.Close()
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func do(t *testing.T, method, url, body string, header map[string]string) answer {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, string(b)}
+}
+
+func (h *harness) post(path, body string, header map[string]string) answer {
+	return do(h.t, "POST", h.engine.URL+path, body, header)
+}
+
+// eventually polls cond until it holds or 10 s pass.
+func (h *harness) eventually(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (h *harness) drained() {
+	h.t.Helper()
+	h.eventually("an empty inbox", func() bool { return len(h.store.Pipelines()) == 0 })
+}
+
+func (h *harness) control(method, path, body string) map[string]any {
+	h.t.Helper()
+	a := do(h.t, method, h.sbURL+"/_sandbox"+path, body, nil)
+	var m map[string]any
+	if a.body != "" {
+		if err := json.Unmarshal([]byte(a.body), &m); err != nil {
+			h.t.Fatalf("control %s: %d %s", path, a.status, a.body)
+		}
+	}
+	return m
+}
+
+func (h *harness) journal(path string) []map[string]any {
+	h.t.Helper()
+	var out []map[string]any
+	for _, e := range h.control("GET", "/requests?path="+path, "")["requests"].([]any) {
+		out = append(out, e.(map[string]any))
+	}
+	return out
+}
+
+func (h *harness) messages(user string) []any {
+	h.t.Helper()
+	d := h.control("GET", "/deliveries?user="+user, "")
+	if br, ok := d["braze"].(map[string]any); ok {
+		if msgs, ok := br["messages"].([]any); ok {
+			return msgs
+		}
+	}
+	return nil
+}
+
+func mustFile(t *testing.T, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func offerEvent(id, user string) string {
+	return fmt.Sprintf(`{"event_id":%q,"event_type":"offer_issued","user":{"id":%q,"external_id":%q},
+	  "campaign":{"name":"Winter","braze_campaign_id":%q},"offer":{"offer_id":"o-1","name":"Coat"}}`, id, ana, user, winter)
+}
+
+func TestWebhookIsStoredThenDelivered(t *testing.T) {
+	h := start(t, setup{})
+	a := h.post("/hooks/sessionm/offers", mustFile(t, "../../examples/events/sessionm-offer-issued.json"), map[string]string{"Authorization": hookAuth})
+	if a.status != 200 || !strings.Contains(a.body, `"event_id":"5f0c2a8e-8a3b-11ef-9a51-0242ac120002"`) {
+		t.Fatalf("webhook: %d %s", a.status, a.body)
+	}
+	h.eventually("the campaign message", func() bool { return len(h.messages("u-1001")) == 1 })
+	// A repeat of the same event (a sender's retry) is recognised.
+	a = h.post("/hooks/sessionm/offers", mustFile(t, "../../examples/events/sessionm-offer-issued.json"), map[string]string{"Authorization": hookAuth})
+	if a.status != 200 || !strings.Contains(a.body, `"duplicate":true`) {
+		t.Fatalf("repeat: %d %s", a.status, a.body)
+	}
+	h.drained()
+	if n := len(h.messages("u-1001")); n != 1 {
+		t.Fatalf("u-1001 got %d messages; a repeated event must be delivered once", n)
+	}
+	// The lookup went to SessionM Connect, the trigger to Braze.
+	if len(h.journal("/sessionm/connect/*")) != 1 || len(h.journal("/braze/campaigns/trigger/send")) != 1 {
+		t.Fatal("journal does not show one lookup and one trigger")
+	}
+}
+
+func TestInboundChecks(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, tweak: func(p *engine.Pipeline) { p.Source.MaxBody = 256 }})
+	sign := func(body string) string {
+		mac := hmac.New(sha256.New, []byte("sandbox-wallet-token"))
+		mac.Write([]byte(body))
+		return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	}
+	good := `{"user":"u-1001","country":"ES","n":1}`
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		body   string
+		header map[string]string
+		status int
+		want   string
+	}{
+		{"no such route", "POST", "/hooks/sessionm/offers", "{}", nil, 404, "not found"}, // not in this folder
+		{"basic ok", "POST", "/hooks/tags/" + ana, `{"tags":["a"]}`, map[string]string{"Authorization": coreBasic}, 200, `"accepted":true`},
+		{"basic wrong password", "POST", "/hooks/tags/" + ana, `{"tags":["a"]}`, map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("sandbox-core-key:nope"))}, 401, "wrong credentials"},
+		{"hmac ok", "POST", "/hooks/track", good, map[string]string{"X-Signature": sign(good)}, 200, `"accepted":true`},
+		{"hmac of another body", "POST", "/hooks/track", good, map[string]string{"X-Signature": sign(good + " ")}, 401, "wrong credentials"},
+		{"hmac missing", "POST", "/hooks/track", good, nil, 401, "wrong credentials"},
+		{"not JSON", "POST", "/hooks/tags/" + ana, `{"tags":`, map[string]string{"Authorization": coreBasic}, 400, "not JSON"},
+		{"too big", "POST", "/hooks/tags/" + ana, `{"tags":["` + strings.Repeat("x", 300) + `"]}`, map[string]string{"Authorization": coreBasic}, 413, "limit of 256 bytes"},
+		{"wrong method", "GET", "/hooks/tags/" + ana, "", nil, 405, ""},
+		{"health", "GET", "/healthz", "", nil, 200, "ok"},
+		{"ready", "GET", "/readyz", "", nil, 200, "ready"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := do(t, tt.method, h.engine.URL+tt.path, tt.body, tt.header)
+			if a.status != tt.status || !strings.Contains(a.body, tt.want) {
+				t.Fatalf("%d %s; want %d %q", a.status, a.body, tt.status, tt.want)
+			}
+		})
+	}
+	h.drained()
+	// Credentials are not stored with the event.
+	for _, e := range h.journal("/sessionm/core/*") {
+		if strings.Contains(e["body"].(string), "Authorization") {
+			t.Fatal("the caller's credentials reached the target")
+		}
+	}
+}
+
+func TestBackpressure(t *testing.T) {
+	h := start(t, setup{opts: func(o *runner.Options) { o.MaxInbox = 2 }})
+	// Braze answers slowly, so events pile up in the inbox.
+	h.control("POST", "/faults", `{"emulator":"braze","latency":"300ms"}`)
+	statuses := map[int]int{}
+	for i := range 6 {
+		a := h.post("/hooks/sessionm/offers", offerEvent(fmt.Sprintf("bp-%d", i), "u-1001"), map[string]string{"Authorization": hookAuth})
+		statuses[a.status]++
+		if a.status == 503 && a.header.Get("Retry-After") == "" {
+			t.Fatal("503 without Retry-After")
+		}
+	}
+	if statuses[503] == 0 || statuses[200] == 0 {
+		t.Fatalf("statuses %v: want some accepted and some 503 once the inbox is full", statuses)
+	}
+	h.drained()
+	if n := len(h.messages("u-1001")); n != statuses[200] {
+		t.Fatalf("%d messages for %d accepted events", n, statuses[200])
+	}
+}
+
+func TestRetriesThenDelivers(t *testing.T) {
+	h := start(t, setup{})
+	h.control("POST", "/faults", `{"emulator":"braze","error_ratio":1,"count":2}`)
+	h.post("/hooks/sessionm/offers", offerEvent("r-1", "u-1002"), map[string]string{"Authorization": hookAuth})
+	h.drained()
+	if n := len(h.messages("u-1002")); n != 1 {
+		t.Fatalf("u-1002 got %d messages after two 503s", n)
+	}
+	if n := len(h.journal("/braze/campaigns/trigger/send")); n != 3 {
+		t.Fatalf("%d trigger requests, want 2 failures and 1 success", n)
+	}
+	if dls, _ := h.store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
+		t.Fatalf("dead letters %+v", dls)
+	}
+}
+
+func TestDeadLetters(t *testing.T) {
+	h := start(t, setup{tweak: func(p *engine.Pipeline) { p.Delivery.Attempts = 3 }})
+	// A campaign Braze does not know: 400, dead-lettered at once.
+	bad := strings.Replace(offerEvent("dl-1", "u-1001"), winter, "no-such-campaign", 1)
+	h.post("/hooks/sessionm/offers", bad, map[string]string{"Authorization": hookAuth})
+	h.drained()
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+	if len(dls) != 1 {
+		t.Fatalf("dead letters %+v", dls)
+	}
+	dl := dls[0]
+	if dl.Reason != "rejected" || dl.Attempts != 1 || dl.Response.Status != 400 || !strings.Contains(dl.Response.Excerpt, "Invalid Campaign ID") ||
+		dl.EventID != "dl-1" || dl.Pipeline != "offer-issued-to-braze-campaign" || dl.Version == "" || !strings.Contains(string(dl.Event), "no-such-campaign") {
+		t.Fatalf("dead letter %+v", dl)
+	}
+	if dl.Request.Headers["Authorization"] != "Bearer ****" || strings.Contains(fmt.Sprint(dl), "sandbox-braze-key") {
+		t.Fatalf("the dead letter shows the credential: %+v", dl.Request)
+	}
+
+	// Braze down for good: retried up to delivery.attempts, then dead.
+	h.control("POST", "/faults", `{"emulator":"braze","error_ratio":1}`)
+	h.post("/hooks/sessionm/offers", offerEvent("dl-2", "u-1002"), map[string]string{"Authorization": hookAuth})
+	h.drained()
+	dls, _ = h.store.DeadLetters(inbox.DeadFilter{Reason: "attempts_exhausted"})
+	if len(dls) != 1 || dls[0].Attempts != 3 || dls[0].Response.Status != 503 {
+		t.Fatalf("exhausted: %+v", dls)
+	}
+	if n := len(h.journal("/braze/campaigns/trigger/send")); n != 4 {
+		t.Fatalf("%d trigger requests, want 1 + 3", n)
+	}
+
+	// A lookup SessionM refuses (unknown user) is dead-lettered too.
+	h.control("DELETE", "/faults", "")
+	unknown := strings.Replace(offerEvent("dl-3", "u-1001"), ana, "00000000-0000-0000-0000-00000000dead", 1)
+	h.post("/hooks/sessionm/offers", unknown, map[string]string{"Authorization": hookAuth})
+	h.drained()
+	if dls, _ = h.store.DeadLetters(inbox.DeadFilter{Reason: "lookup_rejected"}); len(dls) != 1 || !strings.Contains(dls[0].Error, "user_not_found") {
+		t.Fatalf("lookup: %+v", dls)
+	}
+}
+
+// A 429 with Retry-After pauses the whole connection: nothing goes to
+// Braze before the time it gave.
+func TestRetryAfterPausesTheConnection(t *testing.T) {
+	h := start(t, setup{})
+	h.control("POST", "/faults", `{"emulator":"braze","throttle":{"for":"1s"}}`)
+	for i := range 3 {
+		h.post("/hooks/sessionm/offers", offerEvent(fmt.Sprintf("p-%d", i), fmt.Sprintf("u-100%d", i+1)), map[string]string{"Authorization": hookAuth})
+	}
+	h.drained()
+	var first429 time.Time
+	for _, e := range h.journal("/braze/*") {
+		at, _ := time.Parse(time.RFC3339Nano, e["time"].(string))
+		if e["status"].(float64) == 429 {
+			if first429.IsZero() {
+				first429 = at
+			}
+			continue
+		}
+		if !first429.IsZero() && at.Before(first429.Add(time.Second)) {
+			t.Fatalf("a request went at %v, inside the pause from %v", at, first429)
+		}
+	}
+	if first429.IsZero() {
+		t.Fatal("no 429 was seen")
+	}
+	if n := len(h.messages("u-1001")) + len(h.messages("u-1002")) + len(h.messages("u-1003")); n != 2 {
+		// u-1003 does not exist in Braze; its message is recorded as not sent.
+		t.Fatalf("%d messages", n)
+	}
+}
+
+func TestBrazeBatching(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 200})
+	const n = 120
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			user := fmt.Sprintf("load-%06d", i)
+			body := fmt.Sprintf(`{"campaign_id":%q,"user":%q,"n":%d}`, winter, user, i)
+			if i == 7 {
+				body = fmt.Sprintf(`{"campaign_id":%q,"user":"","n":%d}`, winter, i) // Braze refuses an empty id
+			}
+			if a := h.post("/hooks/campaign", body, nil); a.status != 200 {
+				t.Errorf("event %d: %d %s", i, a.status, a.body)
+			}
+		}()
+	}
+	wg.Wait()
+	h.drained()
+	total := 0
+	for i := range n {
+		total += len(h.messages(fmt.Sprintf("load-%06d", i)))
+	}
+	if total != n-1 {
+		t.Fatalf("%d messages delivered, want %d (all but the bad one)", total, n-1)
+	}
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+	if len(dls) != 1 || !strings.Contains(string(dls[0].Event), `"n":7`) {
+		t.Fatalf("dead letters %+v; want only the event with the empty id", dls)
+	}
+	// The first requests carried many recipients; the refused batch was
+	// then sent one event at a time.
+	maxRecipients := 0
+	for _, e := range h.journal("/braze/campaigns/trigger/send") {
+		var body struct{ Recipients []any }
+		json.Unmarshal([]byte(e["body"].(string)), &body)
+		maxRecipients = max(maxRecipients, len(body.Recipients))
+	}
+	if maxRecipients < 40 {
+		t.Fatalf("the largest request had %d recipients", maxRecipients)
+	}
+}
+
+func TestUsersTrackPacking(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 100})
+	sign := func(body string) string {
+		mac := hmac.New(sha256.New, []byte("sandbox-wallet-token"))
+		mac.Write([]byte(body))
+		return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	}
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			country := "ES"
+			if i == 42 {
+				country = "Spain" // not ISO-3166: Braze refuses this one object
+			}
+			body := fmt.Sprintf(`{"user":"load-%06d","country":%q,"n":%d}`, i, country, i)
+			h.post("/hooks/track", body, map[string]string{"X-Signature": sign(body)})
+		}()
+	}
+	wg.Wait()
+	h.drained()
+	reqs := h.journal("/braze/users/track")
+	if len(reqs) > 4 {
+		t.Fatalf("%d requests for 100 objects; want them packed by 75", len(reqs))
+	}
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+	if len(dls) != 1 || !strings.Contains(string(dls[0].Event), `"n":42`) || !strings.Contains(dls[0].Error, "country") {
+		t.Fatalf("dead letters %+v; want only event 42, for its country", dls)
+	}
+}
+
+// Events accepted but not delivered when the engine stops are delivered
+// by the next engine on the same data folder.
+func TestRestartDeliversWhatWasLeft(t *testing.T) {
+	data := t.TempDir()
+	h := start(t, setup{dataDir: data})
+	h.control("POST", "/faults", `{"emulator":"braze","error_ratio":1}`) // Braze is down
+	for i := range 5 {
+		h.post("/hooks/sessionm/offers", offerEvent(fmt.Sprintf("rs-%d", i), "u-1001"), map[string]string{"Authorization": hookAuth})
+	}
+	h.stop()
+	h.control("DELETE", "/faults", "")
+	h2 := start(t, setup{dataDir: data, sandbox: h.sbURL})
+	h2.drained()
+	if n := len(h2.messages("u-1001")); n != 5 {
+		t.Fatalf("%d of 5 events delivered after the restart", n)
+	}
+}
+
+func TestOrderedRetriesKeepOrder(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}})
+	h.control("POST", "/faults", `{"emulator":"sessionm_core","error_ratio":1,"count":2}`)
+	for i := range 5 {
+		body := fmt.Sprintf(`{"tags":["step_%d"]}`, i)
+		if a := h.post("/hooks/tags/"+ana, body, map[string]string{"Authorization": coreBasic}); a.status != 200 {
+			t.Fatalf("%d %s", a.status, a.body)
+		}
+	}
+	h.drained()
+	var order []string
+	for _, e := range h.journal("/sessionm/core/*") {
+		if e["status"].(float64) == 200 {
+			var body struct{ Tags []string }
+			json.Unmarshal([]byte(e["body"].(string)), &body)
+			order = append(order, body.Tags[0])
+		}
+	}
+	if strings.Join(order, ",") != "step_0,step_1,step_2,step_3,step_4" {
+		t.Fatalf("delivered in order %v", order)
+	}
+}
+
+func TestSynchronousPipeline(t *testing.T) {
+	h := start(t, setup{})
+	a := do(t, "GET", h.engine.URL+"/wallet/"+ana, "", map[string]string{"Authorization": "Bearer sandbox-wallet-token"})
+	var reply map[string]any
+	if a.status != 200 || json.Unmarshal([]byte(a.body), &reply) != nil || reply["available_points"] != 1350.0 {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	a = do(t, "GET", h.engine.URL+"/wallet/nobody", "", map[string]string{"Authorization": "Bearer sandbox-wallet-token"})
+	if a.status != 502 || !strings.Contains(a.body, "user_not_found") {
+		t.Fatalf("unknown user: %d %s", a.status, a.body)
+	}
+	if !bytes.Contains([]byte(a.body), []byte("error")) {
+		t.Fatal("no error field")
+	}
+}
