@@ -1,0 +1,606 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/loyalty-connector/engine/engine/inbox"
+)
+
+// defaultDataDir is the data folder the engine uses when not told otherwise.
+const defaultDataDir = "./data"
+
+// dlqNow is the clock --since 2h counts back from; tests fix it.
+var dlqNow = time.Now
+
+type dlqSubcommand struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+var dlqSubcommands = []dlqSubcommand{
+	{"list", "list dead letters, oldest first", runDlqList},
+	{"show", "show everything in one dead letter", runDlqShow},
+	{"replay", "queue dead letters again in their pipelines' inboxes", runDlqReplay},
+	{"drop", "delete dead letters for good", runDlqDrop},
+}
+
+func runDlq(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "engine dlq: name a subcommand: list, show, replay or drop")
+		fmt.Fprintln(stderr)
+		dlqUsage(stderr)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help", "--h":
+		dlqUsage(stdout)
+		return exitOK
+	}
+	for _, sub := range dlqSubcommands {
+		if sub.name == name {
+			return sub.run(args[1:], stdout, stderr)
+		}
+	}
+	if strings.HasPrefix(name, "-") {
+		// Flags come after the subcommand, because each subcommand takes
+		// its own set of them.
+		fmt.Fprintf(stderr, "engine dlq: name the subcommand before the flags, e.g. engine dlq list %s\n\n", strings.Join(args, " "))
+	} else {
+		fmt.Fprintf(stderr, "engine dlq: unknown subcommand %q\n\n", name)
+	}
+	dlqUsage(stderr)
+	return exitUsage
+}
+
+func dlqUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: engine dlq SUBCOMMAND [flags] [ID...]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, `Dead letters are the events the engine gave up on (a request the target
+rejected, attempts exhausted, a template or lookup that failed, a broken CSV
+row). They are kept, secrets masked, in the inbox of the engine's data
+folder. The engine must be stopped while dlq reads or changes that folder.`)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "subcommands:")
+	for _, sub := range dlqSubcommands {
+		fmt.Fprintf(w, "  %-8s %s\n", sub.name, sub.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'engine dlq SUBCOMMAND --help' for a subcommand's flags.")
+}
+
+// dlqFlags are the flags of the dlq subcommands; each registers the ones
+// it takes.
+type dlqFlags struct {
+	data     string
+	pipeline string
+	reason   string
+	since    string
+	limit    int
+	format   string
+	all      bool
+}
+
+func (f *dlqFlags) registerData(fs *flag.FlagSet) {
+	fs.StringVar(&f.data, "data", defaultDataDir, "the engine's data `folder`, which holds inbox.db")
+}
+
+func (f *dlqFlags) registerFilters(fs *flag.FlagSet) {
+	fs.StringVar(&f.pipeline, "pipeline", "", "only dead letters of the pipeline called `NAME`")
+	fs.StringVar(&f.reason, "reason", "", "only dead letters with this `REASON` (rejected, attempts_exhausted, template, lookup, csv_row ...)")
+	fs.StringVar(&f.since, "since", "", "only dead letters from the last `DURATION` (2h, 30m, 7d) or since an RFC 3339 time (2026-11-29T10:00:00Z)")
+}
+
+func (f *dlqFlags) registerFormat(fs *flag.FlagSet) {
+	fs.StringVar(&f.format, "format", "text", "output `format`: text or json")
+}
+
+func (f *dlqFlags) filtered() bool { return f.pipeline != "" || f.reason != "" || f.since != "" }
+
+// filter turns the filter flags into a store filter.
+func (f *dlqFlags) filter() (inbox.DeadFilter, error) {
+	df := inbox.DeadFilter{Pipeline: f.pipeline, Reason: f.reason}
+	if f.since != "" {
+		since, err := parseSince(f.since, dlqNow())
+		if err != nil {
+			return df, err
+		}
+		df.Since = since
+	}
+	return df, nil
+}
+
+// parseSince reads --since: a duration back from now, or a point in time.
+// time.ParseDuration stops at hours; dead letters are often looked at days
+// later, so a whole number of days (7d) is accepted too.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok && err != nil {
+		if n, nerr := strconv.Atoi(days); nerr == nil {
+			d, err = time.Duration(n)*24*time.Hour, nil
+		}
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--since %q is neither a duration such as 2h or 7d nor an RFC 3339 time such as 2026-11-29T10:00:00Z", s)
+	}
+	if d <= 0 {
+		return time.Time{}, fmt.Errorf("--since %q: give a positive duration, how far back to look", s)
+	}
+	return now.Add(-d), nil
+}
+
+// dlqCommand holds what every subcommand shares: its name for messages and
+// where they go.
+type dlqCommand struct {
+	name   string
+	stderr io.Writer
+}
+
+func (c dlqCommand) usageError(format string, a ...any) int {
+	fmt.Fprintf(c.stderr, "engine dlq %s: %s\n", c.name, fmt.Sprintf(format, a...))
+	return exitUsage
+}
+
+func (c dlqCommand) problem(format string, a ...any) int {
+	fmt.Fprintf(c.stderr, "engine dlq %s: %s\n", c.name, fmt.Sprintf(format, a...))
+	return exitProblem
+}
+
+// open opens the inbox in dir, or prints why it cannot and returns false.
+// It checks that the engine has run there first: inbox.Open creates a
+// missing folder and file, so a mistyped --data would otherwise leave an
+// empty data folder behind and look like "no dead letters".
+func (c dlqCommand) open(dir string) (*inbox.Store, bool) {
+	info, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		c.problem("no data folder %s: the engine has not run here; pass --data DIR", dir)
+		return nil, false
+	case err != nil:
+		c.problem("data folder %s: %v", dir, err)
+		return nil, false
+	case !info.IsDir():
+		c.problem("%s is not a folder; pass --data DIR with the engine's data folder", dir)
+		return nil, false
+	}
+	db := filepath.Join(dir, "inbox.db")
+	if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
+		c.problem("data folder %s has no inbox.db: the engine has not run here; pass --data DIR", dir)
+		return nil, false
+	}
+	s, err := inbox.Open(dir, inbox.Options{})
+	if err != nil {
+		c.problem("%v", err)
+		// The inbox has no error value for a locked file; its message is
+		// the only sign that an engine holds the folder.
+		if strings.Contains(err.Error(), "in use by another engine") {
+			c.problem("stop the engine first: dlq needs the data folder to itself")
+		}
+		return nil, false
+	}
+	return s, true
+}
+
+func runDlqList(args []string, stdout, stderr io.Writer) int {
+	c := dlqCommand{"list", stderr}
+	fs := newFlagSet("dlq list", "engine dlq list [flags]",
+		`Lists dead letters, oldest first, one per line: id, when the engine gave
+up (UTC), pipeline, pipeline version, reason, delivery attempts, the last HTTP
+status and the error, shortened. The last line counts them. --format json
+prints an array with everything in each dead letter.`, stderr)
+	var f dlqFlags
+	f.registerData(fs)
+	f.registerFilters(fs)
+	fs.IntVar(&f.limit, "limit", 0, "list at most `N` dead letters, the oldest (0: all)")
+	f.registerFormat(fs)
+	positional, code, done := parse(fs, args, stdout)
+	if done {
+		return code
+	}
+	if len(positional) > 0 {
+		return c.usageError("takes no arguments, got %q; to see one dead letter, use engine dlq show ID", positional[0])
+	}
+	if f.format != "text" && f.format != "json" {
+		return c.usageError("--format is text or json, not %q", f.format)
+	}
+	if f.limit < 0 {
+		return c.usageError("--limit %d: give a positive number, or 0 for all", f.limit)
+	}
+	filter, err := f.filter()
+	if err != nil {
+		return c.usageError("%v", err)
+	}
+	if f.limit > 0 {
+		// One more than asked says whether the limit cut the list.
+		filter.Limit = f.limit + 1
+	}
+	s, ok := c.open(f.data)
+	if !ok {
+		return exitProblem
+	}
+	defer s.Close()
+	dls, err := s.DeadLetters(filter)
+	if err != nil {
+		return c.problem("%v", err)
+	}
+	more := f.limit > 0 && len(dls) > f.limit
+	if more {
+		dls = dls[:f.limit]
+	}
+	if f.format == "json" {
+		if dls == nil {
+			dls = []inbox.DeadLetter{} // [] rather than null for tools
+		}
+		if err := writeIndentedJSON(stdout, dls); err != nil {
+			return c.problem("%v", err)
+		}
+		return exitOK
+	}
+	writeDeadLetterTable(stdout, dls)
+	switch {
+	case len(dls) == 0:
+		fmt.Fprintln(stdout, "no dead letters")
+	case more:
+		fmt.Fprintf(stdout, "%s shown; more match (raise --limit to see them)\n", plural(len(dls), "dead letter"))
+	default:
+		fmt.Fprintln(stdout, plural(len(dls), "dead letter"))
+	}
+	return exitOK
+}
+
+// errorWidth is where the list cuts errors. The other columns already take
+// 70 to 110 characters (an RFC 3339 time, pipeline names such as
+// offer-issued-to-braze-campaign), so a row cannot keep to 100 columns and
+// still say what went wrong; 40 characters do, and engine dlq show has the
+// rest.
+const errorWidth = 40
+
+func writeDeadLetterTable(w io.Writer, dls []inbox.DeadLetter) {
+	if len(dls) == 0 {
+		return
+	}
+	rows := [][]string{{"ID", "TIME", "PIPELINE", "VERSION", "REASON", "ATTEMPTS", "STATUS", "ERROR"}}
+	for _, dl := range dls {
+		status := "-"
+		if dl.Response != nil {
+			status = strconv.Itoa(dl.Response.Status)
+		}
+		rows = append(rows, []string{strconv.FormatUint(dl.ID, 10), formatTime(dl.At), orDash(dl.Pipeline), orDash(dl.Version),
+			orDash(dl.Reason), strconv.Itoa(dl.Attempts), status, oneLine(dl.Error)})
+	}
+	last := len(rows[0]) - 1
+	widths := make([]int, last)
+	for i := range widths {
+		for _, r := range rows {
+			widths[i] = max(widths[i], utf8.RuneCountInString(r[i]))
+		}
+	}
+	for _, r := range rows {
+		var b strings.Builder
+		for i, cell := range r[:last] {
+			b.WriteString(cell)
+			b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cell)+2))
+		}
+		b.WriteString(shorten(r[last], errorWidth))
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+}
+
+func runDlqShow(args []string, stdout, stderr io.Writer) int {
+	c := dlqCommand{"show", stderr}
+	fs := newFlagSet("dlq show", "engine dlq show [flags] ID",
+		`Shows everything in one dead letter: pipeline and version, the event id,
+when the event arrived and when the engine gave up, the reason and error, the
+attempts, the request as it went out (method, URL, headers, body; secrets
+masked), the last response, and the event. ID is a number from engine dlq list.`, stderr)
+	var f dlqFlags
+	f.registerData(fs)
+	f.registerFormat(fs)
+	positional, code, done := parse(fs, args, stdout)
+	if done {
+		return code
+	}
+	if len(positional) != 1 {
+		return c.usageError("name one dead-letter id, e.g. engine dlq show 4 (engine dlq list shows the ids)")
+	}
+	if f.format != "text" && f.format != "json" {
+		return c.usageError("--format is text or json, not %q", f.format)
+	}
+	ids, err := parseDeadLetterIDs(positional)
+	if err != nil {
+		return c.usageError("%v", err)
+	}
+	s, ok := c.open(f.data)
+	if !ok {
+		return exitProblem
+	}
+	defer s.Close()
+	dl, err := s.GetDeadLetter(ids[0])
+	if errors.Is(err, inbox.ErrNoSuchDeadLetter) {
+		return c.problem("no dead letter %d", ids[0])
+	}
+	if err != nil {
+		return c.problem("dead letter %d: %v", ids[0], err)
+	}
+	if f.format == "json" {
+		err = writeIndentedJSON(stdout, dl)
+	} else {
+		_, err = io.WriteString(stdout, deadLetterText(&dl))
+	}
+	if err != nil {
+		return c.problem("%v", err)
+	}
+	return exitOK
+}
+
+func deadLetterText(dl *inbox.DeadLetter) string {
+	var b strings.Builder
+	field := func(label, value string) {
+		// Continuation lines of a multi-line value line up under the first.
+		fmt.Fprintf(&b, "%-10s%s\n", label, strings.ReplaceAll(strings.TrimRight(value, "\n"), "\n", "\n"+strings.Repeat(" ", 10)))
+	}
+	fmt.Fprintf(&b, "dead letter %d\n", dl.ID)
+	field("pipeline", orDash(dl.Pipeline))
+	field("version", orDash(dl.Version))
+	field("event id", orDash(dl.EventID))
+	field("received", formatTime(dl.Received))
+	field("dead at", formatTime(dl.At))
+	field("reason", orDash(dl.Reason))
+	field("error", orDash(dl.Error))
+	field("attempts", strconv.Itoa(dl.Attempts))
+	if r := dl.Request; r != nil {
+		b.WriteString("request\n")
+		fmt.Fprintf(&b, "  %s %s\n", r.Method, r.URL)
+		for _, name := range slices.Sorted(maps.Keys(r.Headers)) {
+			fmt.Fprintf(&b, "  %s: %s\n", name, r.Headers[name])
+		}
+		if r.Body != "" {
+			b.WriteString("\n" + indent(pretty(r.Body), "  ") + "\n")
+		}
+	} else {
+		field("request", "none")
+	}
+	if r := dl.Response; r != nil {
+		field("response", "HTTP "+strconv.Itoa(r.Status))
+		if r.Excerpt != "" {
+			b.WriteString(indent(pretty(r.Excerpt), "  ") + "\n")
+		}
+	} else {
+		field("response", "none")
+	}
+	if len(dl.Event) > 0 && string(dl.Event) != "null" {
+		b.WriteString("event\n")
+		b.WriteString(indent(pretty(string(dl.Event)), "  ") + "\n")
+	} else {
+		field("event", "none")
+	}
+	return b.String()
+}
+
+func runDlqReplay(args []string, stdout, stderr io.Writer) int {
+	c := dlqCommand{"replay", stderr}
+	fs := newFlagSet("dlq replay", "engine dlq replay [flags] (ID... | --all)",
+		`Puts dead letters back into their pipelines' inboxes, with no attempts
+counted, and removes them from the dead letters. The next engine run on this
+data folder sends them again, through the current version of each pipeline
+(which may have been fixed since). The event id is not checked against
+recent ones: a replay is deliberate.
+
+Name the ids (from engine dlq list), or pass --all to replay every dead
+letter that --pipeline, --reason and --since select.`, stderr)
+	return runDlqChange(c, fs, args, stdout, func(s *inbox.Store, id uint64) (string, error) {
+		pipeline, seq, err := s.Requeue(id)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("replayed %d (%s): queued as event %d", id, pipeline, seq), nil
+	}, func(n int, data string) string {
+		switch n {
+		case 0:
+			return "replayed no dead letters"
+		case 1:
+			return "replayed 1 dead letter; it goes out when engine run next starts on " + data
+		}
+		return fmt.Sprintf("replayed %d dead letters; they go out when engine run next starts on %s", n, data)
+	})
+}
+
+func runDlqDrop(args []string, stdout, stderr io.Writer) int {
+	c := dlqCommand{"drop", stderr}
+	fs := newFlagSet("dlq drop", "engine dlq drop [flags] (ID... | --all)",
+		`Deletes dead letters for good; the events in them are not sent.
+
+Name the ids (from engine dlq list), or pass --all to drop every dead letter
+that --pipeline, --reason and --since select.`, stderr)
+	return runDlqChange(c, fs, args, stdout, func(s *inbox.Store, id uint64) (string, error) {
+		// Read it first so that the line says what was dropped.
+		dl, err := s.GetDeadLetter(id)
+		if err != nil {
+			return "", err
+		}
+		if err := s.DropDeadLetter(id); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("dropped %d (%s, %s): %s", id, orDash(dl.Pipeline), orDash(dl.Reason), shorten(oneLine(dl.Error), 60)), nil
+	}, func(n int, _ string) string {
+		if n == 0 {
+			return "dropped no dead letters"
+		}
+		return "dropped " + plural(n, "dead letter")
+	})
+}
+
+// runDlqChange is replay and drop: both select dead letters by id or with
+// --all and the filters, act on each, and go on past unknown ids.
+func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Writer,
+	act func(*inbox.Store, uint64) (string, error), summary func(n int, data string) string) int {
+	var f dlqFlags
+	f.registerData(fs)
+	fs.BoolVar(&f.all, "all", false, "every dead letter the filters select (all of them without filters)")
+	f.registerFilters(fs)
+	positional, code, done := parse(fs, args, stdout)
+	if done {
+		return code
+	}
+	switch {
+	case len(positional) == 0 && !f.all:
+		return c.usageError("name dead-letter ids (engine dlq list shows them), or pass --all, e.g. engine dlq %s --all --pipeline NAME", c.name)
+	case len(positional) > 0 && f.all:
+		return c.usageError("name dead-letter ids or pass --all, not both")
+	case len(positional) > 0 && f.filtered():
+		// Filters that quietly skipped a named id would be a surprise.
+		return c.usageError("--pipeline, --reason and --since select with --all; with ids, name only the ones you mean")
+	}
+	ids, err := parseDeadLetterIDs(positional)
+	if err != nil {
+		return c.usageError("%v", err)
+	}
+	filter, err := f.filter()
+	if err != nil {
+		return c.usageError("%v", err)
+	}
+	s, ok := c.open(f.data)
+	if !ok {
+		return exitProblem
+	}
+	defer s.Close()
+	if f.all {
+		dls, err := s.DeadLetters(filter)
+		if err != nil {
+			return c.problem("%v", err)
+		}
+		if len(dls) == 0 {
+			fmt.Fprintln(stdout, "no dead letters match; nothing to "+c.name)
+			return exitOK
+		}
+		for _, dl := range dls {
+			ids = append(ids, dl.ID)
+		}
+	}
+	changed, result := 0, exitOK
+	for _, id := range ids {
+		line, err := act(s, id)
+		switch {
+		case errors.Is(err, inbox.ErrNoSuchDeadLetter):
+			result = c.problem("no dead letter %d", id)
+		case err != nil:
+			result = c.problem("dead letter %d: %v", id, err)
+		default:
+			fmt.Fprintln(stdout, line)
+			changed++
+		}
+	}
+	fmt.Fprintln(stdout, summary(changed, f.data))
+	return result
+}
+
+// parseDeadLetterIDs reads ids as engine dlq list prints them, dropping
+// repeats so that naming one twice does not report it missing.
+func parseDeadLetterIDs(args []string) ([]uint64, error) {
+	var ids []uint64
+	for _, a := range args {
+		id, err := strconv.ParseUint(a, 10, 64)
+		if err != nil || id == 0 {
+			return nil, fmt.Errorf("%q is not a dead-letter id; ids are the numbers engine dlq list shows", a)
+		}
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+func writeIndentedJSON(w io.Writer, v any) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(unescapeHTML(b.Bytes()))
+	return err
+}
+
+// pretty indents s when it is JSON and returns it as it is otherwise (a
+// form body, a cut-off excerpt).
+func pretty(s string) string {
+	var b bytes.Buffer
+	if err := json.Indent(&b, []byte(strings.TrimSpace(s)), "", "  "); err != nil {
+		return s
+	}
+	return string(unescapeHTML(b.Bytes()))
+}
+
+// unescapeHTML turns the escapes encoding/json writes for <, > and & back
+// into the characters in a JSON text. The inbox stores events through
+// json.Marshal, which escapes them, and "20% off \u003ccoats\u003e" is hard
+// to read; the JSON means the same either way. Outside strings JSON has no
+// backslashes, so every backslash starts a two-character escape.
+func unescapeHTML(b []byte) []byte {
+	if !bytes.Contains(b, []byte(`\u00`)) {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 == len(b) {
+			out = append(out, b[i])
+			continue
+		}
+		if b[i+1] == 'u' && i+6 <= len(b) {
+			if c, ok := htmlEscapes[strings.ToLower(string(b[i+2:i+6]))]; ok {
+				out = append(out, c)
+				i += 5
+				continue
+			}
+		}
+		out = append(out, b[i], b[i+1])
+		i++
+	}
+	return out
+}
+
+var htmlEscapes = map[string]byte{"003c": '<', "003e": '>', "0026": '&'}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// oneLine puts a multi-line error on one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// shorten cuts s to at most n characters, marking the cut.
+func shorten(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-3]) + "..."
+}

@@ -1,0 +1,574 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loyalty-connector/engine/engine/inbox"
+)
+
+// dlqT0 is the clock the dlq tests run at; the seeded dead letters are
+// 3 h, 90 min, 30 min and 10 min older.
+var dlqT0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+
+const (
+	offerPipeline  = "offer-issued-to-braze-campaign"
+	pointsPipeline = "points-awarded-to-braze-canvas"
+	csvPipeline    = "segment-csv-to-sessionm-tags"
+)
+
+const offerEvent = `{"event_type":"offer_issued","user_id":"u-1001","offer":{"id":"o-1","title":"20% off <coats>"}}`
+
+// jsonEqual says whether a holds the same JSON as b: the inbox stores
+// events re-encoded (compacted, <, > and & escaped).
+func jsonEqual(a []byte, b string) bool {
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal([]byte(b), &y) == nil && reflect.DeepEqual(x, y)
+}
+
+const longError = "braze answered HTTP 503 after 10 attempts:\n  upstream connect error or disconnect/reset before headers; reset reason: connection termination; retried with backoff up to 5m"
+
+// seedDeadLetters fixes the dlq clock and makes a data folder with four
+// dead letters:
+//
+//	1 offer-issued  rejected            400, with request, event id evt-1
+//	2 points        attempts_exhausted  503, a long two-line error
+//	3 segment-csv   csv_row             a CSV row: never queued (seq 0), no request
+//	4 offer-issued  template            no request
+func seedDeadLetters(t *testing.T) string {
+	t.Helper()
+	old := dlqNow
+	dlqNow = func() time.Time { return dlqT0 }
+	t.Cleanup(func() { dlqNow = old })
+
+	dir := t.TempDir()
+	s, err := inbox.Open(dir, inbox.Options{NoSync: true, Now: func() time.Time { return dlqT0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	appendOne := func(pipeline, id, payload string) uint64 {
+		t.Helper()
+		got, err := s.Append(pipeline, inbox.NewEvent{ID: id, Payload: []byte(payload)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got[0].Seq
+	}
+	dead := func(pipeline string, seq uint64, dl inbox.DeadLetter) {
+		t.Helper()
+		if _, err := s.DeadLetter(pipeline, seq, dl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead(offerPipeline, appendOne(offerPipeline, "evt-1", offerEvent), inbox.DeadLetter{
+		Version: "7c9a466bc059", EventID: "evt-1", Event: json.RawMessage(offerEvent),
+		Request: &inbox.SentRequest{Method: "POST", URL: "https://rest.iad-01.braze.com/campaigns/trigger/send",
+			Headers: map[string]string{"Authorization": "Bearer ****", "Content-Type": "application/json"},
+			Body:    `{"campaign_id":"9b1f3c2e","recipients":[{"external_user_id":"u-1001"}]}`},
+		Response: &inbox.GotResponse{Status: 400, Excerpt: `{"message":"Invalid Campaign ID"}`},
+		Reason:   "rejected", Error: "braze answered HTTP 400: Invalid Campaign ID", Attempts: 1,
+		Received: dlqT0.Add(-3*time.Hour - time.Minute), At: dlqT0.Add(-3 * time.Hour),
+	})
+	pointsEvent := `{"event_type":"points_awarded","user_id":"u-1002","points":50}`
+	dead(pointsPipeline, appendOne(pointsPipeline, "evt-2", pointsEvent), inbox.DeadLetter{
+		Version: "0d41e6a2b7c3", EventID: "evt-2", Event: json.RawMessage(pointsEvent),
+		Request:  &inbox.SentRequest{Method: "POST", URL: "https://rest.iad-01.braze.com/canvas/trigger/send", Body: "not json"},
+		Response: &inbox.GotResponse{Status: 503, Excerpt: "upstream connect error"},
+		Reason:   "attempts_exhausted", Error: longError, Attempts: 10,
+		Received: dlqT0.Add(-2 * time.Hour), At: dlqT0.Add(-90 * time.Minute),
+	})
+	dead(csvPipeline, 0, inbox.DeadLetter{
+		Version: "5e5e5e5e5e5e", Event: json.RawMessage(`{"external_id":"u-3","tags":""}`),
+		Reason: "csv_row", Error: "row 3 (line 4):\n  wrong number of fields", At: dlqT0.Add(-30 * time.Minute),
+	})
+	dead(offerPipeline, appendOne(offerPipeline, "evt-4", `{"event_type":"offer_issued","user_id":"u-1004"}`), inbox.DeadLetter{
+		Version: "7c9a466bc059", EventID: "evt-4", Event: json.RawMessage(`{"event_type":"offer_issued","user_id":"u-1004"}`),
+		Reason: "template", Error: `target.body: undefined variable "offer"`,
+		Received: dlqT0.Add(-10 * time.Minute), At: dlqT0.Add(-10 * time.Minute),
+	})
+	return dir
+}
+
+// openSeeded reopens the data folder after a command changed it.
+func openSeeded(t *testing.T, dir string) *inbox.Store {
+	t.Helper()
+	s, err := inbox.Open(dir, inbox.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// listedIDs is the first column of the table, without its header and the
+// count line.
+func listedIDs(out string) []string {
+	var ids []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 8 && strings.HasSuffix(f[1], "Z") {
+			ids = append(ids, f[0])
+		}
+	}
+	return ids
+}
+
+func TestDlqList(t *testing.T) {
+	dir := seedDeadLetters(t)
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		ids   []string
+		count string
+	}{
+		{"all", nil, []string{"1", "2", "3", "4"}, "4 dead letters"},
+		{"pipeline", []string{"--pipeline", offerPipeline}, []string{"1", "4"}, "2 dead letters"},
+		{"reason", []string{"--reason", "csv_row"}, []string{"3"}, "1 dead letter"},
+		{"since duration", []string{"--since", "1h"}, []string{"3", "4"}, "2 dead letters"},
+		{"since days", []string{"--since", "7d"}, []string{"1", "2", "3", "4"}, "4 dead letters"},
+		{"since time", []string{"--since", "2026-11-29T08:00:00Z"}, []string{"2", "3", "4"}, "3 dead letters"},
+		{"since time with offset", []string{"--since", "2026-11-29T09:20:00+01:00"}, []string{"2", "3", "4"}, "3 dead letters"},
+		{"filters together", []string{"--pipeline", offerPipeline, "--since", "1h"}, []string{"4"}, "1 dead letter"},
+		{"limit cuts", []string{"--limit", "2"}, []string{"1", "2"}, "2 dead letters shown; more match (raise --limit to see them)"},
+		{"limit fits", []string{"--limit", "4"}, []string{"1", "2", "3", "4"}, "4 dead letters"},
+		{"limit and filter", []string{"--limit", "1", "--reason", "template"}, []string{"4"}, "1 dead letter"},
+		{"no match", []string{"--pipeline", "nope"}, nil, "no dead letters"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, code := runEngine(append([]string{"dlq", "list", "--data", dir}, tc.args...)...)
+			if code != exitOK || stderr != "" {
+				t.Fatalf("code %d, stderr %q", code, stderr)
+			}
+			if got := listedIDs(stdout); !slices.Equal(got, tc.ids) {
+				t.Errorf("ids %v, want %v:\n%s", got, tc.ids, stdout)
+			}
+			if !strings.HasSuffix(stdout, "\n"+tc.count+"\n") && stdout != tc.count+"\n" {
+				t.Errorf("count line is not %q:\n%s", tc.count, stdout)
+			}
+		})
+	}
+}
+
+func TestDlqListTable(t *testing.T) {
+	dir := seedDeadLetters(t)
+	stdout, _, _ := runEngine("dlq", "list", "--data", dir)
+	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	want := []string{
+		"ID  TIME                  PIPELINE                        VERSION       REASON              ATTEMPTS  STATUS  ERROR",
+		"1   2026-11-29T07:00:00Z  offer-issued-to-braze-campaign  7c9a466bc059  rejected            1         400     braze answered HTTP 400: Invalid Camp...",
+		"3   2026-11-29T09:30:00Z  segment-csv-to-sessionm-tags    5e5e5e5e5e5e  csv_row             0         -       row 3 (line 4): wrong number of fields",
+	}
+	for _, w := range want {
+		if !slices.Contains(lines, w) {
+			t.Errorf("no line\n%s\nin\n%s", w, stdout)
+		}
+	}
+	// Errors are cut at errorWidth, and a two-line error is put on one
+	// line (3 above).
+	if !slices.Contains(lines, "2   2026-11-29T08:30:00Z  points-awarded-to-braze-canvas  0d41e6a2b7c3  attempts_exhausted  10        503     braze answered HTTP 503 after 10 atte...") {
+		t.Errorf("long error not shortened:\n%s", stdout)
+	}
+	// Columns are as wide as their widest cell, and a letter with no
+	// version or status shows a dash.
+	dir = t.TempDir()
+	s, err := inbox.Open(dir, inbox.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.DeadLetter("f1", 0, inbox.DeadLetter{Reason: "lookup", Error: strings.Repeat("é", 60), At: dlqT0})
+	s.Close()
+	stdout, _, _ = runEngine("dlq", "list", "--data", dir)
+	want = []string{
+		"ID  TIME                  PIPELINE  VERSION  REASON  ATTEMPTS  STATUS  ERROR",
+		"1   2026-11-29T10:00:00Z  f1        -        lookup  0         -       " + strings.Repeat("é", errorWidth-3) + "...",
+		"1 dead letter",
+	}
+	if got := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n"); !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", stdout, strings.Join(want, "\n"))
+	}
+}
+
+func TestDlqListJSON(t *testing.T) {
+	dir := seedDeadLetters(t)
+	stdout, _, code := runEngine("dlq", "list", "--data", dir, "--format", "json", "--pipeline", offerPipeline)
+	if code != exitOK {
+		t.Fatalf("code %d", code)
+	}
+	var dls []inbox.DeadLetter
+	if err := json.Unmarshal([]byte(stdout), &dls); err != nil {
+		t.Fatalf("%v:\n%s", err, stdout)
+	}
+	if len(dls) != 2 || dls[0].ID != 1 || dls[1].ID != 4 {
+		t.Fatalf("dead letters %+v", dls)
+	}
+	first := dls[0]
+	if first.Pipeline != offerPipeline || first.Version != "7c9a466bc059" || first.EventID != "evt-1" || first.Reason != "rejected" ||
+		first.Attempts != 1 || !first.At.Equal(dlqT0.Add(-3*time.Hour)) || first.Request == nil ||
+		first.Request.Headers["Authorization"] != "Bearer ****" || first.Response == nil || first.Response.Status != 400 {
+		t.Errorf("first dead letter %+v", first)
+	}
+	if !jsonEqual(first.Event, offerEvent) {
+		t.Errorf("event %s", first.Event)
+	}
+	if !strings.Contains(stdout, "20% off <coats>") {
+		t.Errorf("characters escaped for HTML:\n%s", stdout)
+	}
+	// Nothing selected is an empty array, not null.
+	stdout, _, code = runEngine("dlq", "list", "--data", dir, "--format", "json", "--reason", "nope")
+	if code != exitOK || stdout != "[]\n" {
+		t.Errorf("code %d, %q", code, stdout)
+	}
+	stdout, _, _ = runEngine("dlq", "list", "--data", dir, "--format", "json", "--limit", "3")
+	if err := json.Unmarshal([]byte(stdout), &dls); err != nil || len(dls) != 3 {
+		t.Errorf("--limit 3: %d (%v)", len(dls), err)
+	}
+}
+
+func TestDlqShow(t *testing.T) {
+	dir := seedDeadLetters(t)
+	stdout, stderr, code := runEngine("dlq", "show", "1", "--data", dir)
+	want := `dead letter 1
+pipeline  offer-issued-to-braze-campaign
+version   7c9a466bc059
+event id  evt-1
+received  2026-11-29T06:59:00Z
+dead at   2026-11-29T07:00:00Z
+reason    rejected
+error     braze answered HTTP 400: Invalid Campaign ID
+attempts  1
+request
+  POST https://rest.iad-01.braze.com/campaigns/trigger/send
+  Authorization: Bearer ****
+  Content-Type: application/json
+
+  {
+    "campaign_id": "9b1f3c2e",
+    "recipients": [
+      {
+        "external_user_id": "u-1001"
+      }
+    ]
+  }
+response  HTTP 400
+  {
+    "message": "Invalid Campaign ID"
+  }
+event
+  {
+    "event_type": "offer_issued",
+    "user_id": "u-1001",
+    "offer": {
+      "id": "o-1",
+      "title": "20% off <coats>"
+    }
+  }
+`
+	if code != exitOK || stderr != "" || stdout != want {
+		t.Errorf("code %d, stderr %q, output:\n%s\nwant:\n%s", code, stderr, stdout, want)
+	}
+
+	for _, tc := range []struct {
+		id   string
+		want []string
+	}{
+		// A body and an excerpt that are not JSON are shown as they are;
+		// a multi-line error keeps its lines, aligned.
+		{"2", []string{"error     braze answered HTTP 503 after 10 attempts:\n            upstream connect error", "\n  not json\n", "response  HTTP 503\n  upstream connect error\n", "attempts  10\n"}},
+		// A CSV row never reached a request.
+		{"3", []string{"event id  -\n", "received  -\n", "request   none\n", "response  none\n", "event\n  {\n    \"external_id\": \"u-3\","}},
+		{"4", []string{"reason    template\n", "request   none\n", "error     target.body: undefined variable \"offer\"\n"}},
+	} {
+		stdout, _, code := runEngine("dlq", "show", "--data", dir, tc.id)
+		for _, w := range tc.want {
+			if code != exitOK || !strings.Contains(stdout, w) {
+				t.Errorf("show %s: code %d, output lacks %q:\n%s", tc.id, code, w, stdout)
+			}
+		}
+	}
+
+	stdout, _, code = runEngine("dlq", "show", "3", "--data", dir, "--format", "json")
+	var dl inbox.DeadLetter
+	if err := json.Unmarshal([]byte(stdout), &dl); err != nil || code != exitOK {
+		t.Fatalf("code %d, %v:\n%s", code, err, stdout)
+	}
+	if dl.ID != 3 || dl.Pipeline != csvPipeline || dl.Reason != "csv_row" || dl.Request != nil || !jsonEqual(dl.Event, `{"external_id":"u-3","tags":""}`) {
+		t.Errorf("json %+v", dl)
+	}
+
+	stdout, stderr, code = runEngine("dlq", "show", "42", "--data", dir)
+	if code != exitProblem || stdout != "" || stderr != "engine dlq show: no dead letter 42\n" {
+		t.Errorf("unknown id: code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+func TestDlqReplay(t *testing.T) {
+	dir := seedDeadLetters(t)
+	stdout, stderr, code := runEngine("dlq", "replay", "--data", dir, "1", "3", "1")
+	want := "replayed 1 (offer-issued-to-braze-campaign): queued as event 3\n" +
+		"replayed 3 (segment-csv-to-sessionm-tags): queued as event 1\n" +
+		"replayed 2 dead letters; they go out when engine run next starts on " + dir + "\n"
+	if code != exitOK || stderr != "" || stdout != want {
+		t.Fatalf("code %d, stderr %q, output:\n%s", code, stderr, stdout)
+	}
+
+	// Unknown ids are reported after the others are replayed.
+	stdout, stderr, code = runEngine("dlq", "replay", "--data", dir, "42", "2")
+	if code != exitProblem || stderr != "engine dlq replay: no dead letter 42\n" ||
+		stdout != "replayed 2 (points-awarded-to-braze-canvas): queued as event 2\nreplayed 1 dead letter; it goes out when engine run next starts on "+dir+"\n" {
+		t.Errorf("code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = runEngine("dlq", "replay", "--data", dir, "1")
+	if code != exitProblem || stderr != "engine dlq replay: no dead letter 1\n" || stdout != "replayed no dead letters\n" {
+		t.Errorf("replayed twice: code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
+	s := openSeeded(t, dir)
+	for _, tc := range []struct {
+		pipeline, id, payload string
+	}{
+		{offerPipeline, "evt-1", offerEvent},
+		{csvPipeline, "", `{"external_id":"u-3","tags":""}`},
+		{pointsPipeline, "evt-2", `{"event_type":"points_awarded","user_id":"u-1002","points":50}`},
+	} {
+		recs, err := s.Pending(tc.pipeline)
+		if err != nil || len(recs) != 1 || recs[0].ID != tc.id || !jsonEqual(recs[0].Payload, tc.payload) || recs[0].Attempts != 0 {
+			t.Errorf("%s pending %+v (%v)", tc.pipeline, recs, err)
+		}
+	}
+	left, _ := s.DeadLetters(inbox.DeadFilter{})
+	if len(left) != 1 || left[0].ID != 4 {
+		t.Errorf("dead letters left %+v, want 4 only", left)
+	}
+}
+
+func TestDlqReplayAll(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		replay  []uint64
+		summary string
+	}{
+		{"all", nil, []uint64{1, 2, 3, 4}, "replayed 4 dead letters"},
+		{"pipeline", []string{"--pipeline", offerPipeline}, []uint64{1, 4}, "replayed 2 dead letters"},
+		{"reason", []string{"--reason", "attempts_exhausted"}, []uint64{2}, "replayed 1 dead letter"},
+		{"since", []string{"--since", "45m"}, []uint64{3, 4}, "replayed 2 dead letters"},
+		{"since time", []string{"--since", "2026-11-29T09:30:00Z"}, []uint64{3, 4}, "replayed 2 dead letters"},
+		{"no match", []string{"--pipeline", offerPipeline, "--reason", "csv_row"}, nil, "no dead letters match; nothing to replay"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := seedDeadLetters(t)
+			stdout, stderr, code := runEngine(append([]string{"dlq", "replay", "--all", "--data", dir}, tc.args...)...)
+			if code != exitOK || stderr != "" || !strings.Contains(stdout, tc.summary) {
+				t.Fatalf("code %d, stderr %q, output:\n%s", code, stderr, stdout)
+			}
+			s := openSeeded(t, dir)
+			left, _ := s.DeadLetters(inbox.DeadFilter{})
+			for _, dl := range left {
+				if slices.Contains(tc.replay, dl.ID) {
+					t.Errorf("dead letter %d is still there", dl.ID)
+				}
+			}
+			if len(left)+len(tc.replay) != 4 {
+				t.Errorf("%d dead letters left, want %d", len(left), 4-len(tc.replay))
+			}
+			queued := 0
+			for _, p := range []string{offerPipeline, pointsPipeline, csvPipeline} {
+				queued += s.Depth(p)
+			}
+			if queued != len(tc.replay) || strings.Count(stdout, ": queued as event ") != len(tc.replay) {
+				t.Errorf("%d queued, want %d:\n%s", queued, len(tc.replay), stdout)
+			}
+		})
+	}
+}
+
+func TestDlqDrop(t *testing.T) {
+	dir := seedDeadLetters(t)
+	stdout, stderr, code := runEngine("dlq", "drop", "2", "42", "--data", dir)
+	want := "dropped 2 (points-awarded-to-braze-canvas, attempts_exhausted): braze answered HTTP 503 after 10 attempts: upstream conne...\n" +
+		"dropped 1 dead letter\n"
+	if code != exitProblem || stdout != want || stderr != "engine dlq drop: no dead letter 42\n" {
+		t.Errorf("code %d, stderr %q, output:\n%s", code, stderr, stdout)
+	}
+	stdout, stderr, code = runEngine("dlq", "drop", "2", "--data", dir)
+	if code != exitProblem || stdout != "dropped no dead letters\n" || stderr != "engine dlq drop: no dead letter 2\n" {
+		t.Errorf("dropped twice: code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = runEngine("dlq", "drop", "--all", "--since", "1h", "--data", dir)
+	if code != exitOK || stderr != "" || stdout != "dropped 3 (segment-csv-to-sessionm-tags, csv_row): row 3 (line 4): wrong number of fields\n"+
+		"dropped 4 (offer-issued-to-braze-campaign, template): target.body: undefined variable \"offer\"\n"+
+		"dropped 2 dead letters\n" {
+		t.Errorf("code %d, stderr %q, output:\n%s", code, stderr, stdout)
+	}
+	stdout, _, code = runEngine("dlq", "drop", "--all", "--reason", "csv_row", "--data", dir)
+	if code != exitOK || stdout != "no dead letters match; nothing to drop\n" {
+		t.Errorf("code %d, output %q", code, stdout)
+	}
+	s := openSeeded(t, dir)
+	left, _ := s.DeadLetters(inbox.DeadFilter{})
+	if len(left) != 1 || left[0].ID != 1 {
+		t.Errorf("dead letters left %+v, want 1 only", left)
+	}
+	// Dropping sends nothing: the queues stay empty.
+	if n := s.Depth(pointsPipeline) + s.Depth(csvPipeline) + s.Depth(offerPipeline); n != 0 {
+		t.Errorf("%d events queued after drops", n)
+	}
+	s.Close()
+
+	stdout, _, code = runEngine("dlq", "drop", "--all", "--data", dir)
+	if code != exitOK || !strings.HasSuffix(stdout, "dropped 1 dead letter\n") {
+		t.Errorf("drop --all: code %d, %q", code, stdout)
+	}
+	stdout, _, _ = runEngine("dlq", "list", "--data", dir)
+	if stdout != "no dead letters\n" {
+		t.Errorf("after drop --all: %q", stdout)
+	}
+}
+
+func TestDlqUsageErrors(t *testing.T) {
+	dir := seedDeadLetters(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"dlq"}, "name a subcommand: list, show, replay or drop"},
+		{[]string{"dlq", "purge"}, `unknown subcommand "purge"`},
+		{[]string{"dlq", "--data", dir, "list"}, "name the subcommand before the flags"},
+		{[]string{"dlq", "list", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"dlq", "list", "4"}, `takes no arguments, got "4"; to see one dead letter, use engine dlq show ID`},
+		{[]string{"dlq", "list", "--format", "xml"}, `--format is text or json, not "xml"`},
+		{[]string{"dlq", "list", "--limit", "-1"}, "--limit -1: give a positive number, or 0 for all"},
+		{[]string{"dlq", "list", "--limit", "many"}, `invalid value "many" for flag -limit`},
+		{[]string{"dlq", "list", "--since", "yesterday"}, `--since "yesterday" is neither a duration such as 2h or 7d nor an RFC 3339 time`},
+		{[]string{"dlq", "list", "--since", "-2h"}, `--since "-2h": give a positive duration`},
+		{[]string{"dlq", "list", "--since", "2026-11-29"}, "nor an RFC 3339 time such as 2026-11-29T10:00:00Z"},
+		{[]string{"dlq", "show"}, "name one dead-letter id, e.g. engine dlq show 4"},
+		{[]string{"dlq", "show", "1", "2"}, "name one dead-letter id"},
+		{[]string{"dlq", "show", "x1"}, `"x1" is not a dead-letter id; ids are the numbers engine dlq list shows`},
+		{[]string{"dlq", "show", "1", "--format", "yaml"}, `--format is text or json, not "yaml"`},
+		{[]string{"dlq", "show", "1", "--pipeline", "x"}, "flag provided but not defined: -pipeline"},
+		{[]string{"dlq", "replay"}, "name dead-letter ids (engine dlq list shows them), or pass --all"},
+		{[]string{"dlq", "replay", "--pipeline", offerPipeline}, "or pass --all, e.g. engine dlq replay --all --pipeline NAME"},
+		{[]string{"dlq", "replay", "1", "--all"}, "name dead-letter ids or pass --all, not both"},
+		{[]string{"dlq", "replay", "1", "--reason", "rejected"}, "--pipeline, --reason and --since select with --all"},
+		{[]string{"dlq", "replay", "0"}, `"0" is not a dead-letter id`},
+		{[]string{"dlq", "replay", "--all", "--since", "soon"}, `--since "soon" is neither`},
+		{[]string{"dlq", "replay", "--all", "--format", "json"}, "flag provided but not defined: -format"},
+		{[]string{"dlq", "drop"}, "or pass --all, e.g. engine dlq drop --all --pipeline NAME"},
+		{[]string{"dlq", "drop", "-3"}, "flag provided but not defined: -3"},
+		{[]string{"dlq", "drop", "3", "--since", "1h"}, "--pipeline, --reason and --since select with --all"},
+	} {
+		// Each runs against a real data folder, so a command that got
+		// past its checks would change it and be caught below.
+		args := append(slices.Clone(tc.args), "--data", dir)
+		if len(tc.args) < 2 || tc.args[1] == "--data" {
+			args = tc.args
+		}
+		stdout, stderr, code := runEngine(args...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) || stdout != "" {
+			t.Errorf("%v: code %d, stdout %q, stderr %q; want it to say %q", args, code, stdout, stderr, tc.want)
+		}
+	}
+	// The subcommands are named in the usage that follows a wrong one.
+	_, stderr, _ := runEngine("dlq", "purge")
+	if !strings.Contains(stderr, "usage: engine dlq SUBCOMMAND") || !strings.Contains(stderr, "  replay   queue dead letters again") {
+		t.Errorf("usage after an unknown subcommand:\n%s", stderr)
+	}
+	s := openSeeded(t, dir)
+	if left, _ := s.DeadLetters(inbox.DeadFilter{}); len(left) != 4 {
+		t.Errorf("a wrong command line changed the dead letters: %d left", len(left))
+	}
+}
+
+func TestDlqHelp(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"dlq", "--help"}, "usage: engine dlq SUBCOMMAND [flags] [ID...]"},
+		{[]string{"dlq", "-h"}, "Run 'engine dlq SUBCOMMAND --help'"},
+		{[]string{"help", "dlq"}, "  drop     delete dead letters for good"},
+		{[]string{"dlq", "list", "--help"}, "usage: engine dlq list [flags]"},
+		{[]string{"dlq", "list", "--pipeline", "x", "-h"}, "-limit N"},
+		{[]string{"dlq", "show", "--help"}, "usage: engine dlq show [flags] ID"},
+		{[]string{"dlq", "replay", "--help"}, "usage: engine dlq replay [flags] (ID... | --all)"},
+		{[]string{"dlq", "drop", "--help"}, "-since DURATION"},
+	} {
+		stdout, stderr, code := runEngine(tc.args...)
+		if code != exitOK || stderr != "" || !strings.Contains(stdout, tc.want) {
+			t.Errorf("%v: code %d, stderr %q, stdout:\n%s\nwant it to say %q", tc.args, code, stderr, stdout, tc.want)
+		}
+	}
+	stdout, _, _ := runEngine("--help")
+	if !strings.Contains(stdout, "  dlq        list, show, replay or drop dead letters\n") {
+		t.Errorf("engine --help does not list dlq:\n%s", stdout)
+	}
+}
+
+// Without a data folder, or one the engine never used, every subcommand
+// says so and leaves nothing behind.
+func TestDlqNoDataFolder(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nope")
+	empty := t.TempDir()
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range [][]string{{"list"}, {"show", "1"}, {"replay", "1"}, {"drop", "--all"}} {
+		for _, tc := range []struct {
+			data string
+			want string
+		}{
+			{missing, "no data folder " + missing + ": the engine has not run here; pass --data DIR"},
+			{empty, "data folder " + empty + " has no inbox.db: the engine has not run here; pass --data DIR"},
+			{file, file + " is not a folder; pass --data DIR"},
+		} {
+			args := append([]string{"dlq"}, sub...)
+			stdout, stderr, code := runEngine(append(args, "--data", tc.data)...)
+			if code != exitProblem || stdout != "" || !strings.Contains(stderr, tc.want) {
+				t.Errorf("%v --data %s: code %d, stdout %q, stderr %q", sub, tc.data, code, stdout, stderr)
+			}
+		}
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the missing data folder was created: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(empty, "inbox.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an inbox.db was created: %v", err)
+	}
+
+	// The default is ./data, the engine's own default.
+	t.Chdir(t.TempDir())
+	_, stderr, code := runEngine("dlq", "list")
+	if code != exitProblem || stderr != "engine dlq list: no data folder ./data: the engine has not run here; pass --data DIR\n" {
+		t.Errorf("code %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat("data"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("./data was created: %v", err)
+	}
+}
+
+// A running engine holds the store; dlq waits for it as long as the inbox
+// does (3 s), then says to stop the engine, and changes nothing.
+func TestDlqLockedStore(t *testing.T) {
+	dir := seedDeadLetters(t)
+	s := openSeeded(t, dir)
+	start := time.Now()
+	stdout, stderr, code := runEngine("dlq", "drop", "--all", "--data", dir)
+	if code != exitProblem || stdout != "" ||
+		!strings.Contains(stderr, "engine dlq drop: data folder "+dir+" is in use by another engine") ||
+		!strings.HasSuffix(stderr, "engine dlq drop: stop the engine first: dlq needs the data folder to itself\n") {
+		t.Errorf("code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	t.Logf("waited %v for the lock", time.Since(start).Round(time.Millisecond))
+	if left, _ := s.DeadLetters(inbox.DeadFilter{}); len(left) != 4 {
+		t.Errorf("%d dead letters left, want 4", len(left))
+	}
+}
