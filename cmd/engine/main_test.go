@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -25,7 +27,41 @@ func TestMain(m *testing.M) {
 	if err := os.Chdir("../.."); err != nil {
 		panic(err)
 	}
-	os.Exit(m.Run())
+	dir, err := os.MkdirTemp("", "engine-test-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// binDir holds the binary buildEngine builds; TestMain removes it.
+var binDir string
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// buildEngine builds the engine binary the first time a test asks for it
+// and returns its path; later calls reuse it.
+func buildEngine(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		bin := filepath.Join(binDir, "engine")
+		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/engine").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build: %v\n%s", err, out)
+			return
+		}
+		builtBin = bin
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
 }
 
 const goldenDir = "cmd/engine/testdata/golden"
@@ -196,10 +232,7 @@ func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "engine")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/engine").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildEngine(t)
 	out, err := exec.Command(bin, "version").Output()
 	if err != nil || !strings.HasPrefix(string(out), "engine ") {
 		t.Errorf("version: %v %q", err, out)
@@ -345,5 +378,49 @@ func TestDryRunAgainstTheSandbox(t *testing.T) {
 	_, stderr, code = runEngine("dry-run", "--sandbox", "--fixtures", "examples/fixtures", "pipelines/wallet-for-connected-content.yaml")
 	if code != exitUsage || !strings.Contains(stderr, "--fixtures or --sandbox, not both") {
 		t.Fatalf("both lookups sources: code %d, %q", code, stderr)
+	}
+}
+
+// engine run --csv --until-done imports a file against the in-process
+// emulators and exits when every row has an outcome.
+func TestRunCSVUntilDone(t *testing.T) {
+	data := t.TempDir()
+	stdout, stderr, code := runEngine("run", "--sandbox", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "warn",
+		"--csv", "examples/csv/braze-segment-export.csv", "--until-done", "pipelines/")
+	if code != exitOK {
+		t.Fatalf("code %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{
+		"csv examples/csv/braze-segment-export.csv (segment-csv-to-sessionm-tags): 4 rows read, 4 queued, 4 delivered, 0 dead-lettered, 0 broken rows, 0 already queued before; done",
+		"engine run: stopped; every accepted event was handled",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	// The same file again: the checkpoint says it was imported.
+	stdout, _, _ = runEngine("run", "--sandbox", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "warn",
+		"--csv", "examples/csv/braze-segment-export.csv", "--until-done", "pipelines/")
+	if !strings.Contains(stdout, "4 rows read, 0 queued, 0 delivered, 0 dead-lettered, 0 broken rows, 4 already queued before; done") {
+		t.Errorf("second run:\n%s", stdout)
+	}
+}
+
+func TestRunUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run"}, "name the pipelines to run"},
+		{[]string{"run", "--until-done", "pipelines/"}, "--until-done needs --csv files"},
+		{[]string{"run", "--csv", "no/such.csv", "pipelines/"}, "--csv no/such.csv"},
+		{[]string{"run", "--csv", "nope=examples/csv/braze-segment-export.csv", "pipelines/"}, `"nope" is not a csv pipeline here`},
+		{[]string{"run", "--log-format", "xml", "pipelines/"}, "--log-format is text or json"},
+	}
+	for _, tt := range tests {
+		_, stderr, code := runEngine(append(tt.args, "--env-file", "examples/sandbox.env")...)
+		if code != exitUsage || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%v: code %d, %q; want 2 and %q", tt.args, code, stderr, tt.want)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -34,6 +35,12 @@ request, 75 objects per users/track array) and dead letters for what cannot
 be delivered (see engine dlq). Events left undelivered by an earlier run are
 delivered first.
 
+CSV sources take files named with --csv, and files dropped into their
+source.inbox folder (moved to done/ or failed/ once read). Rows are queued
+with a checkpoint, so a restart resumes after the last row queued; broken
+rows become dead letters with their row number. --until-done exits once the
+--csv files are read and every row has an outcome.
+
 --sandbox starts the built-in SessionM and Braze emulators in process and
 points every connection at them: all flows work with no account anywhere.
 
@@ -50,7 +57,10 @@ leaves the rest in the inbox.`, stderr)
 		logLevel  = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 		maxInbox  = fs.Int("max-inbox", runner.DefaultMaxInbox, "undelivered events per pipeline before webhooks answer 503 with Retry-After")
 		grace     = fs.Duration("grace", 30*time.Second, "how long a stop waits for in-flight deliveries")
+		untilDone = fs.Bool("until-done", false, "exit once the --csv files are read and every row has an outcome")
+		csvFiles  listFlag
 	)
+	fs.Var(&csvFiles, "csv", "import `FILE` into the csv pipeline, or PIPELINE=FILE when there are several (repeatable)")
 	paths, code, done := parse(fs, args, stdout)
 	if done {
 		return code
@@ -97,6 +107,13 @@ leaves the rest in the inbox.`, stderr)
 	if len(proj.Pipelines) == 0 {
 		return fail(exitProblem, "no pipelines in %s", strings.Join(paths, ", "))
 	}
+	imports, err := csvTargets(csvFiles, proj.Pipelines)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	if *untilDone && len(imports) == 0 {
+		return fail(exitUsage, "--until-done needs --csv files to wait for")
+	}
 	store, err := inbox.Open(*dataDir, inbox.Options{})
 	if err != nil {
 		return fail(exitProblem, "%v", err)
@@ -112,14 +129,17 @@ leaves the rest in the inbox.`, stderr)
 	}
 	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	r.Start()
+	r.WatchCSVInboxes(time.Second)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	printRunBanner(stdout, ln.Addr().String(), *dataDir, sandboxBase, proj.Pipelines, store)
+	importsDone := runImports(ctx, r, imports, stderr)
 
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		logger.Error("the listener stopped", "error", err)
+	case <-untilDoneChan(*untilDone, importsDone):
 	}
 	fmt.Fprintln(stdout, "engine run: stopping; in-flight deliveries get", *grace)
 	shutdown, cancel := context.WithTimeout(context.Background(), *grace)
@@ -128,6 +148,7 @@ leaves the rest in the inbox.`, stderr)
 		logger.Warn("closing the listener", "error", err)
 	}
 	r.Stop(*grace)
+	printCSVSummary(stdout, r.CSVImports())
 	left := store.Pipelines()
 	if len(left) == 0 {
 		fmt.Fprintln(stdout, "engine run: stopped; every accepted event was handled")
@@ -189,4 +210,139 @@ func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []
 		fmt.Fprintf(w, "  curl -s %s/hooks/sessionm/offers -H 'Authorization: Bearer sandbox-sessionm-webhook-token' --data @examples/events/sessionm-offer-issued.json\n", base)
 	}
 	fmt.Fprintln(w, "Stop with Ctrl-C.")
+}
+
+// csvImport is one --csv file and the pipeline it goes to.
+type csvImport struct{ pipeline, file string }
+
+func csvTargets(args []string, pipelines []*engine.Pipeline) ([]csvImport, error) {
+	var csvPipelines []string
+	for _, p := range pipelines {
+		if p.Source.Type.Kind == spec.CSVSource {
+			csvPipelines = append(csvPipelines, p.Name)
+		}
+	}
+	var out []csvImport
+	for _, a := range args {
+		name, file, named := strings.Cut(a, "=")
+		if !named {
+			if len(csvPipelines) != 1 {
+				return nil, fmt.Errorf("--csv %s: name the pipeline as PIPELINE=FILE; csv pipelines here: %s", a, strings.Join(csvPipelines, ", "))
+			}
+			name, file = csvPipelines[0], a
+		}
+		found := false
+		for _, p := range csvPipelines {
+			found = found || p == name
+		}
+		if !found {
+			return nil, fmt.Errorf("--csv %s: %q is not a csv pipeline here (csv pipelines: %s)", a, name, strings.Join(csvPipelines, ", "))
+		}
+		if _, err := os.Stat(file); err != nil {
+			return nil, fmt.Errorf("--csv %s: %v", a, err)
+		}
+		out = append(out, csvImport{name, file})
+	}
+	return out, nil
+}
+
+// runImports reads the --csv files one after the other, showing progress
+// on a terminal. The channel closes once every row has an outcome.
+func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stderr io.Writer) <-chan struct{} {
+	done := make(chan struct{})
+	if len(imports) == 0 {
+		return done // never closes: nothing to wait for
+	}
+	go func() {
+		for _, im := range imports {
+			if _, err := r.ImportCSV(ctx, im.pipeline, im.file); err != nil {
+				fmt.Fprintf(stderr, "engine run: %v\n", err)
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		terminal := isTerminal(stderr)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			progress := r.CSVImports()
+			if terminal {
+				showProgress(stderr, progress)
+			}
+			if len(progress) >= len(imports) && allSettled(progress) {
+				if terminal {
+					fmt.Fprintln(stderr)
+				}
+				close(done)
+				return
+			}
+		}
+	}()
+	return done
+}
+
+func untilDoneChan(enabled bool, done <-chan struct{}) <-chan struct{} {
+	if !enabled {
+		return nil // a nil channel never fires
+	}
+	return done
+}
+
+func allSettled(ps []runner.CSVProgress) bool {
+	for _, p := range ps {
+		if !p.Settled() {
+			return false
+		}
+	}
+	return true
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// showProgress rewrites one status line: rows done of read, rate, ETA.
+func showProgress(w io.Writer, ps []runner.CSVProgress) {
+	for _, p := range ps {
+		if p.Settled() {
+			continue
+		}
+		done := p.Delivered + p.Failed
+		elapsed := time.Since(p.Started).Seconds()
+		rate := float64(done) / max(elapsed, 0.001)
+		eta := "?"
+		if rate > 0 && p.ReadDone {
+			eta = (time.Duration(float64(p.Queued-done)/rate) * time.Second).Round(time.Second).String()
+		}
+		fmt.Fprintf(w, "\r%s: %d/%d rows done, %d failed, %.0f rows/s, ETA %s   ", filepath.Base(p.File), done, p.Queued, p.Failed+p.Broken, rate, eta)
+		return
+	}
+}
+
+func printCSVSummary(w io.Writer, ps []runner.CSVProgress) {
+	for _, p := range ps {
+		if p.Err != "" {
+			fmt.Fprintf(w, "csv %s: not imported: %s\n", p.File, p.Err)
+			continue
+		}
+		state := "done"
+		if !p.Settled() {
+			state = "unfinished; the next run resumes it"
+		}
+		fmt.Fprintf(w, "csv %s (%s): %d rows read, %d queued, %d delivered, %d dead-lettered, %d broken rows, %d already queued before; %s\n",
+			p.File, p.Pipeline, p.Rows, p.Queued, p.Delivered, p.Failed, p.Broken, p.Skipped, state)
+	}
 }

@@ -377,6 +377,7 @@ func (l *lane) ack(it *item, why string) {
 		l.r.log.Error("cannot remove a handled event from the inbox; it may be sent again after a restart", "pipeline", l.p.Name, "event", eventLabel(it), "error", err)
 	}
 	l.r.log.Debug(why, "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it))
+	l.r.settledRow(it, true)
 	l.release()
 }
 
@@ -413,6 +414,7 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 		l.r.log.Warn("dead-lettered", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
 			"reason", reason, "dead_letter", id, "attempts", attempts, "error", dl.Error)
 	}
+	l.r.settledRow(it, false)
 	l.release()
 }
 

@@ -59,6 +59,7 @@ type Runner struct {
 	governors map[string]*delivery.Governor // by connection name
 	routes    *http.ServeMux
 	ready     atomic.Bool
+	csv       csvImports
 
 	// soft ends when the runner stops taking new work; hard ends when
 	// in-flight requests must be abandoned (the events stay in the inbox).
@@ -90,6 +91,7 @@ func New(opts Options) (*Runner, error) {
 	r := &Runner{
 		opts: opts, store: opts.Store, log: opts.Logger, clock: opts.Clock,
 		lanes: map[string]*lane{}, governors: map[string]*delivery.Governor{},
+		csv: csvImports{files: map[string]*CSVProgress{}},
 	}
 	r.client = opts.Client
 	if r.client == nil {
@@ -171,6 +173,7 @@ func (r *Runner) Stop(grace time.Duration) {
 	r.cancelSoft()
 	done := make(chan struct{})
 	go func() {
+		r.wg.Wait() // CSV folder watchers
 		for _, l := range r.lanes {
 			l.wait()
 		}

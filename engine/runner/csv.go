@@ -1,0 +1,337 @@
+package runner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loyalty-connector/engine/connectors/csvfile"
+	"github.com/loyalty-connector/engine/engine/inbox"
+	"github.com/loyalty-connector/engine/engine/spec"
+)
+
+// csvChunk is how many rows go into the inbox per transaction.
+const csvChunk = 1000
+
+// CSVProgress is where one file's import stands.
+type CSVProgress struct {
+	File      string
+	Pipeline  string
+	Rows      int  // data rows read so far (broken ones included)
+	Queued    int  // rows put into the inbox by this run
+	Skipped   int  // rows an earlier run had already queued
+	Broken    int  // rows that could not be read: dead letters
+	Delivered int  // queued rows delivered (or filtered out)
+	Failed    int  // queued rows dead-lettered
+	ReadDone  bool // the whole file has been read
+	Started   time.Time
+	Err       string // why the file could not be imported at all
+}
+
+// Settled reports whether every row has an outcome.
+func (p CSVProgress) Settled() bool {
+	return p.ReadDone && p.Delivered+p.Failed >= p.Queued
+}
+
+// csvCheckpoint is kept in the inbox per file content, so a restart
+// resumes after the last row queued instead of reading it all again.
+type csvCheckpoint struct {
+	Rows int  `json:"rows"`
+	Done bool `json:"done"`
+}
+
+type csvImports struct {
+	mu    sync.Mutex
+	files map[string]*CSVProgress // by the file as named
+}
+
+func (c *csvImports) update(file string, f func(p *CSVProgress)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.files[file]; p != nil {
+		f(p)
+	}
+}
+
+// CSVImports returns the progress of every import of this run.
+func (r *Runner) CSVImports() []CSVProgress {
+	r.csv.mu.Lock()
+	defer r.csv.mu.Unlock()
+	out := make([]CSVProgress, 0, len(r.csv.files))
+	for _, p := range r.csv.files {
+		out = append(out, *p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
+	return out
+}
+
+// settledRow counts a CSV row's outcome for its file's progress.
+func (r *Runner) settledRow(it *item, delivered bool) {
+	if it.stored == nil || it.stored.Row == nil {
+		return
+	}
+	r.csv.update(it.stored.Row.File, func(p *CSVProgress) {
+		if delivered {
+			p.Delivered++
+		} else {
+			p.Failed++
+		}
+	})
+}
+
+// ImportCSV queues the rows of file for pipeline (a csv source). Each row
+// is an event whose id is the file's content hash and the row number, so
+// a row queued twice (a crash between queueing and checkpointing) is
+// recognised; broken rows become dead letters with their row number. It
+// returns when the file has been read; delivery goes on in the workers.
+func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgress, error) {
+	l := r.lanes[pipeline]
+	if l == nil || l.p.Source.Type.Kind != spec.CSVSource {
+		return CSVProgress{}, fmt.Errorf("pipeline %q does not read CSV files", pipeline)
+	}
+	progress := &CSVProgress{File: file, Pipeline: pipeline, Started: time.Now()}
+	r.csv.mu.Lock()
+	r.csv.files[file] = progress
+	r.csv.mu.Unlock()
+	fail := func(err error) (CSVProgress, error) {
+		r.csv.update(file, func(p *CSVProgress) { p.Err, p.ReadDone = err.Error(), true })
+		return r.csvSnapshot(file), err
+	}
+
+	sum, err := hashFile(file)
+	if err != nil {
+		return fail(err)
+	}
+	key := "csv:" + pipeline + ":" + sum
+	var cp csvCheckpoint
+	if _, err := r.store.Checkpoint(key, &cp); err != nil {
+		return fail(fmt.Errorf("reading the checkpoint of %s: %w", file, err))
+	}
+	if cp.Done {
+		r.csv.update(file, func(p *CSVProgress) { p.Skipped, p.Rows, p.ReadDone = cp.Rows, cp.Rows, true })
+		r.log.Info("this file was imported before; nothing to do", "pipeline", pipeline, "file", file, "rows", cp.Rows)
+		return r.csvSnapshot(file), nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return fail(fmt.Errorf("cannot open %s: %w", file, err))
+	}
+	defer f.Close()
+	reader, err := csvfile.NewReader(f, file, l.p.Source.Delimiter)
+	if err != nil {
+		return fail(err)
+	}
+	if cp.Rows > 0 {
+		r.log.Info("resuming a CSV import", "pipeline", pipeline, "file", file, "after_row", cp.Rows)
+	}
+	var chunk []inbox.NewEvent
+	rows := 0
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		got, err := r.store.Append(pipeline, chunk...)
+		if err != nil {
+			return err
+		}
+		queued := 0
+		for _, a := range got {
+			if !a.Duplicate {
+				queued++
+			}
+		}
+		if err := r.store.SetCheckpoint(key, csvCheckpoint{Rows: rows}); err != nil {
+			return err
+		}
+		r.csv.update(file, func(p *CSVProgress) { p.Queued += queued; p.Skipped += len(chunk) - queued })
+		chunk = chunk[:0]
+		l.wake()
+		return nil
+	}
+	for {
+		if ctx.Err() != nil {
+			// Stopping: what was queued is safe, the checkpoint says
+			// where to resume.
+			return r.csvSnapshot(file), flush()
+		}
+		row, err := reader.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		rows++
+		r.csv.update(file, func(p *CSVProgress) { p.Rows = rows })
+		var rowErr *csvfile.RowError
+		if errors.As(err, &rowErr) {
+			if rows > cp.Rows {
+				r.brokenRow(pipeline, key, rowErr)
+			}
+			continue
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if rows <= cp.Rows {
+			r.csv.update(file, func(p *CSVProgress) { p.Skipped++ })
+			continue
+		}
+		payload, err := json.Marshal(&storedEvent{
+			ID:  fmt.Sprintf("%s:%d", sum, row.Number),
+			Row: &storedRow{File: file, Number: row.Number, Line: row.Line, Values: row.Values},
+		})
+		if err != nil {
+			return fail(err)
+		}
+		chunk = append(chunk, inbox.NewEvent{ID: fmt.Sprintf("%s:%d", sum, row.Number), Payload: payload})
+		if len(chunk) == csvChunk {
+			if err := flush(); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return fail(err)
+	}
+	if err := r.store.SetCheckpoint(key, csvCheckpoint{Rows: rows, Done: true}); err != nil {
+		return fail(err)
+	}
+	r.csv.update(file, func(p *CSVProgress) { p.ReadDone = true })
+	snap := r.csvSnapshot(file)
+	r.log.Info("CSV file read", "pipeline", pipeline, "file", file, "rows", snap.Rows, "queued", snap.Queued, "broken", snap.Broken, "already_queued", snap.Skipped)
+	return snap, nil
+}
+
+func (r *Runner) csvSnapshot(file string) CSVProgress {
+	r.csv.mu.Lock()
+	defer r.csv.mu.Unlock()
+	if p := r.csv.files[file]; p != nil {
+		return *p
+	}
+	return CSVProgress{File: file}
+}
+
+// brokenRow dead-letters a row that cannot be read, with its position.
+func (r *Runner) brokenRow(pipeline, key string, e *csvfile.RowError) {
+	event, _ := json.Marshal(map[string]any{"file": e.File, "row": e.Number, "line": e.Line})
+	p := r.lanes[pipeline].p
+	_, err := r.store.DeadLetter(pipeline, 0, inbox.DeadLetter{
+		Version: p.Version, EventID: fmt.Sprintf("%s:%d", strings.TrimPrefix(key, "csv:"+pipeline+":"), e.Number),
+		Event: event, Reason: "csv_row", Error: e.Error(), Received: time.Now(),
+	})
+	if err != nil {
+		r.log.Error("cannot store a broken CSV row as a dead letter", "pipeline", pipeline, "row", e.Number, "error", err)
+	}
+	r.csv.update(e.File, func(p *CSVProgress) { p.Broken++ })
+	r.log.Warn("broken CSV row", "pipeline", pipeline, "version", p.Version, "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason)
+}
+
+func hashFile(file string) (string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", fmt.Errorf("cannot open %s: %w", file, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("reading %s: %w", file, err)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// WatchCSVInboxes imports the CSV files dropped into each csv pipeline's
+// source.inbox folder, until the runner stops. A file is taken once its size and
+// time have not changed for one poll (so a file still being copied is
+// left alone), then moved to done/ (or failed/, with a .error.txt).
+func (r *Runner) WatchCSVInboxes(poll time.Duration) {
+	for _, l := range r.lanes {
+		if l.p.Source.Type.Kind != spec.CSVSource || l.p.Source.Inbox == "" {
+			continue
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.watchFolder(r.soft, l.p.Name, l.p.Source.Inbox, poll)
+		}()
+	}
+}
+
+type fileState struct {
+	size int64
+	mod  time.Time
+}
+
+func (r *Runner) watchFolder(ctx context.Context, pipeline, dir string, poll time.Duration) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		r.log.Error("cannot create the CSV inbox folder", "pipeline", pipeline, "folder", dir, "error", err)
+		return
+	}
+	r.log.Info("watching for CSV files", "pipeline", pipeline, "folder", dir)
+	last := map[string]fileState{}
+	for {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			r.log.Error("cannot read the CSV inbox folder", "pipeline", pipeline, "folder", dir, "error", err)
+		}
+		seen := map[string]fileState{}
+		for _, e := range entries {
+			if e.IsDir() || !strings.EqualFold(filepath.Ext(e.Name()), ".csv") || strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				continue
+			}
+			st := fileState{info.Size(), info.ModTime()}
+			seen[e.Name()] = st
+			if prev, ok := last[e.Name()]; !ok || prev != st {
+				continue // new or still changing: look again next poll
+			}
+			path := filepath.Join(dir, e.Name())
+			_, err = r.ImportCSV(ctx, pipeline, path)
+			if ctx.Err() != nil {
+				return // stopped mid-file: the checkpoint resumes it next run
+			}
+			r.fileAway(pipeline, dir, e.Name(), err)
+			delete(seen, e.Name())
+		}
+		last = seen
+		if r.clock.Sleep(ctx, poll) != nil {
+			return
+		}
+	}
+}
+
+// fileAway moves an imported file to done/ or failed/, so it is not taken
+// again and the folder shows what happened.
+func (r *Runner) fileAway(pipeline, dir, name string, importErr error) {
+	sub := "done"
+	if importErr != nil {
+		sub = "failed"
+	}
+	target := filepath.Join(dir, sub)
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		r.log.Error("cannot file an imported CSV away", "pipeline", pipeline, "error", err)
+		return
+	}
+	dest := filepath.Join(target, name)
+	if _, err := os.Stat(dest); err == nil {
+		dest = filepath.Join(target, time.Now().UTC().Format("20060102T150405Z")+"-"+name)
+	}
+	if err := os.Rename(filepath.Join(dir, name), dest); err != nil {
+		r.log.Error("cannot file an imported CSV away", "pipeline", pipeline, "error", err)
+		return
+	}
+	if importErr != nil {
+		_ = os.WriteFile(dest+".error.txt", []byte(importErr.Error()+"\n"), 0o644)
+		r.log.Error("CSV file not imported", "pipeline", pipeline, "file", dest, "error", importErr)
+	}
+}
