@@ -30,8 +30,11 @@ const (
 	DefaultConcurrency    = 16
 	DefaultLinger         = 500 * time.Millisecond
 	DefaultTimeout        = 10 * time.Second
-	DefaultMaxBody        = 1 << 20
-	maxBodyLimit          = 64 << 20 // a webhook body larger than this is a mistake
+	// DefaultDeadline keeps a synchronous answer well under the 2 s Braze
+	// gives Connected Content (braze.md §5).
+	DefaultDeadline = 1500 * time.Millisecond
+	DefaultMaxBody  = 1 << 20
+	maxBodyLimit    = 64 << 20 // a webhook body larger than this is a mistake
 )
 
 // Pipeline is a built pipeline: every expression compiled and every
@@ -76,6 +79,19 @@ type Respond struct {
 	Headers      []header
 	Body         *valueTemplate
 	BodyTemplate *liquid.Template
+	// Deadline bounds the whole answer, lookups included.
+	Deadline time.Duration
+	// Cache, when set, keeps answers per key.
+	Cache *ResponseCache
+}
+
+// ResponseCache says how long a synchronous pipeline's answers are kept:
+// fresh for TTL, then served only when a new answer cannot be had in time,
+// for up to Stale more.
+type ResponseCache struct {
+	Key   *liquid.Template // nil: the request's method, path and query
+	TTL   time.Duration
+	Stale time.Duration
 }
 
 // Delivery holds the delivery settings with defaults applied.
@@ -197,7 +213,7 @@ func (b *builder) build(cfg *PipelineConfig, routes *routeTable) *Pipeline {
 		if pl.Source.Type != nil && pl.Source.Type.Kind != spec.HTTPSource {
 			b.errorAtKey(yamlpos.Path{"respond"}, "respond answers an HTTP caller, so it needs an HTTP source, not %s", pl.Source.Type.Name)
 		}
-		pl.Respond = b.respond(yamlpos.Path{"respond"}, cfg.Respond, sc)
+		pl.Respond = b.respond(yamlpos.Path{"respond"}, cfg.Respond, sc, base)
 	default:
 		b.add(1, 1, nil, diag.Error, "a pipeline needs a target (the request each event sends) or respond (the answer of a synchronous pipeline); add one")
 	}
@@ -608,10 +624,23 @@ func mappingPairs(n *yaml.Node) [][2]*yaml.Node {
 	return out
 }
 
-func (b *builder) respond(path yamlpos.Path, cfg *RespondConfig, sc *scope) *Respond {
+func (b *builder) respond(path yamlpos.Path, cfg *RespondConfig, sc, before *scope) *Respond {
 	r := &Respond{Status: cmpOr(cfg.Status, http.StatusOK)}
 	r.Headers = b.headers(path.Child("headers"), cfg.Headers, spec.Auth{}, sc)
 	r.Body, r.BodyTemplate = b.body(path, &cfg.Body, cfg.BodyTemplate, nil, sc)
+	r.Deadline = b.duration(path.Child("deadline"), cfg.Deadline, DefaultDeadline)
+	if c := cfg.Cache; c != nil {
+		cpath := path.Child("cache")
+		r.Cache = &ResponseCache{
+			TTL:   b.duration(cpath.Child("ttl"), c.TTL, time.Minute),
+			Stale: b.duration(cpath.Child("stale"), c.Stale, time.Hour),
+		}
+		if c.Key != "" {
+			// The key is rendered before the steps run, from what the
+			// request carries.
+			r.Cache.Key = b.template(cpath.Child("key"), c.Key, false, before)
+		}
+	}
 	return r
 }
 

@@ -79,6 +79,15 @@ type RespondConfig struct {
 	Headers      map[string]string `yaml:"headers"`
 	Body         yaml.Node         `yaml:"body"`
 	BodyTemplate string            `yaml:"body_template"`
+	Deadline     string            `yaml:"deadline"`
+	Cache        *CacheConfig      `yaml:"cache"`
+}
+
+// CacheConfig keeps a synchronous pipeline's answers for a while.
+type CacheConfig struct {
+	Key   string `yaml:"key"`
+	TTL   string `yaml:"ttl"`
+	Stale string `yaml:"stale"`
 }
 
 // DeliveryConfig tunes how target requests are delivered.

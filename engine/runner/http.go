@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -67,6 +66,10 @@ type accepted struct {
 
 func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 	lane := r.lanes[p.Name]
+	var responder *responder
+	if p.Respond != nil {
+		responder = newResponder(r, p)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, p.Source.MaxBody))
 		if err != nil {
@@ -94,8 +97,8 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 			params[name] = req.PathValue(name)
 		}
 		stored := &storedEvent{ID: eventID(p, req, body), Data: body, Request: newStoredRequest(req, params)}
-		if p.Respond != nil {
-			r.respond(w, req, p, stored)
+		if responder != nil {
+			responder.serve(w, req, stored)
 			return
 		}
 		if r.store.Depth(p.Name) >= r.opts.MaxInbox {
@@ -204,31 +207,6 @@ func authChallenge(a *engine.InboundAuth) string {
 		return `Basic realm="engine"`
 	}
 	return `Bearer realm="engine"`
-}
-
-// respond runs a synchronous pipeline (F3) within the deadline.
-func (r *Runner) respond(w http.ResponseWriter, req *http.Request, p *engine.Pipeline, stored *storedEvent) {
-	ev, err := stored.event()
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	ctx, cancel := context.WithTimeout(req.Context(), r.opts.SyncDeadline)
-	defer cancel()
-	out := p.Evaluate(ctx, ev, r.lookups(), r.clock.Now())
-	switch {
-	case out.Err != nil:
-		r.log.Warn("synchronous pipeline failed", "pipeline", p.Name, "version", p.Version, "error", r.opts.Masker.String(out.Err.Error()))
-		writeError(w, http.StatusBadGateway, r.opts.Masker.String(out.Err.Error()))
-	case !out.Passed:
-		writeError(w, http.StatusNotFound, "the pipeline's filter refused this request")
-	default:
-		for k, vs := range out.Reply.Header {
-			w.Header()[k] = vs
-		}
-		w.WriteHeader(out.Reply.Status)
-		_, _ = w.Write(out.Reply.Body)
-	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -27,10 +27,6 @@ import (
 // before its webhook answers 503 with Retry-After.
 const DefaultMaxInbox = 1_000_000
 
-// DefaultSyncDeadline bounds a synchronous pipeline's answer, well under
-// the 2 s Braze gives Connected Content (braze.md §5).
-const DefaultSyncDeadline = 1500 * time.Millisecond
-
 // Options configures a Runner.
 type Options struct {
 	Store     *inbox.Store
@@ -41,9 +37,8 @@ type Options struct {
 	Clock  delivery.Clock
 	// Client sends lookups and target requests; nil means a client with a
 	// connection pool sized for the pipelines' concurrency.
-	Client       *http.Client
-	MaxInbox     int
-	SyncDeadline time.Duration
+	Client   *http.Client
+	MaxInbox int
 	// Random feeds backoff jitter; nil means math/rand.
 	Random func() float64
 }
@@ -84,9 +79,6 @@ func New(opts Options) (*Runner, error) {
 	}
 	if opts.MaxInbox == 0 {
 		opts.MaxInbox = DefaultMaxInbox
-	}
-	if opts.SyncDeadline == 0 {
-		opts.SyncDeadline = DefaultSyncDeadline
 	}
 	r := &Runner{
 		opts: opts, store: opts.Store, log: opts.Logger, clock: opts.Clock,

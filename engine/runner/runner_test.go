@@ -522,3 +522,45 @@ func TestSynchronousPipeline(t *testing.T) {
 		t.Fatal("no error field")
 	}
 }
+
+// F3's cache: a fresh answer needs no lookup; when SessionM fails or is
+// late, an older answer stands in, marked stale; with none, 504 or 502.
+func TestSynchronousCache(t *testing.T) {
+	h := start(t, setup{tweak: func(p *engine.Pipeline) {
+		if p.Respond != nil {
+			p.Respond.Cache.TTL = 100 * time.Millisecond
+			p.Respond.Deadline = 200 * time.Millisecond
+		}
+	}})
+	wallet := func(user string) answer {
+		return do(t, "GET", h.engine.URL+"/wallet/"+user, "", map[string]string{"Authorization": "Bearer sandbox-wallet-token"})
+	}
+	if a := wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
+		t.Fatalf("first: %d %v", a.status, a.header)
+	}
+	if a := wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "hit" {
+		t.Fatalf("second: %d %v", a.status, a.header)
+	}
+	if n := len(h.journal("/sessionm/connect/*")); n != 1 {
+		t.Fatalf("%d lookups for two requests inside the TTL", n)
+	}
+	time.Sleep(150 * time.Millisecond) // past the TTL
+	h.control("POST", "/faults", `{"emulator":"sessionm_connect","error_ratio":1}`)
+	a := wallet(ana)
+	if a.status != 200 || a.header.Get("X-Cache") != "stale" || a.header.Get("Warning") == "" || !strings.Contains(a.body, `"available_points":1350`) {
+		t.Fatalf("SessionM down: %d %v %s", a.status, a.header, a.body)
+	}
+	if a := wallet("4d2e8f3b-32f5-11ef-b3e4-0242ac120002"); a.status != 502 {
+		t.Fatalf("SessionM down, nothing cached: %d %s", a.status, a.body)
+	}
+	h.control("DELETE", "/faults", "")
+	h.control("POST", "/faults", `{"emulator":"sessionm_connect","latency":"500ms"}`)
+	start := time.Now()
+	a = wallet(ana)
+	if a.header.Get("X-Cache") != "stale" || time.Since(start) > 450*time.Millisecond {
+		t.Fatalf("SessionM slow: %d %v after %v; want the stale copy at the deadline", a.status, a.header, time.Since(start))
+	}
+	if a := wallet("6f40a15d-32f5-11ef-b3e4-0242ac120002"); a.status != 504 || !strings.Contains(a.body, "no answer within 200ms") {
+		t.Fatalf("SessionM slow, nothing cached: %d %s", a.status, a.body)
+	}
+}

@@ -1,0 +1,222 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loyalty-connector/engine/engine"
+)
+
+// maxCached bounds the answers a synchronous pipeline keeps; past it the
+// oldest are dropped.
+const maxCached = 100_000
+
+// responder answers a synchronous pipeline (F3: a wallet for Braze
+// Connected Content) within its deadline, from a cache when it has one.
+type responder struct {
+	r *Runner
+	p *engine.Pipeline
+
+	mu       sync.Mutex
+	cache    map[string]*cached
+	inflight map[string]*flight
+}
+
+type cached struct {
+	reply  *engine.Reply
+	stored time.Time
+}
+
+// flight is one evaluation that concurrent requests for the same key
+// share, so a cold cache does not send SessionM one lookup per request.
+type flight struct {
+	done  chan struct{}
+	reply *engine.Reply
+	err   error
+}
+
+func newResponder(r *Runner, p *engine.Pipeline) *responder {
+	return &responder{r: r, p: p, cache: map[string]*cached{}, inflight: map[string]*flight{}}
+}
+
+func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *storedEvent) {
+	ev, err := stored.event()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	resp := rs.p.Respond
+	c := resp.Cache
+	if c == nil {
+		ctx, cancel := context.WithTimeout(req.Context(), resp.Deadline)
+		defer cancel()
+		reply, err := rs.evaluate(ctx, ev)
+		if err != nil {
+			rs.fail(w, err, resp.Deadline)
+			return
+		}
+		writeReply(w, reply, "")
+		return
+	}
+	now := rs.r.clock.Now()
+	key := rs.key(ev, req, now)
+	rs.mu.Lock()
+	entry := rs.cache[key]
+	rs.mu.Unlock()
+	if entry != nil && now.Sub(entry.stored) < c.TTL {
+		writeReply(w, entry.reply, "hit", ageHeader(now, entry.stored))
+		return
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), resp.Deadline)
+	defer cancel()
+	reply, err := rs.shared(ctx, key, ev)
+	if err == nil {
+		writeReply(w, reply, "miss")
+		return
+	}
+	if entry != nil && now.Sub(entry.stored) < c.TTL+c.Stale {
+		// SessionM is slow or down: an older answer beats none, and says
+		// what it is.
+		rs.r.log.Warn("answering from the cache", "pipeline", rs.p.Name, "version", rs.p.Version, "age", now.Sub(entry.stored).Round(time.Second), "error", rs.r.opts.Masker.String(err.Error()))
+		writeReply(w, entry.reply, "stale", ageHeader(now, entry.stored), "110 - \"Response is Stale\"")
+		return
+	}
+	rs.fail(w, err, resp.Deadline)
+}
+
+// shared evaluates once per key at a time and caches a 2xx answer.
+func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (*engine.Reply, error) {
+	rs.mu.Lock()
+	if f := rs.inflight[key]; f != nil {
+		rs.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.reply, f.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	rs.inflight[key] = f
+	rs.mu.Unlock()
+
+	// The evaluation is not bound to this caller's deadline alone: the
+	// answer still fills the cache for the next caller when it is late.
+	evalCtx, cancel := context.WithTimeout(context.Background(), rs.p.Delivery.Timeout)
+	go func() {
+		defer cancel()
+		f.reply, f.err = rs.evaluate(evalCtx, ev)
+		rs.mu.Lock()
+		delete(rs.inflight, key)
+		if f.err == nil && f.reply.Status >= 200 && f.reply.Status < 300 {
+			if len(rs.cache) >= maxCached {
+				rs.evictOldest()
+			}
+			rs.cache[key] = &cached{reply: f.reply, stored: rs.r.clock.Now()}
+		}
+		rs.mu.Unlock()
+		close(f.done)
+	}()
+	select {
+	case <-f.done:
+		return f.reply, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// evictOldest drops the oldest tenth of the cache. Callers hold rs.mu.
+func (rs *responder) evictOldest() {
+	type aged struct {
+		key string
+		at  time.Time
+	}
+	all := make([]aged, 0, len(rs.cache))
+	for k, c := range rs.cache {
+		all = append(all, aged{k, c.stored})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
+	for _, a := range all[:max(1, len(all)/10)] {
+		delete(rs.cache, a.key)
+	}
+}
+
+var errFiltered = errors.New("the pipeline's filter refused this request")
+
+func (rs *responder) evaluate(ctx context.Context, ev *engine.Event) (*engine.Reply, error) {
+	out := rs.p.Evaluate(ctx, ev, rs.r.lookups(), rs.r.clock.Now())
+	switch {
+	case out.Err != nil:
+		return nil, out.Err
+	case !out.Passed:
+		return nil, errFiltered
+	}
+	return out.Reply, nil
+}
+
+// key is the cache key: the configured template, or the request's method,
+// path and sorted query.
+func (rs *responder) key(ev *engine.Event, req *http.Request, now time.Time) string {
+	if t := rs.p.Respond.Cache.Key; t != nil {
+		if k, err := t.Render(rs.p.Bindings(ev, now)); err == nil {
+			return k
+		}
+	}
+	q := req.URL.Query()
+	names := make([]string, 0, len(q))
+	for k := range q {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString(req.Method + " " + req.URL.Path)
+	for _, k := range names {
+		b.WriteString("&" + url.QueryEscape(k) + "=" + url.QueryEscape(strings.Join(q[k], ",")))
+	}
+	return b.String()
+}
+
+func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Duration) {
+	msg := rs.r.opts.Masker.String(err.Error())
+	switch {
+	case errors.Is(err, errFiltered):
+		writeError(w, http.StatusNotFound, msg)
+	case errors.Is(err, context.DeadlineExceeded):
+		rs.r.log.Warn("synchronous pipeline too slow", "pipeline", rs.p.Name, "version", rs.p.Version, "deadline", deadline)
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("no answer within %s", deadline))
+	default:
+		rs.r.log.Warn("synchronous pipeline failed", "pipeline", rs.p.Name, "version", rs.p.Version, "error", msg)
+		writeError(w, http.StatusBadGateway, msg)
+	}
+}
+
+func ageHeader(now, stored time.Time) string {
+	return strconv.Itoa(int(now.Sub(stored).Seconds()))
+}
+
+// writeReply writes a reply with X-Cache (hit, miss, stale), and Age and
+// Warning when given.
+func writeReply(w http.ResponseWriter, reply *engine.Reply, cache string, ageAndWarning ...string) {
+	for k, vs := range reply.Header {
+		w.Header()[k] = vs
+	}
+	if cache != "" {
+		w.Header().Set("X-Cache", cache)
+	}
+	if len(ageAndWarning) > 0 {
+		w.Header().Set("Age", ageAndWarning[0])
+	}
+	if len(ageAndWarning) > 1 {
+		w.Header().Set("Warning", ageAndWarning[1])
+	}
+	w.WriteHeader(reply.Status)
+	_, _ = w.Write(reply.Body)
+}
