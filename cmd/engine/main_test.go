@@ -385,7 +385,7 @@ func TestDryRunAgainstTheSandbox(t *testing.T) {
 // emulators and exits when every row has an outcome.
 func TestRunCSVUntilDone(t *testing.T) {
 	data := t.TempDir()
-	stdout, stderr, code := runEngine("run", "--sandbox", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "warn",
+	stdout, stderr, code := runEngine("run", "--sandbox", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data", data, "--log-level", "warn",
 		"--csv", "examples/csv/braze-segment-export.csv", "--until-done", "pipelines/")
 	if code != exitOK {
 		t.Fatalf("code %d\n%s\n%s", code, stdout, stderr)
@@ -399,7 +399,7 @@ func TestRunCSVUntilDone(t *testing.T) {
 		}
 	}
 	// The same file again: the checkpoint says it was imported.
-	stdout, _, _ = runEngine("run", "--sandbox", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "warn",
+	stdout, _, _ = runEngine("run", "--sandbox", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data", data, "--log-level", "warn",
 		"--csv", "examples/csv/braze-segment-export.csv", "--until-done", "pipelines/")
 	if !strings.Contains(stdout, "4 rows read, 0 queued, 0 delivered, 0 dead-lettered, 0 broken rows, 4 already queued before; done") {
 		t.Errorf("second run:\n%s", stdout)

@@ -44,13 +44,17 @@ rows become dead letters with their row number. --until-done exits once the
 --sandbox starts the built-in SessionM and Braze emulators in process and
 points every connection at them: all flows work with no account anywhere.
 
-The listener also serves /healthz and /readyz. SIGINT or SIGTERM stops
+The listener also serves /healthz, /readyz and /metrics (Prometheus). The
+admin listener (--admin-addr, loopback) serves GET /status and the dead
+letters of the running engine: GET /dlq, POST /dlq/{id}/replay,
+DELETE /dlq/{id}. SIGINT or SIGTERM stops
 taking webhooks, lets in-flight deliveries finish (up to --grace), and
 leaves the rest in the inbox.`, stderr)
 	var cf configFlags
 	cf.register(fs)
 	var (
 		addr      = fs.String("addr", ":8080", "listen for webhooks on `host:port`")
+		adminAddr = fs.String("admin-addr", "127.0.0.1:8079", "serve /status and /dlq on `host:port` (empty: no admin listener)")
 		dataDir   = fs.String("data", "./data", "`folder` of the durable inbox and the dead letters")
 		inSandbox = fs.Bool("sandbox", false, "start the built-in SessionM and Braze emulators and point every connection at them")
 		logFormat = fs.String("log-format", "text", "log `format`: text or json")
@@ -128,6 +132,21 @@ leaves the rest in the inbox.`, stderr)
 		return fail(exitProblem, "cannot listen on %s: %v", *addr, err)
 	}
 	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	var admin *http.Server
+	if *adminAddr != "" {
+		aln, err := net.Listen("tcp", *adminAddr)
+		if err != nil {
+			ln.Close()
+			return fail(exitProblem, "cannot listen on --admin-addr %s: %v (another engine? pass --admin-addr 127.0.0.1:0 or \"\")", *adminAddr, err)
+		}
+		if host, _, _ := net.SplitHostPort(aln.Addr().String()); !net.ParseIP(host).IsLoopback() {
+			logger.Warn("the admin listener is not on loopback: anyone who reaches it can replay and drop dead letters", "addr", aln.Addr().String())
+		}
+		admin = &http.Server{Handler: r.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = admin.Serve(aln) }()
+		defer admin.Close()
+		fmt.Fprintf(stdout, "engine run: admin on http://%s (/status, /dlq)\n", aln.Addr())
+	}
 	r.Start()
 	r.WatchCSVInboxes(time.Second)
 	serveErr := make(chan error, 1)

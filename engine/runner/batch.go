@@ -220,6 +220,7 @@ func (b *batcher) wait() { b.flights.Wait() }
 
 func (b *batcher) sendAlone(m *member) {
 	defer b.flights.Done()
+	b.l.r.metrics.batchSize.WithLabelValues(b.l.p.Name).Observe(1)
 	res := b.l.send(b.l.r.hard, m.req)
 	b.settleOne(m, res)
 }
@@ -239,6 +240,7 @@ func (b *batcher) settleOne(m *member, res sendResult) {
 
 func (b *batcher) send(bt *batch) {
 	defer b.flights.Done()
+	b.l.r.metrics.batchSize.WithLabelValues(b.l.p.Name).Observe(float64(len(bt.members)))
 	if len(bt.members) == 1 {
 		m := bt.members[0]
 		b.settleOne(m, b.l.send(b.l.r.hard, m.req))

@@ -38,6 +38,7 @@ func (r *Runner) buildRoutes() (mux *http.ServeMux, err error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	mux.Handle("GET /metrics", r.metrics.handler())
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !r.ready.Load() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
@@ -75,6 +76,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
+				r.metrics.refused.WithLabelValues(p.Name, "too_large").Inc()
 				writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over this route's limit of %d bytes (source.max_body)", p.Source.MaxBody))
 				return
 			}
@@ -82,12 +84,14 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 			return
 		}
 		if !authorized(p.Source.Auth, req, body) {
+			r.metrics.refused.WithLabelValues(p.Name, "unauthorized").Inc()
 			w.Header().Set("WWW-Authenticate", authChallenge(p.Source.Auth))
 			writeError(w, http.StatusUnauthorized, "missing or wrong credentials for this route")
 			return
 		}
 		if len(body) > 0 {
 			if _, err := jsonval.Decode(body); err != nil {
+				r.metrics.refused.WithLabelValues(p.Name, "not_json").Inc()
 				writeError(w, http.StatusBadRequest, "the body is not JSON: "+err.Error())
 				return
 			}
@@ -104,6 +108,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 		if r.store.Depth(p.Name) >= r.opts.MaxInbox {
 			// Braze and well-behaved senders back off on 503 + Retry-After
 			// (braze.md §4) and send again; nothing is lost.
+			r.metrics.refused.WithLabelValues(p.Name, "inbox_full").Inc()
 			w.Header().Set("Retry-After", "5")
 			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the inbox of %s is full (%d events); try again later", p.Name, r.opts.MaxInbox))
 			return
@@ -115,6 +120,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 		}
 		got, err := r.store.Append(p.Name, inbox.NewEvent{ID: stored.ID, Payload: payload})
 		if err != nil {
+			r.metrics.refused.WithLabelValues(p.Name, "store_failed").Inc()
 			r.log.Error("cannot store an event; the sender should retry", "pipeline", p.Name, "version", p.Version, "error", err)
 			w.Header().Set("Retry-After", "5")
 			writeError(w, http.StatusServiceUnavailable, "the event could not be stored; try again later")
@@ -125,8 +131,10 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 			id = fmt.Sprintf("%s#%d", p.Name, got[0].Seq)
 		}
 		if got[0].Duplicate {
+			r.metrics.duplicates.WithLabelValues(p.Name).Inc()
 			r.log.Info("repeat of a stored event ignored", "pipeline", p.Name, "event", id)
 		} else {
+			r.metrics.received.WithLabelValues(p.Name).Inc()
 			lane.wake()
 		}
 		writeJSON(w, http.StatusOK, accepted{Accepted: true, EventID: id, Duplicate: got[0].Duplicate})

@@ -310,15 +310,21 @@ func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 	if call.Endpoint != nil {
 		pool = call.Endpoint.RatePool
 	}
-	if _, err := l.gov.Wait(ctx, pool); err != nil {
+	waited, err := l.gov.Wait(ctx, pool)
+	if err != nil {
 		return sendResult{err: errStopping, verdict: delivery.Retry}
 	}
+	began := time.Now()
 	resp, err := engine.HTTPCaller{Client: l.r.client, Timeout: l.p.Delivery.Timeout}.Call(ctx, nil, req)
 	if err != nil {
+		l.r.metrics.observeRequest(call.Conn.Name, endpointName(call), 0, time.Since(began), waited)
 		return sendResult{err: err, verdict: delivery.Retry}
 	}
+	l.r.metrics.observeRequest(call.Conn.Name, endpointName(call), resp.Status, time.Since(began), waited)
 	res := sendResult{status: resp.Status, header: resp.Header, body: resp.Body}
-	res.pause = l.gov.Observe(pool, resp.Status, resp.Header)
+	if res.pause = l.gov.Observe(pool, resp.Status, resp.Header); res.pause > 0 {
+		l.r.metrics.pauses.WithLabelValues(call.Conn.Name).Inc()
+	}
 	if check := call.Conn.Type.ResponseError; check != nil {
 		res.envelopeErr = check(resp.Status, resp.Body)
 	}
@@ -358,6 +364,7 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 		l.r.log.Error("cannot record a retry; the event stays queued", "pipeline", l.p.Name, "event", eventLabel(it), "error", err)
 	}
 	it.rec.Attempts, it.rec.NotAfter = attempt, next
+	l.r.metrics.retried.WithLabelValues(l.p.Name).Inc()
 	l.r.log.Info("will retry", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
 		"attempt", attempt, "in", wait.Round(time.Millisecond), "error", l.r.opts.Masker.String(cause.Error()))
 	if l.shards != nil {
@@ -377,6 +384,7 @@ func (l *lane) ack(it *item, why string) {
 		l.r.log.Error("cannot remove a handled event from the inbox; it may be sent again after a restart", "pipeline", l.p.Name, "event", eventLabel(it), "error", err)
 	}
 	l.r.log.Debug(why, "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it))
+	l.r.metrics.handled.WithLabelValues(l.p.Name, why).Inc()
 	l.r.settledRow(it, true)
 	l.release()
 }
@@ -414,6 +422,7 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 		l.r.log.Warn("dead-lettered", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
 			"reason", reason, "dead_letter", id, "attempts", attempts, "error", dl.Error)
 	}
+	l.r.metrics.deadLettered.WithLabelValues(l.p.Name, reason).Inc()
 	l.r.settledRow(it, false)
 	l.release()
 }
@@ -430,12 +439,27 @@ func (c lookupCaller) Call(ctx context.Context, step *engine.Step, req *engine.R
 	if step.Call.Endpoint != nil {
 		pool = step.Call.Endpoint.RatePool
 	}
-	if _, err := gov.Wait(ctx, pool); err != nil {
+	waited, err := gov.Wait(ctx, pool)
+	if err != nil {
 		return nil, errStopping
 	}
+	began := time.Now()
 	resp, err := engine.HTTPCaller{Client: c.r.client, Timeout: step.Call.Conn.Timeout}.Call(ctx, step, req)
+	status := 0
 	if err == nil {
-		gov.Observe(pool, resp.Status, resp.Header)
+		status = resp.Status
+		if gov.Observe(pool, resp.Status, resp.Header) > 0 {
+			c.r.metrics.pauses.WithLabelValues(step.Call.Conn.Name).Inc()
+		}
 	}
+	c.r.metrics.observeRequest(step.Call.Conn.Name, endpointName(step.Call), status, time.Since(began), waited)
 	return resp, err
+}
+
+// endpointName labels a call in metrics: its endpoint, or "raw".
+func endpointName(c *engine.Call) string {
+	if c.Endpoint != nil {
+		return c.Endpoint.Name
+	}
+	return "raw"
 }

@@ -55,6 +55,7 @@ type Runner struct {
 	routes    *http.ServeMux
 	ready     atomic.Bool
 	csv       csvImports
+	metrics   *metrics
 
 	// soft ends when the runner stops taking new work; hard ends when
 	// in-flight requests must be abandoned (the events stay in the inbox).
@@ -118,6 +119,7 @@ func New(opts Options) (*Runner, error) {
 			r.lanes[p.Name] = newLane(r, p)
 		}
 	}
+	r.metrics = newMetrics(r)
 	routes, err := r.buildRoutes()
 	if err != nil {
 		return nil, err

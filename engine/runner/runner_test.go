@@ -564,3 +564,67 @@ func TestSynchronousCache(t *testing.T) {
 		t.Fatalf("SessionM slow, nothing cached: %d %s", a.status, a.body)
 	}
 }
+
+func TestMetrics(t *testing.T) {
+	h := start(t, setup{})
+	h.control("POST", "/faults", `{"emulator":"braze","error_ratio":1,"count":1}`)
+	h.post("/hooks/sessionm/offers", offerEvent("m-1", "u-1001"), map[string]string{"Authorization": hookAuth})
+	h.post("/hooks/sessionm/offers", offerEvent("m-1", "u-1001"), map[string]string{"Authorization": hookAuth})
+	h.post("/hooks/sessionm/offers", "{}", nil)
+	h.drained()
+	a := do(t, "GET", h.engine.URL+"/metrics", "", nil)
+	for _, want := range []string{
+		`engine_events_received_total{pipeline="offer-issued-to-braze-campaign"} 1`,
+		`engine_events_duplicate_total{pipeline="offer-issued-to-braze-campaign"} 1`,
+		`engine_events_refused_total{pipeline="offer-issued-to-braze-campaign",reason="unauthorized"} 1`,
+		`engine_events_retried_total{pipeline="offer-issued-to-braze-campaign"} 1`,
+		`engine_events_handled_total{outcome="delivered",pipeline="offer-issued-to-braze-campaign"} 1`,
+		`engine_inbox_depth{pipeline="offer-issued-to-braze-campaign"} 0`,
+		`engine_request_duration_seconds_count{code="503",connection="braze",endpoint="campaign_trigger"} 1`,
+		`engine_request_duration_seconds_count{code="201",connection="braze",endpoint="campaign_trigger"} 1`,
+		`engine_request_duration_seconds_count{code="200",connection="sessionm_connect",endpoint="get_user_offers"} 2`,
+		`engine_batch_events_count{pipeline="offer-issued-to-braze-campaign"} 2`,
+		"go_goroutines",
+	} {
+		if !strings.Contains(a.body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestAdminReplaysDeadLetters(t *testing.T) {
+	h := start(t, setup{tweak: func(p *engine.Pipeline) { p.Delivery.Attempts = 1 }})
+	admin := httptest.NewServer(h.r.AdminHandler())
+	defer admin.Close()
+	h.control("POST", "/faults", `{"emulator":"braze","error_ratio":1}`)
+	h.post("/hooks/sessionm/offers", offerEvent("a-1", "u-1001"), map[string]string{"Authorization": hookAuth})
+	h.drained()
+	a := do(t, "GET", admin.URL+"/dlq?reason=attempts_exhausted", "", nil)
+	var dls []inbox.DeadLetter
+	if err := json.Unmarshal([]byte(a.body), &dls); err != nil || len(dls) != 1 {
+		t.Fatalf("GET /dlq: %s", a.body)
+	}
+	h.control("DELETE", "/faults", "")
+	a = do(t, "POST", fmt.Sprintf("%s/dlq/%d/replay", admin.URL, dls[0].ID), "", nil)
+	if a.status != 200 || !strings.Contains(a.body, `"pipeline":"offer-issued-to-braze-campaign"`) {
+		t.Fatalf("replay: %d %s", a.status, a.body)
+	}
+	h.eventually("the replayed event delivered", func() bool { return len(h.messages("u-1001")) == 1 })
+	for _, tt := range []struct {
+		method, path string
+		status       int
+	}{
+		{"POST", "/dlq/1/replay", 404},
+		{"DELETE", "/dlq/1", 404},
+		{"POST", "/dlq/x/replay", 400},
+		{"GET", "/dlq?since=yesterday", 400},
+	} {
+		if a := do(t, tt.method, admin.URL+tt.path, "", nil); a.status != tt.status {
+			t.Errorf("%s %s: %d %s", tt.method, tt.path, a.status, a.body)
+		}
+	}
+	a = do(t, "GET", admin.URL+"/status", "", nil)
+	if !strings.Contains(a.body, `"name":"offer-issued-to-braze-campaign"`) || !strings.Contains(a.body, `"ready":true`) {
+		t.Fatalf("status: %s", a.body)
+	}
+}

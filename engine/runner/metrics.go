@@ -1,0 +1,101 @@
+package runner
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the runner's Prometheus series, on a registry of its own so
+// that several runners (tests) do not collide.
+type metrics struct {
+	registry        *prometheus.Registry
+	received        *prometheus.CounterVec   // pipeline
+	duplicates      *prometheus.CounterVec   // pipeline
+	refused         *prometheus.CounterVec   // pipeline, reason
+	handled         *prometheus.CounterVec   // pipeline, outcome: delivered, filtered
+	retried         *prometheus.CounterVec   // pipeline
+	deadLettered    *prometheus.CounterVec   // pipeline, reason
+	batchSize       *prometheus.HistogramVec // pipeline: events per request
+	requestDuration *prometheus.HistogramVec // connection, endpoint, code
+	rateLimitWait   *prometheus.CounterVec   // connection: seconds
+	pauses          *prometheus.CounterVec   // connection: 429s and Retry-After
+}
+
+func newMetrics(r *Runner) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engine_events_received_total", Help: "Events accepted into the inbox.",
+		}, []string{"pipeline"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engine_events_duplicate_total", Help: "Events recognised as repeats of stored ones and not stored again.",
+		}, []string{"pipeline"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engine_events_refused_total", Help: "Webhooks answered with an error and not stored, by reason.",
+		}, []string{"pipeline", "reason"}),
+		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engine_events_handled_total", Help: "Events done with: delivered or filtered out.",
+		}, []string{"pipeline", "outcome"}),
+		retried: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engine_events_retried_total", Help: "Attempts that failed and will be made again.",
+		}, []string{"pipeline"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engine_events_dead_lettered_total", Help: "Events moved to the dead letters, by reason.",
+		}, []string{"pipeline", "reason"}),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "engine_batch_events", Help: "Events carried by one batched request.",
+			Buckets: []float64{1, 2, 5, 10, 20, 30, 40, 45, 50, 60, 75},
+		}, []string{"pipeline"}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "engine_request_duration_seconds", Help: "Requests to connections (lookups and targets), by answer.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"connection", "endpoint", "code"}),
+		rateLimitWait: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engine_rate_limit_wait_seconds_total", Help: "Time requests waited for a connection's rate limit or pause.",
+		}, []string{"connection"}),
+		pauses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engine_connection_pauses_total", Help: "Pauses of a whole connection after a 429 or Retry-After.",
+		}, []string{"connection"}),
+	}
+	depth := prometheus.NewDesc("engine_inbox_depth", "Events in the inbox, not yet delivered.", []string{"pipeline"}, nil)
+	m.registry.MustRegister(m.received, m.duplicates, m.refused, m.handled, m.retried, m.deadLettered,
+		m.batchSize, m.requestDuration, m.rateLimitWait, m.pauses,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectorFunc{depth, func(ch chan<- prometheus.Metric) {
+			for name := range r.lanes {
+				ch <- prometheus.MustNewConstMetric(depth, prometheus.GaugeValue, float64(r.store.Depth(name)), name)
+			}
+		}})
+	return m
+}
+
+// collectorFunc is a collector computed at scrape time.
+type collectorFunc struct {
+	desc    *prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// observeRequest records one request to a connection; code is the HTTP
+// status, or "error" when there was no answer.
+func (m *metrics) observeRequest(connection, endpoint string, status int, took, waited time.Duration) {
+	code := "error"
+	if status != 0 {
+		code = strconv.Itoa(status)
+	}
+	m.requestDuration.WithLabelValues(connection, endpoint, code).Observe(took.Seconds())
+	if waited > 0 {
+		m.rateLimitWait.WithLabelValues(connection).Add(waited.Seconds())
+	}
+}
