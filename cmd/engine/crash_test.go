@@ -1,0 +1,731 @@
+package main
+
+// Process-level durability tests: the engine binary, the sandbox binary,
+// real HTTP and a real bbolt file. What a webhook sender saw acknowledged
+// (HTTP 200) must reach SessionM, whether the engine is killed with
+// SIGKILL or stopped with SIGTERM, once it runs again on the same --data.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	crashUsers     = 2000 // sandbox --generated-users
+	crashSenders   = 16   // concurrent webhook senders
+	crashPipelines = "engine/runner/testdata/pipelines/"
+	crashGrace     = 10 * time.Second
+	// Every ordered worker (delivery.concurrency, 16) may have sent an
+	// event that it has not yet removed from the inbox when the process
+	// dies; those are sent again after the restart.
+	crashInFlight = 16
+)
+
+// crashUserID is the SessionM id of generated user i.
+func crashUserID(i int) string { return fmt.Sprintf("%08x-32f5-11ef-8000-%012x", i, i) }
+
+// TestCrashLosesNothing kills the engine with SIGKILL under webhook load,
+// restarts it on the same data folder and checks that every event a
+// sender saw accepted reaches SessionM, at least once.
+func TestCrashLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes under load")
+	}
+	h := newCrashHarness(t)
+	first := h.startEngine(0)
+	led := newLedger()
+	var next atomic.Int64
+	load := startSenders(led, newSenderClient(t), first.base, &next)
+	began := time.Now()
+	// A few thousand accepted, or what ~1.5 s gives on a slow machine.
+	if !led.waitLoad(3000, 300, 1500*time.Millisecond, 30*time.Second, first.exited) {
+		load.halt()
+		t.Fatalf("the engine accepted only %d events in %v", led.acceptedCount(), time.Since(began))
+	}
+	atKill := led.acceptedCount()
+	if err := first.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-first.exited // bbolt's lock goes with the process
+	load.halt()
+	var exitErr *exec.ExitError
+	if !errors.As(first.err, &exitErr) || exitErr.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("the first engine did not die of SIGKILL: %v", first.err)
+	}
+	unanswered := led.unanswered()
+	t.Logf("killed after %v: %d accepted at the kill, %d accepted in all, %d sent, %d without a 200 (%s)",
+		time.Since(began).Round(time.Millisecond), atKill, led.acceptedCount(), next.Load(), len(unanswered), led.why())
+
+	second := h.startEngine(first.port)
+	if left := leftByLastRun(second.stdout.String()); left != "" {
+		t.Logf("restart: %s", left)
+	}
+	client := newSenderClient(t)
+	// A real sender tries the unanswered ones again, with the same key.
+	dupsBefore := led.duplicateAnswers()
+	led.sendAll(client, second.base, unanswered)
+	resentDup := led.duplicateAnswers() - dupsBefore
+	fresh := make([]int, 300)
+	for i := range fresh {
+		fresh[i] = int(next.Add(1) - 1)
+	}
+	led.sendAll(client, second.base, fresh)
+	if n := len(led.unanswered()); n > 0 {
+		t.Errorf("%d events were not accepted by the restarted engine: %v", n, firstN(led.unanswered(), 20))
+	}
+	t.Logf("after the restart: %d unanswered sent again (%d answered duplicate: stored before the kill), %d new",
+		len(unanswered), resentDup, len(fresh))
+
+	h.checkDelivered(second, led, max(crashInFlight, led.acceptedCount()/20))
+}
+
+// TestGracefulStop sends SIGTERM while webhooks arrive: the engine must
+// exit 0 within --grace saying it stopped, and the next run must deliver
+// whatever the first left, with nothing lost and nothing sent twice.
+func TestGracefulStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes under load")
+	}
+	h := newCrashHarness(t)
+	first := h.startEngine(0)
+	led := newLedger()
+	var next atomic.Int64
+	load := startSenders(led, newSenderClient(t), first.base, &next)
+	if !led.waitLoad(500, 500, 0, 30*time.Second, first.exited) {
+		load.halt()
+		t.Fatalf("the engine accepted only %d events", led.acceptedCount())
+	}
+	atStop := led.acceptedCount()
+	elapsed, ok := h.stopEngine(first)
+	load.halt()
+	if !ok {
+		t.FailNow()
+	}
+	unanswered := led.unanswered()
+	t.Logf("SIGTERM after %d accepted: exited in %v; %d accepted in all, %d without a 200 (%s); it said %q",
+		atStop, elapsed.Round(time.Millisecond), led.acceptedCount(), len(unanswered), led.why(), stoppedLine(first.stdout.String()))
+
+	second := h.startEngine(first.port)
+	if left := leftByLastRun(second.stdout.String()); left != "" {
+		t.Logf("restart: %s", left)
+	}
+	client := newSenderClient(t)
+	led.sendAll(client, second.base, unanswered)
+	fresh := make([]int, 200)
+	for i := range fresh {
+		fresh[i] = int(next.Add(1) - 1)
+	}
+	led.sendAll(client, second.base, fresh)
+	if n := len(led.unanswered()); n > 0 {
+		t.Errorf("%d events were not accepted by the restarted engine: %v", n, firstN(led.unanswered(), 20))
+	}
+
+	// In-flight deliveries finished and were removed from the inbox
+	// before the exit, so nothing is sent twice; unless the grace ran
+	// out, which the log says.
+	maxDup := 0
+	if strings.Contains(first.stderr.String(), "did not finish in time") {
+		t.Logf("the first engine's grace ran out; duplicates are allowed")
+		maxDup = crashInFlight
+	}
+	h.checkDelivered(second, led, maxDup)
+}
+
+// crashHarness is one sandbox process and one data folder, shared by the
+// engine runs of a test.
+type crashHarness struct {
+	t       *testing.T
+	bin     string
+	sandbox string // base URL
+	envFile string
+	data    string
+	runs    int
+}
+
+func newCrashHarness(t *testing.T) *crashHarness {
+	t.Helper()
+	dir := t.TempDir()
+	h := &crashHarness{t: t, bin: buildEngine(t), envFile: filepath.Join(dir, "sandbox.env"), data: filepath.Join(dir, "data")}
+	// Its own process, so that it outlives the engines.
+	sb := startChild(t, "engine sandbox", h.bin, "sandbox", "--addr", "127.0.0.1:0", "--env-out", h.envFile,
+		"--generated-users", strconv.Itoa(crashUsers))
+	if !sb.stdout.waitFor("Stop with Ctrl-C.", sb.exited, 30*time.Second) {
+		t.Fatalf("the sandbox did not start (exit: %v)", sb.exitErr())
+	}
+	m := regexp.MustCompile(`emulators on (http://127\.0\.0\.1:\d+) `).FindStringSubmatch(sb.stdout.String())
+	if m == nil {
+		t.Fatalf("no address in the sandbox banner")
+	}
+	h.sandbox = m[1]
+	return h
+}
+
+// engineRun is one engine run process.
+type engineRun struct {
+	*child
+	port int
+	base string
+}
+
+// startEngine starts engine run on port (0: a free one) and waits until
+// /readyz answers 200. If the port was taken meanwhile, it tries another.
+func (h *crashHarness) startEngine(port int) *engineRun {
+	t := h.t
+	t.Helper()
+	for try := 1; ; try++ {
+		if port == 0 {
+			port = freePort(t)
+		}
+		h.runs++
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		c := startChild(t, fmt.Sprintf("engine run #%d", h.runs), h.bin, "run", "--addr", addr, "--data", h.data,
+			"--grace", crashGrace.String(), "--env-file", h.envFile, "--env-file", "examples/sandbox.env", crashPipelines)
+		if !c.stdout.waitFor("Stop with Ctrl-C.", c.exited, 30*time.Second) {
+			if c.done() && strings.Contains(c.stderr.String(), "cannot listen") && try < 3 {
+				t.Logf("port %d: %s; trying another", port, strings.TrimSpace(c.stderr.String()))
+				port = 0
+				continue
+			}
+			t.Fatalf("%s did not start (exit: %v)", c.name, c.exitErr())
+		}
+		e := &engineRun{child: c, port: port, base: "http://" + addr}
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			resp, err := http.Get(e.base + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return e
+				}
+			}
+			if c.done() || time.Now().After(deadline) {
+				t.Fatalf("%s: /readyz never answered 200 (last: %v; exit: %v)", c.name, err, c.exitErr())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// stopEngine sends SIGTERM and waits: the engine must exit 0 within
+// --grace and say it stopped. It reports how long the exit took and
+// whether all went well (errors are reported on t).
+func (h *crashHarness) stopEngine(e *engineRun) (time.Duration, bool) {
+	t := h.t
+	t.Helper()
+	sent := time.Now()
+	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Errorf("%s: SIGTERM: %v", e.name, err)
+		return 0, false
+	}
+	// Some slack over --grace for the process itself; a stop that takes
+	// longer than that is a hang, and the cleanup kills it.
+	select {
+	case <-e.exited:
+	case <-time.After(crashGrace + 5*time.Second):
+		t.Errorf("%s hangs: still running %v after SIGTERM (--grace %v)", e.name, time.Since(sent).Round(time.Millisecond), crashGrace)
+		return time.Since(sent), false
+	}
+	elapsed := time.Since(sent)
+	ok := true
+	if e.err != nil {
+		t.Errorf("%s: exit after SIGTERM: %v, want 0", e.name, e.err)
+		ok = false
+	}
+	if elapsed > crashGrace+time.Second {
+		t.Errorf("%s took %v to stop, over --grace %v", e.name, elapsed.Round(time.Millisecond), crashGrace)
+		ok = false
+	}
+	if !strings.Contains(e.stdout.String(), "engine run: stopped") {
+		t.Errorf("%s did not say \"engine run: stopped\"", e.name)
+		ok = false
+	}
+	return elapsed, ok
+}
+
+// checkDelivered waits until SessionM holds every accepted event's tag,
+// stops the engine (its inbox must then be empty), and checks the final
+// state: nothing lost, no tag on the wrong user, at most maxDup events
+// counted more than once.
+func (h *crashHarness) checkDelivered(e *engineRun, led *ledger, maxDup int) {
+	t := h.t
+	t.Helper()
+	accepted := led.acceptedKeys()
+	client := &http.Client{Timeout: 10 * time.Second}
+	began := time.Now()
+	deadline := began.Add(60 * time.Second)
+	var last [2]int // distinct tags, total count
+	stableSince := time.Time{}
+	for {
+		counts, _, err := fetchDelivered(client, h.sandbox)
+		if err != nil {
+			t.Fatalf("reading the deliveries: %v", err)
+		}
+		covered := true
+		for _, k := range accepted {
+			if counts[k] == 0 {
+				covered = false
+				break
+			}
+		}
+		now := [2]int{len(counts), 0}
+		for _, n := range counts {
+			now[1] += n
+		}
+		if now != last || stableSince.IsZero() {
+			last, stableSince = now, time.Now()
+		}
+		if covered && time.Since(stableSince) >= time.Second {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("after %v SessionM still lacks some accepted events (it holds %d distinct tags)", time.Since(began).Round(time.Second), now[0])
+			break
+		}
+		if e.done() {
+			t.Errorf("%s exited while delivering: %v", e.name, e.exitErr())
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	drained := time.Since(began)
+
+	// Stop the engine: nothing can arrive after this, and it says whether
+	// its inbox is empty.
+	if _, ok := h.stopEngine(e); ok && !strings.Contains(e.stdout.String(), "every accepted event was handled") {
+		t.Errorf("%s stopped with events left: %q", e.name, stoppedLine(e.stdout.String()))
+	}
+	counts, misplaced, err := fetchDelivered(client, h.sandbox)
+	if err != nil {
+		t.Fatalf("reading the deliveries: %v", err)
+	}
+	var lost, dups []int
+	for _, k := range accepted {
+		if counts[k] == 0 {
+			lost = append(lost, k)
+		}
+	}
+	extra := 0 // delivered, though its sender never heard 200
+	acceptedSet := make(map[int]bool, len(accepted))
+	for _, k := range accepted {
+		acceptedSet[k] = true
+	}
+	for k, n := range counts {
+		if n > 1 {
+			dups = append(dups, k)
+		}
+		if !acceptedSet[k] {
+			extra++
+		}
+	}
+	slices.Sort(dups)
+	t.Logf("accepted %d, delivered %d distinct, duplicates %d, lost %d, delivered without a 200 %d; drained in %v",
+		len(accepted), len(counts), len(dups), len(lost), extra, drained.Round(time.Millisecond))
+	if len(dups) > 0 {
+		t.Logf("counted more than once (sent again after the stop): %v", firstN(dups, 20))
+	}
+	if len(lost) > 0 {
+		t.Errorf("LOST: %d accepted events never reached SessionM, e.g. %v", len(lost), firstN(lost, 20))
+		if out, err := exec.Command(h.bin, "dlq", "list", "--data", h.data).CombinedOutput(); err == nil || len(out) > 0 {
+			t.Logf("engine dlq list:\n%s", out)
+		}
+	}
+	if len(misplaced) > 0 {
+		t.Errorf("%d tags on the wrong user, e.g. %v", len(misplaced), firstN(misplaced, 10))
+	}
+	if len(dups) > maxDup {
+		t.Errorf("%d events counted more than once; at most %d can be explained by deliveries in flight at the stop", len(dups), maxDup)
+	}
+}
+
+// fetchDelivered reads /_sandbox/deliveries: how many times SessionM
+// counted tag evt_k, per k, and the evt_ tags found on another user than
+// k%crashUsers.
+func fetchDelivered(client *http.Client, sandbox string) (map[int]int, []string, error) {
+	resp, err := client.Get(sandbox + "/_sandbox/deliveries")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, fmt.Errorf("GET /_sandbox/deliveries: HTTP %d", resp.StatusCode)
+	}
+	var got struct {
+		SessionM []struct {
+			UserID string `json:"user_id"`
+			Tags   map[string]struct {
+				Count int `json:"count"`
+			} `json:"tags"`
+		} `json:"sessionm"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		return nil, nil, err
+	}
+	counts := map[int]int{}
+	var misplaced []string
+	for _, u := range got.SessionM {
+		for name, st := range u.Tags {
+			raw, ok := strings.CutPrefix(name, "evt_")
+			if !ok {
+				continue
+			}
+			k, err := strconv.Atoi(raw)
+			if err != nil {
+				misplaced = append(misplaced, u.UserID+": "+name)
+				continue
+			}
+			if crashUserID(k%crashUsers) != u.UserID {
+				misplaced = append(misplaced, u.UserID+": "+name)
+				continue
+			}
+			counts[k] += st.Count
+		}
+	}
+	return counts, misplaced, nil
+}
+
+// ledger records what each webhook sender was told.
+type ledger struct {
+	mu         sync.Mutex
+	accepted   map[int]bool
+	pending    map[int]error // sent, no 200 (yet)
+	dupAnswers int           // 200s that said "duplicate":true
+	count      atomic.Int64  // len(accepted)
+}
+
+func newLedger() *ledger { return &ledger{accepted: map[int]bool{}, pending: map[int]error{}} }
+
+// send posts event k as a Braze webhook would: tag evt_k for user
+// k%crashUsers, with Idempotency-Key evt_k. It returns the transport
+// error, if the request got no answer.
+func (l *ledger) send(c *http.Client, base string, k int) error {
+	body := fmt.Sprintf(`{"tags":["evt_%d"]}`, k)
+	req, err := http.NewRequest(http.MethodPost, base+"/hooks/tags/"+crashUserID(k%crashUsers), strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth("sandbox-core-key", "sandbox-core-secret")
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", fmt.Sprintf("evt_%d", k))
+	resp, err := c.Do(req)
+	if err != nil {
+		l.record(k, false, false, err)
+		return err
+	}
+	var ans struct {
+		Accepted  bool `json:"accepted"`
+		Duplicate bool `json:"duplicate"`
+	}
+	// The status is the acknowledgement: the engine answers 200 only
+	// once the event is on disk.
+	_ = json.NewDecoder(resp.Body).Decode(&ans)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		l.record(k, true, ans.Duplicate, nil)
+	} else {
+		l.record(k, false, false, fmt.Errorf("HTTP %d", resp.StatusCode))
+	}
+	return nil
+}
+
+func (l *ledger) record(k int, ok, dup bool, why error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !ok {
+		if !l.accepted[k] {
+			l.pending[k] = why
+		}
+		return
+	}
+	delete(l.pending, k)
+	if dup {
+		l.dupAnswers++
+	}
+	if !l.accepted[k] {
+		l.accepted[k] = true
+		l.count.Add(1)
+	}
+}
+
+func (l *ledger) acceptedCount() int { return int(l.count.Load()) }
+
+func (l *ledger) duplicateAnswers() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dupAnswers
+}
+
+func (l *ledger) acceptedKeys() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]int, 0, len(l.accepted))
+	for k := range l.accepted {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (l *ledger) unanswered() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]int, 0, len(l.pending))
+	for k := range l.pending {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// why sums up the failures of the requests without a 200.
+func (l *ledger) why() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	kinds := map[string]int{}
+	for _, err := range l.pending {
+		kind := err.Error()
+		for _, short := range []string{"connection refused", "connection reset", "EOF", "timeout", "HTTP "} {
+			if strings.Contains(kind, short) {
+				kind = short
+				if short == "HTTP " {
+					kind = err.Error()
+				}
+				break
+			}
+		}
+		kinds[kind]++
+	}
+	parts := make([]string, 0, len(kinds))
+	for kind, n := range kinds {
+		parts = append(parts, fmt.Sprintf("%s: %d", kind, n))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
+}
+
+// waitLoad polls until enough events were accepted: many, or at least few
+// once minTime has passed. It reports false on timeout or when the engine
+// exits.
+func (l *ledger) waitLoad(many, few int, minTime, timeout time.Duration, exited <-chan struct{}) bool {
+	began := time.Now()
+	for {
+		n := l.acceptedCount()
+		if n >= many || n >= few && time.Since(began) >= minTime {
+			return true
+		}
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		if time.Since(began) > timeout {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// sendAll sends the events ks from crashSenders goroutines.
+func (l *ledger) sendAll(c *http.Client, base string, ks []int) {
+	ch := make(chan int)
+	var wg sync.WaitGroup
+	for range crashSenders {
+		wg.Go(func() {
+			for k := range ch {
+				_ = l.send(c, base, k)
+			}
+		})
+	}
+	for _, k := range ks {
+		ch <- k
+	}
+	close(ch)
+	wg.Wait()
+}
+
+// senders send events 0, 1, 2, ... until halted; each stops at its first
+// request that gets no answer (the engine died or stopped).
+type senders struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startSenders(l *ledger, c *http.Client, base string, next *atomic.Int64) *senders {
+	s := &senders{stop: make(chan struct{})}
+	for range crashSenders {
+		s.wg.Go(func() {
+			for {
+				select {
+				case <-s.stop:
+					return
+				default:
+				}
+				if l.send(c, base, int(next.Add(1)-1)) != nil {
+					return
+				}
+			}
+		})
+	}
+	return s
+}
+
+func (s *senders) halt() {
+	close(s.stop)
+	s.wg.Wait()
+}
+
+func newSenderClient(t *testing.T) *http.Client {
+	tr := &http.Transport{MaxIdleConnsPerHost: crashSenders, IdleConnTimeout: 30 * time.Second}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 15 * time.Second}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// child is a process whose output is collected, printed if the test fails,
+// and which is killed when the test ends.
+type child struct {
+	name           string
+	cmd            *exec.Cmd
+	stdout, stderr *syncBuffer
+	exited         chan struct{} // closed once Wait returned
+	err            error         // Wait's result, once exited is closed
+}
+
+func startChild(t *testing.T, name, bin string, args ...string) *child {
+	t.Helper()
+	c := &child{name: name, cmd: exec.Command(bin, args...), stdout: newSyncBuffer(), stderr: newSyncBuffer(), exited: make(chan struct{})}
+	c.cmd.Stdout, c.cmd.Stderr = c.stdout, c.stderr
+	c.cmd.WaitDelay = 5 * time.Second
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	go func() {
+		c.err = c.cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() {
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+		if t.Failed() {
+			t.Logf("%s %s (exit: %v)\n--- stdout:\n%s\n--- stderr:\n%s", name, strings.Join(args, " "), c.err,
+				tail(c.stdout.String(), 4000), tail(c.stderr.String(), 12000))
+		}
+	})
+	return c
+}
+
+func (c *child) done() bool {
+	select {
+	case <-c.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *child) exitErr() string {
+	if !c.done() {
+		return "still running"
+	}
+	if c.err == nil {
+		return "exit 0"
+	}
+	return c.err.Error()
+}
+
+// syncBuffer collects a child's output; waitFor waits for a line in it.
+type syncBuffer struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed and replaced on every write
+}
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{changed: make(chan struct{})} }
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	close(b.changed)
+	b.changed = make(chan struct{})
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitFor reports whether the output comes to contain s before the
+// process exits or timeout passes.
+func (b *syncBuffer) waitFor(s string, exited <-chan struct{}, timeout time.Duration) bool {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		b.mu.Lock()
+		found, changed := strings.Contains(b.buf.String(), s), b.changed
+		b.mu.Unlock()
+		if found {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-exited: // Wait has copied all the output by now
+			return strings.Contains(b.String(), s)
+		case <-timer.C:
+			return false
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "[...]" + s[len(s)-n:]
+}
+
+func firstN[T any](s []T, n int) []T { return s[:min(n, len(s))] }
+
+// stoppedLine is the engine's last word, "engine run: stopped; ...".
+func stoppedLine(stdout string) string {
+	for line := range strings.Lines(stdout) {
+		if strings.HasPrefix(line, "engine run: stopped") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
+}
+
+// leftByLastRun is the banner line about the events an earlier run left.
+func leftByLastRun(stdout string) string {
+	for line := range strings.Lines(stdout) {
+		if strings.HasPrefix(line, "delivering events left by the last run") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
+}
