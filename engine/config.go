@@ -114,7 +114,7 @@ type ConnectionsConfig struct {
 }
 
 // Settings every connection type has, besides its own fields.
-var commonConnectionFields = []string{"type", "base_url", "timeout"}
+var commonConnectionFields = []string{"type", "base_url", "timeout", "rate_limit"}
 
 // StringList is a string or a list of strings.
 type StringList []string

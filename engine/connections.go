@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,6 +93,14 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 				conn.Timeout = d
 			}
 		}
+		if s := settings["rate_limit"]; s != "" && !fc.hasProblem(path.Child("rate_limit")) {
+			limit, err := parseRateLimit(s)
+			if err != nil {
+				fc.errorAt(path.Child("rate_limit"), "%v", err)
+			} else {
+				conn.RateLimit = &limit
+			}
+		}
 		auth, err := conn.Auth()
 		if err != nil {
 			fc.errorAt(path, "%v", err)
@@ -116,4 +125,25 @@ func parseBaseURL(s string) (*url.URL, error) {
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
 	return u, nil
+}
+
+// parseRateLimit reads "N/period": 10/s, 250000/h, 3000/3s.
+func parseRateLimit(s string) (spec.RateLimit, error) {
+	bad := fmt.Errorf("%q is not a rate limit; write requests/period, like 10/s, 250000/h or 3000/3s", s)
+	n, period, ok := strings.Cut(s, "/")
+	if !ok {
+		return spec.RateLimit{}, bad
+	}
+	count, err := strconv.Atoi(n)
+	if err != nil || count <= 0 {
+		return spec.RateLimit{}, bad
+	}
+	if period != "" && (period[0] < '0' || period[0] > '9') {
+		period = "1" + period
+	}
+	d, err := time.ParseDuration(period)
+	if err != nil || d <= 0 {
+		return spec.RateLimit{}, bad
+	}
+	return spec.RateLimit{Requests: count, Window: d}, nil
 }

@@ -112,7 +112,7 @@ func New(opts Options) (*Runner, error) {
 	for _, p := range opts.Pipelines {
 		for _, c := range pipelineConnections(p) {
 			if r.governors[c.Name] == nil {
-				r.governors[c.Name] = delivery.NewGovernor(r.clock, limitsOf(c.Type))
+				r.governors[c.Name] = delivery.NewGovernor(r.clock, limitsOf(c))
 			}
 		}
 		if p.Source.Type.Kind == spec.HTTPSource && p.Respond == nil || p.Source.Type.Kind == spec.CSVSource {
@@ -141,9 +141,19 @@ func pipelineConnections(p *engine.Pipeline) []*spec.Connection {
 	return out
 }
 
-func limitsOf(t *spec.ConnectionType) map[string]delivery.Limit {
-	out := make(map[string]delivery.Limit, len(t.RateLimits))
-	for pool, l := range t.RateLimits {
+// limitsOf gives a connection's pools their limits: the connection's own
+// rate_limit for every pool (and for endpoints without one), else the
+// type's documented limits.
+func limitsOf(c *spec.Connection) map[string]delivery.Limit {
+	out := make(map[string]delivery.Limit, len(c.Type.RateLimits)+1)
+	if l := c.RateLimit; l != nil {
+		out[""] = delivery.PerWindow(l.Requests, l.Window)
+		for pool := range c.Type.RateLimits {
+			out[pool] = out[""]
+		}
+		return out
+	}
+	for pool, l := range c.Type.RateLimits {
 		out[pool] = delivery.PerWindow(l.Requests, l.Window)
 	}
 	return out

@@ -22,6 +22,7 @@ import (
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
 	"github.com/loyalty-connector/engine/engine/secrets"
+	"github.com/loyalty-connector/engine/engine/spec"
 	"github.com/loyalty-connector/engine/sandbox"
 )
 
@@ -709,5 +710,25 @@ func TestFaultStorm(t *testing.T) {
 				t.Fatalf("a request at %v, inside a pause from %v to %v", at, p.from, p.until)
 			}
 		}
+	}
+}
+
+// A connection's rate_limit replaces the documented limits: with 5/s (a
+// burst of 5, then one every 200 ms) fifteen requests take two seconds.
+func TestConnectionRateLimit(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 20, tweak: func(p *engine.Pipeline) {
+		if p.Target != nil && p.Target.Conn.Name == "sessionm_core" {
+			p.Target.Conn.RateLimit = &spec.RateLimit{Requests: 5, Window: time.Second}
+		}
+	}})
+	for i := range 15 {
+		h.post(fmt.Sprintf("/hooks/tags/%08x-32f5-11ef-8000-%012x", i, i), `{"tags":["x"]}`, map[string]string{"Authorization": coreBasic})
+	}
+	h.drained()
+	entries := h.journal("/sessionm/core/*")
+	first, _ := time.Parse(time.RFC3339Nano, entries[0]["time"].(string))
+	last, _ := time.Parse(time.RFC3339Nano, entries[len(entries)-1]["time"].(string))
+	if len(entries) != 15 || last.Sub(first) < 1900*time.Millisecond {
+		t.Fatalf("%d requests over %v; 5/s allows fifteen in no less than 2s", len(entries), last.Sub(first))
 	}
 }

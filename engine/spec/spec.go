@@ -142,7 +142,10 @@ type Connection struct {
 	Type    *ConnectionType
 	BaseURL *url.URL
 	Timeout time.Duration
-	Fields  map[string]string // type-specific fields, secrets resolved
+	// RateLimit, from connections.yaml, replaces the type's documented
+	// limits for every request to this connection.
+	RateLimit *RateLimit
+	Fields    map[string]string // type-specific fields, secrets resolved
 }
 
 // Public returns the fields a template may read: everything but secrets.
