@@ -213,16 +213,39 @@ func short(v any) string {
 	return s
 }
 
-var tzCache sync.Map // name → bool
+// tzCache remembers valid time-zone names only, at most maxTZCache of
+// them: names come from clients, so invalid ones are looked up each time
+// rather than kept. The IANA database has about 600 names, so every valid
+// one fits.
+var tzCache struct {
+	sync.RWMutex
+	valid map[string]struct{}
+}
+
+const maxTZCache = 1000
 
 func validTimeZone(name string) bool {
-	if ok, hit := tzCache.Load(name); hit {
-		return ok.(bool)
+	if name == "" || name == "Local" {
+		return false
 	}
-	_, err := time.LoadLocation(name)
-	ok := err == nil && name != "" && name != "Local"
-	tzCache.Store(name, ok)
-	return ok
+	tzCache.RLock()
+	_, hit := tzCache.valid[name]
+	tzCache.RUnlock()
+	if hit {
+		return true
+	}
+	if _, err := time.LoadLocation(name); err != nil {
+		return false
+	}
+	tzCache.Lock()
+	if tzCache.valid == nil {
+		tzCache.valid = make(map[string]struct{})
+	}
+	if len(tzCache.valid) < maxTZCache {
+		tzCache.valid[name] = struct{}{}
+	}
+	tzCache.Unlock()
+	return true
 }
 
 // applyOp changes one attribute of a profile. Arrays of custom attributes

@@ -9,7 +9,9 @@ import (
 // (with /users/track names, custom attributes flat), what the user would
 // have received, the events and purchases recorded, and the trigger
 // recipients that resolved to the user (or to an identifier no user has)
-// but got nothing.
+// but got nothing. Each list holds the newest 1,000 entries (A); the
+// *_dropped counts say how many older ones were dropped, and are left out
+// while none were.
 type Delivery struct {
 	ExternalID string         `json:"external_id,omitempty"`
 	BrazeID    string         `json:"braze_id,omitempty"`
@@ -21,6 +23,11 @@ type Delivery struct {
 	Events     []Event        `json:"events"`
 	Purchases  []Purchase     `json:"purchases"`
 	NotSent    []NotSent      `json:"not_sent"`
+
+	MessagesDropped  int `json:"messages_dropped,omitempty"`
+	EventsDropped    int `json:"events_dropped,omitempty"`
+	PurchasesDropped int `json:"purchases_dropped,omitempty"`
+	NotSentDropped   int `json:"not_sent_dropped,omitempty"`
 }
 
 // Deliveries returns a Delivery for one user, named by external id, braze
@@ -101,21 +108,32 @@ func (e *Emulator) AllDeliveries() any {
 // delivery copies the user's state, so callers can read it outside the
 // lock. Recorded properties are shared: they are never written again. What
 // was meant for the external id before the user existed comes first in
-// not_sent.
+// not_sent, within the same cap of maxHistory entries.
 func (s *store) delivery(u *user) Delivery {
-	var early []NotSent
-	if m := s.missing[u.externalID]; m != nil && u.externalID != "" {
-		early = m.notSent
-	}
 	d := Delivery{
-		ExternalID: u.externalID,
-		BrazeID:    u.brazeID,
-		Exists:     true,
-		Attributes: make(map[string]any, len(u.attrs)),
-		Messages:   append([]Message{}, u.messages...),
-		Events:     append([]Event{}, u.events...),
-		Purchases:  append([]Purchase{}, u.purchases...),
-		NotSent:    append(append([]NotSent{}, early...), u.notSent...),
+		ExternalID:       u.externalID,
+		BrazeID:          u.brazeID,
+		Exists:           true,
+		Attributes:       make(map[string]any, len(u.attrs)),
+		Messages:         u.messages.appendTo(make([]Message, 0, u.messages.len())),
+		Events:           u.events.appendTo(make([]Event, 0, u.events.len())),
+		Purchases:        u.purchases.appendTo(make([]Purchase, 0, u.purchases.len())),
+		MessagesDropped:  u.messages.dropped,
+		EventsDropped:    u.events.dropped,
+		PurchasesDropped: u.purchases.dropped,
+		NotSentDropped:   u.notSent.dropped,
+	}
+	if m := s.missing[u.externalID]; m != nil && u.externalID != "" {
+		d.NotSent = m.notSent.appendTo(make([]NotSent, 0, m.notSent.len()+u.notSent.len()))
+		d.NotSentDropped += m.notSent.dropped
+	}
+	d.NotSent = u.notSent.appendTo(d.NotSent)
+	if over := len(d.NotSent) - maxHistory; over > 0 {
+		d.NotSent = append([]NotSent(nil), d.NotSent[over:]...)
+		d.NotSentDropped += over
+	}
+	if d.NotSent == nil {
+		d.NotSent = []NotSent{}
 	}
 	if len(u.aliases) > 0 {
 		d.Aliases = append([]Alias(nil), u.aliases...)
@@ -128,11 +146,12 @@ func (s *store) delivery(u *user) Delivery {
 
 func (m *missing) delivery(id string) Delivery {
 	return Delivery{
-		Identifier: id,
-		Attributes: map[string]any{},
-		Messages:   []Message{},
-		Events:     []Event{},
-		Purchases:  []Purchase{},
-		NotSent:    append([]NotSent{}, m.notSent...),
+		Identifier:     id,
+		Attributes:     map[string]any{},
+		Messages:       []Message{},
+		Events:         []Event{},
+		Purchases:      []Purchase{},
+		NotSent:        m.notSent.appendTo(make([]NotSent, 0, m.notSent.len())),
+		NotSentDropped: m.notSent.dropped,
 	}
 }

@@ -4,6 +4,14 @@
 // headers and 429s. It records what every user would have received, so a
 // test can ask "did u-1001 get the winter offer". Paths are served without
 // any prefix; the sandbox mounts the handler under /braze.
+//
+// Assumed behaviours (A in braze.md) are marked where they are coded. The
+// switchable ones are fields of Options and keys of the seed's settings
+// (examples/sandbox/braze.yaml). Fixed ones that bound memory: each user
+// keeps the newest 1,000 messages, not_sent records, events and purchases
+// (Delivery counts the dropped ones), and not_sent records are kept for at
+// most 100,000 unknown identifiers (the oldest identifier is forgotten
+// first).
 package emulator
 
 import (
@@ -20,36 +28,43 @@ import (
 )
 
 // Options are the emulator's switches. Every assumed behaviour (marked A)
-// that a test might want the other way is one of them.
+// that a test might want the other way is one of them, and a key of the
+// seed's settings too (max_body, campaign_success_status,
+// content_type_status, properties_max_bytes, limits), for sandbox users who
+// write no Go. A non-zero Options field wins over the seed.
 type Options struct {
-	Now     func() time.Time // injected clock; nil means time.Now
-	MaxBody int64            // request body limit in bytes; 0 means 1 MiB. Bigger bodies get 413 in Braze's error shape (A: braze.md §2, no documented body limit).
+	Now func() time.Time // injected clock; nil means time.Now
+	// MaxBody is the request body limit in bytes; 0 means settings.max_body,
+	// else 1 MiB. Bigger bodies get 413 in Braze's error shape (A: braze.md
+	// §2, no documented body limit).
+	MaxBody int64
 
 	// Limits override the seed's rate limits field by field; zero fields
 	// keep the seed's value or the documented default (braze.md §1).
 	Limits Limits
 
 	// CampaignSuccessStatus is the status of a successful
-	// /campaigns/trigger/send; 0 means 201 (A: braze.md §1, the docs never
-	// show it; the Canvas example shows 201).
+	// /campaigns/trigger/send; 0 means settings.campaign_success_status,
+	// else 201 (A: braze.md §1, the docs never show it; the Canvas example
+	// shows 201).
 	CampaignSuccessStatus int
 
 	// ContentTypeStatus answers a request whose Content-Type is not
-	// application/json; 0 means 400 "Bad Request" (A: braze.md §1 asks for
-	// the header but does not say what happens without it). Set
-	// http.StatusUnsupportedMediaType for 415, or -1 to accept any type.
+	// application/json; 0 means settings.content_type_status, else 400
+	// "Bad Request" (A: braze.md §1 asks for the header but does not say
+	// what happens without it). Set http.StatusUnsupportedMediaType for
+	// 415, or -1 to accept any type.
 	ContentTypeStatus int
 
 	// PropertiesMaxBytes caps trigger_properties and context objects,
-	// measured as compact JSON; 0 means 50 KB = 51,200 bytes (braze.md §2;
-	// A: KB read as 1,024 bytes).
+	// measured as compact JSON; 0 means settings.properties_max_bytes, else
+	// 50 KB = 51,200 bytes (braze.md §2; A: KB read as 1,024 bytes).
 	PropertiesMaxBytes int
 }
 
 // BannerLine is one credential or setting the sandbox prints at start.
 type BannerLine struct {
 	Name, Value string
-	Secret      bool
 }
 
 // Emulator is a Braze REST workspace in memory. Safe for concurrent use.
@@ -92,14 +107,29 @@ func New(seed Seed, opts Options) (*Emulator, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	// Options win; the seed's settings fill what they leave zero; then
+	// the defaults.
+	set := seed.Settings
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = set.MaxBody
+	}
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = 1 << 20
+	}
+	if opts.CampaignSuccessStatus == 0 {
+		opts.CampaignSuccessStatus = set.CampaignSuccessStatus
 	}
 	if opts.CampaignSuccessStatus == 0 {
 		opts.CampaignSuccessStatus = http.StatusCreated
 	}
 	if opts.ContentTypeStatus == 0 {
+		opts.ContentTypeStatus = set.ContentTypeStatus
+	}
+	if opts.ContentTypeStatus == 0 {
 		opts.ContentTypeStatus = http.StatusBadRequest
+	}
+	if opts.PropertiesMaxBytes <= 0 {
+		opts.PropertiesMaxBytes = set.PropertiesMaxBytes
 	}
 	if opts.PropertiesMaxBytes <= 0 {
 		opts.PropertiesMaxBytes = 50 * 1024
@@ -425,6 +455,24 @@ func (e *Emulator) rate(b bucketID, now time.Time, consume bool) rlState {
 	return e.buckets[b].take(now, consume)
 }
 
+// RateLimitHeaders returns the X-RateLimit-Limit, -Remaining and -Reset
+// headers the emulator would put on an answer to path now, without
+// counting a request: the trigger pool for /campaigns/trigger/send,
+// /canvas/trigger/send and any unknown path (as the emulator's own 404s
+// report), the /users/track pool for /users/track. A path alone cannot
+// tell a broadcast, so trigger paths report the trigger pool. The sandbox
+// puts these on its injected fault answers, so that every Braze answer
+// carries them (braze.md §1).
+func (e *Emulator) RateLimitHeaders(path string) http.Header {
+	b := bTrigger
+	if rt := routes[path]; rt != nil {
+		b = rt.bucket
+	}
+	h := http.Header{}
+	setRateHeaders(h, e.rate(b, e.now(), false))
+	return h
+}
+
 func (e *Emulator) reply(w http.ResponseWriter, rl rlState, a *apiError) {
 	e.write(w, rl, a.status, a.body())
 }
@@ -436,9 +484,13 @@ func (e *Emulator) reply(w http.ResponseWriter, rl rlState, a *apiError) {
 func (e *Emulator) write(w http.ResponseWriter, rl rlState, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
+	setRateHeaders(h, rl)
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func setRateHeaders(h http.Header, rl rlState) {
 	h.Set("X-RateLimit-Limit", strconv.Itoa(rl.limit))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(rl.remaining))
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(rl.reset, 10))
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loyalty-connector/engine/internal/ids"
 )
 
 const okCampaign = `{"campaign_id":"` + winterCampaign + `","recipients":[{"external_user_id":"u-1001"}]}`
@@ -383,7 +385,7 @@ func TestGeneratedUsers(t *testing.T) {
 	if m := list(d, "messages"); len(m) != 1 || obj(obj(m[0])["properties"])["i"] != float64(49) {
 		t.Errorf("load-049000 %v", d)
 	}
-	if d := delivery(t, e, generatedBrazeID(42)); d["external_id"] != "load-000042" {
+	if d := delivery(t, e, ids.GeneratedBrazeID(42)); d["external_id"] != "load-000042" {
 		t.Errorf("by braze id %v", d)
 	}
 	if d := delivery(t, e, "load-000077@example.com"); d["external_id"] != "load-000077" {

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/loyalty-connector/engine/engine/yamlpos"
+	"github.com/loyalty-connector/engine/internal/ids"
 )
 
 // Seed is the emulator's starting state, read from YAML
@@ -39,6 +42,23 @@ type Settings struct {
 	// default, up to 100); 0 means 25. Longer arrays are truncated
 	// (A: a set keeps the first elements, an "add" drops the oldest).
 	MaxArrayLength int `yaml:"max_array_length"`
+
+	// The assumptions below are also fields of Options, which win when
+	// they are not zero.
+
+	// CampaignSuccessStatus is the status of a successful
+	// /campaigns/trigger/send, 200-299; 0 means 201 (A: braze.md §1).
+	CampaignSuccessStatus int `yaml:"campaign_success_status"`
+	// ContentTypeStatus answers a request whose Content-Type is not
+	// application/json: a 4xx status, or -1 to accept any type; 0 means
+	// 400 (A: braze.md §1).
+	ContentTypeStatus int `yaml:"content_type_status"`
+	// PropertiesMaxBytes caps trigger_properties and context objects as
+	// compact JSON; 0 means 51,200 (braze.md §2 "50 KB"; A: KB = 1,024).
+	PropertiesMaxBytes int `yaml:"properties_max_bytes"`
+	// MaxBody is the request body limit in bytes; 0 means 1 MiB (A:
+	// braze.md §2, no documented body limit).
+	MaxBody int64 `yaml:"max_body"`
 }
 
 // APIKey is one REST API key and what it may call.
@@ -116,28 +136,35 @@ func ReadSeed(path string) (Seed, error) {
 }
 
 // ParseSeed reads a seed from memory (an embedded copy, for instance);
-// name is the file name its errors show.
+// name is the file name its errors show. Syntax errors and the lines of
+// seed problems come from engine/yamlpos, as for the SessionM seed; the
+// decoder's own errors (unknown keys, wrong kinds of values) are
+// rewritten by yamlError.
 func ParseSeed(name string, src []byte) (Seed, error) {
-	path := name
+	doc, err := yamlpos.Parse(name, src)
+	if err != nil {
+		var ye *yamlpos.Error
+		if errors.As(err, &ye) {
+			return Seed{}, fmt.Errorf("%s:%d: %s", name, ye.Line, ye.Message)
+		}
+		return Seed{}, fmt.Errorf("%s: %w", name, err)
+	}
 	var seed Seed
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	dec.KnownFields(true)
 	if err := dec.Decode(&seed); err != nil {
 		if errors.Is(err, io.EOF) {
-			return Seed{}, fmt.Errorf("%s: the seed file is empty; it needs at least settings.api_keys", path)
+			return Seed{}, fmt.Errorf("%s: the seed file is empty; it needs at least settings.api_keys", name)
 		}
-		return Seed{}, yamlError(path, err)
+		return Seed{}, yamlError(name, err)
 	}
-	var root yaml.Node
-	_ = yaml.Unmarshal(src, &root)
 	if err := seed.validate(); err != nil {
 		var se *seedError
 		if errors.As(err, &se) {
-			if line := lineOf(&root, se.path); line > 0 {
-				return Seed{}, fmt.Errorf("%s:%d: %s", path, line, se.Error())
-			}
+			// the key's line, or that of the nearest ancestor the file has
+			return Seed{}, fmt.Errorf("%s:%d: %s", name, doc.KeyNode(se.path).Line, se.Error())
 		}
-		return Seed{}, fmt.Errorf("%s: %w", path, err)
+		return Seed{}, fmt.Errorf("%s: %w", name, err)
 	}
 	return seed, nil
 }
@@ -148,8 +175,8 @@ var (
 	yamlGoTypeRE  = regexp.MustCompile(` into \S+$`)
 )
 
-// yamlError rewrites the YAML decoder's errors as file:line messages
-// without Go type names.
+// yamlError rewrites the YAML decoder's type errors as file:line messages
+// without Go type names (engine/yamlpos has nothing for these).
 func yamlError(path string, err error) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
@@ -182,62 +209,13 @@ func yamlError(path string, err error) error {
 // seedError is a problem with one place of the seed, so ReadSeed can name
 // its line.
 type seedError struct {
-	path []any // keys and indexes from the document root
+	path yamlpos.Path // keys and indexes from the document root
 	msg  string
 }
 
-func (e *seedError) Error() string {
-	var b strings.Builder
-	for i, p := range e.path {
-		switch p := p.(type) {
-		case int:
-			fmt.Fprintf(&b, "[%d]", p)
-		default:
-			if i > 0 {
-				b.WriteByte('.')
-			}
-			fmt.Fprint(&b, p)
-		}
-	}
-	return b.String() + ": " + e.msg
-}
+func (e *seedError) Error() string { return e.path.String() + ": " + e.msg }
 
 func serr(msg string, path ...any) error { return &seedError{path: path, msg: msg} }
-
-// lineOf finds the line of a path in the YAML document, or of its nearest
-// existing ancestor.
-func lineOf(root *yaml.Node, path []any) int {
-	n := root
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	line := n.Line
-	for _, p := range path {
-		var next *yaml.Node
-		switch p := p.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i].Value == p {
-						next = n.Content[i+1]
-						line = n.Content[i].Line
-						break
-					}
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && p < len(n.Content) {
-				next = n.Content[p]
-				line = next.Line
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n = next
-	}
-	return line
-}
 
 // knownPermissions are Braze REST key permissions (braze.md §1); a seed
 // naming another one is most likely a typo.
@@ -290,6 +268,18 @@ func (s *Seed) validate() error {
 	}
 	if m := s.Settings.MaxArrayLength; m < 0 || m > 100 {
 		return serr("must be between 1 and 100 (0 means the default, 25)", "settings", "max_array_length")
+	}
+	if c := s.Settings.CampaignSuccessStatus; c != 0 && (c < 200 || c > 299) {
+		return serr("must be a success status from 200 to 299 (0 means the default, 201)", "settings", "campaign_success_status")
+	}
+	if c := s.Settings.ContentTypeStatus; c != 0 && c != -1 && (c < 400 || c > 499) {
+		return serr(fmt.Sprintf("must be a 4xx status such as %d, or -1 to accept any Content-Type (0 means the default, 400)", http.StatusUnsupportedMediaType), "settings", "content_type_status")
+	}
+	if s.Settings.PropertiesMaxBytes < 0 {
+		return serr("must be a number of bytes, 0 or more (0 means the default, 51200)", "settings", "properties_max_bytes")
+	}
+	if s.Settings.MaxBody < 0 {
+		return serr("must be a number of bytes, 0 or more (0 means the default, 1 MiB)", "settings", "max_body")
 	}
 
 	ext, braze, alias := map[string]bool{}, map[string]bool{}, map[string]bool{}
@@ -448,44 +438,24 @@ func normalizeYAML(v any) any {
 }
 
 // Generated users: external id load-%06d, braze id "6c6f6164" ("load" in
-// hex) + 16 hex digits of the index, email load-%06d@example.com.
-const generatedBrazePrefix = "6c6f6164"
+// hex) + 16 hex digits of the index, email load-%06d@example.com
+// (internal/ids, shared with the SessionM emulator). The parsers take
+// the number of generated users and refuse indexes past it.
 
-func generatedExternalID(i int) string { return fmt.Sprintf("load-%06d", i) }
-func generatedBrazeID(i int) string    { return fmt.Sprintf("%s%016x", generatedBrazePrefix, i) }
-func generatedEmail(i int) string      { return fmt.Sprintf("load-%06d@example.com", i) }
-
-// generatedIndex reads a generated user's index back from its external id.
 func generatedIndex(id string, n int) (int, bool) {
-	rest, ok := strings.CutPrefix(id, "load-")
-	if !ok || len(rest) < 6 {
-		return 0, false
-	}
-	i, err := strconv.Atoi(rest)
-	if err != nil || i < 0 || i >= n || fmt.Sprintf("%06d", i) != rest {
-		return 0, false
-	}
-	return i, true
+	i, ok := ids.ParseGeneratedExternalID(id)
+	return i, ok && i < n
 }
 
 func generatedBrazeIndex(id string, n int) (int, bool) {
-	rest, ok := strings.CutPrefix(id, generatedBrazePrefix)
-	if !ok || len(rest) != 16 {
-		return 0, false
-	}
-	i, err := strconv.ParseUint(rest, 16, 63)
-	if err != nil || int(i) >= n || fmt.Sprintf("%016x", i) != rest {
-		return 0, false
-	}
-	return int(i), true
+	i, ok := ids.ParseGeneratedBrazeID(id)
+	return i, ok && i < n
 }
 
+// generatedEmailIndex takes a lower-cased email.
 func generatedEmailIndex(email string, n int) (int, bool) {
-	local, ok := strings.CutSuffix(email, "@example.com")
-	if !ok {
-		return 0, false
-	}
-	return generatedIndex(local, n)
+	i, ok := ids.ParseGeneratedEmail(email)
+	return i, ok && i < n
 }
 
 // createdBrazePrefix starts the braze ids of users the API creates.

@@ -3,7 +3,46 @@ package emulator
 import (
 	"fmt"
 	"strings"
+
+	"github.com/loyalty-connector/engine/internal/ids"
 )
+
+// maxHistory caps each list a user (or an unknown identifier) collects:
+// messages, not_sent records, events and purchases (A: Braze keeps far
+// more, but the emulator runs for hours under load tests). The newest
+// entries are kept; Delivery counts the dropped ones (messages_dropped,
+// ...).
+const maxHistory = 1000
+
+// maxMissing bounds how many unknown identifiers the store remembers
+// not_sent records for (A). Past it, the identifier recorded first is
+// forgotten, records and all.
+const maxMissing = 100_000
+
+// history is a list that keeps its newest maxHistory entries: a ring once
+// full, so adding never allocates then.
+type history[T any] struct {
+	items   []T // oldest first until full; then items[next] is the oldest
+	next    int
+	dropped int // entries overwritten
+}
+
+func (h *history[T]) add(x T) {
+	if len(h.items) < maxHistory {
+		h.items = append(h.items, x)
+		return
+	}
+	h.items[h.next] = x
+	h.next = (h.next + 1) % len(h.items)
+	h.dropped++
+}
+
+func (h *history[T]) len() int { return len(h.items) }
+
+// appendTo appends the entries to dst, oldest first.
+func (h *history[T]) appendTo(dst []T) []T {
+	return append(append(dst, h.items[h.next:]...), h.items[:h.next]...)
+}
 
 // user is one profile and what happened to it. Generated users exist
 // without a user value until a request writes to them.
@@ -17,19 +56,19 @@ type user struct {
 	updated    uint64         // store.seq at the last attribute change
 	created    uint64         // store.seq at creation
 
-	messages  []Message
-	notSent   []NotSent
-	events    []Event
-	purchases []Purchase
+	messages  history[Message]
+	notSent   history[NotSent]
+	events    history[Event]
+	purchases history[Purchase]
 }
 
 func (u *user) hasState() bool {
-	return u.changed || len(u.messages) > 0 || len(u.notSent) > 0 || len(u.events) > 0 || len(u.purchases) > 0
+	return u.changed || u.messages.len() > 0 || u.notSent.len() > 0 || u.events.len() > 0 || u.purchases.len() > 0
 }
 
 // missing collects what was meant for an identifier no user has.
 type missing struct {
-	notSent []NotSent
+	notSent history[NotSent]
 }
 
 // store is the emulator's mutable state; Emulator.mu guards it.
@@ -40,12 +79,18 @@ type store struct {
 	byAlias   map[string]*user
 	byEmail   map[string][]*user // lower-cased email
 	byPhone   map[string][]*user
+	byGen     map[int]*user // generated users written to, by index
 	missing   map[string]*missing
 	generated int
 	seq       uint64 // orders attribute changes and creations
 	created   int    // users created by the API, for their braze ids
 	dispatch  int
 	maxArr    int
+
+	// missingOrder lists the identifiers of missing in the order they were
+	// first recorded, the oldest at missingHead, to forget it first.
+	missingOrder []string
+	missingHead  int
 }
 
 func newStore(seed *Seed) *store {
@@ -55,6 +100,7 @@ func newStore(seed *Seed) *store {
 		byAlias:   map[string]*user{},
 		byEmail:   map[string][]*user{},
 		byPhone:   map[string][]*user{},
+		byGen:     map[int]*user{},
 		missing:   map[string]*missing{},
 		generated: seed.Settings.GeneratedUsers,
 		maxArr:    seed.Settings.MaxArrayLength,
@@ -141,22 +187,26 @@ func generatedAttrs(i int) map[string]any {
 	return map[string]any{
 		"first_name": "Load",
 		"last_name":  fmt.Sprintf("User %06d", i),
-		"email":      generatedEmail(i),
+		"email":      ids.GeneratedEmail(i),
 		"language":   "en",
 		"country":    "US",
 		"time_zone":  "UTC",
 		// the SessionM emulator's id for its generated user i
-		"sessionm_user_id": fmt.Sprintf("%08x-32f5-11ef-8000-%012x", i, i),
+		"sessionm_user_id": ids.GeneratedSessionMID(i),
 	}
 }
 
-// materialize makes generated user i a real profile, so it can be written.
-func (s *store) materialize(i int) *user {
-	if u := s.byExt[generatedExternalID(i)]; u != nil {
+// generatedUser is generated user i: the profile written to, or (write
+// false) a fresh unwritten copy, or (write true) a new profile, stored.
+func (s *store) generatedUser(i int, write bool) *user {
+	if u := s.byGen[i]; u != nil {
 		return u
 	}
-	u := &user{externalID: generatedExternalID(i), brazeID: generatedBrazeID(i), gen: i + 1, attrs: generatedAttrs(i)}
-	s.add(u)
+	u := &user{externalID: ids.GeneratedExternalID(i), brazeID: ids.GeneratedBrazeID(i), gen: i + 1, attrs: generatedAttrs(i)}
+	if write {
+		s.add(u)
+		s.byGen[i] = u
+	}
 	return u
 }
 
@@ -167,10 +217,7 @@ func (s *store) byExternalID(id string, write bool) (*user, bool) {
 		return u, true
 	}
 	if i, ok := generatedIndex(id, s.generated); ok {
-		if write {
-			return s.materialize(i), true
-		}
-		return &user{externalID: id, brazeID: generatedBrazeID(i), gen: i + 1, attrs: generatedAttrs(i)}, true
+		return s.generatedUser(i, write), true
 	}
 	return nil, false
 }
@@ -180,7 +227,7 @@ func (s *store) byBrazeID(id string, write bool) (*user, bool) {
 		return u, true
 	}
 	if i, ok := generatedBrazeIndex(id, s.generated); ok {
-		return s.byExternalID(generatedExternalID(i), write)
+		return s.generatedUser(i, write), true
 	}
 	return nil, false
 }
@@ -189,9 +236,8 @@ func (s *store) byBrazeID(id string, write bool) (*user, bool) {
 func (s *store) byEmailAddr(email string, write bool) []*user {
 	list := s.byEmail[strings.ToLower(email)]
 	if i, ok := generatedEmailIndex(strings.ToLower(email), s.generated); ok {
-		if _, written := s.byExt[generatedExternalID(i)]; !written {
-			u, _ := s.byExternalID(generatedExternalID(i), write)
-			list = append(append([]*user(nil), list...), u)
+		if _, written := s.byGen[i]; !written {
+			list = append(append([]*user(nil), list...), s.generatedUser(i, write))
 		}
 	}
 	return list
@@ -254,18 +300,36 @@ func (s *store) apply(u *user, ops []attrOp) {
 	s.index(u, oldEmail, oldPhone)
 }
 
-// noteMissing records what an unknown identifier would have received.
+// noteMissing records what an unknown identifier would have received. At
+// most maxMissing identifiers are kept: a new one past that forgets the
+// one recorded first.
 func (s *store) noteMissing(id string, ns NotSent) {
 	m := s.missing[id]
 	if m == nil {
+		if len(s.missing) >= maxMissing {
+			s.forgetOldestMissing()
+		}
 		m = &missing{}
 		s.missing[id] = m
+		s.missingOrder = append(s.missingOrder, id)
 	}
-	m.notSent = append(m.notSent, ns)
+	m.notSent.add(ns)
+}
+
+func (s *store) forgetOldestMissing() {
+	delete(s.missing, s.missingOrder[s.missingHead])
+	s.missingOrder[s.missingHead] = ""
+	s.missingHead++
+	if s.missingHead >= 1024 && s.missingHead*2 >= len(s.missingOrder) {
+		n := copy(s.missingOrder, s.missingOrder[s.missingHead:])
+		clear(s.missingOrder[n:])
+		s.missingOrder, s.missingHead = s.missingOrder[:n], 0
+	}
 }
 
 // each calls f for every user, generated ones included, materializing
-// them when write is set.
+// them when write is set. Generated users already written to cost no
+// allocation.
 func (s *store) each(write bool, f func(*user)) {
 	for _, u := range s.users {
 		if u.gen == 0 {
@@ -273,8 +337,7 @@ func (s *store) each(write bool, f func(*user)) {
 		}
 	}
 	for i := 0; i < s.generated; i++ {
-		u, _ := s.byExternalID(generatedExternalID(i), write)
-		f(u)
+		f(s.generatedUser(i, write))
 	}
 }
 

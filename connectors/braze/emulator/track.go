@@ -393,12 +393,12 @@ func processTrack(e *Emulator, reqAny any, now time.Time) (int, any, *apiError) 
 	}
 	for _, ev := range req.events {
 		if u := st.resolveTrack(&ev.ident); u != nil {
-			u.events = append(u.events, ev.ev)
+			u.events.add(ev.ev)
 		}
 	}
 	for _, p := range req.purchases {
 		if u := st.resolveTrack(&p.ident); u != nil {
-			u.purchases = append(u.purchases, p.p)
+			u.purchases.add(p.p)
 		}
 	}
 	resp := trackResp{Message: "success", Errors: req.minor}

@@ -375,11 +375,13 @@ func processTrigger(e *Emulator, reqAny any, now time.Time) (int, any, *apiError
 			resp.SendID = req.sendID // a broadcast can be tracked per send (braze.md §1)
 		}
 		// A paused or archived campaign/Canvas sends nothing; a broadcast to
-		// one records nothing per user either (A), to keep it cheap.
+		// one records nothing per user either (A), to keep it cheap: no
+		// user is visited. Otherwise each member gets one record; a member
+		// at maxHistory overwrites its oldest without allocating.
 		if active {
 			m := tmpl
 			m.Properties = topProps
-			e.eachMember(sg, func(u *user) { u.messages = append(u.messages, m) })
+			e.eachMember(sg, func(u *user) { u.messages.add(m) })
 		}
 	} else {
 		seen := make(map[*user]bool, len(req.recipients))
@@ -408,12 +410,12 @@ func processTrigger(e *Emulator, reqAny any, now time.Time) (int, any, *apiError
 			if reason != "" {
 				ns := nsTmpl
 				ns.Identifier, ns.Reason = r.label(), reason
-				u.notSent = append(u.notSent, ns)
+				u.notSent.add(ns)
 				continue
 			}
 			m := tmpl
 			m.Properties = mergeProps(topProps, r.props)
-			u.messages = append(u.messages, m)
+			u.messages.add(m)
 		}
 	}
 	code := http.StatusCreated

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/loyalty-connector/engine/internal/ids"
 )
 
 const (
@@ -258,11 +260,15 @@ func okPayload(payload any) reply {
 	return okReply(body)
 }
 
-// getUserOffers answers the user's wallet (sessionm.md §4). The wallet is
-// returned whole, expired and redeemed user-offers included, as in
-// examples/fixtures/wallet.json; callers filter (pipeline F3). Paging:
-// skip/take, total_records counts before paging. include_pending_extended_data
-// false (the default, A) leaves out user-offers still pending extended data.
+// getUserOffers answers the user's offers "in the issued state"
+// (sessionm.md §4, C). Read as: a redeemed user-offer (redeem_date set) has
+// left the issued state and is left out; an expired one that was never
+// redeemed is still issued and stays, as does one whose is_redeemable the
+// seed set to false without a redeem_date. settings.include_redeemed true
+// returns redeemed ones too, the whole wallet of
+// examples/fixtures/wallet.json. include_pending_extended_data false (the
+// default, A) leaves out user-offers still pending extended data. Paging:
+// skip/take; total_records counts what is returned before paging.
 func (e *Emulator) getUserOffers(body []byte) reply {
 	f, userID, a := e.connectRequest(body)
 	if a != nil {
@@ -311,7 +317,7 @@ func (e *Emulator) getUserOffers(body []byte) reply {
 		p.OfferCategories = []offerCategoryJSON{}
 	}
 	for _, uo := range wallet {
-		if uo.pending && !includePending {
+		if (uo.pending && !includePending) || (uo.redeemed != nil && !e.seed.Settings.IncludeRedeemed) {
 			continue
 		}
 		if int64(p.TotalRecords) >= skip && int64(len(p.UserOffers)) < take {
@@ -393,8 +399,11 @@ func (e *Emulator) findOffer(offerID string, exact bool, now time.Time) (*offer,
 	if o == nil {
 		return nil, errorf("not_found", "no offer with offer_id %q", offerID)
 	}
-	if (o.start != nil && now.Before(*o.start)) || (o.end != nil && now.After(*o.end)) {
-		return nil, errorf("not_available", "offer %q is outside its start_date/end_date window", o.id)
+	switch {
+	case o.start != nil && now.Before(*o.start):
+		return nil, errorf("not_available", "offer %q is outside its start_date/end_date window: it starts at %s", o.id, connectTime(*o.start))
+	case o.end != nil && now.After(*o.end):
+		return nil, errorf("not_available", "offer %q is outside its start_date/end_date window: it ended at %s", o.id, connectTime(*o.end))
 	}
 	return o, nil
 }
@@ -416,7 +425,7 @@ func (e *Emulator) issue(i int, o *offer, quantity int, now time.Time) []*userOf
 	issued := make([]*userOffer, 0, quantity)
 	for range quantity {
 		uo := &userOffer{
-			id: newUUID(), offer: o, acquired: now, expires: expires, redeemable: true,
+			id: ids.NewUUID(), offer: o, acquired: now, expires: expires, redeemable: true,
 			pending: o.pending, quantity: 1, status: 1,
 		}
 		st.wallet = append(st.wallet, uo)

@@ -65,8 +65,9 @@ func subset(t *testing.T, path string, want, got any) {
 	}
 }
 
-// examples/fixtures/wallet.json is the project's picture of Ana's wallet;
-// the emulator must answer it (task; sessionm.md §4 C payload keys).
+// examples/fixtures/wallet.json is the project's picture of Ana's wallet,
+// redeemed offer included; with settings.include_redeemed the emulator
+// must answer it (task; sessionm.md §4 C payload keys).
 func TestWalletFixture(t *testing.T) {
 	data, err := os.ReadFile("../../../examples/fixtures/wallet.json")
 	if err != nil {
@@ -76,7 +77,7 @@ func TestWalletFixture(t *testing.T) {
 	if err := json.Unmarshal(data, &want); err != nil {
 		t.Fatal(err)
 	}
-	e, _ := newEmu(t, Options{})
+	e, _ := newEmu(t, Options{}, func(s *Seed) { s.Settings.IncludeRedeemed = true })
 	r := connect(e, getOffers(offersBody(`,"culture":"en-US","skip":0,"take":1000,"include_pending_extended_data":false`)))
 	got := r.json(t)
 	subset(t, "wallet", want, got)
@@ -126,20 +127,22 @@ func TestGetUserOffers(t *testing.T) {
 		names []string
 		total float64
 	}{
-		// sessionm.md §4 (C): culture defaults to en-US
-		{"default culture", ``, ana, []string{"20% off winter coats", "$5 off your next coffee", "Free gift wrapping"}, 3},
+		// sessionm.md §4 (C): culture defaults to en-US; C "in the issued
+		// state": the redeemed gift wrapping is left out, the expired (never
+		// redeemed) coffee offer stays
+		{"default culture", ``, ana, []string{"20% off winter coats", "$5 off your next coffee"}, 2},
 		// sessionm.md §4 (C field; A fallback): per-culture texts, then en-US
-		{"es-ES", `,"culture":"es-ES"`, ana, []string{"20 % de descuento en abrigos de invierno", "$5 off your next coffee", "Free gift wrapping"}, 3},
-		{"culture without case", `,"culture":"ES-es"`, ana, []string{"20 % de descuento en abrigos de invierno", "$5 off your next coffee", "Free gift wrapping"}, 3},
-		{"unknown culture falls back to en-US", `,"culture":"fr-FR"`, ana, []string{"20% off winter coats", "$5 off your next coffee", "Free gift wrapping"}, 3},
-		{"empty culture is en-US", `,"culture":""`, ana, []string{"20% off winter coats", "$5 off your next coffee", "Free gift wrapping"}, 3},
+		{"es-ES", `,"culture":"es-ES"`, ana, []string{"20 % de descuento en abrigos de invierno", "$5 off your next coffee"}, 2},
+		{"culture without case", `,"culture":"ES-es"`, ana, []string{"20 % de descuento en abrigos de invierno", "$5 off your next coffee"}, 2},
+		{"unknown culture falls back to en-US", `,"culture":"fr-FR"`, ana, []string{"20% off winter coats", "$5 off your next coffee"}, 2},
+		{"empty culture is en-US", `,"culture":""`, ana, []string{"20% off winter coats", "$5 off your next coffee"}, 2},
 		// sessionm.md §4 (C): skip/take paging; total_records counts before paging
-		{"skip 1 take 1", `,"skip":1,"take":1`, ana, []string{"$5 off your next coffee"}, 3},
-		{"skip past the end", `,"skip":5`, ana, nil, 3},
-		{"take 2", `,"take":2`, ana, []string{"20% off winter coats", "$5 off your next coffee"}, 3},
+		{"skip 1 take 1", `,"skip":1,"take":1`, ana, []string{"$5 off your next coffee"}, 2},
+		{"skip past the end", `,"skip":5`, ana, nil, 2},
+		{"take 1", `,"take":1`, ana, []string{"20% off winter coats"}, 2},
 		// sessionm.md §4 (A): take 0 means the default, more than 1000 is capped
-		{"take 0", `,"take":0`, ana, []string{"20% off winter coats", "$5 off your next coffee", "Free gift wrapping"}, 3},
-		{"take 5000", `,"take":5000`, ana, []string{"20% off winter coats", "$5 off your next coffee", "Free gift wrapping"}, 3},
+		{"take 0", `,"take":0`, ana, []string{"20% off winter coats", "$5 off your next coffee"}, 2},
+		{"take 5000", `,"take":5000`, ana, []string{"20% off winter coats", "$5 off your next coffee"}, 2},
 		// sessionm.md §4 (C field, A meaning): pending user-offers only with include_pending_extended_data true
 		{"pending hidden by default", ``, sam, nil, 0},
 		{"pending hidden when false", `,"include_pending_extended_data":false`, sam, nil, 0},
@@ -249,10 +252,10 @@ func TestIssue(t *testing.T) {
 	}
 	// the new user-offer is in the wallet: acquire_date now, expiry from the offer (redemption_end_date, A)
 	p = payload(t, connect(e, getOffers(offersBody(""))))
-	if p["total_records"] != 4.0 {
+	if p["total_records"] != 3.0 {
 		t.Fatalf("total_records %v", p["total_records"])
 	}
-	uo := p["user_offers"].([]any)[3].(map[string]any)
+	uo := p["user_offers"].([]any)[2].(map[string]any)
 	if uo["user_offer_id"] != st["user_offer_id"] || uo["acquire_date"] != "2026-11-29T11:30:00Z" || uo["expiration_date"] != "2099-12-31T23:59:59Z" ||
 		uo["is_redeemable"] != true || uo["redeem_date"] != nil || uo["quantity"] != 1.0 {
 		t.Fatalf("issued user-offer: %v", uo)
@@ -294,15 +297,15 @@ func TestIssue(t *testing.T) {
 				t.Fatal("user_offer_ids repeat")
 			}
 			all := payload(t, connect(e, getOffers(offersBody(`,"include_pending_extended_data":true`))))
-			if all["total_records"] != float64(3+tt.n) {
+			if all["total_records"] != float64(2+tt.n) {
 				t.Fatalf("total_records %v", all["total_records"])
 			}
-			last := all["user_offers"].([]any)[2+tt.n].(map[string]any)
+			last := all["user_offers"].([]any)[1+tt.n].(map[string]any)
 			if tt.expiresAfter > 0 && last["expiration_date"] != connectTime(c.Now().Add(tt.expiresAfter)) {
 				t.Fatalf("expiration_date %v", last["expiration_date"])
 			}
 			if tt.pending {
-				if hidden := payload(t, connect(e, getOffers(offersBody("")))); hidden["total_records"] != 3.0 {
+				if hidden := payload(t, connect(e, getOffers(offersBody("")))); hidden["total_records"] != 2.0 {
 					t.Fatalf("pending offer not hidden: %v", hidden["total_records"])
 				}
 			}
@@ -319,8 +322,68 @@ func TestCultureFirstAvailable(t *testing.T) {
 	payload(t, connect(e, issue(offersBody(`,"offer_id":"`+de+`"`))))
 	for culture, want := range map[string]string{"en-US": "Gratis Kaffee", "fr-FR": "Café offert", "it-IT": "Gratis Kaffee"} {
 		p := payload(t, connect(e, getOffers(offersBody(`,"culture":"`+culture+`"`))))
-		if names := offerNames(p); names[3] != want {
-			t.Errorf("%s: %q, want %q", culture, names[3], want)
+		if names := offerNames(p); names[2] != want {
+			t.Errorf("%s: %q, want %q", culture, names[2], want)
 		}
+	}
+}
+
+// sessionm.md §4 (C): get_user_offers returns the offers "in the issued
+// state". A user-offer redeemed since the seed (redeem_date set) leaves the
+// answer and total_records; an expired one stays; settings.include_redeemed
+// brings redeemed ones back, with paging over the longer list.
+func TestIncludeRedeemed(t *testing.T) {
+	redeemedOn := &Time{t0.Add(-time.Hour)}
+	expiredOn := &Time{t0.Add(-24 * time.Hour)}
+	twoMore := func(s *Seed) {
+		s.Wallets[ana] = append(s.Wallets[ana],
+			SeedUserOffer{UserOfferID: "1b7a5f4e-3d2c-4b1a-8f9e-d8c7b6a5e4f3", OfferID: winter, AcquireDate: &Time{t0.Add(-48 * time.Hour)}, RedeemDate: redeemedOn},
+			SeedUserOffer{UserOfferID: "2b7a5f4e-3d2c-4b1a-8f9e-d8c7b6a5e4f3", OfferID: winter, AcquireDate: &Time{t0.Add(-48 * time.Hour)}, ExpirationDate: expiredOn})
+	}
+	ids := func(p map[string]any) []string {
+		var out []string
+		for _, o := range p["user_offers"].([]any) {
+			out = append(out, o.(map[string]any)["user_offer_id"].(string))
+		}
+		return out
+	}
+	const (
+		winterUO = "7e4d2c1b-0a9f-4e8d-b7c6-a5b4c3d2e1f0"
+		coffeeUO = "8f5e3d2c-1b0a-4f9e-8d7c-b6a5c4d3e2f1" // expired 2025-02-01, never redeemed
+		wrapUO   = "9a6f4e3d-2c1b-4a0f-9e8d-c7b6a5d4e3f2" // redeemed
+		newRedUO = "1b7a5f4e-3d2c-4b1a-8f9e-d8c7b6a5e4f3"
+		newExpUO = "2b7a5f4e-3d2c-4b1a-8f9e-d8c7b6a5e4f3"
+	)
+	tests := []struct {
+		name    string
+		include bool
+		extra   string
+		want    []string
+		total   float64
+	}{
+		{"issued only", false, ``, []string{winterUO, coffeeUO, newExpUO}, 3},
+		{"issued only, paged", false, `,"skip":1,"take":1`, []string{coffeeUO}, 3},
+		{"include_redeemed", true, ``, []string{winterUO, coffeeUO, wrapUO, newRedUO, newExpUO}, 5},
+		{"include_redeemed, paged", true, `,"skip":2,"take":2`, []string{wrapUO, newRedUO}, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _ := newEmu(t, Options{}, twoMore, func(s *Seed) { s.Settings.IncludeRedeemed = tt.include })
+			p := payload(t, connect(e, getOffers(offersBody(tt.extra))))
+			if got := ids(p); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("user_offer_ids %v, want %v", got, tt.want)
+			}
+			if p["total_records"] != tt.total {
+				t.Errorf("total_records %v, want %v", p["total_records"], tt.total)
+			}
+		})
+	}
+	// the seed key reads from YAML and defaults to false
+	if s := shippedSeed(t); s.Settings.IncludeRedeemed {
+		t.Error("the shipped seed turns include_redeemed on")
+	}
+	s, err := ParseSeed("x.yaml", []byte(minimalSeed+"  include_redeemed: true\n"))
+	if err != nil || !s.Settings.IncludeRedeemed {
+		t.Fatalf("include_redeemed from YAML: %v %+v", err, s.Settings)
 	}
 }

@@ -13,6 +13,12 @@ import (
 // maxTTL bounds ttl so expiry times stay representable: 100 years (A).
 const maxTTL = 100 * 365 * 24 * 3600
 
+// maxTagsPerCall bounds the tags list of one POST (A: sessionm.md §2 says
+// "multiple tags may be specified in a single invocation" and gives no
+// limit). More is a 422 validation error on "tags", so one request cannot
+// hold the emulator's lock for long.
+const maxTagsPerCall = 1000
+
 const corePrefix = "/priv/v1/apps/"
 
 type coreRoute int
@@ -146,9 +152,9 @@ func (e *Emulator) lookup(byExt bool, ref string) (int, *apiError) {
 }
 
 // parseTags validates {"tags":[...],"ttl"?:seconds} (sessionm.md §2: tags
-// C, ttl C with unit I). ttl must be a JSON integer literal; "20000" as a
-// string is refused (A). ttl 0 means none would be ambiguous, so it is
-// refused too.
+// C, ttl C with unit I). At most maxTagsPerCall names (A). ttl must be a
+// JSON integer literal; "20000" as a string is refused (A). ttl 0 means
+// none would be ambiguous, so it is refused too.
 func parseTags(body []byte) ([]string, int64, *apiError) {
 	m, a := parseObject(body)
 	if a != nil {
@@ -171,6 +177,10 @@ func parseTags(body []byte) ([]string, int64, *apiError) {
 		}
 		if len(items) == 0 {
 			errs["tags"] = "can't be blank"
+		}
+		if len(items) > maxTagsPerCall {
+			errs["tags"] = fmt.Sprintf("at most %d tags per call, not %d", maxTagsPerCall, len(items))
+			break
 		}
 		tags = make([]string, 0, len(items))
 		for i, it := range items {
@@ -227,10 +237,20 @@ func jsonString(raw json.RawMessage) (string, bool) {
 // expiring tag posted without ttl becomes a counter at 1. A name repeated
 // in one call counts once (A). The answer lists all the user's live tags
 // (A): {"status":"ok","tags":{"a":{"count":3},"b":{"expires_at":"..."}}}.
+// The lock is held for time linear in the call's names and the user's
+// tags: duplicates are found with a set, existing tags with tagIdx.
 func (e *Emulator) postTags(byExt bool, ref string, body []byte) reply {
 	names, ttl, a := parseTags(body)
 	if a != nil {
 		return errReply(a)
+	}
+	seen := make(map[string]struct{}, len(names))
+	uniq := names[:0]
+	for _, name := range names {
+		if _, dup := seen[name]; !dup {
+			seen[name] = struct{}{}
+			uniq = append(uniq, name)
+		}
 	}
 	now := e.now()
 	e.mu.Lock()
@@ -240,24 +260,17 @@ func (e *Emulator) postTags(byExt bool, ref string, body []byte) reply {
 		return errReply(a)
 	}
 	st := e.stateFor(i)
-	st.tags = pruneTags(st.tags, now)
+	st.pruneTags(now)
 	var expires time.Time
 	if ttl > 0 {
 		expires = now.Add(time.Duration(ttl) * time.Second)
 	}
-next:
-	for n, name := range names {
-		for _, prev := range names[:n] {
-			if prev == name {
-				continue next
-			}
-		}
-		j := 0
-		for j < len(st.tags) && st.tags[j].name != name {
-			j++
-		}
-		if j == len(st.tags) {
+	for _, name := range uniq {
+		j, ok := st.tagIdx[name]
+		if !ok {
+			j = len(st.tags)
 			st.tags = append(st.tags, tag{name: name})
+			st.tagIdx[name] = j
 		}
 		t := &st.tags[j]
 		if ttl > 0 {
@@ -284,23 +297,35 @@ func (e *Emulator) getTags(byExt bool, ref string) reply {
 	}
 	var tags []tag
 	if st := e.state[i]; st != nil {
-		st.tags = pruneTags(st.tags, now)
+		st.pruneTags(now)
 		tags = st.tags
 	}
 	return okReply(appendTagsBody(nil, tags))
 }
 
+// setTags replaces the user's tags and rebuilds tagIdx.
+func (st *userState) setTags(tags []tag) {
+	st.tags = tags
+	st.tagIdx = make(map[string]int, len(tags))
+	for j, t := range tags {
+		st.tagIdx[t.name] = j
+	}
+}
+
 // pruneTags drops expired tags in place: an expiring tag disappears when
-// its TTL runs out (sessionm.md §2, C).
-func pruneTags(tags []tag, now time.Time) []tag {
-	out := tags[:0]
-	for _, t := range tags {
+// its TTL runs out (sessionm.md §2, C). tagIdx is rebuilt only when a tag
+// went (or was never built).
+func (st *userState) pruneTags(now time.Time) {
+	out := st.tags[:0]
+	for _, t := range st.tags {
 		if t.count > 0 || t.expires.After(now) {
 			out = append(out, t)
 		}
 	}
-	clear(tags[len(out):])
-	return out
+	clear(st.tags[len(out):])
+	if len(out) != len(st.tags) || st.tagIdx == nil {
+		st.setTags(out)
+	}
 }
 
 func appendTagsBody(b []byte, tags []tag) []byte {

@@ -1,10 +1,8 @@
 package emulator
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"math"
@@ -13,13 +11,21 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/loyalty-connector/engine/internal/ids"
 )
 
 // Options are the switches a test or the sandbox sets; the zero value is the
-// default behaviour.
+// default behaviour. RateLimit, RateBurst, Idempotency and MaxBody can also
+// be set in the seed's settings (rate_limit, rate_burst, idempotency,
+// max_body), for sandbox users who write no Go; a non-zero Options field
+// wins over the seed.
 type Options struct {
-	Now     func() time.Time // injected clock; nil means time.Now
-	MaxBody int64            // request body limit in bytes; 0 means 1 MiB. Bigger bodies get the error envelope with 413.
+	Now func() time.Time // injected clock; nil means time.Now
+	// MaxBody is the request body limit in bytes; 0 means settings.max_body,
+	// else 1 MiB (A: no public limit). Bigger bodies get the error envelope
+	// with 413.
+	MaxBody int64
 
 	// ErrorsAs200 answers every error with HTTP 200 and "status":"error", as
 	// SessionM documents (sessionm.md §1, C/A). Off: 404 for user_not_found
@@ -29,11 +35,13 @@ type Options struct {
 	ErrorsAs200 bool
 
 	// RateLimit is a token bucket per Core api key and per Connect key, in
-	// requests per second; 0 turns it off (the default: no public limit
-	// exists, sessionm.md §7, A). Over the limit: 429,
-	// {"status":"error","errors":{"code":"rate_limited"}} and Retry-After.
+	// requests per second; 0 means settings.rate_limit, whose 0 turns it off
+	// (the default: no public limit exists, sessionm.md §7, A). Over the
+	// limit: 429, {"status":"error","errors":{"code":"rate_limited"}} and
+	// Retry-After.
 	RateLimit float64
-	// RateBurst is the bucket size; 0 means max(1, RateLimit).
+	// RateBurst is the bucket size; 0 means settings.rate_burst, whose 0
+	// means max(1, RateLimit).
 	RateBurst int
 
 	// Idempotency honours an Idempotency-Key header on POST and PUT: a
@@ -41,7 +49,8 @@ type Options struct {
 	// response, with the header Idempotent-Replayed: true, without touching
 	// state; the same key with another body is a
 	// 422 argument_error, and one still running a 409 request_in_progress.
-	// No real SessionM endpoint has this (sessionm.md §7, A), so it is off.
+	// No real SessionM endpoint has this (sessionm.md §7, A), so it is off
+	// unless this or settings.idempotency is true.
 	Idempotency bool
 	// IdempotencyKeys bounds the stored responses (oldest dropped first);
 	// 0 means 10000.
@@ -52,7 +61,6 @@ type Options struct {
 // `engine sandbox` at start.
 type BannerLine struct {
 	Name, Value string
-	Secret      bool
 }
 
 // Emulator is one SessionM tenant. Its handlers are safe for concurrent use;
@@ -62,7 +70,7 @@ type Emulator struct {
 	now         func() time.Time
 	maxBody     int64
 	errorsAs200 bool
-	opts        Options
+	opts        Options // with the seed's settings filled in where Options left them zero
 
 	coreKey, coreSecret, coreHeader string // coreHeader: "Basic base64(key:secret)"
 	connectKey, connectSecret       string
@@ -116,10 +124,11 @@ func (x indexes) clone() indexes {
 
 // userState is what requests changed or the seed preset for one user.
 type userState struct {
-	tags    []tag        // in creation order; expired ones are pruned on access
-	wallet  []*userOffer // in acquisition order
-	profile *user        // set once a PUT changed the user
-	dirty   bool         // tags or wallet changed since the seed
+	tags    []tag          // in creation order; expired ones are pruned on access
+	tagIdx  map[string]int // tag name → index in tags; see setTags and pruneTags
+	wallet  []*userOffer   // in acquisition order
+	profile *user          // set once a PUT changed the user
+	dirty   bool           // tags or wallet changed since the seed
 }
 
 // tag is a counter tag (count > 0) or an expiring tag (expires set), never
@@ -156,6 +165,18 @@ func New(seed Seed, opts Options) (*Emulator, error) {
 		}
 		return nil, fmt.Errorf("invalid sessionm seed: %s", strings.Join(msgs, "; "))
 	}
+	// The seed's settings fill what Options leaves zero (Options win).
+	set := seed.Settings
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = set.MaxBody
+	}
+	if opts.RateLimit <= 0 {
+		opts.RateLimit = set.RateLimit
+	}
+	if opts.RateBurst <= 0 {
+		opts.RateBurst = set.RateBurst
+	}
+	opts.Idempotency = opts.Idempotency || set.Idempotency
 	e := &Emulator{
 		seed:        seed,
 		now:         opts.Now,
@@ -253,7 +274,7 @@ func (e *Emulator) Reset() {
 	e.idx = e.seedIndex.clone()
 	e.state = make(map[int]*userState, len(e.seedTags)+len(e.seedWallets))
 	for i, ts := range e.seedTags {
-		e.stateFor(i).tags = append([]tag(nil), ts...)
+		e.stateFor(i).setTags(append([]tag(nil), ts...))
 	}
 	for i, w := range e.seedWallets {
 		st := e.stateFor(i)
@@ -280,10 +301,10 @@ func (e *Emulator) stateFor(i int) *userState {
 // examples/sandbox.env.
 func (e *Emulator) Banner() []BannerLine {
 	return []BannerLine{
-		{"SESSIONM_API_KEY", e.coreKey, false},
-		{"SESSIONM_API_SECRET", e.coreSecret, true},
-		{"SESSIONM_CONNECT_AUTH", strings.TrimPrefix(e.connectHeader, "Basic "), true},
-		{"SESSIONM_RETAILER_ID", e.retailerID, false},
+		{"SESSIONM_API_KEY", e.coreKey},
+		{"SESSIONM_API_SECRET", e.coreSecret},
+		{"SESSIONM_CONNECT_AUTH", strings.TrimPrefix(e.connectHeader, "Basic ")},
+		{"SESSIONM_RETAILER_ID", e.retailerID},
 	}
 }
 
@@ -319,15 +340,49 @@ var defaultMessages = map[string]string{
 
 // ErrorBody is SessionM's error envelope,
 // {"status":"error","errors":{"code":...,"message":...}} (sessionm.md §1,
-// C/O), the same for Core and Connect. An empty message gets a default one
-// for the code. The status is not part of the body; it is taken so callers
-// answering faults (429, 503) read naturally.
+// C/O), the same for Core and Connect, for an answer with HTTP status
+// status. The status is not part of the body: an empty code is the one
+// the emulator itself answers with that status (statusCode), and an empty
+// message the default one for the code.
 func ErrorBody(status int, code, message string) []byte {
-	_ = status
+	if code == "" {
+		code = statusCode(status)
+	}
 	if message == "" {
 		message = defaultMessages[code]
 	}
 	return (&apiError{code: code, message: message}).body()
+}
+
+// statusCode is the error code for an HTTP status, the inverse of
+// codeStatus where the status has one code (A, sessionm.md §1): 401
+// invalid_auth_token, 404 not_found, 422 validation, 503 not_available,
+// another 4xx argument_error, another 5xx internal_server_error.
+func statusCode(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "invalid_auth_token"
+	case http.StatusForbidden:
+		return "access_denied"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusConflict:
+		return "request_in_progress"
+	case http.StatusRequestEntityTooLarge:
+		return "request_too_large"
+	case http.StatusUnprocessableEntity:
+		return "validation"
+	case http.StatusTooManyRequests:
+		return "rate_limited"
+	case http.StatusServiceUnavailable:
+		return "not_available"
+	}
+	if status >= 400 && status < 500 {
+		return "argument_error"
+	}
+	return "internal_server_error"
 }
 
 // apiError is one error answer; fields become {"<resource>":{field:msg}},
@@ -525,40 +580,17 @@ func (e *Emulator) idempotent(r *http.Request, scope string, body []byte, handle
 	return rp
 }
 
-// newUUID is a random (v4) lower-case uuid, for user_offer_id.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return formatUUID(b)
-}
-
 // newUserID is a v1-shaped lower-case uuid like SessionM's
-// (xxxxxxxx-32f5-11ef-xxxx-xxxxxxxxxxxx, sessionm.md §2, O).
+// (xxxxxxxx-32f5-11ef-xxxx-xxxxxxxxxxxx, sessionm.md §2, O): a random v4
+// uuid with the version fields replaced, never in the generated users'
+// 8000 clock-sequence group.
 func newUserID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[4], b[5], b[6], b[7] = 0x32, 0xf5, 0x11, 0xef
-	b[8] = b[8]&0x3f | 0x80
-	if b[8] == 0x80 && b[9] == 0 {
-		b[9] = 1 // never the generated users' 8000 group
+	for {
+		u := ids.NewUUID()
+		if u[19:23] != "8000" {
+			return u[:9] + "32f5-11ef" + u[18:]
+		}
 	}
-	return formatUUID(b)
-}
-
-func formatUUID(b [16]byte) string {
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], b[10:])
-	return string(s[:])
 }
 
 // Time formats: Core writes "YYYY-MM-DD HH:MM:SS" in UTC (sessionm.md §1,

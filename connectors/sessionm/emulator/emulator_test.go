@@ -59,10 +59,10 @@ func readEnv(path string) (map[string]string, error) {
 func TestBanner(t *testing.T) {
 	e, _ := newEmu(t, Options{})
 	want := []BannerLine{
-		{"SESSIONM_API_KEY", "sandbox-core-key", false},
-		{"SESSIONM_API_SECRET", "sandbox-core-secret", true},
-		{"SESSIONM_CONNECT_AUTH", "c2FuZGJveC1jb25uZWN0OnNhbmRib3gtc2VjcmV0", true},
-		{"SESSIONM_RETAILER_ID", retailer, false},
+		{"SESSIONM_API_KEY", "sandbox-core-key"},
+		{"SESSIONM_API_SECRET", "sandbox-core-secret"},
+		{"SESSIONM_CONNECT_AUTH", "c2FuZGJveC1jb25uZWN0OnNhbmRib3gtc2VjcmV0"},
+		{"SESSIONM_RETAILER_ID", retailer},
 	}
 	if got := e.Banner(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Banner() = %v", got)
@@ -81,6 +81,15 @@ func TestErrorBody(t *testing.T) {
 		{500, "internal_server_error", "", `{"status":"error","errors":{"code":"internal_server_error","message":"internal server error"}}`},
 		{503, "not_available", "down for \"maintenance\"", `{"status":"error","errors":{"code":"not_available","message":"down for \"maintenance\""}}`},
 		{400, "custom_code", "", `{"status":"error","errors":{"code":"custom_code"}}`},
+		// an empty code is the one the emulator answers with that status (A)
+		{429, "", "", `{"status":"error","errors":{"code":"rate_limited","message":"too many requests; retry after the Retry-After delay"}}`},
+		{500, "", "", `{"status":"error","errors":{"code":"internal_server_error","message":"internal server error"}}`},
+		{502, "", "", `{"status":"error","errors":{"code":"internal_server_error","message":"internal server error"}}`},
+		{503, "", "", `{"status":"error","errors":{"code":"not_available","message":"service not available"}}`},
+		{404, "", "", `{"status":"error","errors":{"code":"not_found","message":"not found"}}`},
+		{401, "", "", `{"status":"error","errors":{"code":"invalid_auth_token","message":"invalid or missing authorization"}}`},
+		{422, "", "bad", `{"status":"error","errors":{"code":"validation","message":"bad"}}`},
+		{400, "", "", `{"status":"error","errors":{"code":"argument_error","message":"invalid request"}}`},
 	}
 	for _, tt := range tests {
 		if got := string(ErrorBody(tt.status, tt.code, tt.message)); got != tt.want {
@@ -311,6 +320,83 @@ func TestMaxBody(t *testing.T) {
 	huge := `{"tags":["a"],"pad":"` + strings.Repeat("x", 1<<20) + `"}`
 	if r := core(e2, req{path: tagsPath(ana), body: huge}); r.status != 413 {
 		t.Fatalf("default limit: %d", r.status)
+	}
+}
+
+// The Options assumptions are reachable from the seed's settings, for
+// sandbox users without Go (rate_limit, rate_burst, idempotency, max_body);
+// a non-zero Options field wins.
+func TestSettingsFromSeed(t *testing.T) {
+	tag := req{path: tagsPath(ana), body: `{"tags":["a"]}`}
+	limited := func(s *Seed) { s.Settings.RateLimit, s.Settings.RateBurst = 1, 2 }
+	calls := func(e *Emulator, n int) (statuses []int) {
+		for range n {
+			statuses = append(statuses, core(e, tag).status)
+		}
+		return statuses
+	}
+	// sessionm.md §7 (A): rate_limit 1/s with a burst of 2 from the seed
+	e, c := newEmu(t, Options{}, limited)
+	if got := calls(e, 3); got[0] != 200 || got[1] != 200 || got[2] != 429 {
+		t.Fatalf("seed rate_limit: %v", got)
+	}
+	c.Advance(time.Second)
+	if got := calls(e, 2); got[0] != 200 || got[1] != 429 {
+		t.Fatalf("seed rate_limit after 1 s: %v", got)
+	}
+	// Options win: a higher rate (a token back after 10 ms, with the
+	// seed's burst), and a bigger burst
+	e, c = newEmu(t, Options{RateLimit: 100}, limited)
+	calls(e, 3)
+	c.Advance(10 * time.Millisecond)
+	if got := calls(e, 2); got[0] != 200 || got[1] != 429 {
+		t.Fatalf("Options.RateLimit does not win: %v", got)
+	}
+	e, _ = newEmu(t, Options{RateBurst: 3}, limited)
+	if got := calls(e, 4); got[2] != 200 || got[3] != 429 {
+		t.Fatalf("Options.RateBurst does not win: %v", got)
+	}
+
+	// sessionm.md §7 (A): idempotency from the seed
+	e, _ = newEmu(t, Options{}, func(s *Seed) { s.Settings.Idempotency = true })
+	q := tag
+	q.header = map[string]string{"Idempotency-Key": "k"}
+	core(e, q)
+	if r := core(e, q); r.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("seed idempotency: %v %s", r.header, r.body)
+	}
+
+	// max_body from the seed; Options.MaxBody wins
+	big := req{path: tagsPath(ana), body: `{"tags":["` + strings.Repeat("x", 200) + `"]}`}
+	e, _ = newEmu(t, Options{}, func(s *Seed) { s.Settings.MaxBody = 100 })
+	if r := core(e, big); r.status != 413 || !strings.Contains(r.body, "larger than 100 bytes") {
+		t.Fatalf("seed max_body: %d %s", r.status, r.body)
+	}
+	e, _ = newEmu(t, Options{MaxBody: 1000}, func(s *Seed) { s.Settings.MaxBody = 100 })
+	if r := core(e, big); r.status != 200 {
+		t.Fatalf("Options.MaxBody does not win: %d %s", r.status, r.body)
+	}
+
+	// the keys read from YAML
+	s, err := ParseSeed("x.yaml", []byte(minimalSeed+"  rate_limit: 2.5\n  rate_burst: 4\n  idempotency: true\n  max_body: 2048\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Settings; st.RateLimit != 2.5 || st.RateBurst != 4 || !st.Idempotency || st.MaxBody != 2048 {
+		t.Fatalf("settings %+v", st)
+	}
+	// the shipped seed writes every key down with its default
+	if st := shippedSeed(t).Settings; st.RateLimit != 0 || st.RateBurst != 0 || st.Idempotency || st.MaxBody != 0 || st.IncludeRedeemed {
+		t.Fatalf("shipped settings %+v", st)
+	}
+	src, err := os.ReadFile(seedPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"rate_limit:", "rate_burst:", "idempotency:", "max_body:", "include_redeemed:", "errors_as_200:"} {
+		if !strings.Contains(string(src), "\n  "+k) {
+			t.Errorf("examples/sandbox/sessionm.yaml does not document settings.%s", k)
+		}
 	}
 }
 

@@ -62,6 +62,23 @@ func (e *Emulator) IssueForEvent(ref, offerID string) (EventUser, any, error) {
 	return eu, userOfferObject(uo, culture), nil
 }
 
+// CheckOffer says whether acquisition/issue (and IssueForEvent) would
+// accept offerID now: nil when it names a catalogue offer, any version or
+// the root (the current version is what would be issued), and now is
+// inside that version's start_date..end_date; otherwise an error that says
+// why, such as `no offer with offer_id "x"` or `offer "y" is outside its
+// start_date/end_date window: it ended at 2025-02-01T00:00:00Z`. It
+// changes nothing.
+func (e *Emulator) CheckOffer(offerID string) error {
+	now := e.now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, a := e.findOffer(offerID, false, now); a != nil {
+		return errors.New(a.message)
+	}
+	return nil
+}
+
 // AwardPoints adds points to the user's available balance and returns the
 // user and the new balance, as a points_awarded event carries them.
 func (e *Emulator) AwardPoints(ref string, points int64) (EventUser, int64, error) {

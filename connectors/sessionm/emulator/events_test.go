@@ -1,7 +1,9 @@
 package emulator
 
 import (
+	"strings"
 	"testing"
+	"time"
 )
 
 // The event sender's helpers change the same state the API serves: an
@@ -58,5 +60,58 @@ func TestEventHelpers(t *testing.T) {
 	d, _ = e.Deliveries(ana)
 	if d.(Delivery).AvailablePoints != 1350 || len(d.(Delivery).Wallet) != 3 {
 		t.Fatalf("after reset: %+v", d)
+	}
+}
+
+// CheckOffer answers what acquisition/issue and IssueForEvent would do
+// with an offer_id now (sessionm.md §4, A: any version or the root names
+// the current version; outside start_date..end_date is not available),
+// without issuing anything.
+func TestCheckOffer(t *testing.T) {
+	const future = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
+	e, c := newEmu(t, Options{}, func(s *Seed) {
+		start := Time{t0.Add(time.Hour)}
+		s.Offers = append(s.Offers, SeedOffer{OfferID: future, StartDate: &start, Texts: []SeedOfferText{{Culture: "en-US", Name: "Soon"}}})
+	})
+	tests := []struct {
+		name, offer string
+		want        string // "" for nil
+	}{
+		{"current offer", winter, ""},
+		{"old version", doubleV1, ""},
+		{"current version", doubleV2, ""},
+		{"pending offer", birthday, ""},
+		{"unknown", "no-such-offer", `no offer with offer_id "no-such-offer"`},
+		{"empty", "", `no offer with offer_id ""`},
+		{"ended", coffee, `offer "` + coffee + `" is outside its start_date/end_date window: it ended at 2025-02-01T00:00:00Z`},
+		{"not started", future, `offer "` + future + `" is outside its start_date/end_date window: it starts at 2026-11-29T11:00:00Z`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := e.CheckOffer(tt.offer)
+			if (err == nil) != (tt.want == "") || (err != nil && err.Error() != tt.want) {
+				t.Fatalf("CheckOffer(%q) = %v, want %q", tt.offer, err, tt.want)
+			}
+			// IssueForEvent agrees, and acquisition/issue answers the same words
+			_, _, ierr := e.IssueForEvent(sam, tt.offer)
+			if (ierr == nil) != (err == nil) || (err != nil && ierr.Error() != err.Error()) {
+				t.Fatalf("IssueForEvent: %v; CheckOffer: %v", ierr, err)
+			}
+			r := connect(e, issue(`{"retailer_id":"`+retailer+`","user_id":"`+claire+`","offer_id":"`+tt.offer+`"}`))
+			if tt.want != "" && tt.offer != "" && !strings.Contains(r.body, strings.ReplaceAll(tt.want, `"`, `\"`)) {
+				t.Fatalf("acquisition/issue: %s", r.body)
+			}
+		})
+	}
+	// CheckOffer changes nothing
+	before, _ := e.Deliveries(ana)
+	_ = e.CheckOffer(winter)
+	if after, _ := e.Deliveries(ana); len(after.(Delivery).Wallet) != len(before.(Delivery).Wallet) {
+		t.Fatal("CheckOffer issued an offer")
+	}
+	// the clock decides: an hour later the future offer is available
+	c.Advance(time.Hour)
+	if err := e.CheckOffer(future); err != nil {
+		t.Fatalf("after its start: %v", err)
 	}
 }

@@ -6,16 +6,17 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/loyalty-connector/engine/engine/yamlpos"
+	"github.com/loyalty-connector/engine/internal/ids"
 )
 
 // Seed is the emulator's starting state: credentials, users, the offer
@@ -46,6 +47,24 @@ type Settings struct {
 	// ErrorsAs200 is the literal documented behaviour: every error is HTTP
 	// 200 with "status":"error" (sessionm.md §1, A). Same as Options.ErrorsAs200.
 	ErrorsAs200 bool `yaml:"errors_as_200"`
+	// IncludeRedeemed makes get_user_offers return redeemed user-offers
+	// too. Off (the default), it returns the offers "in the issued state"
+	// (sessionm.md §4, C): redeemed ones are left out, expired ones stay.
+	IncludeRedeemed bool `yaml:"include_redeemed"`
+
+	// The assumptions below are also fields of Options, which win when
+	// they are not zero.
+
+	// RateLimit is the token bucket per Core api key and per Connect key in
+	// requests per second; 0 (the default) turns it off (sessionm.md §7, A).
+	RateLimit float64 `yaml:"rate_limit"`
+	// RateBurst is the bucket size; 0 means max(1, rate_limit).
+	RateBurst int `yaml:"rate_burst"`
+	// Idempotency honours an Idempotency-Key header on POST and PUT, which
+	// no real endpoint has (sessionm.md §7, A); off by default.
+	Idempotency bool `yaml:"idempotency"`
+	// MaxBody is the request body limit in bytes; 0 means 1 MiB (A).
+	MaxBody int64 `yaml:"max_body"`
 }
 
 // CoreCredentials are the Core app's key and secret (Digital Properties):
@@ -365,6 +384,15 @@ func checkSeed(s *Seed) []seedProblem {
 	if st.GeneratedUsers < 0 || st.GeneratedUsers > maxGeneratedUsers {
 		add(fmt.Sprintf("generated_users must be between 0 and %d", maxGeneratedUsers), "settings", "generated_users")
 	}
+	if !(st.RateLimit >= 0) || math.IsInf(st.RateLimit, 0) {
+		add("rate_limit must be a number of requests per second, 0 or more (0 turns the limit off)", "settings", "rate_limit")
+	}
+	if st.RateBurst < 0 {
+		add("rate_burst must be 0 or more (0 means max(1, rate_limit))", "settings", "rate_burst")
+	}
+	if st.MaxBody < 0 {
+		add("max_body must be a number of bytes, 0 or more (0 means 1 MiB)", "settings", "max_body")
+	}
 	gen := st.GeneratedUsers
 
 	levels := map[string]bool{}
@@ -518,19 +546,17 @@ func checkSeed(s *Seed) []seedProblem {
 }
 
 // Generated users (settings.generated_users): deterministic ids, so a load
-// test can address user i without asking the emulator.
+// test can address user i without asking the emulator. The formulas are
+// internal/ids', shared with the Braze emulator.
 
 // GeneratedUserID is the SessionM id of generated user i (0-based): a
-// v1-shaped lower-case uuid, xxxxxxxx-32f5-11ef-8000-xxxxxxxxxxxx.
-func GeneratedUserID(i int) string { return fmt.Sprintf("%08x-32f5-11ef-8000-%012x", i, i) }
+// v1-shaped lower-case uuid, xxxxxxxx-32f5-11ef-8000-xxxxxxxxxxxx
+// (ids.GeneratedSessionMID). cmd/loadtest uses it.
+func GeneratedUserID(i int) string { return ids.GeneratedSessionMID(i) }
 
 // GeneratedExternalID is the external id of generated user i (0-based),
-// load-000000 first; the Braze external_id is the same.
-func GeneratedExternalID(i int) string { return fmt.Sprintf("load-%06d", i) }
-
-func generatedEmail(i int) string { return fmt.Sprintf("load-%06d@example.com", i) }
-
-const genIDMiddle = "-32f5-11ef-8000-"
+// load-000000 first; the Braze external_id is the same. cmd/loadtest uses it.
+func GeneratedExternalID(i int) string { return ids.GeneratedExternalID(i) }
 
 func isGeneratedID(id string, n int) bool {
 	_, ok := parseGeneratedID(id, n)
@@ -539,53 +565,19 @@ func isGeneratedID(id string, n int) bool {
 
 // parseGeneratedID is the inverse of GeneratedUserID for i < n.
 func parseGeneratedID(id string, n int) (int, bool) {
-	if len(id) != 36 || id[8:24] != genIDMiddle {
-		return 0, false
-	}
-	a, ok1 := lowerHex(id[:8])
-	b, ok2 := lowerHex(id[24:])
-	if !ok1 || !ok2 || a != b || a >= uint64(n) {
-		return 0, false
-	}
-	return int(a), true
-}
-
-// lowerHex parses lower-case hex digits only, so that exactly one spelling
-// of an id names a generated user.
-func lowerHex(s string) (uint64, bool) {
-	var v uint64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
-			v = v<<4 | uint64(c-'0')
-		case c >= 'a' && c <= 'f':
-			v = v<<4 | uint64(c-'a'+10)
-		default:
-			return 0, false
-		}
-	}
-	return v, true
+	i, ok := ids.ParseGeneratedSessionMID(id)
+	return i, ok && i < n
 }
 
 // parseGeneratedExternalID is the inverse of GeneratedExternalID for i < n.
 func parseGeneratedExternalID(ext string, n int) (int, bool) {
-	digits, ok := strings.CutPrefix(ext, "load-")
-	if !ok || len(digits) < 6 || len(digits) > 8 {
-		return 0, false
-	}
-	i, err := strconv.Atoi(digits)
-	if err != nil || i < 0 || i >= n || GeneratedExternalID(i) != ext {
-		return 0, false
-	}
-	return i, true
+	i, ok := ids.ParseGeneratedExternalID(ext)
+	return i, ok && i < n
 }
 
-// parseGeneratedEmail takes a lower-cased email.
+// parseGeneratedEmail is the inverse of ids.GeneratedEmail for i < n; it
+// takes a lower-cased email.
 func parseGeneratedEmail(email string, n int) (int, bool) {
-	local, ok := strings.CutSuffix(email, "@example.com")
-	if !ok {
-		return 0, false
-	}
-	return parseGeneratedExternalID(local, n)
+	i, ok := ids.ParseGeneratedEmail(email)
+	return i, ok && i < n
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/loyalty-connector/engine/internal/ids"
 )
 
 // user is a Core user (sessionm.md §3, O). Values are replaced, never
@@ -93,7 +95,7 @@ func normalPhones(in []Phone) []Phone {
 // generatedUser builds generated user i on demand: they are not stored.
 func generatedUser(i int) *user {
 	return &user{
-		id: GeneratedUserID(i), externalID: GeneratedExternalID(i), email: generatedEmail(i),
+		id: GeneratedUserID(i), externalID: GeneratedExternalID(i), email: ids.GeneratedEmail(i),
 		firstName: "Load", lastName: fmt.Sprintf("User %06d", i),
 		optedIn: true, activated: true, tier: -1, accountStatus: "good",
 		createdAt: generatedCreatedAt, updatedAt: generatedCreatedAt, registeredAt: generatedCreatedAt, tierJoin: generatedCreatedAt,
