@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/loyalty-connector/engine/engine/liquid"
+	"github.com/loyalty-connector/engine/internal/ids"
 )
 
 // webhookCampaign is POST /_sandbox/braze/webhook-campaign: what a Braze
@@ -57,7 +58,7 @@ func (sd *senders) postWebhookCampaign(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "webhook campaign: "+strings.Join(problems, "; "))
 		return
 	}
-	dispatchID := newID()
+	dispatchID := ids.NewUUID()
 	campaign := map[string]any{"api_id": req.Campaign.ID, "name": req.Campaign.Name, "dispatch_id": dispatchID}
 	outs := make([]outbound, 0, len(audience))
 	for _, m := range audience {

@@ -8,6 +8,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+
+	brazeemu "github.com/loyalty-connector/engine/connectors/braze/emulator"
+	sessionmemu "github.com/loyalty-connector/engine/connectors/sessionm/emulator"
 )
 
 // controlBodyLimit bounds control requests; a webhook campaign's Liquid
@@ -27,6 +31,11 @@ func (s *Sandbox) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+controlPrefix+"/sessionm/emit", s.senders.postEmit)
 	mux.HandleFunc("GET "+controlPrefix+"/jobs/{id}", s.senders.getJob)
 	mux.HandleFunc(controlPrefix+"/", func(w http.ResponseWriter, r *http.Request) {
+		if allowed := allowedMethods(mux, r); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s takes %s, not %s", r.URL.Path, strings.Join(allowed, " or "), r.Method))
+			return
+		}
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no control route %s %s; GET %s/ lists them", r.Method, r.URL.Path, controlPrefix))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -36,8 +45,8 @@ func (s *Sandbox) controlRoutes(mux *http.ServeMux) {
 
 // controlRoutesDoc is what GET /_sandbox/ answers.
 var controlRoutesDoc = []string{
-	"GET  /_sandbox/requests?path=&since=&emulator=&method=&limit=   requests the emulators received",
-	"GET  /_sandbox/deliveries[?user=ID]                              what each user got from Braze and holds in SessionM",
+	"GET  /_sandbox/requests?path=&since=&emulator=&method=&limit=   requests the emulators received (limit 1000 unless given; 0: all)",
+	"GET  /_sandbox/deliveries[?user=ID|?limit=N]                     what each user got from Braze and holds in SessionM",
 	"GET  /_sandbox/faults                                            fault rules in force",
 	"POST /_sandbox/faults                                            add a rule: latency, error_ratio, drop_ratio, throttle",
 	"DELETE /_sandbox/faults[/{id}]                                   remove one rule or all",
@@ -71,9 +80,16 @@ func (s *Sandbox) getRequests(w http.ResponseWriter, r *http.Request) {
 func (s *Sandbox) getDeliveries(w http.ResponseWriter, r *http.Request) {
 	user := r.URL.Query().Get("user")
 	if user == "" {
+		limit, err := intParam(r.URL.Query(), "limit", defaultPage)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		sm, smTotal := firstN(s.sessionm.AllDeliveries(), int(limit))
+		br, brTotal := firstN(s.braze.AllDeliveries(), int(limit))
 		writeJSON(w, http.StatusOK, map[string]any{
-			"sessionm": s.sessionm.AllDeliveries(),
-			"braze":    s.braze.AllDeliveries(),
+			"sessionm": sm, "sessionm_users": smTotal,
+			"braze": br, "braze_users": brTotal,
 		})
 		return
 	}
@@ -154,17 +170,22 @@ func jsonProblem(err error) string {
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if field == "" {
-			return fmt.Sprintf("expected %s, got a JSON %s", describeKind(typeErr.Type.Kind().String()), typeErr.Value)
+		got := "a JSON " + typeErr.Value
+		if strings.HasPrefix(typeErr.Value, "number ") {
+			got = typeErr.Value // "number 1.5" where a whole number was expected
 		}
-		return fmt.Sprintf("%s: expected %s, got a JSON %s", field, describeKind(typeErr.Type.Kind().String()), typeErr.Value)
+		want := describeKind(typeErr.Type.Kind().String())
+		if typeErr.Field == "" {
+			return fmt.Sprintf("expected %s, got %s", want, got)
+		}
+		return fmt.Sprintf("%s: expected %s, got %s", typeErr.Field, want, got)
 	case errors.As(err, &syntaxErr):
 		return fmt.Sprintf("invalid JSON at byte %d: %s", syntaxErr.Offset, syntaxErr.Error())
 	case errors.Is(err, io.EOF):
 		return "empty; a JSON object is expected"
 	}
-	return err.Error()
+	// The decoder's own messages start with "json: "; the reader knows.
+	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
 func describeKind(kind string) string {
@@ -173,7 +194,9 @@ func describeKind(kind string) string {
 		return "a string"
 	case "bool":
 		return "true or false"
-	case "int", "int64", "float64", "int32":
+	case "int", "int64", "int32", "uint64":
+		return "a whole number"
+	case "float64":
 		return "a number"
 	case "slice":
 		return "a list"
@@ -209,4 +232,36 @@ func intParam(q url.Values, name string, def int64) (int64, error) {
 
 func badParam(name, value, want string) error {
 	return fmt.Errorf("query parameter %s=%q: expected %s", name, value, want)
+}
+
+// firstN shortens a list of deliveries to n (0: all) and says how long it
+// was; the emulators return slices of their own delivery types.
+func firstN(list any, n int) (any, int) {
+	switch l := list.(type) {
+	case []sessionmemu.Delivery:
+		if n > 0 && len(l) > n {
+			return l[:n], len(l)
+		}
+		return l, len(l)
+	case []brazeemu.Delivery:
+		if n > 0 && len(l) > n {
+			return l[:n], len(l)
+		}
+		return l, len(l)
+	}
+	return list, -1
+}
+
+// allowedMethods lists the methods another route of mux serves r's path
+// with; the catch-all routes do not count.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != controlPrefix+"/" && pattern != "/" {
+			out = append(out, m)
+		}
+	}
+	return out
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/loyalty-connector/engine/internal/ids"
 )
 
 // emitRequest is POST /_sandbox/sessionm/emit: SessionM events posted to a
@@ -40,7 +42,7 @@ var eventTypes = map[string]string{
 
 // maxEmitted bounds one emit request, so a typo cannot queue millions of
 // requests in memory.
-const maxEmitted = 1_000_000
+const maxEmitted = 100_000
 
 func (sd *senders) postEmit(w http.ResponseWriter, r *http.Request) {
 	var req emitRequest
@@ -60,6 +62,20 @@ func (sd *senders) postEmit(w http.ResponseWriter, r *http.Request) {
 		header.Set("Content-Type", "application/json")
 	}
 	header.Set("User-Agent", "SessionM-Sandbox/1")
+	// Everything is checked before anything changes: a request naming an
+	// unknown user or offer changes no wallet or balance.
+	for _, user := range req.Users {
+		if _, ok := sd.sb.sessionm.EventUser(user); !ok {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("sessionm emit: no SessionM user %q (a SessionM id, external id or email of the seed)", user))
+			return
+		}
+	}
+	if req.EventType == "offer_issued" {
+		if err := sd.sb.sessionm.CheckOffer(req.OfferID); err != nil {
+			writeError(w, http.StatusBadRequest, "sessionm emit: "+err.Error())
+			return
+		}
+	}
 	outs := make([]outbound, 0, len(req.Users)*req.Count)
 	for _, user := range req.Users {
 		for range req.Count {
@@ -101,7 +117,8 @@ func (req *emitRequest) check() []string {
 	if req.Count == 0 {
 		req.Count = 1
 	}
-	if req.Count < 0 || req.Count*max(1, len(req.Users)) > maxEmitted {
+	// Divided, not multiplied, so a huge count cannot overflow past the check.
+	if req.Count < 0 || req.Count > maxEmitted/max(1, len(req.Users)) {
 		problems = append(problems, fmt.Sprintf("count times users must be between 1 and %d", maxEmitted))
 	}
 	if req.PointsName == "" {
@@ -113,7 +130,7 @@ func (req *emitRequest) check() []string {
 // eventEnvelope is sessionm.md §5's proposal (A).
 func eventEnvelope(eventType, retailerID string, user map[string]any, campaign map[string]any, now time.Time) map[string]any {
 	e := map[string]any{
-		"event_id":    newID(),
+		"event_id":    ids.NewUUID(),
 		"event_type":  eventType,
 		"occurred_at": now.UTC().Format(time.RFC3339),
 		"retailer_id": retailerID,

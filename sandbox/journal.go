@@ -8,13 +8,21 @@ import (
 	"time"
 )
 
-// journalBodyLimit is how much of each request body the journal keeps, so a
-// million-request load test cannot fill memory with bodies.
-const journalBodyLimit = 64 << 10
+// journalBodyLimit is how much of each request body the journal keeps, and
+// journalBytes how much body text it keeps in all: a million-request load
+// test must not fill memory with bodies.
+const (
+	journalBodyLimit = 64 << 10
+	journalBytes     = 128 << 20
+)
 
 // DefaultJournalSize is how many requests the journal remembers; older ones
 // are dropped and counted.
 const DefaultJournalSize = 100_000
+
+// defaultPage is how many requests one GET /_sandbox/requests returns
+// when it gives no limit.
+const defaultPage = 1000
 
 // Entry is one request an emulator received.
 type Entry struct {
@@ -33,21 +41,27 @@ type Entry struct {
 	Duration  time.Duration `json:"duration_ns"`
 }
 
-// journal is a bounded ring of entries with increasing ids.
+// journal keeps the newest entries, at most size of them and bytes of
+// body text in all, with increasing ids.
 type journal struct {
 	mu      sync.Mutex
-	entries []Entry // ring, oldest at start
-	start   int
+	entries []Entry // oldest first, from head
+	head    int
 	size    int
+	budget  int // body bytes
+	bytes   int
 	nextID  int64
 	dropped int64
 }
 
-func newJournal(size int) *journal {
+func newJournal(size, budget int) *journal {
 	if size <= 0 {
 		size = DefaultJournalSize
 	}
-	return &journal{size: size, nextID: 1}
+	if budget <= 0 {
+		budget = journalBytes
+	}
+	return &journal{size: size, budget: budget, nextID: 1}
 }
 
 // add stores e, giving it the next id.
@@ -56,20 +70,25 @@ func (j *journal) add(e Entry) int64 {
 	defer j.mu.Unlock()
 	e.ID = j.nextID
 	j.nextID++
-	if len(j.entries) < j.size {
-		j.entries = append(j.entries, e)
-		return e.ID
+	j.entries = append(j.entries, e)
+	j.bytes += len(e.Body)
+	for len(j.entries)-j.head > 1 && (len(j.entries)-j.head > j.size || j.bytes > j.budget) {
+		j.bytes -= len(j.entries[j.head].Body)
+		j.entries[j.head] = Entry{}
+		j.head++
+		j.dropped++
 	}
-	j.entries[j.start] = e
-	j.start = (j.start + 1) % j.size
-	j.dropped++
+	if j.head > len(j.entries)/2 {
+		j.entries = append([]Entry(nil), j.entries[j.head:]...)
+		j.head = 0
+	}
 	return e.ID
 }
 
 func (j *journal) reset() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.entries, j.start, j.dropped = nil, 0, 0
+	j.entries, j.head, j.bytes, j.dropped = nil, 0, 0, 0
 	// Ids keep increasing across resets so a client's since-id never
 	// matches requests from before the reset.
 }
@@ -89,7 +108,7 @@ func parseJournalQuery(q url.Values) (journalQuery, error) {
 	if jq.since, err = intParam(q, "since", 0); err != nil {
 		return jq, err
 	}
-	limit, err := intParam(q, "limit", 0)
+	limit, err := intParam(q, "limit", defaultPage)
 	if err != nil {
 		return jq, err
 	}
@@ -128,9 +147,8 @@ func (j *journal) find(q journalQuery) journalPage {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	page := journalPage{Requests: []Entry{}, NextSince: q.since, Dropped: j.dropped}
-	n := len(j.entries)
-	for i := 0; i < n; i++ {
-		e := &j.entries[(j.start+i)%n]
+	for i := j.head; i < len(j.entries); i++ {
+		e := &j.entries[i]
 		if !q.matches(e) {
 			continue
 		}

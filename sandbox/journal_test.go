@@ -3,12 +3,13 @@ package sandbox
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
 
 func TestJournalKeepsTheNewestAndCountsDropped(t *testing.T) {
-	j := newJournal(3)
+	j := newJournal(3, 0)
 	for i := range 5 {
 		j.add(Entry{Path: "/braze/users/track", Status: 200 + i})
 	}
@@ -21,8 +22,25 @@ func TestJournalKeepsTheNewestAndCountsDropped(t *testing.T) {
 	}
 }
 
+// Bodies count against a byte budget too: big ones push the oldest out.
+func TestJournalByteBudget(t *testing.T) {
+	j := newJournal(100, 1000)
+	for range 5 {
+		j.add(Entry{Body: strings.Repeat("x", 400)})
+	}
+	page := j.find(journalQuery{})
+	if len(page.Requests) != 2 || page.Dropped != 3 || page.Requests[0].ID != 4 {
+		t.Fatalf("kept %d (first id %d), dropped %d; want the two newest within 1000 bytes", len(page.Requests), page.Requests[0].ID, page.Dropped)
+	}
+	// One entry bigger than the budget is still kept: the newest always is.
+	j.add(Entry{Body: strings.Repeat("y", 5000)})
+	if page := j.find(journalQuery{}); len(page.Requests) != 1 || page.Requests[0].ID != 6 {
+		t.Fatalf("after a huge body: %+v", page.Requests)
+	}
+}
+
 func TestJournalQueries(t *testing.T) {
-	j := newJournal(0)
+	j := newJournal(0, 0)
 	j.add(Entry{Emulator: SessionMCore, Method: "POST", Path: "/sessionm/core/priv/v1/apps/k/users/u1/tags"})
 	j.add(Entry{Emulator: Braze, Method: "POST", Path: "/braze/campaigns/trigger/send"})
 	j.add(Entry{Emulator: SessionMCore, Method: "GET", Path: "/sessionm/core/priv/v1/apps/k/users/u1"})
@@ -81,7 +99,7 @@ func TestJournalQueryErrors(t *testing.T) {
 }
 
 func TestJournalIDsGrowAcrossReset(t *testing.T) {
-	j := newJournal(0)
+	j := newJournal(0, 0)
 	j.add(Entry{})
 	j.reset()
 	if id := j.add(Entry{Time: time.Now()}); id != 2 {

@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +18,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,18 +125,34 @@ func New(opts Options) (*Sandbox, error) {
 	s := &Sandbox{
 		sessionm:       sm,
 		braze:          br,
-		journal:        newJournal(opts.JournalSize),
+		journal:        newJournal(opts.JournalSize, 0),
 		faults:         newFaultSet(opts.RandSeed),
 		now:            opts.Now,
 		maxJournalRead: journalBodyLimit,
 	}
 	s.senders = newSenders(s, opts.Client, opts.Sleep)
-	mux := http.NewServeMux()
-	mux.Handle(coreprefix+"/", s.instrument(SessionMCore, http.StripPrefix(coreprefix, sm.Core())))
-	mux.Handle(connectPrefix+"/", s.instrument(SessionMConnect, http.StripPrefix(connectPrefix, sm.Connect())))
-	mux.Handle(brazePrefix+"/", s.instrument(Braze, http.StripPrefix(brazePrefix, br.Handler())))
-	s.controlRoutes(mux)
-	s.handler = mux
+	// The emulators are picked by prefix here rather than by a ServeMux,
+	// which would answer odd paths (a//b, ..) with a redirect: a real API
+	// answers them with its own 404, and so do the emulators.
+	emulators := []struct {
+		prefix string
+		h      http.Handler
+	}{
+		{coreprefix, s.instrument(SessionMCore, http.StripPrefix(coreprefix, sm.Core()))},
+		{connectPrefix, s.instrument(SessionMConnect, http.StripPrefix(connectPrefix, sm.Connect()))},
+		{brazePrefix, s.instrument(Braze, http.StripPrefix(brazePrefix, br.Handler()))},
+	}
+	control := http.NewServeMux()
+	s.controlRoutes(control)
+	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, e := range emulators {
+			if r.URL.Path == e.prefix || strings.HasPrefix(r.URL.Path, e.prefix+"/") {
+				e.h.ServeHTTP(w, r)
+				return
+			}
+		}
+		control.ServeHTTP(w, r)
+	})
 	return s, nil
 }
 
@@ -152,7 +169,7 @@ func loadSeeds(dir string) (sessionmemu.Seed, brazeemu.Seed, error) {
 		fsys, base = os.DirFS(dir), "."
 	}
 	read := func(name string) (string, []byte, error) {
-		data, err := fs.ReadFile(fsys, base+"/"+name)
+		data, err := fs.ReadFile(fsys, path.Join(base, name))
 		shown := filepath.Join(dir, name)
 		if dir == "" {
 			shown = "built-in examples/sandbox/" + name
@@ -270,12 +287,20 @@ func (s *Sandbox) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// New sends are refused and running ones cancelled first, so that the
+	// requests waiting for them end and Shutdown can finish.
+	s.senders.cancelAll()
+	err := srv.Shutdown(shutdown)
 	s.senders.stop()
-	if err := srv.Shutdown(shutdown); err != nil {
+	if err != nil {
 		return fmt.Errorf("stopping the sandbox: %w", err)
 	}
 	return nil
 }
+
+// Close stops the senders' jobs, for callers that serve Handler
+// themselves.
+func (s *Sandbox) Close() { s.senders.stop() }
 
 // instrument wraps an emulator with the journal and the faults.
 func (s *Sandbox) instrument(emulator string, h http.Handler) http.Handler {
@@ -315,7 +340,7 @@ func (s *Sandbox) instrument(emulator string, h http.Handler) http.Handler {
 			dropConnection(w)
 		case v.status != 0:
 			entry.Fault = v.reason
-			s.writeFault(rec, emulator, v)
+			s.writeFault(rec, r, emulator, v)
 		default:
 			h.ServeHTTP(rec, r)
 		}
@@ -331,7 +356,7 @@ type readCloser struct {
 }
 
 // writeFault answers in the emulator's own error shape.
-func (s *Sandbox) writeFault(w http.ResponseWriter, emulator string, v verdict) {
+func (s *Sandbox) writeFault(w http.ResponseWriter, r *http.Request, emulator string, v verdict) {
 	var body []byte
 	code := "internal_server_error"
 	if v.status == http.StatusTooManyRequests {
@@ -340,9 +365,16 @@ func (s *Sandbox) writeFault(w http.ResponseWriter, emulator string, v verdict) 
 	}
 	if emulator == Braze {
 		body = brazeemu.ErrorBody(v.status, code, "")
+		// Braze puts its rate-limit headers on every answer (braze.md §1).
+		for k, vs := range s.braze.RateLimitHeaders(strings.TrimPrefix(r.URL.Path, brazePrefix)) {
+			w.Header()[k] = vs
+		}
 		if v.status == http.StatusTooManyRequests {
+			// Rounded up, like Retry-After: a client that waits for the
+			// reset must not come back inside the burst.
+			reset := s.now().Add(v.retryAfter)
 			w.Header().Set("X-Ratelimit-Remaining", "0")
-			w.Header().Set("X-Ratelimit-Reset", fmt.Sprint(s.now().Add(v.retryAfter).Unix()))
+			w.Header().Set("X-Ratelimit-Reset", strconv.FormatInt(reset.Add(time.Second-1).Truncate(time.Second).Unix(), 10))
 		}
 	} else {
 		body = sessionmemu.ErrorBody(v.status, code, "")
@@ -385,14 +417,3 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// newID returns a random lower-case UUID (version 4), the id shape both
-// platforms use.
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}

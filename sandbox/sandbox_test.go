@@ -6,6 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -36,7 +39,7 @@ func newTestSandbox(t *testing.T, opts Options) (*Sandbox, *httptest.Server) {
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(func() {
 		srv.Close()
-		sb.senders.stop()
+		sb.Close()
 	})
 	return sb, srv
 }
@@ -167,8 +170,20 @@ func TestFaultsOverHTTP(t *testing.T) {
 	if a.status != 502 || a.json(t)["message"] == nil {
 		t.Fatalf("fault: %d %s", a.status, a.body)
 	}
+	if a.header.Get("X-Ratelimit-Limit") != "3000" || a.header.Get("X-Ratelimit-Remaining") == "" || a.header.Get("X-Ratelimit-Reset") == "" {
+		t.Fatalf("an injected Braze answer lacks the rate-limit headers every Braze answer has: %v", a.header)
+	}
 	if a = call(t, "POST", srv.URL+"/braze/users/track", brazeKey, track); a.status != 201 {
 		t.Fatalf("after the fault is spent: %d %s", a.status, a.body)
+	}
+
+	// A Braze 429 burst: the reset time is rounded up, never inside the
+	// burst.
+	addFault(`{"emulator":"braze","throttle":{"for":"1500ms"},"count":1}`)
+	a = call(t, "POST", srv.URL+"/braze/users/track", brazeKey, track)
+	reset, _ := strconv.ParseInt(a.header.Get("X-Ratelimit-Reset"), 10, 64)
+	if a.status != 429 || a.header.Get("X-Ratelimit-Remaining") != "0" || time.Unix(reset, 0).Before(time.Now().Add(1400*time.Millisecond)) {
+		t.Fatalf("braze 429: %d %v", a.status, a.header)
 	}
 
 	// A 429 burst in SessionM's shape with Retry-After.
@@ -203,7 +218,7 @@ func TestFaultsOverHTTP(t *testing.T) {
 			faults = append(faults, f)
 		}
 	}
-	if len(faults) != 3 || !strings.Contains(faults[0], "HTTP 502") || !strings.Contains(faults[1], "429") || !strings.Contains(faults[2], "dropped") {
+	if len(faults) != 4 || !strings.Contains(faults[0], "HTTP 502") || !strings.Contains(faults[1], "429") || !strings.Contains(faults[2], "429") || !strings.Contains(faults[3], "dropped") {
 		t.Fatalf("journal faults %q", faults)
 	}
 	if list := call(t, "GET", srv.URL+"/_sandbox/faults", "", "").json(t)["faults"].([]any); len(list) != 0 {
@@ -219,7 +234,10 @@ func TestControlAPIErrors(t *testing.T) {
 		want               string
 	}{
 		{"POST", "/_sandbox/faults", `{"error_ratio":"lots"}`, 400, "error_ratio: expected a number"},
-		{"POST", "/_sandbox/faults", `{"eror_ratio":0.5}`, 400, `unknown field \"eror_ratio\"`},
+		{"POST", "/_sandbox/faults", `{"eror_ratio":0.5}`, 400, `request body: unknown field \"eror_ratio\"`},
+		{"POST", "/_sandbox/faults", `{"count":1.5,"latency":"1s"}`, 400, "count: expected a whole number, got number 1.5"},
+		{"PUT", "/_sandbox/faults", ``, 405, "takes GET or POST or DELETE"},
+		{"GET", "/_sandbox/reset", ``, 405, "takes POST"},
 		{"POST", "/_sandbox/faults", `{"latency":"1s"} {}`, 400, "found more after it"},
 		{"POST", "/_sandbox/faults", ``, 400, "empty"},
 		{"POST", "/_sandbox/faults", `{"drop_ratio":2}`, 400, "drop_ratio must be between 0 and 1"},
@@ -392,12 +410,21 @@ func TestSessionMEmitter(t *testing.T) {
 		t.Fatal("two events share an event_id")
 	}
 
+	// A request that names one unknown user changes nobody's balance.
+	before := call(t, "GET", srv.URL+"/_sandbox/deliveries?user=u-1001", "", "").json(t)["sessionm"].(map[string]any)["available_points"]
+	if a := call(t, "POST", srv.URL+"/_sandbox/sessionm/emit", "", `{"url":"http://x/","event_type":"points_awarded","users":["u-1001","nobody"],"points":5}`); a.status != 400 {
+		t.Fatalf("emit to an unknown user: %d %s", a.status, a.body)
+	}
+	if after := call(t, "GET", srv.URL+"/_sandbox/deliveries?user=u-1001", "", "").json(t)["sessionm"].(map[string]any)["available_points"]; after != before {
+		t.Fatalf("a refused emit changed u-1001's points from %v to %v", before, after)
+	}
 	for _, tt := range []struct{ body, want string }{
 		{`{"url":"http://x/","event_type":"tier_changed","users":["u-1001"]}`, "offer_issued or points_awarded"},
 		{`{"url":"http://x/","event_type":"offer_issued","users":["u-1001"]}`, "needs offer_id"},
 		{`{"url":"http://x/","event_type":"points_awarded","users":["u-1001"],"points":-5}`, "positive"},
 		{`{"url":"ftp://x/","event_type":"points_awarded","users":["u-1001"],"points":5}`, "not an absolute http"},
 		{`{"url":"http://x/","event_type":"points_awarded","users":["nobody"],"points":5}`, `user \"nobody\"`},
+		{`{"url":"http://x/","event_type":"points_awarded","users":["u-1001"],"points":5,"count":4611686018427387904}`, "count times users"},
 		{`{"url":"http://x/","event_type":"offer_issued","users":["u-1001"],"offer_id":"nope"}`, "nope"},
 	} {
 		a := call(t, "POST", srv.URL+"/_sandbox/sessionm/emit", "", tt.body)
@@ -413,3 +440,49 @@ func mustJSON(v any) []byte {
 }
 
 func itoa(n int) string { return strings.TrimSpace(string(mustJSON(n))) }
+
+// A seed folder replaces the built-in seeds.
+func TestSeedFolder(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"sessionm.yaml", "braze.yaml"} {
+		data, err := os.ReadFile("../examples/sandbox/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = []byte(strings.Replace(string(data), "generated_users: 0", "generated_users: 3", 1))
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, srv := newTestSandbox(t, Options{SeedDir: dir})
+	gen := "00000002-32f5-11ef-8000-000000000002"
+	if a := call(t, "POST", tagsURL(srv, gen), coreAuth, `{"tags":["x"]}`); a.status != 200 {
+		t.Fatalf("a user of the folder's seed: %d %s", a.status, a.body)
+	}
+	if _, err := New(Options{SeedDir: filepath.Join(dir, "missing")}); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("missing folder: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "braze.yaml"))
+	if _, err := New(Options{SeedDir: dir}); err == nil || !strings.Contains(err.Error(), "braze.yaml") {
+		t.Fatalf("missing seed file: %v", err)
+	}
+}
+
+// Odd paths reach the emulator, which answers in its own envelope, not
+// with a redirect.
+func TestOddPathsGetTheAPIsAnswer(t *testing.T) {
+	_, srv := newTestSandbox(t, Options{})
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, p := range []string{"/sessionm/core", "/sessionm/core//priv/v1/apps/k/users/u/tags", "/braze/../braze/users/track", "/braze"} {
+		req, _ := http.NewRequest("POST", srv.URL+p, strings.NewReader("{}"))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 == 3 || (!strings.Contains(string(body), `"status":"error"`) && !strings.Contains(string(body), `"message"`)) {
+			t.Errorf("%s: %d %s", p, resp.StatusCode, body)
+		}
+	}
+}

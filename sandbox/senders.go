@@ -15,24 +15,29 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/loyalty-connector/engine/internal/ids"
 )
 
 // retryPolicy is how a sender retries: Retries more attempts after the
 // first, waiting First, then twice as long each time, or longer when the
-// receiver's Retry-After asks for it.
+// receiver's Retry-After asks for it, all inside Within (0: no bound).
 type retryPolicy struct {
 	Retries int
 	First   time.Duration
+	Within  time.Duration
 }
 
 // Braze retries webhooks "up to 5 times within 30 minutes, with exponential
 // backoff" (braze.md §4). The intervals are not published; ours (A) are
-// 30 s doubling to 8 min, 15.5 minutes in all, inside the 30.
-var brazeWebhookRetries = retryPolicy{Retries: 5, First: 30 * time.Second}
+// 30 s doubling to 8 min, 15.5 minutes in all, inside the 30; a longer
+// Retry-After is honoured only up to the end of the 30 minutes.
+var brazeWebhookRetries = retryPolicy{Retries: 5, First: 30 * time.Second, Within: 30 * time.Minute}
 
 // SessionM publishes no policy for its outbound calls (sessionm.md §5, §7);
-// ours (A): 3 retries from 1 s, on the same statuses as Braze.
-var sessionmEventRetries = retryPolicy{Retries: 3, First: time.Second}
+// ours (A): 3 retries from 1 s, on the same statuses as Braze, within an
+// hour.
+var sessionmEventRetries = retryPolicy{Retries: 3, First: time.Second, Within: time.Hour}
 
 // brazeWebhookTimeout is Braze's per-webhook timeout (braze.md §4).
 const brazeWebhookTimeout = 90 * time.Second
@@ -83,6 +88,7 @@ type senders struct {
 	wg     sync.WaitGroup
 
 	mu       sync.Mutex
+	stopping bool
 	jobs     map[string]*job
 	jobOrder []string
 }
@@ -104,7 +110,7 @@ func newSenders(sb *Sandbox, client *http.Client, sleep func(context.Context, ti
 	ctx, cancel := context.WithCancel(context.Background())
 	// Braze's agent is "Braze Sender <hash>" with a hash that changes
 	// (braze.md §4); ours changes with each sandbox.
-	sum := sha1.Sum([]byte(newID()))
+	sum := sha1.Sum([]byte(ids.NewUUID()))
 	return &senders{
 		sb: sb, client: client, sleep: sleep,
 		userAgent: "Braze Sender " + hex.EncodeToString(sum[:]),
@@ -124,9 +130,17 @@ func sleepContext(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// cancelAll refuses new jobs and cancels the running ones.
+func (sd *senders) cancelAll() {
+	sd.mu.Lock()
+	sd.stopping = true
+	sd.mu.Unlock()
+	sd.cancel()
+}
+
 // stop cancels the running jobs and waits for them.
 func (sd *senders) stop() {
-	sd.cancel()
+	sd.cancelAll()
 	sd.wg.Wait()
 }
 
@@ -139,6 +153,7 @@ func (sd *senders) deliver(ctx context.Context, out outbound, p retryPolicy, tim
 		return d
 	}
 	wait := time.Duration(0)
+	var spent time.Duration // unscaled, against p.Within
 	for attempt := 0; attempt <= p.Retries; attempt++ {
 		if attempt > 0 {
 			if err := sd.sleep(ctx, wait); err != nil {
@@ -157,8 +172,15 @@ func (sd *senders) deliver(ctx context.Context, out outbound, p retryPolicy, tim
 			d.Reason = fmt.Sprintf("HTTP %d is not retried", a.Status)
 			return d
 		}
-		backoff := p.First << attempt
-		wait = time.Duration(float64(max(backoff, retryAfter)) * timeScale)
+		next := max(p.First<<attempt, retryAfter)
+		if p.Within > 0 && spent+next > p.Within {
+			if spent >= p.Within || attempt == p.Retries {
+				break
+			}
+			next = p.Within - spent
+		}
+		spent += next
+		wait = time.Duration(float64(next) * timeScale)
 	}
 	last := d.Attempts[len(d.Attempts)-1]
 	d.Reason = fmt.Sprintf("gave up after %d attempts", len(d.Attempts))
@@ -207,8 +229,9 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
+	// A day bounds it, so a huge value cannot overflow the wait.
 	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs > 0 {
-		return time.Duration(secs) * time.Second
+		return time.Duration(min(secs, 86400)) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
 		return t.Sub(now)
@@ -243,8 +266,13 @@ type JobStatus struct {
 	FailuresDropped int `json:"failures_dropped,omitempty"`
 }
 
-// listedFailures bounds the failures a job lists.
-const listedFailures = 100
+// listedFailures bounds the failures a job lists, and listedDeliveries
+// the deliveries it lists when asked for details, so a job over a large
+// segment stays small.
+const (
+	listedFailures   = 100
+	listedDeliveries = 10_000
+)
 
 func (j *job) record(d Delivery, details bool) {
 	j.mu.Lock()
@@ -261,7 +289,7 @@ func (j *job) record(d Delivery, details bool) {
 			j.status.FailuresDropped++
 		}
 	}
-	if details {
+	if details && len(j.status.Deliveries) < listedDeliveries {
 		j.status.Deliveries = append(j.status.Deliveries, d)
 	}
 }
@@ -270,8 +298,10 @@ func (j *job) snapshot() JobStatus {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	s := j.status
-	s.Failures = append([]Delivery(nil), s.Failures...)
-	s.Deliveries = append([]Delivery(nil), s.Deliveries...)
+	s.Failures = append([]Delivery{}, s.Failures...)
+	if s.Deliveries != nil {
+		s.Deliveries = append([]Delivery(nil), s.Deliveries...)
+	}
 	return s
 }
 
@@ -309,18 +339,21 @@ func (o *sendOptions) check() []string {
 // 202 when async, otherwise when every request is settled.
 func (sd *senders) run(w http.ResponseWriter, r *http.Request, kind string, outs []outbound, p retryPolicy, timeout time.Duration, o sendOptions) {
 	j := &job{done: make(chan struct{}), status: JobStatus{
-		ID: newID(), Kind: kind, State: "running", Total: len(outs), Started: sd.sb.now(), Failures: []Delivery{},
+		ID: ids.NewUUID(), Kind: kind, State: "running", Total: len(outs), Started: sd.sb.now(), Failures: []Delivery{},
 	}}
 	sd.mu.Lock()
+	if sd.stopping {
+		sd.mu.Unlock()
+		writeError(w, http.StatusServiceUnavailable, "the sandbox is stopping")
+		return
+	}
 	sd.jobs[j.status.ID] = j
 	sd.jobOrder = append(sd.jobOrder, j.status.ID)
-	if len(sd.jobOrder) > keptJobs {
-		delete(sd.jobs, sd.jobOrder[0])
-		sd.jobOrder = sd.jobOrder[1:]
-	}
+	sd.forgetFinishedLocked()
+	// Added under the lock that stop takes, so Add never races Wait.
+	sd.wg.Add(1)
 	sd.mu.Unlock()
 
-	sd.wg.Add(1)
 	go func() {
 		defer sd.wg.Done()
 		defer close(j.done)
@@ -364,6 +397,22 @@ func (sd *senders) run(w http.ResponseWriter, r *http.Request, kind string, outs
 		writeJSON(w, http.StatusOK, j.snapshot())
 	case <-r.Context().Done():
 		// The caller went away; the job goes on and can be polled.
+	}
+}
+
+// forgetFinishedLocked keeps at most keptJobs jobs, dropping the oldest
+// finished ones; running jobs are kept whatever their number. Callers hold
+// sd.mu.
+func (sd *senders) forgetFinishedLocked() {
+	for i := 0; len(sd.jobOrder) > keptJobs && i < len(sd.jobOrder); {
+		id := sd.jobOrder[i]
+		select {
+		case <-sd.jobs[id].done:
+			delete(sd.jobs, id)
+			sd.jobOrder = append(sd.jobOrder[:i], sd.jobOrder[i+1:]...)
+		default:
+			i++
+		}
 	}
 }
 

@@ -71,6 +71,8 @@ func TestBrazeWebhookRetrySchedule(t *testing.T) {
 		{"a redirect is neither followed nor retried", []int{302}, "", 1, false, nil, "HTTP 302 is not retried"},
 		{"5 retries, then give up", []int{503}, "", 1, false,
 			[]time.Duration{30 * s, 60 * s, 120 * s, 240 * s, 480 * s}, "gave up after 6 attempts: HTTP 503"},
+		{"a Retry-After past Braze's 30 minutes is cut to them", []int{429}, "3600", 1, false,
+			[]time.Duration{30 * time.Minute}, "gave up after 2 attempts: HTTP 429"},
 		{"time scale shrinks the waits", []int{500, 500, 204}, "", 0.001, true,
 			[]time.Duration{30 * time.Millisecond, 60 * time.Millisecond}, ""},
 	}
@@ -138,10 +140,11 @@ func TestSenderStopsWhenCancelled(t *testing.T) {
 
 func TestParseRetryAfter(t *testing.T) {
 	tests := map[string]time.Duration{
-		"":     0,
-		"3":    3 * time.Second,
-		"-1":   0,
-		"soon": 0,
+		"":               0,
+		"3":              3 * time.Second,
+		"-1":             0,
+		"soon":           0,
+		"99999999999999": 24 * time.Hour,
 		t0.Add(90 * time.Second).Format(http.TimeFormat): 90 * time.Second,
 		t0.Add(-time.Second).Format(http.TimeFormat):     0,
 	}

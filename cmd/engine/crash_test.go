@@ -356,7 +356,7 @@ func (h *crashHarness) checkDelivered(e *engineRun, led *ledger, maxDup int) {
 // counted tag evt_k, per k, and the evt_ tags found on another user than
 // k%crashUsers.
 func fetchDelivered(client *http.Client, sandbox string) (map[int]int, []string, error) {
-	resp, err := client.Get(sandbox + "/_sandbox/deliveries")
+	resp, err := client.Get(sandbox + "/_sandbox/deliveries?limit=0")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -184,7 +184,7 @@ func (h *harness) control(method, path, body string) map[string]any {
 func (h *harness) journal(path string) []map[string]any {
 	h.t.Helper()
 	var out []map[string]any
-	for _, e := range h.control("GET", "/requests?path="+path, "")["requests"].([]any) {
+	for _, e := range h.control("GET", "/requests?limit=0&path="+path, "")["requests"].([]any) {
 		out = append(out, e.(map[string]any))
 	}
 	return out
