@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -62,6 +63,7 @@ leaves the rest in the inbox.`, stderr)
 		maxInbox  = fs.Int("max-inbox", runner.DefaultMaxInbox, "undelivered events per pipeline before webhooks answer 503 with Retry-After")
 		grace     = fs.Duration("grace", 30*time.Second, "how long a stop waits for in-flight deliveries")
 		untilDone = fs.Bool("until-done", false, "exit once the --csv files are read and every row has an outcome")
+		cpuProf   = fs.String("cpu-profile", "", "write a CPU profile of the run to `FILE` (go tool pprof reads it)")
 		csvFiles  listFlag
 	)
 	fs.Var(&csvFiles, "csv", "import `FILE` into the csv pipeline, or PIPELINE=FILE when there are several (repeatable)")
@@ -79,6 +81,16 @@ leaves the rest in the inbox.`, stderr)
 	logger, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
+	}
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			return fail(exitUsage, "--cpu-profile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail(exitUsage, "--cpu-profile: %v", err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

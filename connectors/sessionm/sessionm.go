@@ -4,7 +4,9 @@
 package sessionm
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -127,6 +129,11 @@ var EventSource = &spec.SourceType{
 // "status":"error" (sessionm.md §1, C); the status is compared without
 // case because POS endpoints answer "OK".
 func envelopeError(status int, body []byte) error {
+	if status >= 200 && status < 300 && !bytes.Contains(body, []byte("rror")) && !bytes.Contains(body, []byte("RROR")) {
+		// No "status":"error" in any casing can be in it: most answers end
+		// here, unparsed.
+		return nil
+	}
 	var env struct {
 		Status string          `json:"status"`
 		Errors json.RawMessage `json:"errors"`
@@ -134,6 +141,9 @@ func envelopeError(status int, body []byte) error {
 	parsed := json.Unmarshal(body, &env) == nil
 	if status >= 200 && status < 300 {
 		if parsed && strings.EqualFold(env.Status, "error") {
+			if len(env.Errors) == 0 || string(env.Errors) == "null" {
+				return errors.New("sessionm answered status error, without details")
+			}
 			return fmt.Errorf("sessionm answered status error: %s", describeErrors(env.Errors))
 		}
 		return nil

@@ -31,6 +31,9 @@ func TestResponseError(t *testing.T) {
 		// sessionm.md §1: the connector must compare status case-insensitively
 		{"200 with upper-case ERROR", 200, `{"status":"ERROR","errors":{"code":"not_found"}}`, true,
 			[]string{"not_found"}},
+		{"200 with mixed-case Error", 200, `{"status":"Error"}`, true, []string{"status error, without details"}},
+		// a tag named "error" is no error
+		{"ok with a tag named error", 200, `{"status":"ok","tags":{"error":{"count":1}}}`, false, nil},
 		// sessionm.md §1 Real error bodies: code and message
 		{"code and message", 200, `{"status":"error","errors":{"code":"internal_server_error","message":"internal server error"}}`, true,
 			[]string{"internal_server_error", "internal server error"}},

@@ -32,6 +32,7 @@ type lane struct {
 	shards  []chan *item  // order_by: one worker per shard keeps each key in order
 	batcher *batcher
 	gov     *delivery.Governor
+	acks    *acker
 	wg      sync.WaitGroup
 }
 
@@ -66,6 +67,7 @@ func newLane(r *Runner, p *engine.Pipeline) *lane {
 }
 
 func (l *lane) start() {
+	l.acks = newAcker(l.r.store, l.p.Name, l.r.log)
 	l.wg.Add(1)
 	go l.feed()
 	if l.shards != nil {
@@ -96,6 +98,9 @@ func (l *lane) wait() {
 	if l.batcher != nil {
 		l.batcher.flushAll()
 		l.batcher.wait()
+	}
+	if l.acks != nil {
+		l.acks.close()
 	}
 }
 
@@ -380,9 +385,7 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 }
 
 func (l *lane) ack(it *item, why string) {
-	if err := l.r.store.Ack(l.p.Name, it.rec.Seq); err != nil {
-		l.r.log.Error("cannot remove a handled event from the inbox; it may be sent again after a restart", "pipeline", l.p.Name, "event", eventLabel(it), "error", err)
-	}
+	l.acks.ack(it.rec.Seq)
 	l.r.log.Debug(why, "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it))
 	l.r.metrics.handled.WithLabelValues(l.p.Name, why).Inc()
 	l.r.settledRow(it, true)

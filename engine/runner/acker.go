@@ -1,0 +1,86 @@
+package runner
+
+import (
+	"log/slog"
+	"sync"
+
+	"github.com/loyalty-connector/engine/engine/inbox"
+)
+
+// ackBatch is the most events one removal transaction takes.
+const ackBatch = 2048
+
+// acker removes delivered events from the inbox in bulk, off the workers'
+// path: a worker that waited for a transaction and its fsync for every
+// event would spend most of its time waiting. An event delivered but not
+// yet removed when the engine dies is delivered again after the restart
+// (at least once, never lost).
+type acker struct {
+	store    *inbox.Store
+	pipeline string
+	log      *slog.Logger
+	ch       chan uint64
+	done     chan struct{}
+
+	mu     sync.Mutex
+	closed bool
+}
+
+func newAcker(store *inbox.Store, pipeline string, log *slog.Logger) *acker {
+	a := &acker{store: store, pipeline: pipeline, log: log, ch: make(chan uint64, 4*ackBatch), done: make(chan struct{})}
+	go a.run()
+	return a
+}
+
+// ack queues the removal of seq.
+func (a *acker) ack(seq uint64) {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		a.remove([]uint64{seq})
+		return
+	}
+	// Sent under the lock, so close cannot race the send.
+	a.ch <- seq
+	a.mu.Unlock()
+}
+
+// run takes what is queued, as much as is there, and removes it in one
+// transaction; while that commits, the next batch gathers.
+func (a *acker) run() {
+	defer close(a.done)
+	batch := make([]uint64, 0, ackBatch)
+	for seq := range a.ch {
+		batch = append(batch[:0], seq)
+	gather:
+		for len(batch) < ackBatch {
+			select {
+			case s, ok := <-a.ch:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, s)
+			default:
+				break gather
+			}
+		}
+		a.remove(batch)
+	}
+}
+
+func (a *acker) remove(seqs []uint64) {
+	if err := a.store.Ack(a.pipeline, seqs...); err != nil {
+		a.log.Error("cannot remove delivered events from the inbox; they may be sent again after a restart", "pipeline", a.pipeline, "events", len(seqs), "error", err)
+	}
+}
+
+// close removes what is queued and stops.
+func (a *acker) close() {
+	a.mu.Lock()
+	if !a.closed {
+		a.closed = true
+		close(a.ch)
+	}
+	a.mu.Unlock()
+	<-a.done
+}
