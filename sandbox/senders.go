@@ -1,21 +1,19 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/delivery"
 	"github.com/loyalty-connector/engine/internal/ids"
 )
 
@@ -105,7 +103,7 @@ func newSenders(sb *Sandbox, client *http.Client, sleep func(context.Context, ti
 		}
 	}
 	if sleep == nil {
-		sleep = sleepContext
+		sleep = delivery.RealClock{}.Sleep
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	// Braze's agent is "Braze Sender <hash>" with a hash that changes
@@ -116,17 +114,6 @@ func newSenders(sb *Sandbox, client *http.Client, sleep func(context.Context, ti
 		userAgent: "Braze Sender " + hex.EncodeToString(sum[:]),
 		ctx:       ctx, cancel: cancel,
 		jobs: map[string]*job{},
-	}
-}
-
-func sleepContext(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
@@ -193,50 +180,11 @@ func (sd *senders) deliver(ctx context.Context, out outbound, p retryPolicy, tim
 }
 
 func (sd *senders) try(ctx context.Context, out outbound, timeout time.Duration) (Attempt, time.Duration) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var body io.Reader
-	if out.body != nil {
-		body = bytes.NewReader(out.body)
-	}
-	req, err := http.NewRequestWithContext(ctx, out.method, out.url, body)
+	resp, err := engine.HTTPCaller{Client: sd.client, Timeout: timeout}.Call(ctx, nil, &engine.Request{Method: out.method, URL: out.url, Header: out.header, Body: out.body})
 	if err != nil {
 		return Attempt{Error: err.Error()}, 0
 	}
-	req.Header = out.header.Clone()
-	resp, err := sd.client.Do(req)
-	if err != nil {
-		return Attempt{Error: describeSendError(err)}, 0
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	return Attempt{Status: resp.StatusCode}, parseRetryAfter(resp.Header.Get("Retry-After"), sd.sb.now())
-}
-
-func describeSendError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "no answer within the timeout"
-	}
-	return err.Error()
-}
-
-// parseRetryAfter reads seconds or an HTTP date; anything else is ignored.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	// A day bounds it, so a huge value cannot overflow the wait.
-	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs > 0 {
-		return time.Duration(min(secs, 86400)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+	return Attempt{Status: resp.Status}, delivery.RetryAfter(resp.Header.Get("Retry-After"), sd.sb.now())
 }
 
 // job is one send to many users, run in the background and polled at

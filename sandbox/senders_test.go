@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -135,32 +134,6 @@ func TestSenderStopsWhenCancelled(t *testing.T) {
 	d := sd.deliver(context.Background(), outbound{method: "POST", url: srv.URL, header: http.Header{}}, brazeWebhookRetries, 1, time.Second)
 	if d.Delivered || len(d.Attempts) != 1 || !strings.Contains(d.Reason, "stopped") {
 		t.Fatalf("delivery %+v", d)
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	tests := map[string]time.Duration{
-		"":               0,
-		"3":              3 * time.Second,
-		"-1":             0,
-		"soon":           0,
-		"99999999999999": 24 * time.Hour,
-		t0.Add(90 * time.Second).Format(http.TimeFormat): 90 * time.Second,
-		t0.Add(-time.Second).Format(http.TimeFormat):     0,
-	}
-	for in, want := range tests {
-		if got := parseRetryAfter(in, t0); got != want {
-			t.Errorf("Retry-After %q: %v, want %v", in, got, want)
-		}
-	}
-}
-
-func TestDescribeSendError(t *testing.T) {
-	if got := describeSendError(context.DeadlineExceeded); got != "no answer within the timeout" {
-		t.Fatal(got)
-	}
-	if got := describeSendError(errors.New("x")); got != "x" {
-		t.Fatal(got)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -337,7 +338,7 @@ func TestDlqReplay(t *testing.T) {
 		{csvPipeline, "", `{"external_id":"u-3","tags":""}`},
 		{pointsPipeline, "evt-2", `{"event_type":"points_awarded","user_id":"u-1002","points":50}`},
 	} {
-		recs, err := s.Pending(tc.pipeline)
+		recs, err := s.ReadAfter(tc.pipeline, 0, math.MaxInt)
 		if err != nil || len(recs) != 1 || recs[0].ID != tc.id || !jsonEqual(recs[0].Payload, tc.payload) || recs[0].Attempts != 0 {
 			t.Errorf("%s pending %+v (%v)", tc.pipeline, recs, err)
 		}

@@ -256,33 +256,11 @@ func (s *Store) Append(pipeline string, events ...NewEvent) ([]Appended, error) 
 	return out, nil
 }
 
-// Pending returns every queued event of pipeline in arrival order: what a
-// restarted engine must still deliver.
-func (s *Store) Pending(pipeline string) ([]Record, error) {
-	var out []Record
-	err := s.db.View(func(tx *bolt.Tx) error {
-		q := tx.Bucket(queueBucket(pipeline))
-		if q == nil {
-			return nil
-		}
-		return q.ForEach(func(k, v []byte) error {
-			r, err := decodeRecord(binary.BigEndian.Uint64(k), v)
-			if err != nil {
-				return fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
-			}
-			out = append(out, r)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading the inbox of %s: %w", pipeline, err)
-	}
-	return out, nil
-}
-
 // ReadAfter returns up to max queued events of pipeline whose seq is above
-// after, in order: the engine feeds its workers from the disk a window at
-// a time, so memory stays flat however deep the inbox grows.
+// after, in arrival order: the engine feeds its workers from the disk a
+// window at a time, so memory stays flat however deep the inbox grows.
+// ReadAfter(p, 0, math.MaxInt) is everything a restarted engine must
+// still deliver.
 func (s *Store) ReadAfter(pipeline string, after uint64, max int) ([]Record, error) {
 	var out []Record
 	err := s.db.View(func(tx *bolt.Tx) error {

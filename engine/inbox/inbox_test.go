@@ -3,6 +3,7 @@ package inbox
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -55,7 +56,7 @@ func TestAppendPendingAckSurviveReopen(t *testing.T) {
 	if s.Depth("f1") != 2 || s.Pipelines()["f1"] != 2 {
 		t.Fatalf("depth after reopen %d", s.Depth("f1"))
 	}
-	recs, err := s.Pending("f1")
+	recs, err := s.ReadAfter("f1", 0, math.MaxInt)
 	if err != nil || len(recs) != 2 {
 		t.Fatalf("pending %+v %v", recs, err)
 	}
@@ -77,7 +78,7 @@ func TestAppendPendingAckSurviveReopen(t *testing.T) {
 	if more[0].Seq != 4 {
 		t.Fatalf("seq after reopen %d", more[0].Seq)
 	}
-	if recs, _ := s.Pending("other"); len(recs) != 0 {
+	if recs, _ := s.ReadAfter("other", 0, math.MaxInt); len(recs) != 0 {
 		t.Fatal("an unknown pipeline has events")
 	}
 }
@@ -148,7 +149,7 @@ func TestDeadLetters(t *testing.T) {
 	if err != nil || pipeline != "f4" || seq != 3 {
 		t.Fatalf("requeue: %s %d %v", pipeline, seq, err)
 	}
-	recs, _ := s.Pending("f4")
+	recs, _ := s.ReadAfter("f4", 0, math.MaxInt)
 	if len(recs) != 2 || recs[1].ID != "e1" || string(recs[1].Payload) != `{"a":1}` || recs[1].Attempts != 0 {
 		t.Fatalf("requeued %+v", recs)
 	}
@@ -217,7 +218,7 @@ func TestConcurrentAppends(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	recs, _ := s.Pending("f1")
+	recs, _ := s.ReadAfter("f1", 0, math.MaxInt)
 	if len(recs) != 800 || s.Depth("f1") != 800 {
 		t.Fatalf("%d stored, depth %d, want 800", len(recs), s.Depth("f1"))
 	}
