@@ -1,9 +1,11 @@
 package sandbox
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -484,5 +486,35 @@ func TestOddPathsGetTheAPIsAnswer(t *testing.T) {
 		if resp.StatusCode/100 == 3 || (!strings.Contains(string(body), `"status":"error"`) && !strings.Contains(string(body), `"message"`)) {
 			t.Errorf("%s: %d %s", p, resp.StatusCode, body)
 		}
+	}
+}
+
+// A client that connects and sends nothing does not hold up a stop.
+func TestServeStopsWithIdleConnections(t *testing.T) {
+	sb, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sb.Serve(ctx, ln) }()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the sandbox did not stop within 3 s")
 	}
 }

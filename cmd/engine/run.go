@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -175,8 +174,12 @@ leaves the rest in the inbox.`, stderr)
 	fmt.Fprintln(stdout, "engine run: stopping; in-flight deliveries get", *grace)
 	shutdown, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := srv.Shutdown(shutdown); err != nil {
+		// Connections still open after the grace (a client that connected
+		// and sent nothing, a webhook still uploading) are cut; what was
+		// not stored was not answered 2xx.
 		logger.Warn("closing the listener", "error", err)
+		_ = srv.Close()
 	}
 	r.Stop(*grace)
 	printCSVSummary(stdout, r.CSVImports())

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"hash/maphash"
 	"net/http"
 	"strings"
 	"sync"
@@ -33,7 +33,11 @@ type lane struct {
 	batcher *batcher
 	gov     *delivery.Governor
 	acks    *acker
-	wg      sync.WaitGroup
+	// seed picks each order_by key's shard. maphash mixes every bit of the
+	// key; FNV taken modulo a power of two sees only the low bits of each
+	// byte, and put ids that share digits on a few workers.
+	seed maphash.Seed
+	wg   sync.WaitGroup
 }
 
 type item struct {
@@ -48,7 +52,7 @@ func newLane(r *Runner, p *engine.Pipeline) *lane {
 	if p.Target != nil && p.Target.Endpoint != nil && p.Target.Endpoint.MaxBatch > 0 {
 		window = max(window, p.Target.Endpoint.MaxBatch*n*2)
 	}
-	l := &lane{r: r, p: p, notify: make(chan struct{}, 1), slots: make(chan struct{}, window)}
+	l := &lane{r: r, p: p, notify: make(chan struct{}, 1), slots: make(chan struct{}, window), seed: maphash.MakeSeed()}
 	if p.Target != nil {
 		l.gov = r.governor(p.Target.Conn)
 		if e := p.Target.Endpoint; e != nil && e.MaxBatch > 0 {
@@ -167,10 +171,8 @@ func (l *lane) dispatch(rec inbox.Record) bool {
 		if s, err := l.p.Delivery.OrderBy.Render(l.p.Bindings(it.ev, l.r.clock.Now())); err == nil {
 			key = s
 		}
-		h := fnv.New32a()
-		h.Write([]byte(key))
 		select {
-		case l.shards[h.Sum32()%uint32(len(l.shards))] <- it:
+		case l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))] <- it:
 			return true
 		case <-l.r.soft.Done():
 			l.release()
