@@ -1,0 +1,172 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	sessionmemu "github.com/loyalty-connector/engine/connectors/sessionm/emulator"
+)
+
+func TestPercentiles(t *testing.T) {
+	ms := func(n ...int) []time.Duration {
+		out := make([]time.Duration, len(n))
+		for i, v := range n {
+			out[i] = time.Duration(v) * time.Millisecond
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		sample []time.Duration
+		ps     []float64
+		want   []time.Duration
+	}{
+		{"empty", nil, []float64{50, 99}, ms(0, 0)},
+		{"one", ms(7), []float64{50, 99, 100}, ms(7, 7, 7)},
+		// Nearest rank: p50 of 1..10 is the 5th value, p99 the 10th.
+		{"ten, unsorted", ms(10, 1, 9, 2, 8, 3, 7, 4, 6, 5), []float64{50, 90, 99, 100}, ms(5, 9, 10, 10)},
+		{"hundred", ms(seq(1, 100)...), []float64{1, 50, 99}, ms(1, 50, 99)},
+		{"tiny p", ms(3, 1, 2), []float64{0.001}, ms(1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := percentiles(tt.sample, tt.ps...)
+			for i := range tt.want {
+				if got[i] != tt.want[i] {
+					t.Errorf("p%g = %v, want %v", tt.ps[i], got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func seq(from, to int) []int {
+	var out []int
+	for i := from; i <= to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// A command name with spaces and a ")" must not shift the fields.
+	const stat = "4242 (my (odd) engine) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 75 0 0 20 0 12 0 100 2000000 5000 18446744073709551615"
+	got, err := parseStatCPU(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 3250 * time.Millisecond; got != want {
+		t.Errorf("cpu = %v, want %v (325 ticks of 10 ms)", got, want)
+	}
+	for _, bad := range []string{"4242 no parentheses S 1", "4242 (engine) S 1 2 3", "4242 (engine) S 1 2 3 4 5 6 7 8 9 10 x 5"} {
+		if _, err := parseStatCPU(bad); err == nil {
+			t.Errorf("parseStatCPU(%q) gave no error", bad)
+		}
+	}
+}
+
+func TestParseStatusKB(t *testing.T) {
+	const status = "Name:\tengine\nVmPeak:\t 2000000 kB\nVmHWM:\t   48640 kB\nVmRSS:\t   40000 kB\n"
+	got, err := parseStatusKB(status, "VmHWM")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(48640 * 1024); got != want {
+		t.Errorf("VmHWM = %d, want %d", got, want)
+	}
+	if _, err := parseStatusKB("Name:\tzombie\nState:\tZ (zombie)\n", "VmHWM"); err == nil {
+		t.Error("a status without VmHWM gave no error")
+	}
+	if _, err := parseStatusKB("VmHWM:\t12 MB\n", "VmHWM"); err == nil {
+		t.Error("a value not in kB gave no error")
+	}
+}
+
+func TestGeneratedIndexes(t *testing.T) {
+	for _, i := range []int{0, 1, 255, 999_999, 9_999_999} {
+		if got, ok := generatedUserIndex(sessionmemu.GeneratedUserID(i)); !ok || got != i {
+			t.Errorf("generatedUserIndex(GeneratedUserID(%d)) = %d, %v", i, got, ok)
+		}
+		if got, ok := generatedExternalIndex(sessionmemu.GeneratedExternalID(i)); !ok || got != i {
+			t.Errorf("generatedExternalIndex(GeneratedExternalID(%d)) = %d, %v", i, got, ok)
+		}
+	}
+	for _, bad := range []string{"", "u-1001", "3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "00000001-32f5-11ef-8000-000000000002"} {
+		if _, ok := generatedUserIndex(bad); ok {
+			t.Errorf("generatedUserIndex(%q) accepted it", bad)
+		}
+	}
+	for _, bad := range []string{"load-1", "load-+00001", "u-1001", "load-"} {
+		if _, ok := generatedExternalIndex(bad); ok {
+			t.Errorf("generatedExternalIndex(%q) accepted it", bad)
+		}
+	}
+}
+
+func TestOfferBody(t *testing.T) {
+	example, err := os.ReadFile("../../examples/events/sessionm-offer-issued.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := offerBody(example, "run1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev struct {
+		EventID   string `json:"event_id"`
+		EventType string `json:"event_type"`
+		User      struct {
+			ID         string `json:"id"`
+			ExternalID string `json:"external_id"`
+		} `json:"user"`
+		Campaign struct {
+			BrazeCampaignID string `json:"braze_campaign_id"`
+		} `json:"campaign"`
+		Offer struct {
+			Name string `json:"name"`
+		} `json:"offer"`
+	}
+	raw := body(7, 3)
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatalf("%v in %s", err, raw)
+	}
+	if ev.EventID != "run1-7" || ev.User.ID != sessionmemu.GeneratedUserID(3) || ev.User.ExternalID != "load-000003" ||
+		ev.Campaign.BrazeCampaignID != brazeCampaignID || ev.EventType != "offer_issued" || ev.Offer.Name == "" {
+		t.Errorf("body(7, 3) = %s", raw)
+	}
+	if string(body(8, 3)) == string(raw) {
+		t.Error("two events got the same body; event_id must differ")
+	}
+}
+
+func TestTrackerCountsDeliveries(t *testing.T) {
+	sc := &scenario{recipients: triggerRecipients, batched: true}
+	tr := newTracker(nil, "http://sandbox/_sandbox", sc, 4)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tr.add(&journalPage{NextSince: 3, Requests: []journalEntry{
+		{ID: 1, Time: t0, Duration: time.Millisecond, Status: 201, Body: `{"recipients":[{"external_user_id":"load-000000"},{"external_user_id":"load-000001"}]}`},
+		{ID: 2, Time: t0.Add(time.Second), Status: 429, Body: `{"recipients":[{"external_user_id":"load-000002"}]}`},
+		// A repeat for user 1 (an at-least-once redelivery), and user 2.
+		{ID: 3, Time: t0.Add(2 * time.Second), Duration: time.Millisecond, Status: 201, Body: `{"recipients":[{"external_user_id":"load-000001"},{"external_user_id":"load-000002"}]}`},
+	}})
+	if tr.since != 3 || tr.targets != 3 || tr.refused["429"] != 1 || tr.names != 4 {
+		t.Errorf("since %d, targets %d, refused %v, names %d", tr.since, tr.targets, tr.refused, tr.names)
+	}
+	delivered, repeats := tr.delivered([]int32{1, 1, 1, 1})
+	if delivered != 3 || repeats != 1 {
+		t.Errorf("delivered %d, repeats %d; want 3 and 1", delivered, repeats)
+	}
+	if want := t0.Add(time.Millisecond); !tr.first[1].Equal(want) {
+		t.Errorf("user 1 first delivered at %v, want %v (the first answer, not the repeat)", tr.first[1], want)
+	}
+	if want := t0.Add(2*time.Second + time.Millisecond); !tr.last.Equal(want) {
+		t.Errorf("last delivery %v, want %v", tr.last, want)
+	}
+	tr.add(&journalPage{Requests: []journalEntry{{ID: 4, Status: 200, Body: `{"recipients":[{"external_user_id":"u-1001"}]}`}}})
+	if tr.err == nil || !strings.Contains(tr.err.Error(), "not a generated user") {
+		t.Errorf("err = %v, want one about a recipient that is not a generated user", tr.err)
+	}
+}

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loyalty-connector/engine/engine/secrets"
+	"github.com/loyalty-connector/engine/sandbox"
+)
+
+// The messages engine run prints when it stops (cmd/engine/run.go).
+const (
+	stoppedEmpty = "every accepted event was handled"
+	stoppedLeft  = "still queued for the next run"
+)
+
+const (
+	startTimeout = 30 * time.Second
+	pollEvery    = 100 * time.Millisecond
+	// stopTimeout covers engine run's default --grace of 30 s.
+	stopTimeout = 45 * time.Second
+)
+
+// runScenario starts a sandbox and an engine in dir, runs one scenario
+// against them, and stops both. Once sending has started, what goes wrong
+// is recorded in the result's problems, so that partial figures are still
+// reported.
+func runScenario(ctx context.Context, cfg *config, name, dir string, progress func(string, ...any)) (*result, error) {
+	envOut := filepath.Join(dir, "sandbox.env")
+	sb, err := startChild("engine sandbox", cfg.engine, "sandbox",
+		"--addr", "127.0.0.1:0", "--env-out", envOut,
+		"--generated-users", strconv.Itoa(cfg.users),
+		// Room for every request of the run (F4 makes a lookup per event
+		// plus the trigger requests; retries add some), so the journal
+		// drops nothing the tracker has not read yet.
+		"--journal-size", strconv.Itoa(max(sandbox.DefaultJournalSize, 3*cfg.events)))
+	if err != nil {
+		return nil, err
+	}
+	defer sb.stop(stopTimeout)
+	banner, err := sb.waitLine(ctx, "emulators on http://", startTimeout)
+	if err != nil {
+		return nil, err
+	}
+	sandboxBase, _, _ := strings.Cut(banner[strings.Index(banner, "http://"):], " ")
+	control := sandbox.URLsFor(sandboxBase).Control
+
+	get, err := settings(envOut, cfg.sandboxEnv)
+	if err != nil {
+		return nil, err
+	}
+	runID := newRunID()
+	var sc *scenario
+	switch name {
+	case "f1":
+		sc, err = f1(get, runID)
+	case "f4":
+		sc, err = f4(get, runID, cfg.offerEvent)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	dataDir := cfg.dataDir
+	if dataDir == "" {
+		dataDir = filepath.Join(dir, "data")
+	} else {
+		dataDir = filepath.Join(dataDir, "loadtest-"+runID)
+		defer os.RemoveAll(dataDir)
+	}
+	args := []string{"run", "--addr", "127.0.0.1:0", "--data", dataDir,
+		"--env-file", envOut, "--env-file", cfg.sandboxEnv, "--log-level", "warn"}
+	if cfg.adminFlag {
+		// The admin listener's default port would collide with any other
+		// engine on the machine, and the load test does not use it.
+		args = append(args, "--admin-addr", "")
+	}
+	if cfg.cpuProfile != "" {
+		// engine run writes the profile when it stops, so it covers the
+		// whole run, the drain and the stop included.
+		args = append(args, "--cpu-profile", profilePath(cfg.cpuProfile, name, len(cfg.scenarios)))
+	}
+	eng, err := startChild("engine run", cfg.engine, append(args, cfg.pipelines)...)
+	if err != nil {
+		return nil, err
+	}
+	defer eng.stop(stopTimeout)
+	line, err := eng.waitLine(ctx, "engine run: listening on ", startTimeout)
+	if err != nil {
+		return nil, err
+	}
+	addr, _, _ := strings.Cut(strings.TrimPrefix(line, "engine run: listening on "), " ")
+	base := "http://" + addr
+	client := newClient(cfg.senders)
+	if err := waitReady(ctx, client, base+"/readyz", eng); err != nil {
+		return nil, err
+	}
+	progress("%s: sandbox pid %d at %s, engine pid %d at %s; sending %d events", name, sb.pid(), sandboxBase, eng.pid(), base, cfg.events)
+
+	res := &result{Scenario: name, Pipeline: sc.pipeline, Events: cfg.events, Users: cfg.users, Senders: cfg.senders, Rate: cfg.rate}
+	before, err := snapshot(eng, sb)
+	if err != nil {
+		return nil, err
+	}
+	// The tracker has its own connections, closed before the sandbox
+	// stops: see closeIdle.
+	tr := newTracker(&http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}, control, sc, cfg.users)
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	followed := make(chan struct{})
+	go func() { defer close(followed); tr.follow(followCtx, pollEvery) }()
+
+	s := sendAll(ctx, client, base, sc, cfg)
+	res.fillSent(s)
+	progress("%s: %d accepted in %.2f s; waiting for deliveries", name, res.Accepted, res.SendSeconds)
+
+	// What each user should receive: one delivery per accepted event.
+	want := make([]int32, cfg.users)
+	for i, st := range s.status {
+		if st >= 200 && st < 300 {
+			want[i%cfg.users]++
+		}
+	}
+	waitErr := waitDelivered(ctx, tr, want, res.Accepted, cfg.wait, eng)
+	after, snapErr := snapshot(eng, sb)
+	stopFollowing()
+	<-followed
+	// One last read, so the figures include everything the emulators saw
+	// by now.
+	if err := tr.poll(ctx); err != nil {
+		res.problem("%v", err)
+	}
+	res.fillDelivered(tr, s, want, cfg.users >= cfg.events)
+	if waitErr != nil {
+		res.problem("%v", waitErr)
+	}
+	if snapErr != nil {
+		res.problem("%v", snapErr)
+	} else {
+		res.fillResources(before, after)
+	}
+	if tr.err != nil {
+		res.problem("%v", tr.err)
+	}
+
+	// Stopping the engine is part of the test: it must leave nothing in
+	// the inbox.
+	closeIdle(client, tr.client)
+	stopErr := eng.stop(stopTimeout)
+	res.EngineLogLines = eng.stderrCount()
+	res.EngineLogTail = eng.lastStderr()
+	res.StopMessage = stopMessage(eng.stdout())
+	res.InboxEmpty = strings.Contains(res.StopMessage, stoppedEmpty)
+	if stopErr != nil {
+		res.problem("%v", stopErr)
+	}
+	if cfg.inboxCheck && !res.InboxEmpty {
+		res.problem("engine run did not report an empty inbox when stopped: %q", res.StopMessage)
+	}
+	if err := sb.stop(stopTimeout); err != nil {
+		res.problem("%v", err)
+	}
+	return res, nil
+}
+
+// closeIdle closes the clients' idle connections before the servers
+// stop. A connection that was dialled but never carried a request (the
+// transport dials ahead, and a cancelled poll leaves one) holds up a Go
+// server's Shutdown for 5 s, which is all engine sandbox allows itself:
+// it would then exit 1 with "context deadline exceeded".
+func closeIdle(clients ...*http.Client) {
+	for _, c := range clients {
+		c.CloseIdleConnections()
+	}
+}
+
+// settings resolves names as engine run does with --env-file envOut
+// --env-file sandboxEnv: the environment first, then the files in order.
+func settings(files ...string) (lookup, error) {
+	var maps []map[string]string
+	for _, f := range files {
+		m, err := secrets.ReadEnvFile(f)
+		if err != nil {
+			return nil, err
+		}
+		maps = append(maps, m)
+	}
+	return secrets.LookupChain(maps...), nil
+}
+
+// newRunID makes event ids and idempotency keys unique to this run, so a
+// kept --data folder cannot answer "duplicate" for a new run's events.
+func newRunID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "lt" + hex.EncodeToString(b[:])
+}
+
+// waitReady polls /readyz until the engine says its pipelines run.
+func waitReady(ctx context.Context, client *http.Client, url string, eng *child) error {
+	deadline := time.Now().Add(startTimeout)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if err := eng.running(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("engine run was not ready within %s", startTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// waitDelivered returns when the journal shows a delivery for every
+// accepted event, or with an error when wait runs out or the engine dies.
+func waitDelivered(ctx context.Context, tr *tracker, want []int32, accepted int, wait time.Duration, eng *child) error {
+	deadline := time.Now().Add(wait)
+	for {
+		got, _ := tr.delivered(want)
+		if got >= accepted {
+			return nil
+		}
+		if err := eng.running(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %s the emulators had seen %d of %d accepted events delivered", wait, got, accepted)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pollEvery):
+		}
+	}
+}
+
+// profilePath is where scenario name's CPU profile goes: file itself when
+// one scenario runs, file.name when several do.
+func profilePath(file, name string, scenarios int) string {
+	if scenarios == 1 {
+		return file
+	}
+	return file + "." + name
+}
+
+// resources is what the processes under test have used, at one moment.
+type resources struct {
+	engineCPU, sandboxCPU, selfCPU time.Duration
+	enginePeak, sandboxPeak        int64
+	at                             time.Time
+}
+
+func snapshot(eng, sb *child) (resources, error) {
+	u := resources{at: time.Now()}
+	var errs []error
+	var err error
+	u.engineCPU, err = cpuTime(eng.pid())
+	errs = append(errs, err)
+	u.sandboxCPU, err = cpuTime(sb.pid())
+	errs = append(errs, err)
+	u.selfCPU, err = cpuTime(os.Getpid())
+	errs = append(errs, err)
+	u.enginePeak, err = peakRSS(eng.pid())
+	errs = append(errs, err)
+	u.sandboxPeak, err = peakRSS(sb.pid())
+	errs = append(errs, err)
+	return u, errors.Join(errs...)
+}
+
+// stopMessage is engine run's last "stopped" line.
+func stopMessage(lines []string) string {
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "engine run: stopped") {
+			return lines[i]
+		}
+	}
+	return "(no stop message)"
+}
