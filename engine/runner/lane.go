@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"net/http"
 	"strings"
 	"sync"
@@ -23,27 +22,39 @@ const readAhead = 256
 // lane delivers one pipeline's events. A feeder reads the inbox in order
 // and hands events to workers; at most `window` events are in memory at
 // once, so a deep inbox costs disk, not memory.
+//
+// With order_by, one event per key is in progress at a time (being sent,
+// waiting in a batch, or waiting to be retried); the key's later events
+// wait for it, holding their slots, and nothing else waits: a key whose
+// events keep failing delays only itself.
 type lane struct {
 	r       *Runner
 	p       *engine.Pipeline
 	notify  chan struct{}
 	slots   chan struct{} // one per event in flight
-	work    chan *item    // unordered pipelines
-	shards  []chan *item  // order_by: one worker per shard keeps each key in order
+	work    chan *item    // never closed: workers leave when the runner stops
 	batcher *batcher
 	gov     *delivery.Governor
 	acks    *acker
-	// seed picks each order_by key's shard. maphash mixes every bit of the
-	// key; FNV taken modulo a power of two sees only the low bits of each
-	// byte, and put ids that share digits on a few workers.
-	seed maphash.Seed
-	wg   sync.WaitGroup
+	wg      sync.WaitGroup // the feeder and the workers
+
+	keyMu sync.Mutex
+	keys  map[string][]*item // order_by: keys in progress, with the events waiting behind them
+
+	// Goroutines started while the lane runs (retries, the next event of
+	// a key) are counted in pending; once stopped is set none starts, so
+	// waiting for them cannot race with adding one.
+	spawnMu sync.Mutex
+	stopped bool
+	pending sync.WaitGroup
 }
 
 type item struct {
 	rec    inbox.Record
 	stored *storedEvent
 	ev     *engine.Event
+	key    string
+	keyed  bool // holds its order_by key
 }
 
 func newLane(r *Runner, p *engine.Pipeline) *lane {
@@ -52,7 +63,7 @@ func newLane(r *Runner, p *engine.Pipeline) *lane {
 	if p.Target != nil && p.Target.Endpoint != nil && p.Target.Endpoint.MaxBatch > 0 {
 		window = max(window, p.Target.Endpoint.MaxBatch*n*2)
 	}
-	l := &lane{r: r, p: p, notify: make(chan struct{}, 1), slots: make(chan struct{}, window), seed: maphash.MakeSeed()}
+	l := &lane{r: r, p: p, notify: make(chan struct{}, 1), slots: make(chan struct{}, window), work: make(chan *item, n)}
 	if p.Target != nil {
 		l.gov = r.governor(p.Target.Conn)
 		if e := p.Target.Endpoint; e != nil && e.MaxBatch > 0 {
@@ -60,12 +71,7 @@ func newLane(r *Runner, p *engine.Pipeline) *lane {
 		}
 	}
 	if p.Delivery.OrderBy != nil {
-		l.shards = make([]chan *item, n)
-		for i := range l.shards {
-			l.shards[i] = make(chan *item, 16)
-		}
-	} else {
-		l.work = make(chan *item, n)
+		l.keys = map[string][]*item{}
 	}
 	return l
 }
@@ -74,16 +80,9 @@ func (l *lane) start() {
 	l.acks = newAcker(l.r.store, l.p.Name, l.r.log)
 	l.wg.Add(1)
 	go l.feed()
-	if l.shards != nil {
-		for _, ch := range l.shards {
-			l.wg.Add(1)
-			go l.orderedWorker(ch)
-		}
-	} else {
-		for range max(1, l.p.Delivery.Concurrency) {
-			l.wg.Add(1)
-			go l.worker()
-		}
+	for range max(1, l.p.Delivery.Concurrency) {
+		l.wg.Add(1)
+		go l.worker()
 	}
 }
 
@@ -103,22 +102,33 @@ func (l *lane) wait() {
 		l.batcher.flushAll()
 		l.batcher.wait()
 	}
+	l.spawnMu.Lock()
+	l.stopped = true
+	l.spawnMu.Unlock()
+	l.pending.Wait()
 	if l.acks != nil {
 		l.acks.close()
 	}
 }
 
+// spawn runs f on its own goroutine, counted in pending; it reports false,
+// running nothing, once the lane has stopped.
+func (l *lane) spawn(f func()) bool {
+	l.spawnMu.Lock()
+	defer l.spawnMu.Unlock()
+	if l.stopped {
+		return false
+	}
+	l.pending.Add(1)
+	go func() {
+		defer l.pending.Done()
+		f()
+	}()
+	return true
+}
+
 func (l *lane) feed() {
 	defer l.wg.Done()
-	defer func() {
-		if l.shards != nil {
-			for _, ch := range l.shards {
-				close(ch)
-			}
-		} else {
-			close(l.work)
-		}
-	}()
 	soft := l.r.soft
 	var cursor uint64
 	for {
@@ -153,7 +163,8 @@ func (l *lane) feed() {
 }
 
 // dispatch hands one record to a worker (or schedules it, when its next
-// attempt is later). It reports false when the lane is stopping.
+// attempt is later, or parks it behind its key). It reports false when the
+// lane is stopping.
 func (l *lane) dispatch(rec inbox.Record) bool {
 	it := &item{rec: rec}
 	stored, err := decodeStored(rec.Payload)
@@ -166,20 +177,22 @@ func (l *lane) dispatch(rec inbox.Record) bool {
 		l.dead(it, rec.Attempts, "damaged", err, nil, nil)
 		return true
 	}
-	if l.shards != nil {
-		key := ""
-		if s, err := l.p.Delivery.OrderBy.Render(l.p.Bindings(it.ev, l.r.clock.Now())); err == nil {
-			key = s
+	if l.keys != nil {
+		key, err := l.p.Delivery.OrderBy.Render(l.p.Bindings(it.ev, l.r.clock.Now()))
+		if err != nil {
+			l.r.log.Warn("order_by did not render; the event is ordered with the others whose key failed", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
 		}
-		select {
-		case l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))] <- it:
-			return true
-		case <-l.r.soft.Done():
-			l.release()
-			return false
+		it.key = key
+		if !l.takeKey(it) {
+			return true // parked behind an earlier event of its key
 		}
 	}
-	if wait := rec.NotAfter.Sub(l.r.clock.Now()); wait > 0 {
+	return l.begin(it)
+}
+
+// begin hands it to a worker, at once or when its next attempt is due.
+func (l *lane) begin(it *item) bool {
+	if wait := it.rec.NotAfter.Sub(l.r.clock.Now()); wait > 0 {
 		l.later(it, wait)
 		return true
 	}
@@ -187,58 +200,95 @@ func (l *lane) dispatch(rec inbox.Record) bool {
 	case l.work <- it:
 		return true
 	case <-l.r.soft.Done():
-		l.release()
+		l.release(it)
 		return false
 	}
 }
 
+// takeKey makes it the event in progress for its key, or parks it behind
+// the one that is; it reports whether it may go now.
+func (l *lane) takeKey(it *item) bool {
+	l.keyMu.Lock()
+	defer l.keyMu.Unlock()
+	it.keyed = true
+	if waiting, busy := l.keys[it.key]; busy {
+		l.keys[it.key] = append(waiting, it)
+		return false
+	}
+	l.keys[it.key] = nil
+	return true
+}
+
+// nextOfKey starts the event waiting behind a finished one, if any.
+func (l *lane) nextOfKey(key string) {
+	l.keyMu.Lock()
+	waiting, ok := l.keys[key]
+	if !ok {
+		l.keyMu.Unlock()
+		return
+	}
+	if len(waiting) == 0 {
+		delete(l.keys, key)
+		l.keyMu.Unlock()
+		return
+	}
+	next := waiting[0]
+	l.keys[key] = waiting[1:]
+	l.keyMu.Unlock()
+	if !l.spawn(func() { l.begin(next) }) {
+		l.release(next) // stopped: it stays in the inbox
+	}
+}
+
 // later makes the next attempt after wait, unless the engine stops first
-// (the event then stays in the inbox, with its next attempt time). The
-// attempt runs on its own goroutine rather than through the work channel,
-// which the feeder closes when the engine stops; the slots still bound
-// how many events are in flight, and the governor paces the requests.
+// (the event then stays in the inbox, with its next attempt time). It
+// waits on its own goroutine, so no worker is held by a retry.
 func (l *lane) later(it *item, wait time.Duration) {
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
+	ok := l.spawn(func() {
 		if l.r.clock.Sleep(l.r.soft, wait) != nil {
-			l.release()
+			l.release(it)
 			return
 		}
-		// The work channel may be closed by now if the feeder stopped;
-		// the soft context tells.
 		select {
+		case l.work <- it:
 		case <-l.r.soft.Done():
-			l.release()
-		default:
-			l.process(it)
+			l.release(it)
 		}
-	}()
+	})
+	if !ok {
+		l.release(it)
+	}
 }
 
 func (l *lane) worker() {
 	defer l.wg.Done()
-	for it := range l.work {
-		l.process(it)
-	}
-}
-
-// orderedWorker handles one shard; a retry waits in place so later events
-// of the same key cannot overtake it.
-func (l *lane) orderedWorker(ch chan *item) {
-	defer l.wg.Done()
-	for it := range ch {
-		if wait := it.rec.NotAfter.Sub(l.r.clock.Now()); wait > 0 {
-			if l.r.clock.Sleep(l.r.soft, wait) != nil {
-				l.release()
-				continue
+	for {
+		select {
+		case it := <-l.work:
+			l.process(it)
+		case <-l.r.soft.Done():
+			// Events still in the channel stay in the inbox.
+			for {
+				select {
+				case it := <-l.work:
+					l.release(it)
+				default:
+					return
+				}
 			}
 		}
-		l.process(it)
 	}
 }
 
-func (l *lane) release() { <-l.slots }
+// release ends it's time in memory: its slot frees, and the next event of
+// its key may start.
+func (l *lane) release(it *item) {
+	<-l.slots
+	if it.keyed {
+		it.keyed = false
+		l.nextOfKey(it.key)
+	}
+}
 
 // process makes one attempt at an event.
 func (l *lane) process(it *item) {
@@ -355,7 +405,7 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 	if errors.Is(cause, errStopping) || l.r.hard.Err() != nil {
 		// Not an attempt: the engine stopped while it waited. The event
 		// stays queued as it was.
-		l.release()
+		l.release(it)
 		return
 	}
 	if attempt >= l.p.Delivery.Attempts {
@@ -374,15 +424,8 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 	l.r.metrics.retried.WithLabelValues(l.p.Name).Inc()
 	l.r.log.Info("will retry", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
 		"attempt", attempt, "in", wait.Round(time.Millisecond), "error", l.r.opts.Masker.String(cause.Error()))
-	if l.shards != nil {
-		// Ordered: the shard's worker waits, keeping the key's order.
-		if l.r.clock.Sleep(l.r.soft, wait) != nil {
-			l.release()
-			return
-		}
-		l.process(it)
-		return
-	}
+	// The event keeps its order_by key while it waits, so the key's later
+	// events cannot overtake it.
 	l.later(it, wait)
 }
 
@@ -391,7 +434,7 @@ func (l *lane) ack(it *item, why string) {
 	l.r.log.Debug(why, "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it))
 	l.r.metrics.handled.WithLabelValues(l.p.Name, why).Inc()
 	l.r.settledRow(it, true)
-	l.release()
+	l.release(it)
 }
 
 // dead moves the event to the dead letters with what is needed to see why.
@@ -429,7 +472,7 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 	}
 	l.r.metrics.deadLettered.WithLabelValues(l.p.Name, reason).Inc()
 	l.r.settledRow(it, false)
-	l.release()
+	l.release(it)
 }
 
 // lookups is the Caller for lookup steps: through the connection's

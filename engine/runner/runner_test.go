@@ -732,3 +732,70 @@ func TestConnectionRateLimit(t *testing.T) {
 		t.Fatalf("%d requests over %v; 5/s allows fifteen in no less than 2s", len(entries), last.Sub(first))
 	}
 }
+
+// order_by holds through batching and retries: a user's second event
+// waits for the first, even when the first's batch is refused for a while.
+func TestOrderKeptThroughBatchRetries(t *testing.T) {
+	h := start(t, setup{tweak: func(p *engine.Pipeline) { p.Delivery.Linger = 20 * time.Millisecond }})
+	h.control("POST", "/faults", `{"emulator":"braze","error_ratio":1,"count":2}`)
+	for i := range 3 {
+		body := strings.Replace(offerEvent(fmt.Sprintf("ord-%d", i), "u-1001"), `"offer_id":"o-1"`, fmt.Sprintf(`"offer_id":"o-%d"`, i), 1)
+		h.post("/hooks/sessionm/offers", body, map[string]string{"Authorization": hookAuth})
+	}
+	h.drained()
+	var got []string
+	for _, m := range h.messages("u-1001") {
+		got = append(got, m.(map[string]any)["properties"].(map[string]any)["offer_id"].(string))
+	}
+	if strings.Join(got, ",") != "o-0,o-1,o-2" {
+		t.Fatalf("u-1001 got offers in the order %v", got)
+	}
+}
+
+// A key whose events keep failing delays only itself.
+func TestFailingKeyDoesNotStallOthers(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 200, tweak: func(p *engine.Pipeline) {
+		p.Delivery.BackoffInitial, p.Delivery.BackoffMax = 3*time.Second, 3*time.Second
+	}})
+	bad := fmt.Sprintf("%08x-32f5-11ef-8000-%012x", 0, 0)
+	h.control("POST", "/faults", `{"path":"/sessionm/core/priv/v1/apps/sandbox-core-key/users/`+bad+`/tags","error_ratio":1}`)
+	for range 20 {
+		h.post("/hooks/tags/"+bad, `{"tags":["x"]}`, map[string]string{"Authorization": coreBasic})
+	}
+	began := time.Now()
+	for i := 1; i <= 100; i++ {
+		h.post(fmt.Sprintf("/hooks/tags/%08x-32f5-11ef-8000-%012x", i, i), `{"tags":["y"]}`, map[string]string{"Authorization": coreBasic})
+	}
+	h.eventually("the 100 healthy events", func() bool { return len(h.journal("/sessionm/core/*")) >= 101 })
+	if took := time.Since(began); took > 2500*time.Millisecond {
+		t.Fatalf("healthy events took %v while one key was failing; they waited for its retries", took)
+	}
+	if d := h.store.Depth("ordered-tags"); d < 19 {
+		t.Fatalf("depth %d: the failing key's later events should still wait behind its first", d)
+	}
+}
+
+// The members of a batch answered 429 are retried together, not one after
+// another (F4 is ordered by user and batched).
+func TestBatchRetriesTogether(t *testing.T) {
+	h := start(t, setup{users: 50, tweak: func(p *engine.Pipeline) { p.Delivery.Linger = 100 * time.Millisecond }})
+	h.control("POST", "/faults", `{"emulator":"braze","throttle":{"for":"1s"},"count":1}`)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := strings.Replace(offerEvent(fmt.Sprintf("b-%d", i), fmt.Sprintf("load-%06d", i)), ana, fmt.Sprintf("%08x-32f5-11ef-8000-%012x", i, i), 1)
+			h.post("/hooks/sessionm/offers", body, map[string]string{"Authorization": hookAuth})
+		}()
+	}
+	wg.Wait()
+	began := time.Now()
+	h.drained()
+	if took := time.Since(began); took > 5*time.Second {
+		t.Fatalf("a refused batch of 20 took %v to deliver", took)
+	}
+	if n := len(h.journal("/braze/campaigns/trigger/send")); n > 4 {
+		t.Fatalf("%d trigger requests for 20 events after one 429; the retries should batch again", n)
+	}
+}
