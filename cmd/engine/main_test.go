@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -421,6 +422,19 @@ func TestRunUsageErrors(t *testing.T) {
 		_, stderr, code := runEngine(append(tt.args, "--env-file", "examples/sandbox.env")...)
 		if code != exitUsage || !strings.Contains(stderr, tt.want) {
 			t.Errorf("%v: code %d, %q; want 2 and %q", tt.args, code, stderr, tt.want)
+		}
+	}
+}
+
+func TestAdminAnswersLoopbackHostsOnly(t *testing.T) {
+	h := loopbackHostsOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	for host, want := range map[string]int{"127.0.0.1:8079": 204, "localhost:8079": 204, "[::1]:8079": 204, "evil.example.com:8079": 403, "attacker.test": 403} {
+		req := httptest.NewRequest("GET", "/status", nil)
+		req.Host = host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("Host %s: %d, want %d", host, rec.Code, want)
 		}
 	}
 }

@@ -142,7 +142,10 @@ leaves the rest in the inbox.`, stderr)
 	if err != nil {
 		return fail(exitProblem, "cannot listen on %s: %v", *addr, err)
 	}
-	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	// A body must arrive within a minute and an idle connection goes after
+	// two: slow or silent clients cannot hold the listener.
+	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	var admin *http.Server
 	if *adminAddr != "" {
 		aln, err := net.Listen("tcp", *adminAddr)
@@ -153,7 +156,7 @@ leaves the rest in the inbox.`, stderr)
 		if host, _, _ := net.SplitHostPort(aln.Addr().String()); !net.ParseIP(host).IsLoopback() {
 			logger.Warn("the admin listener is not on loopback: anyone who reaches it can replay and drop dead letters", "addr", aln.Addr().String())
 		}
-		admin = &http.Server{Handler: r.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		admin = &http.Server{Handler: loopbackHostsOnly(r.AdminHandler()), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = admin.Serve(aln) }()
 		defer admin.Close()
 		fmt.Fprintf(stdout, "engine run: admin on http://%s (/status, /dlq)\n", aln.Addr())
@@ -172,7 +175,9 @@ leaves the rest in the inbox.`, stderr)
 	case <-untilDoneChan(*untilDone, importsDone):
 	}
 	fmt.Fprintln(stdout, "engine run: stopping; in-flight deliveries get", *grace)
-	shutdown, cancel := context.WithTimeout(context.Background(), *grace)
+	r.Drain()
+	deadline := time.Now().Add(*grace)
+	shutdown, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if err := srv.Shutdown(shutdown); err != nil {
 		// Connections still open after the grace (a client that connected
@@ -181,7 +186,7 @@ leaves the rest in the inbox.`, stderr)
 		logger.Warn("closing the listener", "error", err)
 		_ = srv.Close()
 	}
-	r.Stop(*grace)
+	r.Stop(max(time.Until(deadline), time.Second))
 	printCSVSummary(stdout, r.CSVImports())
 	left := store.Pipelines()
 	if len(left) == 0 {
@@ -311,7 +316,7 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 			if terminal {
 				showProgress(stderr, progress)
 			}
-			if len(progress) >= len(imports) && allSettled(progress) {
+			if len(progress) >= len(imports) && allSettled(progress) && csvDrained(r, imports) {
 				if terminal {
 					fmt.Fprintln(stderr)
 				}
@@ -379,4 +384,32 @@ func printCSVSummary(w io.Writer, ps []runner.CSVProgress) {
 		fmt.Fprintf(w, "csv %s (%s): %d rows read, %d queued, %d delivered, %d dead-lettered, %d broken rows, %d already queued before; %s\n",
 			p.File, p.Pipeline, p.Rows, p.Queued, p.Delivered, p.Failed, p.Broken, p.Skipped, state)
 	}
+}
+
+// csvDrained reports whether the CSV pipelines hold no queued rows, rows
+// an earlier run queued included.
+func csvDrained(r *runner.Runner, imports []csvImport) bool {
+	for _, im := range imports {
+		if r.Depth(im.pipeline) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// loopbackHostsOnly refuses requests whose Host is a name rather than a
+// loopback address or an IP: a web page cannot reach the admin listener
+// through DNS rebinding.
+func loopbackHostsOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if host != "localhost" && net.ParseIP(strings.Trim(host, "[]")) == nil {
+			http.Error(w, "the admin listener answers requests to an IP address or localhost only", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

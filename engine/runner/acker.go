@@ -3,6 +3,7 @@ package runner
 import (
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/loyalty-connector/engine/engine/inbox"
 )
@@ -68,10 +69,17 @@ func (a *acker) run() {
 	}
 }
 
+// remove retries a failed removal a few times (a disk full for a moment);
+// what still fails is delivered again after a restart, never lost.
 func (a *acker) remove(seqs []uint64) {
-	if err := a.store.Ack(a.pipeline, seqs...); err != nil {
-		a.log.Error("cannot remove delivered events from the inbox; they may be sent again after a restart", "pipeline", a.pipeline, "events", len(seqs), "error", err)
+	var err error
+	for try := range 5 {
+		if err = a.store.Ack(a.pipeline, seqs...); err == nil {
+			return
+		}
+		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
 	}
+	a.log.Error("cannot remove delivered events from the inbox; they will be sent again after a restart", "pipeline", a.pipeline, "events", len(seqs), "first", seqs[0], "error", err)
 }
 
 // close removes what is queued and stops.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/jsonval"
@@ -36,13 +37,30 @@ type storedRow struct {
 }
 
 // credentialHeaders are never written to disk: they are the caller's
-// secrets, and templates have no business reading them.
+// secrets, and templates have no business reading them. Headers whose
+// names say they carry one (X-Api-Key, X-Auth-Token, X-Webhook-Secret,
+// signatures) are dropped too.
 var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie"}
+
+func isCredentialHeader(name string) bool {
+	n := strings.ToLower(name)
+	for _, word := range []string{"auth", "token", "secret", "key", "password", "signature", "cookie"} {
+		if strings.Contains(n, word) && n != "idempotency-key" {
+			return true
+		}
+	}
+	return false
+}
 
 func newStoredRequest(r *http.Request, params map[string]string) *storedRequest {
 	h := r.Header.Clone()
 	for _, name := range credentialHeaders {
 		h.Del(name)
+	}
+	for name := range h {
+		if isCredentialHeader(name) {
+			delete(h, name)
+		}
 	}
 	return &storedRequest{Method: r.Method, Path: r.URL.Path, Params: params, Query: r.URL.Query(), Headers: h}
 }

@@ -19,6 +19,10 @@ import (
 // readAhead is how many events the feeder reads from disk at a time.
 const readAhead = 256
 
+// deadLetterRetry is how long an event waits when its dead letter could
+// not be stored.
+const deadLetterRetry = 5 * time.Second
+
 // lane delivers one pipeline's events. A feeder reads the inbox in order
 // and hands events to workers; at most `window` events are in memory at
 // once, so a deep inbox costs disk, not memory.
@@ -336,7 +340,11 @@ func (l *lane) failed(it *item, attempt int, out *engine.Outcome) {
 			return
 		}
 	}
-	l.dead(it, attempt, "template", out.Err, out.Request, nil)
+	reason := "template"
+	if len(out.Steps) == 0 && out.Request == nil && out.Reply == nil && strings.HasPrefix(out.Err.Error(), "filter:") {
+		reason = "filter"
+	}
+	l.dead(it, attempt, reason, out.Err, out.Request, nil)
 }
 
 // sendResult is the answer to one target request.
@@ -441,7 +449,7 @@ func (l *lane) ack(it *item, why string) {
 func (l *lane) dead(it *item, attempts int, reason string, cause error, req *engine.Request, res *sendResult) {
 	m := l.r.opts.Masker
 	dl := inbox.DeadLetter{
-		Version: l.p.Version, EventID: it.stored.ID, Event: it.rec.Payload,
+		Version: l.p.Version, EventID: it.stored.ID, Event: []byte(m.String(string(it.rec.Payload))),
 		Reason: reason, Error: m.String(cause.Error()), Attempts: attempts, Received: it.rec.Received,
 	}
 	if req != nil {
@@ -465,11 +473,14 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 	}
 	id, err := l.r.store.DeadLetter(l.p.Name, it.rec.Seq, dl)
 	if err != nil {
-		l.r.log.Error("cannot store a dead letter; the event stays queued", "pipeline", l.p.Name, "event", eventLabel(it), "error", err)
-	} else {
-		l.r.log.Warn("dead-lettered", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
-			"reason", reason, "dead_letter", id, "attempts", attempts, "error", dl.Error)
+		// The event stays queued and in memory: it is tried again in a
+		// while, so a disk that was full for a moment loses nothing.
+		l.r.log.Error("cannot store a dead letter; the event stays queued and will be tried again", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
+		l.later(it, deadLetterRetry)
+		return
 	}
+	l.r.log.Warn("dead-lettered", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
+		"reason", reason, "dead_letter", id, "attempts", attempts, "error", dl.Error)
 	l.r.metrics.deadLettered.WithLabelValues(l.p.Name, reason).Inc()
 	l.r.settledRow(it, false)
 	l.release(it)
@@ -489,6 +500,9 @@ func (c lookupCaller) Call(ctx context.Context, step *engine.Step, req *engine.R
 	}
 	waited, err := gov.Wait(ctx, pool)
 	if err != nil {
+		if l := gov.PausedUntil(); l.After(c.r.clock.Now()) {
+			return nil, fmt.Errorf("%s is paused until %s (the peer asked for it): %w", step.Call.Conn.Name, l.UTC().Format(time.RFC3339), err)
+		}
 		return nil, errStopping
 	}
 	began := time.Now()

@@ -162,11 +162,38 @@ func limitsOf(c *spec.Connection) map[string]delivery.Limit {
 // Start starts the workers. Events left in the inbox by an earlier run are
 // delivered first.
 func (r *Runner) Start() {
+	for name, n := range r.store.Pipelines() {
+		if r.lanes[name] == nil {
+			r.log.Warn("events are queued for a pipeline that is not running; they stay in the inbox until it runs again", "pipeline", name, "events", n)
+		}
+	}
 	for _, l := range r.lanes {
 		l.start()
 	}
+	r.wg.Add(1)
+	go r.pruneSeen()
 	r.ready.Store(true)
 }
+
+// pruneSeen forgets event ids older than the dedupe window, at start and
+// then hourly, so the inbox file does not grow with every id ever seen.
+func (r *Runner) pruneSeen() {
+	defer r.wg.Done()
+	for {
+		if n, err := r.store.PruneSeen(); err != nil {
+			r.log.Warn("cannot forget old event ids", "error", err)
+		} else if n > 0 {
+			r.log.Info("forgot old event ids", "ids", n)
+		}
+		if r.clock.Sleep(r.soft, time.Hour) != nil {
+			return
+		}
+	}
+}
+
+// Drain marks the runner not ready (/readyz answers 503) before a stop,
+// so a load balancer sends no more webhooks.
+func (r *Runner) Drain() { r.ready.Store(false) }
 
 // Stop stops taking new work, lets in-flight deliveries finish for up to
 // grace, then abandons the rest; whatever is not delivered stays in the

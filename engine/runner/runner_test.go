@@ -260,6 +260,7 @@ func TestInboundChecks(t *testing.T) {
 		{"hmac of another body", "POST", "/hooks/track", good, map[string]string{"X-Signature": sign(good + " ")}, 401, "wrong credentials"},
 		{"hmac missing", "POST", "/hooks/track", good, nil, 401, "wrong credentials"},
 		{"not JSON", "POST", "/hooks/tags/" + ana, `{"tags":`, map[string]string{"Authorization": coreBasic}, 400, "not JSON"},
+		{"wrong credentials are refused before the body is read", "POST", "/hooks/tags/" + ana, strings.Repeat("x", 1000), map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("x:y"))}, 401, "wrong credentials"},
 		{"too big", "POST", "/hooks/tags/" + ana, `{"tags":["` + strings.Repeat("x", 300) + `"]}`, map[string]string{"Authorization": coreBasic}, 413, "limit of 256 bytes"},
 		{"wrong method", "GET", "/hooks/tags/" + ana, "", nil, 405, ""},
 		{"health", "GET", "/healthz", "", nil, 200, "ok"},
