@@ -179,3 +179,31 @@ func TestBackoffFullJitter(t *testing.T) {
 		t.Fatalf("waits not spread: %d below half, %d above", low, high)
 	}
 }
+
+// x-ratelimit-remaining and -reset slow a pool live: 5 requests left for
+// 10 s means one every 2 s, whatever the configured limit allows.
+func TestRemainingSpreadsUntilReset(t *testing.T) {
+	c := &fakeClock{t: t0}
+	g := NewGovernor(c, map[string]Limit{"messaging": {Rate: 100, Burst: 10}})
+	g.Observe("messaging", 201, http.Header{"X-Ratelimit-Remaining": {"5"}, "X-Ratelimit-Reset": {strconv.FormatInt(t0.Add(10*time.Second).Unix(), 10)}})
+	var waited time.Duration
+	for range 6 {
+		w, _ := g.Wait(context.Background(), "messaging")
+		waited += w
+	}
+	// The 5 left go at once; the sixth waits for the slowed bucket.
+	if waited < 1900*time.Millisecond || waited > 2100*time.Millisecond {
+		t.Fatalf("six requests waited %v in all, want about 2s", waited)
+	}
+	// After the reset, the configured rate is back.
+	c.mu.Lock()
+	c.t = t0.Add(11 * time.Second)
+	c.mu.Unlock()
+	before := g.Waited()
+	for range 10 {
+		g.Wait(context.Background(), "messaging")
+	}
+	if g.Waited()-before > 100*time.Millisecond {
+		t.Fatalf("after the reset, ten requests waited %v", g.Waited()-before)
+	}
+}

@@ -76,6 +76,18 @@ type bucket struct {
 	// blockedUntil: the peer said this pool's window is spent
 	// (x-ratelimit-remaining 0) until then.
 	blockedUntil time.Time
+	// liveRate, until liveUntil: what the peer says is left of its window
+	// spread over the time to its reset, when that is below the limit.
+	liveRate  float64
+	liveUntil time.Time
+}
+
+// rate is the bucket's rate now.
+func (b *bucket) rate(now time.Time) float64 {
+	if now.Before(b.liveUntil) && b.liveRate < b.limit.Rate {
+		return b.liveRate
+	}
+	return b.limit.Rate
 }
 
 // NewGovernor returns a governor with the given pools; a pool not listed
@@ -132,19 +144,21 @@ func (g *Governor) reserve(pool string) time.Duration {
 		return b.blockedUntil.Sub(now)
 	}
 	burst := float64(max(1, b.limit.Burst))
-	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*b.limit.Rate)
+	rate := b.rate(now)
+	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
 	b.last = now
 	if b.tokens >= 1 {
 		b.tokens--
 		return 0
 	}
-	return time.Duration((1 - b.tokens) / b.limit.Rate * float64(time.Second))
+	return time.Duration((1 - b.tokens) / rate * float64(time.Second))
 }
 
 // Observe feeds an answer back. A Retry-After (on any status) or a 429
 // pauses the whole connection until the time given; x-ratelimit-remaining
-// of 0 blocks the pool until x-ratelimit-reset (braze.md §1). It returns
-// the pause it set, if any.
+// of 0 blocks the pool until x-ratelimit-reset, and a low remaining slows
+// it so the rest lasts until the reset (braze.md §1). It returns the pause
+// it set, if any.
 func (g *Governor) Observe(pool string, status int, h http.Header) time.Duration {
 	now := g.clock.Now()
 	pause := RetryAfter(h.Get("Retry-After"), now)
@@ -165,11 +179,20 @@ func (g *Governor) Observe(pool string, status int, h http.Header) time.Duration
 		}
 		return pause
 	}
-	if b := g.pools[pool]; b != nil && h.Get("X-Ratelimit-Remaining") == "0" {
-		if reset := rateLimitReset(h, now); reset > 0 {
-			b.blockedUntil = now.Add(reset)
-		}
+	b := g.pools[pool]
+	remaining, err := strconv.Atoi(strings.TrimSpace(h.Get("X-Ratelimit-Remaining")))
+	reset := rateLimitReset(h, now)
+	if b == nil || err != nil || reset <= 0 {
+		return 0
 	}
+	if remaining <= 0 {
+		b.blockedUntil = now.Add(reset)
+		return 0
+	}
+	// What is left of the window, spread to its reset: the bucket never
+	// spends in seconds what the peer allows until the window ends.
+	b.liveRate, b.liveUntil = float64(remaining)/reset.Seconds(), now.Add(reset)
+	b.tokens = min(b.tokens, float64(remaining))
 	return 0
 }
 
