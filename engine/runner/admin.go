@@ -114,7 +114,7 @@ func (r *Runner) replayDead(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.lanes[pipeline].wake()
-	r.log.Info("dead letter replayed", "dead_letter", id, "pipeline", pipeline, "queued_as", seq)
+	r.log.Info("dead letter replayed", "dead_letter", id, "pipeline", pipeline, "version", r.version(pipeline), "queued_as", seq)
 	writeJSON(w, http.StatusOK, map[string]any{"replayed": id, "pipeline": pipeline, "queued_as": seq})
 }
 

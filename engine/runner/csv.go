@@ -119,7 +119,7 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 	}
 	if cp.Done {
 		r.csv.update(file, func(p *CSVProgress) { p.Skipped, p.Rows, p.ReadDone = cp.Rows, cp.Rows, true })
-		r.log.Info("this file was imported before; nothing to do", "pipeline", pipeline, "file", file, "rows", cp.Rows)
+		r.log.Info("this file was imported before; nothing to do", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", cp.Rows)
 		return r.csvSnapshot(file), nil
 	}
 	f, err := os.Open(file)
@@ -132,7 +132,7 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 		return fail(err)
 	}
 	if cp.Rows > 0 {
-		r.log.Info("resuming a CSV import", "pipeline", pipeline, "file", file, "after_row", cp.Rows)
+		r.log.Info("resuming a CSV import", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "after_row", cp.Rows)
 	}
 	var chunk []inbox.NewEvent
 	rows := 0
@@ -206,7 +206,7 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 	}
 	r.csv.update(file, func(p *CSVProgress) { p.ReadDone = true })
 	snap := r.csvSnapshot(file)
-	r.log.Info("CSV file read", "pipeline", pipeline, "file", file, "rows", snap.Rows, "queued", snap.Queued, "broken", snap.Broken, "already_queued", snap.Skipped)
+	r.log.Info("CSV file read", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", snap.Rows, "queued", snap.Queued, "broken", snap.Broken, "already_queued", snap.Skipped)
 	return snap, nil
 }
 
@@ -228,7 +228,7 @@ func (r *Runner) brokenRow(pipeline, key string, e *csvfile.RowError) {
 		Event: event, Reason: "csv_row", Error: e.Error(), Received: time.Now(),
 	})
 	if err != nil {
-		r.log.Error("cannot store a broken CSV row as a dead letter", "pipeline", pipeline, "row", e.Number, "error", err)
+		r.log.Error("cannot store a broken CSV row as a dead letter", "pipeline", pipeline, "version", r.version(pipeline), "row", e.Number, "error", err)
 	}
 	r.csv.update(e.File, func(p *CSVProgress) { p.Broken++ })
 	r.log.Warn("broken CSV row", "pipeline", pipeline, "version", p.Version, "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason)
@@ -271,15 +271,15 @@ type fileState struct {
 
 func (r *Runner) watchFolder(ctx context.Context, pipeline, dir string, poll time.Duration) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		r.log.Error("cannot create the CSV inbox folder", "pipeline", pipeline, "folder", dir, "error", err)
+		r.log.Error("cannot create the CSV inbox folder", "pipeline", pipeline, "version", r.version(pipeline), "folder", dir, "error", err)
 		return
 	}
-	r.log.Info("watching for CSV files", "pipeline", pipeline, "folder", dir)
+	r.log.Info("watching for CSV files", "pipeline", pipeline, "version", r.version(pipeline), "folder", dir)
 	last := map[string]fileState{}
 	for {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
-			r.log.Error("cannot read the CSV inbox folder", "pipeline", pipeline, "folder", dir, "error", err)
+			r.log.Error("cannot read the CSV inbox folder", "pipeline", pipeline, "version", r.version(pipeline), "folder", dir, "error", err)
 		}
 		seen := map[string]fileState{}
 		for _, e := range entries {
@@ -319,7 +319,7 @@ func (r *Runner) fileAway(pipeline, dir, name string, importErr error) {
 	}
 	target := filepath.Join(dir, sub)
 	if err := os.MkdirAll(target, 0o755); err != nil {
-		r.log.Error("cannot file an imported CSV away", "pipeline", pipeline, "error", err)
+		r.log.Error("cannot file an imported CSV away", "pipeline", pipeline, "version", r.version(pipeline), "error", err)
 		return
 	}
 	dest := filepath.Join(target, name)
@@ -327,11 +327,11 @@ func (r *Runner) fileAway(pipeline, dir, name string, importErr error) {
 		dest = filepath.Join(target, time.Now().UTC().Format("20060102T150405Z")+"-"+name)
 	}
 	if err := os.Rename(filepath.Join(dir, name), dest); err != nil {
-		r.log.Error("cannot file an imported CSV away", "pipeline", pipeline, "error", err)
+		r.log.Error("cannot file an imported CSV away", "pipeline", pipeline, "version", r.version(pipeline), "error", err)
 		return
 	}
 	if importErr != nil {
 		_ = os.WriteFile(dest+".error.txt", []byte(importErr.Error()+"\n"), 0o644)
-		r.log.Error("CSV file not imported", "pipeline", pipeline, "file", dest, "error", importErr)
+		r.log.Error("CSV file not imported", "pipeline", pipeline, "version", r.version(pipeline), "file", dest, "error", importErr)
 	}
 }

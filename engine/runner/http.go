@@ -147,7 +147,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 		}
 		if got[0].Duplicate {
 			r.metrics.duplicates.WithLabelValues(p.Name).Inc()
-			r.log.Info("repeat of a stored event ignored", "pipeline", p.Name, "event", id)
+			r.log.Info("repeat of a stored event ignored", "pipeline", p.Name, "version", p.Version, "event", id)
 		} else {
 			r.metrics.received.WithLabelValues(p.Name).Inc()
 			lane.wake()

@@ -138,7 +138,7 @@ func (l *lane) feed() {
 	for {
 		recs, err := l.r.store.ReadAfter(l.p.Name, cursor, readAhead)
 		if err != nil {
-			l.r.log.Error("cannot read the inbox; trying again", "pipeline", l.p.Name, "error", err)
+			l.r.log.Error("cannot read the inbox; trying again", "pipeline", l.p.Name, "version", l.p.Version, "error", err)
 			if l.r.clock.Sleep(soft, time.Second) != nil {
 				return
 			}
@@ -426,7 +426,7 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 	}
 	next := l.r.clock.Now().Add(wait)
 	if err := l.r.store.Retry(l.p.Name, it.rec.Seq, attempt, next); err != nil {
-		l.r.log.Error("cannot record a retry; the event stays queued", "pipeline", l.p.Name, "event", eventLabel(it), "error", err)
+		l.r.log.Error("cannot record a retry; the event stays queued", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
 	}
 	it.rec.Attempts, it.rec.NotAfter = attempt, next
 	l.r.metrics.retried.WithLabelValues(l.p.Name).Inc()

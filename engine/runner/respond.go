@@ -60,7 +60,7 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 		defer cancel()
 		reply, err := rs.evaluate(ctx, ev)
 		if err != nil {
-			rs.fail(w, err, resp.Deadline)
+			rs.fail(w, err, resp.Deadline, req.URL.Path)
 			return
 		}
 		writeReply(w, reply, "")
@@ -85,11 +85,11 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 	if entry != nil && now.Sub(entry.stored) < c.TTL+c.Stale {
 		// SessionM is slow or down: an older answer beats none, and says
 		// what it is.
-		rs.r.log.Warn("answering from the cache", "pipeline", rs.p.Name, "version", rs.p.Version, "age", now.Sub(entry.stored).Round(time.Second), "error", rs.r.opts.Masker.String(err.Error()))
+		rs.r.log.Warn("answering from the cache", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "age", now.Sub(entry.stored).Round(time.Second), "error", rs.r.opts.Masker.String(err.Error()))
 		writeReply(w, entry.reply, "stale", ageHeader(now, entry.stored), "110 - \"Response is Stale\"")
 		return
 	}
-	rs.fail(w, err, resp.Deadline)
+	rs.fail(w, err, resp.Deadline, key)
 }
 
 // shared evaluates once per key at a time and caches a 2xx answer.
@@ -184,16 +184,16 @@ func (rs *responder) key(ev *engine.Event, req *http.Request, now time.Time) str
 	return b.String()
 }
 
-func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Duration) {
+func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Duration, key string) {
 	msg := rs.r.opts.Masker.String(err.Error())
 	switch {
 	case errors.Is(err, errFiltered):
 		writeError(w, http.StatusNotFound, msg)
 	case errors.Is(err, context.DeadlineExceeded):
-		rs.r.log.Warn("synchronous pipeline too slow", "pipeline", rs.p.Name, "version", rs.p.Version, "deadline", deadline)
+		rs.r.log.Warn("synchronous pipeline too slow", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "deadline", deadline)
 		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("no answer within %s", deadline))
 	default:
-		rs.r.log.Warn("synchronous pipeline failed", "pipeline", rs.p.Name, "version", rs.p.Version, "error", msg)
+		rs.r.log.Warn("synchronous pipeline failed", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
 		writeError(w, http.StatusBadGateway, msg)
 	}
 }

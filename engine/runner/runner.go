@@ -191,6 +191,14 @@ func (r *Runner) pruneSeen() {
 	}
 }
 
+// version is the running version of a pipeline, for log lines.
+func (r *Runner) version(pipeline string) string {
+	if l := r.lanes[pipeline]; l != nil {
+		return l.p.Version
+	}
+	return ""
+}
+
 // Drain marks the runner not ready (/readyz answers 503) before a stop,
 // so a load balancer sends no more webhooks.
 func (r *Runner) Drain() { r.ready.Store(false) }
