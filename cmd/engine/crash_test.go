@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -46,7 +47,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs processes under load")
 	}
-	h := newCrashHarness(t)
+	h := newCrashHarness(t, crashUsers)
 	first := h.startEngine(0)
 	led := newLedger()
 	var next atomic.Int64
@@ -101,7 +102,7 @@ func TestGracefulStop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs processes under load")
 	}
-	h := newCrashHarness(t)
+	h := newCrashHarness(t, crashUsers)
 	first := h.startEngine(0)
 	led := newLedger()
 	var next atomic.Int64
@@ -146,6 +147,337 @@ func TestGracefulStop(t *testing.T) {
 	h.checkDelivered(second, led, maxDup)
 }
 
+const (
+	csvRows         = 50_000
+	csvUsers        = 5_000 // sandbox --generated-users; row n tags user n%csvUsers
+	csvPipelineFile = "pipelines/segment-csv-to-sessionm-tags.yaml"
+	// csvKillAt is how many tag requests SessionM has answered when the
+	// first engine is killed: some thousands, far from all of them.
+	csvKillAt = 5_000
+	// csvMaxDup bounds the rows sent twice: what the workers
+	// (delivery.concurrency 32) had sent, or had delivered but not yet
+	// removed from the inbox, when the process died.
+	csvMaxDup = 2_000
+	csvCore   = "/sessionm/core/*" // the journal's path filter for SessionM Core
+)
+
+// TestCSVCrashResumes kills the engine with SIGKILL while it imports and
+// delivers a CSV file, then runs it again on the same --data and file
+// with --until-done: the checkpoint says where the import resumes, the
+// inbox holds the rows already queued, and every row must reach SessionM
+// with few sent twice.
+func TestCSVCrashResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes under load")
+	}
+	file := filepath.Join(t.TempDir(), "segment.csv")
+	var csv strings.Builder
+	csv.WriteString("user_id,tag\n")
+	for n := range csvRows {
+		fmt.Fprintf(&csv, "load-%06d,row_%d\n", n%csvUsers, n)
+	}
+	if err := os.WriteFile(file, []byte(csv.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := newCrashHarness(t, csvUsers)
+	h.flags = []string{"--admin-addr", "", "--csv", file}
+	h.pipelines = csvPipelineFile
+	client := &http.Client{Timeout: 30 * time.Second}
+
+	began := time.Now()
+	first := h.launchEngine(0)
+	// Only this engine talks to the sandbox, and only to SessionM Core:
+	// journal ids count its tag requests.
+	if err := waitJournal(client, h.sandbox, csvKillAt, 30*time.Second, first.exited); err != nil {
+		t.Fatalf("%s: %v", first.name, err)
+	}
+	if err := first.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-first.exited
+	var exitErr *exec.ExitError
+	if !errors.As(first.err, &exitErr) || exitErr.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("the first engine did not die of SIGKILL: %v", first.err)
+	}
+	killedAfter := time.Since(began)
+	// Requests the engine had sent finish in the sandbox, which journals
+	// them once answered; then the newest id is what SessionM got before
+	// the kill.
+	time.Sleep(200 * time.Millisecond)
+	page, err := journalPageOf(client, h.sandbox, fmt.Sprintf("path=%s&since=%d&limit=0", csvCore, csvKillAt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sentBeforeKill := int(page.NextSince)
+	if sentBeforeKill >= csvRows {
+		t.Fatalf("SessionM had all %d rows before the kill (%d requests): the import finished too fast for this test; make the CSV bigger or kill earlier", csvRows, sentBeforeKill)
+	}
+	t.Logf("killed after %v, with %d tag requests answered", killedAfter.Round(time.Millisecond), sentBeforeKill)
+
+	restarted := time.Now()
+	second := h.launchEngine(0, "--until-done")
+	leftover := 0 // rows the first run queued and did not deliver
+	if left := leftByLastRun(second.stdout.String()); left != "" {
+		t.Logf("restart: %s", left)
+		if m := regexp.MustCompile(`(\d+)$`).FindStringSubmatch(left); m != nil {
+			leftover = atoi(m[1])
+		}
+	}
+	select {
+	case <-second.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s hangs: still running %v after the restart with --until-done", second.name, time.Since(restarted).Round(time.Second))
+	}
+	finished := time.Since(restarted)
+	if second.err != nil {
+		t.Errorf("%s: %v, want exit 0", second.name, second.err)
+	}
+	if resumed := regexp.MustCompile(`resuming a CSV import.* after_row=(\d+)`).FindStringSubmatch(second.stderr.String()); resumed != nil {
+		t.Logf("the import was under way at the kill: the checkpoint said %s rows queued", resumed[1])
+	} else if strings.Contains(second.stderr.String(), "this file was imported before") {
+		t.Logf("the import had read the whole file at the kill; the inbox held what was left to deliver")
+	}
+	summary := csvSummary(second.stdout.String(), file)
+	if summary == nil {
+		t.Errorf("%s printed no summary line for %s", second.name, file)
+	} else {
+		t.Logf("restart: %s", summary[0])
+		read, queued, delivered, dead, broken, before := atoi(summary[1]), atoi(summary[2]), atoi(summary[3]), atoi(summary[4]), atoi(summary[5]), atoi(summary[6])
+		if summary[7] != "done" || read != csvRows || dead != 0 || broken != 0 || queued+before != csvRows || delivered < queued {
+			t.Errorf("summary: %d rows read, %d queued, %d delivered, %d dead-lettered, %d broken, %d queued before; %s; want %d read, queued + queued before = %d, no failures, done",
+				read, queued, delivered, dead, broken, before, summary[7], csvRows, csvRows)
+		}
+		// Rows left by the first run that are delivered before the import
+		// of this run has begun are not counted in its summary: a figure,
+		// not a loss (the deliveries below are what counts).
+		if delivered != leftover+queued {
+			t.Logf("the summary counts %d delivered; the inbox held %d and %d were queued", delivered, leftover, queued)
+		}
+	}
+	if !strings.Contains(second.stdout.String(), "engine run: stopped; every accepted event was handled") {
+		t.Errorf("%s stopped with events left: %q", second.name, stoppedLine(second.stdout.String()))
+	}
+
+	// What SessionM holds: every row's tag, on its user, expiring.
+	held, misplaced, err := fetchCSVTags(client, h.sandbox)
+	if err != nil {
+		t.Fatalf("reading the deliveries: %v", err)
+	}
+	// What SessionM was sent: POSTs per row, all of them.
+	sent, err := journalCSVPosts(client, h.sandbox)
+	if err != nil {
+		t.Fatalf("reading the journal: %v", err)
+	}
+	var lost, dups []int
+	total, refused := 0, 0
+	for n := range csvRows {
+		if !held[n] {
+			lost = append(lost, n)
+		}
+		if c := sent.posts[n]; c > 1 {
+			dups = append(dups, n)
+		}
+		total += sent.posts[n]
+		refused += sent.posts[n] - sent.ok[n]
+	}
+	dupBoth := 0 // sent before the kill and again after it
+	for _, n := range dups {
+		if sent.firstID[n] <= int64(sentBeforeKill) && sent.lastID[n] > int64(sentBeforeKill) {
+			dupBoth++
+		}
+	}
+	t.Logf("rows %d; sent before the kill %d; requests in all %d (%d not answered 200, %d foreign); held %d; lost %d; sent twice %d (%d across the kill); restart to exit %v",
+		csvRows, sentBeforeKill, total, refused, sent.foreign, len(held), len(lost), len(dups), dupBoth, finished.Round(time.Millisecond))
+	if sent.dropped > 0 {
+		t.Errorf("the sandbox journal dropped %d requests: the duplicates cannot be counted", sent.dropped)
+	}
+	if len(lost) > 0 {
+		var never, failed []int
+		for _, n := range lost {
+			if sent.posts[n] == 0 {
+				never = append(never, n)
+			} else {
+				failed = append(failed, n)
+			}
+		}
+		t.Errorf("LOST: %d rows never reached SessionM: %d never sent (e.g. %v), %d sent without success (e.g. %v)",
+			len(lost), len(never), firstN(never, 20), len(failed), firstN(failed, 20))
+		if out, err := exec.Command(h.bin, "dlq", "list", "--data", h.data).CombinedOutput(); err == nil || len(out) > 0 {
+			t.Logf("engine dlq list:\n%s", tail(string(out), 4000))
+		}
+	}
+	if len(misplaced) > 0 {
+		t.Errorf("%d row tags on the wrong user or not expiring, e.g. %v", len(misplaced), firstN(misplaced, 10))
+	}
+	if sent.foreign > 0 {
+		t.Errorf("%d requests to SessionM Core were not a row's tag POST", sent.foreign)
+	}
+	if len(dups) > 0 {
+		t.Logf("sent more than once: %v", firstN(dups, 20))
+	}
+	if len(dups) > csvMaxDup {
+		t.Errorf("%d rows sent more than once; at most %d can have been in flight at the kill", len(dups), csvMaxDup)
+	}
+}
+
+// waitJournal polls the sandbox journal until SessionM Core has answered
+// n requests (ids count them when nothing else calls the sandbox).
+func waitJournal(client *http.Client, sandbox string, n int, timeout time.Duration, exited <-chan struct{}) error {
+	began := time.Now()
+	for {
+		page, err := journalPageOf(client, sandbox, fmt.Sprintf("path=%s&since=%d&limit=1", csvCore, n-1))
+		if err != nil {
+			return err
+		}
+		if len(page.Requests) > 0 {
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("exited after %d requests to SessionM", page.NextSince)
+		default:
+		}
+		if time.Since(began) > timeout {
+			return fmt.Errorf("only %d requests to SessionM in %v", page.NextSince, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// journalEntry is the part of a /_sandbox/requests entry the tests read.
+type journalEntry struct {
+	ID     int64  `json:"id"`
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	Body   string `json:"body"`
+	Status int    `json:"status"`
+}
+
+type journalAnswer struct {
+	Requests  []journalEntry `json:"requests"`
+	NextSince int64          `json:"next_since"`
+	Dropped   int64          `json:"dropped"`
+}
+
+func journalPageOf(client *http.Client, sandbox, query string) (journalAnswer, error) {
+	var page journalAnswer
+	resp, err := client.Get(sandbox + "/_sandbox/requests?" + query)
+	if err != nil {
+		return page, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return page, fmt.Errorf("GET /_sandbox/requests?%s: HTTP %d", query, resp.StatusCode)
+	}
+	return page, json.NewDecoder(resp.Body).Decode(&page)
+}
+
+// csvPosts is what the journal says SessionM Core was sent, per row.
+type csvPosts struct {
+	posts, ok       map[int]int   // tag POSTs of row n, and those answered 200
+	firstID, lastID map[int]int64 // journal ids of its first and last POST
+	foreign         int           // requests that are no row's tag POST for its user
+	dropped         int64
+}
+
+var csvTagPath = regexp.MustCompile(`^/sessionm/core/priv/v1/apps/[^/]+/external/users/load-(\d{6})/tags$`)
+
+func journalCSVPosts(client *http.Client, sandbox string) (csvPosts, error) {
+	page, err := journalPageOf(client, sandbox, "path="+csvCore+"&limit=0")
+	if err != nil {
+		return csvPosts{}, err
+	}
+	s := csvPosts{posts: map[int]int{}, ok: map[int]int{}, firstID: map[int]int64{}, lastID: map[int]int64{}, dropped: page.Dropped}
+	for _, e := range page.Requests {
+		var body struct {
+			Tags []string `json:"tags"`
+		}
+		m := csvTagPath.FindStringSubmatch(e.Path)
+		n := -1
+		if e.Method == http.MethodPost && m != nil && json.Unmarshal([]byte(e.Body), &body) == nil && len(body.Tags) == 1 {
+			if raw, ok := strings.CutPrefix(body.Tags[0], "row_"); ok {
+				if k, err := strconv.Atoi(raw); err == nil && k >= 0 && k < csvRows && k%csvUsers == atoi(m[1]) {
+					n = k
+				}
+			}
+		}
+		if n < 0 {
+			s.foreign++
+			continue
+		}
+		s.posts[n]++
+		if e.Status == http.StatusOK {
+			s.ok[n]++
+		}
+		if s.firstID[n] == 0 {
+			s.firstID[n] = e.ID
+		}
+		s.lastID[n] = e.ID
+	}
+	return s, nil
+}
+
+// fetchCSVTags reads /_sandbox/deliveries: the rows n whose expiring tag
+// row_n user load-(n%csvUsers) holds, and the row tags found elsewhere or
+// as counters.
+func fetchCSVTags(client *http.Client, sandbox string) (map[int]bool, []string, error) {
+	resp, err := client.Get(sandbox + "/_sandbox/deliveries?limit=0")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, fmt.Errorf("GET /_sandbox/deliveries: HTTP %d", resp.StatusCode)
+	}
+	var got struct {
+		SessionM []struct {
+			ExternalID *string `json:"external_id"`
+			Tags       map[string]struct {
+				Count     int    `json:"count"`
+				ExpiresAt string `json:"expires_at"`
+			} `json:"tags"`
+		} `json:"sessionm"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		return nil, nil, err
+	}
+	held := map[int]bool{}
+	var misplaced []string
+	for _, u := range got.SessionM {
+		ext := ""
+		if u.ExternalID != nil {
+			ext = *u.ExternalID
+		}
+		for name, st := range u.Tags {
+			raw, ok := strings.CutPrefix(name, "row_")
+			if !ok {
+				continue
+			}
+			n, err := strconv.Atoi(raw)
+			if err != nil || n < 0 || n >= csvRows || ext != fmt.Sprintf("load-%06d", n%csvUsers) || st.ExpiresAt == "" {
+				misplaced = append(misplaced, fmt.Sprintf("%s: %s %+v", ext, name, st))
+				continue
+			}
+			held[n] = true
+		}
+	}
+	return held, misplaced, nil
+}
+
+// csvSummary finds engine run's summary line for file: the match and its
+// rows read, queued, delivered, dead-lettered, broken, queued before, and
+// the state.
+func csvSummary(stdout, file string) []string {
+	re := regexp.MustCompile(`(?m)^csv ` + regexp.QuoteMeta(file) +
+		` \([^)]*\): (\d+) rows read, (\d+) queued, (\d+) delivered, (\d+) dead-lettered, (\d+) broken rows, (\d+) already queued before; (.+)$`)
+	return re.FindStringSubmatch(stdout)
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
 // crashHarness is one sandbox process and one data folder, shared by the
 // engine runs of a test.
 type crashHarness struct {
@@ -155,15 +487,21 @@ type crashHarness struct {
 	envFile string
 	data    string
 	runs    int
+	// flags go after the common engine run flags, then the pipelines.
+	flags     []string
+	pipelines string
 }
 
-func newCrashHarness(t *testing.T) *crashHarness {
+// newCrashHarness starts a sandbox with users generated users. Engines run
+// crashPipelines unless the test sets flags and pipelines.
+func newCrashHarness(t *testing.T, users int) *crashHarness {
 	t.Helper()
 	dir := t.TempDir()
-	h := &crashHarness{t: t, bin: buildEngine(t), envFile: filepath.Join(dir, "sandbox.env"), data: filepath.Join(dir, "data")}
+	h := &crashHarness{t: t, bin: buildEngine(t), envFile: filepath.Join(dir, "sandbox.env"), data: filepath.Join(dir, "data"),
+		pipelines: crashPipelines}
 	// Its own process, so that it outlives the engines.
 	sb := startChild(t, "engine sandbox", h.bin, "sandbox", "--addr", "127.0.0.1:0", "--env-out", h.envFile,
-		"--generated-users", strconv.Itoa(crashUsers))
+		"--generated-users", strconv.Itoa(users))
 	if !sb.stdout.waitFor("Stop with Ctrl-C.", sb.exited, 30*time.Second) {
 		t.Fatalf("the sandbox did not start (exit: %v)", sb.exitErr())
 	}
@@ -184,7 +522,30 @@ type engineRun struct {
 
 // startEngine starts engine run on port (0: a free one) and waits until
 // /readyz answers 200. If the port was taken meanwhile, it tries another.
-func (h *crashHarness) startEngine(port int) *engineRun {
+func (h *crashHarness) startEngine(port int, extra ...string) *engineRun {
+	t := h.t
+	t.Helper()
+	e := h.launchEngine(port, extra...)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(e.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return e
+			}
+		}
+		if e.done() || time.Now().After(deadline) {
+			t.Fatalf("%s: /readyz never answered 200 (last: %v; exit: %v)", e.name, err, e.exitErr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// launchEngine starts engine run on port (0: a free one) with h.flags,
+// then extra, then h.pipelines, and waits for its banner only: a run with
+// --until-done may be gone before /readyz could be asked.
+func (h *crashHarness) launchEngine(port int, extra ...string) *engineRun {
 	t := h.t
 	t.Helper()
 	for try := 1; ; try++ {
@@ -193,8 +554,10 @@ func (h *crashHarness) startEngine(port int) *engineRun {
 		}
 		h.runs++
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		c := startChild(t, fmt.Sprintf("engine run #%d", h.runs), h.bin, "run", "--addr", addr, "--data", h.data,
-			"--grace", crashGrace.String(), "--env-file", h.envFile, "--env-file", "examples/sandbox.env", crashPipelines)
+		args := []string{"run", "--addr", addr, "--data", h.data,
+			"--grace", crashGrace.String(), "--env-file", h.envFile, "--env-file", "examples/sandbox.env"}
+		args = append(append(append(args, h.flags...), extra...), h.pipelines)
+		c := startChild(t, fmt.Sprintf("engine run #%d", h.runs), h.bin, args...)
 		if !c.stdout.waitFor("Stop with Ctrl-C.", c.exited, 30*time.Second) {
 			if c.done() && strings.Contains(c.stderr.String(), "cannot listen") && try < 3 {
 				t.Logf("port %d: %s; trying another", port, strings.TrimSpace(c.stderr.String()))
@@ -203,21 +566,7 @@ func (h *crashHarness) startEngine(port int) *engineRun {
 			}
 			t.Fatalf("%s did not start (exit: %v)", c.name, c.exitErr())
 		}
-		e := &engineRun{child: c, port: port, base: "http://" + addr}
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			resp, err := http.Get(e.base + "/readyz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return e
-				}
-			}
-			if c.done() || time.Now().After(deadline) {
-				t.Fatalf("%s: /readyz never answered 200 (last: %v; exit: %v)", c.name, err, c.exitErr())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		return &engineRun{child: c, port: port, base: "http://" + addr}
 	}
 }
 

@@ -75,18 +75,25 @@ func (r *Runner) CSVImports() []CSVProgress {
 	return out
 }
 
-// settledRow counts a CSV row's outcome for its file's progress.
-func (r *Runner) settledRow(it *item, delivered bool) {
+// settledRow counts a CSV row's outcome for its file's progress. Rows an
+// earlier run queued can settle before this run's import of the file has
+// begun, so the record is made here when it is missing.
+func (r *Runner) settledRow(pipeline string, it *item, delivered bool) {
 	if it.stored == nil || it.stored.Row == nil {
 		return
 	}
-	r.csv.update(it.stored.Row.File, func(p *CSVProgress) {
-		if delivered {
-			p.Delivered++
-		} else {
-			p.Failed++
-		}
-	})
+	r.csv.mu.Lock()
+	defer r.csv.mu.Unlock()
+	p := r.csv.files[it.stored.Row.File]
+	if p == nil {
+		p = &CSVProgress{File: it.stored.Row.File, Pipeline: pipeline, Started: time.Now()}
+		r.csv.files[it.stored.Row.File] = p
+	}
+	if delivered {
+		p.Delivered++
+	} else {
+		p.Failed++
+	}
 }
 
 // ImportCSV queues the rows of file for pipeline (a csv source). Each row
@@ -99,9 +106,12 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 	if l == nil || l.p.Source.Type.Kind != spec.CSVSource {
 		return CSVProgress{}, fmt.Errorf("pipeline %q does not read CSV files", pipeline)
 	}
-	progress := &CSVProgress{File: file, Pipeline: pipeline, Started: time.Now()}
 	r.csv.mu.Lock()
-	r.csv.files[file] = progress
+	// A record made by rows of an earlier run settling first is kept, with
+	// their counts; a file imported again starts a new one.
+	if p := r.csv.files[file]; p == nil || p.ReadDone {
+		r.csv.files[file] = &CSVProgress{File: file, Pipeline: pipeline, Started: time.Now()}
+	}
 	r.csv.mu.Unlock()
 	fail := func(err error) (CSVProgress, error) {
 		r.csv.update(file, func(p *CSVProgress) { p.Err, p.ReadDone = err.Error(), true })

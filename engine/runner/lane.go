@@ -441,7 +441,7 @@ func (l *lane) ack(it *item, why string) {
 	l.acks.ack(it.rec.Seq)
 	l.r.log.Debug(why, "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it))
 	l.r.metrics.handled.WithLabelValues(l.p.Name, why).Inc()
-	l.r.settledRow(it, true)
+	l.r.settledRow(l.p.Name, it, true)
 	l.release(it)
 }
 
@@ -482,7 +482,7 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 	l.r.log.Warn("dead-lettered", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
 		"reason", reason, "dead_letter", id, "attempts", attempts, "error", dl.Error)
 	l.r.metrics.deadLettered.WithLabelValues(l.p.Name, reason).Inc()
-	l.r.settledRow(it, false)
+	l.r.settledRow(l.p.Name, it, false)
 	l.release(it)
 }
 
