@@ -210,6 +210,21 @@ func parseTrackAttr(raw json.RawMessage, index int, minor *[]any) (trackAttr, st
 	return a, ""
 }
 
+// requiredString reads a field that must be a non-empty string of at most
+// 255 characters (braze.md §3: event names, product ids).
+func requiredString(f fields, name string) (string, string) {
+	v, present, msg := getString(f, name)
+	switch {
+	case msg != "":
+		return "", msg
+	case !present || v == "":
+		return "", "'" + name + "' is required"
+	case utf8.RuneCountInString(v) > 255:
+		return "", "'" + name + "' is longer than 255 characters"
+	}
+	return v, ""
+}
+
 func parseTrackEvent(raw json.RawMessage, now time.Time) (trackEvent, string) {
 	var ev trackEvent
 	f, ok := asFields(raw)
@@ -221,16 +236,9 @@ func parseTrackEvent(raw json.RawMessage, now time.Time) (trackEvent, string) {
 		return ev, msg
 	}
 	ev.ident = id
-	name, present, msg := getString(f, "name")
-	switch {
-	case msg != "":
+	if ev.ev.Name, msg = requiredString(f, "name"); msg != "" {
 		return ev, msg
-	case !present || name == "":
-		return ev, "'name' is required"
-	case utf8.RuneCountInString(name) > 255:
-		return ev, "'name' is longer than 255 characters"
 	}
-	ev.ev.Name = name
 	if ev.ev.Time, msg = readTime(f, now); msg != "" {
 		return ev, msg
 	}
@@ -254,16 +262,9 @@ func parseTrackPurchase(raw json.RawMessage, now time.Time) (trackPurchase, stri
 		return p, msg
 	}
 	p.ident = id
-	pid, present, msg := getString(f, "product_id")
-	switch {
-	case msg != "":
+	if p.p.ProductID, msg = requiredString(f, "product_id"); msg != "" {
 		return p, msg
-	case !present || pid == "":
-		return p, "'product_id' is required"
-	case utf8.RuneCountInString(pid) > 255:
-		return p, "'product_id' is longer than 255 characters"
 	}
-	p.p.ProductID = pid
 	cur, present, msg := getString(f, "currency")
 	switch {
 	case msg != "":
