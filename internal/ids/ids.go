@@ -54,8 +54,14 @@ func GeneratedSessionMID(i int) string {
 
 // ParseGeneratedSessionMID is the inverse of GeneratedSessionMID: it accepts
 // exactly the spelling GeneratedSessionMID gives (lower-case hex, both
-// numbers equal). Callers check the index against their user count.
-func ParseGeneratedSessionMID(id string) (int, bool) {
+// numbers equal), and only for an index below n, the number of generated
+// users.
+func ParseGeneratedSessionMID(id string, n int) (int, bool) {
+	i, ok := parseGeneratedSessionMID(id)
+	return i, ok && i < n
+}
+
+func parseGeneratedSessionMID(id string) (int, bool) {
 	if len(id) != 36 || id[8:24] != genSessionMMiddle {
 		return 0, false
 	}
@@ -78,9 +84,14 @@ func GeneratedExternalID(i int) string {
 }
 
 // ParseGeneratedExternalID is the inverse of GeneratedExternalID: "load-"
-// and at least six ASCII digits, zero-padded to six and no more. Callers
-// check the index against their user count.
-func ParseGeneratedExternalID(ext string) (int, bool) {
+// and at least six ASCII digits, zero-padded to six and no more; only for
+// an index below n.
+func ParseGeneratedExternalID(ext string, n int) (int, bool) {
+	i, ok := parseGeneratedExternalID(ext)
+	return i, ok && i < n
+}
+
+func parseGeneratedExternalID(ext string) (int, bool) {
 	digits, ok := strings.CutPrefix(ext, "load-")
 	if !ok || len(digits) < 6 || len(digits) > 10 {
 		return 0, false
@@ -105,13 +116,19 @@ func ParseGeneratedExternalID(ext string) (int, bool) {
 func GeneratedEmail(i int) string { return GeneratedExternalID(i) + "@example.com" }
 
 // ParseGeneratedEmail is the inverse of GeneratedEmail; it takes a
-// lower-cased address (emails compare without case in both emulators).
-func ParseGeneratedEmail(email string) (int, bool) {
+// lower-cased address (emails compare without case in both emulators), and
+// answers only for an index below n.
+func ParseGeneratedEmail(email string, n int) (int, bool) {
+	i, ok := parseGeneratedEmail(email)
+	return i, ok && i < n
+}
+
+func parseGeneratedEmail(email string) (int, bool) {
 	local, ok := strings.CutSuffix(email, "@example.com")
 	if !ok {
 		return 0, false
 	}
-	return ParseGeneratedExternalID(local)
+	return parseGeneratedExternalID(local)
 }
 
 // generatedBrazePrefix is "load" in hex.
@@ -130,8 +147,13 @@ func GeneratedBrazeID(i int) string {
 }
 
 // ParseGeneratedBrazeID is the inverse of GeneratedBrazeID (lower-case hex
-// only). Callers check the index against their user count.
-func ParseGeneratedBrazeID(id string) (int, bool) {
+// only), and only for an index below n.
+func ParseGeneratedBrazeID(id string, n int) (int, bool) {
+	i, ok := parseGeneratedBrazeID(id)
+	return i, ok && i < n
+}
+
+func parseGeneratedBrazeID(id string) (int, bool) {
 	rest, ok := strings.CutPrefix(id, generatedBrazePrefix)
 	if !ok || len(rest) != 16 {
 		return 0, false

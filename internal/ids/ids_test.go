@@ -43,13 +43,16 @@ func TestGeneratedFormulas(t *testing.T) {
 				t.Errorf("%s(%d) = %q, want %q", k, i, got[k], want[k])
 			}
 		}
-		parse := map[string]func(string) (int, bool){
+		parse := map[string]func(string, int) (int, bool){
 			"sessionm": ParseGeneratedSessionMID, "external": ParseGeneratedExternalID,
 			"email": ParseGeneratedEmail, "braze": ParseGeneratedBrazeID,
 		}
 		for k, p := range parse {
-			if n, ok := p(want[k]); !ok || n != i {
+			if n, ok := p(want[k], i+1); !ok || n != i {
 				t.Errorf("parse %s %q = %d, %v; want %d", k, want[k], n, ok, i)
+			}
+			if _, ok := p(want[k], i); ok {
+				t.Errorf("parse %s %q accepted with only %d generated users", k, want[k], i)
 			}
 		}
 	}
@@ -73,13 +76,13 @@ func TestParseRefusesOtherSpellings(t *testing.T) {
 		"email":    {"load-000001", "load-000001@example.org", "load-00001@example.com", "LOAD-000001@example.com"},
 		"braze":    {"", "6c6f6164", "6c6f616400000000000000000000000", "6c6f61640000000000000000000000001", "6c6f6164000000000000000A", "7c6f61640000000000000001", "6c6f6164ffffffffffffffff"},
 	}
-	parse := map[string]func(string) (int, bool){
+	parse := map[string]func(string, int) (int, bool){
 		"sessionm": ParseGeneratedSessionMID, "external": ParseGeneratedExternalID,
 		"email": ParseGeneratedEmail, "braze": ParseGeneratedBrazeID,
 	}
 	for k, list := range bad {
 		for _, s := range list {
-			if n, ok := parse[k](s); ok {
+			if n, ok := parse[k](s, 1<<40); ok {
 				t.Errorf("parse %s %q = %d, want refused", k, s, n)
 			}
 		}

@@ -291,7 +291,7 @@ func (s *Seed) validate() error {
 			if ext[u.ExternalID] {
 				return serr(fmt.Sprintf("external_id %q is used twice", u.ExternalID), "users", i, "external_id")
 			}
-			if _, ok := generatedIndex(u.ExternalID, s.Settings.GeneratedUsers); ok {
+			if _, ok := ids.ParseGeneratedExternalID(u.ExternalID, s.Settings.GeneratedUsers); ok {
 				return serr(fmt.Sprintf("external_id %q collides with a generated user", u.ExternalID), "users", i, "external_id")
 			}
 			ext[u.ExternalID] = true
@@ -300,7 +300,7 @@ func (s *Seed) validate() error {
 			if braze[u.BrazeID] {
 				return serr(fmt.Sprintf("braze_id %q is used twice", u.BrazeID), "users", i, "braze_id")
 			}
-			if _, ok := generatedBrazeIndex(u.BrazeID, s.Settings.GeneratedUsers); ok || strings.HasPrefix(u.BrazeID, createdBrazePrefix) {
+			if _, ok := ids.ParseGeneratedBrazeID(u.BrazeID, s.Settings.GeneratedUsers); ok || strings.HasPrefix(u.BrazeID, createdBrazePrefix) {
 				return serr(fmt.Sprintf("braze_id %q collides with the ids the emulator makes up", u.BrazeID), "users", i, "braze_id")
 			}
 			braze[u.BrazeID] = true
@@ -338,12 +338,12 @@ func (s *Seed) validate() error {
 			return serr("all_users cannot be combined with external_ids or braze_ids", "segments", i, "all_users")
 		}
 		for j, id := range sg.ExternalIDs {
-			if _, ok := generatedIndex(id, s.Settings.GeneratedUsers); !ext[id] && !ok {
+			if _, ok := ids.ParseGeneratedExternalID(id, s.Settings.GeneratedUsers); !ext[id] && !ok {
 				return serr(fmt.Sprintf("no user has external_id %q", id), "segments", i, "external_ids", j)
 			}
 		}
 		for j, id := range sg.BrazeIDs {
-			if _, ok := generatedBrazeIndex(id, s.Settings.GeneratedUsers); !braze[id] && !ok {
+			if _, ok := ids.ParseGeneratedBrazeID(id, s.Settings.GeneratedUsers); !braze[id] && !ok {
 				return serr(fmt.Sprintf("no user has braze_id %q", id), "segments", i, "braze_ids", j)
 			}
 		}
@@ -435,27 +435,6 @@ func normalizeYAML(v any) any {
 		return out
 	}
 	return v
-}
-
-// Generated users: external id load-%06d, braze id "6c6f6164" ("load" in
-// hex) + 16 hex digits of the index, email load-%06d@example.com
-// (internal/ids, shared with the SessionM emulator). The parsers take
-// the number of generated users and refuse indexes past it.
-
-func generatedIndex(id string, n int) (int, bool) {
-	i, ok := ids.ParseGeneratedExternalID(id)
-	return i, ok && i < n
-}
-
-func generatedBrazeIndex(id string, n int) (int, bool) {
-	i, ok := ids.ParseGeneratedBrazeID(id)
-	return i, ok && i < n
-}
-
-// generatedEmailIndex takes a lower-cased email.
-func generatedEmailIndex(email string, n int) (int, bool) {
-	i, ok := ids.ParseGeneratedEmail(email)
-	return i, ok && i < n
 }
 
 // createdBrazePrefix starts the braze ids of users the API creates.

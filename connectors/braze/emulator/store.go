@@ -216,7 +216,7 @@ func (s *store) byExternalID(id string, write bool) (*user, bool) {
 	if u := s.byExt[id]; u != nil {
 		return u, true
 	}
-	if i, ok := generatedIndex(id, s.generated); ok {
+	if i, ok := ids.ParseGeneratedExternalID(id, s.generated); ok {
 		return s.generatedUser(i, write), true
 	}
 	return nil, false
@@ -226,7 +226,7 @@ func (s *store) byBrazeID(id string, write bool) (*user, bool) {
 	if u := s.byBraze[id]; u != nil {
 		return u, true
 	}
-	if i, ok := generatedBrazeIndex(id, s.generated); ok {
+	if i, ok := ids.ParseGeneratedBrazeID(id, s.generated); ok {
 		return s.generatedUser(i, write), true
 	}
 	return nil, false
@@ -235,7 +235,7 @@ func (s *store) byBrazeID(id string, write bool) (*user, bool) {
 // byEmailAddr lists the profiles with an email, in creation order.
 func (s *store) byEmailAddr(email string, write bool) []*user {
 	list := s.byEmail[strings.ToLower(email)]
-	if i, ok := generatedEmailIndex(strings.ToLower(email), s.generated); ok {
+	if i, ok := ids.ParseGeneratedEmail(strings.ToLower(email), s.generated); ok {
 		if _, written := s.byGen[i]; !written {
 			list = append(append([]*user(nil), list...), s.generatedUser(i, write))
 		}

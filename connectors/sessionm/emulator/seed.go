@@ -415,21 +415,21 @@ func checkSeed(s *Seed) []seedProblem {
 		}
 	}
 
-	ids, exts, emails := map[string]int{}, map[string]int{}, map[string]int{}
+	seenIDs, exts, emails := map[string]int{}, map[string]int{}, map[string]int{}
 	for i, u := range s.Users {
 		switch {
 		case !uuidRE.MatchString(u.ID):
 			add(fmt.Sprintf("id %q must be a lower-case uuid such as 3c1d7e2a-32f5-11ef-b3e4-0242ac120002", u.ID), "users", i, "id")
-		case isGeneratedID(u.ID, gen):
+		case generatedID(u.ID, gen):
 			add(fmt.Sprintf("id %q is the id of a generated user; pick another", u.ID), "users", i, "id")
 		default:
-			if j, dup := ids[u.ID]; dup {
+			if j, dup := seenIDs[u.ID]; dup {
 				add(fmt.Sprintf("duplicate user id %q (also users[%d])", u.ID, j), "users", i, "id")
 			}
-			ids[u.ID] = i
+			seenIDs[u.ID] = i
 		}
 		if u.ExternalID != "" {
-			if _, ok := parseGeneratedExternalID(u.ExternalID, gen); ok {
+			if _, ok := ids.ParseGeneratedExternalID(u.ExternalID, gen); ok {
 				add(fmt.Sprintf("external_id %q is the external id of a generated user; pick another", u.ExternalID), "users", i, "external_id")
 			} else if j, dup := exts[u.ExternalID]; dup {
 				add(fmt.Sprintf("duplicate external_id %q (also users[%d])", u.ExternalID, j), "users", i, "external_id")
@@ -438,7 +438,7 @@ func checkSeed(s *Seed) []seedProblem {
 		}
 		if u.Email != "" {
 			key := strings.ToLower(u.Email)
-			if _, ok := parseGeneratedEmail(key, gen); ok {
+			if _, ok := ids.ParseGeneratedEmail(key, gen); ok {
 				add(fmt.Sprintf("email %q is the email of a generated user; pick another", u.Email), "users", i, "email")
 			} else if j, dup := emails[key]; dup {
 				add(fmt.Sprintf("duplicate email %q (also users[%d]); emails are unique per tenant", u.Email, j), "users", i, "email")
@@ -521,7 +521,7 @@ func checkSeed(s *Seed) []seedProblem {
 
 	userOffers := map[string]bool{}
 	for _, owner := range slices.Sorted(maps.Keys(s.Wallets)) {
-		if _, byID := ids[owner]; !byID {
+		if _, byID := seenIDs[owner]; !byID {
 			if _, byExt := exts[owner]; !byExt {
 				add(fmt.Sprintf("wallet owner %q is neither the id nor the external_id of a seeded user", owner), "wallets", owner)
 			}
@@ -558,26 +558,8 @@ func GeneratedUserID(i int) string { return ids.GeneratedSessionMID(i) }
 // load-000000 first; the Braze external_id is the same. cmd/loadtest uses it.
 func GeneratedExternalID(i int) string { return ids.GeneratedExternalID(i) }
 
-func isGeneratedID(id string, n int) bool {
-	_, ok := parseGeneratedID(id, n)
+// generatedID reports whether id belongs to one of n generated users.
+func generatedID(id string, n int) bool {
+	_, ok := ids.ParseGeneratedSessionMID(id, n)
 	return ok
-}
-
-// parseGeneratedID is the inverse of GeneratedUserID for i < n.
-func parseGeneratedID(id string, n int) (int, bool) {
-	i, ok := ids.ParseGeneratedSessionMID(id)
-	return i, ok && i < n
-}
-
-// parseGeneratedExternalID is the inverse of GeneratedExternalID for i < n.
-func parseGeneratedExternalID(ext string, n int) (int, bool) {
-	i, ok := ids.ParseGeneratedExternalID(ext)
-	return i, ok && i < n
-}
-
-// parseGeneratedEmail is the inverse of ids.GeneratedEmail for i < n; it
-// takes a lower-cased email.
-func parseGeneratedEmail(email string, n int) (int, bool) {
-	i, ok := ids.ParseGeneratedEmail(email)
-	return i, ok && i < n
 }

@@ -122,7 +122,7 @@ func (e *Emulator) lookupID(id string) (int, bool) {
 	if i, ok := e.idx.byID[id]; ok {
 		return i, true
 	}
-	if g, ok := parseGeneratedID(id, e.nGenerated); ok {
+	if g, ok := ids.ParseGeneratedSessionMID(id, e.nGenerated); ok {
 		return e.nSeeded + g, true
 	}
 	return 0, false
@@ -137,7 +137,7 @@ func (e *Emulator) lookupExt(ext string) (int, bool) {
 	if i, ok := e.idx.byExt[ext]; ok {
 		return i, true
 	}
-	if g, ok := parseGeneratedExternalID(ext, e.nGenerated); ok {
+	if g, ok := ids.ParseGeneratedExternalID(ext, e.nGenerated); ok {
 		i := e.nSeeded + g
 		if st := e.state[i]; st == nil || st.profile == nil || st.profile.externalID == ext {
 			return i, true
@@ -152,7 +152,7 @@ func (e *Emulator) lookupEmail(email string) (int, bool) {
 	if i, ok := e.idx.byEmail[key]; ok {
 		return i, true
 	}
-	if g, ok := parseGeneratedEmail(key, e.nGenerated); ok {
+	if g, ok := ids.ParseGeneratedEmail(key, e.nGenerated); ok {
 		i := e.nSeeded + g
 		if st := e.state[i]; st == nil || st.profile == nil || strings.EqualFold(st.profile.email, email) {
 			return i, true
