@@ -8,6 +8,7 @@
 package inbox
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -90,8 +91,8 @@ func Open(dir string, opts Options) (*Store, error) {
 			}
 		}
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			if p, ok := cutPrefix(name, "queue/"); ok {
-				s.depth[p] = b.Stats().KeyN
+			if p, ok := bytes.CutPrefix(name, []byte("queue/")); ok {
+				s.depth[string(p)] = b.Stats().KeyN
 			}
 			return nil
 		})
@@ -101,13 +102,6 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("reading the inbox %s: %w", path, err)
 	}
 	return s, nil
-}
-
-func cutPrefix(b []byte, prefix string) (string, bool) {
-	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
-		return "", false
-	}
-	return string(b[len(prefix):]), true
 }
 
 // Close closes the file.
@@ -365,7 +359,7 @@ func (s *Store) PruneSeen() (int, error) {
 	pruned := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			if _, ok := cutPrefix(name, "seen/"); !ok {
+			if !bytes.HasPrefix(name, []byte("seen/")) {
 				return nil
 			}
 			c := b.Cursor()

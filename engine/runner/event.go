@@ -36,12 +36,10 @@ type storedRow struct {
 	Values map[string]any `json:"values"`
 }
 
-// credentialHeaders are never written to disk: they are the caller's
-// secrets, and templates have no business reading them. Headers whose
-// names say they carry one (X-Api-Key, X-Auth-Token, X-Webhook-Secret,
-// signatures) are dropped too.
-var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie"}
-
+// isCredentialHeader names the headers never written to disk: the
+// caller's secrets (Authorization, Proxy-Authorization, Cookie, and any
+// whose name says it carries one: X-Api-Key, X-Auth-Token,
+// X-Webhook-Secret, signatures). Templates have no business reading them.
 func isCredentialHeader(name string) bool {
 	n := strings.ToLower(name)
 	for _, word := range []string{"auth", "token", "secret", "key", "password", "signature", "cookie"} {
@@ -54,9 +52,6 @@ func isCredentialHeader(name string) bool {
 
 func newStoredRequest(r *http.Request, params map[string]string) *storedRequest {
 	h := r.Header.Clone()
-	for _, name := range credentialHeaders {
-		h.Del(name)
-	}
 	for name := range h {
 		if isCredentialHeader(name) {
 			delete(h, name)
