@@ -228,7 +228,7 @@ func (r *Runner) Stop(grace time.Duration) {
 	r.cancelHard()
 }
 
-// Lane returns the delivery state of a pipeline, for tests and status.
+// Depth is how many events of pipeline wait in the inbox.
 func (r *Runner) Depth(pipeline string) int { return r.store.Depth(pipeline) }
 
 func (r *Runner) governor(c *spec.Connection) *delivery.Governor {
