@@ -52,7 +52,7 @@ var ErrNoSuchDeadLetter = errors.New("no such dead letter")
 // for an event that never was queued (a broken CSV row) passes seq 0.
 func (s *Store) DeadLetter(pipeline string, seq uint64, dl DeadLetter) (uint64, error) {
 	removed := 0
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.group(func(tx *bolt.Tx) error {
 		removed = 0
 		dead := tx.Bucket(deadBucket)
 		id, err := dead.NextSequence()
@@ -145,38 +145,23 @@ func (s *Store) DropDeadLetter(id uint64) error {
 }
 
 // Requeue puts a dead letter's event back into its pipeline's queue with
-// no attempts counted, and removes the dead letter, in one transaction.
-// The dedupe window does not apply: asking for a replay is deliberate.
+// no attempts counted, and then removes the dead letter. The dedupe window
+// does not apply: asking for a replay is deliberate. A crash between the
+// two steps leaves the event queued and still listed as a dead letter
+// (sent again if replayed again), never in neither place.
 func (s *Store) Requeue(id uint64) (pipeline string, seq uint64, err error) {
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		dead := tx.Bucket(deadBucket)
-		v := dead.Get(seqKey(id))
-		if v == nil {
-			return ErrNoSuchDeadLetter
-		}
-		var dl DeadLetter
-		if err := json.Unmarshal(v, &dl); err != nil {
-			return err
-		}
-		q, err := tx.CreateBucketIfNotExists(queueBucket(dl.Pipeline))
-		if err != nil {
-			return err
-		}
-		if seq, err = q.NextSequence(); err != nil {
-			return err
-		}
-		rec := Record{ID: dl.EventID, Received: s.now(), Payload: dl.Event}
-		if err := q.Put(seqKey(seq), rec.encode()); err != nil {
-			return err
-		}
-		pipeline = dl.Pipeline
-		return dead.Delete(seqKey(id))
-	})
+	dl, err := s.GetDeadLetter(id)
 	if err != nil {
 		return "", 0, err
 	}
-	s.mu.Lock()
-	s.depth[pipeline]++
-	s.mu.Unlock()
-	return pipeline, seq, nil
+	got, err := s.appendEvents(&appendReq{pipeline: dl.Pipeline, replay: true,
+		events: []NewEvent{{ID: dl.EventID, Payload: dl.Event}}})
+	if err != nil {
+		return "", 0, fmt.Errorf("queueing dead letter %d again: %w", id, err)
+	}
+	err = s.group(func(tx *bolt.Tx) error { return tx.Bucket(deadBucket).Delete(seqKey(id)) })
+	if err != nil {
+		return "", 0, fmt.Errorf("dead letter %d is queued again but could not be removed: %w", id, err)
+	}
+	return dl.Pipeline, got[0].Seq, nil
 }

@@ -1,6 +1,8 @@
 // Package inbox is the engine's durable queue: every accepted event is on
 // disk before its sender hears 2xx, and stays there until it is delivered
-// or dead-lettered (DESIGN §2). It is a bbolt file in the data folder.
+// or dead-lettered (DESIGN §2). It is a bbolt file in the data folder, with
+// a journal in front of it that accepted events are written to first
+// (journal.go).
 //
 // Its contract is narrow on purpose (append with a dedupe id, pending,
 // ack, retry-at, dead-letter, depth) so that a NATS JetStream work queue
@@ -16,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -30,6 +33,10 @@ const DefaultDedupeWindow = 24 * time.Hour
 var (
 	deadBucket        = []byte("dead")
 	checkpointsBucket = []byte("checkpoints")
+	// journalBucket holds appliedKey: the last journal epoch whose events
+	// are in bbolt (journal.go).
+	journalBucket = []byte("journal")
+	appliedKey    = []byte("applied")
 )
 
 func queueBucket(pipeline string) []byte { return []byte("queue/" + pipeline) }
@@ -47,15 +54,35 @@ type Options struct {
 }
 
 // Store is the inbox, the dead letters and the CSV checkpoints in one
-// bbolt file.
+// bbolt file, with a journal in front of it for accepted events.
 type Store struct {
 	db     *bolt.DB
 	path   string
 	window time.Duration
 	now    func() time.Time
 
-	mu    sync.Mutex
-	depth map[string]int
+	journalMu sync.Mutex // the journal's file and offset: appender, and seal
+	journal   *journal
+
+	mu           sync.Mutex
+	depth        map[string]int
+	lastSeq      map[string]uint64        // the last seq given out, per pipeline
+	pending      map[string]*pendingQueue // journalled, not yet in bbolt
+	pendingCount int
+	pendingBytes int
+
+	appliedEpoch uint64 // the committer's alone
+	// keepJournal (tests) stops events from moving into bbolt, as if the
+	// engine died before they did: Close then leaves them in the journal.
+	keepJournal atomic.Bool
+
+	appends       chan *appendReq
+	writes        chan write
+	applyNow      chan struct{}
+	closing       chan struct{}
+	closeOnce     sync.Once
+	appenderDone  chan struct{}
+	committerDone chan struct{}
 }
 
 // Open opens (or creates) the inbox in dir. Only one process may hold it:
@@ -72,40 +99,92 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the inbox %s: %w", path, err)
 	}
-	// Many webhook handlers append at once; bbolt's Batch coalesces them
-	// into one transaction and one fsync. A short delay gathers more of
-	// them without adding much latency.
-	db.MaxBatchSize = 2000
-	db.MaxBatchDelay = 2 * time.Millisecond
-	s := &Store{db: db, path: path, window: opts.DedupeWindow, now: opts.Now, depth: map[string]int{}}
+	s := &Store{db: db, path: path, window: opts.DedupeWindow, now: opts.Now,
+		depth: map[string]int{}, lastSeq: map[string]uint64{}, pending: map[string]*pendingQueue{},
+		appends: make(chan *appendReq, maxGroup), writes: make(chan write, maxGroup), applyNow: make(chan struct{}, 1),
+		closing: make(chan struct{}), appenderDone: make(chan struct{}), committerDone: make(chan struct{})}
 	if s.window == 0 {
 		s.window = DefaultDedupeWindow
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{deadBucket, checkpointsBucket} {
+	if err := s.recover(dir, opts.NoSync); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("reading the inbox %s: %w", path, err)
+	}
+	go s.appendLoop()
+	go s.commitLoop()
+	return s, nil
+}
+
+// recover opens the journal, moves into bbolt the events a crash left
+// only there, and counts what is queued.
+func (s *Store) recover(dir string, noSync bool) error {
+	var applied uint64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{deadBucket, checkpointsBucket, journalBucket} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
+		if v := tx.Bucket(journalBucket).Get(appliedKey); len(v) == 8 {
+			applied = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	j, err := openJournal(dir, noSync)
+	if err != nil {
+		return err
+	}
+	// At most two epochs can be unapplied: a sealed one whose move did
+	// not finish, and the one after it.
+	var replay []journalled
+	for e := applied + 1; e <= applied+2; e++ {
+		entries, err := j.read(e)
+		if err != nil {
+			j.close()
+			return err
+		}
+		replay = append(replay, entries...)
+	}
+	if len(replay) > 0 {
+		applied += 2
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			if err := putEvents(tx, replay); err != nil {
+				return err
+			}
+			return tx.Bucket(journalBucket).Put(appliedKey, seqKey(applied))
+		})
+		if err != nil {
+			j.close()
+			return fmt.Errorf("moving journalled events into the inbox: %w", err)
+		}
+	}
+	s.journal, s.appliedEpoch = j, applied
+	j.start(applied + 1)
+	return s.db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			if p, ok := bytes.CutPrefix(name, []byte("queue/")); ok {
 				s.depth[string(p)] = b.Stats().KeyN
+				s.lastSeq[string(p)] = b.Sequence()
 			}
 			return nil
 		})
 	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("reading the inbox %s: %w", path, err)
-	}
-	return s, nil
 }
 
-// Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close finishes the appends and changes already queued, moves the
+// journalled events into bbolt and closes the files.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	<-s.appenderDone
+	<-s.committerDone
+	return errors.Join(s.journal.close(), s.db.Close())
+}
 
 // Path is the inbox file.
 func (s *Store) Path() string { return s.path }
@@ -117,12 +196,15 @@ type Record struct {
 	Received time.Time
 	Attempts int       // delivery attempts made so far
 	NotAfter time.Time // zero, or the earliest time of the next attempt
-	Payload  []byte    // the event, as the engine encoded it
+	Payload  []byte    // the event, as the engine encoded it; read-only (it may be the inbox's own copy)
 }
 
 // encode: attempts, received, next attempt (unix nanos), id, payload.
 func (r *Record) encode() []byte {
-	b := make([]byte, 0, 3*binary.MaxVarintLen64+len(r.ID)+len(r.Payload)+binary.MaxVarintLen32)
+	return r.appendEncoded(make([]byte, 0, 3*binary.MaxVarintLen64+len(r.ID)+len(r.Payload)+binary.MaxVarintLen32))
+}
+
+func (r *Record) appendEncoded(b []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(r.Attempts))
 	b = binary.AppendVarint(b, r.Received.UnixNano())
 	b = binary.AppendVarint(b, unixNano(r.NotAfter))
@@ -191,62 +273,14 @@ type Appended struct {
 }
 
 // Append stores events for pipeline durably and returns when they are on
-// disk. Concurrent calls share one transaction and one fsync (group
-// commit). An event whose id was seen inside the dedupe window is not
-// stored again.
+// disk (in the journal). Concurrent calls share one write and one fsync
+// (group commit). An event whose id was seen inside the dedupe window is
+// not stored again.
 func (s *Store) Append(pipeline string, events ...NewEvent) ([]Appended, error) {
-	now := s.now()
-	var out []Appended
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		// Batch may run this more than once; only the last run counts.
-		out = make([]Appended, len(events))
-		q, err := tx.CreateBucketIfNotExists(queueBucket(pipeline))
-		if err != nil {
-			return err
-		}
-		seen, err := tx.CreateBucketIfNotExists(seenBucket(pipeline))
-		if err != nil {
-			return err
-		}
-		for i, ev := range events {
-			if ev.ID != "" {
-				if v := seen.Get([]byte(ev.ID)); len(v) == 16 && now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(v)))) < s.window {
-					out[i] = Appended{Seq: binary.BigEndian.Uint64(v[8:]), Duplicate: true}
-					continue
-				}
-			}
-			seq, err := q.NextSequence()
-			if err != nil {
-				return err
-			}
-			rec := Record{ID: ev.ID, Received: now, Payload: ev.Payload}
-			if err := q.Put(seqKey(seq), rec.encode()); err != nil {
-				return err
-			}
-			if ev.ID != "" {
-				var v [16]byte
-				binary.BigEndian.PutUint64(v[:8], uint64(now.UnixNano()))
-				binary.BigEndian.PutUint64(v[8:], seq)
-				if err := seen.Put([]byte(ev.ID), v[:]); err != nil {
-					return err
-				}
-			}
-			out[i] = Appended{Seq: seq}
-		}
-		return nil
-	})
+	out, err := s.appendEvents(&appendReq{pipeline: pipeline, events: events})
 	if err != nil {
 		return nil, fmt.Errorf("storing the event in the inbox: %w", err)
 	}
-	added := 0
-	for _, a := range out {
-		if !a.Duplicate {
-			added++
-		}
-	}
-	s.mu.Lock()
-	s.depth[pipeline] += added
-	s.mu.Unlock()
 	return out, nil
 }
 
@@ -256,26 +290,65 @@ func (s *Store) Append(pipeline string, events ...NewEvent) ([]Appended, error) 
 // ReadAfter(p, 0, math.MaxInt) is everything a restarted engine must
 // still deliver.
 func (s *Store) ReadAfter(pipeline string, after uint64, max int) ([]Record, error) {
-	var out []Record
+	// The journalled events first: one the committer moves into bbolt
+	// meanwhile is then found in both, never in neither.
+	var journalled []Record
+	s.mu.Lock()
+	if pq := s.pending[pipeline]; pq != nil {
+		for _, e := range pq.entries {
+			if len(journalled) == max {
+				break
+			}
+			if e.rec.Seq > after {
+				journalled = append(journalled, e.rec)
+			}
+		}
+	}
+	s.mu.Unlock()
+	var stored []Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		q := tx.Bucket(queueBucket(pipeline))
 		if q == nil {
 			return nil
 		}
 		c := q.Cursor()
-		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(stored) < max; k, v = c.Next() {
 			r, err := decodeRecord(binary.BigEndian.Uint64(k), v)
 			if err != nil {
 				return fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
 			}
-			out = append(out, r)
+			stored = append(stored, r)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading the inbox of %s: %w", pipeline, err)
 	}
-	return out, nil
+	return mergeBySeq(stored, journalled, max), nil
+}
+
+// mergeBySeq merges two seq-ordered lists, up to max records; a seq in
+// both is taken from stored, which has its latest attempts.
+func mergeBySeq(stored, journalled []Record, max int) []Record {
+	if len(journalled) == 0 {
+		return stored
+	}
+	out := make([]Record, 0, min(max, len(stored)+len(journalled)))
+	i, j := 0, 0
+	for len(out) < max && (i < len(stored) || j < len(journalled)) {
+		switch {
+		case j == len(journalled) || (i < len(stored) && stored[i].Seq < journalled[j].Seq):
+			out = append(out, stored[i])
+			i++
+		case i == len(stored) || journalled[j].Seq < stored[i].Seq:
+			out = append(out, journalled[j])
+			j++
+		default:
+			out = append(out, stored[i])
+			i, j = i+1, j+1
+		}
+	}
+	return out
 }
 
 // Pipelines lists the pipelines that have events queued.
@@ -301,7 +374,7 @@ func (s *Store) Depth(pipeline string) int {
 // Ack removes delivered events.
 func (s *Store) Ack(pipeline string, seqs ...uint64) error {
 	removed := 0
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.group(func(tx *bolt.Tx) error {
 		removed = 0
 		q := tx.Bucket(queueBucket(pipeline))
 		if q == nil {
@@ -331,7 +404,7 @@ func (s *Store) Ack(pipeline string, seqs ...uint64) error {
 // Retry records an attempt that failed and when the next may be made, so
 // a restarted engine keeps counting and does not retry early.
 func (s *Store) Retry(pipeline string, seq uint64, attempts int, next time.Time) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.group(func(tx *bolt.Tx) error {
 		q := tx.Bucket(queueBucket(pipeline))
 		if q == nil {
 			return nil
@@ -401,7 +474,7 @@ func (s *Store) Checkpoint(key string, into any) (bool, error) {
 
 // SetCheckpoint stores v under key; nil deletes it.
 func (s *Store) SetCheckpoint(key string, v any) error {
-	return s.db.Batch(func(tx *bolt.Tx) error {
+	return s.group(func(tx *bolt.Tx) error {
 		b := tx.Bucket(checkpointsBucket)
 		if v == nil {
 			return b.Delete([]byte(key))

@@ -1,0 +1,457 @@
+package inbox
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Two goroutines write: the appender puts accepted events in the journal
+// (one write and one sync for all the appends waiting), and the committer
+// runs every bbolt change (acks, retries, dead letters, checkpoints) in
+// shared transactions, moving the journalled events into bbolt first.
+// Neither gathers for a fixed delay: each takes whatever queued while its
+// previous write was syncing, so a lone webhook pays one sync, and under
+// load the groups grow by themselves.
+
+const (
+	// maxGroup and maxGroupBytes bound how much shares one write, so the
+	// wait of everyone in it (and the journal's buffer) stays small under a
+	// flood.
+	maxGroup      = 2000
+	maxGroupBytes = 8 << 20
+	// The committer moves journalled events into bbolt with the next change
+	// (acks come often while events are delivered), and otherwise once they
+	// are this old or this many, so the journal and the memory that mirrors
+	// it stay small when nothing is delivered (a paused connection).
+	applyEvery = 200 * time.Millisecond
+	applyCount = 20000
+	applyBytes = 16 << 20
+)
+
+var errClosed = errors.New("the inbox is closed")
+
+// appendReq is one Append call.
+type appendReq struct {
+	pipeline string
+	events   []NewEvent
+	// replay skips the dedupe check: a dead letter sent again on purpose.
+	replay bool
+	out    []Appended
+	err    error
+	done   chan struct{}
+}
+
+// write is one caller's bbolt change, run inside a shared transaction.
+type write struct {
+	fn   func(*bolt.Tx) error
+	done chan error
+}
+
+// pendingQueue is a pipeline's journalled events not yet in bbolt, in seq
+// order (so in epoch order), and their dedupe ids.
+type pendingQueue struct {
+	entries []journalled
+	ids     map[string]uint64
+}
+
+func (s *Store) appendEvents(req *appendReq) ([]Appended, error) {
+	req.done = make(chan struct{})
+	select {
+	case s.appends <- req:
+	case <-s.closing:
+		return nil, errClosed
+	}
+	select {
+	case <-req.done:
+	case <-s.appenderDone:
+		// The appender answers every request it took before it stops.
+		select {
+		case <-req.done:
+		default:
+			return nil, errClosed
+		}
+	}
+	return req.out, req.err
+}
+
+func (s *Store) appendLoop() {
+	defer close(s.appenderDone)
+	var group []*appendReq
+	for {
+		select {
+		case req := <-s.appends:
+			group = append(group[:0], req)
+		case <-s.closing:
+			for {
+				select {
+				case req := <-s.appends:
+					s.appendGroup([]*appendReq{req})
+				default:
+					return
+				}
+			}
+		}
+		events, size := len(group[0].events), group[0].size()
+	gather:
+		for events < maxGroup && size < maxGroupBytes {
+			select {
+			case req := <-s.appends:
+				group = append(group, req)
+				events += len(req.events)
+				size += req.size()
+			default:
+				break gather
+			}
+		}
+		s.appendGroup(group)
+	}
+}
+
+// appendGroup journals the new events of group and answers each request.
+func (s *Store) appendGroup(group []*appendReq) {
+	now := s.now()
+	s.journalMu.Lock()
+	defer s.journalMu.Unlock()
+
+	// Repeats: first among the journalled events, then in bbolt. In that
+	// order: the committer drops events from pending only after bbolt has
+	// them, so an id is always found in one of the two.
+	type idKey struct{ pipeline, id string }
+	groupIDs := map[idKey]uint64{}
+	var toCheck []idKey
+	s.mu.Lock()
+	for _, req := range group {
+		req.out = make([]Appended, len(req.events))
+		if req.replay {
+			continue
+		}
+		for i, ev := range req.events {
+			if ev.ID == "" {
+				continue
+			}
+			if seq, ok := s.pending[req.pipeline].lookup(ev.ID); ok {
+				req.out[i] = Appended{Seq: seq, Duplicate: true}
+			} else {
+				toCheck = append(toCheck, idKey{req.pipeline, ev.ID})
+			}
+		}
+	}
+	s.mu.Unlock()
+	inBolt := map[idKey]uint64{}
+	if len(toCheck) > 0 {
+		err := s.db.View(func(tx *bolt.Tx) error {
+			for _, k := range toCheck {
+				if seen := tx.Bucket(seenBucket(k.pipeline)); seen != nil {
+					if v := seen.Get([]byte(k.id)); len(v) == 16 && now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(v)))) < s.window {
+						inBolt[k] = binary.BigEndian.Uint64(v[8:])
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			s.failAppends(group, err)
+			return
+		}
+	}
+
+	var entries []journalled
+	s.mu.Lock()
+	for _, req := range group {
+		for i, ev := range req.events {
+			if req.out[i].Duplicate {
+				continue
+			}
+			k := idKey{req.pipeline, ev.ID}
+			if ev.ID != "" && !req.replay {
+				seq, ok := inBolt[k]
+				if !ok {
+					seq, ok = groupIDs[k]
+				}
+				if ok {
+					req.out[i] = Appended{Seq: seq, Duplicate: true}
+					continue
+				}
+			}
+			s.lastSeq[req.pipeline]++
+			seq := s.lastSeq[req.pipeline]
+			if ev.ID != "" {
+				groupIDs[k] = seq
+			}
+			req.out[i] = Appended{Seq: seq}
+			entries = append(entries, journalled{pipeline: req.pipeline, rec: Record{
+				Seq: seq, ID: ev.ID, Received: now, Payload: append([]byte(nil), ev.Payload...),
+			}})
+		}
+	}
+	s.mu.Unlock()
+
+	if len(entries) > 0 {
+		if err := s.journal.write(entries); err != nil {
+			// The seqs taken stay unused; a gap is harmless.
+			s.failAppends(group, err)
+			return
+		}
+	}
+	s.mu.Lock()
+	for _, e := range entries {
+		pq := s.pending[e.pipeline]
+		if pq == nil {
+			pq = &pendingQueue{ids: map[string]uint64{}}
+			s.pending[e.pipeline] = pq
+		}
+		pq.entries = append(pq.entries, e)
+		if e.rec.ID != "" {
+			pq.ids[e.rec.ID] = e.rec.Seq
+		}
+		s.depth[e.pipeline]++
+		s.pendingCount++
+		s.pendingBytes += len(e.rec.Payload) + len(e.rec.ID)
+	}
+	full := s.pendingCount >= applyCount || s.pendingBytes >= applyBytes
+	s.mu.Unlock()
+	for _, req := range group {
+		close(req.done)
+	}
+	if full {
+		select {
+		case s.applyNow <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (req *appendReq) size() int {
+	n := 0
+	for _, ev := range req.events {
+		n += len(ev.Payload) + len(ev.ID)
+	}
+	return n
+}
+
+func (s *Store) failAppends(group []*appendReq, err error) {
+	for _, req := range group {
+		req.out, req.err = nil, err
+		close(req.done)
+	}
+}
+
+func (pq *pendingQueue) lookup(id string) (uint64, bool) {
+	if pq == nil {
+		return 0, false
+	}
+	seq, ok := pq.ids[id]
+	return seq, ok
+}
+
+// group runs fn in a bbolt transaction shared with every other change that
+// is waiting, after the journalled events, and returns when that
+// transaction is on disk. fn may run more than once (when another change of
+// its group fails, each is run again on its own), so it must set its
+// results afresh each time.
+func (s *Store) group(fn func(*bolt.Tx) error) error {
+	w := write{fn: fn, done: make(chan error, 1)}
+	select {
+	case s.writes <- w:
+	case <-s.closing:
+		return errClosed
+	}
+	select {
+	case err := <-w.done:
+		return err
+	case <-s.committerDone:
+		select {
+		case err := <-w.done:
+			return err
+		default:
+			return errClosed
+		}
+	}
+}
+
+func (s *Store) commitLoop() {
+	defer close(s.committerDone)
+	tick := time.NewTicker(applyEvery)
+	defer tick.Stop()
+	pending := make([]write, 0, maxGroup)
+	for {
+		select {
+		case w := <-s.writes:
+			pending = append(pending[:0], w)
+		case <-s.applyNow:
+			s.commitGroup(nil)
+			continue
+		case <-tick.C:
+			s.mu.Lock()
+			idle := s.pendingCount == 0
+			s.mu.Unlock()
+			if !idle {
+				s.commitGroup(nil)
+			}
+			continue
+		case <-s.closing:
+			// Appends still queued are journalled first, then everything
+			// goes into bbolt, so the journal is empty when the file closes.
+			<-s.appenderDone
+			for {
+				select {
+				case w := <-s.writes:
+					s.commitGroup([]write{w})
+				default:
+					s.commitGroup(nil)
+					return
+				}
+			}
+		}
+	gather:
+		for len(pending) < maxGroup {
+			select {
+			case w := <-s.writes:
+				pending = append(pending, w)
+			default:
+				break gather
+			}
+		}
+		s.commitGroup(pending)
+	}
+}
+
+// commitGroup moves the journalled events into bbolt and runs the group's
+// changes, in one transaction.
+func (s *Store) commitGroup(group []write) {
+	sealed, moving := s.seal()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := s.applyJournalled(tx, sealed, moving); err != nil {
+			return err
+		}
+		for _, w := range group {
+			if err := w.fn(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		s.applied(sealed)
+	} else if len(group) > 0 {
+		// A change failed and took the others down with it. Move the
+		// events on their own, then give each change its own transaction,
+		// so only the failing one hears about it.
+		err = s.db.Update(func(tx *bolt.Tx) error { return s.applyJournalled(tx, sealed, moving) })
+		if err == nil {
+			s.applied(sealed)
+			for _, w := range group {
+				w.done <- s.db.Update(w.fn)
+			}
+			return
+		}
+	}
+	for _, w := range group {
+		w.done <- err
+	}
+}
+
+// seal ends the journal epoch being written, when it holds events and the
+// one before it is in bbolt, and returns the newest epoch that is not in
+// bbolt yet with the events to move. An epoch whose move failed stays
+// sealed and is tried again; its file is not reused until then.
+func (s *Store) seal() (uint64, []journalled) {
+	if s.keepJournal.Load() {
+		return s.appliedEpoch, nil
+	}
+	s.journalMu.Lock()
+	if s.journal.off > 0 && s.appliedEpoch == s.journal.epoch-1 {
+		s.journal.start(s.journal.epoch + 1)
+	}
+	sealed := s.journal.epoch - 1
+	s.journalMu.Unlock()
+	if sealed == s.appliedEpoch {
+		return sealed, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var moving []journalled
+	for _, pq := range s.pending {
+		for _, e := range pq.entries {
+			if e.epoch > sealed {
+				break
+			}
+			moving = append(moving, e)
+		}
+	}
+	return sealed, moving
+}
+
+// applyJournalled puts the moving events in their queues and their ids in
+// the dedupe index, and records that the sealed epoch is applied.
+func (s *Store) applyJournalled(tx *bolt.Tx, sealed uint64, moving []journalled) error {
+	if sealed == s.appliedEpoch {
+		return nil
+	}
+	if err := putEvents(tx, moving); err != nil {
+		return err
+	}
+	return tx.Bucket(journalBucket).Put(appliedKey, seqKey(sealed))
+}
+
+func putEvents(tx *bolt.Tx, events []journalled) error {
+	for _, e := range events {
+		q, err := tx.CreateBucketIfNotExists(queueBucket(e.pipeline))
+		if err != nil {
+			return err
+		}
+		if err := q.Put(seqKey(e.rec.Seq), e.rec.encode()); err != nil {
+			return err
+		}
+		if e.rec.Seq > q.Sequence() {
+			// The next Open starts numbering after it.
+			if err := q.SetSequence(e.rec.Seq); err != nil {
+				return err
+			}
+		}
+		if e.rec.ID == "" {
+			continue
+		}
+		seen, err := tx.CreateBucketIfNotExists(seenBucket(e.pipeline))
+		if err != nil {
+			return err
+		}
+		var v [16]byte
+		binary.BigEndian.PutUint64(v[:8], uint64(e.rec.Received.UnixNano()))
+		binary.BigEndian.PutUint64(v[8:], e.rec.Seq)
+		if err := seen.Put([]byte(e.rec.ID), v[:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applied drops the moved events from memory once bbolt has them.
+func (s *Store) applied(sealed uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sealed == s.appliedEpoch {
+		return
+	}
+	s.appliedEpoch = sealed
+	for name, pq := range s.pending {
+		n := 0
+		for n < len(pq.entries) && pq.entries[n].epoch <= sealed {
+			e := pq.entries[n]
+			if e.rec.ID != "" && pq.ids[e.rec.ID] == e.rec.Seq {
+				delete(pq.ids, e.rec.ID)
+			}
+			s.pendingCount--
+			s.pendingBytes -= len(e.rec.Payload) + len(e.rec.ID)
+			n++
+		}
+		if n == len(pq.entries) {
+			delete(s.pending, name)
+			continue
+		}
+		pq.entries = append(pq.entries[:0:0], pq.entries[n:]...)
+	}
+}

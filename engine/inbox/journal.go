@@ -1,0 +1,180 @@
+package inbox
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// The journal is where an accepted event becomes durable. A bbolt commit
+// writes every page the change touched (the queue, the dedupe index, whose
+// random ids land on random pages) and syncs twice; measured here it took
+// about 1 ms at the median and 6 ms at p99 under load, and a webhook waits
+// for one or two of them. Appending the events to a file and syncing once
+// takes about 0.2 ms. So Append writes to the journal, and the committer
+// moves journalled events into bbolt later, many at a time, in the same
+// transaction as the next ack or retry (see commit.go).
+//
+// The journal is two files used in turn, one per epoch: epoch e is written
+// to inbox.wal.<e%2>. To move events into bbolt, the committer seals the
+// current epoch (new appends go to the other file, from its start), copies
+// the sealed epoch's events into bbolt and records, in that transaction,
+// that the epoch is applied. A file is reused only after its epoch is
+// applied. After a crash, Open replays the epochs after the applied one.
+//
+// Each entry: length (4 bytes), CRC-32C of the body (4), body: epoch,
+// pipeline, seq and the encoded record. Reading stops at the first entry
+// that is short, damaged or of another epoch: a torn write at a crash (its
+// event was never acknowledged), or an older epoch's entries left behind
+// in a reused file.
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// maxJournalEntry bounds one entry, so a damaged length cannot make Open
+// allocate gigabytes. Events are limited far below this by source.max_body.
+const maxJournalEntry = 64 << 20
+
+// journalled is an event in the journal, not yet in bbolt.
+type journalled struct {
+	pipeline string
+	epoch    uint64
+	rec      Record
+}
+
+type journal struct {
+	files  [2]*os.File
+	epoch  uint64 // being written
+	off    int64  // where the next entry goes in files[epoch%2]
+	noSync bool
+	buf    []byte
+}
+
+func journalPath(dir string, i int) string {
+	return filepath.Join(dir, fmt.Sprintf("inbox.wal.%d", i))
+}
+
+func openJournal(dir string, noSync bool) (*journal, error) {
+	j := &journal{noSync: noSync}
+	for i := range j.files {
+		f, err := os.OpenFile(journalPath(dir, i), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			j.close()
+			return nil, fmt.Errorf("opening the inbox journal: %w", err)
+		}
+		j.files[i] = f
+	}
+	return j, nil
+}
+
+func (j *journal) close() error {
+	var errs []error
+	for _, f := range j.files {
+		if f != nil {
+			errs = append(errs, f.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// start makes epoch the one written next, from the start of its file.
+func (j *journal) start(epoch uint64) {
+	j.epoch, j.off = epoch, 0
+}
+
+// write appends entries of the current epoch and syncs them. On error
+// nothing counts as written: the next write starts at the same place.
+func (j *journal) write(entries []journalled) error {
+	b := j.buf[:0]
+	for i := range entries {
+		e := &entries[i]
+		e.epoch = j.epoch
+		start := len(b)
+		b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
+		b = binary.AppendUvarint(b, e.epoch)
+		b = binary.AppendUvarint(b, uint64(len(e.pipeline)))
+		b = append(b, e.pipeline...)
+		b = binary.AppendUvarint(b, e.rec.Seq)
+		b = e.rec.appendEncoded(b)
+		body := b[start+8:]
+		binary.LittleEndian.PutUint32(b[start:], uint32(len(body)))
+		binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(body, crcTable))
+	}
+	j.buf = b
+	f := j.files[j.epoch%2]
+	if _, err := f.WriteAt(b, j.off); err != nil {
+		return fmt.Errorf("writing the inbox journal: %w", err)
+	}
+	if !j.noSync {
+		if err := syncData(f); err != nil {
+			return fmt.Errorf("syncing the inbox journal: %w", err)
+		}
+	}
+	j.off += int64(len(b))
+	return nil
+}
+
+// read returns the entries of epoch in its file, up to the first that is
+// short, damaged or of another epoch.
+func (j *journal) read(epoch uint64) ([]journalled, error) {
+	f := j.files[epoch%2]
+	var out []journalled
+	var head [8]byte
+	for off := int64(0); ; {
+		if _, err := f.ReadAt(head[:], off); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return out, fmt.Errorf("reading the inbox journal: %w", err)
+		}
+		n := binary.LittleEndian.Uint32(head[:4])
+		if n == 0 || n > maxJournalEntry {
+			return out, nil
+		}
+		body := make([]byte, n)
+		if _, err := f.ReadAt(body, off+8); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return out, fmt.Errorf("reading the inbox journal: %w", err)
+		}
+		if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(head[4:]) {
+			return out, nil
+		}
+		e, ok := decodeJournalled(body)
+		if !ok || e.epoch != epoch {
+			return out, nil
+		}
+		out = append(out, e)
+		off += 8 + int64(n)
+	}
+}
+
+func decodeJournalled(b []byte) (journalled, bool) {
+	var e journalled
+	epoch, n := binary.Uvarint(b)
+	if n <= 0 {
+		return e, false
+	}
+	b = b[n:]
+	nameLen, n := binary.Uvarint(b)
+	if n <= 0 || uint64(len(b)-n) < nameLen {
+		return e, false
+	}
+	b = b[n:]
+	e.epoch, e.pipeline = epoch, string(b[:nameLen])
+	b = b[nameLen:]
+	seq, n := binary.Uvarint(b)
+	if n <= 0 {
+		return e, false
+	}
+	rec, err := decodeRecord(seq, b[n:])
+	if err != nil {
+		return e, false
+	}
+	e.rec = rec
+	return e, true
+}

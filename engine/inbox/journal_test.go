@@ -1,0 +1,239 @@
+package inbox
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+)
+
+func payloads(recs []Record) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, string(r.Payload))
+	}
+	return out
+}
+
+func mustAppend(t *testing.T, s *Store, pipeline string, events ...NewEvent) []Appended {
+	t.Helper()
+	got, err := s.Append(pipeline, events...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func ev(id, payload string) NewEvent { return NewEvent{ID: id, Payload: []byte(payload)} }
+
+// An engine that dies with events only in the journal finds them queued
+// when it starts again, with their ids still recognised.
+func TestJournalledEventsSurviveACrash(t *testing.T) {
+	dir, c := t.TempDir(), &clock{t: t0}
+	s := open(t, dir, c)
+	s.keepJournal.Store(true)
+	mustAppend(t, s, "f1", ev("a", "1"), ev("", "2"))
+	mustAppend(t, s, "f4", ev("x", "3"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t, dir, c)
+	defer s.Close()
+	if s.Depth("f1") != 2 || s.Depth("f4") != 1 {
+		t.Fatalf("depth after the crash: f1 %d, f4 %d", s.Depth("f1"), s.Depth("f4"))
+	}
+	recs, err := s.ReadAfter("f1", 0, math.MaxInt)
+	if err != nil || !slices.Equal(payloads(recs), []string{"1", "2"}) || recs[0].ID != "a" || recs[1].Seq != 2 {
+		t.Fatalf("f1 after the crash: %+v %v", recs, err)
+	}
+	if got := mustAppend(t, s, "f1", ev("a", "again")); !got[0].Duplicate || got[0].Seq != 1 {
+		t.Fatalf("a repeat of a recovered id: %+v", got)
+	}
+	if got := mustAppend(t, s, "f1", ev("b", "4")); got[0].Seq != 3 {
+		t.Fatalf("numbering after the crash: %+v", got)
+	}
+}
+
+// A torn write (the engine died inside it, so its sender never heard 2xx)
+// ends the journal; what came before it is kept.
+func TestJournalTornTail(t *testing.T) {
+	dir, c := t.TempDir(), &clock{t: t0}
+	s := open(t, dir, c)
+	s.keepJournal.Store(true)
+	mustAppend(t, s, "f1", ev("a", "kept"))
+	mustAppend(t, s, "f1", ev("b", "torn"))
+	s.Close()
+
+	path := journalPath(dir, 1) // epoch 1 is written first
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, info.Size()-3); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, c)
+	defer s.Close()
+	recs, _ := s.ReadAfter("f1", 0, math.MaxInt)
+	if !slices.Equal(payloads(recs), []string{"kept"}) {
+		t.Fatalf("after a torn write: %q", payloads(recs))
+	}
+}
+
+// A damaged entry ends the journal too, however long it claims to be.
+func TestJournalDamagedEntry(t *testing.T) {
+	for name, damage := range map[string]func(b []byte){
+		"body":   func(b []byte) { b[len(b)-1] ^= 0xff },
+		"length": func(b []byte) { b[3] = 0x7f },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir, c := t.TempDir(), &clock{t: t0}
+			s := open(t, dir, c)
+			s.keepJournal.Store(true)
+			mustAppend(t, s, "f1", ev("a", "only"))
+			s.Close()
+			path := journalPath(dir, 1)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			damage(b)
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s = open(t, dir, c)
+			defer s.Close()
+			if s.Depth("f1") != 0 {
+				t.Fatalf("a damaged entry was queued: depth %d", s.Depth("f1"))
+			}
+		})
+	}
+}
+
+// Journal files are reused: entries of an older epoch left behind the new
+// ones must not come back after a crash (they were delivered long ago).
+func TestJournalReuseIgnoresOlderEpochs(t *testing.T) {
+	dir, c := t.TempDir(), &clock{t: t0}
+	s := open(t, dir, c)
+	var old []NewEvent
+	for i := range 5 {
+		old = append(old, ev(fmt.Sprint("old", i), fmt.Sprintf("an older event with a long body %d", i)))
+	}
+	got := mustAppend(t, s, "f1", old...) // epoch 1, file 1
+	for _, a := range got {
+		if err := s.Ack("f1", a.Seq); err != nil { // moves epoch 1 into bbolt
+			t.Fatal(err)
+		}
+	}
+	got = mustAppend(t, s, "f1", ev("mid", "epoch 2")) // file 0
+	if err := s.Ack("f1", got[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	s.keepJournal.Store(true)
+	mustAppend(t, s, "f1", ev("new", "3")) // epoch 3, file 1 again, from its start
+	s.Close()
+
+	s = open(t, dir, c)
+	defer s.Close()
+	recs, _ := s.ReadAfter("f1", 0, math.MaxInt)
+	if !slices.Equal(payloads(recs), []string{"3"}) || s.Depth("f1") != 1 {
+		t.Fatalf("after the crash: %q, depth %d; want only the newest event", payloads(recs), s.Depth("f1"))
+	}
+}
+
+// Ids are recognised while their event is journalled, after it moved into
+// bbolt, and inside one group of appends.
+func TestDedupeAcrossJournalAndStore(t *testing.T) {
+	s := open(t, t.TempDir(), &clock{t: t0})
+	defer s.Close()
+	got := mustAppend(t, s, "f1", ev("a", "1"), ev("a", "repeat in the same call"))
+	if got[0].Duplicate || !got[1].Duplicate || got[1].Seq != got[0].Seq {
+		t.Fatalf("same call: %+v", got)
+	}
+	if got := mustAppend(t, s, "f1", ev("a", "2")); !got[0].Duplicate {
+		t.Fatalf("while journalled: %+v", got)
+	}
+	if err := s.SetCheckpoint("k", 1); err != nil { // any change moves the journal into bbolt
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	left := s.pendingCount
+	s.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d events still journalled after a change", left)
+	}
+	if got := mustAppend(t, s, "f1", ev("a", "3")); !got[0].Duplicate || got[0].Seq != 1 {
+		t.Fatalf("after the move: %+v", got)
+	}
+	if got := mustAppend(t, s, "f2", ev("a", "other pipeline")); got[0].Duplicate {
+		t.Fatalf("ids are per pipeline: %+v", got)
+	}
+}
+
+// A feeder reading with a cursor while events are appended, moved and
+// acknowledged sees every event exactly once, in order.
+func TestReadAfterWhileEventsMove(t *testing.T) {
+	s := open(t, t.TempDir(), &clock{t: t0})
+	defer s.Close()
+	const writers, each = 8, 300
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := s.Append("f1", ev(fmt.Sprintf("%d-%d", w, i), "x")); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	var cursor uint64
+	seen := 0
+	for seen < writers*each {
+		recs, err := s.ReadAfter("f1", cursor, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.Seq != cursor+1 {
+				t.Fatalf("read seq %d after %d", r.Seq, cursor)
+			}
+			cursor = r.Seq
+			seen++
+			if err := s.Ack("f1", r.Seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	wg.Wait()
+	if s.Depth("f1") != 0 {
+		t.Fatalf("depth %d after every event was acknowledged", s.Depth("f1"))
+	}
+}
+
+// A replayed dead letter is queued again even though its id was seen.
+func TestRequeueBypassesDedupe(t *testing.T) {
+	s := open(t, t.TempDir(), &clock{t: t0})
+	defer s.Close()
+	got := mustAppend(t, s, "f1", ev("a", `{"n":1}`))
+	id, err := s.DeadLetter("f1", got[0].Seq, DeadLetter{EventID: "a", Event: []byte(`{"n":1}`), Reason: "rejected"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipeline, seq, err := s.Requeue(id)
+	if err != nil || pipeline != "f1" || seq != 2 {
+		t.Fatalf("requeue: %s %d %v", pipeline, seq, err)
+	}
+	recs, _ := s.ReadAfter("f1", 0, math.MaxInt)
+	if len(recs) != 1 || recs[0].Seq != 2 || recs[0].ID != "a" {
+		t.Fatalf("queued after the replay: %+v", recs)
+	}
+	if _, err := s.GetDeadLetter(id); err == nil {
+		t.Fatal("the dead letter is still there")
+	}
+}
