@@ -23,6 +23,13 @@ import (
 // csvChunk is how many rows go into the inbox per transaction.
 const csvChunk = 1000
 
+// csvAhead is how many rows of a pipeline may wait in the inbox before the
+// import reads more of its file. The file is already on disk and the
+// checkpoint says where reading stopped, so there is nothing to gain from
+// copying millions of rows into the inbox at once: memory and the inbox
+// file stay the same size whatever the size of the CSV.
+const csvAhead = 8 * csvChunk
+
 // CSVProgress is where one file's import stands.
 type CSVProgress struct {
 	File      string
@@ -149,6 +156,11 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 	flush := func() error {
 		if len(chunk) == 0 {
 			return nil
+		}
+		for r.store.Depth(pipeline) >= csvAhead {
+			if r.clock.Sleep(ctx, 5*time.Millisecond) != nil {
+				break // stopping: this chunk is still queued, then reading ends
+			}
 		}
 		got, err := r.store.Append(pipeline, chunk...)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
+	"github.com/loyalty-connector/engine/engine/runner"
 )
 
 const csvPipeline = "segment-csv-to-sessionm-tags"
@@ -152,5 +153,45 @@ func TestCSVImportErrors(t *testing.T) {
 	}
 	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, "no/such.csv"); err == nil || !strings.Contains(err.Error(), "no/such.csv") {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// While deliveries are held up, the import stops reading the file once the
+// inbox holds csvAhead rows, and goes on when they are delivered: a large
+// CSV never lands in the inbox (and in memory) whole.
+func TestCSVImportWaitsForDeliveries(t *testing.T) {
+	rows := runner.CSVAhead + 4000
+	h := start(t, setup{users: rows + 1})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"1s"}`)
+	file := writeCSV(t, t.TempDir(), rows, 0)
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+		done <- err
+	}()
+	h.eventually("the import to fill its share of the inbox", func() bool {
+		return h.store.Depth(csvPipeline) >= runner.CSVAhead-64
+	})
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("the import read the whole file while nothing was delivered (err %v)", err)
+	default:
+	}
+	if d := h.store.Depth(csvPipeline); d > runner.CSVAhead+1000 {
+		t.Fatalf("%d rows in the inbox; the import should stop near %d", d, runner.CSVAhead)
+	}
+	h.control("DELETE", "/faults", "")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the import did not finish once deliveries went on")
+	}
+	h.drained()
+	if h.tagCount(fmt.Sprintf("load-%06d", rows), fmt.Sprintf("segment_%d", rows)) != 1 {
+		t.Fatal("the last row was not delivered")
 	}
 }

@@ -1,0 +1,4 @@
+package runner
+
+// CSVAhead is csvAhead, for the tests outside the package.
+const CSVAhead = csvAhead
