@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
@@ -75,7 +76,9 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 	for _, path := range p.Source.Paths {
 		placeholders[p.Source.Method+" "+path] = spec.Placeholders(path)
 	}
+	acceptDuration := r.metrics.acceptDuration.WithLabelValues(p.Name)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		started := time.Now()
 		// Bearer and basic credentials are checked before the body is
 		// read, so an unauthenticated caller cannot make the engine read
 		// megabytes; an HMAC signature needs the body.
@@ -153,6 +156,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 			lane.wake()
 		}
 		writeJSON(w, http.StatusOK, accepted{Accepted: true, EventID: id, Duplicate: got[0].Duplicate})
+		acceptDuration.Observe(time.Since(started).Seconds())
 	})
 }
 

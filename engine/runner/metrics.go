@@ -21,6 +21,7 @@ type metrics struct {
 	retried         *prometheus.CounterVec   // pipeline
 	deadLettered    *prometheus.CounterVec   // pipeline, reason
 	batchSize       *prometheus.HistogramVec // pipeline: events per request
+	acceptDuration  *prometheus.HistogramVec // pipeline: webhook in to 2xx out
 	requestDuration *prometheus.HistogramVec // connection, endpoint, code
 	rateLimitWait   *prometheus.CounterVec   // connection: seconds
 	pauses          *prometheus.CounterVec   // connection: 429s and Retry-After
@@ -51,6 +52,10 @@ func newMetrics(r *Runner) *metrics {
 			Name: "engine_batch_events", Help: "Events carried by one batched request.",
 			Buckets: []float64{1, 2, 5, 10, 20, 30, 40, 45, 50, 60, 75},
 		}, []string{"pipeline"}),
+		acceptDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "engine_accept_duration_seconds", Help: "Time from a webhook's headers to its 2xx answer (stored, or recognised as a repeat): mostly the inbox journal's write and sync.",
+			Buckets: []float64{0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25},
+		}, []string{"pipeline"}),
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "engine_request_duration_seconds", Help: "Requests to connections (lookups and targets), by answer.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
@@ -64,7 +69,7 @@ func newMetrics(r *Runner) *metrics {
 	}
 	depth := prometheus.NewDesc("engine_inbox_depth", "Events in the inbox, not yet delivered.", []string{"pipeline"}, nil)
 	m.registry.MustRegister(m.received, m.duplicates, m.refused, m.handled, m.retried, m.deadLettered,
-		m.batchSize, m.requestDuration, m.rateLimitWait, m.pauses,
+		m.batchSize, m.acceptDuration, m.requestDuration, m.rateLimitWait, m.pauses,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectorFunc{depth, func(ch chan<- prometheus.Metric) {
 			for name := range r.lanes {

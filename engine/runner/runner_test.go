@@ -586,6 +586,7 @@ func TestMetrics(t *testing.T) {
 		`engine_request_duration_seconds_count{code="201",connection="braze",endpoint="campaign_trigger"} 1`,
 		`engine_request_duration_seconds_count{code="200",connection="sessionm_connect",endpoint="get_user_offers"} 2`,
 		`engine_batch_events_count{pipeline="offer-issued-to-braze-campaign"} 2`,
+		`engine_accept_duration_seconds_count{pipeline="offer-issued-to-braze-campaign"} 2`,
 		"go_goroutines",
 	} {
 		if !strings.Contains(a.body, want) {
