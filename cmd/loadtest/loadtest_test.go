@@ -2,12 +2,17 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/loyalty-connector/engine/connectors/csvfile"
 	sessionmemu "github.com/loyalty-connector/engine/connectors/sessionm/emulator"
+	"github.com/loyalty-connector/engine/internal/ids"
 )
 
 func TestPercentiles(t *testing.T) {
@@ -168,5 +173,63 @@ func TestTrackerCountsDeliveries(t *testing.T) {
 	tr.add(&journalPage{Requests: []journalEntry{{ID: 4, Status: 200, Body: `{"recipients":[{"external_user_id":"u-1001"}]}`}}})
 	if tr.err == nil || !strings.Contains(tr.err.Error(), "not a generated user") {
 		t.Errorf("err = %v, want one about a recipient that is not a generated user", tr.err)
+	}
+}
+
+func TestAcceptHistogram(t *testing.T) {
+	const scrape = `# HELP engine_accept_duration_seconds ...
+engine_accept_duration_seconds_bucket{pipeline="other",le="0.001"} 100
+engine_accept_duration_seconds_bucket{pipeline="f1",le="0.001"} 40
+engine_accept_duration_seconds_bucket{pipeline="f1",le="0.002"} 90
+engine_accept_duration_seconds_bucket{pipeline="f1",le="0.005"} 99
+engine_accept_duration_seconds_bucket{pipeline="f1",le="0.01"} 99
+engine_accept_duration_seconds_bucket{pipeline="f1",le="+Inf"} 100
+engine_accept_duration_seconds_sum{pipeline="f1"} 0.2
+engine_accept_duration_seconds_count{pipeline="f1"} 100
+`
+	h, err := parseAcceptHistogram(strings.NewReader(scrape), "f1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ q, want float64 }{{0.4, 0.001}, {0.5, 0.002}, {0.9, 0.002}, {0.99, 0.005}, {1, math.Inf(1)}} {
+		if got := h.quantileBound(tt.q); got != tt.want {
+			t.Errorf("q%g: %g, want %g", tt.q, got, tt.want)
+		}
+	}
+	if _, err := parseAcceptHistogram(strings.NewReader(scrape), "f4"); err == nil {
+		t.Error("a pipeline with no histogram gave no error")
+	}
+	if _, err := parseAcceptHistogram(strings.NewReader(`engine_accept_duration_seconds_bucket{pipeline="f1",le="x"} 1`), "f1"); err == nil {
+		t.Error("a bad bound gave no error")
+	}
+}
+
+// The generated segment export reads back with the engine's CSV reader,
+// each row naming its generated user.
+func TestSegmentCSV(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.csv")
+	if err := writeSegmentCSV(path, 3); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := csvfile.NewReader(f, path, ',')
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		row, err := r.Next()
+		if err != nil {
+			t.Fatalf("row %d: %v", i+1, err)
+		}
+		if got := row.Values["user_id"]; got != ids.GeneratedExternalID(i) {
+			t.Errorf("row %d: user_id %v", i+1, got)
+		}
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Errorf("after the last row: %v", err)
 	}
 }

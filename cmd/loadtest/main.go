@@ -34,6 +34,7 @@ type config struct {
 	engine      string
 	scenarios   []string
 	events      int
+	rows        int
 	rate        float64
 	senders     int
 	users       int
@@ -46,6 +47,7 @@ type config struct {
 	jsonOut     bool
 	keepTempDir bool
 	cpuProfile  string
+	holdTarget  time.Duration
 	// adminFlag: the engine has --admin-addr (newer engines do).
 	adminFlag bool
 }
@@ -64,9 +66,10 @@ saw each event delivered. Run it from the repository root.`)
 		fs.PrintDefaults()
 	}
 	var cfg config
-	scenario := fs.String("scenario", "all", "`which`: f1 (Braze webhook -> SessionM tags), f4 (SessionM offer -> Braze campaign) or all")
+	scenario := fs.String("scenario", "all", "`which`: f1 (Braze webhook -> SessionM tags), f4 (SessionM offer -> Braze campaign), f2 (Braze segment CSV -> SessionM tags) or all")
 	fs.StringVar(&cfg.engine, "engine", "", "engine binary to run (default: go build ./cmd/engine into a temporary folder)")
-	fs.IntVar(&cfg.events, "events", 20000, "webhooks to send per scenario")
+	fs.IntVar(&cfg.events, "events", 20000, "webhooks to send per scenario (f1, f4)")
+	fs.IntVar(&cfg.rows, "rows", 100000, "rows of the CSV file f2 imports")
 	fs.Float64Var(&cfg.rate, "rate", 0, "events per second (0: as fast as the senders go)")
 	fs.IntVar(&cfg.senders, "senders", 64, "concurrent clients, each on a keep-alive connection")
 	fs.IntVar(&cfg.users, "users", 0, "generated users to spread events over (default: one per event, which per-event latencies need)")
@@ -79,6 +82,7 @@ saw each event delivered. Run it from the repository root.`)
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the results as JSON instead of a table")
 	fs.BoolVar(&cfg.keepTempDir, "keep", false, "keep the temporary folder (the inbox, the sandbox settings) for a look afterwards")
 	fs.StringVar(&cfg.cpuProfile, "cpu-profile", "", "have engine run write a CPU profile to `FILE` (FILE.f1, FILE.f4 with --scenario all), for go tool pprof")
+	fs.DurationVar(&cfg.holdTarget, "hold-target", 0, "have the emulators answer the target requests 429 with Retry-After for this long from the first one, as a throttled Braze or SessionM would: the engine pauses the connection and only accepts meanwhile, which measures the inbox's own rate (0: no hold)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -93,15 +97,18 @@ saw each event delivered. Run it from the repository root.`)
 		return usage("takes no arguments, got %q", strings.Join(fs.Args(), " "))
 	}
 	switch *scenario {
-	case "f1", "f4":
+	case "f1", "f4", "f2":
 		cfg.scenarios = []string{*scenario}
 	case "all":
-		cfg.scenarios = []string{"f1", "f4"}
+		cfg.scenarios = []string{"f1", "f4", "f2"}
 	default:
-		return usage("--scenario is f1, f4 or all, not %q", *scenario)
+		return usage("--scenario is f1, f4, f2 or all, not %q", *scenario)
 	}
-	if cfg.events <= 0 || cfg.senders <= 0 || cfg.rate < 0 || cfg.users < 0 {
-		return usage("--events and --senders must be above 0, --rate and --users 0 or more")
+	if cfg.rows <= 0 {
+		return usage("--rows must be above 0")
+	}
+	if cfg.events <= 0 || cfg.senders <= 0 || cfg.rate < 0 || cfg.users < 0 || cfg.holdTarget < 0 {
+		return usage("--events and --senders must be above 0, --rate, --users and --hold-target 0 or more")
 	}
 	if cfg.users == 0 {
 		cfg.users = cfg.events
@@ -148,7 +155,13 @@ saw each event delivered. Run it from the repository root.`)
 			fmt.Fprintf(stderr, "loadtest: %v\n", err)
 			return 1
 		}
-		res, err := runScenario(ctx, &cfg, name, dir, progress)
+		var res *result
+		var err error
+		if name == "f2" {
+			res, err = runCSVScenario(ctx, &cfg, dir, progress)
+		} else {
+			res, err = runScenario(ctx, &cfg, name, dir, progress)
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "loadtest: %s: %v\n", name, err)
 			failed = true

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -106,7 +109,12 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 	}
 	progress("%s: sandbox pid %d at %s, engine pid %d at %s; sending %d events", name, sb.pid(), sandboxBase, eng.pid(), base, cfg.events)
 
-	res := &result{Scenario: name, Pipeline: sc.pipeline, Events: cfg.events, Users: cfg.users, Senders: cfg.senders, Rate: cfg.rate}
+	res := &result{Scenario: name, Pipeline: sc.pipeline, Events: cfg.events, Users: cfg.users, Senders: cfg.senders, Rate: cfg.rate, HoldSeconds: cfg.holdTarget.Seconds()}
+	if cfg.holdTarget > 0 {
+		if err := holdTarget(ctx, control, sc.journalPath, cfg.holdTarget); err != nil {
+			return nil, err
+		}
+	}
 	before, err := snapshot(eng, sb)
 	if err != nil {
 		return nil, err
@@ -131,6 +139,11 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 	}
 	waitErr := waitDelivered(ctx, tr, want, res.Accepted, cfg.wait, eng)
 	after, snapErr := snapshot(eng, sb)
+	if h, err := readAcceptHistogram(ctx, client, base, sc.pipeline); err != nil {
+		res.problem("%v", err)
+	} else {
+		res.EngineAcceptP50Ms, res.EngineAcceptP99Ms = 1000*h.quantileBound(0.5), 1000*h.quantileBound(0.99)
+	}
 	stopFollowing()
 	<-followed
 	// One last read, so the figures include everything the emulators saw
@@ -169,6 +182,30 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 		res.problem("%v", err)
 	}
 	return res, nil
+}
+
+// holdTarget adds a sandbox fault: one 429 burst of length d on the
+// target requests, starting with the first.
+func holdTarget(ctx context.Context, control, path string, d time.Duration) error {
+	rule, err := json.Marshal(map[string]any{"path": path, "method": http.MethodPost, "throttle": map[string]string{"for": d.String()}})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, control+"/faults", bytes.NewReader(rule))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("adding the hold on the target: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("adding the hold on the target: HTTP %d: %s", resp.StatusCode, body)
+	}
+	return nil
 }
 
 // closeIdle closes the clients' idle connections before the servers

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/loyalty-connector/engine/internal/ids"
+	"github.com/loyalty-connector/engine/sandbox"
+)
+
+// csvPipeline is F2's pipeline: a Braze segment export tags each user in
+// SessionM by external id, one call per row.
+const csvPipeline = "segment-csv-to-sessionm-tags"
+
+// csvHeader is the header of Braze's "Export User Data" CSV, as in
+// examples/csv/braze-segment-export.csv.
+const csvHeader = "Appboy ID,country,created_at,date_of_birth,email,user_id,first_name,last_name,gender,city,language,phone_number,random_bucket,timezone"
+
+// writeSegmentCSV writes a segment export of rows generated users.
+func writeSegmentCSV(path string, rows int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	fmt.Fprintln(w, csvHeader)
+	for i := range rows {
+		ext := ids.GeneratedExternalID(i)
+		fmt.Fprintf(w, "%s,ES,2024-03-02 10:15:00 UTC,1990-05-14,%s,%s,Ana,García,F,Madrid,es,+34600111222,%d,Europe/Madrid\n",
+			ids.GeneratedBrazeID(i), ids.GeneratedEmail(i), ext, i%10000)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// runCSVScenario is F2: engine run --csv FILE --until-done imports a
+// segment export of cfg.rows rows into the sandbox, and exits when every
+// row has an outcome. The rate is rows delivered over the time from the
+// engine's start to the last delivery the emulator saw.
+func runCSVScenario(ctx context.Context, cfg *config, dir string, progress func(string, ...any)) (*result, error) {
+	envOut := filepath.Join(dir, "sandbox.env")
+	sb, err := startChild("engine sandbox", cfg.engine, "sandbox",
+		"--addr", "127.0.0.1:0", "--env-out", envOut,
+		"--generated-users", strconv.Itoa(cfg.rows),
+		"--journal-size", strconv.Itoa(max(sandbox.DefaultJournalSize, 2*cfg.rows)))
+	if err != nil {
+		return nil, err
+	}
+	defer sb.stop(stopTimeout)
+	banner, err := sb.waitLine(ctx, "emulators on http://", startTimeout)
+	if err != nil {
+		return nil, err
+	}
+	sandboxBase, _, _ := strings.Cut(banner[strings.Index(banner, "http://"):], " ")
+	control := sandbox.URLsFor(sandboxBase).Control
+	get, err := settings(envOut, cfg.sandboxEnv)
+	if err != nil {
+		return nil, err
+	}
+	key, err := needSetting(get, "SESSIONM_API_KEY")
+	if err != nil {
+		return nil, err
+	}
+	prefix := "/sessionm/core/priv/v1/apps/" + key + "/external/users/"
+	sc := &scenario{
+		pipeline:    csvPipeline,
+		journalPath: prefix + "*",
+		recipients: func(e *journalEntry) ([]int, error) {
+			ext, ok := strings.CutPrefix(e.Path, prefix)
+			ext, ok2 := strings.CutSuffix(ext, "/tags")
+			u, ok3 := ids.ParseGeneratedExternalID(ext, cfg.rows)
+			if !ok || !ok2 || !ok3 {
+				return nil, fmt.Errorf("journal entry %d: %s is not a generated user's tags path", e.ID, e.Path)
+			}
+			return []int{u}, nil
+		},
+	}
+
+	csvPath := filepath.Join(dir, "segment.csv")
+	if err := writeSegmentCSV(csvPath, cfg.rows); err != nil {
+		return nil, fmt.Errorf("writing the CSV: %w", err)
+	}
+	dataDir := cfg.dataDir
+	if dataDir == "" {
+		dataDir = filepath.Join(dir, "data")
+	} else {
+		dataDir = filepath.Join(dataDir, "loadtest-"+newRunID())
+		defer os.RemoveAll(dataDir)
+	}
+	args := []string{"run", "--addr", "127.0.0.1:0", "--data", dataDir,
+		"--env-file", envOut, "--env-file", cfg.sandboxEnv, "--log-level", "warn",
+		"--csv", csvPipeline + "=" + csvPath, "--until-done"}
+	if cfg.adminFlag {
+		args = append(args, "--admin-addr", "")
+	}
+	if cfg.cpuProfile != "" {
+		args = append(args, "--cpu-profile", profilePath(cfg.cpuProfile, "f2", len(cfg.scenarios)))
+	}
+	res := &result{Scenario: "f2", Pipeline: csvPipeline, Events: cfg.rows, Users: cfg.rows}
+	sandboxBefore, err := cpuTime(sb.pid())
+	if err != nil {
+		return nil, err
+	}
+	tr := newTracker(&http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}, control, sc, cfg.rows)
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	followed := make(chan struct{})
+	go func() { defer close(followed); tr.follow(followCtx, time.Second) }()
+
+	progress("f2: sandbox pid %d at %s; importing %d rows", sb.pid(), sandboxBase, cfg.rows)
+	started := time.Now()
+	eng, err := startChild("engine run", cfg.engine, append(args, cfg.pipelines)...)
+	if err != nil {
+		stopFollowing()
+		return nil, err
+	}
+	select {
+	case <-eng.exited:
+	case <-time.After(cfg.wait):
+		res.problem("engine run --until-done had not finished after %s", cfg.wait)
+	case <-ctx.Done():
+	}
+	stopErr := eng.stop(stopTimeout)
+	sandboxAfter, cpuErr := cpuTime(sb.pid())
+	sandboxPeak, rssErr := peakRSS(sb.pid())
+	stopFollowing()
+	<-followed
+	if err := tr.poll(ctx); err != nil {
+		res.problem("%v", err)
+	}
+	if stopErr != nil {
+		res.problem("%v", stopErr)
+	}
+
+	want := make([]int32, cfg.rows)
+	for i := range want {
+		want[i] = 1
+	}
+	res.Accepted = cfg.rows
+	res.Delivered, res.RepeatDeliveries = tr.delivered(want)
+	res.TargetRequests, res.TargetRefused = tr.targets, tr.refused
+	p := percentiles(tr.service, 50, 99)
+	res.TargetServiceP50Ms, res.TargetServiceP99Ms = ms(p[0]), ms(p[1])
+	if res.Delivered < cfg.rows {
+		res.problem("the emulator saw %d of %d rows delivered", res.Delivered, cfg.rows)
+	}
+	if !tr.last.IsZero() {
+		took := tr.last.Sub(started)
+		res.DeliveredSeconds = took.Seconds()
+		res.EndToEndRate = perSecond(res.Delivered, took)
+	}
+	if ru, ok := eng.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		res.EngineCPUSeconds = cpu.Seconds()
+		res.EngineCPUPer10k = cpu.Seconds() / float64(cfg.rows) * 10000
+		res.EnginePeakRSSMiB = mib(ru.Maxrss << 10) // Linux reports KiB
+	}
+	res.MeasuredSeconds = time.Since(started).Seconds()
+	if cpuErr == nil && rssErr == nil {
+		res.SandboxCPUSeconds = (sandboxAfter - sandboxBefore).Seconds()
+		res.SandboxPeakRSSMiB = mib(sandboxPeak)
+	}
+	if tr.err != nil {
+		res.problem("%v", tr.err)
+	}
+	res.EngineLogLines = eng.stderrCount()
+	res.EngineLogTail = eng.lastStderr()
+	res.StopMessage = stopMessage(eng.stdout())
+	res.InboxEmpty = strings.Contains(res.StopMessage, stoppedEmpty)
+	if cfg.inboxCheck && !res.InboxEmpty {
+		res.problem("engine run did not report an empty inbox when it finished: %q", res.StopMessage)
+	}
+	closeIdle(tr.client)
+	if err := sb.stop(stopTimeout); err != nil {
+		res.problem("%v", err)
+	}
+	return res, nil
+}
