@@ -233,3 +233,16 @@ func TestSegmentCSV(t *testing.T) {
 		t.Errorf("after the last row: %v", err)
 	}
 }
+
+func TestMemorySampler(t *testing.T) {
+	m := sampleMemory(os.Getpid(), time.Millisecond)
+	time.Sleep(5 * time.Millisecond)
+	anon, file, err := m.finish()
+	if err != nil || anon <= 0 || file <= 0 {
+		t.Fatalf("own process: private %d, file %d, %v", anon, file, err)
+	}
+	m = sampleMemory(1<<30, time.Millisecond) // no such process
+	if _, _, err := m.finish(); err == nil {
+		t.Fatal("no error for a process that does not exist")
+	}
+}

@@ -80,3 +80,61 @@ func parseStatusKB(status, name string) (int64, error) {
 	}
 	return 0, fmt.Errorf("/proc status: no %s line (has the process exited?)", name)
 }
+
+// memorySampler follows a process's private (anonymous) resident memory
+// and its file-backed resident memory, which /proc gives no peak for. The
+// engine's file-backed memory is mostly the inbox file that bbolt maps:
+// pages the kernel keeps while memory is plentiful and drops under
+// pressure, unlike the private memory, which is what the engine itself
+// holds.
+type memorySampler struct {
+	pid                int
+	peakAnon, peakFile int64
+	err                error
+	stop, done         chan struct{}
+}
+
+func sampleMemory(pid int, every time.Duration) *memorySampler {
+	m := &memorySampler{pid: pid, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			m.sample()
+			select {
+			case <-m.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return m
+}
+
+func (m *memorySampler) sample() {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.pid))
+	if err != nil {
+		if m.err == nil && m.peakAnon == 0 {
+			m.err = fmt.Errorf("reading the memory of process %d (this needs Linux): %w", m.pid, err)
+		}
+		return // the process has exited: keep the peaks seen
+	}
+	anon, errA := parseStatusKB(string(raw), "RssAnon")
+	file, errF := parseStatusKB(string(raw), "RssFile")
+	if errA != nil || errF != nil {
+		if m.err == nil {
+			m.err = errors.Join(errA, errF)
+		}
+		return
+	}
+	m.peakAnon, m.peakFile = max(m.peakAnon, anon), max(m.peakFile, file)
+}
+
+// finish stops sampling, after one last sample.
+func (m *memorySampler) finish() (peakAnon, peakFile int64, err error) {
+	close(m.stop)
+	<-m.done
+	m.sample()
+	return m.peakAnon, m.peakFile, m.err
+}

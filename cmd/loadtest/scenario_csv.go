@@ -124,6 +124,7 @@ func runCSVScenario(ctx context.Context, cfg *config, dir string, progress func(
 		stopFollowing()
 		return nil, err
 	}
+	mem := sampleMemory(eng.pid(), memoryEvery)
 	select {
 	case <-eng.exited:
 	case <-time.After(cfg.wait):
@@ -131,6 +132,7 @@ func runCSVScenario(ctx context.Context, cfg *config, dir string, progress func(
 	case <-ctx.Done():
 	}
 	stopErr := eng.stop(stopTimeout)
+	res.fillMemory(mem)
 	sandboxAfter, cpuErr := cpuTime(sb.pid())
 	sandboxPeak, rssErr := peakRSS(sb.pid())
 	stopFollowing()

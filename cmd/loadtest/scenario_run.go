@@ -29,6 +29,7 @@ const (
 const (
 	startTimeout = 30 * time.Second
 	pollEvery    = 100 * time.Millisecond
+	memoryEvery  = 100 * time.Millisecond
 	// stopTimeout covers engine run's default --grace of 30 s.
 	stopTimeout = 45 * time.Second
 )
@@ -121,6 +122,7 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 	}
 	// The tracker has its own connections, closed before the sandbox
 	// stops: see closeIdle.
+	mem := sampleMemory(eng.pid(), memoryEvery)
 	tr := newTracker(&http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}, control, sc, cfg.users)
 	followCtx, stopFollowing := context.WithCancel(ctx)
 	followed := make(chan struct{})
@@ -139,6 +141,7 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 	}
 	waitErr := waitDelivered(ctx, tr, want, res.Accepted, cfg.wait, eng)
 	after, snapErr := snapshot(eng, sb)
+	res.fillMemory(mem)
 	if h, err := readAcceptHistogram(ctx, client, base, sc.pipeline); err != nil {
 		res.problem("%v", err)
 	} else {
