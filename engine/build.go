@@ -50,6 +50,10 @@ type Pipeline struct {
 	Target      *Call    // exactly one of Target and Respond is set
 	Respond     *Respond //
 	Delivery    Delivery
+	// Parts fingerprints the file's top-level sections and the
+	// connections the pipeline uses ("connection braze"), so a reload can
+	// say in words what changed (ChangedParts).
+	Parts map[string]string
 
 	info  map[string]any  // what templates see as `pipeline`; never written to
 	reads map[string]bool // the bindings templates and expressions read; events get only those
@@ -183,7 +187,37 @@ func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *routeTa
 	}
 	pl.Version = version(parts...)
 	pl.info = map[string]any{"name": pl.Name, "version": pl.Version, "description": pl.Description}
+	pl.Parts = map[string]string{}
+	if root := doc.Root; root != nil && root.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			raw, _ := yaml.Marshal(root.Content[i+1])
+			pl.Parts[root.Content[i].Value] = version(raw)
+		}
+	}
+	for name := range b.used {
+		pl.Parts["connection "+name] = version(conns.raw[name])
+	}
 	return pl
+}
+
+// ChangedParts says what differs between two versions of a pipeline, in
+// words: "filter changed", "steps added", "connection braze changed".
+func ChangedParts(old, new *Pipeline) []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(new.Parts)) {
+		switch was, ok := old.Parts[name]; {
+		case !ok:
+			out = append(out, name+" added")
+		case was != new.Parts[name]:
+			out = append(out, name+" changed")
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(old.Parts)) {
+		if _, ok := new.Parts[name]; !ok {
+			out = append(out, name+" removed")
+		}
+	}
+	return out
 }
 
 func (b *builder) build(cfg *PipelineConfig, routes *routeTable) *Pipeline {

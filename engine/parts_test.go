@@ -1,0 +1,59 @@
+package engine
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// A reload says what changed: per top-level section, and per connection
+// the pipeline uses; the version changes with either.
+func TestChangedParts(t *testing.T) {
+	dir := t.TempDir()
+	copyFile := func(name string, edit func(string) string) {
+		t.Helper()
+		raw, err := os.ReadFile(filepath.Join("..", "pipelines", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(edit(string(raw))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same := func(s string) string { return s }
+	const file = "offer-issued-to-braze-campaign.yaml"
+	copyFile(ConnectionsFileName, same)
+	copyFile(file, same)
+	old := loadOne(t, filepath.Join(dir, file))
+
+	tests := []struct {
+		name       string
+		pipeline   func(string) string
+		conns      func(string) string
+		want       []string
+		sameVersion bool
+	}{
+		{"nothing", same, same, nil, true},
+		{"a comment", func(s string) string { return "# edited\n" + s }, same, nil, false},
+		{"the filter", func(s string) string { return strings.Replace(s, "filter: >-\n", "filter: >-\n  true &&\n", 1) }, same, []string{"filter changed"}, false},
+		{"the description", func(s string) string {
+			return strings.Replace(s, "description: SessionM", "description: Edited SessionM", 1)
+		}, same, []string{"description changed"}, false},
+		{"a connection", same, func(s string) string { return strings.Replace(s, "braze:", "braze:\n    rate_limit: 100/1s", 1) }, []string{"connection braze changed"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			copyFile(file, tt.pipeline)
+			copyFile(ConnectionsFileName, tt.conns)
+			p := loadOne(t, filepath.Join(dir, file))
+			if got := ChangedParts(old, p); !slices.Equal(got, tt.want) {
+				t.Errorf("changed %q, want %q", got, tt.want)
+			}
+			if (p.Version == old.Version) != tt.sameVersion {
+				t.Errorf("version %s after %s (was %s)", p.Version, tt.name, old.Version)
+			}
+		})
+	}
+}
