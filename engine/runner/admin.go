@@ -3,6 +3,7 @@ package runner
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"sort"
 	"strconv"
@@ -12,12 +13,26 @@ import (
 )
 
 // AdminHandler serves what operators need while the engine runs, on a
-// listener that is loopback by default: GET /status, and the dead letters
+// listener that is loopback by default: GET /status, the dead letters
 // (GET /dlq, POST /dlq/{id}/replay, DELETE /dlq/{id}), since engine dlq
-// cannot open the inbox a running engine holds.
-func (r *Runner) AdminHandler() http.Handler {
+// cannot open the inbox a running engine holds, and POST /-/reload, which
+// runs reload (the same path as a file change or SIGHUP) and answers its
+// report.
+func (r *Runner) AdminHandler(reload func() ReloadReport) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", r.status)
+	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		if reload == nil {
+			writeError(w, http.StatusNotImplemented, "this engine was started without pipeline files to reload")
+			return
+		}
+		rep := reload()
+		status := http.StatusOK
+		if !rep.OK {
+			status = http.StatusUnprocessableEntity
+		}
+		writeJSON(w, status, rep)
+	})
 	mux.HandleFunc("GET /dlq", r.listDead)
 	mux.HandleFunc("POST /dlq/{id}/replay", r.replayDead)
 	mux.HandleFunc("DELETE /dlq/{id}", r.dropDead)
@@ -26,21 +41,56 @@ func (r *Runner) AdminHandler() http.Handler {
 
 // PipelineStatus is one pipeline in GET /status.
 type PipelineStatus struct {
-	Name     string   `json:"name"`
-	File     string   `json:"file"`
-	Version  string   `json:"version"`
-	Source   string   `json:"source"`
-	Routes   []string `json:"routes,omitempty"`
+	Name string `json:"name"`
+	File string `json:"file"`
+	// Version is the content hash of the running version ("" when a
+	// rejected file has none running).
+	Version string   `json:"version,omitempty"`
+	Source  string   `json:"source,omitempty"`
+	Routes  []string `json:"routes,omitempty"`
+	// State: running; starting (its previous version is finishing what it
+	// holds); rejected (its file has problems: the version shown goes on,
+	// if any).
+	State    string   `json:"state"`
 	Inbox    int      `json:"inbox"`
 	PausedTo string   `json:"target_paused_until,omitempty"`
+	Reloaded string   `json:"last_reload,omitempty"`
+	Result   string   `json:"last_reload_result,omitempty"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Status is what GET /status answers.
+type Status struct {
+	Ready      bool             `json:"ready"`
+	Pipelines  []PipelineStatus `json:"pipelines"`
+	CSVImports []CSVProgress    `json:"csv_imports"`
+	LastReload *ReloadReport    `json:"last_reload,omitempty"`
 }
 
 func (r *Runner) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, r.Status())
+}
+
+// Status says what runs: every pipeline with its version, state and last
+// reload, and the files a reload rejected.
+func (r *Runner) Status() Status {
+	gen := r.gen.Load()
+	r.stateMu.Lock()
+	states := maps.Clone(r.states)
+	last := r.lastReload
+	r.stateMu.Unlock()
 	var out []PipelineStatus
-	for _, p := range r.opts.Pipelines {
-		st := PipelineStatus{Name: p.Name, File: p.File, Version: p.Version, Source: p.Source.Type.Name, Inbox: r.store.Depth(p.Name)}
+	for name, p := range gen.pipelines {
+		st := PipelineStatus{Name: name, File: p.File, Version: p.Version, Source: p.Source.Type.Name, State: "running", Inbox: r.store.Depth(name)}
 		for _, path := range p.Source.Paths {
 			st.Routes = append(st.Routes, p.Source.Method+" "+path)
+		}
+		if l := gen.lanes[name]; l != nil {
+			l.lifeMu.Lock()
+			if l.life == laneWaiting {
+				st.State = "starting"
+			}
+			l.lifeMu.Unlock()
 		}
 		if p.Target != nil {
 			if until := r.governor(p.Target.Conn).PausedUntil(); until.After(r.clock.Now()) {
@@ -49,8 +99,22 @@ func (r *Runner) status(w http.ResponseWriter, _ *http.Request) {
 		}
 		out = append(out, st)
 	}
+	for i := range out {
+		if s := states[out[i].Name]; s != nil {
+			out[i].Reloaded, out[i].Result, out[i].Problems = s.lastReload.UTC().Format(time.RFC3339Nano), s.result, s.problems
+			if s.result == "rejected" {
+				out[i].State = "rejected"
+			}
+		}
+	}
+	for name, s := range states {
+		if gen.pipelines[name] == nil && s.result == "rejected" {
+			out = append(out, PipelineStatus{Name: name, File: s.file, State: "rejected", Inbox: r.store.Depth(name),
+				Reloaded: s.lastReload.UTC().Format(time.RFC3339Nano), Result: s.result, Problems: s.problems})
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	writeJSON(w, http.StatusOK, map[string]any{"ready": r.ready.Load(), "pipelines": out, "csv_imports": r.CSVImports()})
+	return Status{Ready: r.ready.Load(), Pipelines: out, CSVImports: r.CSVImports(), LastReload: last}
 }
 
 func (r *Runner) listDead(w http.ResponseWriter, req *http.Request) {
@@ -100,7 +164,7 @@ func (r *Runner) replayDead(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	dl, err := r.store.GetDeadLetter(id)
-	if err == nil && r.lanes[dl.Pipeline] == nil {
+	if err == nil && r.lane(dl.Pipeline) == nil {
 		writeError(w, http.StatusConflict, fmt.Sprintf("dead letter %d belongs to pipeline %s, which is not running here", id, dl.Pipeline))
 		return
 	}
@@ -113,7 +177,7 @@ func (r *Runner) replayDead(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	r.lanes[pipeline].wake()
+	r.wake(pipeline)
 	r.log.Info("dead letter replayed", "dead_letter", id, "pipeline", pipeline, "version", r.version(pipeline), "queued_as", seq)
 	writeJSON(w, http.StatusOK, map[string]any{"replayed": id, "pipeline": pipeline, "queued_as": seq})
 }

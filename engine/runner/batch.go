@@ -221,7 +221,7 @@ func (b *batcher) wait() { b.flights.Wait() }
 func (b *batcher) sendAlone(m *member) {
 	defer b.flights.Done()
 	b.l.r.metrics.batchSize.WithLabelValues(b.l.p.Name).Observe(1)
-	res := b.l.send(b.l.r.hard, m.req)
+	res := b.l.send(b.l.hard, m.req)
 	b.settleOne(m, res)
 }
 
@@ -243,17 +243,17 @@ func (b *batcher) send(bt *batch) {
 	b.l.r.metrics.batchSize.WithLabelValues(b.l.p.Name).Observe(float64(len(bt.members)))
 	if len(bt.members) == 1 {
 		m := bt.members[0]
-		b.settleOne(m, b.l.send(b.l.r.hard, m.req))
+		b.settleOne(m, b.l.send(b.l.hard, m.req))
 		return
 	}
 	merged, err := b.merge(bt)
 	if err != nil {
 		for _, m := range bt.members {
-			b.settleOne(m, b.l.send(b.l.r.hard, m.req))
+			b.settleOne(m, b.l.send(b.l.hard, m.req))
 		}
 		return
 	}
-	res := b.l.send(b.l.r.hard, merged)
+	res := b.l.send(b.l.hard, merged)
 	switch res.verdict {
 	case delivery.Delivered:
 		for _, m := range bt.members {
@@ -270,7 +270,7 @@ func (b *batcher) send(bt *batch) {
 		// One bad event must not sink the others: each goes alone, and
 		// only those Braze refuses again are dead-lettered.
 		for _, m := range bt.members {
-			b.settleOne(m, b.l.send(b.l.r.hard, m.req))
+			b.settleOne(m, b.l.send(b.l.hard, m.req))
 		}
 	default:
 		for _, m := range bt.members {

@@ -109,7 +109,7 @@ func (r *Runner) settledRow(pipeline string, it *item, delivered bool) {
 // recognised; broken rows become dead letters with their row number. It
 // returns when the file has been read; delivery goes on in the workers.
 func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgress, error) {
-	l := r.lanes[pipeline]
+	l := r.lane(pipeline)
 	if l == nil || l.p.Source.Type.Kind != spec.CSVSource {
 		return CSVProgress{}, fmt.Errorf("pipeline %q does not read CSV files", pipeline)
 	}
@@ -177,7 +177,7 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 		}
 		r.csv.update(file, func(p *CSVProgress) { p.Queued += queued; p.Skipped += len(chunk) - queued })
 		chunk = chunk[:0]
-		l.wake()
+		r.wake(pipeline)
 		return nil
 	}
 	for {
@@ -244,16 +244,16 @@ func (r *Runner) csvSnapshot(file string) CSVProgress {
 // brokenRow dead-letters a row that cannot be read, with its position.
 func (r *Runner) brokenRow(pipeline, key string, e *csvfile.RowError) {
 	event, _ := json.Marshal(map[string]any{"file": e.File, "row": e.Number, "line": e.Line})
-	p := r.lanes[pipeline].p
+	version := r.version(pipeline)
 	_, err := r.store.DeadLetter(pipeline, 0, inbox.DeadLetter{
-		Version: p.Version, EventID: fmt.Sprintf("%s:%d", strings.TrimPrefix(key, "csv:"+pipeline+":"), e.Number),
+		Version: version, EventID: fmt.Sprintf("%s:%d", strings.TrimPrefix(key, "csv:"+pipeline+":"), e.Number),
 		Event: event, Reason: "csv_row", Error: e.Error(), Received: time.Now(),
 	})
 	if err != nil {
-		r.log.Error("cannot store a broken CSV row as a dead letter", "pipeline", pipeline, "version", r.version(pipeline), "row", e.Number, "error", err)
+		r.log.Error("cannot store a broken CSV row as a dead letter", "pipeline", pipeline, "version", version, "row", e.Number, "error", err)
 	}
 	r.csv.update(e.File, func(p *CSVProgress) { p.Broken++ })
-	r.log.Warn("broken CSV row", "pipeline", pipeline, "version", p.Version, "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason)
+	r.log.Warn("broken CSV row", "pipeline", pipeline, "version", version, "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason)
 }
 
 func hashFile(file string) (string, error) {
@@ -270,20 +270,47 @@ func hashFile(file string) (string, error) {
 }
 
 // WatchCSVInboxes imports the CSV files dropped into each csv pipeline's
-// source.inbox folder, until the runner stops. A file is taken once its size and
-// time have not changed for one poll (so a file still being copied is
-// left alone), then moved to done/ (or failed/, with a .error.txt).
+// source.inbox folder, until the runner stops; pipelines a reload adds (or
+// points at another folder) are watched too. A file is taken once its
+// size and time have not changed for one poll (so a file still being
+// copied is left alone), then moved to done/ (or failed/, with a
+// .error.txt).
 func (r *Runner) WatchCSVInboxes(poll time.Duration) {
-	for _, l := range r.lanes {
-		if l.p.Source.Type.Kind != spec.CSVSource || l.p.Source.Inbox == "" {
+	r.csvMu.Lock()
+	r.csvPoll = poll
+	r.csvMu.Unlock()
+	r.watchNewCSVInboxes(r.gen.Load(), nil)
+}
+
+// watchNewCSVInboxes starts a watcher for each csv pipeline of gen whose
+// folder is not watched yet. A watcher stops by itself once its pipeline
+// is removed or watches another folder.
+func (r *Runner) watchNewCSVInboxes(gen, old *generation) {
+	r.csvMu.Lock()
+	defer r.csvMu.Unlock()
+	if r.csvPoll == 0 {
+		return
+	}
+	for name, p := range gen.pipelines {
+		dir := p.Source.Inbox
+		if p.Source.Type.Kind != spec.CSVSource || dir == "" || r.csvWatch[name] == dir {
 			continue
 		}
+		r.csvWatch[name] = dir
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			r.watchFolder(r.soft, l.p.Name, l.p.Source.Inbox, poll)
+			r.watchFolder(r.soft, name, dir, r.csvPoll)
 		}()
 	}
+}
+
+// csvInbox is the folder a running csv pipeline watches ("" if none).
+func (r *Runner) csvInbox(pipeline string) string {
+	if p := r.pipeline(pipeline); p != nil && p.Source.Type.Kind == spec.CSVSource {
+		return p.Source.Inbox
+	}
+	return ""
 }
 
 type fileState struct {
@@ -299,6 +326,15 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline, dir string, poll tim
 	r.log.Info("watching for CSV files", "pipeline", pipeline, "version", r.version(pipeline), "folder", dir)
 	last := map[string]fileState{}
 	for {
+		if r.csvInbox(pipeline) != dir {
+			r.csvMu.Lock()
+			if r.csvWatch[pipeline] == dir {
+				delete(r.csvWatch, pipeline)
+			}
+			r.csvMu.Unlock()
+			r.log.Info("no longer watching for CSV files: the pipeline was removed or watches another folder", "pipeline", pipeline, "folder", dir)
+			return
+		}
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			r.log.Error("cannot read the CSV inbox folder", "pipeline", pipeline, "version", r.version(pipeline), "folder", dir, "error", err)

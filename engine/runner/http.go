@@ -23,17 +23,25 @@ import (
 	"github.com/loyalty-connector/engine/engine/spec"
 )
 
-// Handler serves the webhook routes, /healthz and /readyz.
-func (r *Runner) Handler() http.Handler { return r.routes }
+// Handler serves the webhook routes, /healthz, /readyz and /metrics. It
+// never changes: each request is routed by the generation current when it
+// arrives, so a reload swaps routes without closing anything, and every
+// webhook is served by exactly one version.
+func (r *Runner) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.gen.Load().routes.ServeHTTP(w, req)
+	})
+}
 
-func (r *Runner) buildRoutes() (mux *http.ServeMux, err error) {
+// buildRoutes serves gen's pipelines, in order. When a pipeline's route
+// cannot be served (it collides with another's, or with the engine's own),
+// it returns that pipeline's name.
+func (r *Runner) buildRoutes(gen *generation, order []string) (mux *http.ServeMux, culprit string, err error) {
 	mux = http.NewServeMux()
 	defer func() {
-		// ServeMux panics on conflicting patterns; the loader refuses
-		// conflicts between pipelines, so this is a route that collides
-		// with the engine's own.
+		// ServeMux panics on conflicting patterns.
 		if p := recover(); p != nil {
-			err = fmt.Errorf("cannot serve the routes: %v", p)
+			err = fmt.Errorf("cannot serve its routes: %v", p)
 		}
 	}()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -47,16 +55,18 @@ func (r *Runner) buildRoutes() (mux *http.ServeMux, err error) {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	for _, p := range r.opts.Pipelines {
-		if p.Source.Type.Kind != spec.HTTPSource {
+	for _, name := range order {
+		h := gen.handlers[name]
+		if h == nil {
 			continue
 		}
-		h := r.sourceHandler(p)
+		culprit = name
+		p := gen.pipelines[name]
 		for _, path := range p.Source.Paths {
 			mux.Handle(p.Source.Method+" "+path, h)
 		}
 	}
-	return mux, nil
+	return mux, "", nil
 }
 
 // accepted is the answer to a stored webhook.
@@ -67,7 +77,6 @@ type accepted struct {
 }
 
 func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
-	lane := r.lanes[p.Name]
 	var responder *responder
 	if p.Respond != nil {
 		responder = newResponder(r, p)
@@ -153,7 +162,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 			r.log.Info("repeat of a stored event ignored", "pipeline", p.Name, "version", p.Version, "event", id)
 		} else {
 			r.metrics.received.WithLabelValues(p.Name).Inc()
-			lane.wake()
+			r.wake(p.Name)
 		}
 		writeJSON(w, http.StatusOK, accepted{Accepted: true, EventID: id, Duplicate: got[0].Duplicate})
 		acceptDuration.Observe(time.Since(started).Seconds())

@@ -34,6 +34,11 @@ const deadLetterRetry = 5 * time.Second
 type lane struct {
 	r       *Runner
 	p       *engine.Pipeline
+	// soft ends when the lane stops taking events (the engine stops, or a
+	// reload retires this version); hard when in-flight requests must be
+	// abandoned.
+	soft, hard             context.Context
+	cancelSoft, cancelHard context.CancelFunc
 	notify  chan struct{}
 	slots   chan struct{} // one per event in flight
 	work    chan *item    // never closed: workers leave when the runner stops
@@ -51,6 +56,15 @@ type lane struct {
 	spawnMu sync.Mutex
 	stopped bool
 	pending sync.WaitGroup
+
+	// A reload replaces a lane with a new version's: the new lane starts
+	// only once prev (the version it replaces) is done, so no event is
+	// handled by both (see reload.go).
+	prev     *lane
+	lifeMu   sync.Mutex
+	life     laneLife
+	done     chan struct{} // closed once the lane has stopped, or will never start
+	retiring sync.Once
 }
 
 type item struct {
@@ -67,7 +81,9 @@ func newLane(r *Runner, p *engine.Pipeline) *lane {
 	if p.Target != nil && p.Target.Endpoint != nil && p.Target.Endpoint.MaxBatch > 0 {
 		window = max(window, p.Target.Endpoint.MaxBatch*n*2)
 	}
-	l := &lane{r: r, p: p, notify: make(chan struct{}, 1), slots: make(chan struct{}, window), work: make(chan *item, n)}
+	l := &lane{r: r, p: p, notify: make(chan struct{}, 1), slots: make(chan struct{}, window), work: make(chan *item, n), done: make(chan struct{})}
+	l.soft, l.cancelSoft = context.WithCancel(r.soft)
+	l.hard, l.cancelHard = context.WithCancel(r.hard)
 	if p.Target != nil {
 		l.gov = r.governor(p.Target.Conn)
 		if e := p.Target.Endpoint; e != nil && e.MaxBatch > 0 {
@@ -133,7 +149,7 @@ func (l *lane) spawn(f func()) bool {
 
 func (l *lane) feed() {
 	defer l.wg.Done()
-	soft := l.r.soft
+	soft := l.soft
 	var cursor uint64
 	for {
 		recs, err := l.r.store.ReadAfter(l.p.Name, cursor, readAhead)
@@ -203,7 +219,7 @@ func (l *lane) begin(it *item) bool {
 	select {
 	case l.work <- it:
 		return true
-	case <-l.r.soft.Done():
+	case <-l.soft.Done():
 		l.release(it)
 		return false
 	}
@@ -249,13 +265,13 @@ func (l *lane) nextOfKey(key string) {
 // waits on its own goroutine, so no worker is held by a retry.
 func (l *lane) later(it *item, wait time.Duration) {
 	ok := l.spawn(func() {
-		if l.r.clock.Sleep(l.r.soft, wait) != nil {
+		if l.r.clock.Sleep(l.soft, wait) != nil {
 			l.release(it)
 			return
 		}
 		select {
 		case l.work <- it:
-		case <-l.r.soft.Done():
+		case <-l.soft.Done():
 			l.release(it)
 		}
 	})
@@ -270,7 +286,7 @@ func (l *lane) worker() {
 		select {
 		case it := <-l.work:
 			l.process(it)
-		case <-l.r.soft.Done():
+		case <-l.soft.Done():
 			// Events still in the channel stay in the inbox.
 			for {
 				select {
@@ -297,7 +313,7 @@ func (l *lane) release(it *item) {
 // process makes one attempt at an event.
 func (l *lane) process(it *item) {
 	attempt := it.rec.Attempts + 1
-	out := l.p.Evaluate(l.r.hard, it.ev, l.r.lookups(), l.r.clock.Now())
+	out := l.p.Evaluate(l.hard, it.ev, l.r.lookups(), l.r.clock.Now())
 	switch {
 	case out.Err != nil:
 		l.failed(it, attempt, out)
@@ -309,7 +325,7 @@ func (l *lane) process(it *item) {
 	case l.batcher != nil:
 		l.batcher.add(it, attempt, out.Request)
 	default:
-		res := l.send(l.r.hard, out.Request)
+		res := l.send(l.hard, out.Request)
 		l.settle(it, attempt, out.Request, res)
 	}
 }
@@ -410,7 +426,7 @@ func (l *lane) settle(it *item, attempt int, req *engine.Request, res sendResult
 }
 
 func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, res *sendResult) {
-	if errors.Is(cause, errStopping) || l.r.hard.Err() != nil {
+	if errors.Is(cause, errStopping) || l.hard.Err() != nil {
 		// Not an attempt: the engine stopped while it waited. The event
 		// stays queued as it was.
 		l.release(it)

@@ -25,6 +25,8 @@ type metrics struct {
 	requestDuration *prometheus.HistogramVec // connection, endpoint, code
 	rateLimitWait   *prometheus.CounterVec   // connection: seconds
 	pauses          *prometheus.CounterVec   // connection: 429s and Retry-After
+	reloads         *prometheus.CounterVec   // pipeline, result: added, changed, removed, rejected
+	lastReloadOK    prometheus.Gauge
 }
 
 func newMetrics(r *Runner) *metrics {
@@ -66,14 +68,27 @@ func newMetrics(r *Runner) *metrics {
 		pauses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "engine_connection_pauses_total", Help: "Pauses of a whole connection after a 429 or Retry-After.",
 		}, []string{"connection"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engine_reload_total", Help: "Pipeline changes a reload made or refused, by result: added, changed, removed, rejected.",
+		}, []string{"pipeline", "result"}),
+		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "engine_config_last_reload_successful", Help: "1 when the last reload took every file, 0 when it rejected one (its running version goes on).",
+		}),
 	}
+	m.lastReloadOK.Set(1)
 	depth := prometheus.NewDesc("engine_inbox_depth", "Events in the inbox, not yet delivered.", []string{"pipeline"}, nil)
 	m.registry.MustRegister(m.received, m.duplicates, m.refused, m.handled, m.retried, m.deadLettered,
-		m.batchSize, m.acceptDuration, m.requestDuration, m.rateLimitWait, m.pauses,
+		m.batchSize, m.acceptDuration, m.requestDuration, m.rateLimitWait, m.pauses, m.reloads, m.lastReloadOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectorFunc{depth, func(ch chan<- prometheus.Metric) {
-			for name := range r.lanes {
-				ch <- prometheus.MustNewConstMetric(depth, prometheus.GaugeValue, float64(r.store.Depth(name)), name)
+			// The running pipelines, and any other that still has events
+			// queued (one a reload removed).
+			names := r.store.Pipelines()
+			for name := range r.gen.Load().lanes {
+				names[name] = r.store.Depth(name)
+			}
+			for name, n := range names {
+				ch <- prometheus.MustNewConstMetric(depth, prometheus.GaugeValue, float64(n), name)
 			}
 		}})
 	return m

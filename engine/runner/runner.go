@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -43,19 +44,33 @@ type Options struct {
 	Random func() float64
 }
 
-// Runner runs a set of pipelines.
+// Runner runs a set of pipelines, and swaps in new versions of them while
+// it runs (Apply).
 type Runner struct {
-	opts      Options
-	store     *inbox.Store
-	log       *slog.Logger
-	clock     delivery.Clock
-	client    *http.Client
-	lanes     map[string]*lane
-	governors map[string]*delivery.Governor // by connection name
-	routes    *http.ServeMux
-	ready     atomic.Bool
-	csv       csvImports
-	metrics   *metrics
+	opts    Options
+	store   *inbox.Store
+	log     *slog.Logger
+	clock   delivery.Clock
+	client  *http.Client
+	gen     atomic.Pointer[generation]
+	ready   atomic.Bool
+	started atomic.Bool
+	csv     csvImports
+	metrics *metrics
+
+	reloadMu  sync.Mutex     // one Apply at a time
+	lanesLive sync.WaitGroup // launched lanes not yet done
+
+	govMu     sync.Mutex
+	governors map[string]governorEntry // by connection name
+
+	stateMu    sync.Mutex
+	states     map[string]*pipelineState
+	lastReload *ReloadReport
+
+	csvMu    sync.Mutex
+	csvPoll  time.Duration     // 0 until WatchCSVInboxes
+	csvWatch map[string]string // pipeline -> the source.inbox folder being watched
 
 	// soft ends when the runner stops taking new work; hard ends when
 	// in-flight requests must be abandoned (the events stay in the inbox).
@@ -83,7 +98,7 @@ func New(opts Options) (*Runner, error) {
 	}
 	r := &Runner{
 		opts: opts, store: opts.Store, log: opts.Logger, clock: opts.Clock,
-		lanes: map[string]*lane{}, governors: map[string]*delivery.Governor{},
+		governors: map[string]governorEntry{}, states: map[string]*pipelineState{}, csvWatch: map[string]string{},
 		csv: csvImports{files: map[string]*CSVProgress{}},
 	}
 	r.client = opts.Client
@@ -109,23 +124,35 @@ func New(opts Options) (*Runner, error) {
 	}
 	r.soft, r.cancelSoft = context.WithCancel(context.Background())
 	r.hard, r.cancelHard = context.WithCancel(context.Background())
-	for _, p := range opts.Pipelines {
-		for _, c := range pipelineConnections(p) {
-			if r.governors[c.Name] == nil {
-				r.governors[c.Name] = delivery.NewGovernor(r.clock, limitsOf(c))
-			}
-		}
-		if p.Source.Type.Kind == spec.HTTPSource && p.Respond == nil || p.Source.Type.Kind == spec.CSVSource {
-			r.lanes[p.Name] = newLane(r, p)
-		}
-	}
 	r.metrics = newMetrics(r)
-	routes, err := r.buildRoutes()
-	if err != nil {
-		return nil, err
+	next := map[string]*engine.Pipeline{}
+	for _, p := range opts.Pipelines {
+		next[p.Name] = p
 	}
-	r.routes = routes
+	gen, refused := r.buildGeneration(next, nil)
+	for name, problem := range refused {
+		return nil, fmt.Errorf("pipeline %s: %s", name, problem)
+	}
+	r.gen.Store(gen)
 	return r, nil
+}
+
+// governorEntry is a connection's governor and the limits it was built
+// with: a reload that changes them gets a new one.
+type governorEntry struct {
+	g      *delivery.Governor
+	limits map[string]delivery.Limit
+}
+
+// ensureGovernor makes sure c has a governor with c's limits.
+func (r *Runner) ensureGovernor(c *spec.Connection) {
+	limits := limitsOf(c)
+	r.govMu.Lock()
+	defer r.govMu.Unlock()
+	if e, ok := r.governors[c.Name]; ok && maps.Equal(e.limits, limits) {
+		return
+	}
+	r.governors[c.Name] = governorEntry{g: delivery.NewGovernor(r.clock, limits), limits: limits}
 }
 
 func pipelineConnections(p *engine.Pipeline) []*spec.Connection {
@@ -162,13 +189,17 @@ func limitsOf(c *spec.Connection) map[string]delivery.Limit {
 // Start starts the workers. Events left in the inbox by an earlier run are
 // delivered first.
 func (r *Runner) Start() {
+	r.reloadMu.Lock()
+	defer r.reloadMu.Unlock()
+	gen := r.gen.Load()
 	for name, n := range r.store.Pipelines() {
-		if r.lanes[name] == nil {
+		if gen.lanes[name] == nil {
 			r.log.Warn("events are queued for a pipeline that is not running; they stay in the inbox until it runs again", "pipeline", name, "events", n)
 		}
 	}
-	for _, l := range r.lanes {
-		l.start()
+	r.started.Store(true)
+	for _, l := range gen.lanes {
+		r.launch(l)
 	}
 	r.wg.Add(1)
 	go r.pruneSeen()
@@ -193,8 +224,8 @@ func (r *Runner) pruneSeen() {
 
 // version is the running version of a pipeline, for log lines.
 func (r *Runner) version(pipeline string) string {
-	if l := r.lanes[pipeline]; l != nil {
-		return l.p.Version
+	if p := r.pipeline(pipeline); p != nil {
+		return p.Version
 	}
 	return ""
 }
@@ -209,13 +240,16 @@ func (r *Runner) Drain() { r.ready.Store(false) }
 // accepted that no worker will see.
 func (r *Runner) Stop(grace time.Duration) {
 	r.ready.Store(false)
+	r.reloadMu.Lock() // no reload starts lanes from now on
+	defer r.reloadMu.Unlock()
 	r.cancelSoft()
+	for _, l := range r.gen.Load().lanes {
+		go r.retire(l)
+	}
 	done := make(chan struct{})
 	go func() {
-		r.wg.Wait() // CSV folder watchers
-		for _, l := range r.lanes {
-			l.wait()
-		}
+		r.wg.Wait()        // CSV folder watchers
+		r.lanesLive.Wait() // every version, replaced ones still draining included
 		close(done)
 	}()
 	select {
@@ -232,8 +266,10 @@ func (r *Runner) Stop(grace time.Duration) {
 func (r *Runner) Depth(pipeline string) int { return r.store.Depth(pipeline) }
 
 func (r *Runner) governor(c *spec.Connection) *delivery.Governor {
-	if g := r.governors[c.Name]; g != nil {
-		return g
+	r.govMu.Lock()
+	defer r.govMu.Unlock()
+	if e, ok := r.governors[c.Name]; ok {
+		return e.g
 	}
 	return delivery.NewGovernor(r.clock, nil)
 }

@@ -43,6 +43,9 @@ type harness struct {
 	store  *inbox.Store
 	r      *runner.Runner
 	masker *secrets.Masker
+	loader *engine.Loader
+	dirs   []string
+	tweak  func(p *engine.Pipeline)
 }
 
 type setup struct {
@@ -83,17 +86,10 @@ func start(t *testing.T, s setup) *harness {
 	if len(s.dirs) == 0 {
 		s.dirs = []string{"../../pipelines"}
 	}
-	proj := loader.Load(s.dirs)
+	h.loader, h.dirs, h.tweak = loader, s.dirs, s.tweak
+	proj := h.load()
 	if proj.Diagnostics.HasErrors() {
 		t.Fatalf("pipelines: %v", proj.Diagnostics.Items())
-	}
-	for _, p := range proj.Pipelines {
-		// Fast retries, short lingers: the tests wait for outcomes, not
-		// for the production defaults.
-		p.Delivery.BackoffInitial, p.Delivery.BackoffMax = 5*time.Millisecond, 40*time.Millisecond
-		if s.tweak != nil {
-			s.tweak(p)
-		}
 	}
 	if s.dataDir == "" {
 		s.dataDir = t.TempDir()
@@ -114,6 +110,20 @@ func start(t *testing.T, s setup) *harness {
 	h.r.Start()
 	t.Cleanup(h.stop)
 	return h
+}
+
+// load reads the pipelines as they are on disk now.
+func (h *harness) load() *engine.Project {
+	proj := h.loader.Load(h.dirs)
+	for _, p := range proj.Pipelines {
+		// Fast retries, short lingers: the tests wait for outcomes, not
+		// for the production defaults.
+		p.Delivery.BackoffInitial, p.Delivery.BackoffMax = 5*time.Millisecond, 40*time.Millisecond
+		if h.tweak != nil {
+			h.tweak(p)
+		}
+	}
+	return proj
 }
 
 var stopped sync.Map
@@ -597,7 +607,7 @@ func TestMetrics(t *testing.T) {
 
 func TestAdminReplaysDeadLetters(t *testing.T) {
 	h := start(t, setup{tweak: func(p *engine.Pipeline) { p.Delivery.Attempts = 1 }})
-	admin := httptest.NewServer(h.r.AdminHandler())
+	admin := httptest.NewServer(h.r.AdminHandler(nil))
 	defer admin.Close()
 	h.control("POST", "/faults", `{"emulator":"braze","error_ratio":1}`)
 	h.post("/hooks/sessionm/offers", offerEvent("a-1", "u-1001"), map[string]string{"Authorization": hookAuth})

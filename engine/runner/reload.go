@@ -1,0 +1,383 @@
+package runner
+
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/diag"
+	"github.com/loyalty-connector/engine/engine/spec"
+)
+
+// A generation is one set of running pipeline versions: what the routes
+// serve, and the lanes that deliver. A reload builds the next generation
+// completely, then swaps it in with one atomic store, so a webhook is
+// served by exactly one version; lanes of versions that did not change are
+// carried over untouched (DESIGN §5).
+type generation struct {
+	pipelines map[string]*engine.Pipeline
+	lanes     map[string]*lane        // pipelines that queue (webhook and CSV sources)
+	handlers  map[string]http.Handler // webhook routes' handlers, by pipeline
+	routes    *http.ServeMux
+}
+
+// retireGrace is how long a replaced or removed version may take to finish
+// the requests it has in flight before they are abandoned (their events
+// stay queued for the new version).
+const retireGrace = 30 * time.Second
+
+type laneLife int
+
+const (
+	laneWaiting laneLife = iota // built; starts when the version it replaces is done
+	laneRunning
+	laneRetired
+)
+
+// ReloadReport is the outcome of one reload.
+type ReloadReport struct {
+	At time.Time `json:"at"`
+	// OK is false when a file was rejected (its running version, if any,
+	// goes on) or a problem stopped the reload.
+	OK      bool             `json:"ok"`
+	Changes []PipelineChange `json:"changes"`
+	// Problems are the ones that belong to no single pipeline
+	// (connections.yaml, a folder).
+	Problems []string `json:"problems,omitempty"`
+}
+
+// PipelineChange is what a reload did to one pipeline.
+type PipelineChange struct {
+	Pipeline string `json:"pipeline"`
+	// Result: added, changed, removed, rejected, or restored (a file that
+	// was rejected gives the running version again).
+	Result   string   `json:"result"`
+	Version  string   `json:"version,omitempty"`
+	Previous string   `json:"previous,omitempty"`
+	What     []string `json:"what,omitempty"`
+	Problems []string `json:"problems,omitempty"`
+	// Queued: for a removed pipeline, the events that stay in the inbox
+	// until a pipeline of that name runs again.
+	Queued int `json:"queued,omitempty"`
+}
+
+// Words is the change in a few words, for the log line.
+func (c PipelineChange) Words() string {
+	switch c.Result {
+	case "changed":
+		if len(c.What) == 0 {
+			return c.Pipeline + ": changed (comments or layout)"
+		}
+		return c.Pipeline + ": " + strings.Join(c.What, ", ")
+	case "rejected":
+		kept := "not running"
+		if c.Version != "" {
+			kept = "version " + c.Version + " goes on"
+		}
+		return fmt.Sprintf("%s: rejected, %d problem%s; %s", c.Pipeline, len(c.Problems), plural(len(c.Problems)), kept)
+	case "restored":
+		return c.Pipeline + ": its file is accepted again; version " + c.Version + " goes on"
+	case "removed":
+		if c.Queued > 0 {
+			return fmt.Sprintf("%s: removed; %d undelivered event%s stay in the inbox", c.Pipeline, c.Queued, plural(c.Queued))
+		}
+		return c.Pipeline + ": removed"
+	}
+	return c.Pipeline + ": " + c.Result
+}
+
+// Summary is the whole report in words.
+func (rep ReloadReport) Summary() string {
+	var parts []string
+	for _, c := range rep.Changes {
+		parts = append(parts, c.Words())
+	}
+	parts = append(parts, rep.Problems...)
+	if len(parts) == 0 {
+		return "no change"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// pipelineState is what /status shows about a pipeline's reloads.
+type pipelineState struct {
+	lastReload time.Time
+	result     string
+	problems   []string
+	file       string
+}
+
+// Apply makes proj's pipelines the running set. Each pipeline is handled
+// on its own: one whose file was rejected keeps its running version, an
+// unchanged one is not touched, a changed one starts once its previous
+// version has finished what it holds, a removed one drains and stops (its
+// undelivered events stay in the inbox). Routes switch in one step.
+func (r *Runner) Apply(proj *engine.Project) ReloadReport {
+	r.reloadMu.Lock()
+	defer r.reloadMu.Unlock()
+	old := r.gen.Load()
+	rep := ReloadReport{At: r.clock.Now(), OK: true}
+
+	rejected := map[string][]string{}
+	files := map[string]string{}
+	for _, d := range proj.Diagnostics.Items() {
+		if d.Severity != diag.Error {
+			continue
+		}
+		ext := filepath.Ext(d.File)
+		if engine.IsConnectionsFile(d.File) || (ext != ".yaml" && ext != ".yml") {
+			rep.Problems = append(rep.Problems, d.String())
+			continue
+		}
+		name := engine.PipelineName(d.File)
+		rejected[name] = append(rejected[name], d.String())
+		files[name] = d.File
+	}
+
+	next := map[string]*engine.Pipeline{}
+	for _, p := range proj.Pipelines {
+		next[p.Name] = p
+	}
+	loaded := maps.Clone(next)
+	for name := range rejected {
+		if op := old.pipelines[name]; op != nil {
+			next[name] = op // the file is broken: the running version goes on
+		}
+	}
+	for name, p := range next {
+		if op := old.pipelines[name]; op != nil && op.Version == p.Version {
+			next[name] = op // same content: keep the running objects
+		}
+	}
+
+	gen, refused := r.buildGeneration(next, old)
+	for name, problem := range refused {
+		rejected[name] = append(rejected[name], fmt.Sprintf("%s: %s", loaded[name].File, problem))
+		files[name] = loaded[name].File
+	}
+
+	for _, name := range slices.Sorted(maps.Keys(rejected)) {
+		c := PipelineChange{Pipeline: name, Result: "rejected", Problems: rejected[name]}
+		if op := gen.pipelines[name]; op != nil {
+			c.Version = op.Version
+		}
+		rep.Changes = append(rep.Changes, c)
+		rep.OK = false
+	}
+	for _, name := range slices.Sorted(maps.Keys(gen.pipelines)) {
+		p, op := gen.pipelines[name], old.pipelines[name]
+		switch {
+		case rejected[name] != nil || p == op:
+		case op == nil:
+			rep.Changes = append(rep.Changes, PipelineChange{Pipeline: name, Result: "added", Version: p.Version})
+		default:
+			rep.Changes = append(rep.Changes, PipelineChange{Pipeline: name, Result: "changed", Version: p.Version, Previous: op.Version, What: engine.ChangedParts(op, p)})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(old.pipelines)) {
+		if gen.pipelines[name] == nil {
+			rep.Changes = append(rep.Changes, PipelineChange{Pipeline: name, Result: "removed", Previous: old.pipelines[name].Version, Queued: r.store.Depth(name)})
+		}
+	}
+	// A file rejected before that now gives the running version again.
+	r.stateMu.Lock()
+	for name, st := range r.states {
+		if p := gen.pipelines[name]; st.result == "rejected" && rejected[name] == nil && p != nil && p == old.pipelines[name] {
+			rep.Changes = append(rep.Changes, PipelineChange{Pipeline: name, Result: "restored", Version: p.Version})
+		}
+	}
+	r.stateMu.Unlock()
+	if len(rep.Problems) > 0 {
+		rep.OK = false
+	}
+
+	r.gen.Store(gen)
+
+	// Lanes: the new ones start when the ones they replace are done.
+	for name, l := range old.lanes {
+		if gen.lanes[name] != l {
+			go r.retire(l)
+		}
+	}
+	if r.started.Load() {
+		for name, l := range gen.lanes {
+			if old.lanes[name] != l {
+				r.launch(l)
+			}
+		}
+		r.watchNewCSVInboxes(gen, old)
+	}
+
+	r.recordReload(rep, gen, files)
+	return rep
+}
+
+// buildGeneration builds the routes and lanes for the pipelines in next,
+// reusing old's for the pipelines whose version is running. A new version
+// whose routes collide with another pipeline's is refused (the loader
+// catches collisions within one load, but not with a version kept running
+// because its new file was rejected): it keeps its running version, or is
+// left out.
+func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generation) (*generation, map[string]string) {
+	refused := map[string]string{}
+	for {
+		gen := &generation{pipelines: next, lanes: map[string]*lane{}, handlers: map[string]http.Handler{}}
+		for name, p := range next {
+			if old != nil && old.pipelines[name] == p {
+				if l := old.lanes[name]; l != nil {
+					gen.lanes[name] = l
+				}
+				if h := old.handlers[name]; h != nil {
+					gen.handlers[name] = h
+				}
+				continue
+			}
+			for _, c := range pipelineConnections(p) {
+				r.ensureGovernor(c)
+			}
+			if queues(p) {
+				l := newLane(r, p)
+				if old != nil {
+					l.prev = old.lanes[name]
+				}
+				gen.lanes[name] = l
+			}
+			if p.Source.Type.Kind == spec.HTTPSource {
+				gen.handlers[name] = r.sourceHandler(p)
+			}
+		}
+		// Kept versions first: a collision is then reported against the
+		// new one.
+		order := slices.SortedFunc(maps.Keys(next), func(a, b string) int {
+			ka, kb := old != nil && old.pipelines[a] == next[a], old != nil && old.pipelines[b] == next[b]
+			switch {
+			case ka && !kb:
+				return -1
+			case kb && !ka:
+				return 1
+			}
+			return strings.Compare(a, b)
+		})
+		mux, culprit, err := r.buildRoutes(gen, order)
+		if err == nil {
+			gen.routes = mux
+			return gen, refused
+		}
+		refused[culprit] = err.Error()
+		next = maps.Clone(next)
+		if old != nil && old.pipelines[culprit] != nil {
+			next[culprit] = old.pipelines[culprit]
+		} else {
+			delete(next, culprit)
+		}
+	}
+}
+
+// queues reports whether p's events go through the inbox and a lane.
+func queues(p *engine.Pipeline) bool {
+	return p.Source.Type.Kind == spec.HTTPSource && p.Respond == nil || p.Source.Type.Kind == spec.CSVSource
+}
+
+// launch starts l once the version it replaces is done.
+func (r *Runner) launch(l *lane) {
+	r.lanesLive.Add(1)
+	go func() {
+		defer r.lanesLive.Done()
+		if l.prev != nil {
+			<-l.prev.done
+			l.prev = nil // let it be collected
+		}
+		l.lifeMu.Lock()
+		if l.life == laneRetired || r.soft.Err() != nil {
+			l.life = laneRetired
+			l.lifeMu.Unlock()
+			close(l.done)
+			return
+		}
+		l.life = laneRunning
+		l.start()
+		l.lifeMu.Unlock()
+		<-l.done
+	}()
+}
+
+// retire stops l: it takes no more events, finishes the requests it has in
+// flight (abandoning them after retireGrace; their events stay queued),
+// sends its open batches and records its acks. A lane that never started
+// is done as soon as the one it waited for is.
+func (r *Runner) retire(l *lane) {
+	l.retiring.Do(func() {
+		l.lifeMu.Lock()
+		was := l.life
+		l.life = laneRetired
+		l.lifeMu.Unlock()
+		if was != laneRunning {
+			if !r.started.Load() {
+				close(l.done) // never launched
+			}
+			return // launch closes done
+		}
+		l.cancelSoft()
+		stopped := make(chan struct{})
+		go func() { l.wait(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(retireGrace):
+			r.log.Warn("a replaced version did not finish its requests in time; they are abandoned and their events stay queued", "pipeline", l.p.Name, "version", l.p.Version)
+			l.cancelHard()
+			<-stopped
+		}
+		l.cancelHard()
+		close(l.done)
+	})
+}
+
+// recordReload updates what /status and the metrics say about reloads.
+func (r *Runner) recordReload(rep ReloadReport, gen *generation, files map[string]string) {
+	r.stateMu.Lock()
+	defer r.stateMu.Unlock()
+	r.lastReload = &rep
+	rejected := map[string]bool{}
+	for _, c := range rep.Changes {
+		r.metrics.reloads.WithLabelValues(c.Pipeline, c.Result).Inc()
+		r.states[c.Pipeline] = &pipelineState{lastReload: rep.At, result: c.Result, problems: c.Problems, file: files[c.Pipeline]}
+		rejected[c.Pipeline] = c.Result == "rejected"
+	}
+	for name := range r.states {
+		if gen.pipelines[name] == nil && !rejected[name] {
+			delete(r.states, name) // removed, or a rejected file that is gone
+		}
+	}
+	if rep.OK {
+		r.metrics.lastReloadOK.Set(1)
+	} else {
+		r.metrics.lastReloadOK.Set(0)
+	}
+}
+
+// wake tells the running version of pipeline that events were queued. Not
+// the version that queued them: after a reload that one may be retiring,
+// and the new one would not look until the next event.
+func (r *Runner) wake(pipeline string) {
+	if l := r.lane(pipeline); l != nil {
+		l.wake()
+	}
+}
+
+// lane returns the running lane of pipeline, or nil.
+func (r *Runner) lane(pipeline string) *lane { return r.gen.Load().lanes[pipeline] }
+
+// pipeline returns the running version of pipeline, or nil.
+func (r *Runner) pipeline(name string) *engine.Pipeline { return r.gen.Load().pipelines[name] }

@@ -1,0 +1,359 @@
+package runner_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	sessionmemu "github.com/loyalty-connector/engine/connectors/sessionm/emulator"
+	"github.com/loyalty-connector/engine/engine/runner"
+)
+
+const tagsPipeline = "braze-segment-to-sessionm-tags"
+
+// copyPipelines copies the shipped pipelines into a folder a test may edit.
+func copyPipelines(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	entries, err := os.ReadDir("../../pipelines")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		raw, err := os.ReadFile(filepath.Join("../../pipelines", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// editFile rewrites one pipeline file with edit applied.
+func editFile(t *testing.T, path string, edit func(string) string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(edit(string(raw))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fixedTag makes the tags pipeline send one fixed tag instead of the
+// webhook's body, so a test can tell which version delivered an event.
+func fixedTag(tag string) func(string) string {
+	return func(s string) string {
+		return strings.Replace(s, `body: "{{ event }}"`, "body:\n    tags: ["+tag+"]", 1)
+	}
+}
+
+func (h *harness) tagWebhook(user int, id string) answer {
+	return h.post("/hooks/braze/tags/"+sessionmemu.GeneratedUserID(user), `{"tags":["as_sent"],"ttl":60}`,
+		map[string]string{"Authorization": coreBasic, "Idempotency-Key": id})
+}
+
+func changeOf(rep runner.ReloadReport, pipeline string) *runner.PipelineChange {
+	for i := range rep.Changes {
+		if rep.Changes[i].Pipeline == pipeline {
+			return &rep.Changes[i]
+		}
+	}
+	return nil
+}
+
+func TestReloadSwapsOneVersion(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	before := h.r.Status()
+	if a := h.tagWebhook(1, "e1"); a.status != 200 {
+		t.Fatalf("webhook: %d %s", a.status, a.body)
+	}
+	h.drained()
+
+	editFile(t, filepath.Join(dir, tagsPipeline+".yaml"), fixedTag("v2"))
+	rep := h.r.Apply(h.load())
+	c := changeOf(rep, tagsPipeline)
+	if !rep.OK || c == nil || c.Result != "changed" || !slices.Equal(c.What, []string{"target changed"}) || c.Previous == c.Version {
+		t.Fatalf("report %+v", rep)
+	}
+	if len(rep.Changes) != 1 {
+		t.Fatalf("other pipelines were touched: %s", rep.Summary())
+	}
+	if a := h.tagWebhook(2, "e2"); a.status != 200 {
+		t.Fatalf("webhook after the reload: %d %s", a.status, a.body)
+	}
+	h.drained()
+	if h.tagCount(sessionmemu.GeneratedUserID(1), "as_sent") != 1 || h.tagCount(sessionmemu.GeneratedUserID(2), "v2") != 1 || h.tagCount(sessionmemu.GeneratedUserID(2), "as_sent") != 0 {
+		t.Fatal("the event before the reload should carry its own tags, the one after it the new version's")
+	}
+	after := h.r.Status()
+	if v := statusOf(after, tagsPipeline); v.Version != c.Version || v.Result != "changed" || v.State != "running" {
+		t.Fatalf("status after the reload: %+v", v)
+	}
+	if statusOf(after, "offer-issued-to-braze-campaign").Version != statusOf(before, "offer-issued-to-braze-campaign").Version {
+		t.Fatal("an unchanged pipeline got a new version")
+	}
+
+	// Nothing changed: nothing happens.
+	if rep := h.r.Apply(h.load()); len(rep.Changes) != 0 || !rep.OK || rep.Summary() != "no change" {
+		t.Fatalf("a reload with nothing changed: %+v", rep)
+	}
+}
+
+func statusOf(st runner.Status, name string) runner.PipelineStatus {
+	for _, p := range st.Pipelines {
+		if p.Name == name {
+			return p
+		}
+	}
+	return runner.PipelineStatus{}
+}
+
+// A broken edit of any kind leaves the running version serving, and says
+// where the problem is; fixing the file brings the new version in.
+func TestReloadRejectsBrokenEdits(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	file := filepath.Join(dir, tagsPipeline+".yaml")
+	good, _ := os.ReadFile(file)
+	running := statusOf(h.r.Status(), tagsPipeline).Version
+	breaks := []struct {
+		name, want string
+		edit       func(string) string
+	}{
+		{"bad YAML", "braze-segment-to-sessionm-tags.yaml:", func(s string) string { return s + "\ntarget: [unclosed\n" }},
+		{"bad expr", "filter", func(s string) string { return s + "\nfilter: event.tags ==\n" }},
+		{"bad Liquid", "unknown filter", func(s string) string {
+			return strings.Replace(s, "{{ request.params.user_id }}\"\n  # The", "{{ request.params.user_id | no_such_filter }}\"\n  # The", 1)
+		}},
+		{"unknown connection", "no_such_connection", func(s string) string {
+			return strings.Replace(s, "connection: sessionm_core", "connection: no_such_connection", 1)
+		}},
+	}
+	for i, b := range breaks {
+		t.Run(b.name, func(t *testing.T) {
+			editFile(t, file, func(string) string { return b.edit(string(good)) })
+			rep := h.r.Apply(h.load())
+			c := changeOf(rep, tagsPipeline)
+			if rep.OK || c == nil || c.Result != "rejected" || c.Version != running || len(c.Problems) == 0 || !strings.Contains(strings.Join(c.Problems, "\n"), b.want) {
+				t.Fatalf("report %+v", rep)
+			}
+			if !strings.Contains(c.Problems[0], file+":") {
+				t.Errorf("the problem does not name the file and line: %q", c.Problems[0])
+			}
+			st := statusOf(h.r.Status(), tagsPipeline)
+			if st.State != "rejected" || st.Version != running || len(st.Problems) == 0 {
+				t.Fatalf("status %+v", st)
+			}
+			if a := h.tagWebhook(i+1, fmt.Sprint("b", i)); a.status != 200 {
+				t.Fatalf("the running version stopped serving: %d %s", a.status, a.body)
+			}
+		})
+	}
+	h.drained()
+	for i := range breaks {
+		if h.tagCount(sessionmemu.GeneratedUserID(i+1), "as_sent") != 1 {
+			t.Fatalf("event %d, sent while the file was broken, was not delivered by the running version", i)
+		}
+	}
+
+	// The file as it was: the running version is accepted again.
+	editFile(t, file, func(string) string { return string(good) })
+	rep := h.r.Apply(h.load())
+	if c := changeOf(rep, tagsPipeline); !rep.OK || c == nil || c.Result != "restored" {
+		t.Fatalf("report after the fix: %+v", rep)
+	}
+	if st := statusOf(h.r.Status(), tagsPipeline); st.State != "running" || len(st.Problems) != 0 {
+		t.Fatalf("status after the fix: %+v", st)
+	}
+	// A fix that changes it brings the new version in.
+	editFile(t, file, fixedTag("fixed"))
+	if c := changeOf(h.r.Apply(h.load()), tagsPipeline); c == nil || c.Result != "changed" {
+		t.Fatal("the fixed file did not bring its version in")
+	}
+}
+
+// A deleted file stops its pipeline; its queued events stay in the inbox
+// and are reported. An added file starts serving.
+func TestReloadRemovesAndAdds(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	// Hold deliveries, so an event is still queued when its file goes.
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","throttle":{"for":"1s"}}`)
+	if a := h.tagWebhook(1, "r1"); a.status != 200 {
+		t.Fatal(a)
+	}
+	h.eventually("the event to be tried", func() bool { return len(h.journal("/sessionm/core/*")) > 0 })
+	file := filepath.Join(dir, tagsPipeline+".yaml")
+	raw, _ := os.ReadFile(file)
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	rep := h.r.Apply(h.load())
+	c := changeOf(rep, tagsPipeline)
+	if c == nil || c.Result != "removed" || c.Queued != 1 || c.Words() != tagsPipeline+": removed; 1 undelivered event stay in the inbox" {
+		t.Fatalf("report %+v (%s)", rep, rep.Summary())
+	}
+	if a := h.tagWebhook(2, "r2"); a.status != 404 {
+		t.Fatalf("the removed pipeline's route: %d", a.status)
+	}
+	if h.store.Depth(tagsPipeline) != 1 {
+		t.Fatal("the queued event of the removed pipeline is gone")
+	}
+
+	// Back under its name, the pipeline takes its queue up again.
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep = h.r.Apply(h.load())
+	if c := changeOf(rep, tagsPipeline); c == nil || c.Result != "added" {
+		t.Fatalf("report %+v", rep)
+	}
+	h.drained()
+	if h.tagCount(sessionmemu.GeneratedUserID(1), "as_sent") != 1 {
+		t.Fatal("the event queued before the removal was not delivered once the pipeline was back")
+	}
+}
+
+// A new version whose route collides with another pipeline's is refused;
+// both running versions go on.
+func TestReloadRefusesARouteCollision(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	// Break the tags pipeline's YAML (it keeps running), then give its
+	// route to a new pipeline: the loader, which could not read the broken
+	// file's routes, cannot see the collision; the runner must.
+	tags := filepath.Join(dir, tagsPipeline+".yaml")
+	raw, _ := os.ReadFile(tags)
+	editFile(t, tags, func(s string) string { return s + "\ntarget: [unclosed\n" })
+	if err := os.WriteFile(filepath.Join(dir, "copycat.yaml"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := h.r.Apply(h.load())
+	c := changeOf(rep, "copycat")
+	if rep.OK || c == nil || c.Result != "rejected" || !strings.Contains(strings.Join(c.Problems, " "), "cannot serve its routes") {
+		t.Fatalf("report %+v", rep)
+	}
+	if a := h.tagWebhook(1, "c1"); a.status != 200 {
+		t.Fatalf("the route's running version stopped serving: %d", a.status)
+	}
+	if st := statusOf(h.r.Status(), "copycat"); st.State != "rejected" || st.Version != "" {
+		t.Fatalf("status of the refused pipeline: %+v", st)
+	}
+}
+
+// Webhooks keep flowing while a pipeline is swapped again and again: none
+// is refused, and every accepted event is delivered exactly once.
+func TestReloadUnderLoad(t *testing.T) {
+	dir := copyPipelines(t)
+	const users = 400
+	h := start(t, setup{dirs: []string{dir}, users: users})
+	file := filepath.Join(dir, tagsPipeline+".yaml")
+	good, _ := os.ReadFile(file)
+
+	var sent atomic.Int64
+	var failures []string
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < users; i += 4 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				a := h.tagWebhook(i, fmt.Sprint("load-", i))
+				if a.status != 200 {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("user %d: %d %s", i, a.status, a.body))
+					mu.Unlock()
+				}
+				sent.Add(1)
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	for i := range 20 {
+		switch i % 3 {
+		case 0:
+			editFile(t, file, fixedTag(fmt.Sprint("v", i)))
+		case 1:
+			editFile(t, file, func(string) string { return string(good) + "\nfilter: ==\n" }) // rejected
+		case 2:
+			editFile(t, file, func(string) string { return string(good) })
+		}
+		h.r.Apply(h.load())
+		time.Sleep(5 * time.Millisecond)
+	}
+	wg.Wait()
+	close(stop)
+	if len(failures) > 0 {
+		t.Fatalf("%d webhooks refused during reloads, first: %s", len(failures), failures[0])
+	}
+	h.drained()
+	// One tags request per user, whatever version sent it.
+	counts := map[string]int{}
+	for _, e := range h.journal("/sessionm/core/*") {
+		if e["status"].(float64) == 200 {
+			counts[e["path"].(string)]++
+		}
+	}
+	for i := range users {
+		if n := counts["/sessionm/core/priv/v1/apps/sandbox-core-key/users/"+sessionmemu.GeneratedUserID(i)+"/tags"]; n != 1 {
+			t.Fatalf("user %d was tagged %d times, want exactly once (%d events sent)", i, n, sent.Load())
+		}
+	}
+}
+
+func adminServer(t *testing.T, h *harness, reload func() runner.ReloadReport) string {
+	srv := httptest.NewServer(h.r.AdminHandler(reload))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// The admin reload route answers the report.
+func TestAdminReload(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	srv := adminServer(t, h, func() runner.ReloadReport { return h.r.Apply(h.load()) })
+	editFile(t, filepath.Join(dir, tagsPipeline+".yaml"), fixedTag("v9"))
+	a := do(t, "POST", srv+"/-/reload", "", nil)
+	var rep runner.ReloadReport
+	if err := json.Unmarshal([]byte(a.body), &rep); err != nil || a.status != 200 || changeOf(rep, tagsPipeline) == nil {
+		t.Fatalf("POST /-/reload: %d %s", a.status, a.body)
+	}
+	editFile(t, filepath.Join(dir, tagsPipeline+".yaml"), func(s string) string { return s + "\nfilter: ==\n" })
+	if a := do(t, "POST", srv+"/-/reload", "", nil); a.status != 422 || !strings.Contains(a.body, `"rejected"`) {
+		t.Fatalf("POST /-/reload with a broken file: %d %s", a.status, a.body)
+	}
+	st := do(t, "GET", srv+"/status", "", nil)
+	if !strings.Contains(st.body, `"state":"rejected"`) || !strings.Contains(st.body, `"last_reload"`) {
+		t.Fatalf("status: %s", st.body)
+	}
+	m := do(t, "GET", h.engine.URL+"/metrics", "", nil).body
+	for _, want := range []string{
+		`engine_reload_total{pipeline="braze-segment-to-sessionm-tags",result="changed"} 1`,
+		`engine_reload_total{pipeline="braze-segment-to-sessionm-tags",result="rejected"} 1`,
+		"engine_config_last_reload_successful 0",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
