@@ -29,10 +29,10 @@ func TestChangedParts(t *testing.T) {
 	old := loadOne(t, filepath.Join(dir, file))
 
 	tests := []struct {
-		name       string
-		pipeline   func(string) string
-		conns      func(string) string
-		want       []string
+		name        string
+		pipeline    func(string) string
+		conns       func(string) string
+		want        []string
 		sameVersion bool
 	}{
 		{"nothing", same, same, nil, true},
