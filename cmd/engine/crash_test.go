@@ -963,7 +963,7 @@ type child struct {
 	err            error         // Wait's result, once exited is closed
 }
 
-func startChild(t *testing.T, name, bin string, args ...string) *child {
+func startChild(t testing.TB, name, bin string, args ...string) *child {
 	t.Helper()
 	c := &child{name: name, cmd: exec.Command(bin, args...), stdout: newSyncBuffer(), stderr: newSyncBuffer(), exited: make(chan struct{})}
 	c.cmd.Stdout, c.cmd.Stderr = c.stdout, c.stderr

@@ -49,7 +49,7 @@ var (
 
 // buildEngine builds the engine binary the first time a test asks for it
 // and returns its path; later calls reuse it.
-func buildEngine(t *testing.T) string {
+func buildEngine(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		bin := filepath.Join(binDir, "engine")

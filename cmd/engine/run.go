@@ -44,12 +44,20 @@ rows become dead letters with their row number. --until-done exits once the
 --sandbox starts the built-in SessionM and Braze emulators in process and
 points every connection at them: all flows work with no account anywhere.
 
+Pipeline files may be edited while the engine runs: a changed, added,
+renamed or deleted file (connections.yaml included) is reloaded once it has
+been left alone for --reload-quiet, and the folders are rescanned every
+--rescan. A file that does not validate leaves its running version in
+place (GET /status shows its problems); a new version takes over the
+routes at once and the queue once the old one has finished what it holds.
+SIGHUP and POST /-/reload on the admin listener reload at once.
+
 The listener also serves /healthz, /readyz and /metrics (Prometheus). The
-admin listener (--admin-addr, loopback) serves GET /status and the dead
-letters of the running engine: GET /dlq, POST /dlq/{id}/replay,
-DELETE /dlq/{id}. SIGINT or SIGTERM stops
-taking webhooks, lets in-flight deliveries finish (up to --grace), and
-leaves the rest in the inbox.`, stderr)
+admin listener (--admin-addr, loopback) serves GET /status, POST /-/reload
+and the dead letters of the running engine: GET /dlq,
+POST /dlq/{id}/replay, DELETE /dlq/{id}. SIGINT or SIGTERM stops taking
+webhooks, lets in-flight deliveries finish (up to --grace), and leaves the
+rest in the inbox.`, stderr)
 	var cf configFlags
 	cf.register(fs)
 	var (
@@ -63,6 +71,9 @@ leaves the rest in the inbox.`, stderr)
 		grace     = fs.Duration("grace", 30*time.Second, "how long a stop waits for in-flight deliveries")
 		untilDone = fs.Bool("until-done", false, "exit once the --csv files are read and every row has an outcome")
 		cpuProf   = fs.String("cpu-profile", "", "write a CPU profile of the run to `FILE` (go tool pprof reads it)")
+		watch     = fs.Bool("watch", true, "reload pipeline files as soon as they change (--rescan, SIGHUP and POST /-/reload work either way)")
+		quiet     = fs.Duration("reload-quiet", 100*time.Millisecond, "how long a changed file must be left alone before it is reloaded")
+		rescan    = fs.Duration("rescan", 10*time.Second, "also look for changed files this often, in case a change notice was missed (0: never)")
 		csvFiles  listFlag
 	)
 	fs.Var(&csvFiles, "csv", "import `FILE` into the csv pipeline, or PIPELINE=FILE when there are several (repeatable)")
@@ -112,6 +123,8 @@ leaves the rest in the inbox.`, stderr)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+	// Taken before the load: a file changed in between is reloaded.
+	loadedFrom := fingerprint(paths)
 	proj := loader.Load(paths)
 	for _, d := range proj.Diagnostics.Items() {
 		fmt.Fprintln(stderr, d)
@@ -146,6 +159,8 @@ leaves the rest in the inbox.`, stderr)
 	// two: slow or silent clients cannot hold the listener.
 	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	rl := &reloader{paths: paths, loader: loader, runner: r, log: logger, watch: *watch, quiet: *quiet, rescan: *rescan, last: loadedFrom}
+	reloadNow := func() runner.ReloadReport { return rl.reload("POST /-/reload", true) }
 	var admin *http.Server
 	if *adminAddr != "" {
 		aln, err := net.Listen("tcp", *adminAddr)
@@ -156,13 +171,16 @@ leaves the rest in the inbox.`, stderr)
 		if host, _, _ := net.SplitHostPort(aln.Addr().String()); !net.ParseIP(host).IsLoopback() {
 			logger.Warn("the admin listener is not on loopback: anyone who reaches it can replay and drop dead letters", "addr", aln.Addr().String())
 		}
-		admin = &http.Server{Handler: loopbackHostsOnly(r.AdminHandler()), ReadHeaderTimeout: 10 * time.Second}
+		admin = &http.Server{Handler: loopbackHostsOnly(r.AdminHandler(reloadNow)), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = admin.Serve(aln) }()
 		defer admin.Close()
-		fmt.Fprintf(stdout, "engine run: admin on http://%s (/status, /dlq)\n", aln.Addr())
+		fmt.Fprintf(stdout, "engine run: admin on http://%s (/status, /-/reload, /dlq)\n", aln.Addr())
 	}
 	r.Start()
 	r.WatchCSVInboxes(time.Second)
+	if err := rl.run(ctx); err != nil {
+		logger.Warn("pipeline files are not watched for changes; --rescan, SIGHUP and POST /-/reload still reload them", "error", err)
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	printRunBanner(stdout, ln.Addr().String(), *dataDir, sandboxBase, proj.Pipelines, store)

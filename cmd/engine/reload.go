@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/runner"
+)
+
+// reloader reloads the pipelines of engine run when their files change
+// (DESIGN §5): it watches the folders rather than the files, since editors
+// save by writing a new file and renaming it over the old one, and
+// Kubernetes swaps a symlinked folder; it waits for a file to be quiet
+// before reading it; and it rescans on a timer in case an event was
+// missed. SIGHUP and POST /-/reload take the same path. A reload builds
+// everything first (the code of engine validate) and the runner swaps in
+// only what changed and built.
+type reloader struct {
+	paths  []string
+	loader *engine.Loader
+	runner *runner.Runner
+	log    *slog.Logger
+	watch  bool          // follow change notices (fsnotify)
+	quiet  time.Duration // how long a file must be left alone before it is read
+	rescan time.Duration // 0: no timer
+
+	mu   sync.Mutex
+	last string // fingerprint of the files the running set was built from
+}
+
+// reload loads the pipelines and applies them. Unless forced, nothing is
+// built when no file changed since the last reload.
+func (rl *reloader) reload(trigger string, force bool) runner.ReloadReport {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	fp := fingerprint(rl.paths)
+	if !force && fp == rl.last {
+		return runner.ReloadReport{At: time.Now(), OK: true}
+	}
+	proj := rl.loader.Load(rl.paths)
+	rep := rl.runner.Apply(proj)
+	rl.last = fp
+	if len(rep.Changes) > 0 || len(rep.Problems) > 0 {
+		attrs := []any{"trigger", trigger, "changes", rep.Summary()}
+		var problems []string
+		for _, c := range rep.Changes {
+			problems = append(problems, c.Problems...)
+		}
+		if problems = append(problems, rep.Problems...); len(problems) > 0 {
+			attrs = append(attrs, "problems", strings.Join(problems, "; "))
+		}
+		if rep.OK {
+			rl.log.Info("reloaded", attrs...)
+		} else {
+			rl.log.Warn("reloaded, with files rejected; their running versions go on", attrs...)
+		}
+	}
+	return rep
+}
+
+// run reloads on change notices, on the rescan timer and on SIGHUP until
+// ctx ends. When the folders cannot be watched it returns the error and
+// still reloads on the timer and SIGHUP.
+func (rl *reloader) run(ctx context.Context) error {
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	var watchErr error
+	if rl.watch {
+		w, err := fsnotify.NewWatcher()
+		if err == nil {
+			for _, dir := range watchedFolders(rl.paths) {
+				if err = w.Add(dir); err != nil {
+					err = fmt.Errorf("%s: %w", dir, err)
+					break
+				}
+			}
+		}
+		if err != nil {
+			watchErr = fmt.Errorf("watching the pipeline files: %w", err)
+			if w != nil {
+				w.Close()
+			}
+		} else {
+			events, errs = w.Events, w.Errors
+			context.AfterFunc(ctx, func() { w.Close() })
+		}
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		var rescan <-chan time.Time
+		if rl.rescan > 0 {
+			t := time.NewTicker(rl.rescan)
+			defer t.Stop()
+			rescan = t.C
+		}
+		settle := time.NewTimer(time.Hour)
+		settle.Stop()
+		changed := map[string]time.Time{} // file -> its last event
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-events:
+				if !ok {
+					events = nil
+					continue
+				}
+				if ev.Op == fsnotify.Chmod {
+					continue
+				}
+				changed[ev.Name] = time.Now()
+				settle.Reset(rl.quiet)
+			case err, ok := <-errs:
+				if !ok {
+					errs = nil
+					continue
+				}
+				rl.log.Warn("watching the pipeline files; the rescan timer still reloads", "error", err)
+			case <-settle.C:
+				next, due := quietFiles(changed, rl.quiet, time.Now())
+				if due {
+					rl.reload("file change", false)
+				}
+				if next > 0 {
+					settle.Reset(next)
+				}
+			case <-rescan:
+				rl.reload("rescan", false)
+			case <-hup:
+				rl.reload("SIGHUP", true)
+			}
+		}
+	}()
+	return watchErr
+}
+
+// quietFiles drops from changed the files left alone for quiet, and says
+// whether there were any and how long until the next one is.
+func quietFiles(changed map[string]time.Time, quiet time.Duration, now time.Time) (next time.Duration, due bool) {
+	for f, at := range changed {
+		wait := quiet - now.Sub(at)
+		if wait <= 0 {
+			delete(changed, f)
+			due = true
+			continue
+		}
+		if next == 0 || wait < next {
+			next = wait
+		}
+	}
+	return next, due
+}
+
+// watchedFolders is the folders paths name, or hold the files paths name.
+func watchedFolders(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		dir := p
+		if info, err := os.Stat(p); err != nil || !info.IsDir() {
+			dir = filepath.Dir(p)
+		}
+		if dir = filepath.Clean(dir); !slices.Contains(out, dir) {
+			out = append(out, dir)
+		}
+	}
+	return out
+}
+
+// fingerprint hashes the names and contents of every file a load of
+// paths reads (the YAML files of the folders, and the files named), so a
+// reload can tell that nothing changed without building anything.
+func fingerprint(paths []string) string {
+	h := sha256.New()
+	var files []string
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			fmt.Fprintf(h, "%s: %v\n", p, err)
+			continue
+		}
+		if !info.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			fmt.Fprintf(h, "%s: %v\n", p, err)
+			continue
+		}
+		for _, e := range entries {
+			if ext := filepath.Ext(e.Name()); !e.IsDir() && !strings.HasPrefix(e.Name(), ".") && (ext == ".yaml" || ext == ".yml") {
+				files = append(files, filepath.Join(p, e.Name()))
+			}
+		}
+	}
+	slices.Sort(files)
+	for _, f := range files {
+		fmt.Fprintf(h, "%s\n", f)
+		if fh, err := os.Open(f); err != nil {
+			fmt.Fprintf(h, "%v\n", err)
+		} else {
+			_, _ = io.Copy(h, fh)
+			fh.Close()
+		}
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

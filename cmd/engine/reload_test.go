@@ -1,0 +1,363 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// copyDir copies the files of src (not its folders) into a new folder.
+func copyDir(t testing.TB, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// adminOf is the admin address an engine run printed in its banner.
+func adminOf(t testing.TB, e *engineRun) string {
+	t.Helper()
+	m := regexp.MustCompile(`admin on (http://[0-9.:]+)`).FindStringSubmatch(e.stdout.String())
+	if m == nil {
+		t.Fatalf("%s printed no admin address", e.name)
+	}
+	return m[1]
+}
+
+type statusAnswer struct {
+	Pipelines []struct {
+		Name     string   `json:"name"`
+		Version  string   `json:"version"`
+		State    string   `json:"state"`
+		Problems []string `json:"problems"`
+	} `json:"pipelines"`
+}
+
+func fetchStatus(client *http.Client, admin string) (statusAnswer, error) {
+	var st statusAnswer
+	resp, err := client.Get(admin + "/status")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// versionOf is the running version of pipeline ("" when none runs) and
+// its state.
+func (st statusAnswer) versionOf(pipeline string) (version, state string) {
+	for _, p := range st.Pipelines {
+		if p.Name == pipeline {
+			return p.Version, p.State
+		}
+	}
+	return "", ""
+}
+
+// writeAtomically saves content the way editors do: a new file, renamed
+// over the old one.
+func writeAtomically(t testing.TB, path, content string) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".swp")
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReloadUnderWebhookLoad edits the pipeline files 50 times (rewrite,
+// rename-save, break, fix, add, delete, connections.yaml) while webhooks
+// arrive as fast as 16 senders go: no webhook may be refused or go
+// unanswered, and every accepted event must reach SessionM exactly once.
+func TestReloadUnderWebhookLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes under load")
+	}
+	h := newCrashHarness(t, crashUsers)
+	h.pipelines = copyDir(t, crashPipelines)
+	h.flags = []string{"--admin-addr", "127.0.0.1:0", "--reload-quiet", "50ms"}
+	e := h.startEngine(0)
+	admin := adminOf(t, e)
+	client := &http.Client{Timeout: 5 * time.Second}
+
+	tags := filepath.Join(h.pipelines, "ordered-tags.yaml")
+	extra := filepath.Join(h.pipelines, "extra.yaml")
+	conns := filepath.Join(h.pipelines, "connections.yaml")
+	rawTags, _ := os.ReadFile(tags)
+	rawConns, _ := os.ReadFile(conns)
+	good := string(rawTags)
+	withDescription := func(i int) string {
+		return strings.Replace(good, "description: test counter tags in order per user", fmt.Sprintf("description: edit %d", i), 1)
+	}
+	ops := []struct {
+		name string
+		do   func(i int)
+	}{
+		{"rewrite", func(i int) { _ = os.WriteFile(tags, []byte(withDescription(i)), 0o644) }},
+		{"rename-save", func(i int) {
+			writeAtomically(t, tags, strings.Replace(withDescription(i), "attempts: 3", "attempts: 4", 1))
+		}},
+		{"break", func(i int) { _ = os.WriteFile(tags, []byte(withDescription(i)+"\nfilter: event.tags ==\n"), 0o644) }},
+		{"fix", func(i int) { writeAtomically(t, tags, withDescription(i)) }},
+		{"add", func(i int) {
+			_ = os.WriteFile(extra, []byte(strings.Replace(good, "/hooks/tags/{user_id}", "/hooks/extra/{user_id}", 1)), 0o644)
+		}},
+		{"delete", func(i int) { _ = os.Remove(extra) }},
+		{"connections", func(i int) { _ = os.WriteFile(conns, []byte(fmt.Sprintf("%s\n# edit %d\n", rawConns, i)), 0o644) }},
+	}
+
+	led := newLedger()
+	var next atomic.Int64
+	load := startSenders(led, newSenderClient(t), e.base, &next)
+	if !led.waitLoad(300, 300, 0, 30*time.Second, e.exited) {
+		load.halt()
+		t.Fatalf("the engine accepted only %d events", led.acceptedCount())
+	}
+	began, startCount := time.Now(), led.acceptedCount()
+	versions := map[string]bool{}
+	for i := range 50 {
+		op := ops[i%len(ops)]
+		op.do(i)
+		time.Sleep(150 * time.Millisecond) // past --reload-quiet and the build
+		if st, err := fetchStatus(client, admin); err == nil {
+			v, _ := st.versionOf("ordered-tags")
+			versions[v] = true
+		}
+		if e.done() {
+			break
+		}
+	}
+	elapsed, during := time.Since(began), led.acceptedCount()-startCount
+	load.halt()
+	rate := float64(during) / elapsed.Seconds()
+	t.Logf("50 edits in %v; %d events accepted meanwhile (%.0f/s); %d versions of ordered-tags seen", elapsed.Round(time.Millisecond), during, rate, len(versions))
+
+	if n := len(led.unanswered()); n > 0 {
+		t.Errorf("%d webhooks were refused or unanswered during the reloads (%s), e.g. %v", n, led.why(), firstN(led.unanswered(), 10))
+	}
+	if len(versions) < 10 {
+		t.Errorf("only %d versions of ordered-tags ran; the edits were not reloaded", len(versions))
+	}
+	if rate < 1000 {
+		t.Logf("note: fewer than 1,000 events/s during the edits on this machine")
+	}
+	stderr := e.stderr.String()
+	for _, want := range []string{"ordered-tags: description changed", "ordered-tags: rejected, 1 problem", "extra: added", "extra: removed"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("no reload log line says %q", want)
+		}
+	}
+	h.checkDelivered(e, led, 0)
+}
+
+// TestReloadKeepsTheRunningVersion: a broken edit is shown in /status
+// with file:line:col and the old version goes on; the fix brings the new
+// one in; SIGHUP reloads too.
+func TestReloadKeepsTheRunningVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes")
+	}
+	h := newCrashHarness(t, 10)
+	h.pipelines = copyDir(t, crashPipelines)
+	h.flags = []string{"--admin-addr", "127.0.0.1:0", "--watch=false", "--rescan", "0"}
+	e := h.startEngine(0)
+	admin := adminOf(t, e)
+	client := &http.Client{Timeout: 5 * time.Second}
+	st, err := fetchStatus(client, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running, _ := st.versionOf("ordered-tags")
+
+	tags := filepath.Join(h.pipelines, "ordered-tags.yaml")
+	raw, _ := os.ReadFile(tags)
+	if err := os.WriteFile(tags, append(raw, "\nfilter: event.tags ==\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// --watch=false: only SIGHUP (or POST /-/reload) reloads.
+	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rejection in /status", func() bool {
+		st, err := fetchStatus(client, admin)
+		if err != nil {
+			return false
+		}
+		for _, p := range st.Pipelines {
+			if p.Name == "ordered-tags" && p.State == "rejected" {
+				if p.Version != running || len(p.Problems) != 1 || !strings.Contains(p.Problems[0], tags+":19:") {
+					t.Fatalf("status of the rejected file: %+v", p)
+				}
+				return true
+			}
+		}
+		return false
+	})
+	led := newLedger()
+	if err := led.send(newSenderClient(t), e.base, 1); err != nil || led.acceptedCount() != 1 {
+		t.Fatalf("the running version does not serve: %v (%s)", err, led.why())
+	}
+
+	if err := os.WriteFile(tags, []byte(strings.Replace(string(raw), "attempts: 3", "attempts: 5", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Post(admin+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		OK      bool `json:"ok"`
+		Changes []struct {
+			Pipeline, Result string
+			What             []string
+		} `json:"changes"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&rep)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !rep.OK || len(rep.Changes) != 1 || rep.Changes[0].Result != "changed" || !slices.Equal(rep.Changes[0].What, []string{"delivery changed"}) {
+		t.Fatalf("POST /-/reload after the fix: %d %+v", resp.StatusCode, rep)
+	}
+	h.checkDelivered(e, led, 0)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// BenchmarkReloadLatency measures how long a saved edit takes to become the
+// running version (file written to /status showing the new version),
+// with the default --reload-quiet of 100 ms, while the engine runs with its
+// in-process sandbox. It reports the median and p99.
+//
+//	go test -run '^$' -bench ReloadLatency -benchtime 100x ./cmd/engine
+func BenchmarkReloadLatency(b *testing.B) {
+	bin := buildEngine(b)
+	dir := copyDir(b, "pipelines")
+	data := b.TempDir()
+	c := startChild(b, "engine run", bin, "run", "--sandbox", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+		"--data", data, "--log-level", "warn", dir)
+	if !c.stdout.waitFor("Stop with Ctrl-C.", c.exited, 30*time.Second) {
+		b.Fatalf("engine run did not start: %v", c.exitErr())
+	}
+	admin := adminOf(b, &engineRun{child: c})
+	client := &http.Client{Timeout: 5 * time.Second}
+	file := filepath.Join(dir, "offer-issued-to-braze-campaign.yaml")
+	raw, _ := os.ReadFile(file)
+	var took []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		before, err := fetchStatus(client, admin)
+		if err != nil {
+			b.Fatal(err)
+		}
+		old, _ := before.versionOf("offer-issued-to-braze-campaign")
+		content := fmt.Sprintf("# edit %d\n%s", i, raw)
+		written := time.Now()
+		if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			st, err := fetchStatus(client, admin)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if v, state := st.versionOf("offer-issued-to-braze-campaign"); v != old && state == "running" {
+				break
+			}
+			if time.Since(written) > 10*time.Second {
+				b.Fatalf("edit %d was not live after 10 s", i)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		took = append(took, time.Since(written))
+	}
+	b.StopTimer()
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(took[(len(took)*99+99)/100-1].Microseconds())/1000, "p99-ms")
+}
+
+func TestQuietFiles(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	changed := map[string]time.Time{
+		"a.yaml": now.Add(-150 * time.Millisecond), // quiet long enough
+		"b.yaml": now.Add(-40 * time.Millisecond),  // 60 ms to go
+		"c.yaml": now.Add(-90 * time.Millisecond),  // 10 ms to go
+	}
+	next, due := quietFiles(changed, 100*time.Millisecond, now)
+	if !due || next != 10*time.Millisecond || len(changed) != 2 || !changed["b.yaml"].Equal(now.Add(-40*time.Millisecond)) {
+		t.Fatalf("next %v, due %v, left %v", next, due, changed)
+	}
+	if next, due := quietFiles(map[string]time.Time{}, time.Second, now); due || next != 0 {
+		t.Fatalf("nothing changed: next %v, due %v", next, due)
+	}
+}
+
+// The fingerprint changes with any pipeline file's content, name or
+// presence, and not with files a load does not read.
+func TestFingerprint(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.yaml", "x: 1")
+	base := fingerprint([]string{dir})
+	write("notes.txt", "not read")
+	write(".a.yaml.swp", "an editor's")
+	if fingerprint([]string{dir}) != base {
+		t.Fatal("files a load does not read changed the fingerprint")
+	}
+	for _, change := range []func(){
+		func() { write("a.yaml", "x: 2") },
+		func() { write("b.yml", "y: 1") },
+		func() { os.Rename(filepath.Join(dir, "b.yml"), filepath.Join(dir, "c.yml")) },
+		func() { os.Remove(filepath.Join(dir, "c.yml")); write("a.yaml", "x: 1") },
+	} {
+		before := fingerprint([]string{dir})
+		change()
+		if fingerprint([]string{dir}) == before {
+			t.Fatal("a change left the fingerprint as it was")
+		}
+	}
+	if fingerprint([]string{dir}) != base {
+		t.Fatal("the same files gave another fingerprint")
+	}
+	if got := watchedFolders([]string{dir, filepath.Join(dir, "a.yaml"), dir + "/"}); !slices.Equal(got, []string{dir}) {
+		t.Fatalf("watched folders %v", got)
+	}
+}
