@@ -32,20 +32,21 @@ const deadLetterRetry = 5 * time.Second
 // wait for it, holding their slots, and nothing else waits: a key whose
 // events keep failing delays only itself.
 type lane struct {
-	r *Runner
-	p *engine.Pipeline
+	r       *Runner
+	p       *engine.Pipeline
+	notify  chan struct{}
+	slots   chan struct{} // one per event in flight
+	work    chan *item    // never closed: workers leave when the lane stops
+	batcher *batcher
+	gov     *delivery.Governor
+	acks    *acker
+	wg      sync.WaitGroup // the feeder and the workers
+
 	// soft ends when the lane stops taking events (the engine stops, or a
 	// reload retires this version); hard when in-flight requests must be
 	// abandoned.
 	soft, hard             context.Context
 	cancelSoft, cancelHard context.CancelFunc
-	notify                 chan struct{}
-	slots                  chan struct{} // one per event in flight
-	work                   chan *item    // never closed: workers leave when the runner stops
-	batcher                *batcher
-	gov                    *delivery.Governor
-	acks                   *acker
-	wg                     sync.WaitGroup // the feeder and the workers
 
 	keyMu sync.Mutex
 	keys  map[string][]*item // order_by: keys in progress, with the events waiting behind them
