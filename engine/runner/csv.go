@@ -207,7 +207,7 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 			continue
 		}
 		payload, err := json.Marshal(&storedEvent{
-			ID:  fmt.Sprintf("%s:%d", sum, row.Number),
+			ID: fmt.Sprintf("%s:%d", sum, row.Number), AcceptedBy: l.p.Version,
 			Row: &storedRow{File: file, Number: row.Number, Line: row.Line, Values: row.Values},
 		})
 		if err != nil {

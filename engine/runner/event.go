@@ -15,10 +15,14 @@ import (
 // what templates may read of the request. It is JSON so a dead letter can
 // show it as it came.
 type storedEvent struct {
-	ID      string          `json:"id,omitempty"`
-	Data    json.RawMessage `json:"data,omitempty"`
-	Request *storedRequest  `json:"request,omitempty"`
-	Row     *storedRow      `json:"row,omitempty"`
+	ID string `json:"id,omitempty"`
+	// AcceptedBy is the pipeline version whose route or import queued the
+	// event; the dead letter's version is the one that handled it, which
+	// after a reload may be newer.
+	AcceptedBy string          `json:"accepted_by,omitempty"`
+	Data       json.RawMessage `json:"data,omitempty"`
+	Request    *storedRequest  `json:"request,omitempty"`
+	Row        *storedRow      `json:"row,omitempty"`
 }
 
 type storedRequest struct {

@@ -127,7 +127,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 		for _, name := range placeholders[req.Pattern] {
 			params[name] = req.PathValue(name)
 		}
-		stored := &storedEvent{ID: eventID(p, req, body), Data: body, Request: newStoredRequest(req, params)}
+		stored := &storedEvent{ID: eventID(p, req, body), AcceptedBy: p.Version, Data: body, Request: newStoredRequest(req, params)}
 		if responder != nil {
 			responder.serve(w, req, stored)
 			return

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	sessionmemu "github.com/loyalty-connector/engine/connectors/sessionm/emulator"
+	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
 )
 
@@ -355,5 +356,37 @@ func TestAdminReload(t *testing.T) {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// An event queued by one version and handled by the next says so: its
+// dead letter has the version that handled it, its event the version that
+// accepted it.
+func TestReloadVersionsOnDeadLetters(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","throttle":{"for":"500ms"}}`)
+	old := statusOf(h.r.Status(), tagsPipeline).Version
+	// No such user in SessionM: once tried, the event is dead-lettered.
+	if a := h.post("/hooks/braze/tags/no-such-user", `{"tags":["x"]}`, map[string]string{"Authorization": coreBasic}); a.status != 200 {
+		t.Fatal(a)
+	}
+	h.eventually("the first attempt", func() bool { return len(h.journal("/sessionm/core/*")) > 0 })
+	editFile(t, filepath.Join(dir, tagsPipeline+".yaml"), func(s string) string { return strings.Replace(s, "Braze segment", "Braze segments", 1) })
+	c := changeOf(h.r.Apply(h.load()), tagsPipeline)
+	if c == nil || c.Result != "changed" {
+		t.Fatal("not reloaded")
+	}
+	h.drained()
+	dls, err := h.store.DeadLetters(inbox.DeadFilter{Pipeline: tagsPipeline})
+	if err != nil || len(dls) != 1 {
+		t.Fatalf("dead letters %v %v", dls, err)
+	}
+	var ev struct {
+		AcceptedBy string `json:"accepted_by"`
+	}
+	_ = json.Unmarshal(dls[0].Event, &ev)
+	if dls[0].Version != c.Version || ev.AcceptedBy != old {
+		t.Fatalf("dead letter version %s (want %s), accepted by %s (want %s)", dls[0].Version, c.Version, ev.AcceptedBy, old)
 	}
 }
