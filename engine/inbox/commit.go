@@ -322,6 +322,20 @@ func (s *Store) commitLoop() {
 // commitGroup moves the journalled events into bbolt and runs the group's
 // changes, in one transaction.
 func (s *Store) commitGroup(group []write) {
+	// A move that failed earlier goes first, on its own: a change may be
+	// about an event of the epoch after it, which can only be sealed and
+	// moved once that one is in bbolt. Until then every change fails (the
+	// acker tries again), rather than running without its event.
+	if s.backlog() {
+		sealed, moving := s.seal() // the failed epoch; nothing rotates while it waits
+		if err := s.db.Update(func(tx *bolt.Tx) error { return s.applyJournalled(tx, sealed, moving) }); err != nil {
+			for _, w := range group {
+				w.done <- err
+			}
+			return
+		}
+		s.applied(sealed)
+	}
 	sealed, moving := s.seal()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := s.applyJournalled(tx, sealed, moving); err != nil {
@@ -352,6 +366,14 @@ func (s *Store) commitGroup(group []write) {
 	for _, w := range group {
 		w.done <- err
 	}
+}
+
+// backlog reports whether a sealed epoch older than the one being written
+// is still not in bbolt (its move failed).
+func (s *Store) backlog() bool {
+	s.journalMu.Lock()
+	defer s.journalMu.Unlock()
+	return s.appliedEpoch < s.journal.epoch-1
 }
 
 // seal ends the journal epoch being written, when it holds events and the

@@ -151,18 +151,19 @@ func (s *Store) recover(dir string, noSync bool) error {
 		}
 		replay = append(replay, entries...)
 	}
-	if len(replay) > 0 {
-		applied += 2
-		err := s.db.Update(func(tx *bolt.Tx) error {
-			if err := putEvents(tx, replay); err != nil {
-				return err
-			}
-			return tx.Bucket(journalBucket).Put(appliedKey, seqKey(applied))
-		})
-		if err != nil {
-			j.close()
-			return fmt.Errorf("moving journalled events into the inbox: %w", err)
+	// A fresh epoch every start, replay or not: entries a crash left
+	// half-synced in the files (never acknowledged) must not be taken for
+	// ones written after this start.
+	applied += 2
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := putEvents(tx, replay); err != nil {
+			return err
 		}
+		return tx.Bucket(journalBucket).Put(appliedKey, seqKey(applied))
+	})
+	if err != nil {
+		j.close()
+		return fmt.Errorf("moving journalled events into the inbox: %w", err)
 	}
 	s.journal, s.appliedEpoch = j, applied
 	j.start(applied + 1)
@@ -260,6 +261,15 @@ func seqKey(seq uint64) []byte {
 	return k[:]
 }
 
+// MaxIDLength bounds a dedupe id. Ids are keys of the dedupe index, whose
+// store refuses keys over 32 KiB once they are moved in, long after the
+// sender heard 2xx; real ids (a Braze dispatch and user id, a SessionM
+// event id) are well under 100 bytes.
+const MaxIDLength = 1024
+
+// ErrIDTooLong is returned by Append for an id over MaxIDLength.
+var ErrIDTooLong = fmt.Errorf("the event id is longer than %d bytes", MaxIDLength)
+
 // NewEvent is an event to append.
 type NewEvent struct {
 	ID      string // dedupe id; "" for none
@@ -277,6 +287,11 @@ type Appended struct {
 // (group commit). An event whose id was seen inside the dedupe window is
 // not stored again.
 func (s *Store) Append(pipeline string, events ...NewEvent) ([]Appended, error) {
+	for _, ev := range events {
+		if len(ev.ID) > MaxIDLength {
+			return nil, ErrIDTooLong
+		}
+	}
 	out, err := s.appendEvents(&appendReq{pipeline: pipeline, events: events})
 	if err != nil {
 		return nil, fmt.Errorf("storing the event in the inbox: %w", err)

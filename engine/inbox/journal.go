@@ -59,15 +59,37 @@ func journalPath(dir string, i int) string {
 
 func openJournal(dir string, noSync bool) (*journal, error) {
 	j := &journal{noSync: noSync}
+	created := false
 	for i := range j.files {
-		f, err := os.OpenFile(journalPath(dir, i), os.O_RDWR|os.O_CREATE, 0o600)
+		path := journalPath(dir, i)
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			created = true
+		}
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			j.close()
 			return nil, fmt.Errorf("opening the inbox journal: %w", err)
 		}
 		j.files[i] = f
 	}
+	if created && !noSync {
+		// The files' names must survive a power cut too, or the events
+		// synced into them would be lost with them.
+		if err := syncDir(dir); err != nil {
+			j.close()
+			return nil, fmt.Errorf("syncing the data folder: %w", err)
+		}
+	}
 	return j, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func (j *journal) close() error {
@@ -105,13 +127,17 @@ func (j *journal) write(entries []journalled) error {
 	}
 	j.buf = b
 	f := j.files[j.epoch%2]
-	if _, err := f.WriteAt(b, j.off); err != nil {
-		return fmt.Errorf("writing the inbox journal: %w", err)
+	_, err := f.WriteAt(b, j.off)
+	if err == nil && !j.noSync {
+		err = syncData(f)
 	}
-	if !j.noSync {
-		if err := syncData(f); err != nil {
-			return fmt.Errorf("syncing the inbox journal: %w", err)
-		}
+	if err != nil {
+		// The next write starts at the same place. Blank what may have
+		// landed, so that no entry of this failed write (its senders were
+		// refused) can be read back behind a shorter later one.
+		_, _ = f.WriteAt(make([]byte, len(b)), j.off)
+		_ = syncData(f)
+		return fmt.Errorf("writing the inbox journal: %w", err)
 	}
 	j.off += int64(len(b))
 	return nil

@@ -1,10 +1,12 @@
 package inbox
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -67,7 +69,7 @@ func TestJournalTornTail(t *testing.T) {
 	mustAppend(t, s, "f1", ev("b", "torn"))
 	s.Close()
 
-	path := journalPath(dir, 1) // epoch 1 is written first
+	path := journalPath(dir, 1) // the first epoch after a start is odd
 	info, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +97,7 @@ func TestJournalDamagedEntry(t *testing.T) {
 			s.keepJournal.Store(true)
 			mustAppend(t, s, "f1", ev("a", "only"))
 			s.Close()
-			path := journalPath(dir, 1)
+			path := journalPath(dir, 1) // the first epoch after a start is odd
 			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
@@ -122,18 +124,18 @@ func TestJournalReuseIgnoresOlderEpochs(t *testing.T) {
 	for i := range 5 {
 		old = append(old, ev(fmt.Sprint("old", i), fmt.Sprintf("an older event with a long body %d", i)))
 	}
-	got := mustAppend(t, s, "f1", old...) // epoch 1, file 1
+	got := mustAppend(t, s, "f1", old...) // into one journal file
 	for _, a := range got {
-		if err := s.Ack("f1", a.Seq); err != nil { // moves epoch 1 into bbolt
+		if err := s.Ack("f1", a.Seq); err != nil { // moves that epoch into bbolt
 			t.Fatal(err)
 		}
 	}
-	got = mustAppend(t, s, "f1", ev("mid", "epoch 2")) // file 0
+	got = mustAppend(t, s, "f1", ev("mid", "epoch 2")) // the other file
 	if err := s.Ack("f1", got[0].Seq); err != nil {
 		t.Fatal(err)
 	}
 	s.keepJournal.Store(true)
-	mustAppend(t, s, "f1", ev("new", "3")) // epoch 3, file 1 again, from its start
+	mustAppend(t, s, "f1", ev("new", "3")) // the first file again, from its start
 	s.Close()
 
 	s = open(t, dir, c)
@@ -235,5 +237,57 @@ func TestRequeueBypassesDedupe(t *testing.T) {
 	}
 	if _, err := s.GetDeadLetter(id); err == nil {
 		t.Fatal("the dead letter is still there")
+	}
+}
+
+// An id too long for the dedupe index is refused at the door, not after
+// the sender heard 2xx, when it would stop every later commit.
+func TestLongIDRefused(t *testing.T) {
+	dir, c := t.TempDir(), &clock{t: t0}
+	s := open(t, dir, c)
+	got := mustAppend(t, s, "p", ev("ok", "1"))
+	if _, err := s.Append("p", ev(strings.Repeat("k", MaxIDLength+1), "2")); !errors.Is(err, ErrIDTooLong) {
+		t.Fatalf("a %d-byte id: %v", MaxIDLength+1, err)
+	}
+	mustAppend(t, s, "p", ev(strings.Repeat("k", MaxIDLength), "3"))
+	if err := s.Ack("p", got[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, c)
+	defer s.Close()
+	if s.Depth("p") != 1 {
+		t.Fatalf("depth %d after reopening", s.Depth("p"))
+	}
+}
+
+// A move into bbolt that fails (a disk full for a moment) must not let a
+// later ack run without its event: the failed epoch is moved first, and
+// the ack removes the event it names.
+func TestAckAfterAFailedMove(t *testing.T) {
+	dir, c := t.TempDir(), &clock{t: t0}
+	s := open(t, dir, c)
+	s.keepJournal.Store(true) // the committer moves nothing while the test sets up
+	mustAppend(t, s, "p", ev("a", "1"))
+	// What a failed commit leaves: the epoch sealed, not applied.
+	s.journalMu.Lock()
+	s.journal.start(s.journal.epoch + 1)
+	s.journalMu.Unlock()
+	x := mustAppend(t, s, "p", ev("b", "2"))[0].Seq // in the epoch after it
+	s.keepJournal.Store(false)
+	if err := s.Ack("p", x); err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := s.ReadAfter("p", 0, math.MaxInt)
+	if s.Depth("p") != 1 || len(recs) != 1 || string(recs[0].Payload) != "1" {
+		t.Fatalf("after acking seq %d: depth %d, queued %q", x, s.Depth("p"), payloads(recs))
+	}
+	s.Close()
+	s = open(t, dir, c)
+	defer s.Close()
+	if recs, _ := s.ReadAfter("p", 0, math.MaxInt); len(recs) != 1 || string(recs[0].Payload) != "1" {
+		t.Fatalf("after reopening: %q", payloads(recs))
 	}
 }
