@@ -32,6 +32,7 @@ import (
 // only what changed and built.
 type reloader struct {
 	paths  []string
+	also   []string // files a load reads besides paths (--connections)
 	loader *engine.Loader
 	runner *runner.Runner
 	log    *slog.Logger
@@ -48,7 +49,7 @@ type reloader struct {
 func (rl *reloader) reload(trigger string, force bool) runner.ReloadReport {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
-	fp := fingerprint(rl.paths)
+	fp := fingerprint(slices.Concat(rl.paths, rl.also))
 	if !force && fp == rl.last {
 		return runner.ReloadReport{At: time.Now(), OK: true}
 	}
@@ -83,7 +84,7 @@ func (rl *reloader) run(ctx context.Context) error {
 	if rl.watch {
 		w, err := fsnotify.NewWatcher()
 		if err == nil {
-			for _, dir := range watchedFolders(rl.paths) {
+			for _, dir := range watchedFolders(slices.Concat(rl.paths, rl.also)) {
 				if err = w.Add(dir); err != nil {
 					err = fmt.Errorf("%s: %w", dir, err)
 					break
@@ -112,6 +113,7 @@ func (rl *reloader) run(ctx context.Context) error {
 		}
 		settle := time.NewTimer(time.Hour)
 		settle.Stop()
+		armed := false                    // settle will fire
 		changed := map[string]time.Time{} // file -> its last event
 		for {
 			select {
@@ -126,7 +128,13 @@ func (rl *reloader) run(ctx context.Context) error {
 					continue
 				}
 				changed[ev.Name] = time.Now()
-				settle.Reset(rl.quiet)
+				if !armed {
+					// Not pushed back by later notices: it fires when the
+					// first changed file has been quiet, and then again for
+					// the next one, so a busy file delays no other.
+					settle.Reset(rl.quiet)
+					armed = true
+				}
 			case err, ok := <-errs:
 				if !ok {
 					errs = nil
@@ -134,15 +142,19 @@ func (rl *reloader) run(ctx context.Context) error {
 				}
 				rl.log.Warn("watching the pipeline files; the rescan timer still reloads", "error", err)
 			case <-settle.C:
+				armed = false
 				next, due := quietFiles(changed, rl.quiet, time.Now())
 				if due {
 					rl.reload("file change", false)
 				}
 				if next > 0 {
 					settle.Reset(next)
+					armed = true
 				}
 			case <-rescan:
-				rl.reload("rescan", false)
+				if len(changed) == 0 { // else files are still being written
+					rl.reload("rescan", false)
+				}
 			case <-hup:
 				rl.reload("SIGHUP", true)
 			}

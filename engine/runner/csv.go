@@ -293,14 +293,15 @@ func (r *Runner) watchNewCSVInboxes(gen, old *generation) {
 	}
 	for name, p := range gen.pipelines {
 		dir := p.Source.Inbox
-		if p.Source.Type.Kind != spec.CSVSource || dir == "" || r.csvWatch[name] == dir {
+		if w := r.csvWatch[name]; p.Source.Type.Kind != spec.CSVSource || dir == "" || w != nil && w.dir == dir {
 			continue
 		}
-		r.csvWatch[name] = dir
+		w := &csvWatcher{dir: dir}
+		r.csvWatch[name] = w
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			r.watchFolder(r.soft, name, dir, r.csvPoll)
+			r.watchFolder(r.soft, name, w, r.csvPoll)
 		}()
 	}
 }
@@ -313,12 +314,31 @@ func (r *Runner) csvInbox(pipeline string) string {
 	return ""
 }
 
+// csvWatcher is one watch of a CSV inbox folder; a reload that points the
+// pipeline elsewhere (even back to this folder) replaces it.
+type csvWatcher struct{ dir string }
+
+// stillWatching reports whether w is still the watch of pipeline; if not,
+// it lets go of it.
+func (r *Runner) stillWatching(pipeline string, w *csvWatcher) bool {
+	r.csvMu.Lock()
+	defer r.csvMu.Unlock()
+	if r.csvWatch[pipeline] == w && r.csvInbox(pipeline) == w.dir {
+		return true
+	}
+	if r.csvWatch[pipeline] == w {
+		delete(r.csvWatch, pipeline)
+	}
+	return false
+}
+
 type fileState struct {
 	size int64
 	mod  time.Time
 }
 
-func (r *Runner) watchFolder(ctx context.Context, pipeline, dir string, poll time.Duration) {
+func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher, poll time.Duration) {
+	dir := w.dir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		r.log.Error("cannot create the CSV inbox folder", "pipeline", pipeline, "version", r.version(pipeline), "folder", dir, "error", err)
 		return
@@ -326,12 +346,7 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline, dir string, poll tim
 	r.log.Info("watching for CSV files", "pipeline", pipeline, "version", r.version(pipeline), "folder", dir)
 	last := map[string]fileState{}
 	for {
-		if r.csvInbox(pipeline) != dir {
-			r.csvMu.Lock()
-			if r.csvWatch[pipeline] == dir {
-				delete(r.csvWatch, pipeline)
-			}
-			r.csvMu.Unlock()
+		if !r.stillWatching(pipeline, w) {
 			r.log.Info("no longer watching for CSV files: the pipeline was removed or watches another folder", "pipeline", pipeline, "folder", dir)
 			return
 		}

@@ -127,7 +127,13 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 		for _, name := range placeholders[req.Pattern] {
 			params[name] = req.PathValue(name)
 		}
-		stored := &storedEvent{ID: eventID(p, req, body), AcceptedBy: p.Version, Data: body, Request: newStoredRequest(req, params)}
+		id := eventID(p, req, body)
+		if len(id) > inbox.MaxIDLength {
+			r.metrics.refused.WithLabelValues(p.Name, "id_too_long").Inc()
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("the event id (the Idempotency-Key header, or a SessionM event_id) is %d bytes; at most %d are taken", len(id), inbox.MaxIDLength))
+			return
+		}
+		stored := &storedEvent{ID: id, AcceptedBy: p.Version, Data: body, Request: newStoredRequest(req, params)}
 		if responder != nil {
 			responder.serve(w, req, stored)
 			return
@@ -153,7 +159,6 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, "the event could not be stored; try again later")
 			return
 		}
-		id := stored.ID
 		if id == "" {
 			id = fmt.Sprintf("%s#%d", p.Name, got[0].Seq)
 		}

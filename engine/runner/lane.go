@@ -64,6 +64,7 @@ type lane struct {
 	prev     *lane
 	lifeMu   sync.Mutex
 	life     laneLife
+	launched bool
 	done     chan struct{} // closed once the lane has stopped, or will never start
 	retiring sync.Once
 }

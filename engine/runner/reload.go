@@ -156,6 +156,17 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 			next[name] = op // the file is broken: the running version goes on
 		}
 	}
+	if len(rep.Problems) > 0 {
+		// A folder that cannot be read, or a connections file with
+		// problems, says nothing about which pipelines should go: a folder
+		// swapped mid-deploy would otherwise remove them all.
+		for name, op := range old.pipelines {
+			if next[name] == nil {
+				next[name] = op
+				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: not removed while the problems above stand", name))
+			}
+		}
+	}
 	for name, p := range next {
 		if op := old.pipelines[name]; op != nil && op.Version == p.Version {
 			next[name] = op // same content: keep the running objects
@@ -204,6 +215,14 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 	}
 
 	r.gen.Store(gen)
+	for name, l := range r.lastLane {
+		if gen.lanes[name] == nil && isClosed(l.done) {
+			delete(r.lastLane, name)
+		}
+	}
+	for name, l := range gen.lanes {
+		r.lastLane[name] = l
+	}
 
 	// Lanes: the new ones start when the ones they replace are done.
 	for name, l := range old.lanes {
@@ -249,9 +268,10 @@ func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generati
 			}
 			if queues(p) {
 				l := newLane(r, p)
-				if old != nil {
-					l.prev = old.lanes[name]
-				}
+				// The last lane of this name, even one a reload removed
+				// that may still be finishing: a pipeline deleted and
+				// added back must not read its queue alongside it.
+				l.prev = r.lastLane[name]
 				gen.lanes[name] = l
 			}
 			if p.Source.Type.Kind == spec.HTTPSource {
@@ -292,6 +312,9 @@ func queues(p *engine.Pipeline) bool {
 
 // launch starts l once the version it replaces is done.
 func (r *Runner) launch(l *lane) {
+	l.lifeMu.Lock()
+	l.launched = true
+	l.lifeMu.Unlock()
 	r.lanesLive.Add(1)
 	go func() {
 		defer r.lanesLive.Done()
@@ -320,14 +343,14 @@ func (r *Runner) launch(l *lane) {
 func (r *Runner) retire(l *lane) {
 	l.retiring.Do(func() {
 		l.lifeMu.Lock()
-		was := l.life
+		was, launched := l.life, l.launched
 		l.life = laneRetired
 		l.lifeMu.Unlock()
 		if was != laneRunning {
-			if !r.started.Load() {
-				close(l.done) // never launched
+			if !launched {
+				close(l.done) // replaced before the runner started
 			}
-			return // launch closes done
+			return // launch closes done once the lane before it is done
 		}
 		l.cancelSoft()
 		stopped := make(chan struct{})
@@ -373,6 +396,15 @@ func (r *Runner) recordReload(rep ReloadReport, gen *generation, files map[strin
 func (r *Runner) wake(pipeline string) {
 	if l := r.lane(pipeline); l != nil {
 		l.wake()
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -390,3 +390,80 @@ func TestReloadVersionsOnDeadLetters(t *testing.T) {
 		t.Fatalf("dead letter version %s (want %s), accepted by %s (want %s)", dls[0].Version, c.Version, ev.AcceptedBy, old)
 	}
 }
+
+// A pipeline removed while its lane still has a request in flight, and
+// added back at once, waits for that lane: the event is sent once.
+func TestReloadRemoveAndReaddSendsOnce(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"1s","count":1}`)
+	if a := h.tagWebhook(1, "x1"); a.status != 200 {
+		t.Fatal(a)
+	}
+	time.Sleep(200 * time.Millisecond) // the request is in flight
+	file := filepath.Join(dir, tagsPipeline+".yaml")
+	raw, _ := os.ReadFile(file)
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if c := changeOf(h.r.Apply(h.load()), tagsPipeline); c == nil || c.Result != "removed" {
+		t.Fatal("not removed")
+	}
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c := changeOf(h.r.Apply(h.load()), tagsPipeline); c == nil || c.Result != "added" {
+		t.Fatal("not added")
+	}
+	h.drained()
+	time.Sleep(time.Second) // the slow first request is answered by now
+	if n := len(h.journal("/sessionm/core/priv/v1/apps/sandbox-core-key/users/" + sessionmemu.GeneratedUserID(1) + "/tags")); n != 1 {
+		t.Fatalf("the event was sent %d times, want 1", n)
+	}
+}
+
+// A reload before Start (POST /-/reload can reach the admin listener
+// first): the new version runs once started, and Stop returns.
+func TestReloadBeforeStart(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 10}) // for its loader and sandbox
+	h.stop()
+	store, err := inbox.Open(t.TempDir(), inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	r, err := runner.New(runner.Options{Store: store, Pipelines: h.load().Pipelines, Masker: h.masker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	editFile(t, filepath.Join(dir, tagsPipeline+".yaml"), fixedTag("v2"))
+	if c := changeOf(r.Apply(h.load()), tagsPipeline); c == nil || c.Result != "changed" {
+		t.Fatal("not reloaded")
+	}
+	r.Start()
+	h.eventually("the new version to run", func() bool { return statusOf(r.Status(), tagsPipeline).State == "running" })
+	done := make(chan struct{})
+	go func() { r.Stop(time.Second); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop hangs")
+	}
+}
+
+// A folder gone for a moment (swapped during a deploy) removes nothing.
+func TestReloadFolderProblemRemovesNothing(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	rep := h.r.Apply(h.load())
+	if rep.OK || len(rep.Problems) == 0 || changeOf(rep, tagsPipeline) != nil {
+		t.Fatalf("report %+v", rep)
+	}
+	if statusOf(h.r.Status(), tagsPipeline).State != "running" {
+		t.Fatal("a pipeline was removed because of a folder problem")
+	}
+}

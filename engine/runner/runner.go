@@ -58,8 +58,9 @@ type Runner struct {
 	csv     csvImports
 	metrics *metrics
 
-	reloadMu  sync.Mutex     // one Apply at a time
-	lanesLive sync.WaitGroup // launched lanes not yet done
+	reloadMu  sync.Mutex       // one Apply at a time
+	lastLane  map[string]*lane // the newest lane of each pipeline name, removed ones too (under reloadMu)
+	lanesLive sync.WaitGroup   // launched lanes not yet done
 
 	govMu     sync.Mutex
 	governors map[string]governorEntry // by connection name
@@ -69,8 +70,8 @@ type Runner struct {
 	lastReload *ReloadReport
 
 	csvMu    sync.Mutex
-	csvPoll  time.Duration     // 0 until WatchCSVInboxes
-	csvWatch map[string]string // pipeline -> the source.inbox folder being watched
+	csvPoll  time.Duration          // 0 until WatchCSVInboxes
+	csvWatch map[string]*csvWatcher // pipeline -> the watch of its source.inbox folder
 
 	// soft ends when the runner stops taking new work; hard ends when
 	// in-flight requests must be abandoned (the events stay in the inbox).
@@ -98,7 +99,7 @@ func New(opts Options) (*Runner, error) {
 	}
 	r := &Runner{
 		opts: opts, store: opts.Store, log: opts.Logger, clock: opts.Clock,
-		governors: map[string]governorEntry{}, states: map[string]*pipelineState{}, csvWatch: map[string]string{},
+		governors: map[string]governorEntry{}, lastLane: map[string]*lane{}, states: map[string]*pipelineState{}, csvWatch: map[string]*csvWatcher{},
 		csv: csvImports{files: map[string]*CSVProgress{}},
 	}
 	r.client = opts.Client
@@ -134,6 +135,7 @@ func New(opts Options) (*Runner, error) {
 		return nil, fmt.Errorf("pipeline %s: %s", name, problem)
 	}
 	r.gen.Store(gen)
+	r.lastLane = maps.Clone(gen.lanes)
 	return r, nil
 }
 

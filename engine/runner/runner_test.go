@@ -272,6 +272,7 @@ func TestInboundChecks(t *testing.T) {
 		{"not JSON", "POST", "/hooks/tags/" + ana, `{"tags":`, map[string]string{"Authorization": coreBasic}, 400, "not JSON"},
 		{"wrong credentials are refused before the body is read", "POST", "/hooks/tags/" + ana, strings.Repeat("x", 1000), map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("x:y"))}, 401, "wrong credentials"},
 		{"too big", "POST", "/hooks/tags/" + ana, `{"tags":["` + strings.Repeat("x", 300) + `"]}`, map[string]string{"Authorization": coreBasic}, 413, "limit of 256 bytes"},
+		{"id too long", "POST", "/hooks/tags/" + ana, `{"tags":["a"]}`, map[string]string{"Authorization": coreBasic, "Idempotency-Key": strings.Repeat("k", 1025)}, 400, "at most 1024 are taken"},
 		{"wrong method", "GET", "/hooks/tags/" + ana, "", nil, 405, ""},
 		{"health", "GET", "/healthz", "", nil, 200, "ok"},
 		{"ready", "GET", "/readyz", "", nil, 200, "ready"},

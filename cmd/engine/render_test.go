@@ -1,0 +1,44 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestRender(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	vars := write("vars.json", `{"user":{"first_name":"Ana","points":1250},"offers":[{"name":"Coat"},{"name":"Hat"}],"n":9}`)
+	tests := []struct {
+		name           string
+		args           []string
+		code           int
+		stdout, stderr string
+	}{
+		{"variables", []string{"--vars", vars, write("ok.liquid", "Hi {{ user.first_name }}, {{ user.points }} points: {% for o in offers %}{{ o.name }}{% unless forloop.last %}, {% endunless %}{% endfor %}.")},
+			0, "Hi Ana, 1250 points: Coat, Hat.", ""},
+		// Whole numbers stay integers, as in Liquid: integer division.
+		{"numbers", []string{"--vars", vars, write("num.liquid", "{{ n | divided_by: 2 }} {{ n | plus: 0.5 }}")}, 0, "4 9.5", ""},
+		{"no vars", []string{write("plain.liquid", "[{{ missing }}]")}, 0, "[]", ""},
+		{"unknown filter", []string{"--vars", vars, write("typo.liquid", "line one\n{{ user.first_name | upcas }}")}, 1, "",
+			filepath.Join(dir, "typo.liquid") + `:2:22: unknown filter "upcas"; did you mean "upcase"?` + "\n"},
+		{"vars not an object", []string{"--vars", write("list.json", `[1]`), filepath.Join(dir, "ok.liquid")}, 2, "",
+			"engine render: --vars " + filepath.Join(dir, "list.json") + ": a JSON object is needed, whose keys are the variables; this is an array\n"},
+		{"no template", []string{"--vars", vars}, 2, "", "engine render: name one template file, e.g. engine render --vars user.json message.liquid\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := runEngine(append([]string{"render"}, tt.args...)...)
+			if code != tt.code || stdout != tt.stdout || stderr != tt.stderr {
+				t.Errorf("exit %d, stdout %q, stderr %q\nwant %d, %q, %q", code, stdout, stderr, tt.code, tt.stdout, tt.stderr)
+			}
+		})
+	}
+}
