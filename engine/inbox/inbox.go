@@ -222,35 +222,55 @@ func unixNano(t time.Time) int64 {
 }
 
 func decodeRecord(seq uint64, b []byte) (Record, error) {
-	r := Record{Seq: seq}
-	attempts, n := binary.Uvarint(b)
-	if n <= 0 {
-		return r, errCorrupt
+	d := decoder{b: b}
+	attempts, received, next := d.uvarint(), d.varint(), d.varint()
+	id := d.bytes(d.uvarint())
+	if d.bad {
+		return Record{Seq: seq}, errCorrupt
 	}
-	b = b[n:]
-	received, n := binary.Varint(b)
-	if n <= 0 {
-		return r, errCorrupt
-	}
-	b = b[n:]
-	next, n := binary.Varint(b)
-	if n <= 0 {
-		return r, errCorrupt
-	}
-	b = b[n:]
-	idLen, n := binary.Uvarint(b)
-	if n <= 0 || uint64(len(b)-n) < idLen {
-		return r, errCorrupt
-	}
-	b = b[n:]
-	r.Attempts = int(attempts)
-	r.Received = time.Unix(0, received)
+	r := Record{Seq: seq, Attempts: int(attempts), Received: time.Unix(0, received), ID: string(id), Payload: append([]byte(nil), d.b...)}
 	if next != 0 {
 		r.NotAfter = time.Unix(0, next)
 	}
-	r.ID = string(b[:idLen])
-	r.Payload = append([]byte(nil), b[idLen:]...)
 	return r, nil
+}
+
+// decoder reads the varints and length-prefixed fields of a record or a
+// journal entry; after the first field that does not fit, bad is set and
+// every read gives zero.
+type decoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if d.bad || n <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if d.bad || n <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes(n uint64) []byte {
+	if d.bad || uint64(len(d.b)) < n {
+		d.bad = true
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
 }
 
 var errCorrupt = errors.New("a queued record is damaged")

@@ -112,18 +112,8 @@ func (j *journal) start(epoch uint64) {
 func (j *journal) write(entries []journalled) error {
 	b := j.buf[:0]
 	for i := range entries {
-		e := &entries[i]
-		e.epoch = j.epoch
-		start := len(b)
-		b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
-		b = binary.AppendUvarint(b, e.epoch)
-		b = binary.AppendUvarint(b, uint64(len(e.pipeline)))
-		b = append(b, e.pipeline...)
-		b = binary.AppendUvarint(b, e.rec.Seq)
-		b = e.rec.appendEncoded(b)
-		body := b[start+8:]
-		binary.LittleEndian.PutUint32(b[start:], uint32(len(body)))
-		binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(body, crcTable))
+		entries[i].epoch = j.epoch
+		b = appendEntry(b, entries[i])
 	}
 	j.buf = b
 	f := j.files[j.epoch%2]
@@ -141,6 +131,21 @@ func (j *journal) write(entries []journalled) error {
 	}
 	j.off += int64(len(b))
 	return nil
+}
+
+// appendEntry appends e to b as it is stored: length, CRC, body.
+func appendEntry(b []byte, e journalled) []byte {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
+	b = binary.AppendUvarint(b, e.epoch)
+	b = binary.AppendUvarint(b, uint64(len(e.pipeline)))
+	b = append(b, e.pipeline...)
+	b = binary.AppendUvarint(b, e.rec.Seq)
+	b = e.rec.appendEncoded(b)
+	body := b[start+8:]
+	binary.LittleEndian.PutUint32(b[start:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(body, crcTable))
+	return b
 }
 
 // read returns the entries of epoch in its file, up to the first that is
@@ -180,27 +185,16 @@ func (j *journal) read(epoch uint64) ([]journalled, error) {
 }
 
 func decodeJournalled(b []byte) (journalled, bool) {
-	var e journalled
-	epoch, n := binary.Uvarint(b)
-	if n <= 0 {
-		return e, false
+	d := decoder{b: b}
+	epoch := d.uvarint()
+	name := d.bytes(d.uvarint())
+	seq := d.uvarint()
+	if d.bad {
+		return journalled{}, false
 	}
-	b = b[n:]
-	nameLen, n := binary.Uvarint(b)
-	if n <= 0 || uint64(len(b)-n) < nameLen {
-		return e, false
-	}
-	b = b[n:]
-	e.epoch, e.pipeline = epoch, string(b[:nameLen])
-	b = b[nameLen:]
-	seq, n := binary.Uvarint(b)
-	if n <= 0 {
-		return e, false
-	}
-	rec, err := decodeRecord(seq, b[n:])
+	rec, err := decodeRecord(seq, d.b)
 	if err != nil {
-		return e, false
+		return journalled{}, false
 	}
-	e.rec = rec
-	return e, true
+	return journalled{pipeline: string(name), epoch: epoch, rec: rec}, true
 }
