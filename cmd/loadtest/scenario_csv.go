@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -49,25 +48,12 @@ func writeSegmentCSV(path string, rows int) error {
 // row has an outcome. The rate is rows delivered over the time from the
 // engine's start to the last delivery the emulator saw.
 func runCSVScenario(ctx context.Context, cfg *config, dir string, progress func(string, ...any)) (*result, error) {
-	envOut := filepath.Join(dir, "sandbox.env")
-	sb, err := startChild("engine sandbox", cfg.engine, "sandbox",
-		"--addr", "127.0.0.1:0", "--env-out", envOut,
-		"--generated-users", strconv.Itoa(cfg.rows),
-		"--journal-size", strconv.Itoa(max(sandbox.DefaultJournalSize, 2*cfg.rows)))
+	sb, sandboxBase, get, err := startSandbox(ctx, cfg, dir, cfg.rows, 2*cfg.rows)
 	if err != nil {
 		return nil, err
 	}
 	defer sb.stop(stopTimeout)
-	banner, err := sb.waitLine(ctx, "emulators on http://", startTimeout)
-	if err != nil {
-		return nil, err
-	}
-	sandboxBase, _, _ := strings.Cut(banner[strings.Index(banner, "http://"):], " ")
 	control := sandbox.URLsFor(sandboxBase).Control
-	get, err := settings(envOut, cfg.sandboxEnv)
-	if err != nil {
-		return nil, err
-	}
 	key, err := needSetting(get, "SESSIONM_API_KEY")
 	if err != nil {
 		return nil, err
@@ -99,7 +85,7 @@ func runCSVScenario(ctx context.Context, cfg *config, dir string, progress func(
 		defer os.RemoveAll(dataDir)
 	}
 	args := []string{"run", "--addr", "127.0.0.1:0", "--data", dataDir,
-		"--env-file", envOut, "--env-file", cfg.sandboxEnv, "--log-level", "warn",
+		"--env-file", sandboxEnvFile(dir), "--env-file", cfg.sandboxEnv, "--log-level", "warn",
 		"--csv", csvPipeline + "=" + csvPath, "--until-done"}
 	if cfg.adminFlag {
 		args = append(args, "--admin-addr", "")

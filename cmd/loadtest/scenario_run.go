@@ -39,29 +39,15 @@ const (
 // is recorded in the result's problems, so that partial figures are still
 // reported.
 func runScenario(ctx context.Context, cfg *config, name, dir string, progress func(string, ...any)) (*result, error) {
-	envOut := filepath.Join(dir, "sandbox.env")
-	sb, err := startChild("engine sandbox", cfg.engine, "sandbox",
-		"--addr", "127.0.0.1:0", "--env-out", envOut,
-		"--generated-users", strconv.Itoa(cfg.users),
-		// Room for every request of the run (F4 makes a lookup per event
-		// plus the trigger requests; retries add some), so the journal
-		// drops nothing the tracker has not read yet.
-		"--journal-size", strconv.Itoa(max(sandbox.DefaultJournalSize, 3*cfg.events)))
+	// Room in the journal for every request of the run (F4 makes a lookup
+	// per event plus the trigger requests; retries add some), so it drops
+	// nothing the tracker has not read yet.
+	sb, sandboxBase, get, err := startSandbox(ctx, cfg, dir, cfg.users, 3*cfg.events)
 	if err != nil {
 		return nil, err
 	}
 	defer sb.stop(stopTimeout)
-	banner, err := sb.waitLine(ctx, "emulators on http://", startTimeout)
-	if err != nil {
-		return nil, err
-	}
-	sandboxBase, _, _ := strings.Cut(banner[strings.Index(banner, "http://"):], " ")
 	control := sandbox.URLsFor(sandboxBase).Control
-
-	get, err := settings(envOut, cfg.sandboxEnv)
-	if err != nil {
-		return nil, err
-	}
 	runID := newRunID()
 	var sc *scenario
 	switch name {
@@ -82,7 +68,7 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 		defer os.RemoveAll(dataDir)
 	}
 	args := []string{"run", "--addr", "127.0.0.1:0", "--data", dataDir,
-		"--env-file", envOut, "--env-file", cfg.sandboxEnv, "--log-level", "warn"}
+		"--env-file", sandboxEnvFile(dir), "--env-file", cfg.sandboxEnv, "--log-level", "warn"}
 	if cfg.adminFlag {
 		// The admin listener's default port would collide with any other
 		// engine on the machine, and the load test does not use it.
@@ -209,6 +195,33 @@ func holdTarget(ctx context.Context, control, path string, d time.Duration) erro
 		return fmt.Errorf("adding the hold on the target: HTTP %d: %s", resp.StatusCode, body)
 	}
 	return nil
+}
+
+// sandboxEnvFile is where the sandbox writes its settings (--env-out),
+// which engine run then reads.
+func sandboxEnvFile(dir string) string { return filepath.Join(dir, "sandbox.env") }
+
+// startSandbox starts engine sandbox with users generated users and room
+// for journal requests, and reads its address and settings.
+func startSandbox(ctx context.Context, cfg *config, dir string, users, journal int) (sb *child, base string, get lookup, err error) {
+	envOut := sandboxEnvFile(dir)
+	sb, err = startChild("engine sandbox", cfg.engine, "sandbox",
+		"--addr", "127.0.0.1:0", "--env-out", envOut,
+		"--generated-users", strconv.Itoa(users),
+		"--journal-size", strconv.Itoa(max(sandbox.DefaultJournalSize, journal)))
+	if err != nil {
+		return nil, "", nil, err
+	}
+	banner, err := sb.waitLine(ctx, "emulators on http://", startTimeout)
+	if err == nil {
+		base, _, _ = strings.Cut(banner[strings.Index(banner, "http://"):], " ")
+		get, err = settings(envOut, cfg.sandboxEnv)
+	}
+	if err != nil {
+		sb.stop(stopTimeout)
+		return nil, "", nil, err
+	}
+	return sb, base, get, nil
 }
 
 // closeIdle closes the clients' idle connections before the servers
