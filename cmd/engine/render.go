@@ -2,13 +2,13 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"unicode/utf8"
 
+	"github.com/loyalty-connector/engine/engine/jsonval"
 	"github.com/loyalty-connector/engine/engine/liquid"
 )
 
@@ -62,57 +62,18 @@ the exit status is 1.`, stderr)
 	return exitOK
 }
 
-// decodeVars reads a JSON object. Whole numbers become ints and the others
-// float64, as Liquid templates expect (2 | divided_by: 3 is 0, 2.0 is
-// 0.666...).
+// decodeVars reads a JSON object. Whole numbers stay integers, as Liquid
+// templates expect (9 | divided_by: 2 is 4).
 func decodeVars(raw []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("not JSON: %w", err)
+	v, err := jsonval.Decode(raw)
+	if err != nil {
+		return nil, err
 	}
-	obj, ok := numbers(v).(map[string]any)
+	obj, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("a JSON object is needed, whose keys are the variables; this is %s", describeJSON(v))
+		return nil, errors.New("a JSON object is needed, {\"name\": value, ...}, whose keys become the variables")
 	}
 	return obj, nil
-}
-
-func numbers(v any) any {
-	switch v := v.(type) {
-	case json.Number:
-		if !strings.ContainsAny(v.String(), ".eE") {
-			if n, err := v.Int64(); err == nil {
-				return int(n)
-			}
-		}
-		f, _ := v.Float64()
-		return f
-	case map[string]any:
-		for k, e := range v {
-			v[k] = numbers(e)
-		}
-	case []any:
-		for i, e := range v {
-			v[i] = numbers(e)
-		}
-	}
-	return v
-}
-
-func describeJSON(v any) string {
-	switch v.(type) {
-	case []any:
-		return "an array"
-	case string:
-		return "a string"
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	}
-	return "a number"
 }
 
 // lineCol turns a byte offset into a 1-based line and character column.

@@ -30,7 +30,7 @@ func TestRender(t *testing.T) {
 		{"unknown filter", []string{"--vars", vars, write("typo.liquid", "line one\n{{ user.first_name | upcas }}")}, 1, "",
 			filepath.Join(dir, "typo.liquid") + `:2:22: unknown filter "upcas"; did you mean "upcase"?` + "\n"},
 		{"vars not an object", []string{"--vars", write("list.json", `[1]`), filepath.Join(dir, "ok.liquid")}, 2, "",
-			"engine render: --vars " + filepath.Join(dir, "list.json") + ": a JSON object is needed, whose keys are the variables; this is an array\n"},
+			"engine render: --vars " + filepath.Join(dir, "list.json") + ": a JSON object is needed, {\"name\": value, ...}, whose keys become the variables\n"},
 		{"no template", []string{"--vars", vars}, 2, "", "engine render: name one template file, e.g. engine render --vars user.json message.liquid\n"},
 	}
 	for _, tt := range tests {
