@@ -279,13 +279,13 @@ func (r *Runner) WatchCSVInboxes(poll time.Duration) {
 	r.csvMu.Lock()
 	r.csvPoll = poll
 	r.csvMu.Unlock()
-	r.watchNewCSVInboxes(r.gen.Load(), nil)
+	r.watchNewCSVInboxes(r.gen.Load())
 }
 
 // watchNewCSVInboxes starts a watcher for each csv pipeline of gen whose
 // folder is not watched yet. A watcher stops by itself once its pipeline
 // is removed or watches another folder.
-func (r *Runner) watchNewCSVInboxes(gen, old *generation) {
+func (r *Runner) watchNewCSVInboxes(gen *generation) {
 	r.csvMu.Lock()
 	defer r.csvMu.Unlock()
 	if r.csvPoll == 0 {

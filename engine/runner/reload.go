@@ -128,23 +128,9 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 	r.reloadMu.Lock()
 	defer r.reloadMu.Unlock()
 	old := r.gen.Load()
-	rep := ReloadReport{At: r.clock.Now(), OK: true}
-
-	rejected := map[string][]string{}
-	files := map[string]string{}
-	for _, d := range proj.Diagnostics.Items() {
-		if d.Severity != diag.Error {
-			continue
-		}
-		ext := filepath.Ext(d.File)
-		if engine.IsConnectionsFile(d.File) || (ext != ".yaml" && ext != ".yml") {
-			rep.Problems = append(rep.Problems, d.String())
-			continue
-		}
-		name := engine.PipelineName(d.File)
-		rejected[name] = append(rejected[name], d.String())
-		files[name] = d.File
-	}
+	rep := ReloadReport{At: r.clock.Now()}
+	rejected, files, general := sortProblems(proj)
+	rep.Problems = general
 
 	next := map[string]*engine.Pipeline{}
 	for _, p := range proj.Pipelines {
@@ -156,7 +142,7 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 			next[name] = op // the file is broken: the running version goes on
 		}
 	}
-	if len(rep.Problems) > 0 {
+	if len(general) > 0 {
 		// A folder that cannot be read, or a connections file with
 		// problems, says nothing about which pipelines should go: a folder
 		// swapped mid-deploy would otherwise remove them all.
@@ -178,43 +164,74 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 		rejected[name] = append(rejected[name], fmt.Sprintf("%s: %s", loaded[name].File, problem))
 		files[name] = loaded[name].File
 	}
+	rep.Changes = r.changes(old, gen, rejected)
+	rep.OK = len(rejected) == 0 && len(rep.Problems) == 0
 
+	r.gen.Store(gen)
+	r.switchLanes(old, gen)
+	r.recordReload(rep, gen, files)
+	return rep
+}
+
+// sortProblems sorts a load's errors: those of a pipeline file reject that
+// pipeline; the others (connections.yaml, a folder) belong to none.
+func sortProblems(proj *engine.Project) (rejected map[string][]string, files map[string]string, general []string) {
+	rejected, files = map[string][]string{}, map[string]string{}
+	for _, d := range proj.Diagnostics.Items() {
+		if d.Severity != diag.Error {
+			continue
+		}
+		ext := filepath.Ext(d.File)
+		if engine.IsConnectionsFile(d.File) || (ext != ".yaml" && ext != ".yml") {
+			general = append(general, d.String())
+			continue
+		}
+		name := engine.PipelineName(d.File)
+		rejected[name] = append(rejected[name], d.String())
+		files[name] = d.File
+	}
+	return rejected, files, general
+}
+
+// changes says what going from old to gen does to each pipeline.
+func (r *Runner) changes(old, gen *generation, rejected map[string][]string) []PipelineChange {
+	var out []PipelineChange
 	for _, name := range slices.Sorted(maps.Keys(rejected)) {
 		c := PipelineChange{Pipeline: name, Result: "rejected", Problems: rejected[name]}
 		if op := gen.pipelines[name]; op != nil {
 			c.Version = op.Version
 		}
-		rep.Changes = append(rep.Changes, c)
-		rep.OK = false
+		out = append(out, c)
 	}
 	for _, name := range slices.Sorted(maps.Keys(gen.pipelines)) {
 		p, op := gen.pipelines[name], old.pipelines[name]
 		switch {
 		case rejected[name] != nil || p == op:
 		case op == nil:
-			rep.Changes = append(rep.Changes, PipelineChange{Pipeline: name, Result: "added", Version: p.Version})
+			out = append(out, PipelineChange{Pipeline: name, Result: "added", Version: p.Version})
 		default:
-			rep.Changes = append(rep.Changes, PipelineChange{Pipeline: name, Result: "changed", Version: p.Version, Previous: op.Version, What: engine.ChangedParts(op, p)})
+			out = append(out, PipelineChange{Pipeline: name, Result: "changed", Version: p.Version, Previous: op.Version, What: engine.ChangedParts(op, p)})
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(old.pipelines)) {
 		if gen.pipelines[name] == nil {
-			rep.Changes = append(rep.Changes, PipelineChange{Pipeline: name, Result: "removed", Previous: old.pipelines[name].Version, Queued: r.store.Depth(name)})
+			out = append(out, PipelineChange{Pipeline: name, Result: "removed", Previous: old.pipelines[name].Version, Queued: r.store.Depth(name)})
 		}
 	}
 	// A file rejected before that now gives the running version again.
 	r.stateMu.Lock()
-	for name, st := range r.states {
-		if p := gen.pipelines[name]; st.result == "rejected" && rejected[name] == nil && p != nil && p == old.pipelines[name] {
-			rep.Changes = append(rep.Changes, PipelineChange{Pipeline: name, Result: "restored", Version: p.Version})
+	defer r.stateMu.Unlock()
+	for _, name := range slices.Sorted(maps.Keys(r.states)) {
+		if p := gen.pipelines[name]; r.states[name].result == "rejected" && rejected[name] == nil && p != nil && p == old.pipelines[name] {
+			out = append(out, PipelineChange{Pipeline: name, Result: "restored", Version: p.Version})
 		}
 	}
-	r.stateMu.Unlock()
-	if len(rep.Problems) > 0 {
-		rep.OK = false
-	}
+	return out
+}
 
-	r.gen.Store(gen)
+// switchLanes retires the lanes old has and gen does not, and launches
+// gen's new ones, each once the lane it replaces is done.
+func (r *Runner) switchLanes(old, gen *generation) {
 	for name, l := range r.lastLane {
 		if gen.lanes[name] == nil && isClosed(l.done) {
 			delete(r.lastLane, name)
@@ -223,8 +240,6 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 	for name, l := range gen.lanes {
 		r.lastLane[name] = l
 	}
-
-	// Lanes: the new ones start when the ones they replace are done.
 	for name, l := range old.lanes {
 		if gen.lanes[name] != l {
 			go r.retire(l)
@@ -236,11 +251,8 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 				r.launch(l)
 			}
 		}
-		r.watchNewCSVInboxes(gen, old)
+		r.watchNewCSVInboxes(gen)
 	}
-
-	r.recordReload(rep, gen, files)
-	return rep
 }
 
 // buildGeneration builds the routes and lanes for the pipelines in next,
