@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/loyalty-connector/engine/engine/jsonval"
@@ -13,13 +15,15 @@ import (
 )
 
 func runRender(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("render", "engine render --vars VARS.json TEMPLATE",
+	fs := newFlagSet("render", "engine render --vars VARS.json [--partials DIR] TEMPLATE",
 		`Renders a Liquid template with the engine's renderer (the Braze dialect
 pipelines use) and prints the result. The keys of the JSON object in --vars
-are the template's top-level variables. A template that does not parse, or
-fails while rendering, is reported on stderr with its line and column, and
-the exit status is 1.`, stderr)
+are the template's top-level variables. With --partials, {% include 'NAME' %}
+and {% render 'NAME' %} use DIR/NAME.liquid; without it they are refused. A
+template that does not parse, or fails while rendering, is reported on stderr
+with its line and column, and the exit status is 1.`, stderr)
 	varsFile := fs.String("vars", "", "JSON `file` holding an object whose keys are the template's variables (default: none)")
+	partialsDir := fs.String("partials", "", "`folder` whose NAME.liquid files are the partials include and render may use (default: none)")
 	positional, code, done := parse(fs, args, stdout)
 	if done {
 		return code
@@ -46,7 +50,15 @@ the exit status is 1.`, stderr)
 			return fail(exitUsage, "--vars %s: %v", *varsFile, err)
 		}
 	}
-	tpl, problems := liquid.NewEngine().Parse(string(src), liquid.Options{})
+	var opts []liquid.EngineOption
+	if *partialsDir != "" {
+		partials, err := readPartials(*partialsDir)
+		if err != nil {
+			return fail(exitUsage, "--partials: %v", err)
+		}
+		opts = append(opts, liquid.WithPartials(partials))
+	}
+	tpl, problems := liquid.NewEngine(opts...).Parse(string(src), liquid.Options{})
 	if len(problems) > 0 {
 		for _, p := range problems {
 			line, col := lineCol(src, p.Offset)
@@ -60,6 +72,28 @@ the exit status is 1.`, stderr)
 	}
 	_, _ = io.WriteString(stdout, out)
 	return exitOK
+}
+
+// readPartials reads dir/NAME.liquid as the partial NAME. The engine
+// itself never reads files; this command hands it their text.
+func readPartials(dir string) (map[string]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	partials := map[string]string{}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".liquid")
+		if !ok || e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		partials[name] = string(b)
+	}
+	return partials, nil
 }
 
 // decodeVars reads a JSON object. Whole numbers stay integers, as Liquid

@@ -15,6 +15,12 @@ func TestRender(t *testing.T) {
 		}
 		return path
 	}
+	partials := filepath.Join(dir, "partials")
+	if err := os.Mkdir(partials, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write("partials/greet.liquid", "Hello {{ user.first_name }}")
+	write("partials/item.liquid", "{{ o.name }};")
 	vars := write("vars.json", `{"user":{"first_name":"Ana","points":1250},"offers":[{"name":"Coat"},{"name":"Hat"}],"n":9}`)
 	tests := []struct {
 		name           string
@@ -32,6 +38,12 @@ func TestRender(t *testing.T) {
 		{"vars not an object", []string{"--vars", write("list.json", `[1]`), filepath.Join(dir, "ok.liquid")}, 2, "",
 			"engine render: --vars " + filepath.Join(dir, "list.json") + ": a JSON object is needed, {\"name\": value, ...}, whose keys become the variables\n"},
 		{"no template", []string{"--vars", vars}, 2, "", "engine render: name one template file, e.g. engine render --vars user.json message.liquid\n"},
+		{"partials", []string{"--vars", vars, "--partials", partials, write("inc.liquid", "{% include 'greet' %}|{% render 'greet', user: user %}|{% render 'item' for offers as o %}")},
+			0, "Hello Ana|Hello Ana|Coat;Hat;", ""},
+		{"include without partials", []string{write("noinc.liquid", "{% include 'greet' %}")}, 1, "",
+			filepath.Join(dir, "noinc.liquid") + ":1:1: {% include %} is not available: templates cannot read files\n"},
+		{"missing partials folder", []string{"--partials", filepath.Join(dir, "nope"), filepath.Join(dir, "inc.liquid")}, 2, "",
+			"engine render: --partials: open " + filepath.Join(dir, "nope") + ": no such file or directory\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

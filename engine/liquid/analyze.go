@@ -101,6 +101,8 @@ func isIdentChar(c byte) bool  { return isIdentStart(c) || isDigit(c) || c == '-
 var keywords = map[string]bool{
 	"and": true, "or": true, "not": true, "contains": true, "in": true,
 	"true": true, "false": true, "nil": true, "null": true, "empty": true, "blank": true,
+	// offset: continue resumes a loop; it reads no variable
+	"continue": true,
 }
 
 // forParams are the words a for or tablerow tag takes after its collection.

@@ -11,7 +11,6 @@ package liquid
 import (
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"regexp"
 	"slices"
@@ -22,7 +21,6 @@ import (
 	"github.com/osteele/liquid/filters"
 	"github.com/osteele/liquid/parser"
 	"github.com/osteele/liquid/render"
-	"github.com/osteele/liquid/tags"
 )
 
 // DefaultMaxOutput bounds what one render may produce.
@@ -33,6 +31,10 @@ type Engine struct {
 	cfg       render.Config
 	filters   map[string]bool
 	maxOutput int
+	// partials are the templates include and render may use (nil: none,
+	// and both tags are refused); see partials.go
+	partials       map[string]string
+	parsedPartials partialSet
 }
 
 // recordingFilters adds filters to a config and remembers their names, so
@@ -48,28 +50,34 @@ func (r recordingFilters) AddFilter(name string, fn any) {
 	r.names[name] = true
 }
 
-// NewEngine returns an engine with the standard Liquid tags and filters,
-// Braze's additions, and no way to read files: {% include %} is refused.
-func NewEngine() *Engine {
+// NewEngine returns an engine with the Liquid 5 tags and standard filters,
+// Braze's additions, and no way to read files: {% include %} and
+// {% render %} are refused unless WithPartials gives them templates.
+func NewEngine(opts ...EngineOption) *Engine {
 	e := &Engine{cfg: render.NewConfig(), filters: map[string]bool{}, maxOutput: DefaultMaxOutput}
+	for _, o := range opts {
+		o(e)
+	}
 	rec := recordingFilters{&e.cfg, e.filters}
 	filters.AddStandardFilters(rec)
 	addBrazeFilters(rec)
-	tags.AddStandardTags(e.cfg)
-	e.cfg.AddTag("include", func(string) (func(io.Writer, render.Context) error, error) {
-		return nil, errors.New("{% include %} is not available: templates cannot read files")
-	})
+	// Our own tags (tags.go) replace osteele's tags.AddStandardTags, which
+	// differ from Liquid 5 and whose blocks cannot be redefined.
+	e.addTags()
 	return e
 }
 
-// knownTags are the tags the parser accepts (include is refused when
-// compiled, with its own message).
+// knownTags are the tags the parser accepts (include and render are
+// refused when compiled, with their own message, if there are no
+// partials). echo, liquid, doc and inline comments are rewritten before
+// this check (liquid5.go).
 var knownTags = map[string]bool{
-	"assign": true, "include": true, "break": true, "continue": true, "cycle": true,
+	"assign": true, "include": true, "render": true, "break": true, "continue": true, "cycle": true,
 	"capture": true, "endcapture": true, "case": true, "when": true, "endcase": true,
 	"comment": true, "endcomment": true, "raw": true, "endraw": true,
 	"for": true, "endfor": true, "tablerow": true, "endtablerow": true,
 	"if": true, "elsif": true, "else": true, "endif": true, "unless": true, "endunless": true,
+	"increment": true, "decrement": true, "ifchanged": true, "endifchanged": true, "echo": true,
 }
 
 // HasFilter reports whether name is a filter templates may use.
@@ -271,7 +279,9 @@ func describeGo(goType, value string) string {
 
 var notInsideRE = regexp.MustCompile(`^(\w+) not inside ?([\w ]*?)(?:; immediate parent is (\w+))?$`)
 
-var liquidErrRE = regexp.MustCompile(`(?s)^Liquid error(?: \(line \d+\))?: (.*?)(?: in (.*))?$`)
+// The context osteele appends is the markup ("... in {% tag %}"), so only
+// " in {" starts it: tag messages may say "in" themselves.
+var liquidErrRE = regexp.MustCompile(`(?s)^Liquid error(?: \(line \d+\))?: (.*?)(?: in (\{[{%].*))?$`)
 
 // compileProblem turns an osteele parse error into a problem placed at the
 // markup it names.

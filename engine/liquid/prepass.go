@@ -29,6 +29,9 @@ type region struct {
 // offsetMap maps offsets in the rewritten source back to the original.
 type offsetMap struct {
 	anchors []anchor // sorted by out
+	// before maps further back when the source was itself rewritten
+	// (expandLiquid5 runs before the pre-pass)
+	before *offsetMap
 }
 
 type anchor struct{ out, in int }
@@ -44,11 +47,15 @@ func (m *offsetMap) mark(out, in int) {
 // original returns the offset in the original source of out.
 func (m *offsetMap) original(out int) int {
 	i := sort.Search(len(m.anchors), func(i int) bool { return m.anchors[i].out > out }) - 1
-	if i < 0 {
-		return out
+	in := out
+	if i >= 0 {
+		a := m.anchors[i]
+		in = a.in + (out - a.out)
 	}
-	a := m.anchors[i]
-	return a.in + (out - a.out)
+	if m.before != nil {
+		return m.before.original(in)
+	}
+	return in
 }
 
 // prepared is the result of the pre-pass.
@@ -62,8 +69,17 @@ type prepared struct {
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$`)
 
-func prepass(src string) prepared {
-	var p prepared
+func prepass(src string) (p prepared) {
+	// Liquid 5 markup is rewritten first (see liquid5.go); the problems of
+	// both steps are mapped back to the user's source at the end.
+	src, before, problems := expandLiquid5(src)
+	defer func() {
+		for i := range p.problems {
+			p.problems[i].Offset = before.original(p.problems[i].Offset)
+		}
+		p.problems = append(problems, p.problems...)
+		p.offsets.before = &before
+	}()
 	var out strings.Builder
 	out.Grow(len(src))
 	i := 0
