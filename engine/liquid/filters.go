@@ -91,6 +91,8 @@ func jsonable(v any) any {
 		return v
 	}
 	switch v := v.(type) {
+	case liquidFloat:
+		return float64(v)
 	case []byte:
 		return string(v)
 	case map[any]any:

@@ -60,6 +60,7 @@ func NewEngine(opts ...EngineOption) *Engine {
 	}
 	rec := recordingFilters{&e.cfg, e.filters}
 	filters.AddStandardFilters(rec)
+	addLiquid5Filters(rec)
 	addBrazeFilters(rec)
 	// Our own tags (tags.go) replace osteele's tags.AddStandardTags, which
 	// differ from Liquid 5 and whose blocks cannot be redefined.

@@ -24,8 +24,8 @@ func TestParseErrorPlacement(t *testing.T) {
 // Render errors name values the way a template author knows them.
 func TestRenderErrorsInWords(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
-		{"{{ 'abc' | plus: 0 }}", `cannot use the text "abc" as a number in {{ 'abc' | plus: 0 }}`},
-		{"{{ x | plus: 0 }}", "cannot use an object as a number in {{ x | plus: 0 }}"},
+		{"{{ 'abc' | slice: 'a' }}", `filter slice failed: slice's start must be a whole number, not 'a' in {{ 'abc' | slice: 'a' }}`},
+		{"{{ x | plus: 0, 1 }}", "filter plus failed: takes 1 argument, not 2 in {{ x | plus: 0, 1 }}"},
 		{"{{ 5 | divided_by: 0 }}", "filter divided_by failed: division by zero in {{ 5 | divided_by: 0 }}"},
 	} {
 		tpl, problems := NewEngine().Parse(tc.src, Options{})

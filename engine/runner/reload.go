@@ -324,28 +324,42 @@ func queues(p *engine.Pipeline) bool {
 
 // launch starts l once the version it replaces is done.
 func (r *Runner) launch(l *lane) {
+	prev := l.prev
+	l.prev = nil // let it be collected once done
+	r.lanesLive.Add(1)
 	l.lifeMu.Lock()
 	l.launched = true
+	// With nothing to wait for, the lane runs before launch returns, so
+	// /status says running, not starting, right after a start or reload.
+	waiting := prev != nil && !isClosed(prev.done)
+	started := !waiting && r.beginLocked(l)
 	l.lifeMu.Unlock()
-	r.lanesLive.Add(1)
 	go func() {
 		defer r.lanesLive.Done()
-		if l.prev != nil {
-			<-l.prev.done
-			l.prev = nil // let it be collected
-		}
-		l.lifeMu.Lock()
-		if l.life == laneRetired || r.soft.Err() != nil {
-			l.life = laneRetired
+		if waiting {
+			<-prev.done
+			l.lifeMu.Lock()
+			started = r.beginLocked(l)
 			l.lifeMu.Unlock()
-			close(l.done)
+		}
+		if !started {
+			close(l.done) // retired, or the engine stopped, before it began
 			return
 		}
-		l.life = laneRunning
-		l.start()
-		l.lifeMu.Unlock()
 		<-l.done
 	}()
+}
+
+// beginLocked starts l unless it was retired or the engine is stopping;
+// l.lifeMu is held.
+func (r *Runner) beginLocked(l *lane) bool {
+	if l.life == laneRetired || r.soft.Err() != nil {
+		l.life = laneRetired
+		return false
+	}
+	l.life = laneRunning
+	l.start()
+	return true
 }
 
 // retire stops l: it takes no more events, finishes the requests it has in

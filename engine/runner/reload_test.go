@@ -464,6 +464,6 @@ func TestReloadFolderProblemRemovesNothing(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 	if statusOf(h.r.Status(), tagsPipeline).State != "running" {
-		t.Fatal("a pipeline was removed because of a folder problem")
+		t.Fatalf("a pipeline was removed because of a folder problem: %+v", statusOf(h.r.Status(), tagsPipeline))
 	}
 }
