@@ -24,9 +24,10 @@ func Decode(data []byte) (any, error) {
 	return Normalize(v), nil
 }
 
-// Normalize turns json.Number values into int64 when they are whole and
+// Normalize turns json.Number values into int when they are whole and
 // float64 otherwise, so that 100 prints as 100 in templates, not 1e+02,
-// and divides as an integer, as in Braze.
+// and divides as an integer, as in Braze. int rather than int64: Liquid's
+// ranges ((1..n)) and loop limits take only int.
 func Normalize(v any) any {
 	switch v := v.(type) {
 	case map[string]any:
@@ -38,8 +39,8 @@ func Normalize(v any) any {
 			v[i] = Normalize(e)
 		}
 	case json.Number:
-		if i, err := v.Int64(); err == nil {
-			return i
+		if i, err := v.Int64(); err == nil && int64(int(i)) == i {
+			return int(i)
 		}
 		f, _ := v.Float64()
 		return f
