@@ -156,8 +156,6 @@ func parseCondition(tag, src string) (*condition, error) {
 	return c, nil
 }
 
-func truthy(v any) bool { return v != nil && v != false }
-
 func (c *condition) eval(ctx render.Context) (bool, error) {
 	a, err := c.left.eval(ctx)
 	if err != nil {
@@ -228,21 +226,16 @@ func equal(a, b any) bool {
 		}
 		return isBlankValue(b)
 	}
-	return values.Equal(a, b)
+	return liquidEqual(a, b)
 }
 
+// number is v as a float when it is a Go number (a filter's liquidFloat
+// included); numeric text is not a number in a comparison.
 func number(v any) (float64, bool) {
-	switch v := v.(type) {
-	case int:
-		return float64(v), true
-	case int64:
-		return float64(v), true
-	case float64:
-		return v, true
-	case float32:
-		return float64(v), true
+	if !isNumber(v) {
+		return 0, false
 	}
-	return 0, false
+	return asFloat(toNumber(v)), true
 }
 
 func compare(op string, a, b any) (bool, error) {

@@ -109,6 +109,7 @@ type Template struct {
 	fast     []fastSegment          // set when plain lookups render the template
 	refs     []Ref
 	engine   *Engine
+	literals map[string]any // hoisted by the pre-pass; bound at each render
 }
 
 // Parse parses src once. It returns every problem it finds, not only the
@@ -136,7 +137,7 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 		}
 	}
 	for _, r := range a.refs {
-		if a.locals[r.Path[0]] {
+		if a.locals[r.Path[0]] || strings.HasPrefix(r.Path[0], literalPrefix) {
 			continue
 		}
 		r.Offset = p.offsets.original(r.Offset)
@@ -168,6 +169,7 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 	}
 	t.node = node
 	t.fast = fastPlan(p)
+	t.literals = p.literals
 	return t, nil
 }
 
@@ -185,6 +187,7 @@ func (t *Template) Render(vars map[string]any) (out string, err error) {
 	if t.constant {
 		return t.source, nil
 	}
+	vars = t.bind(vars)
 	if t.fast != nil {
 		if out, ok := renderFast(t.fast, vars); ok && len(out) <= t.engine.maxOutput {
 			return out, nil
@@ -204,6 +207,7 @@ func (t *Template) Value(vars map[string]any) (v any, err error) {
 	if t.typed == nil {
 		return t.Render(vars)
 	}
+	vars = t.bind(vars)
 	if len(t.fast) == 1 && t.fast[0].path != nil {
 		if v, ok := lookup(vars, t.fast[0].path); ok && isPlainJSON(v) {
 			return v, nil
@@ -215,6 +219,18 @@ func (t *Template) Value(vars map[string]any) (v any, err error) {
 		return nil, renderError(err)
 	}
 	return jsonable(out), nil
+}
+
+// bind adds the hoisted literals to the caller's variables, in a copy:
+// a template never writes to the caller's map.
+func (t *Template) bind(vars map[string]any) map[string]any {
+	if len(t.literals) == 0 {
+		return vars
+	}
+	out := make(map[string]any, len(vars)+len(t.literals))
+	maps.Copy(out, vars)
+	maps.Copy(out, t.literals)
+	return out
 }
 
 func recoverRender(err *error) {

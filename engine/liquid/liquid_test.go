@@ -210,6 +210,7 @@ func TestLocalsAreNotChecked(t *testing.T) {
 		{"named filter arguments are not variables", "{{ name | truncate: 5 }}", []string{"name"}},
 		{"keywords are not variables", "{% if a and b or empty == blank or nil == null %}{% endif %}", []string{"a", "b"}},
 		{"for parameters are not variables", "{% for x in xs limit: 2 offset: 1 reversed %}{% endfor %}", []string{"xs"}},
+		{"hoisted literals are not variables", "{{ text | split: \"\n\" | join: 5.0 }}", []string{"text"}},
 	}
 	e := NewEngine()
 	for _, tt := range tests {
@@ -229,6 +230,32 @@ func TestLocalsAreNotChecked(t *testing.T) {
 				t.Errorf("template is nil with no problems expected")
 			}
 		})
+	}
+}
+
+// Literals osteele's scanner cannot take as written (a line break in a
+// string, a zero fraction it would drop) render as Liquid renders them.
+func TestHoistedLiterals(t *testing.T) {
+	tests := []struct{ src, want string }{
+		{"{{ \"a\nb\nc\" | newline_to_br }}", "a<br />\nb<br />\nc"},
+		{"{{ \"a\r\nb\" | strip_newlines }}", "ab"},
+		{"{% assign parts = text | split: \"\n\" %}{{ parts | join: '+' }}", "x+y"},
+		{"{{ 'single\nquoted' }}", "single\nquoted"},
+		{"{{ 5.0 }} {{ 5 }} {{ 2.50 }}", "5.0 5 2.5"},
+		{"{{ 0.0 | default: 'none' }}", "0.0"},
+		{"{% if n == 3.0 %}three{% endif %}", "three"},
+		{"{% for i in (1..3) %}{{ i }}{% endfor %}", "123"},
+	}
+	e := NewEngine()
+	vars := map[string]any{"text": "x\ny", "n": 3}
+	for _, tt := range tests {
+		tpl := parseOK(t, e, tt.src, Options{})
+		if got, err := tpl.Render(vars); err != nil || got != tt.want {
+			t.Errorf("%q = %q, %v; want %q", tt.src, got, err, tt.want)
+		}
+	}
+	if _, ok := vars[literalPrefix+"0"]; ok || len(vars) != 2 {
+		t.Error("rendering wrote the hoisted literals into the caller's variables")
 	}
 }
 

@@ -3,6 +3,7 @@ package liquid
 import (
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -16,7 +17,11 @@ import (
 //   - {{ }} nested in a tag ({% if {{x}} > 1 %}) loses its braces, as Braze
 //     accepts both spellings;
 //   - line breaks inside {{ }} and {% %} become spaces, because the osteele
-//     scanner does not match markup across lines and would print it as text.
+//     scanner does not match markup across lines and would print it as text;
+//   - a quoted string holding a line break ("a\nb" | split: "\n"), and a
+//     number written with a zero fraction (5.0, which osteele would print
+//     as 5), become hoisted literals: a generated variable name in the
+//     markup, bound to the value when the template renders.
 
 // region is one {{ object }} or {% tag %} of the rewritten source.
 type region struct {
@@ -65,7 +70,24 @@ type prepared struct {
 	offsets offsetMap
 	// problems found while scanning (unterminated markup), at original offsets
 	problems []Problem
+	// literals are the hoisted literals, by their generated name
+	literals map[string]any
 }
+
+// literalPrefix starts the names of hoisted literals; no user variable in
+// a Braze template starts with it.
+const literalPrefix = "__liquid_literal_"
+
+func (p *prepared) hoist(v any) string {
+	if p.literals == nil {
+		p.literals = map[string]any{}
+	}
+	name := literalPrefix + strconv.Itoa(len(p.literals))
+	p.literals[name] = v
+	return name
+}
+
+var zeroFractionRE = regexp.MustCompile(`^[0-9]+\.0+`)
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$`)
 
@@ -141,7 +163,7 @@ func prepass(src string) (p prepared) {
 			innerEnd--
 		}
 		contentStart := out.Len()
-		rewriteMarkup(&out, &p.offsets, src, inner, innerEnd, isTag)
+		p.rewriteMarkup(&out, src, inner, innerEnd, isTag)
 		p.regions = append(p.regions, region{tag: isTag, content: out.String()[contentStart:], start: contentStart, open: openOut})
 		p.offsets.mark(out.Len(), innerEnd)
 		if trimRight {
@@ -214,18 +236,37 @@ func findEndBlock(s string, from int, name string) int {
 
 // rewriteMarkup copies src[from:to] (the inside of one {{ }} or {% %}) to
 // out, applying the Braze rewrites.
-func rewriteMarkup(out *strings.Builder, m *offsetMap, src string, from, to int, isTag bool) {
+func (p *prepared) rewriteMarkup(out *strings.Builder, src string, from, to int, isTag bool) {
+	m := &p.offsets
 	for j := from; j < to; {
 		c := src[j]
 		switch {
 		case c == '\'' || c == '"':
 			k := strings.IndexByte(src[j+1:to], c)
-			if k < 0 {
+			closed := k >= 0
+			if !closed {
 				k = to - j - 2
 			}
 			m.mark(out.Len(), j)
-			out.WriteString(strings.ReplaceAll(src[j:j+k+2], "\n", " "))
+			if lit := src[j : j+k+2]; closed && strings.ContainsAny(lit, "\r\n") {
+				out.WriteString(p.hoist(lit[1 : len(lit)-1]))
+			} else {
+				out.WriteString(lit)
+			}
 			j += k + 2
+			m.mark(out.Len(), j)
+		case c >= '0' && c <= '9' && (j == from || !isIdentChar(src[j-1]) && src[j-1] != '.' && src[j-1] != '-') && zeroFractionRE.MatchString(src[j:to]):
+			lit := zeroFractionRE.FindString(src[j:to])
+			if end := j + len(lit); end < to && (isIdentChar(src[end]) || src[end] == '.') {
+				out.WriteByte(c) // 1.0e5, 1.0.x: not a plain number
+				j++
+				continue
+			}
+			f, _ := strconv.ParseFloat(lit, 64)
+			m.mark(out.Len(), j)
+			out.WriteString(p.hoist(liquidFloat(f)))
+			j += len(lit)
+			m.mark(out.Len(), j)
 		case c == '$' && j+1 < to && src[j+1] == '{':
 			k := strings.IndexByte(src[j:to], '}')
 			if k < 0 {

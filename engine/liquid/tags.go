@@ -383,8 +383,8 @@ func blank(nodes []render.Node) bool {
 	return true
 }
 
-// toInteger reads a loop parameter the way Liquid's to_integer does.
-func toInteger(tag, param string, v any) (int, error) {
+// loopInteger reads a loop parameter the way Liquid's to_integer does.
+func loopInteger(tag, param string, v any) (int, error) {
 	switch v := v.(type) {
 	case int:
 		return v, nil
@@ -525,11 +525,7 @@ func items(v any) []any {
 	case []any:
 		return v
 	case values.Range:
-		out := make([]any, 0, min(v.Len(), maxLoopSteps+1))
-		for i := 0; i < v.Len() && i <= maxLoopSteps; i++ {
-			out = append(out, v.Index(i))
-		}
-		return out
+		return rangeItems(v)
 	}
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {
@@ -563,7 +559,7 @@ func (l *loopSpec) segment(ctx render.Context, s *renderState) ([]any, error) {
 			return nil, err
 		}
 		if v != nil {
-			if from, err = toInteger(l.tag, "offset", v); err != nil {
+			if from, err = loopInteger(l.tag, "offset", v); err != nil {
 				return nil, err
 			}
 		}
@@ -580,7 +576,7 @@ func (l *loopSpec) segment(ctx render.Context, s *renderState) ([]any, error) {
 			return nil, err
 		}
 		if v != nil {
-			n, err := toInteger(l.tag, "limit", v)
+			n, err := loopInteger(l.tag, "limit", v)
 			if err != nil {
 				return nil, err
 			}
@@ -736,7 +732,7 @@ func tablerowBlock(node render.BlockNode) (renderer, error) {
 				return err
 			}
 			if v != nil {
-				if cols, err = toInteger("tablerow", "cols", v); err != nil {
+				if cols, err = loopInteger("tablerow", "cols", v); err != nil {
 					return err
 				}
 			}
