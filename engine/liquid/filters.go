@@ -17,6 +17,7 @@ func addBrazeFilters(cfg filters.FilterDictionary) {
 	cfg.AddFilter("json_parse", jsonParse)
 	cfg.AddFilter("url_escape", func(s any) string { return percentEscape(toString(s), urlSafe) })
 	cfg.AddFilter("url_param_escape", func(s any) string { return percentEscape(toString(s), paramSafe) })
+	addBrazeOnlyFilters(cfg)
 }
 
 // jsonFilter encodes a value as compact JSON without HTML escaping, so

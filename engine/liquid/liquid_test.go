@@ -482,3 +482,41 @@ func TestConcurrentRender(t *testing.T) {
 		t.Error(msg)
 	}
 }
+
+// Braze's own filters, with the outputs Braze's documentation gives
+// (specs/braze.md §6) and known digests.
+func TestBrazeFilters(t *testing.T) {
+	tests := []struct{ src, want string }{
+		{"{{ 145 | money }}", "$145.00"}, // Braze does not shift to cents
+		{"{{ 1.5 | money }} {{ '20' | money }} {{ -3 | money }}", "$1.50 $20.00 -$3.00"},
+		{"{{ 123456 | number_with_delimiter }}", "123,456"},
+		{"{{ 1234567.25 | number_with_delimiter }} {{ 999 | number_with_delimiter }} {{ -1000 | number_with_delimiter }}", "1,234,567.25 999 -1,000"},
+		{"{{ 'hey<>hi' | url_escape }}", "hey%3C%3Ehi"},
+		{"{{ 'hey<&>hi' | url_param_escape }}", "hey%3C%26%3Ehi"},
+		{"{{ 'google search' | url_encode }}", "google+search"},
+		{"{{ 'hello' | sha2 }}", "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"},
+		{"{{ 'hello' | md5 }}", "5d41402abc4b2a76b9719d911017c592"},
+		{"{{ 'hello' | sha1 }}", "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"},
+		{"{{ 'hello' | hmac_sha256_hex: 'key' }}", "9307b3b915efb5171ff14d8cb55fbcc798c6c0ef1456d66ded1a6aa723a58b7b"},
+		{"{{ 'hello' | hmac_sha256_base64: 'key' }}", "kwezuRXvtRcf8U2MtV+8x5jGwO8UVtZt7RpqpyOli3s="},
+		{"{{ 'hello' | hmac_sha1_hex: 'key' }} {{ 'hello' | hmac_sha1: 'key' }}", "b34ceac4516ff23a143e61d79d0fa7a4fbe5f266 b34ceac4516ff23a143e61d79d0fa7a4fbe5f266"},
+		{"{{ hash | property_accessor: key }}", "b-value"},
+		{"{{ 0 | time_zone: 'America/New_York' | date: '%Y-%m-%d %H:%M' }}", "1969-12-31 19:00"},
+		{"{{ 0 | time_zone: '+0530' | date: '%H:%M' }}", "05:30"},
+		{"{{ 1700000000 | date: '%s' }}", "1700000000"},
+		{"a<!-- {% if true %}hidden{% endif %} -->b", "ab"},
+		{"<!-- unclosed {{ 'x' }}", "<!-- unclosed x"},
+	}
+	e := NewEngine()
+	vars := map[string]any{"hash": map[string]any{"a": "a-value", "b": "b-value"}, "key": "b"}
+	for _, tt := range tests {
+		tpl := parseOK(t, e, tt.src, Options{})
+		if got, err := tpl.Render(vars); err != nil || got != tt.want {
+			t.Errorf("%s = %q, %v; want %q", tt.src, got, err, tt.want)
+		}
+	}
+	tpl := parseOK(t, e, "{{ 0 | time_zone: 'Mars/Olympus' }}", Options{})
+	if _, err := tpl.Render(nil); err == nil || !strings.Contains(err.Error(), "is not a time zone") {
+		t.Errorf("an unknown zone: %v", err)
+	}
+}

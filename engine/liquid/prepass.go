@@ -16,6 +16,8 @@ import (
 //     index: custom_attribute["favourite colour"];
 //   - {{ }} nested in a tag ({% if {{x}} > 1 %}) loses its braces, as Braze
 //     accepts both spellings;
+//   - HTML comments <!-- --> are dropped, markup in them included: Braze
+//     strips them before Liquid runs, so tags inside never execute;
 //   - line breaks inside {{ }} and {% %} become spaces, because the osteele
 //     scanner does not match markup across lines and would print it as text;
 //   - a quoted string holding a line break ("a\nb" | split: "\n"), and a
@@ -114,6 +116,14 @@ func prepass(src string) (p prepared) {
 	}
 	for i < len(src) {
 		next := indexOpen(src, i)
+		if c := strings.Index(src[i:], "<!--"); c >= 0 && (next < 0 || i+c < next) {
+			start := i + c
+			if end := strings.Index(src[start+4:], "-->"); end >= 0 {
+				copyText(start)
+				i = start + 4 + end + 3
+				continue
+			}
+		}
 		if next < 0 {
 			copyText(len(src))
 			break

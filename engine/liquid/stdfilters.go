@@ -396,28 +396,12 @@ func dateFilter(in any, args []any) (any, error) {
 		return in, nil
 	}
 	format := liquidString(args[0])
-	var t time.Time
-	switch v := in.(type) {
-	case time.Time:
-		t = v
-	case string:
-		switch {
-		case v == "now" || v == "today":
-			t = time.Now()
-		case digitsRE.MatchString(v):
-			t = unixTime(toNumber(v))
-		default:
-			parsed, err := values.ParseDate(v)
-			if err != nil {
-				return v, nil
-			}
-			t = parsed
+	t, ok := asTime(in)
+	if !ok {
+		if s, isText := in.(string); isText {
+			return s, nil
 		}
-	default:
-		if !isNumber(v) {
-			return liquidString(v), nil
-		}
-		t = unixTime(toNumber(v))
+		return liquidString(in), nil
 	}
 	fn := osteeleFilters()["date"].(func(time.Time, func(string) string) (string, error))
 	return fn(t, func(string) string { return format })
