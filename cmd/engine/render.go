@@ -21,7 +21,10 @@ pipelines use) and prints the result. The keys of the JSON object in --vars
 are the template's top-level variables. With --partials, {% include 'NAME' %}
 and {% render 'NAME' %} use DIR/NAME.liquid; without it they are refused. A
 template that does not parse, or fails while rendering, is reported on stderr
-with its line and column, and the exit status is 1.`, stderr)
+with its line and column, and the exit status is 1. What the engine renders
+but Braze would refuse (a filter inside if, for or case, an operator in
+assign, parentheses, a tag or filter Braze does not document) is a warning
+on stderr; the template is still rendered.`, stderr)
 	varsFile := fs.String("vars", "", "JSON `file` holding an object whose keys are the template's variables (default: none)")
 	partialsDir := fs.String("partials", "", "`folder` whose NAME.liquid files are the partials include and render may use (default: none)")
 	positional, code, done := parse(fs, args, stdout)
@@ -65,6 +68,10 @@ with its line and column, and the exit status is 1.`, stderr)
 			fmt.Fprintf(stderr, "%s:%d:%d: %s\n", file, line, col, p.Message)
 		}
 		return exitProblem
+	}
+	for _, w := range tpl.Warnings() {
+		line, col := lineCol(src, w.Offset)
+		fmt.Fprintf(stderr, "%s:%d:%d: warning: %s\n", file, line, col, w.Message)
 	}
 	out, err := tpl.Render(vars)
 	if err != nil {

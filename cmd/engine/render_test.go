@@ -33,13 +33,19 @@ func TestRender(t *testing.T) {
 		// Whole numbers stay integers, as in Liquid: integer division.
 		{"numbers", []string{"--vars", vars, write("num.liquid", "{{ n | divided_by: 2 }} {{ n | plus: 0.5 }}")}, 0, "4 9.5", ""},
 		{"no vars", []string{write("plain.liquid", "[{{ missing }}]")}, 0, "[]", ""},
+		{"braze warning", []string{"--vars", vars, write("warn.liquid", "{% if n | plus: 1 > 5 %}big{% endif %}")}, 0, "big",
+			filepath.Join(dir, "warn.liquid") + ":1:9: warning: Braze does not allow filters in {% if %}: assign the filtered value first, then use it here\n"},
 		{"unknown filter", []string{"--vars", vars, write("typo.liquid", "line one\n{{ user.first_name | upcas }}")}, 1, "",
 			filepath.Join(dir, "typo.liquid") + `:2:22: unknown filter "upcas"; did you mean "upcase"?` + "\n"},
 		{"vars not an object", []string{"--vars", write("list.json", `[1]`), filepath.Join(dir, "ok.liquid")}, 2, "",
 			"engine render: --vars " + filepath.Join(dir, "list.json") + ": a JSON object is needed, {\"name\": value, ...}, whose keys become the variables\n"},
 		{"no template", []string{"--vars", vars}, 2, "", "engine render: name one template file, e.g. engine render --vars user.json message.liquid\n"},
 		{"partials", []string{"--vars", vars, "--partials", partials, write("inc.liquid", "{% include 'greet' %}|{% render 'greet', user: user %}|{% render 'item' for offers as o %}")},
-			0, "Hello Ana|Hello Ana|Coat;Hat;", ""},
+			0, "Hello Ana|Hello Ana|Coat;Hat;",
+			// Braze has Content Blocks, not include and render: a preview says so.
+			filepath.Join(dir, "inc.liquid") + ":1:4: warning: Braze does not document {% include %}: the engine renders it, Braze may not\n" +
+				filepath.Join(dir, "inc.liquid") + ":1:26: warning: Braze does not document {% render %}: the engine renders it, Braze may not\n" +
+				filepath.Join(dir, "inc.liquid") + ":1:59: warning: Braze does not document {% render %}: the engine renders it, Braze may not\n"},
 		{"include without partials", []string{write("noinc.liquid", "{% include 'greet' %}")}, 1, "",
 			filepath.Join(dir, "noinc.liquid") + ":1:1: {% include %} is not available: templates cannot read files\n"},
 		{"missing partials folder", []string{"--partials", filepath.Join(dir, "nope"), filepath.Join(dir, "inc.liquid")}, 2, "",

@@ -110,6 +110,7 @@ type Template struct {
 	refs     []Ref
 	engine   *Engine
 	literals map[string]any // hoisted by the pre-pass; bound at each render
+	warnings []Problem      // what Braze would refuse (braze_warnings.go)
 }
 
 // Parse parses src once. It returns every problem it finds, not only the
@@ -170,8 +171,14 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 	t.node = node
 	t.fast = fastPlan(p)
 	t.literals = p.literals
+	t.warnings = brazeWarnings(p, a)
 	return t, nil
 }
+
+// Warnings lists what the engine renders but Braze would refuse in a
+// message template: a filter inside if/for/case, an operator in assign,
+// parentheses, a tag or filter Braze does not document.
+func (t *Template) Warnings() []Problem { return t.warnings }
 
 // Refs returns the variables the template reads from its bindings.
 func (t *Template) Refs() []Ref { return t.refs }

@@ -520,3 +520,35 @@ func TestBrazeFilters(t *testing.T) {
 		t.Errorf("an unknown zone: %v", err)
 	}
 }
+
+// What Braze refuses is warned about, at its place; the template still
+// renders.
+func TestBrazeWarnings(t *testing.T) {
+	tests := []struct {
+		src  string
+		want []string // message fragments, in order
+		at   []int    // and their offsets
+	}{
+		{"{% if points | plus: 0 > 10 %}x{% endif %}", []string{"filters in {% if %}"}, []int{13}},
+		{"{% for o in offers | sort %}{% endfor %}", []string{"filters in {% for %}"}, []int{19}},
+		{"{% assign vip = points > 10 %}", []string{"> in {% assign %}"}, []int{23}},
+		{"{% if (a and b) or c %}{% endif %}", []string{"parentheses in {% if %}"}, []int{6}},
+		{"{% for i in (1..3) %}{{ i }}{% endfor %}", nil, nil},
+		{"{% increment n %}{{ 'x' | lstrip }}", []string{"{% increment %}", `filter "lstrip"`}, []int{3, 26}},
+		{"{{ ${first_name} | default: 'there' | capitalize }}", nil, nil},
+	}
+	e := NewEngine()
+	for _, tt := range tests {
+		tpl := parseOK(t, e, tt.src, Options{})
+		ws := tpl.Warnings()
+		if len(ws) != len(tt.want) {
+			t.Errorf("%s: warnings %+v, want %q", tt.src, ws, tt.want)
+			continue
+		}
+		for i, w := range ws {
+			if !strings.Contains(w.Message, tt.want[i]) || w.Offset != tt.at[i] {
+				t.Errorf("%s: warning %d = %+v, want %q at %d", tt.src, i, w, tt.want[i], tt.at[i])
+			}
+		}
+	}
+}

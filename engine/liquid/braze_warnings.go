@@ -1,0 +1,86 @@
+package liquid
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Braze renders Liquid 5 but refuses part of it (specs/braze.md §6): these
+// are the tags and filters it documents, and the rest is only warned
+// about, since the engine renders it; a preview should still say that
+// Braze would not.
+var (
+	brazeTags = words(`if elsif else endif unless endunless case when endcase for endfor break continue
+		assign capture endcapture comment endcomment raw endraw echo liquid
+		connected_content abort_message catalog_items catalog_selection_items promotion message_extras shopping_cart`)
+	brazeFilters = words(`join first last compact concat map reverse size slice sort sort_natural uniq where
+		abs at_most at_least ceil divided_by floor minus plus round times modulo money
+		append capitalize downcase escape md5 sha1 hmac_sha256 hmac_sha512 newline_to_br prepend remove remove_first
+		replace replace_first split strip strip_html strip_newlines truncate truncatewords upcase date default
+		sha2 base64_encode hmac_sha1 hmac_sha1_hex hmac_sha1_base64 hmac_sha256_hex hmac_sha256_base64
+		url_escape url_param_escape url_encode property_accessor number_with_delimiter json_escape json_parse
+		as_json_string time_zone`)
+	// comparisons and logic: Braze refuses them in assign
+	operators = words(`== != <> < > <= >= contains and or`)
+)
+
+func words(s string) map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(s) {
+		m[w] = true
+	}
+	return m
+}
+
+// brazeWarnings lists what Braze would refuse in a template that parses.
+func brazeWarnings(p prepared, a analysis) []Problem {
+	var out []Problem
+	warn := func(off int, format string, args ...any) {
+		out = append(out, Problem{Offset: p.offsets.original(off), Message: fmt.Sprintf(format, args...)})
+	}
+	for _, r := range p.regions {
+		if !r.tag {
+			continue
+		}
+		toks := lex(r.content, r.start)
+		if len(toks) == 0 || toks[0].kind != 'i' {
+			continue
+		}
+		name, args := toks[0].text, toks[1:]
+		if !brazeTags[name] {
+			warn(toks[0].off, "Braze does not document {%% %s %%}: the engine renders it, Braze may not", name)
+			continue
+		}
+		switch name {
+		case "if", "elsif", "unless", "case", "when", "for":
+			for _, t := range args {
+				if t.text == "|" {
+					warn(t.off, "Braze does not allow filters in {%% %s %%}: assign the filtered value first, then use it here", name)
+					break
+				}
+			}
+			if name == "for" {
+				continue
+			}
+			for _, t := range args {
+				if t.text == "(" {
+					warn(t.off, "Braze does not allow parentheses in {%% %s %%}: assign part of the condition first", name)
+					break
+				}
+			}
+		case "assign":
+			for i, t := range args {
+				if i > 1 && operators[t.text] {
+					warn(t.off, "Braze does not allow %s in {%% assign %%}: assign the value, then compare it in {%% if %%}", t.text)
+					break
+				}
+			}
+		}
+	}
+	for _, f := range a.filters {
+		if !brazeFilters[f.Name] {
+			warn(f.Offset, "Braze does not list the filter %q: the engine renders it, Braze may not", f.Name)
+		}
+	}
+	return out
+}
