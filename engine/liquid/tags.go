@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/osteele/liquid/expressions"
 	"github.com/osteele/liquid/render"
@@ -25,6 +26,14 @@ import (
 // maxLoopSteps bounds the loop iterations of one render: a loop whose body
 // writes nothing is not stopped by the output limit.
 const maxLoopSteps = 200_000
+
+// maxRenderTime bounds the time one render may spend in loops, checked
+// every renderTimeEvery iterations: 200,000 iterations of a body that
+// sorts a long list in each would otherwise run for minutes.
+const (
+	maxRenderTime   = 2 * time.Second
+	renderTimeEvery = 256
+)
 
 // maxPartialDepth bounds include/render nesting (a partial including
 // itself would otherwise recurse until the stack overflows).
@@ -55,9 +64,13 @@ type renderState struct {
 // renderLimits are shared with the isolated renders of {% render %}.
 type renderLimits struct {
 	steps, depth int
+	started      time.Time
 }
 
 func newRenderState(l *renderLimits) *renderState {
+	if l.started.IsZero() {
+		l.started = time.Now()
+	}
 	return &renderState{counters: map[string]int{}, counterSet: map[string]any{}, cycles: map[string]int{}, forOffsets: map[string]int{}, limits: l}
 }
 
@@ -76,6 +89,9 @@ func (s *renderState) step(tag string) error {
 	s.limits.steps++
 	if s.limits.steps > maxLoopSteps {
 		return fmt.Errorf("{%% %s %%}: the template loops more than %d times in one render; loop over less", tag, maxLoopSteps)
+	}
+	if s.limits.steps%renderTimeEvery == 0 && time.Since(s.limits.started) > maxRenderTime {
+		return fmt.Errorf("{%% %s %%}: the render took longer than %s; loop over less, or do less in each pass", tag, maxRenderTime)
 	}
 	return nil
 }

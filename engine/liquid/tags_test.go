@@ -3,6 +3,7 @@ package liquid
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestTags(t *testing.T) {
@@ -99,6 +100,34 @@ func TestIncludeWithoutPartials(t *testing.T) {
 		_, problems := NewEngine().Parse(src, Options{})
 		if len(problems) != 1 || !strings.Contains(problems[0].Message, "is not available: templates cannot read files") {
 			t.Errorf("%s: problems %v", src, problems)
+		}
+	}
+}
+
+// A render that loops too long stops with an error that says why, by
+// iterations or by time.
+func TestRenderBounds(t *testing.T) {
+	e := NewEngine()
+	long := make([]any, 3000)
+	for i := range long {
+		long[i] = i
+	}
+	for _, tt := range []struct{ src, want string }{
+		{"{% for i in (1..300000) %}{% endfor %}", "loops more than 200000 times"},
+		// each pass sorts 3,000 numbers: over 2 s long before 200,000 passes
+		{"{% for i in (1..150000) %}{% assign s = long | sort %}{% endfor %}", "took longer than 2s"},
+	} {
+		tpl, problems := e.Parse(tt.src, Options{})
+		if len(problems) > 0 {
+			t.Fatal(problems)
+		}
+		start := time.Now()
+		_, err := tpl.Render(map[string]any{"long": long})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.src, err, tt.want)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("%s: stopped only after %v", tt.src, took)
 		}
 	}
 }
