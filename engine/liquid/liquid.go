@@ -81,6 +81,29 @@ var knownTags = map[string]bool{
 	"increment": true, "decrement": true, "ifchanged": true, "endifchanged": true, "echo": true,
 }
 
+// maxNesting bounds how deep blocks may nest in one template.
+const maxNesting = 100
+
+// blockTags open a block that an end tag closes.
+var blockTags = map[string]bool{"if": true, "unless": true, "case": true, "for": true, "tablerow": true, "capture": true, "ifchanged": true}
+
+// tooDeep finds the first tag that opens a block more than maxNesting
+// deep, and its offset in the rewritten source.
+func tooDeep(tags []tagUse) (int, bool) {
+	depth := 0
+	for _, t := range tags {
+		switch {
+		case blockTags[t.Name]:
+			if depth++; depth > maxNesting {
+				return t.Offset, true
+			}
+		case strings.HasPrefix(t.Name, "end") && blockTags[strings.TrimPrefix(t.Name, "end")]:
+			depth = max(depth-1, 0)
+		}
+	}
+	return 0, false
+}
+
 // HasFilter reports whether name is a filter templates may use.
 func (e *Engine) HasFilter(name string) bool { return e.filters[name] }
 
@@ -127,6 +150,11 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 		return nil, problems
 	}
 	a := analyze(p)
+	if off, deep := tooDeep(a.tags); deep {
+		// osteele's parser takes minutes over thousands of nested blocks;
+		// no message needs more than a few levels.
+		return nil, []Problem{{p.offsets.original(off), fmt.Sprintf("blocks are nested more than %d deep here; flatten the template", maxNesting)}}
+	}
 	for _, tag := range a.tags {
 		if !knownTags[tag.Name] {
 			problems = append(problems, Problem{p.offsets.original(tag.Offset), fmt.Sprintf("unknown tag %q%s", tag.Name, diag.Suggest(tag.Name, slices.Collect(maps.Keys(knownTags))))})

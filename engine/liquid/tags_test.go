@@ -131,3 +131,21 @@ func TestRenderBounds(t *testing.T) {
 		}
 	}
 }
+
+// Blocks nested deeper than anyone writes are refused at once, rather
+// than handed to a parser that would take minutes over them.
+func TestNestingLimit(t *testing.T) {
+	nested := func(n int) string {
+		return strings.Repeat("{% if true %}", n) + "x" + strings.Repeat("{% endif %}", n)
+	}
+	e := NewEngine()
+	if tpl, problems := e.Parse(nested(maxNesting), Options{}); len(problems) > 0 {
+		t.Fatalf("%d levels: %v", maxNesting, problems)
+	} else if out, err := tpl.Render(nil); out != "x" || err != nil {
+		t.Fatalf("%d levels: %q %v", maxNesting, out, err)
+	}
+	_, problems := e.Parse(nested(100_000), Options{})
+	if len(problems) != 1 || !strings.Contains(problems[0].Message, "nested more than 100 deep") || problems[0].Offset != 13*maxNesting+3 {
+		t.Fatalf("100,000 levels: %+v", problems)
+	}
+}
