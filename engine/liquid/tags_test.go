@@ -149,3 +149,24 @@ func TestNestingLimit(t *testing.T) {
 		t.Fatalf("100,000 levels: %+v", problems)
 	}
 }
+
+// Tag state belongs to one render: the same bindings rendered twice, or
+// no bindings at all, start from zero.
+func TestRenderStateDoesNotCarryOver(t *testing.T) {
+	tpl, problems := NewEngine().Parse("{% increment n %}{% cycle 'a', 'b' %}{% for i in (1..2) %}{{ i }}{% endfor %}", Options{})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	vars := map[string]any{}
+	for range 2 {
+		if out, err := tpl.Render(vars); out != "0a12" || err != nil {
+			t.Fatalf("%q %v", out, err)
+		}
+	}
+	if len(vars) != 0 {
+		t.Fatalf("the render left %v in the caller's bindings", vars)
+	}
+	if out, err := tpl.Render(nil); out != "0a12" || err != nil {
+		t.Fatalf("nil bindings: %q %v", out, err)
+	}
+}
