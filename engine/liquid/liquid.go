@@ -229,12 +229,6 @@ func (t *Template) Render(vars map[string]any) (out string, err error) {
 		}
 	}
 	defer recoverRender(&err)
-	if vars == nil {
-		vars = map[string]any{} // tags keep their state in the bindings
-	}
-	// Counters, cycles and loop offsets belong to one render, even when
-	// the caller renders several templates with the same bindings.
-	defer delete(vars, stateKey)
 	w := limitedWriter{max: t.engine.maxOutput}
 	if rerr := render.Render(t.node, &w, vars, t.engine.cfg); rerr != nil {
 		return "", renderError(rerr)

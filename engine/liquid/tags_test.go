@@ -150,7 +150,8 @@ func TestNestingLimit(t *testing.T) {
 	}
 }
 
-// Tag state belongs to one render: the same bindings rendered twice, or
+// Tag state belongs to one render (osteele renders on a copy of the
+// bindings, where the tags keep it): the same bindings rendered twice, or
 // no bindings at all, start from zero.
 func TestRenderStateDoesNotCarryOver(t *testing.T) {
 	tpl, problems := NewEngine().Parse("{% increment n %}{% cycle 'a', 'b' %}{% for i in (1..2) %}{{ i }}{% endfor %}", Options{})
