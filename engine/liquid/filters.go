@@ -15,8 +15,8 @@ func addBrazeFilters(cfg filters.FilterDictionary) {
 	cfg.AddFilter("as_json_string", jsonFilter)
 	cfg.AddFilter("json_escape", jsonEscape)
 	cfg.AddFilter("json_parse", jsonParse)
-	cfg.AddFilter("url_escape", func(s any) string { return percentEscape(toString(s), urlSafe) })
-	cfg.AddFilter("url_param_escape", func(s any) string { return percentEscape(toString(s), paramSafe) })
+	cfg.AddFilter("url_escape", func(s any) string { return percentEscape(liquidString(s), urlSafe) })
+	cfg.AddFilter("url_param_escape", func(s any) string { return percentEscape(liquidString(s), paramSafe) })
 	addBrazeOnlyFilters(cfg)
 }
 
@@ -33,7 +33,7 @@ func jsonFilter(v any) (string, error) {
 // jsonEscape escapes a string for use inside a JSON string literal: quotes,
 // backslashes and control characters.
 func jsonEscape(v any) (string, error) {
-	s, err := jsonFilter(toString(v))
+	s, err := jsonFilter(liquidString(v))
 	if err != nil {
 		return "", err
 	}
@@ -41,24 +41,11 @@ func jsonEscape(v any) (string, error) {
 }
 
 func jsonParse(v any) (any, error) {
-	out, err := jsonval.Decode([]byte(toString(v)))
+	out, err := jsonval.Decode([]byte(liquidString(v)))
 	if err != nil {
 		return nil, fmt.Errorf("json_parse: the input is %w", err)
 	}
 	return out, nil
-}
-
-// toString renders a filter input the way Liquid prints it.
-func toString(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	case []byte:
-		return string(v)
-	}
-	return fmt.Sprint(v)
 }
 
 // isPlainJSON reports whether v holds only values encoding/json takes as
