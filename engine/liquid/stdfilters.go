@@ -78,10 +78,18 @@ func addLiquid5Filters(cfg filters.FilterDictionary) {
 	for name, n := range map[string][2]int{
 		"append": {1, 1}, "prepend": {1, 1}, "remove": {1, 1}, "remove_first": {1, 1},
 		"replace": {1, 2}, "replace_first": {1, 2}, "split": {1, 1},
-		"downcase": {0, 0}, "upcase": {0, 0}, "escape": {0, 0}, "escape_once": {0, 0},
-		"lstrip": {0, 0}, "rstrip": {0, 0}, "strip": {0, 0}, "url_encode": {0, 0}, "url_decode": {0, 0},
+		"escape": {0, 0}, "escape_once": {0, 0}, "url_encode": {0, 0}, "url_decode": {0, 0},
 	} {
 		cfg.AddFilter(name, checked(name, n[0], n[1]))
+	}
+	// The same as osteele's, without a second call through reflection: these
+	// run in nearly every message template.
+	for name, fn := range map[string]func(string) string{
+		"downcase": strings.ToLower, "upcase": strings.ToUpper, "strip": strings.TrimSpace,
+		"lstrip": func(s string) string { return strings.TrimLeftFunc(s, unicode.IsSpace) },
+		"rstrip": func(s string) string { return strings.TrimRightFunc(s, unicode.IsSpace) },
+	} {
+		cfg.AddFilter(name, arity(name, 0, 0, func(in any, _ []any) (any, error) { return fn(liquidString(in)), nil }))
 	}
 	cfg.AddFilter("capitalize", arity("capitalize", 0, 0, capitalize))
 	cfg.AddFilter("truncate", arity("truncate", 0, 2, truncate))
