@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -58,5 +59,32 @@ func TestRender(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q\nwant %d, %q, %q", code, stdout, stderr, tt.code, tt.stdout, tt.stderr)
 			}
 		})
+	}
+}
+
+// engine validate checks Braze message templates (.liquid) too: errors
+// fail, what Braze would refuse is a warning.
+func TestValidateTemplates(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	warn := write("warn.liquid", "{% if points | plus: 0 > 10 %}VIP{% endif %}\nHi {{ ${first_name} | default: 'there' }}\n")
+	bad := write("bad.liquid", "Hi\n{{ name | upcas }}")
+	stdout, _, code := runEngine("validate", warn)
+	if code != exitOK || stdout != warn+":1:14: warning: Braze does not allow filters in {% if %}: assign the filtered value first, then use it here\nok: 1 template, 1 warning\n" {
+		t.Errorf("warn: exit %d\n%s", code, stdout)
+	}
+	stdout, _, code = runEngine("validate", bad, "--env-file", "examples/sandbox.env", "pipelines/")
+	if code != exitProblem || !strings.Contains(stdout, bad+`:2:11: unknown filter "upcas"; did you mean "upcase"?`) || !strings.HasSuffix(stdout, "1 error in 1 file\n") {
+		t.Errorf("bad: exit %d\n%s", code, stdout)
+	}
+	stdout, _, code = runEngine("validate", "--env-file", "examples/sandbox.env", "pipelines/", "examples/render/points.liquid")
+	if code != exitOK || !strings.HasSuffix(stdout, "ok: 5 pipelines in 6 files, 1 template\n") {
+		t.Errorf("pipelines and a template: exit %d\n%s", code, stdout)
 	}
 }

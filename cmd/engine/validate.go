@@ -3,8 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"strings"
 
+	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/diag"
+	"github.com/loyalty-connector/engine/engine/liquid"
 )
 
 func runValidate(args []string, stdout, stderr io.Writer) int {
@@ -13,7 +17,10 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 anything: YAML syntax, the JSON Schema, unknown keys, connections and
 endpoints, every filter expression and Liquid template, the names they read,
 and the ${env:...} and ${secret:...} values they need. PATH is a pipeline file
-or a folder of them.
+or a folder of them. A PATH ending in .liquid is a Braze message template: it
+is parsed with the engine's Liquid, and what Braze would refuse (a filter
+inside if, for or case, an operator in assign, parentheses, a tag or filter
+Braze does not document) is reported as a warning.
 
 Prints every problem, one per line, as file:line:col: path: message, and
 exits 1 if any is an error; prints a one-line summary and exits 0 when clean.`, stderr)
@@ -32,7 +39,21 @@ exits 1 if any is an error; prints a one-line summary and exits 0 when clean.`, 
 		fmt.Fprintf(stderr, "engine validate: %v\n", err)
 		return exitUsage
 	}
-	proj := loader.Load(paths)
+	var pipelinePaths, templates []string
+	for _, p := range paths {
+		if strings.HasSuffix(p, ".liquid") {
+			templates = append(templates, p)
+		} else {
+			pipelinePaths = append(pipelinePaths, p)
+		}
+	}
+	proj := &engine.Project{}
+	if len(pipelinePaths) > 0 {
+		proj = loader.Load(pipelinePaths)
+	}
+	for _, file := range templates {
+		proj.Diagnostics.Append(validateTemplate(file))
+	}
 	items := proj.Diagnostics.Items()
 	for _, d := range items {
 		fmt.Fprintln(stdout, d)
@@ -44,11 +65,40 @@ exits 1 if any is an error; prints a one-line summary and exits 0 when clean.`, 
 		return exitProblem
 	}
 	summary := fmt.Sprintf("ok: %s in %s", plural(len(proj.Pipelines), "pipeline"), plural(len(proj.Files), "file"))
+	switch {
+	case len(templates) > 0 && len(pipelinePaths) == 0:
+		summary = "ok: " + plural(len(templates), "template")
+	case len(templates) > 0:
+		summary = fmt.Sprintf("ok: %s in %s, %s", plural(len(proj.Pipelines), "pipeline"), plural(len(proj.Files), "file"), plural(len(templates), "template"))
+	}
 	if warnings > 0 {
 		summary += ", " + plural(warnings, "warning")
 	}
 	fmt.Fprintln(stdout, summary)
 	return exitOK
+}
+
+// validateTemplate checks a Braze message template: its errors, and its
+// warnings about what Braze would refuse.
+func validateTemplate(file string) diag.List {
+	var out diag.List
+	src, err := os.ReadFile(file)
+	if err != nil {
+		out.Add(diag.Diagnostic{File: file, Message: err.Error()})
+		return out
+	}
+	tpl, problems := liquid.NewEngine().Parse(string(src), liquid.Options{})
+	for _, p := range problems {
+		line, col := lineCol(src, p.Offset)
+		out.Add(diag.Diagnostic{File: file, Line: line, Column: col, Message: p.Message})
+	}
+	if tpl != nil {
+		for _, w := range tpl.Warnings() {
+			line, col := lineCol(src, w.Offset)
+			out.Add(diag.Diagnostic{File: file, Line: line, Column: col, Message: w.Message, Severity: diag.Warning})
+		}
+	}
+	return out
 }
 
 func countFiles(ds []diag.Diagnostic) int {
