@@ -30,7 +30,12 @@ type filterFn func(in any, args []any) (any, error)
 
 // arity registers fn with the number of arguments it takes; a template
 // passing more or fewer is an error, as in Liquid.
-func arity(name string, minArgs, maxArgs int, fn filterFn) func(any, ...any) (any, error) {
+func arity(name string, minArgs, maxArgs int, fn filterFn) any {
+	if maxArgs == 0 {
+		// A fixed signature spares osteele's reflection the variadic
+		// slice; it refuses extra arguments itself.
+		return func(in any) (any, error) { return fn(in, nil) }
+	}
 	return func(in any, args ...any) (any, error) {
 		if len(args) < minArgs || len(args) > maxArgs {
 			return nil, arityError(minArgs, maxArgs, len(args))
@@ -64,7 +69,7 @@ type captureFilters map[string]any
 func (c captureFilters) AddFilter(name string, fn any) { c[name] = fn }
 
 // checked wraps osteele's filter name with an argument count check.
-func checked(name string, minArgs, maxArgs int) func(any, ...any) (any, error) {
+func checked(name string, minArgs, maxArgs int) any {
 	fn := reflect.ValueOf(osteeleFilters()[name])
 	return arity(name, minArgs, maxArgs, func(in any, args []any) (any, error) {
 		// osteele prints a hash as Go does ("map[]"); Liquid's text is "{}"
