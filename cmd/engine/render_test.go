@@ -7,15 +7,21 @@ import (
 	"testing"
 )
 
-func TestRender(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, content string) string {
+// writer returns a function that writes a file into dir and gives its path.
+func writer(t *testing.T, dir string) func(name, content string) string {
+	return func(name, content string) string {
+		t.Helper()
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return path
 	}
+}
+
+func TestRender(t *testing.T) {
+	dir := t.TempDir()
+	write := writer(t, dir)
 	partials := filepath.Join(dir, "partials")
 	if err := os.Mkdir(partials, 0o755); err != nil {
 		t.Fatal(err)
@@ -66,13 +72,7 @@ func TestRender(t *testing.T) {
 // fail, what Braze would refuse is a warning.
 func TestValidateTemplates(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
+	write := writer(t, dir)
 	warn := write("warn.liquid", "{% if points | plus: 0 > 10 %}VIP{% endif %}\nHi {{ ${first_name} | default: 'there' }}\n")
 	bad := write("bad.liquid", "Hi\n{{ name | upcas }}")
 	stdout, _, code := runEngine("validate", warn)

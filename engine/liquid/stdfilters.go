@@ -30,7 +30,7 @@ type filterFn func(in any, args []any) (any, error)
 
 // arity registers fn with the number of arguments it takes; a template
 // passing more or fewer is an error, as in Liquid.
-func arity(name string, minArgs, maxArgs int, fn filterFn) any {
+func arity(minArgs, maxArgs int, fn filterFn) any {
 	if maxArgs == 0 {
 		// A fixed signature spares osteele's reflection the variadic
 		// slice; it refuses extra arguments itself.
@@ -71,7 +71,7 @@ func (c captureFilters) AddFilter(name string, fn any) { c[name] = fn }
 // checked wraps osteele's filter name with an argument count check.
 func checked(name string, minArgs, maxArgs int) any {
 	fn := reflect.ValueOf(osteeleFilters()[name])
-	return arity(name, minArgs, maxArgs, func(in any, args []any) (any, error) {
+	return arity(minArgs, maxArgs, func(in any, args []any) (any, error) {
 		// osteele prints a hash as Go does ("map[]"); Liquid's text is "{}"
 		return values.Call(fn, append([]any{liquidString(in)}, args...))
 	})
@@ -94,52 +94,52 @@ func addLiquid5Filters(cfg filters.FilterDictionary) {
 		"lstrip": func(s string) string { return strings.TrimLeftFunc(s, unicode.IsSpace) },
 		"rstrip": func(s string) string { return strings.TrimRightFunc(s, unicode.IsSpace) },
 	} {
-		cfg.AddFilter(name, arity(name, 0, 0, func(in any, _ []any) (any, error) { return fn(liquidString(in)), nil }))
+		cfg.AddFilter(name, arity(0, 0, func(in any, _ []any) (any, error) { return fn(liquidString(in)), nil }))
 	}
-	cfg.AddFilter("capitalize", arity("capitalize", 0, 0, capitalize))
-	cfg.AddFilter("truncate", arity("truncate", 0, 2, truncate))
-	cfg.AddFilter("truncatewords", arity("truncatewords", 0, 2, truncateWords))
-	cfg.AddFilter("strip_newlines", arity("strip_newlines", 0, 0, stripNewlines))
-	cfg.AddFilter("newline_to_br", arity("newline_to_br", 0, 0, newlineToBr))
-	cfg.AddFilter("strip_html", arity("strip_html", 0, 0, stripHTML))
-	cfg.AddFilter("remove_last", arity("remove_last", 1, 1, removeLast))
-	cfg.AddFilter("replace_last", arity("replace_last", 2, 2, replaceLast))
-	cfg.AddFilter("base64_encode", arity("base64_encode", 0, 0, b64Encode(base64.StdEncoding)))
-	cfg.AddFilter("base64_decode", arity("base64_decode", 0, 0, b64Decode(base64.StdEncoding)))
-	cfg.AddFilter("base64_url_safe_encode", arity("base64_url_safe_encode", 0, 0, b64Encode(base64.URLEncoding)))
-	cfg.AddFilter("base64_url_safe_decode", arity("base64_url_safe_decode", 0, 0, b64Decode(base64.URLEncoding)))
+	cfg.AddFilter("capitalize", arity(0, 0, capitalize))
+	cfg.AddFilter("truncate", arity(0, 2, truncate))
+	cfg.AddFilter("truncatewords", arity(0, 2, truncateWords))
+	cfg.AddFilter("strip_newlines", arity(0, 0, stripNewlines))
+	cfg.AddFilter("newline_to_br", arity(0, 0, newlineToBr))
+	cfg.AddFilter("strip_html", arity(0, 0, stripHTML))
+	cfg.AddFilter("remove_last", arity(1, 1, removeLast))
+	cfg.AddFilter("replace_last", arity(2, 2, replaceLast))
+	cfg.AddFilter("base64_encode", arity(0, 0, b64Encode(base64.StdEncoding)))
+	cfg.AddFilter("base64_decode", arity(0, 0, b64Decode(base64.StdEncoding)))
+	cfg.AddFilter("base64_url_safe_encode", arity(0, 0, b64Encode(base64.URLEncoding)))
+	cfg.AddFilter("base64_url_safe_decode", arity(0, 0, b64Decode(base64.URLEncoding)))
 
-	cfg.AddFilter("plus", arity("plus", 1, 1, arith("plus")))
-	cfg.AddFilter("minus", arity("minus", 1, 1, arith("minus")))
-	cfg.AddFilter("times", arity("times", 1, 1, arith("times")))
-	cfg.AddFilter("divided_by", arity("divided_by", 1, 1, arith("divided_by")))
-	cfg.AddFilter("modulo", arity("modulo", 1, 1, arith("modulo")))
-	cfg.AddFilter("abs", arity("abs", 0, 0, absFilter))
-	cfg.AddFilter("ceil", arity("ceil", 0, 0, rounding(math.Ceil)))
-	cfg.AddFilter("floor", arity("floor", 0, 0, rounding(math.Floor)))
-	cfg.AddFilter("round", arity("round", 0, 1, roundFilter))
-	cfg.AddFilter("at_least", arity("at_least", 1, 1, clamp(func(a, b float64) bool { return a > b })))
-	cfg.AddFilter("at_most", arity("at_most", 1, 1, clamp(func(a, b float64) bool { return a < b })))
-	cfg.AddFilter("date", arity("date", 1, 1, dateFilter))
+	cfg.AddFilter("plus", arity(1, 1, arith("plus")))
+	cfg.AddFilter("minus", arity(1, 1, arith("minus")))
+	cfg.AddFilter("times", arity(1, 1, arith("times")))
+	cfg.AddFilter("divided_by", arity(1, 1, arith("divided_by")))
+	cfg.AddFilter("modulo", arity(1, 1, arith("modulo")))
+	cfg.AddFilter("abs", arity(0, 0, absFilter))
+	cfg.AddFilter("ceil", arity(0, 0, rounding(math.Ceil)))
+	cfg.AddFilter("floor", arity(0, 0, rounding(math.Floor)))
+	cfg.AddFilter("round", arity(0, 1, roundFilter))
+	cfg.AddFilter("at_least", arity(1, 1, clamp(func(a, b float64) bool { return a > b })))
+	cfg.AddFilter("at_most", arity(1, 1, clamp(func(a, b float64) bool { return a < b })))
+	cfg.AddFilter("date", arity(1, 1, dateFilter))
 
-	cfg.AddFilter("size", arity("size", 0, 0, sizeFilter))
-	cfg.AddFilter("first", arity("first", 0, 0, firstFilter))
-	cfg.AddFilter("last", arity("last", 0, 0, lastFilter))
-	cfg.AddFilter("join", arity("join", 0, 1, joinFilter))
-	cfg.AddFilter("reverse", arity("reverse", 0, 0, reverseFilter))
-	cfg.AddFilter("concat", arity("concat", 1, 1, concatFilter))
-	cfg.AddFilter("compact", arity("compact", 0, 1, compactFilter))
-	cfg.AddFilter("uniq", arity("uniq", 0, 1, uniqFilter))
-	cfg.AddFilter("map", arity("map", 1, 1, mapFilter))
-	cfg.AddFilter("sort", arity("sort", 0, 1, sortFilter))
-	cfg.AddFilter("sort_natural", arity("sort_natural", 0, 1, sortNatural))
-	cfg.AddFilter("slice", arity("slice", 1, 2, sliceFilter))
-	cfg.AddFilter("sum", arity("sum", 0, 1, sumFilter))
-	cfg.AddFilter("where", arity("where", 1, 2, selectBy(selectWhere)))
-	cfg.AddFilter("reject", arity("reject", 1, 2, selectBy(selectReject)))
-	cfg.AddFilter("find", arity("find", 1, 2, selectBy(selectFind)))
-	cfg.AddFilter("find_index", arity("find_index", 1, 2, selectBy(selectFindIndex)))
-	cfg.AddFilter("has", arity("has", 1, 2, selectBy(selectHas)))
+	cfg.AddFilter("size", arity(0, 0, sizeFilter))
+	cfg.AddFilter("first", arity(0, 0, firstFilter))
+	cfg.AddFilter("last", arity(0, 0, lastFilter))
+	cfg.AddFilter("join", arity(0, 1, joinFilter))
+	cfg.AddFilter("reverse", arity(0, 0, reverseFilter))
+	cfg.AddFilter("concat", arity(1, 1, concatFilter))
+	cfg.AddFilter("compact", arity(0, 1, compactFilter))
+	cfg.AddFilter("uniq", arity(0, 1, uniqFilter))
+	cfg.AddFilter("map", arity(1, 1, mapFilter))
+	cfg.AddFilter("sort", arity(0, 1, sortFilter))
+	cfg.AddFilter("sort_natural", arity(0, 1, sortNatural))
+	cfg.AddFilter("slice", arity(1, 2, sliceFilter))
+	cfg.AddFilter("sum", arity(0, 1, sumFilter))
+	cfg.AddFilter("where", arity(1, 2, selectBy(selectWhere)))
+	cfg.AddFilter("reject", arity(1, 2, selectBy(selectReject)))
+	cfg.AddFilter("find", arity(1, 2, selectBy(selectFind)))
+	cfg.AddFilter("find_index", arity(1, 2, selectBy(selectFindIndex)))
+	cfg.AddFilter("has", arity(1, 2, selectBy(selectHas)))
 }
 
 // --- strings
