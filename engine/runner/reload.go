@@ -84,7 +84,7 @@ func (c PipelineChange) Words() string {
 		return c.Pipeline + ": its file is accepted again; version " + c.Version + " goes on"
 	case "removed":
 		if c.Queued > 0 {
-			return fmt.Sprintf("%s: removed; %d undelivered event%s stay in the inbox", c.Pipeline, c.Queued, plural(c.Queued))
+			return fmt.Sprintf("%s: removed; %d undelivered event%s kept in the inbox", c.Pipeline, c.Queued, plural(c.Queued))
 		}
 		return c.Pipeline + ": removed"
 	}

@@ -204,7 +204,7 @@ func TestReloadRemovesAndAdds(t *testing.T) {
 	}
 	rep := h.r.Apply(h.load())
 	c := changeOf(rep, tagsPipeline)
-	if c == nil || c.Result != "removed" || c.Queued != 1 || c.Words() != tagsPipeline+": removed; 1 undelivered event stay in the inbox" {
+	if c == nil || c.Result != "removed" || c.Queued != 1 || c.Words() != tagsPipeline+": removed; 1 undelivered event kept in the inbox" {
 		t.Fatalf("report %+v (%s)", rep, rep.Summary())
 	}
 	if a := h.tagWebhook(2, "r2"); a.status != 404 {
