@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/loyalty-connector/engine/engine/diag"
 	"github.com/loyalty-connector/engine/engine/liquid"
 	"github.com/loyalty-connector/engine/internal/ids"
 )
@@ -95,7 +96,7 @@ func parseCampaign(req *webhookCampaign) (campaignTemplates, []string) {
 	parse := func(what, src string) *liquid.Template {
 		t, ps := engine.Parse(src, liquid.Options{})
 		for _, p := range ps {
-			line, col := lineCol(src, p.Offset)
+			line, col := diag.LineCol(src, p.Offset)
 			problems = append(problems, fmt.Sprintf("%s: line %d, column %d: %s", what, line, col, p.Message))
 		}
 		return t
@@ -149,14 +150,4 @@ func (sd *senders) renderWebhook(req *webhookCampaign, tpl campaignTemplates, m 
 	}
 	out.header.Set("User-Agent", sd.userAgent)
 	return out
-}
-
-// lineCol turns a byte offset of src into 1-based line and column
-// (columns count characters).
-func lineCol(src string, offset int) (line, col int) {
-	offset = min(max(offset, 0), len(src))
-	before := src[:offset]
-	line = strings.Count(before, "\n") + 1
-	col = len([]rune(before[strings.LastIndexByte(before, '\n')+1:])) + 1
-	return line, col
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loyalty-connector/engine/engine/diag"
 )
 
 // scripted answers each request with the next status of its script
@@ -140,7 +142,7 @@ func TestSenderStopsWhenCancelled(t *testing.T) {
 func TestLineCol(t *testing.T) {
 	src := "ab\ncé{{ x }"
 	for _, tt := range []struct{ off, line, col int }{{0, 1, 1}, {2, 1, 3}, {3, 2, 1}, {6, 2, 3}, {100, 2, 9}} {
-		if l, c := lineCol(src, tt.off); l != tt.line || c != tt.col {
+		if l, c := diag.LineCol(src, tt.off); l != tt.line || c != tt.col {
 			t.Errorf("offset %d: %d:%d, want %d:%d", tt.off, l, c, tt.line, tt.col)
 		}
 	}

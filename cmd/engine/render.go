@@ -1,15 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/loyalty-connector/engine/engine/diag"
 	"github.com/loyalty-connector/engine/engine/jsonval"
 	"github.com/loyalty-connector/engine/engine/liquid"
 )
@@ -64,13 +63,13 @@ on stderr; the template is still rendered.`, stderr)
 	tpl, problems := liquid.NewEngine(opts...).Parse(string(src), liquid.Options{})
 	if len(problems) > 0 {
 		for _, p := range problems {
-			line, col := lineCol(src, p.Offset)
+			line, col := diag.LineCol(string(src), p.Offset)
 			fmt.Fprintf(stderr, "%s:%d:%d: %s\n", file, line, col, p.Message)
 		}
 		return exitProblem
 	}
 	for _, w := range tpl.Warnings() {
-		line, col := lineCol(src, w.Offset)
+		line, col := diag.LineCol(string(src), w.Offset)
 		fmt.Fprintf(stderr, "%s:%d:%d: warning: %s\n", file, line, col, w.Message)
 	}
 	out, err := tpl.Render(vars)
@@ -115,13 +114,4 @@ func decodeVars(raw []byte) (map[string]any, error) {
 		return nil, errors.New("a JSON object is needed, {\"name\": value, ...}, whose keys become the variables")
 	}
 	return obj, nil
-}
-
-// lineCol turns a byte offset into a 1-based line and character column.
-func lineCol(src []byte, offset int) (line, col int) {
-	offset = min(max(offset, 0), len(src))
-	before := src[:offset]
-	line = bytes.Count(before, []byte("\n")) + 1
-	start := bytes.LastIndexByte(before, '\n') + 1
-	return line, utf8.RuneCount(before[start:]) + 1
 }

@@ -89,12 +89,12 @@ func validateTemplate(file string) diag.List {
 	}
 	tpl, problems := liquid.NewEngine().Parse(string(src), liquid.Options{})
 	for _, p := range problems {
-		line, col := lineCol(src, p.Offset)
+		line, col := diag.LineCol(string(src), p.Offset)
 		out.Add(diag.Diagnostic{File: file, Line: line, Column: col, Message: p.Message})
 	}
 	if tpl != nil {
 		for _, w := range tpl.Warnings() {
-			line, col := lineCol(src, w.Offset)
+			line, col := diag.LineCol(string(src), w.Offset)
 			out.Add(diag.Diagnostic{File: file, Line: line, Column: col, Message: w.Message, Severity: diag.Warning})
 		}
 	}

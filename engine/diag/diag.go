@@ -149,3 +149,13 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// LineCol turns a byte offset of src into a 1-based line and column
+// (columns count characters).
+func LineCol(src string, offset int) (line, col int) {
+	offset = min(max(offset, 0), len(src))
+	before := src[:offset]
+	line = strings.Count(before, "\n") + 1
+	col = len([]rune(before[strings.LastIndexByte(before, '\n')+1:])) + 1
+	return line, col
+}

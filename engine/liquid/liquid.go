@@ -35,6 +35,8 @@ type Engine struct {
 	// and both tags are refused); see partials.go
 	partials       map[string]string
 	parsedPartials partialSet
+	// messageTags allows connected_content and abort_message (message.go)
+	messageTags bool
 }
 
 // recordingFilters adds filters to a config and remembers their names, so
@@ -79,6 +81,7 @@ var knownTags = map[string]bool{
 	"for": true, "endfor": true, "tablerow": true, "endtablerow": true,
 	"if": true, "elsif": true, "else": true, "endif": true, "unless": true, "endunless": true,
 	"increment": true, "decrement": true, "ifchanged": true, "endifchanged": true, "echo": true,
+	"connected_content": true, "abort_message": true,
 }
 
 // maxNesting bounds how deep blocks may nest in one template.
@@ -165,11 +168,16 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 			problems = append(problems, Problem{p.offsets.original(f.Offset), fmt.Sprintf("unknown filter %q%s", f.Name, e.suggestFilter(f.Name))})
 		}
 	}
-	for _, r := range a.refs {
-		if a.locals[r.Path[0]] || strings.HasPrefix(r.Path[0], literalPrefix) {
+	t.literals = p.literals
+	messageProblems, messageWarnings, messageRefs, saves := e.compileMessageTags(t)
+	problems = append(problems, messageProblems...)
+	for i := range a.refs {
+		a.refs[i].Offset = p.offsets.original(a.refs[i].Offset)
+	}
+	for _, r := range append(a.refs, messageRefs...) {
+		if a.locals[r.Path[0]] || saves[r.Path[0]] || strings.HasPrefix(r.Path[0], literalPrefix) {
 			continue
 		}
-		r.Offset = p.offsets.original(r.Offset)
 		t.refs = append(t.refs, r)
 		if opts.Check != nil {
 			if msg := opts.Check(r.Path); msg != "" {
@@ -198,8 +206,7 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 	}
 	t.node = node
 	t.fast = fastPlan(p)
-	t.literals = p.literals
-	t.warnings = brazeWarnings(p, a)
+	t.warnings = append(brazeWarnings(p, a), messageWarnings...)
 	return t, nil
 }
 

@@ -173,7 +173,9 @@ func prepass(src string) (p prepared) {
 			innerEnd--
 		}
 		contentStart := out.Len()
-		p.rewriteMarkup(&out, src, inner, innerEnd, isTag)
+		if !isTag || !p.hoistMessageTag(&out, src, inner, innerEnd, before.original) {
+			p.rewriteMarkup(&out, src, inner, innerEnd, isTag)
+		}
 		p.regions = append(p.regions, region{tag: isTag, content: out.String()[contentStart:], start: contentStart, open: openOut})
 		p.offsets.mark(out.Len(), innerEnd)
 		if trimRight {
@@ -319,4 +321,56 @@ func trimLast(b *strings.Builder) {
 	s := b.String()
 	b.Reset()
 	b.WriteString(s[:len(s)-1])
+}
+
+// hoistMessageTag rewrites Braze's message tags, whose arguments are not
+// Liquid expressions: {% connected_content URL :option value ... %} (the
+// URL and values hold their own {{ }} and ${} markup, rendered when the
+// call is made) and {% abort_message('reason') %}. Their argument text is
+// hoisted as a literal, so the parser sees one plain name, and compiled
+// by Parse (message.go).
+func (p *prepared) hoistMessageTag(out *strings.Builder, src string, from, to int, original func(int) int) bool {
+	lead := len(src[from:to]) - len(strings.TrimLeft(src[from:to], " \t\r\n"))
+	start := from + lead
+	var name, arg string
+	switch body := src[start:to]; {
+	case strings.HasPrefix(body, "connected_content") && (len(body) == len("connected_content") || !isIdentChar(body[len("connected_content")])):
+		name = "connected_content"
+		argStart := start + len(name)
+		p.offsets.mark(out.Len(), from)
+		out.WriteString(" " + name + " ")
+		p.offsets.mark(out.Len(), argStart)
+		out.WriteString(p.hoist(connectedSource{raw: src[argStart:to], offset: original(argStart)}))
+		return true
+	case strings.HasPrefix(body, "abort_message") && (len(body) == len("abort_message") || !isIdentChar(body[len("abort_message")])):
+		name = "abort_message"
+		arg = strings.TrimSpace(body[len(name):])
+		reason, ok := abortReason(arg)
+		if !ok {
+			p.problems = append(p.problems, Problem{Offset: start, Message: "{% abort_message %} takes a quoted reason: {% abort_message('why') %} or {% abort_message() %}"})
+		}
+		p.offsets.mark(out.Len(), from)
+		out.WriteString(" " + name + " ")
+		out.WriteString(p.hoist(abortSource{reason: reason, offset: original(start)}))
+		return true
+	}
+	return false
+}
+
+// abortReason reads the argument of abort_message: nothing, (), or a
+// quoted string in parentheses. The reason is plain text, not Liquid.
+func abortReason(arg string) (string, bool) {
+	if arg == "" || arg == "()" {
+		return "", true
+	}
+	inner, ok := strings.CutPrefix(arg, "(")
+	if !ok {
+		return "", false
+	}
+	inner, ok = strings.CutSuffix(inner, ")")
+	inner = strings.TrimSpace(inner)
+	if !ok || len(inner) < 2 || (inner[0] != '\'' && inner[0] != '"') || inner[len(inner)-1] != inner[0] {
+		return "", false
+	}
+	return inner[1 : len(inner)-1], true
 }

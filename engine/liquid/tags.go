@@ -152,6 +152,7 @@ func (e *Engine) addTags() {
 	c.AddBlock("for").Clause("else").Compiler(forBlock)
 	c.AddBlock("tablerow").Compiler(tablerowBlock)
 	e.addPartialTags()
+	e.addMessageTags()
 }
 
 func assignTag(args string) (renderer, error) {

@@ -1,0 +1,324 @@
+// Package connected makes the HTTP calls of Braze's {% connected_content %}
+// tag for message previews, with Braze's rules (specs/braze.md §5): a 2 s
+// timeout, a 1 MB response cap, no redirects, GET responses cached for
+// 5 minutes by URL, POST responses cached only when asked, and :retry
+// retrying failed calls before the message is aborted.
+//
+// Who answers is pluggable (Fetcher): the emulators in process (Sandbox),
+// files (Fixtures), or the real endpoint (Live, only when asked for).
+package connected
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Braze's limits for one call (specs/braze.md §5).
+const (
+	Timeout = 2 * time.Second
+	MaxBody = 1 << 20
+
+	DefaultCacheAge = 300 * time.Second   // GET responses, when :cache_max_age is not given
+	MinCacheAge     = 300 * time.Second   // :cache_max_age is raised to this
+	MaxCacheAge     = 14400 * time.Second // and lowered to this
+	MaxRetries      = 5                   // :retry tries again this many times
+)
+
+// Request is one call as Braze would send it.
+type Request struct {
+	Method string // GET or POST
+	URL    string
+	Header http.Header
+	Body   []byte
+}
+
+// Response is what the endpoint answered. A fetcher reads at most
+// MaxBody+1 bytes of the body, so that an oversized answer is recognised
+// without holding all of it.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Fetcher answers calls.
+type Fetcher interface {
+	Fetch(ctx context.Context, req Request) (Response, error)
+}
+
+// Options are the tag's options that decide how a call is made.
+type Options struct {
+	CacheMaxAge time.Duration // 0: not given
+	NoCache     bool
+	Retry       bool
+	BasicAuth   string // the name of a stored credential
+}
+
+// Credentials looks up a stored credential by name (Braze keeps them
+// under Settings > Connected Content; the preview takes them from the
+// environment or the sandbox).
+type Credentials func(name string) (user, password string, ok bool)
+
+// Client makes calls through a Fetcher and keeps Braze's cache. One Client
+// serves many renders (the cache is shared across users and campaigns, as
+// Braze's is); it is safe for concurrent use.
+type Client struct {
+	fetcher     Fetcher
+	credentials Credentials
+	now         func() time.Time
+	// sleep waits between retries; Braze backs off for minutes (the
+	// message goes to the back of its queue), a preview for a moment.
+	sleep   func(ctx context.Context, attempt int) error
+	timeout time.Duration
+
+	mu    sync.Mutex
+	cache map[string]cacheEntry
+}
+
+type cacheEntry struct {
+	resp    Response
+	expires time.Time
+}
+
+// ClientOption configures NewClient.
+type ClientOption func(*Client)
+
+// WithClock replaces time.Now (tests of cache expiry).
+func WithClock(now func() time.Time) ClientOption { return func(c *Client) { c.now = now } }
+
+// WithBackoff replaces the wait before retry n (1-based).
+func WithBackoff(sleep func(ctx context.Context, attempt int) error) ClientOption {
+	return func(c *Client) { c.sleep = sleep }
+}
+
+// WithCredentials gives :basic_auth its credentials.
+func WithCredentials(creds Credentials) ClientOption {
+	return func(c *Client) { c.credentials = creds }
+}
+
+// WithTimeout replaces Braze's 2 s timeout (tests).
+func WithTimeout(d time.Duration) ClientOption { return func(c *Client) { c.timeout = d } }
+
+// NewClient returns a client asking f.
+func NewClient(f Fetcher, opts ...ClientOption) *Client {
+	c := &Client{fetcher: f, now: time.Now, sleep: shortBackoff, timeout: Timeout, cache: map[string]cacheEntry{}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// shortBackoff waits 50 ms, 100 ms, 200 ms... before each retry.
+func shortBackoff(ctx context.Context, attempt int) error {
+	t := time.NewTimer(50 * time.Millisecond << (attempt - 1))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// ClearCache forgets every cached response.
+func (c *Client) ClearCache() {
+	c.mu.Lock()
+	c.cache = map[string]cacheEntry{}
+	c.mu.Unlock()
+}
+
+// Call is the record of one {% connected_content %} call, for the preview's
+// report.
+type Call struct {
+	Method   string `json:"method"`
+	URL      string `json:"url"`
+	Status   int    `json:"status,omitempty"`
+	Bytes    int    `json:"bytes"`
+	Cached   bool   `json:"cached"`
+	Attempts int    `json:"attempts"`
+	// Millis is the time spent, 0 for a cached answer.
+	Millis float64 `json:"duration_ms"`
+	// Error says why nothing was inserted, or why the message was aborted.
+	Error string `json:"error,omitempty"`
+}
+
+// Outcome is what a call gives the template.
+type Outcome struct {
+	// Response is set when the endpoint answered within the limits
+	// (whatever its status: without :retry an error response renders
+	// like any other).
+	Response *Response
+	// Abort is set when :retry gave up: Braze aborts the message.
+	Abort string
+	Call  Call
+}
+
+// Do makes one call with Braze's rules.
+func (c *Client) Do(ctx context.Context, req Request, opts Options) Outcome {
+	call := Call{Method: req.Method, URL: req.URL}
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	fail := func(msg string) Outcome {
+		call.Error = msg
+		return Outcome{Call: call}
+	}
+	if _, err := url.ParseRequestURI(req.URL); err != nil || !strings.HasPrefix(req.URL, "http://") && !strings.HasPrefix(req.URL, "https://") {
+		return fail(fmt.Sprintf("%q is not an http:// or https:// URL", req.URL))
+	}
+	if opts.BasicAuth != "" {
+		user, pass, ok := "", "", false
+		if c.credentials != nil {
+			user, pass, ok = c.credentials(opts.BasicAuth)
+		}
+		if !ok {
+			// Braze: a deleted credential aborts the call.
+			return fail(fmt.Sprintf("there is no credential named %q, so the call is not made (set %s=user:password)", opts.BasicAuth, CredentialEnv(opts.BasicAuth)))
+		}
+		r, _ := http.NewRequest(http.MethodGet, "http://x", nil)
+		r.SetBasicAuth(user, pass)
+		req.Header.Set("Authorization", r.Header.Get("Authorization"))
+	}
+	age, cacheable := cachePolicy(req.Method, opts)
+	if cacheable {
+		if resp, ok := c.cached(req.URL); ok {
+			call.Cached, call.Status, call.Bytes = true, resp.Status, len(resp.Body)
+			return Outcome{Response: &resp, Call: call}
+		}
+	}
+	start := time.Now()
+	var resp Response
+	var err error
+	for {
+		call.Attempts++
+		resp, err = c.fetchOnce(ctx, req)
+		if !opts.Retry || !failed(resp, err) || call.Attempts > MaxRetries || ctx.Err() != nil {
+			break
+		}
+		if c.sleep(ctx, call.Attempts) != nil {
+			break
+		}
+	}
+	call.Millis = float64(time.Since(start).Microseconds()) / 1000
+	out := Outcome{Call: call}
+	if err == nil {
+		out.Call.Status, out.Call.Bytes = resp.Status, len(resp.Body)
+	}
+	if opts.Retry && failed(resp, err) {
+		reason := describeFailure(resp, err)
+		out.Call.Error = reason
+		out.Abort = fmt.Sprintf("connected_content %s failed %d times (%s)", req.URL, call.Attempts, reason)
+		return out
+	}
+	if err != nil {
+		out.Call.Error = describeFailure(resp, err)
+		return out
+	}
+	if cacheable && resp.Status >= 200 && resp.Status < 300 {
+		c.store(req.URL, resp, age)
+	}
+	out.Response = &resp
+	return out
+}
+
+// CredentialEnv is the environment variable the preview reads the
+// credential name from: BRAZE_CREDENTIAL_ + the name in capitals, other
+// characters than letters and digits as _.
+func CredentialEnv(name string) string {
+	b := []byte(strings.ToUpper(name))
+	for i, c := range b {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			b[i] = '_'
+		}
+	}
+	return "BRAZE_CREDENTIAL_" + string(b)
+}
+
+var errTooLarge = fmt.Errorf("the response is larger than Braze's %d-byte limit, so nothing is inserted", MaxBody)
+
+func (c *Client) fetchOnce(ctx context.Context, req Request) (Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.fetcher.Fetch(ctx, req)
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return Response{}, fmt.Errorf("no answer within %s (Braze's timeout), so nothing is inserted", c.timeout)
+	}
+	if err != nil {
+		return Response{}, err
+	}
+	if len(resp.Body) > MaxBody {
+		return Response{}, errTooLarge
+	}
+	return resp, nil
+}
+
+// failed says whether :retry tries again. Braze retries a call that
+// "fails" without saying which statuses count; this preview retries what
+// the engine's own delivery retries (network errors, timeouts, 408, 429,
+// 5xx) and treats every other answer as final.
+func failed(resp Response, err error) bool {
+	return err != nil || resp.Status == http.StatusRequestTimeout || resp.Status == http.StatusTooManyRequests || resp.Status >= 500
+}
+
+func describeFailure(resp Response, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("HTTP %d", resp.Status)
+}
+
+// cachePolicy applies Braze's rules: GET is cached for 5 minutes unless
+// :no_cache; POST only when :cache_max_age is given; :cache_max_age is
+// kept between 5 minutes and 4 hours.
+func cachePolicy(method string, opts Options) (time.Duration, bool) {
+	if opts.NoCache {
+		return 0, false
+	}
+	age := opts.CacheMaxAge
+	if age == 0 {
+		if method == http.MethodPost {
+			return 0, false
+		}
+		age = DefaultCacheAge
+	}
+	return min(max(age, MinCacheAge), MaxCacheAge), true
+}
+
+// ClampedCacheAge reports the age Braze uses for a :cache_max_age of d,
+// and whether it differs from d.
+func ClampedCacheAge(d time.Duration) (time.Duration, bool) {
+	c := min(max(d, MinCacheAge), MaxCacheAge)
+	return c, c != d
+}
+
+// The cache key is the URL alone (Braze: URL and workspace), so one
+// cached answer serves every user whose call has the same URL, whatever
+// the body of a POST.
+func (c *Client) cached(u string) (Response, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.cache[u]
+	if !ok {
+		return Response{}, false
+	}
+	if !c.now().Before(e.expires) {
+		delete(c.cache, u)
+		return Response{}, false
+	}
+	return e.resp, true
+}
+
+func (c *Client) store(u string, resp Response, age time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cache[u] = cacheEntry{resp: resp, expires: c.now().Add(age)}
+}

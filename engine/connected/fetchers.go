@@ -1,0 +1,279 @@
+package connected
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Live calls the real endpoint. Braze connects only to ports 80 and 443
+// and does not follow redirects; Live does the same.
+type Live struct {
+	client *http.Client
+	// AnyPort lifts the port rule (tests against httptest servers).
+	AnyPort bool
+}
+
+// NewLive returns a fetcher that makes real HTTP calls through transport
+// (nil: a clone of http.DefaultTransport).
+func NewLive(transport http.RoundTripper) *Live {
+	if transport == nil {
+		transport = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	return &Live{client: &http.Client{
+		Transport: transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}}
+}
+
+// Fetch makes the call.
+func (l *Live) Fetch(ctx context.Context, req Request) (Response, error) {
+	u, err := url.Parse(req.URL)
+	if err != nil {
+		return Response{}, err
+	}
+	if port := u.Port(); port != "" && port != "80" && port != "443" && !l.AnyPort {
+		return Response{}, fmt.Errorf("Braze connects only to ports 80 and 443, not %s", port)
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.Method, req.URL, bytes.NewReader(req.Body))
+	if err != nil {
+		return Response{}, err
+	}
+	hr.Header = req.Header.Clone()
+	resp, err := l.client.Do(hr)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return Response{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
+	if err != nil {
+		return Response{}, err
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+}
+
+// Sandbox answers calls with the emulators' handler in process, without a
+// socket. URLs under the sandbox's own prefixes (/sessionm/core,
+// /sessionm/connect, /braze) go to it as they are; on any other host,
+// SessionM paths are recognised (/priv/v1/... is Core, /offers/api/... is
+// Connect), so a template written for a real SessionM endpoint previews
+// against the sandbox unchanged.
+type Sandbox struct {
+	handler http.Handler
+}
+
+// NewSandbox returns a fetcher served by h (sandbox.Sandbox.Handler()).
+func NewSandbox(h http.Handler) *Sandbox { return &Sandbox{handler: h} }
+
+// sandboxRoutes maps a path marker to the sandbox prefix it is served under.
+var sandboxRoutes = []struct{ marker, prefix string }{
+	{"/priv/v1/", "/sessionm/core"},
+	{"/offers/api/", "/sessionm/connect"},
+}
+
+// Fetch serves the call.
+func (s *Sandbox) Fetch(ctx context.Context, req Request) (Response, error) {
+	u, err := url.Parse(req.URL)
+	if err != nil {
+		return Response{}, err
+	}
+	path := u.EscapedPath()
+	if !strings.HasPrefix(path, "/sessionm/") && !strings.HasPrefix(path, "/braze/") {
+		mapped := ""
+		for _, r := range sandboxRoutes {
+			if i := strings.Index(path, r.marker); i >= 0 {
+				mapped = r.prefix + path[i:]
+				break
+			}
+		}
+		if mapped == "" {
+			return Response{}, fmt.Errorf("the sandbox has no endpoint at %s: it answers SessionM Core (/priv/v1/...), SessionM Connect (/offers/api/...) and its own /sessionm/ and /braze/ paths; use --connected-content fixtures DIR for other hosts", req.URL)
+		}
+		path = mapped
+	}
+	target := "http://sandbox" + path
+	if u.RawQuery != "" {
+		target += "?" + u.RawQuery
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.Method, target, bytes.NewReader(req.Body))
+	if err != nil {
+		return Response{}, err
+	}
+	hr.Header = req.Header.Clone()
+	hr.RemoteAddr = "127.0.0.1:0"
+	rec := httptest.NewRecorder()
+	s.handler.ServeHTTP(rec, hr)
+	body := rec.Body.Bytes()
+	if len(body) > MaxBody+1 {
+		body = body[:MaxBody+1]
+	}
+	return Response{Status: rec.Code, Header: rec.Header(), Body: body}, nil
+}
+
+// Fixtures answers calls from files: DIR/fixtures.yaml lists, in order,
+// which method and URL (and optionally which body) get which answer. The
+// first entry that matches answers.
+type Fixtures struct {
+	dir     string
+	entries []fixture
+}
+
+// FixturesFile is the index file in a fixtures folder.
+const FixturesFile = "fixtures.yaml"
+
+type fixture struct {
+	Method string `yaml:"method"`
+	// URL matches exactly, or as a prefix when it ends in *.
+	URL          string            `yaml:"url"`
+	BodyContains string            `yaml:"body_contains"`
+	Status       int               `yaml:"status"`
+	File         string            `yaml:"file"`
+	Body         *string           `yaml:"body"`
+	Headers      map[string]string `yaml:"headers"`
+	Delay        time.Duration     `yaml:"delay"`
+	line         int
+}
+
+// LoadFixtures reads DIR/fixtures.yaml and checks that every file it
+// names can be read.
+func LoadFixtures(dir string) (*Fixtures, error) {
+	index := filepath.Join(dir, FixturesFile)
+	raw, err := os.ReadFile(index)
+	if err != nil {
+		return nil, fmt.Errorf("reading the fixtures index: %w (a fixtures folder holds %s listing method, url and file of each answer)", err, FixturesFile)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", index, err)
+	}
+	if len(doc.Content) == 0 {
+		return &Fixtures{dir: dir}, nil
+	}
+	list := doc.Content[0]
+	if list.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("%s:%d:%d: a list of fixtures is needed (- method: GET, url: ..., file: ...)", index, list.Line, list.Column)
+	}
+	f := &Fixtures{dir: dir}
+	for _, item := range list.Content {
+		var fx fixture
+		if err := decodeStrict(item, &fx); err != nil {
+			return nil, fmt.Errorf("%s:%d:%d: %w", index, item.Line, item.Column, err)
+		}
+		fx.line = item.Line
+		fx.Method = strings.ToUpper(cmpOr(fx.Method, http.MethodGet))
+		if fx.URL == "" {
+			return nil, fmt.Errorf("%s:%d:%d: the fixture needs a url", index, item.Line, item.Column)
+		}
+		if fx.File == "" && fx.Body == nil {
+			return nil, fmt.Errorf("%s:%d:%d: the fixture needs a file (the answer's body) or a body", index, item.Line, item.Column)
+		}
+		if fx.File != "" {
+			if _, err := os.Stat(filepath.Join(dir, fx.File)); err != nil {
+				return nil, fmt.Errorf("%s:%d:%d: %w", index, item.Line, item.Column, err)
+			}
+		}
+		if fx.Status == 0 {
+			fx.Status = http.StatusOK
+		}
+		f.entries = append(f.entries, fx)
+	}
+	return f, nil
+}
+
+// decodeStrict decodes a YAML node, refusing unknown keys.
+func decodeStrict(n *yaml.Node, into any) error {
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(into); err != nil {
+		return fmt.Errorf("%w (the keys are method, url, body_contains, status, file, body, headers, delay)", err)
+	}
+	return nil
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// Fetch answers from the first matching fixture.
+func (f *Fixtures) Fetch(ctx context.Context, req Request) (Response, error) {
+	for _, fx := range f.entries {
+		if !fx.matches(req) {
+			continue
+		}
+		if fx.Delay > 0 {
+			t := time.NewTimer(fx.Delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return Response{}, ctx.Err()
+			case <-t.C:
+			}
+		}
+		var body []byte
+		if fx.Body != nil {
+			body = []byte(*fx.Body)
+		} else {
+			b, err := readLimited(filepath.Join(f.dir, fx.File))
+			if err != nil {
+				return Response{}, err
+			}
+			body = b
+		}
+		h := http.Header{}
+		for k, v := range fx.Headers {
+			h.Set(k, v)
+		}
+		if h.Get("Content-Type") == "" && strings.HasSuffix(fx.File, ".json") {
+			h.Set("Content-Type", "application/json")
+		}
+		return Response{Status: fx.Status, Header: h, Body: body}, nil
+	}
+	return Response{}, fmt.Errorf("no fixture answers %s %s; add one to %s", req.Method, req.URL, filepath.Join(f.dir, FixturesFile))
+}
+
+func (fx fixture) matches(req Request) bool {
+	if fx.Method != req.Method {
+		return false
+	}
+	if prefix, ok := strings.CutSuffix(fx.URL, "*"); ok {
+		if !strings.HasPrefix(req.URL, prefix) {
+			return false
+		}
+	} else if fx.URL != req.URL {
+		return false
+	}
+	return fx.BodyContains == "" || bytes.Contains(req.Body, []byte(fx.BodyContains))
+}
+
+func readLimited(path string) ([]byte, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	return io.ReadAll(io.LimitReader(file, MaxBody+1))
+}

@@ -1,0 +1,346 @@
+// Package preview renders Braze message templates the way Braze would for
+// one user: the user's standard and custom attributes, API trigger
+// properties, Canvas context, event properties and Content Blocks as the
+// Liquid variables Braze gives them, and {% connected_content %} calls
+// made through a connected.Client (sandbox, fixtures or live). engine
+// render and engine playground both use it.
+package preview
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loyalty-connector/engine/engine/connected"
+	"github.com/loyalty-connector/engine/engine/diag"
+	"github.com/loyalty-connector/engine/engine/liquid"
+)
+
+// Input is one message to preview. Maps may be nil.
+type Input struct {
+	Template string
+	// TemplateName and UserName name the sources in notes (file names).
+	TemplateName, UserName string
+	// User holds standard attributes under their Liquid names (user_id,
+	// first_name, email_address, language, time_zone, ...) and
+	// custom_attributes.
+	User    map[string]any
+	Trigger map[string]any // api_trigger_properties
+	Context map[string]any // context (and the legacy canvas_entry_properties)
+	Event   map[string]any // event_properties
+	// Vars are more top-level variables (campaign, canvas, or the
+	// endpoint_connect a partner template names).
+	Vars map[string]any
+	// ContentBlocks are Content Block bodies by name.
+	ContentBlocks map[string]string
+}
+
+// Note is an error or a warning, placed in a source when it can be.
+type Note struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+	Message string `json:"message"`
+}
+
+func (n Note) String() string {
+	switch {
+	case n.File != "" && n.Line > 0:
+		return fmt.Sprintf("%s:%d:%d: %s", n.File, n.Line, n.Column, n.Message)
+	case n.File != "":
+		return n.File + ": " + n.Message
+	}
+	return n.Message
+}
+
+// Timing is where the time of a preview went.
+type Timing struct {
+	TotalMillis     float64 `json:"total_ms"`
+	ConnectedMillis float64 `json:"connected_content_ms"`
+}
+
+// Result is the previewed message.
+type Result struct {
+	Output      string `json:"output"`
+	Aborted     bool   `json:"aborted"`
+	AbortReason string `json:"abort_reason,omitempty"`
+	// Errors are set when the template does not parse or fails to
+	// render; Output is empty then.
+	Errors   []Note           `json:"errors,omitempty"`
+	Warnings []Note           `json:"warnings"`
+	Calls    []connected.Call `json:"connected_content"`
+	Timing   Timing           `json:"timing"`
+}
+
+// Previewer renders messages. It is safe for concurrent use; its client's
+// cache is shared by every preview, as Braze's is by every message.
+type Previewer struct {
+	engine   *liquid.Engine
+	client   *connected.Client
+	defaults map[string]any
+}
+
+// New returns a previewer making calls through client. defaults are
+// top-level variables every preview gets unless its input sets them (the
+// sandbox's endpoint_connect and endpoint_core).
+func New(client *connected.Client, defaults map[string]any) *Previewer {
+	return &Previewer{engine: liquid.NewEngine(liquid.WithMessageTags()), client: client, defaults: maps.Clone(defaults)}
+}
+
+// Client returns the previewer's Connected Content client.
+func (p *Previewer) Client() *connected.Client { return p.client }
+
+// StandardAttributes are the user attributes Braze names at the top level
+// (specs/braze.md §6).
+var StandardAttributes = []string{
+	"braze_id", "city", "country", "date_of_birth", "email_address", "first_name", "gender", "language",
+	"last_name", "last_used_app_date", "most_recent_app_version", "most_recent_locale", "most_recent_location",
+	"most_recently_used_device", "phone_number", "random_bucket_number", "subscribed_state", "targeted_device",
+	"time_zone", "user_id",
+}
+
+// maxContentBlock is Braze's limit on a Content Block body.
+const maxContentBlock = 50 << 10
+
+// run is the state of one preview.
+type run struct {
+	p      *Previewer
+	ctx    context.Context
+	in     Input
+	result *Result
+	mu     sync.Mutex
+}
+
+// Render previews one message.
+func (p *Previewer) Render(ctx context.Context, in Input) (res Result) {
+	start := time.Now()
+	res = Result{Warnings: []Note{}, Calls: []connected.Call{}}
+	r := &run{p: p, ctx: ctx, in: in, result: &res}
+	defer func() {
+		res.Timing.TotalMillis = millis(time.Since(start))
+		for _, c := range res.Calls {
+			res.Timing.ConnectedMillis += c.Millis
+		}
+	}()
+	tpl, problems := p.engine.Parse(in.Template, liquid.Options{})
+	if len(problems) > 0 {
+		for _, pr := range problems {
+			res.Errors = append(res.Errors, r.note(in.TemplateName, in.Template, pr.Offset, pr.Message))
+		}
+		return res
+	}
+	for _, w := range tpl.Warnings() {
+		res.Warnings = append(res.Warnings, r.note(in.TemplateName, in.Template, w.Offset, w.Message))
+	}
+	vars := r.bindings()
+	if blocks := r.contentBlocks(tpl, vars, 0); blocks != nil {
+		vars["content_blocks"] = blocks
+	}
+	out, err := tpl.RenderWith(vars, liquid.RenderOptions{Context: ctx, ConnectedContent: r.connect})
+	if abort, ok := err.(*liquid.AbortError); ok {
+		res.Aborted, res.AbortReason = true, abort.Reason
+		if res.AbortReason == "" {
+			res.AbortReason = "{% abort_message %} called"
+		}
+		return res
+	}
+	if err != nil {
+		res.Errors = append(res.Errors, Note{File: in.TemplateName, Message: err.Error()})
+		return res
+	}
+	res.Output = out
+	return res
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func (r *run) note(file, src string, offset int, msg string) Note {
+	line, col := diag.LineCol(src, offset)
+	return Note{File: file, Line: line, Column: col, Message: msg}
+}
+
+func (r *run) warn(file, format string, a ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.result.Warnings = append(r.result.Warnings, Note{File: file, Message: fmt.Sprintf(format, a...)})
+}
+
+// bindings builds the variables Braze gives a message.
+func (r *run) bindings() map[string]any {
+	in := r.in
+	vars := maps.Clone(r.p.defaults)
+	if vars == nil {
+		vars = map[string]any{}
+	}
+	maps.Copy(vars, in.Vars)
+	userFile := in.UserName
+	if userFile == "" {
+		userFile = "user"
+	}
+	for _, k := range slices.Sorted(maps.Keys(in.User)) {
+		v := in.User[k]
+		switch {
+		case k == "custom_attributes":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				r.warn(userFile, "custom_attributes should be an object of attribute names and values; it is ignored")
+				continue
+			}
+			vars["custom_attribute"] = obj
+		case slices.Contains(StandardAttributes, k):
+			vars[k] = v
+		default:
+			r.warn(userFile, "%q is not a Braze standard attribute, so {{${%s}}} stays empty in Braze; put custom attributes under custom_attributes", k, k)
+			vars[k] = v
+		}
+	}
+	if in.Trigger != nil {
+		vars["api_trigger_properties"] = in.Trigger
+	}
+	if in.Context != nil {
+		vars["context"] = in.Context
+		vars["canvas_entry_properties"] = in.Context
+	}
+	if in.Event != nil {
+		vars["event_properties"] = in.Event
+	}
+	return vars
+}
+
+// contentBlocks renders the Content Blocks a template names, with the
+// message's variables. Braze nests them one level deep: a block inside a
+// block works, a block inside that silently renders empty.
+func (r *run) contentBlocks(tpl *liquid.Template, vars map[string]any, depth int) map[string]any {
+	names := map[string]bool{}
+	for _, ref := range tpl.Refs() {
+		if len(ref.Path) >= 2 && ref.Path[0] == "content_blocks" {
+			names[ref.Path[1]] = true
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	out := map[string]any{}
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		file := "content block " + name
+		src, ok := r.in.ContentBlocks[name]
+		if !ok {
+			r.warn(r.in.TemplateName, "there is no Content Block named %q (give --content-blocks DIR holding %s.liquid); it renders empty", name, name)
+			out[name] = ""
+			continue
+		}
+		if depth >= 2 {
+			r.warn(file, "Content Blocks nest one level deep in Braze; %q is a third level and renders empty", name)
+			out[name] = ""
+			continue
+		}
+		if len(src) > maxContentBlock {
+			r.warn(file, "the block is %d bytes; Braze allows 50 KB", len(src))
+		}
+		btpl, problems := r.p.engine.Parse(src, liquid.Options{})
+		if len(problems) > 0 {
+			for _, pr := range problems {
+				r.result.Errors = append(r.result.Errors, r.note(file, src, pr.Offset, pr.Message))
+			}
+			out[name] = ""
+			continue
+		}
+		bvars := maps.Clone(vars)
+		if inner := r.contentBlocks(btpl, vars, depth+1); inner != nil {
+			bvars["content_blocks"] = inner
+		}
+		text, err := btpl.RenderWith(bvars, liquid.RenderOptions{Context: r.ctx, ConnectedContent: r.connect})
+		if err != nil {
+			r.warn(file, "%v; it renders empty", err)
+		}
+		out[name] = text
+	}
+	return out
+}
+
+// connect makes one Connected Content call for the template.
+func (r *run) connect(ctx context.Context, call liquid.ConnectedCall) liquid.ConnectedAnswer {
+	req := Request(call)
+	if call.AuthCredentials != "" {
+		r.warn(r.in.TemplateName, "connected_content :auth_credentials %s is not previewed: the call is made without its headers", call.AuthCredentials)
+	}
+	if call.Method == http.MethodPost && call.CacheMaxAge > 0 && !call.NoCache {
+		r.warn(r.in.TemplateName, "connected_content POST %s is cached by its URL alone: for %s every user whose call has this URL gets the same answer, whatever the body", call.URL, cacheAge(call.CacheMaxAge))
+	}
+	out := r.p.client.Do(ctx, req, connected.Options{CacheMaxAge: call.CacheMaxAge, NoCache: call.NoCache, Retry: call.Retry, BasicAuth: call.BasicAuth})
+	r.mu.Lock()
+	r.result.Calls = append(r.result.Calls, out.Call)
+	r.mu.Unlock()
+	if out.Call.Error != "" && out.Abort == "" {
+		r.warn(r.in.TemplateName, "connected_content %s %s: %s; nothing is inserted", call.Method, call.URL, out.Call.Error)
+	}
+	if out.Response == nil {
+		return liquid.ConnectedAnswer{Abort: out.Abort}
+	}
+	if out.Response.Status == http.StatusNotFound {
+		r.warn(r.in.TemplateName, "connected_content %s %s answered 404, which Braze renders as nothing", call.Method, call.URL)
+	}
+	return liquid.ConnectedAnswer{Answered: true, Status: out.Response.Status, Body: out.Response.Body}
+}
+
+func cacheAge(d time.Duration) string {
+	c, _ := connected.ClampedCacheAge(d)
+	return c.String()
+}
+
+// Request builds the HTTP request Braze sends for a call: a GET carries
+// Content-Type: application/json and Accept: */*; a POST body is form
+// encoded unless :content_type says otherwise; :content_type sets both
+// Content-Type and Accept, and with application/json a form-style body
+// (a=1&b=2) is sent as a JSON object; :headers come last and win.
+func Request(call liquid.ConnectedCall) connected.Request {
+	h := http.Header{}
+	body := call.Body
+	if call.Method == http.MethodGet {
+		h.Set("Content-Type", "application/json")
+		h.Set("Accept", "*/*")
+	} else {
+		h.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if call.ContentType != "" {
+		h.Set("Content-Type", call.ContentType)
+		h.Set("Accept", call.ContentType)
+		if strings.HasPrefix(call.ContentType, "application/json") {
+			body = formToJSON(body)
+		}
+	}
+	for _, kv := range call.Headers {
+		h.Set(kv[0], kv[1])
+	}
+	var raw []byte
+	if call.Method == http.MethodPost {
+		raw = []byte(body)
+	}
+	return connected.Request{Method: call.Method, URL: call.URL, Header: h, Body: raw}
+}
+
+// formToJSON turns a form-style body (a=1&b=2) into a JSON object of
+// strings; anything else (JSON already, empty) is left alone.
+func formToJSON(body string) string {
+	t := strings.TrimSpace(body)
+	if t == "" || t[0] == '{' || t[0] == '[' || !strings.Contains(t, "=") {
+		return body
+	}
+	values, err := url.ParseQuery(t)
+	if err != nil {
+		return body
+	}
+	obj := make(map[string]string, len(values))
+	for k, v := range values {
+		obj[k] = v[0]
+	}
+	b, _ := json.Marshal(obj)
+	return string(b)
+}
