@@ -15,3 +15,11 @@ var Sandbox embed.FS
 //
 //go:embed sandbox.env
 var SandboxEnv []byte
+
+// Templates holds templates/: Braze message templates with users and
+// trigger properties to preview them with. templates/index.json lists
+// them (name, title, template, user, and optionally trigger, context,
+// event: paths inside templates/).
+//
+//go:embed templates
+var Templates embed.FS

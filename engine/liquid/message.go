@@ -129,11 +129,11 @@ type connectedSpec struct {
 }
 
 type rawOption struct {
-	name      string
-	value     string
-	nameOff   int // offsets in the argument text
-	valueOff  int
-	hasValue  bool
+	name     string
+	value    string
+	nameOff  int // offsets in the argument text
+	valueOff int
+	hasValue bool
 }
 
 var saveNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
