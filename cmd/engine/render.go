@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -8,25 +10,51 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/loyalty-connector/engine/engine/diag"
 	"github.com/loyalty-connector/engine/engine/jsonval"
-	"github.com/loyalty-connector/engine/engine/liquid"
+	"github.com/loyalty-connector/engine/engine/preview"
 )
 
+// Exit status of engine render for an aborted message: Braze would not
+// send it.
+const exitAborted = 3
+
 func runRender(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("render", "engine render --vars VARS.json [--partials DIR] TEMPLATE",
-		`Renders a Liquid template with the engine's renderer (the Braze dialect
-pipelines use) and prints the result. The keys of the JSON object in --vars
-are the template's top-level variables. With --partials, {% include 'NAME' %}
-and {% render 'NAME' %} use DIR/NAME.liquid; without it they are refused. A
-template that does not parse, or fails while rendering, is reported on stderr
-with its line and column, and the exit status is 1. What the engine renders
-but Braze would refuse (a filter inside if, for or case, an operator in
-assign, parentheses, a tag or filter Braze does not document) is a warning
-on stderr; the template is still rendered.`, stderr)
-	varsFile := fs.String("vars", "", "JSON `file` holding an object whose keys are the template's variables (default: none)")
+	fs := newFlagSet("render", "engine render TEMPLATE [--user USER.json] [--trigger T.json] [--context C.json] [--event E.json] [--content-blocks DIR] [--connected-content sandbox|fixtures DIR|live] [--format text|json]",
+		`Renders a Braze message template for one user, the way Braze would, and
+prints the message. The user file holds standard attributes under their
+Liquid names (user_id, first_name, email_address, language, time_zone, ...)
+and custom_attributes; --trigger gives api_trigger_properties, --context the
+Canvas context (and canvas_entry_properties), --event event_properties,
+--content-blocks a folder of NAME.liquid Content Blocks, --vars more
+top-level variables.
+
+{% connected_content %} calls are answered by --connected-content:
+  sandbox       the SessionM and Braze emulators, in process, seeded from
+                examples/sandbox/ (the default); endpoint_connect and
+                endpoint_core name their URLs, and the credentials
+                sessionm_connect and sessionm_core exist for :basic_auth
+  fixtures DIR  files: DIR/fixtures.yaml maps method and URL to an answer
+  live          the real endpoints (only when asked for)
+Braze's rules apply: 2 s timeout, 1 MB cap, no redirects, GET answers cached
+5 minutes by URL. :basic_auth NAME reads BRAZE_CREDENTIAL_NAME=user:password
+from the environment.
+
+A template that does not parse or fails while rendering is reported on
+stderr with its line and column (exit status 1). An aborted message
+(abort_message, or a :retry call that gave up) prints its reason on stderr
+and exits with status 3. What Braze would refuse is a warning on stderr.
+--format json prints the message with the Connected Content calls made
+(URL, status, bytes, cached or not), the warnings and the timing.`, stderr)
+	userFile := fs.String("user", "", "JSON `file` of the user: standard attributes and custom_attributes")
+	triggerFile := fs.String("trigger", "", "JSON `file` of API trigger properties (api_trigger_properties)")
+	contextFile := fs.String("context", "", "JSON `file` of Canvas context properties (context, canvas_entry_properties)")
+	eventFile := fs.String("event", "", "JSON `file` of event properties (event_properties)")
+	varsFile := fs.String("vars", "", "JSON `file` of more top-level variables (default: none)")
+	blocksDir := fs.String("content-blocks", "", "`folder` whose NAME.liquid files are the Content Blocks {{content_blocks.${NAME}}} inserts")
 	partialsDir := fs.String("partials", "", "`folder` whose NAME.liquid files are the partials include and render may use (default: none)")
-	positional, code, done := parse(fs, args, stdout)
+	mode := fs.String("connected-content", "sandbox", "who answers {% connected_content %}: `sandbox`, fixtures DIR, or live")
+	format := fs.String("format", "text", "`text` (the message) or json (the message, calls, warnings, timing)")
+	positional, code, done := parse(fs, joinFixturesArg(args), stdout)
 	if done {
 		return code
 	}
@@ -35,49 +63,102 @@ on stderr; the template is still rendered.`, stderr)
 		return code
 	}
 	if len(positional) != 1 {
-		return fail(exitUsage, "name one template file, e.g. engine render --vars user.json message.liquid")
+		return fail(exitUsage, "name one template file, e.g. engine render message.liquid --user user.json")
+	}
+	if *format != "text" && *format != "json" {
+		return fail(exitUsage, "--format is text or json, not %q", *format)
 	}
 	file := positional[0]
 	src, err := os.ReadFile(file)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	vars := map[string]any{}
-	if *varsFile != "" {
-		raw, err := os.ReadFile(*varsFile)
-		if err != nil {
-			return fail(exitUsage, "--vars: %v", err)
+	in := preview.Input{Template: string(src), TemplateName: file, UserName: *userFile}
+	for _, f := range []struct {
+		flag, path string
+		into       *map[string]any
+	}{{"user", *userFile, &in.User}, {"trigger", *triggerFile, &in.Trigger}, {"context", *contextFile, &in.Context}, {"event", *eventFile, &in.Event}, {"vars", *varsFile, &in.Vars}} {
+		if f.path == "" {
+			continue
 		}
-		if vars, err = decodeVars(raw); err != nil {
-			return fail(exitUsage, "--vars %s: %v", *varsFile, err)
+		raw, err := os.ReadFile(f.path)
+		if err != nil {
+			return fail(exitUsage, "--%s: %v", f.flag, err)
+		}
+		if *f.into, err = decodeVars(raw); err != nil {
+			return fail(exitUsage, "--%s %s: %v", f.flag, f.path, err)
 		}
 	}
-	var opts []liquid.EngineOption
+	if *blocksDir != "" {
+		if in.ContentBlocks, err = readPartials(*blocksDir); err != nil {
+			return fail(exitUsage, "--content-blocks: %v", err)
+		}
+	}
+	m, err := preview.ParseMode(*mode)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	var opts []preview.Option
 	if *partialsDir != "" {
 		partials, err := readPartials(*partialsDir)
 		if err != nil {
 			return fail(exitUsage, "--partials: %v", err)
 		}
-		opts = append(opts, liquid.WithPartials(partials))
+		opts = append(opts, preview.WithPartials(partials))
 	}
-	tpl, problems := liquid.NewEngine(opts...).Parse(string(src), liquid.Options{})
-	if len(problems) > 0 {
-		for _, p := range problems {
-			line, col := diag.LineCol(string(src), p.Offset)
-			fmt.Fprintf(stderr, "%s:%d:%d: %s\n", file, line, col, p.Message)
-		}
-		return exitProblem
-	}
-	for _, w := range tpl.Warnings() {
-		line, col := diag.LineCol(string(src), w.Offset)
-		fmt.Fprintf(stderr, "%s:%d:%d: warning: %s\n", file, line, col, w.Message)
-	}
-	out, err := tpl.Render(vars)
+	previewer, closePreview, err := preview.Setup(m, os.LookupEnv, opts...)
 	if err != nil {
-		return fail(exitProblem, "%s: %v", file, err)
+		return fail(exitUsage, "--connected-content: %v", err)
 	}
-	_, _ = io.WriteString(stdout, out)
-	return exitOK
+	defer closePreview()
+	res := previewer.Render(context.Background(), in)
+	code = exitOK
+	switch {
+	case len(res.Errors) > 0:
+		code = exitProblem
+	case res.Aborted:
+		code = exitAborted
+	}
+	if *format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(res)
+		return code
+	}
+	for _, e := range res.Errors {
+		fmt.Fprintln(stderr, e)
+	}
+	for _, w := range res.Warnings {
+		w.Message = "warning: " + w.Message
+		fmt.Fprintln(stderr, w)
+	}
+	if res.Aborted {
+		return fail(exitAborted, "the message is aborted, Braze would not send it: %s", res.AbortReason)
+	}
+	_, _ = io.WriteString(stdout, res.Output)
+	return code
+}
+
+// joinFixturesArg lets --connected-content take "fixtures DIR" as two
+// words, as written in the help, by joining them into fixtures=DIR.
+func joinFixturesArg(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if (a == "--connected-content" || a == "-connected-content") && i+2 < len(args) && args[i+1] == "fixtures" {
+			out = append(out, a, "fixtures="+args[i+2])
+			i += 2
+			continue
+		}
+		if (a == "--connected-content=fixtures" || a == "-connected-content=fixtures") && i+1 < len(args) {
+			out = append(out, "--connected-content=fixtures="+args[i+1])
+			i++
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // readPartials reads dir/NAME.liquid as the partial NAME. The engine

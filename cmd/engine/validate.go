@@ -87,7 +87,7 @@ func validateTemplate(file string) diag.List {
 		out.Add(diag.Diagnostic{File: file, Message: err.Error()})
 		return out
 	}
-	tpl, problems := liquid.NewEngine().Parse(string(src), liquid.Options{})
+	tpl, problems := liquid.NewEngine(liquid.WithMessageTags()).Parse(string(src), liquid.Options{})
 	for _, p := range problems {
 		line, col := diag.LineCol(string(src), p.Offset)
 		out.Add(diag.Diagnostic{File: file, Line: line, Column: col, Message: p.Message})

@@ -90,8 +90,9 @@ type Previewer struct {
 // New returns a previewer making calls through client. defaults are
 // top-level variables every preview gets unless its input sets them (the
 // sandbox's endpoint_connect and endpoint_core).
-func New(client *connected.Client, defaults map[string]any) *Previewer {
-	return &Previewer{engine: liquid.NewEngine(liquid.WithMessageTags()), client: client, defaults: maps.Clone(defaults)}
+func New(client *connected.Client, defaults map[string]any, opts ...liquid.EngineOption) *Previewer {
+	opts = append([]liquid.EngineOption{liquid.WithMessageTags()}, opts...)
+	return &Previewer{engine: liquid.NewEngine(opts...), client: client, defaults: maps.Clone(defaults)}
 }
 
 // Client returns the previewer's Connected Content client.

@@ -1,11 +1,14 @@
 package preview
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/loyalty-connector/engine/engine/connected"
+	"github.com/loyalty-connector/engine/engine/liquid"
 	"github.com/loyalty-connector/engine/sandbox"
 )
 
@@ -42,26 +45,45 @@ func ParseMode(s string) (Mode, error) {
 	return Mode{}, fmt.Errorf("--connected-content is sandbox, fixtures DIR or live, not %q", s)
 }
 
+// Option configures Setup.
+type Option func(*setup)
+
+type setup struct {
+	client []connected.ClientOption
+	engine []liquid.EngineOption
+}
+
+// WithClientOptions passes options to the Connected Content client.
+func WithClientOptions(opts ...connected.ClientOption) Option {
+	return func(s *setup) { s.client = append(s.client, opts...) }
+}
+
+// WithPartials gives {% include %} and {% render %} their templates.
+func WithPartials(partials map[string]string) Option {
+	return func(s *setup) { s.engine = append(s.engine, liquid.WithPartials(partials)) }
+}
+
 // Setup builds a previewer for a mode. lookupEnv gives :basic_auth its
 // credentials (BRAZE_CREDENTIAL_NAME=user:password); in the sandbox the
 // credentials sessionm_connect and sessionm_core are also known. Close
 // releases what the mode started.
-func Setup(mode Mode, lookupEnv func(string) (string, bool), opts ...connected.ClientOption) (p *Previewer, closeFn func(), err error) {
+func Setup(mode Mode, lookupEnv func(string) (string, bool), options ...Option) (p *Previewer, closeFn func(), err error) {
+	var cfg setup
+	for _, o := range options {
+		o(&cfg)
+	}
 	creds := envCredentials(lookupEnv)
 	closeFn = func() {}
 	var fetcher connected.Fetcher
 	var defaults map[string]any
 	switch mode.Name {
 	case "sandbox":
-		sb, err := sandbox.New(sandbox.Options{})
-		if err != nil {
-			return nil, nil, fmt.Errorf("starting the sandbox: %w", err)
-		}
-		closeFn = sb.Close
-		fetcher = connected.NewSandbox(sb.Handler())
+		sb := &lazySandbox{}
+		closeFn = sb.close
+		fetcher = sb
 		urls := sandbox.URLsFor(SandboxBase)
 		defaults = map[string]any{"endpoint_connect": urls.SessionMConnect, "endpoint_core": urls.SessionMCore}
-		creds = withSandboxCredentials(creds, sb)
+		creds = sb.credentials(creds)
 	case "fixtures":
 		f, err := connected.LoadFixtures(mode.Dir)
 		if err != nil {
@@ -73,8 +95,42 @@ func Setup(mode Mode, lookupEnv func(string) (string, bool), opts ...connected.C
 	default:
 		return nil, nil, fmt.Errorf("unknown Connected Content mode %q", mode.Name)
 	}
-	opts = append([]connected.ClientOption{connected.WithCredentials(creds)}, opts...)
-	return New(connected.NewClient(fetcher, opts...), defaults), closeFn, nil
+	clientOpts := append([]connected.ClientOption{connected.WithCredentials(creds)}, cfg.client...)
+	return New(connected.NewClient(fetcher, clientOpts...), defaults, cfg.engine...), closeFn, nil
+}
+
+// lazySandbox starts the emulators at the first call, so that previews
+// without Connected Content do not pay for loading the seeds.
+type lazySandbox struct {
+	once    sync.Once
+	sb      *sandbox.Sandbox
+	fetcher *connected.Sandbox
+	err     error
+}
+
+func (l *lazySandbox) start() error {
+	l.once.Do(func() {
+		l.sb, l.err = sandbox.New(sandbox.Options{})
+		if l.err != nil {
+			l.err = fmt.Errorf("starting the sandbox: %w", l.err)
+			return
+		}
+		l.fetcher = connected.NewSandbox(l.sb.Handler())
+	})
+	return l.err
+}
+
+func (l *lazySandbox) Fetch(ctx context.Context, req connected.Request) (connected.Response, error) {
+	if err := l.start(); err != nil {
+		return connected.Response{}, err
+	}
+	return l.fetcher.Fetch(ctx, req)
+}
+
+func (l *lazySandbox) close() {
+	if l.sb != nil {
+		l.sb.Close()
+	}
 }
 
 func envCredentials(lookupEnv func(string) (string, bool)) connected.Credentials {
@@ -91,28 +147,28 @@ func envCredentials(lookupEnv func(string) (string, bool)) connected.Credentials
 	}
 }
 
-// withSandboxCredentials adds the sandbox's own credentials, under the
-// names a Braze workspace would give them, after those from the
-// environment.
-func withSandboxCredentials(next connected.Credentials, sb *sandbox.Sandbox) connected.Credentials {
-	env, _ := sb.Settings(SandboxBase)
-	settings := map[string]string{}
-	for _, s := range env {
-		settings[s.Name] = s.Value
-	}
-	known := map[string][2]string{
-		"sessionm_core": {settings["SESSIONM_API_KEY"], settings["SESSIONM_API_SECRET"]},
-	}
-	if raw, err := base64.StdEncoding.DecodeString(settings["SESSIONM_CONNECT_AUTH"]); err == nil {
-		if user, pass, ok := strings.Cut(string(raw), ":"); ok {
-			known["sessionm_connect"] = [2]string{user, pass}
-		}
-	}
+// credentials adds the sandbox's own credentials, under the names a
+// Braze workspace would give them, after those from the environment.
+func (l *lazySandbox) credentials(next connected.Credentials) connected.Credentials {
 	return func(name string) (string, string, bool) {
 		if u, p, ok := next(name); ok {
 			return u, p, true
 		}
-		c, ok := known[name]
-		return c[0], c[1], ok
+		if name != "sessionm_core" && name != "sessionm_connect" || l.start() != nil {
+			return "", "", false
+		}
+		env, _ := l.sb.Settings(SandboxBase)
+		settings := map[string]string{}
+		for _, s := range env {
+			settings[s.Name] = s.Value
+		}
+		if name == "sessionm_core" {
+			return settings["SESSIONM_API_KEY"], settings["SESSIONM_API_SECRET"], true
+		}
+		raw, err := base64.StdEncoding.DecodeString(settings["SESSIONM_CONNECT_AUTH"])
+		if err != nil {
+			return "", "", false
+		}
+		return strings.Cut(string(raw), ":")
 	}
 }
