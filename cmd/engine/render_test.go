@@ -46,7 +46,7 @@ func TestRender(t *testing.T) {
 			filepath.Join(dir, "typo.liquid") + `:2:22: unknown filter "upcas"; did you mean "upcase"?` + "\n"},
 		{"vars not an object", []string{"--vars", write("list.json", `[1]`), filepath.Join(dir, "ok.liquid")}, 2, "",
 			"engine render: --vars " + filepath.Join(dir, "list.json") + ": a JSON object is needed, {\"name\": value, ...}, whose keys become the variables\n"},
-		{"no template", []string{"--vars", vars}, 2, "", "engine render: name one template file, e.g. engine render --vars user.json message.liquid\n"},
+		{"no template", []string{"--vars", vars}, 2, "", "engine render: name one template file, e.g. engine render message.liquid --user user.json\n"},
 		{"partials", []string{"--vars", vars, "--partials", partials, write("inc.liquid", "{% include 'greet' %}|{% render 'greet', user: user %}|{% render 'item' for offers as o %}")},
 			0, "Hello Ana|Hello Ana|Coat;Hat;",
 			// Braze has Content Blocks, not include and render: a preview says so.

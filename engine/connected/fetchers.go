@@ -140,7 +140,7 @@ const FixturesFile = "fixtures.yaml"
 
 type fixture struct {
 	Method string `yaml:"method"`
-	// URL matches exactly, or as a prefix when it ends in *.
+	// URL matches exactly; a * in it stands for any text.
 	URL          string            `yaml:"url"`
 	BodyContains string            `yaml:"body_contains"`
 	Status       int               `yaml:"status"`
@@ -259,14 +259,28 @@ func (fx fixture) matches(req Request) bool {
 	if fx.Method != req.Method {
 		return false
 	}
-	if prefix, ok := strings.CutSuffix(fx.URL, "*"); ok {
-		if !strings.HasPrefix(req.URL, prefix) {
-			return false
-		}
-	} else if fx.URL != req.URL {
+	return glob(fx.URL, req.URL) && (fx.BodyContains == "" || bytes.Contains(req.Body, []byte(fx.BodyContains)))
+}
+
+// glob matches s against a pattern in which * stands for any text, / and
+// ? included (a URL's host, path or query).
+func glob(pattern, s string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
 		return false
 	}
-	return fx.BodyContains == "" || bytes.Contains(req.Body, []byte(fx.BodyContains))
+	s = s[len(parts[0]):]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return strings.HasSuffix(s, parts[len(parts)-1])
 }
 
 func readLimited(path string) ([]byte, error) {

@@ -174,7 +174,9 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 	for i := range a.refs {
 		a.refs[i].Offset = p.offsets.original(a.refs[i].Offset)
 	}
-	for _, r := range append(a.refs, messageRefs...) {
+	allRefs := append(a.refs, messageRefs...)
+	slices.SortStableFunc(allRefs, func(x, y Ref) int { return x.Offset - y.Offset })
+	for _, r := range allRefs {
 		if a.locals[r.Path[0]] || saves[r.Path[0]] || strings.HasPrefix(r.Path[0], literalPrefix) {
 			continue
 		}
@@ -238,6 +240,9 @@ func (t *Template) Render(vars map[string]any) (out string, err error) {
 	defer recoverRender(&err)
 	w := limitedWriter{max: t.engine.maxOutput}
 	if rerr := render.Render(t.node, &w, vars, t.engine.cfg); rerr != nil {
+		if abort, ok := causeOf(rerr).(*AbortError); ok {
+			return "", abort
+		}
 		return "", renderError(rerr)
 	}
 	return w.b.String(), nil

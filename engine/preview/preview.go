@@ -141,10 +141,14 @@ func (p *Previewer) Render(ctx context.Context, in Input) (res Result) {
 		res.Warnings = append(res.Warnings, r.note(in.TemplateName, in.Template, w.Offset, w.Message))
 	}
 	vars := r.bindings()
-	if blocks := r.contentBlocks(tpl, vars, 0); blocks != nil {
+	blocks, err := r.contentBlocks(tpl, vars, 0)
+	if blocks != nil {
 		vars["content_blocks"] = blocks
 	}
-	out, err := tpl.RenderWith(vars, liquid.RenderOptions{Context: ctx, ConnectedContent: r.connect})
+	out := ""
+	if err == nil {
+		out, err = tpl.RenderWith(vars, liquid.RenderOptions{Context: ctx, ConnectedContent: r.connect})
+	}
 	if abort, ok := err.(*liquid.AbortError); ok {
 		res.Aborted, res.AbortReason = true, abort.Reason
 		if res.AbortReason == "" {
@@ -217,8 +221,9 @@ func (r *run) bindings() map[string]any {
 
 // contentBlocks renders the Content Blocks a template names, with the
 // message's variables. Braze nests them one level deep: a block inside a
-// block works, a block inside that silently renders empty.
-func (r *run) contentBlocks(tpl *liquid.Template, vars map[string]any, depth int) map[string]any {
+// block works, a block inside that silently renders empty. A block that
+// aborts aborts the message.
+func (r *run) contentBlocks(tpl *liquid.Template, vars map[string]any, depth int) (map[string]any, error) {
 	names := map[string]bool{}
 	for _, ref := range tpl.Refs() {
 		if len(ref.Path) >= 2 && ref.Path[0] == "content_blocks" {
@@ -226,7 +231,7 @@ func (r *run) contentBlocks(tpl *liquid.Template, vars map[string]any, depth int
 		}
 	}
 	if len(names) == 0 {
-		return nil
+		return nil, nil
 	}
 	out := map[string]any{}
 	for _, name := range slices.Sorted(maps.Keys(names)) {
@@ -254,16 +259,23 @@ func (r *run) contentBlocks(tpl *liquid.Template, vars map[string]any, depth int
 			continue
 		}
 		bvars := maps.Clone(vars)
-		if inner := r.contentBlocks(btpl, vars, depth+1); inner != nil {
+		inner, err := r.contentBlocks(btpl, vars, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		if inner != nil {
 			bvars["content_blocks"] = inner
 		}
 		text, err := btpl.RenderWith(bvars, liquid.RenderOptions{Context: r.ctx, ConnectedContent: r.connect})
+		if _, aborted := err.(*liquid.AbortError); aborted {
+			return nil, err
+		}
 		if err != nil {
 			r.warn(file, "%v; it renders empty", err)
 		}
 		out[name] = text
 	}
-	return out
+	return out, nil
 }
 
 // connect makes one Connected Content call for the template.
@@ -280,7 +292,12 @@ func (r *run) connect(ctx context.Context, call liquid.ConnectedCall) liquid.Con
 	r.result.Calls = append(r.result.Calls, out.Call)
 	r.mu.Unlock()
 	if out.Call.Error != "" && out.Abort == "" {
-		r.warn(r.in.TemplateName, "connected_content %s %s: %s; nothing is inserted", call.Method, call.URL, out.Call.Error)
+		hint := ""
+		if !strings.HasPrefix(call.URL, "http://") && !strings.HasPrefix(call.URL, "https://") {
+			// {{endpoint_connect}}/offers/... with no endpoint_connect
+			hint = " (is a variable in the URL unset? the sandbox sets endpoint_connect and endpoint_core; give others with --vars)"
+		}
+		r.warn(r.in.TemplateName, "connected_content %s %s: %s%s; nothing is inserted", call.Method, call.URL, out.Call.Error, hint)
 	}
 	if out.Response == nil {
 		return liquid.ConnectedAnswer{Abort: out.Abort}
