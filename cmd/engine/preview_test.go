@@ -191,3 +191,20 @@ func TestRenderJSONCache(t *testing.T) {
 		t.Errorf("exit %d: %s", code, stdout)
 	}
 }
+
+// engine validate knows the message tags in .liquid templates.
+func TestValidateExampleTemplates(t *testing.T) {
+	files, err := filepath.Glob(templatesDir + "/*.liquid")
+	if err != nil || len(files) < 4 {
+		t.Fatalf("%v, %v", files, err)
+	}
+	stdout, _, code := runEngine(append([]string{"validate"}, files...)...)
+	if code != exitOK || stdout != "ok: 4 templates\n" {
+		t.Errorf("exit %d: %s", code, stdout)
+	}
+	bad := writer(t, t.TempDir())("bad.liquid", "{% connected_content https://x.test :method delete %}")
+	stdout, _, code = runEngine("validate", bad)
+	if code != exitProblem || !strings.Contains(stdout, bad+`:1:45: Braze's Connected Content supports only :method get and :method post, not "delete"`) {
+		t.Errorf("exit %d: %s", code, stdout)
+	}
+}
