@@ -162,6 +162,9 @@ type Outcome struct {
 // Do makes one call with Braze's rules.
 func (c *Client) Do(ctx context.Context, req Request, opts Options) Outcome {
 	call := Call{Method: req.Method, URL: req.URL}
+	// A copy: :basic_auth adds to it, and the caller's header may be
+	// shared by other calls.
+	req.Header = req.Header.Clone()
 	if req.Header == nil {
 		req.Header = http.Header{}
 	}
@@ -240,7 +243,15 @@ func CredentialEnv(name string) string {
 	return "BRAZE_CREDENTIAL_" + string(b)
 }
 
-var errTooLarge = fmt.Errorf("the response is larger than Braze's %d-byte limit, so nothing is inserted", MaxBody)
+// finalError is a failure the same call would meet again: one of Braze's
+// rules (a refused port, an oversized answer) or a URL the preview has no
+// answer for. :retry does not try it again, nor abort the message over
+// it: nothing is inserted, as without :retry.
+type finalError struct{ error }
+
+func (e finalError) Unwrap() error { return e.error }
+
+var errTooLarge = finalError{fmt.Errorf("the response is larger than Braze's %d-byte limit, so nothing is inserted", MaxBody)}
 
 func (c *Client) fetchOnce(ctx context.Context, req Request) (Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -264,9 +275,12 @@ func (c *Client) fetchOnce(ctx context.Context, req Request) (Response, error) {
 // failed says whether :retry tries again. Braze retries a call that
 // "fails" without saying which statuses count; this preview retries what
 // the engine's own delivery retries (network errors, timeouts, 408, 429,
-// 5xx) and treats every other answer as final.
+// 5xx) and treats every other answer, and a finalError, as final.
 func failed(resp Response, err error) bool {
-	return err != nil || resp.Status == http.StatusRequestTimeout || resp.Status == http.StatusTooManyRequests || resp.Status >= 500
+	if err != nil {
+		return !errors.As(err, new(finalError))
+	}
+	return resp.Status == http.StatusRequestTimeout || resp.Status == http.StatusTooManyRequests || resp.Status >= 500
 }
 
 func describeFailure(resp Response, err error) string {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,7 +47,7 @@ func (l *Live) Fetch(ctx context.Context, req Request) (Response, error) {
 		return Response{}, err
 	}
 	if port := u.Port(); port != "" && port != "80" && port != "443" && !l.AnyPort {
-		return Response{}, fmt.Errorf("Braze connects only to ports 80 and 443, not %s", port)
+		return Response{}, finalError{fmt.Errorf("Braze connects only to ports 80 and 443, not %s", port)}
 	}
 	hr, err := http.NewRequestWithContext(ctx, req.Method, req.URL, bytes.NewReader(req.Body))
 	if err != nil {
@@ -104,7 +105,7 @@ func (s *Sandbox) Fetch(ctx context.Context, req Request) (Response, error) {
 			}
 		}
 		if mapped == "" {
-			return Response{}, fmt.Errorf("the sandbox has no endpoint at %s: it answers SessionM Core (/priv/v1/...), SessionM Connect (/offers/api/...) and its own /sessionm/ and /braze/ paths; use --connected-content fixtures DIR for other hosts", req.URL)
+			return Response{}, finalError{fmt.Errorf("the sandbox has no endpoint at %s: it answers SessionM Core (/priv/v1/...), SessionM Connect (/offers/api/...) and its own /sessionm/ and /braze/ paths; use --connected-content fixtures DIR for other hosts", req.URL)}
 		}
 		path = mapped
 	}
@@ -148,7 +149,6 @@ type fixture struct {
 	Body         *string           `yaml:"body"`
 	Headers      map[string]string `yaml:"headers"`
 	Delay        time.Duration     `yaml:"delay"`
-	line         int
 }
 
 // LoadFixtures reads DIR/fixtures.yaml and checks that every file it
@@ -173,10 +173,9 @@ func LoadFixtures(dir string) (*Fixtures, error) {
 	f := &Fixtures{dir: dir}
 	for _, item := range list.Content {
 		var fx fixture
-		if err := decodeStrict(item, &fx); err != nil {
-			return nil, fmt.Errorf("%s:%d:%d: %w", index, item.Line, item.Column, err)
+		if err := decodeFixture(index, item, &fx); err != nil {
+			return nil, err
 		}
-		fx.line = item.Line
 		fx.Method = strings.ToUpper(cmpOr(fx.Method, http.MethodGet))
 		if fx.URL == "" {
 			return nil, fmt.Errorf("%s:%d:%d: the fixture needs a url", index, item.Line, item.Column)
@@ -197,18 +196,50 @@ func LoadFixtures(dir string) (*Fixtures, error) {
 	return f, nil
 }
 
-// decodeStrict decodes a YAML node, refusing unknown keys.
-func decodeStrict(n *yaml.Node, into any) error {
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return err
+// fixtureKeys are the keys a fixture may have.
+var fixtureKeys = []string{"method", "url", "body_contains", "status", "file", "body", "headers", "delay"}
+
+// decodeFixture decodes one item of the index key by key, so that an
+// unknown key or a value of the wrong type is reported at its own line
+// and column (decoding a re-encoded copy of the item, with
+// KnownFields, gave lines counted from the item instead of the file).
+func decodeFixture(index string, item *yaml.Node, into *fixture) error {
+	keys := "the keys are " + strings.Join(fixtureKeys, ", ")
+	if item.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s:%d:%d: a fixture is a mapping (%s)", index, item.Line, item.Column, keys)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(into); err != nil {
-		return fmt.Errorf("%w (the keys are method, url, body_contains, status, file, body, headers, delay)", err)
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(item.Content); i += 2 {
+		k, v := item.Content[i], item.Content[i+1]
+		if !slices.Contains(fixtureKeys, k.Value) {
+			return fmt.Errorf("%s:%d:%d: unknown key %q (%s)", index, k.Line, k.Column, k.Value, keys)
+		}
+		if seen[k.Value] {
+			return fmt.Errorf("%s:%d:%d: %s is given twice", index, k.Line, k.Column, k.Value)
+		}
+		seen[k.Value] = true
+		pair := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{k, v}}
+		if err := pair.Decode(into); err != nil {
+			return fmt.Errorf("%s:%d:%d: %s: %s", index, v.Line, v.Column, k.Value, yamlErrorText(err))
+		}
 	}
 	return nil
+}
+
+// yamlErrorText is the first message of a decoding error, without the
+// "line N:" yaml.v3 puts before it (the caller gives the position).
+func yamlErrorText(err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) || len(te.Errors) == 0 {
+		return err.Error()
+	}
+	msg := te.Errors[0]
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if _, after, ok := strings.Cut(rest, ": "); ok {
+			msg = after
+		}
+	}
+	return msg
 }
 
 func cmpOr(s, def string) string {
@@ -239,7 +270,7 @@ func (f *Fixtures) Fetch(ctx context.Context, req Request) (Response, error) {
 		} else {
 			b, err := readLimited(filepath.Join(f.dir, fx.File))
 			if err != nil {
-				return Response{}, err
+				return Response{}, finalError{err}
 			}
 			body = b
 		}
@@ -252,7 +283,7 @@ func (f *Fixtures) Fetch(ctx context.Context, req Request) (Response, error) {
 		}
 		return Response{Status: fx.Status, Header: h, Body: body}, nil
 	}
-	return Response{}, fmt.Errorf("no fixture answers %s %s; add one to %s", req.Method, req.URL, filepath.Join(f.dir, FixturesFile))
+	return Response{}, finalError{fmt.Errorf("no fixture answers %s %s; add one to %s", req.Method, req.URL, filepath.Join(f.dir, FixturesFile))}
 }
 
 func (fx fixture) matches(req Request) bool {
