@@ -426,7 +426,7 @@ func csvDrained(r *runner.Runner, imports []csvImport) bool {
 
 // loopbackHostsOnly refuses requests whose Host is a name rather than a
 // loopback address or an IP: a web page cannot reach the admin listener
-// through DNS rebinding.
+// or the playground through DNS rebinding.
 func loopbackHostsOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
@@ -434,7 +434,7 @@ func loopbackHostsOnly(h http.Handler) http.Handler {
 			host = h
 		}
 		if host != "localhost" && net.ParseIP(strings.Trim(host, "[]")) == nil {
-			http.Error(w, "the admin listener answers requests to an IP address or localhost only", http.StatusForbidden)
+			http.Error(w, "this listener answers requests to an IP address or localhost only", http.StatusForbidden)
 			return
 		}
 		h.ServeHTTP(w, r)
