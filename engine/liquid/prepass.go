@@ -330,31 +330,32 @@ func trimLast(b *strings.Builder) {
 // hoisted as a literal, so the parser sees one plain name, and compiled
 // by Parse (message.go).
 func (p *prepared) hoistMessageTag(out *strings.Builder, src string, from, to int, original func(int) int) bool {
-	lead := len(src[from:to]) - len(strings.TrimLeft(src[from:to], " \t\r\n"))
-	start := from + lead
-	var name, arg string
-	switch body := src[start:to]; {
-	case strings.HasPrefix(body, "connected_content") && (len(body) == len("connected_content") || !isIdentChar(body[len("connected_content")])):
-		name = "connected_content"
-		argStart := start + len(name)
+	start := from + len(src[from:to]) - len(strings.TrimLeft(src[from:to], " \t\r\n"))
+	body := src[start:to]
+	switch {
+	case startsWithWord(body, "connected_content"):
+		argStart := start + len("connected_content")
 		p.offsets.mark(out.Len(), from)
-		out.WriteString(" " + name + " ")
+		out.WriteString(" connected_content ")
 		p.offsets.mark(out.Len(), argStart)
 		out.WriteString(p.hoist(connectedSource{raw: src[argStart:to], offset: original(argStart)}))
 		return true
-	case strings.HasPrefix(body, "abort_message") && (len(body) == len("abort_message") || !isIdentChar(body[len("abort_message")])):
-		name = "abort_message"
-		arg = strings.TrimSpace(body[len(name):])
-		reason, ok := abortReason(arg)
+	case startsWithWord(body, "abort_message"):
+		reason, ok := abortReason(strings.TrimSpace(body[len("abort_message"):]))
 		if !ok {
 			p.problems = append(p.problems, Problem{Offset: start, Message: "{% abort_message %} takes a quoted reason: {% abort_message('why') %} or {% abort_message() %}"})
 		}
 		p.offsets.mark(out.Len(), from)
-		out.WriteString(" " + name + " ")
+		out.WriteString(" abort_message ")
 		out.WriteString(p.hoist(abortSource{reason: reason, offset: original(start)}))
 		return true
 	}
 	return false
+}
+
+// startsWithWord reports whether s starts with word as a whole name.
+func startsWithWord(s, word string) bool {
+	return strings.HasPrefix(s, word) && (len(s) == len(word) || !isIdentChar(s[len(word)]))
 }
 
 // abortReason reads the argument of abort_message: nothing, (), or a
