@@ -133,7 +133,7 @@ and exits with status 3. What Braze would refuse is a warning on stderr.
 		w.Message = "warning: " + w.Message
 		fmt.Fprintln(stderr, w)
 	}
-	if res.Aborted {
+	if code == exitAborted {
 		return fail(exitAborted, "the message is aborted, Braze would not send it: %s", res.AbortReason)
 	}
 	_, _ = io.WriteString(stdout, res.Output)
@@ -146,7 +146,8 @@ func joinFixturesArg(args []string) []string {
 	out := make([]string, 0, len(args))
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		if (a == "--connected-content" || a == "-connected-content") && i+2 < len(args) && args[i+1] == "fixtures" {
+		// (not when the next word is the template: the folder was forgotten)
+		if (a == "--connected-content" || a == "-connected-content") && i+2 < len(args) && args[i+1] == "fixtures" && !strings.HasSuffix(args[i+2], ".liquid") {
 			out = append(out, a, "fixtures="+args[i+2])
 			i += 2
 			continue

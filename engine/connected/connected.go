@@ -208,6 +208,10 @@ func (c *Client) Do(ctx context.Context, req Request, opts Options) Outcome {
 			break
 		}
 	}
+	if ctx.Err() != nil && failed(resp, err) {
+		// stopped between attempts by the preview's own limit
+		resp, err = Response{}, finalError{fmt.Errorf("the preview stopped waiting for the answer (%v)", context.Cause(ctx))}
+	}
 	call.Millis = float64(time.Since(start).Microseconds()) / 1000
 	out := Outcome{Call: call}
 	if err == nil {
@@ -253,10 +257,15 @@ func (e finalError) Unwrap() error { return e.error }
 
 var errTooLarge = finalError{fmt.Errorf("the response is larger than Braze's %d-byte limit, so nothing is inserted", MaxBody)}
 
-func (c *Client) fetchOnce(ctx context.Context, req Request) (Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+func (c *Client) fetchOnce(parent context.Context, req Request) (Response, error) {
+	ctx, cancel := context.WithTimeout(parent, c.timeout)
 	defer cancel()
 	resp, err := c.fetcher.Fetch(ctx, req)
+	if parent.Err() != nil {
+		// the preview itself gave up (the playground bounds a render);
+		// that is not Braze's timeout, nor a reason to abort
+		return Response{}, finalError{fmt.Errorf("the preview stopped waiting for the answer (%v)", context.Cause(parent))}
+	}
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}

@@ -641,3 +641,28 @@ func TestCallRecord(t *testing.T) {
 		t.Errorf("cached Call = %+v; want %+v (no attempt, 0 ms)", second.Call, want)
 	}
 }
+
+// fetchFunc adapts a function to Fetcher.
+type fetchFunc func(ctx context.Context, req Request) (Response, error)
+
+func (f fetchFunc) Fetch(ctx context.Context, req Request) (Response, error) { return f(ctx, req) }
+
+// When the preview's own deadline runs out (the playground bounds a
+// render), the call reports that, not Braze's timeout, and :retry does
+// not abort the message over it.
+func TestPreviewDeadlineIsNotBrazeTimeout(t *testing.T) {
+	slow := fetchFunc(func(ctx context.Context, _ Request) (Response, error) {
+		<-ctx.Done()
+		return Response{}, ctx.Err()
+	})
+	failing := fetchFunc(func(context.Context, Request) (Response, error) { return Response{Status: 503}, nil })
+	for name, f := range map[string]Fetcher{"during a call": slow, "between attempts": failing} {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		c := NewClient(f, WithBackoff(func(ctx context.Context, _ int) error { <-ctx.Done(); return ctx.Err() }))
+		out := c.Do(ctx, Request{Method: "GET", URL: "https://x.test/a"}, Options{Retry: true})
+		cancel()
+		if out.Abort != "" || out.Response != nil || !strings.Contains(out.Call.Error, "the preview stopped waiting") {
+			t.Errorf("%s: %+v", name, out)
+		}
+	}
+}

@@ -12,7 +12,7 @@ import (
 var (
 	brazeTags = words(`if elsif else endif unless endunless case when endcase for endfor break continue
 		assign capture endcapture comment endcomment raw endraw echo liquid
-		connected_content abort_message catalog_items catalog_selection_items promotion message_extras shopping_cart`)
+		connected_content abort_message __content_block catalog_items catalog_selection_items promotion message_extras shopping_cart`)
 	brazeFilters = words(`join first last compact concat map reverse size slice sort sort_natural uniq where
 		abs at_most at_least ceil divided_by floor minus plus round times modulo money
 		append capitalize downcase escape md5 sha1 hmac_sha256 hmac_sha512 newline_to_br prepend remove remove_first

@@ -81,7 +81,7 @@ var knownTags = map[string]bool{
 	"for": true, "endfor": true, "tablerow": true, "endtablerow": true,
 	"if": true, "elsif": true, "else": true, "endif": true, "unless": true, "endunless": true,
 	"increment": true, "decrement": true, "ifchanged": true, "endifchanged": true, "echo": true,
-	"connected_content": true, "abort_message": true,
+	"connected_content": true, "abort_message": true, contentBlockTag: true,
 }
 
 // maxNesting bounds how deep blocks may nest in one template.

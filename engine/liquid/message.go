@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loyalty-connector/engine/engine/diag"
 	"github.com/loyalty-connector/engine/engine/jsonval"
 	"github.com/osteele/liquid/render"
 )
@@ -72,6 +73,15 @@ type ConnectedContent func(ctx context.Context, call ConnectedCall) ConnectedAns
 type RenderOptions struct {
 	Context          context.Context
 	ConnectedContent ConnectedContent
+	// ContentBlocks are the Content Block bodies by name. When set,
+	// {{content_blocks.${name}}} renders the block where it stands, with
+	// the message's variables at that point, as Braze does; when nil, it
+	// reads the variable content_blocks like any other.
+	ContentBlocks map[string]string
+	// Warn receives what a preview should know but does not stop the
+	// render (a missing or too deeply nested Content Block); source names
+	// the template or block it comes from.
+	Warn func(source, message string)
 }
 
 // AbortError is returned by RenderWith when the message was aborted, by
@@ -91,9 +101,25 @@ func (a *AbortError) Error() string {
 const messageKey = "\x00message"
 
 type messageRender struct {
-	ctx context.Context
-	cc  ConnectedContent
+	ctx    context.Context
+	cc     ConnectedContent
+	blocks map[string]string
+	warn   func(source, message string)
+	// Content Blocks parsed in this render, and how deep they nest now
+	parsed     map[string]*Template
+	blockDepth int
 }
+
+// contentBlockTag renders {{content_blocks.${name}}}; the pre-pass writes
+// it (prepass.go), and its name is one no template spells.
+const contentBlockTag = "__content_block"
+
+// maxBlockDepth is how deep Content Blocks nest in Braze: a block in a
+// block works, a third level silently disappears (specs/braze.md §6).
+const maxBlockDepth = 2
+
+// maxContentBlock is Braze's limit on a Content Block body.
+const maxContentBlock = 50 << 10
 
 // RenderWith renders a message template, making its Connected Content
 // calls through opts. An aborted message returns an *AbortError.
@@ -106,8 +132,57 @@ func (t *Template) RenderWith(vars map[string]any, opts RenderOptions) (string, 
 	}
 	withState := make(map[string]any, len(vars)+1)
 	maps.Copy(withState, vars)
-	withState[messageKey] = &messageRender{ctx: opts.Context, cc: opts.ConnectedContent}
+	warn := opts.Warn
+	if warn == nil {
+		warn = func(string, string) {}
+	}
+	withState[messageKey] = &messageRender{ctx: opts.Context, cc: opts.ConnectedContent, blocks: opts.ContentBlocks, warn: warn}
 	return t.Render(withState)
+}
+
+// renderContentBlock renders a Content Block in the caller's scope, like
+// an include: it sees what the message assigned so far, and what it
+// assigns (a :save among them) stays for the rest of the message.
+func (e *Engine) renderContentBlock(w io.Writer, ctx render.Context, mr *messageRender, name string) error {
+	source := "content block " + name
+	src, ok := mr.blocks[name]
+	switch {
+	case !ok:
+		mr.warn(source, fmt.Sprintf("there is no Content Block named %q (give --content-blocks DIR holding %s.liquid); it renders empty", name, name))
+		return nil
+	case mr.blockDepth >= maxBlockDepth:
+		mr.warn(source, fmt.Sprintf("Content Blocks nest one level deep in Braze; %q is a third level and renders empty", name))
+		return nil
+	}
+	t, ok := mr.parsed[name]
+	if !ok {
+		if len(src) > maxContentBlock {
+			mr.warn(source, fmt.Sprintf("the block is %d bytes; Braze allows 50 KB", len(src)))
+		}
+		var problems []Problem
+		if t, problems = e.Parse(src, Options{}); len(problems) > 0 {
+			line, col := diag.LineCol(src, problems[0].Offset)
+			return fmt.Errorf("%s:%d:%d: %s", source, line, col, problems[0].Message)
+		}
+		if mr.parsed == nil {
+			mr.parsed = map[string]*Template{}
+		}
+		mr.parsed[name] = t
+	}
+	if t.node == nil {
+		_, err := io.WriteString(w, t.source)
+		return err
+	}
+	mr.blockDepth++
+	defer func() { mr.blockDepth-- }()
+	b := ctx.Bindings()
+	scope := newScoped(b)
+	for k := range t.literals {
+		scope.save(k)
+	}
+	maps.Copy(b, t.literals)
+	defer scope.restore()
+	return ctx.RenderBlock(w, &render.BlockNode{Body: []render.Node{t.node}})
 }
 
 // connectedOptions are connected_content's documented options; true for
@@ -281,7 +356,7 @@ func (e *Engine) compileConnected(src connectedSource) (*connectedSpec, []Proble
 			if n < 300 || n > 14400 {
 				warnings = append(warnings, Problem{src.offset + o.valueOff, fmt.Sprintf("Braze keeps :cache_max_age between 300 and 14400 seconds; %d is treated as %d", n, min(max(n, 300), 14400))})
 			}
-			spec.cacheMaxAge = time.Duration(n) * time.Second
+			spec.cacheMaxAge = time.Duration(min(max(n, 300), 14400)) * time.Second
 		case "no_cache":
 			spec.noCache = true
 		case "retry":
@@ -354,6 +429,21 @@ func messageTagOnly(tag string) string {
 }
 
 func (e *Engine) addMessageTags() {
+	e.cfg.AddTag(contentBlockTag, func(args string) (renderer, error) {
+		name, err := strconv.Unquote(strings.TrimSpace(args))
+		if err != nil {
+			return nil, fmt.Errorf("content block name %s: %w", args, err)
+		}
+		return func(w io.Writer, ctx render.Context) error {
+			if mr, _ := ctx.Get(messageKey).(*messageRender); mr != nil && mr.blocks != nil {
+				return e.renderContentBlock(w, ctx, mr, name)
+			}
+			// no Content Blocks to render: the variable, as bound
+			blocks, _ := ctx.Get("content_blocks").(map[string]any)
+			_, err := io.WriteString(w, liquidString(blocks[name]))
+			return err
+		}, nil
+	})
 	e.cfg.AddTag("connected_content", func(args string) (renderer, error) {
 		name := strings.TrimSpace(args)
 		return func(w io.Writer, ctx render.Context) error {

@@ -239,3 +239,102 @@ func TestConcurrentMessageRender(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A partial's tags are its own: its hoisted names are those of the
+// caller's, but include and render make the partial's visible while it
+// runs, and render passes on the way to make calls.
+func TestMessageTagsInPartials(t *testing.T) {
+	e := NewEngine(WithMessageTags(), WithPartials(map[string]string{
+		"wallet": `{% connected_content https://x.test/wallet :save w %}{{w.url}}`,
+		"ab":     `{% abort_message('from partial') %}`,
+		"float":  `{{ 2.0 }}`,
+	}))
+	cc := func(_ context.Context, c ConnectedCall) ConnectedAnswer {
+		return ConnectedAnswer{Answered: true, Status: 200, Body: []byte(`{"url":"` + c.URL + `"}`)}
+	}
+	tests := []struct{ src, want, abort string }{
+		{`{% connected_content https://x.test/promo :save p %}{{p.url}}|{% include 'wallet' %}|{{w.url}}`, "https://x.test/promo|https://x.test/wallet|https://x.test/wallet", ""},
+		{`{% connected_content https://x.test/promo :save p %}{{p.url}}|{% render 'wallet' %}|{{w.url}}`, "https://x.test/promo|https://x.test/wallet|", ""},
+		{`{{ 1.0 }}-{% include 'float' %}-{% render 'float' %}-{{ 1.0 }}`, "1.0-2.0-2.0-1.0", ""},
+		{`{% if false %}{% abort_message('parent') %}{% endif %}{% include 'ab' %}`, "", "from partial"},
+		{`{% if false %}{% abort_message('parent') %}{% endif %}{% render 'ab' %}`, "", "from partial"},
+	}
+	for _, tt := range tests {
+		tpl, problems := e.Parse(tt.src, Options{})
+		if len(problems) > 0 {
+			t.Fatalf("%s: %v", tt.src, problems)
+		}
+		out, err := tpl.RenderWith(nil, RenderOptions{ConnectedContent: cc})
+		var abort *AbortError
+		switch {
+		case tt.abort != "" && (!errors.As(err, &abort) || abort.Reason != tt.abort):
+			t.Errorf("%s: %q, %v; want the abort %q", tt.src, out, err, tt.abort)
+		case tt.abort == "" && (err != nil || out != tt.want):
+			t.Errorf("%s: %q, %v; want %q", tt.src, out, err, tt.want)
+		}
+	}
+}
+
+// Content Blocks render where they stand, in the message's scope, as
+// Braze inserts them: a block in an untaken branch makes no call.
+func TestContentBlocksInPlace(t *testing.T) {
+	blocks := map[string]string{
+		"promo":  `{% connected_content https://x.test/promo :save promo %}Code {{promo.code}} for {{tier}}`,
+		"outer":  `[{{content_blocks.${inner}}}]`,
+		"inner":  `({{content_blocks.${third}}})`,
+		"third":  `never`,
+		"quit":   `{% abort_message('from a block') %}`,
+		"broken": "ok\n{{ x | upcas }}",
+	}
+	tests := []struct {
+		name, src string
+		vars      map[string]any
+		want      string
+		calls     int
+		warnings  []string
+		err       string
+	}{
+		{"sees assigns, and its :save stays", `{% assign tier = "gold" %}{% if show %}{{content_blocks.${promo}}}{% endif %}|{{promo.code}}`,
+			map[string]any{"show": true}, "Code P1 for gold|P1", 1, nil, ""},
+		{"untaken branch: no call", `{% if show %}{{content_blocks.${promo}}}{% endif %}|{{promo.code}}`, nil, "|", 0, nil, ""},
+		{"trim markers", "a  {{- content_blocks.${third} -}}  b", nil, "aneverb", 0, nil, ""},
+		{"one level of nesting, not two", `{{content_blocks.${outer}}}`, nil, "[()]", 0,
+			[]string{`content block third: Content Blocks nest one level deep in Braze; "third" is a third level and renders empty`}, ""},
+		{"missing block", `<{{content_blocks.${nope}}}>`, nil, "<>", 0,
+			[]string{`content block nope: there is no Content Block named "nope" (give --content-blocks DIR holding nope.liquid); it renders empty`}, ""},
+		{"abort in a block", `x{{content_blocks.${quit}}}`, nil, "", 0, nil, "the message was aborted: from a block"},
+		{"a block that does not parse", `{{content_blocks.${broken}}}`, nil, "", 0, nil, `content block broken:2:8: unknown filter "upcas"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cc, calls := answer(ConnectedAnswer{Answered: true, Status: 200, Body: []byte(`{"code":"P1"}`)})
+			var warnings []string
+			out, err := parseMessage(t, tt.src).RenderWith(tt.vars, RenderOptions{ConnectedContent: cc, ContentBlocks: blocks,
+				Warn: func(source, msg string) { warnings = append(warnings, source+": "+msg) }})
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Errorf("error %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || out != tt.want || len(*calls) != tt.calls || !reflect.DeepEqual(warnings, tt.warnings) {
+				t.Errorf("got %q, %v, %d calls, warnings %q; want %q, %d calls, %q", out, err, len(*calls), warnings, tt.want, tt.calls, tt.warnings)
+			}
+		})
+	}
+	// Without Content Blocks to render, the reference reads the variable.
+	out, err := parseMessage(t, `{{content_blocks.${a}}}`).Render(map[string]any{"content_blocks": map[string]any{"a": "bound"}})
+	if out != "bound" || err != nil {
+		t.Errorf("bound variable: %q, %v", out, err)
+	}
+}
+
+// The arguments of connected_content are text: an apostrophe in them
+// quotes nothing, and the tag ends at its own %}.
+func TestConnectedContentApostrophe(t *testing.T) {
+	cc, calls := answer(ConnectedAnswer{Answered: true, Status: 200, Body: []byte(`{"a":"x"}`)})
+	out, err := parseMessage(t, `{% connected_content https://x.test/s?q=it's :save r %}Hi {{ r.a | default: 'friend' }}`).RenderWith(nil, RenderOptions{ConnectedContent: cc})
+	if err != nil || out != "Hi x" || len(*calls) != 1 || (*calls)[0].URL != "https://x.test/s?q=it's" {
+		t.Errorf("%q, %v, %+v", out, err, *calls)
+	}
+}

@@ -252,13 +252,29 @@ func (e *Engine) renderPartial(c *partialCall, w io.Writer, ctx render.Context) 
 	}
 
 	if c.tag == "render" {
-		return e.renderIsolated(t, w, state, args, varName, value, hasValue, iterate, list)
+		// the partial's own hoisted literals and message tags, and the
+		// way the render makes Connected Content calls
+		own := maps.Clone(t.literals)
+		if own == nil {
+			own = map[string]any{}
+		}
+		if m, ok := ctx.Get(messageKey).(*messageRender); ok {
+			own[messageKey] = m
+		}
+		return e.renderIsolated(t, w, state, args, own, varName, value, hasValue, iterate, list)
 	}
 	b := ctx.Bindings()
 	scope := newScoped(b, varName)
 	for k := range args {
 		scope.save(k)
 	}
+	// The partial's hoisted literals (its message tags among them) have
+	// the same generated names as the caller's: the partial sees its own
+	// while it runs.
+	for k := range t.literals {
+		scope.save(k)
+	}
+	maps.Copy(b, t.literals)
 	defer func() {
 		// an assign in the partial to an argument's name outlives it
 		for k, v := range args {
@@ -305,13 +321,14 @@ func sameValue(a, b any) (same bool) {
 
 // renderIsolated renders a partial for {% render %}: it sees only its
 // arguments, and what it assigns stays inside it.
-func (e *Engine) renderIsolated(t *Template, w io.Writer, state *renderState, args map[string]any, varName string, value any, hasValue, iterate bool, list []any) error {
+func (e *Engine) renderIsolated(t *Template, w io.Writer, state *renderState, args, own map[string]any, varName string, value any, hasValue, iterate bool, list []any) error {
 	run := func(extra map[string]any) error {
 		if t.node == nil {
 			_, err := io.WriteString(w, t.source)
 			return err
 		}
 		vars := maps.Clone(args)
+		maps.Copy(vars, own)
 		maps.Copy(vars, extra)
 		vars[stateKey] = newRenderState(state.limits)
 		// osteele's writer reports short writes when another of its

@@ -144,6 +144,10 @@ func prepass(src string) (p prepared) {
 			copyText(len(src))
 			break
 		}
+		if !isTag && p.contentBlock(&out, src, next, end) {
+			i = end + 2
+			continue
+		}
 		// Raw and comment blocks are copied untouched up to their end tag.
 		if isTag {
 			if name := tagName(src[next+2 : end]); name == "raw" || name == "comment" {
@@ -199,15 +203,17 @@ func indexOpen(s string, from int) int {
 }
 
 // findClose finds closer after from, skipping ${...} references, quoted
-// strings, and (in tags) nested {{ }}.
+// strings, and (in tags) nested {{ }}. The arguments of connected_content
+// are text, not Liquid: an apostrophe in them (?q=it's) quotes nothing.
 func findClose(s string, from int, closer string, isTag bool) int {
+	quotes := !isTag || !startsWithWord(strings.TrimLeft(s[from:], "- \t\r\n"), "connected_content")
 	for j := from; j+1 < len(s); j++ {
 		switch c := s[j]; {
 		case c == '$' && s[j+1] == '{':
 			if k := strings.IndexByte(s[j:], '}'); k > 0 {
 				j += k
 			}
-		case c == '\'' || c == '"':
+		case quotes && (c == '\'' || c == '"'):
 			if k := strings.IndexByte(s[j+1:], c); k >= 0 && !strings.Contains(s[j+1:j+1+k], "\n") {
 				j += k + 1
 			}
@@ -374,4 +380,28 @@ func abortReason(arg string) (string, bool) {
 		return "", false
 	}
 	return inner[1 : len(inner)-1], true
+}
+
+// contentBlockRE matches the inside of {{content_blocks.${name}}}.
+var contentBlockRE = regexp.MustCompile(`^(-?)\s*content_blocks\.\$\{\s*([^}]+?)\s*\}\s*(-?)$`)
+
+// contentBlock rewrites {{content_blocks.${name}}} (src[open:end] without
+// the closing braces) into {% __content_block "name" %}: Braze inserts a
+// Content Block where it stands, rendered with the message's variables at
+// that point, so the block is rendered in place (message.go), not read
+// as a variable.
+func (p *prepared) contentBlock(out *strings.Builder, src string, open, end int) bool {
+	m := contentBlockRE.FindStringSubmatch(src[open+2 : end])
+	if m == nil {
+		return false
+	}
+	openOut := out.Len()
+	p.offsets.mark(openOut, open)
+	out.WriteString("{%" + m[1] + " ")
+	start := out.Len()
+	out.WriteString(contentBlockTag + " " + strconv.Quote(m[2]))
+	p.regions = append(p.regions, region{tag: true, content: out.String()[start:], start: start, open: openOut})
+	out.WriteString(" " + m[3] + "%}")
+	p.offsets.mark(out.Len(), end+2)
+	return true
 }

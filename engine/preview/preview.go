@@ -107,9 +107,6 @@ var StandardAttributes = []string{
 	"time_zone", "user_id",
 }
 
-// maxContentBlock is Braze's limit on a Content Block body.
-const maxContentBlock = 50 << 10
-
 // run is the state of one preview.
 type run struct {
 	p      *Previewer
@@ -140,15 +137,12 @@ func (p *Previewer) Render(ctx context.Context, in Input) (res Result) {
 	for _, w := range tpl.Warnings() {
 		res.Warnings = append(res.Warnings, r.note(in.TemplateName, in.Template, w.Offset, w.Message))
 	}
-	vars := r.bindings()
-	blocks, err := r.contentBlocks(tpl, vars, 0)
-	if blocks != nil {
-		vars["content_blocks"] = blocks
+	blocks := in.ContentBlocks
+	if blocks == nil {
+		blocks = map[string]string{} // a block reference is a missing block, not a variable
 	}
-	out := ""
-	if err == nil {
-		out, err = tpl.RenderWith(vars, liquid.RenderOptions{Context: ctx, ConnectedContent: r.connect})
-	}
+	out, err := tpl.RenderWith(r.bindings(), liquid.RenderOptions{Context: ctx, ConnectedContent: r.connect, ContentBlocks: blocks,
+		Warn: func(source, msg string) { r.warn(source, "%s", msg) }})
 	if abort, ok := err.(*liquid.AbortError); ok {
 		res.Aborted, res.AbortReason = true, abort.Reason
 		if res.AbortReason == "" {
@@ -217,65 +211,6 @@ func (r *run) bindings() map[string]any {
 		vars["event_properties"] = in.Event
 	}
 	return vars
-}
-
-// contentBlocks renders the Content Blocks a template names, with the
-// message's variables. Braze nests them one level deep: a block inside a
-// block works, a block inside that silently renders empty. A block that
-// aborts aborts the message.
-func (r *run) contentBlocks(tpl *liquid.Template, vars map[string]any, depth int) (map[string]any, error) {
-	names := map[string]bool{}
-	for _, ref := range tpl.Refs() {
-		if len(ref.Path) >= 2 && ref.Path[0] == "content_blocks" {
-			names[ref.Path[1]] = true
-		}
-	}
-	if len(names) == 0 {
-		return nil, nil
-	}
-	out := map[string]any{}
-	for _, name := range slices.Sorted(maps.Keys(names)) {
-		file := "content block " + name
-		src, ok := r.in.ContentBlocks[name]
-		if !ok {
-			r.warn(r.in.TemplateName, "there is no Content Block named %q (give --content-blocks DIR holding %s.liquid); it renders empty", name, name)
-			out[name] = ""
-			continue
-		}
-		if depth >= 2 {
-			r.warn(file, "Content Blocks nest one level deep in Braze; %q is a third level and renders empty", name)
-			out[name] = ""
-			continue
-		}
-		if len(src) > maxContentBlock {
-			r.warn(file, "the block is %d bytes; Braze allows 50 KB", len(src))
-		}
-		btpl, problems := r.p.engine.Parse(src, liquid.Options{})
-		if len(problems) > 0 {
-			for _, pr := range problems {
-				r.result.Errors = append(r.result.Errors, r.note(file, src, pr.Offset, pr.Message))
-			}
-			out[name] = ""
-			continue
-		}
-		bvars := maps.Clone(vars)
-		inner, err := r.contentBlocks(btpl, vars, depth+1)
-		if err != nil {
-			return nil, err
-		}
-		if inner != nil {
-			bvars["content_blocks"] = inner
-		}
-		text, err := btpl.RenderWith(bvars, liquid.RenderOptions{Context: r.ctx, ConnectedContent: r.connect})
-		if _, aborted := err.(*liquid.AbortError); aborted {
-			return nil, err
-		}
-		if err != nil {
-			r.warn(file, "%v; it renders empty", err)
-		}
-		out[name] = text
-	}
-	return out, nil
 }
 
 // connect makes one Connected Content call for the template.
