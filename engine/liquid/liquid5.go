@@ -206,6 +206,7 @@ func (x *expander) liquidLines(body string, base int, open *[]string) {
 	for _, line := range strings.SplitAfter(body, "\n") {
 		lineOff := base + at
 		at += len(line)
+		indent := len(line) - len(strings.TrimLeft(line, " \t\r\n"))
 		line = strings.TrimSpace(line)
 		if line == "" {
 			continue
@@ -242,7 +243,9 @@ func (x *expander) liquidLines(body string, base int, open *[]string) {
 					*open = (*open)[:n-1]
 				}
 			}
-			x.emit(lineOff, "{% "+line+" %}")
+			// the tag's text maps to the line's, after its indentation
+			x.emit(lineOff, "{% ")
+			x.emit(lineOff+indent, line+" %}")
 		}
 	}
 }

@@ -338,3 +338,20 @@ func TestConnectedContentApostrophe(t *testing.T) {
 		t.Errorf("%q, %v, %+v", out, err, *calls)
 	}
 }
+
+// Problems inside {% liquid %} lines point at the line's own text.
+func TestMessageTagProblemsInLiquidTag(t *testing.T) {
+	for _, tt := range []struct {
+		src    string
+		offset int
+	}{
+		{"x\n{% liquid\n  connected_content https://x.test/a :bogus\n%}", 49},
+		{"x\n{% liquid\nconnected_content https://x.test/a :bogus\n%}", 47},
+		{"x\n{% liquid\n  assign a = 1 | nofilter\n%}", 29},
+	} {
+		_, problems := NewEngine(WithMessageTags()).Parse(tt.src, Options{})
+		if len(problems) == 0 || problems[0].Offset != tt.offset {
+			t.Errorf("%q: %+v, want offset %d (%q)", tt.src, problems, tt.offset, tt.src[tt.offset:])
+		}
+	}
+}
