@@ -22,7 +22,7 @@ func init() {
 		{"run", "run pipelines: serve their webhooks, deliver with retries, batching, dead letters", runRun},
 		{"validate", "check pipeline files and report every problem", runValidate},
 		{"dry-run", "show what a pipeline would send for an event or CSV rows, sending nothing", runDryRun},
-		{"render", "render a Liquid template with variables from a JSON file", runRender},
+		{"render", "preview a Braze message for one user (Connected Content answered by the sandbox, fixtures or live)", runRender},
 		{"playground", "serve a web page that previews Braze message templates as you type", runPlayground},
 		{"dlq", "list, show, replay or drop dead letters", runDlq},
 		{"sandbox", "serve SessionM and Braze emulators for demos and staging tests", runSandbox},
