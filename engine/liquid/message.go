@@ -208,7 +208,6 @@ type rawOption struct {
 	value    string
 	nameOff  int // offsets in the argument text
 	valueOff int
-	hasValue bool
 }
 
 var saveNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -246,7 +245,7 @@ func splitConnected(raw string) (urlText string, urlOff int, opts []rawOption) {
 			stop = cuts[n+1].at
 		}
 		v, voff := trimmed(raw, c.nameEnd, stop)
-		opts = append(opts, rawOption{name: raw[c.at+1 : c.nameEnd], nameOff: c.at, value: v, valueOff: voff, hasValue: v != ""})
+		opts = append(opts, rawOption{name: raw[c.at+1 : c.nameEnd], nameOff: c.at, value: v, valueOff: voff})
 	}
 	return urlText, urlOff, opts
 }
@@ -307,10 +306,10 @@ func (e *Engine) compileConnected(src connectedSource) (*connectedSpec, []Proble
 		case seen[o.name]:
 			problem(o.nameOff, ":%s is given twice", o.name)
 			continue
-		case takesValue && !o.hasValue:
+		case takesValue && o.value == "":
 			problem(o.nameOff, ":%s needs a value", o.name)
 			continue
-		case !takesValue && o.hasValue:
+		case !takesValue && o.value != "":
 			problem(o.valueOff, ":%s takes no value; %q does not belong to it (is a : missing before an option?)", o.name, o.value)
 			continue
 		}

@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/loyalty-connector/engine/engine/connected"
@@ -98,29 +97,28 @@ func New(client *connected.Client, defaults map[string]any, opts ...liquid.Engin
 // Client returns the previewer's Connected Content client.
 func (p *Previewer) Client() *connected.Client { return p.client }
 
-// StandardAttributes are the user attributes Braze names at the top level
+// standardAttributes are the user attributes Braze names at the top level
 // (specs/braze.md §6).
-var StandardAttributes = []string{
+var standardAttributes = []string{
 	"braze_id", "city", "country", "date_of_birth", "email_address", "first_name", "gender", "language",
 	"last_name", "last_used_app_date", "most_recent_app_version", "most_recent_locale", "most_recent_location",
 	"most_recently_used_device", "phone_number", "random_bucket_number", "subscribed_state", "targeted_device",
 	"time_zone", "user_id",
 }
 
-// run is the state of one preview.
+// run is the state of one preview; one render makes its calls one after
+// the other.
 type run struct {
 	p      *Previewer
-	ctx    context.Context
 	in     Input
 	result *Result
-	mu     sync.Mutex
 }
 
 // Render previews one message.
 func (p *Previewer) Render(ctx context.Context, in Input) (res Result) {
 	start := time.Now()
 	res = Result{Warnings: []Note{}, Calls: []connected.Call{}}
-	r := &run{p: p, ctx: ctx, in: in, result: &res}
+	r := &run{p: p, in: in, result: &res}
 	defer func() {
 		res.Timing.TotalMillis = millis(time.Since(start))
 		for _, c := range res.Calls {
@@ -166,8 +164,6 @@ func (r *run) note(file, src string, offset int, msg string) Note {
 }
 
 func (r *run) warn(file, format string, a ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.result.Warnings = append(r.result.Warnings, Note{File: file, Message: fmt.Sprintf(format, a...)})
 }
 
@@ -193,7 +189,7 @@ func (r *run) bindings() map[string]any {
 				continue
 			}
 			vars["custom_attribute"] = obj
-		case slices.Contains(StandardAttributes, k):
+		case slices.Contains(standardAttributes, k):
 			vars[k] = v
 		default:
 			r.warn(userFile, "%q is not a Braze standard attribute, so {{${%s}}} stays empty in Braze; put custom attributes under custom_attributes", k, k)
@@ -223,9 +219,7 @@ func (r *run) connect(ctx context.Context, call liquid.ConnectedCall) liquid.Con
 		r.warn(r.in.TemplateName, "connected_content POST %s is cached by its URL alone: for %s every user whose call has this URL gets the same answer, whatever the body", call.URL, cacheAge(call.CacheMaxAge))
 	}
 	out := r.p.client.Do(ctx, req, connected.Options{CacheMaxAge: call.CacheMaxAge, NoCache: call.NoCache, Retry: call.Retry, BasicAuth: call.BasicAuth})
-	r.mu.Lock()
 	r.result.Calls = append(r.result.Calls, out.Call)
-	r.mu.Unlock()
 	if out.Call.Error != "" && out.Abort == "" {
 		hint := ""
 		if !strings.HasPrefix(call.URL, "http://") && !strings.HasPrefix(call.URL, "https://") {

@@ -49,13 +49,7 @@ func ParseMode(s string) (Mode, error) {
 type Option func(*setup)
 
 type setup struct {
-	client []connected.ClientOption
 	engine []liquid.EngineOption
-}
-
-// WithClientOptions passes options to the Connected Content client.
-func WithClientOptions(opts ...connected.ClientOption) Option {
-	return func(s *setup) { s.client = append(s.client, opts...) }
 }
 
 // WithPartials gives {% include %} and {% render %} their templates.
@@ -95,8 +89,7 @@ func Setup(mode Mode, lookupEnv func(string) (string, bool), options ...Option) 
 	default:
 		return nil, nil, fmt.Errorf("unknown Connected Content mode %q", mode.Name)
 	}
-	clientOpts := append([]connected.ClientOption{connected.WithCredentials(creds)}, cfg.client...)
-	return New(connected.NewClient(fetcher, clientOpts...), defaults, cfg.engine...), closeFn, nil
+	return New(connected.NewClient(fetcher, connected.WithCredentials(creds)), defaults, cfg.engine...), closeFn, nil
 }
 
 // lazySandbox starts the emulators at the first call, so that previews
