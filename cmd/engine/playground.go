@@ -64,8 +64,8 @@ Whoever reaches the page can render templates through it (and, with live,
 make HTTP calls from this machine), so it listens on loopback only unless
 --allow-remote is given. Stop it with Ctrl-C or SIGTERM.`, stderr)
 	addr := fs.String("addr", "127.0.0.1:8090", "listen on `host:port` (port 0 picks a free one)")
-	ccMode := fs.String("connected-content", "sandbox", "`mode`: who answers {% connected_content %}, sandbox (the built-in SessionM emulators), fixtures DIR (recorded answers) or live (real HTTP calls)")
-	blocksDir := fs.String("content-blocks", "", "`folder` whose NAME.liquid files are the Content Blocks {{content_blocks.${NAME}}} inserts (default: none)")
+	var pf previewFlags
+	pf.register(fs)
 	allowRemote := fs.Bool("allow-remote", false, "allow an --addr that is not loopback: anyone who reaches it can render templates, and with live make HTTP calls from this machine")
 	positional, code, done := parse(fs, joinFixturesArg(args), stdout)
 	if done {
@@ -74,10 +74,6 @@ make HTTP calls from this machine), so it listens on loopback only unless
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "engine playground: "+format+"\n", a...)
 		return code
-	}
-	mode, err := preview.ParseMode(*ccMode)
-	if err != nil {
-		return fail(exitUsage, "%v", err)
 	}
 	if len(positional) > 0 {
 		return fail(exitUsage, "takes no arguments, got %q; see engine playground --help", strings.Join(positional, " "))
@@ -89,17 +85,11 @@ make HTTP calls from this machine), so it listens on loopback only unless
 	if ip := net.ParseIP(host); !*allowRemote && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return fail(exitUsage, "--addr %s is not a loopback address: whoever reaches the page can render templates through it, and with --connected-content live make HTTP calls from this machine; use 127.0.0.1:PORT, or add --allow-remote if that is what you want", *addr)
 	}
-	var blocks map[string]string
-	if *blocksDir != "" {
-		if blocks, err = readPartials(*blocksDir); err != nil {
-			return fail(exitUsage, "--content-blocks: %v", err)
-		}
-	}
-	previewer, closePreview, err := preview.Setup(mode, os.LookupEnv)
+	ps, err := pf.open()
 	if err != nil {
-		return fail(exitUsage, "--connected-content: %v", err)
+		return fail(exitUsage, "%v", err)
 	}
-	defer closePreview()
+	defer ps.close()
 	exs, problems := loadExamples(examples.Templates)
 	for _, p := range problems {
 		fmt.Fprintf(stderr, "engine playground: warning: the built-in %v; it is not offered\n", p)
@@ -111,13 +101,13 @@ make HTTP calls from this machine), so it listens on loopback only unless
 	}
 	// A render may take renderTimeout; the rest keeps slow or silent
 	// clients from holding the listener.
-	srv := &http.Server{Handler: newPlaygroundHandler(previewer, blocks, exs, *allowRemote),
+	srv := &http.Server{Handler: newPlaygroundHandler(ps.previewer, ps.blocks, exs, *allowRemote),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: renderTimeout + 20*time.Second, IdleTimeout: 2 * time.Minute}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "engine playground: open %s in a browser (Connected Content: %s; stop with Ctrl-C)\n", pageURL(ln.Addr()), describeMode(mode))
+	fmt.Fprintf(stdout, "engine playground: open %s in a browser (Connected Content: %s; stop with Ctrl-C)\n", pageURL(ln.Addr()), describeMode(ps.mode))
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:

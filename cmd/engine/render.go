@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -50,9 +51,9 @@ and exits with status 3. What Braze would refuse is a warning on stderr.
 	contextFile := fs.String("context", "", "JSON `file` of Canvas context properties (context, canvas_entry_properties)")
 	eventFile := fs.String("event", "", "JSON `file` of event properties (event_properties)")
 	varsFile := fs.String("vars", "", "JSON `file` of more top-level variables (default: none)")
-	blocksDir := fs.String("content-blocks", "", "`folder` whose NAME.liquid files are the Content Blocks {{content_blocks.${NAME}}} inserts")
+	var pf previewFlags
+	pf.register(fs)
 	partialsDir := fs.String("partials", "", "`folder` whose NAME.liquid files are the partials include and render may use (default: none)")
-	mode := fs.String("connected-content", "sandbox", "who answers {% connected_content %}: `sandbox`, fixtures DIR, or live")
 	format := fs.String("format", "text", "`text` (the message) or json (the message, calls, warnings, timing)")
 	positional, code, done := parse(fs, joinFixturesArg(args), stdout)
 	if done {
@@ -89,15 +90,6 @@ and exits with status 3. What Braze would refuse is a warning on stderr.
 			return fail(exitUsage, "--%s %s: %v", f.flag, f.path, err)
 		}
 	}
-	if *blocksDir != "" {
-		if in.ContentBlocks, err = readPartials(*blocksDir); err != nil {
-			return fail(exitUsage, "--content-blocks: %v", err)
-		}
-	}
-	m, err := preview.ParseMode(*mode)
-	if err != nil {
-		return fail(exitUsage, "%v", err)
-	}
 	var opts []preview.Option
 	if *partialsDir != "" {
 		partials, err := readPartials(*partialsDir)
@@ -106,12 +98,13 @@ and exits with status 3. What Braze would refuse is a warning on stderr.
 		}
 		opts = append(opts, preview.WithPartials(partials))
 	}
-	previewer, closePreview, err := preview.Setup(m, os.LookupEnv, opts...)
+	ps, err := pf.open(opts...)
 	if err != nil {
-		return fail(exitUsage, "--connected-content: %v", err)
+		return fail(exitUsage, "%v", err)
 	}
-	defer closePreview()
-	res := previewer.Render(context.Background(), in)
+	defer ps.close()
+	in.ContentBlocks = ps.blocks
+	res := ps.previewer.Render(context.Background(), in)
 	code = exitOK
 	switch {
 	case len(res.Errors) > 0:
@@ -138,6 +131,44 @@ and exits with status 3. What Braze would refuse is a warning on stderr.
 	}
 	_, _ = io.WriteString(stdout, res.Output)
 	return code
+}
+
+// previewFlags are the flags engine render and engine playground share:
+// who answers Connected Content, and the Content Blocks.
+type previewFlags struct {
+	mode, blocksDir string
+}
+
+func (f *previewFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.mode, "connected-content", "sandbox", "who answers {% connected_content %}: `sandbox` (the SessionM and Braze emulators, in process), fixtures DIR (recorded answers) or live (real HTTP calls)")
+	fs.StringVar(&f.blocksDir, "content-blocks", "", "`folder` whose NAME.liquid files are the Content Blocks {{content_blocks.${NAME}}} inserts (default: none)")
+}
+
+// previewSetup is what the preview flags give a command.
+type previewSetup struct {
+	previewer *preview.Previewer
+	close     func()
+	mode      preview.Mode
+	blocks    map[string]string
+}
+
+// open reads the Content Blocks and builds the previewer; its errors are
+// the user's (exit status 2) and name the flag.
+func (f *previewFlags) open(opts ...preview.Option) (*previewSetup, error) {
+	var ps previewSetup
+	var err error
+	if ps.mode, err = preview.ParseMode(f.mode); err != nil {
+		return nil, err
+	}
+	if f.blocksDir != "" {
+		if ps.blocks, err = readPartials(f.blocksDir); err != nil {
+			return nil, fmt.Errorf("--content-blocks: %w", err)
+		}
+	}
+	if ps.previewer, ps.close, err = preview.Setup(ps.mode, os.LookupEnv, opts...); err != nil {
+		return nil, fmt.Errorf("--connected-content: %w", err)
+	}
+	return &ps, nil
 }
 
 // joinFixturesArg lets --connected-content take "fixtures DIR" as two
