@@ -218,13 +218,9 @@ func readPartials(dir string) (map[string]string, error) {
 // decodeVars reads a JSON object. Whole numbers stay integers, as Liquid
 // templates expect (9 | divided_by: 2 is 4).
 func decodeVars(raw []byte) (map[string]any, error) {
-	v, err := jsonval.Decode(raw)
-	if err != nil {
-		return nil, err
-	}
-	obj, ok := v.(map[string]any)
-	if !ok {
+	obj, err := jsonval.DecodeObject(raw)
+	if errors.Is(err, jsonval.ErrNotObject) {
 		return nil, errors.New("a JSON object is needed, {\"name\": value, ...}, whose keys become the variables")
 	}
-	return obj, nil
+	return obj, err
 }

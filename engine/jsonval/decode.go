@@ -24,6 +24,22 @@ func Decode(data []byte) (any, error) {
 	return Normalize(v), nil
 }
 
+// ErrNotObject is DecodeObject's error for JSON that is not an object.
+var ErrNotObject = errors.New("a JSON object is needed")
+
+// DecodeObject parses a JSON object as Decode does.
+func DecodeObject(data []byte) (map[string]any, error) {
+	v, err := Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, ErrNotObject
+	}
+	return obj, nil
+}
+
 // Normalize turns json.Number values into int when they are whole and
 // float64 otherwise, so that 100 prints as 100 in templates, not 1e+02,
 // and divides as an integer, as in Braze. int rather than int64: Liquid's

@@ -125,7 +125,7 @@ type goldenOutcome struct{ status, out string }
 func renderGolden(c *goldenCase) (o goldenOutcome) {
 	data := map[string]any{}
 	if len(c.Data) > 0 {
-		v, err := decodeGoldenData(c.Data)
+		v, err := jsonval.DecodeObject(c.Data)
 		if err != nil {
 			return goldenOutcome{status: "harness error", out: err.Error()}
 		}
@@ -179,18 +179,4 @@ func score(c *goldenCase, out string, err error) goldenOutcome {
 		return goldenOutcome{status: "pass", out: out}
 	}
 	return goldenOutcome{status: "wrong output", out: out}
-}
-
-// decodeGoldenData decodes a case's data as the runner does: whole numbers
-// as int, the others as float64 (jsonval, as the pipelines decode events).
-func decodeGoldenData(raw json.RawMessage) (map[string]any, error) {
-	v, err := jsonval.Decode(raw)
-	if err != nil {
-		return nil, err
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("the case's data is not an object")
-	}
-	return m, nil
 }
