@@ -448,54 +448,47 @@ func sizeFilter(in any, _ []any) (any, error) {
 
 // firstFilter takes the first element of an array, the first character of
 // a string (Liquid 5), or the first [key, value] pair of a hash.
-func firstFilter(in any, _ []any) (any, error) {
+func firstFilter(in any, _ []any) (any, error) { return endOf(in, false) }
+
+// lastFilter takes the last element of an array or the last character of
+// a string; a hash has no last.
+func lastFilter(in any, _ []any) (any, error) { return endOf(in, true) }
+
+func endOf(in any, last bool) (any, error) {
 	in = values.ToLiquid(in)
 	switch v := in.(type) {
 	case string:
 		r, n := utf8.DecodeRuneInString(v)
+		if last {
+			r, n = utf8.DecodeLastRuneInString(v)
+		}
 		if n == 0 {
 			return nil, nil
 		}
 		return string(r), nil
 	case values.Range:
-		if v.Len() > 0 {
-			return v.Index(0), nil
+		if v.Len() == 0 {
+			return nil, nil
 		}
-		return nil, nil
+		if last {
+			return v.Index(v.Len() - 1), nil
+		}
+		return v.Index(0), nil
 	}
 	rv := reflect.ValueOf(in)
 	switch rv.Kind() {
 	case reflect.Slice, reflect.Array:
-		if rv.Len() > 0 {
-			return rv.Index(0).Interface(), nil
-		}
-	case reflect.Map:
-		keys := sortedKeys(rv)
-		if len(keys) > 0 {
-			return []any{keys[0].Interface(), rv.MapIndex(keys[0]).Interface()}, nil
-		}
-	}
-	return nil, nil
-}
-
-func lastFilter(in any, _ []any) (any, error) {
-	in = values.ToLiquid(in)
-	switch v := in.(type) {
-	case string:
-		r, n := utf8.DecodeLastRuneInString(v)
-		if n == 0 {
+		if rv.Len() == 0 {
 			return nil, nil
 		}
-		return string(r), nil
-	case values.Range:
-		if v.Len() > 0 {
-			return v.Index(v.Len() - 1), nil
+		if last {
+			return rv.Index(rv.Len() - 1).Interface(), nil
 		}
-		return nil, nil
-	}
-	rv := reflect.ValueOf(in)
-	if (rv.Kind() == reflect.Slice || rv.Kind() == reflect.Array) && rv.Len() > 0 {
-		return rv.Index(rv.Len() - 1).Interface(), nil
+		return rv.Index(0).Interface(), nil
+	case reflect.Map:
+		if keys := sortedKeys(rv); len(keys) > 0 && !last {
+			return []any{keys[0].Interface(), rv.MapIndex(keys[0]).Interface()}, nil
+		}
 	}
 	return nil, nil
 }
