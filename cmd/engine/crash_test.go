@@ -417,33 +417,47 @@ func journalCSVPosts(client *http.Client, sandbox string) (csvPosts, error) {
 	return s, nil
 }
 
+// sessionMUser is a SessionM user's tags in /_sandbox/deliveries.
+type sessionMUser struct {
+	UserID     string  `json:"user_id"`
+	ExternalID *string `json:"external_id"`
+	Tags       map[string]struct {
+		Count     int    `json:"count"`
+		ExpiresAt string `json:"expires_at"`
+	} `json:"tags"`
+}
+
+// fetchSessionMUsers reads the SessionM users and their tags from
+// /_sandbox/deliveries.
+func fetchSessionMUsers(client *http.Client, sandbox string) ([]sessionMUser, error) {
+	resp, err := client.Get(sandbox + "/_sandbox/deliveries?limit=0")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /_sandbox/deliveries: HTTP %d", resp.StatusCode)
+	}
+	var got struct {
+		SessionM []sessionMUser `json:"sessionm"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		return nil, err
+	}
+	return got.SessionM, nil
+}
+
 // fetchCSVTags reads /_sandbox/deliveries: the rows n whose expiring tag
 // row_n user load-(n%csvUsers) holds, and the row tags found elsewhere or
 // as counters.
 func fetchCSVTags(client *http.Client, sandbox string) (map[int]bool, []string, error) {
-	resp, err := client.Get(sandbox + "/_sandbox/deliveries?limit=0")
+	users, err := fetchSessionMUsers(client, sandbox)
 	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, nil, fmt.Errorf("GET /_sandbox/deliveries: HTTP %d", resp.StatusCode)
-	}
-	var got struct {
-		SessionM []struct {
-			ExternalID *string `json:"external_id"`
-			Tags       map[string]struct {
-				Count     int    `json:"count"`
-				ExpiresAt string `json:"expires_at"`
-			} `json:"tags"`
-		} `json:"sessionm"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
 		return nil, nil, err
 	}
 	held := map[int]bool{}
 	var misplaced []string
-	for _, u := range got.SessionM {
+	for _, u := range users {
 		ext := ""
 		if u.ExternalID != nil {
 			ext = *u.ExternalID
@@ -705,28 +719,13 @@ func (h *crashHarness) checkDelivered(e *engineRun, led *ledger, maxDup int) {
 // counted tag evt_k, per k, and the evt_ tags found on another user than
 // k%crashUsers.
 func fetchDelivered(client *http.Client, sandbox string) (map[int]int, []string, error) {
-	resp, err := client.Get(sandbox + "/_sandbox/deliveries?limit=0")
+	users, err := fetchSessionMUsers(client, sandbox)
 	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, nil, fmt.Errorf("GET /_sandbox/deliveries: HTTP %d", resp.StatusCode)
-	}
-	var got struct {
-		SessionM []struct {
-			UserID string `json:"user_id"`
-			Tags   map[string]struct {
-				Count int `json:"count"`
-			} `json:"tags"`
-		} `json:"sessionm"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
 		return nil, nil, err
 	}
 	counts := map[int]int{}
 	var misplaced []string
-	for _, u := range got.SessionM {
+	for _, u := range users {
 		for name, st := range u.Tags {
 			raw, ok := strings.CutPrefix(name, "evt_")
 			if !ok {
