@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/loyalty-connector/engine/connectors"
@@ -120,4 +121,18 @@ func (c *configFlags) loader() (*engine.Loader, *secrets.Masker, error) {
 	}
 	l.ConnectionsFile = c.connections
 	return l, masker, nil
+}
+
+// startCPUProfile has the process write a CPU profile to path until the
+// returned stop is called (go tool pprof reads it).
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

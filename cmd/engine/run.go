@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -94,14 +93,11 @@ rest in the inbox.`, stderr)
 		return fail(exitUsage, "%v", err)
 	}
 	if *cpuProf != "" {
-		f, err := os.Create(*cpuProf)
+		stopProfile, err := startCPUProfile(*cpuProf)
 		if err != nil {
 			return fail(exitUsage, "--cpu-profile: %v", err)
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fail(exitUsage, "--cpu-profile: %v", err)
-		}
-		defer func() { pprof.StopCPUProfile(); f.Close() }()
+		defer stopProfile()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -37,6 +37,7 @@ Stop it with Ctrl-C or SIGTERM.`, stderr)
 	errorsAs200 := fs.Bool("sessionm-errors-as-200", false, "answer SessionM errors with HTTP 200 and \"status\":\"error\", as SessionM's docs describe, instead of 4xx/5xx")
 	sessionmRate := fs.Float64("sessionm-rate-limit", 0, "SessionM requests per second per API key before 429 rate_limited (0: no limit; SessionM publishes none)")
 	randSeed := fs.Uint64("rand-seed", 0, "seed for fault ratios, to repeat a run (0: random)")
+	cpuProf := fs.String("cpu-profile", "", "write a CPU profile to `FILE` until the sandbox stops (go tool pprof reads it)")
 	generated := fs.Int("generated-users", 0, "add `N` synthetic users (load-000000 ...) to both platforms, for load tests (default: the seeds' generated_users)")
 	positional, code, done := parse(fs, args, stdout)
 	if done {
@@ -45,6 +46,14 @@ Stop it with Ctrl-C or SIGTERM.`, stderr)
 	if len(positional) > 0 {
 		fmt.Fprintf(stderr, "engine sandbox: takes no arguments, got %q; see engine sandbox --help\n", strings.Join(positional, " "))
 		return exitUsage
+	}
+	if *cpuProf != "" {
+		stopProfile, err := startCPUProfile(*cpuProf)
+		if err != nil {
+			fmt.Fprintf(stderr, "engine sandbox: --cpu-profile: %v\n", err)
+			return exitUsage
+		}
+		defer stopProfile()
 	}
 	opts := sandbox.Options{SeedDir: *seedDir, JournalSize: *journalSize, RandSeed: *randSeed, GeneratedUsers: *generated}
 	opts.SessionM.ErrorsAs200 = *errorsAs200

@@ -42,7 +42,7 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 	// Room in the journal for every request of the run (F4 makes a lookup
 	// per event plus the trigger requests; retries add some), so it drops
 	// nothing the tracker has not read yet.
-	sb, sandboxBase, get, err := startSandbox(ctx, cfg, dir, cfg.users, 3*cfg.events)
+	sb, sandboxBase, get, err := startSandbox(ctx, cfg, name, dir, cfg.users, 3*cfg.events)
 	if err != nil {
 		return nil, err
 	}
@@ -203,12 +203,15 @@ func sandboxEnvFile(dir string) string { return filepath.Join(dir, "sandbox.env"
 
 // startSandbox starts engine sandbox with users generated users and room
 // for journal requests, and reads its address and settings.
-func startSandbox(ctx context.Context, cfg *config, dir string, users, journal int) (sb *child, base string, get lookup, err error) {
+func startSandbox(ctx context.Context, cfg *config, name, dir string, users, journal int) (sb *child, base string, get lookup, err error) {
 	envOut := sandboxEnvFile(dir)
-	sb, err = startChild("engine sandbox", cfg.engine, "sandbox",
-		"--addr", "127.0.0.1:0", "--env-out", envOut,
+	args := []string{"sandbox", "--addr", "127.0.0.1:0", "--env-out", envOut,
 		"--generated-users", strconv.Itoa(users),
-		"--journal-size", strconv.Itoa(max(sandbox.DefaultJournalSize, journal)))
+		"--journal-size", strconv.Itoa(max(sandbox.DefaultJournalSize, journal))}
+	if cfg.cpuProfile != "" {
+		args = append(args, "--cpu-profile", profilePath(cfg.cpuProfile, name, len(cfg.scenarios))+".sandbox")
+	}
+	sb, err = startChild("engine sandbox", cfg.engine, args...)
 	if err != nil {
 		return nil, "", nil, err
 	}

@@ -206,7 +206,7 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 			r.csv.update(file, func(p *CSVProgress) { p.Skipped++ })
 			continue
 		}
-		payload, err := json.Marshal(&storedEvent{
+		payload, err := encodeStored(&storedEvent{
 			ID: fmt.Sprintf("%s:%d", sum, row.Number), AcceptedBy: l.p.Version,
 			Row: &storedRow{File: file, Number: row.Number, Line: row.Line, Values: row.Values},
 		})

@@ -89,11 +89,3 @@ func (s *storedEvent) event() (*engine.Event, error) {
 	}
 	return ev, nil
 }
-
-func decodeStored(payload []byte) (*storedEvent, error) {
-	var s storedEvent
-	if err := json.Unmarshal(payload, &s); err != nil {
-		return nil, fmt.Errorf("the stored event is damaged: %w", err)
-	}
-	return &s, nil
-}

@@ -146,7 +146,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the inbox of %s is full (%d events); try again later", p.Name, r.opts.MaxInbox))
 			return
 		}
-		payload, err := json.Marshal(stored)
+		payload, err := encodeStored(stored)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "encoding the event: "+err.Error())
 			return

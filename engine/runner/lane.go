@@ -467,7 +467,7 @@ func (l *lane) ack(it *item, why string) {
 func (l *lane) dead(it *item, attempts int, reason string, cause error, req *engine.Request, res *sendResult) {
 	m := l.r.opts.Masker
 	dl := inbox.DeadLetter{
-		Version: l.p.Version, EventID: it.stored.ID, Event: []byte(m.String(string(it.rec.Payload))),
+		Version: l.p.Version, EventID: it.stored.ID, Event: []byte(m.String(string(storedJSON(it.rec.Payload)))),
 		Reason: reason, Error: m.String(cause.Error()), Attempts: attempts, Received: it.rec.Received,
 	}
 	if req != nil {
