@@ -28,8 +28,10 @@ const DefaultMaxOutput = 1 << 20
 
 // Engine holds the tags and filters templates may use.
 type Engine struct {
-	cfg       render.Config
-	filters   map[string]bool
+	cfg render.Config
+	// filters holds each filter's function by name, as registered with
+	// cfg, for the fast path (fast.go) to call without reflection.
+	filters   map[string]any
 	maxOutput int
 	// partials are the templates include and render may use (nil: none,
 	// and both tags are refused); see partials.go
@@ -43,20 +45,20 @@ type Engine struct {
 // that unknown filters are found when a template is built rather than when
 // an event reaches it.
 type recordingFilters struct {
-	cfg   *render.Config
-	names map[string]bool
+	cfg *render.Config
+	fns map[string]any
 }
 
 func (r recordingFilters) AddFilter(name string, fn any) {
 	r.cfg.AddFilter(name, fn)
-	r.names[name] = true
+	r.fns[name] = fn
 }
 
 // NewEngine returns an engine with the Liquid 5 tags and standard filters,
 // Braze's additions, and no way to read files: {% include %} and
 // {% render %} are refused unless WithPartials gives them templates.
 func NewEngine(opts ...EngineOption) *Engine {
-	e := &Engine{cfg: render.NewConfig(), filters: map[string]bool{}, maxOutput: DefaultMaxOutput}
+	e := &Engine{cfg: render.NewConfig(), filters: map[string]any{}, maxOutput: DefaultMaxOutput}
 	for _, o := range opts {
 		o(e)
 	}
@@ -108,7 +110,7 @@ func tooDeep(tags []tagUse) (int, bool) {
 }
 
 // HasFilter reports whether name is a filter templates may use.
-func (e *Engine) HasFilter(name string) bool { return e.filters[name] }
+func (e *Engine) HasFilter(name string) bool { return e.filters[name] != nil }
 
 // Problem is something wrong in a template, at a byte offset of its source.
 type Problem struct {
@@ -164,7 +166,7 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 		}
 	}
 	for _, f := range a.filters {
-		if !e.filters[f.Name] {
+		if e.filters[f.Name] == nil {
 			problems = append(problems, Problem{p.offsets.original(f.Offset), fmt.Sprintf("unknown filter %q%s", f.Name, e.suggestFilter(f.Name))})
 		}
 	}
@@ -207,7 +209,7 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 		return nil, dedupe(problems)
 	}
 	t.node = node
-	t.fast = fastPlan(p)
+	t.fast = e.fastPlan(p)
 	t.warnings = append(brazeWarnings(p, a), messageWarnings...)
 	return t, nil
 }
@@ -256,7 +258,7 @@ func (t *Template) Value(vars map[string]any) (v any, err error) {
 	}
 	vars = t.bind(vars)
 	if len(t.fast) == 1 && t.fast[0].path != nil {
-		if v, ok := lookup(vars, t.fast[0].path); ok && isPlainJSON(v) {
+		if v, ok := t.fast[0].value(vars); ok && isPlainJSON(v) {
 			return v, nil
 		}
 	}
