@@ -45,7 +45,7 @@ func (s *Sandbox) controlRoutes(mux *http.ServeMux) {
 
 // controlRoutesDoc is what GET /_sandbox/ answers.
 var controlRoutesDoc = []string{
-	"GET  /_sandbox/requests?path=&since=&emulator=&method=&limit=   requests the emulators received (limit 1000 unless given; 0: all)",
+	"GET  /_sandbox/requests?path=&since=&emulator=&method=&limit=&fields=   requests the emulators received (limit 1000 unless given; 0: all; fields=id,path,...: only those, compact)",
 	"GET  /_sandbox/deliveries[?user=ID|?limit=N]                     what each user got from Braze and holds in SessionM",
 	"GET  /_sandbox/faults                                            fault rules in force",
 	"POST /_sandbox/faults                                            add a rule: latency, error_ratio, drop_ratio, throttle",
@@ -74,7 +74,13 @@ func (s *Sandbox) getRequests(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, s.journal.find(q))
+	page := s.journal.find(q)
+	if q.fields == nil {
+		writeJSON(w, http.StatusOK, page)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(page.appendFields(nil, q.fields))
 }
 
 func (s *Sandbox) getDeliveries(w http.ResponseWriter, r *http.Request) {

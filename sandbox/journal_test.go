@@ -1,8 +1,10 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +92,7 @@ func TestJournalQueries(t *testing.T) {
 }
 
 func TestJournalQueryErrors(t *testing.T) {
-	for _, q := range []string{"since=-1", "since=x", "limit=1.5", "emulator=shopify"} {
+	for _, q := range []string{"since=-1", "since=x", "limit=1.5", "emulator=shopify", "fields=id,bodies", "fields=,"} {
 		vals, _ := url.ParseQuery(q)
 		if _, err := parseJournalQuery(vals); err == nil {
 			t.Errorf("%s: no error", q)
@@ -123,3 +125,53 @@ func TestJournalMasksCredentials(t *testing.T) {
 		t.Fatal("a bare credential is not masked")
 	}
 }
+
+// fields= gives each entry's named fields exactly as the full answer has
+// them, and nothing else.
+func TestJournalFields(t *testing.T) {
+	j := newJournal(0, 0)
+	at := time.Date(2026, 11, 29, 16, 4, 5, 123456789, time.UTC)
+	j.add(Entry{Time: at, Emulator: Braze, Method: "POST", Path: "/braze/users/track?<x>", Query: "a=1&b=\"2\"",
+		Header: map[string]string{"Content-Type": "application/json"}, Body: "{\"é\":\"\\n\"}", Truncated: true, Status: 201, Fault: "latency", Duration: 1500 * time.Microsecond})
+	j.add(Entry{Time: at.Add(time.Second), Emulator: SessionMCore, Method: "GET", Path: "/sessionm/core/x"})
+	for _, fields := range []string{"id,time,path,status,duration_ns", strings.Join(entryFields, ","), "body", "header,truncated,fault,query,emulator,method"} {
+		t.Run(fields, func(t *testing.T) {
+			q, err := parseJournalQuery(url.Values{"fields": {fields}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			page := j.find(q)
+			var got, full map[string]any
+			if err := json.Unmarshal(page.appendFields(nil, q.fields), &got); err != nil {
+				t.Fatal(err)
+			}
+			all, _ := json.Marshal(page)
+			if err := json.Unmarshal(all, &full); err != nil {
+				t.Fatal(err)
+			}
+			want := strings.Split(fields, ",")
+			if got["next_since"] != full["next_since"] || got["dropped"] != full["dropped"] {
+				t.Fatalf("page %v, want next_since and dropped of %v", got, full)
+			}
+			gotReqs, fullReqs := got["requests"].([]any), full["requests"].([]any)
+			if len(gotReqs) != len(fullReqs) {
+				t.Fatalf("%d entries, want %d", len(gotReqs), len(fullReqs))
+			}
+			for i := range gotReqs {
+				g, f := gotReqs[i].(map[string]any), fullReqs[i].(map[string]any)
+				if len(g) != len(want) {
+					t.Errorf("entry %d has %v, want only %v", i, g, want)
+				}
+				for _, name := range want {
+					if !reflect.DeepEqual(g[name], f[name]) && !(f[name] == nil && isZeroJSON(g[name])) {
+						t.Errorf("entry %d: %s = %#v, full answer has %#v", i, name, g[name], f[name])
+					}
+				}
+			}
+		})
+	}
+}
+
+// isZeroJSON: the full answer leaves out empty query, truncated and fault
+// (omitempty), fields= prints them as zero values.
+func isZeroJSON(v any) bool { return v == "" || v == false || v == nil }

@@ -30,6 +30,9 @@ type scenario struct {
 	journalPath string
 	// recipients returns the users a target request delivered to.
 	recipients func(e *journalEntry) ([]int, error)
+	// readsBody: recipients reads the request's body (the tracker asks
+	// the journal for bodies only then).
+	readsBody bool
 	// batched: the target takes many events per request (report the
 	// recipients per request).
 	batched bool
@@ -123,6 +126,7 @@ func f4(get lookup, runID, examplePath string) (*scenario, error) {
 		header:      h,
 		journalPath: "/braze/campaigns/trigger/send",
 		recipients:  triggerRecipients,
+		readsBody:   true,
 		batched:     true,
 	}, nil
 }
