@@ -156,6 +156,14 @@ func (e *Emulator) lookup(byExt bool, ref string) (int, *apiError) {
 // JSON integer literal; "20000" as a string is refused (A). ttl 0 means
 // none would be ambiguous, so it is refused too.
 func parseTags(body []byte) ([]string, int64, *apiError) {
+	if tags, ttl, ok := parseTagsFast(body); ok {
+		return tags, ttl, nil
+	}
+	return parseTagsFull(body)
+}
+
+// parseTagsFull is parseTags for any body, with every problem reported.
+func parseTagsFull(body []byte) ([]string, int64, *apiError) {
 	m, a := parseObject(body)
 	if a != nil {
 		return nil, 0, a
