@@ -114,7 +114,10 @@ func TestJournalMasksCredentials(t *testing.T) {
 	h.Set("Authorization", "Bearer sandbox-braze-key")
 	h.Set("Content-Type", "application/json")
 	h.Set("Cookie", "session=1")
-	got := journalHeaders(h)
+	var got map[string]string
+	if err := json.Unmarshal(journalHeaders(h), &got); err != nil {
+		t.Fatal(err)
+	}
 	if got["Authorization"] != "Bearer ****" || got["Content-Type"] != "application/json" {
 		t.Fatalf("headers %v", got)
 	}
@@ -132,7 +135,7 @@ func TestJournalFields(t *testing.T) {
 	j := newJournal(0, 0)
 	at := time.Date(2026, 11, 29, 16, 4, 5, 123456789, time.UTC)
 	j.add(Entry{Time: at, Emulator: Braze, Method: "POST", Path: "/braze/users/track?<x>", Query: "a=1&b=\"2\"",
-		Header: map[string]string{"Content-Type": "application/json"}, Body: "{\"é\":\"\\n\"}", Truncated: true, Status: 201, Fault: "latency", Duration: 1500 * time.Microsecond})
+		Header: journalHeaders(http.Header{"Content-Type": {"application/json"}, "User-Agent": {"a<b"}, "Idempotency-Key": {`k"1`}}), Body: "{\"é\":\"\\n\"}", Truncated: true, Status: 201, Fault: "latency", Duration: 1500 * time.Microsecond})
 	j.add(Entry{Time: at.Add(time.Second), Emulator: SessionMCore, Method: "GET", Path: "/sessionm/core/x"})
 	for _, fields := range []string{"id,time,path,status,duration_ns", strings.Join(entryFields, ","), "body", "header,truncated,fault,query,emulator,method"} {
 		t.Run(fields, func(t *testing.T) {
@@ -175,3 +178,26 @@ func TestJournalFields(t *testing.T) {
 // isZeroJSON: the full answer leaves out empty query, truncated and fault
 // (omitempty), fields= prints them as zero values.
 func isZeroJSON(v any) bool { return v == "" || v == false || v == nil }
+
+// The headers are kept as the JSON encoding/json gives the same map.
+func TestJournalHeadersJSON(t *testing.T) {
+	for _, h := range []http.Header{
+		{},
+		{"User-Agent": {"Braze Sender <1>"}, "Authorization": {"Basic abc"}, "Content-Type": {"application/json"}, "Idempotency-Key": {"k\"\\é\n"}, "X-Other": {"x"}},
+		{"Idempotency-Key": {"a&b"}},
+	} {
+		want := map[string]string{}
+		for _, name := range []string{"Authorization", "Content-Type", "User-Agent", "Idempotency-Key"} {
+			if v := h.Get(name); v != "" {
+				if name == "Authorization" {
+					v = maskCredential(v)
+				}
+				want[name] = v
+			}
+		}
+		wantJSON, _ := json.Marshal(want)
+		if got := journalHeaders(h); string(got) != string(wantJSON) {
+			t.Errorf("journalHeaders(%v) = %s, want %s", h, got, wantJSON)
+		}
+	}
+}
