@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -104,12 +106,14 @@ func (t *tracker) poll(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("reading the sandbox journal: %w", err)
 		}
+		if resp.StatusCode != http.StatusOK {
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			resp.Body.Close()
+			return fmt.Errorf("reading the sandbox journal: HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
+		}
 		var page journalPage
 		err = json.NewDecoder(resp.Body).Decode(&page)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("reading the sandbox journal: HTTP %d", resp.StatusCode)
-		}
 		if err != nil {
 			return fmt.Errorf("reading the sandbox journal: %w", err)
 		}
