@@ -237,8 +237,7 @@ func (p *journalPage) appendFields(b []byte, fields []string) []byte {
 			if j > 0 {
 				b = append(b, ',')
 			}
-			b = strconv.AppendQuote(b, f)
-			b = append(b, ':')
+			b = append(append(append(b, '"'), f...), `":`...) // names from entryFields: plain ASCII
 			b = e.appendField(b, f)
 		}
 		b = append(b, '}')
@@ -273,7 +272,7 @@ func (e *Entry) appendField(b []byte, name string) []byte {
 	case "query":
 		v = e.Query
 	case "header":
-		if e.Header == nil {
+		if len(e.Header) == 0 {
 			return append(b, "null"...)
 		}
 		return append(b, e.Header...)

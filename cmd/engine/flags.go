@@ -132,7 +132,10 @@ func startCPUProfile(path string) (stop func(), err error) {
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
 		f.Close()
+		os.Remove(path) // empty: it would only mislead pprof
 		return nil, err
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	// A profile that could not be written in full shows as a pprof
+	// error when read; the run itself has nothing to report.
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
 }

@@ -139,8 +139,11 @@ saw each event delivered. Run it from the repository root.`)
 
 	help, _ := exec.CommandContext(ctx, cfg.engine, "run", "--help").CombinedOutput()
 	cfg.adminFlag = strings.Contains(string(help), "-admin-addr")
-	if cfg.cpuProfile != "" && !strings.Contains(string(help), "-cpu-profile") {
-		return usage("this engine has no --cpu-profile; build a newer one")
+	if cfg.cpuProfile != "" {
+		sandboxHelp, _ := exec.CommandContext(ctx, cfg.engine, "sandbox", "--help").CombinedOutput()
+		if !strings.Contains(string(help), "-cpu-profile") || !strings.Contains(string(sandboxHelp), "-cpu-profile") {
+			return usage("this engine's run or sandbox has no --cpu-profile; build a newer one")
+		}
 	}
 
 	var results []*result

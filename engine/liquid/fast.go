@@ -207,9 +207,6 @@ func isScalar(v any) bool {
 	return false
 }
 
-// liquidKeywords are words osteele reads as values, not variables.
-var liquidKeywords = map[string]bool{"true": true, "false": true, "nil": true, "null": true, "empty": true, "blank": true}
-
 type fastScanner struct {
 	s string
 	i int
@@ -231,23 +228,19 @@ func (sc *fastScanner) take(c byte) bool {
 	return false
 }
 
-func isNameStart(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
-
-func isNameChar(c byte) bool { return isNameStart(c) || c == '-' || c >= '0' && c <= '9' }
-
 func (sc *fastScanner) name() string {
 	start := sc.i
-	if sc.i >= len(sc.s) || !isNameStart(sc.s[sc.i]) {
+	if sc.i >= len(sc.s) || !isIdentStart(sc.s[sc.i]) {
 		return ""
 	}
-	for sc.i < len(sc.s) && isNameChar(sc.s[sc.i]) {
+	for sc.i < len(sc.s) && isIdentChar(sc.s[sc.i]) {
 		sc.i++
 	}
 	return sc.s[start:sc.i]
 }
 
-// path reads a.b.c (not a keyword, and without Liquid's computed
-// properties size, first and last).
+// path reads a.b.c (not a keyword such as true, nil or empty, and
+// without Liquid's computed properties size, first and last).
 func (sc *fastScanner) path() ([]string, bool) {
 	sc.space()
 	var path []string
@@ -261,7 +254,7 @@ func (sc *fastScanner) path() ([]string, bool) {
 			break
 		}
 	}
-	if liquidKeywords[path[0]] {
+	if keywords[path[0]] {
 		return nil, false
 	}
 	return path, true
@@ -288,7 +281,7 @@ func (sc *fastScanner) arg() (fastArg, bool) {
 		for sc.i < len(sc.s) && sc.s[sc.i] >= '0' && sc.s[sc.i] <= '9' {
 			sc.i++
 		}
-		if sc.i < len(sc.s) && (sc.s[sc.i] == '.' || isNameChar(sc.s[sc.i])) {
+		if sc.i < len(sc.s) && (sc.s[sc.i] == '.' || isIdentChar(sc.s[sc.i])) {
 			return fastArg{}, false // a float or a range: osteele's
 		}
 		n, err := strconv.ParseInt(sc.s[start:sc.i], 10, 64)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
+	"unicode/utf8"
 )
 
 // Stored events are written in a compact binary form: decoding them with
@@ -73,8 +75,9 @@ func encodeStored(s *storedEvent) ([]byte, error) {
 	return b, nil
 }
 
-// storedJSON returns payload as JSON, the form dead letters keep; a
-// damaged payload is returned as it is.
+// storedJSON returns payload as JSON, the form dead letters keep (and
+// replay reads back). A body that is not JSON (which no route stores) is
+// kept as a string; a damaged payload is returned as it is.
 func storedJSON(payload []byte) []byte {
 	if len(payload) == 0 || payload[0] != storedBinaryV1 {
 		return payload
@@ -82,6 +85,9 @@ func storedJSON(payload []byte) []byte {
 	s, err := decodeStored(payload)
 	if err != nil {
 		return payload
+	}
+	if len(s.Data) > 0 && !json.Valid(s.Data) {
+		s.Data, _ = json.Marshal(string(s.Data))
 	}
 	b, err := json.Marshal(s)
 	if err != nil {
@@ -189,9 +195,12 @@ func decodeStoredBinary(b []byte) (*storedEvent, error) {
 	r := &storedReader{b: b}
 	s := &storedEvent{ID: r.string(), AcceptedBy: r.string()}
 	flags := r.byte()
+	if unknown := flags &^ (hasData | hasRequest | hasRow); unknown != 0 {
+		return nil, fmt.Errorf("it has parts this version does not know (flags %#x)", unknown)
+	}
 	if flags&hasData != 0 {
-		// The payload is the record's own copy, which nothing else
-		// changes, so the body can point into it.
+		// The body points into the payload, which the inbox shares but
+		// nobody writes to once stored; it is only ever read (decoded).
 		s.Data = r.bytes()
 	}
 	if flags&hasRequest != 0 {
@@ -226,7 +235,17 @@ func decodeStoredBinary(b []byte) (*storedEvent, error) {
 	return s, nil
 }
 
+// appendString writes s with each invalid UTF-8 byte replaced by U+FFFD,
+// as the JSON form did: headers, query values and CSV cells reach
+// templates as text either way.
 func appendString(b []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		var valid strings.Builder
+		for _, r := range s {
+			valid.WriteRune(r) // an invalid byte comes as utf8.RuneError
+		}
+		s = valid.String()
+	}
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }

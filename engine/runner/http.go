@@ -115,13 +115,16 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 			return
 		}
 		// json.Valid is much cheaper than decoding; the decoder runs only
-		// to say where a bad body goes wrong.
+		// to say where a bad body goes wrong. It lets some trailing
+		// brackets through ({"a":1}]), which json.Valid does not.
 		if len(body) > 0 && !json.Valid(body) {
+			problem := "it does not end where the JSON value ends"
 			if _, err := jsonval.Decode(body); err != nil {
-				r.metrics.refused.WithLabelValues(p.Name, "not_json").Inc()
-				writeError(w, http.StatusBadRequest, "the body is not JSON: "+err.Error())
-				return
+				problem = err.Error()
 			}
+			r.metrics.refused.WithLabelValues(p.Name, "not_json").Inc()
+			writeError(w, http.StatusBadRequest, "the body is not JSON: "+problem)
+			return
 		}
 		params := map[string]string{}
 		for _, name := range placeholders[req.Pattern] {

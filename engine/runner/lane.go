@@ -487,7 +487,7 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 		dl.Response = &inbox.GotResponse{Status: res.status, Excerpt: m.String(spec.Excerpt(res.body))}
 	}
 	if !json.Valid(dl.Event) {
-		dl.Event, _ = json.Marshal(string(it.rec.Payload))
+		dl.Event, _ = json.Marshal(string(dl.Event)) // damaged: kept, masked, as text
 	}
 	id, err := l.r.store.DeadLetter(l.p.Name, it.rec.Seq, dl)
 	if err != nil {

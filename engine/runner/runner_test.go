@@ -270,6 +270,8 @@ func TestInboundChecks(t *testing.T) {
 		{"hmac of another body", "POST", "/hooks/track", good, map[string]string{"X-Signature": sign(good + " ")}, 401, "wrong credentials"},
 		{"hmac missing", "POST", "/hooks/track", good, nil, 401, "wrong credentials"},
 		{"not JSON", "POST", "/hooks/tags/" + ana, `{"tags":`, map[string]string{"Authorization": coreBasic}, 400, "not JSON"},
+		{"a bracket after the JSON", "POST", "/hooks/tags/" + ana, `{"tags":["a"]}]`, map[string]string{"Authorization": coreBasic}, 400, "does not end where the JSON value ends"},
+		{"two JSON values", "POST", "/hooks/tags/" + ana, `{"tags":["a"]} {}`, map[string]string{"Authorization": coreBasic}, 400, "more than one JSON value"},
 		{"wrong credentials are refused before the body is read", "POST", "/hooks/tags/" + ana, strings.Repeat("x", 1000), map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("x:y"))}, 401, "wrong credentials"},
 		{"too big", "POST", "/hooks/tags/" + ana, `{"tags":["` + strings.Repeat("x", 300) + `"]}`, map[string]string{"Authorization": coreBasic}, 413, "limit of 256 bytes"},
 		{"id too long", "POST", "/hooks/tags/" + ana, `{"tags":["a"]}`, map[string]string{"Authorization": coreBasic, "Idempotency-Key": strings.Repeat("k", 1025)}, 400, "at most 1024 are taken"},
@@ -348,6 +350,15 @@ func TestDeadLetters(t *testing.T) {
 	}
 	if dl.Request.Headers["Authorization"] != "Bearer ****" || strings.Contains(fmt.Sprint(dl), "sandbox-braze-key") {
 		t.Fatalf("the dead letter shows the credential: %+v", dl.Request)
+	}
+	// The inbox keeps events in a binary form; the dead letter has the
+	// event as a JSON object people can read (and replay can queue).
+	var kept struct {
+		ID   string         `json:"id"`
+		Data map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal(dl.Event, &kept); err != nil || kept.ID != "dl-1" || kept.Data["offer"] == nil {
+		t.Fatalf("dead letter event %s: %v", dl.Event, err)
 	}
 
 	// Braze down for good: retried up to delivery.attempts, then dead.
@@ -811,4 +822,31 @@ func TestBatchRetriesTogether(t *testing.T) {
 	if n := len(h.journal("/braze/campaigns/trigger/send")); n > 4 {
 		t.Fatalf("%d trigger requests for 20 events after one 429; the retries should batch again", n)
 	}
+}
+
+// A stored event that cannot be read (a damaged payload) becomes a dead
+// letter that keeps its bytes as text; it does not stop the lane.
+func TestDamagedStoredEventIsDeadLettered(t *testing.T) {
+	dir := t.TempDir()
+	store, err := inbox.Open(dir, inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Append(tagsPipeline, inbox.NewEvent{ID: "broken", Payload: []byte{0x01, 0x05, 'a'}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, setup{dataDir: dir})
+	h.eventually("the damaged event dead-lettered", func() bool {
+		dls, _ := h.store.DeadLetters(inbox.DeadFilter{Reason: "damaged"})
+		return len(dls) == 1
+	})
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{Reason: "damaged"})
+	var text string
+	if err := json.Unmarshal(dls[0].Event, &text); err != nil || !strings.Contains(text, "a") || !strings.Contains(dls[0].Error, "ends too early") {
+		t.Fatalf("dead letter %+v (event %s): %v", dls[0], dls[0].Event, err)
+	}
+	h.drained()
 }
