@@ -133,12 +133,12 @@ func (r *storedReader) uvarint() uint64 {
 	return v
 }
 
-// count reads a number of items, each at least min bytes long, so a
+// count reads a number of items, each at least least bytes long, so a
 // damaged count cannot make the decoder allocate more than the payload
 // could hold.
-func (r *storedReader) count(min int) int {
+func (r *storedReader) count(least int) int {
 	n := r.uvarint()
-	if r.err == nil && n > uint64(len(r.b)/min) {
+	if r.err == nil && n > uint64(len(r.b)/least) {
 		r.err = errTruncated
 		return 0
 	}
