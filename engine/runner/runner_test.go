@@ -850,3 +850,27 @@ func TestDamagedStoredEventIsDeadLettered(t *testing.T) {
 	}
 	h.drained()
 }
+
+// Events an earlier version stored (as JSON, before the binary form) are
+// delivered by this one from the same data folder.
+func TestEventsStoredAsJSONByAnEarlierVersionAreDelivered(t *testing.T) {
+	dir := t.TempDir()
+	store, err := inbox.Open(dir, inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := `{"id":"old-1","accepted_by":"0123456789ab","data":{"tags":["stored_as_json"],"ttl":2592000},` +
+		`"request":{"method":"POST","path":"/hooks/braze/tags/` + ana + `","params":{"user_id":"` + ana + `"},"headers":{"Content-Type":["application/json"]}}}`
+	if _, err := store.Append(tagsPipeline, inbox.NewEvent{ID: "old-1", Payload: []byte(old)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, setup{dataDir: dir})
+	h.eventually("the JSON-stored event delivered", func() bool { return h.tagCount("u-1001", "stored_as_json") == 1 })
+	h.drained()
+	if dls, _ := h.store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
+		t.Fatalf("dead letters %+v", dls)
+	}
+}
