@@ -7,12 +7,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -436,5 +438,28 @@ func TestAdminAnswersLoopbackHostsOnly(t *testing.T) {
 		if rec.Code != want {
 			t.Errorf("Host %s: %d, want %d", host, rec.Code, want)
 		}
+	}
+}
+
+// engine run sets its collector unless GOGC or GOMEMLIMIT is given.
+func TestTuneGCLeavesSettingsTheUserGave(t *testing.T) {
+	prevPercent := debug.SetGCPercent(100)
+	prevLimit := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() { debug.SetGCPercent(prevPercent); debug.SetMemoryLimit(prevLimit) })
+	current := func() (int, int64) {
+		p := debug.SetGCPercent(-1)
+		debug.SetGCPercent(p)
+		return p, debug.SetMemoryLimit(-1) // a negative limit only reads it
+	}
+
+	tuneGC(func(string) string { return "" })
+	if p, l := current(); p != runGCPercent || l != runMemoryLimit {
+		t.Fatalf("unset: GOGC %d, limit %d; want %d, %d", p, l, runGCPercent, runMemoryLimit)
+	}
+	debug.SetGCPercent(100)
+	debug.SetMemoryLimit(math.MaxInt64)
+	tuneGC(func(name string) string { return map[string]string{"GOGC": "100", "GOMEMLIMIT": "1GiB"}[name] })
+	if p, l := current(); p != 100 || l != math.MaxInt64 {
+		t.Fatalf("given: GOGC %d, limit %d; want both left alone", p, l)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -92,6 +93,7 @@ rest in the inbox.`, stderr)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+	tuneGC(os.Getenv)
 	if *cpuProf != "" {
 		stopProfile, err := startCPUProfile(*cpuProf)
 		if err != nil {
@@ -435,4 +437,25 @@ func loopbackHostsOnly(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// Garbage collection settings of engine run, unless GOGC or GOMEMLIMIT
+// say otherwise. The engine keeps little alive (under 30 MiB in the load
+// tests) and allocates per event, so Go's default (collect each time the
+// heap doubles) collected every few milliseconds under load: GOGC=400
+// made F2 20% faster (11,800 -> 14,400 rows/s) for about 20 MiB more.
+// The soft limit makes the collector work harder rather than let the
+// heap pass it, whatever GOGC allows.
+const (
+	runGCPercent   = 400
+	runMemoryLimit = 128 << 20
+)
+
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(runGCPercent)
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(runMemoryLimit)
+	}
 }
