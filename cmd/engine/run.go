@@ -58,7 +58,10 @@ admin listener (--admin-addr, loopback) serves GET /status, POST /-/reload
 and the dead letters of the running engine: GET /dlq,
 POST /dlq/{id}/replay, DELETE /dlq/{id}. SIGINT or SIGTERM stops taking
 webhooks, lets in-flight deliveries finish (up to --grace), and leaves the
-rest in the inbox.`, stderr)
+rest in the inbox.
+
+The garbage collector runs at GOGC=400 under a 512 MiB soft limit; the
+GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	var cf configFlags
 	cf.register(fs)
 	var (
