@@ -192,9 +192,9 @@ func (j *journal) find(q journalQuery) journalPage {
 // credentials masked: the journal is printed and served, and the sandbox
 // must not teach anyone to log an Authorization header.
 // They are kept as the JSON object the journal serves, in the order
-// encoding/json gives a map: a map per entry made the garbage collector
-// walk the whole journal's maps on every cycle (a seventh of the
-// sandbox's CPU under load).
+// encoding/json gives a map: a map per entry gave the garbage collector a
+// journal's worth of maps to walk on every cycle (it took 14% of the
+// sandbox's CPU in F2 with them, 12% without).
 func journalHeaders(h http.Header) json.RawMessage {
 	out := append(make([]byte, 0, 128), '{')
 	for _, name := range []string{"Authorization", "Content-Type", "Idempotency-Key", "User-Agent"} {
