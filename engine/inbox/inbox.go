@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/loyalty-connector/engine/internal/wire"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -209,8 +210,7 @@ func (r *Record) appendEncoded(b []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(r.Attempts))
 	b = binary.AppendVarint(b, r.Received.UnixNano())
 	b = binary.AppendVarint(b, unixNano(r.NotAfter))
-	b = binary.AppendUvarint(b, uint64(len(r.ID)))
-	b = append(b, r.ID...)
+	b = wire.AppendFieldString(b, r.ID)
 	return append(b, r.Payload...)
 }
 
@@ -222,55 +222,17 @@ func unixNano(t time.Time) int64 {
 }
 
 func decodeRecord(seq uint64, b []byte) (Record, error) {
-	d := decoder{b: b}
-	attempts, received, next := d.uvarint(), d.varint(), d.varint()
-	id := d.bytes(d.uvarint())
-	if d.bad {
+	d := wire.NewReader(b)
+	attempts, received, next := d.Uvarint(), d.Varint(), d.Varint()
+	id := d.FieldString()
+	if d.Bad() {
 		return Record{Seq: seq}, errCorrupt
 	}
-	r := Record{Seq: seq, Attempts: int(attempts), Received: time.Unix(0, received), ID: string(id), Payload: append([]byte(nil), d.b...)}
+	r := Record{Seq: seq, Attempts: int(attempts), Received: time.Unix(0, received), ID: id, Payload: append([]byte(nil), d.Rest()...)}
 	if next != 0 {
 		r.NotAfter = time.Unix(0, next)
 	}
 	return r, nil
-}
-
-// decoder reads the varints and length-prefixed fields of a record or a
-// journal entry; after the first field that does not fit, bad is set and
-// every read gives zero.
-type decoder struct {
-	b   []byte
-	bad bool
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if d.bad || n <= 0 {
-		d.bad = true
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if d.bad || n <= 0 {
-		d.bad = true
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) bytes(n uint64) []byte {
-	if d.bad || uint64(len(d.b)) < n {
-		d.bad = true
-		return nil
-	}
-	v := d.b[:n]
-	d.b = d.b[n:]
-	return v
 }
 
 var errCorrupt = errors.New("a queued record is damaged")

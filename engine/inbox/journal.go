@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/loyalty-connector/engine/internal/wire"
 )
 
 // The journal is where an accepted event becomes durable. A bbolt commit
@@ -138,8 +140,7 @@ func appendEntry(b []byte, e journalled) []byte {
 	start := len(b)
 	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
 	b = binary.AppendUvarint(b, e.epoch)
-	b = binary.AppendUvarint(b, uint64(len(e.pipeline)))
-	b = append(b, e.pipeline...)
+	b = wire.AppendFieldString(b, e.pipeline)
 	b = binary.AppendUvarint(b, e.rec.Seq)
 	b = e.rec.appendEncoded(b)
 	body := b[start+8:]
@@ -185,16 +186,16 @@ func (j *journal) read(epoch uint64) ([]journalled, error) {
 }
 
 func decodeJournalled(b []byte) (journalled, bool) {
-	d := decoder{b: b}
-	epoch := d.uvarint()
-	name := d.bytes(d.uvarint())
-	seq := d.uvarint()
-	if d.bad {
+	d := wire.NewReader(b)
+	epoch := d.Uvarint()
+	name := d.FieldString()
+	seq := d.Uvarint()
+	if d.Bad() {
 		return journalled{}, false
 	}
-	rec, err := decodeRecord(seq, d.b)
+	rec, err := decodeRecord(seq, d.Rest())
 	if err != nil {
 		return journalled{}, false
 	}
-	return journalled{pipeline: string(name), epoch: epoch, rec: rec}, true
+	return journalled{pipeline: name, epoch: epoch, rec: rec}, true
 }

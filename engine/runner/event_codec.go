@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/loyalty-connector/engine/internal/wire"
 )
 
 // Stored events are written in a compact binary form: decoding them with
@@ -51,7 +53,7 @@ func encodeStored(s *storedEvent) ([]byte, error) {
 	}
 	b = append(b, flags)
 	if flags&hasData != 0 {
-		b = appendBytes(b, s.Data)
+		b = wire.AppendField(b, s.Data)
 	}
 	if r := s.Request; r != nil {
 		b = appendString(b, r.Method)
@@ -113,78 +115,18 @@ func decodeStored(payload []byte) (*storedEvent, error) {
 
 var errTruncated = errors.New("it ends too early")
 
-// storedReader reads the binary form; the first problem sticks, so the
-// decoder checks once at the end.
-type storedReader struct {
-	b   []byte
-	err error
-}
-
-func (r *storedReader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = errTruncated
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-// count reads a number of items, each at least least bytes long, so a
-// damaged count cannot make the decoder allocate more than the payload
-// could hold.
-func (r *storedReader) count(least int) int {
-	n := r.uvarint()
-	if r.err == nil && n > uint64(len(r.b)/least) {
-		r.err = errTruncated
-		return 0
-	}
-	return int(n)
-}
-
-func (r *storedReader) bytes() []byte {
-	n := r.uvarint()
-	if r.err != nil {
-		return nil
-	}
-	if n > uint64(len(r.b)) {
-		r.err = errTruncated
-		return nil
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *storedReader) string() string { return string(r.bytes()) }
-
-func (r *storedReader) byte() byte {
-	if r.err != nil {
-		return 0
-	}
-	if len(r.b) == 0 {
-		r.err = errTruncated
-		return 0
-	}
-	v := r.b[0]
-	r.b = r.b[1:]
-	return v
-}
-
-func (r *storedReader) multi() map[string][]string {
-	n := r.count(2)
+// readMulti reads what appendMulti wrote.
+func readMulti(r *wire.Reader) map[string][]string {
+	n := r.Count(2)
 	if n == 0 {
 		return nil
 	}
 	m := make(map[string][]string, n)
 	for range n {
-		k := r.string()
-		vs := make([]string, r.count(1))
+		k := r.FieldString()
+		vs := make([]string, r.Count(1))
 		for i := range vs {
-			vs[i] = r.string()
+			vs[i] = r.FieldString()
 		}
 		m[k] = vs
 	}
@@ -192,45 +134,45 @@ func (r *storedReader) multi() map[string][]string {
 }
 
 func decodeStoredBinary(b []byte) (*storedEvent, error) {
-	r := &storedReader{b: b}
-	s := &storedEvent{ID: r.string(), AcceptedBy: r.string()}
-	flags := r.byte()
+	r := wire.NewReader(b)
+	s := &storedEvent{ID: r.FieldString(), AcceptedBy: r.FieldString()}
+	flags := r.Byte()
 	if unknown := flags &^ (hasData | hasRequest | hasRow); unknown != 0 {
 		return nil, fmt.Errorf("it has parts this version does not know (flags %#x)", unknown)
 	}
 	if flags&hasData != 0 {
 		// The body points into the payload, which the inbox shares but
 		// nobody writes to once stored; it is only ever read (decoded).
-		s.Data = r.bytes()
+		s.Data = r.Field()
 	}
 	if flags&hasRequest != 0 {
-		req := &storedRequest{Method: r.string(), Path: r.string()}
-		if n := r.count(2); n > 0 {
+		req := &storedRequest{Method: r.FieldString(), Path: r.FieldString()}
+		if n := r.Count(2); n > 0 {
 			req.Params = make(map[string]string, n)
 			for range n {
-				k := r.string()
-				req.Params[k] = r.string()
+				k := r.FieldString()
+				req.Params[k] = r.FieldString()
 			}
 		}
-		req.Query = url.Values(r.multi())
-		req.Headers = http.Header(r.multi())
+		req.Query = url.Values(readMulti(r))
+		req.Headers = http.Header(readMulti(r))
 		s.Request = req
 	}
 	if flags&hasRow != 0 {
-		row := &storedRow{File: r.string(), Number: int(r.uvarint()), Line: int(r.uvarint())}
-		n := r.count(2)
+		row := &storedRow{File: r.FieldString(), Number: int(r.Uvarint()), Line: int(r.Uvarint())}
+		n := r.Count(2)
 		row.Values = make(map[string]any, n)
 		for range n {
-			k := r.string()
-			row.Values[k] = r.string()
+			k := r.FieldString()
+			row.Values[k] = r.FieldString()
 		}
 		s.Row = row
 	}
-	if r.err == nil && len(r.b) > 0 {
-		r.err = fmt.Errorf("%d bytes are left over", len(r.b))
+	if r.Bad() {
+		return nil, errTruncated
 	}
-	if r.err != nil {
-		return nil, r.err
+	if rest := len(r.Rest()); rest > 0 {
+		return nil, fmt.Errorf("%d bytes are left over", rest)
 	}
 	return s, nil
 }
@@ -246,13 +188,7 @@ func appendString(b []byte, s string) []byte {
 		}
 		s = valid.String()
 	}
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-func appendBytes(b, v []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(v)))
-	return append(b, v...)
+	return wire.AppendFieldString(b, s)
 }
 
 func appendMulti(b []byte, m map[string][]string) []byte {
