@@ -146,10 +146,10 @@ func expandLiquid5(src string) (string, offsetMap, []Problem) {
 				argEnd--
 			}
 			x.emit(open, emptyComment(trimLeft, false))
-			var open []string
-			x.liquidLines(src[argStart:argEnd], argStart, &open)
-			if len(open) > 0 {
-				x.problems = append(x.problems, Problem{open0(src, inner), fmt.Sprintf("{%% %s %%} in this liquid tag is not closed; add end%s on a later line of the same tag", open[len(open)-1], open[len(open)-1])})
+			var unclosed []string
+			x.liquidLines(src[argStart:argEnd], argStart, &unclosed)
+			if n := len(unclosed); n > 0 {
+				x.problems = append(x.problems, Problem{open, fmt.Sprintf("{%% %s %%} in this liquid tag is not closed; add end%s on a later line of the same tag", unclosed[n-1], unclosed[n-1])})
 			}
 			x.emit(end, emptyComment(false, trimRight))
 			i = end + 2
@@ -190,13 +190,6 @@ func echoObject(expr string, trimLeft, trimRight bool) string {
 	return s
 }
 
-func open0(src string, i int) int { return max(0, i-2) }
-
-// liquidBlocks are the blocks a liquid tag must open and close itself.
-var liquidBlocks = map[string]bool{
-	"if": true, "unless": true, "case": true, "for": true, "tablerow": true, "capture": true, "ifchanged": true,
-}
-
 // liquidLines writes one tag per line of a {% liquid %} tag. base is the
 // offset of body in the source; open tracks the blocks opened and not yet
 // closed, since a liquid tag cannot close a block opened outside it.
@@ -234,9 +227,9 @@ func (x *expander) liquidLines(body string, base int, open *[]string) {
 		case name == "liquid":
 			x.liquidLines(args, lineOff+strings.Index(line, args), open)
 		default:
-			if liquidBlocks[name] {
+			if blockTags[name] {
 				*open = append(*open, name)
-			} else if n := len(*open); strings.HasPrefix(name, "end") && liquidBlocks[name[3:]] {
+			} else if n := len(*open); strings.HasPrefix(name, "end") && blockTags[name[3:]] {
 				if n == 0 || (*open)[n-1] != name[3:] {
 					x.problems = append(x.problems, Problem{lineOff, fmt.Sprintf("{%% %s %%} in a liquid tag must close a block opened in the same tag", name)})
 				} else {

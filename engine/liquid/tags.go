@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -553,8 +552,7 @@ func items(v any) []any {
 		}
 		return out
 	case reflect.Map:
-		keys := rv.MapKeys()
-		sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i].Interface()) < fmt.Sprint(keys[j].Interface()) })
+		keys := sortedKeys(rv)
 		out := make([]any, len(keys))
 		for i, k := range keys {
 			out[i] = []any{k.Interface(), rv.MapIndex(k).Interface()}
@@ -667,8 +665,8 @@ func (s *scoped) restore() {
 }
 
 // loopBody renders one iteration; it reports whether the loop must stop.
-func loopBody(w io.Writer, ctx render.Context, render func(io.Writer) error) (stop bool, err error) {
-	err = render(w)
+func loopBody(w io.Writer, ctx render.Context) (stop bool, err error) {
+	err = ctx.RenderChildren(w)
 	if err == nil {
 		return false, nil
 	}
@@ -726,7 +724,7 @@ func forBlock(node render.BlockNode) (renderer, error) {
 			}
 			b[spec.variable] = item
 			setForloop(forloop, i, len(seg))
-			stop, err := loopBody(out, ctx, func(w io.Writer) error { return ctx.RenderChildren(w) })
+			stop, err := loopBody(out, ctx)
 			if err != nil {
 				return err
 			}
@@ -783,7 +781,7 @@ func tablerowBlock(node render.BlockNode) (renderer, error) {
 			if _, err := fmt.Fprintf(w, "<td class=\"col%d\">", col); err != nil {
 				return err
 			}
-			stop, err := loopBody(w, ctx, func(w io.Writer) error { return ctx.RenderChildren(w) })
+			stop, err := loopBody(w, ctx)
 			if err != nil {
 				return err
 			}
