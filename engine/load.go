@@ -88,14 +88,7 @@ func (l *Loader) Load(paths []string) *Project {
 		}
 	}
 	for _, dir := range dirs {
-		connFile := l.ConnectionsFile
-		if connFile == "" {
-			connFile = filepath.Join(dir, ConnectionsFileName)
-			if alt := filepath.Join(dir, "connections.yml"); !exists(connFile) && exists(alt) {
-				connFile = alt
-			}
-		}
-		conns := l.loadConnections(connFile, proj)
+		conns := l.loadConnections(l.connectionsFileFor(dir), proj)
 		routes := newRouteTable()
 		for _, f := range byDir[dir] {
 			if IsConnectionsFile(f) {
@@ -107,6 +100,39 @@ func (l *Loader) Load(paths []string) *Project {
 		}
 	}
 	return proj
+}
+
+// connectionsFileFor is the connections file the pipelines of dir use.
+func (l *Loader) connectionsFileFor(dir string) string {
+	if l.ConnectionsFile != "" {
+		return l.ConnectionsFile
+	}
+	file := filepath.Join(dir, ConnectionsFileName)
+	if alt := filepath.Join(dir, "connections.yml"); !exists(file) && exists(alt) {
+		return alt
+	}
+	return file
+}
+
+// Inputs lists the files a Load of paths would read, sorted: the pipeline
+// files, and the connections file of each of their folders (whether or
+// not it exists yet). A path that names no pipeline files is listed
+// itself. A caller that hashes these can tell that a reload would see
+// nothing new.
+func (l *Loader) Inputs(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		files, err := expand(p)
+		if err != nil {
+			out = append(out, p)
+			continue
+		}
+		for _, f := range files {
+			out = append(out, f, l.connectionsFileFor(filepath.Dir(f)))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // expand lists the YAML files a path names.

@@ -32,7 +32,6 @@ import (
 // only what changed and built.
 type reloader struct {
 	paths  []string
-	also   []string // files a load reads besides paths (--connections)
 	loader *engine.Loader
 	runner *runner.Runner
 	log    *slog.Logger
@@ -49,7 +48,7 @@ type reloader struct {
 func (rl *reloader) reload(trigger string, force bool) runner.ReloadReport {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
-	fp := fingerprint(slices.Concat(rl.paths, rl.also))
+	fp := fingerprint(rl.loader.Inputs(rl.paths))
 	if !force && fp == rl.last {
 		return runner.ReloadReport{At: time.Now(), OK: true}
 	}
@@ -84,7 +83,7 @@ func (rl *reloader) run(ctx context.Context) error {
 	if rl.watch {
 		w, err := fsnotify.NewWatcher()
 		if err == nil {
-			for _, dir := range watchedFolders(slices.Concat(rl.paths, rl.also)) {
+			for _, dir := range watchedFolders(slices.Concat(rl.paths, rl.loader.Inputs(rl.paths))) {
 				if err = w.Add(dir); err != nil {
 					err = fmt.Errorf("%s: %w", dir, err)
 					break
@@ -195,38 +194,17 @@ func watchedFolders(paths []string) []string {
 	return out
 }
 
-// fingerprint hashes the names and contents of every file a load of
-// paths reads (the YAML files of the folders, and the files named), so a
-// reload can tell that nothing changed without building anything.
-func fingerprint(paths []string) string {
+// fingerprint hashes the names and contents of files (Loader.Inputs), so
+// a reload can tell that nothing changed without building anything.
+func fingerprint(files []string) string {
 	h := sha256.New()
-	var files []string
-	for _, p := range paths {
-		info, err := os.Stat(p)
-		if err != nil {
-			fmt.Fprintf(h, "%s: %v\n", p, err)
-			continue
-		}
-		if !info.IsDir() {
-			files = append(files, p)
-			continue
-		}
-		entries, err := os.ReadDir(p)
-		if err != nil {
-			fmt.Fprintf(h, "%s: %v\n", p, err)
-			continue
-		}
-		for _, e := range entries {
-			if ext := filepath.Ext(e.Name()); !e.IsDir() && !strings.HasPrefix(e.Name(), ".") && (ext == ".yaml" || ext == ".yml") {
-				files = append(files, filepath.Join(p, e.Name()))
-			}
-		}
-	}
-	slices.Sort(files)
 	for _, f := range files {
 		fmt.Fprintf(h, "%s\n", f)
 		if fh, err := os.Open(f); err != nil {
 			fmt.Fprintf(h, "%v\n", err)
+		} else if info, err := fh.Stat(); err == nil && info.IsDir() {
+			fmt.Fprintf(h, "a folder\n") // a path holding no pipeline files
+			fh.Close()
 		} else {
 			_, _ = io.Copy(h, fh)
 			fh.Close()

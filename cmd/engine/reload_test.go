@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loyalty-connector/engine/engine"
 )
 
 // copyDir copies the files of src (not its folders) into a new folder.
@@ -330,16 +332,18 @@ func TestQuietFiles(t *testing.T) {
 // presence, and not with files a load does not read.
 func TestFingerprint(t *testing.T) {
 	dir := t.TempDir()
+	loader := &engine.Loader{}
+	fp := func(paths ...string) string { return fingerprint(loader.Inputs(paths)) }
 	write := func(name, content string) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	write("a.yaml", "x: 1")
-	base := fingerprint([]string{dir})
+	base := fp(dir)
 	write("notes.txt", "not read")
 	write(".a.yaml.swp", "an editor's")
-	if fingerprint([]string{dir}) != base {
+	if fp(dir) != base {
 		t.Fatal("files a load does not read changed the fingerprint")
 	}
 	for _, change := range []func(){
@@ -348,16 +352,47 @@ func TestFingerprint(t *testing.T) {
 		func() { os.Rename(filepath.Join(dir, "b.yml"), filepath.Join(dir, "c.yml")) },
 		func() { os.Remove(filepath.Join(dir, "c.yml")); write("a.yaml", "x: 1") },
 	} {
-		before := fingerprint([]string{dir})
+		before := fp(dir)
 		change()
-		if fingerprint([]string{dir}) == before {
+		if fp(dir) == before {
 			t.Fatal("a change left the fingerprint as it was")
 		}
 	}
-	if fingerprint([]string{dir}) != base {
+	if fp(dir) != base {
 		t.Fatal("the same files gave another fingerprint")
 	}
 	if got := watchedFolders([]string{dir, filepath.Join(dir, "a.yaml"), dir + "/"}); !slices.Equal(got, []string{dir}) {
 		t.Fatalf("watched folders %v", got)
+	}
+}
+
+// A pipeline named as a file reads the connections.yaml next to it (or the
+// --connections file): editing that file changes the fingerprint, so the
+// watcher and the rescan reload it.
+func TestFingerprintCoversConnectionsFiles(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	pipeline := filepath.Join(dir, "a.yaml")
+	for _, f := range []string{pipeline, filepath.Join(dir, "connections.yaml"), filepath.Join(other, "conns.yaml")} {
+		if err := os.WriteFile(f, []byte("x: 1"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		loader *engine.Loader
+		edit   string
+	}{
+		{&engine.Loader{}, filepath.Join(dir, "connections.yaml")},
+		{&engine.Loader{ConnectionsFile: filepath.Join(other, "conns.yaml")}, filepath.Join(other, "conns.yaml")},
+	} {
+		before := fingerprint(tt.loader.Inputs([]string{pipeline}))
+		if err := os.WriteFile(tt.edit, []byte("x: 2"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if fingerprint(tt.loader.Inputs([]string{pipeline})) == before {
+			t.Errorf("editing %s left the fingerprint of %s as it was", tt.edit, pipeline)
+		}
+		if got := watchedFolders(slices.Concat([]string{pipeline}, tt.loader.Inputs([]string{pipeline}))); !slices.Contains(got, filepath.Dir(tt.edit)) {
+			t.Errorf("watched folders %v leave out %s", got, filepath.Dir(tt.edit))
+		}
 	}
 }

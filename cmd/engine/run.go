@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -126,7 +125,7 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 		return fail(exitUsage, "%v", err)
 	}
 	// Taken before the load: a file changed in between is reloaded.
-	loadedFrom := fingerprint(slices.Concat(paths, nonEmpty(cf.connections)))
+	loadedFrom := fingerprint(loader.Inputs(paths))
 	proj := loader.Load(paths)
 	for _, d := range proj.Diagnostics.Items() {
 		fmt.Fprintln(stderr, d)
@@ -161,7 +160,7 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	// two: slow or silent clients cannot hold the listener.
 	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	rl := &reloader{paths: paths, also: nonEmpty(cf.connections), loader: loader, runner: r, log: logger, watch: *watch, quiet: *quiet, rescan: *rescan, last: loadedFrom}
+	rl := &reloader{paths: paths, loader: loader, runner: r, log: logger, watch: *watch, quiet: *quiet, rescan: *rescan, last: loadedFrom}
 	reloadNow := func() runner.ReloadReport { return rl.reload("POST /-/reload", true) }
 	var admin *http.Server
 	if *adminAddr != "" {
@@ -215,14 +214,6 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 		fmt.Fprintf(stdout, "engine run: stopped; still queued for the next run: %s\n", describeDepths(left))
 	}
 	return exitOK
-}
-
-// nonEmpty is s as a list: none when s is empty.
-func nonEmpty(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return []string{s}
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
