@@ -18,8 +18,13 @@ func Decode(data []byte) (any, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("not JSON: %s", place(string(data), err))
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("more than one JSON value")
+	// More is false before a stray ] or }, so what follows the value is
+	// looked at too: {"a":1}] is not JSON.
+	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
+		if dec.More() {
+			return nil, fmt.Errorf("more than one JSON value")
+		}
+		return nil, fmt.Errorf("it does not end where the JSON value ends: %q follows", rest[:min(len(rest), 20)])
 	}
 	return Normalize(v), nil
 }

@@ -115,10 +115,9 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 			return
 		}
 		// json.Valid is much cheaper than decoding; the decoder runs only
-		// to say where a bad body goes wrong. It lets some trailing
-		// brackets through ({"a":1}]), which json.Valid does not.
+		// to say where a bad body goes wrong.
 		if len(body) > 0 && !json.Valid(body) {
-			problem := "it does not end where the JSON value ends"
+			problem := "it is not one JSON value" // in case the two ever disagree
 			if _, err := jsonval.Decode(body); err != nil {
 				problem = err.Error()
 			}
