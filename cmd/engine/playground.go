@@ -67,7 +67,7 @@ make HTTP calls from this machine), so it listens on loopback only unless
 	var pf previewFlags
 	pf.register(fs)
 	allowRemote := fs.Bool("allow-remote", false, "allow an --addr that is not loopback: anyone who reaches it can render templates, and with live make HTTP calls from this machine")
-	positional, code, done := parse(fs, joinFixturesArg(args), stdout)
+	positional, code, done := pf.parse(fs, args, stdout)
 	if done {
 		return code
 	}

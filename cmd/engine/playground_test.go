@@ -259,6 +259,9 @@ func TestPlaygroundConnectedContentFlag(t *testing.T) {
 		t.Errorf("--connected-content fixtures: code %d, %q", code, stderr)
 	}
 	// "fixtures DIR" as two words reaches the fixtures loader.
+	if _, stderr, code := runEngine("playground", "--connected-content", "fixtures", "--addr", "127.0.0.1:0"); code != exitUsage || !strings.Contains(stderr, "fixtures needs a folder") {
+		t.Fatalf("a forgotten fixtures folder before a flag: %d %s", code, stderr)
+	}
 	if _, stderr, code := runEngine("playground", "--connected-content", "fixtures", "no/such/dir"); code != exitUsage || !strings.Contains(stderr, "no/such/dir/fixtures.yaml") {
 		t.Errorf("--connected-content fixtures no/such/dir: code %d, %q", code, stderr)
 	}

@@ -153,6 +153,8 @@ func TestRenderMessage(t *testing.T) {
 			2, "", "engine render: --connected-content: reading the fixtures index: open " + filepath.Join(dir, "nope", "fixtures.yaml") + ": no such file or directory (a fixtures folder holds fixtures.yaml listing method, url and file of each answer)\n"},
 		{"fixtures folder forgotten", []string{"--connected-content", "fixtures", filepath.Join(dir, "all.liquid")},
 			2, "", "engine render: fixtures needs a folder: --connected-content fixtures DIR\n"},
+		{"fixtures folder forgotten before a flag", []string{"--connected-content", "fixtures", "--format", "text", filepath.Join(dir, "all.liquid")},
+			2, "", "engine render: fixtures needs a folder: --connected-content fixtures DIR\n"},
 		{"bad format", []string{filepath.Join(dir, "all.liquid"), "--format", "yaml"}, 2, "", "engine render: --format is text or json, not \"yaml\"\n"},
 		{"user not JSON", []string{filepath.Join(dir, "all.liquid"), "--user", write("bad.json", `{"first_name":`)}, 2, "", ""},
 	}

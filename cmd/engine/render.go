@@ -55,7 +55,7 @@ and exits with status 3. What Braze would refuse is a warning on stderr.
 	pf.register(fs)
 	partialsDir := fs.String("partials", "", "`folder` whose NAME.liquid files are the partials include and render may use (default: none)")
 	format := fs.String("format", "text", "`text` (the message) or json (the message, calls, warnings, timing)")
-	positional, code, done := parse(fs, joinFixturesArg(args), stdout)
+	positional, code, done := pf.parse(fs, args, stdout)
 	if done {
 		return code
 	}
@@ -171,19 +171,26 @@ func (f *previewFlags) open(opts ...preview.Option) (*previewSetup, error) {
 	return &ps, nil
 }
 
-// joinFixturesArg lets --connected-content take "fixtures DIR" as two
-// words, as written in the help, by joining them into fixtures=DIR.
+// parse parses args as the shared parse does, after joining
+// --connected-content's "fixtures DIR", two words as the help writes it,
+// into fixtures=DIR.
+func (f *previewFlags) parse(fs *flag.FlagSet, args []string, stdout io.Writer) (positional []string, code int, done bool) {
+	return parse(fs, joinFixturesArg(args), stdout)
+}
+
 func joinFixturesArg(args []string) []string {
+	// Not when the next word is the template or another flag: the folder
+	// was forgotten, and ParseMode says so.
+	isFolder := func(a string) bool { return !strings.HasSuffix(a, ".liquid") && !strings.HasPrefix(a, "-") }
 	out := make([]string, 0, len(args))
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		// (not when the next word is the template: the folder was forgotten)
-		if (a == "--connected-content" || a == "-connected-content") && i+2 < len(args) && args[i+1] == "fixtures" && !strings.HasSuffix(args[i+2], ".liquid") {
+		if (a == "--connected-content" || a == "-connected-content") && i+2 < len(args) && args[i+1] == "fixtures" && isFolder(args[i+2]) {
 			out = append(out, a, "fixtures="+args[i+2])
 			i += 2
 			continue
 		}
-		if (a == "--connected-content=fixtures" || a == "-connected-content=fixtures") && i+1 < len(args) {
+		if (a == "--connected-content=fixtures" || a == "-connected-content=fixtures") && i+1 < len(args) && isFolder(args[i+1]) {
 			out = append(out, "--connected-content=fixtures="+args[i+1])
 			i++
 			continue
