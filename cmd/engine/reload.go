@@ -139,7 +139,7 @@ func (rl *reloader) run(ctx context.Context) error {
 					errs = nil
 					continue
 				}
-				rl.log.Warn("watching the pipeline files; the rescan timer still reloads", "error", err)
+				rl.log.Warn("watching the pipeline files failed; "+rl.fallback(), "error", err)
 			case <-settle.C:
 				armed = false
 				next, due := quietFiles(changed, rl.quiet, time.Now())
@@ -212,4 +212,12 @@ func fingerprint(files []string) string {
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// fallback says what still reloads when change notices fail.
+func (rl *reloader) fallback() string {
+	if rl.rescan > 0 {
+		return fmt.Sprintf("the rescan every %s, SIGHUP and POST /-/reload still reload", rl.rescan)
+	}
+	return "only SIGHUP and POST /-/reload reload now (--rescan is 0)"
 }
