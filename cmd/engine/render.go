@@ -20,14 +20,15 @@ import (
 const exitAborted = 3
 
 func runRender(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("render", "engine render TEMPLATE [--user USER.json] [--trigger T.json] [--context C.json] [--event E.json] [--content-blocks DIR] [--connected-content sandbox|fixtures DIR|live] [--format text|json]",
+	fs := newFlagSet("render", "engine render TEMPLATE [--user USER.json] [--trigger T.json] [--context C.json] [--event E.json] [--vars V.json] [--content-blocks DIR] [--partials DIR] [--connected-content sandbox|fixtures DIR|live] [--format text|json]",
 		`Renders a Braze message template for one user, the way Braze would, and
 prints the message. The user file holds standard attributes under their
 Liquid names (user_id, first_name, email_address, language, time_zone, ...)
 and custom_attributes; --trigger gives api_trigger_properties, --context the
 Canvas context (and canvas_entry_properties), --event event_properties,
---content-blocks a folder of NAME.liquid Content Blocks, --vars more
-top-level variables.
+--content-blocks a folder of NAME.liquid Content Blocks, --partials a folder
+of NAME.liquid partials for include and render, --vars more top-level
+variables.
 
 {% connected_content %} calls are answered by --connected-content:
   sandbox       the SessionM and Braze emulators, in process, seeded from
@@ -38,7 +39,8 @@ top-level variables.
   live          the real endpoints (only when asked for)
 Braze's rules apply: 2 s timeout, 1 MB cap, no redirects, GET answers cached
 5 minutes by URL. :basic_auth NAME reads BRAZE_CREDENTIAL_NAME=user:password
-from the environment.
+from the environment (NAME in capitals, other characters than letters and
+digits as _).
 
 A template that does not parse or fails while rendering is reported on
 stderr with its line and column (exit status 1). An aborted message
