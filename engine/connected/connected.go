@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/loyalty-connector/engine/engine/delivery"
 )
 
 // Braze's limits for one call (specs/braze.md §5).
@@ -89,21 +91,10 @@ type cacheEntry struct {
 // ClientOption configures NewClient.
 type ClientOption func(*Client)
 
-// WithClock replaces time.Now (tests of cache expiry).
-func WithClock(now func() time.Time) ClientOption { return func(c *Client) { c.now = now } }
-
-// WithBackoff replaces the wait before retry n (1-based).
-func WithBackoff(sleep func(ctx context.Context, attempt int) error) ClientOption {
-	return func(c *Client) { c.sleep = sleep }
-}
-
 // WithCredentials gives :basic_auth its credentials.
 func WithCredentials(creds Credentials) ClientOption {
 	return func(c *Client) { c.credentials = creds }
 }
-
-// WithTimeout replaces Braze's 2 s timeout (tests).
-func WithTimeout(d time.Duration) ClientOption { return func(c *Client) { c.timeout = d } }
 
 // NewClient returns a client asking f.
 func NewClient(f Fetcher, opts ...ClientOption) *Client {
@@ -283,13 +274,14 @@ func (c *Client) fetchOnce(parent context.Context, req Request) (Response, error
 
 // failed says whether :retry tries again. Braze retries a call that
 // "fails" without saying which statuses count; this preview retries what
-// the engine's own delivery retries (network errors, timeouts, 408, 429,
-// 5xx) and treats every other answer, and a finalError, as final.
+// the engine's own delivery retries (delivery.Classify: network errors,
+// timeouts, 408, 429, 5xx) and treats every other answer, and a
+// finalError, as final.
 func failed(resp Response, err error) bool {
-	if err != nil {
-		return !errors.As(err, new(finalError))
+	if errors.As(err, new(finalError)) {
+		return false
 	}
-	return resp.Status == http.StatusRequestTimeout || resp.Status == http.StatusTooManyRequests || resp.Status >= 500
+	return delivery.Classify(resp.Status, err, nil) == delivery.Retry
 }
 
 func describeFailure(resp Response, err error) string {
@@ -313,7 +305,8 @@ func cachePolicy(method string, opts Options) (time.Duration, bool) {
 		}
 		age = DefaultCacheAge
 	}
-	return min(max(age, MinCacheAge), MaxCacheAge), true
+	age, _ = ClampedCacheAge(age)
+	return age, true
 }
 
 // ClampedCacheAge reports the age Braze uses for a :cache_max_age of d,

@@ -56,7 +56,7 @@ func slow(d time.Duration, body string) http.HandlerFunc {
 	}
 }
 
-// clock is a settable clock for WithClock.
+// clock is a settable clock for withClock.
 type clock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -117,7 +117,7 @@ func TestTimeout(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newServer(t, tc.handler)
-			c := NewClient(anyPort(), WithTimeout(150*time.Millisecond))
+			c := NewClient(anyPort(), withTimeout(150*time.Millisecond))
 			start := time.Now()
 			out := c.Do(t.Context(), get(srv.URL), Options{})
 			if elapsed := time.Since(start); elapsed > 900*time.Millisecond {
@@ -308,7 +308,7 @@ func TestCache(t *testing.T) {
 			})
 			clk := newClock()
 			start := clk.now()
-			c := NewClient(anyPort(), WithClock(clk.now))
+			c := NewClient(anyPort(), withClock(clk.now))
 			answers := make([]string, len(tc.steps))
 			lastFetch := map[string]string{}
 			for i, s := range tc.steps {
@@ -415,7 +415,7 @@ func TestRetry(t *testing.T) {
 			}
 			var mu sync.Mutex
 			var waits []int
-			c := NewClient(anyPort(), WithBackoff(func(_ context.Context, attempt int) error {
+			c := NewClient(anyPort(), withBackoff(func(_ context.Context, attempt int) error {
 				mu.Lock()
 				waits = append(waits, attempt)
 				mu.Unlock()
@@ -469,7 +469,7 @@ func TestRetry(t *testing.T) {
 
 func TestRetryAbortNamesTheStatus(t *testing.T) {
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
-	c := NewClient(anyPort(), WithBackoff(func(context.Context, int) error { return nil }))
+	c := NewClient(anyPort(), withBackoff(func(context.Context, int) error { return nil }))
 	out := c.Do(t.Context(), get(srv.URL), Options{Retry: true})
 	if !strings.Contains(out.Abort, "HTTP 503") || out.Call.Error != "HTTP 503" || out.Call.Status != 503 {
 		t.Errorf("Abort = %q, Call = %+v; want HTTP 503 named", out.Abort, out.Call)
@@ -478,7 +478,7 @@ func TestRetryAbortNamesTheStatus(t *testing.T) {
 
 func TestRetryStopsWhenTheBackoffIsCancelled(t *testing.T) {
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
-	c := NewClient(anyPort(), WithBackoff(func(context.Context, int) error { return context.Canceled }))
+	c := NewClient(anyPort(), withBackoff(func(context.Context, int) error { return context.Canceled }))
 	out := c.Do(t.Context(), get(srv.URL), Options{Retry: true})
 	if out.Call.Attempts != 1 || srv.hits.Load() != 1 {
 		t.Errorf("Attempts = %d, hits %d; want 1 when the wait is cancelled", out.Call.Attempts, srv.hits.Load())
@@ -658,7 +658,7 @@ func TestPreviewDeadlineIsNotBrazeTimeout(t *testing.T) {
 	failing := fetchFunc(func(context.Context, Request) (Response, error) { return Response{Status: 503}, nil })
 	for name, f := range map[string]Fetcher{"during a call": slow, "between attempts": failing} {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		c := NewClient(f, WithBackoff(func(ctx context.Context, _ int) error { <-ctx.Done(); return ctx.Err() }))
+		c := NewClient(f, withBackoff(func(ctx context.Context, _ int) error { <-ctx.Done(); return ctx.Err() }))
 		out := c.Do(ctx, Request{Method: "GET", URL: "https://x.test/a"}, Options{Retry: true})
 		cancel()
 		if out.Abort != "" || out.Response != nil || !strings.Contains(out.Call.Error, "the preview stopped waiting") {
@@ -666,3 +666,13 @@ func TestPreviewDeadlineIsNotBrazeTimeout(t *testing.T) {
 		}
 	}
 }
+
+// Knobs for tests only: a clock for cache expiry, the wait before retry n
+// (1-based), and Braze's 2 s timeout.
+func withClock(now func() time.Time) ClientOption { return func(c *Client) { c.now = now } }
+
+func withBackoff(sleep func(ctx context.Context, attempt int) error) ClientOption {
+	return func(c *Client) { c.sleep = sleep }
+}
+
+func withTimeout(d time.Duration) ClientOption { return func(c *Client) { c.timeout = d } }

@@ -340,7 +340,7 @@ func TestFixtures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out := NewClient(f, WithTimeout(150*time.Millisecond)).Do(t.Context(), tc.req, Options{})
+			out := NewClient(f, withTimeout(150*time.Millisecond)).Do(t.Context(), tc.req, Options{})
 			if tc.err != nil {
 				if out.Response != nil {
 					t.Fatalf("answered %d %q; want an error", out.Response.Status, out.Response.Body)
@@ -461,7 +461,7 @@ func TestFinalErrorsAreNotRetried(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			waits := 0
-			c := NewClient(tc.fetcher, WithBackoff(func(context.Context, int) error { waits++; return nil }))
+			c := NewClient(tc.fetcher, withBackoff(func(context.Context, int) error { waits++; return nil }))
 			out := c.Do(t.Context(), get(tc.url), Options{Retry: true})
 			if out.Call.Attempts != 1 || waits != 0 {
 				t.Errorf("Attempts = %d after %d waits; want 1", out.Call.Attempts, waits)
