@@ -19,10 +19,16 @@ import (
 	"github.com/osteele/liquid/values"
 )
 
-// addBrazeOnlyFilters adds the filters Braze lists beyond Shopify's and
-// the ones the pipelines need (specs/braze.md §6, "Braze additions" and
-// "Supported").
-func addBrazeOnlyFilters(cfg filters.FilterDictionary) {
+// addBrazeFilters adds the filters Braze documents on top of the Shopify
+// ones and those the pipelines need (specs/braze.md §6, "Braze additions"
+// and "Supported"), json among them.
+func addBrazeFilters(cfg filters.FilterDictionary) {
+	cfg.AddFilter("json", jsonFilter)
+	cfg.AddFilter("as_json_string", jsonFilter)
+	cfg.AddFilter("json_escape", jsonEscape)
+	cfg.AddFilter("json_parse", jsonParse)
+	cfg.AddFilter("url_escape", func(s any) string { return percentEscape(liquidString(s), urlSafe) })
+	cfg.AddFilter("url_param_escape", func(s any) string { return percentEscape(liquidString(s), paramSafe) })
 	cfg.AddFilter("money", money)
 	cfg.AddFilter("number_with_delimiter", numberWithDelimiter)
 	cfg.AddFilter("property_accessor", propertyAccessor)

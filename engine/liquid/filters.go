@@ -5,20 +5,7 @@ import (
 	"strings"
 
 	"github.com/loyalty-connector/engine/engine/jsonval"
-	"github.com/osteele/liquid/filters"
 )
-
-// addBrazeFilters adds the filters Braze documents on top of the Shopify
-// ones (specs/braze.md §6) that pipeline bodies need, plus json.
-func addBrazeFilters(cfg filters.FilterDictionary) {
-	cfg.AddFilter("json", jsonFilter)
-	cfg.AddFilter("as_json_string", jsonFilter)
-	cfg.AddFilter("json_escape", jsonEscape)
-	cfg.AddFilter("json_parse", jsonParse)
-	cfg.AddFilter("url_escape", func(s any) string { return percentEscape(liquidString(s), urlSafe) })
-	cfg.AddFilter("url_param_escape", func(s any) string { return percentEscape(liquidString(s), paramSafe) })
-	addBrazeOnlyFilters(cfg)
-}
 
 // jsonFilter encodes a value as compact JSON without HTML escaping, so
 // "<" and "&" reach the target as written.

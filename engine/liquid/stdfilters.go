@@ -585,18 +585,8 @@ func mapFilter(in any, args []any) (any, error) {
 // sortFilter sorts like Ruby: numbers with numbers, strings with strings,
 // anything else is an error; items without the property go last.
 func sortFilter(in any, args []any) (any, error) {
-	items := slices.Clone(toList(in))
 	var err error
-	slices.SortStableFunc(items, func(a, b any) int {
-		x, y := propertyOf(a, args), propertyOf(b, args)
-		switch {
-		case x == nil && y == nil:
-			return 0
-		case x == nil:
-			return 1
-		case y == nil:
-			return -1
-		}
+	items := sortByProperty(in, args, func(x, y any) int {
 		c, ok := compareValues(x, y)
 		if !ok && err == nil {
 			err = fmt.Errorf("cannot compare %s with %s", errValue(x), errValue(y))
@@ -607,6 +597,25 @@ func sortFilter(in any, args []any) (any, error) {
 		return nil, err
 	}
 	return items, nil
+}
+
+// sortByProperty is a stable sort of the items of in by their property
+// args[0] (or themselves), with the items that have none last.
+func sortByProperty(in any, args []any, compare func(x, y any) int) []any {
+	items := slices.Clone(toList(in))
+	slices.SortStableFunc(items, func(a, b any) int {
+		x, y := propertyOf(a, args), propertyOf(b, args)
+		switch {
+		case x == nil && y == nil:
+			return 0
+		case x == nil:
+			return 1
+		case y == nil:
+			return -1
+		}
+		return compare(x, y)
+	})
+	return items
 }
 
 func compareValues(a, b any) (int, bool) {
@@ -624,20 +633,9 @@ func compareValues(a, b any) (int, bool) {
 
 // sortNatural compares case-insensitively by text; nil goes last.
 func sortNatural(in any, args []any) (any, error) {
-	items := slices.Clone(toList(in))
-	slices.SortStableFunc(items, func(a, b any) int {
-		x, y := propertyOf(a, args), propertyOf(b, args)
-		switch {
-		case x == nil && y == nil:
-			return 0
-		case x == nil:
-			return 1
-		case y == nil:
-			return -1
-		}
+	return sortByProperty(in, args, func(x, y any) int {
 		return strings.Compare(strings.ToLower(naturalString(x)), strings.ToLower(naturalString(y)))
-	})
-	return items, nil
+	}), nil
 }
 
 func naturalString(v any) string {
