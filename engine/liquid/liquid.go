@@ -9,6 +9,7 @@
 package liquid
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -84,6 +85,21 @@ var knownTags = map[string]bool{
 	"if": true, "elsif": true, "else": true, "endif": true, "unless": true, "endunless": true,
 	"increment": true, "decrement": true, "ifchanged": true, "endifchanged": true, "echo": true,
 	"connected_content": true, "abort_message": true, contentBlockTag: true,
+}
+
+// suggestTag says what an unknown tag may have meant, among the tags a
+// template author writes (not the pre-pass's own).
+func suggestTag(name string) string {
+	if strings.HasPrefix(name, "content_block") {
+		return "; a Content Block is inserted with {{content_blocks.${name}}}"
+	}
+	var names []string
+	for t := range knownTags {
+		if t != contentBlockTag {
+			names = append(names, t)
+		}
+	}
+	return diag.Suggest(name, names)
 }
 
 // maxNesting bounds how deep blocks may nest in one template.
@@ -162,7 +178,7 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 	}
 	for _, tag := range a.tags {
 		if !knownTags[tag.Name] {
-			problems = append(problems, Problem{p.offsets.original(tag.Offset), fmt.Sprintf("unknown tag %q%s", tag.Name, diag.Suggest(tag.Name, slices.Collect(maps.Keys(knownTags))))})
+			problems = append(problems, Problem{p.offsets.original(tag.Offset), fmt.Sprintf("unknown tag %q%s", tag.Name, suggestTag(tag.Name))})
 		}
 	}
 	for _, f := range a.filters {
@@ -245,7 +261,7 @@ func (t *Template) Render(vars map[string]any) (out string, err error) {
 		if abort, ok := causeOf(rerr).(*AbortError); ok {
 			return "", abort
 		}
-		return "", renderError(rerr)
+		return "", t.renderError(rerr)
 	}
 	return w.b.String(), nil
 }
@@ -265,7 +281,7 @@ func (t *Template) Value(vars map[string]any) (v any, err error) {
 	defer recoverRender(&err)
 	out, err := t.typed.Evaluate(expressions.NewContext(vars, t.engine.cfg.Config.Config))
 	if err != nil {
-		return nil, renderError(err)
+		return nil, t.renderError(err)
 	}
 	return jsonable(out), nil
 }
@@ -374,7 +390,7 @@ func compileProblem(err error, p prepared) Problem {
 	return Problem{off, cleanMessage(msg)}
 }
 
-func renderError(err error) error {
+func (t *Template) renderError(err error) error {
 	msg := err.Error()
 	if m := liquidErrRE.FindStringSubmatch(msg); m != nil {
 		msg = m[1]
@@ -382,7 +398,39 @@ func renderError(err error) error {
 			msg += " in " + m[2]
 		}
 	}
-	return errors.New(cleanMessage(msg))
+	return errors.New(t.restoreLiterals(cleanMessage(msg)))
+}
+
+// restoreLiterals writes the pre-pass's hoisted literals in msg back as
+// the template has them: the user never wrote __liquid_literal_0.
+func (t *Template) restoreLiterals(msg string) string {
+	if !strings.Contains(msg, literalPrefix) {
+		return msg
+	}
+	names := slices.Collect(maps.Keys(t.literals))
+	// __liquid_literal_10 before __liquid_literal_1
+	slices.SortFunc(names, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
+	var pairs []string
+	for _, name := range names {
+		pairs = append(pairs, name, literalText(t.literals[name]))
+	}
+	return strings.NewReplacer(pairs...).Replace(msg)
+}
+
+// literalText is a hoisted literal as Liquid markup.
+func literalText(v any) string {
+	switch v := v.(type) {
+	case string:
+		if strings.Contains(v, "'") {
+			return `"` + v + `"`
+		}
+		return "'" + v + "'"
+	case connectedSource:
+		return strings.TrimSpace(v.raw)
+	case abortSource:
+		return "('" + v.reason + "')"
+	}
+	return fmt.Sprint(v)
 }
 
 // cleanMessage rewrites the osteele messages users meet most into plain words.

@@ -27,6 +27,9 @@ func TestRenderErrorsInWords(t *testing.T) {
 		{"{{ 'abc' | slice: 'a' }}", `filter slice failed: slice's start must be a whole number, not 'a' in {{ 'abc' | slice: 'a' }}`},
 		{"{{ x | plus: 0, 1 }}", "filter plus failed: takes 1 argument, not 2 in {{ x | plus: 0, 1 }}"},
 		{"{{ 5 | divided_by: 0 }}", "filter divided_by failed: division by zero in {{ 5 | divided_by: 0 }}"},
+		// literals the pre-pass hoisted are shown as written
+		{"{{ 'abc' | slice: 'a\nb' }}", "filter slice failed: slice's start must be a whole number, not 'a\\nb' in {{ 'abc' | slice: 'a\nb' }}"},
+		{"{% if 'a' > 5.0 %}{% endif %}", "cannot compare the text \"a\" with the number 5.0 using >; convert one of them first (| plus: 0 makes a number) in {% if 'a' > 5.0 %}"},
 	} {
 		tpl, problems := NewEngine().Parse(tc.src, Options{})
 		if problems != nil {
