@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/loyalty-connector/engine/engine/diag"
 	"github.com/loyalty-connector/engine/engine/jsonval"
 	"github.com/osteele/liquid/render"
 )
@@ -161,8 +160,7 @@ func (e *Engine) renderContentBlock(w io.Writer, ctx render.Context, mr *message
 		}
 		var problems []Problem
 		if t, problems = e.Parse(src, Options{}); len(problems) > 0 {
-			line, col := diag.LineCol(src, problems[0].Offset)
-			return fmt.Errorf("%s:%d:%d: %s", source, line, col, problems[0].Message)
+			return fmt.Errorf("%s:%s", source, problemsAt(src, problems[:1]))
 		}
 		if mr.parsed == nil {
 			mr.parsed = map[string]*Template{}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/loyalty-connector/engine/engine/diag"
 	"github.com/osteele/liquid/expressions"
 	"github.com/osteele/liquid/render"
 )
@@ -53,11 +54,7 @@ func (e *Engine) partial(tag, name string) (*Template, error) {
 	}
 	t, problems := e.Parse(src, Options{})
 	if len(problems) > 0 {
-		msgs := make([]string, len(problems))
-		for i, p := range problems {
-			msgs[i] = p.Message
-		}
-		err := fmt.Errorf("{%% %s %%}: partial %q does not parse: %s", tag, name, strings.Join(msgs, "; "))
+		err := fmt.Errorf("{%% %s %%}: partial %q does not parse: %s", tag, name, problemsAt(src, problems))
 		if ps.errs == nil {
 			ps.errs = map[string]error{}
 		}
@@ -360,4 +357,15 @@ func (e *Engine) renderIsolated(t *Template, w io.Writer, state *renderState, ar
 		}
 	}
 	return nil
+}
+
+// problemsAt words the problems of a template's source as
+// "line:col: message", joined by "; ".
+func problemsAt(src string, problems []Problem) string {
+	msgs := make([]string, len(problems))
+	for i, p := range problems {
+		line, col := diag.LineCol(src, p.Offset)
+		msgs[i] = fmt.Sprintf("%d:%d: %s", line, col, p.Message)
+	}
+	return strings.Join(msgs, "; ")
 }

@@ -62,7 +62,7 @@ func TestTags(t *testing.T) {
 		{"render is isolated", "{% render 'greet' %}{{ after }}|{% render 'scoped' %}|{% render 'scoped' with t as t %}", items, "Hi |[]|[Hello]", ""},
 		{"render for", "{% render 'item' for a as item %}", items, "1,2,3,4,5,6", ""},
 		{"unknown partial", "{% include 'nope' %}", items, "", `no partial named "nope"`},
-		{"partial that does not parse", "{% render 'bad' %}", items, "", `partial "bad" does not parse`},
+		{"partial that does not parse", "{% render 'bad' %}", items, "", `partial "bad" does not parse: 1:1: unterminated "if" block`},
 		{"render needs a quoted name", "{% render t %}", items, "", "needs the partial's name in quotes"},
 		{"a partial including itself", "{% include 'self' %}", items, "", "nest more than"},
 		{"runaway loop", "{% for i in (1..100000000) %}{% endfor %}", items, "", "loops more than"},
