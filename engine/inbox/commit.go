@@ -328,13 +328,12 @@ func (s *Store) commitGroup(group []write) {
 	// acker tries again), rather than running without its event.
 	if s.backlog() {
 		sealed, moving := s.seal() // the failed epoch; nothing rotates while it waits
-		if err := s.db.Update(func(tx *bolt.Tx) error { return s.applyJournalled(tx, sealed, moving) }); err != nil {
+		if err := s.moveJournalled(sealed, moving); err != nil {
 			for _, w := range group {
 				w.done <- err
 			}
 			return
 		}
-		s.applied(sealed)
 	}
 	sealed, moving := s.seal()
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -354,9 +353,8 @@ func (s *Store) commitGroup(group []write) {
 		// A change failed and took the others down with it. Move the
 		// events on their own, then give each change its own transaction,
 		// so only the failing one hears about it.
-		err = s.db.Update(func(tx *bolt.Tx) error { return s.applyJournalled(tx, sealed, moving) })
+		err = s.moveJournalled(sealed, moving)
 		if err == nil {
-			s.applied(sealed)
 			for _, w := range group {
 				w.done <- s.db.Update(w.fn)
 			}
@@ -405,6 +403,16 @@ func (s *Store) seal() (uint64, []journalled) {
 		}
 	}
 	return sealed, moving
+}
+
+// moveJournalled moves the sealed epoch's events into bbolt in a
+// transaction of their own.
+func (s *Store) moveJournalled(sealed uint64, moving []journalled) error {
+	err := s.db.Update(func(tx *bolt.Tx) error { return s.applyJournalled(tx, sealed, moving) })
+	if err == nil {
+		s.applied(sealed)
+	}
+	return err
 }
 
 // applyJournalled puts the moving events in their queues and their ids in

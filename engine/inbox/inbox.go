@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -292,13 +293,11 @@ func (s *Store) ReadAfter(pipeline string, after uint64, max int) ([]Record, err
 	var journalled []Record
 	s.mu.Lock()
 	if pq := s.pending[pipeline]; pq != nil {
-		for _, e := range pq.entries {
-			if len(journalled) == max {
-				break
-			}
-			if e.rec.Seq > after {
-				journalled = append(journalled, e.rec)
-			}
+		// in seq order: the one append loop takes seqs and adds entries
+		es := pq.entries
+		from := sort.Search(len(es), func(i int) bool { return es[i].rec.Seq > after })
+		for _, e := range es[from:min(len(es), from+max)] {
+			journalled = append(journalled, e.rec)
 		}
 	}
 	s.mu.Unlock()
