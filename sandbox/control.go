@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 
 	brazeemu "github.com/loyalty-connector/engine/connectors/braze/emulator"
 	sessionmemu "github.com/loyalty-connector/engine/connectors/sessionm/emulator"
+	"github.com/loyalty-connector/engine/engine/jsonval"
 )
 
 // controlBodyLimit bounds control requests; a webhook campaign's Liquid
@@ -160,7 +160,7 @@ func decodeControl(w http.ResponseWriter, r *http.Request, into any) bool {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("control requests are limited to %d bytes", controlBodyLimit))
 			return false
 		}
-		writeError(w, http.StatusBadRequest, "request body: "+jsonProblem(err))
+		writeError(w, http.StatusBadRequest, "request body: "+jsonval.Problem(err))
 		return false
 	}
 	if dec.More() {
@@ -168,48 +168,6 @@ func decodeControl(w http.ResponseWriter, r *http.Request, into any) bool {
 		return false
 	}
 	return true
-}
-
-// jsonProblem words a decoding error without Go type names.
-func jsonProblem(err error) string {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		got := "a JSON " + typeErr.Value
-		if strings.HasPrefix(typeErr.Value, "number ") {
-			got = typeErr.Value // "number 1.5" where a whole number was expected
-		}
-		want := describeKind(typeErr.Type.Kind().String())
-		if typeErr.Field == "" {
-			return fmt.Sprintf("expected %s, got %s", want, got)
-		}
-		return fmt.Sprintf("%s: expected %s, got %s", typeErr.Field, want, got)
-	case errors.As(err, &syntaxErr):
-		return fmt.Sprintf("invalid JSON at byte %d: %s", syntaxErr.Offset, syntaxErr.Error())
-	case errors.Is(err, io.EOF):
-		return "empty; a JSON object is expected"
-	}
-	// The decoder's own messages start with "json: "; the reader knows.
-	return strings.TrimPrefix(err.Error(), "json: ")
-}
-
-func describeKind(kind string) string {
-	switch kind {
-	case "string":
-		return "a string"
-	case "bool":
-		return "true or false"
-	case "int", "int64", "int32", "uint64":
-		return "a whole number"
-	case "float64":
-		return "a number"
-	case "slice":
-		return "a list"
-	case "map", "struct":
-		return "an object"
-	}
-	return kind
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/loyalty-connector/engine/engine/connected"
+	"github.com/loyalty-connector/engine/engine/jsonval"
 	"github.com/loyalty-connector/engine/engine/preview"
 	"github.com/loyalty-connector/engine/examples"
 )
@@ -256,7 +257,7 @@ func (pg *playground) render(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf("the template and attributes are over %d KiB together; the playground previews less", maxRenderBody>>10)})
 			return
 		}
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf(`a render request is {"template": "...", "user": "...", ...}: %v`, err)})
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf(`a render request is {"template": "...", "user": "...", ...}: %s`, jsonval.Problem(err))})
 		return
 	}
 	in := preview.Input{Template: req.Template, TemplateName: "template", UserName: "user", ContentBlocks: pg.blocks}

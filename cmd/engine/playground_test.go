@@ -199,6 +199,21 @@ func TestPlaygroundRefusesOversizeRequests(t *testing.T) {
 	}
 }
 
+// A request that is not the page's shape is refused in words, without Go
+// type names.
+func TestPlaygroundRefusesAMalformedRequest(t *testing.T) {
+	h := newTestPlayground(t)
+	for body, want := range map[string]string{
+		`{"template":5}`:  "template: expected a string, got a JSON number",
+		`{"template":"x"`: "unexpected EOF",
+	} {
+		rec := serve(h, "POST", "/api/render", body)
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), want) || strings.Contains(rec.Body.String(), "Go struct") {
+			t.Errorf("%s: %d %s, want 400 with %q", body, rec.Code, rec.Body, want)
+		}
+	}
+}
+
 func TestPlaygroundClearsTheConnectedContentCache(t *testing.T) {
 	h := newTestPlayground(t)
 	req := renderExample(t, "partner-wallet")
