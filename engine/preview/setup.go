@@ -98,7 +98,10 @@ type lazySandbox struct {
 	once    sync.Once
 	sb      *sandbox.Sandbox
 	fetcher *connected.Sandbox
-	err     error
+	// creds are the sandbox's SessionM credentials, user and password,
+	// under the names a Braze workspace would give them
+	creds map[string][2]string
+	err   error
 }
 
 func (l *lazySandbox) start() error {
@@ -109,6 +112,17 @@ func (l *lazySandbox) start() error {
 			return
 		}
 		l.fetcher = connected.NewSandbox(l.sb.Handler())
+		env, _ := l.sb.Settings(SandboxBase)
+		settings := map[string]string{}
+		for _, s := range env {
+			settings[s.Name] = s.Value
+		}
+		l.creds = map[string][2]string{"sessionm_core": {settings["SESSIONM_API_KEY"], settings["SESSIONM_API_SECRET"]}}
+		if raw, err := base64.StdEncoding.DecodeString(settings["SESSIONM_CONNECT_AUTH"]); err == nil {
+			if user, pass, ok := strings.Cut(string(raw), ":"); ok {
+				l.creds["sessionm_connect"] = [2]string{user, pass}
+			}
+		}
 	})
 	return l.err
 }
@@ -150,18 +164,7 @@ func (l *lazySandbox) credentials(next connected.Credentials) connected.Credenti
 		if name != "sessionm_core" && name != "sessionm_connect" || l.start() != nil {
 			return "", "", false
 		}
-		env, _ := l.sb.Settings(SandboxBase)
-		settings := map[string]string{}
-		for _, s := range env {
-			settings[s.Name] = s.Value
-		}
-		if name == "sessionm_core" {
-			return settings["SESSIONM_API_KEY"], settings["SESSIONM_API_SECRET"], true
-		}
-		raw, err := base64.StdEncoding.DecodeString(settings["SESSIONM_CONNECT_AUTH"])
-		if err != nil {
-			return "", "", false
-		}
-		return strings.Cut(string(raw), ":")
+		c, ok := l.creds[name]
+		return c[0], c[1], ok
 	}
 }
