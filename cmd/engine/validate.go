@@ -51,8 +51,9 @@ exits 1 if any is an error; prints a one-line summary and exits 0 when clean.`, 
 	if len(pipelinePaths) > 0 {
 		proj = loader.Load(pipelinePaths)
 	}
+	messages := liquid.NewEngine(liquid.WithMessageTags())
 	for _, file := range templates {
-		proj.Diagnostics.Append(validateTemplate(file))
+		proj.Diagnostics.Append(validateTemplate(messages, file))
 	}
 	items := proj.Diagnostics.Items()
 	for _, d := range items {
@@ -80,14 +81,14 @@ exits 1 if any is an error; prints a one-line summary and exits 0 when clean.`, 
 
 // validateTemplate checks a Braze message template: its errors, and its
 // warnings about what Braze would refuse.
-func validateTemplate(file string) diag.List {
+func validateTemplate(messages *liquid.Engine, file string) diag.List {
 	var out diag.List
 	src, err := os.ReadFile(file)
 	if err != nil {
 		out.Add(diag.Diagnostic{File: file, Message: err.Error()})
 		return out
 	}
-	tpl, problems := liquid.NewEngine(liquid.WithMessageTags()).Parse(string(src), liquid.Options{})
+	tpl, problems := messages.Parse(string(src), liquid.Options{})
 	for _, p := range problems {
 		line, col := diag.LineCol(string(src), p.Offset)
 		out.Add(diag.Diagnostic{File: file, Line: line, Column: col, Message: p.Message})
