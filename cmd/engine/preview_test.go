@@ -110,9 +110,6 @@ func TestRenderMessage(t *testing.T) {
 	dir := t.TempDir()
 	write := writer(t, dir)
 	blocks := filepath.Join(dir, "blocks")
-	if err := os.Mkdir(blocks, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	write("blocks/header.liquid", "Hola {{${first_name}}}{{content_blocks.${inner}}}")
 	write("blocks/inner.liquid", " ({{custom_attribute.${tier}}}){{content_blocks.${deepest}}}")
 	write("blocks/deepest.liquid", "never shown")

@@ -7,11 +7,15 @@ import (
 	"testing"
 )
 
-// writer returns a function that writes a file into dir and gives its path.
+// writer returns a function that writes a file into dir (making the
+// folders its name has) and gives its path.
 func writer(t *testing.T, dir string) func(name, content string) string {
 	return func(name, content string) string {
 		t.Helper()
 		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -23,9 +27,6 @@ func TestRender(t *testing.T) {
 	dir := t.TempDir()
 	write := writer(t, dir)
 	partials := filepath.Join(dir, "partials")
-	if err := os.Mkdir(partials, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	write("partials/greet.liquid", "Hello {{ user.first_name }}")
 	write("partials/item.liquid", "{{ o.name }};")
 	vars := write("vars.json", `{"user":{"first_name":"Ana","points":1250},"offers":[{"name":"Coat"},{"name":"Hat"}],"n":9}`)
