@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,37 +76,21 @@ func runCSVScenario(ctx context.Context, cfg *config, dir string, progress func(
 	if err := writeSegmentCSV(csvPath, cfg.rows); err != nil {
 		return nil, fmt.Errorf("writing the CSV: %w", err)
 	}
-	dataDir := cfg.dataDir
-	if dataDir == "" {
-		dataDir = filepath.Join(dir, "data")
-	} else {
-		dataDir = filepath.Join(dataDir, "loadtest-"+newRunID())
-		defer os.RemoveAll(dataDir)
-	}
-	args := []string{"run", "--addr", "127.0.0.1:0", "--data", dataDir,
-		"--env-file", sandboxEnvFile(dir), "--env-file", cfg.sandboxEnv, "--log-level", "warn",
-		"--csv", csvPipeline + "=" + csvPath, "--until-done"}
-	if cfg.adminFlag {
-		args = append(args, "--admin-addr", "")
-	}
-	if cfg.cpuProfile != "" {
-		args = append(args, "--cpu-profile", profilePath(cfg.cpuProfile, "f2", len(cfg.scenarios)))
-	}
+	args, removeData := engineArgs(cfg, dir, "f2", newRunID())
+	defer removeData()
+	args = append(args, "--csv", csvPipeline+"="+csvPath, "--until-done")
 	res := &result{Scenario: "f2", Pipeline: csvPipeline, Events: cfg.rows, Users: cfg.rows}
 	sandboxBefore, err := cpuTime(sb.pid())
 	if err != nil {
 		return nil, err
 	}
-	tr := newTracker(&http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}, control, sc, cfg.rows)
-	followCtx, stopFollowing := context.WithCancel(ctx)
-	followed := make(chan struct{})
-	go func() { defer close(followed); tr.follow(followCtx, time.Second) }()
+	tr, finishTracking := startTracker(ctx, control, sc, cfg.rows, time.Second)
 
 	progress("f2: sandbox pid %d at %s; importing %d rows", sb.pid(), sandboxBase, cfg.rows)
 	started := time.Now()
 	eng, err := startChild("engine run", cfg.engine, append(args, cfg.pipelines)...)
 	if err != nil {
-		stopFollowing()
+		_ = finishTracking()
 		return nil, err
 	}
 	mem := sampleMemory(eng.pid(), memoryEvery)
@@ -121,9 +104,7 @@ func runCSVScenario(ctx context.Context, cfg *config, dir string, progress func(
 	res.fillMemory(mem)
 	sandboxAfter, cpuErr := cpuTime(sb.pid())
 	sandboxPeak, rssErr := peakRSS(sb.pid())
-	stopFollowing()
-	<-followed
-	if err := tr.poll(ctx); err != nil {
+	if err := finishTracking(); err != nil {
 		res.problem("%v", err)
 	}
 	if stopErr != nil {
@@ -161,13 +142,7 @@ func runCSVScenario(ctx context.Context, cfg *config, dir string, progress func(
 	if tr.err != nil {
 		res.problem("%v", tr.err)
 	}
-	res.EngineLogLines = eng.stderrCount()
-	res.EngineLogTail = eng.lastStderr()
-	res.StopMessage = stopMessage(eng.stdout())
-	res.InboxEmpty = strings.Contains(res.StopMessage, stoppedEmpty)
-	if cfg.inboxCheck && !res.InboxEmpty {
-		res.problem("engine run did not report an empty inbox when it finished: %q", res.StopMessage)
-	}
+	res.fillStop(eng, cfg.inboxCheck, "when it finished")
 	closeIdle(tr.client)
 	if err := sb.stop(stopTimeout); err != nil {
 		res.problem("%v", err)

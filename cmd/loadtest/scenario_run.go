@@ -60,25 +60,8 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 		return nil, err
 	}
 
-	dataDir := cfg.dataDir
-	if dataDir == "" {
-		dataDir = filepath.Join(dir, "data")
-	} else {
-		dataDir = filepath.Join(dataDir, "loadtest-"+runID)
-		defer os.RemoveAll(dataDir)
-	}
-	args := []string{"run", "--addr", "127.0.0.1:0", "--data", dataDir,
-		"--env-file", sandboxEnvFile(dir), "--env-file", cfg.sandboxEnv, "--log-level", "warn"}
-	if cfg.adminFlag {
-		// The admin listener's default port would collide with any other
-		// engine on the machine, and the load test does not use it.
-		args = append(args, "--admin-addr", "")
-	}
-	if cfg.cpuProfile != "" {
-		// engine run writes the profile when it stops, so it covers the
-		// whole run, the drain and the stop included.
-		args = append(args, "--cpu-profile", profilePath(cfg.cpuProfile, name, len(cfg.scenarios)))
-	}
+	args, removeData := engineArgs(cfg, dir, name, runID)
+	defer removeData()
 	eng, err := startChild("engine run", cfg.engine, append(args, cfg.pipelines)...)
 	if err != nil {
 		return nil, err
@@ -109,10 +92,7 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 	// The tracker has its own connections, closed before the sandbox
 	// stops: see closeIdle.
 	mem := sampleMemory(eng.pid(), memoryEvery)
-	tr := newTracker(&http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}, control, sc, cfg.users)
-	followCtx, stopFollowing := context.WithCancel(ctx)
-	followed := make(chan struct{})
-	go func() { defer close(followed); tr.follow(followCtx, pollEvery) }()
+	tr, finishTracking := startTracker(ctx, control, sc, cfg.users, pollEvery)
 
 	s := sendAll(ctx, client, base, sc, cfg)
 	res.fillSent(s)
@@ -133,11 +113,7 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 	} else {
 		res.EngineAcceptP50Ms, res.EngineAcceptP99Ms = 1000*h.quantileBound(0.5), 1000*h.quantileBound(0.99)
 	}
-	stopFollowing()
-	<-followed
-	// One last read, so the figures include everything the emulators saw
-	// by now.
-	if err := tr.poll(ctx); err != nil {
+	if err := finishTracking(); err != nil {
 		res.problem("%v", err)
 	}
 	res.fillDelivered(tr, s, want, cfg.users >= cfg.events)
@@ -156,21 +132,65 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 	// Stopping the engine is part of the test: it must leave nothing in
 	// the inbox.
 	closeIdle(client, tr.client)
-	stopErr := eng.stop(stopTimeout)
-	res.EngineLogLines = eng.stderrCount()
-	res.EngineLogTail = eng.lastStderr()
-	res.StopMessage = stopMessage(eng.stdout())
-	res.InboxEmpty = strings.Contains(res.StopMessage, stoppedEmpty)
-	if stopErr != nil {
-		res.problem("%v", stopErr)
+	if err := eng.stop(stopTimeout); err != nil {
+		res.problem("%v", err)
 	}
-	if cfg.inboxCheck && !res.InboxEmpty {
-		res.problem("engine run did not report an empty inbox when stopped: %q", res.StopMessage)
-	}
+	res.fillStop(eng, cfg.inboxCheck, "when stopped")
 	if err := sb.stop(stopTimeout); err != nil {
 		res.problem("%v", err)
 	}
 	return res, nil
+}
+
+// engineArgs are the arguments of engine run for a scenario, up to the
+// pipelines; removeData removes the inbox folder made under --data.
+func engineArgs(cfg *config, dir, name, runID string) (args []string, removeData func()) {
+	dataDir, removeData := filepath.Join(dir, "data"), func() {}
+	if cfg.dataDir != "" {
+		dataDir = filepath.Join(cfg.dataDir, "loadtest-"+runID)
+		removeData = func() { os.RemoveAll(dataDir) }
+	}
+	args = []string{"run", "--addr", "127.0.0.1:0", "--data", dataDir,
+		"--env-file", sandboxEnvFile(dir), "--env-file", cfg.sandboxEnv, "--log-level", "warn"}
+	if cfg.adminFlag {
+		// The admin listener's default port would collide with any other
+		// engine on the machine, and the load test does not use it.
+		args = append(args, "--admin-addr", "")
+	}
+	if cfg.cpuProfile != "" {
+		// engine run writes the profile when it stops, so it covers the
+		// whole run, the drain and the stop included.
+		args = append(args, "--cpu-profile", profilePath(cfg.cpuProfile, name, len(cfg.scenarios)))
+	}
+	return args, removeData
+}
+
+// startTracker follows the scenario's target requests every poll on
+// connections of its own (closed before the sandbox stops: see
+// closeIdle). finish stops following and reads once more, so the figures
+// include everything the emulators saw by then.
+func startTracker(ctx context.Context, control string, sc *scenario, users int, every time.Duration) (tr *tracker, finish func() error) {
+	tr = newTracker(&http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}, control, sc, users)
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	followed := make(chan struct{})
+	go func() { defer close(followed); tr.follow(followCtx, every) }()
+	return tr, func() error {
+		stopFollowing()
+		<-followed
+		return tr.poll(ctx)
+	}
+}
+
+// fillStop records how engine run ended: its log, its stop message, and
+// (with check) a problem unless it reported an empty inbox.
+func (r *result) fillStop(eng *child, check bool, when string) {
+	r.EngineLogLines = eng.stderrCount()
+	r.EngineLogTail = eng.lastStderr()
+	r.StopMessage = stopMessage(eng.stdout())
+	r.InboxEmpty = strings.Contains(r.StopMessage, stoppedEmpty)
+	if check && !r.InboxEmpty {
+		r.problem("engine run did not report an empty inbox %s: %q", when, r.StopMessage)
+	}
 }
 
 // holdTarget adds a sandbox fault: one 429 burst of length d on the
