@@ -49,15 +49,9 @@ func TestCrashLosesNothing(t *testing.T) {
 	}
 	h := newCrashHarness(t, crashUsers)
 	first := h.startEngine(0)
-	led := newLedger()
-	var next atomic.Int64
-	load := startSenders(led, newSenderClient(t), first.base, &next)
 	began := time.Now()
 	// A few thousand accepted, or what ~1.5 s gives on a slow machine.
-	if !led.waitLoad(3000, 300, 1500*time.Millisecond, 30*time.Second, first.exited) {
-		load.halt()
-		t.Fatalf("the engine accepted only %d events in %v", led.acceptedCount(), time.Since(began))
-	}
+	led, load, next := startLoad(t, first.base, first.exited, 3000, 300, 1500*time.Millisecond)
 	atKill := led.acceptedCount()
 	if err := first.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -104,13 +98,7 @@ func TestGracefulStop(t *testing.T) {
 	}
 	h := newCrashHarness(t, crashUsers)
 	first := h.startEngine(0)
-	led := newLedger()
-	var next atomic.Int64
-	load := startSenders(led, newSenderClient(t), first.base, &next)
-	if !led.waitLoad(500, 500, 0, 30*time.Second, first.exited) {
-		load.halt()
-		t.Fatalf("the engine accepted only %d events", led.acceptedCount())
-	}
+	led, load, next := startLoad(t, first.base, first.exited, 500, 500, 0)
 	atStop := led.acceptedCount()
 	elapsed, ok := h.stopEngine(first)
 	load.halt()
@@ -934,6 +922,21 @@ func startSenders(l *ledger, c *http.Client, base string, next *atomic.Int64) *s
 func (s *senders) halt() {
 	close(s.stop)
 	s.wg.Wait()
+}
+
+// startLoad starts the senders against base and waits until the engine
+// has accepted many events, or few once minTime has passed; the test
+// fails (the senders halted) if that takes over 30 s or the engine exits.
+func startLoad(t *testing.T, base string, exited <-chan struct{}, many, few int, minTime time.Duration) (*ledger, *senders, *atomic.Int64) {
+	t.Helper()
+	led, next := newLedger(), new(atomic.Int64)
+	load := startSenders(led, newSenderClient(t), base, next)
+	began := time.Now()
+	if !led.waitLoad(many, few, minTime, 30*time.Second, exited) {
+		load.halt()
+		t.Fatalf("the engine accepted only %d events in %v", led.acceptedCount(), time.Since(began).Round(time.Millisecond))
+	}
+	return led, load, next
 }
 
 func newSenderClient(t *testing.T) *http.Client {

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -134,13 +133,7 @@ func TestReloadUnderWebhookLoad(t *testing.T) {
 		{"connections", func(i int) { _ = os.WriteFile(conns, []byte(fmt.Sprintf("%s\n# edit %d\n", rawConns, i)), 0o644) }},
 	}
 
-	led := newLedger()
-	var next atomic.Int64
-	load := startSenders(led, newSenderClient(t), e.base, &next)
-	if !led.waitLoad(300, 300, 0, 30*time.Second, e.exited) {
-		load.halt()
-		t.Fatalf("the engine accepted only %d events", led.acceptedCount())
-	}
+	led, load, _ := startLoad(t, e.base, e.exited, 300, 300, 0)
 	began, startCount := time.Now(), led.acceptedCount()
 	versions := map[string]bool{}
 	for i := range 50 {
