@@ -167,20 +167,12 @@ func (e *Engine) renderContentBlock(w io.Writer, ctx render.Context, mr *message
 		}
 		mr.parsed[name] = t
 	}
-	if t.node == nil {
-		_, err := io.WriteString(w, t.source)
-		return err
-	}
 	mr.blockDepth++
 	defer func() { mr.blockDepth-- }()
-	b := ctx.Bindings()
-	scope := newScoped(b)
-	for k := range t.literals {
-		scope.save(k)
-	}
-	maps.Copy(b, t.literals)
+	scope := newScoped(ctx.Bindings())
+	scope.bindLiterals(t)
 	defer scope.restore()
-	return ctx.RenderBlock(w, &render.BlockNode{Body: []render.Node{t.node}})
+	return renderHere(w, ctx, t)
 }
 
 // connectedOptions are connected_content's documented options; true for

@@ -265,13 +265,7 @@ func (e *Engine) renderPartial(c *partialCall, w io.Writer, ctx render.Context) 
 	for k := range args {
 		scope.save(k)
 	}
-	// The partial's hoisted literals (its message tags among them) have
-	// the same generated names as the caller's: the partial sees its own
-	// while it runs.
-	for k := range t.literals {
-		scope.save(k)
-	}
-	maps.Copy(b, t.literals)
+	scope.bindLiterals(t)
 	defer func() {
 		// an assign in the partial to an argument's name outlives it
 		for k, v := range args {
@@ -282,13 +276,7 @@ func (e *Engine) renderPartial(c *partialCall, w io.Writer, ctx render.Context) 
 		scope.restore()
 	}()
 	maps.Copy(b, args)
-	run := func() error {
-		if t.node == nil {
-			_, err := io.WriteString(w, t.source)
-			return err
-		}
-		return ctx.RenderBlock(w, &render.BlockNode{Body: []render.Node{t.node}})
-	}
+	run := func() error { return renderHere(w, ctx, t) }
 	if !iterate {
 		if hasValue {
 			b[varName] = value
@@ -368,4 +356,24 @@ func problemsAt(src string, problems []Problem) string {
 		msgs[i] = fmt.Sprintf("%d:%d: %s", line, col, p.Message)
 	}
 	return strings.Join(msgs, "; ")
+}
+
+// bindLiterals binds t's hoisted literals (its message tags among them)
+// for as long as the scope lasts: they have the same generated names as
+// the caller's, and t must see its own while it runs.
+func (s *scoped) bindLiterals(t *Template) {
+	for k := range t.literals {
+		s.save(k)
+	}
+	maps.Copy(s.b, t.literals)
+}
+
+// renderHere renders t in the caller's scope, as include does; a template
+// without markup is its source.
+func renderHere(w io.Writer, ctx render.Context, t *Template) error {
+	if t.node == nil {
+		_, err := io.WriteString(w, t.source)
+		return err
+	}
+	return ctx.RenderBlock(w, &render.BlockNode{Body: []render.Node{t.node}})
 }
