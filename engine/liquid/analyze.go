@@ -101,8 +101,6 @@ func isIdentChar(c byte) bool  { return isIdentStart(c) || isDigit(c) || c == '-
 var keywords = map[string]bool{
 	"and": true, "or": true, "not": true, "contains": true, "in": true,
 	"true": true, "false": true, "nil": true, "null": true, "empty": true, "blank": true,
-	// offset: continue resumes a loop; it reads no variable
-	"continue": true,
 }
 
 // forParams are the words a for or tablerow tag takes after its collection.
@@ -173,6 +171,8 @@ func (a *analysis) expression(toks []token) {
 		case next == ":" && (forParams[t.text] || a.inFilterArgs(toks, i)):
 			// a named argument (truncate: 5, allow_false: true) or limit:
 		case keywords[t.text], forParams[t.text]:
+		case t.text == "continue" && prev == ":" && i >= 2 && toks[i-2].text == "offset":
+			// offset: continue resumes a loop; it reads no variable
 		default:
 			path := []string{t.text}
 			for j := i + 1; j+1 < len(toks); j += 2 {

@@ -88,6 +88,8 @@ func TestRefOffsetsPointIntoOriginal(t *testing.T) {
 		{"ab {{ custom_attribute.${favourite colour} }} {{ x }}", []int{6, 49}, []string{"custom_attribute", "x"}},
 		{"{% if {{event.n}} > 1 %}{{ y }}{% endif %}", []int{8, 27}, []string{"event", "y"}},
 		{"line1\n{{\n  event.n }}", []int{11}, []string{"event"}},
+		// offset: continue reads no variable; a variable named continue is one
+		{"{% for i in xs offset: continue %}{% endfor %}{{ continue }}", []int{12, 49}, []string{"xs", "continue"}},
 	}
 	e := NewEngine()
 	for _, tt := range tests {
