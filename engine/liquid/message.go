@@ -313,8 +313,7 @@ func (e *Engine) compileConnected(src connectedSource) (*connectedSpec, []Proble
 			spec.method = m
 		case "headers":
 			if !strings.Contains(o.value, "{{") && !strings.Contains(o.value, "{%") {
-				var h map[string]any
-				if err := json.Unmarshal([]byte(o.value), &h); err != nil {
+				if _, err := orderedHeaders(o.value); err != nil {
 					problem(o.valueOff, ":headers needs a JSON object, {\"Name\": \"value\"}: %v", err)
 					continue
 				}
@@ -546,6 +545,12 @@ func orderedHeaders(text string) ([][2]string, error) {
 			s = string(b)
 		}
 		out = append(out, [2]string{k.(string), s})
+	}
+	if _, err := dec.Token(); err != nil { // the closing }
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("there is more after the object")
 	}
 	return out, nil
 }

@@ -153,6 +153,8 @@ func TestMessageTagProblems(t *testing.T) {
 		{"PUT", `{% connected_content https://x.test :method put %}`, 44, `supports only :method get and :method post, not "put"`},
 		{"save name", `{% connected_content https://x.test :save 9x %}`, 42, `:save needs a variable name`},
 		{"headers not JSON", `{% connected_content https://x.test :headers {'a': 1} %}`, 45, ":headers needs a JSON object"},
+		{"headers a list", `{% connected_content https://x.test :headers [1] %}`, 45, `:headers needs a JSON object, {"Name": "value"}: it does not start with {`},
+		{"headers with more after", `{% connected_content https://x.test :headers {"a":"b"}} %}`, 45, `:headers needs a JSON object, {"Name": "value"}: `},
 		{"flag with a value", `{% connected_content https://x.test :retry 3 %}`, 43, `:retry takes no value; "3" does not belong to it`},
 		{"option twice", `{% connected_content https://x.test :save a :save b %}`, 44, ":save is given twice"},
 		{"option without value", `{% connected_content https://x.test :save %}`, 36, ":save needs a value"},
