@@ -251,22 +251,14 @@ func counterTag(down bool) render.TagCompiler {
 // splitTop splits s at every sep outside quotes, parentheses and brackets.
 func splitTop(s string, sep byte) []string {
 	var parts []string
-	depth, start := 0, 0
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '\'' || c == '"':
-			if k := strings.IndexByte(s[i+1:], c); k >= 0 {
-				i += k + 1
-			}
-		case c == '(' || c == '[':
-			depth++
-		case c == ')' || c == ']':
-			depth--
-		case c == sep && depth == 0:
+	start := 0
+	topLevel(s, func(i int) int {
+		if s[i] == sep {
 			parts = append(parts, s[start:i])
 			start = i + 1
 		}
-	}
+		return 0
+	})
 	return append(parts, s[start:])
 }
 
