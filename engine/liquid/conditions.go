@@ -312,8 +312,7 @@ func contains(a, b any) bool {
 type branch struct {
 	cond *condition // nil: else
 	not  bool
-	body *render.BlockNode
-	self bool // the tag's own body rather than a clause
+	body *render.BlockNode // nil: the tag's own body rather than a clause
 }
 
 // ifBlock compiles if (and unless, whose first condition is negated):
@@ -328,7 +327,7 @@ func ifBlock(negate bool) render.BlockCompiler {
 		if err != nil {
 			return nil, err
 		}
-		branches := []branch{{cond: first, not: negate, self: true}}
+		branches := []branch{{cond: first, not: negate}}
 		quiet := blank(node.Body)
 		for _, c := range node.Clauses {
 			b := branch{body: c}
@@ -356,7 +355,7 @@ func ifBlock(negate bool) render.BlockCompiler {
 				if !ok {
 					continue
 				}
-				if b.self {
+				if b.body == nil {
 					return ctx.RenderChildren(w)
 				}
 				return ctx.RenderBlock(w, b.body)

@@ -808,16 +808,15 @@ func tablerowBlock(node render.BlockNode) (renderer, error) {
 			return err
 		}
 		row, col := 1, 1
+		loop := map[string]any{"length": n}
+		b["tablerowloop"] = loop
 		for i, item := range seg {
 			if err := s.step("tablerow"); err != nil {
 				return err
 			}
 			b[spec.variable] = item
-			b["tablerowloop"] = map[string]any{
-				"length": n, "index": i + 1, "index0": i, "rindex": n - i, "rindex0": n - i - 1,
-				"first": i == 0, "last": i == n-1, "row": row, "col": col, "col0": col - 1,
-				"col_first": col == 1, "col_last": col == cols,
-			}
+			setForloop(loop, i, n)
+			loop["row"], loop["col"], loop["col0"], loop["col_first"], loop["col_last"] = row, col, col-1, col == 1, col == cols
 			if _, err := fmt.Fprintf(w, "<td class=\"col%d\">", col); err != nil {
 				return err
 			}
