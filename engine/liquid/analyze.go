@@ -29,6 +29,7 @@ type analysis struct {
 type tagUse struct {
 	Name   string
 	Offset int
+	args   []token // what follows the name
 }
 
 type token struct {
@@ -119,7 +120,7 @@ func analyze(p prepared) analysis {
 			continue
 		}
 		name, args := toks[0].text, toks[1:]
-		a.tags = append(a.tags, tagUse{name, toks[0].off})
+		a.tags = append(a.tags, tagUse{name, toks[0].off, args})
 		switch name {
 		case "assign":
 			if len(args) > 0 && args[0].kind == 'i' {

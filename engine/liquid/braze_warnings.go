@@ -38,17 +38,10 @@ func brazeWarnings(p prepared, a analysis) []Problem {
 	warn := func(off int, format string, args ...any) {
 		out = append(out, Problem{Offset: p.offsets.original(off), Message: fmt.Sprintf(format, args...)})
 	}
-	for _, r := range p.regions {
-		if !r.tag {
-			continue
-		}
-		toks := lex(r.content, r.start)
-		if len(toks) == 0 || toks[0].kind != 'i' {
-			continue
-		}
-		name, args := toks[0].text, toks[1:]
+	for _, tag := range a.tags {
+		name, args := tag.Name, tag.args
 		if !brazeTags[name] {
-			warn(toks[0].off, "Braze does not document {%% %s %%}: the engine renders it, Braze may not", name)
+			warn(tag.Offset, "Braze does not document {%% %s %%}: the engine renders it, Braze may not", name)
 			continue
 		}
 		switch name {
