@@ -1,6 +1,7 @@
 package connected
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -313,7 +314,7 @@ func TestCache(t *testing.T) {
 			lastFetch := map[string]string{}
 			for i, s := range tc.steps {
 				clk.set(start.Add(s.at))
-				req := Request{Method: cmpOr(s.method, http.MethodGet), URL: srv.URL + cmpOr(s.path, "/")}
+				req := Request{Method: cmp.Or(s.method, http.MethodGet), URL: srv.URL + cmp.Or(s.path, "/")}
 				if s.body != "" {
 					req.Body = []byte(s.body)
 				}

@@ -2,6 +2,7 @@ package connected
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loyalty-connector/engine/engine/diag"
+	"github.com/loyalty-connector/engine/engine/yamlpos"
 	"gopkg.in/yaml.v3"
 )
 
@@ -176,7 +179,7 @@ func LoadFixtures(dir string) (*Fixtures, error) {
 		if err := decodeFixture(index, item, &fx); err != nil {
 			return nil, err
 		}
-		fx.Method = strings.ToUpper(cmpOr(fx.Method, http.MethodGet))
+		fx.Method = strings.ToUpper(cmp.Or(fx.Method, http.MethodGet))
 		if fx.URL == "" {
 			return nil, fmt.Errorf("%s:%d:%d: the fixture needs a url", index, item.Line, item.Column)
 		}
@@ -212,7 +215,7 @@ func decodeFixture(index string, item *yaml.Node, into *fixture) error {
 	for i := 0; i+1 < len(item.Content); i += 2 {
 		k, v := item.Content[i], item.Content[i+1]
 		if !slices.Contains(fixtureKeys, k.Value) {
-			return fmt.Errorf("%s:%d:%d: unknown key %q (%s)", index, k.Line, k.Column, k.Value, keys)
+			return fmt.Errorf("%s:%d:%d: unknown key %q%s (%s)", index, k.Line, k.Column, k.Value, diag.Suggest(k.Value, fixtureKeys), keys)
 		}
 		if seen[k.Value] {
 			return fmt.Errorf("%s:%d:%d: %s is given twice", index, k.Line, k.Column, k.Value)
@@ -226,27 +229,15 @@ func decodeFixture(index string, item *yaml.Node, into *fixture) error {
 	return nil
 }
 
-// yamlErrorText is the first message of a decoding error, without the
-// "line N:" yaml.v3 puts before it (the caller gives the position).
+// yamlErrorText is the first message of a decoding error in words, without
+// the line yaml.v3 puts before it (the caller gives the position).
 func yamlErrorText(err error) string {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) || len(te.Errors) == 0 {
 		return err.Error()
 	}
-	msg := te.Errors[0]
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		if _, after, ok := strings.Cut(rest, ": "); ok {
-			msg = after
-		}
-	}
+	_, msg := yamlpos.TypeProblem(te.Errors[0])
 	return msg
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // Fetch answers from the first matching fixture.

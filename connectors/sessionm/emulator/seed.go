@@ -293,11 +293,7 @@ func ParseSeed(name string, data []byte) (Seed, error) {
 	return seed, nil
 }
 
-var (
-	yamlLineRE     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-	unknownFieldRE = regexp.MustCompile(`^field (\S+) not found in type`)
-	cannotRE       = regexp.MustCompile("^cannot unmarshal !!(\\w+) (?:`(.*)` )?into (\\S+)$")
-)
+var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
 // yamlError rewrites yaml.v3's messages as file:line problems without Go
 // type names.
@@ -312,44 +308,13 @@ func yamlError(name string, err error) error {
 	}
 	errs := make([]error, 0, len(te.Errors))
 	for _, e := range te.Errors {
-		line, msg := "?", e
-		if m := yamlLineRE.FindStringSubmatch(e); m != nil {
-			line, msg = m[1], m[2]
-		}
-		if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
-			msg = fmt.Sprintf("unknown key %q", m[1])
-		} else if m := cannotRE.FindStringSubmatch(msg); m != nil {
-			got := map[string]string{"str": "text", "int": "a number", "float": "a number", "bool": "true/false", "map": "a mapping", "seq": "a list", "null": "nothing", "timestamp": "a date"}[m[1]]
-			if got == "" {
-				got = m[1]
-			}
-			if m[2] != "" {
-				got += fmt.Sprintf(" (%s)", m[2])
-			}
-			msg = fmt.Sprintf("expected %s, got %s", kindOf(m[3]), got)
+		line, msg := yamlpos.TypeProblem(e)
+		if line == "" {
+			line = "?"
 		}
 		errs = append(errs, fmt.Errorf("%s:%s: %s", name, line, msg))
 	}
 	return errors.Join(errs...)
-}
-
-// kindOf names a Go target type the way a seed author thinks of it.
-func kindOf(goType string) string {
-	switch {
-	case strings.HasPrefix(goType, "[]"):
-		return "a list"
-	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "emulator."), strings.HasPrefix(goType, "*emulator."):
-		return "a mapping"
-	case strings.Contains(goType, "int"):
-		return "a whole number"
-	case strings.Contains(goType, "float"):
-		return "a number"
-	case strings.Contains(goType, "bool"):
-		return "true or false"
-	case strings.Contains(goType, "string"):
-		return "text"
-	}
-	return "another kind of value"
 }
 
 type seedProblem struct {
