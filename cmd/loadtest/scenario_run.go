@@ -94,7 +94,10 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 	mem := sampleMemory(eng.pid(), memoryEvery)
 	tr, finishTracking := startTracker(ctx, control, sc, cfg.users, pollEvery)
 
-	s := sendAll(ctx, client, base, sc, cfg)
+	s, err := sendAll(ctx, base, sc, cfg)
+	if err != nil {
+		return nil, err
+	}
 	res.fillSent(s)
 	progress("%s: %d accepted in %.2f s; waiting for deliveries", name, res.Accepted, res.SendSeconds)
 

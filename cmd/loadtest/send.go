@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -42,25 +40,33 @@ func newClient(senders int) *http.Client {
 
 // sendAll sends cfg.events webhooks of sc to base with cfg.senders
 // concurrent clients, at cfg.rate events per second or as fast as they go.
-func sendAll(ctx context.Context, client *http.Client, base string, sc *scenario, cfg *config) *sent {
+func sendAll(ctx context.Context, base string, sc *scenario, cfg *config) (*sent, error) {
 	n := cfg.events
 	s := &sent{start: make([]time.Time, n), latency: make([]time.Duration, n), status: make([]int, n)}
+	senders := make([]*sender, cfg.senders)
+	for k := range senders {
+		var err error
+		if senders[k], err = newSender(base, sc.header); err != nil {
+			return nil, err
+		}
+	}
 	// Unbuffered: an index is handed over only when a sender is free to
 	// send it, so the lag measured at the handover is the real one.
 	next := make(chan int)
 	go s.schedule(ctx, next, n, cfg.rate)
 	var wg sync.WaitGroup
-	for range cfg.senders {
+	for _, snd := range senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer snd.close()
 			for i := range next {
-				s.sendOne(ctx, client, base, sc, i, i%cfg.users)
+				s.sendOne(snd, sc, i, i%cfg.users)
 			}
 		}()
 	}
 	wg.Wait()
-	return s
+	return s, nil
 }
 
 // schedule hands out event indexes: as fast as senders take them, or each
@@ -100,33 +106,23 @@ func (s *sent) schedule(ctx context.Context, next chan<- int, n int, rate float6
 	s.behind = behind
 }
 
-func (s *sent) sendOne(ctx context.Context, client *http.Client, base string, sc *scenario, i, u int) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+sc.path(i, u), bytes.NewReader(sc.body(i, u)))
-	if err != nil {
-		s.fail(err)
-		return
-	}
-	req.Header = sc.header.Clone()
+func (s *sent) sendOne(snd *sender, sc *scenario, i, u int) {
+	key := ""
 	if sc.idempotencyKey != nil {
-		req.Header.Set("Idempotency-Key", sc.idempotencyKey(i))
+		key = sc.idempotencyKey(i)
 	}
+	path, body := sc.path(i, u), sc.body(i, u)
 	start := time.Now()
 	s.start[i] = start
-	resp, err := client.Do(req)
-	if err != nil {
-		s.fail(err)
-		return
-	}
-	// The whole answer is read so the connection goes back to the pool,
-	// and the latency includes it, as it would for the real sender.
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	// The latency includes reading the whole answer, as it would for the
+	// real sender.
+	status, err := snd.post(path, key, body)
 	s.latency[i] = time.Since(start)
 	if err != nil {
 		s.fail(err)
 		return
 	}
-	s.status[i] = resp.StatusCode
+	s.status[i] = status
 }
 
 func (s *sent) fail(err error) {
