@@ -151,9 +151,9 @@ const (
 
 // TestCSVCrashResumes kills the engine with SIGKILL while it imports and
 // delivers a CSV file, then runs it again on the same --data and file
-// with --until-done: the checkpoint says where the import resumes, the
-// inbox holds the rows already queued, and every row must reach SessionM
-// with few sent twice.
+// with --until-done: the checkpoint says how many rows from the top had an
+// outcome, the import resumes after them, and every row must reach
+// SessionM with few sent twice (those in flight at the kill).
 func TestCSVCrashResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs processes under load")
@@ -221,7 +221,7 @@ func TestCSVCrashResumes(t *testing.T) {
 		t.Errorf("%s: %v, want exit 0", second.name, second.err)
 	}
 	if resumed := regexp.MustCompile(`resuming a CSV import.* after_row=(\d+)`).FindStringSubmatch(second.stderr.String()); resumed != nil {
-		t.Logf("the import was under way at the kill: the checkpoint said %s rows queued", resumed[1])
+		t.Logf("the import was under way at the kill: the checkpoint said %s rows had an outcome", resumed[1])
 	} else if strings.Contains(second.stderr.String(), "this file was imported before") {
 		t.Logf("the import had read the whole file at the kill; the inbox held what was left to deliver")
 	}
@@ -230,16 +230,16 @@ func TestCSVCrashResumes(t *testing.T) {
 		t.Errorf("%s printed no summary line for %s", second.name, file)
 	} else {
 		t.Logf("restart: %s", summary[0])
-		read, queued, delivered, dead, broken, before := atoi(summary[1]), atoi(summary[2]), atoi(summary[3]), atoi(summary[4]), atoi(summary[5]), atoi(summary[6])
-		if summary[7] != "done" || read != csvRows || dead != 0 || broken != 0 || queued+before != csvRows || delivered < queued {
-			t.Errorf("summary: %d rows read, %d queued, %d delivered, %d dead-lettered, %d broken, %d queued before; %s; want %d read, queued + queued before = %d, no failures, done",
-				read, queued, delivered, dead, broken, before, summary[7], csvRows, csvRows)
+		read, sent, delivered, dead, broken, before := atoi(summary[1]), atoi(summary[2]), atoi(summary[3]), atoi(summary[4]), atoi(summary[5]), atoi(summary[6])
+		if summary[7] != "done" || read != csvRows || dead != 0 || broken != 0 || sent+before != csvRows || delivered < sent {
+			t.Errorf("summary: %d rows read, %d sent, %d delivered, %d dead-lettered, %d broken, %d handled before; %s; want %d read, sent + handled before = %d, no failures, done",
+				read, sent, delivered, dead, broken, before, summary[7], csvRows, csvRows)
 		}
 		// Rows left by the first run that are delivered before the import
 		// of this run has begun are not counted in its summary: a figure,
 		// not a loss (the deliveries below are what counts).
-		if delivered != leftover+queued {
-			t.Logf("the summary counts %d delivered; the inbox held %d and %d were queued", delivered, leftover, queued)
+		if delivered != leftover+sent {
+			t.Logf("the summary counts %d delivered; the inbox held %d and %d were sent", delivered, leftover, sent)
 		}
 	}
 	if !strings.Contains(second.stdout.String(), "engine run: stopped; every accepted event was handled") {
@@ -467,11 +467,11 @@ func fetchCSVTags(client *http.Client, sandbox string) (map[int]bool, []string, 
 }
 
 // csvSummary finds engine run's summary line for file: the match and its
-// rows read, queued, delivered, dead-lettered, broken, queued before, and
+// rows read, sent, delivered, dead-lettered, broken, handled before, and
 // the state.
 func csvSummary(stdout, file string) []string {
 	re := regexp.MustCompile(`(?m)^csv ` + regexp.QuoteMeta(file) +
-		` \([^)]*\): (\d+) rows read, (\d+) queued, (\d+) delivered, (\d+) dead-lettered, (\d+) broken rows, (\d+) already queued before; (.+)$`)
+		` \([^)]*\): (\d+) rows read, (\d+) sent, (\d+) delivered, (\d+) dead-lettered, (\d+) broken rows, (\d+) handled before; (.+)$`)
 	return re.FindStringSubmatch(stdout)
 }
 

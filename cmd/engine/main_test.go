@@ -394,7 +394,7 @@ func TestRunCSVUntilDone(t *testing.T) {
 		t.Fatalf("code %d\n%s\n%s", code, stdout, stderr)
 	}
 	for _, want := range []string{
-		"csv examples/csv/braze-segment-export.csv (segment-csv-to-sessionm-tags): 4 rows read, 4 queued, 4 delivered, 0 dead-lettered, 0 broken rows, 0 already queued before; done",
+		"csv examples/csv/braze-segment-export.csv (segment-csv-to-sessionm-tags): 4 rows read, 4 sent, 4 delivered, 0 dead-lettered, 0 broken rows, 0 handled before; done",
 		"engine run: stopped; every accepted event was handled",
 	} {
 		if !strings.Contains(stdout, want) {
@@ -404,7 +404,7 @@ func TestRunCSVUntilDone(t *testing.T) {
 	// The same file again: the checkpoint says it was imported.
 	stdout, _, _ = runEngine("run", "--sandbox", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data", data, "--log-level", "warn",
 		"--csv", "examples/csv/braze-segment-export.csv", "--until-done", "pipelines/")
-	if !strings.Contains(stdout, "4 rows read, 0 queued, 0 delivered, 0 dead-lettered, 0 broken rows, 4 already queued before; done") {
+	if !strings.Contains(stdout, "4 rows read, 0 sent, 0 delivered, 0 dead-lettered, 0 broken rows, 4 handled before; done") {
 		t.Errorf("second run:\n%s", stdout)
 	}
 }

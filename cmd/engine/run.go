@@ -398,9 +398,9 @@ func printCSVSummary(w io.Writer, ps []runner.CSVProgress) {
 		}
 		state := "done"
 		if !p.Settled() {
-			state = "unfinished; the next run resumes it"
+			state = "unfinished; importing the file again resumes after the rows that have an outcome"
 		}
-		fmt.Fprintf(w, "csv %s (%s): %d rows read, %d queued, %d delivered, %d dead-lettered, %d broken rows, %d already queued before; %s\n",
+		fmt.Fprintf(w, "csv %s (%s): %d rows read, %d sent, %d delivered, %d dead-lettered, %d broken rows, %d handled before; %s\n",
 			p.File, p.Pipeline, p.Rows, p.Queued, p.Delivered, p.Failed, p.Broken, p.Skipped, state)
 	}
 }

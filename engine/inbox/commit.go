@@ -184,6 +184,7 @@ func (s *Store) appendGroup(group []*appendReq) {
 			req.out[i] = Appended{Seq: seq}
 			entries = append(entries, journalled{pipeline: req.pipeline, rec: Record{
 				Seq: seq, ID: ev.ID, Received: now, Payload: append([]byte(nil), ev.Payload...),
+				Attempts: ev.Attempts, NotAfter: ev.NotAfter,
 			}})
 		}
 	}

@@ -257,6 +257,11 @@ var ErrIDTooLong = fmt.Errorf("the event id is longer than %d bytes", MaxIDLengt
 type NewEvent struct {
 	ID      string // dedupe id; "" for none
 	Payload []byte
+	// Attempts and NotAfter: for an event already tried elsewhere (a CSV
+	// row that goes to its workers straight from the file and needs a
+	// retry), the attempts made and the earliest time of the next.
+	Attempts int
+	NotAfter time.Time
 }
 
 // Appended says what became of one appended event.

@@ -83,6 +83,30 @@ func TestAppendPendingAckSurviveReopen(t *testing.T) {
 	}
 }
 
+// TestAppendTried: an event appended with its attempts and next time (a
+// CSV row that failed on its way from the file) keeps both, in the
+// journal and once moved into bbolt.
+func TestAppendTried(t *testing.T) {
+	dir, c := t.TempDir(), &clock{t: t0}
+	s := open(t, dir, c)
+	next := t0.Add(90 * time.Second)
+	if _, err := s.Append("f2", NewEvent{ID: "h:7", Payload: []byte("row"), Attempts: 3, NotAfter: next}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		recs, err := s.ReadAfter("f2", 0, math.MaxInt)
+		if err != nil || len(recs) != 1 || recs[0].Attempts != 3 || !recs[0].NotAfter.Equal(next) || recs[0].ID != "h:7" {
+			t.Fatalf("%s: %+v %v; want attempts 3, next %v", when, recs, err, next)
+		}
+	}
+	check("journalled")
+	s.Close()
+	s = open(t, dir, c)
+	defer s.Close()
+	check("after a restart")
+}
+
 func TestDedupeWindow(t *testing.T) {
 	c := &clock{t: t0}
 	s := open(t, t.TempDir(), c)

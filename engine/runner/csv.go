@@ -20,26 +20,16 @@ import (
 	"github.com/loyalty-connector/engine/engine/spec"
 )
 
-// csvChunk is how many rows go into the inbox per transaction.
-const csvChunk = 1000
-
-// csvAhead is how many rows of a pipeline may wait in the inbox before the
-// import reads more of its file. The file is already on disk and the
-// checkpoint says where reading stopped, so there is nothing to gain from
-// copying millions of rows into the inbox at once: memory and the inbox
-// file stay the same size whatever the size of the CSV.
-const csvAhead = 8 * csvChunk
-
 // CSVProgress is where one file's import stands.
 type CSVProgress struct {
 	File      string
 	Pipeline  string
 	Rows      int  // data rows read so far (broken ones included)
-	Queued    int  // rows put into the inbox by this run
-	Skipped   int  // rows an earlier run had already queued
+	Queued    int  // rows this run sent to the workers
+	Skipped   int  // rows an earlier run had already handled (the checkpoint)
 	Broken    int  // rows that could not be read: dead letters
-	Delivered int  // queued rows delivered (or filtered out)
-	Failed    int  // queued rows dead-lettered
+	Delivered int  // sent rows delivered (or filtered out)
+	Failed    int  // sent rows dead-lettered
 	ReadDone  bool // the whole file has been read
 	Started   time.Time
 	Err       string // why the file could not be imported at all
@@ -51,7 +41,8 @@ func (p CSVProgress) Settled() bool {
 }
 
 // csvCheckpoint is kept in the inbox per file content, so a restart
-// resumes after the last row queued instead of reading it all again.
+// resumes after the rows that have an outcome instead of sending them
+// again (csvrun.go).
 type csvCheckpoint struct {
 	Rows int  `json:"rows"`
 	Done bool `json:"done"`
@@ -103,11 +94,13 @@ func (r *Runner) settledRow(pipeline string, it *item, delivered bool) {
 	}
 }
 
-// ImportCSV queues the rows of file for pipeline (a csv source). Each row
-// is an event whose id is the file's content hash and the row number, so
-// a row queued twice (a crash between queueing and checkpointing) is
-// recognised; broken rows become dead letters with their row number. It
-// returns when the file has been read; delivery goes on in the workers.
+// ImportCSV sends the rows of file to pipeline's workers (a csv source),
+// as far as they have room, from where the checkpoint says an earlier run
+// stopped. Each row is an event whose id is the file's content hash and
+// the row number; broken rows become dead letters with their row number.
+// It returns once every row has an outcome (rows waiting for a retry are
+// in the inbox by then), or when ctx ends: the checkpoint then says where
+// the next import of the file resumes.
 func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgress, error) {
 	l := r.lane(pipeline)
 	if l == nil || l.p.Source.Type.Kind != spec.CSVSource {
@@ -151,40 +144,23 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 	if cp.Rows > 0 {
 		r.log.Info("resuming a CSV import", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "after_row", cp.Rows)
 	}
-	var chunk []inbox.NewEvent
-	rows := 0
-	flush := func() error {
-		if len(chunk) == 0 {
-			return nil
+	run := r.startCSVRun(pipeline, file, sum, key, cp.Rows)
+	// stop ends the import early: the rows without an outcome are sent
+	// when the file is imported again, after the checkpoint.
+	stop := func(why error) (CSVProgress, error) {
+		finishErr := run.finish(false)
+		if why != nil && !errors.Is(why, errStopping) && ctx.Err() == nil {
+			return fail(why)
 		}
-		for r.store.Depth(pipeline) >= csvAhead {
-			if r.clock.Sleep(ctx, 5*time.Millisecond) != nil {
-				break // stopping: this chunk is still queued, then reading ends
-			}
+		if finishErr != nil {
+			return fail(finishErr)
 		}
-		got, err := r.store.Append(pipeline, chunk...)
-		if err != nil {
-			return err
-		}
-		queued := 0
-		for _, a := range got {
-			if !a.Duplicate {
-				queued++
-			}
-		}
-		if err := r.store.SetCheckpoint(key, csvCheckpoint{Rows: rows}); err != nil {
-			return err
-		}
-		r.csv.update(file, func(p *CSVProgress) { p.Queued += queued; p.Skipped += len(chunk) - queued })
-		chunk = chunk[:0]
-		r.wake(pipeline)
-		return nil
+		return r.csvSnapshot(file), nil
 	}
+	rows := 0
 	for {
 		if ctx.Err() != nil {
-			// Stopping: what was queued is safe, the checkpoint says
-			// where to resume.
-			return r.csvSnapshot(file), flush()
+			return stop(nil)
 		}
 		row, err := reader.Next()
 		if errors.Is(err, io.EOF) {
@@ -196,39 +172,35 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 		if errors.As(err, &rowErr) {
 			if rows > cp.Rows {
 				r.brokenRow(pipeline, key, rowErr)
+				run.settleNow(rows)
 			}
 			continue
 		}
 		if err != nil {
-			return fail(err)
+			return stop(err)
 		}
 		if rows <= cp.Rows {
 			r.csv.update(file, func(p *CSVProgress) { p.Skipped++ })
 			continue
 		}
-		payload, err := encodeStored(&storedEvent{
-			ID: fmt.Sprintf("%s:%d", sum, row.Number), AcceptedBy: l.p.Version,
-			Row: &storedRow{File: file, Number: row.Number, Line: row.Line, Values: row.Values},
-		})
+		it, err := run.item(row, rows)
 		if err != nil {
-			return fail(err)
+			return stop(err)
 		}
-		chunk = append(chunk, inbox.NewEvent{ID: fmt.Sprintf("%s:%d", sum, row.Number), Payload: payload})
-		if len(chunk) == csvChunk {
-			if err := flush(); err != nil {
-				return fail(err)
-			}
+		r.csv.update(file, func(p *CSVProgress) { p.Queued++ })
+		if err := run.handOver(ctx, it); err != nil {
+			return stop(err)
 		}
-	}
-	if err := flush(); err != nil {
-		return fail(err)
-	}
-	if err := r.store.SetCheckpoint(key, csvCheckpoint{Rows: rows, Done: true}); err != nil {
-		return fail(err)
 	}
 	r.csv.update(file, func(p *CSVProgress) { p.ReadDone = true })
+	if err := run.waitSettled(ctx, rows); err != nil {
+		return stop(err)
+	}
+	if err := run.finish(true); err != nil {
+		return fail(err)
+	}
 	snap := r.csvSnapshot(file)
-	r.log.Info("CSV file read", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", snap.Rows, "queued", snap.Queued, "broken", snap.Broken, "already_queued", snap.Skipped)
+	r.log.Info("CSV file imported", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", snap.Rows, "sent", snap.Queued, "broken", snap.Broken, "handled_before", snap.Skipped)
 	return snap, nil
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
-	"github.com/loyalty-connector/engine/engine/runner"
 )
 
 const csvPipeline = "segment-csv-to-sessionm-tags"
@@ -156,11 +155,11 @@ func TestCSVImportErrors(t *testing.T) {
 	}
 }
 
-// While deliveries are held up, the import stops reading the file once the
-// inbox holds csvAhead rows, and goes on when they are delivered: a large
-// CSV never lands in the inbox (and in memory) whole.
+// While deliveries are held up, the import reads only as far as the
+// workers' window: rows go from the file to the workers, never into the
+// inbox, so a large CSV is never in the inbox or in memory whole.
 func TestCSVImportWaitsForDeliveries(t *testing.T) {
-	rows := runner.CSVAhead + 4000
+	rows := 2000
 	h := start(t, setup{users: rows + 1})
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"1s"}`)
 	file := writeCSV(t, t.TempDir(), rows, 0)
@@ -169,17 +168,20 @@ func TestCSVImportWaitsForDeliveries(t *testing.T) {
 		_, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
 		done <- err
 	}()
-	h.eventually("the import to fill its share of the inbox", func() bool {
-		return h.store.Depth(csvPipeline) >= runner.CSVAhead-64
-	})
-	time.Sleep(200 * time.Millisecond)
-	select {
-	case err := <-done:
-		t.Fatalf("the import read the whole file while nothing was delivered (err %v)", err)
-	default:
+	read := func() int {
+		for _, p := range h.r.CSVImports() {
+			return p.Rows
+		}
+		return 0
 	}
-	if d := h.store.Depth(csvPipeline); d > runner.CSVAhead+1000 {
-		t.Fatalf("%d rows in the inbox; the import should stop near %d", d, runner.CSVAhead)
+	h.eventually("the import to fill the workers' window", func() bool { return read() >= 100 })
+	time.Sleep(200 * time.Millisecond)
+	// The F2 pipeline's window: 32 workers, four events each.
+	if n := read(); n > 4*32+1 {
+		t.Fatalf("%d rows read while none was delivered; the import should stop at the workers' window (128)", n)
+	}
+	if d := h.store.Depth(csvPipeline); d != 0 {
+		t.Fatalf("%d rows in the inbox; rows go to the workers straight from the file", d)
 	}
 	h.control("DELETE", "/faults", "")
 	select {
@@ -190,8 +192,103 @@ func TestCSVImportWaitsForDeliveries(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the import did not finish once deliveries went on")
 	}
-	h.drained()
 	if h.tagCount(fmt.Sprintf("load-%06d", rows), fmt.Sprintf("segment_%d", rows)) != 1 {
 		t.Fatal("the last row was not delivered")
+	}
+	if p := h.r.CSVImports()[0]; !p.Settled() || p.Delivered != rows {
+		t.Fatalf("progress when ImportCSV returned: %+v; it returns once every row has an outcome", p)
+	}
+}
+
+// checkpointOf reads the checkpoint the import of file keeps.
+func checkpointOf(t *testing.T, store *inbox.Store, file string) (rows int, done bool) {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(raw)
+	var cp struct {
+		Rows int  `json:"rows"`
+		Done bool `json:"done"`
+	}
+	if _, err := store.Checkpoint("csv:"+csvPipeline+":"+hex.EncodeToString(sum[:])[:16], &cp); err != nil {
+		t.Fatal(err)
+	}
+	return cp.Rows, cp.Done
+}
+
+// A row whose delivery fails moves into the inbox with its attempt and
+// next time, so it no longer holds the checkpoint back: the import is done
+// while the row waits there for its retry.
+func TestCSVRowRetriesFromTheInbox(t *testing.T) {
+	h := start(t, setup{users: 100, tweak: func(p *engine.Pipeline) {
+		if p.Name == csvPipeline {
+			p.Delivery.BackoffInitial, p.Delivery.BackoffMax = time.Hour, time.Hour
+		}
+	}})
+	// The first five tag requests fail; the rest pass.
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":5}`)
+	file := writeCSV(t, t.TempDir(), 60, 0)
+	// Bounded: rows that waited in memory for their retry would hold the
+	// import for an hour.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p, err := h.r.ImportCSV(ctx, csvPipeline, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, done := checkpointOf(t, h.store, file); rows != 60 || !done {
+		t.Fatalf("checkpoint %d (done %v); want 60, done: the failed rows wait in the inbox", rows, done)
+	}
+	if p.Queued != 60 || p.Delivered != 55 || p.Settled() {
+		t.Fatalf("progress %+v; want 60 sent, 55 delivered, not settled while 5 wait", p)
+	}
+	waiting, err := h.store.ReadAfter(csvPipeline, 0, 100)
+	if err != nil || len(waiting) != 5 {
+		t.Fatalf("inbox: %d rows (%v), want the 5 that failed", len(waiting), err)
+	}
+	for _, rec := range waiting {
+		if rec.Attempts != 1 || !rec.NotAfter.After(time.Now()) || !strings.Contains(rec.ID, ":") {
+			t.Errorf("row %s in the inbox: attempts %d, next %v; want 1 attempt and a retry time ahead (up to an hour, with jitter)", rec.ID, rec.Attempts, rec.NotAfter)
+		}
+	}
+}
+
+// A reload of the CSV pipeline while a file is imported: the rows the old
+// version held without an outcome go to the new one, and every row is
+// delivered once.
+func TestCSVImportAcrossAReload(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{users: 401, dirs: []string{dir}})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"50ms"}`)
+	file := writeCSV(t, t.TempDir(), 400, 0)
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+		done <- err
+	}()
+	h.eventually("some rows delivered", func() bool { return len(h.journal("/sessionm/core/*")) >= 50 })
+	editFile(t, filepath.Join(dir, csvPipeline+".yaml"), func(s string) string {
+		return strings.Replace(s, "concurrency: 32", "concurrency: 8", 1)
+	})
+	rep := h.r.Apply(h.load())
+	if c := changeOf(rep, csvPipeline); c == nil || c.Result != "changed" {
+		t.Fatalf("reload: %+v", rep)
+	}
+	h.control("DELETE", "/faults", "")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the import did not finish after the reload")
+	}
+	h.drained()
+	for i := 1; i <= 400; i++ {
+		if n := h.tagCount(fmt.Sprintf("load-%06d", i), fmt.Sprintf("segment_%d", i)); n != 1 {
+			t.Fatalf("row %d delivered %d times", i, n)
+		}
 	}
 }

@@ -70,11 +70,14 @@ type lane struct {
 }
 
 type item struct {
-	rec    inbox.Record
+	rec    inbox.Record // for a row, Seq is 0 and Payload empty until needed
 	stored *storedEvent
 	ev     *engine.Event
 	key    string
 	keyed  bool // holds its order_by key
+	// row is set for a CSV row handed over straight from its file
+	// (csvrun.go): its outcome goes to the import, not to the inbox.
+	row *csvRow
 }
 
 func newLane(r *Runner, p *engine.Pipeline) *lane {
@@ -199,6 +202,13 @@ func (l *lane) dispatch(rec inbox.Record) bool {
 		l.dead(it, rec.Attempts, "damaged", err, nil, nil)
 		return true
 	}
+	return l.route(it)
+}
+
+// route takes an event that holds a slot to a worker: behind an earlier
+// event of its order_by key, after its retry time, or now. It reports
+// false when the lane stopped first.
+func (l *lane) route(it *item) bool {
 	if l.keys != nil {
 		key, err := l.p.Delivery.OrderBy.Render(l.p.Bindings(it.ev, l.r.clock.Now()))
 		if err != nil {
@@ -302,13 +312,17 @@ func (l *lane) worker() {
 	}
 }
 
-// release ends it's time in memory: its slot frees, and the next event of
-// its key may start.
+// release ends its time in memory: its slot frees, and the next event of
+// its key may start. A CSV row let go without an outcome (the lane
+// stopped) goes back to its import, which hands it to the next version.
 func (l *lane) release(it *item) {
 	<-l.slots
 	if it.keyed {
 		it.keyed = false
 		l.nextOfKey(it.key)
+	}
+	if it.row != nil && !it.row.settled {
+		it.row.run.giveBack(it)
 	}
 }
 
@@ -443,20 +457,29 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 		wait = res.pause
 	}
 	next := l.r.clock.Now().Add(wait)
-	if err := l.r.store.Retry(l.p.Name, it.rec.Seq, attempt, next); err != nil {
-		l.r.log.Error("cannot record a retry; the event stays queued", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
-	}
-	it.rec.Attempts, it.rec.NotAfter = attempt, next
 	l.r.metrics.retried.WithLabelValues(l.p.Name).Inc()
 	l.r.log.Info("will retry", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
 		"attempt", attempt, "in", wait.Round(time.Millisecond), "error", l.r.opts.Masker.String(cause.Error()))
+	if it.row != nil && l.queueRow(it, attempt, next) {
+		return // the inbox has it now; its feeder tries it again
+	}
+	if it.row == nil {
+		if err := l.r.store.Retry(l.p.Name, it.rec.Seq, attempt, next); err != nil {
+			l.r.log.Error("cannot record a retry; the event stays queued", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
+		}
+	}
+	it.rec.Attempts, it.rec.NotAfter = attempt, next
 	// The event keeps its order_by key while it waits, so the key's later
 	// events cannot overtake it.
 	l.later(it, wait)
 }
 
 func (l *lane) ack(it *item, why string) {
-	l.acks.ack(it.rec.Seq)
+	if it.row != nil {
+		it.row.settle()
+	} else {
+		l.acks.ack(it.rec.Seq)
+	}
 	l.r.log.Debug(why, "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it))
 	l.r.metrics.handled.WithLabelValues(l.p.Name, why).Inc()
 	l.r.settledRow(l.p.Name, it, true)
@@ -467,7 +490,7 @@ func (l *lane) ack(it *item, why string) {
 func (l *lane) dead(it *item, attempts int, reason string, cause error, req *engine.Request, res *sendResult) {
 	m := l.r.opts.Masker
 	dl := inbox.DeadLetter{
-		Version: l.p.Version, EventID: it.stored.ID, Event: []byte(m.String(string(storedJSON(it.rec.Payload)))),
+		Version: l.p.Version, EventID: it.stored.ID, Event: []byte(m.String(string(storedJSON(it.payload())))),
 		Reason: reason, Error: m.String(cause.Error()), Attempts: attempts, Received: it.rec.Received,
 	}
 	if req != nil {
@@ -500,6 +523,9 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 	l.r.log.Warn("dead-lettered", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
 		"reason", reason, "dead_letter", id, "attempts", attempts, "error", dl.Error)
 	l.r.metrics.deadLettered.WithLabelValues(l.p.Name, reason).Inc()
+	if it.row != nil {
+		it.row.settle()
+	}
 	l.r.settledRow(l.p.Name, it, false)
 	l.release(it)
 }

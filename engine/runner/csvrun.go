@@ -1,0 +1,276 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/loyalty-connector/engine/connectors/csvfile"
+	"github.com/loyalty-connector/engine/engine/inbox"
+)
+
+// A CSV row goes from its file to the pipeline's workers without a stop in
+// the inbox. The file is on disk already, so copying each row into the
+// inbox (a journal write, a bbolt put and delete, an encode and a decode)
+// only repeated what the file and its checkpoint make safe, and cost a
+// sixth of an import's CPU. The checkpoint now counts the rows, from the
+// top of the file, that have an outcome: delivered, filtered out,
+// dead-lettered, or moved into the inbox to be retried from there (so a
+// row that waits for its retry does not hold the checkpoint back). A
+// restart resumes after it: the rows that were in flight, or had their
+// outcome after it was last written, are sent again (at least once, never
+// lost), as delivered events not yet removed from the inbox are.
+
+// csvCheckpointEvery is how often the checkpoint is written while rows get
+// their outcomes: what a crash sends again is at most this long's worth,
+// plus the rows in flight.
+const csvCheckpointEvery = 20 * time.Millisecond
+
+// csvRun is one import of a file: which of its rows have an outcome.
+type csvRun struct {
+	r          *Runner
+	pipeline   string
+	file, hash string
+	key        string // the checkpoint's
+
+	mu      sync.Mutex
+	base    int           // rows 1..base have an outcome
+	open    []bool        // rows base+1... handed over: whether each has one
+	back    []*item       // rows a stopping lane gave back, to hand over again
+	changed chan struct{} // (1) base moved, or a row came back
+
+	stopWriter chan struct{}
+	writerDone chan struct{}
+}
+
+// csvRow is a row's ticket back to its import. settled is only touched by
+// whoever holds the row's item, which the lane hands on with channels.
+type csvRow struct {
+	run     *csvRun
+	n       int // the row's position among the file's data rows
+	settled bool
+}
+
+func (r *Runner) startCSVRun(pipeline, file, hash, key string, resumeAfter int) *csvRun {
+	c := &csvRun{r: r, pipeline: pipeline, file: file, hash: hash, key: key, base: resumeAfter,
+		changed: make(chan struct{}, 1), stopWriter: make(chan struct{}), writerDone: make(chan struct{})}
+	go c.writeCheckpoints(resumeAfter)
+	return c
+}
+
+// item makes row n (read now) an event for the workers.
+func (c *csvRun) item(row csvfile.Row, n int) (*item, error) {
+	stored := &storedEvent{
+		ID:  fmt.Sprintf("%s:%d", c.hash, row.Number),
+		Row: &storedRow{File: c.file, Number: row.Number, Line: row.Line, Values: row.Values},
+	}
+	ev, err := stored.event()
+	if err != nil {
+		return nil, err
+	}
+	c.track(n)
+	return &item{rec: inbox.Record{ID: stored.ID, Received: c.r.clock.Now()}, stored: stored, ev: ev, row: &csvRow{run: c, n: n}}, nil
+}
+
+// track records that row n, the next after the last one tracked, is on
+// its way.
+func (c *csvRun) track(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n != c.base+len(c.open)+1 {
+		panic(fmt.Sprintf("csv row %d tracked after row %d", n, c.base+len(c.open)))
+	}
+	c.open = append(c.open, false)
+}
+
+// settleNow records an outcome reached while reading (a broken row).
+func (c *csvRun) settleNow(n int) {
+	c.track(n)
+	c.settled(n)
+}
+
+func (row *csvRow) settle() {
+	row.settled = true
+	row.run.settled(row.n)
+}
+
+func (c *csvRun) settled(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.open[n-c.base-1] = true
+	moved := 0
+	for moved < len(c.open) && c.open[moved] {
+		moved++
+	}
+	if moved == 0 {
+		return
+	}
+	c.base += moved
+	c.open = append(c.open[:0], c.open[moved:]...)
+	c.signal()
+}
+
+func (c *csvRun) signal() {
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+// giveBack takes a row a lane let go of without an outcome: the lane was
+// retired by a reload, or the engine is stopping.
+func (c *csvRun) giveBack(it *item) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.back = append(c.back, it)
+	c.signal()
+}
+
+// settledThrough reports whether rows 1..n all have an outcome.
+func (c *csvRun) settledThrough(n int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.base >= n
+}
+
+// handOver gives it to the pipeline's running lane, waiting for a free
+// slot; rows given back by a retired lane go first. It fails when the
+// engine stops or the pipeline is removed: the row then has no outcome,
+// and the checkpoint stays before it.
+func (c *csvRun) handOver(ctx context.Context, it *item) error {
+	if err := c.handBack(ctx); err != nil {
+		return err
+	}
+	return c.offer(ctx, it)
+}
+
+// handBack hands over again the rows that came back.
+func (c *csvRun) handBack(ctx context.Context) error {
+	c.mu.Lock()
+	back := c.back
+	c.back = nil
+	c.mu.Unlock()
+	for _, it := range back {
+		if err := c.offer(ctx, it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *csvRun) offer(ctx context.Context, it *item) error {
+	for {
+		l := c.r.lane(c.pipeline)
+		if l == nil {
+			return fmt.Errorf("pipeline %s was removed while it imported %s; importing the file again resumes after row %d", c.pipeline, c.file, c.checkpoint())
+		}
+		select {
+		case l.slots <- struct{}{}:
+			if it.stored.AcceptedBy == "" {
+				it.stored.AcceptedBy = l.p.Version
+			}
+			l.route(it) // a lane that stops first gives it back
+			return nil
+		case <-l.soft.Done():
+			// Retired by a reload: the next version's lane is coming.
+			if err := c.r.clock.Sleep(ctx, 5*time.Millisecond); err != nil {
+				return err
+			}
+			if c.r.soft.Err() != nil {
+				return errStopping
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// waitSettled returns once rows 1..n all have an outcome, handing over
+// again any that come back meanwhile.
+func (c *csvRun) waitSettled(ctx context.Context, n int) error {
+	for !c.settledThrough(n) {
+		select {
+		case <-c.changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.r.soft.Done():
+			return errStopping
+		}
+		if err := c.handBack(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *csvRun) checkpoint() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.base
+}
+
+// writeCheckpoints writes the checkpoint at most every csvCheckpointEvery
+// while it moves; a failed write is tried again with the next.
+func (c *csvRun) writeCheckpoints(saved int) {
+	defer close(c.writerDone)
+	tick := time.NewTicker(csvCheckpointEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stopWriter:
+			return
+		case <-tick.C:
+		}
+		if base := c.checkpoint(); base > saved {
+			if err := c.r.store.SetCheckpoint(c.key, csvCheckpoint{Rows: base}); err != nil {
+				c.r.log.Error("cannot write a CSV checkpoint; trying again", "pipeline", c.pipeline, "file", c.file, "row", base, "error", err)
+				continue
+			}
+			saved = base
+		}
+	}
+}
+
+// finish stops the checkpoint writer and writes the last checkpoint: done
+// once every row has an outcome, otherwise where a restart resumes.
+func (c *csvRun) finish(done bool) error {
+	close(c.stopWriter)
+	<-c.writerDone
+	base := c.checkpoint()
+	if err := c.r.store.SetCheckpoint(c.key, csvCheckpoint{Rows: base, Done: done}); err != nil {
+		return fmt.Errorf("writing the checkpoint of %s (row %d): %w", c.file, base, err)
+	}
+	return nil
+}
+
+// queueRow moves a CSV row that needs another attempt into the inbox, with
+// its attempts and next time, so it stops holding its import's checkpoint
+// back; the feeder tries it again from there. It reports false when the
+// row must wait here instead: it holds its order_by key (later rows of the
+// key wait for it), or the inbox could not take it.
+func (l *lane) queueRow(it *item, attempt int, next time.Time) bool {
+	if it.keyed {
+		return false
+	}
+	_, err := l.r.store.Append(l.p.Name, inbox.NewEvent{ID: it.stored.ID, Payload: it.payload(), Attempts: attempt, NotAfter: next})
+	if err != nil {
+		l.r.log.Error("cannot move a CSV row to the inbox for its retry; it waits in memory", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
+		return false
+	}
+	// A duplicate is a row the inbox already holds (or held): either way
+	// it has an outcome there.
+	it.row.settle()
+	l.release(it)
+	l.wake()
+	return true
+}
+
+// payload is the event as the inbox stores it. A CSV row handed over from
+// its file is encoded only when it must be: a retry, a dead letter.
+func (it *item) payload() []byte {
+	if it.rec.Payload == nil && it.stored != nil {
+		it.rec.Payload, _ = encodeStored(it.stored) // rows hold text, which always encodes
+	}
+	return it.rec.Payload
+}
