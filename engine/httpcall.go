@@ -69,5 +69,9 @@ func (c HTTPCaller) Call(ctx context.Context, step *Step, req *Request) (*Respon
 	if int64(len(data)) > limit {
 		return nil, fmt.Errorf("%s %s: the answer is over %d bytes", req.Method, hreq.URL.Redacted(), limit)
 	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data, From: req.Method + " " + hreq.URL.Redacted()}, nil
+	from := req.URL
+	if hreq.URL.User != nil {
+		from = hreq.URL.Redacted() // rebuilt only when there is a password to hide: it costs a percent of a delivery
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data, From: req.Method + " " + from}, nil
 }

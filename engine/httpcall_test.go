@@ -41,6 +41,10 @@ func TestHTTPCaller(t *testing.T) {
 	if !strings.HasPrefix(resp.From, "POST http://127.0.0.1:") {
 		t.Fatalf("from %q", resp.From)
 	}
+	withPassword := strings.Replace(srv.URL, "http://", "http://user:hunter2@", 1) + "/echo"
+	if resp, err := c.Call(context.Background(), nil, req(withPassword)); err != nil || strings.Contains(resp.From, "hunter2") || !strings.Contains(resp.From, "user:xxxxx@") {
+		t.Fatalf("from %q (%v): a password in the URL must not show", resp.From, err)
+	}
 	for _, tt := range []struct{ url, want string }{
 		{srv.URL + "/slow", "no answer within 50ms"},
 		{srv.URL + "/big", "the answer is over 1024 bytes"},
