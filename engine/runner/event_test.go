@@ -1,7 +1,9 @@
 package runner
 
 import (
+	"encoding/json"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -17,5 +19,35 @@ func TestStoredRequestDropsCredentials(t *testing.T) {
 	got := newStoredRequest(req, nil).Headers
 	if len(got) != 2 || got.Get("Idempotency-Key") != "evt-1" || got.Get("Content-Type") == "" {
 		t.Fatalf("stored headers %v", got)
+	}
+}
+
+// The accept answer, written by hand, decodes to what senders read, for
+// ids that need escaping too.
+func TestWriteAccepted(t *testing.T) {
+	for _, tc := range []struct {
+		id        string
+		duplicate bool
+	}{
+		{"campaign-1-user-2", false},
+		{`quote " backslash \ tab 	 <&> é`, true},
+		{"", false},
+	} {
+		rec := httptest.NewRecorder()
+		writeAccepted(rec, tc.id, tc.duplicate)
+		var got struct {
+			Accepted  *bool  `json:"accepted"`
+			EventID   string `json:"event_id"`
+			Duplicate bool   `json:"duplicate"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || got.Accepted == nil || !*got.Accepted || got.EventID != tc.id || got.Duplicate != tc.duplicate {
+			t.Errorf("%q: answer %s (%v)", tc.id, rec.Body.String(), err)
+		}
+		if ct := rec.Header().Get("Content-Type"); ct != "application/json" || rec.Code != 200 {
+			t.Errorf("%q: %d %s", tc.id, rec.Code, ct)
+		}
+		if strings.Contains(rec.Body.String(), "duplicate") != tc.duplicate {
+			t.Errorf("%q: duplicate shown only for a repeat: %s", tc.id, rec.Body.String())
+		}
 	}
 }

@@ -70,10 +70,20 @@ func (r *Runner) buildRoutes(gen *generation, order []string) (mux *http.ServeMu
 }
 
 // accepted is the answer to a stored webhook.
-type accepted struct {
-	Accepted  bool   `json:"accepted"`
-	EventID   string `json:"event_id"`
-	Duplicate bool   `json:"duplicate,omitempty"`
+// writeAccepted answers a stored event: {"accepted":true,"event_id":...}
+// and "duplicate":true for a repeat. It is written by hand because
+// encoding/json's reflection took about 1% of a webhook's CPU.
+func writeAccepted(w http.ResponseWriter, id string, duplicate bool) {
+	b := make([]byte, 0, 64+len(id))
+	b = append(b, `{"accepted":true,"event_id":`...)
+	b, _ = jsonval.Append(b, id) // a string always encodes
+	if duplicate {
+		b = append(b, `,"duplicate":true`...)
+	}
+	b = append(b, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 }
 
 func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
@@ -86,6 +96,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 		placeholders[p.Source.Method+" "+path] = spec.Placeholders(path)
 	}
 	acceptDuration := r.metrics.acceptDuration.WithLabelValues(p.Name)
+	received := r.metrics.received.WithLabelValues(p.Name)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		started := time.Now()
 		// Bearer and basic credentials are checked before the body is
@@ -168,10 +179,10 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 			r.metrics.duplicates.WithLabelValues(p.Name).Inc()
 			r.log.Info("repeat of a stored event ignored", "pipeline", p.Name, "version", p.Version, "event", id)
 		} else {
-			r.metrics.received.WithLabelValues(p.Name).Inc()
+			received.Inc()
 			r.wake(p.Name)
 		}
-		writeJSON(w, http.StatusOK, accepted{Accepted: true, EventID: id, Duplicate: got[0].Duplicate})
+		writeAccepted(w, id, got[0].Duplicate)
 		acceptDuration.Observe(time.Since(started).Seconds())
 	})
 }
