@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -335,7 +336,7 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 			if terminal {
 				showProgress(stderr, progress)
 			}
-			if len(progress) >= len(imports) && allSettled(progress) && csvDrained(r, imports) {
+			if importsSettled(progress, imports) && csvDrained(r, imports) {
 				if terminal {
 					fmt.Fprintln(stderr)
 				}
@@ -354,9 +355,13 @@ func untilDoneChan(enabled bool, done <-chan struct{}) <-chan struct{} {
 	return done
 }
 
-func allSettled(ps []runner.CSVProgress) bool {
-	for _, p := range ps {
-		if !p.Settled() {
+// importsSettled reports whether every --csv file of this run has every
+// row's outcome. Rows an earlier run left in the inbox, of other files
+// too, are csvDrained's.
+func importsSettled(ps []runner.CSVProgress, imports []csvImport) bool {
+	for _, im := range imports {
+		i := slices.IndexFunc(ps, func(p runner.CSVProgress) bool { return p.File == im.file })
+		if i < 0 || !ps[i].Settled() {
 			return false
 		}
 	}
@@ -397,8 +402,13 @@ func printCSVSummary(w io.Writer, ps []runner.CSVProgress) {
 			continue
 		}
 		state := "done"
-		if !p.Settled() {
+		switch {
+		case !p.Finished && p.Rows == 0 && !p.ReadDone:
+			state = "rows an earlier run left in the inbox"
+		case !p.Finished:
 			state = "unfinished; importing the file again resumes after the rows that have an outcome"
+		case !p.Settled():
+			state = "read; rows that wait for a retry stay in the inbox for the next run"
 		}
 		fmt.Fprintf(w, "csv %s (%s): %d rows read, %d sent, %d delivered, %d dead-lettered, %d broken rows, %d handled before; %s\n",
 			p.File, p.Pipeline, p.Rows, p.Queued, p.Delivered, p.Failed, p.Broken, p.Skipped, state)

@@ -31,13 +31,17 @@ type CSVProgress struct {
 	Delivered int  // sent rows delivered (or filtered out)
 	Failed    int  // sent rows dead-lettered
 	ReadDone  bool // the whole file has been read
-	Started   time.Time
+	// Finished: every row has an outcome or waits in the inbox for a
+	// retry; the checkpoint says the file is done.
+	Finished bool
+	Started  time.Time
 	Err       string // why the file could not be imported at all
 }
 
-// Settled reports whether every row has an outcome.
+// Settled reports whether every row has an outcome, retries included, or
+// the import failed and nothing more will happen to its rows.
 func (p CSVProgress) Settled() bool {
-	return p.ReadDone && p.Delivered+p.Failed >= p.Queued
+	return (p.Finished || p.Err != "") && p.Delivered+p.Failed >= p.Queued
 }
 
 // csvCheckpoint is kept in the inbox per file content, so a restart
@@ -128,7 +132,7 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 		return fail(fmt.Errorf("reading the checkpoint of %s: %w", file, err))
 	}
 	if cp.Done {
-		r.csv.update(file, func(p *CSVProgress) { p.Skipped, p.Rows, p.ReadDone = cp.Rows, cp.Rows, true })
+		r.csv.update(file, func(p *CSVProgress) { p.Skipped, p.Rows, p.ReadDone, p.Finished = cp.Rows, cp.Rows, true, true })
 		r.log.Info("this file was imported before; nothing to do", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", cp.Rows)
 		return r.csvSnapshot(file), nil
 	}
@@ -171,7 +175,9 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 		var rowErr *csvfile.RowError
 		if errors.As(err, &rowErr) {
 			if rows > cp.Rows {
-				r.brokenRow(pipeline, key, rowErr)
+				if err := r.brokenRow(pipeline, key, rowErr); err != nil {
+					return stop(err) // the checkpoint stays before the row
+				}
 				run.settleNow(rows)
 			}
 			continue
@@ -187,10 +193,10 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 		if err != nil {
 			return stop(err)
 		}
-		r.csv.update(file, func(p *CSVProgress) { p.Queued++ })
 		if err := run.handOver(ctx, it); err != nil {
 			return stop(err)
 		}
+		r.csv.update(file, func(p *CSVProgress) { p.Queued++ })
 	}
 	r.csv.update(file, func(p *CSVProgress) { p.ReadDone = true })
 	if err := run.waitSettled(ctx, rows); err != nil {
@@ -199,6 +205,7 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 	if err := run.finish(true); err != nil {
 		return fail(err)
 	}
+	r.csv.update(file, func(p *CSVProgress) { p.Finished = true })
 	snap := r.csvSnapshot(file)
 	r.log.Info("CSV file imported", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", snap.Rows, "sent", snap.Queued, "broken", snap.Broken, "handled_before", snap.Skipped)
 	return snap, nil
@@ -213,8 +220,10 @@ func (r *Runner) csvSnapshot(file string) CSVProgress {
 	return CSVProgress{File: file}
 }
 
-// brokenRow dead-letters a row that cannot be read, with its position.
-func (r *Runner) brokenRow(pipeline, key string, e *csvfile.RowError) {
+// brokenRow dead-letters a row that cannot be read, with its position. If
+// the dead letter cannot be stored, the import stops before the row, so
+// the next import of the file tries again.
+func (r *Runner) brokenRow(pipeline, key string, e *csvfile.RowError) error {
 	event, _ := json.Marshal(map[string]any{"file": e.File, "row": e.Number, "line": e.Line})
 	version := r.version(pipeline)
 	_, err := r.store.DeadLetter(pipeline, 0, inbox.DeadLetter{
@@ -222,10 +231,11 @@ func (r *Runner) brokenRow(pipeline, key string, e *csvfile.RowError) {
 		Event: event, Reason: "csv_row", Error: e.Error(), Received: time.Now(),
 	})
 	if err != nil {
-		r.log.Error("cannot store a broken CSV row as a dead letter", "pipeline", pipeline, "version", version, "row", e.Number, "error", err)
+		return fmt.Errorf("row %d of %s cannot be read and its dead letter cannot be stored (%w); the import stops before it", e.Number, e.File, err)
 	}
 	r.csv.update(e.File, func(p *CSVProgress) { p.Broken++ })
 	r.log.Warn("broken CSV row", "pipeline", pipeline, "version", version, "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason)
+	return nil
 }
 
 func hashFile(file string) (string, error) {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -161,7 +163,8 @@ func TestCSVImportErrors(t *testing.T) {
 func TestCSVImportWaitsForDeliveries(t *testing.T) {
 	rows := 2000
 	h := start(t, setup{users: rows + 1})
-	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"1s"}`)
+	// Slow enough that nothing is delivered while the test looks.
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"3s"}`)
 	file := writeCSV(t, t.TempDir(), rows, 0)
 	done := make(chan error, 1)
 	go func() {
@@ -174,11 +177,12 @@ func TestCSVImportWaitsForDeliveries(t *testing.T) {
 		}
 		return 0
 	}
-	h.eventually("the import to fill the workers' window", func() bool { return read() >= 100 })
+	h.eventually("the import to fill the workers", func() bool { return read() >= 60 })
 	time.Sleep(200 * time.Millisecond)
-	// The F2 pipeline's window: 32 workers, four events each.
-	if n := read(); n > 4*32+1 {
-		t.Fatalf("%d rows read while none was delivered; the import should stop at the workers' window (128)", n)
+	// 32 rows being sent, 32 waiting in the workers' channel, one being
+	// handed over.
+	if n := read(); n > 2*32+1 {
+		t.Fatalf("%d rows read while none was delivered; the import should stop once the workers are full (65)", n)
 	}
 	if d := h.store.Depth(csvPipeline); d != 0 {
 		t.Fatalf("%d rows in the inbox; rows go to the workers straight from the file", d)
@@ -289,6 +293,204 @@ func TestCSVImportAcrossAReload(t *testing.T) {
 	for i := 1; i <= 400; i++ {
 		if n := h.tagCount(fmt.Sprintf("load-%06d", i), fmt.Sprintf("segment_%d", i)); n != 1 {
 			t.Fatalf("row %d delivered %d times", i, n)
+		}
+	}
+}
+
+// importInBackground starts ImportCSV and returns what it returns.
+func importInBackground(h *harness, file string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+		done <- err
+	}()
+	return done
+}
+
+func awaitImport(t *testing.T, h *harness, done <-chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the import did not finish: %+v", h.r.CSVImports())
+	}
+}
+
+// Two reloads while the first replaced version still has requests in
+// flight: the second version is replaced before it ever starts. The import
+// must neither hand rows to it nor wait for it.
+func TestCSVImportAcrossTwoQuickReloads(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{users: 401, dirs: []string{dir}})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"1s"}`)
+	file := writeCSV(t, t.TempDir(), 400, 0)
+	done := importInBackground(h, file)
+	h.eventually("rows handed over", func() bool {
+		ps := h.r.CSVImports()
+		return len(ps) > 0 && ps[0].Rows >= 60
+	})
+	yaml := filepath.Join(dir, csvPipeline+".yaml")
+	for _, c := range []string{"8", "4"} {
+		editFile(t, yaml, func(s string) string {
+			return regexp.MustCompile(`concurrency: \d+`).ReplaceAllString(s, "concurrency: "+c)
+		})
+		if rep := h.r.Apply(h.load()); changeOf(rep, csvPipeline).Result != "changed" {
+			t.Fatalf("reload: %+v", rep)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	h.control("DELETE", "/faults", "")
+	awaitImport(t, h, done)
+	for i := 1; i <= 400; i++ {
+		if n := h.tagCount(fmt.Sprintf("load-%06d", i), fmt.Sprintf("segment_%d", i)); n != 1 {
+			t.Fatalf("row %d delivered %d times", i, n)
+		}
+	}
+}
+
+// With order_by, the rows of one key reach SessionM in file order across
+// a reload: the new version gets rows only after the old one is done, and
+// the rows it gave back go first.
+func TestCSVOrderByAcrossAReload(t *testing.T) {
+	dir := copyPipelines(t)
+	yaml := filepath.Join(dir, csvPipeline+".yaml")
+	editFile(t, yaml, func(s string) string {
+		return strings.Replace(s, "  concurrency: 32", "  concurrency: 4\n  order_by: \"{{ event.user_id }}\"", 1)
+	})
+	h := start(t, setup{users: 10, dirs: []string{dir}})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"20ms"}`)
+	var b strings.Builder
+	b.WriteString("user_id,tag\n")
+	const rows, users = 300, 3
+	for i := 1; i <= rows; i++ {
+		fmt.Fprintf(&b, "load-%06d,segment_%d\n", i%users+1, i)
+	}
+	file := filepath.Join(t.TempDir(), "keyed.csv")
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := importInBackground(h, file)
+	h.eventually("some rows delivered", func() bool { return len(h.journal("/sessionm/core/*")) >= 20 })
+	editFile(t, yaml, func(s string) string { return strings.Replace(s, "concurrency: 4", "concurrency: 3", 1) })
+	if rep := h.r.Apply(h.load()); changeOf(rep, csvPipeline).Result != "changed" {
+		t.Fatalf("reload: %+v", rep)
+	}
+	h.control("DELETE", "/faults", "")
+	awaitImport(t, h, done)
+	last := map[int]int{} // user -> the last row delivered to them
+	delivered := 0
+	for _, e := range h.journal("/sessionm/core/*") {
+		if e["status"].(float64) != 200 {
+			continue
+		}
+		var body struct{ Tags []string }
+		if err := json.Unmarshal([]byte(e["body"].(string)), &body); err != nil || len(body.Tags) != 1 {
+			t.Fatalf("journal body %v: %v", e["body"], err)
+		}
+		var row int
+		fmt.Sscanf(body.Tags[0], "segment_%d", &row)
+		if row < last[row%users] {
+			t.Errorf("row %d reached its user after row %d", row, last[row%users])
+		}
+		last[row%users] = row
+		delivered++
+	}
+	if delivered != rows {
+		t.Errorf("%d rows delivered, want %d", delivered, rows)
+	}
+}
+
+// A row whose retry finds its id already in the inbox (an earlier run
+// queued and delivered it, and stopped before its checkpoint passed it)
+// counts as handled, so the import settles.
+func TestCSVRetryOfARowAnEarlierRunHandled(t *testing.T) {
+	data := t.TempDir()
+	file := writeCSV(t, t.TempDir(), 60, 0)
+	raw, _ := os.ReadFile(file)
+	sum := sha256.Sum256(raw)
+	hash := hex.EncodeToString(sum[:])[:16]
+	store, err := inbox.Open(data, inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 60; i++ {
+		// The earlier run's copies, delivered: only their ids remain.
+		got, err := store.Append(csvPipeline, inbox.NewEvent{ID: fmt.Sprintf("%s:%d", hash, i+1), Payload: []byte("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Ack(csvPipeline, got[0].Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store.Close()
+	h := start(t, setup{users: 100, dataDir: data})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":5}`)
+	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
+		t.Fatal(err)
+	}
+	if p := h.r.CSVImports()[0]; !p.Settled() || p.Queued != 60 || p.Delivered != 60 {
+		t.Fatalf("progress %+v; want 60 sent and counted as handled, settled", p)
+	}
+	if d := h.store.Depth(csvPipeline); d != 0 {
+		t.Fatalf("%d rows queued again", d)
+	}
+}
+
+// A file's progress is not settled while its import runs, even when rows
+// of the same file that an earlier run left in the inbox are delivered
+// meanwhile and push the delivered count up: --until-done waits for the
+// import itself.
+func TestCSVProgressSettlesOnlyWhenTheImportIs(t *testing.T) {
+	data := t.TempDir()
+	file := writeCSV(t, t.TempDir(), 1500, 0)
+	tweak := func(p *engine.Pipeline) {
+		if p.Name == csvPipeline {
+			p.Delivery.BackoffInitial, p.Delivery.BackoffMax = time.Second, time.Second
+		}
+	}
+	h := start(t, setup{users: 1600, dataDir: data, tweak: tweak})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":20}`)
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"100ms"}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	first, _ := h.r.ImportCSV(ctx, csvPipeline, file)
+	cancel()
+	left := h.store.Depth(csvPipeline)
+	if first.Finished || left == 0 {
+		t.Fatalf("the first run should stop half-way with retries in the inbox: %+v, %d queued", first, left)
+	}
+	sb := h.sbURL
+	h.stop()
+
+	h2 := start(t, setup{users: 1600, dataDir: data, sandbox: sb, tweak: tweak})
+	h2.control("DELETE", "/faults", "")
+	h2.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"50ms"}`)
+	done := importInBackground(h2, file)
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			h2.drained()
+			h2.eventually("the file settled", func() bool {
+				for _, p := range h2.r.CSVImports() {
+					if p.File == file {
+						return p.Settled()
+					}
+				}
+				return false
+			})
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+		for _, p := range h2.r.CSVImports() {
+			if p.File == file && p.Settled() {
+				t.Fatalf("settled while its import still runs: %+v", p)
+			}
 		}
 	}
 }

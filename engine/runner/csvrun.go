@@ -2,7 +2,9 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,6 +41,7 @@ type csvRun struct {
 	open    []bool        // rows base+1... handed over: whether each has one
 	back    []*item       // rows a stopping lane gave back, to hand over again
 	changed chan struct{} // (1) base moved, or a row came back
+	lane    *lane         // the version rows are handed to (the import's goroutine alone)
 
 	stopWriter chan struct{}
 	writerDone chan struct{}
@@ -134,74 +137,160 @@ func (c *csvRun) settledThrough(n int) bool {
 	return c.base >= n
 }
 
-// handOver gives it to the pipeline's running lane, waiting for a free
-// slot; rows given back by a retired lane go first. It fails when the
-// engine stops or the pipeline is removed: the row then has no outcome,
-// and the checkpoint stays before it.
-func (c *csvRun) handOver(ctx context.Context, it *item) error {
-	if err := c.handBack(ctx); err != nil {
-		return err
-	}
-	return c.offer(ctx, it)
-}
+// errNewVersion: the pipeline's running lane is not the one the import
+// hands rows to; it must switch first (switchLane).
+var errNewVersion = errors.New("a new version of the pipeline runs")
 
-// handBack hands over again the rows that came back.
-func (c *csvRun) handBack(ctx context.Context) error {
-	c.mu.Lock()
-	back := c.back
-	c.back = nil
-	c.mu.Unlock()
-	for _, it := range back {
-		if err := c.offer(ctx, it); err != nil {
+// handOver gives it to the pipeline's running lane, waiting for a free
+// slot. It fails when the engine stops or the pipeline is removed: the row
+// then has no outcome, and the checkpoint stays before it.
+func (c *csvRun) handOver(ctx context.Context, it *item) error {
+	for {
+		err := c.offer(ctx, it)
+		if !errors.Is(err, errNewVersion) {
+			return err
+		}
+		if err := c.switchLane(ctx); err != nil {
 			return err
 		}
 	}
-	return nil
 }
 
+// offer gives it to c.lane, the lane the import hands rows to.
 func (c *csvRun) offer(ctx context.Context, it *item) error {
 	for {
 		l := c.r.lane(c.pipeline)
 		if l == nil {
-			return fmt.Errorf("pipeline %s was removed while it imported %s; importing the file again resumes after row %d", c.pipeline, c.file, c.checkpoint())
+			return c.removed()
+		}
+		if l != c.lane {
+			return errNewVersion
 		}
 		select {
 		case l.slots <- struct{}{}:
-			if it.stored.AcceptedBy == "" {
-				it.stored.AcceptedBy = l.p.Version
+			if l.enter() {
+				if it.stored.AcceptedBy == "" {
+					it.stored.AcceptedBy = l.p.Version
+				}
+				l.route(it) // a lane that stops first gives it back
+				l.leave()
+				return nil
 			}
-			l.route(it) // a lane that stops first gives it back
-			return nil
+			<-l.slots
 		case <-l.soft.Done():
-			// Retired by a reload: the next version's lane is coming.
-			if err := c.r.clock.Sleep(ctx, 5*time.Millisecond); err != nil {
-				return err
-			}
-			if c.r.soft.Err() != nil {
-				return errStopping
-			}
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+		// Stopping: the engine, or this version for the next one.
+		if err := c.pause(ctx); err != nil {
+			return err
 		}
 	}
 }
 
-// waitSettled returns once rows 1..n all have an outcome, handing over
-// again any that come back meanwhile.
+// switchLane moves the import to the pipeline's newest running lane. Rows
+// go to it only once the lane before it is done and has given back the
+// rows it had not started; those go first, in file order, so the rows of
+// one order_by key keep their order across a reload.
+func (c *csvRun) switchLane(ctx context.Context) error {
+	for {
+		if old := c.lane; old != nil {
+			select {
+			case <-old.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-c.r.soft.Done():
+				return errStopping
+			}
+		}
+		l := c.r.lane(c.pipeline)
+		if l == nil {
+			return c.removed()
+		}
+		if !l.isRunning() {
+			// It starts once the version before it is done (or a newer
+			// one replaces it).
+			if err := c.pause(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		c.lane = l
+		for {
+			it := c.takeBack()
+			if it == nil {
+				return nil
+			}
+			if err := c.offer(ctx, it); err != nil {
+				c.giveBack(it)
+				if errors.Is(err, errNewVersion) {
+					break // replaced again meanwhile
+				}
+				return err
+			}
+		}
+	}
+}
+
+// takeBack returns the given-back row that comes first in the file.
+func (c *csvRun) takeBack() *item {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.back) == 0 {
+		return nil
+	}
+	first := 0
+	for i, it := range c.back {
+		if it.row.n < c.back[first].row.n {
+			first = i
+		}
+	}
+	it := c.back[first]
+	c.back = slices.Delete(c.back, first, first+1)
+	return it
+}
+
+func (c *csvRun) removed() error {
+	return fmt.Errorf("pipeline %s was removed while it imported %s; importing the file again resumes after row %d", c.pipeline, c.file, c.checkpoint())
+}
+
+func (c *csvRun) pause(ctx context.Context) error {
+	if err := c.r.clock.Sleep(ctx, 5*time.Millisecond); err != nil {
+		return err
+	}
+	if c.r.soft.Err() != nil {
+		return errStopping
+	}
+	return nil
+}
+
+// waitSettled returns once rows 1..n all have an outcome, handing rows a
+// replaced version gave back to the next.
 func (c *csvRun) waitSettled(ctx context.Context, n int) error {
+	tick := time.NewTicker(50 * time.Millisecond) // a reload that gave nothing back sends no signal
+	defer tick.Stop()
 	for !c.settledThrough(n) {
 		select {
 		case <-c.changed:
+		case <-tick.C:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-c.r.soft.Done():
 			return errStopping
 		}
-		if err := c.handBack(ctx); err != nil {
-			return err
+		if l := c.r.lane(c.pipeline); l != c.lane || c.hasBack() {
+			if err := c.switchLane(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+func (c *csvRun) hasBack() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.back) > 0
 }
 
 func (c *csvRun) checkpoint() int {
@@ -253,14 +342,17 @@ func (l *lane) queueRow(it *item, attempt int, next time.Time) bool {
 	if it.keyed {
 		return false
 	}
-	_, err := l.r.store.Append(l.p.Name, inbox.NewEvent{ID: it.stored.ID, Payload: it.payload(), Attempts: attempt, NotAfter: next})
+	got, err := l.r.store.Append(l.p.Name, inbox.NewEvent{ID: it.stored.ID, Payload: it.payload(), Attempts: attempt, NotAfter: next})
 	if err != nil {
 		l.r.log.Error("cannot move a CSV row to the inbox for its retry; it waits in memory", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
 		return false
 	}
-	// A duplicate is a row the inbox already holds (or held): either way
-	// it has an outcome there.
+	// A duplicate is a row the inbox already holds, or held and
+	// delivered: either way it has its outcome there.
 	it.row.settle()
+	if got[0].Duplicate {
+		l.r.settledRow(l.p.Name, it, true)
+	}
 	l.release(it)
 	l.wake()
 	return true

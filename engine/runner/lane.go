@@ -131,10 +131,34 @@ func (l *lane) wait() {
 	l.stopped = true
 	l.spawnMu.Unlock()
 	l.pending.Wait()
+	// An event can land in work after the workers left: the next event of
+	// a key, or a CSV row, that found room in the channel as the lane
+	// stopped. Nothing adds to it any more, so it is let go of here (a
+	// row goes back to its import; an inbox event stays in the inbox).
+	for len(l.work) > 0 {
+		l.release(<-l.work)
+	}
 	if l.acks != nil {
 		l.acks.close()
 	}
 }
+
+// enter counts a caller from outside the lane (a CSV import handing a row
+// over) in pending, as spawn does, so the lane's wait cannot finish under
+// it; it reports false when the lane is not running (not started yet, or
+// stopping). leave ends what enter began.
+func (l *lane) enter() bool {
+	running := l.isRunning()
+	l.spawnMu.Lock()
+	defer l.spawnMu.Unlock()
+	if !running || l.stopped || l.soft.Err() != nil {
+		return false
+	}
+	l.pending.Add(1)
+	return true
+}
+
+func (l *lane) leave() { l.pending.Done() }
 
 // spawn runs f on its own goroutine, counted in pending; it reports false,
 // running nothing, once the lane has stopped.
@@ -267,8 +291,11 @@ func (l *lane) nextOfKey(key string) {
 	next := waiting[0]
 	l.keys[key] = waiting[1:]
 	l.keyMu.Unlock()
-	if !l.spawn(func() { l.begin(next) }) {
-		l.release(next) // stopped: it stays in the inbox
+	// Stopping: the event before it was let go of without an outcome, so
+	// it must not go either (a worker still running could take it), or it
+	// would overtake that one in the next version.
+	if l.soft.Err() != nil || !l.spawn(func() { l.begin(next) }) {
+		l.release(next) // it stays in the inbox, or goes back to its import
 	}
 }
 
@@ -568,4 +595,10 @@ func endpointName(c *engine.Call) string {
 		return c.Endpoint.Name
 	}
 	return "raw"
+}
+
+func (l *lane) isRunning() bool {
+	l.lifeMu.Lock()
+	defer l.lifeMu.Unlock()
+	return l.life == laneRunning
 }
