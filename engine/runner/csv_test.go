@@ -97,13 +97,11 @@ func TestCSVImport(t *testing.T) {
 func TestCSVResumesFromCheckpoint(t *testing.T) {
 	data := t.TempDir()
 	file := writeCSV(t, t.TempDir(), 50, 0)
-	raw, _ := os.ReadFile(file)
-	sum := sha256.Sum256(raw)
 	store, err := inbox.Open(data, inbox.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := "csv:" + csvPipeline + ":" + hex.EncodeToString(sum[:])[:16]
+	key := "csv:" + csvPipeline + ":" + fileHash(t, file)
 	if err := store.SetCheckpoint(key, map[string]any{"rows": 20}); err != nil {
 		t.Fatal(err)
 	}
@@ -204,19 +202,26 @@ func TestCSVImportWaitsForDeliveries(t *testing.T) {
 	}
 }
 
-// checkpointOf reads the checkpoint the import of file keeps.
-func checkpointOf(t *testing.T, store *inbox.Store, file string) (rows int, done bool) {
+// fileHash is the content hash an import names its checkpoint and row ids
+// after.
+func fileHash(t *testing.T, file string) string {
 	t.Helper()
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+// checkpointOf reads the checkpoint the import of file keeps.
+func checkpointOf(t *testing.T, store *inbox.Store, file string) (rows int, done bool) {
+	t.Helper()
 	var cp struct {
 		Rows int  `json:"rows"`
 		Done bool `json:"done"`
 	}
-	if _, err := store.Checkpoint("csv:"+csvPipeline+":"+hex.EncodeToString(sum[:])[:16], &cp); err != nil {
+	if _, err := store.Checkpoint("csv:"+csvPipeline+":"+fileHash(t, file), &cp); err != nil {
 		t.Fatal(err)
 	}
 	return cp.Rows, cp.Done
@@ -409,16 +414,14 @@ func TestCSVOrderByAcrossAReload(t *testing.T) {
 func TestCSVRetryOfARowAnEarlierRunHandled(t *testing.T) {
 	data := t.TempDir()
 	file := writeCSV(t, t.TempDir(), 60, 0)
-	raw, _ := os.ReadFile(file)
-	sum := sha256.Sum256(raw)
-	hash := hex.EncodeToString(sum[:])[:16]
+	hash := fileHash(t, file)
 	store, err := inbox.Open(data, inbox.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 60; i++ {
 		// The earlier run's copies, delivered: only their ids remain.
-		got, err := store.Append(csvPipeline, inbox.NewEvent{ID: fmt.Sprintf("%s:%d", hash, i+1), Payload: []byte("x")})
+		got, err := store.Append(csvPipeline, inbox.NewEvent{ID: fmt.Sprintf("%s:%d", hash, i), Payload: []byte("x")})
 		if err != nil {
 			t.Fatal(err)
 		}

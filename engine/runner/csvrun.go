@@ -349,10 +349,10 @@ func (l *lane) queueRow(it *item, attempt int, next time.Time) bool {
 	}
 	// A duplicate is a row the inbox already holds, or held and
 	// delivered: either way it has its outcome there.
-	it.row.settle()
 	if got[0].Duplicate {
 		l.r.settledRow(l.p.Name, it, true)
 	}
+	it.row.settle()
 	l.release(it)
 	l.wake()
 	return true

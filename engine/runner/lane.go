@@ -502,14 +502,17 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 }
 
 func (l *lane) ack(it *item, why string) {
-	if it.row != nil {
-		it.row.settle()
-	} else {
+	if it.row == nil {
 		l.acks.ack(it.rec.Seq)
 	}
 	l.r.log.Debug(why, "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it))
 	l.r.metrics.handled.WithLabelValues(l.p.Name, why).Inc()
 	l.r.settledRow(l.p.Name, it, true)
+	if it.row != nil {
+		// After the count: an import that sees its last row settle
+		// returns, and its progress must include it.
+		it.row.settle()
+	}
 	l.release(it)
 }
 
@@ -550,10 +553,10 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 	l.r.log.Warn("dead-lettered", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
 		"reason", reason, "dead_letter", id, "attempts", attempts, "error", dl.Error)
 	l.r.metrics.deadLettered.WithLabelValues(l.p.Name, reason).Inc()
-	if it.row != nil {
-		it.row.settle()
-	}
 	l.r.settledRow(l.p.Name, it, false)
+	if it.row != nil {
+		it.row.settle() // after the count, as in ack
+	}
 	l.release(it)
 }
 
