@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/loyalty-connector/engine/engine/runner"
 	"github.com/loyalty-connector/engine/internal/golden"
 )
 
@@ -461,5 +462,29 @@ func TestTuneGCLeavesSettingsTheUserGave(t *testing.T) {
 	tuneGC(func(name string) string { return map[string]string{"GOGC": "100", "GOMEMLIMIT": "1GiB"}[name] })
 	if p, l := current(); p != 100 || l != math.MaxInt64 {
 		t.Fatalf("given: GOGC %d, limit %d; want both left alone", p, l)
+	}
+}
+
+// The summary's last words say what is left to do about each file.
+func TestCSVSummaryStates(t *testing.T) {
+	tests := []struct {
+		p     runner.CSVProgress
+		depth int
+		want  string
+	}{
+		{runner.CSVProgress{File: "a.csv", Err: "cannot open a.csv"}, 0, "csv a.csv: not imported: cannot open a.csv"},
+		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 30, Err: "pipeline p was removed"}, 0, "; stopped: pipeline p was removed"},
+		{runner.CSVProgress{File: "a.csv", Delivered: 3}, 0, "; rows an earlier run left in the inbox"},
+		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 30}, 0, "; unfinished; importing the file again resumes"},
+		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 38, ReadDone: true, Finished: true}, 2, "; read; rows that wait for a retry stay in the inbox"},
+		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 40, ReadDone: true, Finished: true}, 2, "; read; rows that wait for a retry stay in the inbox"},
+		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 40, ReadDone: true, Finished: true}, 0, "40 rows read, 40 sent, 40 delivered, 0 dead-lettered, 0 broken rows, 0 handled before; done"},
+	}
+	for _, tt := range tests {
+		var b strings.Builder
+		printCSVSummary(&b, []runner.CSVProgress{tt.p}, func(string) int { return tt.depth })
+		if !strings.Contains(b.String(), tt.want) {
+			t.Errorf("%+v, %d in the inbox: %q, want it to contain %q", tt.p, tt.depth, b.String(), tt.want)
+		}
 	}
 }

@@ -207,7 +207,7 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 		_ = srv.Close()
 	}
 	r.Stop(max(time.Until(deadline), time.Second))
-	printCSVSummary(stdout, r.CSVImports())
+	printCSVSummary(stdout, r.CSVImports(), r.Depth)
 	left := store.Pipelines()
 	if len(left) == 0 {
 		fmt.Fprintln(stdout, "engine run: stopped; every accepted event was handled")
@@ -395,19 +395,23 @@ func showProgress(w io.Writer, ps []runner.CSVProgress) {
 	}
 }
 
-func printCSVSummary(w io.Writer, ps []runner.CSVProgress) {
+// printCSVSummary prints a line per file; depth is how many events of a
+// pipeline wait in the inbox (rows waiting for a retry among them).
+func printCSVSummary(w io.Writer, ps []runner.CSVProgress, depth func(pipeline string) int) {
 	for _, p := range ps {
-		if p.Err != "" {
+		if p.Err != "" && p.Rows == 0 {
 			fmt.Fprintf(w, "csv %s: not imported: %s\n", p.File, p.Err)
 			continue
 		}
 		state := "done"
 		switch {
+		case p.Err != "":
+			state = "stopped: " + p.Err
 		case !p.Finished && p.Rows == 0 && !p.ReadDone:
 			state = "rows an earlier run left in the inbox"
 		case !p.Finished:
 			state = "unfinished; importing the file again resumes after the rows that have an outcome"
-		case !p.Settled():
+		case !p.Settled() || depth(p.Pipeline) > 0:
 			state = "read; rows that wait for a retry stay in the inbox for the next run"
 		}
 		fmt.Fprintf(w, "csv %s (%s): %d rows read, %d sent, %d delivered, %d dead-lettered, %d broken rows, %d handled before; %s\n",

@@ -26,7 +26,8 @@ import (
 
 // csvCheckpointEvery is how often the checkpoint is written while rows get
 // their outcomes: what a crash sends again is at most this long's worth,
-// plus the rows in flight.
+// plus the rows in flight (and, with order_by, the rows after one that
+// waits in memory for its retry).
 const csvCheckpointEvery = 20 * time.Millisecond
 
 // csvRun is one import of a file: which of its rows have an outcome.
@@ -347,10 +348,11 @@ func (l *lane) queueRow(it *item, attempt int, next time.Time) bool {
 		l.r.log.Error("cannot move a CSV row to the inbox for its retry; it waits in memory", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
 		return false
 	}
-	// A duplicate is a row the inbox already holds, or held and
-	// delivered: either way it has its outcome there.
+	// A duplicate is a row an earlier run queued: the inbox holds it, or
+	// held and delivered it. Its outcome is that copy's, so it counts as
+	// handled before, not as sent by this run.
 	if got[0].Duplicate {
-		l.r.settledRow(l.p.Name, it, true)
+		l.r.csv.update(it.stored.Row.File, func(p *CSVProgress) { p.Queued--; p.Skipped++ })
 	}
 	it.row.settle()
 	l.release(it)
