@@ -35,7 +35,7 @@ type CSVProgress struct {
 	// retry; the checkpoint says the file is done.
 	Finished bool
 	Started  time.Time
-	Err       string // why the file could not be imported at all
+	Err      string // why the file could not be imported at all
 }
 
 // Settled reports whether every row has an outcome, retries included, or
