@@ -164,11 +164,7 @@ func TestCSVImportWaitsForDeliveries(t *testing.T) {
 	// Slow enough that nothing is delivered while the test looks.
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"3s"}`)
 	file := writeCSV(t, t.TempDir(), rows, 0)
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
-		done <- err
-	}()
+	done := importInBackground(h, file)
 	read := func() int {
 		for _, p := range h.r.CSVImports() {
 			return p.Rows
@@ -186,14 +182,7 @@ func TestCSVImportWaitsForDeliveries(t *testing.T) {
 		t.Fatalf("%d rows in the inbox; rows go to the workers straight from the file", d)
 	}
 	h.control("DELETE", "/faults", "")
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the import did not finish once deliveries went on")
-	}
+	awaitImport(t, h, done)
 	if h.tagCount(fmt.Sprintf("load-%06d", rows), fmt.Sprintf("segment_%d", rows)) != 1 {
 		t.Fatal("the last row was not delivered")
 	}
@@ -272,11 +261,7 @@ func TestCSVImportAcrossAReload(t *testing.T) {
 	h := start(t, setup{users: 401, dirs: []string{dir}})
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"50ms"}`)
 	file := writeCSV(t, t.TempDir(), 400, 0)
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
-		done <- err
-	}()
+	done := importInBackground(h, file)
 	h.eventually("some rows delivered", func() bool { return len(h.journal("/sessionm/core/*")) >= 50 })
 	editFile(t, filepath.Join(dir, csvPipeline+".yaml"), func(s string) string {
 		return strings.Replace(s, "concurrency: 32", "concurrency: 8", 1)
@@ -286,18 +271,18 @@ func TestCSVImportAcrossAReload(t *testing.T) {
 		t.Fatalf("reload: %+v", rep)
 	}
 	h.control("DELETE", "/faults", "")
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the import did not finish after the reload")
-	}
+	awaitImport(t, h, done)
 	h.drained()
-	for i := 1; i <= 400; i++ {
-		if n := h.tagCount(fmt.Sprintf("load-%06d", i), fmt.Sprintf("segment_%d", i)); n != 1 {
-			t.Fatalf("row %d delivered %d times", i, n)
+	h.eachRowDeliveredOnce(400)
+}
+
+// eachRowDeliveredOnce checks that rows 1..n of writeCSV's file each
+// reached their user once.
+func (h *harness) eachRowDeliveredOnce(n int) {
+	h.t.Helper()
+	for i := 1; i <= n; i++ {
+		if got := h.tagCount(fmt.Sprintf("load-%06d", i), fmt.Sprintf("segment_%d", i)); got != 1 {
+			h.t.Fatalf("row %d delivered %d times", i, got)
 		}
 	}
 }
@@ -349,11 +334,7 @@ func TestCSVImportAcrossTwoQuickReloads(t *testing.T) {
 	}
 	h.control("DELETE", "/faults", "")
 	awaitImport(t, h, done)
-	for i := 1; i <= 400; i++ {
-		if n := h.tagCount(fmt.Sprintf("load-%06d", i), fmt.Sprintf("segment_%d", i)); n != 1 {
-			t.Fatalf("row %d delivered %d times", i, n)
-		}
-	}
+	h.eachRowDeliveredOnce(400)
 }
 
 // With order_by, the rows of one key reach SessionM in file order across
