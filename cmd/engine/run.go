@@ -37,10 +37,12 @@ be delivered (see engine dlq). Events left undelivered by an earlier run are
 delivered first.
 
 CSV sources take files named with --csv, and files dropped into their
-source.inbox folder (moved to done/ or failed/ once read). Rows are queued
-with a checkpoint, so a restart resumes after the last row queued; broken
-rows become dead letters with their row number. --until-done exits once the
---csv files are read and every row has an outcome.
+source.inbox folder (moved to done/ or failed/ once every row has an
+outcome). Rows go straight to the workers; a checkpoint counts the rows that
+have an outcome, so a restart resumes after them, and rows that need a retry
+wait in the inbox. Broken rows become dead letters with their row number.
+--until-done exits once the --csv files are read and every row has an
+outcome.
 
 --sandbox starts the built-in SessionM and Braze emulators in process and
 points every connection at them: all flows work with no account anywhere.
