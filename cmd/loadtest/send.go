@@ -23,6 +23,8 @@ type sent struct {
 	behind time.Duration
 }
 
+// newClient is the net/http client of the readiness and metrics requests
+// and of BenchmarkLoopbackHTTPFloor; the webhooks go through sender.
 func newClient(senders int) *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,
