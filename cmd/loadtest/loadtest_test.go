@@ -246,3 +246,25 @@ func TestMemorySampler(t *testing.T) {
 		t.Fatal("no error for a process that does not exist")
 	}
 }
+
+// tenths gives the peak of each tenth of the samples, in order.
+func TestMemoryTenths(t *testing.T) {
+	m := &memorySampler{}
+	if m.tenths() != nil {
+		t.Fatal("tenths of no samples")
+	}
+	for i := range 25 { // 0..24: tenths of 2 or 3 samples
+		m.anon = append(m.anon, int64(i))
+	}
+	m.anon[3] = 100 // a spike in the second tenth
+	want := []int64{2, 100, 7, 9, 12, 14, 17, 19, 22, 24}
+	got := m.tenths()
+	if len(got) != 10 {
+		t.Fatalf("%d tenths", len(got))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("tenths %v, want %v", got, want)
+		}
+	}
+}

@@ -90,6 +90,7 @@ func parseStatusKB(status, name string) (int64, error) {
 type memorySampler struct {
 	pid                int
 	peakAnon, peakFile int64
+	anon               []int64 // every sample, in order: whether memory stays flat
 	err                error
 	stop, done         chan struct{}
 }
@@ -129,6 +130,22 @@ func (m *memorySampler) sample() {
 		return
 	}
 	m.peakAnon, m.peakFile = max(m.peakAnon, anon), max(m.peakFile, file)
+	m.anon = append(m.anon, anon)
+}
+
+// tenths is the peak private memory in each tenth of the samples, in
+// order: flat memory gives about the same figure in each (nil with fewer
+// than ten samples). Call it after finish.
+func (m *memorySampler) tenths() []int64 {
+	if len(m.anon) < 10 {
+		return nil
+	}
+	out := make([]int64, 10)
+	for i, v := range m.anon {
+		k := i * 10 / len(m.anon)
+		out[k] = max(out[k], v)
+	}
+	return out
 }
 
 // finish stops sampling, after one last sample.

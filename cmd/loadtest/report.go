@@ -59,11 +59,14 @@ type result struct {
 	EnginePeakRSSMiB float64 `json:"engine_peak_rss_mib"`
 	// Sampled every 100 ms: private memory, and file-backed memory (the
 	// inbox file bbolt maps, which the kernel can reclaim).
-	EnginePeakAnonMiB  float64 `json:"engine_peak_private_mib"`
-	EnginePeakFileMiB  float64 `json:"engine_peak_file_mapped_mib"`
-	SandboxCPUSeconds  float64 `json:"sandbox_cpu_seconds"`
-	SandboxPeakRSSMiB  float64 `json:"sandbox_peak_rss_mib"`
-	LoadtestCPUSeconds float64 `json:"loadtest_cpu_seconds"`
+	EnginePeakAnonMiB float64 `json:"engine_peak_private_mib"`
+	EnginePeakFileMiB float64 `json:"engine_peak_file_mapped_mib"`
+	// EnginePrivateByTenthMiB: the peak private memory in each tenth of
+	// the run, to show whether it stays flat.
+	EnginePrivateByTenthMiB []float64 `json:"engine_private_by_tenth_mib,omitempty"`
+	SandboxCPUSeconds       float64   `json:"sandbox_cpu_seconds"`
+	SandboxPeakRSSMiB       float64   `json:"sandbox_peak_rss_mib"`
+	LoadtestCPUSeconds      float64   `json:"loadtest_cpu_seconds"`
 
 	EngineLogLines int      `json:"engine_log_lines"`
 	EngineLogTail  []string `json:"engine_log_tail,omitempty"`
@@ -135,6 +138,9 @@ func (r *result) fillMemory(mem *memorySampler) {
 		r.problem("%v", err)
 	}
 	r.EnginePeakAnonMiB, r.EnginePeakFileMiB = mib(anon), mib(file)
+	for _, v := range mem.tenths() {
+		r.EnginePrivateByTenthMiB = append(r.EnginePrivateByTenthMiB, mib(v))
+	}
 }
 
 func (r *result) fillResources(before, after resources) {
@@ -262,6 +268,16 @@ func writeTable(w io.Writer, results []*result) {
 	})
 	row("engine peak RSS", func(r *result) string {
 		return fmt.Sprintf("%.0f MiB (private %.0f MiB, file-mapped %.0f MiB)", r.EnginePeakRSSMiB, r.EnginePeakAnonMiB, r.EnginePeakFileMiB)
+	})
+	row("engine private memory by tenth", func(r *result) string {
+		if len(r.EnginePrivateByTenthMiB) == 0 {
+			return "-"
+		}
+		parts := make([]string, len(r.EnginePrivateByTenthMiB))
+		for i, v := range r.EnginePrivateByTenthMiB {
+			parts[i] = fmt.Sprintf("%.0f", v)
+		}
+		return strings.Join(parts, " ") + " MiB (peak in each tenth of the run)"
 	})
 	row("sandbox CPU / peak RSS", func(r *result) string {
 		return fmt.Sprintf("%.2f s / %.0f MiB", r.SandboxCPUSeconds, r.SandboxPeakRSSMiB)
