@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/loyalty-connector/engine/connectors/csvfile"
-	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/spec"
 )
 
@@ -35,7 +33,7 @@ type CSVProgress struct {
 	// retry; the checkpoint says the file is done.
 	Finished bool
 	Started  time.Time
-	Err      string // why the file could not be imported at all
+	Err      string // why the import failed, or stopped before the end
 }
 
 // Settled reports whether every row has an outcome, retries included, or
@@ -175,7 +173,7 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 		var rowErr *csvfile.RowError
 		if errors.As(err, &rowErr) {
 			if rows > cp.Rows {
-				if err := r.brokenRow(pipeline, key, rowErr); err != nil {
+				if err := run.brokenRow(rowErr); err != nil {
 					return stop(err) // the checkpoint stays before the row
 				}
 				run.settleNow(rows)
@@ -218,24 +216,6 @@ func (r *Runner) csvSnapshot(file string) CSVProgress {
 		return *p
 	}
 	return CSVProgress{File: file}
-}
-
-// brokenRow dead-letters a row that cannot be read, with its position. If
-// the dead letter cannot be stored, the import stops before the row, so
-// the next import of the file tries again.
-func (r *Runner) brokenRow(pipeline, key string, e *csvfile.RowError) error {
-	event, _ := json.Marshal(map[string]any{"file": e.File, "row": e.Number, "line": e.Line})
-	version := r.version(pipeline)
-	_, err := r.store.DeadLetter(pipeline, 0, inbox.DeadLetter{
-		Version: version, EventID: fmt.Sprintf("%s:%d", strings.TrimPrefix(key, "csv:"+pipeline+":"), e.Number),
-		Event: event, Reason: "csv_row", Error: e.Error(), Received: time.Now(),
-	})
-	if err != nil {
-		return fmt.Errorf("row %d of %s cannot be read and its dead letter cannot be stored (%w); the import stops before it", e.Number, e.File, err)
-	}
-	r.csv.update(e.File, func(p *CSVProgress) { p.Broken++ })
-	r.log.Warn("broken CSV row", "pipeline", pipeline, "version", version, "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason)
-	return nil
 }
 
 func hashFile(file string) (string, error) {

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -66,7 +67,7 @@ func (r *Runner) startCSVRun(pipeline, file, hash, key string, resumeAfter int) 
 // item makes row n (read now) an event for the workers.
 func (c *csvRun) item(row csvfile.Row, n int) (*item, error) {
 	stored := &storedEvent{
-		ID:  fmt.Sprintf("%s:%d", c.hash, row.Number),
+		ID:  c.rowID(row.Number),
 		Row: &storedRow{File: c.file, Number: row.Number, Line: row.Line, Values: row.Values},
 	}
 	ev, err := stored.event()
@@ -75,6 +76,28 @@ func (c *csvRun) item(row csvfile.Row, n int) (*item, error) {
 	}
 	c.track(n)
 	return &item{rec: inbox.Record{ID: stored.ID, Received: c.r.clock.Now()}, stored: stored, ev: ev, row: &csvRow{run: c, n: n}}, nil
+}
+
+// rowID is a CSV row's event id: the file's content hash and the row
+// number, the same in every import of the file.
+func (c *csvRun) rowID(number int) string { return fmt.Sprintf("%s:%d", c.hash, number) }
+
+// brokenRow dead-letters a row that cannot be read, with its position. If
+// the dead letter cannot be stored, the import stops before the row, so
+// the next import of the file tries again.
+func (c *csvRun) brokenRow(e *csvfile.RowError) error {
+	event, _ := json.Marshal(map[string]any{"file": e.File, "row": e.Number, "line": e.Line})
+	version := c.r.version(c.pipeline)
+	_, err := c.r.store.DeadLetter(c.pipeline, 0, inbox.DeadLetter{
+		Version: version, EventID: c.rowID(e.Number),
+		Event: event, Reason: "csv_row", Error: e.Error(), Received: time.Now(),
+	})
+	if err != nil {
+		return fmt.Errorf("row %d of %s cannot be read and its dead letter cannot be stored (%w); the import stops before it", e.Number, e.File, err)
+	}
+	c.r.csv.update(e.File, func(p *CSVProgress) { p.Broken++ })
+	c.r.log.Warn("broken CSV row", "pipeline", c.pipeline, "version", version, "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason)
+	return nil
 }
 
 // track records that row n, the next after the last one tracked, is on
