@@ -146,6 +146,16 @@ func (s *scope) without(name string) *scope {
 
 func (s *scope) check(path []string) string {
 	s.read[path[0]] = true
+	if path[0] == "request" {
+		// Bindings builds request.headers and request.query (a map each,
+		// with every header name lower-cased) only for pipelines that read
+		// them, or the whole request.
+		part := "*"
+		if len(path) > 1 {
+			part = path[1]
+		}
+		s.read["request."+part] = true
+	}
 	shape, ok := s.shapes[path[0]]
 	if !ok {
 		return fmt.Sprintf("unknown name %q; known names here: %s%s", path[0], strings.Join(s.names, ", "), diag.Suggest(path[0], s.names))

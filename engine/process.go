@@ -43,7 +43,15 @@ func (p *Pipeline) Bindings(ev *Event, now time.Time) map[string]any {
 		env["now"] = now.UTC().Format(time.RFC3339)
 	}
 	if r := ev.Request; r != nil && p.reads["request"] {
-		env["request"] = map[string]any{"method": r.Method, "path": r.Path, "params": stringMap(r.Params), "query": firstValues(r.Query, false), "headers": firstValues(r.Headers, true)}
+		req := map[string]any{"method": r.Method, "path": r.Path, "params": stringMap(r.Params)}
+		whole := p.reads["request.*"]
+		if whole || p.reads["request.query"] {
+			req["query"] = firstValues(r.Query, false)
+		}
+		if whole || p.reads["request.headers"] {
+			req["headers"] = firstValues(r.Headers, true)
+		}
+		env["request"] = req
 	}
 	if r := ev.Row; r != nil && p.reads["row"] {
 		env["row"] = map[string]any{"number": r.Number, "file": r.File}

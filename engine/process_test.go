@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -456,5 +459,49 @@ func TestConnectionsYML(t *testing.T) {
 	proj := l.Load([]string{dir})
 	if err := proj.Diagnostics.Err(); err != nil || len(proj.Pipelines) != 1 {
 		t.Errorf("pipelines %d, problems %v", len(proj.Pipelines), err)
+	}
+}
+
+// Headers and query are built per event only for pipelines that read
+// them; each way of reading them (a path, the whole request, an alias, an
+// expression) must still see them.
+func TestRequestPartsBuiltForWhatIsRead(t *testing.T) {
+	req := &RequestInfo{Method: "POST", Path: "/in/acme", Params: map[string]string{"account": "acme"},
+		Query: url.Values{"page": {"2"}}, Headers: http.Header{"X-Tier": {"gold"}}}
+	for _, tc := range []struct {
+		name, filter, body string
+		want, built        string // the rendered body; the parts of request bindings holds
+	}{
+		{name: "params only", body: `{{ request.params.account }}`, want: `{"v":"acme"}`, built: "method params path"},
+		{name: "a header", body: `{{ request.headers.x-tier }}`, want: `{"v":"gold"}`, built: "headers method params path"},
+		{name: "the query", body: `{{ request.query.page }}`, want: `{"v":"2"}`, built: "method params path query"},
+		{name: "the whole request", body: `{{ request }}`, want: `{"v":{"headers":{"x-tier":"gold"},"method":"POST","params":{"account":"acme"},"path":"/in/acme","query":{"page":"2"}}}`, built: "headers method params path query"},
+		{name: "through an alias", body: `{% assign h = request.headers %}{{ h["x-tier"] }}`, want: `{"v":"gold"}`, built: "headers method params path"},
+		{name: "in the filter", filter: `request.headers["x-tier"] == "gold"`, body: `{{ request.method }}`, want: `{"v":"POST"}`, built: "headers method params path"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			filter := ""
+			if tc.filter != "" {
+				filter = "filter: '" + tc.filter + "'\n"
+			}
+			pl := writePipeline(t, "source: { type: http, path: \"/in/{account}\" }\n"+filter+`target:
+  connection: api
+  method: POST
+  path: /x
+  body: { v: '`+tc.body+`' }
+`)
+			ev := &Event{Data: map[string]any{}, Request: req}
+			out := pl.Evaluate(context.Background(), ev, nil, testNow)
+			if out.Err != nil || !out.Passed {
+				t.Fatalf("passed %v, error %v", out.Passed, out.Err)
+			}
+			if string(out.Request.Body) != tc.want {
+				t.Errorf("body %s, want %s", out.Request.Body, tc.want)
+			}
+			got := slices.Sorted(maps.Keys(pl.Bindings(ev, testNow)["request"].(map[string]any)))
+			if strings.Join(got, " ") != tc.built {
+				t.Errorf("request bindings hold %v, want %s", got, tc.built)
+			}
+		})
 	}
 }
