@@ -49,7 +49,9 @@ func (c HTTPCaller) Call(ctx context.Context, step *Step, req *Request) (*Respon
 	if err != nil {
 		return nil, fmt.Errorf("building the request: %w", err)
 	}
-	hreq.Header = req.Header.Clone()
+	// Not a copy: net/http only reads it, and Build gave each request
+	// its own.
+	hreq.Header = req.Header
 	resp, err := client.Do(hreq)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {

@@ -47,7 +47,25 @@ type appendReq struct {
 // write is one caller's bbolt change, run inside a shared transaction.
 type write struct {
 	fn   func(*bolt.Tx) error
+	ack  *ackWrite // set for Ack
 	done chan error
+}
+
+// ackWrite is what an Ack removes. Most events are delivered within
+// moments, before the committer has moved them from the journal into
+// bbolt; those the same transaction would move and then delete are not
+// moved at all (only their dedupe ids are), which saves bbolt a put, a
+// delete and the pages they dirty for each event.
+type ackWrite struct {
+	pipeline string
+	seqs     []uint64
+	unmoved  map[uint64]bool // set by the committer: acked while still journalled
+}
+
+// eventRef names one event of the inbox.
+type eventRef struct {
+	pipeline string
+	seq      uint64
 }
 
 // pendingQueue is a pipeline's journalled events not yet in bbolt, in seq
@@ -253,8 +271,11 @@ func (pq *pendingQueue) lookup(id string) (uint64, bool) {
 // transaction is on disk. fn may run more than once (when another change of
 // its group fails, each is run again on its own), so it must set its
 // results afresh each time.
-func (s *Store) group(fn func(*bolt.Tx) error) error {
-	w := write{fn: fn, done: make(chan error, 1)}
+func (s *Store) group(fn func(*bolt.Tx) error) error { return s.groupWrite(nil, fn) }
+
+// groupWrite is group for an Ack, which says what it removes.
+func (s *Store) groupWrite(ack *ackWrite, fn func(*bolt.Tx) error) error {
+	w := write{fn: fn, ack: ack, done: make(chan error, 1)}
 	select {
 	case s.writes <- w:
 	case <-s.closing:
@@ -337,8 +358,9 @@ func (s *Store) commitGroup(group []write) {
 		}
 	}
 	sealed, moving := s.seal()
+	unmoved := markUnmoved(group, moving)
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		if err := s.applyJournalled(tx, sealed, moving); err != nil {
+		if err := s.applyJournalled(tx, sealed, moving, unmoved); err != nil {
 			return err
 		}
 		for _, w := range group {
@@ -353,7 +375,9 @@ func (s *Store) commitGroup(group []write) {
 	} else if len(group) > 0 {
 		// A change failed and took the others down with it. Move the
 		// events on their own, then give each change its own transaction,
-		// so only the failing one hears about it.
+		// so only the failing one hears about it. Every event is moved
+		// then, and the acks delete theirs.
+		markUnmoved(group, nil)
 		err = s.moveJournalled(sealed, moving)
 		if err == nil {
 			for _, w := range group {
@@ -365,6 +389,52 @@ func (s *Store) commitGroup(group []write) {
 	for _, w := range group {
 		w.done <- err
 	}
+}
+
+// markUnmoved marks, in each ack of group, the events it removes that are
+// among moving, and returns them: the transaction that moves the others
+// skips these. With no moving events it clears the marks.
+func markUnmoved(group []write, moving []journalled) map[eventRef]bool {
+	acked := map[eventRef]bool{}
+	for _, w := range group {
+		if w.ack == nil {
+			continue
+		}
+		w.ack.unmoved = nil
+		for _, seq := range w.ack.seqs {
+			acked[eventRef{w.ack.pipeline, seq}] = false
+		}
+	}
+	if len(acked) == 0 || len(moving) == 0 {
+		return nil
+	}
+	var unmoved map[eventRef]bool
+	for _, e := range moving {
+		ref := eventRef{e.pipeline, e.rec.Seq}
+		if _, ok := acked[ref]; ok {
+			if unmoved == nil {
+				unmoved = map[eventRef]bool{}
+			}
+			unmoved[ref] = true
+		}
+	}
+	for _, w := range group {
+		if w.ack == nil {
+			continue
+		}
+		for _, seq := range w.ack.seqs {
+			// Each event is counted as removed by one ack only.
+			ref := eventRef{w.ack.pipeline, seq}
+			if unmoved[ref] && !acked[ref] {
+				acked[ref] = true
+				if w.ack.unmoved == nil {
+					w.ack.unmoved = map[uint64]bool{}
+				}
+				w.ack.unmoved[seq] = true
+			}
+		}
+	}
+	return unmoved
 }
 
 // backlog reports whether a sealed epoch older than the one being written
@@ -409,33 +479,36 @@ func (s *Store) seal() (uint64, []journalled) {
 // moveJournalled moves the sealed epoch's events into bbolt in a
 // transaction of their own.
 func (s *Store) moveJournalled(sealed uint64, moving []journalled) error {
-	err := s.db.Update(func(tx *bolt.Tx) error { return s.applyJournalled(tx, sealed, moving) })
+	err := s.db.Update(func(tx *bolt.Tx) error { return s.applyJournalled(tx, sealed, moving, nil) })
 	if err == nil {
 		s.applied(sealed)
 	}
 	return err
 }
 
-// applyJournalled puts the moving events in their queues and their ids in
-// the dedupe index, and records that the sealed epoch is applied.
-func (s *Store) applyJournalled(tx *bolt.Tx, sealed uint64, moving []journalled) error {
+// applyJournalled puts the moving events in their queues (but for those
+// acked in the same transaction) and their ids in the dedupe index, and
+// records that the sealed epoch is applied.
+func (s *Store) applyJournalled(tx *bolt.Tx, sealed uint64, moving []journalled, acked map[eventRef]bool) error {
 	if sealed == s.appliedEpoch {
 		return nil
 	}
-	if err := putEvents(tx, moving); err != nil {
+	if err := putEvents(tx, moving, acked); err != nil {
 		return err
 	}
 	return tx.Bucket(journalBucket).Put(appliedKey, seqKey(sealed))
 }
 
-func putEvents(tx *bolt.Tx, events []journalled) error {
+func putEvents(tx *bolt.Tx, events []journalled, skip map[eventRef]bool) error {
 	for _, e := range events {
 		q, err := tx.CreateBucketIfNotExists(queueBucket(e.pipeline))
 		if err != nil {
 			return err
 		}
-		if err := q.Put(seqKey(e.rec.Seq), e.rec.encode()); err != nil {
-			return err
+		if !skip[eventRef{e.pipeline, e.rec.Seq}] {
+			if err := q.Put(seqKey(e.rec.Seq), e.rec.encode()); err != nil {
+				return err
+			}
 		}
 		if e.rec.Seq > q.Sequence() {
 			// The next Open starts numbering after it.

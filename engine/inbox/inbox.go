@@ -158,7 +158,7 @@ func (s *Store) recover(dir string, noSync bool) error {
 	// ones written after this start.
 	applied += 2
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		if err := putEvents(tx, replay); err != nil {
+		if err := putEvents(tx, replay, nil); err != nil {
 			return err
 		}
 		return tx.Bucket(journalBucket).Put(appliedKey, seqKey(applied))
@@ -375,13 +375,18 @@ func (s *Store) Depth(pipeline string) int {
 // Ack removes delivered events.
 func (s *Store) Ack(pipeline string, seqs ...uint64) error {
 	removed := 0
-	err := s.group(func(tx *bolt.Tx) error {
+	ack := &ackWrite{pipeline: pipeline, seqs: seqs}
+	err := s.groupWrite(ack, func(tx *bolt.Tx) error {
 		removed = 0
 		q := tx.Bucket(queueBucket(pipeline))
-		if q == nil {
-			return nil
-		}
 		for _, seq := range seqs {
+			if ack.unmoved[seq] {
+				removed++ // never put into bbolt
+				continue
+			}
+			if q == nil {
+				continue
+			}
 			k := seqKey(seq)
 			if q.Get(k) == nil {
 				continue

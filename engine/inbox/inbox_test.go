@@ -272,3 +272,53 @@ func BenchmarkAppendParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestAckWhileJournalled: events delivered before they reached bbolt are
+// not put there, yet their ids still dedupe, the depth drops, and a
+// restart neither resends them nor reuses their seqs.
+func TestAckWhileJournalled(t *testing.T) {
+	dir, c := t.TempDir(), &clock{t: t0}
+	s := open(t, dir, c)
+	got, err := s.Append("f1", NewEvent{ID: "a", Payload: []byte(`{"n":1}`)}, NewEvent{ID: "b", Payload: []byte(`{"n":2}`)}, NewEvent{ID: "c", Payload: []byte(`{"n":3}`)})
+	if err != nil || len(got) != 3 {
+		t.Fatalf("append: %+v %v", got, err)
+	}
+	if err := s.Ack("f1", 1, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.Depth("f1"); d != 0 {
+		t.Fatalf("depth %d after acking every event", d)
+	}
+	s.Close()
+
+	s = open(t, dir, c)
+	defer s.Close()
+	if recs, err := s.ReadAfter("f1", 0, math.MaxInt); err != nil || len(recs) != 0 || s.Depth("f1") != 0 {
+		t.Fatalf("after reopen: pending %+v, depth %d, %v", recs, s.Depth("f1"), err)
+	}
+	again, err := s.Append("f1", NewEvent{ID: "b", Payload: []byte(`{"n":2}`)}, NewEvent{ID: "d", Payload: []byte(`{"n":4}`)})
+	if err != nil || !again[0].Duplicate || again[1].Seq != 4 {
+		t.Fatalf("after reopen: %+v %v; want b a repeat and d seq 4", again, err)
+	}
+}
+
+// TestMarkUnmoved: the acks of a commit group claim the events the same
+// transaction moves, each event once.
+func TestMarkUnmoved(t *testing.T) {
+	moving := []journalled{{pipeline: "p", rec: Record{Seq: 1}}, {pipeline: "p", rec: Record{Seq: 2}}, {pipeline: "q", rec: Record{Seq: 1}}}
+	first := &ackWrite{pipeline: "p", seqs: []uint64{1, 9}}
+	second := &ackWrite{pipeline: "p", seqs: []uint64{1, 2}}
+	other := &ackWrite{pipeline: "r", seqs: []uint64{1}, unmoved: map[uint64]bool{1: true}}
+	group := []write{{ack: first}, {}, {ack: second}, {ack: other}}
+	skip := markUnmoved(group, moving)
+	want := map[eventRef]bool{{"p", 1}: true, {"p", 2}: true}
+	if fmt.Sprint(skip) != fmt.Sprint(want) {
+		t.Errorf("skipped %v, want %v", skip, want)
+	}
+	if fmt.Sprint(first.unmoved) != "map[1:true]" || fmt.Sprint(second.unmoved) != "map[2:true]" || other.unmoved != nil {
+		t.Errorf("marks %v %v %v; want p/1 claimed by the first ack only, and the stale mark of r cleared", first.unmoved, second.unmoved, other.unmoved)
+	}
+	if markUnmoved(group, nil) != nil || first.unmoved != nil || second.unmoved != nil {
+		t.Errorf("with nothing moving the marks must clear: %v %v", first.unmoved, second.unmoved)
+	}
+}
