@@ -378,20 +378,24 @@ func (s *Store) Ack(pipeline string, seqs ...uint64) error {
 	ack := &ackWrite{pipeline: pipeline, seqs: seqs}
 	err := s.groupWrite(ack, func(tx *bolt.Tx) error {
 		removed = 0
-		q := tx.Bucket(queueBucket(pipeline))
+		var c *bolt.Cursor
+		if q := tx.Bucket(queueBucket(pipeline)); q != nil {
+			c = q.Cursor()
+		}
 		for _, seq := range seqs {
 			if ack.unmoved[seq] {
 				removed++ // never put into bbolt
 				continue
 			}
-			if q == nil {
+			if c == nil {
 				continue
 			}
+			// One search per event: a Get, then a Delete, would make two.
 			k := seqKey(seq)
-			if q.Get(k) == nil {
+			if at, _ := c.Seek(k); !bytes.Equal(at, k) {
 				continue
 			}
-			if err := q.Delete(k); err != nil {
+			if err := c.Delete(); err != nil {
 				return err
 			}
 			removed++

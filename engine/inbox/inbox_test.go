@@ -292,13 +292,24 @@ func TestAckWhileJournalled(t *testing.T) {
 	s.Close()
 
 	s = open(t, dir, c)
-	defer s.Close()
 	if recs, err := s.ReadAfter("f1", 0, math.MaxInt); err != nil || len(recs) != 0 || s.Depth("f1") != 0 {
 		t.Fatalf("after reopen: pending %+v, depth %d, %v", recs, s.Depth("f1"), err)
 	}
-	again, err := s.Append("f1", NewEvent{ID: "b", Payload: []byte(`{"n":2}`)}, NewEvent{ID: "d", Payload: []byte(`{"n":4}`)})
+	again, err := s.Append("f1", NewEvent{ID: "b", Payload: []byte(`{"n":2}`)}, NewEvent{ID: "d", Payload: []byte(`{"n":4}`)}, NewEvent{ID: "e", Payload: []byte(`{"n":5}`)})
 	if err != nil || !again[0].Duplicate || again[1].Seq != 4 {
 		t.Fatalf("after reopen: %+v %v; want b a repeat and d seq 4", again, err)
+	}
+	s.Close()
+
+	// d and e are in bbolt now. Acking d with seqs already gone, or never
+	// given, removes d alone and counts only it.
+	s = open(t, dir, c)
+	defer s.Close()
+	if err := s.Ack("f1", 2, 4, 99); err != nil {
+		t.Fatal(err)
+	}
+	if recs, _ := s.ReadAfter("f1", 0, math.MaxInt); len(recs) != 1 || recs[0].ID != "e" || s.Depth("f1") != 1 {
+		t.Fatalf("after acking d: pending %+v, depth %d; want e alone", recs, s.Depth("f1"))
 	}
 }
 
