@@ -145,6 +145,24 @@ func (s *scope) without(name string) *scope {
 }
 
 func (s *scope) check(path []string) string {
+	s.markRead(path)
+	shape, ok := s.shapes[path[0]]
+	if !ok {
+		return fmt.Sprintf("unknown name %q; known names here: %s%s", path[0], strings.Join(s.names, ", "), diag.Suggest(path[0], s.names))
+	}
+	return shape.CheckPath(path[0], path[1:])
+}
+
+// shadow marks a binding that a template or expression hides behind a
+// name of its own as read whole: what it reads of the binding (as in
+// {% assign request = request.headers %}) is not seen path by path.
+func (s *scope) shadow(name string) {
+	if _, ok := s.shapes[name]; ok {
+		s.markRead([]string{name})
+	}
+}
+
+func (s *scope) markRead(path []string) {
 	s.read[path[0]] = true
 	if path[0] == "request" {
 		// Bindings builds request.headers and request.query (a map each,
@@ -156,11 +174,6 @@ func (s *scope) check(path []string) string {
 		}
 		s.read["request."+part] = true
 	}
-	shape, ok := s.shapes[path[0]]
-	if !ok {
-		return fmt.Sprintf("unknown name %q; known names here: %s%s", path[0], strings.Join(s.names, ", "), diag.Suggest(path[0], s.names))
-	}
-	return shape.CheckPath(path[0], path[1:])
 }
 
 // builder builds one pipeline file.
@@ -722,7 +735,7 @@ func (b *builder) duration(path yamlpos.Path, s string, def time.Duration) time.
 // template parses a Liquid template and reports its problems at their
 // place in the file.
 func (b *builder) template(path yamlpos.Path, src string, typed bool, sc *scope) *liquid.Template {
-	t, problems := b.loader.Liquid.Parse(src, liquid.Options{Typed: typed, Check: sc.check})
+	t, problems := b.loader.Liquid.Parse(src, liquid.Options{Typed: typed, Check: sc.check, Shadow: sc.shadow})
 	for _, p := range problems {
 		b.errorAtOffset(path, p.Offset, "%s", p.Message)
 	}
@@ -734,7 +747,7 @@ func (b *builder) template(path yamlpos.Path, src string, typed bool, sc *scope)
 func (b *builder) expression(path yamlpos.Path, src string, asBool bool, sc *scope) *filter.Program {
 	// expr has its own now(), so the template variable `now` is left out.
 	sc = sc.without("now")
-	opts := filter.Options{Names: sc.names, Check: sc.check, Now: b.loader.Now}
+	opts := filter.Options{Names: sc.names, Check: sc.check, Shadow: sc.shadow, Now: b.loader.Now}
 	compile := filter.CompileValue
 	if asBool {
 		compile = filter.CompileBool

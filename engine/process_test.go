@@ -478,6 +478,11 @@ func TestRequestPartsBuiltForWhatIsRead(t *testing.T) {
 		{name: "the whole request", body: `{{ request }}`, want: `{"v":{"headers":{"x-tier":"gold"},"method":"POST","params":{"account":"acme"},"path":"/in/acme","query":{"page":"2"}}}`, built: "headers method params path query"},
 		{name: "through an alias", body: `{% assign h = request.headers %}{{ h["x-tier"] }}`, want: `{"v":"gold"}`, built: "headers method params path"},
 		{name: "in the filter", filter: `request.headers["x-tier"] == "gold"`, body: `{{ request.method }}`, want: `{"v":"POST"}`, built: "headers method params path"},
+		// A name of the template's own that hides request: what it read
+		// of request is not seen path by path, so all of it is built.
+		{name: "hidden by assign", body: `{% assign request = request.headers %}{{ request["x-tier"] }}`, want: `{"v":"gold"}`, built: "headers method params path query"},
+		{name: "hidden by for", body: `{% for request in request.query %}{% endfor %}{{ request.headers.x-tier }}`, want: `{"v":"gold"}`, built: "headers method params path query"},
+		{name: "hidden by let", filter: `let request = request.headers; request["x-tier"] == "gold"`, body: `{{ request.params.account }}`, want: `{"v":"acme"}`, built: "headers method params path query"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			filter := ""
@@ -498,10 +503,31 @@ func TestRequestPartsBuiltForWhatIsRead(t *testing.T) {
 			if string(out.Request.Body) != tc.want {
 				t.Errorf("body %s, want %s", out.Request.Body, tc.want)
 			}
-			got := slices.Sorted(maps.Keys(pl.Bindings(ev, testNow)["request"].(map[string]any)))
+			request, _ := pl.Bindings(ev, testNow)["request"].(map[string]any)
+			got := slices.Sorted(maps.Keys(request))
 			if strings.Join(got, " ") != tc.built {
 				t.Errorf("request bindings hold %v, want %s", got, tc.built)
 			}
 		})
+	}
+}
+
+// A template that names its own variable after a binding it reads (now,
+// here) still gets that binding.
+func TestBindingHiddenByTheTemplatesOwnName(t *testing.T) {
+	pl := writePipeline(t, `
+source: { type: http, path: "/in" }
+target:
+  connection: api
+  method: POST
+  path: /x
+  body: { year: '{% assign now = now | date: "%Y" %}{{ now }}' }
+`)
+	out := pl.Evaluate(context.Background(), &Event{Data: map[string]any{}}, nil, testNow)
+	if out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	if want := `{"year":"` + testNow.Format("2006") + `"}`; string(out.Request.Body) != want {
+		t.Errorf("body %s, want %s", out.Request.Body, want)
 	}
 }

@@ -37,6 +37,9 @@ type Options struct {
 	// (request.params.user_id gives [request params user_id]); a non-empty
 	// answer is reported as a problem.
 	Check func(path []string) string
+	// Shadow is told each name the expression defines itself (let), as
+	// liquid.Options.Shadow is.
+	Shadow func(name string)
 	// Now is the clock behind expr's now(); time.Now when nil.
 	Now func() time.Time
 }
@@ -85,7 +88,13 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 	// values behind them (events, step results) have no static type, so
 	// they are declared as undefined variables of any type.
 	var problems []Problem
-	for _, ref := range paths(tree.Node) {
+	refs, locals := paths(tree.Node)
+	if opts.Shadow != nil {
+		for _, name := range locals {
+			opts.Shadow(name)
+		}
+	}
+	for _, ref := range refs {
 		msg := ""
 		if name := ref.path[0]; !slices.Contains(opts.Names, name) {
 			msg = fmt.Sprintf("unknown name %q; known names here: %s%s", name, strings.Join(opts.Names, ", "), diag.Suggest(name, opts.Names))
@@ -296,10 +305,12 @@ type pathRef struct {
 	from int // rune offset
 }
 
-// paths lists the static variable paths an expression reads.
-func paths(root ast.Node) []pathRef {
+// paths lists the static variable paths an expression reads, and the
+// names it defines itself (let), in order.
+func paths(root ast.Node) ([]pathRef, []string) {
 	inner := map[ast.Node]bool{}
 	locals := map[string]bool{} // let names
+	var names []string
 	var members []*ast.MemberNode
 	var idents []*ast.IdentifierNode
 	var methodOf []ast.Node
@@ -316,6 +327,9 @@ func paths(root ast.Node) []pathRef {
 				methodOf = append(methodOf, m.Node) // event.when in event.when.Unix()
 			}
 		case *ast.VariableDeclaratorNode:
+			if !locals[n.Name] {
+				names = append(names, n.Name)
+			}
 			locals[n.Name] = true
 		}
 	}))
@@ -336,7 +350,7 @@ func paths(root ast.Node) []pathRef {
 			out = append(out, pathRef{[]string{id.Value}, id.Location().From})
 		}
 	}
-	return out
+	return out, names
 }
 
 // memberPath returns the names of a.b["c"].d, stopping at the first part

@@ -395,17 +395,24 @@ func (s *Store) commitGroup(group []write) {
 // among moving, and returns them: the transaction that moves the others
 // skips these. With no moving events it clears the marks.
 func markUnmoved(group []write, moving []journalled) map[eventRef]bool {
+	for _, w := range group {
+		if w.ack != nil {
+			w.ack.unmoved = nil
+		}
+	}
+	if len(moving) == 0 {
+		return nil
+	}
 	acked := map[eventRef]bool{}
 	for _, w := range group {
 		if w.ack == nil {
 			continue
 		}
-		w.ack.unmoved = nil
 		for _, seq := range w.ack.seqs {
 			acked[eventRef{w.ack.pipeline, seq}] = false
 		}
 	}
-	if len(acked) == 0 || len(moving) == 0 {
+	if len(acked) == 0 {
 		return nil
 	}
 	var unmoved map[eventRef]bool

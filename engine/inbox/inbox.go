@@ -382,9 +382,16 @@ func (s *Store) Ack(pipeline string, seqs ...uint64) error {
 		if q := tx.Bucket(queueBucket(pipeline)); q != nil {
 			c = q.Cursor()
 		}
+		var counted map[uint64]bool // unmoved events, each counted once however often listed
 		for _, seq := range seqs {
 			if ack.unmoved[seq] {
-				removed++ // never put into bbolt
+				if !counted[seq] {
+					if counted == nil {
+						counted = map[uint64]bool{}
+					}
+					counted[seq] = true
+					removed++ // never put into bbolt
+				}
 				continue
 			}
 			if c == nil {

@@ -283,7 +283,7 @@ func TestAckWhileJournalled(t *testing.T) {
 	if err != nil || len(got) != 3 {
 		t.Fatalf("append: %+v %v", got, err)
 	}
-	if err := s.Ack("f1", 1, 2, 3); err != nil {
+	if err := s.Ack("f1", 1, 2, 2, 3); err != nil { // 2 twice: counted once
 		t.Fatal(err)
 	}
 	if d := s.Depth("f1"); d != 0 {

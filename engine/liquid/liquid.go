@@ -139,6 +139,11 @@ type Options struct {
 	// Check is called for every variable the template reads that it does
 	// not define itself; a non-empty answer is reported as a problem.
 	Check func(path []string) string
+	// Shadow is told each name the template defines itself (assign,
+	// capture, for, a message tag's save): the template's reads of a
+	// binding of that name, as in {% assign request = request.headers %},
+	// then reach Check only as reads of the whole name.
+	Shadow func(name string)
 	// Typed makes a template that is exactly one {{ expression }} yield
 	// the expression's value from Value (JSON bodies).
 	Typed bool
@@ -193,6 +198,13 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 		a.refs[i].Offset = p.offsets.original(a.refs[i].Offset)
 	}
 	allRefs := append(a.refs, messageRefs...)
+	if opts.Shadow != nil {
+		for _, names := range []map[string]bool{a.locals, saves} {
+			for _, name := range slices.Sorted(maps.Keys(names)) {
+				opts.Shadow(name)
+			}
+		}
+	}
 	slices.SortStableFunc(allRefs, func(x, y Ref) int { return x.Offset - y.Offset })
 	for _, r := range allRefs {
 		if a.locals[r.Path[0]] || saves[r.Path[0]] || strings.HasPrefix(r.Path[0], literalPrefix) {
