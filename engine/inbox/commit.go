@@ -51,11 +51,11 @@ type write struct {
 	done chan error
 }
 
-// ackWrite is what an Ack removes. Most events are delivered within
-// moments, before the committer has moved them from the journal into
-// bbolt; those the same transaction would move and then delete are not
-// moved at all (only their dedupe ids are), which saves bbolt a put, a
-// delete and the pages they dirty for each event.
+// ackWrite is what an Ack removes. When deliveries keep up, events are
+// often delivered before the committer has moved them from the journal
+// into bbolt; those the same transaction would move and then delete are
+// not moved at all (only their dedupe ids are), which saves bbolt a put,
+// a delete and the pages they dirty for each event.
 type ackWrite struct {
 	pipeline string
 	seqs     []uint64

@@ -140,9 +140,9 @@ type Options struct {
 	// not define itself; a non-empty answer is reported as a problem.
 	Check func(path []string) string
 	// Shadow is told each name the template defines itself (assign,
-	// capture, for, a message tag's save): the template's reads of a
-	// binding of that name, as in {% assign request = request.headers %},
-	// then reach Check only as reads of the whole name.
+	// capture, for, a message tag's save). Reads of that name never
+	// reach Check, not even those of a binding it hides, as in
+	// {% assign request = request.headers %}.
 	Shadow func(name string)
 	// Typed makes a template that is exactly one {{ expression }} yield
 	// the expression's value from Value (JSON bodies).
@@ -200,7 +200,7 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 	allRefs := append(a.refs, messageRefs...)
 	if opts.Shadow != nil {
 		for _, names := range []map[string]bool{a.locals, saves} {
-			for _, name := range slices.Sorted(maps.Keys(names)) {
+			for name := range names {
 				opts.Shadow(name)
 			}
 		}
