@@ -201,3 +201,17 @@ func TestJournalHeadersJSON(t *testing.T) {
 		}
 	}
 }
+
+// fields= knows every field of Entry, in the order Entry prints them: a
+// field added to Entry must be added to entryFields and appendField too.
+func TestEntryFieldsAreEntrysJSONNames(t *testing.T) {
+	var tags []string
+	et := reflect.TypeFor[Entry]()
+	for i := range et.NumField() {
+		name, _, _ := strings.Cut(et.Field(i).Tag.Get("json"), ",")
+		tags = append(tags, name)
+	}
+	if !reflect.DeepEqual(tags, entryFields) {
+		t.Errorf("Entry's JSON names %v, entryFields %v", tags, entryFields)
+	}
+}

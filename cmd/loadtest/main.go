@@ -81,7 +81,7 @@ saw each event delivered. Run it from the repository root.`)
 	fs.BoolVar(&cfg.inboxCheck, "inbox-depth", true, "fail unless engine run, stopped with SIGTERM, reports an empty inbox")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the results as JSON instead of a table")
 	fs.BoolVar(&cfg.keepTempDir, "keep", false, "keep the temporary folder (the inbox, the sandbox settings) for a look afterwards")
-	fs.StringVar(&cfg.cpuProfile, "cpu-profile", "", "have engine run write a CPU profile to `FILE` (FILE.f1, FILE.f4 with --scenario all) and engine sandbox to FILE.sandbox, for go tool pprof")
+	fs.StringVar(&cfg.cpuProfile, "cpu-profile", "", "have engine run write a CPU profile to `FILE` and engine sandbox to FILE.sandbox, for go tool pprof (with --scenario all: FILE.f1, FILE.f1.sandbox and so on)")
 	fs.DurationVar(&cfg.holdTarget, "hold-target", 0, "have the emulators answer the target requests 429 with Retry-After for this long from the first one, as a throttled Braze or SessionM would: the engine pauses the connection and only accepts meanwhile, which measures the inbox's own rate (0: no hold)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -141,8 +141,10 @@ saw each event delivered. Run it from the repository root.`)
 	cfg.adminFlag = strings.Contains(string(help), "-admin-addr")
 	if cfg.cpuProfile != "" {
 		sandboxHelp, _ := exec.CommandContext(ctx, cfg.engine, "sandbox", "--help").CombinedOutput()
-		if !strings.Contains(string(help), "-cpu-profile") || !strings.Contains(string(sandboxHelp), "-cpu-profile") {
-			return usage("this engine's run or sandbox has no --cpu-profile; build a newer one")
+		for sub, h := range map[string][]byte{"run": help, "sandbox": sandboxHelp} {
+			if !strings.Contains(string(h), "-cpu-profile") {
+				return usage("--cpu-profile: %s %s has no --cpu-profile; rebuild it (go build ./cmd/engine) or leave out --engine to have one built", cfg.engine, sub)
+			}
 		}
 	}
 

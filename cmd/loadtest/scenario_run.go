@@ -73,6 +73,11 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 	}
 	addr, _, _ := strings.Cut(strings.TrimPrefix(line, "engine run: listening on "), " ")
 	base := "http://" + addr
+	// Built before the trackers start, which an error here would leave running.
+	proto, err := newSender(base, sc.header)
+	if err != nil {
+		return nil, err
+	}
 	client := newClient(cfg.senders)
 	if err := waitReady(ctx, client, base+"/readyz", eng); err != nil {
 		return nil, err
@@ -94,10 +99,7 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 	mem := sampleMemory(eng.pid(), memoryEvery)
 	tr, finishTracking := startTracker(ctx, control, sc, cfg.users, pollEvery)
 
-	s, err := sendAll(ctx, base, sc, cfg)
-	if err != nil {
-		return nil, err
-	}
+	s := sendAll(ctx, proto, sc, cfg)
 	res.fillSent(s)
 	progress("%s: %d accepted in %.2f s; waiting for deliveries", name, res.Accepted, res.SendSeconds)
 

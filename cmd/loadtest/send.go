@@ -29,8 +29,8 @@ func newClient(senders int) *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
-			// One keep-alive connection per sender, as a webhook sender
-			// with a connection pool would hold.
+			// One keep-alive connection per concurrent request (the
+			// floor benchmark's senders).
 			MaxIdleConns:        senders,
 			MaxIdleConnsPerHost: senders,
 			MaxConnsPerHost:     senders,
@@ -40,17 +40,15 @@ func newClient(senders int) *http.Client {
 	}
 }
 
-// sendAll sends cfg.events webhooks of sc to base with cfg.senders
-// concurrent clients, at cfg.rate events per second or as fast as they go.
-func sendAll(ctx context.Context, base string, sc *scenario, cfg *config) (*sent, error) {
+// sendAll sends cfg.events webhooks of sc with cfg.senders concurrent
+// copies of proto, at cfg.rate events per second or as fast as they go.
+func sendAll(ctx context.Context, proto *sender, sc *scenario, cfg *config) *sent {
 	n := cfg.events
 	s := &sent{start: make([]time.Time, n), latency: make([]time.Duration, n), status: make([]int, n)}
 	senders := make([]*sender, cfg.senders)
 	for k := range senders {
-		var err error
-		if senders[k], err = newSender(base, sc.header); err != nil {
-			return nil, err
-		}
+		snd := *proto // each its own connection and buffer
+		senders[k] = &snd
 	}
 	// Unbuffered: an index is handed over only when a sender is free to
 	// send it, so the lag measured at the handover is the real one.
@@ -68,7 +66,7 @@ func sendAll(ctx context.Context, base string, sc *scenario, cfg *config) (*sent
 		}()
 	}
 	wg.Wait()
-	return s, nil
+	return s
 }
 
 // schedule hands out event indexes: as fast as senders take them, or each

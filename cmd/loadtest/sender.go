@@ -45,6 +45,9 @@ func newSender(base string, header http.Header) (*sender, error) {
 	sort.Strings(names)
 	for _, name := range names {
 		for _, v := range header[name] {
+			if strings.ContainsAny(name+v, "\r\n") {
+				return nil, fmt.Errorf("the header %s of the scenario's webhooks has a line break (from an --env-file?); it would break every request", name)
+			}
 			fixed = append(fixed, name+": "+v+"\r\n"...)
 		}
 	}

@@ -126,3 +126,10 @@ func TestNewSenderRefusesOtherSchemes(t *testing.T) {
 		}
 	}
 }
+
+func TestNewSenderRefusesAHeaderWithALineBreak(t *testing.T) {
+	h := http.Header{"Authorization": {"Bearer t\r\nX-Evil: 1"}}
+	if _, err := newSender("http://127.0.0.1:1", h); err == nil || !strings.Contains(err.Error(), "Authorization") {
+		t.Errorf("error %v, want one naming the header", err)
+	}
+}

@@ -17,9 +17,7 @@ var (
 // (lots)" rather than Go type names. line is the line yaml.v3 gave ("" if
 // none).
 func TypeProblem(msg string) (line, problem string) {
-	if m := typeErrLineRE.FindStringSubmatch(msg); m != nil {
-		line, msg = m[1], m[2]
-	}
+	line, msg = SplitLine(msg)
 	if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
 		return line, fmt.Sprintf("unknown key %q", m[1])
 	}
@@ -34,6 +32,15 @@ func TypeProblem(msg string) (line, problem string) {
 		return line, fmt.Sprintf("expected %s, got %s", kindOf(m[3]), got)
 	}
 	return line, msg
+}
+
+// SplitLine splits yaml.v3's "[yaml: ]line N: message" into N and the
+// message; line is "" when msg names none.
+func SplitLine(msg string) (line, rest string) {
+	if m := typeErrLineRE.FindStringSubmatch(msg); m != nil {
+		return m[1], m[2]
+	}
+	return "", msg
 }
 
 // kindOf names a Go target type the way the author of a file thinks of it.

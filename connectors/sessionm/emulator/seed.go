@@ -293,16 +293,14 @@ func ParseSeed(name string, data []byte) (Seed, error) {
 	return seed, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-
 // yamlError rewrites yaml.v3's messages as file:line problems without Go
 // type names.
 func yamlError(name string, err error) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		msg := err.Error()
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-			return fmt.Errorf("%s:%s: invalid YAML: %s", name, m[1], m[2])
+		if line, rest := yamlpos.SplitLine(msg); line != "" {
+			return fmt.Errorf("%s:%s: invalid YAML: %s", name, line, rest)
 		}
 		return fmt.Errorf("%s: invalid YAML: %s", name, strings.TrimPrefix(msg, "yaml: "))
 	}
