@@ -55,8 +55,8 @@ type Pipeline struct {
 	// say in words what changed (ChangedParts).
 	Parts map[string]string
 
-	info  map[string]any  // what templates see as `pipeline`; never written to
-	reads map[string]bool // the bindings templates and expressions read; events get only those
+	info  map[string]any // what templates see as `pipeline`; never written to
+	reads bindingReads   // the bindings templates and expressions read; events get only those
 }
 
 // Source is a built source.
@@ -162,17 +162,29 @@ func (s *scope) shadow(name string) {
 	}
 }
 
+// markRead records the name path reads, and which part of it ("name.*"
+// for the whole).
 func (s *scope) markRead(path []string) {
 	s.read[path[0]] = true
-	if path[0] == "request" {
-		// Bindings builds request.headers and request.query (a map each,
-		// with every header name lower-cased) only for pipelines that read
-		// them, or the whole request.
-		part := "*"
-		if len(path) > 1 {
-			part = path[1]
-		}
-		s.read["request."+part] = true
+	part := "*"
+	if len(path) > 1 {
+		part = path[1]
+	}
+	s.read[path[0]+"."+part] = true
+}
+
+// bindingReads is what Bindings builds for each event: only what some
+// template or expression reads. Building request.headers (every name
+// lower-cased) and request.query costs a map each per event.
+type bindingReads struct {
+	now, request, requestQuery, requestHeaders, row bool
+}
+
+func readsOf(read map[string]bool) bindingReads {
+	whole := read["request.*"]
+	return bindingReads{
+		now: read["now"], request: read["request"], row: read["row"],
+		requestQuery: whole || read["request.query"], requestHeaders: whole || read["request.headers"],
 	}
 }
 
@@ -275,7 +287,7 @@ func (b *builder) build(cfg *PipelineConfig, routes *routeTable) *Pipeline {
 		b.add(1, 1, nil, diag.Error, "a pipeline needs a target (the request each event sends) or respond (the answer of a synchronous pipeline); add one")
 	}
 	pl.Delivery = b.delivery(&cfg.Delivery, base.with("now", spec.String()))
-	pl.reads = base.read
+	pl.reads = readsOf(base.read)
 	return pl
 }
 

@@ -39,21 +39,20 @@ func (p *Pipeline) Bindings(ev *Event, now time.Time) map[string]any {
 	env := make(map[string]any, 6+len(p.Steps))
 	env["event"] = ev.Data
 	env["pipeline"] = p.info
-	if p.reads["now"] {
+	if p.reads.now {
 		env["now"] = now.UTC().Format(time.RFC3339)
 	}
-	if r := ev.Request; r != nil && p.reads["request"] {
+	if r := ev.Request; r != nil && p.reads.request {
 		req := map[string]any{"method": r.Method, "path": r.Path, "params": stringMap(r.Params)}
-		whole := p.reads["request.*"]
-		if whole || p.reads["request.query"] {
+		if p.reads.requestQuery {
 			req["query"] = firstValues(r.Query, false)
 		}
-		if whole || p.reads["request.headers"] {
+		if p.reads.requestHeaders {
 			req["headers"] = firstValues(r.Headers, true)
 		}
 		env["request"] = req
 	}
-	if r := ev.Row; r != nil && p.reads["row"] {
+	if r := ev.Row; r != nil && p.reads.row {
 		env["row"] = map[string]any{"number": r.Number, "file": r.File}
 	}
 	return env
