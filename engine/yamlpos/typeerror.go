@@ -9,7 +9,7 @@ import (
 var (
 	typeErrLineRE  = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 	unknownFieldRE = regexp.MustCompile(`^field (\S+) not found in type`)
-	cannotRE       = regexp.MustCompile("^cannot unmarshal !!(\\w+) (?:`(.*)` )?into (\\S+)$")
+	cannotRE       = regexp.MustCompile("^cannot unmarshal !!(\\w+) (?:`(.*)` )?into (.+)$")
 )
 
 // TypeProblem rewords one message of a yaml.v3 TypeError for the person
@@ -50,7 +50,7 @@ func kindOf(goType string) string {
 		return "a duration such as 2s or 300ms"
 	case strings.HasPrefix(goType, "[]"):
 		return "a list"
-	case strings.HasPrefix(goType, "map["), strings.Contains(goType, "."):
+	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "struct"), strings.Contains(goType, "."):
 		return "a mapping" // a struct of the package decoding
 	case strings.Contains(goType, "int"):
 		return "a whole number"
