@@ -330,28 +330,14 @@ func (fc *fileContext) strictDecode(into any) {
 		return
 	}
 	for _, e := range te.Errors {
-		line, msg := 0, e
-		if m := yamlErrRE.FindStringSubmatch(e); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = m[2]
-		}
+		at, msg := yamlpos.TypeProblem(e)
 		if strings.Contains(msg, "already defined") {
 			continue // reported by checkDuplicateKeys
 		}
-		if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
-			msg = fmt.Sprintf("unknown key %q", m[1])
-		} else {
-			msg = "wrong kind of value: " + goTypeRE.ReplaceAllString(msg, "")
-		}
+		line, _ := strconv.Atoi(at)
 		fc.add(line, 1, nil, diag.Error, "%s", msg)
 	}
 }
-
-var (
-	yamlErrRE      = regexp.MustCompile(`^line (\d+): (.*)$`)
-	unknownFieldRE = regexp.MustCompile(`^field (\S+) not found`)
-	goTypeRE       = regexp.MustCompile(` into \S+$`)
-)
 
 // decode decodes the (resolved) document into a config struct; values of
 // the wrong type were reported by the schema and are left zero.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -169,34 +168,20 @@ func ParseSeed(name string, src []byte) (Seed, error) {
 	return seed, nil
 }
 
-var (
-	yamlLineRE    = regexp.MustCompile(`^line (\d+): (.*)$`)
-	yamlUnknownRE = regexp.MustCompile(`^field (\S+) not found`)
-	yamlGoTypeRE  = regexp.MustCompile(` into \S+$`)
-)
-
 // yamlError rewrites the YAML decoder's type errors as file:line messages
-// without Go type names (engine/yamlpos has nothing for these).
+// without Go type names.
 func yamlError(path string, err error) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-			return fmt.Errorf("%s:%s: %s", path, m[1], m[2])
+		line, msg := yamlpos.SplitLine(err.Error())
+		if line != "" {
+			return fmt.Errorf("%s:%s: %s", path, line, msg)
 		}
-		return fmt.Errorf("%s: %s", path, msg)
+		return fmt.Errorf("%s: %s", path, strings.TrimPrefix(msg, "yaml: "))
 	}
 	var parts []string
 	for _, e := range te.Errors {
-		line, msg := "", e
-		if m := yamlLineRE.FindStringSubmatch(e); m != nil {
-			line, msg = m[1], m[2]
-		}
-		if m := yamlUnknownRE.FindStringSubmatch(msg); m != nil {
-			msg = fmt.Sprintf("unknown key %q", m[1])
-		} else {
-			msg = "wrong kind of value: " + yamlGoTypeRE.ReplaceAllString(msg, "")
-		}
+		line, msg := yamlpos.TypeProblem(e)
 		if line != "" {
 			parts = append(parts, fmt.Sprintf("%s:%s: %s", path, line, msg))
 		} else {
