@@ -403,43 +403,34 @@ func markUnmoved(group []write, moving []journalled) map[eventRef]bool {
 	if len(moving) == 0 {
 		return nil
 	}
-	acked := map[eventRef]bool{}
+	// The first ack to list an event claims it, so each is counted as
+	// removed once.
+	claim := map[eventRef]*ackWrite{}
 	for _, w := range group {
 		if w.ack == nil {
 			continue
 		}
 		for _, seq := range w.ack.seqs {
-			acked[eventRef{w.ack.pipeline, seq}] = false
+			if ref := (eventRef{w.ack.pipeline, seq}); claim[ref] == nil {
+				claim[ref] = w.ack
+			}
 		}
-	}
-	if len(acked) == 0 {
-		return nil
 	}
 	var unmoved map[eventRef]bool
 	for _, e := range moving {
 		ref := eventRef{e.pipeline, e.rec.Seq}
-		if _, ok := acked[ref]; ok {
-			if unmoved == nil {
-				unmoved = map[eventRef]bool{}
-			}
-			unmoved[ref] = true
-		}
-	}
-	for _, w := range group {
-		if w.ack == nil {
+		ack := claim[ref]
+		if ack == nil {
 			continue
 		}
-		for _, seq := range w.ack.seqs {
-			// Each event is counted as removed by one ack only.
-			ref := eventRef{w.ack.pipeline, seq}
-			if unmoved[ref] && !acked[ref] {
-				acked[ref] = true
-				if w.ack.unmoved == nil {
-					w.ack.unmoved = map[uint64]bool{}
-				}
-				w.ack.unmoved[seq] = true
-			}
+		if unmoved == nil {
+			unmoved = map[eventRef]bool{}
 		}
+		unmoved[ref] = true
+		if ack.unmoved == nil {
+			ack.unmoved = map[uint64]bool{}
+		}
+		ack.unmoved[e.rec.Seq] = true
 	}
 	return unmoved
 }

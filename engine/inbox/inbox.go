@@ -377,21 +377,13 @@ func (s *Store) Ack(pipeline string, seqs ...uint64) error {
 	removed := 0
 	ack := &ackWrite{pipeline: pipeline, seqs: seqs}
 	err := s.groupWrite(ack, func(tx *bolt.Tx) error {
-		removed = 0
+		removed = len(ack.unmoved) // never put into bbolt
 		var c *bolt.Cursor
 		if q := tx.Bucket(queueBucket(pipeline)); q != nil {
 			c = q.Cursor()
 		}
-		var counted map[uint64]bool // unmoved events, each counted once however often listed
 		for _, seq := range seqs {
 			if ack.unmoved[seq] {
-				if !counted[seq] {
-					if counted == nil {
-						counted = map[uint64]bool{}
-					}
-					counted[seq] = true
-					removed++ // never put into bbolt
-				}
 				continue
 			}
 			if c == nil {
