@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -80,7 +81,7 @@ func (c *csvRun) item(row csvfile.Row, n int) (*item, error) {
 
 // rowID is a CSV row's event id: the file's content hash and the row
 // number, the same in every import of the file.
-func (c *csvRun) rowID(number int) string { return fmt.Sprintf("%s:%d", c.hash, number) }
+func (c *csvRun) rowID(number int) string { return c.hash + ":" + strconv.Itoa(number) }
 
 // brokenRow dead-letters a row that cannot be read, with its position. If
 // the dead letter cannot be stored, the import stops before the row, so
@@ -291,12 +292,14 @@ func (c *csvRun) pause(ctx context.Context) error {
 // waitSettled returns once rows 1..n all have an outcome, handing rows a
 // replaced version gave back to the next.
 func (c *csvRun) waitSettled(ctx context.Context, n int) error {
-	tick := time.NewTicker(50 * time.Millisecond) // a reload that gave nothing back sends no signal
-	defer tick.Stop()
 	for !c.settledThrough(n) {
+		var stopped <-chan struct{} // the version the rows went to is done: a reload, which may give nothing back
+		if c.lane != nil {
+			stopped = c.lane.done
+		}
 		select {
 		case <-c.changed:
-		case <-tick.C:
+		case <-stopped:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-c.r.soft.Done():

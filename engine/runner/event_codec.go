@@ -138,7 +138,7 @@ func decodeStoredBinary(b []byte) (*storedEvent, error) {
 	s := &storedEvent{ID: r.FieldString(), AcceptedBy: r.FieldString()}
 	flags := r.Byte()
 	if unknown := flags &^ (hasData | hasRequest | hasRow); unknown != 0 {
-		return nil, fmt.Errorf("it has parts this version does not know (flags %#x)", unknown)
+		return nil, fmt.Errorf("it has parts this version does not know (flags %#x): a newer engine stored it; run that version on this --data to deliver it", unknown)
 	}
 	if flags&hasData != 0 {
 		// The body points into the payload, which the inbox shares but

@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/loyalty-connector/engine/engine/inbox"
 )
 
 // The caller's credentials never reach the inbox, whatever the header is
@@ -48,6 +50,21 @@ func TestWriteAccepted(t *testing.T) {
 		}
 		if strings.Contains(rec.Body.String(), "duplicate") != tc.duplicate {
 			t.Errorf("%q: duplicate shown only for a repeat: %s", tc.id, rec.Body.String())
+		}
+	}
+}
+
+func TestEventLabel(t *testing.T) {
+	for _, tc := range []struct {
+		it   *item
+		want string
+	}{
+		{&item{stored: &storedEvent{ID: "ab12:3", Row: &storedRow{File: "/in/segments/spring.csv", Number: 3}}}, "spring.csv row 3 (ab12:3)"},
+		{&item{stored: &storedEvent{ID: "evt-1"}, rec: inbox.Record{Seq: 9}}, "evt-1"},
+		{&item{stored: &storedEvent{}, rec: inbox.Record{Seq: 9}}, "#9"},
+	} {
+		if got := eventLabel(tc.it).LogValue().String(); got != tc.want {
+			t.Errorf("label %q, want %q", got, tc.want)
 		}
 	}
 }

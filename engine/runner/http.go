@@ -69,7 +69,6 @@ func (r *Runner) buildRoutes(gen *generation, order []string) (mux *http.ServeMu
 	return mux, "", nil
 }
 
-// accepted is the answer to a stored webhook.
 // writeAccepted answers a stored event: {"accepted":true,"event_id":...}
 // and "duplicate":true for a repeat. It is written by hand because
 // encoding/json's reflection took about 1% of a webhook's CPU.

@@ -487,13 +487,12 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 	l.r.metrics.retried.WithLabelValues(l.p.Name).Inc()
 	l.r.log.Info("will retry", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
 		"attempt", attempt, "in", wait.Round(time.Millisecond), "error", l.r.opts.Masker.String(cause.Error()))
-	if it.row != nil && l.queueRow(it, attempt, next) {
-		return // the inbox has it now; its feeder tries it again
-	}
-	if it.row == nil {
-		if err := l.r.store.Retry(l.p.Name, it.rec.Seq, attempt, next); err != nil {
-			l.r.log.Error("cannot record a retry; the event stays queued", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
+	if it.row != nil {
+		if l.queueRow(it, attempt, next) {
+			return // the inbox has it now; its feeder tries it again
 		}
+	} else if err := l.r.store.Retry(l.p.Name, it.rec.Seq, attempt, next); err != nil {
+		l.r.log.Error("cannot record a retry; the event stays queued", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
 	}
 	it.rec.Attempts, it.rec.NotAfter = attempt, next
 	// The event keeps its order_by key while it waits, so the key's later
@@ -507,7 +506,13 @@ func (l *lane) ack(it *item, why string) {
 	}
 	l.r.log.Debug(why, "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it))
 	l.r.metrics.handled.WithLabelValues(l.p.Name, why).Inc()
-	l.r.settledRow(l.p.Name, it, true)
+	l.finished(it, true)
+}
+
+// finished counts an event's outcome (a CSV row's in its import's
+// progress), settles a row, and lets the event go.
+func (l *lane) finished(it *item, delivered bool) {
+	l.r.settledRow(l.p.Name, it, delivered)
 	if it.row != nil {
 		// After the count: an import that sees its last row settle
 		// returns, and its progress must include it.
@@ -553,11 +558,7 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 	l.r.log.Warn("dead-lettered", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
 		"reason", reason, "dead_letter", id, "attempts", attempts, "error", dl.Error)
 	l.r.metrics.deadLettered.WithLabelValues(l.p.Name, reason).Inc()
-	l.r.settledRow(l.p.Name, it, false)
-	if it.row != nil {
-		it.row.settle() // after the count, as in ack
-	}
-	l.release(it)
+	l.finished(it, false)
 }
 
 // lookups is the Caller for lookup steps: through the connection's

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -279,9 +280,20 @@ func (r *Runner) governor(c *spec.Connection) *delivery.Governor {
 // errStopping: the engine is shutting down; the event stays queued.
 var errStopping = errors.New("the engine is stopping")
 
-func eventLabel(it *item) string {
-	if it.stored.ID != "" {
-		return it.stored.ID
+// eventLabel names an event in log lines: a CSV row by its file and row
+// number, others by id or inbox seq. It is worked out only for lines that
+// are written (a Debug line per delivery is not, by default).
+func eventLabel(it *item) slog.LogValuer { return eventName{it} }
+
+type eventName struct{ it *item }
+
+func (e eventName) LogValue() slog.Value {
+	it := e.it
+	if r := it.stored.Row; r != nil {
+		return slog.StringValue(fmt.Sprintf("%s row %d (%s)", filepath.Base(r.File), r.Number, it.stored.ID))
 	}
-	return fmt.Sprintf("#%d", it.rec.Seq)
+	if it.stored.ID != "" {
+		return slog.StringValue(it.stored.ID)
+	}
+	return slog.StringValue(fmt.Sprintf("#%d", it.rec.Seq))
 }
