@@ -437,7 +437,9 @@ func literalText(v any) string {
 			return `"` + v + `"`
 		}
 		return "'" + v + "'"
-	case connectedSource:
+	case connectedSource: // the engine has no message tags
+		return strings.TrimSpace(v.raw)
+	case *connectedSpec: // what compileMessageTags made of a connectedSource
 		return strings.TrimSpace(v.raw)
 	case abortSource:
 		return "('" + v.reason + "')"

@@ -184,6 +184,7 @@ var connectedOptions = map[string]bool{
 
 // connectedSpec is one connected_content tag, compiled.
 type connectedSpec struct {
+	raw                string // the tag's argument text, as written (for messages)
 	url, headers, body *Template
 	method             string
 	contentType        string
@@ -255,7 +256,7 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\
 func (e *Engine) compileConnected(src connectedSource) (*connectedSpec, []Problem, []Problem, []Ref) {
 	var problems, warnings []Problem
 	var refs []Ref
-	spec := &connectedSpec{method: http.MethodGet}
+	spec := &connectedSpec{raw: src.raw, method: http.MethodGet}
 	problem := func(off int, format string, a ...any) {
 		problems = append(problems, Problem{src.offset + off, fmt.Sprintf(format, a...)})
 	}

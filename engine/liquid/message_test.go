@@ -357,3 +357,12 @@ func TestMessageTagProblemsInLiquidTag(t *testing.T) {
 		}
 	}
 }
+
+// An error inside the tag quotes it as written, not as the engine holds it.
+func TestConnectedContentErrorQuotesTheTag(t *testing.T) {
+	cc, _ := answer(ConnectedAnswer{Answered: true, Status: 200, Body: []byte(`{}`)})
+	_, err := parseMessage(t, `{% connected_content https://x.test/{{ 1 | divided_by: 0 }} :save r %}`).RenderWith(nil, RenderOptions{ConnectedContent: cc})
+	if err == nil || strings.Contains(err.Error(), "0x") || !strings.Contains(err.Error(), "https://x.test/") {
+		t.Errorf("error %v; want one quoting the tag as written", err)
+	}
+}
