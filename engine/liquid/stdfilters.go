@@ -264,11 +264,11 @@ func arith(op string) filterFn {
 		if aInt && bInt {
 			switch op {
 			case "plus":
-				return ai + bi, nil
+				return numberResult(ai + bi), nil
 			case "minus":
-				return ai - bi, nil
+				return numberResult(ai - bi), nil
 			case "times":
-				return ai * bi, nil
+				return numberResult(ai * bi), nil
 			}
 			if bi == 0 {
 				return nil, errDivZero
@@ -278,9 +278,9 @@ func arith(op string) filterFn {
 				q, r = q-1, r+bi
 			}
 			if op == "divided_by" {
-				return q, nil
+				return numberResult(q), nil
 			}
-			return r, nil
+			return numberResult(r), nil
 		}
 		af, bf := asFloat(a), asFloat(b)
 		var out float64
@@ -338,9 +338,9 @@ func absFilter(in any, _ []any) (any, error) {
 	switch n := toNumber(in).(type) {
 	case int64:
 		if n < 0 {
-			return -n, nil
+			return numberResult(-n), nil
 		}
-		return n, nil
+		return numberResult(n), nil
 	default:
 		return liquidFloat(math.Abs(n.(float64))), nil
 	}
@@ -355,7 +355,7 @@ func rounding(fn func(float64) float64) filterFn {
 // wholeResult turns a rounded float into an integer when it fits.
 func wholeResult(f float64) any {
 	if f >= math.MinInt64 && f <= math.MaxInt64 {
-		return int64(f)
+		return numberResult(int64(f))
 	}
 	return liquidFloat(f)
 }
@@ -373,7 +373,7 @@ func roundFilter(in any, args []any) (any, error) {
 		}
 	}
 	if i, ok := n.(int64); ok && places >= 0 {
-		return i, nil
+		return numberResult(i), nil
 	}
 	f := asFloat(n)
 	if places <= 0 {

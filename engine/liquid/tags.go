@@ -417,18 +417,14 @@ func loopInteger(tag, param string, v any) (int, error) {
 
 // loopSpec is a parsed "item in collection limit: n offset: m reversed".
 type loopSpec struct {
-	tag        string
-	variable   string
-	name       string // forloop.name: variable-collection
-	collection expressions.Expression
-	// rangeFrom and rangeTo are the bounds when the collection is a
-	// range (a..b): osteele's own ranges refuse whole numbers of type
-	// int64, which every arithmetic filter gives (assign m = n | plus: 1).
-	rangeFrom, rangeTo expressions.Expression
-	limit, offset      expressions.Expression
-	cols               expressions.Expression
-	continued          bool // offset: continue
-	reversed           bool
+	tag           string
+	variable      string
+	name          string // forloop.name: variable-collection
+	collection    expressions.Expression
+	limit, offset expressions.Expression
+	cols          expressions.Expression
+	continued     bool // offset: continue
+	reversed      bool
 }
 
 var loopParams = map[string]bool{"limit": true, "offset": true, "cols": true}
@@ -482,14 +478,6 @@ func parseLoop(tag, args string) (*loopSpec, error) {
 	var err error
 	if spec.collection, err = parseExpr(tag, collSrc); err != nil {
 		return nil, err
-	}
-	if from, to, ok := rangeBounds(collSrc); ok {
-		if spec.rangeFrom, err = parseExpr(tag, from); err != nil {
-			return nil, err
-		}
-		if spec.rangeTo, err = parseExpr(tag, to); err != nil {
-			return nil, err
-		}
 	}
 	for i := end; i < len(toks); {
 		t := toks[i]
@@ -566,42 +554,6 @@ func items(v any) []any {
 	return nil
 }
 
-// rangeBounds splits "(a..b)" into a and b; ok is false for anything
-// else (and for quoted text, which osteele reads).
-func rangeBounds(src string) (from, to string, ok bool) {
-	inner, ok := strings.CutPrefix(src, "(")
-	if inner, ok = strings.CutSuffix(inner, ")"); !ok || strings.ContainsAny(inner, `'"()`) {
-		return "", "", false
-	}
-	from, to, ok = strings.Cut(inner, "..")
-	return from, to, ok
-}
-
-// evaluateCollection evaluates what the loop visits. A range whose bounds
-// are whole numbers is built here; any other bound (nil, a float, text)
-// is left to osteele, with its own result or message.
-func (l *loopSpec) evaluateCollection(ctx render.Context) (any, error) {
-	if l.rangeFrom == nil {
-		return ctx.Evaluate(l.collection)
-	}
-	var bounds [2]int
-	for i, x := range []expressions.Expression{l.rangeFrom, l.rangeTo} {
-		v, err := ctx.Evaluate(x)
-		if err != nil {
-			return nil, err
-		}
-		switch n := v.(type) {
-		case int:
-			bounds[i] = n
-		case int64:
-			bounds[i] = int(n)
-		default:
-			return ctx.Evaluate(l.collection)
-		}
-	}
-	return values.NewRange(bounds[0], bounds[1]), nil
-}
-
 // segment evaluates the collection and applies offset, limit and reversed
 // (in that order, as Liquid does).
 func (l *loopSpec) segment(ctx render.Context, s *renderState) ([]any, error) {
@@ -619,7 +571,7 @@ func (l *loopSpec) segment(ctx render.Context, s *renderState) ([]any, error) {
 			}
 		}
 	}
-	coll, err := l.evaluateCollection(ctx)
+	coll, err := ctx.Evaluate(l.collection)
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,7 @@ func TestTags(t *testing.T) {
 		{"increment and decrement", "{% increment c %}{% increment c %}{% decrement c %}{{ c }}", items, "0111", ""},
 		{"assign hides a counter", "{% assign c = 5 %}{% increment c %}{{ c }}", items, "05", ""},
 		{"cycle", "{% for i in (1..4) %}{% cycle 'x', 'y' %}{% endfor %}", items, "xyxy", ""},
+		{"a range of arithmetic results outside a loop", "{% assign m = t.size | plus: 1 %}{% assign r = (1..m) %}{{ r | join: ',' }} {{ (2..m) | join: '-' }}", items, "1,2,3,4,5,6 2-3-4-5-6", ""},
 		{"range bounds from arithmetic filters", "{% assign m = t.size | plus: 1 %}{% assign k = m | minus: 3 %}{% for i in (k..m) %}{{ i }}{% endfor %}[{% for i in (m..k) %}{{ i }}{% endfor %}]{% tablerow i in (k..4) %}{{ i }}{% endtablerow %}", items, "3456[]<tr class=\"row1\">\n<td class=\"col1\">3</td><td class=\"col2\">4</td></tr>\n", ""},
 		{"cycle groups", "{% cycle 'g': 1, 2 %}{% cycle 'g': 3, 4 %}{% cycle 1, 2 %}", items, "141", ""},
 		{"ifchanged", "{% for i in (1..3) %}{% ifchanged %}{% if i < 3 %}a{% else %}b{% endif %}{% endifchanged %}{% endfor %}", items, "ab", ""},

@@ -89,8 +89,13 @@ func isNumber(v any) bool {
 
 // numberResult wraps a float result so that it prints the Liquid way.
 func numberResult(n any) any {
-	if f, ok := n.(float64); ok {
-		return liquidFloat(f)
+	switch n := n.(type) {
+	case float64:
+		return liquidFloat(n)
+	case int64:
+		// int, as jsonval gives whole numbers: osteele's ranges and
+		// loop bounds take only int.
+		return int(n)
 	}
 	return n
 }
