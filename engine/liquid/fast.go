@@ -26,7 +26,7 @@ type fastSegment struct {
 // fastFilter is one filter of a segment, called directly (not through
 // osteele's reflection), with arguments that are literals or paths.
 type fastFilter struct {
-	call directFilter
+	call filterFn
 	args []fastArg
 }
 
@@ -34,9 +34,6 @@ type fastArg struct {
 	literal any
 	path    []string // set for a variable
 }
-
-// directFilter calls a registered filter function.
-type directFilter func(in any, args []any) (any, error)
 
 // fastPlan returns the segments of a template made only of text and
 // objects that are a simple path with simple filters, or nil.
@@ -123,7 +120,7 @@ func (e *Engine) parseFastObject(src string) (fastSegment, bool) {
 // directCall adapts the filter function shapes registered in this
 // package (and osteele's default) for a call with n arguments; nil for
 // any other shape or count, which osteele then handles (and reports).
-func directCall(fn any, n int) directFilter {
+func directCall(fn any, n int) filterFn {
 	switch f := fn.(type) {
 	case func(any) (any, error):
 		if n == 0 {
@@ -138,10 +135,6 @@ func directCall(fn any, n int) directFilter {
 	case func(any) (string, error):
 		if n == 0 {
 			return func(in any, _ []any) (any, error) { return f(in) }
-		}
-	case func(any) any:
-		if n == 0 {
-			return func(in any, _ []any) (any, error) { return f(in), nil }
 		}
 	case func(any, any) string:
 		if n == 1 {
