@@ -21,10 +21,11 @@ func Decode(data []byte) (any, error) {
 	// More is false before a stray ] or }, so what follows the value is
 	// looked at too: {"a":1}] is not JSON.
 	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
+		where := at(string(data), len(data)-len(bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n")))
 		if dec.More() {
-			return nil, fmt.Errorf("more than one JSON value")
+			return nil, fmt.Errorf("%s: more than one JSON value", where)
 		}
-		return nil, fmt.Errorf("it does not end where the JSON value ends: %q follows", rest[:min(len(rest), 20)])
+		return nil, fmt.Errorf("%s: it does not end where the JSON value ends: %q follows", where, rest[:min(len(rest), 20)])
 	}
 	return Normalize(v), nil
 }
@@ -84,11 +85,16 @@ func place(text string, err error) string {
 	default:
 		return err.Error()
 	}
+	if off > 0 && se != nil {
+		off-- // the offset counts the byte that failed
+	}
+	return fmt.Sprintf("%s: %v", at(text, off), err)
+}
+
+// at is byte offset off of text as "line L, column C" (the byte at off).
+func at(text string, off int) string {
 	before := text[:min(off, len(text))]
 	line := 1 + strings.Count(before, "\n")
 	col := len(before) - strings.LastIndexByte(before, '\n')
-	if off > 0 && se != nil {
-		col-- // the offset counts the byte that failed
-	}
-	return fmt.Sprintf("line %d, column %d: %v", line, col, err)
+	return fmt.Sprintf("line %d, column %d", line, col)
 }
