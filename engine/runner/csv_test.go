@@ -257,11 +257,7 @@ func TestCSVRowRetriesFromTheInbox(t *testing.T) {
 // version held without an outcome go to the new one, and every row is
 // delivered once.
 func TestCSVImportAcrossAReload(t *testing.T) {
-	dir := copyPipelines(t)
-	h := start(t, setup{users: 401, dirs: []string{dir}})
-	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"50ms"}`)
-	file := writeCSV(t, t.TempDir(), 400, 0)
-	done := importInBackground(h, file)
+	h, dir, done := slowImport(t, "50ms")
 	h.eventually("some rows delivered", func() bool { return len(h.journal("/sessionm/core/*")) >= 50 })
 	editFile(t, filepath.Join(dir, csvPipeline+".yaml"), func(s string) string {
 		return strings.Replace(s, "concurrency: 32", "concurrency: 8", 1)
@@ -285,6 +281,15 @@ func (h *harness) eachRowDeliveredOnce(n int) {
 			h.t.Fatalf("row %d delivered %d times", i, got)
 		}
 	}
+}
+
+// slowImport starts importing writeCSV's 400 rows, from a copy of the
+// pipelines (dir, for reloads), with every SessionM call taking latency.
+func slowImport(t *testing.T, latency string) (h *harness, dir string, done <-chan error) {
+	dir = copyPipelines(t)
+	h = start(t, setup{users: 401, dirs: []string{dir}})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"`+latency+`"}`)
+	return h, dir, importInBackground(h, writeCSV(t, t.TempDir(), 400, 0))
 }
 
 // importInBackground starts ImportCSV and returns what it returns.
@@ -313,11 +318,7 @@ func awaitImport(t *testing.T, h *harness, done <-chan error) {
 // flight: the second version is replaced before it ever starts. The import
 // must neither hand rows to it nor wait for it.
 func TestCSVImportAcrossTwoQuickReloads(t *testing.T) {
-	dir := copyPipelines(t)
-	h := start(t, setup{users: 401, dirs: []string{dir}})
-	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"1s"}`)
-	file := writeCSV(t, t.TempDir(), 400, 0)
-	done := importInBackground(h, file)
+	h, dir, done := slowImport(t, "1s")
 	h.eventually("rows handed over", func() bool {
 		ps := h.r.CSVImports()
 		return len(ps) > 0 && ps[0].Rows >= 60
