@@ -442,17 +442,23 @@ func TestAdminAnswersLoopbackHostsOnly(t *testing.T) {
 	}
 }
 
-// engine run sets its collector unless GOGC or GOMEMLIMIT is given.
-func TestTuneGCLeavesSettingsTheUserGave(t *testing.T) {
+// collectorSettings puts Go's defaults back for a test of tuneGC, and
+// restores what was set when it ends. It returns a reader of the current
+// settings.
+func collectorSettings(t *testing.T) (current func() (int, int64)) {
 	prevPercent := debug.SetGCPercent(100)
 	prevLimit := debug.SetMemoryLimit(math.MaxInt64)
 	t.Cleanup(func() { debug.SetGCPercent(prevPercent); debug.SetMemoryLimit(prevLimit) })
-	current := func() (int, int64) {
+	return func() (int, int64) {
 		p := debug.SetGCPercent(-1)
 		debug.SetGCPercent(p)
 		return p, debug.SetMemoryLimit(-1) // a negative limit only reads it
 	}
+}
 
+// engine run sets its collector unless GOGC or GOMEMLIMIT is given.
+func TestTuneGCLeavesSettingsTheUserGave(t *testing.T) {
+	current := collectorSettings(t)
 	tuneGC(func(string) string { return "" })
 	if p, l := current(); p != runGCPercent || l != runMemoryLimit {
 		t.Fatalf("unset: GOGC %d, limit %d; want %d, %d", p, l, runGCPercent, runMemoryLimit)
@@ -462,6 +468,22 @@ func TestTuneGCLeavesSettingsTheUserGave(t *testing.T) {
 	tuneGC(func(name string) string { return map[string]string{"GOGC": "100", "GOMEMLIMIT": "1GiB"}[name] })
 	if p, l := current(); p != 100 || l != math.MaxInt64 {
 		t.Fatalf("given: GOGC %d, limit %d; want both left alone", p, l)
+	}
+}
+
+// engine sandbox runs the emulators under engine run's collector settings,
+// as engine run --sandbox does. The address cannot be listened on, so the
+// command stops after setting them.
+func TestSandboxTunesGC(t *testing.T) {
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	current := collectorSettings(t)
+	var stdout, stderr strings.Builder
+	if code := runSandbox([]string{"--addr", "127.0.0.1:99999"}, &stdout, &stderr); code != exitProblem {
+		t.Fatalf("exit %d, want %d; stderr: %s", code, exitProblem, stderr.String())
+	}
+	if p, l := current(); p != runGCPercent || l != runMemoryLimit {
+		t.Fatalf("GOGC %d, limit %d; want %d, %d", p, l, runGCPercent, runMemoryLimit)
 	}
 }
 

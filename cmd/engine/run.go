@@ -449,8 +449,8 @@ func loopbackHostsOnly(h http.Handler) http.Handler {
 	})
 }
 
-// Garbage collection settings of engine run, unless GOGC or GOMEMLIMIT
-// say otherwise. The engine keeps little alive (21–66 MiB private in the
+// Garbage collection settings of engine run and engine sandbox, unless
+// GOGC or GOMEMLIMIT say otherwise. The engine keeps little alive (21–66 MiB private in the
 // load tests) and allocates per event, so Go's default (collect each time the
 // heap doubles) collected every few milliseconds under load: GOGC=400
 // made F2 about 20% faster (12,000 -> 14,600 rows/s) for about 20 MiB more.
