@@ -6,23 +6,32 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
 // Decode parses one JSON value, keeping whole numbers as integers. Its
 // errors say where in data the problem is.
 func Decode(data []byte) (any, error) {
+	if v, ok := parse(data); ok {
+		return v, nil
+	}
+	return decodeStandard(data)
+}
+
+// decodeStandard is Decode by encoding/json, which says what is wrong.
+func decodeStandard(data []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("not JSON: %s", place(string(data), err))
 	}
-	// More is false before a stray ] or }, so what follows the value is
-	// looked at too: {"a":1}] is not JSON.
-	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
-		where := at(string(data), len(data)-len(bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n")))
-		if dec.More() {
+	// Only JSON's white space may follow the value: not a stray ] or },
+	// which dec.More lets by, nor a form feed, which bytes.TrimSpace would.
+	if rest := bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
+		where := at(string(data), len(data)-len(rest))
+		if strings.IndexByte(`{["-0123456789tfn`, rest[0]) >= 0 {
 			return nil, fmt.Errorf("%s: more than one JSON value", where)
 		}
 		return nil, fmt.Errorf("%s: it does not end where the JSON value ends: %q follows", where, rest[:min(len(rest), 20)])
@@ -61,13 +70,20 @@ func Normalize(v any) any {
 			v[i] = Normalize(e)
 		}
 	case json.Number:
-		if i, err := v.Int64(); err == nil && int64(int(i)) == i {
-			return int(i)
-		}
-		f, _ := v.Float64()
-		return f
+		return number(string(v))
 	}
 	return v
+}
+
+// number is the value of a JSON number's text: int when whole and in
+// range, float64 otherwise (±Inf beyond float64's range, as ParseFloat
+// gives it).
+func number(text string) any {
+	if i, err := strconv.ParseInt(text, 10, 64); err == nil && int64(int(i)) == i {
+		return int(i)
+	}
+	f, _ := strconv.ParseFloat(text, 64)
+	return f
 }
 
 // place says where in text a JSON error is, as "line L, column C: ...".

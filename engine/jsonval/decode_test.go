@@ -1,6 +1,9 @@
 package jsonval
 
 import (
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -14,6 +17,7 @@ func TestDecodeRefusesWhatFollowsTheValue(t *testing.T) {
 		`{} {}`:            "line 1, column 4: more than one JSON value",
 		"{\"a\":1}\n\n  }": "line 3, column 3: it does not end",
 		`{"a":1`:           "not JSON",
+		"{\"a\":1}\f":      "line 1, column 8: it does not end",
 		"{\"a\":1}\n":      "",
 		` [1, 2] `:         "",
 	} {
@@ -26,6 +30,88 @@ func TestDecodeRefusesWhatFollowsTheValue(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", in, err, want)
+		}
+	}
+}
+
+// The single-pass parser gives what encoding/json gives, and refuses
+// what it refuses.
+func TestParseMatchesEncodingJSON(t *testing.T) {
+	for _, in := range parseCases() {
+		checkParse(t, []byte(in))
+	}
+}
+
+func FuzzParseMatchesEncodingJSON(f *testing.F) {
+	for _, in := range parseCases() {
+		f.Add([]byte(in))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { checkParse(t, data) })
+}
+
+func checkParse(t *testing.T, data []byte) {
+	t.Helper()
+	got, ok := parse(data)
+	want, err := decodeStandard(data)
+	switch {
+	case err != nil && ok:
+		t.Fatalf("%q: parsed as %#v; encoding/json: %v", data, got, err)
+	case err == nil && !ok:
+		t.Fatalf("%q: refused; encoding/json: %#v", data, want)
+	case err == nil && !reflect.DeepEqual(got, want):
+		t.Fatalf("%q: %#v; encoding/json: %#v", data, got, want)
+	}
+}
+
+func parseCases() []string {
+	cases := []string{
+		``, ` `, `null`, `true`, `false`, `tru`, `nul`, `truex`, `[true,false,null]`,
+		`{}`, `[]`, ` { } `, `[ ]`, `{"a":[]}`, `{"a":{}}`, `[[[]]]`,
+		`{"a":1,"a":2}`, `{"a" : 1 , "b":"x"}`, "{\n\t\"a\":\r\n1}",
+		`{"a":1,}`, `[1,]`, `[,1]`, `{,}`, `{"a"}`, `{"a":}`, `{1:2}`, `{"a":1 "b":2}`, `[1 2]`,
+		`0`, `-0`, `-`, `01`, `1.`, `.5`, `1.5`, `-1.5e3`, `1e`, `1e+`, `1E-2`, `2e0`, `1.0`,
+		`123456789012345678`, `-123456789012345678`, `999999999999999999`, `1234567890123456789`,
+		`9223372036854775807`, `9223372036854775808`, `-9223372036854775808`, `-9223372036854775809`,
+		`1e400`, `-1e400`, `4.9e-324`, `+1`, `0x10`, `1_000`, `NaN`, `Infinity`,
+		`""`, `"a"`, `"a\"b"`, `"\\\/\b\f\n\r\t"`, `"\'"`, `"\x"`, `"\u00e9"`, `"\u00E9"`, `"\u00g9"`, `"\u12"`,
+		`"\ud83d\ude00"`, `"\ud83d"`, `"\ude00"`, `"\ud83dx"`, `"\ud83d\u0041"`, `"\ud83d\ud83d\ude00"`, `"\ud83d\`,
+		"\"tab\there\"", "\"nl\nhere\"", "\"\x7f\"", `"é"`, "\"\xff\"", "\"a\xe9b\"", "\"\xed\xa0\x80\"", "\"\xef\xbf\xbd\"",
+		`"unterminated`, `"a\`, "\xef\xbb\xbf{}", `{"a":1}]`, `{} {}`, `[1]x`, `{"a":"b"}` + "\n",
+		strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth),
+		strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1),
+		strings.Repeat(`{"a":`, 50) + "1" + strings.Repeat("}", 50),
+	}
+	for _, name := range []string{"events/sessionm-offer-issued.json", "events/sessionm-points-awarded.json", "events/braze-webhook-tags.json", "fixtures/wallet.json"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "examples", name))
+		if err != nil {
+			panic(err)
+		}
+		cases = append(cases, string(b))
+	}
+	return cases
+}
+
+// go test -bench Decode ./engine/jsonval: the parser against encoding/json
+// on the F4 event and the wallet answer.
+func BenchmarkDecode(b *testing.B) {
+	for _, name := range []string{"events/sessionm-offer-issued.json", "fixtures/wallet.json"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "examples", name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, d := range []struct {
+			name   string
+			decode func([]byte) (any, error)
+		}{{"parse", Decode}, {"encoding-json", decodeStandard}} {
+			b.Run(filepath.Base(name)+"/"+d.name, func(b *testing.B) {
+				b.SetBytes(int64(len(data)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := d.decode(data); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }
