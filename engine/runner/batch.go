@@ -10,6 +10,7 @@ import (
 
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/delivery"
+	"github.com/loyalty-connector/engine/engine/jsonval"
 	"github.com/loyalty-connector/engine/engine/spec"
 )
 
@@ -145,8 +146,8 @@ func (b *batcher) key(req *engine.Request, body map[string]any) string {
 	for _, f := range b.lists() {
 		delete(rest, f)
 	}
-	// encoding/json sorts map keys, so equal bodies give equal text.
-	raw, _ := json.Marshal(rest)
+	// jsonval sorts map keys, so equal bodies give equal text.
+	raw, _ := jsonval.Append(nil, rest)
 	sb.Write(raw)
 	return sb.String()
 }
@@ -169,7 +170,7 @@ func (b *batcher) fits(bt *batch, m *member) bool {
 func recipientKey(r any) string {
 	obj, ok := r.(map[string]any)
 	if !ok {
-		raw, _ := json.Marshal(r)
+		raw, _ := jsonval.Append(nil, r)
 		return string(raw)
 	}
 	id := map[string]any{}
@@ -178,7 +179,7 @@ func recipientKey(r any) string {
 			id[k] = v
 		}
 	}
-	raw, _ := json.Marshal(id)
+	raw, _ := jsonval.Append(nil, id)
 	return string(raw)
 }
 
@@ -298,7 +299,9 @@ func (b *batcher) merge(bt *batch) (*engine.Request, error) {
 			body[f] = all
 		}
 	}
-	raw, err := json.Marshal(body)
+	// Encoded as a single event's body is (no HTML escaping), in about
+	// the room its members' bodies took.
+	raw, err := jsonval.Encode(body, len(first.req.Body)*len(bt.members))
 	if err != nil {
 		return nil, err
 	}

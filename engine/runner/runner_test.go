@@ -423,7 +423,7 @@ func TestBrazeBatching(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			user := fmt.Sprintf("load-%06d", i)
-			body := fmt.Sprintf(`{"campaign_id":%q,"user":%q,"n":%d}`, winter, user, i)
+			body := fmt.Sprintf(`{"campaign_id":%q,"user":%q,"n":%d,"note":"<b>Winter & co</b>"}`, winter, user, i)
 			if i == 7 {
 				body = fmt.Sprintf(`{"campaign_id":%q,"user":"","n":%d}`, winter, i) // Braze refuses an empty id
 			}
@@ -446,12 +446,17 @@ func TestBrazeBatching(t *testing.T) {
 		t.Fatalf("dead letters %+v; want only the event with the empty id", dls)
 	}
 	// The first requests carried many recipients; the refused batch was
-	// then sent one event at a time.
+	// then sent one event at a time. A merged body is encoded as a single
+	// event's is: "<" and "&" reach Braze as written.
 	maxRecipients := 0
 	for _, e := range h.journal("/braze/campaigns/trigger/send") {
+		text := e["body"].(string)
 		var body struct{ Recipients []any }
-		json.Unmarshal([]byte(e["body"].(string)), &body)
+		json.Unmarshal([]byte(text), &body)
 		maxRecipients = max(maxRecipients, len(body.Recipients))
+		if len(body.Recipients) > 1 && !strings.Contains(text, `"note":"<b>Winter & co</b>"`) {
+			t.Fatalf("a batch of %d encoded the note otherwise: %.300s", len(body.Recipients), text)
+		}
 	}
 	if maxRecipients < 40 {
 		t.Fatalf("the largest request had %d recipients", maxRecipients)
