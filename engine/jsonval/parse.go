@@ -77,23 +77,14 @@ func (p *parser) literal(word string) bool {
 }
 
 func (p *parser) object() (any, bool) {
-	if p.depth++; p.depth > maxDepth {
-		return nil, false
-	}
-	p.pos++ // {
 	m := make(map[string]any)
-	p.space()
-	if p.pos < len(p.data) && p.data[p.pos] == '}' {
-		p.pos++
-		p.depth--
-		return m, true
-	}
-	for {
+	more, ok := p.open('}')
+	for more && ok {
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
 			return nil, false
 		}
-		key, ok := p.string()
-		if !ok {
+		key, good := p.string()
+		if !good {
 			return nil, false
 		}
 		p.space()
@@ -102,63 +93,62 @@ func (p *parser) object() (any, bool) {
 		}
 		p.pos++
 		p.space()
-		v, ok := p.value()
-		if !ok {
+		v, good := p.value()
+		if !good {
 			return nil, false
 		}
 		m[key] = v // a repeated name keeps its last value, as in encoding/json
-		p.space()
-		if p.pos >= len(p.data) {
-			return nil, false
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-			p.space()
-		case '}':
-			p.pos++
-			p.depth--
-			return m, true
-		default:
-			return nil, false
-		}
+		more, ok = p.next('}')
 	}
+	return m, ok
 }
 
 func (p *parser) array() (any, bool) {
-	if p.depth++; p.depth > maxDepth {
-		return nil, false
-	}
-	p.pos++             // [
 	a := make([]any, 0) // [] is an empty list, not null, as in encoding/json
-	p.space()
-	if p.pos < len(p.data) && p.data[p.pos] == ']' {
-		p.pos++
-		p.depth--
-		return a, true
-	}
-	for {
-		v, ok := p.value()
-		if !ok {
+	more, ok := p.open(']')
+	for more && ok {
+		v, good := p.value()
+		if !good {
 			return nil, false
 		}
 		a = append(a, v)
-		p.space()
-		if p.pos >= len(p.data) {
-			return nil, false
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-			p.space()
-		case ']':
-			p.pos++
-			p.depth--
-			return a, true
-		default:
-			return nil, false
-		}
+		more, ok = p.next(']')
 	}
+	return a, ok
+}
+
+// open steps into the object or array at p.pos: more says a first
+// member follows rather than the closing end.
+func (p *parser) open(end byte) (more, ok bool) {
+	if p.depth++; p.depth > maxDepth {
+		return false, false
+	}
+	p.pos++
+	p.space()
+	if p.pos < len(p.data) && p.data[p.pos] == end {
+		p.pos++
+		p.depth--
+		return false, true
+	}
+	return true, true
+}
+
+// next steps past the comma after a member (more) or the closing end.
+func (p *parser) next(end byte) (more, ok bool) {
+	p.space()
+	switch {
+	case p.pos >= len(p.data):
+		return false, false
+	case p.data[p.pos] == ',':
+		p.pos++
+		p.space()
+		return true, true
+	case p.data[p.pos] == end:
+		p.pos++
+		p.depth--
+		return false, true
+	}
+	return false, false
 }
 
 // string reads a string whose opening quote is at p.pos. Text without
