@@ -479,8 +479,9 @@ func TestSandboxTunesGC(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "")
 	current := collectorSettings(t)
 	var stdout, stderr strings.Builder
-	if code := runSandbox([]string{"--addr", "127.0.0.1:99999"}, &stdout, &stderr); code != exitProblem {
-		t.Fatalf("exit %d, want %d; stderr: %s", code, exitProblem, stderr.String())
+	code := runSandbox([]string{"--addr", "127.0.0.1:99999"}, &stdout, &stderr)
+	if code != exitProblem || !strings.Contains(stderr.String(), "cannot listen") {
+		t.Fatalf("exit %d, want %d for the address; stderr: %s", code, exitProblem, stderr.String())
 	}
 	if p, l := current(); p != runGCPercent || l != runMemoryLimit {
 		t.Fatalf("GOGC %d, limit %d; want %d, %d", p, l, runGCPercent, runMemoryLimit)

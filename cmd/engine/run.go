@@ -450,14 +450,17 @@ func loopbackHostsOnly(h http.Handler) http.Handler {
 }
 
 // Garbage collection settings of engine run and engine sandbox, unless
-// GOGC or GOMEMLIMIT say otherwise. The engine keeps little alive (21–66 MiB private in the
-// load tests) and allocates per event, so Go's default (collect each time the
-// heap doubles) collected every few milliseconds under load: GOGC=400
-// made F2 about 20% faster (12,000 -> 14,600 rows/s) for about 20 MiB more.
-// The soft limit stops a large live heap (a full respond cache holds up
-// to 100,000 answers) from growing to five times its size; it sits well
-// above what the engine keeps alive, since near the limit the collector
-// runs almost without pause.
+// GOGC or GOMEMLIMIT say otherwise. The engine keeps little alive (21–66
+// MiB private in the load tests) and allocates per event, so Go's default
+// (collect each time the heap doubles) collected every few milliseconds
+// under load: GOGC=400 made F2 about 20% faster (12,000 -> 14,600 rows/s)
+// for about 20 MiB more. The soft limit stops a large live heap (a full
+// respond cache holds up to 100,000 answers) from growing to five times
+// its size; it sits well above what the engine keeps alive, since near
+// the limit the collector runs almost without pause. The sandbox keeps its
+// request journal alive, about 100 MiB when full at the default
+// --journal-size (F2's load test); a journal many times that size needs
+// a higher GOMEMLIMIT, as its --help says.
 const (
 	runGCPercent   = 400
 	runMemoryLimit = 512 << 20

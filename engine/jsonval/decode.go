@@ -31,6 +31,7 @@ func decodeStandard(data []byte) (any, error) {
 	// which dec.More lets by, nor a form feed, which bytes.TrimSpace would.
 	if rest := bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
 		where := at(string(data), len(data)-len(rest))
+		// What starts like a value is called one.
 		if strings.IndexByte(`{["-0123456789tfn`, rest[0]) >= 0 {
 			return nil, fmt.Errorf("%s: more than one JSON value", where)
 		}
@@ -70,15 +71,15 @@ func Normalize(v any) any {
 			v[i] = Normalize(e)
 		}
 	case json.Number:
-		return number(string(v))
+		return numberValue(string(v))
 	}
 	return v
 }
 
-// number is the value of a JSON number's text: int when whole and in
+// numberValue is the value of a JSON number's text: int when whole and in
 // range, float64 otherwise (±Inf beyond float64's range, as ParseFloat
 // gives it).
-func number(text string) any {
+func numberValue(text string) any {
 	if i, err := strconv.ParseInt(text, 10, 64); err == nil && int64(int(i)) == i {
 		return int(i)
 	}

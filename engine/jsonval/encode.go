@@ -1,6 +1,6 @@
 // Package jsonval reads and writes the JSON values events, templates and
 // request bodies hold: objects as map[string]any, arrays as []any, whole
-// numbers as int64, other numbers as float64.
+// numbers as int (int64 is written too), other numbers as float64.
 package jsonval
 
 import (

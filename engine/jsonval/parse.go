@@ -162,7 +162,7 @@ func (p *parser) string() (string, bool) {
 			p.pos = i + 1
 			return string(p.data[start:i]), true
 		case c == '\\' || c >= utf8.RuneSelf:
-			return p.unquote(start)
+			return p.unquote(start, i)
 		case c < ' ':
 			return "", false
 		}
@@ -172,10 +172,9 @@ func (p *parser) string() (string, bool) {
 
 // unquote reads the string from start as encoding/json does: escapes
 // resolved, a lone or broken UTF-16 surrogate and bytes that are not
-// UTF-8 each replaced by U+FFFD.
-func (p *parser) unquote(start int) (string, bool) {
-	b := make([]byte, 0, 16)
-	i := start
+// UTF-8 each replaced by U+FFFD. The text before i is plain ASCII.
+func (p *parser) unquote(start, i int) (string, bool) {
+	b := append(make([]byte, 0, i-start+16), p.data[start:i]...)
 	for i < len(p.data) {
 		c := p.data[i]
 		switch {
@@ -319,5 +318,5 @@ func (p *parser) number() (any, bool) {
 			return int(n), true
 		}
 	}
-	return number(string(text)), true
+	return numberValue(string(text)), true
 }
