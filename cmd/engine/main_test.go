@@ -459,32 +459,42 @@ func collectorSettings(t *testing.T) (current func() (int, int64)) {
 // engine run sets its collector unless GOGC or GOMEMLIMIT is given.
 func TestTuneGCLeavesSettingsTheUserGave(t *testing.T) {
 	current := collectorSettings(t)
-	tuneGC(func(string) string { return "" })
+	tuneGC(func(string) string { return "" }, runMemoryLimit)
 	if p, l := current(); p != runGCPercent || l != runMemoryLimit {
 		t.Fatalf("unset: GOGC %d, limit %d; want %d, %d", p, l, runGCPercent, runMemoryLimit)
 	}
 	debug.SetGCPercent(100)
 	debug.SetMemoryLimit(math.MaxInt64)
-	tuneGC(func(name string) string { return map[string]string{"GOGC": "100", "GOMEMLIMIT": "1GiB"}[name] })
+	tuneGC(func(name string) string { return map[string]string{"GOGC": "100", "GOMEMLIMIT": "1GiB"}[name] }, runMemoryLimit)
 	if p, l := current(); p != 100 || l != math.MaxInt64 {
 		t.Fatalf("given: GOGC %d, limit %d; want both left alone", p, l)
 	}
 }
 
 // engine sandbox runs the emulators under engine run's collector settings,
-// as engine run --sandbox does. The address cannot be listened on, so the
-// command stops after setting them.
+// as engine run --sandbox does, with room for a journal larger than the
+// default. The address cannot be listened on, so the command stops after
+// setting them.
 func TestSandboxTunesGC(t *testing.T) {
 	t.Setenv("GOGC", "")
 	t.Setenv("GOMEMLIMIT", "")
-	current := collectorSettings(t)
-	var stdout, stderr strings.Builder
-	code := runSandbox([]string{"--addr", "127.0.0.1:99999"}, &stdout, &stderr)
-	if code != exitProblem || !strings.Contains(stderr.String(), "cannot listen") {
-		t.Fatalf("exit %d, want %d for the address; stderr: %s", code, exitProblem, stderr.String())
-	}
-	if p, l := current(); p != runGCPercent || l != runMemoryLimit {
-		t.Fatalf("GOGC %d, limit %d; want %d, %d", p, l, runGCPercent, runMemoryLimit)
+	for _, tt := range []struct {
+		journal []string
+		limit   int64
+	}{
+		{nil, runMemoryLimit},
+		{[]string{"--journal-size", "1000"}, runMemoryLimit},
+		{[]string{"--journal-size", "1000000"}, runMemoryLimit + 900_000<<10},
+	} {
+		current := collectorSettings(t)
+		var stdout, stderr strings.Builder
+		code := runSandbox(append([]string{"--addr", "127.0.0.1:99999"}, tt.journal...), &stdout, &stderr)
+		if code != exitProblem || !strings.Contains(stderr.String(), "cannot listen") {
+			t.Fatalf("%v: exit %d, want %d for the address; stderr: %s", tt.journal, code, exitProblem, stderr.String())
+		}
+		if p, l := current(); p != runGCPercent || l != tt.limit {
+			t.Errorf("%v: GOGC %d, limit %d; want %d, %d", tt.journal, p, l, runGCPercent, tt.limit)
+		}
 	}
 }
 

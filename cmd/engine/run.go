@@ -98,7 +98,7 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	tuneGC(os.Getenv)
+	tuneGC(os.Getenv, runMemoryLimit)
 	if *cpuProf != "" {
 		stopProfile, err := startCPUProfile(*cpuProf)
 		if err != nil {
@@ -457,20 +457,17 @@ func loopbackHostsOnly(h http.Handler) http.Handler {
 // for about 20 MiB more. The soft limit stops a large live heap (a full
 // respond cache holds up to 100,000 answers) from growing to five times
 // its size; it sits well above what the engine keeps alive, since near
-// the limit the collector runs almost without pause. The sandbox keeps its
-// request journal alive, about 100 MiB when full at the default
-// --journal-size (F2's load test); a journal many times that size needs
-// a higher GOMEMLIMIT, as its --help says.
+// the limit the collector runs almost without pause.
 const (
 	runGCPercent   = 400
 	runMemoryLimit = 512 << 20
 )
 
-func tuneGC(getenv func(string) string) {
+func tuneGC(getenv func(string) string, memoryLimit int64) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(runGCPercent)
 	}
 	if getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(runMemoryLimit)
+		debug.SetMemoryLimit(memoryLimit)
 	}
 }

@@ -33,7 +33,7 @@ Stop it with Ctrl-C or SIGTERM.`, stderr)
 	addr := fs.String("addr", "127.0.0.1:8081", "listen on `host:port` (port 0 picks a free one)")
 	seedDir := fs.String("seed", "", "`folder` holding sessionm.yaml and braze.yaml (default: the built-in examples/sandbox)")
 	envOut := fs.String("env-out", "", "also write the settings to `FILE`, for engine ... --env-file FILE")
-	journalSize := fs.Int("journal-size", sandbox.DefaultJournalSize, "how many requests the journal keeps (older ones are dropped and counted); far above the default, raise GOMEMLIMIT (512MiB) with it")
+	journalSize := fs.Int("journal-size", sandbox.DefaultJournalSize, "how many requests the journal keeps (older ones are dropped and counted)")
 	errorsAs200 := fs.Bool("sessionm-errors-as-200", false, "answer SessionM errors with HTTP 200 and \"status\":\"error\", as SessionM's docs describe, instead of 4xx/5xx")
 	sessionmRate := fs.Float64("sessionm-rate-limit", 0, "SessionM requests per second per API key before 429 rate_limited (0: no limit; SessionM publishes none)")
 	randSeed := fs.Uint64("rand-seed", 0, "seed for fault ratios, to repeat a run (0: random)")
@@ -60,7 +60,7 @@ Stop it with Ctrl-C or SIGTERM.`, stderr)
 	// test spent a tenth of the sandbox's CPU marking that journal again
 	// and again, CPU taken from the engine it measures. engine run
 	// --sandbox runs the same emulators under these settings already.
-	tuneGC(os.Getenv)
+	tuneGC(os.Getenv, sandboxMemoryLimit(*journalSize))
 	opts := sandbox.Options{SeedDir: *seedDir, JournalSize: *journalSize, RandSeed: *randSeed, GeneratedUsers: *generated}
 	opts.SessionM.ErrorsAs200 = *errorsAs200
 	opts.SessionM.RateLimit = *sessionmRate
@@ -96,6 +96,19 @@ Stop it with Ctrl-C or SIGTERM.`, stderr)
 	}
 	fmt.Fprintln(stdout, "engine sandbox: stopped")
 	return exitOK
+}
+
+// journalEntryBytes is what one journal entry keeps alive besides its
+// body, with room to spare: some 410 bytes for F1's tags requests (a
+// million of them held 410 MB).
+const journalEntryBytes = 1 << 10
+
+// sandboxMemoryLimit is engine run's soft memory limit plus room for the
+// journal entries beyond the default size: a load test that keeps a
+// million requests would otherwise hold more than the limit alive, and
+// near it the collector runs almost without pause (it took twice the CPU).
+func sandboxMemoryLimit(journalSize int) int64 {
+	return runMemoryLimit + int64(max(0, journalSize-sandbox.DefaultJournalSize))*journalEntryBytes
 }
 
 func printSandboxBanner(w io.Writer, base, seedDir, envOut string, settings, extra []sandbox.Setting) {
