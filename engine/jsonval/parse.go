@@ -208,15 +208,14 @@ func (p *parser) unquote(start, i int) (string, bool) {
 				}
 				i += 4
 				if utf16.IsSurrogate(r) {
-					r2, ok := rune(-1), false
+					low := rune(-1) // no low half: DecodeRune gives U+FFFD
 					if len(p.data)-i >= 6 && p.data[i] == '\\' && p.data[i+1] == 'u' {
-						r2, ok = hex4(p.data[i+2:])
+						if v, ok := hex4(p.data[i+2:]); ok {
+							low = v
+						}
 					}
-					if pair := utf16.DecodeRune(r, r2); ok && pair != utf8.RuneError {
-						r = pair
+					if r = utf16.DecodeRune(r, low); r != utf8.RuneError {
 						i += 6
-					} else {
-						r = utf8.RuneError
 					}
 				}
 				b = utf8.AppendRune(b, r)
@@ -227,12 +226,8 @@ func (p *parser) unquote(start, i int) (string, bool) {
 			b = append(b, c)
 			i++
 		default:
-			r, size := utf8.DecodeRune(p.data[i:])
-			if r == utf8.RuneError && size == 1 {
-				b = utf8.AppendRune(b, utf8.RuneError)
-			} else {
-				b = append(b, p.data[i:i+size]...)
-			}
+			r, size := utf8.DecodeRune(p.data[i:]) // U+FFFD for a byte that is not UTF-8
+			b = utf8.AppendRune(b, r)
 			i += size
 		}
 	}
