@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/loyalty-connector/engine/engine/jsonval"
 )
 
 // journalBodyLimit is how much of each request body the journal keeps, and
@@ -208,8 +210,8 @@ func journalHeaders(h http.Header) json.RawMessage {
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
-		value, _ := json.Marshal(v)
-		out = append(append(append(append(out, '"'), name...), `":`...), value...)
+		out = append(append(append(out, '"'), name...), `":`...)
+		out, _ = jsonval.Append(out, v) // a string always encodes
 	}
 	return append(out, '}')
 }
