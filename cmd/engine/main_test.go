@@ -19,6 +19,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/loyalty-connector/engine/engine/runner"
 	"github.com/loyalty-connector/engine/internal/golden"
@@ -386,11 +387,31 @@ func TestDryRunAgainstTheSandbox(t *testing.T) {
 }
 
 // engine run --csv --until-done imports a file against the in-process
-// emulators and exits when every row has an outcome.
+// emulators and exits when every row has an outcome: as soon as the file
+// is read, not at the next progress tick (made an hour here).
 func TestRunCSVUntilDone(t *testing.T) {
+	every := csvProgressEvery
+	csvProgressEvery = time.Hour
+	t.Cleanup(func() { csvProgressEvery = every })
 	data := t.TempDir()
-	stdout, stderr, code := runEngine("run", "--sandbox", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data", data, "--log-level", "warn",
-		"--csv", "examples/csv/braze-segment-export.csv", "--until-done", "pipelines/")
+	type result struct {
+		stdout, stderr string
+		code           int
+	}
+	finished := make(chan result, 1)
+	go func() {
+		stdout, stderr, code := runEngine("run", "--sandbox", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data", data, "--log-level", "warn",
+			"--csv", "examples/csv/braze-segment-export.csv", "--until-done", "pipelines/")
+		finished <- result{stdout, stderr, code}
+	}()
+	var stdout, stderr string
+	var code int
+	select {
+	case res := <-finished:
+		stdout, stderr, code = res.stdout, res.stderr, res.code
+	case <-time.After(time.Minute):
+		t.Fatal("engine run --until-done was still running a minute after it started: it waits for a progress tick to notice the import is done")
+	}
 	if code != exitOK {
 		t.Fatalf("code %d\n%s\n%s", code, stdout, stderr)
 	}

@@ -307,6 +307,10 @@ func csvTargets(args []string, pipelines []*engine.Pipeline) ([]csvImport, error
 	return out, nil
 }
 
+// csvProgressEvery is how often --csv progress is shown on a terminal and
+// --until-done looks again for rows still waiting for a retry.
+var csvProgressEvery = 500 * time.Millisecond
+
 // runImports reads the --csv files one after the other, showing progress
 // on a terminal. The channel closes once every row has an outcome.
 func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stderr io.Writer) <-chan struct{} {
@@ -314,7 +318,11 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 	if len(imports) == 0 {
 		return done // never closes: nothing to wait for
 	}
+	// read closes when the last file is read, so --until-done exits then
+	// rather than at the next tick, when its rows already have outcomes.
+	read := make(chan struct{})
 	go func() {
+		defer close(read)
 		for _, im := range imports {
 			if _, err := r.ImportCSV(ctx, im.pipeline, im.file); err != nil {
 				fmt.Fprintf(stderr, "engine run: %v\n", err)
@@ -326,13 +334,16 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 	}()
 	go func() {
 		terminal := isTerminal(stderr)
-		tick := time.NewTicker(500 * time.Millisecond)
+		tick := time.NewTicker(csvProgressEvery)
 		defer tick.Stop()
+		readDone := read
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
+			case <-readDone:
+				readDone = nil // checked once; then the ticks
 			}
 			progress := r.CSVImports()
 			if terminal {
