@@ -25,6 +25,59 @@ func TestJournalKeepsTheNewestAndCountsDropped(t *testing.T) {
 	}
 }
 
+// Across chunks: the oldest are dropped chunk after chunk, and since=
+// starts where it says, whatever was dropped before it.
+func TestJournalAcrossChunks(t *testing.T) {
+	const size, added = 2*journalChunk + 100, 5*journalChunk + 7
+	j := newJournal(size, 0)
+	for range added {
+		j.add(Entry{Path: "/braze/users/track"})
+	}
+	oldest := int64(added - size + 1)
+	tests := []struct {
+		since, limit    int64
+		firstID, lastID int64 // 0: none
+		next            int64
+	}{
+		{0, 0, oldest, added, added},
+		{oldest - 500, 0, oldest, added, added},         // since points into what was dropped
+		{oldest + 1500, 0, oldest + 1501, added, added}, // in the middle, in another chunk
+		{oldest + 1500, 10, oldest + 1501, oldest + 1510, oldest + 1510},
+		{added - 1, 0, added, added, added},
+		{added, 0, 0, 0, added},
+		{added + 50, 0, 0, 0, added + 50}, // ahead of the journal (after a restart)
+	}
+	for _, tt := range tests {
+		page := j.find(journalQuery{since: tt.since, limit: int(tt.limit)})
+		if page.Dropped != added-size || page.NextSince != tt.next {
+			t.Errorf("since=%d: dropped %d, next_since %d; want %d and %d", tt.since, page.Dropped, page.NextSince, added-size, tt.next)
+		}
+		if tt.firstID == 0 {
+			if len(page.Requests) != 0 {
+				t.Errorf("since=%d: %d requests, want none", tt.since, len(page.Requests))
+			}
+			continue
+		}
+		if n := len(page.Requests); n != int(tt.lastID-tt.firstID+1) || page.Requests[0].ID != tt.firstID || page.Requests[n-1].ID != tt.lastID {
+			t.Errorf("since=%d limit=%d: %d requests, want ids %d..%d", tt.since, tt.limit, n, tt.firstID, tt.lastID)
+			continue
+		}
+		for i, e := range page.Requests {
+			if e.ID != tt.firstID+int64(i) {
+				t.Fatalf("since=%d: request %d has id %d, want %d", tt.since, i, e.ID, tt.firstID+int64(i))
+			}
+		}
+	}
+	if len(j.chunks) > size/journalChunk+2 {
+		t.Errorf("%d chunks for %d entries: dropped chunks are kept", len(j.chunks), size)
+	}
+	j.reset()
+	j.add(Entry{})
+	if page := j.find(journalQuery{}); len(page.Requests) != 1 || page.Requests[0].ID != added+1 || page.Dropped != 0 {
+		t.Errorf("after reset: %+v", page)
+	}
+}
+
 // Bodies count against a byte budget too: big ones push the oldest out.
 func TestJournalByteBudget(t *testing.T) {
 	j := newJournal(100, 1000)
