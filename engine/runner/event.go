@@ -1,11 +1,11 @@
 package runner
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/jsonval"
@@ -45,23 +45,45 @@ type storedRow struct {
 // whose name says it carries one: X-Api-Key, X-Auth-Token,
 // X-Webhook-Secret, signatures). Templates have no business reading them.
 func isCredentialHeader(name string) bool {
-	n := strings.ToLower(name)
-	for _, word := range []string{"auth", "token", "secret", "key", "password", "signature", "cookie"} {
-		if strings.Contains(n, word) && n != "idempotency-key" {
+	// Lower-cased on the stack: strings.ToLower allocated for every
+	// header of every webhook (canonical names have capitals).
+	var buf [64]byte
+	lower := buf[:0]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower = append(lower, c)
+	}
+	if string(lower) == "idempotency-key" {
+		return false
+	}
+	for _, word := range credentialWords {
+		if bytes.Contains(lower, word) {
 			return true
 		}
 	}
 	return false
 }
 
+var credentialWords = [][]byte{[]byte("auth"), []byte("token"), []byte("secret"), []byte("key"), []byte("password"), []byte("signature"), []byte("cookie")}
+
+// newStoredRequest keeps what a template may read of the webhook. The
+// header values are shared with r, which nothing changes once the handler
+// has it.
 func newStoredRequest(r *http.Request, params map[string]string) *storedRequest {
-	h := r.Header.Clone()
-	for name := range h {
-		if isCredentialHeader(name) {
-			delete(h, name)
+	h := make(http.Header, len(r.Header))
+	for name, values := range r.Header {
+		if !isCredentialHeader(name) {
+			h[name] = values
 		}
 	}
-	return &storedRequest{Method: r.Method, Path: r.URL.Path, Params: params, Query: r.URL.Query(), Headers: h}
+	var query url.Values // decoding gives an empty one back
+	if r.URL.RawQuery != "" {
+		query = r.URL.Query()
+	}
+	return &storedRequest{Method: r.Method, Path: r.URL.Path, Params: params, Query: query, Headers: h}
 }
 
 // decode turns a stored event back into what a pipeline evaluates.

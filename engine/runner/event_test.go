@@ -68,3 +68,18 @@ func TestEventLabel(t *testing.T) {
 		}
 	}
 }
+
+// What a Braze webhook's headers cost at accept time.
+func BenchmarkStoredRequest(b *testing.B) {
+	req := httptest.NewRequest("POST", "/hooks/braze/tags/u-1", nil)
+	for name, v := range map[string]string{"Authorization": "Basic abc", "Content-Type": "application/json", "User-Agent": "Braze Sender 75e404755ae1270441f07eb238f0faf25e44dfdc", "Idempotency-Key": "campaign-1-user-2", "Accept-Encoding": "gzip", "Content-Length": "34"} {
+		req.Header.Set(name, v)
+	}
+	params := map[string]string{"user_id": "u-1"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if s := newStoredRequest(req, params); len(s.Headers) != 5 {
+			b.Fatalf("%d headers kept", len(s.Headers))
+		}
+	}
+}
