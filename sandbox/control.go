@@ -46,6 +46,7 @@ func (s *Sandbox) controlRoutes(mux *http.ServeMux) {
 // controlRoutesDoc is what GET /_sandbox/ answers.
 var controlRoutesDoc = []string{
 	"GET  /_sandbox/requests?path=&since=&emulator=&method=&limit=&fields=   requests the emulators received (limit 1000 unless given; 0: all; fields=id,path,...: only those, compact)",
+	"GET  /_sandbox/requests?count=true&path=&since=&emulator=&method=      how many match, without them",
 	"GET  /_sandbox/deliveries[?user=ID|?limit=N]                     what each user got from Braze and holds in SessionM",
 	"GET  /_sandbox/faults                                            fault rules in force",
 	"POST /_sandbox/faults                                            add a rule: latency, error_ratio, drop_ratio, throttle",
@@ -72,6 +73,10 @@ func (s *Sandbox) getRequests(w http.ResponseWriter, r *http.Request) {
 	q, err := parseJournalQuery(r.URL.Query())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if q.count {
+		writeJSON(w, http.StatusOK, s.journal.countMatches(q))
 		return
 	}
 	page := s.journal.find(q)

@@ -128,6 +128,7 @@ type journalQuery struct {
 	method   string
 	limit    int
 	fields   []string // only these fields of each entry, compact (nil: all, indented)
+	count    bool     // only how many match
 }
 
 // entryFields are the names fields= accepts, in the order entries print.
@@ -157,6 +158,11 @@ func parseJournalQuery(q url.Values) (journalQuery, error) {
 			if want[f] {
 				jq.fields = append(jq.fields, f)
 			}
+		}
+	}
+	if raw := q.Get("count"); raw != "" {
+		if jq.count, err = strconv.ParseBool(raw); err != nil {
+			return jq, badParam("count", raw, "true or false")
 		}
 	}
 	if jq.emulator != "" && !isEmulatorName(jq.emulator) {
@@ -189,10 +195,35 @@ type journalPage struct {
 	Dropped   int64   `json:"dropped"`
 }
 
+// journalCount is the answer of GET /_sandbox/requests?count=true: how many
+// entries match, without them, for pollers that only wait for a number.
+type journalCount struct {
+	Count     int   `json:"count"`
+	NextSince int64 `json:"next_since"`
+	Dropped   int64 `json:"dropped"`
+}
+
 func (j *journal) find(q journalQuery) journalPage {
+	page := journalPage{Requests: []Entry{}}
+	page.NextSince, page.Dropped = j.scan(q, func(e *Entry) bool {
+		page.Requests = append(page.Requests, *e)
+		return q.limit == 0 || len(page.Requests) < q.limit
+	})
+	return page
+}
+
+func (j *journal) countMatches(q journalQuery) journalCount {
+	var c journalCount
+	c.NextSince, c.Dropped = j.scan(q, func(*Entry) bool { c.Count++; return true })
+	return c
+}
+
+// scan calls take with each entry q matches, oldest first, until it
+// returns false, and returns the id a later poll should pass as since=.
+func (j *journal) scan(q journalQuery, take func(*Entry) bool) (nextSince, dropped int64) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	page := journalPage{Requests: []Entry{}, NextSince: q.since, Dropped: j.dropped}
+	nextSince = q.since
 	// Ids are consecutive from the oldest entry kept, so a poll with
 	// since= starts right after it instead of walking the whole journal.
 	first := 0
@@ -204,18 +235,14 @@ func (j *journal) find(q journalQuery) journalPage {
 		if !q.matches(e) {
 			continue
 		}
-		page.Requests = append(page.Requests, *e)
-		page.NextSince = e.ID
-		if q.limit > 0 && len(page.Requests) == q.limit {
-			return page
+		nextSince = e.ID
+		if !take(e) {
+			return nextSince, j.dropped
 		}
 	}
 	// Nothing more matches up to the newest entry, so a later poll can
 	// start after it.
-	if j.nextID-1 > page.NextSince {
-		page.NextSince = j.nextID - 1
-	}
-	return page
+	return max(nextSince, j.nextID-1), j.dropped
 }
 
 // journalHeaders picks the request headers worth showing, with

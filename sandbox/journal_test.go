@@ -106,17 +106,18 @@ func TestJournalQueries(t *testing.T) {
 		query   string
 		wantIDs []int64
 		next    int64
+		count   int // with count=true, which ignores limit
 	}{
-		{"", []int64{1, 2, 3, 4}, 4},
-		{"since=2", []int64{3, 4}, 4},
-		{"path=/braze/users/track", []int64{4}, 4},
-		{"path=/sessionm/core/*", []int64{1, 3}, 4},
-		{"emulator=braze", []int64{2, 4}, 4},
-		{"method=get", []int64{3}, 4},
+		{"", []int64{1, 2, 3, 4}, 4, 4},
+		{"since=2", []int64{3, 4}, 4, 2},
+		{"path=/braze/users/track", []int64{4}, 4, 1},
+		{"path=/sessionm/core/*", []int64{1, 3}, 4, 2},
+		{"emulator=braze", []int64{2, 4}, 4, 2},
+		{"method=get", []int64{3}, 4, 1},
 		// With a limit, next_since stops at the last one returned so the
-		// rest can be fetched.
-		{"limit=1&emulator=braze", []int64{2}, 2},
-		{"since=4", nil, 4},
+		// rest can be fetched; count=true counts them all.
+		{"limit=1&emulator=braze", []int64{2}, 2, 2},
+		{"since=4", nil, 4, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -141,12 +142,16 @@ func TestJournalQueries(t *testing.T) {
 			if page.NextSince != tt.next {
 				t.Fatalf("next_since %d, want %d", page.NextSince, tt.next)
 			}
+			q.count = true
+			if c := j.countMatches(q); c.Count != tt.count || c.NextSince != 4 {
+				t.Fatalf("count=true: count %d, next_since %d; want %d and 4", c.Count, c.NextSince, tt.count)
+			}
 		})
 	}
 }
 
 func TestJournalQueryErrors(t *testing.T) {
-	for _, q := range []string{"since=-1", "since=x", "limit=1.5", "emulator=shopify", "fields=id,bodies", "fields=,"} {
+	for _, q := range []string{"since=-1", "since=x", "limit=1.5", "emulator=shopify", "fields=id,bodies", "fields=,", "count=yes"} {
 		vals, _ := url.ParseQuery(q)
 		if _, err := parseJournalQuery(vals); err == nil {
 			t.Errorf("%s: no error", q)

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,6 +75,19 @@ func TestParseStatCPU(t *testing.T) {
 	for _, bad := range []string{"4242 no parentheses S 1", "4242 (engine) S 1 2 3", "4242 (engine) S 1 2 3 4 5 6 7 8 9 10 x 5"} {
 		if _, err := parseStatCPU(bad); err == nil {
 			t.Errorf("parseStatCPU(%q) gave no error", bad)
+		}
+	}
+}
+
+func TestExited(t *testing.T) {
+	for status, want := range map[string]bool{
+		"Name:\tengine\nUmask:\t0022\nState:\tZ (zombie)\nTgid:\t7\n":            true,
+		"Name:\tengine\nState:\tX (dead)\n":                                      true,
+		"Name:\tengine\nUmask:\t0022\nState:\tS (sleeping)\nRssAnon:\t 100 kB\n": false,
+		"Name:\tZombie\nState:\tR (running)\n":                                   false,
+	} {
+		if got := exited(status); got != want {
+			t.Errorf("exited(%q) = %v, want %v", status, got, want)
 		}
 	}
 }
@@ -173,6 +192,74 @@ func TestTrackerCountsDeliveries(t *testing.T) {
 	tr.add(&journalPage{Requests: []journalEntry{{ID: 4, Status: 200, Body: `{"recipients":[{"external_user_id":"u-1001"}]}`}}})
 	if tr.err == nil || !strings.Contains(tr.err.Error(), "not a generated user") {
 		t.Errorf("err = %v, want one about a recipient that is not a generated user", tr.err)
+	}
+}
+
+// While the engine works the tracker only counts target requests; it reads
+// them once there are enough to carry every accepted event, and then only
+// when more have come.
+func TestTrackerReadsOnlyWhenEnough(t *testing.T) {
+	var mu sync.Mutex
+	var journal []journalEntry
+	reads := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
+		var fresh []journalEntry
+		for _, e := range journal {
+			if e.ID > since {
+				fresh = append(fresh, e)
+			}
+		}
+		next := since
+		if len(journal) > 0 {
+			next = max(since, journal[len(journal)-1].ID)
+		}
+		if r.URL.Query().Get("count") == "true" {
+			fmt.Fprintf(w, `{"count":%d,"next_since":%d,"dropped":0}`, len(fresh), next)
+			return
+		}
+		reads++
+		_ = json.NewEncoder(w).Encode(journalPage{Requests: fresh, NextSince: next})
+	}))
+	defer srv.Close()
+	deliver := func(users ...int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, u := range users {
+			path := "/sessionm/core/priv/v1/apps/k/users/" + sessionmemu.GeneratedUserID(u) + "/tags"
+			journal = append(journal, journalEntry{ID: int64(len(journal) + 1), Path: path, Status: 200})
+		}
+	}
+	sc, err := f1(func(string) (string, bool) { return "k", true }, "run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := newTracker(srv.Client(), srv.URL+"/_sandbox", sc, 5)
+	want := []int32{1, 1, 1, 1, 1}
+	ctx := context.Background()
+	steps := []struct {
+		deliver   []int
+		reads     int
+		delivered int
+	}{
+		{[]int{0, 1, 2}, 0, 0}, // 3 of the 5 needed: counted, not read
+		{[]int{3, 4}, 1, 5},    // enough: read, all delivered
+		{nil, 1, 5},            // nothing new: not read again
+		{[]int{4}, 2, 5},       // a repeat comes: read, still 5 (one repeat)
+	}
+	for i, step := range steps {
+		deliver(step.deliver...)
+		if err := tr.catchUp(ctx, 5); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		got := reads
+		mu.Unlock()
+		if delivered, _ := tr.delivered(want); got != step.reads || delivered != step.delivered {
+			t.Errorf("step %d: %d reads, %d delivered; want %d and %d", i, got, delivered, step.reads, step.delivered)
+		}
 	}
 }
 

@@ -121,6 +121,9 @@ func (m *memorySampler) sample() {
 		}
 		return // the process has exited: keep the peaks seen
 	}
+	if exited(string(raw)) {
+		return // a zombie has no memory lines; keep the peaks seen
+	}
 	anon, errA := parseStatusKB(string(raw), "RssAnon")
 	file, errF := parseStatusKB(string(raw), "RssFile")
 	if errA != nil || errF != nil {
@@ -131,6 +134,12 @@ func (m *memorySampler) sample() {
 	}
 	m.peakAnon, m.peakFile = max(m.peakAnon, anon), max(m.peakFile, file)
 	m.anon = append(m.anon, anon)
+}
+
+// exited reports whether a /proc/PID/status is that of a process that has
+// exited and not yet been reaped (engine run --until-done ends by itself).
+func exited(status string) bool {
+	return strings.Contains(status, "\nState:\tZ") || strings.Contains(status, "\nState:\tX")
 }
 
 // tenths is the peak private memory in each tenth of the samples, in

@@ -36,7 +36,13 @@ type scenario struct {
 	// batched: the target takes many events per request (report the
 	// recipients per request).
 	batched bool
+	// maxRecipients is the most events one target request carries.
+	maxRecipients int
 }
+
+// triggerRecipientsMax is the most recipients Braze takes in one campaign
+// trigger request.
+const triggerRecipientsMax = 50
 
 // lookup resolves a setting as engine run does: environment first, then
 // the --env-file files in order.
@@ -75,6 +81,7 @@ func f1(get lookup, runID string) (*scenario, error) {
 		idempotencyKey: func(i int) string { return runID + "-" + strconv.Itoa(i) },
 		header:         h,
 		journalPath:    prefix + "*",
+		maxRecipients:  1,
 		recipients: func(e *journalEntry) ([]int, error) {
 			id, ok := strings.CutPrefix(e.Path, prefix)
 			id, ok2 := strings.CutSuffix(id, "/tags")
@@ -120,14 +127,15 @@ func f4(get lookup, runID, examplePath string) (*scenario, error) {
 	h.Set("Authorization", "Bearer "+token)
 	h.Set("Content-Type", "application/json")
 	return &scenario{
-		pipeline:    "offer-issued-to-braze-campaign",
-		path:        func(int, int) string { return "/hooks/sessionm/offers" },
-		body:        body,
-		header:      h,
-		journalPath: "/braze/campaigns/trigger/send",
-		recipients:  triggerRecipients,
-		readsBody:   true,
-		batched:     true,
+		pipeline:      "offer-issued-to-braze-campaign",
+		path:          func(int, int) string { return "/hooks/sessionm/offers" },
+		body:          body,
+		header:        h,
+		journalPath:   "/braze/campaigns/trigger/send",
+		recipients:    triggerRecipients,
+		readsBody:     true,
+		batched:       true,
+		maxRecipients: triggerRecipientsMax,
 	}, nil
 }
 

@@ -84,7 +84,8 @@ func runCSVScenario(ctx context.Context, cfg *config, dir string, progress func(
 	if err != nil {
 		return nil, err
 	}
-	tr, finishTracking := startTracker(ctx, control, sc, cfg.rows, time.Second)
+	// Read once the engine has exited by itself (--until-done).
+	tr, finishTracking := startTracker(ctx, control, sc, cfg.rows)
 
 	progress("f2: sandbox pid %d at %s; importing %d rows", sb.pid(), sandboxBase, cfg.rows)
 	started := time.Now()

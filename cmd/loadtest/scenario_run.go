@@ -97,7 +97,7 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 	// The tracker has its own connections, closed before the sandbox
 	// stops: see closeIdle.
 	mem := sampleMemory(eng.pid(), memoryEvery)
-	tr, finishTracking := startTracker(ctx, control, sc, cfg.users, pollEvery)
+	tr, finishTracking := startTracker(ctx, control, sc, cfg.users)
 
 	s := sendAll(ctx, proto, sc, cfg)
 	res.fillSent(s)
@@ -110,7 +110,7 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 			want[i%cfg.users]++
 		}
 	}
-	waitErr := waitDelivered(ctx, tr, want, res.Accepted, cfg.wait, eng)
+	waitErr := waitDelivered(ctx, tr, want, res.Accepted, sc.maxRecipients, cfg.wait, eng)
 	after, snapErr := snapshot(eng, sb)
 	res.fillMemory(mem)
 	if h, err := readAcceptHistogram(ctx, client, base, sc.pipeline); err != nil {
@@ -170,20 +170,13 @@ func engineArgs(cfg *config, dir, name, runID string) (args []string, removeData
 	return args, removeData
 }
 
-// startTracker follows the scenario's target requests every poll on
-// connections of its own (closed before the sandbox stops: see
-// closeIdle). finish stops following and reads once more, so the figures
-// include everything the emulators saw by then.
-func startTracker(ctx context.Context, control string, sc *scenario, users int, every time.Duration) (tr *tracker, finish func() error) {
+// startTracker makes the scenario's tracker, on connections of its own
+// (closed before the sandbox stops: see closeIdle). finish reads what the
+// journal holds by then, so the figures include everything the emulators
+// saw.
+func startTracker(ctx context.Context, control string, sc *scenario, users int) (tr *tracker, finish func() error) {
 	tr = newTracker(&http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}, control, sc, users)
-	followCtx, stopFollowing := context.WithCancel(ctx)
-	followed := make(chan struct{})
-	go func() { defer close(followed); tr.follow(followCtx, every) }()
-	return tr, func() error {
-		stopFollowing()
-		<-followed
-		return tr.poll(ctx)
-	}
+	return tr, func() error { return tr.poll(ctx) }
 }
 
 // fillStop records how engine run ended: its log, its stop message, and
@@ -315,9 +308,14 @@ func waitReady(ctx context.Context, client *http.Client, url string, eng *child)
 
 // waitDelivered returns when the journal shows a delivery for every
 // accepted event, or with an error when wait runs out or the engine dies.
-func waitDelivered(ctx context.Context, tr *tracker, want []int32, accepted int, wait time.Duration, eng *child) error {
+func waitDelivered(ctx context.Context, tr *tracker, want []int32, accepted, maxRecipients int, wait time.Duration, eng *child) error {
 	deadline := time.Now().Add(wait)
+	// The fewest target requests that can carry every accepted event.
+	enough := (accepted + max(maxRecipients, 1) - 1) / max(maxRecipients, 1)
 	for {
+		if err := tr.catchUp(ctx, enough); err != nil {
+			return err
+		}
 		got, _ := tr.delivered(want)
 		if got >= accepted {
 			return nil
