@@ -348,9 +348,12 @@ func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *routeTable) 
 			pl.Source.MaxBody = n
 		}
 		pl.Source.Auth = src.Auth
-		if a := src.Auth; a != nil && a.HMAC != nil {
-			a.HMAC.Algorithm = cmpOr(a.HMAC.Algorithm, "sha256")
-			a.HMAC.Encoding = cmpOr(a.HMAC.Encoding, "hex")
+		if a := src.Auth; a != nil {
+			b.checkInboundAuth(path.Child("auth"), a)
+			if a.HMAC != nil {
+				a.HMAC.Algorithm = cmpOr(a.HMAC.Algorithm, "sha256")
+				a.HMAC.Encoding = cmpOr(a.HMAC.Encoding, "hex")
+			}
 		}
 	case spec.CSVSource:
 		if src.Inbox != "" {
@@ -371,6 +374,27 @@ func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *routeTable) 
 		sc = sc.with("row", spec.Object(map[string]*spec.Shape{"number": spec.Integer(), "file": spec.String()}))
 	}
 	return sc.with("pipeline", pipelineShape)
+}
+
+// checkInboundAuth refuses credentials that resolve to nothing (an empty
+// variable or secret file): an empty token or secret would let any caller
+// in, or anyone sign a body.
+func (b *builder) checkInboundAuth(path yamlpos.Path, a *InboundAuth) {
+	const why = "is empty (an empty variable or secret file?); it would let any caller in"
+	for _, field := range []yamlpos.Path{path, path.Child("bearer"), path.Child("basic").Child("username"), path.Child("basic").Child("password"), path.Child("hmac").Child("secret")} {
+		if b.hasProblem(field) {
+			return // reported already: an unset variable or secret, or the shape
+		}
+	}
+	_, hasBearer := b.doc.Lookup(path.Child("bearer"))
+	switch {
+	case hasBearer && strings.TrimSpace(a.Bearer) == "":
+		b.errorAt(path.Child("bearer"), "the bearer token %s", why)
+	case a.Basic != nil && (a.Basic.Username == "" || a.Basic.Password == ""):
+		b.errorAt(path.Child("basic"), "the user name or the password %s", why)
+	case a.HMAC != nil && a.HMAC.Secret == "":
+		b.errorAt(path.Child("hmac").Child("secret"), "the signing secret %s", why)
+	}
 }
 
 // pipelineShape is what templates see as `pipeline`.

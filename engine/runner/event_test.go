@@ -1,12 +1,16 @@
 package runner
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
+	"github.com/loyalty-connector/engine/engine/spec"
 )
 
 // The caller's credentials never reach the inbox, whatever the header is
@@ -81,5 +85,72 @@ func BenchmarkStoredRequest(b *testing.B) {
 		if s := newStoredRequest(req, params); len(s.Headers) != 5 {
 			b.Fatalf("%d headers kept", len(s.Headers))
 		}
+	}
+}
+
+// The dedupe id: a SessionM event's own event_id first; on an HMAC route
+// only what the signature covers; else the Idempotency-Key header.
+func TestEventID(t *testing.T) {
+	source := func(typ string, auth *engine.InboundAuth) *engine.Pipeline {
+		return &engine.Pipeline{Source: engine.Source{Type: &spec.SourceType{Name: typ}, Auth: auth}}
+	}
+	hmacAuth := &engine.InboundAuth{HMAC: &engine.HMACAuth{Header: "X-Signature", Secret: "s"}}
+	body := `{"event_id":"evt-1","user_id":"u-1"}`
+	bodySum := sha256.Sum256([]byte(`{"user_id":"u-1"}`))
+	tests := []struct {
+		name string
+		p    *engine.Pipeline
+		key  string
+		body string
+		want string
+	}{
+		{"sessionm: the envelope's id over the header", source("sessionm_event", nil), "key-1", body, "evt-1"},
+		{"sessionm on an HMAC route: the signed id", source("sessionm_event", hmacAuth), "replay-2", body, "evt-1"},
+		{"sessionm without event_id: the header", source("sessionm_event", nil), "key-1", `{"user_id":"u-1"}`, "key-1"},
+		{"braze webhook: the header", source("braze_webhook", nil), " key-1 ", body, "key-1"},
+		{"HMAC route: the signed body, not the unsigned header", source("http", hmacAuth), "replay-2", `{"user_id":"u-1"}`, "sha256:" + hex.EncodeToString(bodySum[:])},
+		{"nothing to go by", source("http", nil), "", body, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("POST", "/hooks/x", nil)
+			if tt.key != "" {
+				req.Header.Set("Idempotency-Key", tt.key)
+			}
+			if got := eventID(tt.p, req, []byte(tt.body)); got != tt.want {
+				t.Errorf("eventID = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// Inbound credentials: the bearer scheme in any case, and an auth with no
+// credential (which building refuses) keeps the route closed.
+func TestAuthorized(t *testing.T) {
+	bearer := &engine.InboundAuth{Bearer: "t0ken"}
+	tests := []struct {
+		name          string
+		auth          *engine.InboundAuth
+		authorization string
+		want          bool
+	}{
+		{"open route", nil, "", true},
+		{"bearer", bearer, "Bearer t0ken", true},
+		{"bearer, scheme in lower case", bearer, "bearer t0ken", true},
+		{"bearer, wrong token", bearer, "Bearer t0ken2", false},
+		{"bearer, another scheme", bearer, "Basic t0ken", false},
+		{"bearer, none sent", bearer, "", false},
+		{"auth without a credential", &engine.InboundAuth{}, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("POST", "/hooks/x", nil)
+			if tt.authorization != "" {
+				req.Header.Set("Authorization", tt.authorization)
+			}
+			if got := authorized(tt.auth, req, nil); got != tt.want {
+				t.Errorf("authorized = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -124,6 +124,11 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 			writeError(w, http.StatusUnauthorized, "missing or wrong credentials for this route")
 			return
 		}
+		if len(body) == 0 && req.Method != http.MethodGet && req.Method != http.MethodHead {
+			r.metrics.refused.WithLabelValues(p.Name, "not_json").Inc()
+			writeError(w, http.StatusBadRequest, "the body is empty; send the event as JSON")
+			return
+		}
 		// json.Valid is much cheaper than decoding; the decoder runs only
 		// to say where a bad body goes wrong.
 		if len(body) > 0 && !json.Valid(body) {
@@ -186,24 +191,29 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 	})
 }
 
-// eventID is the event's dedupe id: the Idempotency-Key header when the
-// sender gives one (a Braze webhook can send
-// {{campaign.${dispatch_id}}}-{{${user_id}}}, which Braze's own retries
-// repeat), else the SessionM envelope's event_id (sessionm.md §5, A).
-// Without either, repeats cannot be recognised.
+// eventID is the event's dedupe id. For a SessionM event it is the
+// envelope's event_id (sessionm.md §5, A), which SessionM's own retries
+// repeat. Otherwise it is the Idempotency-Key header when the sender gives
+// one (a Braze webhook can send {{campaign.${dispatch_id}}}-{{${user_id}}},
+// which Braze's own retries repeat), except on a route that checks an HMAC
+// signature: the header is not signed, so anyone holding one signed body
+// could send it again under new keys; there the id is the SHA-256 of the
+// signed body, which a sender's retry repeats. Without any of these,
+// repeats cannot be recognised.
 func eventID(p *engine.Pipeline, req *http.Request, body []byte) string {
-	if k := strings.TrimSpace(req.Header.Get("Idempotency-Key")); k != "" {
-		return k
-	}
 	if p.Source.Type.Name == "sessionm_event" && len(body) > 0 {
 		var env struct {
 			EventID string `json:"event_id"`
 		}
-		if json.Unmarshal(body, &env) == nil {
+		if json.Unmarshal(body, &env) == nil && env.EventID != "" {
 			return env.EventID
 		}
 	}
-	return ""
+	if a := p.Source.Auth; a != nil && a.HMAC != nil {
+		sum := sha256.Sum256(body)
+		return "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return strings.TrimSpace(req.Header.Get("Idempotency-Key"))
 }
 
 // authorized checks the route's inbound auth in constant time.
@@ -213,8 +223,9 @@ func authorized(a *engine.InboundAuth, req *http.Request, body []byte) bool {
 	}
 	switch {
 	case a.Bearer != "":
-		got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
-		return ok && equal(strings.TrimSpace(got), a.Bearer)
+		// The scheme's name is case-insensitive (RFC 9110 §11.1).
+		scheme, got, ok := strings.Cut(req.Header.Get("Authorization"), " ")
+		return ok && strings.EqualFold(scheme, "Bearer") && equal(strings.TrimSpace(got), a.Bearer)
 	case a.Basic != nil:
 		user, pass, ok := req.BasicAuth()
 		// Both are compared, always, so timing says nothing about which
@@ -225,7 +236,9 @@ func authorized(a *engine.InboundAuth, req *http.Request, body []byte) bool {
 	case a.HMAC != nil:
 		return validSignature(a.HMAC, req.Header.Get(a.HMAC.Header), body)
 	}
-	return true
+	// Building refuses an auth without a credential; should one get here,
+	// the route stays closed rather than open.
+	return false
 }
 
 func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
