@@ -175,7 +175,7 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 		if host, _, _ := net.SplitHostPort(aln.Addr().String()); !net.ParseIP(host).IsLoopback() {
 			logger.Warn("the admin listener is not on loopback: anyone who reaches it can replay and drop dead letters", "addr", aln.Addr().String())
 		}
-		admin = &http.Server{Handler: loopbackHostsOnly(r.AdminHandler(reloadNow)), ReadHeaderTimeout: 10 * time.Second}
+		admin = &http.Server{Handler: adminGuard(r.AdminHandler(reloadNow)), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = admin.Serve(aln) }()
 		defer admin.Close()
 		fmt.Fprintf(stdout, "engine run: admin on http://%s (/status, /-/reload, /dlq)\n", aln.Addr())
@@ -441,6 +441,14 @@ func csvDrained(r *runner.Runner, imports []csvImport) bool {
 		}
 	}
 	return true
+}
+
+// adminGuard keeps web pages away from the admin routes: a page the
+// operator has open could otherwise POST a dead-letter replay or a reload
+// to loopback (a simple cross-site form post needs no preflight), or reach
+// them through DNS rebinding.
+func adminGuard(h http.Handler) http.Handler {
+	return loopbackHostsOnly(http.NewCrossOriginProtection().Handler(h))
 }
 
 // loopbackHostsOnly refuses requests whose Host is a name rather than a
