@@ -104,9 +104,33 @@ func TestNext(t *testing.T) {
 			{number: 2, line: 4, reason: `a " inside a field that does not start with one`},
 			{number: 3, line: 5, values: map[string]any{"a": "3", "b": "z"}},
 		}},
+		// A broken row that spans lines is its first line only: the lines
+		// after it are read again as rows, so none is swallowed.
 		{"quote error on a later line of the row", "a,b\n1,\"p\nq\"x\n2,3\n", 0, []step{
-			{number: 1, line: 2, reason: "a quoted field is not closed, or has text after its closing quote (line 3, character 2)"},
-			{number: 2, line: 4, values: map[string]any{"a": "2", "b": "3"}},
+			{number: 1, line: 2, reason: "a quoted field is not closed, or has text after its closing quote (line 3, character 2); it ran on over the lines after it"},
+			{number: 2, line: 3, reason: `a " inside a field that does not start with one`},
+			{number: 3, line: 4, values: map[string]any{"a": "2", "b": "3"}},
+		}},
+		{"a quote never closed does not swallow the rows after it", "a,b\n1,\"x\n2,y\n3,z\n", 0, []step{
+			{number: 1, line: 2, reason: "a quoted field is not closed, or has text after its closing quote"},
+			{number: 2, line: 3, values: map[string]any{"a": "2", "b": "y"}},
+			{number: 3, line: 4, values: map[string]any{"a": "3", "b": "z"}},
+		}},
+		{"a quote closed rows later, then a delimiter", "a,b\n1,\"x\n2,y\n3\",z\n4,w\n", 0, []step{
+			{number: 1, line: 2, reason: "has 3 columns, the header has 2; check the delimiter and quoting of this row; it ran on"},
+			{number: 2, line: 3, values: map[string]any{"a": "2", "b": "y"}},
+			{number: 3, line: 4, reason: `a " inside a field that does not start with one`},
+			{number: 4, line: 5, values: map[string]any{"a": "4", "b": "w"}},
+		}},
+		{"blank lines before a quote never closed, CRLF", "a,b\r\n\r\n\n1,\"x\r\n2,y\r\n", 0, []step{
+			{number: 1, line: 4, reason: "a quoted field is not closed"},
+			{number: 2, line: 5, values: map[string]any{"a": "2", "b": "y"}},
+		}},
+		{"lines counted from the top after reading on", "a,b\n1,\"x\n2,\"y\n3,z\n4,\"q\n", 0, []step{
+			{number: 1, line: 2, reason: "(line 3, character 3)"},
+			{number: 2, line: 3, reason: "a quoted field is not closed"},
+			{number: 3, line: 4, values: map[string]any{"a": "3", "b": "z"}},
+			{number: 4, line: 5, reason: "not closed, or has text after its closing quote (line 5,"},
 		}},
 		{"semicolon delimiter", "user_id;amount\nu1;2,50\n", ';', []step{
 			{number: 1, line: 2, values: map[string]any{"user_id": "u1", "amount": "2,50"}},

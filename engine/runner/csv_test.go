@@ -479,3 +479,44 @@ func TestCSVProgressSettlesOnlyWhenTheImportIs(t *testing.T) {
 		}
 	}
 }
+
+// A row with an opening quote that is never closed made encoding/csv read
+// every later row into it: they were neither sent nor dead-lettered, and
+// the file still counted as imported. Now the broken row alone is a dead
+// letter and every other row is delivered.
+func TestCSVUnclosedQuoteKeepsTheRowsAfterIt(t *testing.T) {
+	h := start(t, setup{users: 40})
+	var b strings.Builder
+	b.WriteString("user_id,tag\n")
+	for i := 1; i <= 20; i++ {
+		if i == 5 {
+			fmt.Fprintf(&b, "load-%06d,\"segment_%d\n", i, i) // the quote is never closed
+			continue
+		}
+		fmt.Fprintf(&b, "load-%06d,segment_%d\n", i, i)
+	}
+	file := filepath.Join(t.TempDir(), "segment.csv")
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.drained()
+	if p.Rows != 20 || p.Queued != 19 || p.Broken != 1 {
+		t.Errorf("rows %d, sent %d, broken %d; want 20, 19 and 1", p.Rows, p.Queued, p.Broken)
+	}
+	for i := 1; i <= 20; i++ {
+		want := 1
+		if i == 5 {
+			want = 0 // a dead letter
+		}
+		if got := h.tagCount(fmt.Sprintf("load-%06d", i), fmt.Sprintf("segment_%d", i)); got != want {
+			t.Errorf("row %d delivered %d times, want %d", i, got, want)
+		}
+	}
+	if rows, done := checkpointOf(t, h.store, file); rows != 20 || !done {
+		t.Errorf("checkpoint %d rows, done %v; want 20, true", rows, done)
+	}
+}
