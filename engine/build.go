@@ -34,7 +34,9 @@ const (
 	// gives Connected Content (braze.md §5).
 	DefaultDeadline = 1500 * time.Millisecond
 	DefaultMaxBody  = 1 << 20
-	maxBodyLimit    = 64 << 20 // a webhook body larger than this is a mistake
+	// A webhook body larger than this is a mistake; it also keeps a stored
+	// event (body, kept headers, id) within what the inbox takes (64 MiB).
+	maxBodyLimit = 32 << 20
 )
 
 // Pipeline is a built pipeline: every expression compiled and every

@@ -3,6 +3,7 @@ package inbox
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -76,6 +77,14 @@ type pendingQueue struct {
 }
 
 func (s *Store) appendEvents(req *appendReq) ([]Appended, error) {
+	for _, ev := range req.events {
+		// Refused here, before anything is acknowledged: reading the
+		// journal back stops at an entry over maxJournalEntry, which would
+		// lose it and every entry after it.
+		if n := len(ev.Payload) + len(ev.ID) + len(req.pipeline); n > maxJournalEntry-journalEntrySlack {
+			return nil, fmt.Errorf("the event takes %d bytes; the inbox stores at most %d MiB per event", n, (maxJournalEntry-journalEntrySlack)>>20)
+		}
+	}
 	req.done = make(chan struct{})
 	select {
 	case s.appends <- req:

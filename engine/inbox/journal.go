@@ -40,6 +40,10 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // allocate gigabytes. Events are limited far below this by source.max_body.
 const maxJournalEntry = 64 << 20
 
+// journalEntrySlack is room for what an entry holds besides the event's
+// payload, id and pipeline name (lengths, seq, times, attempts).
+const journalEntrySlack = 1 << 10
+
 // journalled is an event in the journal, not yet in bbolt.
 type journalled struct {
 	pipeline string

@@ -1,6 +1,7 @@
 package inbox
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -308,4 +309,32 @@ func FuzzDecodeJournalled(f *testing.F) {
 			t.Fatalf("%+v read back as %+v", e, again)
 		}
 	})
+}
+
+// An event the journal could not read back after a crash (reading stops at
+// an entry over maxJournalEntry, losing it and every later one) is refused
+// before it is acknowledged; the largest one taken survives a crash.
+func TestAppendRefusesWhatTheJournalCannotReadBack(t *testing.T) {
+	dir, c := t.TempDir(), &clock{t: t0}
+	s := open(t, dir, c)
+	s.keepJournal.Store(true) // the engine dies before the committer moves them
+	largest := maxJournalEntry - journalEntrySlack - len("big") - len("f1")
+	mustAppend(t, s, "f1", ev("a", "before"))
+	if _, err := s.Append("f1", NewEvent{ID: "huge", Payload: make([]byte, largest+1)}); err == nil || !strings.Contains(err.Error(), "at most 63 MiB per event") {
+		t.Fatalf("an event one byte over the limit: %v, want a refusal", err)
+	}
+	mustAppend(t, s, "f1", NewEvent{ID: "big", Payload: bytes.Repeat([]byte{'x'}, largest)})
+	mustAppend(t, s, "f1", ev("c", "after"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, c)
+	defer s.Close()
+	recs, err := s.ReadAfter("f1", 0, math.MaxInt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 || recs[1].ID != "big" || len(recs[1].Payload) != largest || recs[2].ID != "c" {
+		t.Fatalf("after the crash the inbox holds %d events, want a, big and c", len(recs))
+	}
 }
