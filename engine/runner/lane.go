@@ -78,6 +78,11 @@ type item struct {
 	// row is set for a CSV row handed over straight from its file
 	// (csvrun.go): its outcome goes to the import, not to the inbox.
 	row *csvRow
+	// deadAgain, when set, is a dead letter whose write failed: the next
+	// attempt writes it again rather than send the event again (a damaged
+	// event has nothing to send; a /users/track object Braze refused must
+	// not be sent twice with the ones it took).
+	deadAgain func()
 }
 
 func newLane(r *Runner, p *engine.Pipeline) *lane {
@@ -355,6 +360,11 @@ func (l *lane) release(it *item) {
 
 // process makes one attempt at an event.
 func (l *lane) process(it *item) {
+	if again := it.deadAgain; again != nil {
+		it.deadAgain = nil
+		again()
+		return
+	}
 	attempt := it.rec.Attempts + 1
 	out := l.p.Evaluate(l.hard, it.ev, l.r.lookups(), l.r.clock.Now())
 	switch {
@@ -551,7 +561,8 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 	if err != nil {
 		// The event stays queued and in memory: it is tried again in a
 		// while, so a disk that was full for a moment loses nothing.
-		l.r.log.Error("cannot store a dead letter; the event stays queued and will be tried again", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
+		l.r.log.Error("cannot store a dead letter; the event stays queued and its dead letter will be written again", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
+		it.deadAgain = func() { l.dead(it, attempts, reason, cause, req, res) }
 		l.later(it, deadLetterRetry)
 		return
 	}

@@ -1,0 +1,55 @@
+package runner
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/loyalty-connector/engine/connectors"
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/inbox"
+	"github.com/loyalty-connector/engine/engine/secrets"
+)
+
+// noWaitClock skips the wait before a dead letter is written again.
+type noWaitClock struct{}
+
+func (noWaitClock) Now() time.Time                                   { return time.Now() }
+func (noWaitClock) Sleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+
+// When a dead letter cannot be written (a full disk), the event comes back
+// to the workers to have its dead letter written again, not to be sent
+// again: a damaged record, which has no event to evaluate, used to crash
+// the worker that took it.
+func TestDeadLetterThatCannotBeWrittenIsWrittenAgain(t *testing.T) {
+	settings := map[string]string{"SESSIONM_CORE_URL": "http://127.0.0.1:1/core", "SESSIONM_CONNECT_URL": "http://127.0.0.1:1/connect", "BRAZE_REST_URL": "http://127.0.0.1:1/braze"}
+	rest, err := secrets.ReadEnvFile("../../examples/sandbox.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loader, err := engine.NewLoader(connectors.Catalog(), secrets.NewResolver(secrets.LookupChain(settings, rest), "", &secrets.Masker{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proj := loader.Load([]string{"../../pipelines"})
+	store, err := inbox.Open(t.TempDir(), inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Options{Store: store, Pipelines: proj.Pipelines, Clock: noWaitClock{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := r.gen.Load().lanes["braze-segment-to-sessionm-tags"]
+	store.Close() // every write fails from now on
+
+	l.slots <- struct{}{} // taken as the feeder takes it
+	l.dispatch(inbox.Record{Seq: 1, Payload: []byte{0x01, 0x05, 'a'}})
+	for round := range 2 {
+		it := <-l.work
+		if it.deadAgain == nil || it.ev != nil {
+			t.Fatalf("round %d: the damaged event came back to be processed, not to have its dead letter written", round)
+		}
+		l.process(it) // writes the dead letter again, fails again, comes back
+	}
+}
