@@ -61,8 +61,9 @@ type PipelineChange struct {
 	Previous string   `json:"previous,omitempty"`
 	What     []string `json:"what,omitempty"`
 	Problems []string `json:"problems,omitempty"`
-	// Queued: for a removed pipeline, the events that stay in the inbox
-	// until a pipeline of that name runs again.
+	// Queued: for a removed pipeline, or one changed to answer
+	// synchronously (respond), the events that stay in the inbox until a
+	// version of that name with a target runs again.
 	Queued int `json:"queued,omitempty"`
 }
 
@@ -70,10 +71,14 @@ type PipelineChange struct {
 func (c PipelineChange) Words() string {
 	switch c.Result {
 	case "changed":
+		words := c.Pipeline + ": " + strings.Join(c.What, ", ")
 		if len(c.What) == 0 {
-			return c.Pipeline + ": changed (comments or layout)"
+			words = c.Pipeline + ": changed (comments or layout)"
 		}
-		return c.Pipeline + ": " + strings.Join(c.What, ", ")
+		if c.Queued > 0 {
+			words += fmt.Sprintf("; it no longer queues: %d undelivered event%s kept in the inbox until a version with a target runs", c.Queued, plural(c.Queued))
+		}
+		return words
 	case "rejected":
 		kept := "not running"
 		if c.Version != "" {
@@ -210,7 +215,11 @@ func (r *Runner) changes(old, gen *generation, rejected map[string][]string) []P
 		case op == nil:
 			out = append(out, PipelineChange{Pipeline: name, Result: "added", Version: p.Version})
 		default:
-			out = append(out, PipelineChange{Pipeline: name, Result: "changed", Version: p.Version, Previous: op.Version, What: engine.ChangedParts(op, p)})
+			c := PipelineChange{Pipeline: name, Result: "changed", Version: p.Version, Previous: op.Version, What: engine.ChangedParts(op, p)}
+			if old.lanes[name] != nil && gen.lanes[name] == nil {
+				c.Queued = r.store.Depth(name) // a respond: now; nothing delivers these
+			}
+			out = append(out, c)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(old.pipelines)) {

@@ -228,6 +228,42 @@ func TestReloadRemovesAndAdds(t *testing.T) {
 	}
 }
 
+// A queued pipeline changed to answer synchronously (target -> respond)
+// has nothing left to deliver its queue with: the report says how many
+// events stay in the inbox, and a version with a target delivers them.
+func TestReloadToRespondKeepsTheQueue(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","throttle":{"for":"1s"}}`)
+	if a := h.tagWebhook(1, "s1"); a.status != 200 {
+		t.Fatal(a)
+	}
+	h.eventually("the event to be tried", func() bool { return len(h.journal("/sessionm/core/*")) > 0 })
+	file := filepath.Join(dir, tagsPipeline+".yaml")
+	raw, _ := os.ReadFile(file)
+	editFile(t, file, func(s string) string {
+		return s[:strings.Index(s, "target:")] + "respond:\n  body: { ok: true }\n"
+	})
+	rep := h.r.Apply(h.load())
+	c := changeOf(rep, tagsPipeline)
+	if c == nil || c.Result != "changed" || c.Queued != 1 || !strings.HasSuffix(c.Words(), "; it no longer queues: 1 undelivered event kept in the inbox until a version with a target runs") {
+		t.Fatalf("report %+v (%s)", rep, rep.Summary())
+	}
+	if h.store.Depth(tagsPipeline) != 1 {
+		t.Fatal("the queued event is gone")
+	}
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c := changeOf(h.r.Apply(h.load()), tagsPipeline); c == nil || c.Result != "changed" || c.Queued != 0 {
+		t.Fatalf("back to a target: %+v", c)
+	}
+	h.drained()
+	if h.tagCount(sessionmemu.GeneratedUserID(1), "as_sent") != 1 {
+		t.Fatal("the event queued before the change was not delivered once a target was back")
+	}
+}
+
 // A new version whose route collides with another pipeline's is refused;
 // both running versions go on.
 func TestReloadRefusesARouteCollision(t *testing.T) {
