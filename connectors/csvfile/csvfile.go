@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	"github.com/loyalty-connector/engine/engine/spec"
@@ -110,11 +109,12 @@ func (r *Reader) Header() []string { return r.header }
 // Next returns the next row, io.EOF after the last, or a *RowError for a
 // row that is broken (the next call reads on).
 //
-// A quote that is opened and never closed makes encoding/csv read the
-// lines after it into the same field, to the end of the file or to the
-// next stray quote: one broken row would swallow every row after it. So
-// when a broken row spans several lines, only its first line is taken as
-// the row, and reading goes on from its second line.
+// A quote that is opened and never closed makes encoding/csv read every
+// line after it into the same field, to the end of the file: one broken
+// row would swallow all the rows after it. So such a row is its first
+// line only, and reading goes on from its second line. (A quote that a
+// later stray quote closes is valid CSV, or an error no reader can undo:
+// those rows stay as encoding/csv reads them.)
 func (r *Reader) Next() (Row, error) {
 	start := r.base + r.csv.InputOffset()
 	record, err := r.csv.Read()
@@ -129,25 +129,22 @@ func (r *Reader) Next() (Row, error) {
 		}
 		line := r.lineBase + pe.StartLine
 		reason := parseReason(err, r.lineBase)
-		if pe.Line > pe.StartLine {
-			if err := r.readAfterFirstLine(start, line); err != nil {
-				return Row{}, err
+		if errors.Is(pe.Err, csv.ErrQuote) && pe.Line > pe.StartLine {
+			open, err := r.quoteLeftOpen(start)
+			if err == nil && open {
+				err = r.readFrom(r.afterFirstLine(start), line)
+				reason = "a quote in this row is never closed, so it ran on to the end of the file; the lines after this one are read as rows of their own"
 			}
-			reason += spanNote
+			if err != nil {
+				return Row{}, fmt.Errorf("%s: reading on after row %d: %w", r.file, r.number, err)
+			}
 		}
 		return Row{}, &RowError{r.file, r.number, line, reason}
 	}
 	line, _ := r.csv.FieldPos(0)
 	line += r.lineBase
 	if len(record) != len(r.header) {
-		reason := fmt.Sprintf("has %d columns, the header has %d; check the delimiter and quoting of this row", len(record), len(r.header))
-		if slices.ContainsFunc(record, func(v string) bool { return strings.Contains(v, "\n") }) {
-			if err := r.readAfterFirstLine(start, line); err != nil {
-				return Row{}, err
-			}
-			reason += spanNote
-		}
-		return Row{}, &RowError{r.file, r.number, line, reason}
+		return Row{}, &RowError{r.file, r.number, line, fmt.Sprintf("has %d columns, the header has %d; check the delimiter and quoting of this row", len(record), len(r.header))}
 	}
 	values := make(map[string]any, len(record))
 	for i, v := range record {
@@ -156,14 +153,65 @@ func (r *Reader) Next() (Row, error) {
 	return Row{Number: r.number, Line: line, Values: values}, nil
 }
 
-const spanNote = "; it ran on over the lines after it, which are read as rows of their own"
-
-// readAfterFirstLine goes back to start, where the broken row's text
-// begins (after the blank lines encoding/csv skips), and reads on from the
-// line after firstLine, its first.
-func (r *Reader) readAfterFirstLine(start int64, firstLine int) error {
+// quoteLeftOpen reads the record that starts at offset start as
+// encoding/csv does, and reports whether a quoted field of it is still
+// open at the end of the file.
+func (r *Reader) quoteLeftOpen(start int64) (bool, error) {
 	if _, err := r.src.Seek(start, io.SeekStart); err != nil {
-		return fmt.Errorf("%s: reading on after row %d: %w", r.file, r.number, err)
+		return false, err
+	}
+	br := bufio.NewReader(r.src)
+	delimiter := r.delimiter
+	if delimiter == 0 {
+		delimiter = ','
+	}
+	fieldStart, began := true, false
+	for {
+		c, _, err := br.ReadRune()
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if !began && (c == '\r' || c == '\n') {
+			continue // a blank line before the record, which encoding/csv skips
+		}
+		began = true
+		switch {
+		case fieldStart && c == '"':
+			for closed := false; !closed; {
+				c, _, err := br.ReadRune()
+				if errors.Is(err, io.EOF) {
+					return true, nil
+				}
+				if err != nil {
+					return false, err
+				}
+				if c == '"' {
+					if next, _ := br.Peek(1); len(next) == 1 && next[0] == '"' {
+						_, _ = br.Discard(1) // "" is a quote inside the field
+					} else {
+						closed = true
+					}
+				}
+			}
+			fieldStart = false
+		case c == '\n':
+			return false, nil // the record ended with its quotes closed
+		case c == delimiter:
+			fieldStart = true
+		default:
+			fieldStart = false
+		}
+	}
+}
+
+// afterFirstLine is the offset of the line after the record that starts
+// at start: its first line, after the blank lines encoding/csv skips.
+func (r *Reader) afterFirstLine(start int64) int64 {
+	if _, err := r.src.Seek(start, io.SeekStart); err != nil {
+		return start
 	}
 	br := bufio.NewReader(r.src)
 	at := start
@@ -171,13 +219,9 @@ func (r *Reader) readAfterFirstLine(start int64, firstLine int) error {
 		text, err := br.ReadString('\n')
 		at += int64(len(text))
 		if err != nil || (text != "\n" && text != "\r\n") {
-			break // the row's first line, or the end of the file
+			return at // the record's first line, or the end of the file
 		}
 	}
-	if err := r.readFrom(at, firstLine); err != nil {
-		return fmt.Errorf("%s: reading on after row %d: %w", r.file, r.number, err)
-	}
-	return nil
 }
 
 // parseReason says what is wrong, with the line counted from the top of
