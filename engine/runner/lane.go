@@ -348,6 +348,9 @@ func (l *lane) worker() {
 // its key may start. A CSV row let go without an outcome (the lane
 // stopped) goes back to its import, which hands it to the next version.
 func (l *lane) release(it *item) {
+	// A dead letter still to write is this lane's: a CSV row given back
+	// goes to the next version, which makes its own attempt.
+	it.deadAgain = nil
 	<-l.slots
 	if it.keyed {
 		it.keyed = false

@@ -22,6 +22,46 @@ func (noWaitClock) Sleep(ctx context.Context, _ time.Duration) error { return ct
 // again: a damaged record, which has no event to evaluate, used to crash
 // the worker that took it.
 func TestDeadLetterThatCannotBeWrittenIsWrittenAgain(t *testing.T) {
+	l := laneOnAFullDisk(t)
+	l.slots <- struct{}{} // taken as the feeder takes it
+	l.dispatch(inbox.Record{Seq: 1, Payload: []byte{0x01, 0x05, 'a'}})
+	for round := range 2 {
+		it := <-l.work
+		if it.deadAgain == nil || it.ev != nil {
+			t.Fatalf("round %d: the damaged event came back to be processed, not to have its dead letter written", round)
+		}
+		l.process(it) // writes the dead letter again, fails again, comes back
+	}
+}
+
+// A CSV row given back to its import when its lane stops goes to the next
+// version's lane without the dead letter the old one still had to write:
+// run by the next lane, that write used the old lane and blocked its
+// worker for good.
+func TestDeadLetterToWriteStaysWithItsLane(t *testing.T) {
+	old, next := laneOnAFullDisk(t), laneOnAFullDisk(t)
+	old.slots <- struct{}{}
+	old.dispatch(inbox.Record{Seq: 1, Payload: []byte{0x01, 0x05, 'a'}}) // the dead letter fails
+	it := <-old.work
+	old.release(it) // the lane stops (a reload) before the next try
+	if it.deadAgain != nil {
+		t.Fatal("the item left its lane with a dead letter of that lane still to write")
+	}
+	// As a CSV row is, the item has an event for the next version to try.
+	it.ev = &engine.Event{Data: map[string]any{"tags": []any{"vip"}}, Request: &engine.RequestInfo{Params: map[string]string{"user_id": "u-1"}}}
+	next.slots <- struct{}{}
+	done := make(chan struct{})
+	go func() { next.process(it); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the next lane's worker is stuck on the item")
+	}
+}
+
+// laneOnAFullDisk is the F1 pipeline's lane of a runner whose inbox fails
+// every write, as on a full disk; its targets cannot be reached.
+func laneOnAFullDisk(t *testing.T) *lane {
 	settings := map[string]string{"SESSIONM_CORE_URL": "http://127.0.0.1:1/core", "SESSIONM_CONNECT_URL": "http://127.0.0.1:1/connect", "BRAZE_REST_URL": "http://127.0.0.1:1/braze"}
 	rest, err := secrets.ReadEnvFile("../../examples/sandbox.env")
 	if err != nil {
@@ -40,16 +80,6 @@ func TestDeadLetterThatCannotBeWrittenIsWrittenAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := r.gen.Load().lanes["braze-segment-to-sessionm-tags"]
-	store.Close() // every write fails from now on
-
-	l.slots <- struct{}{} // taken as the feeder takes it
-	l.dispatch(inbox.Record{Seq: 1, Payload: []byte{0x01, 0x05, 'a'}})
-	for round := range 2 {
-		it := <-l.work
-		if it.deadAgain == nil || it.ev != nil {
-			t.Fatalf("round %d: the damaged event came back to be processed, not to have its dead letter written", round)
-		}
-		l.process(it) // writes the dead letter again, fails again, comes back
-	}
+	store.Close()
+	return r.gen.Load().lanes["braze-segment-to-sessionm-tags"]
 }
