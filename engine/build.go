@@ -351,7 +351,7 @@ func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *routeTable) 
 		}
 		pl.Source.Auth = src.Auth
 		if a := src.Auth; a != nil {
-			b.checkInboundAuth(path.Child("auth"), a)
+			b.checkInboundAuth(path.Child("auth"), a, pl.Source.Method)
 			if a.HMAC != nil {
 				a.HMAC.Algorithm = cmpOr(a.HMAC.Algorithm, "sha256")
 				a.HMAC.Encoding = cmpOr(a.HMAC.Encoding, "hex")
@@ -381,7 +381,7 @@ func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *routeTable) 
 // checkInboundAuth refuses credentials that resolve to nothing (an empty
 // variable or secret file): an empty token or secret would let any caller
 // in, or anyone sign a body.
-func (b *builder) checkInboundAuth(path yamlpos.Path, a *InboundAuth) {
+func (b *builder) checkInboundAuth(path yamlpos.Path, a *InboundAuth, method string) {
 	const why = "is empty (an empty variable or secret file?); it would let any caller in"
 	for _, field := range []yamlpos.Path{path, path.Child("bearer"), path.Child("basic").Child("username"), path.Child("basic").Child("password"), path.Child("hmac").Child("secret")} {
 		if b.hasProblem(field) {
@@ -392,10 +392,14 @@ func (b *builder) checkInboundAuth(path yamlpos.Path, a *InboundAuth) {
 	switch {
 	case hasBearer && strings.TrimSpace(a.Bearer) == "":
 		b.errorAt(path.Child("bearer"), "the bearer token %s", why)
-	case a.Basic != nil && (a.Basic.Username == "" || a.Basic.Password == ""):
+	case a.Basic != nil && (strings.TrimSpace(a.Basic.Username) == "" || strings.TrimSpace(a.Basic.Password) == ""):
 		b.errorAt(path.Child("basic"), "the user name or the password %s", why)
-	case a.HMAC != nil && a.HMAC.Secret == "":
+	case a.HMAC != nil && strings.TrimSpace(a.HMAC.Secret) == "":
 		b.errorAt(path.Child("hmac").Child("secret"), "the signing secret %s", why)
+	case a.HMAC != nil && (strings.EqualFold(method, http.MethodGet) || strings.EqualFold(method, http.MethodHead)):
+		// Every bodiless request would carry the same signature, which
+		// anyone who saw one could send with any path.
+		b.errorAt(path.Child("hmac"), "an HMAC signature covers the body, and a %s has none; use bearer or basic for this route", method)
 	}
 }
 

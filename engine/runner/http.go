@@ -124,7 +124,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 			writeError(w, http.StatusUnauthorized, "missing or wrong credentials for this route")
 			return
 		}
-		if len(body) == 0 && req.Method != http.MethodGet && req.Method != http.MethodHead {
+		if len(body) == 0 && (req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch) {
 			r.metrics.refused.WithLabelValues(p.Name, "not_json").Inc()
 			writeError(w, http.StatusBadRequest, "the body is empty; send the event as JSON")
 			return
