@@ -195,12 +195,6 @@ func (t *tracker) add(page *journalPage) {
 	}
 }
 
-func (t *tracker) fail(err error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.failLocked(err)
-}
-
 func (t *tracker) failLocked(err error) {
 	if t.err == nil {
 		t.err = err
