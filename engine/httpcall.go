@@ -15,6 +15,18 @@ import (
 // wallet is a few kilobytes, and a runaway peer must not fill memory.
 const DefaultMaxResponse = 4 << 20
 
+// NoAnswerError is a request that got no answer at all (refused, cut,
+// late). Its message names the request, for the log and dead letters;
+// Reason is what an answer to an outside caller may say, since the URL
+// can hold an API key (SessionM Core's paths do).
+type NoAnswerError struct {
+	Method, URL string // the URL with any password redacted
+	Err         error
+}
+
+func (e *NoAnswerError) Error() string { return e.Method + " " + e.URL + ": " + e.Err.Error() }
+func (e *NoAnswerError) Unwrap() error { return e.Err }
+
 // HTTPCaller performs lookups over HTTP.
 type HTTPCaller struct {
 	Client *http.Client // nil: http.DefaultClient
@@ -55,13 +67,13 @@ func (c HTTPCaller) Call(ctx context.Context, step *Step, req *Request) (*Respon
 	resp, err := client.Do(hreq)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%s %s: no answer within %s", req.Method, hreq.URL.Redacted(), timeout)
+			err = fmt.Errorf("no answer within %s", timeout)
 		}
 		var urlErr *url.Error
 		if errors.As(err, &urlErr) {
 			err = urlErr.Err
 		}
-		return nil, fmt.Errorf("%s %s: %w", req.Method, hreq.URL.Redacted(), err)
+		return nil, &NoAnswerError{Method: req.Method, URL: hreq.URL.Redacted(), Err: err}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))

@@ -584,6 +584,13 @@ func TestSynchronousCache(t *testing.T) {
 	if a := wallet("4d2e8f3b-32f5-11ef-b3e4-0242ac120002"); a.status != 502 {
 		t.Fatalf("SessionM down, nothing cached: %d %s", a.status, a.body)
 	}
+	// With no answer at all the caller hears so, without the lookup's URL
+	// (a SessionM Core path holds the API key).
+	h.control("DELETE", "/faults", "")
+	h.control("POST", "/faults", `{"emulator":"sessionm_connect","drop_ratio":1}`)
+	if a := wallet("4d2e8f3b-32f5-11ef-b3e4-0242ac120002"); a.status != 502 || !strings.Contains(a.body, "step wallet: no answer: ") || strings.Contains(a.body, "http") {
+		t.Fatalf("SessionM cuts the connection, nothing cached: %d %s", a.status, a.body)
+	}
 	h.control("DELETE", "/faults", "")
 	h.control("POST", "/faults", `{"emulator":"sessionm_connect","latency":"500ms"}`)
 	start := time.Now()
