@@ -16,9 +16,9 @@ import (
 const DefaultMaxResponse = 4 << 20
 
 // NoAnswerError is a request that got no answer at all (refused, cut,
-// late). Its message names the request, for the log and dead letters;
-// Reason is what an answer to an outside caller may say, since the URL
-// can hold an API key (SessionM Core's paths do).
+// late). Its message names the request, for the log and dead letters; an
+// answer to an outside caller says only Err, since the URL can hold an API
+// key (SessionM Core's paths do).
 type NoAnswerError struct {
 	Method, URL string // the URL with any password redacted
 	Err         error

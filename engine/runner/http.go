@@ -147,7 +147,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 		id := eventID(p, req, body)
 		if len(id) > inbox.MaxIDLength {
 			r.metrics.refused.WithLabelValues(p.Name, "id_too_long").Inc()
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("the event id (the Idempotency-Key header, or a SessionM event_id) is %d bytes; at most %d are taken", len(id), inbox.MaxIDLength))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("the event id (a SessionM event_id, or the Idempotency-Key header) is %d bytes; at most %d are taken", len(id), inbox.MaxIDLength))
 			return
 		}
 		stored := &storedEvent{ID: id, AcceptedBy: p.Version, Data: body, Request: newStoredRequest(req, params)}
