@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loyalty-connector/engine/internal/golden"
 )
@@ -91,5 +94,36 @@ func TestDiagnosticsMaskSecrets(t *testing.T) {
 				t.Errorf("secret %q printed in %s", secret, d)
 			}
 		}
+	}
+}
+
+// The seed wallet pipeline's cache key keeps users apart whatever their id
+// and culture hold: a user id with "/" (an escaped %2F in the path) must
+// not share another user's entry.
+func TestWalletCacheKeysDoNotCollide(t *testing.T) {
+	l, _ := testLoader(t)
+	proj := l.Load([]string{"../pipelines"})
+	var wallet *Pipeline
+	for _, p := range proj.Pipelines {
+		if p.Name == "wallet-for-connected-content" {
+			wallet = p
+		}
+	}
+	if wallet == nil || wallet.Respond == nil || wallet.Respond.Cache.Key == nil {
+		t.Fatal("the seed wallet pipeline has no cache key")
+	}
+	key := func(user, culture string) string {
+		ev := &Event{Request: &RequestInfo{Method: "GET", Params: map[string]string{"user_id": user}, Query: url.Values{"culture": {culture}}, Headers: http.Header{}}}
+		k, err := wallet.Respond.Cache.Key.Render(wallet.Bindings(ev, time.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	if a, b := key("A/B", "C"), key("A", "B/C"); a == b {
+		t.Errorf("user A/B in culture C and user A in culture B/C share the key %q", a)
+	}
+	if a, b := key("u-1", "es-ES"), key("u-1", "es-ES"); a != b {
+		t.Errorf("one user and culture gave two keys, %q and %q", a, b)
 	}
 }
