@@ -155,8 +155,18 @@ func (r *Reader) Next() (Row, error) {
 
 // quoteLeftOpen reads the record that starts at offset start as
 // encoding/csv does, and reports whether a quoted field of it is still
-// open at the end of the file.
-func (r *Reader) quoteLeftOpen(start int64) (bool, error) {
+// open at the end of the file. It puts src back where it was: when the
+// answer is no, encoding/csv reads on from there.
+func (r *Reader) quoteLeftOpen(start int64) (open bool, err error) {
+	was, err := r.src.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		if _, serr := r.src.Seek(was, io.SeekStart); serr != nil && err == nil {
+			err = serr
+		}
+	}()
 	if _, err := r.src.Seek(start, io.SeekStart); err != nil {
 		return false, err
 	}

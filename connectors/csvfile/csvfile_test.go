@@ -2,6 +2,7 @@ package csvfile
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -238,5 +239,49 @@ func TestFirstFieldQuoteAndBOM(t *testing.T) {
 	}
 	if h := r.Header(); len(h) != 2 || h[0] != "user_id" {
 		t.Errorf("header %q", h)
+	}
+}
+
+// Files larger than encoding/csv's read-ahead: checking a broken row's
+// quotes reads the file from elsewhere, and parsing must go on from where
+// it was, whether or not the row is cut back.
+func TestBrokenRowsInALargeFile(t *testing.T) {
+	for _, broken := range []string{
+		"u-x,\"vip\nu-y,gold\n\"x\n", // closed, text after it: one broken row of three lines
+		"u-x,\"vip\n",                // never closed: its first line only
+	} {
+		var b strings.Builder
+		b.WriteString("user_id,tag\n")
+		for i := range 300 {
+			fmt.Fprintf(&b, "u-%03d,tag-%03d\n", i, i)
+		}
+		b.WriteString(broken)
+		for i := 300; i < 600; i++ {
+			fmt.Fprintf(&b, "u-%03d,tag-%03d\n", i, i)
+		}
+		r, err := NewReader(strings.NewReader(b.String()), "big.csv", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var good []string
+		broke := 0
+		for {
+			row, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			var re *RowError
+			if errors.As(err, &re) {
+				broke++
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			good = append(good, row.Values["user_id"].(string))
+		}
+		if broke != 1 || len(good) != 600 || good[299] != "u-299" || good[300] != "u-300" || good[599] != "u-599" {
+			t.Errorf("%q in the middle: %d broken, %d good rows (want 1 and u-000 to u-599)", broken, broke, len(good))
+		}
 	}
 }
