@@ -130,13 +130,12 @@ func (r *Reader) Next() (Row, error) {
 		line := r.lineBase + pe.StartLine
 		reason := parseReason(err, r.lineBase)
 		if errors.Is(pe.Err, csv.ErrQuote) && pe.Line > pe.StartLine {
-			open, err := r.quoteLeftOpen(start)
-			if err == nil && open {
-				err = r.readFrom(r.afterFirstLine(start), line)
-				reason = "a quote in this row is never closed, so it ran on to the end of the file; the lines after this one are read as rows of their own"
-			}
+			cut, err := r.cutBack(start, line)
 			if err != nil {
 				return Row{}, fmt.Errorf("%s: reading on after row %d: %w", r.file, r.number, err)
+			}
+			if cut {
+				reason = "a quote in this row is never closed, so it ran on to the end of the file; the lines after this one are read as rows of their own"
 			}
 		}
 		return Row{}, &RowError{r.file, r.number, line, reason}
@@ -153,21 +152,55 @@ func (r *Reader) Next() (Row, error) {
 	return Row{Number: r.number, Line: line, Values: values}, nil
 }
 
-// quoteLeftOpen reads the record that starts at offset start as
-// encoding/csv does, and reports whether a quoted field of it is still
-// open at the end of the file. It puts src back where it was: when the
-// answer is no, encoding/csv reads on from there.
-func (r *Reader) quoteLeftOpen(start int64) (open bool, err error) {
+// cutBack makes the record at offset start, whose first line is line,
+// that first line only when a quote of it is still open at the end of the
+// file: parsing goes on from the line after. Otherwise the file is left
+// where encoding/csv had it, and it reads on from there.
+func (r *Reader) cutBack(start int64, line int) (cut bool, err error) {
 	was, err := r.src.Seek(0, io.SeekCurrent)
 	if err != nil {
 		return false, err
 	}
-	defer func() {
-		if _, serr := r.src.Seek(was, io.SeekStart); serr != nil && err == nil {
+	first, next, err := r.firstLine(start)
+	if err != nil {
+		return false, err
+	}
+	open, err := r.quoteLeftOpen(first)
+	if err != nil || !open {
+		if _, serr := r.src.Seek(was, io.SeekStart); err == nil {
 			err = serr
 		}
-	}()
+		return false, err
+	}
+	return true, r.readFrom(next, line)
+}
+
+// firstLine returns where the first line of the record at start begins
+// (after the blank lines encoding/csv skips) and where the line after it
+// begins.
+func (r *Reader) firstLine(start int64) (first, next int64, err error) {
 	if _, err := r.src.Seek(start, io.SeekStart); err != nil {
+		return 0, 0, err
+	}
+	br := bufio.NewReader(r.src)
+	at := start
+	for {
+		text, err := br.ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return 0, 0, err
+		}
+		first, at = at, at+int64(len(text))
+		if err != nil || (text != "\n" && text != "\r\n") {
+			return first, at, nil // the record's first line, or the end of the file
+		}
+	}
+}
+
+// quoteLeftOpen reads the record that starts at offset first as
+// encoding/csv does, and reports whether a quoted field of it is still
+// open at the end of the file.
+func (r *Reader) quoteLeftOpen(first int64) (bool, error) {
+	if _, err := r.src.Seek(first, io.SeekStart); err != nil {
 		return false, err
 	}
 	br := bufio.NewReader(r.src)
@@ -175,7 +208,7 @@ func (r *Reader) quoteLeftOpen(start int64) (open bool, err error) {
 	if delimiter == 0 {
 		delimiter = ','
 	}
-	fieldStart, began := true, false
+	fieldStart := true
 	for {
 		c, _, err := br.ReadRune()
 		if errors.Is(err, io.EOF) {
@@ -184,10 +217,6 @@ func (r *Reader) quoteLeftOpen(start int64) (open bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		if !began && (c == '\r' || c == '\n') {
-			continue // a blank line before the record, which encoding/csv skips
-		}
-		began = true
 		switch {
 		case fieldStart && c == '"':
 			for closed := false; !closed; {
@@ -213,23 +242,6 @@ func (r *Reader) quoteLeftOpen(start int64) (open bool, err error) {
 			fieldStart = true
 		default:
 			fieldStart = false
-		}
-	}
-}
-
-// afterFirstLine is the offset of the line after the record that starts
-// at start: its first line, after the blank lines encoding/csv skips.
-func (r *Reader) afterFirstLine(start int64) int64 {
-	if _, err := r.src.Seek(start, io.SeekStart); err != nil {
-		return start
-	}
-	br := bufio.NewReader(r.src)
-	at := start
-	for {
-		text, err := br.ReadString('\n')
-		at += int64(len(text))
-		if err != nil || (text != "\n" && text != "\r\n") {
-			return at // the record's first line, or the end of the file
 		}
 	}
 }
