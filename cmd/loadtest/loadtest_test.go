@@ -167,7 +167,7 @@ func TestOfferBody(t *testing.T) {
 }
 
 func TestTrackerCountsDeliveries(t *testing.T) {
-	sc := &scenario{recipients: triggerRecipients, batched: true}
+	sc := &scenario{recipients: triggerRecipients, maxRecipients: triggerRecipientsMax}
 	tr := newTracker(nil, "http://sandbox/_sandbox", sc, 4)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	tr.add(&journalPage{NextSince: 3, Requests: []journalEntry{

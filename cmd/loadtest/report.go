@@ -102,7 +102,7 @@ func (r *result) fillDelivered(tr *tracker, s *sent, want []int32, perEvent bool
 	r.Delivered, r.RepeatDeliveries = tr.delivered(want)
 	r.TargetRequests = tr.targets
 	r.TargetRefused = tr.refused
-	if ok := tr.targets - sum(tr.refused); tr.sc.batched && ok > 0 {
+	if ok := tr.targets - sum(tr.refused); tr.sc.maxRecipients > 1 && ok > 0 {
 		r.RecipientsPerRequest = float64(tr.names) / float64(ok)
 	}
 	p := percentiles(tr.service, 50, 99)

@@ -33,10 +33,8 @@ type scenario struct {
 	// readsBody: recipients reads the request's body (the tracker asks
 	// the journal for bodies only then).
 	readsBody bool
-	// batched: the target takes many events per request (report the
-	// recipients per request).
-	batched bool
-	// maxRecipients is the most events one target request carries.
+	// maxRecipients is the most events one target request carries; over
+	// 1, the report gives the recipients per request.
 	maxRecipients int
 }
 
@@ -134,7 +132,6 @@ func f4(get lookup, runID, examplePath string) (*scenario, error) {
 		journalPath:   "/braze/campaigns/trigger/send",
 		recipients:    triggerRecipients,
 		readsBody:     true,
-		batched:       true,
 		maxRecipients: triggerRecipientsMax,
 	}, nil
 }
