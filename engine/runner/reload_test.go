@@ -65,6 +65,18 @@ func (h *harness) tagWebhook(user int, id string) answer {
 		map[string]string{"Authorization": coreBasic, "Idempotency-Key": id})
 }
 
+// queueTagEvent sends user 1 a tag webhook and waits for its first,
+// refused, try: SessionM Core answers 429 for a second, so the event is
+// still queued for a while after.
+func (h *harness) queueTagEvent(t *testing.T, id string) {
+	t.Helper()
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","throttle":{"for":"1s"}}`)
+	if a := h.tagWebhook(1, id); a.status != 200 {
+		t.Fatal(a)
+	}
+	h.eventually("the event to be tried", func() bool { return len(h.journal("/sessionm/core/*")) > 0 })
+}
+
 func changeOf(rep runner.ReloadReport, pipeline string) *runner.PipelineChange {
 	for i := range rep.Changes {
 		if rep.Changes[i].Pipeline == pipeline {
@@ -191,12 +203,7 @@ func TestReloadRejectsBrokenEdits(t *testing.T) {
 func TestReloadRemovesAndAdds(t *testing.T) {
 	dir := copyPipelines(t)
 	h := start(t, setup{dirs: []string{dir}, users: 10})
-	// Hold deliveries, so an event is still queued when its file goes.
-	h.control("POST", "/faults", `{"path":"/sessionm/core/*","throttle":{"for":"1s"}}`)
-	if a := h.tagWebhook(1, "r1"); a.status != 200 {
-		t.Fatal(a)
-	}
-	h.eventually("the event to be tried", func() bool { return len(h.journal("/sessionm/core/*")) > 0 })
+	h.queueTagEvent(t, "r1") // still queued when its file goes
 	file := filepath.Join(dir, tagsPipeline+".yaml")
 	raw, _ := os.ReadFile(file)
 	if err := os.Remove(file); err != nil {
@@ -234,11 +241,7 @@ func TestReloadRemovesAndAdds(t *testing.T) {
 func TestReloadToRespondKeepsTheQueue(t *testing.T) {
 	dir := copyPipelines(t)
 	h := start(t, setup{dirs: []string{dir}, users: 10})
-	h.control("POST", "/faults", `{"path":"/sessionm/core/*","throttle":{"for":"1s"}}`)
-	if a := h.tagWebhook(1, "s1"); a.status != 200 {
-		t.Fatal(a)
-	}
-	h.eventually("the event to be tried", func() bool { return len(h.journal("/sessionm/core/*")) > 0 })
+	h.queueTagEvent(t, "s1")
 	file := filepath.Join(dir, tagsPipeline+".yaml")
 	raw, _ := os.ReadFile(file)
 	editFile(t, file, func(s string) string {
