@@ -460,7 +460,7 @@ func (b *builder) step(path yamlpos.Path, cfg *StepConfig, sc *scope, before []*
 
 // call builds a request to a connection.
 func (b *builder) call(path yamlpos.Path, cfg *CallConfig, sc *scope) *Call {
-	c := &Call{}
+	c := &Call{masker: b.loader.Resolver.Masker()}
 	conn := b.connection(path.Child("connection"), cfg.Connection)
 	if conn == nil {
 		return c

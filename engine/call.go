@@ -10,6 +10,7 @@ import (
 
 	"github.com/loyalty-connector/engine/engine/jsonval"
 	"github.com/loyalty-connector/engine/engine/liquid"
+	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/engine/spec"
 )
 
@@ -36,6 +37,22 @@ type Call struct {
 	baseURL        string       // the connection's base URL as text
 	fixedHeaders   http.Header  // the headers every request of this call has
 	bodySize       atomic.Int64 // size of the last body, to size the next one's buffer
+	masker         *secrets.Masker
+}
+
+// ResponseError is the connection's reading of a failed response (nil for
+// a success). Its message quotes the body, which a target may fill with
+// the credential it was sent; the body is masked before the connection
+// cuts it to an excerpt, as a secret cut in two is one no masker finds.
+func (c *Call) ResponseError(status int, body []byte) error {
+	check := c.Conn.Type.ResponseError
+	if check == nil {
+		return nil
+	}
+	if err := check(status, body); err == nil {
+		return nil
+	}
+	return check(status, []byte(c.masker.String(string(body))))
 }
 
 // prepare computes, once at build, what every request of the call shares.

@@ -194,11 +194,9 @@ func (p *Pipeline) runStep(ctx context.Context, st *Step, env map[string]any, ca
 		res.Err = err
 		return res
 	}
-	if check := st.Call.Conn.Type.ResponseError; check != nil {
-		if err := check(resp.Status, resp.Body); err != nil {
-			res.Err = err
-			return res
-		}
+	if err := st.Call.ResponseError(resp.Status, resp.Body); err != nil {
+		res.Err = err
+		return res
 	}
 	res.Value = decodeResponse(resp.Body)
 	return res

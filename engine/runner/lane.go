@@ -462,9 +462,7 @@ func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 	if res.pause = l.gov.Observe(pool, resp.Status, resp.Header); res.pause > 0 {
 		l.r.metrics.pauses.WithLabelValues(call.Conn.Name).Inc()
 	}
-	if check := call.Conn.Type.ResponseError; check != nil {
-		res.envelopeErr = check(resp.Status, resp.Body)
-	}
+	res.envelopeErr = call.ResponseError(resp.Status, resp.Body)
 	res.verdict = delivery.Classify(resp.Status, nil, res.envelopeErr)
 	return res
 }
@@ -555,7 +553,7 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 		dl.Request = sent
 	}
 	if res != nil && (res.status != 0 || len(res.body) > 0) {
-		dl.Response = &inbox.GotResponse{Status: res.status, Excerpt: m.String(spec.Excerpt(res.body))}
+		dl.Response = &inbox.GotResponse{Status: res.status, Excerpt: spec.Excerpt([]byte(m.String(string(res.body))))}
 	}
 	if !json.Valid(dl.Event) {
 		dl.Event, _ = json.Marshal(string(dl.Event)) // damaged: kept, masked, as text
