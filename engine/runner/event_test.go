@@ -89,31 +89,39 @@ func BenchmarkStoredRequest(b *testing.B) {
 }
 
 // The dedupe id: a SessionM event's own event_id first; on an HMAC route
-// only what the signature covers; else the Idempotency-Key header.
+// the request line and the signed body, not the unsigned header; else the
+// Idempotency-Key header.
 func TestEventID(t *testing.T) {
 	source := func(typ string, auth *engine.InboundAuth) *engine.Pipeline {
 		return &engine.Pipeline{Source: engine.Source{Type: &spec.SourceType{Name: typ}, Auth: auth}}
 	}
 	hmacAuth := &engine.InboundAuth{HMAC: &engine.HMACAuth{Header: "X-Signature", Secret: "s"}}
 	body := `{"event_id":"evt-1","user_id":"u-1"}`
-	bodySum := sha256.Sum256([]byte(`{"user_id":"u-1"}`))
+	signed := func(requestLine, body string) string {
+		sum := sha256.Sum256([]byte(requestLine + "\n" + body))
+		return "sha256:" + hex.EncodeToString(sum[:])
+	}
+	tags := `{"tags":["vip"]}`
 	tests := []struct {
 		name string
 		p    *engine.Pipeline
+		url  string
 		key  string
 		body string
 		want string
 	}{
-		{"sessionm: the envelope's id over the header", source("sessionm_event", nil), "key-1", body, "evt-1"},
-		{"sessionm on an HMAC route: the signed id", source("sessionm_event", hmacAuth), "replay-2", body, "evt-1"},
-		{"sessionm without event_id: the header", source("sessionm_event", nil), "key-1", `{"user_id":"u-1"}`, "key-1"},
-		{"braze webhook: the header", source("braze_webhook", nil), " key-1 ", body, "key-1"},
-		{"HMAC route: the signed body, not the unsigned header", source("http", hmacAuth), "replay-2", `{"user_id":"u-1"}`, "sha256:" + hex.EncodeToString(bodySum[:])},
-		{"nothing to go by", source("http", nil), "", body, ""},
+		{"sessionm: the envelope's id over the header", source("sessionm_event", nil), "/hooks/x", "key-1", body, "evt-1"},
+		{"sessionm on an HMAC route: the signed id", source("sessionm_event", hmacAuth), "/hooks/x", "replay-2", body, "evt-1"},
+		{"sessionm without event_id: the header", source("sessionm_event", nil), "/hooks/x", "key-1", `{"user_id":"u-1"}`, "key-1"},
+		{"braze webhook: the header", source("braze_webhook", nil), "/hooks/x", " key-1 ", body, "key-1"},
+		{"HMAC route: the request and signed body, not the unsigned header", source("http", hmacAuth), "/hooks/tags/u-1", "replay-2", tags, signed("POST /hooks/tags/u-1", tags)},
+		{"HMAC route: the same body for another user is another event", source("http", hmacAuth), "/hooks/tags/u-2", "", tags, signed("POST /hooks/tags/u-2", tags)},
+		{"HMAC route: the query counts", source("http", hmacAuth), "/hooks/tags?user=u%201", "", tags, signed("POST /hooks/tags?user=u%201", tags)},
+		{"nothing to go by", source("http", nil), "/hooks/x", "", body, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := httptest.NewRequest("POST", "/hooks/x", nil)
+			req := httptest.NewRequest("POST", tt.url, nil)
 			if tt.key != "" {
 				req.Header.Set("Idempotency-Key", tt.key)
 			}

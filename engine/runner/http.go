@@ -198,8 +198,10 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 // which Braze's own retries repeat), except on a route that checks an HMAC
 // signature: the header is not signed, so anyone holding one signed body
 // could send it again under new keys; there the id is the SHA-256 of the
-// signed body, which a sender's retry repeats. Without any of these,
-// repeats cannot be recognised.
+// method, the URL as sent and the signed body, which a sender's retry
+// repeats. The URL is part of it because it names the user on routes like
+// /hooks/braze/tags/{user_id}, whose bodies are the same for everyone.
+// Without any of these, repeats cannot be recognised.
 func eventID(p *engine.Pipeline, req *http.Request, body []byte) string {
 	if p.Source.Type.Name == "sessionm_event" && len(body) > 0 {
 		var env struct {
@@ -210,8 +212,11 @@ func eventID(p *engine.Pipeline, req *http.Request, body []byte) string {
 		}
 	}
 	if a := p.Source.Auth; a != nil && a.HMAC != nil {
-		sum := sha256.Sum256(body)
-		return "sha256:" + hex.EncodeToString(sum[:])
+		h := sha256.New()
+		// A request line holds no newline, so the body's start is plain.
+		io.WriteString(h, req.Method+" "+req.URL.RequestURI()+"\n")
+		h.Write(body)
+		return "sha256:" + hex.EncodeToString(h.Sum(nil))
 	}
 	return strings.TrimSpace(req.Header.Get("Idempotency-Key"))
 }

@@ -246,6 +246,30 @@ func TestWebhookIsStoredThenDelivered(t *testing.T) {
 	}
 }
 
+// On an HMAC route the dedupe id covers the URL: the same signed body for
+// two users is two events, and the same request again is a repeat.
+func TestHMACRouteTellsUsersApartByTheURL(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, tweak: func(p *engine.Pipeline) {
+		if p.Name == "ordered-tags" {
+			p.Source.Auth = &engine.InboundAuth{HMAC: &engine.HMACAuth{Header: "X-Signature", Secret: "s", Prefix: "sha256="}}
+		}
+	}})
+	body := `{"tags":["vip"]}`
+	mac := hmac.New(sha256.New, []byte("s"))
+	mac.Write([]byte(body))
+	signature := map[string]string{"X-Signature": "sha256=" + hex.EncodeToString(mac.Sum(nil))}
+	sam := "4d2e8f3b-32f5-11ef-b3e4-0242ac120002"
+	for _, user := range []string{ana, sam, ana} {
+		if a := h.post("/hooks/tags/"+user, body, signature); a.status != 200 {
+			t.Fatalf("webhook for %s: %d %s", user, a.status, a.body)
+		}
+	}
+	h.drained()
+	if a, s := h.tagCount(ana, "vip"), h.tagCount(sam, "vip"); a != 1 || s != 1 {
+		t.Fatalf("vip tags: ana %d, sam %d; want one each (another user's event is not a repeat, the same request is)", a, s)
+	}
+}
+
 func TestInboundChecks(t *testing.T) {
 	h := start(t, setup{dirs: []string{"testdata/pipelines"}, tweak: func(p *engine.Pipeline) { p.Source.MaxBody = 256 }})
 	sign := func(body string) string {
