@@ -226,17 +226,33 @@ func (b *batcher) sendAlone(m *member) {
 	b.settleOne(m, res)
 }
 
-// settleOne settles a request that carried one event; for /users/track a
-// minor error about its objects rejects it (the rest was processed, and
-// sending again would repeat that).
+// settleOne settles a request that carried one event.
 func (b *batcher) settleOne(m *member, res sendResult) {
-	if res.verdict == delivery.Delivered && b.track {
-		if errs := minorErrors(res.body, func(string, int) bool { return true }); len(errs) > 0 {
-			b.l.dead(m.it, m.attempt, "rejected", fmt.Errorf("braze refused part of it: %s", strings.Join(errs, "; ")), m.req, &res)
-			return
-		}
+	if res.verdict == delivery.Delivered {
+		b.delivered(m, &res, func(string, int) bool { return true })
+		return
 	}
 	b.l.settle(m.it, m.attempt, m.req, res)
+}
+
+// delivered settles an event of a request Braze accepted, reading the
+// minor errors owns gives it. Braze processed the rest of the request: for
+// /users/track the event whose objects were refused is dead-lettered, as
+// sending it again would repeat its other objects; a trigger's message
+// went out (a refused recipient attribute is left unset), so its event is
+// delivered and the errors are logged, and a replay cannot send it twice.
+func (b *batcher) delivered(m *member, res *sendResult, owns func(array string, index int) bool) {
+	errs := minorErrors(res.body, owns)
+	switch {
+	case len(errs) == 0:
+	case b.track:
+		b.l.dead(m.it, m.attempt, "rejected", fmt.Errorf("braze refused part of it: %s", strings.Join(errs, "; ")), m.req, res)
+		return
+	default:
+		b.l.r.log.Warn("delivered; braze reported minor errors", "pipeline", b.l.p.Name, "version", b.l.p.Version, "event", eventLabel(m.it),
+			"errors", b.l.r.opts.Masker.String(strings.Join(errs, "; ")))
+	}
+	b.l.ack(m.it, "delivered")
 }
 
 func (b *batcher) send(bt *batch) {
@@ -261,11 +277,7 @@ func (b *batcher) send(bt *batch) {
 			owns := func(array string, index int) bool {
 				return index >= m.start[array] && index < m.start[array]+m.size[array]
 			}
-			if errs := minorErrors(res.body, owns); len(errs) > 0 {
-				b.l.dead(m.it, m.attempt, "rejected", fmt.Errorf("braze refused part of it: %s", strings.Join(errs, "; ")), m.req, &res)
-				continue
-			}
-			b.l.ack(m.it, "delivered")
+			b.delivered(m, &res, owns)
 		}
 	case delivery.Reject:
 		// One bad event must not sink the others: each goes alone, and

@@ -521,6 +521,50 @@ func TestUsersTrackPacking(t *testing.T) {
 	}
 }
 
+// Braze accepts a merged trigger request whose one recipient has a country
+// it cannot store, with a minor error about that recipient: every message
+// went out, so no event is dead-lettered (a replay would send it twice).
+func TestTriggerMinorErrorsStillCountAsDelivered(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/trigger-attributes"}, users: 20})
+	const n = 10
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			country := "ES"
+			if i == 3 {
+				country = "Spain" // not ISO-3166
+			}
+			body := fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","country":%q}`, winter, i, country)
+			if a := h.post("/hooks/campaign-country", body, nil); a.status != 200 {
+				t.Errorf("event %d: %d %s", i, a.status, a.body)
+			}
+		}()
+	}
+	wg.Wait()
+	h.drained()
+	country := func(user string) any {
+		braze, _ := h.control("GET", "/deliveries?user="+user, "")["braze"].(map[string]any)
+		attributes, _ := braze["attributes"].(map[string]any)
+		return attributes["country"]
+	}
+	if good, bad := country("load-000002"), country("load-000003"); good != "ES" || bad == "Spain" {
+		t.Fatalf("countries %v and %v: Braze should have stored ES and refused Spain (the minor error)", good, bad)
+	}
+	if requests := len(h.journal("/braze/campaigns/trigger/send")); requests >= n {
+		t.Fatalf("%d requests for %d events: the test needs them merged", requests, n)
+	}
+	for i := range n {
+		if got := len(h.messages(fmt.Sprintf("load-%06d", i))); got != 1 {
+			t.Errorf("load-%06d got %d messages, want 1", i, got)
+		}
+	}
+	if dls, _ := h.store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
+		t.Fatalf("%d dead letters (first: %s); Braze sent every message", len(dls), dls[0].Error)
+	}
+}
+
 // Events accepted but not delivered when the engine stops are delivered
 // by the next engine on the same data folder.
 func TestRestartDeliversWhatWasLeft(t *testing.T) {
