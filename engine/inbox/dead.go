@@ -135,6 +135,8 @@ func (s *Store) GetDeadLetter(id uint64) (DeadLetter, error) {
 
 // DropDeadLetter deletes one dead letter for good.
 func (s *Store) DropDeadLetter(id uint64) error {
+	s.deadMu.Lock()
+	defer s.deadMu.Unlock()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(deadBucket)
 		if b.Get(seqKey(id)) == nil {
@@ -148,8 +150,11 @@ func (s *Store) DropDeadLetter(id uint64) error {
 // no attempts counted, and then removes the dead letter. The dedupe window
 // does not apply: asking for a replay is deliberate. A crash between the
 // two steps leaves the event queued and still listed as a dead letter
-// (sent again if replayed again), never in neither place.
+// (sent again if replayed again), never in neither place. A second replay
+// of the same dead letter, at the same time or later, finds none.
 func (s *Store) Requeue(id uint64) (pipeline string, seq uint64, err error) {
+	s.deadMu.Lock()
+	defer s.deadMu.Unlock()
 	dl, err := s.GetDeadLetter(id)
 	if err != nil {
 		return "", 0, err

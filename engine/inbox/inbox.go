@@ -73,6 +73,10 @@ type Store struct {
 	pendingCount int
 	pendingBytes int
 
+	// deadMu makes replaying or dropping a dead letter one step: two
+	// replays of one dead letter at once would queue its event twice.
+	deadMu sync.Mutex
+
 	appliedEpoch uint64 // the committer's alone
 	// keepJournal (tests) stops events from moving into bbolt, as if the
 	// engine died before they did: Close then leaves them in the journal.

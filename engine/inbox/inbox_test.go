@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -185,6 +186,43 @@ func TestDeadLetters(t *testing.T) {
 	}
 	if err := s.DropDeadLetter(2); !errors.Is(err, ErrNoSuchDeadLetter) {
 		t.Fatal("dropping twice")
+	}
+}
+
+// A replay asked for twice at once (a double click, a retried request)
+// queues the event once; the other replay, and a drop racing them, find
+// no dead letter.
+func TestConcurrentReplaysQueueOnce(t *testing.T) {
+	s := open(t, t.TempDir(), &clock{t: t0})
+	defer s.Close()
+	got, _ := s.Append("f1", NewEvent{ID: "a", Payload: []byte(`{"n":1}`)})
+	id, err := s.DeadLetter("f1", got[0].Seq, DeadLetter{EventID: "a", Event: []byte(`{"n":1}`), Reason: "rejected"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var replayed, dropped atomic.Int32
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if i == 0 {
+				if err = s.DropDeadLetter(id); err == nil {
+					dropped.Add(1)
+				}
+			} else if _, _, err = s.Requeue(id); err == nil {
+				replayed.Add(1)
+			}
+			if err != nil && !errors.Is(err, ErrNoSuchDeadLetter) {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	recs, _ := s.ReadAfter("f1", 0, math.MaxInt)
+	if replayed.Load()+dropped.Load() != 1 || len(recs) != int(replayed.Load()) {
+		t.Fatalf("%d replays and %d drops succeeded, %d events queued; want one of them, and the event queued once if replayed", replayed.Load(), dropped.Load(), len(recs))
 	}
 }
 
