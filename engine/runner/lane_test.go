@@ -2,6 +2,11 @@ package runner
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,4 +87,61 @@ func laneOnAFullDisk(t *testing.T) *lane {
 	}
 	store.Close()
 	return r.gen.Load().lanes["braze-segment-to-sessionm-tags"]
+}
+
+// Stopping lets in-flight requests finish for the grace it is given, even
+// past the grace of a reload (it used to abandon them then, and the event
+// was sent again by the next start).
+func TestStopWaitsForItsOwnGrace(t *testing.T) {
+	defer func(was time.Duration) { retireGrace = was }(retireGrace)
+	retireGrace = 20 * time.Millisecond
+	var answered atomic.Int32
+	arrived := make(chan struct{}, 1)
+	braze := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		time.Sleep(300 * time.Millisecond) // longer than a reload's grace, within the stop's
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, `{"dispatch_id":"d1","message":"success"}`)
+		answered.Add(1)
+	}))
+	defer braze.Close()
+	settings := map[string]string{"SESSIONM_CORE_URL": "http://127.0.0.1:1/core", "SESSIONM_CONNECT_URL": "http://127.0.0.1:1/connect", "BRAZE_REST_URL": braze.URL + "/braze"}
+	rest, err := secrets.ReadEnvFile("../../examples/sandbox.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loader, err := engine.NewLoader(connectors.Catalog(), secrets.NewResolver(secrets.LookupChain(settings, rest), "", &secrets.Masker{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proj := loader.Load([]string{"testdata/pipelines"})
+	for _, p := range proj.Pipelines {
+		p.Delivery.Linger = time.Millisecond
+	}
+	store, err := inbox.Open(t.TempDir(), inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	r, err := New(Options{Store: store, Pipelines: proj.Pipelines})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	r.Start()
+	resp, err := http.Post(srv.URL+"/hooks/campaign", "application/json", strings.NewReader(`{"campaign_id":"c1","user":"u-1","n":1}`))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("webhook: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	select {
+	case <-arrived: // the request is in flight
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event was not sent")
+	}
+	r.Stop(5 * time.Second)
+	if answered.Load() != 1 || store.Depth("any-campaign") != 0 {
+		t.Fatalf("%d answers, %d events left queued: the stop abandoned a request within its grace", answered.Load(), store.Depth("any-campaign"))
+	}
 }

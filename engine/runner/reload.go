@@ -28,8 +28,8 @@ type generation struct {
 
 // retireGrace is how long a replaced or removed version may take to finish
 // the requests it has in flight before they are abandoned (their events
-// stay queued for the new version).
-const retireGrace = 30 * time.Second
+// stay queued for the new version). Stopping gives its own grace instead.
+var retireGrace = 30 * time.Second
 
 type laneLife int
 
@@ -251,7 +251,7 @@ func (r *Runner) switchLanes(old, gen *generation) {
 	}
 	for name, l := range old.lanes {
 		if gen.lanes[name] != l {
-			go r.retire(l)
+			go r.retire(l, retireGrace)
 		}
 	}
 	if r.started.Load() {
@@ -372,10 +372,10 @@ func (r *Runner) beginLocked(l *lane) bool {
 }
 
 // retire stops l: it takes no more events, finishes the requests it has in
-// flight (abandoning them after retireGrace; their events stay queued),
-// sends its open batches and records its acks. A lane that never started
-// is done as soon as the one it waited for is.
-func (r *Runner) retire(l *lane) {
+// flight (abandoning them after grace; their events stay queued), sends
+// its open batches and records its acks. A lane that never started is done
+// as soon as the one it waited for is.
+func (r *Runner) retire(l *lane, grace time.Duration) {
 	l.retiring.Do(func() {
 		l.lifeMu.Lock()
 		was, launched := l.life, l.launched
@@ -392,7 +392,7 @@ func (r *Runner) retire(l *lane) {
 		go func() { l.wait(); close(stopped) }()
 		select {
 		case <-stopped:
-		case <-time.After(retireGrace):
+		case <-time.After(grace):
 			r.log.Warn("a replaced version did not finish its requests in time; they are abandoned and their events stay queued", "pipeline", l.p.Name, "version", l.p.Version)
 			l.cancelHard()
 			<-stopped

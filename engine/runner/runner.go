@@ -247,7 +247,7 @@ func (r *Runner) Stop(grace time.Duration) {
 	defer r.reloadMu.Unlock()
 	r.cancelSoft()
 	for _, l := range r.gen.Load().lanes {
-		go r.retire(l)
+		go r.retire(l, grace)
 	}
 	done := make(chan struct{})
 	go func() {
