@@ -56,6 +56,10 @@ type Pipeline struct {
 	// connections the pipeline uses ("connection braze"), so a reload can
 	// say in words what changed (ChangedParts).
 	Parts map[string]string
+	// settings fingerprints what the ${env:...} and ${secret:...}
+	// references of the file and its connections resolved to: a rotated
+	// secret changes the pipeline, not its version as written.
+	settings string
 
 	info  map[string]any // what templates see as `pipeline`; never written to
 	reads bindingReads   // the bindings templates and expressions read; events get only those
@@ -219,10 +223,13 @@ func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *routeTa
 		return nil
 	}
 	parts := [][]byte{doc.Src}
+	var settings [][]byte
 	for _, name := range slices.Sorted(maps.Keys(b.used)) {
 		parts = append(parts, []byte(name), conns.raw[name])
+		settings = append(settings, []byte(name), []byte(conns.resolved[name]))
 	}
 	pl.Version = version(parts...)
+	pl.settings = settingsFingerprint(fc.resolved, settings...)
 	pl.info = map[string]any{"name": pl.Name, "version": pl.Version, "description": pl.Description}
 	pl.Parts = map[string]string{}
 	if root := doc.Root; root != nil && root.Kind == yaml.MappingNode {
@@ -237,10 +244,19 @@ func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *routeTa
 	return pl
 }
 
+// Same reports whether p and other behave the same: the same version, and
+// the same values behind its references.
+func (p *Pipeline) Same(other *Pipeline) bool {
+	return p.Version == other.Version && p.settings == other.settings
+}
+
 // ChangedParts says what differs between two versions of a pipeline, in
 // words: "filter changed", "steps added", "connection braze changed".
 func ChangedParts(old, new *Pipeline) []string {
 	var out []string
+	if old.settings != new.settings {
+		out = append(out, "a value from the environment or a secret changed")
+	}
 	for _, name := range slices.Sorted(maps.Keys(new.Parts)) {
 		switch was, ok := old.Parts[name]; {
 		case !ok:

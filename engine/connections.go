@@ -24,12 +24,15 @@ type connectionSet struct {
 	conns  map[string]*spec.Connection
 	broken map[string]bool   // defined, but with problems reported in the file
 	raw    map[string][]byte // settings as written, for pipeline versions
+	// resolved fingerprints what each connection's references resolved to
+	// (settingsFingerprint), for the versions' hidden part.
+	resolved map[string]string
 }
 
 // loadConnections reads a connections file. A missing file is not a
 // problem until a pipeline names a connection.
 func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
-	set := &connectionSet{file: file, conns: map[string]*spec.Connection{}, broken: map[string]bool{}, raw: map[string][]byte{}}
+	set := &connectionSet{file: file, conns: map[string]*spec.Connection{}, broken: map[string]bool{}, raw: map[string][]byte{}, resolved: map[string]string{}}
 	if _, err := os.Stat(file); err != nil {
 		return set
 	}
@@ -52,6 +55,15 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 	fc := &fileContext{loader: l, doc: doc, diags: &local}
 	fc.checkDuplicateKeys(doc.Root, nil)
 	fc.resolveRefs(doc.Root, nil)
+	for name := range set.raw {
+		var refs []resolvedRef
+		for _, r := range fc.resolved {
+			if len(r.path) > 1 && r.path[1] == name {
+				refs = append(refs, r)
+			}
+		}
+		set.resolved[name] = settingsFingerprint(refs)
+	}
 	if fc.validateSchema(l.schemas.connections, l.schemas.rawConnections) {
 		fc.strictDecode(&ConnectionsConfig{})
 	}

@@ -4,10 +4,13 @@ package engine
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
 	"net/http"
 	"os"
@@ -197,6 +200,15 @@ type fileContext struct {
 	// reported holds the paths a problem was reported at, so that a check
 	// in code does not repeat what the schema already said.
 	reported map[string]bool
+	// resolved holds what each ${...} reference gave, in file order, so
+	// that a rotated secret or a changed variable makes a new pipeline
+	// version even though the file did not change.
+	resolved []resolvedRef
+}
+
+type resolvedRef struct {
+	path  yamlpos.Path
+	value string
 }
 
 // hasProblem reports whether a problem was reported at path (or its
@@ -284,6 +296,7 @@ func (fc *fileContext) resolveRefs(n *yaml.Node, path yamlpos.Path) {
 			fc.referenced, fc.unresolved = map[string]bool{}, map[string]bool{}
 		}
 		fc.referenced[path.String()] = true
+		fc.resolved = append(fc.resolved, resolvedRef{path, out})
 		if len(problems) > 0 {
 			fc.unresolved[path.String()] = true
 		}
@@ -348,12 +361,33 @@ func (fc *fileContext) decode(into any) {
 // version hashes what a pipeline's behaviour depends on: its file and the
 // connection settings it uses (as written, so secrets are not hashed).
 func version(parts ...[]byte) string {
-	h := sha256.New()
+	return fingerprint(sha256.New(), parts...)[:12]
+}
+
+// settingsKey keys the hash of resolved references, which holds secrets:
+// it is never shown, and keyed with a key no one else has, it cannot be
+// used to test guesses at a secret either.
+var settingsKey = func() []byte {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	return key
+}()
+
+// settingsFingerprint hashes what refs resolved to.
+func settingsFingerprint(refs []resolvedRef, more ...[]byte) string {
+	parts := make([][]byte, 0, 2*len(refs)+len(more))
+	for _, r := range refs {
+		parts = append(parts, []byte(r.path.String()), []byte(r.value))
+	}
+	return fingerprint(hmac.New(sha256.New, settingsKey), append(parts, more...)...)
+}
+
+func fingerprint(h hash.Hash, parts ...[]byte) string {
 	for _, p := range parts {
 		h.Write(p)
 		h.Write([]byte{0})
 	}
-	return hex.EncodeToString(h.Sum(nil))[:12]
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // routeTable registers the routes of one folder's pipelines on a ServeMux,

@@ -159,7 +159,7 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 		}
 	}
 	for name, p := range next {
-		if op := old.pipelines[name]; op != nil && op.Version == p.Version {
+		if op := old.pipelines[name]; op != nil && op.Same(p) {
 			next[name] = op // same content: keep the running objects
 		}
 	}

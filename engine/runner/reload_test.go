@@ -506,3 +506,33 @@ func TestReloadFolderProblemRemovesNothing(t *testing.T) {
 		t.Fatalf("a pipeline was removed because of a folder problem: %+v", statusOf(h.r.Status(), tagsPipeline))
 	}
 }
+
+// A rotated secret is a new pipeline at the next reload, though no file
+// changed: the webhook's new token works and the old one no longer does.
+func TestReloadPicksUpARotatedSecret(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "SESSIONM_WEBHOOK_TOKEN")
+	if err := os.WriteFile(token, []byte("token-a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, setup{secrets: dir})
+	offer := func(id, bearer string) int {
+		return h.post("/hooks/sessionm/offers", offerEvent(id, "u-1001"), map[string]string{"Authorization": "Bearer " + bearer}).status
+	}
+	if a, b := offer("rot-1", "token-a"), offer("rot-2", "token-b"); a != 200 || b != 401 {
+		t.Fatalf("before the rotation: token-a %d, token-b %d", a, b)
+	}
+	if err := os.WriteFile(token, []byte("token-b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := changeOf(h.r.Apply(h.load()), "offer-issued-to-braze-campaign")
+	if c == nil || c.Result != "changed" || !slices.Contains(c.What, "a value from the environment or a secret changed") {
+		t.Fatalf("reload after the rotation: %+v", c)
+	}
+	if a, b := offer("rot-3", "token-a"), offer("rot-4", "token-b"); a != 401 || b != 200 {
+		t.Fatalf("after the rotation: token-a %d, token-b %d", a, b)
+	}
+	if rep := h.r.Apply(h.load()); len(rep.Changes) != 0 {
+		t.Fatalf("a reload with nothing changed reports %+v", rep.Changes)
+	}
+}

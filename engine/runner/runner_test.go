@@ -53,6 +53,7 @@ type setup struct {
 	dataDir string
 	users   int    // generated users in the sandbox
 	sandbox string // an existing sandbox to reuse (a restart test)
+	secrets string // --secrets-dir
 	tweak   func(p *engine.Pipeline)
 	opts    func(o *runner.Options)
 }
@@ -79,7 +80,7 @@ func start(t *testing.T, s setup) *harness {
 		t.Fatal(err)
 	}
 	h.masker = &secrets.Masker{}
-	loader, err := engine.NewLoader(connectors.Catalog(), secrets.NewResolver(secrets.LookupChain(settings, rest), "", h.masker))
+	loader, err := engine.NewLoader(connectors.Catalog(), secrets.NewResolver(secrets.LookupChain(settings, rest), s.secrets, h.masker))
 	if err != nil {
 		t.Fatal(err)
 	}
