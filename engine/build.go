@@ -60,6 +60,7 @@ type Pipeline struct {
 	// references of the file and its connections resolved to: a rotated
 	// secret changes the pipeline, not its version as written.
 	settings string
+	src      []byte // the file as it was read
 
 	info  map[string]any // what templates see as `pipeline`; never written to
 	reads bindingReads   // the bindings templates and expressions read; events get only those
@@ -201,7 +202,7 @@ type builder struct {
 	used  map[string]bool // connections the pipeline uses
 }
 
-func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *routeTable, proj *Project) *Pipeline {
+func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *Routes, proj *Project) *Pipeline {
 	proj.Files = append(proj.Files, file)
 	var local diag.List
 	defer func() { proj.Diagnostics.Append(local) }()
@@ -228,7 +229,7 @@ func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *routeTa
 		parts = append(parts, []byte(name), conns.raw[name])
 		settings = append(settings, []byte(name), []byte(conns.resolved[name]))
 	}
-	pl.Version = version(parts...)
+	pl.Version, pl.src = version(parts...), doc.Src
 	pl.settings = settingsFingerprint(fc.resolved, settings...)
 	pl.info = map[string]any{"name": pl.Name, "version": pl.Version, "description": pl.Description}
 	pl.Parts = map[string]string{}
@@ -273,7 +274,7 @@ func ChangedParts(old, new *Pipeline) []string {
 	return out
 }
 
-func (b *builder) build(cfg *PipelineConfig, routes *routeTable) *Pipeline {
+func (b *builder) build(cfg *PipelineConfig, routes *Routes) *Pipeline {
 	pl := &Pipeline{Name: PipelineName(b.doc.File), File: b.doc.File, Description: cfg.Description}
 	base := b.source(cfg, pl, routes)
 	if cfg.Filter != "" {
@@ -310,7 +311,7 @@ func (b *builder) build(cfg *PipelineConfig, routes *routeTable) *Pipeline {
 }
 
 // source builds the source and returns the scope its events give.
-func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *routeTable) *scope {
+func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *Routes) *scope {
 	path := yamlpos.Path{"source"}
 	src := cfg.Source
 	st, ok := b.loader.Catalog.Sources[src.Type]
@@ -344,7 +345,7 @@ func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *routeTable) 
 				}
 				params[name] = spec.String()
 			}
-			if msg := routes.claim(pl.Source.Method, p, pl.Name); msg != "" {
+			if msg := routes.Claim(pl.Source.Method, p, pl.Name, http.NotFoundHandler()); msg != "" {
 				b.errorAt(pp, "%s", msg)
 				continue
 			}

@@ -4,6 +4,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -44,6 +45,12 @@ type Loader struct {
 	// ConnectionsFile, when set, is used for every pipeline instead of
 	// the connections.yaml next to it.
 	ConnectionsFile string
+	// Running, when set, gives the version of a pipeline that runs now
+	// (engine run's reloads), or nil. Files claim their routes in this
+	// order: running and unchanged, running and edited, new; so when two
+	// want one route, the file that changed is the one rejected, not the
+	// pipeline that was serving it.
+	Running func(pipeline string) *Pipeline
 
 	schemas *schemaSet
 }
@@ -92,8 +99,8 @@ func (l *Loader) Load(paths []string) *Project {
 	}
 	for _, dir := range dirs {
 		conns := l.loadConnections(l.connectionsFileFor(dir), proj)
-		routes := newRouteTable()
-		for _, f := range byDir[dir] {
+		routes := NewRoutes()
+		for _, f := range l.claimOrder(byDir[dir]) {
 			if IsConnectionsFile(f) {
 				continue
 			}
@@ -390,17 +397,45 @@ func fingerprint(h hash.Hash, parts ...[]byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// routeTable registers the routes of one folder's pipelines on a ServeMux,
-// the way the engine will serve them, so that a route that is not valid or
-// that conflicts with another (by net/http's rules) is reported now.
-type routeTable struct {
+// claimOrder sorts a folder's files in the order their routes are
+// claimed (see Running).
+func (l *Loader) claimOrder(files []string) []string {
+	if l.Running == nil {
+		return files
+	}
+	rank := func(f string) int {
+		p := l.Running(PipelineName(f))
+		if p == nil {
+			return 2
+		}
+		if src, err := os.ReadFile(f); err == nil && bytes.Equal(src, p.src) {
+			return 0
+		}
+		return 1
+	}
+	ranks := map[string]int{}
+	for _, f := range files {
+		ranks[f] = rank(f)
+	}
+	return slices.SortedStableFunc(slices.Values(files), func(a, b string) int { return cmp.Compare(ranks[a], ranks[b]) })
+}
+
+// Routes registers pipelines' routes on a ServeMux, so that a route that
+// is not valid or that conflicts with another (by net/http's rules) is
+// reported in words. The loader checks one folder's pipelines with it;
+// engine run serves all of them through one.
+type Routes struct {
 	mux    *http.ServeMux
 	owners map[string]string // pattern -> pipeline
 }
 
-func newRouteTable() *routeTable {
-	return &routeTable{mux: http.NewServeMux(), owners: map[string]string{}}
+// NewRoutes returns an empty route table.
+func NewRoutes() *Routes {
+	return &Routes{mux: http.NewServeMux(), owners: map[string]string{}}
 }
+
+// Mux is the ServeMux the routes were registered on.
+func (r *Routes) Mux() *http.ServeMux { return r.mux }
 
 var (
 	conflictRE = regexp.MustCompile(`conflicts with pattern "([^"]+)"`)
@@ -408,9 +443,9 @@ var (
 	parseErrRE = regexp.MustCompile(`^parsing "[^"]*": (?:at offset \d+: )?`)
 )
 
-// claim registers method+path for pipeline; it returns what is wrong with
-// the route, or "".
-func (r *routeTable) claim(method, path, pipeline string) (problem string) {
+// Claim registers h at method+path for owner (a pipeline's name); it
+// returns what is wrong with the route, or "".
+func (r *Routes) Claim(method, path, owner string, h http.Handler) (problem string) {
 	pattern := method + " " + path
 	defer func() {
 		rec := recover()
@@ -423,18 +458,21 @@ func (r *routeTable) claim(method, path, pipeline string) (problem string) {
 			problem = "not a valid route: " + parseErrRE.ReplaceAllString(msg, "")
 			return
 		}
-		owner := "this pipeline"
-		if o := r.owners[m[1]]; o != pipeline {
-			owner = fmt.Sprintf("pipeline %q", o)
+		other := fmt.Sprintf("pipeline %q", r.owners[m[1]])
+		switch r.owners[m[1]] {
+		case owner:
+			other = "this pipeline"
+		case "":
+			other = "the engine" // its own routes: /healthz, /readyz, /metrics
 		}
-		problem = fmt.Sprintf("%s conflicts with %s of %s", pattern, m[1], owner)
+		problem = fmt.Sprintf("%s conflicts with %s of %s", pattern, m[1], other)
 		if ex := exampleRE.FindStringSubmatch(msg); ex != nil {
 			problem += fmt.Sprintf(": both would take %s; make the paths differ", ex[1])
 		} else {
 			problem += ": both take the same requests; each route belongs to one pipeline"
 		}
 	}()
-	r.mux.HandleFunc(pattern, func(http.ResponseWriter, *http.Request) {})
-	r.owners[pattern] = pipeline
+	r.mux.Handle(pattern, h)
+	r.owners[pattern] = owner
 	return ""
 }

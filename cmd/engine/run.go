@@ -163,6 +163,7 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	// two: slow or silent clients cannot hold the listener.
 	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	loader.Running = r.Running // a reload blames a route conflict on the file that changed
 	rl := &reloader{paths: paths, loader: loader, runner: r, log: logger, watch: *watch, quiet: *quiet, rescan: *rescan, last: loadedFrom}
 	reloadNow := func() runner.ReloadReport { return rl.reload("POST /-/reload", true) }
 	var admin *http.Server

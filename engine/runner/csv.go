@@ -270,7 +270,7 @@ func (r *Runner) watchNewCSVInboxes(gen *generation) {
 
 // csvInbox is the folder a running csv pipeline watches ("" if none).
 func (r *Runner) csvInbox(pipeline string) string {
-	if p := r.pipeline(pipeline); p != nil && p.Source.Type.Kind == spec.CSVSource {
+	if p := r.Running(pipeline); p != nil && p.Source.Type.Kind == spec.CSVSource {
 		return p.Source.Inbox
 	}
 	return ""

@@ -35,38 +35,33 @@ func (r *Runner) Handler() http.Handler {
 
 // buildRoutes serves gen's pipelines, in order. When a pipeline's route
 // cannot be served (it collides with another's, or with the engine's own),
-// it returns that pipeline's name.
+// it returns that pipeline's name and why.
 func (r *Runner) buildRoutes(gen *generation, order []string) (mux *http.ServeMux, culprit string, err error) {
-	mux = http.NewServeMux()
-	defer func() {
-		// ServeMux panics on conflicting patterns.
-		if p := recover(); p != nil {
-			err = fmt.Errorf("cannot serve its routes: %v", p)
-		}
-	}()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	routes := engine.NewRoutes()
+	routes.Claim("GET", "/healthz", "", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.Handle("GET /metrics", r.metrics.handler())
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	}))
+	routes.Claim("GET", "/metrics", "", r.metrics.handler())
+	routes.Claim("GET", "/readyz", "", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if !r.ready.Load() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
+	}))
 	for _, name := range order {
 		h := gen.handlers[name]
 		if h == nil {
 			continue
 		}
-		culprit = name
 		p := gen.pipelines[name]
 		for _, path := range p.Source.Paths {
-			mux.Handle(p.Source.Method+" "+path, h)
+			if problem := routes.Claim(p.Source.Method, path, name, h); problem != "" {
+				return nil, name, errors.New(problem)
+			}
 		}
 	}
-	return mux, "", nil
+	return routes.Mux(), "", nil
 }
 
 // writeAccepted answers a stored event: {"accepted":true,"event_id":...}

@@ -446,5 +446,5 @@ func isClosed(ch <-chan struct{}) bool {
 // lane returns the running lane of pipeline, or nil.
 func (r *Runner) lane(pipeline string) *lane { return r.gen.Load().lanes[pipeline] }
 
-// pipeline returns the running version of pipeline, or nil.
-func (r *Runner) pipeline(name string) *engine.Pipeline { return r.gen.Load().pipelines[name] }
+// Running returns the running version of pipeline, or nil.
+func (r *Runner) Running(name string) *engine.Pipeline { return r.gen.Load().pipelines[name] }

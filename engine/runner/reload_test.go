@@ -283,7 +283,7 @@ func TestReloadRefusesARouteCollision(t *testing.T) {
 	}
 	rep := h.r.Apply(h.load())
 	c := changeOf(rep, "copycat")
-	if rep.OK || c == nil || c.Result != "rejected" || !strings.Contains(strings.Join(c.Problems, " "), "cannot serve its routes") {
+	if rep.OK || c == nil || c.Result != "rejected" || !strings.Contains(strings.Join(c.Problems, " "), `conflicts with POST /hooks/braze/tags/{user_id} of pipeline "`+tagsPipeline+`"`) {
 		t.Fatalf("report %+v", rep)
 	}
 	if a := h.tagWebhook(1, "c1"); a.status != 200 {
@@ -534,5 +534,47 @@ func TestReloadPicksUpARotatedSecret(t *testing.T) {
 	}
 	if rep := h.r.Apply(h.load()); len(rep.Changes) != 0 {
 		t.Fatalf("a reload with nothing changed reports %+v", rep.Changes)
+	}
+}
+
+// When a reload brings a second file for a route a running pipeline
+// serves, the new or edited file is rejected, at its line, and the
+// pipeline that was serving the route is not touched.
+func TestRouteConflictBlamesTheFileThatChanged(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}})
+	h.loader.Running = h.r.Running
+	const offers = "offer-issued-to-braze-campaign"
+	raw, err := os.ReadFile(filepath.Join(dir, offers+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, file string
+		write      func(path string)
+	}{
+		{"a copy, named to load first", "a-copy", func(path string) { os.WriteFile(path, raw, 0o644) }},
+		{"an edit", tagsPipeline, func(path string) {
+			editFile(t, path, func(s string) string {
+				return strings.Replace(s, "/hooks/braze/tags/{user_id}", "/hooks/sessionm/offers", 1)
+			})
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, tt.file+".yaml")
+			tt.write(path)
+			rep := h.r.Apply(h.load())
+			if c := changeOf(rep, offers); c != nil {
+				t.Errorf("the pipeline serving the route was reported: %+v", c)
+			}
+			c := changeOf(rep, tt.file)
+			if c == nil || c.Result != "rejected" || len(c.Problems) != 1 || !strings.HasPrefix(c.Problems[0], path+":") ||
+				!strings.Contains(c.Problems[0], "conflicts with POST /hooks/sessionm/offers of pipeline \""+offers+"\"") {
+				t.Fatalf("the file that changed: %+v", c)
+			}
+			if a := h.post("/hooks/sessionm/offers", offerEvent("rc-"+tt.file, "u-1001"), map[string]string{"Authorization": hookAuth}); a.status != 200 {
+				t.Fatalf("the route's pipeline answers %d %s", a.status, a.body)
+			}
+		})
 	}
 }

@@ -227,7 +227,7 @@ func (r *Runner) pruneSeen() {
 
 // version is the running version of a pipeline, for log lines.
 func (r *Runner) version(pipeline string) string {
-	if p := r.pipeline(pipeline); p != nil {
+	if p := r.Running(pipeline); p != nil {
 		return p.Version
 	}
 	return ""
