@@ -21,7 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
+	"github.com/loyalty-connector/engine/engine/spec"
 	"github.com/loyalty-connector/engine/internal/golden"
 )
 
@@ -569,6 +572,28 @@ func TestCSVSummaryStates(t *testing.T) {
 		printCSVSummary(&b, []runner.CSVProgress{tt.p}, func(string) int { return tt.depth })
 		if !strings.Contains(b.String(), tt.want) {
 			t.Errorf("%+v, %d in the inbox: %q, want it to contain %q", tt.p, tt.depth, b.String(), tt.want)
+		}
+	}
+}
+
+// The banner says which queued events will be delivered now and which
+// wait for a pipeline no file defines (a renamed file's).
+func TestRunBannerTellsStrandedEventsApart(t *testing.T) {
+	store, err := inbox.Open(t.TempDir(), inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, name := range []string{"tags", "old-name", "old-name"} {
+		if _, err := store.Append(name, inbox.NewEvent{ID: fmt.Sprint(time.Now().UnixNano()), Payload: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	printRunBanner(&out, "127.0.0.1:8080", "data", "", []*engine.Pipeline{{Name: "tags", Source: engine.Source{Type: &spec.SourceType{Kind: spec.CSVSource}}}}, store)
+	for _, want := range []string{"delivering events left by the last run: tags 1\n", "for pipelines no file defines now (a removed or renamed file): old-name 2;"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}
 	}
 }

@@ -263,8 +263,18 @@ func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []
 			fmt.Fprintf(w, "  %-36s csv files\n", p.Name)
 		}
 	}
-	if left := store.Pipelines(); len(left) > 0 {
+	left, stranded := store.Pipelines(), map[string]int{}
+	for name, n := range left {
+		if !slices.ContainsFunc(pipelines, func(p *engine.Pipeline) bool { return p.Name == name }) {
+			stranded[name] = n
+			delete(left, name)
+		}
+	}
+	if len(left) > 0 {
 		fmt.Fprintf(w, "delivering events left by the last run: %s\n", describeDepths(left))
+	}
+	if len(stranded) > 0 {
+		fmt.Fprintf(w, "kept in the inbox for pipelines no file defines now (a removed or renamed file): %s; a pipeline of that name delivers them\n", describeDepths(stranded))
 	}
 	if sandboxBase != "" {
 		fmt.Fprintf(w, "\nSessionM and Braze emulators: %s (what each user got: %s/_sandbox/deliveries?user=u-1001)\n", sandboxBase, sandboxBase)

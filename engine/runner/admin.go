@@ -50,7 +50,8 @@ type PipelineStatus struct {
 	Routes  []string `json:"routes,omitempty"`
 	// State: running; starting (its previous version is finishing what it
 	// holds); rejected (its file has problems: the version shown goes on,
-	// if any).
+	// if any); not running (no file defines it, and the inbox holds its
+	// events).
 	State    string   `json:"state"`
 	Inbox    int      `json:"inbox"`
 	PausedTo string   `json:"target_paused_until,omitempty"`
@@ -111,6 +112,13 @@ func (r *Runner) Status() Status {
 		if gen.pipelines[name] == nil && s.result == "rejected" {
 			out = append(out, PipelineStatus{Name: name, File: s.file, State: "rejected", Inbox: r.store.Depth(name),
 				Reloaded: s.lastReload.UTC().Format(time.RFC3339Nano), Result: s.result, Problems: s.problems})
+		}
+	}
+	for name, n := range r.store.Pipelines() {
+		// A removed or renamed file leaves its events under its name,
+		// for a pipeline of that name to deliver.
+		if gen.pipelines[name] == nil && states[name] == nil {
+			out = append(out, PipelineStatus{Name: name, State: "not running", Inbox: n})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -220,6 +220,9 @@ func TestReloadRemovesAndAdds(t *testing.T) {
 	if h.store.Depth(tagsPipeline) != 1 {
 		t.Fatal("the queued event of the removed pipeline is gone")
 	}
+	if st := statusOf(h.r.Status(), tagsPipeline); st.State != "not running" || st.Inbox != 1 {
+		t.Fatalf("/status shows the removed pipeline's queue as %+v", st)
+	}
 
 	// Back under its name, the pipeline takes its queue up again.
 	if err := os.WriteFile(file, raw, 0o644); err != nil {
