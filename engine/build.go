@@ -605,7 +605,7 @@ func (b *builder) connection(path yamlpos.Path, name string) *spec.Connection {
 		b.errorAt(path, "connection %q is not defined: %s does not exist; create it with a connections: mapping", name, set.file)
 		return nil
 	}
-	if set.broken[name] {
+	if set.broken[name] || set.unreadable {
 		b.errorAt(path, "connection %q cannot be used until the problems reported in %s are fixed", name, set.file)
 		return nil
 	}

@@ -21,9 +21,12 @@ import (
 type connectionSet struct {
 	file   string
 	exists bool
-	conns  map[string]*spec.Connection
-	broken map[string]bool   // defined, but with problems reported in the file
-	raw    map[string][]byte // settings as written, for pipeline versions
+	// unreadable: the file is not valid YAML, so which connections it
+	// defines is not known.
+	unreadable bool
+	conns      map[string]*spec.Connection
+	broken     map[string]bool   // defined, but with problems reported in the file
+	raw        map[string][]byte // settings as written, for pipeline versions
 	// resolved fingerprints what each connection's references resolved to
 	// (settingsFingerprint), for the versions' hidden part.
 	resolved map[string]string
@@ -44,6 +47,7 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 	defer func() { proj.Diagnostics.Append(local) }()
 	doc := l.readDoc(file, &local)
 	if doc == nil {
+		set.unreadable = true
 		return set
 	}
 	if n, ok := doc.Lookup(yamlpos.Path{"connections"}); ok && n.Kind == yaml.MappingNode {

@@ -53,17 +53,22 @@ func TestValidateGoodPipelines(t *testing.T) {
 }
 
 // Problems in connections.yaml are reported there, once, and a pipeline
-// that uses a broken connection says so instead of building.
+// that uses a broken connection, or one of a file that is not valid YAML,
+// says so instead of building.
 func TestValidateBadConnections(t *testing.T) {
-	l, _ := testLoader(t)
-	proj := l.Load([]string{"testdata/badconns"})
-	var got strings.Builder
-	for _, d := range proj.Diagnostics.Items() {
-		got.WriteString(d.String() + "\n")
-	}
-	golden.Check(t, "testdata/badconns/want.txt", got.String())
-	if len(proj.Pipelines) != 0 {
-		t.Errorf("built %d pipelines on a broken connection", len(proj.Pipelines))
+	for _, dir := range []string{"testdata/badconns", "testdata/unreadableconns"} {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			l, _ := testLoader(t)
+			proj := l.Load([]string{dir})
+			var got strings.Builder
+			for _, d := range proj.Diagnostics.Items() {
+				got.WriteString(d.String() + "\n")
+			}
+			golden.Check(t, dir+"/want.txt", got.String())
+			if len(proj.Pipelines) != 0 {
+				t.Errorf("built %d pipelines on a broken connection", len(proj.Pipelines))
+			}
+		})
 	}
 }
 

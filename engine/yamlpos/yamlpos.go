@@ -47,7 +47,7 @@ func Parse(file string, src []byte) (*Doc, error) {
 		return &Doc{File: file, Src: src, Root: &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: 1, Column: 1}}, nil
 	}
 	if err != nil {
-		return nil, syntaxError(err)
+		return nil, syntaxError(err, src)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -60,18 +60,12 @@ func Parse(file string, src []byte) (*Doc, error) {
 	return &Doc{File: file, Src: src, Root: root}, nil
 }
 
-func syntaxError(err error) *Error {
-	msg := err.Error()
-	line := 0
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		if m[1] != "" {
-			line, _ = strconv.Atoi(m[1])
-		}
-		msg = msg[len(m[0]):]
-	}
+func syntaxError(err error, src []byte) *Error {
+	line, msg := lineAndMessage(err)
 	if line == 0 {
 		line = 1
 	}
+	line = problemLine(src, line, msg)
 	switch {
 	case strings.Contains(msg, "expected ',' or ']'") || strings.Contains(msg, "expected ',' or '}'"):
 		msg += " (inside [ ] or { }, quote values that hold { } [ ] , or :, such as \"/users/{id}\"; check this line and the next)"
@@ -79,6 +73,39 @@ func syntaxError(err error) *Error {
 		msg += " (check the indentation and the colons on this line and the next)"
 	}
 	return &Error{Line: line, Column: 1, Message: "invalid YAML: " + msg}
+}
+
+// lineAndMessage splits yaml.v3's "yaml: line N: message".
+func lineAndMessage(err error) (line int, msg string) {
+	msg = err.Error()
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		if m[1] != "" {
+			line, _ = strconv.Atoi(m[1])
+		}
+		msg = msg[len(m[0]):]
+	}
+	return line, msg
+}
+
+// problemLine finds the line a syntax error is on. yaml.v3 gives the line
+// where the enclosing mapping or list starts, which can be far above the
+// mistake. The mistake is on the last line of the shortest part of the
+// file, from the top, that fails with the same message; a part cut inside
+// a value that goes on over lines (a quoted string, a [ ] list) fails with
+// another message and is passed over.
+func problemLine(src []byte, reported int, msg string) int {
+	lines := bytes.SplitAfter(src, []byte("\n"))
+	for n := reported; n < len(lines); n++ {
+		var doc yaml.Node
+		err := yaml.Unmarshal(bytes.Join(lines[:n], nil), &doc)
+		if err == nil {
+			continue
+		}
+		if _, m := lineAndMessage(err); m == msg {
+			return n
+		}
+	}
+	return reported
 }
 
 // Path is a location inside a document: string keys and int indexes.

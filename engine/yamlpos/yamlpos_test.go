@@ -32,6 +32,10 @@ func TestParseErrors(t *testing.T) {
 		{"bad indentation", "a: 1\n  b: 2\n", 2, "mapping values are not allowed"},
 		{"tab indentation", "a:\n\tb: 1\n", 2, "cannot start any token"},
 		{"unterminated quote", "x: 1\ny: 2\nz: \"open\n", 3, "unexpected end of stream"},
+		{"a key indented less than its mapping's", "a: 1\nb:\n  c: 1\n  d: 2\n e: 3\n  f: 4\n", 5, "did not find expected key"},
+		{"a list item among keys", "a: 1\nb:\n  c: 1\n  - d\n  f: 4\n", 4, "did not find expected key"},
+		{"an unclosed [ in a mapping", "a: 1\nb:\n  c: 1\n  d: [1, 2\n  f: 4\ng: 5\n", 4, "expected ',' or ']'"},
+		{"a quoted string over lines, then a mistake", "a: \"one\n  two\"\nb:\n  c: 1\n d: 2\n", 5, "did not find expected key"},
 		{"second document", "a: 1\n---\nb: 2\n", 2, "one YAML document"},
 		{"second empty document", "a: 1\n---\n", 2, "remove the second '---' document"},
 	}
