@@ -207,3 +207,43 @@ func TestRemainingSpreadsUntilReset(t *testing.T) {
 		t.Fatalf("after the reset, ten requests waited %v", g.Waited()-before)
 	}
 }
+
+// Both forms of Retry-After mean the same wait and get the same cap: a
+// value past it is clamped, not dropped (which left a 429 paused for the
+// default second only).
+func TestRetryAfter(t *testing.T) {
+	date := func(d time.Duration) string { return t0.Add(d).Format(http.TimeFormat) }
+	tests := []struct {
+		value string
+		want  time.Duration
+	}{
+		{"30", 30 * time.Second},
+		{" 1.5 ", 1500 * time.Millisecond},
+		{date(30 * time.Second), 30 * time.Second},
+		{"86400", 24 * time.Hour},
+		{date(24 * time.Hour), 24 * time.Hour},
+		{"86401", 24 * time.Hour},
+		{date(24*time.Hour + time.Second), 24 * time.Hour},
+		{"31536000", 24 * time.Hour}, // a year
+		{date(365 * 24 * time.Hour), 24 * time.Hour},
+		{"99999999999999999999999", 24 * time.Hour}, // beyond a Duration
+		{"1e400", 24 * time.Hour},                   // beyond a float64
+		{"Mon, 01 Jan 9999 00:00:00 GMT", 24 * time.Hour},
+		{"0", 0},
+		{"-5", 0},
+		{"NaN", 0},
+		{date(-time.Second), 0},
+		{"soon", 0},
+		{"", 0},
+	}
+	for _, tt := range tests {
+		if got := RetryAfter(tt.value, t0); got != tt.want {
+			t.Errorf("Retry-After %q: %v, want %v", tt.value, got, tt.want)
+		}
+	}
+	// A 429 that asks for more than the cap pauses for the cap.
+	g := NewGovernor(&fakeClock{t: t0}, nil)
+	if got := g.Observe("", 429, http.Header{"Retry-After": {"172800"}}); got != MaxPause || !g.PausedUntil().Equal(t0.Add(MaxPause)) {
+		t.Fatalf("429 with Retry-After of two days: paused %v, until %v", got, g.PausedUntil())
+	}
+}

@@ -6,6 +6,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -211,23 +212,32 @@ func (g *Governor) Waited() time.Duration {
 	return g.waited
 }
 
-// RetryAfter reads a Retry-After header: seconds or an HTTP date. Anything
-// else, or a time already past, gives 0.
+// MaxPause caps the pause a Retry-After asks for, in either of its forms:
+// a day, as for x-ratelimit-reset. A longer value is more likely a broken
+// header than a plan, and one request a day to check costs nothing.
+const MaxPause = 24 * time.Hour
+
+// RetryAfter reads a Retry-After header: seconds or an HTTP date, clamped
+// to MaxPause. Anything else, or a time already past, gives 0.
 func RetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs <= 0 || secs > 86400 {
+	var wait time.Duration
+	if secs, err := strconv.ParseFloat(v, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		// Compared as seconds: a huge value would overflow a Duration.
+		switch {
+		case math.IsNaN(secs) || secs <= 0:
 			return 0
+		case secs >= MaxPause.Seconds():
+			return MaxPause
 		}
-		return time.Duration(secs * float64(time.Second))
+		wait = time.Duration(secs * float64(time.Second))
+	} else if t, err := http.ParseTime(v); err == nil {
+		wait = t.Sub(now) // saturates rather than overflows
 	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+	return min(max(wait, 0), MaxPause)
 }
 
 // rateLimitReset reads x-ratelimit-reset (UTC epoch seconds, braze.md §1)
