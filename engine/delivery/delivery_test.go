@@ -33,7 +33,7 @@ func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 
 func TestTokenBucketPacesAPool(t *testing.T) {
 	c := &fakeClock{t: t0}
-	g := NewGovernor(c, map[string]Limit{"trigger": {Rate: 10, Burst: 2}})
+	g := NewGovernor(c, Limits{Pools: map[string]Limit{"trigger": {Rate: 10, Burst: 2}}})
 	var waits []time.Duration
 	for range 5 {
 		w, err := g.Wait(context.Background(), "trigger")
@@ -87,7 +87,7 @@ func TestPauseStopsEveryPool(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &fakeClock{t: t0}
-			g := NewGovernor(c, map[string]Limit{"trigger": {Rate: 1000, Burst: 10}})
+			g := NewGovernor(c, Limits{Pools: map[string]Limit{"trigger": {Rate: 1000, Burst: 10}}})
 			if got := g.Observe("trigger", tt.status, tt.header); got != tt.pause {
 				t.Fatalf("pause %v, want %v", got, tt.pause)
 			}
@@ -104,7 +104,7 @@ func TestPauseStopsEveryPool(t *testing.T) {
 
 func TestRemainingZeroBlocksThePoolUntilReset(t *testing.T) {
 	c := &fakeClock{t: t0}
-	g := NewGovernor(c, map[string]Limit{"trigger": {Rate: 1000, Burst: 10}})
+	g := NewGovernor(c, Limits{Pools: map[string]Limit{"trigger": {Rate: 1000, Burst: 10}}})
 	h := http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(t0.Add(5*time.Second).Unix(), 10)}}
 	g.Observe("trigger", 201, h)
 	if w, _ := g.Wait(context.Background(), "users_track"); w != 0 {
@@ -117,7 +117,7 @@ func TestRemainingZeroBlocksThePoolUntilReset(t *testing.T) {
 
 func TestWaitHonoursCancel(t *testing.T) {
 	c := &fakeClock{t: t0}
-	g := NewGovernor(c, nil)
+	g := NewGovernor(c, Limits{})
 	g.Observe("x", 429, http.Header{"Retry-After": {"60"}})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -184,7 +184,7 @@ func TestBackoffFullJitter(t *testing.T) {
 // 10 s means one every 2 s, whatever the configured limit allows.
 func TestRemainingSpreadsUntilReset(t *testing.T) {
 	c := &fakeClock{t: t0}
-	g := NewGovernor(c, map[string]Limit{"messaging": {Rate: 100, Burst: 10}})
+	g := NewGovernor(c, Limits{Pools: map[string]Limit{"messaging": {Rate: 100, Burst: 10}}})
 	g.Observe("messaging", 201, http.Header{"X-Ratelimit-Remaining": {"5"}, "X-Ratelimit-Reset": {strconv.FormatInt(t0.Add(10*time.Second).Unix(), 10)}})
 	var waited time.Duration
 	for range 6 {
@@ -242,8 +242,34 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 	// A 429 that asks for more than the cap pauses for the cap.
-	g := NewGovernor(&fakeClock{t: t0}, nil)
+	g := NewGovernor(&fakeClock{t: t0}, Limits{})
 	if got := g.Observe("", 429, http.Header{"Retry-After": {"172800"}}); got != MaxPause || !g.PausedUntil().Equal(t0.Add(MaxPause)) {
 		t.Fatalf("429 with Retry-After of two days: paused %v, until %v", got, g.PausedUntil())
+	}
+}
+
+// A connection's shared limit paces all its pools together: at 10/s,
+// thirty requests spread over three pools take three seconds, not one.
+// A pool's spent window still blocks only that pool.
+func TestSharedLimitPacesEveryPool(t *testing.T) {
+	c := &fakeClock{t: t0}
+	g := NewGovernor(c, Limits{Shared: Limit{Rate: 10, Burst: 1}, Pools: map[string]Limit{"messaging": {}, "users_track": {}, "": {}}})
+	pools := []string{"messaging", "users_track", ""}
+	for i := range 30 {
+		if _, err := g.Wait(context.Background(), pools[i%3]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first goes at once, then one every 100 ms.
+	if took := c.Now().Sub(t0); took != 2900*time.Millisecond {
+		t.Fatalf("30 requests over three pools took %v at 10/s, want 2.9s", took)
+	}
+	now := c.Now()
+	g.Observe("messaging", 201, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(now.Add(5*time.Second).Unix(), 10)}})
+	if w, _ := g.Wait(context.Background(), "users_track"); w != 100*time.Millisecond {
+		t.Fatalf("users_track waited %v, want only its turn in the shared bucket", w)
+	}
+	if w, _ := g.Wait(context.Background(), "messaging"); w < 4*time.Second {
+		t.Fatalf("messaging waited %v, want until its window resets", w)
 	}
 }

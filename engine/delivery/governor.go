@@ -57,6 +57,17 @@ func PerWindow(n int, window time.Duration) Limit {
 	return Limit{Rate: rate, Burst: max(1, min(n, int(math.Ceil(rate))))}
 }
 
+// Limits pace a connection. Shared, when its Rate is set, is one bucket
+// every request to the connection takes from, whatever its pool (the
+// connection's rate_limit: "this many requests to this connection").
+// Pools pace each pool on its own (a peer's documented limits per
+// endpoint); a pool listed with a zero Limit has no pace of its own but
+// still honours what the peer says of its window (x-ratelimit-*).
+type Limits struct {
+	Shared Limit
+	Pools  map[string]Limit
+}
+
 // Governor paces one connection. Each endpoint names a pool (Braze's
 // trigger endpoints share one, /users/track has its own); a pause applies
 // to every pool of the connection, because a 429 or Retry-After from the
@@ -66,12 +77,13 @@ type Governor struct {
 
 	mu          sync.Mutex
 	pools       map[string]*bucket
+	shared      *bucket // nil: no limit for the whole connection
 	pausedUntil time.Time
 	waited      time.Duration // total time requests spent waiting, for metrics
 }
 
 type bucket struct {
-	limit  Limit
+	limit  Limit // a zero Rate: no limit of its own
 	tokens float64
 	last   time.Time
 	// blockedUntil: the peer said this pool's window is spent
@@ -83,28 +95,53 @@ type bucket struct {
 	liveUntil time.Time
 }
 
-// rate is the bucket's rate now.
+// rate is the bucket's rate now; 0 means no limit.
 func (b *bucket) rate(now time.Time) float64 {
-	if now.Before(b.liveUntil) && b.liveRate < b.limit.Rate {
+	if now.Before(b.liveUntil) && (b.limit.Rate == 0 || b.liveRate < b.limit.Rate) {
 		return b.liveRate
 	}
 	return b.limit.Rate
 }
 
-// NewGovernor returns a governor with the given pools; a pool not listed
-// has no limit of its own (but still honours pauses).
-func NewGovernor(clock Clock, limits map[string]Limit) *Governor {
+// refill brings the tokens up to now and returns how long until one is
+// there (0: one is).
+func (b *bucket) refill(now time.Time) time.Duration {
+	if now.Before(b.blockedUntil) {
+		return b.blockedUntil.Sub(now)
+	}
+	burst := float64(max(1, b.limit.Burst))
+	rate := b.rate(now)
+	if rate <= 0 {
+		b.tokens, b.last = burst, now
+		return 0
+	}
+	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
+	b.last = now
+	if b.tokens >= 1 {
+		return 0
+	}
+	return time.Duration((1 - b.tokens) / rate * float64(time.Second))
+}
+
+// NewGovernor returns a governor with the given limits; a pool not listed
+// has no limit of its own (but still honours pauses and the shared limit).
+func NewGovernor(clock Clock, limits Limits) *Governor {
 	if clock == nil {
 		clock = RealClock{}
 	}
 	g := &Governor{clock: clock, pools: map[string]*bucket{}}
 	now := clock.Now()
-	for name, l := range limits {
-		if l.Rate > 0 {
-			g.pools[name] = &bucket{limit: l, tokens: float64(max(1, l.Burst)), last: now}
-		}
+	for name, l := range limits.Pools {
+		g.pools[name] = newBucket(l, now)
+	}
+	if limits.Shared.Rate > 0 {
+		g.shared = newBucket(limits.Shared, now)
 	}
 	return g
+}
+
+func newBucket(l Limit, now time.Time) *bucket {
+	return &bucket{limit: l, tokens: float64(max(1, l.Burst)), last: now}
 }
 
 // Wait blocks until a request to pool may go. It returns how long it
@@ -128,8 +165,8 @@ func (g *Governor) Wait(ctx context.Context, pool string) (time.Duration, error)
 	}
 }
 
-// reserve takes a token and returns 0, or returns how long to wait before
-// asking again.
+// reserve takes a token (the pool's and the connection's) and returns 0,
+// or returns how long to wait before asking again.
 func (g *Governor) reserve(pool string) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -138,21 +175,25 @@ func (g *Governor) reserve(pool string) time.Duration {
 		return g.pausedUntil.Sub(now)
 	}
 	b := g.pools[pool]
-	if b == nil {
-		return 0
+	var d time.Duration
+	if b != nil {
+		d = b.refill(now)
 	}
-	if now.Before(b.blockedUntil) {
-		return b.blockedUntil.Sub(now)
+	if g.shared != nil {
+		d = max(d, g.shared.refill(now))
 	}
-	burst := float64(max(1, b.limit.Burst))
-	rate := b.rate(now)
-	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
-	b.last = now
-	if b.tokens >= 1 {
+	if d > 0 {
+		// A bucket is empty: take from neither, so a request waiting
+		// for one does not spend the other's token in the meantime.
+		return d
+	}
+	if b != nil && b.rate(now) > 0 {
 		b.tokens--
-		return 0
 	}
-	return time.Duration((1 - b.tokens) / rate * float64(time.Second))
+	if g.shared != nil {
+		g.shared.tokens--
+	}
+	return 0
 }
 
 // Observe feeds an answer back. A Retry-After (on any status) or a 429

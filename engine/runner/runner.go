@@ -144,7 +144,7 @@ func New(opts Options) (*Runner, error) {
 // with: a reload that changes them gets a new one.
 type governorEntry struct {
 	g      *delivery.Governor
-	limits map[string]delivery.Limit
+	limits delivery.Limits
 }
 
 // ensureGovernor makes sure c has a governor with c's limits.
@@ -152,7 +152,7 @@ func (r *Runner) ensureGovernor(c *spec.Connection) {
 	limits := limitsOf(c)
 	r.govMu.Lock()
 	defer r.govMu.Unlock()
-	if e, ok := r.governors[c.Name]; ok && maps.Equal(e.limits, limits) {
+	if e, ok := r.governors[c.Name]; ok && e.limits.Shared == limits.Shared && maps.Equal(e.limits.Pools, limits.Pools) {
 		return
 	}
 	r.governors[c.Name] = governorEntry{g: delivery.NewGovernor(r.clock, limits), limits: limits}
@@ -171,20 +171,23 @@ func pipelineConnections(p *engine.Pipeline) []*spec.Connection {
 	return out
 }
 
-// limitsOf gives a connection's pools their limits: the connection's own
-// rate_limit for every pool (and for endpoints without one), else the
-// type's documented limits.
-func limitsOf(c *spec.Connection) map[string]delivery.Limit {
-	out := make(map[string]delivery.Limit, len(c.Type.RateLimits)+1)
+// limitsOf gives a connection its limits: its own rate_limit, one bucket
+// for all its requests, else the type's documented limits, per pool (they
+// are documented per endpoint). With a rate_limit the pools are still
+// listed, with no limit of their own, so each honours what the peer says
+// of its window.
+func limitsOf(c *spec.Connection) delivery.Limits {
+	out := delivery.Limits{Pools: make(map[string]delivery.Limit, len(c.Type.RateLimits)+1)}
 	if l := c.RateLimit; l != nil {
-		out[""] = delivery.PerWindow(l.Requests, l.Window)
+		out.Shared = delivery.PerWindow(l.Requests, l.Window)
+		out.Pools[""] = delivery.Limit{}
 		for pool := range c.Type.RateLimits {
-			out[pool] = out[""]
+			out.Pools[pool] = delivery.Limit{}
 		}
 		return out
 	}
 	for pool, l := range c.Type.RateLimits {
-		out[pool] = delivery.PerWindow(l.Requests, l.Window)
+		out.Pools[pool] = delivery.PerWindow(l.Requests, l.Window)
 	}
 	return out
 }
@@ -274,7 +277,7 @@ func (r *Runner) governor(c *spec.Connection) *delivery.Governor {
 	if e, ok := r.governors[c.Name]; ok {
 		return e.g
 	}
-	return delivery.NewGovernor(r.clock, nil)
+	return delivery.NewGovernor(r.clock, delivery.Limits{})
 }
 
 // errStopping: the engine is shutting down; the event stays queued.
