@@ -273,3 +273,35 @@ func TestSharedLimitPacesEveryPool(t *testing.T) {
 		t.Fatalf("messaging waited %v, want until its window resets", w)
 	}
 }
+
+// SetLimits changes a governor in place: the pause the peer asked for, a
+// pool's spent window and the tokens already spent carry over.
+func TestSetLimitsKeepsWhatThePeerSaid(t *testing.T) {
+	c := &fakeClock{t: t0}
+	g := NewGovernor(c, Limits{Pools: map[string]Limit{"messaging": {Rate: 1, Burst: 1}, "users_track": {Rate: 1000, Burst: 10}}})
+	if w, _ := g.Wait(context.Background(), "messaging"); w != 0 {
+		t.Fatalf("first request waited %v", w)
+	}
+	g.SetLimits(Limits{Pools: map[string]Limit{"messaging": {Rate: 1, Burst: 1}, "users_track": {Rate: 1000, Burst: 10}}})
+	if w, _ := g.Wait(context.Background(), "messaging"); w != time.Second {
+		t.Fatalf("after the same limits were set again, the second request waited %v, want 1s: the spent token came back", w)
+	}
+
+	start := c.Now()
+	g.Observe("users_track", 201, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(start.Add(60*time.Second).Unix(), 10)}})
+	g.Observe("messaging", 429, http.Header{"Retry-After": {"30"}})
+	g.SetLimits(Limits{Shared: Limit{Rate: 10, Burst: 1}})
+	if !g.PausedUntil().Equal(start.Add(30 * time.Second)) {
+		t.Fatalf("paused until %v after new limits, want %v", g.PausedUntil(), start.Add(30*time.Second))
+	}
+	if w, _ := g.Wait(context.Background(), "messaging"); w != 30*time.Second {
+		t.Fatalf("messaging waited %v, want the 30s pause", w)
+	}
+	if w, _ := g.Wait(context.Background(), "users_track"); w != 30*time.Second {
+		t.Fatalf("users_track waited %v more, want until its window resets 60s in", w)
+	}
+	// The new shared limit holds: one every 100 ms.
+	if w, _ := g.Wait(context.Background(), "other"); w != 100*time.Millisecond {
+		t.Fatalf("a request after the new limit waited %v, want 100ms", w)
+	}
+}

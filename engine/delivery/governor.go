@@ -123,6 +123,18 @@ func (b *bucket) refill(now time.Time) time.Duration {
 	return time.Duration((1 - b.tokens) / rate * float64(time.Second))
 }
 
+// setLimit changes the limit in place: the tokens earned at the old rate
+// are kept (up to the new burst), and so is what the peer said.
+func (b *bucket) setLimit(l Limit, now time.Time) {
+	b.refill(now)
+	full := float64(max(1, l.Burst))
+	if b.rate(now) <= 0 {
+		b.tokens = full // it had no limit: as if never spent
+	}
+	b.limit = l
+	b.tokens = min(b.tokens, full)
+}
+
 // NewGovernor returns a governor with the given limits; a pool not listed
 // has no limit of its own (but still honours pauses and the shared limit).
 func NewGovernor(clock Clock, limits Limits) *Governor {
@@ -130,14 +142,38 @@ func NewGovernor(clock Clock, limits Limits) *Governor {
 		clock = RealClock{}
 	}
 	g := &Governor{clock: clock, pools: map[string]*bucket{}}
-	now := clock.Now()
-	for name, l := range limits.Pools {
-		g.pools[name] = newBucket(l, now)
-	}
-	if limits.Shared.Rate > 0 {
-		g.shared = newBucket(limits.Shared, now)
-	}
+	g.SetLimits(limits)
 	return g
+}
+
+// SetLimits changes the governor's limits in place, as a reload of the
+// connection does: a pause, a pool's spent window and the tokens left
+// carry over, so the peer's word outlives the edit. A pool no longer
+// listed keeps what the peer said of it, with no limit of its own.
+func (g *Governor) SetLimits(limits Limits) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.clock.Now()
+	for name, b := range g.pools {
+		if _, ok := limits.Pools[name]; !ok {
+			b.setLimit(Limit{}, now)
+		}
+	}
+	for name, l := range limits.Pools {
+		if b := g.pools[name]; b != nil {
+			b.setLimit(l, now)
+		} else {
+			g.pools[name] = newBucket(l, now)
+		}
+	}
+	switch {
+	case limits.Shared.Rate <= 0:
+		g.shared = nil
+	case g.shared == nil:
+		g.shared = newBucket(limits.Shared, now)
+	default:
+		g.shared.setLimit(limits.Shared, now)
+	}
 }
 
 func newBucket(l Limit, now time.Time) *bucket {

@@ -38,7 +38,7 @@ type lane struct {
 	slots   chan struct{} // one per event in flight
 	work    chan *item    // never closed: workers leave when the lane stops
 	batcher *batcher
-	gov     *delivery.Governor
+	gov     *delivery.Governor // the connection's: one for the runner's life, so never stale after a reload
 	acks    *acker
 	wg      sync.WaitGroup // the feeder and the workers
 

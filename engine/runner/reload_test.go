@@ -581,3 +581,58 @@ func TestRouteConflictBlamesTheFileThatChanged(t *testing.T) {
 		})
 	}
 }
+
+// A reload that changes a connection's limits keeps the connection's
+// governor: the pause Braze asked for with a 429 holds for the new
+// version's requests too, instead of a fresh governor sending at once.
+func TestReloadKeepsAConnectionsPause(t *testing.T) {
+	const pipeline = "offer-issued-to-braze-campaign"
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 2})
+	// Two users, so that order_by does not hold the second event behind
+	// the first.
+	offer := func(i int) {
+		t.Helper()
+		body := strings.Replace(offerEvent(fmt.Sprintf("pause-%d", i), sessionmemu.GeneratedExternalID(i)), ana, sessionmemu.GeneratedUserID(i), 1)
+		if a := h.post("/hooks/sessionm/offers", body, map[string]string{"Authorization": hookAuth}); a.status != 200 {
+			t.Fatal(a)
+		}
+	}
+	// Every Braze request gets 429 for 3 s from the first, with a
+	// Retry-After pointing at the end of those 3 s.
+	h.control("POST", "/faults", `{"emulator":"braze","throttle":{"for":"3s"}}`)
+	offer(0)
+	h.eventually("the first request to be refused", func() bool { return len(h.journal("/braze/*")) > 0 })
+
+	editFile(t, filepath.Join(dir, "connections.yaml"), func(s string) string {
+		return strings.Replace(s, "api_key: ${secret:BRAZE_API_KEY}", "api_key: ${secret:BRAZE_API_KEY}\n    rate_limit: 10/s", 1)
+	})
+	rep := h.r.Apply(h.load())
+	if c := changeOf(rep, pipeline); !rep.OK || c == nil || c.Result != "changed" {
+		t.Fatalf("report %+v", rep)
+	}
+	if st := statusOf(h.r.Status(), pipeline); st.PausedTo == "" {
+		t.Errorf("after the reload the connection is not paused: %+v", st)
+	}
+	offer(1)
+	h.drained()
+
+	entries := h.journal("/braze/*")
+	first, _ := time.Parse(time.RFC3339Nano, entries[0]["time"].(string))
+	if entries[0]["status"].(float64) != 429 {
+		t.Fatalf("the first request was answered %v, not 429", entries[0]["status"])
+	}
+	// The pause lasts about 3 s from the 429; 2 s leaves room for a slow
+	// machine.
+	for _, e := range entries[1:] {
+		at, _ := time.Parse(time.RFC3339Nano, e["time"].(string))
+		if at.Before(first.Add(2 * time.Second)) {
+			t.Fatalf("a request went %v after the 429, inside the pause it asked for", at.Sub(first))
+		}
+	}
+	for i := range 2 {
+		if len(h.messages(sessionmemu.GeneratedExternalID(i))) != 1 {
+			t.Fatalf("event %d was not delivered once the pause ended", i)
+		}
+	}
+}

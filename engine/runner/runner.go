@@ -64,7 +64,7 @@ type Runner struct {
 	lanesLive sync.WaitGroup   // launched lanes not yet done
 
 	govMu     sync.Mutex
-	governors map[string]governorEntry // by connection name
+	governors map[string]*delivery.Governor // by connection name, kept across reloads
 
 	stateMu    sync.Mutex
 	states     map[string]*pipelineState
@@ -100,7 +100,7 @@ func New(opts Options) (*Runner, error) {
 	}
 	r := &Runner{
 		opts: opts, store: opts.Store, log: opts.Logger, clock: opts.Clock,
-		governors: map[string]governorEntry{}, lastLane: map[string]*lane{}, states: map[string]*pipelineState{}, csvWatch: map[string]*csvWatcher{},
+		governors: map[string]*delivery.Governor{}, lastLane: map[string]*lane{}, states: map[string]*pipelineState{}, csvWatch: map[string]*csvWatcher{},
 		csv: csvImports{files: map[string]*CSVProgress{}},
 	}
 	r.client = opts.Client
@@ -140,22 +140,12 @@ func New(opts Options) (*Runner, error) {
 	return r, nil
 }
 
-// governorEntry is a connection's governor and the limits it was built
-// with: a reload that changes them gets a new one.
-type governorEntry struct {
-	g      *delivery.Governor
-	limits delivery.Limits
-}
-
-// ensureGovernor makes sure c has a governor with c's limits.
+// ensureGovernor gives c's governor c's limits. The governor itself is
+// kept for the runner's life: a reload that changes the limits must not
+// forget a pause or a spent window the peer announced, and lanes built
+// earlier hold the same governor, so one bucket paces the account.
 func (r *Runner) ensureGovernor(c *spec.Connection) {
-	limits := limitsOf(c)
-	r.govMu.Lock()
-	defer r.govMu.Unlock()
-	if e, ok := r.governors[c.Name]; ok && e.limits.Shared == limits.Shared && maps.Equal(e.limits.Pools, limits.Pools) {
-		return
-	}
-	r.governors[c.Name] = governorEntry{g: delivery.NewGovernor(r.clock, limits), limits: limits}
+	r.governor(c).SetLimits(limitsOf(c))
 }
 
 func pipelineConnections(p *engine.Pipeline) []*spec.Connection {
@@ -271,13 +261,17 @@ func (r *Runner) Stop(grace time.Duration) {
 // Depth is how many events of pipeline wait in the inbox.
 func (r *Runner) Depth(pipeline string) int { return r.store.Depth(pipeline) }
 
+// governor is the connection's governor, the same one for the runner's
+// life (ensureGovernor sets its limits).
 func (r *Runner) governor(c *spec.Connection) *delivery.Governor {
 	r.govMu.Lock()
 	defer r.govMu.Unlock()
-	if e, ok := r.governors[c.Name]; ok {
-		return e.g
+	g := r.governors[c.Name]
+	if g == nil {
+		g = delivery.NewGovernor(r.clock, delivery.Limits{})
+		r.governors[c.Name] = g
 	}
-	return delivery.NewGovernor(r.clock, delivery.Limits{})
+	return g
 }
 
 // errStopping: the engine is shutting down; the event stays queued.
