@@ -21,6 +21,7 @@ import (
 	"github.com/loyalty-connector/engine/engine/jsonval"
 	"github.com/loyalty-connector/engine/engine/preview"
 	"github.com/loyalty-connector/engine/examples"
+	"github.com/loyalty-connector/engine/internal/webguard"
 )
 
 // playgroundFiles are the page, its script and its style sheet: built into
@@ -228,7 +229,7 @@ func newPlaygroundHandler(p *preview.Previewer, blocks map[string]string, exs []
 	})
 	h := http.NewCrossOriginProtection().Handler(mux)
 	if !allowRemote {
-		h = loopbackHostsOnly(h)
+		h = webguard.IPHostsOnly(h)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", playgroundCSP)

@@ -23,6 +23,7 @@ import (
 	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/engine/spec"
 	"github.com/loyalty-connector/engine/examples"
+	"github.com/loyalty-connector/engine/internal/webguard"
 )
 
 func runRun(args []string, stdout, stderr io.Writer) int {
@@ -176,7 +177,9 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 		if host, _, _ := net.SplitHostPort(aln.Addr().String()); !net.ParseIP(host).IsLoopback() {
 			logger.Warn("the admin listener is not on loopback: anyone who reaches it can replay and drop dead letters", "addr", aln.Addr().String())
 		}
-		admin = &http.Server{Handler: adminGuard(r.AdminHandler(reloadNow)), ReadHeaderTimeout: 10 * time.Second}
+		// A web page open in the operator's browser must not replay
+		// dead letters or reload, by a cross-site post or DNS rebinding.
+		admin = &http.Server{Handler: webguard.Local(r.AdminHandler(reloadNow)), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = admin.Serve(aln) }()
 		defer admin.Close()
 		fmt.Fprintf(stdout, "engine run: admin on http://%s (/status, /-/reload, /dlq)\n", aln.Addr())
@@ -452,31 +455,6 @@ func csvDrained(r *runner.Runner, imports []csvImport) bool {
 		}
 	}
 	return true
-}
-
-// adminGuard keeps web pages away from the admin routes: a page the
-// operator has open could otherwise POST a dead-letter replay or a reload
-// to loopback (a simple cross-site form post needs no preflight), or reach
-// them through DNS rebinding.
-func adminGuard(h http.Handler) http.Handler {
-	return loopbackHostsOnly(http.NewCrossOriginProtection().Handler(h))
-}
-
-// loopbackHostsOnly refuses requests whose Host is a name rather than a
-// loopback address or an IP: a web page cannot reach the admin listener
-// or the playground through DNS rebinding.
-func loopbackHostsOnly(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		if host != "localhost" && net.ParseIP(strings.Trim(host, "[]")) == nil {
-			http.Error(w, "this listener answers requests to an IP address or localhost only", http.StatusForbidden)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }
 
 // Garbage collection settings of engine run and engine sandbox, unless
