@@ -27,6 +27,7 @@ import (
 	brazeemu "github.com/loyalty-connector/engine/connectors/braze/emulator"
 	sessionmemu "github.com/loyalty-connector/engine/connectors/sessionm/emulator"
 	"github.com/loyalty-connector/engine/examples"
+	"github.com/loyalty-connector/engine/internal/webguard"
 )
 
 // The emulators and the path prefixes they are served under.
@@ -142,8 +143,14 @@ func New(opts Options) (*Sandbox, error) {
 		{connectPrefix, s.instrument(SessionMConnect, http.StripPrefix(connectPrefix, sm.Connect()))},
 		{brazePrefix, s.instrument(Braze, http.StripPrefix(brazePrefix, br.Handler()))},
 	}
-	control := http.NewServeMux()
-	s.controlRoutes(control)
+	mux := http.NewServeMux()
+	s.controlRoutes(mux)
+	// The control API's senders post anywhere with any headers, and from
+	// this machine: a web page open in the operator's browser that could
+	// drive them would reach the engine's admin listener on loopback
+	// through them. The emulators are left open to any Host and Origin,
+	// as the APIs they stand in for are.
+	control := webguard.Local(mux)
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, e := range emulators {
 			if r.URL.Path == e.prefix || strings.HasPrefix(r.URL.Path, e.prefix+"/") {

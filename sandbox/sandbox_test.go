@@ -436,6 +436,68 @@ func TestSessionMEmitter(t *testing.T) {
 	}
 }
 
+// A web page open in the operator's browser cannot drive the control
+// API, neither by a cross-site post nor through DNS rebinding: its
+// senders would post, from this machine, to the engine's admin listener.
+// Go clients and curl, which send no Origin, and the emulators are
+// unaffected.
+func TestControlAPIRefusesWebPages(t *testing.T) {
+	_, srv := newTestSandbox(t, Options{})
+	rc := &receiver{}
+	target := httptest.NewServer(rc)
+	defer target.Close()
+	emit := `{"url":"` + target.URL + `/-/reload","event_type":"points_awarded","users":["u-1001"],"points":5}`
+	port := srv.URL[strings.LastIndex(srv.URL, ":"):]
+	crossSite := map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example", "Content-Type": "text/plain"}
+	tests := []struct {
+		name, method, path, host string
+		header                   map[string]string
+		body                     string
+		want                     int
+	}{
+		{"cross-site emit", "POST", "/_sandbox/sessionm/emit", "", crossSite, emit, 403},
+		{"cross-site campaign", "POST", "/_sandbox/braze/webhook-campaign", "", crossSite, `{}`, 403},
+		{"cross-site reset", "POST", "/_sandbox/reset", "", map[string]string{"Origin": "https://evil.example"}, "", 403},
+		{"rebound emit", "POST", "/_sandbox/sessionm/emit", "rebind.evil.example" + port, map[string]string{"Sec-Fetch-Site": "same-origin"}, emit, 403},
+		{"rebound journal", "GET", "/_sandbox/requests", "rebind.evil.example" + port, nil, "", 403},
+		{"same-origin reset", "POST", "/_sandbox/reset", "", map[string]string{"Sec-Fetch-Site": "same-origin"}, "", 204},
+		{"localhost journal", "GET", "/_sandbox/requests", "localhost" + port, nil, "", 200},
+		{"cross-site journal read", "GET", "/_sandbox/requests", "", map[string]string{"Sec-Fetch-Site": "cross-site"}, "", 200},
+		{"emulator by name", "GET", "/sessionm/core/priv/v1/apps/sandbox-core-key/users/" + anaID + "/tags", "sandbox.internal" + port, map[string]string{"Authorization": coreAuth, "Origin": "https://evil.example"}, "", 200},
+		{"go client emit", "POST", "/_sandbox/sessionm/emit", "", nil, emit, 200},
+	}
+	for _, tt := range tests {
+		var body io.Reader
+		if tt.body != "" {
+			body = strings.NewReader(tt.body)
+		}
+		req, err := http.NewRequest(tt.method, srv.URL+tt.path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.host != "" {
+			req.Host = tt.host
+		}
+		for k, v := range tt.header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s: %d %s; want %d", tt.name, resp.StatusCode, b, tt.want)
+		}
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.got) != 1 {
+		t.Fatalf("the target got %d requests, want the Go client's 1", len(rc.got))
+	}
+}
+
 func mustJSON(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b

@@ -85,7 +85,7 @@ Stop it with Ctrl-C or SIGTERM.`, stderr)
 	}
 	printSandboxBanner(stdout, base, *seedDir, *envOut, settings, extra)
 	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(host).IsLoopback() {
-		fmt.Fprintf(stderr, "engine sandbox: warning: listening on %s, not loopback; anyone who can reach it can use the credentials above\n", ln.Addr())
+		fmt.Fprintf(stderr, "engine sandbox: warning: listening on %s, not loopback; anyone who can reach it can use the credentials above, and make its senders post to any URL from this machine\n", ln.Addr())
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
