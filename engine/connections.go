@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -130,17 +131,46 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 	return set
 }
 
+// parseBaseURL reads a connection's base_url. Its errors never quote the
+// user info, query or fragment: they may hold credentials, and base_url
+// usually comes from ${env:...}, whose values are not masked.
 func parseBaseURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if strings.ContainsAny(s, "@?#") {
+			return nil, errors.New("not a base URL (not quoted here: it may hold credentials); write it like https://rest.iad-01.braze.com, with no credentials or query")
+		}
 		return nil, fmt.Errorf("%q is not a base URL; write it like https://rest.iad-01.braze.com", s)
 	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("%q: a base URL holds a scheme, host and optional path, no query, fragment or credentials", s)
+	var extra []string
+	if u.User != nil {
+		extra = append(extra, "credentials")
+	}
+	if u.RawQuery != "" {
+		extra = append(extra, "a query")
+	}
+	if u.Fragment != "" {
+		extra = append(extra, "a fragment")
+	}
+	if len(extra) > 0 {
+		shown := &url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+		hint := "remove what follows the path"
+		if u.User != nil {
+			hint = "give the credentials in the connection's credential settings, as ${secret:NAME}"
+		}
+		return nil, fmt.Errorf("%q with %s (left out here) is not a base URL: it holds a scheme, host and optional path, no credentials, query or fragment; %s", shown, listed(extra), hint)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
 	return u, nil
+}
+
+// listed joins items as a sentence does: "a, b and c".
+func listed(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }
 
 // parseRateLimit reads "N/period": 10/s, 250000/h, 3000/3s.

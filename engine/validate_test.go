@@ -89,12 +89,14 @@ func TestValidateRouteConflict(t *testing.T) {
 	}
 }
 
-// Secrets never appear in a diagnostic, even when a bad value holds one.
+// Secrets never appear in a diagnostic, even when a bad value holds one:
+// nor do the credentials and query of a base URL, which usually comes
+// from ${env:...}, whose values are not masked.
 func TestDiagnosticsMaskSecrets(t *testing.T) {
 	l, _ := testLoader(t)
 	proj := l.Load([]string{"testdata/badconns"})
 	for _, d := range proj.Diagnostics.Items() {
-		for _, secret := range []string{"test-api-token", "written-in-the-file"} {
+		for _, secret := range []string{"test-api-token", "written-in-the-file", "corekey", "SECRETPASS", "QUERYSECRET"} {
 			if strings.Contains(d.String(), secret) {
 				t.Errorf("secret %q printed in %s", secret, d)
 			}
