@@ -33,7 +33,7 @@ import (
 type reloader struct {
 	paths  []string
 	loader *engine.Loader
-	runner *runner.Runner
+	runner applier
 	log    *slog.Logger
 	watch  bool          // follow change notices (fsnotify)
 	quiet  time.Duration // how long a file must be left alone before it is read
@@ -41,6 +41,14 @@ type reloader struct {
 
 	mu   sync.Mutex
 	last string // fingerprint of the files the running set was built from
+
+	stopped sync.WaitGroup // run's loop, until its context ends
+}
+
+// applier makes a loaded project the running set: *runner.Runner, or in
+// tests a recorder of what each reload read.
+type applier interface {
+	Apply(*engine.Project) runner.ReloadReport
 }
 
 // reload loads the pipelines and applies them. Unless forced, nothing is
@@ -74,8 +82,8 @@ func (rl *reloader) reload(trigger string, force bool) runner.ReloadReport {
 }
 
 // run reloads on change notices, on the rescan timer and on SIGHUP until
-// ctx ends. When the folders cannot be watched it returns the error and
-// still reloads on the timer and SIGHUP.
+// ctx ends (rl.stopped waits for that). When the folders cannot be
+// watched it returns the error and still reloads on the timer and SIGHUP.
 func (rl *reloader) run(ctx context.Context) error {
 	var events <-chan fsnotify.Event
 	var errs <-chan error
@@ -102,7 +110,9 @@ func (rl *reloader) run(ctx context.Context) error {
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	rl.stopped.Add(1)
 	go func() {
+		defer rl.stopped.Done()
 		defer signal.Stop(hup)
 		var rescan <-chan time.Time
 		if rl.rescan > 0 {
