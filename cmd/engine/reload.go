@@ -25,9 +25,9 @@ import (
 // reloader reloads the pipelines of engine run when their files change
 // (DESIGN §5): it watches the folders rather than the files, since editors
 // save by writing a new file and renaming it over the old one, and
-// Kubernetes swaps a symlinked folder; it waits for a file to be quiet
-// before reading it; and it rescans on a timer in case an event was
-// missed. SIGHUP and POST /-/reload take the same path. A reload builds
+// Kubernetes swaps a symlinked folder; it reads nothing until every
+// changed file has been quiet for a while; and it rescans on a timer in
+// case an event was missed. SIGHUP and POST /-/reload take the same path. A reload builds
 // everything first (the code of engine validate) and the runner swaps in
 // only what changed and built.
 type reloader struct {
@@ -138,9 +138,8 @@ func (rl *reloader) run(ctx context.Context) error {
 				}
 				changed[ev.Name] = time.Now()
 				if !armed {
-					// Not pushed back by later notices: it fires when the
-					// first changed file has been quiet, and then again for
-					// the next one, so a busy file delays no other.
+					// Not pushed back by each notice: when it fires it
+					// looks at them all, and waits again if one is recent.
 					settle.Reset(rl.quiet)
 					armed = true
 				}
@@ -152,13 +151,15 @@ func (rl *reloader) run(ctx context.Context) error {
 				rl.log.Warn("watching the pipeline files failed; "+rl.fallback(), "error", err)
 			case <-settle.C:
 				armed = false
-				next, due := quietFiles(changed, rl.quiet, time.Now())
-				if due {
-					rl.reload("file change", false)
-				}
-				if next > 0 {
-					settle.Reset(next)
+				// Nothing is read until every changed file is quiet: a
+				// file a save or a checkout moves away for a moment would
+				// be read as deleted, and its pipeline removed.
+				if wait := unsettled(changed, rl.quiet, time.Now()); wait > 0 {
+					settle.Reset(wait)
 					armed = true
+				} else if len(changed) > 0 {
+					clear(changed)
+					rl.reload("file change", false)
 				}
 			case <-rescan:
 				if len(changed) == 0 { // else files are still being written
@@ -172,21 +173,14 @@ func (rl *reloader) run(ctx context.Context) error {
 	return watchErr
 }
 
-// quietFiles drops from changed the files left alone for quiet, and says
-// whether there were any and how long until the next one is.
-func quietFiles(changed map[string]time.Time, quiet time.Duration, now time.Time) (next time.Duration, due bool) {
-	for f, at := range changed {
-		wait := quiet - now.Sub(at)
-		if wait <= 0 {
-			delete(changed, f)
-			due = true
-			continue
-		}
-		if next == 0 || wait < next {
-			next = wait
-		}
+// unsettled says how long until every file in changed has been left
+// alone for quiet: 0 when they all have.
+func unsettled(changed map[string]time.Time, quiet time.Duration, now time.Time) time.Duration {
+	var wait time.Duration
+	for _, at := range changed {
+		wait = max(wait, quiet-now.Sub(at))
 	}
-	return next, due
+	return wait
 }
 
 // watchedFolders is the folders paths name, or hold the files paths name.

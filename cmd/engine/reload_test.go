@@ -1,19 +1,23 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/runner"
 )
 
 // copyDir copies the files of src (not its folders) into a new folder.
@@ -305,19 +309,27 @@ func BenchmarkReloadLatency(b *testing.B) {
 	b.ReportMetric(float64(took[(len(took)*99+99)/100-1].Microseconds())/1000, "p99-ms")
 }
 
-func TestQuietFiles(t *testing.T) {
+// A reload waits for the most recently changed file.
+func TestUnsettled(t *testing.T) {
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	changed := map[string]time.Time{
-		"a.yaml": now.Add(-150 * time.Millisecond), // quiet long enough
-		"b.yaml": now.Add(-40 * time.Millisecond),  // 60 ms to go
-		"c.yaml": now.Add(-90 * time.Millisecond),  // 10 ms to go
-	}
-	next, due := quietFiles(changed, 100*time.Millisecond, now)
-	if !due || next != 10*time.Millisecond || len(changed) != 2 || !changed["b.yaml"].Equal(now.Add(-40*time.Millisecond)) {
-		t.Fatalf("next %v, due %v, left %v", next, due, changed)
-	}
-	if next, due := quietFiles(map[string]time.Time{}, time.Second, now); due || next != 0 {
-		t.Fatalf("nothing changed: next %v, due %v", next, due)
+	const quiet = 100 * time.Millisecond
+	for _, tt := range []struct {
+		name    string
+		changed map[string]time.Time
+		want    time.Duration
+	}{
+		{"nothing changed", map[string]time.Time{}, 0},
+		{"all quiet", map[string]time.Time{"a.yaml": now.Add(-150 * time.Millisecond), "b.yaml": now.Add(-quiet)}, 0},
+		{"one still busy", map[string]time.Time{
+			"a.yaml": now.Add(-150 * time.Millisecond), // quiet long enough
+			"b.yaml": now.Add(-40 * time.Millisecond),  // 60 ms to go
+			"c.yaml": now.Add(-90 * time.Millisecond),  // 10 ms to go
+		}, 60 * time.Millisecond},
+		{"just changed", map[string]time.Time{"a.yaml": now}, quiet},
+	} {
+		if got := unsettled(tt.changed, quiet, now); got != tt.want {
+			t.Errorf("%s: wait %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
 
@@ -386,6 +398,84 @@ func TestFingerprintCoversConnectionsFiles(t *testing.T) {
 		}
 		if got := watchedFolders(slices.Concat([]string{pipeline}, tt.loader.Inputs([]string{pipeline}))); !slices.Contains(got, filepath.Dir(tt.edit)) {
 			t.Errorf("watched folders %v leave out %s", got, filepath.Dir(tt.edit))
+		}
+	}
+}
+
+// recorder is an applier that keeps the files each reload read.
+type recorder struct {
+	mu    sync.Mutex
+	reads [][]string
+}
+
+func (r *recorder) Apply(proj *engine.Project) runner.ReloadReport {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reads = append(r.reads, slices.Clone(proj.Files))
+	return runner.ReloadReport{At: time.Now(), OK: true}
+}
+
+// read is the files of each reload so far, oldest first.
+func (r *recorder) read() [][]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.reads)
+}
+
+// startReloader watches paths (with the sandbox settings) until the test
+// ends; its reloads go to the recorder and its log to the buffer.
+func startReloader(t *testing.T, quiet, rescan time.Duration, paths ...string) (*recorder, *syncBuffer) {
+	t.Helper()
+	cf := configFlags{envFiles: listFlag{"examples/sandbox.env"}}
+	loader, _, err := cf.loader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, log := &recorder{}, newSyncBuffer()
+	rl := &reloader{paths: paths, loader: loader, runner: rec, log: slog.New(slog.NewTextHandler(log, nil)),
+		watch: true, quiet: quiet, rescan: rescan, last: fingerprint(loader.Inputs(paths))}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := rl.run(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); rl.stopped.Wait() })
+	return rec, log
+}
+
+// A file moved away and back within the quiet period, while another file's
+// change settles, is not read as deleted: its pipeline would be removed
+// and its webhooks answered 404 until the next reload.
+func TestReloadWaitsForEveryChangedFile(t *testing.T) {
+	const quiet = time.Second // wide margins: the machine may be busy
+	dir := copyDir(t, "pipelines")
+	edited := filepath.Join(dir, "offer-issued-to-braze-campaign.yaml")
+	moved := filepath.Join(dir, "braze-segment-to-sessionm-tags.yaml")
+	away := filepath.Join(t.TempDir(), "away.yaml")
+	rec, log := startReloader(t, quiet, 0, dir)
+
+	f, err := os.OpenFile(edited, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteString("# an edit\n")
+	if f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The edited file is quiet at 1 s; the moved one is away from 0.5 s to
+	// 1.1 s, less than the quiet period.
+	time.Sleep(quiet / 2)
+	if err := os.Rename(moved, away); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(quiet * 6 / 10)
+	if err := os.Rename(away, moved); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a reload of the edit", func() bool { return len(rec.read()) > 0 })
+	for i, files := range rec.read() {
+		if !slices.Contains(files, moved) {
+			t.Errorf("reload %d read %s without %s, away for less than --reload-quiet: %v\n%s", i+1, dir, filepath.Base(moved), files, log)
 		}
 	}
 }

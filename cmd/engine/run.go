@@ -49,12 +49,12 @@ outcome.
 points every connection at them: all flows work with no account anywhere.
 
 Pipeline files may be edited while the engine runs: a changed, added,
-renamed or deleted file (connections.yaml included) is reloaded once it has
-been left alone for --reload-quiet, and the folders are rescanned every
---rescan. A file that does not validate leaves its running version in
-place (GET /status shows its problems); a new version takes over the
-routes at once and the queue once the old one has finished what it holds.
-SIGHUP and POST /-/reload on the admin listener reload at once.
+renamed or deleted file (connections.yaml included) is reloaded once every
+changed file has been left alone for --reload-quiet, and the folders are
+rescanned every --rescan. A file that does not validate leaves its running
+version in place (GET /status shows its problems); a new version takes over
+the routes at once and the queue once the old one has finished what it
+holds. SIGHUP and POST /-/reload on the admin listener reload at once.
 
 The listener also serves /healthz, /readyz and /metrics (Prometheus). The
 admin listener (--admin-addr, loopback) serves GET /status, POST /-/reload
@@ -79,7 +79,7 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 		untilDone = fs.Bool("until-done", false, "exit once the --csv files are read and every row has an outcome")
 		cpuProf   = fs.String("cpu-profile", "", "write a CPU profile of the run to `FILE` (go tool pprof reads it)")
 		watch     = fs.Bool("watch", true, "reload pipeline files as soon as they change (--rescan, SIGHUP and POST /-/reload work either way)")
-		quiet     = fs.Duration("reload-quiet", 100*time.Millisecond, "how long a changed file must be left alone before it is reloaded")
+		quiet     = fs.Duration("reload-quiet", 100*time.Millisecond, "how long the changed files must all be left alone before they are reloaded")
 		rescan    = fs.Duration("rescan", 10*time.Second, "also look for changed files this often, in case a change notice was missed (0: never)")
 		csvFiles  listFlag
 	)
