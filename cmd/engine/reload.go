@@ -25,9 +25,10 @@ import (
 // reloader reloads the pipelines of engine run when their files change
 // (DESIGN §5): it watches the folders rather than the files, since editors
 // save by writing a new file and renaming it over the old one, and
-// Kubernetes swaps a symlinked folder; it reads nothing until every
-// changed file has been quiet for a while; and it rescans on a timer in
-// case an event was missed. SIGHUP and POST /-/reload take the same path. A reload builds
+// Kubernetes swaps a symlinked folder, and it watches a folder again when
+// it is replaced; it reads nothing until every changed file has been
+// quiet for a while; and it rescans on a timer in case an event was
+// missed. SIGHUP and POST /-/reload take the same path. A reload builds
 // everything first (the code of engine validate) and the runner swaps in
 // only what changed and built.
 type reloader struct {
@@ -36,7 +37,7 @@ type reloader struct {
 	runner applier
 	log    *slog.Logger
 	watch  bool          // follow change notices (fsnotify)
-	quiet  time.Duration // how long a file must be left alone before it is read
+	quiet  time.Duration // how long the changed files must all be left alone before any is read
 	rescan time.Duration // 0: no timer
 
 	mu   sync.Mutex
@@ -85,27 +86,13 @@ func (rl *reloader) reload(trigger string, force bool) runner.ReloadReport {
 // ctx ends (rl.stopped waits for that). When the folders cannot be
 // watched it returns the error and still reloads on the timer and SIGHUP.
 func (rl *reloader) run(ctx context.Context) error {
-	var events <-chan fsnotify.Event
-	var errs <-chan error
+	var fw *folders
 	var watchErr error
 	if rl.watch {
-		w, err := fsnotify.NewWatcher()
-		if err == nil {
-			for _, dir := range watchedFolders(slices.Concat(rl.paths, rl.loader.Inputs(rl.paths))) {
-				if err = w.Add(dir); err != nil {
-					err = fmt.Errorf("%s: %w", dir, err)
-					break
-				}
-			}
-		}
+		var err error
+		fw, err = watchFolders(watchedFolders(slices.Concat(rl.paths, rl.loader.Inputs(rl.paths))), rl.log)
 		if err != nil {
 			watchErr = fmt.Errorf("watching the pipeline files: %w", err)
-			if w != nil {
-				w.Close()
-			}
-		} else {
-			events, errs = w.Events, w.Errors
-			context.AfterFunc(ctx, func() { w.Close() })
 		}
 	}
 	hup := make(chan os.Signal, 1)
@@ -114,63 +101,102 @@ func (rl *reloader) run(ctx context.Context) error {
 	go func() {
 		defer rl.stopped.Done()
 		defer signal.Stop(hup)
-		var rescan <-chan time.Time
-		if rl.rescan > 0 {
-			t := time.NewTicker(rl.rescan)
-			defer t.Stop()
-			rescan = t.C
-		}
-		settle := time.NewTimer(time.Hour)
-		settle.Stop()
-		armed := false                    // settle will fire
-		changed := map[string]time.Time{} // file -> its last event
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev, ok := <-events:
-				if !ok {
-					events = nil
-					continue
-				}
-				if ev.Op == fsnotify.Chmod {
-					continue
-				}
-				changed[ev.Name] = time.Now()
-				if !armed {
-					// Not pushed back by each notice: when it fires it
-					// looks at them all, and waits again if one is recent.
-					settle.Reset(rl.quiet)
-					armed = true
-				}
-			case err, ok := <-errs:
-				if !ok {
-					errs = nil
-					continue
-				}
-				rl.log.Warn("watching the pipeline files failed; "+rl.fallback(), "error", err)
-			case <-settle.C:
-				armed = false
-				// Nothing is read until every changed file is quiet: a
-				// file a save or a checkout moves away for a moment would
-				// be read as deleted, and its pipeline removed.
-				if wait := unsettled(changed, rl.quiet, time.Now()); wait > 0 {
-					settle.Reset(wait)
-					armed = true
-				} else if len(changed) > 0 {
-					clear(changed)
-					rl.reload("file change", false)
-				}
-			case <-rescan:
-				if len(changed) == 0 { // else files are still being written
-					rl.reload("rescan", false)
-				}
-			case <-hup:
-				rl.reload("SIGHUP", true)
-			}
-		}
+		rl.loop(ctx, fw, hup)
 	}()
 	return watchErr
+}
+
+// loop is run's: fw is nil when the folders are not watched.
+func (rl *reloader) loop(ctx context.Context, fw *folders, hup <-chan os.Signal) {
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if fw != nil {
+		defer fw.w.Close()
+		events, errs = fw.w.Events, fw.w.Errors
+	}
+	var rescan <-chan time.Time
+	if rl.rescan > 0 {
+		t := time.NewTicker(rl.rescan)
+		defer t.Stop()
+		rescan = t.C
+	}
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	armed := false // settle will fire
+	arm := func(d time.Duration) {
+		if !armed {
+			settle.Reset(d)
+			armed = true
+		}
+	}
+	changed := map[string]time.Time{} // file -> its last event
+	// recheck puts the watch back on a folder that was deleted, renamed
+	// or swapped, and counts that as a change notice: the new folder may
+	// still be filling (cp -r), and what was written before the watch
+	// came back sent none. It says whether a folder is still gone: no
+	// notice will say it is back, so settle looks again after lostPoll.
+	recheck := func() (lost bool) {
+		if fw == nil {
+			return false
+		}
+		back, lost := fw.check()
+		for _, dir := range back {
+			changed[dir] = time.Now()
+		}
+		return lost
+	}
+	lostPoll := max(rl.quiet, 100*time.Millisecond)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if ev.Op == fsnotify.Chmod {
+				continue
+			}
+			changed[ev.Name] = time.Now()
+			// Not pushed back by each notice: when it fires it looks at
+			// them all, and waits again if one is recent.
+			arm(rl.quiet)
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			rl.log.Warn("watching the pipeline files failed; "+rl.fallback(), "error", err)
+		case <-settle.C:
+			armed = false
+			lost := recheck()
+			// Nothing is read until every changed file is quiet: a file a
+			// save or a checkout moves away for a moment would be read as
+			// deleted, and its pipeline removed.
+			if wait := unsettled(changed, rl.quiet, time.Now()); wait > 0 {
+				arm(wait)
+			} else if len(changed) > 0 {
+				clear(changed)
+				rl.reload("file change", false)
+			}
+			if lost {
+				arm(lostPoll)
+			}
+		case <-rescan:
+			lost := recheck()
+			if len(changed) == 0 {
+				rl.reload("rescan", false)
+			} else { // files are still being written, or a folder is back
+				arm(unsettled(changed, rl.quiet, time.Now()))
+			}
+			if lost {
+				arm(lostPoll)
+			}
+		case <-hup:
+			rl.reload("SIGHUP", true)
+		}
+	}
 }
 
 // unsettled says how long until every file in changed has been left
@@ -181,6 +207,83 @@ func unsettled(changed map[string]time.Time, quiet time.Duration, now time.Time)
 		wait = max(wait, quiet-now.Sub(at))
 	}
 	return wait
+}
+
+// folders watches the pipeline folders. A watch belongs to the folder,
+// not its path: when the folder is deleted or renamed, or the symlink
+// that names it is swapped, the path is no longer watched, so check puts
+// the watch on what the path names now.
+type folders struct {
+	w    *fsnotify.Watcher
+	dirs []string
+	on   map[string]os.FileInfo // the folder each path named when its watch was added
+	lost map[string]string      // why a path is not watched, once logged
+	log  *slog.Logger
+}
+
+func watchFolders(dirs []string, log *slog.Logger) (*folders, error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	fw := &folders{w: w, dirs: dirs, on: map[string]os.FileInfo{}, lost: map[string]string{}, log: log}
+	for _, dir := range dirs {
+		if err := fw.add(dir); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("%s: %w", dir, err)
+		}
+	}
+	return fw, nil
+}
+
+// add watches dir. It looks at the folder before watching it: swapped in
+// between, the watch is on the new folder and the next check sees that
+// the old one was looked at, and adds the watch again.
+func (fw *folders) add(dir string) error {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if err := fw.w.Add(dir); err != nil {
+		return err
+	}
+	fw.on[dir] = info
+	return nil
+}
+
+// check watches again each path whose folder changed since it was
+// watched, once the path names a folder again. It returns those watched
+// again, and whether a path is still not watched.
+func (fw *folders) check() (back []string, lost bool) {
+	watched := fw.w.WatchList()
+	for _, dir := range fw.dirs {
+		now, err := os.Stat(dir)
+		if was := fw.on[dir]; was != nil {
+			// fsnotify drops the watch of a folder deleted or renamed (a
+			// folder made again may get the same inode number), and keeps
+			// the one on a folder a swapped symlink named.
+			if err == nil && os.SameFile(now, was) && slices.Contains(watched, dir) {
+				continue
+			}
+			_ = fw.w.Remove(dir)
+			delete(fw.on, dir)
+		}
+		if err == nil {
+			err = fw.add(dir)
+		}
+		if err != nil {
+			if why := err.Error(); fw.lost[dir] != why {
+				fw.lost[dir] = why
+				fw.log.Warn("a pipeline folder is gone or cannot be watched: its changes are not noticed until it is back",
+					"folder", dir, "error", err)
+			}
+			continue
+		}
+		delete(fw.lost, dir)
+		fw.log.Info("watching the pipeline folder again", "folder", dir)
+		back = append(back, dir)
+	}
+	return back, len(fw.lost) > 0
 }
 
 // watchedFolders is the folders paths name, or hold the files paths name.

@@ -24,6 +24,17 @@ import (
 func copyDir(t testing.TB, src string) string {
 	t.Helper()
 	dst := t.TempDir()
+	copyFiles(t, src, dst)
+	return dst
+}
+
+// copyFiles copies the files of src (not its folders) into dst, which it
+// creates if need be.
+func copyFiles(t testing.TB, src, dst string) {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +51,6 @@ func copyDir(t testing.TB, src string) string {
 			t.Fatal(err)
 		}
 	}
-	return dst
 }
 
 // adminOf is the admin address an engine run printed in its banner.
@@ -477,5 +487,86 @@ func TestReloadWaitsForEveryChangedFile(t *testing.T) {
 		if !slices.Contains(files, moved) {
 			t.Errorf("reload %d read %s without %s, away for less than --reload-quiet: %v\n%s", i+1, dir, filepath.Base(moved), files, log)
 		}
+	}
+}
+
+// A pipeline folder deleted and made again, renamed and replaced, or
+// swapped behind a symlink is watched again: later edits are reloaded at
+// once, not at the next --rescan (0 here: never).
+func TestReloadWatchesAReplacedFolderAgain(t *testing.T) {
+	swapLink := func(t *testing.T, link string) (old string) {
+		old, err := os.Readlink(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(copyDir(t, "pipelines"), link+".new"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(link+".new", link); err != nil {
+			t.Fatal(err)
+		}
+		return old
+	}
+	for _, tt := range []struct {
+		name   string
+		linked bool // the folder named is a symlink to the pipelines
+		rescan time.Duration
+		swap   func(t *testing.T, path string, log *syncBuffer)
+	}{
+		{"rm -rf and cp -r", false, 0, func(t *testing.T, path string, _ *syncBuffer) {
+			if err := os.RemoveAll(path); err != nil {
+				t.Fatal(err)
+			}
+			copyFiles(t, "pipelines", path)
+		}},
+		{"renamed and another moved in", false, 0, func(t *testing.T, path string, _ *syncBuffer) {
+			if err := os.Rename(path, path+".old"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(copyDir(t, "pipelines"), path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"gone for a while", false, 0, func(t *testing.T, path string, log *syncBuffer) {
+			if err := os.RemoveAll(path); err != nil {
+				t.Fatal(err)
+			}
+			if !log.waitFor("a pipeline folder is gone", nil, 10*time.Second) {
+				t.Fatalf("no warning that the watch is lost:\n%s", log)
+			}
+			copyFiles(t, "pipelines", path)
+		}},
+		{"symlink swapped, the old folder deleted", true, 0, func(t *testing.T, path string, _ *syncBuffer) {
+			if err := os.RemoveAll(swapLink(t, path)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"symlink swapped, the old folder kept", true, 200 * time.Millisecond, func(t *testing.T, path string, _ *syncBuffer) {
+			swapLink(t, path) // no notice: the rescan finds it
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "p")
+			if tt.linked {
+				if err := os.Symlink(copyDir(t, "pipelines"), path); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				copyFiles(t, "pipelines", path)
+			}
+			rec, log := startReloader(t, 100*time.Millisecond, tt.rescan, path)
+			tt.swap(t, path, log)
+			if !log.waitFor("watching the pipeline folder again", nil, 10*time.Second) {
+				t.Fatalf("the folder was not watched again:\n%s", log)
+			}
+			extra := filepath.Join(path, "extra.yaml")
+			if err := os.WriteFile(extra, []byte("name: extra\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "a reload of a file added after the swap", func() bool {
+				reads := rec.read()
+				return len(reads) > 0 && slices.Contains(reads[len(reads)-1], extra)
+			})
+		})
 	}
 }
