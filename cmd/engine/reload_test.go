@@ -319,6 +319,22 @@ func BenchmarkReloadLatency(b *testing.B) {
 	b.ReportMetric(float64(took[(len(took)*99+99)/100-1].Microseconds())/1000, "p99-ms")
 }
 
+// A negative --reload-quiet or --rescan is a usage error, found before
+// anything starts: the --addr no one can listen on would fail later, with
+// exit 1.
+func TestRunRejectsNegativeReloadTimes(t *testing.T) {
+	for _, tt := range []struct{ flag, want string }{
+		{"--reload-quiet", "--reload-quiet is -1s; it is how long changed files must be left alone"},
+		{"--rescan", "--rescan is -1s; it is how often the folders are rescanned, 0 for never"},
+	} {
+		_, stderr, code := runEngine("run", "--env-file", "examples/sandbox.env", "--data", t.TempDir(), "--addr", "127.0.0.1:-1", "--admin-addr", "",
+			tt.flag, "-1s", "pipelines/")
+		if code != exitUsage || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%s -1s: code %d, %q; want 2 and %q", tt.flag, code, stderr, tt.want)
+		}
+	}
+}
+
 // A reload waits for the most recently changed file.
 func TestUnsettled(t *testing.T) {
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)

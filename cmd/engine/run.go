@@ -95,6 +95,12 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	if len(paths) == 0 {
 		return fail(exitUsage, "name the pipelines to run, e.g. engine run pipelines/ (or engine run --sandbox pipelines/ to try them)")
 	}
+	if *quiet < 0 {
+		return fail(exitUsage, "--reload-quiet is %s; it is how long changed files must be left alone before a reload, 0 or more (e.g. 100ms)", *quiet)
+	}
+	if *rescan < 0 {
+		return fail(exitUsage, "--rescan is %s; it is how often the folders are rescanned, 0 for never", *rescan)
+	}
 	logger, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
