@@ -200,7 +200,7 @@ func sortProblems(proj *engine.Project) (rejected map[string][]string, files map
 
 // changes says what going from old to gen does to each pipeline.
 func (r *Runner) changes(old, gen *generation, rejected map[string][]string) []PipelineChange {
-	var out []PipelineChange
+	out := []PipelineChange{} // "changes":[] rather than null when nothing changed
 	for _, name := range slices.Sorted(maps.Keys(rejected)) {
 		c := PipelineChange{Pipeline: name, Result: "rejected", Problems: rejected[name]}
 		if op := gen.pipelines[name]; op != nil {

@@ -401,6 +401,20 @@ func TestAdminReload(t *testing.T) {
 	}
 }
 
+// A reload that changes nothing answers an empty list of changes, in
+// POST /-/reload and in the last reload of GET /status: clients iterate
+// over it without a null check.
+func TestAdminReloadWithNothingChanged(t *testing.T) {
+	h := start(t, setup{dirs: []string{copyPipelines(t)}, users: 10})
+	srv := adminServer(t, h, func() runner.ReloadReport { return h.r.Apply(h.load()) })
+	if a := do(t, "POST", srv+"/-/reload", "", nil); a.status != 200 || !strings.Contains(a.body, `"changes":[]`) {
+		t.Fatalf("POST /-/reload with nothing changed: %d %s", a.status, a.body)
+	}
+	if st := do(t, "GET", srv+"/status", "", nil); !strings.Contains(st.body, `"changes":[]`) {
+		t.Fatalf("status after a reload that changed nothing: %s", st.body)
+	}
+}
+
 // An event queued by one version and handled by the next says so: its
 // dead letter has the version that handled it, its event the version that
 // accepted it.
