@@ -557,7 +557,8 @@ func (h *crashHarness) launchEngine(port int, extra ...string) *engineRun {
 		h.runs++
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		args := []string{"run", "--addr", addr, "--data", h.data,
-			"--grace", crashGrace.String(), "--env-file", h.envFile, "--env-file", "examples/sandbox.env"}
+			"--grace", crashGrace.String(), "--env-file", h.envFile, "--env-file", "examples/sandbox.env",
+			"--admin-addr", "127.0.0.1:0"} // not the default port, which another engine on this machine may hold
 		args = append(append(append(args, h.flags...), extra...), h.pipelines)
 		c := startChild(t, fmt.Sprintf("engine run #%d", h.runs), h.bin, args...)
 		if !c.stdout.waitFor("Stop with Ctrl-C.", c.exited, 30*time.Second) {
