@@ -81,6 +81,10 @@ type Store struct {
 	// keepJournal (tests) stops events from moving into bbolt, as if the
 	// engine died before they did: Close then leaves them in the journal.
 	keepJournal atomic.Bool
+	// pruneBatch is the constant of that name but in tests, which also
+	// set prunedBatch to run after each batch of old ids is forgotten.
+	pruneBatch  int
+	prunedBatch func()
 
 	appends       chan *appendReq
 	writes        chan write
@@ -115,6 +119,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.pruneBatch = pruneBatch
 	if err := s.recover(dir, opts.NoSync); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("reading the inbox %s: %w", path, err)
@@ -439,34 +444,132 @@ func (s *Store) Retry(pipeline string, seq uint64, attempts int, next time.Time)
 	return nil
 }
 
+// pruneBatch bounds the ids one transaction forgets. Ids are random, so
+// nearly every one forgotten dirties a leaf page of its own: an hour's
+// worth of a busy pipeline's ids in one transaction took 133 MiB and held
+// every other change (acks, retries, checkpoints) for most of a second.
+const pruneBatch = 5000
+
+// pruneScan bounds the ids one read transaction looks at while it finds
+// the old ones: a long read holds off a writer that must grow the file.
+const pruneScan = 100_000
+
 // PruneSeen forgets ids older than the dedupe window; it returns how many.
+// It finds them in read transactions and forgets them a batch at a time,
+// each batch a change of its own through the committer, so the changes
+// that wait get their turn in between and memory stays bounded however
+// many ids are old.
 func (s *Store) PruneSeen() (int, error) {
 	cutoff := s.now().Add(-s.window).UnixNano()
-	pruned := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			if !bytes.HasPrefix(name, []byte("seen/")) {
-				return nil
-			}
-			c := b.Cursor()
-			for k, v := c.First(); k != nil; {
-				if len(v) == 16 && int64(binary.BigEndian.Uint64(v)) < cutoff {
-					if err := c.Delete(); err != nil {
-						return err
-					}
-					pruned++
-					k, v = c.Seek(k) // Delete moves the cursor; re-seek from the deleted key
-					continue
-				}
-				k, v = c.Next()
+	// An empty change moves the ids journalled so far into bbolt, where
+	// the scan finds them.
+	if err := s.group(func(*bolt.Tx) error { return nil }); err != nil {
+		return 0, fmt.Errorf("pruning old event ids: %w", err)
+	}
+	var names [][]byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			if bytes.HasPrefix(name, []byte("seen/")) {
+				names = append(names, bytes.Clone(name))
 			}
 			return nil
 		})
 	})
 	if err != nil {
-		return pruned, fmt.Errorf("pruning old event ids: %w", err)
+		return 0, fmt.Errorf("pruning old event ids: %w", err)
+	}
+	pruned := 0
+	for _, name := range names {
+		n, err := s.pruneBucket(name, cutoff)
+		pruned += n
+		if err != nil {
+			return pruned, fmt.Errorf("pruning old event ids: %w", err)
+		}
 	}
 	return pruned, nil
+}
+
+// pruneBucket forgets the ids of one seen bucket whose time is before
+// cutoff.
+func (s *Store) pruneBucket(name []byte, cutoff int64) (int, error) {
+	pruned := 0
+	var after []byte // the last id looked at; nil before the first
+	for {
+		old, last, err := s.findOld(name, after, cutoff)
+		if err != nil {
+			return pruned, err
+		}
+		if len(old) > 0 {
+			n := 0
+			err := s.group(func(tx *bolt.Tx) error {
+				n = 0 // the committer may run this twice
+				b := tx.Bucket(name)
+				if b == nil {
+					return nil
+				}
+				c := b.Cursor()
+				for _, k := range old {
+					// Looked at again: an id seen again since the scan has
+					// a new time, and must be kept.
+					if at, v := c.Seek(k); bytes.Equal(at, k) && seenBefore(v, cutoff) {
+						if err := c.Delete(); err != nil {
+							return err
+						}
+						n++
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return pruned, err
+			}
+			pruned += n
+			if s.prunedBatch != nil {
+				s.prunedBatch()
+			}
+		}
+		if last == nil {
+			return pruned, nil
+		}
+		after = last
+	}
+}
+
+// findOld returns, in key order, up to pruneBatch ids of the bucket name
+// that come after the id after and were seen before cutoff, and the last
+// id it looked at (nil when it reached the end).
+func (s *Store) findOld(name, after []byte, cutoff int64) (old [][]byte, last []byte, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(name)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		k, v := c.First()
+		if after != nil {
+			if k, v = c.Seek(after); bytes.Equal(k, after) {
+				k, v = c.Next()
+			}
+		}
+		for scanned := 1; k != nil; k, v = c.Next() {
+			if seenBefore(v, cutoff) {
+				old = append(old, bytes.Clone(k))
+			}
+			if len(old) == s.pruneBatch || scanned == pruneScan {
+				last = bytes.Clone(k)
+				return nil
+			}
+			scanned++
+		}
+		return nil
+	})
+	return old, last, err
+}
+
+// seenBefore reports whether a seen bucket's value (time, seq) has a time
+// before cutoff.
+func seenBefore(v []byte, cutoff int64) bool {
+	return len(v) == 16 && int64(binary.BigEndian.Uint64(v)) < cutoff
 }
 
 // Checkpoint returns the value stored under key (CSV files: how far an

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 var t0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
@@ -134,6 +136,103 @@ func TestDedupeWindow(t *testing.T) {
 	n, err := s.PruneSeen()
 	if err != nil || n != 1 {
 		t.Fatalf("pruned %d (%v), want the f1 id only", n, err)
+	}
+}
+
+// seenCount is how many ids the dedupe index of pipeline holds in bbolt.
+func seenCount(t *testing.T, s *Store, pipeline string) int {
+	t.Helper()
+	n := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(seenBucket(pipeline)); b != nil {
+			n = b.Stats().KeyN
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A prune forgets old ids a batch per transaction, so however many are
+// old it holds the writer, and the memory of the pages it dirties, for
+// one batch at a time; the ids seen inside the window stay.
+func TestPruneSeenInBatches(t *testing.T) {
+	c := &clock{t: t0}
+	s := open(t, t.TempDir(), c)
+	defer s.Close()
+	const old, young, batch = 1000, 300, 64
+	s.pruneBatch = batch
+	var olds, youngs []NewEvent
+	for i := range old {
+		olds = append(olds, ev(fmt.Sprintf("%04d-old", i), "o"))
+	}
+	for i := range young { // spread among the old ones, as random ids are
+		youngs = append(youngs, ev(fmt.Sprintf("%04d-young", i*old/young), "y"))
+	}
+	mustAppend(t, s, "f4", olds...)
+	c.advance(time.Hour)
+	mustAppend(t, s, "f4", youngs...)
+	c.advance(DefaultDedupeWindow - 30*time.Minute) // the old ones are 30 minutes past the window
+	if err := s.group(func(*bolt.Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n := seenCount(t, s, "f4"); n != old+young {
+		t.Fatalf("%d ids in bbolt before the prune, want %d", n, old+young)
+	}
+
+	batches, before := 0, old+young
+	s.prunedBatch = func() {
+		batches++
+		after := seenCount(t, s, "f4")
+		if before-after > batch {
+			t.Errorf("batch %d: one transaction forgot %d ids, want at most %d", batches, before-after, batch)
+		}
+		before = after
+	}
+	n, err := s.PruneSeen()
+	if err != nil || n != old {
+		t.Fatalf("pruned %d (%v), want %d", n, err, old)
+	}
+	if batches < old/batch {
+		t.Errorf("%d batches forgot %d ids, want at least %d", batches, old, old/batch)
+	}
+	for _, got := range mustAppend(t, s, "f4", youngs...) {
+		if !got.Duplicate {
+			t.Fatal("an id seen inside the window was forgotten")
+		}
+	}
+	for _, got := range mustAppend(t, s, "f4", olds[:10]...) {
+		if got.Duplicate {
+			t.Fatal("an id older than the window is still remembered")
+		}
+	}
+}
+
+// An old id seen again after the prune found it, before the prune's
+// transaction forgets it, has a new time and is kept.
+func TestPruneSeenKeepsAnIDSeenAgain(t *testing.T) {
+	c := &clock{t: t0}
+	s := open(t, t.TempDir(), c)
+	defer s.Close()
+	s.pruneBatch = 1
+	mustAppend(t, s, "f4", ev("a", "1"), ev("b", "2"))
+	c.advance(DefaultDedupeWindow + time.Second)
+	s.prunedBatch = func() {
+		s.prunedBatch = nil
+		// Journalled: the prune's next scan still finds b's old time in
+		// bbolt, and its transaction moves the new one in first.
+		if got := mustAppend(t, s, "f4", ev("b", "2 again")); got[0].Duplicate {
+			t.Error("b, past the window, was taken for a repeat")
+		}
+	}
+	n, err := s.PruneSeen()
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d (%v), want a only", n, err)
+	}
+	if got := mustAppend(t, s, "f4", ev("b", "2 once more")); !got[0].Duplicate {
+		t.Fatal("b, seen again inside the window, was forgotten")
 	}
 }
 
