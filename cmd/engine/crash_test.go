@@ -467,11 +467,11 @@ func fetchCSVTags(client *http.Client, sandbox string) (map[int]bool, []string, 
 }
 
 // csvSummary finds engine run's summary line for file: the match and its
-// rows read, sent, delivered, dead-lettered, broken, handled before, and
-// the state.
+// rows read, sent, delivered, dead-lettered, broken, handled before (the
+// filtered-out count is matched, not captured), and the state.
 func csvSummary(stdout, file string) []string {
 	re := regexp.MustCompile(`(?m)^csv ` + regexp.QuoteMeta(file) +
-		` \([^)]*\): (\d+) rows read, (\d+) sent, (\d+) delivered, (\d+) dead-lettered, (\d+) broken rows, (\d+) handled before; (.+)$`)
+		` \([^)]*\): (\d+) rows read, (\d+) sent, (\d+) delivered, \d+ filtered out, (\d+) dead-lettered, (\d+) broken rows, (\d+) handled before; (.+)$`)
 	return re.FindStringSubmatch(stdout)
 }
 

@@ -418,7 +418,8 @@ func TestRunCSVUntilDone(t *testing.T) {
 		t.Fatalf("code %d\n%s\n%s", code, stdout, stderr)
 	}
 	for _, want := range []string{
-		"csv examples/csv/braze-segment-export.csv (segment-csv-to-sessionm-tags): 4 rows read, 4 sent, 4 delivered, 0 dead-lettered, 0 broken rows, 0 handled before; done",
+		// The third row has no user_id: the filter drops it, nothing is sent.
+		"csv examples/csv/braze-segment-export.csv (segment-csv-to-sessionm-tags): 4 rows read, 4 sent, 3 delivered, 1 filtered out, 0 dead-lettered, 0 broken rows, 0 handled before; done",
 		"engine run: stopped; every accepted event was handled",
 	} {
 		if !strings.Contains(stdout, want) {
@@ -428,7 +429,7 @@ func TestRunCSVUntilDone(t *testing.T) {
 	// The same file again: the checkpoint says it was imported.
 	stdout, _, _ = runEngine("run", "--sandbox", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data", data, "--log-level", "warn",
 		"--csv", "examples/csv/braze-segment-export.csv", "--until-done", "pipelines/")
-	if !strings.Contains(stdout, "4 rows read, 0 sent, 0 delivered, 0 dead-lettered, 0 broken rows, 4 handled before; done") {
+	if !strings.Contains(stdout, "4 rows read, 0 sent, 0 delivered, 0 filtered out, 0 dead-lettered, 0 broken rows, 4 handled before; done") {
 		t.Errorf("second run:\n%s", stdout)
 	}
 }
@@ -508,6 +509,16 @@ func TestSandboxTunesGC(t *testing.T) {
 	}
 }
 
+// The status line counts a filtered-out row as done, apart from the
+// delivered ones.
+func TestCSVProgressLine(t *testing.T) {
+	var b strings.Builder
+	showProgress(&b, []runner.CSVProgress{{File: "dir/a.csv", Rows: 4, Queued: 4, Delivered: 1, Filtered: 1, Started: time.Now()}})
+	if want := "a.csv: 2/4 rows done, 1 filtered out, 0 failed,"; !strings.Contains(b.String(), want) {
+		t.Errorf("status line %q, want it to contain %q", b.String(), want)
+	}
+}
+
 // The summary's last words say what is left to do about each file.
 func TestCSVSummaryStates(t *testing.T) {
 	tests := []struct {
@@ -521,7 +532,8 @@ func TestCSVSummaryStates(t *testing.T) {
 		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 30}, 0, "; unfinished; importing the file again resumes"},
 		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 38, ReadDone: true, Finished: true}, 2, "; read; rows that wait for a retry stay in the inbox"},
 		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 40, ReadDone: true, Finished: true}, 2, "; read; rows that wait for a retry stay in the inbox"},
-		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 40, ReadDone: true, Finished: true}, 0, "40 rows read, 40 sent, 40 delivered, 0 dead-lettered, 0 broken rows, 0 handled before; done"},
+		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 40, ReadDone: true, Finished: true}, 0, "40 rows read, 40 sent, 40 delivered, 0 filtered out, 0 dead-lettered, 0 broken rows, 0 handled before; done"},
+		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 38, Filtered: 2, ReadDone: true, Finished: true}, 0, "40 rows read, 40 sent, 38 delivered, 2 filtered out, 0 dead-lettered, 0 broken rows, 0 handled before; done"},
 	}
 	for _, tt := range tests {
 		var b strings.Builder

@@ -416,14 +416,14 @@ func showProgress(w io.Writer, ps []runner.CSVProgress) {
 		if p.Settled() {
 			continue
 		}
-		done := p.Delivered + p.Failed
+		done := p.Done()
 		elapsed := time.Since(p.Started).Seconds()
 		rate := float64(done) / max(elapsed, 0.001)
 		eta := "?"
 		if rate > 0 && p.ReadDone {
 			eta = (time.Duration(float64(p.Queued-done)/rate) * time.Second).Round(time.Second).String()
 		}
-		fmt.Fprintf(w, "\r%s: %d/%d rows done, %d failed, %.0f rows/s, ETA %s   ", filepath.Base(p.File), done, p.Queued, p.Failed+p.Broken, rate, eta)
+		fmt.Fprintf(w, "\r%s: %d/%d rows done, %d filtered out, %d failed, %.0f rows/s, ETA %s   ", filepath.Base(p.File), done, p.Queued, p.Filtered, p.Failed+p.Broken, rate, eta)
 		return
 	}
 }
@@ -447,8 +447,8 @@ func printCSVSummary(w io.Writer, ps []runner.CSVProgress, depth func(pipeline s
 		case !p.Settled() || depth(p.Pipeline) > 0:
 			state = "read; rows that wait for a retry stay in the inbox for the next run"
 		}
-		fmt.Fprintf(w, "csv %s (%s): %d rows read, %d sent, %d delivered, %d dead-lettered, %d broken rows, %d handled before; %s\n",
-			p.File, p.Pipeline, p.Rows, p.Queued, p.Delivered, p.Failed, p.Broken, p.Skipped, state)
+		fmt.Fprintf(w, "csv %s (%s): %d rows read, %d sent, %d delivered, %d filtered out, %d dead-lettered, %d broken rows, %d handled before; %s\n",
+			p.File, p.Pipeline, p.Rows, p.Queued, p.Delivered, p.Filtered, p.Failed, p.Broken, p.Skipped, state)
 	}
 }
 

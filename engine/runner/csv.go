@@ -26,7 +26,8 @@ type CSVProgress struct {
 	Queued    int  // rows this run sent to the workers
 	Skipped   int  // rows an earlier run had already handled (the checkpoint)
 	Broken    int  // rows that could not be read: dead letters
-	Delivered int  // sent rows delivered (or filtered out)
+	Delivered int  // sent rows delivered
+	Filtered  int  // sent rows the pipeline's filter dropped: no request made
 	Failed    int  // sent rows dead-lettered
 	ReadDone  bool // the whole file has been read
 	// Finished: every row has an outcome or waits in the inbox for a
@@ -39,8 +40,12 @@ type CSVProgress struct {
 // Settled reports whether every row has an outcome, retries included, or
 // the import failed and nothing more will happen to its rows.
 func (p CSVProgress) Settled() bool {
-	return (p.Finished || p.Err != "") && p.Delivered+p.Failed >= p.Queued
+	return (p.Finished || p.Err != "") && p.Done() >= p.Queued
 }
+
+// Done is how many rows have an outcome: delivered, filtered out or
+// dead-lettered.
+func (p CSVProgress) Done() int { return p.Delivered + p.Filtered + p.Failed }
 
 // csvCheckpoint is kept in the inbox per file content, so a restart
 // resumes after the rows that have an outcome instead of sending them
@@ -75,10 +80,19 @@ func (r *Runner) CSVImports() []CSVProgress {
 	return out
 }
 
+// rowOutcome is what became of an event, for a CSV import's progress.
+type rowOutcome int
+
+const (
+	rowDelivered rowOutcome = iota
+	rowFiltered
+	rowDead
+)
+
 // settledRow counts a CSV row's outcome for its file's progress. Rows an
 // earlier run queued can settle before this run's import of the file has
 // begun, so the record is made here when it is missing.
-func (r *Runner) settledRow(pipeline string, it *item, delivered bool) {
+func (r *Runner) settledRow(pipeline string, it *item, outcome rowOutcome) {
 	if it.stored == nil || it.stored.Row == nil {
 		return
 	}
@@ -89,9 +103,12 @@ func (r *Runner) settledRow(pipeline string, it *item, delivered bool) {
 		p = &CSVProgress{File: it.stored.Row.File, Pipeline: pipeline, Started: time.Now()}
 		r.csv.files[it.stored.Row.File] = p
 	}
-	if delivered {
+	switch outcome {
+	case rowDelivered:
 		p.Delivered++
-	} else {
+	case rowFiltered:
+		p.Filtered++
+	default:
 		p.Failed++
 	}
 }
@@ -205,7 +222,7 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 	}
 	r.csv.update(file, func(p *CSVProgress) { p.Finished = true })
 	snap := r.csvSnapshot(file)
-	r.log.Info("CSV file imported", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", snap.Rows, "sent", snap.Queued, "broken", snap.Broken, "handled_before", snap.Skipped)
+	r.log.Info("CSV file imported", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", snap.Rows, "sent", snap.Queued, "delivered", snap.Delivered, "filtered", snap.Filtered, "broken", snap.Broken, "handled_before", snap.Skipped)
 	return snap, nil
 }
 

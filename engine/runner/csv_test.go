@@ -92,6 +92,27 @@ func TestCSVImport(t *testing.T) {
 	}
 }
 
+// A row the pipeline's filter drops is counted as filtered out, not as
+// delivered: no request was made for it.
+func TestCSVFilteredRowsAreCountedApart(t *testing.T) {
+	h := start(t, setup{users: 10})
+	file := filepath.Join(t.TempDir(), "segment.csv")
+	// The filter wants a user_id; the second row has none.
+	if err := os.WriteFile(file, []byte("user_id,tag\nload-000001,a\n,b\nload-000003,c\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Settled() || p.Queued != 3 || p.Delivered != 2 || p.Filtered != 1 || p.Failed != 0 || p.Done() != 3 {
+		t.Fatalf("progress %+v; want 3 sent, 2 delivered, 1 filtered out, settled", p)
+	}
+	if h.tagCount("load-000001", "a") != 1 || h.tagCount("load-000003", "c") != 1 {
+		t.Fatal("a row that passed the filter was not delivered")
+	}
+}
+
 // A checkpoint left by an interrupted run makes the next one resume after
 // the last row it queued.
 func TestCSVResumesFromCheckpoint(t *testing.T) {

@@ -517,13 +517,17 @@ func (l *lane) ack(it *item, why string) {
 	}
 	l.r.log.Debug(why, "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it))
 	l.r.metrics.handled.WithLabelValues(l.p.Name, why).Inc()
-	l.finished(it, true)
+	outcome := rowDelivered
+	if why == "filtered" {
+		outcome = rowFiltered // nothing was sent: not a delivery
+	}
+	l.finished(it, outcome)
 }
 
 // finished counts an event's outcome (a CSV row's in its import's
 // progress), settles a row, and lets the event go.
-func (l *lane) finished(it *item, delivered bool) {
-	l.r.settledRow(l.p.Name, it, delivered)
+func (l *lane) finished(it *item, outcome rowOutcome) {
+	l.r.settledRow(l.p.Name, it, outcome)
 	if it.row != nil {
 		// After the count: an import that sees its last row settle
 		// returns, and its progress must include it.
@@ -570,7 +574,7 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 	l.r.log.Warn("dead-lettered", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
 		"reason", reason, "dead_letter", id, "attempts", attempts, "error", dl.Error)
 	l.r.metrics.deadLettered.WithLabelValues(l.p.Name, reason).Inc()
-	l.finished(it, false)
+	l.finished(it, rowDead)
 }
 
 // lookups is the Caller for lookup steps: through the connection's
