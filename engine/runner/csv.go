@@ -137,9 +137,24 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 		return r.csvSnapshot(file), err
 	}
 
-	sum, err := hashFile(file)
+	// One open for the hash and the rows: a file renamed over this one
+	// in between would import its rows under this one's checkpoint, and
+	// this one would later be skipped as imported before.
+	f, err := os.Open(file)
+	if err != nil {
+		return fail(fmt.Errorf("cannot open %s: %w", file, err))
+	}
+	defer f.Close()
+	began, err := f.Stat()
+	if err != nil {
+		return fail(fmt.Errorf("reading %s: %w", file, err))
+	}
+	sum, err := hashFile(f, file)
 	if err != nil {
 		return fail(err)
+	}
+	if csvHashed != nil {
+		csvHashed(file)
 	}
 	key := "csv:" + pipeline + ":" + sum
 	var cp csvCheckpoint
@@ -151,11 +166,6 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 		r.log.Info("this file was imported before; nothing to do", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", cp.Rows)
 		return r.csvSnapshot(file), nil
 	}
-	f, err := os.Open(file)
-	if err != nil {
-		return fail(fmt.Errorf("cannot open %s: %w", file, err))
-	}
-	defer f.Close()
 	reader, err := csvfile.NewReader(f, file, l.p.Source.Delimiter)
 	if err != nil {
 		return fail(err)
@@ -214,6 +224,9 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 		r.csv.update(file, func(p *CSVProgress) { p.Queued++ })
 	}
 	r.csv.update(file, func(p *CSVProgress) { p.ReadDone = true })
+	if err := unchanged(f, file, began); err != nil {
+		return stop(err) // not done: its checkpoint is not this content's
+	}
 	if err := run.waitSettled(ctx, rows); err != nil {
 		return stop(err)
 	}
@@ -235,17 +248,35 @@ func (r *Runner) csvSnapshot(file string) CSVProgress {
 	return CSVProgress{File: file}
 }
 
-func hashFile(file string) (string, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return "", fmt.Errorf("cannot open %s: %w", file, err)
-	}
-	defer f.Close()
+// csvHashed, when set (tests), runs once ImportCSV has hashed a file and
+// before it reads the rows.
+var csvHashed func(file string)
+
+// hashFile hashes f, the file named file, and leaves it at its start.
+func hashFile(f *os.File, file string) (string, error) {
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", fmt.Errorf("reading %s: %w", file, err)
 	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", fmt.Errorf("reading %s: %w", file, err)
+	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// unchanged reports an error when f, the file named file, is not the size
+// and time it was when the import began: it was written to meanwhile, so
+// its rows may mix two versions and its hash names neither.
+func unchanged(f *os.File, file string, began os.FileInfo) error {
+	now, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", file, err)
+	}
+	if now.Size() == began.Size() && now.ModTime().Equal(began.ModTime()) {
+		return nil
+	}
+	return fmt.Errorf("%s changed while it was imported (%d bytes modified %s when the import began, %d bytes modified %s when it was read): the rows sent may mix both versions; once the file is complete, importing it again sends all of its rows",
+		file, began.Size(), began.ModTime().Format(time.RFC3339Nano), now.Size(), now.ModTime().Format(time.RFC3339Nano))
 }
 
 // WatchCSVInboxes imports the CSV files dropped into each csv pipeline's

@@ -15,6 +15,7 @@ import (
 
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
+	"github.com/loyalty-connector/engine/engine/runner"
 )
 
 const csvPipeline = "segment-csv-to-sessionm-tags"
@@ -110,6 +111,77 @@ func TestCSVFilteredRowsAreCountedApart(t *testing.T) {
 	}
 	if h.tagCount("load-000001", "a") != 1 || h.tagCount("load-000003", "c") != 1 {
 		t.Fatal("a row that passed the filter was not delivered")
+	}
+}
+
+// A file renamed over the one being imported, after its hash, does not
+// lend it its rows: the import reads what it hashed, so the first file's
+// rows are delivered under its checkpoint, and the second is imported
+// when it is named.
+func TestCSVFileReplacedAfterItsHash(t *testing.T) {
+	h := start(t, setup{users: 20})
+	dir := t.TempDir()
+	first := writeCSV(t, dir, 10, 0)
+	second := filepath.Join(dir, "second.csv")
+	if err := os.WriteFile(second, []byte("user_id,tag\nload-000001,other_1\nload-000002,other_2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	firstHash := fileHash(t, first)
+	runner.SetCSVHashed(t, func(file string) {
+		runner.SetCSVHashed(t, nil)
+		if err := os.Rename(second, file); err != nil {
+			t.Error(err)
+		}
+	})
+	p, err := h.r.ImportCSV(context.Background(), csvPipeline, first)
+	if err != nil || p.Queued != 10 || p.Delivered != 10 {
+		t.Fatalf("import %+v %v; want the 10 rows of the file it hashed", p, err)
+	}
+	if h.tagCount("load-000001", "segment_1") != 1 || h.tagCount("load-000001", "other_1") != 0 {
+		t.Fatal("the rows sent are not those of the file the import hashed")
+	}
+	var cp struct {
+		Done bool `json:"done"`
+	}
+	if _, err := h.store.Checkpoint("csv:"+csvPipeline+":"+firstHash, &cp); err != nil || !cp.Done {
+		t.Fatalf("checkpoint of the first file: %+v %v; want done", cp, err)
+	}
+	// The path now names the second file: not imported before.
+	p, err = h.r.ImportCSV(context.Background(), csvPipeline, first)
+	if err != nil || p.Queued != 2 || p.Skipped != 0 {
+		t.Fatalf("import of the second file %+v %v; want its 2 rows sent", p, err)
+	}
+	if h.tagCount("load-000001", "other_1") != 1 {
+		t.Fatal("the second file's rows were not delivered")
+	}
+}
+
+// A file written to while it is imported is reported, and its checkpoint
+// is not marked done: the hash names the content it had when the import
+// began, which is not what was read.
+func TestCSVFileChangedWhileImported(t *testing.T) {
+	h := start(t, setup{users: 20})
+	file := writeCSV(t, t.TempDir(), 10, 0)
+	runner.SetCSVHashed(t, func(file string) {
+		f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+		if err == nil {
+			_, err = f.WriteString("load-000011,segment_11\n")
+			f.Close()
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	hashBefore := fileHash(t, file)
+	_, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+	if err == nil || !strings.Contains(err.Error(), file+" changed while it was imported") {
+		t.Fatalf("import: %v; want the change reported", err)
+	}
+	var cp struct {
+		Done bool `json:"done"`
+	}
+	if _, err := h.store.Checkpoint("csv:"+csvPipeline+":"+hashBefore, &cp); err != nil || cp.Done {
+		t.Fatalf("checkpoint %+v %v; want it not done", cp, err)
 	}
 }
 

@@ -1,0 +1,10 @@
+package runner
+
+import "testing"
+
+// SetCSVHashed makes ImportCSV call f once it has hashed a file, before
+// it reads the rows, until the test ends.
+func SetCSVHashed(t testing.TB, f func(file string)) {
+	csvHashed = f
+	t.Cleanup(func() { csvHashed = nil })
+}
