@@ -125,10 +125,10 @@ func (l *Loader) connectionsFileFor(dir string) string {
 }
 
 // Inputs lists the files a Load of paths would read, sorted: the pipeline
-// files, and the connections file of each of their folders (whether or
-// not it exists yet). A path that names no pipeline files is listed
-// itself. A caller that hashes these can tell that a reload would see
-// nothing new.
+// files, the connections file of each of their folders (whether or not it
+// exists yet), and the files of the secrets folder. A path that names no
+// pipeline files is listed itself. A caller that hashes these can tell
+// that a reload would see nothing new.
 func (l *Loader) Inputs(paths []string) []string {
 	var out []string
 	for _, p := range paths {
@@ -141,6 +141,7 @@ func (l *Loader) Inputs(paths []string) []string {
 			out = append(out, f, l.connectionsFileFor(filepath.Dir(f)))
 		}
 	}
+	out = append(out, l.Resolver.Files()...)
 	slices.Sort(out)
 	return slices.Compact(out)
 }

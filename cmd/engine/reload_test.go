@@ -18,6 +18,7 @@ import (
 
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/runner"
+	"github.com/loyalty-connector/engine/engine/secrets"
 )
 
 // copyDir copies the files of src (not its folders) into a new folder.
@@ -398,12 +399,12 @@ func TestFingerprint(t *testing.T) {
 }
 
 // A pipeline named as a file reads the connections.yaml next to it (or the
-// --connections file): editing that file changes the fingerprint, so the
-// watcher and the rescan reload it.
+// --connections file), and secrets from --secrets-dir: editing one of
+// those changes the fingerprint, so the watcher and the rescan reload it.
 func TestFingerprintCoversConnectionsFiles(t *testing.T) {
-	dir, other := t.TempDir(), t.TempDir()
+	dir, other, secretsDir := t.TempDir(), t.TempDir(), t.TempDir()
 	pipeline := filepath.Join(dir, "a.yaml")
-	for _, f := range []string{pipeline, filepath.Join(dir, "connections.yaml"), filepath.Join(other, "conns.yaml")} {
+	for _, f := range []string{pipeline, filepath.Join(dir, "connections.yaml"), filepath.Join(other, "conns.yaml"), filepath.Join(secretsDir, "API_TOKEN")} {
 		if err := os.WriteFile(f, []byte("x: 1"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -414,6 +415,7 @@ func TestFingerprintCoversConnectionsFiles(t *testing.T) {
 	}{
 		{&engine.Loader{}, filepath.Join(dir, "connections.yaml")},
 		{&engine.Loader{ConnectionsFile: filepath.Join(other, "conns.yaml")}, filepath.Join(other, "conns.yaml")},
+		{&engine.Loader{Resolver: secrets.NewResolver(nil, secretsDir, &secrets.Masker{})}, filepath.Join(secretsDir, "API_TOKEN")},
 	} {
 		before := fingerprint(tt.loader.Inputs([]string{pipeline}))
 		if err := os.WriteFile(tt.edit, []byte("x: 2"), 0o644); err != nil {
@@ -452,7 +454,11 @@ func (r *recorder) read() [][]string {
 // ends; its reloads go to the recorder and its log to the buffer.
 func startReloader(t *testing.T, quiet, rescan time.Duration, paths ...string) (*recorder, *syncBuffer) {
 	t.Helper()
-	cf := configFlags{envFiles: listFlag{"examples/sandbox.env"}}
+	return startReloaderWith(t, configFlags{envFiles: listFlag{"examples/sandbox.env"}}, quiet, rescan, paths...)
+}
+
+func startReloaderWith(t *testing.T, cf configFlags, quiet, rescan time.Duration, paths ...string) (*recorder, *syncBuffer) {
+	t.Helper()
 	loader, _, err := cf.loader()
 	if err != nil {
 		t.Fatal(err)
@@ -467,6 +473,21 @@ func startReloader(t *testing.T, quiet, rescan time.Duration, paths ...string) (
 	}
 	t.Cleanup(func() { cancel(); rl.stopped.Wait() })
 	return rec, log
+}
+
+// A secret file rewritten, as a rotation does, is reloaded like an edit.
+func TestReloadFollowsTheSecretsFolder(t *testing.T) {
+	secretsDir := t.TempDir()
+	token := filepath.Join(secretsDir, "SESSIONM_WEBHOOK_TOKEN")
+	if err := os.WriteFile(token, []byte("token-a"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cf := configFlags{envFiles: listFlag{"examples/sandbox.env"}, secretsDir: secretsDir}
+	rec, _ := startReloaderWith(t, cf, 50*time.Millisecond, 0, copyDir(t, "pipelines"))
+	if err := os.WriteFile(token, []byte("token-b"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a reload of the rotated secret", func() bool { return len(rec.read()) > 0 })
 }
 
 // A file moved away and back within the quiet period, while another file's

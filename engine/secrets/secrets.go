@@ -50,6 +50,26 @@ func NewResolver(lookupEnv func(string) (string, bool), secretsDir string, maske
 	return &Resolver{lookupEnv: lookupEnv, secretsDir: secretsDir, masker: masker}
 }
 
+// Files lists the files of the secrets folder a ${secret:NAME} could
+// read (those named like a variable; a Kubernetes volume's ..data links
+// are not), so that a caller can tell a secret was rotated.
+func (r *Resolver) Files() []string {
+	if r == nil || r.secretsDir == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(r.secretsDir)
+	if err != nil {
+		return []string{r.secretsDir} // its absence is what a caller sees change
+	}
+	var out []string
+	for _, e := range entries {
+		if nameRE.MatchString(e.Name()) {
+			out = append(out, filepath.Join(r.secretsDir, e.Name()))
+		}
+	}
+	return out
+}
+
 // Masker returns the masker that receives resolved secrets.
 func (r *Resolver) Masker() *Masker { return r.masker }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -301,5 +302,25 @@ func TestMaskerEscapedForms(t *testing.T) {
 		if got := m.String(printed); !strings.Contains(got, Mask) || strings.Contains(got, "u003cey") || strings.Contains(got, "<ey") || strings.Contains(got, "cd") {
 			t.Errorf("%s printed as %s", printed, got)
 		}
+	}
+}
+
+// The secrets folder's files a reference could read, without a Kubernetes
+// volume's ..data links and timestamped folders.
+func TestResolverFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"..2026_11_30_00_00_00.1", "..data"} {
+		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "API_TOKEN"), []byte("t"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := NewResolver(nil, dir, &Masker{}).Files(); !slices.Equal(got, []string{filepath.Join(dir, "API_TOKEN")}) {
+		t.Fatalf("files %v", got)
+	}
+	if got := NewResolver(nil, "", &Masker{}).Files(); got != nil {
+		t.Fatalf("no secrets folder: files %v", got)
 	}
 }
