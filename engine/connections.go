@@ -82,7 +82,7 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 		if !ok {
 			continue // reported by the schema
 		}
-		conn := &spec.Connection{Name: name, Type: t, Fields: map[string]string{}}
+		conn := &spec.Connection{Name: name, File: file, Type: t, Fields: map[string]string{}}
 		for _, f := range t.Fields {
 			conn.Fields[f.Name] = settings[f.Name]
 			if f.Secret {

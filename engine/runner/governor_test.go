@@ -67,3 +67,34 @@ func TestRateLimitIsPerConnection(t *testing.T) {
 		t.Fatalf("/users/track waited %v after the trigger pool's burst; its documented limit is its own", w)
 	}
 }
+
+// Two folders may each name their Braze connection "braze", for two
+// workspaces: each keeps its own limits and pauses.
+func TestSameNamedConnectionsOfTwoFoldersKeepTheirOwnGovernors(t *testing.T) {
+	store, err := inbox.Open(t.TempDir(), inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	clock := &fakeClock{t: t0}
+	r, err := New(Options{Store: store, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eu := &spec.Connection{Name: "braze", File: "eu/connections.yaml", Type: braze.REST, RateLimit: &spec.RateLimit{Requests: 10, Window: time.Second}}
+	us := &spec.Connection{Name: "braze", File: "us/connections.yaml", Type: braze.REST}
+	r.ensureGovernor(eu)
+	r.ensureGovernor(us) // set last, as a reload may
+	if r.governor(eu) == r.governor(us) {
+		t.Fatal("the two folders' braze connections share a governor")
+	}
+	for range 30 {
+		if _, err := r.governor(eu).Wait(context.Background(), "messaging"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := clock.Now().Sub(t0); took != 2*time.Second {
+		t.Fatalf("30 requests to the connection limited to 10/s took %v, want 2s", took)
+	}
+}

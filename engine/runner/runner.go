@@ -64,7 +64,7 @@ type Runner struct {
 	lanesLive sync.WaitGroup   // launched lanes not yet done
 
 	govMu     sync.Mutex
-	governors map[string]*delivery.Governor // by connection name, kept across reloads
+	governors map[string]*delivery.Governor // by connection (Key), kept across reloads
 
 	stateMu    sync.Mutex
 	states     map[string]*pipelineState
@@ -266,10 +266,10 @@ func (r *Runner) Depth(pipeline string) int { return r.store.Depth(pipeline) }
 func (r *Runner) governor(c *spec.Connection) *delivery.Governor {
 	r.govMu.Lock()
 	defer r.govMu.Unlock()
-	g := r.governors[c.Name]
+	g := r.governors[c.Key()]
 	if g == nil {
 		g = delivery.NewGovernor(r.clock, delivery.Limits{})
-		r.governors[c.Name] = g
+		r.governors[c.Key()] = g
 	}
 	return g
 }

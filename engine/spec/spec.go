@@ -139,6 +139,7 @@ func (e *Endpoint) PathParams() []string {
 // Connection is a resolved entry of connections.yaml.
 type Connection struct {
 	Name    string
+	File    string // the connections file that defines it: folders may each have a "braze"
 	Type    *ConnectionType
 	BaseURL *url.URL
 	Timeout time.Duration
@@ -147,6 +148,10 @@ type Connection struct {
 	RateLimit *RateLimit
 	Fields    map[string]string // type-specific fields, secrets resolved
 }
+
+// Key tells connections apart across folders: two folders' "braze" may be
+// two Braze workspaces, with limits and pauses of their own.
+func (c *Connection) Key() string { return c.File + "\x00" + c.Name }
 
 // Public returns the fields a template may read: everything but secrets.
 func (c *Connection) Public() map[string]any {
