@@ -1,12 +1,17 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loyalty-connector/engine/engine/secrets"
+	"github.com/loyalty-connector/engine/engine/spec"
 )
 
 func TestHTTPCaller(t *testing.T) {
@@ -53,5 +58,26 @@ func TestHTTPCaller(t *testing.T) {
 		if _, err := c.Call(context.Background(), nil, req(tt.url)); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want %q", tt.url, err, tt.want)
 		}
+	}
+}
+
+// A failure stays a failure when masking the body changes what it says,
+// and its words are masked.
+func TestResponseErrorMaskedKeepsTheFailure(t *testing.T) {
+	masker := &secrets.Masker{}
+	masker.Add("tok-123")
+	failsOnTheToken := func(status int, body []byte) error {
+		if bytes.Contains(body, []byte("tok-123")) {
+			return fmt.Errorf("refused: %s", body)
+		}
+		return nil
+	}
+	c := &Call{Conn: &spec.Connection{Type: &spec.ConnectionType{ResponseError: failsOnTheToken}}, masker: masker}
+	err := c.ResponseError(200, []byte(`{"status":tok-123}`))
+	if err == nil || strings.Contains(err.Error(), "tok-123") {
+		t.Fatalf("error %v; want the failure, with the token masked", err)
+	}
+	if err := c.ResponseError(200, []byte(`{"status":"ok"}`)); err != nil {
+		t.Fatalf("a success reads as %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -324,6 +325,9 @@ func (b *batcher) merge(bt *batch) (*engine.Request, error) {
 // "index"}, braze.md §3) and returns those owns accepts. Errors without an
 // index (plain strings) belong to everyone.
 func minorErrors(body []byte, owns func(array string, index int) bool) []string {
+	if !bytes.Contains(body, []byte(`"errors"`)) {
+		return nil // the usual answer: nothing to decode
+	}
 	var answer struct {
 		Errors []json.RawMessage `json:"errors"`
 	}

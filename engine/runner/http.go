@@ -209,9 +209,15 @@ func eventID(p *engine.Pipeline, req *http.Request, body []byte) string {
 	if a := p.Source.Auth; a != nil && a.HMAC != nil {
 		h := sha256.New()
 		// A request line holds no newline, so the body's start is plain.
-		io.WriteString(h, req.Method+" "+req.URL.RequestURI()+"\n")
+		io.WriteString(h, req.Method)
+		io.WriteString(h, " ")
+		io.WriteString(h, req.URL.RequestURI())
+		io.WriteString(h, "\n")
 		h.Write(body)
-		return "sha256:" + hex.EncodeToString(h.Sum(nil))
+		var sum [sha256.Size]byte
+		id := make([]byte, len("sha256:")+hex.EncodedLen(sha256.Size))
+		hex.Encode(id[copy(id, "sha256:"):], h.Sum(sum[:0]))
+		return string(id)
 	}
 	return strings.TrimSpace(req.Header.Get("Idempotency-Key"))
 }
