@@ -90,22 +90,34 @@ func lineAndMessage(err error) (line int, msg string) {
 // problemLine finds the line a syntax error is on. yaml.v3 gives the line
 // where the enclosing mapping or list starts, which can be far above the
 // mistake. The mistake is on the last line of the shortest part of the
-// file, from the top, that fails with the same message; a part cut inside
-// a value that goes on over lines (a quoted string, a [ ] list) fails with
-// another message and is passed over.
+// file, from the top, that fails with the same message (a part cut inside
+// a value that goes on over lines, a quoted string or a [ ] list, fails
+// with another). Parts ending at or after the mistake all fail so, and
+// those ending before it do not, so halving the range finds it in a few
+// parses, however long the file.
 func problemLine(src []byte, reported int, msg string) int {
 	lines := bytes.SplitAfter(src, []byte("\n"))
-	for n := reported; n < len(lines); n++ {
+	failsAlike := func(n int) bool {
 		var doc yaml.Node
 		err := yaml.Unmarshal(bytes.Join(lines[:n], nil), &doc)
 		if err == nil {
-			continue
+			return false
 		}
-		if _, m := lineAndMessage(err); m == msg {
-			return n
+		_, m := lineAndMessage(err)
+		return m == msg
+	}
+	lo, hi := reported, len(lines) // the answer is in [lo, hi]
+	if lo > hi || !failsAlike(hi) {
+		return reported
+	}
+	for lo < hi {
+		if mid := lo + (hi-lo)/2; failsAlike(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
 		}
 	}
-	return reported
+	return lo
 }
 
 // Path is a location inside a document: string keys and int indexes.

@@ -36,6 +36,7 @@ func TestParseErrors(t *testing.T) {
 		{"a list item among keys", "a: 1\nb:\n  c: 1\n  - d\n  f: 4\n", 4, "did not find expected key"},
 		{"an unclosed [ in a mapping", "a: 1\nb:\n  c: 1\n  d: [1, 2\n  f: 4\ng: 5\n", 4, "expected ',' or ']'"},
 		{"a quoted string over lines, then a mistake", "a: \"one\n  two\"\nb:\n  c: 1\n d: 2\n", 5, "did not find expected key"},
+		{"a mistake on the last line, with no newline after it", "a: 1\nb:\n  c: 1\n  d: 2\n e: 3", 5, "did not find expected key"},
 		{"second document", "a: 1\n---\nb: 2\n", 2, "one YAML document"},
 		{"second empty document", "a: 1\n---\n", 2, "remove the second '---' document"},
 	}
@@ -308,4 +309,34 @@ func firstWord(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// The line of a mistake far below where yaml.v3 says, in a long file
+// (parsed once per line, 5,000 lines took minutes; see the benchmark).
+func TestParseErrorInALongFile(t *testing.T) {
+	src, lines := longFileWithAMistakeAtTheEnd()
+	_, err := Parse("long.yaml", src)
+	var ye *Error
+	if !errors.As(err, &ye) || ye.Line != lines {
+		t.Fatalf("error %v, want one at line %d", err, lines)
+	}
+}
+
+func BenchmarkParseErrorInALongFile(b *testing.B) {
+	src, _ := longFileWithAMistakeAtTheEnd()
+	for b.Loop() {
+		if _, err := Parse("long.yaml", src); err == nil {
+			b.Fatal("no error")
+		}
+	}
+}
+
+func longFileWithAMistakeAtTheEnd() ([]byte, int) {
+	var b strings.Builder
+	b.WriteString("lookup:\n")
+	for i := range 5000 {
+		fmt.Fprintf(&b, "  - name: step%d\n    value: %d\n", i, i)
+	}
+	b.WriteString(" broken: 1\n")
+	return []byte(b.String()), strings.Count(b.String(), "\n")
 }
