@@ -146,6 +146,21 @@ func (l *Loader) Inputs(paths []string) []string {
 	return slices.Compact(out)
 }
 
+// Reads reports whether a change to path can change what a Load reads: a
+// pipeline or connections file (.yaml or .yml, not hidden), the
+// --connections file, or a secret. A watcher can pass over the others: a
+// log file written next to the pipelines must not hold their reloads back.
+func (l *Loader) Reads(path string) bool {
+	base := filepath.Base(path)
+	if ext := filepath.Ext(base); (ext == ".yaml" || ext == ".yml") && !strings.HasPrefix(base, ".") {
+		return true
+	}
+	if l.ConnectionsFile != "" && filepath.Clean(path) == filepath.Clean(l.ConnectionsFile) {
+		return true
+	}
+	return l.Resolver.Reads(path)
+}
+
 // expand lists the YAML files a path names.
 func expand(path string) ([]string, error) {
 	info, err := os.Stat(path)

@@ -155,8 +155,8 @@ func (rl *reloader) loop(ctx context.Context, fw *folders, hup <-chan os.Signal)
 				events = nil
 				continue
 			}
-			if ev.Op == fsnotify.Chmod {
-				continue
+			if ev.Op == fsnotify.Chmod || !rl.loader.Reads(ev.Name) && !fw.watches(ev.Name) {
+				continue // a log or an editor's swap file: it must not hold reloads back
 			}
 			changed[ev.Name] = time.Now()
 			// Not pushed back by each notice: when it fires it looks at
@@ -250,6 +250,10 @@ func (fw *folders) add(dir string) error {
 	fw.on[dir] = info
 	return nil
 }
+
+// watches reports whether path is one of the watched folders (deleted,
+// renamed or swapped: check puts the watch back).
+func (fw *folders) watches(path string) bool { return slices.Contains(fw.dirs, filepath.Clean(path)) }
 
 // check watches again each path whose folder changed since it was
 // watched, once the path names a folder again. It returns those watched

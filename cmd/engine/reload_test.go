@@ -490,6 +490,40 @@ func TestReloadFollowsTheSecretsFolder(t *testing.T) {
 	waitFor(t, "a reload of the rotated secret", func() bool { return len(rec.read()) > 0 })
 }
 
+// A file the loader does not read, written without pause next to the
+// pipelines (a log), does not hold an edit's reload back; nor does a
+// --secrets-dir that is not there stop the watching.
+func TestReloadPassesOverFilesItDoesNotRead(t *testing.T) {
+	dir := copyDir(t, "pipelines")
+	cf := configFlags{envFiles: listFlag{"examples/sandbox.env"}, secretsDir: filepath.Join(t.TempDir(), "no", "such")}
+	rec, _ := startReloaderWith(t, cf, 100*time.Millisecond, 0, dir)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				f, err := os.OpenFile(filepath.Join(dir, "engine.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+				if err == nil {
+					f.WriteString("a log line\n")
+					f.Close()
+				}
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	f, err := os.OpenFile(filepath.Join(dir, "offer-issued-to-braze-campaign.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err = f.WriteString("# an edit\n"); f.Close() != nil || err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the edit's reload while a log is written", func() bool { return len(rec.read()) > 0 })
+}
+
 // A file moved away and back within the quiet period, while another file's
 // change settles, is not read as deleted: its pipeline would be removed
 // and its webhooks answered 404 until the next reload.

@@ -50,24 +50,36 @@ func NewResolver(lookupEnv func(string) (string, bool), secretsDir string, maske
 	return &Resolver{lookupEnv: lookupEnv, secretsDir: secretsDir, masker: masker}
 }
 
-// Files lists the files of the secrets folder a ${secret:NAME} could
-// read (those named like a variable; a Kubernetes volume's ..data links
-// are not), so that a caller can tell a secret was rotated.
+// Files lists the secrets folder and the files in it a ${secret:NAME}
+// could read (those named like a variable; a Kubernetes volume's ..data
+// links are not), so that a caller can tell a secret was rotated. A
+// folder that is not there gives nothing.
 func (r *Resolver) Files() []string {
 	if r == nil || r.secretsDir == "" {
 		return nil
 	}
 	entries, err := os.ReadDir(r.secretsDir)
 	if err != nil {
-		return []string{r.secretsDir} // its absence is what a caller sees change
+		return nil
 	}
-	var out []string
+	out := []string{filepath.Clean(r.secretsDir)}
 	for _, e := range entries {
 		if nameRE.MatchString(e.Name()) {
 			out = append(out, filepath.Join(r.secretsDir, e.Name()))
 		}
 	}
 	return out
+}
+
+// Reads reports whether a change to path can change a secret: a file of
+// the secrets folder named like a variable, or the ..data link through
+// which a Kubernetes secret volume swaps them all.
+func (r *Resolver) Reads(path string) bool {
+	if r == nil || r.secretsDir == "" || filepath.Dir(path) != filepath.Clean(r.secretsDir) {
+		return false
+	}
+	base := filepath.Base(path)
+	return nameRE.MatchString(base) || strings.HasPrefix(base, "..")
 }
 
 // Masker returns the masker that receives resolved secrets.

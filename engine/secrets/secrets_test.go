@@ -305,8 +305,9 @@ func TestMaskerEscapedForms(t *testing.T) {
 	}
 }
 
-// The secrets folder's files a reference could read, without a Kubernetes
-// volume's ..data links and timestamped folders.
+// The secrets folder and its files a reference could read, without a
+// Kubernetes volume's ..data links and timestamped folders; a change to
+// ..data is one to watch, though.
 func TestResolverFiles(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{"..2026_11_30_00_00_00.1", "..data"} {
@@ -317,10 +318,18 @@ func TestResolverFiles(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "API_TOKEN"), []byte("t"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got := NewResolver(nil, dir, &Masker{}).Files(); !slices.Equal(got, []string{filepath.Join(dir, "API_TOKEN")}) {
+	r := NewResolver(nil, dir, &Masker{})
+	if got := r.Files(); !slices.Equal(got, []string{dir, filepath.Join(dir, "API_TOKEN")}) {
 		t.Fatalf("files %v", got)
 	}
-	if got := NewResolver(nil, "", &Masker{}).Files(); got != nil {
-		t.Fatalf("no secrets folder: files %v", got)
+	for path, want := range map[string]bool{filepath.Join(dir, "API_TOKEN"): true, filepath.Join(dir, "..data"): true, filepath.Join(dir, "notes.txt"): false, "API_TOKEN": false} {
+		if r.Reads(path) != want {
+			t.Errorf("Reads(%s) = %v", path, !want)
+		}
+	}
+	for _, folder := range []string{"", filepath.Join(dir, "no-such")} {
+		if got := NewResolver(nil, folder, &Masker{}).Files(); got != nil {
+			t.Fatalf("secrets folder %q: files %v", folder, got)
+		}
 	}
 }
