@@ -51,6 +51,7 @@ func (c HTTPCaller) Call(ctx context.Context, step *Step, req *Request) (*Respon
 	if limit == 0 {
 		limit = DefaultMaxResponse
 	}
+	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var body io.Reader
@@ -66,8 +67,14 @@ func (c HTTPCaller) Call(ctx context.Context, step *Step, req *Request) (*Respon
 	hreq.Header = req.Header
 	resp, err := client.Do(hreq)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("no answer within %s", timeout)
+		// Late is still DeadlineExceeded, so a synchronous pipeline
+		// answers its caller 504; the words say whose time ran out.
+		switch {
+		case !errors.Is(err, context.DeadlineExceeded):
+		case caller.Err() != nil:
+			err = fmt.Errorf("no answer in the time the caller had left: %w", context.DeadlineExceeded)
+		default:
+			err = fmt.Errorf("no answer within %s: %w", timeout, context.DeadlineExceeded)
 		}
 		var urlErr *url.Error
 		if errors.As(err, &urlErr) {

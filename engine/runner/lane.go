@@ -594,7 +594,12 @@ func (c lookupCaller) Call(ctx context.Context, step *engine.Step, req *engine.R
 		if l := gov.PausedUntil(); l.After(c.r.clock.Now()) {
 			return nil, fmt.Errorf("%s is paused until %s (the peer asked for it): %w", step.Call.Conn.Name, l.UTC().Format(time.RFC3339), err)
 		}
-		return nil, errStopping
+		if c.r.soft.Err() != nil {
+			return nil, errStopping
+		}
+		// The caller's own deadline ran out while the rate limit held the
+		// lookup back: a synchronous pipeline answers 504.
+		return nil, fmt.Errorf("waiting for %s's rate limit: %w", step.Call.Conn.Name, err)
 	}
 	began := time.Now()
 	resp, err := engine.HTTPCaller{Client: c.r.client, Timeout: step.Call.Conn.Timeout}.Call(ctx, step, req)

@@ -672,6 +672,30 @@ func TestSynchronousCache(t *testing.T) {
 	}
 }
 
+// Without a cache, the caller of a synchronous pipeline hears 504 when the
+// deadline passes, whether the lookup was late or held back by the
+// connection's rate limit.
+func TestUncachedLateAnswersAre504(t *testing.T) {
+	h := start(t, setup{tweak: func(p *engine.Pipeline) {
+		if p.Respond != nil {
+			p.Respond.Cache = nil
+			p.Respond.Deadline = 200 * time.Millisecond
+			p.Steps[0].Call.Conn.RateLimit = &spec.RateLimit{Requests: 1, Window: time.Minute}
+		}
+	}})
+	wallet := func() answer {
+		return do(t, "GET", h.engine.URL+"/wallet/"+ana, "", map[string]string{"Authorization": "Bearer sandbox-wallet-token"})
+	}
+	h.control("POST", "/faults", `{"emulator":"sessionm_connect","latency":"1s"}`)
+	if a := wallet(); a.status != 504 || !strings.Contains(a.body, "no answer within 200ms") {
+		t.Fatalf("a late lookup: %d %s", a.status, a.body)
+	}
+	h.control("DELETE", "/faults", "")
+	if a := wallet(); a.status != 504 || strings.Contains(a.body, "stopping") {
+		t.Fatalf("a lookup the rate limit (1 a minute, spent) holds back: %d %s", a.status, a.body)
+	}
+}
+
 func TestMetrics(t *testing.T) {
 	h := start(t, setup{})
 	h.control("POST", "/faults", `{"emulator":"braze","error_ratio":1,"count":1}`)
