@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -143,5 +144,34 @@ func TestStopWaitsForItsOwnGrace(t *testing.T) {
 	r.Stop(5 * time.Second)
 	if answered.Load() != 1 || store.Depth("any-campaign") != 0 {
 		t.Fatalf("%d answers, %d events left queued: the stop abandoned a request within its grace", answered.Load(), store.Depth("any-campaign"))
+	}
+}
+
+// A synchronous pipeline's cache stays within its size, however large
+// the answers: the oldest go first.
+func TestRespondCacheKeepsToItsSize(t *testing.T) {
+	defer func(was int) { maxCachedBytes = was }(maxCachedBytes)
+	maxCachedBytes = 100_000
+	rs := newResponder(&Runner{clock: noWaitClock{}}, &engine.Pipeline{})
+	body := []byte(strings.Repeat("x", 3000)) // about 9 KB each
+	for i := range 200 {
+		rs.keep(fmt.Sprintf("user-%03d", i), &engine.Reply{Status: 200, Body: body})
+		if rs.cachedBytes > maxCachedBytes {
+			t.Fatalf("after %d answers the cache holds %d bytes, over its %d", i+1, rs.cachedBytes, maxCachedBytes)
+		}
+	}
+	if rs.cache["user-199"] == nil || rs.cache["user-000"] != nil {
+		t.Fatal("the newest answer was dropped, or the oldest kept")
+	}
+	total := 0
+	for _, c := range rs.cache {
+		total += c.size
+	}
+	if total != rs.cachedBytes {
+		t.Fatalf("sizes add up to %d, the count says %d", total, rs.cachedBytes)
+	}
+	rs.keep("huge", &engine.Reply{Status: 200, Body: make([]byte, maxCachedBytes)})
+	if rs.cache["huge"] != nil {
+		t.Fatal("an answer bigger than the whole cache was kept")
 	}
 }

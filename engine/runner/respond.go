@@ -15,9 +15,12 @@ import (
 	"github.com/loyalty-connector/engine/engine"
 )
 
-// maxCached bounds the answers a synchronous pipeline keeps; past it the
-// oldest are dropped.
+// maxCached bounds the answers a synchronous pipeline keeps, and
+// maxCachedBytes their size (a wallet with many offers is large); past
+// either the oldest are dropped.
 const maxCached = 100_000
+
+var maxCachedBytes = 64 << 20
 
 // responder answers a synchronous pipeline (F3: a wallet for Braze
 // Connected Content) within its deadline, from a cache when it has one.
@@ -25,14 +28,16 @@ type responder struct {
 	r *Runner
 	p *engine.Pipeline
 
-	mu       sync.Mutex
-	cache    map[string]*cached
-	inflight map[string]*flight
+	mu          sync.Mutex
+	cache       map[string]*cached
+	cachedBytes int // the sum of the cache's sizes
+	inflight    map[string]*flight
 }
 
 type cached struct {
 	reply  *engine.Reply
 	stored time.Time
+	size   int // about what it holds in memory: the body, its decoded value, the key
 }
 
 // flight is one evaluation that concurrent requests for the same key
@@ -117,10 +122,7 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 		rs.mu.Lock()
 		delete(rs.inflight, key)
 		if f.err == nil && f.reply.Status >= 200 && f.reply.Status < 300 {
-			if len(rs.cache) >= maxCached {
-				rs.evictOldest()
-			}
-			rs.cache[key] = &cached{reply: f.reply, stored: rs.r.clock.Now()}
+			rs.keep(key, f.reply)
 		}
 		rs.mu.Unlock()
 		close(f.done)
@@ -131,6 +133,25 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// keep caches reply under key, dropping the oldest answers while the
+// cache is over its count or size. Callers hold rs.mu.
+func (rs *responder) keep(key string, reply *engine.Reply) {
+	// The decoded value takes about twice the body's bytes.
+	size := len(key) + 3*len(reply.Body) + 256
+	if size > maxCachedBytes {
+		return
+	}
+	if old := rs.cache[key]; old != nil {
+		rs.cachedBytes -= old.size
+		delete(rs.cache, key)
+	}
+	for len(rs.cache) > 0 && (len(rs.cache) >= maxCached || rs.cachedBytes+size > maxCachedBytes) {
+		rs.evictOldest()
+	}
+	rs.cache[key] = &cached{reply: reply, stored: rs.r.clock.Now(), size: size}
+	rs.cachedBytes += size
 }
 
 // evictOldest drops the oldest tenth of the cache. Callers hold rs.mu.
@@ -145,6 +166,7 @@ func (rs *responder) evictOldest() {
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
 	for _, a := range all[:max(1, len(all)/10)] {
+		rs.cachedBytes -= rs.cache[a.key].size
 		delete(rs.cache, a.key)
 	}
 }
