@@ -25,6 +25,7 @@ type metrics struct {
 	requestDuration *prometheus.HistogramVec // connection, endpoint, code
 	rateLimitWait   *prometheus.CounterVec   // connection: seconds
 	pauses          *prometheus.CounterVec   // connection: 429s and Retry-After
+	answered        *prometheus.CounterVec   // pipeline, code, cache: synchronous pipelines' answers
 	reloads         *prometheus.CounterVec   // pipeline, result: added, changed, removed, rejected
 	lastReloadOK    prometheus.Gauge
 }
@@ -68,6 +69,9 @@ func newMetrics(r *Runner) *metrics {
 		pauses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "engine_connection_pauses_total", Help: "Pauses of a whole connection after a 429 or Retry-After.",
 		}, []string{"connection"}),
+		answered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engine_respond_answers_total", Help: "Answers of synchronous (respond) pipelines, by status code and cache (hit, miss, stale; none without a cache or when no answer could be given).",
+		}, []string{"pipeline", "code", "cache"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "engine_reload_total", Help: "Pipeline changes a reload made or refused, by result: added, changed, removed, rejected.",
 		}, []string{"pipeline", "result"}),
@@ -78,7 +82,7 @@ func newMetrics(r *Runner) *metrics {
 	m.lastReloadOK.Set(1)
 	depth := prometheus.NewDesc("engine_inbox_depth", "Events in the inbox, not yet delivered.", []string{"pipeline"}, nil)
 	m.registry.MustRegister(m.received, m.duplicates, m.refused, m.handled, m.retried, m.deadLettered,
-		m.batchSize, m.acceptDuration, m.requestDuration, m.rateLimitWait, m.pauses, m.reloads, m.lastReloadOK,
+		m.batchSize, m.acceptDuration, m.requestDuration, m.rateLimitWait, m.pauses, m.answered, m.reloads, m.lastReloadOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectorFunc{depth, func(ch chan<- prometheus.Metric) {
 			// The running pipelines, and any other that still has events

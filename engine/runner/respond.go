@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,6 +54,11 @@ func newResponder(r *Runner, p *engine.Pipeline) *responder {
 }
 
 func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *storedEvent) {
+	answer := &answerRecorder{ResponseWriter: w, code: http.StatusOK}
+	w = answer
+	defer func() {
+		rs.r.metrics.answered.WithLabelValues(rs.p.Name, strconv.Itoa(answer.code), cmp.Or(answer.Header().Get("X-Cache"), "none")).Inc()
+	}()
 	ev, err := stored.event()
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -95,6 +101,17 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 		return
 	}
 	rs.fail(w, err, resp.Deadline, key)
+}
+
+// answerRecorder keeps the status code of an answer, for the metrics.
+type answerRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (a *answerRecorder) WriteHeader(code int) {
+	a.code = code
+	a.ResponseWriter.WriteHeader(code)
 }
 
 // shared evaluates once per key at a time and caches a 2xx answer.

@@ -702,6 +702,9 @@ func TestMetrics(t *testing.T) {
 	h.post("/hooks/sessionm/offers", offerEvent("m-1", "u-1001"), map[string]string{"Authorization": hookAuth})
 	h.post("/hooks/sessionm/offers", offerEvent("m-1", "u-1001"), map[string]string{"Authorization": hookAuth})
 	h.post("/hooks/sessionm/offers", "{}", nil)
+	for range 2 {
+		do(t, "GET", h.engine.URL+"/wallet/"+ana, "", map[string]string{"Authorization": "Bearer sandbox-wallet-token"})
+	}
 	h.drained()
 	a := do(t, "GET", h.engine.URL+"/metrics", "", nil)
 	for _, want := range []string{
@@ -713,9 +716,11 @@ func TestMetrics(t *testing.T) {
 		`engine_inbox_depth{pipeline="offer-issued-to-braze-campaign"} 0`,
 		`engine_request_duration_seconds_count{code="503",connection="braze",endpoint="campaign_trigger"} 1`,
 		`engine_request_duration_seconds_count{code="201",connection="braze",endpoint="campaign_trigger"} 1`,
-		`engine_request_duration_seconds_count{code="200",connection="sessionm_connect",endpoint="get_user_offers"} 2`,
+		`engine_request_duration_seconds_count{code="200",connection="sessionm_connect",endpoint="get_user_offers"} 3`, // two offer events, one wallet miss
 		`engine_batch_events_count{pipeline="offer-issued-to-braze-campaign"} 2`,
 		`engine_accept_duration_seconds_count{pipeline="offer-issued-to-braze-campaign"} 2`,
+		`engine_respond_answers_total{cache="miss",code="200",pipeline="wallet-for-connected-content"} 1`,
+		`engine_respond_answers_total{cache="hit",code="200",pipeline="wallet-for-connected-content"} 1`,
 		"go_goroutines",
 	} {
 		if !strings.Contains(a.body, want) {
