@@ -61,7 +61,8 @@ admin listener (--admin-addr, loopback) serves GET /status, POST /-/reload
 and the dead letters of the running engine: GET /dlq,
 POST /dlq/{id}/replay, DELETE /dlq/{id}. SIGINT or SIGTERM stops taking
 webhooks, lets in-flight deliveries finish (up to --grace), and leaves the
-rest in the inbox.
+rest in the inbox; a second signal stops at once, abandoning the deliveries
+in flight (their events stay in the inbox too).
 
 The garbage collector runs at GOGC=400 under a 512 MiB soft limit; the
 GOGC and GOMEMLIMIT environment variables override either.`, stderr)
@@ -114,7 +115,12 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 		defer stopProfile()
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Not signal.NotifyContext: it catches a second signal and drops it,
+	// and an operator who asks again to stop must not wait out --grace.
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	sandboxBase := ""
 	if *inSandbox {
@@ -201,24 +207,39 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	importsDone := runImports(ctx, r, imports, stderr)
 
 	select {
-	case <-ctx.Done():
+	case <-signals:
 	case err := <-serveErr:
 		logger.Error("the listener stopped", "error", err)
 	case <-untilDoneChan(*untilDone, importsDone):
 	}
-	fmt.Fprintln(stdout, "engine run: stopping; in-flight deliveries get", *grace)
+	stop()
+	fmt.Fprintf(stdout, "engine run: stopping; in-flight deliveries get %s (a second Ctrl-C or SIGTERM stops at once)\n", *grace)
+	now, release := stopNowOn(signals, stderr)
+	defer release()
 	r.Drain()
 	deadline := time.Now().Add(*grace)
-	shutdown, cancel := context.WithDeadline(context.Background(), deadline)
+	shutdown, cancel := context.WithDeadline(now, deadline)
 	defer cancel()
 	if err := srv.Shutdown(shutdown); err != nil {
 		// Connections still open after the grace (a client that connected
 		// and sent nothing, a webhook still uploading) are cut; what was
 		// not stored was not answered 2xx.
-		logger.Warn("closing the listener", "error", err)
+		if now.Err() == nil {
+			logger.Warn("closing the listener", "error", err)
+		}
 		_ = srv.Close()
 	}
-	r.Stop(max(time.Until(deadline), time.Second))
+	stopped := make(chan struct{})
+	go func() {
+		r.Stop(max(time.Until(deadline), time.Second))
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-now.Done():
+		r.Abandon()
+		<-stopped
+	}
 	printCSVSummary(stdout, r.CSVImports(), r.Depth)
 	left := store.Pipelines()
 	if len(left) == 0 {
@@ -227,6 +248,28 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 		fmt.Fprintf(stdout, "engine run: stopped; still queued for the next run: %s\n", describeDepths(left))
 	}
 	return exitOK
+}
+
+// stopNowOn returns a context that ends when a signal arrives during a
+// stop: the operator will not wait for in-flight deliveries. What they
+// abandon is not lost: an event leaves the inbox only once delivered.
+// release ends the watch once the stop is over.
+func stopNowOn(signals <-chan os.Signal, stderr io.Writer) (now context.Context, release func()) {
+	now, cancel := context.WithCancel(context.Background())
+	over := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-signals:
+			name := "SIGTERM"
+			if sig == os.Interrupt {
+				name = "SIGINT"
+			}
+			fmt.Fprintf(stderr, "engine run: %s while stopping: stopping now; in-flight deliveries are abandoned and their events stay in the inbox for the next run\n", name)
+			cancel()
+		case <-over:
+		}
+	}()
+	return now, func() { close(over); cancel() }
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

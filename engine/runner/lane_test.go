@@ -106,7 +106,57 @@ func TestStopWaitsForItsOwnGrace(t *testing.T) {
 		answered.Add(1)
 	}))
 	defer braze.Close()
-	settings := map[string]string{"SESSIONM_CORE_URL": "http://127.0.0.1:1/core", "SESSIONM_CONNECT_URL": "http://127.0.0.1:1/connect", "BRAZE_REST_URL": braze.URL + "/braze"}
+	r, store := campaignRunner(t, braze.URL)
+	select {
+	case <-arrived: // the request is in flight
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event was not sent")
+	}
+	r.Stop(5 * time.Second)
+	if answered.Load() != 1 || store.Depth("any-campaign") != 0 {
+		t.Fatalf("%d answers, %d events left queued: the stop abandoned a request within its grace", answered.Load(), store.Depth("any-campaign"))
+	}
+}
+
+// Abandon, when an operator asks twice to stop, ends a stop under way at
+// once: the request in flight is cancelled, not waited for, and its event
+// stays queued for the next start.
+func TestAbandonCutsAStopShort(t *testing.T) {
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	braze := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select { // a peer that does not answer
+		case <-r.Context().Done():
+		case <-release: // the test failed
+		}
+	}))
+	defer braze.Close()
+	defer close(release)
+	r, store := campaignRunner(t, braze.URL)
+	select {
+	case <-arrived:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event was not sent")
+	}
+	stopped := make(chan struct{})
+	go func() { r.Stop(time.Minute); close(stopped) }()
+	r.Abandon()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop still waits for the request in flight after Abandon")
+	}
+	if n := store.Depth("any-campaign"); n != 1 {
+		t.Fatalf("%d events queued after the stop, want the abandoned one", n)
+	}
+}
+
+// campaignRunner starts a runner of testdata/pipelines with Braze at
+// brazeURL and sends it one campaign webhook; the store closes when the
+// test ends.
+func campaignRunner(t *testing.T, brazeURL string) (*Runner, *inbox.Store) {
+	t.Helper()
+	settings := map[string]string{"SESSIONM_CORE_URL": "http://127.0.0.1:1/core", "SESSIONM_CONNECT_URL": "http://127.0.0.1:1/connect", "BRAZE_REST_URL": brazeURL + "/braze"}
 	rest, err := secrets.ReadEnvFile("../../examples/sandbox.env")
 	if err != nil {
 		t.Fatal(err)
@@ -123,28 +173,20 @@ func TestStopWaitsForItsOwnGrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { store.Close() })
 	r, err := New(Options{Store: store, Pipelines: proj.Pipelines})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(r.Handler())
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	r.Start()
 	resp, err := http.Post(srv.URL+"/hooks/campaign", "application/json", strings.NewReader(`{"campaign_id":"c1","user":"u-1","n":1}`))
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("webhook: %v %v", err, resp)
 	}
 	resp.Body.Close()
-	select {
-	case <-arrived: // the request is in flight
-	case <-time.After(5 * time.Second):
-		t.Fatal("the event was not sent")
-	}
-	r.Stop(5 * time.Second)
-	if answered.Load() != 1 || store.Depth("any-campaign") != 0 {
-		t.Fatalf("%d answers, %d events left queued: the stop abandoned a request within its grace", answered.Load(), store.Depth("any-campaign"))
-	}
+	return r, store
 }
 
 // A synchronous pipeline's cache stays within its size, however large

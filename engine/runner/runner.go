@@ -258,6 +258,14 @@ func (r *Runner) Stop(grace time.Duration) {
 	r.cancelHard()
 }
 
+// Abandon cuts a Stop short, as if its grace had run out now: in-flight
+// requests are cancelled and their events stay in the inbox for the next
+// start. For an operator who asks twice to stop.
+func (r *Runner) Abandon() {
+	r.cancelSoft() // no new work, whether or not Stop has begun
+	r.cancelHard()
+}
+
 // Depth is how many events of pipeline wait in the inbox.
 func (r *Runner) Depth(pipeline string) int { return r.store.Depth(pipeline) }
 

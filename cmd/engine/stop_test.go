@@ -1,0 +1,126 @@
+package main
+
+// How engine run stops, tested on the built binary with real signals:
+// a second signal stops at once, and --drain keeps the listener open.
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// stopAtOnce is how soon engine run must exit after the signal that
+// stops it at once: well under --grace, and under the 10 s a request to
+// SessionM may take, which the process would otherwise wait for.
+const stopAtOnce = 5 * time.Second
+
+// TestSecondSignalStopsAtOnce stops an engine whose delivery hangs: the
+// first SIGTERM waits for it, the second abandons it, and the event is
+// delivered by the next run.
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes")
+	}
+	h := newCrashHarness(t, 10)
+	h.flags = []string{"--grace", "1m"}
+	// SessionM holds the first request for an hour; the connection's
+	// timeout ends it after 10 s.
+	client := &http.Client{Timeout: 10 * time.Second}
+	addFault(t, client, h.sandbox, `{"emulator":"sessionm_core","latency":"1h","count":1}`)
+	e := h.startEngine(0)
+	led := newLedger()
+	if err := led.send(newSenderClient(t), e.base, 1); err != nil || led.acceptedCount() != 1 {
+		t.Fatalf("the webhook was not accepted: %v (%s)", err, led.why())
+	}
+	waitFaultsUsed(t, client, h.sandbox, e.exited) // the request is in flight
+
+	sendSignal(t, e, syscall.SIGTERM)
+	if !e.stdout.waitFor("engine run: stopping", e.exited, 10*time.Second) {
+		t.Fatalf("%s did not say it was stopping (exit: %v)", e.name, e.exitErr())
+	}
+	if e.done() {
+		t.Fatalf("%s exited at the first SIGTERM with a request in flight: %v", e.name, e.exitErr())
+	}
+	sent := sendSignal(t, e, syscall.SIGTERM)
+	select {
+	case <-e.exited:
+	case <-time.After(stopAtOnce):
+		t.Fatalf("%s still running %v after a second SIGTERM (--grace 1m)", e.name, stopAtOnce)
+	}
+	t.Logf("exited %v after the second SIGTERM", time.Since(sent).Round(time.Millisecond))
+	if e.err != nil {
+		t.Errorf("%s: %v, want exit 0", e.name, e.err)
+	}
+	if want := "engine run: SIGTERM while stopping: stopping now; in-flight deliveries are abandoned"; !strings.Contains(e.stderr.String(), want) {
+		t.Errorf("stderr lacks %q", want)
+	}
+	if line := stoppedLine(e.stdout.String()); !strings.Contains(line, "still queued for the next run: ordered-tags 1") {
+		t.Errorf("last word %q, want the abandoned event still queued", line)
+	}
+
+	next := h.startEngine(e.port)
+	if left := leftByLastRun(next.stdout.String()); left == "" {
+		t.Errorf("%s found nothing left by the last run", next.name)
+	}
+	// SessionM may have applied the abandoned request once its client
+	// went away: the event can count twice.
+	h.checkDelivered(next, led, 1)
+}
+
+// sendSignal sends sig to the engine and returns when.
+func sendSignal(t *testing.T, e *engineRun, sig syscall.Signal) time.Time {
+	t.Helper()
+	if err := e.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("%s: %v: %v", e.name, sig, err)
+	}
+	return time.Now()
+}
+
+// addFault adds a sandbox fault rule.
+func addFault(t *testing.T, client *http.Client, sandbox, rule string) {
+	t.Helper()
+	resp, err := client.Post(sandbox+"/_sandbox/faults", "application/json", strings.NewReader(rule))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /_sandbox/faults %s: HTTP %d", rule, resp.StatusCode)
+	}
+}
+
+// waitFaultsUsed waits until the sandbox has no fault rule left: a rule
+// with a count goes once that many requests have arrived.
+func waitFaultsUsed(t *testing.T, client *http.Client, sandbox string, exited <-chan struct{}) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var got struct {
+			Faults []json.RawMessage `json:"faults"`
+		}
+		resp, err := client.Get(sandbox + "/_sandbox/faults")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("GET /_sandbox/faults: %v", err)
+		}
+		if len(got.Faults) == 0 {
+			return
+		}
+		select {
+		case <-exited:
+			t.Fatal("the engine exited before its request reached the sandbox")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no request reached the sandbox's fault in 15 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
