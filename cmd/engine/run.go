@@ -43,7 +43,7 @@ outcome). Rows go straight to the workers; a checkpoint counts the rows that
 have an outcome, so a restart resumes after them, and rows that need a retry
 wait in the inbox. Broken rows become dead letters with their row number.
 --until-done exits once the --csv files are read and every row has an
-outcome.
+outcome: exit status 1 if a file could not be imported, 0 otherwise.
 
 --sandbox starts the built-in SessionM and Braze emulators in process and
 points every connection at them: all flows work with no account anywhere.
@@ -62,7 +62,8 @@ and the dead letters of the running engine: GET /dlq,
 POST /dlq/{id}/replay, DELETE /dlq/{id}. SIGINT or SIGTERM stops taking
 webhooks, lets in-flight deliveries finish (up to --grace), and leaves the
 rest in the inbox; a second signal stops at once, abandoning the deliveries
-in flight (their events stay in the inbox too).
+in flight (their events stay in the inbox too). A listener that fails stops
+the engine the same way, with exit status 1.
 
 The garbage collector runs at GOGC=400 under a 512 MiB soft limit; the
 GOGC and GOMEMLIMIT environment variables override either.`, stderr)
@@ -168,7 +169,7 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	if err != nil {
 		return fail(exitProblem, "%v", err)
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := listen("tcp", *addr)
 	if err != nil {
 		return fail(exitProblem, "cannot listen on %s: %v", *addr, err)
 	}
@@ -206,10 +207,12 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	printRunBanner(stdout, ln.Addr().String(), *dataDir, sandboxBase, proj.Pipelines, store)
 	importsDone := runImports(ctx, r, imports, stderr)
 
+	exit := exitOK
 	select {
 	case <-signals:
 	case err := <-serveErr:
 		logger.Error("the listener stopped", "error", err)
+		exit = exitProblem
 	case <-untilDoneChan(*untilDone, importsDone):
 	}
 	stop()
@@ -240,15 +243,24 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 		r.Abandon()
 		<-stopped
 	}
-	printCSVSummary(stdout, r.CSVImports(), r.Depth)
+	progress := r.CSVImports()
+	printCSVSummary(stdout, progress, r.Depth)
 	left := store.Pipelines()
 	if len(left) == 0 {
 		fmt.Fprintln(stdout, "engine run: stopped; every accepted event was handled")
 	} else {
 		fmt.Fprintf(stdout, "engine run: stopped; still queued for the next run: %s\n", describeDepths(left))
 	}
-	return exitOK
+	// A batch job learns from the exit status that a file was not
+	// imported; the summary above says why.
+	if *untilDone && importsFailed(progress, imports) {
+		exit = exitProblem
+	}
+	return exit
 }
+
+// listen opens the webhook listener; a test makes one that fails.
+var listen = net.Listen
 
 // stopNowOn returns a context that ends when a signal arrives during a
 // stop: the operator will not wait for in-flight deliveries. What they
@@ -442,6 +454,18 @@ func importsSettled(ps []runner.CSVProgress, imports []csvImport) bool {
 		}
 	}
 	return true
+}
+
+// importsFailed reports whether a --csv file of this run ended with an
+// error (one that could not be read, or changed while it was imported).
+// A stop before the end is no error: the file resumes next time.
+func importsFailed(ps []runner.CSVProgress, imports []csvImport) bool {
+	for _, p := range ps {
+		if p.Err != "" && slices.ContainsFunc(imports, func(im csvImport) bool { return im.file == p.File }) {
+			return true
+		}
+	}
+	return false
 }
 
 func isTerminal(w io.Writer) bool {

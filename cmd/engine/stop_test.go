@@ -5,7 +5,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -123,4 +127,64 @@ func waitFaultsUsed(t *testing.T, client *http.Client, sandbox string, exited <-
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// engine run exits 1 when it did not do its job: the listener failed, or
+// a --csv file of an --until-done run was not imported.
+func TestRunExitStatus(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty.csv")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		failing   bool // the listener fails at its first Accept
+		args      []string
+		want      int
+		wantInErr string
+	}{
+		{"listener fails", true, []string{"--env-file", "examples/sandbox.env", "engine/runner/testdata/pipelines/"},
+			exitProblem, "the listener stopped"},
+		{"csv not imported", false, []string{"--sandbox", "--csv", empty, "--until-done", "pipelines/"},
+			exitProblem, "the file is empty"},
+		{"csv imported", false, []string{"--sandbox", "--csv", "examples/csv/braze-segment-export.csv", "--until-done", "pipelines/"},
+			exitOK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.failing {
+				was := listen
+				t.Cleanup(func() { listen = was })
+				listen = func(network, addr string) (net.Listener, error) {
+					ln, err := was(network, addr)
+					return failingListener{ln}, err
+				}
+			}
+			// Warnings only: the info lines of the CSV inbox watcher would
+			// race with runImports on a bytes.Buffer (not on os.Stderr).
+			args := append([]string{"run", "--addr", "127.0.0.1:0", "--admin-addr", "", "--data", t.TempDir(), "--log-level", "warn"}, tt.args...)
+			done := make(chan struct{})
+			var stdout, stderr string
+			var code int
+			go func() {
+				defer close(done)
+				stdout, stderr, code = runEngine(args...)
+			}()
+			select {
+			case <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("engine run still running after a minute")
+			}
+			if code != tt.want || !strings.Contains(stderr, tt.wantInErr) {
+				t.Errorf("exit %d, want %d and %q on stderr\n--- stdout:\n%s\n--- stderr:\n%s", code, tt.want, tt.wantInErr, stdout, stderr)
+			}
+		})
+	}
+}
+
+// failingListener fails as a listener whose socket broke does.
+type failingListener struct{ net.Listener }
+
+func (failingListener) Accept() (net.Conn, error) {
+	return nil, errors.New("accept tcp: use of a broken socket")
 }
