@@ -444,6 +444,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "--csv", "no/such.csv", "pipelines/"}, "--csv no/such.csv"},
 		{[]string{"run", "--csv", "nope=examples/csv/braze-segment-export.csv", "pipelines/"}, `"nope" is not a csv pipeline here`},
 		{[]string{"run", "--log-format", "xml", "pipelines/"}, "--log-format is text or json"},
+		{[]string{"run", "--drain", "-1s", "pipelines/"}, "--drain is -1s"},
 	}
 	for _, tt := range tests {
 		_, stderr, code := runEngine(append(tt.args, "--env-file", "examples/sandbox.env")...)

@@ -59,11 +59,12 @@ holds. SIGHUP and POST /-/reload on the admin listener reload at once.
 The listener also serves /healthz, /readyz and /metrics (Prometheus). The
 admin listener (--admin-addr, loopback) serves GET /status, POST /-/reload
 and the dead letters of the running engine: GET /dlq,
-POST /dlq/{id}/replay, DELETE /dlq/{id}. SIGINT or SIGTERM stops taking
-webhooks, lets in-flight deliveries finish (up to --grace), and leaves the
-rest in the inbox; a second signal stops at once, abandoning the deliveries
-in flight (their events stay in the inbox too). A listener that fails stops
-the engine the same way, with exit status 1.
+POST /dlq/{id}/replay, DELETE /dlq/{id}. SIGINT or SIGTERM turns /readyz to
+503, keeps taking webhooks for --drain (for a load balancer to notice),
+then stops taking them, lets in-flight deliveries finish (up to --grace),
+and leaves the rest in the inbox; a second signal stops at once, abandoning
+the deliveries in flight (their events stay in the inbox too). A listener
+that fails stops the engine too, with exit status 1.
 
 The garbage collector runs at GOGC=400 under a 512 MiB soft limit; the
 GOGC and GOMEMLIMIT environment variables override either.`, stderr)
@@ -78,6 +79,7 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 		logLevel  = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 		maxInbox  = fs.Int("max-inbox", runner.DefaultMaxInbox, "undelivered events per pipeline before webhooks answer 503 with Retry-After")
 		grace     = fs.Duration("grace", 30*time.Second, "how long a stop waits for in-flight deliveries")
+		drain     = fs.Duration("drain", 0, "after SIGINT or SIGTERM, keep taking webhooks this long while /readyz answers 503, so a load balancer stops sending before the listener closes")
 		untilDone = fs.Bool("until-done", false, "exit once the --csv files are read and every row has an outcome")
 		cpuProf   = fs.String("cpu-profile", "", "write a CPU profile of the run to `FILE` (go tool pprof reads it)")
 		watch     = fs.Bool("watch", true, "reload pipeline files as soon as they change (--rescan, SIGHUP and POST /-/reload work either way)")
@@ -102,6 +104,9 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	}
 	if *rescan < 0 {
 		return fail(exitUsage, "--rescan is %s; it is how often the folders are rescanned, 0 for never", *rescan)
+	}
+	if *drain < 0 {
+		return fail(exitUsage, "--drain is %s; it is how long webhooks are still taken after a signal to stop, 0 or more (e.g. 10s)", *drain)
 	}
 	logger, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
@@ -207,19 +212,32 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	printRunBanner(stdout, ln.Addr().String(), *dataDir, sandboxBase, proj.Pipelines, store)
 	importsDone := runImports(ctx, r, imports, stderr)
 
-	exit := exitOK
+	exit, drainFor := exitOK, time.Duration(0)
 	select {
 	case <-signals:
+		drainFor = *drain // a load balancer may still send; a batch job is done
 	case err := <-serveErr:
 		logger.Error("the listener stopped", "error", err)
 		exit = exitProblem
 	case <-untilDoneChan(*untilDone, importsDone):
 	}
 	stop()
-	fmt.Fprintf(stdout, "engine run: stopping; in-flight deliveries get %s (a second Ctrl-C or SIGTERM stops at once)\n", *grace)
+	draining := ""
+	if drainFor > 0 {
+		draining = fmt.Sprintf("webhooks are still taken for %s while /readyz answers 503, then ", drainFor)
+	}
+	fmt.Fprintf(stdout, "engine run: stopping; %sin-flight deliveries get %s (a second Ctrl-C or SIGTERM stops at once)\n", draining, *grace)
 	now, release := stopNowOn(signals, stderr)
 	defer release()
 	r.Drain()
+	if drainFor > 0 {
+		// The listener stays open: a load balancer that has not yet seen
+		// /readyz fail still sends, and its webhooks are taken.
+		select {
+		case <-time.After(drainFor):
+		case <-now.Done():
+		}
+	}
 	deadline := time.Now().Add(*grace)
 	shutdown, cancel := context.WithDeadline(now, deadline)
 	defer cancel()

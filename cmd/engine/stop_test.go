@@ -6,10 +6,12 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -72,6 +74,72 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	// SessionM may have applied the abandoned request once its client
 	// went away: the event can count twice.
 	h.checkDelivered(next, led, 1)
+}
+
+// TestDrainKeepsTakingWebhooks stops an engine run with --drain: after
+// SIGTERM, /readyz answers 503 and webhooks are still taken, so a load
+// balancer sees the engine leave before its listener closes; a second
+// SIGTERM ends the drain at once, and what it took is delivered.
+func TestDrainKeepsTakingWebhooks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes")
+	}
+	h := newCrashHarness(t, 10)
+	h.flags = []string{"--drain", "1m"}
+	e := h.startEngine(0)
+	sendSignal(t, e, syscall.SIGTERM)
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Get(e.base + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz during the drain: %v (exit: %v)", err, e.exitErr())
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still answers %d 10 s after SIGTERM", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	led := newLedger()
+	if err := led.send(newSenderClient(t), e.base, 1); err != nil || led.acceptedCount() != 1 {
+		t.Fatalf("a webhook during the drain was not accepted: %v (%s)", err, led.why())
+	}
+	// The workers still deliver: the engine counts the event delivered.
+	delivered := regexp.MustCompile(`(?m)^engine_events_handled_total\{[^}]*outcome="delivered"[^}]*\} 1$`)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err := client.Get(e.base + "/metrics")
+		if err != nil {
+			t.Fatalf("/metrics during the drain: %v", err)
+		}
+		metrics, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if delivered.Match(metrics) {
+			break
+		}
+		if e.done() || time.Now().After(deadline) {
+			t.Fatalf("the webhook taken during the drain was not delivered (exit: %v)", e.exitErr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sendSignal(t, e, syscall.SIGTERM)
+	select {
+	case <-e.exited:
+	case <-time.After(stopAtOnce):
+		t.Fatalf("%s still running %v after a second SIGTERM (--drain 1m)", e.name, stopAtOnce)
+	}
+	if e.err != nil {
+		t.Errorf("%s: %v, want exit 0", e.name, e.err)
+	}
+	if line := stoppedLine(e.stdout.String()); !strings.Contains(line, "every accepted event was handled") {
+		t.Errorf("last word %q, want every event handled", line)
+	}
 }
 
 // sendSignal sends sig to the engine and returns when.
