@@ -58,6 +58,38 @@ type csvCheckpoint struct {
 type csvImports struct {
 	mu    sync.Mutex
 	files map[string]*CSVProgress // by the file as named
+	runs  map[*csvRun]bool        // imports whose last checkpoint is not written yet
+}
+
+func (c *csvImports) begin(run *csvRun) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.runs[run] = true
+}
+
+func (c *csvImports) forget(run *csvRun) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.runs, run)
+}
+
+// finishCSVRuns writes the last checkpoint of the imports that match: one
+// that stopped early goes on writing it while the rows it handed over
+// settle.
+func (r *Runner) finishCSVRuns(match func(*csvRun) bool) {
+	r.csv.mu.Lock()
+	var runs []*csvRun
+	for run := range r.csv.runs {
+		if match(run) {
+			runs = append(runs, run)
+		}
+	}
+	r.csv.mu.Unlock()
+	for _, run := range runs {
+		if err := run.finish(false); err != nil {
+			r.log.Error("cannot write a CSV checkpoint; the next import of the file sends again the rows after the last one written", "pipeline", run.pipeline, "version", r.version(run.pipeline), "file", run.file, "error", err)
+		}
+	}
 }
 
 func (c *csvImports) update(file string, f func(p *CSVProgress)) {
@@ -157,6 +189,10 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 		csvHashed(file)
 	}
 	key := "csv:" + pipeline + ":" + sum
+	// An earlier import of this content that stopped early may still be
+	// writing its checkpoint as its rows settle; its last word is final
+	// now, or it could undo this one's.
+	r.finishCSVRuns(func(c *csvRun) bool { return c.key == key && c.stopped() })
 	var cp csvCheckpoint
 	if _, err := r.store.Checkpoint(key, &cp); err != nil {
 		return fail(fmt.Errorf("reading the checkpoint of %s: %w", file, err))
@@ -175,9 +211,10 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 	}
 	run := r.startCSVRun(pipeline, file, sum, key, cp.Rows)
 	// stop ends the import early: the rows without an outcome are sent
-	// when the file is imported again, after the checkpoint.
+	// when the file is imported again, after the checkpoint, which still
+	// moves as the rows in the workers' hands settle.
 	stop := func(why error) (CSVProgress, error) {
-		finishErr := run.finish(false)
+		finishErr := run.stop()
 		if why != nil && !errors.Is(why, errStopping) && ctx.Err() == nil {
 			return fail(why)
 		}
@@ -219,6 +256,7 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 			return stop(err)
 		}
 		if err := run.handOver(ctx, it); err != nil {
+			run.giveBack(it) // no lane holds it
 			return stop(err)
 		}
 		r.csv.update(file, func(p *CSVProgress) { p.Queued++ })

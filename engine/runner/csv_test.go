@@ -613,3 +613,80 @@ func TestCSVUnclosedQuoteKeepsTheRowsAfterIt(t *testing.T) {
 		t.Errorf("checkpoint %d rows, done %v; want 20, true", rows, done)
 	}
 }
+
+// A stop while rows are in flight: the rows that get their outcome during
+// the grace move the checkpoint, so the next run sends only the others
+// (those the workers had not started, given back without one).
+func TestCSVStopCheckpointsRowsSettledInTheGrace(t *testing.T) {
+	data := t.TempDir()
+	file := writeCSV(t, t.TempDir(), 400, 0)
+	h := start(t, setup{users: 401, dataDir: data})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"300ms"}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	imported := make(chan struct{})
+	go func() {
+		defer close(imported)
+		_, _ = h.r.ImportCSV(ctx, csvPipeline, file)
+	}()
+	h.eventually("rows delivered, more in flight", func() bool {
+		ps := h.r.CSVImports()
+		return len(ps) > 0 && ps[0].Delivered >= 20
+	})
+	// As SIGTERM: engine run's context ends, then the runner stops.
+	cancel()
+	<-imported
+	sb := h.sbURL
+	h.stop()
+	first := h.r.CSVImports()[0]
+	if first.Done() == 0 || first.ReadDone {
+		t.Fatalf("first run %+v; want it stopped half-way", first)
+	}
+
+	h2 := start(t, setup{users: 401, dataDir: data, sandbox: sb})
+	if rows, done := checkpointOf(t, h2.store, file); rows != first.Done() || done {
+		t.Fatalf("checkpoint %d rows (done %v) after a stop; %d rows had an outcome", rows, done, first.Done())
+	}
+	h2.control("DELETE", "/faults", "")
+	if p, err := h2.r.ImportCSV(context.Background(), csvPipeline, file); err != nil || p.Skipped != first.Done() {
+		t.Fatalf("second run %+v %v; want the %d rows of the first skipped", p, err, first.Done())
+	}
+	h2.drained()
+	h2.eachRowDeliveredOnce(400)
+}
+
+// An import whose caller gives up goes on checkpointing the rows it had
+// handed over as they settle.
+func TestCSVImportCancelledCheckpointsRowsInFlight(t *testing.T) {
+	h := start(t, setup{users: 401})
+	file := writeCSV(t, t.TempDir(), 400, 0)
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"300ms"}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		p   runner.CSVProgress
+		err error
+	}
+	imported := make(chan result, 1)
+	go func() {
+		p, err := h.r.ImportCSV(ctx, csvPipeline, file)
+		imported <- result{p, err}
+	}()
+	h.eventually("rows delivered, more in flight", func() bool {
+		ps := h.r.CSVImports()
+		return len(ps) > 0 && ps[0].Delivered >= 20
+	})
+	cancel()
+	res := <-imported
+	if res.err != nil || res.p.Done() >= res.p.Queued {
+		t.Fatalf("import %+v %v; want it stopped with rows in flight", res.p, res.err)
+	}
+	h.eventually("every row sent settled", func() bool {
+		p := h.r.CSVImports()[0]
+		return p.Done() == p.Queued
+	})
+	p := h.r.CSVImports()[0]
+	h.eventually("the checkpoint to cover them", func() bool {
+		rows, _ := checkpointOf(t, h.store, file)
+		return rows == p.Done()
+	})
+}

@@ -45,8 +45,14 @@ type csvRun struct {
 	back    []*item       // rows a stopping lane gave back, to hand over again
 	changed chan struct{} // (1) base moved, or a row came back
 	lane    *lane         // the version rows are handed to (the import's goroutine alone)
+	ending  bool          // the import stopped early; rows the lanes hold may still settle
+
+	saveMu sync.Mutex
+	saved  int  // the rows the stored checkpoint covers
+	closed bool // the last checkpoint is written; nothing is written after it
 
 	stopWriter chan struct{}
+	stopOnce   sync.Once
 	writerDone chan struct{}
 }
 
@@ -59,9 +65,10 @@ type csvRow struct {
 }
 
 func (r *Runner) startCSVRun(pipeline, file, hash, key string, resumeAfter int) *csvRun {
-	c := &csvRun{r: r, pipeline: pipeline, file: file, hash: hash, key: key, base: resumeAfter,
+	c := &csvRun{r: r, pipeline: pipeline, file: file, hash: hash, key: key, base: resumeAfter, saved: resumeAfter,
 		changed: make(chan struct{}, 1), stopWriter: make(chan struct{}), writerDone: make(chan struct{})}
-	go c.writeCheckpoints(resumeAfter)
+	r.csv.begin(c)
+	go c.writeCheckpoints()
 	return c
 }
 
@@ -147,7 +154,9 @@ func (c *csvRun) signal() {
 }
 
 // giveBack takes a row a lane let go of without an outcome: the lane was
-// retired by a reload, or the engine is stopping.
+// retired by a reload, or the engine is stopping. A row the import could
+// not hand over comes here too, so every row without an outcome is either
+// here or held by a lane.
 func (c *csvRun) giveBack(it *item) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -327,8 +336,10 @@ func (c *csvRun) checkpoint() int {
 }
 
 // writeCheckpoints writes the checkpoint at most every csvCheckpointEvery
-// while it moves; a failed write is tried again with the next.
-func (c *csvRun) writeCheckpoints(saved int) {
+// while it moves; a failed write is tried again with the next. After an
+// early stop it goes on while the lanes hold rows of the file (a stop's
+// grace lets them finish), so those that settle are not sent again.
+func (c *csvRun) writeCheckpoints() {
 	defer close(c.writerDone)
 	tick := time.NewTicker(csvCheckpointEvery)
 	defer tick.Stop()
@@ -338,26 +349,90 @@ func (c *csvRun) writeCheckpoints(saved int) {
 			return
 		case <-tick.C:
 		}
-		if base := c.checkpoint(); base > saved {
-			if err := c.r.store.SetCheckpoint(c.key, csvCheckpoint{Rows: base}); err != nil {
-				c.r.log.Error("cannot write a CSV checkpoint; trying again", "pipeline", c.pipeline, "file", c.file, "row", base, "error", err)
-				continue
-			}
-			saved = base
+		// Once a stopped import's rows are all settled or back, nothing
+		// moves the checkpoint: this write is the last.
+		last := c.wound()
+		if err := c.save(false, false); err != nil {
+			c.r.log.Error("cannot write a CSV checkpoint; trying again", "pipeline", c.pipeline, "file", c.file, "error", err)
+			continue
+		}
+		if last {
+			c.r.csv.forget(c)
+			return
 		}
 	}
+}
+
+// wound reports whether the import stopped early and no lane holds a row
+// of it: each has an outcome or came back.
+func (c *csvRun) wound() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ending && c.heldByLanes() == 0
+}
+
+// heldByLanes is how many rows lanes hold (c.mu held): those without an
+// outcome, less those given back.
+func (c *csvRun) heldByLanes() int {
+	open := 0
+	for _, settled := range c.open {
+		if !settled {
+			open++
+		}
+	}
+	return open - len(c.back)
+}
+
+// stopped reports whether the import stopped early.
+func (c *csvRun) stopped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ending
+}
+
+// save writes the checkpoint if it moved since the last write, or to say
+// the file is done. Once the last one is written nothing is: Runner.Stop
+// writes it before the inbox closes.
+func (c *csvRun) save(done, last bool) error {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = last
+	base := c.checkpoint()
+	if !done && base <= c.saved {
+		return nil
+	}
+	if err := c.r.store.SetCheckpoint(c.key, csvCheckpoint{Rows: base, Done: done}); err != nil {
+		return fmt.Errorf("writing the checkpoint of %s (row %d): %w", c.file, base, err)
+	}
+	c.saved = base
+	return nil
+}
+
+// stop ends an import before its end (a row it could not hand over is
+// given back first). The checkpoint is written now, and again as the rows
+// the lanes hold settle, until each has an outcome or came back;
+// Runner.Stop writes the last one once its lanes are done.
+func (c *csvRun) stop() error {
+	c.mu.Lock()
+	c.ending = true
+	idle := c.heldByLanes() == 0
+	c.mu.Unlock()
+	if idle {
+		return c.finish(false)
+	}
+	return c.save(false, false)
 }
 
 // finish stops the checkpoint writer and writes the last checkpoint: done
 // once every row has an outcome, otherwise where a restart resumes.
 func (c *csvRun) finish(done bool) error {
-	close(c.stopWriter)
+	c.stopOnce.Do(func() { close(c.stopWriter) })
 	<-c.writerDone
-	base := c.checkpoint()
-	if err := c.r.store.SetCheckpoint(c.key, csvCheckpoint{Rows: base, Done: done}); err != nil {
-		return fmt.Errorf("writing the checkpoint of %s (row %d): %w", c.file, base, err)
-	}
-	return nil
+	c.r.csv.forget(c)
+	return c.save(done, true)
 }
 
 // queueRow moves a CSV row that needs another attempt into the inbox, with

@@ -101,7 +101,7 @@ func New(opts Options) (*Runner, error) {
 	r := &Runner{
 		opts: opts, store: opts.Store, log: opts.Logger, clock: opts.Clock,
 		governors: map[string]*delivery.Governor{}, lastLane: map[string]*lane{}, states: map[string]*pipelineState{}, csvWatch: map[string]*csvWatcher{},
-		csv: csvImports{files: map[string]*CSVProgress{}},
+		csv: csvImports{files: map[string]*CSVProgress{}, runs: map[*csvRun]bool{}},
 	}
 	r.client = opts.Client
 	if r.client == nil {
@@ -256,6 +256,9 @@ func (r *Runner) Stop(grace time.Duration) {
 		<-done
 	}
 	r.cancelHard()
+	// The lanes are done: the rows of CSV imports that stopped early have
+	// their outcome or none will come, so their checkpoints are final.
+	r.finishCSVRuns(func(*csvRun) bool { return true })
 }
 
 // Abandon cuts a Stop short, as if its grace had run out now: in-flight
