@@ -153,6 +153,12 @@ func (r *Runner) settledRow(pipeline string, it *item, outcome rowOutcome) {
 // in the inbox by then), or when ctx ends: the checkpoint then says where
 // the next import of the file resumes.
 func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgress, error) {
+	return r.importCSV(ctx, pipeline, file, nil)
+}
+
+// importCSV is ImportCSV; opened, when not nil, is given the file it
+// opened, which is what it imported whatever file is named so now.
+func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *os.FileInfo) (CSVProgress, error) {
 	l := r.lane(pipeline)
 	if l == nil || l.p.Source.Type.Kind != spec.CSVSource {
 		return CSVProgress{}, fmt.Errorf("pipeline %q does not read CSV files", pipeline)
@@ -180,6 +186,9 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 	began, err := f.Stat()
 	if err != nil {
 		return fail(fmt.Errorf("reading %s: %w", file, err))
+	}
+	if opened != nil {
+		*opened = began
 	}
 	sum, err := hashFile(f, file)
 	if err != nil {
@@ -416,12 +425,12 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 			if prev, ok := last[e.Name()]; !ok || prev != st {
 				continue // new or still changing: look again next poll
 			}
-			path := filepath.Join(dir, e.Name())
-			_, err = r.ImportCSV(ctx, pipeline, path)
+			var opened os.FileInfo
+			_, err = r.importCSV(ctx, pipeline, filepath.Join(dir, e.Name()), &opened)
 			if ctx.Err() != nil {
 				return // stopped mid-file: the checkpoint resumes it next run
 			}
-			r.fileAway(pipeline, dir, e.Name(), err)
+			r.fileAway(pipeline, dir, e.Name(), opened, err)
 			delete(seen, e.Name())
 		}
 		last = seen
@@ -432,8 +441,19 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 }
 
 // fileAway moves an imported file to done/ or failed/, so it is not taken
-// again and the folder shows what happened.
-func (r *Runner) fileAway(pipeline, dir, name string, importErr error) {
+// again and the folder shows what happened. opened is the file the import
+// read (nil if it could not open one): a file put in its place meanwhile
+// (an upload renamed over it) was not read, so it stays for a later poll.
+func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, importErr error) {
+	src := filepath.Join(dir, name)
+	if now, err := os.Stat(src); err == nil && opened != nil && !os.SameFile(now, opened) {
+		if importErr != nil {
+			r.log.Error("CSV file not imported; a new file took its name meanwhile, which is imported at a later poll", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "error", importErr)
+			return
+		}
+		r.log.Warn("a new CSV file took the name of the one imported; it is imported at a later poll", "pipeline", pipeline, "version", r.version(pipeline), "file", src)
+		return
+	}
 	sub := "done"
 	if importErr != nil {
 		sub = "failed"
@@ -447,7 +467,7 @@ func (r *Runner) fileAway(pipeline, dir, name string, importErr error) {
 	if _, err := os.Stat(dest); err == nil {
 		dest = filepath.Join(target, time.Now().UTC().Format("20060102T150405Z")+"-"+name)
 	}
-	if err := os.Rename(filepath.Join(dir, name), dest); err != nil {
+	if err := os.Rename(src, dest); err != nil {
 		r.log.Error("cannot file an imported CSV away", "pipeline", pipeline, "version", r.version(pipeline), "error", err)
 		return
 	}

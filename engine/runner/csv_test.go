@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -235,6 +236,44 @@ func TestCSVInboxFolder(t *testing.T) {
 	why, _ := os.ReadFile(filepath.Join(folder, "failed", "empty.csv.error.txt"))
 	if !strings.Contains(string(why), "the file is empty") {
 		t.Fatalf("error file says %q", why)
+	}
+}
+
+// An upload renamed over a dropped file while it is imported is not filed
+// away with it, unread: it stays in the folder, and a later poll imports
+// it.
+func TestCSVInboxFileReplacedWhileImported(t *testing.T) {
+	folder := t.TempDir()
+	h := start(t, setup{users: 20, tweak: func(p *engine.Pipeline) {
+		if p.Name == csvPipeline {
+			p.Source.Inbox = folder
+		}
+	}})
+	upload := "user_id,tag\nload-000001,other_1\nload-000002,other_2\n"
+	staged := filepath.Join(t.TempDir(), "upload.csv")
+	if err := os.WriteFile(staged, []byte(upload), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	runner.SetCSVHashed(t, func(file string) {
+		once.Do(func() {
+			if err := os.Rename(staged, file); err != nil {
+				t.Error(err)
+			}
+		})
+	})
+	h.r.WatchCSVInboxes(10 * time.Millisecond)
+	writeCSV(t, folder, 10, 0)
+	h.eventually("the upload imported and filed away", func() bool {
+		done, _ := os.ReadFile(filepath.Join(folder, "done", "segment.csv"))
+		return string(done) == upload && h.tagCount("load-000001", "other_1") == 1
+	})
+	if h.tagCount("load-000010", "segment_10") != 1 {
+		t.Error("the first file's rows were not delivered")
+	}
+	h.stop() // the watcher is done with the hook
+	if done, _ := os.ReadDir(filepath.Join(folder, "done")); len(done) != 1 {
+		t.Errorf("done/ holds %d files; want the upload alone (the first file was replaced, not filed)", len(done))
 	}
 }
 
