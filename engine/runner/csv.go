@@ -463,10 +463,7 @@ func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, import
 		r.log.Error("cannot file an imported CSV away", "pipeline", pipeline, "version", r.version(pipeline), "error", err)
 		return
 	}
-	dest := filepath.Join(target, name)
-	if _, err := os.Stat(dest); err == nil {
-		dest = filepath.Join(target, time.Now().UTC().Format("20060102T150405Z")+"-"+name)
-	}
+	dest := freeName(target, name, r.clock.Now())
 	if err := os.Rename(src, dest); err != nil {
 		r.log.Error("cannot file an imported CSV away", "pipeline", pipeline, "version", r.version(pipeline), "error", err)
 		return
@@ -475,4 +472,26 @@ func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, import
 		_ = os.WriteFile(dest+".error.txt", []byte(importErr.Error()+"\n"), 0o644)
 		r.log.Error("CSV file not imported", "pipeline", pipeline, "version", r.version(pipeline), "file", dest, "error", importErr)
 	}
+}
+
+// freeName is where a file called name goes in folder: its own name, or,
+// if a file of that name was filed before, one that starts with the time
+// (and a counter after the first in a second), so none overwrites
+// another (nor its .error.txt).
+func freeName(folder, name string, now time.Time) string {
+	taken := func(path string) bool {
+		_, err := os.Lstat(path)
+		_, errTxt := os.Lstat(path + ".error.txt")
+		return err == nil || errTxt == nil
+	}
+	dest := filepath.Join(folder, name)
+	stamp := now.UTC().Format("20060102T150405Z")
+	for n := 1; taken(dest); n++ {
+		prefix := stamp
+		if n > 1 {
+			prefix = fmt.Sprintf("%s-%d", stamp, n)
+		}
+		dest = filepath.Join(folder, prefix+"-"+name)
+	}
+	return dest
 }
