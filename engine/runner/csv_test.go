@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -728,4 +729,49 @@ func TestCSVImportCancelledCheckpointsRowsInFlight(t *testing.T) {
 		rows, _ := checkpointOf(t, h.store, file)
 		return rows == p.Done()
 	})
+}
+
+// lockedBuffer takes log lines from many goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// The line that reports a broken row names its pipeline, version and
+// event, as every line about an event does: the event id finds its dead
+// letter.
+func TestCSVBrokenRowLogNamesItsEvent(t *testing.T) {
+	var logs lockedBuffer
+	h := start(t, setup{users: 10, opts: func(o *runner.Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	}})
+	file := writeCSV(t, t.TempDir(), 5, 3)
+	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
+		t.Fatal(err)
+	}
+	var line struct {
+		Msg, Pipeline, Version, Event string
+	}
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `"broken CSV row"`) {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if line.Pipeline != csvPipeline || line.Version == "" || line.Event != fileHash(t, file)+":3" {
+		t.Fatalf("broken row logged as %+v; want its pipeline, version and event id (%s:3)", line, fileHash(t, file))
+	}
 }

@@ -104,7 +104,7 @@ func (c *csvRun) brokenRow(e *csvfile.RowError) error {
 		return fmt.Errorf("row %d of %s cannot be read and its dead letter cannot be stored (%w); the import stops before it", e.Number, e.File, err)
 	}
 	c.r.csv.update(e.File, func(p *CSVProgress) { p.Broken++ })
-	c.r.log.Warn("broken CSV row", "pipeline", c.pipeline, "version", version, "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason)
+	c.r.log.Warn("broken CSV row", "pipeline", c.pipeline, "version", version, "event", c.rowID(e.Number), "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason)
 	return nil
 }
 
@@ -353,7 +353,7 @@ func (c *csvRun) writeCheckpoints() {
 		// moves the checkpoint: this write is the last.
 		last := c.wound()
 		if err := c.save(false, false); err != nil {
-			c.r.log.Error("cannot write a CSV checkpoint; trying again", "pipeline", c.pipeline, "file", c.file, "error", err)
+			c.r.log.Error("cannot write a CSV checkpoint; trying again", "pipeline", c.pipeline, "version", c.r.version(c.pipeline), "file", c.file, "error", err)
 			continue
 		}
 		if last {
