@@ -87,6 +87,9 @@ func TestCSVImport(t *testing.T) {
 	if len(dls) != 1 || !strings.Contains(dls[0].Error, "row 150") || !strings.Contains(string(dls[0].Event), `"row":150`) {
 		t.Fatalf("broken row: %+v", dls)
 	}
+	if m := do(t, "GET", h.engine.URL+"/metrics", "", nil); !strings.Contains(m.body, `engine_events_dead_lettered_total{pipeline="`+csvPipeline+`",reason="csv_row"} 1`) {
+		t.Fatal("the broken row's dead letter is not counted in engine_events_dead_lettered_total")
+	}
 
 	// The same file again: recognised, nothing queued twice.
 	again, err := h.r.ImportCSV(context.Background(), csvPipeline, file)

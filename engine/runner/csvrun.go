@@ -104,6 +104,7 @@ func (c *csvRun) brokenRow(e *csvfile.RowError) error {
 		return fmt.Errorf("row %d of %s cannot be read and its dead letter cannot be stored (%w); the import stops before it", e.Number, e.File, err)
 	}
 	c.r.csv.update(e.File, func(p *CSVProgress) { p.Broken++ })
+	c.r.metrics.deadLettered.WithLabelValues(c.pipeline, "csv_row").Inc()
 	c.r.log.Warn("broken CSV row", "pipeline", c.pipeline, "version", version, "event", c.rowID(e.Number), "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason)
 	return nil
 }
