@@ -25,21 +25,28 @@ func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 	return ctx.Err()
 }
 
-// A connection's rate_limit bounds all requests to it, whichever endpoint
-// they go to; Braze's documented limits, when there is none, stay per
-// endpoint pool as Braze documents them.
-func TestRateLimitIsPerConnection(t *testing.T) {
+// runnerOnAFakeClock is a runner with no pipelines on a clock that moves
+// only when waited on, from t0.
+func runnerOnAFakeClock(t *testing.T) (r *Runner, clock *fakeClock, t0 time.Time) {
+	t.Helper()
 	store, err := inbox.Open(t.TempDir(), inbox.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
-	clock := &fakeClock{t: t0}
-	r, err := New(Options{Store: store, Clock: clock})
-	if err != nil {
+	t0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	clock = &fakeClock{t: t0}
+	if r, err = New(Options{Store: store, Clock: clock}); err != nil {
 		t.Fatal(err)
 	}
+	return r, clock, t0
+}
+
+// A connection's rate_limit bounds all requests to it, whichever endpoint
+// they go to; Braze's documented limits, when there is none, stay per
+// endpoint pool as Braze documents them.
+func TestRateLimitIsPerConnection(t *testing.T) {
+	r, clock, t0 := runnerOnAFakeClock(t)
 	// Triggers, /users/track and a raw call: three pools, one account.
 	pools := []string{"messaging", "users_track", ""}
 
@@ -71,17 +78,7 @@ func TestRateLimitIsPerConnection(t *testing.T) {
 // Two folders may each name their Braze connection "braze", for two
 // workspaces: each keeps its own limits and pauses.
 func TestSameNamedConnectionsOfTwoFoldersKeepTheirOwnGovernors(t *testing.T) {
-	store, err := inbox.Open(t.TempDir(), inbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
-	clock := &fakeClock{t: t0}
-	r, err := New(Options{Store: store, Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, clock, t0 := runnerOnAFakeClock(t)
 	eu := &spec.Connection{Name: "braze", File: "eu/connections.yaml", Type: braze.REST, RateLimit: &spec.RateLimit{Requests: 10, Window: time.Second}}
 	us := &spec.Connection{Name: "braze", File: "us/connections.yaml", Type: braze.REST}
 	r.ensureGovernor(eu)

@@ -68,16 +68,7 @@ func TestDeadLetterToWriteStaysWithItsLane(t *testing.T) {
 // laneOnAFullDisk is the F1 pipeline's lane of a runner whose inbox fails
 // every write, as on a full disk; its targets cannot be reached.
 func laneOnAFullDisk(t *testing.T) *lane {
-	settings := map[string]string{"SESSIONM_CORE_URL": "http://127.0.0.1:1/core", "SESSIONM_CONNECT_URL": "http://127.0.0.1:1/connect", "BRAZE_REST_URL": "http://127.0.0.1:1/braze"}
-	rest, err := secrets.ReadEnvFile("../../examples/sandbox.env")
-	if err != nil {
-		t.Fatal(err)
-	}
-	loader, err := engine.NewLoader(connectors.Catalog(), secrets.NewResolver(secrets.LookupChain(settings, rest), "", &secrets.Masker{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proj := loader.Load([]string{"../../pipelines"})
+	proj := loaderFor(t, "http://127.0.0.1:1").Load([]string{"../../pipelines"})
 	store, err := inbox.Open(t.TempDir(), inbox.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -156,16 +147,7 @@ func TestAbandonCutsAStopShort(t *testing.T) {
 // test ends.
 func campaignRunner(t *testing.T, brazeURL string) (*Runner, *inbox.Store) {
 	t.Helper()
-	settings := map[string]string{"SESSIONM_CORE_URL": "http://127.0.0.1:1/core", "SESSIONM_CONNECT_URL": "http://127.0.0.1:1/connect", "BRAZE_REST_URL": brazeURL + "/braze"}
-	rest, err := secrets.ReadEnvFile("../../examples/sandbox.env")
-	if err != nil {
-		t.Fatal(err)
-	}
-	loader, err := engine.NewLoader(connectors.Catalog(), secrets.NewResolver(secrets.LookupChain(settings, rest), "", &secrets.Masker{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proj := loader.Load([]string{"testdata/pipelines"})
+	proj := loaderFor(t, brazeURL).Load([]string{"testdata/pipelines"})
 	for _, p := range proj.Pipelines {
 		p.Delivery.Linger = time.Millisecond
 	}
@@ -216,4 +198,20 @@ func TestRespondCacheKeepsToItsSize(t *testing.T) {
 	if rs.cache["huge"] != nil {
 		t.Fatal("an answer bigger than the whole cache was kept")
 	}
+}
+
+// loaderFor loads pipelines with the sandbox's settings, Braze at
+// brazeURL, and SessionM where nothing answers.
+func loaderFor(t *testing.T, brazeURL string) *engine.Loader {
+	t.Helper()
+	settings := map[string]string{"SESSIONM_CORE_URL": "http://127.0.0.1:1/core", "SESSIONM_CONNECT_URL": "http://127.0.0.1:1/connect", "BRAZE_REST_URL": brazeURL + "/braze"}
+	rest, err := secrets.ReadEnvFile("../../examples/sandbox.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loader, err := engine.NewLoader(connectors.Catalog(), secrets.NewResolver(secrets.LookupChain(settings, rest), "", &secrets.Masker{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loader
 }
