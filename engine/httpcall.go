@@ -67,14 +67,15 @@ func (c HTTPCaller) Call(ctx context.Context, step *Step, req *Request) (*Respon
 	hreq.Header = req.Header
 	resp, err := client.Do(hreq)
 	if err != nil {
-		// Late is still DeadlineExceeded, so a synchronous pipeline
-		// answers its caller 504; the words say whose time ran out.
+		// The caller's deadline stays DeadlineExceeded, so a synchronous
+		// pipeline answers 504; the connection's own timeout is a failed
+		// lookup (502), and says so.
 		switch {
 		case !errors.Is(err, context.DeadlineExceeded):
 		case caller.Err() != nil:
 			err = fmt.Errorf("no answer in the time the caller had left: %w", context.DeadlineExceeded)
 		default:
-			err = fmt.Errorf("no answer within %s: %w", timeout, context.DeadlineExceeded)
+			err = fmt.Errorf("no answer within %s, the connection's timeout", timeout)
 		}
 		var urlErr *url.Error
 		if errors.As(err, &urlErr) {

@@ -696,6 +696,23 @@ func TestUncachedLateAnswersAre504(t *testing.T) {
 	}
 }
 
+// A lookup that runs out its connection's own timeout, before the
+// caller's deadline, failed: 502, naming that timeout.
+func TestUncachedLookupPastItsConnectionTimeoutIs502(t *testing.T) {
+	h := start(t, setup{tweak: func(p *engine.Pipeline) {
+		if p.Respond != nil {
+			p.Respond.Cache = nil
+			p.Respond.Deadline = 3 * time.Second
+			p.Steps[0].Call.Conn.Timeout = 100 * time.Millisecond
+		}
+	}})
+	h.control("POST", "/faults", `{"emulator":"sessionm_connect","latency":"1s"}`)
+	a := do(t, "GET", h.engine.URL+"/wallet/"+ana, "", map[string]string{"Authorization": "Bearer sandbox-wallet-token"})
+	if a.status != 502 || !strings.Contains(a.body, "no answer within 100ms, the connection's timeout") {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+}
+
 func TestMetrics(t *testing.T) {
 	h := start(t, setup{})
 	h.control("POST", "/faults", `{"emulator":"braze","error_ratio":1,"count":1}`)
