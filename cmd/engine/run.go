@@ -215,7 +215,9 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	exit, drainFor := exitOK, time.Duration(0)
 	select {
 	case <-signals:
-		drainFor = *drain // a load balancer may still send; a batch job is done
+		if !*untilDone {
+			drainFor = *drain // a load balancer may still send; a batch job has none
+		}
 	case err := <-serveErr:
 		logger.Error("the listener stopped", "error", err)
 		exit = exitProblem

@@ -6,6 +6,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -255,4 +256,36 @@ type failingListener struct{ net.Listener }
 
 func (failingListener) Accept() (net.Conn, error) {
 	return nil, errors.New("accept tcp: use of a broken socket")
+}
+
+// TestUntilDoneStopsWithoutADrain: a batch job (--until-done) has no load
+// balancer to wait for, so a signal stops it without the --drain.
+func TestUntilDoneStopsWithoutADrain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes")
+	}
+	file := filepath.Join(t.TempDir(), "segment.csv")
+	var csv strings.Builder
+	csv.WriteString("user_id,tag\n")
+	for n := range 2000 {
+		fmt.Fprintf(&csv, "load-%06d,row_%d\n", n%100, n)
+	}
+	if err := os.WriteFile(file, []byte(csv.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := newCrashHarness(t, 100)
+	h.flags = []string{"--csv", file, "--until-done", "--drain", "1m"}
+	h.pipelines = csvPipelineFile
+	// Slow enough that the file is still being sent at the signal.
+	addFault(t, &http.Client{Timeout: 10 * time.Second}, h.sandbox, `{"emulator":"sessionm_core","latency":"50ms"}`)
+	e := h.launchEngine(0)
+	sendSignal(t, e, syscall.SIGTERM)
+	select {
+	case <-e.exited:
+	case <-time.After(stopAtOnce):
+		t.Fatalf("%s still running %v after SIGTERM: an --until-done run waited out --drain 1m", e.name, stopAtOnce)
+	}
+	if strings.Contains(e.stdout.String(), "webhooks are still taken") {
+		t.Errorf("an --until-done run announced a drain:\n%s", e.stdout.String())
+	}
 }
