@@ -139,6 +139,15 @@ type Call struct {
 	Error string `json:"error,omitempty"`
 }
 
+// redacted is a URL as a preview shows it: a password written in it
+// (https://user:pass@host) is not printed.
+func redacted(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return raw
+}
+
 // Outcome is what a call gives the template.
 type Outcome struct {
 	// Response is set when the endpoint answered within the limits
@@ -152,7 +161,8 @@ type Outcome struct {
 
 // Do makes one call with Braze's rules.
 func (c *Client) Do(ctx context.Context, req Request, opts Options) Outcome {
-	call := Call{Method: req.Method, URL: req.URL}
+	shown := redacted(req.URL)
+	call := Call{Method: req.Method, URL: shown}
 	// A copy: :basic_auth adds to it, and the caller's header may be
 	// shared by other calls.
 	req.Header = req.Header.Clone()
@@ -164,7 +174,7 @@ func (c *Client) Do(ctx context.Context, req Request, opts Options) Outcome {
 		return Outcome{Call: call}
 	}
 	if _, err := url.ParseRequestURI(req.URL); err != nil || !strings.HasPrefix(req.URL, "http://") && !strings.HasPrefix(req.URL, "https://") {
-		return fail(fmt.Sprintf("%q is not an http:// or https:// URL", req.URL))
+		return fail(fmt.Sprintf("%q is not an http:// or https:// URL", shown))
 	}
 	if opts.BasicAuth != "" {
 		user, pass, ok := "", "", false
@@ -211,7 +221,7 @@ func (c *Client) Do(ctx context.Context, req Request, opts Options) Outcome {
 	if opts.Retry && failed(resp, err) {
 		reason := describeFailure(resp, err)
 		out.Call.Error = reason
-		out.Abort = fmt.Sprintf("connected_content %s failed %d times (%s)", req.URL, call.Attempts, reason)
+		out.Abort = fmt.Sprintf("connected_content %s failed %d times (%s)", shown, call.Attempts, reason)
 		return out
 	}
 	if err != nil {

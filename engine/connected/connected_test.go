@@ -677,3 +677,18 @@ func withBackoff(sleep func(ctx context.Context, attempt int) error) ClientOptio
 }
 
 func withTimeout(d time.Duration) ClientOption { return func(c *Client) { c.timeout = d } }
+
+// A password written in a connected_content URL is not shown in what the
+// preview reports of the call, nor in the abort reason.
+func TestCallURLHidesAPassword(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
+	c := NewClient(anyPort(), withBackoff(func(context.Context, int) error { return nil }))
+	withPassword := strings.Replace(srv.URL, "http://", "http://user:s3cret@", 1)
+	out := c.Do(t.Context(), get(withPassword), Options{Retry: true})
+	if out.Call.Attempts == 0 || strings.Contains(out.Call.URL, "s3cret") || strings.Contains(out.Abort, "s3cret") || !strings.Contains(out.Call.URL, "user:xxxxx@") {
+		t.Errorf("Call = %+v, Abort = %q; want the password hidden", out.Call, out.Abort)
+	}
+	if out := c.Do(t.Context(), get("ftp://user:s3cret@example.com/"), Options{}); strings.Contains(out.Call.Error, "s3cret") {
+		t.Errorf("refused URL shown as %q", out.Call.Error)
+	}
+}
