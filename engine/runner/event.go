@@ -64,10 +64,20 @@ func isCredentialHeader(name string) bool {
 			return true
 		}
 	}
+	for _, word := range credentialEnds {
+		if bytes.HasSuffix(lower, word) {
+			return true
+		}
+	}
 	return false
 }
 
-var credentialWords = [][]byte{[]byte("auth"), []byte("token"), []byte("secret"), []byte("key"), []byte("password"), []byte("signature"), []byte("cookie")}
+var (
+	credentialWords = [][]byte{[]byte("auth"), []byte("token"), []byte("secret"), []byte("key"), []byte("passw"), []byte("signature"), []byte("cookie"), []byte("credential"), []byte("session")}
+	// Short words only as the name's last word: X-Api-Pass, X-Sig, but
+	// not X-Passthrough or X-Design.
+	credentialEnds = [][]byte{[]byte("-pass"), []byte("_pass"), []byte("-sig"), []byte("_sig"), []byte("-jwt")}
+)
 
 // newStoredRequest keeps what a template may read of the webhook. The
 // header values are shared with r, which nothing changes once the handler

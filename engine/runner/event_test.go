@@ -17,13 +17,16 @@ import (
 // called.
 func TestStoredRequestDropsCredentials(t *testing.T) {
 	req := httptest.NewRequest("POST", "/hooks/x?a=1", nil)
-	for _, h := range []string{"Authorization", "Cookie", "X-Api-Key", "X-Auth-Token", "X-Webhook-Secret", "X-Hub-Signature-256", "Proxy-Authorization"} {
+	for _, h := range []string{"Authorization", "Cookie", "X-Api-Key", "X-Auth-Token", "X-Webhook-Secret", "X-Hub-Signature-256", "Proxy-Authorization",
+		"X-Api-Pass", "X-Passwd", "X-Credential", "X-Session-Id", "X-Sig", "X-Client-Jwt"} {
 		req.Header.Set(h, "s3cret")
 	}
 	req.Header.Set("Idempotency-Key", "evt-1")
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Passthrough", "kept")
+	req.Header.Set("X-Design", "kept")
 	got := newStoredRequest(req, nil).Headers
-	if len(got) != 2 || got.Get("Idempotency-Key") != "evt-1" || got.Get("Content-Type") == "" {
+	if len(got) != 4 || got.Get("Idempotency-Key") != "evt-1" || got.Get("Content-Type") == "" || got.Get("X-Design") != "kept" {
 		t.Fatalf("stored headers %v", got)
 	}
 }
