@@ -149,6 +149,22 @@ const (
 	csvCore   = "/sessionm/core/*" // the journal's path filter for SessionM Core
 )
 
+// writeSegment writes a Braze segment export of rows rows: row n tags
+// generated user n%users with row_n.
+func writeSegment(t *testing.T, rows, users int) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "segment.csv")
+	var csv strings.Builder
+	csv.WriteString("user_id,tag\n")
+	for n := range rows {
+		fmt.Fprintf(&csv, "load-%06d,row_%d\n", n%users, n)
+	}
+	if err := os.WriteFile(file, []byte(csv.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
 // TestCSVCrashResumes kills the engine with SIGKILL while it imports and
 // delivers a CSV file, then runs it again on the same --data and file
 // with --until-done: the checkpoint says how many rows from the top had an
@@ -158,15 +174,7 @@ func TestCSVCrashResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs processes under load")
 	}
-	file := filepath.Join(t.TempDir(), "segment.csv")
-	var csv strings.Builder
-	csv.WriteString("user_id,tag\n")
-	for n := range csvRows {
-		fmt.Fprintf(&csv, "load-%06d,row_%d\n", n%csvUsers, n)
-	}
-	if err := os.WriteFile(file, []byte(csv.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := writeSegment(t, csvRows, csvUsers)
 	h := newCrashHarness(t, csvUsers)
 	h.flags = []string{"--admin-addr", "", "--csv", file}
 	h.pipelines = csvPipelineFile

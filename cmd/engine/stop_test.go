@@ -6,7 +6,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -264,15 +263,7 @@ func TestUntilDoneStopsWithoutADrain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs processes")
 	}
-	file := filepath.Join(t.TempDir(), "segment.csv")
-	var csv strings.Builder
-	csv.WriteString("user_id,tag\n")
-	for n := range 2000 {
-		fmt.Fprintf(&csv, "load-%06d,row_%d\n", n%100, n)
-	}
-	if err := os.WriteFile(file, []byte(csv.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := writeSegment(t, 2000, 100)
 	h := newCrashHarness(t, 100)
 	h.flags = []string{"--csv", file, "--until-done", "--drain", "1m"}
 	h.pipelines = csvPipelineFile
