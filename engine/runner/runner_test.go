@@ -164,6 +164,13 @@ func (h *harness) post(path, body string, header map[string]string) answer {
 }
 
 // eventually polls cond until it holds or 10 s pass.
+// wallet asks the F3 route for user's wallet, as Braze's Connected
+// Content does.
+func (h *harness) wallet(user string) answer {
+	h.t.Helper()
+	return do(h.t, "GET", h.engine.URL+"/wallet/"+user, "", map[string]string{"Authorization": "Bearer sandbox-wallet-token"})
+}
+
 func (h *harness) eventually(what string, cond func() bool) {
 	h.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -609,12 +616,12 @@ func TestOrderedRetriesKeepOrder(t *testing.T) {
 
 func TestSynchronousPipeline(t *testing.T) {
 	h := start(t, setup{})
-	a := do(t, "GET", h.engine.URL+"/wallet/"+ana, "", map[string]string{"Authorization": "Bearer sandbox-wallet-token"})
+	a := h.wallet(ana)
 	var reply map[string]any
 	if a.status != 200 || json.Unmarshal([]byte(a.body), &reply) != nil || reply["available_points"] != 1350.0 {
 		t.Fatalf("%d %s", a.status, a.body)
 	}
-	a = do(t, "GET", h.engine.URL+"/wallet/nobody", "", map[string]string{"Authorization": "Bearer sandbox-wallet-token"})
+	a = h.wallet("nobody")
 	if a.status != 502 || !strings.Contains(a.body, "user_not_found") {
 		t.Fatalf("unknown user: %d %s", a.status, a.body)
 	}
@@ -632,9 +639,7 @@ func TestSynchronousCache(t *testing.T) {
 			p.Respond.Deadline = 200 * time.Millisecond
 		}
 	}})
-	wallet := func(user string) answer {
-		return do(t, "GET", h.engine.URL+"/wallet/"+user, "", map[string]string{"Authorization": "Bearer sandbox-wallet-token"})
-	}
+	wallet := h.wallet
 	if a := wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
 		t.Fatalf("first: %d %v", a.status, a.header)
 	}
@@ -683,15 +688,12 @@ func TestUncachedLateAnswersAre504(t *testing.T) {
 			p.Steps[0].Call.Conn.RateLimit = &spec.RateLimit{Requests: 1, Window: time.Minute}
 		}
 	}})
-	wallet := func() answer {
-		return do(t, "GET", h.engine.URL+"/wallet/"+ana, "", map[string]string{"Authorization": "Bearer sandbox-wallet-token"})
-	}
 	h.control("POST", "/faults", `{"emulator":"sessionm_connect","latency":"1s"}`)
-	if a := wallet(); a.status != 504 || !strings.Contains(a.body, "no answer within 200ms") {
+	if a := h.wallet(ana); a.status != 504 || !strings.Contains(a.body, "no answer within 200ms") {
 		t.Fatalf("a late lookup: %d %s", a.status, a.body)
 	}
 	h.control("DELETE", "/faults", "")
-	if a := wallet(); a.status != 504 || strings.Contains(a.body, "stopping") {
+	if a := h.wallet(ana); a.status != 504 || strings.Contains(a.body, "stopping") {
 		t.Fatalf("a lookup the rate limit (1 a minute, spent) holds back: %d %s", a.status, a.body)
 	}
 }
@@ -707,7 +709,7 @@ func TestUncachedLookupPastItsConnectionTimeoutIs502(t *testing.T) {
 		}
 	}})
 	h.control("POST", "/faults", `{"emulator":"sessionm_connect","latency":"1s"}`)
-	a := do(t, "GET", h.engine.URL+"/wallet/"+ana, "", map[string]string{"Authorization": "Bearer sandbox-wallet-token"})
+	a := h.wallet(ana)
 	if a.status != 502 || !strings.Contains(a.body, "no answer within 100ms, the connection's timeout") {
 		t.Fatalf("%d %s", a.status, a.body)
 	}
@@ -720,7 +722,7 @@ func TestMetrics(t *testing.T) {
 	h.post("/hooks/sessionm/offers", offerEvent("m-1", "u-1001"), map[string]string{"Authorization": hookAuth})
 	h.post("/hooks/sessionm/offers", "{}", nil)
 	for range 2 {
-		do(t, "GET", h.engine.URL+"/wallet/"+ana, "", map[string]string{"Authorization": "Bearer sandbox-wallet-token"})
+		h.wallet(ana)
 	}
 	h.drained()
 	a := do(t, "GET", h.engine.URL+"/metrics", "", nil)
