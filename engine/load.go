@@ -151,14 +151,21 @@ func (l *Loader) Inputs(paths []string) []string {
 // --connections file, or a secret. A watcher can pass over the others: a
 // log file written next to the pipelines must not hold their reloads back.
 func (l *Loader) Reads(path string) bool {
-	base := filepath.Base(path)
-	if ext := filepath.Ext(base); (ext == ".yaml" || ext == ".yml") && !strings.HasPrefix(base, ".") {
+	if isPipelineFileName(filepath.Base(path)) {
 		return true
 	}
 	if l.ConnectionsFile != "" && filepath.Clean(path) == filepath.Clean(l.ConnectionsFile) {
 		return true
 	}
 	return l.Resolver.Reads(path)
+}
+
+// isPipelineFileName reports whether a folder's file of this name is read
+// as a pipeline (or connections) file: .yaml or .yml, not hidden (an
+// editor's swap or backup file).
+func isPipelineFileName(name string) bool {
+	ext := filepath.Ext(name)
+	return (ext == ".yaml" || ext == ".yml") && !strings.HasPrefix(name, ".")
 }
 
 // expand lists the YAML files a path names.
@@ -180,10 +187,7 @@ func expand(path string) ([]string, error) {
 	var out []string
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || strings.HasPrefix(name, ".") {
-			continue
-		}
-		if ext := filepath.Ext(name); ext == ".yaml" || ext == ".yml" {
+		if !e.IsDir() && isPipelineFileName(name) {
 			out = append(out, filepath.Join(path, name))
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/internal/golden"
 )
 
@@ -132,5 +133,26 @@ func TestWalletCacheKeysDoNotCollide(t *testing.T) {
 	}
 	if a, b := key("u-1", "es-ES"), key("u-1", "es-ES"); a != b {
 		t.Errorf("one user and culture gave two keys, %q and %q", a, b)
+	}
+}
+
+// Which changed files can change what a load reads: a reloader passes
+// over the others.
+func TestLoaderReads(t *testing.T) {
+	l := &Loader{ConnectionsFile: "/etc/engine/conns.json", Resolver: secrets.NewResolver(nil, "/run/secrets", &secrets.Masker{})}
+	for path, want := range map[string]bool{
+		"pipelines/tags.yaml":        true,
+		"pipelines/connections.yml":  true,
+		"pipelines/.tags.yaml.swp":   false,
+		"pipelines/.tags.yaml":       false,
+		"pipelines/engine.log":       false,
+		"/etc/engine/conns.json":     true,
+		"/run/secrets/BRAZE_API_KEY": true,
+		"/run/secrets/..data":        true,
+		"/run/secrets/notes.txt":     false,
+	} {
+		if got := l.Reads(path); got != want {
+			t.Errorf("Reads(%s) = %v, want %v", path, got, want)
+		}
 	}
 }
