@@ -324,7 +324,9 @@ func rateLimitReset(h http.Header, now time.Time) time.Duration {
 	if err != nil {
 		return 0
 	}
-	if d := time.Unix(secs, 0).Sub(now); d > 0 && d <= 24*time.Hour {
+	// Not clamped, unlike Retry-After: a reset over a day away is more
+	// likely milliseconds sent as seconds than a window.
+	if d := time.Unix(secs, 0).Sub(now); d > 0 && d <= MaxPause {
 		return d
 	}
 	return 0
