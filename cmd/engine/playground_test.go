@@ -168,7 +168,7 @@ func TestPlaygroundShowsAnAbortedMessage(t *testing.T) {
 	req := renderExample(t, "offer-push")
 	req["trigger"] = ""
 	res := postRender(t, newTestPlayground(t), req)
-	if !res.Aborted || res.AbortReason != "no offer_name in the trigger properties" || len(res.Errors) > 0 {
+	if !res.Aborted || res.AbortReason != "no offer_title in the trigger properties" || len(res.Errors) > 0 {
 		t.Errorf("aborted %v, reason %q, errors %v; want offer-push's abort_message without its trigger properties", res.Aborted, res.AbortReason, res.Errors)
 	}
 }

@@ -209,3 +209,33 @@ func TestValidateExampleTemplates(t *testing.T) {
 		t.Errorf("exit %d: %s", code, stdout)
 	}
 }
+
+// The example push is written for what F4 sends: the trigger properties
+// of F4's dry run render it without aborting. A key spelt one way in the
+// pipeline and another in the template would abort every push.
+func TestOfferPushReadsWhatF4Sends(t *testing.T) {
+	stdout, stderr, code := runEngine(append(dryRun, "pipelines/offer-issued-to-braze-campaign.yaml", "--event", "examples/events/sessionm-offer-issued.json", "--format", "json")...)
+	if code != 0 {
+		t.Fatalf("dry run exit %d: %s", code, stderr)
+	}
+	var out struct {
+		Requests []struct {
+			Body struct {
+				Recipients []struct {
+					TriggerProperties json.RawMessage `json:"trigger_properties"`
+				} `json:"recipients"`
+			} `json:"body"`
+		} `json:"requests"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil || len(out.Requests) != 1 || len(out.Requests[0].Body.Recipients) != 1 {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	trigger := filepath.Join(t.TempDir(), "trigger.json")
+	if err := os.WriteFile(trigger, out.Requests[0].Body.Recipients[0].TriggerProperties, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = runEngine("render", templatesDir+"/offer-push.liquid", "--user", templatesDir+"/users/sam.json", "--trigger", trigger)
+	if code != 0 || !strings.Contains(stdout, "20% off winter coats is in your wallet until Dec 31") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
