@@ -232,6 +232,54 @@ func offerEvent(id, user string) string {
 	  "campaign":{"name":"Winter","braze_campaign_id":%q},"offer":{"offer_id":"o-1","name":"Coat"}}`, id, ana, user, winter)
 }
 
+// SessionM events without a user or a campaign (points for a purchase,
+// an offer issued outside a campaign) are dropped by the shipped
+// pipelines' filters: not dead-lettered, and nothing is sent.
+func TestShippedFiltersDropEventsWithoutUserOrCampaign(t *testing.T) {
+	h := start(t, setup{})
+	user := `"user":{"id":"` + ana + `","external_id":"u-1001"}`
+	campaign := `"campaign":{"braze_campaign_id":"` + winter + `","braze_canvas_id":"c-1"}`
+	events := map[string][]string{
+		"/hooks/sessionm/points": {
+			`{"event_id":"p-1","event_type":"points_awarded",` + user + `,"points":{"amount":5}}`,
+			`{"event_id":"p-2","event_type":"points_awarded",` + campaign + `,"points":{"amount":5}}`,
+			`{"event_id":"p-3","event_type":"points_awarded","user":{"id":"` + ana + `"},` + campaign + `}`,
+		},
+		"/hooks/sessionm/offers": {
+			`{"event_id":"o-1","event_type":"offer_issued",` + user + `,"offer":{"offer_id":"o-1"}}`,
+			`{"event_id":"o-2","event_type":"offer_issued",` + campaign + `,"offer":{"offer_id":"o-1"}}`,
+			`{"event_id":"o-3","event_type":"offer_issued",` + user + `,"campaign":{"name":"no Braze id"}}`,
+		},
+	}
+	for path, bodies := range events {
+		for _, body := range bodies {
+			if a := h.post(path, body, map[string]string{"Authorization": hookAuth}); a.status != 200 {
+				t.Fatalf("%s %s: %d %s", path, body, a.status, a.body)
+			}
+		}
+	}
+	h.drained()
+	dls, err := h.store.DeadLetters(inbox.DeadFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dl := range dls {
+		t.Errorf("%s: dead letter %q: %s", dl.Pipeline, dl.Reason, dl.Error)
+	}
+	if sent := h.journal("/braze/*"); len(sent) != 0 {
+		t.Errorf("%d requests reached Braze", len(sent))
+	}
+	metrics := do(t, "GET", h.engine.URL+"/metrics", "", nil).body
+	for _, want := range []string{
+		`engine_events_handled_total{outcome="filtered",pipeline="offer-issued-to-braze-campaign"} 3`,
+		`engine_events_handled_total{outcome="filtered",pipeline="points-awarded-to-braze-canvas"} 3`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
 func TestWebhookIsStoredThenDelivered(t *testing.T) {
 	h := start(t, setup{})
 	a := h.post("/hooks/sessionm/offers", mustFile(t, "../../examples/events/sessionm-offer-issued.json"), map[string]string{"Authorization": hookAuth})
