@@ -511,12 +511,70 @@ func TestSandboxTunesGC(t *testing.T) {
 }
 
 // The status line counts a filtered-out row as done, apart from the
-// delivered ones.
+// delivered ones, and tells how many rows there are to do: estimated, with
+// a ~, until the whole file is read, exact after.
 func TestCSVProgressLine(t *testing.T) {
-	var b strings.Builder
-	showProgress(&b, []runner.CSVProgress{{File: "dir/a.csv", Rows: 4, Queued: 4, Delivered: 1, Filtered: 1, Started: time.Now()}})
-	if want := "a.csv: 2/4 rows done, 1 filtered out, 0 failed,"; !strings.Contains(b.String(), want) {
-		t.Errorf("status line %q, want it to contain %q", b.String(), want)
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		p    runner.CSVProgress
+		want string
+	}{
+		{runner.CSVProgress{File: "dir/a.csv", Started: now.Add(-time.Second)},
+			"\ra.csv: 0 rows done, 0 filtered out, 0 failed, 0 rows/s, ETA ?   "},
+		{runner.CSVProgress{File: "dir/a.csv", Rows: 1000, Queued: 1000, Delivered: 400, Filtered: 100, Failed: 1, Broken: 2, Bytes: 10_000, Size: 600_000, Started: now.Add(-time.Second)},
+			"\ra.csv: 501 of ~60000 rows done, 100 filtered out, 3 failed, 501 rows/s, ETA 1m59s   "},
+		{runner.CSVProgress{File: "dir/a.csv", Rows: 4, Queued: 4, Delivered: 1, Filtered: 1, ReadDone: true, Started: now.Add(-time.Second)},
+			"\ra.csv: 2 of 4 rows done, 1 filtered out, 0 failed, 2 rows/s, ETA 1s   "},
+	}
+	for _, tt := range tests {
+		var b strings.Builder
+		showProgress(&b, []runner.CSVProgress{{File: "settled.csv", ReadDone: true, Finished: true}, tt.p}, now)
+		if b.String() != tt.want {
+			t.Errorf("%+v: status line %q, want %q", tt.p, b.String(), tt.want)
+		}
+	}
+}
+
+// Until the whole file is read, the rows to send are estimated from the
+// bytes read (rows are read only as fast as the workers take them, so
+// the exact count comes at the very end).
+func TestCSVEstimate(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	tests := []struct {
+		name         string
+		p            runner.CSVProgress
+		total        int
+		known, exact bool
+		rate         float64
+		eta          time.Duration
+	}{
+		{"nothing read yet", runner.CSVProgress{Size: 1000, Started: ago(time.Second)},
+			0, false, false, 0, -1},
+		{"read, nothing done yet", runner.CSVProgress{Rows: 10, Queued: 10, Bytes: 100, Size: 1000, Started: ago(time.Second)},
+			100, true, false, 0, -1},
+		{"a sixtieth read", runner.CSVProgress{Rows: 1000, Queued: 1000, Delivered: 500, Bytes: 10_000, Size: 600_000, Started: ago(time.Second)},
+			60000, true, false, 500, 119 * time.Second},
+		// Rows handled before are read too, and count in the rows per byte,
+		// but not among the rows to send.
+		{"resumed half-way", runner.CSVProgress{Rows: 2000, Skipped: 1000, Queued: 1000, Delivered: 900, Bytes: 20_000, Size: 40_000, Started: ago(2 * time.Second)},
+			3000, true, false, 450, 4666666666},
+		{"broken rows are not sent", runner.CSVProgress{Rows: 100, Broken: 10, Queued: 90, Delivered: 90, Bytes: 1000, Size: 2000, Started: ago(time.Second)},
+			190, true, false, 90, time.Second + 111111111},
+		{"read to the end, its end not seen yet", runner.CSVProgress{Rows: 100, Queued: 100, Delivered: 50, Bytes: 1000, Size: 1000, Started: ago(time.Second)},
+			100, true, false, 50, time.Second},
+		{"the whole file read", runner.CSVProgress{Rows: 100, Broken: 3, Queued: 97, Delivered: 90, Filtered: 2, Failed: 1, Bytes: 900, Size: 1000, ReadDone: true, Started: ago(3 * time.Second)},
+			97, true, true, 31, 129032258},
+		{"more done than estimated", runner.CSVProgress{Rows: 10, Queued: 10, Delivered: 30, Bytes: 1000, Size: 1000, Started: ago(time.Second)},
+			10, true, false, 30, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := estimateCSV(tt.p, now)
+			if e.total != tt.total || e.known != tt.known || e.exact != tt.exact || e.rate != tt.rate || e.eta != tt.eta {
+				t.Errorf("estimate %+v, want total %d known %v exact %v rate %v eta %v", e, tt.total, tt.known, tt.exact, tt.rate, tt.eta)
+			}
+		})
 	}
 }
 

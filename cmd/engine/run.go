@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -442,7 +443,7 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 			}
 			progress := r.CSVImports()
 			if terminal {
-				showProgress(stderr, progress)
+				showProgress(stderr, progress, time.Now())
 			}
 			if importsSettled(progress, imports) && csvDrained(r, imports) {
 				if terminal {
@@ -497,22 +498,62 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }
 
-// showProgress rewrites one status line: rows done of read, rate, ETA.
-func showProgress(w io.Writer, ps []runner.CSVProgress) {
+// showProgress rewrites one status line: rows done of those to send,
+// rate, ETA.
+func showProgress(w io.Writer, ps []runner.CSVProgress, now time.Time) {
 	for _, p := range ps {
 		if p.Settled() {
 			continue
 		}
-		done := p.Done()
-		elapsed := time.Since(p.Started).Seconds()
-		rate := float64(done) / max(elapsed, 0.001)
-		eta := "?"
-		if rate > 0 && p.ReadDone {
-			eta = (time.Duration(float64(p.Queued-done)/rate) * time.Second).Round(time.Second).String()
+		e := estimateCSV(p, now)
+		of, eta := "", "?"
+		switch {
+		case e.exact:
+			of = fmt.Sprintf(" of %d", e.total)
+		case e.known:
+			of = fmt.Sprintf(" of ~%d", e.total)
 		}
-		fmt.Fprintf(w, "\r%s: %d/%d rows done, %d filtered out, %d failed, %.0f rows/s, ETA %s   ", filepath.Base(p.File), done, p.Queued, p.Filtered, p.Failed+p.Broken, rate, eta)
+		if e.eta >= 0 {
+			eta = e.eta.Round(time.Second).String()
+		}
+		fmt.Fprintf(w, "\r%s: %d%s rows done, %d filtered out, %d failed, %.0f rows/s, ETA %s   ", filepath.Base(p.File), e.done, of, p.Filtered, p.Failed+p.Broken, e.rate, eta)
 		return
 	}
+}
+
+// csvEstimate is where an import stands for its status line.
+type csvEstimate struct {
+	done  int           // sent rows with an outcome
+	total int           // rows to send in all, if known
+	known bool          // total is known, at least roughly
+	exact bool          // total is exact: the whole file is read
+	rate  float64       // rows done a second
+	eta   time.Duration // until every row is done; -1 while it cannot be told
+}
+
+// estimateCSV tells how far p is at now. Rows are read only as fast as
+// the workers take them, so the number of rows is known only at the very
+// end: until then the rows not read yet are estimated from the bytes not
+// read yet, at the rows per byte read so far.
+func estimateCSV(p runner.CSVProgress, now time.Time) csvEstimate {
+	e := csvEstimate{done: p.Done(), eta: -1}
+	if elapsed := now.Sub(p.Started).Seconds(); elapsed > 0 {
+		e.rate = float64(e.done) / elapsed
+	}
+	switch {
+	case p.ReadDone:
+		e.total, e.known, e.exact = p.Queued, true, true
+	case p.Bytes > 0:
+		unread := float64(max(p.Size-p.Bytes, 0)) * float64(p.Rows) / float64(p.Bytes)
+		e.total, e.known = p.Queued+int(math.Round(unread)), true
+	default:
+		return e
+	}
+	if e.rate > 0 {
+		left := max(e.total-e.done, 0)
+		e.eta = time.Duration(float64(left) / e.rate * float64(time.Second))
+	}
+	return e
 }
 
 // printCSVSummary prints a line per file; depth is how many events of a

@@ -106,6 +106,10 @@ func (r *Reader) readFrom(at int64, lineBase int) error {
 // Header returns the column names.
 func (r *Reader) Header() []string { return r.header }
 
+// Offset is how many bytes of the input the header and the rows returned
+// so far take up: against the file's size, how far the import has read.
+func (r *Reader) Offset() int64 { return r.base + r.csv.InputOffset() }
+
 // Next returns the next row, io.EOF after the last, or a *RowError for a
 // row that is broken (the next call reads on).
 //
@@ -116,7 +120,7 @@ func (r *Reader) Header() []string { return r.header }
 // later stray quote closes is valid CSV, or an error no reader can undo:
 // those rows stay as encoding/csv reads them.)
 func (r *Reader) Next() (Row, error) {
-	start := r.base + r.csv.InputOffset()
+	start := r.Offset()
 	record, err := r.csv.Read()
 	if errors.Is(err, io.EOF) {
 		return Row{}, io.EOF

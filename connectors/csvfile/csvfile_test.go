@@ -285,3 +285,39 @@ func TestBrokenRowsInALargeFile(t *testing.T) {
 		}
 	}
 }
+
+// Offset is where the rows returned so far end, from the top of the input:
+// a byte-order mark and rows cut back after a quote never closed included.
+func TestOffset(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		want  []int64 // after the header, then after each Next
+	}{
+		{"LF", "a,b\n1,2\n33,44\n", []int64{4, 8, 14, 14}},
+		{"CRLF, no final line break", "a,b\r\n1,2\r\n3,4", []int64{5, 10, 13, 13}},
+		{"byte-order mark", "\ufeffa,b\n1,2\n", []int64{7, 11, 11}},
+		{"a broken row", "a,b\n1\n2,3\n", []int64{4, 6, 10, 10}},
+		{"a quote never closed", "a,b\n1,\"x\n2,y\n", []int64{4, 9, 13, 13}},
+		{"blank lines", "a,b\n\n\n1,2\n\n", []int64{4, 10, 11}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := NewReader(strings.NewReader(tt.input), "in.csv", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int64
+			for {
+				got = append(got, r.Offset())
+				if _, err := r.Next(); errors.Is(err, io.EOF) {
+					got = append(got, r.Offset())
+					break
+				}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("offsets %v, want %v (of %d bytes)", got, tt.want, len(tt.input))
+			}
+		})
+	}
+}

@@ -35,6 +35,11 @@ type CSVProgress struct {
 	Finished bool
 	Started  time.Time
 	Err      string // why the import failed, or stopped before the end
+
+	// Bytes is how far into the file, of Size bytes, the rows read so far
+	// reach: until the whole file is read, what tells how many rows it
+	// holds.
+	Bytes, Size int64
 }
 
 // Settled reports whether every row has an outcome, retries included, or
@@ -190,6 +195,7 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if opened != nil {
 		*opened = began
 	}
+	r.csv.update(file, func(p *CSVProgress) { p.Size = began.Size() })
 	sum, err := hashFile(f, file)
 	if err != nil {
 		return fail(err)
@@ -242,7 +248,8 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 			break
 		}
 		rows++
-		r.csv.update(file, func(p *CSVProgress) { p.Rows = rows })
+		read := reader.Offset()
+		r.csv.update(file, func(p *CSVProgress) { p.Rows, p.Bytes = rows, read })
 		var rowErr *csvfile.RowError
 		if errors.As(err, &rowErr) {
 			if rows > cp.Rows {

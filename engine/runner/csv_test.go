@@ -1,6 +1,7 @@
 package runner_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -317,14 +318,33 @@ func TestCSVImportWaitsForDeliveries(t *testing.T) {
 	if d := h.store.Depth(csvPipeline); d != 0 {
 		t.Fatalf("%d rows in the inbox; rows go to the workers straight from the file", d)
 	}
+	// The progress says how far into the file the rows read reach, which
+	// is what the status line estimates the rows to come from.
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := h.r.CSVImports()[0]
+	if through := bytesThroughLine(raw, p.Rows+1); p.Size != int64(len(raw)) || p.Bytes != through {
+		t.Errorf("%d rows read: progress says %d of %d bytes, want %d of %d", p.Rows, p.Bytes, p.Size, through, len(raw))
+	}
 	h.control("DELETE", "/faults", "")
 	awaitImport(t, h, done)
 	if h.tagCount(fmt.Sprintf("load-%06d", rows), fmt.Sprintf("segment_%d", rows)) != 1 {
 		t.Fatal("the last row was not delivered")
 	}
-	if p := h.r.CSVImports()[0]; !p.Settled() || p.Delivered != rows {
-		t.Fatalf("progress when ImportCSV returned: %+v; it returns once every row has an outcome", p)
+	if p := h.r.CSVImports()[0]; !p.Settled() || p.Delivered != rows || p.Bytes != p.Size {
+		t.Fatalf("progress when ImportCSV returned: %+v; it returns once every row has an outcome, the whole file read", p)
 	}
+}
+
+// bytesThroughLine is how many bytes of raw its first n lines take up.
+func bytesThroughLine(raw []byte, n int) int64 {
+	at := 0
+	for range n {
+		at += bytes.IndexByte(raw[at:], '\n') + 1
+	}
+	return int64(at)
 }
 
 // fileHash is the content hash an import names its checkpoint and row ids
