@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/loyalty-connector/engine/engine/spec"
 )
@@ -39,6 +40,9 @@ type RowError struct {
 func (e *RowError) Error() string {
 	return fmt.Sprintf("%s:%d: row %d: %s", e.File, e.Line, e.Number, e.Reason)
 }
+
+// notUTF8 is what to do about text that is not UTF-8.
+const notUTF8 = `the file is not UTF-8: save it as CSV UTF-8 (Excel's "CSV UTF-8", not its plain "CSV")`
 
 // Reader reads rows after the header.
 type Reader struct {
@@ -76,6 +80,9 @@ func NewReader(src io.ReadSeeker, file string, delimiter rune) (*Reader, error) 
 	seen := map[string]bool{}
 	for i, h := range header {
 		h = strings.TrimSpace(h)
+		if !utf8.ValidString(h) {
+			return nil, fmt.Errorf("%s:1: column %d of the header row is not UTF-8 text; %s", file, i+1, notUTF8)
+		}
 		if h == "" {
 			return nil, fmt.Errorf("%s:1: column %d of the header row has no name", file, i+1)
 		}
@@ -151,6 +158,12 @@ func (r *Reader) Next() (Row, error) {
 	}
 	values := make(map[string]any, len(record))
 	for i, v := range record {
+		// Excel's plain "CSV" on Windows is Windows-1252: its accented
+		// letters would reach the peer as U+FFFD, with no word of it.
+		if !utf8.ValidString(v) {
+			fieldLine, col := r.csv.FieldPos(i)
+			return Row{}, &RowError{r.file, r.number, line, fmt.Sprintf("column %d (%q, at line %d, character %d) is not UTF-8 text; %s", i+1, r.header[i], r.lineBase+fieldLine, col, notUTF8)}
+		}
 		values[r.header[i]] = v
 	}
 	return Row{Number: r.number, Line: line, Values: values}, nil

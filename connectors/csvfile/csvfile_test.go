@@ -28,6 +28,7 @@ func TestNewReaderHeader(t *testing.T) {
 		{"unnamed middle column", "user_id,,email\n", 0, nil, "export.csv:1: column 2 of the header row has no name"},
 		{"blank column name", "user_id,  \n", 0, nil, "column 2 of the header row has no name"},
 		{"broken header", "user_id,em\"ail\n", 0, nil, "export.csv: cannot read the header row: a \" inside a field that does not start with one; quote the whole field and write inner quotes as \"\" (line 1, character 11)"},
+		{"header not UTF-8", "user_id,caf\xe9\n", 0, nil, `export.csv:1: column 2 of the header row is not UTF-8 text; the file is not UTF-8: save it as CSV UTF-8`},
 		{"semicolon delimiter", "user_id;email\n", ';', []string{"user_id", "email"}, ""},
 		{"comma kept in a name with ';'", "a,b;c\n", ';', []string{"a,b", "c"}, ""},
 	}
@@ -154,6 +155,16 @@ func TestNext(t *testing.T) {
 		}},
 		{"quoted delimiter and escaped quote", "a,b\n\"x,y\",\"say \"\"hi\"\"\"\n", 0, []step{
 			{number: 1, line: 2, values: map[string]any{"a": "x,y", "b": `say "hi"`}},
+		}},
+		// Windows-1252, as Excel's plain "CSV" on Windows writes it: é is
+		// \xe9, which is not UTF-8.
+		{"a value not UTF-8", "a,b\nu1,caf\xe9\nu2,caf\u00e9\n", 0, []step{
+			{number: 1, line: 2, reason: `column 2 ("b", at line 2, character 4) is not UTF-8 text; the file is not UTF-8: save it as CSV UTF-8`},
+			{number: 2, line: 3, values: map[string]any{"a": "u2", "b": "café"}},
+		}},
+		{"a multi-line value not UTF-8", "a,b\nu1,\"x\ny\x92s\"\nu2,z\n", 0, []step{
+			{number: 1, line: 2, reason: `column 2 ("b", at line 2, character 4) is not UTF-8 text`},
+			{number: 2, line: 4, values: map[string]any{"a": "u2", "b": "z"}},
 		}},
 		{"values not trimmed", "a,b\n 1 , 2 \n", 0, []step{
 			{number: 1, line: 2, values: map[string]any{"a": " 1 ", "b": " 2 "}},

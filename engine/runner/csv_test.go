@@ -677,6 +677,33 @@ func TestCSVUnclosedQuoteKeepsTheRowsAfterIt(t *testing.T) {
 	}
 }
 
+// A file saved as Windows-1252 (Excel's plain "CSV" on Windows) sent
+// "caf\xe9" as the tag "caf\ufffd", with no word of it. A row that is not
+// UTF-8 is a broken row: a dead letter saying so, the other rows sent.
+func TestCSVRowNotUTF8IsABrokenRow(t *testing.T) {
+	h := start(t, setup{users: 20})
+	file := filepath.Join(t.TempDir(), "latin1.csv")
+	if err := os.WriteFile(file, []byte("user_id,tag\nload-000001,caf\xe9\nload-000002,caf\u00e9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.drained()
+	if p.Rows != 2 || p.Queued != 1 || p.Broken != 1 {
+		t.Errorf("rows %d, sent %d, broken %d; want 2, 1 and 1", p.Rows, p.Queued, p.Broken)
+	}
+	if h.tagCount("load-000001", "caf\ufffd") != 0 || h.tagCount("load-000002", "café") != 1 {
+		t.Error("the row not UTF-8 was delivered garbled, or the UTF-8 one was not delivered")
+	}
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{Reason: "csv_row"})
+	want := file + `:2: row 1: column 2 ("tag", at line 2, character 13) is not UTF-8 text; the file is not UTF-8: save it as CSV UTF-8`
+	if len(dls) != 1 || !strings.HasPrefix(dls[0].Error, want) {
+		t.Fatalf("dead letters %+v, want one whose error starts %q", dls, want)
+	}
+}
+
 // A stop while rows are in flight: the rows that get their outcome during
 // the grace move the checkpoint, so the next run sends only the others
 // (those the workers had not started, given back without one).
