@@ -204,6 +204,10 @@ func TestRunExitStatus(t *testing.T) {
 	if err := os.WriteFile(empty, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	mac := filepath.Join(t.TempDir(), "mac.csv")
+	if err := os.WriteFile(mac, []byte("user_id,tag\rload-000001,vip\r"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name      string
 		failing   bool // the listener fails at its first Accept
@@ -215,6 +219,8 @@ func TestRunExitStatus(t *testing.T) {
 			exitProblem, "the listener stopped"},
 		{"csv not imported", false, []string{"--sandbox", "--csv", empty, "--until-done", "pipelines/"},
 			exitProblem, "the file is empty"},
+		{"csv with CR-only line endings", false, []string{"--sandbox", "--csv", mac, "--until-done", "pipelines/"},
+			exitProblem, "mac.csv: the line endings are CR only"},
 		{"csv imported", false, []string{"--sandbox", "--csv", "examples/csv/braze-segment-export.csv", "--until-done", "pipelines/"},
 			exitOK, ""},
 	}

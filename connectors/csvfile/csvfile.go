@@ -77,6 +77,18 @@ func NewReader(src io.ReadSeeker, file string, delimiter rune) (*Reader, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: cannot read the header row: %s", file, parseReason(err, 0))
 	}
+	// encoding/csv ends rows at \n only: in a file whose lines end with a
+	// lone \r (old Mac, Excel's "CSV (Macintosh)") the header row runs on
+	// to the end of the file, which would import as no rows at all.
+	for i, h := range header {
+		h = strings.TrimSpace(h)
+		if strings.Contains(h, "\r") {
+			return nil, fmt.Errorf("%s: the line endings are CR only (old Mac or Excel \"CSV (Macintosh)\"), so the whole file reads as its header row; save it with LF or CRLF line endings", file)
+		}
+		if strings.Contains(h, "\n") {
+			return nil, fmt.Errorf("%s:1: column %d of the header row has a line break in its name", file, i+1)
+		}
+	}
 	seen := map[string]bool{}
 	for i, h := range header {
 		h = strings.TrimSpace(h)

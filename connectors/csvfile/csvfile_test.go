@@ -29,6 +29,13 @@ func TestNewReaderHeader(t *testing.T) {
 		{"blank column name", "user_id,  \n", 0, nil, "column 2 of the header row has no name"},
 		{"broken header", "user_id,em\"ail\n", 0, nil, "export.csv: cannot read the header row: a \" inside a field that does not start with one; quote the whole field and write inner quotes as \"\" (line 1, character 11)"},
 		{"header not UTF-8", "user_id,caf\xe9\n", 0, nil, `export.csv:1: column 2 of the header row is not UTF-8 text; the file is not UTF-8: save it as CSV UTF-8`},
+		// encoding/csv ends rows at \n only: the header would be the
+		// whole file.
+		{"CR-only line endings", "user_id,tag\ru1,vip\ru2,gold\r", 0, nil, "export.csv: the line endings are CR only (old Mac or Excel \"CSV (Macintosh)\"), so the whole file reads as its header row; save it with LF or CRLF line endings"},
+		{"CR-only line endings, one column", "user_id\ru1\r", 0, nil, "export.csv: the line endings are CR only"},
+		{"CR-only line endings, header only", "user_id,tag\r", 0, []string{"user_id", "tag"}, ""},
+		{"CRLF line endings", "user_id,tag\r\nu1,vip\r\n", 0, []string{"user_id", "tag"}, ""},
+		{"line break in a quoted name", "\"user\nid\",tag\n", 0, nil, "export.csv:1: column 1 of the header row has a line break in its name"},
 		{"semicolon delimiter", "user_id;email\n", ';', []string{"user_id", "email"}, ""},
 		{"comma kept in a name with ';'", "a,b;c\n", ';', []string{"a,b", "c"}, ""},
 	}

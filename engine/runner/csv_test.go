@@ -704,6 +704,25 @@ func TestCSVRowNotUTF8IsABrokenRow(t *testing.T) {
 	}
 }
 
+// A file with CR-only line endings (old Mac or Excel) was read as one
+// header row: 0 rows, and the file marked imported. It fails instead,
+// saying why, and is not marked imported.
+func TestCSVCROnlyLineEndingsFailTheFile(t *testing.T) {
+	h := start(t, setup{users: 20})
+	file := filepath.Join(t.TempDir(), "mac.csv")
+	if err := os.WriteFile(file, []byte("user_id,tag\rload-000001,segment_1\rload-000002,segment_2\r"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+	want := file + ": the line endings are CR only"
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.HasPrefix(p.Err, want) || p.Finished {
+		t.Fatalf("import: error %v, progress %+v; want a failed import, its error starting %q", err, p, want)
+	}
+	if rows, done := checkpointOf(t, h.store, file); rows != 0 || done {
+		t.Errorf("checkpoint %d rows, done %v; want none", rows, done)
+	}
+}
+
 // A stop while rows are in flight: the rows that get their outcome during
 // the grace move the checkpoint, so the next run sends only the others
 // (those the workers had not started, given back without one).
