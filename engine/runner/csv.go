@@ -252,12 +252,15 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 		r.csv.update(file, func(p *CSVProgress) { p.Rows, p.Bytes = rows, read })
 		var rowErr *csvfile.RowError
 		if errors.As(err, &rowErr) {
-			if rows > cp.Rows {
-				if err := run.brokenRow(rowErr); err != nil {
-					return stop(err) // the checkpoint stays before the row
-				}
-				run.settleNow(rows)
+			if rows <= cp.Rows {
+				// Its dead letter is an earlier run's: handled before.
+				r.csv.update(file, func(p *CSVProgress) { p.Skipped++ })
+				continue
 			}
+			if err := run.brokenRow(rowErr); err != nil {
+				return stop(err) // the checkpoint stays before the row
+			}
+			run.settleNow(rows)
 			continue
 		}
 		if err != nil {
