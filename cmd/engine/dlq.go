@@ -404,7 +404,12 @@ data folder sends them again, through the current version of each pipeline
 recent ones: a replay is deliberate.
 
 Name the ids (from engine dlq list), or pass --all to replay every dead
-letter that --pipeline, --reason and --since select.`, stderr)
+letter that --pipeline, --reason and --since select.
+
+A broken CSV row (csv_row) cannot be replayed: fix the file and import it
+again, then drop it. Nor can a damaged event, which the engine could not
+read. Named, they are reported as errors; --all skips them and says so.
+Either way they stay as they are.`, stderr)
 	return runDlqChange(c, fs, args, stdout, func(s *inbox.Store, id uint64) (string, error) {
 		pipeline, seq, err := s.Requeue(id)
 		if err != nil {
@@ -494,12 +499,18 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 			ids = append(ids, dl.ID)
 		}
 	}
-	changed, result := 0, exitOK
+	changed, skipped, result := 0, 0, exitOK
 	for _, id := range ids {
 		line, err := act(s, id)
+		var nr *inbox.NotReplayableError
 		switch {
 		case errors.Is(err, inbox.ErrNoSuchDeadLetter):
 			result = c.problem("no dead letter %d", id)
+		case errors.As(err, &nr) && f.all:
+			// --all selects by filter, so it meets these in passing:
+			// noted, not an error.
+			fmt.Fprintf(stdout, "skipped %d (%s, %s): %v\n", id, nr.Pipeline, nr.Reason, err)
+			skipped++
 		case err != nil:
 			result = c.problem("dead letter %d: %v", id, err)
 		default:
@@ -508,6 +519,9 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 		}
 	}
 	fmt.Fprintln(stdout, summary(changed, f.data))
+	if skipped > 0 {
+		fmt.Fprintf(stdout, "skipped %s that cannot be replayed; left in place\n", plural(skipped, "dead letter"))
+	}
 	return result
 }
 

@@ -25,6 +25,10 @@ const (
 	csvPipeline    = "segment-csv-to-sessionm-tags"
 )
 
+// brokenRowEvent is what the runner keeps for a CSV row it cannot read:
+// where the row is, not the row.
+const brokenRowEvent = `{"file":"segments.csv","row":3,"line":4}`
+
 const offerEvent = `{"event_type":"offer_issued","user_id":"u-1001","offer":{"id":"o-1","title":"20% off <coats>"}}`
 
 // jsonEqual says whether a holds the same JSON as b: the inbox stores
@@ -41,7 +45,7 @@ const longError = "braze answered HTTP 503 after 10 attempts:\n  upstream connec
 //
 //	1 offer-issued  rejected            400, with request, event id evt-1
 //	2 points        attempts_exhausted  503, a long two-line error
-//	3 segment-csv   csv_row             a CSV row: never queued (seq 0), no request
+//	3 segment-csv   csv_row             a broken CSV row: never queued (seq 0), no request
 //	4 offer-issued  template            no request
 func seedDeadLetters(t *testing.T) string {
 	t.Helper()
@@ -87,7 +91,7 @@ func seedDeadLetters(t *testing.T) string {
 		Received: dlqT0.Add(-2 * time.Hour), At: dlqT0.Add(-90 * time.Minute),
 	})
 	dead(csvPipeline, 0, inbox.DeadLetter{
-		Version: "5e5e5e5e5e5e", Event: json.RawMessage(`{"external_id":"u-3","tags":""}`),
+		Version: "5e5e5e5e5e5e", Event: json.RawMessage(brokenRowEvent),
 		Reason: "csv_row", Error: "row 3 (line 4):\n  wrong number of fields", At: dlqT0.Add(-30 * time.Minute),
 	})
 	dead(offerPipeline, appendOne(offerPipeline, "evt-4", `{"event_type":"offer_issued","user_id":"u-1004"}`), inbox.DeadLetter{
@@ -283,7 +287,7 @@ event
 		// a multi-line error keeps its lines, aligned.
 		{"2", []string{"error     braze answered HTTP 503 after 10 attempts:\n            upstream connect error", "\n  not json\n", "response  HTTP 503\n  upstream connect error\n", "attempts  10\n"}},
 		// A CSV row never reached a request.
-		{"3", []string{"event id  -\n", "received  -\n", "request   none\n", "response  none\n", "event\n  {\n    \"external_id\": \"u-3\","}},
+		{"3", []string{"event id  -\n", "received  -\n", "request   none\n", "response  none\n", "event\n  {\n    \"file\": \"segments.csv\","}},
 		{"4", []string{"reason    template\n", "request   none\n", "error     target.body: undefined variable \"offer\"\n"}},
 	} {
 		stdout, _, code := runEngine("dlq", "show", "--data", dir, tc.id)
@@ -299,7 +303,7 @@ event
 	if err := json.Unmarshal([]byte(stdout), &dl); err != nil || code != exitOK {
 		t.Fatalf("code %d, %v:\n%s", code, err, stdout)
 	}
-	if dl.ID != 3 || dl.Pipeline != csvPipeline || dl.Reason != "csv_row" || dl.Request != nil || !jsonEqual(dl.Event, `{"external_id":"u-3","tags":""}`) {
+	if dl.ID != 3 || dl.Pipeline != csvPipeline || dl.Reason != "csv_row" || dl.Request != nil || !jsonEqual(dl.Event, brokenRowEvent) {
 		t.Errorf("json %+v", dl)
 	}
 
@@ -311,9 +315,9 @@ event
 
 func TestDlqReplay(t *testing.T) {
 	dir := seedDeadLetters(t)
-	stdout, stderr, code := runEngine("dlq", "replay", "--data", dir, "1", "3", "1")
+	stdout, stderr, code := runEngine("dlq", "replay", "--data", dir, "1", "4", "1")
 	want := "replayed 1 (offer-issued-to-braze-campaign): queued as event 3\n" +
-		"replayed 3 (segment-csv-to-sessionm-tags): queued as event 1\n" +
+		"replayed 4 (offer-issued-to-braze-campaign): queued as event 4\n" +
 		"replayed 2 dead letters; they go out when engine run next starts on " + dir + "\n"
 	if code != exitOK || stderr != "" || stdout != want {
 		t.Fatalf("code %d, stderr %q, output:\n%s", code, stderr, stdout)
@@ -332,20 +336,26 @@ func TestDlqReplay(t *testing.T) {
 
 	s := openSeeded(t, dir)
 	for _, tc := range []struct {
-		pipeline, id, payload string
+		pipeline string
+		ids      []string
+		payloads []string
 	}{
-		{offerPipeline, "evt-1", offerEvent},
-		{csvPipeline, "", `{"external_id":"u-3","tags":""}`},
-		{pointsPipeline, "evt-2", `{"event_type":"points_awarded","user_id":"u-1002","points":50}`},
+		{offerPipeline, []string{"evt-1", "evt-4"}, []string{offerEvent, `{"event_type":"offer_issued","user_id":"u-1004"}`}},
+		{pointsPipeline, []string{"evt-2"}, []string{`{"event_type":"points_awarded","user_id":"u-1002","points":50}`}},
 	} {
 		recs, err := s.ReadAfter(tc.pipeline, 0, math.MaxInt)
-		if err != nil || len(recs) != 1 || recs[0].ID != tc.id || !jsonEqual(recs[0].Payload, tc.payload) || recs[0].Attempts != 0 {
-			t.Errorf("%s pending %+v (%v)", tc.pipeline, recs, err)
+		if err != nil || len(recs) != len(tc.ids) {
+			t.Fatalf("%s pending %+v (%v)", tc.pipeline, recs, err)
+		}
+		for i, rec := range recs {
+			if rec.ID != tc.ids[i] || !jsonEqual(rec.Payload, tc.payloads[i]) || rec.Attempts != 0 {
+				t.Errorf("%s pending %+v", tc.pipeline, rec)
+			}
 		}
 	}
 	left, _ := s.DeadLetters(inbox.DeadFilter{})
-	if len(left) != 1 || left[0].ID != 4 {
-		t.Errorf("dead letters left %+v, want 4 only", left)
+	if len(left) != 1 || left[0].ID != 3 {
+		t.Errorf("dead letters left %+v, want 3 only", left)
 	}
 }
 
@@ -354,14 +364,16 @@ func TestDlqReplayAll(t *testing.T) {
 		name    string
 		args    []string
 		replay  []uint64
+		skip    bool // the broken row, 3, is selected and skipped
 		summary string
 	}{
-		{"all", nil, []uint64{1, 2, 3, 4}, "replayed 4 dead letters"},
-		{"pipeline", []string{"--pipeline", offerPipeline}, []uint64{1, 4}, "replayed 2 dead letters"},
-		{"reason", []string{"--reason", "attempts_exhausted"}, []uint64{2}, "replayed 1 dead letter"},
-		{"since", []string{"--since", "45m"}, []uint64{3, 4}, "replayed 2 dead letters"},
-		{"since time", []string{"--since", "2026-11-29T09:30:00Z"}, []uint64{3, 4}, "replayed 2 dead letters"},
-		{"no match", []string{"--pipeline", offerPipeline, "--reason", "csv_row"}, nil, "no dead letters match; nothing to replay"},
+		{"all", nil, []uint64{1, 2, 4}, true, "replayed 3 dead letters"},
+		{"pipeline", []string{"--pipeline", offerPipeline}, []uint64{1, 4}, false, "replayed 2 dead letters"},
+		{"reason", []string{"--reason", "attempts_exhausted"}, []uint64{2}, false, "replayed 1 dead letter"},
+		{"only broken rows", []string{"--reason", "csv_row"}, nil, true, "replayed no dead letters"},
+		{"since", []string{"--since", "45m"}, []uint64{4}, true, "replayed 1 dead letter"},
+		{"since time", []string{"--since", "2026-11-29T09:30:00Z"}, []uint64{4}, true, "replayed 1 dead letter"},
+		{"no match", []string{"--pipeline", offerPipeline, "--reason", "csv_row"}, nil, false, "no dead letters match; nothing to replay"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := seedDeadLetters(t)
@@ -386,7 +398,57 @@ func TestDlqReplayAll(t *testing.T) {
 			if queued != len(tc.replay) || strings.Count(stdout, ": queued as event ") != len(tc.replay) {
 				t.Errorf("%d queued, want %d:\n%s", queued, len(tc.replay), stdout)
 			}
+			skipped := strings.Contains(stdout, "skipped 3 (segment-csv-to-sessionm-tags, csv_row): a broken row cannot be replayed: fix the file and import it again; drop it when done\n") &&
+				strings.HasSuffix(stdout, "skipped 1 dead letter that cannot be replayed; left in place\n")
+			if skipped != tc.skip {
+				t.Errorf("skipped %v, want %v:\n%s", skipped, tc.skip, stdout)
+			}
 		})
+	}
+}
+
+// A broken row's dead letter holds where the row was, and a damaged one
+// bytes the engine could not read: queued again, either fails to decode
+// and becomes a new "damaged" dead letter whose error has lost what the
+// first one said. Replay refuses them and leaves them as they are.
+func TestDlqReplayRefusesWhatCannotBeReplayed(t *testing.T) {
+	dir := seedDeadLetters(t)
+	s := openSeeded(t, dir)
+	damaged := inbox.DeadLetter{Version: "7c9a466bc059", Event: json.RawMessage(`"\u0001garbage"`),
+		Reason: "damaged", Error: "the stored event is damaged: it ends too early", At: dlqT0}
+	if id, err := s.DeadLetter(offerPipeline, 0, damaged); err != nil || id != 5 {
+		t.Fatalf("dead letter %d: %v", id, err)
+	}
+	s.Close()
+
+	stdout, stderr, code := runEngine("dlq", "replay", "--data", dir, "3", "5", "2")
+	wantErr := "engine dlq replay: dead letter 3: a broken row cannot be replayed: fix the file and import it again; drop it when done\n" +
+		"engine dlq replay: dead letter 5: a damaged event cannot be replayed: the engine could not read it and would only fail again; drop it when done\n"
+	want := "replayed 2 (points-awarded-to-braze-canvas): queued as event 2\n" +
+		"replayed 1 dead letter; it goes out when engine run next starts on " + dir + "\n"
+	if code != exitProblem || stderr != wantErr || stdout != want {
+		t.Errorf("code %d, stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+
+	stdout, stderr, code = runEngine("dlq", "replay", "--all", "--data", dir)
+	want = "replayed 1 (offer-issued-to-braze-campaign): queued as event 3\n" +
+		"skipped 3 (segment-csv-to-sessionm-tags, csv_row): a broken row cannot be replayed: fix the file and import it again; drop it when done\n" +
+		"replayed 4 (offer-issued-to-braze-campaign): queued as event 4\n" +
+		"skipped 5 (offer-issued-to-braze-campaign, damaged): a damaged event cannot be replayed: the engine could not read it and would only fail again; drop it when done\n" +
+		"replayed 2 dead letters; they go out when engine run next starts on " + dir + "\n" +
+		"skipped 2 dead letters that cannot be replayed; left in place\n"
+	if code != exitOK || stderr != "" || stdout != want {
+		t.Errorf("--all: code %d, stderr %q, stdout:\n%s", code, stderr, stdout)
+	}
+
+	s = openSeeded(t, dir)
+	left, _ := s.DeadLetters(inbox.DeadFilter{})
+	if len(left) != 2 || left[0].ID != 3 || left[0].Error != "row 3 (line 4):\n  wrong number of fields" || !jsonEqual(left[0].Event, brokenRowEvent) ||
+		left[1].ID != 5 || left[1].Error != damaged.Error {
+		t.Errorf("dead letters left %+v, want 3 and 5 as they were", left)
+	}
+	if n := s.Depth(csvPipeline); n != 0 {
+		t.Errorf("%d events queued for the broken row", n)
 	}
 }
 

@@ -47,6 +47,41 @@ type GotResponse struct {
 // ErrNoSuchDeadLetter is returned for an unknown dead-letter id.
 var ErrNoSuchDeadLetter = errors.New("no such dead letter")
 
+// notReplayable holds the reasons whose dead letters keep something a
+// pipeline cannot take, and what to do instead. Queued again, such an
+// event fails to decode and becomes a "damaged" dead letter whose error is
+// a Go decoding message: the row number and what was wrong with it, or
+// the first decoding error, are gone for good.
+//   - csv_row: the event is where the row was ({"file","row","line"}),
+//     not a row; the runner stores it for a row it could not read.
+//   - damaged: the event is the stored bytes the engine could not read;
+//     they fail the same way again (binary ones, kept as a JSON string,
+//     fail with a different and less useful error).
+var notReplayable = map[string]string{
+	"csv_row": "a broken row cannot be replayed: fix the file and import it again; drop it when done",
+	"damaged": "a damaged event cannot be replayed: the engine could not read it and would only fail again; drop it when done",
+}
+
+// NotReplayableError is returned when asked to replay a dead letter whose
+// reason says its event cannot go through a pipeline again. The dead
+// letter is left as it is.
+type NotReplayableError struct {
+	ID       uint64
+	Pipeline string
+	Reason   string
+}
+
+func (e *NotReplayableError) Error() string { return notReplayable[e.Reason] }
+
+// Replayable says whether dl's event can be queued again, and if not, why
+// and what to do instead (a *NotReplayableError).
+func (dl *DeadLetter) Replayable() error {
+	if _, ok := notReplayable[dl.Reason]; ok {
+		return &NotReplayableError{ID: dl.ID, Pipeline: dl.Pipeline, Reason: dl.Reason}
+	}
+	return nil
+}
+
 // DeadLetter moves a queued event (seq) to the dead letters in one
 // transaction, so it is never in both places nor in neither. A dl built
 // for an event that never was queued (a broken CSV row) passes seq 0.
@@ -147,7 +182,8 @@ func (s *Store) DropDeadLetter(id uint64) error {
 }
 
 // Requeue puts a dead letter's event back into its pipeline's queue with
-// no attempts counted, and then removes the dead letter. The dedupe window
+// no attempts counted, and then removes the dead letter; one that cannot
+// be replayed (see Replayable) stays, with a *NotReplayableError. The dedupe window
 // does not apply: asking for a replay is deliberate. A crash between the
 // two steps leaves the event queued and still listed as a dead letter
 // (sent again if replayed again), never in neither place. A second replay
@@ -157,6 +193,9 @@ func (s *Store) Requeue(id uint64) (pipeline string, seq uint64, err error) {
 	defer s.deadMu.Unlock()
 	dl, err := s.GetDeadLetter(id)
 	if err != nil {
+		return "", 0, err
+	}
+	if err := dl.Replayable(); err != nil {
 		return "", 0, err
 	}
 	got, err := s.appendEvents(&appendReq{pipeline: dl.Pipeline, replay: true,

@@ -172,7 +172,20 @@ func (r *Runner) replayDead(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	dl, err := r.store.GetDeadLetter(id)
-	if err == nil && r.lane(dl.Pipeline) == nil {
+	switch {
+	case errors.Is(err, inbox.ErrNoSuchDeadLetter):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no dead letter %d", id))
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	// Asked before whether its pipeline runs: running it would not help.
+	if err := dl.Replayable(); err != nil {
+		writeError(w, http.StatusConflict, fmt.Sprintf("dead letter %d (%s): %v", id, dl.Reason, err))
+		return
+	}
+	if r.lane(dl.Pipeline) == nil {
 		writeError(w, http.StatusConflict, fmt.Sprintf("dead letter %d belongs to pipeline %s, which is not running here", id, dl.Pipeline))
 		return
 	}
