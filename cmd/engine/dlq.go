@@ -9,10 +9,12 @@ import (
 	"io"
 	"maps"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -409,21 +411,24 @@ letter that --pipeline, --reason and --since select.
 A broken CSV row (csv_row) cannot be replayed: fix the file and import it
 again, then drop it. Nor can a damaged event, which the engine could not
 read. Named, they are reported as errors; --all skips them and says so.
-Either way they stay as they are.`, stderr)
-	return runDlqChange(c, fs, args, stdout, func(s *inbox.Store, id uint64) (string, error) {
-		pipeline, seq, err := s.Requeue(id)
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("replayed %d (%s): queued as event %d", id, pipeline, seq), nil
-	}, func(n int, data string) string {
-		switch n {
-		case 0:
-			return "replayed no dead letters"
-		case 1:
-			return "replayed 1 dead letter; it goes out when engine run next starts on " + data
-		}
-		return fmt.Sprintf("replayed %d dead letters; they go out when engine run next starts on %s", n, data)
+Either way they stay as they are.
+
+Dead letters are replayed 1,000 at a time; Ctrl-C stops after the ones in
+hand and says how many were replayed.`, stderr)
+	return runDlqChange(c, fs, args, stdout, dlqChange{
+		apply: (*inbox.Store).RequeueDeadLetters,
+		line: func(o inbox.Outcome) string {
+			return fmt.Sprintf("replayed %d (%s): queued as event %d", o.ID, o.Pipeline, o.Seq)
+		},
+		summary: func(n int, data string) string {
+			switch n {
+			case 0:
+				return "replayed no dead letters"
+			case 1:
+				return "replayed 1 dead letter; it goes out when engine run next starts on " + data
+			}
+			return fmt.Sprintf("replayed %d dead letters; they go out when engine run next starts on %s", n, data)
+		},
 	})
 }
 
@@ -433,29 +438,60 @@ func runDlqDrop(args []string, stdout, stderr io.Writer) int {
 		`Deletes dead letters for good; the events in them are not sent.
 
 Name the ids (from engine dlq list), or pass --all to drop every dead letter
-that --pipeline, --reason and --since select.`, stderr)
-	return runDlqChange(c, fs, args, stdout, func(s *inbox.Store, id uint64) (string, error) {
-		// Read it first so that the line says what was dropped.
-		dl, err := s.GetDeadLetter(id)
-		if err != nil {
-			return "", err
-		}
-		if err := s.DropDeadLetter(id); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("dropped %d (%s, %s): %s", id, orDash(dl.Pipeline), orDash(dl.Reason), shorten(oneLine(dl.Error), 60)), nil
-	}, func(n int, _ string) string {
-		if n == 0 {
-			return "dropped no dead letters"
-		}
-		return "dropped " + plural(n, "dead letter")
+that --pipeline, --reason and --since select.
+
+Dead letters are dropped 1,000 at a time; Ctrl-C stops after the ones in
+hand and says how many were dropped.`, stderr)
+	return runDlqChange(c, fs, args, stdout, dlqChange{
+		apply: (*inbox.Store).DropDeadLetters,
+		line: func(o inbox.Outcome) string {
+			return fmt.Sprintf("dropped %d (%s, %s): %s", o.ID, orDash(o.Pipeline), orDash(o.Reason), shorten(oneLine(o.Error), 60))
+		},
+		summary: func(n int, _ string) string {
+			if n == 0 {
+				return "dropped no dead letters"
+			}
+			return "dropped " + plural(n, "dead letter")
+		},
 	})
 }
 
+// dlqChange is what replay and drop do differently.
+type dlqChange struct {
+	// apply acts on some dead letters in one go and says what became of
+	// each.
+	apply func(s *inbox.Store, ids []uint64) ([]inbox.Outcome, error)
+	// line says what was done to one, summary how many were.
+	line    func(inbox.Outcome) string
+	summary func(n int, data string) string
+}
+
+// dlqChunk is how many dead letters replay and drop change at a time.
+// One at a time, each took its own syncs: 20,000 took over a minute. A
+// chunk shares them, and is small enough that an interrupt, which is
+// heard between chunks, is heard at once. A var for tests.
+var dlqChunk = 1000
+
+// dlqInterrupt starts listening for Ctrl-C and SIGTERM; interrupted says
+// whether one came. A var for tests, which interrupt without a signal.
+var dlqInterrupt = func() (interrupted func() bool, stop func()) {
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	return func() bool {
+		select {
+		case <-signals:
+			return true
+		default:
+			return false
+		}
+	}, func() { signal.Stop(signals) }
+}
+
 // runDlqChange is replay and drop: both select dead letters by id or with
-// --all and the filters, act on each, and go on past unknown ids.
-func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Writer,
-	act func(*inbox.Store, uint64) (string, error), summary func(n int, data string) string) int {
+// --all and the filters, act on them a chunk at a time, and go on past
+// unknown ids. An interrupt stops them between chunks, so a chunk is
+// either done or untouched, and the output says how far they got.
+func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Writer, change dlqChange) int {
 	var f dlqFlags
 	f.registerData(fs)
 	fs.BoolVar(&f.all, "all", false, "every dead letter the filters select (all of them without filters)")
@@ -499,26 +535,40 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 			ids = append(ids, dl.ID)
 		}
 	}
-	changed, skipped, result := 0, 0, exitOK
-	for _, id := range ids {
-		line, err := act(s, id)
-		var nr *inbox.NotReplayableError
-		switch {
-		case errors.Is(err, inbox.ErrNoSuchDeadLetter):
-			result = c.problem("no dead letter %d", id)
-		case errors.As(err, &nr) && f.all:
-			// --all selects by filter, so it meets these in passing:
-			// noted, not an error.
-			fmt.Fprintf(stdout, "skipped %d (%s, %s): %v\n", id, nr.Pipeline, nr.Reason, err)
-			skipped++
-		case err != nil:
-			result = c.problem("dead letter %d: %v", id, err)
-		default:
-			fmt.Fprintln(stdout, line)
-			changed++
+	interrupted, stop := dlqInterrupt()
+	defer stop()
+	changed, skipped, seen, result := 0, 0, 0, exitOK
+	for seen < len(ids) {
+		if interrupted() {
+			result = c.problem("interrupted after %d of the %d dead letters; the other %d are untouched", seen, len(ids), len(ids)-seen)
+			break
+		}
+		chunk := ids[seen:min(seen+dlqChunk, len(ids))]
+		outcomes, err := change.apply(s, chunk)
+		if err != nil {
+			result = c.problem("%v; stopped after %d of the %d dead letters", err, seen, len(ids))
+			break
+		}
+		seen += len(chunk)
+		for _, o := range outcomes {
+			var nr *inbox.NotReplayableError
+			switch {
+			case errors.Is(o.Err, inbox.ErrNoSuchDeadLetter):
+				result = c.problem("no dead letter %d", o.ID)
+			case errors.As(o.Err, &nr) && f.all:
+				// --all selects by filter, so it meets these in passing:
+				// noted, not an error.
+				fmt.Fprintf(stdout, "skipped %d (%s, %s): %v\n", o.ID, o.Pipeline, o.Reason, o.Err)
+				skipped++
+			case o.Err != nil:
+				result = c.problem("dead letter %d: %v", o.ID, o.Err)
+			default:
+				fmt.Fprintln(stdout, change.line(o))
+				changed++
+			}
 		}
 	}
-	fmt.Fprintln(stdout, summary(changed, f.data))
+	fmt.Fprintln(stdout, change.summary(changed, f.data))
 	if skipped > 0 {
 		fmt.Fprintf(stdout, "skipped %s that cannot be replayed; left in place\n", plural(skipped, "dead letter"))
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -449,6 +450,71 @@ func TestDlqReplayRefusesWhatCannotBeReplayed(t *testing.T) {
 	}
 	if n := s.Depth(csvPipeline); n != 0 {
 		t.Errorf("%d events queued for the broken row", n)
+	}
+}
+
+// Replay and drop work a chunk of dead letters at a time; how they are cut
+// does not change what is done or said.
+func TestDlqChangeInChunks(t *testing.T) {
+	run := func(t *testing.T, chunk int, args ...string) (string, string) {
+		t.Helper()
+		old := dlqChunk
+		dlqChunk = chunk
+		defer func() { dlqChunk = old }()
+		dir := seedDeadLetters(t)
+		stdout, stderr, code := runEngine(append(args, "--data", dir)...)
+		if code != exitOK {
+			t.Errorf("%v, chunks of %d: code %d, stderr %q", args, chunk, code, stderr)
+		}
+		s := openSeeded(t, dir)
+		left, _ := s.DeadLetters(inbox.DeadFilter{})
+		queued := s.Depth(offerPipeline) + s.Depth(pointsPipeline) + s.Depth(csvPipeline)
+		return strings.ReplaceAll(stdout, dir, "DIR"), fmt.Sprintf("%d dead letters left, %d queued", len(left), queued)
+	}
+	for _, args := range [][]string{{"dlq", "replay", "--all"}, {"dlq", "drop", "--all"}} {
+		wantOut, wantState := run(t, 1000, args...)
+		for _, chunk := range []int{1, 2, 3} {
+			if out, state := run(t, chunk, args...); out != wantOut || state != wantState {
+				t.Errorf("%v in chunks of %d: %s, output:\n%s\nwant %s, output:\n%s", args, chunk, state, out, wantState, wantOut)
+			}
+		}
+	}
+}
+
+// An interrupt stops replay and drop between chunks: each chunk is done or
+// untouched, and the output says how far they got.
+func TestDlqChangeInterrupted(t *testing.T) {
+	old, oldInterrupt := dlqChunk, dlqInterrupt
+	defer func() { dlqChunk, dlqInterrupt = old, oldInterrupt }()
+	dlqChunk = 1
+	// Ctrl-C during the second chunk: heard before the third.
+	dlqInterrupt = func() (func() bool, func()) {
+		checks := 0
+		return func() bool { checks++; return checks > 2 }, func() {}
+	}
+	for _, tc := range []struct {
+		cmd  string
+		want string
+	}{
+		{"replay", "replayed 1 (offer-issued-to-braze-campaign): queued as event 3\n" +
+			"replayed 2 (points-awarded-to-braze-canvas): queued as event 2\n" +
+			"replayed 2 dead letters; they go out when engine run next starts on DIR\n"},
+		{"drop", "dropped 1 (offer-issued-to-braze-campaign, rejected): braze answered HTTP 400: Invalid Campaign ID\n" +
+			"dropped 2 (points-awarded-to-braze-canvas, attempts_exhausted): braze answered HTTP 503 after 10 attempts: upstream conne...\n" +
+			"dropped 2 dead letters\n"},
+	} {
+		dir := seedDeadLetters(t)
+		stdout, stderr, code := runEngine("dlq", tc.cmd, "--all", "--data", dir)
+		wantErr := "engine dlq " + tc.cmd + ": interrupted after 2 of the 4 dead letters; the other 2 are untouched\n"
+		if code != exitProblem || stderr != wantErr || strings.ReplaceAll(stdout, dir, "DIR") != tc.want {
+			t.Errorf("%s: code %d, stderr %q, output:\n%s", tc.cmd, code, stderr, stdout)
+		}
+		s := openSeeded(t, dir)
+		left, _ := s.DeadLetters(inbox.DeadFilter{})
+		if len(left) != 2 || left[0].ID != 3 || left[1].ID != 4 {
+			t.Errorf("%s: dead letters left %+v, want 3 and 4", tc.cmd, left)
+		}
+		s.Close()
 	}
 }
 

@@ -168,44 +168,149 @@ func (s *Store) GetDeadLetter(id uint64) (DeadLetter, error) {
 	return dl, err
 }
 
+// Outcome is what became of one dead letter that DropDeadLetters or
+// RequeueDeadLetters was asked about.
+type Outcome struct {
+	// DeadLetter is the dead letter as it was (only its ID when there
+	// was none, or when it could not be read).
+	DeadLetter
+	// Seq is where a replayed event is queued now.
+	Seq uint64
+	// Err is why this one was left as it was: ErrNoSuchDeadLetter, a
+	// *NotReplayableError, or a stored dead letter that cannot be read.
+	Err error
+}
+
 // DropDeadLetter deletes one dead letter for good.
 func (s *Store) DropDeadLetter(id uint64) error {
+	out, err := s.DropDeadLetters([]uint64{id})
+	if err != nil {
+		return err
+	}
+	return out[0].Err
+}
+
+// DropDeadLetters deletes dead letters for good, all in one transaction,
+// and says for each id, in order, what it was. One that cannot be read is
+// deleted too: dropping is how an operator gets rid of it.
+func (s *Store) DropDeadLetters(ids []uint64) ([]Outcome, error) {
 	s.deadMu.Lock()
 	defer s.deadMu.Unlock()
-	return s.db.Update(func(tx *bolt.Tx) error {
+	out := make([]Outcome, len(ids))
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(deadBucket)
-		if b.Get(seqKey(id)) == nil {
-			return ErrNoSuchDeadLetter
+		for i, id := range ids {
+			out[i] = Outcome{DeadLetter: DeadLetter{ID: id}}
+			v := b.Get(seqKey(id))
+			if v == nil {
+				out[i].Err = ErrNoSuchDeadLetter
+				continue
+			}
+			_ = json.Unmarshal(v, &out[i].DeadLetter) // what it said, if it can be read
+			if err := b.Delete(seqKey(id)); err != nil {
+				return err
+			}
 		}
-		return b.Delete(seqKey(id))
+		return nil
 	})
+	if err != nil {
+		return nil, fmt.Errorf("dropping dead letters: %w", err)
+	}
+	return out, nil
 }
 
 // Requeue puts a dead letter's event back into its pipeline's queue with
 // no attempts counted, and then removes the dead letter; one that cannot
-// be replayed (see Replayable) stays, with a *NotReplayableError. The dedupe window
+// be replayed (see Replayable) stays, with a *NotReplayableError.
+func (s *Store) Requeue(id uint64) (pipeline string, seq uint64, err error) {
+	out, err := s.RequeueDeadLetters([]uint64{id})
+	if err != nil {
+		return "", 0, err
+	}
+	if out[0].Err != nil {
+		return "", 0, out[0].Err
+	}
+	return out[0].Pipeline, out[0].Seq, nil
+}
+
+// RequeueDeadLetters is Requeue for many dead letters: their events are
+// queued with one journal write per pipeline, then the dead letters go in
+// one transaction, rather than two syncs for each. It says for each id,
+// in order, what became of it; an error means none was removed (and, if
+// it came after queueing, that they are queued too). The dedupe window
 // does not apply: asking for a replay is deliberate. A crash between the
-// two steps leaves the event queued and still listed as a dead letter
+// two steps leaves the events queued and still listed as dead letters
 // (sent again if replayed again), never in neither place. A second replay
 // of the same dead letter, at the same time or later, finds none.
-func (s *Store) Requeue(id uint64) (pipeline string, seq uint64, err error) {
+func (s *Store) RequeueDeadLetters(ids []uint64) ([]Outcome, error) {
 	s.deadMu.Lock()
 	defer s.deadMu.Unlock()
-	dl, err := s.GetDeadLetter(id)
+	out := make([]Outcome, len(ids))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(deadBucket)
+		for i, id := range ids {
+			out[i] = Outcome{DeadLetter: DeadLetter{ID: id}}
+			v := b.Get(seqKey(id))
+			if v == nil {
+				out[i].Err = ErrNoSuchDeadLetter
+				continue
+			}
+			if err := json.Unmarshal(v, &out[i].DeadLetter); err != nil {
+				out[i].Err = fmt.Errorf("it is damaged and cannot be read: %w", err)
+				continue
+			}
+			out[i].Err = out[i].Replayable()
+		}
+		return nil
+	})
 	if err != nil {
-		return "", 0, err
+		return nil, err
 	}
-	if err := dl.Replayable(); err != nil {
-		return "", 0, err
+	// One append per pipeline, in the order the ids name them.
+	var pipelines []string
+	byPipeline := map[string][]int{}
+	for i := range out {
+		if out[i].Err != nil {
+			continue
+		}
+		p := out[i].Pipeline
+		if byPipeline[p] == nil {
+			pipelines = append(pipelines, p)
+		}
+		byPipeline[p] = append(byPipeline[p], i)
 	}
-	got, err := s.appendEvents(&appendReq{pipeline: dl.Pipeline, replay: true,
-		events: []NewEvent{{ID: dl.EventID, Payload: dl.Event}}})
+	var queued []uint64
+	for _, p := range pipelines {
+		idx := byPipeline[p]
+		events := make([]NewEvent, len(idx))
+		for j, i := range idx {
+			events[j] = NewEvent{ID: out[i].EventID, Payload: out[i].Event}
+		}
+		got, err := s.appendEvents(&appendReq{pipeline: p, replay: true, events: events})
+		for j, i := range idx {
+			if err != nil {
+				// Those of the other pipelines go on.
+				out[i].Err = fmt.Errorf("queueing it again: %w", err)
+				continue
+			}
+			out[i].Seq = got[j].Seq
+			queued = append(queued, out[i].ID)
+		}
+	}
+	if len(queued) == 0 {
+		return out, nil
+	}
+	err = s.group(func(tx *bolt.Tx) error {
+		b := tx.Bucket(deadBucket)
+		for _, id := range queued {
+			if err := b.Delete(seqKey(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return "", 0, fmt.Errorf("queueing dead letter %d again: %w", id, err)
+		return nil, fmt.Errorf("%d dead letters are queued again but could not be removed: %w", len(queued), err)
 	}
-	err = s.group(func(tx *bolt.Tx) error { return tx.Bucket(deadBucket).Delete(seqKey(id)) })
-	if err != nil {
-		return "", 0, fmt.Errorf("dead letter %d is queued again but could not be removed: %w", id, err)
-	}
-	return dl.Pipeline, got[0].Seq, nil
+	return out, nil
 }
