@@ -117,35 +117,13 @@ func (f *dlqFlags) filtered() bool { return f.pipeline != "" || f.reason != "" |
 func (f *dlqFlags) filter() (inbox.DeadFilter, error) {
 	df := inbox.DeadFilter{Pipeline: f.pipeline, Reason: f.reason}
 	if f.since != "" {
-		since, err := parseSince(f.since, dlqNow())
+		since, err := inbox.ParseSince(f.since, dlqNow())
 		if err != nil {
-			return df, err
+			return df, fmt.Errorf("--since %w", err)
 		}
 		df.Since = since
 	}
 	return df, nil
-}
-
-// parseSince reads --since: a duration back from now, or a point in time.
-// time.ParseDuration stops at hours; dead letters are often looked at days
-// later, so a whole number of days (7d) is accepted too.
-func parseSince(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	d, err := time.ParseDuration(s)
-	if days, ok := strings.CutSuffix(s, "d"); ok && err != nil {
-		if n, nerr := strconv.Atoi(days); nerr == nil {
-			d, err = time.Duration(n)*24*time.Hour, nil
-		}
-	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--since %q is neither a duration such as 2h or 7d nor an RFC 3339 time such as 2026-11-29T10:00:00Z", s)
-	}
-	if d <= 0 {
-		return time.Time{}, fmt.Errorf("--since %q: give a positive duration, how far back to look", s)
-	}
-	return now.Add(-d), nil
 }
 
 // dlqCommand holds what every subcommand shares: its name for messages and

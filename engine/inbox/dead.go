@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -135,6 +137,31 @@ func (f DeadFilter) matches(dl *DeadLetter) bool {
 	return (f.Pipeline == "" || dl.Pipeline == f.Pipeline) &&
 		(f.Reason == "" || dl.Reason == f.Reason) &&
 		(f.Since.IsZero() || !dl.At.Before(f.Since))
+}
+
+// ParseSince reads a DeadFilter's Since as people write it (engine dlq
+// --since, the admin listener's since=): a duration back from now, or a
+// point in time. time.ParseDuration stops at hours; dead letters are
+// often looked at days later, so a whole number of days (7d) is accepted
+// too. The error starts with the value, for the caller to put its name
+// before.
+func ParseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok && err != nil {
+		if n, nerr := strconv.Atoi(days); nerr == nil {
+			d, err = time.Duration(n)*24*time.Hour, nil
+		}
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a duration such as 2h or 7d nor an RFC 3339 time such as 2026-11-29T10:00:00Z", s)
+	}
+	if d <= 0 {
+		return time.Time{}, fmt.Errorf("%q: give a positive duration, how far back to look", s)
+	}
+	return now.Add(-d), nil
 }
 
 // DeadLetters lists dead letters, oldest first.

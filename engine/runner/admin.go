@@ -129,9 +129,10 @@ func (r *Runner) listDead(w http.ResponseWriter, req *http.Request) {
 	q := req.URL.Query()
 	f := inbox.DeadFilter{Pipeline: q.Get("pipeline"), Reason: q.Get("reason")}
 	if s := q.Get("since"); s != "" {
-		t, err := time.Parse(time.RFC3339, s)
+		// As engine dlq --since reads it, and with its message.
+		t, err := inbox.ParseSince(s, r.clock.Now())
 		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("since=%q is not an RFC 3339 time", s))
+			writeError(w, http.StatusBadRequest, "since "+err.Error())
 			return
 		}
 		f.Since = t

@@ -2,11 +2,15 @@ package runner_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loyalty-connector/engine/engine/inbox"
 )
@@ -61,5 +65,45 @@ func TestAdminRefusesToReplayWhatCannotBeReplayed(t *testing.T) {
 	after, _ := h.store.DeadLetters(inbox.DeadFilter{})
 	if !reflect.DeepEqual(after, before) {
 		t.Errorf("dead letters changed:\nbefore %+v\nafter  %+v", before, after)
+	}
+}
+
+// GET /dlq?since= reads what engine dlq --since reads (2h, 7d, an RFC 3339
+// time), and refuses the rest with its message.
+func TestAdminListSince(t *testing.T) {
+	h := start(t, setup{})
+	now := time.Now()
+	for _, at := range []time.Duration{3 * 24 * time.Hour, 3 * time.Hour, 10 * time.Minute} {
+		if _, err := h.store.DeadLetter(csvPipeline, 0, inbox.DeadLetter{Reason: "rejected", Event: []byte(`{}`), At: now.Add(-at)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := httptest.NewServer(h.r.AdminHandler(nil))
+	defer admin.Close()
+	for _, tc := range []struct {
+		since  string
+		status int
+		want   string // the number of dead letters, or the error
+	}{
+		{"1h", 200, "1"},
+		{"90m", 200, "1"},
+		{"7d", 200, "3"},
+		{"2d", 200, "2"},
+		{now.Add(-4 * time.Hour).UTC().Format(time.RFC3339), 200, "2"},
+		{"yesterday", 400, `since \"yesterday\" is neither a duration such as 2h or 7d nor an RFC 3339 time such as 2026-11-29T10:00:00Z`},
+		{"-2h", 400, `since \"-2h\": give a positive duration, how far back to look`},
+	} {
+		a := do(t, "GET", admin.URL+"/dlq?since="+url.QueryEscape(tc.since), "", nil)
+		got := a.body
+		if a.status == 200 {
+			var dls []inbox.DeadLetter
+			if err := json.Unmarshal([]byte(a.body), &dls); err != nil {
+				t.Fatalf("since=%s: %v", tc.since, err)
+			}
+			got = strconv.Itoa(len(dls))
+		}
+		if a.status != tc.status || !strings.Contains(got, tc.want) {
+			t.Errorf("since=%s: %d %s, want %d %s", tc.since, a.status, got, tc.status, tc.want)
+		}
 	}
 }
