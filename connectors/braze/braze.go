@@ -4,6 +4,7 @@
 package braze
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -123,9 +124,21 @@ var WebhookSource = &spec.SourceType{
 
 // responseError reads Braze's answer: any 2xx is a success, even with
 // non-fatal "errors"; otherwise "message" says what went wrong (braze.md §1).
+// A 2xx with a "notice" is the exception: Braze documents notices only for
+// a paused or archived Canvas, which takes the trigger and sends nothing
+// (braze.md §2), so the request is reported as not sent.
 func responseError(status int, body []byte) error {
 	if status >= 200 && status < 300 {
-		return nil
+		if !bytes.Contains(body, []byte(`"notice"`)) {
+			return nil // the usual answer: nothing to decode
+		}
+		var ok struct {
+			Notice string `json:"notice"`
+		}
+		if json.Unmarshal(body, &ok) != nil || ok.Notice == "" {
+			return nil
+		}
+		return &spec.NotSentError{Msg: "braze took the request but sent nothing: " + ok.Notice}
 	}
 	var env struct {
 		Message string `json:"message"`

@@ -1,6 +1,7 @@
 package braze
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -191,29 +192,35 @@ func TestResponseError(t *testing.T) {
 		body    string
 		wantErr bool
 		want    []string
+		notSent bool // the answer is a success that sent nothing
 	}{
 		// braze.md §3 Response: 201 {"message":"success", ...processed counts}
-		{"201 users_track", 201, `{"message":"success","attributes_processed":1}`, false, nil},
+		{"201 users_track", 201, `{"message":"success","attributes_processed":1}`, false, nil, false},
 		// braze.md §1 Response shapes: success with non-fatal errors is still a success
-		{"200 success with minor errors", 200, `{"message":"success","errors":["minor"]}`, false, nil},
-		// braze.md §2 Response: paused Canvas notice, status 201
-		{"201 canvas notice", 201, `{"notice":"The Canvas is paused.","dispatch_id":"d","message":"success"}`, false, nil},
+		{"200 success with minor errors", 200, `{"message":"success","errors":["minor"]}`, false, nil, false},
+		// braze.md §2 Response: a paused or archived Canvas answers 201
+		// with a notice and does not send
+		{"201 paused canvas", 201, `{"notice":"The Canvas is paused. Resume the Canvas to ensure trigger requests will take effect.","dispatch_id":"d","message":"success"}`, true,
+			[]string{"sent nothing", "The Canvas is paused. Resume the Canvas"}, true},
+		{"201 archived canvas", 201, `{"notice":"The Canvas is archived. Unarchive the Canvas to ensure trigger requests will take effect.","dispatch_id":"d","message":"success"}`, true,
+			[]string{"The Canvas is archived."}, true},
+		{"201 empty notice", 201, `{"notice":"","dispatch_id":"d","message":"success"}`, false, nil, false},
 		// braze.md §1 Response shapes: 202 + queued (older pages)
-		{"202 queued", 202, `{"message":"queued"}`, false, nil},
+		{"202 queued", 202, `{"message":"queued"}`, false, nil, false},
 		// braze.md §1 Response shapes: fatal {"message": <fatal>, "errors": [<minor>]}
 		{"400 message and errors", 400, `{"message":"Invalid Campaign ID","errors":["campaign abc not found","second"]}`, true,
-			[]string{"400", "Invalid Campaign ID", "campaign abc not found", "second"}},
+			[]string{"400", "Invalid Campaign ID", "campaign abc not found", "second"}, false},
 		// braze.md §1 Fatal status codes: 400 Max Input Length Exceeded
 		{"400 message only", 400, `{"message":"Max Input Length Exceeded"}`, true,
-			[]string{"HTTP 400", "Max Input Length Exceeded"}},
+			[]string{"HTTP 400", "Max Input Length Exceeded"}, false},
 		// braze.md §1 Fatal status codes: 401 for a bad key
-		{"401", 401, `{"message":"Invalid API key: xyz"}`, true, []string{"401", "Invalid API key: xyz"}},
+		{"401", 401, `{"message":"Invalid API key: xyz"}`, true, []string{"401", "Invalid API key: xyz"}, false},
 		// braze.md §1: 429 bodies are unconfirmed; a non-JSON body is quoted
-		{"429 non-JSON", 429, "Rate Limited", true, []string{"429", "Rate Limited"}},
+		{"429 non-JSON", 429, "Rate Limited", true, []string{"429", "Rate Limited"}, false},
 		// braze.md §1 Fatal status codes: 5XX with no body
-		{"503 empty", 503, "", true, []string{"503", "(empty body)"}},
+		{"503 empty", 503, "", true, []string{"503", "(empty body)"}, false},
 		// braze.md §1 Response shapes: JSON without message falls back to the body
-		{"500 JSON without message", 500, `{"error":"boom"}`, true, []string{"500", `{"error":"boom"}`}},
+		{"500 JSON without message", 500, `{"error":"boom"}`, true, []string{"500", `{"error":"boom"}`}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,6 +232,10 @@ func TestResponseError(t *testing.T) {
 				if !strings.Contains(err.Error(), sub) {
 					t.Errorf("error %q does not contain %q", err, sub)
 				}
+			}
+			var notSent *spec.NotSentError
+			if errors.As(err, &notSent) != tt.notSent {
+				t.Errorf("error %v (%T): not sent %v, want %v", err, err, !tt.notSent, tt.notSent)
 			}
 		})
 	}

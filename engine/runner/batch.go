@@ -3,6 +3,7 @@ package runner
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -227,13 +228,21 @@ func (b *batcher) sendAlone(m *member) {
 	b.settleOne(m, res)
 }
 
-// settleOne settles a request that carried one event.
+// settleOne settles an event with the answer to a request that carried
+// it: its own, or one that holds for every event of a merged request.
 func (b *batcher) settleOne(m *member, res sendResult) {
-	if res.verdict == delivery.Delivered {
+	var notSent *spec.NotSentError
+	switch {
+	case res.verdict == delivery.Delivered:
 		b.delivered(m, &res, func(string, int) bool { return true })
-		return
+	case errors.As(res.envelopeErr, &notSent):
+		// Braze took it and sent nothing (a paused Canvas): sending it
+		// again changes nothing until the Canvas resumes, and acking it
+		// would lose it, so it waits among the dead letters for a replay.
+		b.l.dead(m.it, m.attempt, "not_sent", notSent, m.req, &res)
+	default:
+		b.l.settle(m.it, m.attempt, m.req, res)
 	}
-	b.l.settle(m.it, m.attempt, m.req, res)
 }
 
 // delivered settles an event of a request Braze accepted, reading the
@@ -272,15 +281,21 @@ func (b *batcher) send(bt *batch) {
 		return
 	}
 	res := b.l.send(b.l.hard, merged)
-	switch res.verdict {
-	case delivery.Delivered:
+	var notSent *spec.NotSentError
+	switch {
+	case res.verdict == delivery.Delivered:
 		for _, m := range bt.members {
 			owns := func(array string, index int) bool {
 				return index >= m.start[array] && index < m.start[array]+m.size[array]
 			}
 			b.delivered(m, &res, owns)
 		}
-	case delivery.Reject:
+	case errors.As(res.envelopeErr, &notSent):
+		// About the campaign or Canvas, so about every member alike.
+		for _, m := range bt.members {
+			b.settleOne(m, res)
+		}
+	case res.verdict == delivery.Reject:
 		// One bad event must not sink the others: each goes alone, and
 		// only those Braze refuses again are dead-lettered.
 		for _, m := range bt.members {

@@ -1,0 +1,80 @@
+package runner_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/loyalty-connector/engine/engine/inbox"
+)
+
+// Sandbox campaigns and Canvases that answer 201 with a notice and send
+// nothing (examples/sandbox/braze.yaml).
+const (
+	pausedCanvas    = "5a7c9e1b-3d5f-4b8c-8e2a-4f6b8c0e2a3d" // Tier upgrade journey
+	stoppedCampaign = "4f6b8d0f-2c3e-4a7b-9d1f-3e5a7b9d1f2c" // Autumn offer (stopped)
+)
+
+// A trigger for a paused Canvas is answered 201 with a notice, and Braze
+// sends nothing (braze.md §2): the event becomes a not_sent dead letter
+// at once, to be replayed once the Canvas resumes, rather than being
+// counted as delivered.
+func TestPausedCanvasIsDeadLetteredAsNotSent(t *testing.T) {
+	h := start(t, setup{})
+	body := strings.Replace(mustFile(t, "../../examples/events/sessionm-points-awarded.json"),
+		"2c4e6a8b-1d3f-4a5b-9c7d-e1f2a3b4c5d6", pausedCanvas, 1)
+	if a := h.post("/hooks/sessionm/points", body, map[string]string{"Authorization": hookAuth}); a.status != 200 {
+		t.Fatalf("webhook: %d %s", a.status, a.body)
+	}
+	h.drained()
+	if n := len(h.messages("u-1001")); n != 0 {
+		t.Fatalf("u-1001 got %d messages from a paused Canvas", n)
+	}
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dls))
+	}
+	dl := dls[0]
+	if dl.Reason != "not_sent" || dl.Attempts != 1 || !strings.Contains(dl.Error, "The Canvas is paused") ||
+		dl.Response == nil || dl.Response.Status != 201 {
+		t.Fatalf("dead letter %+v", dl)
+	}
+	if n := len(h.journal("/braze/canvas/trigger/send")); n != 1 {
+		t.Fatalf("%d trigger requests, want 1: a notice is not retried", n)
+	}
+}
+
+// A merged trigger for a stopped campaign: the notice is about the
+// campaign, so every event of the request is a not_sent dead letter, and
+// none is sent again alone.
+func TestStoppedCampaignDeadLettersTheWholeBatchAsNotSent(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 20})
+	const n = 10
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d}`, stoppedCampaign, i, i)
+			if a := h.post("/hooks/campaign", body, nil); a.status != 200 {
+				t.Errorf("event %d: %d %s", i, a.status, a.body)
+			}
+		}()
+	}
+	wg.Wait()
+	h.drained()
+	reqs := len(h.journal("/braze/campaigns/trigger/send"))
+	if reqs >= n {
+		t.Fatalf("%d requests for %d events: the test needs them merged", reqs, n)
+	}
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{Reason: "not_sent"})
+	if len(dls) != n {
+		t.Fatalf("%d not_sent dead letters, want %d", len(dls), n)
+	}
+	for _, dl := range dls {
+		if !strings.Contains(dl.Error, "The Campaign is stopped") {
+			t.Fatalf("dead letter error %q does not give Braze's notice", dl.Error)
+		}
+	}
+}
