@@ -169,6 +169,9 @@ func (b *batcher) fits(bt *batch, m *member) bool {
 }
 
 // recipientKey names who a recipient object is: its identifier fields.
+// Braze finds a user by email whatever its case, so emails are compared
+// in lower case. One user named by different kinds of identifier (an
+// external id here, a braze_id there) cannot be recognised.
 func recipientKey(r any) string {
 	obj, ok := r.(map[string]any)
 	if !ok {
@@ -178,6 +181,9 @@ func recipientKey(r any) string {
 	id := map[string]any{}
 	for _, k := range []string{"external_user_id", "user_alias", "email", "braze_id"} {
 		if v, ok := obj[k]; ok {
+			if email, isText := v.(string); isText && k == "email" {
+				v = strings.ToLower(email)
+			}
 			id[k] = v
 		}
 	}

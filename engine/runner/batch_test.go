@@ -78,3 +78,29 @@ func TestStoppedCampaignDeadLettersTheWholeBatchAsNotSent(t *testing.T) {
 		}
 	}
 }
+
+// Braze finds a user by email whatever its case, and sends one message per
+// user of a request (braze.md §2): two events for one user, by emails that
+// differ only in case, go in two requests, and the user gets both.
+func TestSameUserByEmailsOfAnotherCaseIsNotMerged(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/trigger-by-email"}})
+	var wg sync.WaitGroup
+	for i, email := range []string{"ana.garcia@example.com", "Ana.Garcia@Example.com"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"campaign_id":%q,"email":%q,"n":%d}`, winter, email, i)
+			if a := h.post("/hooks/by-email", body, nil); a.status != 200 {
+				t.Errorf("event %d: %d %s", i, a.status, a.body)
+			}
+		}()
+	}
+	wg.Wait()
+	h.drained()
+	if n := len(h.journal("/braze/campaigns/trigger/send")); n != 2 {
+		t.Fatalf("%d trigger requests, want 2: one per event", n)
+	}
+	if n := len(h.messages("u-1001")); n != 2 {
+		t.Fatalf("u-1001 got %d messages for 2 delivered events", n)
+	}
+}
