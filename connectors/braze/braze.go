@@ -144,6 +144,7 @@ func responseError(status int, body []byte) error {
 		Message string `json:"message"`
 		Errors  []any  `json:"errors"`
 	}
+	var err error
 	if json.Unmarshal(body, &env) == nil && env.Message != "" {
 		msg := env.Message
 		if len(env.Errors) > 0 {
@@ -153,7 +154,36 @@ func responseError(status int, body []byte) error {
 			}
 			msg += " (" + strings.Join(parts, "; ") + ")"
 		}
-		return fmt.Errorf("braze answered HTTP %d: %s", status, msg)
+		err = fmt.Errorf("braze answered HTTP %d: %s", status, msg)
+	} else {
+		err = fmt.Errorf("braze answered HTTP %d: %s", status, spec.Excerpt(body))
 	}
-	return fmt.Errorf("braze answered HTTP %d: %s", status, spec.Excerpt(body))
+	if refusesWholeRequest(status, env.Message) {
+		return &spec.WholeRequestError{Err: err}
+	}
+	return err
 }
+
+// refusesWholeRequest tells the answers that hold for a request whatever
+// recipients or objects it carries (braze.md §1, fatal status codes): the
+// key (401 invalid, 403 no permission or inactive account, 404 unknown
+// key on older pages) and the campaign, Canvas or message variant, which
+// the events merged into one request share. Any other 400 may be about
+// one recipient or object.
+func refusesWholeRequest(status int, message string) bool {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		return true
+	case http.StatusBadRequest:
+		for _, m := range wholeRequest400s {
+			if strings.EqualFold(strings.TrimSpace(message), m) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// wholeRequest400s are the 400 messages about the campaign or Canvas
+// (braze.md §1; the emulator answers the first two).
+var wholeRequest400s = []string{"Invalid Campaign ID", "Invalid Canvas ID", "Message Variant Unspecified", "Invalid Message Variant", "Mismatched Message Type"}

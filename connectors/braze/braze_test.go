@@ -241,6 +241,41 @@ func TestResponseError(t *testing.T) {
 	}
 }
 
+// The answers that hold for a request whatever recipients or objects it
+// carries, so that a merged request is not sent again event by event.
+func TestResponseErrorAboutTheWholeRequest(t *testing.T) {
+	tests := []struct {
+		status int
+		body   string
+		whole  bool
+	}{
+		// braze.md §1 Fatal status codes: the key
+		{401, `{"message":"Invalid API key"}`, true},
+		{403, `{"message":"Access Denied"}`, true},
+		{404, `{"message":"Not Found"}`, true},
+		// braze.md §1 Fatal status codes: campaign and variant problems
+		{400, `{"message":"Invalid Campaign ID","errors":["no API-triggered campaign has id \"x\""]}`, true},
+		{400, `{"message":"Invalid Canvas ID"}`, true},
+		{400, `{"message":"Message Variant Unspecified"}`, true},
+		{400, `{"message":"Invalid Message Variant"}`, true},
+		{400, `{"message":"Mismatched Message Type"}`, true},
+		// may be about one recipient or object
+		{400, `{"message":"Bad Request","errors":["recipients[3]: 'external_user_id' must not be empty"]}`, false},
+		{400, `{"message":"Max Input Length Exceeded"}`, false},
+		{400, "Invalid Campaign ID", false}, // not Braze's envelope
+		{413, `{"message":"Request Entity Too Large"}`, false},
+		{429, `{"message":"Rate Limited"}`, false},
+		{503, "", false},
+	}
+	for _, tt := range tests {
+		err := REST.ResponseError(tt.status, []byte(tt.body))
+		var whole *spec.WholeRequestError
+		if err == nil || errors.As(err, &whole) != tt.whole {
+			t.Errorf("ResponseError(%d, %s) = %v (%T); about the whole request: %v, want %v", tt.status, tt.body, err, err, !tt.whole, tt.whole)
+		}
+	}
+}
+
 func TestWebhookSource(t *testing.T) {
 	// braze.md §4: webhook campaigns post to us; any body
 	if WebhookSource.Kind != spec.HTTPSource || WebhookSource.DefaultMethod != http.MethodPost || WebhookSource.Event != nil {

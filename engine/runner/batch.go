@@ -288,6 +288,7 @@ func (b *batcher) send(bt *batch) {
 	}
 	res := b.l.send(b.l.hard, merged)
 	var notSent *spec.NotSentError
+	var whole *spec.WholeRequestError
 	switch {
 	case res.verdict == delivery.Delivered:
 		for _, m := range bt.members {
@@ -296,14 +297,17 @@ func (b *batcher) send(bt *batch) {
 			}
 			b.delivered(m, &res, owns)
 		}
-	case errors.As(res.envelopeErr, &notSent):
-		// About the campaign or Canvas, so about every member alike.
+	case errors.As(res.envelopeErr, &notSent), errors.As(res.envelopeErr, &whole):
+		// About the key, the campaign or the Canvas, which every member
+		// shares: sent alone, each would be answered the same, at the
+		// cost of a request each from the shared hourly pool.
 		for _, m := range bt.members {
 			b.settleOne(m, res)
 		}
 	case res.verdict == delivery.Reject:
-		// One bad event must not sink the others: each goes alone, and
-		// only those Braze refuses again are dead-lettered.
+		// An answer that may be about one member: one bad event must not
+		// sink the others, so each goes alone, and only those Braze
+		// refuses again are dead-lettered.
 		for _, m := range bt.members {
 			b.settleOne(m, b.l.send(b.l.hard, m.req))
 		}

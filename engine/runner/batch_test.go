@@ -2,6 +2,8 @@ package runner_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -102,5 +104,60 @@ func TestSameUserByEmailsOfAnotherCaseIsNotMerged(t *testing.T) {
 	}
 	if n := len(h.messages("u-1001")); n != 2 {
 		t.Fatalf("u-1001 got %d messages for 2 delivered events", n)
+	}
+}
+
+// An answer that holds for the whole merged request (a deleted campaign,
+// a key Braze refuses) dead-letters every event of the batch with it:
+// sent alone, each would be refused the same way, one request each from
+// the shared messaging pool.
+func TestWholeRequestRefusalDeadLettersTheBatch(t *testing.T) {
+	tests := []struct {
+		name     string
+		campaign string
+		apiKey   string // the Braze key the engine sends, when not the sandbox's
+		status   int
+		says     string
+	}{
+		{"deleted campaign", "deleted-campaign", "", 400, "Invalid Campaign ID"},
+		{"revoked key", winter, "revoked-key", 401, "HTTP 401"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			secretsDir := ""
+			if tt.apiKey != "" {
+				secretsDir = t.TempDir()
+				if err := os.WriteFile(filepath.Join(secretsDir, "BRAZE_API_KEY"), []byte(tt.apiKey), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 50, secrets: secretsDir})
+			const n = 40
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					body := fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d}`, tt.campaign, i, i)
+					if a := h.post("/hooks/campaign", body, nil); a.status != 200 {
+						t.Errorf("event %d: %d %s", i, a.status, a.body)
+					}
+				}()
+			}
+			wg.Wait()
+			h.drained()
+			if reqs := len(h.journal("/braze/campaigns/trigger/send")); reqs > 5 {
+				t.Fatalf("%d trigger requests for %d events: the batch was sent again one event at a time", reqs, n)
+			}
+			dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+			if len(dls) != n {
+				t.Fatalf("%d dead letters, want %d", len(dls), n)
+			}
+			for _, dl := range dls {
+				if dl.Reason != "rejected" || dl.Response == nil || dl.Response.Status != tt.status || !strings.Contains(dl.Error, tt.says) {
+					t.Fatalf("dead letter %+v, error %q", dl.Response, dl.Error)
+				}
+			}
+		})
 	}
 }

@@ -10,3 +10,15 @@ type NotSentError struct {
 }
 
 func (e *NotSentError) Error() string { return e.Msg }
+
+// WholeRequestError is what ResponseError returns for a refusal that
+// holds for the request whatever items it carries (a bad key, an unknown
+// campaign). An engine that merged the items of many events into the
+// request gives them all up with it, rather than sending each alone to be
+// refused the same way.
+type WholeRequestError struct {
+	Err error
+}
+
+func (e *WholeRequestError) Error() string { return e.Err.Error() }
+func (e *WholeRequestError) Unwrap() error { return e.Err }
