@@ -240,7 +240,7 @@ func (b *batcher) settleOne(m *member, res sendResult) {
 	var notSent *spec.NotSentError
 	switch {
 	case res.verdict == delivery.Delivered:
-		b.delivered(m, &res, func(string, int) bool { return true })
+		b.delivered(m, &res, false)
 	case errors.As(res.envelopeErr, &notSent):
 		// Braze took it and sent nothing (a paused Canvas): sending it
 		// again changes nothing until the Canvas resumes, and acking it
@@ -252,16 +252,31 @@ func (b *batcher) settleOne(m *member, res sendResult) {
 }
 
 // delivered settles an event of a request Braze accepted, reading the
-// minor errors owns gives it. Braze processed the rest of the request: for
-// /users/track the event whose objects were refused is dead-lettered, as
-// sending it again would repeat its other objects; a trigger's message
-// went out (a refused recipient attribute is left unset), so its event is
-// delivered and the errors are logged, and a replay cannot send it twice.
-func (b *batcher) delivered(m *member, res *sendResult, owns func(array string, index int) bool) {
-	errs := minorErrors(res.body, owns)
+// minor errors about it (merged: the request carried other events too).
+// Braze processed the rest of the request: for /users/track the event
+// whose objects were refused is dead-lettered, as sending it again would
+// repeat its other objects; a trigger's message went out (a refused
+// recipient attribute is left unset), so its event is delivered and the
+// errors are logged, and a replay cannot send it twice.
+func (b *batcher) delivered(m *member, res *sendResult, merged bool) {
+	// An error's index is the merged request's; the event's own request,
+	// which its dead letter and log lines show, has its objects from 0.
+	own := func(array string, index int) (int, bool) {
+		if !merged {
+			return index, true
+		}
+		i := index - m.start[array]
+		return i, i >= 0 && i < m.size[array]
+	}
+	errs, ownErrs := minorErrors(res.body, own)
 	switch {
 	case len(errs) == 0:
 	case b.track:
+		if merged {
+			part := *res
+			part.body = answerPart(res.body, ownErrs)
+			res = &part
+		}
 		b.l.dead(m.it, m.attempt, "rejected", fmt.Errorf("braze refused part of it: %s", strings.Join(errs, "; ")), m.req, res)
 		return
 	default:
@@ -292,10 +307,7 @@ func (b *batcher) send(bt *batch) {
 	switch {
 	case res.verdict == delivery.Delivered:
 		for _, m := range bt.members {
-			owns := func(array string, index int) bool {
-				return index >= m.start[array] && index < m.start[array]+m.size[array]
-			}
-			b.delivered(m, &res, owns)
+			b.delivered(m, &res, true)
 		}
 	case errors.As(res.envelopeErr, &notSent), errors.As(res.envelopeErr, &whole):
 		// About the key, the campaign or the Canvas, which every member
@@ -347,19 +359,19 @@ func (b *batcher) merge(bt *batch) (*engine.Request, error) {
 }
 
 // minorErrors reads Braze's non-fatal errors ({"type", "input_array",
-// "index"}, braze.md §3) and returns those owns accepts. Errors without an
-// index (plain strings) belong to everyone.
-func minorErrors(body []byte, owns func(array string, index int) bool) []string {
+// "index"}, braze.md §3) and returns, as text and as Braze wrote them,
+// those own claims, with the index own gives. Errors without an index
+// (plain strings) belong to everyone.
+func minorErrors(body []byte, own func(array string, index int) (int, bool)) (texts []string, errs []any) {
 	if !bytes.Contains(body, []byte(`"errors"`)) {
-		return nil // the usual answer: nothing to decode
+		return nil, nil // the usual answer: nothing to decode
 	}
 	var answer struct {
 		Errors []json.RawMessage `json:"errors"`
 	}
 	if json.Unmarshal(body, &answer) != nil {
-		return nil
+		return nil, nil
 	}
-	var out []string
 	for _, raw := range answer.Errors {
 		var e struct {
 			Type       string `json:"type"`
@@ -369,13 +381,41 @@ func minorErrors(body []byte, owns func(array string, index int) bool) []string 
 		if json.Unmarshal(raw, &e) != nil || e.Index == nil {
 			var s string
 			if json.Unmarshal(raw, &s) == nil {
-				out = append(out, s)
+				texts = append(texts, s)
+				errs = append(errs, s)
 			}
 			continue
 		}
-		if owns(e.InputArray, *e.Index) {
-			out = append(out, fmt.Sprintf("%s[%d]: %s", e.InputArray, *e.Index, e.Type))
+		index, ok := own(e.InputArray, *e.Index)
+		if !ok {
+			continue
+		}
+		texts = append(texts, fmt.Sprintf("%s[%d]: %s", e.InputArray, index, e.Type))
+		var fields map[string]any
+		json.Unmarshal(raw, &fields) // an object: it decoded above
+		fields["index"] = index
+		errs = append(errs, fields)
+	}
+	return texts, errs
+}
+
+// answerPart is Braze's answer to a merged request cut down to one event's
+// part, for its dead letter: its own errors, indexed in its own request,
+// and no counts of objects processed, which are the whole request's.
+func answerPart(body []byte, errs []any) []byte {
+	var answer map[string]any
+	if json.Unmarshal(body, &answer) != nil {
+		return body
+	}
+	for k := range answer {
+		if strings.HasSuffix(k, "_processed") {
+			delete(answer, k)
 		}
 	}
-	return out
+	answer["errors"] = errs
+	part, err := jsonval.Encode(answer, len(body))
+	if err != nil {
+		return body
+	}
+	return part
 }

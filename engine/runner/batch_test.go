@@ -1,6 +1,10 @@
 package runner_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -159,5 +163,62 @@ func TestWholeRequestRefusalDeadLettersTheBatch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A /users/track object Braze refuses inside a merged request: the dead
+// letter keeps the event's own request, of one object, so its error and
+// the answer it shows index that request and leave out what Braze said
+// about the other events' objects.
+func TestUsersTrackDeadLetterIndexesItsOwnRequest(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 20})
+	sign := func(body string) string {
+		mac := hmac.New(sha256.New, []byte("sandbox-wallet-token"))
+		mac.Write([]byte(body))
+		return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	}
+	const n = 10
+	bad := map[int]string{3: "Spain", 7: "Atlantis"} // not ISO-3166
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			country, ok := bad[i]
+			if !ok {
+				country = "ES"
+			}
+			body := fmt.Sprintf(`{"user":"load-%06d","country":%q,"n":%d}`, i, country, i)
+			if a := h.post("/hooks/track", body, map[string]string{"X-Signature": sign(body)}); a.status != 200 {
+				t.Errorf("event %d: %d %s", i, a.status, a.body)
+			}
+		}()
+	}
+	wg.Wait()
+	h.drained()
+	if reqs := len(h.journal("/braze/users/track")); reqs >= n {
+		t.Fatalf("%d requests for %d events: the test needs them merged", reqs, n)
+	}
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+	if len(dls) != len(bad) {
+		t.Fatalf("%d dead letters, want %d", len(dls), len(bad))
+	}
+	for _, dl := range dls {
+		var ev struct {
+			Data struct{ Country string } `json:"data"`
+		}
+		if err := json.Unmarshal(dl.Event, &ev); err != nil {
+			t.Fatal(err)
+		}
+		mine, other := ev.Data.Country, "Spain"
+		if mine == "Spain" {
+			other = "Atlantis"
+		}
+		if !strings.Contains(dl.Error, "attributes[0]: ") || !strings.Contains(dl.Error, mine) || strings.Contains(dl.Error, other) {
+			t.Errorf("dead letter of %s: error %q", mine, dl.Error)
+		}
+		if x := dl.Response.Excerpt; !strings.Contains(x, `"index":0`) || !strings.Contains(x, mine) || strings.Contains(x, other) || strings.Contains(x, "_processed") {
+			t.Errorf("dead letter of %s: response %s", mine, x)
+		}
 	}
 }
