@@ -85,6 +85,11 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 		conn := &spec.Connection{Name: name, File: file, Type: t, Fields: map[string]string{}}
 		for _, f := range t.Fields {
 			conn.Fields[f.Name] = settings[f.Name]
+			if v := settings[f.Name]; f.Check != nil && v != "" && !fc.hasProblem(path.Child(f.Name)) {
+				if err := f.Check(v); err != nil {
+					fc.errorAt(path.Child(f.Name), "%v", err)
+				}
+			}
 			if f.Secret {
 				l.Resolver.Masker().Add(settings[f.Name])
 				if settings[f.Name] != "" && !fc.referenced[path.Child(f.Name).String()] {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,12 +23,26 @@ const MaxRecipients = 50
 // request (braze.md §3).
 const MaxTrackObjects = 75
 
+// MaxTrackUsers is the most objects all the arrays of one /users/track
+// request carry together: 75 each of attributes, events and purchases,
+// "up to 225 users per call" (braze.md §3).
+const MaxTrackUsers = 3 * MaxTrackObjects
+
+// usersTrackMaxUpdates is the connection setting that caps the objects of
+// one /users/track request, all arrays together. Braze gives customers on
+// "MAU CY 24-25" contracts 50 updates per request combined (attributes,
+// events and purchases; braze.md §1, default rate limits) instead of 75
+// per array; without the setting, the engine packs 75 per array.
+const usersTrackMaxUpdates = "users_track_max_updates"
+
 // REST is the Braze REST API with Bearer auth (braze.md §1).
 var REST = &spec.ConnectionType{
 	Name: "braze",
 	Doc:  "Braze REST API: API-triggered campaigns and Canvases, user data.",
 	Fields: []spec.Field{
 		{Name: "api_key", Required: true, Secret: true, Doc: "a REST API key with the needed permissions"},
+		{Name: usersTrackMaxUpdates, Check: checkMaxUpdates,
+			Doc: "the most objects one /users/track request carries, attributes, events and purchases together (50 on MAU CY 24-25 contracts); default 75 per array"},
 	},
 	Endpoints: []spec.Endpoint{
 		{
@@ -62,6 +77,7 @@ var REST = &spec.ConnectionType{
 				"purchases":  spec.Array(spec.OpenObject(), 0, MaxTrackObjects),
 			}),
 			MaxBatch: MaxTrackObjects,
+			MaxTotal: maxUpdates,
 			RatePool: "users_track",
 		},
 	},
@@ -75,6 +91,26 @@ var REST = &spec.ConnectionType{
 		return spec.Auth{Header: "Authorization", Scheme: "Bearer", Credential: c.Fields["api_key"]}, nil
 	},
 	ResponseError: responseError,
+}
+
+// checkMaxUpdates accepts a users_track_max_updates of 1 to 225.
+func checkMaxUpdates(v string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 1 || n > MaxTrackUsers {
+		return fmt.Errorf("%s must be a whole number from 1 to %d (Braze takes at most %d objects per array, %d in all), not %q; 50 on MAU CY 24-25 contracts",
+			usersTrackMaxUpdates, MaxTrackUsers, MaxTrackObjects, MaxTrackUsers, v)
+	}
+	return nil
+}
+
+// maxUpdates is the users_track_max_updates of c, or 0 when it sets none
+// (the loader has checked it).
+func maxUpdates(c *spec.Connection) int {
+	n, err := strconv.Atoi(strings.TrimSpace(c.Fields[usersTrackMaxUpdates]))
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // triggerBody is the request of /campaigns/trigger/send (idField

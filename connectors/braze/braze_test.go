@@ -276,6 +276,28 @@ func TestResponseErrorAboutTheWholeRequest(t *testing.T) {
 	}
 }
 
+// braze.md §1 Default rate limits: "MAU CY 24-25" contracts get 50
+// updates per /users/track request combined; the connection says so with
+// users_track_max_updates, and without it only 75 per array bound a request.
+func TestUsersTrackMaxUpdates(t *testing.T) {
+	e, _ := REST.Endpoint("users_track")
+	for _, tt := range []struct {
+		value string
+		want  int
+	}{{"", 0}, {"50", 50}, {"225", 225}} {
+		c := &spec.Connection{Type: REST, Fields: map[string]string{"users_track_max_updates": tt.value}}
+		if got := e.MaxTotal(c); got != tt.want {
+			t.Errorf("users_track_max_updates %q: MaxTotal %d, want %d", tt.value, got, tt.want)
+		}
+	}
+	f, _ := REST.Field("users_track_max_updates")
+	for v, ok := range map[string]bool{"1": true, "50": true, "225": true, "0": false, "226": false, "fifty": false, "5.5": false} {
+		if err := f.Check(v); (err == nil) != ok {
+			t.Errorf("users_track_max_updates %q: %v", v, err)
+		}
+	}
+}
+
 func TestWebhookSource(t *testing.T) {
 	// braze.md §4: webhook campaigns post to us; any body
 	if WebhookSource.Kind != spec.HTTPSource || WebhookSource.DefaultMethod != http.MethodPost || WebhookSource.Event != nil {

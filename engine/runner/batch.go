@@ -23,11 +23,13 @@ var trackArrays = []string{"attributes", "events", "purchases"}
 // batcher merges the requests of many events into one, as Braze allows:
 // trigger sends whose fields other than recipients are equal share one
 // request of up to 50 recipients; /users/track requests are packed up to
-// 75 objects per array (braze.md §2-§3). A batch goes when full or when
-// its first event has waited delivery.linger.
+// 75 objects per array (braze.md §2-§3), and to the endpoint's MaxTotal
+// for all arrays together when the connection sets one. A batch goes when
+// full or when its first event has waited delivery.linger.
 type batcher struct {
 	l      *lane
-	max    int
+	max    int // items per list
+	total  int // items of all lists together; 0: no bound but max
 	track  bool
 	linger time.Duration
 
@@ -39,6 +41,7 @@ type batcher struct {
 type batch struct {
 	members []*member
 	counts  map[string]int // items per list field
+	total   int            // items of all lists
 	// recipients already in the batch: Braze sends one message per
 	// recipient of a request, deduping repeats (braze.md §2), so a second
 	// event for the same user must go in another request.
@@ -53,11 +56,16 @@ type member struct {
 	body       map[string]any
 	start      map[string]int // where its items begin in each merged list
 	size       map[string]int
+	total      int
 	recipients []string
 }
 
 func newBatcher(l *lane, e *spec.Endpoint) *batcher {
-	return &batcher{l: l, max: e.MaxBatch, track: e.Name == "users_track", linger: l.p.Delivery.Linger, open: map[string]*batch{}}
+	b := &batcher{l: l, max: e.MaxBatch, track: e.Name == "users_track", linger: l.p.Delivery.Linger, open: map[string]*batch{}}
+	if e.MaxTotal != nil {
+		b.total = e.MaxTotal(l.p.Target.Conn)
+	}
+	return b
 }
 
 func (b *batcher) lists() []string {
@@ -87,9 +95,10 @@ func (b *batcher) add(it *item, attempt int, req *engine.Request) {
 				mergeable = false
 			}
 		}
-		if total == 0 {
+		if total == 0 || (b.total > 0 && total > b.total) {
 			mergeable = false
 		}
+		m.total = total
 		if !b.track {
 			list, _ := body["recipients"].([]any)
 			for _, r := range list {
@@ -119,6 +128,7 @@ func (b *batcher) add(it *item, attempt int, req *engine.Request) {
 		m.start[f] = bt.counts[f]
 		bt.counts[f] += m.size[f]
 	}
+	bt.total += m.total
 	for _, r := range m.recipients {
 		bt.recipients[r] = true
 	}
@@ -155,6 +165,9 @@ func (b *batcher) key(req *engine.Request, body map[string]any) string {
 }
 
 func (b *batcher) fits(bt *batch, m *member) bool {
+	if b.total > 0 && bt.total+m.total > b.total {
+		return false
+	}
 	for _, f := range b.lists() {
 		if bt.counts[f]+m.size[f] > b.max {
 			return false
@@ -192,6 +205,9 @@ func recipientKey(r any) string {
 }
 
 func (b *batcher) full(bt *batch) bool {
+	if b.total > 0 && bt.total >= b.total {
+		return true
+	}
 	for _, f := range b.lists() {
 		if bt.counts[f] >= b.max {
 			return true

@@ -222,3 +222,44 @@ func TestUsersTrackDeadLetterIndexesItsOwnRequest(t *testing.T) {
 		}
 	}
 }
+
+// A Braze connection with users_track_max_updates: 50 (a "MAU CY 24-25"
+// contract) packs at most 50 objects per /users/track request, the
+// attributes and events arrays together.
+func TestUsersTrackPackingKeepsToTheConnectionsCap(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/track-capped"}, users: 100})
+	const n = 60 // 120 objects
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"user":"load-%06d","n":%d}`, i, i)
+			if a := h.post("/hooks/track-both", body, nil); a.status != 200 {
+				t.Errorf("event %d: %d %s", i, a.status, a.body)
+			}
+		}()
+	}
+	wg.Wait()
+	h.drained()
+	if dls, _ := h.store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
+		t.Fatalf("%d dead letters (first: %s)", len(dls), dls[0].Error)
+	}
+	reqs := h.journal("/braze/users/track")
+	objects, largest := 0, 0
+	for _, e := range reqs {
+		var body struct{ Attributes, Events []any }
+		if err := json.Unmarshal([]byte(e["body"].(string)), &body); err != nil {
+			t.Fatal(err)
+		}
+		both := len(body.Attributes) + len(body.Events)
+		objects += both
+		largest = max(largest, both)
+	}
+	if objects != 2*n || largest > 50 {
+		t.Fatalf("%d requests carried %d objects, the largest %d; want %d, at most 50 per request", len(reqs), objects, largest, 2*n)
+	}
+	if len(reqs) > 6 {
+		t.Fatalf("%d requests for %d objects: want them packed up to the cap", len(reqs), 2*n)
+	}
+}

@@ -21,6 +21,9 @@ type Field struct {
 	Required bool
 	Secret   bool // never printed; must come from ${secret:...} or ${env:...}
 	Doc      string
+	// Check, when set, says what is wrong with a value given for the
+	// field, for a message at its place in connections.yaml.
+	Check func(value string) error
 }
 
 // Auth is what a connection adds to every request: one header whose value
@@ -102,6 +105,10 @@ type Endpoint struct {
 	// MaxBatch is how many items one request may carry (Braze
 	// recipients); 0 when the endpoint does not batch.
 	MaxBatch int
+	// MaxTotal, when set, is how many items all the lists of one request
+	// may carry together on connection c; 0 means MaxBatch per list is
+	// the only bound.
+	MaxTotal func(c *Connection) int
 	// RatePool names the connection type's RateLimits entry this endpoint
 	// counts against; "" for none.
 	RatePool string
