@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -393,6 +394,21 @@ func (l *lane) failed(it *item, attempt int, out *engine.Outcome) {
 	if n := len(out.Steps); n > 0 {
 		last := out.Steps[n-1]
 		if last.Err != nil && last.Request != nil {
+			// A lookup that was never sent fails the same way every time:
+			// its rendered body does not fit the endpoint, or HTTP cannot
+			// carry it. Like the same fault in the target's request, it
+			// is the template's, and no retry mends it.
+			var unfit *engine.BodyError
+			if errors.As(last.Err, &unfit) {
+				l.dead(it, attempt, "template", out.Err, last.Request, nil)
+				return
+			}
+			if last.Response == nil {
+				if bad := unsendable(last.Request); bad != nil {
+					l.dead(it, attempt, "template", fmt.Errorf("step %s: %w", last.Step, bad), last.Request, nil)
+					return
+				}
+			}
 			status := 0
 			var transport error
 			if last.Response == nil {
@@ -428,6 +444,9 @@ type sendResult struct {
 	envelopeErr error // the connector's reading of the answer
 	verdict     delivery.Verdict
 	pause       time.Duration
+	// unsent: the request could not leave at all (see unsendable), a
+	// fault of the template that rendered it, not of the peer.
+	unsent bool
 }
 
 func (res *sendResult) describe() error {
@@ -454,6 +473,9 @@ func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 	began := time.Now()
 	resp, err := engine.HTTPCaller{Client: l.r.client, Timeout: l.p.Delivery.Timeout}.Call(ctx, nil, req)
 	if err != nil {
+		if bad := unsendable(req); bad != nil {
+			return sendResult{err: fmt.Errorf("target: %w", bad), verdict: delivery.Reject, unsent: true}
+		}
 		l.r.metrics.observeRequest(call.Conn.Name, endpointName(call), 0, time.Since(began), waited)
 		return sendResult{err: err, verdict: delivery.Retry}
 	}
@@ -467,13 +489,57 @@ func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 	return res
 }
 
+// unsendable says why req cannot leave at all, or nil: net/http refuses
+// such a request before it sends a byte, and would refuse it again on
+// every retry. It is asked only once a request got no answer, so a
+// delivery pays nothing for it.
+func unsendable(req *engine.Request) error {
+	if !isToken(req.Method) {
+		return fmt.Errorf("the method %q is not valid in HTTP", req.Method)
+	}
+	if _, err := url.Parse(req.URL); err != nil {
+		return fmt.Errorf("the rendered URL is not valid: %w", err)
+	}
+	for name, values := range req.Header {
+		if !isToken(name) {
+			return fmt.Errorf("the header name %q is not valid in HTTP", name)
+		}
+		for _, v := range values {
+			for i := 0; i < len(v); i++ {
+				if b := v[i]; b < ' ' && b != '\t' || b == 0x7f {
+					return fmt.Errorf("headers %s: the rendered value holds the control character %q, which HTTP does not allow", name, b)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// isToken reports whether s is an HTTP token (a method, a header name).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b <= ' ' || b >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, b) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // settle acts on the verdict for one event.
 func (l *lane) settle(it *item, attempt int, req *engine.Request, res sendResult) {
 	switch res.verdict {
 	case delivery.Delivered:
 		l.ack(it, "delivered")
 	case delivery.Reject:
-		l.dead(it, attempt, "rejected", res.describe(), req, &res)
+		reason := "rejected"
+		if res.unsent {
+			reason = "template"
+		}
+		l.dead(it, attempt, reason, res.describe(), req, &res)
 	default:
 		l.retry(it, attempt, res.describe(), req, &res)
 	}
