@@ -24,19 +24,37 @@ const readAhead = 256
 // not be stored.
 const deadLetterRetry = 5 * time.Second
 
+// waitingPerWorker bounds, per worker, the events a lane keeps in memory
+// while they wait: for their next attempt's time, or behind an earlier
+// event of their order_by key. Such an event gives its window slot up, so
+// the events of other keys go on past it; were it to keep the slot, 64
+// users whose requests fail for a while (4 per worker at concurrency 16)
+// would stop every other user's events for minutes of backoff.
+//
+// Past the bound a waiting event keeps its slot, so a lane holds at most
+// window + waitingPerWorker×concurrency events (64 + 4,096 at concurrency
+// 16) however many wait: after a long outage a million events due for a
+// retry stay on disk, with their attempts and next time, until the feeder
+// reaches them. Each costs its stored form and its decoded body, a few
+// kilobytes, so the bound is tens of megabytes per pipeline at worst.
+var waitingPerWorker = 256
+
 // lane delivers one pipeline's events. A feeder reads the inbox in order
-// and hands events to workers; at most `window` events are in memory at
-// once, so a deep inbox costs disk, not memory.
+// and hands events to workers; at most `window` events are in progress at
+// once, and at most waitingPerWorker per worker more wait in memory, so a
+// deep inbox costs disk, not memory.
 //
 // With order_by, one event per key is in progress at a time (being sent,
 // waiting in a batch, or waiting to be retried); the key's later events
-// wait for it, holding their slots, and nothing else waits: a key whose
-// events keep failing delays only itself.
+// wait for it. A waiting event holds a place among the waiting ones, not
+// a window slot, so other keys go on: a key whose events keep failing
+// delays only itself, as long as fewer events wait than that bound.
 type lane struct {
 	r       *Runner
 	p       *engine.Pipeline
 	notify  chan struct{}
-	slots   chan struct{} // one per event in flight
+	slots   chan struct{} // one per event in the window (read, not waiting)
+	waits   chan struct{} // one per event that waits without a slot (see waitingPerWorker)
 	work    chan *item    // never closed: workers leave when the lane stops
 	batcher *batcher
 	gov     *delivery.Governor // the connection's: one for the runner's life, so never stale after a reload
@@ -76,6 +94,9 @@ type item struct {
 	ev     *engine.Event
 	key    string
 	keyed  bool // holds its order_by key
+	// waiting: it holds a place among the waiting events (l.waits)
+	// instead of a window slot, from its first wait until it is let go.
+	waiting bool
 	// row is set for a CSV row handed over straight from its file
 	// (csvrun.go): its outcome goes to the import, not to the inbox.
 	row *csvRow
@@ -92,7 +113,7 @@ func newLane(r *Runner, p *engine.Pipeline) *lane {
 	if p.Target != nil && p.Target.Endpoint != nil && p.Target.Endpoint.MaxBatch > 0 {
 		window = max(window, p.Target.Endpoint.MaxBatch*n*2)
 	}
-	l := &lane{r: r, p: p, notify: make(chan struct{}, 1), slots: make(chan struct{}, window), work: make(chan *item, n), done: make(chan struct{})}
+	l := &lane{r: r, p: p, notify: make(chan struct{}, 1), slots: make(chan struct{}, window), waits: make(chan struct{}, waitingPerWorker*n), work: make(chan *item, n), done: make(chan struct{})}
 	l.soft, l.cancelSoft = context.WithCancel(r.soft)
 	l.hard, l.cancelHard = context.WithCancel(r.hard)
 	if p.Target != nil {
@@ -274,6 +295,7 @@ func (l *lane) takeKey(it *item) bool {
 	defer l.keyMu.Unlock()
 	it.keyed = true
 	if waiting, busy := l.keys[it.key]; busy {
+		l.stepAside(it)
 		l.keys[it.key] = append(waiting, it)
 		return false
 	}
@@ -305,10 +327,29 @@ func (l *lane) nextOfKey(key string) {
 	}
 }
 
+// stepAside moves it, which is about to wait, from the window to the
+// waiting events when there is room, so the feeder may read another event
+// in its place. It keeps that place until it is let go: going back to a
+// slot when its wait ends could block on a window full of events waiting
+// behind it, and the lane would stop.
+func (l *lane) stepAside(it *item) {
+	if it.waiting {
+		return
+	}
+	select {
+	case l.waits <- struct{}{}:
+		it.waiting = true
+		<-l.slots
+	default: // no room: it waits in its slot (see waitingPerWorker)
+	}
+}
+
 // later makes the next attempt after wait, unless the engine stops first
 // (the event then stays in the inbox, with its next attempt time). It
-// waits on its own goroutine, so no worker is held by a retry.
+// waits on its own goroutine, so no worker is held by a retry, and out of
+// the window (stepAside), so no other key is.
 func (l *lane) later(it *item, wait time.Duration) {
+	l.stepAside(it)
 	ok := l.spawn(func() {
 		if l.r.clock.Sleep(l.soft, wait) != nil {
 			l.release(it)
@@ -345,14 +386,20 @@ func (l *lane) worker() {
 	}
 }
 
-// release ends its time in memory: its slot frees, and the next event of
-// its key may start. A CSV row let go without an outcome (the lane
-// stopped) goes back to its import, which hands it to the next version.
+// release ends its time in memory: its slot (or its place among the
+// waiting events) frees, and the next event of its key may start. A CSV
+// row let go without an outcome (the lane stopped) goes back to its
+// import, which hands it to the next version.
 func (l *lane) release(it *item) {
 	// A dead letter still to write is this lane's: a CSV row given back
 	// goes to the next version, which makes its own attempt.
 	it.deadAgain = nil
-	<-l.slots
+	if it.waiting {
+		it.waiting = false
+		<-l.waits
+	} else {
+		<-l.slots
+	}
 	if it.keyed {
 		it.keyed = false
 		l.nextOfKey(it.key)

@@ -1,6 +1,8 @@
 package runner_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/loyalty-connector/engine/connectors"
 	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/delivery"
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
 	"github.com/loyalty-connector/engine/engine/secrets"
@@ -117,4 +120,57 @@ func runFolder(t *testing.T, dir, apiURL string, tweak ...func(*engine.Pipeline)
 	t.Cleanup(srv.Close)
 	r.Start()
 	return r, srv, store
+}
+
+// Events of different keys waiting for a retry give their window slots up
+// (4 per worker: 64 at concurrency 16), so 64 users whose requests failed
+// do not stop the events of every other user for a minute of backoff.
+// Those that wait stay queued through a stop, and the next start delivers
+// each once.
+func TestEventsWaitingForARetryDoNotHoldBackOtherKeys(t *testing.T) {
+	data := t.TempDir()
+	minute := func(p *engine.Pipeline) { p.Delivery.BackoffInitial, p.Delivery.BackoffMax = time.Minute, time.Minute }
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, dataDir: data, users: 300, tweak: minute,
+		opts: func(o *runner.Options) { o.Random = func() float64 { return 0.999 } }})
+	user := func(i int) string { return fmt.Sprintf("%08x-32f5-11ef-8000-%012x", i, i) }
+	h.control("POST", "/faults", `{"emulator":"sessionm_core","error_ratio":1,"count":64}`)
+	for i := 200; i < 264; i++ {
+		h.post("/hooks/tags/"+user(i), `{"tags":["x"]}`, map[string]string{"Authorization": coreBasic})
+	}
+	h.eventually("64 failed first attempts", func() bool { return len(h.journal("/sessionm/core/*")) >= 64 })
+	for i := 1; i <= 100; i++ {
+		h.post("/hooks/tags/"+user(i), `{"tags":["y"]}`, map[string]string{"Authorization": coreBasic})
+	}
+	// delivered counts the 200s per user
+	delivered := func() map[string]int {
+		out := map[string]int{}
+		for _, e := range h.journal("/sessionm/core/*") {
+			if e["status"].(float64) == 200 {
+				out[strings.Split(e["path"].(string), "/")[8]]++
+			}
+		}
+		return out
+	}
+	h.eventually("the 100 healthy events, while 64 of other keys wait a minute for their retry", func() bool { return len(delivered()) == 100 })
+	h.eventually("the 64 events waiting for their retry, alone in the inbox", func() bool { return h.store.Depth("ordered-tags") == 64 })
+	h.stop()
+
+	// A minute on, the next start delivers what waited, each once.
+	h2 := start(t, setup{dirs: []string{"testdata/pipelines"}, dataDir: data, sandbox: h.sbURL, tweak: minute,
+		opts: func(o *runner.Options) { o.Clock = aheadClock{2 * time.Minute} }})
+	h2.drained()
+	got := delivered()
+	for i := 200; i < 264; i++ {
+		if n := got[user(i)]; n != 1 {
+			t.Errorf("user %d: %d deliveries after the restart, want 1", i, n)
+		}
+	}
+}
+
+// aheadClock is the wall clock moved on by a duration.
+type aheadClock struct{ by time.Duration }
+
+func (c aheadClock) Now() time.Time { return time.Now().Add(c.by) }
+func (aheadClock) Sleep(ctx context.Context, d time.Duration) error {
+	return delivery.RealClock{}.Sleep(ctx, d)
 }

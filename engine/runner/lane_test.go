@@ -215,3 +215,69 @@ func loaderFor(t *testing.T, brazeURL string) *engine.Loader {
 	}
 	return loader
 }
+
+// Events waiting for a retry leave the window, but only up to their own
+// bound: past it they wait in their slots and the feeder stops reading, so
+// however many events of an outage wait, the lane holds at most the window
+// and the waiting bound in memory; the rest stays on disk.
+func TestWaitingEventsAreBounded(t *testing.T) {
+	defer func(was int) { waitingPerWorker = was }(waitingPerWorker)
+	waitingPerWorker = 2
+	var got atomic.Int32
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer api.Close()
+	r, store := runAPI(t, "testdata/unsendable", api.URL, func(p *engine.Pipeline) {
+		p.Delivery.Concurrency = 1 // a window of 4
+		p.Delivery.BackoffInitial, p.Delivery.BackoffMax = time.Minute, time.Minute
+	})
+	defer r.Stop(5 * time.Second)
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	for i := range 10 {
+		resp, err := http.Post(srv.URL+"/hooks/target", "application/json", strings.NewReader(fmt.Sprintf(`{"note":"n-%d"}`, i)))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("webhook: %v %v", err, resp)
+		}
+		resp.Body.Close()
+	}
+	l := r.lane("target-header")
+	for deadline := time.Now().Add(10 * time.Second); !(got.Load() == 6 && len(l.slots) == 4 && len(l.waits) == 2); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests, %d events in slots, %d waiting; want 6, 4 (the window) and 2 (the bound)", got.Load(), len(l.slots), len(l.waits))
+		}
+	}
+	if d := store.Depth("target-header"); d != 10 {
+		t.Fatalf("depth %d, want all 10 queued", d)
+	}
+}
+
+// runAPI starts a runner of the pipelines in dir, their API at apiURL
+// (API_URL), tweaked by tweak; the store closes when the test ends.
+func runAPI(t *testing.T, dir, apiURL string, tweak func(*engine.Pipeline)) (*Runner, *inbox.Store) {
+	t.Helper()
+	loader, err := engine.NewLoader(connectors.Catalog(), secrets.NewResolver(secrets.LookupChain(map[string]string{"API_URL": apiURL}), "", &secrets.Masker{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proj := loader.Load([]string{dir})
+	if proj.Diagnostics.HasErrors() {
+		t.Fatal(proj.Diagnostics.Items())
+	}
+	for _, p := range proj.Pipelines {
+		tweak(p)
+	}
+	store, err := inbox.Open(t.TempDir(), inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	r, err := New(Options{Store: store, Pipelines: proj.Pipelines})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	return r, store
+}
