@@ -245,6 +245,7 @@ func (b *batcher) wait() { b.flights.Wait() }
 
 func (b *batcher) sendAlone(m *member) {
 	defer b.flights.Done()
+	defer b.l.survive(m.it, m.it.turn.Load(), m.attempt, m.req)
 	b.l.r.metrics.batchSize.WithLabelValues(b.l.p.Name).Observe(1)
 	res := b.l.send(b.l.hard, m.req)
 	b.settleOne(m, res)
@@ -304,6 +305,7 @@ func (b *batcher) delivered(m *member, res *sendResult, merged bool) {
 
 func (b *batcher) send(bt *batch) {
 	defer b.flights.Done()
+	defer b.l.surviveBatch(bt.members, turnsOf(bt.members))
 	b.l.r.metrics.batchSize.WithLabelValues(b.l.p.Name).Observe(float64(len(bt.members)))
 	if len(bt.members) == 1 {
 		m := bt.members[0]

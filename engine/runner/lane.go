@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loyalty-connector/engine/engine"
@@ -97,6 +98,11 @@ type item struct {
 	// waiting: it holds a place among the waiting events (l.waits)
 	// instead of a window slot, from its first wait until it is let go.
 	waiting bool
+	// turn counts the times an attempt let it go (release, later, a
+	// batch): a panic in an attempt may settle it only while it is
+	// unchanged, as one let go may be in another attempt already
+	// (recover.go).
+	turn atomic.Uint32
 	// row is set for a CSV row handed over straight from its file
 	// (csvrun.go): its outcome goes to the import, not to the inbox.
 	row *csvRow
@@ -243,17 +249,34 @@ func (l *lane) feed() {
 // lane is stopping.
 func (l *lane) dispatch(rec inbox.Record) bool {
 	it := &item{rec: rec}
-	stored, err := decodeStored(rec.Payload)
-	if err == nil {
-		it.stored = stored
-		it.ev, err = stored.event()
-	}
-	if err != nil {
+	if err := l.decode(it); err != nil {
+		reason := "damaged"
+		if isInternal(err) {
+			reason = "internal_error"
+		}
 		it.stored = &storedEvent{}
-		l.dead(it, rec.Attempts, "damaged", err, nil, nil)
+		l.dead(it, rec.Attempts, reason, err, nil, nil)
 		return true
 	}
 	return l.route(it)
+}
+
+// decode reads the event of it.rec. A panic is an *internalError: on the
+// feeder it would end the engine, and again on each start, as the event
+// would still be there to read.
+func (l *lane) decode(it *item) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = l.r.caught(v, l.p, fmt.Sprintf("#%d", it.rec.Seq))
+		}
+	}()
+	stored, err := decodeStored(it.rec.Payload)
+	if err != nil {
+		return err
+	}
+	it.stored = stored
+	it.ev, err = stored.event()
+	return err
 }
 
 // route takes an event that holds a slot to a worker: behind an earlier
@@ -261,7 +284,11 @@ func (l *lane) dispatch(rec inbox.Record) bool {
 // false when the lane stopped first.
 func (l *lane) route(it *item) bool {
 	if l.keys != nil {
-		key, err := l.p.Delivery.OrderBy.Render(l.p.Bindings(it.ev, l.r.clock.Now()))
+		key, err := l.orderKey(it)
+		if err != nil && isInternal(err) {
+			l.dead(it, it.rec.Attempts, "internal_error", err, nil, nil)
+			return true
+		}
 		if err != nil {
 			l.r.log.Warn("order_by did not render; the event is ordered with the others whose key failed", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
 		}
@@ -271,6 +298,16 @@ func (l *lane) route(it *item) bool {
 		}
 	}
 	return l.begin(it)
+}
+
+// orderKey renders the order_by key of it; a panic is an *internalError.
+func (l *lane) orderKey(it *item) (key string, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = l.r.caught(v, l.p, eventLabel(it))
+		}
+	}()
+	return l.p.Delivery.OrderBy.Render(l.p.Bindings(it.ev, l.r.clock.Now()))
 }
 
 // begin hands it to a worker, at once or when its next attempt is due.
@@ -349,6 +386,7 @@ func (l *lane) stepAside(it *item) {
 // waits on its own goroutine, so no worker is held by a retry, and out of
 // the window (stepAside), so no other key is.
 func (l *lane) later(it *item, wait time.Duration) {
+	it.turn.Add(1)
 	l.stepAside(it)
 	ok := l.spawn(func() {
 		if l.r.clock.Sleep(l.soft, wait) != nil {
@@ -371,7 +409,7 @@ func (l *lane) worker() {
 	for {
 		select {
 		case it := <-l.work:
-			l.process(it)
+			l.attempt(it)
 		case <-l.soft.Done():
 			// Events still in the channel stay in the inbox.
 			for {
@@ -391,6 +429,7 @@ func (l *lane) worker() {
 // row let go without an outcome (the lane stopped) goes back to its
 // import, which hands it to the next version.
 func (l *lane) release(it *item) {
+	it.turn.Add(1)
 	// A dead letter still to write is this lane's: a CSV row given back
 	// goes to the next version, which makes its own attempt.
 	it.deadAgain = nil
@@ -407,6 +446,12 @@ func (l *lane) release(it *item) {
 	if it.row != nil && !it.row.settled {
 		it.row.run.giveBack(it)
 	}
+}
+
+// attempt processes it, surviving a panic (recover.go).
+func (l *lane) attempt(it *item) {
+	defer l.survive(it, it.turn.Load(), it.rec.Attempts+1, nil)
+	l.process(it)
 }
 
 // process makes one attempt at an event.
@@ -427,6 +472,9 @@ func (l *lane) process(it *item) {
 	case out.Request == nil:
 		l.ack(it, "no request")
 	case l.batcher != nil:
+		// The batch has it now: a panic in this attempt must leave it be.
+		// One in add itself would leave it held until the next start.
+		it.turn.Add(1)
 		l.batcher.add(it, attempt, out.Request)
 	default:
 		res := l.send(l.hard, out.Request)

@@ -3,9 +3,11 @@ package runner_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -173,4 +175,134 @@ type aheadClock struct{ by time.Duration }
 func (c aheadClock) Now() time.Time { return time.Now().Add(c.by) }
 func (aheadClock) Sleep(ctx context.Context, d time.Duration) error {
 	return delivery.RealClock{}.Sleep(ctx, d)
+}
+
+// panicOnce makes the calls of pipeline name to c's connection panic as
+// they read their first answer, as a bug in a connector would. It changes
+// a copy of the connection: the types are shared by every test.
+func panicOnce(name string, c func(p *engine.Pipeline) *engine.Call) func(p *engine.Pipeline) {
+	return func(p *engine.Pipeline) {
+		if p.Name != name {
+			return
+		}
+		call := c(p)
+		typ, conn := *call.Conn.Type, *call.Conn
+		read := typ.ResponseError
+		var done atomic.Bool
+		typ.ResponseError = func(status int, body []byte) error {
+			if done.CompareAndSwap(false, true) {
+				panic("injected: a connector bug")
+			}
+			return read(status, body)
+		}
+		conn.Type = &typ
+		call.Conn = &conn
+	}
+}
+
+func target(p *engine.Pipeline) *engine.Call { return p.Target }
+
+// internalErrors waits for the dead letters of pipeline and checks they
+// say what happened.
+func (h *harness) internalErrors(pipeline string, want int) []inbox.DeadLetter {
+	h.t.Helper()
+	var dls []inbox.DeadLetter
+	h.eventually("the internal_error dead letters", func() bool {
+		dls, _ = h.store.DeadLetters(inbox.DeadFilter{Pipeline: pipeline})
+		return len(dls) >= want
+	})
+	for _, dl := range dls {
+		if dl.Reason != "internal_error" || !strings.Contains(dl.Error, "injected: a connector bug") || dl.Attempts != 1 {
+			h.t.Fatalf("dead letter %q after %d attempts: %s", dl.Reason, dl.Attempts, dl.Error)
+		}
+	}
+	return dls
+}
+
+// A panic while an event is tried (here in the connector reading the
+// target's answer) used to end the engine, and the event, first in the
+// inbox, ended it again on every start. The event is an internal_error
+// dead letter instead, its key is free, and its later events go on.
+func TestPanicInAnAttemptIsDeadLetteredAndTheLaneGoesOn(t *testing.T) {
+	var log panicLog
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, tweak: panicOnce("ordered-tags", target),
+		opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(&log, nil)) }})
+	for i := range 3 {
+		if a := h.post("/hooks/tags/"+ana, fmt.Sprintf(`{"tags":["step_%d"]}`, i), map[string]string{"Authorization": coreBasic}); a.status != 200 {
+			t.Fatalf("%d %s", a.status, a.body)
+		}
+	}
+	h.drained()
+	h.internalErrors("ordered-tags", 1)
+	var order []string
+	for _, e := range h.journal("/sessionm/core/*") {
+		if e["status"].(float64) == 200 {
+			order = append(order, e["body"].(string))
+		}
+	}
+	if len(order) != 3 || !strings.Contains(order[1], "step_1") || !strings.Contains(order[2], "step_2") {
+		t.Fatalf("sent %v; want all three sent, the second and third delivered after the first failed", order)
+	}
+	var logged int
+	for _, line := range strings.Split(log.String(), "\n") {
+		if strings.Contains(line, `"panic":"injected: a connector bug"`) {
+			logged++
+			if !strings.Contains(line, `"level":"ERROR"`) || !strings.Contains(line, "panicOnce") {
+				t.Errorf("the panic is logged without its stack, or not as an error: %s", line)
+			}
+		}
+	}
+	if logged != 1 {
+		t.Errorf("the panic is logged %d times, want once:\n%s", logged, log.String())
+	}
+}
+
+// panicLog is a log output that goroutines may write at once.
+type panicLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *panicLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *panicLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A panic in a batch's goroutine dead-letters the events of the batch,
+// with the request they made, and the lane goes on batching.
+func TestPanicInABatchIsDeadLetteredAndTheLaneGoesOn(t *testing.T) {
+	h := start(t, setup{tweak: func(p *engine.Pipeline) {
+		p.Delivery.Linger = 5 * time.Millisecond
+		panicOnce("offer-issued-to-braze-campaign", target)(p)
+	}})
+	h.post("/hooks/sessionm/offers", offerEvent("p-1", "u-1001"), map[string]string{"Authorization": hookAuth})
+	dls := h.internalErrors("offer-issued-to-braze-campaign", 1)
+	if len(dls) != 1 || dls[0].EventID != "p-1" || dls[0].Request == nil || !strings.Contains(dls[0].Request.Body, "u-1001") {
+		t.Fatalf("dead letters %+v, want p-1's with its request", dls)
+	}
+	h.post("/hooks/sessionm/offers", offerEvent("p-2", "u-1002"), map[string]string{"Authorization": hookAuth})
+	h.drained()
+	if n := len(h.messages("u-1002")); n != 1 {
+		t.Fatalf("u-1002 got %d messages after the panic, want 1", n)
+	}
+}
+
+// A panic in a synchronous pipeline's lookup, which runs on a goroutine of
+// its own when the pipeline caches, answers 500 and ends nothing: the
+// next request for the same key is answered.
+func TestPanicInASynchronousPipelineAnswers500(t *testing.T) {
+	h := start(t, setup{tweak: panicOnce("wallet-for-connected-content", func(p *engine.Pipeline) *engine.Call { return p.Steps[0].Call })})
+	if a := h.wallet(ana); a.status != http.StatusInternalServerError || !strings.Contains(a.body, "internal error") || strings.Contains(a.body, "injected") {
+		t.Fatalf("%d %s, want 500 saying only that it is an internal error", a.status, a.body)
+	}
+	if a := h.wallet(ana); a.status != http.StatusOK {
+		t.Fatalf("the next request: %d %s", a.status, a.body)
+	}
 }

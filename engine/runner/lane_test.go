@@ -281,3 +281,37 @@ func runAPI(t *testing.T, dir, apiURL string, tweak func(*engine.Pipeline)) (*Ru
 	r.Start()
 	return r, store
 }
+
+// A panic on the feeder, while it reads an event's order_by key, would end
+// the engine at every start, the event being first in the inbox. It is an
+// internal_error dead letter instead, and its slot and key are free. The
+// panic is injected: an item without its decoded event makes the bindings
+// fail, as a bug in our own code might.
+func TestPanicReadingAnOrderKeyIsDeadLettered(t *testing.T) {
+	proj := loaderFor(t, "http://127.0.0.1:1").Load([]string{"../../pipelines"})
+	store, err := inbox.Open(t.TempDir(), inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	r, err := New(Options{Store: store, Pipelines: proj.Pipelines})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "braze-segment-to-sessionm-tags"
+	payload, _ := encodeStored(&storedEvent{ID: "e-1", Data: []byte(`{"tags":["x"]}`)})
+	got, err := store.Append(name, inbox.NewEvent{ID: "e-1", Payload: payload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := r.gen.Load().lanes[name]
+	l.slots <- struct{}{} // taken as the feeder takes it
+	l.route(&item{rec: inbox.Record{Seq: got[0].Seq, Payload: payload}, stored: &storedEvent{ID: "e-1"}})
+	dls, _ := store.DeadLetters(inbox.DeadFilter{})
+	if len(dls) != 1 || dls[0].Reason != "internal_error" || !strings.Contains(dls[0].Error, "nil pointer") {
+		t.Fatalf("dead letters %+v", dls)
+	}
+	if len(l.slots) != 0 || len(l.keys) != 0 || store.Depth(name) != 0 {
+		t.Fatalf("%d slots and %d keys held, %d events queued after the dead letter", len(l.slots), len(l.keys), store.Depth(name))
+	}
+}

@@ -190,7 +190,14 @@ func (rs *responder) evictOldest() {
 
 var errFiltered = errors.New("the pipeline's filter refused this request")
 
-func (rs *responder) evaluate(ctx context.Context, ev *engine.Event) (*engine.Reply, error) {
+func (rs *responder) evaluate(ctx context.Context, ev *engine.Event) (reply *engine.Reply, err error) {
+	// A panic here would end the engine when a shared evaluation has its
+	// own goroutine, and leave the requests that share it waiting.
+	defer func() {
+		if v := recover(); v != nil {
+			reply, err = nil, rs.r.caught(v, rs.p, ev.ID)
+		}
+	}()
 	out := rs.p.Evaluate(ctx, ev, rs.r.lookups(), rs.r.clock.Now())
 	switch {
 	case out.Err != nil:
@@ -226,6 +233,9 @@ func (rs *responder) key(ev *engine.Event, req *http.Request, now time.Time) str
 func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Duration, key string) {
 	msg := rs.r.opts.Masker.String(err.Error())
 	switch {
+	case isInternal(err):
+		// Logged with its stack already; the caller needs no more.
+		writeError(w, http.StatusInternalServerError, "internal error in the engine; its log has the details")
 	case errors.Is(err, errFiltered):
 		writeError(w, http.StatusNotFound, msg)
 	case errors.Is(err, context.DeadlineExceeded):
