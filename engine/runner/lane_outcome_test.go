@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -304,5 +305,37 @@ func TestPanicInASynchronousPipelineAnswers500(t *testing.T) {
 	}
 	if a := h.wallet(ana); a.status != http.StatusOK {
 		t.Fatalf("the next request: %d %s", a.status, a.body)
+	}
+}
+
+// When the event a key's later events wait for becomes a dead letter, they
+// go on without it, and a replay of it comes after them (README, Workers).
+func TestKeyGoesOnPastItsDeadLetterAndAReplayComesAfter(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}}) // ordered-tags: 3 attempts
+	admin := httptest.NewServer(h.r.AdminHandler(nil))
+	defer admin.Close()
+	h.control("POST", "/faults", `{"emulator":"sessionm_core","error_ratio":1,"count":3}`)
+	for i := range 3 {
+		h.post("/hooks/tags/"+ana, fmt.Sprintf(`{"tags":["step_%d"]}`, i), map[string]string{"Authorization": coreBasic})
+	}
+	h.drained()
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{Reason: "attempts_exhausted"})
+	if len(dls) != 1 || !strings.Contains(string(dls[0].Event), "step_0") {
+		t.Fatalf("dead letters %+v, want step_0's", dls)
+	}
+	if a := do(t, "POST", fmt.Sprintf("%s/dlq/%d/replay", admin.URL, dls[0].ID), "", nil); a.status != 200 {
+		t.Fatalf("replay: %d %s", a.status, a.body)
+	}
+	h.drained()
+	var order []string
+	for _, e := range h.journal("/sessionm/core/*") {
+		if e["status"].(float64) == 200 {
+			var body struct{ Tags []string }
+			json.Unmarshal([]byte(e["body"].(string)), &body)
+			order = append(order, body.Tags[0])
+		}
+	}
+	if strings.Join(order, ",") != "step_1,step_2,step_0" {
+		t.Fatalf("delivered in order %v", order)
 	}
 }
