@@ -3,6 +3,7 @@ package emulator
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -282,25 +283,60 @@ func TestErrorsAs200(t *testing.T) {
 		opts := Options{ErrorsAs200: !viaSeed}
 		e, _ := newEmu(t, opts, func(s *Seed) { s.Settings.ErrorsAs200 = viaSeed })
 		tests := []struct {
-			q    req
-			code string
+			q      req
+			status int
+			code   string
 		}{
-			// sessionm.md §1 (C): HTTP 200 may carry "status":"error"; A: the switch makes all errors 200
-			{req{path: tagsPath("nobody"), body: `{"tags":["a"]}`}, "user_not_found"},
-			{req{path: tagsPath(ana), body: `{"tags":["a"]}`, auth: "-"}, "invalid_auth_token"},
-			{req{path: tagsPath(ana), body: `{}`}, "validation"},
-			{req{method: "DELETE", path: tagsPath(ana)}, "method_not_allowed"},
-			{req{method: "GET", path: "/nowhere"}, "not_found"},
+			// sessionm.md §1 (C, S4): 200 may carry "status":"error"; 401 and
+			// 404 are documented statuses and keep them. A: the rest is 200.
+			{req{path: tagsPath("nobody"), body: `{"tags":["a"]}`}, 404, "user_not_found"},
+			{req{path: tagsPath(ana), body: `{"tags":["a"]}`, auth: "-"}, 401, "invalid_auth_token"},
+			{req{path: tagsPath(ana), body: `{}`}, 200, "validation"},
+			{req{method: "DELETE", path: tagsPath(ana)}, 200, "method_not_allowed"},
+			{req{method: "GET", path: "/nowhere"}, 404, "not_found"},
 		}
 		for _, tt := range tests {
 			r := core(e, tt.q)
-			if r.status != 200 || errorCode(t, r) != tt.code {
-				t.Errorf("seed switch %v, %s %s: %d %s, want 200 with %s", viaSeed, tt.q.method, tt.q.path, r.status, r.body, tt.code)
+			if r.status != tt.status || errorCode(t, r) != tt.code {
+				t.Errorf("seed switch %v, %s %s: %d %s, want %d with %s", viaSeed, tt.q.method, tt.q.path, r.status, r.body, tt.status, tt.code)
 			}
 		}
 		r := connect(e, getOffers(`{"retailer_id":"`+retailer+`","user_id":"nobody"}`))
-		if r.status != 200 || errorCode(t, r) != "user_not_found" {
-			t.Errorf("connect: %d %s", r.status, r.body)
+		if r.status != 404 || errorCode(t, r) != "user_not_found" {
+			t.Errorf("connect: %d %s, want 404 user_not_found", r.status, r.body)
+		}
+		r = connect(e, getOffers(`{"retailer_id":"00000000-0000-0000-0000-000000000000","user_id":"`+ana+`"}`))
+		if r.status != 200 || errorCode(t, r) != "access_denied" {
+			t.Errorf("connect, wrong retailer: %d %s, want 200 access_denied", r.status, r.body)
+		}
+		// sessionm.md §7 (A): rate_limited is ours, and a 200 would make a
+		// client drop what it should retry. The bucket holds one request.
+		limited, _ := newEmu(t, Options{ErrorsAs200: !viaSeed, RateLimit: 1, RateBurst: 1}, func(s *Seed) { s.Settings.ErrorsAs200 = viaSeed })
+		tag := req{path: tagsPath(ana), body: `{"tags":["a"]}`}
+		if r := core(limited, tag); r.status != 200 {
+			t.Fatalf("first tag: %d %s", r.status, r.body)
+		}
+		if r := core(limited, tag); r.status != 429 || errorCode(t, r) != "rate_limited" || r.header.Get("Retry-After") == "" {
+			t.Errorf("seed switch %v, over the rate limit: %d %s, want 429 rate_limited with Retry-After", viaSeed, r.status, r.body)
+		}
+	}
+}
+
+// Every error code the emulator answers, with errors_as_200 on: only the
+// statuses SessionM documents (401, 404, 500; sessionm.md §1, C) and our
+// 429 stay.
+func TestErrorsAs200EveryCode(t *testing.T) {
+	e, _ := newEmu(t, Options{ErrorsAs200: true})
+	keep := map[int]bool{401: true, 404: true, 429: true, 500: true}
+	for code, status := range codeStatus {
+		w := httptest.NewRecorder()
+		e.send(w, errReply(&apiError{code: code}))
+		want := 200
+		if keep[status] {
+			want = status
+		}
+		if w.Code != want {
+			t.Errorf("%s (%d without the switch): HTTP %d, want %d", code, status, w.Code, want)
 		}
 	}
 }

@@ -18,8 +18,10 @@
 //     retailer_id), 422 validation/missing_data/argument_error/not_available,
 //     405 method_not_allowed (with Allow), 413 request_too_large, 409
 //     request_in_progress, 429 rate_limited, 500 internal_server_error;
-//     settings.errors_as_200 (or Options.ErrorsAs200) turns them all into
-//     HTTP 200. Field errors sit
+//     settings.errors_as_200 (or Options.ErrorsAs200) turns them into HTTP
+//     200, as the docs describe, except the statuses the docs name (401,
+//     404, 500 and other 5xx) and our 429, which keep theirs so a client
+//     still retries what is throttled. Field errors sit
 //     under a resource key, as in the observed {"user":{"email":...}}: "user"
 //     for users, "tag" for tag bodies, "request" for Connect bodies; a
 //     message repeats the first one.

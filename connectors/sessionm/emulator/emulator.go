@@ -27,11 +27,13 @@ type Options struct {
 	// with 413.
 	MaxBody int64
 
-	// ErrorsAs200 answers every error with HTTP 200 and "status":"error", as
-	// SessionM documents (sessionm.md §1, C/A). Off: 404 for user_not_found
-	// and not_found, 401 for auth, 403 for a wrong retailer_id, 422 for
-	// validation, missing_data and argument_error, 413, 405, 429 and 500
-	// (sessionm.md §1, A). Settings.ErrorsAs200 turns it on as well.
+	// ErrorsAs200 answers errors with HTTP 200 and "status":"error", as
+	// SessionM documents (sessionm.md §1, C/A), except those whose status
+	// the docs name (401, 404, 500; C) and our own 429 rate_limited: see
+	// keepsStatus. Off: 404 for user_not_found and not_found, 401 for
+	// auth, 403 for a wrong retailer_id, 422 for validation, missing_data
+	// and argument_error, 413, 405, 429 and 500 (sessionm.md §1, A).
+	// Settings.ErrorsAs200 turns it on as well.
 	ErrorsAs200 bool
 
 	// RateLimit is a token bucket per Core api key and per Connect key, in
@@ -471,11 +473,26 @@ func (e *Emulator) send(w http.ResponseWriter, rp reply) {
 		h.Set("Idempotent-Replayed", "true")
 	}
 	status := rp.status
-	if status >= 400 && e.errorsAs200 {
+	if status >= 400 && e.errorsAs200 && !keepsStatus(status) {
 		status = http.StatusOK
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(rp.body)
+}
+
+// keepsStatus says which error statuses errors_as_200 leaves alone. The
+// docs give 200 (whose body may say "status":"error"), 401 not
+// authorized, 404 not found by id and 500 internal error (sessionm.md §1,
+// C, S4): those stay, as do other 5xx. So does 429: rate_limited is our
+// own code (§7, A), and a client that sees it as 200 gives up on what it
+// should retry. The rest (422 validation, missing_data, argument_error,
+// 403, 405, 409, 413) are the errors the docs send as 200.
+func keepsStatus(status int) bool {
+	switch status {
+	case http.StatusUnauthorized, http.StatusNotFound, http.StatusTooManyRequests:
+		return true
+	}
+	return status >= 500
 }
 
 // readBody reads at most maxBody bytes; more is a 413 (contract).

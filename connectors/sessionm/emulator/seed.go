@@ -44,8 +44,9 @@ type Settings struct {
 	// id GeneratedUserID(i), external id GeneratedExternalID(i), an empty
 	// wallet and no tags. They cost no memory until a request changes them.
 	GeneratedUsers int `yaml:"generated_users"`
-	// ErrorsAs200 is the literal documented behaviour: every error is HTTP
-	// 200 with "status":"error" (sessionm.md §1, A). Same as Options.ErrorsAs200.
+	// ErrorsAs200 is the literal documented behaviour: an error is HTTP
+	// 200 with "status":"error", except 401, 404, 5xx and 429, which keep
+	// their status (sessionm.md §1, C/A). Same as Options.ErrorsAs200.
 	ErrorsAs200 bool `yaml:"errors_as_200"`
 	// IncludeRedeemed makes get_user_offers return redeemed user-offers
 	// too. Off (the default), it returns the offers "in the issued state"
