@@ -39,6 +39,7 @@ type Call struct {
 	fixedHeaders   http.Header  // the headers every request of this call has
 	bodySize       atomic.Int64 // size of the last body, to size the next one's buffer
 	masker         *secrets.Masker
+	readAnswer     func(status int, body []byte) error // the connection's ResponseReader, from prepare
 }
 
 // ResponseError is the connection's reading of a failed response (nil for
@@ -46,7 +47,10 @@ type Call struct {
 // the credential it was sent; the body is masked before the connection
 // cuts it to an excerpt, as a secret cut in two is one no masker finds.
 func (c *Call) ResponseError(status int, body []byte) error {
-	check := c.Conn.Type.ResponseError
+	check := c.readAnswer
+	if check == nil {
+		check = c.Conn.Type.ResponseError // a Call that was never prepared
+	}
 	if check == nil {
 		return nil
 	}
@@ -58,13 +62,19 @@ func (c *Call) ResponseError(status int, body []byte) error {
 		return masked
 	}
 	// Masking changed what the body says (a secret in its JSON syntax):
-	// the failure stands, in words masked after the cut.
-	return errors.New(c.masker.String(err.Error()))
+	// the failure stands, in words masked after the cut, and so does
+	// whether it is worth retrying.
+	masked := errors.New(c.masker.String(err.Error()))
+	if spec.IsRetryable(err) {
+		return spec.Retryable(masked)
+	}
+	return masked
 }
 
 // prepare computes, once at build, what every request of the call shares.
 func (c *Call) prepare() {
 	c.baseURL = c.Conn.BaseURL.String()
+	c.readAnswer = c.Conn.ResponseReader()
 	c.pathTemplate = c.Path
 	for name, v := range c.fromConnection {
 		c.pathTemplate = strings.ReplaceAll(c.pathTemplate, "{"+name+"}", url.PathEscape(v))

@@ -80,4 +80,14 @@ func TestResponseErrorMaskedKeepsTheFailure(t *testing.T) {
 	if err := c.ResponseError(200, []byte(`{"status":"ok"}`)); err != nil {
 		t.Fatalf("a success reads as %v", err)
 	}
+	// ... and a failure worth retrying stays one.
+	c.readAnswer = func(status int, body []byte) error {
+		if err := failsOnTheToken(status, body); err != nil {
+			return spec.Retryable(err)
+		}
+		return nil
+	}
+	if err := c.ResponseError(200, []byte(`{"status":tok-123}`)); err == nil || !spec.IsRetryable(err) || strings.Contains(err.Error(), "tok-123") {
+		t.Fatalf("error %v; want a retryable failure, with the token masked", err)
+	}
 }

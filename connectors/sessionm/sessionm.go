@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/loyalty-connector/engine/engine/spec"
 )
@@ -22,6 +24,7 @@ var Core = &spec.ConnectionType{
 	Fields: []spec.Field{
 		{Name: "api_key", Required: true, Doc: "the Core API key; Basic auth user name and part of every path"},
 		{Name: "api_secret", Required: true, Secret: true, Doc: "the Core API secret"},
+		retryCodesField,
 	},
 	Endpoints: []spec.Endpoint{
 		{
@@ -53,7 +56,8 @@ var Core = &spec.ConnectionType{
 	Authorize: func(c *spec.Connection) (spec.Auth, error) {
 		return spec.BasicAuth(c.Fields["api_key"], c.Fields["api_secret"]), nil
 	},
-	ResponseError: envelopeError,
+	ResponseError:    envelope{}.read,
+	ResponseErrorFor: readerFor,
 }
 
 // tagsBody: tags (one or more, C) and ttl in seconds (field C, unit I).
@@ -70,6 +74,7 @@ var Connect = &spec.ConnectionType{
 	Fields: []spec.Field{
 		{Name: "authorization", Required: true, Secret: true, Doc: "the Connect Basic authorization string from SessionM"},
 		{Name: "retailer_id", Required: true, Doc: "the retailer GUID, filled into request bodies"},
+		retryCodesField,
 	},
 	Endpoints: []spec.Endpoint{
 		{
@@ -113,7 +118,8 @@ var Connect = &spec.ConnectionType{
 		}
 		return spec.Auth{Header: "Authorization", Scheme: "Basic", Credential: cred}, nil
 	},
-	ResponseError: envelopeError,
+	ResponseError:    envelope{}.read,
+	ResponseErrorFor: readerFor,
 }
 
 // EventSource receives SessionM events. Their envelope is our proposal
@@ -125,10 +131,41 @@ var EventSource = &spec.SourceType{
 	DefaultMethod: http.MethodPost,
 }
 
-// envelopeError reads SessionM's envelope: HTTP 200 may still carry
+// retryCodesField lists the SessionM error codes a connection retries.
+// SessionM documents nothing about retries; the engine assumes (A,
+// sessionm.md §7) that only 5xx and 429 are worth retrying, so by default
+// a 200 + "status":"error" is dead-lettered at once. A tenant that sees
+// transient errors answered that way (internal_server_error, seen in a
+// real body, S10, or our rate_limited) lists them here.
+var retryCodesField = spec.Field{
+	Name: "retry_error_codes",
+	Doc:  "SessionM error codes to retry whatever the HTTP status, even 200 + \"status\":\"error\", separated by commas, e.g. internal_server_error, rate_limited; default none (5xx and 429 are retried anyway)",
+}
+
+// readerFor reads answers with connection c's retry_error_codes.
+func readerFor(c *spec.Connection) func(status int, body []byte) error {
+	var r envelope
+	separator := func(ch rune) bool { return ch == ',' || unicode.IsSpace(ch) }
+	for _, code := range strings.FieldsFunc(c.Fields["retry_error_codes"], separator) {
+		// The docs print codes in upper case, the wire carries lower case
+		// (sessionm.md §1): either matches.
+		r.retry = append(r.retry, strings.ToLower(code))
+	}
+	return r.read
+}
+
+// envelope reads SessionM's answers; retry holds the error codes (lower
+// case) that are worth retrying whatever the HTTP status.
+type envelope struct {
+	retry []string
+}
+
+// read reads SessionM's envelope: HTTP 200 may still carry
 // "status":"error" (sessionm.md §1, C); the status is compared without
-// case because POS endpoints answer "OK".
-func envelopeError(status int, body []byte) error {
+// case because POS endpoints answer "OK". An error whose code is in
+// e.retry is marked spec.Retryable; any other 200 + "status":"error" is
+// final (A, sessionm.md §7: delivery.Classify).
+func (e envelope) read(status int, body []byte) error {
 	if status >= 200 && status < 300 && !bytes.Contains(body, []byte("rror")) && !bytes.Contains(body, []byte("RROR")) {
 		// No "status":"error" in any casing can be in it: most answers end
 		// here, unparsed.
@@ -139,19 +176,35 @@ func envelopeError(status int, body []byte) error {
 		Errors json.RawMessage `json:"errors"`
 	}
 	parsed := json.Unmarshal(body, &env) == nil
-	if status >= 200 && status < 300 {
-		if parsed && strings.EqualFold(env.Status, "error") {
-			if len(env.Errors) == 0 || string(env.Errors) == "null" {
-				return errors.New("sessionm answered status error, without details")
-			}
-			return fmt.Errorf("sessionm answered status error: %s", describeErrors(env.Errors))
+	hasErrors := parsed && len(env.Errors) > 0 && string(env.Errors) != "null"
+	var err error
+	switch {
+	case status >= 200 && status < 300:
+		if !parsed || !strings.EqualFold(env.Status, "error") {
+			return nil
 		}
-		return nil
+		if !hasErrors {
+			return errors.New("sessionm answered status error, without details")
+		}
+		err = fmt.Errorf("sessionm answered status error: %s", describeErrors(env.Errors))
+	case hasErrors:
+		err = fmt.Errorf("sessionm answered HTTP %d: %s", status, describeErrors(env.Errors))
+	default:
+		return fmt.Errorf("sessionm answered HTTP %d: %s", status, spec.Excerpt(body))
 	}
-	if parsed && len(env.Errors) > 0 && string(env.Errors) != "null" {
-		return fmt.Errorf("sessionm answered HTTP %d: %s", status, describeErrors(env.Errors))
+	if len(e.retry) > 0 && slices.Contains(e.retry, strings.ToLower(errorCode(env.Errors))) {
+		return spec.Retryable(err)
 	}
-	return fmt.Errorf("sessionm answered HTTP %d: %s", status, spec.Excerpt(body))
+	return err
+}
+
+// errorCode is errors.code of an error envelope, "" when there is none.
+func errorCode(raw json.RawMessage) string {
+	var errs struct {
+		Code string `json:"code"`
+	}
+	_ = json.Unmarshal(raw, &errs)
+	return errs.Code
 }
 
 // describeErrors prints {"code":"user_not_found","message":"..."} as

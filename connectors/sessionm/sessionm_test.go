@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loyalty-connector/engine/engine/delivery"
 	"github.com/loyalty-connector/engine/engine/spec"
 )
 
@@ -270,5 +271,57 @@ func TestEventSourceAcceptsAnyObject(t *testing.T) {
 	}
 	if EventSource.Kind != spec.HTTPSource || EventSource.DefaultMethod != http.MethodPost {
 		t.Errorf("EventSource kind/method = %v/%s, want HTTP/POST", EventSource.Kind, EventSource.DefaultMethod)
+	}
+}
+
+// sessionm.md §7: "Retries. Nothing is documented. → A: 5xx and 429 are
+// retryable; 4xx and 200+status:error are not." retry_error_codes changes
+// that per connection for the codes it lists.
+func TestRetryErrorCodes(t *testing.T) {
+	internal := `{"status":"error","errors":{"code":"internal_server_error","message":"internal server error"}}` // S10 (O)
+	tests := []struct {
+		name, codes string
+		status      int
+		body        string
+		want        delivery.Verdict
+	}{
+		// A: by default 200 + status:error is final, whatever the code
+		{"default, internal error as 200", "", 200, internal, delivery.Reject},
+		{"default, rate_limited as 200", "", 200, `{"status":"error","errors":{"code":"rate_limited"}}`, delivery.Reject},
+		{"default, ok", "", 200, `{"status":"ok"}`, delivery.Delivered},
+		// listed codes are retried, under 200 or a 4xx; upper-case as the
+		// docs print them matches the lower-case wire form (§1)
+		{"listed, internal error as 200", "internal_server_error, rate_limited", 200, internal, delivery.Retry},
+		{"listed in upper case", "INTERNAL_SERVER_ERROR", 200, internal, delivery.Retry},
+		{"listed, spaces only", "rate_limited internal_server_error", 200, internal, delivery.Retry},
+		{"listed, rate_limited as 200", "internal_server_error,rate_limited", 200, `{"status":"error","errors":{"code":"rate_limited"}}`, delivery.Retry},
+		{"listed, under a 4xx", "not_available", 422, `{"status":"error","errors":{"code":"not_available"}}`, delivery.Retry},
+		// other codes stay final
+		{"not listed", "internal_server_error", 200, `{"status":"error","errors":{"code":"validation","user":{"email":"Email Already In Use"}}}`, delivery.Reject},
+		{"no code", "internal_server_error", 200, `{"status":"error"}`, delivery.Reject},
+		{"listed, still ok", "internal_server_error", 200, `{"status":"ok","tags":{"internal_server_error":{"count":1}}}`, delivery.Delivered},
+		// 5xx and 429 are retried anyway (A)
+		{"default, 500", "", 500, internal, delivery.Retry},
+		{"default, 429", "", 429, `{"status":"error","errors":{"code":"rate_limited"}}`, delivery.Retry},
+	}
+	for _, ct := range []*spec.ConnectionType{Core, Connect} {
+		for _, tt := range tests {
+			t.Run(ct.Name+"/"+tt.name, func(t *testing.T) {
+				conn := &spec.Connection{Type: ct, Fields: map[string]string{"retry_error_codes": tt.codes}}
+				err := conn.ResponseReader()(tt.status, []byte(tt.body))
+				if got := delivery.Classify(tt.status, nil, err); got != tt.want {
+					t.Errorf("retry_error_codes %q, HTTP %d %s: %v (%v), want %v", tt.codes, tt.status, tt.body, got, err, tt.want)
+				}
+			})
+		}
+	}
+}
+
+// The common answer, 2xx and "ok", is read without allocating.
+func TestOKAnswerDoesNotAllocate(t *testing.T) {
+	read := (&spec.Connection{Type: Core, Fields: map[string]string{"retry_error_codes": "internal_server_error"}}).ResponseReader()
+	body := []byte(`{"status":"ok","tags":{"x":{"count":1}}}`)
+	if n := testing.AllocsPerRun(100, func() { _ = read(200, body) }); n != 0 {
+		t.Errorf("%v allocations per ok answer, want 0", n)
 	}
 }

@@ -3,11 +3,14 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loyalty-connector/engine/engine/spec"
 )
 
 var t0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
@@ -146,6 +149,11 @@ func TestClassify(t *testing.T) {
 		{422, nil, nil, Reject},
 		{302, nil, nil, Reject},
 		{200, nil, envelope, Reject}, // sessionm.md §1: 200 with status:error
+		// sessionm.md §7 (A): a code the connection lists is retried, under
+		// any status; a wrapped mark counts too
+		{200, nil, spec.Retryable(envelope), Retry},
+		{422, nil, spec.Retryable(envelope), Retry},
+		{200, nil, fmt.Errorf("lookup: %w", spec.Retryable(envelope)), Retry},
 	}
 	for _, tt := range tests {
 		if got := Classify(tt.status, tt.err, tt.env); got != tt.want {

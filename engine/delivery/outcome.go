@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"time"
+
+	"github.com/loyalty-connector/engine/engine/spec"
 )
 
 // Verdict is what to do with an event after an attempt.
@@ -12,7 +14,8 @@ type Verdict int
 const (
 	// Delivered: the peer accepted it; ack.
 	Delivered Verdict = iota
-	// Retry: a network error, 408, 429 or 5xx; try again later.
+	// Retry: a network error, 408, 429 or 5xx, or an answer the
+	// connection marked spec.Retryable; try again later.
 	Retry
 	// Reject: any other answer (a 4xx, SessionM's status:error); retrying
 	// would get the same answer, so the event is dead-lettered at once.
@@ -24,16 +27,23 @@ func (v Verdict) String() string {
 }
 
 // Classify judges one answer. err is a transport error (no answer);
-// envelopeErr is the connector's reading of a 2xx body, which for SessionM
-// can still say "status":"error" (sessionm.md §1).
+// envelopeErr is the connector's reading of the answer, which for SessionM
+// can say "status":"error" under a 2xx (sessionm.md §1).
+//
+// Neither peer documents what is worth retrying for SessionM: the rule
+// here is assumed (A, sessionm.md §7): 5xx and 429 are retried, other
+// 4xx and 200 + "status":"error" are not, unless the connection marks
+// the error spec.Retryable (SessionM's retry_error_codes setting).
 func Classify(status int, err, envelopeErr error) Verdict {
 	switch {
 	case err != nil:
 		return Retry
 	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500:
 		return Retry
-	case status >= 200 && status < 300 && envelopeErr == nil:
+	case envelopeErr == nil && status >= 200 && status < 300:
 		return Delivered
+	case envelopeErr != nil && spec.IsRetryable(envelopeErr):
+		return Retry
 	}
 	return Reject
 }

@@ -6,6 +6,7 @@ package spec
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -47,6 +48,10 @@ type ConnectionType struct {
 	// (SessionM: 200 with "status":"error"; Braze: a non-2xx with
 	// "message"); nil means the response is a success.
 	ResponseError func(status int, body []byte) error
+	// ResponseErrorFor, when set, builds ResponseError for one connection
+	// from its settings (SessionM's retry_error_codes); ResponseError is
+	// then the reading with every setting at its default.
+	ResponseErrorFor func(c *Connection) func(status int, body []byte) error
 	// RateLimits are the peer's documented limits per pool; endpoints name
 	// their pool. Connections of this type are paced to stay under them.
 	RateLimits map[string]RateLimit
@@ -245,6 +250,29 @@ func Excerpt(body []byte) string {
 	}
 	return s
 }
+
+// ResponseReader is how the connection reads answers (nil: every answer is
+// a success). ResponseErrorFor may parse settings: call this once per
+// connection, not per answer.
+func (c *Connection) ResponseReader() func(status int, body []byte) error {
+	if c.Type.ResponseErrorFor != nil {
+		return c.Type.ResponseErrorFor(c)
+	}
+	return c.Type.ResponseError
+}
+
+// Retryable marks err, a connection's reading of an answer, as worth
+// trying again whatever the answer's HTTP status (a SessionM error code
+// listed in retry_error_codes, even under HTTP 200).
+func Retryable(err error) error { return retryableError{err} }
+
+type retryableError struct{ error }
+
+func (e retryableError) Unwrap() error { return e.error }
+
+// IsRetryable says whether err, or an error it wraps, was marked by
+// Retryable.
+func IsRetryable(err error) bool { return errors.As(err, new(retryableError)) }
 
 // Auth returns the header the connection adds to every request (empty when
 // its type adds none).
