@@ -102,6 +102,10 @@ func TestDryRunGoldens(t *testing.T) {
 		{"segment-csv-broken-rows.txt", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "cmd/engine/testdata/broken-rows.csv"}, 1},
 		{"wallet.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--query", "culture=es-ES"}, 0},
 		{"wallet.json", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--format", "json"}, 0},
+		// sessionm.md §4, §8 (A): Connect datetimes in the zone-less .NET
+		// form, read as UTC: one offer expires 30 minutes after --now, one
+		// 30 minutes before
+		{"wallet-dotnet-no-zone.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--fixtures", "cmd/engine/testdata/dotnet-no-zone"}, 0},
 		{"event-not-json.txt", []string{"pipelines/offer-issued-to-braze-campaign.yaml", "--event", "cmd/engine/testdata/not-json.json"}, 1},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {

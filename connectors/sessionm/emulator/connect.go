@@ -222,16 +222,16 @@ type userOfferJSON struct {
 	StoreID             *string     `json:"store_id"`
 }
 
-func userOfferObject(uo *userOffer, culture string) userOfferJSON {
+func (e *Emulator) userOfferObject(uo *userOffer, culture string) userOfferJSON {
 	o := uo.offer
 	t := o.text(culture)
 	return userOfferJSON{
 		OfferID: o.id, OfferGroupID: o.groupID, OfferType: o.offerType, UserOfferID: uo.id, RootOfferID: o.rootID,
 		Name: t.Name, Description: t.Description, Terms: t.Terms,
-		StartDate: connectTimePtr(o.start), EndDate: connectTimePtr(o.end),
-		AcquireDate: connectTime(uo.acquired), ExpirationDate: connectTimePtr(uo.expires),
-		RedemptionStartDate: connectTimePtr(o.redStart), RedemptionEndDate: connectTimePtr(o.redEnd),
-		RedeemDate: connectTimePtr(uo.redeemed), IsRedeemable: uo.redeemable,
+		StartDate: e.connectTimePtr(o.start), EndDate: e.connectTimePtr(o.end),
+		AcquireDate: e.connectTime(uo.acquired), ExpirationDate: e.connectTimePtr(uo.expires),
+		RedemptionStartDate: e.connectTimePtr(o.redStart), RedemptionEndDate: e.connectTimePtr(o.redEnd),
+		RedeemDate: e.connectTimePtr(uo.redeemed), IsRedeemable: uo.redeemable,
 		Media: o.media, PosDiscountID: nullable(o.posDiscountID),
 		Quantity: uo.quantity, PointsSpent: uo.pointsSpent, PendingExtendedData: uo.pending,
 		CustomData: uo.customData, UserOfferStatus: uo.status, StoreID: uo.storeID,
@@ -321,7 +321,7 @@ func (e *Emulator) getUserOffers(body []byte) reply {
 			continue
 		}
 		if int64(p.TotalRecords) >= skip && int64(len(p.UserOffers)) < take {
-			p.UserOffers = append(p.UserOffers, userOfferObject(uo, culture))
+			p.UserOffers = append(p.UserOffers, e.userOfferObject(uo, culture))
 		}
 		p.TotalRecords++
 	}
@@ -401,9 +401,9 @@ func (e *Emulator) findOffer(offerID string, exact bool, now time.Time) (*offer,
 	}
 	switch {
 	case o.start != nil && now.Before(*o.start):
-		return nil, errorf("not_available", "offer %q is outside its start_date/end_date window: it starts at %s", o.id, connectTime(*o.start))
+		return nil, errorf("not_available", "offer %q is outside its start_date/end_date window: it starts at %s", o.id, e.connectTime(*o.start))
 	case o.end != nil && now.After(*o.end):
-		return nil, errorf("not_available", "offer %q is outside its start_date/end_date window: it ended at %s", o.id, connectTime(*o.end))
+		return nil, errorf("not_available", "offer %q is outside its start_date/end_date window: it ended at %s", o.id, e.connectTime(*o.end))
 	}
 	return o, nil
 }

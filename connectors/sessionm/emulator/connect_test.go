@@ -301,7 +301,7 @@ func TestIssue(t *testing.T) {
 				t.Fatalf("total_records %v", all["total_records"])
 			}
 			last := all["user_offers"].([]any)[1+tt.n].(map[string]any)
-			if tt.expiresAfter > 0 && last["expiration_date"] != connectTime(c.Now().Add(tt.expiresAfter)) {
+			if tt.expiresAfter > 0 && last["expiration_date"] != e.connectTime(c.Now().Add(tt.expiresAfter)) {
 				t.Fatalf("expiration_date %v", last["expiration_date"])
 			}
 			if tt.pending {
@@ -385,5 +385,30 @@ func TestIncludeRedeemed(t *testing.T) {
 	s, err := ParseSeed("x.yaml", []byte(minimalSeed+"  include_redeemed: true\n"))
 	if err != nil || !s.Settings.IncludeRedeemed {
 		t.Fatalf("include_redeemed from YAML: %v %+v", err, s.Settings)
+	}
+}
+
+// sessionm.md §4, §8 (A): the Connect datetime format is assumed, so it is
+// a setting; every Connect datetime follows it, in UTC.
+func TestConnectDatetimeFormat(t *testing.T) {
+	tests := []struct {
+		seed, opt           string
+		expiration, acquire string
+	}{
+		{"", "", "2099-12-31T23:59:59Z", "2026-11-20T14:03:11Z"},
+		{"iso", "", "2099-12-31T23:59:59Z", "2026-11-20T14:03:11Z"},
+		{"dotnet", "", "2099-12-31T23:59:59.0000000Z", "2026-11-20T14:03:11.0000000Z"},
+		{"dotnet_no_zone", "", "2099-12-31T23:59:59.0000000", "2026-11-20T14:03:11.0000000"},
+		{"iso", "dotnet_no_zone", "2099-12-31T23:59:59.0000000", "2026-11-20T14:03:11.0000000"}, // Options win
+	}
+	for _, tt := range tests {
+		e, _ := newEmu(t, Options{ConnectDatetimeFormat: tt.opt}, func(s *Seed) { s.Settings.ConnectDatetimeFormat = tt.seed })
+		first := payload(t, connect(e, getOffers(offersBody(""))))["user_offers"].([]any)[0].(map[string]any)
+		if first["expiration_date"] != tt.expiration || first["acquire_date"] != tt.acquire {
+			t.Errorf("seed %q, options %q: expiration_date %v, acquire_date %v; want %s, %s", tt.seed, tt.opt, first["expiration_date"], first["acquire_date"], tt.expiration, tt.acquire)
+		}
+	}
+	if _, err := New(shippedSeed(t), Options{ConnectDatetimeFormat: "rfc1123"}); err == nil || !strings.Contains(err.Error(), `"rfc1123"`) {
+		t.Errorf("an unknown format: %v", err)
 	}
 }

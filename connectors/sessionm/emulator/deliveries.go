@@ -104,7 +104,7 @@ func (e *Emulator) delivery(i int, now time.Time) Delivery {
 	for _, uo := range st.wallet {
 		d.Wallet = append(d.Wallet, WalletEntry{
 			UserOfferID: uo.id, OfferID: uo.offer.id, Name: uo.offer.text(defaultCulture).Name,
-			AcquireDate: connectTime(uo.acquired), ExpirationDate: connectTimePtr(uo.expires), RedeemDate: connectTimePtr(uo.redeemed),
+			AcquireDate: e.connectTime(uo.acquired), ExpirationDate: e.connectTimePtr(uo.expires), RedeemDate: e.connectTimePtr(uo.redeemed),
 			IsRedeemable: uo.redeemable, PendingExtendedData: uo.pending, Quantity: uo.quantity,
 		})
 	}

@@ -8,8 +8,8 @@
 // Where the public record is silent the emulator assumes (label A in
 // sessionm.md). The switchable assumptions are keys of the seed's
 // settings (errors_as_200, include_redeemed, rate_limit, rate_burst,
-// idempotency, max_body), so a sandbox user can switch them without Go;
-// all but include_redeemed are fields of Options too, which win when not
+// idempotency, max_body, connect_datetime_format), so a sandbox user can
+// switch them without Go; all but include_redeemed are fields of Options too, which win when not
 // zero. The fixed ones are listed here and on the code that implements
 // them:
 //
@@ -47,8 +47,10 @@
 //     that was never redeemed is still issued and is returned
 //     (settings.include_redeemed: true returns redeemed ones too, as
 //     examples/fixtures/wallet.json shows); total_records counts the
-//     user-offers returned before paging; Connect datetimes are ISO-8601
-//     UTC without fraction; retailer_id compares without case.
+//     user-offers returned before paging; Connect datetimes are in UTC,
+//     ISO-8601 without fraction unless settings.connect_datetime_format
+//     (or Options.ConnectDatetimeFormat) asks for the .NET forms, with or
+//     without the zone; retailer_id compares without case.
 //     acquisition/issue (and CheckOffer, IssueForEvent): quantity 1..100
 //     user-offers (one status_list entry each, fail_reason 0), random v4
 //     user_offer_ids, expiration acquire+expires_after_days, else the

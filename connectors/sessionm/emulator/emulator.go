@@ -57,6 +57,23 @@ type Options struct {
 	// IdempotencyKeys bounds the stored responses (oldest dropped first);
 	// 0 means 10000.
 	IdempotencyKeys int
+
+	// ConnectDatetimeFormat is how Connect answers write datetimes: "iso",
+	// "dotnet" or "dotnet_no_zone"; "" means settings.connect_datetime_format,
+	// whose "" means "iso". No public source shows it (sessionm.md §4, §8,
+	// A): "iso" is 2026-12-31T23:59:59Z; "dotnet" adds the seven fraction
+	// digits of the .NET join_date SessionM was seen to send (§3, O),
+	// 2026-12-31T23:59:59.0000000Z; "dotnet_no_zone" is that without the
+	// zone, as .NET writes a DateTime of unspecified kind.
+	ConnectDatetimeFormat string
+}
+
+// connectLayouts are the names Options.ConnectDatetimeFormat and
+// settings.connect_datetime_format accept, with their Go layouts.
+var connectLayouts = map[string]string{
+	"iso":            "2006-01-02T15:04:05Z",
+	"dotnet":         "2006-01-02T15:04:05.0000000Z",
+	"dotnet_no_zone": "2006-01-02T15:04:05.0000000",
 }
 
 // BannerLine is a credential or setting the emulator accepts, printed by
@@ -68,11 +85,12 @@ type BannerLine struct {
 // Emulator is one SessionM tenant. Its handlers are safe for concurrent use;
 // one mutex guards all state.
 type Emulator struct {
-	seed        Seed
-	now         func() time.Time
-	maxBody     int64
-	errorsAs200 bool
-	opts        Options // with the seed's settings filled in where Options left them zero
+	seed              Seed
+	now               func() time.Time
+	maxBody           int64
+	errorsAs200       bool
+	connectTimeLayout string  // a value of connectLayouts
+	opts              Options // with the seed's settings filled in where Options left them zero
 
 	coreKey, coreSecret, coreHeader string // coreHeader: "Basic base64(key:secret)"
 	connectKey, connectSecret       string
@@ -179,18 +197,29 @@ func New(seed Seed, opts Options) (*Emulator, error) {
 		opts.RateBurst = set.RateBurst
 	}
 	opts.Idempotency = opts.Idempotency || set.Idempotency
+	if opts.ConnectDatetimeFormat == "" {
+		opts.ConnectDatetimeFormat = set.ConnectDatetimeFormat
+	}
+	if opts.ConnectDatetimeFormat == "" {
+		opts.ConnectDatetimeFormat = "iso"
+	}
+	layout, ok := connectLayouts[opts.ConnectDatetimeFormat]
+	if !ok {
+		return nil, fmt.Errorf("unknown Connect datetime format %q; use %s", opts.ConnectDatetimeFormat, datetimeFormatNames())
+	}
 	e := &Emulator{
-		seed:        seed,
-		now:         opts.Now,
-		maxBody:     opts.MaxBody,
-		errorsAs200: opts.ErrorsAs200 || seed.Settings.ErrorsAs200,
-		opts:        opts,
-		coreKey:     seed.Settings.Core.APIKey,
-		coreSecret:  seed.Settings.Core.APISecret,
-		connectKey:  seed.Settings.Connect.Key,
-		retailerID:  seed.Settings.RetailerID,
-		nSeeded:     len(seed.Users),
-		nGenerated:  seed.Settings.GeneratedUsers,
+		seed:              seed,
+		now:               opts.Now,
+		maxBody:           opts.MaxBody,
+		errorsAs200:       opts.ErrorsAs200 || seed.Settings.ErrorsAs200,
+		connectTimeLayout: layout,
+		opts:              opts,
+		coreKey:           seed.Settings.Core.APIKey,
+		coreSecret:        seed.Settings.Core.APISecret,
+		connectKey:        seed.Settings.Connect.Key,
+		retailerID:        seed.Settings.RetailerID,
+		nSeeded:           len(seed.Users),
+		nGenerated:        seed.Settings.GeneratedUsers,
 	}
 	if e.now == nil {
 		e.now = time.Now
@@ -616,18 +645,25 @@ func newUserID() string {
 }
 
 // Time formats: Core writes "YYYY-MM-DD HH:MM:SS" in UTC (sessionm.md §1,
-// §3, O); Connect ISO-8601 UTC (sessionm.md §4, A); tier join dates the
-// .NET way with seven fraction digits (sessionm.md §3, O).
-func coreTime(t time.Time) string    { return t.UTC().Format("2006-01-02 15:04:05") }
-func connectTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
-func dotnetTime(t time.Time) string  { return t.UTC().Format("2006-01-02T15:04:05.0000000Z") }
+// §3, O); Connect in UTC as Options.ConnectDatetimeFormat says
+// (sessionm.md §4, A); tier join dates the .NET way with seven fraction
+// digits (sessionm.md §3, O).
+func coreTime(t time.Time) string   { return t.UTC().Format("2006-01-02 15:04:05") }
+func dotnetTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.0000000Z") }
 
-func connectTimePtr(t *time.Time) *string {
+func (e *Emulator) connectTime(t time.Time) string { return t.UTC().Format(e.connectTimeLayout) }
+
+func (e *Emulator) connectTimePtr(t *time.Time) *string {
 	if t == nil {
 		return nil
 	}
-	s := connectTime(*t)
+	s := e.connectTime(*t)
 	return &s
+}
+
+// datetimeFormatNames lists connectLayouts for messages.
+func datetimeFormatNames() string {
+	return strings.Join(sortedKeys(connectLayouts), ", ")
 }
 
 // splitPath returns the escaped segments after prefix, unescaped one by one

@@ -386,14 +386,14 @@ func TestSettingsFromSeed(t *testing.T) {
 		t.Fatalf("settings %+v", st)
 	}
 	// the shipped seed writes every key down with its default
-	if st := shippedSeed(t).Settings; st.RateLimit != 0 || st.RateBurst != 0 || st.Idempotency || st.MaxBody != 0 || st.IncludeRedeemed {
+	if st := shippedSeed(t).Settings; st.RateLimit != 0 || st.RateBurst != 0 || st.Idempotency || st.MaxBody != 0 || st.IncludeRedeemed || st.ConnectDatetimeFormat != "iso" {
 		t.Fatalf("shipped settings %+v", st)
 	}
 	src, err := os.ReadFile(seedPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"rate_limit:", "rate_burst:", "idempotency:", "max_body:", "include_redeemed:", "errors_as_200:"} {
+	for _, k := range []string{"rate_limit:", "rate_burst:", "idempotency:", "max_body:", "include_redeemed:", "errors_as_200:", "connect_datetime_format:"} {
 		if !strings.Contains(string(src), "\n  "+k) {
 			t.Errorf("examples/sandbox/sessionm.yaml does not document settings.%s", k)
 		}

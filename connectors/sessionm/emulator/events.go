@@ -59,7 +59,7 @@ func (e *Emulator) IssueForEvent(ref, offerID string) (EventUser, any, error) {
 	if culture == "" {
 		culture = defaultCulture
 	}
-	return eu, userOfferObject(uo, culture), nil
+	return eu, e.userOfferObject(uo, culture), nil
 }
 
 // CheckOffer says whether acquisition/issue (and IssueForEvent) would

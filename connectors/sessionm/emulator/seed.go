@@ -66,6 +66,10 @@ type Settings struct {
 	Idempotency bool `yaml:"idempotency"`
 	// MaxBody is the request body limit in bytes; 0 means 1 MiB (A).
 	MaxBody int64 `yaml:"max_body"`
+	// ConnectDatetimeFormat is how Connect writes datetimes: "iso" (the
+	// default), "dotnet" or "dotnet_no_zone" (sessionm.md §4, §8, A); see
+	// Options.ConnectDatetimeFormat.
+	ConnectDatetimeFormat string `yaml:"connect_datetime_format"`
 }
 
 // CoreCredentials are the Core app's key and secret (Digital Properties):
@@ -356,6 +360,9 @@ func checkSeed(s *Seed) []seedProblem {
 	}
 	if st.MaxBody < 0 {
 		add("max_body must be a number of bytes, 0 or more (0 means 1 MiB)", "settings", "max_body")
+	}
+	if _, ok := connectLayouts[st.ConnectDatetimeFormat]; !ok && st.ConnectDatetimeFormat != "" {
+		add(fmt.Sprintf("connect_datetime_format %q is not one of %s", st.ConnectDatetimeFormat, datetimeFormatNames()), "settings", "connect_datetime_format")
 	}
 	gen := st.GeneratedUsers
 

@@ -47,6 +47,8 @@ func TestParseSeedErrors(t *testing.T) {
 		{"negative rate_burst", minimalSeed + "  rate_burst: -2\n", []string{"seed.yaml:5: settings.rate_burst: rate_burst must be 0 or more"}},
 		{"negative max_body", minimalSeed + "  max_body: -1\n", []string{"seed.yaml:5: settings.max_body: max_body must be"}},
 		{"idempotency as text", minimalSeed + "  idempotency: sometimes\n", []string{"seed.yaml:5: expected true or false"}},
+		{"unknown datetime format", minimalSeed + "  connect_datetime_format: rfc1123\n", []string{`seed.yaml:5: settings.connect_datetime_format: connect_datetime_format "rfc1123" is not one of dotnet, dotnet_no_zone, iso`}},
+		{"dotnet datetime format", minimalSeed + "  connect_datetime_format: dotnet_no_zone\n", nil},
 		{"too many generated users", strings.Replace(minimalSeed, "settings:\n", "settings:\n  generated_users: -1\n", 1), []string{"generated_users must be between 0 and"}},
 		{"tag with count and expiry", minimalSeed + "users:\n" + user(id1, "    tags: { a: { count: 1, expires_at: 2030-01-01 } }\n"), []string{"users[0].tags.a: a tag has a count (1 or more) or an expires_at, never both"}},
 		{"tag with neither", minimalSeed + "users:\n" + user(id1, "    tags: { a: {} }\n"), []string{"never both"}},
