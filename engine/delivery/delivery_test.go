@@ -313,3 +313,37 @@ func TestSetLimitsKeepsWhatThePeerSaid(t *testing.T) {
 		t.Fatalf("a request after the new limit waited %v, want 100ms", w)
 	}
 }
+
+// A 429 to an Isolated pool (a narrower window inside the account's)
+// holds back that pool only; a Retry-After on another status still
+// pauses the whole connection.
+func TestIsolatedPool429BlocksThatPoolOnly(t *testing.T) {
+	tests := []struct {
+		name      string
+		status    int
+		header    http.Header
+		connPause time.Duration // what the other pools wait
+	}{
+		{"429 with Retry-After", 429, http.Header{"Retry-After": {"20"}}, 0},
+		{"429 with only x-ratelimit-reset", 429, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(t0.Add(20*time.Second).Unix(), 10)}}, 0},
+		{"503 with Retry-After", 503, http.Header{"Retry-After": {"20"}}, 20 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &fakeClock{t: t0}
+			g := NewGovernor(c, Limits{Pools: map[string]Limit{
+				"broadcast": {Rate: 100, Burst: 10, Isolated: true},
+				"messaging": {Rate: 100, Burst: 10},
+			}})
+			if got := g.Observe("broadcast", tt.status, tt.header); got != tt.connPause {
+				t.Fatalf("Observe set a connection pause of %v, want %v", got, tt.connPause)
+			}
+			if w, _ := g.Wait(context.Background(), "messaging"); w != tt.connPause {
+				t.Fatalf("another pool waited %v, want %v", w, tt.connPause)
+			}
+			if w, _ := g.Wait(context.Background(), "broadcast"); c.Now().Before(t0.Add(20 * time.Second)) {
+				t.Fatalf("the pool went at %v after waiting %v, before the time given", c.Now(), w)
+			}
+		})
+	}
+}

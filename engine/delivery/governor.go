@@ -47,6 +47,10 @@ func (RealClock) Sleep(ctx context.Context, d time.Duration) error {
 type Limit struct {
 	Rate  float64
 	Burst int
+	// Isolated: a 429 to this pool holds back this pool only, until the
+	// time the peer gave (its window is a narrower one inside the
+	// account's); any other 429 pauses the whole connection.
+	Isolated bool
 }
 
 // PerWindow turns a documented "N requests per window" into a Limit that
@@ -71,7 +75,8 @@ type Limits struct {
 // Governor paces one connection. Each endpoint names a pool (Braze's
 // trigger endpoints share one, /users/track has its own); a pause applies
 // to every pool of the connection, because a 429 or Retry-After from the
-// peer speaks for the whole account (DESIGN §2).
+// peer speaks for the whole account (DESIGN §2), except a 429 to an
+// Isolated pool, which speaks for that pool only.
 type Governor struct {
 	clock Clock
 
@@ -233,10 +238,11 @@ func (g *Governor) reserve(pool string) time.Duration {
 }
 
 // Observe feeds an answer back. A Retry-After (on any status) or a 429
-// pauses the whole connection until the time given; x-ratelimit-remaining
-// of 0 blocks the pool until x-ratelimit-reset, and a low remaining slows
-// it so the rest lasts until the reset (braze.md §1). It returns the pause
-// it set, if any.
+// pauses the whole connection until the time given, but a 429 to an
+// Isolated pool blocks that pool only; x-ratelimit-remaining of 0 blocks
+// the pool until x-ratelimit-reset, and a low remaining slows it so the
+// rest lasts until the reset (braze.md §1). It returns the pause of the
+// connection it set, if any.
 func (g *Governor) Observe(pool string, status int, h http.Header) time.Duration {
 	now := g.clock.Now()
 	pause := RetryAfter(h.Get("Retry-After"), now)
@@ -251,13 +257,21 @@ func (g *Governor) Observe(pool string, status int, h http.Header) time.Duration
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	b := g.pools[pool]
+	if pause > 0 && status == http.StatusTooManyRequests && b != nil && b.limit.Isolated {
+		// The pool's own window is spent, not the account's: its
+		// requests wait, the rest of the connection goes on.
+		if until := now.Add(pause); until.After(b.blockedUntil) {
+			b.blockedUntil = until
+		}
+		return 0
+	}
 	if pause > 0 {
 		if until := now.Add(pause); until.After(g.pausedUntil) {
 			g.pausedUntil = until
 		}
 		return pause
 	}
-	b := g.pools[pool]
 	remaining, err := strconv.Atoi(strings.TrimSpace(h.Get("X-Ratelimit-Remaining")))
 	reset := rateLimitReset(h, now)
 	if b == nil || err != nil || reset <= 0 {

@@ -2,11 +2,17 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/loyalty-connector/engine/connectors/braze"
+	brazeemu "github.com/loyalty-connector/engine/connectors/braze/emulator"
+	"github.com/loyalty-connector/engine/engine/delivery"
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/spec"
 )
@@ -93,5 +99,91 @@ func TestSameNamedConnectionsOfTwoFoldersKeepTheirOwnGovernors(t *testing.T) {
 	}
 	if took := clock.Now().Sub(t0); took != 2*time.Second {
 		t.Fatalf("30 requests to the connection limited to 10/s took %v, want 2s", took)
+	}
+}
+
+// braze.md §1: a broadcast has a window of its own, 250 calls a minute.
+// What Braze says of that window (its x-ratelimit-* headers, its 429)
+// holds back broadcasts only: recipient triggers, in the 250,000 an hour,
+// and /users/track go on at their own pace.
+func TestBroadcastAnswersPaceOnlyBroadcasts(t *testing.T) {
+	r, clock, t0 := runnerOnAFakeClock(t)
+	ctx := context.Background()
+	seed, err := brazeemu.ReadSeed("../../examples/sandbox/braze.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu, err := brazeemu.New(seed, brazeemu.Options{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := &spec.Connection{Name: "braze", Type: braze.REST}
+	control := &spec.Connection{Name: "told_nothing", Type: braze.REST}
+	r.ensureGovernor(conn)
+	r.ensureGovernor(control)
+	g := r.governor(conn)
+	trigger, _ := braze.REST.Endpoint("campaign_trigger")
+	const broadcast = `{"campaign_id":"9b1f3c2e-4d5a-4b6c-8d7e-0f1a2b3c4d5e","broadcast":true}`
+	post := func(body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/campaigns/trigger/send", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer sandbox-braze-key")
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		emu.Handler().ServeHTTP(rec, req)
+		return rec
+	}
+	// sent goes as the lane sends: the pool named by the body.
+	sent := func(body string) int {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(body), &v); err != nil {
+			t.Fatal(err)
+		}
+		pool := trigger.Pool(v)
+		if _, err := g.Wait(ctx, pool); err != nil {
+			t.Fatal(err)
+		}
+		rec := post(body)
+		g.Observe(pool, rec.Code, rec.Header())
+		return rec.Code
+	}
+	recipientTriggers := func(g *delivery.Governor) time.Duration {
+		start := clock.Now()
+		for range 140 {
+			if _, err := g.Wait(ctx, "messaging"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return clock.Now().Sub(start)
+	}
+	first, second := recipientTriggers(r.governor(control)), recipientTriggers(r.governor(control))
+
+	if code := sent(broadcast); code != http.StatusCreated {
+		t.Fatalf("broadcast answered %d", code)
+	}
+	if took := recipientTriggers(g); took > first {
+		t.Errorf("after a broadcast's answer 140 recipient triggers took %v, against %v told nothing", took, first)
+	}
+	// Spend the rest of the broadcast window behind the governor's back;
+	// the next broadcast is answered 429.
+	for n := 0; post(broadcast).Code != http.StatusTooManyRequests; n++ {
+		if n > 250 {
+			t.Fatal("no 429 past 250 broadcasts in a minute")
+		}
+	}
+	if code := sent(broadcast); code != http.StatusTooManyRequests {
+		t.Fatalf("broadcast past the window answered %d", code)
+	}
+	if until := g.PausedUntil(); until.After(clock.Now()) {
+		t.Errorf("a broadcast's 429 paused the whole connection until %v", until)
+	}
+	if w, _ := g.Wait(ctx, "users_track"); w != 0 {
+		t.Errorf("/users/track waited %v after a broadcast's 429", w)
+	}
+	if took := recipientTriggers(g); took > second {
+		t.Errorf("after a broadcast's 429 140 recipient triggers took %v, against %v told nothing", took, second)
+	}
+	// Broadcasts wait for their window's reset, and then go.
+	if code := sent(broadcast); code != http.StatusCreated || clock.Now().Before(t0.Add(time.Minute)) {
+		t.Errorf("the next broadcast answered %d at %v, want 201 from %v", code, clock.Now(), t0.Add(time.Minute))
 	}
 }

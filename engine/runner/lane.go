@@ -557,10 +557,7 @@ func (res *sendResult) describe() error {
 // send delivers one request through the connection's governor.
 func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 	call := l.p.Target
-	pool := ""
-	if call.Endpoint != nil {
-		pool = call.Endpoint.RatePool
-	}
+	pool := call.Endpoint.Pool(req.Value)
 	waited, err := l.gov.Wait(ctx, pool)
 	if err != nil {
 		return sendResult{err: errStopping, verdict: delivery.Retry}
@@ -746,10 +743,7 @@ type lookupCaller struct{ r *Runner }
 
 func (c lookupCaller) Call(ctx context.Context, step *engine.Step, req *engine.Request) (*engine.Response, error) {
 	gov := c.r.governor(step.Call.Conn)
-	pool := ""
-	if step.Call.Endpoint != nil {
-		pool = step.Call.Endpoint.RatePool
-	}
+	pool := step.Call.Endpoint.Pool(req.Value)
 	waited, err := gov.Wait(ctx, pool)
 	if err != nil {
 		if l := gov.PausedUntil(); l.After(c.r.clock.Now()) {

@@ -171,13 +171,15 @@ func limitsOf(c *spec.Connection) delivery.Limits {
 	if l := c.RateLimit; l != nil {
 		out.Shared = delivery.PerWindow(l.Requests, l.Window)
 		out.Pools[""] = delivery.Limit{}
-		for pool := range c.Type.RateLimits {
-			out.Pools[pool] = delivery.Limit{}
+		for pool, l := range c.Type.RateLimits {
+			out.Pools[pool] = delivery.Limit{Isolated: l.Isolated}
 		}
 		return out
 	}
 	for pool, l := range c.Type.RateLimits {
-		out.Pools[pool] = delivery.PerWindow(l.Requests, l.Window)
+		lim := delivery.PerWindow(l.Requests, l.Window)
+		lim.Isolated = l.Isolated
+		out.Pools[pool] = lim
 	}
 	return out
 }

@@ -61,6 +61,10 @@ type ConnectionType struct {
 type RateLimit struct {
 	Requests int
 	Window   time.Duration
+	// Isolated marks a pool whose window is a narrower one inside the
+	// account's (Braze's broadcasts): a 429 to it holds back this pool
+	// only, where any other 429 pauses the whole connection.
+	Isolated bool
 }
 
 // Field returns the field called name.
@@ -117,6 +121,29 @@ type Endpoint struct {
 	// RatePool names the connection type's RateLimits entry this endpoint
 	// counts against; "" for none.
 	RatePool string
+	// RatePoolOf, when set, names the pool from the request's body, for
+	// an API whose limit depends on what a request asks for (a Braze
+	// broadcast has a limit of its own); "" keeps RatePool. It is called
+	// for every request, so it only looks, never allocates.
+	RatePoolOf func(body map[string]any) string
+}
+
+// Pool names the RateLimits entry a request with this body counts
+// against; "" for none, and for a nil endpoint (a raw call). The pool
+// follows the body, not the endpoint alone, so it is chosen when the
+// request is sent, after any batching has built its final body.
+func (e *Endpoint) Pool(body any) string {
+	if e == nil {
+		return ""
+	}
+	if e.RatePoolOf != nil {
+		if m, ok := body.(map[string]any); ok {
+			if p := e.RatePoolOf(m); p != "" {
+				return p
+			}
+		}
+	}
+	return e.RatePool
 }
 
 // Placeholders lists the {names} in a path, in order.

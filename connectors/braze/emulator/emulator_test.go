@@ -296,6 +296,8 @@ func TestRateLimits(t *testing.T) {
 		// braze.md §1, §2: broadcast calls have their own 250/min pool (here 1, window from the seed: 1m)
 		{"broadcast pool", "/campaigns/trigger/send", key, `{"campaign_id":"` + winterCampaign + `","broadcast":true}`, 201, 1, 0, minuteEnd},
 		{"broadcast over", "/canvas/trigger/send", key, `{"canvas_id":"` + pointsCanvas + `","broadcast":true}`, 429, 1, 0, minuteEnd},
+		// a Connected Audience is a broadcast's target too, recipients or not (A)
+		{"audience counts as a broadcast", "/campaigns/trigger/send", key, `{"campaign_id":"` + winterCampaign + `","audience":{"AND":[]},"recipients":[{"external_user_id":"u-1001"}]}`, 429, 1, 0, minuteEnd},
 		{"users/track pool", "/users/track", key, `{"attributes":[]}`, 201, 2, 1, 0},
 	}
 	for _, s := range steps {

@@ -17,8 +17,9 @@ type Limits struct {
 	// Trigger is the pool shared by /campaigns/trigger/send and
 	// /canvas/trigger/send when they name recipients: 250,000 per hour.
 	Trigger Limit
-	// Broadcast applies instead when a trigger call has broadcast: true:
-	// 250 per minute (A: such a call counts against this pool only).
+	// Broadcast applies instead when a trigger call has broadcast: true
+	// or an audience: 250 per minute (A: such a call counts against this
+	// pool only).
 	Broadcast Limit
 	// UsersTrack is /users/track: 3,000 per 3 seconds.
 	UsersTrack Limit

@@ -76,11 +76,21 @@ func (r *recipient) label() string {
 }
 
 func parseCampaignTrigger(e *Emulator, f fields, _ time.Time) (any, bool, *apiError) {
-	return e.parseTrigger(f, false)
+	req, broadcast, err := e.parseTrigger(f, false)
+	return req, broadcast || targetsAudience(f), err
 }
 
 func parseCanvasTrigger(e *Emulator, f fields, _ time.Time) (any, bool, *apiError) {
-	return e.parseTrigger(f, true)
+	req, broadcast, err := e.parseTrigger(f, true)
+	return req, broadcast || targetsAudience(f), err
+}
+
+// targetsAudience: a call with a Connected Audience counts against the
+// broadcast pool even beside recipients (A: braze.md §1 limits a call that
+// "targets a segment or Connected Audience"; the engine counts it so too).
+func targetsAudience(f fields) bool {
+	r, ok := f["audience"]
+	return ok && !isNull(r)
 }
 
 func (e *Emulator) parseTrigger(f fields, canvas bool) (any, bool, *apiError) {
