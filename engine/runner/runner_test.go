@@ -916,8 +916,8 @@ func TestFaultStorm(t *testing.T) {
 	}
 }
 
-// A connection's rate_limit replaces the documented limits: with 5/s (a
-// burst of 5, then one every 200 ms) fifteen requests take two seconds.
+// A connection's rate_limit replaces the documented limits: with 5/s (no
+// more than 5 in any second) fifteen requests take two seconds or more.
 func TestConnectionRateLimit(t *testing.T) {
 	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 20, tweak: func(p *engine.Pipeline) {
 		if p.Target != nil && p.Target.Conn.Name == "sessionm_core" {
