@@ -1,10 +1,17 @@
 package runner_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,5 +81,122 @@ func TestBroadcastWindowDoesNotHoldRecipientTriggers(t *testing.T) {
 		if e["status"].(float64) != 201 {
 			t.Errorf("a trigger answered %v", e["status"])
 		}
+	}
+}
+
+// arrival is one request as the peer saw it: when it came, on the real
+// clock, and what it was answered.
+type arrival struct {
+	at     time.Time
+	path   string
+	status int
+	header http.Header
+}
+
+// arrivals records every request to a handler.
+type arrivals struct {
+	mu   sync.Mutex
+	list []arrival
+}
+
+func (a *arrivals) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		at := time.Now()
+		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		a.mu.Lock()
+		a.list = append(a.list, arrival{at, r.URL.Path, rec.status, w.Header().Clone()})
+		a.mu.Unlock()
+	})
+}
+
+func (a *arrivals) all() []arrival {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]arrival(nil), a.list...)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// braze.md §1 documents x-ratelimit-* on every answer, reset in UTC epoch
+// seconds, and no Retry-After. A 429 with only those pauses the whole
+// connection until the reset: the trigger refused and a /users/track
+// request queued meanwhile both wait for it, and then go.
+func TestBrazeResetAlonePausesTheConnection(t *testing.T) {
+	// Braze's clock stands still just before reset, the end of its
+	// 1-second window, until the real clock gets there: the window's one
+	// request spent, every trigger until reset is answered 429.
+	var reset atomic.Int64
+	reset.Store(time.Now().Add(time.Hour).UnixNano())
+	brazeNow := func() time.Time {
+		r := time.Unix(0, reset.Load())
+		if now := time.Now(); now.Before(r) {
+			return r.Add(-time.Millisecond)
+		}
+		return time.Now()
+	}
+	sb, err := sandbox.New(sandbox.Options{RandSeed: 3, Braze: brazeemu.Options{
+		Now:            brazeNow,
+		OmitRetryAfter: true,
+		Limits:         brazeemu.Limits{Trigger: brazeemu.Limit{Requests: 1, Window: time.Second}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen arrivals
+	srv := httptest.NewServer(seen.wrap(sb.Handler()))
+	t.Cleanup(srv.Close)
+	h := start(t, setup{sandbox: srv.URL, dirs: []string{"testdata/pipelines"}})
+
+	r := time.Now().Truncate(time.Second).Add(3 * time.Second)
+	reset.Store(r.UnixNano())
+	trigger := fmt.Sprintf(`{"campaign_id":%q,"user":"u-1001","n":1,"note":"x"}`, winter)
+	spend := do(t, "POST", srv.URL+"/braze/campaigns/trigger/send", fmt.Sprintf(`{"campaign_id":%q,"recipients":[{"external_user_id":"u-1002"}]}`, winter),
+		map[string]string{"Authorization": "Bearer sandbox-braze-key", "Content-Type": "application/json"})
+	if spend.status != 201 {
+		t.Fatalf("spending the window: %d %s", spend.status, spend.body)
+	}
+	h.post("/hooks/campaign", trigger, nil)
+	var refused arrival
+	h.eventually("the engine's trigger answered 429", func() bool {
+		for _, a := range seen.all()[1:] {
+			if a.status == http.StatusTooManyRequests {
+				refused = a
+				return true
+			}
+		}
+		return false
+	})
+	if refused.header.Get("Retry-After") != "" || refused.header.Get("X-Ratelimit-Reset") != fmt.Sprint(r.Unix()) {
+		t.Fatalf("429 with Retry-After %q, x-ratelimit-reset %q; want none and %d", refused.header.Get("Retry-After"), refused.header.Get("X-Ratelimit-Reset"), r.Unix())
+	}
+	track := `{"user":"u-1001","country":"ES","n":1}`
+	mac := hmac.New(sha256.New, []byte("sandbox-wallet-token"))
+	mac.Write([]byte(track))
+	h.post("/hooks/track", track, map[string]string{"X-Signature": "sha256=" + hex.EncodeToString(mac.Sum(nil))})
+	h.drained()
+
+	var delivered []string
+	for _, a := range seen.all() {
+		if !a.at.After(refused.at) || !strings.HasPrefix(a.path, "/braze/") {
+			continue
+		}
+		if a.at.Before(r) {
+			t.Errorf("%s went at %v, inside the pause until %v", a.path, a.at, r)
+		}
+		if a.status == 201 {
+			delivered = append(delivered, a.path)
+		}
+	}
+	if got := strings.Join(delivered, " "); !strings.Contains(got, "/braze/campaigns/trigger/send") || !strings.Contains(got, "/braze/users/track") {
+		t.Fatalf("delivered after the pause: %v; want the trigger and /users/track", delivered)
 	}
 }

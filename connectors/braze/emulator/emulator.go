@@ -30,8 +30,9 @@ import (
 // Options are the emulator's switches. Every assumed behaviour (marked A)
 // that a test might want the other way is one of them, and a key of the
 // seed's settings too (max_body, campaign_success_status,
-// content_type_status, properties_max_bytes, limits), for sandbox users who
-// write no Go. A non-zero Options field wins over the seed.
+// content_type_status, properties_max_bytes, limits, retry_after), for
+// sandbox users who write no Go. A non-zero Options field wins over the
+// seed.
 type Options struct {
 	Now func() time.Time // injected clock; nil means time.Now
 	// MaxBody is the request body limit in bytes; 0 means settings.max_body,
@@ -60,6 +61,15 @@ type Options struct {
 	// measured as compact JSON; 0 means settings.properties_max_bytes, else
 	// 50 KB = 51,200 bytes (braze.md §2; A: KB read as 1,024 bytes).
 	PropertiesMaxBytes int
+
+	// OmitRetryAfter answers a 429 of the rate limits with the
+	// x-ratelimit-* headers alone, the ones braze.md §1 says every answer
+	// carries (reset in UTC epoch seconds); false means
+	// settings.retry_after, else a Retry-After to the window's end as well
+	// (A: braze.md §1 neither lists Retry-After nor rules it out). Without
+	// it a client is tested on the path real Braze may take: pausing on
+	// x-ratelimit-reset alone.
+	OmitRetryAfter bool
 }
 
 // BannerLine is one credential or setting the sandbox prints at start.
@@ -133,6 +143,9 @@ func New(seed Seed, opts Options) (*Emulator, error) {
 	}
 	if opts.PropertiesMaxBytes <= 0 {
 		opts.PropertiesMaxBytes = 50 * 1024
+	}
+	if !opts.OmitRetryAfter && set.RetryAfter != nil {
+		opts.OmitRetryAfter = !*set.RetryAfter
 	}
 	e := &Emulator{
 		seed:  seed,
@@ -358,7 +371,9 @@ func (e *Emulator) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rl := e.rate(b, now, true)
 	if rl.exceeded {
-		w.Header().Set("Retry-After", strconv.FormatInt(rl.retryAfter, 10))
+		if !e.opts.OmitRetryAfter {
+			w.Header().Set("Retry-After", strconv.FormatInt(rl.retryAfter, 10))
+		}
 		e.reply(w, rl, fatal(http.StatusTooManyRequests, msgRateLimited,
 			fmt.Sprintf("at most %d requests per window; the window resets at %d (UTC epoch seconds)", rl.limit, rl.reset)))
 		return

@@ -339,6 +339,42 @@ func TestRateLimits(t *testing.T) {
 	}
 }
 
+// braze.md §1 documents x-ratelimit-* on every answer and not whether a
+// 429 adds Retry-After (A): it does unless the seed or Options say not.
+func TestRetryAfterOn429IsASetting(t *testing.T) {
+	no, yes := false, true
+	tests := []struct {
+		name       string
+		seed       *bool
+		omit       bool
+		retryAfter bool
+	}{
+		{"default", nil, false, true},
+		{"settings.retry_after: false", &no, false, false},
+		{"settings.retry_after: true", &yes, false, true},
+		{"Options.OmitRetryAfter", nil, true, false},
+		{"Options win over the seed", &yes, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, clk := newEmu(t, func(s *Seed) { s.Settings.RetryAfter = tt.seed },
+				Options{OmitRetryAfter: tt.omit, Limits: Limits{Trigger: Limit{Requests: 1, Window: time.Minute}}})
+			post(t, e.Handler(), "/campaigns/trigger/send", okCampaign)
+			r := post(t, e.Handler(), "/campaigns/trigger/send", okCampaign)
+			if r.status != 429 {
+				t.Fatalf("second call in a window of 1: %d", r.status)
+			}
+			reset := strconv.FormatInt(clk.Now().Truncate(time.Minute).Add(time.Minute).Unix(), 10)
+			if r.header.Get("X-RateLimit-Reset") != reset || r.header.Get("X-RateLimit-Remaining") != "0" {
+				t.Errorf("x-ratelimit-remaining %q, -reset %q; want 0, %s", r.header.Get("X-RateLimit-Remaining"), r.header.Get("X-RateLimit-Reset"), reset)
+			}
+			if _, got := r.header["Retry-After"]; got != tt.retryAfter {
+				t.Errorf("Retry-After %q, want it: %v", r.header.Get("Retry-After"), tt.retryAfter)
+			}
+		})
+	}
+}
+
 func TestDefaultLimits(t *testing.T) {
 	// braze.md §1: 250,000/h trigger pool, 250/min broadcasts, 3,000 per 3 s for /users/track
 	e, _ := newEmu(t, func(s *Seed) { s.Settings.Limits = SeedLimits{} }, Options{})

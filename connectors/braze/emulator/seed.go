@@ -58,6 +58,10 @@ type Settings struct {
 	// MaxBody is the request body limit in bytes; 0 means 1 MiB (A:
 	// braze.md §2, no documented body limit).
 	MaxBody int64 `yaml:"max_body"`
+	// RetryAfter puts Retry-After on the 429s of the limits; missing
+	// means true (A: braze.md §1 documents only x-ratelimit-*; see
+	// Options.OmitRetryAfter).
+	RetryAfter *bool `yaml:"retry_after"`
 }
 
 // APIKey is one REST API key and what it may call.
