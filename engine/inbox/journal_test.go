@@ -60,6 +60,39 @@ func TestJournalledEventsSurviveACrash(t *testing.T) {
 	}
 }
 
+// An engine that dies while it moves a sealed epoch into bbolt leaves two
+// epochs only in the journal: the sealed one and the one written
+// meanwhile. Both come back, in order, with their ids still recognised,
+// and stay put across the next restart.
+func TestCrashDuringAMoveKeepsBothEpochs(t *testing.T) {
+	dir, c := t.TempDir(), &clock{t: t0}
+	s := open(t, dir, c)
+	s.keepJournal.Store(true) // the committer moves nothing: the engine "dies" before it does
+	mustAppend(t, s, "p", ev("a", "sealed epoch"))
+	// What a move cut short leaves: the epoch sealed, not applied.
+	s.journalMu.Lock()
+	s.journal.start(s.journal.epoch + 1)
+	s.journalMu.Unlock()
+	mustAppend(t, s, "p", ev("b", "epoch after it"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, when := range []string{"after the crash", "after one more restart"} {
+		s = open(t, dir, c)
+		recs, err := s.ReadAfter("p", 0, math.MaxInt)
+		if err != nil || !slices.Equal(payloads(recs), []string{"sealed epoch", "epoch after it"}) || s.Depth("p") != 2 {
+			t.Fatalf("%s: %q, depth %d, %v; want both epochs' events", when, payloads(recs), s.Depth("p"), err)
+		}
+		if got := mustAppend(t, s, "p", ev("b", "b again")); !got[0].Duplicate || got[0].Seq != recs[1].Seq {
+			t.Fatalf("%s: a repeat of the second epoch's id: %+v", when, got)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // A torn write (the engine died inside it, so its sender never heard 2xx)
 // ends the journal; what came before it is kept.
 func TestJournalTornTail(t *testing.T) {
