@@ -56,7 +56,10 @@ type journal struct {
 	epoch  uint64 // being written
 	off    int64  // where the next entry goes in files[epoch%2]
 	noSync bool
-	buf    []byte
+	// sync is syncData; a test wraps it to see what each sync covers,
+	// which a process test cannot (kill -9 keeps the page cache).
+	sync func(*os.File) error
+	buf  []byte
 }
 
 func journalPath(dir string, i int) string {
@@ -64,7 +67,7 @@ func journalPath(dir string, i int) string {
 }
 
 func openJournal(dir string, noSync bool) (*journal, error) {
-	j := &journal{noSync: noSync}
+	j := &journal{noSync: noSync, sync: syncData}
 	created := false
 	for i := range j.files {
 		path := journalPath(dir, i)
@@ -125,14 +128,14 @@ func (j *journal) write(entries []journalled) error {
 	f := j.files[j.epoch%2]
 	_, err := f.WriteAt(b, j.off)
 	if err == nil && !j.noSync {
-		err = syncData(f)
+		err = j.sync(f)
 	}
 	if err != nil {
 		// The next write starts at the same place. Blank what may have
 		// landed, so that no entry of this failed write (its senders were
 		// refused) can be read back behind a shorter later one.
 		_, _ = f.WriteAt(make([]byte, len(b)), j.off)
-		_ = syncData(f)
+		_ = j.sync(f)
 		return fmt.Errorf("writing the inbox journal: %w", err)
 	}
 	j.off += int64(len(b))

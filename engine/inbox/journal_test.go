@@ -93,6 +93,70 @@ func TestCrashDuringAMoveKeepsBothEpochs(t *testing.T) {
 	}
 }
 
+// Append returns only once its events are synced: the 2xx a webhook gets
+// promises that the event survives a power cut, which no process test
+// can show (a kill -9 keeps the page cache). Each sync is watched: what a
+// restart would read back from the file then counts as synced, and every
+// event an Append returns must be among it by then, repeats included.
+func TestAppendReturnsOnlyOnceSynced(t *testing.T) {
+	s := open(t, t.TempDir(), &clock{t: t0})
+	defer s.Close()
+	var mu sync.Mutex
+	synced := map[eventRef]bool{}
+	syncs := 0
+	s.journalMu.Lock()
+	realSync := s.journal.sync
+	s.journal.sync = func(f *os.File) error {
+		err := realSync(f)
+		// The appender holds journalMu while it writes and syncs: the
+		// epoch is the one f is written for.
+		back, readErr := (&journal{files: [2]*os.File{f, f}}).read(s.journal.epoch)
+		if readErr != nil {
+			t.Error(readErr)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		syncs++
+		for _, e := range back {
+			synced[eventRef{e.pipeline, e.rec.Seq}] = true
+		}
+		return err
+	}
+	s.journalMu.Unlock()
+
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			pipeline := []string{"p", "q"}[g%2]
+			for i := range 30 {
+				events := []NewEvent{ev(fmt.Sprint(g, "-", i), "x")}
+				if i%3 == 0 {
+					events = append(events, ev("", "no id"))
+				}
+				if i%5 == 4 {
+					events = append(events, ev(fmt.Sprint(g, "-", i-1), "a repeat"))
+				}
+				got, err := s.Append(pipeline, events...)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for j, a := range got {
+					if !synced[eventRef{pipeline, a.Seq}] {
+						t.Errorf("Append(%s, %q) returned seq %d (duplicate %v) before a sync covered it", pipeline, events[j].Payload, a.Seq, a.Duplicate)
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if syncs == 0 {
+		t.Error("the journal was never synced")
+	}
+}
+
 // A torn write (the engine died inside it, so its sender never heard 2xx)
 // ends the journal; what came before it is kept.
 func TestJournalTornTail(t *testing.T) {
