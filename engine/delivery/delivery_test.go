@@ -101,6 +101,31 @@ func TestPerWindowNeverExceedsTheWindow(t *testing.T) {
 	}
 }
 
+// The burst absorbs requests that come in clumps: a second's worth of the
+// plain rate for long windows (Braze's 250,000 an hour, which batches of
+// 50 recipients fill at once), a fiftieth of the window for short ones;
+// the rate gives up at most a fiftieth for it.
+func TestPerWindowBurst(t *testing.T) {
+	tests := []struct {
+		n         int
+		window    time.Duration
+		wantBurst int
+	}{
+		{250_000, time.Hour, 70},
+		{250, time.Minute, 5},
+		{3000, 3 * time.Second, 60},
+		{10, time.Second, 1},
+		{1, time.Minute, 1},
+	}
+	for _, tt := range tests {
+		l := PerWindow(tt.n, tt.window)
+		plain := float64(tt.n) / tt.window.Seconds()
+		if l.Burst != tt.wantBurst || l.Rate < plain*0.98 || l.Rate > plain {
+			t.Errorf("%d per %v: rate %.3f burst %d, want burst %d and a rate of %.3f less at most a fiftieth", tt.n, tt.window, l.Rate, l.Burst, tt.wantBurst, plain)
+		}
+	}
+}
+
 // A 429 or Retry-After pauses the whole connection: no request to any pool
 // goes before the time given.
 func TestPauseStopsEveryPool(t *testing.T) {
