@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/loyalty-connector/engine/engine/inbox"
@@ -57,18 +56,9 @@ func TestPausedCanvasIsDeadLetteredAsNotSent(t *testing.T) {
 func TestStoppedCampaignDeadLettersTheWholeBatchAsNotSent(t *testing.T) {
 	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 20})
 	const n = 10
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			body := fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d}`, stoppedCampaign, i, i)
-			if a := h.post("/hooks/campaign", body, nil); a.status != 200 {
-				t.Errorf("event %d: %d %s", i, a.status, a.body)
-			}
-		}()
-	}
-	wg.Wait()
+	h.postAtOnce(n, "/hooks/campaign", func(i int) (string, map[string]string) {
+		return fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d}`, stoppedCampaign, i, i), nil
+	})
 	h.drained()
 	reqs := len(h.journal("/braze/campaigns/trigger/send"))
 	if reqs >= n {
@@ -90,18 +80,10 @@ func TestStoppedCampaignDeadLettersTheWholeBatchAsNotSent(t *testing.T) {
 // differ only in case, go in two requests, and the user gets both.
 func TestSameUserByEmailsOfAnotherCaseIsNotMerged(t *testing.T) {
 	h := start(t, setup{dirs: []string{"testdata/trigger-by-email"}})
-	var wg sync.WaitGroup
-	for i, email := range []string{"ana.garcia@example.com", "Ana.Garcia@Example.com"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			body := fmt.Sprintf(`{"campaign_id":%q,"email":%q,"n":%d}`, winter, email, i)
-			if a := h.post("/hooks/by-email", body, nil); a.status != 200 {
-				t.Errorf("event %d: %d %s", i, a.status, a.body)
-			}
-		}()
-	}
-	wg.Wait()
+	emails := []string{"ana.garcia@example.com", "Ana.Garcia@Example.com"}
+	h.postAtOnce(len(emails), "/hooks/by-email", func(i int) (string, map[string]string) {
+		return fmt.Sprintf(`{"campaign_id":%q,"email":%q,"n":%d}`, winter, emails[i], i), nil
+	})
 	h.drained()
 	if n := len(h.journal("/braze/campaigns/trigger/send")); n != 2 {
 		t.Fatalf("%d trigger requests, want 2: one per event", n)
@@ -137,18 +119,9 @@ func TestWholeRequestRefusalDeadLettersTheBatch(t *testing.T) {
 			}
 			h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 50, secrets: secretsDir})
 			const n = 40
-			var wg sync.WaitGroup
-			for i := range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					body := fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d}`, tt.campaign, i, i)
-					if a := h.post("/hooks/campaign", body, nil); a.status != 200 {
-						t.Errorf("event %d: %d %s", i, a.status, a.body)
-					}
-				}()
-			}
-			wg.Wait()
+			h.postAtOnce(n, "/hooks/campaign", func(i int) (string, map[string]string) {
+				return fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d}`, tt.campaign, i, i), nil
+			})
 			h.drained()
 			if reqs := len(h.journal("/braze/campaigns/trigger/send")); reqs > 5 {
 				t.Fatalf("%d trigger requests for %d events: the batch was sent again one event at a time", reqs, n)
@@ -179,22 +152,14 @@ func TestUsersTrackDeadLetterIndexesItsOwnRequest(t *testing.T) {
 	}
 	const n = 10
 	bad := map[int]string{3: "Spain", 7: "Atlantis"} // not ISO-3166
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			country, ok := bad[i]
-			if !ok {
-				country = "ES"
-			}
-			body := fmt.Sprintf(`{"user":"load-%06d","country":%q,"n":%d}`, i, country, i)
-			if a := h.post("/hooks/track", body, map[string]string{"X-Signature": sign(body)}); a.status != 200 {
-				t.Errorf("event %d: %d %s", i, a.status, a.body)
-			}
-		}()
-	}
-	wg.Wait()
+	h.postAtOnce(n, "/hooks/track", func(i int) (string, map[string]string) {
+		country, ok := bad[i]
+		if !ok {
+			country = "ES"
+		}
+		body := fmt.Sprintf(`{"user":"load-%06d","country":%q,"n":%d}`, i, country, i)
+		return body, map[string]string{"X-Signature": sign(body)}
+	})
 	h.drained()
 	if reqs := len(h.journal("/braze/users/track")); reqs >= n {
 		t.Fatalf("%d requests for %d events: the test needs them merged", reqs, n)
@@ -229,18 +194,9 @@ func TestUsersTrackDeadLetterIndexesItsOwnRequest(t *testing.T) {
 func TestUsersTrackPackingKeepsToTheConnectionsCap(t *testing.T) {
 	h := start(t, setup{dirs: []string{"testdata/track-capped"}, users: 100})
 	const n = 60 // 120 objects
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			body := fmt.Sprintf(`{"user":"load-%06d","n":%d}`, i, i)
-			if a := h.post("/hooks/track-both", body, nil); a.status != 200 {
-				t.Errorf("event %d: %d %s", i, a.status, a.body)
-			}
-		}()
-	}
-	wg.Wait()
+	h.postAtOnce(n, "/hooks/track-both", func(i int) (string, map[string]string) {
+		return fmt.Sprintf(`{"user":"load-%06d","n":%d}`, i, i), nil
+	})
 	h.drained()
 	if dls, _ := h.store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
 		t.Fatalf("%d dead letters (first: %s)", len(dls), dls[0].Error)

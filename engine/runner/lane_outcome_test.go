@@ -19,6 +19,7 @@ import (
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
 	"github.com/loyalty-connector/engine/engine/secrets"
+	"github.com/loyalty-connector/engine/internal/ids"
 )
 
 // A SessionM event without user.id passes F4's filter, and its wallet
@@ -135,7 +136,7 @@ func TestEventsWaitingForARetryDoNotHoldBackOtherKeys(t *testing.T) {
 	minute := func(p *engine.Pipeline) { p.Delivery.BackoffInitial, p.Delivery.BackoffMax = time.Minute, time.Minute }
 	h := start(t, setup{dirs: []string{"testdata/pipelines"}, dataDir: data, users: 300, tweak: minute,
 		opts: func(o *runner.Options) { o.Random = func() float64 { return 0.999 } }})
-	user := func(i int) string { return fmt.Sprintf("%08x-32f5-11ef-8000-%012x", i, i) }
+	user := func(i int) string { return ids.GeneratedSessionMID(i) }
 	h.control("POST", "/faults", `{"emulator":"sessionm_core","error_ratio":1,"count":64}`)
 	for i := 200; i < 264; i++ {
 		h.post("/hooks/tags/"+user(i), `{"tags":["x"]}`, map[string]string{"Authorization": coreBasic})

@@ -24,6 +24,7 @@ import (
 	"github.com/loyalty-connector/engine/engine/runner"
 	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/engine/spec"
+	"github.com/loyalty-connector/engine/internal/ids"
 	"github.com/loyalty-connector/engine/sandbox"
 )
 
@@ -331,6 +332,30 @@ func mustFile(t *testing.T, path string) string {
 	return string(b)
 }
 
+// postAtOnce posts n events to path at the same time, event i as event(i)
+// gives it, and waits for every answer, each of which must be 200.
+func (h *harness) postAtOnce(n int, path string, event func(i int) (body string, header map[string]string)) {
+	h.t.Helper()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body, header := event(i)
+			if a := h.post(path, body, header); a.status != 200 {
+				h.t.Errorf("event %d: %d %s", i, a.status, a.body)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// generatedOffer is offerEvent for the sandbox's generated user i, known
+// to Braze as external.
+func generatedOffer(id string, i int, external string) string {
+	return strings.Replace(offerEvent(id, external), ana, ids.GeneratedSessionMID(i), 1)
+}
+
 func offerEvent(id, user string) string {
 	return fmt.Sprintf(`{"event_id":%q,"event_type":"offer_issued","user":{"id":%q,"external_id":%q},
 	  "campaign":{"name":"Winter","braze_campaign_id":%q},"offer":{"offer_id":"o-1","name":"Coat"}}`, id, ana, user, winter)
@@ -583,7 +608,7 @@ func TestRetryAfterPausesTheConnection(t *testing.T) {
 	// default second (A), and its requests would land inside the pause.
 	h.control("POST", "/faults", `{"emulator":"braze","throttle":{"for":"2s"}}`)
 	event := func(i int) string {
-		sm := fmt.Sprintf("%08x-32f5-11ef-8000-%012x", i, i)
+		sm := ids.GeneratedSessionMID(i)
 		return strings.Replace(offerEvent(fmt.Sprintf("p-%d", i), fmt.Sprintf("load-%06d", i)), ana, sm, 1)
 	}
 	h.post("/hooks/sessionm/offers", event(0), map[string]string{"Authorization": hookAuth})
@@ -613,22 +638,12 @@ func TestRetryAfterPausesTheConnection(t *testing.T) {
 func TestBrazeBatching(t *testing.T) {
 	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 200})
 	const n = 120
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			user := fmt.Sprintf("load-%06d", i)
-			body := fmt.Sprintf(`{"campaign_id":%q,"user":%q,"n":%d,"note":"<b>Winter & co</b>"}`, winter, user, i)
-			if i == 7 {
-				body = fmt.Sprintf(`{"campaign_id":%q,"user":"","n":%d}`, winter, i) // Braze refuses an empty id
-			}
-			if a := h.post("/hooks/campaign", body, nil); a.status != 200 {
-				t.Errorf("event %d: %d %s", i, a.status, a.body)
-			}
-		}()
-	}
-	wg.Wait()
+	h.postAtOnce(n, "/hooks/campaign", func(i int) (string, map[string]string) {
+		if i == 7 {
+			return fmt.Sprintf(`{"campaign_id":%q,"user":"","n":%d}`, winter, i), nil // Braze refuses an empty id
+		}
+		return fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d,"note":"<b>Winter & co</b>"}`, winter, i, i), nil
+	})
 	h.drained()
 	total := 0
 	for i := range n {
@@ -666,20 +681,14 @@ func TestUsersTrackPacking(t *testing.T) {
 		mac.Write([]byte(body))
 		return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 	}
-	var wg sync.WaitGroup
-	for i := range 100 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			country := "ES"
-			if i == 42 {
-				country = "Spain" // not ISO-3166: Braze refuses this one object
-			}
-			body := fmt.Sprintf(`{"user":"load-%06d","country":%q,"n":%d}`, i, country, i)
-			h.post("/hooks/track", body, map[string]string{"X-Signature": sign(body)})
-		}()
-	}
-	wg.Wait()
+	h.postAtOnce(100, "/hooks/track", func(i int) (string, map[string]string) {
+		country := "ES"
+		if i == 42 {
+			country = "Spain" // not ISO-3166: Braze refuses this one object
+		}
+		body := fmt.Sprintf(`{"user":"load-%06d","country":%q,"n":%d}`, i, country, i)
+		return body, map[string]string{"X-Signature": sign(body)}
+	})
 	h.drained()
 	reqs := h.journal("/braze/users/track")
 	if len(reqs) > 4 {
@@ -697,22 +706,13 @@ func TestUsersTrackPacking(t *testing.T) {
 func TestTriggerMinorErrorsStillCountAsDelivered(t *testing.T) {
 	h := start(t, setup{dirs: []string{"testdata/trigger-attributes"}, users: 20})
 	const n = 10
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			country := "ES"
-			if i == 3 {
-				country = "Spain" // not ISO-3166
-			}
-			body := fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","country":%q}`, winter, i, country)
-			if a := h.post("/hooks/campaign-country", body, nil); a.status != 200 {
-				t.Errorf("event %d: %d %s", i, a.status, a.body)
-			}
-		}()
-	}
-	wg.Wait()
+	h.postAtOnce(n, "/hooks/campaign-country", func(i int) (string, map[string]string) {
+		country := "ES"
+		if i == 3 {
+			country = "Spain" // not ISO-3166
+		}
+		return fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","country":%q}`, winter, i, country), nil
+	})
 	h.drained()
 	country := func(user string) any {
 		braze, _ := h.control("GET", "/deliveries?user="+user, "")["braze"].(map[string]any)
@@ -962,19 +962,9 @@ func TestFaultStorm(t *testing.T) {
 	h.control("POST", "/faults", `{"emulator":"sessionm_connect","error_ratio":0.3}`)
 	const n = 200
 	user := func(i int) string { return fmt.Sprintf("load-%06d", i) }
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sm := fmt.Sprintf("%08x-32f5-11ef-8000-%012x", i, i)
-			body := strings.Replace(offerEvent(fmt.Sprintf("storm-%d", i), user(i)), ana, sm, 1)
-			if a := h.post("/hooks/sessionm/offers", body, map[string]string{"Authorization": hookAuth}); a.status != 200 {
-				t.Errorf("event %d: %d", i, a.status)
-			}
-		}()
-	}
-	wg.Wait()
+	h.postAtOnce(n, "/hooks/sessionm/offers", func(i int) (string, map[string]string) {
+		return generatedOffer(fmt.Sprintf("storm-%d", i), i, user(i)), map[string]string{"Authorization": hookAuth}
+	})
 	deadline := time.Now().Add(60 * time.Second)
 	for len(h.store.Pipelines()) > 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -1037,7 +1027,7 @@ func TestConnectionRateLimit(t *testing.T) {
 		}
 	}})
 	for i := range 15 {
-		h.post(fmt.Sprintf("/hooks/tags/%08x-32f5-11ef-8000-%012x", i, i), `{"tags":["x"]}`, map[string]string{"Authorization": coreBasic})
+		h.post("/hooks/tags/"+ids.GeneratedSessionMID(i), `{"tags":["x"]}`, map[string]string{"Authorization": coreBasic})
 	}
 	h.drained()
 	entries := h.journal("/sessionm/core/*")
@@ -1072,14 +1062,14 @@ func TestFailingKeyDoesNotStallOthers(t *testing.T) {
 	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 200, tweak: func(p *engine.Pipeline) {
 		p.Delivery.BackoffInitial, p.Delivery.BackoffMax = 3*time.Second, 3*time.Second
 	}})
-	bad := fmt.Sprintf("%08x-32f5-11ef-8000-%012x", 0, 0)
+	bad := ids.GeneratedSessionMID(0)
 	h.control("POST", "/faults", `{"path":"/sessionm/core/priv/v1/apps/sandbox-core-key/users/`+bad+`/tags","error_ratio":1}`)
 	for range 20 {
 		h.post("/hooks/tags/"+bad, `{"tags":["x"]}`, map[string]string{"Authorization": coreBasic})
 	}
 	began := time.Now()
 	for i := 1; i <= 100; i++ {
-		h.post(fmt.Sprintf("/hooks/tags/%08x-32f5-11ef-8000-%012x", i, i), `{"tags":["y"]}`, map[string]string{"Authorization": coreBasic})
+		h.post("/hooks/tags/"+ids.GeneratedSessionMID(i), `{"tags":["y"]}`, map[string]string{"Authorization": coreBasic})
 	}
 	h.eventually("the 100 healthy events", func() bool { return len(h.journal("/sessionm/core/*")) >= 101 })
 	if took := time.Since(began); took > 2500*time.Millisecond {
@@ -1095,16 +1085,9 @@ func TestFailingKeyDoesNotStallOthers(t *testing.T) {
 func TestBatchRetriesTogether(t *testing.T) {
 	h := start(t, setup{users: 50, tweak: func(p *engine.Pipeline) { p.Delivery.Linger = 100 * time.Millisecond }})
 	h.control("POST", "/faults", `{"emulator":"braze","throttle":{"for":"1s"},"count":1}`)
-	var wg sync.WaitGroup
-	for i := range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			body := strings.Replace(offerEvent(fmt.Sprintf("b-%d", i), fmt.Sprintf("load-%06d", i)), ana, fmt.Sprintf("%08x-32f5-11ef-8000-%012x", i, i), 1)
-			h.post("/hooks/sessionm/offers", body, map[string]string{"Authorization": hookAuth})
-		}()
-	}
-	wg.Wait()
+	h.postAtOnce(20, "/hooks/sessionm/offers", func(i int) (string, map[string]string) {
+		return generatedOffer(fmt.Sprintf("b-%d", i), i, fmt.Sprintf("load-%06d", i)), map[string]string{"Authorization": hookAuth}
+	})
 	began := time.Now()
 	h.drained()
 	if took := time.Since(began); took > 5*time.Second {
