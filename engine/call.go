@@ -62,13 +62,29 @@ func (c *Call) ResponseError(status int, body []byte) error {
 		return masked
 	}
 	// Masking changed what the body says (a secret in its JSON syntax):
-	// the failure stands, in words masked after the cut, and so does
-	// whether it is worth retrying.
-	masked := errors.New(c.masker.String(err.Error()))
-	if spec.IsRetryable(err) {
-		return spec.Retryable(masked)
+	// the failure stands, in words masked after the cut, and so does its
+	// kind: worth retrying, not sent, or refused for the whole request.
+	return sameKind(err, c.masker.String(err.Error()))
+}
+
+// sameKind is an error that says msg and is of err's kind, as far as the
+// engine tells kinds apart; err itself is not kept, as its words are not
+// masked.
+func sameKind(err error, msg string) error {
+	var notSent *spec.NotSentError
+	var out error
+	switch {
+	case errors.As(err, &notSent):
+		out = &spec.NotSentError{Msg: msg}
+	case errors.As(err, new(*spec.WholeRequestError)):
+		out = &spec.WholeRequestError{Err: errors.New(msg)}
+	default:
+		out = errors.New(msg)
 	}
-	return masked
+	if spec.IsRetryable(err) {
+		return spec.Retryable(out)
+	}
+	return out
 }
 
 // prepare computes, once at build, what every request of the call shares.

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -89,5 +90,27 @@ func TestResponseErrorMaskedKeepsTheFailure(t *testing.T) {
 	}
 	if err := c.ResponseError(200, []byte(`{"status":tok-123}`)); err == nil || !spec.IsRetryable(err) || strings.Contains(err.Error(), "tok-123") {
 		t.Fatalf("error %v; want a retryable failure, with the token masked", err)
+	}
+	// ... and so do an answer that was not acted on and a refusal of the
+	// whole request, which the batcher tells apart.
+	for _, kind := range []struct {
+		name string
+		wrap func(error) error
+		is   func(error) bool
+	}{
+		{"not sent", func(err error) error { return &spec.NotSentError{Msg: err.Error()} },
+			func(err error) bool { return errors.As(err, new(*spec.NotSentError)) }},
+		{"whole request", func(err error) error { return &spec.WholeRequestError{Err: err} },
+			func(err error) bool { return errors.As(err, new(*spec.WholeRequestError)) }},
+	} {
+		c.readAnswer = func(status int, body []byte) error {
+			if err := failsOnTheToken(status, body); err != nil {
+				return kind.wrap(err)
+			}
+			return nil
+		}
+		if err := c.ResponseError(200, []byte(`{"status":tok-123}`)); err == nil || !kind.is(err) || strings.Contains(err.Error(), "tok-123") {
+			t.Errorf("%s: error %v (%T); want the same kind, with the token masked", kind.name, err, err)
+		}
 	}
 }
