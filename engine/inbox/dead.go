@@ -273,15 +273,17 @@ func (s *Store) RequeueDeadLetters(ids []uint64) ([]Outcome, error) {
 	s.deadMu.Lock()
 	defer s.deadMu.Unlock()
 	out := make([]Outcome, len(ids))
+	seen := make(map[uint64]bool, len(ids))
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(deadBucket)
 		for i, id := range ids {
 			out[i] = Outcome{DeadLetter: DeadLetter{ID: id}}
 			v := b.Get(seqKey(id))
-			if v == nil {
+			if v == nil || seen[id] { // named twice: it is queued once
 				out[i].Err = ErrNoSuchDeadLetter
 				continue
 			}
+			seen[id] = true
 			if err := json.Unmarshal(v, &out[i].DeadLetter); err != nil {
 				out[i].Err = fmt.Errorf("it is damaged and cannot be read: %w", err)
 				continue
@@ -337,7 +339,7 @@ func (s *Store) RequeueDeadLetters(ids []uint64) ([]Outcome, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%d dead letters are queued again but could not be removed: %w", len(queued), err)
+		return nil, fmt.Errorf("%d dead letters are queued again but could not be removed (drop them rather than replay them again, or they are sent twice): %w", len(queued), err)
 	}
 	return out, nil
 }

@@ -27,7 +27,7 @@ func TestChangeManyDeadLetters(t *testing.T) {
 	dead("f1", "attempts_exhausted", 4) // 4
 	dead("f2", "damaged", 5)            // 5
 
-	out, err := s.RequeueDeadLetters([]uint64{4, 9, 2, 3, 1, 5})
+	out, err := s.RequeueDeadLetters([]uint64{4, 9, 2, 3, 1, 5, 4}) // 4 twice: queued once
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +52,7 @@ func TestChangeManyDeadLetters(t *testing.T) {
 		{3, "f1", 0, notReplayable["csv_row"]},
 		{1, "f1", 2, ""},
 		{5, "f2", 0, notReplayable["damaged"]},
+		{4, "", 0, ErrNoSuchDeadLetter.Error()},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("outcomes\n%v\nwant\n%v", got, want)
