@@ -2,7 +2,6 @@ package runner_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -323,14 +322,7 @@ func TestKeyGoesOnPastItsDeadLetterAndAReplayComesAfter(t *testing.T) {
 		t.Fatalf("replay: %d %s", a.status, a.body)
 	}
 	h.drained()
-	var order []string
-	for _, e := range h.journal("/sessionm/core/*") {
-		if e["status"].(float64) == 200 {
-			var body struct{ Tags []string }
-			json.Unmarshal([]byte(e["body"].(string)), &body)
-			order = append(order, body.Tags[0])
-		}
-	}
+	order := h.tagsDelivered()
 	if strings.Join(order, ",") != "step_1,step_2,step_0" {
 		t.Fatalf("delivered in order %v", order)
 	}

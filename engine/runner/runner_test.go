@@ -324,6 +324,23 @@ func (l *sendLog) checkPauses(t *testing.T, prefix string, inFlight time.Duratio
 	return refused
 }
 
+// tagsDelivered is the first tag of each tags request SessionM Core
+// accepted, in the order it took them.
+func (h *harness) tagsDelivered() []string {
+	h.t.Helper()
+	var order []string
+	for _, e := range h.journal("/sessionm/core/*") {
+		if e["status"].(float64) == 200 {
+			var body struct{ Tags []string }
+			if err := json.Unmarshal([]byte(e["body"].(string)), &body); err != nil || len(body.Tags) == 0 {
+				h.t.Fatalf("a tags request without tags: %s", e["body"])
+			}
+			order = append(order, body.Tags[0])
+		}
+	}
+	return order
+}
+
 func mustFile(t *testing.T, path string) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -763,14 +780,7 @@ func TestOrderedRetriesKeepOrder(t *testing.T) {
 		}
 	}
 	h.drained()
-	var order []string
-	for _, e := range h.journal("/sessionm/core/*") {
-		if e["status"].(float64) == 200 {
-			var body struct{ Tags []string }
-			json.Unmarshal([]byte(e["body"].(string)), &body)
-			order = append(order, body.Tags[0])
-		}
-	}
+	order := h.tagsDelivered()
 	if strings.Join(order, ",") != "step_0,step_1,step_2,step_3,step_4" {
 		t.Fatalf("delivered in order %v", order)
 	}
