@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/loyalty-connector/engine/engine"
-	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
 	"github.com/loyalty-connector/engine/engine/spec"
 	"github.com/loyalty-connector/engine/internal/golden"
@@ -610,18 +609,9 @@ func TestCSVSummaryStates(t *testing.T) {
 // The banner says which queued events will be delivered now and which
 // wait for a pipeline no file defines (a renamed file's).
 func TestRunBannerTellsStrandedEventsApart(t *testing.T) {
-	store, err := inbox.Open(t.TempDir(), inbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	for _, name := range []string{"tags", "old-name", "old-name"} {
-		if _, err := store.Append(name, inbox.NewEvent{ID: fmt.Sprint(time.Now().UnixNano()), Payload: []byte(`{}`)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	left := map[string]int{"tags": 1, "old-name": 2} // in the inbox at the start
 	var out strings.Builder
-	printRunBanner(&out, "127.0.0.1:8080", "data", "", []*engine.Pipeline{{Name: "tags", Source: engine.Source{Type: &spec.SourceType{Kind: spec.CSVSource}}}}, store)
+	printRunBanner(&out, "127.0.0.1:8080", "data", "", []*engine.Pipeline{{Name: "tags", Source: engine.Source{Type: &spec.SourceType{Kind: spec.CSVSource}}}}, left)
 	for _, want := range []string{"delivering events left by the last run: tags 1\n", "for pipelines no file defines now (a removed or renamed file): old-name 2;"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())

@@ -203,6 +203,9 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 		defer admin.Close()
 		fmt.Fprintf(stdout, "engine run: admin on http://%s (/status, /-/reload, /dlq)\n", aln.Addr())
 	}
+	// What the last run left, counted before deliveries and webhooks
+	// change it, for the banner.
+	leftBefore := store.Pipelines()
 	r.Start()
 	r.WatchCSVInboxes(time.Second)
 	if err := rl.run(ctx); err != nil {
@@ -210,7 +213,7 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	printRunBanner(stdout, ln.Addr().String(), *dataDir, sandboxBase, proj.Pipelines, store)
+	printRunBanner(stdout, ln.Addr().String(), *dataDir, sandboxBase, proj.Pipelines, leftBefore)
 	importsDone := runImports(ctx, r, imports, stderr)
 
 	exit, drainFor := exitOK, time.Duration(0)
@@ -333,7 +336,9 @@ func describeDepths(depths map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []*engine.Pipeline, store *inbox.Store) {
+// printRunBanner says where the engine listens and, from left (events in
+// the inbox per pipeline at the start), what the last run left.
+func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []*engine.Pipeline, left map[string]int) {
 	host, port, _ := net.SplitHostPort(addr)
 	if host == "" || host == "::" || host == "0.0.0.0" {
 		host = "127.0.0.1"
@@ -348,7 +353,7 @@ func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []
 			fmt.Fprintf(w, "  %-36s csv files\n", p.Name)
 		}
 	}
-	left, stranded := store.Pipelines(), map[string]int{}
+	stranded := map[string]int{}
 	for name, n := range left {
 		if !slices.ContainsFunc(pipelines, func(p *engine.Pipeline) bool { return p.Name == name }) {
 			stranded[name] = n
