@@ -12,12 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loyalty-connector/engine/connectors"
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/delivery"
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
-	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/internal/ids"
 )
 
@@ -48,81 +46,6 @@ func TestLookupBodyThatDoesNotFitIsATemplateDeadLetter(t *testing.T) {
 	if n := len(h.journal("/sessionm/connect/*")); n != 0 {
 		t.Fatalf("%d lookups sent", n)
 	}
-}
-
-// A request HTTP cannot carry (here a header rendered from the event with
-// a control character in it) is refused by net/http before a byte leaves.
-// It fails the same way on every attempt, so it is a template dead letter
-// at once, whether it is a lookup's or the target's.
-func TestRequestHTTPCannotCarryIsATemplateDeadLetter(t *testing.T) {
-	var got atomic.Int32
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got.Add(1)
-		w.Write([]byte(`{}`))
-	}))
-	defer api.Close()
-	r, srv, store := runFolder(t, "testdata/unsendable", api.URL)
-	defer r.Stop(5 * time.Second)
-	for _, c := range []struct{ path, pipeline, says string }{
-		{"/hooks/lookup", "lookup-header", "step thing: headers X-Note"},
-		{"/hooks/target", "target-header", "target: headers X-Note"},
-	} {
-		t.Run(c.pipeline, func(t *testing.T) {
-			if a := do(t, "POST", srv.URL+c.path, `{"note":"a\u0001b"}`, nil); a.status != 200 {
-				t.Fatalf("%d %s", a.status, a.body)
-			}
-			var dls []inbox.DeadLetter
-			for deadline := time.Now().Add(10 * time.Second); len(dls) == 0; time.Sleep(10 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("no dead letter")
-				}
-				dls, _ = store.DeadLetters(inbox.DeadFilter{Pipeline: c.pipeline})
-			}
-			dl := dls[0]
-			if dl.Reason != "template" || dl.Attempts != 1 || !strings.Contains(dl.Error, c.says) || !strings.Contains(dl.Error, "control character") {
-				t.Fatalf("dead-lettered as %q after %d attempts (want template, 1): %s", dl.Reason, dl.Attempts, dl.Error)
-			}
-			if dl.Request == nil || dl.Request.Headers["X-Note"] != "a\x01b" {
-				t.Fatalf("the dead letter should show the request as rendered: %+v", dl.Request)
-			}
-		})
-	}
-	if n := got.Load(); n != 0 {
-		t.Fatalf("the API got %d requests", n)
-	}
-}
-
-// runFolder runs the pipelines of dir with API_URL set to apiURL; it
-// returns the runner (started), its webhook server and its inbox, which
-// closes when the test ends.
-func runFolder(t *testing.T, dir, apiURL string, tweak ...func(*engine.Pipeline)) (*runner.Runner, *httptest.Server, *inbox.Store) {
-	t.Helper()
-	loader, err := engine.NewLoader(connectors.Catalog(), secrets.NewResolver(secrets.LookupChain(map[string]string{"API_URL": apiURL}), "", &secrets.Masker{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proj := loader.Load([]string{dir})
-	if proj.Diagnostics.HasErrors() {
-		t.Fatal(proj.Diagnostics.Items())
-	}
-	for _, p := range proj.Pipelines {
-		for _, f := range tweak {
-			f(p)
-		}
-	}
-	store, err := inbox.Open(t.TempDir(), inbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	r, err := runner.New(runner.Options{Store: store, Pipelines: proj.Pipelines})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(r.Handler())
-	t.Cleanup(srv.Close)
-	r.Start()
-	return r, srv, store
 }
 
 // Events of different keys waiting for a retry give their window slots up

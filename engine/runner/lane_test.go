@@ -151,18 +151,9 @@ func campaignRunner(t *testing.T, brazeURL string) (*Runner, *inbox.Store) {
 	for _, p := range proj.Pipelines {
 		p.Delivery.Linger = time.Millisecond
 	}
-	store, err := inbox.Open(t.TempDir(), inbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	r, err := New(Options{Store: store, Pipelines: proj.Pipelines})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, store := startRunner(t, proj.Pipelines)
 	srv := httptest.NewServer(r.Handler())
 	t.Cleanup(srv.Close)
-	r.Start()
 	resp, err := http.Post(srv.URL+"/hooks/campaign", "application/json", strings.NewReader(`{"campaign_id":"c1","user":"u-1","n":1}`))
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("webhook: %v %v", err, resp)
@@ -255,7 +246,8 @@ func TestWaitingEventsAreBounded(t *testing.T) {
 }
 
 // runAPI starts a runner of the pipelines in dir, their API at apiURL
-// (API_URL), tweaked by tweak; the store closes when the test ends.
+// (API_URL), tweaked by tweak (if any); the store closes when the test
+// ends.
 func runAPI(t *testing.T, dir, apiURL string, tweak func(*engine.Pipeline)) (*Runner, *inbox.Store) {
 	t.Helper()
 	loader, err := engine.NewLoader(connectors.Catalog(), secrets.NewResolver(secrets.LookupChain(map[string]string{"API_URL": apiURL}), "", &secrets.Masker{}))
@@ -266,20 +258,75 @@ func runAPI(t *testing.T, dir, apiURL string, tweak func(*engine.Pipeline)) (*Ru
 	if proj.Diagnostics.HasErrors() {
 		t.Fatal(proj.Diagnostics.Items())
 	}
-	for _, p := range proj.Pipelines {
-		tweak(p)
+	if tweak != nil {
+		for _, p := range proj.Pipelines {
+			tweak(p)
+		}
 	}
+	return startRunner(t, proj.Pipelines)
+}
+
+// startRunner starts a runner of pipelines on an inbox in a temporary
+// folder, which closes when the test ends.
+func startRunner(t *testing.T, pipelines []*engine.Pipeline) (*Runner, *inbox.Store) {
+	t.Helper()
 	store, err := inbox.Open(t.TempDir(), inbox.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	r, err := New(Options{Store: store, Pipelines: proj.Pipelines})
+	r, err := New(Options{Store: store, Pipelines: pipelines})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Start()
 	return r, store
+}
+
+// A request HTTP cannot carry (here a header rendered from the event with
+// a control character in it) is refused by net/http before a byte leaves.
+// It fails the same way on every attempt, so it is a template dead letter
+// at once, whether it is a lookup's or the target's.
+func TestRequestHTTPCannotCarryIsATemplateDeadLetter(t *testing.T) {
+	var got atomic.Int32
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		w.Write([]byte(`{}`))
+	}))
+	defer api.Close()
+	r, store := runAPI(t, "testdata/unsendable", api.URL, nil)
+	defer r.Stop(5 * time.Second)
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	for _, c := range []struct{ path, pipeline, says string }{
+		{"/hooks/lookup", "lookup-header", "step thing: headers X-Note"},
+		{"/hooks/target", "target-header", "target: headers X-Note"},
+	} {
+		t.Run(c.pipeline, func(t *testing.T) {
+			resp, err := http.Post(srv.URL+c.path, "application/json", strings.NewReader(`{"note":"a\u0001b"}`))
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("webhook: %v %v", err, resp)
+			}
+			resp.Body.Close()
+			var dls []inbox.DeadLetter
+			for deadline := time.Now().Add(10 * time.Second); len(dls) == 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no dead letter")
+				}
+				dls, _ = store.DeadLetters(inbox.DeadFilter{Pipeline: c.pipeline})
+			}
+			dl := dls[0]
+			if dl.Reason != "template" || dl.Attempts != 1 || !strings.Contains(dl.Error, c.says) || !strings.Contains(dl.Error, "control character") {
+				t.Fatalf("dead-lettered as %q after %d attempts (want template, 1): %s", dl.Reason, dl.Attempts, dl.Error)
+			}
+			if dl.Request == nil || dl.Request.Headers["X-Note"] != "a\x01b" {
+				t.Fatalf("the dead letter should show the request as rendered: %+v", dl.Request)
+			}
+		})
+	}
+	if n := got.Load(); n != 0 {
+		t.Fatalf("the API got %d requests", n)
+	}
 }
 
 // A panic on the feeder, while it reads an event's order_by key, would end
