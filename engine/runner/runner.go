@@ -23,6 +23,7 @@ import (
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/engine/spec"
+	"github.com/loyalty-connector/engine/internal/h1client"
 )
 
 // DefaultMaxInbox is how many undelivered events one pipeline may hold
@@ -111,13 +112,20 @@ func New(opts Options) (*Runner, error) {
 		}
 		r.client = &http.Client{
 			// Reusing connections is most of the speed: no TLS handshake
-			// per event.
-			Transport: &http.Transport{
-				Proxy:               http.ProxyFromEnvironment,
-				MaxIdleConns:        max(100, conns*2),
-				MaxIdleConnsPerHost: max(16, conns),
-				IdleConnTimeout:     90 * time.Second,
-				ForceAttemptHTTP2:   true,
+			// per event. h1client sends each request in its caller's
+			// goroutine, at half net/http's CPU per request; a proxy goes
+			// through net/http.
+			Transport: &h1client.Transport{
+				Proxy:          http.ProxyFromEnvironment,
+				MaxIdlePerHost: max(16, conns),
+				IdleTimeout:    90 * time.Second,
+				Fallback: &http.Transport{
+					Proxy:               http.ProxyFromEnvironment,
+					MaxIdleConns:        max(100, conns*2),
+					MaxIdleConnsPerHost: max(16, conns),
+					IdleConnTimeout:     90 * time.Second,
+					ForceAttemptHTTP2:   true,
+				},
 			},
 			// A target that redirects is answering something else; the
 			// redirect is reported, not followed.
