@@ -21,6 +21,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -66,9 +67,11 @@ type Transport struct {
 	MaxResponseHeaderBytes int64
 
 	mu     sync.Mutex
-	hosts  map[string]*host
+	hosts  map[hostKey]*host
 	closed int // CloseIdleConnections calls, so a connection busy during one is closed when it comes back
 }
+
+type hostKey struct{ scheme, host string }
 
 // host is one scheme and host:port, with its idle connections.
 type host struct {
@@ -170,7 +173,7 @@ func (t *Transport) hostFor(req *http.Request) (*host, error) {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, nil
 	}
-	key := u.Scheme + "://" + u.Host
+	key := hostKey{u.Scheme, u.Host}
 	t.mu.Lock()
 	h := t.hosts[key]
 	t.mu.Unlock()
@@ -187,7 +190,7 @@ func (t *Transport) hostFor(req *http.Request) (*host, error) {
 		return known, nil
 	}
 	if t.hosts == nil {
-		t.hosts = map[string]*host{}
+		t.hosts = map[hostKey]*host{}
 	}
 	t.hosts[key] = h
 	return h, nil
@@ -391,6 +394,10 @@ func (c *conn) watch(ctx context.Context) func() bool {
 }
 
 func (c *conn) writeRequest(req *http.Request) error {
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	if req.Body != nil {
+		defer req.Body.Close()
+	}
 	w := c.bw
 	method := req.Method
 	if method == "" {
@@ -409,6 +416,13 @@ func (c *conn) writeRequest(req *http.Request) error {
 	if _, ok := req.Header["User-Agent"]; !ok {
 		w.WriteString("User-Agent: Go-http-client/1.1\r\n")
 	}
+	if user := req.URL.User; user != nil && req.Header["Authorization"] == nil {
+		// As net/http: a URL's user and password are Basic credentials.
+		password, _ := user.Password()
+		w.WriteString("Authorization: Basic ")
+		w.WriteString(base64.StdEncoding.EncodeToString([]byte(user.Username() + ":" + password)))
+		w.WriteString("\r\n")
+	}
 	for name, values := range req.Header {
 		if skippedHeaders[name] {
 			continue
@@ -423,7 +437,6 @@ func (c *conn) writeRequest(req *http.Request) error {
 	if req.Close {
 		w.WriteString("Connection: close\r\n")
 	}
-	hasBody := req.Body != nil && req.Body != http.NoBody
 	if hasBody || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
 		w.WriteString("Content-Length: ")
 		var digits [20]byte
@@ -433,9 +446,8 @@ func (c *conn) writeRequest(req *http.Request) error {
 	w.WriteString("\r\n")
 	if hasBody {
 		n, err := io.Copy(w, req.Body)
-		req.Body.Close()
 		if err != nil {
-			return fmt.Errorf("reading the request body: %w", err)
+			return fmt.Errorf("sending the request body: %w", err)
 		}
 		if n != req.ContentLength {
 			return fmt.Errorf("the request body has %d bytes where its length says %d", n, req.ContentLength)
@@ -540,7 +552,9 @@ func (b *body) Close() error {
 func (b *body) finish(whole bool) {
 	b.done = true
 	clean := b.stopWatch == nil || b.stopWatch()
-	if whole && clean && b.keep {
+	// Bytes past the answer were not asked for: the next request on this
+	// connection would read them as its own answer.
+	if whole && clean && b.keep && b.c.br.Buffered() == 0 {
 		b.c.host.t.putIdle(b.c)
 		return
 	}
@@ -581,6 +595,7 @@ func rewind(req *http.Request) (*http.Request, bool) {
 	if err != nil {
 		return nil, false
 	}
+	closeBody(req)
 	again := *req
 	again.Body = fresh
 	return &again, true

@@ -538,3 +538,55 @@ func BenchmarkRoundTrip(b *testing.B) {
 	}
 }
 
+func TestAURLsUserAndPasswordAreBasicCredentials(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, password, ok := r.BasicAuth()
+		fmt.Fprintf(w, "%v %s %s", ok, user, password)
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: &Transport{}}
+	withUser := strings.Replace(srv.URL, "http://", "http://api-key:s%3Acret@", 1)
+	if _, got := post(t, client, withUser, ""); got != "true api-key s:cret" {
+		t.Fatalf("the server saw %q, want the URL's credentials", got)
+	}
+	req, _ := http.NewRequest(http.MethodGet, withUser, nil)
+	req.SetBasicAuth("header", "wins")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(data) != "true header wins" {
+		t.Fatalf("the server saw %q, want the Authorization header's credentials", data)
+	}
+}
+
+func TestBytesPastAnAnswerAreNotTakenForTheNextOne(t *testing.T) {
+	target := rawServer(t, func(c net.Conn, connIndex int) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if req.URL.Path == "/extra" {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+				continue
+			}
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d", connIndex)
+		}
+	})
+	client := &http.Client{Transport: &Transport{}}
+	for _, tc := range []struct{ path, want string }{{"/extra", "ok"}, {"/conn", "1"}} {
+		resp, err := client.Get(target + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(data) != tc.want {
+			t.Fatalf("GET %s: %q, want %q", tc.path, data, tc.want)
+		}
+	}
+}
