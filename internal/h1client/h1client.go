@@ -114,7 +114,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		c, err := t.getConn(ctx, h)
+		c, err := t.getConn(ctx, h, attempt > 0)
 		if err != nil {
 			closeBody(req)
 			return nil, contextError(ctx, err)
@@ -123,9 +123,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			return resp, nil
 		}
-		// A kept-alive connection the server closed while it was idle
-		// fails before any answer; the request goes once more on a new
-		// connection. An engine retry would send it again anyway, later.
+		// A kept-alive connection the server closed just as it was
+		// taken fails before any answer; the request goes once more on a
+		// new connection (not another idle one, which may be as old). An
+		// engine retry would send it again anyway, later.
 		if unanswered && c.reused && attempt == 0 && ctx.Err() == nil {
 			if fresh, ok := rewind(req); ok {
 				req = fresh
@@ -243,33 +244,43 @@ func sendsItself(req *http.Request) bool {
 	return req.Body == nil || req.Body == http.NoBody || req.ContentLength > 0
 }
 
-func (t *Transport) getConn(ctx context.Context, h *host) (*conn, error) {
-	now := time.Now()
+// getConn takes h's most recently used idle connection that is still
+// open, or dials a new one (always, when fresh).
+func (t *Transport) getConn(ctx context.Context, h *host, fresh bool) (*conn, error) {
 	idleTimeout := or(t.IdleTimeout, DefaultIdleTimeout)
-	t.mu.Lock()
-	var found *conn
-	var stale []*conn
-	for n := len(h.idle); n > 0 && found == nil; n-- {
-		c := h.idle[n-1]
-		h.idle[n-1] = nil
-		h.idle = h.idle[:n-1]
-		if now.Sub(c.idleSince) > idleTimeout {
-			stale = append(stale, c)
+	for !fresh {
+		now := time.Now()
+		t.mu.Lock()
+		var c *conn
+		if n := len(h.idle); n > 0 {
+			c = h.idle[n-1]
+			h.idle[n-1] = nil
+			h.idle = h.idle[:n-1]
+		}
+		t.mu.Unlock()
+		if c == nil {
+			break
+		}
+		idle := now.Sub(c.idleSince)
+		// A server closes connections idle past its own timeout (60 s
+		// behind AWS load balancers); one idle for a moment is not
+		// worth the system call that asks.
+		if idle > idleTimeout || (idle > checkAfterIdle && !c.open()) {
+			c.nc.Close()
 			continue
 		}
-		found = c
+		c.reused = true
+		return c, nil
 	}
+	t.mu.Lock()
 	epoch := t.closed
 	t.mu.Unlock()
-	for _, c := range stale {
-		c.nc.Close()
-	}
-	if found != nil {
-		found.reused = true
-		return found, nil
-	}
 	return t.dial(ctx, h, epoch)
 }
+
+// checkAfterIdle is how long a connection sits idle before it is checked
+// for a close from the server when taken (a variable for tests).
+var checkAfterIdle = time.Second
 
 func (t *Transport) dial(ctx context.Context, h *host, epoch int) (*conn, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, or(t.DialTimeout, DefaultDialTimeout))
@@ -345,6 +356,9 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Res
 	c.limit.left = limit
 	c.limit.on = true
 	if _, err := c.br.Peek(1); err != nil {
+		if err == io.EOF {
+			err = errors.New("the server closed the connection without answering")
+		}
 		return fail(err, true)
 	}
 	for informational := 0; ; informational++ {

@@ -590,3 +590,112 @@ func TestBytesPastAnAnswerAreNotTakenForTheNextOne(t *testing.T) {
 		}
 	}
 }
+
+// heldRequests sends n requests at once to target, so that the pool ends
+// up with n idle connections; serve must answer only once n are in.
+func heldRequests(t *testing.T, client *http.Client, target string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			resp, err := client.Post(target, "text/plain", strings.NewReader("held "+strconv.Itoa(i)))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.ReadAll(resp.Body)
+			resp.Body.Close()
+		})
+	}
+	wg.Wait()
+}
+
+// firstAnswered serves a connection's first request, holding the answer
+// on the first n connections until n first requests have arrived, then
+// gives the connection to after.
+func firstAnswered(n int, after func(c net.Conn, br *bufio.Reader)) func(net.Conn, int) {
+	var arrived sync.WaitGroup
+	arrived.Add(n)
+	return func(c net.Conn, connIndex int) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		if connIndex < n {
+			arrived.Done()
+			arrived.Wait()
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		after(c, br)
+	}
+}
+
+func TestIdleConnectionsTheServerClosedAreNotUsed(t *testing.T) {
+	defer func(was time.Duration) { checkAfterIdle = was }(checkAfterIdle)
+	checkAfterIdle = 0
+	var mu sync.Mutex
+	seen := map[string]int{}
+	record := func(br *bufio.Reader, answer func()) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			data, _ := io.ReadAll(req.Body)
+			mu.Lock()
+			seen[string(data)]++
+			mu.Unlock()
+			answer()
+		}
+	}
+	// After its first answer each of the first four connections says it
+	// is done (FIN) but goes on reading: a request sent on one would
+	// reach the server, get no answer, and be sent again on a new
+	// connection. Later connections answer everything.
+	closing := firstAnswered(4, func(c net.Conn, br *bufio.Reader) {
+		c.(*net.TCPConn).CloseWrite()
+		record(br, func() {})
+	})
+	target := rawServer(t, func(c net.Conn, connIndex int) {
+		if connIndex < 4 {
+			closing(c, connIndex)
+			return
+		}
+		record(bufio.NewReader(c), func() { io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") })
+	})
+	client := &http.Client{Transport: &Transport{}}
+	heldRequests(t, client, target, 4)
+	for i := range 4 {
+		if _, got := post(t, client, target, "event "+strconv.Itoa(i)); got != "ok" {
+			t.Fatalf("answer %q, want ok", got)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for body, n := range seen {
+		if n != 1 {
+			t.Errorf("the server got %q %d times, want once: it was sent on a connection the server had closed", body, n)
+		}
+	}
+	if len(seen) != 4 {
+		t.Fatalf("the server got %d distinct requests after the first four, want 4", len(seen))
+	}
+}
+
+func TestARequestCutOnAKeptConnectionGoesAgainOnANewOne(t *testing.T) {
+	// Each connection answers its first request; a second one is read
+	// and the connection closed, as by a server that timed it out just
+	// then. Three such connections wait in the pool, idle for less than
+	// checkAfterIdle, so they are taken unchecked.
+	target := rawServer(t, firstAnswered(3, func(c net.Conn, br *bufio.Reader) {
+		http.ReadRequest(br)
+	}))
+	client := &http.Client{Transport: &Transport{}}
+	heldRequests(t, client, target, 3)
+	// The second attempt must not take another of the three.
+	if _, got := post(t, client, target, "event"); got != "ok" {
+		t.Fatalf("answer %q, want ok", got)
+	}
+}
