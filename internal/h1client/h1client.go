@@ -66,9 +66,10 @@ type Transport struct {
 	// MaxResponseHeaderBytes bounds an answer's status line and headers.
 	MaxResponseHeaderBytes int64
 
-	mu     sync.Mutex
-	hosts  map[hostKey]*host
-	closed int // CloseIdleConnections calls, so a connection busy during one is closed when it comes back
+	mu       sync.Mutex
+	hosts    map[hostKey]*host
+	sweeping bool // a timer will close connections idle too long
+	closed   int  // CloseIdleConnections calls, so a connection busy during one is closed when it comes back
 }
 
 type hostKey struct{ scheme, host string }
@@ -119,15 +120,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(req)
 			return nil, contextError(ctx, err)
 		}
-		resp, unanswered, err := c.roundTrip(ctx, req)
+		resp, sendAgain, err := c.roundTrip(ctx, req)
 		if err == nil {
 			return resp, nil
 		}
-		// A kept-alive connection the server closed just as it was
-		// taken fails before any answer; the request goes once more on a
-		// new connection (not another idle one, which may be as old). An
-		// engine retry would send it again anyway, later.
-		if unanswered && c.reused && attempt == 0 && ctx.Err() == nil {
+		// A kept-alive connection the server closed just after the check
+		// in getConn fails before any answer; the request goes once more
+		// on a new connection (not another idle one, which may be as
+		// old).
+		if sendAgain && c.reused && attempt == 0 && ctx.Err() == nil {
 			if fresh, ok := rewind(req); ok {
 				req = fresh
 				continue
@@ -261,11 +262,11 @@ func (t *Transport) getConn(ctx context.Context, h *host, fresh bool) (*conn, er
 		if c == nil {
 			break
 		}
-		idle := now.Sub(c.idleSince)
 		// A server closes connections idle past its own timeout (60 s
-		// behind AWS load balancers); one idle for a moment is not
-		// worth the system call that asks.
-		if idle > idleTimeout || (idle > checkAfterIdle && !c.open()) {
+		// behind AWS load balancers) or when it restarts, and may send
+		// a 408 first: net/http's reader goroutine sees that as it
+		// happens, this transport asks the socket (one system call).
+		if now.Sub(c.idleSince) > idleTimeout || !c.open() {
 			c.nc.Close()
 			continue
 		}
@@ -277,10 +278,6 @@ func (t *Transport) getConn(ctx context.Context, h *host, fresh bool) (*conn, er
 	t.mu.Unlock()
 	return t.dial(ctx, h, epoch)
 }
-
-// checkAfterIdle is how long a connection sits idle before it is checked
-// for a close from the server when taken (a variable for tests).
-var checkAfterIdle = time.Second
 
 func (t *Transport) dial(ctx context.Context, h *host, epoch int) (*conn, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, or(t.DialTimeout, DefaultDialTimeout))
@@ -329,6 +326,10 @@ func (t *Transport) putIdle(c *conn) {
 	}
 	if c.epoch == t.closed && len(h.idle) < maxIdle {
 		h.idle = append(h.idle, c)
+		if !t.sweeping {
+			t.sweeping = true
+			time.AfterFunc(idleTimeout, t.sweep)
+		}
 	} else {
 		drop = append(drop, c)
 	}
@@ -338,19 +339,61 @@ func (t *Transport) putIdle(c *conn) {
 	}
 }
 
-// roundTrip writes req on c and reads the answer's head. unanswered says
-// the request failed before any byte of an answer arrived.
-func (c *conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, unanswered bool, err error) {
+// sweep closes the connections idle past IdleTimeout, so a host that is
+// no longer called does not keep them (and their descriptors) for ever.
+func (t *Transport) sweep() {
+	idleTimeout := or(t.IdleTimeout, DefaultIdleTimeout)
+	now := time.Now()
+	var drop []*conn
+	next := time.Duration(-1)
+	t.mu.Lock()
+	for _, h := range t.hosts {
+		kept := h.idle[:0]
+		for _, c := range h.idle {
+			if left := idleTimeout - now.Sub(c.idleSince); left > 0 {
+				kept = append(kept, c)
+				if next < 0 || left < next {
+					next = left
+				}
+			} else {
+				drop = append(drop, c)
+			}
+		}
+		clear(h.idle[len(kept):])
+		h.idle = kept
+	}
+	t.sweeping = next >= 0
+	if t.sweeping {
+		time.AfterFunc(next, t.sweep)
+	}
+	t.mu.Unlock()
+	for _, c := range drop {
+		c.nc.Close()
+	}
+}
+
+// roundTrip writes req on c and reads the answer's head. sendAgain says
+// the request may go again on another connection: the server cannot have
+// acted on it (it was not written whole), or it is one net/http would
+// send again too (a GET, or one with an Idempotency-Key).
+func (c *conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, sendAgain bool, err error) {
 	stopWatch := c.watch(ctx)
-	fail := func(err error, unanswered bool) (*http.Response, bool, error) {
+	fail := func(err error, sendAgain bool) (*http.Response, bool, error) {
 		if stopWatch != nil {
 			stopWatch()
 		}
 		c.nc.Close()
-		return nil, unanswered, err
+		return nil, sendAgain, err
 	}
-	if err := c.writeRequest(req); err != nil {
-		return fail(err, true)
+	closeAfter := req.Close || hasToken(req.Header["Connection"], "close")
+	if err := c.writeRequest(req, closeAfter); err != nil {
+		// A server that refuses a request before reading all of it (a
+		// 413 for a body too large) answers and closes; the answer is
+		// worth more than the broken pipe.
+		if ctx.Err() != nil || !c.answeredEarly(ctx) {
+			return fail(err, true)
+		}
+		closeAfter = true
 	}
 	limit := c.host.maxHeader
 	c.limit.left = limit
@@ -359,7 +402,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Res
 		if err == io.EOF {
 			err = errors.New("the server closed the connection without answering")
 		}
-		return fail(err, true)
+		return fail(err, replayable(req))
 	}
 	for informational := 0; ; informational++ {
 		resp, err = http.ReadResponse(c.br, req)
@@ -381,7 +424,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Res
 		return fail(fmt.Errorf("unexpected answer %q: this client takes no protocol switch or endless 1xx answers", resp.Status), false)
 	}
 	resp.TLS = c.tlsState
-	b := &body{c: c, rc: resp.Body, stopWatch: stopWatch, keep: !resp.Close && !req.Close}
+	b := &body{c: c, ctx: ctx, rc: resp.Body, stopWatch: stopWatch, keep: !resp.Close && !closeAfter}
 	if resp.Body == http.NoBody {
 		b.finish(true)
 		return resp, false, nil
@@ -407,7 +450,20 @@ func (c *conn) watch(ctx context.Context) func() bool {
 	return context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
 }
 
-func (c *conn) writeRequest(req *http.Request) error {
+// answeredEarly says whether an answer waits on c after a failed write,
+// looking for a moment at most.
+func (c *conn) answeredEarly(ctx context.Context) bool {
+	wait := time.Now().Add(100 * time.Millisecond)
+	if deadline, ok := ctx.Deadline(); ok && deadline.Before(wait) {
+		wait = deadline
+	}
+	c.nc.SetReadDeadline(wait)
+	c.deadline = true
+	_, err := c.br.Peek(1)
+	return err == nil
+}
+
+func (c *conn) writeRequest(req *http.Request, closeAfter bool) error {
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	if req.Body != nil {
 		defer req.Body.Close()
@@ -448,7 +504,7 @@ func (c *conn) writeRequest(req *http.Request) error {
 			w.WriteString("\r\n")
 		}
 	}
-	if req.Close {
+	if closeAfter {
 		w.WriteString("Connection: close\r\n")
 	}
 	if hasBody || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
@@ -468,6 +524,29 @@ func (c *conn) writeRequest(req *http.Request) error {
 		}
 	}
 	return w.Flush()
+}
+
+// replayable is net/http's rule for sending a request again after a
+// kept-alive connection failed: a method without side effects, or a key
+// the server uses to recognise a repeat.
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return req.Header["Idempotency-Key"] != nil || req.Header["X-Idempotency-Key"] != nil
+}
+
+// hasToken says whether a comma-separated header holds token.
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // skippedHeaders are written from the request's fields, not its Header,
@@ -527,6 +606,7 @@ func validValue(s string) bool {
 type body struct {
 	mu        sync.Mutex
 	c         *conn
+	ctx       context.Context
 	rc        io.ReadCloser
 	stopWatch func() bool
 	keep      bool // neither side asked to close the connection
@@ -545,8 +625,8 @@ func (b *body) Read(p []byte) (int, error) {
 		b.finish(true)
 	case err != nil:
 		b.finish(false)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = fmt.Errorf("reading the answer: %w", context.DeadlineExceeded)
+		if ctxErr := contextError(b.ctx, err); ctxErr != err {
+			err = fmt.Errorf("reading the answer: %w", ctxErr)
 		}
 	}
 	return n, err
@@ -624,11 +704,15 @@ func closeBody(req *http.Request) {
 // contextError reports a request cut by its context as the context's
 // error, as net/http does, so callers can tell a timeout from a refusal.
 func contextError(ctx context.Context, err error) error {
-	if ctx.Done() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		<-ctx.Done() // the connection's deadline is the context's own
-	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
+	}
+	// The connection's deadline is the context's, but its timer may
+	// fire a moment before the context's own. A deadline further off
+	// was not the context's: the dial's own timeout, say.
+	if deadline, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && time.Until(deadline) < 100*time.Millisecond {
+		<-ctx.Done()
+		return ctx.Err()
 	}
 	return err
 }

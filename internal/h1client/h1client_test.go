@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,9 +155,11 @@ func TestConnectionCloseIsHonoured(t *testing.T) {
 		name         string
 		serverCloses bool
 		clientCloses bool
+		inHeader     bool // the request's Header, as a connection's YAML headers would
 	}{
-		{"server says close", true, false},
-		{"request says close", false, true},
+		{"server says close", true, false, false},
+		{"request says close", false, true, false},
+		{"request header says close", false, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var conns atomic.Int64
@@ -178,7 +182,11 @@ func TestConnectionCloseIsHonoured(t *testing.T) {
 			client := &http.Client{Transport: &Transport{}}
 			for range 3 {
 				req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-				req.Close = tc.clientCloses
+				if tc.inHeader {
+					req.Header.Set("Connection", "close")
+				} else {
+					req.Close = tc.clientCloses
+				}
 				resp, err := client.Do(req)
 				if err != nil {
 					t.Fatal(err)
@@ -289,6 +297,7 @@ func TestTheContextBoundsTheWholeExchange(t *testing.T) {
 		{"no answer before the deadline", "/none", false, context.DeadlineExceeded},
 		{"cancelled while waiting", "/none", true, context.Canceled},
 		{"half a body before the deadline", "/half", false, context.DeadlineExceeded},
+		{"cancelled while reading the body", "/half", true, context.Canceled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -633,8 +642,6 @@ func firstAnswered(n int, after func(c net.Conn, br *bufio.Reader)) func(net.Con
 }
 
 func TestIdleConnectionsTheServerClosedAreNotUsed(t *testing.T) {
-	defer func(was time.Duration) { checkAfterIdle = was }(checkAfterIdle)
-	checkAfterIdle = 0
 	var mu sync.Mutex
 	seen := map[string]int{}
 	record := func(br *bufio.Reader, answer func()) {
@@ -684,18 +691,210 @@ func TestIdleConnectionsTheServerClosedAreNotUsed(t *testing.T) {
 	}
 }
 
-func TestARequestCutOnAKeptConnectionGoesAgainOnANewOne(t *testing.T) {
-	// Each connection answers its first request; a second one is read
-	// and the connection closed, as by a server that timed it out just
-	// then. Three such connections wait in the pool, idle for less than
-	// checkAfterIdle, so they are taken unchecked.
-	target := rawServer(t, firstAnswered(3, func(c net.Conn, br *bufio.Reader) {
-		http.ReadRequest(br)
-	}))
+func TestARequestCutOnAKeptConnectionGoesAgainOnlyWhereNetHTTPWould(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		method    string
+		header    http.Header
+		sentAgain bool
+	}{
+		{"GET", http.MethodGet, nil, true},
+		{"POST with an Idempotency-Key", http.MethodPost, http.Header{"Idempotency-Key": {"k-1"}}, true},
+		{"POST", http.MethodPost, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Each connection answers its first request; a second one is
+			// read and the connection closed, as by a server that fell
+			// over just then. Three such connections wait in the pool.
+			var cut atomic.Int64
+			target := rawServer(t, firstAnswered(3, func(c net.Conn, br *bufio.Reader) {
+				if _, err := http.ReadRequest(br); err == nil {
+					cut.Add(1)
+				}
+			}))
+			client := &http.Client{Transport: &Transport{}}
+			heldRequests(t, client, target, 3)
+			req, _ := http.NewRequest(tc.method, target, strings.NewReader("event"))
+			maps.Copy(req.Header, tc.header)
+			resp, err := client.Do(req)
+			if tc.sentAgain {
+				// The second attempt must go on a new connection, not on
+				// another of the three.
+				if err != nil {
+					t.Fatalf("a request cut on a kept connection failed: %v", err)
+				}
+				resp.Body.Close()
+			} else if err == nil || !strings.Contains(err.Error(), "closed the connection without answering") {
+				t.Fatalf("error %v, want the cut reported: the server may have acted on it", err)
+			}
+			if n := cut.Load(); n != 1 {
+				t.Fatalf("%d requests cut, want 1", n)
+			}
+		})
+	}
+}
+
+func TestAnAnswerSentOnAnIdleConnectionIsNotTakenForTheNextOne(t *testing.T) {
+	firstRead, timedOut := make(chan struct{}), make(chan struct{})
+	target := rawServer(t, func(c net.Conn, connIndex int) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nconn %d", connIndex)
+			if connIndex == 0 {
+				// Some servers say 408 when they time an idle
+				// connection out.
+				<-firstRead
+				io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+				c.Close()
+				close(timedOut)
+				return
+			}
+		}
+	})
 	client := &http.Client{Transport: &Transport{}}
-	heldRequests(t, client, target, 3)
-	// The second attempt must not take another of the three.
-	if _, got := post(t, client, target, "event"); got != "ok" {
-		t.Fatalf("answer %q, want ok", got)
+	if _, got := post(t, client, target, "first"); got != "conn 0" {
+		t.Fatalf("answer %q, want conn 0", got)
+	}
+	close(firstRead)
+	<-timedOut
+	resp, got := post(t, client, target, "second")
+	if resp.StatusCode != http.StatusOK || got != "conn 1" {
+		t.Fatalf("answer %d %q, want 200 from a new connection", resp.StatusCode, got)
+	}
+}
+
+func TestIdleConnectionsAreClosedAfterTheIdleTimeout(t *testing.T) {
+	closed := make(chan struct{}, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateClosed {
+			closed <- struct{}{}
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	client := &http.Client{Transport: &Transport{IdleTimeout: 50 * time.Millisecond}}
+	post(t, client, srv.URL, "x")
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a connection idle 100 times its IdleTimeout is still open, with no request to the host since")
+	}
+}
+
+func TestAnAnswerSentBeforeTheWholeBodyWasReadIsReturned(t *testing.T) {
+	target := rawServer(t, func(c net.Conn, _ int) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\nContent-Length: 9\r\n\r\ntoo large")
+		c.(*net.TCPConn).CloseWrite()
+		time.Sleep(100 * time.Millisecond) // then the close cuts the client's write short
+	})
+	client := &http.Client{Transport: &Transport{}}
+	resp, err := client.Post(target, "application/json", strings.NewReader(strings.Repeat("x", 16<<20)))
+	if err != nil {
+		t.Fatalf("error %v, want the server's 413", err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || string(data) != "too large" {
+		t.Fatalf("answer %d %q, want 413 too large", resp.StatusCode, data)
+	}
+}
+
+func TestContextErrorNeverWaits(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+	later, cancel3 := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel3()
+	onlyCancellable, cancel4 := context.WithCancel(context.Background())
+	defer cancel4()
+	dialTimeout := &net.OpError{Op: "dial", Err: os.ErrDeadlineExceeded}
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		want error
+	}{
+		{"cancelled", cancelled, context.Canceled},
+		{"past its deadline", expired, context.DeadlineExceeded},
+		// The dial's own timeout, shorter than the caller's.
+		{"deadline an hour away", later, dialTimeout},
+		{"no deadline", onlyCancellable, dialTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() { done <- contextError(tc.ctx, dialTimeout) }()
+			select {
+			case err := <-done:
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("error %v, want %v", err, tc.want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("contextError waited for the context")
+			}
+		})
+	}
+}
+
+func TestAnswersStayWithTheirRequestsUnderCancellation(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("id")
+		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
+		if r.URL.Query().Get("split") == "1" {
+			w.Header().Set("Content-Length", strconv.Itoa(len(id)*2))
+			io.WriteString(w, id)
+			w.(http.Flusher).Flush()
+			time.Sleep(d)
+			io.WriteString(w, id)
+			return
+		}
+		time.Sleep(d)
+		io.WriteString(w, id+id)
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: &Transport{MaxIdlePerHost: 8}}
+	var wg sync.WaitGroup
+	var answered atomic.Int64
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 150 {
+				id := fmt.Sprintf("g%di%d", g, i)
+				d := time.Duration((g*7+i*13)%5) * time.Millisecond
+				timeout := time.Duration((g+i)%6) * time.Millisecond
+				if timeout == 0 {
+					timeout = time.Second
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				if i%3 == 0 {
+					ctx, cancel = context.WithCancel(context.Background())
+					time.AfterFunc(d/2, cancel)
+				}
+				target := fmt.Sprintf("%s/?id=%s&d=%s&split=%d", srv.URL, id, d, i%2)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(id))
+				if resp, err := client.Do(req); err == nil {
+					data, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err == nil {
+						answered.Add(1)
+						if string(data) != id+id {
+							t.Errorf("%s got %q, another request's answer", id, data)
+						}
+					}
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	if answered.Load() == 0 {
+		t.Fatal("no request was answered: the test checked nothing")
 	}
 }
