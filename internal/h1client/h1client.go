@@ -89,6 +89,7 @@ type conn struct {
 	nc        net.Conn
 	limit     headerLimit // between nc and br
 	br        *bufio.Reader
+	out       countingWriter // between bw and nc
 	bw        *bufio.Writer
 	tlsState  *tls.ConnectionState
 	idleSince time.Time
@@ -301,7 +302,8 @@ func (t *Transport) dial(ctx context.Context, h *host, epoch int) (*conn, error)
 	c.nc = nc
 	c.limit.r = nc
 	c.br = bufio.NewReaderSize(&c.limit, 4096)
-	c.bw = bufio.NewWriterSize(nc, 4096)
+	c.out.w = nc
+	c.bw = bufio.NewWriterSize(&c.out, 4096)
 	return c, nil
 }
 
@@ -374,7 +376,7 @@ func (t *Transport) sweep() {
 
 // roundTrip writes req on c and reads the answer's head. sendAgain says
 // the request may go again on another connection: the server cannot have
-// acted on it (it was not written whole), or it is one net/http would
+// acted on it (no byte of it was written), or it is one net/http would
 // send again too (a GET, or one with an Idempotency-Key).
 func (c *conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, sendAgain bool, err error) {
 	stopWatch := c.watch(ctx)
@@ -386,12 +388,13 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Res
 		return nil, sendAgain, err
 	}
 	closeAfter := req.Close || hasToken(req.Header["Connection"], "close")
+	c.out.n = 0
 	if err := c.writeRequest(req, closeAfter); err != nil {
 		// A server that refuses a request before reading all of it (a
 		// 413 for a body too large) answers and closes; the answer is
 		// worth more than the broken pipe.
 		if ctx.Err() != nil || !c.answeredEarly(ctx) {
-			return fail(err, true)
+			return fail(err, c.out.n == 0 || replayable(req))
 		}
 		closeAfter = true
 	}
@@ -653,6 +656,18 @@ func (b *body) finish(whole bool) {
 		return
 	}
 	b.c.nc.Close()
+}
+
+// countingWriter counts the bytes that reached the connection.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // headerLimit counts the bytes read while an answer's head is read.
