@@ -95,7 +95,6 @@ type conn struct {
 	idleSince time.Time
 	epoch     int // the Transport's closed count when dialled
 	reused    bool
-	deadline  bool // nc has a deadline set
 }
 
 // RoundTrip sends req and reads the status and headers of its answer; the
@@ -267,7 +266,7 @@ func (t *Transport) getConn(ctx context.Context, h *host, fresh bool) (*conn, er
 		// behind AWS load balancers) or when it restarts, and may send
 		// a 408 first: net/http's reader goroutine sees that as it
 		// happens, this transport asks the socket (one system call).
-		if now.Sub(c.idleSince) > idleTimeout || !c.open() {
+		if now.Sub(c.idleSince) > idleTimeout || !c.usable() {
 			c.nc.Close()
 			continue
 		}
@@ -436,17 +435,12 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Res
 	return resp, false, nil
 }
 
-// watch applies ctx's deadline and cancellation to c's reads and writes.
-// The returned stop (nil when ctx can't be cancelled) reports whether the
-// connection is still clean: false once cancellation has cut it.
+// watch cuts c's reads and writes when ctx ends, cancelled or past its
+// deadline. The returned stop (nil when ctx cannot end) reports whether
+// the connection is still clean: false once ctx has cut it. The deadline
+// is not also set on the connection: that costs two timer changes per
+// request, and an idle connection must keep none (see usable).
 func (c *conn) watch(ctx context.Context) func() bool {
-	if deadline, ok := ctx.Deadline(); ok {
-		c.nc.SetDeadline(deadline)
-		c.deadline = true
-	} else if c.deadline {
-		c.nc.SetDeadline(time.Time{})
-		c.deadline = false
-	}
 	if ctx.Done() == nil {
 		return nil
 	}
@@ -460,8 +454,7 @@ func (c *conn) answeredEarly(ctx context.Context) bool {
 	if deadline, ok := ctx.Deadline(); ok && deadline.Before(wait) {
 		wait = deadline
 	}
-	c.nc.SetReadDeadline(wait)
-	c.deadline = true
+	c.nc.SetReadDeadline(wait) // the connection is closed after this exchange
 	_, err := c.br.Peek(1)
 	return err == nil
 }
@@ -658,6 +651,23 @@ func (b *body) finish(whole bool) {
 	b.c.nc.Close()
 }
 
+// usable says whether an idle connection may carry the next request: the
+// server has not closed it nor sent anything on it since the last answer.
+// Over TLS that includes records crypto/tls has already read from the
+// socket, which only a read through it can see: one whose deadline has
+// passed returns at once, and leaves the connection as it was.
+func (c *conn) usable() bool {
+	if c.tlsState != nil {
+		c.nc.SetReadDeadline(time.Unix(1, 0))
+		_, err := c.br.Peek(1)
+		c.nc.SetReadDeadline(time.Time{})
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return false
+		}
+	}
+	return c.open()
+}
+
 // countingWriter counts the bytes that reached the connection.
 type countingWriter struct {
 	w io.Writer
@@ -718,16 +728,11 @@ func closeBody(req *http.Request) {
 
 // contextError reports a request cut by its context as the context's
 // error, as net/http does, so callers can tell a timeout from a refusal.
+// Only an ended context cuts a connection (watch), so a context that has
+// not ended did not cause err: a dial's own timeout, say.
 func contextError(ctx context.Context, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
-	}
-	// The connection's deadline is the context's, but its timer may
-	// fire a moment before the context's own. A deadline further off
-	// was not the context's: the dial's own timeout, say.
-	if deadline, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && time.Until(deadline) < 100*time.Millisecond {
-		<-ctx.Done()
-		return ctx.Err()
 	}
 	return err
 }

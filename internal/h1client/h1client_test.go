@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -509,8 +510,8 @@ func TestCloseIdleConnectionsClosesThemAll(t *testing.T) {
 }
 
 // BenchmarkRoundTrip compares this transport with net/http's on the
-// engine's usual exchange: a small JSON post to a loopback server, from
-// 64 goroutines.
+// engine's usual exchange: a small JSON post with a timeout to a loopback
+// server, from 64 goroutines.
 //
 //	go test -run '^$' -bench RoundTrip ./internal/h1client
 func BenchmarkRoundTrip(b *testing.B) {
@@ -533,13 +534,19 @@ func BenchmarkRoundTrip(b *testing.B) {
 			b.SetParallelism(32)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					resp, err := client.Post(srv.URL, "application/json", bytes.NewReader(body))
+					// As engine.HTTPCaller: a timeout per request.
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, bytes.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					resp, err := client.Do(req)
 					if err != nil {
+						cancel()
 						b.Error(err)
 						return
 					}
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
+					cancel()
 				}
 			})
 			client.CloseIdleConnections()
@@ -896,5 +903,136 @@ func TestAnswersStayWithTheirRequestsUnderCancellation(t *testing.T) {
 	wg.Wait()
 	if answered.Load() == 0 {
 		t.Fatal("no request was answered: the test checked nothing")
+	}
+}
+
+// Every engine request carries a context.WithTimeout (HTTPCaller); a kept
+// connection must not be taken for dead once that deadline has passed.
+func TestAConnectionIsKeptPastItsLastRequestsTimeout(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		name := "plain"
+		if useTLS {
+			name = "tls"
+		}
+		t.Run(name, func(t *testing.T) {
+			var conns atomic.Int64
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				io.WriteString(w, "ok")
+			}))
+			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			var cfg *tls.Config
+			if useTLS {
+				srv.StartTLS()
+				cfg = srv.Client().Transport.(*http.Transport).TLSClientConfig
+			} else {
+				srv.Start()
+			}
+			defer srv.Close()
+			client := &http.Client{Transport: &Transport{TLSClientConfig: cfg}}
+			for range 5 {
+				// as engine.HTTPCaller: a timeout per request
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, strings.NewReader("{}"))
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.ReadAll(resp.Body)
+				resp.Body.Close()
+				cancel()
+				time.Sleep(200 * time.Millisecond) // a quiet moment, far below the 90 s idle timeout
+			}
+			if n := conns.Load(); n != 1 {
+				t.Fatalf("5 requests 200 ms apart opened %d connections, want 1", n)
+			}
+		})
+	}
+}
+
+// holdConn gathers what TLS writes while held, so two records leave in
+// one TCP segment (as they do when a server writes twice in a row).
+type holdConn struct {
+	net.Conn
+	mu   sync.Mutex
+	hold bool
+	buf  bytes.Buffer
+}
+
+func (h *holdConn) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.hold {
+		return h.buf.Write(p)
+	}
+	return h.Conn.Write(p)
+}
+
+func (h *holdConn) release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hold = false
+	h.Conn.Write(h.buf.Bytes())
+}
+
+// The TLS twin of TestBytesPastAnAnswerAreNotTakenForTheNextOne: the extra
+// bytes sit in crypto/tls's own buffer, which neither br.Buffered() nor a
+// peek at the socket sees.
+func TestBytesPastAnAnswerOverTLSAreNotTakenForTheNextOne(t *testing.T) {
+	cert := httptest.NewTLSServer(http.NotFoundHandler())
+	srvCfg := cert.TLS.Clone()
+	clientCfg := cert.Client().Transport.(*http.Transport).TLSClientConfig
+	cert.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for i := 0; ; i++ {
+			raw, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(i int) {
+				hc := &holdConn{Conn: raw}
+				c := tls.Server(hc, srvCfg)
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					if req.URL.Path == "/extra" {
+						hc.mu.Lock()
+						hc.hold = true
+						hc.mu.Unlock()
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+						hc.release()
+						continue
+					}
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d", i)
+				}
+			}(i)
+		}
+	}()
+	target := "https://" + ln.Addr().String()
+	client := &http.Client{Transport: &Transport{TLSClientConfig: clientCfg}}
+	for _, tc := range []struct{ path, want string }{{"/extra", "ok"}, {"/conn", "1"}} {
+		resp, err := client.Get(target + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(data) != tc.want {
+			t.Fatalf("GET %s: %q, want %q", tc.path, data, tc.want)
+		}
 	}
 }
