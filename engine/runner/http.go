@@ -199,11 +199,8 @@ func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
 // Without any of these, repeats cannot be recognised.
 func eventID(p *engine.Pipeline, req *http.Request, body []byte) string {
 	if p.Source.Type.Name == "sessionm_event" && len(body) > 0 {
-		var env struct {
-			EventID string `json:"event_id"`
-		}
-		if json.Unmarshal(body, &env) == nil && env.EventID != "" {
-			return env.EventID
+		if id, ok := jsonval.StringMember(body, "event_id"); ok { // the body passed json.Valid
+			return id
 		}
 	}
 	if a := p.Source.Auth; a != nil && a.HMAC != nil {
