@@ -22,25 +22,36 @@ import (
 	"time"
 )
 
-// echoServer answers each request with its method, path and body, and
-// counts the connections it accepted.
-func echoServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
+// countingServer serves handler, over TLS when asked (offering HTTP/2
+// too), and counts the connections it accepted.
+func countingServer(t *testing.T, useTLS bool, handler http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
 	var conns atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		data, _ := io.ReadAll(r.Body)
-		w.Header().Set("X-Proto", r.Proto)
-		w.Header().Set("X-User-Agent", r.UserAgent())
-		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.RequestURI(), data)
-	}))
+	srv := httptest.NewUnstartedServer(handler)
 	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
 		if state == http.StateNew {
 			conns.Add(1)
 		}
 	}
-	srv.Start()
+	if useTLS {
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(srv.Close)
 	return srv, &conns
+}
+
+// echoServer answers each request with its method, path and body, and
+// counts the connections it accepted.
+func echoServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	return countingServer(t, false, func(w http.ResponseWriter, r *http.Request) {
+		data, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Proto", r.Proto)
+		w.Header().Set("X-User-Agent", r.UserAgent())
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.RequestURI(), data)
+	})
 }
 
 func post(t *testing.T, client *http.Client, target, body string) (*http.Response, string) {
@@ -108,21 +119,13 @@ func TestConcurrentRequestsGetTheirOwnAnswers(t *testing.T) {
 }
 
 func TestAnAnswerNotReadToItsEndClosesItsConnection(t *testing.T) {
-	var conns atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := countingServer(t, false, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/big" {
 			w.Write(bytes.Repeat([]byte("x"), 100_000))
 			return
 		}
 		io.WriteString(w, "small")
-	}))
-	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
-		if state == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	defer srv.Close()
+	})
 	client := &http.Client{Transport: &Transport{}}
 	resp, err := client.Get(srv.URL + "/big")
 	if err != nil {
@@ -163,8 +166,7 @@ func TestConnectionCloseIsHonoured(t *testing.T) {
 		{"request header says close", false, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var conns atomic.Int64
-			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			srv, conns := countingServer(t, false, func(w http.ResponseWriter, r *http.Request) {
 				if tc.serverCloses {
 					w.Header().Set("Connection", "close")
 				}
@@ -172,14 +174,7 @@ func TestConnectionCloseIsHonoured(t *testing.T) {
 					t.Errorf("the request's Close is %v, want %v", r.Close, tc.clientCloses)
 				}
 				io.WriteString(w, "ok")
-			}))
-			srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
-				if state == http.StateNew {
-					conns.Add(1)
-				}
-			}
-			srv.Start()
-			defer srv.Close()
+			})
 			client := &http.Client{Transport: &Transport{}}
 			for range 3 {
 				req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
@@ -342,18 +337,9 @@ func TestHeadersThatWouldSplitTheRequestAreRefused(t *testing.T) {
 }
 
 func TestTLSKeepsItsConnection(t *testing.T) {
-	var conns atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := countingServer(t, true, func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.Proto)
-	}))
-	srv.EnableHTTP2 = true
-	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
-		if state == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.StartTLS()
-	defer srv.Close()
+	})
 	roots := srv.Client().Transport.(*http.Transport).TLSClientConfig
 	client := &http.Client{Transport: &Transport{TLSClientConfig: roots}}
 	for range 5 {
@@ -915,24 +901,14 @@ func TestAConnectionIsKeptPastItsLastRequestsTimeout(t *testing.T) {
 			name = "tls"
 		}
 		t.Run(name, func(t *testing.T) {
-			var conns atomic.Int64
-			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			srv, conns := countingServer(t, useTLS, func(w http.ResponseWriter, r *http.Request) {
 				io.Copy(io.Discard, r.Body)
 				io.WriteString(w, "ok")
-			}))
-			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-				if s == http.StateNew {
-					conns.Add(1)
-				}
-			}
+			})
 			var cfg *tls.Config
 			if useTLS {
-				srv.StartTLS()
 				cfg = srv.Client().Transport.(*http.Transport).TLSClientConfig
-			} else {
-				srv.Start()
 			}
-			defer srv.Close()
 			client := &http.Client{Transport: &Transport{TLSClientConfig: cfg}}
 			for range 5 {
 				// as engine.HTTPCaller: a timeout per request
