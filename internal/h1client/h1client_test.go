@@ -220,6 +220,25 @@ func rawServer(t *testing.T, serve func(c net.Conn, connIndex int)) string {
 	return "http://" + ln.Addr().String()
 }
 
+// rawAnswers is a rawServer that reads request after request on each
+// connection, the body included, and lets answer write what it likes;
+// answer returns false to close the connection.
+func rawAnswers(t *testing.T, answer func(c net.Conn, connIndex int, req *http.Request) bool) string {
+	return rawServer(t, func(c net.Conn, connIndex int) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			if !answer(c, connIndex, req) {
+				return
+			}
+		}
+	})
+}
+
 func TestAConnectionTheServerClosedWhileIdleIsReplacedUnseen(t *testing.T) {
 	var mu sync.Mutex
 	var bodies []string
@@ -412,27 +431,20 @@ func mustRequest(t *testing.T, target string) *http.Request {
 }
 
 func TestAnswersOfEveryShapeAreReadAndTheConnectionKept(t *testing.T) {
-	target := rawServer(t, func(c net.Conn, connIndex int) {
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			io.Copy(io.Discard, req.Body)
-			switch req.URL.Path {
-			case "/chunked":
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
-			case "/no-content":
-				io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
-			case "/continue":
-				io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone")
-			case "/head":
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")
-			case "/conn":
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d", connIndex)
-			}
+	target := rawAnswers(t, func(c net.Conn, connIndex int, req *http.Request) bool {
+		switch req.URL.Path {
+		case "/chunked":
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+		case "/no-content":
+			io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+		case "/continue":
+			io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone")
+		case "/head":
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")
+		case "/conn":
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d", connIndex)
 		}
+		return true
 	})
 	client := &http.Client{Transport: &Transport{}}
 	for _, tc := range []struct{ method, path, want string }{
@@ -565,21 +577,22 @@ func TestAURLsUserAndPasswordAreBasicCredentials(t *testing.T) {
 }
 
 func TestBytesPastAnAnswerAreNotTakenForTheNextOne(t *testing.T) {
-	target := rawServer(t, func(c net.Conn, connIndex int) {
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			if req.URL.Path == "/extra" {
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
-				continue
-			}
+	target := rawAnswers(t, func(c net.Conn, connIndex int, req *http.Request) bool {
+		if req.URL.Path == "/extra" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+		} else {
 			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d", connIndex)
 		}
+		return true
 	})
-	client := &http.Client{Transport: &Transport{}}
+	expectExtraIgnored(t, &http.Client{Transport: &Transport{}}, target)
+}
+
+// expectExtraIgnored asks target's /extra, whose answer is followed by
+// another nobody asked for, then /conn, which must be answered by a new
+// connection (the second, "1") rather than read from the old one.
+func expectExtraIgnored(t *testing.T, client *http.Client, target string) {
+	t.Helper()
 	for _, tc := range []struct{ path, want string }{{"/extra", "ok"}, {"/conn", "1"}} {
 		resp, err := client.Get(target + tc.path)
 		if err != nil {
@@ -729,25 +742,17 @@ func TestARequestCutOnAKeptConnectionGoesAgainOnlyWhereNetHTTPWould(t *testing.T
 
 func TestAnAnswerSentOnAnIdleConnectionIsNotTakenForTheNextOne(t *testing.T) {
 	firstRead, timedOut := make(chan struct{}), make(chan struct{})
-	target := rawServer(t, func(c net.Conn, connIndex int) {
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			io.Copy(io.Discard, req.Body)
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nconn %d", connIndex)
-			if connIndex == 0 {
-				// Some servers say 408 when they time an idle
-				// connection out.
-				<-firstRead
-				io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-				c.Close()
-				close(timedOut)
-				return
-			}
+	target := rawAnswers(t, func(c net.Conn, connIndex int, _ *http.Request) bool {
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nconn %d", connIndex)
+		if connIndex != 0 {
+			return true
 		}
+		// Some servers say 408 when they time an idle connection out.
+		<-firstRead
+		io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+		c.Close()
+		close(timedOut)
+		return false
 	})
 	client := &http.Client{Transport: &Transport{}}
 	if _, got := post(t, client, target, "first"); got != "conn 0" {
@@ -999,16 +1004,5 @@ func TestBytesPastAnAnswerOverTLSAreNotTakenForTheNextOne(t *testing.T) {
 		}
 	}()
 	target := "https://" + ln.Addr().String()
-	client := &http.Client{Transport: &Transport{TLSClientConfig: clientCfg}}
-	for _, tc := range []struct{ path, want string }{{"/extra", "ok"}, {"/conn", "1"}} {
-		resp, err := client.Get(target + tc.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if string(data) != tc.want {
-			t.Fatalf("GET %s: %q, want %q", tc.path, data, tc.want)
-		}
-	}
+	expectExtraIgnored(t, &http.Client{Transport: &Transport{TLSClientConfig: clientCfg}}, target)
 }
