@@ -113,8 +113,8 @@ func New(opts Options) (*Runner, error) {
 		r.client = &http.Client{
 			// Reusing connections is most of the speed: no TLS handshake
 			// per event. h1client sends each request in its caller's
-			// goroutine, at two thirds of net/http's CPU per request; a proxy goes
-			// through net/http.
+			// goroutine, at two thirds of net/http's CPU per request;
+			// a proxy goes through net/http.
 			Transport: &h1client.Transport{
 				Proxy:          http.ProxyFromEnvironment,
 				MaxIdlePerHost: max(16, conns),
