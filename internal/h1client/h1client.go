@@ -114,6 +114,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	ctx := req.Context()
+	// As net/http: a request whose context has ended is not sent. (A
+	// cancelled stop would otherwise still reach the peer on an idle
+	// connection, and be sent again after the restart.)
+	if err := ctx.Err(); err != nil {
+		closeBody(req)
+		return nil, err
+	}
 	for attempt := 0; ; attempt++ {
 		c, err := t.getConn(ctx, h, attempt > 0)
 		if err != nil {
@@ -151,7 +158,7 @@ func (t *Transport) CloseIdleConnections() {
 	}
 	t.mu.Unlock()
 	for _, c := range idle {
-		c.nc.Close()
+		c.close()
 	}
 	if ci, ok := t.fallback().(interface{ CloseIdleConnections() }); ok {
 		ci.CloseIdleConnections()
@@ -267,7 +274,7 @@ func (t *Transport) getConn(ctx context.Context, h *host, fresh bool) (*conn, er
 		// a 408 first: net/http's reader goroutine sees that as it
 		// happens, this transport asks the socket (one system call).
 		if now.Sub(c.idleSince) > idleTimeout || !c.usable() {
-			c.nc.Close()
+			c.close()
 			continue
 		}
 		c.reused = true
@@ -336,7 +343,7 @@ func (t *Transport) putIdle(c *conn) {
 	}
 	t.mu.Unlock()
 	for _, d := range drop {
-		d.nc.Close()
+		d.close()
 	}
 }
 
@@ -369,7 +376,7 @@ func (t *Transport) sweep() {
 	}
 	t.mu.Unlock()
 	for _, c := range drop {
-		c.nc.Close()
+		c.close()
 	}
 }
 
@@ -383,8 +390,13 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Res
 		if stopWatch != nil {
 			stopWatch()
 		}
-		c.nc.Close()
+		c.close()
 		return nil, sendAgain, err
+	}
+	// The context may have ended since RoundTrip looked; watch's cut
+	// then comes from another goroutine, maybe after the request left.
+	if err := ctx.Err(); err != nil {
+		return fail(err, false)
 	}
 	closeAfter := req.Close || hasToken(req.Header["Connection"], "close")
 	c.out.n = 0
@@ -648,7 +660,19 @@ func (b *body) finish(whole bool) {
 		b.c.host.t.putIdle(b.c)
 		return
 	}
-	b.c.nc.Close()
+	b.c.close()
+}
+
+// close closes the socket. Over TLS it skips the close_notify alert that
+// tls.Conn.Close writes: on a connection cut mid-request that write can
+// wait 5 s for a peer that has stopped reading, and HTTP/1.1 framing
+// needs no alert.
+func (c *conn) close() {
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		tc.NetConn().Close()
+		return
+	}
+	c.nc.Close()
 }
 
 // usable says whether an idle connection may carry the next request: the

@@ -1006,3 +1006,89 @@ func TestBytesPastAnAnswerOverTLSAreNotTakenForTheNextOne(t *testing.T) {
 	target := "https://" + ln.Addr().String()
 	expectExtraIgnored(t, &http.Client{Transport: &Transport{TLSClientConfig: clientCfg}}, target)
 }
+
+func TestARequestWhoseContextHasEndedIsNotSent(t *testing.T) {
+	const idle = 8
+	var got atomic.Int64
+	var arrived sync.WaitGroup
+	arrived.Add(idle)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/held" {
+			arrived.Done()
+			arrived.Wait()
+		} else {
+			got.Add(1)
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: &Transport{}}
+	heldRequests(t, client, srv.URL+"/held", idle) // idle connections, ready to take a request
+	for range 20 {
+		// As the engine's stop, when its grace has run out.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/event", strings.NewReader(`{"event":1}`))
+		if _, err := client.Do(req); !errors.Is(err, context.Canceled) {
+			t.Fatalf("error %v, want context.Canceled", err)
+		}
+	}
+	// Were one sent, its answer would show it arrived.
+	if _, answer := post(t, client, srv.URL+"/after", "x"); answer != "ok" {
+		t.Fatalf("answer %q", answer)
+	}
+	if n := got.Load(); n != 1 {
+		t.Fatalf("the server got %d requests, want only the last: %d were sent after their context ended", n, n-1)
+	}
+}
+
+func TestAWriteThePeerDoesNotReadEndsAtTheDeadline(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "tls"}[useTLS], func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			certs := httptest.NewTLSServer(http.NotFoundHandler())
+			serverTLS := certs.TLS.Clone()
+			clientTLS := certs.Client().Transport.(*http.Transport).TLSClientConfig
+			certs.Close()
+			hold := make(chan struct{})
+			defer close(hold)
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.(*net.TCPConn).SetReadBuffer(8 << 10)
+					go func() {
+						defer c.Close()
+						if useTLS && tls.Server(c, serverTLS).Handshake() != nil {
+							return
+						}
+						<-hold // and read nothing more
+					}()
+				}
+			}()
+			scheme := map[bool]string{false: "http://", true: "https://"}[useTLS]
+			client := &http.Client{Transport: &Transport{TLSClientConfig: clientTLS}}
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			// More than the socket buffers hold, so the write blocks; over
+			// TLS, tls.Conn.Close would then wait 5 s to write its alert.
+			body := strings.Repeat("x", 32<<20)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, scheme+ln.Addr().String(), strings.NewReader(body))
+			start := time.Now()
+			_, err = client.Do(req)
+			if took := time.Since(start); took > 2*time.Second {
+				t.Fatalf("took %s past a 300 ms deadline", took)
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("error %v, want context.DeadlineExceeded", err)
+			}
+		})
+	}
+}
