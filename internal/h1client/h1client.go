@@ -574,6 +574,11 @@ func checkRequest(req *http.Request) error {
 	if strings.ContainsAny(host, " \t\r\n\x00/") {
 		return fmt.Errorf("invalid Host %q", host)
 	}
+	// url.Parse refuses control characters, but a URL built by hand
+	// (Opaque, RawQuery) keeps them.
+	if uri := req.URL.RequestURI(); strings.ContainsFunc(uri, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return fmt.Errorf("invalid request target %q: it holds a control character", uri)
+	}
 	for name, values := range req.Header {
 		if !isToken(name) {
 			return fmt.Errorf("invalid header name %q", name)
@@ -641,7 +646,12 @@ func (b *body) Read(p []byte) (int, error) {
 }
 
 func (b *body) Close() error {
-	b.mu.Lock()
+	if !b.mu.TryLock() {
+		// A Read waits on the socket: end it, as net/http's Close does,
+		// rather than wait for it.
+		b.c.nc.SetReadDeadline(time.Unix(1, 0))
+		b.mu.Lock()
+	}
 	defer b.mu.Unlock()
 	if !b.done {
 		b.finish(false)

@@ -1092,3 +1092,61 @@ func TestAWriteThePeerDoesNotReadEndsAtTheDeadline(t *testing.T) {
 		})
 	}
 }
+
+func TestARequestTargetWithAControlCharacterIsRefused(t *testing.T) {
+	var requests atomic.Int64
+	target := rawAnswers(t, func(c net.Conn, _ int, _ *http.Request) bool {
+		requests.Add(1)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		return true
+	})
+	u, _ := url.Parse(target)
+	for _, built := range []*url.URL{
+		{Scheme: "http", Host: u.Host, Opaque: "/a HTTP/1.1\r\nHost: x\r\n\r\nDELETE /smuggled"},
+		{Scheme: "http", Host: u.Host, Path: "/a", RawQuery: "q=1\r\nX-Injected: 1"},
+	} {
+		req := &http.Request{Method: http.MethodGet, URL: built, Header: http.Header{}}
+		if _, err := (&Transport{}).RoundTrip(req); err == nil || !strings.Contains(err.Error(), "control character") {
+			t.Errorf("%q: error %v, want the control character refused", built.RequestURI(), err)
+		}
+	}
+	if n := requests.Load(); n != 0 {
+		t.Fatalf("the server read %d requests, want none", n)
+	}
+}
+
+func TestClosingTheAnswerEndsAReadWaitingOnIt(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	resp, err := (&http.Client{Transport: &Transport{}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := make([]byte, len("partial"))
+	if _, err := io.ReadFull(resp.Body, part); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := resp.Body.Read(make([]byte, 10)) // waits: the rest never comes
+		ended <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let the read start waiting
+	go resp.Body.Close()
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Fatal("the cut read returned no error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end the waiting read")
+	}
+}
