@@ -16,6 +16,7 @@ import (
 	"github.com/loyalty-connector/engine/engine/delivery"
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/spec"
+	"github.com/loyalty-connector/engine/internal/h1client"
 )
 
 // readAhead is how many events the feeder reads from disk at a time.
@@ -581,44 +582,28 @@ func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 	return res
 }
 
-// unsendable says why req cannot leave at all, or nil: net/http refuses
-// such a request before it sends a byte, and would refuse it again on
-// every retry. It is asked only once a request got no answer, so a
+// unsendable says why req cannot leave at all, or nil: the transport
+// (h1client, or net/http for a proxy) refuses such a request before it
+// sends a byte, and would refuse it again on every retry. It is asked only once a request got no answer, so a
 // delivery pays nothing for it.
 func unsendable(req *engine.Request) error {
-	if !isToken(req.Method) {
+	if !h1client.IsToken(req.Method) {
 		return fmt.Errorf("the method %q is not valid in HTTP", req.Method)
 	}
 	if _, err := url.Parse(req.URL); err != nil {
 		return fmt.Errorf("the rendered URL is not valid: %w", err)
 	}
 	for name, values := range req.Header {
-		if !isToken(name) {
+		if !h1client.IsToken(name) {
 			return fmt.Errorf("the header name %q is not valid in HTTP", name)
 		}
 		for _, v := range values {
-			for i := 0; i < len(v); i++ {
-				if b := v[i]; b < ' ' && b != '\t' || b == 0x7f {
-					return fmt.Errorf("headers %s: the rendered value holds the control character %q, which HTTP does not allow", name, b)
-				}
+			if i := h1client.ControlByte(v); i >= 0 {
+				return fmt.Errorf("headers %s: the rendered value holds the control character %q, which HTTP does not allow", name, v[i])
 			}
 		}
 	}
 	return nil
-}
-
-// isToken reports whether s is an HTTP token (a method, a header name).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if b <= ' ' || b >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, b) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // settle acts on the verdict for one event.

@@ -564,7 +564,7 @@ var skippedHeaders = map[string]bool{"Host": true, "Content-Length": true, "Tran
 // checkRequest refuses what would let a header or the request line end
 // early and start another: net/http's Transport refuses the same.
 func checkRequest(req *http.Request) error {
-	if !isToken(req.Method) && req.Method != "" {
+	if !IsToken(req.Method) && req.Method != "" {
 		return fmt.Errorf("invalid method %q", req.Method)
 	}
 	host := req.Host
@@ -580,11 +580,11 @@ func checkRequest(req *http.Request) error {
 		return fmt.Errorf("invalid request target %q: it holds a control character", uri)
 	}
 	for name, values := range req.Header {
-		if !isToken(name) {
+		if !IsToken(name) {
 			return fmt.Errorf("invalid header name %q", name)
 		}
 		for _, v := range values {
-			if !validValue(v) {
+			if ControlByte(v) >= 0 {
 				return fmt.Errorf("invalid value for header %q: it holds a control character", name)
 			}
 		}
@@ -592,7 +592,8 @@ func checkRequest(req *http.Request) error {
 	return nil
 }
 
-func isToken(s string) bool {
+// IsToken reports whether s is an HTTP token (a method, a header name).
+func IsToken(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -605,13 +606,15 @@ func isToken(s string) bool {
 	return true
 }
 
-func validValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
+// ControlByte finds the first byte a header value may not hold (a control
+// character other than tab): its index, or -1.
+func ControlByte(value string) int {
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return i
 		}
 	}
-	return true
+	return -1
 }
 
 // body hands the connection back to the pool once the answer was read to
