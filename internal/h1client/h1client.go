@@ -109,7 +109,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if h == nil || h.proxied || !sendsItself(req) {
 		return t.fallback().RoundTrip(req)
 	}
-	if err := checkRequest(req); err != nil {
+	target := req.URL.RequestURI() // once, for every attempt
+	if err := checkRequest(req, target); err != nil {
 		closeBody(req)
 		return nil, err
 	}
@@ -127,7 +128,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(req)
 			return nil, contextError(ctx, err)
 		}
-		resp, sendAgain, err := c.roundTrip(ctx, req)
+		resp, sendAgain, err := c.roundTrip(ctx, req, target)
 		if err == nil {
 			return resp, nil
 		}
@@ -384,7 +385,7 @@ func (t *Transport) sweep() {
 // the request may go again on another connection: the server cannot have
 // acted on it (no byte of it was written), or it is one net/http would
 // send again too (a GET, or one with an Idempotency-Key).
-func (c *conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, sendAgain bool, err error) {
+func (c *conn) roundTrip(ctx context.Context, req *http.Request, target string) (resp *http.Response, sendAgain bool, err error) {
 	stopWatch := c.watch(ctx)
 	fail := func(err error, sendAgain bool) (*http.Response, bool, error) {
 		if stopWatch != nil {
@@ -400,7 +401,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Res
 	}
 	closeAfter := req.Close || hasToken(req.Header["Connection"], "close")
 	c.out.n = 0
-	if err := c.writeRequest(req, closeAfter); err != nil {
+	if err := c.writeRequest(req, target, closeAfter); err != nil {
 		// A server that refuses a request before reading all of it (a
 		// 413 for a body too large) answers and closes; the answer is
 		// worth more than the broken pipe.
@@ -471,7 +472,7 @@ func (c *conn) answeredEarly(ctx context.Context) bool {
 	return err == nil
 }
 
-func (c *conn) writeRequest(req *http.Request, closeAfter bool) error {
+func (c *conn) writeRequest(req *http.Request, target string, closeAfter bool) error {
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	if req.Body != nil {
 		defer req.Body.Close()
@@ -483,7 +484,7 @@ func (c *conn) writeRequest(req *http.Request, closeAfter bool) error {
 	}
 	w.WriteString(method)
 	w.WriteByte(' ')
-	w.WriteString(req.URL.RequestURI())
+	w.WriteString(target)
 	w.WriteString(" HTTP/1.1\r\nHost: ")
 	if req.Host != "" {
 		w.WriteString(req.Host)
@@ -563,7 +564,7 @@ var skippedHeaders = map[string]bool{"Host": true, "Content-Length": true, "Tran
 
 // checkRequest refuses what would let a header or the request line end
 // early and start another: net/http's Transport refuses the same.
-func checkRequest(req *http.Request) error {
+func checkRequest(req *http.Request, target string) error {
 	if !IsToken(req.Method) && req.Method != "" {
 		return fmt.Errorf("invalid method %q", req.Method)
 	}
@@ -576,8 +577,8 @@ func checkRequest(req *http.Request) error {
 	}
 	// url.Parse refuses control characters, but a URL built by hand
 	// (Opaque, RawQuery) keeps them.
-	if uri := req.URL.RequestURI(); strings.ContainsFunc(uri, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-		return fmt.Errorf("invalid request target %q: it holds a control character", uri)
+	if strings.ContainsFunc(target, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return fmt.Errorf("invalid request target %q: it holds a control character", target)
 	}
 	for name, values := range req.Header {
 		if !IsToken(name) {
