@@ -64,6 +64,50 @@ type csvImports struct {
 	mu    sync.Mutex
 	files map[string]*CSVProgress // by the file as named
 	runs  map[*csvRun]bool        // imports whose last checkpoint is not written yet
+	// reading holds, per checkpoint key (a pipeline and a content), the
+	// file being read under it, and closes its channel when that import
+	// returns. Two imports of one content at once would each resume from
+	// the same checkpoint and both send the rows after it.
+	reading map[string]readingCSV
+}
+
+type readingCSV struct {
+	file string
+	done chan struct{}
+}
+
+// claim makes the caller the one import that reads under key, after
+// waiting for another that does (a --csv file also dropped into the
+// inbox folder, or two copies of one export). It reports whether it
+// waited; release ends the claim.
+func (r *Runner) claimCSV(ctx context.Context, key, pipeline, file string) (waited bool, release func(), err error) {
+	for {
+		r.csv.mu.Lock()
+		other, busy := r.csv.reading[key]
+		if !busy {
+			mine := readingCSV{file: file, done: make(chan struct{})}
+			r.csv.reading[key] = mine
+			r.csv.mu.Unlock()
+			return waited, func() {
+				r.csv.mu.Lock()
+				delete(r.csv.reading, key)
+				r.csv.mu.Unlock()
+				close(mine.done)
+			}, nil
+		}
+		r.csv.mu.Unlock()
+		if !waited {
+			r.log.Info("this file's content is being imported already; it is taken once that import ends (and skipped if it finished the file)", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "importing", other.file)
+		}
+		waited = true
+		select {
+		case <-other.done:
+		case <-ctx.Done():
+			return waited, nil, ctx.Err()
+		case <-r.soft.Done():
+			return waited, nil, errStopping
+		}
+	}
 }
 
 func (c *csvImports) begin(run *csvRun) {
@@ -204,6 +248,20 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 		csvHashed(file)
 	}
 	key := "csv:" + pipeline + ":" + sum
+	waited, release, err := r.claimCSV(ctx, key, pipeline, file)
+	if err != nil {
+		return r.csvSnapshot(file), nil // stopping: the file is taken next run
+	}
+	defer release()
+	if waited {
+		// The import it waited for may have shared this file's record (the
+		// same path named twice): this import counts in its own.
+		r.csv.mu.Lock()
+		if p := r.csv.files[file]; p == nil || p.ReadDone {
+			r.csv.files[file] = &CSVProgress{File: file, Pipeline: pipeline, Started: time.Now(), Size: began.Size()}
+		}
+		r.csv.mu.Unlock()
+	}
 	// An earlier import of this content that stopped early may still be
 	// writing its checkpoint as its rows settle; its last word is final
 	// now, or it could undo this one's.

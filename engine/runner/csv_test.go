@@ -867,3 +867,37 @@ func TestCSVBrokenRowLogNamesItsEvent(t *testing.T) {
 		t.Fatalf("broken row logged as %+v; want its pipeline, version and event id (%s:3)", line, fileHash(t, file))
 	}
 }
+
+// A file whose content is being imported already, under its own name (a
+// --csv file that sits in the inbox folder too) or another (a second copy
+// of one export), waits for that import and is then skipped as imported
+// before. Both imports resumed from one checkpoint and sent the rows
+// after it twice.
+func TestCSVSameContentImportedOnceAtATime(t *testing.T) {
+	h, _, first := slowImport(t, "20ms")
+	file := h.r.CSVImports()
+	h.eventually("some rows delivered", func() bool { return len(h.journal("/sessionm/core/*")) >= 20 })
+	file = h.r.CSVImports()
+	if len(file) != 1 {
+		t.Fatalf("imports: %+v", file)
+	}
+	raw, err := os.ReadFile(file[0].File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := filepath.Join(t.TempDir(), "copy.csv")
+	if err := os.WriteFile(copied, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again, copy := importInBackground(h, file[0].File), importInBackground(h, copied)
+	awaitImport(t, h, first)
+	awaitImport(t, h, again)
+	awaitImport(t, h, copy)
+	h.drained()
+	h.eachRowDeliveredOnce(400)
+	for _, p := range h.r.CSVImports() {
+		if p.File == copied && (p.Skipped != 400 || p.Queued != 0) {
+			t.Errorf("the copy: %d rows sent, %d handled before; want 0 and 400", p.Queued, p.Skipped)
+		}
+	}
+}
