@@ -586,10 +586,11 @@ func printCSVSummary(w io.Writer, ps []runner.CSVProgress, depth func(pipeline s
 }
 
 // csvDrained reports whether the CSV pipelines hold no queued rows, rows
-// an earlier run queued included.
+// an earlier run queued included. The rows of a pipeline a reload removed
+// stay in the inbox for when it comes back: this run cannot deliver them.
 func csvDrained(r *runner.Runner, imports []csvImport) bool {
 	for _, im := range imports {
-		if r.Depth(im.pipeline) > 0 {
+		if r.Running(im.pipeline) != nil && r.Depth(im.pipeline) > 0 {
 			return false
 		}
 	}

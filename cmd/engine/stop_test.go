@@ -6,6 +6,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -284,5 +287,92 @@ func TestUntilDoneStopsWithoutADrain(t *testing.T) {
 	}
 	if strings.Contains(e.stdout.String(), "webhooks are still taken") {
 		t.Errorf("an --until-done run announced a drain:\n%s", e.stdout.String())
+	}
+}
+
+// engine run --csv --until-done whose pipeline is removed half-way
+// through the file: the import fails, and the run exits 1 once the rows
+// the lane held have their outcome, although the rows it moved to the
+// inbox for a retry cannot be delivered by this run. It waited for them,
+// and for rows given back by the retired lane, for ever.
+func TestRunUntilDoneExitsWhenItsPipelineIsRemoved(t *testing.T) {
+	dir := copyDir(t, "pipelines")
+	csvFile := filepath.Join(dir, filepath.Base(csvPipelineFile))
+	raw, err := os.ReadFile(csvFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAtomically(t, csvFile, strings.Replace(string(raw), "concurrency: 32", "concurrency: 4\n  timeout: 300ms\n  backoff: {initial: 1m, max: 1m}", 1))
+
+	// SessionM takes the connections and never answers: the requests in
+	// flight time out and their rows go to the inbox for a retry.
+	hang, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted atomic.Int32
+	var held []net.Conn
+	var heldMu sync.Mutex
+	go func() {
+		for {
+			c, err := hang.Accept()
+			if err != nil {
+				return
+			}
+			heldMu.Lock()
+			held = append(held, c)
+			heldMu.Unlock()
+			accepted.Add(1)
+		}
+	}()
+	t.Cleanup(func() {
+		hang.Close()
+		heldMu.Lock()
+		defer heldMu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	env, err := os.ReadFile("examples/sandbox.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	envFile := filepath.Join(t.TempDir(), "test.env")
+	env = append(env, "\nSESSIONM_CORE_URL=http://"+hang.Addr().String()+"/sessionm/core\n"...)
+	if err := os.WriteFile(envFile, env, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var rows strings.Builder
+	rows.WriteString("user_id,tag\n")
+	for i := range 2000 {
+		fmt.Fprintf(&rows, "user-%d,vip\n", i)
+	}
+	segment := filepath.Join(t.TempDir(), "segment.csv")
+	if err := os.WriteFile(segment, []byte(rows.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	type result struct {
+		stdout, stderr string
+		code           int
+	}
+	finished := make(chan result, 1)
+	go func() {
+		stdout, stderr, code := runEngine("run", "--env-file", envFile, "--addr", "127.0.0.1:0", "--admin-addr", "", "--data", t.TempDir(), "--log-level", "error",
+			"--csv", segment, "--until-done", dir)
+		finished <- result{stdout, stderr, code}
+	}()
+	waitFor(t, "requests in flight", func() bool { return accepted.Load() >= 4 })
+	time.Sleep(500 * time.Millisecond) // a first round timed out and went to the inbox
+	if err := os.Remove(csvFile); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case res := <-finished:
+		if res.code != exitProblem || !strings.Contains(res.stdout, "was removed while it imported") {
+			t.Fatalf("code %d (want %d)\n%s\n%s", res.code, exitProblem, res.stdout, res.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("engine run --until-done still runs 30 s after its pipeline was removed")
 	}
 }

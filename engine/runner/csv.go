@@ -40,12 +40,17 @@ type CSVProgress struct {
 	// reach: until the whole file is read, what tells how many rows it
 	// holds.
 	Bytes, Size int64
+
+	// letGo: the import stopped early and no lane holds a row of it any
+	// more. The rows it moved to the inbox for a retry may still wait
+	// there, for a pipeline a reload removed.
+	letGo bool
 }
 
 // Settled reports whether every row has an outcome, retries included, or
-// the import failed and nothing more will happen to its rows.
+// the import failed and nothing more will happen to its rows in this run.
 func (p CSVProgress) Settled() bool {
-	return (p.Finished || p.Err != "") && p.Done() >= p.Queued
+	return (p.Finished || p.Err != "") && p.Done() >= p.Queued || p.Err != "" && p.letGo
 }
 
 // Done is how many rows have an outcome: delivered, filtered out or
@@ -332,11 +337,13 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 		if err != nil {
 			return stop(err)
 		}
+		// Counted before it is handed over: a row given back (this one,
+		// if no lane takes it) is uncounted when the import stops.
+		r.csv.update(file, func(p *CSVProgress) { p.Queued++ })
 		if err := run.handOver(ctx, it); err != nil {
 			run.giveBack(it) // no lane holds it
 			return stop(err)
 		}
-		r.csv.update(file, func(p *CSVProgress) { p.Queued++ })
 	}
 	r.csv.update(file, func(p *CSVProgress) { p.ReadDone = true })
 	if err := unchanged(f, file, began); err != nil {

@@ -901,3 +901,34 @@ func TestCSVSameContentImportedOnceAtATime(t *testing.T) {
 		}
 	}
 }
+
+// A pipeline removed while it imports a file: the import fails, and once
+// the rows the lane held have their outcome or came back, the file's
+// progress settles. The rows the retiring lane gave back counted as sent
+// for ever, so it never settled and --until-done never exited.
+func TestCSVImportOfARemovedPipelineSettles(t *testing.T) {
+	h, dir, done := slowImport(t, "20ms")
+	h.eventually("some rows delivered", func() bool { return len(h.journal("/sessionm/core/*")) >= 20 })
+	if err := os.Remove(filepath.Join(dir, csvPipeline+".yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if c := changeOf(h.r.Apply(h.load()), csvPipeline); c == nil || c.Result != "removed" {
+		t.Fatal("not removed")
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "was removed") {
+			t.Fatalf("the import returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the import did not return")
+	}
+	h.eventually("the file settled", func() bool {
+		ps := h.r.CSVImports()
+		return len(ps) == 1 && ps[0].Settled()
+	})
+	p := h.r.CSVImports()[0]
+	if sent := len(h.journal("/sessionm/core/*")); p.Queued != sent || p.Delivered != sent {
+		t.Errorf("%d rows counted as sent and %d as delivered, but %d requests were made", p.Queued, p.Delivered, sent)
+	}
+}

@@ -38,6 +38,9 @@ type csvRun struct {
 	pipeline   string
 	file, hash string
 	key        string // the checkpoint's
+	// progress is the file's record (guarded by r.csv.mu): the one this
+	// import began with, even if a later import of the file made another.
+	progress *CSVProgress
 
 	mu      sync.Mutex
 	base    int           // rows 1..base have an outcome
@@ -67,6 +70,9 @@ type csvRow struct {
 func (r *Runner) startCSVRun(pipeline, file, hash, key string, resumeAfter int) *csvRun {
 	c := &csvRun{r: r, pipeline: pipeline, file: file, hash: hash, key: key, base: resumeAfter, saved: resumeAfter,
 		changed: make(chan struct{}, 1), stopWriter: make(chan struct{}), writerDone: make(chan struct{})}
+	r.csv.mu.Lock()
+	c.progress = r.csv.files[file]
+	r.csv.mu.Unlock()
 	r.csv.begin(c)
 	go c.writeCheckpoints()
 	return c
@@ -158,11 +164,36 @@ func (c *csvRun) signal() {
 // retired by a reload, or the engine is stopping. A row the import could
 // not hand over comes here too, so every row without an outcome is either
 // here or held by a lane.
+//
+// A row that comes back after the import stopped early is not sent by
+// this run, so it no longer counts as sent: its file's progress could
+// otherwise never settle (--until-done waited for ever after a pipeline
+// was removed mid-import).
 func (c *csvRun) giveBack(it *item) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.back = append(c.back, it)
 	c.signal()
+	ending := c.ending
+	c.mu.Unlock()
+	if ending {
+		c.unsent(1)
+	}
+}
+
+// lettingGo marks the import's progress: it stopped early, and no lane
+// holds a row of it.
+func (c *csvRun) lettingGo() {
+	c.r.csv.mu.Lock()
+	defer c.r.csv.mu.Unlock()
+	c.progress.letGo = true
+}
+
+// unsent takes n rows this run will not send after all off its count of
+// rows sent.
+func (c *csvRun) unsent(n int) {
+	c.r.csv.mu.Lock()
+	defer c.r.csv.mu.Unlock()
+	c.progress.Queued -= n
 }
 
 // settledThrough reports whether rows 1..n all have an outcome.
@@ -359,6 +390,7 @@ func (c *csvRun) writeCheckpoints() {
 		}
 		if last {
 			c.r.csv.forget(c)
+			c.lettingGo()
 			return
 		}
 	}
@@ -420,8 +452,11 @@ func (c *csvRun) stop() error {
 	c.mu.Lock()
 	c.ending = true
 	idle := c.heldByLanes() == 0
+	back := len(c.back) // rows given back later are giveBack's to uncount
 	c.mu.Unlock()
+	c.unsent(back)
 	if idle {
+		defer c.lettingGo()
 		return c.finish(false)
 	}
 	return c.save(false, false)
