@@ -569,19 +569,26 @@ func printCSVSummary(w io.Writer, ps []runner.CSVProgress, depth func(pipeline s
 			fmt.Fprintf(w, "csv %s: not imported: %s\n", p.File, p.Err)
 			continue
 		}
+		earlier := ""
+		if e := p.Earlier; e != (runner.RowOutcomes{}) {
+			earlier = fmt.Sprintf(" (of them, rows the last run left in the inbox: %d delivered, %d filtered out, %d dead-lettered now)", e.Delivered, e.Filtered, e.Failed)
+		}
+		if !p.Finished && p.Rows == 0 && !p.ReadDone && p.Err == "" {
+			fmt.Fprintf(w, "csv %s (%s): not imported by this run; rows the last run left in the inbox: %d delivered, %d filtered out, %d dead-lettered\n",
+				p.File, p.Pipeline, p.Earlier.Delivered, p.Earlier.Filtered, p.Earlier.Failed)
+			continue
+		}
 		state := "done"
 		switch {
 		case p.Err != "":
 			state = "stopped: " + p.Err
-		case !p.Finished && p.Rows == 0 && !p.ReadDone:
-			state = "rows an earlier run left in the inbox"
 		case !p.Finished:
 			state = "unfinished; importing the file again resumes after the rows that have an outcome"
 		case !p.Settled() || depth(p.Pipeline) > 0:
 			state = "read; rows that wait for a retry stay in the inbox for the next run"
 		}
-		fmt.Fprintf(w, "csv %s (%s): %d rows read, %d sent, %d delivered, %d filtered out, %d dead-lettered, %d broken rows, %d handled before; %s\n",
-			p.File, p.Pipeline, p.Rows, p.Queued, p.Delivered, p.Filtered, p.Failed, p.Broken, p.Skipped, state)
+		fmt.Fprintf(w, "csv %s (%s): %d rows read, %d sent, %d delivered, %d filtered out, %d dead-lettered, %d broken rows, %d handled before%s; %s\n",
+			p.File, p.Pipeline, p.Rows, p.Queued, p.Delivered, p.Filtered, p.Failed, p.Broken, p.Skipped, earlier, state)
 	}
 }
 

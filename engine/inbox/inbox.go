@@ -374,6 +374,18 @@ func (s *Store) Pipelines() map[string]int {
 	return out
 }
 
+// LastSeqs is, per pipeline, the last seq given out so far: the events
+// queued before the call have seqs up to it.
+func (s *Store) LastSeqs() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]uint64, len(s.lastSeq))
+	for p, seq := range s.lastSeq {
+		out[p] = seq
+	}
+	return out
+}
+
 // Depth is how many events of pipeline are queued.
 func (s *Store) Depth(pipeline string) int {
 	s.mu.Lock()

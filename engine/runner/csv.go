@@ -22,14 +22,18 @@ import (
 type CSVProgress struct {
 	File      string
 	Pipeline  string
-	Rows      int  // data rows read so far (broken ones included)
-	Queued    int  // rows this run sent to the workers
-	Skipped   int  // rows an earlier run had already handled (the checkpoint)
-	Broken    int  // rows that could not be read: dead letters
-	Delivered int  // sent rows delivered
-	Filtered  int  // sent rows the pipeline's filter dropped: no request made
-	Failed    int  // sent rows dead-lettered
-	ReadDone  bool // the whole file has been read
+	Rows      int // data rows read so far (broken ones included)
+	Queued    int // rows this run sent to the workers
+	Skipped   int // rows an earlier run had already handled (the checkpoint)
+	Broken    int // rows that could not be read: dead letters
+	Delivered int // sent rows delivered
+	Filtered  int // sent rows the pipeline's filter dropped: no request made
+	Failed    int // sent rows dead-lettered
+	// Earlier counts what became, in this run, of rows an earlier run
+	// had moved to the inbox for a retry: they are among Skipped (the
+	// checkpoint had passed them), not among the rows this run sent.
+	Earlier  RowOutcomes
+	ReadDone bool // the whole file has been read
 	// Finished: every row has an outcome or waits in the inbox for a
 	// retry; the checkpoint says the file is done.
 	Finished bool
@@ -51,6 +55,11 @@ type CSVProgress struct {
 // the import failed and nothing more will happen to its rows in this run.
 func (p CSVProgress) Settled() bool {
 	return (p.Finished || p.Err != "") && p.Done() >= p.Queued || p.Err != "" && p.letGo
+}
+
+// RowOutcomes counts rows by what became of them.
+type RowOutcomes struct {
+	Delivered, Filtered, Failed int
 }
 
 // Done is how many rows have an outcome: delivered, filtered out or
@@ -189,13 +198,21 @@ func (r *Runner) settledRow(pipeline string, it *item, outcome rowOutcome) {
 		p = &CSVProgress{File: it.stored.Row.File, Pipeline: pipeline, Started: time.Now()}
 		r.csv.files[it.stored.Row.File] = p
 	}
+	if it.row == nil && it.rec.Seq <= r.queuedBefore[pipeline] {
+		countOutcome(outcome, &p.Earlier.Delivered, &p.Earlier.Filtered, &p.Earlier.Failed)
+		return
+	}
+	countOutcome(outcome, &p.Delivered, &p.Filtered, &p.Failed)
+}
+
+func countOutcome(outcome rowOutcome, delivered, filtered, failed *int) {
 	switch outcome {
 	case rowDelivered:
-		p.Delivered++
+		*delivered++
 	case rowFiltered:
-		p.Filtered++
+		*filtered++
 	default:
-		p.Failed++
+		*failed++
 	}
 }
 

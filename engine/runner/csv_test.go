@@ -648,6 +648,13 @@ func TestCSVProgressSettlesOnlyWhenTheImportIs(t *testing.T) {
 				}
 				return false
 			})
+			// The summary adds up: the rows the first run left in the
+			// inbox are among those handled before, and their outcomes
+			// are counted apart from those of the rows this run sent.
+			p := h2.r.CSVImports()[0]
+			if p.Rows != 1500 || p.Queued+p.Skipped+p.Broken != p.Rows || p.Done() != p.Queued || p.Earlier.Delivered == 0 {
+				t.Errorf("%d rows read, %d sent, %d broken, %d handled before, %d with an outcome, %+v from the first run's inbox", p.Rows, p.Queued, p.Broken, p.Skipped, p.Done(), p.Earlier)
+			}
 			return
 		case <-time.After(20 * time.Millisecond):
 		}

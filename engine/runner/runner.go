@@ -58,7 +58,11 @@ type Runner struct {
 	ready   atomic.Bool
 	started atomic.Bool
 	csv     csvImports
-	metrics *metrics
+	// queuedBefore is, per pipeline, the last inbox seq an earlier run
+	// gave out: a CSV row with a seq up to it was queued for its retry
+	// before this run began.
+	queuedBefore map[string]uint64
+	metrics      *metrics
 
 	reloadMu  sync.Mutex       // one Apply at a time
 	lastLane  map[string]*lane // the newest lane of each pipeline name, removed ones too (under reloadMu)
@@ -102,7 +106,8 @@ func New(opts Options) (*Runner, error) {
 	r := &Runner{
 		opts: opts, store: opts.Store, log: opts.Logger, clock: opts.Clock,
 		governors: map[string]*delivery.Governor{}, lastLane: map[string]*lane{}, states: map[string]*pipelineState{}, csvWatch: map[string]*csvWatcher{},
-		csv: csvImports{files: map[string]*CSVProgress{}, runs: map[*csvRun]bool{}, reading: map[string]readingCSV{}},
+		csv:          csvImports{files: map[string]*CSVProgress{}, runs: map[*csvRun]bool{}, reading: map[string]readingCSV{}},
+		queuedBefore: opts.Store.LastSeqs(),
 	}
 	r.client = opts.Client
 	if r.client == nil {
