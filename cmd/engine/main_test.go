@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -621,5 +623,41 @@ func TestRunBannerTellsStrandedEventsApart(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// On a terminal, a file dropped into an inbox folder gets the status line
+// --csv files get, ended by a line break once its rows are settled; an
+// import of a file that nothing was read of yet shows nothing.
+func TestFolderImportProgress(t *testing.T) {
+	every := csvProgressEvery
+	csvProgressEvery = time.Millisecond
+	t.Cleanup(func() { csvProgressEvery = every })
+	busy := runner.CSVProgress{File: "inbox/segments/drop.csv", Rows: 100, Queued: 100, Delivered: 40, Started: time.Now().Add(-time.Second)}
+	settled := busy
+	settled.Delivered, settled.ReadDone, settled.Finished = 100, true, true
+	snapshots := [][]runner.CSVProgress{
+		{{File: "inbox/segments/drop.csv", Started: time.Now()}}, // hashing: nothing read yet
+		{busy},
+		{settled},
+	}
+	var calls atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	out := newSyncBuffer()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		showFolderProgress(ctx, func() []runner.CSVProgress {
+			n := int(calls.Add(1)) - 1
+			if n >= len(snapshots)+3 {
+				cancel()
+			}
+			return snapshots[min(n, len(snapshots)-1)]
+		}, out)
+	}()
+	<-done
+	want := "\rdrop.csv: 40 rows done, 0 filtered out, 0 failed, 40 rows/s, ETA ?   \n"
+	if got := out.String(); !strings.HasPrefix(got, "\rdrop.csv: 40 rows done") || !strings.HasSuffix(got, "   \n") || strings.Count(got, "\n") != 1 {
+		t.Errorf("status line %q, want one like %q", got, want)
 	}
 }

@@ -413,11 +413,17 @@ func csvTargets(args []string, pipelines []*engine.Pipeline) ([]csvImport, error
 var csvProgressEvery = 500 * time.Millisecond
 
 // runImports reads the --csv files one after the other, showing progress
-// on a terminal. The channel closes once every row has an outcome.
+// on a terminal, of files dropped into an inbox folder too. The channel
+// closes once every row of the --csv files has an outcome; without them
+// it never closes.
 func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stderr io.Writer) <-chan struct{} {
 	done := make(chan struct{})
+	terminal := isTerminal(stderr)
 	if len(imports) == 0 {
-		return done // never closes: nothing to wait for
+		if terminal {
+			go showFolderProgress(ctx, r.CSVImports, stderr)
+		}
+		return done
 	}
 	// read closes when the last file is read, so --until-done exits then
 	// rather than at the next tick, when its rows already have outcomes.
@@ -434,7 +440,6 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 		}
 	}()
 	go func() {
-		terminal := isTerminal(stderr)
 		tick := time.NewTicker(csvProgressEvery)
 		defer tick.Stop()
 		readDone := read
@@ -455,11 +460,39 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 					fmt.Fprintln(stderr)
 				}
 				close(done)
+				if terminal {
+					showFolderProgress(ctx, r.CSVImports, stderr) // files dropped into the folders later
+				}
 				return
 			}
 		}
 	}()
 	return done
+}
+
+// showFolderProgress keeps a status line on the terminal for the files
+// dropped into inbox folders while one is imported, and ends it with a
+// line break once none is.
+func showFolderProgress(ctx context.Context, imports func() []runner.CSVProgress, stderr io.Writer) {
+	tick := time.NewTicker(csvProgressEvery)
+	defer tick.Stop()
+	showing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		busy := slices.DeleteFunc(imports(), func(p runner.CSVProgress) bool { return p.Settled() || p.Rows == 0 })
+		switch {
+		case len(busy) > 0:
+			showProgress(stderr, busy, time.Now())
+			showing = true
+		case showing:
+			fmt.Fprintln(stderr)
+			showing = false
+		}
+	}
 }
 
 func untilDoneChan(enabled bool, done <-chan struct{}) <-chan struct{} {
