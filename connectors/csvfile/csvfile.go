@@ -4,6 +4,7 @@ package csvfile
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -41,6 +42,22 @@ func (e *RowError) Error() string {
 	return fmt.Sprintf("%s:%d: row %d: %s", e.File, e.Line, e.Number, e.Reason)
 }
 
+// MaxRowBytes is how long one row may be in the file, its line break not
+// counted. encoding/csv holds a whole record in memory, several times
+// over, before it returns it: a quote never closed in a file of some GB,
+// or one huge value, would take GBs, and an engine killed for it would
+// start again from the checkpoint before that row, to be killed again. A
+// longer row is a broken row, read past without being held. Braze's export
+// rows are well under a KiB; 1 MiB is far more than any row of an event.
+const MaxRowBytes = 1 << 20
+
+// errRowTooLong is bounded's word to encoding/csv that the record being
+// read has gone past MaxRowBytes. Next never returns it.
+var errRowTooLong = errors.New("csv row longer than the bound")
+
+// runsOn is why a row whose quote is never closed is its first line only.
+const runsOn = "a quote in this row is never closed, so it ran on to the end of the file; the lines after this one are read as rows of their own"
+
 // notUTF8 is what to do about text that is not UTF-8.
 const notUTF8 = `the file is not UTF-8: save it as CSV UTF-8 (Excel's "CSV UTF-8", not its plain "CSV")`
 
@@ -49,11 +66,49 @@ type Reader struct {
 	file      string
 	src       io.ReadSeeker
 	delimiter rune
+	in        *bounded // csv's input
 	csv       *csv.Reader
 	base      int64 // where csv's input starts in src
 	lineBase  int   // lines of src before csv's first line
+	line      int   // the last line of src csv has read a record from
 	header    []string
 	number    int
+}
+
+// bounded is src for encoding/csv, which may not read past limit: it
+// fails there with errRowTooLong, so a record never takes more memory
+// than limit allows.
+type bounded struct {
+	src   io.Reader
+	at    int64 // the offset in src of the next byte read
+	limit int64
+	hit   bool // Read failed at limit: encoding/csv may report another error
+}
+
+func (b *bounded) Read(p []byte) (int, error) {
+	if b.at >= b.limit {
+		b.hit = true
+		return 0, errRowTooLong
+	}
+	if int64(len(p)) > b.limit-b.at {
+		p = p[:b.limit-b.at]
+	}
+	n, err := b.src.Read(p)
+	b.at += int64(n)
+	return n, err
+}
+
+// bound lets csv read the record that starts at offset start, and
+// MaxRowBytes of it plus one byte: a line break, or the end of the file.
+func (r *Reader) bound(start int64) { r.in.limit, r.in.hit = start+MaxRowBytes+1, false }
+
+// ended records the last line of record, just read.
+func (r *Reader) ended(record []string) {
+	last := len(record) - 1
+	line, _ := r.csv.FieldPos(last)
+	// A value goes on over lines only when quoted, each line break kept
+	// in it as \n (CRLF too).
+	r.line = r.lineBase + line + strings.Count(record[last], "\n")
 }
 
 // NewReader reads the header row. file names the input in messages. The
@@ -70,9 +125,20 @@ func NewReader(src io.ReadSeeker, file string, delimiter rune) (*Reader, error) 
 	if err := r.readFrom(r.base, 0); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
+	r.bound(r.base)
 	header, err := r.csv.Read()
 	if errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s: the file is empty; a CSV source needs a header row naming the columns", file)
+	}
+	if r.in.hit {
+		cr, err := r.crOnly(r.base)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		if cr {
+			return nil, fmt.Errorf("%s: %s", file, crOnlyReason)
+		}
+		return nil, fmt.Errorf("%s: cannot read the header row: it is longer than the %s a row may have; check that its quotes are closed", file, sizeText(MaxRowBytes))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: cannot read the header row: %s", file, parseReason(err, 0))
@@ -83,7 +149,7 @@ func NewReader(src io.ReadSeeker, file string, delimiter rune) (*Reader, error) 
 	for i, h := range header {
 		h = strings.TrimSpace(h)
 		if strings.Contains(h, "\r") {
-			return nil, fmt.Errorf("%s: the line endings are CR only (old Mac or Excel \"CSV (Macintosh)\"), so the whole file reads as its header row; save it with LF or CRLF line endings", file)
+			return nil, fmt.Errorf("%s: %s", file, crOnlyReason)
 		}
 		if strings.Contains(h, "\n") {
 			return nil, fmt.Errorf("%s:1: column %d of the header row has a line break in its name", file, i+1)
@@ -105,7 +171,39 @@ func NewReader(src io.ReadSeeker, file string, delimiter rune) (*Reader, error) 
 		header[i] = h
 	}
 	r.header = header
+	r.ended(header)
 	return r, nil
+}
+
+// crOnlyReason is why a file whose lines end with a lone \r cannot be read.
+const crOnlyReason = `the line endings are CR only (old Mac or Excel "CSV (Macintosh)"), so the whole file reads as its header row; save it with LF or CRLF line endings`
+
+// crOnly reports whether the line at offset at has a lone \r in its first
+// MaxRowBytes: a header row too long to read may be the whole file of
+// one whose lines end with \r alone.
+func (r *Reader) crOnly(at int64) (bool, error) {
+	if _, err := r.src.Seek(at, io.SeekStart); err != nil {
+		return false, err
+	}
+	br := bufio.NewReader(r.src)
+	afterCR := false
+	for range MaxRowBytes {
+		c, err := br.ReadByte()
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if afterCR && c != '\n' {
+			return true, nil
+		}
+		if c == '\n' {
+			return false, nil
+		}
+		afterCR = c == '\r'
+	}
+	return false, nil
 }
 
 // readFrom parses src from byte offset at, whose line is lineBase+1.
@@ -113,12 +211,13 @@ func (r *Reader) readFrom(at int64, lineBase int) error {
 	if _, err := r.src.Seek(at, io.SeekStart); err != nil {
 		return err
 	}
-	cr := csv.NewReader(r.src)
+	r.in = &bounded{src: r.src, at: at}
+	cr := csv.NewReader(r.in)
 	if r.delimiter != 0 {
 		cr.Comma = r.delimiter
 	}
 	cr.FieldsPerRecord = -1 // counted here, to name the row in the message
-	r.csv, r.base, r.lineBase = cr, at, lineBase
+	r.csv, r.base, r.lineBase, r.line = cr, at, lineBase, lineBase
 	return nil
 }
 
@@ -137,12 +236,19 @@ func (r *Reader) Offset() int64 { return r.base + r.csv.InputOffset() }
 // row would swallow all the rows after it. So such a row is its first
 // line only, and reading goes on from its second line. (A quote that a
 // later stray quote closes is valid CSV, or an error no reader can undo:
-// those rows stay as encoding/csv reads them.)
+// those rows stay as encoding/csv reads them.) A row longer than
+// MaxRowBytes is broken too, and read past without being held (tooLong).
 func (r *Reader) Next() (Row, error) {
 	start := r.Offset()
+	r.bound(start)
 	record, err := r.csv.Read()
 	if errors.Is(err, io.EOF) {
 		return Row{}, io.EOF
+	}
+	if r.in.hit {
+		// A quote in the part read may have failed first: the row is
+		// too long all the same, and encoding/csv is not at its end.
+		return r.tooLong(start)
 	}
 	r.number++
 	if err != nil {
@@ -151,6 +257,7 @@ func (r *Reader) Next() (Row, error) {
 			return Row{}, fmt.Errorf("%s: reading row %d: %w", r.file, r.number, err)
 		}
 		line := r.lineBase + pe.StartLine
+		r.line = r.lineBase + pe.Line // encoding/csv reads on after it
 		reason := parseReason(err, r.lineBase)
 		if errors.Is(pe.Err, csv.ErrQuote) && pe.Line > pe.StartLine {
 			cut, err := r.cutBack(start, line)
@@ -158,11 +265,12 @@ func (r *Reader) Next() (Row, error) {
 				return Row{}, fmt.Errorf("%s: reading on after row %d: %w", r.file, r.number, err)
 			}
 			if cut {
-				reason = "a quote in this row is never closed, so it ran on to the end of the file; the lines after this one are read as rows of their own"
+				reason = runsOn
 			}
 		}
 		return Row{}, &RowError{r.file, r.number, line, reason}
 	}
+	r.ended(record)
 	line, _ := r.csv.FieldPos(0)
 	line += r.lineBase
 	if len(record) != len(r.header) {
@@ -190,89 +298,283 @@ func (r *Reader) cutBack(start int64, line int) (cut bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	first, next, err := r.firstLine(start)
-	if err != nil {
-		return false, err
-	}
-	open, err := r.quoteLeftOpen(first)
-	if err != nil || !open {
+	x, err := r.scan(start)
+	if err != nil || !x.open {
 		if _, serr := r.src.Seek(was, io.SeekStart); err == nil {
 			err = serr
 		}
 		return false, err
 	}
-	return true, r.readFrom(next, line)
+	return true, r.readFrom(x.next, line)
 }
 
-// firstLine returns where the first line of the record at start begins
-// (after the blank lines encoding/csv skips) and where the line after it
-// begins.
-func (r *Reader) firstLine(start int64) (first, next int64, err error) {
+// tooLong makes the record at offset start, which ran past MaxRowBytes,
+// a broken row, and reads on after it: from its second line when a quote
+// of it is still open at the end of the file, as Next does, or else from
+// the line after its end, where encoding/csv would have gone on.
+func (r *Reader) tooLong(start int64) (Row, error) {
+	x, err := r.scan(start)
+	if err != nil {
+		return Row{}, fmt.Errorf("%s: reading on after row %d: %w", r.file, r.number, err)
+	}
+	line := r.line + x.blank + 1
+	if x.first > start && x.size <= MaxRowBytes {
+		// The blank lines before it, which encoding/csv skips, made it
+		// long: read it again without them.
+		if err := r.readFrom(x.first, line-1); err != nil {
+			return Row{}, fmt.Errorf("%s: reading on after row %d: %w", r.file, r.number, err)
+		}
+		return r.Next()
+	}
+	r.number++
+	var reason string
+	switch {
+	case x.open:
+		err = r.readFrom(x.next, line)
+		reason = runsOn
+	case x.lines > 1:
+		err = r.readFrom(x.end, line+x.lines-1)
+		reason = fmt.Sprintf("the row runs over lines %d to %d (%s), more than the %s a row may have, and none of them is imported: a quote in it is likely closed only by a stray quote far below; check its quotes", line, line+x.lines-1, sizeText(x.size), sizeText(MaxRowBytes))
+	default:
+		err = r.readFrom(x.end, line)
+		reason = fmt.Sprintf("the row is %s long, more than the %s a row may have; shorten its long value, or leave that column out of the file", sizeText(x.size), sizeText(MaxRowBytes))
+	}
+	if err != nil {
+		return Row{}, fmt.Errorf("%s: reading on after row %d: %w", r.file, r.number, err)
+	}
+	return Row{}, &RowError{r.file, r.number, line, reason}
+}
+
+// extent is where a record lies in src.
+type extent struct {
+	blank int   // blank lines before it, which encoding/csv skips
+	first int64 // where its first line begins
+	next  int64 // where the line after its first begins
+	end   int64 // where it ends: after its line break, or at the end of src
+	size  int64 // its length, its last line break not counted
+	lines int   // how many lines it takes up
+	open  bool  // a quoted field of it is still open at the end of src
+}
+
+// scan finds the extent of the record at offset start as encoding/csv
+// (without LazyQuotes) reads it, a buffer at a time: a record of any
+// length takes no memory. It ends at a line break outside quotes, or at
+// the end of the line where encoding/csv finds it broken.
+func (r *Reader) scan(start int64) (extent, error) {
+	var x extent
 	if _, err := r.src.Seek(start, io.SeekStart); err != nil {
-		return 0, 0, err
+		return x, err
 	}
-	br := bufio.NewReader(r.src)
-	at := start
+	s := &scanner{br: bufio.NewReader(r.src), at: start}
 	for {
-		text, err := br.ReadString('\n')
+		b, err := s.br.Peek(2)
 		if err != nil && !errors.Is(err, io.EOF) {
-			return 0, 0, err
+			return x, err
 		}
-		first, at = at, at+int64(len(text))
-		if err != nil || (text != "\n" && text != "\r\n") {
-			return first, at, nil // the record's first line, or the end of the file
+		n := 0
+		switch {
+		case len(b) > 0 && b[0] == '\n':
+			n = 1
+		case len(b) == 2 && b[0] == '\r' && b[1] == '\n':
+			n = 2
 		}
+		if n == 0 {
+			break
+		}
+		_, _ = s.br.Discard(n) // peeked
+		s.at += int64(n)
+		x.blank++
 	}
-}
-
-// quoteLeftOpen reads the record that starts at offset first as
-// encoding/csv does, and reports whether a quoted field of it is still
-// open at the end of the file.
-func (r *Reader) quoteLeftOpen(first int64) (bool, error) {
-	if _, err := r.src.Seek(first, io.SeekStart); err != nil {
-		return false, err
-	}
-	br := bufio.NewReader(r.src)
+	x.first = s.at
 	delimiter := r.delimiter
 	if delimiter == 0 {
 		delimiter = ','
 	}
+	lead := string(delimiter)[0]
 	fieldStart := true
+record:
 	for {
-		c, _, err := br.ReadRune()
-		if errors.Is(err, io.EOF) {
-			return false, nil
-		}
+		c, ok, err := s.rune()
 		if err != nil {
-			return false, err
+			return x, err
 		}
 		switch {
-		case fieldStart && c == '"':
-			for closed := false; !closed; {
-				c, _, err := br.ReadRune()
-				if errors.Is(err, io.EOF) {
-					return true, nil
-				}
-				if err != nil {
-					return false, err
-				}
-				if c == '"' {
-					if next, _ := br.Peek(1); len(next) == 1 && next[0] == '"' {
-						_, _ = br.Discard(1) // "" is a quote inside the field
-					} else {
-						closed = true
-					}
-				}
-			}
-			fieldStart = false
-		case c == '\n':
-			return false, nil // the record ended with its quotes closed
+		case !ok || c == '\n':
+			break record
 		case c == delimiter:
 			fieldStart = true
-		default:
+		case c != '"':
 			fieldStart = false
+			if err := s.plain(lead); err != nil {
+				return x, err
+			}
+		case !fieldStart:
+			// A quote inside a field: encoding/csv fails there and
+			// goes on from the next line.
+			if _, err := s.until('\n'); err != nil {
+				return x, err
+			}
+			break record
+		default:
+			closed, err := s.quoted()
+			if err != nil {
+				return x, err
+			}
+			if !closed {
+				x.open = true
+				break record
+			}
+			c, ok, err := s.rune()
+			if err != nil {
+				return x, err
+			}
+			switch {
+			case !ok || c == '\n':
+				break record
+			case c == delimiter:
+				fieldStart = true
+			default:
+				// Text after the closing quote (or CRLF, which ends the
+				// record at the same place).
+				if _, err := s.until('\n'); err != nil {
+					return x, err
+				}
+				break record
+			}
 		}
 	}
+	x.end, x.size, x.lines, x.next = s.at, s.at-x.first, s.breaks+1, s.next
+	if s.atBreak && !x.open {
+		x.size--
+		x.lines--
+	}
+	if x.next == 0 {
+		x.next = x.end // a record of one line, at the end of src
+	}
+	return x, nil
+}
+
+// scanner reads src for scan, counting what it reads.
+type scanner struct {
+	br      *bufio.Reader
+	at      int64 // the offset of the next byte
+	next    int64 // after the first line break read; 0 before it
+	breaks  int   // line breaks read
+	atBreak bool  // the last byte read is a line break
+}
+
+// read counts b, read from br.
+func (s *scanner) read(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if s.next == 0 {
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			s.next = s.at + int64(i) + 1
+		}
+	}
+	s.breaks += bytes.Count(b, []byte{'\n'})
+	s.at += int64(len(b))
+	s.atBreak = b[len(b)-1] == '\n'
+}
+
+// plain reads on in a field not quoted, up to the next line break, quote
+// or byte lead (the delimiter's first), and leaves that to be read: a
+// huge value is read a buffer, not a character, at a time.
+func (s *scanner) plain(lead byte) error {
+	for {
+		if _, err := s.br.Peek(1); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		b, _ := s.br.Peek(s.br.Buffered())
+		n := len(b)
+		// The delimiter first, the nearest in a line of many fields: each
+		// search goes no further than the stop found before it.
+		for _, c := range [...]byte{lead, '"', '\n'} {
+			if i := bytes.IndexByte(b[:n], c); i >= 0 {
+				n = i
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		_, _ = s.br.Discard(n) // peeked
+		s.at += int64(n)
+		s.atBreak = false
+		if n < len(b) {
+			return nil
+		}
+	}
+}
+
+// rune reads one character; ok is false at the end of src.
+func (s *scanner) rune() (c rune, ok bool, err error) {
+	c, n, err := s.br.ReadRune()
+	if errors.Is(err, io.EOF) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	s.at += int64(n)
+	s.atBreak = c == '\n'
+	if s.atBreak {
+		s.breaks++
+		if s.next == 0 {
+			s.next = s.at
+		}
+	}
+	return c, true, nil
+}
+
+// until reads up to the next byte c and past it; found is false at the
+// end of src.
+func (s *scanner) until(c byte) (found bool, err error) {
+	for {
+		b, err := s.br.ReadSlice(c)
+		s.read(b)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+		case errors.Is(err, io.EOF):
+			return false, nil
+		default:
+			return false, err
+		}
+	}
+}
+
+// quoted reads a quoted field after its opening quote, through its
+// closing one (a "" is a quote in the value); closed is false if src ends
+// first.
+func (s *scanner) quoted() (closed bool, err error) {
+	for {
+		found, err := s.until('"')
+		if err != nil || !found {
+			return false, err
+		}
+		if b, _ := s.br.Peek(1); len(b) == 0 || b[0] != '"' {
+			return true, nil
+		}
+		_, _ = s.br.Discard(1) // peeked
+		s.at++
+		s.atBreak = false
+	}
+}
+
+// sizeText is n bytes as a user reads it best.
+func sizeText(n int64) string {
+	switch {
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n < 10<<20:
+		return fmt.Sprintf("%d bytes", n)
+	}
+	return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
 }
 
 // parseReason says what is wrong, with the line counted from the top of

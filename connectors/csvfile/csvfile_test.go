@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -34,6 +35,9 @@ func TestNewReaderHeader(t *testing.T) {
 		{"CR-only line endings", "user_id,tag\ru1,vip\ru2,gold\r", 0, nil, "export.csv: the line endings are CR only (old Mac or Excel \"CSV (Macintosh)\"), so the whole file reads as its header row; save it with LF or CRLF line endings"},
 		{"CR-only line endings, one column", "user_id\ru1\r", 0, nil, "export.csv: the line endings are CR only"},
 		{"CR-only line endings, header only", "user_id,tag\r", 0, []string{"user_id", "tag"}, ""},
+		{"CR-only line endings, over a row's bound", "user_id,tag\r" + strings.Repeat("u1,vip\r", MaxRowBytes/7+1), 0, nil, "export.csv: the line endings are CR only"},
+		{"header over a row's bound", "user_id,\"tag\n" + strings.Repeat("u1,vip\n", MaxRowBytes/7+1), 0, nil, "export.csv: cannot read the header row: it is longer than the 1 MiB a row may have; check that its quotes are closed"},
+		{"header just under a row's bound", "user_id," + strings.Repeat("t", MaxRowBytes-8) + "\nu1,vip\n", 0, []string{"user_id", strings.Repeat("t", MaxRowBytes-8)}, ""},
 		{"CRLF line endings", "user_id,tag\r\nu1,vip\r\n", 0, []string{"user_id", "tag"}, ""},
 		{"line break in a quoted name", "\"user\nid\",tag\n", 0, nil, "export.csv:1: column 1 of the header row has a line break in its name"},
 		{"semicolon delimiter", "user_id;email\n", ';', []string{"user_id", "email"}, ""},
@@ -318,6 +322,7 @@ func TestOffset(t *testing.T) {
 		{"a broken row", "a,b\n1\n2,3\n", []int64{4, 6, 10, 10}},
 		{"a quote never closed", "a,b\n1,\"x\n2,y\n", []int64{4, 9, 13, 13}},
 		{"blank lines", "a,b\n\n\n1,2\n\n", []int64{4, 10, 11}},
+		{"a row over the bound", "a,b\n1," + strings.Repeat("x", MaxRowBytes) + "\n2,3\n", []int64{4, 4 + MaxRowBytes + 3, 4 + MaxRowBytes + 7, 4 + MaxRowBytes + 7}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -335,6 +340,187 @@ func TestOffset(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("offsets %v, want %v (of %d bytes)", got, tt.want, len(tt.input))
+			}
+		})
+	}
+}
+
+// rows is n rows "u<i>,v<i>\n" from i = from on: the rows after a long
+// one, to check that reading goes on with the right numbers.
+func rows(from, n int) string {
+	var b strings.Builder
+	for i := from; i < from+n; i++ {
+		fmt.Fprintf(&b, "u%d,v%d\n", i, i)
+	}
+	return b.String()
+}
+
+// A row longer than MaxRowBytes is a broken row, and reading goes on at
+// the right place with the right row and line numbers.
+func TestLongRows(t *testing.T) {
+	long := strings.Repeat("x", MaxRowBytes)
+	lines := strings.Repeat("y\n", MaxRowBytes)
+	tests := []struct {
+		name  string
+		input string
+		delim rune
+		want  []step
+		// then rows "u<i>,v<i>" up to i = upTo, one a line from line
+		// on, numbered on from the last step
+		upTo, line int
+	}{
+		{"a quote never closed, then MBs of rows", "a,b\n0,\"x\n" + rows(1, 200000), 0, []step{
+			{number: 1, line: 2, reason: "a quote in this row is never closed, so it ran on to the end of the file; the lines after this one are read as rows of their own"},
+		}, 200000, 3},
+		{"a quote never closed after a long first line", "a,b\n0,\"" + long + "\n" + rows(1, 3), 0, []step{
+			{number: 1, line: 2, reason: "never closed"},
+		}, 3, 3},
+		{"one huge value", "a,b\n0," + long + "\n" + rows(1, 3), 0, []step{
+			{number: 1, line: 2, reason: "the row is 1048578 bytes long, more than the 1 MiB a row may have; shorten its long value, or leave that column out of the file"},
+		}, 3, 3},
+		{"one huge quoted value", "a,b\n0,\"" + long + long + long + "\"\n" + rows(1, 3), 0, []step{
+			{number: 1, line: 2, reason: "the row is 3145732 bytes long"},
+		}, 3, 3},
+		{"a huge value at the end, no final line break", "a,b\n" + rows(1, 2) + "0," + long, 0, []step{
+			{number: 1, line: 2, values: map[string]any{"a": "u1", "b": "v1"}},
+			{number: 2, line: 3, values: map[string]any{"a": "u2", "b": "v2"}},
+			{number: 3, line: 4, reason: "the row is 1048578 bytes long"},
+		}, 0, 0},
+		{"a quoted field closed far below", "a,b\n0,\"" + lines + "\"\n" + rows(1, 3), 0, []step{
+			{number: 1, line: 2, reason: "the row runs over lines 2 to 1048578 (2097156 bytes), more than the 1 MiB a row may have, and none of them is imported: a quote in it is likely closed only by a stray quote far below"},
+		}, 3, 1048579},
+		{"a quoted field closed far below, then text", "a,b\n0,\"" + lines + "\"x,\"y\n" + rows(1, 3), 0, []step{
+			{number: 1, line: 2, reason: "runs over lines 2 to 1048578"},
+		}, 3, 1048579},
+		{"many fields", "a,b\n0" + strings.Repeat(",a", MaxRowBytes/2) + "\n" + rows(1, 3), 0, []step{
+			{number: 1, line: 2, reason: "the row is 1048577 bytes long"},
+		}, 3, 3},
+		{"'£' delimiter, a huge value of '©' (its first byte is the same)", "a£b\n0£" + strings.Repeat("©", MaxRowBytes/2) + "\nu1£v1\n", '£', []step{
+			{number: 1, line: 2, reason: "the row is 1048579 bytes long"},
+		}, 1, 3},
+		{"a bare quote in a huge value", "a,b\n0,x\"" + long + ",\"y\n" + rows(1, 3), 0, []step{
+			{number: 1, line: 2, reason: "the row is 1048583 bytes long"},
+		}, 3, 3},
+		{"CRLF, '£' delimiter", "a£b\r\n0£\"" + long + "\"£\"z\r\n\"\r\n" + strings.ReplaceAll(strings.ReplaceAll(rows(1, 3), ",", "£"), "\n", "\r\n"), '£', []step{
+			{number: 1, line: 2, reason: "the row runs over lines 2 to 3"},
+		}, 3, 4},
+		{"just under the bound", "a,b\n0," + long[2:] + "\n" + rows(1, 3), 0, []step{
+			{number: 1, line: 2, values: map[string]any{"a": "0", "b": long[2:]}},
+		}, 3, 3},
+		{"just under the bound, CRLF", "a,b\r\n0," + long[3:] + "\r\n1,2\r\n", 0, []step{
+			{number: 1, line: 2, values: map[string]any{"a": "0", "b": long[3:]}},
+			{number: 2, line: 3, values: map[string]any{"a": "1", "b": "2"}},
+		}, 0, 0},
+		{"just under the bound at the end, no final line break", "a,b\n" + rows(1, 1) + "0," + long[2:], 0, []step{
+			{number: 1, line: 2, values: map[string]any{"a": "u1", "b": "v1"}},
+			{number: 2, line: 3, values: map[string]any{"a": "0", "b": long[2:]}},
+		}, 0, 0},
+		{"just over the bound at the end, no final line break", "a,b\n" + rows(1, 1) + "0," + long[1:], 0, []step{
+			{number: 1, line: 2, values: map[string]any{"a": "u1", "b": "v1"}},
+			{number: 2, line: 3, reason: "the row is 1048577 bytes long"},
+		}, 0, 0},
+		{"blank lines over the bound before a row", "a,b\n" + strings.Repeat("\r\n", MaxRowBytes) + rows(1, 3), 0, nil, 3, 1048578},
+		{"blank lines before a long row", "a,b\n\n\n0," + long + "\n" + rows(1, 3), 0, []step{
+			{number: 1, line: 4, reason: "the row is 1048578 bytes long"},
+		}, 3, 5},
+		// Lines are still counted from the top after other broken rows.
+		{"after a multi-line row", "a,b\n1,\"p\nq\"\n0," + long + "\n" + rows(1, 3), 0, []step{
+			{number: 1, line: 2, values: map[string]any{"a": "1", "b": "p\nq"}},
+			{number: 2, line: 4, reason: "the row is 1048578 bytes long"},
+		}, 3, 5},
+		{"after a broken multi-line row", "a,b\n1,\"p\nq\"x\n0," + long + "\n" + rows(1, 3), 0, []step{
+			{number: 1, line: 2, reason: "has text after its closing quote"},
+			{number: 2, line: 4, reason: "the row is 1048578 bytes long"},
+		}, 3, 5},
+		{"after a quote never closed", "a,b\n1,\"p\n0," + long + "\n" + rows(1, 3), 0, []step{
+			{number: 1, line: 2, reason: "never closed"},
+			{number: 2, line: 3, reason: "the row is 1048578 bytes long"},
+		}, 3, 4},
+		{"two long rows", "a,b\n0," + long + "\n0,\"" + lines + "\"\n" + rows(1, 3), 0, []step{
+			{number: 1, line: 2, reason: "the row is 1048578 bytes long"},
+			{number: 2, line: 3, reason: "runs over lines 3 to 1048579"},
+		}, 3, 1048580},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := NewReader(strings.NewReader(tt.input), "in.csv", tt.delim)
+			if err != nil {
+				t.Fatalf("NewReader: %v", err)
+			}
+			number := 0
+			for i, w := range tt.want {
+				row, err := r.Next()
+				number = w.number
+				if w.reason == "" {
+					if err != nil {
+						t.Fatalf("Next #%d: error %v, want row %d", i+1, err, w.number)
+					}
+					if row.Number != w.number || row.Line != w.line || !reflect.DeepEqual(row.Values, w.values) {
+						t.Errorf("Next #%d = row %d, line %d, %d values; want row %d, line %d", i+1, row.Number, row.Line, len(row.Values), w.number, w.line)
+					}
+					continue
+				}
+				var re *RowError
+				if !errors.As(err, &re) {
+					t.Fatalf("Next #%d: got row %d, err %v; want *RowError", i+1, row.Number, err)
+				}
+				if re.Number != w.number || re.Line != w.line || !strings.Contains(re.Reason, w.reason) {
+					t.Errorf("Next #%d error = %v, want row %d, line %d, a reason containing %q", i+1, re, w.number, w.line, w.reason)
+				}
+				if len(re.Error()) > 500 {
+					t.Errorf("Next #%d error is %d bytes long", i+1, len(re.Error()))
+				}
+			}
+			for i := 1; i <= tt.upTo; i++ {
+				row, err := r.Next()
+				number++
+				line := tt.line + i - 1
+				if err != nil || row.Number != number || row.Line != line || row.Values["a"] != fmt.Sprint("u", i) || row.Values["b"] != fmt.Sprint("v", i) {
+					t.Fatalf("row u%d: got row %d, line %d, %v, err %v; want row %d, line %d", i, row.Number, row.Line, row.Values, err, number, line)
+				}
+			}
+			if row, err := r.Next(); err != io.EOF {
+				t.Fatalf("after the last row: Next() = row %d, %v; want io.EOF", row.Number, err)
+			}
+		})
+	}
+}
+
+// A row over the bound is read past a buffer at a time: reading a file of
+// 50 MB that is nearly all one broken row allocates a few MB, not the
+// row, which encoding/csv alone holds several times over.
+func TestLongRowMemory(t *testing.T) {
+	const size = 50 << 20
+	tests := []struct {
+		name   string
+		input  string
+		reason string
+		next   int // the line of the row after it
+	}{
+		{"one huge value", "a,b\n0," + strings.Repeat("x", size) + "\n1,2\n", "is 50 MiB long", 3},
+		{"a quoted field closed far below", "a,b\n0,\"" + strings.Repeat("y\n", size/2) + "\"\n1,2\n", "runs over lines 2 to 26214402", 26214403},
+		{"a quote never closed", "a,b\n0,\"\n" + strings.Repeat("y,z\n", size/4), "never closed", 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := NewReader(strings.NewReader(tt.input), "in.csv", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err = r.Next()
+			runtime.ReadMemStats(&after)
+			var re *RowError
+			if !errors.As(err, &re) || re.Line != 2 || !strings.Contains(re.Reason, tt.reason) {
+				t.Fatalf("Next() error = %v, want a row error at line 2 containing %q", err, tt.reason)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16*MaxRowBytes {
+				t.Errorf("reading past the row allocated %d MiB, for a file of %d MiB", alloc>>20, len(tt.input)>>20)
+			}
+			row, err := r.Next()
+			if err != nil || row.Line != tt.next {
+				t.Errorf("the row after it: %+v, %v; want one at line %d", row, err, tt.next)
 			}
 		})
 	}
