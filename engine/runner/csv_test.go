@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loyalty-connector/engine/connectors/csvfile"
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
@@ -731,6 +732,39 @@ func TestCSVRowNotUTF8IsABrokenRow(t *testing.T) {
 	want := file + `:2: row 1: column 2 ("tag", at line 2, character 13) is not UTF-8 text; the file is not UTF-8: save it as CSV UTF-8`
 	if len(dls) != 1 || !strings.HasPrefix(dls[0].Error, want) {
 		t.Fatalf("dead letters %+v, want one whose error starts %q", dls, want)
+	}
+}
+
+// A row of 100 MB (one huge value) took GBs of memory, and became an event
+// whose dead letter stored it whole, with the request made of it. A row
+// over csvfile.MaxRowBytes is a broken row: its dead letter names the row
+// and holds nothing of it, and the rows after it are sent.
+func TestCSVRowOverTheBoundIsABrokenRow(t *testing.T) {
+	h := start(t, setup{users: 20})
+	file := filepath.Join(t.TempDir(), "huge.csv")
+	huge := "user_id,tag\nload-000001," + strings.Repeat("x", 2*csvfile.MaxRowBytes) + "\nload-000002,vip\n"
+	if err := os.WriteFile(file, []byte(huge), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.drained()
+	if p.Rows != 2 || p.Queued != 1 || p.Broken != 1 {
+		t.Errorf("rows %d, sent %d, broken %d; want 2, 1 and 1", p.Rows, p.Queued, p.Broken)
+	}
+	if h.tagCount("load-000002", "vip") != 1 {
+		t.Error("the row after the long one was not delivered")
+	}
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{Reason: "csv_row"})
+	want := file + ":2: row 1: the row is 2097164 bytes long, more than the 1 MiB a row may have"
+	if len(dls) != 1 || !strings.HasPrefix(dls[0].Error, want) {
+		t.Fatalf("%d dead letters, want one whose error starts %q", len(dls), want)
+	}
+	var event map[string]any
+	if err := json.Unmarshal(dls[0].Event, &event); err != nil || len(event) != 3 || event["row"] != 1.0 || event["line"] != 2.0 || event["file"] != file || dls[0].Request != nil || len(dls[0].Error) > 500 {
+		t.Errorf("dead letter event %.200s (%d bytes), request %v, error of %d bytes; want the file, row and line only", dls[0].Event, len(dls[0].Event), dls[0].Request, len(dls[0].Error))
 	}
 }
 
