@@ -459,6 +459,39 @@ func TestRunUsageErrors(t *testing.T) {
 	}
 }
 
+// The admin listener replays and drops dead letters for whoever reaches
+// it, so engine run refuses to put it anywhere but loopback unless told
+// so; a host name other than localhost is no loopback either.
+func TestRunAdminAddrMustBeLoopback(t *testing.T) {
+	// --until-done without --csv stops a run that gets past the check
+	// before anything listens.
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:0", "example.com:0"} {
+		_, stderr, code := runEngine("run", "--env-file", "examples/sandbox.env", "--until-done", "--admin-addr", addr, "pipelines/")
+		if code != exitUsage || !strings.Contains(stderr, "--admin-addr "+addr+" is not a loopback address") || !strings.Contains(stderr, "--admin-allow-remote") {
+			t.Errorf("--admin-addr %s: code %d, %q; want 2, the risk and a word about --admin-allow-remote", addr, code, stderr)
+		}
+	}
+	if _, stderr, code := runEngine("run", "--env-file", "examples/sandbox.env", "--until-done", "--admin-addr", "8079", "pipelines/"); code != exitUsage || !strings.Contains(stderr, "host:port") {
+		t.Errorf("--admin-addr 8079: code %d, %q; want 2 and host:port", code, stderr)
+	}
+	if stdout, _, _ := runEngine("run", "--help"); !strings.Contains(stdout, "--admin-allow-remote") {
+		t.Errorf("engine run --help does not mention --admin-allow-remote:\n%s", stdout)
+	}
+	// Accepted addresses get past the check.
+	for _, args := range [][]string{
+		{"--admin-addr", "127.0.0.1:0"},
+		{"--admin-addr", "localhost:0"},
+		{"--admin-addr", "[::1]:0"},
+		{"--admin-addr", ""},
+		{"--admin-addr", "0.0.0.0:0", "--admin-allow-remote"},
+	} {
+		args = append([]string{"run", "--env-file", "examples/sandbox.env", "--until-done"}, append(args, "pipelines/")...)
+		if _, stderr, code := runEngine(args...); code != exitUsage || !strings.Contains(stderr, "--until-done needs --csv files") {
+			t.Errorf("%v: code %d, %q; want the address taken (and --until-done refused)", args, code, stderr)
+		}
+	}
+}
+
 // collectorSettings puts Go's defaults back for a test of tuneGC, and
 // restores what was set when it ends. It returns a reader of the current
 // settings.

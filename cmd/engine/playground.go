@@ -84,7 +84,7 @@ make HTTP calls from this machine), so it listens on loopback only unless
 	if err != nil {
 		return fail(exitUsage, "--addr is host:port, e.g. 127.0.0.1:8090: %v", err)
 	}
-	if ip := net.ParseIP(host); !*allowRemote && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !*allowRemote && !loopbackHost(host) {
 		return fail(exitUsage, "--addr %s is not a loopback address: whoever reaches the page can render templates through it, and with --connected-content live make HTTP calls from this machine; use 127.0.0.1:PORT, or add --allow-remote if that is what you want", *addr)
 	}
 	ps, err := pf.open()

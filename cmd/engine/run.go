@@ -58,9 +58,10 @@ the routes at once and the queue once the old one has finished what it
 holds. SIGHUP and POST /-/reload on the admin listener reload at once.
 
 The listener also serves /healthz, /readyz and /metrics (Prometheus). The
-admin listener (--admin-addr, loopback) serves GET /status, POST /-/reload
-and the dead letters of the running engine: GET /dlq,
-POST /dlq/{id}/replay, DELETE /dlq/{id}. SIGINT or SIGTERM turns /readyz to
+admin listener (--admin-addr) serves GET /status, POST /-/reload and the
+dead letters of the running engine: GET /dlq, POST /dlq/{id}/replay,
+DELETE /dlq/{id}. It takes no credentials, so it listens on loopback only
+unless --admin-allow-remote is given. SIGINT or SIGTERM turns /readyz to
 503, keeps taking webhooks for --drain (for a load balancer to notice),
 then stops taking them, lets in-flight deliveries finish (up to --grace),
 and leaves the rest in the inbox; a second signal stops at once, abandoning
@@ -73,7 +74,8 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	cf.register(fs)
 	var (
 		addr      = fs.String("addr", ":8080", "listen for webhooks on `host:port`")
-		adminAddr = fs.String("admin-addr", "127.0.0.1:8079", "serve /status, /-/reload and /dlq on `host:port` (empty: no admin listener)")
+		adminAddr = fs.String("admin-addr", "127.0.0.1:8079", "serve /status, /-/reload and /dlq on `host:port`, loopback (empty: no admin listener)")
+		remoteOK  = fs.Bool("admin-allow-remote", false, "allow an --admin-addr that is not loopback: anyone who reaches it can reload the pipelines and list, replay and drop dead letters")
 		dataDir   = fs.String("data", "./data", "`folder` of the durable inbox and the dead letters")
 		inSandbox = fs.Bool("sandbox", false, "start the built-in SessionM and Braze emulators and point every connection at them")
 		logFormat = fs.String("log-format", "text", "log `format`: text or json")
@@ -108,6 +110,15 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	}
 	if *drain < 0 {
 		return fail(exitUsage, "--drain is %s; it is how long webhooks are still taken after a signal to stop, 0 or more (e.g. 10s)", *drain)
+	}
+	if *adminAddr != "" {
+		host, _, err := net.SplitHostPort(*adminAddr)
+		if err != nil {
+			return fail(exitUsage, "--admin-addr is host:port, e.g. 127.0.0.1:8079, or \"\" for no admin listener: %v", err)
+		}
+		if !*remoteOK && !loopbackHost(host) {
+			return fail(exitUsage, "--admin-addr %s is not a loopback address: the admin listener takes no credentials, and whoever reaches it can reload the pipelines and list, replay and drop dead letters; use 127.0.0.1:PORT (an SSH tunnel reaches it from elsewhere), or add --admin-allow-remote if that is what you want", *adminAddr)
+		}
 	}
 	logger, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
@@ -194,7 +205,7 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 			return fail(exitProblem, "cannot listen on --admin-addr %s: %v (another engine? pass --admin-addr 127.0.0.1:0 or \"\")", *adminAddr, err)
 		}
 		if host, _, _ := net.SplitHostPort(aln.Addr().String()); !net.ParseIP(host).IsLoopback() {
-			logger.Warn("the admin listener is not on loopback: anyone who reaches it can replay and drop dead letters", "addr", aln.Addr().String())
+			logger.Warn("the admin listener is not on loopback (--admin-allow-remote): anyone who reaches it can reload the pipelines and replay and drop dead letters", "addr", aln.Addr().String())
 		}
 		// A web page open in the operator's browser must not replay
 		// dead letters or reload, by a cross-site post or DNS rebinding.
@@ -281,6 +292,14 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 		exit = exitProblem
 	}
 	return exit
+}
+
+// loopbackHost reports whether host, of a host:port to listen on, is a
+// loopback address or localhost. An empty host or 0.0.0.0 listens on
+// every interface.
+func loopbackHost(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // listen opens the webhook listener; a test makes one that fails.
