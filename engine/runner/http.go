@@ -273,11 +273,25 @@ func validSignature(h *engine.HMACAuth, got string, body []byte) bool {
 	return hmac.Equal([]byte(got), []byte(want))
 }
 
+// authChallenge is the WWW-Authenticate of a 401: the scheme the route
+// wants. RFC 9110 §11.6.1 has a 401 carry at least one challenge, and an
+// HMAC signature has no registered scheme; "Bearer" would send the caller
+// after a token the route does not take. So an HMAC route names its own
+// scheme, Signature (any token is a valid scheme name, §11.1), with the
+// header the signature goes in as a parameter.
 func authChallenge(a *engine.InboundAuth) string {
-	if a != nil && a.Basic != nil {
+	switch {
+	case a != nil && a.Basic != nil:
 		return `Basic realm="engine"`
+	case a != nil && a.HMAC != nil:
+		return `Signature realm="engine", header=` + quotedString(a.HMAC.Header)
 	}
 	return `Bearer realm="engine"`
+}
+
+// quotedString writes s as an HTTP quoted-string (RFC 9110 §5.6.4).
+func quotedString(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

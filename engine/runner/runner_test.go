@@ -524,6 +524,34 @@ func TestInboundChecks(t *testing.T) {
 	}
 }
 
+// A 401 names the scheme the route wants (RFC 9110 §11.6.1: it must carry
+// a challenge): a caller with an HMAC route is not told to send a bearer
+// token.
+func TestUnauthorizedChallengeNamesTheRouteAuth(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, tweak: func(p *engine.Pipeline) {
+		if p.Name == "any-campaign" {
+			p.Source.Auth = &engine.InboundAuth{Bearer: "t"}
+		}
+	}})
+	tests := []struct {
+		auth string
+		path string
+		want string
+	}{
+		{"bearer", "/hooks/campaign", `Bearer realm="engine"`},
+		{"basic", "/hooks/tags/" + ana, `Basic realm="engine"`},
+		{"hmac", "/hooks/track", `Signature realm="engine", header="X-Signature"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.auth, func(t *testing.T) {
+			a := do(t, "POST", h.engine.URL+tt.path, `{}`, nil)
+			if got := a.header.Values("WWW-Authenticate"); a.status != 401 || len(got) != 1 || got[0] != tt.want {
+				t.Fatalf("%d, WWW-Authenticate %q; want 401 and %q", a.status, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestBackpressure(t *testing.T) {
 	h := start(t, setup{opts: func(o *runner.Options) { o.MaxInbox = 2 }})
 	// Braze answers slowly, so events pile up in the inbox.
