@@ -93,7 +93,7 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 		writeReply(w, reply, "miss")
 		return
 	}
-	if entry != nil && now.Sub(entry.stored) < c.TTL+c.Stale {
+	if entry != nil && now.Sub(entry.stored) < c.TTL+c.Stale && !isNotFound(err) {
 		// SessionM is slow or down: an older answer beats none, and says
 		// what it is.
 		rs.r.log.Warn("answering from the cache", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "age", now.Sub(entry.stored).Round(time.Second), "error", rs.r.opts.Masker.String(err.Error()))
@@ -114,7 +114,9 @@ func (a *answerRecorder) WriteHeader(code int) {
 	a.ResponseWriter.WriteHeader(code)
 }
 
-// shared evaluates once per key at a time and caches a 2xx answer.
+// shared evaluates once per key at a time and caches a 2xx answer. A
+// lookup answered 404 drops what the cache holds for key: the peer says
+// there is nothing to answer with, so no stale copy stands in for it.
 func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (*engine.Reply, error) {
 	rs.mu.Lock()
 	if f := rs.inflight[key]; f != nil {
@@ -138,8 +140,11 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 		f.reply, f.err = rs.evaluate(evalCtx, ev)
 		rs.mu.Lock()
 		delete(rs.inflight, key)
-		if f.err == nil && f.reply.Status >= 200 && f.reply.Status < 300 {
+		switch {
+		case f.err == nil && f.reply.Status >= 200 && f.reply.Status < 300:
 			rs.keep(key, f.reply)
+		case isNotFound(f.err):
+			rs.forget(key)
 		}
 		rs.mu.Unlock()
 		close(f.done)
@@ -160,15 +165,20 @@ func (rs *responder) keep(key string, reply *engine.Reply) {
 	if size > maxCachedBytes {
 		return
 	}
-	if old := rs.cache[key]; old != nil {
-		rs.cachedBytes -= old.size
-		delete(rs.cache, key)
-	}
+	rs.forget(key)
 	for len(rs.cache) > 0 && (len(rs.cache) >= maxCached || rs.cachedBytes+size > maxCachedBytes) {
 		rs.evictOldest()
 	}
 	rs.cache[key] = &cached{reply: reply, stored: rs.r.clock.Now(), size: size}
 	rs.cachedBytes += size
+}
+
+// forget drops key's answer, if the cache holds one. Callers hold rs.mu.
+func (rs *responder) forget(key string) {
+	if old := rs.cache[key]; old != nil {
+		rs.cachedBytes -= old.size
+		delete(rs.cache, key)
+	}
 }
 
 // evictOldest drops the oldest tenth of the cache. Callers hold rs.mu.
@@ -190,6 +200,22 @@ func (rs *responder) evictOldest() {
 
 var errFiltered = errors.New("the pipeline's filter refused this request")
 
+// notFoundError is a lookup its peer answered 404: F3's SessionM does not
+// know the user. The route answers 404 too, which Braze's Connected
+// Content renders as an empty string; a 502 would count toward Braze's
+// unhealthy-host halt (braze.md §4, §5), which a send to a segment where
+// many users have no SessionM profile could set off, stopping Connected
+// Content to the engine for everyone.
+type notFoundError struct{ err error }
+
+func (e *notFoundError) Error() string { return e.err.Error() }
+func (e *notFoundError) Unwrap() error { return e.err }
+
+func isNotFound(err error) bool {
+	var nf *notFoundError
+	return errors.As(err, &nf)
+}
+
 func (rs *responder) evaluate(ctx context.Context, ev *engine.Event) (reply *engine.Reply, err error) {
 	// A panic here would end the engine when a shared evaluation has its
 	// own goroutine, and leave the requests that share it waiting.
@@ -201,6 +227,12 @@ func (rs *responder) evaluate(ctx context.Context, ev *engine.Event) (reply *eng
 	out := rs.p.Evaluate(ctx, ev, rs.r.lookups(), rs.r.clock.Now())
 	switch {
 	case out.Err != nil:
+		// The step that failed is the last one run.
+		if n := len(out.Steps); n > 0 {
+			if last := out.Steps[n-1]; last.Err != nil && last.Response != nil && last.Response.Status == http.StatusNotFound {
+				return nil, &notFoundError{out.Err}
+			}
+		}
 		return nil, out.Err
 	case !out.Passed:
 		return nil, errFiltered
@@ -237,6 +269,11 @@ func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Durati
 		// Logged with its stack already; the caller needs no more.
 		writeError(w, http.StatusInternalServerError, "internal error in the engine; its log has the details")
 	case errors.Is(err, errFiltered):
+		writeError(w, http.StatusNotFound, msg)
+	case isNotFound(err):
+		// Not a warning: a send to a segment meets many users without a
+		// SessionM profile. The metrics count these answers.
+		rs.r.log.Debug("synchronous pipeline: the lookup answered 404", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
 		writeError(w, http.StatusNotFound, msg)
 	case errors.Is(err, context.DeadlineExceeded):
 		rs.r.log.Warn("synchronous pipeline too slow", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "deadline", deadline)

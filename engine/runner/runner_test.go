@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -822,11 +823,66 @@ func TestSynchronousPipeline(t *testing.T) {
 		t.Fatalf("%d %s", a.status, a.body)
 	}
 	a = h.wallet("nobody")
-	if a.status != 502 || !strings.Contains(a.body, "user_not_found") {
+	if a.status != 404 || !strings.Contains(a.body, "user_not_found") {
 		t.Fatalf("unknown user: %d %s", a.status, a.body)
 	}
 	if !bytes.Contains([]byte(a.body), []byte("error")) {
 		t.Fatal("no error field")
+	}
+}
+
+// F3, a user SessionM does not know: 404, which Braze renders as an empty
+// string, where a 502 would count toward Braze's unhealthy-host halt of
+// Connected Content to the engine (braze.md §4, §5) when a send reaches
+// many users without a SessionM profile. The 404 is SessionM's answer, not
+// a failure: it is not cached, and it stands over a stale copy, which it
+// drops.
+func TestSynchronousUnknownUserIs404(t *testing.T) {
+	sb, err := sandbox.New(sandbox.Options{RandSeed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// gone makes SessionM Connect answer as it does for a user it does
+	// not know (sessionm.md §1), for a user it knew a moment ago.
+	var gone atomic.Bool
+	emulators := sb.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if gone.Load() && strings.HasPrefix(r.URL.Path, "/sessionm/connect/") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"status":"error","errors":{"code":"user_not_found","message":"no user with that id"}}`)
+			return
+		}
+		emulators.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	h := start(t, setup{sandbox: srv.URL, tweak: func(p *engine.Pipeline) {
+		if p.Respond != nil {
+			p.Respond.Cache.TTL = 100 * time.Millisecond
+		}
+	}})
+	for i := range 2 {
+		a := h.wallet("nobody")
+		if a.status != 404 || !strings.Contains(a.body, `"error":"step wallet: sessionm answered HTTP 404: user_not_found`) ||
+			strings.Contains(a.body, "http:") || strings.Contains(a.body, "c2FuZGJveC1jb25uZWN0OnNhbmRib3gtc2VjcmV0") {
+			t.Fatalf("unknown user, request %d: %d %s; want 404 with the reason and neither URL nor credentials", i+1, a.status, a.body)
+		}
+	}
+	if n := len(h.journal("/sessionm/connect/*")); n != 2 {
+		t.Fatalf("%d lookups for two requests for an unknown user; want 2, a 404 is not cached", n)
+	}
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
+		t.Fatalf("first: %d %v %s", a.status, a.header, a.body)
+	}
+	time.Sleep(150 * time.Millisecond) // past the TTL
+	gone.Store(true)
+	if a := h.wallet(ana); a.status != 404 || a.header.Get("X-Cache") != "" {
+		t.Fatalf("a cached user SessionM no longer knows: %d %v %s; want 404, not the stale copy", a.status, a.header, a.body)
+	}
+	gone.Store(false)
+	h.control("POST", "/faults", `{"emulator":"sessionm_connect","error_ratio":1}`)
+	if a := h.wallet(ana); a.status != 502 {
+		t.Fatalf("SessionM down after it said the user is gone: %d %v %s; want 502, the stale copy dropped", a.status, a.header, a.body)
 	}
 }
 
