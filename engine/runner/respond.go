@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"sort"
@@ -67,6 +68,10 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 	resp := rs.p.Respond
 	c := resp.Cache
 	if c == nil {
+		if err := rs.pausedPast(rs.r.clock.Now().Add(resp.Deadline)); err != nil {
+			rs.fail(w, err, resp.Deadline, req.URL.Path)
+			return
+		}
 		ctx, cancel := context.WithTimeout(req.Context(), resp.Deadline)
 		defer cancel()
 		reply, err := rs.evaluate(ctx, ev)
@@ -86,16 +91,20 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 		writeReply(w, entry.reply, "hit", ageHeader(now, entry.stored))
 		return
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), resp.Deadline)
-	defer cancel()
-	reply, err := rs.shared(ctx, key, ev)
+	var reply *engine.Reply
+	err = rs.pausedPast(now.Add(resp.Deadline))
+	if err == nil {
+		ctx, cancel := context.WithTimeout(req.Context(), resp.Deadline)
+		defer cancel()
+		reply, err = rs.shared(ctx, key, ev)
+	}
 	if err == nil {
 		writeReply(w, reply, "miss")
 		return
 	}
 	if entry != nil && now.Sub(entry.stored) < c.TTL+c.Stale && !isNotFound(err) {
-		// SessionM is slow or down: an older answer beats none, and says
-		// what it is.
+		// SessionM is slow, down or has paused the connection: an older
+		// answer beats none, and says what it is.
 		rs.r.log.Warn("answering from the cache", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "age", now.Sub(entry.stored).Round(time.Second), "error", rs.r.opts.Masker.String(err.Error()))
 		writeReply(w, entry.reply, "stale", ageHeader(now, entry.stored), "110 - \"Response is Stale\"")
 		return
@@ -200,6 +209,33 @@ func (rs *responder) evictOldest() {
 
 var errFiltered = errors.New("the pipeline's filter refused this request")
 
+// pausedError is a connection the lookups need that its peer paused (a
+// 429 or Retry-After) until after the deadline: no lookup can go in time,
+// so the route answers at once rather than wait out its deadline.
+type pausedError struct {
+	conn  string
+	until time.Time
+}
+
+func (e *pausedError) Error() string {
+	return fmt.Sprintf("%s is paused until %s (the peer asked for it); no lookup could go in time", e.conn, e.until.UTC().Format(time.RFC3339))
+}
+
+// pausedPast returns a pausedError when a connection of the pipeline's
+// lookups is paused until by or later. Every step runs, so one such
+// connection is enough.
+func (rs *responder) pausedPast(by time.Time) error {
+	for _, st := range rs.p.Steps {
+		if st.Call == nil {
+			continue
+		}
+		if until := rs.r.governor(st.Call.Conn).PausedUntil(); !until.Before(by) {
+			return &pausedError{conn: st.Call.Conn.Name, until: until}
+		}
+	}
+	return nil
+}
+
 // notFoundError is a lookup its peer answered 404: F3's SessionM does not
 // know the user. The route answers 404 too, which Braze's Connected
 // Content renders as an empty string; a 502 would count toward Braze's
@@ -264,6 +300,7 @@ func (rs *responder) key(ev *engine.Event, req *http.Request, now time.Time) str
 
 func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Duration, key string) {
 	msg := rs.r.opts.Masker.String(err.Error())
+	var paused *pausedError
 	switch {
 	case isInternal(err):
 		// Logged with its stack already; the caller needs no more.
@@ -275,6 +312,13 @@ func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Durati
 		// SessionM profile. The metrics count these answers.
 		rs.r.log.Debug("synchronous pipeline: the lookup answered 404", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
 		writeError(w, http.StatusNotFound, msg)
+	case errors.As(err, &paused):
+		// 503 and Retry-After, as for a full inbox: the engine will not
+		// try before then. No lookup was late, so not 504.
+		rs.r.log.Warn("synchronous pipeline paused", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
+		wait := paused.until.Sub(rs.r.clock.Now())
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+		writeError(w, http.StatusServiceUnavailable, msg)
 	case errors.Is(err, context.DeadlineExceeded):
 		rs.r.log.Warn("synchronous pipeline too slow", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "deadline", deadline)
 		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("no answer within %s", deadline))

@@ -933,6 +933,60 @@ func TestSynchronousCache(t *testing.T) {
 	}
 }
 
+// While SessionM has paused the connection (a 429 with Retry-After) past
+// the deadline, no lookup can go in time: F3 answers at once, from the
+// cache when it can, else 503 with Retry-After, rather than waiting out
+// its deadline to say the same.
+func TestSynchronousPausePastTheDeadlineAnswersAtOnce(t *testing.T) {
+	const (
+		sam    = "4d2e8f3b-32f5-11ef-b3e4-0242ac120002"
+		claire = "6f40a15d-32f5-11ef-b3e4-0242ac120002"
+	)
+	for _, cached := range []bool{true, false} {
+		t.Run(fmt.Sprintf("cached=%v", cached), func(t *testing.T) {
+			h := start(t, setup{tweak: func(p *engine.Pipeline) {
+				if p.Respond != nil {
+					p.Respond.Deadline = 3 * time.Second
+					if cached {
+						p.Respond.Cache.TTL = 100 * time.Millisecond
+					} else {
+						p.Respond.Cache = nil
+					}
+				}
+			}})
+			if a := h.wallet(ana); a.status != 200 {
+				t.Fatalf("first: %d %s", a.status, a.body)
+			}
+			time.Sleep(150 * time.Millisecond) // past the TTL
+			h.control("POST", "/faults", `{"emulator":"sessionm_connect","throttle":{"for":"30s"}}`)
+			if a := h.wallet(sam); a.status != 502 || !strings.Contains(a.body, "429") {
+				t.Fatalf("the lookup SessionM answers 429: %d %s", a.status, a.body)
+			}
+			lookups := len(h.journal("/sessionm/connect/*"))
+			check := func(user string, want func(a answer) bool) {
+				t.Helper()
+				began := time.Now()
+				a := h.wallet(user)
+				if took := time.Since(began); took > time.Second || !want(a) {
+					t.Fatalf("%s while paused: %d %v %s after %v", user, a.status, a.header, a.body, took.Round(time.Millisecond))
+				}
+			}
+			if cached {
+				check(ana, func(a answer) bool {
+					return a.status == 200 && a.header.Get("X-Cache") == "stale" && a.header.Get("Warning") != ""
+				})
+			}
+			check(claire, func(a answer) bool {
+				retry, _ := strconv.Atoi(a.header.Get("Retry-After"))
+				return a.status == 503 && retry > 0 && retry <= 30 && strings.Contains(a.body, "sessionm_connect is paused until")
+			})
+			if n := len(h.journal("/sessionm/connect/*")); n != lookups {
+				t.Fatalf("%d lookups went to SessionM while it had paused the connection", n-lookups)
+			}
+		})
+	}
+}
+
 // Without a cache, the caller of a synchronous pipeline hears 504 when the
 // deadline passes, whether the lookup was late or held back by the
 // connection's rate limit.
