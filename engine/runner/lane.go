@@ -559,7 +559,13 @@ func (res *sendResult) describe() error {
 func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 	call := l.p.Target
 	pool := call.Endpoint.Pool(req.Value)
-	waited, err := l.gov.Wait(ctx, pool)
+	// The queue for the governor ends when the lane stops taking work (a
+	// reload retires it, or the engine stops), not when its requests are
+	// cut: one that left the queue late in a reload's grace was cut on the
+	// wire, the peer had it, and the next version sent it again (a Braze
+	// campaign sent twice). One that has not left is no attempt: its event
+	// stays queued.
+	waited, err := l.gov.Wait(l.soft, pool)
 	if err != nil {
 		return sendResult{err: errStopping, verdict: delivery.Retry}
 	}

@@ -28,8 +28,15 @@ type generation struct {
 
 // retireGrace is how long a replaced or removed version may take to finish
 // the requests it has in flight before they are abandoned (their events
-// stay queued for the new version). Stopping gives its own grace instead.
+// stay queued for the new version), and at least the pipeline's request
+// timeout and a second (retireGraceOf): a request on the wire ends by
+// itself then, and one cut while the peer has it would be sent again.
+// Stopping gives its own grace instead.
 var retireGrace = 30 * time.Second
+
+func retireGraceOf(p *engine.Pipeline) time.Duration {
+	return max(retireGrace, p.Delivery.Timeout+time.Second)
+}
 
 type laneLife int
 
@@ -251,7 +258,7 @@ func (r *Runner) switchLanes(old, gen *generation) {
 	}
 	for name, l := range old.lanes {
 		if gen.lanes[name] != l {
-			go r.retire(l, retireGrace)
+			go r.retire(l, retireGraceOf(l.p))
 		}
 	}
 	if r.started.Load() {

@@ -1,0 +1,161 @@
+package runner
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/spec"
+)
+
+// campaignCalls is a Braze stand-in that records each campaign trigger it
+// takes (its campaign, and whether the edited version rendered it) and
+// answers after delay.
+type campaignCalls struct {
+	mu    sync.Mutex
+	calls []campaignCall
+	delay time.Duration
+}
+
+type campaignCall struct {
+	campaign string
+	edited   bool
+	at       time.Time
+}
+
+func (c *campaignCalls) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	raw, _ := io.ReadAll(r.Body)
+	var body struct {
+		CampaignID string `json:"campaign_id"`
+	}
+	_ = json.Unmarshal(raw, &body)
+	c.mu.Lock()
+	c.calls = append(c.calls, campaignCall{body.CampaignID, strings.Contains(string(raw), `"edited"`), time.Now()})
+	c.mu.Unlock()
+	time.Sleep(c.delay)
+	w.WriteHeader(http.StatusCreated)
+	io.WriteString(w, `{"dispatch_id":"d1","message":"success"}`)
+}
+
+func (c *campaignCalls) snapshot() []campaignCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]campaignCall(nil), c.calls...)
+}
+
+// campaignProject loads testdata/pipelines, the campaign pipeline edited
+// (its requests then say "edited") when edited is set, with Braze paced
+// at one request a second.
+func campaignProject(t *testing.T, brazeURL string, edited bool) *engine.Project {
+	t.Helper()
+	dir := t.TempDir()
+	entries, err := os.ReadDir("testdata/pipelines")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		raw, err := os.ReadFile(filepath.Join("testdata/pipelines", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "any-campaign.yaml" && edited {
+			raw = []byte(strings.Replace(string(raw), `note: "{{ event.note }}"`, `note: "edited"`, 1))
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proj := loaderFor(t, brazeURL).Load([]string{dir})
+	for _, p := range proj.Pipelines {
+		p.Delivery.Linger = time.Millisecond
+		if p.Target != nil && p.Target.Conn.Name == "braze" {
+			p.Target.Conn.RateLimit = &spec.RateLimit{Requests: 1, Window: time.Second}
+		}
+	}
+	return proj
+}
+
+// A reload stops the replaced version's requests that wait for the
+// connection's rate limit: the new version sends their events. The old
+// version sent them as the limit let them go, through its whole grace,
+// and one that left late in it was cut on the wire while Braze had it,
+// and sent again by the new version: a campaign message sent twice.
+func TestReloadHandsRequestsWaitingForTheRateLimitToTheNewVersion(t *testing.T) {
+	braze := &campaignCalls{delay: 50 * time.Millisecond}
+	srv := httptest.NewServer(braze)
+	defer srv.Close()
+	r, store := startRunner(t, campaignProject(t, srv.URL, false).Pipelines)
+	hooks := httptest.NewServer(r.Handler())
+	defer hooks.Close()
+	for _, campaign := range []string{"c1", "c2", "c3", "c4"} {
+		resp, err := http.Post(hooks.URL+"/hooks/campaign", "application/json", strings.NewReader(`{"campaign_id":"`+campaign+`","user":"u-1","n":1,"note":"first"}`))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("webhook: %v %v", err, resp)
+		}
+		resp.Body.Close()
+	}
+	waitUntil(t, "the first campaign sent", func() bool { return len(braze.snapshot()) >= 1 })
+	if rep := r.Apply(campaignProject(t, srv.URL, true)); !strings.Contains(rep.Summary(), "changed") {
+		t.Fatalf("reload: %s", rep.Summary())
+	}
+	reloaded := time.Now()
+	waitUntil(t, "every campaign sent", func() bool { return len(braze.snapshot()) >= 4 && store.Depth("any-campaign") == 0 })
+	time.Sleep(1500 * time.Millisecond) // a request sent twice would arrive by now
+	sent := map[string]int{}
+	for _, c := range braze.snapshot() {
+		sent[c.campaign]++
+		if c.at.After(reloaded) && !c.edited {
+			t.Errorf("campaign %s was sent by the replaced version %v after the reload", c.campaign, c.at.Sub(reloaded).Round(time.Millisecond))
+		}
+	}
+	for _, campaign := range []string{"c1", "c2", "c3", "c4"} {
+		if sent[campaign] != 1 {
+			t.Errorf("campaign %s sent %d times", campaign, sent[campaign])
+		}
+	}
+}
+
+// A replaced version's request on the wire is given its own timeout to
+// end, however short the reload's grace: cut while the peer had it, its
+// event was sent again by the new version.
+func TestReloadLetsARequestOnTheWireEnd(t *testing.T) {
+	defer func(was time.Duration) { retireGrace = was }(retireGrace)
+	retireGrace = 20 * time.Millisecond
+	braze := &campaignCalls{delay: 300 * time.Millisecond}
+	srv := httptest.NewServer(braze)
+	defer srv.Close()
+	r, store := startRunner(t, campaignProject(t, srv.URL, false).Pipelines)
+	hooks := httptest.NewServer(r.Handler())
+	defer hooks.Close()
+	resp, err := http.Post(hooks.URL+"/hooks/campaign", "application/json", strings.NewReader(`{"campaign_id":"c1","user":"u-1","n":1}`))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("webhook: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	waitUntil(t, "the request on the wire", func() bool { return len(braze.snapshot()) == 1 })
+	r.Apply(campaignProject(t, srv.URL, true))
+	waitUntil(t, "the event delivered", func() bool { return store.Depth("any-campaign") == 0 })
+	time.Sleep(500 * time.Millisecond) // a second request would arrive by now
+	if n := len(braze.snapshot()); n != 1 {
+		t.Fatalf("Braze took the one event's request %d times across the reload", n)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
