@@ -155,7 +155,7 @@ func (rl *reloader) loop(ctx context.Context, fw *folders, hup <-chan os.Signal)
 				events = nil
 				continue
 			}
-			if ev.Op == fsnotify.Chmod || !rl.loader.Reads(ev.Name) && !fw.watches(ev.Name) {
+			if ev.Op == fsnotify.Chmod || !rl.loader.Reads(ev.Name) && !fw.watches(ev.Name) && !fw.swaps(ev.Name) {
 				continue // a log or an editor's swap file: it must not hold reloads back
 			}
 			changed[ev.Name] = time.Now()
@@ -254,6 +254,14 @@ func (fw *folders) add(dir string) error {
 // watches reports whether path is one of the watched folders (deleted,
 // renamed or swapped: check puts the watch back).
 func (fw *folders) watches(path string) bool { return slices.Contains(fw.dirs, filepath.Clean(path)) }
+
+// swaps reports whether path is Kubernetes' swap of a ConfigMap volume
+// mounted at a watched folder: an update writes a new ..<time> folder and
+// renames a ..data_tmp symlink over ..data, and the files the loader reads
+// (symlinks through ..data) see no event of their own.
+func (fw *folders) swaps(path string) bool {
+	return fw != nil && strings.HasPrefix(filepath.Base(path), "..") && fw.watches(filepath.Dir(path))
+}
 
 // check watches again each path whose folder changed since it was
 // watched, once the path names a folder again. It returns those watched

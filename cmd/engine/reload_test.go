@@ -641,3 +641,46 @@ func TestReloadWatchesAReplacedFolderAgain(t *testing.T) {
 		})
 	}
 }
+
+// A Kubernetes ConfigMap volume: the folder named holds x.yaml -> ..data/x.yaml,
+// and an update swaps the ..data symlink to a new timestamped folder (rename
+// of ..data_tmp over ..data), then removes the old folder. No .yaml name is
+// touched, so the reloader must treat ..data as a change (as the secrets
+// folder does). With --rescan 0 the update is never reloaded.
+func TestReloadFollowsAConfigMapUpdate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "p")
+	v1 := filepath.Join(dir, "..2026_01_01_00_00_00.1")
+	copyFiles(t, "pipelines", v1)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Symlink(filepath.Base(v1), filepath.Join(dir, "..data")))
+	entries, err := os.ReadDir(v1)
+	must(err)
+	for _, e := range entries {
+		must(os.Symlink(filepath.Join("..data", e.Name()), filepath.Join(dir, e.Name())))
+	}
+	rec, log := startReloader(t, 50*time.Millisecond, 0, dir)
+
+	v2 := filepath.Join(dir, "..2026_01_01_00_01_00.2")
+	copyFiles(t, "pipelines", v2)
+	f := filepath.Join(v2, "offer-issued-to-braze-campaign.yaml")
+	raw, err := os.ReadFile(f)
+	must(err)
+	must(os.WriteFile(f, append(raw, []byte("# v2\n")...), 0o644))
+	must(os.Symlink(filepath.Base(v2), filepath.Join(dir, "..data_tmp")))
+	must(os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
+	must(os.RemoveAll(v1))
+
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if len(rec.read()) > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("a ConfigMap update (..data swapped) was not reloaded within 3 s (--rescan 0):\n%s", log)
+}
