@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -207,42 +208,97 @@ prints an array with everything in each dead letter.`, stderr)
 	if err != nil {
 		return c.usageError("%v", err)
 	}
-	if f.limit > 0 {
-		// One more than asked says whether the limit cut the list.
-		filter.Limit = f.limit + 1
-	}
 	s, ok := c.open(f.data)
 	if !ok {
 		return exitProblem
 	}
 	defer s.Close()
-	dls, err := s.DeadLetters(filter)
-	if err != nil {
-		return c.problem("%v", err)
-	}
-	more := f.limit > 0 && len(dls) > f.limit
-	if more {
-		dls = dls[:f.limit]
-	}
+	// Dead letters are written as they are read, never all held at once:
+	// 200,000 of them are 1.7 GB decoded.
 	if f.format == "json" {
-		if dls == nil {
-			dls = []inbox.DeadLetter{} // [] rather than null for tools
-		}
-		if err := writeIndentedJSON(stdout, dls); err != nil {
+		filter.Limit = f.limit
+		if err := writeDeadLettersJSON(stdout, s, filter); err != nil {
 			return c.problem("%v", err)
 		}
 		return exitOK
 	}
-	writeDeadLetterTable(stdout, dls)
-	switch {
-	case len(dls) == 0:
+	if f.limit > 0 {
+		// One more than asked says whether the limit cut the list.
+		filter.Limit = f.limit + 1
+	}
+	// A first pass finds how wide the columns are, a second writes the
+	// rows; both read summaries, which have every column.
+	t := newDeadLetterTable()
+	n := 0
+	err = s.EachDeadLetterSummary(filter, func(dl inbox.DeadLetter) error {
+		if n++; f.limit == 0 || n <= f.limit {
+			t.fit(&dl)
+		}
+		return nil
+	})
+	if err != nil {
+		return c.problem("%v", err)
+	}
+	more := f.limit > 0 && n > f.limit
+	if more {
+		n = f.limit
+	}
+	if n == 0 {
 		fmt.Fprintln(stdout, "no dead letters")
-	case more:
-		fmt.Fprintf(stdout, "%s shown; more match (raise --limit to see them)\n", plural(len(dls), "dead letter"))
-	default:
-		fmt.Fprintln(stdout, plural(len(dls), "dead letter"))
+		return exitOK
+	}
+	filter.Limit = n
+	bw := bufio.NewWriter(stdout)
+	t.writeHeader(bw)
+	err = s.EachDeadLetterSummary(filter, func(dl inbox.DeadLetter) error {
+		t.writeRow(bw, &dl)
+		return nil
+	})
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		return c.problem("%v", err)
+	}
+	if more {
+		fmt.Fprintf(stdout, "%s shown; more match (raise --limit to see them)\n", plural(n, "dead letter"))
+	} else {
+		fmt.Fprintln(stdout, plural(n, "dead letter"))
 	}
 	return exitOK
+}
+
+// writeDeadLettersJSON writes the dead letters f selects as an indented
+// JSON array, one at a time as they are read.
+func writeDeadLettersJSON(w io.Writer, s *inbox.Store, f inbox.DeadFilter) error {
+	bw := bufio.NewWriter(w)
+	n := 0
+	err := s.EachDeadLetter(f, func(dl inbox.DeadLetter) error {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("  ", "  ") // as an element of an indented array
+		if err := enc.Encode(dl); err != nil {
+			return err
+		}
+		sep := ",\n  "
+		if n == 0 {
+			sep = "[\n  "
+		}
+		n++
+		bw.WriteString(sep)
+		_, err := bw.Write(unescapeHTML(bytes.TrimSuffix(b.Bytes(), []byte("\n"))))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		bw.WriteString("[]\n") // [] rather than null for tools
+	} else {
+		bw.WriteString("\n]\n")
+	}
+	return bw.Flush()
 }
 
 // errorWidth is where the list cuts errors. The other columns already take
@@ -252,35 +308,52 @@ prints an array with everything in each dead letter.`, stderr)
 // rest.
 const errorWidth = 40
 
-func writeDeadLetterTable(w io.Writer, dls []inbox.DeadLetter) {
-	if len(dls) == 0 {
-		return
+// deadLetterTable writes the list: its columns are as wide as their
+// widest cell, which fit learns one dead letter at a time.
+type deadLetterTable struct {
+	widths []int
+}
+
+var deadLetterColumns = []string{"ID", "TIME", "PIPELINE", "VERSION", "REASON", "ATTEMPTS", "STATUS", "ERROR"}
+
+func newDeadLetterTable() *deadLetterTable {
+	t := &deadLetterTable{widths: make([]int, len(deadLetterColumns)-1)}
+	t.fitCells(deadLetterColumns)
+	return t
+}
+
+func deadLetterCells(dl *inbox.DeadLetter) []string {
+	status := "-"
+	if dl.Response != nil {
+		status = strconv.Itoa(dl.Response.Status)
 	}
-	rows := [][]string{{"ID", "TIME", "PIPELINE", "VERSION", "REASON", "ATTEMPTS", "STATUS", "ERROR"}}
-	for _, dl := range dls {
-		status := "-"
-		if dl.Response != nil {
-			status = strconv.Itoa(dl.Response.Status)
-		}
-		rows = append(rows, []string{strconv.FormatUint(dl.ID, 10), formatTime(dl.At), orDash(dl.Pipeline), orDash(dl.Version),
-			orDash(dl.Reason), strconv.Itoa(dl.Attempts), status, oneLine(dl.Error)})
+	return []string{strconv.FormatUint(dl.ID, 10), formatTime(dl.At), orDash(dl.Pipeline), orDash(dl.Version),
+		orDash(dl.Reason), strconv.Itoa(dl.Attempts), status, oneLine(dl.Error)}
+}
+
+func (t *deadLetterTable) fit(dl *inbox.DeadLetter) { t.fitCells(deadLetterCells(dl)) }
+
+func (t *deadLetterTable) fitCells(cells []string) {
+	for i := range t.widths {
+		t.widths[i] = max(t.widths[i], utf8.RuneCountInString(cells[i]))
 	}
-	last := len(rows[0]) - 1
-	widths := make([]int, last)
-	for i := range widths {
-		for _, r := range rows {
-			widths[i] = max(widths[i], utf8.RuneCountInString(r[i]))
-		}
+}
+
+func (t *deadLetterTable) writeHeader(w io.Writer) { t.writeCells(w, deadLetterColumns) }
+
+func (t *deadLetterTable) writeRow(w io.Writer, dl *inbox.DeadLetter) {
+	t.writeCells(w, deadLetterCells(dl))
+}
+
+func (t *deadLetterTable) writeCells(w io.Writer, cells []string) {
+	var b strings.Builder
+	last := len(t.widths)
+	for i, cell := range cells[:last] {
+		b.WriteString(cell)
+		b.WriteString(strings.Repeat(" ", t.widths[i]-utf8.RuneCountInString(cell)+2))
 	}
-	for _, r := range rows {
-		var b strings.Builder
-		for i, cell := range r[:last] {
-			b.WriteString(cell)
-			b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cell)+2))
-		}
-		b.WriteString(shorten(r[last], errorWidth))
-		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
-	}
+	b.WriteString(shorten(cells[last], errorWidth))
+	fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
 }
 
 func runDlqShow(args []string, stdout, stderr io.Writer) int {
@@ -501,16 +574,18 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 	}
 	defer s.Close()
 	if f.all {
-		dls, err := s.DeadLetters(filter)
+		// Ids only, read from the summaries: the dead letters themselves
+		// are read a chunk at a time below.
+		err := s.EachDeadLetterSummary(filter, func(dl inbox.DeadLetter) error {
+			ids = append(ids, dl.ID)
+			return nil
+		})
 		if err != nil {
 			return c.problem("%v", err)
 		}
-		if len(dls) == 0 {
+		if len(ids) == 0 {
 			fmt.Fprintln(stdout, "no dead letters match; nothing to "+c.name)
 			return exitOK
-		}
-		for _, dl := range dls {
-			ids = append(ids, dl.ID)
 		}
 	}
 	interrupted, stop := dlqInterrupt()

@@ -1,10 +1,12 @@
 package inbox
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -130,7 +132,14 @@ type DeadFilter struct {
 	Pipeline string
 	Reason   string
 	Since    time.Time
-	Limit    int
+	// After leaves out the dead letters up to and including this id: the
+	// last one of the previous page.
+	After uint64
+	Limit int
+}
+
+func (f DeadFilter) filters() bool {
+	return f.Pipeline != "" || f.Reason != "" || !f.Since.IsZero()
 }
 
 func (f DeadFilter) matches(dl *DeadLetter) bool {
@@ -164,22 +173,220 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-// DeadLetters lists dead letters, oldest first.
+// DeadLetters lists the dead letters f selects, oldest first. It holds
+// them all: a caller that may meet many uses EachDeadLetter.
 func (s *Store) DeadLetters(f DeadFilter) ([]DeadLetter, error) {
 	var out []DeadLetter
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(deadBucket).ForEach(func(k, v []byte) error {
-			var dl DeadLetter
-			if err := json.Unmarshal(v, &dl); err != nil {
-				return fmt.Errorf("dead letter %d is damaged: %w", binary.BigEndian.Uint64(k), err)
-			}
-			if f.matches(&dl) && (f.Limit <= 0 || len(out) < f.Limit) {
-				out = append(out, dl)
+	err := s.EachDeadLetter(f, func(dl DeadLetter) error {
+		out = append(out, dl)
+		return nil
+	})
+	return out, err
+}
+
+// EachDeadLetter calls fn with each dead letter f selects, oldest first,
+// and stops after f.Limit of them, or at the first error fn returns,
+// which it returns. Only those selected are decoded in full; the filters
+// read the rest of each as EachDeadLetterSummary does.
+func (s *Store) EachDeadLetter(f DeadFilter, fn func(DeadLetter) error) error {
+	return s.eachDeadLetter(f, true, fn)
+}
+
+// EachDeadLetterSummary is EachDeadLetter without the event and the
+// request, which are most of a dead letter's size: what a list, a filter
+// or a choice of ids needs, read without decoding the bodies.
+func (s *Store) EachDeadLetterSummary(f DeadFilter, fn func(DeadLetter) error) error {
+	return s.eachDeadLetter(f, false, fn)
+}
+
+// Bounds on one read transaction of eachDeadLetter. fn is called between
+// transactions, with what the last one decoded: memory holds a batch, not
+// every dead letter, and a slow reader (an operator's curl) keeps no
+// transaction open. An open one would keep bbolt, under the engine's
+// writes, from reusing the pages freed since it began and from growing
+// its file.
+const (
+	deadBatch      = 100     // dead letters handed to fn per transaction
+	deadBatchBytes = 1 << 20 // or fewer, once their stored size is past this
+	deadScanMax    = 10000   // dead letters looked at per transaction
+)
+
+func (s *Store) eachDeadLetter(f DeadFilter, full bool, fn func(DeadLetter) error) error {
+	if f.After == math.MaxUint64 {
+		return nil // none after it; After+1 would start again at the first
+	}
+	after, handed := f.After, 0
+	var batch []DeadLetter
+	var buf []byte
+	for {
+		batch = batch[:0]
+		more := false
+		err := s.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(deadBucket).Cursor()
+			size, scanned := 0, 0
+			for k, v := c.Seek(seqKey(after + 1)); k != nil; k, v = c.Next() {
+				if f.Limit > 0 && handed+len(batch) == f.Limit {
+					return nil
+				}
+				if len(batch) == deadBatch || size >= deadBatchBytes || scanned == deadScanMax {
+					more = true
+					return nil
+				}
+				after = binary.BigEndian.Uint64(k)
+				scanned++
+				var dl DeadLetter
+				var err error
+				switch {
+				case full && !f.filters():
+					err = json.Unmarshal(v, &dl)
+				case full:
+					if buf, err = decodeSummary(v, &dl, buf); err == nil && f.matches(&dl) {
+						dl = DeadLetter{}
+						err = json.Unmarshal(v, &dl)
+					}
+				default:
+					buf, err = decodeSummary(v, &dl, buf)
+				}
+				if err != nil {
+					return fmt.Errorf("dead letter %d is damaged: %w", after, err)
+				}
+				if f.matches(&dl) {
+					batch = append(batch, dl)
+					size += len(v)
+				}
 			}
 			return nil
 		})
-	})
-	return out, err
+		if err != nil {
+			return err
+		}
+		for _, dl := range batch {
+			if err := fn(dl); err != nil {
+				return err
+			}
+		}
+		handed += len(batch)
+		if !more {
+			return nil
+		}
+	}
+}
+
+// decodeSummary decodes a stored dead letter into dl but for its event and
+// request, and returns buf for the next call. encoding/json would scan
+// every byte of those two with its state machine to skip them; here a
+// string is skipped with one IndexByte, which reads the summaries of
+// 200,000 F4 dead letters (840 MB) in 2 s rather than 5 to 7. A value it
+// cannot take apart is decoded in full, for json's error.
+func decodeSummary(v []byte, dl *DeadLetter, buf []byte) ([]byte, error) {
+	buf, ok := summaryOf(v, buf[:0])
+	if !ok {
+		return buf, json.Unmarshal(v, dl)
+	}
+	return buf, json.Unmarshal(buf, dl)
+}
+
+// summaryOf appends to buf the JSON object v without its members "event"
+// and "request". It only finds where members end: what it keeps is
+// decoded by encoding/json, which checks it, and what it leaves out is
+// never looked at. ok is false when v is not an object.
+func summaryOf(v, buf []byte) (_ []byte, ok bool) {
+	i := skipSpace(v, 0)
+	if i == len(v) || v[i] != '{' {
+		return buf, false
+	}
+	buf = append(buf, '{')
+	kept := false
+	for i = skipSpace(v, i+1); i < len(v) && v[i] != '}'; {
+		start := i
+		if v[i] != '"' {
+			return buf, false
+		}
+		keyEnd, ok := stringEnd(v, i)
+		if !ok {
+			return buf, false
+		}
+		if i = skipSpace(v, keyEnd); i == len(v) || v[i] != ':' {
+			return buf, false
+		}
+		end, ok := valueEnd(v, skipSpace(v, i+1))
+		if !ok {
+			return buf, false
+		}
+		if key := string(v[start:keyEnd]); key != `"event"` && key != `"request"` {
+			if kept {
+				buf = append(buf, ',')
+			}
+			buf, kept = append(buf, v[start:end]...), true
+		}
+		switch i = skipSpace(v, end); {
+		case i < len(v) && v[i] == ',':
+			i = skipSpace(v, i+1)
+		case i < len(v) && v[i] != '}':
+			return buf, false
+		}
+	}
+	if i == len(v) {
+		return buf, false
+	}
+	return append(buf, '}'), true
+}
+
+func skipSpace(v []byte, i int) int {
+	for i < len(v) && (v[i] == ' ' || v[i] == '\t' || v[i] == '\n' || v[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string that starts at v[i].
+func stringEnd(v []byte, i int) (int, bool) {
+	for j := i + 1; ; j++ {
+		q := bytes.IndexByte(v[j:], '"')
+		if q < 0 {
+			return 0, false
+		}
+		j += q
+		// A quote after an odd number of backslashes is escaped.
+		n := 0
+		for b := j - 1; v[b] == '\\'; b-- {
+			n++
+		}
+		if n%2 == 0 {
+			return j + 1, true
+		}
+	}
+}
+
+// valueEnd returns the index just past the value that starts at v[i].
+func valueEnd(v []byte, i int) (int, bool) {
+	depth := 0
+	for i < len(v) {
+		switch v[i] {
+		case '"':
+			end, ok := stringEnd(v, i)
+			if !ok || depth == 0 {
+				return end, ok
+			}
+			i = end
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 { // a number, true, false or null ends here
+				return i, true
+			}
+			if depth--; depth == 0 {
+				return i + 1, true
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i, true
+			}
+		}
+		i++
+	}
+	return 0, false
 }
 
 // GetDeadLetter returns one dead letter.
@@ -199,7 +406,8 @@ func (s *Store) GetDeadLetter(id uint64) (DeadLetter, error) {
 // RequeueDeadLetters was asked about.
 type Outcome struct {
 	// DeadLetter is the dead letter as it was (only its ID when there
-	// was none, or when it could not be read).
+	// was none, or when it could not be read). A dropped one has no
+	// Event and Request: they are not read.
 	DeadLetter
 	// Seq is where a replayed event is queued now.
 	Seq uint64
@@ -224,6 +432,7 @@ func (s *Store) DropDeadLetters(ids []uint64) ([]Outcome, error) {
 	s.deadMu.Lock()
 	defer s.deadMu.Unlock()
 	out := make([]Outcome, len(ids))
+	var buf []byte
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(deadBucket)
 		for i, id := range ids {
@@ -233,7 +442,7 @@ func (s *Store) DropDeadLetters(ids []uint64) ([]Outcome, error) {
 				out[i].Err = ErrNoSuchDeadLetter
 				continue
 			}
-			_ = json.Unmarshal(v, &out[i].DeadLetter) // what it said, if it can be read
+			buf, _ = decodeSummary(v, &out[i].DeadLetter, buf) // what it said, if it can be read
 			if err := b.Delete(seqKey(id)); err != nil {
 				return err
 			}

@@ -1,10 +1,15 @@
 package inbox
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Replaying or dropping many dead letters at once says, for each id in
@@ -80,5 +85,143 @@ func TestChangeManyDeadLetters(t *testing.T) {
 	}
 	if left, _ := s.DeadLetters(DeadFilter{}); len(left) != 0 {
 		t.Errorf("left after drop: %+v", left)
+	}
+}
+
+// The list stops at its limit: what comes after is not read, so a
+// damaged dead letter there does not fail it, and a page of five out of
+// 200,000 is as quick as a page of five out of five. After pages on.
+func TestDeadLettersStopAtTheLimit(t *testing.T) {
+	s := open(t, t.TempDir(), &clock{t: t0})
+	defer s.Close()
+	for i := range 5 {
+		if _, err := s.DeadLetter(fmt.Sprintf("f%d", i%2), 0, DeadLetter{Event: []byte(`{}`), Reason: "rejected"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(deadBucket).Put(seqKey(6), []byte("\x01damaged"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(f DeadFilter) string {
+		t.Helper()
+		dls, err := s.DeadLetters(f)
+		var got []uint64
+		for _, dl := range dls {
+			got = append(got, dl.ID)
+		}
+		if err != nil {
+			return fmt.Sprint(got, " ", err)
+		}
+		return fmt.Sprint(got)
+	}
+	for _, tc := range []struct {
+		f    DeadFilter
+		want string
+	}{
+		{DeadFilter{Limit: 2}, "[1 2]"},
+		{DeadFilter{Limit: 5}, "[1 2 3 4 5]"},
+		{DeadFilter{Pipeline: "f0", Limit: 3}, "[1 3 5]"},
+		{DeadFilter{After: 2, Limit: 2}, "[3 4]"},
+		{DeadFilter{Pipeline: "f1", After: 2, Limit: 1}, "[4]"},
+		{DeadFilter{After: math.MaxUint64}, "[]"},
+		// Past the limit, the damaged one is met and named.
+		{DeadFilter{Limit: 6}, "[] dead letter 6 is damaged: invalid character '\\x01' looking for beginning of value"},
+		{DeadFilter{Pipeline: "f1", After: 2}, "[] dead letter 6 is damaged: invalid character '\\x01' looking for beginning of value"},
+	} {
+		if got := ids(tc.f); got != tc.want {
+			t.Errorf("%+v: %s, want %s", tc.f, got, tc.want)
+		}
+	}
+}
+
+// EachDeadLetter hands over dead letters a batch at a time, between read
+// transactions: memory holds a batch rather than every dead letter, and
+// a slow reader keeps no transaction open (one would stop the inbox file
+// from growing under the engine's writes).
+func TestEachDeadLetterOutsideTransactions(t *testing.T) {
+	s := open(t, t.TempDir(), &clock{t: t0})
+	defer s.Close()
+	n := 2*deadBatch + 5
+	for i := range n {
+		reason := "rejected"
+		if i%3 == 0 {
+			reason = "attempts_exhausted"
+		}
+		if _, err := s.DeadLetter("f1", 0, DeadLetter{Event: []byte(`{"n":1}`), Reason: reason}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []DeadFilter{{}, {Reason: "rejected"}, {Limit: deadBatch + 1}} {
+		for name, each := range map[string]func(DeadFilter, func(DeadLetter) error) error{
+			"EachDeadLetter": s.EachDeadLetter, "EachDeadLetterSummary": s.EachDeadLetterSummary,
+		} {
+			var last uint64
+			count := 0
+			err := each(f, func(dl DeadLetter) error {
+				if open := s.db.Stats().OpenTxN; open != 0 {
+					t.Fatalf("%s %+v: called with %d read transactions open", name, f, open)
+				}
+				if dl.ID <= last || !f.matches(&dl) {
+					t.Fatalf("%s %+v: %d after %d", name, f, dl.ID, last)
+				}
+				last = dl.ID
+				count++
+				return nil
+			})
+			want := map[string]int{"": n, "rejected": n - (n+2)/3}[f.Reason]
+			if f.Limit > 0 {
+				want = f.Limit
+			}
+			if err != nil || count != want {
+				t.Errorf("%s %+v: %d dead letters (%v), want %d", name, f, count, err, want)
+			}
+		}
+	}
+	// fn's error stops the walk and comes back.
+	stop := errors.New("stop")
+	count := 0
+	if err := s.EachDeadLetter(DeadFilter{}, func(DeadLetter) error { count++; return stop }); err != stop || count != 1 {
+		t.Errorf("%d calls, %v", count, err)
+	}
+}
+
+// A summary is the dead letter without its event and request, however
+// they are written.
+func TestDeadLetterSummary(t *testing.T) {
+	full := DeadLetter{ID: 7, Pipeline: "f1", Version: "v1", EventID: "e1",
+		Event:    []byte(`{"s":"a \"quoted\" } ] { [ \\","n":[1,{"x":null}],"reason":"not this one"}`),
+		Request:  &SentRequest{Method: "POST", URL: "http://x", Headers: map[string]string{"A": "b"}, Body: `{"k":"\\\""}`},
+		Response: &GotResponse{Status: 503, Excerpt: `{"message":"x"}`}, Reason: "attempts_exhausted", Error: "braze \"said\" no\n",
+		Attempts: 3, Received: t0, At: t0.Add(time.Minute)}
+	stored, err := json.Marshal(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := full
+	want.Event, want.Request = nil, nil
+	for _, tc := range []struct {
+		name   string
+		stored string
+		want   DeadLetter
+	}{
+		{"as stored", string(stored), want},
+		{"indented", func() string { b, _ := json.MarshalIndent(full, " ", "\t"); return string(b) }(), want},
+		{"scalars last", `{"event":12,"request":null,"pipeline":"f2","attempts":4}`, DeadLetter{Pipeline: "f2", Attempts: 4}},
+		{"event a string", `{"event":"{\"a\":1}\\","reason":"x"}`, DeadLetter{Reason: "x"}},
+		{"empty", `{}`, DeadLetter{}},
+	} {
+		var got DeadLetter
+		if _, err := decodeSummary([]byte(tc.stored), &got, nil); err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: %+v (%v)\nwant %+v", tc.name, got, err, tc.want)
+		}
+	}
+	// What is not an object is decoded in full, for json's error.
+	for _, stored := range []string{``, `[1]`, `{"event":{"a":1}`, `{"a":1 "b":2}`, "\x01"} {
+		var got DeadLetter
+		if _, err := decodeSummary([]byte(stored), &got, nil); err == nil {
+			t.Errorf("%q: no error", stored)
+		}
 	}
 }
