@@ -209,6 +209,27 @@ func IsConnectionsFile(path string) bool {
 	return base == ConnectionsFileName || base == "connections.yml"
 }
 
+// PipelineNames lists the names of the pipelines that paths define, as
+// Load finds their files, without reading the files: for a command that
+// needs to know which pipelines exist (engine dlq replay) but not the
+// settings and secrets that a Load resolves. A pipeline whose file has
+// problems is defined all the same.
+func PipelineNames(paths []string) ([]string, error) {
+	var names []string
+	for _, p := range paths {
+		files, err := expand(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		for _, f := range files {
+			if !IsConnectionsFile(f) {
+				names = append(names, PipelineName(f))
+			}
+		}
+	}
+	return names, nil
+}
+
 // PipelineName is the pipeline name a file gives: its base name without
 // the extension.
 func PipelineName(file string) string {

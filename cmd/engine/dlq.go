@@ -19,11 +19,16 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
 )
 
 // defaultDataDir is the data folder the engine uses when not told otherwise.
 const defaultDataDir = "./data"
+
+// defaultPipelines is where dlq replay looks for the pipelines when not
+// told: the folder every engine run example names, beside ./data.
+const defaultPipelines = "pipelines/"
 
 // dlqNow is the clock --since 2h counts back from; tests fix it.
 var dlqNow = time.Now
@@ -96,6 +101,8 @@ type dlqFlags struct {
 	limit    int
 	format   string
 	all      bool
+	// pipelines are the files and folders engine run runs.
+	pipelines listFlag
 }
 
 func (f *dlqFlags) registerData(fs *flag.FlagSet) {
@@ -106,6 +113,10 @@ func (f *dlqFlags) registerFilters(fs *flag.FlagSet) {
 	fs.StringVar(&f.pipeline, "pipeline", "", "only dead letters of the pipeline called `NAME`")
 	fs.StringVar(&f.reason, "reason", "", "only dead letters with this `REASON` (rejected, not_sent, attempts_exhausted, template, lookup, csv_row ...)")
 	fs.StringVar(&f.since, "since", "", "only dead letters from the last `DURATION` (2h, 30m, 7d) or since an RFC 3339 time (2026-11-29T10:00:00Z)")
+}
+
+func (f *dlqFlags) registerPipelines(fs *flag.FlagSet) {
+	fs.Var(&f.pipelines, "pipelines", "a pipeline file or folder (`PATH`) that engine run runs; repeatable, default "+defaultPipelines+". A dead letter of a pipeline none of them defines is not replayed")
 }
 
 func (f *dlqFlags) registerFormat(fs *flag.FlagSet) {
@@ -461,13 +472,17 @@ letter that --pipeline, --reason and --since select.
 
 A broken CSV row (csv_row) cannot be replayed: fix the file and import it
 again, then drop it. Nor can a damaged event, which the engine could not
-read. Named, they are reported as errors; --all skips them and says so.
-Either way they stay as they are.
+read. Nor can a dead letter of a pipeline that no file in --pipelines
+(default pipelines/) defines, because its file was renamed or removed:
+queued, its event would wait where nothing delivers it, out of dlq's reach.
+Named, they are reported as errors; --all skips them and says so. Either
+way they stay as they are.
 
 Dead letters are replayed 1,000 at a time; Ctrl-C stops after the ones in
 hand and says how many were replayed.`, stderr)
 	return runDlqChange(c, fs, args, stdout, dlqChange{
-		apply: (*inbox.Store).RequeueDeadLetters,
+		apply:     (*inbox.Store).RequeueDeadLetters,
+		pipelines: true,
 		line: func(o inbox.Outcome) string {
 			return fmt.Sprintf("replayed %d (%s): queued as event %d", o.ID, o.Pipeline, o.Seq)
 		},
@@ -494,7 +509,9 @@ that --pipeline, --reason and --since select.
 Dead letters are dropped 1,000 at a time; Ctrl-C stops after the ones in
 hand and says how many were dropped.`, stderr)
 	return runDlqChange(c, fs, args, stdout, dlqChange{
-		apply: (*inbox.Store).DropDeadLetters,
+		apply: func(s *inbox.Store, ids []uint64, _ func(string) bool) ([]inbox.Outcome, error) {
+			return s.DropDeadLetters(ids)
+		},
 		line: func(o inbox.Outcome) string {
 			return fmt.Sprintf("dropped %d (%s, %s): %s", o.ID, orDash(o.Pipeline), orDash(o.Reason), shorten(oneLine(o.Error), 60))
 		},
@@ -510,8 +527,10 @@ hand and says how many were dropped.`, stderr)
 // dlqChange is what replay and drop do differently.
 type dlqChange struct {
 	// apply acts on some dead letters in one go and says what became of
-	// each.
-	apply func(s *inbox.Store, ids []uint64) ([]inbox.Outcome, error)
+	// each; defined says which pipelines --pipelines defines.
+	apply func(s *inbox.Store, ids []uint64, defined func(pipeline string) bool) ([]inbox.Outcome, error)
+	// pipelines: the command takes --pipelines.
+	pipelines bool
 	// line says what was done to one, summary how many were.
 	line    func(inbox.Outcome) string
 	summary func(n int, data string) string
@@ -547,6 +566,9 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 	f.registerData(fs)
 	fs.BoolVar(&f.all, "all", false, "every dead letter the filters select (all of them without filters)")
 	f.registerFilters(fs)
+	if change.pipelines {
+		f.registerPipelines(fs)
+	}
 	positional, code, done := parse(fs, args, stdout)
 	if done {
 		return code
@@ -567,6 +589,19 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 	filter, err := f.filter()
 	if err != nil {
 		return c.usageError("%v", err)
+	}
+	var defined func(string) bool
+	pipelines := strings.Join(f.pipelines, ", ")
+	if change.pipelines {
+		paths := f.pipelines
+		if len(paths) == 0 {
+			paths, pipelines = []string{defaultPipelines}, defaultPipelines
+		}
+		names, err := engine.PipelineNames(paths)
+		if err != nil {
+			return c.problem("--pipelines %v; name the pipeline files or folders engine run runs with --pipelines PATH, for replay to know which pipelines there are", err)
+		}
+		defined = func(p string) bool { return slices.Contains(names, p) }
 	}
 	s, ok := c.open(f.data)
 	if !ok {
@@ -597,7 +632,7 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 			break
 		}
 		chunk := ids[seen:min(seen+dlqChunk, len(ids))]
-		outcomes, err := change.apply(s, chunk)
+		outcomes, err := change.apply(s, chunk, defined)
 		if err != nil {
 			result = c.problem("%v; stopped after %d of the %d dead letters", err, seen, len(ids))
 			break
@@ -605,9 +640,17 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 		seen += len(chunk)
 		for _, o := range outcomes {
 			var nr *inbox.NotReplayableError
+			var np *inbox.NoPipelineError
 			switch {
 			case errors.Is(o.Err, inbox.ErrNoSuchDeadLetter):
 				result = c.problem("no dead letter %d", o.ID)
+			case errors.As(o.Err, &np) && f.all:
+				fmt.Fprintf(stdout, "skipped %d (%s, %s): no file in %s defines pipeline %s; restore its file and replay it, or drop it\n", o.ID, o.Pipeline, o.Reason, pipelines, o.Pipeline)
+				skipped++
+			case errors.As(o.Err, &np):
+				result = c.problem("dead letter %d belongs to pipeline %s, which no file in %s defines (renamed or removed?): "+
+					"replayed, its event would wait where nothing delivers it. Restore the file and replay it, or drop it; "+
+					"if engine run runs other files, name them with --pipelines", o.ID, o.Pipeline, pipelines)
 			case errors.As(o.Err, &nr) && f.all:
 				// --all selects by filter, so it meets these in passing:
 				// noted, not an error.

@@ -766,3 +766,47 @@ func (w *heapWriter) Write(b []byte) (int, error) {
 	w.tail = w.tail[max(0, len(w.tail)-64):]
 	return len(b), nil
 }
+
+// replay knows which pipelines engine run runs (--pipelines, pipelines/
+// by default) and refuses a dead letter of one that no file defines (a
+// renamed or removed file): queued, its event would wait in the inbox
+// where nothing delivers it, and be a dead letter no more, out of reach
+// of list, show and drop.
+func TestDlqReplayRefusesPipelinesNoFileDefines(t *testing.T) {
+	dir := seedDeadLetters(t)
+	pipes := t.TempDir()
+	for _, name := range []string{offerPipeline + ".yaml", "connections.yaml"} {
+		if err := os.WriteFile(filepath.Join(pipes, name), []byte("# a pipeline\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stdout, stderr, code := runEngine("dlq", "replay", "--data", dir, "--pipelines", pipes, "1", "2")
+	if code != exitProblem || stdout != "replayed 1 (offer-issued-to-braze-campaign): queued as event 3\nreplayed 1 dead letter; it goes out when engine run next starts on "+dir+"\n" ||
+		stderr != "engine dlq replay: dead letter 2 belongs to pipeline points-awarded-to-braze-canvas, which no file in "+pipes+" defines (renamed or removed?): "+
+			"replayed, its event would wait where nothing delivers it. Restore the file and replay it, or drop it; if engine run runs other files, name them with --pipelines\n" {
+		t.Errorf("code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = runEngine("dlq", "replay", "--all", "--data", dir, "--pipelines", pipes)
+	if code != exitOK || stderr != "" ||
+		!strings.Contains(stdout, "skipped 2 (points-awarded-to-braze-canvas, attempts_exhausted): no file in "+pipes+" defines pipeline points-awarded-to-braze-canvas; restore its file and replay it, or drop it\n") ||
+		!strings.Contains(stdout, "replayed 4 (offer-issued-to-braze-campaign)") ||
+		!strings.HasSuffix(stdout, "skipped 2 dead letters that cannot be replayed; left in place\n") {
+		t.Errorf("--all: code %d, stderr %q, output:\n%s", code, stderr, stdout)
+	}
+
+	// Without --pipelines, pipelines/ is asked; where there is none,
+	// nothing is replayed.
+	t.Chdir(t.TempDir())
+	stdout, stderr, code = runEngine("dlq", "replay", "--data", dir, "2")
+	if code != exitProblem || stdout != "" || stderr != "engine dlq replay: --pipelines pipelines/: no such file or folder; "+
+		"name the pipeline files or folders engine run runs with --pipelines PATH, for replay to know which pipelines there are\n" {
+		t.Errorf("no pipelines/: code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	s := openSeeded(t, dir)
+	if left, _ := s.DeadLetters(inbox.DeadFilter{}); len(left) != 2 || left[0].ID != 2 || left[1].ID != 3 {
+		t.Errorf("dead letters left %+v, want 2 and 3", left)
+	}
+	if n := s.Depth(pointsPipeline); n != 0 {
+		t.Errorf("%d events queued for %s", n, pointsPipeline)
+	}
+}

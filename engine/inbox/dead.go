@@ -77,6 +77,20 @@ type NotReplayableError struct {
 
 func (e *NotReplayableError) Error() string { return notReplayable[e.Reason] }
 
+// NoPipelineError is returned when asked to replay a dead letter whose
+// pipeline no file defines (its file was renamed or removed). Queued,
+// its event would wait under a name nothing delivers, and be a dead
+// letter no more: out of sight of those that list and drop them. The
+// dead letter is left as it is.
+type NoPipelineError struct {
+	ID       uint64
+	Pipeline string
+}
+
+func (e *NoPipelineError) Error() string {
+	return fmt.Sprintf("no file defines its pipeline, %s", e.Pipeline)
+}
+
 // Replayable says whether dl's event can be queued again, and if not, why
 // and what to do instead (a *NotReplayableError).
 func (dl *DeadLetter) Replayable() error {
@@ -412,7 +426,8 @@ type Outcome struct {
 	// Seq is where a replayed event is queued now.
 	Seq uint64
 	// Err is why this one was left as it was: ErrNoSuchDeadLetter, a
-	// *NotReplayableError, or a stored dead letter that cannot be read.
+	// *NotReplayableError, a *NoPipelineError, or a stored dead letter
+	// that cannot be read.
 	Err error
 }
 
@@ -459,7 +474,7 @@ func (s *Store) DropDeadLetters(ids []uint64) ([]Outcome, error) {
 // no attempts counted, and then removes the dead letter; one that cannot
 // be replayed (see Replayable) stays, with a *NotReplayableError.
 func (s *Store) Requeue(id uint64) (pipeline string, seq uint64, err error) {
-	out, err := s.RequeueDeadLetters([]uint64{id})
+	out, err := s.RequeueDeadLetters([]uint64{id}, nil)
 	if err != nil {
 		return "", 0, err
 	}
@@ -478,7 +493,10 @@ func (s *Store) Requeue(id uint64) (pipeline string, seq uint64, err error) {
 // two steps leaves the events queued and still listed as dead letters
 // (sent again if replayed again), never in neither place. A second replay
 // of the same dead letter, at the same time or later, finds none.
-func (s *Store) RequeueDeadLetters(ids []uint64) ([]Outcome, error) {
+//
+// defined, unless nil, says which pipelines a file defines: a dead letter
+// of another stays, with a *NoPipelineError.
+func (s *Store) RequeueDeadLetters(ids []uint64, defined func(pipeline string) bool) ([]Outcome, error) {
 	s.deadMu.Lock()
 	defer s.deadMu.Unlock()
 	out := make([]Outcome, len(ids))
@@ -498,6 +516,9 @@ func (s *Store) RequeueDeadLetters(ids []uint64) ([]Outcome, error) {
 				continue
 			}
 			out[i].Err = out[i].Replayable()
+			if out[i].Err == nil && defined != nil && !defined(out[i].Pipeline) {
+				out[i].Err = &NoPipelineError{ID: id, Pipeline: out[i].Pipeline}
+			}
 		}
 		return nil
 	})

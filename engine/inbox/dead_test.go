@@ -32,7 +32,7 @@ func TestChangeManyDeadLetters(t *testing.T) {
 	dead("f1", "attempts_exhausted", 4) // 4
 	dead("f2", "damaged", 5)            // 5
 
-	out, err := s.RequeueDeadLetters([]uint64{4, 9, 2, 3, 1, 5, 4}) // 4 twice: queued once
+	out, err := s.RequeueDeadLetters([]uint64{4, 9, 2, 3, 1, 5, 4}, nil) // 4 twice: queued once
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,5 +223,33 @@ func TestDeadLetterSummary(t *testing.T) {
 		if _, err := decodeSummary([]byte(stored), &got, nil); err == nil {
 			t.Errorf("%q: no error", stored)
 		}
+	}
+}
+
+// Told which pipelines a file defines, a replay leaves the dead letters
+// of the others as they are: queued, their events would wait under a
+// name nothing delivers, and be dead letters no more.
+func TestRequeueOnlyDefinedPipelines(t *testing.T) {
+	s := open(t, t.TempDir(), &clock{t: t0})
+	defer s.Close()
+	for _, p := range []string{"f1", "gone", "f1"} {
+		if _, err := s.DeadLetter(p, 0, DeadLetter{Event: []byte(`{}`), Reason: "rejected"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := s.RequeueDeadLetters([]uint64{1, 2, 3}, func(p string) bool { return p == "f1" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var np *NoPipelineError
+	if out[0].Err != nil || out[2].Err != nil || !errors.As(out[1].Err, &np) || np.ID != 2 || np.Pipeline != "gone" ||
+		out[1].Err.Error() != "no file defines its pipeline, gone" {
+		t.Fatalf("outcomes %+v", out)
+	}
+	if s.Depth("gone") != 0 || s.Depth("f1") != 2 {
+		t.Errorf("queued: gone %d, f1 %d", s.Depth("gone"), s.Depth("f1"))
+	}
+	if left, _ := s.DeadLetters(DeadFilter{}); len(left) != 1 || left[0].ID != 2 {
+		t.Errorf("left %+v, want 2", left)
 	}
 }

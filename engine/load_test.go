@@ -1,0 +1,39 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// PipelineNames finds the pipeline files Load would read, without reading
+// them: a file with problems, or with nothing in it, defines its pipeline
+// all the same.
+func TestPipelineNames(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"b.yaml", "a.yml", "connections.yaml", ".a.yaml.swp", ".hidden.yaml", "notes.txt"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("not: [valid"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	empty := t.TempDir()
+	for _, tc := range []struct {
+		paths []string
+		want  string
+	}{
+		{[]string{dir}, "[a b]"},
+		{[]string{filepath.Join(dir, "b.yaml"), "../pipelines"}, "[b braze-segment-to-sessionm-tags offer-issued-to-braze-campaign points-awarded-to-braze-canvas segment-csv-to-sessionm-tags wallet-for-connected-content]"},
+		{[]string{dir, "nowhere"}, "nowhere: no such file or folder"},
+		{[]string{empty}, empty + ": the folder holds no .yaml pipeline files"},
+	} {
+		names, err := PipelineNames(tc.paths)
+		got := fmt.Sprint(names)
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("%v: %s, want %s", tc.paths, got, tc.want)
+		}
+	}
+}
