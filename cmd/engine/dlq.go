@@ -111,7 +111,7 @@ func (f *dlqFlags) registerData(fs *flag.FlagSet) {
 
 func (f *dlqFlags) registerFilters(fs *flag.FlagSet) {
 	fs.StringVar(&f.pipeline, "pipeline", "", "only dead letters of the pipeline called `NAME`")
-	fs.StringVar(&f.reason, "reason", "", "only dead letters with this `REASON` (rejected, not_sent, attempts_exhausted, template, lookup, csv_row ...)")
+	fs.StringVar(&f.reason, "reason", "", "only dead letters with this `REASON`: "+strings.Join(inbox.Reasons, ", "))
 	fs.StringVar(&f.since, "since", "", "only dead letters from the last `DURATION` (2h, 30m, 7d) or since an RFC 3339 time (2026-11-29T10:00:00Z)")
 }
 
@@ -128,6 +128,11 @@ func (f *dlqFlags) filtered() bool { return f.pipeline != "" || f.reason != "" |
 // filter turns the filter flags into a store filter.
 func (f *dlqFlags) filter() (inbox.DeadFilter, error) {
 	df := inbox.DeadFilter{Pipeline: f.pipeline, Reason: f.reason}
+	if f.reason != "" {
+		if err := inbox.CheckReason(f.reason); err != nil {
+			return df, fmt.Errorf("--reason %w", err)
+		}
+	}
 	if f.since != "" {
 		since, err := inbox.ParseSince(f.since, dlqNow())
 		if err != nil {

@@ -190,12 +190,12 @@ func TestDlqListTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.DeadLetter("f1", 0, inbox.DeadLetter{Reason: "lookup", Error: strings.Repeat("é", 60), At: dlqT0})
+	s.DeadLetter("f1", 0, inbox.DeadLetter{Reason: "filter", Error: strings.Repeat("é", 60), At: dlqT0})
 	s.Close()
 	stdout, _, _ = runEngine("dlq", "list", "--data", dir)
 	want = []string{
 		"ID  TIME                  PIPELINE  VERSION  REASON  ATTEMPTS  STATUS  ERROR",
-		"1   2026-11-29T10:00:00Z  f1        -        lookup  0         -       " + strings.Repeat("é", errorWidth-3) + "...",
+		"1   2026-11-29T10:00:00Z  f1        -        filter  0         -       " + strings.Repeat("é", errorWidth-3) + "...",
 		"1 dead letter",
 	}
 	if got := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n"); !slices.Equal(got, want) {
@@ -229,7 +229,7 @@ func TestDlqListJSON(t *testing.T) {
 		t.Errorf("characters escaped for HTML:\n%s", stdout)
 	}
 	// Nothing selected is an empty array, not null.
-	stdout, _, code = runEngine("dlq", "list", "--data", dir, "--format", "json", "--reason", "nope")
+	stdout, _, code = runEngine("dlq", "list", "--data", dir, "--format", "json", "--reason", "not_sent")
 	if code != exitOK || stdout != "[]\n" {
 		t.Errorf("code %d, %q", code, stdout)
 	}
@@ -595,6 +595,11 @@ func TestDlqUsageErrors(t *testing.T) {
 		{[]string{"dlq", "drop"}, "or pass --all, e.g. engine dlq drop --all --pipeline NAME"},
 		{[]string{"dlq", "drop", "-3"}, "flag provided but not defined: -3"},
 		{[]string{"dlq", "drop", "3", "--since", "1h"}, "--pipeline, --reason and --since select with --all"},
+		// A mistyped reason selected nothing, which read as "none of those".
+		{[]string{"dlq", "list", "--reason", "lookup"}, `engine dlq list: --reason "lookup" is not a reason dead letters have; ` +
+			"the reasons are rejected, not_sent, attempts_exhausted, lookup_rejected, template, filter, internal_error, damaged, csv_row\n"},
+		{[]string{"dlq", "replay", "--all", "--reason", "Rejected"}, `--reason "Rejected" is not a reason dead letters have`},
+		{[]string{"dlq", "drop", "--all", "--reason", "csv"}, `--reason "csv" is not a reason dead letters have`},
 	} {
 		// Each runs against a real data folder, so a command that got
 		// past its checks would change it and be caught below.
@@ -631,6 +636,7 @@ func TestDlqHelp(t *testing.T) {
 		{[]string{"dlq", "show", "--help"}, "usage: engine dlq show [flags] ID"},
 		{[]string{"dlq", "replay", "--help"}, "usage: engine dlq replay [flags] (ID... | --all)"},
 		{[]string{"dlq", "drop", "--help"}, "-since DURATION"},
+		{[]string{"dlq", "list", "--help"}, "only dead letters with this REASON: rejected, not_sent, attempts_exhausted, lookup_rejected, template, filter, internal_error, damaged, csv_row\n"},
 	} {
 		stdout, stderr, code := runEngine(tc.args...)
 		if code != exitOK || stderr != "" || !strings.Contains(stdout, tc.want) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,13 +26,30 @@ type DeadLetter struct {
 	Event    json.RawMessage `json:"event"`
 	Request  *SentRequest    `json:"request,omitempty"`
 	Response *GotResponse    `json:"response,omitempty"`
-	// Reason is a short category (rejected, attempts_exhausted,
-	// template, lookup, csv_row ...); Error says it in words.
+	// Reason is a short category, one of Reasons; Error says it in
+	// words.
 	Reason   string    `json:"reason"`
 	Error    string    `json:"error"`
 	Attempts int       `json:"attempts"`
 	Received time.Time `json:"received"`
 	At       time.Time `json:"at"`
+}
+
+// Reasons are the reasons the engine gives dead letters, as engine dlq
+// --reason and GET /dlq?reason= take them (the README's Dead letters says
+// what each means). A runner test checks them against the code that sets
+// them.
+var Reasons = []string{"rejected", "not_sent", "attempts_exhausted", "lookup_rejected", "template", "filter", "internal_error", "damaged", "csv_row"}
+
+// CheckReason says, when r is not one of Reasons, which ones there are.
+// The error starts with r, for the caller to put its name before. A
+// mistyped reason would select nothing, which looks like no dead letter
+// of that reason.
+func CheckReason(r string) error {
+	if slices.Contains(Reasons, r) {
+		return nil
+	}
+	return fmt.Errorf("%q is not a reason dead letters have; the reasons are %s", r, strings.Join(Reasons, ", "))
 }
 
 // SentRequest is a request as it went out, secrets already masked.

@@ -139,6 +139,12 @@ const deadPage = 100
 func (r *Runner) listDead(w http.ResponseWriter, req *http.Request) {
 	q := req.URL.Query()
 	f := inbox.DeadFilter{Pipeline: q.Get("pipeline"), Reason: q.Get("reason"), Limit: deadPage}
+	if f.Reason != "" {
+		if err := inbox.CheckReason(f.Reason); err != nil {
+			writeError(w, http.StatusBadRequest, "reason="+err.Error())
+			return
+		}
+	}
 	if s := q.Get("since"); s != "" {
 		// As engine dlq --since reads it, and with its message.
 		t, err := inbox.ParseSince(s, r.clock.Now())

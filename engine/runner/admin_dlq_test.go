@@ -5,12 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -144,6 +149,7 @@ func TestAdminListPages(t *testing.T) {
 		{"after=x", 400, `after=\"x\" is not a dead letter id`},
 		{"after=-1", 400, `after=\"-1\" is not a dead letter id`},
 		{"limit=-1", 400, `limit=\"-1\" is not a whole number`},
+		{"reason=lookup", 400, `reason=\"lookup\" is not a reason dead letters have; the reasons are rejected, not_sent, attempts_exhausted, lookup_rejected, template, filter, internal_error, damaged, csv_row`},
 	} {
 		a := do(t, "GET", admin.URL+"/dlq?"+tc.query, "", nil)
 		got := a.body
@@ -226,4 +232,46 @@ func (w *heapWriter) Write(b []byte) (int, error) {
 		w.last = n[len(n)-1]
 	}
 	return len(b), nil
+}
+
+// inbox.Reasons, which engine dlq --reason and GET /dlq?reason= accept,
+// are the reasons this package gives dead letters, and the README's Dead
+// letters says what each means. The --reason help once offered "lookup"
+// for what is stored as lookup_rejected, and selected nothing.
+func TestDeadLetterReasonsAreTheOnesGiven(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// l.dead(it, attempt, "rejected", ...), reason := "damaged",
+	// Reason: "csv_row".
+	given := regexp.MustCompile(`(?:\.dead\([^,()]+, [^,()]+, |\breason :?= |\bReason: +)"([a-z_]+)"`)
+	found := map[string]bool{}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range given.FindAllSubmatch(src, -1) {
+			found[string(m[1])] = true
+		}
+	}
+	got, want := slices.Sorted(maps.Keys(found)), slices.Sorted(slices.Values(inbox.Reasons))
+	if !slices.Equal(got, want) {
+		t.Errorf("the code gives dead letters the reasons %v; inbox.Reasons has %v", got, want)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "\n## Dead letters\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	for _, r := range inbox.Reasons {
+		if !strings.Contains(section, "\n- `"+r+"`: ") {
+			t.Errorf("the README's Dead letters has no line \"- `%s`: ...\"", r)
+		}
+	}
 }
