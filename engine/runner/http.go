@@ -80,11 +80,9 @@ func writeAccepted(w http.ResponseWriter, id string, duplicate bool) {
 	_, _ = w.Write(b)
 }
 
-func (r *Runner) sourceHandler(p *engine.Pipeline) http.Handler {
-	var responder *responder
-	if p.Respond != nil {
-		responder = newResponder(r, p)
-	}
+// sourceHandler serves p's routes; responder answers them when p is
+// synchronous (nil otherwise).
+func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Handler {
 	placeholders := map[string][]string{}
 	for _, path := range p.Source.Paths {
 		placeholders[p.Source.Method+" "+path] = spec.Placeholders(path)

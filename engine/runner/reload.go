@@ -23,7 +23,10 @@ type generation struct {
 	pipelines map[string]*engine.Pipeline
 	lanes     map[string]*lane        // pipelines that queue (webhook and CSV sources)
 	handlers  map[string]http.Handler // webhook routes' handlers, by pipeline
-	routes    *http.ServeMux
+	// responders are the synchronous pipelines' (F3), whose caches the
+	// next version of each takes over as stale copies.
+	responders map[string]*responder
+	routes     *http.ServeMux
 }
 
 // retireGrace is how long a replaced or removed version may take to finish
@@ -280,7 +283,7 @@ func (r *Runner) switchLanes(old, gen *generation) {
 func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generation) (*generation, map[string]string) {
 	refused := map[string]string{}
 	for {
-		gen := &generation{pipelines: next, lanes: map[string]*lane{}, handlers: map[string]http.Handler{}}
+		gen := &generation{pipelines: next, lanes: map[string]*lane{}, handlers: map[string]http.Handler{}, responders: map[string]*responder{}}
 		for name, p := range next {
 			if old != nil && old.pipelines[name] == p {
 				if l := old.lanes[name]; l != nil {
@@ -288,6 +291,9 @@ func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generati
 				}
 				if h := old.handlers[name]; h != nil {
 					gen.handlers[name] = h
+				}
+				if rs := old.responders[name]; rs != nil {
+					gen.responders[name] = rs
 				}
 				continue
 			}
@@ -303,7 +309,15 @@ func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generati
 				gen.lanes[name] = l
 			}
 			if p.Source.Type.Kind == spec.HTTPSource {
-				gen.handlers[name] = r.sourceHandler(p)
+				var rs *responder
+				if p.Respond != nil {
+					rs = newResponder(r, p)
+					if old != nil && old.responders[name] != nil {
+						rs.takeOver(old.responders[name])
+					}
+					gen.responders[name] = rs
+				}
+				gen.handlers[name] = r.sourceHandler(p, rs)
 			}
 		}
 		// Kept versions first: a collision is then reported against the

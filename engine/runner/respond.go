@@ -40,6 +40,10 @@ type cached struct {
 	reply  *engine.Reply
 	stored time.Time
 	size   int // about what it holds in memory: the body, its decoded value, the key
+	// earlier: an answer of a version a reload replaced. It is never a
+	// fresh hit, as this version may shape answers otherwise, but still
+	// stands in when SessionM is slow or down.
+	earlier bool
 }
 
 // flight is one evaluation that concurrent requests for the same key
@@ -52,6 +56,19 @@ type flight struct {
 
 func newResponder(r *Runner, p *engine.Pipeline) *responder {
 	return &responder{r: r, p: p, cache: map[string]*cached{}, inflight: map[string]*flight{}}
+}
+
+// takeOver keeps the answers prev, the version this one replaces, has
+// cached, as stale copies only. A reload during a SessionM outage (a
+// longer stale, a rotated token) emptied the cache, and every Connected
+// Content call failed until SessionM came back.
+func (rs *responder) takeOver(prev *responder) {
+	prev.mu.Lock()
+	defer prev.mu.Unlock()
+	for key, c := range prev.cache {
+		rs.cache[key] = &cached{reply: c.reply, stored: c.stored, size: c.size, earlier: true}
+	}
+	rs.cachedBytes = prev.cachedBytes
 }
 
 func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *storedEvent) {
@@ -87,7 +104,7 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 	rs.mu.Lock()
 	entry := rs.cache[key]
 	rs.mu.Unlock()
-	if entry != nil && now.Sub(entry.stored) < c.TTL {
+	if entry != nil && now.Sub(entry.stored) < c.TTL && !entry.earlier {
 		writeReply(w, entry.reply, "hit", ageHeader(now, entry.stored))
 		return
 	}

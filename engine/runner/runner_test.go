@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -1294,5 +1295,39 @@ func TestEventsStoredAsJSONByAnEarlierVersionAreDelivered(t *testing.T) {
 	h.drained()
 	if dls, _ := h.store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
 		t.Fatalf("dead letters %+v", dls)
+	}
+}
+
+// A reload of a synchronous pipeline keeps its cached answers, as stale
+// copies only: the new version answers afresh while SessionM answers, and
+// the older answer stands in when it does not. The cache was emptied, so
+// lengthening `stale` during a SessionM outage broke every wallet call.
+func TestSynchronousCacheOutlivesAReload(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}})
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
+		t.Fatalf("first: %d %v", a.status, a.header)
+	}
+	editFile(t, filepath.Join(dir, "wallet-for-connected-content.yaml"), func(s string) string {
+		return strings.Replace(s, "stale: 1h", "stale: 6h", 1)
+	})
+	if c := changeOf(h.r.Apply(h.load()), "wallet-for-connected-content"); c == nil || c.Result != "changed" {
+		t.Fatal("not reloaded")
+	}
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
+		t.Fatalf("after the reload, SessionM up: %d %v; want the new version's own answer", a.status, a.header)
+	}
+	if c := changeOf(h.r.Apply(h.load()), "wallet-for-connected-content"); c != nil {
+		t.Fatalf("an unchanged file reloaded: %+v", c)
+	}
+	editFile(t, filepath.Join(dir, "wallet-for-connected-content.yaml"), func(s string) string {
+		return strings.Replace(s, "stale: 6h", "stale: 12h", 1)
+	})
+	h.control("POST", "/faults", `{"emulator":"sessionm_connect","error_ratio":1}`)
+	if c := changeOf(h.r.Apply(h.load()), "wallet-for-connected-content"); c == nil || c.Result != "changed" {
+		t.Fatal("not reloaded")
+	}
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "stale" || !strings.Contains(a.body, `"available_points":1350`) {
+		t.Fatalf("after a reload, SessionM down: %d %v %s; want the cached answer, stale", a.status, a.header, a.body)
 	}
 }
