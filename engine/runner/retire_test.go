@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/spec"
 )
 
@@ -83,27 +84,35 @@ func campaignProject(t *testing.T, brazeURL string, edited bool) *engine.Project
 	return proj
 }
 
-// A reload stops the replaced version's requests that wait for the
-// connection's rate limit: the new version sends their events. The old
-// version sent them as the limit let them go, through its whole grace,
-// and one that left late in it was cut on the wire while Braze had it,
-// and sent again by the new version: a campaign message sent twice.
-func TestReloadHandsRequestsWaitingForTheRateLimitToTheNewVersion(t *testing.T) {
-	braze := &campaignCalls{delay: 50 * time.Millisecond}
+// campaignRun starts a runner of campaignProject against a Braze stand-in
+// that answers after delay, and posts one webhook per campaign.
+func campaignRun(t *testing.T, delay time.Duration, campaigns ...string) (braze *campaignCalls, brazeURL string, r *Runner, store *inbox.Store) {
+	t.Helper()
+	braze = &campaignCalls{delay: delay}
 	srv := httptest.NewServer(braze)
-	defer srv.Close()
-	r, store := startRunner(t, campaignProject(t, srv.URL, false).Pipelines)
+	t.Cleanup(srv.Close)
+	r, store = startRunner(t, campaignProject(t, srv.URL, false).Pipelines)
 	hooks := httptest.NewServer(r.Handler())
-	defer hooks.Close()
-	for _, campaign := range []string{"c1", "c2", "c3", "c4"} {
+	t.Cleanup(hooks.Close)
+	for _, campaign := range campaigns {
 		resp, err := http.Post(hooks.URL+"/hooks/campaign", "application/json", strings.NewReader(`{"campaign_id":"`+campaign+`","user":"u-1","n":1,"note":"first"}`))
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("webhook: %v %v", err, resp)
 		}
 		resp.Body.Close()
 	}
+	return braze, srv.URL, r, store
+}
+
+// A reload stops the replaced version's requests that wait for the
+// connection's rate limit: the new version sends their events. The old
+// version sent them as the limit let them go, through its whole grace,
+// and one that left late in it was cut on the wire while Braze had it,
+// and sent again by the new version: a campaign message sent twice.
+func TestReloadHandsRequestsWaitingForTheRateLimitToTheNewVersion(t *testing.T) {
+	braze, brazeURL, r, store := campaignRun(t, 50*time.Millisecond, "c1", "c2", "c3", "c4")
 	waitUntil(t, "the first campaign sent", func() bool { return len(braze.snapshot()) >= 1 })
-	if rep := r.Apply(campaignProject(t, srv.URL, true)); !strings.Contains(rep.Summary(), "changed") {
+	if rep := r.Apply(campaignProject(t, brazeURL, true)); !strings.Contains(rep.Summary(), "changed") {
 		t.Fatalf("reload: %s", rep.Summary())
 	}
 	reloaded := time.Now()
@@ -129,19 +138,9 @@ func TestReloadHandsRequestsWaitingForTheRateLimitToTheNewVersion(t *testing.T) 
 func TestReloadLetsARequestOnTheWireEnd(t *testing.T) {
 	defer func(was time.Duration) { retireGrace = was }(retireGrace)
 	retireGrace = 20 * time.Millisecond
-	braze := &campaignCalls{delay: 300 * time.Millisecond}
-	srv := httptest.NewServer(braze)
-	defer srv.Close()
-	r, store := startRunner(t, campaignProject(t, srv.URL, false).Pipelines)
-	hooks := httptest.NewServer(r.Handler())
-	defer hooks.Close()
-	resp, err := http.Post(hooks.URL+"/hooks/campaign", "application/json", strings.NewReader(`{"campaign_id":"c1","user":"u-1","n":1}`))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("webhook: %v %v", err, resp)
-	}
-	resp.Body.Close()
+	braze, brazeURL, r, store := campaignRun(t, 300*time.Millisecond, "c1")
 	waitUntil(t, "the request on the wire", func() bool { return len(braze.snapshot()) == 1 })
-	r.Apply(campaignProject(t, srv.URL, true))
+	r.Apply(campaignProject(t, brazeURL, true))
 	waitUntil(t, "the event delivered", func() bool { return store.Depth("any-campaign") == 0 })
 	time.Sleep(500 * time.Millisecond) // a second request would arrive by now
 	if n := len(braze.snapshot()); n != 1 {
