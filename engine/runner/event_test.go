@@ -121,6 +121,10 @@ func TestEventID(t *testing.T) {
 		{"HMAC route: the same body for another user is another event", source("http", hmacAuth), "/hooks/tags/u-2", "", tags, signed("POST /hooks/tags/u-2", tags)},
 		{"HMAC route: the query counts", source("http", hmacAuth), "/hooks/tags?user=u%201", "", tags, signed("POST /hooks/tags?user=u%201", tags)},
 		{"nothing to go by", source("http", nil), "/hooks/x", "", body, ""},
+		// The README's Braze header, sent as written: the same for every
+		// event of the campaign, so no id.
+		{"braze webhook: an unrendered header", source("braze_webhook", nil), "/hooks/x", "{{campaign.${dispatch_id}}}-{{${user_id}}}", body, ""},
+		{"braze webhook: a half-rendered header", source("braze_webhook", nil), "/hooks/x", "d-1-${user_id}", body, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/loyalty-connector/engine/engine"
@@ -88,6 +89,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 		placeholders[p.Source.Method+" "+path] = spec.Placeholders(path)
 	}
 	acceptDuration := r.metrics.acceptDuration.WithLabelValues(p.Name)
+	var unrenderedOnce sync.Once // a warning per version, not per webhook
 	received := r.metrics.received.WithLabelValues(p.Name)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		started := time.Now()
@@ -138,6 +140,11 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			params[name] = req.PathValue(name)
 		}
 		id := eventID(p, req, body)
+		if id == "" && unrendered(req.Header.Get("Idempotency-Key")) {
+			unrenderedOnce.Do(func() {
+				r.log.Warn("the Idempotency-Key header holds template text, so it names no event and repeats are not recognised; check that the sender renders it (Braze webhook headers)", "pipeline", p.Name, "version", p.Version, "key", req.Header.Get("Idempotency-Key"))
+			})
+		}
 		if len(id) > inbox.MaxIDLength {
 			r.metrics.refused.WithLabelValues(p.Name, "id_too_long").Inc()
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("the event id (a SessionM event_id, or the Idempotency-Key header) is %d bytes; at most %d are taken", len(id), inbox.MaxIDLength))
@@ -214,7 +221,20 @@ func eventID(p *engine.Pipeline, req *http.Request, body []byte) string {
 		hex.Encode(id[copy(id, "sha256:"):], h.Sum(sum[:0]))
 		return string(id)
 	}
-	return strings.TrimSpace(req.Header.Get("Idempotency-Key"))
+	if key := strings.TrimSpace(req.Header.Get("Idempotency-Key")); !unrendered(key) {
+		return key
+	}
+	return ""
+}
+
+// unrendered reports whether an Idempotency-Key still holds template
+// syntax. Braze's docs do not say that Liquid works in a webhook's header
+// values (braze.md §4, unconfirmed): if Braze sent the README's
+// {{campaign.${dispatch_id}}}-{{${user_id}}} as written, every event of
+// the campaign would carry the same key and all but the first would be
+// dropped as repeats. Such a key is no id.
+func unrendered(key string) bool {
+	return strings.Contains(key, "{{") || strings.Contains(key, "${") || strings.Contains(key, "{%")
 }
 
 // authorized checks the route's inbound auth in constant time.

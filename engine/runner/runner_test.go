@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/loyalty-connector/engine/connectors"
+	sessionmemu "github.com/loyalty-connector/engine/connectors/sessionm/emulator"
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
@@ -1329,5 +1331,30 @@ func TestSynchronousCacheOutlivesAReload(t *testing.T) {
 	}
 	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "stale" || !strings.Contains(a.body, `"available_points":1350`) {
 		t.Fatalf("after a reload, SessionM down: %d %v %s; want the cached answer, stale", a.status, a.header, a.body)
+	}
+}
+
+// Webhooks whose Idempotency-Key arrives as template text (a sender that
+// does not render Liquid in headers) are each taken, and the engine says
+// so once. They shared one key, so all but the first were dropped as
+// repeats, without a word.
+func TestUnrenderedIdempotencyKeyIsNoID(t *testing.T) {
+	var logs lockedBuffer
+	h := start(t, setup{users: 10, opts: func(o *runner.Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	}})
+	for user := 1; user <= 3; user++ {
+		if a := h.tagWebhook(user, "{{campaign.${dispatch_id}}}-{{${user_id}}}"); a.status != 200 || strings.Contains(a.body, "duplicate") {
+			t.Fatalf("user %d: %d %s", user, a.status, a.body)
+		}
+	}
+	h.drained()
+	for user := 1; user <= 3; user++ {
+		if n := h.tagCount(sessionmemu.GeneratedUserID(user), "as_sent"); n != 1 {
+			t.Errorf("user %d tagged %d times", user, n)
+		}
+	}
+	if n := strings.Count(logs.String(), "holds template text"); n != 1 {
+		t.Errorf("%d warnings about the key; want 1:\n%s", n, logs.String())
 	}
 }
