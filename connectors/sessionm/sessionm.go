@@ -192,8 +192,14 @@ func (e envelope) read(status int, body []byte) error {
 	default:
 		return fmt.Errorf("sessionm answered HTTP %d: %s", status, spec.Excerpt(body))
 	}
-	if len(e.retry) > 0 && slices.Contains(e.retry, strings.ToLower(errorCode(env.Errors))) {
+	code := strings.ToLower(errorCode(env.Errors))
+	if len(e.retry) > 0 && slices.Contains(e.retry, code) {
 		return spec.Retryable(err)
+	}
+	if code == "user_not_found" || code == "not_found" {
+		// SessionM's own codes (sessionm.md §1, C), under any HTTP status:
+		// with errors as 200 an unknown user is still unknown.
+		return spec.NotFound(err)
 	}
 	return err
 }

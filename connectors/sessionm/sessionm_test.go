@@ -325,3 +325,28 @@ func TestOKAnswerDoesNotAllocate(t *testing.T) {
 		t.Errorf("%v allocations per ok answer, want 0", n)
 	}
 }
+
+// SessionM's user_not_found and not_found (sessionm.md §1, C) say that
+// what was asked for does not exist under any HTTP status, errors as 200
+// included: a synchronous pipeline answers them 404, not 502.
+func TestNotFoundCodes(t *testing.T) {
+	tests := []struct {
+		status int
+		body   string
+		want   bool
+	}{
+		{200, `{"status":"error","errors":{"code":"user_not_found","message":"no such user"}}`, true},
+		{404, `{"status":"error","errors":{"code":"user_not_found"}}`, true},
+		{200, `{"status":"error","errors":{"code":"NOT_FOUND"}}`, true},
+		{200, `{"status":"error","errors":{"code":"validation"}}`, false},
+		{503, `{"status":"error","errors":{"code":"internal_server_error"}}`, false},
+	}
+	for _, ct := range []*spec.ConnectionType{Core, Connect} {
+		for _, tt := range tests {
+			err := (&spec.Connection{Type: ct, Fields: map[string]string{}}).ResponseReader()(tt.status, []byte(tt.body))
+			if err == nil || spec.IsNotFound(err) != tt.want {
+				t.Errorf("%s, HTTP %d %s: %v, not found %v; want an error, not found %v", ct.Name, tt.status, tt.body, err, spec.IsNotFound(err), tt.want)
+			}
+		}
+	}
+}

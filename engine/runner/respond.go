@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/spec"
 )
 
 // maxCached bounds the answers a synchronous pipeline keeps, and
@@ -282,7 +283,7 @@ func (rs *responder) evaluate(ctx context.Context, ev *engine.Event) (reply *eng
 	case out.Err != nil:
 		// The step that failed is the last one run.
 		if n := len(out.Steps); n > 0 {
-			if last := out.Steps[n-1]; last.Err != nil && last.Response != nil && last.Response.Status == http.StatusNotFound {
+			if last := out.Steps[n-1]; last.Err != nil && last.Response != nil && (last.Response.Status == http.StatusNotFound || spec.IsNotFound(last.Err)) {
 				return nil, &notFoundError{out.Err}
 			}
 		}

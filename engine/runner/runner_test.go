@@ -889,6 +889,29 @@ func TestSynchronousUnknownUserIs404(t *testing.T) {
 	}
 }
 
+// With errors as 200 (sessionm.md §1, C: HTTP 200 with status error), an
+// unknown user is still unknown: 404, not 502.
+func TestSynchronousUnknownUserAs200Is404(t *testing.T) {
+	sb, err := sandbox.New(sandbox.Options{RandSeed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emulators := sb.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/sessionm/connect/") {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"status":"error","errors":{"code":"user_not_found","message":"no user with that id"}}`)
+			return
+		}
+		emulators.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	h := start(t, setup{sandbox: srv.URL})
+	if a := h.wallet("nobody"); a.status != 404 || !strings.Contains(a.body, "user_not_found") {
+		t.Fatalf("unknown user: %d %s; want 404 with the reason", a.status, a.body)
+	}
+}
+
 // F3's cache: a fresh answer needs no lookup; when SessionM fails or is
 // late, an older answer stands in, marked stale; with none, 504 or 502.
 func TestSynchronousCache(t *testing.T) {

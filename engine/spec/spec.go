@@ -301,6 +301,19 @@ func (e retryableError) Unwrap() error { return e.error }
 // Retryable.
 func IsRetryable(err error) bool { return errors.As(err, new(retryableError)) }
 
+// NotFound marks err, a connection's reading of an answer, as the peer
+// saying that what was asked for does not exist, whatever the answer's
+// HTTP status (SessionM's user_not_found under HTTP 200).
+func NotFound(err error) error { return notFoundError{err} }
+
+type notFoundError struct{ error }
+
+func (e notFoundError) Unwrap() error { return e.error }
+
+// IsNotFound says whether err, or an error it wraps, was marked by
+// NotFound.
+func IsNotFound(err error) bool { return errors.As(err, new(notFoundError)) }
+
 // Auth returns the header the connection adds to every request (empty when
 // its type adds none).
 func (c *Connection) Auth() (Auth, error) {
