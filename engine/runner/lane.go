@@ -559,14 +559,18 @@ func (res *sendResult) describe() error {
 func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 	call := l.p.Target
 	pool := call.Endpoint.Pool(req.Value)
-	// The queue for the governor ends when the lane stops taking work (a
-	// reload retires it, or the engine stops), not when its requests are
-	// cut: one that left the queue late in a reload's grace was cut on the
-	// wire, the peer had it, and the next version sent it again (a Braze
-	// campaign sent twice). One that has not left is no attempt: its event
-	// stays queued.
+	// No request leaves once the lane stops taking work (a reload retires
+	// it, or the engine stops), and the queue for the governor ends then,
+	// not when requests are cut: one that left late in a reload's grace
+	// (from the queue, or one by one after Braze refused their merged
+	// request) was cut on the wire, the peer had it, and the next version
+	// sent it again (a campaign message sent twice). One that has not left
+	// is no attempt: its event stays queued.
+	if l.soft.Err() != nil {
+		return sendResult{err: errStopping, verdict: delivery.Retry}
+	}
 	waited, err := l.gov.Wait(l.soft, pool)
-	if err != nil {
+	if err != nil || l.soft.Err() != nil {
 		return sendResult{err: errStopping, verdict: delivery.Retry}
 	}
 	began := time.Now()

@@ -158,3 +158,86 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A merged campaign trigger is refused (400) while a reload replaces its
+// version: the old version does not send the members alone, the new one
+// does. The old one sent them one after the other through the reload's
+// grace, and the one on the wire when the grace ended was cut, and its
+// event sent again by the new version.
+func TestReloadSendsNoMemberOfARefusedBatchAlone(t *testing.T) {
+	defer func(was time.Duration) { retireGrace = was }(retireGrace)
+	retireGrace = 20 * time.Millisecond
+	var mu sync.Mutex
+	got := map[string]int{}
+	merged := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		var body struct {
+			Recipients []struct {
+				ID string `json:"external_user_id"`
+			} `json:"recipients"`
+		}
+		_ = json.Unmarshal(raw, &body)
+		if len(body.Recipients) > 1 {
+			select {
+			case merged <- struct{}{}:
+			default:
+			}
+			time.Sleep(100 * time.Millisecond)
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"message":"Invalid recipient"}`)
+			return
+		}
+		mu.Lock()
+		got[body.Recipients[0].ID]++
+		mu.Unlock()
+		time.Sleep(600 * time.Millisecond)
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, `{"dispatch_id":"d1","message":"success"}`)
+	}))
+	defer srv.Close()
+	p1 := campaignProject(t, srv.URL, false)
+	for _, p := range p1.Pipelines {
+		p.Delivery.Linger = 150 * time.Millisecond
+		p.Delivery.Timeout = time.Second
+		if p.Target != nil {
+			p.Target.Conn.RateLimit = nil
+		}
+	}
+	r, store := startRunner(t, p1.Pipelines)
+	hooks := httptest.NewServer(r.Handler())
+	defer hooks.Close()
+	users := []string{"u-1", "u-2", "u-3", "u-4", "u-5", "u-6"}
+	for _, u := range users {
+		resp, err := http.Post(hooks.URL+"/hooks/campaign", "application/json", strings.NewReader(`{"campaign_id":"c1","user":"`+u+`","n":1,"note":"x"}`))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("webhook: %v %v", err, resp)
+		}
+		resp.Body.Close()
+	}
+	select {
+	case <-merged:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no merged request")
+	}
+	p2 := campaignProject(t, srv.URL, true)
+	for _, p := range p2.Pipelines {
+		p.Delivery.Linger = 150 * time.Millisecond
+		p.Delivery.Timeout = time.Second
+		if p.Target != nil {
+			p.Target.Conn.RateLimit = nil
+		}
+	}
+	if rep := r.Apply(p2); !strings.Contains(rep.Summary(), "changed") {
+		t.Fatalf("reload: %s", rep.Summary())
+	}
+	waitUntil(t, "every event handled", func() bool { return store.Depth("any-campaign") == 0 })
+	time.Sleep(1500 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, u := range users {
+		if got[u] != 1 {
+			t.Errorf("%s got the campaign %d times", u, got[u])
+		}
+	}
+}
