@@ -291,7 +291,7 @@ func TestUntilDoneStopsWithoutADrain(t *testing.T) {
 }
 
 // engine run --csv --until-done whose pipeline is removed half-way
-// through the file: the import fails, and the run exits 1 once the rows
+// through the first file: the imports fail, and the run exits 1 once the rows
 // the lane held have their outcome, although the rows it moved to the
 // inbox for a retry cannot be delivered by this run. It waited for them,
 // and for rows given back by the retired lane, for ever.
@@ -347,8 +347,14 @@ func TestRunUntilDoneExitsWhenItsPipelineIsRemoved(t *testing.T) {
 	for i := range 2000 {
 		fmt.Fprintf(&rows, "user-%d,vip\n", i)
 	}
-	segment := filepath.Join(t.TempDir(), "segment.csv")
+	// Two files: the second, not begun when the pipeline goes, fails at
+	// once and must not be waited for either.
+	tmp := t.TempDir()
+	segment, later := filepath.Join(tmp, "segment.csv"), filepath.Join(tmp, "later.csv")
 	if err := os.WriteFile(segment, []byte(rows.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(later, []byte(rows.String()+"user-x,vip\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -359,7 +365,7 @@ func TestRunUntilDoneExitsWhenItsPipelineIsRemoved(t *testing.T) {
 	finished := make(chan result, 1)
 	go func() {
 		stdout, stderr, code := runEngine("run", "--env-file", envFile, "--addr", "127.0.0.1:0", "--admin-addr", "", "--data", t.TempDir(), "--log-level", "error",
-			"--csv", segment, "--until-done", dir)
+			"--csv", segment, "--csv", later, "--until-done", dir)
 		finished <- result{stdout, stderr, code}
 	}()
 	waitFor(t, "requests in flight", func() bool { return accepted.Load() >= 4 })
@@ -369,7 +375,7 @@ func TestRunUntilDoneExitsWhenItsPipelineIsRemoved(t *testing.T) {
 	}
 	select {
 	case res := <-finished:
-		if res.code != exitProblem || !strings.Contains(res.stdout, "was removed while it imported") {
+		if res.code != exitProblem || !strings.Contains(res.stdout, "was removed while it imported") || !strings.Contains(res.stdout, "later.csv: not imported: ") {
 			t.Fatalf("code %d (want %d)\n%s\n%s", res.code, exitProblem, res.stdout, res.stderr)
 		}
 	case <-time.After(30 * time.Second):

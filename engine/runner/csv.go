@@ -49,6 +49,9 @@ type CSVProgress struct {
 	// more. The rows it moved to the inbox for a retry may still wait
 	// there, for a pipeline a reload removed.
 	letGo bool
+	// taken: an import counts in this record. One made by rows of an
+	// earlier run settling is not, until the file's import takes it.
+	taken bool
 }
 
 // Settled reports whether every row has an outcome, retries included, or
@@ -75,9 +78,14 @@ type csvCheckpoint struct {
 }
 
 type csvImports struct {
-	mu    sync.Mutex
-	files map[string]*CSVProgress // by the file as named
-	runs  map[*csvRun]bool        // imports whose last checkpoint is not written yet
+	mu sync.Mutex
+	// records holds a record per import of this run, in the order they
+	// began, and latest the newest per file as named. An import counts in
+	// its own record, so two of one file at once (a --csv file that also
+	// sits in the inbox folder) do not count in each other's.
+	records []*CSVProgress
+	latest  map[string]*CSVProgress
+	runs    map[*csvRun]bool // imports whose last checkpoint is not written yet
 	// reading holds, per checkpoint key (a pipeline and a content), the
 	// file being read under it, and closes its channel when that import
 	// returns. Two imports of one content at once would each resume from
@@ -92,17 +100,16 @@ type readingCSV struct {
 
 // claim makes the caller the one import that reads under key, after
 // waiting for another that does (a --csv file also dropped into the
-// inbox folder, or two copies of one export). It reports whether it
-// waited; release ends the claim.
-func (r *Runner) claimCSV(ctx context.Context, key, pipeline, file string) (waited bool, release func(), err error) {
-	for {
+// inbox folder, or two copies of one export); release ends the claim.
+func (r *Runner) claimCSV(ctx context.Context, key, pipeline, file string) (release func(), err error) {
+	for waited := false; ; waited = true {
 		r.csv.mu.Lock()
 		other, busy := r.csv.reading[key]
 		if !busy {
 			mine := readingCSV{file: file, done: make(chan struct{})}
 			r.csv.reading[key] = mine
 			r.csv.mu.Unlock()
-			return waited, func() {
+			return func() {
 				r.csv.mu.Lock()
 				delete(r.csv.reading, key)
 				r.csv.mu.Unlock()
@@ -113,13 +120,12 @@ func (r *Runner) claimCSV(ctx context.Context, key, pipeline, file string) (wait
 		if !waited {
 			r.log.Info("this file's content is being imported already; it is taken once that import ends (and skipped if it finished the file)", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "importing", other.file)
 		}
-		waited = true
 		select {
 		case <-other.done:
 		case <-ctx.Done():
-			return waited, nil, ctx.Err()
+			return nil, ctx.Err()
 		case <-r.soft.Done():
-			return waited, nil, errStopping
+			return nil, errStopping
 		}
 	}
 }
@@ -155,23 +161,48 @@ func (r *Runner) finishCSVRuns(match func(*csvRun) bool) {
 	}
 }
 
-func (c *csvImports) update(file string, f func(p *CSVProgress)) {
+// record makes a new record for file (c.mu held).
+func (c *csvImports) record(file, pipeline string) *CSVProgress {
+	p := &CSVProgress{File: file, Pipeline: pipeline, Started: time.Now()}
+	c.records = append(c.records, p)
+	c.latest[file] = p
+	return p
+}
+
+// take gives an import of file its record: the one rows of an earlier run
+// made settling first, with their counts, or a new one.
+func (c *csvImports) take(file, pipeline string) *CSVProgress {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if p := c.files[file]; p != nil {
-		f(p)
+	p := c.latest[file]
+	if p == nil || p.taken {
+		p = c.record(file, pipeline)
 	}
+	p.taken = true
+	return p
+}
+
+func (c *csvImports) update(p *CSVProgress, f func(p *CSVProgress)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f(p)
+}
+
+func (c *csvImports) snapshot(p *CSVProgress) CSVProgress {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return *p
 }
 
 // CSVImports returns the progress of every import of this run.
 func (r *Runner) CSVImports() []CSVProgress {
 	r.csv.mu.Lock()
 	defer r.csv.mu.Unlock()
-	out := make([]CSVProgress, 0, len(r.csv.files))
-	for _, p := range r.csv.files {
+	out := make([]CSVProgress, 0, len(r.csv.records))
+	for _, p := range r.csv.records {
 		out = append(out, *p)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
 	return out
 }
 
@@ -193,10 +224,14 @@ func (r *Runner) settledRow(pipeline string, it *item, outcome rowOutcome) {
 	}
 	r.csv.mu.Lock()
 	defer r.csv.mu.Unlock()
-	p := r.csv.files[it.stored.Row.File]
-	if p == nil {
-		p = &CSVProgress{File: it.stored.Row.File, Pipeline: pipeline, Started: time.Now()}
-		r.csv.files[it.stored.Row.File] = p
+	var p *CSVProgress
+	switch {
+	case it.row != nil:
+		p = it.row.run.progress
+	case r.csv.latest[it.stored.Row.File] != nil:
+		p = r.csv.latest[it.stored.Row.File]
+	default:
+		p = r.csv.record(it.stored.Row.File, pipeline)
 	}
 	if it.row == nil && it.rec.Seq <= r.queuedBefore[pipeline] {
 		countOutcome(outcome, &p.Earlier.Delivered, &p.Earlier.Filtered, &p.Earlier.Failed)
@@ -230,20 +265,17 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 // importCSV is ImportCSV; opened, when not nil, is given the file it
 // opened, which is what it imported whatever file is named so now.
 func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *os.FileInfo) (CSVProgress, error) {
+	rec := r.csv.take(file, pipeline)
+	update := func(f func(p *CSVProgress)) { r.csv.update(rec, f) }
+	snapshot := func() CSVProgress { return r.csv.snapshot(rec) }
+	fail := func(err error) (CSVProgress, error) {
+		update(func(p *CSVProgress) { p.Err, p.ReadDone = err.Error(), true })
+		return snapshot(), err
+	}
 	l := r.lane(pipeline)
 	if l == nil || l.p.Source.Type.Kind != spec.CSVSource {
-		return CSVProgress{}, fmt.Errorf("pipeline %q does not read CSV files", pipeline)
-	}
-	r.csv.mu.Lock()
-	// A record made by rows of an earlier run settling first is kept, with
-	// their counts; a file imported again starts a new one.
-	if p := r.csv.files[file]; p == nil || p.ReadDone {
-		r.csv.files[file] = &CSVProgress{File: file, Pipeline: pipeline, Started: time.Now()}
-	}
-	r.csv.mu.Unlock()
-	fail := func(err error) (CSVProgress, error) {
-		r.csv.update(file, func(p *CSVProgress) { p.Err, p.ReadDone = err.Error(), true })
-		return r.csvSnapshot(file), err
+		// Recorded as failed, so --until-done does not wait for it.
+		return fail(fmt.Errorf("pipeline %q does not read CSV files, or no longer runs", pipeline))
 	}
 
 	// One open for the hash and the rows: a file renamed over this one
@@ -261,7 +293,7 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if opened != nil {
 		*opened = began
 	}
-	r.csv.update(file, func(p *CSVProgress) { p.Size = began.Size() })
+	update(func(p *CSVProgress) { p.Size = began.Size() })
 	sum, err := hashFile(f, file)
 	if err != nil {
 		return fail(err)
@@ -270,20 +302,11 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 		csvHashed(file)
 	}
 	key := "csv:" + pipeline + ":" + sum
-	waited, release, err := r.claimCSV(ctx, key, pipeline, file)
+	release, err := r.claimCSV(ctx, key, pipeline, file)
 	if err != nil {
-		return r.csvSnapshot(file), nil // stopping: the file is taken next run
+		return snapshot(), nil // stopping: the file is taken next run
 	}
 	defer release()
-	if waited {
-		// The import it waited for may have shared this file's record (the
-		// same path named twice): this import counts in its own.
-		r.csv.mu.Lock()
-		if p := r.csv.files[file]; p == nil || p.ReadDone {
-			r.csv.files[file] = &CSVProgress{File: file, Pipeline: pipeline, Started: time.Now(), Size: began.Size()}
-		}
-		r.csv.mu.Unlock()
-	}
 	// An earlier import of this content that stopped early may still be
 	// writing its checkpoint as its rows settle; its last word is final
 	// now, or it could undo this one's.
@@ -293,9 +316,9 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 		return fail(fmt.Errorf("reading the checkpoint of %s: %w", file, err))
 	}
 	if cp.Done {
-		r.csv.update(file, func(p *CSVProgress) { p.Skipped, p.Rows, p.ReadDone, p.Finished = cp.Rows, cp.Rows, true, true })
+		update(func(p *CSVProgress) { p.Skipped, p.Rows, p.ReadDone, p.Finished = cp.Rows, cp.Rows, true, true })
 		r.log.Info("this file was imported before; nothing to do", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", cp.Rows)
-		return r.csvSnapshot(file), nil
+		return snapshot(), nil
 	}
 	reader, err := csvfile.NewReader(f, file, l.p.Source.Delimiter)
 	if err != nil {
@@ -304,7 +327,7 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if cp.Rows > 0 {
 		r.log.Info("resuming a CSV import", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "after_row", cp.Rows)
 	}
-	run := r.startCSVRun(pipeline, file, sum, key, cp.Rows)
+	run := r.startCSVRun(pipeline, file, sum, key, cp.Rows, rec)
 	// stop ends the import early: the rows without an outcome are sent
 	// when the file is imported again, after the checkpoint, which still
 	// moves as the rows in the workers' hands settle.
@@ -316,7 +339,7 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 		if finishErr != nil {
 			return fail(finishErr)
 		}
-		return r.csvSnapshot(file), nil
+		return snapshot(), nil
 	}
 	rows := 0
 	for {
@@ -329,12 +352,12 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 		}
 		rows++
 		read := reader.Offset()
-		r.csv.update(file, func(p *CSVProgress) { p.Rows, p.Bytes = rows, read })
+		update(func(p *CSVProgress) { p.Rows, p.Bytes = rows, read })
 		var rowErr *csvfile.RowError
 		if errors.As(err, &rowErr) {
 			if rows <= cp.Rows {
 				// Its dead letter is an earlier run's: handled before.
-				r.csv.update(file, func(p *CSVProgress) { p.Skipped++ })
+				update(func(p *CSVProgress) { p.Skipped++ })
 				continue
 			}
 			if err := run.brokenRow(rowErr); err != nil {
@@ -347,7 +370,7 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 			return stop(err)
 		}
 		if rows <= cp.Rows {
-			r.csv.update(file, func(p *CSVProgress) { p.Skipped++ })
+			update(func(p *CSVProgress) { p.Skipped++ })
 			continue
 		}
 		it, err := run.item(row, rows)
@@ -356,13 +379,13 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 		}
 		// Counted before it is handed over: a row given back (this one,
 		// if no lane takes it) is uncounted when the import stops.
-		r.csv.update(file, func(p *CSVProgress) { p.Queued++ })
+		update(func(p *CSVProgress) { p.Queued++ })
 		if err := run.handOver(ctx, it); err != nil {
 			run.giveBack(it) // no lane holds it
 			return stop(err)
 		}
 	}
-	r.csv.update(file, func(p *CSVProgress) { p.ReadDone = true })
+	update(func(p *CSVProgress) { p.ReadDone = true })
 	if err := unchanged(f, file, began); err != nil {
 		return stop(err) // not done: its checkpoint is not this content's
 	}
@@ -372,19 +395,10 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if err := run.finish(true); err != nil {
 		return fail(err)
 	}
-	r.csv.update(file, func(p *CSVProgress) { p.Finished = true })
-	snap := r.csvSnapshot(file)
+	update(func(p *CSVProgress) { p.Finished = true })
+	snap := snapshot()
 	r.log.Info("CSV file imported", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", snap.Rows, "sent", snap.Queued, "delivered", snap.Delivered, "filtered", snap.Filtered, "broken", snap.Broken, "handled_before", snap.Skipped)
 	return snap, nil
-}
-
-func (r *Runner) csvSnapshot(file string) CSVProgress {
-	r.csv.mu.Lock()
-	defer r.csv.mu.Unlock()
-	if p := r.csv.files[file]; p != nil {
-		return *p
-	}
-	return CSVProgress{File: file}
 }
 
 // csvHashed, when set (tests), runs once ImportCSV has hashed a file and

@@ -973,3 +973,49 @@ func TestCSVImportOfARemovedPipelineSettles(t *testing.T) {
 		t.Errorf("%d rows counted as sent and %d as delivered, but %d requests were made", p.Queued, p.Delivered, sent)
 	}
 }
+
+// The same path imported a second time (a --csv file that sits in a
+// watched inbox folder) while the first import waits for its last rows:
+// each counts in its own record. The second replaced the first's record,
+// which lost the rows it had sent, and counted its late rows as its own.
+func TestCSVSamePathImportedTwiceCountsApart(t *testing.T) {
+	h, _, _ := slowImport(t, "20ms")
+	var file string
+	h.eventually("first import read the whole file", func() bool {
+		ps := h.r.CSVImports()
+		if len(ps) == 1 && ps[0].ReadDone && !ps[0].Finished {
+			file = ps[0].File
+			return true
+		}
+		return false
+	})
+	// Start a second import of the same path; keep the first's result.
+	type res struct {
+		p   runner.CSVProgress
+		err error
+	}
+	second := make(chan res, 1)
+	go func() {
+		p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+		second <- res{p, err}
+	}()
+	var b res
+	select {
+	case b = <-second:
+	case <-time.After(30 * time.Second):
+		t.Fatal("second import did not return")
+	}
+	h.drained()
+	h.eachRowDeliveredOnce(400)
+	ps := h.r.CSVImports()
+	sent := 0
+	for _, p := range ps {
+		sent += p.Queued
+	}
+	if sent != 400 {
+		t.Errorf("records show %d rows sent in all; 400 were sent", sent)
+	}
+	if b.p.Delivered > b.p.Queued {
+		t.Errorf("second import: %d sent but %d delivered", b.p.Queued, b.p.Delivered)
+	}
+}

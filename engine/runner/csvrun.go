@@ -38,8 +38,7 @@ type csvRun struct {
 	pipeline   string
 	file, hash string
 	key        string // the checkpoint's
-	// progress is the file's record (guarded by r.csv.mu): the one this
-	// import began with, even if a later import of the file made another.
+	// progress is the import's own record (guarded by r.csv.mu).
 	progress *CSVProgress
 
 	mu      sync.Mutex
@@ -67,12 +66,9 @@ type csvRow struct {
 	settled bool
 }
 
-func (r *Runner) startCSVRun(pipeline, file, hash, key string, resumeAfter int) *csvRun {
-	c := &csvRun{r: r, pipeline: pipeline, file: file, hash: hash, key: key, base: resumeAfter, saved: resumeAfter,
+func (r *Runner) startCSVRun(pipeline, file, hash, key string, resumeAfter int, progress *CSVProgress) *csvRun {
+	c := &csvRun{r: r, pipeline: pipeline, file: file, hash: hash, key: key, base: resumeAfter, saved: resumeAfter, progress: progress,
 		changed: make(chan struct{}, 1), stopWriter: make(chan struct{}), writerDone: make(chan struct{})}
-	r.csv.mu.Lock()
-	c.progress = r.csv.files[file]
-	r.csv.mu.Unlock()
 	r.csv.begin(c)
 	go c.writeCheckpoints()
 	return c
@@ -109,7 +105,7 @@ func (c *csvRun) brokenRow(e *csvfile.RowError) error {
 	if err != nil {
 		return fmt.Errorf("row %d of %s cannot be read and its dead letter cannot be stored (%w); the import stops before it", e.Number, e.File, err)
 	}
-	c.r.csv.update(e.File, func(p *CSVProgress) { p.Broken++ })
+	c.r.csv.update(c.progress, func(p *CSVProgress) { p.Broken++ })
 	c.r.metrics.deadLettered.WithLabelValues(c.pipeline, "csv_row").Inc()
 	c.r.log.Warn("broken CSV row", "pipeline", c.pipeline, "version", version, "event", c.rowID(e.Number), "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason)
 	return nil
@@ -489,7 +485,7 @@ func (l *lane) queueRow(it *item, attempt int, next time.Time) bool {
 	// held and delivered it. Its outcome is that copy's, so it counts as
 	// handled before, not as sent by this run.
 	if got[0].Duplicate {
-		l.r.csv.update(it.stored.Row.File, func(p *CSVProgress) { p.Queued--; p.Skipped++ })
+		l.r.csv.update(it.row.run.progress, func(p *CSVProgress) { p.Queued--; p.Skipped++ })
 	}
 	it.row.settle()
 	l.release(it)
