@@ -50,6 +50,7 @@ type triggerReq struct {
 	sendID     string
 	broadcast  bool
 	props      map[string]any
+	audience   audience // nil: no audience given
 	recipients []recipient
 }
 
@@ -122,10 +123,14 @@ func (e *Emulator) parseTrigger(f fields, canvas bool) (any, bool, *apiError) {
 			return nil, req.broadcast, bad("%s", msg)
 		}
 	}
-	// audience (Connected Audience) is checked for shape only: the emulator
-	// does not evaluate its filters (A).
-	if _, _, msg = getObject(f, "audience"); msg != "" {
+	// audience: only users it matches get the message (braze.md §2);
+	// audience.go evaluates it, or refuses what it cannot evaluate.
+	if raw, present, msg := getObject(f, "audience"); msg != "" {
 		return nil, req.broadcast, bad("%s", msg)
+	} else if present {
+		if req.audience, msg = parseAudience(raw, "audience"); msg != "" {
+			return nil, req.broadcast, bad("%s", msg)
+		}
 	}
 	recips, hasRecips, msg := getArray(f, "recipients")
 	if msg != "" {
@@ -391,7 +396,7 @@ func processTrigger(e *Emulator, reqAny any, now time.Time) (int, any, *apiError
 		if active {
 			m := tmpl
 			m.Properties = topProps
-			e.eachMember(sg, func(u *user) { u.messages.add(m) })
+			e.eachMember(sg, req.audience, now, func(u *user) { u.messages.add(m) })
 		}
 	} else {
 		seen := make(map[*user]bool, len(req.recipients))
@@ -416,6 +421,10 @@ func processTrigger(e *Emulator, reqAny any, now time.Time) (int, any, *apiError
 				reason = notice
 			case !sg.has(u):
 				reason = fmt.Sprintf("not in the %s's segment %q", kind, sg.def.Name)
+			case req.audience != nil && !req.audience.match(u, now):
+				// accepted, as for a user outside the segment (A: braze.md
+				// §2 does not say what Braze answers)
+				reason = "not in the request's audience"
 			}
 			if reason != "" {
 				ns := nsTmpl
@@ -467,25 +476,50 @@ func mergeProps(top, own map[string]any) map[string]any {
 }
 
 // eachMember calls f for every member of a segment (every user when sg is
-// nil), materializing generated users. Called with e.mu held.
-func (e *Emulator) eachMember(sg *segment, f func(*user)) {
+// nil) that the audience (when not nil) matches, materializing those
+// generated users only. Called with e.mu held.
+func (e *Emulator) eachMember(sg *segment, aud audience, now time.Time, f func(*user)) {
 	st := e.st
+	keep := func(u *user) (*user, bool) {
+		if aud != nil && !aud.match(u, now) {
+			return nil, false
+		}
+		if u.gen > 0 {
+			u = st.generatedUser(u.gen-1, true)
+		}
+		return u, true
+	}
+	// Without an audience every member is written to, so generated ones
+	// are materialized as they are visited (one allocation each); with
+	// one, they are tested unwritten first.
+	write := aud == nil
 	if sg == nil || sg.def.AllUsers {
-		st.each(true, f)
+		if write {
+			st.each(true, f)
+			return
+		}
+		st.each(false, func(u *user) {
+			if u, ok := keep(u); ok {
+				f(u)
+			}
+		})
 		return
 	}
 	seen := map[*user]bool{}
 	visit := func(u *user, ok bool) {
+		if ok {
+			u, ok = keep(u)
+		}
 		if ok && !seen[u] {
 			seen[u] = true
 			f(u)
 		}
 	}
 	for _, id := range sg.def.ExternalIDs {
-		visit(st.byExternalID(id, true))
+		visit(st.byExternalID(id, write))
 	}
 	for _, id := range sg.def.BrazeIDs {
-		visit(st.byBrazeID(id, true))
+		visit(st.byBrazeID(id, write))
 	}
 }
 

@@ -15,6 +15,15 @@ func recipients(n int) string {
 	return "[" + strings.Join(parts, ",") + "]"
 }
 
+// audienceBody is a campaign trigger to u-1001 with an audience.
+func audienceBody(audience string) string {
+	return `{"campaign_id":"` + winterCampaign + `","audience":` + audience + `,"recipients":[{"external_user_id":"u-1001"}]}`
+}
+
+func attrFilterJSON(name, cmp, value string) string {
+	return `{"custom_attribute":{"custom_attribute_name":"` + name + `","comparison":"` + cmp + `","value":` + value + `}}`
+}
+
 func TestTriggerValidation(t *testing.T) {
 	big := `{"blob":"` + strings.Repeat("x", 50*1024) + `"}`
 	camp := "/campaigns/trigger/send"
@@ -92,6 +101,25 @@ func TestTriggerValidation(t *testing.T) {
 		{"trigger_properties as array", camp, `{"campaign_id":"` + winterCampaign + `","trigger_properties":[1],"recipients":[{"external_user_id":"u-1001"}]}`, 400, "Bad Request", "must be an object"},
 		{"send_to_existing_only as string", camp, `{"campaign_id":"` + winterCampaign + `","recipients":[{"external_user_id":"u-1001","send_to_existing_only":"no"}]}`, 400, "Bad Request", "send_to_existing_only"},
 		{"audience not an object", canv, `{"canvas_id":"` + pointsCanvas + `","broadcast":true,"audience":"x"}`, 400, "Bad Request", "'audience' must be an object"},
+		// braze.md §2 audience: filters the emulator cannot evaluate are
+		// refused, not ignored (connected_audience.md lists them)
+		{"audience last_used_app", camp, audienceBody(`{"last_used_app":{"comparison":"after","value":"2026-01-01T00:00:00Z"}}`),
+			400, "Bad Request", "cannot evaluate last_used_app"},
+		{"audience unknown filter", camp, audienceBody(`{"AND":[{"segment":"x"}]}`), 400, "Bad Request", `audience.AND[0].segment: unknown filter`},
+		{"audience two filters in one object", camp, audienceBody(`{"AND":[],"OR":[]}`), 400, "Bad Request", "exactly one filter"},
+		{"audience empty AND", canv, `{"canvas_id":"` + pointsCanvas + `","broadcast":true,"audience":{"AND":[]}}`, 400, "Bad Request", "audience.AND is empty"},
+		{"audience OR not an array", camp, audienceBody(`{"OR":{}}`), 400, "Bad Request", "audience.OR must be an array"},
+		{"audience item not an object", camp, audienceBody(`{"OR":["x"]}`), 400, "Bad Request", "audience.OR[0] must be an object"},
+		{"audience unknown comparison", camp, audienceBody(attrFilterJSON("loyalty_tier", "is", `"Gold"`)), 400, "Bad Request", `unknown comparison \"is\"`},
+		{"audience misspelt field", camp, audienceBody(`{"custom_attribute":{"custom_attribute_name":"a","comparision":"exists"}}`),
+			400, "Bad Request", `unknown field \"comparision\"`},
+		{"audience no name", camp, audienceBody(`{"custom_attribute":{"comparison":"exists"}}`), 400, "Bad Request", "custom_attribute_name"},
+		{"audience number comparison with a string", camp, audienceBody(attrFilterJSON("points", "greater_than", `"10"`)), 400, "Bad Request", "needs a 'value' that is a number"},
+		{"audience not_equal on a boolean", camp, audienceBody(attrFilterJSON("vip", "not_equal", `true`)), 400, "Bad Request", "booleans use does_not_equal"},
+		{"audience after without a date", camp, audienceBody(attrFilterJSON("t", "before", `"last week"`)), 400, "Bad Request", "ISO 8601"},
+		{"audience negative days", camp, audienceBody(attrFilterJSON("t", "less_than_x_days_ago", `-1`)), 400, "Bad Request", "0 or more"},
+		{"audience regex Go cannot run", camp, audienceBody(attrFilterJSON("t", "matches_regex", `"^(?=a)"`)), 400, "Bad Request", "RE2"},
+		{"audience subscription value", camp, audienceBody(`{"email_subscription_status":{"comparison":"is","value":"yes"}}`), 400, "Bad Request", "opted_in, subscribed or unsubscribed"},
 		{"several recipient errors", camp, `{"campaign_id":"` + winterCampaign + `","recipients":[{"external_user_id":"u-1001"},{"email":"a@b.c"},{}]}`,
 			400, "Bad Request", "recipients[2]"},
 	}
