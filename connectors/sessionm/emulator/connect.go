@@ -267,7 +267,8 @@ func okPayload(payload any) reply {
 // seed set to false without a redeem_date. settings.include_redeemed true
 // returns redeemed ones too, the whole wallet of
 // examples/fixtures/wallet.json. include_pending_extended_data false (the
-// default, A) leaves out user-offers still pending extended data. Paging:
+// default, A) leaves out user-offers still pending extended data, unless
+// settings.filter_pending_extended_data is false (A, configurable). Paging:
 // skip/take; total_records counts what is returned before paging.
 func (e *Emulator) getUserOffers(body []byte) reply {
 	f, userID, a := e.connectRequest(body)
@@ -317,7 +318,7 @@ func (e *Emulator) getUserOffers(body []byte) reply {
 		p.OfferCategories = []offerCategoryJSON{}
 	}
 	for _, uo := range wallet {
-		if (uo.pending && !includePending) || (uo.redeemed != nil && !e.seed.Settings.IncludeRedeemed) {
+		if (uo.pending && !includePending && e.filterPending) || (uo.redeemed != nil && !e.seed.Settings.IncludeRedeemed) {
 			continue
 		}
 		if int64(p.TotalRecords) >= skip && int64(len(p.UserOffers)) < take {

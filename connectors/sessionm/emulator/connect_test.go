@@ -412,3 +412,42 @@ func TestConnectDatetimeFormat(t *testing.T) {
 		t.Errorf("an unknown format: %v", err)
 	}
 }
+
+// sessionm.md §4, §8: what include_pending_extended_data does is assumed,
+// so settings.filter_pending_extended_data turns the filter off.
+func TestFilterPendingExtendedData(t *testing.T) {
+	off, on := false, true
+	tests := []struct {
+		name    string
+		setting *bool
+		extra   string
+		want    []string
+	}{
+		{"default filters", nil, ``, nil},
+		{"default, flag true", nil, `,"include_pending_extended_data":true`, []string{"Birthday treat"}},
+		{"on filters", &on, `,"include_pending_extended_data":false`, nil},
+		{"off returns pending offers", &off, ``, []string{"Birthday treat"}},
+		{"off, flag false", &off, `,"include_pending_extended_data":false`, []string{"Birthday treat"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _ := newEmu(t, Options{}, func(s *Seed) { s.Settings.FilterPendingExtendedData = tt.setting })
+			p := payload(t, connect(e, getOffers(`{"retailer_id":"`+retailer+`","user_id":"`+sam+`"`+tt.extra+`}`)))
+			if got := offerNames(p); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("offers %q, want %q", got, tt.want)
+			}
+		})
+	}
+	// with the filter off the flag is still checked
+	e, _ := newEmu(t, Options{}, func(s *Seed) { s.Settings.FilterPendingExtendedData = &off })
+	if r := connect(e, getOffers(`{"retailer_id":"`+retailer+`","user_id":"`+sam+`","include_pending_extended_data":"yes"}`)); r.status != 422 {
+		t.Errorf("a string flag with the filter off: %d %s", r.status, r.body)
+	}
+	s, err := ParseSeed("x.yaml", []byte(minimalSeed+"  filter_pending_extended_data: false\n"))
+	if err != nil || s.Settings.FilterPendingExtendedData == nil || *s.Settings.FilterPendingExtendedData {
+		t.Fatalf("from YAML: %v %+v", err, s.Settings)
+	}
+	if v := shippedSeed(t).Settings.FilterPendingExtendedData; v != nil && !*v {
+		t.Error("the shipped seed turns the filter off")
+	}
+}

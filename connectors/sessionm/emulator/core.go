@@ -240,11 +240,14 @@ func jsonString(raw json.RawMessage) (string, bool) {
 // postTags applies tags to a user (sessionm.md §2, C): without ttl a
 // counter tag is created with count 1 or incremented; with ttl an expiring
 // tag is set to expire ttl seconds from now. A re-POSTed expiring tag
-// restarts from now (A). The last call decides a tag's kind (A): a counter
-// tag posted with ttl becomes expiring (its count is dropped), and an
-// expiring tag posted without ttl becomes a counter at 1. A name repeated
-// in one call counts once (A). The answer lists all the user's live tags
-// (A): {"status":"ok","tags":{"a":{"count":3},"b":{"expires_at":"..."}}}.
+// restarts from now, or keeps its expiry with settings.tag_ttl_on_repost
+// keep (A, configurable). The last call decides a tag's kind (A): a
+// counter tag posted with ttl becomes expiring (its count is dropped), and
+// an expiring tag posted without ttl becomes a counter at 1. A name
+// repeated in one call counts once (A). The answer lists all the user's
+// live tags (A, configurable: settings.tag_response status answers the
+// bare envelope):
+// {"status":"ok","tags":{"a":{"count":3},"b":{"expires_at":"..."}}}.
 // The lock is held for time linear in the call's names and the user's
 // tags: duplicates are found with a set, existing tags with tagIdx.
 func (e *Emulator) postTags(byExt bool, ref string, body []byte) reply {
@@ -282,7 +285,11 @@ func (e *Emulator) postTags(byExt bool, ref string, body []byte) reply {
 		}
 		t := &st.tags[j]
 		if ttl > 0 {
-			t.count, t.expires = 0, expires
+			// pruneTags left only live tags, so a zero count means a live
+			// expiring tag here
+			if !(ok && t.count == 0 && e.keepTagTTL) {
+				t.count, t.expires = 0, expires
+			}
 		} else if t.count > 0 {
 			t.count++
 		} else {
@@ -290,6 +297,9 @@ func (e *Emulator) postTags(byExt bool, ref string, body []byte) reply {
 		}
 	}
 	st.dirty = true
+	if e.tagStatusOnly {
+		return okReply(statusOKBody)
+	}
 	return okReply(appendTagsBody(make([]byte, 0, 64+32*len(st.tags)), st.tags))
 }
 
@@ -335,6 +345,10 @@ func (st *userState) pruneTags(now time.Time) {
 		st.setTags(out)
 	}
 }
+
+// statusOKBody is the Core success envelope without resource keys
+// (sessionm.md §1, C). Shared: okReply never writes to it.
+var statusOKBody = []byte(`{"status":"ok"}`)
 
 func appendTagsBody(b []byte, tags []tag) []byte {
 	b = append(b, `{"status":"ok","tags":{`...)

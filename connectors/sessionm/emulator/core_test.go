@@ -608,3 +608,60 @@ func BenchmarkTagsOnALargeUser(b *testing.B) {
 		}
 	}
 }
+
+// sessionm.md §2, §8: the tag answer and the TTL reset on re-POST are
+// assumed, so the seed switches them (tag_response, tag_ttl_on_repost);
+// the defaults are the rows of TestTags.
+func TestTagSettings(t *testing.T) {
+	ok := http.StatusOK
+	tests := []struct {
+		name  string
+		edit  func(*Settings)
+		steps []step
+	}{
+		{"keep: a re-POST leaves the expiry", func(s *Settings) { s.TagTTLOnRepost = "keep" }, []step{
+			post(tagsPath(ana), `{"tags":["t"],"ttl":100}`, ok, ""),
+			{advance: 50 * time.Second, q: req{path: tagsPath(ana), body: `{"tags":["t","u"],"ttl":100}`}, status: ok,
+				body: `{"status":"ok","tags":{"t":{"expires_at":"2026-11-29 10:01:40"},"u":{"expires_at":"2026-11-29 10:02:30"}}}`},
+			// once it expired, the next POST starts a new one
+			{advance: 60 * time.Second, q: req{path: tagsPath(ana), body: `{"tags":["t"],"ttl":100}`}, status: ok,
+				has: []string{`"t":{"expires_at":"2026-11-29 10:03:30"}`}},
+		}},
+		{"keep: a counter posted with ttl still becomes expiring", func(s *Settings) { s.TagTTLOnRepost = "keep" }, []step{
+			post(tagsPath(ana), `{"tags":["x"]}`, ok, ""),
+			post(tagsPath(ana), `{"tags":["x"],"ttl":10}`, ok, `{"status":"ok","tags":{"x":{"expires_at":"2026-11-29 10:00:10"}}}`),
+		}},
+		{"reset named", func(s *Settings) { s.TagTTLOnRepost = "reset" }, []step{
+			post(tagsPath(ana), `{"tags":["t"],"ttl":100}`, ok, ""),
+			{advance: 50 * time.Second, q: req{path: tagsPath(ana), body: `{"tags":["t"],"ttl":100}`}, status: ok,
+				body: `{"status":"ok","tags":{"t":{"expires_at":"2026-11-29 10:02:30"}}}`},
+		}},
+		{"status: the bare envelope, tags still counted", func(s *Settings) { s.TagResponse = "status" }, []step{
+			post(tagsPath(ana), `{"tags":["a"]}`, ok, `{"status":"ok"}`),
+			post(extTagsPath("u-1001"), `{"tags":["a"],"ttl":60}`, ok, `{"status":"ok"}`),
+			post(extTagsPath("u-1001"), `{"tags":["b"]}`, ok, `{"status":"ok"}`),
+			// errors keep their envelope
+			post(tagsPath(ana), `{"tags":[]}`, 422, ""),
+			// GET is the only way to read tags, so it keeps them
+			{q: req{method: "GET", path: tagsPath(ana)}, status: ok,
+				body: `{"status":"ok","tags":{"a":{"expires_at":"2026-11-29 10:01:00"},"b":{"count":1}}}`},
+		}},
+		{"tags named", func(s *Settings) { s.TagResponse = "tags" }, []step{
+			post(tagsPath(ana), `{"tags":["a"]}`, ok, `{"status":"ok","tags":{"a":{"count":1}}}`),
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, c := newEmu(t, Options{}, func(s *Seed) { tt.edit(&s.Settings) })
+			runSteps(t, e, c, core, tt.steps)
+		})
+	}
+	// the keys read from YAML; the shipped seed keeps the defaults
+	s, err := ParseSeed("x.yaml", []byte(minimalSeed+"  tag_ttl_on_repost: keep\n  tag_response: status\n"))
+	if err != nil || s.Settings.TagTTLOnRepost != "keep" || s.Settings.TagResponse != "status" {
+		t.Fatalf("from YAML: %v %+v", err, s.Settings)
+	}
+	if set := shippedSeed(t).Settings; (set.TagTTLOnRepost != "" && set.TagTTLOnRepost != "reset") || (set.TagResponse != "" && set.TagResponse != "tags") {
+		t.Errorf("the shipped seed changes a default: %+v", set)
+	}
+}

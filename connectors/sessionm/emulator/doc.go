@@ -8,10 +8,12 @@
 // Where the public record is silent the emulator assumes (label A in
 // sessionm.md). The switchable assumptions are keys of the seed's
 // settings (errors_as_200, include_redeemed, rate_limit, rate_burst,
-// idempotency, max_body, connect_datetime_format), so a sandbox user can
-// switch them without Go; all but include_redeemed are fields of Options too, which win when not
-// zero. The fixed ones are listed here and on the code that implements
-// them:
+// idempotency, max_body, connect_datetime_format, tag_ttl_on_repost,
+// tag_response, filter_pending_extended_data), so a sandbox user can
+// switch them without Go; errors_as_200, rate_limit, rate_burst,
+// idempotency, max_body and connect_datetime_format are fields of Options
+// too, which win when not zero. The fixed ones are listed here and on the
+// code that implements them:
 //
 //   - §1: error statuses 404 user_not_found/not_found, 401
 //     invalid_api_key/invalid_auth_token, 403 access_denied (a wrong
@@ -27,8 +29,12 @@
 //     message repeats the first one.
 //   - §2: the tags answer is {"status":"ok","tags":{name:{"count":n} |
 //     {"expires_at":"YYYY-MM-DD HH:MM:SS"}}} with all live tags in creation
-//     order; GET on the same path answers the same. Re-POSTing an expiring
-//     tag restarts its TTL; the last call decides a tag's kind (counter
+//     order (settings.tag_response: status answers {"status":"ok"} alone,
+//     the envelope §1 confirms, which sessionm.md names no other
+//     candidate for); GET on the same path answers the tags either way.
+//     Re-POSTing an expiring tag restarts its TTL
+//     (settings.tag_ttl_on_repost: keep leaves it); the last call decides
+//     a tag's kind (counter
 //     posted with ttl becomes expiring, expiring posted without ttl becomes
 //     a counter at 1); a name repeated in one call counts once; one call
 //     takes at most 1,000 tags (more is 422 validation with
@@ -42,7 +48,9 @@
 //   - §4: take 0 or absent means 1000, more is capped at 1000; culture
 //     picks texts exactly (case-insensitive), then en-US, then the first
 //     listed; include_pending_extended_data defaults to false and false
-//     hides pending user-offers; "in the issued state" (C) is read as: a
+//     hides pending user-offers (settings.filter_pending_extended_data:
+//     false returns them whatever the flag); "in the issued state" (C) is
+//     read as: a
 //     redeemed user-offer (redeem_date set) is left out, an expired one
 //     that was never redeemed is still issued and is returned
 //     (settings.include_redeemed: true returns redeemed ones too, as

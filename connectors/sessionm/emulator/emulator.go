@@ -90,6 +90,9 @@ type Emulator struct {
 	maxBody           int64
 	errorsAs200       bool
 	connectTimeLayout string  // a value of connectLayouts
+	keepTagTTL        bool    // settings.tag_ttl_on_repost: keep
+	tagStatusOnly     bool    // settings.tag_response: status
+	filterPending     bool    // settings.filter_pending_extended_data, default true
 	opts              Options // with the seed's settings filled in where Options left them zero
 
 	coreKey, coreSecret, coreHeader string // coreHeader: "Basic base64(key:secret)"
@@ -213,6 +216,9 @@ func New(seed Seed, opts Options) (*Emulator, error) {
 		maxBody:           opts.MaxBody,
 		errorsAs200:       opts.ErrorsAs200 || seed.Settings.ErrorsAs200,
 		connectTimeLayout: layout,
+		keepTagTTL:        set.TagTTLOnRepost == "keep",
+		tagStatusOnly:     set.TagResponse == "status",
+		filterPending:     set.FilterPendingExtendedData == nil || *set.FilterPendingExtendedData,
 		opts:              opts,
 		coreKey:           seed.Settings.Core.APIKey,
 		coreSecret:        seed.Settings.Core.APISecret,

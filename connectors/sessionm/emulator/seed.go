@@ -52,6 +52,24 @@ type Settings struct {
 	// too. Off (the default), it returns the offers "in the issued state"
 	// (sessionm.md §4, C): redeemed ones are left out, expired ones stay.
 	IncludeRedeemed bool `yaml:"include_redeemed"`
+	// TagTTLOnRepost is what POSTing ttl for a tag that is already a live
+	// expiring tag does to its expiry: "reset" (the default; "" too)
+	// restarts it from now, "keep" leaves the expiry it had. No source
+	// says which (sessionm.md §2, §8, A).
+	TagTTLOnRepost string `yaml:"tag_ttl_on_repost"`
+	// TagResponse is the body that answers a tags POST: "tags" (the
+	// default; "" too) is the assumed {"status":"ok","tags":{name:{...}}}
+	// with every live tag, "status" only the Core envelope
+	// {"status":"ok"}, all the docs confirm (sessionm.md §1 C, §2 A), so
+	// a client can be tested for not relying on the rest. GET keeps the
+	// tags either way: it is the only way to read them.
+	TagResponse string `yaml:"tag_response"`
+	// FilterPendingExtendedData: true (the default; missing too) makes
+	// get_user_offers leave out user-offers still pending extended data
+	// unless include_pending_extended_data is true; false returns them
+	// whatever the flag says. The field is C, what it does is not
+	// (sessionm.md §4, §8, A).
+	FilterPendingExtendedData *bool `yaml:"filter_pending_extended_data"`
 
 	// The assumptions below are also fields of Options, which win when
 	// they are not zero.
@@ -360,6 +378,12 @@ func checkSeed(s *Seed) []seedProblem {
 	}
 	if st.MaxBody < 0 {
 		add("max_body must be a number of bytes, 0 or more (0 means 1 MiB)", "settings", "max_body")
+	}
+	if v := st.TagTTLOnRepost; v != "" && v != "reset" && v != "keep" {
+		add(fmt.Sprintf("tag_ttl_on_repost %q is not reset or keep", v), "settings", "tag_ttl_on_repost")
+	}
+	if v := st.TagResponse; v != "" && v != "tags" && v != "status" {
+		add(fmt.Sprintf("tag_response %q is not tags or status", v), "settings", "tag_response")
 	}
 	if _, ok := connectLayouts[st.ConnectDatetimeFormat]; !ok && st.ConnectDatetimeFormat != "" {
 		add(fmt.Sprintf("connect_datetime_format %q is not one of %s", st.ConnectDatetimeFormat, datetimeFormatNames()), "settings", "connect_datetime_format")
