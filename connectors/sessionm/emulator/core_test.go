@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -663,5 +664,62 @@ func TestTagSettings(t *testing.T) {
 	}
 	if set := shippedSeed(t).Settings; (set.TagTTLOnRepost != "" && set.TagTTLOnRepost != "reset") || (set.TagResponse != "" && set.TagResponse != "tags") {
 		t.Errorf("the shipped seed changes a default: %+v", set)
+	}
+}
+
+// sessionm.md §2 (O): "One SessionM user can hold several external-id
+// mappings. The REST API returns the most recently updated one." The seed's
+// external_ids adds mappings beside external_id; each reaches the user.
+func TestSeveralExternalIDs(t *testing.T) {
+	ok := http.StatusOK
+	e, c := newEmu(t, Options{}, func(s *Seed) {
+		s.Users[0].ExternalIDs = []string{"crm-77", "pos-4411"} // Ana, external_id u-1001
+	})
+	runSteps(t, e, c, core, []step{
+		post(extTagsPath("crm-77"), `{"tags":["a"]}`, ok, `{"status":"ok","tags":{"a":{"count":1}}}`),
+		post(extTagsPath("pos-4411"), `{"tags":["a"]}`, ok, `{"status":"ok","tags":{"a":{"count":2}}}`),
+		post(extTagsPath("u-1001"), `{"tags":["a"]}`, ok, `{"status":"ok","tags":{"a":{"count":3}}}`),
+		{q: req{method: "GET", path: tagsPath(ana)}, status: ok, body: `{"status":"ok","tags":{"a":{"count":3}}}`},
+		// the user object answers one external_id, the seed's external_id
+		{q: req{method: "GET", path: coreBase + "/external/users/pos-4411?show_identifiers=true"}, status: ok,
+			has: []string{`"id":"` + ana + `"`, `"external_id":"u-1001","email"`,
+				`"identifiers":[{"external_id":"u-1001","external_id_type":"default"},{"external_id":"crm-77","external_id_type":"default"},{"external_id":"pos-4411","external_id_type":"default"}]`}},
+		// a mapping is still unique per tenant
+		{q: req{method: "PUT", path: coreBase + "/users/" + sam, body: `{"user":{"external_id":"crm-77"}}`}, status: 422,
+			has: []string{`"external_id":"External ID Already In Use"`}},
+	})
+	// Deliveries finds the user by any mapping
+	if d, found := e.Deliveries("pos-4411"); !found || d.(Delivery).UserID != ana {
+		t.Errorf("Deliveries(pos-4411) = %+v, %v", d, found)
+	}
+
+	// A PUT of external_id replaces the mapping the API answers (A); the
+	// others stay.
+	runSteps(t, e, c, core, []step{
+		{q: req{method: "PUT", path: coreBase + "/users/" + ana, body: `{"user":{"external_id":"crm-77"}}`}, status: ok, has: []string{`"external_id":"crm-77"`}},
+		post(extTagsPath("pos-4411"), `{"tags":["a"]}`, ok, `{"status":"ok","tags":{"a":{"count":4}}}`),
+		post(extTagsPath("u-1001"), `{"tags":["a"]}`, 404, ""),
+		{q: req{method: "GET", path: coreBase + "/users/" + ana + "?show_identifiers=true"}, status: ok,
+			has: []string{`"identifiers":[{"external_id":"crm-77","external_id_type":"default"},{"external_id":"pos-4411","external_id_type":"default"}]`}},
+	})
+
+	// the shipped seed gives Seán a second mapping
+	e3, c3 := newEmu(t, Options{})
+	runSteps(t, e3, c3, core, []step{
+		post(extTagsPath("pos-88120"), `{"tags":["vip"]}`, ok, `{"status":"ok","tags":{"vip":{"count":3}}}`),
+	})
+
+	// from YAML: external_ids alone, the first is the one answered
+	s, err := ParseSeed("x.yaml", []byte(minimalSeed+"users:\n  - id: "+ana+"\n    email: a@example.com\n    external_ids: [crm-1, pos-2]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, err := New(s, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := serve(e2.Core(), "Basic "+base64.StdEncoding.EncodeToString([]byte("k:s")), req{method: "GET", path: "/priv/v1/apps/k/external/users/pos-2"})
+	if r.status != ok || !strings.Contains(r.body, `"external_id":"crm-1"`) {
+		t.Errorf("GET by the second mapping: %d %s", r.status, r.body)
 	}
 }

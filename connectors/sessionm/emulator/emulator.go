@@ -272,6 +272,9 @@ func New(seed Seed, opts Options) (*Emulator, error) {
 		if u.externalID != "" {
 			e.seedIndex.byExt[u.externalID] = i
 		}
+		for _, ext := range u.moreExtIDs {
+			e.seedIndex.byExt[ext] = i
+		}
 		if u.email != "" {
 			e.seedIndex.byEmail[strings.ToLower(u.email)] = i
 		}

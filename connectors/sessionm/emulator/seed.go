@@ -121,8 +121,15 @@ type TierLevel struct {
 // SeedUser is a Core user (sessionm.md §3, O). Omitted booleans opted_in and
 // activated default to true; account_status defaults to "good".
 type SeedUser struct {
-	ID              string         `yaml:"id"`
-	ExternalID      string         `yaml:"external_id"`
+	ID string `yaml:"id"`
+	// ExternalID is the external id the REST API answers, the most
+	// recently updated mapping (sessionm.md §2, O).
+	ExternalID string `yaml:"external_id"`
+	// ExternalIDs are further external-id mappings of the same user: one
+	// SessionM user can hold several (sessionm.md §2, O). The external-id
+	// paths resolve each of them; the user object still answers one
+	// external_id, ExternalID, or the first of these when it is empty.
+	ExternalIDs     []string       `yaml:"external_ids"`
 	Email           string         `yaml:"email"`
 	FirstName       string         `yaml:"first_name"`
 	LastName        string         `yaml:"last_name"`
@@ -423,13 +430,23 @@ func checkSeed(s *Seed) []seedProblem {
 			}
 			seenIDs[u.ID] = i
 		}
-		if u.ExternalID != "" {
-			if _, ok := ids.ParseGeneratedExternalID(u.ExternalID, gen); ok {
-				add(fmt.Sprintf("external_id %q is the external id of a generated user; pick another", u.ExternalID), "users", i, "external_id")
-			} else if j, dup := exts[u.ExternalID]; dup {
-				add(fmt.Sprintf("duplicate external_id %q (also users[%d])", u.ExternalID, j), "users", i, "external_id")
+		checkExt := func(ext string, path ...any) {
+			if _, ok := ids.ParseGeneratedExternalID(ext, gen); ok {
+				add(fmt.Sprintf("external_id %q is the external id of a generated user; pick another", ext), path...)
+			} else if j, dup := exts[ext]; dup {
+				add(fmt.Sprintf("duplicate external_id %q (also users[%d]); each mapping names one user", ext, j), path...)
 			}
-			exts[u.ExternalID] = i
+			exts[ext] = i
+		}
+		if u.ExternalID != "" {
+			checkExt(u.ExternalID, "users", i, "external_id")
+		}
+		for j, ext := range u.ExternalIDs {
+			if ext == "" {
+				add("an external id is empty", "users", i, "external_ids", j)
+				continue
+			}
+			checkExt(ext, "users", i, "external_ids", j)
 		}
 		if u.Email != "" {
 			key := strings.ToLower(u.Email)
@@ -518,7 +535,7 @@ func checkSeed(s *Seed) []seedProblem {
 	for _, owner := range slices.Sorted(maps.Keys(s.Wallets)) {
 		if _, byID := seenIDs[owner]; !byID {
 			if _, byExt := exts[owner]; !byExt {
-				add(fmt.Sprintf("wallet owner %q is neither the id nor the external_id of a seeded user", owner), "wallets", owner)
+				add(fmt.Sprintf("wallet owner %q is neither the id nor an external id of a seeded user", owner), "wallets", owner)
 			}
 		}
 		for j, uo := range s.Wallets[owner] {

@@ -15,6 +15,7 @@ import (
 // mutated in place, once the emulator serves: PUT stores a changed copy.
 type user struct {
 	id, externalID, email                    string
+	moreExtIDs                               []string // further external-id mappings (sessionm.md §2, O); externalID is the one answered
 	firstName, lastName, dob                 string
 	address, city, zip, state, country, dma  string
 	optedIn, activated                       bool
@@ -54,6 +55,13 @@ func (e *Emulator) userFromSeed(s *SeedUser) *user {
 	}
 	if u.accountStatus == "" {
 		u.accountStatus = "good"
+	}
+	u.moreExtIDs = s.ExternalIDs
+	if u.externalID == "" && len(u.moreExtIDs) > 0 {
+		u.externalID, u.moreExtIDs = u.moreExtIDs[0], u.moreExtIDs[1:]
+	}
+	if len(u.moreExtIDs) == 0 {
+		u.moreExtIDs = nil
 	}
 	if s.CreatedAt != nil {
 		u.createdAt = s.CreatedAt.Time
@@ -280,8 +288,13 @@ func (e *Emulator) userObject(u *user, view userView) *userJSON {
 	}
 	if view.identifiers {
 		j.Identifiers = []identifierJSON{}
+		// every mapping, the answered one first; their types are not
+		// public (A)
 		if u.externalID != "" {
 			j.Identifiers = append(j.Identifiers, identifierJSON{ExternalID: u.externalID, ExternalIDType: "default"})
+		}
+		for _, ext := range u.moreExtIDs {
+			j.Identifiers = append(j.Identifiers, identifierJSON{ExternalID: ext, ExternalIDType: "default"})
 		}
 	}
 	return j
@@ -393,6 +406,13 @@ func (e *Emulator) applyUserBody(body []byte, base *user, idx int) (*user, *apiE
 			f.errs["external_id"] = "External ID Already In Use"
 		}
 	}
+	if base != nil && u.externalID != base.externalID && slices.Contains(u.moreExtIDs, u.externalID) {
+		// The answered mapping becomes one the user already had: it is
+		// listed once. The one it replaces is dropped (A: a PUT replaces
+		// external_id; whether SessionM keeps the old mapping is not
+		// public).
+		u.moreExtIDs = slices.DeleteFunc(slices.Clone(u.moreExtIDs), func(x string) bool { return x == u.externalID })
+	}
 	if u.dob != "" {
 		if _, err := time.Parse("2006-01-02", u.dob); err != nil {
 			f.errs["dob"] = "not a valid date"
@@ -426,6 +446,9 @@ func (e *Emulator) reindex(i int, old, u *user) {
 	e.idx.byID[u.id] = i
 	if u.externalID != "" {
 		e.idx.byExt[u.externalID] = i
+	}
+	for _, ext := range u.moreExtIDs {
+		e.idx.byExt[ext] = i
 	}
 	if u.email != "" {
 		e.idx.byEmail[strings.ToLower(u.email)] = i
