@@ -19,6 +19,12 @@ type webhookCampaign struct {
 	Method  string            `json:"method,omitempty"`
 	Headers map[string]string `json:"headers,omitempty"`
 	Body    string            `json:"body,omitempty"`
+	// RenderHeaderLiquid false sends header values as written, Liquid
+	// unrendered. braze.md §4: "Examples use {{...}} in header values, but
+	// no page states that Liquid works there (unconfirmed)", so a user can
+	// see what a receiver does with either. Missing means true, which the
+	// README's example (and Braze's own examples) rely on.
+	RenderHeaderLiquid *bool `json:"render_header_liquid,omitempty"`
 	// Segment names a seeded Braze segment; Users lists external ids.
 	// Exactly one of them.
 	Segment  string   `json:"segment,omitempty"`
@@ -36,7 +42,7 @@ var webhookMethods = map[string]bool{"POST": true, "GET": true, "PUT": true, "DE
 // campaignTemplates is a webhook campaign's parsed Liquid.
 type campaignTemplates struct {
 	url     *liquid.Template
-	headers map[string]*liquid.Template
+	headers map[string]*liquid.Template // nil when header values go as written
 	body    *liquid.Template
 }
 
@@ -101,9 +107,12 @@ func parseCampaign(req *webhookCampaign) (campaignTemplates, []string) {
 		}
 		return t
 	}
-	tpl := campaignTemplates{url: parse("url", req.URL), headers: map[string]*liquid.Template{}}
-	for name, v := range req.Headers {
-		tpl.headers[name] = parse("header "+name, v)
+	tpl := campaignTemplates{url: parse("url", req.URL)}
+	if req.RenderHeaderLiquid == nil || *req.RenderHeaderLiquid {
+		tpl.headers = make(map[string]*liquid.Template, len(req.Headers))
+		for name, v := range req.Headers {
+			tpl.headers[name] = parse("header "+name, v)
+		}
 	}
 	if req.Body != "" {
 		tpl.body = parse("body", req.Body)
@@ -127,13 +136,16 @@ func (sd *senders) renderWebhook(req *webhookCampaign, tpl campaignTemplates, m 
 	if err := checkTargetURL(out.url); err != nil {
 		return fail("url", err)
 	}
-	values := map[string]string{}
-	for name, t := range tpl.headers {
-		v, err := t.Render(m.vars)
-		if err != nil {
-			return fail("header "+name, err)
+	values := req.Headers // as written, unless they are rendered
+	if tpl.headers != nil {
+		values = make(map[string]string, len(tpl.headers))
+		for name, t := range tpl.headers {
+			v, err := t.Render(m.vars)
+			if err != nil {
+				return fail("header "+name, err)
+			}
+			values[name] = v
 		}
-		values[name] = v
 	}
 	if out.header, err = headerFrom(values); err != nil {
 		return fail("headers", err)

@@ -580,3 +580,46 @@ func TestServeStopsWithIdleConnections(t *testing.T) {
 		t.Fatal("the sandbox did not stop within 3 s")
 	}
 }
+
+// braze.md §4: "Examples use {{...}} in header values, but no page states
+// that Liquid works there (unconfirmed)". render_header_liquid false sends
+// header values as written; the default renders them.
+func TestWebhookCampaignHeaderLiquid(t *testing.T) {
+	_, srv := newTestSandbox(t, Options{})
+	tests := []struct {
+		name, option, want string
+	}{
+		{"default renders", ``, "Bearer u-1001 es"},
+		{"true renders", `"render_header_liquid": true,`, "Bearer u-1001 es"},
+		{"false sends the text", `"render_header_liquid": false,`, "Bearer {{${user_id}}} {{${language}}}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := &receiver{}
+			target := httptest.NewServer(rc)
+			defer target.Close()
+			const header = "Bearer {{${user_id}}} {{${language}}}"
+			a := call(t, "POST", srv.URL+"/_sandbox/braze/webhook-campaign", "", `{`+tt.option+`
+			  "url": "`+target.URL+`/hooks/{{${user_id}}}",
+			  "headers": {"Authorization": "`+header+`"},
+			  "body": "{\"id\":\"{{${user_id}}}\"}",
+			  "users": ["u-1001"]}`)
+			if a.status != 200 {
+				t.Fatalf("%d %s", a.status, a.body)
+			}
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			if len(rc.got) != 1 {
+				t.Fatalf("receiver got %d requests", len(rc.got))
+			}
+			g := rc.got[0]
+			// the URL and body are rendered either way
+			if g.path != "/hooks/u-1001" || g.body != `{"id":"u-1001"}` {
+				t.Errorf("path %s body %s", g.path, g.body)
+			}
+			if got := g.header.Get("Authorization"); got != tt.want {
+				t.Errorf("Authorization %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
