@@ -667,8 +667,11 @@ func TestIdleConnectionsTheServerClosedAreNotUsed(t *testing.T) {
 	// is done (FIN) but goes on reading: a request sent on one would
 	// reach the server, get no answer, and be sent again on a new
 	// connection. Later connections answer everything.
+	var closed sync.WaitGroup // each of the four has sent its FIN
+	closed.Add(4)
 	closing := firstAnswered(4, func(c net.Conn, br *bufio.Reader) {
 		c.(*net.TCPConn).CloseWrite()
+		closed.Done()
 		record(br, func() {})
 	})
 	target := rawServer(t, func(c net.Conn, connIndex int) {
@@ -680,6 +683,9 @@ func TestIdleConnectionsTheServerClosedAreNotUsed(t *testing.T) {
 	})
 	client := &http.Client{Transport: &Transport{}}
 	heldRequests(t, client, target, 4)
+	// The FIN follows the answer: on a loaded machine the client could
+	// take a connection back before it arrives, which no check can see.
+	closed.Wait()
 	for i := range 4 {
 		if _, got := post(t, client, target, "event "+strconv.Itoa(i)); got != "ok" {
 			t.Fatalf("answer %q, want ok", got)
