@@ -224,7 +224,15 @@ func parseAttrFilter(body json.RawMessage, where string) (audience, string) {
 		if !isStr {
 			return bad("a string")
 		}
-		re, err := regexp.Compile(str)
+		// Compiled as given first, so an error quotes the user's text.
+		_, err := regexp.Compile(str)
+		if err == nil {
+			// "Regular expressions in Braze for segmentation and filters
+			// automatically add the /gi modifier" (braze-docs
+			// _docs/_user_guide/engagement_tools/segments/regex.md); /g
+			// changes nothing for a yes/no match.
+			a.re, err = regexp.Compile("(?i)" + str)
+		}
 		if err != nil {
 			// Go's RE2 syntax lacks some of what Braze's engine may
 			// take (lookarounds, backreferences): refused rather than
@@ -232,7 +240,7 @@ func parseAttrFilter(body json.RawMessage, where string) (audience, string) {
 			return nil, fmt.Sprintf("%s: the emulator cannot evaluate the regular expression %q (it uses Go's RE2 syntax): %s",
 				where, str, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 		}
-		a.typ, a.re = typeString, re
+		a.typ = typeString
 	case cmp == "includes_value" || cmp == "does_not_include_value":
 		if !isStr && !isNum && !isBool {
 			return bad("a string, a number or a boolean")
@@ -287,11 +295,14 @@ func (a *attrFilter) match(u *user, now time.Time) bool {
 		if !ok {
 			return false
 		}
+		// braze-docs _docs/_user_guide/data/custom_data/custom_attributes.md,
+		// the string table: EQUALS is "Case sensitive", DOES NOT EQUAL
+		// "Not case sensitive".
 		switch a.cmp {
 		case "equals":
 			return s == a.str
 		case "not_equal":
-			return s != a.str
+			return !strings.EqualFold(s, a.str)
 		case "matches_regex":
 			return a.re.MatchString(s)
 		case "does_not_match_regex":

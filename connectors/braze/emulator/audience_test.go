@@ -30,6 +30,14 @@ func TestAudienceFiltersRecipients(t *testing.T) {
 		{"numbers", ca("available_points", "less_than", `1350`), "", []string{"u-1002"}},
 		{"regex", ca("loyalty_tier", "matches_regex", `"^(Gold|Silver)$"`), "", []string{"u-1001", "u-1004"}},
 		{"not regex", ca("loyalty_tier", "does_not_match_regex", `"^G"`), "", []string{"u-1001", "u-1002"}},
+		// regex.md: regexes in segmentation and filters get the /gi
+		// modifier; custom_attributes.md: MATCHES REGEX, DOES NOT MATCH
+		// REGEX and DOES NOT EQUAL are "Not case sensitive", EQUALS is
+		// "Case sensitive"
+		{"regex ignores case", ca("loyalty_tier", "matches_regex", `"^gold$"`), "", []string{"u-1004"}},
+		{"not regex ignores case", ca("loyalty_tier", "does_not_match_regex", `"^g"`), "", []string{"u-1001", "u-1002"}},
+		{"not_equal ignores case", ca("loyalty_tier", "not_equal", `"bRONZE"`), "", []string{"u-1001", "u-1004"}},
+		{"equals is case sensitive", ca("loyalty_tier", "equals", `"bronze"`), "", nil},
 		// a user without the attribute matches only does_not_exist (A)
 		{"exists", `{"custom_attribute":{"custom_attribute_name":"interests","comparison":"exists"}}`, "", []string{"u-1001"}},
 		{"does_not_exist", `{"custom_attribute":{"custom_attribute_name":"interests","comparison":"does_not_exist"}}`,
