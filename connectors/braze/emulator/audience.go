@@ -269,11 +269,24 @@ func parseAttrFilter(body json.RawMessage, where string) (audience, string) {
 	return a, ""
 }
 
-// match tests one profile. A user without the attribute matches only
-// does_not_exist, and one whose attribute has another type than the
-// comparison's matches nothing, negative comparisons included (A: the
-// page does not say; Braze types each custom attribute workspace-wide, so
-// the emulator, which keeps no such schema, stays on the side of sending
+// match tests one profile. What a missing or empty attribute matches
+// follows the segment filters of braze-docs
+// _docs/_user_guide/data/custom_data/custom_attributes.md, the dashboard
+// segment doc applied to API audiences (A until tried against Braze):
+//   - numbers: "'Exactly 0' and 'Less Than' filters include users with
+//     NULL fields", so a user without the attribute matches less_than and
+//     equals 0 (the page names no "at most", so less_than_or_equal_to
+//     does not take them);
+//   - arrays: HAS A VALUE is "has any value or is not empty", IS EMPTY
+//     "is empty or does not exist";
+//   - strings: IS NOT BLANK "exists on a user's profile and is not an
+//     empty string".
+//
+// Otherwise a user without the attribute matches only does_not_exist,
+// and one whose attribute has another type than the comparison's
+// matches nothing, negative comparisons included (A: the page does not
+// say; Braze types each custom attribute workspace-wide, so the
+// emulator, which keeps no such schema, stays on the side of sending
 // less).
 func (a *attrFilter) match(u *user, now time.Time) bool {
 	v, ok := u.attrs[a.name]
@@ -282,12 +295,12 @@ func (a *attrFilter) match(u *user, now time.Time) bool {
 	}
 	switch a.cmp {
 	case "exists":
-		return ok
+		return ok && !blank(v)
 	case "does_not_exist":
-		return !ok
+		return !ok || blank(v)
 	}
 	if !ok {
-		return false
+		return a.typ == typeNumber && (a.cmp == "less_than" || a.cmp == "equals" && a.num == 0)
 	}
 	switch a.typ {
 	case typeString:
@@ -365,6 +378,18 @@ func (a *attrFilter) match(u *user, now time.Time) bool {
 		case "greater_than_x_days_in_the_future":
 			return t.After(now.Add(days))
 		}
+	}
+	return false
+}
+
+// blank: an empty string or array counts as no value for exists and
+// does_not_exist (see match).
+func blank(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return v == ""
+	case []any:
+		return len(v) == 0
 	}
 	return false
 }

@@ -38,10 +38,41 @@ func TestAudienceFiltersRecipients(t *testing.T) {
 		{"not regex ignores case", ca("loyalty_tier", "does_not_match_regex", `"^g"`), "", []string{"u-1001", "u-1002"}},
 		{"not_equal ignores case", ca("loyalty_tier", "not_equal", `"bRONZE"`), "", []string{"u-1001", "u-1004"}},
 		{"equals is case sensitive", ca("loyalty_tier", "equals", `"bronze"`), "", nil},
-		// a user without the attribute matches only does_not_exist (A)
+		// a user without the attribute matches does_not_exist, not exists
 		{"exists", `{"custom_attribute":{"custom_attribute_name":"interests","comparison":"exists"}}`, "", []string{"u-1001"}},
 		{"does_not_exist", `{"custom_attribute":{"custom_attribute_name":"interests","comparison":"does_not_exist"}}`,
 			`{"external_user_id":"u-1001"},{"external_user_id":"u-1002"},{"external_user_id":"u-1004"},{"braze_id":"` + claireBrazeID + `"}`, []string{claireBrazeID, "u-1002", "u-1004"}},
+		// custom_attributes.md, "Number attribute details": "'Exactly 0'
+		// and 'Less Than' filters include users with NULL fields" (A:
+		// the dashboard segment page, applied to API audiences)
+		{"less_than includes users without the number", ca("spend", "less_than", `100`),
+			`{"external_user_id":"u-1001","attributes":{"spend":50}},{"external_user_id":"u-1002"},{"external_user_id":"u-1004","attributes":{"spend":150}}`,
+			[]string{"u-1001", "u-1002"}},
+		{"less_than skips a value of another type", ca("spend", "less_than", `100`),
+			`{"external_user_id":"u-1001","attributes":{"spend":"50"}}`, nil},
+		{"equals 0 includes users without the number", ca("spend", "equals", `0`),
+			`{"external_user_id":"u-1001","attributes":{"spend":0}},{"external_user_id":"u-1002"},{"external_user_id":"u-1004","attributes":{"spend":3}}`,
+			[]string{"u-1001", "u-1002"}},
+		{"equals another number skips users without it", ca("spend", "equals", `3`),
+			`{"external_user_id":"u-1002"},{"external_user_id":"u-1004","attributes":{"spend":3}}`, []string{"u-1004"}},
+		// the page names Less Than only; the dashboard has no "at most"
+		{"less_than_or_equal_to skips users without the number", ca("spend", "less_than_or_equal_to", `100`),
+			`{"external_user_id":"u-1001","attributes":{"spend":50}},{"external_user_id":"u-1002"}`, []string{"u-1001"}},
+		// arrays: HAS A VALUE "has any value or is not empty", IS EMPTY "is
+		// empty or does not exist"; strings: IS NOT BLANK "exists on a
+		// user's profile and is not an empty string"
+		{"exists skips an empty array", `{"custom_attribute":{"custom_attribute_name":"tags","comparison":"exists"}}`,
+			`{"external_user_id":"u-1001","attributes":{"tags":[]}},{"external_user_id":"u-1002","attributes":{"tags":["a"]}},{"external_user_id":"u-1004"}`,
+			[]string{"u-1002"}},
+		{"does_not_exist takes an empty array", `{"custom_attribute":{"custom_attribute_name":"tags","comparison":"does_not_exist"}}`,
+			`{"external_user_id":"u-1001","attributes":{"tags":[]}},{"external_user_id":"u-1002","attributes":{"tags":["a"]}},{"external_user_id":"u-1004"}`,
+			[]string{"u-1001", "u-1004"}},
+		{"exists skips an empty string", `{"custom_attribute":{"custom_attribute_name":"nick","comparison":"exists"}}`,
+			`{"external_user_id":"u-1001","attributes":{"nick":""}},{"external_user_id":"u-1002","attributes":{"nick":"x"}},{"external_user_id":"u-1004","attributes":{"nick":0}}`,
+			[]string{"u-1002", "u-1004"}},
+		{"does_not_exist takes an empty string", `{"custom_attribute":{"custom_attribute_name":"nick","comparison":"does_not_exist"}}`,
+			`{"external_user_id":"u-1001","attributes":{"nick":""}},{"external_user_id":"u-1002","attributes":{"nick":"x"}},{"external_user_id":"u-1004"}`,
+			[]string{"u-1001", "u-1004"}},
 		// a standard profile field is not a custom attribute
 		{"standard field", ca("first_name", "equals", `"Ana"`), "", nil},
 		// email_subscribe: Ana and Seán opted_in, Sam subscribed, Claire unset
