@@ -1,10 +1,12 @@
 package emulator
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -91,11 +93,30 @@ const comparisonList = "equals, not_equal, does_not_equal, matches_regex, does_n
 
 const filterList = "AND, OR, custom_attribute, push_subscription_status, email_subscription_status or last_used_app"
 
-// parseAudience reads one filter (or AND/OR of filters); a non-empty
-// string is the reason it is refused, naming where as a path such as
-// audience.AND[1].custom_attribute.
+// maxAudienceDepth caps how deeply AND and OR nest. Braze documents no
+// limit (A); 32 levels are far more than a hand-written audience needs,
+// and keep a crafted one cheap to read and to test for every recipient.
+const maxAudienceDepth = 32
+
+// parseAudience reads a request's audience; a non-empty string is the
+// reason it is refused, naming where as a path such as
+// audience.AND[1].custom_attribute. The text is decoded once into a tree
+// that audienceNode walks: decoding each AND/OR level again from its own
+// text cost depth × size (4,990 nested ANDs in 50 KB allocated 2 GB).
 func parseAudience(raw json.RawMessage, where string) (audience, string) {
-	f, ok := asFields(raw)
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber() // an out-of-range number is then named as such
+	var tree any
+	if d.Decode(&tree) != nil {
+		return nil, where + " must be an object: a Connected Audience filter, or AND/OR of them"
+	}
+	return audienceNode(tree, where, 0)
+}
+
+// audienceNode reads one filter (or AND/OR of filters) inside depth
+// levels of AND/OR.
+func audienceNode(v any, where string, depth int) (audience, string) {
+	f, ok := v.(map[string]any)
 	if !ok {
 		return nil, where + " must be an object: a Connected Audience filter, or AND/OR of them"
 	}
@@ -109,15 +130,19 @@ func parseAudience(raw json.RawMessage, where string) (audience, string) {
 			where, filterList, len(keys), listed(keys))
 	}
 	var kind string
-	var body json.RawMessage
+	var body any
 	for k, v := range f {
 		kind, body = k, v
 	}
 	where += "." + kind
 	switch kind {
 	case "AND", "OR":
-		var items []json.RawMessage
-		if len(body) == 0 || body[0] != '[' || json.Unmarshal(body, &items) != nil {
+		if depth == maxAudienceDepth {
+			return nil, fmt.Sprintf("%s: AND and OR nest more than %d levels deep, the emulator's limit; flatten the audience",
+				where, maxAudienceDepth)
+		}
+		items, ok := body.([]any)
+		if !ok {
 			return nil, where + " must be an array of filters"
 		}
 		// An empty AND or OR names no audience; refused rather than
@@ -127,7 +152,7 @@ func parseAudience(raw json.RawMessage, where string) (audience, string) {
 		}
 		nodes := make([]audience, len(items))
 		for i, it := range items {
-			n, msg := parseAudience(it, fmt.Sprintf("%s[%d]", where, i))
+			n, msg := audienceNode(it, fmt.Sprintf("%s[%d]", where, i), depth+1)
 			if msg != "" {
 				return nil, msg
 			}
@@ -162,8 +187,8 @@ func listed(keys []string) string {
 // filterFields reads a filter's object and refuses keys it does not know,
 // so a misspelt "comparision" is an error, not a filter that matches
 // everyone.
-func filterFields(body json.RawMessage, where string, known ...string) (fields, string) {
-	f, ok := asFields(body)
+func filterFields(body any, where string, known ...string) (map[string]any, string) {
+	f, ok := body.(map[string]any)
 	if !ok {
 		return nil, where + " must be an object"
 	}
@@ -175,22 +200,26 @@ func filterFields(body json.RawMessage, where string, known ...string) (fields, 
 	return f, ""
 }
 
-func parseAttrFilter(body json.RawMessage, where string) (audience, string) {
+func parseAttrFilter(body any, where string) (audience, string) {
 	f, msg := filterFields(body, where, "custom_attribute_name", "comparison", "value")
 	if msg != "" {
 		return nil, msg
 	}
-	name, _, msg := getString(f, "custom_attribute_name")
-	if msg != "" || name == "" {
+	name, _ := f["custom_attribute_name"].(string)
+	if name == "" {
 		return nil, where + ": 'custom_attribute_name' must be a non-empty string"
 	}
-	cmp, _, msg := getString(f, "comparison")
-	if msg != "" || cmp == "" {
+	cmp, _ := f["comparison"].(string)
+	if cmp == "" {
 		return nil, fmt.Sprintf("%s: 'comparison' must be one of %s", where, comparisonList)
 	}
-	v, ok := decodeValue(f["value"])
-	if !ok {
-		return nil, where + ": 'value' holds a number out of range"
+	v := f["value"]
+	if n, isNum := v.(json.Number); isNum {
+		x, err := strconv.ParseFloat(string(n), 64)
+		if err != nil {
+			return nil, where + ": 'value' holds a number out of range"
+		}
+		v = x
 	}
 	a := &attrFilter{name: name, cmp: cmp}
 	str, isStr := v.(string)
@@ -420,16 +449,16 @@ type subFilter struct {
 	negate bool
 }
 
-func parseSubFilter(body json.RawMessage, where, attr string) (audience, string) {
+func parseSubFilter(body any, where, attr string) (audience, string) {
 	f, msg := filterFields(body, where, "comparison", "value")
 	if msg != "" {
 		return nil, msg
 	}
-	cmp, _, _ := getString(f, "comparison")
+	cmp, _ := f["comparison"].(string)
 	if cmp != "is" && cmp != "is_not" {
 		return nil, where + ": 'comparison' must be is or is_not"
 	}
-	val, _, _ := getString(f, "value")
+	val, _ := f["value"].(string)
 	if val != "opted_in" && val != "subscribed" && val != "unsubscribed" {
 		return nil, where + ": 'value' must be opted_in, subscribed or unsubscribed"
 	}

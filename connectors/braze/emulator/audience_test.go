@@ -1,8 +1,10 @@
 package emulator
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -171,5 +173,83 @@ func TestAudienceGeneratedUsers(t *testing.T) {
 	}
 	if n := len(e.st.users); n != 4+2 {
 		t.Errorf("%d profiles after the broadcast, want the 4 seeded and 2 generated", n)
+	}
+}
+
+// nestedAudience is depth ANDs, one inside the other, around a filter
+// that matches Seán (Gold).
+func nestedAudience(depth int) string {
+	return strings.Repeat(`{"AND":[`, depth) + attrFilterJSON("loyalty_tier", "equals", `"Gold"`) + strings.Repeat(`]}`, depth)
+}
+
+// AND and OR nest at most maxAudienceDepth levels: a deeper audience is
+// refused with a 400 naming the limit.
+func TestAudienceDepthLimit(t *testing.T) {
+	tests := []struct {
+		name     string
+		depth    int
+		status   int
+		contains string // in the 400's errors
+	}{
+		{"at the limit", 32, http.StatusCreated, ""},
+		{"one past the limit", 33, http.StatusBadRequest, "nest more than 32 levels"},
+		// 4,990 levels in about 50 KB took seconds and half a gigabyte
+		// when each level was decoded again from its text
+		{"thousands of levels", 4990, http.StatusBadRequest, "nest more than 32 levels"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _ := newEmu(t, nil, Options{})
+			r := post(t, e.Handler(), "/campaigns/trigger/send", `{"campaign_id":"`+winterCampaign+`","audience":`+nestedAudience(tt.depth)+
+				`,"recipients":[{"external_user_id":"u-1001"},{"external_user_id":"u-1004"}]}`)
+			if r.status != tt.status || !strings.Contains(r.raw, tt.contains) {
+				t.Fatalf("%d %.300s, want %d with %q", r.status, r.raw, tt.status, tt.contains)
+			}
+			if tt.status != http.StatusCreated {
+				return
+			}
+			var got []string
+			for _, d := range e.AllDeliveries().([]Delivery) {
+				if len(d.Messages) == 1 {
+					got = append(got, d.ExternalID)
+				}
+			}
+			if fmt.Sprint(got) != "[u-1004]" {
+				t.Errorf("delivered to %v, want [u-1004]", got)
+			}
+		})
+	}
+}
+
+// Reading an audience allocates in proportion to its size, whatever its
+// shape: each level is decoded once.
+func TestAudienceReadCost(t *testing.T) {
+	leaf := attrFilterJSON("loyalty_tier", "equals", `"Gold"`)
+	wide := `{"OR":[` + strings.TrimSuffix(strings.Repeat(leaf+",", 50_000/len(leaf)), ",") + `]}`
+	tests := []struct {
+		name     string
+		audience string
+		refused  bool
+	}{
+		{"deep", nestedAudience(4990), true},
+		{"wide", wide, false},
+		{"deep and wide", strings.Repeat(`{"AND":[`+leaf+`,`, 30) + wide + strings.Repeat(`]}`, 30), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := json.RawMessage(tt.audience)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, msg := parseAudience(raw, "audience")
+			runtime.ReadMemStats(&after)
+			if (msg != "") != tt.refused {
+				t.Errorf("refused: %.200q, want refused %v", msg, tt.refused)
+			}
+			// a decoded JSON tree takes some tens of bytes per byte of text
+			// (56 for the deep one); decoding each level again took 40,000
+			if n, limit := after.TotalAlloc-before.TotalAlloc, uint64(200*len(raw)); n > limit {
+				t.Errorf("reading %d bytes allocated %d bytes, want at most %d", len(raw), n, limit)
+			}
+		})
 	}
 }

@@ -117,6 +117,7 @@ func TestTriggerValidation(t *testing.T) {
 		{"audience number comparison with a string", camp, audienceBody(attrFilterJSON("points", "greater_than", `"10"`)), 400, "Bad Request", "needs a 'value' that is a number"},
 		{"audience not_equal on a boolean", camp, audienceBody(attrFilterJSON("vip", "not_equal", `true`)), 400, "Bad Request", "booleans use does_not_equal"},
 		{"audience after without a date", camp, audienceBody(attrFilterJSON("t", "before", `"last week"`)), 400, "Bad Request", "ISO 8601"},
+		{"audience number out of range", camp, audienceBody(attrFilterJSON("points", "greater_than", `1e400`)), 400, "Bad Request", "'value' holds a number out of range"},
 		{"audience negative days", camp, audienceBody(attrFilterJSON("t", "less_than_x_days_ago", `-1`)), 400, "Bad Request", "0 or more"},
 		{"audience regex Go cannot run", camp, audienceBody(attrFilterJSON("t", "matches_regex", `"^(?=a)"`)), 400, "Bad Request", "RE2"},
 		{"audience subscription value", camp, audienceBody(`{"email_subscription_status":{"comparison":"is","value":"yes"}}`), 400, "Bad Request", "opted_in, subscribed or unsubscribed"},
