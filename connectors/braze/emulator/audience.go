@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"regexp"
 	"sort"
 	"strconv"
@@ -291,7 +292,10 @@ func parseAttrFilter(body any, where string) (audience, string) {
 		if !isNum || num < 0 {
 			return bad("a number of days, 0 or more")
 		}
-		a.typ, a.num = typeTime, num
+		// More days than lie between any two dates a time attribute can
+		// hold (years 0000 to 9999) all answer alike, so a larger count
+		// is clamped to keep shiftDays within an int.
+		a.typ, a.num = typeTime, min(num, maxDays)
 	default:
 		return nil, fmt.Sprintf("%s: unknown comparison %q; use one of %s", where, cmp, comparisonList)
 	}
@@ -390,22 +394,19 @@ func (a *attrFilter) match(u *user, now time.Time) bool {
 		if !ok || !isTime {
 			return false
 		}
-		// x days counted as x*24 hours from now (A: Braze may count
-		// calendar days in the workspace's time zone).
-		days := time.Duration(a.num * float64(24*time.Hour))
 		switch a.cmp {
 		case "after":
 			return t.After(a.at)
 		case "before":
 			return t.Before(a.at)
 		case "less_than_x_days_ago":
-			return !t.After(now) && t.After(now.Add(-days))
+			return !t.After(now) && t.After(shiftDays(now, -a.num))
 		case "greater_than_x_days_ago":
-			return t.Before(now.Add(-days))
+			return t.Before(shiftDays(now, -a.num))
 		case "less_than_x_days_in_the_future":
-			return !t.Before(now) && t.Before(now.Add(days))
+			return !t.Before(now) && t.Before(shiftDays(now, a.num))
 		case "greater_than_x_days_in_the_future":
-			return t.After(now.Add(days))
+			return t.After(shiftDays(now, a.num))
 		}
 	}
 	return false
@@ -421,6 +422,19 @@ func blank(v any) bool {
 		return len(v) == 0
 	}
 	return false
+}
+
+// maxDays is more days than separate 0000-01-01 from 9999-12-31 (about
+// 3.65 million).
+const maxDays = 4_000_000
+
+// shiftDays moves t by days of 24 hours: custom_attributes.md says
+// relative time filters "measure 1 day as 24 hours" (A: for API
+// audiences too). Whole days go through AddDate in UTC, where every day
+// has 24 hours, as a time.Duration holds only about 106,751 days.
+func shiftDays(t time.Time, days float64) time.Time {
+	whole, frac := math.Modf(days)
+	return t.UTC().AddDate(0, 0, int(whole)).Add(time.Duration(frac * float64(24*time.Hour)))
 }
 
 // timeLayouts are the ISO 8601 forms a time custom attribute or an
