@@ -709,6 +709,21 @@ func TestSeveralExternalIDs(t *testing.T) {
 		post(extTagsPath("pos-88120"), `{"tags":["vip"]}`, ok, `{"status":"ok","tags":{"vip":{"count":3}}}`),
 	})
 
+	// A PUT that empties external_id drops the answered mapping; the API
+	// still answers one of the user's mappings, the next one, as a seed
+	// with external_ids alone does (A: which one SessionM promotes is not
+	// public).
+	seanExt := coreBase + "/external/users/pos-88120"
+	runSteps(t, e3, c3, core, []step{
+		{q: req{method: "PUT", path: seanExt, body: `{"user":{"external_id":""}}`}, status: ok, has: []string{`"external_id":"pos-88120"`}},
+		{q: req{method: "GET", path: seanExt + "?show_identifiers=true"}, status: ok,
+			has: []string{`"external_id":"pos-88120","email"`, `"identifiers":[{"external_id":"pos-88120","external_id_type":"default"}]`}},
+		{q: req{method: "GET", path: coreBase + "/external/users/u-1004"}, status: 404},
+		// with no mapping left, external_id is null
+		{q: req{method: "PUT", path: seanExt, body: `{"user":{"external_id":""}}`}, status: ok, has: []string{`"external_id":null`}},
+		{q: req{method: "GET", path: seanExt}, status: 404},
+	})
+
 	// from YAML: external_ids alone, the first is the one answered
 	s, err := ParseSeed("x.yaml", []byte(minimalSeed+"users:\n  - id: "+ana+"\n    email: a@example.com\n    external_ids: [crm-1, pos-2]\n"))
 	if err != nil {

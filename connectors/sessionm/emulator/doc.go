@@ -44,10 +44,11 @@
 //     state is checked; user_profile merges key by key on PUT (null
 //     removes a key); a PUT of external_id replaces the mapping the user
 //     object answers and drops the old one, while the seed's further
-//     external_ids stay (every mapping resolves, sessionm.md §2, O);
-//     unknown user keys are ignored; user_profile is shown by GET only
-//     with user[user_profile]=true, identifiers (every mapping, with
-//     external_id_type "default") only with show_identifiers=true.
+//     external_ids stay (every mapping resolves, sessionm.md §2, O); an
+//     empty external_id drops the answered mapping and the next one is
+//     answered; unknown user keys are ignored; user_profile is shown by
+//     GET only with user[user_profile]=true, identifiers (every mapping,
+//     with external_id_type "default") only with show_identifiers=true.
 //   - §4: take 0 or absent means 1000, more is capped at 1000; culture
 //     picks texts exactly (case-insensitive), then en-US, then the first
 //     listed; include_pending_extended_data defaults to false and false

@@ -57,12 +57,7 @@ func (e *Emulator) userFromSeed(s *SeedUser) *user {
 		u.accountStatus = "good"
 	}
 	u.moreExtIDs = s.ExternalIDs
-	if u.externalID == "" && len(u.moreExtIDs) > 0 {
-		u.externalID, u.moreExtIDs = u.moreExtIDs[0], u.moreExtIDs[1:]
-	}
-	if len(u.moreExtIDs) == 0 {
-		u.moreExtIDs = nil
-	}
+	u.promoteExtID()
 	if s.CreatedAt != nil {
 		u.createdAt = s.CreatedAt.Time
 	}
@@ -413,6 +408,10 @@ func (e *Emulator) applyUserBody(body []byte, base *user, idx int) (*user, *apiE
 		// public).
 		u.moreExtIDs = slices.DeleteFunc(slices.Clone(u.moreExtIDs), func(x string) bool { return x == u.externalID })
 	}
+	// An emptied external_id drops the answered mapping; the user still
+	// has others, and sessionm.md §2 (O) says "The REST API returns the
+	// most recently updated one", so the next one is answered.
+	u.promoteExtID()
 	if u.dob != "" {
 		if _, err := time.Parse("2006-01-02", u.dob); err != nil {
 			f.errs["dob"] = "not a valid date"
@@ -426,6 +425,19 @@ func (e *Emulator) applyUserBody(body []byte, base *user, idx int) (*user, *apiE
 	}
 	u.proxyIDs = slices.Clone(u.proxyIDs)
 	return &u, nil
+}
+
+// promoteExtID makes the first further mapping the answered one when
+// externalID is empty (A: which mapping SessionM answers then is not
+// public), and keeps moreExtIDs nil when it is empty. It never writes to
+// moreExtIDs' array, which a stored user may share.
+func (u *user) promoteExtID() {
+	if u.externalID == "" && len(u.moreExtIDs) > 0 {
+		u.externalID, u.moreExtIDs = u.moreExtIDs[0], u.moreExtIDs[1:]
+	}
+	if len(u.moreExtIDs) == 0 {
+		u.moreExtIDs = nil
+	}
 }
 
 // reindex moves user i's id/external id/email entries from old to u.
