@@ -99,6 +99,13 @@ const filterList = "AND, OR, custom_attribute, push_subscription_status, email_s
 // and keep a crafted one cheap to read and to test for every recipient.
 const maxAudienceDepth = 32
 
+// maxAudienceFilters caps the filters of one audience, AND and OR not
+// counted. Braze documents no limit (A). A regular expression can cost
+// 100 KB to compile from a few bytes (\w{1000}), so a request full of
+// them could take gigabytes; engine run --sandbox runs the emulator in
+// the engine's own process.
+const maxAudienceFilters = 100
+
 // parseAudience reads a request's audience; a non-empty string is the
 // reason it is refused, naming where as a path such as
 // audience.AND[1].custom_attribute. The text is decoded once into a tree
@@ -111,12 +118,13 @@ func parseAudience(raw json.RawMessage, where string) (audience, string) {
 	if d.Decode(&tree) != nil {
 		return nil, where + " must be an object: a Connected Audience filter, or AND/OR of them"
 	}
-	return audienceNode(tree, where, 0)
+	filters := 0
+	return audienceNode(tree, where, 0, &filters)
 }
 
 // audienceNode reads one filter (or AND/OR of filters) inside depth
-// levels of AND/OR.
-func audienceNode(v any, where string, depth int) (audience, string) {
+// levels of AND/OR; filters counts those read so far.
+func audienceNode(v any, where string, depth int, filters *int) (audience, string) {
 	f, ok := v.(map[string]any)
 	if !ok {
 		return nil, where + " must be an object: a Connected Audience filter, or AND/OR of them"
@@ -136,8 +144,7 @@ func audienceNode(v any, where string, depth int) (audience, string) {
 		kind, body = k, v
 	}
 	where += "." + kind
-	switch kind {
-	case "AND", "OR":
+	if kind == "AND" || kind == "OR" {
 		if depth == maxAudienceDepth {
 			return nil, fmt.Sprintf("%s: AND and OR nest more than %d levels deep, the emulator's limit; flatten the audience",
 				where, maxAudienceDepth)
@@ -153,7 +160,7 @@ func audienceNode(v any, where string, depth int) (audience, string) {
 		}
 		nodes := make([]audience, len(items))
 		for i, it := range items {
-			n, msg := audienceNode(it, fmt.Sprintf("%s[%d]", where, i), depth+1)
+			n, msg := audienceNode(it, fmt.Sprintf("%s[%d]", where, i), depth+1, filters)
 			if msg != "" {
 				return nil, msg
 			}
@@ -163,6 +170,11 @@ func audienceNode(v any, where string, depth int) (audience, string) {
 			return allOf(nodes), ""
 		}
 		return anyOf(nodes), ""
+	}
+	if *filters++; *filters > maxAudienceFilters {
+		return nil, fmt.Sprintf("%s: the audience has more than %d filters, the emulator's limit", where, maxAudienceFilters)
+	}
+	switch kind {
 	case "custom_attribute":
 		return parseAttrFilter(body, where)
 	case "push_subscription_status", "email_subscription_status":
@@ -254,16 +266,16 @@ func parseAttrFilter(body any, where string) (audience, string) {
 		if !isStr {
 			return bad("a string")
 		}
-		// Compiled as given first, so an error quotes the user's text.
-		_, err := regexp.Compile(str)
-		if err == nil {
-			// "Regular expressions in Braze for segmentation and filters
-			// automatically add the /gi modifier" (braze-docs
-			// _docs/_user_guide/engagement_tools/segments/regex.md); /g
-			// changes nothing for a yes/no match.
-			a.re, err = regexp.Compile("(?i)" + str)
-		}
-		if err != nil {
+		// "Regular expressions in Braze for segmentation and filters
+		// automatically add the /gi modifier" (braze-docs
+		// _docs/_user_guide/engagement_tools/segments/regex.md); /g
+		// changes nothing for a yes/no match.
+		var err error
+		if a.re, err = regexp.Compile("(?i)" + str); err != nil {
+			// Compiled again as given, so the error quotes the user's text.
+			if _, plain := regexp.Compile(str); plain != nil {
+				err = plain
+			}
 			// Go's RE2 syntax lacks some of what Braze's engine may
 			// take (lookarounds, backreferences): refused rather than
 			// matched some other way.
