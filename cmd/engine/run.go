@@ -526,8 +526,10 @@ func untilDoneChan(enabled bool, done <-chan struct{}) <-chan struct{} {
 // too, are csvDrained's.
 func importsSettled(ps []runner.CSVProgress, imports []csvImport) bool {
 	for _, im := range imports {
-		i := slices.IndexFunc(ps, func(p runner.CSVProgress) bool { return p.File == im.file })
-		if i < 0 || !ps[i].Settled() {
+		// Every import of the file (named twice, or also dropped into the
+		// inbox folder), and at least one.
+		of := slices.DeleteFunc(slices.Clone(ps), func(p runner.CSVProgress) bool { return p.File != im.file })
+		if len(of) == 0 || slices.ContainsFunc(of, func(p runner.CSVProgress) bool { return !p.Settled() }) {
 			return false
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -290,20 +291,70 @@ func TestUntilDoneStopsWithoutADrain(t *testing.T) {
 	}
 }
 
+// csvJob prepares an engine run --csv --until-done of the shipped
+// pipelines with the CSV pipeline's delivery settings set to delivery and
+// SessionM Core at target (host:port): the pipelines folder, the CSV
+// pipeline's file in it, and an env file.
+func csvJob(t *testing.T, delivery, target string) (dir, csvFile, envFile string) {
+	t.Helper()
+	dir = copyDir(t, "pipelines")
+	csvFile = filepath.Join(dir, filepath.Base(csvPipelineFile))
+	raw, err := os.ReadFile(csvFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAtomically(t, csvFile, strings.Replace(string(raw), "concurrency: 32", delivery, 1))
+	env, err := os.ReadFile("examples/sandbox.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	envFile = filepath.Join(t.TempDir(), "test.env")
+	env = append(env, "\nSESSIONM_CORE_URL=http://"+target+"/sessionm/core\n"...)
+	if err := os.WriteFile(envFile, env, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir, csvFile, envFile
+}
+
+// segmentFile writes a CSV of n users (and extra lines) into a new folder.
+func segmentFile(t *testing.T, name string, n int, extra string) string {
+	t.Helper()
+	var rows strings.Builder
+	rows.WriteString("user_id,tag\n")
+	for i := range n {
+		fmt.Fprintf(&rows, "user-%d,vip\n", i)
+	}
+	rows.WriteString(extra)
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(rows.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+type runResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// runUntilDone starts engine run in the background with args after the
+// env file, listeners and data folder.
+func runUntilDone(t *testing.T, envFile string, args ...string) <-chan runResult {
+	finished := make(chan runResult, 1)
+	data := t.TempDir()
+	go func() {
+		stdout, stderr, code := runEngine(append([]string{"run", "--env-file", envFile, "--addr", "127.0.0.1:0", "--admin-addr", "", "--data", data, "--log-level", "error"}, args...)...)
+		finished <- runResult{stdout, stderr, code}
+	}()
+	return finished
+}
+
 // engine run --csv --until-done whose pipeline is removed half-way
 // through the first file: the imports fail, and the run exits 1 once the rows
 // the lane held have their outcome, although the rows it moved to the
 // inbox for a retry cannot be delivered by this run. It waited for them,
 // and for rows given back by the retired lane, for ever.
 func TestRunUntilDoneExitsWhenItsPipelineIsRemoved(t *testing.T) {
-	dir := copyDir(t, "pipelines")
-	csvFile := filepath.Join(dir, filepath.Base(csvPipelineFile))
-	raw, err := os.ReadFile(csvFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeAtomically(t, csvFile, strings.Replace(string(raw), "concurrency: 32", "concurrency: 4\n  timeout: 300ms\n  backoff: {initial: 1m, max: 1m}", 1))
-
 	// SessionM takes the connections and never answers: the requests in
 	// flight time out and their rows go to the inbox for a retry.
 	hang, err := net.Listen("tcp", "127.0.0.1:0")
@@ -333,41 +384,11 @@ func TestRunUntilDoneExitsWhenItsPipelineIsRemoved(t *testing.T) {
 			c.Close()
 		}
 	})
-	env, err := os.ReadFile("examples/sandbox.env")
-	if err != nil {
-		t.Fatal(err)
-	}
-	envFile := filepath.Join(t.TempDir(), "test.env")
-	env = append(env, "\nSESSIONM_CORE_URL=http://"+hang.Addr().String()+"/sessionm/core\n"...)
-	if err := os.WriteFile(envFile, env, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var rows strings.Builder
-	rows.WriteString("user_id,tag\n")
-	for i := range 2000 {
-		fmt.Fprintf(&rows, "user-%d,vip\n", i)
-	}
+	dir, csvFile, envFile := csvJob(t, "concurrency: 4\n  timeout: 300ms\n  backoff: {initial: 1m, max: 1m}", hang.Addr().String())
 	// Two files: the second, not begun when the pipeline goes, fails at
 	// once and must not be waited for either.
-	tmp := t.TempDir()
-	segment, later := filepath.Join(tmp, "segment.csv"), filepath.Join(tmp, "later.csv")
-	if err := os.WriteFile(segment, []byte(rows.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(later, []byte(rows.String()+"user-x,vip\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	type result struct {
-		stdout, stderr string
-		code           int
-	}
-	finished := make(chan result, 1)
-	go func() {
-		stdout, stderr, code := runEngine("run", "--env-file", envFile, "--addr", "127.0.0.1:0", "--admin-addr", "", "--data", t.TempDir(), "--log-level", "error",
-			"--csv", segment, "--csv", later, "--until-done", dir)
-		finished <- result{stdout, stderr, code}
-	}()
+	segment, later := segmentFile(t, "segment.csv", 2000, ""), segmentFile(t, "later.csv", 2000, "user-x,vip\n")
+	finished := runUntilDone(t, envFile, "--csv", segment, "--csv", later, "--until-done", dir)
 	waitFor(t, "requests in flight", func() bool { return accepted.Load() >= 4 })
 	time.Sleep(500 * time.Millisecond) // a first round timed out and went to the inbox
 	if err := os.Remove(csvFile); err != nil {
@@ -380,5 +401,34 @@ func TestRunUntilDoneExitsWhenItsPipelineIsRemoved(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("engine run --until-done still runs 30 s after its pipeline was removed")
+	}
+}
+
+// engine run --csv F --csv F --until-done (or a --csv file that also sits
+// in the pipeline's inbox folder) where a few rows need a retry: each
+// import's rows settle in its own record, and the run exits 0 once all
+// are delivered. The retries settled in the second import's record, the
+// first's never settled, and --until-done never exited.
+func TestRunUntilDoneSameFileTwiceWithRetries(t *testing.T) {
+	var requests atomic.Int32
+	sessionm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if requests.Add(1) <= 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok","payload":{}}`)
+	}))
+	defer sessionm.Close()
+	dir, _, envFile := csvJob(t, "concurrency: 4\n  backoff: {initial: 1s, max: 1s}", strings.TrimPrefix(sessionm.URL, "http://"))
+	segment := segmentFile(t, "segment.csv", 50, "")
+	select {
+	case res := <-runUntilDone(t, envFile, "--csv", segment, "--csv", segment, "--until-done", dir):
+		if res.code != exitOK || strings.Count(res.stdout, "; done") != 2 || requests.Load() != 53 {
+			t.Fatalf("code %d, %d requests (want 0 and 53: 50 rows, 3 of them retried)\n%s\n%s", res.code, requests.Load(), res.stdout, res.stderr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("engine run --until-done still runs 20 s later; %d requests made (50 rows, 3 answered 503 then retried after 1 s)", requests.Load())
 	}
 }

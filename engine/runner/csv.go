@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -85,6 +87,10 @@ type csvImports struct {
 	// sits in the inbox folder) do not count in each other's.
 	records []*CSVProgress
 	latest  map[string]*CSVProgress
+	// sending is, per checkpoint key (a pipeline and a content), the
+	// record of the last import that sent rows of it: a row it moved to
+	// the inbox for a retry settles there, whatever was imported since.
+	sending map[string]*CSVProgress
 	runs    map[*csvRun]bool // imports whose last checkpoint is not written yet
 	// reading holds, per checkpoint key (a pipeline and a content), the
 	// file being read under it, and closes its channel when that import
@@ -161,21 +167,58 @@ func (r *Runner) finishCSVRuns(match func(*csvRun) bool) {
 	}
 }
 
+// maxCSVRecords bounds the records kept: past it the oldest settled ones
+// go, so an engine that imports dropped files for months does not keep
+// a record of each.
+const maxCSVRecords = 1000
+
 // record makes a new record for file (c.mu held).
 func (c *csvImports) record(file, pipeline string) *CSVProgress {
 	p := &CSVProgress{File: file, Pipeline: pipeline, Started: time.Now()}
+	if len(c.records) >= maxCSVRecords {
+		maps.DeleteFunc(c.sending, func(_ string, p *CSVProgress) bool { return p.Settled() })
+		c.records = slices.DeleteFunc(c.records, func(old *CSVProgress) bool {
+			return old.Settled() && c.latest[old.File] != old && !c.sendingTo(old)
+		})
+	}
 	c.records = append(c.records, p)
 	c.latest[file] = p
 	return p
 }
 
+// sendingTo reports whether p is an import's that rows in the inbox may
+// still settle in (c.mu held).
+func (c *csvImports) sendingTo(p *CSVProgress) bool {
+	for _, s := range c.sending {
+		if s == p {
+			return true
+		}
+	}
+	return false
+}
+
+// csvKey is the checkpoint key of the file a row of pipeline came from,
+// by the row's event id (the file's content hash and the row number).
+func csvKey(pipeline, id string) string {
+	hash, _, _ := strings.Cut(id, ":")
+	return "csv:" + pipeline + ":" + hash
+}
+
 // take gives an import of file its record: the one rows of an earlier run
-// made settling first, with their counts, or a new one.
+// made settling first, with their counts; the last import's of the file
+// again when that one sent nothing and ended (a file that cannot be
+// filed away is taken again at every poll); or a new one.
 func (c *csvImports) take(file, pipeline string) *CSVProgress {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.latest[file]
-	if p == nil || p.taken {
+	switch {
+	case p == nil:
+		p = c.record(file, pipeline)
+	case !p.taken:
+	case p.ReadDone && p.Queued == 0 && p.Settled() && !c.sendingTo(p):
+		*p = CSVProgress{File: file, Pipeline: pipeline, Started: time.Now()}
+	default:
 		p = c.record(file, pipeline)
 	}
 	p.taken = true
@@ -228,6 +271,8 @@ func (r *Runner) settledRow(pipeline string, it *item, outcome rowOutcome) {
 	switch {
 	case it.row != nil:
 		p = it.row.run.progress
+	case r.csv.sending[csvKey(pipeline, it.stored.ID)] != nil:
+		p = r.csv.sending[csvKey(pipeline, it.stored.ID)]
 	case r.csv.latest[it.stored.Row.File] != nil:
 		p = r.csv.latest[it.stored.Row.File]
 	default:
@@ -301,7 +346,7 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if csvHashed != nil {
 		csvHashed(file)
 	}
-	key := "csv:" + pipeline + ":" + sum
+	key := csvKey(pipeline, sum)
 	release, err := r.claimCSV(ctx, key, pipeline, file)
 	if err != nil {
 		return snapshot(), nil // stopping: the file is taken next run
@@ -327,6 +372,9 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if cp.Rows > 0 {
 		r.log.Info("resuming a CSV import", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "after_row", cp.Rows)
 	}
+	r.csv.mu.Lock()
+	r.csv.sending[key] = rec
+	r.csv.mu.Unlock()
 	run := r.startCSVRun(pipeline, file, sum, key, cp.Rows, rec)
 	// stop ends the import early: the rows without an outcome are sent
 	// when the file is imported again, after the checkpoint, which still

@@ -1019,3 +1019,56 @@ func TestCSVSamePathImportedTwiceCountsApart(t *testing.T) {
 		t.Errorf("second import: %d sent but %d delivered", b.p.Queued, b.p.Delivered)
 	}
 }
+
+// A file whose rows wait in the inbox for a retry, imported again under
+// the same path before the retries are delivered: the retried rows settle
+// in the first import's record, the one that sent them, so both records
+// settle and neither counts more outcomes than rows sent.
+func TestCSVRetriedRowsSettleInTheImportThatSentThem(t *testing.T) {
+	h := start(t, setup{users: 100, tweak: func(p *engine.Pipeline) {
+		if p.Name == csvPipeline {
+			p.Delivery.BackoffInitial, p.Delivery.BackoffMax = time.Second, time.Second
+		}
+	}})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":5}`)
+	file := writeCSV(t, t.TempDir(), 60, 0)
+	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
+		t.Fatal(err)
+	}
+	if h.store.Depth(csvPipeline) == 0 {
+		t.Fatal("no row waits in the inbox for a retry; the test needs some")
+	}
+	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
+		t.Fatal(err)
+	}
+	h.drained()
+	h.eventually("both records settled", func() bool {
+		ps := h.r.CSVImports()
+		return len(ps) == 2 && ps[0].Settled() && ps[1].Settled()
+	})
+	if ps := h.r.CSVImports(); ps[0].Queued != 60 || ps[0].Delivered != 60 || ps[1].Queued != 0 || ps[1].Done() != 0 {
+		t.Errorf("first import %d sent, %d delivered; second %d sent, %d with an outcome; want 60, 60, 0, 0", ps[0].Queued, ps[0].Delivered, ps[1].Queued, ps[1].Done())
+	}
+}
+
+// A dropped file that cannot be filed away (done/ cannot be made) is
+// imported again at every other poll; it keeps one record, not one per
+// import, which /status and memory would hold for the engine's life.
+func TestCSVFileTakenAgainKeepsOneRecord(t *testing.T) {
+	folder := t.TempDir()
+	h := start(t, setup{users: 100, tweak: func(p *engine.Pipeline) {
+		if p.Name == csvPipeline {
+			p.Source.Inbox = folder
+		}
+	}})
+	if err := os.WriteFile(filepath.Join(folder, "done"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeCSV(t, folder, 5, 0)
+	h.r.WatchCSVInboxes(10 * time.Millisecond)
+	h.eventually("the file imported", func() bool { return h.tagCount("load-000005", "segment_5") == 1 })
+	time.Sleep(500 * time.Millisecond) // some 25 more imports, each finding it done
+	if ps := h.r.CSVImports(); len(ps) > 2 {
+		t.Errorf("%d records of one file", len(ps))
+	}
+}
