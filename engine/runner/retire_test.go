@@ -196,15 +196,19 @@ func TestReloadSendsNoMemberOfARefusedBatchAlone(t *testing.T) {
 		io.WriteString(w, `{"dispatch_id":"d1","message":"success"}`)
 	}))
 	defer srv.Close()
-	p1 := campaignProject(t, srv.URL, false)
-	for _, p := range p1.Pipelines {
-		p.Delivery.Linger = 150 * time.Millisecond
-		p.Delivery.Timeout = time.Second
-		if p.Target != nil {
-			p.Target.Conn.RateLimit = nil
+	// Requests merge (a linger), unpaced, each answered within a second.
+	project := func(edited bool) *engine.Project {
+		proj := campaignProject(t, srv.URL, edited)
+		for _, p := range proj.Pipelines {
+			p.Delivery.Linger = 150 * time.Millisecond
+			p.Delivery.Timeout = time.Second
+			if p.Target != nil {
+				p.Target.Conn.RateLimit = nil
+			}
 		}
+		return proj
 	}
-	r, store := startRunner(t, p1.Pipelines)
+	r, store := startRunner(t, project(false).Pipelines)
 	hooks := httptest.NewServer(r.Handler())
 	defer hooks.Close()
 	users := []string{"u-1", "u-2", "u-3", "u-4", "u-5", "u-6"}
@@ -220,15 +224,7 @@ func TestReloadSendsNoMemberOfARefusedBatchAlone(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no merged request")
 	}
-	p2 := campaignProject(t, srv.URL, true)
-	for _, p := range p2.Pipelines {
-		p.Delivery.Linger = 150 * time.Millisecond
-		p.Delivery.Timeout = time.Second
-		if p.Target != nil {
-			p.Target.Conn.RateLimit = nil
-		}
-	}
-	if rep := r.Apply(p2); !strings.Contains(rep.Summary(), "changed") {
+	if rep := r.Apply(project(true)); !strings.Contains(rep.Summary(), "changed") {
 		t.Fatalf("reload: %s", rep.Summary())
 	}
 	waitUntil(t, "every event handled", func() bool { return store.Depth("any-campaign") == 0 })
