@@ -206,7 +206,7 @@ func csvKey(pipeline, id string) string {
 
 // take gives an import of file its record: the one rows of an earlier run
 // made settling first, with their counts; the last import's of the file
-// again when that one sent nothing and ended (a file that cannot be
+// again when nothing came of that one and it ended (a file that cannot be
 // filed away is taken again at every poll); or a new one.
 func (c *csvImports) take(file, pipeline string) *CSVProgress {
 	c.mu.Lock()
@@ -216,7 +216,7 @@ func (c *csvImports) take(file, pipeline string) *CSVProgress {
 	case p == nil:
 		p = c.record(file, pipeline)
 	case !p.taken:
-	case p.ReadDone && p.Queued == 0 && p.Settled() && !c.sendingTo(p):
+	case p.ReadDone && p.Queued == 0 && p.Broken == 0 && p.Earlier == (RowOutcomes{}) && p.Settled() && !c.sendingTo(p):
 		*p = CSVProgress{File: file, Pipeline: pipeline, Started: time.Now()}
 	default:
 		p = c.record(file, pipeline)
