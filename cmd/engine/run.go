@@ -447,12 +447,24 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 	// read closes when the last file is read, so --until-done exits then
 	// rather than at the next tick, when its rows already have outcomes.
 	read := make(chan struct{})
+	// A --csv file may sit in a watched inbox folder: the watcher leaves
+	// it to its --csv import, and may take it (to file it away) after.
+	held := make([]func(), len(imports))
+	for i, im := range imports {
+		held[i] = r.HoldCSV(im.file)
+	}
 	go func() {
 		defer close(read)
-		for _, im := range imports {
+		defer func() {
+			for _, release := range held {
+				release()
+			}
+		}()
+		for i, im := range imports {
 			if _, err := r.ImportCSV(ctx, im.pipeline, im.file); err != nil {
 				fmt.Fprintf(stderr, "engine run: %v\n", err)
 			}
+			held[i]()
 			if ctx.Err() != nil {
 				return
 			}

@@ -97,6 +97,39 @@ type csvImports struct {
 	// returns. Two imports of one content at once would each resume from
 	// the same checkpoint and both send the rows after it.
 	reading map[string]readingCSV
+	held    map[string]int // files HoldCSV keeps the watchers off, by absolute path
+}
+
+// HoldCSV keeps the inbox folder watchers off file (a --csv file that
+// sits in a watched folder) until release: its import is the caller's,
+// and a watcher would import it meanwhile and file it away to done/,
+// where the caller's import could no longer open it.
+func (r *Runner) HoldCSV(file string) (release func()) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		abs = file
+	}
+	r.csv.mu.Lock()
+	defer r.csv.mu.Unlock()
+	r.csv.held[abs]++
+	return sync.OnceFunc(func() {
+		r.csv.mu.Lock()
+		defer r.csv.mu.Unlock()
+		if r.csv.held[abs]--; r.csv.held[abs] == 0 {
+			delete(r.csv.held, abs)
+		}
+	})
+}
+
+// csvHeld reports whether file is held by HoldCSV.
+func (r *Runner) csvHeld(file string) bool {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		abs = file
+	}
+	r.csv.mu.Lock()
+	defer r.csv.mu.Unlock()
+	return r.csv.held[abs] > 0
 }
 
 type readingCSV struct {
@@ -578,6 +611,9 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 			seen[e.Name()] = st
 			if prev, ok := last[e.Name()]; !ok || prev != st {
 				continue // new or still changing: look again next poll
+			}
+			if r.csvHeld(filepath.Join(dir, e.Name())) {
+				continue // a --csv file: imported by its own import
 			}
 			var opened os.FileInfo
 			_, err = r.importCSV(ctx, pipeline, filepath.Join(dir, e.Name()), &opened)

@@ -135,18 +135,21 @@ func (row *csvRow) settle() {
 
 func (c *csvRun) settled(n int) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.open[n-c.base-1] = true
 	moved := 0
 	for moved < len(c.open) && c.open[moved] {
 		moved++
 	}
-	if moved == 0 {
-		return
+	if moved > 0 {
+		c.base += moved
+		c.open = append(c.open[:0], c.open[moved:]...)
+		c.signal()
 	}
-	c.base += moved
-	c.open = append(c.open[:0], c.open[moved:]...)
-	c.signal()
+	lastHeld := c.ending && c.heldByLanes() == 0
+	c.mu.Unlock()
+	if lastHeld {
+		c.lettingGo() // after c.mu: finishCSVRuns takes r.csv.mu, then c.mu
+	}
 }
 
 func (c *csvRun) signal() {
@@ -170,26 +173,34 @@ func (c *csvRun) giveBack(it *item) {
 	c.back = append(c.back, it)
 	c.signal()
 	ending := c.ending
+	lastHeld := ending && c.heldByLanes() == 0
 	c.mu.Unlock()
 	if ending {
 		c.unsent(1)
 	}
+	if lastHeld {
+		c.lettingGo()
+	}
 }
 
 // lettingGo marks the import's progress: it stopped early, and no lane
-// holds a row of it.
+// holds a row of it. Marked where the last held row settles or comes
+// back, and by the checkpoint writer: a later import of the content may
+// stop that writer first (finishCSVRuns).
 func (c *csvRun) lettingGo() {
 	c.r.csv.mu.Lock()
 	defer c.r.csv.mu.Unlock()
 	c.progress.letGo = true
 }
 
-// unsent takes n rows this run will not send after all off its count of
-// rows sent.
+// unsent takes n rows this run will not send after all off its counts of
+// rows sent and read: the next import of the file reads them again, and
+// the summary adds up (rows read = sent + broken + handled before).
 func (c *csvRun) unsent(n int) {
 	c.r.csv.mu.Lock()
 	defer c.r.csv.mu.Unlock()
 	c.progress.Queued -= n
+	c.progress.Rows -= n
 }
 
 // settledThrough reports whether rows 1..n all have an outcome.

@@ -106,7 +106,7 @@ func New(opts Options) (*Runner, error) {
 	r := &Runner{
 		opts: opts, store: opts.Store, log: opts.Logger, clock: opts.Clock,
 		governors: map[string]*delivery.Governor{}, lastLane: map[string]*lane{}, states: map[string]*pipelineState{}, csvWatch: map[string]*csvWatcher{},
-		csv:          csvImports{latest: map[string]*CSVProgress{}, sending: map[string]*CSVProgress{}, runs: map[*csvRun]bool{}, reading: map[string]readingCSV{}},
+		csv:          csvImports{latest: map[string]*CSVProgress{}, sending: map[string]*CSVProgress{}, runs: map[*csvRun]bool{}, reading: map[string]readingCSV{}, held: map[string]int{}},
 		queuedBefore: opts.Store.LastSeqs(),
 	}
 	r.client = opts.Client
