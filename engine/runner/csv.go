@@ -105,10 +105,7 @@ type csvImports struct {
 // and a watcher would import it meanwhile and file it away to done/,
 // where the caller's import could no longer open it.
 func (r *Runner) HoldCSV(file string) (release func()) {
-	abs, err := filepath.Abs(file)
-	if err != nil {
-		abs = file
-	}
+	abs := heldKey(file)
 	r.csv.mu.Lock()
 	defer r.csv.mu.Unlock()
 	r.csv.held[abs]++
@@ -123,13 +120,19 @@ func (r *Runner) HoldCSV(file string) (release func()) {
 
 // csvHeld reports whether file is held by HoldCSV.
 func (r *Runner) csvHeld(file string) bool {
-	abs, err := filepath.Abs(file)
-	if err != nil {
-		abs = file
-	}
+	abs := heldKey(file)
 	r.csv.mu.Lock()
 	defer r.csv.mu.Unlock()
 	return r.csv.held[abs] > 0
+}
+
+// heldKey names file as HoldCSV keeps it: the --csv name and the one the
+// watcher builds from its folder may differ (relative, ../).
+func heldKey(file string) string {
+	if abs, err := filepath.Abs(file); err == nil {
+		return abs
+	}
+	return file
 }
 
 type readingCSV struct {
