@@ -814,6 +814,12 @@ func TestCSVStopCheckpointsRowsSettledInTheGrace(t *testing.T) {
 	if first.Done() == 0 || first.ReadDone {
 		t.Fatalf("first run %+v; want it stopped half-way", first)
 	}
+	// Its summary adds up: the rows given back count as neither read nor
+	// sent, as the next run reads and sends them.
+	if first.Rows != first.Queued+first.Broken+first.Skipped {
+		t.Errorf("summary: %d rows read, %d sent, %d broken, %d handled before: %d rows neither sent nor handled",
+			first.Rows, first.Queued, first.Broken, first.Skipped, first.Rows-first.Queued-first.Broken-first.Skipped)
+	}
 
 	h2 := start(t, setup{users: 401, dataDir: data, sandbox: sb})
 	if rows, done := checkpointOf(t, h2.store, file); rows != first.Done() || done {
