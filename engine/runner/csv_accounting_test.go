@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/loyalty-connector/engine/engine"
 )
 
 // Rows an earlier run left in the inbox settle in this run (counted in
@@ -19,11 +17,7 @@ import (
 func TestCSVEarlierOutcomesSurviveASecondImport(t *testing.T) {
 	data := t.TempDir()
 	file := writeCSV(t, t.TempDir(), 60, 0)
-	slow := func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Delivery.BackoffInitial, p.Delivery.BackoffMax = 500*time.Millisecond, 500*time.Millisecond
-		}
-	}
+	slow := csvBackoff(500 * time.Millisecond)
 	h := start(t, setup{users: 100, dataDir: data, tweak: slow})
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":5}`)
 	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
@@ -65,11 +59,7 @@ func TestCSVOrderByRetriesAcrossAReloadAddUp(t *testing.T) {
 	editFile(t, yaml, func(s string) string {
 		return strings.Replace(s, "  concurrency: 32", "  concurrency: 4\n  order_by: \"{{ event.user_id }}\"", 1)
 	})
-	tweak := func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Delivery.BackoffInitial, p.Delivery.BackoffMax = 300*time.Millisecond, 300*time.Millisecond
-		}
-	}
+	tweak := csvBackoff(300 * time.Millisecond)
 	h := start(t, setup{users: 10, dirs: []string{dir}, tweak: tweak})
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":0.3,"error_status":503,"count":30}`)
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"10ms"}`)
@@ -87,7 +77,9 @@ func TestCSVOrderByRetriesAcrossAReloadAddUp(t *testing.T) {
 		fmt.Fprintf(&b, "load-%06d,segment_%d\n", i%3+1, i)
 	}
 	file := filepath.Join(t.TempDir(), "keyed.csv")
-	os.WriteFile(file, []byte(b.String()), 0o644)
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	done := importInBackground(h, file)
 	h.eventually("some rows delivered", func() bool { return len(h.journal("/sessionm/core/*")) >= 30 })
 	editFile(t, yaml, func(s string) string { return strings.Replace(s, "concurrency: 4", "concurrency: 3", 1) })
@@ -108,11 +100,7 @@ func TestCSVOrderByRetriesAcrossAReloadAddUp(t *testing.T) {
 // still has requests in flight. The first import's record must settle.
 func TestCSVPipelineRemovedAndReaddedWhileInFlightSettles(t *testing.T) {
 	dir := copyPipelines(t)
-	tweak := func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Delivery.BackoffInitial, p.Delivery.BackoffMax = 2*time.Second, 2*time.Second
-		}
-	}
+	tweak := csvBackoff(2 * time.Second)
 	h := start(t, setup{users: 401, dirs: []string{dir}, tweak: tweak})
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":10}`)
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"1s"}`)
@@ -121,15 +109,22 @@ func TestCSVPipelineRemovedAndReaddedWhileInFlightSettles(t *testing.T) {
 	h.eventually("retries queued", func() bool { return h.store.Depth(csvPipeline) >= 10 })
 	time.Sleep(200 * time.Millisecond) // the next rows are in flight
 	yaml := filepath.Join(dir, csvPipeline+".yaml")
-	raw, _ := os.ReadFile(yaml)
-	os.Remove(yaml)
+	raw, err := os.ReadFile(yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(yaml); err != nil {
+		t.Fatal(err)
+	}
 	if c := changeOf(h.r.Apply(h.load()), csvPipeline); c == nil || c.Result != "removed" {
 		t.Fatal("not removed")
 	}
 	if err := <-done; err == nil || !strings.Contains(err.Error(), "removed") {
 		t.Fatalf("import: %v", err)
 	}
-	os.WriteFile(yaml, raw, 0o644)
+	if err := os.WriteFile(yaml, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if c := changeOf(h.r.Apply(h.load()), csvPipeline); c == nil || c.Result != "added" {
 		t.Fatalf("not added: %+v", c)
 	}
@@ -145,11 +140,7 @@ func TestCSVPipelineRemovedAndReaddedWhileInFlightSettles(t *testing.T) {
 // must still settle once the removed version's requests end.
 func TestCSVPipelineRemovedWhileASecondImportWaitsSettles(t *testing.T) {
 	dir := copyPipelines(t)
-	tweak := func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Delivery.BackoffInitial, p.Delivery.BackoffMax = time.Minute, time.Minute
-		}
-	}
+	tweak := csvBackoff(time.Minute)
 	h := start(t, setup{users: 401, dirs: []string{dir}, tweak: tweak})
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":10}`)
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"1s"}`)
@@ -158,7 +149,9 @@ func TestCSVPipelineRemovedWhileASecondImportWaitsSettles(t *testing.T) {
 	h.eventually("retries queued", func() bool { return h.store.Depth(csvPipeline) >= 10 })
 	second := importInBackground(h, file) // waits for the first
 	time.Sleep(200 * time.Millisecond)
-	os.Remove(filepath.Join(dir, csvPipeline+".yaml"))
+	if err := os.Remove(filepath.Join(dir, csvPipeline+".yaml")); err != nil {
+		t.Fatal(err)
+	}
 	if c := changeOf(h.r.Apply(h.load()), csvPipeline); c == nil || c.Result != "removed" {
 		t.Fatal("not removed")
 	}

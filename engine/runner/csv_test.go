@@ -44,6 +44,15 @@ func writeCSV(t *testing.T, dir string, n, broken int) string {
 	return path
 }
 
+// csvBackoff has the CSV pipeline wait d before each retry.
+func csvBackoff(d time.Duration) func(*engine.Pipeline) {
+	return func(p *engine.Pipeline) {
+		if p.Name == csvPipeline {
+			p.Delivery.BackoffInitial, p.Delivery.BackoffMax = d, d
+		}
+	}
+}
+
 func (h *harness) tagCount(user, tag string) int {
 	h.t.Helper()
 	d := h.control("GET", "/deliveries?user="+user, "")
@@ -400,11 +409,7 @@ func checkpointOf(t *testing.T, store *inbox.Store, file string) (rows int, done
 // next time, so it no longer holds the checkpoint back: the import is done
 // while the row waits there for its retry.
 func TestCSVRowRetriesFromTheInbox(t *testing.T) {
-	h := start(t, setup{users: 100, tweak: func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Delivery.BackoffInitial, p.Delivery.BackoffMax = time.Hour, time.Hour
-		}
-	}})
+	h := start(t, setup{users: 100, tweak: csvBackoff(time.Hour)})
 	// The first five tag requests fail; the rest pass.
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":5}`)
 	file := writeCSV(t, t.TempDir(), 60, 0)
@@ -612,11 +617,7 @@ func TestCSVRetryOfARowAnEarlierRunHandled(t *testing.T) {
 func TestCSVProgressSettlesOnlyWhenTheImportIs(t *testing.T) {
 	data := t.TempDir()
 	file := writeCSV(t, t.TempDir(), 1500, 0)
-	tweak := func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Delivery.BackoffInitial, p.Delivery.BackoffMax = time.Second, time.Second
-		}
-	}
+	tweak := csvBackoff(time.Second)
 	h := start(t, setup{users: 1600, dataDir: data, tweak: tweak})
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":20}`)
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"100ms"}`)
@@ -1031,11 +1032,7 @@ func TestCSVSamePathImportedTwiceCountsApart(t *testing.T) {
 // in the first import's record, the one that sent them, so both records
 // settle and neither counts more outcomes than rows sent.
 func TestCSVRetriedRowsSettleInTheImportThatSentThem(t *testing.T) {
-	h := start(t, setup{users: 100, tweak: func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Delivery.BackoffInitial, p.Delivery.BackoffMax = time.Second, time.Second
-		}
-	}})
+	h := start(t, setup{users: 100, tweak: csvBackoff(time.Second)})
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":5}`)
 	file := writeCSV(t, t.TempDir(), 60, 0)
 	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
