@@ -44,6 +44,22 @@ func writeCSV(t *testing.T, dir string, n, broken int) string {
 	return path
 }
 
+// importText imports a file of text, named name, and waits until the
+// inbox is drained.
+func (h *harness) importText(name, text string) (file string, p runner.CSVProgress) {
+	h.t.Helper()
+	file = filepath.Join(h.t.TempDir(), name)
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.drained()
+	return file, p
+}
+
 // csvBackoff has the CSV pipeline wait d before each retry.
 func csvBackoff(d time.Duration) func(*engine.Pipeline) {
 	return func(p *engine.Pipeline) {
@@ -683,15 +699,7 @@ func TestCSVUnclosedQuoteKeepsTheRowsAfterIt(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "load-%06d,segment_%d\n", i, i)
 	}
-	file := filepath.Join(t.TempDir(), "segment.csv")
-	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.drained()
+	file, p := h.importText("segment.csv", b.String())
 	if p.Rows != 20 || p.Queued != 19 || p.Broken != 1 {
 		t.Errorf("rows %d, sent %d, broken %d; want 20, 19 and 1", p.Rows, p.Queued, p.Broken)
 	}
@@ -714,15 +722,7 @@ func TestCSVUnclosedQuoteKeepsTheRowsAfterIt(t *testing.T) {
 // UTF-8 is a broken row: a dead letter saying so, the other rows sent.
 func TestCSVRowNotUTF8IsABrokenRow(t *testing.T) {
 	h := start(t, setup{users: 20})
-	file := filepath.Join(t.TempDir(), "latin1.csv")
-	if err := os.WriteFile(file, []byte("user_id,tag\nload-000001,caf\xe9\nload-000002,caf\u00e9\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.drained()
+	file, p := h.importText("latin1.csv", "user_id,tag\nload-000001,caf\xe9\nload-000002,caf\u00e9\n")
 	if p.Rows != 2 || p.Queued != 1 || p.Broken != 1 {
 		t.Errorf("rows %d, sent %d, broken %d; want 2, 1 and 1", p.Rows, p.Queued, p.Broken)
 	}
@@ -742,16 +742,8 @@ func TestCSVRowNotUTF8IsABrokenRow(t *testing.T) {
 // and holds nothing of it, and the rows after it are sent.
 func TestCSVRowOverTheBoundIsABrokenRow(t *testing.T) {
 	h := start(t, setup{users: 20})
-	file := filepath.Join(t.TempDir(), "huge.csv")
 	huge := "user_id,tag\nload-000001," + strings.Repeat("x", 2*csvfile.MaxRowBytes) + "\nload-000002,vip\n"
-	if err := os.WriteFile(file, []byte(huge), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.drained()
+	file, p := h.importText("huge.csv", huge)
 	if p.Rows != 2 || p.Queued != 1 || p.Broken != 1 {
 		t.Errorf("rows %d, sent %d, broken %d; want 2, 1 and 1", p.Rows, p.Queued, p.Broken)
 	}
