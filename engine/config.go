@@ -114,7 +114,11 @@ type ConnectionsConfig struct {
 }
 
 // Settings every connection type has, besides its own fields.
-var commonConnectionFields = []string{"type", "base_url", "timeout", "rate_limit"}
+var commonConnectionFields = []string{"type", "base_url", "timeout", "rate_limit", allowPlainHTTP}
+
+// allowPlainHTTP lets a connection to an HTTPS-only service use an
+// http:// base_url on another host: an emulator in another container.
+const allowPlainHTTP = "allow_plain_http"
 
 // StringList is a string or a list of strings.
 type StringList []string

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -97,6 +98,10 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 				}
 			}
 		}
+		plainOK, plainErr := parseAllowPlainHTTP(settings[allowPlainHTTP])
+		if optIn := path.Child(allowPlainHTTP); plainErr != nil && !fc.hasProblem(optIn) {
+			fc.errorAt(optIn, "%v", plainErr)
+		}
 		if fc.unresolved[path.Child("base_url").String()] {
 			continue
 		}
@@ -104,6 +109,16 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 		if err != nil {
 			fc.errorAt(path.Child("base_url"), "%v", err)
 			continue
+		}
+		if t.HTTPSOnly {
+			if err := checkPlainHTTP(t, u, plainOK); err != nil {
+				// With a broken opt-in, whether plain HTTP was meant is
+				// unknown: its own problem is the one to report.
+				if plainErr == nil && !fc.hasProblem(path.Child(allowPlainHTTP)) {
+					fc.errorAt(path.Child("base_url"), "%v", err)
+				}
+				continue
+			}
 		}
 		conn.BaseURL = u
 		conn.Timeout = DefaultTimeout
@@ -168,6 +183,40 @@ func parseBaseURL(s string) (*url.URL, error) {
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
 	return u, nil
+}
+
+// parseAllowPlainHTTP reads allow_plain_http: true or false, written
+// as a YAML boolean or, from ${env:...}, as text; unset is false.
+func parseAllowPlainHTTP(s string) (bool, error) {
+	switch v := strings.TrimSpace(s); {
+	case v == "" || strings.EqualFold(v, "false"):
+		return false, nil
+	case strings.EqualFold(v, "true"):
+		return true, nil
+	}
+	return false, fmt.Errorf("%s is true or false, not %q; set it to true only for an emulator reached over plain HTTP on another host", allowPlainHTTP, s)
+}
+
+// checkPlainHTTP refuses an http:// base_url on another host for a type
+// whose service is HTTPS only: the credentials of every request would
+// cross the network in clear. This machine is exempt, since the sandbox
+// and the tests' emulators listen there, and so is a connection that
+// opts in. u has passed parseBaseURL, so it holds no credentials to quote.
+func checkPlainHTTP(t *spec.ConnectionType, u *url.URL, allowed bool) error {
+	if u.Scheme != "http" || allowed || isLoopbackHost(u.Hostname()) {
+		return nil
+	}
+	return fmt.Errorf("%q would send the %s credentials unencrypted, and the service answers only over HTTPS; write https:// (plain http:// is for this machine only: localhost, 127.0.0.1, [::1]), or, for an emulator on another host, set %s: true on this connection", u, t.Name, allowPlainHTTP)
+}
+
+// isLoopbackHost says whether host (no port, no brackets) names this
+// machine: localhost or a loopback address (127.0.0.0/8, ::1).
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // listed joins items as a sentence does: "a, b and c".

@@ -95,6 +95,7 @@ var REST = &spec.ConnectionType{
 		return spec.Auth{Header: "Authorization", Scheme: "Bearer", Credential: c.Fields["api_key"]}, nil
 	},
 	ResponseError: responseError,
+	HTTPSOnly:     true, // braze.md §1 lists https://rest.* hosts only
 }
 
 // checkMaxUpdates accepts a users_track_max_updates of 1 to 225.

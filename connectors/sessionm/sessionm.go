@@ -58,6 +58,7 @@ var Core = &spec.ConnectionType{
 	},
 	ResponseError:    envelope{}.read,
 	ResponseErrorFor: readerFor,
+	HTTPSOnly:        true, // sessionm.md §1: HTTPS_ONLY
 }
 
 // tagsBody: tags (one or more, C) and ttl in seconds (field C, unit I).
@@ -120,6 +121,7 @@ var Connect = &spec.ConnectionType{
 	},
 	ResponseError:    envelope{}.read,
 	ResponseErrorFor: readerFor,
+	HTTPSOnly:        true, // sessionm.md §1: HTTPS_ONLY
 }
 
 // EventSource receives SessionM events. Their envelope is our proposal

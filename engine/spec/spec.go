@@ -55,6 +55,12 @@ type ConnectionType struct {
 	// RateLimits are the peer's documented limits per pool; endpoints name
 	// their pool. Connections of this type are paced to stay under them.
 	RateLimits map[string]RateLimit
+	// HTTPSOnly marks a service that answers only over HTTPS (SessionM,
+	// Braze's REST hosts). An http:// base_url for it is then a typo or a
+	// copied emulator URL that would send the credentials in clear, so
+	// the loader refuses one unless it names this machine or the
+	// connection opts in with allow_plain_http.
+	HTTPSOnly bool
 }
 
 // RateLimit is "Requests per Window", as APIs document their limits.
