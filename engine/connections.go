@@ -210,13 +210,16 @@ func checkPlainHTTP(t *spec.ConnectionType, u *url.URL, allowed bool) error {
 }
 
 // isLoopbackHost says whether host (no port, no brackets) names this
-// machine: localhost or a loopback address (127.0.0.0/8, ::1).
+// machine: localhost or a loopback address (127.0.0.0/8, ::1). A
+// connection to the unspecified address (0.0.0.0, ::) reaches this
+// machine too, and engine sandbox --env-out writes it when the sandbox
+// listens on every address.
 func isLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 // listed joins items as a sentence does: "a, b and c".

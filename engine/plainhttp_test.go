@@ -38,6 +38,8 @@ func TestPlainHTTPBaseURL(t *testing.T) {
 		{"http localhost", "braze", "http://localhost:8081/braze", "", "", ""},
 		{"http LOCALHOST", "braze", "http://LOCALHOST:8081/braze", "", "", ""},
 		{"http ::1", "braze", "http://[::1]:8081/braze", "", "", ""},
+		{"http 0.0.0.0, a sandbox on every address", "braze", "http://0.0.0.0:8081/braze", "", "", ""},
+		{"http ::, a sandbox on every address", "sessionm_core", "http://[::]:8081/sessionm/core", "", "", ""},
 		{"http remote opted in", "sessionm_core", "http://sessionm-emulator:8081/core", "true", "", ""},
 		{"http remote opted in as text", "braze", "http://braze-emulator:8081", `"True"`, "", ""},
 		{"generic http remote", "http", "http://internal.example.com/api", "", "", ""},
