@@ -8,7 +8,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loyalty-connector/engine/engine/runner"
 )
+
+// wholeBackoff has retries wait their whole backoff, without jitter: a
+// test that stops the engine while rows wait in the inbox has them all
+// still there (with jitter, one could be retried, and delivered, first).
+func wholeBackoff(o *runner.Options) { o.Random = func() float64 { return 1 } }
 
 // Rows an earlier run left in the inbox settle in this run (counted in
 // Earlier); the file is then named twice (--csv F --csv F, or a --csv
@@ -18,7 +25,7 @@ func TestCSVEarlierOutcomesSurviveASecondImport(t *testing.T) {
 	data := t.TempDir()
 	file := writeCSV(t, t.TempDir(), 60, 0)
 	slow := csvBackoff(500 * time.Millisecond)
-	h := start(t, setup{users: 100, dataDir: data, tweak: slow})
+	h := start(t, setup{users: 100, dataDir: data, tweak: slow, opts: wholeBackoff})
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":5}`)
 	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
 		t.Fatal(err)
