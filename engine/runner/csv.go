@@ -87,11 +87,16 @@ type csvImports struct {
 	// sits in the inbox folder) do not count in each other's.
 	records []*CSVProgress
 	latest  map[string]*CSVProgress
-	// sending is, per checkpoint key (a pipeline and a content), the
-	// record of the last import that sent rows of it: a row it moved to
-	// the inbox for a retry settles there, whatever was imported since.
-	sending map[string]*CSVProgress
-	runs    map[*csvRun]bool // imports whose last checkpoint is not written yet
+	// earlier is, per checkpoint key (a pipeline and a content), the
+	// record that counts apart (Earlier) the rows of that content this run
+	// did not send: those an earlier run left in the inbox.
+	earlier map[string]*CSVProgress
+	// queued holds, by event id, the CSV rows this run's imports moved to
+	// the inbox for a retry: the import that sent a row counts its outcome,
+	// whatever was imported since (an import stopped half-way, and the
+	// file imported again, resuming after the rows it queued).
+	queued map[string]csvTally
+	runs   map[*csvRun]bool // imports whose last checkpoint is not written yet
 	// reading holds, per checkpoint key (a pipeline and a content), the
 	// file being read under it, and closes its channel when that import
 	// returns. Two imports of one content at once would each resume from
@@ -212,9 +217,9 @@ const maxCSVRecords = 1000
 func (c *csvImports) record(file, pipeline string) *CSVProgress {
 	p := &CSVProgress{File: file, Pipeline: pipeline, Started: time.Now()}
 	if len(c.records) >= maxCSVRecords {
-		maps.DeleteFunc(c.sending, func(_ string, p *CSVProgress) bool { return p.Settled() })
+		maps.DeleteFunc(c.earlier, func(_ string, p *CSVProgress) bool { return p.Settled() })
 		c.records = slices.DeleteFunc(c.records, func(old *CSVProgress) bool {
-			return old.Settled() && c.latest[old.File] != old && !c.sendingTo(old)
+			return old.Settled() && c.latest[old.File] != old && !c.countsEarlier(old)
 		})
 	}
 	c.records = append(c.records, p)
@@ -222,10 +227,10 @@ func (c *csvImports) record(file, pipeline string) *CSVProgress {
 	return p
 }
 
-// sendingTo reports whether p is an import's that rows in the inbox may
-// still settle in (c.mu held).
-func (c *csvImports) sendingTo(p *CSVProgress) bool {
-	for _, s := range c.sending {
+// countsEarlier reports whether rows an earlier run left in the inbox may
+// still settle in p (c.mu held).
+func (c *csvImports) countsEarlier(p *CSVProgress) bool {
+	for _, s := range c.earlier {
 		if s == p {
 			return true
 		}
@@ -252,7 +257,7 @@ func (c *csvImports) take(file, pipeline string) *CSVProgress {
 	case p == nil:
 		p = c.record(file, pipeline)
 	case !p.taken:
-	case p.ReadDone && p.Queued == 0 && p.Broken == 0 && p.Earlier == (RowOutcomes{}) && p.Settled() && !c.sendingTo(p):
+	case p.ReadDone && p.Queued == 0 && p.Broken == 0 && p.Earlier == (RowOutcomes{}) && p.Settled() && !c.countsEarlier(p):
 		*p = CSVProgress{File: file, Pipeline: pipeline, Started: time.Now()}
 	default:
 		p = c.record(file, pipeline)
@@ -294,41 +299,94 @@ const (
 	rowDead
 )
 
-// settledRow counts a CSV row's outcome for its file's progress. Rows an
-// earlier run queued can settle before this run's import of the file has
-// begun, so the record is made here when it is missing.
+// csvTally is where a CSV row's outcome counts: in a record, among the
+// rows its import sent, or apart (Earlier).
+type csvTally struct {
+	p       *CSVProgress
+	earlier bool
+}
+
+// add counts n outcomes (c.mu held).
+func (t csvTally) add(outcome rowOutcome, n int) {
+	delivered, filtered, failed := &t.p.Delivered, &t.p.Filtered, &t.p.Failed
+	if t.earlier {
+		delivered, filtered, failed = &t.p.Earlier.Delivered, &t.p.Earlier.Filtered, &t.p.Earlier.Failed
+	}
+	switch outcome {
+	case rowDelivered:
+		*delivered += n
+	case rowFiltered:
+		*filtered += n
+	default:
+		*failed += n
+	}
+}
+
+// settledRow counts a CSV row's outcome for its file's progress: a row
+// read from the file in its import's record; one from the inbox in the
+// record of the import that queued it, or, if this run did not (an
+// earlier run did), apart. Rows an earlier run queued can settle before
+// this run's import of the file has begun, so the record is made here
+// when it is missing.
 func (r *Runner) settledRow(pipeline string, it *item, outcome rowOutcome) {
 	if it.stored == nil || it.stored.Row == nil {
 		return
 	}
 	r.csv.mu.Lock()
 	defer r.csv.mu.Unlock()
-	var p *CSVProgress
-	switch {
-	case it.row != nil:
-		p = it.row.run.progress
-	case r.csv.sending[csvKey(pipeline, it.stored.ID)] != nil:
-		p = r.csv.sending[csvKey(pipeline, it.stored.ID)]
-	case r.csv.latest[it.stored.Row.File] != nil:
-		p = r.csv.latest[it.stored.Row.File]
-	default:
-		p = r.csv.record(it.stored.Row.File, pipeline)
+	var t csvTally
+	if it.row != nil {
+		t.p = it.row.run.progress
+	} else if queued, ok := r.csv.queued[it.stored.ID]; ok {
+		delete(r.csv.queued, it.stored.ID)
+		t = queued
+	} else {
+		t = csvTally{p: r.csv.earlierRecord(pipeline, it.stored), earlier: true}
 	}
-	if it.row == nil && it.rec.Seq <= r.queuedBefore[pipeline] {
-		countOutcome(outcome, &p.Earlier.Delivered, &p.Earlier.Filtered, &p.Earlier.Failed)
-		return
-	}
-	countOutcome(outcome, &p.Delivered, &p.Filtered, &p.Failed)
+	t.add(outcome, 1)
 }
 
-func countOutcome(outcome rowOutcome, delivered, filtered, failed *int) {
-	switch outcome {
-	case rowDelivered:
-		*delivered++
-	case rowFiltered:
-		*filtered++
-	default:
-		*failed++
+// earlierRecord is the record that counts apart the rows of stored's
+// content that this run did not send (c.mu held).
+func (c *csvImports) earlierRecord(pipeline string, stored *storedEvent) *CSVProgress {
+	key := csvKey(pipeline, stored.ID)
+	switch {
+	case c.earlier[key] != nil:
+		return c.earlier[key]
+	case c.latest[stored.Row.File] != nil:
+		return c.latest[stored.Row.File]
+	}
+	return c.record(stored.Row.File, pipeline)
+}
+
+// queue notes, before it is in the inbox (its feeder may take it at
+// once), that row it goes there for a retry, its outcome to be counted by
+// its import. It reports false when the id was noted already: an earlier
+// import's copy of the row waits there, and the inbox will not take this
+// one.
+func (c *csvImports) queue(it *item) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.queued[it.stored.ID]; ok {
+		return false
+	}
+	c.queued[it.stored.ID] = csvTally{p: it.row.run.progress}
+	return true
+}
+
+// notQueued takes back what queue noted, if it noted it: the inbox did not
+// take the row (a copy was there already, or it failed). A duplicate is a
+// row an earlier import queued: its outcome is that copy's, so it counts
+// as handled before, not as sent by this import.
+func (c *csvImports) notQueued(it *item, noted, duplicate bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if noted {
+		delete(c.queued, it.stored.ID)
+	}
+	if duplicate {
+		it.row.run.progress.Queued--
+		it.row.run.progress.Skipped++
 	}
 }
 
@@ -409,7 +467,7 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 		r.log.Info("resuming a CSV import", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "after_row", cp.Rows)
 	}
 	r.csv.mu.Lock()
-	r.csv.sending[key] = rec
+	r.csv.earlier[key] = rec
 	r.csv.mu.Unlock()
 	run := r.startCSVRun(pipeline, file, sum, key, cp.Rows, rec)
 	// stop ends the import early: the rows without an outcome are sent

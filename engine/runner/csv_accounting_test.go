@@ -3,12 +3,15 @@ package runner_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
 )
 
@@ -172,4 +175,113 @@ func TestCSVPipelineRemovedWhileASecondImportWaitsSettles(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// An import stopped half-way leaves rows in the inbox for their retry;
+// the file is imported again, resuming after them. Those rows were read
+// and sent by the first import, so they count in its record: they were
+// counted in the second's, which then had more outcomes than rows sent.
+func TestCSVRowsAStoppedImportLeftCountInIt(t *testing.T) {
+	h := start(t, setup{users: 401, tweak: csvBackoff(time.Second), opts: wholeBackoff})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":5}`)
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"20ms"}`)
+	file := writeCSV(t, t.TempDir(), 400, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := h.r.ImportCSV(ctx, csvPipeline, file)
+		first <- err
+	}()
+	h.eventually("retries queued", func() bool { return h.store.Depth(csvPipeline) == 5 })
+	cancel()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	// The rows in flight settle in the first import before the second
+	// begins; the 5 retries wait for their second.
+	h.eventually("the first import's rows settled or queued", func() bool {
+		p := h.r.CSVImports()[0]
+		return p.Done()+h.store.Depth(csvPipeline) == p.Queued
+	})
+	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
+		t.Fatal(err)
+	}
+	h.control("DELETE", "/faults", "")
+	h.drained()
+	h.eventually("every row counted", func() bool {
+		n := 0
+		for _, p := range h.r.CSVImports() {
+			n += p.Done()
+		}
+		return n >= 400
+	})
+	h.eachRowDeliveredOnce(400)
+	ps := h.r.CSVImports()
+	if len(ps) != 2 {
+		t.Fatalf("records %+v; want two", ps)
+	}
+	for i, p := range ps {
+		if p.Done() != p.Queued || p.Rows != p.Queued+p.Skipped+p.Broken || p.Earlier != (runner.RowOutcomes{}) {
+			t.Errorf("import %d: %d rows read, %d sent, %d handled before, %d with an outcome, %+v from elsewhere; want every row sent to have one outcome here", i+1, p.Rows, p.Queued, p.Skipped, p.Done(), p.Earlier)
+		}
+	}
+	if ps[0].Queued+ps[1].Queued != 400 {
+		t.Errorf("%d and %d rows sent; want 400 in all", ps[0].Queued, ps[1].Queued)
+	}
+}
+
+// oneAttempt has the CSV pipeline make one attempt per row, so a 5xx
+// fault makes a dead letter that a replay can deliver.
+func oneAttempt(p *engine.Pipeline) {
+	if p.Name == csvPipeline {
+		p.Delivery.Attempts = 1
+	}
+}
+
+// replayAll replays every dead letter of the CSV pipeline through the
+// admin listener, as curl -X POST .../dlq/{id}/replay does while the
+// engine runs.
+func (h *harness) replayAll() {
+	h.t.Helper()
+	dls, err := h.store.DeadLetters(inbox.DeadFilter{Pipeline: csvPipeline})
+	if err != nil || len(dls) == 0 {
+		h.t.Fatalf("no dead letters to replay (%v)", err)
+	}
+	admin := httptest.NewServer(h.r.AdminHandler(nil))
+	defer admin.Close()
+	for _, dl := range dls {
+		if a := do(h.t, "POST", fmt.Sprintf("%s/dlq/%d/replay", admin.URL, dl.ID), "", nil); a.status != 200 {
+			h.t.Fatalf("replay %d: %d %s", dl.ID, a.status, a.body)
+		}
+	}
+}
+
+// A dead letter an earlier run made, replayed in this one, is a row from
+// elsewhere: counted apart (Earlier), not as one this run sent.
+func TestCSVReplayOfAnEarlierRunsDeadLetterCountsApart(t *testing.T) {
+	data := t.TempDir()
+	file := writeCSV(t, t.TempDir(), 60, 0)
+	h := start(t, setup{users: 100, dataDir: data, tweak: oneAttempt})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":2}`)
+	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
+		t.Fatal(err)
+	}
+	sb := h.sbURL
+	h.stop()
+
+	h2 := start(t, setup{users: 100, dataDir: data, sandbox: sb})
+	if p, err := h2.r.ImportCSV(context.Background(), csvPipeline, file); err != nil || p.Skipped != 60 {
+		t.Fatalf("second run's import: %+v %v; want the 60 rows handled before", p, err)
+	}
+	h2.replayAll()
+	h2.drained()
+	h2.eventually("the replayed rows counted", func() bool {
+		p := h2.r.CSVImports()[0]
+		return p.Delivered+p.Earlier.Delivered >= 2
+	})
+	h2.eachRowDeliveredOnce(60)
+	ps := h2.r.CSVImports()
+	if p := ps[0]; len(ps) != 1 || p.Queued != 0 || p.Done() != 0 || p.Earlier != (runner.RowOutcomes{Delivered: 2}) {
+		t.Errorf("records %+v; want one: nothing sent, the 2 replayed rows delivered among the earlier run's", ps)
+	}
 }

@@ -487,16 +487,17 @@ func (l *lane) queueRow(it *item, attempt int, next time.Time) bool {
 	if it.keyed {
 		return false
 	}
+	noted := l.r.csv.queue(it)
 	got, err := l.r.store.Append(l.p.Name, inbox.NewEvent{ID: it.stored.ID, Payload: it.payload(), Attempts: attempt, NotAfter: next})
 	if err != nil {
+		l.r.csv.notQueued(it, noted, false)
 		l.r.log.Error("cannot move a CSV row to the inbox for its retry; it waits in memory", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
 		return false
 	}
-	// A duplicate is a row an earlier run queued: the inbox holds it, or
-	// held and delivered it. Its outcome is that copy's, so it counts as
-	// handled before, not as sent by this run.
+	// A duplicate is a row an earlier run or import queued: the inbox
+	// holds it, or held and delivered it.
 	if got[0].Duplicate {
-		l.r.csv.update(it.row.run.progress, func(p *CSVProgress) { p.Queued--; p.Skipped++ })
+		l.r.csv.notQueued(it, noted, true)
 	}
 	it.row.settle()
 	l.release(it)

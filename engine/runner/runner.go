@@ -58,11 +58,7 @@ type Runner struct {
 	ready   atomic.Bool
 	started atomic.Bool
 	csv     csvImports
-	// queuedBefore is, per pipeline, the last inbox seq an earlier run
-	// gave out: a CSV row with a seq up to it was queued for its retry
-	// before this run began.
-	queuedBefore map[string]uint64
-	metrics      *metrics
+	metrics *metrics
 
 	reloadMu  sync.Mutex       // one Apply at a time
 	lastLane  map[string]*lane // the newest lane of each pipeline name, removed ones too (under reloadMu)
@@ -106,8 +102,8 @@ func New(opts Options) (*Runner, error) {
 	r := &Runner{
 		opts: opts, store: opts.Store, log: opts.Logger, clock: opts.Clock,
 		governors: map[string]*delivery.Governor{}, lastLane: map[string]*lane{}, states: map[string]*pipelineState{}, csvWatch: map[string]*csvWatcher{},
-		csv:          csvImports{latest: map[string]*CSVProgress{}, sending: map[string]*CSVProgress{}, runs: map[*csvRun]bool{}, reading: map[string]readingCSV{}, held: map[string]int{}},
-		queuedBefore: opts.Store.LastSeqs(),
+		csv: csvImports{latest: map[string]*CSVProgress{}, earlier: map[string]*CSVProgress{}, queued: map[string]csvTally{},
+			runs: map[*csvRun]bool{}, reading: map[string]readingCSV{}, held: map[string]int{}},
 	}
 	r.client = opts.Client
 	if r.client == nil {
