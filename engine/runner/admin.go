@@ -237,7 +237,11 @@ func (r *Runner) replayDead(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("dead letter %d belongs to pipeline %s, which is not running here", id, dl.Pipeline))
 		return
 	}
+	undo := r.csv.replaying(dl.ID, dl.EventID)
 	pipeline, seq, err := r.store.Requeue(id)
+	if err != nil && !errors.Is(err, inbox.ErrNoSuchDeadLetter) {
+		undo() // still a dead letter; if it is gone, another replay took it, and its row finds the note
+	}
 	if errors.Is(err, inbox.ErrNoSuchDeadLetter) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no dead letter %d", id))
 		return
@@ -256,7 +260,11 @@ func (r *Runner) dropDead(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	if err := r.store.DropDeadLetter(id); errors.Is(err, inbox.ErrNoSuchDeadLetter) {
+	err := r.store.DropDeadLetter(id)
+	if err == nil {
+		r.csv.dropped(id)
+	}
+	if errors.Is(err, inbox.ErrNoSuchDeadLetter) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no dead letter %d", id))
 		return
 	} else if err != nil {

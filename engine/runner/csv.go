@@ -89,14 +89,21 @@ type csvImports struct {
 	latest  map[string]*CSVProgress
 	// earlier is, per checkpoint key (a pipeline and a content), the
 	// record that counts apart (Earlier) the rows of that content this run
-	// did not send: those an earlier run left in the inbox.
+	// did not send: those an earlier run left in the inbox or as dead
+	// letters that are replayed now.
 	earlier map[string]*CSVProgress
 	// queued holds, by event id, the CSV rows this run's imports moved to
 	// the inbox for a retry: the import that sent a row counts its outcome,
 	// whatever was imported since (an import stopped half-way, and the
-	// file imported again, resuming after the rows it queued).
+	// file imported again, resuming after the rows it queued). A dead
+	// letter of this run that is replayed is here too, to be taken back
+	// out of the counts when the replay has its outcome.
 	queued map[string]csvTally
-	runs   map[*csvRun]bool // imports whose last checkpoint is not written yet
+	// dead holds, by dead-letter id, where each CSV row this run
+	// dead-lettered was counted, for a replay to find. The record's
+	// entries go when it does (maxCSVRecords).
+	dead map[uint64]csvTally
+	runs map[*csvRun]bool // imports whose last checkpoint is not written yet
 	// reading holds, per checkpoint key (a pipeline and a content), the
 	// file being read under it, and closes its channel when that import
 	// returns. Two imports of one content at once would each resume from
@@ -218,9 +225,17 @@ func (c *csvImports) record(file, pipeline string) *CSVProgress {
 	p := &CSVProgress{File: file, Pipeline: pipeline, Started: time.Now()}
 	if len(c.records) >= maxCSVRecords {
 		maps.DeleteFunc(c.earlier, func(_ string, p *CSVProgress) bool { return p.Settled() })
+		var gone []*CSVProgress
 		c.records = slices.DeleteFunc(c.records, func(old *CSVProgress) bool {
-			return old.Settled() && c.latest[old.File] != old && !c.countsEarlier(old)
+			drop := old.Settled() && c.latest[old.File] != old && !c.countsEarlier(old)
+			if drop {
+				gone = append(gone, old)
+			}
+			return drop
 		})
+		if len(gone) > 0 {
+			maps.DeleteFunc(c.dead, func(_ uint64, t csvTally) bool { return slices.Contains(gone, t.p) })
+		}
 	}
 	c.records = append(c.records, p)
 	c.latest[file] = p
@@ -300,10 +315,13 @@ const (
 )
 
 // csvTally is where a CSV row's outcome counts: in a record, among the
-// rows its import sent, or apart (Earlier).
+// rows its import sent, or apart (Earlier). replayed: the row is a
+// replayed dead letter that was counted there as dead-lettered; its new
+// outcome replaces that one.
 type csvTally struct {
-	p       *CSVProgress
-	earlier bool
+	p        *CSVProgress
+	earlier  bool
+	replayed bool
 }
 
 // add counts n outcomes (c.mu held).
@@ -327,8 +345,9 @@ func (t csvTally) add(outcome rowOutcome, n int) {
 // record of the import that queued it, or, if this run did not (an
 // earlier run did), apart. Rows an earlier run queued can settle before
 // this run's import of the file has begun, so the record is made here
-// when it is missing.
-func (r *Runner) settledRow(pipeline string, it *item, outcome rowOutcome) {
+// when it is missing. deadLetter is the id of the row's dead letter, if
+// that is its outcome.
+func (r *Runner) settledRow(pipeline string, it *item, outcome rowOutcome, deadLetter uint64) {
 	if it.stored == nil || it.stored.Row == nil {
 		return
 	}
@@ -343,7 +362,48 @@ func (r *Runner) settledRow(pipeline string, it *item, outcome rowOutcome) {
 	} else {
 		t = csvTally{p: r.csv.earlierRecord(pipeline, it.stored), earlier: true}
 	}
+	if t.replayed {
+		t.add(rowDead, -1)
+		t.replayed = false
+	}
 	t.add(outcome, 1)
+	if deadLetter != 0 {
+		r.csv.dead[deadLetter] = t
+	}
+}
+
+// replaying is told that dead letter id, of event eventID, is about to be
+// queued again (a replay while the engine runs), before its feeder can
+// take it. If this
+// run counted it as a CSV row's outcome, the replay's outcome replaces
+// that count; one this run did not count is a row from elsewhere, and its
+// replay counts apart. undo puts things back if the replay fails.
+func (c *csvImports) replaying(id uint64, eventID string) (undo func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.dead[id]
+	if !ok {
+		return func() {}
+	}
+	delete(c.dead, id)
+	t.replayed = true
+	c.queued[eventID] = t
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.queued[eventID] == t {
+			delete(c.queued, eventID)
+		}
+		t.replayed = false
+		c.dead[id] = t
+	}
+}
+
+// dropped forgets dead letter id: it was dropped, no replay will come.
+func (c *csvImports) dropped(id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.dead, id)
 }
 
 // earlierRecord is the record that counts apart the rows of stored's

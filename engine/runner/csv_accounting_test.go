@@ -256,6 +256,48 @@ func (h *harness) replayAll() {
 	}
 }
 
+// A row dead-lettered during an import and replayed while the engine
+// runs has one outcome in the summary: its dead letter is taken back out
+// and what became of the replay is counted instead. It was counted
+// twice: 60 delivered and 3 dead-lettered of 60 rows sent.
+func TestCSVReplayedDeadLetterIsCountedOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		failAgain         bool
+		delivered, failed int
+	}{
+		{"delivered", false, 60, 0},
+		{"dead-lettered again", true, 57, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, setup{users: 100, tweak: oneAttempt})
+			h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":3}`)
+			file := writeCSV(t, t.TempDir(), 60, 0)
+			if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
+				t.Fatal(err)
+			}
+			if p := h.r.CSVImports()[0]; p.Delivered != 57 || p.Failed != 3 {
+				t.Fatalf("progress %+v; the test needs 57 rows delivered and 3 dead-lettered", p)
+			}
+			if tc.failAgain {
+				h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":3}`)
+			}
+			requests := len(h.journal("/sessionm/core/*"))
+			h.replayAll()
+			h.drained()
+			h.eventually("the replays answered", func() bool { return len(h.journal("/sessionm/core/*")) == requests+3 })
+			h.eventually("the replays counted", func() bool {
+				p := h.r.CSVImports()[0]
+				return p.Done()+p.Earlier.Delivered+p.Earlier.Failed >= 60
+			})
+			ps := h.r.CSVImports()
+			if p := ps[0]; len(ps) != 1 || p.Queued != 60 || p.Delivered != tc.delivered || p.Failed != tc.failed || p.Earlier != (runner.RowOutcomes{}) || !p.Settled() {
+				t.Errorf("records %+v; want one: 60 sent, %d delivered, %d dead-lettered", ps, tc.delivered, tc.failed)
+			}
+		})
+	}
+}
+
 // A dead letter an earlier run made, replayed in this one, is a row from
 // elsewhere: counted apart (Earlier), not as one this run sent.
 func TestCSVReplayOfAnEarlierRunsDeadLetterCountsApart(t *testing.T) {

@@ -674,13 +674,14 @@ func (l *lane) ack(it *item, why string) {
 	if why == "filtered" {
 		outcome = rowFiltered // nothing was sent: not a delivery
 	}
-	l.finished(it, outcome)
+	l.finished(it, outcome, 0)
 }
 
 // finished counts an event's outcome (a CSV row's in its import's
-// progress), settles a row, and lets the event go.
-func (l *lane) finished(it *item, outcome rowOutcome) {
-	l.r.settledRow(l.p.Name, it, outcome)
+// progress; deadLetter is its dead letter's id, if it has one), settles a
+// row, and lets the event go.
+func (l *lane) finished(it *item, outcome rowOutcome, deadLetter uint64) {
+	l.r.settledRow(l.p.Name, it, outcome, deadLetter)
 	if it.row != nil {
 		// After the count: an import that sees its last row settle
 		// returns, and its progress must include it.
@@ -727,7 +728,7 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 	l.r.log.Warn("dead-lettered", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
 		"reason", reason, "dead_letter", id, "attempts", attempts, "error", dl.Error)
 	l.r.metrics.deadLettered.WithLabelValues(l.p.Name, reason).Inc()
-	l.finished(it, rowDead)
+	l.finished(it, rowDead, id)
 }
 
 // lookups is the Caller for lookup steps: through the connection's

@@ -102,7 +102,7 @@ func New(opts Options) (*Runner, error) {
 	r := &Runner{
 		opts: opts, store: opts.Store, log: opts.Logger, clock: opts.Clock,
 		governors: map[string]*delivery.Governor{}, lastLane: map[string]*lane{}, states: map[string]*pipelineState{}, csvWatch: map[string]*csvWatcher{},
-		csv: csvImports{latest: map[string]*CSVProgress{}, earlier: map[string]*CSVProgress{}, queued: map[string]csvTally{},
+		csv: csvImports{latest: map[string]*CSVProgress{}, earlier: map[string]*CSVProgress{}, queued: map[string]csvTally{}, dead: map[uint64]csvTally{},
 			runs: map[*csvRun]bool{}, reading: map[string]readingCSV{}, held: map[string]int{}},
 	}
 	r.client = opts.Client
