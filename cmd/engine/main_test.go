@@ -625,12 +625,12 @@ func TestCSVSummaryStates(t *testing.T) {
 	}{
 		{runner.CSVProgress{File: "a.csv", Err: "cannot open a.csv"}, 0, "csv a.csv: not imported: cannot open a.csv"},
 		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 30, Err: "pipeline p was removed"}, 0, "; stopped: pipeline p was removed"},
-		{runner.CSVProgress{File: "a.csv", Earlier: runner.RowOutcomes{Delivered: 3}}, 0, "csv a.csv (): not imported by this run; rows the last run left in the inbox: 3 delivered, 0 filtered out, 0 dead-lettered"},
+		{runner.CSVProgress{File: "a.csv", Earlier: runner.RowOutcomes{Delivered: 3}}, 0, "csv a.csv (): not imported by this run; rows an earlier run left in the inbox or as dead letters: 3 delivered, 0 filtered out, 0 dead-lettered"},
 		// After a restart, the rows the last run left in the inbox count
 		// among those handled before, not among those sent: 30 read, 18
 		// sent, 18 delivered, 12 handled before, of which 7 delivered now.
 		{runner.CSVProgress{File: "a.csv", Rows: 30, Queued: 18, Delivered: 18, Skipped: 12, Earlier: runner.RowOutcomes{Delivered: 6, Failed: 1}, ReadDone: true, Finished: true}, 0,
-			"30 rows read, 18 sent, 18 delivered, 0 filtered out, 0 dead-lettered, 0 broken rows, 12 handled before (of them, rows the last run left in the inbox: 6 delivered, 0 filtered out, 1 dead-lettered now); done"},
+			"30 rows read, 18 sent, 18 delivered, 0 filtered out, 0 dead-lettered, 0 broken rows, 12 handled before (of them, rows an earlier run left in the inbox or as dead letters: 6 delivered, 0 filtered out, 1 dead-lettered now); done"},
 		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 30}, 0, "; unfinished; importing the file again resumes"},
 		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 38, ReadDone: true, Finished: true}, 2, "; read; rows that wait for a retry stay in the inbox"},
 		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 40, ReadDone: true, Finished: true}, 2, "; read; rows that wait for a retry stay in the inbox"},

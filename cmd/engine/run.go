@@ -539,8 +539,9 @@ func untilDoneChan(enabled bool, done <-chan struct{}) <-chan struct{} {
 func importsSettled(ps []runner.CSVProgress, imports []csvImport) bool {
 	for _, im := range imports {
 		// Every import of the file (named twice, or also dropped into the
-		// inbox folder), and at least one.
-		of := slices.DeleteFunc(slices.Clone(ps), func(p runner.CSVProgress) bool { return p.File != im.file })
+		// inbox folder), and at least one; not a record of rows an earlier
+		// run left (of the file's content before it was replaced).
+		of := slices.DeleteFunc(slices.Clone(ps), func(p runner.CSVProgress) bool { return p.File != im.file || p.EarlierOnly() })
 		if len(of) == 0 || slices.ContainsFunc(of, func(p runner.CSVProgress) bool { return !p.Settled() }) {
 			return false
 		}
@@ -573,7 +574,7 @@ func isTerminal(w io.Writer) bool {
 // rate, ETA.
 func showProgress(w io.Writer, ps []runner.CSVProgress, now time.Time) {
 	for _, p := range ps {
-		if p.Settled() {
+		if p.Settled() || p.EarlierOnly() {
 			continue
 		}
 		e := estimateCSV(p, now)
@@ -637,11 +638,15 @@ func printCSVSummary(w io.Writer, ps []runner.CSVProgress, depth func(pipeline s
 		}
 		earlier := ""
 		if e := p.Earlier; e != (runner.RowOutcomes{}) {
-			earlier = fmt.Sprintf(" (of them, rows the last run left in the inbox: %d delivered, %d filtered out, %d dead-lettered now)", e.Delivered, e.Filtered, e.Failed)
+			earlier = fmt.Sprintf(" (of them, rows an earlier run left in the inbox or as dead letters: %d delivered, %d filtered out, %d dead-lettered now)", e.Delivered, e.Filtered, e.Failed)
 		}
 		if !p.Finished && p.Rows == 0 && !p.ReadDone && p.Err == "" {
-			fmt.Fprintf(w, "csv %s (%s): not imported by this run; rows the last run left in the inbox: %d delivered, %d filtered out, %d dead-lettered\n",
-				p.File, p.Pipeline, p.Earlier.Delivered, p.Earlier.Filtered, p.Earlier.Failed)
+			what := "not imported by this run"
+			if p.EarlierOnly() && slices.ContainsFunc(ps, func(q runner.CSVProgress) bool { return q.File == p.File && !q.EarlierOnly() }) {
+				what = "the file's content before it was replaced, not imported by this run"
+			}
+			fmt.Fprintf(w, "csv %s (%s): %s; rows an earlier run left in the inbox or as dead letters: %d delivered, %d filtered out, %d dead-lettered\n",
+				p.File, p.Pipeline, what, p.Earlier.Delivered, p.Earlier.Filtered, p.Earlier.Failed)
 			continue
 		}
 		state := "done"

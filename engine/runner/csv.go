@@ -31,8 +31,9 @@ type CSVProgress struct {
 	Delivered int // sent rows delivered
 	Filtered  int // sent rows the pipeline's filter dropped: no request made
 	Failed    int // sent rows dead-lettered
-	// Earlier counts what became, in this run, of rows an earlier run
-	// had moved to the inbox for a retry: they are among Skipped (the
+	// Earlier counts what became, in this run, of rows of this content
+	// an earlier run had moved to the inbox for a retry, or had
+	// dead-lettered and this run replays: they are among Skipped (the
 	// checkpoint had passed them), not among the rows this run sent.
 	Earlier  RowOutcomes
 	ReadDone bool // the whole file has been read
@@ -51,10 +52,16 @@ type CSVProgress struct {
 	// more. The rows it moved to the inbox for a retry may still wait
 	// there, for a pipeline a reload removed.
 	letGo bool
-	// taken: an import counts in this record. One made by rows of an
-	// earlier run settling is not, until the file's import takes it.
-	taken bool
+	// apart: no import of this run counts in the record, only rows of an
+	// earlier run as they settle, until an import of the same file and
+	// content takes it (keyed).
+	apart bool
 }
+
+// EarlierOnly reports whether no import of this run counts in the
+// record, only rows an earlier run left (Earlier): of a file this run did
+// not import, or of the content a file had before it was replaced.
+func (p CSVProgress) EarlierOnly() bool { return p.apart }
 
 // Settled reports whether every row has an outcome, retries included, or
 // the import failed and nothing more will happen to its rows in this run.
@@ -260,24 +267,23 @@ func csvKey(pipeline, id string) string {
 	return "csv:" + pipeline + ":" + hash
 }
 
-// take gives an import of file its record: the one rows of an earlier run
-// made settling first, with their counts; the last import's of the file
+// take gives an import of file its record: the last import's of the file
 // again when nothing came of that one and it ended (a file that cannot be
-// filed away is taken again at every poll); or a new one.
+// filed away is taken again at every poll), or a new one. Once the import
+// knows the content, keyed may swap it for the one rows of an earlier run
+// made settling first.
 func (c *csvImports) take(file, pipeline string) *CSVProgress {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.latest[file]
 	switch {
-	case p == nil:
+	case p == nil || p.apart:
 		p = c.record(file, pipeline)
-	case !p.taken:
 	case p.ReadDone && p.Queued == 0 && p.Broken == 0 && p.Earlier == (RowOutcomes{}) && p.Settled() && !c.countsEarlier(p):
 		*p = CSVProgress{File: file, Pipeline: pipeline, Started: time.Now()}
 	default:
 		p = c.record(file, pipeline)
 	}
-	p.taken = true
 	return p
 }
 
@@ -407,16 +413,39 @@ func (c *csvImports) dropped(id uint64) {
 }
 
 // earlierRecord is the record that counts apart the rows of stored's
-// content that this run did not send (c.mu held).
+// content that this run did not send (c.mu held): an import's of the
+// content, or one of their own. Not the record of the file's name: a
+// file replaced since holds other rows.
 func (c *csvImports) earlierRecord(pipeline string, stored *storedEvent) *CSVProgress {
 	key := csvKey(pipeline, stored.ID)
-	switch {
-	case c.earlier[key] != nil:
-		return c.earlier[key]
-	case c.latest[stored.Row.File] != nil:
-		return c.latest[stored.Row.File]
+	if p := c.earlier[key]; p != nil {
+		return p
 	}
-	return c.record(stored.Row.File, pipeline)
+	p := c.record(stored.Row.File, pipeline)
+	p.apart = true
+	c.earlier[key] = p
+	return p
+}
+
+// keyed is told the content (key) that an import of file found, and
+// returns the import's record: rec, the one take gave it, or the record
+// of file that rows of this content an earlier run left made as they
+// settled first, with their counts (rec has counted nothing yet, and
+// goes). Rows of the content from elsewhere count in the import's record
+// from now on if it resumes the content, or if none counts them yet.
+func (c *csvImports) keyed(rec *CSVProgress, file, key string, resuming bool) *CSVProgress {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if o := c.earlier[key]; o != nil && o.apart && o.File == file {
+		c.records = slices.DeleteFunc(c.records, func(p *CSVProgress) bool { return p == rec })
+		o.apart, o.Started = false, rec.Started
+		c.latest[file] = o
+		rec = o
+	}
+	if resuming || c.earlier[key] == nil {
+		c.earlier[key] = rec
+	}
+	return rec
 }
 
 // queue notes, before it is in the inbox (its feeder may take it at
@@ -492,7 +521,6 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if opened != nil {
 		*opened = began
 	}
-	update(func(p *CSVProgress) { p.Size = began.Size() })
 	sum, err := hashFile(f, file)
 	if err != nil {
 		return fail(err)
@@ -514,6 +542,8 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if _, err := r.store.Checkpoint(key, &cp); err != nil {
 		return fail(fmt.Errorf("reading the checkpoint of %s: %w", file, err))
 	}
+	rec = r.csv.keyed(rec, file, key, !cp.Done)
+	update(func(p *CSVProgress) { p.Size = began.Size() })
 	if cp.Done {
 		update(func(p *CSVProgress) { p.Skipped, p.Rows, p.ReadDone, p.Finished = cp.Rows, cp.Rows, true, true })
 		r.log.Info("this file was imported before; nothing to do", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", cp.Rows)
@@ -526,9 +556,6 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if cp.Rows > 0 {
 		r.log.Info("resuming a CSV import", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "after_row", cp.Rows)
 	}
-	r.csv.mu.Lock()
-	r.csv.earlier[key] = rec
-	r.csv.mu.Unlock()
 	run := r.startCSVRun(pipeline, file, sum, key, cp.Rows, rec)
 	// stop ends the import early: the rows without an outcome are sent
 	// when the file is imported again, after the checkpoint, which still

@@ -327,3 +327,74 @@ func TestCSVReplayOfAnEarlierRunsDeadLetterCountsApart(t *testing.T) {
 		t.Errorf("records %+v; want one: nothing sent, the 2 replayed rows delivered among the earlier run's", ps)
 	}
 }
+
+// The last run left rows of a file in the inbox; the file was then
+// replaced by another of the same name. Those rows are not the new
+// file's: they count apart, in a record of their own, whether they settle
+// before the new file's import begins or while it runs.
+func TestCSVEarlierRowsOfAFileReplacedSinceCountApart(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		settleBefore bool
+	}{
+		{"settled before the new file's import", true},
+		{"settled while it runs", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := t.TempDir()
+			dir := t.TempDir()
+			file := writeCSV(t, dir, 60, 0)
+			h := start(t, setup{users: 100, dataDir: data, tweak: csvBackoff(2 * time.Second), opts: wholeBackoff})
+			h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":5}`)
+			if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
+				t.Fatal(err)
+			}
+			if d := h.store.Depth(csvPipeline); d != 5 {
+				t.Fatalf("%d rows in the inbox, want 5", d)
+			}
+			sb := h.sbURL
+			h.stop()
+
+			// Same name, other content: 39 rows for other users.
+			var b strings.Builder
+			b.WriteString("user_id,tag\n")
+			for i := 61; i <= 99; i++ {
+				fmt.Fprintf(&b, "load-%06d,segment_%d\n", i, i)
+			}
+			if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			h2 := start(t, setup{users: 100, dataDir: data, sandbox: sb, tweak: csvBackoff(2 * time.Second), opts: wholeBackoff})
+			if tc.settleBefore {
+				h2.drained()
+				h2.eventually("the earlier rows counted", func() bool { return len(h2.r.CSVImports()) == 1 })
+			}
+			p, err := h2.r.ImportCSV(context.Background(), csvPipeline, file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.settleBefore && h2.store.Depth(csvPipeline) != 5 {
+				t.Fatal("the earlier rows settled before the import ended; the test needs them to wait")
+			}
+			h2.drained()
+			h2.eventually("the earlier rows counted", func() bool {
+				n := 0
+				for _, p := range h2.r.CSVImports() {
+					n += p.Earlier.Delivered
+				}
+				return n == 5
+			})
+			for _, q := range h2.r.CSVImports() {
+				if q.Started.Equal(p.Started) {
+					p = q
+				}
+			}
+			if p.Rows != 39 || p.Queued != 39 || p.Delivered != 39 || p.Skipped != 0 || p.Earlier != (runner.RowOutcomes{}) || !p.Settled() {
+				t.Errorf("the new file's record %+v; want its 39 rows sent and delivered, nothing of the old file's", p)
+			}
+			if ps := h2.r.CSVImports(); len(ps) != 2 {
+				t.Errorf("records %+v; want the new file's and one for the old file's rows", ps)
+			}
+		})
+	}
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/loyalty-connector/engine/engine/inbox"
+)
+
+// The last run left rows of segment.csv in the inbox for a retry; the
+// file was then replaced by an export of the same name. engine run --csv
+// segment.csv --until-done delivers both, and its summary gives the old
+// rows a line of their own: the new file's line counted them as its
+// own file's rows handled before.
+func TestRunUntilDoneSummaryKeepsAReplacedFilesRowsApart(t *testing.T) {
+	var requests atomic.Int32
+	sessionm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		requests.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok","payload":{}}`)
+	}))
+	defer sessionm.Close()
+	dir, _, envFile := csvJob(t, "concurrency: 4", strings.TrimPrefix(sessionm.URL, "http://"))
+	segment := segmentFile(t, "segment.csv", 5, "")
+	data := t.TempDir()
+	store, err := inbox.Open(data, inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 3; n++ {
+		id := fmt.Sprintf("0123456789abcdef:%d", n) // the old content's hash
+		row := fmt.Sprintf(`{"id":%q,"row":{"file":%q,"number":%d,"values":{"user_id":"old-%d","tag":"vip"}}}`, id, segment, n, n)
+		if _, err := store.Append("segment-csv-to-sessionm-tags", inbox.NewEvent{ID: id, Payload: []byte(row), Attempts: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store.Close()
+	select {
+	case res := <-runUntilDone(t, envFile, "--data", data, "--csv", segment, "--until-done", dir):
+		oldLine := "csv " + segment + " (segment-csv-to-sessionm-tags): the file's content before it was replaced, not imported by this run; rows an earlier run left in the inbox or as dead letters: 3 delivered, 0 filtered out, 0 dead-lettered\n"
+		newLine := "csv " + segment + " (segment-csv-to-sessionm-tags): 5 rows read, 5 sent, 5 delivered, 0 filtered out, 0 dead-lettered, 0 broken rows, 0 handled before; done\n"
+		if res.code != exitOK || requests.Load() != 8 || !strings.Contains(res.stdout, oldLine) || !strings.Contains(res.stdout, newLine) {
+			t.Errorf("exit %d, %d requests; want 0 and 8, and the summary lines\n%s%s\ngot\n%s\n%s", res.code, requests.Load(), oldLine, newLine, res.stdout, res.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running after 30 s; %d requests", requests.Load())
+	}
+}
