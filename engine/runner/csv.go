@@ -227,6 +227,11 @@ func (r *Runner) finishCSVRuns(match func(*csvRun) bool) {
 // a record of each.
 const maxCSVRecords = 1000
 
+// maxCSVDeadNoted bounds the memory that remembers where this run counted
+// its CSV dead letters (some 50 bytes each). A replay of one past it
+// counts apart, as a replay of an earlier run's dead letter does.
+var maxCSVDeadNoted = 100_000 // a var for a test
+
 // record makes a new record for file (c.mu held).
 func (c *csvImports) record(file, pipeline string) *CSVProgress {
 	p := &CSVProgress{File: file, Pipeline: pipeline, Started: time.Now()}
@@ -373,7 +378,7 @@ func (r *Runner) settledRow(pipeline string, it *item, outcome rowOutcome, deadL
 		t.replayed = false
 	}
 	t.add(outcome, 1)
-	if deadLetter != 0 {
+	if deadLetter != 0 && len(r.csv.dead) < maxCSVDeadNoted {
 		r.csv.dead[deadLetter] = t
 	}
 }

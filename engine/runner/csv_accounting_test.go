@@ -298,6 +298,31 @@ func TestCSVReplayedDeadLetterIsCountedOnce(t *testing.T) {
 	}
 }
 
+// Past the bound on the dead letters noted, a replay counts apart: the
+// first dead letter's replay replaces its count, the others' add to
+// Earlier, and memory stays bounded.
+func TestCSVReplayPastTheNotedDeadLettersCountsApart(t *testing.T) {
+	runner.SetMaxCSVDeadNoted(t, 1)
+	h := start(t, setup{users: 100, tweak: oneAttempt})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":3}`)
+	file := writeCSV(t, t.TempDir(), 60, 0)
+	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
+		t.Fatal(err)
+	}
+	if p := h.r.CSVImports()[0]; p.Delivered != 57 || p.Failed != 3 {
+		t.Fatalf("progress %+v; the test needs 57 rows delivered and 3 dead-lettered", p)
+	}
+	h.replayAll()
+	h.drained()
+	h.eventually("the replays counted", func() bool {
+		p := h.r.CSVImports()[0]
+		return p.Delivered+p.Earlier.Delivered == 60
+	})
+	if p := h.r.CSVImports()[0]; p.Delivered != 58 || p.Failed != 2 || p.Earlier.Delivered != 2 {
+		t.Errorf("progress %+v; want 58 delivered and 2 dead-lettered among the rows sent, 2 replays delivered apart", p)
+	}
+}
+
 // A dead letter an earlier run made, replayed in this one, is a row from
 // elsewhere: counted apart (Earlier), not as one this run sent.
 func TestCSVReplayOfAnEarlierRunsDeadLetterCountsApart(t *testing.T) {

@@ -8,3 +8,11 @@ func SetCSVHashed(t testing.TB, f func(file string)) {
 	csvHashed = f
 	t.Cleanup(func() { csvHashed = nil })
 }
+
+// SetMaxCSVDeadNoted lowers how many CSV dead letters the runner keeps
+// track of for replays, until the test ends.
+func SetMaxCSVDeadNoted(t testing.TB, n int) {
+	old := maxCSVDeadNoted
+	maxCSVDeadNoted = n
+	t.Cleanup(func() { maxCSVDeadNoted = old })
+}
