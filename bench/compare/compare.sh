@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Runs F1 and F2 through the engine and through Benthos, alternating, on
+# this machine, against the same emulators and driven by the same load
+# generator (wrk), so that the two are compared in the same hour.
+#
+#   bench/compare/compare.sh [-n RUNS] [-s SECONDS] [-r ROWS] [f1] [f2]
+#
+# Needs wrk and time (apt-get install wrk time), python3 and Go; builds the engine from
+# this checkout and Benthos v4.60.0 (MIT) from the Go module proxy into a
+# temporary folder. The inbox goes under DATA (default: a temporary
+# folder; keep it on a disk, as fsync on tmpfs costs nothing).
+set -euo pipefail
+runs=3 secs=10 rows=100000
+while getopts n:s:r: opt; do
+  case $opt in
+    n) runs=$OPTARG ;; s) secs=$OPTARG ;; r) rows=$OPTARG ;;
+    *) echo "usage: $0 [-n RUNS] [-s SECONDS] [-r ROWS] [f1] [f2]" >&2; exit 2 ;;
+  esac
+done
+shift $((OPTIND - 1))
+scenarios=${*:-f1 f2}
+for need in wrk python3 go curl /usr/bin/time; do
+  command -v $need >/dev/null || { echo "compare.sh needs $need (apt-get install wrk time)" >&2; exit 2; }
+done
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
+data=${DATA:-$tmp/data}
+users=200000
+sandbox_addr=127.0.0.1:${SANDBOX_PORT:-18081}
+listen=127.0.0.1:${LISTEN_PORT:-18090}
+export SANDBOX=http://$sandbox_addr LISTEN=$listen
+# The pipelines folder also holds F3 and F4, which need these to load.
+export SESSIONM_WEBHOOK_TOKEN=unused WALLET_TOKEN=unused
+
+echo "building the engine and Benthos v4.60.0 ..." >&2
+(cd "$root" && go build -o "$tmp/engine" ./cmd/engine)
+# The module proxy lists no versions of Benthos, so go install pkg@version
+# is refused; a throwaway module that requires the exact version builds it.
+mkdir "$tmp/benthos-build"
+(cd "$tmp/benthos-build" && go mod init benthos-build >/dev/null 2>&1 &&
+  go get github.com/redpanda-data/benthos/v4/cmd/benthos@v4.60.0 2>/dev/null &&
+  go build -o "$tmp/benthos" github.com/redpanda-data/benthos/v4/cmd/benthos)
+
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user+sys, in clock ticks
+
+start_sandbox() {
+  "$tmp/engine" sandbox --addr "$sandbox_addr" --generated-users $users \
+    --journal-size 400000 --env-out "$tmp/env" >"$tmp/sandbox.log" 2>&1 &
+  sandbox=$!
+  until curl -sf "$SANDBOX/_sandbox/requests?count=true" >/dev/null; do sleep 0.1; done
+}
+
+stop() { kill "$@" 2>/dev/null || true; wait "$@" 2>/dev/null || true; }
+
+# settle waits until the emulator's SessionM journal stops growing, and
+# sets last to when it last grew.
+settle() {
+  local n prev=-1 q='path=/sessionm/core/*&method=POST&count=true'
+  while :; do
+    n=$(curl -s "$SANDBOX/_sandbox/requests?$q" | python3 -c 'import json, sys; print(json.load(sys.stdin)["count"])')
+    [ "$n" = "$prev" ] && break
+    prev=$n last=$(date +%s.%N)
+    sleep 0.2
+  done
+}
+
+# report prints one run: the SessionM requests answered 2xx (read after
+# the run, so reading them costs the run nothing), the rate from t0 to
+# the last of them, and CPU seconds per 10,000.
+report() { # scenario what t0 cpu-ticks extra
+  SANDBOX=$SANDBOX python3 - "$@" "$last" "$(cpu "$sandbox")" "$sb0" "$(getconf CLK_TCK)" <<'PY'
+import json, os, sys, urllib.request
+scenario, what, t0, ticks, extra, last, sb1, sb0, hz = sys.argv[1:]
+ok = other = since = 0
+while True:
+    url = os.environ["SANDBOX"] + "/_sandbox/requests?path=/sessionm/core/*&method=POST&fields=id,status&limit=50000&since=%d" % since
+    page = json.load(urllib.request.urlopen(url))
+    for r in page["requests"]:
+        if 200 <= r["status"] < 300: ok += 1
+        else: other += 1
+    if not page["requests"]: break
+    since = page["next_since"]
+secs = float(last) - float(t0) - 0.2
+per10k = lambda t: float(t) / float(hz) / max(ok, 1) * 1e4
+print("%s %-7s %7d delivered %6.0f/s end to end  CPU per 10k %.2f s, emulator %.2f s  %s%s" % (
+    scenario, what, ok, ok / secs, per10k(ticks), per10k(int(sb1) - int(sb0)), extra,
+    "  (%d answered non-2xx)" % other if other else ""))
+PY
+}
+
+f1() { # engine|benthos
+  start_sandbox
+  local pid
+  if [ "$1" = engine ]; then
+    rm -rf "$data"; mkdir -p "$data"
+    "$tmp/engine" run --addr "$listen" --data "$data" --env-file "$tmp/env" --log-level warn \
+      "$root/pipelines/" >"$tmp/engine.log" 2>&1 &
+    pid=$!
+    until curl -sf "http://$listen/readyz" >/dev/null; do sleep 0.1; done
+  else
+    "$tmp/benthos" -c "$here/f1-benthos.yaml" >"$tmp/benthos.log" 2>&1 &
+    pid=$!
+    until curl -s -o /dev/null "http://$listen/"; do sleep 0.1; done
+  fi
+  local cpu0 t0
+  cpu0=$(cpu $pid) sb0=$(cpu $sandbox) t0=$(date +%s.%N)
+  USERS=$users AUTH="Basic $(printf sandbox-core-key:sandbox-core-secret | base64)" \
+    wrk -t2 -c64 -d"${secs}s" --latency -s "$here/webhook.lua" "http://$listen" >"$tmp/wrk.out"
+  settle
+  local ticks=$(( $(cpu $pid) - cpu0 ))
+  report f1 "$1" "$t0" "$ticks" "$(awk '/Requests\/sec/ {a = $2} $1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2}
+    /Non-2xx/ {n = ", " $0} END {printf "accepted %.0f/s, latency p50 %s p99 %s%s", a, p50, p99, n}' "$tmp/wrk.out")"
+  stop $pid $sandbox
+}
+
+f2() { # engine|benthos
+  start_sandbox
+  local csv=$tmp/segment.csv
+  awk -v rows="$rows" 'BEGIN {
+    print "Appboy ID,country,created_at,date_of_birth,email,user_id,first_name,last_name,gender,city,language,phone_number,random_bucket,timezone"
+    for (i = 0; i < rows; i++)
+      printf "%024x,ES,2024-03-02 10:15:00 UTC,1990-05-14,load-%06d@example.com,load-%06d,Ana,García,F,Madrid,es,+34600111222,%d,Europe/Madrid\n", i, i, i, i % 10000
+  }' >"$csv"
+  local t0
+  sb0=$(cpu $sandbox) t0=$(date +%s.%N)
+  # Both exit when done; time(1) reports the CPU they used.
+  if [ "$1" = engine ]; then
+    rm -rf "$data"; mkdir -p "$data"
+    /usr/bin/time -o "$tmp/cpu" -f "%U %S" "$tmp/engine" run --addr 127.0.0.1:0 --data "$data" \
+      --env-file "$tmp/env" --log-level warn --csv "segment-csv-to-sessionm-tags=$csv" --until-done \
+      "$root/pipelines/" >"$tmp/engine.log" 2>&1 || echo "engine exited with status $? in f2: $(tail -3 "$tmp/engine.log")" >&2
+  else
+    CSV=$csv /usr/bin/time -o "$tmp/cpu" -f "%U %S" "$tmp/benthos" -c "$here/f2-benthos.yaml" \
+      >"$tmp/benthos.log" 2>&1 || echo "benthos exited with status $? in f2: $(tail -3 "$tmp/benthos.log")" >&2
+  fi
+  local ticks
+  ticks=$(awk -v hz="$(getconf CLK_TCK)" 'END {printf "%d", ($1 + $2) * hz}' "$tmp/cpu")
+  settle
+  report f2 "$1" "$t0" "$ticks" "$rows rows"
+  stop $sandbox
+}
+
+for _ in $(seq "$runs"); do
+  for s in $scenarios; do
+    "$s" engine
+    "$s" benthos
+  done
+done
