@@ -463,7 +463,7 @@ func (l *lane) process(it *item) {
 		return
 	}
 	attempt := it.rec.Attempts + 1
-	out := l.p.Evaluate(l.hard, it.ev, l.r.lookups(), l.r.clock.Now())
+	out := l.p.Evaluate(l.hard, it.ev, laneLookups{l}, l.r.clock.Now())
 	switch {
 	case out.Err != nil:
 		l.failed(it, attempt, out)
@@ -731,21 +731,47 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 	l.finished(it, rowDead, id)
 }
 
-// lookups is the Caller for lookup steps: through the connection's
-// governor, over the shared client.
+// lookups is the Caller for the lookup steps of synchronous pipelines:
+// through the connection's governor, over the shared client.
 func (r *Runner) lookups() engine.Caller { return lookupCaller{r} }
 
 type lookupCaller struct{ r *Runner }
 
 func (c lookupCaller) Call(ctx context.Context, step *engine.Step, req *engine.Request) (*engine.Response, error) {
-	gov := c.r.governor(step.Call.Conn)
+	return c.r.lookup(ctx, nil, step, req)
+}
+
+// laneLookups is the Caller for a lane's lookup steps. Like a target
+// request (send), a lookup waits for the governor only while the lane
+// takes work: a stop or a reload ends the wait at once, and the event
+// stays queued, not sent late and refused after (a lookup wasted) nor
+// holding the stop up for its grace. Once it leaves, it runs under the
+// caller's context (the lane's hard one) like a target request.
+type laneLookups struct{ l *lane }
+
+func (c laneLookups) Call(ctx context.Context, step *engine.Step, req *engine.Request) (*engine.Response, error) {
+	return c.l.r.lookup(ctx, c.l.soft, step, req)
+}
+
+// lookup sends a lookup step's request. It waits for the connection's
+// governor under soft when given (a lane's: it ends before ctx does), and
+// then reports errStopping once soft has ended; otherwise under ctx.
+func (r *Runner) lookup(ctx, soft context.Context, step *engine.Step, req *engine.Request) (*engine.Response, error) {
+	gov := r.governor(step.Call.Conn)
 	pool := step.Call.Endpoint.Pool(req.Value)
-	waited, err := gov.Wait(ctx, pool)
+	queue := ctx
+	if soft != nil {
+		queue = soft
+	}
+	waited, err := gov.Wait(queue, pool)
+	if soft != nil && soft.Err() != nil {
+		return nil, errStopping
+	}
 	if err != nil {
-		if l := gov.PausedUntil(); l.After(c.r.clock.Now()) {
+		if l := gov.PausedUntil(); l.After(r.clock.Now()) {
 			return nil, fmt.Errorf("%s is paused until %s (the peer asked for it): %w", step.Call.Conn.Name, l.UTC().Format(time.RFC3339), err)
 		}
-		if c.r.soft.Err() != nil {
+		if r.soft.Err() != nil {
 			return nil, errStopping
 		}
 		// The caller's own deadline ran out while the rate limit held the
@@ -753,15 +779,15 @@ func (c lookupCaller) Call(ctx context.Context, step *engine.Step, req *engine.R
 		return nil, fmt.Errorf("waiting for %s's rate limit: %w", step.Call.Conn.Name, err)
 	}
 	began := time.Now()
-	resp, err := engine.HTTPCaller{Client: c.r.client, Timeout: step.Call.Conn.Timeout}.Call(ctx, step, req)
+	resp, err := engine.HTTPCaller{Client: r.client, Timeout: step.Call.Conn.Timeout}.Call(ctx, step, req)
 	status := 0
 	if err == nil {
 		status = resp.Status
 		if gov.Observe(pool, resp.Status, resp.Header) > 0 {
-			c.r.metrics.pauses.WithLabelValues(step.Call.Conn.Name).Inc()
+			r.metrics.pauses.WithLabelValues(step.Call.Conn.Name).Inc()
 		}
 	}
-	c.r.metrics.observeRequest(step.Call.Conn.Name, endpointName(step.Call), status, time.Since(began), waited)
+	r.metrics.observeRequest(step.Call.Conn.Name, endpointName(step.Call), status, time.Since(began), waited)
 	return resp, err
 }
 

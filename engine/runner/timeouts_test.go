@@ -1,0 +1,122 @@
+package runner
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/loyalty-connector/engine/connectors"
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/delivery"
+	"github.com/loyalty-connector/engine/engine/inbox"
+	"github.com/loyalty-connector/engine/engine/secrets"
+)
+
+// pauseClock is the wall clock that says when someone begins to wait out
+// a pause of the test's length (between 1 and 2 s): the governor holding
+// a request back.
+type pauseClock struct{ waiting chan struct{} }
+
+func (pauseClock) Now() time.Time { return time.Now() }
+func (c pauseClock) Sleep(ctx context.Context, d time.Duration) error {
+	if d > time.Second && d <= 2*time.Second {
+		select {
+		case c.waiting <- struct{}{}:
+		default:
+		}
+	}
+	return delivery.RealClock{}.Sleep(ctx, d)
+}
+
+// The peer paused the connection (429, Retry-After: 2) and the event's
+// next lookup waits for the pause to end when the lane stops (the engine
+// stops, or a reload retires the version). Like a target request waiting
+// for the connection, it stays queued at once, not counted as an attempt:
+// waiting under the lane's hard context, it held the stop up until the
+// pause ended, then was sent, and the target request after it refused
+// (a lookup wasted); with a pause longer than the grace, the stop took
+// the whole grace (a reload, 30 s).
+func TestLookupWaitingForAPauseEndsWithTheLane(t *testing.T) {
+	tests := []struct {
+		name string
+		end  func(r *Runner, l *lane, grace time.Duration) // returns once l is done
+	}{
+		{"stop", func(r *Runner, _ *lane, grace time.Duration) { r.Stop(grace) }},
+		{"reload", func(r *Runner, l *lane, grace time.Duration) { r.retire(l, grace); <-l.done }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var lookups, targets atomic.Int32
+			api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				if r.URL.Path == "/sink" {
+					targets.Add(1)
+					return
+				}
+				if lookups.Add(1) == 1 {
+					w.Header().Set("Retry-After", "2")
+					w.WriteHeader(http.StatusTooManyRequests)
+					return
+				}
+				io.WriteString(w, `{}`)
+			}))
+			defer api.Close()
+			loader, err := engine.NewLoader(connectors.Catalog(), secrets.NewResolver(secrets.LookupChain(map[string]string{"API_URL": api.URL}), "", &secrets.Masker{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			proj := loader.Load([]string{"testdata/paused-lookup"})
+			if proj.Diagnostics.HasErrors() {
+				t.Fatal(proj.Diagnostics.Items())
+			}
+			store, err := inbox.Open(t.TempDir(), inbox.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			clock := pauseClock{waiting: make(chan struct{}, 1)}
+			r, err := New(Options{Store: store, Pipelines: proj.Pipelines, Clock: clock})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Start()
+			defer r.Stop(5 * time.Second)
+			hooks := httptest.NewServer(r.Handler())
+			defer hooks.Close()
+			resp, err := http.Post(hooks.URL+"/hooks/lookup", "application/json", strings.NewReader(`{"n":1}`))
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("webhook: %v %v", err, resp)
+			}
+			resp.Body.Close()
+			select {
+			case <-clock.waiting: // the retry's lookup waits out the pause
+			case <-time.After(10 * time.Second):
+				t.Fatal("no lookup waited for the pause")
+			}
+			const grace = 10 * time.Second // longer than the pause
+			began := time.Now()
+			tt.end(r, r.lane("lookup-then-send"), grace)
+			if took := time.Since(began); took > grace/2 {
+				t.Errorf("the lane took %s to end", took.Round(time.Millisecond))
+			}
+			if n := lookups.Load(); n != 1 {
+				t.Errorf("%d lookups; want the first only, none after the lane ended", n)
+			}
+			if n := targets.Load(); n != 0 {
+				t.Errorf("%d target requests; want none", n)
+			}
+			recs, err := store.ReadAfter("lookup-then-send", 0, 10)
+			if err != nil || len(recs) != 1 || recs[0].Attempts != 1 {
+				t.Fatalf("queued %+v (%v); want the event, with its one attempt (the 429)", recs, err)
+			}
+			if dls, _ := store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
+				t.Fatalf("dead letters: %+v", dls)
+			}
+		})
+	}
+}
