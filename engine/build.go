@@ -113,7 +113,22 @@ type Delivery struct {
 	OrderBy        *liquid.Template
 	Concurrency    int
 	Linger         time.Duration
-	Timeout        time.Duration
+	// Timeout is delivery.timeout, 0 when the pipeline leaves it out: its
+	// target requests then have their connection's (TargetTimeout).
+	Timeout time.Duration
+}
+
+// TargetTimeout is how long one target request may take: the pipeline's
+// delivery.timeout when it sets one, else its target connection's timeout
+// (10 s unless the connection sets one).
+func (p *Pipeline) TargetTimeout() time.Duration {
+	if p.Delivery.Timeout > 0 {
+		return p.Delivery.Timeout
+	}
+	if p.Target != nil && p.Target.Conn != nil && p.Target.Conn.Timeout > 0 {
+		return p.Target.Conn.Timeout
+	}
+	return DefaultTimeout
 }
 
 // Names every template may read, besides step results.
@@ -768,7 +783,7 @@ func (b *builder) delivery(cfg *DeliveryConfig, sc *scope) Delivery {
 		BackoffInitial: b.duration(path.Child("backoff").Child("initial"), cfg.Backoff.Initial, DefaultBackoffInitial),
 		BackoffMax:     b.duration(path.Child("backoff").Child("max"), cfg.Backoff.Max, DefaultBackoffMax),
 		Linger:         b.duration(path.Child("linger"), cfg.Linger, DefaultLinger),
-		Timeout:        b.duration(path.Child("timeout"), cfg.Timeout, DefaultTimeout),
+		Timeout:        b.duration(path.Child("timeout"), cfg.Timeout, 0),
 	}
 	if d.BackoffInitial > d.BackoffMax {
 		b.errorAt(path.Child("backoff").Child("initial"), "the first wait (%s) is longer than the longest (%s)", d.BackoffInitial, d.BackoffMax)

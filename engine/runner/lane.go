@@ -574,7 +574,7 @@ func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 		return sendResult{err: errStopping, verdict: delivery.Retry}
 	}
 	began := time.Now()
-	resp, err := engine.HTTPCaller{Client: l.r.client, Timeout: l.p.Delivery.Timeout}.Call(ctx, nil, req)
+	resp, err := engine.HTTPCaller{Client: l.r.client, Timeout: l.p.TargetTimeout()}.Call(ctx, nil, req)
 	if err != nil {
 		if bad := unsendable(req); bad != nil {
 			return sendResult{err: fmt.Errorf("target: %w", bad), verdict: delivery.Reject, unsent: true}

@@ -31,14 +31,22 @@ type generation struct {
 
 // retireGrace is how long a replaced or removed version may take to finish
 // the requests it has in flight before they are abandoned (their events
-// stay queued for the new version), and at least the pipeline's request
-// timeout and a second (retireGraceOf): a request on the wire ends by
-// itself then, and one cut while the peer has it would be sent again.
-// Stopping gives its own grace instead.
+// stay queued for the new version), and at least the longest timeout of
+// the pipeline's requests and a second (retireGraceOf): a request on the
+// wire ends by itself then, and one cut while the peer has it would be
+// sent again. Stopping gives its own grace instead.
 var retireGrace = 30 * time.Second
 
 func retireGraceOf(p *engine.Pipeline) time.Duration {
-	return max(retireGrace, p.Delivery.Timeout+time.Second)
+	// An event has one request on the wire at a time, a lookup's or the
+	// target's: the longest of them bounds the wait.
+	longest := p.TargetTimeout()
+	for _, st := range p.Steps {
+		if st.Call != nil {
+			longest = max(longest, st.Call.Conn.Timeout)
+		}
+	}
+	return max(retireGrace, longest+time.Second)
 }
 
 type laneLife int

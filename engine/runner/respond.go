@@ -161,7 +161,7 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 
 	// The evaluation is not bound to this caller's deadline alone: the
 	// answer still fills the cache for the next caller when it is late.
-	evalCtx, cancel := context.WithTimeout(context.Background(), rs.p.Delivery.Timeout)
+	evalCtx, cancel := context.WithTimeout(context.Background(), cmp.Or(rs.p.Delivery.Timeout, engine.DefaultTimeout))
 	go func() {
 		defer cancel()
 		f.reply, f.err = rs.evaluate(evalCtx, ev)

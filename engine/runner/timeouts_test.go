@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"github.com/loyalty-connector/engine/engine/delivery"
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/secrets"
+	"github.com/loyalty-connector/engine/engine/spec"
 )
 
 // pauseClock is the wall clock that says when someone begins to wait out
@@ -116,6 +118,97 @@ func TestLookupWaitingForAPauseEndsWithTheLane(t *testing.T) {
 			}
 			if dls, _ := store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
 				t.Fatalf("dead letters: %+v", dls)
+			}
+		})
+	}
+}
+
+// A target request has the pipeline's delivery.timeout when it sets one,
+// else its connection's timeout: the connection's was used by lookups
+// only, and a target request on a connection with `timeout: 200ms` still
+// waited the default 10 s.
+func TestTargetRequestTimeout(t *testing.T) {
+	// What became of each campaign's first request: "cut" by the engine,
+	// or "answered" after a second.
+	outcomes := map[string]chan string{"connection": make(chan string, 1), "own": make(chan string, 1)}
+	braze := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			CampaignID string `json:"campaign_id"`
+		}
+		json.NewDecoder(r.Body).Decode(&body)
+		outcome := "cut"
+		select {
+		case <-time.After(time.Second): // past the connection's 200ms
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, `{"dispatch_id":"d1","message":"success"}`)
+			outcome = "answered"
+		case <-r.Context().Done():
+		}
+		select {
+		case outcomes[body.CampaignID] <- outcome:
+		default: // a retry's: the first one is kept
+		}
+	}))
+	defer braze.Close()
+	proj := loaderFor(t, braze.URL).Load([]string{"testdata/conn-timeout"})
+	if proj.Diagnostics.HasErrors() {
+		t.Fatal(proj.Diagnostics.Items())
+	}
+	r, _ := startRunner(t, proj.Pipelines)
+	defer r.Stop(5 * time.Second)
+	hooks := httptest.NewServer(r.Handler())
+	defer hooks.Close()
+	tests := []struct {
+		name, route, campaign string
+		want                  string
+	}{
+		{"the connection's timeout", "/hooks/connection-timeout", "connection", "cut"},
+		{"delivery.timeout wins", "/hooks/own-timeout", "own", "answered"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := http.Post(hooks.URL+tt.route, "application/json", strings.NewReader(`{"campaign_id":"`+tt.campaign+`","user":"u-1"}`))
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("webhook: %v %v", err, resp)
+			}
+			resp.Body.Close()
+			select {
+			case got := <-outcomes[tt.campaign]:
+				if got != tt.want {
+					t.Errorf("the request was %s; want %s", got, tt.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no request")
+			}
+		})
+	}
+}
+
+// A replaced version's grace covers the longest timeout of its requests,
+// lookups' included: a request on the wire ends by itself within it.
+func TestRetireGraceCoversTheLongestTimeout(t *testing.T) {
+	conn := func(timeout time.Duration) *spec.Connection { return &spec.Connection{Timeout: timeout} }
+	tests := []struct {
+		name     string
+		target   time.Duration // the target connection's timeout
+		delivery time.Duration // delivery.timeout, 0 when left out
+		lookup   time.Duration // a lookup connection's timeout, 0 for no lookup
+		want     time.Duration
+	}{
+		{"defaults", engine.DefaultTimeout, 0, 0, retireGrace},
+		{"the connection's", 45 * time.Second, 0, 0, 46 * time.Second},
+		{"delivery.timeout wins over the connection's", 45 * time.Second, 5 * time.Second, 0, retireGrace},
+		{"delivery.timeout", engine.DefaultTimeout, time.Minute, 0, 61 * time.Second},
+		{"a lookup's", engine.DefaultTimeout, 0, 40 * time.Second, 41 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &engine.Pipeline{Target: &engine.Call{Conn: conn(tt.target)}, Delivery: engine.Delivery{Timeout: tt.delivery}}
+			if tt.lookup > 0 {
+				p.Steps = []*engine.Step{{Name: "expr"}, {Name: "lookup", Call: &engine.Call{Conn: conn(tt.lookup)}}}
+			}
+			if got := retireGraceOf(p); got != tt.want {
+				t.Errorf("grace %s; want %s", got, tt.want)
 			}
 		})
 	}

@@ -1,0 +1,45 @@
+package engine
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A target request has the pipeline's delivery.timeout when it sets one,
+// else its connection's timeout, else 10 s.
+func TestTargetTimeout(t *testing.T) {
+	tests := []struct {
+		name                 string
+		connection, delivery string // the timeouts as written, "" to leave them out
+		want                 time.Duration
+	}{
+		{"neither", "", "", DefaultTimeout},
+		{"the connection's", "300ms", "", 300 * time.Millisecond},
+		{"the pipeline's", "", "2s", 2 * time.Second},
+		{"the pipeline's over the connection's", "300ms", "20s", 20 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			conns := "connections:\n  api:\n    type: http\n    base_url: https://api.example.com\n"
+			if tt.connection != "" {
+				conns += "    timeout: " + tt.connection + "\n"
+			}
+			pipeline := "source: { type: http, path: /hooks/t }\ntarget: { connection: api, method: POST, path: /sink, body: { n: 1 } }\n"
+			if tt.delivery != "" {
+				pipeline += "delivery: { timeout: " + tt.delivery + " }\n"
+			}
+			for name, text := range map[string]string{ConnectionsFileName: conns, "t.yaml": pipeline} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := loadOne(t, dir)
+			if got := p.TargetTimeout(); got != tt.want {
+				t.Errorf("target timeout %s; want %s", got, tt.want)
+			}
+		})
+	}
+}
