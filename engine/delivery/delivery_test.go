@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -291,7 +292,8 @@ func TestRetryAfter(t *testing.T) {
 		{"31536000", 24 * time.Hour}, // a year
 		{date(365 * 24 * time.Hour), 24 * time.Hour},
 		{"99999999999999999999999", 24 * time.Hour}, // beyond a Duration
-		{"1e400", 24 * time.Hour},                   // beyond a float64
+		{strings.Repeat("9", 400), 24 * time.Hour},  // beyond a float64
+		{"0.5", 500 * time.Millisecond},
 		{"Mon, 01 Jan 9999 00:00:00 GMT", 24 * time.Hour},
 		{"0", 0},
 		{"-5", 0},
@@ -299,6 +301,22 @@ func TestRetryAfter(t *testing.T) {
 		{date(-time.Second), 0},
 		{"soon", 0},
 		{"", 0},
+		// Neither delay-seconds (digits) nor a date, though ParseFloat
+		// reads them: Inf paused the connection for a day.
+		{"Inf", 0},
+		{"+Inf", 0},
+		{"Infinity", 0},
+		{"1e400", 0},
+		{"1e2", 0},
+		{"0x10", 0},
+		{"0x1p4", 0},
+		{"1_000", 0},
+		{"+5", 0},
+		{"-0", 0},
+		{"3s", 0},
+		{"1.", 0},
+		{".5", 0},
+		{"1.2.3", 0},
 	}
 	for _, tt := range tests {
 		if got := RetryAfter(tt.value, t0); got != tt.want {

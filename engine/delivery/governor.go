@@ -6,7 +6,6 @@ package delivery
 
 import (
 	"context"
-	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -329,12 +328,11 @@ func RetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	var wait time.Duration
-	if secs, err := strconv.ParseFloat(v, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+	if delaySeconds(v) {
+		// Digits only, so the one error is a value past float64's range.
+		secs, _ := strconv.ParseFloat(v, 64)
 		// Compared as seconds: a huge value would overflow a Duration.
-		switch {
-		case math.IsNaN(secs) || secs <= 0:
-			return 0
-		case secs >= MaxPause.Seconds():
+		if secs >= MaxPause.Seconds() {
 			return MaxPause
 		}
 		wait = time.Duration(secs * float64(time.Second))
@@ -342,6 +340,24 @@ func RetryAfter(v string, now time.Time) time.Duration {
 		wait = t.Sub(now) // saturates rather than overflows
 	}
 	return min(max(wait, 0), MaxPause)
+}
+
+// delaySeconds says whether v is Retry-After's delay-seconds: digits
+// (RFC 9110 §10.2.3), or digits with a decimal part, not the RFC's but
+// plain in meaning. ParseFloat alone also takes "Inf", "1e400", "0x1p4"
+// and "1_000": a broken header paused the connection for a day.
+func delaySeconds(v string) bool {
+	whole, frac, dot := strings.Cut(v, ".")
+	return digits(whole) && (!dot || digits(frac))
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // rateLimitReset reads x-ratelimit-reset (UTC epoch seconds, braze.md §1)
