@@ -27,6 +27,30 @@ type NoAnswerError struct {
 func (e *NoAnswerError) Error() string { return e.Method + " " + e.URL + ": " + e.Err.Error() }
 func (e *NoAnswerError) Unwrap() error { return e.Err }
 
+// CutAnswerError is an answer whose status line and headers came but whose
+// body did not come whole: the connection was cut or timed out while it
+// was read, or the body is over the size limit (TooLarge). The peer has
+// had the request and said what it made of it, so the Response returned
+// with it holds the status and headers, which are worth acting on (a 2xx
+// was acted on, a 429 says when to come back), and the part of the body
+// that came, which is not to be read as the answer.
+type CutAnswerError struct {
+	Method, URL string // the URL with any password redacted
+	Status      int
+	TooLarge    bool // over the limit, which the same request meets again
+	Err         error
+}
+
+func (e *CutAnswerError) Error() string { return e.Method + " " + e.URL + ": " + e.Detail() }
+
+// Detail is the error without the request, for an outside caller (the
+// URL can hold an API key).
+func (e *CutAnswerError) Detail() string {
+	return fmt.Sprintf("HTTP %d, but %s", e.Status, e.Err)
+}
+
+func (e *CutAnswerError) Unwrap() error { return e.Err }
+
 // HTTPCaller performs lookups over HTTP.
 type HTTPCaller struct {
 	Client *http.Client // nil: http.DefaultClient
@@ -37,7 +61,10 @@ type HTTPCaller struct {
 }
 
 // Call sends req and reads the answer, whatever its status: the
-// connection's ResponseError decides what counts as a failure.
+// connection's ResponseError decides what counts as a failure. No answer
+// is a *NoAnswerError and a nil Response; an answer whose body could not
+// be read whole is a *CutAnswerError with a Response that holds its status
+// and headers.
 func (c HTTPCaller) Call(ctx context.Context, step *Step, req *Request) (*Response, error) {
 	client := c.Client
 	if client == nil {
@@ -85,15 +112,36 @@ func (c HTTPCaller) Call(ctx context.Context, step *Step, req *Request) (*Respon
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: reading the answer: %w", req.Method, hreq.URL.Redacted(), err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s %s: the answer is over %d bytes", req.Method, hreq.URL.Redacted(), limit)
+	var cut error
+	switch {
+	case err != nil:
+		// Said in the answer's own words: h1client's error begins with
+		// "reading the answer" already. The timeouts read as above, so
+		// a synchronous pipeline tells its caller's deadline (504) from
+		// a lookup that failed (502).
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) && caller.Err() != nil:
+			err = fmt.Errorf("the rest of its body did not come in the time the caller had left: %w", context.DeadlineExceeded)
+		case errors.Is(err, context.DeadlineExceeded):
+			err = fmt.Errorf("the rest of its body did not come within %s, the connection's timeout", timeout)
+		case errors.Is(err, context.Canceled):
+			err = fmt.Errorf("its body was cut: %w", context.Canceled)
+		default:
+			err = fmt.Errorf("its body was cut: %w", err)
+		}
+		cut = &CutAnswerError{Method: req.Method, URL: hreq.URL.Redacted(), Status: resp.StatusCode, Err: err}
+	case int64(len(data)) > limit:
+		data = data[:limit]
+		cut = &CutAnswerError{Method: req.Method, URL: hreq.URL.Redacted(), Status: resp.StatusCode, TooLarge: true,
+			Err: fmt.Errorf("the answer is over %d bytes", limit)}
 	}
 	from := req.URL
 	if hreq.URL.User != nil {
 		from = hreq.URL.Redacted() // rebuilt only when there is a password to hide: it costs a percent of a delivery
 	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data, From: req.Method + " " + from}, nil
+	out := &Response{Status: resp.StatusCode, Header: resp.Header, Body: data, From: req.Method + " " + from}
+	if cut != nil {
+		return out, cut
+	}
+	return out, nil
 }

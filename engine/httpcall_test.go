@@ -13,6 +13,7 @@ import (
 
 	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/engine/spec"
+	"github.com/loyalty-connector/engine/internal/h1client"
 )
 
 func TestHTTPCaller(t *testing.T) {
@@ -111,6 +112,80 @@ func TestResponseErrorMaskedKeepsTheFailure(t *testing.T) {
 		}
 		if err := c.ResponseError(200, []byte(`{"status":tok-123}`)); err == nil || !kind.is(err) || strings.Contains(err.Error(), "tok-123") {
 			t.Errorf("%s: error %v (%T); want the same kind, with the token masked", kind.name, err, err)
+		}
+	}
+}
+
+// An answer whose status line and headers came but whose body did not
+// come whole still says what the peer made of the request: Call returns
+// its status and headers with a *CutAnswerError, which says once why the
+// body is not whole (h1client's own error already begins "reading the
+// answer"), over either transport.
+func TestHTTPCallerKeepsTheHeadOfACutAnswer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "7")
+		switch r.URL.Path {
+		case "/late":
+			w.Header().Set("Content-Length", "100")
+			w.WriteHeader(http.StatusCreated)
+			w.Write([]byte(`{"dispatch_id":`))
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		case "/reset":
+			conn, buf, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			buf.WriteString("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 100\r\n\r\n{\"message\":")
+			buf.Flush()
+			conn.Close()
+		case "/big":
+			w.WriteHeader(http.StatusOK)
+			w.Write([]byte(strings.Repeat("x", 2048)))
+		}
+	}))
+	defer srv.Close()
+	for _, transport := range []struct {
+		name   string
+		client *http.Client
+	}{
+		{"net/http", nil},
+		{"h1client", &http.Client{Transport: &h1client.Transport{}}},
+	} {
+		c := HTTPCaller{Client: transport.client, Timeout: 200 * time.Millisecond, MaxResponse: 1024}
+		for _, tt := range []struct {
+			path     string
+			status   int
+			tooLarge bool
+			want     string
+		}{
+			{"/late", 201, false, "HTTP 201, but the rest of its body did not come within 200ms, the connection's timeout"},
+			{"/reset", 429, false, "HTTP 429, but its body was cut: "},
+			{"/big", 200, true, "HTTP 200, but the answer is over 1024 bytes"},
+		} {
+			resp, err := c.Call(context.Background(), nil, &Request{Method: "POST", URL: srv.URL + tt.path})
+			var cut *CutAnswerError
+			if !errors.As(err, &cut) || resp == nil {
+				t.Errorf("%s %s: %v (%T), response %+v; want a CutAnswerError and the head", transport.name, tt.path, err, err, resp)
+				continue
+			}
+			if resp.Status != tt.status || resp.Header.Get("Retry-After") != "7" || cut.Status != tt.status || cut.TooLarge != tt.tooLarge {
+				t.Errorf("%s %s: status %d, Retry-After %q, %+v", transport.name, tt.path, resp.Status, resp.Header.Get("Retry-After"), cut)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tt.want) || strings.Contains(msg, "reading the answer") || !strings.HasPrefix(msg, "POST "+srv.URL+tt.path+": ") {
+				t.Errorf("%s %s: %q, want %q once, after the request", transport.name, tt.path, msg, tt.want)
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s %s: the connection's own timeout is a failure, not the caller's deadline (a synchronous pipeline's 504)", transport.name, tt.path)
+			}
+		}
+		// The caller's deadline stays DeadlineExceeded.
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		resp, err := c.Call(ctx, nil, &Request{Method: "GET", URL: srv.URL + "/late"})
+		cancel()
+		if resp == nil || resp.Status != 201 || !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "reading the answer") {
+			t.Errorf("%s: the caller's deadline mid-body: %+v, %v", transport.name, resp, err)
 		}
 	}
 }

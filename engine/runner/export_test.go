@@ -16,3 +16,6 @@ func SetMaxCSVDeadNoted(t testing.TB, n int) {
 	maxCSVDeadNoted = n
 	t.Cleanup(func() { maxCSVDeadNoted = old })
 }
+
+// CutAnswer writes an answer and cuts its body (cut_answer_test.go).
+var CutAnswer = cutAnswer

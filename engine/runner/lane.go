@@ -516,6 +516,16 @@ func (l *lane) failed(it *item, attempt int, out *engine.Outcome) {
 			if last.Response != nil {
 				res.body = last.Response.Body
 			}
+			var cut *engine.CutAnswerError
+			if errors.As(last.Err, &cut) {
+				// The status decides, as for the target; but a lookup
+				// needs its whole answer, and asking again costs nothing
+				// but a request, unless the answer is too large each time.
+				res.cut = cutNote(cut)
+				if status >= 200 && status < 300 && !cut.TooLarge {
+					res.verdict = delivery.Retry
+				}
+			}
 			if res.verdict == delivery.Retry {
 				l.retry(it, attempt, out.Err, last.Request, &res)
 				return
@@ -543,6 +553,7 @@ type sendResult struct {
 	// unsent: the request could not leave at all (see unsendable), a
 	// fault of the template that rendered it, not of the peer.
 	unsent bool
+	cut    string // the body did not come whole: cutNote's mark
 }
 
 func (res *sendResult) describe() error {
@@ -575,7 +586,7 @@ func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 	}
 	began := time.Now()
 	resp, err := engine.HTTPCaller{Client: l.r.client, Timeout: l.p.TargetTimeout()}.Call(ctx, nil, req)
-	if err != nil {
+	if resp == nil {
 		if bad := unsendable(req); bad != nil {
 			return sendResult{err: fmt.Errorf("target: %w", bad), verdict: delivery.Reject, unsent: true}
 		}
@@ -587,9 +598,45 @@ func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 	if res.pause = l.gov.Observe(pool, resp.Status, resp.Header); res.pause > 0 {
 		l.r.metrics.pauses.WithLabelValues(call.Conn.Name).Inc()
 	}
+	if err != nil {
+		// The answer's head came and its body did not, whole: the peer
+		// had the request and said what it made of it, so its status
+		// decides, not the cut.
+		res.cut = cutNote(err)
+		if resp.Status >= 200 && resp.Status < 300 {
+			// The peer acted on it: sent again, a trigger would send
+			// its message twice. What the body would have said is lost
+			// (a /users/track error about one object, SessionM's
+			// "status":"error"), but the request as a whole was taken,
+			// and a resend would repeat all it did (every stored
+			// object, a counter tag's increment): it counts as
+			// delivered, and the log says what is not known.
+			l.r.log.Warn("delivered, but the answer's body was cut: what it said beyond its status is unknown", "pipeline", l.p.Name,
+				"version", l.p.Version, "error", l.r.opts.Masker.String(err.Error()))
+			res.body = nil // a part is not the answer: nothing to read in it
+			res.verdict = delivery.Delivered
+			return res
+		}
+		res.envelopeErr = err
+		res.verdict = delivery.Classify(resp.Status, nil, err)
+		return res
+	}
 	res.envelopeErr = call.ResponseError(resp.Status, resp.Body)
 	res.verdict = delivery.Classify(resp.Status, nil, res.envelopeErr)
 	return res
+}
+
+// cutNote marks the excerpt of an answer whose body did not come whole
+// (err a *engine.CutAnswerError), and is "" for any other error.
+func cutNote(err error) string {
+	var cut *engine.CutAnswerError
+	switch {
+	case !errors.As(err, &cut):
+		return ""
+	case cut.TooLarge:
+		return " [cut: over the size limit]"
+	}
+	return " [cut: the rest did not come]"
 }
 
 // unsendable says why req cannot leave at all, or nil: the transport
@@ -711,7 +758,7 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 		dl.Request = sent
 	}
 	if res != nil && (res.status != 0 || len(res.body) > 0) {
-		dl.Response = &inbox.GotResponse{Status: res.status, Excerpt: spec.Excerpt([]byte(m.String(string(res.body))))}
+		dl.Response = &inbox.GotResponse{Status: res.status, Excerpt: spec.Excerpt([]byte(m.String(string(res.body)))) + res.cut}
 	}
 	if !json.Valid(dl.Event) {
 		dl.Event, _ = json.Marshal(string(dl.Event)) // damaged: kept, masked, as text
@@ -781,7 +828,7 @@ func (r *Runner) lookup(ctx, soft context.Context, step *engine.Step, req *engin
 	began := time.Now()
 	resp, err := engine.HTTPCaller{Client: r.client, Timeout: step.Call.Conn.Timeout}.Call(ctx, step, req)
 	status := 0
-	if err == nil {
+	if resp != nil { // a cut answer too: a 429's Retry-After holds
 		status = resp.Status
 		if gov.Observe(pool, resp.Status, resp.Header) > 0 {
 			r.metrics.pauses.WithLabelValues(step.Call.Conn.Name).Inc()

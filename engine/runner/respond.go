@@ -344,8 +344,12 @@ func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Durati
 		rs.r.log.Warn("synchronous pipeline failed", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
 		// The caller hears why, but not the lookup's URL: the log has it.
 		var noAnswer *engine.NoAnswerError
-		if errors.As(err, &noAnswer) {
+		var cut *engine.CutAnswerError
+		switch {
+		case errors.As(err, &noAnswer):
 			msg = strings.Replace(msg, rs.r.opts.Masker.String(noAnswer.Error()), "no answer: "+rs.r.opts.Masker.String(noAnswer.Err.Error()), 1)
+		case errors.As(err, &cut):
+			msg = strings.Replace(msg, rs.r.opts.Masker.String(cut.Error()), rs.r.opts.Masker.String(cut.Detail()), 1)
 		}
 		writeError(w, http.StatusBadGateway, msg)
 	}
