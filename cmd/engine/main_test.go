@@ -260,15 +260,20 @@ func TestBinary(t *testing.T) {
 	if err != nil || string(out) != "ok: 5 pipelines in 6 files\n" {
 		t.Errorf("validate with the settings in the environment: %v %q", err, out)
 	}
-	t.Run("sandbox", func(t *testing.T) { testSandboxProcess(t, bin) })
+	t.Run("sandbox", func(t *testing.T) { testSandboxProcess(t, bin, "127.0.0.1:0") })
+	// On every address, it prints and writes 127.0.0.1, which HTTP_PROXY
+	// leaves alone, not [::] or 0.0.0.0, which it would get, credentials
+	// and all, and which the pipelines refuse for that.
+	t.Run("sandbox on every address", func(t *testing.T) { testSandboxProcess(t, bin, ":0") })
 }
 
-// testSandboxProcess runs engine sandbox as a process: it prints where it
-// listens and the settings, writes them with --env-out so the pipelines
-// validate against them, serves, and stops cleanly on SIGTERM.
-func testSandboxProcess(t *testing.T, bin string) {
+// testSandboxProcess runs engine sandbox on addr as a process: it prints
+// where it is reached from this machine and the settings, writes them
+// with --env-out so the pipelines validate against them, serves, and
+// stops cleanly on SIGTERM.
+func testSandboxProcess(t *testing.T, bin, addr string) {
 	envFile := filepath.Join(t.TempDir(), "sandbox.env")
-	cmd := exec.Command(bin, "sandbox", "--addr", "127.0.0.1:0", "--env-out", envFile)
+	cmd := exec.Command(bin, "sandbox", "--addr", addr, "--env-out", envFile)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -655,6 +660,24 @@ func TestRunBannerTellsStrandedEventsApart(t *testing.T) {
 	for _, want := range []string{"delivering events left by the last run: tags 1\n", "for pipelines no file defines now (a removed or renamed file): old-name 2;"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// A listener on the unspecified address is reached, and named in the
+// banners and settings, through IPv4 loopback; any other address as it is.
+func TestDialAddr(t *testing.T) {
+	for _, tt := range []struct{ addr, want string }{
+		{"[::]:8081", "127.0.0.1:8081"},
+		{"0.0.0.0:8081", "127.0.0.1:8081"},
+		{":8081", "127.0.0.1:8081"},
+		{"127.0.0.1:8081", "127.0.0.1:8081"},
+		{"[::1]:8081", "[::1]:8081"},
+		{"192.0.2.1:8081", "192.0.2.1:8081"},
+		{"localhost:8081", "localhost:8081"},
+	} {
+		if got := dialAddr(tt.addr); got != tt.want {
+			t.Errorf("dialAddr(%q) = %q, want %q", tt.addr, got, tt.want)
 		}
 	}
 }

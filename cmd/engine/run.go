@@ -212,7 +212,7 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 		admin = &http.Server{Handler: webguard.Local(r.AdminHandler(reloadNow)), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = admin.Serve(aln) }()
 		defer admin.Close()
-		fmt.Fprintf(stdout, "engine run: admin on http://%s (/status, /-/reload, /dlq)\n", aln.Addr())
+		fmt.Fprintf(stdout, "engine run: admin on http://%s (/status, /-/reload, /dlq)\n", dialAddr(aln.Addr().String()))
 	}
 	// What the last run left, counted before deliveries and webhooks
 	// change it, for the banner.
@@ -358,11 +358,7 @@ func describeDepths(depths map[string]int) string {
 // printRunBanner says where the engine listens and, from left (events in
 // the inbox per pipeline at the start), what the last run left.
 func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []*engine.Pipeline, left map[string]int) {
-	host, port, _ := net.SplitHostPort(addr)
-	if host == "" || host == "::" || host == "0.0.0.0" {
-		host = "127.0.0.1"
-	}
-	base := "http://" + net.JoinHostPort(host, port)
+	base := "http://" + dialAddr(addr)
 	fmt.Fprintf(w, "engine run: listening on %s (data in %s)\n", addr, dataDir)
 	for _, p := range pipelines {
 		switch p.Source.Type.Kind {

@@ -74,7 +74,11 @@ Stop it with Ctrl-C or SIGTERM.`, stderr)
 		fmt.Fprintf(stderr, "engine sandbox: cannot listen on %s: %v (is another sandbox running? try --addr 127.0.0.1:0)\n", *addr, err)
 		return exitProblem
 	}
-	base := "http://" + ln.Addr().String()
+	// A sandbox on every address (--addr :8081) is written as reached
+	// from here: the engine's client sends http://[::]:8081 and
+	// http://0.0.0.0:8081 through HTTP_PROXY, credentials and all, as
+	// only localhost and loopback addresses bypass it.
+	base := "http://" + dialAddr(ln.Addr().String())
 	settings, extra := sb.Settings(base)
 	if *envOut != "" {
 		if err := writeEnvFile(*envOut, settings); err != nil {
@@ -152,6 +156,21 @@ func writeEnvFile(path string, settings []sandbox.Setting) error {
 		return fmt.Errorf("writing --env-out: %w", err)
 	}
 	return nil
+}
+
+// dialAddr is the host:port a client on this machine dials to reach a
+// listener on addr. Go listens on the unspecified address (0.0.0.0 or
+// ::, reported as :: on a dual-stack host) on IPv4 and IPv6 at once, so
+// 127.0.0.1 reaches it, even where IPv6 loopback is off.
+func dialAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // inProcessSandbox starts the emulators on a free loopback port for a
