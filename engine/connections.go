@@ -210,16 +210,16 @@ func checkPlainHTTP(t *spec.ConnectionType, u *url.URL, allowed bool) error {
 }
 
 // isLoopbackHost says whether host (no port, no brackets) names this
-// machine: localhost or a loopback address (127.0.0.0/8, ::1). A
-// connection to the unspecified address (0.0.0.0, ::) reaches this
-// machine too, and engine sandbox --env-out writes it when the sandbox
-// listens on every address.
+// machine: localhost or a loopback address (127.0.0.0/8, ::1). Not the
+// unspecified address (0.0.0.0, ::): it reaches this machine too, but
+// the client's HTTP_PROXY is bypassed for loopback and localhost only,
+// so a request to it would carry the credentials in clear to the proxy.
 func isLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)
-	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
+	return ip != nil && ip.IsLoopback()
 }
 
 // listed joins items as a sentence does: "a, b and c".
