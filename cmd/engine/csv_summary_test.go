@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -51,5 +53,42 @@ func TestRunUntilDoneSummaryKeepsAReplacedFilesRowsApart(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("still running after 30 s; %d requests", requests.Load())
+	}
+}
+
+// engine run --until-done with more --csv files than the runner keeps
+// records of (1000): the records of the first files go once settled,
+// and the run still sees them settled, and exits 1 for the first one,
+// which could not be imported (it is empty), although its record went.
+func TestRunUntilDoneOverMoreFilesThanRecordsKept(t *testing.T) {
+	var requests atomic.Int32
+	sessionm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		requests.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok","payload":{}}`)
+	}))
+	defer sessionm.Close()
+	dir, _, envFile := csvJob(t, "concurrency: 4", strings.TrimPrefix(sessionm.URL, "http://"))
+	folder := t.TempDir()
+	args := []string{"--csv", filepath.Join(folder, "empty.csv")}
+	if err := os.WriteFile(args[1], nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const files = 1000
+	for i := range files {
+		file := filepath.Join(folder, fmt.Sprintf("export-%04d.csv", i))
+		if err := os.WriteFile(file, fmt.Appendf(nil, "user_id,tag\nuser-%d,vip\n", i), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--csv", file)
+	}
+	select {
+	case res := <-runUntilDone(t, envFile, append(args, "--until-done", dir)...):
+		if res.code != exitProblem || requests.Load() != files {
+			t.Errorf("exit %d, %d requests; want %d (a file could not be imported) and %d\nstderr:\n%s", res.code, requests.Load(), exitProblem, files, res.stderr)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("still running after 90 s; %d requests of %d", requests.Load(), files)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -225,7 +226,7 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	printRunBanner(stdout, ln.Addr().String(), *dataDir, sandboxBase, proj.Pipelines, leftBefore)
-	importsDone := runImports(ctx, r, imports, stderr)
+	importsDone, importErr := runImports(ctx, r, imports, stderr)
 
 	exit, drainFor := exitOK, time.Duration(0)
 	select {
@@ -288,7 +289,7 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	}
 	// A batch job learns from the exit status that a file was not
 	// imported; the summary above says why.
-	if *untilDone && importsFailed(progress, imports) {
+	if *untilDone && (importErr() || importsFailed(progress, imports)) {
 		exit = exitProblem
 	}
 	return exit
@@ -430,15 +431,19 @@ var csvProgressEvery = 500 * time.Millisecond
 // runImports reads the --csv files one after the other, showing progress
 // on a terminal, of files dropped into an inbox folder too. The channel
 // closes once every row of the --csv files has an outcome; without them
-// it never closes.
-func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stderr io.Writer) <-chan struct{} {
-	done := make(chan struct{})
+// it never closes. failed reports whether an import returned an error,
+// which its record may no longer tell: past its bound (a run of over a
+// thousand files) the runner lets settled records go, failed ones too.
+func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stderr io.Writer) (done <-chan struct{}, failed func() bool) {
+	closed := make(chan struct{})
+	var returned atomic.Int32 // imports that returned, in the order of imports
+	var anyFailed atomic.Bool
 	terminal := isTerminal(stderr)
 	if len(imports) == 0 {
 		if terminal {
 			go showFolderProgress(ctx, r.CSVImports, stderr)
 		}
-		return done
+		return closed, anyFailed.Load
 	}
 	// read closes when the last file is read, so --until-done exits then
 	// rather than at the next tick, when its rows already have outcomes.
@@ -459,7 +464,9 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 		for i, im := range imports {
 			if _, err := r.ImportCSV(ctx, im.pipeline, im.file); err != nil {
 				fmt.Fprintf(stderr, "engine run: %v\n", err)
+				anyFailed.Store(true)
 			}
+			returned.Add(1)
 			held[i]()
 			if ctx.Err() != nil {
 				return
@@ -478,15 +485,18 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 			case <-readDone:
 				readDone = nil // checked once; then the ticks
 			}
+			// Counted before the records are read: an import counted
+			// had its record made by then.
+			n := int(returned.Load())
 			progress := r.CSVImports()
 			if terminal {
 				showProgress(stderr, progress, time.Now())
 			}
-			if importsSettled(progress, imports) && csvDrained(r, imports) {
+			if importsSettled(progress, imports[:n], imports[n:]) && csvDrained(r, imports) {
 				if terminal {
 					fmt.Fprintln(stderr)
 				}
-				close(done)
+				close(closed)
 				if terminal {
 					showFolderProgress(ctx, r.CSVImports, stderr) // files dropped into the folders later
 				}
@@ -494,7 +504,7 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 			}
 		}
 	}()
-	return done
+	return closed, anyFailed.Load
 }
 
 // showFolderProgress keeps a status line on the terminal for the files
@@ -530,15 +540,18 @@ func untilDoneChan(enabled bool, done <-chan struct{}) <-chan struct{} {
 }
 
 // importsSettled reports whether every --csv file of this run has every
-// row's outcome. Rows an earlier run left in the inbox, of other files
-// too, are csvDrained's.
-func importsSettled(ps []runner.CSVProgress, imports []csvImport) bool {
-	for _, im := range imports {
+// row's outcome: those whose import returned and those still to come.
+// Rows an earlier run left in the inbox, of other files too, are
+// csvDrained's.
+func importsSettled(ps []runner.CSVProgress, returned, toCome []csvImport) bool {
+	for i, im := range slices.Concat(returned, toCome) {
 		// Every import of the file (named twice, or also dropped into the
 		// inbox folder), and at least one; not a record of rows an earlier
-		// run left (of the file's content before it was replaced).
+		// run left (of the file's content before it was replaced). A file
+		// whose import returned may have none: the runner lets settled
+		// records go past its bound.
 		of := slices.DeleteFunc(slices.Clone(ps), func(p runner.CSVProgress) bool { return p.File != im.file || p.EarlierOnly() })
-		if len(of) == 0 || slices.ContainsFunc(of, func(p runner.CSVProgress) bool { return !p.Settled() }) {
+		if len(of) == 0 && i >= len(returned) || slices.ContainsFunc(of, func(p runner.CSVProgress) bool { return !p.Settled() }) {
 			return false
 		}
 	}

@@ -222,9 +222,10 @@ func (r *Runner) finishCSVRuns(match func(*csvRun) bool) {
 	}
 }
 
-// maxCSVRecords bounds the records kept: past it the oldest settled ones
-// go, so an engine that imports dropped files for months does not keep
-// a record of each.
+// maxCSVRecords bounds the records kept: past it the settled ones go,
+// the newest of a file's name too, so an engine that imports dropped
+// files for months, each under a name of its own (a dated export), does
+// not keep a record of each.
 const maxCSVRecords = 1000
 
 // maxCSVDeadNoted bounds the memory that remembers where this run counted
@@ -238,10 +239,16 @@ func (c *csvImports) record(file, pipeline string) *CSVProgress {
 	if len(c.records) >= maxCSVRecords {
 		maps.DeleteFunc(c.earlier, func(_ string, p *CSVProgress) bool { return p.Settled() })
 		var gone []*CSVProgress
+		// Not one that rows an earlier run left may still settle in (an
+		// apart record among them: it never settles). The next import of
+		// a name whose record went gets a new one (take).
 		c.records = slices.DeleteFunc(c.records, func(old *CSVProgress) bool {
-			drop := old.Settled() && c.latest[old.File] != old && !c.countsEarlier(old)
+			drop := old.Settled() && !c.countsEarlier(old)
 			if drop {
 				gone = append(gone, old)
+				if c.latest[old.File] == old {
+					delete(c.latest, old.File)
+				}
 			}
 			return drop
 		})

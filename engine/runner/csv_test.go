@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -1065,5 +1066,57 @@ func TestCSVFileTakenAgainKeepsOneRecord(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // some 25 more imports, each finding it done
 	if ps := h.r.CSVImports(); len(ps) > 2 {
 		t.Errorf("%d records of one file", len(ps))
+	}
+}
+
+// An engine that imports files of names of their own (dated exports
+// dropped into the inbox folder) keeps no more than maxCSVRecords (1000)
+// records, nor the dead letters' places in those it let go: each record
+// being the newest of its name kept every one. A name imported again
+// after its record went gets a new one.
+func TestCSVRecordsStayBoundedForUniqueFileNames(t *testing.T) {
+	h := start(t, setup{users: 10})
+	dir := t.TempDir()
+	name := func(i int) string { return filepath.Join(dir, fmt.Sprintf("export-%04d.csv", i)) }
+	for i := 0; i < 1100; i++ {
+		// A row and a broken one: a dead letter whose place is noted.
+		text := fmt.Sprintf("user_id,tag\nload-%06d,seg_%d\nload-000001,too,many\n", i%10, i)
+		if err := os.WriteFile(name(i), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.r.ImportCSV(context.Background(), csvPipeline, name(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps := h.r.CSVImports()
+	if len(ps) > 1000 {
+		t.Errorf("%d records kept after 1100 imports of uniquely named files; maxCSVRecords is 1000", len(ps))
+	}
+	if last := ps[len(ps)-1]; last.File != name(1099) || last.Delivered != 1 || last.Broken != 1 {
+		t.Errorf("newest record: %+v, want export-1099.csv's, 1 row delivered and 1 broken", last)
+	}
+	if n := h.r.CSVDeadNoted(); n > len(ps) {
+		t.Errorf("%d dead letters' places noted for %d records", n, len(ps))
+	}
+
+	// export-0000.csv's record went: the name is imported again as any
+	// other, found done, and then with other content.
+	if slices.ContainsFunc(ps, func(p runner.CSVProgress) bool { return p.File == name(0) }) {
+		t.Fatalf("export-0000.csv's record is still kept; the test needs one that went")
+	}
+	again, err := h.r.ImportCSV(context.Background(), csvPipeline, name(0))
+	if err != nil || again.Skipped != 2 || again.Queued != 0 || !again.Settled() {
+		t.Errorf("imported again: %+v, %v; want its 2 rows handled before", again, err)
+	}
+	if err := os.WriteFile(name(0), []byte("user_id,tag\nload-000002,seg_new\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := h.r.ImportCSV(context.Background(), csvPipeline, name(0))
+	if err != nil || changed.Delivered != 1 || changed.Skipped != 0 {
+		t.Errorf("new content: %+v, %v; want its row delivered", changed, err)
+	}
+	ps = h.r.CSVImports()
+	if last := ps[len(ps)-1]; last.File != name(0) || last.Delivered != 1 {
+		t.Errorf("newest record: %+v, want export-0000.csv's new content, 1 row delivered", last)
 	}
 }

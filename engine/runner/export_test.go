@@ -19,3 +19,11 @@ func SetMaxCSVDeadNoted(t testing.TB, n int) {
 
 // CutAnswer writes an answer and cuts its body (cut_answer_test.go).
 var CutAnswer = cutAnswer
+
+// CSVDeadNoted is how many CSV dead letters the runner remembers where
+// it counted, for replays.
+func (r *Runner) CSVDeadNoted() int {
+	r.csv.mu.Lock()
+	defer r.csv.mu.Unlock()
+	return len(r.csv.dead)
+}
