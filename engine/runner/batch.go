@@ -320,6 +320,9 @@ func (b *batcher) send(bt *batch) {
 		return
 	}
 	res := b.l.send(b.l.hard, merged)
+	if res.pause > 0 {
+		res.pauseCounted = new(bool) // the events it carried share it
+	}
 	var notSent *spec.NotSentError
 	var whole *spec.WholeRequestError
 	switch {

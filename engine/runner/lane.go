@@ -554,6 +554,10 @@ type sendResult struct {
 	// fault of the template that rendered it, not of the peer.
 	unsent bool
 	cut    string // the body did not come whole: cutNote's mark
+	// pauseCounted, when set, is shared by the events of one merged
+	// request: the request waits out its pause once, however many
+	// events it carried, so the wait is counted once (retry).
+	pauseCounted *bool
 }
 
 func (res *sendResult) describe() error {
@@ -693,6 +697,15 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 	wait := delivery.Backoff(attempt, l.p.Delivery.BackoffInitial, l.p.Delivery.BackoffMax, l.r.opts.Random)
 	if res != nil && res.pause > wait {
 		wait = res.pause
+		// The event waits out the pause here, not in the governor, which
+		// counts only its own waits: when it wakes the pause is over, so
+		// nothing is counted twice.
+		if res.pauseCounted == nil || !*res.pauseCounted {
+			l.r.metrics.rateLimitWait.WithLabelValues(l.p.Target.Conn.Name).Add(wait.Seconds())
+			if res.pauseCounted != nil {
+				*res.pauseCounted = true
+			}
+		}
 	}
 	next := l.r.clock.Now().Add(wait)
 	l.r.metrics.retried.WithLabelValues(l.p.Name).Inc()

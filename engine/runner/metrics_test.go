@@ -1,0 +1,67 @@
+package runner_test
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/loyalty-connector/engine/engine"
+)
+
+// metric is the value of the series series (a regular expression) on
+// /metrics, and whether it is there.
+func (h *harness) metric(series string) (float64, bool) {
+	h.t.Helper()
+	body := do(h.t, "GET", h.engine.URL+"/metrics", "", nil).body
+	m := regexp.MustCompile(`(?m)^` + series + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		h.t.Fatalf("%s: %v", series, err)
+	}
+	return v, true
+}
+
+// A 429 with Retry-After pauses braze; the request that got it waits the
+// pause in its events' retry timers, not in the governor, and read 0 s in
+// engine_rate_limit_wait_seconds_total even when every request was
+// throttled. The pause is counted once per request: the events of a
+// merged request wait it together and go again as one request.
+func TestRateLimitWaitCountsThePausedRetry(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    setup
+		post func(h *harness)
+	}{
+		{"one event", setup{users: 1, tweak: func(p *engine.Pipeline) { p.Delivery.Linger = 20 * time.Millisecond }}, func(h *harness) {
+			h.post("/hooks/sessionm/offers", generatedOffer("rl-0", 0, "load-000000"), map[string]string{"Authorization": hookAuth})
+		}},
+		{"three events merged", setup{dirs: []string{"testdata/pipelines"}, users: 3}, func(h *harness) {
+			h.postAtOnce(3, "/hooks/campaign", func(i int) (string, map[string]string) {
+				return fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d}`, winter, i, i), nil
+			})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, tc.s)
+			// Retry-After: 1 (the sandbox rounds up to whole seconds).
+			h.control("POST", "/faults", `{"emulator":"braze","throttle":{"for":"1s"}}`)
+			tc.post(h)
+			h.drained()
+			if pauses, _ := h.metric(`engine_connection_pauses_total\{connection="braze"\}`); pauses != 1 {
+				t.Fatalf("setup: %v pauses of braze, want 1", pauses)
+			}
+			if sent := len(h.journal("/braze/campaigns/trigger/send")); sent != 2 {
+				t.Fatalf("setup: %d trigger requests, want 2: the one throttled and its retry", sent)
+			}
+			waited, _ := h.metric(`engine_rate_limit_wait_seconds_total\{connection="braze"\}`)
+			if waited < 0.99 || waited > 1.5 {
+				t.Errorf("engine_rate_limit_wait_seconds_total is %v; the request waited braze's pause of 1 s once", waited)
+			}
+		})
+	}
+}
