@@ -14,6 +14,7 @@ import (
 	"github.com/loyalty-connector/engine/engine/delivery"
 	"github.com/loyalty-connector/engine/engine/jsonval"
 	"github.com/loyalty-connector/engine/engine/spec"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // trackArrays are the lists /users/track takes, each up to 75 objects
@@ -32,6 +33,7 @@ type batcher struct {
 	total  int // items of all lists together; 0: no bound but max
 	track  bool
 	linger time.Duration
+	size   prometheus.Observer // engine_batch_events, the pipeline's
 
 	mu      sync.Mutex
 	open    map[string]*batch
@@ -61,7 +63,8 @@ type member struct {
 }
 
 func newBatcher(l *lane, e *spec.Endpoint) *batcher {
-	b := &batcher{l: l, max: e.MaxBatch, track: e.Name == "users_track", linger: l.p.Delivery.Linger, open: map[string]*batch{}}
+	b := &batcher{l: l, max: e.MaxBatch, track: e.Name == "users_track", linger: l.p.Delivery.Linger, open: map[string]*batch{},
+		size: l.r.metrics.batchSize.WithLabelValues(l.p.Name)}
 	if e.MaxTotal != nil {
 		b.total = e.MaxTotal(l.p.Target.Conn)
 	}
@@ -246,9 +249,20 @@ func (b *batcher) wait() { b.flights.Wait() }
 func (b *batcher) sendAlone(m *member) {
 	defer b.flights.Done()
 	defer b.l.survive(m.it, m.it.turn.Load(), m.attempt, m.req)
-	b.l.r.metrics.batchSize.WithLabelValues(b.l.p.Name).Observe(1)
-	res := b.l.send(b.l.hard, m.req)
-	b.settleOne(m, res)
+	b.settleOne(m, b.sendCarrying(m.req, 1))
+}
+
+// sendCarrying sends req, which carries n events, and counts it in
+// engine_batch_events if it left. Each request is counted with what it
+// carried: a merged request Braze refused, and then each of its events
+// sent alone, are 1+n requests, and counting them as one request of n
+// made the recipients per request look better than they were.
+func (b *batcher) sendCarrying(req *engine.Request, n int) sendResult {
+	res := b.l.send(b.l.hard, req)
+	if !res.unsent && !errors.Is(res.err, errStopping) {
+		b.size.Observe(float64(n))
+	}
+	return res
 }
 
 // settleOne settles an event with the answer to a request that carried
@@ -306,20 +320,19 @@ func (b *batcher) delivered(m *member, res *sendResult, merged bool) {
 func (b *batcher) send(bt *batch) {
 	defer b.flights.Done()
 	defer b.l.surviveBatch(bt.members, turnsOf(bt.members))
-	b.l.r.metrics.batchSize.WithLabelValues(b.l.p.Name).Observe(float64(len(bt.members)))
 	if len(bt.members) == 1 {
 		m := bt.members[0]
-		b.settleOne(m, b.l.send(b.l.hard, m.req))
+		b.settleOne(m, b.sendCarrying(m.req, 1))
 		return
 	}
 	merged, err := b.merge(bt)
 	if err != nil {
 		for _, m := range bt.members {
-			b.settleOne(m, b.l.send(b.l.hard, m.req))
+			b.settleOne(m, b.sendCarrying(m.req, 1))
 		}
 		return
 	}
-	res := b.l.send(b.l.hard, merged)
+	res := b.sendCarrying(merged, len(bt.members))
 	if res.pause > 0 {
 		res.pauseCounted = new(bool) // the events it carried share it
 	}
@@ -342,7 +355,7 @@ func (b *batcher) send(bt *batch) {
 		// sink the others, so each goes alone, and only those Braze
 		// refuses again are dead-lettered.
 		for _, m := range bt.members {
-			b.settleOne(m, b.l.send(b.l.hard, m.req))
+			b.settleOne(m, b.sendCarrying(m.req, 1))
 		}
 	default:
 		for _, m := range bt.members {

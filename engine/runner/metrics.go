@@ -52,7 +52,7 @@ func newMetrics(r *Runner) *metrics {
 			Name: "engine_events_dead_lettered_total", Help: "Events moved to the dead letters, by reason.",
 		}, []string{"pipeline", "reason"}),
 		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "engine_batch_events", Help: "Events carried by one batched request.",
+			Name: "engine_batch_events", Help: "Events carried by each request a batching pipeline sent (a merged request, or one event sent alone).",
 			Buckets: []float64{1, 2, 5, 10, 20, 30, 40, 45, 50, 60, 75},
 		}, []string{"pipeline"}),
 		acceptDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{

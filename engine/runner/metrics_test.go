@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,5 +64,35 @@ func TestRateLimitWaitCountsThePausedRetry(t *testing.T) {
 				t.Errorf("engine_rate_limit_wait_seconds_total is %v; the request waited braze's pause of 1 s once", waited)
 			}
 		})
+	}
+}
+
+// A merged request Braze refuses with 400 is sent again one event at a
+// time: engine_batch_events has one observation per request that went
+// out, with the events it carried, so its mean is the recipients per
+// request F4's target is judged by.
+func TestBatchEventsCountsTheRequestsSent(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 3})
+	h.postAtOnce(3, "/hooks/campaign", func(i int) (string, map[string]string) {
+		user := fmt.Sprintf("load-%06d", i)
+		if i == 1 {
+			user = "" // Braze refuses an empty id
+		}
+		return fmt.Sprintf(`{"campaign_id":%q,"user":%q,"n":%d}`, winter, user, i), nil
+	})
+	h.drained()
+	requests := h.journal("/braze/campaigns/trigger/send")
+	recipients := 0
+	for _, r := range requests {
+		body, _ := r["body"].(string)
+		recipients += strings.Count(body, `"external_user_id"`)
+	}
+	if len(requests) != 4 || recipients != 6 {
+		t.Fatalf("setup: %d requests with %d recipients, want the merged one of 3 and 3 alone", len(requests), recipients)
+	}
+	count, _ := h.metric(`engine_batch_events_count\{pipeline="any-campaign"\}`)
+	sum, _ := h.metric(`engine_batch_events_sum\{pipeline="any-campaign"\}`)
+	if int(count) != len(requests) || int(sum) != recipients {
+		t.Errorf("engine_batch_events: %v requests carrying %v events; %d went out carrying %d", count, sum, len(requests), recipients)
 	}
 }
