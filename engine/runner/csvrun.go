@@ -12,6 +12,7 @@ import (
 
 	"github.com/loyalty-connector/engine/connectors/csvfile"
 	"github.com/loyalty-connector/engine/engine/inbox"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // A CSV row goes from its file to the pipeline's workers without a stop in
@@ -40,6 +41,7 @@ type csvRun struct {
 	key        string // the checkpoint's
 	// progress is the import's own record (guarded by r.csv.mu).
 	progress *CSVProgress
+	received prometheus.Counter // engine_events_received_total, the pipeline's
 
 	mu      sync.Mutex
 	base    int           // rows 1..base have an outcome
@@ -68,13 +70,18 @@ type csvRow struct {
 
 func (r *Runner) startCSVRun(pipeline, file, hash, key string, resumeAfter int, progress *CSVProgress) *csvRun {
 	c := &csvRun{r: r, pipeline: pipeline, file: file, hash: hash, key: key, base: resumeAfter, saved: resumeAfter, progress: progress,
-		changed: make(chan struct{}, 1), stopWriter: make(chan struct{}), writerDone: make(chan struct{})}
+		received: r.metrics.received.WithLabelValues(pipeline),
+		changed:  make(chan struct{}, 1), stopWriter: make(chan struct{}), writerDone: make(chan struct{})}
 	r.csv.begin(c)
 	go c.writeCheckpoints()
 	return c
 }
 
-// item makes row n (read now) an event for the workers.
+// item makes row n (read now) an event for the workers. It is counted as
+// received here, once: its retries from the inbox and replays of its dead
+// letter are not new events, as a webhook's are not. A broken row is not
+// counted, as a webhook body that is not JSON is not: it never becomes an
+// event, and shows as a csv_row dead letter.
 func (c *csvRun) item(row csvfile.Row, n int) (*item, error) {
 	stored := &storedEvent{
 		ID:  c.rowID(row.Number),
@@ -85,6 +92,7 @@ func (c *csvRun) item(row csvfile.Row, n int) (*item, error) {
 		return nil, err
 	}
 	c.track(n)
+	c.received.Inc()
 	return &item{rec: inbox.Record{ID: stored.ID, Received: c.r.clock.Now()}, stored: stored, ev: ev, row: &csvRow{run: c, n: n}}, nil
 }
 

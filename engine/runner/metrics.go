@@ -34,7 +34,7 @@ func newMetrics(r *Runner) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "engine_events_received_total", Help: "Events accepted into the inbox.",
+			Name: "engine_events_received_total", Help: "Events taken in: webhooks stored in the inbox, and CSV rows read from their file.",
 		}, []string{"pipeline"}),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "engine_events_duplicate_total", Help: "Events recognised as repeats of stored ones and not stored again.",

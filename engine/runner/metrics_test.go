@@ -1,6 +1,7 @@
 package runner_test
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -94,5 +95,29 @@ func TestBatchEventsCountsTheRequestsSent(t *testing.T) {
 	sum, _ := h.metric(`engine_batch_events_sum\{pipeline="any-campaign"\}`)
 	if int(count) != len(requests) || int(sum) != recipients {
 		t.Errorf("engine_batch_events: %v requests carrying %v events; %d went out carrying %d", count, sum, len(requests), recipients)
+	}
+}
+
+// A CSV row read from its file is a received event, counted once: not
+// again when it is retried from the inbox, nor when the file is imported
+// again. A broken row never becomes an event, as a webhook body that is
+// not JSON does not; it is counted as a csv_row dead letter only.
+func TestCSVRowsCountAsReceived(t *testing.T) {
+	h := start(t, setup{users: 20})
+	// The first tag request fails: its row retries from the inbox.
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":1}`)
+	file, _ := h.importText("r.csv", "user_id,tag\nload-000001,a\nload-000002,too,many\nload-000003,c\n")
+	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
+		t.Fatal(err)
+	}
+	for series, want := range map[string]float64{
+		`engine_events_received_total\{pipeline="` + csvPipeline + `"\}`:                       2,
+		`engine_events_handled_total\{outcome="delivered",pipeline="` + csvPipeline + `"\}`:    2,
+		`engine_events_retried_total\{pipeline="` + csvPipeline + `"\}`:                        1,
+		`engine_events_dead_lettered_total\{pipeline="` + csvPipeline + `",reason="csv_row"\}`: 1,
+	} {
+		if got, _ := h.metric(series); got != want {
+			t.Errorf("%s is %v, want %v", strings.ReplaceAll(series, `\`, ""), got, want)
+		}
 	}
 }
