@@ -468,6 +468,7 @@ func (l *lane) process(it *item) {
 	case out.Err != nil:
 		l.failed(it, attempt, out)
 	case !out.Passed:
+		// The one line for it (ack writes none): with why.
 		l.r.log.Debug("filtered", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "why", out.FilterExplain)
 		l.ack(it, "filtered")
 	case out.Request == nil:
@@ -728,7 +729,9 @@ func (l *lane) ack(it *item, why string) {
 	if it.row == nil {
 		l.acks.ack(it.rec.Seq)
 	}
-	l.r.log.Debug(why, "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it))
+	if why != "filtered" { // process logged it, with why
+		l.r.log.Debug(why, "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it))
+	}
 	l.r.metrics.handled.WithLabelValues(l.p.Name, why).Inc()
 	outcome := rowDelivered
 	if why == "filtered" {
