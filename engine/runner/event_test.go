@@ -67,8 +67,13 @@ func TestEventLabel(t *testing.T) {
 		want string
 	}{
 		{&item{stored: &storedEvent{ID: "ab12:3", Row: &storedRow{File: "/in/segments/spring.csv", Number: 3}}}, "spring.csv row 3 (ab12:3)"},
-		{&item{stored: &storedEvent{ID: "evt-1"}, rec: inbox.Record{Seq: 9}}, "evt-1"},
-		{&item{stored: &storedEvent{}, rec: inbox.Record{Seq: 9}}, "#9"},
+		{&item{stored: &storedEvent{ID: "evt-1"}, rec: inbox.Record{Seq: 9}, pipeline: "p"}, "evt-1"},
+		// Without an id: the one its sender was answered (http.go).
+		{&item{stored: &storedEvent{}, rec: inbox.Record{Seq: 9}, pipeline: "p"}, "p#9"},
+		// Damaged, or not decoded yet: the inbox's copy of its id.
+		{&item{stored: &storedEvent{}, rec: inbox.Record{Seq: 9, ID: "evt-2"}, pipeline: "p"}, "evt-2"},
+		{&item{rec: inbox.Record{Seq: 9, ID: "evt-2"}, pipeline: "p"}, "evt-2"},
+		{&item{rec: inbox.Record{Seq: 9}, pipeline: "p"}, "p#9"},
 	} {
 		if got := eventLabel(tc.it).LogValue().String(); got != tc.want {
 			t.Errorf("label %q, want %q", got, tc.want)

@@ -177,7 +177,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			return
 		}
 		if id == "" {
-			id = fmt.Sprintf("%s#%d", p.Name, got[0].Seq)
+			id = noIDLabel(p.Name, got[0].Seq)
 		}
 		if got[0].Duplicate {
 			r.metrics.duplicates.WithLabelValues(p.Name).Inc()

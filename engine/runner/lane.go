@@ -112,6 +112,9 @@ type item struct {
 	// event has nothing to send; a /users/track object Braze refused must
 	// not be sent twice with the ones it took).
 	deadAgain func()
+	// pipeline names an inbox event without an id in log lines as its
+	// sender was told (eventLabel); a row has its file and number.
+	pipeline string
 }
 
 func newLane(r *Runner, p *engine.Pipeline) *lane {
@@ -249,7 +252,7 @@ func (l *lane) feed() {
 // attempt is later, or parks it behind its key). It reports false when the
 // lane is stopping.
 func (l *lane) dispatch(rec inbox.Record) bool {
-	it := &item{rec: rec}
+	it := &item{rec: rec, pipeline: l.p.Name}
 	if err := l.decode(it); err != nil {
 		reason := "damaged"
 		if isInternal(err) {
@@ -268,7 +271,7 @@ func (l *lane) dispatch(rec inbox.Record) bool {
 func (l *lane) decode(it *item) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = l.r.caught(v, l.p, fmt.Sprintf("#%d", it.rec.Seq))
+			err = l.r.caught(v, l.p, eventLabel(it))
 		}
 	}()
 	stored, err := decodeStored(it.rec.Payload)

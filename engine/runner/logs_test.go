@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -48,5 +49,24 @@ func TestFilteredEventIsLoggedOnce(t *testing.T) {
 	lines := linesAbout(t, logs, "p-1")
 	if len(lines) != 1 || lines[0]["msg"] != "filtered" || lines[0]["why"] == "" || lines[0]["why"] == nil {
 		t.Fatalf("log lines about the filtered event: %v; want one, filtered, with why", lines)
+	}
+}
+
+// A webhook without an id is answered with "<pipeline>#<n>" as its
+// event_id; its log lines said "#<n>", so grepping the log for the id
+// the sender got found nothing.
+func TestEventWithoutIDIsLoggedByTheIDItWasAnswered(t *testing.T) {
+	h, logs := debugLogs(t, setup{dirs: []string{"testdata/pipelines"}, users: 1})
+	a := h.post("/hooks/campaign", fmt.Sprintf(`{"campaign_id":%q,"user":"load-000000","n":1}`, winter), nil)
+	var answer struct {
+		EventID string `json:"event_id"`
+	}
+	if err := json.Unmarshal([]byte(a.body), &answer); a.status != 200 || err != nil || !strings.HasPrefix(answer.EventID, "any-campaign#") {
+		t.Fatalf("setup: %d %s, want an event_id any-campaign#<n>", a.status, a.body)
+	}
+	h.drained()
+	lines := linesAbout(t, logs, answer.EventID)
+	if len(lines) != 1 || lines[0]["msg"] != "delivered" {
+		t.Fatalf("log lines naming %s: %v; want its delivery", answer.EventID, lines)
 	}
 }

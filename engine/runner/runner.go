@@ -300,19 +300,31 @@ func (r *Runner) governor(c *spec.Connection) *delivery.Governor {
 var errStopping = errors.New("the engine is stopping")
 
 // eventLabel names an event in log lines: a CSV row by its file and row
-// number, others by id or inbox seq. It is worked out only for lines that
-// are written (a Debug line per delivery is not, by default).
+// number, others by the event_id their sender was answered: their id, or
+// <pipeline>#<inbox seq> when they have none (http.go), so the sender's
+// id finds the event's lines. It is worked out only for lines that are
+// written (a Debug line per delivery is not, by default).
 func eventLabel(it *item) slog.LogValuer { return eventName{it} }
 
 type eventName struct{ it *item }
 
 func (e eventName) LogValue() slog.Value {
 	it := e.it
-	if r := it.stored.Row; r != nil {
+	if it.stored != nil && it.stored.Row != nil {
+		r := it.stored.Row
 		return slog.StringValue(fmt.Sprintf("%s row %d (%s)", filepath.Base(r.File), r.Number, it.stored.ID))
 	}
-	if it.stored.ID != "" {
-		return slog.StringValue(it.stored.ID)
+	// The inbox keeps the id too: an event that cannot be decoded has
+	// none stored.
+	id := it.rec.ID
+	if it.stored != nil && it.stored.ID != "" {
+		id = it.stored.ID
 	}
-	return slog.StringValue(fmt.Sprintf("#%d", it.rec.Seq))
+	if id != "" {
+		return slog.StringValue(id)
+	}
+	return slog.StringValue(noIDLabel(it.pipeline, it.rec.Seq))
 }
+
+// noIDLabel is the id an event without one is answered and logged by.
+func noIDLabel(pipeline string, seq uint64) string { return fmt.Sprintf("%s#%d", pipeline, seq) }
