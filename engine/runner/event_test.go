@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -78,6 +79,36 @@ func TestEventLabel(t *testing.T) {
 		if got := eventLabel(tc.it).LogValue().String(); got != tc.want {
 			t.Errorf("label %q, want %q", got, tc.want)
 		}
+	}
+}
+
+// The line that says a webhook could not be stored names its event, as
+// the other lines about an event do, so the sender's id finds it.
+func TestStoreFailureLogNamesTheEvent(t *testing.T) {
+	proj := loaderFor(t, "http://127.0.0.1:1").Load([]string{"../../pipelines"})
+	store, err := inbox.Open(t.TempDir(), inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder // the handler runs on this goroutine
+	r, err := New(Options{Store: store, Pipelines: proj.Pipelines, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Close() // every write fails, as on a full disk
+	req := httptest.NewRequest("POST", "/hooks/sessionm/offers", strings.NewReader(`{"event_id":"e-17","event_type":"offer_issued"}`))
+	req.Header.Set("Authorization", "Bearer sandbox-sessionm-webhook-token")
+	rec := httptest.NewRecorder()
+	r.Handler().ServeHTTP(rec, req)
+	if rec.Code != 503 {
+		t.Fatalf("setup: %d %s, want 503", rec.Code, rec.Body)
+	}
+	var line struct{ Msg, Event, Error string }
+	if err := json.Unmarshal([]byte(logs.String()), &line); err != nil {
+		t.Fatalf("log %q: %v", logs.String(), err)
+	}
+	if !strings.HasPrefix(line.Msg, "cannot store an event") || line.Event != "e-17" || line.Error == "" {
+		t.Fatalf("logged %+v; want the line to name event e-17 and the error", line)
 	}
 }
 
