@@ -26,7 +26,7 @@ type metrics struct {
 	rateLimitWait   *prometheus.CounterVec   // connection: seconds
 	pauses          *prometheus.CounterVec   // connection: 429s and Retry-After
 	answered        *prometheus.CounterVec   // pipeline, code, cache: synchronous pipelines' answers
-	reloads         *prometheus.CounterVec   // pipeline, result: added, changed, removed, rejected
+	reloads         *prometheus.CounterVec   // pipeline, result: added, changed, removed, rejected, restored
 	lastReloadOK    prometheus.Gauge
 }
 
@@ -73,7 +73,7 @@ func newMetrics(r *Runner) *metrics {
 			Name: "engine_respond_answers_total", Help: "Answers of synchronous (respond) pipelines, by status code and cache (hit, miss, stale; none without a cache or when no answer could be given).",
 		}, []string{"pipeline", "code", "cache"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "engine_reload_total", Help: "Pipeline changes a reload made or refused, by result: added, changed, removed, rejected.",
+			Name: "engine_reload_total", Help: "Pipeline changes a reload made or refused, by result: added, changed, removed, rejected, restored (a rejected file accepted again as the version that runs).",
 		}, []string{"pipeline", "result"}),
 		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "engine_config_last_reload_successful", Help: "1 when the last reload took every file, 0 when it rejected one (its running version goes on).",

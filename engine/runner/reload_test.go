@@ -188,6 +188,16 @@ func TestReloadRejectsBrokenEdits(t *testing.T) {
 	if c := changeOf(rep, tagsPipeline); !rep.OK || c == nil || c.Result != "restored" {
 		t.Fatalf("report after the fix: %+v", rep)
 	}
+	// Counted, and named in the metric's help as its other results are.
+	m := do(t, "GET", h.engine.URL+"/metrics", "", nil).body
+	for _, want := range []string{
+		`engine_reload_total{pipeline="` + tagsPipeline + `",result="restored"} 1`,
+		"# HELP engine_reload_total Pipeline changes a reload made or refused, by result: added, changed, removed, rejected, restored",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 	if st := statusOf(h.r.Status(), tagsPipeline); st.State != "running" || len(st.Problems) != 0 {
 		t.Fatalf("status after the fix: %+v", st)
 	}
