@@ -107,7 +107,7 @@ f1() { # engine|benthos
   fi
   local cpu0 t0
   cpu0=$(cpu $pid) sb0=$(cpu $sandbox) t0=$(date +%s.%N)
-  USERS=$users AUTH="Basic $(printf sandbox-core-key:sandbox-core-secret | base64)" \
+  THREADS=2 USERS=$users AUTH="Basic $(printf sandbox-core-key:sandbox-core-secret | base64)" \
     wrk -t2 -c64 -d"${secs}s" --latency -s "$here/webhook.lua" "http://$listen" >"$tmp/wrk.out"
   settle
   local ticks=$(( $(cpu $pid) - cpu0 ))
