@@ -2,13 +2,9 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -20,16 +16,8 @@ import (
 // second and filed it away to done/, where its --csv import could not
 // open it, and the run exited 1.
 func TestRunUntilDoneWithCSVFilesInTheInboxFolder(t *testing.T) {
-	var requests atomic.Int32
-	sessionm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		requests.Add(1)
-		time.Sleep(20 * time.Millisecond)
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"status":"ok","payload":{}}`)
-	}))
-	defer sessionm.Close()
-	dir, _, envFile := csvJob(t, "concurrency: 4", strings.TrimPrefix(sessionm.URL, "http://"))
+	sessionm, requests := countingSessionM(t, 20*time.Millisecond)
+	dir, _, envFile := csvJob(t, "concurrency: 4", sessionm)
 	folder := filepath.Clean(filepath.Join(dir, "../inbox/segments"))
 	if err := os.MkdirAll(folder, 0o755); err != nil {
 		t.Fatal(err)

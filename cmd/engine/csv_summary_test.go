@@ -2,13 +2,9 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,15 +17,8 @@ import (
 // rows a line of their own: the new file's line counted them as its
 // own file's rows handled before.
 func TestRunUntilDoneSummaryKeepsAReplacedFilesRowsApart(t *testing.T) {
-	var requests atomic.Int32
-	sessionm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		requests.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"status":"ok","payload":{}}`)
-	}))
-	defer sessionm.Close()
-	dir, _, envFile := csvJob(t, "concurrency: 4", strings.TrimPrefix(sessionm.URL, "http://"))
+	sessionm, requests := countingSessionM(t, 0)
+	dir, _, envFile := csvJob(t, "concurrency: 4", sessionm)
 	segment := segmentFile(t, "segment.csv", 5, "")
 	data := t.TempDir()
 	store, err := inbox.Open(data, inbox.Options{})
@@ -61,15 +50,8 @@ func TestRunUntilDoneSummaryKeepsAReplacedFilesRowsApart(t *testing.T) {
 // and the run still sees them settled, and exits 1 for the first one,
 // which could not be imported (it is empty), although its record went.
 func TestRunUntilDoneOverMoreFilesThanRecordsKept(t *testing.T) {
-	var requests atomic.Int32
-	sessionm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		requests.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"status":"ok","payload":{}}`)
-	}))
-	defer sessionm.Close()
-	dir, _, envFile := csvJob(t, "concurrency: 4", strings.TrimPrefix(sessionm.URL, "http://"))
+	sessionm, requests := countingSessionM(t, 0)
+	dir, _, envFile := csvJob(t, "concurrency: 4", sessionm)
 	folder := t.TempDir()
 	args := []string{"--csv", filepath.Join(folder, "empty.csv")}
 	if err := os.WriteFile(args[1], nil, 0o644); err != nil {

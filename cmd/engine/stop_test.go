@@ -291,6 +291,21 @@ func TestUntilDoneStopsWithoutADrain(t *testing.T) {
 	}
 }
 
+// countingSessionM is a SessionM that answers every request ok after
+// delay, and counts them; it returns its host:port for csvJob.
+func countingSessionM(t *testing.T, delay time.Duration) (string, *atomic.Int32) {
+	requests := new(atomic.Int32)
+	sessionm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		requests.Add(1)
+		time.Sleep(delay)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok","payload":{}}`)
+	}))
+	t.Cleanup(sessionm.Close)
+	return strings.TrimPrefix(sessionm.URL, "http://"), requests
+}
+
 // csvJob prepares an engine run --csv --until-done of the shipped
 // pipelines with the CSV pipeline's delivery settings set to delivery and
 // SessionM Core at target (host:port): the pipelines folder, the CSV

@@ -20,15 +20,12 @@ import (
 // still there (with jitter, one could be retried, and delivered, first).
 func wholeBackoff(o *runner.Options) { o.Random = func() float64 { return 1 } }
 
-// Rows an earlier run left in the inbox settle in this run (counted in
-// Earlier); the file is then named twice (--csv F --csv F, or a --csv
-// file that also sits in the inbox folder). The Earlier outcomes must
-// stay in the summary.
-func TestCSVEarlierOutcomesSurviveASecondImport(t *testing.T) {
-	data := t.TempDir()
-	file := writeCSV(t, t.TempDir(), 60, 0)
-	slow := csvBackoff(500 * time.Millisecond)
-	h := start(t, setup{users: 100, dataDir: data, tweak: slow, opts: wholeBackoff})
+// leaveFiveRowsQueued imports file's 60 rows with the first 5 answered
+// 503, and stops the engine while those wait in the inbox for a retry
+// after backoff; it returns the sandbox's URL for the next run.
+func leaveFiveRowsQueued(t *testing.T, data, file string, backoff time.Duration) string {
+	t.Helper()
+	h := start(t, setup{users: 100, dataDir: data, tweak: csvBackoff(backoff), opts: wholeBackoff})
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":5}`)
 	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
 		t.Fatal(err)
@@ -38,6 +35,17 @@ func TestCSVEarlierOutcomesSurviveASecondImport(t *testing.T) {
 	}
 	sb := h.sbURL
 	h.stop()
+	return sb
+}
+
+// Rows an earlier run left in the inbox settle in this run (counted in
+// Earlier); the file is then named twice (--csv F --csv F, or a --csv
+// file that also sits in the inbox folder). The Earlier outcomes must
+// stay in the summary.
+func TestCSVEarlierOutcomesSurviveASecondImport(t *testing.T) {
+	data := t.TempDir()
+	file := writeCSV(t, t.TempDir(), 60, 0)
+	sb := leaveFiveRowsQueued(t, data, file, 500*time.Millisecond)
 
 	h2 := start(t, setup{users: 100, dataDir: data, sandbox: sb})
 	h2.drained() // the earlier run's 5 rows delivered now
@@ -367,18 +375,8 @@ func TestCSVEarlierRowsOfAFileReplacedSinceCountApart(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := t.TempDir()
-			dir := t.TempDir()
-			file := writeCSV(t, dir, 60, 0)
-			h := start(t, setup{users: 100, dataDir: data, tweak: csvBackoff(2 * time.Second), opts: wholeBackoff})
-			h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":5}`)
-			if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
-				t.Fatal(err)
-			}
-			if d := h.store.Depth(csvPipeline); d != 5 {
-				t.Fatalf("%d rows in the inbox, want 5", d)
-			}
-			sb := h.sbURL
-			h.stop()
+			file := writeCSV(t, t.TempDir(), 60, 0)
+			sb := leaveFiveRowsQueued(t, data, file, 2*time.Second)
 
 			// Same name, other content: 39 rows for other users.
 			var b strings.Builder
