@@ -52,6 +52,18 @@ func TestCutLookup429PausesTheConnection(t *testing.T) {
 	}
 }
 
+// F3: a 404 whose body was cut is answered 404, judged by its status, and
+// its body does not show the lookup's URL either, whose path can hold an
+// API key no masker knows (SessionM Core's).
+func TestCut404LookupAnswerHidesTheURL(t *testing.T) {
+	url, _ := cutFirstLookup(t, http.StatusNotFound, http.Header{})
+	h := start(t, setup{sandbox: url})
+	a := h.wallet(ana)
+	if a.status != http.StatusNotFound || strings.Contains(a.body, url) || !strings.Contains(a.body, "HTTP 404, but its body was cut") {
+		t.Errorf("cut 404: %d %s; want 404 without the URL", a.status, a.body)
+	}
+}
+
 // F4: a wallet lookup answered 200 whose body was cut has no wallet to
 // render: it is asked again, not dead-lettered as a refusal, and the
 // campaign goes once.

@@ -318,6 +318,17 @@ func (rs *responder) key(ev *engine.Event, req *http.Request, now time.Time) str
 
 func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Duration, key string) {
 	msg := rs.r.opts.Masker.String(err.Error())
+	// The caller hears why, but not the lookup's URL, whose path can hold
+	// an API key (SessionM Core's) that no masker knows: the log has it.
+	shown := msg
+	var noAnswer *engine.NoAnswerError
+	var cut *engine.CutAnswerError
+	switch {
+	case errors.As(err, &noAnswer):
+		shown = strings.Replace(msg, rs.r.opts.Masker.String(noAnswer.Error()), "no answer: "+rs.r.opts.Masker.String(noAnswer.Err.Error()), 1)
+	case errors.As(err, &cut):
+		shown = strings.Replace(msg, rs.r.opts.Masker.String(cut.Error()), rs.r.opts.Masker.String(cut.Detail()), 1)
+	}
 	var paused *pausedError
 	switch {
 	case isInternal(err):
@@ -329,29 +340,20 @@ func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Durati
 		// Not a warning: a send to a segment meets many users without a
 		// SessionM profile. The metrics count these answers.
 		rs.r.log.Debug("synchronous pipeline: the lookup answered 404", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
-		writeError(w, http.StatusNotFound, msg)
+		writeError(w, http.StatusNotFound, shown)
 	case errors.As(err, &paused):
 		// 503 and Retry-After, as for a full inbox: the engine will not
 		// try before then. No lookup was late, so not 504.
 		rs.r.log.Warn("synchronous pipeline paused", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
 		wait := paused.until.Sub(rs.r.clock.Now())
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
-		writeError(w, http.StatusServiceUnavailable, msg)
+		writeError(w, http.StatusServiceUnavailable, shown)
 	case errors.Is(err, context.DeadlineExceeded):
 		rs.r.log.Warn("synchronous pipeline too slow", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "deadline", deadline)
 		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("no answer within %s", deadline))
 	default:
 		rs.r.log.Warn("synchronous pipeline failed", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
-		// The caller hears why, but not the lookup's URL: the log has it.
-		var noAnswer *engine.NoAnswerError
-		var cut *engine.CutAnswerError
-		switch {
-		case errors.As(err, &noAnswer):
-			msg = strings.Replace(msg, rs.r.opts.Masker.String(noAnswer.Error()), "no answer: "+rs.r.opts.Masker.String(noAnswer.Err.Error()), 1)
-		case errors.As(err, &cut):
-			msg = strings.Replace(msg, rs.r.opts.Masker.String(cut.Error()), rs.r.opts.Masker.String(cut.Detail()), 1)
-		}
-		writeError(w, http.StatusBadGateway, msg)
+		writeError(w, http.StatusBadGateway, shown)
 	}
 }
 
