@@ -51,11 +51,22 @@ func (e *CutAnswerError) Detail() string {
 
 func (e *CutAnswerError) Unwrap() error { return e.Err }
 
+func (c HTTPCaller) timeoutFrom() string {
+	if c.TimeoutFrom == "" {
+		return "the connection's timeout"
+	}
+	return c.TimeoutFrom
+}
+
 // HTTPCaller performs lookups over HTTP.
 type HTTPCaller struct {
 	Client *http.Client // nil: http.DefaultClient
-	// Timeout bounds one lookup (10 s when 0).
+	// Timeout bounds one request (10 s when 0).
 	Timeout time.Duration
+	// TimeoutFrom names the setting Timeout comes from in errors, so a
+	// user raises the one that counts ("the connection's timeout" when
+	// empty).
+	TimeoutFrom string
 	// MaxResponse bounds the body read (DefaultMaxResponse when 0).
 	MaxResponse int64
 }
@@ -102,7 +113,7 @@ func (c HTTPCaller) Call(ctx context.Context, step *Step, req *Request) (*Respon
 		case caller.Err() != nil:
 			err = fmt.Errorf("no answer in the time the caller had left: %w", context.DeadlineExceeded)
 		default:
-			err = fmt.Errorf("no answer within %s, the connection's timeout", timeout)
+			err = fmt.Errorf("no answer within %s, %s", timeout, c.timeoutFrom())
 		}
 		var urlErr *url.Error
 		if errors.As(err, &urlErr) {
@@ -123,7 +134,7 @@ func (c HTTPCaller) Call(ctx context.Context, step *Step, req *Request) (*Respon
 		case errors.Is(err, context.DeadlineExceeded) && caller.Err() != nil:
 			err = fmt.Errorf("the rest of its body did not come in the time the caller had left: %w", context.DeadlineExceeded)
 		case errors.Is(err, context.DeadlineExceeded):
-			err = fmt.Errorf("the rest of its body did not come within %s, the connection's timeout", timeout)
+			err = fmt.Errorf("the rest of its body did not come within %s, %s", timeout, c.timeoutFrom())
 		case errors.Is(err, context.Canceled):
 			err = fmt.Errorf("its body was cut: %w", context.Canceled)
 		default:

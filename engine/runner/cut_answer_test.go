@@ -116,7 +116,7 @@ func TestCutRefusalIsJudgedByItsStatus(t *testing.T) {
 		err      string
 		excerpt  string
 	}{
-		{"late", 400, "rejected", 1, "HTTP 400, but the rest of its body did not come within 200ms, the connection's timeout", `{"message": [cut: the rest did not come]`},
+		{"late", 400, "rejected", 1, "HTTP 400, but the rest of its body did not come within 200ms, the pipeline's delivery.timeout", `{"message": [cut: the rest did not come]`},
 		{"reset", 503, "attempts_exhausted", 3, "HTTP 503, but its body was cut: unexpected EOF", `{"message": [cut: the rest did not come]`},
 		{"large", 400, "rejected", 1, "HTTP 400, but the answer is over 4194304 bytes", `x... [cut: over the size limit]`},
 	} {

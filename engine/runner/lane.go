@@ -593,7 +593,11 @@ func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 		return sendResult{err: errStopping, verdict: delivery.Retry}
 	}
 	began := time.Now()
-	resp, err := engine.HTTPCaller{Client: l.r.client, Timeout: l.p.TargetTimeout()}.Call(ctx, nil, req)
+	caller := engine.HTTPCaller{Client: l.r.client, Timeout: l.p.TargetTimeout()}
+	if l.p.Delivery.Timeout > 0 {
+		caller.TimeoutFrom = "the pipeline's delivery.timeout"
+	}
+	resp, err := caller.Call(ctx, nil, req)
 	if resp == nil {
 		if bad := unsendable(req); bad != nil {
 			return sendResult{err: fmt.Errorf("target: %w", bad), verdict: delivery.Reject, unsent: true}
@@ -626,6 +630,12 @@ func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 			return res
 		}
 		res.envelopeErr = err
+		// A status that refuses the whole request by itself (Braze's 401,
+		// 403, 404) needs no body to say so: a merged batch is then
+		// dead-lettered at once, not sent again event by event.
+		if errors.As(call.ResponseError(resp.Status, nil), new(*spec.WholeRequestError)) {
+			res.envelopeErr = &spec.WholeRequestError{Err: err}
+		}
 		res.verdict = delivery.Classify(resp.Status, nil, err)
 		return res
 	}
