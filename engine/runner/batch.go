@@ -299,6 +299,7 @@ func (b *batcher) delivered(m *member, res *sendResult, merged bool) {
 		i := index - m.start[array]
 		return i, i >= 0 && i < m.size[array]
 	}
+	b.l.cutDelivered(m.it, res)
 	errs, ownErrs := minorErrors(res.body, own)
 	switch {
 	case len(errs) == 0:

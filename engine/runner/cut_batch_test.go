@@ -1,8 +1,10 @@
 package runner
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -93,5 +95,57 @@ func TestMergedTriggerWithACut401IsDeadLetteredAtOnce(t *testing.T) {
 	// One merged request, or two if the webhooks straddled a linger.
 	if reqs.Load() > 2 || len(dls) != 10 {
 		t.Errorf("a cut 401 to a merged request of 10: %d requests, %d dead letters; want 1 or 2 requests and 10 dead letters, not each event sent again alone", reqs.Load(), len(dls))
+	}
+}
+
+// What a cut 201 leaves unknown (a refused object, SessionM's
+// "status":"error") is logged for each event it delivered, by name: one
+// warning per request could not say which of 50 events to look at.
+func TestCut201WarnsForEachEventItDelivered(t *testing.T) {
+	braze := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cutAnswer(t, w, r, "reset", http.StatusCreated, http.Header{})
+	}))
+	defer braze.Close()
+	proj := loaderFor(t, braze.URL).Load([]string{"testdata/pipelines"})
+	for _, p := range proj.Pipelines {
+		p.Delivery.Linger = 300 * time.Millisecond
+	}
+	store, err := inbox.Open(t.TempDir(), inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var logs strings.Builder
+	r, err := New(Options{Store: store, Pipelines: proj.Pipelines, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	for i := range 3 {
+		resp, err := http.Post(srv.URL+"/hooks/campaign", "application/json", strings.NewReader(fmt.Sprintf(`{"id":"ev-%d","campaign_id":"c1","user":"u-%d"}`, i, i)))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatal(err, resp)
+		}
+		resp.Body.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for store.Depth("any-campaign") > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("still queued after 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.Stop(5 * time.Second) // its log lines are written by then
+	named := map[string]bool{}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var l struct{ Msg, Event string }
+		if json.Unmarshal([]byte(line), &l) == nil && strings.HasPrefix(l.Msg, "delivered, but the answer's body was cut") {
+			named[l.Event] = true
+		}
+	}
+	if len(named) != 3 {
+		t.Errorf("warnings for events %v; want one for each of the 3 delivered\n%s", named, logs.String())
 	}
 }

@@ -622,10 +622,10 @@ func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 			// "status":"error"), but the request as a whole was taken,
 			// and a resend would repeat all it did (every stored
 			// object, a counter tag's increment): it counts as
-			// delivered, and the log says what is not known.
-			l.r.log.Warn("delivered, but the answer's body was cut: what it said beyond its status is unknown", "pipeline", l.p.Name,
-				"version", l.p.Version, "error", l.r.opts.Masker.String(err.Error()))
+			// delivered, and the log says, per event, what is not known
+			// (cutDelivered).
 			res.body = nil // a part is not the answer: nothing to read in it
+			res.envelopeErr = err
 			res.verdict = delivery.Delivered
 			return res
 		}
@@ -642,6 +642,17 @@ func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 	res.envelopeErr = call.ResponseError(resp.Status, resp.Body)
 	res.verdict = delivery.Classify(resp.Status, nil, res.envelopeErr)
 	return res
+}
+
+// cutDelivered warns, naming the event, when res delivered it with an
+// answer whose body was cut: a /users/track refusal of one of its objects
+// or SessionM's "status":"error" would have been in the part that is lost.
+func (l *lane) cutDelivered(it *item, res *sendResult) {
+	if res.cut == "" {
+		return
+	}
+	l.r.log.Warn("delivered, but the answer's body was cut: what it said beyond its status is unknown", "pipeline", l.p.Name,
+		"version", l.p.Version, "event", eventLabel(it), "error", l.r.opts.Masker.String(res.envelopeErr.Error()))
 }
 
 // cutNote marks the excerpt of an answer whose body did not come whole
@@ -685,6 +696,7 @@ func unsendable(req *engine.Request) error {
 func (l *lane) settle(it *item, attempt int, req *engine.Request, res sendResult) {
 	switch res.verdict {
 	case delivery.Delivered:
+		l.cutDelivered(it, &res)
 		l.ack(it, "delivered")
 	case delivery.Reject:
 		reason := "rejected"
