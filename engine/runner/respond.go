@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -295,25 +294,20 @@ func (rs *responder) evaluate(ctx context.Context, ev *engine.Event) (reply *eng
 }
 
 // key is the cache key: the configured template, or the request's method,
-// path and sorted query.
+// escaped path and sorted query. The path stays escaped and each query
+// value is encoded on its own, so two requests a route tells apart never
+// share a key: /wallet/a%2Fb/c is not /wallet/a/b%2Fc, nor ?c=x,y ?c=x&c=y.
 func (rs *responder) key(ev *engine.Event, req *http.Request, now time.Time) string {
 	if t := rs.p.Respond.Cache.Key; t != nil {
 		if k, err := t.Render(rs.p.Bindings(ev, now)); err == nil {
 			return k
 		}
 	}
-	q := req.URL.Query()
-	names := make([]string, 0, len(q))
-	for k := range q {
-		names = append(names, k)
+	key := req.Method + " " + req.URL.EscapedPath()
+	if q := req.URL.Query(); len(q) > 0 {
+		key += "?" + q.Encode() // sorted by name, values in order
 	}
-	sort.Strings(names)
-	var b strings.Builder
-	b.WriteString(req.Method + " " + req.URL.Path)
-	for _, k := range names {
-		b.WriteString("&" + url.QueryEscape(k) + "=" + url.QueryEscape(strings.Join(q[k], ",")))
-	}
-	return b.String()
+	return key
 }
 
 func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Duration, key string) {
