@@ -168,7 +168,7 @@ func TestRespondCacheKeepsToItsSize(t *testing.T) {
 	defer func(was int) { maxCachedBytes = was }(maxCachedBytes)
 	maxCachedBytes = 100_000
 	rs := newResponder(&Runner{clock: noWaitClock{}}, &engine.Pipeline{})
-	body := []byte(strings.Repeat("x", 3000)) // about 9 KB each
+	body := []byte(strings.Repeat("x", 3000)) // about 3.2 KB each
 	for i := range 200 {
 		rs.keep(fmt.Sprintf("user-%03d", i), &engine.Reply{Status: 200, Body: body})
 		if rs.cachedBytes > maxCachedBytes {

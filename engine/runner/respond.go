@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -12,17 +13,24 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/spec"
 )
 
 // maxCached bounds the answers a synchronous pipeline keeps, and
-// maxCachedBytes their size (a wallet with many offers is large); past
-// either the oldest are dropped.
+// maxCachedBytes the memory they take (a wallet with many offers is
+// large); past either the oldest are dropped.
 const maxCached = 100_000
 
 var maxCachedBytes = 64 << 20
+
+// entryOverhead is what a cached answer takes besides its key, header and
+// body: its cached struct (96 bytes) and its slot in the cache's map
+// (key, pointer and control byte, about 40 bytes at the map's usual
+// load). TestRespondCacheCountsItsMemory holds the count to the heap.
+const entryOverhead = 136
 
 // responder answers a synchronous pipeline (F3: a wallet for Braze
 // Connected Content) within its deadline, from a cache when it has one.
@@ -36,10 +44,15 @@ type responder struct {
 	inflight    map[string]*flight
 }
 
+// cached is an answer as the cache keeps it: only what writing it takes,
+// in copies of its own size. An engine.Reply also holds the decoded body,
+// which no answer reads, and its body has room to spare.
 type cached struct {
-	reply  *engine.Reply
+	status int
+	header []headerField
+	body   []byte
 	stored time.Time
-	size   int // about what it holds in memory: the body, its decoded value, the key
+	size   int // what it takes in memory, key and map slot included
 	// earlier: an answer of a version a reload replaced. It is never a
 	// fresh hit, as this version may shape answers otherwise, but still
 	// stands in when SessionM is slow or down.
@@ -66,7 +79,7 @@ func (rs *responder) takeOver(prev *responder) {
 	prev.mu.Lock()
 	defer prev.mu.Unlock()
 	for key, c := range prev.cache {
-		rs.cache[key] = &cached{reply: c.reply, stored: c.stored, size: c.size, earlier: true}
+		rs.cache[key] = &cached{status: c.status, header: c.header, body: c.body, stored: c.stored, size: c.size, earlier: true}
 	}
 	rs.cachedBytes = prev.cachedBytes
 }
@@ -105,7 +118,7 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 	entry := rs.cache[key]
 	rs.mu.Unlock()
 	if entry != nil && now.Sub(entry.stored) < c.TTL && !entry.earlier {
-		writeReply(w, entry.reply, "hit", ageHeader(now, entry.stored))
+		entry.write(w, "hit", ageHeader(now, entry.stored), "")
 		return
 	}
 	var reply *engine.Reply
@@ -123,7 +136,7 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 		// SessionM is slow, down or has paused the connection: an older
 		// answer beats none, and says what it is.
 		rs.r.log.Warn("answering from the cache", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "age", now.Sub(entry.stored).Round(time.Second), "error", rs.r.opts.Masker.String(err.Error()))
-		writeReply(w, entry.reply, "stale", ageHeader(now, entry.stored), "110 - \"Response is Stale\"")
+		entry.write(w, "stale", ageHeader(now, entry.stored), "110 - \"Response is Stale\"")
 		return
 	}
 	rs.fail(w, err, resp.Deadline, key)
@@ -186,17 +199,58 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 // keep caches reply under key, dropping the oldest answers while the
 // cache is over its count or size. Callers hold rs.mu.
 func (rs *responder) keep(key string, reply *engine.Reply) {
-	// The decoded value takes about twice the body's bytes.
-	size := len(key) + 3*len(reply.Body) + 256
-	if size > maxCachedBytes {
+	if len(key)+len(reply.Body) > maxCachedBytes {
+		return
+	}
+	c := &cached{status: reply.Status, body: bytes.Clone(reply.Body), stored: rs.r.clock.Now()}
+	var headerBytes int
+	c.header, headerBytes = compactHeader(reply.Header)
+	// The key is copied too: a rendered one can sit in a larger buffer.
+	key = strings.Clone(key)
+	// cap: the body's copy takes its whole size class.
+	c.size = entryOverhead + len(key) + headerBytes + cap(c.body)
+	if c.size > maxCachedBytes {
 		return
 	}
 	rs.forget(key)
-	for len(rs.cache) > 0 && (len(rs.cache) >= maxCached || rs.cachedBytes+size > maxCachedBytes) {
+	for len(rs.cache) > 0 && (len(rs.cache) >= maxCached || rs.cachedBytes+c.size > maxCachedBytes) {
 		rs.evictOldest()
 	}
-	rs.cache[key] = &cached{reply: reply, stored: rs.r.clock.Now(), size: size}
-	rs.cachedBytes += size
+	rs.cache[key] = c
+	rs.cachedBytes += c.size
+}
+
+// headerField is one header of a cached answer.
+type headerField struct {
+	name   string
+	values []string
+}
+
+// compactHeader copies h into two allocations, its fields and all their
+// values, and says about how many bytes they take. An http.Header of one
+// Content-Type takes some 400 bytes, more than a small wallet's body.
+func compactHeader(h http.Header) ([]headerField, int) {
+	if len(h) == 0 {
+		return nil, 0
+	}
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	fields, values := make([]headerField, 0, len(h)), make([]string, 0, n)
+	size := cap(fields)*int(unsafe.Sizeof(headerField{})) + cap(values)*int(unsafe.Sizeof(""))
+	for name, vs := range h {
+		at := len(values)
+		values = append(values, vs...)
+		fields = append(fields, headerField{name, values[at:len(values):len(values)]})
+		// Names and values are counted though most are the pipeline's
+		// own strings, shared by every answer.
+		size += len(name)
+		for _, v := range vs {
+			size += len(v)
+		}
+	}
+	return fields, size
 }
 
 // forget drops key's answer, if the cache holds one. Callers hold rs.mu.
@@ -355,21 +409,33 @@ func ageHeader(now, stored time.Time) string {
 	return strconv.Itoa(int(now.Sub(stored).Seconds()))
 }
 
-// writeReply writes a reply with X-Cache (hit, miss, stale), and Age and
-// Warning when given.
-func writeReply(w http.ResponseWriter, reply *engine.Reply, cache string, ageAndWarning ...string) {
+// writeReply writes a reply just evaluated, with X-Cache when given.
+func writeReply(w http.ResponseWriter, reply *engine.Reply, cache string) {
 	for k, vs := range reply.Header {
 		w.Header()[k] = vs
 	}
+	writeAnswer(w, reply.Status, reply.Body, cache, "", "")
+}
+
+// write writes a cached answer with X-Cache (hit or stale), Age, and
+// Warning when given.
+func (c *cached) write(w http.ResponseWriter, cache, age, warning string) {
+	for _, f := range c.header {
+		w.Header()[f.name] = f.values
+	}
+	writeAnswer(w, c.status, c.body, cache, age, warning)
+}
+
+func writeAnswer(w http.ResponseWriter, status int, body []byte, cache, age, warning string) {
 	if cache != "" {
 		w.Header().Set("X-Cache", cache)
 	}
-	if len(ageAndWarning) > 0 {
-		w.Header().Set("Age", ageAndWarning[0])
+	if age != "" {
+		w.Header().Set("Age", age)
 	}
-	if len(ageAndWarning) > 1 {
-		w.Header().Set("Warning", ageAndWarning[1])
+	if warning != "" {
+		w.Header().Set("Warning", warning)
 	}
-	w.WriteHeader(reply.Status)
-	_, _ = w.Write(reply.Body)
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
