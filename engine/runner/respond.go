@@ -16,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/delivery"
 	"github.com/loyalty-connector/engine/engine/spec"
 )
 
@@ -132,7 +133,7 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 		writeReply(w, reply, "miss")
 		return
 	}
-	if entry != nil && now.Sub(entry.stored) < c.TTL+c.Stale && !isNotFound(err) {
+	if entry != nil && now.Sub(entry.stored) < c.TTL+c.Stale && staleCovers(err) {
 		// SessionM is slow, down or has paused the connection: an older
 		// answer beats none, and says what it is.
 		rs.r.log.Warn("answering from the cache", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "age", now.Sub(entry.stored).Round(time.Second), "error", rs.r.opts.Masker.String(err.Error()))
@@ -323,6 +324,37 @@ func isNotFound(err error) bool {
 	return errors.As(err, &nf)
 }
 
+// lookupError is a lookup that got no usable answer where trying again
+// might: no answer or a cut one, none in time, or an answer a retry is
+// for (408, 429, 5xx, a retry_error_codes code), as delivery.Classify
+// reads it. Only these let a stale copy stand in: a refusal, a template
+// or expr error or the filter says the same of the request however old
+// the copy, and a copy would hide it.
+type lookupError struct{ err error }
+
+func (e *lookupError) Error() string { return e.err.Error() }
+func (e *lookupError) Unwrap() error { return e.err }
+
+// staleCovers says whether a stale copy may answer in err's stead: SessionM
+// failed, was late, or has paused the connection.
+func staleCovers(err error) bool {
+	var failed *lookupError
+	var paused *pausedError
+	return errors.As(err, &failed) || errors.As(err, &paused) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// failedLookup says whether a step that failed is a lookup that got no
+// usable answer, and might get one if tried again.
+func failedLookup(st engine.StepResult) bool {
+	if st.Request == nil || errors.As(st.Err, new(*engine.BodyError)) {
+		return false // the request could not be made: a template's error
+	}
+	if st.Response == nil || errors.As(st.Err, new(*engine.CutAnswerError)) {
+		return true
+	}
+	return delivery.Classify(st.Response.Status, nil, st.Err) == delivery.Retry
+}
+
 func (rs *responder) evaluate(ctx context.Context, ev *engine.Event) (reply *engine.Reply, err error) {
 	// A panic here would end the engine when a shared evaluation has its
 	// own goroutine, and leave the requests that share it waiting.
@@ -336,8 +368,12 @@ func (rs *responder) evaluate(ctx context.Context, ev *engine.Event) (reply *eng
 	case out.Err != nil:
 		// The step that failed is the last one run.
 		if n := len(out.Steps); n > 0 {
-			if last := out.Steps[n-1]; last.Err != nil && last.Response != nil && (last.Response.Status == http.StatusNotFound || spec.IsNotFound(last.Err)) {
+			last := out.Steps[n-1]
+			switch {
+			case last.Err != nil && last.Response != nil && (last.Response.Status == http.StatusNotFound || spec.IsNotFound(last.Err)):
 				return nil, &notFoundError{out.Err}
+			case last.Err != nil && failedLookup(last):
+				return nil, &lookupError{out.Err}
 			}
 		}
 		return nil, out.Err

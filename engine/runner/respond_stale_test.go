@@ -1,0 +1,89 @@
+package runner_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/sandbox"
+)
+
+// A stale copy stands in only when SessionM fails (no answer, a late
+// one, 5xx, 429); a request the pipeline refuses or cannot answer is
+// answered as without a cache. Every error but a 404 served the copy: one
+// the new version's filter refuses, one its expr cannot compute, one
+// SessionM refuses.
+func TestSynchronousStaleOnlyWhenSessionMFails(t *testing.T) {
+	sb, err := sandbox.New(sandbox.Options{RandSeed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer atomic.Int32 // the status SessionM Connect answers; 0: the emulator's
+	emulators := sb.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if status := int(answer.Load()); status != 0 && strings.HasPrefix(r.URL.Path, "/sessionm/connect/") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			io.WriteString(w, `{"status":"error","errors":{"code":"validation","message":"culture is not one the retailer has"}}`)
+			return
+		}
+		emulators.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	dir := copyPipelines(t)
+	file := filepath.Join(dir, "wallet-for-connected-content.yaml")
+	h := start(t, setup{dirs: []string{dir}, sandbox: srv.URL, tweak: func(p *engine.Pipeline) {
+		if p.Respond != nil {
+			p.Respond.Cache.TTL = time.Nanosecond // every answer is stale at once
+		}
+	}})
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
+		t.Fatalf("first: %d %v %s", a.status, a.header, a.body)
+	}
+	reload := func(edit func(string) string) {
+		t.Helper()
+		editFile(t, file, edit)
+		if c := changeOf(h.r.Apply(h.load()), "wallet-for-connected-content"); c == nil || c.Result != "changed" {
+			t.Fatalf("not reloaded: %+v", c)
+		}
+	}
+	for _, tt := range []struct {
+		name   string
+		status int32 // SessionM's
+		edit   func(string) string
+		want   int
+		body   string
+		stale  bool
+	}{
+		{name: "SessionM answers 503", status: 503, want: 200, stale: true},
+		{name: "SessionM refuses the request (400)", status: 400, want: 502, body: "culture is not one the retailer has"},
+		{name: "the new version's filter refuses the request",
+			edit: func(s string) string {
+				return strings.Replace(s, "\nsource:", "\nfilter: request.params.user_id != \""+ana+"\"\nsource:", 1)
+			},
+			want: 404, body: "filter refused"},
+		{name: "the new version's expr fails",
+			edit: func(s string) string {
+				s = strings.Replace(s, "\nfilter: request.params.user_id != \""+ana+"\"", "", 1)
+				return strings.Replace(s, "\nrespond:", "\n  - name: broken\n    expr: date(request.params.user_id)\nrespond:", 1)
+			},
+			want: 502, body: "step broken"},
+		// Last: the 429 pauses the connection a while.
+		{name: "SessionM answers 429", status: 429, want: 200, stale: true},
+	} {
+		answer.Store(tt.status)
+		if tt.edit != nil {
+			reload(tt.edit)
+		}
+		a := h.wallet(ana)
+		if cache := a.header.Get("X-Cache"); a.status != tt.want || (cache == "stale") != tt.stale || !strings.Contains(a.body, tt.body) {
+			t.Errorf("%s: %d (X-Cache %q) %s; want %d, stale: %v", tt.name, a.status, cache, a.body, tt.want, tt.stale)
+		}
+	}
+}
