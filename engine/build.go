@@ -34,6 +34,12 @@ const (
 	// gives Connected Content (braze.md §5).
 	DefaultDeadline = 1500 * time.Millisecond
 	DefaultMaxBody  = 1 << 20
+
+	// DefaultMaxLookups bounds the lookups a cached synchronous pipeline
+	// has under way: each holds a connection to SessionM until it
+	// answers or its timeout passes, its callers gone or not.
+	DefaultMaxLookups = 256
+
 	// A webhook body larger than this is a mistake; it also keeps a stored
 	// event (body, kept headers, id) within what the inbox takes (64 MiB).
 	maxBodyLimit = 32 << 20
@@ -103,6 +109,9 @@ type ResponseCache struct {
 	Key   *liquid.Template // nil: the request's method, path and query
 	TTL   time.Duration
 	Stale time.Duration
+	// MaxLookups bounds the lookups under way; past it a request with no
+	// lookup for its key is answered from the cache, else 503.
+	MaxLookups int
 }
 
 // Delivery holds the delivery settings with defaults applied.
@@ -763,8 +772,9 @@ func (b *builder) respond(path yamlpos.Path, cfg *RespondConfig, sc, before *sco
 	if c := cfg.Cache; c != nil {
 		cpath := path.Child("cache")
 		r.Cache = &ResponseCache{
-			TTL:   b.duration(cpath.Child("ttl"), c.TTL, time.Minute),
-			Stale: b.duration(cpath.Child("stale"), c.Stale, time.Hour),
+			TTL:        b.duration(cpath.Child("ttl"), c.TTL, time.Minute),
+			Stale:      b.duration(cpath.Child("stale"), c.Stale, time.Hour),
+			MaxLookups: cmpOr(c.MaxLookups, DefaultMaxLookups),
 		}
 		if c.Key != "" {
 			// The key is rendered before the steps run, from what the

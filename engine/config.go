@@ -85,9 +85,10 @@ type RespondConfig struct {
 
 // CacheConfig keeps a synchronous pipeline's answers for a while.
 type CacheConfig struct {
-	Key   string `yaml:"key"`
-	TTL   string `yaml:"ttl"`
-	Stale string `yaml:"stale"`
+	Key        string `yaml:"key"`
+	TTL        string `yaml:"ttl"`
+	Stale      string `yaml:"stale"`
+	MaxLookups int    `yaml:"max_lookups"`
 }
 
 // DeliveryConfig tunes how target requests are delivered.

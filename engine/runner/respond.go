@@ -43,6 +43,12 @@ type responder struct {
 	cache       map[string]*cached
 	cachedBytes int // the sum of the cache's sizes
 	inflight    map[string]*flight
+	// slots holds a token per lookup under way (shared), at most
+	// respond.cache.max_lookups. A lookup outlives a late caller, so
+	// without a bound a slow SessionM held a connection and a goroutine
+	// per distinct user for its whole timeout: the request rate times
+	// 10 s, enough at a Braze send's rate to run out of descriptors.
+	slots chan struct{}
 }
 
 // cached is an answer as the cache keeps it: only what writing it takes,
@@ -69,7 +75,11 @@ type flight struct {
 }
 
 func newResponder(r *Runner, p *engine.Pipeline) *responder {
-	return &responder{r: r, p: p, cache: map[string]*cached{}, inflight: map[string]*flight{}}
+	rs := &responder{r: r, p: p, cache: map[string]*cached{}, inflight: map[string]*flight{}}
+	if p.Respond != nil && p.Respond.Cache != nil {
+		rs.slots = make(chan struct{}, cmp.Or(p.Respond.Cache.MaxLookups, engine.DefaultMaxLookups))
+	}
+	return rs
 }
 
 // takeOver keeps the answers prev, the version this one replaces, has
@@ -83,6 +93,11 @@ func (rs *responder) takeOver(prev *responder) {
 		rs.cache[key] = &cached{status: c.status, header: c.header, body: c.body, stored: c.stored, size: c.size, earlier: true}
 	}
 	rs.cachedBytes = prev.cachedBytes
+	// The lookups prev still has under way count toward the bound, so
+	// a reload does not double it.
+	if rs.slots != nil && prev.slots != nil && cap(rs.slots) == cap(prev.slots) {
+		rs.slots = prev.slots
+	}
 }
 
 func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *storedEvent) {
@@ -168,16 +183,25 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 			return nil, ctx.Err()
 		}
 	}
+	select {
+	case rs.slots <- struct{}{}:
+	default:
+		rs.mu.Unlock()
+		return nil, &busyError{lookups: cap(rs.slots)}
+	}
 	f := &flight{done: make(chan struct{})}
 	rs.inflight[key] = f
 	rs.mu.Unlock()
 
 	// The evaluation is not bound to this caller's deadline alone: the
 	// answer still fills the cache for the next caller when it is late.
+	// Its own timeout bounds how long it holds its slot once its callers
+	// are gone.
 	evalCtx, cancel := context.WithTimeout(context.Background(), cmp.Or(rs.p.Delivery.Timeout, engine.DefaultTimeout))
 	go func() {
 		defer cancel()
 		f.reply, f.err = rs.evaluate(evalCtx, ev)
+		<-rs.slots
 		rs.mu.Lock()
 		delete(rs.inflight, key)
 		switch {
@@ -336,11 +360,22 @@ func (e *lookupError) Error() string { return e.err.Error() }
 func (e *lookupError) Unwrap() error { return e.err }
 
 // staleCovers says whether a stale copy may answer in err's stead: SessionM
-// failed, was late, or has paused the connection.
+// failed, was late, or has paused the connection, or the pipeline has as
+// many lookups under way as it may.
 func staleCovers(err error) bool {
 	var failed *lookupError
 	var paused *pausedError
-	return errors.As(err, &failed) || errors.As(err, &paused) || errors.Is(err, context.DeadlineExceeded)
+	var busy *busyError
+	return errors.As(err, &failed) || errors.As(err, &paused) || errors.As(err, &busy) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// busyError is a request whose lookup could not start: the pipeline has
+// respond.cache.max_lookups under way already, most of them late when
+// it comes to that.
+type busyError struct{ lookups int }
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("SessionM is slow: %d lookups are under way, the most this pipeline starts (respond.cache.max_lookups), none of them for this request", e.lookups)
 }
 
 // failedLookup says whether a step that failed is a lookup that got no
@@ -414,6 +449,7 @@ func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Durati
 		shown = strings.Replace(msg, rs.r.opts.Masker.String(cut.Error()), rs.r.opts.Masker.String(cut.Detail()), 1)
 	}
 	var paused *pausedError
+	var busy *busyError
 	switch {
 	case isInternal(err):
 		// Logged with its stack already; the caller needs no more.
@@ -432,6 +468,12 @@ func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Durati
 		wait := paused.until.Sub(rs.r.clock.Now())
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 		writeError(w, http.StatusServiceUnavailable, shown)
+	case errors.As(err, &busy):
+		// As for a pause: nothing was tried, and a slot frees when any
+		// lookup under way ends.
+		rs.r.log.Warn("synchronous pipeline at its bound of lookups", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, msg)
 	case errors.Is(err, context.DeadlineExceeded):
 		rs.r.log.Warn("synchronous pipeline too slow", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "deadline", deadline)
 		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("no answer within %s", deadline))
