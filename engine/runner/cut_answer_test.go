@@ -3,6 +3,7 @@ package runner
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -48,34 +49,58 @@ func cutAnswer(t *testing.T, w http.ResponseWriter, r *http.Request, how string,
 	<-r.Context().Done()
 }
 
-// deliverOneTrigger is a runner delivering testdata's any-campaign to braze,
-// with a 200 ms request timeout and three fast attempts.
-func deliverOneTrigger(t *testing.T, braze *httptest.Server) *inbox.Store {
+// sendTriggers posts n campaign webhooks at once to a runner delivering
+// testdata's any-campaign to braze (linger: how long a batch waits to be
+// merged; a 200 ms timeout, 3 attempts 10 ms apart), waits until none is
+// queued, and stops the runner, so its log lines are all written.
+func sendTriggers(t *testing.T, braze *httptest.Server, n int, linger time.Duration, logger *slog.Logger) *inbox.Store {
 	t.Helper()
 	proj := loaderFor(t, braze.URL).Load([]string{"testdata/pipelines"})
 	for _, p := range proj.Pipelines {
-		p.Delivery.Linger = time.Millisecond
+		p.Delivery.Linger = linger
 		p.Delivery.Timeout = 200 * time.Millisecond
 		p.Delivery.Attempts = 3
 		p.Delivery.BackoffInitial, p.Delivery.BackoffMax = 10*time.Millisecond, 10*time.Millisecond
 	}
-	r, store := startRunner(t, proj.Pipelines)
-	t.Cleanup(func() { r.Stop(5 * time.Second) })
-	srv := httptest.NewServer(r.Handler())
-	t.Cleanup(srv.Close)
-	resp, err := http.Post(srv.URL+"/hooks/campaign", "application/json", strings.NewReader(`{"campaign_id":"c1","user":"u-1","n":1}`))
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatal(err, resp)
+	store, err := inbox.Open(t.TempDir(), inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	resp.Body.Close()
-	deadline := time.Now().Add(10 * time.Second)
+	t.Cleanup(func() { store.Close() })
+	r, err := New(Options{Store: store, Pipelines: proj.Pipelines, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			resp, err := http.Post(srv.URL+"/hooks/campaign", "application/json", strings.NewReader(fmt.Sprintf(`{"campaign_id":"c1","user":"u-%d","n":%d}`, i, i)))
+			if err != nil || resp.StatusCode != 200 {
+				t.Error(err, resp)
+				return
+			}
+			resp.Body.Close()
+		})
+	}
+	wg.Wait()
+	deadline := time.Now().Add(15 * time.Second)
 	for store.Depth("any-campaign") > 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("the event is still queued after 10 s")
+			t.Fatal("still queued after 15 s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	r.Stop(5 * time.Second)
 	return store
+}
+
+// deliverOneTrigger sends one trigger through sendTriggers.
+func deliverOneTrigger(t *testing.T, braze *httptest.Server) *inbox.Store {
+	t.Helper()
+	return sendTriggers(t, braze, 1, time.Millisecond, nil)
 }
 
 // Braze took the trigger (201) and its body never came whole: the

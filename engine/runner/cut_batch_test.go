@@ -2,59 +2,17 @@ package runner
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/loyalty-connector/engine/engine/inbox"
 )
-
-// sendMergedTriggers posts n campaign webhooks that Braze gets as merged
-// triggers (with retries a few milliseconds apart), and waits until none
-// is queued.
-func sendMergedTriggers(t *testing.T, braze *httptest.Server, n int) *inbox.Store {
-	t.Helper()
-	proj := loaderFor(t, braze.URL).Load([]string{"testdata/pipelines"})
-	for _, p := range proj.Pipelines {
-		p.Delivery.Linger = 300 * time.Millisecond
-		p.Delivery.Timeout = 300 * time.Millisecond
-		p.Delivery.Attempts = 3
-		p.Delivery.BackoffInitial, p.Delivery.BackoffMax = 10*time.Millisecond, 10*time.Millisecond
-	}
-	r, store := startRunner(t, proj.Pipelines)
-	t.Cleanup(func() { r.Stop(5 * time.Second) })
-	srv := httptest.NewServer(r.Handler())
-	t.Cleanup(srv.Close)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			resp, err := http.Post(srv.URL+"/hooks/campaign", "application/json", strings.NewReader(fmt.Sprintf(`{"campaign_id":"c1","user":"u-%d","n":%d}`, i, i)))
-			if err != nil || resp.StatusCode != 200 {
-				t.Error(err, resp)
-				return
-			}
-			resp.Body.Close()
-		}(i)
-	}
-	wg.Wait()
-	deadline := time.Now().Add(15 * time.Second)
-	for store.Depth("any-campaign") > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("still queued")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return store
-}
 
 // A merged trigger answered 201 with a cut body: every member delivered once.
 func TestMergedTriggerWithACut201IsDeliveredOnce(t *testing.T) {
@@ -69,7 +27,7 @@ func TestMergedTriggerWithACut201IsDeliveredOnce(t *testing.T) {
 				cutAnswer(t, w, r, how, 201, http.Header{})
 			}))
 			defer braze.Close()
-			store := sendMergedTriggers(t, braze, 10)
+			store := sendTriggers(t, braze, 10, 300*time.Millisecond, nil)
 			dls, _ := store.DeadLetters(inbox.DeadFilter{})
 			t.Logf("%d requests, %d recipients sent, %d dead letters", reqs.Load(), recips.Load(), len(dls))
 			if recips.Load() != 10 || len(dls) != 0 {
@@ -89,7 +47,7 @@ func TestMergedTriggerWithACut401IsDeadLetteredAtOnce(t *testing.T) {
 		cutAnswer(t, w, r, "reset", 401, http.Header{})
 	}))
 	defer braze.Close()
-	store := sendMergedTriggers(t, braze, 10)
+	store := sendTriggers(t, braze, 10, 300*time.Millisecond, nil)
 	dls, _ := store.DeadLetters(inbox.DeadFilter{})
 	t.Logf("%d requests, %d dead letters", reqs.Load(), len(dls))
 	// One merged request, or two if the webhooks straddled a linger.
@@ -106,38 +64,8 @@ func TestCut201WarnsForEachEventItDelivered(t *testing.T) {
 		cutAnswer(t, w, r, "reset", http.StatusCreated, http.Header{})
 	}))
 	defer braze.Close()
-	proj := loaderFor(t, braze.URL).Load([]string{"testdata/pipelines"})
-	for _, p := range proj.Pipelines {
-		p.Delivery.Linger = 300 * time.Millisecond
-	}
-	store, err := inbox.Open(t.TempDir(), inbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	var logs strings.Builder
-	r, err := New(Options{Store: store, Pipelines: proj.Pipelines, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Start()
-	srv := httptest.NewServer(r.Handler())
-	defer srv.Close()
-	for i := range 3 {
-		resp, err := http.Post(srv.URL+"/hooks/campaign", "application/json", strings.NewReader(fmt.Sprintf(`{"id":"ev-%d","campaign_id":"c1","user":"u-%d"}`, i, i)))
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatal(err, resp)
-		}
-		resp.Body.Close()
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for store.Depth("any-campaign") > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("still queued after 10 s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	r.Stop(5 * time.Second) // its log lines are written by then
+	var logs strings.Builder // written before sendTriggers stops the runner, read after
+	sendTriggers(t, braze, 3, 300*time.Millisecond, slog.New(slog.NewJSONHandler(&logs, nil)))
 	named := map[string]bool{}
 	for _, line := range strings.Split(logs.String(), "\n") {
 		var l struct{ Msg, Event string }
