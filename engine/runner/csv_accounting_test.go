@@ -246,6 +246,22 @@ func oneAttempt(p *engine.Pipeline) {
 	}
 }
 
+// importWithThreeDeadLetters imports 60 rows in one attempt each, the
+// first three answered 503, so 57 are delivered and 3 dead-lettered.
+func importWithThreeDeadLetters(t *testing.T) *harness {
+	t.Helper()
+	h := start(t, setup{users: 100, tweak: oneAttempt})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":3}`)
+	file := writeCSV(t, t.TempDir(), 60, 0)
+	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
+		t.Fatal(err)
+	}
+	if p := h.r.CSVImports()[0]; p.Delivered != 57 || p.Failed != 3 {
+		t.Fatalf("progress %+v; the test needs 57 rows delivered and 3 dead-lettered", p)
+	}
+	return h
+}
+
 // replayAll replays every dead letter of the CSV pipeline through the
 // admin listener, as curl -X POST .../dlq/{id}/replay does while the
 // engine runs.
@@ -278,15 +294,7 @@ func TestCSVReplayedDeadLetterIsCountedOnce(t *testing.T) {
 		{"dead-lettered again", true, 57, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := start(t, setup{users: 100, tweak: oneAttempt})
-			h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":3}`)
-			file := writeCSV(t, t.TempDir(), 60, 0)
-			if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
-				t.Fatal(err)
-			}
-			if p := h.r.CSVImports()[0]; p.Delivered != 57 || p.Failed != 3 {
-				t.Fatalf("progress %+v; the test needs 57 rows delivered and 3 dead-lettered", p)
-			}
+			h := importWithThreeDeadLetters(t)
 			if tc.failAgain {
 				h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":3}`)
 			}
@@ -311,15 +319,7 @@ func TestCSVReplayedDeadLetterIsCountedOnce(t *testing.T) {
 // Earlier, and memory stays bounded.
 func TestCSVReplayPastTheNotedDeadLettersCountsApart(t *testing.T) {
 	runner.SetMaxCSVDeadNoted(t, 1)
-	h := start(t, setup{users: 100, tweak: oneAttempt})
-	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":3}`)
-	file := writeCSV(t, t.TempDir(), 60, 0)
-	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
-		t.Fatal(err)
-	}
-	if p := h.r.CSVImports()[0]; p.Delivered != 57 || p.Failed != 3 {
-		t.Fatalf("progress %+v; the test needs 57 rows delivered and 3 dead-lettered", p)
-	}
+	h := importWithThreeDeadLetters(t)
 	h.replayAll()
 	h.drained()
 	h.eventually("the replays counted", func() bool {
