@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -129,7 +131,7 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 		return
 	}
 	now := rs.r.clock.Now()
-	key := rs.key(ev, req, now)
+	key := rs.key(ev, req, stored.Data, now)
 	rs.mu.Lock()
 	entry := rs.cache[key]
 	rs.mu.Unlock()
@@ -422,7 +424,7 @@ func (rs *responder) evaluate(ctx context.Context, ev *engine.Event) (reply *eng
 // escaped path and sorted query. The path stays escaped and each query
 // value is encoded on its own, so two requests a route tells apart never
 // share a key: /wallet/a%2Fb/c is not /wallet/a/b%2Fc, nor ?c=x,y ?c=x&c=y.
-func (rs *responder) key(ev *engine.Event, req *http.Request, now time.Time) string {
+func (rs *responder) key(ev *engine.Event, req *http.Request, body []byte, now time.Time) string {
 	if t := rs.p.Respond.Cache.Key; t != nil {
 		if k, err := t.Render(rs.p.Bindings(ev, now)); err == nil {
 			return k
@@ -431,6 +433,13 @@ func (rs *responder) key(ev *engine.Event, req *http.Request, now time.Time) str
 	key := req.Method + " " + req.URL.EscapedPath()
 	if q := req.URL.Query(); len(q) > 0 {
 		key += "?" + q.Encode() // sorted by name, values in order
+	}
+	// A body is part of the request too: Connected Content can POST one
+	// ({"user_id": ...}) to a single path, and without it in the key one
+	// user would be answered with another's cached wallet.
+	if len(body) > 0 {
+		sum := sha256.Sum256(body)
+		key += " body:" + hex.EncodeToString(sum[:])
 	}
 	return key
 }

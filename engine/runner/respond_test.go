@@ -7,11 +7,28 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/loyalty-connector/engine/engine"
 )
+
+// Connected Content can POST a body (:method post :body) to one path: the
+// default cache key tells two bodies apart, or one user would be answered
+// with another's cached wallet.
+func TestDefaultCacheKeyHoldsTheBody(t *testing.T) {
+	rs := newResponder(&Runner{clock: noWaitClock{}}, &engine.Pipeline{Respond: &engine.Respond{Cache: &engine.ResponseCache{TTL: time.Minute}}})
+	key := func(body string) string {
+		return rs.key(&engine.Event{}, httptest.NewRequest("POST", "/wallet", strings.NewReader(body)), []byte(body), time.Now())
+	}
+	if alice, bob := key(`{"user_id":"alice"}`), key(`{"user_id":"bob"}`); alice == bob {
+		t.Errorf("alice's and bob's POST share the cache key %q", alice)
+	}
+	if a, b := key(`{"user_id":"alice"}`), key(`{"user_id":"alice"}`); a != b {
+		t.Errorf("one body, two keys: %q and %q", a, b)
+	}
+}
 
 // The default cache key (no cache.key) tells apart every two requests the
 // route tells apart: a shared key answers one caller with another's
@@ -19,7 +36,7 @@ import (
 func TestDefaultCacheKey(t *testing.T) {
 	rs := newResponder(&Runner{clock: noWaitClock{}}, &engine.Pipeline{Respond: &engine.Respond{Cache: &engine.ResponseCache{TTL: time.Minute}}})
 	key := func(target string) string {
-		return rs.key(&engine.Event{}, httptest.NewRequest("GET", target, nil), time.Now())
+		return rs.key(&engine.Event{}, httptest.NewRequest("GET", target, nil), nil, time.Now())
 	}
 	for _, tt := range []struct {
 		name string
@@ -100,7 +117,7 @@ func TestRespondCacheCountsItsMemory(t *testing.T) {
 					t.Fatalf("evaluate: %v", out.Err)
 				}
 				rs.mu.Lock()
-				rs.keep(rs.key(ev, httptest.NewRequest("GET", "/wallet/"+user, nil), now), out.Reply)
+				rs.keep(rs.key(ev, httptest.NewRequest("GET", "/wallet/"+user, nil), nil, now), out.Reply)
 				rs.mu.Unlock()
 			}
 			grew := heap() - before
