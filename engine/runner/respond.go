@@ -51,6 +51,17 @@ type responder struct {
 	// per distinct user for its whole timeout: the request rate times
 	// 10 s, enough at a Braze send's rate to run out of descriptors.
 	slots chan struct{}
+
+	// warned limits the warnings of a failing SessionM to one a second
+	// of each kind: Connected Content calls come at a send's rate, and
+	// every one of them would log the same outage.
+	warnMu sync.Mutex
+	warned map[string]*warning
+}
+
+type warning struct {
+	last       time.Time
+	suppressed int // lines left out since last
 }
 
 // cached is an answer as the cache keeps it: only what writing it takes,
@@ -77,7 +88,7 @@ type flight struct {
 }
 
 func newResponder(r *Runner, p *engine.Pipeline) *responder {
-	rs := &responder{r: r, p: p, cache: map[string]*cached{}, inflight: map[string]*flight{}}
+	rs := &responder{r: r, p: p, cache: map[string]*cached{}, inflight: map[string]*flight{}, warned: map[string]*warning{}}
 	if p.Respond != nil && p.Respond.Cache != nil {
 		rs.slots = make(chan struct{}, cmp.Or(p.Respond.Cache.MaxLookups, engine.DefaultMaxLookups))
 	}
@@ -153,7 +164,7 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 	if entry != nil && now.Sub(entry.stored) < c.TTL+c.Stale && staleCovers(err) {
 		// SessionM is slow, down or has paused the connection: an older
 		// answer beats none, and says what it is.
-		rs.r.log.Warn("answering from the cache", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "age", now.Sub(entry.stored).Round(time.Second), "error", rs.r.opts.Masker.String(err.Error()))
+		rs.warn("answering from the cache", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "age", now.Sub(entry.stored).Round(time.Second), "error", rs.r.opts.Masker.String(err.Error()))
 		entry.write(w, "stale", ageHeader(now, entry.stored), "110 - \"Response is Stale\"")
 		return
 	}
@@ -473,23 +484,47 @@ func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Durati
 	case errors.As(err, &paused):
 		// 503 and Retry-After, as for a full inbox: the engine will not
 		// try before then. No lookup was late, so not 504.
-		rs.r.log.Warn("synchronous pipeline paused", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
+		rs.warn("synchronous pipeline paused", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
 		wait := paused.until.Sub(rs.r.clock.Now())
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 		writeError(w, http.StatusServiceUnavailable, shown)
 	case errors.As(err, &busy):
 		// As for a pause: nothing was tried, and a slot frees when any
 		// lookup under way ends.
-		rs.r.log.Warn("synchronous pipeline at its bound of lookups", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
+		rs.warn("synchronous pipeline at its bound of lookups", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, msg)
 	case errors.Is(err, context.DeadlineExceeded):
-		rs.r.log.Warn("synchronous pipeline too slow", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "deadline", deadline)
+		rs.warn("synchronous pipeline too slow", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "deadline", deadline)
 		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("no answer within %s", deadline))
 	default:
-		rs.r.log.Warn("synchronous pipeline failed", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
+		rs.warn("synchronous pipeline failed", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
 		writeError(w, http.StatusBadGateway, shown)
 	}
+}
+
+// warn logs msg unless a line with it went out less than a second ago;
+// the next one that goes out says how many were left out.
+func (rs *responder) warn(msg string, args ...any) {
+	now := rs.r.clock.Now()
+	rs.warnMu.Lock()
+	wn := rs.warned[msg]
+	if wn == nil {
+		wn = &warning{}
+		rs.warned[msg] = wn
+	}
+	if !wn.last.IsZero() && now.Sub(wn.last) < time.Second {
+		wn.suppressed++
+		rs.warnMu.Unlock()
+		return
+	}
+	left := wn.suppressed
+	wn.last, wn.suppressed = now, 0
+	rs.warnMu.Unlock()
+	if left > 0 {
+		args = append(args, "left_out", left)
+	}
+	rs.r.log.Warn(msg, args...)
 }
 
 func ageHeader(now, stored time.Time) string {
