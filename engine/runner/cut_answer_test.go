@@ -62,16 +62,7 @@ func sendTriggers(t *testing.T, braze *httptest.Server, n int, linger time.Durat
 		p.Delivery.Attempts = 3
 		p.Delivery.BackoffInitial, p.Delivery.BackoffMax = 10*time.Millisecond, 10*time.Millisecond
 	}
-	store, err := inbox.Open(t.TempDir(), inbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	r, err := New(Options{Store: store, Pipelines: proj.Pipelines, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Start()
+	r, store := startRunnerWith(t, Options{Pipelines: proj.Pipelines, Logger: logger})
 	srv := httptest.NewServer(r.Handler())
 	defer srv.Close()
 	var wg sync.WaitGroup

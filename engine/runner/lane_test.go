@@ -250,6 +250,18 @@ func TestWaitingEventsAreBounded(t *testing.T) {
 // ends.
 func runAPI(t *testing.T, dir, apiURL string, tweak func(*engine.Pipeline)) (*Runner, *inbox.Store) {
 	t.Helper()
+	pipelines := loadAPI(t, dir, apiURL)
+	if tweak != nil {
+		for _, p := range pipelines {
+			tweak(p)
+		}
+	}
+	return startRunner(t, pipelines)
+}
+
+// loadAPI loads the pipelines in dir, their API at apiURL (API_URL).
+func loadAPI(t *testing.T, dir, apiURL string) []*engine.Pipeline {
+	t.Helper()
 	loader, err := engine.NewLoader(connectors.Catalog(), secrets.NewResolver(secrets.LookupChain(map[string]string{"API_URL": apiURL}), "", &secrets.Masker{}))
 	if err != nil {
 		t.Fatal(err)
@@ -258,24 +270,27 @@ func runAPI(t *testing.T, dir, apiURL string, tweak func(*engine.Pipeline)) (*Ru
 	if proj.Diagnostics.HasErrors() {
 		t.Fatal(proj.Diagnostics.Items())
 	}
-	if tweak != nil {
-		for _, p := range proj.Pipelines {
-			tweak(p)
-		}
-	}
-	return startRunner(t, proj.Pipelines)
+	return proj.Pipelines
 }
 
 // startRunner starts a runner of pipelines on an inbox in a temporary
 // folder, which closes when the test ends.
 func startRunner(t *testing.T, pipelines []*engine.Pipeline) (*Runner, *inbox.Store) {
 	t.Helper()
+	return startRunnerWith(t, Options{Pipelines: pipelines})
+}
+
+// startRunnerWith starts a runner with opts on an inbox in a temporary
+// folder (opts.Store), which closes when the test ends.
+func startRunnerWith(t *testing.T, opts Options) (*Runner, *inbox.Store) {
+	t.Helper()
 	store, err := inbox.Open(t.TempDir(), inbox.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	r, err := New(Options{Store: store, Pipelines: pipelines})
+	opts.Store = store
+	r, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

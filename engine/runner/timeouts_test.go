@@ -11,11 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loyalty-connector/engine/connectors"
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/delivery"
 	"github.com/loyalty-connector/engine/engine/inbox"
-	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/engine/spec"
 )
 
@@ -68,25 +66,8 @@ func TestLookupWaitingForAPauseEndsWithTheLane(t *testing.T) {
 				io.WriteString(w, `{}`)
 			}))
 			defer api.Close()
-			loader, err := engine.NewLoader(connectors.Catalog(), secrets.NewResolver(secrets.LookupChain(map[string]string{"API_URL": api.URL}), "", &secrets.Masker{}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			proj := loader.Load([]string{"testdata/paused-lookup"})
-			if proj.Diagnostics.HasErrors() {
-				t.Fatal(proj.Diagnostics.Items())
-			}
-			store, err := inbox.Open(t.TempDir(), inbox.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer store.Close()
 			clock := pauseClock{waiting: make(chan struct{}, 1)}
-			r, err := New(Options{Store: store, Pipelines: proj.Pipelines, Clock: clock})
-			if err != nil {
-				t.Fatal(err)
-			}
-			r.Start()
+			r, store := startRunnerWith(t, Options{Pipelines: loadAPI(t, "testdata/paused-lookup", api.URL), Clock: clock})
 			defer r.Stop(5 * time.Second)
 			hooks := httptest.NewServer(r.Handler())
 			defer hooks.Close()
