@@ -636,7 +636,8 @@ func TestCSVSummaryStates(t *testing.T) {
 		// sent, 18 delivered, 12 handled before, of which 7 delivered now.
 		{runner.CSVProgress{File: "a.csv", Rows: 30, Queued: 18, Delivered: 18, Skipped: 12, Earlier: runner.RowOutcomes{Delivered: 6, Failed: 1}, ReadDone: true, Finished: true}, 0,
 			"30 rows read, 18 sent, 18 delivered, 0 filtered out, 0 dead-lettered, 0 broken rows, 12 handled before (of them, rows an earlier run left in the inbox or as dead letters: 6 delivered, 0 filtered out, 1 dead-lettered now); done"},
-		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 30}, 0, "; unfinished; importing the file again resumes"},
+		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 30}, 0, "; unfinished; importing the file again resumes after the rows that have an outcome\n"},
+		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 30}, 10, "; unfinished; importing the file again resumes after the rows that have an outcome or wait in the inbox, which the next run sends first\n"},
 		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 38, ReadDone: true, Finished: true}, 2, "; read; rows that wait for a retry stay in the inbox"},
 		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 40, ReadDone: true, Finished: true}, 2, "; read; rows that wait for a retry stay in the inbox"},
 		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 40, ReadDone: true, Finished: true}, 0, "40 rows read, 40 sent, 40 delivered, 0 filtered out, 0 dead-lettered, 0 broken rows, 0 handled before; done"},

@@ -664,6 +664,10 @@ func printCSVSummary(w io.Writer, ps []runner.CSVProgress, depth func(pipeline s
 			state = "stopped: " + p.Err
 		case !p.Finished:
 			state = "unfinished; importing the file again resumes after the rows that have an outcome"
+			if depth(p.Pipeline) > 0 {
+				// Rows the stop caught before their request, or waiting for a retry.
+				state += " or wait in the inbox, which the next run sends first"
+			}
 		case !p.Settled() || depth(p.Pipeline) > 0:
 			state = "read; rows that wait for a retry stay in the inbox for the next run"
 		}

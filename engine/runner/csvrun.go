@@ -168,7 +168,8 @@ func (c *csvRun) signal() {
 }
 
 // giveBack takes a row a lane let go of without an outcome: the lane was
-// retired by a reload, or the engine is stopping. A row the import could
+// retired by a reload, or the engine is stopping and could not move the
+// row into the inbox (stowRow). A row the import could
 // not hand over comes here too, so every row without an outcome is either
 // here or held by a lane.
 //
@@ -510,6 +511,37 @@ func (l *lane) queueRow(it *item, attempt int, next time.Time) bool {
 	it.row.settle()
 	l.release(it)
 	l.wake()
+	return true
+}
+
+// stowRow moves a CSV row the engine let go of as it stopped, unsent, into
+// the inbox, as it stood, so it is settled for its import: the checkpoint
+// passes it to the rows after it that were delivered in the stop's grace.
+// Given back instead, it held the checkpoint before them, and the next run
+// sent them all again: a worker that took a row just before the stop, or
+// whose lookup was slower than the next rows', cost a resend of every row
+// delivered after it.
+//
+// It reports false, and the row goes back to its import, when a reload
+// retires the lane (the next version takes the row from there), when the
+// pipeline orders by key (in the inbox the row could be overtaken, at the
+// next start, by the rows of its key after the checkpoint), or when the
+// inbox cannot take it.
+func (l *lane) stowRow(it *item) bool {
+	if l.r.soft.Err() == nil || l.keys != nil {
+		return false
+	}
+	noted := l.r.csv.queue(it)
+	got, err := l.r.store.Append(l.p.Name, inbox.NewEvent{ID: it.stored.ID, Payload: it.payload(), Attempts: it.rec.Attempts, NotAfter: it.rec.NotAfter})
+	if err != nil {
+		l.r.csv.notQueued(it, noted, false)
+		l.r.log.Error("cannot move an unsent CSV row to the inbox as the engine stops; the next import of its file sends it again, with the rows after it", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
+		return false
+	}
+	if got[0].Duplicate {
+		l.r.csv.notQueued(it, noted, true)
+	}
+	it.row.settle()
 	return true
 }
 

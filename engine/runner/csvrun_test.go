@@ -2,11 +2,16 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,4 +96,136 @@ func TestCSVFilesOfOneNameFiledAwayApart(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// A row a worker had taken, but not sent, when the engine stopped moves
+// into the inbox, so the checkpoint passes it to the rows after it that
+// were delivered in the grace: the next run sends it from the inbox and
+// sends none of them again. Here row 3's lookup is held until the stop has
+// begun, so its request may not leave, while rows 4 to 10 are delivered.
+func TestCSVRowUnsentAtAStopMovesToTheInbox(t *testing.T) {
+	lookupHeld, releaseLookup := make(chan struct{}), make(chan struct{})
+	var holdOnce sync.Once
+	var mu sync.Mutex
+	delivered := map[string]int{}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/things/3":
+			holdOnce.Do(func() {
+				close(lookupHeld)
+				<-releaseLookup
+			})
+		case r.URL.Path == "/sink":
+			var body struct{ N string }
+			if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			mu.Lock()
+			delivered[body.N]++
+			mu.Unlock()
+		}
+		w.Write([]byte(`{}`))
+	}))
+	defer api.Close()
+	deliveries := func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(delivered)
+	}
+	pipelines := loadAPI(t, "testdata/csv-lookup-then-send", api.URL)
+	const pipeline = "rows"
+	file := filepath.Join(t.TempDir(), "rows.csv")
+	text := "n\n"
+	for n := 1; n <= 10; n++ {
+		text += strconv.Itoa(n) + "\n"
+	}
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	run := func(body func(r *Runner, store *inbox.Store)) {
+		store, err := inbox.Open(data, inbox.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		r, err := New(Options{Pipelines: pipelines, Store: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Start()
+		body(r, store)
+	}
+
+	run(func(r *Runner, store *inbox.Store) {
+		ctx, cancel := context.WithCancel(context.Background())
+		imported := make(chan CSVProgress)
+		go func() {
+			p, _ := r.ImportCSV(ctx, pipeline, file)
+			imported <- p
+		}()
+		<-lookupHeld
+		for len(deliveries()) < 9 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel() // as SIGTERM: engine run's context ends, then the runner stops
+		first := <-imported
+		stopped := make(chan struct{})
+		go func() {
+			r.Stop(5 * time.Second)
+			close(stopped)
+		}()
+		<-r.soft.Done()
+		close(releaseLookup)
+		<-stopped
+		if first.Rows != first.Queued+first.Broken+first.Skipped {
+			t.Errorf("summary %+v does not add up", first)
+		}
+		var cp csvCheckpoint
+		if _, err := store.Checkpoint(pipelineCheckpointKey(t, pipeline, file), &cp); err != nil {
+			t.Fatal(err)
+		}
+		if cp.Rows != 10 || cp.Done {
+			t.Errorf("checkpoint %+v after the stop; want all 10 rows settled, the file not done", cp)
+		}
+		if n := store.Depth(pipeline); n != 1 {
+			t.Errorf("%d events in the inbox after the stop; want row 3", n)
+		}
+	})
+	if got := deliveries(); got["3"] != 0 || len(got) != 9 {
+		t.Fatalf("first run delivered %v; want every row but 3", got)
+	}
+
+	run(func(r *Runner, store *inbox.Store) {
+		defer r.Stop(5 * time.Second)
+		p, err := r.ImportCSV(context.Background(), pipeline, file)
+		if err != nil || p.Skipped != 10 || p.Queued != 0 {
+			t.Fatalf("second import %+v, %v; want the 10 settled rows skipped", p, err)
+		}
+		for store.Depth(pipeline) > 0 {
+			time.Sleep(time.Millisecond)
+		}
+	})
+	for n := 1; n <= 10; n++ {
+		if got := deliveries()[strconv.Itoa(n)]; got != 1 {
+			t.Errorf("row %d delivered %d times; want once", n, got)
+		}
+	}
+}
+
+// pipelineCheckpointKey is the key of the checkpoint of pipeline's
+// imports of file's content.
+func pipelineCheckpointKey(t *testing.T, pipeline, file string) string {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sum, err := hashFile(f, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return csvKey(pipeline, sum)
 }

@@ -171,7 +171,8 @@ func (l *lane) wait() {
 	// An event can land in work after the workers left: the next event of
 	// a key, or a CSV row, that found room in the channel as the lane
 	// stopped. Nothing adds to it any more, so it is let go of here (a
-	// row goes back to its import; an inbox event stays in the inbox).
+	// row is stowed or goes back to its import; an inbox event stays in
+	// the inbox).
 	for len(l.work) > 0 {
 		l.release(<-l.work)
 	}
@@ -430,8 +431,9 @@ func (l *lane) worker() {
 
 // release ends its time in memory: its slot (or its place among the
 // waiting events) frees, and the next event of its key may start. A CSV
-// row let go without an outcome (the lane stopped) goes back to its
-// import, which hands it to the next version.
+// row let go without an outcome moves into the inbox if the engine is
+// stopping (stowRow), or goes back to its import, which hands it to the
+// next version.
 func (l *lane) release(it *item) {
 	it.turn.Add(1)
 	// A dead letter still to write is this lane's: a CSV row given back
@@ -447,7 +449,7 @@ func (l *lane) release(it *item) {
 		it.keyed = false
 		l.nextOfKey(it.key)
 	}
-	if it.row != nil && !it.row.settled {
+	if it.row != nil && !it.row.settled && !l.stowRow(it) {
 		it.row.run.giveBack(it)
 	}
 }
