@@ -526,8 +526,26 @@ func TestTuneGCLeavesSettingsTheUserGave(t *testing.T) {
 	}
 }
 
-// engine sandbox runs the emulators under engine run's collector settings,
-// as engine run --sandbox does, with room for a journal larger than the
+// engine run's memory limit has room for what its respond caches hold,
+// and for the emulators when they run in the same process.
+func TestRunMemoryLimitFor(t *testing.T) {
+	for _, tt := range []struct {
+		cacheBytes int64
+		inSandbox  bool
+		want       int64
+	}{
+		{0, false, 96 << 20},
+		{64 << 20, false, 160 << 20},
+		{64 << 20, true, 160<<20 + 512<<20},
+	} {
+		if got := runMemoryLimitFor(tt.cacheBytes, tt.inSandbox); got != tt.want {
+			t.Errorf("runMemoryLimitFor(%d, %v) = %d, want %d", tt.cacheBytes, tt.inSandbox, got, tt.want)
+		}
+	}
+}
+
+// engine sandbox runs the emulators with engine run's GOGC and the
+// emulators' memory limit, with room for a journal larger than the
 // default. The address cannot be listened on, so the command stops after
 // setting them.
 func TestSandboxTunesGC(t *testing.T) {
@@ -537,9 +555,9 @@ func TestSandboxTunesGC(t *testing.T) {
 		journal []string
 		limit   int64
 	}{
-		{nil, runMemoryLimit},
-		{[]string{"--journal-size", "1000"}, runMemoryLimit},
-		{[]string{"--journal-size", "1000000"}, runMemoryLimit + 900_000<<10},
+		{nil, emulatorMemoryLimit},
+		{[]string{"--journal-size", "1000"}, emulatorMemoryLimit},
+		{[]string{"--journal-size", "1000000"}, emulatorMemoryLimit + 900_000<<10},
 	} {
 		current := collectorSettings(t)
 		var stdout, stderr strings.Builder

@@ -107,13 +107,13 @@ Stop it with Ctrl-C or SIGTERM.`, stderr)
 // million of them held 410 MB).
 const journalEntryBytes = 1 << 10
 
-// sandboxMemoryLimit is engine run's soft memory limit plus room for the
+// sandboxMemoryLimit is the emulators' soft memory limit plus room for the
 // journal entries beyond the default size: a load test that keeps a
 // million requests would otherwise hold about as much as the limit
 // alive, and near it the collector runs almost without pause (the sandbox
 // took a fifth to two fifths more CPU than under Go's default).
 func sandboxMemoryLimit(journalSize int) int64 {
-	return runMemoryLimit + int64(max(0, journalSize-sandbox.DefaultJournalSize))*journalEntryBytes
+	return emulatorMemoryLimit + int64(max(0, journalSize-sandbox.DefaultJournalSize))*journalEntryBytes
 }
 
 func printSandboxBanner(w io.Writer, base, seedDir, envOut string, settings, extra []sandbox.Setting) {
