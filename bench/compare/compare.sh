@@ -3,18 +3,23 @@
 # this machine, against the same emulators and driven by the same load
 # generator (wrk), so that the two are compared in the same hour.
 #
-#   bench/compare/compare.sh [-n RUNS] [-s SECONDS] [-r ROWS] [f1] [f2]
+#   bench/compare/compare.sh [-n RUNS] [-s SECONDS] [-r ROWS] [-o engine|benthos] [f1] [f2]
+#
+# -o runs one of the two only; ENGINE=path runs that engine binary instead
+# of building this checkout (to compare two commits, say).
 #
 # Needs wrk and time (apt-get install wrk time), python3 and Go; builds the engine from
 # this checkout and Benthos v4.60.0 (MIT) from the Go module proxy into a
 # temporary folder. The inbox goes under DATA (default: a temporary
 # folder; keep it on a disk, as fsync on tmpfs costs nothing).
 set -euo pipefail
-runs=3 secs=10 rows=100000
-while getopts n:s:r: opt; do
+runs=3 secs=10 rows=100000 only="engine benthos"
+while getopts n:s:r:o: opt; do
   case $opt in
     n) runs=$OPTARG ;; s) secs=$OPTARG ;; r) rows=$OPTARG ;;
-    *) echo "usage: $0 [-n RUNS] [-s SECONDS] [-r ROWS] [f1] [f2]" >&2; exit 2 ;;
+    o) [ "$OPTARG" = engine ] || [ "$OPTARG" = benthos ] || { echo "-o takes engine or benthos" >&2; exit 2; }
+       only=$OPTARG ;;
+    *) echo "usage: $0 [-n RUNS] [-s SECONDS] [-r ROWS] [-o engine|benthos] [f1] [f2]" >&2; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -35,14 +40,21 @@ export SANDBOX=http://$sandbox_addr LISTEN=$listen
 # The pipelines folder also holds F3 and F4, which need these to load.
 export SESSIONM_WEBHOOK_TOKEN=unused WALLET_TOKEN=unused
 
-echo "building the engine and Benthos v4.60.0 ..." >&2
-(cd "$root" && go build -o "$tmp/engine" ./cmd/engine)
+if [ -n "${ENGINE:-}" ]; then # a build to measure, such as another commit's
+  cp "$ENGINE" "$tmp/engine"
+else
+  echo "building the engine ..." >&2
+  (cd "$root" && go build -o "$tmp/engine" ./cmd/engine)
+fi
 # The module proxy lists no versions of Benthos, so go install pkg@version
 # is refused; a throwaway module that requires the exact version builds it.
-mkdir "$tmp/benthos-build"
-(cd "$tmp/benthos-build" && go mod init benthos-build >/dev/null 2>&1 &&
-  go get github.com/redpanda-data/benthos/v4/cmd/benthos@v4.60.0 2>/dev/null &&
-  go build -o "$tmp/benthos" github.com/redpanda-data/benthos/v4/cmd/benthos)
+if [[ $only == *benthos* ]]; then
+  echo "building Benthos v4.60.0 ..." >&2
+  mkdir "$tmp/benthos-build"
+  (cd "$tmp/benthos-build" && go mod init benthos-build >/dev/null 2>&1 &&
+    go get github.com/redpanda-data/benthos/v4/cmd/benthos@v4.60.0 2>/dev/null &&
+    go build -o "$tmp/benthos" github.com/redpanda-data/benthos/v4/cmd/benthos)
+fi
 
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user+sys, in clock ticks
 
@@ -145,7 +157,8 @@ f2() { # engine|benthos
 
 for _ in $(seq "$runs"); do
   for s in $scenarios; do
-    "$s" engine
-    "$s" benthos
+    for what in $only; do
+      "$s" "$what"
+    done
   done
 done
