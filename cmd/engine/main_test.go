@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -526,26 +527,33 @@ func TestTuneGCLeavesSettingsTheUserGave(t *testing.T) {
 	}
 }
 
-// engine run's memory limit has room for what its respond caches hold,
-// and for the emulators when they run in the same process.
-func TestRunMemoryLimitFor(t *testing.T) {
-	for _, tt := range []struct {
-		cacheBytes int64
-		inSandbox  bool
-		want       int64
-	}{
-		{0, false, 96 << 20},
-		{64 << 20, false, 160 << 20},
-		{64 << 20, true, 160<<20 + 512<<20},
+// engine run's memory limit is 96 MiB, or twice what is alive when more
+// is (a full respond cache, the events held through an outage), read from
+// the last collection.
+func TestMemoryLimitFollowsTheLiveHeap(t *testing.T) {
+	for _, tt := range []struct{ live, want int64 }{
+		{0, 96 << 20},
+		{40 << 20, 96 << 20},
+		{48 << 20, 96 << 20},
+		{100 << 20, 200 << 20},
 	} {
-		if got := runMemoryLimitFor(tt.cacheBytes, tt.inSandbox); got != tt.want {
-			t.Errorf("runMemoryLimitFor(%d, %v) = %d, want %d", tt.cacheBytes, tt.inSandbox, got, tt.want)
+		if got := memoryLimitFor(tt.live); got != tt.want {
+			t.Errorf("memoryLimitFor(%d) = %d, want %d", tt.live, got, tt.want)
 		}
 	}
+	held := make([]byte, 120<<20)
+	for i := range held {
+		held[i] = 1 // touched, so it is memory
+	}
+	runtime.GC()
+	if live := liveBytes(); live < 120<<20 {
+		t.Errorf("liveBytes %d with 120 MiB held", live)
+	}
+	runtime.KeepAlive(held)
 }
 
-// engine sandbox runs the emulators with engine run's GOGC and the
-// emulators' memory limit, with room for a journal larger than the
+// engine sandbox runs the emulators with engine run's GOGC and a memory
+// limit of their own, with room for a journal larger than the
 // default. The address cannot be listened on, so the command stops after
 // setting them.
 func TestSandboxTunesGC(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"sort"
 	"strings"
@@ -194,8 +195,8 @@ GOGC and GOMEMLIMIT environment variables override either.`, stderr)
 	// two: slow or silent clients cannot hold the listener.
 	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	tuneGC(os.Getenv, runMemoryLimitFor(0, *inSandbox))
-	go followCaches(ctx, r, *inSandbox)
+	tuneGC(os.Getenv, runMemoryLimit)
+	go followLiveHeap(ctx)
 	loader.Running = r.Running // a reload blames a route conflict on the file that changed
 	rl := &reloader{paths: paths, loader: loader, runner: r, log: logger, watch: *watch, quiet: *quiet, rescan: *rescan, last: loadedFrom}
 	reloadNow := func() runner.ReloadReport { return rl.reload("POST /-/reload", true) }
@@ -695,53 +696,61 @@ func csvDrained(r *runner.Runner, imports []csvImport) bool {
 // (collect each time the heap doubles) collected every few milliseconds
 // under load: GOGC=400 made F2 about 20% faster (12,000 -> 14,600 rows/s)
 // for about 20 MiB more. The soft limit stops the heap from growing to
-// five times what is alive when that is more than a few events' worth:
-// F4, whose deliveries trail its webhooks (Braze's rate limit), reached
-// 113 MiB private and 146 MiB in all under a limit of 512 MiB, at the
-// issue's bound of 150 MB. Under 96 MiB, plus what the respond caches
-// hold (followCaches), the collector runs more often only when the heap
-// nears it.
+// five times what is alive when that is more than a little: F4, whose
+// deliveries trail its webhooks (Braze's rate limit), reached 113 MiB
+// private and 146 MiB in all under a fixed limit of 512 MiB, at the
+// issue's bound of 150 MB. The limit is 96 MiB, or twice what is alive
+// when more is (followLiveHeap): a full respond cache (64 MB), or the
+// events the lanes hold through an outage (up to 4,096 waiting per lane),
+// are alive, not garbage, and under a limit that left them no room the
+// collector would run almost without pause.
 const (
 	runGCPercent   = 400
 	runMemoryLimit = 96 << 20
-	// emulatorMemoryLimit is the emulators': their journal keeps up to
+	// emulatorMemoryLimit is engine sandbox's: its journal keeps up to
 	// 100,000 requests alive by default.
 	emulatorMemoryLimit = 512 << 20
 )
 
-// runMemoryLimitFor is engine run's soft memory limit: its own, room for
-// cacheBytes in the respond caches, and the emulators' with --sandbox
-// (they run in the same process).
-func runMemoryLimitFor(cacheBytes int64, inSandbox bool) int64 {
-	limit := runMemoryLimit + cacheBytes
-	if inSandbox {
-		limit += emulatorMemoryLimit
-	}
-	return limit
-}
-
-// followCaches raises and lowers the soft memory limit, each second until
-// ctx ends, with what the respond caches hold: a full one (64 MB) is alive,
-// not garbage, and under a limit that left it no room the collector would
-// run almost without pause.
-func followCaches(ctx context.Context, r *runner.Runner, inSandbox bool) {
+// followLiveHeap sets the soft memory limit each second, until ctx ends,
+// to memoryLimitFor what the last collection found alive.
+func followLiveHeap(ctx context.Context) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return // the user's
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	set := runMemoryLimitFor(0, inSandbox)
+	set := int64(runMemoryLimit)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if limit := runMemoryLimitFor(r.CacheBytes(), inSandbox); limit != set {
+			if limit := memoryLimitFor(liveBytes()); limit != set {
 				debug.SetMemoryLimit(limit)
 				set = limit
 			}
 		}
 	}
+}
+
+// memoryLimitFor is engine run's soft memory limit when live bytes are
+// alive: 96 MiB, or twice live when that is more, so the collector never
+// runs more often than Go's default would.
+func memoryLimitFor(live int64) int64 { return max(runMemoryLimit, 2*live) }
+
+// liveBytes is what the last collection found alive, goroutine stacks
+// included (each event waiting for its retry has one).
+func liveBytes() int64 {
+	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(samples)
+	var n int64
+	for _, s := range samples {
+		if s.Value.Kind() == metrics.KindUint64 {
+			n += int64(s.Value.Uint64())
+		}
+	}
+	return n
 }
 
 func tuneGC(getenv func(string) string, memoryLimit int64) {

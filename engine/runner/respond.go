@@ -29,18 +29,6 @@ const maxCached = 100_000
 
 var maxCachedBytes = 64 << 20
 
-// CacheBytes is what the respond caches of the running pipelines hold now:
-// engine run keeps its collector's soft memory limit above it.
-func (r *Runner) CacheBytes() int64 {
-	var n int64
-	for _, rs := range r.gen.Load().responders {
-		rs.mu.Lock()
-		n += int64(rs.cachedBytes)
-		rs.mu.Unlock()
-	}
-	return n
-}
-
 // entryOverhead is what a cached answer takes besides its key, header and
 // body: its cached struct (96 bytes) and its slot in the cache's map
 // (key, pointer and control byte, about 40 bytes at the map's usual

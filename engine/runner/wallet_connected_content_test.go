@@ -2,8 +2,6 @@ package runner_test
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -49,33 +47,5 @@ func TestWalletPipelineDocumentsAWorkingConnectedContentCall(t *testing.T) {
 	}
 	if got := strings.TrimSpace(res.Output); got != "1350" {
 		t.Fatalf("the example renders %q for Ana, want her 1350 points; the call: %+v, warnings %v", got, res.Calls[0], res.Warnings)
-	}
-}
-
-// engine run keeps its memory limit above what the respond caches hold:
-// nothing before the first answer, the answer once it is cached.
-func TestCacheBytesCountsWhatTheRespondCachesHold(t *testing.T) {
-	h := start(t, setup{})
-	if got := h.r.CacheBytes(); got != 0 {
-		t.Fatalf("CacheBytes %d before any answer; want 0", got)
-	}
-	profile := h.control("GET", "/deliveries?user=u-1001", "")["braze"].(map[string]any)
-	user := profile["attributes"].(map[string]any)["sessionm_user_id"].(string)
-	req, err := http.NewRequest("GET", h.engine.URL+"/wallet/"+user, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer sandbox-wallet-token")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("wallet answered %d: %s", resp.StatusCode, body)
-	}
-	if got := h.r.CacheBytes(); got < int64(len(body)) {
-		t.Fatalf("CacheBytes %d after a %d-byte answer was cached", got, len(body))
 	}
 }
