@@ -496,19 +496,10 @@ func (l *lane) queueRow(it *item, attempt int, next time.Time) bool {
 	if it.keyed {
 		return false
 	}
-	noted := l.r.csv.queue(it)
-	got, err := l.r.store.Append(l.p.Name, inbox.NewEvent{ID: it.stored.ID, Payload: it.payload(), Attempts: attempt, NotAfter: next})
-	if err != nil {
-		l.r.csv.notQueued(it, noted, false)
+	if err := l.moveRow(it, attempt, next); err != nil {
 		l.r.log.Error("cannot move a CSV row to the inbox for its retry; it waits in memory", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
 		return false
 	}
-	// A duplicate is a row an earlier run or import queued: the inbox
-	// holds it, or held and delivered it.
-	if got[0].Duplicate {
-		l.r.csv.notQueued(it, noted, true)
-	}
-	it.row.settle()
 	l.release(it)
 	l.wake()
 	return true
@@ -531,18 +522,29 @@ func (l *lane) stowRow(it *item) bool {
 	if l.r.soft.Err() == nil || l.keys != nil {
 		return false
 	}
-	noted := l.r.csv.queue(it)
-	got, err := l.r.store.Append(l.p.Name, inbox.NewEvent{ID: it.stored.ID, Payload: it.payload(), Attempts: it.rec.Attempts, NotAfter: it.rec.NotAfter})
-	if err != nil {
-		l.r.csv.notQueued(it, noted, false)
+	if err := l.moveRow(it, it.rec.Attempts, it.rec.NotAfter); err != nil {
 		l.r.log.Error("cannot move an unsent CSV row to the inbox as the engine stops; the next import of its file sends it again, with the rows after it", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
 		return false
 	}
+	return true
+}
+
+// moveRow appends row it to the inbox with its attempts and next time, its
+// outcome to be counted by its import, and settles it there.
+func (l *lane) moveRow(it *item, attempts int, next time.Time) error {
+	noted := l.r.csv.queue(it)
+	got, err := l.r.store.Append(l.p.Name, inbox.NewEvent{ID: it.stored.ID, Payload: it.payload(), Attempts: attempts, NotAfter: next})
+	if err != nil {
+		l.r.csv.notQueued(it, noted, false)
+		return err
+	}
+	// A duplicate is a row an earlier run or import queued: the inbox
+	// holds it, or held and delivered it.
 	if got[0].Duplicate {
 		l.r.csv.notQueued(it, noted, true)
 	}
 	it.row.settle()
-	return true
+	return nil
 }
 
 // payload is the event as the inbox stores it. A CSV row handed over from
