@@ -70,8 +70,9 @@ and leaves the rest in the inbox; a second signal stops at once, abandoning
 the deliveries in flight (their events stay in the inbox too). A listener
 that fails stops the engine too, with exit status 1.
 
-The garbage collector runs at GOGC=400 under a 512 MiB soft limit; the
-GOGC and GOMEMLIMIT environment variables override either.`, stderr)
+The garbage collector runs at GOGC=400 under a soft limit of 96 MiB, or
+twice what is alive when that is more; the GOGC and GOMEMLIMIT environment
+variables override either.`, stderr)
 	var cf configFlags
 	cf.register(fs)
 	var (
