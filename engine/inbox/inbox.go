@@ -296,6 +296,34 @@ func (s *Store) Append(pipeline string, events ...NewEvent) ([]Appended, error) 
 	return out, nil
 }
 
+// Seen reports whether an event of pipeline with id is stored, or was
+// inside the dedupe window: a repeat that Append would not store again.
+// A sender's retry of an event the inbox holds is answered as a repeat
+// even while the inbox is full.
+func (s *Store) Seen(pipeline, id string) (bool, error) {
+	if id == "" {
+		return false, nil
+	}
+	s.mu.Lock()
+	_, ok := s.pending[pipeline].lookup(id)
+	s.mu.Unlock()
+	if ok {
+		return true, nil
+	}
+	now := s.now()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if seen := tx.Bucket(seenBucket(pipeline)); seen != nil {
+			v := seen.Get([]byte(id))
+			ok = len(v) == 16 && now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(v)))) < s.window
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("reading the inbox's dedupe index: %w", err)
+	}
+	return ok, nil
+}
+
 // ReadAfter returns up to max queued events of pipeline whose seq is above
 // after, in arrival order: the engine feeds its workers from the disk a
 // window at a time, so memory stays flat however deep the inbox grows.

@@ -256,6 +256,17 @@ func TestDedupeAcrossJournalAndStore(t *testing.T) {
 	if got := mustAppend(t, s, "f1", ev("a", "2")); !got[0].Duplicate {
 		t.Fatalf("while journalled: %+v", got)
 	}
+	seen := func(pipeline, id string) bool {
+		t.Helper()
+		ok, err := s.Seen(pipeline, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !seen("f1", "a") || seen("f1", "b") || seen("f2", "a") || seen("f1", "") {
+		t.Fatal("Seen, while journalled, disagrees with Append")
+	}
 	if err := s.SetCheckpoint("k", 1); err != nil { // any change moves the journal into bbolt
 		t.Fatal(err)
 	}
@@ -267,6 +278,9 @@ func TestDedupeAcrossJournalAndStore(t *testing.T) {
 	}
 	if got := mustAppend(t, s, "f1", ev("a", "3")); !got[0].Duplicate || got[0].Seq != 1 {
 		t.Fatalf("after the move: %+v", got)
+	}
+	if !seen("f1", "a") || seen("f1", "b") {
+		t.Fatal("Seen, after the move, disagrees with Append")
 	}
 	if got := mustAppend(t, s, "f2", ev("a", "other pipeline")); got[0].Duplicate {
 		t.Fatalf("ids are per pipeline: %+v", got)

@@ -156,6 +156,13 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			return
 		}
 		if r.store.Depth(p.Name) >= r.opts.MaxInbox {
+			// A retry of an event the inbox holds is a repeat, full or
+			// not: told to try again, its sender would do so for nothing.
+			if seen, err := r.store.Seen(p.Name, id); err == nil && seen {
+				r.repeated(p, id)
+				writeAccepted(w, id, true)
+				return
+			}
 			// Braze and well-behaved senders back off on 503 + Retry-After
 			// (braze.md §4) and send again; nothing is lost.
 			r.metrics.refused.WithLabelValues(p.Name, "inbox_full").Inc()
@@ -186,8 +193,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			id = noIDLabel(p.Name, got[0].Seq)
 		}
 		if got[0].Duplicate {
-			r.metrics.duplicates.WithLabelValues(p.Name).Inc()
-			r.log.Info("repeat of a stored event ignored", "pipeline", p.Name, "version", p.Version, "event", id)
+			r.repeated(p, id)
 		} else {
 			received.Inc()
 			r.wake(p.Name)
@@ -195,6 +201,13 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 		writeAccepted(w, id, got[0].Duplicate)
 		acceptDuration.Observe(time.Since(started).Seconds())
 	})
+}
+
+// repeated counts and logs a repeat of a stored event, which is answered
+// as accepted and not stored again.
+func (r *Runner) repeated(p *engine.Pipeline, id string) {
+	r.metrics.duplicates.WithLabelValues(p.Name).Inc()
+	r.log.Info("repeat of a stored event ignored", "pipeline", p.Name, "version", p.Version, "event", id)
 }
 
 // eventID is the event's dedupe id. For a SessionM event it is the

@@ -559,17 +559,31 @@ func TestUnauthorizedChallengeNamesTheRouteAuth(t *testing.T) {
 func TestBackpressure(t *testing.T) {
 	h := start(t, setup{opts: func(o *runner.Options) { o.MaxInbox = 2 }})
 	// Braze answers slowly, so events pile up in the inbox.
-	h.control("POST", "/faults", `{"emulator":"braze","latency":"300ms"}`)
+	h.control("POST", "/faults", `{"emulator":"braze","latency":"1s"}`)
 	statuses := map[int]int{}
+	accepted := ""
 	for i := range 6 {
-		a := h.post("/hooks/sessionm/offers", offerEvent(fmt.Sprintf("bp-%d", i), "u-1001"), map[string]string{"Authorization": hookAuth})
+		id := fmt.Sprintf("bp-%d", i)
+		a := h.post("/hooks/sessionm/offers", offerEvent(id, "u-1001"), map[string]string{"Authorization": hookAuth})
 		statuses[a.status]++
 		if a.status == 503 && a.header.Get("Retry-After") == "" {
 			t.Fatal("503 without Retry-After")
 		}
+		if a.status == 200 && accepted == "" {
+			accepted = id
+		}
 	}
 	if statuses[503] == 0 || statuses[200] == 0 {
 		t.Fatalf("statuses %v: want some accepted and some 503 once the inbox is full", statuses)
+	}
+	// A sender's retry of an event the full inbox holds is a repeat, not
+	// told to try again.
+	a := h.post("/hooks/sessionm/offers", offerEvent(accepted, "u-1001"), map[string]string{"Authorization": hookAuth})
+	if a.status != 200 || !strings.Contains(a.body, `"duplicate":true`) {
+		t.Fatalf("a repeat of %s while the inbox is full: %d %s; want 200 and duplicate", accepted, a.status, a.body)
+	}
+	if n := h.r.Depth("offer-issued-to-braze-campaign"); n < 2 {
+		t.Fatalf("the inbox held %d events after the repeat; the test needs it full (2)", n)
 	}
 	h.drained()
 	if n := len(h.messages("u-1001")); n != statuses[200] {
