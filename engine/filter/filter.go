@@ -16,6 +16,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	exprbuiltin "github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
@@ -88,7 +89,7 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 	// values behind them (events, step results) have no static type, so
 	// they are declared as undefined variables of any type.
 	var problems []Problem
-	refs, locals := paths(tree.Node)
+	refs, locals, calls := paths(tree.Node)
 	if opts.Shadow != nil {
 		for _, name := range locals {
 			opts.Shadow(name)
@@ -104,6 +105,15 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 		if msg != "" {
 			line, col := lineCol(src, ref.from)
 			problems = append(problems, Problem{line, col, msg})
+		}
+	}
+	// With undefined variables allowed, expr compiles a call to a name it
+	// does not know (noww(), startswith(...)) as a call of nil, which
+	// fails on every event at run time.
+	for _, call := range calls {
+		if name := call.Value; !knownFunction(name) {
+			line, col := lineCol(src, call.Location().From)
+			problems = append(problems, Problem{line, col, fmt.Sprintf("unknown function %q (expr's functions: https://expr-lang.org/docs/language-definition)%s", name, diag.Suggest(name, functionNames()))})
 		}
 	}
 	if len(problems) > 0 {
@@ -123,6 +133,15 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 	}
 	return p, nil
 }
+
+// knownFunction reports whether name is one of expr's functions or ours
+// (now, which envOptions defines).
+func knownFunction(name string) bool {
+	_, builtin := exprbuiltin.Index[name]
+	return builtin || name == "now"
+}
+
+func functionNames() []string { return append(slices.Clone(exprbuiltin.Names), "now") }
 
 func envOptions(opts Options) []expr.Option {
 	now := opts.Now
@@ -305,14 +324,14 @@ type pathRef struct {
 	from int // rune offset
 }
 
-// paths lists the static variable paths an expression reads, and the
-// names it defines itself (let), in order.
-func paths(root ast.Node) ([]pathRef, []string) {
+// paths lists the static variable paths an expression reads, the names
+// it defines itself (let), in order, and the functions it calls by name.
+func paths(root ast.Node) ([]pathRef, []string, []*ast.IdentifierNode) {
 	inner := map[ast.Node]bool{}
 	locals := map[string]bool{} // let names
 	var names []string
 	var members []*ast.MemberNode
-	var idents []*ast.IdentifierNode
+	var idents, calls []*ast.IdentifierNode
 	var methodOf []ast.Node
 	ast.Walk(&root, visitor(func(n *ast.Node) {
 		switch n := (*n).(type) {
@@ -323,8 +342,11 @@ func paths(root ast.Node) ([]pathRef, []string) {
 			idents = append(idents, n)
 		case *ast.CallNode:
 			inner[n.Callee] = true // a function or method name, not a variable
-			if m, ok := n.Callee.(*ast.MemberNode); ok {
-				methodOf = append(methodOf, m.Node) // event.when in event.when.Unix()
+			switch c := n.Callee.(type) {
+			case *ast.MemberNode:
+				methodOf = append(methodOf, c.Node) // event.when in event.when.Unix()
+			case *ast.IdentifierNode:
+				calls = append(calls, c)
 			}
 		case *ast.VariableDeclaratorNode:
 			if !locals[n.Name] {
@@ -350,7 +372,7 @@ func paths(root ast.Node) ([]pathRef, []string) {
 			out = append(out, pathRef{[]string{id.Value}, id.Location().From})
 		}
 	}
-	return out, names
+	return out, names, calls
 }
 
 // memberPath returns the names of a.b["c"].d, stopping at the first part
