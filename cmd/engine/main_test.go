@@ -744,3 +744,43 @@ func TestFolderImportProgress(t *testing.T) {
 		t.Errorf("status line %q, want one like %q", got, want)
 	}
 }
+
+// The README's YAML examples (a connections file, a pipeline) build with
+// the sandbox's settings: a user who copies them gets a working start.
+func TestReadmeYAMLExamplesValidate(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rest := string(readme)
+	n := 0
+	for {
+		_, after, found := strings.Cut(rest, "```yaml\n")
+		if !found {
+			break
+		}
+		block, tail, _ := strings.Cut(after, "```")
+		rest = tail
+		n++
+		name := fmt.Sprintf("example-%d.yaml", n)
+		if strings.Contains(block, "\nconnections:") {
+			name = "connections.yaml"
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n < 2 {
+		t.Fatalf("%d yaml blocks in the README; want its connections file and its pipeline", n)
+	}
+	cf := configFlags{envFiles: listFlag{"examples/sandbox.env"}}
+	loader, _, err := cf.loader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proj := loader.Load([]string{dir})
+	if proj.Diagnostics.HasErrors() || len(proj.Pipelines) == 0 {
+		t.Fatalf("the README's examples do not build (%d pipelines): %v", len(proj.Pipelines), proj.Diagnostics.Items())
+	}
+}
