@@ -15,7 +15,7 @@ import (
 
 // Fault is one rule of POST /_sandbox/faults: what goes wrong, for which
 // requests. Every matching rule applies, in the order they were added:
-// latency first, then a dropped connection, a 429 burst, a 5xx.
+// latency first, then a dropped connection, a 429 burst, an error status.
 type Fault struct {
 	ID int64 `json:"id"`
 	// Emulator limits the rule to sessionm_core, sessionm_connect or braze;
@@ -27,8 +27,8 @@ type Fault struct {
 	Method string `json:"method,omitempty"`
 	// Latency delays the answer.
 	Latency Duration `json:"latency,omitempty"`
-	// ErrorRatio (0..1) of matching requests get ErrorStatus (default 503)
-	// in the emulator's error envelope.
+	// ErrorRatio (0..1) of matching requests get ErrorStatus (default 503;
+	// any 4xx or 5xx but 429) in the emulator's error envelope.
 	ErrorRatio  float64 `json:"error_ratio,omitempty"`
 	ErrorStatus int     `json:"error_status,omitempty"`
 	// DropRatio (0..1) of matching requests have their connection closed
@@ -87,8 +87,10 @@ func (f *Fault) validate() error {
 	if f.ErrorStatus == 0 && f.ErrorRatio > 0 {
 		f.ErrorStatus = http.StatusServiceUnavailable
 	}
-	if f.ErrorStatus != 0 && (f.ErrorStatus < 500 || f.ErrorStatus > 599) {
-		problems = append(problems, fmt.Sprintf("error_status must be a 5xx status, not %d", f.ErrorStatus))
+	// A 4xx tests what a refusal does (a dead letter at once); a 429 is
+	// throttle's, which sends the Retry-After a 429 needs.
+	if s := f.ErrorStatus; s != 0 && (s < 400 || s > 599 || s == http.StatusTooManyRequests) {
+		problems = append(problems, fmt.Sprintf("error_status must be a 4xx or 5xx status other than 429 (use throttle for 429s), not %d", s))
 	}
 	if f.Throttle != nil && f.Throttle.For <= 0 {
 		problems = append(problems, `throttle needs "for", the length of each 429 burst`)

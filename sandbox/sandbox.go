@@ -369,6 +369,9 @@ type readCloser struct {
 func (s *Sandbox) writeFault(w http.ResponseWriter, r *http.Request, emulator string, v verdict) {
 	var body []byte
 	code := "internal_server_error"
+	if v.status < 500 { // bad_request, not_found, unprocessable_entity...
+		code = strings.ReplaceAll(strings.ToLower(http.StatusText(v.status)), " ", "_")
+	}
 	if v.status == http.StatusTooManyRequests {
 		code = "rate_limited"
 		w.Header().Set("Retry-After", retryAfterSeconds(v.retryAfter))

@@ -647,8 +647,18 @@ func TestDeadLetters(t *testing.T) {
 		t.Fatalf("%d trigger requests, want 1 + 3", n)
 	}
 
-	// A lookup SessionM refuses (unknown user) is dead-lettered too.
+	// A refusal the emulators are told to give (a fault's 4xx): dead at
+	// once, with the emulator's error shape in the excerpt.
 	h.control("DELETE", "/faults", "")
+	h.control("POST", "/faults", `{"emulator":"braze","error_ratio":1,"error_status":422,"count":1}`)
+	h.post("/hooks/sessionm/offers", offerEvent("dl-4", "u-1003"), map[string]string{"Authorization": hookAuth})
+	h.drained()
+	if dls, _ = h.store.DeadLetters(inbox.DeadFilter{Reason: "rejected"}); len(dls) != 2 || dls[1].EventID != "dl-4" || dls[1].Attempts != 1 ||
+		dls[1].Response.Status != 422 || !strings.Contains(dls[1].Response.Excerpt, "unprocessable_entity") {
+		t.Fatalf("a fault's 422: %+v", dls)
+	}
+
+	// A lookup SessionM refuses (unknown user) is dead-lettered too.
 	unknown := strings.Replace(offerEvent("dl-3", "u-1001"), ana, "00000000-0000-0000-0000-00000000dead", 1)
 	h.post("/hooks/sessionm/offers", unknown, map[string]string{"Authorization": hookAuth})
 	h.drained()
