@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
@@ -129,10 +130,18 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 		if len(body) > 0 && !json.Valid(body) {
 			problem := "it is not one JSON value" // in case the two ever disagree
 			if _, err := jsonval.Decode(body); err != nil {
-				problem = err.Error()
+				problem = strings.TrimPrefix(err.Error(), "not JSON: ")
 			}
 			r.metrics.refused.WithLabelValues(p.Name, "not_json").Inc()
 			writeError(w, http.StatusBadRequest, "the body is not JSON: "+problem)
+			return
+		}
+		// JSON between systems is UTF-8 (RFC 8259 §8.1); the decoder would
+		// turn other bytes into U+FFFD, and SessionM or Braze would get
+		// text the sender never wrote.
+		if !utf8.Valid(body) {
+			r.metrics.refused.WithLabelValues(p.Name, "not_json").Inc()
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("the body is not UTF-8 (byte %d is not part of a UTF-8 character); JSON must be sent as UTF-8", firstInvalidUTF8(body)))
 			return
 		}
 		params := map[string]string{}
@@ -201,6 +210,19 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 		writeAccepted(w, id, got[0].Duplicate)
 		acceptDuration.Observe(time.Since(started).Seconds())
 	})
+}
+
+// firstInvalidUTF8 is the 1-based offset of the first byte of b that is
+// not part of a UTF-8 character.
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i + 1
+		}
+		i += size
+	}
+	return 0
 }
 
 // repeated counts and logs a repeat of a stored event, which is answered
