@@ -14,7 +14,10 @@ import (
 // watcher leaves each to its --csv import, and the run exits 0 with every
 // row delivered. While the first was imported, the watcher took the
 // second and filed it away to done/, where its --csv import could not
-// open it, and the run exited 1.
+// open it, and the run exited 1. Each is filed away to done/ by its own
+// import: left in the folder, it stayed there after --until-done, and
+// without it the watcher imported it a second time (nothing to send, but
+// a second line in the summary).
 func TestRunUntilDoneWithCSVFilesInTheInboxFolder(t *testing.T) {
 	sessionm, requests := countingSessionM(t, 20*time.Millisecond)
 	dir, _, envFile := csvJob(t, "concurrency: 4", sessionm)
@@ -43,5 +46,13 @@ func TestRunUntilDoneWithCSVFilesInTheInboxFolder(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("still running after 30 s; %d requests", requests.Load())
+	}
+	for _, name := range []string{"a.csv", "b.csv"} {
+		if _, err := os.Stat(filepath.Join(folder, "done", name)); err != nil {
+			t.Errorf("%s not filed away to done/: %v", name, err)
+		}
+		if _, err := os.Stat(filepath.Join(folder, name)); err == nil {
+			t.Errorf("%s still in the inbox folder", name)
+		}
 	}
 }

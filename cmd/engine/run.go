@@ -452,7 +452,7 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 	// rather than at the next tick, when its rows already have outcomes.
 	read := make(chan struct{})
 	// A --csv file may sit in a watched inbox folder: the watcher leaves
-	// it to its --csv import, and may take it (to file it away) after.
+	// it to its --csv import, which files it away after.
 	held := make([]func(), len(imports))
 	for i, im := range imports {
 		held[i] = r.HoldCSV(im.file)
@@ -465,7 +465,7 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 			}
 		}()
 		for i, im := range imports {
-			if _, err := r.ImportCSV(ctx, im.pipeline, im.file); err != nil {
+			if _, err := r.ImportNamedCSV(ctx, im.pipeline, im.file); err != nil {
 				fmt.Fprintf(stderr, "engine run: %v\n", err)
 				anyFailed.Store(true)
 			}

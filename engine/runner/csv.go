@@ -502,6 +502,39 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 	return r.importCSV(ctx, pipeline, file, nil)
 }
 
+// ImportNamedCSV is ImportCSV for a file named on the command line (held
+// with HoldCSV): if it sits in a watched CSV inbox folder, it is then
+// filed away to done/ or failed/ as the folder's own files are, so the
+// watcher does not take it again once released. Not when the import
+// stopped early: importing it again resumes it.
+func (r *Runner) ImportNamedCSV(ctx context.Context, pipeline, file string) (CSVProgress, error) {
+	var opened os.FileInfo
+	p, err := r.importCSV(ctx, pipeline, file, &opened)
+	if ctx.Err() == nil && r.soft.Err() == nil {
+		if dir := r.watchedFolderOf(file); dir != "" {
+			r.fileAway(pipeline, dir, filepath.Base(file), opened, err)
+		}
+	}
+	return p, err
+}
+
+// watchedFolderOf is the watched CSV inbox folder that file sits in, or
+// "" if none.
+func (r *Runner) watchedFolderOf(file string) string {
+	here, err := os.Stat(filepath.Dir(file))
+	if err != nil {
+		return ""
+	}
+	r.csvMu.Lock()
+	defer r.csvMu.Unlock()
+	for _, w := range r.csvWatch {
+		if info, err := os.Stat(w.dir); err == nil && os.SameFile(info, here) {
+			return w.dir
+		}
+	}
+	return ""
+}
+
 // importCSV is ImportCSV; opened, when not nil, is given the file it
 // opened, which is what it imported whatever file is named so now.
 func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *os.FileInfo) (CSVProgress, error) {
