@@ -784,3 +784,19 @@ func TestReadmeYAMLExamplesValidate(t *testing.T) {
 		t.Fatalf("the README's examples do not build (%d pipelines): %v", len(proj.Pipelines), proj.Diagnostics.Items())
 	}
 }
+
+// On a terminal a log line that comes while the CSV status line shows
+// clears it first, rather than being written on after it.
+func TestStatusLinesClearsTheStatusForALogLine(t *testing.T) {
+	var out strings.Builder
+	s := &statusLines{w: &out}
+	for _, w := range []string{"\rrows 1   ", "level=WARN msg=x\n", "\rrows 2   ", "\rrows 3   ", "\n", "level=INFO msg=y\n"} {
+		if _, err := io.WriteString(s, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "\rrows 1   \r\x1b[Klevel=WARN msg=x\n\rrows 2   \rrows 3   \nlevel=INFO msg=y\n"
+	if out.String() != want {
+		t.Fatalf("wrote %q; want %q", out.String(), want)
+	}
+}

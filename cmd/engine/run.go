@@ -16,6 +16,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -122,6 +123,9 @@ variables override either.`, stderr)
 		if !*remoteOK && !loopbackHost(host) {
 			return fail(exitUsage, "--admin-addr %s is not a loopback address: the admin listener takes no credentials, and whoever reaches it can reload the pipelines and list, replay and drop dead letters; use 127.0.0.1:PORT (an SSH tunnel reaches it from elsewhere), or add --admin-allow-remote if that is what you want", *adminAddr)
 		}
+	}
+	if isTerminal(stderr) {
+		stderr = &statusLines{w: stderr}
 	}
 	logger, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
@@ -573,7 +577,37 @@ func importsFailed(ps []runner.CSVProgress, imports []csvImport) bool {
 	return false
 }
 
+// statusLines keeps the CSV status line (written by showProgress, each
+// time starting with \r) apart from the other lines on a terminal: a log
+// line that comes while the status shows clears it first, instead of
+// being written on after it; the next status redraws it.
+type statusLines struct {
+	mu      sync.Mutex
+	w       io.Writer
+	showing bool
+}
+
+func (s *statusLines) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case len(p) > 0 && p[0] == '\r':
+		s.showing = p[len(p)-1] != '\n'
+	case s.showing && string(p) == "\n": // the status line's end
+		s.showing = false
+	case s.showing:
+		if _, err := io.WriteString(s.w, "\r\x1b[K"); err != nil {
+			return 0, err
+		}
+		s.showing = false
+	}
+	return s.w.Write(p)
+}
+
 func isTerminal(w io.Writer) bool {
+	if _, ok := w.(*statusLines); ok {
+		return true
+	}
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
