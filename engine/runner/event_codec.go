@@ -98,6 +98,20 @@ func storedJSON(payload []byte) []byte {
 	return b
 }
 
+// withID is event, a stored event as JSON, with id as its id; event as it
+// is if it cannot be read.
+func withID(event []byte, id string) []byte {
+	var s storedEvent
+	if json.Unmarshal(event, &s) != nil {
+		return event
+	}
+	s.ID = id
+	if b, err := json.Marshal(&s); err == nil {
+		return b
+	}
+	return event
+}
+
 func decodeStored(payload []byte) (*storedEvent, error) {
 	if len(payload) > 0 && payload[0] == storedBinaryV1 {
 		s, err := decodeStoredBinary(payload[1:])

@@ -783,8 +783,16 @@ func (l *lane) finished(it *item, outcome rowOutcome, deadLetter uint64) {
 // dead moves the event to the dead letters with what is needed to see why.
 func (l *lane) dead(it *item, attempts int, reason string, cause error, req *engine.Request, res *sendResult) {
 	m := l.r.opts.Masker
+	eventID, event := it.stored.ID, storedJSON(it.payload())
+	if eventID == "" && it.row == nil && it.rec.Seq != 0 {
+		// An event without an id is named as its sender was answered
+		// (<pipeline>#<seq>), here and, once replayed, in its log lines:
+		// queued again it gets another number.
+		eventID = noIDLabel(l.p.Name, it.rec.Seq)
+		event = withID(event, eventID)
+	}
 	dl := inbox.DeadLetter{
-		Version: l.p.Version, EventID: it.stored.ID, Event: []byte(m.String(string(storedJSON(it.payload())))),
+		Version: l.p.Version, EventID: eventID, Event: []byte(m.String(string(event))),
 		Reason: reason, Error: m.String(cause.Error()), Attempts: attempts, Received: it.rec.Received,
 	}
 	if req != nil {

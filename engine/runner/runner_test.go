@@ -668,6 +668,42 @@ func TestDeadLetters(t *testing.T) {
 	}
 }
 
+// A dead letter of an event sent without an id names it as its sender was
+// answered (<pipeline>#<n>), and keeps that name when it is replayed and
+// dead again: queued again, it had got a new number, and its dead letter
+// had no id at all.
+func TestDeadLetterOfAnEventWithoutAnIDKeepsItsName(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}})
+	refuse := func() {
+		h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":422,"count":1}`)
+	}
+	refuse()
+	a := h.post("/hooks/tags/"+ana, `{"tags":["a"]}`, map[string]string{"Authorization": coreBasic})
+	var answer struct {
+		EventID string `json:"event_id"`
+	}
+	if err := json.Unmarshal([]byte(a.body), &answer); err != nil || !strings.Contains(answer.EventID, "#") {
+		t.Fatalf("answer %d %s (%v); want an event id <pipeline>#<n>", a.status, a.body, err)
+	}
+	named := func(round string) uint64 {
+		t.Helper()
+		h.drained()
+		dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+		if len(dls) != 1 || dls[0].EventID != answer.EventID || !strings.Contains(string(dls[0].Event), `"id":"`+answer.EventID+`"`) {
+			t.Fatalf("%s: dead letters %+v; want one named %s", round, dls, answer.EventID)
+		}
+		return dls[0].ID
+	}
+	id := named("first")
+	refuse()
+	admin := httptest.NewServer(h.r.AdminHandler(nil))
+	defer admin.Close()
+	if a := do(t, "POST", fmt.Sprintf("%s/dlq/%d/replay", admin.URL, id), "", nil); a.status != 200 {
+		t.Fatalf("replay: %d %s", a.status, a.body)
+	}
+	named("after a replay")
+}
+
 // A 429 with Retry-After pauses the whole connection: nothing goes to
 // Braze before the time it gave, neither the refused event's retry nor
 // the events of other users queued meanwhile, and all are delivered after.
