@@ -436,8 +436,12 @@ func runError(err error) error {
 	case m != nil:
 		return fmt.Errorf("cannot read %s from %s", m[1], typeWord(m[2]))
 	}
+	// expr reads a.b on a list as a[int("b")], and says so.
 	if m := fieldOfRE.FindStringSubmatch(msg); m != nil {
-		return fmt.Errorf("cannot read a field of a value that is %s", typeWord(m[1]))
+		if m[1] == "string" {
+			return errors.New("cannot read a named field of a list (a list takes a position, such as [0])")
+		}
+		return fmt.Errorf("cannot read a field of a list by %s (a list takes a position, such as [0])", typeWord(m[1]))
 	}
 	if m := binaryRE.FindStringSubmatch(msg); m != nil {
 		return fmt.Errorf("cannot apply %s to %s and %s", m[2], typeWord(m[1]), typeWord(m[3]))

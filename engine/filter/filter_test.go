@@ -98,6 +98,19 @@ func TestEvalNonBoolMessage(t *testing.T) {
 	}
 }
 
+// A field read from an event that is a list says so, not that the value
+// is text (the field's name is).
+func TestEvalFieldOfAList(t *testing.T) {
+	p, problems := CompileBool(`event.event_type == "offer_issued"`, Options{Names: names})
+	if len(problems) > 0 {
+		t.Fatalf("CompileBool: %+v", problems)
+	}
+	_, err := p.Eval(map[string]any{"event": []any{1.0, 2.0}})
+	if err == nil || !strings.Contains(err.Error(), "cannot read a named field of a list") {
+		t.Fatalf("Eval on a list: %v; want it to say a list has no named fields", err)
+	}
+}
+
 func TestCheckPaths(t *testing.T) {
 	tests := []struct {
 		name string
