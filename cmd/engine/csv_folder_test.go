@@ -56,3 +56,33 @@ func TestRunUntilDoneWithCSVFilesInTheInboxFolder(t *testing.T) {
 		}
 	}
 }
+
+// A --csv file in the inbox folder named twice is imported twice (the
+// second finds it done) and filed away after the last: filed after the
+// first, the second could not open it, and the run exited 1.
+func TestRunUntilDoneWithACSVFileNamedTwice(t *testing.T) {
+	sessionm, requests := countingSessionM(t, 0)
+	dir, _, envFile := csvJob(t, "concurrency: 4", sessionm)
+	folder := filepath.Clean(filepath.Join(dir, "../inbox/segments"))
+	if err := os.MkdirAll(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(folder, "a.csv")
+	if err := os.WriteFile(path, []byte("user_id,tag\nuser-1,vip\nuser-2,vip\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case res := <-runUntilDone(t, envFile, "--csv", path, "--csv", path, "--until-done", dir):
+		if res.code != exitOK {
+			t.Errorf("exit %d; want 0 (%d requests for 2 rows)", res.code, requests.Load())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("still running after 30 s")
+	}
+	if n := requests.Load(); n != 2 {
+		t.Errorf("%d requests for 2 rows", n)
+	}
+	if _, err := os.Stat(filepath.Join(folder, "done", "a.csv")); err != nil {
+		t.Errorf("a.csv not filed away to done/: %v", err)
+	}
+}

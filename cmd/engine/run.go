@@ -469,7 +469,10 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 			}
 		}()
 		for i, im := range imports {
-			if _, err := r.ImportNamedCSV(ctx, im.pipeline, im.file); err != nil {
+			// Filed away after the last import that names it: a file named
+			// twice is imported twice (the second finds it done).
+			last := !slices.ContainsFunc(imports[i+1:], func(later csvImport) bool { return sameFile(later.file, im.file) })
+			if _, err := r.ImportNamedCSV(ctx, im.pipeline, im.file, last); err != nil {
 				fmt.Fprintf(stderr, "engine run: %v\n", err)
 				anyFailed.Store(true)
 			}
@@ -602,6 +605,17 @@ func (s *statusLines) Write(p []byte) (int, error) {
 		s.showing = false
 	}
 	return s.w.Write(p)
+}
+
+// sameFile reports whether a and b name one file, however they are
+// written (relative, through a link).
+func sameFile(a, b string) bool {
+	ia, errA := os.Stat(a)
+	ib, errB := os.Stat(b)
+	if errA != nil || errB != nil {
+		return filepath.Clean(a) == filepath.Clean(b)
+	}
+	return os.SameFile(ia, ib)
 }
 
 func isTerminal(w io.Writer) bool {

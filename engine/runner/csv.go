@@ -503,34 +503,38 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 }
 
 // ImportNamedCSV is ImportCSV for a file named on the command line (held
-// with HoldCSV): if it sits in a watched CSV inbox folder, it is then
-// filed away to done/ or failed/ as the folder's own files are, so the
-// watcher does not take it again once released. Not when the import
-// stopped early: importing it again resumes it.
-func (r *Runner) ImportNamedCSV(ctx context.Context, pipeline, file string) (CSVProgress, error) {
+// with HoldCSV). When fileAway is set (the last import naming the file)
+// and the file sits in the folder the pipeline watches, it is then filed
+// away to done/ or failed/ as the folder's own files are, so the watcher
+// does not take it again once released. Not when the import stopped
+// early: importing it again resumes it. A file in another pipeline's
+// folder is left to that pipeline's watcher.
+func (r *Runner) ImportNamedCSV(ctx context.Context, pipeline, file string, fileAway bool) (CSVProgress, error) {
 	var opened os.FileInfo
 	p, err := r.importCSV(ctx, pipeline, file, &opened)
-	if ctx.Err() == nil && r.soft.Err() == nil {
-		if dir := r.watchedFolderOf(file); dir != "" {
+	if fileAway && ctx.Err() == nil && r.soft.Err() == nil {
+		if dir := r.watchedFolderOf(pipeline, file); dir != "" {
 			r.fileAway(pipeline, dir, filepath.Base(file), opened, err)
 		}
 	}
 	return p, err
 }
 
-// watchedFolderOf is the watched CSV inbox folder that file sits in, or
-// "" if none.
-func (r *Runner) watchedFolderOf(file string) string {
+// watchedFolderOf is the folder pipeline watches if file sits in it, or
+// "".
+func (r *Runner) watchedFolderOf(pipeline, file string) string {
+	r.csvMu.Lock()
+	w := r.csvWatch[pipeline]
+	r.csvMu.Unlock()
+	if w == nil {
+		return ""
+	}
 	here, err := os.Stat(filepath.Dir(file))
 	if err != nil {
 		return ""
 	}
-	r.csvMu.Lock()
-	defer r.csvMu.Unlock()
-	for _, w := range r.csvWatch {
-		if info, err := os.Stat(w.dir); err == nil && os.SameFile(info, here) {
-			return w.dir
-		}
+	if info, err := os.Stat(w.dir); err == nil && os.SameFile(info, here) {
+		return w.dir
 	}
 	return ""
 }
