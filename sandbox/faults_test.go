@@ -145,3 +145,12 @@ func TestFaultRemove(t *testing.T) {
 		t.Fatal("removing all rules")
 	}
 }
+
+// A 4xx fault's code is its status's name in snake case.
+func TestFaultCode(t *testing.T) {
+	for status, want := range map[int]string{400: "bad_request", 422: "unprocessable_entity", 418: "im_a_teapot", 499: "client_error", 414: "request_uri_too_long"} {
+		if got := faultCode(status); got != want {
+			t.Errorf("faultCode(%d) = %q, want %q", status, got, want)
+		}
+	}
+}

@@ -369,8 +369,8 @@ type readCloser struct {
 func (s *Sandbox) writeFault(w http.ResponseWriter, r *http.Request, emulator string, v verdict) {
 	var body []byte
 	code := "internal_server_error"
-	if v.status < 500 { // bad_request, not_found, unprocessable_entity...
-		code = strings.ReplaceAll(strings.ToLower(http.StatusText(v.status)), " ", "_")
+	if v.status < 500 {
+		code = faultCode(v.status)
 	}
 	if v.status == http.StatusTooManyRequests {
 		code = "rate_limited"
@@ -395,6 +395,25 @@ func (s *Sandbox) writeFault(w http.ResponseWriter, r *http.Request, emulator st
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(v.status)
 	_, _ = w.Write(body)
+}
+
+// faultCode is a 4xx fault's error code: its status's name in snake case
+// (bad_request, unprocessable_entity), or client_error for a status Go
+// names not.
+func faultCode(status int) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(http.StatusText(status)) {
+		switch {
+		case r >= 'a' && r <= 'z':
+			b.WriteRune(r)
+		case r == ' ' || r == '-':
+			b.WriteByte('_')
+		}
+	}
+	if b.Len() == 0 {
+		return "client_error"
+	}
+	return b.String()
 }
 
 // dropConnection closes the client's connection without an answer, as a

@@ -436,12 +436,10 @@ func runError(err error) error {
 	case m != nil:
 		return fmt.Errorf("cannot read %s from %s", m[1], typeWord(m[2]))
 	}
-	// expr reads a.b on a list as a[int("b")], and says so.
+	// expr says int(X) when X is no whole number where one is needed: a.b
+	// read from a list (a[int("b")]), int(), a range, a slice's bounds.
 	if m := fieldOfRE.FindStringSubmatch(msg); m != nil {
-		if m[1] == "string" {
-			return errors.New("cannot read a named field of a list (a list takes a position, such as [0])")
-		}
-		return fmt.Errorf("cannot read a field of a list by %s (a list takes a position, such as [0])", typeWord(m[1]))
+		return fmt.Errorf("cannot use %s where a whole number is needed (a list takes a position such as [0], not a field name; int(), ranges and slices take whole numbers)", typeWord(m[1]))
 	}
 	if m := binaryRE.FindStringSubmatch(msg); m != nil {
 		return fmt.Errorf("cannot apply %s to %s and %s", m[2], typeWord(m[1]), typeWord(m[3]))

@@ -98,16 +98,24 @@ func TestEvalNonBoolMessage(t *testing.T) {
 	}
 }
 
-// A field read from an event that is a list says so, not that the value
-// is text (the field's name is).
+// A field read from an event that is a list says a list takes a position,
+// not that the value is text (the field's name is).
 func TestEvalFieldOfAList(t *testing.T) {
 	p, problems := CompileBool(`event.event_type == "offer_issued"`, Options{Names: names})
 	if len(problems) > 0 {
 		t.Fatalf("CompileBool: %+v", problems)
 	}
 	_, err := p.Eval(map[string]any{"event": []any{1.0, 2.0}})
-	if err == nil || !strings.Contains(err.Error(), "cannot read a named field of a list") {
-		t.Fatalf("Eval on a list: %v; want it to say a list has no named fields", err)
+	if err == nil || !strings.Contains(err.Error(), "cannot use text where a whole number is needed (a list takes a position such as [0], not a field name") {
+		t.Fatalf("Eval on a list: %v; want it to say a list takes a position, not a field name", err)
+	}
+	// The same message of expr's comes from a range bound that is text.
+	r, problems := CompileValue(`1..event.n`, Options{Names: names})
+	if len(problems) > 0 {
+		t.Fatalf("CompileValue: %+v", problems)
+	}
+	if _, err := r.Value(map[string]any{"event": map[string]any{"n": "3"}}); err == nil || !strings.Contains(err.Error(), "ranges and slices take whole numbers") {
+		t.Fatalf("a range to text: %v; want it to say ranges take whole numbers", err)
 	}
 }
 

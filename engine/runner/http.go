@@ -170,6 +170,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			if seen, err := r.store.Seen(p.Name, id); err == nil && seen {
 				r.repeated(p, id)
 				writeAccepted(w, id, true)
+				acceptDuration.Observe(time.Since(started).Seconds())
 				return
 			}
 			// Braze and well-behaved senders back off on 503 + Retry-After

@@ -787,7 +787,9 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 	if eventID == "" && it.row == nil && it.rec.Seq != 0 {
 		// An event without an id is named as its sender was answered
 		// (<pipeline>#<seq>), here and, once replayed, in its log lines:
-		// queued again it gets another number.
+		// queued again it gets another number. The name enters the dedupe
+		// index with the replay; only a sender whose Idempotency-Key is
+		// that very name could meet it there.
 		eventID = noIDLabel(l.p.Name, it.rec.Seq)
 		event = withID(event, eventID)
 	}
