@@ -57,7 +57,68 @@ func Parse(file string, src []byte) (*Doc, error) {
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
+	if err := checkAliases(root); err != nil {
+		return nil, err
+	}
 	return &Doc{File: file, Src: src, Root: root}, nil
+}
+
+// MaxExpandedValues bounds how many values a file may hold once its
+// aliases are expanded: a few lines of aliases of aliases ("billion
+// laughs") expand to billions, and the engine ran out of memory reading
+// them.
+const MaxExpandedValues = 100_000
+
+// checkAliases refuses an alias inside the value it names (reading it
+// never ended: the engine died of a stack overflow, at every start) and a
+// file whose aliases expand past MaxExpandedValues.
+func checkAliases(root *yaml.Node) *Error {
+	size := map[*yaml.Node]int{} // values a node expands to, capped past the bound
+	inside := map[*yaml.Node]bool{}
+	var biggest *yaml.Node // the alias that expands the most
+	var walk func(n *yaml.Node) (int, *Error)
+	walk = func(n *yaml.Node) (int, *Error) {
+		if n.Kind == yaml.AliasNode {
+			if n.Alias == nil {
+				return 1, nil
+			}
+			if inside[n.Alias] {
+				return 0, &Error{Line: n.Line, Column: n.Column, Message: fmt.Sprintf("the alias *%s is inside the value &%s names, so it never ends; copy the values it needs instead", n.Value, n.Value)}
+			}
+			k, err := walk(n.Alias)
+			if err == nil && (biggest == nil || k > size[biggest.Alias]) {
+				biggest = n
+			}
+			return k, err
+		}
+		if k, done := size[n]; done {
+			return k, nil
+		}
+		inside[n] = true
+		defer delete(inside, n)
+		total := 1
+		for _, c := range n.Content {
+			k, err := walk(c)
+			if err != nil {
+				return 0, err
+			}
+			total = min(total+k, MaxExpandedValues+1)
+		}
+		size[n] = total
+		return total, nil
+	}
+	total, err := walk(root)
+	if err != nil {
+		return err
+	}
+	if total > MaxExpandedValues {
+		at := root
+		if biggest != nil {
+			at = biggest
+		}
+		return &Error{Line: at.Line, Column: at.Column, Message: fmt.Sprintf("the aliases (*name) of this file expand it to over %d values; repeat fewer, or write the values out", MaxExpandedValues)}
+	}
+	return nil
 }
 
 func syntaxError(err error, src []byte) *Error {

@@ -340,3 +340,39 @@ func longFileWithAMistakeAtTheEnd() ([]byte, int) {
 	b.WriteString(" broken: 1\n")
 	return []byte(b.String()), strings.Count(b.String(), "\n")
 }
+
+// An alias inside the value it names, and aliases that expand a file past
+// MaxExpandedValues, are refused where they are: the first never ended
+// (a stack overflow), the second ran the engine out of memory.
+func TestParseRefusesRunawayAliases(t *testing.T) {
+	bomb := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	for i, prev := 0, "a"; i < 6; i++ {
+		name := string(rune('b' + i))
+		bomb += fmt.Sprintf("%s: &%s [*%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s]\n", name, name, prev, prev, prev, prev, prev, prev, prev, prev, prev, prev)
+		prev = name
+	}
+	tests := []struct {
+		name, src string
+		line, col int
+		want      string // part of the error; empty: parses
+	}{
+		{"self alias", "body:\n  - &r\n    id: 1\n    extra: *r\n", 4, 12, "alias *r is inside the value &r names"},
+		{"alias bomb", bomb, 6, 8, "expand it to over 100000 values"},
+		{"aliases and a merge", "base: &b {x: 1}\none: *b\ntwo:\n  <<: *b\n  y: 2\n", 0, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("p.yaml", []byte(tt.src))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) || !strings.Contains(e.Message, tt.want) || e.Line != tt.line || e.Column != tt.col {
+				t.Fatalf("Parse: %v; want %d:%d: ...%s", err, tt.line, tt.col, tt.want)
+			}
+		})
+	}
+}
