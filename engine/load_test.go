@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -35,5 +36,21 @@ func TestPipelineNames(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%v: %s, want %s", tc.paths, got, tc.want)
 		}
+	}
+}
+
+// A file over MaxFileBytes is refused before it is parsed, naming the
+// bound: a 15 MB one took 14 s and 2 GB to check.
+func TestLoadRefusesAFileOverTheBound(t *testing.T) {
+	dir := t.TempDir()
+	big := "description: big\n# " + strings.Repeat("x", MaxFileBytes) + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "big.yaml"), []byte(big), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := testLoader(t)
+	proj := l.Load([]string{dir})
+	items := proj.Diagnostics.Items()
+	if len(items) != 1 || !strings.Contains(items[0].Message, "over 1024 KiB") || filepath.Base(items[0].File) != "big.yaml" {
+		t.Fatalf("diagnostics %v; want one naming big.yaml and the bound", items)
 	}
 }
