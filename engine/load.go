@@ -359,7 +359,14 @@ func (fc *fileContext) resolveRefs(n *yaml.Node, path yamlpos.Path) {
 			fc.resolveRefs(c, path.Child(i))
 		}
 	case yaml.ScalarNode:
-		if n.ShortTag() != "!!str" || !secrets.HasRef(n.Value) {
+		if n.ShortTag() != "!!str" || !strings.Contains(n.Value, "${") {
+			return
+		}
+		if !secrets.HasRef(n.Value) {
+			for _, p := range secrets.Misspelled(n.Value) {
+				line, col := fc.doc.OffsetPos(n, p.Offset)
+				fc.add(line, col, path, diag.Error, "%s", p.Message)
+			}
 			return
 		}
 		out, _, problems := fc.loader.Resolver.Expand(n.Value)

@@ -91,8 +91,11 @@ func HasRef(s string) bool { return strings.Contains(s, "${env:") || strings.Con
 // Expand resolves every reference in s. It returns the expanded string,
 // whether a secret went into it, and the references it could not resolve.
 func (r *Resolver) Expand(s string) (out string, secret bool, problems []Problem) {
+	if strings.Contains(s, "${") {
+		problems = Misspelled(s)
+	}
 	if !HasRef(s) {
-		return s, false, nil
+		return s, false, problems
 	}
 	var b strings.Builder
 	last := 0
@@ -112,8 +115,10 @@ func (r *Resolver) Expand(s string) (out string, secret bool, problems []Problem
 		}
 		switch kind {
 		case "env":
+			// As in a shell (and docker compose), :- takes the default
+			// when the variable is unset or empty.
 			v, ok := r.lookupEnv(name)
-			if !ok && hasDefault {
+			if (!ok || v == "") && hasDefault {
 				v, ok = s[m[8]:m[9]], true
 			}
 			if !ok {
@@ -138,6 +143,30 @@ func (r *Resolver) Expand(s string) (out string, secret bool, problems []Problem
 	}
 	b.WriteString(s[last:])
 	return b.String(), secret, problems
+}
+
+// kindRE finds what looks like a reference: ${word: (Braze's own ${name}
+// has no colon).
+var kindRE = regexp.MustCompile(`\$?\$\{([A-Za-z_]+):`)
+
+// Misspelled finds references the engine would keep as text: an unknown
+// kind (${secert:X}) or one with no closing brace. Kept, a typo in a
+// webhook's bearer token made the text itself the token.
+func Misspelled(s string) []Problem {
+	var problems []Problem
+	for _, m := range kindRE.FindAllStringSubmatchIndex(s, -1) {
+		if s[m[0]] == '$' && s[m[0]+1] == '$' {
+			continue // escaped
+		}
+		kind := s[m[2]:m[3]]
+		switch {
+		case kind != "env" && kind != "secret":
+			problems = append(problems, Problem{m[0], fmt.Sprintf("${%s:...} is no reference the engine knows; write ${env:NAME} or ${secret:NAME} (or $${ to keep the text as it is)", kind)})
+		case !refRE.MatchString(s[m[0]:]) || refRE.FindStringIndex(s[m[0]:])[0] != 0:
+			problems = append(problems, Problem{m[0], fmt.Sprintf("${%s: has no closing }; write ${%s:NAME}", kind, kind)})
+		}
+	}
+	return problems
 }
 
 // secret reads NAME from a file in the secrets folder first (the way

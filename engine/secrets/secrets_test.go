@@ -45,7 +45,8 @@ func TestExpand(t *testing.T) {
 		{"env default unused", "${env:HOST:-dflt}", "h.example", false},
 		{"env default used", "${env:NOPE:-dflt}", "dflt", false},
 		{"env empty default", "[${env:NOPE:-}]", "[]", false},
-		{"set but empty env wins over default", "[${env:EMPTY:-dflt}]", "[]", false},
+		{"set but empty env takes the default, as in a shell", "[${env:EMPTY:-dflt}]", "[dflt]", false},
+		{"set but empty env without a default", "[${env:EMPTY}]", "[]", false},
 		{"default with a colon", "${env:NOPE:-a:b}", "a:b", false},
 		{"secret file wins over env", "Bearer ${secret:TOKEN}", "Bearer from-file", true},
 		{"secret file CRLF trimmed", "${secret:CRLF}", "crlf-value", true},
@@ -106,6 +107,11 @@ func TestExpandProblems(t *testing.T) {
 		{"several problems", dir, "${env:HOST}${env:NOPE}${secret:NOPE2}", []int{11, 22},
 			[][]string{{"NOPE is not set"}, {"secret NOPE2 is not set"}}},
 		{"offset after an escape", "", "$${env:X} ${env:NOPE}", []int{10}, [][]string{{"NOPE"}}},
+		{"a misspelled kind", "", "Bearer ${secert:TOKEN}", []int{7}, [][]string{{"${secert:...} is no reference", "${secret:NAME}"}}},
+		{"no closing brace", "", "x ${secret:TOKEN", []int{2}, [][]string{{"${secret: has no closing }"}}},
+		{"no closing brace before a good one", "", "${env:A ${env:HOST}", []int{0}, [][]string{{"${env: has no closing }"}}},
+		{"Braze's own references", "", "{{campaign.${dispatch_id}}}-{{${user_id}}}", nil, nil},
+		{"an escaped unknown kind", "", "$${foo:bar}", nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
