@@ -799,7 +799,11 @@ func (b *builder) delivery(cfg *DeliveryConfig, sc *scope) Delivery {
 		b.errorAt(path.Child("backoff").Child("initial"), "the first wait (%s) is longer than the longest (%s)", d.BackoffInitial, d.BackoffMax)
 	}
 	if cfg.OrderBy != "" {
-		d.OrderBy = b.template(path.Child("order_by"), cfg.OrderBy, false, sc)
+		if !strings.Contains(cfg.OrderBy, "{{") && !strings.Contains(cfg.OrderBy, "{%") {
+			b.errorAt(path.Child("order_by"), "order_by has no {{ }}, so every event has the same key and they go one at a time; write the key as a template, such as {{ event.user.id }} (or {{ 'all' }} if one at a time is what you want)")
+		} else {
+			d.OrderBy = b.template(path.Child("order_by"), cfg.OrderBy, false, sc)
+		}
 	}
 	return d
 }
