@@ -491,6 +491,11 @@ var typeWords = map[string]string{
 
 // cleanMessage replaces Go type names in expr's messages with plain words.
 func cleanMessage(msg string) string {
+	// expr's compiler turns a panic (an invalid regexp built from
+	// constants) into an error with the Go stack in it.
+	if i := strings.Index(msg, "\ngoroutine "); i >= 0 {
+		msg = strings.TrimSpace(msg[:i])
+	}
 	if strings.HasPrefix(msg, "unknown name ") {
 		return msg
 	}

@@ -32,6 +32,7 @@ func TestCompileBoolProblems(t *testing.T) {
 		{"unknown function with suggestion", "event.when > noww()", 1, 14, []string{`unknown function "noww"`, `did you mean "now"?`}, nil},
 		{"unknown function on line 2", "event.a == 1 &&\n  lenn(event.tags) > 0", 2, 3, []string{`unknown function "lenn"`, `did you mean "len"?`}, nil},
 		{"startsWith written as a call", `startswith(event.a, "vip")`, 1, 1, []string{`unknown function "startswith"`}, nil},
+		{"invalid regexp built from constants", `event.a matches ("[a-" + "")`, 1, 1, []string{"error parsing regexp: missing closing ]"}, []string{"goroutine", "runtime/debug"}},
 		{"empty", "  \n ", 1, 1, []string{"empty"}, nil},
 		{"text result", `"abc"`, 1, 1, []string{"must give true or false", "text"}, nil},
 		{"integer result", "1 + 2", 1, 1, []string{"must give true or false", "integer"}, nil},
