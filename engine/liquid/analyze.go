@@ -16,6 +16,8 @@ type Ref struct {
 type filterUse struct {
 	Name   string
 	Offset int
+	Args   int  // arguments (| name: a, b)
+	Named  bool // one of them is named (allow_false: true)
 }
 
 // analysis is what the static pass finds in a template.
@@ -166,7 +168,8 @@ func (a *analysis) expression(toks []token) {
 		}
 		switch {
 		case prev == "|":
-			a.filters = append(a.filters, filterUse{t.text, t.off})
+			args, named := filterArgs(toks, i)
+			a.filters = append(a.filters, filterUse{t.text, t.off, args, named})
 		case prev == ".":
 			// a property: already part of the path before it
 		case next == ":" && (forParams[t.text] || a.inFilterArgs(toks, i)):
@@ -191,6 +194,33 @@ func (a *analysis) expression(toks []token) {
 			a.refs = append(a.refs, Ref{Path: path, Offset: t.off})
 		}
 	}
+}
+
+// filterArgs counts the arguments of the filter named by token i: those
+// after its colon, up to the next | outside brackets; named reports a
+// named one among them (the count then includes it).
+func filterArgs(toks []token, i int) (args int, named bool) {
+	if i+1 >= len(toks) || toks[i+1].text != ":" {
+		return 0, false
+	}
+	depth := 0
+	args = 1
+	for j := i + 2; j < len(toks); j++ {
+		switch t := toks[j].text; {
+		case t == "[" || t == "(":
+			depth++
+		case t == "]" || t == ")":
+			depth--
+		case depth > 0:
+		case t == "|":
+			return args, named
+		case t == ",":
+			args++
+		case toks[j].kind == 'i' && j+1 < len(toks) && toks[j+1].text == ":":
+			named = true
+		}
+	}
+	return args, named
 }
 
 // inFilterArgs reports whether token i stands among a filter's arguments.

@@ -21,7 +21,7 @@ func TestFastPathMatchesOsteele(t *testing.T) {
 		"{{ v | remove: 'a' }}", "{{ v | truncate: 3 }}", "{{ v | truncate: 3, '' }}",
 		"{{ v | size }}", "{{ v | split: ',' }}", "{{ v | json }}", "{{ v | url_escape }}", "{{ v | hmac_sha256: 'k' }}", "{{ v | hmac_sha1_base64: w }}",
 		"{{ v | md5 }}", "{{ v | number_with_delimiter }}", "{{ v | money }}",
-		"{{ v | append }}", "{{ v | upcase: 1 }}", "{{ v | default }}", "{{ v | plus: 1, 2 }}",
+		"{{ v | default }}", // a wrong argument count is refused when the template is built
 		"{{ v | abs }}", "{{ v | ceil }}", "{{ v | round: 1 }}",
 		"a{{ v | default: 'b' }}c{{ w | upcase }}d",
 	}

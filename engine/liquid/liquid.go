@@ -187,8 +187,14 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 		}
 	}
 	for _, f := range a.filters {
-		if e.filters[f.Name] == nil {
+		fn := e.filters[f.Name]
+		switch {
+		case fn == nil:
 			problems = append(problems, Problem{p.offsets.original(f.Offset), fmt.Sprintf("unknown filter %q%s", f.Name, e.suggestFilter(f.Name))})
+		case !f.Named:
+			if err := argsProblem(fn, f.Args); err != nil {
+				problems = append(problems, Problem{p.offsets.original(f.Offset), fmt.Sprintf("filter %s %v", f.Name, err)})
+			}
 		}
 	}
 	t.literals = p.literals

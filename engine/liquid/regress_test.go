@@ -13,6 +13,11 @@ func TestParseErrorPlacement(t *testing.T) {
 		{"{% raw %}{% endif %}{% endraw %}{% endif %}", 32, "{% endif %} closes a block that was never opened"},
 		{"{% comment %}{% if x %}{% endcomment %}{% if x %}", 39, `unterminated "if" block`},
 		{"{% if x %}{% endunless %}", 10, "{% endunless %} does not close the open {% if %} block"},
+		{"{{ x | plus: 0, 1 }}", 7, "filter plus takes 1 argument, not 2"},
+		{"{{ x | plus }}", 7, "filter plus takes 1 argument, not 0"},
+		{"{{ x | upcase: 3 }}", 7, "filter upcase takes 0 arguments, not 1"},
+		{"{{ x | slice: 'a', 'b', 'c' }}", 7, "filter slice takes 1 to 2 arguments, not 3"},
+		{"{{ x | plus: (1), [2] | minus: 1 }}", 7, "filter plus takes 1 argument, not 2"},
 	} {
 		_, problems := NewEngine().Parse(tc.src, Options{})
 		if len(problems) != 1 || problems[0].Offset != tc.offset || problems[0].Message != tc.msg {
@@ -25,7 +30,6 @@ func TestParseErrorPlacement(t *testing.T) {
 func TestRenderErrorsInWords(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
 		{"{{ 'abc' | slice: 'a' }}", `filter slice failed: slice's start must be a whole number, not 'a' in {{ 'abc' | slice: 'a' }}`},
-		{"{{ x | plus: 0, 1 }}", "filter plus failed: takes 1 argument, not 2 in {{ x | plus: 0, 1 }}"},
 		{"{{ 5 | divided_by: 0 }}", "filter divided_by failed: division by zero in {{ 5 | divided_by: 0 }}"},
 		// literals the pre-pass hoisted are shown as written
 		{"{{ 'abc' | slice: 'a\nb' }}", "filter slice failed: slice's start must be a whole number, not 'a\\nb' in {{ 'abc' | slice: 'a\nb' }}"},

@@ -45,15 +45,61 @@ func arity(minArgs, maxArgs int, fn filterFn) any {
 }
 
 func arityError(minArgs, maxArgs, got int) error {
-	want := fmt.Sprintf("%d", minArgs)
-	if maxArgs != minArgs {
-		want = fmt.Sprintf("%d to %d", minArgs, maxArgs)
+	return &wrongArity{minArgs, maxArgs, got}
+}
+
+// wrongArity is a filter given more or fewer arguments than it takes;
+// Parse finds it by calling the filter once (argsProblem).
+type wrongArity struct{ min, max, got int }
+
+func (e *wrongArity) Error() string {
+	want := fmt.Sprintf("%d", e.min)
+	if e.max != e.min {
+		want = fmt.Sprintf("%d to %d", e.min, e.max)
 	}
 	noun := "arguments"
-	if maxArgs == 1 {
+	if e.max == 1 {
 		noun = "argument"
 	}
-	return fmt.Errorf("takes %s %s, not %d", want, noun, got)
+	return fmt.Sprintf("takes %s %s, not %d", want, noun, e.got)
+}
+
+// argsProblem reports whether filter fn refuses n arguments, so a
+// template says so when it is built rather than on every event. A filter
+// of a fixed signature takes at most its parameters; one that counts its
+// arguments itself (arity) is called once with n nils and its answer
+// read; any other error of that call is the nil input's, and ignored.
+func argsProblem(fn any, n int) (problem error) {
+	rt := reflect.TypeOf(fn)
+	if rt == nil || rt.Kind() != reflect.Func || rt.NumIn() == 0 {
+		return nil
+	}
+	if !rt.IsVariadic() {
+		if max := rt.NumIn() - 1; n > max {
+			return &wrongArity{0, max, n}
+		}
+		return nil
+	}
+	defer func() {
+		if recover() != nil {
+			problem = nil
+		}
+	}()
+	in := make([]reflect.Value, 1+n)
+	for i := range in {
+		in[i] = reflect.Zero(rt.In(min(i, rt.NumIn()-1)))
+		if i >= rt.NumIn()-1 && rt.IsVariadic() {
+			in[i] = reflect.Zero(rt.In(rt.NumIn() - 1).Elem())
+		}
+	}
+	out := reflect.ValueOf(fn).Call(in)
+	if last := out[len(out)-1]; last.Type().Implements(reflect.TypeFor[error]()) && !last.IsNil() {
+		var wrong *wrongArity
+		if errors.As(last.Interface().(error), &wrong) {
+			return wrong
+		}
+	}
+	return nil
 }
 
 // osteeleFilters holds osteele's own filters so that the ones whose
