@@ -75,7 +75,7 @@ func f1(get lookup, runID string) (*scenario, error) {
 		pipeline: "braze-segment-to-sessionm-tags",
 		path:     func(_, u int) string { return "/hooks/braze/tags/" + sessionmemu.GeneratedUserID(u) },
 		body:     func(int, int) []byte { return body },
-		// As a Braze campaign would send {{campaign.${dispatch_id}}}-{{${user_id}}}.
+		// As a Braze campaign would send {{campaign.${dispatch_id}}}-{{${braze_id}}}.
 		idempotencyKey: func(i int) string { return runID + "-" + strconv.Itoa(i) },
 		header:         h,
 		journalPath:    prefix + "*",

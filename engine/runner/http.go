@@ -90,7 +90,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 		placeholders[p.Source.Method+" "+path] = spec.Placeholders(path)
 	}
 	acceptDuration := r.metrics.acceptDuration.WithLabelValues(p.Name)
-	var unrenderedOnce sync.Once // a warning per version, not per webhook
+	var unrenderedOnce, emptyPartOnce sync.Once // a warning per version, not per webhook
 	received := r.metrics.received.WithLabelValues(p.Name)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		started := time.Now()
@@ -152,6 +152,11 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 		if id == "" && unrendered(req.Header.Get("Idempotency-Key")) {
 			unrenderedOnce.Do(func() {
 				r.log.Warn("the Idempotency-Key header holds template text, so it names no event and repeats are not recognised; check that the sender renders it (Braze webhook headers)", "pipeline", p.Name, "version", p.Version, "key", req.Header.Get("Idempotency-Key"))
+			})
+		}
+		if id != "" && emptyPart(id) && id == strings.TrimSpace(req.Header.Get("Idempotency-Key")) {
+			emptyPartOnce.Do(func() {
+				r.log.Warn("an Idempotency-Key has an empty part: if it is rendered from a user attribute some users lack (${user_id} for a user with no external id), their events share the key and all but the first are dropped as repeats; use ${braze_id}, which every user has", "pipeline", p.Name, "version", p.Version, "key", id)
 			})
 		}
 		if len(id) > inbox.MaxIDLength {
@@ -236,7 +241,7 @@ func (r *Runner) repeated(p *engine.Pipeline, id string) {
 // eventID is the event's dedupe id. For a SessionM event it is the
 // envelope's event_id (sessionm.md §5, A), which SessionM's own retries
 // repeat. Otherwise it is the Idempotency-Key header when the sender gives
-// one (a Braze webhook can send {{campaign.${dispatch_id}}}-{{${user_id}}},
+// one (a Braze webhook can send {{campaign.${dispatch_id}}}-{{${braze_id}}},
 // which Braze's own retries repeat), except on a route that checks an HMAC
 // signature: the header is not signed, so anyone holding one signed body
 // could send it again under new keys; there the id is the SHA-256 of the
@@ -269,10 +274,17 @@ func eventID(p *engine.Pipeline, req *http.Request, body []byte) string {
 	return ""
 }
 
+// emptyPart reports whether a key has an empty part between its dashes,
+// as {{campaign.${dispatch_id}}}-{{${user_id}}} renders for a user with
+// no external id.
+func emptyPart(key string) bool {
+	return strings.HasPrefix(key, "-") || strings.HasSuffix(key, "-") || strings.Contains(key, "--")
+}
+
 // unrendered reports whether an Idempotency-Key still holds template
 // syntax. Braze's docs do not say that Liquid works in a webhook's header
 // values (braze.md §4, unconfirmed): if Braze sent the README's
-// {{campaign.${dispatch_id}}}-{{${user_id}}} as written, every event of
+// {{campaign.${dispatch_id}}}-{{${braze_id}}} as written, every event of
 // the campaign would carry the same key and all but the first would be
 // dropped as repeats. Such a key is no id.
 func unrendered(key string) bool {

@@ -1418,6 +1418,27 @@ func TestSynchronousCacheOutlivesAReload(t *testing.T) {
 	}
 }
 
+// A key with an empty part, as {{campaign.${dispatch_id}}}-{{${user_id}}}
+// renders for a user with no external id, is shared by every such user:
+// the engine warns once, naming ${braze_id}.
+func TestIdempotencyKeyWithAnEmptyPartWarns(t *testing.T) {
+	var logs lockedBuffer
+	h := start(t, setup{users: 10, opts: func(o *runner.Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	}})
+	for user := 1; user <= 2; user++ {
+		if a := h.tagWebhook(user, "dispatch-7-"); a.status != 200 {
+			t.Fatalf("user %d: %d %s", user, a.status, a.body)
+		}
+	}
+	if a := h.tagWebhook(3, "dispatch-7-u-3"); a.status != 200 {
+		t.Fatal(a)
+	}
+	if n := strings.Count(logs.String(), "has an empty part"); n != 1 || !strings.Contains(logs.String(), "${braze_id}") {
+		t.Errorf("%d warnings about an empty part; want 1 naming ${braze_id}:\n%s", n, logs.String())
+	}
+}
+
 // Webhooks whose Idempotency-Key arrives as template text (a sender that
 // does not render Liquid in headers) are each taken, and the engine says
 // so once. They shared one key, so all but the first were dropped as
