@@ -175,6 +175,32 @@ func TestRemainingZeroBlocksThePoolUntilReset(t *testing.T) {
 	}
 }
 
+// When the peer's spent window resets, one request goes first and its
+// answer paces the rest: the tokens earned while blocked all went at once
+// and overran a window smaller than the configured limit.
+func TestAfterTheResetOneRequestGoesFirst(t *testing.T) {
+	c := &fakeClock{t: t0}
+	g := NewGovernor(c, Limits{Pools: map[string]Limit{"trigger": PerWindow(250_000, time.Hour)}})
+	reset := func(at time.Duration) string { return strconv.FormatInt(t0.Add(at).Unix(), 10) }
+	g.Observe("trigger", 201, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {reset(5 * time.Second)}})
+	if w, _ := g.Wait(context.Background(), "trigger"); w != 5*time.Second {
+		t.Fatalf("the first request waited %v, want until the reset", w)
+	}
+	if w, _ := g.Wait(context.Background(), "trigger"); w == 0 {
+		t.Fatal("a second request went at the reset with the first, before its answer")
+	}
+	// The first's answer: 3 left of the new window, which ends in 5 s.
+	g.Observe("trigger", 201, http.Header{"X-Ratelimit-Remaining": {"3"}, "X-Ratelimit-Reset": {reset(10 * time.Second)}})
+	var waited time.Duration
+	for range 3 {
+		w, _ := g.Wait(context.Background(), "trigger")
+		waited += w
+	}
+	if waited < 3*time.Second {
+		t.Fatalf("three more requests waited %v in all; the 3 left of 5 s are spread, one every 1.7 s", waited)
+	}
+}
+
 func TestWaitHonoursCancel(t *testing.T) {
 	c := &fakeClock{t: t0}
 	g := NewGovernor(c, Limits{})

@@ -126,6 +126,19 @@ func (b *bucket) refill(now time.Time) time.Duration {
 	}
 	burst := float64(max(1, b.limit.Burst))
 	rate := b.rate(now)
+	if !b.blockedUntil.IsZero() {
+		// The peer's window was spent until now. One request goes first,
+		// and its answer says what the new window holds (x-ratelimit-
+		// remaining, which Observe spreads to its reset); the burst
+		// earned while blocked went at once, and overran a window
+		// smaller than the configured limit (8 requests in a
+		// millisecond where the peer took 4 per 5 s).
+		b.blockedUntil = time.Time{}
+		if rate > 0 {
+			b.tokens, b.last = min(burst, 1), now
+			return 0
+		}
+	}
 	if rate <= 0 {
 		b.tokens, b.last = burst, now
 		return 0
