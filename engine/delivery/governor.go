@@ -95,6 +95,27 @@ type Governor struct {
 	shared      *bucket // nil: no limit for the whole connection
 	pausedUntil time.Time
 	waited      time.Duration // total time requests spent waiting, for metrics
+	// onPause, when set, is told of each pause that extends the last, so
+	// a pause can outlive the process (the runner stores it).
+	onPause func(until time.Time)
+}
+
+// Remember has fn told of each new end of a pause of the connection (a
+// 429 or Retry-After), outside the governor's lock.
+func (g *Governor) Remember(fn func(until time.Time)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.onPause = fn
+}
+
+// PauseUntil pauses the connection until t, as a Retry-After would: a
+// pause an earlier run was told of, restored at the start.
+func (g *Governor) PauseUntil(t time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t.After(g.pausedUntil) {
+		g.pausedUntil = t
+	}
 }
 
 type bucket struct {
@@ -280,6 +301,13 @@ func (g *Governor) Observe(pool string, status int, h http.Header) time.Duration
 			pause = time.Second
 		}
 	}
+	var tell func(time.Time)
+	var until time.Time
+	defer func() {
+		if tell != nil {
+			tell(until)
+		}
+	}()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	b := g.pools[pool]
@@ -292,8 +320,9 @@ func (g *Governor) Observe(pool string, status int, h http.Header) time.Duration
 		return 0
 	}
 	if pause > 0 {
-		if until := now.Add(pause); until.After(g.pausedUntil) {
-			g.pausedUntil = until
+		if u := now.Add(pause); u.After(g.pausedUntil) {
+			g.pausedUntil = u
+			tell, until = g.onPause, u
 		}
 		return pause
 	}

@@ -189,3 +189,48 @@ func TestBroadcastAnswersPaceOnlyBroadcasts(t *testing.T) {
 		t.Errorf("the next broadcast answered %d at %v, want 201 from %v", code, clock.Now(), t0.Add(time.Minute))
 	}
 }
+
+// A connection's pause outlives the process: a runner started again on
+// the same inbox inside a 429's Retry-After waits out the rest of it. A
+// restart sent the queued requests at once, each answered 429 again.
+func TestAPauseOutlivesARestart(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	clock := &fakeClock{t: t0}
+	conn := &spec.Connection{Name: "braze", File: "connections.yaml", Type: braze.REST}
+	runOnce := func(body func(r *Runner)) {
+		store, err := inbox.Open(dir, inbox.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		r, err := New(Options{Store: store, Clock: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body(r)
+	}
+	runOnce(func(r *Runner) {
+		g := r.governor(conn)
+		if g.Observe("messaging", http.StatusTooManyRequests, http.Header{"Retry-After": {"30"}}) != 30*time.Second {
+			t.Fatal("no pause from a 429 with Retry-After: 30")
+		}
+	})
+	clock.mu.Lock()
+	clock.t = t0.Add(10 * time.Second) // the restart
+	clock.mu.Unlock()
+	runOnce(func(r *Runner) {
+		until := r.governor(conn).PausedUntil()
+		if until.Before(t0.Add(30*time.Second)) || until.After(t0.Add(32*time.Second)) {
+			t.Fatalf("after a restart the connection is paused until %v; want 30 to 32 s after the 429", until.Sub(t0))
+		}
+	})
+	clock.mu.Lock()
+	clock.t = t0.Add(40 * time.Second) // a restart after the pause
+	clock.mu.Unlock()
+	runOnce(func(r *Runner) {
+		if until := r.governor(conn).PausedUntil(); until.After(clock.Now()) {
+			t.Fatalf("a pause that had ended holds until %v", until)
+		}
+	})
+}

@@ -292,8 +292,42 @@ func (r *Runner) governor(c *spec.Connection) *delivery.Governor {
 	if g == nil {
 		g = delivery.NewGovernor(r.clock, delivery.Limits{})
 		r.governors[c.Key()] = g
+		r.keepPauses(c, g)
 	}
 	return g
+}
+
+// keepPauses makes a connection's pauses outlive the process: a 429's
+// Retry-After is stored, and restored when the connection's governor is
+// made again. A restart inside a pause sent the queued events' requests
+// at once, each answered 429 again.
+func (r *Runner) keepPauses(c *spec.Connection, g *delivery.Governor) {
+	key := "pause:" + c.Key()
+	var until time.Time
+	if found, err := r.store.Checkpoint(key, &until); err != nil {
+		r.log.Warn("cannot read a connection's pause from the inbox; it starts unpaused", "connection", c.Name, "error", err)
+	} else if found && until.After(r.clock.Now()) {
+		g.PauseUntil(until)
+		r.log.Info("the connection is still paused, as its peer asked before the restart", "connection", c.Name, "until", until.UTC().Format(time.RFC3339Nano))
+	}
+	// Stored one to two seconds past the end, in whole seconds: the 429s of one burst
+	// end their pauses a few milliseconds apart, and each would have been
+	// a write; a restored pause may last up to two seconds longer.
+	var mu sync.Mutex
+	stored := until
+	g.Remember(func(until time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !until.After(stored) {
+			return
+		}
+		keep := until.Truncate(time.Second).Add(2 * time.Second)
+		if err := r.store.SetCheckpoint(key, keep); err != nil {
+			r.log.Warn("cannot store a connection's pause; a restart before its end would not wait for it", "connection", c.Name, "until", until.UTC().Format(time.RFC3339Nano), "error", err)
+			return
+		}
+		stored = keep
+	})
 }
 
 // errStopping: the engine is shutting down; the event stays queued.
