@@ -175,29 +175,37 @@ func TestRemainingZeroBlocksThePoolUntilReset(t *testing.T) {
 	}
 }
 
-// When the peer's spent window resets, one request goes first and its
-// answer paces the rest: the tokens earned while blocked all went at once
-// and overran a window smaller than the configured limit.
+// When the peer's spent window resets, one request goes first and the
+// rest wait for its answer (what the new window holds), up to probeWait:
+// the tokens earned while blocked all went at once and overran a window
+// smaller than the configured limit. The same when the connection's
+// rate_limit paces it, and the pool has no rate of its own.
 func TestAfterTheResetOneRequestGoesFirst(t *testing.T) {
-	c := &fakeClock{t: t0}
-	g := NewGovernor(c, Limits{Pools: map[string]Limit{"trigger": PerWindow(250_000, time.Hour)}})
-	reset := func(at time.Duration) string { return strconv.FormatInt(t0.Add(at).Unix(), 10) }
-	g.Observe("trigger", 201, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {reset(5 * time.Second)}})
-	if w, _ := g.Wait(context.Background(), "trigger"); w != 5*time.Second {
-		t.Fatalf("the first request waited %v, want until the reset", w)
-	}
-	if w, _ := g.Wait(context.Background(), "trigger"); w == 0 {
-		t.Fatal("a second request went at the reset with the first, before its answer")
-	}
-	// The first's answer: 3 left of the new window, which ends in 5 s.
-	g.Observe("trigger", 201, http.Header{"X-Ratelimit-Remaining": {"3"}, "X-Ratelimit-Reset": {reset(10 * time.Second)}})
-	var waited time.Duration
-	for range 3 {
-		w, _ := g.Wait(context.Background(), "trigger")
-		waited += w
-	}
-	if waited < 3*time.Second {
-		t.Fatalf("three more requests waited %v in all; the 3 left of 5 s are spread, one every 1.7 s", waited)
+	for _, tc := range []struct {
+		name   string
+		limits Limits
+	}{
+		{"the pool's own limit", Limits{Pools: map[string]Limit{"trigger": PerWindow(250_000, time.Hour)}}},
+		{"the connection's rate_limit", Limits{Shared: PerWindow(250_000, time.Hour), Pools: map[string]Limit{"trigger": {}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &fakeClock{t: t0}
+			g := NewGovernor(c, tc.limits)
+			reset := func(at time.Duration) string { return strconv.FormatInt(t0.Add(at).Unix(), 10) }
+			g.Observe("trigger", 201, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {reset(5 * time.Second)}})
+			if w, _ := g.Wait(context.Background(), "trigger"); w != 5*time.Second {
+				t.Fatalf("the first request waited %v, want until the reset", w)
+			}
+			// No answer: the second waits for it, up to probeWait.
+			if w, _ := g.Wait(context.Background(), "trigger"); w < probeWait {
+				t.Fatalf("a second request went %v after the first, before its answer", w)
+			}
+			// With an answer, the next goes at once.
+			g.Observe("trigger", 201, http.Header{"X-Ratelimit-Remaining": {"3"}, "X-Ratelimit-Reset": {reset(10 * time.Second)}})
+			if w, _ := g.Wait(context.Background(), "trigger"); w > 20*time.Millisecond {
+				t.Fatalf("after the answer a request waited %v", w)
+			}
+		})
 	}
 }
 

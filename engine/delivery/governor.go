@@ -129,7 +129,16 @@ type bucket struct {
 	// spread over the time to its reset, when that is below the limit.
 	liveRate  float64
 	liveUntil time.Time
+	// reopened: the spent window has reset and its first request has not
+	// gone; probeUntil: it went, and the others wait for its answer (what
+	// the new window holds) until then at most.
+	reopened   bool
+	probeUntil time.Time
 }
+
+// probeWait bounds how long a pool whose window reset waits for the
+// answer of its first request before it goes on at its own pace.
+const probeWait = time.Second
 
 // rate is the bucket's rate now; 0 means no limit.
 func (b *bucket) rate(now time.Time) float64 {
@@ -145,8 +154,6 @@ func (b *bucket) refill(now time.Time) time.Duration {
 	if now.Before(b.blockedUntil) {
 		return b.blockedUntil.Sub(now)
 	}
-	burst := float64(max(1, b.limit.Burst))
-	rate := b.rate(now)
 	if !b.blockedUntil.IsZero() {
 		// The peer's window was spent until now. One request goes first,
 		// and its answer says what the new window holds (x-ratelimit-
@@ -154,12 +161,17 @@ func (b *bucket) refill(now time.Time) time.Duration {
 		// earned while blocked went at once, and overran a window
 		// smaller than the configured limit (8 requests in a
 		// millisecond where the peer took 4 per 5 s).
-		b.blockedUntil = time.Time{}
-		if rate > 0 {
-			b.tokens, b.last = min(burst, 1), now
-			return 0
-		}
+		b.blockedUntil, b.reopened = time.Time{}, true
+		b.tokens, b.last = 0, now
 	}
+	if now.Before(b.probeUntil) {
+		return min(b.probeUntil.Sub(now), 10*time.Millisecond)
+	}
+	if b.reopened {
+		return 0 // reserve sends it as the window's first
+	}
+	burst := float64(max(1, b.limit.Burst))
+	rate := b.rate(now)
 	if rate <= 0 {
 		b.tokens, b.last = burst, now
 		return 0
@@ -274,6 +286,16 @@ func (g *Governor) reserve(pool string) time.Duration {
 		// for one does not spend the other's token in the meantime.
 		return d
 	}
+	if b != nil && b.reopened {
+		// The first request of a window that reset: the rest wait for
+		// its answer, and the connection's bucket, full from the wait,
+		// does not send them meanwhile.
+		b.reopened, b.probeUntil = false, now.Add(probeWait)
+		if g.shared != nil {
+			g.shared.tokens = 0
+		}
+		return 0
+	}
 	if b != nil && b.rate(now) > 0 {
 		b.tokens--
 	}
@@ -325,6 +347,9 @@ func (g *Governor) Observe(pool string, status int, h http.Header) time.Duration
 			tell, until = g.onPause, u
 		}
 		return pause
+	}
+	if b != nil {
+		b.probeUntil = time.Time{} // an answer: the pool's first after a reset, or a later one
 	}
 	remaining, err := strconv.Atoi(strings.TrimSpace(h.Get("X-Ratelimit-Remaining")))
 	reset := rateLimitReset(h, now)
