@@ -63,11 +63,14 @@ func Parse(file string, src []byte) (*Doc, error) {
 	return &Doc{File: file, Src: src, Root: root}, nil
 }
 
-// MaxExpandedValues bounds how many values a file may hold once its
-// aliases are expanded: a few lines of aliases of aliases ("billion
-// laughs") expand to billions, and the engine ran out of memory reading
-// them.
+// MaxExpandedValues bounds how many values aliases may add to a file once
+// expanded: a few lines of aliases of aliases ("billion laughs") expand
+// to billions, and the engine ran out of memory reading them. The values
+// written out in the file do not count (its size is bounded apart).
 const MaxExpandedValues = 100_000
+
+// expansionCap keeps the counts of a runaway expansion from overflowing.
+const expansionCap = 1 << 50
 
 // checkAliases refuses an alias inside the value it names (reading it
 // never ended: the engine died of a stack overflow, at every start) and a
@@ -102,7 +105,7 @@ func checkAliases(root *yaml.Node) *Error {
 			if err != nil {
 				return 0, err
 			}
-			total = min(total+k, MaxExpandedValues+1)
+			total = min(total+k, expansionCap)
 		}
 		size[n] = total
 		return total, nil
@@ -111,12 +114,14 @@ func checkAliases(root *yaml.Node) *Error {
 	if err != nil {
 		return err
 	}
-	if total > MaxExpandedValues {
+	// size holds each value written out once: what is over that, aliases
+	// added.
+	if total-len(size) > MaxExpandedValues {
 		at := root
 		if biggest != nil {
 			at = biggest
 		}
-		return &Error{Line: at.Line, Column: at.Column, Message: fmt.Sprintf("the aliases (*name) of this file expand it to over %d values; repeat fewer, or write the values out", MaxExpandedValues)}
+		return &Error{Line: at.Line, Column: at.Column, Message: fmt.Sprintf("the aliases (*name) of this file add over %d values to it once expanded; repeat fewer, or write the values out", MaxExpandedValues)}
 	}
 	return nil
 }

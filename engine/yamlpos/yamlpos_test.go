@@ -351,14 +351,21 @@ func TestParseRefusesRunawayAliases(t *testing.T) {
 		bomb += fmt.Sprintf("%s: &%s [*%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s]\n", name, name, prev, prev, prev, prev, prev, prev, prev, prev, prev, prev)
 		prev = name
 	}
+	var table strings.Builder
+	table.WriteString("lookup:\n")
+	for i := range 60_000 {
+		fmt.Fprintf(&table, "  k%d: v\n", i)
+	}
+	bigTable := table.String()
 	tests := []struct {
 		name, src string
 		line, col int
 		want      string // part of the error; empty: parses
 	}{
 		{"self alias", "body:\n  - &r\n    id: 1\n    extra: *r\n", 4, 12, "alias *r is inside the value &r names"},
-		{"alias bomb", bomb, 6, 8, "expand it to over 100000 values"},
+		{"alias bomb", bomb, 7, 8, "add over 100000 values to it once expanded"},
 		{"aliases and a merge", "base: &b {x: 1}\none: *b\ntwo:\n  <<: *b\n  y: 2\n", 0, 0, ""},
+		{"many values written out, no alias", bigTable, 0, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
