@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/loyalty-connector/engine/engine/diag"
 )
 
 // Mask replaces a secret value in anything the engine prints.
@@ -161,9 +163,19 @@ func Misspelled(s string) []Problem {
 		kind := s[m[2]:m[3]]
 		switch {
 		case kind != "env" && kind != "secret":
-			problems = append(problems, Problem{m[0], fmt.Sprintf("${%s:...} is no reference the engine knows; write ${env:NAME} or ${secret:NAME} (or $${ to keep the text as it is)", kind)})
-		case !refRE.MatchString(s[m[0]:]) || refRE.FindStringIndex(s[m[0]:])[0] != 0:
-			problems = append(problems, Problem{m[0], fmt.Sprintf("${%s: has no closing }; write ${%s:NAME}", kind, kind)})
+			// Only a near miss: other text may hold ${word: (a shell's
+			// ${HOME:-/tmp} in a message body).
+			if diag.Suggest(strings.ToLower(kind), []string{"env", "secret"}) != "" || strings.EqualFold(kind, "env") || strings.EqualFold(kind, "secret") {
+				problems = append(problems, Problem{m[0], fmt.Sprintf("${%s:...} is no reference the engine knows; write ${env:NAME} or ${secret:NAME} (or $${ to keep the text as it is)", kind)})
+			}
+		case refRE.FindStringIndex(s[m[0]:]) == nil || refRE.FindStringIndex(s[m[0]:])[0] != 0:
+			rest := s[m[1]:]
+			closing, next := strings.IndexByte(rest, '}'), strings.Index(rest, "${")
+			if closing >= 0 && (next < 0 || closing < next) {
+				problems = append(problems, Problem{m[0], fmt.Sprintf("this ${%s:...} is neither ${%s:NAME} nor ${env:NAME:-default}", kind, kind)})
+			} else {
+				problems = append(problems, Problem{m[0], fmt.Sprintf("${%s: has no closing }; write ${%s:NAME}", kind, kind)})
+			}
 		}
 	}
 	return problems

@@ -112,6 +112,9 @@ func TestExpandProblems(t *testing.T) {
 		{"no closing brace before a good one", "", "${env:A ${env:HOST}", []int{0}, [][]string{{"${env: has no closing }"}}},
 		{"Braze's own references", "", "{{campaign.${dispatch_id}}}-{{${user_id}}}", nil, nil},
 		{"an escaped unknown kind", "", "$${foo:bar}", nil, nil},
+		{"a shell's default in a message", "", "echo ${HOME:-/tmp} and ${amount:.2f}", nil, nil},
+		{"the kind in capitals", "", "${SECRET:TOKEN}", []int{0}, [][]string{{"${SECRET:...} is no reference"}}},
+		{"a colon too many", "", "${env:A:B}", []int{0}, [][]string{{"neither ${env:NAME} nor ${env:NAME:-default}"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
