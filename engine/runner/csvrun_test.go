@@ -171,12 +171,16 @@ func TestCSVRowUnsentAtAStopMovesToTheInbox(t *testing.T) {
 		}
 		cancel() // as SIGTERM: engine run's context ends, then the runner stops
 		first := <-imported
+		lane := r.lane(pipeline)
 		stopped := make(chan struct{})
 		go func() {
 			r.Stop(5 * time.Second)
 			close(stopped)
 		}()
-		<-r.soft.Done()
+		// The lane's own: the runner's is done a moment before the lanes'
+		// (a parent closes its channel, then cancels its children), and
+		// the lookup let go in that moment sent its request.
+		<-lane.soft.Done()
 		close(releaseLookup)
 		<-stopped
 		if first.Rows != first.Queued+first.Broken+first.Skipped {
