@@ -86,10 +86,12 @@ func argsProblem(fn any, n int) (problem error) {
 		}
 	}()
 	in := make([]reflect.Value, 1+n)
+	variadic := rt.NumIn() - 1 // the last parameter, a slice
 	for i := range in {
-		in[i] = reflect.Zero(rt.In(min(i, rt.NumIn()-1)))
-		if i >= rt.NumIn()-1 && rt.IsVariadic() {
-			in[i] = reflect.Zero(rt.In(rt.NumIn() - 1).Elem())
+		if i < variadic {
+			in[i] = reflect.Zero(rt.In(i))
+		} else {
+			in[i] = reflect.Zero(rt.In(variadic).Elem())
 		}
 	}
 	out := reflect.ValueOf(fn).Call(in)
