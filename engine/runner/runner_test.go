@@ -745,6 +745,42 @@ func TestRetryAfterPausesTheConnection(t *testing.T) {
 	}
 }
 
+// Events that come while the connection is paused wait in one open batch
+// until the pause ends, rather than each linger's batch waiting apart: at
+// the end of a pause several small requests went where one carried them.
+func TestBatchesFillWhileTheConnectionIsPaused(t *testing.T) {
+	h := start(t, setup{users: 50, tweak: func(p *engine.Pipeline) { p.Delivery.Linger = 20 * time.Millisecond }})
+	h.control("POST", "/faults", `{"emulator":"braze","throttle":{"for":"3s"}}`)
+	event := func(i int) string {
+		sm := ids.GeneratedSessionMID(i)
+		return strings.Replace(offerEvent(fmt.Sprintf("fill-%d", i), fmt.Sprintf("load-%06d", i)), ana, sm, 1)
+	}
+	h.post("/hooks/sessionm/offers", event(0), map[string]string{"Authorization": hookAuth})
+	h.eventually("the pause after the 429", func() bool {
+		return strings.Contains(do(t, "GET", h.engine.URL+"/metrics", "", nil).body, `engine_connection_pauses_total{connection="braze"} 1`)
+	})
+	// Four groups, each past the linger of the one before, all inside the
+	// pause.
+	for group := range 4 {
+		for i := 1 + group*10; i <= 10+group*10; i++ {
+			h.post("/hooks/sessionm/offers", event(i), map[string]string{"Authorization": hookAuth})
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	h.drained()
+	sent := h.journal("/braze/campaigns/trigger/send")
+	// The first 429, then the 40 in one request and the first event's
+	// retry, with them or apart.
+	if len(sent) > 3 {
+		t.Errorf("%d trigger requests for 41 events and one 429; want at most 3", len(sent))
+	}
+	for i := range 41 {
+		if n := len(h.messages(fmt.Sprintf("load-%06d", i))); n != 1 {
+			t.Errorf("load-%06d got %d messages; want 1", i, n)
+		}
+	}
+}
+
 func TestBrazeBatching(t *testing.T) {
 	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 200})
 	const n = 120
