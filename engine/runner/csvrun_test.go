@@ -145,17 +145,10 @@ func TestCSVRowUnsentAtAStopMovesToTheInbox(t *testing.T) {
 	}
 	data := t.TempDir()
 	run := func(body func(r *Runner, store *inbox.Store)) {
-		store, err := inbox.Open(data, inbox.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer store.Close()
-		r, err := New(Options{Pipelines: pipelines, Store: store})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Start()
-		body(r, store)
+		runOn(t, data, Options{Pipelines: pipelines}, func(r *Runner, store *inbox.Store) {
+			r.Start()
+			body(r, store)
+		})
 	}
 
 	run(func(r *Runner, store *inbox.Store) {

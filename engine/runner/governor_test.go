@@ -199,16 +199,7 @@ func TestAPauseOutlivesARestart(t *testing.T) {
 	clock := &fakeClock{t: t0}
 	conn := &spec.Connection{Name: "braze", File: "connections.yaml", Type: braze.REST}
 	runOnce := func(body func(r *Runner)) {
-		store, err := inbox.Open(dir, inbox.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer store.Close()
-		r, err := New(Options{Store: store, Clock: clock})
-		if err != nil {
-			t.Fatal(err)
-		}
-		body(r)
+		runOn(t, dir, Options{Clock: clock}, func(r *Runner, _ *inbox.Store) { body(r) })
 	}
 	runOnce(func(r *Runner) {
 		g := r.governor(conn)

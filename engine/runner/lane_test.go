@@ -298,6 +298,24 @@ func startRunnerWith(t *testing.T, opts Options) (*Runner, *inbox.Store) {
 	return r, store
 }
 
+// runOn runs body with a runner of opts (not started) on the inbox in dir,
+// opened for it and closed after: one run of the engine, for tests that
+// start again on the same data.
+func runOn(t *testing.T, dir string, opts Options, body func(r *Runner, store *inbox.Store)) {
+	t.Helper()
+	store, err := inbox.Open(dir, inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	opts.Store = store
+	r, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body(r, store)
+}
+
 // A request HTTP cannot carry (here a header rendered from the event with
 // a control character in it) is refused by net/http before a byte leaves.
 // It fails the same way on every attempt, so it is a template dead letter
