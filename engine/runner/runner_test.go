@@ -707,6 +707,18 @@ func TestDeadLetterOfAnEventWithoutAnIDKeepsItsName(t *testing.T) {
 // A 429 with Retry-After pauses the whole connection: nothing goes to
 // Braze before the time it gave, neither the refused event's retry nor
 // the events of other users queued meanwhile, and all are delivered after.
+// pauseBraze has Braze answer 429 for a burst of the given length from
+// its next request, sends it the offer event first, and returns once the
+// engine has taken the pause (engine_connection_pauses_total went up).
+func (h *harness) pauseBraze(burst, first string) {
+	h.t.Helper()
+	h.control("POST", "/faults", `{"emulator":"braze","throttle":{"for":"`+burst+`"}}`)
+	h.post("/hooks/sessionm/offers", first, map[string]string{"Authorization": hookAuth})
+	h.eventually("the pause after the 429", func() bool {
+		return strings.Contains(do(h.t, "GET", h.engine.URL+"/metrics", "", nil).body, `engine_connection_pauses_total{connection="braze"} 1`)
+	})
+}
+
 func TestRetryAfterPausesTheConnection(t *testing.T) {
 	log := newSendLog()
 	h := start(t, setup{users: 3,
@@ -716,19 +728,12 @@ func TestRetryAfterPausesTheConnection(t *testing.T) {
 	// a request sent after those two seconds is let through. Two, not
 	// one: a governor that ignored Retry-After would pause for the
 	// default second (A), and its requests would land inside the pause.
-	h.control("POST", "/faults", `{"emulator":"braze","throttle":{"for":"2s"}}`)
-	event := func(i int) string {
-		sm := ids.GeneratedSessionMID(i)
-		return strings.Replace(offerEvent(fmt.Sprintf("p-%d", i), fmt.Sprintf("load-%06d", i)), ana, sm, 1)
-	}
-	h.post("/hooks/sessionm/offers", event(0), map[string]string{"Authorization": hookAuth})
+	event := func(i int) string { return generatedOffer(fmt.Sprintf("p-%d", i), i, fmt.Sprintf("load-%06d", i)) }
 	// The other users' events come once the engine has read the 429 (the
 	// counter goes up after the governor took the pause): none of their
 	// requests can be on its way already, so any that goes inside the
 	// pause is one the engine sent knowing of it.
-	h.eventually("the pause after the 429", func() bool {
-		return strings.Contains(do(t, "GET", h.engine.URL+"/metrics", "", nil).body, `engine_connection_pauses_total{connection="braze"} 1`)
-	})
+	h.pauseBraze("2s", event(0))
 	for i := 1; i < 3; i++ {
 		h.post("/hooks/sessionm/offers", event(i), map[string]string{"Authorization": hookAuth})
 	}
@@ -750,15 +755,8 @@ func TestRetryAfterPausesTheConnection(t *testing.T) {
 // the end of a pause several small requests went where one carried them.
 func TestBatchesFillWhileTheConnectionIsPaused(t *testing.T) {
 	h := start(t, setup{users: 50, tweak: func(p *engine.Pipeline) { p.Delivery.Linger = 20 * time.Millisecond }})
-	h.control("POST", "/faults", `{"emulator":"braze","throttle":{"for":"3s"}}`)
-	event := func(i int) string {
-		sm := ids.GeneratedSessionMID(i)
-		return strings.Replace(offerEvent(fmt.Sprintf("fill-%d", i), fmt.Sprintf("load-%06d", i)), ana, sm, 1)
-	}
-	h.post("/hooks/sessionm/offers", event(0), map[string]string{"Authorization": hookAuth})
-	h.eventually("the pause after the 429", func() bool {
-		return strings.Contains(do(t, "GET", h.engine.URL+"/metrics", "", nil).body, `engine_connection_pauses_total{connection="braze"} 1`)
-	})
+	event := func(i int) string { return generatedOffer(fmt.Sprintf("fill-%d", i), i, fmt.Sprintf("load-%06d", i)) }
+	h.pauseBraze("3s", event(0))
 	// Four groups, each past the linger of the one before, all inside the
 	// pause.
 	for group := range 4 {
