@@ -171,10 +171,8 @@ func (s *Store) appendGroup(group []*appendReq) {
 	if len(toCheck) > 0 {
 		err := s.db.View(func(tx *bolt.Tx) error {
 			for _, k := range toCheck {
-				if seen := tx.Bucket(seenBucket(k.pipeline)); seen != nil {
-					if v := seen.Get([]byte(k.id)); len(v) == 16 && now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(v)))) < s.window {
-						inBolt[k] = binary.BigEndian.Uint64(v[8:])
-					}
+				if seq, ok := s.seenInBolt(tx, k.pipeline, k.id, now); ok {
+					inBolt[k] = seq
 				}
 			}
 			return nil

@@ -312,16 +312,27 @@ func (s *Store) Seen(pipeline, id string) (bool, error) {
 	}
 	now := s.now()
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if seen := tx.Bucket(seenBucket(pipeline)); seen != nil {
-			v := seen.Get([]byte(id))
-			ok = len(v) == 16 && now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(v)))) < s.window
-		}
+		_, ok = s.seenInBolt(tx, pipeline, id, now)
 		return nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("reading the inbox's dedupe index: %w", err)
 	}
 	return ok, nil
+}
+
+// seenInBolt looks id up in pipeline's dedupe index: the seq it was
+// stored under, if it was seen inside the window.
+func (s *Store) seenInBolt(tx *bolt.Tx, pipeline, id string, now time.Time) (uint64, bool) {
+	seen := tx.Bucket(seenBucket(pipeline))
+	if seen == nil {
+		return 0, false
+	}
+	v := seen.Get([]byte(id))
+	if len(v) != 16 || now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(v)))) >= s.window {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(v[8:]), true
 }
 
 // ReadAfter returns up to max queued events of pipeline whose seq is above
