@@ -18,7 +18,18 @@ import (
 // import: left in the folder, it stayed there after --until-done, and
 // without it the watcher imported it a second time (nothing to send, but
 // a second line in the summary).
+//
+// The small file is named directly or through a link to the folder: the
+// watcher compared the link's path with its own and took the file.
 func TestRunUntilDoneWithCSVFilesInTheInboxFolder(t *testing.T) {
+	for _, throughLink := range []bool{false, true} {
+		t.Run(fmt.Sprintf("through a link %v", throughLink), func(t *testing.T) {
+			testCSVFilesInTheInboxFolder(t, throughLink)
+		})
+	}
+}
+
+func testCSVFilesInTheInboxFolder(t *testing.T, throughLink bool) {
 	sessionm, requests := countingSessionM(t, 20*time.Millisecond)
 	dir, _, envFile := csvJob(t, "concurrency: 4", sessionm)
 	folder := filepath.Clean(filepath.Join(dir, "../inbox/segments"))
@@ -39,6 +50,13 @@ func TestRunUntilDoneWithCSVFilesInTheInboxFolder(t *testing.T) {
 	}
 	big := write("b.csv", 0, 600) // some 3 s at 4 x 20 ms
 	small := write("a.csv", 1000, 10)
+	if throughLink {
+		link := filepath.Join(t.TempDir(), "segments")
+		if err := os.Symlink(folder, link); err != nil {
+			t.Fatal(err)
+		}
+		small = filepath.Join(link, "a.csv")
+	}
 	select {
 	case res := <-runUntilDone(t, envFile, "--csv", big, "--csv", small, "--until-done", dir):
 		if res.code != exitOK {

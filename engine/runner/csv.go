@@ -146,8 +146,12 @@ func (r *Runner) csvHeld(file string) bool {
 }
 
 // heldKey names file as HoldCSV keeps it: the --csv name and the one the
-// watcher builds from its folder may differ (relative, ../).
+// watcher builds from its folder may differ (relative, ../, through a
+// link).
 func heldKey(file string) string {
+	if real, err := filepath.EvalSymlinks(file); err == nil {
+		file = real
+	}
 	if abs, err := filepath.Abs(file); err == nil {
 		return abs
 	}
