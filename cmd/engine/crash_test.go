@@ -58,6 +58,10 @@ func crashUserID(i int) string { return fmt.Sprintf("%08x-32f5-11ef-8000-%012x",
 // the journal's events went unseen in most runs. So SessionM slows down
 // (200 ms a request, some 80 deliveries a second) before the kill, and
 // thousands of accepted events wait, many of them only in the journal.
+// uncleanStopWarning begins what engine run logs at a start after a run
+// that was killed.
+const uncleanStopWarning = "did not stop cleanly"
+
 func TestCrashLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs processes under load")
@@ -112,6 +116,9 @@ func TestCrashLosesNothing(t *testing.T) {
 	second := h.startEngine(first.port)
 	leftLine := leftByLastRun(second.stdout.String())
 	t.Logf("%d accepted events undelivered at the kill; restart: %s", undelivered, leftLine)
+	if !strings.Contains(second.stderr.String(), uncleanStopWarning) {
+		t.Errorf("the restarted engine did not warn that the killed run may send some events again (%q)", uncleanStopWarning)
+	}
 	// SessionM is slow until here: the new engine has finished no
 	// delivery by the time its banner counts what is left.
 	left, err := leftOf(leftLine, crashPipeline)
@@ -264,6 +271,9 @@ func TestGracefulStop(t *testing.T) {
 	second := h.startEngine(first.port)
 	if left := leftByLastRun(second.stdout.String()); left != "" {
 		t.Logf("restart: %s", left)
+	}
+	if strings.Contains(second.stderr.String(), uncleanStopWarning) {
+		t.Errorf("after a SIGTERM the restarted engine warned that the last run did not stop cleanly")
 	}
 	client := newSenderClient(t)
 	led.sendAll(client, second.base, unanswered)

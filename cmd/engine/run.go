@@ -183,11 +183,15 @@ variables override either.`, stderr)
 	if *untilDone && len(imports) == 0 {
 		return fail(exitUsage, "--until-done needs --csv files to wait for")
 	}
-	store, err := inbox.Open(*dataDir, inbox.Options{})
+	store, err := inbox.Open(*dataDir, inbox.Options{MarkRunning: true})
 	if err != nil {
 		return fail(exitProblem, "%v", err)
 	}
 	defer store.Close()
+	if store.StoppedUncleanly() {
+		logger.Warn("the last engine run on this data folder did not stop cleanly (killed or crashed): every event it accepted is still delivered, but those it was delivering at that moment are sent again, so a peer may get a few twice",
+			"data", *dataDir)
+	}
 	r, err := runner.New(runner.Options{Store: store, Pipelines: proj.Pipelines, Masker: masker, Logger: logger, MaxInbox: *maxInbox})
 	if err != nil {
 		return fail(exitProblem, "%v", err)

@@ -36,9 +36,11 @@ var (
 	deadBucket        = []byte("dead")
 	checkpointsBucket = []byte("checkpoints")
 	// journalBucket holds appliedKey: the last journal epoch whose events
-	// are in bbolt (journal.go).
+	// are in bbolt (journal.go), and runningKey while an engine run holds
+	// the store (Options.MarkRunning).
 	journalBucket = []byte("journal")
 	appliedKey    = []byte("applied")
+	runningKey    = []byte("running")
 )
 
 func queueBucket(pipeline string) []byte { return []byte("queue/" + pipeline) }
@@ -53,6 +55,11 @@ type Options struct {
 	// NoSync skips fsync. Only for tests and benchmarks that measure
 	// something else: an acknowledged event may then be lost in a crash.
 	NoSync bool
+	// MarkRunning records in the store that it is in use until Close, so
+	// that the next Open can tell a run that ended without Close (killed,
+	// crashed): see StoppedUncleanly. Only engine run sets it; a command
+	// that reads the store meanwhile (engine dlq) leaves the mark alone.
+	MarkRunning bool
 }
 
 // Store is the inbox, the dead letters and the CSV checkpoints in one
@@ -78,6 +85,9 @@ type Store struct {
 	deadMu sync.Mutex
 
 	appliedEpoch uint64 // the committer's alone
+	markRunning  bool
+	// stoppedUncleanly: the last run that marked the store did not close it.
+	stoppedUncleanly bool
 	// keepJournal (tests) stops events from moving into bbolt, as if the
 	// engine died before they did: Close then leaves them in the journal.
 	keepJournal atomic.Bool
@@ -120,6 +130,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.now = time.Now
 	}
 	s.pruneBatch = pruneBatch
+	s.markRunning = opts.MarkRunning
 	if err := s.recover(dir, opts.NoSync); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("reading the inbox %s: %w", path, err)
@@ -139,10 +150,15 @@ func (s *Store) recover(dir string, noSync bool) error {
 				return err
 			}
 		}
-		if v := tx.Bucket(journalBucket).Get(appliedKey); len(v) == 8 {
+		meta := tx.Bucket(journalBucket)
+		if v := meta.Get(appliedKey); len(v) == 8 {
 			applied = binary.BigEndian.Uint64(v)
 		}
-		return nil
+		if !s.markRunning {
+			return nil
+		}
+		s.stoppedUncleanly = meta.Get(runningKey) != nil
+		return meta.Put(runningKey, []byte{1})
 	})
 	if err != nil {
 		return err
@@ -195,8 +211,18 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() { close(s.closing) })
 	<-s.appenderDone
 	<-s.committerDone
-	return errors.Join(s.journal.close(), s.db.Close())
+	var unmark error
+	if s.markRunning {
+		unmark = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(journalBucket).Delete(runningKey) })
+		s.markRunning = false
+	}
+	return errors.Join(unmark, s.journal.close(), s.db.Close())
 }
+
+// StoppedUncleanly reports whether the last engine run on this store
+// ended without closing it (killed, crashed, the machine down): what it
+// had on the wire then is sent again, so a peer may get it twice.
+func (s *Store) StoppedUncleanly() bool { return s.stoppedUncleanly }
 
 // Path is the inbox file.
 func (s *Store) Path() string { return s.path }

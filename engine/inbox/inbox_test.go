@@ -353,6 +353,40 @@ func TestOneEnginePerDataFolder(t *testing.T) {
 	}
 }
 
+// A run that ends without Close (killed) leaves its mark for the next
+// engine run to see; a reader such as engine dlq neither sees nor
+// clears it.
+func TestStoppedUncleanly(t *testing.T) {
+	dir := t.TempDir()
+	steps := []struct {
+		name        string
+		markRunning bool
+		killed      bool // ends without clearing its mark, as kill -9 does
+		want        bool
+	}{
+		{"first run", true, false, false},
+		{"after a clean stop", true, true, false},
+		{"engine dlq after the kill", false, false, false},
+		{"the run after the kill", true, false, true},
+		{"the run after that", true, false, false},
+	}
+	for _, step := range steps {
+		s, err := Open(dir, Options{MarkRunning: step.markRunning})
+		if err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if got := s.StoppedUncleanly(); got != step.want {
+			t.Errorf("%s: StoppedUncleanly() = %v, want %v", step.name, got, step.want)
+		}
+		if step.killed {
+			s.markRunning = false // Close then leaves the mark, as a killed process would
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("%s: close: %v", step.name, err)
+		}
+	}
+}
+
 func TestDamagedRecord(t *testing.T) {
 	for _, b := range [][]byte{nil, {0x80}, {1, 2}, {1, 2, 2, 9, 'a'}} {
 		if _, err := decodeRecord(1, b); err == nil {
