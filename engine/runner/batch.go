@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -82,6 +83,11 @@ func (b *batcher) lists() []string {
 // add queues one event's request; a request that cannot be merged (a
 // broadcast, a body that is not an object) goes alone at once.
 func (b *batcher) add(it *item, attempt int, req *engine.Request) {
+	if b.track && it.stored != nil && len(it.stored.Delivered) > 0 && !leaveOutDelivered(req, it.stored.Delivered) {
+		b.l.r.log.Info("not sent: braze took every object of its /users/track request before", "pipeline", b.l.p.Name, "version", b.l.p.Version, "event", eventLabel(it))
+		b.l.ack(it, "delivered")
+		return
+	}
 	m := &member{it: it, attempt: attempt, req: req, size: map[string]int{}}
 	body, ok := req.Value.(map[string]any)
 	mergeable := ok
@@ -320,6 +326,7 @@ func (b *batcher) delivered(m *member, res *sendResult, merged bool) {
 			part.body = answerPart(res.body, ownErrs)
 			res = &part
 		}
+		noteDelivered(m.it, m.body, ownErrs)
 		b.l.dead(m.it, m.attempt, "rejected", fmt.Errorf("braze refused part of it: %s", strings.Join(errs, "; ")), m.req, res)
 		return
 	default:
@@ -402,6 +409,108 @@ func (b *batcher) merge(bt *batch) (*engine.Request, error) {
 		return nil, err
 	}
 	return &engine.Request{Method: first.req.Method, URL: first.req.URL, Header: first.req.Header.Clone(), Body: raw, Value: body}, nil
+}
+
+// noteDelivered adds to it's stored event, for its dead letter, the
+// objects of its /users/track request body that Braze took: all but those
+// errs name (indexed in that request). An error that names no object
+// leaves unknown what was taken, and then nothing is noted.
+func noteDelivered(it *item, body map[string]any, errs []any) {
+	if it.stored == nil || body == nil {
+		return
+	}
+	refused := map[string]map[int]bool{}
+	for _, e := range errs {
+		fields, ok := e.(map[string]any)
+		if !ok {
+			return
+		}
+		array, _ := fields["input_array"].(string)
+		index, _ := fields["index"].(int)
+		if refused[array] == nil {
+			refused[array] = map[int]bool{}
+		}
+		refused[array][index] = true
+	}
+	delivered := make(map[string][]json.RawMessage, len(trackArrays))
+	for array, objects := range it.stored.Delivered { // from an earlier replay
+		delivered[array] = slices.Clone(objects)
+	}
+	added := false
+	for _, array := range trackArrays {
+		list, _ := body[array].([]any)
+		for i, object := range list {
+			if refused[array][i] {
+				continue
+			}
+			if raw, err := jsonval.Encode(object, 0); err == nil {
+				delivered[array] = append(delivered[array], raw)
+				added = true
+			}
+		}
+	}
+	if added {
+		it.stored.Delivered = delivered
+		it.rec.Payload = nil // encoded again, with them
+	}
+}
+
+// leaveOutDelivered takes out of a /users/track request the objects that
+// render as one Braze took before (each taken one leaves out one), and
+// reports whether any object is left to send. Objects compare by their
+// JSON, so one the current version renders otherwise is sent.
+func leaveOutDelivered(req *engine.Request, delivered map[string][]json.RawMessage) bool {
+	body, ok := req.Value.(map[string]any)
+	if !ok {
+		return true
+	}
+	left, changed := 0, false
+	for _, array := range trackArrays {
+		list, _ := body[array].([]any)
+		taken := map[string]int{}
+		for _, raw := range delivered[array] {
+			taken[canonicalJSON(raw)]++
+		}
+		var kept []any
+		for _, object := range list {
+			raw, err := jsonval.Encode(object, 0)
+			if key := canonicalJSON(raw); err == nil && taken[key] > 0 {
+				taken[key]--
+				changed = true
+				continue
+			}
+			kept = append(kept, object)
+		}
+		left += len(kept)
+		if len(kept) < len(list) {
+			if len(kept) == 0 {
+				delete(body, array)
+			} else {
+				body[array] = kept
+			}
+		}
+	}
+	if changed && left > 0 {
+		if raw, err := jsonval.Encode(body, len(req.Body)); err == nil {
+			req.Body = raw
+		}
+	}
+	return left > 0
+}
+
+// canonicalJSON is raw as Decode then Encode give it, so that an object
+// and its copy kept as a dead letter's JSON (which escapes <, > and &)
+// compare equal.
+func canonicalJSON(raw []byte) string {
+	v, err := jsonval.Decode(raw)
+	if err != nil {
+		return string(raw)
+	}
+	out, err := jsonval.Encode(v, len(raw))
+	if err != nil {
+		return string(raw)
+	}
+	return string(out)
 }
 
 // minorErrors reads Braze's non-fatal errors ({"type", "input_array",

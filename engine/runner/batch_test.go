@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,5 +218,64 @@ func TestUsersTrackPackingKeepsToTheConnectionsCap(t *testing.T) {
 	}
 	if len(reqs) > 6 {
 		t.Fatalf("%d requests for %d objects: want them packed up to the cap", len(reqs), 2*n)
+	}
+}
+
+// A /users/track request Braze takes in part (the custom event, not the
+// attribute): the dead letter keeps the event object Braze took, and its
+// replay sends only the attribute, so Braze does not count the custom
+// event twice. Refused again, the new dead letter still keeps it.
+func TestUsersTrackReplayLeavesOutWhatBrazeTook(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/track-partial"}, users: 5})
+	if a := h.post("/hooks/track-partial", `{"user":"load-000001","country":"Atlantis"}`, nil); a.status != 200 {
+		t.Fatalf("webhook: %d %s", a.status, a.body)
+	}
+	h.drained()
+	taken := func(dl inbox.DeadLetter) []json.RawMessage {
+		var ev struct {
+			Delivered map[string][]json.RawMessage `json:"delivered"`
+		}
+		if err := json.Unmarshal(dl.Event, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(ev.Delivered["attributes"]); n != 0 {
+			t.Errorf("the refused attribute is kept as delivered: %s", dl.Event)
+		}
+		return ev.Delivered["events"]
+	}
+	onlyDeadLetter := func() inbox.DeadLetter {
+		dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+		if len(dls) != 1 || dls[0].Reason != "rejected" {
+			t.Fatalf("dead letters %+v, want one rejected", dls)
+		}
+		return dls[0]
+	}
+	dl := onlyDeadLetter()
+	if events := taken(dl); len(events) != 1 || !strings.Contains(string(events[0]), "partial") {
+		t.Fatalf("dead letter event %s: want the custom event Braze took under delivered", dl.Event)
+	}
+
+	admin := httptest.NewServer(h.r.AdminHandler(nil))
+	defer admin.Close()
+	if a := do(t, "POST", fmt.Sprintf("%s/dlq/%d/replay", admin.URL, dl.ID), "", nil); a.status != 200 {
+		t.Fatalf("replay: %d %s", a.status, a.body)
+	}
+	h.eventually("the replay dead-lettered again", func() bool {
+		dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+		return len(dls) == 1 && dls[0].ID != dl.ID
+	})
+	requests := h.journal("/braze/users/track")
+	if len(requests) != 2 {
+		t.Fatalf("%d /users/track requests, want 2", len(requests))
+	}
+	var replayed struct{ Attributes, Events []any }
+	if err := json.Unmarshal([]byte(requests[1]["body"].(string)), &replayed); err != nil {
+		t.Fatal(err)
+	}
+	if len(replayed.Attributes) != 1 || len(replayed.Events) != 0 {
+		t.Errorf("the replay sent %s; want the attribute alone", requests[1]["body"])
+	}
+	if events := taken(onlyDeadLetter()); len(events) != 1 {
+		t.Errorf("the second dead letter keeps %d delivered events, want the 1 from the first request", len(events))
 	}
 }

@@ -23,6 +23,11 @@ type storedEvent struct {
 	Data       json.RawMessage `json:"data,omitempty"`
 	Request    *storedRequest  `json:"request,omitempty"`
 	Row        *storedRow      `json:"row,omitempty"`
+	// Delivered holds, by array, the objects of the event's /users/track
+	// request that Braze took when it refused others of them (a dead
+	// letter's event): sent again, a custom event or purchase would be
+	// counted twice, so a replay leaves out what it renders the same.
+	Delivered map[string][]json.RawMessage `json:"delivered,omitempty"`
 }
 
 type storedRequest struct {

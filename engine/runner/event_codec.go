@@ -28,8 +28,12 @@ const (
 
 // encodeStored returns the inbox payload of s: the binary form, or JSON
 // when a CSV row holds a value that is not text (rows read from files
-// only hold text; JSON keeps any other producer's values intact).
+// only hold text; JSON keeps any other producer's values intact) or when
+// it carries objects Braze already took (only dead letters do).
 func encodeStored(s *storedEvent) ([]byte, error) {
+	if len(s.Delivered) > 0 {
+		return json.Marshal(s)
+	}
 	if s.Row != nil {
 		for _, v := range s.Row.Values {
 			if _, ok := v.(string); !ok {

@@ -1,0 +1,71 @@
+package runner
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/jsonval"
+)
+
+func TestLeaveOutDelivered(t *testing.T) {
+	tests := []struct {
+		name      string
+		body      string
+		delivered map[string][]string
+		wantLeft  bool
+		wantBody  string // when something is left
+	}{
+		{"the taken event goes, the attribute stays",
+			`{"attributes":[{"external_id":"u1","country":"XX"}],"events":[{"external_id":"u1","name":"a"}]}`,
+			map[string][]string{"events": {`{"name":"a","external_id":"u1"}`}},
+			true, `{"attributes":[{"country":"XX","external_id":"u1"}]}`},
+		{"everything taken: nothing to send",
+			`{"events":[{"external_id":"u1","name":"a"}],"purchases":[{"external_id":"u1","product_id":"p","price":1.5}]}`,
+			map[string][]string{"events": {`{"external_id":"u1","name":"a"}`}, "purchases": {`{"external_id":"u1","product_id":"p","price":1.5}`}},
+			false, ""},
+		{"rendered otherwise now: sent",
+			`{"events":[{"external_id":"u1","name":"b"}]}`,
+			map[string][]string{"events": {`{"external_id":"u1","name":"a"}`}},
+			true, `{"events":[{"external_id":"u1","name":"b"}]}`},
+		{"two alike, one taken: one goes",
+			`{"events":[{"external_id":"u1","name":"a"},{"external_id":"u1","name":"a"}]}`,
+			map[string][]string{"events": {`{"external_id":"u1","name":"a"}`}},
+			true, `{"events":[{"external_id":"u1","name":"a"}]}`},
+		{"kept as a dead letter's JSON, with <, > and & escaped",
+			`{"attributes":[{"external_id":"u1","x":1}],"events":[{"external_id":"u1","name":"<a> & b"}]}`,
+			map[string][]string{"events": {`{"external_id":"u1","name":"\u003ca\u003e \u0026 b"}`}},
+			true, `{"attributes":[{"external_id":"u1","x":1}]}`},
+		{"the same object in another array: sent",
+			`{"attributes":[{"external_id":"u1"}]}`,
+			map[string][]string{"events": {`{"external_id":"u1"}`}},
+			true, `{"attributes":[{"external_id":"u1"}]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			value, err := jsonval.Decode([]byte(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := &engine.Request{Body: []byte(tt.body), Value: value}
+			delivered := map[string][]json.RawMessage{}
+			for array, objects := range tt.delivered {
+				for _, o := range objects {
+					delivered[array] = append(delivered[array], json.RawMessage(o))
+				}
+			}
+			if left := leaveOutDelivered(req, delivered); left != tt.wantLeft {
+				t.Fatalf("left %v, want %v", left, tt.wantLeft)
+			}
+			if !tt.wantLeft {
+				return
+			}
+			if canonicalJSON(req.Body) != canonicalJSON([]byte(tt.wantBody)) {
+				t.Errorf("body %s, want %s", req.Body, tt.wantBody)
+			}
+			if got, _ := jsonval.Encode(req.Value, 0); string(got) != canonicalJSON(req.Body) {
+				t.Errorf("value %s and body %s differ", got, req.Body)
+			}
+		})
+	}
+}
