@@ -22,31 +22,32 @@ import (
 
 // CSVProgress is where one file's import stands.
 type CSVProgress struct {
-	File      string
-	Pipeline  string
-	Rows      int // data rows read so far (broken ones included)
-	Queued    int // rows this run sent to the workers
-	Skipped   int // rows an earlier run had already handled (the checkpoint)
-	Broken    int // rows that could not be read: dead letters
-	Delivered int // sent rows delivered
-	Filtered  int // sent rows the pipeline's filter dropped: no request made
-	Failed    int // sent rows dead-lettered
+	File      string `json:"file"`
+	Pipeline  string `json:"pipeline"`
+	Rows      int    `json:"rows"`      // data rows read so far (broken ones included)
+	Queued    int    `json:"queued"`    // rows this run sent to the workers
+	Skipped   int    `json:"skipped"`   // rows an earlier run had already handled (the checkpoint)
+	Broken    int    `json:"broken"`    // rows that could not be read: dead letters
+	Delivered int    `json:"delivered"` // sent rows delivered
+	Filtered  int    `json:"filtered"`  // sent rows the pipeline's filter dropped: no request made
+	Failed    int    `json:"failed"`    // sent rows dead-lettered
 	// Earlier counts what became, in this run, of rows of this content
 	// an earlier run had moved to the inbox for a retry, or had
 	// dead-lettered and this run replays: they are among Skipped (the
 	// checkpoint had passed them), not among the rows this run sent.
-	Earlier  RowOutcomes
-	ReadDone bool // the whole file has been read
+	Earlier  RowOutcomes `json:"earlier"`
+	ReadDone bool        `json:"read_done"` // the whole file has been read
 	// Finished: every row has an outcome or waits in the inbox for a
 	// retry; the checkpoint says the file is done.
-	Finished bool
-	Started  time.Time
-	Err      string // why the import failed, or stopped before the end
+	Finished bool      `json:"finished"`
+	Started  time.Time `json:"started"`
+	Err      string    `json:"error,omitempty"` // why the import failed, or stopped before the end
 
 	// Bytes is how far into the file, of Size bytes, the rows read so far
 	// reach: until the whole file is read, what tells how many rows it
 	// holds.
-	Bytes, Size int64
+	Bytes int64 `json:"bytes"`
+	Size  int64 `json:"size"`
 
 	// letGo: the import stopped early and no lane holds a row of it any
 	// more. The rows it moved to the inbox for a retry may still wait
@@ -71,7 +72,9 @@ func (p CSVProgress) Settled() bool {
 
 // RowOutcomes counts rows by what became of them.
 type RowOutcomes struct {
-	Delivered, Filtered, Failed int
+	Delivered int `json:"delivered"`
+	Filtered  int `json:"filtered"`
+	Failed    int `json:"failed"`
 }
 
 // Done is how many rows have an outcome: delivered, filtered out or

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -117,6 +118,14 @@ func TestCSVImport(t *testing.T) {
 	}
 	if m := do(t, "GET", h.engine.URL+"/metrics", "", nil); !strings.Contains(m.body, `engine_events_dead_lettered_total{pipeline="`+csvPipeline+`",reason="csv_row"} 1`) {
 		t.Fatal("the broken row's dead letter is not counted in engine_events_dead_lettered_total")
+	}
+	// /status names an import's figures as it names everything else.
+	admin := httptest.NewServer(h.r.AdminHandler(nil))
+	defer admin.Close()
+	for _, field := range []string{`"pipeline":"` + csvPipeline + `"`, `"delivered":299`, `"broken":1`, `"read_done":true`, `"finished":true`, `"earlier":{"delivered":0`} {
+		if st := do(t, "GET", admin.URL+"/status", "", nil); !strings.Contains(st.body, field) {
+			t.Errorf("/status lacks %s: %s", field, st.body)
+		}
 	}
 
 	// The same file again: recognised, nothing queued twice.
