@@ -25,11 +25,12 @@ send: method, full URL, headers and body, secrets masked. Nothing is sent:
 lookups are answered from --fixtures DIR, where DIR/STEP.json holds the
 response body of the step called STEP, or, with --sandbox, by the SessionM
 and Braze emulators started in process (seeded from examples/sandbox), which
-the connections then point at.
+the connections then point at; what --env-file and the environment do not
+set comes from the built-in examples/sandbox.env, as with engine run --sandbox.
 
-Exits 1 when an event fails (a template error, a body that does not fit the
-endpoint, a broken CSV row), 0 otherwise; a filtered-out event is not a
-failure.`, stderr)
+Exits 1 when an event fails (a template error, a lookup failure, a body that
+does not fit the endpoint, a broken CSV row), 2 for a wrong command line, 0
+otherwise; a filtered-out event is not a failure.`, stderr)
 	var cf configFlags
 	cf.register(fs)
 	var (
@@ -86,7 +87,10 @@ failure.`, stderr)
 			return exitProblem
 		}
 		defer stop()
-		cf.overrides = settings
+		if err := cf.pointAtSandbox(settings); err != nil {
+			fmt.Fprintf(stderr, "engine dry-run: %v\n", err)
+			return exitProblem
+		}
 	}
 	loader, masker, err := cf.loader()
 	if err != nil {

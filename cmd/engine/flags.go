@@ -12,6 +12,7 @@ import (
 	"github.com/loyalty-connector/engine/connectors"
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/secrets"
+	"github.com/loyalty-connector/engine/examples"
 )
 
 func engineVersion() string { return engine.VersionString() }
@@ -79,9 +80,19 @@ type configFlags struct {
 	// overrides win over the environment and the env files: the settings
 	// of an in-process sandbox.
 	overrides map[string]string
-	// fallback fills in what nothing else sets (run --sandbox: the
-	// built-in examples/sandbox.env).
+	// fallback fills in what nothing else sets (--sandbox: the built-in
+	// examples/sandbox.env).
 	fallback map[string]string
+}
+
+// pointAtSandbox points every connection at the in-process emulators
+// (their settings) and fills in, from the built-in examples/sandbox.env,
+// what nothing else sets: the emulators' credentials and webhook tokens.
+func (c *configFlags) pointAtSandbox(settings map[string]string) error {
+	c.overrides = settings
+	fallback, err := secrets.ParseEnv("built-in examples/sandbox.env", examples.SandboxEnv)
+	c.fallback = fallback
+	return err
 }
 
 func (c *configFlags) register(fs *flag.FlagSet) {

@@ -360,11 +360,24 @@ func TestSandboxCommandErrors(t *testing.T) {
 
 // dry-run --sandbox answers lookups from the emulators over loopback:
 // F3's wallet comes from the seeded SessionM wallet, with the expired and
-// redeemed offers dropped by the pipeline.
+// redeemed offers dropped by the pipeline. Without --env-file the
+// settings the pipeline needs come from the built-in sandbox.env, as with
+// engine run --sandbox.
 func TestDryRunAgainstTheSandbox(t *testing.T) {
-	stdout, stderr, code := runEngine("dry-run", "--sandbox", "--env-file", "examples/sandbox.env", "--format", "json",
+	for _, envFile := range [][]string{{"--env-file", "examples/sandbox.env"}, nil} {
+		t.Run(fmt.Sprintf("env file %v", envFile), func(t *testing.T) { testDryRunAgainstTheSandbox(t, envFile) })
+	}
+	_, stderr, code := runEngine("dry-run", "--sandbox", "--fixtures", "examples/fixtures", "pipelines/wallet-for-connected-content.yaml")
+	if code != exitUsage || !strings.Contains(stderr, "--fixtures or --sandbox, not both") {
+		t.Fatalf("both lookups sources: code %d, %q", code, stderr)
+	}
+}
+
+func testDryRunAgainstTheSandbox(t *testing.T, envFile []string) {
+	args := append([]string{"dry-run", "--sandbox"}, envFile...)
+	stdout, stderr, code := runEngine(append(args, "--format", "json",
 		"--now", "2026-11-29T10:00:00Z", "--header", "Authorization: Bearer sandbox-wallet-token",
-		"--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "pipelines/wallet-for-connected-content.yaml")
+		"--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "pipelines/wallet-for-connected-content.yaml")...)
 	if code != exitOK {
 		t.Fatalf("code %d, stderr %s\n%s", code, stderr, stdout)
 	}
@@ -391,11 +404,6 @@ func TestDryRunAgainstTheSandbox(t *testing.T) {
 	}
 	if rep.Response.Body.AvailablePoints != 1350 || rep.Response.Body.OfferCount != 1 {
 		t.Fatalf("reply %+v, want 1350 points and the one live offer", rep.Response.Body)
-	}
-
-	_, stderr, code = runEngine("dry-run", "--sandbox", "--fixtures", "examples/fixtures", "pipelines/wallet-for-connected-content.yaml")
-	if code != exitUsage || !strings.Contains(stderr, "--fixtures or --sandbox, not both") {
-		t.Fatalf("both lookups sources: code %d, %q", code, stderr)
 	}
 }
 

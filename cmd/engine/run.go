@@ -24,9 +24,7 @@ import (
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
-	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/engine/spec"
-	"github.com/loyalty-connector/engine/examples"
 	"github.com/loyalty-connector/engine/internal/webguard"
 )
 
@@ -154,9 +152,7 @@ variables override either.`, stderr)
 		}
 		defer stopSandbox()
 		sandboxBase = base
-		cf.overrides = settings
-		cf.fallback, err = secrets.ParseEnv("built-in examples/sandbox.env", examples.SandboxEnv)
-		if err != nil {
+		if err := cf.pointAtSandbox(settings); err != nil {
 			return fail(exitProblem, "%v", err)
 		}
 	}

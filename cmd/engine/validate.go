@@ -23,7 +23,8 @@ inside if, for or case, an operator in assign, parentheses, a tag or filter
 Braze does not document) is reported as a warning.
 
 Prints every problem, one per line, as file:line:col: path: message, and
-exits 1 if any is an error; prints a one-line summary and exits 0 when clean.`, stderr)
+exits 1 if any is an error; prints a one-line summary and exits 0 when clean;
+exits 2 for a wrong command line.`, stderr)
 	var cf configFlags
 	cf.register(fs)
 	paths, code, done := parse(fs, args, stdout)
