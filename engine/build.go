@@ -393,6 +393,11 @@ func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *Routes) *sco
 		pl.Source.Auth = src.Auth
 		if a := src.Auth; a != nil {
 			b.checkInboundAuth(path.Child("auth"), a, pl.Source.Method)
+			if a.Basic != nil && a.Basic.UsernameInPath != "" {
+				if _, ok := params[a.Basic.UsernameInPath]; !ok {
+					b.errorAt(path.Child("auth").Child("basic").Child("username_in_path"), "no path of this source has a {%s} placeholder; name one that holds the user name, or leave username_in_path out", a.Basic.UsernameInPath)
+				}
+			}
 			if a.HMAC != nil {
 				a.HMAC.Algorithm = cmpOr(a.HMAC.Algorithm, "sha256")
 				a.HMAC.Encoding = cmpOr(a.HMAC.Encoding, "hex")

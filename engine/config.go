@@ -41,6 +41,12 @@ type InboundAuth struct {
 type BasicAuth struct {
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
+	// UsernameInPath names a path placeholder that, on the paths that
+	// have it, must hold the user name too: SessionM Core's own paths
+	// (/priv/v1/apps/{api_key}/...) carry the api key that is also the
+	// Basic user name (sessionm.md §1, C), and SessionM refuses a path
+	// whose key is another app's.
+	UsernameInPath string `yaml:"username_in_path"`
 }
 
 // HMACAuth is a body signature in a header.

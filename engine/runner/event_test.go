@@ -2,6 +2,7 @@ package runner
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
@@ -176,28 +177,40 @@ func TestEventID(t *testing.T) {
 }
 
 // Inbound credentials: the bearer scheme in any case, and an auth with no
-// credential (which building refuses) keeps the route closed.
+// credential (which building refuses) keeps the route closed. A Basic user
+// name that a path placeholder must repeat (SessionM's /apps/{api_key}/)
+// is checked on the paths that have it.
 func TestAuthorized(t *testing.T) {
 	bearer := &engine.InboundAuth{Bearer: "t0ken"}
+	keyInPath := &engine.InboundAuth{Basic: &engine.BasicAuth{Username: "key", Password: "secret", UsernameInPath: "api_key"}}
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("key:secret"))
 	tests := []struct {
 		name          string
 		auth          *engine.InboundAuth
 		authorization string
+		apiKey        string // the {api_key} of the path ("": a path without it)
 		want          bool
 	}{
-		{"open route", nil, "", true},
-		{"bearer", bearer, "Bearer t0ken", true},
-		{"bearer, scheme in lower case", bearer, "bearer t0ken", true},
-		{"bearer, wrong token", bearer, "Bearer t0ken2", false},
-		{"bearer, another scheme", bearer, "Basic t0ken", false},
-		{"bearer, none sent", bearer, "", false},
-		{"auth without a credential", &engine.InboundAuth{}, "", false},
+		{"open route", nil, "", "", true},
+		{"bearer", bearer, "Bearer t0ken", "", true},
+		{"bearer, scheme in lower case", bearer, "bearer t0ken", "", true},
+		{"bearer, wrong token", bearer, "Bearer t0ken2", "", false},
+		{"bearer, another scheme", bearer, "Basic t0ken", "", false},
+		{"bearer, none sent", bearer, "", "", false},
+		{"auth without a credential", &engine.InboundAuth{}, "", "", false},
+		{"basic, the user's key in the path", keyInPath, basic, "key", true},
+		{"basic, another app's key in the path", keyInPath, basic, "other", false},
+		{"basic, a path without the key", keyInPath, basic, "", true},
+		{"basic, the key in the path but no credentials", keyInPath, "", "key", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := httptest.NewRequest("POST", "/hooks/x", nil)
 			if tt.authorization != "" {
 				req.Header.Set("Authorization", tt.authorization)
+			}
+			if tt.apiKey != "" {
+				req.SetPathValue("api_key", tt.apiKey)
 			}
 			if got := authorized(tt.auth, req, nil); got != tt.want {
 				t.Errorf("authorized = %v, want %v", got, tt.want)

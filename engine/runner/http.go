@@ -307,6 +307,13 @@ func authorized(a *engine.InboundAuth, req *http.Request, body []byte) bool {
 		// one was wrong.
 		userOK := equal(user, a.Basic.Username)
 		passOK := equal(pass, a.Basic.Password)
+		// A wildcard never matches an empty segment: "" is a path
+		// without the placeholder.
+		if name := a.Basic.UsernameInPath; name != "" {
+			if inPath := req.PathValue(name); inPath != "" && !equal(inPath, a.Basic.Username) {
+				return false
+			}
+		}
 		return ok && userOK && passOK
 	case a.HMAC != nil:
 		return validSignature(a.HMAC, req.Header.Get(a.HMAC.Header), body)

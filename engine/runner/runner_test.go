@@ -452,6 +452,30 @@ func TestWebhookIsStoredThenDelivered(t *testing.T) {
 	}
 }
 
+// F1 on SessionM's own tag path, as an existing Braze webhook calls it
+// with only the host changed: the app key in the path must be the Basic
+// user's, as SessionM requires; another app's key is refused, not sent on
+// under this app's credentials.
+func TestSessionMPathNeedsTheCredentialsKey(t *testing.T) {
+	h := start(t, setup{})
+	for _, tt := range []struct {
+		key    string
+		status int
+	}{
+		{"sandbox-core-key", 200},
+		{"another-app-key", 401},
+	} {
+		path := "/priv/v1/apps/" + tt.key + "/users/" + ana + "/tags"
+		if a := h.post(path, `{"tags":["by_`+tt.key+`"]}`, map[string]string{"Authorization": coreBasic}); a.status != tt.status {
+			t.Errorf("%s: %d %s, want %d", path, a.status, a.body, tt.status)
+		}
+	}
+	h.drained()
+	if h.tagCount(ana, "by_sandbox-core-key") != 1 || h.tagCount(ana, "by_another-app-key") != 0 {
+		t.Error("want the tag of the right key delivered and the other not")
+	}
+}
+
 // On an HMAC route the dedupe id covers the URL: the same signed body for
 // two users is two events, and the same request again is a repeat.
 func TestHMACRouteTellsUsersApartByTheURL(t *testing.T) {
