@@ -234,7 +234,7 @@ func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *Routes,
 	if doc == nil {
 		return nil
 	}
-	fc := &fileContext{loader: l, doc: doc, diags: &local}
+	fc := &fileContext{loader: l, doc: doc, diags: &local, pipeline: true}
 	fc.checkDuplicateKeys(doc.Root, nil)
 	fc.resolveRefs(doc.Root, nil)
 	if fc.validateSchema(l.schemas.pipeline, l.schemas.rawPipeline) {

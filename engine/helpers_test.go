@@ -20,6 +20,7 @@ func testEnv(t testing.TB) map[string]string {
 	env["API_TOKEN"] = "test-api-token"
 	env["HOOK_SECRET"] = "test-hook-secret"
 	env["URL_WITH_PASSWORD"] = "https://corekey:TOPSECRETPASS@core.example.com/?api_key=QUERYSECRET"
+	env["QUOTED_SECRET"] = `Zq"Xy7 || true`
 	return env
 }
 

@@ -253,6 +253,9 @@ type fileContext struct {
 	// that a rotated secret or a changed variable makes a new pipeline
 	// version even though the file did not change.
 	resolved []resolvedRef
+	// pipeline: the file is a pipeline, whose filter and steps hold
+	// expressions and templates that a secret must not turn into code.
+	pipeline bool
 }
 
 type resolvedRef struct {
@@ -369,7 +372,7 @@ func (fc *fileContext) resolveRefs(n *yaml.Node, path yamlpos.Path) {
 			}
 			return
 		}
-		out, _, problems := fc.loader.Resolver.Expand(n.Value)
+		out, _, problems := fc.loader.Resolver.ExpandIn(n.Value, fc.whereIs(path))
 		if fc.referenced == nil {
 			fc.referenced, fc.unresolved = map[string]bool{}, map[string]bool{}
 		}
@@ -384,6 +387,25 @@ func (fc *fileContext) resolveRefs(n *yaml.Node, path yamlpos.Path) {
 		}
 		n.Value = out
 	}
+}
+
+// whereIs says what the value at path becomes: in a pipeline, the filter
+// and expr steps are expressions, and what steps, the target and the
+// response send is Liquid.
+func (fc *fileContext) whereIs(path yamlpos.Path) secrets.Where {
+	if !fc.pipeline || len(path) == 0 {
+		return secrets.InText
+	}
+	top, _ := path[0].(string)
+	switch {
+	case top == "filter":
+		return secrets.InExpression
+	case top == "steps" && len(path) == 3 && path[2] == "expr":
+		return secrets.InExpression
+	case top == "steps" || top == "target" || top == "respond" || top == "delivery":
+		return secrets.InTemplate
+	}
+	return secrets.InText
 }
 
 // checkDuplicateKeys reports a key written twice in one mapping: YAML

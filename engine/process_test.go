@@ -142,6 +142,27 @@ func writePipeline(t *testing.T, yaml string) *Pipeline {
 	return loadOne(t, file)
 }
 
+// A secret in a filter is a string literal holding its value, whatever
+// it holds: a quote in it neither breaks the expression nor changes its
+// logic (the value here ends in || true).
+func TestSecretInAFilterIsAString(t *testing.T) {
+	pl := writePipeline(t, `
+source: { type: http, path: "/in" }
+filter: event.shared == "${secret:QUOTED_SECRET}"
+target:
+  connection: core
+  endpoint: tags
+  params: { user_id: u-1 }
+  body: { tags: [a] }
+`)
+	for shared, pass := range map[string]bool{`Zq"Xy7 || true`: true, "other": false} {
+		out := pl.Evaluate(context.Background(), &Event{Data: map[string]any{"shared": shared}}, nil, testNow)
+		if out.Err != nil || out.Passed != pass {
+			t.Errorf("shared %q: passed %v (%v), want %v", shared, out.Passed, out.Err, pass)
+		}
+	}
+}
+
 func TestRequestPathsAreEscapedAndBounded(t *testing.T) {
 	pl := writePipeline(t, `
 source: { type: http, path: "/in" }

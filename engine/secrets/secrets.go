@@ -4,6 +4,7 @@
 package secrets
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -12,8 +13,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf16"
 
 	"github.com/loyalty-connector/engine/engine/diag"
 )
@@ -90,16 +93,40 @@ func (r *Resolver) Masker() *Masker { return r.masker }
 // HasRef reports whether s holds a reference to resolve.
 func HasRef(s string) bool { return strings.Contains(s, "${env:") || strings.Contains(s, "${secret:") }
 
-// Expand resolves every reference in s. It returns the expanded string,
-// whether a secret went into it, and the references it could not resolve.
+// Where says what a string with references becomes, which decides how a
+// secret may go into it: pasted into an expression or a template, a value
+// with a quote or Liquid's delimiters would be read as code, and the
+// parse error that follows would quote it.
+type Where int
+
+const (
+	InText       Where = iota // a plain setting: the value as it is
+	InExpression              // expr source: a secret only as a whole string literal
+	InTemplate                // Liquid source: a secret without Liquid's delimiters
+)
+
+// Expand resolves every reference in s, a plain setting. It returns the
+// expanded string, whether a secret went into it, and the references it
+// could not resolve.
 func (r *Resolver) Expand(s string) (out string, secret bool, problems []Problem) {
+	return r.ExpandIn(s, InText)
+}
+
+// ExpandIn is Expand for a string that becomes where.
+//
+// In an expression a secret must be written as a whole double-quoted
+// string, "${secret:NAME}", and goes in as a string literal that holds its
+// value exactly (quotes escaped). In a template a secret whose value holds
+// {{, }}, {% or %} is refused. ${env:...} values go in as written in both:
+// they are settings, as the file itself is.
+func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, problems []Problem) {
 	if strings.Contains(s, "${") {
 		problems = Misspelled(s)
 	}
 	if !HasRef(s) {
 		return s, false, problems
 	}
-	var b strings.Builder
+	var b bytes.Buffer // Truncate: a secret in an expression replaces its quotes
 	last := 0
 	for _, m := range refRE.FindAllStringSubmatchIndex(s, -1) {
 		b.WriteString(s[last:m[0]])
@@ -133,18 +160,39 @@ func (r *Resolver) Expand(s string) (out string, secret bool, problems []Problem
 				problems = append(problems, Problem{m[0], fmt.Sprintf("a secret cannot have a default value; remove %q", s[m[6]:m[7]])})
 				continue
 			}
+			quoted := m[0] > 0 && s[m[0]-1] == '"' && m[1] < len(s) && s[m[1]] == '"'
+			if where == InExpression && !quoted {
+				problems = append(problems, Problem{m[0], fmt.Sprintf(`in an expression a secret goes in as a whole string, "${secret:%s}", so its value is never read as code`, name)})
+				continue
+			}
 			v, err := r.secret(name)
 			if err != nil {
 				problems = append(problems, Problem{m[0], err.Error()})
 				continue
 			}
+			if where == InTemplate && hasLiquidDelimiter(v) {
+				problems = append(problems, Problem{m[0], fmt.Sprintf("the value of secret %s holds {{, }}, {%% or %%}, which this template would run as Liquid rather than send as written; a secret cannot go into a template with them", name)})
+				continue
+			}
 			r.masker.Add(v)
 			secret = true
+			if where == InExpression {
+				// The quotes around the reference are the literal's: the
+				// one written here replaces them.
+				b.Truncate(b.Len() - 1)
+				b.WriteString(strconv.Quote(v))
+				last++
+				continue
+			}
 			b.WriteString(v)
 		}
 	}
 	b.WriteString(s[last:])
 	return b.String(), secret, problems
+}
+
+func hasLiquidDelimiter(v string) bool {
+	return strings.Contains(v, "{{") || strings.Contains(v, "}}") || strings.Contains(v, "{%") || strings.Contains(v, "%}")
 }
 
 // kindRE finds what looks like a reference: ${word: (Braze's own ${name}
@@ -244,9 +292,19 @@ func (m *Masker) Add(values ...string) {
 }
 
 // escapedForms returns v as it may appear in output: raw, JSON-escaped
-// (with and without HTML escaping), path- and query-escaped.
+// (with and without HTML escaping, and with only ASCII, as Python writes
+// JSON), Go-quoted (an expression's string literal), path- and
+// query-escaped.
 func escapedForms(v string) []string {
-	forms := []string{v, url.PathEscape(v), url.QueryEscape(v)}
+	goQuoted := strconv.Quote(v)
+	forms := []string{v, url.PathEscape(v), url.QueryEscape(v), goQuoted[1 : len(goQuoted)-1], asciiJSON(v)}
+	// A peer that read the header's bytes as Latin-1 (Python's
+	// http.server does) echoes each byte of a non-ASCII character as one.
+	latin1 := make([]rune, len(v))
+	for i := range len(v) {
+		latin1[i] = rune(v[i])
+	}
+	forms = append(forms, asciiJSON(string(latin1)))
 	for _, html := range []bool{true, false} {
 		var b strings.Builder
 		enc := json.NewEncoder(&b)
@@ -256,6 +314,32 @@ func escapedForms(v string) []string {
 		forms = append(forms, quoted[1:len(quoted)-1])
 	}
 	return forms
+}
+
+// asciiJSON is v inside a JSON string as Python's json.dumps writes it:
+// every character outside ASCII as \uXXXX.
+func asciiJSON(v string) string {
+	var b strings.Builder
+	for _, c := range v {
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(c)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c == '\r':
+			b.WriteString(`\r`)
+		case c == '\t':
+			b.WriteString(`\t`)
+		case c < 0x20 || c > 0x7f:
+			for _, unit := range utf16.Encode([]rune{c}) {
+				fmt.Fprintf(&b, `\u%04x`, unit)
+			}
+		default:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
 }
 
 // String masks every known secret in s.

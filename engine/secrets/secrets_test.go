@@ -307,10 +307,73 @@ func TestMaskerEscapedForms(t *testing.T) {
 		`"Bearer k<ey>&\"q\\x"`,                // without
 		"?api_key=ab%2Fcd%2Bef%3D%3D",          // query
 		"/keys/ab%2Fcd+ef==/x",                 // path
+		`got "Bearer k<ey>&\"q\\x"`,            // Go-quoted, as an expression's literal
 	} {
 		if got := m.String(printed); !strings.Contains(got, Mask) || strings.Contains(got, "u003cey") || strings.Contains(got, "<ey") || strings.Contains(got, "cd") {
 			t.Errorf("%s printed as %s", printed, got)
 		}
+	}
+}
+
+// A peer written in Python echoes a non-ASCII secret as \uXXXX escapes
+// in its JSON, and one that read the header as Latin-1 escapes each byte.
+func TestMaskerASCIIOnlyJSON(t *testing.T) {
+	m := &Masker{}
+	m.Add(`Ev"il\Tok&é1`)
+	for _, printed := range []string{
+		`{"got": "Bearer Ev\"il\\Tok&\u00e91"}`,
+		`{"got": "Bearer Ev\"il\\Tok&\u00c3\u00a91"}`,
+	} {
+		if got := m.String(printed); !strings.Contains(got, Mask) || strings.Contains(got, "Tok") {
+			t.Errorf("%s printed as %s", printed, got)
+		}
+	}
+}
+
+// In an expression a secret goes in only as a whole string literal, which
+// holds its value exactly, quotes and all; in a template a secret with
+// Liquid's delimiters is refused. Neither is read as code, and a problem
+// never quotes the value.
+func TestExpandInExpressionsAndTemplates(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "QUOTE", `Zq"Xy7 || true`)
+	writeFile(t, dir, "LIQUID", `Ab{{ "c" }}Zq`)
+	writeFile(t, dir, "PLAIN", "s3cr3t")
+	tests := []struct {
+		name    string
+		in      string
+		where   Where
+		want    string
+		problem string
+	}{
+		{"expr: a whole string", `event.k == "${secret:QUOTE}"`, InExpression, `event.k == "Zq\"Xy7 || true"`, ""},
+		{"expr: plain value", `event.k == "${secret:PLAIN}" && x`, InExpression, `event.k == "s3cr3t" && x`, ""},
+		{"expr: unquoted", `event.k == ${secret:PLAIN}`, InExpression, "", `a whole string, "${secret:PLAIN}"`},
+		{"expr: part of a string", `event.k == "Bearer ${secret:PLAIN}"`, InExpression, "", "a whole string"},
+		{"expr: env as written", `event.n > ${env:LIMIT}`, InExpression, `event.n > 10`, ""},
+		{"template: plain value", `Bearer ${secret:PLAIN}`, InTemplate, `Bearer s3cr3t`, ""},
+		{"template: Liquid in the value", `${secret:LIQUID}`, InTemplate, "", "holds {{, }}, {% or %}"},
+		{"text: Liquid in the value is text", `${secret:LIQUID}`, InText, `Ab{{ "c" }}Zq`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewResolver(mapEnv(map[string]string{"LIMIT": "10"}), dir, &Masker{})
+			got, _, problems := r.ExpandIn(tt.in, tt.where)
+			if tt.problem == "" {
+				if len(problems) > 0 || got != tt.want {
+					t.Fatalf("ExpandIn(%q) = %q, %+v; want %q", tt.in, got, problems, tt.want)
+				}
+				return
+			}
+			if len(problems) != 1 || !strings.Contains(problems[0].Message, tt.problem) {
+				t.Fatalf("problems %+v; want one saying %q", problems, tt.problem)
+			}
+			for _, leak := range []string{"Zq", "s3cr3t"} {
+				if strings.Contains(problems[0].Message, leak) {
+					t.Errorf("the problem quotes the value: %s", problems[0].Message)
+				}
+			}
+		})
 	}
 }
 
