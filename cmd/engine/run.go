@@ -83,6 +83,7 @@ variables override either.`, stderr)
 		logFormat = fs.String("log-format", "text", "log `format`: text or json")
 		logLevel  = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 		maxInbox  = fs.Int("max-inbox", runner.DefaultMaxInbox, "undelivered events per pipeline before webhooks answer 503 with Retry-After")
+		bodyMiB   = fs.Int("max-body-memory", runner.DefaultBodyMemory>>20, "`MiB` of webhook bodies read at once, all routes together, before webhooks answer 503 with Retry-After")
 		grace     = fs.Duration("grace", 30*time.Second, "how long a stop waits for in-flight deliveries")
 		drain     = fs.Duration("drain", 0, "after SIGINT or SIGTERM, keep taking webhooks this long while /readyz answers 503, so a load balancer stops sending before the listener closes")
 		untilDone = fs.Bool("until-done", false, "exit once the --csv files are read and every row has an outcome")
@@ -176,6 +177,9 @@ variables override either.`, stderr)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+	if *bodyMiB <= 0 {
+		return fail(exitUsage, "--max-body-memory is a number of MiB above 0, not %d", *bodyMiB)
+	}
 	if *untilDone && len(imports) == 0 {
 		return fail(exitUsage, "--until-done needs --csv files to wait for")
 	}
@@ -188,7 +192,7 @@ variables override either.`, stderr)
 		logger.Warn("the last engine run on this data folder did not stop cleanly (killed or crashed): every event it accepted is still delivered, but those it was delivering at that moment are sent again, so a peer may get a few twice",
 			"data", *dataDir)
 	}
-	r, err := runner.New(runner.Options{Store: store, Pipelines: proj.Pipelines, Masker: masker, Logger: logger, MaxInbox: *maxInbox})
+	r, err := runner.New(runner.Options{Store: store, Pipelines: proj.Pipelines, Masker: masker, Logger: logger, MaxInbox: *maxInbox, BodyMemory: int64(*bodyMiB) << 20})
 	if err != nil {
 		return fail(exitProblem, "%v", err)
 	}

@@ -1,6 +1,7 @@
 package runner_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -550,6 +552,44 @@ func TestInboundChecks(t *testing.T) {
 		if strings.Contains(e["body"].(string), "Authorization") {
 			t.Fatal("the caller's credentials reached the target")
 		}
+	}
+}
+
+// Bodies being read share the engine's room for them: while one caller
+// holds a body half sent (an HMAC route reads it whole before it can
+// check the signature), a body that does not fit the room left is refused
+// with 503 and Retry-After at once, not read; once the first is answered,
+// it fits. A body announced over max_body is refused before it is read.
+func TestBodiesBeingReadAreBounded(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, tweak: func(p *engine.Pipeline) { p.Source.MaxBody = 600 },
+		opts: func(o *runner.Options) { o.BodyMemory = 1000 }})
+	body := `{"user":"u-1001","country":"ES","n":1}` + strings.Repeat(" ", 500)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.engine.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /hooks/track HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nX-Signature: sha256=00\r\n\r\n%s", len(body), body[:10])
+	h.eventually("the first body being read", func() bool {
+		a := do(t, "POST", h.engine.URL+"/hooks/track", body, nil)
+		return a.status == 503 && strings.Contains(a.body, "too many request bodies") // 538 + 538 > 1000
+	})
+	if a := do(t, "POST", h.engine.URL+"/hooks/track", body[:400], nil); a.status != 401 {
+		t.Errorf("a body that fits the room left: %d %s, want 401 (its signature is wrong)", a.status, a.body)
+	}
+	fmt.Fprint(conn, body[10:])
+	status, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.Contains(status, "401") {
+		t.Fatalf("the held request: %q %v", status, err)
+	}
+	if a := do(t, "POST", h.engine.URL+"/hooks/track", body, nil); a.status != 401 {
+		t.Errorf("after the first was answered: %d %s, want 401", a.status, a.body)
+	}
+	if a := do(t, "POST", h.engine.URL+"/hooks/track", strings.Repeat(" ", 700), nil); a.status != 413 {
+		t.Errorf("a body over max_body: %d %s, want 413", a.status, a.body)
+	}
+	if v, _ := h.metric(`engine_events_refused_total{pipeline="track",reason="busy"}`); v < 1 {
+		t.Errorf("engine_events_refused_total{reason=busy} = %v", v)
 	}
 }
 
