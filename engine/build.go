@@ -401,6 +401,9 @@ func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *Routes) *sco
 			if a.HMAC != nil {
 				a.HMAC.Algorithm = cmpOr(a.HMAC.Algorithm, "sha256")
 				a.HMAC.Encoding = cmpOr(a.HMAC.Encoding, "hex")
+				if !strings.EqualFold(pl.Source.Method, http.MethodGet) && !strings.EqualFold(pl.Source.Method, http.MethodHead) {
+					b.warnUnsignedPath(path, src.Path) // a GET is refused already
+				}
 			}
 		}
 	case spec.CSVSource:
@@ -446,6 +449,30 @@ func (b *builder) checkInboundAuth(path yamlpos.Path, a *InboundAuth, method str
 		// Every bodiless request would carry the same signature, which
 		// anyone who saw one could send with any path.
 		b.errorAt(path.Child("hmac"), "an HMAC signature covers the body, and a %s has none; use bearer or basic for this route", method)
+	}
+}
+
+// warnUnsignedPath warns about placeholders in the paths of an HMAC
+// route: the signature covers the body only, so whoever saw one signed
+// request can send its body to another {user_id}, and each such path is
+// another event.
+func (b *builder) warnUnsignedPath(path yamlpos.Path, paths []string) {
+	for i, p := range paths {
+		names := spec.Placeholders(p)
+		if len(names) == 0 {
+			continue
+		}
+		pp := path.Child("path")
+		if len(paths) > 1 || b.isSeq(pp) {
+			pp = pp.Child(i)
+		}
+		n, _ := b.doc.Lookup(pp)
+		verb := "is"
+		if len(names) > 1 {
+			verb = "are"
+		}
+		b.add(n.Line, n.Column, pp, diag.Warning, "an HMAC signature covers the body, not the path: {%s} %s not signed, so whoever saw one signed request could send its body with another %s; put what the pipeline reads from the path in the body instead",
+			strings.Join(names, "}, {"), verb, names[0])
 	}
 }
 

@@ -53,6 +53,21 @@ func TestValidateGoodPipelines(t *testing.T) {
 	}
 }
 
+// An HMAC route with a {placeholder} in its path builds, with a warning
+// that the path is not signed.
+func TestHMACPathPlaceholdersAreWarnedAbout(t *testing.T) {
+	l, _ := testLoader(t)
+	proj := l.Load([]string{"testdata/good/raw-call.yaml"})
+	var warnings []string
+	for _, d := range proj.Diagnostics.Items() {
+		warnings = append(warnings, d.String())
+	}
+	want := "testdata/good/raw-call.yaml:5:9: warning: source.path: an HMAC signature covers the body, not the path: {account}, {id} are not signed"
+	if len(proj.Pipelines) != 1 || len(warnings) != 1 || !strings.HasPrefix(warnings[0], want) {
+		t.Errorf("built %d pipelines; diagnostics %q, want one starting %q", len(proj.Pipelines), warnings, want)
+	}
+}
+
 // Problems in connections.yaml are reported there, once, and a pipeline
 // that uses a broken connection, or one of a file that is not valid YAML,
 // says so instead of building.

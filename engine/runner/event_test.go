@@ -129,7 +129,7 @@ func BenchmarkStoredRequest(b *testing.B) {
 }
 
 // The dedupe id: a SessionM event's own event_id first; on an HMAC route
-// the request line and the signed body, not the unsigned header; else the
+// the method, path and the signed body, not the unsigned header or query; else the
 // Idempotency-Key header.
 func TestEventID(t *testing.T) {
 	source := func(typ string, auth *engine.InboundAuth) *engine.Pipeline {
@@ -156,7 +156,9 @@ func TestEventID(t *testing.T) {
 		{"braze webhook: the header", source("braze_webhook", nil), "/hooks/x", " key-1 ", body, "key-1"},
 		{"HMAC route: the request and signed body, not the unsigned header", source("http", hmacAuth), "/hooks/tags/u-1", "replay-2", tags, signed("POST /hooks/tags/u-1", tags)},
 		{"HMAC route: the same body for another user is another event", source("http", hmacAuth), "/hooks/tags/u-2", "", tags, signed("POST /hooks/tags/u-2", tags)},
-		{"HMAC route: the query counts", source("http", hmacAuth), "/hooks/tags?user=u%201", "", tags, signed("POST /hooks/tags?user=u%201", tags)},
+		{"HMAC route: the escaped path counts", source("http", hmacAuth), "/hooks/tags/u%201", "", tags, signed("POST /hooks/tags/u%201", tags)},
+		// Not signed: the same signed request with another query is a repeat.
+		{"HMAC route: the query does not count", source("http", hmacAuth), "/hooks/tags/u-1?r=2", "", tags, signed("POST /hooks/tags/u-1", tags)},
 		{"nothing to go by", source("http", nil), "/hooks/x", "", body, ""},
 		// The README's Braze header, sent as written: the same for every
 		// event of the campaign, so no id.
