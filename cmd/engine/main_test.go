@@ -691,7 +691,7 @@ func TestCSVSummaryStates(t *testing.T) {
 func TestRunBannerTellsStrandedEventsApart(t *testing.T) {
 	left := map[string]int{"tags": 1, "old-name": 2} // in the inbox at the start
 	var out strings.Builder
-	printRunBanner(&out, "127.0.0.1:8080", "data", "", []*engine.Pipeline{{Name: "tags", Source: engine.Source{Type: &spec.SourceType{Kind: spec.CSVSource}}}}, left)
+	printRunBanner(&out, "127.0.0.1:8080", "data", "", []*engine.Pipeline{{Name: "tags", Source: engine.Source{Type: &spec.SourceType{Kind: spec.CSVSource}}}}, left, nil)
 	for _, want := range []string{"delivering events left by the last run: tags 1\n", "for pipelines no file defines now (a removed or renamed file): old-name 2;"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())

@@ -24,6 +24,7 @@ import (
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
+	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/engine/spec"
 	"github.com/loyalty-connector/engine/internal/webguard"
 )
@@ -236,7 +237,7 @@ variables override either.`, stderr)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	printRunBanner(stdout, ln.Addr().String(), *dataDir, sandboxBase, proj.Pipelines, leftBefore)
+	printRunBanner(stdout, ln.Addr().String(), *dataDir, sandboxBase, proj.Pipelines, leftBefore, masker)
 	importsDone, importErr := runImports(ctx, r, imports, stderr)
 
 	exit, drainFor := exitOK, time.Duration(0)
@@ -369,13 +370,13 @@ func describeDepths(depths map[string]int) string {
 
 // printRunBanner says where the engine listens and, from left (events in
 // the inbox per pipeline at the start), what the last run left.
-func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []*engine.Pipeline, left map[string]int) {
+func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []*engine.Pipeline, left map[string]int, masker *secrets.Masker) {
 	base := "http://" + dialAddr(addr)
 	fmt.Fprintf(w, "engine run: listening on %s (data in %s)\n", addr, dataDir)
 	for _, p := range pipelines {
 		switch p.Source.Type.Kind {
 		case spec.HTTPSource:
-			fmt.Fprintf(w, "  %-36s %s %s\n", p.Name, p.Source.Method, strings.Join(p.Source.Paths, " | "))
+			fmt.Fprintf(w, "  %-36s %s %s\n", p.Name, p.Source.Method, masker.String(strings.Join(p.Source.Paths, " | ")))
 		case spec.CSVSource:
 			fmt.Fprintf(w, "  %-36s csv files\n", p.Name)
 		}

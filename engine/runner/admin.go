@@ -86,7 +86,9 @@ func (r *Runner) Status() Status {
 	for name, p := range gen.pipelines {
 		st := PipelineStatus{Name: name, File: p.File, Version: p.Version, Source: p.Source.Type.Name, State: "running", Inbox: r.store.Depth(name)}
 		for _, path := range p.Source.Paths {
-			st.Routes = append(st.Routes, p.Source.Method+" "+path)
+			// A secret in a path makes it a capability URL: masked, as
+			// everywhere the engine prints it.
+			st.Routes = append(st.Routes, p.Source.Method+" "+r.opts.Masker.String(path))
 		}
 		if l := gen.lanes[name]; l != nil {
 			l.lifeMu.Lock()

@@ -593,6 +593,25 @@ func TestBodiesBeingReadAreBounded(t *testing.T) {
 	}
 }
 
+// A secret in a route's path (a capability URL) is masked in /status.
+func TestStatusMasksSecretsInRoutes(t *testing.T) {
+	masker := &secrets.Masker{}
+	masker.Add("s3cr3t-path")
+	h := start(t, setup{dirs: []string{"testdata/pipelines"},
+		tweak: func(p *engine.Pipeline) {
+			if p.Name == "track" {
+				p.Source.Paths = []string{"/hooks/s3cr3t-path"}
+			}
+		},
+		opts: func(o *runner.Options) { o.Masker = masker }})
+	admin := httptest.NewServer(h.r.AdminHandler(nil))
+	defer admin.Close()
+	st := do(t, "GET", admin.URL+"/status", "", nil)
+	if strings.Contains(st.body, "s3cr3t") || !strings.Contains(st.body, `"POST /hooks/****"`) {
+		t.Errorf("/status: %s", st.body)
+	}
+}
+
 // A 401 names the scheme the route wants (RFC 9110 §11.6.1: it must carry
 // a challenge): a caller with an HMAC route is not told to send a bearer
 // token.
