@@ -373,6 +373,27 @@ func TestDryRunAgainstTheSandbox(t *testing.T) {
 	}
 }
 
+// dry-run keeps the caller's headers as engine run does: a credential
+// header is not there for a template to read.
+func TestDryRunDropsCredentialHeaders(t *testing.T) {
+	dir := t.TempDir()
+	pipeline := filepath.Join(dir, "echo.yaml")
+	if err := os.WriteFile(pipeline, []byte(`source:
+  type: http
+  method: GET
+  path: /echo
+respond:
+  body:
+    headers: "{{ request.headers }}"
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := runEngine("dry-run", pipeline, "--header", "Authorization: Bearer CALLERTOKEN", "--header", "Cookie: s=CALLERCOOKIE", "--header", "X-Kind: kept-kind")
+	if code != exitOK || strings.Contains(stdout, "CALLER") || !strings.Contains(stdout, "kept-kind") {
+		t.Fatalf("code %d; stdout:\n%s\nstderr: %s", code, stdout, stderr)
+	}
+}
+
 func testDryRunAgainstTheSandbox(t *testing.T, envFile []string) {
 	args := append([]string{"dry-run", "--sandbox"}, envFile...)
 	stdout, stderr, code := runEngine(append(args, "--format", "json",

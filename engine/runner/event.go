@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -45,52 +44,13 @@ type storedRow struct {
 	Values map[string]any `json:"values"`
 }
 
-// isCredentialHeader names the headers never written to disk: the
-// caller's secrets (Authorization, Proxy-Authorization, Cookie, and any
-// whose name says it carries one: X-Api-Key, X-Auth-Token,
-// X-Webhook-Secret, signatures). Templates have no business reading them.
-func isCredentialHeader(name string) bool {
-	// Lower-cased on the stack: strings.ToLower allocated for every
-	// header of every webhook (canonical names have capitals).
-	var buf [64]byte
-	lower := buf[:0]
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		lower = append(lower, c)
-	}
-	if string(lower) == "idempotency-key" {
-		return false
-	}
-	for _, word := range credentialWords {
-		if bytes.Contains(lower, word) {
-			return true
-		}
-	}
-	for _, word := range credentialEnds {
-		if bytes.HasSuffix(lower, word) {
-			return true
-		}
-	}
-	return false
-}
-
-var (
-	credentialWords = [][]byte{[]byte("auth"), []byte("token"), []byte("secret"), []byte("key"), []byte("passw"), []byte("signature"), []byte("cookie"), []byte("credential"), []byte("session")}
-	// Short words only as the name's last word: X-Api-Pass, X-Sig, but
-	// not X-Passthrough or X-Design.
-	credentialEnds = [][]byte{[]byte("-pass"), []byte("_pass"), []byte("-sig"), []byte("_sig"), []byte("-jwt")}
-)
-
 // newStoredRequest keeps what a template may read of the webhook. The
 // header values are shared with r, which nothing changes once the handler
 // has it.
 func newStoredRequest(r *http.Request, params map[string]string) *storedRequest {
 	h := make(http.Header, len(r.Header))
 	for name, values := range r.Header {
-		if !isCredentialHeader(name) {
+		if !engine.IsCredentialHeader(name) {
 			h[name] = values
 		}
 	}

@@ -20,7 +20,8 @@ import (
 func TestStoredRequestDropsCredentials(t *testing.T) {
 	req := httptest.NewRequest("POST", "/hooks/x?a=1", nil)
 	for _, h := range []string{"Authorization", "Cookie", "X-Api-Key", "X-Auth-Token", "X-Webhook-Secret", "X-Hub-Signature-256", "Proxy-Authorization",
-		"X-Api-Pass", "X-Passwd", "X-Credential", "X-Session-Id", "X-Sig", "X-Client-Jwt"} {
+		"X-Api-Pass", "X-Passwd", "X-Credential", "X-Session-Id", "X-Sig", "X-Client-Jwt",
+		"Passphrase", "X-Bearer", "X-Pwd"} {
 		req.Header.Set(h, "s3cret")
 	}
 	req.Header.Set("Idempotency-Key", "evt-1")
