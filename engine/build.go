@@ -675,8 +675,12 @@ func (b *builder) connection(path yamlpos.Path, name string) *spec.Connection {
 }
 
 // engineHeaders are the headers a pipeline may not set: the host comes
-// only from connections, and the framing from the body.
-var engineHeaders = map[string]bool{"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true}
+// only from connections, the framing from the body, and the hop-by-hop
+// headers (RFC 9110 §7.6.1) are between the engine and the next hop:
+// from event data, Expect or Upgrade would change how the request is sent,
+// and Proxy-Authorization would hand a credential to a proxy.
+var engineHeaders = map[string]bool{"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true,
+	"Te": true, "Trailer": true, "Upgrade": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authorization": true, "Expect": true}
 
 var headerNameRE = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
 
@@ -692,7 +696,7 @@ func (b *builder) headers(path yamlpos.Path, cfg map[string]string, auth spec.Au
 			b.errorAtKey(p, "the connection sets %s itself (from its credentials); remove this header", auth.Header)
 			continue
 		case engineHeaders[http.CanonicalHeaderKey(name)]:
-			b.errorAtKey(p, "%s is set by the engine from the connection and the body; remove this header", http.CanonicalHeaderKey(name))
+			b.errorAtKey(p, "%s is the engine's to set (the host comes from the connection, the framing from the body, and hop-by-hop headers stop at the engine); remove this header", name)
 			continue
 		}
 		out = append(out, header{http.CanonicalHeaderKey(name), b.template(p, cfg[name], false, sc)})
