@@ -93,8 +93,14 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 			}
 			if f.Secret {
 				l.Resolver.Masker().Add(settings[f.Name])
-				if settings[f.Name] != "" && !fc.referenced[path.Child(f.Name).String()] {
-					fc.errorAt(path.Child(f.Name), "%s is a secret: write ${secret:NAME} (a file under --secrets-dir, or the environment) or ${env:NAME}, not the value itself", f.Name)
+				_, given := settings[f.Name]
+				switch fp := path.Child(f.Name); {
+				case settings[f.Name] != "" && !fc.referenced[fp.String()]:
+					fc.errorAt(fp, "%s is a secret: write ${secret:NAME} (a file under --secrets-dir, or the environment) or ${env:NAME}, not the value itself", f.Name)
+				case given && strings.TrimSpace(settings[f.Name]) == "" && !fc.hasProblem(fp):
+					// Sent empty, the credential would be refused by the
+					// peer on every request, or let through by a lax one.
+					fc.errorAt(fp, "%s is empty (an empty variable or secret file?); every request would carry an empty credential", f.Name)
 				}
 			}
 		}
