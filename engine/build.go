@@ -437,6 +437,14 @@ func (b *builder) checkInboundAuth(path yamlpos.Path, a *InboundAuth, method str
 			return // reported already: an unset variable or secret, or the shape
 		}
 	}
+	// As a connection's secret fields: a value written in the file is a
+	// credential in version control.
+	for _, field := range []yamlpos.Path{path.Child("bearer"), path.Child("basic").Child("password"), path.Child("hmac").Child("secret")} {
+		if n, ok := b.doc.Lookup(field); ok && strings.TrimSpace(n.Value) != "" && !b.referenced[field.String()] {
+			b.errorAt(field, "%s is a credential: write ${secret:NAME} (a file under --secrets-dir, or the environment) or ${env:NAME}, not the value itself", field[len(field)-1])
+			return
+		}
+	}
 	_, hasBearer := b.doc.Lookup(path.Child("bearer"))
 	switch {
 	case hasBearer && strings.TrimSpace(a.Bearer) == "":

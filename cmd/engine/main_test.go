@@ -25,6 +25,7 @@ import (
 
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/runner"
+	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/engine/spec"
 	"github.com/loyalty-connector/engine/internal/golden"
 )
@@ -703,6 +704,25 @@ func TestCSVSummaryStates(t *testing.T) {
 		printCSVSummary(&b, []runner.CSVProgress{tt.p}, func(string) int { return tt.depth })
 		if !strings.Contains(b.String(), tt.want) {
 			t.Errorf("%+v, %d in the inbox: %q, want it to contain %q", tt.p, tt.depth, b.String(), tt.want)
+		}
+	}
+}
+
+// The banner lists each route, a secret in its path masked, and marks
+// those that take events from anyone.
+func TestRunBannerMarksOpenRoutesAndMasksPaths(t *testing.T) {
+	masker := &secrets.Masker{}
+	masker.Add("s3cr3t")
+	http := &spec.SourceType{Kind: spec.HTTPSource}
+	pipelines := []*engine.Pipeline{
+		{Name: "open", Source: engine.Source{Type: http, Method: "POST", Paths: []string{"/hooks/s3cr3t/in"}}},
+		{Name: "closed", Source: engine.Source{Type: http, Method: "POST", Paths: []string{"/hooks/closed"}, Auth: &engine.InboundAuth{Bearer: "t"}}},
+	}
+	var out strings.Builder
+	printRunBanner(&out, "127.0.0.1:8080", "data", "", pipelines, nil, masker)
+	for _, want := range []string{"POST /hooks/****/in   (no auth: anyone who reaches the listener can send)\n", "POST /hooks/closed\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}
 	}
 }

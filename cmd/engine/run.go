@@ -376,7 +376,11 @@ func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []
 	for _, p := range pipelines {
 		switch p.Source.Type.Kind {
 		case spec.HTTPSource:
-			fmt.Fprintf(w, "  %-36s %s %s\n", p.Name, p.Source.Method, masker.String(strings.Join(p.Source.Paths, " | ")))
+			open := ""
+			if p.Source.Auth == nil {
+				open = "   (no auth: anyone who reaches the listener can send)"
+			}
+			fmt.Fprintf(w, "  %-36s %s %s%s\n", p.Name, p.Source.Method, masker.String(strings.Join(p.Source.Paths, " | ")), open)
 		case spec.CSVSource:
 			fmt.Fprintf(w, "  %-36s csv files\n", p.Name)
 		}
