@@ -403,7 +403,10 @@ func (r *Runner) beginLocked(l *lane) bool {
 // retire stops l: it takes no more events, finishes the requests it has in
 // flight (abandoning them after grace; their events stay queued), sends
 // its open batches and records its acks. A lane that never started is done
-// as soon as the one it waited for is.
+// as soon as the one it waited for is. A grace of 0 is the engine
+// stopping: Stop's grace cancels every lane and says so itself, so a
+// second clock here would only warn of a replaced version that was not
+// replaced.
 func (r *Runner) retire(l *lane, grace time.Duration) {
 	l.retiring.Do(func() {
 		l.lifeMu.Lock()
@@ -419,9 +422,13 @@ func (r *Runner) retire(l *lane, grace time.Duration) {
 		l.cancelSoft()
 		stopped := make(chan struct{})
 		go func() { l.wait(); close(stopped) }()
+		var late <-chan time.Time // nil, never ready, when stopping
+		if grace > 0 {
+			late = time.After(grace)
+		}
 		select {
 		case <-stopped:
-		case <-time.After(grace):
+		case <-late:
 			r.log.Warn("a replaced version did not finish its requests in time; they are abandoned and their events stay queued", "pipeline", l.p.Name, "version", l.p.Version)
 			l.cancelHard()
 			<-stopped

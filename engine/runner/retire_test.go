@@ -3,6 +3,7 @@ package runner
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -236,4 +237,53 @@ func TestReloadSendsNoMemberOfARefusedBatchAlone(t *testing.T) {
 			t.Errorf("%s got the campaign %d times", u, got[u])
 		}
 	}
+}
+
+// A stop whose grace runs out with a request on the wire says so once, as
+// a stop. Stop retired each lane with its own clock of the same grace,
+// which also warned that "a replaced version" was abandoned: nothing was
+// replaced, and an operator went looking for a reload.
+func TestStopPastItsGraceWarnsOnlyOfTheStop(t *testing.T) {
+	braze := &campaignCalls{delay: 3 * time.Second}
+	srv := httptest.NewServer(braze)
+	defer srv.Close()
+	logs := &logBuffer{}
+	r, _ := startRunnerWith(t, Options{
+		Pipelines: campaignProject(t, srv.URL, false).Pipelines,
+		Logger:    slog.New(slog.NewJSONHandler(logs, nil)),
+	})
+	hooks := httptest.NewServer(r.Handler())
+	defer hooks.Close()
+	resp, err := http.Post(hooks.URL+"/hooks/campaign", "application/json", strings.NewReader(`{"campaign_id":"c1","user":"u-1","n":1,"note":"x"}`))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("webhook: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	waitUntil(t, "the request on the wire", func() bool { return len(braze.snapshot()) == 1 })
+	r.Stop(100 * time.Millisecond)
+	out := logs.String()
+	if !strings.Contains(out, "stopping: in-flight deliveries did not finish in time") {
+		t.Errorf("no warning that the stop abandoned the request on the wire:\n%s", out)
+	}
+	if strings.Contains(out, "replaced version") {
+		t.Errorf("a stop warned of a replaced version:\n%s", out)
+	}
+}
+
+// logBuffer collects log lines written from the runner's goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -260,7 +260,7 @@ func (r *Runner) Stop(grace time.Duration) {
 	defer r.reloadMu.Unlock()
 	r.cancelSoft()
 	for _, l := range r.gen.Load().lanes {
-		go r.retire(l, grace)
+		go r.retire(l, 0) // bounded by the grace below
 	}
 	done := make(chan struct{})
 	go func() {
