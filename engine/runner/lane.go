@@ -562,7 +562,8 @@ type sendResult struct {
 	cut    string // the body did not come whole: cutNote's mark
 	// pauseCounted, when set, is shared by the events of one merged
 	// request: the request waits out its pause once, however many
-	// events it carried, so the wait is counted once (retry).
+	// events it carried, so the wait is counted once (retry), as the
+	// wait of one request.
 	pauseCounted *bool
 }
 
@@ -729,7 +730,7 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 		// counts only its own waits: when it wakes the pause is over, so
 		// nothing is counted twice.
 		if res.pauseCounted == nil || !*res.pauseCounted {
-			l.r.metrics.rateLimitWait.WithLabelValues(l.p.Target.Conn.Name).Add(wait.Seconds())
+			l.countPause(wait)
 			if res.pauseCounted != nil {
 				*res.pauseCounted = true
 			}
@@ -750,6 +751,22 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 	// The event keeps its order_by key while it waits, so the key's later
 	// events cannot overtake it.
 	l.later(it, wait)
+}
+
+// countPause adds a pause that a request's events wait out for their retry
+// to engine_rate_limit_wait_seconds_total as it passes, once it ends (or
+// the lane stops, with the part waited): added at its start, a Retry-After
+// of 8 s read 8 a second later, and a stop or reload a second in counted
+// the seconds nobody waited. The event may wait in memory or in the inbox
+// (a CSV row), so the wait is timed here rather than by the event.
+func (l *lane) countPause(pause time.Duration) {
+	conn := l.p.Target.Conn.Name
+	from := l.r.clock.Now()
+	l.spawn(func() {
+		_ = l.r.clock.Sleep(l.soft, pause)
+		waited := min(l.r.clock.Now().Sub(from), pause)
+		l.r.metrics.rateLimitWait.WithLabelValues(conn).Add(waited.Seconds())
+	})
 }
 
 func (l *lane) ack(it *item, why string) {

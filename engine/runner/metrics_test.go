@@ -68,6 +68,29 @@ func TestRateLimitWaitCountsThePausedRetry(t *testing.T) {
 	}
 }
 
+// A pause is counted in engine_rate_limit_wait_seconds_total as it is
+// waited, not in advance: a Retry-After of 3 s read 3 the moment it came,
+// and a stop a second into it left the seconds nobody waited counted.
+func TestRateLimitWaitCountsAPauseAsItPasses(t *testing.T) {
+	h := start(t, setup{users: 1, tweak: func(p *engine.Pipeline) { p.Delivery.Linger = 20 * time.Millisecond }})
+	h.control("POST", "/faults", `{"emulator":"braze","throttle":{"for":"3s"}}`)
+	h.post("/hooks/sessionm/offers", generatedOffer("rl-0", 0, "load-000000"), map[string]string{"Authorization": hookAuth})
+	h.eventually("braze paused", func() bool {
+		pauses, _ := h.metric(`engine_connection_pauses_total\{connection="braze"\}`)
+		return pauses == 1
+	})
+	paused := time.Now()
+	time.Sleep(time.Second)
+	waited, _ := h.metric(`engine_rate_limit_wait_seconds_total\{connection="braze"\}`)
+	if limit := time.Since(paused).Seconds(); waited > limit {
+		t.Errorf("engine_rate_limit_wait_seconds_total is %v %.1f s into a pause of 3 s; nothing was waited beyond those", waited, limit)
+	}
+	h.drained()
+	if waited, _ := h.metric(`engine_rate_limit_wait_seconds_total\{connection="braze"\}`); waited < 2.99 || waited > 3.5 {
+		t.Errorf("engine_rate_limit_wait_seconds_total is %v once the pause of 3 s is over", waited)
+	}
+}
+
 // A merged request Braze refuses with 400 is sent again one event at a
 // time: engine_batch_events has one observation per request that went
 // out, with the events it carried, so its mean is the recipients per
