@@ -98,13 +98,13 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 		// read, so an unauthenticated caller cannot make the engine read
 		// megabytes; an HMAC signature needs the body.
 		if a := p.Source.Auth; a != nil && a.HMAC == nil && !authorized(a, req, nil) {
-			r.metrics.refused.WithLabelValues(p.Name, "unauthorized").Inc()
+			r.refuse(p, req, "unauthorized", http.StatusUnauthorized)
 			w.Header().Set("WWW-Authenticate", authChallenge(a))
 			writeError(w, http.StatusUnauthorized, "missing or wrong credentials for this route")
 			return
 		}
 		if req.ContentLength > p.Source.MaxBody {
-			r.tooLarge(w, p)
+			r.tooLarge(w, req, p)
 			return
 		}
 		// One byte over max_body is how MaxBytesReader tells a body of
@@ -114,7 +114,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			room = req.ContentLength
 		}
 		if !r.bodies.take(room) {
-			r.metrics.refused.WithLabelValues(p.Name, "busy").Inc()
+			r.refuse(p, req, "busy", http.StatusServiceUnavailable)
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, "too many request bodies are being read at once; try again in a second")
 			return
@@ -124,20 +124,20 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				r.tooLarge(w, p)
+				r.tooLarge(w, req, p)
 				return
 			}
 			writeError(w, http.StatusBadRequest, "reading the body: "+err.Error())
 			return
 		}
 		if a := p.Source.Auth; a != nil && a.HMAC != nil && !authorized(a, req, body) {
-			r.metrics.refused.WithLabelValues(p.Name, "unauthorized").Inc()
+			r.refuse(p, req, "unauthorized", http.StatusUnauthorized)
 			w.Header().Set("WWW-Authenticate", authChallenge(p.Source.Auth))
 			writeError(w, http.StatusUnauthorized, "missing or wrong credentials for this route")
 			return
 		}
 		if len(body) == 0 && (req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch) {
-			r.metrics.refused.WithLabelValues(p.Name, "not_json").Inc()
+			r.refuse(p, req, "not_json", http.StatusBadRequest)
 			writeError(w, http.StatusBadRequest, "the body is empty; send the event as JSON")
 			return
 		}
@@ -148,7 +148,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			if _, err := jsonval.Decode(body); err != nil {
 				problem = strings.TrimPrefix(err.Error(), "not JSON: ")
 			}
-			r.metrics.refused.WithLabelValues(p.Name, "not_json").Inc()
+			r.refuse(p, req, "not_json", http.StatusBadRequest)
 			writeError(w, http.StatusBadRequest, "the body is not JSON: "+problem)
 			return
 		}
@@ -156,7 +156,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 		// turn other bytes into U+FFFD, and SessionM or Braze would get
 		// text the sender never wrote.
 		if !utf8.Valid(body) {
-			r.metrics.refused.WithLabelValues(p.Name, "not_json").Inc()
+			r.refuse(p, req, "not_json", http.StatusBadRequest)
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("the body is not UTF-8 (byte %d is not part of a UTF-8 character); JSON must be sent as UTF-8", firstInvalidUTF8(body)))
 			return
 		}
@@ -176,7 +176,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			})
 		}
 		if len(id) > inbox.MaxIDLength {
-			r.metrics.refused.WithLabelValues(p.Name, "id_too_long").Inc()
+			r.refuse(p, req, "id_too_long", http.StatusBadRequest)
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("the event id (a SessionM event_id, or the Idempotency-Key header) is %d bytes; at most %d are taken", len(id), inbox.MaxIDLength))
 			return
 		}
@@ -196,7 +196,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			}
 			// Braze and well-behaved senders back off on 503 + Retry-After
 			// (braze.md §4) and send again; nothing is lost.
-			r.metrics.refused.WithLabelValues(p.Name, "inbox_full").Inc()
+			r.refuse(p, req, "inbox_full", http.StatusServiceUnavailable)
 			w.Header().Set("Retry-After", "5")
 			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the inbox of %s is full (%d events); try again later", p.Name, r.opts.MaxInbox))
 			return
@@ -309,8 +309,8 @@ func unrendered(key string) bool {
 	return strings.Contains(key, "{{") || strings.Contains(key, "${") || strings.Contains(key, "{%")
 }
 
-func (r *Runner) tooLarge(w http.ResponseWriter, p *engine.Pipeline) {
-	r.metrics.refused.WithLabelValues(p.Name, "too_large").Inc()
+func (r *Runner) tooLarge(w http.ResponseWriter, req *http.Request, p *engine.Pipeline) {
+	r.refuse(p, req, "too_large", http.StatusRequestEntityTooLarge)
 	writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over this route's limit of %d bytes (source.max_body)", p.Source.MaxBody))
 }
 

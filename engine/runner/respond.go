@@ -55,13 +55,7 @@ type responder struct {
 	// warned limits the warnings of a failing SessionM to one a second
 	// of each kind: Connected Content calls come at a send's rate, and
 	// every one of them would log the same outage.
-	warnMu sync.Mutex
-	warned map[string]*warning
-}
-
-type warning struct {
-	last       time.Time
-	suppressed int // lines left out since last
+	warned warnLimiter
 }
 
 // cached is an answer as the cache keeps it: only what writing it takes,
@@ -88,7 +82,7 @@ type flight struct {
 }
 
 func newResponder(r *Runner, p *engine.Pipeline) *responder {
-	rs := &responder{r: r, p: p, cache: map[string]*cached{}, inflight: map[string]*flight{}, warned: map[string]*warning{}}
+	rs := &responder{r: r, p: p, cache: map[string]*cached{}, inflight: map[string]*flight{}}
 	if p.Respond != nil && p.Respond.Cache != nil {
 		rs.slots = make(chan struct{}, cmp.Or(p.Respond.Cache.MaxLookups, engine.DefaultMaxLookups))
 	}
@@ -506,21 +500,10 @@ func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Durati
 // warn logs msg unless a line with it went out less than a second ago;
 // the next one that goes out says how many were left out.
 func (rs *responder) warn(msg string, args ...any) {
-	now := rs.r.clock.Now()
-	rs.warnMu.Lock()
-	wn := rs.warned[msg]
-	if wn == nil {
-		wn = &warning{}
-		rs.warned[msg] = wn
-	}
-	if !wn.last.IsZero() && now.Sub(wn.last) < time.Second {
-		wn.suppressed++
-		rs.warnMu.Unlock()
+	ok, left := rs.warned.allow(msg, rs.r.clock.Now())
+	if !ok {
 		return
 	}
-	left := wn.suppressed
-	wn.last, wn.suppressed = now, 0
-	rs.warnMu.Unlock()
 	if left > 0 {
 		args = append(args, "left_out", left)
 	}

@@ -76,6 +76,9 @@ type Runner struct {
 	states     map[string]*pipelineState
 	lastReload *ReloadReport
 
+	// refusals limits the warnings of refused webhooks (refuse).
+	refusals warnLimiter
+
 	csvMu    sync.Mutex
 	csvPoll  time.Duration          // 0 until WatchCSVInboxes
 	csvWatch map[string]*csvWatcher // pipeline -> the watch of its source.inbox folder
