@@ -293,18 +293,32 @@ variables override either.`, stderr)
 	}
 	progress := r.CSVImports()
 	printCSVSummary(stdout, progress, r.Depth)
-	left := store.Pipelines()
-	if len(left) == 0 {
-		fmt.Fprintln(stdout, "engine run: stopped; every accepted event was handled")
-	} else {
-		fmt.Fprintf(stdout, "engine run: stopped; still queued for the next run: %s\n", describeDepths(left))
-	}
+	reportStopped(stdout, logger, store.Pipelines())
 	// A batch job learns from the exit status that a file was not
 	// imported; the summary above says why.
 	if *untilDone && (importErr() || importsFailed(progress, imports)) {
 		exit = exitProblem
 	}
 	return exit
+}
+
+// reportStopped gives the last word of a run, what it left in the inbox
+// (events per pipeline), on stdout and in the log: a collector of
+// --log-format json never saw stdout, so nothing told it whether a stop
+// left events behind.
+func reportStopped(stdout io.Writer, logger *slog.Logger, left map[string]int) {
+	if len(left) == 0 {
+		fmt.Fprintln(stdout, "engine run: stopped; every accepted event was handled")
+		logger.Info("stopped; every accepted event was handled")
+		return
+	}
+	queued := describeDepths(left)
+	fmt.Fprintf(stdout, "engine run: stopped; still queued for the next run: %s\n", queued)
+	events := 0
+	for _, n := range left {
+		events += n
+	}
+	logger.Warn("stopped; events are still queued for the next run", "events", events, "queued", queued)
 }
 
 // loopbackHost reports whether host, of a host:port to listen on, is a

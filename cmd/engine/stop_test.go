@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -69,6 +71,9 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	}
 	if line := stoppedLine(e.stdout.String()); !strings.Contains(line, "still queued for the next run: ordered-tags 1") {
 		t.Errorf("last word %q, want the abandoned event still queued", line)
+	}
+	if want := `msg="stopped; events are still queued for the next run" events=1 queued="ordered-tags 1"`; !strings.Contains(e.stderr.String(), want) {
+		t.Errorf("stderr lacks the log line %q", want)
 	}
 
 	next := h.startEngine(e.port)
@@ -445,5 +450,38 @@ func TestRunUntilDoneSameFileTwiceWithRetries(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("engine run --until-done still runs 20 s later; %d requests made (50 rows, 3 answered 503 then retried after 1 s)", requests.Load())
+	}
+}
+
+// The stop's last word went to stdout only: a collector of the JSON log
+// never learned whether a stop left events queued. It is logged too, a
+// warning when events stay.
+func TestStopSummaryIsLogged(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		left   map[string]int
+		stdout string
+		log    map[string]any
+	}{
+		{"all handled", nil, "engine run: stopped; every accepted event was handled\n",
+			map[string]any{"level": "INFO", "msg": "stopped; every accepted event was handled"}},
+		{"some left", map[string]int{"ordered-tags": 1, "any-campaign": 2}, "engine run: stopped; still queued for the next run: any-campaign 2, ordered-tags 1\n",
+			map[string]any{"level": "WARN", "msg": "stopped; events are still queued for the next run", "events": float64(3), "queued": "any-campaign 2, ordered-tags 1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, logs strings.Builder
+			reportStopped(&stdout, slog.New(slog.NewJSONHandler(&logs, nil)), tc.left)
+			if stdout.String() != tc.stdout {
+				t.Errorf("stdout %q, want %q", stdout.String(), tc.stdout)
+			}
+			var line map[string]any
+			if err := json.Unmarshal([]byte(logs.String()), &line); err != nil {
+				t.Fatalf("log %q: %v", logs.String(), err)
+			}
+			delete(line, "time")
+			if !reflect.DeepEqual(line, tc.log) {
+				t.Errorf("logged %v, want %v", line, tc.log)
+			}
+		})
 	}
 }
