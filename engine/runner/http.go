@@ -23,6 +23,7 @@ import (
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/jsonval"
 	"github.com/loyalty-connector/engine/engine/spec"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Handler serves the webhook routes, /healthz, /readyz and /metrics. It
@@ -89,9 +90,14 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 	for _, path := range p.Source.Paths {
 		placeholders[p.Source.Method+" "+path] = spec.Placeholders(path)
 	}
-	acceptDuration := r.metrics.acceptDuration.WithLabelValues(p.Name)
 	var unrenderedOnce, emptyPartOnce sync.Once // a warning per version, not per webhook
-	received := r.metrics.received.WithLabelValues(p.Name)
+	// A synchronous pipeline never queues: these series would stay at 0.
+	var acceptDuration prometheus.Observer
+	var received prometheus.Counter
+	if responder == nil {
+		acceptDuration = r.metrics.acceptDuration.WithLabelValues(p.Name)
+		received = r.metrics.received.WithLabelValues(p.Name)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		started := time.Now()
 		// Bearer and basic credentials are checked before the body is

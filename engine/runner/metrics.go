@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/inbox"
+	"github.com/loyalty-connector/engine/engine/spec"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -96,6 +99,51 @@ func newMetrics(r *Runner) *metrics {
 			}
 		}})
 	return m
+}
+
+// reloadResults are the results engine_reload_total counts.
+var reloadResults = []string{"added", "changed", "removed", "rejected", "restored"}
+
+// expect creates p's series whose labels are known before anything
+// happens, at 0. A labelled series otherwise appears at its first
+// increment: after a restart a dashboard showed no data rather than 0, and
+// an absent() alert fired for a pipeline that was merely quiet. A
+// synchronous pipeline never queues, so it gets none of the queue's
+// series (engine_respond_answers_total is its own).
+func (m *metrics) expect(p *engine.Pipeline) {
+	for _, c := range pipelineConnections(p) {
+		m.rateLimitWait.WithLabelValues(c.Name)
+		m.pauses.WithLabelValues(c.Name)
+	}
+	for _, result := range reloadResults {
+		m.reloads.WithLabelValues(p.Name, result)
+	}
+	webhook := p.Source.Type.Kind == spec.HTTPSource
+	if webhook {
+		reasons := []string{"unauthorized", "too_large", "not_json", "id_too_long"}
+		if p.Respond == nil {
+			reasons = append(reasons, "inbox_full", "store_failed")
+		}
+		for _, reason := range reasons {
+			m.refused.WithLabelValues(p.Name, reason)
+		}
+	}
+	if !queues(p) {
+		return
+	}
+	m.received.WithLabelValues(p.Name)
+	if webhook {
+		m.duplicates.WithLabelValues(p.Name)
+	}
+	for _, outcome := range []string{"delivered", "filtered"} {
+		m.handled.WithLabelValues(p.Name, outcome)
+	}
+	m.retried.WithLabelValues(p.Name)
+	for _, reason := range inbox.Reasons {
+		if reason != "csv_row" || !webhook {
+			m.deadLettered.WithLabelValues(p.Name, reason)
+		}
+	}
 }
 
 // collectorFunc is a collector computed at scrape time.

@@ -144,3 +144,53 @@ func TestCSVRowsCountAsReceived(t *testing.T) {
 		}
 	}
 }
+
+// A labelled counter had no series until its first increment, so after a
+// restart a dashboard showed no data and an absent() alert fired for a
+// pipeline that was only quiet. The series whose labels are known in
+// advance are there from the start, at 0; the synchronous pipeline, which
+// never queues, has none of the queue's (it had received and accept
+// duration series that stayed at 0 for ever).
+func TestMetricsSeriesExistFromTheStart(t *testing.T) {
+	h := start(t, setup{})
+	const (
+		queued  = "offer-issued-to-braze-campaign"
+		csv     = "segment-csv-to-sessionm-tags"
+		respond = "wallet-for-connected-content"
+	)
+	for _, tc := range []struct {
+		series string
+		there  bool
+	}{
+		{`engine_events_received_total\{pipeline="` + queued + `"\}`, true},
+		{`engine_events_received_total\{pipeline="` + csv + `"\}`, true},
+		{`engine_events_duplicate_total\{pipeline="` + queued + `"\}`, true},
+		{`engine_events_retried_total\{pipeline="` + queued + `"\}`, true},
+		{`engine_events_handled_total\{outcome="filtered",pipeline="` + csv + `"\}`, true},
+		{`engine_events_dead_lettered_total\{pipeline="` + queued + `",reason="attempts_exhausted"\}`, true},
+		{`engine_events_dead_lettered_total\{pipeline="` + csv + `",reason="csv_row"\}`, true},
+		{`engine_events_refused_total\{pipeline="` + queued + `",reason="inbox_full"\}`, true},
+		{`engine_events_refused_total\{pipeline="` + respond + `",reason="unauthorized"\}`, true},
+		{`engine_reload_total\{pipeline="` + queued + `",result="rejected"\}`, true},
+		{`engine_rate_limit_wait_seconds_total\{connection="braze"\}`, true},
+		{`engine_rate_limit_wait_seconds_total\{connection="sessionm_connect"\}`, true},
+		{`engine_connection_pauses_total\{connection="sessionm_core"\}`, true},
+		{`engine_accept_duration_seconds_count\{pipeline="` + queued + `"\}`, true},
+		// Not for a webhook pipeline: no row is ever broken.
+		{`engine_events_dead_lettered_total\{pipeline="` + queued + `",reason="csv_row"\}`, false},
+		// Not for the synchronous pipeline: it never queues.
+		{`engine_events_received_total\{pipeline="` + respond + `"\}`, false},
+		{`engine_accept_duration_seconds_count\{pipeline="` + respond + `"\}`, false},
+		{`engine_events_retried_total\{pipeline="` + respond + `"\}`, false},
+		{`engine_events_refused_total\{pipeline="` + respond + `",reason="inbox_full"\}`, false},
+	} {
+		v, there := h.metric(tc.series)
+		name := strings.ReplaceAll(tc.series, `\`, "")
+		switch {
+		case there != tc.there:
+			t.Errorf("%s: there %v, want %v", name, there, tc.there)
+		case there && v != 0:
+			t.Errorf("%s is %v before anything happened, want 0", name, v)
+		}
+	}
+}

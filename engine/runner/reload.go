@@ -191,6 +191,9 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 	rep.OK = len(rejected) == 0 && len(rep.Problems) == 0
 
 	r.gen.Store(gen)
+	for _, p := range gen.pipelines {
+		r.metrics.expect(p)
+	}
 	r.switchLanes(old, gen)
 	r.recordReload(rep, gen, files)
 	return rep

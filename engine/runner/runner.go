@@ -157,6 +157,9 @@ func New(opts Options) (*Runner, error) {
 		return nil, fmt.Errorf("pipeline %s: %s", name, problem)
 	}
 	r.gen.Store(gen)
+	for _, p := range gen.pipelines {
+		r.metrics.expect(p)
+	}
 	r.lastLane = maps.Clone(gen.lanes)
 	return r, nil
 }
