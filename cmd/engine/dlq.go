@@ -21,6 +21,7 @@ import (
 
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
+	"github.com/loyalty-connector/engine/engine/runner"
 )
 
 // defaultDataDir is the data folder the engine uses when not told otherwise.
@@ -233,8 +234,12 @@ prints an array with everything in each dead letter.`, stderr)
 	// 200,000 of them are 1.7 GB decoded.
 	if f.format == "json" {
 		filter.Limit = f.limit
-		if err := writeDeadLettersJSON(stdout, s, filter); err != nil {
+		n, err := writeDeadLettersJSON(stdout, s, filter)
+		if err != nil {
 			return c.problem("%v", err)
+		}
+		if n == 0 {
+			c.noteUnknownPipeline(s, f.pipeline)
 		}
 		return exitOK
 	}
@@ -261,6 +266,7 @@ prints an array with everything in each dead letter.`, stderr)
 	}
 	if n == 0 {
 		fmt.Fprintln(stdout, "no dead letters")
+		c.noteUnknownPipeline(s, f.pipeline)
 		return exitOK
 	}
 	filter.Limit = n
@@ -284,9 +290,27 @@ prints an array with everything in each dead letter.`, stderr)
 	return exitOK
 }
 
+// noteUnknownPipeline says on stderr when no dead letter belongs to
+// pipeline: "no dead letters" read as if a misspelt pipeline had nothing
+// wrong. The pipelines that have some are named, to spot the typo.
+func (c dlqCommand) noteUnknownPipeline(s *inbox.Store, pipeline string) {
+	if pipeline == "" {
+		return
+	}
+	dead, err := runner.DeadLetterPipelines(s)
+	if err != nil || dead[pipeline] {
+		return
+	}
+	have := "there are no dead letters at all"
+	if len(dead) > 0 {
+		have = "pipelines with dead letters: " + strings.Join(slices.Sorted(maps.Keys(dead)), ", ")
+	}
+	fmt.Fprintf(c.stderr, "engine dlq %s: no dead letter belongs to a pipeline called %q; %s\n", c.name, pipeline, have)
+}
+
 // writeDeadLettersJSON writes the dead letters f selects as an indented
-// JSON array, one at a time as they are read.
-func writeDeadLettersJSON(w io.Writer, s *inbox.Store, f inbox.DeadFilter) error {
+// JSON array, one at a time as they are read, and says how many.
+func writeDeadLettersJSON(w io.Writer, s *inbox.Store, f inbox.DeadFilter) (int, error) {
 	bw := bufio.NewWriter(w)
 	n := 0
 	err := s.EachDeadLetter(f, func(dl inbox.DeadLetter) error {
@@ -307,14 +331,14 @@ func writeDeadLettersJSON(w io.Writer, s *inbox.Store, f inbox.DeadFilter) error
 		return err
 	})
 	if err != nil {
-		return err
+		return n, err
 	}
 	if n == 0 {
 		bw.WriteString("[]\n") // [] rather than null for tools
 	} else {
 		bw.WriteString("\n]\n")
 	}
-	return bw.Flush()
+	return n, bw.Flush()
 }
 
 // errorWidth is where the list cuts errors. The other columns already take

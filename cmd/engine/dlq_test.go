@@ -131,28 +131,32 @@ func listedIDs(out string) []string {
 func TestDlqList(t *testing.T) {
 	dir := seedDeadLetters(t)
 	for _, tc := range []struct {
-		name  string
-		args  []string
-		ids   []string
-		count string
+		name   string
+		args   []string
+		ids    []string
+		count  string
+		stderr string
 	}{
-		{"all", nil, []string{"1", "2", "3", "4"}, "4 dead letters"},
-		{"pipeline", []string{"--pipeline", offerPipeline}, []string{"1", "4"}, "2 dead letters"},
-		{"reason", []string{"--reason", "csv_row"}, []string{"3"}, "1 dead letter"},
-		{"since duration", []string{"--since", "1h"}, []string{"3", "4"}, "2 dead letters"},
-		{"since days", []string{"--since", "7d"}, []string{"1", "2", "3", "4"}, "4 dead letters"},
-		{"since time", []string{"--since", "2026-11-29T08:00:00Z"}, []string{"2", "3", "4"}, "3 dead letters"},
-		{"since time with offset", []string{"--since", "2026-11-29T09:20:00+01:00"}, []string{"2", "3", "4"}, "3 dead letters"},
-		{"filters together", []string{"--pipeline", offerPipeline, "--since", "1h"}, []string{"4"}, "1 dead letter"},
-		{"limit cuts", []string{"--limit", "2"}, []string{"1", "2"}, "2 dead letters shown; more match (raise --limit to see them)"},
-		{"limit fits", []string{"--limit", "4"}, []string{"1", "2", "3", "4"}, "4 dead letters"},
-		{"limit and filter", []string{"--limit", "1", "--reason", "template"}, []string{"4"}, "1 dead letter"},
-		{"no match", []string{"--pipeline", "nope"}, nil, "no dead letters"},
+		{"all", nil, []string{"1", "2", "3", "4"}, "4 dead letters", ""},
+		{"pipeline", []string{"--pipeline", offerPipeline}, []string{"1", "4"}, "2 dead letters", ""},
+		{"reason", []string{"--reason", "csv_row"}, []string{"3"}, "1 dead letter", ""},
+		{"since duration", []string{"--since", "1h"}, []string{"3", "4"}, "2 dead letters", ""},
+		{"since days", []string{"--since", "7d"}, []string{"1", "2", "3", "4"}, "4 dead letters", ""},
+		{"since time", []string{"--since", "2026-11-29T08:00:00Z"}, []string{"2", "3", "4"}, "3 dead letters", ""},
+		{"since time with offset", []string{"--since", "2026-11-29T09:20:00+01:00"}, []string{"2", "3", "4"}, "3 dead letters", ""},
+		{"filters together", []string{"--pipeline", offerPipeline, "--since", "1h"}, []string{"4"}, "1 dead letter", ""},
+		{"limit cuts", []string{"--limit", "2"}, []string{"1", "2"}, "2 dead letters shown; more match (raise --limit to see them)", ""},
+		{"limit fits", []string{"--limit", "4"}, []string{"1", "2", "3", "4"}, "4 dead letters", ""},
+		{"limit and filter", []string{"--limit", "1", "--reason", "template"}, []string{"4"}, "1 dead letter", ""},
+		{"no match", []string{"--pipeline", offerPipeline, "--reason", "csv_row"}, nil, "no dead letters", ""},
+		// A pipeline no dead letter has, a typo say: not silent.
+		{"no such pipeline", []string{"--pipeline", "nope"}, nil, "no dead letters",
+			`engine dlq list: no dead letter belongs to a pipeline called "nope"; pipelines with dead letters: offer-issued-to-braze-campaign, points-awarded-to-braze-canvas, segment-csv-to-sessionm-tags` + "\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stdout, stderr, code := runEngine(append([]string{"dlq", "list", "--data", dir}, tc.args...)...)
-			if code != exitOK || stderr != "" {
-				t.Fatalf("code %d, stderr %q", code, stderr)
+			if code != exitOK || stderr != tc.stderr {
+				t.Fatalf("code %d, stderr %q; want 0 and %q", code, stderr, tc.stderr)
 			}
 			if got := listedIDs(stdout); !slices.Equal(got, tc.ids) {
 				t.Errorf("ids %v, want %v:\n%s", got, tc.ids, stdout)
@@ -161,6 +165,16 @@ func TestDlqList(t *testing.T) {
 				t.Errorf("count line is not %q:\n%s", tc.count, stdout)
 			}
 		})
+	}
+}
+
+// --format json keeps stdout an array for tools, and notes a pipeline no
+// dead letter has on stderr, as the table does.
+func TestDlqListJSONNotesAnUnknownPipeline(t *testing.T) {
+	dir := seedDeadLetters(t)
+	stdout, stderr, code := runEngine("dlq", "list", "--data", dir, "--format", "json", "--pipeline", "nope")
+	if code != exitOK || stdout != "[]\n" || !strings.Contains(stderr, `no dead letter belongs to a pipeline called "nope"`) {
+		t.Errorf("code %d, stdout %q, stderr %q; want 0, [] and a note", code, stdout, stderr)
 	}
 }
 

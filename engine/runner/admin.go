@@ -7,8 +7,10 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/loyalty-connector/engine/engine/inbox"
@@ -159,7 +161,7 @@ func (r *Runner) listDead(w http.ResponseWriter, req *http.Request) {
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit=%q is not a whole number", s))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit=%q: give a positive number, or 0 for all", s))
 			return
 		}
 		f.Limit = n
@@ -199,10 +201,40 @@ func (r *Runner) listDead(w http.ResponseWriter, req *http.Request) {
 		// reader takes for a whole answer.
 		r.log.Warn("listing dead letters stopped", "after", n, "error", err)
 	case n == 0:
+		if note := r.unknownPipelineNote(f.Pipeline); note != "" {
+			w.Header().Set("X-Note", note)
+		}
 		writeJSON(w, http.StatusOK, []inbox.DeadLetter{})
 	default:
 		_, _ = io.WriteString(w, "]\n")
 	}
+}
+
+// unknownPipelineNote says, for an empty answer to pipeline=, when no
+// pipeline of that name runs or has dead letters: a misspelt name
+// answered [] as a pipeline with nothing wrong does. The answer stays an
+// array, for the tools that read it, so the note goes in a header.
+func (r *Runner) unknownPipelineNote(pipeline string) string {
+	if pipeline == "" || r.Running(pipeline) != nil {
+		return ""
+	}
+	dead, err := DeadLetterPipelines(r.store)
+	if err != nil || dead[pipeline] {
+		return ""
+	}
+	return fmt.Sprintf("no pipeline called %q runs here or has dead letters; running: %s",
+		pipeline, strings.Join(slices.Sorted(maps.Keys(r.gen.Load().pipelines)), ", "))
+}
+
+// DeadLetterPipelines is the set of pipelines that have dead letters in s.
+// It reads every dead letter's summary.
+func DeadLetterPipelines(s *inbox.Store) (map[string]bool, error) {
+	names := map[string]bool{}
+	err := s.EachDeadLetterSummary(inbox.DeadFilter{}, func(dl inbox.DeadLetter) error {
+		names[dl.Pipeline] = true
+		return nil
+	})
+	return names, err
 }
 
 func deadID(w http.ResponseWriter, req *http.Request) (uint64, bool) {

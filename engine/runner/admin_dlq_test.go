@@ -148,7 +148,8 @@ func TestAdminListPages(t *testing.T) {
 		{"reason=attempts_exhausted&after=200", 200, "202..250 (25)"},
 		{"after=x", 400, `after=\"x\" is not a dead letter id`},
 		{"after=-1", 400, `after=\"-1\" is not a dead letter id`},
-		{"limit=-1", 400, `limit=\"-1\" is not a whole number`},
+		{"limit=-1", 400, `limit=\"-1\": give a positive number, or 0 for all`},
+		{"limit=x", 400, `limit=\"x\": give a positive number, or 0 for all`},
 		{"reason=lookup", 400, `reason=\"lookup\" is not a reason dead letters have; the reasons are rejected, not_sent, attempts_exhausted, lookup_rejected, template, filter, internal_error, damaged, csv_row`},
 	} {
 		a := do(t, "GET", admin.URL+"/dlq?"+tc.query, "", nil)
@@ -168,6 +169,35 @@ func TestAdminListPages(t *testing.T) {
 		}
 		if a.status != tc.status || !strings.Contains(got, tc.want) {
 			t.Errorf("%s: %d %s, want %d %s", tc.query, a.status, got, tc.status, tc.want)
+		}
+	}
+}
+
+// GET /dlq?pipeline= with a name no pipeline runs under and no dead
+// letter has (a typo) answered [] as a pipeline with nothing wrong does.
+// The answer stays an array; an X-Note header says so.
+func TestAdminListNotesAnUnknownPipeline(t *testing.T) {
+	h := start(t, setup{})
+	if _, err := h.store.DeadLetter("renamed-pipeline", 0, inbox.DeadLetter{Reason: "rejected", Event: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	admin := httptest.NewServer(h.r.AdminHandler(nil))
+	defer admin.Close()
+	for _, tc := range []struct {
+		query string
+		note  string
+	}{
+		{"pipeline=nope", `no pipeline called "nope" runs here or has dead letters; running: braze-segment-to-sessionm-tags, offer-issued-to-braze-campaign, points-awarded-to-braze-canvas, segment-csv-to-sessionm-tags, wallet-for-connected-content`},
+		{"pipeline=" + csvPipeline, ""},                   // runs, has none
+		{"pipeline=renamed-pipeline&reason=template", ""}, // not running, has some
+		{"reason=template", ""},                           // no pipeline named
+	} {
+		a := do(t, "GET", admin.URL+"/dlq?"+tc.query, "", nil)
+		if a.status != 200 || strings.TrimSpace(a.body) != "[]" {
+			t.Errorf("%s: %d %s; want 200 []", tc.query, a.status, a.body)
+		}
+		if got := a.header.Get("X-Note"); got != tc.note {
+			t.Errorf("%s: X-Note %q, want %q", tc.query, got, tc.note)
 		}
 	}
 }
