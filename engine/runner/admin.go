@@ -237,6 +237,17 @@ func DeadLetterPipelines(s *inbox.Store) (map[string]bool, error) {
 	return names, err
 }
 
+// deadLetterLabel names a dead letter's event as the lines about it did
+// before it was dead (eventLabel), so one search finds them all: a CSV
+// row by its file, number and id, any other event by its id.
+func deadLetterLabel(dl inbox.DeadLetter) string {
+	var ev struct{ Row *storedRow }
+	if dl.EventID != "" && json.Unmarshal(dl.Event, &ev) == nil && ev.Row != nil {
+		return rowLabel(ev.Row.File, ev.Row.Number, dl.EventID)
+	}
+	return dl.EventID
+}
+
 func deadID(w http.ResponseWriter, req *http.Request) (uint64, bool) {
 	id, err := strconv.ParseUint(req.PathValue("id"), 10, 64)
 	if err != nil || id == 0 {
@@ -285,7 +296,7 @@ func (r *Runner) replayDead(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.wake(pipeline)
-	r.log.Info("dead letter replayed", "dead_letter", id, "pipeline", pipeline, "version", r.version(pipeline), "queued_as", seq)
+	r.log.Info("dead letter replayed", "dead_letter", id, "pipeline", pipeline, "version", r.version(pipeline), "event", deadLetterLabel(dl), "queued_as", seq)
 	writeJSON(w, http.StatusOK, map[string]any{"replayed": id, "pipeline": pipeline, "queued_as": seq})
 }
 

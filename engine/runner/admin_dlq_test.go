@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/loyalty-connector/engine/engine/inbox"
+	"github.com/loyalty-connector/engine/engine/runner"
 )
 
 // A broken row's dead letter holds where the row was, and a damaged one
@@ -303,5 +305,66 @@ func TestDeadLetterReasonsAreTheOnesGiven(t *testing.T) {
 		if !strings.Contains(section, "\n- `"+r+"`: ") {
 			t.Errorf("the README's Dead letters has no line \"- `%s`: ...\"", r)
 		}
+	}
+}
+
+// The line that says a dead letter was replayed names its event as the
+// lines about it before did, so one search of the log follows it: it gave
+// the dead letter's number only.
+func TestAdminReplayLogNamesTheEvent(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dirs []string
+		// deadLetter makes one dead letter and returns how the log
+		// named its event.
+		deadLetter func(h *harness) string
+	}{
+		{"webhook event", []string{"testdata/pipelines"}, func(h *harness) string {
+			h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":422,"count":1}`)
+			a := h.post("/hooks/tags/"+ana, `{"tags":["a"]}`, map[string]string{"Authorization": coreBasic})
+			var answer struct {
+				EventID string `json:"event_id"`
+			}
+			if err := json.Unmarshal([]byte(a.body), &answer); err != nil || answer.EventID == "" {
+				h.t.Fatalf("setup: %d %s", a.status, a.body)
+			}
+			return answer.EventID
+		}},
+		{"CSV row", nil, func(h *harness) string {
+			h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":422,"count":1}`)
+			file := writeCSV(h.t, h.t.TempDir(), 1, 0)
+			if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
+				h.t.Fatal(err)
+			}
+			return "segment.csv row 1 (" + fileHash(h.t, file) + ":1)"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &lockedBuffer{}
+			h := start(t, setup{dirs: tc.dirs, users: 2, opts: func(o *runner.Options) {
+				o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+			}})
+			want := tc.deadLetter(h)
+			h.drained()
+			dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+			if len(dls) != 1 {
+				t.Fatalf("setup: dead letters %+v; want 1", dls)
+			}
+			admin := httptest.NewServer(h.r.AdminHandler(nil))
+			defer admin.Close()
+			if a := do(t, "POST", fmt.Sprintf("%s/dlq/%d/replay", admin.URL, dls[0].ID), "", nil); a.status != 200 {
+				t.Fatalf("replay: %d %s", a.status, a.body)
+			}
+			var named []string
+			for _, l := range strings.Split(logs.String(), "\n") {
+				var line struct{ Msg, Event string }
+				if json.Unmarshal([]byte(l), &line) == nil && (line.Msg == "dead-lettered" || line.Msg == "dead letter replayed") {
+					named = append(named, line.Msg+": "+line.Event)
+				}
+			}
+			if w := []string{"dead-lettered: " + want, "dead letter replayed: " + want}; !slices.Equal(named, w) {
+				t.Errorf("lines name %q; want %q", named, w)
+			}
+		})
 	}
 }

@@ -904,29 +904,43 @@ func (b *lockedBuffer) String() string {
 }
 
 // The line that reports a broken row names its pipeline, version and
-// event, as every line about an event does: the event id finds its dead
-// letter.
+// event as every line about a row does, by file, number and id (the id
+// finds its dead letter). It gave the bare id, where the lines about the
+// file's other rows gave "segment.csv row 1 (<id>)".
 func TestCSVBrokenRowLogNamesItsEvent(t *testing.T) {
 	var logs lockedBuffer
 	h := start(t, setup{users: 10, opts: func(o *runner.Options) {
-		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+		o.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}})
 	file := writeCSV(t, t.TempDir(), 5, 3)
 	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
 		t.Fatal(err)
 	}
-	var line struct {
-		Msg, Pipeline, Version, Event string
-	}
+	events := map[string][]string{} // by msg
 	for _, l := range strings.Split(logs.String(), "\n") {
-		if strings.Contains(l, `"broken CSV row"`) {
-			if err := json.Unmarshal([]byte(l), &line); err != nil {
-				t.Fatal(err)
-			}
+		var line struct {
+			Msg, Pipeline, Version, Event string
+		}
+		if json.Unmarshal([]byte(l), &line) != nil || line.Event == "" {
+			continue
+		}
+		if line.Pipeline != csvPipeline || line.Version == "" {
+			t.Errorf("a line without its pipeline and version: %s", l)
+		}
+		events[line.Msg] = append(events[line.Msg], line.Event)
+	}
+	hash := fileHash(t, file)
+	if want := []string{"segment.csv row 3 (" + hash + ":3)"}; !slices.Equal(events["broken CSV row"], want) {
+		t.Errorf("broken CSV row lines name %q; want %q", events["broken CSV row"], want)
+	}
+	row := regexp.MustCompile(`^segment\.csv row (\d+) \(` + hash + `:(\d+)\)$`)
+	for _, ev := range events["delivered"] {
+		if m := row.FindStringSubmatch(ev); m == nil || m[1] != m[2] {
+			t.Errorf("a delivered line names its row %q; want segment.csv row N (%s:N)", ev, hash)
 		}
 	}
-	if line.Pipeline != csvPipeline || line.Version == "" || line.Event != fileHash(t, file)+":3" {
-		t.Fatalf("broken row logged as %+v; want its pipeline, version and event id (%s:3)", line, fileHash(t, file))
+	if len(events["delivered"]) != 4 {
+		t.Errorf("%d delivered lines, want 4", len(events["delivered"]))
 	}
 }
 

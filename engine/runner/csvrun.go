@@ -115,7 +115,7 @@ func (c *csvRun) brokenRow(e *csvfile.RowError) error {
 	}
 	c.r.csv.update(c.progress, func(p *CSVProgress) { p.Broken++ })
 	c.r.metrics.deadLettered.WithLabelValues(c.pipeline, "csv_row").Inc()
-	c.r.log.Warn("broken CSV row", "pipeline", c.pipeline, "version", version, "event", c.rowID(e.Number), "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason)
+	c.r.log.Warn("broken CSV row", "pipeline", c.pipeline, "version", version, "event", rowLabel(e.File, e.Number, c.rowID(e.Number)), "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason)
 	return nil
 }
 

@@ -361,7 +361,7 @@ func (e eventName) LogValue() slog.Value {
 	it := e.it
 	if it.stored != nil && it.stored.Row != nil {
 		r := it.stored.Row
-		return slog.StringValue(fmt.Sprintf("%s row %d (%s)", filepath.Base(r.File), r.Number, it.stored.ID))
+		return slog.StringValue(rowLabel(r.File, r.Number, it.stored.ID))
 	}
 	// The inbox keeps the id too: an event that cannot be decoded has
 	// none stored.
@@ -373,6 +373,13 @@ func (e eventName) LogValue() slog.Value {
 		return slog.StringValue(id)
 	}
 	return slog.StringValue(noIDLabel(it.pipeline, it.rec.Seq))
+}
+
+// rowLabel names a CSV row in log lines, the same on every line about it:
+// its file and number, to find it, and its event id (file hash:row), to
+// find its dead letter.
+func rowLabel(file string, number int, id string) string {
+	return fmt.Sprintf("%s row %d (%s)", filepath.Base(file), number, id)
 }
 
 // noIDLabel is the id an event without one is answered and logged by.
