@@ -453,9 +453,53 @@ func (fc *fileContext) strictDecode(into any) {
 }
 
 // decode decodes the (resolved) document into a config struct; values of
-// the wrong type were reported by the schema and are left zero.
+// the wrong type were reported by the schema and are left zero. A key
+// given twice was reported by checkDuplicateKeys; the YAML decoder would
+// drop the whole mapping holding it, so the rest of the file would look
+// missing (a pipeline with no target), and the first of the two is
+// decoded instead.
 func (fc *fileContext) decode(into any) {
-	_ = fc.doc.Root.Decode(into)
+	_ = withoutDuplicateKeys(fc.doc.Root).Decode(into)
+}
+
+// withoutDuplicateKeys returns n with the second and later copies of a
+// key left out of every mapping, or n itself when it has none. n is not
+// changed: positions are still looked up in it.
+func withoutDuplicateKeys(n *yaml.Node) *yaml.Node {
+	var content []*yaml.Node
+	changed := false
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for i, c := range n.Content {
+			d := withoutDuplicateKeys(c)
+			if d != c && !changed {
+				content, changed = slices.Clone(n.Content[:i]), true
+			}
+			if changed {
+				content = append(content, d)
+			}
+		}
+	case yaml.MappingNode:
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			d := withoutDuplicateKeys(v)
+			dup := seen[k.Value] && k.Tag != "!!merge"
+			seen[k.Value] = true
+			if (dup || d != v) && !changed {
+				content, changed = slices.Clone(n.Content[:i]), true
+			}
+			if changed && !dup {
+				content = append(content, k, d)
+			}
+		}
+	}
+	if !changed {
+		return n
+	}
+	c := *n
+	c.Content = content
+	return &c
 }
 
 // version hashes what a pipeline's behaviour depends on: its file and the
