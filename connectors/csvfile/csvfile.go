@@ -130,14 +130,19 @@ func NewReader(src io.ReadSeeker, file string, delimiter rune) (*Reader, error) 
 	if errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s: the file is empty; a CSV source needs a header row naming the columns", file)
 	}
-	if r.in.hit {
-		cr, err := r.crOnly(r.base)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
+	if r.in.hit || err != nil {
+		// In a file whose lines end with a lone \r the header row runs
+		// on into the rows, so a quote in them fails it too: the line
+		// endings, not the quote, are what to fix.
+		cr, crErr := r.crOnly(r.base)
+		if crErr != nil {
+			return nil, fmt.Errorf("%s: %w", file, crErr)
 		}
 		if cr {
 			return nil, fmt.Errorf("%s: %s", file, crOnlyReason)
 		}
+	}
+	if r.in.hit {
 		return nil, fmt.Errorf("%s: cannot read the header row: it is longer than the %s a row may have; check that its quotes are closed", file, sizeText(MaxRowBytes))
 	}
 	if err != nil {

@@ -35,6 +35,12 @@ func TestNewReaderHeader(t *testing.T) {
 		{"CR-only line endings", "user_id,tag\ru1,vip\ru2,gold\r", 0, nil, "export.csv: the line endings are CR only (old Mac or Excel \"CSV (Macintosh)\"), so the whole file reads as its header row; save it with LF or CRLF line endings"},
 		{"CR-only line endings, one column", "user_id\ru1\r", 0, nil, "export.csv: the line endings are CR only"},
 		{"CR-only line endings, header only", "user_id,tag\r", 0, []string{"user_id", "tag"}, ""},
+		// A quote after a lone \r is a parse error in the one long line:
+		// the line endings, not the quote, are what to fix.
+		{"CR-only line endings, quoted values", "user_id\r\"u-1\"\r", 0, nil, "export.csv: the line endings are CR only"},
+		{"CR-only line endings, quoted names", "\"user_id\",\"tag\"\r\"u1\",\"vip\"\r", 0, nil, "export.csv: the line endings are CR only"},
+		{"CR-only line endings, quoted header only", "\"user_id\",\"tag\"\r", 0, []string{"user_id", "tag"}, ""},
+		{"broken header, CRLF", "user_id,em\"ail\r\nu1,a\r\n", 0, nil, "export.csv: cannot read the header row: a \" inside a field that does not start with one"},
 		{"CR-only line endings, over a row's bound", "user_id,tag\r" + strings.Repeat("u1,vip\r", MaxRowBytes/7+1), 0, nil, "export.csv: the line endings are CR only"},
 		{"header over a row's bound", "user_id,\"tag\n" + strings.Repeat("u1,vip\n", MaxRowBytes/7+1), 0, nil, "export.csv: cannot read the header row: it is longer than the 1 MiB a row may have; check that its quotes are closed"},
 		{"header just under a row's bound", "user_id," + strings.Repeat("t", MaxRowBytes-8) + "\nu1,vip\n", 0, []string{"user_id", strings.Repeat("t", MaxRowBytes-8)}, ""},
