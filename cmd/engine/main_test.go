@@ -103,6 +103,10 @@ func TestDryRunGoldens(t *testing.T) {
 		{"segment-csv.txt", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "examples/csv/braze-segment-export.csv"}, 0},
 		{"segment-csv-2-rows.json", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "examples/csv/braze-segment-export.csv", "--rows", "2", "--format", "json"}, 0},
 		{"segment-csv-broken-rows.txt", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "cmd/engine/testdata/broken-rows.csv"}, 1},
+		{"segment-csv-1-row.txt", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "examples/csv/braze-segment-export.csv", "--rows", "1"}, 0},
+		// quoted values in a file with CR-only line endings: the file
+		// fails as a whole, and the summary says so
+		{"segment-csv-cr-only.txt", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "cmd/engine/testdata/cr-only.csv"}, 1},
 		{"wallet.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--query", "culture=es-ES"}, 0},
 		{"wallet.json", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--format", "json"}, 0},
 		// sessionm.md §4, §8 (A): Connect datetimes in the zone-less .NET

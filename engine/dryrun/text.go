@@ -132,9 +132,27 @@ func (rep *CSVReport) WriteText(w io.Writer, m *secrets.Masker) error {
 	for _, e := range rep.Errors {
 		fmt.Fprintf(&b, "error     %s\n", e)
 	}
-	fmt.Fprintf(&b, "\n%d rows: %d requests (not sent), %d filtered out, %d with errors\n", len(rep.Rows), requests, filtered, failed)
+	counts := fmt.Sprintf("%s (not sent), %d filtered out, %d with errors", plural(requests, "request"), filtered, failed)
+	// A file that fails as a whole leaves no row in error, yet the
+	// command exits 1: the last line says so rather than "0 with errors".
+	switch {
+	case len(rep.Errors) == 0:
+		fmt.Fprintf(&b, "\n%s: %s\n", plural(len(rep.Rows), "row"), counts)
+	case len(rep.Rows) == 0:
+		fmt.Fprintf(&b, "\nno rows: the file could not be read (the error above says why), so nothing would be sent\n")
+	default:
+		fmt.Fprintf(&b, "\n%s, then the file could not be read on (the error above says why): %s\n", plural(len(rep.Rows), "row"), counts)
+	}
 	_, err := io.WriteString(w, m.String(b.String()))
 	return err
+}
+
+// plural counts n things: "1 row", "2 rows".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // Failed reports whether any row or the file itself had errors.
