@@ -132,6 +132,11 @@ func syntaxError(err error, src []byte) *Error {
 		line = 1
 	}
 	line = problemLine(src, line, msg)
+	// yaml.v3 words a tab in the indentation as a token or indentation
+	// problem; a user needs to hear that tabs are the trouble.
+	if col := indentTab(src, line); col > 0 {
+		return &Error{Line: line, Column: col, Message: "invalid YAML: this line is indented with a tab; YAML indentation must use spaces, not tabs"}
+	}
 	switch {
 	case strings.Contains(msg, "expected ',' or ']'") || strings.Contains(msg, "expected ',' or '}'"):
 		msg += " (inside [ ] or { }, quote values that hold { } [ ] , or :, such as \"/users/{id}\"; check this line and the next)"
@@ -139,6 +144,25 @@ func syntaxError(err error, src []byte) *Error {
 		msg += " (check the indentation and the colons on this line and the next)"
 	}
 	return &Error{Line: line, Column: 1, Message: "invalid YAML: " + msg}
+}
+
+// indentTab returns the column of the first tab in the indentation of
+// line (1-based), or 0 when the line is not indented with one.
+func indentTab(src []byte, line int) int {
+	lines := bytes.Split(src, []byte("\n"))
+	if line < 1 || line > len(lines) {
+		return 0
+	}
+	for i, c := range lines[line-1] {
+		switch c {
+		case '\t':
+			return i + 1
+		case ' ':
+		default:
+			return 0
+		}
+	}
+	return 0
 }
 
 // lineAndMessage splits yaml.v3's "yaml: line N: message".

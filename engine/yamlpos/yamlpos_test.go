@@ -30,7 +30,9 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"unclosed flow sequence", "a: 1\nb: [\n", 2, "did not find expected node content"},
 		{"bad indentation", "a: 1\n  b: 2\n", 2, "mapping values are not allowed"},
-		{"tab indentation", "a:\n\tb: 1\n", 2, "cannot start any token"},
+		{"tab indentation", "a:\n\tb: 1\n", 2, "indented with a tab; YAML indentation must use spaces, not tabs"},
+		{"tab after spaces", "a:\n  b: 1\n  c:\n  \td: 2\n", 4, "indented with a tab; YAML indentation must use spaces, not tabs"},
+		{"tab under a mapping", "a:\n  b: 1\n\tc: 2\n", 3, "indented with a tab; YAML indentation must use spaces, not tabs"},
 		{"unterminated quote", "x: 1\ny: 2\nz: \"open\n", 3, "unexpected end of stream"},
 		{"a key indented less than its mapping's", "a: 1\nb:\n  c: 1\n  d: 2\n e: 3\n  f: 4\n", 5, "did not find expected key"},
 		{"a list item among keys", "a: 1\nb:\n  c: 1\n  - d\n  f: 4\n", 4, "did not find expected key"},
@@ -55,6 +57,12 @@ func TestParseErrors(t *testing.T) {
 			}
 			if ye.Column < 1 {
 				t.Errorf("column = %d, want >= 1", ye.Column)
+			}
+			// A tab is pointed at: the column is the tab's.
+			if strings.Contains(tt.contains, "tab") {
+				if line := strings.Split(tt.src, "\n")[ye.Line-1]; ye.Column > len(line) || line[ye.Column-1] != '\t' {
+					t.Errorf("column = %d, not the tab's in %q", ye.Column, line)
+				}
 			}
 			if !strings.Contains(ye.Message, tt.contains) {
 				t.Errorf("message %q does not contain %q", ye.Message, tt.contains)
