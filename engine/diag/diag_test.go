@@ -151,6 +151,8 @@ func TestSuggest(t *testing.T) {
 		{"two edits on a long name", "reqeust", candidates, `; did you mean "request"?`},
 		{"missing letter", "upcas", candidates, `; did you mean "upcase"?`},
 		{"short name one edit", "iff", candidates, `; did you mean "if"?`},
+		{"transposition in a short name", "endfi", []string{"endif", "endfor"}, `; did you mean "endif"?`},
+		{"transposition in a command", "vlaidate", []string{"validate", "run"}, `; did you mean "validate"?`},
 		{"tie broken alphabetically", "ix", []string{"in", "if"}, `; did you mean "if"?`},
 		{"far name", "foo", candidates, ""},
 		{"two edits on a short name", "evxxt", []string{"event"}, ""},
@@ -177,7 +179,10 @@ func TestEditDistance(t *testing.T) {
 		{"abc", "", 3},
 		{"kitten", "sitting", 3},
 		{"event", "evnt", 1},
-		{"default", "defualt", 2},
+		{"default", "defualt", 1}, // swapped letters are one edit
+		{"endif", "endfi", 1},
+		{"ab", "ba", 1},
+		{"abc", "ca", 3},
 		{"same", "same", 0},
 	}
 	for _, tt := range tests {

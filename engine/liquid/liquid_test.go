@@ -139,6 +139,7 @@ func TestParseProblems(t *testing.T) {
 		{"unknown filter on a later line", "a\nb {{ x }}\n{{ x\n | nope }}", 20, "nope", []string{`unknown filter "nope"`}, 1},
 		{"unknown tag", "a {% frob %}", 5, "frob", []string{`unknown tag "frob"`}, 1},
 		{"unknown tag with suggestion", "{% iff x %}{% endif %}", 3, "iff", []string{`unknown tag "iff"`, `did you mean "if"?`}, 1},
+		{"end tag with swapped letters", "{% if x %}y{% endfi %}", 14, "endfi", []string{`unknown tag "endfi"`, `did you mean "endif"?`}, 1},
 		{"a Content Block written as a tag", "{% content_blocks footer %}", 3, "content_blocks", []string{`unknown tag "content_blocks"`, "{{content_blocks.${name}}}"}, 1},
 		{"unknown tag after a raw copy of it", "{% raw %}{% frob %}{% endraw %}{% frob %}", 34, "frob", []string{`unknown tag "frob"`}, 1},
 		{"unclosed object", "Hi {{ event.n }} and {{ event.n", 21, "{{", []string{"{{ is not closed", "}}"}, 1},
