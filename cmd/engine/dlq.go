@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/diag"
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
 )
@@ -70,6 +71,14 @@ func runDlq(args []string, stdout, stderr io.Writer) int {
 		// its own set of them.
 		fmt.Fprintf(stderr, "engine dlq: name the subcommand before the flags, e.g. engine dlq list %s\n\n", strings.Join(args, " "))
 	} else {
+		var names []string
+		for _, sub := range dlqSubcommands {
+			names = append(names, sub.name)
+		}
+		if near := diag.Closest(name, names); near != "" {
+			fmt.Fprintf(stderr, "engine dlq: unknown subcommand %q; did you mean %s?\nRun 'engine dlq --help' for the subcommands.\n", name, near)
+			return exitUsage
+		}
 		fmt.Fprintf(stderr, "engine dlq: unknown subcommand %q\n\n", name)
 	}
 	dlqUsage(stderr)

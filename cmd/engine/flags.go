@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"runtime/pprof"
 	"strings"
+	"time"
 
 	"github.com/loyalty-connector/engine/connectors"
 	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/diag"
 	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/examples"
 )
@@ -49,12 +52,18 @@ func parse(fs *flag.FlagSet, args []string, stdout io.Writer) (positional []stri
 			return nil, exitOK, true
 		}
 	}
+	// The flag package prints its own message and then the whole help,
+	// which hides the one line that matters; flagError says it instead.
+	stderr := fs.Output()
+	fs.SetOutput(io.Discard)
+	defer fs.SetOutput(stderr)
 	for {
 		err := fs.Parse(args)
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, exitOK, true
 		}
 		if err != nil {
+			fmt.Fprintf(stderr, "engine %s: %s\nRun 'engine %s --help' for its flags.\n", fs.Name(), flagError(fs, args, err), fs.Name())
 			return nil, exitUsage, true
 		}
 		rest := fs.Args()
@@ -64,6 +73,65 @@ func parse(fs *flag.FlagSet, args []string, stdout io.Writer) (positional []stri
 		positional = append(positional, rest[0])
 		args = rest[1:]
 	}
+}
+
+// The flag package's messages, which name a flag with one dash.
+var (
+	unknownFlagRE  = regexp.MustCompile(`^flag provided but not defined: -(.*)$`)
+	flagNoValueRE  = regexp.MustCompile(`^flag needs an argument: -(.*)$`)
+	flagBadValueRE = regexp.MustCompile(`^invalid (?:boolean )?value ("(?:[^"\\]|\\.)*") for (?:flag )?-([^:]*): (.*)$`)
+)
+
+// flagError rewrites a flag parse error in the words the rest of the
+// engine uses: flags with two dashes, a close flag for a typo, and what
+// kind of value a flag takes.
+func flagError(fs *flag.FlagSet, args []string, err error) string {
+	msg := err.Error()
+	if m := unknownFlagRE.FindStringSubmatch(msg); m != nil {
+		var names []string
+		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+		out := "unknown flag " + asTyped(args, m[1])
+		if near := diag.Closest(m[1], names); near != "" {
+			out += "; did you mean --" + near + "?"
+		}
+		return out
+	}
+	if m := flagNoValueRE.FindStringSubmatch(msg); m != nil {
+		return "--" + m[1] + " needs a value"
+	}
+	if m := flagBadValueRE.FindStringSubmatch(msg); m != nil {
+		if f := fs.Lookup(m[2]); f != nil {
+			if g, ok := f.Value.(flag.Getter); ok {
+				switch g.Get().(type) {
+				case bool:
+					return fmt.Sprintf("--%s %s: give true or false", m[2], m[1])
+				case int, int64, uint, uint64:
+					return fmt.Sprintf("--%s %s: give a whole number", m[2], m[1])
+				case float64:
+					return fmt.Sprintf("--%s %s: give a number", m[2], m[1])
+				case time.Duration:
+					return fmt.Sprintf("--%s %s: give a duration such as 30s or 5m", m[2], m[1])
+				}
+			}
+		}
+		return fmt.Sprintf("--%s %s: %s", m[2], m[1], m[3])
+	}
+	return msg
+}
+
+// asTyped finds how the user wrote flag name (-x, --x, --x=v), for a
+// message that quotes it.
+func asTyped(args []string, name string) string {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		dashes := a[:len(a)-len(strings.TrimLeft(a, "-"))]
+		if dashes != "" && len(dashes) <= 2 && strings.SplitN(a[len(dashes):], "=", 2)[0] == name {
+			return dashes + name
+		}
+	}
+	return "--" + name
 }
 
 // listFlag collects a repeatable flag.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/loyalty-connector/engine/engine/diag"
 )
 
 type command struct {
@@ -54,6 +56,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if c.name == name {
 			return c.run(args[1:], stdout, stderr)
 		}
+	}
+	var names []string
+	for _, c := range commands {
+		names = append(names, c.name)
+	}
+	// A near miss gets the one command it meant: the whole list would
+	// push the suggestion out of sight.
+	if near := diag.Closest(name, names); near != "" {
+		fmt.Fprintf(stderr, "engine: unknown command %q; did you mean %s?\nRun 'engine --help' for the list of commands.\n", name, near)
+		return exitUsage
 	}
 	fmt.Fprintf(stderr, "engine: unknown command %q\n\n", name)
 	usage(stderr)

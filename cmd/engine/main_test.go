@@ -179,7 +179,7 @@ func TestDryRunUsageErrors(t *testing.T) {
 		{[]string{"dry-run", "x.yaml", "--event", "e.json", "--format", "xml"}, `--format is text or json, not "xml"`},
 		{[]string{"dry-run", "x.yaml", "--event", "e.json", "--now", "yesterday"}, "not an RFC 3339 time"},
 		{[]string{"dry-run", "--env-file", "examples/sandbox.env", "pipelines/offer-issued-to-braze-campaign.yaml", "--event", "no/such/file.json"}, "cannot read the event"},
-		{[]string{"dry-run", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"dry-run", "--bogus"}, "unknown flag --bogus"},
 		{[]string{"dry-run", "pipelines/", "--event", "e.json"}, "pipelines/ is a folder; name one pipeline file in it"},
 		{[]string{"dry-run", "pipelines/connections.yaml", "--event", "e.json"}, "holds the connections; name a pipeline file that uses them"},
 	} {
@@ -242,6 +242,37 @@ func TestHelp(t *testing.T) {
 	_, stderr, code := runEngine("frobnicate")
 	if code != exitUsage || !strings.Contains(stderr, `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: code %d, %q", code, stderr)
+	}
+}
+
+// A mistyped command, subcommand or flag is named with the closest right
+// one and a pointer to --help, not followed by the whole help: the
+// suggestion would scroll out of sight.
+func TestCommandLineTypos(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		want    string
+		notWant string
+	}{
+		{[]string{"valdate"}, "engine: unknown command \"valdate\"; did you mean validate?\nRun 'engine --help' for the list of commands.\n", ""},
+		{[]string{"dryrun", "x.yaml"}, `unknown command "dryrun"; did you mean dry-run?`, "commands:"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"` + "\n\nengine: declarative", "did you mean"},
+		{[]string{"validate", "--env-fil", "x", "pipelines/"}, "engine validate: unknown flag --env-fil; did you mean --env-file?\nRun 'engine validate --help' for its flags.\n", ""},
+		{[]string{"validate", "-env-fil=x", "pipelines/"}, "engine validate: unknown flag -env-fil; did you mean --env-file?", "flags:"},
+		{[]string{"dry-run", "--bogus"}, "engine dry-run: unknown flag --bogus\nRun 'engine dry-run --help' for its flags.\n", "did you mean"},
+		{[]string{"dry-run", "x.yaml", "--rows", "x"}, `engine dry-run: --rows "x": give a whole number`, "flags:"},
+		{[]string{"dry-run", "x.yaml", "--event"}, "engine dry-run: --event needs a value", "flags:"},
+		{[]string{"run", "--until-done=maybe", "pipelines/"}, `engine run: --until-done "maybe": give true or false`, "flags:"},
+		{[]string{"dlq", "lst"}, "engine dlq: unknown subcommand \"lst\"; did you mean list?\nRun 'engine dlq --help' for the subcommands.\n", ""},
+		{[]string{"dlq", "list", "--limt", "3"}, "engine dlq list: unknown flag --limt; did you mean --limit?", "flags:"},
+	} {
+		stdout, stderr, code := runEngine(tc.args...)
+		if code != exitUsage || stdout != "" {
+			t.Errorf("%v: code %d, stdout %q; want %d and nothing", tc.args, code, stdout, exitUsage)
+		}
+		if !strings.Contains(stderr, tc.want) || (tc.notWant != "" && strings.Contains(stderr, tc.notWant)) {
+			t.Errorf("%v: stderr\n%s\nwant it to say %q and not %q", tc.args, stderr, tc.want, tc.notWant)
+		}
 	}
 }
 

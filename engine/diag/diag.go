@@ -116,6 +116,16 @@ func (p Problems) Error() string {
 // (one edit away for short names, two for longer ones), or "" when none is
 // close.
 func Suggest(name string, candidates []string) string {
+	best := Closest(name, candidates)
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+// Closest returns the candidate Suggest would name, or "" when none is
+// close or name is one of them.
+func Closest(name string, candidates []string) string {
 	best, bestDist := "", min(2, max(1, len(name)/3))+1
 	for _, c := range candidates {
 		d := editDistance(name, c)
@@ -123,10 +133,10 @@ func Suggest(name string, candidates []string) string {
 			best, bestDist = c, d
 		}
 	}
-	if best == "" || best == name {
+	if best == name {
 		return ""
 	}
-	return fmt.Sprintf("; did you mean %q?", best)
+	return best
 }
 
 // editDistance counts the edits between a and b: a letter added, removed
