@@ -148,12 +148,15 @@ type scope struct {
 	names  []string
 	shapes map[string]*spec.Shape
 	read   map[string]bool // names read by what was checked against any scope derived from the same root
+	// notYet says, for a step's name that is not bound here, why: the
+	// step runs later. Without it the step would read as a typo.
+	notYet map[string]string
 }
 
 func newScope() *scope { return &scope{shapes: map[string]*spec.Shape{}, read: map[string]bool{}} }
 
 func (s *scope) with(name string, shape *spec.Shape) *scope {
-	out := &scope{names: append(slices.Clone(s.names), name), shapes: make(map[string]*spec.Shape, len(s.shapes)+1), read: s.read}
+	out := &scope{names: append(slices.Clone(s.names), name), shapes: make(map[string]*spec.Shape, len(s.shapes)+1), read: s.read, notYet: s.notYet}
 	for k, v := range s.shapes {
 		out.shapes[k] = v
 	}
@@ -165,7 +168,7 @@ func (s *scope) without(name string) *scope {
 	if _, ok := s.shapes[name]; !ok {
 		return s
 	}
-	out := &scope{shapes: make(map[string]*spec.Shape, len(s.shapes)), read: s.read}
+	out := &scope{shapes: make(map[string]*spec.Shape, len(s.shapes)), read: s.read, notYet: s.notYet}
 	for _, n := range s.names {
 		if n != name {
 			out.names = append(out.names, n)
@@ -179,9 +182,29 @@ func (s *scope) check(path []string) string {
 	s.markRead(path)
 	shape, ok := s.shapes[path[0]]
 	if !ok {
+		if why := s.unknown(path[0]); why != "" {
+			return fmt.Sprintf("%s; known names here: %s", why, strings.Join(s.names, ", "))
+		}
 		return fmt.Sprintf("unknown name %q; known names here: %s%s", path[0], strings.Join(s.names, ", "), diag.Suggest(path[0], s.names))
 	}
 	return shape.CheckPath(path[0], path[1:])
+}
+
+// unknown says why name, not bound here, cannot be read: a step that runs
+// later. "" for a name no step has.
+func (s *scope) unknown(name string) string { return s.notYet[name] }
+
+// before returns s with the steps named in later marked as not run yet,
+// each worded by why.
+func (s *scope) before(later []string, why func(step string) string) *scope {
+	out := *s
+	out.notYet = make(map[string]string, len(later))
+	for _, name := range later {
+		if _, bound := s.shapes[name]; !bound && name != "" {
+			out.notYet[name] = why(name)
+		}
+	}
+	return &out
 }
 
 // shadow marks a binding that a template or expression hides behind a
@@ -301,15 +324,34 @@ func ChangedParts(old, new *Pipeline) []string {
 func (b *builder) build(cfg *PipelineConfig, routes *Routes) *Pipeline {
 	pl := &Pipeline{Name: PipelineName(b.doc.File), File: b.doc.File, Description: cfg.Description}
 	base := b.source(cfg, pl, routes)
+	stepConfigs := b.stepConfigs(cfg)
+	var stepNames []string
+	for _, c := range stepConfigs {
+		if c != nil {
+			stepNames = append(stepNames, c.Name)
+		}
+	}
 	if cfg.Filter != "" {
-		pl.Filter = b.expression(yamlpos.Path{"filter"}, cfg.Filter, true, base)
+		sc := base.before(stepNames, func(step string) string {
+			return fmt.Sprintf("step %q runs after the filter, so the filter cannot read it", step)
+		})
+		pl.Filter = b.expression(yamlpos.Path{"filter"}, cfg.Filter, true, sc)
 	}
 	sc := base.with("now", spec.String())
-	for i, cfgStep := range b.stepConfigs(cfg) {
+	k := 0 // cfgStep's index in stepNames
+	for i, cfgStep := range stepConfigs {
 		if cfgStep == nil {
 			continue // not a mapping: the schema said so
 		}
-		st := b.step(yamlpos.Path{"steps", i}, cfgStep, sc, pl.Steps)
+		own := cfgStep.Name
+		stepScope := sc.before(stepNames[k:], func(step string) string {
+			if step == own {
+				return fmt.Sprintf("a step cannot read its own result (%q)", step)
+			}
+			return fmt.Sprintf("step %q runs after this one (steps run in order), so it cannot be read here; move it above this step", step)
+		})
+		k++
+		st := b.step(yamlpos.Path{"steps", i}, cfgStep, stepScope, pl.Steps)
 		if st == nil {
 			continue
 		}
@@ -879,7 +921,7 @@ func (b *builder) template(path yamlpos.Path, src string, typed bool, sc *scope)
 func (b *builder) expression(path yamlpos.Path, src string, asBool bool, sc *scope) *filter.Program {
 	// expr has its own now(), so the template variable `now` is left out.
 	sc = sc.without("now")
-	opts := filter.Options{Names: sc.names, Check: sc.check, Shadow: sc.shadow, Now: b.loader.Now}
+	opts := filter.Options{Names: sc.names, Check: sc.check, Shadow: sc.shadow, Unknown: sc.unknown, Now: b.loader.Now}
 	compile := filter.CompileValue
 	if asBool {
 		compile = filter.CompileBool

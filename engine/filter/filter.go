@@ -41,6 +41,10 @@ type Options struct {
 	// Shadow is told each name the expression defines itself (let), as
 	// liquid.Options.Shadow is.
 	Shadow func(name string)
+	// Unknown, when set, is asked about a name not in Names: a non-empty
+	// answer replaces "unknown name" (a step that runs later is known,
+	// only not yet).
+	Unknown func(name string) string
 	// Now is the clock behind expr's now(); time.Now when nil.
 	Now func() time.Time
 }
@@ -98,7 +102,15 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 	for _, ref := range refs {
 		msg := ""
 		if name := ref.path[0]; !slices.Contains(opts.Names, name) {
-			msg = fmt.Sprintf("unknown name %q; known names here: %s%s", name, strings.Join(opts.Names, ", "), diag.Suggest(name, opts.Names))
+			why := ""
+			if opts.Unknown != nil {
+				why = opts.Unknown(name)
+			}
+			if why != "" {
+				msg = fmt.Sprintf("%s; known names here: %s", why, strings.Join(opts.Names, ", "))
+			} else {
+				msg = fmt.Sprintf("unknown name %q; known names here: %s%s", name, strings.Join(opts.Names, ", "), diag.Suggest(name, opts.Names))
+			}
 		} else if opts.Check != nil {
 			msg = opts.Check(ref.path)
 		}
