@@ -194,12 +194,16 @@ func (c dlqCommand) open(dir string) (*inbox.Store, bool) {
 	}
 	s, err := inbox.Open(dir, inbox.Options{})
 	if err != nil {
-		c.problem("%v", err)
 		// The inbox has no error value for a locked file; its message is
-		// the only sign that an engine holds the folder.
+		// the only sign that an engine holds the folder. Its advice (give
+		// each engine its own --data) is for engine run, not for dlq.
 		if strings.Contains(err.Error(), "in use by another engine") {
-			c.problem("stop the engine first: dlq needs the data folder to itself")
+			c.problem("data folder %s is in use by a running engine (its inbox.db is locked); "+
+				"stop that engine first, or, while it runs, use its admin listener (--admin-addr, default 127.0.0.1:8079): "+
+				"GET /dlq lists dead letters, POST /dlq/ID/replay replays one, DELETE /dlq/ID drops one", dir)
+			return nil, false
 		}
+		c.problem("%v", err)
 		return nil, false
 	}
 	return s, true
