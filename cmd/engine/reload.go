@@ -64,20 +64,22 @@ func (rl *reloader) reload(trigger string, force bool) runner.ReloadReport {
 	proj := rl.loader.Load(rl.paths)
 	rep := rl.runner.Apply(proj)
 	rl.last = fp
-	if len(rep.Changes) > 0 || len(rep.Problems) > 0 {
-		attrs := []any{"trigger", trigger, "changes", rep.Summary()}
-		var problems []string
-		for _, c := range rep.Changes {
-			problems = append(problems, c.Problems...)
-		}
-		if problems = append(problems, rep.Problems...); len(problems) > 0 {
-			attrs = append(attrs, "problems", strings.Join(problems, "; "))
-		}
-		if rep.OK {
-			rl.log.Info("reloaded", attrs...)
-		} else {
-			rl.log.Warn("reloaded, with files rejected; their running versions go on", attrs...)
-		}
+	// Every reload that ran writes its line, changes="no change" too: a
+	// SIGHUP or POST /-/reload with nothing to do would otherwise leave
+	// no sign that it was done. Unforced ones with no file changed
+	// returned above, so rescans do not fill the log.
+	attrs := []any{"trigger", trigger, "changes", rep.Summary()}
+	var problems []string
+	for _, c := range rep.Changes {
+		problems = append(problems, c.Problems...)
+	}
+	if problems = append(problems, rep.Problems...); len(problems) > 0 {
+		attrs = append(attrs, "problems", strings.Join(problems, "; "))
+	}
+	if rep.OK {
+		rl.log.Info("reloaded", attrs...)
+	} else {
+		rl.log.Warn("reloaded, with files rejected; their running versions go on", attrs...)
 	}
 	return rep
 }

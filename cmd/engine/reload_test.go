@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -473,6 +474,42 @@ func startReloaderWith(t *testing.T, cf configFlags, quiet, rescan time.Duration
 	}
 	t.Cleanup(func() { cancel(); rl.stopped.Wait() })
 	return rec, log
+}
+
+// A reload that was asked for (SIGHUP, POST /-/reload) writes its log
+// line even when nothing changed, so whoever asked sees it was done; a
+// rescan that finds nothing new writes none, or the log would fill.
+func TestReloadLogsNoChangeWhenAsked(t *testing.T) {
+	for _, tt := range []struct {
+		trigger string
+		force   bool
+		want    string // "" for no log line
+	}{
+		{"SIGHUP", true, `msg=reloaded trigger=SIGHUP changes="no change"`},
+		{"POST /-/reload", true, `msg=reloaded trigger="POST /-/reload" changes="no change"`},
+		{"rescan", false, ""},
+		{"file change", false, ""},
+	} {
+		t.Run(tt.trigger, func(t *testing.T) {
+			cf := configFlags{envFiles: listFlag{"examples/sandbox.env"}}
+			loader, _, err := cf.loader()
+			if err != nil {
+				t.Fatal(err)
+			}
+			paths := []string{"pipelines/"}
+			var log bytes.Buffer
+			rl := &reloader{paths: paths, loader: loader, runner: &recorder{}, log: slog.New(slog.NewTextHandler(&log, nil)),
+				last: fingerprint(loader.Inputs(paths))}
+			rl.reload(tt.trigger, tt.force)
+			lines := strings.Count(log.String(), "\n")
+			switch {
+			case tt.want == "" && lines != 0:
+				t.Errorf("logged %q, want nothing", log.String())
+			case tt.want != "" && (lines != 1 || !strings.Contains(log.String(), tt.want)):
+				t.Errorf("logged %q, want one line with %q", log.String(), tt.want)
+			}
+		})
+	}
 }
 
 // A secret file rewritten, as a rotation does, is reloaded like an edit.
