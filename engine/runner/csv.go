@@ -682,7 +682,7 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	}
 	update(func(p *CSVProgress) { p.Finished = true })
 	snap := snapshot()
-	r.log.Info("CSV file imported", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", snap.Rows, "sent", snap.Queued, "delivered", snap.Delivered, "filtered", snap.Filtered, "broken", snap.Broken, "handled_before", snap.Skipped)
+	r.log.Info("CSV file imported", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", snap.Rows, "sent", snap.Queued, "delivered", snap.Delivered, "filtered", snap.Filtered, "dead_lettered", snap.Failed, "broken", snap.Broken, "handled_before", snap.Skipped)
 	return snap, nil
 }
 

@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -260,6 +261,36 @@ func importWithThreeDeadLetters(t *testing.T) *harness {
 		t.Fatalf("progress %+v; the test needs 57 rows delivered and 3 dead-lettered", p)
 	}
 	return h
+}
+
+// The "CSV file imported" line counts the dead-lettered rows, as the
+// summary at stop does: without them its figures did not add up to the
+// rows sent.
+func TestCSVImportedLogCountsDeadLetters(t *testing.T) {
+	h, logs := debugLogs(t, setup{users: 100, tweak: oneAttempt})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":503,"count":3}`)
+	file := writeCSV(t, t.TempDir(), 60, 0)
+	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
+		t.Fatal(err)
+	}
+	var imported map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var line map[string]any
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		if line["msg"] == "CSV file imported" {
+			imported = line
+		}
+	}
+	if imported == nil {
+		t.Fatalf("no \"CSV file imported\" line in:\n%s", logs)
+	}
+	for key, want := range map[string]float64{"sent": 60, "delivered": 57, "dead_lettered": 3} {
+		if imported[key] != want {
+			t.Errorf("%s = %v, want %v; line %v", key, imported[key], want, imported)
+		}
+	}
 }
 
 // replayAll replays every dead letter of the CSV pipeline through the
