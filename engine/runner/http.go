@@ -234,6 +234,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 		} else {
 			received.Inc()
 			r.wake(p.Name)
+			r.warnIfStranded(p, id)
 		}
 		writeAccepted(w, id, got[0].Duplicate)
 		acceptDuration.Observe(time.Since(started).Seconds())

@@ -94,7 +94,7 @@ func (c PipelineChange) Words() string {
 			words = c.Pipeline + ": changed (comments or layout)"
 		}
 		if c.Queued > 0 {
-			words += fmt.Sprintf("; it no longer queues: %d undelivered event%s kept in the inbox until a version with a target runs", c.Queued, plural(c.Queued))
+			words += fmt.Sprintf("; it no longer queues: %d undelivered event%s in the inbox, kept there until a version with a target runs (counted now; a line follows once its last requests end)", c.Queued, plural(c.Queued))
 		}
 		return words
 	case "rejected":
@@ -107,7 +107,7 @@ func (c PipelineChange) Words() string {
 		return c.Pipeline + ": its file is accepted again; version " + c.Version + " goes on"
 	case "removed":
 		if c.Queued > 0 {
-			return fmt.Sprintf("%s: removed; %d undelivered event%s kept in the inbox", c.Pipeline, c.Queued, plural(c.Queued))
+			return fmt.Sprintf("%s: removed; %d undelivered event%s in the inbox, kept there (counted now; a line follows once its last requests end)", c.Pipeline, c.Queued, plural(c.Queued))
 		}
 		return c.Pipeline + ": removed"
 	}
@@ -272,7 +272,10 @@ func (r *Runner) switchLanes(old, gen *generation) {
 	}
 	for name, l := range old.lanes {
 		if gen.lanes[name] != l {
-			go r.retire(l, retireGraceOf(l.p))
+			go func() {
+				r.retire(l, retireGraceOf(l.p))
+				r.reportLeftBehind(name)
+			}()
 		}
 	}
 	if r.started.Load() {
@@ -439,6 +442,34 @@ func (r *Runner) retire(l *lane, grace time.Duration) {
 		l.cancelHard()
 		close(l.done)
 	})
+}
+
+// reportLeftBehind logs what a pipeline that no version delivers any more
+// (removed, or changed to answer synchronously) left in the inbox, once its
+// last version is done: the reload's own line counts the inbox as it was
+// at the reload, before the requests in flight ended and before the
+// webhooks the old route was still taking were stored.
+func (r *Runner) reportLeftBehind(name string) {
+	if r.gen.Load().lanes[name] != nil {
+		return // a new version delivers them
+	}
+	if n := r.store.Depth(name); n > 0 {
+		r.log.Warn("a pipeline no version delivers any more has finished its last requests; its undelivered events stay in the inbox until a pipeline of that name with a target runs again", "pipeline", name, "queued", n)
+	} else {
+		r.log.Info("a pipeline no version delivers any more has finished its last requests; it left nothing in the inbox", "pipeline", name)
+	}
+}
+
+// warnIfStranded warns about an event a route stored just as its pipeline
+// went (a webhook taken by the old route during a reload): no version
+// delivers it until a pipeline of that name runs again.
+func (r *Runner) warnIfStranded(p *engine.Pipeline, id string) {
+	if r.gen.Load().lanes[p.Name] != nil {
+		return
+	}
+	if ok, left := r.refusals.allow(p.Name+"\x00stranded", r.clock.Now()); ok {
+		r.log.Warn("an event was stored as its pipeline was removed: it stays in the inbox until a pipeline of that name with a target runs again", "pipeline", p.Name, "version", p.Version, "event", id, "left_out", left)
+	}
 }
 
 // recordReload updates what /status and the metrics say about reloads.

@@ -221,7 +221,7 @@ func TestReloadRemovesAndAdds(t *testing.T) {
 	}
 	rep := h.r.Apply(h.load())
 	c := changeOf(rep, tagsPipeline)
-	if c == nil || c.Result != "removed" || c.Queued != 1 || c.Words() != tagsPipeline+": removed; 1 undelivered event kept in the inbox" {
+	if c == nil || c.Result != "removed" || c.Queued != 1 || c.Words() != tagsPipeline+": removed; 1 undelivered event in the inbox, kept there (counted now; a line follows once its last requests end)" {
 		t.Fatalf("report %+v (%s)", rep, rep.Summary())
 	}
 	if a := h.tagWebhook(2, "r2"); a.status != 404 {
@@ -262,7 +262,7 @@ func TestReloadToRespondKeepsTheQueue(t *testing.T) {
 	})
 	rep := h.r.Apply(h.load())
 	c := changeOf(rep, tagsPipeline)
-	if c == nil || c.Result != "changed" || c.Queued != 1 || !strings.HasSuffix(c.Words(), "; it no longer queues: 1 undelivered event kept in the inbox until a version with a target runs") {
+	if c == nil || c.Result != "changed" || c.Queued != 1 || !strings.HasSuffix(c.Words(), "; it no longer queues: 1 undelivered event in the inbox, kept there until a version with a target runs (counted now; a line follows once its last requests end)") {
 		t.Fatalf("report %+v (%s)", rep, rep.Summary())
 	}
 	if h.store.Depth(tagsPipeline) != 1 {

@@ -2,12 +2,14 @@ package runner
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -286,4 +288,50 @@ func (b *logBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Removed while a request of it is on the wire, a pipeline's reload line
+// counts the inbox as it was then; once its last request is answered, a
+// line says what it really left there. An event its old route stores
+// after that is named in a warning: no version delivers it.
+func TestRemovedPipelineReportsWhatItLeft(t *testing.T) {
+	braze := &campaignCalls{delay: 300 * time.Millisecond}
+	srv := httptest.NewServer(braze)
+	defer srv.Close()
+	logs := &logBuffer{}
+	proj := campaignProject(t, srv.URL, false)
+	r, store := startRunnerWith(t, Options{Pipelines: proj.Pipelines, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	hooks := httptest.NewServer(r.Handler())
+	defer hooks.Close()
+	for _, campaign := range []string{"c1", "c2", "c3"} {
+		resp, err := http.Post(hooks.URL+"/hooks/campaign", "application/json", strings.NewReader(`{"campaign_id":"`+campaign+`","user":"u-1","n":1,"note":"x"}`))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("webhook: %v %v", err, resp)
+		}
+		resp.Body.Close()
+	}
+	waitUntil(t, "the first request on the wire", func() bool { return len(braze.snapshot()) == 1 })
+	var kept []*engine.Pipeline
+	var removed *engine.Pipeline
+	for _, p := range proj.Pipelines {
+		if p.Name == "any-campaign" {
+			removed = p
+		} else {
+			kept = append(kept, p)
+		}
+	}
+	rep := r.Apply(&engine.Project{Pipelines: kept, Files: proj.Files})
+	i := slices.IndexFunc(rep.Changes, func(c PipelineChange) bool { return c.Pipeline == "any-campaign" })
+	if i < 0 || rep.Changes[i].Result != "removed" || rep.Changes[i].Queued != 3 {
+		t.Fatalf("reload %+v", rep)
+	}
+	waitUntil(t, "the line once its last request is done", func() bool { return strings.Contains(logs.String(), "has finished its last requests") })
+	left := store.Depth("any-campaign")
+	if want := fmt.Sprintf(`"pipeline":"any-campaign","queued":%d`, left); left != 2 || !strings.Contains(logs.String(), want) {
+		t.Errorf("%d left in the inbox; log:\n%s\nwant %s", left, logs.String(), want)
+	}
+	r.warnIfStranded(removed, "late-1")
+	if !strings.Contains(logs.String(), `"msg":"an event was stored as its pipeline was removed`) || !strings.Contains(logs.String(), `"event":"late-1"`) {
+		t.Errorf("no warning of the stranded event:\n%s", logs.String())
+	}
 }
