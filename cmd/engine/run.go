@@ -218,11 +218,19 @@ variables override either.`, stderr)
 			return fail(exitProblem, "cannot listen on --admin-addr %s: %v (another engine? pass --admin-addr 127.0.0.1:0 or \"\")", *adminAddr, err)
 		}
 		if host, _, _ := net.SplitHostPort(aln.Addr().String()); !net.ParseIP(host).IsLoopback() {
+			// The check of the flag went by the name: localhost that the
+			// machine resolves to another address gets here.
+			if !*remoteOK {
+				aln.Close()
+				ln.Close()
+				return fail(exitUsage, "--admin-addr %s listens on %s, which is not loopback; give 127.0.0.1:PORT, or pass --admin-allow-remote to mean it", *adminAddr, aln.Addr())
+			}
 			logger.Warn("the admin listener is not on loopback (--admin-allow-remote): anyone who reaches it can reload the pipelines and replay and drop dead letters", "addr", aln.Addr().String())
 		}
 		// A web page open in the operator's browser must not replay
 		// dead letters or reload, by a cross-site post or DNS rebinding.
-		admin = &http.Server{Handler: webguard.Local(r.AdminHandler(reloadNow)), ReadHeaderTimeout: 10 * time.Second}
+		// Its requests are small: a slow one is not kept waiting for.
+		admin = &http.Server{Handler: webguard.Local(r.AdminHandler(reloadNow)), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 		go func() { _ = admin.Serve(aln) }()
 		defer admin.Close()
 		fmt.Fprintf(stdout, "engine run: admin on http://%s (/status, /-/reload, /dlq)\n", dialAddr(aln.Addr().String()))
