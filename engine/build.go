@@ -566,6 +566,11 @@ func (b *builder) step(path yamlpos.Path, cfg *StepConfig, sc *scope, before []*
 		b.errorAt(path.Child("name"), "%q is a name the engine binds itself (%s); choose another", cfg.Name, strings.Join(reservedNames, ", "))
 	case slices.ContainsFunc(before, func(s *Step) bool { return s.Name == cfg.Name }):
 		b.errorAt(path.Child("name"), "another step is already called %q", cfg.Name)
+	case filter.IsFunction(cfg.Name):
+		// Templates read it; in an expression the function wins, and
+		// reading the step there failed with a puzzling type error.
+		n, _ := b.doc.Lookup(path.Child("name"))
+		b.add(n.Line, n.Column, path.Child("name"), diag.Warning, "%q is also an expression function: templates can read this step, but a filter or expr step cannot; choose another name to read it there", cfg.Name)
 	}
 	hasCall := cfg.Connection != "" || cfg.Endpoint != "" || cfg.Method != "" || cfg.Path != ""
 	switch {

@@ -148,6 +148,10 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 
 // knownFunction reports whether name is one of expr's functions or ours
 // (now, which envOptions defines).
+// IsFunction reports whether name is a function expressions call (first,
+// len, now ...): a step of that name could not be read in an expression.
+func IsFunction(name string) bool { return knownFunction(name) }
+
 func knownFunction(name string) bool {
 	_, builtin := exprbuiltin.Index[name]
 	return builtin || name == "now"
