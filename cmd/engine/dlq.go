@@ -20,7 +20,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/loyalty-connector/engine/engine"
-	"github.com/loyalty-connector/engine/engine/diag"
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
 )
@@ -75,8 +74,7 @@ func runDlq(args []string, stdout, stderr io.Writer) int {
 		for _, sub := range dlqSubcommands {
 			names = append(names, sub.name)
 		}
-		if near := diag.Closest(name, names); near != "" {
-			fmt.Fprintf(stderr, "engine dlq: unknown subcommand %q; did you mean %s?\nRun 'engine dlq --help' for the subcommands.\n", name, near)
+		if nearMiss(stderr, "engine dlq", "subcommand", name, names) {
 			return exitUsage
 		}
 		fmt.Fprintf(stderr, "engine dlq: unknown subcommand %q\n\n", name)

@@ -61,10 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, c := range commands {
 		names = append(names, c.name)
 	}
-	// A near miss gets the one command it meant: the whole list would
-	// push the suggestion out of sight.
-	if near := diag.Closest(name, names); near != "" {
-		fmt.Fprintf(stderr, "engine: unknown command %q; did you mean %s?\nRun 'engine --help' for the list of commands.\n", name, near)
+	if nearMiss(stderr, "engine", "command", name, names) {
 		return exitUsage
 	}
 	fmt.Fprintf(stderr, "engine: unknown command %q\n\n", name)
@@ -105,4 +102,16 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 // indent prefixes every line of s.
 func indent(s, prefix string) string {
 	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
+}
+
+// nearMiss names, for a mistyped command or subcommand of who, the one it
+// most likely meant, and reports whether there was one: the whole list
+// would push the suggestion out of sight.
+func nearMiss(w io.Writer, who, what, name string, names []string) bool {
+	near := diag.Closest(name, names)
+	if near == "" {
+		return false
+	}
+	fmt.Fprintf(w, "%s: unknown %s %q; did you mean %s?\nRun '%s --help' for the list of %ss.\n", who, what, name, near, who, what)
+	return true
 }

@@ -263,7 +263,7 @@ func TestCommandLineTypos(t *testing.T) {
 		{[]string{"dry-run", "x.yaml", "--rows", "x"}, `engine dry-run: --rows "x": give a whole number`, "flags:"},
 		{[]string{"dry-run", "x.yaml", "--event"}, "engine dry-run: --event needs a value", "flags:"},
 		{[]string{"run", "--until-done=maybe", "pipelines/"}, `engine run: --until-done "maybe": give true or false`, "flags:"},
-		{[]string{"dlq", "lst"}, "engine dlq: unknown subcommand \"lst\"; did you mean list?\nRun 'engine dlq --help' for the subcommands.\n", ""},
+		{[]string{"dlq", "lst"}, "engine dlq: unknown subcommand \"lst\"; did you mean list?\nRun 'engine dlq --help' for the list of subcommands.\n", ""},
 		{[]string{"dlq", "list", "--limt", "3"}, "engine dlq list: unknown flag --limt; did you mean --limit?", "flags:"},
 	} {
 		stdout, stderr, code := runEngine(tc.args...)
