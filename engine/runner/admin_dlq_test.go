@@ -340,7 +340,7 @@ func TestAdminReplayLogNamesTheEvent(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := &lockedBuffer{}
+			logs := &runner.LockedBuffer{}
 			h := start(t, setup{dirs: tc.dirs, users: 2, opts: func(o *runner.Options) {
 				o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 			}})

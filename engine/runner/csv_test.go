@@ -885,30 +885,12 @@ func TestCSVImportCancelledCheckpointsRowsInFlight(t *testing.T) {
 	})
 }
 
-// lockedBuffer takes log lines from many goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // The line that reports a broken row names its pipeline, version and
 // event as every line about a row does, by file, number and id (the id
 // finds its dead letter). It gave the bare id, where the lines about the
 // file's other rows gave "segment.csv row 1 (<id>)".
 func TestCSVBrokenRowLogNamesItsEvent(t *testing.T) {
-	var logs lockedBuffer
+	var logs runner.LockedBuffer
 	h := start(t, setup{users: 10, opts: func(o *runner.Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}})

@@ -1,6 +1,10 @@
 package runner
 
-import "testing"
+import (
+	"strings"
+	"sync"
+	"testing"
+)
 
 // SetCSVHashed makes ImportCSV call f once it has hashed a file, before
 // it reads the rows, until the test ends.
@@ -26,4 +30,22 @@ func (r *Runner) CSVDeadNoted() int {
 	r.csv.mu.Lock()
 	defer r.csv.mu.Unlock()
 	return len(r.csv.dead)
+}
+
+// LockedBuffer takes log lines that many goroutines write at once.
+type LockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *LockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *LockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -143,7 +142,7 @@ func (h *harness) internalErrors(pipeline string, want int) []inbox.DeadLetter {
 // inbox, ended it again on every start. The event is an internal_error
 // dead letter instead, its key is free, and its later events go on.
 func TestPanicInAnAttemptIsDeadLetteredAndTheLaneGoesOn(t *testing.T) {
-	var log panicLog
+	var log runner.LockedBuffer
 	h := start(t, setup{dirs: []string{"testdata/pipelines"}, opts: func(o *runner.Options) {
 		panicOnce("/sessionm/core/")(o)
 		o.Logger = slog.New(slog.NewJSONHandler(&log, nil))
@@ -176,24 +175,6 @@ func TestPanicInAnAttemptIsDeadLetteredAndTheLaneGoesOn(t *testing.T) {
 	if logged != 1 {
 		t.Errorf("the panic is logged %d times, want once:\n%s", logged, log.String())
 	}
-}
-
-// panicLog is a log output that goroutines may write at once.
-type panicLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *panicLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *panicLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // A panic in a batch's goroutine dead-letters the events of the batch,

@@ -12,8 +12,8 @@ import (
 
 // debugLogs starts a harness whose runner logs every line, Debug
 // included, as JSON into the buffer it returns.
-func debugLogs(t *testing.T, s setup) (*harness, *lockedBuffer) {
-	logs := &lockedBuffer{}
+func debugLogs(t *testing.T, s setup) (*harness, *runner.LockedBuffer) {
+	logs := &runner.LockedBuffer{}
 	s.opts = func(o *runner.Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -21,7 +21,7 @@ func debugLogs(t *testing.T, s setup) (*harness, *lockedBuffer) {
 }
 
 // linesAbout returns the log lines whose event is event.
-func linesAbout(t *testing.T, logs *lockedBuffer, event string) []map[string]any {
+func linesAbout(t *testing.T, logs *runner.LockedBuffer, event string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {

@@ -13,7 +13,7 @@ import (
 )
 
 // refusedLines are the "webhook refused" lines in logs.
-func refusedLines(t *testing.T, logs *lockedBuffer) []map[string]any {
+func refusedLines(t *testing.T, logs *runner.LockedBuffer) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
@@ -48,7 +48,7 @@ func TestRefusedWebhooksAreLogged(t *testing.T) {
 		{"id too long", `{"event_id":"secret-body-` + strings.Repeat("x", 1100) + `"}`, map[string]string{"Authorization": hookAuth}, 400, "id_too_long"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := &lockedBuffer{}
+			logs := &runner.LockedBuffer{}
 			h := start(t, setup{
 				tweak: func(p *engine.Pipeline) {
 					if p.Name == pipeline && tc.reason != "id_too_long" {
@@ -81,7 +81,7 @@ func TestRefusedWebhooksAreLogged(t *testing.T) {
 // rate: one line a second per pipeline and reason, the next saying how
 // many were left out, and another reason is not held back by the first.
 func TestRefusedWebhooksAreLoggedOnceASecond(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &runner.LockedBuffer{}
 	h := start(t, setup{opts: func(o *runner.Options) {
 		o.MaxInbox = 1
 		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))

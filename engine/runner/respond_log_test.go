@@ -14,7 +14,7 @@ import (
 // kind, not one per Connected Content call; the next line says how many
 // were left out.
 func TestSynchronousFailuresWarnOnceASecond(t *testing.T) {
-	var logs panicLog
+	var logs runner.LockedBuffer
 	h := start(t, setup{opts: func(o *runner.Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	}})

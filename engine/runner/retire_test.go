@@ -249,7 +249,7 @@ func TestStopPastItsGraceWarnsOnlyOfTheStop(t *testing.T) {
 	braze := &campaignCalls{delay: 3 * time.Second}
 	srv := httptest.NewServer(braze)
 	defer srv.Close()
-	logs := &logBuffer{}
+	logs := &LockedBuffer{}
 	r, _ := startRunnerWith(t, Options{
 		Pipelines: campaignProject(t, srv.URL, false).Pipelines,
 		Logger:    slog.New(slog.NewJSONHandler(logs, nil)),
@@ -272,24 +272,6 @@ func TestStopPastItsGraceWarnsOnlyOfTheStop(t *testing.T) {
 	}
 }
 
-// logBuffer collects log lines written from the runner's goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // Removed while a request of it is on the wire, a pipeline's reload line
 // counts the inbox as it was then; once its last request is answered, a
 // line says what it really left there. An event its old route stores
@@ -298,7 +280,7 @@ func TestRemovedPipelineReportsWhatItLeft(t *testing.T) {
 	braze := &campaignCalls{delay: 300 * time.Millisecond}
 	srv := httptest.NewServer(braze)
 	defer srv.Close()
-	logs := &logBuffer{}
+	logs := &LockedBuffer{}
 	proj := campaignProject(t, srv.URL, false)
 	r, store := startRunnerWith(t, Options{Pipelines: proj.Pipelines, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	hooks := httptest.NewServer(r.Handler())

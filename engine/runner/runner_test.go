@@ -1539,7 +1539,7 @@ func TestSynchronousCacheOutlivesAReload(t *testing.T) {
 // renders for a user with no external id, is shared by every such user:
 // the engine warns once, naming ${braze_id}.
 func TestIdempotencyKeyWithAnEmptyPartWarns(t *testing.T) {
-	var logs lockedBuffer
+	var logs runner.LockedBuffer
 	h := start(t, setup{users: 10, opts: func(o *runner.Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	}})
@@ -1561,7 +1561,7 @@ func TestIdempotencyKeyWithAnEmptyPartWarns(t *testing.T) {
 // so once. They shared one key, so all but the first were dropped as
 // repeats, without a word.
 func TestUnrenderedIdempotencyKeyIsNoID(t *testing.T) {
-	var logs lockedBuffer
+	var logs runner.LockedBuffer
 	h := start(t, setup{users: 10, opts: func(o *runner.Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	}})
