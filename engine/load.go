@@ -352,14 +352,22 @@ func (l *Loader) readDoc(file string, diags *diag.List) *yamlpos.Doc {
 // resolveRefs expands ${env:...} and ${secret:...} in every string value
 // (not in keys: a key is a name, not a setting).
 func (fc *fileContext) resolveRefs(n *yaml.Node, path yamlpos.Path) {
+	fc.resolveRefsIn(n, path, false)
+}
+
+// resolveRefsIn is resolveRefs under an anchor or not: a value under one
+// may be aliased into an expression or a template, where its own path
+// does not say it goes.
+func (fc *fileContext) resolveRefsIn(n *yaml.Node, path yamlpos.Path, anchored bool) {
+	anchored = anchored || n.Anchor != ""
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			fc.resolveRefs(n.Content[i+1], path.Child(n.Content[i].Value))
+			fc.resolveRefsIn(n.Content[i+1], path.Child(n.Content[i].Value), anchored)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			fc.resolveRefs(c, path.Child(i))
+			fc.resolveRefsIn(c, path.Child(i), anchored)
 		}
 	case yaml.ScalarNode:
 		if n.ShortTag() != "!!str" || !strings.Contains(n.Value, "${") {
@@ -372,7 +380,11 @@ func (fc *fileContext) resolveRefs(n *yaml.Node, path yamlpos.Path) {
 			}
 			return
 		}
-		out, _, problems := fc.loader.Resolver.ExpandIn(n.Value, fc.whereIs(path))
+		where := fc.whereIs(path)
+		if anchored && fc.pipeline {
+			where = secrets.InAnchor
+		}
+		out, _, problems := fc.loader.Resolver.ExpandIn(n.Value, where)
 		if fc.referenced == nil {
 			fc.referenced, fc.unresolved = map[string]bool{}, map[string]bool{}
 		}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/loyalty-connector/engine/engine/diag"
 )
@@ -102,7 +103,8 @@ type Where int
 const (
 	InText       Where = iota // a plain setting: the value as it is
 	InExpression              // expr source: a secret only as a whole string literal
-	InTemplate                // Liquid source: a secret without Liquid's delimiters
+	InTemplate                // Liquid source: a secret only in the text, without Liquid's delimiters
+	InAnchor                  // a pipeline's YAML anchor: an alias could take it anywhere, so no secret
 )
 
 // Expand resolves every reference in s, a plain setting. It returns the
@@ -116,8 +118,9 @@ func (r *Resolver) Expand(s string) (out string, secret bool, problems []Problem
 //
 // In an expression a secret must be written as a whole double-quoted
 // string, "${secret:NAME}", and goes in as a string literal that holds its
-// value exactly (quotes escaped). In a template a secret whose value holds
-// {{, }}, {% or %} is refused. ${env:...} values go in as written in both:
+// value exactly (quotes escaped). In a template a secret goes only into
+// the text, not inside {{ }} or {% %}, and is refused when it would make
+// {{, }}, {% or %} there. ${env:...} values go in as written in both:
 // they are settings, as the file itself is.
 func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, problems []Problem) {
 	if strings.Contains(s, "${") {
@@ -128,6 +131,14 @@ func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, pro
 	}
 	var b bytes.Buffer // Truncate: a secret in an expression replaces its quotes
 	last := 0
+	var literals map[int]int
+	var code [][2]int
+	switch where {
+	case InExpression:
+		literals = exprStrings(s)
+	case InTemplate:
+		code = liquidCode(s)
+	}
 	for _, m := range refRE.FindAllStringSubmatchIndex(s, -1) {
 		b.WriteString(s[last:m[0]])
 		last = m[1]
@@ -160,9 +171,16 @@ func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, pro
 				problems = append(problems, Problem{m[0], fmt.Sprintf("a secret cannot have a default value; remove %q", s[m[6]:m[7]])})
 				continue
 			}
-			quoted := m[0] > 0 && s[m[0]-1] == '"' && m[1] < len(s) && s[m[1]] == '"'
-			if where == InExpression && !quoted {
+			if where == InAnchor {
+				problems = append(problems, Problem{m[0], fmt.Sprintf("${secret:%s} is inside a YAML anchor (&name): an alias could paste it where it is read as code; write it where it is used", name)})
+				continue
+			}
+			if end, ok := literals[m[0]-1]; where == InExpression && (!ok || end != m[1]+1) {
 				problems = append(problems, Problem{m[0], fmt.Sprintf(`in an expression a secret goes in as a whole string, "${secret:%s}", so its value is never read as code`, name)})
+				continue
+			}
+			if where == InTemplate && slices.ContainsFunc(code, func(c [2]int) bool { return c[0] < m[1] && m[0] < c[1] }) {
+				problems = append(problems, Problem{m[0], fmt.Sprintf("${secret:%s} is inside {{ }} or {%% %%}, where its value would be read as Liquid; put it in the template's text", name)})
 				continue
 			}
 			v, err := r.secret(name)
@@ -170,9 +188,24 @@ func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, pro
 				problems = append(problems, Problem{m[0], err.Error()})
 				continue
 			}
-			if where == InTemplate && hasLiquidDelimiter(v) {
-				problems = append(problems, Problem{m[0], fmt.Sprintf("the value of secret %s holds {{, }}, {%% or %%}, which this template would run as Liquid rather than send as written; a secret cannot go into a template with them", name)})
+			if where == InExpression && !utf8.ValidString(v) {
+				problems = append(problems, Problem{m[0], fmt.Sprintf("the value of secret %s is not UTF-8 text, which an expression's string cannot hold exactly", name)})
 				continue
+			}
+			if where == InTemplate {
+				// With the characters around it: a value ending in { before
+				// the file's { makes {{ as surely as one holding it.
+				around := v
+				if n := b.Len(); n > 0 {
+					around = string(b.Bytes()[n-1]) + around
+				}
+				if m[1] < len(s) {
+					around += s[m[1] : m[1]+1]
+				}
+				if hasLiquidDelimiter(around) {
+					problems = append(problems, Problem{m[0], fmt.Sprintf("the value of secret %s makes {{, }}, {%% or %%} in this template, which would run it as Liquid rather than send it as written; a secret cannot go into a template so", name)})
+					continue
+				}
 			}
 			r.masker.Add(v)
 			secret = true
@@ -189,6 +222,82 @@ func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, pro
 	}
 	b.WriteString(s[last:])
 	return b.String(), secret, problems
+}
+
+// exprStrings maps where each double-quoted string literal of an expr
+// source starts to where it ends (its quotes included), reading past
+// single-quoted and backtick strings and comments as expr's lexer does:
+// only a literal that is exactly "${secret:NAME}" may take a secret.
+func exprStrings(src string) map[int]int {
+	out := map[int]int{}
+	for i := 0; i < len(src); i++ {
+		switch c := src[i]; {
+		case c == '"' || c == '\'':
+			start := i
+			for i++; i < len(src) && src[i] != c; i++ {
+				if src[i] == '\\' {
+					i++
+				}
+			}
+			if c == '"' && i < len(src) {
+				out[start] = i + 1
+			}
+		case c == '`':
+			if end := strings.IndexByte(src[i+1:], '`'); end >= 0 {
+				i += end + 1
+			} else {
+				i = len(src)
+			}
+		case strings.HasPrefix(src[i:], "//"):
+			if end := strings.IndexByte(src[i:], '\n'); end >= 0 {
+				i += end
+			} else {
+				i = len(src)
+			}
+		case strings.HasPrefix(src[i:], "/*"):
+			if end := strings.Index(src[i+2:], "*/"); end >= 0 {
+				i += end + 3
+			} else {
+				i = len(src)
+			}
+		}
+	}
+	return out
+}
+
+// liquidCode returns where a template's {{ }} and {% %} are, delimiters
+// included (to the end for one left open); what {% raw %} holds is text.
+func liquidCode(src string) [][2]int {
+	var out [][2]int
+	for i := 0; i < len(src); {
+		open := strings.Index(src[i:], "{")
+		if open < 0 {
+			break
+		}
+		start := i + open
+		var closer string
+		switch {
+		case strings.HasPrefix(src[start:], "{{"):
+			closer = "}}"
+		case strings.HasPrefix(src[start:], "{%"):
+			closer = "%}"
+		default:
+			i = start + 1
+			continue
+		}
+		end := len(src)
+		if n := strings.Index(src[start+2:], closer); n >= 0 {
+			end = start + 2 + n + 2
+		}
+		out = append(out, [2]int{start, end})
+		i = end
+		if closer == "%}" && strings.Trim(src[start+2:end-2], " \t\n-") == "raw" {
+			if n := strings.Index(src[i:], "{%"); n >= 0 {
+				i += n // the next tag, {% endraw %}
+			}
+		}
+	}
+	return out
 }
 
 func hasLiquidDelimiter(v string) bool {
@@ -331,6 +440,10 @@ func asciiJSON(v string) string {
 			b.WriteString(`\r`)
 		case c == '\t':
 			b.WriteString(`\t`)
+		case c == '\b':
+			b.WriteString(`\b`)
+		case c == '\f':
+			b.WriteString(`\f`)
 		case c < 0x20 || c > 0x7f:
 			for _, unit := range utf16.Encode([]rune{c}) {
 				fmt.Fprintf(&b, `\u%04x`, unit)

@@ -339,6 +339,8 @@ func TestExpandInExpressionsAndTemplates(t *testing.T) {
 	writeFile(t, dir, "QUOTE", `Zq"Xy7 || true`)
 	writeFile(t, dir, "LIQUID", `Ab{{ "c" }}Zq`)
 	writeFile(t, dir, "PLAIN", "s3cr3t")
+	writeFile(t, dir, "BRACE", "{zz")
+	writeFile(t, dir, "BINARY", "p\xe4ss")
 	tests := []struct {
 		name    string
 		in      string
@@ -352,7 +354,19 @@ func TestExpandInExpressionsAndTemplates(t *testing.T) {
 		{"expr: part of a string", `event.k == "Bearer ${secret:PLAIN}"`, InExpression, "", "a whole string"},
 		{"expr: env as written", `event.n > ${env:LIMIT}`, InExpression, `event.n > 10`, ""},
 		{"template: plain value", `Bearer ${secret:PLAIN}`, InTemplate, `Bearer s3cr3t`, ""},
-		{"template: Liquid in the value", `${secret:LIQUID}`, InTemplate, "", "holds {{, }}, {% or %}"},
+		{"template: Liquid in the value", `${secret:LIQUID}`, InTemplate, "", "makes {{, }}, {% or %}"},
+		{"template: Liquid made with the text around it", `x{${secret:BRACE}`, InTemplate, "", "makes {{, }}, {% or %}"},
+		{"template: inside a tag", `{% if event.k == "${secret:PLAIN}" %}y{% endif %}`, InTemplate, "", "is inside {{ }} or {% %}"},
+		{"template: inside an output", `{{ "${secret:PLAIN}" | upcase }}`, InTemplate, "", "is inside {{ }} or {% %}"},
+		{"template: in the text between tags", `{% if x %}Bearer ${secret:PLAIN}{% endif %}`, InTemplate, `{% if x %}Bearer s3cr3t{% endif %}`, ""},
+		{"template: in a raw block", `{% raw %}${secret:PLAIN}{% endraw %}`, InTemplate, `{% raw %}s3cr3t{% endraw %}`, ""},
+		{"expr: in a single-quoted string", `event.k == 'a"${secret:PLAIN}"b'`, InExpression, "", "a whole string"},
+		{"expr: in a raw string", "event.k == `${secret:PLAIN}`", InExpression, "", "a whole string"},
+		{"expr: in a comment", `event.k == "x" /* "${secret:PLAIN}" */`, InExpression, "", "a whole string"},
+		{"expr: two sharing a quote", `event.k == "${secret:PLAIN}"${secret:QUOTE}"`, InExpression, "", `a whole string, "${secret:QUOTE}"`},
+		{"expr: not UTF-8", `event.k == "${secret:BINARY}"`, InExpression, "", "not UTF-8"},
+		{"anchor", `Bearer ${secret:PLAIN}`, InAnchor, "", "inside a YAML anchor"},
+		{"anchor: env as written", `${env:LIMIT}`, InAnchor, "10", ""},
 		{"text: Liquid in the value is text", `${secret:LIQUID}`, InText, `Ab{{ "c" }}Zq`, ""},
 	}
 	for _, tt := range tests {
@@ -368,7 +382,7 @@ func TestExpandInExpressionsAndTemplates(t *testing.T) {
 			if len(problems) != 1 || !strings.Contains(problems[0].Message, tt.problem) {
 				t.Fatalf("problems %+v; want one saying %q", problems, tt.problem)
 			}
-			for _, leak := range []string{"Zq", "s3cr3t"} {
+			for _, leak := range []string{"Zq", "s3cr3t", "zz", "\xe4"} {
 				if strings.Contains(problems[0].Message, leak) {
 					t.Errorf("the problem quotes the value: %s", problems[0].Message)
 				}
