@@ -373,6 +373,12 @@ func (b *builder) build(cfg *PipelineConfig, routes *Routes) *Pipeline {
 	}
 	pl.Delivery = b.delivery(&cfg.Delivery, base.with("now", spec.String()))
 	pl.reads = readsOf(base.read)
+	if a := pl.Source.Auth; a != nil && a.HMAC != nil && pl.reads.requestQuery && pl.Respond == nil {
+		// The dedupe id leaves the query out (it is not signed): events
+		// told apart only by it would be taken for repeats.
+		n, _ := b.doc.Lookup(yamlpos.Path{"source", "auth", "hmac"})
+		b.add(n.Line, n.Column, yamlpos.Path{"source", "auth", "hmac"}, diag.Warning, "the pipeline reads request.query, which an HMAC signature does not cover: anyone who saw one signed request could change it, and two requests that differ only there are one event (the second is taken for a repeat); put what it reads there in the body")
+	}
 	return pl
 }
 

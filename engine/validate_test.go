@@ -68,6 +68,21 @@ func TestHMACPathPlaceholdersAreWarnedAbout(t *testing.T) {
 	}
 }
 
+// An HMAC route whose pipeline reads the query builds, with a warning that
+// the query is neither signed nor part of the dedupe id.
+func TestHMACQueryReadsAreWarnedAbout(t *testing.T) {
+	l, _ := testLoader(t)
+	proj := l.Load([]string{"testdata/good/hmac-query.yaml"})
+	var warnings []string
+	for _, d := range proj.Diagnostics.Items() {
+		warnings = append(warnings, d.String())
+	}
+	want := "testdata/good/hmac-query.yaml:7:7: warning: source.auth.hmac: the pipeline reads request.query, which an HMAC signature does not cover"
+	if len(proj.Pipelines) != 1 || len(warnings) != 1 || !strings.HasPrefix(warnings[0], want) {
+		t.Errorf("built %d pipelines; diagnostics %q, want one starting %q", len(proj.Pipelines), warnings, want)
+	}
+}
+
 // Problems in connections.yaml are reported there, once, and a pipeline
 // that uses a broken connection, or one of a file that is not valid YAML,
 // says so instead of building.

@@ -13,7 +13,10 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -170,7 +173,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 		for _, name := range placeholders[req.Pattern] {
 			params[name] = req.PathValue(name)
 		}
-		id := eventID(p, req, body)
+		id := eventID(p, req, params, body)
 		if id == "" && unrendered(req.Header.Get("Idempotency-Key")) {
 			unrenderedOnce.Do(func() {
 				r.log.Warn("the Idempotency-Key header holds template text, so it names no event and repeats are not recognised; check that the sender renders it (Braze webhook headers)", "pipeline", p.Name, "version", p.Version, "key", req.Header.Get("Idempotency-Key"))
@@ -268,11 +271,13 @@ func (r *Runner) repeated(p *engine.Pipeline, id string) {
 // which Braze's own retries repeat), except on a route that checks an HMAC
 // signature: the header is not signed, so anyone holding one signed body
 // could send it again under new keys; there the id is the SHA-256 of the
-// method, the URL as sent and the signed body, which a sender's retry
-// repeats. The URL is part of it because it names the user on routes like
-// /hooks/braze/tags/{user_id}, whose bodies are the same for everyone.
-// Without any of these, repeats cannot be recognised.
-func eventID(p *engine.Pipeline, req *http.Request, body []byte) string {
+// route, the values of its path's placeholders and the signed body, which
+// a sender's retry repeats. The placeholders are part of it because they
+// name the user on routes like /hooks/braze/tags/{user_id}, whose bodies
+// are the same for everyone; the path as written is not, nor the query:
+// neither is signed, and /hooks/%61bc or ?r=2 made one signed request a
+// new event each time. Without any of these, repeats cannot be recognised.
+func eventID(p *engine.Pipeline, req *http.Request, params map[string]string, body []byte) string {
 	if p.Source.Type.Name == "sessionm_event" && len(body) > 0 {
 		if id, ok := jsonval.StringMember(body, "event_id"); ok { // the body passed json.Valid
 			return id
@@ -280,12 +285,13 @@ func eventID(p *engine.Pipeline, req *http.Request, body []byte) string {
 	}
 	if a := p.Source.Auth; a != nil && a.HMAC != nil {
 		h := sha256.New()
-		// A path holds no newline, so the body's start is plain. The
-		// query is left out: it is not signed, and with it in, one signed
-		// request sent again with ?r=1, ?r=2 ... was a new event each time.
-		io.WriteString(h, req.Method)
-		io.WriteString(h, " ")
-		io.WriteString(h, req.URL.EscapedPath())
+		// Escaped, no value holds a newline or =: the body's start is
+		// plain.
+		io.WriteString(h, req.Pattern)
+		io.WriteString(h, "\n")
+		for _, name := range slices.Sorted(maps.Keys(params)) {
+			io.WriteString(h, name+"="+url.PathEscape(params[name])+"\n")
+		}
 		io.WriteString(h, "\n")
 		h.Write(body)
 		var sum [sha256.Size]byte
