@@ -117,18 +117,24 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			return
 		}
 		// One byte over max_body is how MaxBytesReader tells a body of
-		// unknown length too big.
-		room := p.Source.MaxBody + 1
+		// unknown length too big; io.ReadAll reads it into a buffer it
+		// grows by doubling.
+		need := 2 * (p.Source.MaxBody + 1)
 		if req.ContentLength >= 0 {
-			room = req.ContentLength
+			need = req.ContentLength
 		}
-		if !r.bodies.take(room) {
+		room := &r.bodies.checked
+		if a := p.Source.Auth; a == nil || a.HMAC != nil {
+			room = &r.bodies.unchecked
+		}
+		took, ok := room.take(need)
+		if !ok {
 			r.refuse(p, req, "busy", http.StatusServiceUnavailable)
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, "too many request bodies are being read at once; try again in a second")
 			return
 		}
-		defer r.bodies.give(room)
+		defer room.give(took)
 		body, err := readBody(http.MaxBytesReader(w, req.Body, p.Source.MaxBody), req.ContentLength)
 		if err != nil {
 			var tooBig *http.MaxBytesError

@@ -42,9 +42,10 @@ type Options struct {
 	// connection pool sized for the pipelines' concurrency.
 	Client   *http.Client
 	MaxInbox int
-	// BodyMemory bounds the bytes of webhook bodies read at once, across
-	// all routes (DefaultBodyMemory when 0); past it a webhook gets 503
-	// with Retry-After.
+	// BodyMemory bounds the bytes of webhook bodies read at once, in each
+	// of two rooms (DefaultBodyMemory when 0): one for callers whose
+	// credentials were checked before the body, one for the others; past
+	// it a webhook gets 503 with Retry-After.
 	BodyMemory int64
 	// Random feeds backoff jitter; nil means math/rand.
 	Random func() float64
@@ -63,7 +64,7 @@ type Runner struct {
 	started atomic.Bool
 	csv     csvImports
 	metrics *metrics
-	bodies  bodyBudget
+	bodies  bodyRooms
 
 	reloadMu  sync.Mutex       // one Apply at a time
 	lastLane  map[string]*lane // the newest lane of each pipeline name, removed ones too (under reloadMu)
@@ -115,7 +116,7 @@ func New(opts Options) (*Runner, error) {
 		governors: map[string]*delivery.Governor{}, lastLane: map[string]*lane{}, states: map[string]*pipelineState{}, csvWatch: map[string]*csvWatcher{},
 		csv: csvImports{latest: map[string]*CSVProgress{}, earlier: map[string]*CSVProgress{}, queued: map[string]csvTally{}, dead: map[uint64]csvTally{},
 			runs: map[*csvRun]bool{}, reading: map[string]readingCSV{}, held: map[string]int{}},
-		bodies: bodyBudget{left: opts.BodyMemory},
+		bodies: newBodyRooms(opts.BodyMemory),
 	}
 	r.client = opts.Client
 	if r.client == nil {

@@ -555,11 +555,12 @@ func TestInboundChecks(t *testing.T) {
 	}
 }
 
-// Bodies being read share the engine's room for them: while one caller
-// holds a body half sent (an HMAC route reads it whole before it can
-// check the signature), a body that does not fit the room left is refused
-// with 503 and Retry-After at once, not read; once the first is answered,
-// it fits. A body announced over max_body is refused before it is read.
+// Bodies being read share a room: while one caller holds a body half sent
+// (an HMAC route reads it whole before it can check the signature), a
+// body that does not fit the room left is refused with 503 and
+// Retry-After at once, not read; once the first is answered, it fits.
+// Callers checked before the body have a room of their own. A body
+// announced over max_body is refused before it is read.
 func TestBodiesBeingReadAreBounded(t *testing.T) {
 	h := start(t, setup{dirs: []string{"testdata/pipelines"}, tweak: func(p *engine.Pipeline) { p.Source.MaxBody = 600 },
 		opts: func(o *runner.Options) { o.BodyMemory = 1000 }})
@@ -577,6 +578,11 @@ func TestBodiesBeingReadAreBounded(t *testing.T) {
 	if a := do(t, "POST", h.engine.URL+"/hooks/track", body[:400], nil); a.status != 401 {
 		t.Errorf("a body that fits the room left: %d %s, want 401 (its signature is wrong)", a.status, a.body)
 	}
+	// Callers checked before their bodies are read have a room of their
+	// own: the unchecked ones cannot keep them out.
+	if a := h.post("/hooks/tags/"+ana, `{"tags":["a"]}`+strings.Repeat(" ", 500), map[string]string{"Authorization": coreBasic}); a.status != 200 {
+		t.Errorf("a Basic route's body while the other room is full: %d %s, want 200", a.status, a.body)
+	}
 	fmt.Fprint(conn, body[10:])
 	status, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil || !strings.Contains(status, "401") {
@@ -584,6 +590,18 @@ func TestBodiesBeingReadAreBounded(t *testing.T) {
 	}
 	if a := do(t, "POST", h.engine.URL+"/hooks/track", body, nil); a.status != 401 {
 		t.Errorf("after the first was answered: %d %s, want 401", a.status, a.body)
+	}
+	// A body of unknown length needs more than the whole room (twice
+	// max_body): it takes all of it rather than being refused for ever.
+	chunked, err := http.NewRequest("POST", h.engine.URL+"/hooks/track", io.NopCloser(strings.NewReader(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunked.ContentLength = -1
+	if resp, err := http.DefaultClient.Do(chunked); err != nil || resp.StatusCode != 401 {
+		t.Errorf("a chunked body in an empty room: %v %v, want 401", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	if a := do(t, "POST", h.engine.URL+"/hooks/track", strings.Repeat(" ", 700), nil); a.status != 413 {
 		t.Errorf("a body over max_body: %d %s, want 413", a.status, a.body)
