@@ -273,8 +273,12 @@ func (r *Runner) switchLanes(old, gen *generation) {
 	for name, l := range old.lanes {
 		if gen.lanes[name] != l {
 			go func() {
-				r.retire(l, retireGraceOf(l.p))
-				r.reportLeftBehind(name)
+				// Only the version that ran has requests to finish: one
+				// that waited for it, or a reload before the start, would
+				// report at once, before the inbox settles.
+				if r.retire(l, retireGraceOf(l.p)) {
+					r.reportLeftBehind(name)
+				}
 			}()
 		}
 	}
@@ -412,8 +416,8 @@ func (r *Runner) beginLocked(l *lane) bool {
 // as soon as the one it waited for is. A grace of 0 is the engine
 // stopping: Stop's grace cancels every lane and says so itself, so a
 // second clock here would only warn of a replaced version that was not
-// replaced.
-func (r *Runner) retire(l *lane, grace time.Duration) {
+// replaced. It reports whether l was running and this call drained it.
+func (r *Runner) retire(l *lane, grace time.Duration) (drained bool) {
 	l.retiring.Do(func() {
 		l.lifeMu.Lock()
 		was, launched := l.life, l.launched
@@ -441,7 +445,9 @@ func (r *Runner) retire(l *lane, grace time.Duration) {
 		}
 		l.cancelHard()
 		close(l.done)
+		drained = true
 	})
+	return drained
 }
 
 // reportLeftBehind logs what a pipeline that no version delivers any more

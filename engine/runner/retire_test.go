@@ -317,3 +317,42 @@ func TestRemovedPipelineReportsWhatItLeft(t *testing.T) {
 		t.Errorf("no warning of the stranded event:\n%s", logs.String())
 	}
 }
+
+// Changed while a request of it is on the wire (its new version waits for
+// the old one), then removed: one line says what it left, once the old
+// version's request is answered. The waiting version, which never ran,
+// reported at once, and the old one again later.
+func TestChangedThenRemovedPipelineReportsOnce(t *testing.T) {
+	braze := &campaignCalls{delay: time.Second}
+	srv := httptest.NewServer(braze)
+	defer srv.Close()
+	logs := &LockedBuffer{}
+	r, store := startRunnerWith(t, Options{Pipelines: campaignProject(t, srv.URL, false).Pipelines, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	hooks := httptest.NewServer(r.Handler())
+	defer hooks.Close()
+	for _, campaign := range []string{"c1", "c2"} {
+		resp, err := http.Post(hooks.URL+"/hooks/campaign", "application/json", strings.NewReader(`{"campaign_id":"`+campaign+`","user":"u-1","n":1,"note":"x"}`))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("webhook: %v %v", err, resp)
+		}
+		resp.Body.Close()
+	}
+	waitUntil(t, "the first request on the wire", func() bool { return len(braze.snapshot()) == 1 })
+	r.Apply(campaignProject(t, srv.URL, true))
+	var kept []*engine.Pipeline
+	for _, p := range campaignProject(t, srv.URL, true).Pipelines {
+		if p.Name != "any-campaign" {
+			kept = append(kept, p)
+		}
+	}
+	r.Apply(&engine.Project{Pipelines: kept})
+	time.Sleep(200 * time.Millisecond) // a line reported at once would be out by now
+	if strings.Contains(logs.String(), "has finished its last requests") {
+		t.Fatalf("reported before the old version's request was answered:\n%s", logs.String())
+	}
+	waitUntil(t, "the line once the old version is done", func() bool { return strings.Contains(logs.String(), "has finished its last requests") })
+	time.Sleep(100 * time.Millisecond) // a second line would come now
+	if n := strings.Count(logs.String(), "has finished its last requests"); n != 1 || !strings.Contains(logs.String(), fmt.Sprintf(`"queued":%d`, store.Depth("any-campaign"))) {
+		t.Errorf("%d lines; inbox %d; log:\n%s", n, store.Depth("any-campaign"), logs.String())
+	}
+}
