@@ -427,6 +427,9 @@ func noteDelivered(it *item, body map[string]any, errs []any) {
 		}
 		array, _ := fields["input_array"].(string)
 		index, _ := fields["index"].(int)
+		if list, _ := body[array].([]any); !slices.Contains(trackArrays, array) || index < 0 || index >= len(list) {
+			return // names no object of this request: what was taken is unknown
+		}
 		if refused[array] == nil {
 			refused[array] = map[int]bool{}
 		}

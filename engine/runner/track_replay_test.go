@@ -69,3 +69,29 @@ func TestLeaveOutDelivered(t *testing.T) {
 		})
 	}
 }
+
+// Objects are noted as taken only when every error names one of the
+// request's objects: otherwise what Braze refused is unknown, and a replay
+// must send them all.
+func TestNoteDelivered(t *testing.T) {
+	body := map[string]any{"attributes": []any{map[string]any{"external_id": "u1"}}, "events": []any{map[string]any{"external_id": "u1", "name": "a"}}}
+	tests := []struct {
+		name   string
+		errs   []any
+		events int // events noted as delivered
+	}{
+		{"the attribute refused", []any{map[string]any{"input_array": "attributes", "index": 0}}, 1},
+		{"an unknown array", []any{map[string]any{"input_array": "purchase", "index": 0}}, 0},
+		{"an index past the list", []any{map[string]any{"input_array": "attributes", "index": 3}}, 0},
+		{"an error about no object", []any{"something went wrong"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			it := &item{stored: &storedEvent{}}
+			noteDelivered(it, body, tt.errs)
+			if got := len(it.stored.Delivered["events"]); got != tt.events || len(it.stored.Delivered["attributes"]) != 0 {
+				t.Errorf("noted %v", it.stored.Delivered)
+			}
+		})
+	}
+}
