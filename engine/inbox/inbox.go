@@ -135,6 +135,16 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("reading the inbox %s: %w", path, err)
 	}
+	// Marked only once the store opened: an Open that fails has no Close
+	// to clear the mark, and the next run would be told of a kill.
+	if s.markRunning {
+		err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(journalBucket).Put(runningKey, []byte{1}) })
+		if err != nil {
+			s.journal.close()
+			db.Close()
+			return nil, fmt.Errorf("marking the inbox %s in use: %w", path, err)
+		}
+	}
 	go s.appendLoop()
 	go s.commitLoop()
 	return s, nil
@@ -154,11 +164,8 @@ func (s *Store) recover(dir string, noSync bool) error {
 		if v := meta.Get(appliedKey); len(v) == 8 {
 			applied = binary.BigEndian.Uint64(v)
 		}
-		if !s.markRunning {
-			return nil
-		}
-		s.stoppedUncleanly = meta.Get(runningKey) != nil
-		return meta.Put(runningKey, []byte{1})
+		s.stoppedUncleanly = s.markRunning && meta.Get(runningKey) != nil
+		return nil
 	})
 	if err != nil {
 		return err
