@@ -59,7 +59,9 @@ func parse(fs *flag.FlagSet, args []string, stdout io.Writer) (positional []stri
 	defer fs.SetOutput(stderr)
 	for {
 		err := fs.Parse(args)
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, flag.ErrHelp) { // a spelling the loop above missed, such as --help=true
+			fs.SetOutput(stdout)
+			fs.Usage()
 			return nil, exitOK, true
 		}
 		if err != nil {

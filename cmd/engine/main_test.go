@@ -235,6 +235,9 @@ func TestHelp(t *testing.T) {
 			t.Errorf("%s --help: code %d, stdout %q, stderr %q", c.name, code, stdout, stderr)
 		}
 	}
+	if stdout, _, code := runEngine("validate", "--help=true"); code != exitOK || !strings.Contains(stdout, "usage: engine validate") {
+		t.Errorf("validate --help=true: code %d, stdout %q", code, stdout)
+	}
 	stdout, _, code := runEngine("--help")
 	if code != exitOK || !strings.Contains(stdout, "dry-run") {
 		t.Errorf("engine --help: code %d, %q", code, stdout)
