@@ -4,7 +4,6 @@
 package secrets
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -103,7 +102,7 @@ type Where int
 const (
 	InText       Where = iota // a plain setting: the value as it is
 	InExpression              // expr source: a secret only as a whole string literal
-	InTemplate                // Liquid source: a secret only in the text, without Liquid's delimiters
+	InTemplate                // Liquid source: with a secret, plain text only
 	InAnchor                  // a pipeline's YAML anchor: an alias could take it anywhere, so no secret
 )
 
@@ -118,10 +117,11 @@ func (r *Resolver) Expand(s string) (out string, secret bool, problems []Problem
 //
 // In an expression a secret must be written as a whole double-quoted
 // string, "${secret:NAME}", and goes in as a string literal that holds its
-// value exactly (quotes escaped). In a template a secret goes only into
-// the text, not inside {{ }} or {% %}, and is refused when it would make
-// {{, }}, {% or %} there. ${env:...} values go in as written in both:
-// they are settings, as the file itself is.
+// value exactly (quotes escaped). A template that holds a secret must come
+// out with no Liquid markup ({{ or {%) at all: it is then sent as plain
+// text, never parsed, so its value cannot be read as Liquid. Both are
+// judged on the string as it comes out, ${env:...} values in it (which go
+// in as written: they are settings, as the file itself is).
 func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, problems []Problem) {
 	if strings.Contains(s, "${") {
 		problems = Misspelled(s)
@@ -129,16 +129,17 @@ func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, pro
 	if !HasRef(s) {
 		return s, false, problems
 	}
-	var b bytes.Buffer // Truncate: a secret in an expression replaces its quotes
-	last := 0
-	var literals map[int]int
-	var code [][2]int
-	switch where {
-	case InExpression:
-		literals = exprStrings(s)
-	case InTemplate:
-		code = liquidCode(s)
+	// In an expression a secret is first a placeholder, so that the
+	// literals are found in the string as it comes out. No ${env:} value
+	// holds a NUL (the environment cannot).
+	type placed struct {
+		name, value string
+		offset      int
 	}
+	var inExpr []placed
+	firstSecret := -1
+	var b strings.Builder
+	last := 0
 	for _, m := range refRE.FindAllStringSubmatchIndex(s, -1) {
 		b.WriteString(s[last:m[0]])
 		last = m[1]
@@ -175,53 +176,52 @@ func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, pro
 				problems = append(problems, Problem{m[0], fmt.Sprintf("${secret:%s} is inside a YAML anchor (&name): an alias could paste it where it is read as code; write it where it is used", name)})
 				continue
 			}
-			if end, ok := literals[m[0]-1]; where == InExpression && (!ok || end != m[1]+1) {
-				problems = append(problems, Problem{m[0], fmt.Sprintf(`in an expression a secret goes in as a whole string, "${secret:%s}", so its value is never read as code`, name)})
-				continue
-			}
-			if where == InTemplate && slices.ContainsFunc(code, func(c [2]int) bool { return c[0] < m[1] && m[0] < c[1] }) {
-				problems = append(problems, Problem{m[0], fmt.Sprintf("${secret:%s} is inside {{ }} or {%% %%}, where its value would be read as Liquid; put it in the template's text", name)})
-				continue
-			}
 			v, err := r.secret(name)
 			if err != nil {
 				problems = append(problems, Problem{m[0], err.Error()})
 				continue
 			}
-			if where == InExpression && !utf8.ValidString(v) {
-				problems = append(problems, Problem{m[0], fmt.Sprintf("the value of secret %s is not UTF-8 text, which an expression's string cannot hold exactly", name)})
-				continue
-			}
-			if where == InTemplate {
-				// With the characters around it: a value ending in { before
-				// the file's { makes {{ as surely as one holding it.
-				around := v
-				if n := b.Len(); n > 0 {
-					around = string(b.Bytes()[n-1]) + around
-				}
-				if m[1] < len(s) {
-					around += s[m[1] : m[1]+1]
-				}
-				if hasLiquidDelimiter(around) {
-					problems = append(problems, Problem{m[0], fmt.Sprintf("the value of secret %s makes {{, }}, {%% or %%} in this template, which would run it as Liquid rather than send it as written; a secret cannot go into a template so", name)})
-					continue
-				}
-			}
 			r.masker.Add(v)
 			secret = true
+			if firstSecret < 0 {
+				firstSecret = m[0]
+			}
 			if where == InExpression {
-				// The quotes around the reference are the literal's: the
-				// one written here replaces them.
-				b.Truncate(b.Len() - 1)
-				b.WriteString(strconv.Quote(v))
-				last++
+				fmt.Fprintf(&b, "\x00%d\x00", len(inExpr))
+				inExpr = append(inExpr, placed{name, v, m[0]})
 				continue
 			}
 			b.WriteString(v)
 		}
 	}
 	b.WriteString(s[last:])
-	return b.String(), secret, problems
+	out = b.String()
+	switch {
+	case where == InTemplate && secret && (strings.Contains(out, "{{") || strings.Contains(out, "{%")):
+		problems = append(problems, Problem{firstSecret, "a template that holds a secret is sent as plain text, never run, so it cannot hold Liquid ({{ or {%, its secret's value and ${env:...} values included); give the secret a field of its own (a header, a query parameter, a body key)"})
+	case len(inExpr) > 0:
+		literals := exprStrings(out)
+		var e strings.Builder
+		from := 0
+		for i, p := range inExpr {
+			token := fmt.Sprintf("\x00%d\x00", i)
+			at := from + strings.Index(out[from:], token)
+			if end, ok := literals[at-1]; !ok || end != at+len(token)+1 {
+				problems = append(problems, Problem{p.offset, fmt.Sprintf(`in an expression a secret goes in as a whole string, "${secret:%s}", so its value is never read as code`, p.name)})
+				continue
+			}
+			if !utf8.ValidString(p.value) {
+				problems = append(problems, Problem{p.offset, fmt.Sprintf("the value of secret %s is not UTF-8 text, which an expression's string cannot hold exactly", p.name)})
+				continue
+			}
+			e.WriteString(out[from : at-1])
+			e.WriteString(strconv.Quote(p.value))
+			from = at + len(token) + 1
+		}
+		e.WriteString(out[from:])
+		out = e.String()
+	}
+	return out, secret, problems
 }
 
 // exprStrings maps where each double-quoted string literal of an expr
@@ -263,45 +263,6 @@ func exprStrings(src string) map[int]int {
 		}
 	}
 	return out
-}
-
-// liquidCode returns where a template's {{ }} and {% %} are, delimiters
-// included (to the end for one left open); what {% raw %} holds is text.
-func liquidCode(src string) [][2]int {
-	var out [][2]int
-	for i := 0; i < len(src); {
-		open := strings.Index(src[i:], "{")
-		if open < 0 {
-			break
-		}
-		start := i + open
-		var closer string
-		switch {
-		case strings.HasPrefix(src[start:], "{{"):
-			closer = "}}"
-		case strings.HasPrefix(src[start:], "{%"):
-			closer = "%}"
-		default:
-			i = start + 1
-			continue
-		}
-		end := len(src)
-		if n := strings.Index(src[start+2:], closer); n >= 0 {
-			end = start + 2 + n + 2
-		}
-		out = append(out, [2]int{start, end})
-		i = end
-		if closer == "%}" && strings.Trim(src[start+2:end-2], " \t\n-") == "raw" {
-			if n := strings.Index(src[i:], "{%"); n >= 0 {
-				i += n // the next tag, {% endraw %}
-			}
-		}
-	}
-	return out
-}
-
-func hasLiquidDelimiter(v string) bool {
-	return strings.Contains(v, "{{") || strings.Contains(v, "}}") || strings.Contains(v, "{%") || strings.Contains(v, "%}")
 }
 
 // kindRE finds what looks like a reference: ${word: (Braze's own ${name}

@@ -340,6 +340,7 @@ func TestExpandInExpressionsAndTemplates(t *testing.T) {
 	writeFile(t, dir, "LIQUID", `Ab{{ "c" }}Zq`)
 	writeFile(t, dir, "PLAIN", "s3cr3t")
 	writeFile(t, dir, "BRACE", "{zz")
+	writeFile(t, dir, "BRACE_END", "zz{")
 	writeFile(t, dir, "BINARY", "p\xe4ss")
 	tests := []struct {
 		name    string
@@ -354,12 +355,14 @@ func TestExpandInExpressionsAndTemplates(t *testing.T) {
 		{"expr: part of a string", `event.k == "Bearer ${secret:PLAIN}"`, InExpression, "", "a whole string"},
 		{"expr: env as written", `event.n > ${env:LIMIT}`, InExpression, `event.n > 10`, ""},
 		{"template: plain value", `Bearer ${secret:PLAIN}`, InTemplate, `Bearer s3cr3t`, ""},
-		{"template: Liquid in the value", `${secret:LIQUID}`, InTemplate, "", "makes {{, }}, {% or %}"},
-		{"template: Liquid made with the text around it", `x{${secret:BRACE}`, InTemplate, "", "makes {{, }}, {% or %}"},
-		{"template: inside a tag", `{% if event.k == "${secret:PLAIN}" %}y{% endif %}`, InTemplate, "", "is inside {{ }} or {% %}"},
-		{"template: inside an output", `{{ "${secret:PLAIN}" | upcase }}`, InTemplate, "", "is inside {{ }} or {% %}"},
-		{"template: in the text between tags", `{% if x %}Bearer ${secret:PLAIN}{% endif %}`, InTemplate, `{% if x %}Bearer s3cr3t{% endif %}`, ""},
-		{"template: in a raw block", `{% raw %}${secret:PLAIN}{% endraw %}`, InTemplate, `{% raw %}s3cr3t{% endraw %}`, ""},
+		{"template: Liquid in the value", `${secret:LIQUID}`, InTemplate, "", "cannot hold Liquid"},
+		{"template: Liquid made with the text around it", `x{${secret:BRACE}`, InTemplate, "", "cannot hold Liquid"},
+		{"template: Liquid made with an env value", `x ${secret:BRACE_END}${env:OPEN}`, InTemplate, "", "cannot hold Liquid"},
+		{"template: inside a tag", `{% if event.k == "${secret:PLAIN}" %}y{% endif %}`, InTemplate, "", "cannot hold Liquid"},
+		{"template: inside an output", `{{ "${secret:PLAIN}" | upcase }}`, InTemplate, "", "cannot hold Liquid"},
+		{"template: beside markup", `{% if x %}Bearer ${secret:PLAIN}{% endif %}`, InTemplate, "", "cannot hold Liquid"},
+		{"template: an HTML comment is text", `${secret:PLAIN}<!-- tier -->`, InTemplate, `s3cr3t<!-- tier -->`, ""},
+		{"expr: an env value that ends a string early", `event.dir == "${env:WINDIR}" && event.k == "${secret:PLAIN}"`, InExpression, "", "a whole string"},
 		{"expr: in a single-quoted string", `event.k == 'a"${secret:PLAIN}"b'`, InExpression, "", "a whole string"},
 		{"expr: in a raw string", "event.k == `${secret:PLAIN}`", InExpression, "", "a whole string"},
 		{"expr: in a comment", `event.k == "x" /* "${secret:PLAIN}" */`, InExpression, "", "a whole string"},
@@ -371,7 +374,7 @@ func TestExpandInExpressionsAndTemplates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := NewResolver(mapEnv(map[string]string{"LIMIT": "10"}), dir, &Masker{})
+			r := NewResolver(mapEnv(map[string]string{"LIMIT": "10", "OPEN": "{ event.id }}", "WINDIR": `C:\`}), dir, &Masker{})
 			got, _, problems := r.ExpandIn(tt.in, tt.where)
 			if tt.problem == "" {
 				if len(problems) > 0 || got != tt.want {
