@@ -168,16 +168,16 @@ func TestEventID(t *testing.T) {
 	}
 }
 
-// On an HMAC route one signed body is one event per route and user: the
+// On an HMAC route one signed body is one event per pipeline and user: the
 // unsigned header, query and spelling of the path do not make another
 // (a replay with ?r=2 or /u%2D1 is a repeat), while another user's path
 // does, and a path value with a slash is not taken for two values.
 func TestHMACEventIDFollowsTheRoute(t *testing.T) {
-	p := &engine.Pipeline{Source: engine.Source{Type: &spec.SourceType{Name: "http"}, Auth: &engine.InboundAuth{HMAC: &engine.HMACAuth{Header: "X-Signature", Secret: "s"}}}}
+	p := &engine.Pipeline{Name: "signed", Source: engine.Source{Type: &spec.SourceType{Name: "http"}, Auth: &engine.InboundAuth{HMAC: &engine.HMACAuth{Header: "X-Signature", Secret: "s"}}}}
 	body := []byte(`{"tags":["vip"]}`)
 	var got string
 	mux := http.NewServeMux()
-	for _, pattern := range []string{"POST /hooks/tags/{user_id}", "POST /hooks/pair/{a}/{b}"} {
+	for _, pattern := range []string{"POST /hooks/tags/{user_id}", "POST /hooks/pair/{a}/{b}", "POST /hooks/other/{user_id}", "POST /hooks/tree/"} {
 		mux.HandleFunc(pattern, func(_ http.ResponseWriter, req *http.Request) {
 			params := map[string]string{}
 			for _, name := range spec.Placeholders(strings.TrimPrefix(pattern, "POST ")) {
@@ -209,6 +209,14 @@ func TestHMACEventIDFollowsTheRoute(t *testing.T) {
 	}
 	if id("/hooks/pair/x%2Fy/z", "") == id("/hooks/pair/x/y%2Fz", "") {
 		t.Error("a=x/y b=z and a=x b=y/z are one event")
+	}
+	// The same pipeline's other path: a repeat, not a new event.
+	if id("/hooks/other/u-1", "") != first {
+		t.Error("the body sent to the pipeline's other path for the same user is another event")
+	}
+	// A path ending in / serves those below it, which the id tells apart.
+	if id("/hooks/tree/user-1", "") == id("/hooks/tree/user-2", "") {
+		t.Error("two paths below /hooks/tree/ are one event")
 	}
 }
 

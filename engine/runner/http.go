@@ -277,7 +277,7 @@ func (r *Runner) repeated(p *engine.Pipeline, id string) {
 // which Braze's own retries repeat), except on a route that checks an HMAC
 // signature: the header is not signed, so anyone holding one signed body
 // could send it again under new keys; there the id is the SHA-256 of the
-// route, the values of its path's placeholders and the signed body, which
+// pipeline, the values of its path's placeholders and the signed body, which
 // a sender's retry repeats. The placeholders are part of it because they
 // name the user on routes like /hooks/braze/tags/{user_id}, whose bodies
 // are the same for everyone; the path as written is not, nor the query:
@@ -291,12 +291,18 @@ func eventID(p *engine.Pipeline, req *http.Request, params map[string]string, bo
 	}
 	if a := p.Source.Auth; a != nil && a.HMAC != nil {
 		h := sha256.New()
-		// Escaped, no value holds a newline or =: the body's start is
-		// plain.
-		io.WriteString(h, req.Pattern)
+		// The pipeline, not the route: one signed body sent to each path
+		// of a pipeline with several is one event. Escaped, no value holds
+		// a newline or =: the body's start is plain.
+		io.WriteString(h, p.Name)
 		io.WriteString(h, "\n")
 		for _, name := range slices.Sorted(maps.Keys(params)) {
 			io.WriteString(h, name+"="+url.PathEscape(params[name])+"\n")
+		}
+		// A path ending in / serves the paths below it too, which no
+		// placeholder names: the path itself tells those apart.
+		if strings.HasSuffix(req.Pattern, "/") {
+			io.WriteString(h, "/="+url.PathEscape(req.URL.Path)+"\n")
 		}
 		io.WriteString(h, "\n")
 		h.Write(body)
