@@ -426,8 +426,8 @@ func noteDelivered(it *item, body map[string]any, errs []any) {
 			return
 		}
 		array, _ := fields["input_array"].(string)
-		index, _ := fields["index"].(int)
-		if list, _ := body[array].([]any); !slices.Contains(trackArrays, array) || index < 0 || index >= len(list) {
+		index, isIndex := fields["index"].(int)
+		if list, _ := body[array].([]any); !isIndex || !slices.Contains(trackArrays, array) || index < 0 || index >= len(list) {
 			return // names no object of this request: what was taken is unknown
 		}
 		if refused[array] == nil {
@@ -537,10 +537,17 @@ func minorErrors(body []byte, own func(array string, index int) (int, bool)) (te
 			Index      *int   `json:"index"`
 		}
 		if json.Unmarshal(raw, &e) != nil || e.Index == nil {
-			var s string
-			if json.Unmarshal(raw, &s) == nil {
-				texts = append(texts, s)
-				errs = append(errs, s)
+			// Not about one object it names (a plain string, an object
+			// without a numeric index): it belongs to everyone, and for
+			// /users/track leaves unknown what was taken.
+			var v any
+			if json.Unmarshal(raw, &v) == nil {
+				text, isText := v.(string)
+				if !isText {
+					text = string(bytes.TrimSpace(raw))
+				}
+				texts = append(texts, text)
+				errs = append(errs, v)
 			}
 			continue
 		}

@@ -84,6 +84,7 @@ func TestNoteDelivered(t *testing.T) {
 		{"an unknown array", []any{map[string]any{"input_array": "purchase", "index": 0}}, 0},
 		{"an index past the list", []any{map[string]any{"input_array": "attributes", "index": 3}}, 0},
 		{"an error about no object", []any{"something went wrong"}, 0},
+		{"an object without an index", []any{map[string]any{"input_array": "attributes", "type": "x"}}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,5 +94,17 @@ func TestNoteDelivered(t *testing.T) {
 				t.Errorf("noted %v", it.stored.Delivered)
 			}
 		})
+	}
+}
+
+// Braze's errors that name no object by a numeric index are kept, as the
+// whole request's: dropped, an event whose request Braze refused in part
+// was acked as delivered.
+func TestMinorErrorsKeepThoseWithoutAnIndex(t *testing.T) {
+	own := func(array string, index int) (int, bool) { return index, true }
+	body := []byte(`{"message":"success","errors":[{"type":"bad","input_array":"attributes"},{"type":"odd","input_array":"events","index":"0"},"plain",{"type":"ok","input_array":"events","index":0}]}`)
+	texts, errs := minorErrors(body, own)
+	if len(texts) != 4 || len(errs) != 4 || texts[2] != "plain" || texts[3] != "events[0]: ok" {
+		t.Fatalf("texts %q, errs %v", texts, errs)
 	}
 }
