@@ -178,8 +178,8 @@ variables override either.`, stderr)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	if *bodyMiB <= 0 {
-		return fail(exitUsage, "--max-body-memory is a number of MiB above 0, not %d", *bodyMiB)
+	if *bodyMiB <= 0 || *bodyMiB > 1<<20 {
+		return fail(exitUsage, "--max-body-memory is a number of MiB from 1 to 1048576, not %d", *bodyMiB)
 	}
 	if *untilDone && len(imports) == 0 {
 		return fail(exitUsage, "--until-done needs --csv files to wait for")

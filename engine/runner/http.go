@@ -134,8 +134,13 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			writeError(w, http.StatusServiceUnavailable, "too many request bodies are being read at once; try again in a second")
 			return
 		}
-		defer room.give(took)
 		body, err := readBody(http.MaxBytesReader(w, req.Body, p.Source.MaxBody), req.ContentLength)
+		// Once read, the body holds only what it holds: the rest of the
+		// room is given back at once, not when the answer is written (a
+		// synchronous pipeline's steps take up to its deadline).
+		held := min(took, int64(cap(body)))
+		room.give(took - held)
+		defer room.give(held)
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
