@@ -355,15 +355,17 @@ func (fc *fileContext) resolveRefs(n *yaml.Node, path yamlpos.Path) {
 	fc.resolveRefsIn(n, path, false)
 }
 
-// resolveRefsIn is resolveRefs under an anchor or not: a value under one
-// may be aliased into an expression or a template, where its own path
-// does not say it goes.
+// resolveRefsIn is resolveRefs under an anchor or a merge key (<<) or
+// not: a value under one may be aliased or merged into an expression or a
+// template, where its own path does not say it goes.
 func (fc *fileContext) resolveRefsIn(n *yaml.Node, path yamlpos.Path, anchored bool) {
 	anchored = anchored || n.Anchor != ""
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			fc.resolveRefsIn(n.Content[i+1], path.Child(n.Content[i].Value), anchored)
+			k := n.Content[i]
+			merge := k.Tag == "!!merge" || k.Value == "<<"
+			fc.resolveRefsIn(n.Content[i+1], path.Child(k.Value), anchored || merge)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
@@ -414,6 +416,8 @@ func (fc *fileContext) whereIs(path yamlpos.Path) secrets.Where {
 		return secrets.InExpression
 	case top == "steps" && len(path) == 3 && path[2] == "expr":
 		return secrets.InExpression
+	case (top == "steps" || top == "target") && path[len(path)-1] == "path":
+		return secrets.InPath
 	case top == "steps" || top == "target" || top == "respond" || top == "delivery":
 		return secrets.InTemplate
 	}

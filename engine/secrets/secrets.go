@@ -103,7 +103,8 @@ const (
 	InText       Where = iota // a plain setting: the value as it is
 	InExpression              // expr source: a secret only as a whole string literal
 	InTemplate                // Liquid source: with a secret, plain text only
-	InAnchor                  // a pipeline's YAML anchor: an alias could take it anywhere, so no secret
+	InPath                    // a template that is a request path: no {placeholder} in a secret either
+	InAnchor                  // a pipeline's YAML anchor or merge (<<): it could land anywhere, so no secret
 )
 
 // Expand resolves every reference in s, a plain setting. It returns the
@@ -173,7 +174,7 @@ func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, pro
 				continue
 			}
 			if where == InAnchor {
-				problems = append(problems, Problem{m[0], fmt.Sprintf("${secret:%s} is inside a YAML anchor (&name): an alias could paste it where it is read as code; write it where it is used", name)})
+				problems = append(problems, Problem{m[0], fmt.Sprintf("${secret:%s} is inside a YAML anchor (&name) or merge key (<<): it could land where it is read as code; write it where it is used", name)})
 				continue
 			}
 			v, err := r.secret(name)
@@ -182,6 +183,10 @@ func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, pro
 				continue
 			}
 			r.masker.Add(v)
+			if where == InPath && strings.ContainsAny(v, "{}") {
+				problems = append(problems, Problem{m[0], fmt.Sprintf("the value of secret %s holds { or }, which a request path reads as a {placeholder}", name)})
+				continue
+			}
 			secret = true
 			if firstSecret < 0 {
 				firstSecret = m[0]
@@ -197,7 +202,7 @@ func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, pro
 	b.WriteString(s[last:])
 	out = b.String()
 	switch {
-	case where == InTemplate && secret && (strings.Contains(out, "{{") || strings.Contains(out, "{%")):
+	case (where == InTemplate || where == InPath) && secret && (strings.Contains(out, "{{") || strings.Contains(out, "{%")):
 		problems = append(problems, Problem{firstSecret, "a template that holds a secret is sent as plain text, never run, so it cannot hold Liquid ({{ or {%, its secret's value and ${env:...} values included); give the secret a field of its own (a header, a query parameter, a body key)"})
 	case len(inExpr) > 0:
 		literals := exprStrings(out)

@@ -341,6 +341,7 @@ func TestExpandInExpressionsAndTemplates(t *testing.T) {
 	writeFile(t, dir, "PLAIN", "s3cr3t")
 	writeFile(t, dir, "BRACE", "{zz")
 	writeFile(t, dir, "BRACE_END", "zz{")
+	writeFile(t, dir, "PLACEHOLDER", "ab{zzpart}cd")
 	writeFile(t, dir, "BINARY", "p\xe4ss")
 	tests := []struct {
 		name    string
@@ -369,6 +370,8 @@ func TestExpandInExpressionsAndTemplates(t *testing.T) {
 		{"expr: two sharing a quote", `event.k == "${secret:PLAIN}"${secret:QUOTE}"`, InExpression, "", `a whole string, "${secret:QUOTE}"`},
 		{"expr: not UTF-8", `event.k == "${secret:BINARY}"`, InExpression, "", "not UTF-8"},
 		{"anchor", `Bearer ${secret:PLAIN}`, InAnchor, "", "inside a YAML anchor"},
+		{"path: a placeholder in the value", `/x/${secret:PLACEHOLDER}`, InPath, "", "holds { or }"},
+		{"path: plain value", `/x/${secret:PLAIN}`, InPath, `/x/s3cr3t`, ""},
 		{"anchor: env as written", `${env:LIMIT}`, InAnchor, "10", ""},
 		{"text: Liquid in the value is text", `${secret:LIQUID}`, InText, `Ab{{ "c" }}Zq`, ""},
 	}
