@@ -273,12 +273,11 @@ func (r *Runner) switchLanes(old, gen *generation) {
 	for name, l := range old.lanes {
 		if gen.lanes[name] != l {
 			go func() {
-				// Only the version that ran has requests to finish: one
-				// that waited for it, or a reload before the start, would
-				// report at once, before the inbox settles.
-				if r.retire(l, retireGraceOf(l.p)) {
-					r.reportLeftBehind(name)
-				}
+				r.retire(l, retireGraceOf(l.p))
+				// A version that waited for the one before it is done
+				// only once that one is.
+				<-l.done
+				r.reportLeftBehind(name, l)
 			}()
 		}
 	}
@@ -416,8 +415,8 @@ func (r *Runner) beginLocked(l *lane) bool {
 // as soon as the one it waited for is. A grace of 0 is the engine
 // stopping: Stop's grace cancels every lane and says so itself, so a
 // second clock here would only warn of a replaced version that was not
-// replaced. It reports whether l was running and this call drained it.
-func (r *Runner) retire(l *lane, grace time.Duration) (drained bool) {
+// replaced.
+func (r *Runner) retire(l *lane, grace time.Duration) {
 	l.retiring.Do(func() {
 		l.lifeMu.Lock()
 		was, launched := l.life, l.launched
@@ -445,17 +444,23 @@ func (r *Runner) retire(l *lane, grace time.Duration) (drained bool) {
 		}
 		l.cancelHard()
 		close(l.done)
-		drained = true
 	})
-	return drained
 }
 
 // reportLeftBehind logs what a pipeline that no version delivers any more
 // (removed, or changed to answer synchronously) left in the inbox, once its
 // last version is done: the reload's own line counts the inbox as it was
 // at the reload, before the requests in flight ended and before the
-// webhooks the old route was still taking were stored.
-func (r *Runner) reportLeftBehind(name string) {
+// webhooks the old route was still taking were stored. Only the newest
+// version of the name reports, once done: it is done only after every
+// version before it (launch), and they would report too early, or twice.
+func (r *Runner) reportLeftBehind(name string, l *lane) {
+	r.reloadMu.Lock()
+	newest := r.lastLane[name]
+	r.reloadMu.Unlock()
+	if newest != nil && newest != l {
+		return
+	}
 	if r.gen.Load().lanes[name] != nil {
 		return // a new version delivers them
 	}
