@@ -390,11 +390,20 @@ func (l *lane) stepAside(it *item) {
 // (the event then stays in the inbox, with its next attempt time). It
 // waits on its own goroutine, so no worker is held by a retry, and out of
 // the window (stepAside), so no other key is.
-func (l *lane) later(it *item, wait time.Duration) {
+func (l *lane) later(it *item, wait time.Duration) { l.laterCounting(it, wait, 0) }
+
+// laterCounting is later for an event whose wait holds a pause to count
+// (countPause), counted by the goroutine that waits for it.
+func (l *lane) laterCounting(it *item, wait, pause time.Duration) {
 	it.turn.Add(1)
 	l.stepAside(it)
+	from := l.r.clock.Now()
 	ok := l.spawn(func() {
-		if l.r.clock.Sleep(l.soft, wait) != nil {
+		err := l.r.clock.Sleep(l.soft, wait)
+		if pause > 0 {
+			l.pauseWaited(from, pause)
+		}
+		if err != nil {
 			l.release(it)
 			return
 		}
@@ -724,13 +733,14 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 		return
 	}
 	wait := delivery.Backoff(attempt, l.p.Delivery.BackoffInitial, l.p.Delivery.BackoffMax, l.r.opts.Random)
+	var pause time.Duration // of wait, what engine_rate_limit_wait_seconds_total counts
 	if res != nil && res.pause > wait {
 		wait = res.pause
 		// The event waits out the pause here, not in the governor, which
 		// counts only its own waits: when it wakes the pause is over, so
 		// nothing is counted twice.
 		if res.pauseCounted == nil || !*res.pauseCounted {
-			l.countPause(wait)
+			pause = wait
 			if res.pauseCounted != nil {
 				*res.pauseCounted = true
 			}
@@ -742,6 +752,9 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 		"attempt", attempt, "in", wait.Round(time.Millisecond), "error", l.r.opts.Masker.String(cause.Error()))
 	if it.row != nil {
 		if l.queueRow(it, attempt, next) {
+			if pause > 0 {
+				l.countPause(pause) // no goroutine of the lane waits for it
+			}
 			return // the inbox has it now; its feeder tries it again
 		}
 	} else if err := l.r.store.Retry(l.p.Name, it.rec.Seq, attempt, next); err != nil {
@@ -750,23 +763,27 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 	it.rec.Attempts, it.rec.NotAfter = attempt, next
 	// The event keeps its order_by key while it waits, so the key's later
 	// events cannot overtake it.
-	l.later(it, wait)
+	l.laterCounting(it, wait, pause)
 }
 
-// countPause adds a pause that a request's events wait out for their retry
-// to engine_rate_limit_wait_seconds_total as it passes, once it ends (or
-// the lane stops, with the part waited): added at its start, a Retry-After
-// of 8 s read 8 a second later, and a stop or reload a second in counted
-// the seconds nobody waited. The event may wait in memory or in the inbox
-// (a CSV row), so the wait is timed here rather than by the event.
+// A pause that a request's events wait out for their retry is added to
+// engine_rate_limit_wait_seconds_total once it ends (or the lane stops,
+// with the part waited): added at its start, a Retry-After of 8 s read 8
+// a second later, and a stop or reload a second in counted the seconds
+// nobody waited. An event waiting in memory is timed by the goroutine that
+// waits for it (laterCounting); a CSV row moved to the inbox, by one of
+// its own (countPause).
 func (l *lane) countPause(pause time.Duration) {
-	conn := l.p.Target.Conn.Name
 	from := l.r.clock.Now()
 	l.spawn(func() {
 		_ = l.r.clock.Sleep(l.soft, pause)
-		waited := min(l.r.clock.Now().Sub(from), pause)
-		l.r.metrics.rateLimitWait.WithLabelValues(conn).Add(waited.Seconds())
+		l.pauseWaited(from, pause)
 	})
+}
+
+func (l *lane) pauseWaited(from time.Time, pause time.Duration) {
+	waited := min(l.r.clock.Now().Sub(from), pause)
+	l.r.metrics.rateLimitWait.WithLabelValues(l.p.Target.Conn.Name).Add(waited.Seconds())
 }
 
 func (l *lane) ack(it *item, why string) {
