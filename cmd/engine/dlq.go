@@ -21,7 +21,6 @@ import (
 
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
-	"github.com/loyalty-connector/engine/engine/runner"
 )
 
 // defaultDataDir is the data folder the engine uses when not told otherwise.
@@ -308,7 +307,7 @@ func (c dlqCommand) noteUnknownPipeline(s *inbox.Store, pipeline string) {
 	if pipeline == "" {
 		return
 	}
-	dead, err := runner.DeadLetterPipelines(s)
+	dead, err := s.DeadLetterPipelines()
 	if err != nil || dead[pipeline] {
 		return
 	}

@@ -421,6 +421,17 @@ func valueEnd(v []byte, i int) (int, bool) {
 	return 0, false
 }
 
+// DeadLetterPipelines is the set of pipelines that have dead letters. It
+// reads every dead letter's summary.
+func (s *Store) DeadLetterPipelines() (map[string]bool, error) {
+	names := map[string]bool{}
+	err := s.EachDeadLetterSummary(DeadFilter{}, func(dl DeadLetter) error {
+		names[dl.Pipeline] = true
+		return nil
+	})
+	return names, err
+}
+
 // GetDeadLetter returns one dead letter.
 func (s *Store) GetDeadLetter(id uint64) (DeadLetter, error) {
 	var dl DeadLetter

@@ -218,23 +218,12 @@ func (r *Runner) unknownPipelineNote(pipeline string) string {
 	if pipeline == "" || r.Running(pipeline) != nil {
 		return ""
 	}
-	dead, err := DeadLetterPipelines(r.store)
+	dead, err := r.store.DeadLetterPipelines()
 	if err != nil || dead[pipeline] {
 		return ""
 	}
 	return fmt.Sprintf("no pipeline called %q runs here or has dead letters; running: %s",
 		pipeline, strings.Join(slices.Sorted(maps.Keys(r.gen.Load().pipelines)), ", "))
-}
-
-// DeadLetterPipelines is the set of pipelines that have dead letters in s.
-// It reads every dead letter's summary.
-func DeadLetterPipelines(s *inbox.Store) (map[string]bool, error) {
-	names := map[string]bool{}
-	err := s.EachDeadLetterSummary(inbox.DeadFilter{}, func(dl inbox.DeadLetter) error {
-		names[dl.Pipeline] = true
-		return nil
-	})
-	return names, err
 }
 
 // deadLetterLabel names a dead letter's event as the lines about it did
