@@ -376,8 +376,7 @@ func (b *builder) build(cfg *PipelineConfig, routes *Routes) *Pipeline {
 	if a := pl.Source.Auth; a != nil && a.HMAC != nil && pl.reads.requestQuery && pl.Respond == nil {
 		// The dedupe id leaves the query out (it is not signed): events
 		// told apart only by it would be taken for repeats.
-		n, _ := b.doc.Lookup(yamlpos.Path{"source", "auth", "hmac"})
-		b.add(n.Line, n.Column, yamlpos.Path{"source", "auth", "hmac"}, diag.Warning, "the pipeline reads request.query, which an HMAC signature does not cover: anyone who saw one signed request could change it, and two requests that differ only there are one event (the second is taken for a repeat); put what it reads there in the body")
+		b.warnAt(yamlpos.Path{"source", "auth", "hmac"}, "the pipeline reads request.query, which an HMAC signature does not cover: anyone who saw one signed request could change it, and two requests that differ only there are one event (the second is taken for a repeat); put what it reads there in the body")
 	}
 	return pl
 }
@@ -407,10 +406,7 @@ func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *Routes) *sco
 		pl.Source.Method = cmpOr(src.Method, st.DefaultMethod)
 		params := map[string]*spec.Shape{}
 		for i, p := range src.Path {
-			pp := path.Child("path")
-			if len(src.Path) > 1 || b.isSeq(pp) {
-				pp = pp.Child(i)
-			}
+			pp := b.sourcePathAt(path, len(src.Path), i)
 			for _, name := range spec.Placeholders(p) {
 				if !identRE.MatchString(name) {
 					b.errorAt(pp, "placeholder {%s} must be a name of letters, digits and _", name)
@@ -449,7 +445,7 @@ func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *Routes) *sco
 			if a.HMAC != nil {
 				a.HMAC.Algorithm = cmpOr(a.HMAC.Algorithm, "sha256")
 				a.HMAC.Encoding = cmpOr(a.HMAC.Encoding, "hex")
-				if !strings.EqualFold(pl.Source.Method, http.MethodGet) && !strings.EqualFold(pl.Source.Method, http.MethodHead) {
+				if !bodiless(pl.Source.Method) {
 					b.warnUnsignedPath(path, src.Path) // a GET is refused already
 				}
 			}
@@ -501,11 +497,26 @@ func (b *builder) checkInboundAuth(path yamlpos.Path, a *InboundAuth, method str
 		b.errorAt(path.Child("basic"), "the user name or the password %s", why)
 	case a.HMAC != nil && strings.TrimSpace(a.HMAC.Secret) == "":
 		b.errorAt(path.Child("hmac").Child("secret"), "the signing secret %s", why)
-	case a.HMAC != nil && (strings.EqualFold(method, http.MethodGet) || strings.EqualFold(method, http.MethodHead)):
+	case a.HMAC != nil && bodiless(method):
 		// Every bodiless request would carry the same signature, which
 		// anyone who saw one could send with any path.
 		b.errorAt(path.Child("hmac"), "an HMAC signature covers the body, and a %s has none; use bearer or basic for this route", method)
 	}
+}
+
+// sourcePathAt is where the i-th of a source's n paths is in the file:
+// path: /x, or one item of path: [...].
+func (b *builder) sourcePathAt(source yamlpos.Path, n, i int) yamlpos.Path {
+	pp := source.Child("path")
+	if n > 1 || b.isSeq(pp) {
+		pp = pp.Child(i)
+	}
+	return pp
+}
+
+// bodiless reports whether requests of method carry no body to sign.
+func bodiless(method string) bool {
+	return strings.EqualFold(method, http.MethodGet) || strings.EqualFold(method, http.MethodHead)
 }
 
 // warnUnsignedPath warns about placeholders in the paths of an HMAC
@@ -518,16 +529,11 @@ func (b *builder) warnUnsignedPath(path yamlpos.Path, paths []string) {
 		if len(names) == 0 {
 			continue
 		}
-		pp := path.Child("path")
-		if len(paths) > 1 || b.isSeq(pp) {
-			pp = pp.Child(i)
-		}
-		n, _ := b.doc.Lookup(pp)
 		verb := "is"
 		if len(names) > 1 {
 			verb = "are"
 		}
-		b.add(n.Line, n.Column, pp, diag.Warning, "an HMAC signature covers the body, not the path: {%s} %s not signed, so whoever saw one signed request could send its body with another %s; put what the pipeline reads from the path in the body instead",
+		b.warnAt(b.sourcePathAt(path, len(paths), i), "an HMAC signature covers the body, not the path: {%s} %s not signed, so whoever saw one signed request could send its body with another %s; put what the pipeline reads from the path in the body instead",
 			strings.Join(names, "}, {"), verb, names[0])
 	}
 }
@@ -575,8 +581,7 @@ func (b *builder) step(path yamlpos.Path, cfg *StepConfig, sc *scope, before []*
 	case filter.IsFunction(cfg.Name):
 		// Templates read it; in an expression the function wins, and
 		// reading the step there failed with a puzzling type error.
-		n, _ := b.doc.Lookup(path.Child("name"))
-		b.add(n.Line, n.Column, path.Child("name"), diag.Warning, "%q is also an expression function: templates can read this step, but a filter or expr step cannot; choose another name to read it there", cfg.Name)
+		b.warnAt(path.Child("name"), "%q is also an expression function: templates can read this step, but a filter or expr step cannot; choose another name to read it there", cfg.Name)
 	}
 	hasCall := cfg.Connection != "" || cfg.Endpoint != "" || cfg.Method != "" || cfg.Path != ""
 	switch {

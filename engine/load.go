@@ -285,6 +285,13 @@ func (fc *fileContext) errorAt(path yamlpos.Path, format string, args ...any) {
 	fc.add(n.Line, n.Column, path, diag.Error, format, args...)
 }
 
+// warnAt reports, at the value at path, something that builds but may
+// not do what its writer means.
+func (fc *fileContext) warnAt(path yamlpos.Path, format string, args ...any) {
+	n, _ := fc.doc.Lookup(path)
+	fc.add(n.Line, n.Column, path, diag.Warning, format, args...)
+}
+
 // errorAtKey reports a problem with the key at the end of path.
 func (fc *fileContext) errorAtKey(path yamlpos.Path, format string, args ...any) {
 	n := fc.doc.KeyNode(path)
