@@ -182,17 +182,13 @@ func (s *scope) check(path []string) string {
 	s.markRead(path)
 	shape, ok := s.shapes[path[0]]
 	if !ok {
-		if why := s.unknown(path[0]); why != "" {
+		if why := s.notYet[path[0]]; why != "" {
 			return fmt.Sprintf("%s; known names here: %s", why, strings.Join(s.names, ", "))
 		}
 		return fmt.Sprintf("unknown name %q; known names here: %s%s", path[0], strings.Join(s.names, ", "), diag.Suggest(path[0], s.names))
 	}
 	return shape.CheckPath(path[0], path[1:])
 }
-
-// unknown says why name, not bound here, cannot be read: a step that runs
-// later. "" for a name no step has.
-func (s *scope) unknown(name string) string { return s.notYet[name] }
 
 // before returns s with the steps named in later marked as not run yet,
 // each worded by why.
@@ -937,7 +933,7 @@ func (b *builder) template(path yamlpos.Path, src string, typed bool, sc *scope)
 func (b *builder) expression(path yamlpos.Path, src string, asBool bool, sc *scope) *filter.Program {
 	// expr has its own now(), so the template variable `now` is left out.
 	sc = sc.without("now")
-	opts := filter.Options{Names: sc.names, Check: sc.check, Shadow: sc.shadow, Unknown: sc.unknown, Now: b.loader.Now}
+	opts := filter.Options{Names: sc.names, Check: sc.check, Shadow: sc.shadow, Now: b.loader.Now}
 	compile := filter.CompileValue
 	if asBool {
 		compile = filter.CompileBool

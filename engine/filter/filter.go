@@ -35,16 +35,13 @@ type Options struct {
 	// Names are the top-level variables (event, request, ...).
 	Names []string
 	// Check is called with every static path the expression reads
-	// (request.params.user_id gives [request params user_id]); a non-empty
-	// answer is reported as a problem.
+	// (request.params.user_id gives [request params user_id]), a name not
+	// in Names too; a non-empty answer is reported as a problem. Without
+	// it, a name not in Names is reported as unknown.
 	Check func(path []string) string
 	// Shadow is told each name the expression defines itself (let), as
 	// liquid.Options.Shadow is.
 	Shadow func(name string)
-	// Unknown, when set, is asked about a name not in Names: a non-empty
-	// answer replaces "unknown name" (a step that runs later is known,
-	// only not yet).
-	Unknown func(name string) string
 	// Now is the clock behind expr's now(); time.Now when nil.
 	Now func() time.Time
 }
@@ -101,18 +98,10 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 	}
 	for _, ref := range refs {
 		msg := ""
-		if name := ref.path[0]; !slices.Contains(opts.Names, name) {
-			why := ""
-			if opts.Unknown != nil {
-				why = opts.Unknown(name)
-			}
-			if why != "" {
-				msg = fmt.Sprintf("%s; known names here: %s", why, strings.Join(opts.Names, ", "))
-			} else {
-				msg = fmt.Sprintf("unknown name %q; known names here: %s%s", name, strings.Join(opts.Names, ", "), diag.Suggest(name, opts.Names))
-			}
-		} else if opts.Check != nil {
+		if opts.Check != nil {
 			msg = opts.Check(ref.path)
+		} else if name := ref.path[0]; !slices.Contains(opts.Names, name) {
+			msg = fmt.Sprintf("unknown name %q; known names here: %s%s", name, strings.Join(opts.Names, ", "), diag.Suggest(name, opts.Names))
 		}
 		if msg != "" {
 			line, col := lineCol(src, ref.from)
@@ -123,7 +112,7 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 	// does not know (noww(), startswith(...)) as a call of nil, which
 	// fails on every event at run time.
 	for _, call := range calls {
-		if name := call.Value; !knownFunction(name) {
+		if name := call.Value; !IsFunction(name) {
 			line, col := lineCol(src, call.Location().From)
 			problems = append(problems, Problem{line, col, fmt.Sprintf("unknown function %q (expr's functions: https://expr-lang.org/docs/language-definition)%s", name, diag.Suggest(name, functionNames()))})
 		}
@@ -146,13 +135,10 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 	return p, nil
 }
 
-// knownFunction reports whether name is one of expr's functions or ours
-// (now, which envOptions defines).
-// IsFunction reports whether name is a function expressions call (first,
-// len, now ...): a step of that name could not be read in an expression.
-func IsFunction(name string) bool { return knownFunction(name) }
-
-func knownFunction(name string) bool {
+// IsFunction reports whether name is one of expr's functions or ours (now,
+// which envOptions defines): first, len, now ... A step of that name could
+// not be read in an expression.
+func IsFunction(name string) bool {
 	_, builtin := exprbuiltin.Index[name]
 	return builtin || name == "now"
 }
