@@ -122,7 +122,9 @@ func (r *Resolver) Expand(s string) (out string, secret bool, problems []Problem
 // out with no Liquid markup ({{ or {%) at all: it is then sent as plain
 // text, never parsed, so its value cannot be read as Liquid. Both are
 // judged on the string as it comes out, ${env:...} values in it (which go
-// in as written: they are settings, as the file itself is).
+// in as written: they are settings, as the file itself is). In a request
+// path a secret's value cannot hold a {placeholder} either, and under a
+// pipeline's anchor or merge key no secret goes at all.
 func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, problems []Problem) {
 	if strings.Contains(s, "${") {
 		problems = Misspelled(s)
