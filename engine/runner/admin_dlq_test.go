@@ -56,8 +56,7 @@ func TestAdminRefusesToReplayWhatCannotBeReplayed(t *testing.T) {
 	if len(before) != 2 || len(byReason) != 2 {
 		t.Fatalf("want a damaged and a csv_row dead letter, got %+v", before)
 	}
-	admin := httptest.NewServer(h.r.AdminHandler(nil))
-	defer admin.Close()
+	admin := h.admin()
 	for _, tc := range []struct {
 		dl   inbox.DeadLetter
 		want string
@@ -89,8 +88,7 @@ func TestAdminListSince(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	admin := httptest.NewServer(h.r.AdminHandler(nil))
-	defer admin.Close()
+	admin := h.admin()
 	for _, tc := range []struct {
 		since  string
 		status int
@@ -132,8 +130,7 @@ func TestAdminListPages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	admin := httptest.NewServer(h.r.AdminHandler(nil))
-	defer admin.Close()
+	admin := h.admin()
 	for _, tc := range []struct {
 		query  string
 		status int
@@ -183,8 +180,7 @@ func TestAdminListNotesAnUnknownPipeline(t *testing.T) {
 	if _, err := h.store.DeadLetter("renamed-pipeline", 0, inbox.DeadLetter{Reason: "rejected", Event: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
-	admin := httptest.NewServer(h.r.AdminHandler(nil))
-	defer admin.Close()
+	admin := h.admin()
 	for _, tc := range []struct {
 		query string
 		note  string
@@ -350,8 +346,7 @@ func TestAdminReplayLogNamesTheEvent(t *testing.T) {
 			if len(dls) != 1 {
 				t.Fatalf("setup: dead letters %+v; want 1", dls)
 			}
-			admin := httptest.NewServer(h.r.AdminHandler(nil))
-			defer admin.Close()
+			admin := h.admin()
 			if a := do(t, "POST", fmt.Sprintf("%s/dlq/%d/replay", admin.URL, dls[0].ID), "", nil); a.status != 200 {
 				t.Fatalf("replay: %d %s", a.status, a.body)
 			}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -255,8 +254,7 @@ func TestUsersTrackReplayLeavesOutWhatBrazeTook(t *testing.T) {
 		t.Fatalf("dead letter event %s: want the custom event Braze took under delivered", dl.Event)
 	}
 
-	admin := httptest.NewServer(h.r.AdminHandler(nil))
-	defer admin.Close()
+	admin := h.admin()
 	if a := do(t, "POST", fmt.Sprintf("%s/dlq/%d/replay", admin.URL, dl.ID), "", nil); a.status != 200 {
 		t.Fatalf("replay: %d %s", a.status, a.body)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -302,8 +301,7 @@ func (h *harness) replayAll() {
 	if err != nil || len(dls) == 0 {
 		h.t.Fatalf("no dead letters to replay (%v)", err)
 	}
-	admin := httptest.NewServer(h.r.AdminHandler(nil))
-	defer admin.Close()
+	admin := h.admin()
 	for _, dl := range dls {
 		if a := do(h.t, "POST", fmt.Sprintf("%s/dlq/%d/replay", admin.URL, dl.ID), "", nil); a.status != 200 {
 			h.t.Fatalf("replay %d: %d %s", dl.ID, a.status, a.body)

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -120,8 +119,7 @@ func TestCSVImport(t *testing.T) {
 		t.Fatal("the broken row's dead letter is not counted in engine_events_dead_lettered_total")
 	}
 	// /status names an import's figures as it names everything else.
-	admin := httptest.NewServer(h.r.AdminHandler(nil))
-	defer admin.Close()
+	admin := h.admin()
 	for _, field := range []string{`"pipeline":"` + csvPipeline + `"`, `"delivered":299`, `"broken":1`, `"read_done":true`, `"finished":true`, `"earlier":{"delivered":0`} {
 		if st := do(t, "GET", admin.URL+"/status", "", nil); !strings.Contains(st.body, field) {
 			t.Errorf("/status lacks %s: %s", field, st.body)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -211,8 +210,7 @@ func TestPanicInASynchronousPipelineAnswers500(t *testing.T) {
 // go on without it, and a replay of it comes after them (README, Workers).
 func TestKeyGoesOnPastItsDeadLetterAndAReplayComesAfter(t *testing.T) {
 	h := start(t, setup{dirs: []string{"testdata/pipelines"}}) // ordered-tags: 3 attempts
-	admin := httptest.NewServer(h.r.AdminHandler(nil))
-	defer admin.Close()
+	admin := h.admin()
 	h.control("POST", "/faults", `{"emulator":"sessionm_core","error_ratio":1,"count":3}`)
 	for i := range 3 {
 		h.post("/hooks/tags/"+ana, fmt.Sprintf(`{"tags":["step_%d"]}`, i), map[string]string{"Authorization": coreBasic})

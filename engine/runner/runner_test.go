@@ -207,6 +207,13 @@ func (h *harness) control(method, path, body string) map[string]any {
 	return m
 }
 
+// admin serves the runner's admin routes for the rest of the test.
+func (h *harness) admin() *httptest.Server {
+	srv := httptest.NewServer(h.r.AdminHandler(nil))
+	h.t.Cleanup(srv.Close)
+	return srv
+}
+
 func (h *harness) journal(path string) []map[string]any {
 	h.t.Helper()
 	var out []map[string]any
@@ -622,8 +629,7 @@ func TestStatusMasksSecretsInRoutes(t *testing.T) {
 			}
 		},
 		opts: func(o *runner.Options) { o.Masker = masker }})
-	admin := httptest.NewServer(h.r.AdminHandler(nil))
-	defer admin.Close()
+	admin := h.admin()
 	st := do(t, "GET", admin.URL+"/status", "", nil)
 	if strings.Contains(st.body, "s3cr3t") || !strings.Contains(st.body, `"POST /hooks/****"`) {
 		t.Errorf("/status: %s", st.body)
@@ -797,8 +803,7 @@ func TestDeadLetterOfAnEventWithoutAnIDKeepsItsName(t *testing.T) {
 	}
 	id := named("first")
 	refuse()
-	admin := httptest.NewServer(h.r.AdminHandler(nil))
-	defer admin.Close()
+	admin := h.admin()
 	if a := do(t, "POST", fmt.Sprintf("%s/dlq/%d/replay", admin.URL, id), "", nil); a.status != 200 {
 		t.Fatalf("replay: %d %s", a.status, a.body)
 	}
@@ -1282,8 +1287,7 @@ func TestMetrics(t *testing.T) {
 
 func TestAdminReplaysDeadLetters(t *testing.T) {
 	h := start(t, setup{tweak: func(p *engine.Pipeline) { p.Delivery.Attempts = 1 }})
-	admin := httptest.NewServer(h.r.AdminHandler(nil))
-	defer admin.Close()
+	admin := h.admin()
 	h.control("POST", "/faults", `{"emulator":"braze","error_ratio":1}`)
 	h.post("/hooks/sessionm/offers", offerEvent("a-1", "u-1001"), map[string]string{"Authorization": hookAuth})
 	h.drained()
