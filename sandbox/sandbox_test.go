@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -621,5 +622,63 @@ func TestWebhookCampaignHeaderLiquid(t *testing.T) {
 				t.Errorf("Authorization %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// A user's events go out one after another, in the order generated, so a
+// receiver that orders by user sees them as SessionM would send them; the
+// job still sends to different users at once.
+func TestEmitterKeepsEachUsersEventsInOrder(t *testing.T) {
+	_, srv := newTestSandbox(t, Options{})
+	var mu sync.Mutex
+	inFlight := map[string]int{}
+	var most, mostOverall, overall int
+	balances := map[string][]float64{} // per user, in arrival order
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			User struct {
+				ExternalID string `json:"external_id"`
+			} `json:"user"`
+			Points struct {
+				Balance float64 `json:"available_points"`
+			} `json:"points"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			t.Errorf("event body: %v", err)
+		}
+		user := ev.User.ExternalID
+		mu.Lock()
+		inFlight[user]++
+		overall++
+		most, mostOverall = max(most, inFlight[user]), max(mostOverall, overall)
+		balances[user] = append(balances[user], ev.Points.Balance)
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		inFlight[user]--
+		overall--
+		mu.Unlock()
+	}))
+	defer target.Close()
+
+	body := `{"url":"` + target.URL + `/hooks/sessionm/points","event_type":"points_awarded",
+	  "users":["u-1001","u-1002"],"points":5,"count":4,"concurrency":8,"details":true}`
+	a := call(t, "POST", srv.URL+"/_sandbox/sessionm/emit", "", body)
+	if a.status != 200 || !strings.Contains(string(a.body), `"delivered": 8`) {
+		t.Fatalf("emit: %d %s", a.status, a.body)
+	}
+	if most != 1 {
+		t.Errorf("up to %d events of one user were in flight at once; want 1", most)
+	}
+	if mostOverall < 2 {
+		t.Errorf("the two users' events never overlapped; the job should send to several users at once")
+	}
+	// Each event carries the balance its points made, so a user's events
+	// arrive in the order they were made when the balances rise.
+	for _, user := range []string{"u-1001", "u-1002"} {
+		got := balances[user]
+		if len(got) != 4 || !slices.IsSorted(got) {
+			t.Errorf("%s's events arrived with balances %v; want 4, rising", user, got)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"net/url"
 	"strings"
@@ -305,26 +306,50 @@ func (sd *senders) run(w http.ResponseWriter, r *http.Request, kind string, outs
 	go func() {
 		defer sd.wg.Done()
 		defer close(j.done)
-		work := make(chan outbound)
+		// Each user's requests go through one worker, so they arrive in
+		// the order given, retries included, as the engine's order_by
+		// expects of a sender; requests that name no user go to any.
+		n := min(o.Concurrency, max(1, len(outs)))
+		anyWorker := make(chan outbound)
+		own := make([]chan outbound, n)
 		var workers sync.WaitGroup
-		for range min(o.Concurrency, max(1, len(outs))) {
+		for i := range own {
+			own[i] = make(chan outbound)
 			workers.Add(1)
 			go func() {
 				defer workers.Done()
-				for out := range work {
+				for {
+					var out outbound
+					var ok bool
+					select {
+					case out, ok = <-own[i]:
+					case out, ok = <-anyWorker:
+					}
+					if !ok {
+						return
+					}
 					j.record(sd.deliver(sd.ctx, out, p, o.TimeScale, timeout), o.Details)
 				}
 			}()
 		}
 	feed:
 		for _, out := range outs {
+			work := anyWorker
+			if out.user != "" {
+				work = own[workerOf(out.user, n)]
+			}
 			select {
 			case work <- out:
 			case <-sd.ctx.Done():
 				break feed
 			}
 		}
-		close(work)
+		// Every send above was taken (the channels hold nothing), so a
+		// worker may stop at the first closed channel it sees.
+		close(anyWorker)
+		for _, c := range own {
+			close(c)
+		}
 		workers.Wait()
 		j.mu.Lock()
 		finished := sd.sb.now()
@@ -346,6 +371,13 @@ func (sd *senders) run(w http.ResponseWriter, r *http.Request, kind string, outs
 	case <-r.Context().Done():
 		// The caller went away; the job goes on and can be polled.
 	}
+}
+
+// workerOf is the worker, of n, that sends every request of user.
+func workerOf(user string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(user))
+	return int(h.Sum32() % uint32(n))
 }
 
 // forgetFinishedLocked keeps at most keptJobs jobs, dropping the oldest
