@@ -3,6 +3,7 @@ package runner
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/spec"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // The caller's credentials never reach the inbox, whatever the header is
@@ -97,10 +99,14 @@ func TestStoreFailureLogNamesTheEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	store.Close() // every write fails, as on a full disk
-	req := httptest.NewRequest("POST", "/hooks/sessionm/offers", strings.NewReader(`{"event_id":"e-17","event_type":"offer_issued"}`))
-	req.Header.Set("Authorization", "Bearer sandbox-sessionm-webhook-token")
-	rec := httptest.NewRecorder()
-	r.Handler().ServeHTTP(rec, req)
+	post := func(id string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", "/hooks/sessionm/offers", strings.NewReader(`{"event_id":"`+id+`","event_type":"offer_issued"}`))
+		req.Header.Set("Authorization", "Bearer sandbox-sessionm-webhook-token")
+		rec := httptest.NewRecorder()
+		r.Handler().ServeHTTP(rec, req)
+		return rec
+	}
+	rec := post("e-17")
 	if rec.Code != 503 {
 		t.Fatalf("setup: %d %s, want 503", rec.Code, rec.Body)
 	}
@@ -108,8 +114,25 @@ func TestStoreFailureLogNamesTheEvent(t *testing.T) {
 	if err := json.Unmarshal([]byte(logs.String()), &line); err != nil {
 		t.Fatalf("log %q: %v", logs.String(), err)
 	}
-	if !strings.HasPrefix(line.Msg, "cannot store an event") || line.Event != "e-17" || line.Error == "" {
+	if !strings.Contains(line.Msg, "cannot store the event") || line.Event != "e-17" || line.Error == "" {
 		t.Fatalf("logged %+v; want the line to name event e-17 and the error", line)
+	}
+	// The disk stays full: the next webhooks add no line of their own
+	// within the second, but are counted.
+	for i := range 5 {
+		if rec := post(fmt.Sprint("e-", 18+i)); rec.Code != 503 {
+			t.Fatalf("with the inbox closed: %d %s, want 503", rec.Code, rec.Body)
+		}
+	}
+	if n := strings.Count(logs.String(), "\n"); n != 1 {
+		t.Errorf("%d log lines after 6 failed stores in a second; want 1:\n%s", n, logs.String())
+	}
+	var m dto.Metric
+	if err := r.metrics.refused.WithLabelValues("offer-issued-to-braze-campaign", "store_failed").Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 6 {
+		t.Errorf("engine_webhooks_refused_total{reason=store_failed} = %v, want 6", got)
 	}
 }
 

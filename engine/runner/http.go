@@ -228,14 +228,9 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 		}
 		got, err := r.store.Append(p.Name, inbox.NewEvent{ID: stored.ID, Payload: payload})
 		if err != nil {
-			r.metrics.refused.WithLabelValues(p.Name, "store_failed").Inc()
 			// An event without an id has none yet either: the inbox
 			// gives it its number when it stores it.
-			args := []any{"pipeline", p.Name, "version", p.Version}
-			if id != "" {
-				args = append(args, "event", id)
-			}
-			r.log.Error("cannot store an event; the sender should retry", append(args, "error", err)...)
+			r.refuseFor(p, req, "store_failed", http.StatusServiceUnavailable, id, err)
 			w.Header().Set("Retry-After", "5")
 			writeError(w, http.StatusServiceUnavailable, "the event could not be stored; try again later")
 			return

@@ -13,14 +13,30 @@ import (
 // and reason gets at most a line a second. The line names the sender's
 // address, never the body or the credentials it sent.
 func (r *Runner) refuse(p *engine.Pipeline, req *http.Request, reason string, status int) {
+	r.refuseFor(p, req, reason, status, "", nil)
+}
+
+// refuseFor is refuse for a refusal caused by err, the engine's own
+// failure (the inbox could not store the event): logged at error level,
+// with the error and the event's id when it has one, and at the same
+// rate, so a full disk does not add a line per webhook to the log on
+// that disk.
+func (r *Runner) refuseFor(p *engine.Pipeline, req *http.Request, reason string, status int, event string, err error) {
 	r.metrics.refused.WithLabelValues(p.Name, reason).Inc()
 	ok, left := r.refusals.allow(p.Name+"\x00"+reason, r.clock.Now())
 	if !ok {
 		return
 	}
 	args := []any{"pipeline", p.Name, "version", p.Version, "reason", reason, "status", status, "remote", req.RemoteAddr}
+	if event != "" {
+		args = append(args, "event", event)
+	}
 	if left > 0 {
 		args = append(args, "left_out", left)
+	}
+	if err != nil {
+		r.log.Error("webhook refused: cannot store the event; the sender should retry", append(args, "error", err)...)
+		return
 	}
 	r.log.Warn("webhook refused", args...)
 }
