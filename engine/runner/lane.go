@@ -573,7 +573,7 @@ type sendResult struct {
 	// request: the request waits out its pause once, however many
 	// events it carried, so the wait is counted once (retry), as the
 	// wait of one request.
-	pauseCounted *bool
+	pauseCounted *atomic.Bool
 }
 
 func (res *sendResult) describe() error {
@@ -739,11 +739,8 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 		// The event waits out the pause here, not in the governor, which
 		// counts only its own waits: when it wakes the pause is over, so
 		// nothing is counted twice.
-		if res.pauseCounted == nil || !*res.pauseCounted {
+		if res.pauseCounted == nil || res.pauseCounted.CompareAndSwap(false, true) {
 			pause = wait
-			if res.pauseCounted != nil {
-				*res.pauseCounted = true
-			}
 		}
 	}
 	next := l.r.clock.Now().Add(wait)
