@@ -221,21 +221,45 @@ func (s *scope) markRead(path []string) {
 		part = path[1]
 	}
 	s.read[path[0]+"."+part] = true
+	if path[0] == "request" && part == "headers" {
+		// Which headers, for a response cache's default key.
+		header := "*"
+		if len(path) > 2 {
+			header = strings.ToLower(path[2])
+		}
+		s.read[headerRead+header] = true
+	}
 }
+
+// headerRead prefixes, in scope.read, the name of a request header read
+// (lower-cased; "*" for the whole of request.headers).
+const headerRead = "header:"
 
 // bindingReads is what Bindings builds for each event: only what some
 // template or expression reads. Building request.headers (every name
 // lower-cased) and request.query costs a map each per event.
 type bindingReads struct {
 	now, request, requestQuery, requestHeaders, row bool
+	// headers are the request headers read by name, lower-cased, sorted;
+	// allHeaders: request.headers (or request) is read as a whole.
+	headers    []string
+	allHeaders bool
 }
 
 func readsOf(read map[string]bool) bindingReads {
 	whole := read["request.*"]
-	return bindingReads{
+	out := bindingReads{
 		now: read["now"], request: read["request"], row: read["row"],
 		requestQuery: whole || read["request.query"], requestHeaders: whole || read["request.headers"],
+		allHeaders: whole || read[headerRead+"*"],
 	}
+	for name := range read {
+		if h, ok := strings.CutPrefix(name, headerRead); ok && h != "*" {
+			out.headers = append(out.headers, h)
+		}
+	}
+	slices.Sort(out.headers)
+	return out
 }
 
 // builder builds one pipeline file.
@@ -369,6 +393,9 @@ func (b *builder) build(cfg *PipelineConfig, routes *Routes) *Pipeline {
 	}
 	pl.Delivery = b.delivery(&cfg.Delivery, base.with("now", spec.String()))
 	pl.reads = readsOf(base.read)
+	if c := pl.Respond; c != nil && c.Cache != nil && c.Cache.Key == nil && pl.reads.allHeaders {
+		b.warnAt(yamlpos.Path{"respond", "cache"}, "the pipeline reads request.headers as a whole, so the cache's default key holds every request header and two callers share an answer only when all their headers match; set respond.cache.key to what makes two answers the same")
+	}
 	if a := pl.Source.Auth; a != nil && a.HMAC != nil && pl.reads.requestQuery && pl.Respond == nil {
 		// The dedupe id leaves the query out (it is not signed): events
 		// told apart only by it would be taken for repeats.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,6 +90,26 @@ func firstValues(m map[string][]string, lower bool) map[string]any {
 		}
 	}
 	return out
+}
+
+// HeadersRead is what a response cache's default key needs of h: the
+// request headers a template or expression reads (every one, when
+// request.headers is read as a whole), as the pipeline sees them: names
+// lower-cased, first values; encoded, sorted by name, "" when none is
+// read. Without them in the key, a pipeline that answers by a header
+// (X-User-Id) served one caller's cached answer to the next.
+func (p *Pipeline) HeadersRead(h http.Header) string {
+	if !p.reads.allHeaders && len(p.reads.headers) == 0 {
+		return ""
+	}
+	vals := url.Values{}
+	for k, v := range h {
+		k = strings.ToLower(k)
+		if _, read := slices.BinarySearch(p.reads.headers, k); len(v) > 0 && (read || p.reads.allHeaders) {
+			vals[k] = v[:1]
+		}
+	}
+	return vals.Encode()
 }
 
 // Caller performs a lookup step's request: over HTTP when running, from

@@ -426,7 +426,8 @@ func (rs *responder) evaluate(ctx context.Context, ev *engine.Event) (reply *eng
 }
 
 // key is the cache key: the configured template, or the request's method,
-// escaped path and sorted query. The path stays escaped and each query
+// escaped path and sorted query, the headers the pipeline reads and a
+// hash of the body. The path stays escaped and each query
 // value is encoded on its own, so two requests a route tells apart never
 // share a key: /wallet/a%2Fb/c is not /wallet/a/b%2Fc, nor ?c=x,y ?c=x&c=y.
 func (rs *responder) key(ev *engine.Event, req *http.Request, body []byte, now time.Time) string {
@@ -438,6 +439,11 @@ func (rs *responder) key(ev *engine.Event, req *http.Request, body []byte, now t
 	key := req.Method + " " + req.URL.EscapedPath()
 	if q := req.URL.Query(); len(q) > 0 {
 		key += "?" + q.Encode() // sorted by name, values in order
+	}
+	if ev.Request != nil {
+		if h := rs.p.HeadersRead(ev.Request.Headers); h != "" {
+			key += " headers:" + h
+		}
 	}
 	// A body is part of the request too: Connected Content can POST one
 	// ({"user_id": ...}) to a single path, and without it in the key one

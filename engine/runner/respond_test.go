@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -60,6 +61,39 @@ func TestDefaultCacheKey(t *testing.T) {
 				t.Errorf("%s gives %q and %s gives %q; want the same key: %v", tt.a, ka, tt.b, kb, tt.same)
 			}
 		})
+	}
+}
+
+// A pipeline that answers by a request header, with the default cache
+// key: each caller's answer is kept apart. The key had only the method,
+// path, query and body, and bob was answered alice's cached name.
+func TestDefaultCacheKeyHoldsTheHeadersRead(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "me.yaml")
+	pipeline := "source: {type: http, method: GET, path: /me}\nrespond:\n  cache: {ttl: 60s}\n  body: {user: \"{{ request.headers.x-user-id }}\"}\n"
+	if err := os.WriteFile(file, []byte(pipeline), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proj := loaderFor(t, "http://127.0.0.1:1").Load([]string{file})
+	if err := proj.Diagnostics.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rs := newResponder(&Runner{clock: noWaitClock{}}, proj.Pipelines[0])
+	key := func(user, accept string) string {
+		req := httptest.NewRequest("GET", "/me", nil)
+		req.Header.Set("X-User-Id", user)
+		req.Header.Set("Accept", accept)
+		ev, err := (&storedEvent{Request: newStoredRequest(req, nil)}).event()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs.key(ev, req, nil, time.Now())
+	}
+	if alice, bob := key("alice", "*/*"), key("bob", "*/*"); alice == bob {
+		t.Errorf("alice and bob share the cache key %q", alice)
+	}
+	// A header the pipeline does not read does not split the cache.
+	if a, b := key("alice", "*/*"), key("alice", "application/json"); a != b {
+		t.Errorf("one caller, two keys: %q and %q", a, b)
 	}
 }
 
