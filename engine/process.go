@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loyalty-connector/engine/engine/jsonval"
+	"github.com/loyalty-connector/engine/engine/spec"
 )
 
 // Event is one unit of input: a webhook body or a CSV row.
@@ -219,18 +220,22 @@ func (p *Pipeline) runStep(ctx context.Context, st *Step, env map[string]any, ca
 		res.Err = err
 		return res
 	}
-	res.Value = decodeResponse(resp.Body)
-	return res
-}
-
-// decodeResponse gives a lookup's body as JSON values, or as text when it
-// is not JSON.
-func decodeResponse(body []byte) any {
-	v, err := jsonval.Decode(body)
-	if err != nil {
-		return string(body)
+	v, err := jsonval.Decode(resp.Body)
+	switch {
+	case err == nil:
+		res.Value = v
+	case st.Call.Endpoint != nil:
+		// SessionM's and Braze's endpoints answer JSON. A 2xx that is not
+		// (a proxy's error page, an empty 204, a body cut short) holds
+		// nothing to read: taken as text, it failed later in a step, as
+		// the pipeline's fault. It is the peer's, and worth another try;
+		// meanwhile a cached answer may stand in.
+		excerpt := spec.Excerpt([]byte(st.Call.masker.String(string(resp.Body))))
+		res.Err = spec.Retryable(fmt.Errorf("%s answered HTTP %d with a body that is not JSON, where %s answers JSON: %s", st.Call.Conn.Name, resp.Status, st.Call.Endpoint.Name, excerpt))
+	default:
+		res.Value = string(resp.Body) // a raw call may read text
 	}
-	return v
+	return res
 }
 
 // Build renders the reply for one event's bindings.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/loyalty-connector/engine/engine/jsonval"
+	"github.com/loyalty-connector/engine/engine/spec"
 )
 
 var testNow = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
@@ -283,6 +284,32 @@ func TestLookupErrorsStopTheEvent(t *testing.T) {
 	}
 	if out.Request != nil {
 		t.Errorf("a failed lookup still produced a target request")
+	}
+}
+
+// A 2xx from an endpoint that always answers JSON but whose body is not
+// (a proxy's page, an empty 204) is a failed lookup, worth another try.
+// Read as text, it failed in a later step, as the pipeline's fault.
+func TestLookupAnswerThatIsNotJSON(t *testing.T) {
+	pl := loadOne(t, "../pipelines/offer-issued-to-braze-campaign.yaml")
+	ev := &Event{Data: readEvent(t, "../examples/events/sessionm-offer-issued.json")}
+	for _, tc := range []struct {
+		status int
+		body   string
+		want   string
+	}{
+		{200, "<html><body>upstream proxy error</body></html>", "sessionm_connect answered HTTP 200 with a body that is not JSON, where get_user_offers answers JSON: <html><body>upstream proxy error</body></html>"},
+		{204, "", "sessionm_connect answered HTTP 204 with a body that is not JSON, where get_user_offers answers JSON: (empty body)"},
+		{200, `{"status":"ok","payload":`, "answered HTTP 200 with a body that is not JSON"},
+	} {
+		out := pl.Evaluate(context.Background(), ev, &stubCaller{status: tc.status, body: tc.body}, testNow)
+		if out.Err == nil || !strings.Contains(out.Err.Error(), tc.want) {
+			t.Errorf("%d %q: got %v, want %q", tc.status, tc.body, out.Err, tc.want)
+			continue
+		}
+		if last := out.Steps[len(out.Steps)-1]; !spec.IsRetryable(last.Err) {
+			t.Errorf("%d %q: the failure is not marked worth another try", tc.status, tc.body)
+		}
 	}
 }
 

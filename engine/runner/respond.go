@@ -366,6 +366,14 @@ type lookupError struct{ err error }
 func (e *lookupError) Error() string { return e.err.Error() }
 func (e *lookupError) Unwrap() error { return e.err }
 
+// refusedError is a lookup its peer refused (another 4xx, a SessionM
+// status:error): answered 502, as a failed lookup, but never from the
+// cache.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
 // staleCovers says whether a stale copy may answer in err's stead: SessionM
 // failed, was late, or has paused the connection, or the pipeline has as
 // many lookups under way as it may.
@@ -416,6 +424,8 @@ func (rs *responder) evaluate(ctx context.Context, ev *engine.Event) (reply *eng
 				return nil, &notFoundError{out.Err}
 			case last.Err != nil && failedLookup(last):
 				return nil, &lookupError{out.Err}
+			case last.Err != nil && last.Response != nil:
+				return nil, &refusedError{out.Err}
 			}
 		}
 		return nil, out.Err
@@ -497,9 +507,16 @@ func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Durati
 	case errors.Is(err, context.DeadlineExceeded):
 		rs.warn("synchronous pipeline too slow", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "deadline", deadline)
 		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("no answer within %s", deadline))
-	default:
+	case errors.As(err, new(*lookupError)), errors.As(err, new(*refusedError)):
 		rs.warn("synchronous pipeline failed", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
 		writeError(w, http.StatusBadGateway, shown)
+	default:
+		// The pipeline's own steps could not answer (an expr or a
+		// template failed on what the lookups gave): 500, not 502, which
+		// Braze counts toward halting Connected Content to the engine for
+		// every user (braze.md §4).
+		rs.warn("synchronous pipeline failed", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
+		writeError(w, http.StatusInternalServerError, "the pipeline cannot answer: "+shown)
 	}
 }
 

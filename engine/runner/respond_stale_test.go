@@ -18,15 +18,22 @@ import (
 // one, 5xx, 429); a request the pipeline refuses or cannot answer is
 // answered as without a cache. Every error but a 404 served the copy: one
 // the new version's filter refuses, one its expr cannot compute, one
-// SessionM refuses.
+// SessionM refuses. A 200 that is not JSON is SessionM failing: it was
+// read as text, and the pipeline failed on it without the stale copy.
 func TestSynchronousStaleOnlyWhenSessionMFails(t *testing.T) {
 	sb, err := sandbox.New(sandbox.Options{RandSeed: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var answer atomic.Int32 // the status SessionM Connect answers; 0: the emulator's
+	var page atomic.Bool    // SessionM Connect answers 200 with a proxy's HTML page
 	emulators := sb.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if page.Load() && strings.HasPrefix(r.URL.Path, "/sessionm/connect/") {
+			w.Header().Set("Content-Type", "text/html")
+			io.WriteString(w, "<html><body>upstream proxy error</body></html>")
+			return
+		}
 		if status := int(answer.Load()); status != 0 && strings.HasPrefix(r.URL.Path, "/sessionm/connect/") {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(status)
@@ -56,6 +63,7 @@ func TestSynchronousStaleOnlyWhenSessionMFails(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
 		status int32 // SessionM's
+		html   bool  // SessionM's answer is a 200 HTML page
 		edit   func(string) string
 		want   int
 		body   string
@@ -63,6 +71,8 @@ func TestSynchronousStaleOnlyWhenSessionMFails(t *testing.T) {
 	}{
 		{name: "SessionM answers 503", status: 503, want: 200, stale: true},
 		{name: "SessionM refuses the request (400)", status: 400, want: 502, body: "culture is not one the retailer has"},
+		// Not JSON: a proxy's page, no wallet, so a failure of SessionM's.
+		{name: "SessionM answers 200 with an HTML page", html: true, want: 200, stale: true},
 		{name: "the new version's filter refuses the request",
 			edit: func(s string) string {
 				return strings.Replace(s, "\nsource:", "\nfilter: request.params.user_id != \""+ana+"\"\nsource:", 1)
@@ -73,11 +83,14 @@ func TestSynchronousStaleOnlyWhenSessionMFails(t *testing.T) {
 				s = strings.Replace(s, "\nfilter: request.params.user_id != \""+ana+"\"", "", 1)
 				return strings.Replace(s, "\nrespond:", "\n  - name: broken\n    expr: date(request.params.user_id)\nrespond:", 1)
 			},
-			want: 502, body: "step broken"},
+			// 500, not 502, which Braze counts toward halting Connected
+			// Content to the engine: the pipeline failed, not SessionM.
+			want: 500, body: "the pipeline cannot answer: step broken"},
 		// Last: the 429 pauses the connection a while.
 		{name: "SessionM answers 429", status: 429, want: 200, stale: true},
 	} {
 		answer.Store(tt.status)
+		page.Store(tt.html)
 		if tt.edit != nil {
 			reload(tt.edit)
 		}
