@@ -5,6 +5,7 @@ package secrets
 
 import (
 	"cmp"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -343,7 +345,11 @@ func (m *Masker) Add(values ...string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	changed := false
+	var all []string
 	for _, v := range values {
+		all = append(append(all, v), decodedBasic(v)...)
+	}
+	for _, v := range all {
 		if v == "" {
 			continue
 		}
@@ -366,6 +372,30 @@ func (m *Masker) Add(values ...string) {
 		pairs = append(pairs, v, Mask)
 	}
 	m.replacer = strings.NewReplacer(pairs...)
+}
+
+// decodedBasic is what a secret that is a Basic credential already
+// encoded (SessionM Connect's token: base64 of key:secret) says decoded:
+// the whole, and each of its two parts when both are long enough not to
+// be ordinary words. A peer refusing it quotes it decoded ("credentials
+// key:secret rejected"). Only printable text counts: most random keys
+// are valid base64 too, of bytes that are not text.
+func decodedBasic(v string) []string {
+	raw, err := base64.StdEncoding.DecodeString(v)
+	if err != nil || len(raw) < 8 || !utf8.Valid(raw) {
+		return nil
+	}
+	text := string(raw)
+	for _, c := range text {
+		if !unicode.IsPrint(c) {
+			return nil
+		}
+	}
+	out := []string{text}
+	if user, password, ok := strings.Cut(text, ":"); ok && len(user) >= 8 && len(password) >= 8 {
+		out = append(out, user, password)
+	}
+	return out
 }
 
 // escapedForms returns v as it may appear in output: raw, JSON-escaped

@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -423,5 +424,33 @@ func TestResolverFiles(t *testing.T) {
 		if got := NewResolver(nil, folder, &Masker{}).Files(); got != nil {
 			t.Fatalf("secrets folder %q: files %v", folder, got)
 		}
+	}
+}
+
+// A secret that is a Basic credential already encoded (SessionM Connect's
+// token) is masked decoded too, whole and in its parts: SessionM refusing
+// it can quote it ("credentials key:secret rejected"). A secret that
+// decodes to bytes that are not text adds nothing.
+func TestMaskerDecodedBasicCredential(t *testing.T) {
+	m := &Masker{}
+	token := base64.StdEncoding.EncodeToString([]byte("TOPSECRET-connect:secret-xyz"))
+	m.Add(token, "0123456789abcdef0123456789abcdef") // hex: valid base64 of binary
+	for _, printed := range []string{
+		"credentials TOPSECRET-connect:secret-xyz rejected",
+		`{"message":"unknown key TOPSECRET-connect"}`,
+		"password secret-xyz expired",
+		"Basic " + token,
+	} {
+		if got := m.String(printed); !strings.Contains(got, Mask) || strings.Contains(got, "TOPSECRET") || strings.Contains(got, "secret-xyz") {
+			t.Errorf("%s printed as %s", printed, got)
+		}
+	}
+	if got := m.String("user 0123 and text"); got != "user 0123 and text" {
+		t.Errorf("a hex key masked ordinary text: %s", got)
+	}
+	short := &Masker{}
+	short.Add(base64.StdEncoding.EncodeToString([]byte("admin:correct-horse")))
+	if got := short.String("user admin logged in; password correct-horse"); !strings.Contains(got, "user admin") {
+		t.Errorf("a short user name was masked on its own: %s", got)
 	}
 }
