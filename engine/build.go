@@ -39,6 +39,9 @@ const (
 	// has under way: each holds a connection to SessionM until it
 	// answers or its timeout passes, its callers gone or not.
 	DefaultMaxLookups = 256
+	// DefaultRetryWait is how long a key's stale copy answers, without a
+	// lookup, after a lookup for it failed (ResponseCache.RetryWait).
+	DefaultRetryWait = 5 * time.Second
 
 	// A webhook body larger than this is a mistake; it also keeps a stored
 	// event (body, kept headers, id) within what the inbox takes (64 MiB).
@@ -112,6 +115,12 @@ type ResponseCache struct {
 	// MaxLookups bounds the lookups under way; past it a request with no
 	// lookup for its key is answered from the cache, else 503.
 	MaxLookups int
+	// RetryWait: after a lookup for a key fails, its stale copy answers
+	// for this long without another lookup, so a caller asking again and
+	// again does not send a failing SessionM a lookup each time. How
+	// long SessionM takes to recover is not published: assumed (A), and
+	// configurable for that reason.
+	RetryWait time.Duration
 }
 
 // Delivery holds the delivery settings with defaults applied.
@@ -900,6 +909,7 @@ func (b *builder) respond(path yamlpos.Path, cfg *RespondConfig, sc, before *sco
 			TTL:        b.duration(cpath.Child("ttl"), c.TTL, time.Minute),
 			Stale:      b.duration(cpath.Child("stale"), c.Stale, time.Hour),
 			MaxLookups: cmpOr(c.MaxLookups, DefaultMaxLookups),
+			RetryWait:  b.duration(cpath.Child("retry_wait"), c.RetryWait, DefaultRetryWait),
 		}
 		if c.Key != "" {
 			// The key is rendered before the steps run, from what the

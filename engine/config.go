@@ -95,6 +95,7 @@ type CacheConfig struct {
 	TTL        string `yaml:"ttl"`
 	Stale      string `yaml:"stale"`
 	MaxLookups int    `yaml:"max_lookups"`
+	RetryWait  string `yaml:"retry_wait"`
 }
 
 // DeliveryConfig tunes how target requests are delivered.

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -71,6 +72,9 @@ type cached struct {
 	// fresh hit, as this version may shape answers otherwise, but still
 	// stands in when SessionM is slow or down.
 	earlier bool
+	// lookupAfter (Unix nanoseconds): a lookup for the key failed, and
+	// until then the copy answers without another (RetryWait).
+	lookupAfter atomic.Int64
 }
 
 // flight is one evaluation that concurrent requests for the same key
@@ -144,6 +148,12 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 		entry.write(w, "hit", ageHeader(now, entry.stored), "")
 		return
 	}
+	if entry != nil && now.Sub(entry.stored) < c.TTL+c.Stale && now.UnixNano() < entry.lookupAfter.Load() {
+		// A lookup for the key failed a moment ago: asked again and
+		// again, SessionM would get a lookup per request while it fails.
+		rs.answerStale(w, entry, key, now, fmt.Sprintf("a lookup for this key failed less than %s ago (respond.cache.retry_wait)", c.RetryWait))
+		return
+	}
 	var reply *engine.Reply
 	err = rs.pausedPast(now.Add(resp.Deadline))
 	if err == nil {
@@ -158,11 +168,17 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 	if entry != nil && now.Sub(entry.stored) < c.TTL+c.Stale && staleCovers(err) {
 		// SessionM is slow, down or has paused the connection: an older
 		// answer beats none, and says what it is.
-		rs.warn("answering from the cache", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "age", now.Sub(entry.stored).Round(time.Second), "error", rs.r.opts.Masker.String(err.Error()))
-		entry.write(w, "stale", ageHeader(now, entry.stored), "110 - \"Response is Stale\"")
+		rs.answerStale(w, entry, key, now, rs.r.opts.Masker.String(err.Error()))
 		return
 	}
 	rs.fail(w, err, resp.Deadline, key)
+}
+
+// answerStale answers with entry, an older answer, marked as such; why
+// is the reason no fresh one could be had, for the log.
+func (rs *responder) answerStale(w http.ResponseWriter, entry *cached, key string, now time.Time, why string) {
+	rs.warn("answering from the cache", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "age", now.Sub(entry.stored).Round(time.Second), "error", why)
+	entry.write(w, "stale", ageHeader(now, entry.stored), "110 - \"Response is Stale\"")
 }
 
 // answerRecorder keeps the status code of an answer, for the metrics.
@@ -216,6 +232,10 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 			rs.keep(key, f.reply)
 		case isNotFound(f.err):
 			rs.forget(key)
+		case staleCovers(f.err):
+			if entry := rs.cache[key]; entry != nil {
+				entry.lookupAfter.Store(rs.r.clock.Now().Add(rs.p.Respond.Cache.RetryWait).UnixNano())
+			}
 		}
 		rs.mu.Unlock()
 		close(f.done)

@@ -48,6 +48,7 @@ func TestSynchronousStaleOnlyWhenSessionMFails(t *testing.T) {
 	h := start(t, setup{dirs: []string{dir}, sandbox: srv.URL, tweak: func(p *engine.Pipeline) {
 		if p.Respond != nil {
 			p.Respond.Cache.TTL = time.Nanosecond // every answer is stale at once
+			p.Respond.Cache.RetryWait = time.Nanosecond
 		}
 	}})
 	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
@@ -98,5 +99,56 @@ func TestSynchronousStaleOnlyWhenSessionMFails(t *testing.T) {
 		if cache := a.header.Get("X-Cache"); a.status != tt.want || (cache == "stale") != tt.stale || !strings.Contains(a.body, tt.body) {
 			t.Errorf("%s: %d (X-Cache %q) %s; want %d, stale: %v", tt.name, a.status, cache, a.body, tt.want, tt.stale)
 		}
+	}
+}
+
+// After a lookup for a key fails, its stale copy answers for
+// respond.cache.retry_wait without another lookup: a caller asking again
+// and again sent a failing SessionM a lookup per request.
+func TestStaleCopyWaitsBeforeTheNextLookup(t *testing.T) {
+	sb, err := sandbox.New(sandbox.Options{RandSeed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failing atomic.Bool
+	var lookups atomic.Int32
+	emulators := sb.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/sessionm/connect/") {
+			lookups.Add(1)
+			if failing.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+		}
+		emulators.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	// Long enough for ten requests answered from memory, even under -race
+	// on a loaded machine.
+	const wait = 2 * time.Second
+	h := start(t, setup{sandbox: srv.URL, tweak: func(p *engine.Pipeline) {
+		if p.Respond != nil {
+			p.Respond.Cache.TTL = time.Nanosecond
+			p.Respond.Cache.RetryWait = wait
+		}
+	}})
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
+		t.Fatalf("first: %d %v %s", a.status, a.header, a.body)
+	}
+	failing.Store(true)
+	for i := range 10 {
+		if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "stale" {
+			t.Fatalf("request %d while SessionM fails: %d %v %s", i+1, a.status, a.header, a.body)
+		}
+	}
+	// One lookup failed; the nine requests after it waited.
+	if n := lookups.Load(); n != 2 {
+		t.Errorf("%d lookups for 10 requests within retry_wait; want 2 (the first answer and one that failed)", n)
+	}
+	time.Sleep(wait)
+	failing.Store(false)
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
+		t.Errorf("after retry_wait: %d %v %s; want a fresh answer", a.status, a.header, a.body)
 	}
 }
