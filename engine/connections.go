@@ -149,7 +149,7 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 			fc.errorAt(path, "%v", err)
 			continue
 		}
-		l.Resolver.Masker().Add(auth.Credential)
+		l.Resolver.Masker().AddBuilt(auth.Credential)
 		set.conns[name] = conn
 		delete(broken, name)
 	}

@@ -341,13 +341,25 @@ type Masker struct {
 }
 
 // Add registers a secret value (and nothing for an empty one).
-func (m *Masker) Add(values ...string) {
+func (m *Masker) Add(values ...string) { m.add(values, true) }
+
+// AddBuilt adds credentials the engine built from settings and secrets
+// (a Basic header of a username setting and a password secret), masked
+// as written but not decoded: decoded, they are a setting, which stays
+// readable (SessionM Core's API key in a URL path), and a secret masked
+// already.
+func (m *Masker) AddBuilt(values ...string) { m.add(values, false) }
+
+func (m *Masker) add(values []string, decode bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	changed := false
 	var all []string
 	for _, v := range values {
-		all = append(append(all, v), decodedBasic(v)...)
+		all = append(all, v)
+		if decode {
+			all = append(all, decodedBasic(v)...)
+		}
 	}
 	for _, v := range all {
 		if v == "" {
