@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
@@ -164,7 +166,7 @@ func (p *Program) Source() string { return p.source }
 func (p *Program) Eval(env map[string]any) (bool, error) {
 	out, err := expr.Run(p.program, env)
 	if err != nil {
-		return false, runError(err)
+		return false, runError(err, p.source)
 	}
 	b, ok := out.(bool)
 	if !ok {
@@ -177,7 +179,7 @@ func (p *Program) Eval(env map[string]any) (bool, error) {
 func (p *Program) Value(env map[string]any) (any, error) {
 	out, err := expr.Run(p.program, env)
 	if err != nil {
-		return nil, runError(err)
+		return nil, runError(err, p.source)
 	}
 	return out, nil
 }
@@ -261,7 +263,7 @@ func (p *part) falseParts(env map[string]any) []string {
 	}
 	out, err := expr.Run(p.program, env)
 	if err != nil {
-		return []string{p.text + " failed: " + runError(err).Error()}
+		return []string{p.text + " failed: " + runError(err, p.text).Error()}
 	}
 	msg := p.text + " is " + describe(out)
 	var sides []string
@@ -426,11 +428,26 @@ func problemOf(err error) Problem {
 	return Problem{1, 1, cleanMessage(err.Error())}
 }
 
-func runError(err error) error {
+// runError turns an error of expr's run time into one a user can act on;
+// src is the expression that was run, to name the part that failed.
+func runError(err error, src string) error {
 	msg := err.Error()
 	var fe *file.Error
 	if errors.As(err, &fe) {
 		msg = fe.Message
+	}
+	// A function or operator that met a value of a type it cannot take
+	// panics in expr, which reports the Go type assertion or reflect
+	// call; the part of the expression it names is where it failed.
+	if m := assertRE.FindStringSubmatch(msg); m != nil && fe != nil {
+		return fmt.Errorf("%s needs %s, but got %s", culprit(src, fe.Location), neededWord(m[2]), typeWord(m[1]))
+	}
+	var ve *reflect.ValueError
+	if errors.As(err, &ve) && fe != nil && (ve.Method == "reflect.Value.Len" || ve.Method == "reflect.Value.Index") {
+		return fmt.Errorf("%s needs a list, but got %s", culprit(src, fe.Location), kindWord(ve.Kind))
+	}
+	if m := badArgRE.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("%s() cannot take %s", m[1], typeWord(m[2]))
 	}
 	switch m := fetchRE.FindStringSubmatch(msg); {
 	case m != nil && m[2] == "<nil>":
@@ -450,15 +467,68 @@ func runError(err error) error {
 }
 
 var (
+	assertRE  = regexp.MustCompile(`^interface conversion: interface \{\} is (.+), not (.+)$`)
+	badArgRE  = regexp.MustCompile(`^invalid argument for (\w+) \(type (.+)\)$`)
 	fetchRE   = regexp.MustCompile(`^cannot fetch (\S+) from (.+)$`)
 	fieldOfRE = regexp.MustCompile(`^invalid operation: int\((\w+)\)$`)
 	binaryRE  = regexp.MustCompile(`^invalid operation: (\S+) (\S+) (\S+)$`)
 )
 
+// culprit names the part of src at loc, where expr says a run failed: a
+// function (`date()`) or an operator (`"matches"`).
+func culprit(src string, loc file.Location) string {
+	runes := []rune(src)
+	if loc.From < 0 || loc.To > len(runes) || loc.From >= loc.To {
+		return "the expression"
+	}
+	name := string(runes[loc.From:loc.To])
+	if isName(name) && strings.HasPrefix(strings.TrimSpace(string(runes[loc.To:])), "(") {
+		return name + "()"
+	}
+	return strconv.Quote(name)
+}
+
+func isName(s string) bool {
+	for i, r := range s {
+		if r != '_' && !unicode.IsLetter(r) && (i == 0 || !unicode.IsDigit(r)) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// neededWord names the Go type a function or operator of expr's needs.
+func neededWord(goType string) string {
+	switch goType {
+	case "string", "[]uint8": // expr's text operators take bytes too
+		return "text"
+	case "int":
+		return "a whole number"
+	case "bool":
+		return "true or false"
+	}
+	return typeWord(goType)
+}
+
+// kindWord names a reflect.Kind as typeWord names a type.
+func kindWord(k reflect.Kind) string {
+	switch k {
+	case reflect.Invalid:
+		return "null (missing)"
+	case reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Struct:
+		return "a date"
+	}
+	return typeWord(k.String())
+}
+
 // typeWord names a Go type (or <nil>) as users know JSON values.
 func typeWord(goType string) string {
 	switch goType {
-	case "<nil>":
+	case "<nil>", "nil":
 		return "null (missing)"
 	case "map[string]interface {}":
 		return "an object"
@@ -470,6 +540,10 @@ func typeWord(goType string) string {
 		return "a number"
 	case "bool":
 		return "true/false"
+	case "time.Time":
+		return "a date"
+	case "time.Duration":
+		return "a duration"
 	}
 	return cleanMessage(goType)
 }

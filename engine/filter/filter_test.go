@@ -353,3 +353,42 @@ func TestConcurrentEval(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A function or operator given a value of the wrong type says which one,
+// what it needs and what it got, not the Go type assertion expr recovers.
+func TestRunErrorNamesTheFunctionAndTypes(t *testing.T) {
+	env := map[string]any{"event": map[string]any{
+		"n": 20991231, "f": 1.5, "s": "x", "b": true, "o": map[string]any{}, "l": []any{1},
+	}}
+	tests := []struct {
+		src  string
+		want string
+	}{
+		{`date(event.n)`, `date() needs text, but got a number`},
+		{`date(event.o)`, `date() needs text, but got an object`},
+		{`date(event.missing)`, `date() needs text, but got null (missing)`},
+		{`date(event.s, event.n)`, `date() needs text, but got a number`},
+		{`map(event.l, date(#))`, `date() needs text, but got a number`},
+		{`upper(event.b)`, `upper() needs text, but got true/false`},
+		{`split (event.f, ",")`, `split() needs text, but got a number`},
+		{`event.n matches "T[0-9:.]+$"`, `"matches" needs text, but got a number`},
+		{`event.s matches event.n`, `"matches" needs text, but got a number`},
+		{`event.s startsWith event.l`, `"startsWith" needs text, but got a list`},
+		{`!event.s`, `"!" needs true or false, but got text`},
+		{`filter(event.n, true)`, `filter() needs a list, but got a number`},
+		{`any(event.b, # == 1)`, `any() needs a list, but got true/false`},
+		{`len(event.n)`, `len() cannot take a number`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.src, func(t *testing.T) {
+			p, problems := CompileValue(tt.src, Options{Names: names})
+			if len(problems) > 0 {
+				t.Fatalf("CompileValue: %+v", problems)
+			}
+			_, err := p.Value(env)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
