@@ -137,15 +137,18 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 	return p, nil
 }
 
-// IsFunction reports whether name is one of expr's functions or ours (now,
-// which envOptions defines): first, len, now ... A step of that name could
-// not be read in an expression.
+// ownFunctions are the functions envOptions adds to expr's.
+var ownFunctions = []string{"now", "dateOrNil"}
+
+// IsFunction reports whether name is one of expr's functions or ours
+// (ownFunctions): first, len, now ... A step of that name could not be
+// read in an expression.
 func IsFunction(name string) bool {
 	_, builtin := exprbuiltin.Index[name]
-	return builtin || name == "now"
+	return builtin || slices.Contains(ownFunctions, name)
 }
 
-func functionNames() []string { return append(slices.Clone(exprbuiltin.Names), "now") }
+func functionNames() []string { return append(slices.Clone(exprbuiltin.Names), ownFunctions...) }
 
 func envOptions(opts Options) []expr.Option {
 	now := opts.Now
@@ -156,8 +159,28 @@ func envOptions(opts Options) []expr.Option {
 		expr.Env(map[string]any{}),
 		expr.AllowUndefinedVariables(),
 		expr.Function("now", func(...any) (any, error) { return now(), nil }, new(func() time.Time)),
+		expr.Function("dateOrNil", dateOrNil, new(func(any) any)),
 	}
 }
+
+// dateOrNil reads a date as date(v) does, but gives nil for a value that
+// is not text or not a date date() reads, where date() fails. A field
+// that may be malformed in one item of many (an offer's expiry in a
+// wallet) can then be left out or given a default by the expression,
+// rather than failing it for every item.
+func dateOrNil(args ...any) (any, error) {
+	s, ok := args[0].(string)
+	if !ok {
+		return nil, nil
+	}
+	if t, err := exprDate(s); err == nil {
+		return t, nil
+	}
+	return nil, nil
+}
+
+// exprDate is expr's own date(), so that dateOrNil reads the same forms.
+var exprDate = exprbuiltin.Builtins[exprbuiltin.Index["date"]].Func
 
 // Source returns the expression as written.
 func (p *Program) Source() string { return p.source }

@@ -392,3 +392,93 @@ func TestRunErrorNamesTheFunctionAndTypes(t *testing.T) {
 		})
 	}
 }
+
+// dateOrNil reads what date() reads, and gives nil where date() fails, so
+// an expression can leave out an item whose date cannot be read.
+func TestDateOrNil(t *testing.T) {
+	p, problems := CompileValue(`dateOrNil(event.v)`, Options{Names: names})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	d, problems := CompileValue(`date(event.v)`, Options{Names: names})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	tests := []struct {
+		v    any
+		want any // a time.Time, or nil
+	}{
+		{"2026-12-31T23:59:59Z", time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC)},
+		{"2026-12-31T23:59:59.0000000Z", time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC)},
+		{"2026-12-31T23:59:59.5+01:00", time.Date(2026, 12, 31, 22, 59, 59, 5e8, time.UTC)},
+		{"2026-12-31", time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)},
+		{"", nil},
+		{"2099-12-31t23:59:59z", nil}, // Go reads RFC 3339 in capitals only
+		{"2026-12-31T23:59:59.0000000", nil},
+		{"2026-13-01T00:00:00Z", nil},
+		{"soon", nil},
+		{20991231, nil},
+		{1.5, nil},
+		{true, nil},
+		{nil, nil},
+		{map[string]any{}, nil},
+		{[]any{"2026-12-31"}, nil},
+	}
+	for _, tt := range tests {
+		env := map[string]any{"event": map[string]any{"v": tt.v}}
+		got, err := p.Value(env)
+		if err != nil {
+			t.Errorf("dateOrNil(%#v): error %v, want none", tt.v, err)
+			continue
+		}
+		if tt.want == nil {
+			if got != nil {
+				t.Errorf("dateOrNil(%#v) = %v, want nil", tt.v, got)
+			}
+			if _, err := d.Value(env); err == nil {
+				t.Errorf("date(%#v) reads it; dateOrNil must read what date() reads", tt.v)
+			}
+			continue
+		}
+		tm, ok := got.(time.Time)
+		if !ok || !tm.Equal(tt.want.(time.Time)) {
+			t.Errorf("dateOrNil(%#v) = %v, want %v", tt.v, got, tt.want)
+		}
+		if same, err := d.Value(env); err != nil || !same.(time.Time).Equal(tm) {
+			t.Errorf("date(%#v) = %v, %v; dateOrNil gave %v", tt.v, same, err, tm)
+		}
+	}
+
+	// What it is for: an item whose date cannot be read is left out
+	// instead of failing the expression for every item.
+	opts := Options{Names: names, Now: func() time.Time { return time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC) }}
+	keep, problems := CompileValue(`map(filter(event.items, let at = dateOrNil(.ends); at != nil && at > now()), .id)`, opts)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	items := []any{
+		map[string]any{"id": "future", "ends": "2099-12-31T23:59:59Z"},
+		map[string]any{"id": "past", "ends": "2025-01-01T00:00:00Z"},
+		map[string]any{"id": "empty", "ends": ""},
+		map[string]any{"id": "number", "ends": 20991231},
+	}
+	got, err := keep.Value(map[string]any{"event": map[string]any{"items": items}})
+	if err != nil || !reflect.DeepEqual(got, []any{"future"}) {
+		t.Errorf("kept %v, %v; want [future]", got, err)
+	}
+
+	for src, want := range map[string]string{
+		`dateOrNil()`:          "dateOrNil",
+		`dateOrNil("a", "b")`:  "dateOrNil",
+		`dateOrNl(event.v)`:    `did you mean "dateOrNil"?`,
+		`event.v == dateornil`: "unknown name",
+	} {
+		_, problems := CompileValue(src, Options{Names: names})
+		if len(problems) != 1 || !strings.Contains(problems[0].Message, want) {
+			t.Errorf("%s: problems %+v, want one saying %q", src, problems, want)
+		}
+	}
+	if !IsFunction("dateOrNil") {
+		t.Error(`IsFunction("dateOrNil") = false; a step called so could not be read in an expression`)
+	}
+}
