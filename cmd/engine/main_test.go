@@ -116,6 +116,9 @@ func TestDryRunGoldens(t *testing.T) {
 		// an offer whose expiry cannot be read is left out (it may have
 		// expired) and the others are still answered
 		{"wallet-unreadable-expiry.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--fixtures", "cmd/engine/testdata/unreadable-expiry"}, 0},
+		// sessionm.md §4 (O, S11): without expiration_date, an offer
+		// expires at its redemption_end_date
+		{"wallet-redemption-end-date.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--fixtures", "cmd/engine/testdata/redemption-end-date"}, 0},
 		{"event-not-json.txt", []string{"pipelines/offer-issued-to-braze-campaign.yaml", "--event", "cmd/engine/testdata/not-json.json"}, 1},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
