@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,7 +38,7 @@ otherwise; a filtered-out event is not a failure.`, stderr)
 		eventFile = fs.String("event", "", "the request body, a JSON `file` (- for stdin), for webhook sources")
 		csvFile   = fs.String("csv", "", "a CSV `file`, for csv sources")
 		rows      = fs.Int("rows", 10, "how many CSV rows to run (0: all)")
-		path      = fs.String("path", "", "the request `path`, for sources whose path holds {placeholders}, e.g. /hooks/braze/tags/u-1001")
+		path      = fs.String("path", "", "the request `path`, for sources whose path holds {placeholders}, e.g. /hooks/braze/tags/u-1001; a query after ? counts as --query")
 		fixtures  = fs.String("fixtures", "", "`folder` of lookup responses: STEP.json per lookup step")
 		inSandbox = fs.Bool("sandbox", false, "answer lookups from the built-in SessionM and Braze emulators, pointing every connection at them")
 		format    = fs.String("format", "text", "output `format`: text or json")
@@ -154,6 +155,21 @@ otherwise; a filtered-out event is not a failure.`, stderr)
 			return fail("--query %q: write it as name=value", q)
 		}
 		in.Query.Add(name, value)
+	}
+	// A path copied from a URL carries its query, and dropping it ran the
+	// request with the pipeline's defaults (F3: culture en-US) unsaid.
+	if p, rawQuery, ok := strings.Cut(in.Path, "?"); ok {
+		fromPath, err := url.ParseQuery(rawQuery)
+		if err != nil {
+			return fail("--path %q: the query after \"?\" cannot be read (%v); give its parameters with --query name=value", in.Path, err)
+		}
+		for name, values := range fromPath {
+			if given, twice := in.Query[name]; twice && !slices.Equal(given, values) {
+				return fail("the query parameter %q is given by --path (%s) and by --query (%s); give it once", name, strings.Join(values, ", "), strings.Join(given, ", "))
+			}
+			in.Query[name] = values
+		}
+		in.Path = p
 	}
 	rep := runner.Event(ctx, in)
 	if err := write(stdout, *format, rep, rep.WriteText, masker); err != nil {

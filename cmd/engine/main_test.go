@@ -108,6 +108,9 @@ func TestDryRunGoldens(t *testing.T) {
 		// fails as a whole, and the summary says so
 		{"segment-csv-cr-only.txt", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "cmd/engine/testdata/cr-only.csv"}, 1},
 		{"wallet.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--query", "culture=es-ES"}, 0},
+		// a query in --path is the same as --query, given once or in both
+		{"wallet.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002?culture=es-ES"}, 0},
+		{"wallet.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002?culture=es-ES", "--query", "culture=es-ES"}, 0},
 		{"wallet.json", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--format", "json"}, 0},
 		// sessionm.md §4, §8 (A): Connect datetimes in the zone-less .NET
 		// form, read as UTC: one offer expires 30 minutes after --now, one
@@ -188,6 +191,10 @@ func TestDryRunUsageErrors(t *testing.T) {
 		{[]string{"dry-run", "--bogus"}, "unknown flag --bogus"},
 		{[]string{"dry-run", "pipelines/", "--event", "e.json"}, "pipelines/ is a folder; name one pipeline file in it"},
 		{[]string{"dry-run", "pipelines/connections.yaml", "--event", "e.json"}, "holds the connections; name a pipeline file that uses them"},
+		{[]string{"dry-run", "--env-file", "examples/sandbox.env", "pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/u?culture=es-ES", "--query", "culture=fr-FR"},
+			`the query parameter "culture" is given by --path (es-ES) and by --query (fr-FR); give it once`},
+		{[]string{"dry-run", "--env-file", "examples/sandbox.env", "pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/u?culture=%zz"},
+			`--path "/wallet/u?culture=%zz": the query after "?" cannot be read (invalid URL escape "%zz"); give its parameters with --query name=value`},
 	} {
 		_, stderr, code := runEngine(tc.args...)
 		if code != exitUsage || !strings.Contains(stderr, tc.want) {
