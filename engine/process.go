@@ -154,6 +154,19 @@ type Outcome struct {
 	Err           error
 }
 
+// LookupNotFound says whether the event failed at a lookup its peer
+// answered "not found": 404, or an error code the connector marks so under
+// any status (SessionM's user_not_found). A synchronous pipeline answers
+// 404 then (F3: a user with no SessionM profile, which Braze's Connected
+// Content renders as nothing); engine run and dry-run both decide by it.
+func (o *Outcome) LookupNotFound() bool {
+	if o.Err == nil || len(o.Steps) == 0 {
+		return false
+	}
+	last := o.Steps[len(o.Steps)-1] // the step that failed is the last one run
+	return last.Err != nil && last.Response != nil && (last.Response.Status == http.StatusNotFound || spec.IsNotFound(last.Err))
+}
+
 // Evaluate runs an event through the filter, the steps and the target (or
 // respond) template. It sends nothing itself: lookups go through caller,
 // and the target request is returned for the caller to deliver or show.

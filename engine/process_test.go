@@ -562,3 +562,31 @@ func TestRequestPartsBuiltForWhatIsRead(t *testing.T) {
 		})
 	}
 }
+
+// A synchronous pipeline answers 404 when its lookup was answered "not
+// found" by status or by the connector's reading of the body, and only then.
+func TestOutcomeLookupNotFound(t *testing.T) {
+	failed := errors.New("failed")
+	lookup := func(status int, err error) StepResult {
+		return StepResult{Step: "wallet", Request: &Request{}, Response: &Response{Status: status}, Err: err}
+	}
+	tests := []struct {
+		name string
+		out  Outcome
+		want bool
+	}{
+		{"answered", Outcome{Passed: true, Steps: []StepResult{lookup(200, nil)}}, false},
+		{"404", Outcome{Passed: true, Steps: []StepResult{lookup(404, failed)}, Err: failed}, true},
+		{"user_not_found under 200", Outcome{Passed: true, Steps: []StepResult{lookup(200, spec.NotFound(failed))}, Err: failed}, true},
+		{"500", Outcome{Passed: true, Steps: []StepResult{lookup(500, failed)}, Err: failed}, false},
+		{"no answer", Outcome{Passed: true, Steps: []StepResult{{Step: "wallet", Request: &Request{}, Err: failed}}, Err: failed}, false},
+		{"an expr step after the lookup", Outcome{Passed: true, Steps: []StepResult{lookup(200, nil), {Step: "offers", Err: failed}}, Err: failed}, false},
+		{"the respond template", Outcome{Passed: true, Steps: []StepResult{lookup(200, nil)}, Err: failed}, false},
+		{"the filter", Outcome{Err: failed}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.out.LookupNotFound(); got != tt.want {
+			t.Errorf("%s: LookupNotFound() = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -20,7 +20,6 @@ import (
 
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/delivery"
-	"github.com/loyalty-connector/engine/engine/spec"
 )
 
 // maxCached bounds the answers a synchronous pipeline keeps, and
@@ -440,7 +439,7 @@ func (rs *responder) evaluate(ctx context.Context, ev *engine.Event) (reply *eng
 		if n := len(out.Steps); n > 0 {
 			last := out.Steps[n-1]
 			switch {
-			case last.Err != nil && last.Response != nil && (last.Response.Status == http.StatusNotFound || spec.IsNotFound(last.Err)):
+			case out.LookupNotFound():
 				return nil, &notFoundError{out.Err}
 			case last.Err != nil && failedLookup(last):
 				return nil, &lookupError{out.Err}
