@@ -31,7 +31,8 @@ set comes from the built-in examples/sandbox.env, as with engine run --sandbox.
 
 Exits 1 when an event fails (a template error, a lookup failure, a body that
 does not fit the endpoint, a broken CSV row), 2 for a wrong command line, 0
-otherwise; a filtered-out event is not a failure.`, stderr)
+otherwise; a filtered-out event is not a failure, nor is the 404 a respond
+pipeline answers when its lookup says not found (shown as the response).`, stderr)
 	var cf configFlags
 	cf.register(fs)
 	var (

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -122,6 +123,11 @@ func TestDryRunGoldens(t *testing.T) {
 		// sessionm.md §4 (O, S11): without expiration_date, an offer
 		// expires at its redemption_end_date
 		{"wallet-redemption-end-date.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--fixtures", "cmd/engine/testdata/redemption-end-date"}, 0},
+		// SessionM does not know the user (user_not_found, which counts
+		// under any status; a fixture answers 200): the 404 engine run
+		// answers, which is the pipeline's answer, not a failure
+		{"wallet-user-not-found.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/nobody", "--fixtures", "cmd/engine/testdata/user-not-found"}, 0},
+		{"wallet-user-not-found.json", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/nobody", "--fixtures", "cmd/engine/testdata/user-not-found", "--format", "json"}, 0},
 		{"event-not-json.txt", []string{"pipelines/offer-issued-to-braze-campaign.yaml", "--event", "cmd/engine/testdata/not-json.json"}, 1},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
@@ -898,5 +904,16 @@ func TestStatusLinesClearsTheStatusForALogLine(t *testing.T) {
 	want := "\rrows 1   \r\x1b[Klevel=WARN msg=x\n\rrows 2   \rrows 3   \nlevel=INFO msg=y\n"
 	if out.String() != want {
 		t.Fatalf("wrote %q; want %q", out.String(), want)
+	}
+}
+
+// A lookup SessionM answers "not found" is the answer of a respond
+// pipeline only (404): a pipeline that sends a request has nothing to
+// send without it, so the event fails.
+func TestDryRunLookupNotFoundFailsAnEventWithoutRespond(t *testing.T) {
+	args := append(slices.Clone(dryRun), "pipelines/offer-issued-to-braze-campaign.yaml", "--event", "examples/events/sessionm-offer-issued.json", "--fixtures", "cmd/engine/testdata/user-not-found")
+	stdout, _, code := runEngine(args...)
+	if code != exitProblem || !strings.Contains(stdout, "error     step wallet: sessionm answered status error: user_not_found") || strings.Contains(stdout, "response  404") {
+		t.Errorf("code %d, output:\n%s", code, stdout)
 	}
 }

@@ -196,7 +196,13 @@ func (r *Runner) evaluate(ctx context.Context, ev *engine.Event, rep *Report) {
 	if out.Reply != nil {
 		rep.Response = &HTTPReply{Status: out.Reply.Status, Headers: flatHeaders(out.Reply.Header), Body: bodyOf(out.Reply.Body, out.Reply.Value)}
 	}
-	if out.Err != nil {
+	switch {
+	case out.Err != nil && r.Pipeline.Respond != nil && out.LookupNotFound():
+		// engine run answers this 404 with the reason (runner's
+		// writeError), by design: Braze renders it as nothing. It is the
+		// pipeline's answer, so the event counts as handled, not failed.
+		rep.Response = &HTTPReply{Status: http.StatusNotFound, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"error": out.Err.Error()}}
+	case out.Err != nil:
 		rep.Errors = append(rep.Errors, out.Err.Error())
 	}
 }
