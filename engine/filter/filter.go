@@ -472,6 +472,20 @@ func runError(err error, src string) error {
 	if m := badArgRE.FindStringSubmatch(msg); m != nil {
 		return fmt.Errorf("%s() cannot take %s", m[1], typeWord(m[2]))
 	}
+	// int() and float() of text that is no number: expr prints the text
+	// where its other messages print a type (int(string)), so it is told
+	// apart by where the run failed. A CSV value of " 5" or "" ends here.
+	if m := convRE.FindStringSubmatch(msg); m != nil && fe != nil && culprit(src, fe.Location) == m[1]+"()" {
+		if m[2] == "<nil>" {
+			return fmt.Errorf("%s() needs a number or text, but got null (missing)", m[1])
+		}
+		return fmt.Errorf("%s() cannot read %q as %s (spaces and other characters around it are not taken)", m[1], m[2], map[string]string{"int": "a whole number", "float": "a number"}[m[1]])
+	}
+	if ve := (*reflect.ValueError)(nil); errors.As(err, &ve) && ve.Kind == reflect.Invalid && fe != nil {
+		if c := culprit(src, fe.Location); c == "int()" || c == "float()" {
+			return fmt.Errorf("%s needs a number or text, but got null (missing)", c)
+		}
+	}
 	switch m := fetchRE.FindStringSubmatch(msg); {
 	case m != nil && m[2] == "<nil>":
 		return fmt.Errorf("cannot read %s: the value it belongs to is missing (null)", m[1])
@@ -492,6 +506,7 @@ func runError(err error, src string) error {
 var (
 	assertRE  = regexp.MustCompile(`^interface conversion: interface \{\} is (.+), not (.+)$`)
 	badArgRE  = regexp.MustCompile(`^invalid argument for (\w+) \(type (.+)\)$`)
+	convRE    = regexp.MustCompile(`^invalid operation: (int|float)\((.*)\)$`)
 	fetchRE   = regexp.MustCompile(`^cannot fetch (\S+) from (.+)$`)
 	fieldOfRE = regexp.MustCompile(`^invalid operation: int\((\w+)\)$`)
 	binaryRE  = regexp.MustCompile(`^invalid operation: (\S+) (\S+) (\S+)$`)

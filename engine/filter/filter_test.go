@@ -359,6 +359,7 @@ func TestConcurrentEval(t *testing.T) {
 func TestRunErrorNamesTheFunctionAndTypes(t *testing.T) {
 	env := map[string]any{"event": map[string]any{
 		"n": 20991231, "f": 1.5, "s": "x", "b": true, "o": map[string]any{}, "l": []any{1},
+		"empty": "", "padded": " 5", "half": "5.5",
 	}}
 	tests := []struct {
 		src  string
@@ -378,6 +379,14 @@ func TestRunErrorNamesTheFunctionAndTypes(t *testing.T) {
 		{`filter(event.n, true)`, `filter() needs a list, but got a number`},
 		{`any(event.b, # == 1)`, `any() needs a list, but got true/false`},
 		{`len(event.n)`, `len() cannot take a number`},
+		// CSV values are text: int() and float() of text that is no number.
+		{`int(event.empty)`, `int() cannot read "" as a whole number (spaces and other characters around it are not taken)`},
+		{`int(event.padded)`, `int() cannot read " 5" as a whole number (spaces and other characters around it are not taken)`},
+		{`int(event.half)`, `int() cannot read "5.5" as a whole number (spaces and other characters around it are not taken)`},
+		{`int(event.s)`, `int() cannot read "x" as a whole number (spaces and other characters around it are not taken)`},
+		{`float(event.s) > 1`, `float() cannot read "x" as a number (spaces and other characters around it are not taken)`},
+		{`float(event.missing)`, `float() needs a number or text, but got null (missing)`},
+		{`int(event.missing)`, `int() needs a number or text, but got null (missing)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.src, func(t *testing.T) {
