@@ -120,12 +120,27 @@ func (dl *DeadLetter) Replayable() error {
 
 // DeadLetter moves a queued event (seq) to the dead letters in one
 // transaction, so it is never in both places nor in neither. A dl built
-// for an event that never was queued (a broken CSV row) passes seq 0.
+// for an event that never was queued (a CSV row) passes seq 0.
+//
+// Such an event can come twice: a CSV row dead-lettered just before a
+// crash, whose checkpoint had not passed it yet, is read and fails again
+// after the restart, and a second dead letter made a replay of both send
+// it twice. So while a dead letter of an unqueued event is kept, another
+// with its pipeline and event id is not made: the first one's id is
+// returned.
 func (s *Store) DeadLetter(pipeline string, seq uint64, dl DeadLetter) (uint64, error) {
 	removed := 0
 	err := s.group(func(tx *bolt.Tx) error {
 		removed = 0
 		dead := tx.Bucket(deadBucket)
+		var unqueued []byte
+		if seq == 0 && dl.EventID != "" {
+			unqueued = unqueuedKey(pipeline, dl.EventID)
+			if first := tx.Bucket(deadUnqueued).Get(unqueued); first != nil && dead.Get(first) != nil {
+				dl.ID = binary.BigEndian.Uint64(first)
+				return nil
+			}
+		}
 		id, err := dead.NextSequence()
 		if err != nil {
 			return err
@@ -140,6 +155,9 @@ func (s *Store) DeadLetter(pipeline string, seq uint64, dl DeadLetter) (uint64, 
 		}
 		if err := dead.Put(seqKey(id), raw); err != nil {
 			return err
+		}
+		if unqueued != nil {
+			return tx.Bucket(deadUnqueued).Put(unqueued, seqKey(id))
 		}
 		if seq == 0 {
 			return nil
@@ -157,6 +175,26 @@ func (s *Store) DeadLetter(pipeline string, seq uint64, dl DeadLetter) (uint64, 
 	s.depth[pipeline] -= removed
 	s.mu.Unlock()
 	return dl.ID, nil
+}
+
+// unqueuedKey indexes the dead letter of an unqueued event (DeadLetter).
+func unqueuedKey(pipeline, eventID string) []byte {
+	return []byte(pipeline + "\x00" + eventID)
+}
+
+// forgetUnqueued removes dl from the index of unqueued events' dead
+// letters, when it is there: dl is being replayed or dropped, so the
+// event may be dead-lettered again.
+func forgetUnqueued(tx *bolt.Tx, dl *DeadLetter) error {
+	if dl.EventID == "" {
+		return nil
+	}
+	idx := tx.Bucket(deadUnqueued)
+	key := unqueuedKey(dl.Pipeline, dl.EventID)
+	if v := idx.Get(key); v != nil && binary.BigEndian.Uint64(v) == dl.ID {
+		return idx.Delete(key)
+	}
+	return nil
 }
 
 // DeadFilter selects dead letters; zero fields match everything.
@@ -490,6 +528,9 @@ func (s *Store) DropDeadLetters(ids []uint64) ([]Outcome, error) {
 			if err := b.Delete(seqKey(id)); err != nil {
 				return err
 			}
+			if err := forgetUnqueued(tx, &out[i].DeadLetter); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -590,8 +631,14 @@ func (s *Store) RequeueDeadLetters(ids []uint64, defined func(pipeline string) b
 	}
 	err = s.group(func(tx *bolt.Tx) error {
 		b := tx.Bucket(deadBucket)
-		for _, id := range queued {
-			if err := b.Delete(seqKey(id)); err != nil {
+		for i := range out {
+			if out[i].Err != nil {
+				continue
+			}
+			if err := b.Delete(seqKey(out[i].ID)); err != nil {
+				return err
+			}
+			if err := forgetUnqueued(tx, &out[i].DeadLetter); err != nil {
 				return err
 			}
 		}

@@ -253,3 +253,61 @@ func TestRequeueOnlyDefinedPipelines(t *testing.T) {
 		t.Errorf("left %+v, want 2", left)
 	}
 }
+
+// A CSV row dead-lettered just before a crash is read and fails again
+// after the restart: while its first dead letter is kept, no second one
+// is made (a replay of both sent it twice). Once it is replayed or
+// dropped, the event may be dead-lettered again; a queued event, which
+// leaves the queue with its dead letter, is never looked up.
+func TestUnqueuedEventIsDeadLetteredOnce(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, &clock{t: t0})
+	dead := func(pipeline, eventID string, seq uint64) uint64 {
+		t.Helper()
+		id, err := s.DeadLetter(pipeline, seq, DeadLetter{EventID: eventID, Event: []byte(`{}`), Reason: "rejected"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	count := func() int {
+		t.Helper()
+		dls, err := s.DeadLetters(DeadFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(dls)
+	}
+	first := dead("csv", "ab12:7", 0)
+	s.Close()
+	s = open(t, dir, &clock{t: t0}) // the restart
+	defer func() { s.Close() }()
+	if again := dead("csv", "ab12:7", 0); again != first || count() != 1 {
+		t.Fatalf("the row's second failure: dead letter %d (first %d), %d in all; want the first, alone", again, first, count())
+	}
+	if other := dead("other", "ab12:7", 0); other == first {
+		t.Fatal("another pipeline's event of that id shares the dead letter")
+	}
+	if _, _, err := s.Requeue(first); err != nil {
+		t.Fatal(err)
+	}
+	replayedAndFailed := dead("csv", "ab12:7", 0)
+	if replayedAndFailed == first {
+		t.Fatal("a replayed event that fails again got no dead letter of its own")
+	}
+	if err := s.DropDeadLetter(replayedAndFailed); err != nil {
+		t.Fatal(err)
+	}
+	if afterDrop := dead("csv", "ab12:7", 0); afterDrop == replayedAndFailed {
+		t.Fatal("a dropped dead letter still stands for its event")
+	}
+	// Queued events: each failure of the same id is its own dead letter.
+	got, err := s.Append("q", NewEvent{ID: "e-1", Payload: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := dead("q", "e-1", got[0].Seq), dead("q", "e-1", got[0].Seq)
+	if a == b {
+		t.Fatal("a queued event's dead letters were merged")
+	}
+}

@@ -34,6 +34,7 @@ const DefaultDedupeWindow = 24 * time.Hour
 
 var (
 	deadBucket        = []byte("dead")
+	deadUnqueued      = []byte("dead-unqueued") // see DeadLetter
 	checkpointsBucket = []byte("checkpoints")
 	// journalBucket holds appliedKey: the last journal epoch whose events
 	// are in bbolt (journal.go), and runningKey while an engine run holds
@@ -155,7 +156,7 @@ func Open(dir string, opts Options) (*Store, error) {
 func (s *Store) recover(dir string, noSync bool) error {
 	var applied uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{deadBucket, checkpointsBucket, journalBucket} {
+		for _, name := range [][]byte{deadBucket, deadUnqueued, checkpointsBucket, journalBucket} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
