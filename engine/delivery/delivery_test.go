@@ -61,6 +61,28 @@ func TestTokenBucketPacesAPool(t *testing.T) {
 	}
 }
 
+// Ready says when a request could go without taking a token, so a batch
+// can keep filling until then: the bucket's wait, a pause's end.
+func TestReadyTakesNothing(t *testing.T) {
+	c := &fakeClock{t: t0}
+	g := NewGovernor(c, Limits{Pools: map[string]Limit{"trigger": {Rate: 10, Burst: 1}}})
+	for range 3 {
+		if d := g.Ready("trigger"); d != 0 {
+			t.Fatalf("Ready with a token there: %v", d)
+		}
+	}
+	if w, _ := g.Wait(context.Background(), "trigger"); w != 0 {
+		t.Fatalf("the token Ready saw was gone: waited %v", w)
+	}
+	if d := g.Ready("trigger"); d != 100*time.Millisecond {
+		t.Fatalf("Ready after the token went: %v, want 100ms", d)
+	}
+	g.PauseUntil(t0.Add(3 * time.Second))
+	if d := g.Ready("users_track"); d != 3*time.Second {
+		t.Fatalf("Ready in a pause: %v, want 3s", d)
+	}
+}
+
 // A documented "n per window" never lets more than n go in any window of
 // that length, on a clock that moves only when the governor waits; and n
 // do fit in one window, so the limit is not paid for in throughput.

@@ -264,23 +264,37 @@ func (g *Governor) Wait(ctx context.Context, pool string) (time.Duration, error)
 	}
 }
 
+// Ready says how long until a request to pool could go (0: now), taking
+// nothing: a Braze batch waiting to be sent keeps filling meanwhile.
+func (g *Governor) Ready(pool string) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.untilReady(pool, g.clock.Now())
+}
+
+// untilReady is Ready; callers hold g.mu.
+func (g *Governor) untilReady(pool string, now time.Time) time.Duration {
+	if now.Before(g.pausedUntil) {
+		return g.pausedUntil.Sub(now)
+	}
+	var d time.Duration
+	if b := g.pools[pool]; b != nil {
+		d = b.refill(now)
+	}
+	if g.shared != nil {
+		d = max(d, g.shared.refill(now))
+	}
+	return d
+}
+
 // reserve takes a token (the pool's and the connection's) and returns 0,
 // or returns how long to wait before asking again.
 func (g *Governor) reserve(pool string) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.clock.Now()
-	if now.Before(g.pausedUntil) {
-		return g.pausedUntil.Sub(now)
-	}
+	d := g.untilReady(pool, now)
 	b := g.pools[pool]
-	var d time.Duration
-	if b != nil {
-		d = b.refill(now)
-	}
-	if g.shared != nil {
-		d = max(d, g.shared.refill(now))
-	}
 	if d > 0 {
 		// A bucket is empty: take from neither, so a request waiting
 		// for one does not spend the other's token in the meantime.

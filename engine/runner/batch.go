@@ -228,18 +228,22 @@ func (b *batcher) full(bt *batch) bool {
 }
 
 // flush sends bt if it is still open under key (the linger timer fired).
-// While the connection is paused (a 429, a Retry-After) it stays open
-// until the pause ends, filling up: sent at its linger, each batch
-// waited out the pause on its own, and at its end several small requests
-// went where one could carry them all (6 Canvas requests of about 5
-// recipients each, in a QA run, where 30 fit one).
+// While no request could go to its pool (the connection is paused by a
+// 429 or Retry-After, or its rate limit or the peer's window has no room
+// yet) it stays open, filling up, until one could. Closed at its linger,
+// each batch waited on its own: at the end of a pause several small
+// requests went where one could carry them all (6 Canvas requests of
+// about 5 recipients each, in a QA run, where 30 fit one), and under a
+// rate limit of 1/s a steady 10 events/s went 5 to a request, a second
+// apart, while a backlog grew.
 func (b *batcher) flush(key string, bt *batch) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.open[key] != bt {
 		return
 	}
-	if wait := b.l.gov.PausedUntil().Sub(b.l.r.clock.Now()); wait > 0 && b.l.soft.Err() == nil {
+	pool := b.l.p.Target.Endpoint.Pool(bt.members[0].req.Value)
+	if wait := b.l.gov.Ready(pool); wait > 0 && b.l.soft.Err() == nil {
 		bt.timer.Reset(wait)
 		return
 	}

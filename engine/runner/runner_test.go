@@ -885,6 +885,41 @@ func TestBatchesFillWhileTheConnectionIsPaused(t *testing.T) {
 	}
 }
 
+// Events that come while the connection's rate limit has no room wait in
+// one open batch until a request could go, as in a pause: closed at its
+// linger, each batch waited for its token apart, and under a limit of 1
+// request a second a steady stream went a few events to a request while
+// a backlog grew.
+func TestBatchesFillWhileTheRateLimitHasNoRoom(t *testing.T) {
+	h := start(t, setup{users: 50, tweak: func(p *engine.Pipeline) {
+		p.Delivery.Linger = 20 * time.Millisecond
+		if p.Target != nil && p.Target.Conn.Name == "braze" {
+			p.Target.Conn.RateLimit = &spec.RateLimit{Requests: 1, Window: 2 * time.Second}
+		}
+	}})
+	event := func(i int) string { return generatedOffer(fmt.Sprintf("rate-%d", i), i, fmt.Sprintf("load-%06d", i)) }
+	// The first request takes the one token; the next is there 2 s later.
+	h.post("/hooks/sessionm/offers", event(0), map[string]string{"Authorization": hookAuth})
+	h.eventually("the first request", func() bool { return len(h.journal("/braze/campaigns/trigger/send")) == 1 })
+	// Four groups, each past the linger of the one before, all before the
+	// next token.
+	for group := range 4 {
+		for i := 1 + group*10; i <= 10+group*10; i++ {
+			h.post("/hooks/sessionm/offers", event(i), map[string]string{"Authorization": hookAuth})
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	h.drained()
+	if sent := h.journal("/braze/campaigns/trigger/send"); len(sent) != 2 {
+		t.Errorf("%d trigger requests for 1 event and then 40 within one token's wait; want 2", len(sent))
+	}
+	for i := range 41 {
+		if n := len(h.messages(fmt.Sprintf("load-%06d", i))); n != 1 {
+			t.Errorf("load-%06d got %d messages; want 1", i, n)
+		}
+	}
+}
+
 func TestBrazeBatching(t *testing.T) {
 	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 200})
 	const n = 120
