@@ -97,12 +97,13 @@ type Governor struct {
 	waited      time.Duration // total time requests spent waiting, for metrics
 	// onPause, when set, is told of each pause that extends the last, so
 	// a pause can outlive the process (the runner stores it).
-	onPause func(until time.Time)
+	onPause func(pool string, until time.Time)
 }
 
-// Remember has fn told of each new end of a pause of the connection (a
-// 429 or Retry-After), outside the governor's lock.
-func (g *Governor) Remember(fn func(until time.Time)) {
+// Remember has fn told of each new end of a pause (a 429 or
+// Retry-After), outside the governor's lock: of the connection, with
+// pool "", or of an Isolated pool that a 429 held back alone.
+func (g *Governor) Remember(fn func(pool string, until time.Time)) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.onPause = fn
@@ -116,6 +117,41 @@ func (g *Governor) PauseUntil(t time.Time) {
 	if t.After(g.pausedUntil) {
 		g.pausedUntil = t
 	}
+}
+
+// PausePoolUntil holds pool back until t, as a 429 to an Isolated pool
+// does: such a pause an earlier run was told of, restored at the start.
+func (g *Governor) PausePoolUntil(pool string, t time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := g.pools[pool]
+	if b == nil {
+		// Its limit comes with SetLimits, which keeps what the peer said.
+		b = newBucket(Limit{}, g.clock.Now())
+		g.pools[pool] = b
+	}
+	if t.After(b.blockedUntil) {
+		b.blockedUntil = t
+	}
+}
+
+// PoolsHeldUntil lists the pools the peer holds back on their own (a 429
+// to an Isolated pool, or a window spent: x-ratelimit-remaining 0), with
+// when each may go again.
+func (g *Governor) PoolsHeldUntil() map[string]time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.clock.Now()
+	var out map[string]time.Time
+	for name, b := range g.pools {
+		if b.blockedUntil.After(now) {
+			if out == nil {
+				out = map[string]time.Time{}
+			}
+			out[name] = b.blockedUntil
+		}
+	}
+	return out
 }
 
 type bucket struct {
@@ -337,11 +373,12 @@ func (g *Governor) Observe(pool string, status int, h http.Header) time.Duration
 			pause = time.Second
 		}
 	}
-	var tell func(time.Time)
+	var tell func(string, time.Time)
+	var paused string // the pool, "" for the connection
 	var until time.Time
 	defer func() {
 		if tell != nil {
-			tell(until)
+			tell(paused, until)
 		}
 	}()
 	g.mu.Lock()
@@ -350,8 +387,9 @@ func (g *Governor) Observe(pool string, status int, h http.Header) time.Duration
 	if pause > 0 && status == http.StatusTooManyRequests && b != nil && b.limit.Isolated {
 		// The pool's own window is spent, not the account's: its
 		// requests wait, the rest of the connection goes on.
-		if until := now.Add(pause); until.After(b.blockedUntil) {
-			b.blockedUntil = until
+		if u := now.Add(pause); u.After(b.blockedUntil) {
+			b.blockedUntil = u
+			tell, paused, until = g.onPause, pool, u
 		}
 		return 0
 	}

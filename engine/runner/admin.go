@@ -56,12 +56,15 @@ type PipelineStatus struct {
 	// holds); rejected (its file has problems: the version shown goes on,
 	// if any); not running (no file defines it, and the inbox holds its
 	// events).
-	State    string   `json:"state"`
-	Inbox    int      `json:"inbox"`
-	PausedTo string   `json:"target_paused_until,omitempty"`
-	Reloaded string   `json:"last_reload,omitempty"`
-	Result   string   `json:"last_reload_result,omitempty"`
-	Problems []string `json:"problems,omitempty"`
+	State    string `json:"state"`
+	Inbox    int    `json:"inbox"`
+	PausedTo string `json:"target_paused_until,omitempty"`
+	// PoolsPausedTo: pools of the target connection its peer holds back
+	// on their own (a 429 to Braze's broadcasts, a spent window).
+	PoolsPausedTo map[string]string `json:"target_pools_paused_until,omitempty"`
+	Reloaded      string            `json:"last_reload,omitempty"`
+	Result        string            `json:"last_reload_result,omitempty"`
+	Problems      []string          `json:"problems,omitempty"`
 }
 
 // Status is what GET /status answers.
@@ -100,8 +103,15 @@ func (r *Runner) Status() Status {
 			l.lifeMu.Unlock()
 		}
 		if p.Target != nil {
-			if until := r.governor(p.Target.Conn).PausedUntil(); until.After(r.clock.Now()) {
+			g := r.governor(p.Target.Conn)
+			if until := g.PausedUntil(); until.After(r.clock.Now()) {
 				st.PausedTo = until.UTC().Format(time.RFC3339)
+			}
+			for pool, until := range g.PoolsHeldUntil() {
+				if st.PoolsPausedTo == nil {
+					st.PoolsPausedTo = map[string]string{}
+				}
+				st.PoolsPausedTo[pool] = until.UTC().Format(time.RFC3339)
 			}
 		}
 		out = append(out, st)

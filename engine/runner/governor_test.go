@@ -192,7 +192,8 @@ func TestBroadcastAnswersPaceOnlyBroadcasts(t *testing.T) {
 
 // A connection's pause outlives the process: a runner started again on
 // the same inbox inside a 429's Retry-After waits out the rest of it. A
-// restart sent the queued requests at once, each answered 429 again.
+// restart sent the queued requests at once, each answered 429 again. So
+// does the pause of a pool a 429 holds back alone (Braze's broadcasts).
 func TestAPauseOutlivesARestart(t *testing.T) {
 	dir := t.TempDir()
 	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
@@ -203,17 +204,35 @@ func TestAPauseOutlivesARestart(t *testing.T) {
 	}
 	runOnce(func(r *Runner) {
 		g := r.governor(conn)
+		g.SetLimits(limitsOf(conn))
 		if g.Observe("messaging", http.StatusTooManyRequests, http.Header{"Retry-After": {"30"}}) != 30*time.Second {
 			t.Fatal("no pause from a 429 with Retry-After: 30")
 		}
+		// A broadcast's 429 holds back broadcasts alone, and as long.
+		g.Observe("broadcast", http.StatusTooManyRequests, http.Header{"Retry-After": {"50"}})
 	})
 	clock.mu.Lock()
 	clock.t = t0.Add(10 * time.Second) // the restart
 	clock.mu.Unlock()
 	runOnce(func(r *Runner) {
-		until := r.governor(conn).PausedUntil()
+		g := r.governor(conn)
+		until := g.PausedUntil()
 		if until.Before(t0.Add(30*time.Second)) || until.After(t0.Add(32*time.Second)) {
 			t.Fatalf("after a restart the connection is paused until %v; want 30 to 32 s after the 429", until.Sub(t0))
+		}
+		g.SetLimits(limitsOf(conn)) // as the lanes do when they start
+		broadcasts := g.PoolsHeldUntil()["broadcast"]
+		if broadcasts.Before(t0.Add(50*time.Second)) || broadcasts.After(t0.Add(52*time.Second)) {
+			t.Fatalf("after a restart broadcasts are held until %v; want 50 to 52 s after their 429", broadcasts.Sub(t0))
+		}
+		clock.mu.Lock()
+		clock.t = t0.Add(35 * time.Second) // the connection's pause is over
+		clock.mu.Unlock()
+		if d := g.Ready("broadcast"); d < 15*time.Second {
+			t.Fatalf("a broadcast could go %v after the connection's pause ended; want its own pause's end", d)
+		}
+		if d := g.Ready("messaging"); d != 0 {
+			t.Fatalf("a recipient trigger waits %v once the connection's pause is over", d)
 		}
 	})
 	clock.mu.Lock()

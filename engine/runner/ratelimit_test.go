@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -72,6 +73,31 @@ func TestBroadcastWindowDoesNotHoldRecipientTriggers(t *testing.T) {
 	h.drained()
 	if e := h.journal("/braze/campaigns/*"); len(e) != 1 || e[0]["status"].(float64) != 201 {
 		t.Fatalf("the broadcast: %v", e)
+	}
+	// /status says broadcasts are held, and until when; not the
+	// connection.
+	var status struct {
+		Pipelines []struct {
+			Name     string
+			PausedTo string            `json:"target_paused_until"`
+			Pools    map[string]string `json:"target_pools_paused_until"`
+		}
+	}
+	if a := do(t, "GET", h.admin().URL+"/status", "", nil); json.Unmarshal([]byte(a.body), &status) != nil {
+		t.Fatalf("/status: %d %s", a.status, a.body)
+	}
+	found := false
+	for _, p := range status.Pipelines {
+		if p.Name != "broadcast" {
+			continue
+		}
+		found = true
+		if p.Pools["broadcast"] == "" || p.PausedTo != "" {
+			t.Errorf("/status of the broadcast pipeline: connection paused until %q, pools %v; want broadcasts held, the connection not", p.PausedTo, p.Pools)
+		}
+	}
+	if !found {
+		t.Errorf("/status has no broadcast pipeline: %+v", status)
 	}
 	for i := range 5 {
 		h.post("/hooks/campaign", fmt.Sprintf(`{"campaign_id":%q,"user":"u-100%d","n":%d,"note":"x"}`, winter, i+1, i), nil)

@@ -316,33 +316,54 @@ func (r *Runner) governor(c *spec.Connection) *delivery.Governor {
 // keepPauses makes a connection's pauses outlive the process: a 429's
 // Retry-After is stored, and restored when the connection's governor is
 // made again. A restart inside a pause sent the queued events' requests
-// at once, each answered 429 again.
+// at once, each answered 429 again. So for a pool a 429 holds back on
+// its own (Braze's broadcasts): restarted, the engine sent a broadcast
+// inside the burst, and was answered 429 again.
 func (r *Runner) keepPauses(c *spec.Connection, g *delivery.Governor) {
-	key := "pause:" + c.Key()
-	var until time.Time
-	if found, err := r.store.Checkpoint(key, &until); err != nil {
-		r.log.Warn("cannot read a connection's pause from the inbox; it starts unpaused", "connection", c.Name, "error", err)
-	} else if found && until.After(r.clock.Now()) {
-		g.PauseUntil(until)
-		r.log.Info("the connection is still paused, as its peer asked before the restart", "connection", c.Name, "until", until.UTC().Format(time.RFC3339Nano))
+	key := func(pool string) string {
+		if pool == "" {
+			return "pause:" + c.Key()
+		}
+		return "pause:" + c.Key() + "#" + pool
+	}
+	stored := map[string]time.Time{}
+	pools := []string{""}
+	for pool, l := range c.Type.RateLimits {
+		if l.Isolated {
+			pools = append(pools, pool)
+		}
+	}
+	for _, pool := range pools {
+		var until time.Time
+		found, err := r.store.Checkpoint(key(pool), &until)
+		switch {
+		case err != nil:
+			r.log.Warn("cannot read a connection's pause from the inbox; it starts unpaused", "connection", c.Name, "pool", pool, "error", err)
+		case found && until.After(r.clock.Now()) && pool == "":
+			g.PauseUntil(until)
+			r.log.Info("the connection is still paused, as its peer asked before the restart", "connection", c.Name, "until", until.UTC().Format(time.RFC3339Nano))
+		case found && until.After(r.clock.Now()):
+			g.PausePoolUntil(pool, until)
+			r.log.Info("the connection's pool is still paused, as its peer asked before the restart", "connection", c.Name, "pool", pool, "until", until.UTC().Format(time.RFC3339Nano))
+		}
+		stored[pool] = until
 	}
 	// Stored one to two seconds past the end, in whole seconds: the 429s of one burst
 	// end their pauses a few milliseconds apart, and each would have been
 	// a write; a restored pause may last up to two seconds longer.
 	var mu sync.Mutex
-	stored := until
-	g.Remember(func(until time.Time) {
+	g.Remember(func(pool string, until time.Time) {
 		mu.Lock()
 		defer mu.Unlock()
-		if !until.After(stored) {
+		if !until.After(stored[pool]) {
 			return
 		}
 		keep := until.Truncate(time.Second).Add(2 * time.Second)
-		if err := r.store.SetCheckpoint(key, keep); err != nil {
-			r.log.Warn("cannot store a connection's pause; a restart before its end would not wait for it", "connection", c.Name, "until", until.UTC().Format(time.RFC3339Nano), "error", err)
+		if err := r.store.SetCheckpoint(key(pool), keep); err != nil {
+			r.log.Warn("cannot store a connection's pause; a restart before its end would not wait for it", "connection", c.Name, "pool", pool, "until", until.UTC().Format(time.RFC3339Nano), "error", err)
 			return
 		}
-		stored = keep
+		stored[pool] = keep
 	})
 }
 
