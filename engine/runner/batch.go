@@ -331,8 +331,11 @@ func (b *batcher) delivered(m *member, res *sendResult, merged bool) {
 			part.body = answerPart(res.body, ownErrs)
 			res = &part
 		}
-		noteDelivered(m.it, m.body, ownErrs)
-		b.l.dead(m.it, m.attempt, "rejected", fmt.Errorf("braze refused part of it: %s", strings.Join(errs, "; ")), m.req, res)
+		cause := fmt.Errorf("braze refused part of it: %s", strings.Join(errs, "; "))
+		if !noteDelivered(m.it, m.body, ownErrs) {
+			cause = fmt.Errorf("%w; the error names no object of this event's request, so what Braze took is unknown: a replay sends every object again, and a custom event or purchase it took counts twice", cause)
+		}
+		b.l.dead(m.it, m.attempt, "rejected", cause, m.req, res)
 		return
 	default:
 		b.l.r.log.Warn("delivered; braze reported minor errors", "pipeline", b.l.p.Name, "version", b.l.p.Version, "event", eventLabel(m.it),
@@ -364,6 +367,10 @@ func (b *batcher) send(bt *batch) {
 	var whole *spec.WholeRequestError
 	switch {
 	case res.verdict == delivery.Delivered:
+		if lost := unclaimedErrors(res.body, bt.members); len(lost) > 0 {
+			b.l.r.log.Warn("braze reported errors about objects no event of the request holds; none is dead-lettered for them", "pipeline", b.l.p.Name, "version", b.l.p.Version,
+				"events", len(bt.members), "errors", b.l.r.opts.Masker.String(strings.Join(lost, "; ")))
+		}
 		for _, m := range bt.members {
 			b.delivered(m, &res, true)
 		}
@@ -432,21 +439,22 @@ func (b *batcher) merge(bt *batch) (*engine.Request, error) {
 // noteDelivered adds to it's stored event, for its dead letter, the
 // objects of its /users/track request body that Braze took: all but those
 // errs name (indexed in that request). An error that names no object
-// leaves unknown what was taken, and then nothing is noted.
-func noteDelivered(it *item, body map[string]any, errs []any) {
+// leaves unknown what was taken, and then nothing is noted and it
+// reports false.
+func noteDelivered(it *item, body map[string]any, errs []any) (known bool) {
 	if it.stored == nil || body == nil {
-		return
+		return true
 	}
 	refused := map[string]map[int]bool{}
 	for _, e := range errs {
 		fields, ok := e.(map[string]any)
 		if !ok {
-			return
+			return false
 		}
 		array, _ := fields["input_array"].(string)
 		index, isIndex := fields["index"].(int)
 		if list, _ := body[array].([]any); !isIndex || !slices.Contains(trackArrays, array) || index < 0 || index >= len(list) {
-			return // names no object of this request: what was taken is unknown
+			return false // names no object of this request: what was taken is unknown
 		}
 		if refused[array] == nil {
 			refused[array] = map[int]bool{}
@@ -474,6 +482,7 @@ func noteDelivered(it *item, body map[string]any, errs []any) {
 		it.stored.Delivered = delivered
 		it.rec.Payload = nil // encoded again, with them
 	}
+	return true
 }
 
 // leaveOutDelivered takes out of a /users/track request the objects that
@@ -534,52 +543,94 @@ func canonicalJSON(raw []byte) string {
 	return string(out)
 }
 
-// minorErrors reads Braze's non-fatal errors ({"type", "input_array",
-// "index"}, braze.md §3) and returns, as text and as Braze wrote them,
-// those own claims, with the index own gives. Errors without an index
-// (plain strings) belong to everyone.
-func minorErrors(body []byte, own func(array string, index int) (int, bool)) (texts []string, errs []any) {
+// minorError is one of Braze's non-fatal errors ({"type", "input_array",
+// "index"}, braze.md §3), as written (value) and read.
+type minorError struct {
+	value any
+	text  string // for an error without an index
+	typ   string
+	array string
+	index *int // nil: not about one object it names
+}
+
+// readMinorErrors reads the errors of a Braze answer; nil for the usual
+// answer, which has none.
+func readMinorErrors(body []byte) []minorError {
 	if !bytes.Contains(body, []byte(`"errors"`)) {
-		return nil, nil // the usual answer: nothing to decode
+		return nil // the usual answer: nothing to decode
 	}
 	var answer struct {
 		Errors []json.RawMessage `json:"errors"`
 	}
 	if json.Unmarshal(body, &answer) != nil {
-		return nil, nil
+		return nil
 	}
+	var out []minorError
 	for _, raw := range answer.Errors {
 		var e struct {
 			Type       string `json:"type"`
 			InputArray string `json:"input_array"`
 			Index      *int   `json:"index"`
 		}
-		if json.Unmarshal(raw, &e) != nil || e.Index == nil {
-			// Not about one object it names (a plain string, an object
-			// without a numeric index): it belongs to everyone, and for
-			// /users/track leaves unknown what was taken.
-			var v any
-			if json.Unmarshal(raw, &v) == nil {
-				text, isText := v.(string)
-				if !isText {
-					text = string(bytes.TrimSpace(raw))
-				}
-				texts = append(texts, text)
-				errs = append(errs, v)
-			}
+		var v any
+		if json.Unmarshal(raw, &v) != nil {
 			continue
 		}
-		index, ok := own(e.InputArray, *e.Index)
+		if json.Unmarshal(raw, &e) != nil || e.Index == nil {
+			text, isText := v.(string)
+			if !isText {
+				text = string(bytes.TrimSpace(raw))
+			}
+			out = append(out, minorError{value: v, text: text})
+			continue
+		}
+		out = append(out, minorError{value: v, typ: e.Type, array: e.InputArray, index: e.Index})
+	}
+	return out
+}
+
+// minorErrors returns, as text and as Braze wrote them, the errors own
+// claims, with the index own gives. Errors without an index (plain
+// strings) belong to everyone, and for /users/track leave unknown what
+// was taken.
+func minorErrors(body []byte, own func(array string, index int) (int, bool)) (texts []string, errs []any) {
+	for _, e := range readMinorErrors(body) {
+		if e.index == nil {
+			texts = append(texts, e.text)
+			errs = append(errs, e.value)
+			continue
+		}
+		index, ok := own(e.array, *e.index)
 		if !ok {
 			continue
 		}
-		texts = append(texts, fmt.Sprintf("%s[%d]: %s", e.InputArray, index, e.Type))
-		var fields map[string]any
-		json.Unmarshal(raw, &fields) // an object: it decoded above
+		texts = append(texts, fmt.Sprintf("%s[%d]: %s", e.array, index, e.typ))
+		fields := e.value.(map[string]any) // an object: it has an index
 		fields["index"] = index
 		errs = append(errs, fields)
 	}
 	return texts, errs
+}
+
+// unclaimedErrors are the errors of a merged request's answer that name an
+// object no member holds (an index past the request's, an array it did
+// not send): no event can be dead-lettered for them, so they are logged.
+func unclaimedErrors(body []byte, members []*member) []string {
+	var out []string
+	for _, e := range readMinorErrors(body) {
+		if e.index == nil {
+			continue // every member's
+		}
+		claimed := false
+		for _, m := range members {
+			i := *e.index - m.start[e.array]
+			claimed = claimed || (i >= 0 && i < m.size[e.array])
+		}
+		if !claimed {
+			out = append(out, fmt.Sprintf("%s[%d]: %s", e.array, *e.index, e.typ))
+		}
+	}
+	return out
 }
 
 // answerPart is Braze's answer to a merged request cut down to one event's

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/loyalty-connector/engine/engine"
@@ -89,9 +90,14 @@ func TestNoteDelivered(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			it := &item{stored: &storedEvent{}}
-			noteDelivered(it, body, tt.errs)
+			known := noteDelivered(it, body, tt.errs)
 			if got := len(it.stored.Delivered["events"]); got != tt.events || len(it.stored.Delivered["attributes"]) != 0 {
 				t.Errorf("noted %v", it.stored.Delivered)
+			}
+			// What was taken is known exactly when an object is noted
+			// (the dead letter then says a replay repeats nothing).
+			if known != (tt.events > 0) {
+				t.Errorf("known %v, with %d events noted", known, tt.events)
 			}
 		})
 	}
@@ -106,5 +112,28 @@ func TestMinorErrorsKeepThoseWithoutAnIndex(t *testing.T) {
 	texts, errs := minorErrors(body, own)
 	if len(texts) != 4 || len(errs) != 4 || texts[2] != "plain" || texts[3] != "events[0]: ok" {
 		t.Fatalf("texts %q, errs %v", texts, errs)
+	}
+}
+
+// An error that names an object no member of a merged request holds (an
+// index past the request's, an array it did not send) is no event's to
+// dead-letter, and was dropped without a word; it is returned to be
+// logged. Errors without an index are every member's, not unclaimed.
+func TestUnclaimedErrorsOfAMergedRequest(t *testing.T) {
+	members := []*member{
+		{start: map[string]int{"attributes": 0, "events": 0}, size: map[string]int{"attributes": 1, "events": 2}},
+		{start: map[string]int{"attributes": 1, "events": 2}, size: map[string]int{"attributes": 1, "events": 0}},
+	}
+	body := []byte(`{"message":"success","errors":[` +
+		`{"type":"a","input_array":"attributes","index":1},` + // the second member's
+		`{"type":"b","input_array":"events","index":1},` + // the first's
+		`{"type":"c","input_array":"attributes","index":7},` + // past the request
+		`{"type":"d","input_array":"events","index":-1},` +
+		`{"type":"e","input_array":"purchases","index":0},` + // not sent
+		`"plain"]}`)
+	got := unclaimedErrors(body, members)
+	want := []string{"attributes[7]: c", "events[-1]: d", "purchases[0]: e"}
+	if !slices.Equal(got, want) {
+		t.Errorf("unclaimed %q, want %q", got, want)
 	}
 }
