@@ -84,6 +84,8 @@ type Source struct {
 	MaxBody   int64  // HTTP
 	Inbox     string // CSV: folder, absolute or relative to the working directory
 	Delimiter rune   // CSV
+
+	inboxAt struct{ line, col int } // where the file gives Inbox, for a problem found across files
 }
 
 // Step is a built step: a lookup call or a computed value.
@@ -489,6 +491,8 @@ func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *Routes) *sco
 				inbox = filepath.Join(filepath.Dir(b.doc.File), inbox)
 			}
 			pl.Source.Inbox = inbox
+			n, _ := b.doc.Lookup(path.Child("inbox"))
+			pl.Source.inboxAt.line, pl.Source.inboxAt.col = n.Line, n.Column
 		}
 		pl.Source.Delimiter = ','
 		if src.Delimiter != "" {

@@ -110,6 +110,7 @@ func (l *Loader) Load(paths []string) *Project {
 			}
 		}
 	}
+	l.claimInboxes(proj)
 	return proj
 }
 

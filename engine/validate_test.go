@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -107,6 +109,75 @@ func TestValidateRouteConflict(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// Two CSV pipelines on one inbox folder each imported only the files the
+// other had not taken first (a file is imported once, then filed away),
+// and a pipeline on another's done/ or failed/ imported that one's files
+// again: such a pipeline is refused at its source.inbox, naming the
+// other. A folder deeper in another's is fine: a watcher reads only the
+// files directly in its folder.
+func TestValidateInboxConflict(t *testing.T) {
+	l, _ := testLoader(t)
+	proj := l.Load([]string{"testdata/inboxes"})
+	var got []string
+	for _, d := range proj.Diagnostics.Items() {
+		got = append(got, d.String())
+	}
+	want := []string{
+		`testdata/inboxes/b.yaml:3:10: source.inbox: testdata/inboxes/drop/segments is also the inbox folder of pipeline "a": a file dropped there is imported once, by whichever pipeline looks first, and then filed away to done/, so the other never sees it; each inbox folder belongs to one pipeline, so give this one a folder of its own`,
+		`testdata/inboxes/c.yaml:3:10: source.inbox: testdata/inboxes/drop/segments/done is where pipeline "a" files away the CSV files it imported (its inbox folder is testdata/inboxes/drop/segments), so this pipeline would import each of them again; each inbox folder belongs to one pipeline, so give this one a folder of its own`,
+		`testdata/inboxes/f.yaml:3:10: source.inbox: pipeline "e" watches testdata/inboxes/drop/other/failed, where this pipeline files away the CSV files it imported, so that pipeline would import each of them again; each inbox folder belongs to one pipeline, so give this one a folder whose done/ and failed/ no other pipeline watches`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var built []string
+	for _, p := range proj.Pipelines {
+		built = append(built, p.Name)
+	}
+	if slices.Sort(built); !slices.Equal(built, []string{"a", "d", "e"}) {
+		t.Errorf("built %v, want a, d and e", built)
+	}
+}
+
+// One folder named through a link, or through a link to a folder above
+// it that does not exist yet (a watcher makes it), is still one folder.
+func TestValidateInboxConflictThroughALink(t *testing.T) {
+	dir := t.TempDir()
+	copyTo := func(name, inbox string) {
+		src := fmt.Sprintf("source:\n  type: csv\n  inbox: %s\ntarget:\n  connection: api\n  method: POST\n  path: /a\n", inbox)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := os.ReadFile("testdata/inboxes/connections.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ConnectionsFileName), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "real", "segments"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "real"), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	copyTo("a.yaml", "real/segments")
+	copyTo("b.yaml", "link/segments")
+	copyTo("c.yaml", "real/later")
+	copyTo("d.yaml", filepath.Join(dir, "link", "later"))
+	l, _ := testLoader(t)
+	proj := l.Load([]string{dir})
+	var got []string
+	for _, d := range proj.Diagnostics.Items() {
+		got = append(got, d.String())
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], filepath.Join(dir, "b.yaml")+":3:10: source.inbox: ") || !strings.Contains(got[0], `also the inbox folder of pipeline "a"`) ||
+		!strings.HasPrefix(got[1], filepath.Join(dir, "d.yaml")+":3:10: source.inbox: ") || !strings.Contains(got[1], `also the inbox folder of pipeline "c"`) {
+		t.Errorf("got\n%s", strings.Join(got, "\n"))
 	}
 }
 

@@ -104,3 +104,28 @@ func TestRunUntilDoneWithACSVFileNamedTwice(t *testing.T) {
 		t.Errorf("a.csv not filed away to done/: %v", err)
 	}
 }
+
+// QA copied the CSV pipeline's file to copy.yaml: validate said ok, and
+// the two pipelines took the files dropped into their one inbox folder by
+// turns, each importing only those the other had not filed away. Both
+// validate and run refuse the copy now, at its source.inbox.
+func TestTwoPipelinesOnOneInboxFolderAreRefused(t *testing.T) {
+	dir := copyDir(t, "pipelines")
+	raw, err := os.ReadFile(filepath.Join(dir, filepath.Base(csvPipelineFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "copy.yaml"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Without a running version to keep, the file loaded second is named.
+	want := filepath.Join(dir, filepath.Base(csvPipelineFile)) + `:10:10: source.inbox: ` + filepath.Join(dir, "../inbox/segments") + ` is also the inbox folder of pipeline "copy"`
+	stdout, _, code := runEngine("validate", "--env-file", "examples/sandbox.env", dir)
+	if code != exitProblem || !strings.Contains(stdout, want) {
+		t.Errorf("validate: code %d, output\n%s\nwant %d and\n%s", code, stdout, exitProblem, want)
+	}
+	_, stderr, code := runEngine("run", "--env-file", "examples/sandbox.env", "--addr", "127.0.0.1:0", "--admin-addr", "", "--data", t.TempDir(), dir)
+	if code != exitProblem || !strings.Contains(stderr, want) || !strings.Contains(stderr, "nothing was started") {
+		t.Errorf("run: code %d, stderr\n%s\nwant %d and\n%s", code, stderr, exitProblem, want)
+	}
+}

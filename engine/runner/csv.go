@@ -793,9 +793,15 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 	}
 	r.log.Info("watching for CSV files", "pipeline", pipeline, "version", r.version(pipeline), "folder", dir)
 	last := map[string]fileState{}
+	gone := func() bool {
+		if r.stillWatching(pipeline, w) {
+			return false
+		}
+		r.log.Info("no longer watching for CSV files: the pipeline was removed or watches another folder", "pipeline", pipeline, "folder", dir)
+		return true
+	}
 	for {
-		if !r.stillWatching(pipeline, w) {
-			r.log.Info("no longer watching for CSV files: the pipeline was removed or watches another folder", "pipeline", pipeline, "folder", dir)
+		if gone() {
 			return
 		}
 		entries, err := os.ReadDir(dir)
@@ -818,6 +824,11 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 			}
 			if r.csvHeld(filepath.Join(dir, e.Name())) {
 				continue // a --csv file: imported by its own import
+			}
+			// A reload may have given the folder to another pipeline
+			// while the files before this one were imported.
+			if gone() {
+				return
 			}
 			var opened os.FileInfo
 			_, err = r.importCSV(ctx, pipeline, filepath.Join(dir, e.Name()), &opened)

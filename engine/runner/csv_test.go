@@ -1135,3 +1135,44 @@ func TestCSVRecordsStayBoundedForUniqueFileNames(t *testing.T) {
 		t.Errorf("newest record: %+v, want export-0000.csv's new content, 1 row delivered", last)
 	}
 }
+
+// A reload that points the CSV pipeline at another folder while it
+// imports a file of the old one: the file is finished and filed away
+// there, and the old folder's other files are left for whichever
+// pipeline watches it next. The old watch went on through the files it
+// had listed, importing them as if it still watched the folder.
+func TestCSVWatcherStopsAtAReloadThatMovesItsFolder(t *testing.T) {
+	dir := copyPipelines(t)
+	old, moved := t.TempDir(), t.TempDir()
+	yaml := filepath.Join(dir, csvPipeline+".yaml")
+	editFile(t, yaml, func(s string) string {
+		s = strings.Replace(s, "inbox: ../inbox/segments", "inbox: "+old, 1)
+		return strings.Replace(s, "concurrency: 32", "concurrency: 2", 1)
+	})
+	h := start(t, setup{dirs: []string{dir}, users: 50})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"50ms"}`)
+	writeCSV(t, old, 40, 0) // segment.csv: a second or so
+	if err := os.WriteFile(filepath.Join(old, "t.csv"), []byte("user_id,tag\nload-000001,later\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.r.WatchCSVInboxes(10 * time.Millisecond)
+	h.eventually("segment.csv being imported", func() bool {
+		ps := h.r.CSVImports()
+		return len(ps) == 1 && ps[0].Delivered > 0
+	})
+	editFile(t, yaml, func(s string) string { return strings.Replace(s, "inbox: "+old, "inbox: "+moved, 1) })
+	if c := changeOf(h.r.Apply(h.load()), csvPipeline); c == nil || c.Result != "changed" {
+		t.Fatalf("reload: %+v", c)
+	}
+	h.eventually("segment.csv filed away", func() bool {
+		_, err := os.Stat(filepath.Join(old, "done", "segment.csv"))
+		return err == nil
+	})
+	time.Sleep(200 * time.Millisecond) // twenty polls
+	if _, err := os.Stat(filepath.Join(old, "t.csv")); err != nil {
+		t.Errorf("t.csv was taken from the folder the pipeline no longer watches: %v", err)
+	}
+	if n := h.tagCount("load-000001", "later"); n != 0 {
+		t.Errorf("t.csv's row was delivered %d times", n)
+	}
+}

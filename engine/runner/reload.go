@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -293,10 +294,10 @@ func (r *Runner) switchLanes(old, gen *generation) {
 
 // buildGeneration builds the routes and lanes for the pipelines in next,
 // reusing old's for the pipelines whose version is running. A new version
-// whose routes collide with another pipeline's is refused (the loader
-// catches collisions within one load, but not with a version kept running
-// because its new file was rejected): it keeps its running version, or is
-// left out.
+// whose routes collide with another pipeline's, or whose CSV inbox folder
+// is another's, is refused (the loader catches collisions within one
+// load, but not with a version kept running because its new file was
+// rejected): it keeps its running version, or is left out.
 func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generation) (*generation, map[string]string) {
 	refused := map[string]string{}
 	for {
@@ -351,6 +352,9 @@ func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generati
 		})
 		mux, culprit, err := r.buildRoutes(gen, order)
 		if err == nil {
+			culprit, err = inboxConflict(next, order)
+		}
+		if err == nil {
 			gen.routes = mux
 			return gen, refused
 		}
@@ -362,6 +366,24 @@ func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generati
 			delete(next, culprit)
 		}
 	}
+}
+
+// inboxConflict names the first pipeline, in order, whose CSV inbox
+// folder another one's claimed before it, and why. The loader refuses
+// these within one load, but not a new pipeline on the folder of a
+// version kept running because its new file was rejected.
+func inboxConflict(next map[string]*engine.Pipeline, order []string) (culprit string, err error) {
+	inboxes := engine.NewInboxes()
+	for _, name := range order {
+		p := next[name]
+		if p.Source.Type.Kind != spec.CSVSource || p.Source.Inbox == "" {
+			continue
+		}
+		if problem := inboxes.Claim(p.Source.Inbox, name); problem != "" {
+			return name, errors.New("source.inbox: " + problem)
+		}
+	}
+	return "", nil
 }
 
 // queues reports whether p's events go through the inbox and a lane.

@@ -660,3 +660,55 @@ func TestReloadKeepsAConnectionsPause(t *testing.T) {
 		}
 	}
 }
+
+// A reload that adds a CSV pipeline on the inbox folder a running one
+// watches rejects the new file, at its source.inbox, and leaves the
+// running pipeline alone: both would otherwise take the folder's files
+// by turns, each importing only those the other had not filed away.
+// The runner refuses it too when the loader cannot see the conflict: the
+// running pipeline's file is broken, so only its running version holds
+// the folder.
+func TestReloadRefusesASecondPipelineOnAnInboxFolder(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	h.loader.Running = h.r.Running
+	segments := filepath.Join(dir, csvPipeline+".yaml")
+	raw, err := os.ReadFile(segments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := statusOf(h.r.Status(), csvPipeline)
+	for _, tt := range []struct {
+		name, file string
+		at         string // where the problem is reported: the loader knows the line
+		before     func()
+	}{
+		{"a copy, named to load first", "a-copy", ":10:10: source.inbox: ", func() {}},
+		{"a copy while the running file is broken", "b-copy", ": source.inbox: ", func() {
+			if err := os.Remove(filepath.Join(dir, "a-copy.yaml")); err != nil {
+				t.Fatal(err)
+			}
+			editFile(t, segments, func(s string) string { return s + "\ntarget: [unclosed\n" })
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.before()
+			path := filepath.Join(dir, tt.file+".yaml")
+			if err := os.WriteFile(path, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rep := h.r.Apply(h.load())
+			c := changeOf(rep, tt.file)
+			if rep.OK || c == nil || c.Result != "rejected" || len(c.Problems) != 1 || !strings.HasPrefix(c.Problems[0], path+tt.at) || !strings.Contains(c.Problems[0], `is also the inbox folder of pipeline "`+csvPipeline+`"`) ||
+				!strings.Contains(c.Problems[0], "each inbox folder belongs to one pipeline") {
+				t.Fatalf("the new file: %+v", rep)
+			}
+			if st := statusOf(h.r.Status(), tt.file); st.State != "rejected" || st.Version != "" {
+				t.Errorf("status of the refused pipeline: %+v", st)
+			}
+			if st := statusOf(h.r.Status(), csvPipeline); st.Version != running.Version || h.r.Running(csvPipeline) == nil {
+				t.Errorf("the running pipeline was touched: %+v", st)
+			}
+		})
+	}
+}
