@@ -300,7 +300,7 @@ variables override either.`, stderr)
 		<-stopped
 	}
 	progress := r.CSVImports()
-	printCSVSummary(stdout, progress, r.Depth)
+	printCSVSummary(stdout, progress)
 	reportStopped(stdout, logger, store.Pipelines())
 	// A batch job learns from the exit status that a file was not
 	// imported; the summary above says why.
@@ -719,9 +719,8 @@ func estimateCSV(p runner.CSVProgress, now time.Time) csvEstimate {
 	return e
 }
 
-// printCSVSummary prints a line per file; depth is how many events of a
-// pipeline wait in the inbox (rows waiting for a retry among them).
-func printCSVSummary(w io.Writer, ps []runner.CSVProgress, depth func(pipeline string) int) {
+// printCSVSummary prints a line per file.
+func printCSVSummary(w io.Writer, ps []runner.CSVProgress) {
 	for _, p := range ps {
 		if p.Err != "" && p.Rows == 0 {
 			fmt.Fprintf(w, "csv %s: not imported: %s\n", p.File, p.Err)
@@ -740,22 +739,36 @@ func printCSVSummary(w io.Writer, ps []runner.CSVProgress, depth func(pipeline s
 				p.File, p.Pipeline, what, p.Earlier.Delivered, p.Earlier.Filtered, p.Earlier.Failed)
 			continue
 		}
+		// Rows of this import only: the pipeline's inbox may hold rows
+		// of its other files.
 		state := "done"
 		switch {
 		case p.Err != "":
 			state = "stopped: " + p.Err
+			if p.Retrying > 0 {
+				state += fmt.Sprintf("; %d of the rows it sent wait in the inbox for a retry", p.Retrying)
+			}
 		case !p.Finished:
 			state = "unfinished; importing the file again resumes after the rows that have an outcome"
-			if depth(p.Pipeline) > 0 {
+			if p.Retrying > 0 {
 				// Rows the stop caught before their request, or waiting for a retry.
-				state += " or wait in the inbox, which the next run sends first"
+				state += fmt.Sprintf(" or wait in the inbox; %d %s there, which the next run sends first", p.Retrying, rowsWait(p.Retrying))
 			}
-		case !p.Settled() || depth(p.Pipeline) > 0:
-			state = "read; rows that wait for a retry stay in the inbox for the next run"
+		case p.Retrying > 0:
+			state = fmt.Sprintf("read; %d %s in the inbox for a retry, which the next run sends first", p.Retrying, rowsWait(p.Retrying))
+		case !p.Settled():
+			state = "read; some rows have no outcome yet"
 		}
 		fmt.Fprintf(w, "csv %s (%s): %d rows read, %d sent, %d delivered, %d filtered out, %d dead-lettered, %d broken rows, %d handled before%s; %s\n",
 			p.File, p.Pipeline, p.Rows, p.Queued, p.Delivered, p.Filtered, p.Failed, p.Broken, p.Skipped, earlier, state)
 	}
+}
+
+func rowsWait(n int) string {
+	if n == 1 {
+		return "row waits"
+	}
+	return "rows wait"
 }
 
 // csvDrained reports whether the CSV pipelines hold no queued rows, rows

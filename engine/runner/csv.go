@@ -35,8 +35,13 @@ type CSVProgress struct {
 	// an earlier run had moved to the inbox for a retry, or had
 	// dead-lettered and this run replays: they are among Skipped (the
 	// checkpoint had passed them), not among the rows this run sent.
-	Earlier  RowOutcomes `json:"earlier"`
-	ReadDone bool        `json:"read_done"` // the whole file has been read
+	Earlier RowOutcomes `json:"earlier"`
+	// Retrying counts the rows this import sent that wait in the inbox
+	// without an outcome yet: for a retry, or, moved there as the engine
+	// stopped, for the next run; and dead letters of its rows replayed
+	// now. Each leaves it as it gets its outcome, counted above.
+	Retrying int  `json:"retrying"`
+	ReadDone bool `json:"read_done"` // the whole file has been read
 	// Finished: every row has an outcome or waits in the inbox for a
 	// retry; the checkpoint says the file is done.
 	Finished bool      `json:"finished"`
@@ -57,6 +62,10 @@ type CSVProgress struct {
 	// earlier run as they settle, until an import of the same file and
 	// content takes it (keyed).
 	apart bool
+	// retriesLogged: the line that said the file was imported counted
+	// rows still waiting for a retry, so another gives the final figures
+	// once they have their outcome.
+	retriesLogged bool
 }
 
 // EarlierOnly reports whether no import of this run counts in the
@@ -377,13 +386,13 @@ func (r *Runner) settledRow(pipeline string, it *item, outcome rowOutcome, deadL
 		return
 	}
 	r.csv.mu.Lock()
-	defer r.csv.mu.Unlock()
 	var t csvTally
+	waited := false
 	if it.row != nil {
 		t.p = it.row.run.progress
 	} else if queued, ok := r.csv.queued[it.stored.ID]; ok {
 		delete(r.csv.queued, it.stored.ID)
-		t = queued
+		t, waited = queued, true
 	} else {
 		t = csvTally{p: r.csv.earlierRecord(pipeline, it.stored), earlier: true}
 	}
@@ -395,6 +404,25 @@ func (r *Runner) settledRow(pipeline string, it *item, outcome rowOutcome, deadL
 	if deadLetter != 0 && len(r.csv.dead) < maxCSVDeadNoted {
 		r.csv.dead[deadLetter] = t
 	}
+	var final *CSVProgress
+	if waited {
+		if t.p.Retrying--; t.p.Retrying == 0 && t.p.retriesLogged {
+			t.p.retriesLogged = false
+			snap := *t.p
+			final = &snap
+		}
+	}
+	r.csv.mu.Unlock()
+	if final != nil {
+		r.logCSVFigures("CSV file's retried rows settled", *final)
+	}
+}
+
+// logCSVFigures logs what became of p's rows, as the stop's summary
+// gives them.
+func (r *Runner) logCSVFigures(msg string, p CSVProgress) {
+	r.log.Info(msg, "pipeline", p.Pipeline, "version", r.version(p.Pipeline), "file", p.File, "rows", p.Rows, "sent", p.Queued,
+		"delivered", p.Delivered, "filtered", p.Filtered, "dead_lettered", p.Failed, "broken", p.Broken, "handled_before", p.Skipped, "retrying", p.Retrying)
 }
 
 // replaying is told that dead letter id, of event eventID, is about to be
@@ -413,11 +441,13 @@ func (c *csvImports) replaying(id uint64, eventID string) (undo func()) {
 	delete(c.dead, id)
 	t.replayed = true
 	c.queued[eventID] = t
+	t.p.Retrying++
 	return func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.queued[eventID] == t {
 			delete(c.queued, eventID)
+			t.p.Retrying--
 		}
 		t.replayed = false
 		c.dead[id] = t
@@ -479,6 +509,7 @@ func (c *csvImports) queue(it *item) bool {
 		return false
 	}
 	c.queued[it.stored.ID] = csvTally{p: it.row.run.progress}
+	it.row.run.progress.Retrying++
 	return true
 }
 
@@ -491,6 +522,7 @@ func (c *csvImports) notQueued(it *item, noted, duplicate bool) {
 	defer c.mu.Unlock()
 	if noted {
 		delete(c.queued, it.stored.ID)
+		it.row.run.progress.Retrying--
 	}
 	if duplicate {
 		it.row.run.progress.Queued--
@@ -680,9 +712,16 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if err := run.finish(true); err != nil {
 		return fail(err)
 	}
-	update(func(p *CSVProgress) { p.Finished = true })
-	snap := snapshot()
-	r.log.Info("CSV file imported", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", snap.Rows, "sent", snap.Queued, "delivered", snap.Delivered, "filtered", snap.Filtered, "dead_lettered", snap.Failed, "broken", snap.Broken, "handled_before", snap.Skipped)
+	// Rows that wait in the inbox for a retry may settle at any moment:
+	// the figures logged, and whether a line must follow once they all
+	// have, are taken together.
+	var snap CSVProgress
+	update(func(p *CSVProgress) {
+		p.Finished = true
+		p.retriesLogged = p.Retrying > 0
+		snap = *p
+	})
+	r.logCSVFigures("CSV file imported", snap)
 	return snap, nil
 }
 
