@@ -41,7 +41,7 @@ type CSVProgress struct {
 	// stopped, for the next run; and dead letters of its rows replayed
 	// now. Each leaves it as it gets its outcome, counted above.
 	Retrying int  `json:"retrying"`
-	ReadDone bool `json:"read_done"` // the whole file has been read
+	ReadDone bool `json:"read_done"` // the reading reached the end of the file
 	// Finished: every row has an outcome or waits in the inbox for a
 	// retry; the checkpoint says the file is done.
 	Finished bool      `json:"finished"`
@@ -307,7 +307,7 @@ func (c *csvImports) take(file, pipeline string) *CSVProgress {
 	switch {
 	case p == nil || p.apart:
 		p = c.record(file, pipeline)
-	case p.ReadDone && p.Queued == 0 && p.Broken == 0 && p.Earlier == (RowOutcomes{}) && p.Settled() && !c.countsEarlier(p):
+	case (p.ReadDone || p.Err != "") && p.Queued == 0 && p.Broken == 0 && p.Earlier == (RowOutcomes{}) && p.Settled() && !c.countsEarlier(p):
 		*p = CSVProgress{File: file, Pipeline: pipeline, Started: time.Now()}
 	default:
 		p = c.record(file, pipeline)
@@ -584,8 +584,9 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	rec := r.csv.take(file, pipeline)
 	update := func(f func(p *CSVProgress)) { r.csv.update(rec, f) }
 	snapshot := func() CSVProgress { return r.csv.snapshot(rec) }
+	// ReadDone stays as it is: false, unless the reading reached the end.
 	fail := func(err error) (CSVProgress, error) {
-		update(func(p *CSVProgress) { p.Err, p.ReadDone = err.Error(), true })
+		update(func(p *CSVProgress) { p.Err = err.Error() })
 		return snapshot(), err
 	}
 	l := r.lane(pipeline)
@@ -650,6 +651,9 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	// moves as the rows in the workers' hands settle.
 	stop := func(why error) (CSVProgress, error) {
 		finishErr := run.stop()
+		if errors.Is(why, errRemoved) {
+			why = run.removedError(ctx)
+		}
 		if why != nil && !errors.Is(why, errStopping) && ctx.Err() == nil {
 			return fail(why)
 		}

@@ -989,6 +989,51 @@ func TestCSVImportOfARemovedPipelineSettles(t *testing.T) {
 	}
 }
 
+// A pipeline removed while it imports a file: the error names the row
+// importing the file again resumes after, which is where the checkpoint
+// ends up once the removed version's requests in flight have settled
+// (the error named the checkpoint of the moment, some rows short), and
+// the record says the reading stopped before the end (it said read_done
+// with a quarter of the bytes read).
+func TestCSVImportOfARemovedPipelineTellsWhereItResumes(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{users: 401, dirs: []string{dir}})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"200ms"}`)
+	file := writeCSV(t, t.TempDir(), 400, 0)
+	done := importInBackground(h, file)
+	h.eventually("some rows delivered", func() bool { return len(h.journal("/sessionm/core/*")) >= 40 })
+	if err := os.Remove(filepath.Join(dir, csvPipeline+".yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if c := changeOf(h.r.Apply(h.load()), csvPipeline); c == nil || c.Result != "removed" {
+		t.Fatal("not removed")
+	}
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the import did not return")
+	}
+	m := regexp.MustCompile(`^pipeline ` + csvPipeline + ` was removed while it imported .*segment.csv; importing the file again resumes after row (\d+)$`).FindStringSubmatch(fmt.Sprint(err))
+	if m == nil {
+		t.Fatalf("the import returned %v", err)
+	}
+	h.eventually("the file settled", func() bool {
+		ps := h.r.CSVImports()
+		return len(ps) == 1 && ps[0].Settled()
+	})
+	resumes := func() string { rows, _ := checkpointOf(t, h.store, file); return fmt.Sprint(rows) }
+	h.eventually("the checkpoint written", func() bool { return resumes() == m[1] })
+	time.Sleep(100 * time.Millisecond) // five checkpoint writes
+	if rows := resumes(); rows != m[1] {
+		t.Errorf("the error says the next import resumes after row %s; the checkpoint, after row %s", m[1], rows)
+	}
+	p := h.r.CSVImports()[0]
+	if p.ReadDone || p.Bytes >= p.Size || p.Err != err.Error() {
+		t.Errorf("read_done %v, %d bytes read of %d, error %q; want false, fewer, and the import's error", p.ReadDone, p.Bytes, p.Size, p.Err)
+	}
+}
+
 // The same path imported a second time (a --csv file that sits in a
 // watched inbox folder) while the first import waits for its last rows:
 // each counts in its own record. The second replaced the first's record,

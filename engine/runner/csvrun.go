@@ -58,6 +58,9 @@ type csvRun struct {
 	stopWriter chan struct{}
 	stopOnce   sync.Once
 	writerDone chan struct{}
+
+	letGo     chan struct{} // closed by lettingGo
+	letGoOnce sync.Once
 }
 
 // csvRow is a row's ticket back to its import. settled is only touched by
@@ -71,7 +74,7 @@ type csvRow struct {
 func (r *Runner) startCSVRun(pipeline, file, hash, key string, resumeAfter int, progress *CSVProgress) *csvRun {
 	c := &csvRun{r: r, pipeline: pipeline, file: file, hash: hash, key: key, base: resumeAfter, saved: resumeAfter, progress: progress,
 		received: r.metrics.received.WithLabelValues(pipeline),
-		changed:  make(chan struct{}, 1), stopWriter: make(chan struct{}), writerDone: make(chan struct{})}
+		changed:  make(chan struct{}, 1), stopWriter: make(chan struct{}), writerDone: make(chan struct{}), letGo: make(chan struct{})}
 	r.csv.begin(c)
 	go c.writeCheckpoints()
 	return c
@@ -198,8 +201,9 @@ func (c *csvRun) giveBack(it *item) {
 // stop that writer first (finishCSVRuns).
 func (c *csvRun) lettingGo() {
 	c.r.csv.mu.Lock()
-	defer c.r.csv.mu.Unlock()
 	c.progress.letGo = true
+	c.r.csv.mu.Unlock()
+	c.letGoOnce.Do(func() { close(c.letGo) })
 }
 
 // unsent takes n rows this run will not send after all off its counts of
@@ -332,8 +336,28 @@ func (c *csvRun) takeBack() *item {
 	return it
 }
 
-func (c *csvRun) removed() error {
-	return fmt.Errorf("pipeline %s was removed while it imported %s; importing the file again resumes after row %d", c.pipeline, c.file, c.checkpoint())
+// errRemoved: the pipeline was removed while it imported the file;
+// removedError says so in full once it knows where the next import
+// resumes.
+var errRemoved = errors.New("the pipeline was removed")
+
+func (c *csvRun) removed() error { return errRemoved }
+
+// removedError tells that the pipeline was removed, and after which row
+// importing the file again resumes. The removed version's requests in
+// flight may still settle rows and move the checkpoint on, so it waits
+// for them (the version's grace bounds that) before it says: told at once,
+// the row was one the checkpoint then passed. A stop meanwhile (the
+// engine's, or the import's) cuts the wait short, and the row is a lower
+// bound.
+func (c *csvRun) removedError(ctx context.Context) error {
+	select {
+	case <-c.letGo:
+		return fmt.Errorf("pipeline %s was removed while it imported %s; importing the file again resumes after row %d", c.pipeline, c.file, c.checkpoint())
+	case <-ctx.Done():
+	case <-c.r.soft.Done():
+	}
+	return fmt.Errorf("pipeline %s was removed while it imported %s; importing the file again resumes after row %d or a later one (the import was stopped while the removed version still had requests in flight)", c.pipeline, c.file, c.checkpoint())
 }
 
 func (c *csvRun) pause(ctx context.Context) error {
