@@ -207,8 +207,12 @@ func (s *Store) appendGroup(group []*appendReq) {
 				groupIDs[k] = seq
 			}
 			req.out[i] = Appended{Seq: seq}
+			received := ev.Received
+			if received.IsZero() {
+				received = now
+			}
 			entries = append(entries, journalled{pipeline: req.pipeline, rec: Record{
-				Seq: seq, ID: ev.ID, Received: now, Payload: append([]byte(nil), ev.Payload...),
+				Seq: seq, ID: ev.ID, Received: received, Payload: append([]byte(nil), ev.Payload...),
 				Attempts: ev.Attempts, NotAfter: ev.NotAfter,
 			}})
 		}

@@ -613,7 +613,7 @@ func (s *Store) RequeueDeadLetters(ids []uint64, defined func(pipeline string) b
 		idx := byPipeline[p]
 		events := make([]NewEvent, len(idx))
 		for j, i := range idx {
-			events[j] = NewEvent{ID: out[i].EventID, Payload: out[i].Event}
+			events[j] = NewEvent{ID: out[i].EventID, Payload: out[i].Event, Received: out[i].Received}
 		}
 		got, err := s.appendEvents(&appendReq{pipeline: p, replay: true, events: events})
 		for j, i := range idx {

@@ -305,6 +305,10 @@ type NewEvent struct {
 	// retry), the attempts made and the earliest time of the next.
 	Attempts int
 	NotAfter time.Time
+	// Received, when set, is when the event first arrived: a dead letter
+	// replayed keeps it, so one that fails again still says when its
+	// event came. Zero: now.
+	Received time.Time
 }
 
 // Appended says what became of one appended event.

@@ -363,3 +363,32 @@ func TestAdminReplayLogNamesTheEvent(t *testing.T) {
 		})
 	}
 }
+
+// A dead letter replayed while the engine runs that fails again makes a
+// dead letter that still says when its event arrived: it said when the
+// replay was asked for, though dlq show calls it "when the event arrived".
+func TestReplayedDeadLetterKeepsWhenItsEventArrived(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 2})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":422,"count":2}`)
+	if a := h.post("/hooks/tags/"+ana, `{"tags":["a"]}`, map[string]string{"Authorization": coreBasic}); a.status != 200 {
+		t.Fatalf("webhook: %d %s", a.status, a.body)
+	}
+	h.drained()
+	first, _ := h.store.DeadLetters(inbox.DeadFilter{})
+	if len(first) != 1 {
+		t.Fatalf("dead letters %+v; want 1", first)
+	}
+	time.Sleep(20 * time.Millisecond) // the replay's time is another
+	admin := h.admin()
+	if a := do(t, "POST", fmt.Sprintf("%s/dlq/%d/replay", admin.URL, first[0].ID), "", nil); a.status != 200 {
+		t.Fatalf("replay: %d %s", a.status, a.body)
+	}
+	h.eventually("the replay dead-lettered again", func() bool {
+		dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+		return len(dls) == 1 && dls[0].ID != first[0].ID
+	})
+	again, _ := h.store.DeadLetters(inbox.DeadFilter{})
+	if !again[0].Received.Equal(first[0].Received) || again[0].EventID != first[0].EventID {
+		t.Errorf("the replay's dead letter: event %s received %s; want %s received %s", again[0].EventID, again[0].Received, first[0].EventID, first[0].Received)
+	}
+}
