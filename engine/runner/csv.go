@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -599,6 +600,9 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	// in between would import its rows under this one's checkpoint, and
 	// this one would later be skipped as imported before.
 	f, err := os.Open(file)
+	if target, ok := MissingLinkTarget(file, err); ok {
+		return fail(fmt.Errorf("cannot open %s: it is a symbolic link to %s, which does not exist; put the CSV file itself there, or a link to one that exists", file, target))
+	}
 	if err != nil {
 		return fail(fmt.Errorf("cannot open %s: %w", file, err))
 	}
@@ -606,6 +610,9 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	began, err := f.Stat()
 	if err != nil {
 		return fail(fmt.Errorf("reading %s: %w", file, err))
+	}
+	if began.IsDir() {
+		return fail(fmt.Errorf("cannot import %s: it is a folder (or a link to one), not a CSV file", file))
 	}
 	if opened != nil {
 		*opened = began
@@ -727,6 +734,18 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	})
 	r.logCSVFigures("CSV file imported", snap)
 	return snap, nil
+}
+
+// MissingLinkTarget reports whether err, from opening or looking up
+// file, comes of file being a symbolic link to something that does not
+// exist, and what it points at: the system says only that there is no
+// such file, of a name that is plainly there.
+func MissingLinkTarget(file string, err error) (target string, ok bool) {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", false
+	}
+	target, err = os.Readlink(file)
+	return target, err == nil
 }
 
 // csvHashed, when set (tests), runs once ImportCSV has hashed a file and
@@ -894,6 +913,16 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 // (an upload renamed over it) was not read, so it stays for a later poll.
 func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, importErr error) {
 	src := filepath.Join(dir, name)
+	if _, err := os.Lstat(src); errors.Is(err, fs.ErrNotExist) {
+		// Deleted, or moved away, while it was imported: the import read
+		// the file it had open all the same.
+		if importErr != nil {
+			r.log.Error("CSV file not imported; it was removed from the inbox folder during the import, so there is nothing to move to failed/", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "error", importErr)
+			return
+		}
+		r.log.Warn("the CSV file was removed from the inbox folder during its import; its rows were imported all the same (the import read the file it had open), so there is nothing to move to done/", "pipeline", pipeline, "version", r.version(pipeline), "file", src)
+		return
+	}
 	if now, err := os.Stat(src); err == nil && opened != nil && !os.SameFile(now, opened) {
 		if importErr != nil {
 			r.log.Error("CSV file not imported; a new file took its name meanwhile, which is imported at a later poll", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "error", importErr)

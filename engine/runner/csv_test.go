@@ -1221,3 +1221,74 @@ func TestCSVWatcherStopsAtAReloadThatMovesItsFolder(t *testing.T) {
 		t.Errorf("t.csv's row was delivered %d times", n)
 	}
 }
+
+// A file deleted from the inbox folder while it is imported: the import
+// reads the file it has open to the end, so its rows are delivered, and
+// the log says the file went during the import rather than that it could
+// not be filed away ("rename ...: no such file or directory").
+func TestCSVInboxFileDeletedWhileImported(t *testing.T) {
+	folder := t.TempDir()
+	logs := &runner.LockedBuffer{}
+	h := start(t, setup{users: 201, tweak: func(p *engine.Pipeline) {
+		if p.Name == csvPipeline {
+			p.Source.Inbox = folder
+		}
+	}, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"50ms"}`)
+	file := writeCSV(t, folder, 200, 0)
+	h.r.WatchCSVInboxes(10 * time.Millisecond)
+	h.eventually("the import under way", func() bool { return len(h.journal("/sessionm/core/*")) >= 10 })
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the import done", func() bool {
+		ps := h.r.CSVImports()
+		return len(ps) == 1 && ps[0].Finished
+	})
+	h.eventually("a line about the removed file", func() bool {
+		return strings.Contains(logs.String(), `"msg":"the CSV file was removed from the inbox folder during its import; its rows were imported all the same`)
+	})
+	if p := h.r.CSVImports()[0]; p.Delivered != 200 || p.Err != "" {
+		t.Errorf("%d rows delivered of 200, error %q", p.Delivered, p.Err)
+	}
+	if strings.Contains(logs.String(), "cannot file an imported CSV away") {
+		t.Errorf("the log says the file could not be filed away:\n%s", logs.String())
+	}
+	if _, err := os.Stat(filepath.Join(folder, "done")); err == nil {
+		t.Error("a done/ folder was made for a file that was not there")
+	}
+}
+
+// A symbolic link in the inbox folder whose target is missing, or that
+// points at a folder, is filed away to failed/ with an error that says
+// so; they said "open ...: no such file or directory" of a name that is
+// plainly there, and "read ...: is a directory".
+func TestCSVInboxLinkToNothingOrAFolder(t *testing.T) {
+	folder := t.TempDir()
+	h := start(t, setup{users: 2, tweak: func(p *engine.Pipeline) {
+		if p.Name == csvPipeline {
+			p.Source.Inbox = folder
+		}
+	}})
+	missing, dir := filepath.Join(t.TempDir(), "gone.csv"), t.TempDir()
+	if err := os.Symlink(missing, filepath.Join(folder, "dangling.csv")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(dir, filepath.Join(folder, "folder.csv")); err != nil {
+		t.Fatal(err)
+	}
+	h.r.WatchCSVInboxes(10 * time.Millisecond)
+	for name, want := range map[string]string{
+		"dangling.csv": "cannot open " + filepath.Join(folder, "dangling.csv") + ": it is a symbolic link to " + missing + ", which does not exist; put the CSV file itself there, or a link to one that exists\n",
+		"folder.csv":   "cannot import " + filepath.Join(folder, "folder.csv") + ": it is a folder (or a link to one), not a CSV file\n",
+	} {
+		var why []byte
+		h.eventually(name+" filed away to failed/", func() bool {
+			why, _ = os.ReadFile(filepath.Join(folder, "failed", name+".error.txt"))
+			return len(why) > 0
+		})
+		if string(why) != want {
+			t.Errorf("%s: the error file says\n%s\nwant\n%s", name, why, want)
+		}
+	}
+}
