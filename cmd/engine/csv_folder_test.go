@@ -129,3 +129,34 @@ func TestTwoPipelinesOnOneInboxFolderAreRefused(t *testing.T) {
 		t.Errorf("run: code %d, stderr\n%s\nwant %d and\n%s", code, stderr, exitProblem, want)
 	}
 }
+
+// --csv naming a folder, or a link to a file that is missing, is refused
+// before anything starts, with exit 2, as a missing file is: a folder
+// started the engine, which then failed with "read ...: is a directory"
+// and exit 1.
+func TestRunRefusesACSVThatIsNoFile(t *testing.T) {
+	link, missing := filepath.Join(t.TempDir(), "segment.csv"), filepath.Join(t.TempDir(), "gone.csv")
+	if err := os.Symlink(missing, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ csv, want string }{
+		{"examples/csv", "engine run: --csv examples/csv: it is a folder; name a CSV file (the files dropped into a csv pipeline's source.inbox folder are imported without --csv)\n"},
+		{"segment-csv-to-sessionm-tags=examples/csv", "engine run: --csv segment-csv-to-sessionm-tags=examples/csv: it is a folder; "},
+		{link, "engine run: --csv " + link + ": it is a symbolic link to " + missing + ", which does not exist; name the CSV file itself, or a link to one that exists\n"},
+	} {
+		done := make(chan runResult, 1)
+		go func() {
+			stdout, stderr, code := runEngine("run", "--env-file", "examples/sandbox.env", "--addr", "127.0.0.1:0", "--admin-addr", "", "--data", t.TempDir(),
+				"--log-level", "warn", "--csv", tt.csv, "--until-done", "pipelines/")
+			done <- runResult{stdout, stderr, code}
+		}()
+		select {
+		case res := <-done:
+			if res.code != exitUsage || !strings.HasPrefix(res.stderr, tt.want) || res.stdout != "" {
+				t.Errorf("--csv %s: exit %d, stderr %q; want %d and %q, nothing started\n%s", tt.csv, res.code, res.stderr, exitUsage, tt.want, res.stdout)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("--csv %s: still running after 30 s", tt.csv)
+		}
+	}
+}

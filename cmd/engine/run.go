@@ -454,8 +454,15 @@ func csvTargets(args []string, pipelines []*engine.Pipeline) ([]csvImport, error
 		if !found {
 			return nil, fmt.Errorf("--csv %s: %q is not a csv pipeline here (csv pipelines: %s)", a, name, strings.Join(csvPipelines, ", "))
 		}
-		if _, err := os.Stat(file); err != nil {
+		info, err := os.Stat(file)
+		if target, ok := runner.MissingLinkTarget(file, err); ok {
+			return nil, fmt.Errorf("--csv %s: it is a symbolic link to %s, which does not exist; name the CSV file itself, or a link to one that exists", a, target)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("--csv %s: %v", a, err)
+		}
+		if info.IsDir() {
+			return nil, fmt.Errorf("--csv %s: it is a folder; name a CSV file (the files dropped into a csv pipeline's source.inbox folder are imported without --csv)", a)
 		}
 		out = append(out, csvImport{name, file})
 	}
