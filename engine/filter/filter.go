@@ -582,6 +582,9 @@ func typeWord(goType string) string {
 		return "a date"
 	case "time.Duration":
 		return "a duration"
+	case "json.Number":
+		// jsonval keeps a whole number past int64's range as written.
+		return "a whole number too large to compute with (over 19 digits, kept exactly as an id would be)"
 	}
 	return cleanMessage(goType)
 }

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"encoding/json"
 	"reflect"
 	"regexp"
 	"strings"
@@ -359,7 +360,7 @@ func TestConcurrentEval(t *testing.T) {
 func TestRunErrorNamesTheFunctionAndTypes(t *testing.T) {
 	env := map[string]any{"event": map[string]any{
 		"n": 20991231, "f": 1.5, "s": "x", "b": true, "o": map[string]any{}, "l": []any{1},
-		"empty": "", "padded": " 5", "half": "5.5",
+		"empty": "", "padded": " 5", "half": "5.5", "big": json.Number("12345678901234567891"),
 	}}
 	tests := []struct {
 		src  string
@@ -387,6 +388,7 @@ func TestRunErrorNamesTheFunctionAndTypes(t *testing.T) {
 		{`float(event.s) > 1`, `float() cannot read "x" as a number (spaces and other characters around it are not taken)`},
 		{`float(event.missing)`, `float() needs a number or text, but got null (missing)`},
 		{`int(event.missing)`, `int() needs a number or text, but got null (missing)`},
+		{`event.big > 5`, `cannot apply > to a whole number too large to compute with (over 19 digits, kept exactly as an id would be) and a number`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.src, func(t *testing.T) {

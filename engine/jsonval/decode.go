@@ -77,11 +77,19 @@ func Normalize(v any) any {
 }
 
 // numberValue is the value of a JSON number's text: int when whole and in
-// range, float64 otherwise (±Inf beyond float64's range, as ParseFloat
+// range; a whole number past int64's range stays as written, a
+// json.Number (an id of 20 digits: as a float64 it was sent changed,
+// 12345678901234567891 as 12345678901234567000, and two such ids
+// compared equal, so two Braze triggers that differed only there were
+// merged); float64 otherwise (±Inf beyond float64's range, as ParseFloat
 // gives it).
 func numberValue(text string) any {
-	if i, err := strconv.ParseInt(text, 10, 64); err == nil && int64(int(i)) == i {
+	i, err := strconv.ParseInt(text, 10, 64)
+	if err == nil && int64(int(i)) == i {
 		return int(i)
+	}
+	if errors.Is(err, strconv.ErrRange) {
+		return json.Number(text)
 	}
 	f, _ := strconv.ParseFloat(text, 64)
 	return f

@@ -117,3 +117,30 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// A whole number past int64's range is kept as written, so it is sent as
+// it came: as a float64, 12345678901234567891 went out as
+// 12345678901234567000, and two such ids compared equal.
+func TestWholeNumbersPastInt64AreKeptExactly(t *testing.T) {
+	for _, text := range []string{"12345678901234567891", "-9223372036854775809", "123456789012345678901234567890"} {
+		v, err := Decode([]byte(`{"n":` + text + `}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := Encode(v, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(out) != `{"n":`+text+`}` {
+			t.Errorf("%s came back as %s", text, out)
+		}
+	}
+	a, _ := Decode([]byte(`12345678901234567890`))
+	b, _ := Decode([]byte(`12345678901234567891`))
+	if a == b {
+		t.Error("two ids past int64's range decode equal")
+	}
+	if f, _ := Decode([]byte(`1e19`)); f != 1e19 {
+		t.Errorf("1e19 decoded as %#v, want a float64", f)
+	}
+}

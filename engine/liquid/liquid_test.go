@@ -1,6 +1,7 @@
 package liquid
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
@@ -327,10 +328,15 @@ func TestFilters(t *testing.T) {
 		"spaces": "  ",
 		"zero":   0,
 		"word":   "w",
+		// jsonval keeps a whole number past int64's range as written.
+		"big": json.Number("12345678901234567891"),
 	}
 	tests := []struct {
 		name, src, want string
 	}{
+		{"a big id as written", "{{ big }}", "12345678901234567891"},
+		{"a big id in arithmetic", "{{ big | plus: 1 }}", "12345678901234567000.0"}, // a float, as Ruby's would be
+		{"a big id compared", "{% if big > 5 %}big{% endif %}", "big"},
 		{"url_escape", "{{ s | url_escape }}", "hey%3C%3Ehi"},
 		{"url_escape keeps reserved", "{{ 'a b/c?d=e&f' | url_escape }}", "a%20b/c?d=e&f"},
 		{"url_param_escape", "{{ p | url_param_escape }}", "hey%3C%26%3Ehi"},

@@ -1,6 +1,7 @@
 package liquid
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"reflect"
@@ -50,6 +51,11 @@ func toNumber(v any) any {
 	switch v := v.(type) {
 	case nil:
 		return int64(0)
+	case json.Number:
+		// A whole number past int64's range (jsonval): a float, as
+		// Liquid's own arithmetic would make it.
+		f, _ := v.Float64()
+		return f
 	case string:
 		if floatStringRE.MatchString(v) {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
@@ -76,8 +82,12 @@ func toNumber(v any) any {
 	return int64(0)
 }
 
-// isNumber reports whether v is a Go number (not a numeric string).
+// isNumber reports whether v is a Go number (not a numeric string), or a
+// json.Number, which jsonval gives for a whole number past int64's range.
 func isNumber(v any) bool {
+	if _, ok := v.(json.Number); ok {
+		return true
+	}
 	switch reflect.ValueOf(v).Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
