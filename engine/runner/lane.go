@@ -400,7 +400,12 @@ func (l *lane) laterCounting(it *item, wait, pause time.Duration) {
 	from := l.r.clock.Now()
 	ok := l.spawn(func() {
 		err := l.r.clock.Sleep(l.soft, wait)
-		if pause > 0 {
+		switch {
+		case pause > 0 && err == nil:
+			// Its pause is over, or nearly: back early, it waits the
+			// rest in the batch it joins (retry).
+			l.r.metrics.rateLimitWait.WithLabelValues(l.p.Target.Conn.Name).Add(pause.Seconds())
+		case pause > 0:
 			l.pauseWaited(from, pause)
 		}
 		if err != nil {
@@ -734,8 +739,17 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 	}
 	wait := delivery.Backoff(attempt, l.p.Delivery.BackoffInitial, l.p.Delivery.BackoffMax, l.r.opts.Random)
 	var pause time.Duration // of wait, what engine_rate_limit_wait_seconds_total counts
+	early := time.Duration(0)
 	if res != nil && res.pause > wait {
 		wait = res.pause
+		if l.batcher != nil {
+			// Back a linger before the pause ends, the event joins the
+			// batch that filled during it, which stays open until then;
+			// back at its end, it came a moment after that batch left,
+			// and went alone a linger later (one request more per pause).
+			// Anything else it would send waits in the governor.
+			early = min(l.p.Delivery.Linger, wait/2)
+		}
 		// The event waits out the pause here, not in the governor, which
 		// counts only its own waits: when it wakes the pause is over, so
 		// nothing is counted twice.
@@ -760,7 +774,7 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 	it.rec.Attempts, it.rec.NotAfter = attempt, next
 	// The event keeps its order_by key while it waits, so the key's later
 	// events cannot overtake it.
-	l.laterCounting(it, wait, pause)
+	l.laterCounting(it, wait-early, pause)
 }
 
 // A pause that a request's events wait out for their retry is added to
