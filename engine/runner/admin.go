@@ -163,7 +163,12 @@ func (r *Runner) listDead(w http.ResponseWriter, req *http.Request) {
 		// As engine dlq --since reads it, and with its message.
 		t, err := inbox.ParseSince(s, r.clock.Now())
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "since "+err.Error())
+			msg := "since " + err.Error()
+			if strings.Contains(s, " ") {
+				// A + in a URL's query reads as a space.
+				msg += "; a time zone's + is written %2B in a URL (since=2026-11-29T10:00:00%2B01:00)"
+			}
+			writeError(w, http.StatusBadRequest, msg)
 			return
 		}
 		f.Since = t

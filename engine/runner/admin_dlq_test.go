@@ -115,6 +115,11 @@ func TestAdminListSince(t *testing.T) {
 			t.Errorf("since=%s: %d %s, want %d %s", tc.since, a.status, got, tc.status, tc.want)
 		}
 	}
+	// A + left unescaped in the query reads as a space: the answer says
+	// how to write it.
+	if a := do(t, "GET", admin.URL+"/dlq?since=2026-11-29T10:00:00+01:00", "", nil); a.status != 400 || !strings.Contains(a.body, "written %2B in a URL") {
+		t.Errorf("since with a raw +: %d %s, want 400 and how to write it", a.status, a.body)
+	}
 }
 
 // GET /dlq answers a page: 100 dead letters unless limit= says otherwise,
