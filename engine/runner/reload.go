@@ -352,7 +352,8 @@ func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generati
 		})
 		mux, culprit, err := r.buildRoutes(gen, order)
 		if err == nil {
-			culprit, err = inboxConflict(next, order)
+			kept := func(name string) bool { return old != nil && old.pipelines[name] == next[name] }
+			culprit, err = r.inboxConflict(next, order, kept)
 		}
 		if err == nil {
 			gen.routes = mux
@@ -372,14 +373,24 @@ func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generati
 // folder another one's claimed before it, and why. The loader refuses
 // these within one load, but not a new pipeline on the folder of a
 // version kept running because its new file was rejected.
-func inboxConflict(next map[string]*engine.Pipeline, order []string) (culprit string, err error) {
+//
+// A version kept running (kept) is never named: it cannot be refused,
+// only kept again, and a reload that named one looped for ever. Two kept
+// versions meet only when the folders became one after they were loaded
+// (a link changed); that is logged, and both go on.
+func (r *Runner) inboxConflict(next map[string]*engine.Pipeline, order []string, kept func(name string) bool) (culprit string, err error) {
 	inboxes := engine.NewInboxes()
 	for _, name := range order {
 		p := next[name]
 		if p.Source.Type.Kind != spec.CSVSource || p.Source.Inbox == "" {
 			continue
 		}
-		if problem := inboxes.Claim(p.Source.Inbox, name); problem != "" {
+		problem := inboxes.Claim(p.Source.Inbox, name)
+		switch {
+		case problem == "":
+		case kept(name):
+			r.log.Warn("two running pipelines share an inbox folder, which became one after they were loaded; give each a folder of its own", "pipeline", name, "problem", problem)
+		default:
 			return name, errors.New("source.inbox: " + problem)
 		}
 	}

@@ -3,6 +3,7 @@ package runner_test
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -710,5 +711,54 @@ func TestReloadRefusesASecondPipelineOnAnInboxFolder(t *testing.T) {
 				t.Errorf("the running pipeline was touched: %+v", st)
 			}
 		})
+	}
+}
+
+// Two running pipelines whose inbox folders became one after they were
+// loaded (a link replaced a folder): the new load refuses the second
+// file, whose running version is kept, and the reload ends. It looped for
+// ever, naming the kept version, which it could only keep again, while
+// holding the lock a stop needs.
+func TestReloadEndsWhenKeptPipelinesShareAnInboxFolder(t *testing.T) {
+	dir := copyPipelines(t)
+	raw, err := os.ReadFile(filepath.Join(dir, csvPipeline+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := strings.Replace(string(raw), "../inbox/segments", "../inbox/other", 1)
+	if other == string(raw) {
+		t.Fatal("setup: the CSV pipeline's inbox folder is not ../inbox/segments")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "z-copy.yaml"), []byte(other), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := &runner.LockedBuffer{}
+	h := start(t, setup{dirs: []string{dir}, users: 10, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewTextHandler(logs, nil)) }})
+	h.loader.Running = h.r.Running
+	inbox := filepath.Join(filepath.Dir(dir), "inbox")
+	if err := os.MkdirAll(filepath.Join(inbox, "segments"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(inbox, "other")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(inbox, "segments"), filepath.Join(inbox, "other")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan runner.ReloadReport, 1)
+	go func() { done <- h.r.Apply(h.load()) }()
+	select {
+	case rep := <-done:
+		if c := changeOf(rep, "z-copy"); c == nil || c.Result != "rejected" {
+			t.Errorf("the second file: %+v", rep)
+		}
+		if h.r.Running("z-copy") == nil || h.r.Running(csvPipeline) == nil {
+			t.Error("a running version was stopped")
+		}
+		if !strings.Contains(logs.String(), "two running pipelines share an inbox folder") {
+			t.Errorf("nothing logged about the shared folder:\n%s", logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reload did not end")
 	}
 }
