@@ -387,13 +387,20 @@ func (m *Masker) add(values []string, decode bool) {
 }
 
 // decodedBasic is what a secret that is a Basic credential already
-// encoded (SessionM Connect's token: base64 of key:secret) says decoded:
-// the whole, and each of its two parts when both are long enough not to
-// be ordinary words. A peer refusing it quotes it decoded ("credentials
-// key:secret rejected"). Only printable text counts: most random keys
-// are valid base64 too, of bytes that are not text.
+// encoded (SessionM Connect's token: base64 of key:secret, with or
+// without its "Basic " scheme, padded or not) says decoded: the whole,
+// and each of its two parts that is long enough not to be an ordinary
+// word. A peer refusing it quotes it decoded ("credentials key:secret
+// rejected"). Only printable text counts: most random keys are valid
+// base64 too, of bytes that are not text.
 func decodedBasic(v string) []string {
+	if scheme, rest, ok := strings.Cut(v, " "); ok && strings.EqualFold(scheme, "Basic") {
+		v = strings.TrimSpace(rest)
+	}
 	raw, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		raw, err = base64.RawStdEncoding.DecodeString(v)
+	}
 	if err != nil || len(raw) < 8 || !utf8.Valid(raw) {
 		return nil
 	}
@@ -404,8 +411,12 @@ func decodedBasic(v string) []string {
 		}
 	}
 	out := []string{text}
-	if user, password, ok := strings.Cut(text, ":"); ok && len(user) >= 8 && len(password) >= 8 {
-		out = append(out, user, password)
+	if user, password, ok := strings.Cut(text, ":"); ok {
+		for _, part := range []string{user, password} {
+			if len(part) >= 8 {
+				out = append(out, part)
+			}
+		}
 	}
 	return out
 }

@@ -448,9 +448,23 @@ func TestMaskerDecodedBasicCredential(t *testing.T) {
 	if got := m.String("user 0123 and text"); got != "user 0123 and text" {
 		t.Errorf("a hex key masked ordinary text: %s", got)
 	}
+	// Each part on its own: a short user name is not masked alone (it
+	// may be an ordinary word), its long password is.
 	short := &Masker{}
 	short.Add(base64.StdEncoding.EncodeToString([]byte("admin:correct-horse")))
-	if got := short.String("user admin logged in; password correct-horse"); !strings.Contains(got, "user admin") {
-		t.Errorf("a short user name was masked on its own: %s", got)
+	if got := short.String("user admin logged in; password correct-horse"); !strings.Contains(got, "user admin") || strings.Contains(got, "correct-horse") {
+		t.Errorf("user admin, password correct-horse printed as %s", got)
+	}
+	// With its scheme, as SESSIONM_CONNECT_AUTH may be given, or unpadded.
+	for _, given := range []string{
+		"Basic " + base64.StdEncoding.EncodeToString([]byte("prefixed-key:prefixed-secret")),
+		"basic " + base64.StdEncoding.EncodeToString([]byte("prefixed-key:prefixed-secret")),
+		base64.RawStdEncoding.EncodeToString([]byte("prefixed-key:prefixed-secret")), // 28 bytes: unpadded differs
+	} {
+		m := &Masker{}
+		m.Add(given)
+		if got := m.String("credentials prefixed-key:prefixed-secret rejected"); strings.Contains(got, "prefixed") {
+			t.Errorf("%s: printed as %s", given, got)
+		}
 	}
 }
