@@ -237,12 +237,15 @@ func (p *Pipeline) runStep(ctx context.Context, st *Step, env map[string]any, ca
 	switch {
 	case err == nil:
 		res.Value = v
-	case st.Call.Endpoint != nil:
+	case st.Call.Endpoint != nil && st.Call.Endpoint.ReadOnly:
 		// SessionM's and Braze's endpoints answer JSON. A 2xx that is not
 		// (a proxy's error page, an empty 204, a body cut short) holds
 		// nothing to read: taken as text, it failed later in a step, as
-		// the pipeline's fault. It is the peer's, and worth another try;
-		// meanwhile a cached answer may stand in.
+		// the pipeline's fault. It is the peer's, and, as the endpoint
+		// only reads, worth another try; meanwhile a cached answer may
+		// stand in. An endpoint that changes something (issue_offer)
+		// acted on a 2xx, so its step goes on with the text, as before:
+		// asked again, it would act twice.
 		excerpt := spec.Excerpt([]byte(st.Call.masker.String(string(resp.Body))))
 		res.Err = spec.Retryable(fmt.Errorf("%s answered HTTP %d with a body that is not JSON, where %s answers JSON: %s", st.Call.Conn.Name, resp.Status, st.Call.Endpoint.Name, excerpt))
 	default:

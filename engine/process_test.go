@@ -287,9 +287,9 @@ func TestLookupErrorsStopTheEvent(t *testing.T) {
 	}
 }
 
-// A 2xx from an endpoint that always answers JSON but whose body is not
-// (a proxy's page, an empty 204) is a failed lookup, worth another try.
-// Read as text, it failed in a later step, as the pipeline's fault.
+// A 2xx from a read-only endpoint, which always answers JSON, whose body
+// is not (a proxy's page, an empty 204) is a failed lookup, worth another
+// try. Read as text, it failed in a later step, as the pipeline's fault.
 func TestLookupAnswerThatIsNotJSON(t *testing.T) {
 	pl := loadOne(t, "../pipelines/offer-issued-to-braze-campaign.yaml")
 	ev := &Event{Data: readEvent(t, "../examples/events/sessionm-offer-issued.json")}
@@ -310,6 +310,33 @@ func TestLookupAnswerThatIsNotJSON(t *testing.T) {
 		if last := out.Steps[len(out.Steps)-1]; !spec.IsRetryable(last.Err) {
 			t.Errorf("%d %q: the failure is not marked worth another try", tc.status, tc.body)
 		}
+	}
+	// An endpoint that changes something acted on its 2xx: asked again,
+	// it would issue the offer twice, so its step goes on with the text.
+	dir := t.TempDir()
+	conns, err := os.ReadFile("../pipelines/connections.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "connections.yaml"), conns, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "issue.yaml")
+	issue := `source: {type: http, path: /issue}
+steps:
+  - name: issued
+    connection: sessionm_connect
+    endpoint: issue_offer
+    body: {user_id: "u-1", offer_id: "o-1"}
+respond:
+  body: {said: "{{ issued }}"}
+`
+	if err := os.WriteFile(file, []byte(issue), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := loadOne(t, file).Evaluate(context.Background(), &Event{Data: map[string]any{}}, &stubCaller{status: 200, body: "<html>ok</html>"}, testNow)
+	if out.Err != nil || out.Reply == nil || !strings.Contains(string(out.Reply.Body), "<html>ok</html>") {
+		t.Errorf("issue_offer answered 200 with HTML: %v, reply %+v; want the step to go on with the text", out.Err, out.Reply)
 	}
 }
 

@@ -48,6 +48,7 @@ var Core = &spec.ConnectionType{
 		{
 			Name:           "get_user",
 			Doc:            "a customer profile by SessionM user id (sessionm.md §3)",
+			ReadOnly:       true,
 			Method:         http.MethodGet,
 			Path:           "/priv/v1/apps/{api_key}/users/{user_id}",
 			FromConnection: map[string]string{"api_key": "api_key"},
@@ -81,6 +82,7 @@ var Connect = &spec.ConnectionType{
 		{
 			Name:         "get_user_offers",
 			Doc:          "the offers in a user's wallet (sessionm.md §4)",
+			ReadOnly:     true, // a POST that only reads
 			Method:       http.MethodPost,
 			Path:         "/offers/api/2.0/offers/get_user_offers",
 			ContentType:  "application/json",

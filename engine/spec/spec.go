@@ -124,6 +124,11 @@ type Endpoint struct {
 	// may carry together on connection c; 0 means MaxBatch per list is
 	// the only bound.
 	MaxTotal func(c *Connection) int
+	// ReadOnly: the endpoint only reads (a profile, a wallet), so asking
+	// again changes nothing at the peer. A 2xx of it that holds no JSON is
+	// then a failed lookup, worth another try; from an endpoint that
+	// changes something the peer acted, and it is not asked again.
+	ReadOnly bool
 	// RatePool names the connection type's RateLimits entry this endpoint
 	// counts against; "" for none.
 	RatePool string
