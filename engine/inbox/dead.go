@@ -136,7 +136,9 @@ func (s *Store) DeadLetter(pipeline string, seq uint64, dl DeadLetter) (uint64, 
 		var unqueued []byte
 		if seq == 0 && dl.EventID != "" {
 			unqueued = unqueuedKey(pipeline, dl.EventID)
-			if first := tx.Bucket(deadUnqueued).Get(unqueued); first != nil && dead.Get(first) != nil {
+			// One that cannot be read would hold the event's only copy
+			// and refuse a replay: a new one replaces it in the index.
+			if first := tx.Bucket(deadUnqueued).Get(unqueued); first != nil && json.Valid(dead.Get(first)) {
 				dl.ID = binary.BigEndian.Uint64(first)
 				return nil
 			}

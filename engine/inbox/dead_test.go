@@ -301,6 +301,15 @@ func TestUnqueuedEventIsDeadLetteredOnce(t *testing.T) {
 	if afterDrop := dead("csv", "ab12:7", 0); afterDrop == replayedAndFailed {
 		t.Fatal("a dropped dead letter still stands for its event")
 	}
+	// A kept dead letter that cannot be read does not stand for the
+	// event: it would refuse the replay that is the row's only way back.
+	damaged := dead("csv", "ab12:9", 0)
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(deadBucket).Put(seqKey(damaged), []byte("{not json")) }); err != nil {
+		t.Fatal(err)
+	}
+	if again := dead("csv", "ab12:9", 0); again == damaged {
+		t.Fatal("a damaged dead letter stood for the row's new failure")
+	}
 	// Queued events: each failure of the same id is its own dead letter.
 	got, err := s.Append("q", NewEvent{ID: "e-1", Payload: []byte(`{}`)})
 	if err != nil {
