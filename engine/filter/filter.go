@@ -476,10 +476,19 @@ func runError(err error, src string) error {
 	// where its other messages print a type (int(string)), so it is told
 	// apart by where the run failed. A CSV value of " 5" or "" ends here.
 	if m := convRE.FindStringSubmatch(msg); m != nil && fe != nil && culprit(src, fe.Location) == m[1]+"()" {
-		if m[2] == "<nil>" {
-			return fmt.Errorf("%s() needs a number or text, but got null (missing)", m[1])
+		fn, got := m[1], m[2]
+		if _, isType := typeWords[got]; isType || got == "<nil>" {
+			// Not text: expr names the value's Go type.
+			return fmt.Errorf("%s() needs a number or text, but got %s", fn, typeWord(got))
 		}
-		return fmt.Errorf("%s() cannot read %q as %s (spaces and other characters around it are not taken)", m[1], m[2], map[string]string{"int": "a whole number", "float": "a number"}[m[1]])
+		var hint string
+		switch _, err := strconv.ParseFloat(got, 64); {
+		case strings.TrimSpace(got) != got:
+			hint = " (it has spaces around it)"
+		case fn == "int" && err == nil:
+			hint = " (it has a fraction; float() reads it)"
+		}
+		return fmt.Errorf("%s() cannot read %q as %s%s", fn, got, map[string]string{"int": "a whole number", "float": "a number"}[fn], hint)
 	}
 	if ve := (*reflect.ValueError)(nil); errors.As(err, &ve) && ve.Kind == reflect.Invalid && fe != nil {
 		if c := culprit(src, fe.Location); c == "int()" || c == "float()" {
