@@ -321,6 +321,13 @@ func (f fixtureCaller) Call(_ context.Context, step *engine.Step, _ *engine.Requ
 	if err != nil {
 		return nil, fmt.Errorf("fixture for lookup %q: %w", step.Name, err)
 	}
+	if step.Call != nil && step.Call.Endpoint != nil {
+		// A SessionM or Braze endpoint answers JSON: a fixture that is
+		// not is the file's mistake, said as such, not the peer's.
+		if _, err := jsonval.Decode(body); err != nil {
+			return nil, fmt.Errorf("fixture %s for lookup %q is not JSON: %s; fix the file", file, step.Name, strings.TrimPrefix(err.Error(), "not JSON: "))
+		}
+	}
 	return &engine.Response{Status: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}}, Body: body, From: file}, nil
 }
 
