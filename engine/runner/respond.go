@@ -532,8 +532,9 @@ func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Durati
 	default:
 		// The pipeline's own steps could not answer (an expr or a
 		// template failed on what the lookups gave): 500, not 502, which
-		// Braze counts toward halting Connected Content to the engine for
-		// every user (braze.md §4).
+		// is SessionM's failure, and among those Braze lists as counting
+		// toward halting a webhook host (braze.md §4; for Connected
+		// Content, §5 says only "failures").
 		rs.warn("synchronous pipeline failed", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", msg)
 		writeError(w, http.StatusInternalServerError, "the pipeline cannot answer: "+shown)
 	}
