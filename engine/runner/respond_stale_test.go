@@ -84,8 +84,7 @@ func TestSynchronousStaleOnlyWhenSessionMFails(t *testing.T) {
 				s = strings.Replace(s, "\nfilter: request.params.user_id != \""+ana+"\"", "", 1)
 				return strings.Replace(s, "\nrespond:", "\n  - name: broken\n    expr: date(request.params.user_id)\nrespond:", 1)
 			},
-			// 500, not 502, which Braze counts toward halting Connected
-			// Content to the engine: the pipeline failed, not SessionM.
+			// 500, not 502: the pipeline failed, not SessionM.
 			want: 500, body: "the pipeline cannot answer: step broken"},
 		// Last: the 429 pauses the connection a while.
 		{name: "SessionM answers 429", status: 429, want: 200, stale: true},
