@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,7 +112,8 @@ func (r *Runner) Status() Status {
 				if st.PoolsPausedTo == nil {
 					st.PoolsPausedTo = map[string]string{}
 				}
-				st.PoolsPausedTo[pool] = until.UTC().Format(time.RFC3339)
+				// The endpoints with no pool of their own share "".
+				st.PoolsPausedTo[cmp.Or(pool, "other")] = until.UTC().Format(time.RFC3339)
 			}
 		}
 		out = append(out, st)

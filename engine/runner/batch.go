@@ -318,8 +318,7 @@ func (b *batcher) delivered(m *member, res *sendResult, merged bool) {
 		if !merged {
 			return index, true
 		}
-		i := index - m.start[array]
-		return i, i >= 0 && i < m.size[array]
+		return m.owns(array, index)
 	}
 	b.l.cutDelivered(m.it, res)
 	errs, ownErrs := minorErrors(res.body, own)
@@ -612,6 +611,13 @@ func minorErrors(body []byte, own func(array string, index int) (int, bool)) (te
 	return texts, errs
 }
 
+// owns says whether the object at index of a merged request's array is
+// m's, and its index in m's own request.
+func (m *member) owns(array string, index int) (int, bool) {
+	i := index - m.start[array]
+	return i, i >= 0 && i < m.size[array]
+}
+
 // unclaimedErrors are the errors of a merged request's answer that name an
 // object no member holds (an index past the request's, an array it did
 // not send): no event can be dead-lettered for them, so they are logged.
@@ -623,8 +629,8 @@ func unclaimedErrors(body []byte, members []*member) []string {
 		}
 		claimed := false
 		for _, m := range members {
-			i := *e.index - m.start[e.array]
-			claimed = claimed || (i >= 0 && i < m.size[e.array])
+			_, mine := m.owns(e.array, *e.index)
+			claimed = claimed || mine
 		}
 		if !claimed {
 			out = append(out, fmt.Sprintf("%s[%d]: %s", e.array, *e.index, e.typ))

@@ -351,13 +351,14 @@ func (c *csvRun) removed() error { return errRemoved }
 // engine's, or the import's) cuts the wait short, and the row is a lower
 // bound.
 func (c *csvRun) removedError(ctx context.Context) error {
+	bound := " or a later one (the import was stopped while the removed version still had requests in flight)"
 	select {
 	case <-c.letGo:
-		return fmt.Errorf("pipeline %s was removed while it imported %s; importing the file again resumes after row %d", c.pipeline, c.file, c.checkpoint())
+		bound = ""
 	case <-ctx.Done():
 	case <-c.r.soft.Done():
 	}
-	return fmt.Errorf("pipeline %s was removed while it imported %s; importing the file again resumes after row %d or a later one (the import was stopped while the removed version still had requests in flight)", c.pipeline, c.file, c.checkpoint())
+	return fmt.Errorf("pipeline %s was removed while it imported %s; importing the file again resumes after row %d%s", c.pipeline, c.file, c.checkpoint(), bound)
 }
 
 func (c *csvRun) pause(ctx context.Context) error {

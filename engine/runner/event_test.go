@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
@@ -94,7 +95,10 @@ func TestStoreFailureLogNamesTheEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs strings.Builder // the handler runs on this goroutine
-	r, err := New(Options{Store: store, Pipelines: proj.Pipelines, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	// A clock that stands still: the six webhooks below come within one
+	// second however slow the machine.
+	clock := &fakeClock{t: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)}
+	r, err := New(Options{Store: store, Pipelines: proj.Pipelines, Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
