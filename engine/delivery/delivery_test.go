@@ -67,19 +67,25 @@ func TestReadyTakesNothing(t *testing.T) {
 	c := &fakeClock{t: t0}
 	g := NewGovernor(c, Limits{Pools: map[string]Limit{"trigger": {Rate: 10, Burst: 1}}})
 	for range 3 {
-		if d := g.Ready("trigger"); d != 0 {
+		if d, _ := g.Ready("trigger"); d != 0 {
 			t.Fatalf("Ready with a token there: %v", d)
 		}
 	}
 	if w, _ := g.Wait(context.Background(), "trigger"); w != 0 {
 		t.Fatalf("the token Ready saw was gone: waited %v", w)
 	}
-	if d := g.Ready("trigger"); d != 100*time.Millisecond {
-		t.Fatalf("Ready after the token went: %v, want 100ms", d)
+	// A token's wait: a request already waiting for it goes first.
+	if d, held := g.Ready("trigger"); d != 100*time.Millisecond || held {
+		t.Fatalf("Ready after the token went: %v (held %v), want 100ms, not held", d, held)
+	}
+	// The peer's word holds every request alike.
+	g.Observe("trigger", 200, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(t0.Add(2*time.Second).Unix(), 10)}})
+	if d, held := g.Ready("trigger"); d != 2*time.Second || !held {
+		t.Fatalf("Ready with the window spent: %v (held %v), want 2s, held", d, held)
 	}
 	g.PauseUntil(t0.Add(3 * time.Second))
-	if d := g.Ready("users_track"); d != 3*time.Second {
-		t.Fatalf("Ready in a pause: %v, want 3s", d)
+	if d, held := g.Ready("users_track"); d != 3*time.Second || !held {
+		t.Fatalf("Ready in a pause: %v (held %v), want 3s, held", d, held)
 	}
 }
 

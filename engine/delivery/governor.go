@@ -301,11 +301,21 @@ func (g *Governor) Wait(ctx context.Context, pool string) (time.Duration, error)
 }
 
 // Ready says how long until a request to pool could go (0: now), taking
-// nothing: a Braze batch waiting to be sent keeps filling meanwhile.
-func (g *Governor) Ready(pool string) time.Duration {
+// nothing: a Braze batch waiting to be sent keeps filling meanwhile. held
+// says the wait ends when the peer said (a pause, a spent window), for
+// every request alike; otherwise it is a token's, which a request already
+// waiting for one takes first.
+func (g *Governor) Ready(pool string) (wait time.Duration, held bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.untilReady(pool, g.clock.Now())
+	now := g.clock.Now()
+	if now.Before(g.pausedUntil) {
+		return g.pausedUntil.Sub(now), true
+	}
+	if b := g.pools[pool]; b != nil && now.Before(b.blockedUntil) {
+		return b.blockedUntil.Sub(now), true
+	}
+	return g.untilReady(pool, now), false
 }
 
 // untilReady is Ready; callers hold g.mu.

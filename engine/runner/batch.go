@@ -52,6 +52,9 @@ type batch struct {
 	// event for the same user must go in another request.
 	recipients map[string]bool
 	timer      *time.Timer
+	// heldForToken: it was kept open past its linger once, for a token
+	// (flush).
+	heldForToken bool
 }
 
 type member struct {
@@ -229,8 +232,9 @@ func (b *batcher) full(bt *batch) bool {
 
 // flush sends bt if it is still open under key (the linger timer fired).
 // While no request could go to its pool (the connection is paused by a
-// 429 or Retry-After, or its rate limit or the peer's window has no room
-// yet) it stays open, filling up, until one could. Closed at its linger,
+// 429 or Retry-After, or the peer's window is spent) it stays open,
+// filling up, until one could; while the rate limit has no token yet, it
+// stays open once, until the next token is due. Closed at its linger,
 // each batch waited on its own: at the end of a pause several small
 // requests went where one could carry them all (6 Canvas requests of
 // about 5 recipients each, in a QA run, where 30 fit one), and under a
@@ -243,7 +247,12 @@ func (b *batcher) flush(key string, bt *batch) {
 		return
 	}
 	pool := b.l.p.Target.Endpoint.Pool(bt.members[0].req.Value)
-	if wait := b.l.gov.Ready(pool); wait > 0 && b.l.soft.Err() == nil {
+	wait, held := b.l.gov.Ready(pool)
+	// A wait for a token is held once: requests already waiting for one
+	// take each token first, so under their load a batch that waited for
+	// room until it saw some would stay open for as long as they came.
+	if wait > 0 && b.l.soft.Err() == nil && (held || !bt.heldForToken) {
+		bt.heldForToken = bt.heldForToken || !held
 		bt.timer.Reset(wait)
 		return
 	}
