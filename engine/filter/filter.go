@@ -477,6 +477,9 @@ func runError(err error, src string) error {
 	// apart by where the run failed. A CSV value of " 5" or "" ends here.
 	if m := convRE.FindStringSubmatch(msg); m != nil && fe != nil && culprit(src, fe.Location) == m[1]+"()" {
 		fn, got := m[1], m[2]
+		if got == "json.Number" {
+			return fmt.Errorf("%s() cannot take %s; float(string(x)) reads it, rounded", fn, typeWord(got))
+		}
 		if _, isType := typeWords[got]; isType || got == "<nil>" {
 			// Not text: expr names the value's Go type.
 			return fmt.Errorf("%s() needs a number or text, but got %s", fn, typeWord(got))
@@ -485,8 +488,10 @@ func runError(err error, src string) error {
 		switch _, err := strconv.ParseFloat(got, 64); {
 		case strings.TrimSpace(got) != got:
 			hint = " (it has spaces around it)"
-		case fn == "int" && err == nil:
+		case fn == "int" && err == nil && strings.ContainsAny(got, ".eE"):
 			hint = " (it has a fraction; float() reads it)"
+		case fn == "int" && err == nil:
+			hint = " (it is past the range of whole numbers, 19 digits; float() reads it, rounded)"
 		}
 		return fmt.Errorf("%s() cannot read %q as %s%s", fn, got, map[string]string{"int": "a whole number", "float": "a number"}[fn], hint)
 	}

@@ -391,6 +391,9 @@ func TestRunErrorNamesTheFunctionAndTypes(t *testing.T) {
 		{`float(event.o)`, `float() needs a number or text, but got an object`},
 		{`float(event.missing)`, `float() needs a number or text, but got null (missing)`},
 		{`int(event.missing)`, `int() needs a number or text, but got null (missing)`},
+		{`int(event.big)`, `int() cannot take a whole number too large to compute with (over 19 digits, kept exactly as an id would be); float(string(x)) reads it, rounded`},
+		{`float(event.big)`, `float() cannot take a whole number too large to compute with (over 19 digits, kept exactly as an id would be); float(string(x)) reads it, rounded`},
+		{`int("12345678901234567891")`, `int() cannot read "12345678901234567891" as a whole number (it is past the range of whole numbers, 19 digits; float() reads it, rounded)`},
 		{`event.big > 5`, `cannot apply > to a whole number too large to compute with (over 19 digits, kept exactly as an id would be) and a number`},
 	}
 	for _, tt := range tests {

@@ -253,7 +253,10 @@ func compare(op string, a, b any) (bool, error) {
 	y, yok := number(b)
 	sa, saok := a.(string)
 	sb, sbok := b.(string)
+	c, exact := exactCompare(a, b)
 	switch {
+	case exact:
+		less, eq = c < 0, c == 0
 	case xok && yok:
 		less, eq = x < y, x == y
 	case saok && sbok:

@@ -330,6 +330,8 @@ func TestFilters(t *testing.T) {
 		"word":   "w",
 		// jsonval keeps a whole number past int64's range as written.
 		"big": json.Number("12345678901234567891"),
+		"bigs": []any{json.Number("12345678901234567891"), json.Number("12345678901234567890"), json.Number("12345678901234567891")},
+		"offers": []any{map[string]any{"id": json.Number("12345678901234567890"), "name": "a"}, map[string]any{"id": json.Number("12345678901234567891"), "name": "b"}},
 	}
 	tests := []struct {
 		name, src, want string
@@ -337,6 +339,12 @@ func TestFilters(t *testing.T) {
 		{"a big id as written", "{{ big }}", "12345678901234567891"},
 		{"a big id in arithmetic", "{{ big | plus: 1 }}", "12345678901234567000.0"}, // a float, as Ruby's would be
 		{"a big id compared", "{% if big > 5 %}big{% endif %}", "big"},
+		// Two ids one apart, equal as floats, stay apart.
+		{"big ids apart", "{% if bigs[0] == bigs[1] %}same{% else %}apart{% endif %}", "apart"},
+		{"big ids ordered", "{% if bigs[0] > bigs[1] %}gt{% endif %}", "gt"},
+		{"big ids unique", "{{ bigs | uniq | size }}", "2"},
+		{"big ids sorted", "{{ bigs | sort | first }}", "12345678901234567890"},
+		{"where by a big id", "{{ offers | where: 'id', big | map: 'name' | join }}", "b"},
 		{"url_escape", "{{ s | url_escape }}", "hey%3C%3Ehi"},
 		{"url_escape keeps reserved", "{{ 'a b/c?d=e&f' | url_escape }}", "a%20b/c?d=e&f"},
 		{"url_param_escape", "{{ p | url_param_escape }}", "hey%3C%26%3Ehi"},

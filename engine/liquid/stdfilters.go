@@ -3,6 +3,7 @@ package liquid
 import (
 	"cmp"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -611,6 +612,9 @@ func uniqFilter(in any, args []any) (any, error) {
 // uniqKey identifies a value for uniq: 1 and "1" differ, 1 and 1.0 do not.
 func uniqKey(v any) string {
 	v = values.ToLiquid(v)
+	if n, ok := v.(json.Number); ok {
+		return "n" + string(n) // whole, past int64's range: as written
+	}
 	if isNumber(v) {
 		return "n" + formatFloat(asFloat(toNumber(v)), false)
 	}
@@ -668,6 +672,9 @@ func sortByProperty(in any, args []any, compare func(x, y any) int) []any {
 
 func compareValues(a, b any) (int, bool) {
 	a, b = values.ToLiquid(a), values.ToLiquid(b)
+	if c, exact := exactCompare(a, b); exact {
+		return c, true
+	}
 	if isNumber(a) && isNumber(b) {
 		return cmp.Compare(asFloat(toNumber(a)), asFloat(toNumber(b))), true
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/big"
 	"reflect"
 	"regexp"
 	"slices"
@@ -339,9 +340,42 @@ func index(item, prop any) (any, lookupResult) {
 	return nil, lookupTypeErr
 }
 
+// exactCompare compares two whole numbers exactly when one of them is a
+// json.Number (a whole number past int64's range, as jsonval keeps it),
+// which as floats two ids one apart would compare equal. ok is false
+// otherwise.
+func exactCompare(a, b any) (c int, ok bool) {
+	_, bigA := a.(json.Number)
+	_, bigB := b.(json.Number)
+	if !bigA && !bigB {
+		return 0, false
+	}
+	x, okA := bigInt(a)
+	y, okB := bigInt(b)
+	if !okA || !okB {
+		return 0, false
+	}
+	return x.Cmp(y), true
+}
+
+func bigInt(v any) (*big.Int, bool) {
+	switch v := v.(type) {
+	case json.Number:
+		return new(big.Int).SetString(string(v), 10)
+	case int:
+		return big.NewInt(int64(v)), true
+	case int64:
+		return big.NewInt(v), true
+	}
+	return nil, false
+}
+
 // liquidEqual is Ruby ==: numbers compare by value, nothing else converts.
 func liquidEqual(a, b any) bool {
 	a, b = values.ToLiquid(a), values.ToLiquid(b)
+	if c, exact := exactCompare(a, b); exact {
+		return c == 0
+	}
 	if isNumber(a) && isNumber(b) {
 		return asFloat(toNumber(a)) == asFloat(toNumber(b))
 	}
