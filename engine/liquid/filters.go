@@ -1,6 +1,7 @@
 package liquid
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -39,7 +40,7 @@ func jsonParse(v any) (any, error) {
 // they are, so jsonable need not copy it.
 func isPlainJSON(v any) bool {
 	switch v := v.(type) {
-	case nil, string, bool, int, int64, float64:
+	case nil, string, bool, int, int64, float64, json.Number:
 		return true
 	case map[string]any:
 		for _, e := range v {

@@ -79,13 +79,15 @@ func TestNoteDelivered(t *testing.T) {
 	tests := []struct {
 		name   string
 		errs   []any
-		events int // events noted as delivered
+		events int  // events noted as delivered
+		known  bool // what Braze took is known
 	}{
-		{"the attribute refused", []any{map[string]any{"input_array": "attributes", "index": 0}}, 1},
-		{"an unknown array", []any{map[string]any{"input_array": "purchase", "index": 0}}, 0},
-		{"an index past the list", []any{map[string]any{"input_array": "attributes", "index": 3}}, 0},
-		{"an error about no object", []any{"something went wrong"}, 0},
-		{"an object without an index", []any{map[string]any{"input_array": "attributes", "type": "x"}}, 0},
+		{"the attribute refused", []any{map[string]any{"input_array": "attributes", "index": 0}}, 1, true},
+		{"every object refused", []any{map[string]any{"input_array": "attributes", "index": 0}, map[string]any{"input_array": "events", "index": 0}}, 0, true},
+		{"an unknown array", []any{map[string]any{"input_array": "purchase", "index": 0}}, 0, false},
+		{"an index past the list", []any{map[string]any{"input_array": "attributes", "index": 3}}, 0, false},
+		{"an error about no object", []any{"something went wrong"}, 0, false},
+		{"an object without an index", []any{map[string]any{"input_array": "attributes", "type": "x"}}, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,10 +96,8 @@ func TestNoteDelivered(t *testing.T) {
 			if got := len(it.stored.Delivered["events"]); got != tt.events || len(it.stored.Delivered["attributes"]) != 0 {
 				t.Errorf("noted %v", it.stored.Delivered)
 			}
-			// What was taken is known exactly when an object is noted
-			// (the dead letter then says a replay repeats nothing).
-			if known != (tt.events > 0) {
-				t.Errorf("known %v, with %d events noted", known, tt.events)
+			if known != tt.known {
+				t.Errorf("known %v, want %v", known, tt.known)
 			}
 		})
 	}
