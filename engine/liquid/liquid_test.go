@@ -329,8 +329,8 @@ func TestFilters(t *testing.T) {
 		"zero":   0,
 		"word":   "w",
 		// jsonval keeps a whole number past int64's range as written.
-		"big": json.Number("12345678901234567891"),
-		"bigs": []any{json.Number("12345678901234567891"), json.Number("12345678901234567890"), json.Number("12345678901234567891")},
+		"big":    json.Number("12345678901234567891"),
+		"bigs":   []any{json.Number("12345678901234567891"), json.Number("12345678901234567890"), json.Number("12345678901234567891")},
 		"offers": []any{map[string]any{"id": json.Number("12345678901234567890"), "name": "a"}, map[string]any{"id": json.Number("12345678901234567891"), "name": "b"}},
 	}
 	tests := []struct {
