@@ -37,7 +37,7 @@ var inboxSubfolders = []string{"done", "failed"}
 // pipeline's inbox folder or shares files with one; it returns what is
 // wrong, or "".
 func (in *Inboxes) Claim(folder, owner string) (problem string) {
-	real := realFolder(folder)
+	real := RealPath(folder)
 	for _, c := range in.claimed {
 		switch {
 		case c.real == real:
@@ -61,14 +61,14 @@ func subfolderOf(parent, child string) string {
 	return filepath.Base(child)
 }
 
-// realFolder names folder as the file system finds it: absolute and
-// clean, with the links in the part of it that exists resolved (a watcher
-// makes the rest when it starts), so two spellings of one folder, or a
-// link to it, compare equal.
-func realFolder(folder string) string {
-	abs, err := filepath.Abs(folder)
+// RealPath names a file or folder as the file system finds it: absolute
+// and clean, with the links in the part of it that exists resolved (a
+// watcher makes the rest of a folder when it starts), so two spellings of
+// one path (relative, ../, through a link) compare equal.
+func RealPath(path string) string {
+	abs, err := filepath.Abs(path)
 	if err != nil {
-		return filepath.Clean(folder)
+		return filepath.Clean(path)
 	}
 	rest := ""
 	for dir := abs; ; dir = filepath.Dir(dir) {

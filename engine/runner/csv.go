@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/loyalty-connector/engine/connectors/csvfile"
+	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/spec"
 )
 
@@ -137,7 +138,7 @@ type csvImports struct {
 // and a watcher would import it meanwhile and file it away to done/,
 // where the caller's import could no longer open it.
 func (r *Runner) HoldCSV(file string) (release func()) {
-	abs := heldKey(file)
+	abs := engine.RealPath(file) // the --csv name and the watcher's may differ
 	r.csv.mu.Lock()
 	defer r.csv.mu.Unlock()
 	r.csv.held[abs]++
@@ -152,23 +153,10 @@ func (r *Runner) HoldCSV(file string) (release func()) {
 
 // csvHeld reports whether file is held by HoldCSV.
 func (r *Runner) csvHeld(file string) bool {
-	abs := heldKey(file)
+	abs := engine.RealPath(file) // the --csv name and the watcher's may differ
 	r.csv.mu.Lock()
 	defer r.csv.mu.Unlock()
 	return r.csv.held[abs] > 0
-}
-
-// heldKey names file as HoldCSV keeps it: the --csv name and the one the
-// watcher builds from its folder may differ (relative, ../, through a
-// link).
-func heldKey(file string) string {
-	if real, err := filepath.EvalSymlinks(file); err == nil {
-		file = real
-	}
-	if abs, err := filepath.Abs(file); err == nil {
-		return abs
-	}
-	return file
 }
 
 type readingCSV struct {
