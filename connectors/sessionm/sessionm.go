@@ -113,13 +113,7 @@ var Connect = &spec.ConnectionType{
 		},
 	},
 	Authorize: func(c *spec.Connection) (spec.Auth, error) {
-		// SessionM hands out the whole "Basic ..." string; accept it with
-		// or without the scheme.
-		cred := strings.TrimSpace(c.Fields["authorization"])
-		if scheme, rest, ok := strings.Cut(cred, " "); ok && strings.EqualFold(scheme, "basic") {
-			cred = strings.TrimSpace(rest)
-		}
-		return spec.Auth{Header: "Authorization", Scheme: "Basic", Credential: cred}, nil
+		return spec.Auth{Header: "Authorization", Scheme: "Basic", Credential: spec.BasicToken(c.Fields["authorization"])}, nil
 	},
 	ResponseError:    envelope{}.read,
 	ResponseErrorFor: readerFor,

@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/loyalty-connector/engine/engine/diag"
+	"github.com/loyalty-connector/engine/engine/spec"
 )
 
 // Mask replaces a secret value in anything the engine prints.
@@ -394,9 +395,7 @@ func (m *Masker) add(values []string, decode bool) {
 // rejected"). Only printable text counts: most random keys are valid
 // base64 too, of bytes that are not text.
 func decodedBasic(v string) []string {
-	if scheme, rest, ok := strings.Cut(v, " "); ok && strings.EqualFold(scheme, "Basic") {
-		v = strings.TrimSpace(rest)
-	}
+	v = spec.BasicToken(v)
 	raw, err := base64.StdEncoding.DecodeString(v)
 	if err != nil {
 		raw, err = base64.RawStdEncoding.DecodeString(v)

@@ -272,6 +272,17 @@ func BasicAuth(user, password string) Auth {
 	return Auth{Header: "Authorization", Scheme: "Basic", Credential: base64.StdEncoding.EncodeToString([]byte(user + ":" + password))}
 }
 
+// BasicToken is the token of a Basic authorization given whole, with or
+// without its scheme ("Basic dXNlcjpwYXNz" or "dXNlcjpwYXNz"), as SessionM
+// hands out Connect's.
+func BasicToken(s string) string {
+	s = strings.TrimSpace(s)
+	if scheme, rest, ok := strings.Cut(s, " "); ok && strings.EqualFold(scheme, "Basic") {
+		return strings.TrimSpace(rest)
+	}
+	return s
+}
+
 // Excerpt shortens a response body for messages and dead letters.
 func Excerpt(body []byte) string {
 	const max = 300
