@@ -1,6 +1,21 @@
 package engine
 
-import "bytes"
+import (
+	"bytes"
+	"net/http"
+)
+
+// WithoutCredentialHeaders is h as a pipeline sees it: without the
+// headers IsCredentialHeader names. The values are h's, shared.
+func WithoutCredentialHeaders(h http.Header) http.Header {
+	out := make(http.Header, len(h))
+	for name, values := range h {
+		if !IsCredentialHeader(name) {
+			out[name] = values
+		}
+	}
+	return out
+}
 
 // IsCredentialHeader names the request headers a webhook's event never
 // keeps, nor writes to disk: the caller's secrets (Authorization,

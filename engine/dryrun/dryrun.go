@@ -258,12 +258,7 @@ func (r *Runner) httpEvent(in Input) (*engine.Event, error) {
 	}
 	// As engine run keeps them: a template that read the caller's
 	// credentials here would find nothing there.
-	headers := http.Header{}
-	for name, values := range in.Headers {
-		if !engine.IsCredentialHeader(name) {
-			headers[name] = values
-		}
-	}
+	headers := engine.WithoutCredentialHeaders(in.Headers)
 	return &engine.Event{Data: data, Request: &engine.RequestInfo{Method: src.Method, Path: path, Params: params, Query: in.Query, Headers: headers}}, nil
 }
 

@@ -48,12 +48,7 @@ type storedRow struct {
 // header values are shared with r, which nothing changes once the handler
 // has it.
 func newStoredRequest(r *http.Request, params map[string]string) *storedRequest {
-	h := make(http.Header, len(r.Header))
-	for name, values := range r.Header {
-		if !engine.IsCredentialHeader(name) {
-			h[name] = values
-		}
-	}
+	h := engine.WithoutCredentialHeaders(r.Header)
 	var query url.Values // decoding gives an empty one back
 	if r.URL.RawQuery != "" {
 		query = r.URL.Query()
