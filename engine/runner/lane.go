@@ -399,23 +399,23 @@ func (l *lane) laterCounting(it *item, wait, pause time.Duration) {
 	l.stepAside(it)
 	from := l.r.clock.Now()
 	ok := l.spawn(func() {
-		err := l.r.clock.Sleep(l.soft, wait)
-		switch {
-		case pause > 0 && err == nil:
-			// Its pause is over, or nearly: back early, it waits the
-			// rest in the batch it joins (retry).
-			l.r.metrics.rateLimitWait.WithLabelValues(l.p.Target.Conn.Name).Add(pause.Seconds())
-		case pause > 0:
+		if err := l.r.clock.Sleep(l.soft, wait); err != nil {
+			l.release(it)
+		} else {
+			select {
+			case l.work <- it:
+			case <-l.soft.Done():
+				l.release(it)
+			}
+		}
+		if pause > 0 {
+			// Back up to a linger before its pause ends (retry: to join
+			// that pause's batch), the event is on its way; its pause is
+			// counted once over, or as far as a stop let it go.
+			if rest := pause - l.r.clock.Now().Sub(from); rest > 0 {
+				_ = l.r.clock.Sleep(l.soft, rest)
+			}
 			l.pauseWaited(from, pause)
-		}
-		if err != nil {
-			l.release(it)
-			return
-		}
-		select {
-		case l.work <- it:
-		case <-l.soft.Done():
-			l.release(it)
 		}
 	})
 	if !ok {
