@@ -466,8 +466,13 @@ func runError(err error, src string) error {
 		return fmt.Errorf("%s needs %s, but got %s", culprit(src, fe.Location), neededWord(m[2]), typeWord(m[1]))
 	}
 	var ve *reflect.ValueError
-	if errors.As(err, &ve) && fe != nil && (ve.Method == "reflect.Value.Len" || ve.Method == "reflect.Value.Index") {
-		return fmt.Errorf("%s needs a list, but got %s", culprit(src, fe.Location), kindWord(ve.Kind))
+	if errors.As(err, &ve) && fe != nil {
+		switch c := culprit(src, fe.Location); {
+		case ve.Method == "reflect.Value.Len" || ve.Method == "reflect.Value.Index":
+			return fmt.Errorf("%s needs a list, but got %s", c, kindWord(ve.Kind))
+		case ve.Kind == reflect.Invalid && (c == "int()" || c == "float()"):
+			return fmt.Errorf("%s needs a number or text, but got null (missing)", c)
+		}
 	}
 	if m := badArgRE.FindStringSubmatch(msg); m != nil {
 		return fmt.Errorf("%s() cannot take %s", m[1], typeWord(m[2]))
@@ -494,11 +499,6 @@ func runError(err error, src string) error {
 			hint = " (it is past the range of whole numbers, 19 digits; float() reads it, rounded)"
 		}
 		return fmt.Errorf("%s() cannot read %q as %s%s", fn, got, map[string]string{"int": "a whole number", "float": "a number"}[fn], hint)
-	}
-	if ve := (*reflect.ValueError)(nil); errors.As(err, &ve) && ve.Kind == reflect.Invalid && fe != nil {
-		if c := culprit(src, fe.Location); c == "int()" || c == "float()" {
-			return fmt.Errorf("%s needs a number or text, but got null (missing)", c)
-		}
 	}
 	switch m := fetchRE.FindStringSubmatch(msg); {
 	case m != nil && m[2] == "<nil>":
