@@ -55,6 +55,10 @@ type batch struct {
 	// heldForToken: it was kept open past its linger once, for a token
 	// (flush).
 	heldForToken bool
+	// heldSince: when flush first kept it open for the connection; the
+	// request waits from then on, as it would in the governor, and
+	// engine_rate_limit_wait_seconds_total counts it once it leaves.
+	heldSince time.Time
 }
 
 type member struct {
@@ -253,6 +257,9 @@ func (b *batcher) flush(key string, bt *batch) {
 	// room until it saw some would stay open for as long as they came.
 	if wait > 0 && b.l.soft.Err() == nil && (held || !bt.heldForToken) {
 		bt.heldForToken = bt.heldForToken || !held
+		if bt.heldSince.IsZero() {
+			bt.heldSince = b.l.r.clock.Now()
+		}
 		bt.timer.Reset(wait)
 		return
 	}
@@ -263,6 +270,9 @@ func (b *batcher) flush(key string, bt *batch) {
 func (b *batcher) closeLocked(key string, bt *batch) {
 	delete(b.open, key)
 	bt.timer.Stop()
+	if !bt.heldSince.IsZero() {
+		b.l.rateLimitWaited(b.l.r.clock.Now().Sub(bt.heldSince))
+	}
 	b.flights.Add(1)
 	go b.send(bt)
 }

@@ -793,7 +793,10 @@ func (l *lane) countPause(pause time.Duration) {
 }
 
 func (l *lane) pauseWaited(from time.Time, pause time.Duration) {
-	waited := min(l.r.clock.Now().Sub(from), pause)
+	l.rateLimitWaited(min(l.r.clock.Now().Sub(from), pause))
+}
+
+func (l *lane) rateLimitWaited(waited time.Duration) {
 	l.r.metrics.rateLimitWait.WithLabelValues(l.p.Target.Conn.Name).Add(waited.Seconds())
 }
 

@@ -67,7 +67,7 @@ func newMetrics(r *Runner) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}, []string{"connection", "endpoint", "code"}),
 		rateLimitWait: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "engine_rate_limit_wait_seconds_total", Help: "Seconds requests waited for a connection's rate limit or pause, the wait of a request that got the 429 or Retry-After for its retry included; summed over requests (two waiting one second together add 2, a merged Braze request counts once), each added once it is over, never in advance.",
+			Name: "engine_rate_limit_wait_seconds_total", Help: "Seconds requests waited for a connection's rate limit or pause, the wait of a request that got the 429 or Retry-After for its retry and a batch's kept open for them included; summed over requests (two waiting one second together add 2, a merged Braze request counts once), each added once it is over, never in advance.",
 		}, []string{"connection"}),
 		pauses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "engine_connection_pauses_total", Help: "Pauses of a whole connection after a 429 or Retry-After.",

@@ -915,6 +915,11 @@ func TestBatchesFillWhileTheRateLimitHasNoRoom(t *testing.T) {
 	if sent := h.journal("/braze/campaigns/trigger/send"); len(sent) != 2 {
 		t.Errorf("%d trigger requests for 1 event and then 40 within one token's wait; want 2", len(sent))
 	}
+	// The batch waited for the token from its linger on, in the batcher
+	// rather than in the governor; it was not counted at all.
+	if waited, _ := h.metric(`engine_rate_limit_wait_seconds_total\{connection="braze"\}`); waited < 1.5 || waited > 2.5 {
+		t.Errorf("engine_rate_limit_wait_seconds_total is %v; the batch waited about 1.9 s for the next token", waited)
+	}
 	for i := range 41 {
 		if n := len(h.messages(fmt.Sprintf("load-%06d", i))); n != 1 {
 			t.Errorf("load-%06d got %d messages; want 1", i, n)
