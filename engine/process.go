@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -153,6 +154,10 @@ type Outcome struct {
 	Reply         *Reply
 	Err           error
 }
+
+// ErrFilterRefused is why a synchronous pipeline whose filter is false
+// answers 404: engine run and dry-run both say it.
+var ErrFilterRefused = errors.New("the pipeline's filter refused this request")
 
 // LookupNotFound says whether the event failed at a lookup its peer
 // answered "not found": 404, or an error code the connector marks so under

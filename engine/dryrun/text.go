@@ -25,7 +25,11 @@ func (rep *Report) WriteText(w io.Writer, m *secrets.Masker) error {
 func (rep *Report) writeBody(b *strings.Builder, indent string) {
 	switch {
 	case rep.Filtered:
-		fmt.Fprintf(b, "%sfilter    false: the event is dropped, nothing would be sent\n", indent)
+		if rep.Response != nil { // a synchronous pipeline answers all the same
+			fmt.Fprintf(b, "%sfilter    false: nothing would be sent, and engine run answers with the response below\n", indent)
+		} else {
+			fmt.Fprintf(b, "%sfilter    false: the event is dropped, nothing would be sent\n", indent)
+		}
 		if rep.FilterExplain != "" {
 			fmt.Fprintf(b, "%s          because %s\n", indent, rep.FilterExplain)
 		}

@@ -1,6 +1,7 @@
 package dryrun
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -35,6 +36,32 @@ func TestCSVSummaryLine(t *testing.T) {
 			lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
 			if got := lines[len(lines)-1]; got != tt.want {
 				t.Errorf("summary line\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// A filtered event of a pipeline that answers is not dropped unanswered:
+// the text says what engine run answers, and still why the filter refused.
+func TestFilteredEventText(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		response *HTTPReply
+		want     []string
+	}{
+		{"queued pipeline", nil, []string{"filter    false: the event is dropped, nothing would be sent\n", "          because user is blocked\n"}},
+		{"respond pipeline", notFound(errors.New("refused")), []string{"filter    false: nothing would be sent, and engine run answers with the response below\n", "          because user is blocked\n", "response  404\n", `"error": "refused"`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rep := &Report{Pipeline: "p", Version: "v", Filtered: true, FilterExplain: "user is blocked", Response: tt.response}
+			var b strings.Builder
+			if err := rep.WriteText(&b, nil); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("no %q in\n%s", w, b.String())
+				}
 			}
 		})
 	}

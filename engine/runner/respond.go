@@ -329,8 +329,6 @@ func (rs *responder) evictOldest() {
 	}
 }
 
-var errFiltered = errors.New("the pipeline's filter refused this request")
-
 // pausedError is a connection the lookups need that its peer paused (a
 // 429 or Retry-After) until after the deadline: no lookup can go in time,
 // so the route answers at once rather than wait out its deadline.
@@ -449,7 +447,7 @@ func (rs *responder) evaluate(ctx context.Context, ev *engine.Event) (reply *eng
 		}
 		return nil, out.Err
 	case !out.Passed:
-		return nil, errFiltered
+		return nil, engine.ErrFilterRefused
 	}
 	return out.Reply, nil
 }
@@ -503,7 +501,7 @@ func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Durati
 	case isInternal(err):
 		// Logged with its stack already; the caller needs no more.
 		writeError(w, http.StatusInternalServerError, "internal error in the engine; its log has the details")
-	case errors.Is(err, errFiltered):
+	case errors.Is(err, engine.ErrFilterRefused):
 		writeError(w, http.StatusNotFound, msg)
 	case isNotFound(err):
 		// Not a warning: a send to a segment meets many users without a
