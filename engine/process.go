@@ -235,7 +235,7 @@ func (p *Pipeline) runStep(ctx context.Context, st *Step, env map[string]any, ca
 		return res
 	}
 	if err := st.Call.ResponseError(resp.Status, resp.Body); err != nil {
-		res.Err = err
+		res.Err = &AnswerError{Conn: st.Call.Conn.Name, Status: resp.Status, Err: err}
 		return res
 	}
 	v, err := jsonval.Decode(resp.Body)
@@ -252,7 +252,8 @@ func (p *Pipeline) runStep(ctx context.Context, st *Step, env map[string]any, ca
 		// acted on a 2xx, so its step goes on with the text, as before:
 		// asked again, it would act twice.
 		excerpt := spec.Excerpt([]byte(st.Call.masker.String(string(resp.Body))))
-		res.Err = spec.Retryable(fmt.Errorf("%s answered HTTP %d with a body that is not JSON, where %s answers JSON: %s", st.Call.Conn.Name, resp.Status, st.Call.Endpoint.Name, excerpt))
+		res.Err = &AnswerError{Conn: st.Call.Conn.Name, Status: resp.Status, NotJSON: true,
+			Err: spec.Retryable(fmt.Errorf("%s answered HTTP %d with a body that is not JSON, where %s answers JSON: %s", st.Call.Conn.Name, resp.Status, st.Call.Endpoint.Name, excerpt))}
 	default:
 		res.Value = string(resp.Body) // a raw call may read text
 	}

@@ -191,6 +191,9 @@ func (e envelope) read(status int, body []byte) error {
 		return fmt.Errorf("sessionm answered HTTP %d: %s", status, spec.Excerpt(body))
 	}
 	code := strings.ToLower(errorCode(env.Errors))
+	if code != "" {
+		err = spec.Coded(code, err)
+	}
 	if len(e.retry) > 0 && slices.Contains(e.retry, code) {
 		return spec.Retryable(err)
 	}

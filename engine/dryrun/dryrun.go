@@ -201,17 +201,17 @@ func (r *Runner) evaluate(ctx context.Context, ev *engine.Event, rep *Report) {
 		// engine run answers this 404 with the reason (runner's
 		// writeError), by design: Braze renders it as nothing. It is the
 		// pipeline's answer, so the event counts as handled, not failed.
-		rep.Response = notFound(out.Err)
+		rep.Response = notFound(engine.CallerText(out.Err))
 	case rep.Filtered && r.Pipeline.Respond != nil:
-		rep.Response = notFound(engine.ErrFilterRefused)
+		rep.Response = notFound(engine.ErrFilterRefused.Error())
 	case out.Err != nil:
 		rep.Errors = append(rep.Errors, out.Err.Error())
 	}
 }
 
 // notFound is engine run's 404 answer to a synchronous request, with why.
-func notFound(why error) *HTTPReply {
-	return &HTTPReply{Status: http.StatusNotFound, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"error": why.Error()}}
+func notFound(why string) *HTTPReply {
+	return &HTTPReply{Status: http.StatusNotFound, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"error": why}}
 }
 
 func wireRequest(req *engine.Request) *HTTPRequest {

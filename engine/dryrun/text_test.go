@@ -1,7 +1,6 @@
 package dryrun
 
 import (
-	"errors"
 	"strings"
 	"testing"
 )
@@ -50,7 +49,7 @@ func TestFilteredEventText(t *testing.T) {
 		want     []string
 	}{
 		{"queued pipeline", nil, []string{"filter    false: the event is dropped, nothing would be sent\n", "          because user is blocked\n"}},
-		{"respond pipeline", notFound(errors.New("refused")), []string{"filter    false: nothing would be sent, and engine run answers with the response below\n", "          because user is blocked\n", "response  404\n", `"error": "refused"`}},
+		{"respond pipeline", notFound("refused"), []string{"filter    false: nothing would be sent, and engine run answers with the response below\n", "          because user is blocked\n", "response  404\n", `"error": "refused"`}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rep := &Report{Pipeline: "p", Version: "v", Filtered: true, FilterExplain: "user is blocked", Response: tt.response}

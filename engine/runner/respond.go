@@ -484,17 +484,7 @@ func (rs *responder) key(ev *engine.Event, req *http.Request, body []byte, now t
 
 func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Duration, key string) {
 	msg := rs.r.opts.Masker.String(err.Error())
-	// The caller hears why, but not the lookup's URL, whose path can hold
-	// an API key (SessionM Core's) that no masker knows: the log has it.
-	shown := msg
-	var noAnswer *engine.NoAnswerError
-	var cut *engine.CutAnswerError
-	switch {
-	case errors.As(err, &noAnswer):
-		shown = strings.Replace(msg, rs.r.opts.Masker.String(noAnswer.Error()), "no answer: "+rs.r.opts.Masker.String(noAnswer.Err.Error()), 1)
-	case errors.As(err, &cut):
-		shown = strings.Replace(msg, rs.r.opts.Masker.String(cut.Error()), rs.r.opts.Masker.String(cut.Detail()), 1)
-	}
+	shown := rs.r.opts.Masker.String(engine.CallerText(err)) // the log has msg
 	var paused *pausedError
 	var busy *busyError
 	switch {

@@ -71,7 +71,8 @@ func TestSynchronousStaleOnlyWhenSessionMFails(t *testing.T) {
 		stale  bool
 	}{
 		{name: "SessionM answers 503", status: 503, want: 200, stale: true},
-		{name: "SessionM refuses the request (400)", status: 400, want: 502, body: "culture is not one the retailer has"},
+		// The code, not SessionM's words, which can quote the request.
+		{name: "SessionM refuses the request (400)", status: 400, want: 502, body: `"step wallet: sessionm_connect answered HTTP 400: validation"`},
 		// Not JSON: a proxy's page, no wallet, so a failure of SessionM's.
 		{name: "SessionM answers 200 with an HTML page", html: true, want: 200, stale: true},
 		{name: "the new version's filter refuses the request",

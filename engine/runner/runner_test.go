@@ -1096,7 +1096,8 @@ func TestSynchronousUnknownUserIs404(t *testing.T) {
 		if gone.Load() && strings.HasPrefix(r.URL.Path, "/sessionm/connect/") {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusNotFound)
-			io.WriteString(w, `{"status":"error","errors":{"code":"user_not_found","message":"no user with that id"}}`)
+			// SessionM's words can quote the request, API key and all.
+			io.WriteString(w, `{"status":"error","errors":{"code":"user_not_found","message":"no user for GET `+r.URL.Path+`"}}`)
 			return
 		}
 		emulators.ServeHTTP(w, r)
@@ -1109,9 +1110,9 @@ func TestSynchronousUnknownUserIs404(t *testing.T) {
 	}})
 	for i := range 2 {
 		a := h.wallet("nobody")
-		if a.status != 404 || !strings.Contains(a.body, `"error":"step wallet: sessionm answered HTTP 404: user_not_found`) ||
-			strings.Contains(a.body, "http:") || strings.Contains(a.body, "c2FuZGJveC1jb25uZWN0OnNhbmRib3gtc2VjcmV0") {
-			t.Fatalf("unknown user, request %d: %d %s; want 404 with the reason and neither URL nor credentials", i+1, a.status, a.body)
+		if a.status != 404 || !strings.Contains(a.body, `"error":"step wallet: sessionm_connect answered HTTP 404: user_not_found"`) ||
+			strings.Contains(a.body, "http:") || strings.Contains(a.body, "/sessionm/") || strings.Contains(a.body, "c2FuZGJveC1jb25uZWN0OnNhbmRib3gtc2VjcmV0") {
+			t.Fatalf("unknown user, request %d: %d %s; want 404 with the reason and neither URL, SessionM's words nor credentials", i+1, a.status, a.body)
 		}
 	}
 	if n := len(h.journal("/sessionm/connect/*")); n != 2 {

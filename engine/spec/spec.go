@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -308,6 +309,31 @@ func (c *Connection) ResponseReader() func(status int, body []byte) error {
 		return c.Type.ResponseErrorFor(c)
 	}
 	return c.Type.ResponseError
+}
+
+// Coded marks err, a connection's reading of an answer, with the error
+// code the answer gave (SessionM's errors.code): an outside caller may be
+// told the code where the peer's own words, which can quote the request
+// and the API key in its path, stay in the engine.
+func Coded(code string, err error) error { return codedError{code, err} }
+
+type codedError struct {
+	code string
+	error
+}
+
+func (e codedError) Unwrap() error { return e.error }
+
+var plainCode = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// CodeOf is the code Coded marked err with, "" when there is none or it
+// is not a plain word (letters, digits, "_", "." and "-").
+func CodeOf(err error) string {
+	var c codedError
+	if errors.As(err, &c) && plainCode.MatchString(c.code) {
+		return c.code
+	}
+	return ""
 }
 
 // Retryable marks err, a connection's reading of an answer, as worth

@@ -1,0 +1,47 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/loyalty-connector/engine/engine/spec"
+)
+
+// A synchronous pipeline's caller hears the step, the connection, the
+// status and a plain error code, never the lookup's URL or the peer's
+// words, which can quote it (SessionM Core's API key is in its path).
+func TestCallerText(t *testing.T) {
+	quoted := errors.New("sessionm answered HTTP 404: user_not_found: no user for GET /priv/v1/apps/core-key/users/x")
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"a code under an error status",
+			&AnswerError{Conn: "core", Status: 404, Err: spec.NotFound(spec.Coded("user_not_found", quoted))},
+			"step u: core answered HTTP 404: user_not_found"},
+		{"a code under 200",
+			&AnswerError{Conn: "core", Status: 200, Err: spec.Coded("validation", quoted)},
+			"step u: core answered status error: validation"},
+		{"a code that is not a plain word",
+			&AnswerError{Conn: "core", Status: 400, Err: spec.Coded("see /priv/v1/apps/core-key", quoted)},
+			"step u: core answered HTTP 400"},
+		{"no code",
+			&AnswerError{Conn: "braze", Status: 400, Err: quoted},
+			"step u: braze answered HTTP 400"},
+		{"not JSON",
+			&AnswerError{Conn: "connect", Status: 200, NotJSON: true, Err: spec.Retryable(errors.New("connect answered HTTP 200 with a body that is not JSON, where get_user answers JSON: <html>/priv/v1/apps/core-key</html>"))},
+			"step u: connect answered HTTP 200 with a body that is not JSON"},
+		{"no answer",
+			&NoAnswerError{Method: "GET", URL: "http://h/priv/v1/apps/core-key/users/x", Err: errors.New("connection refused")},
+			"step u: no answer: connection refused"},
+		{"the engine's own error", errors.New("int() cannot read \"x\""), `step u: int() cannot read "x"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := CallerText(fmt.Errorf("step u: %w", tc.err)); got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
