@@ -190,7 +190,7 @@ variables override either.`, stderr)
 	}
 	defer store.Close()
 	if store.StoppedUncleanly() {
-		logger.Warn("the last engine run on this data folder did not stop cleanly (killed or crashed): every event it accepted is still delivered, but those it was delivering at that moment are sent again, so a peer may get a few twice",
+		logger.Warn("the last engine run on this data folder did not stop cleanly (killed or crashed): every event it accepted is still delivered, but those it was delivering at that moment are sent again, so a peer may get them twice (under load, up to a Braze batch of 50 per request in flight)",
 			"data", *dataDir)
 	}
 	r, err := runner.New(runner.Options{Store: store, Pipelines: proj.Pipelines, Masker: masker, Logger: logger, MaxInbox: *maxInbox, BodyMemory: int64(*bodyMiB) << 20})
