@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,6 +87,43 @@ func TestReadyTakesNothing(t *testing.T) {
 	g.PauseUntil(t0.Add(3 * time.Second))
 	if d, held := g.Ready("users_track"); d != 3*time.Second || !held {
 		t.Fatalf("Ready in a pause: %v (held %v), want 3s, held", d, held)
+	}
+}
+
+// Reserve takes tokens on credit, each a later slot, and requests that
+// ask after a reservation wait behind it; the reserved request then waits
+// for its slot only, not for a token again. Nothing is reserved in a pause
+// or a spent window.
+func TestReserveQueuesSlotsAhead(t *testing.T) {
+	c := &fakeClock{t: t0}
+	g := NewGovernor(c, Limits{Pools: map[string]Limit{"trigger": {Rate: 10, Burst: 1}}})
+	var slots []time.Duration
+	for range 3 {
+		wait, held, ok := g.Reserve("trigger")
+		if !ok || held {
+			t.Fatalf("Reserve: ok %v, held %v", ok, held)
+		}
+		slots = append(slots, wait)
+	}
+	if want := []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond}; !slices.Equal(slots, want) {
+		t.Fatalf("slots %v, want %v", slots, want)
+	}
+	// A request asking now goes after the three reserved.
+	if w, _ := g.Wait(context.Background(), "trigger"); w != 300*time.Millisecond {
+		t.Fatalf("a request after three reservations waited %v, want 300ms", w)
+	}
+	// The last reservation's slot has passed: it goes without a token.
+	if w, err := g.WaitReserved(context.Background(), "trigger", t0.Add(200*time.Millisecond)); w != 0 || err != nil {
+		t.Fatalf("WaitReserved at its slot: waited %v, %v", w, err)
+	}
+	// A pause since the reservation holds it too.
+	g.PauseUntil(c.Now().Add(time.Second))
+	if w, _ := g.WaitReserved(context.Background(), "trigger", c.Now()); w != time.Second {
+		t.Fatalf("WaitReserved in a pause waited %v, want 1s", w)
+	}
+	g.PauseUntil(c.Now().Add(2 * time.Second))
+	if wait, held, ok := g.Reserve("trigger"); ok || !held || wait != 2*time.Second {
+		t.Fatalf("Reserve in a pause: %v, held %v, ok %v; want nothing reserved, held 2s", wait, held, ok)
 	}
 }
 
