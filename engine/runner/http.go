@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -178,6 +179,14 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 		if !utf8.Valid(body) {
 			r.refuse(p, req, "not_json", http.StatusBadRequest)
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("the body is not UTF-8 (byte %d is not part of a UTF-8 character); JSON must be sent as UTF-8", firstInvalidUTF8(body)))
+			return
+		}
+		// A SessionM event is one object (sessionm.md §5): anything else
+		// ([1,2], null) was accepted and then dead-lettered by the filter,
+		// telling its sender all was well.
+		if p.Source.Type.Name == "sessionm_event" && len(body) > 0 && body[firstNonSpace(body)] != '{' {
+			r.refuse(p, req, "not_json", http.StatusBadRequest)
+			writeError(w, http.StatusBadRequest, "the body is JSON but not an object; a SessionM event is one JSON object ({\"event_id\": ..., \"event_type\": ...})")
 			return
 		}
 		params := map[string]string{}
@@ -441,4 +450,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// firstNonSpace is the index of body's first byte that is not JSON
+// whitespace; body is valid JSON, so there is one.
+func firstNonSpace(body []byte) int {
+	return len(body) - len(bytes.TrimLeft(body, " \t\r\n"))
 }

@@ -45,6 +45,10 @@ func TestRefusedWebhooksAreLogged(t *testing.T) {
 		{"empty", ``, map[string]string{"Authorization": hookAuth}, 400, "not_json"},
 		{"not JSON", `{"secret-body":`, map[string]string{"Authorization": hookAuth}, 400, "not_json"},
 		{"not UTF-8", "{\"secret-body\":\"\xff\"}", map[string]string{"Authorization": hookAuth}, 400, "not_json"},
+		// A SessionM event is an object; these were accepted, then
+		// dead-lettered by the filter.
+		{"an array", ` ["secret-body"]`, map[string]string{"Authorization": hookAuth}, 400, "not_json"},
+		{"null", "\nnull", map[string]string{"Authorization": hookAuth}, 400, "not_json"},
 		{"id too long", `{"event_id":"secret-body-` + strings.Repeat("x", 1100) + `"}`, map[string]string{"Authorization": hookAuth}, 400, "id_too_long"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
