@@ -617,3 +617,21 @@ func TestOutcomeLookupNotFound(t *testing.T) {
 		}
 	}
 }
+
+// max_body takes a size or a plain number of bytes, as YAML writes it
+// unquoted: 4096 was refused as "must be a string".
+func TestMaxBodyTakesANumberOfBytes(t *testing.T) {
+	for value, want := range map[string]int64{"4096": 4096, `"4096"`: 4096, "4KB": 4096, "1 MB": 1 << 20} {
+		pl := writePipeline(t, `
+source: { type: http, path: "/in", max_body: `+value+` }
+target:
+  connection: core
+  endpoint: tags
+  params: { user_id: u-1 }
+  body: { tags: [a] }
+`)
+		if pl.Source.MaxBody != want {
+			t.Errorf("max_body %s: %d bytes, want %d", value, pl.Source.MaxBody, want)
+		}
+	}
+}
