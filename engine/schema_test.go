@@ -131,7 +131,9 @@ func compareType(t *testing.T, root any, where string, typ reflect.Type, node an
 		}
 		compareType(t, root, where+".*", typ.Elem(), s["additionalProperties"])
 	case typ.Kind() == reflect.String:
-		if s["type"] != "string" && s["enum"] == nil {
+		// A YAML integer decodes into a string field as written (max_body:
+		// 4096), so the schema may take one.
+		if s["type"] != "string" && s["enum"] == nil && !reflect.DeepEqual(s["type"], []any{"string", "integer"}) {
 			t.Errorf("%s: a string in code, %v in the schema", where, s["type"])
 		}
 	case typ.Kind() == reflect.Int:

@@ -6,6 +6,7 @@ package secrets
 import (
 	"cmp"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -434,6 +435,13 @@ func escapedForms(v string) []string {
 		latin1[i] = rune(v[i])
 	}
 	forms = append(forms, asciiJSON(string(latin1)))
+	// Other encoders' percent forms (Python's quote keeps "/", RFC 3986
+	// escapes all but the unreserved), and the secret encoded whole, as
+	// a peer may echo it: base64 in its four forms, hex.
+	forms = append(forms, percentEscape(v, "/"), percentEscape(v, ""), percentEscape(v, "!'()*"),
+		base64.StdEncoding.EncodeToString([]byte(v)), base64.RawStdEncoding.EncodeToString([]byte(v)),
+		base64.URLEncoding.EncodeToString([]byte(v)), base64.RawURLEncoding.EncodeToString([]byte(v)),
+		hex.EncodeToString([]byte(v)))
 	for _, html := range []bool{true, false} {
 		var b strings.Builder
 		enc := json.NewEncoder(&b)
@@ -443,6 +451,25 @@ func escapedForms(v string) []string {
 		forms = append(forms, quoted[1:len(quoted)-1])
 	}
 	return forms
+}
+
+// percentEscape escapes each byte of v but the unreserved characters of
+// RFC 3986 and those in keep, as %XX in upper case.
+func percentEscape(v, keep string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := range len(v) {
+		c := v[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("-._~", c) >= 0, strings.IndexByte(keep, c) >= 0:
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&15])
+		}
+	}
+	return b.String()
 }
 
 // asciiJSON is v inside a JSON string as Python's json.dumps writes it:

@@ -302,7 +302,7 @@ func TestLookupChain(t *testing.T) {
 // A secret printed escaped (in JSON, a URL path or query) is masked too.
 func TestMaskerEscapedForms(t *testing.T) {
 	m := &Masker{}
-	m.Add(`k<ey>&"q\x`, "ab/cd+ef==")
+	m.Add(`k<ey>&"q\x`, "ab/cd+ef==", "Tk+/=?aB9x")
 	for _, printed := range []string{
 		`"Bearer k\u003cey\u003e\u0026\"q\\x"`, // encoding/json with HTML escaping
 		`"Bearer k<ey>&\"q\\x"`,                // without
@@ -312,6 +312,13 @@ func TestMaskerEscapedForms(t *testing.T) {
 	} {
 		if got := m.String(printed); !strings.Contains(got, Mask) || strings.Contains(got, "u003cey") || strings.Contains(got, "<ey") || strings.Contains(got, "cd") {
 			t.Errorf("%s printed as %s", printed, got)
+		}
+	}
+	// A security review: Python's quote (keeps "/"), RFC 3986 and
+	// encodeURIComponent, base64 and hex were echoed unmasked.
+	for _, form := range []string{"Tk%2B/%3D%3FaB9x", "Tk%2B%2F%3D%3FaB9x", "VGsrLz0/YUI5eA==", "VGsrLz0_YUI5eA", "546b2b2f3d3f61423978"} {
+		if got := m.String("token=" + form + " end"); got != "token="+Mask+" end" {
+			t.Errorf("%s printed as %s", form, got)
 		}
 	}
 }
