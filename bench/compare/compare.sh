@@ -12,6 +12,11 @@
 # this checkout and Benthos v4.60.0 (MIT) from the Go module proxy into a
 # temporary folder. The inbox goes under DATA (default: a temporary
 # folder; keep it on a disk, as fsync on tmpfs costs nothing).
+#
+# The emulators listen on 127.0.0.1:SANDBOX_PORT (default 18081), the engine
+# or Benthos on 127.0.0.1:LISTEN_PORT (default 18090); set them when those
+# ports are taken. A process that does not answer within READY_TIMEOUT
+# seconds (default 60), or exits first, stops the script with its log.
 set -euo pipefail
 runs=3 secs=10 rows=100000 only="engine benthos"
 while getopts n:s:r:o: opt; do
@@ -58,11 +63,49 @@ fi
 
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user+sys, in clock ticks
 
+# No admin listener: its default port, 127.0.0.1:8079, may be held by
+# another engine on this machine, and the engine would then exit at
+# start. An ENGINE from before --admin-addr has no listener to turn off.
+admin=()
+if "$tmp/engine" run --help 2>&1 | grep -q -- -admin-addr; then admin=(--admin-addr ""); fi
+
+# wait_up waits until curl's arguments get an answer. It gives up, with
+# the end of the log, when the process exits first (it could not listen,
+# say) or after READY_TIMEOUT seconds (default 60), rather than waiting
+# for ever.
+# free stops the script when something already answers on the address:
+# wait_up would take its answer for the process started after it.
+free() { # host:port variable
+  if curl -s -o /dev/null --max-time 2 "http://$1/"; then
+    echo "compare.sh: something already listens on $1; set $2 to a free port" >&2
+    exit 1
+  fi
+}
+
+wait_up() { # pid log what curl-arguments...
+  local pid=$1 log=$2 what=$3 deadline=$((SECONDS + ${READY_TIMEOUT:-60}))
+  shift 3
+  until curl "$@" >/dev/null 2>&1; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "compare.sh: $what exited before it was ready; the end of its log:" >&2
+      tail -5 "$log" >&2
+      exit 1
+    fi
+    if ((SECONDS >= deadline)); then
+      echo "compare.sh: $what was not ready after ${READY_TIMEOUT:-60} s (raise READY_TIMEOUT if the machine is slow); the end of its log:" >&2
+      tail -5 "$log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+}
+
 start_sandbox() {
+  free "$sandbox_addr" SANDBOX_PORT
   "$tmp/engine" sandbox --addr "$sandbox_addr" --generated-users $users \
     --journal-size 400000 --env-out "$tmp/env" >"$tmp/sandbox.log" 2>&1 &
   sandbox=$!
-  until curl -sf "$SANDBOX/_sandbox/requests?count=true" >/dev/null; do sleep 0.1; done
+  wait_up $sandbox "$tmp/sandbox.log" "engine sandbox on $sandbox_addr (SANDBOX_PORT)" -sf "$SANDBOX/_sandbox/requests?count=true"
 }
 
 stop() { kill "$@" 2>/dev/null || true; wait "$@" 2>/dev/null || true; }
@@ -105,17 +148,18 @@ PY
 
 f1() { # engine|benthos
   start_sandbox
+  free "$listen" LISTEN_PORT
   local pid
   if [ "$1" = engine ]; then
     rm -rf "$data"; mkdir -p "$data"
-    "$tmp/engine" run --addr "$listen" --data "$data" --env-file "$tmp/env" --log-level warn \
+    "$tmp/engine" run --addr "$listen" "${admin[@]}" --data "$data" --env-file "$tmp/env" --log-level warn \
       "$root/pipelines/" >"$tmp/engine.log" 2>&1 &
     pid=$!
-    until curl -sf "http://$listen/readyz" >/dev/null; do sleep 0.1; done
+    wait_up $pid "$tmp/engine.log" "engine run on $listen (LISTEN_PORT)" -sf "http://$listen/readyz"
   else
     "$tmp/benthos" -c "$here/f1-benthos.yaml" >"$tmp/benthos.log" 2>&1 &
     pid=$!
-    until curl -s -o /dev/null "http://$listen/"; do sleep 0.1; done
+    wait_up $pid "$tmp/benthos.log" "Benthos on $listen (LISTEN_PORT)" -s -o /dev/null "http://$listen/"
   fi
   local cpu0 t0
   cpu0=$(cpu $pid) sb0=$(cpu $sandbox) t0=$(date +%s.%N)
@@ -141,7 +185,7 @@ f2() { # engine|benthos
   # Both exit when done; time(1) reports the CPU they used.
   if [ "$1" = engine ]; then
     rm -rf "$data"; mkdir -p "$data"
-    /usr/bin/time -o "$tmp/cpu" -f "%U %S" "$tmp/engine" run --addr 127.0.0.1:0 --data "$data" \
+    /usr/bin/time -o "$tmp/cpu" -f "%U %S" "$tmp/engine" run --addr 127.0.0.1:0 "${admin[@]}" --data "$data" \
       --env-file "$tmp/env" --log-level warn --csv "segment-csv-to-sessionm-tags=$csv" --until-done \
       "$root/pipelines/" >"$tmp/engine.log" 2>&1 || echo "engine exited with status $? in f2: $(tail -3 "$tmp/engine.log")" >&2
   else
