@@ -633,6 +633,11 @@ func cleanMessage(msg string) string {
 	if msg == "unexpected token EOF" {
 		return "the expression ends too early; something is missing at its end"
 	}
+	// Outside let (whose "=" parses), expr has no assignment: a lone "="
+	// is a comparison written with one sign.
+	if msg == `unexpected token Operator("=")` {
+		return `unexpected "="; use == to compare`
+	}
 	if rest, ok := strings.CutPrefix(msg, "expected bool, but got "); ok {
 		msg = "the filter must give true or false, but this expression gives " + rest
 	}

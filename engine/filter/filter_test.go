@@ -25,6 +25,9 @@ func TestCompileBoolProblems(t *testing.T) {
 	}{
 		{"syntax error", "event.a == == 1", 1, 12, []string{"unexpected token"}, nil},
 		{"syntax error on line 3", "event.a ==\n\n  )", 3, 3, []string{"unexpected token"}, nil},
+		{"one = to compare", `event.event_type = "x"`, 1, 18, []string{`unexpected "="; use == to compare`}, []string{"Operator"}},
+		{"one = on line 2", "event.a == 1 &&\n  event.b = 2", 2, 11, []string{"use == to compare"}, nil},
+		{"another operator gets no == hint", "event.a == == 1", 1, 12, nil, []string{"use =="}},
 		{"unknown name with suggestion", "evnt.a == 1", 1, 1,
 			[]string{"unknown name", "evnt", "known names here: event, request, pipeline", `did you mean "event"?`}, nil},
 		{"unknown name on line 2", "event.a == 1 &&\n  evnt.b == 2", 2, 3, []string{"evnt", `did you mean "event"?`}, nil},
