@@ -236,9 +236,13 @@ func listed(items []string) string {
 	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }
 
+// rateLimitHint is said both when the schema's pattern refuses a
+// rate_limit and when parseRateLimit does (0/s).
+const rateLimitHint = "is not a rate limit; write requests/period, like 10/s, 250000/h or 3000/3s"
+
 // parseRateLimit reads "N/period": 10/s, 250000/h, 3000/3s.
 func parseRateLimit(s string) (spec.RateLimit, error) {
-	bad := fmt.Errorf("%q is not a rate limit; write requests/period, like 10/s, 250000/h or 3000/3s", s)
+	bad := fmt.Errorf("%q "+rateLimitHint, s)
 	n, period, ok := strings.Cut(s, "/")
 	if !ok {
 		return spec.RateLimit{}, bad

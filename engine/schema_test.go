@@ -250,3 +250,29 @@ func TestConnectionsSchemaMatchesConfigType(t *testing.T) {
 		t.Errorf("connections file: schema %v, Go %v", got, want)
 	}
 }
+
+// Every pattern in the schemas has a sentence in patternHints, so no value
+// that breaks one is answered with a regular expression.
+func TestSchemaPatternsHaveHints(t *testing.T) {
+	s := rawSchemas(t)
+	var walk func(where string, node any)
+	walk = func(where string, node any) {
+		switch n := node.(type) {
+		case map[string]any:
+			if p, ok := n["pattern"].(string); ok {
+				if _, ok := patternHints[p]; !ok {
+					t.Errorf("%s: pattern %s has no entry in patternHints", where, p)
+				}
+			}
+			for k, v := range n {
+				walk(where+"/"+k, v)
+			}
+		case []any:
+			for _, v := range n {
+				walk(where, v)
+			}
+		}
+	}
+	walk("pipeline.schema.json#", s.rawPipeline)
+	walk("connections.schema.json#", s.rawConnections)
+}
