@@ -280,6 +280,10 @@ func exprStrings(src string) map[int]int {
 // has no colon).
 var kindRE = regexp.MustCompile(`\$?\$\{([A-Za-z_]+):`)
 
+// refNameRE reads the name after a misspelled kind, to repeat it in the
+// suggestion: TOKEN in ${secert:TOKEN}.
+var refNameRE = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)\}`)
+
 // Misspelled finds references the engine would keep as text: an unknown
 // kind (${secert:X}) or one with no closing brace. Kept, a typo in a
 // webhook's bearer token made the text itself the token.
@@ -294,8 +298,16 @@ func Misspelled(s string) []Problem {
 		case kind != "env" && kind != "secret":
 			// Only a near miss: other text may hold ${word: (a shell's
 			// ${HOME:-/tmp} in a message body).
-			if diag.Suggest(strings.ToLower(kind), []string{"env", "secret"}) != "" || strings.EqualFold(kind, "env") || strings.EqualFold(kind, "secret") {
-				problems = append(problems, Problem{m[0], fmt.Sprintf("${%s:...} is no reference the engine knows; write ${env:NAME} or ${secret:NAME} (or $${ to keep the text as it is)", kind)})
+			want := diag.Closest(strings.ToLower(kind), []string{"env", "secret"})
+			if strings.EqualFold(kind, "env") || strings.EqualFold(kind, "secret") {
+				want = strings.ToLower(kind)
+			}
+			if want != "" {
+				name := "NAME"
+				if n := refNameRE.FindStringSubmatch(s[m[1]:]); n != nil {
+					name = n[1]
+				}
+				problems = append(problems, Problem{m[0], fmt.Sprintf("${%s:...} is no reference the engine knows; did you mean ${%s:%s}? (write $${ to keep the text as it is)", kind, want, name)})
 			}
 		case refRE.FindStringIndex(s[m[0]:]) == nil || refRE.FindStringIndex(s[m[0]:])[0] != 0:
 			rest := s[m[1]:]

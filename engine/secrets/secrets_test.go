@@ -108,13 +108,15 @@ func TestExpandProblems(t *testing.T) {
 		{"several problems", dir, "${env:HOST}${env:NOPE}${secret:NOPE2}", []int{11, 22},
 			[][]string{{"NOPE is not set"}, {"secret NOPE2 is not set"}}},
 		{"offset after an escape", "", "$${env:X} ${env:NOPE}", []int{10}, [][]string{{"NOPE"}}},
-		{"a misspelled kind", "", "Bearer ${secert:TOKEN}", []int{7}, [][]string{{"${secert:...} is no reference", "${secret:NAME}"}}},
+		{"a misspelled kind", "", "Bearer ${secert:TOKEN}", []int{7}, [][]string{{"${secert:...} is no reference", "did you mean ${secret:TOKEN}?", "$${"}}},
+		{"a misspelled env", "", "${evn:HOST}/x", []int{0}, [][]string{{"did you mean ${env:HOST}?"}}},
+		{"a misspelled kind without a plain name", "", "${secrt:a-b}", []int{0}, [][]string{{"did you mean ${secret:NAME}?"}}},
 		{"no closing brace", "", "x ${secret:TOKEN", []int{2}, [][]string{{"${secret: has no closing }"}}},
 		{"no closing brace before a good one", "", "${env:A ${env:HOST}", []int{0}, [][]string{{"${env: has no closing }"}}},
 		{"Braze's own references", "", "{{campaign.${dispatch_id}}}-{{${user_id}}}", nil, nil},
 		{"an escaped unknown kind", "", "$${foo:bar}", nil, nil},
 		{"a shell's default in a message", "", "echo ${HOME:-/tmp} and ${amount:.2f}", nil, nil},
-		{"the kind in capitals", "", "${SECRET:TOKEN}", []int{0}, [][]string{{"${SECRET:...} is no reference"}}},
+		{"the kind in capitals", "", "${SECRET:TOKEN}", []int{0}, [][]string{{"${SECRET:...} is no reference", "did you mean ${secret:TOKEN}?"}}},
 		{"a colon too many", "", "${env:A:B}", []int{0}, [][]string{{"neither ${env:NAME} nor ${env:NAME:-default}"}}},
 	}
 	for _, tt := range tests {
