@@ -355,3 +355,19 @@ func TestMemoryTenths(t *testing.T) {
 		}
 	}
 }
+
+// The peak RSS row says its parts are peaks of their own: read as a sum,
+// 78 MiB = 60 + 44 looked like a miscount.
+func TestPeakRSSRowSaysThePartsPeakApart(t *testing.T) {
+	var b strings.Builder
+	writeTable(&b, []*result{{Scenario: "f1", EnginePeakRSSMiB: 78, EnginePeakAnonMiB: 60, EnginePeakFileMiB: 44}})
+	for _, line := range strings.Split(b.String(), "\n") {
+		if strings.HasPrefix(line, "engine peak RSS") {
+			if want := "78 MiB (peaks apart: private 60 MiB, file-mapped 44 MiB)"; !strings.HasSuffix(strings.TrimSpace(line), want) {
+				t.Errorf("row %q; want it to end %q", line, want)
+			}
+			return
+		}
+	}
+	t.Errorf("no engine peak RSS row in:\n%s", b.String())
+}

@@ -57,8 +57,9 @@ type result struct {
 	EngineCPUSeconds float64 `json:"engine_cpu_seconds"`
 	EngineCPUPer10k  float64 `json:"engine_cpu_seconds_per_10k"`
 	EnginePeakRSSMiB float64 `json:"engine_peak_rss_mib"`
-	// Sampled every 100 ms: private memory, and file-backed memory (the
-	// inbox file bbolt maps, which the kernel can reclaim).
+	// Sampled every 100 ms: the peaks of private memory and of
+	// file-backed memory (the inbox file bbolt maps, which the kernel can
+	// reclaim), each at its own time, so they need not add up to the RSS.
 	EnginePeakAnonMiB float64 `json:"engine_peak_private_mib"`
 	EnginePeakFileMiB float64 `json:"engine_peak_file_mapped_mib"`
 	// EnginePrivateByTenthMiB: the peak private memory in each tenth of
@@ -266,8 +267,11 @@ func writeTable(w io.Writer, results []*result) {
 	row("engine CPU", func(r *result) string {
 		return fmt.Sprintf("%.2f s in %.1f s (%.2f s per 10k events)", r.EngineCPUSeconds, r.MeasuredSeconds, r.EngineCPUPer10k)
 	})
+	// Each of the three is its own peak, reached at its own time (the
+	// kernel's high-water mark, and the highest of the 100 ms samples of
+	// each part), so the parts need not add up to the whole.
 	row("engine peak RSS", func(r *result) string {
-		return fmt.Sprintf("%.0f MiB (private %.0f MiB, file-mapped %.0f MiB)", r.EnginePeakRSSMiB, r.EnginePeakAnonMiB, r.EnginePeakFileMiB)
+		return fmt.Sprintf("%.0f MiB (peaks apart: private %.0f MiB, file-mapped %.0f MiB)", r.EnginePeakRSSMiB, r.EnginePeakAnonMiB, r.EnginePeakFileMiB)
 	})
 	row("engine private memory by tenth", func(r *result) string {
 		if len(r.EnginePrivateByTenthMiB) == 0 {
