@@ -731,7 +731,11 @@ func (h *crashHarness) launchEngine(port int, extra ...string) *engineRun {
 			"--admin-addr", "127.0.0.1:0"} // not the default port, which another engine on this machine may hold
 		args = append(append(append(args, h.flags...), extra...), h.pipelines)
 		c := startChild(t, fmt.Sprintf("engine run #%d", h.runs), h.bin, args...)
-		if !c.stdout.waitFor("Stop with Ctrl-C.", c.exited, 30*time.Second) {
+		bannerEnd := "Stop with Ctrl-C."
+		if slices.Contains(args, "--until-done") {
+			bannerEnd = untilDoneBannerEnd
+		}
+		if !c.stdout.waitFor(bannerEnd, c.exited, 30*time.Second) {
 			if c.done() && strings.Contains(c.stderr.String(), "cannot listen") && try < 3 {
 				t.Logf("port %d: %s; trying another", port, strings.TrimSpace(c.stderr.String()))
 				port = 0

@@ -522,9 +522,17 @@ func TestRunCSVUntilDone(t *testing.T) {
 		// The third row has no user_id: the filter drops it, nothing is sent.
 		"csv examples/csv/braze-segment-export.csv (segment-csv-to-sessionm-tags): 4 rows read, 4 sent, 3 delivered, 1 filtered out, 0 dead-lettered, 0 broken rows, 0 handled before; done",
 		"engine run: stopped; every accepted event was handled",
+		// It ends by itself: it says so, rather than how to stop it.
+		untilDoneBannerEnd + "\n",
+		"engine run: every --csv row has an outcome; stopping, in-flight deliveries get 30s\n",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	for _, hint := range []string{"Ctrl-C", "curl", "Try a SessionM"} {
+		if strings.Contains(stdout, hint) {
+			t.Errorf("a run with --until-done, which ends by itself, mentions %q:\n%s", hint, stdout)
 		}
 	}
 	// The same file again: the checkpoint says it was imported.
@@ -781,7 +789,7 @@ func TestRunBannerMarksOpenRoutesAndMasksPaths(t *testing.T) {
 		{Name: "closed", Source: engine.Source{Type: http, Method: "POST", Paths: []string{"/hooks/closed"}, Auth: &engine.InboundAuth{Bearer: "t"}}},
 	}
 	var out strings.Builder
-	printRunBanner(&out, "127.0.0.1:8080", "data", "", pipelines, nil, masker)
+	printRunBanner(&out, "127.0.0.1:8080", "data", "", pipelines, nil, masker, false)
 	for _, want := range []string{"POST /hooks/****/in   (no auth: anyone who reaches the listener can send)\n", "POST /hooks/closed\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
@@ -794,7 +802,7 @@ func TestRunBannerMarksOpenRoutesAndMasksPaths(t *testing.T) {
 func TestRunBannerTellsStrandedEventsApart(t *testing.T) {
 	left := map[string]int{"tags": 1, "old-name": 2} // in the inbox at the start
 	var out strings.Builder
-	printRunBanner(&out, "127.0.0.1:8080", "data", "", []*engine.Pipeline{{Name: "tags", Source: engine.Source{Type: &spec.SourceType{Kind: spec.CSVSource}}}}, left, nil)
+	printRunBanner(&out, "127.0.0.1:8080", "data", "", []*engine.Pipeline{{Name: "tags", Source: engine.Source{Type: &spec.SourceType{Kind: spec.CSVSource}}}}, left, nil, false)
 	for _, want := range []string{"delivering events left by the last run: tags 1\n", "for pipelines no file defines now (a removed or renamed file): old-name 2;"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())

@@ -245,10 +245,10 @@ variables override either.`, stderr)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	printRunBanner(stdout, ln.Addr().String(), *dataDir, sandboxBase, proj.Pipelines, leftBefore, masker)
+	printRunBanner(stdout, ln.Addr().String(), *dataDir, sandboxBase, proj.Pipelines, leftBefore, masker, *untilDone)
 	importsDone, importErr := runImports(ctx, r, imports, stderr)
 
-	exit, drainFor := exitOK, time.Duration(0)
+	exit, drainFor, finished := exitOK, time.Duration(0), false
 	select {
 	case <-signals:
 		if !*untilDone {
@@ -258,13 +258,20 @@ variables override either.`, stderr)
 		logger.Error("the listener stopped", "error", err)
 		exit = exitProblem
 	case <-untilDoneChan(*untilDone, importsDone):
+		finished = true
 	}
 	stop()
 	draining := ""
 	if drainFor > 0 {
 		draining = fmt.Sprintf("webhooks are still taken for %s while /readyz answers 503, then ", drainFor)
 	}
-	fmt.Fprintf(stdout, "engine run: stopping; %sin-flight deliveries get %s (a second Ctrl-C or SIGTERM stops at once)\n", draining, *grace)
+	if finished {
+		// Nobody pressed Ctrl-C, so the way to cut the grace short is
+		// not news worth a line of a batch job's output.
+		fmt.Fprintf(stdout, "engine run: every --csv row has an outcome; stopping, in-flight deliveries get %s\n", *grace)
+	} else {
+		fmt.Fprintf(stdout, "engine run: stopping; %sin-flight deliveries get %s (a second Ctrl-C or SIGTERM stops at once)\n", draining, *grace)
+	}
 	now, release := stopNowOn(signals, stderr)
 	defer release()
 	r.Drain()
@@ -391,8 +398,10 @@ func describeDepths(depths map[string]int) string {
 }
 
 // printRunBanner says where the engine listens and, from left (events in
-// the inbox per pipeline at the start), what the last run left.
-func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []*engine.Pipeline, left map[string]int, masker *secrets.Masker) {
+// the inbox per pipeline at the start), what the last run left. A run
+// with --until-done ends by itself, so it is not told how to send an
+// event or how to stop.
+func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []*engine.Pipeline, left map[string]int, masker *secrets.Masker, untilDone bool) {
 	base := "http://" + dialAddr(addr)
 	fmt.Fprintf(w, "engine run: listening on %s (data in %s)\n", addr, dataDir)
 	for _, p := range pipelines {
@@ -422,11 +431,21 @@ func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []
 	}
 	if sandboxBase != "" {
 		fmt.Fprintf(w, "\nSessionM and Braze emulators: %s (what each user got: %s/_sandbox/deliveries?user=u-1001)\n", sandboxBase, sandboxBase)
-		fmt.Fprintln(w, "Try a SessionM offer-issued event:")
-		fmt.Fprintf(w, "  curl -s %s/hooks/sessionm/offers -H 'Authorization: Bearer sandbox-sessionm-webhook-token' --data @examples/events/sessionm-offer-issued.json\n", base)
+		if !untilDone {
+			fmt.Fprintln(w, "Try a SessionM offer-issued event:")
+			fmt.Fprintf(w, "  curl -s %s/hooks/sessionm/offers -H 'Authorization: Bearer sandbox-sessionm-webhook-token' --data @examples/events/sessionm-offer-issued.json\n", base)
+		}
 	}
-	fmt.Fprintln(w, "Stop with Ctrl-C.")
+	if untilDone {
+		fmt.Fprintln(w, untilDoneBannerEnd)
+	} else {
+		fmt.Fprintln(w, "Stop with Ctrl-C.")
+	}
 }
+
+// untilDoneBannerEnd ends the banner of a run with --until-done, where
+// "Stop with Ctrl-C." ends the others.
+const untilDoneBannerEnd = "Exits once the --csv files are read and every row has an outcome."
 
 // csvImport is one --csv file and the pipeline it goes to.
 type csvImport struct{ pipeline, file string }
