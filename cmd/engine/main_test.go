@@ -864,6 +864,49 @@ func TestFolderImportProgress(t *testing.T) {
 	}
 }
 
+// The README's Layout names every folder that holds a Go package (by its
+// last element: connectors/braze is "braze" in the connectors line), so
+// a new package does not go unlisted.
+func TestReadmeLayoutNamesEveryPackage(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The folder tree is the section's first code block; the text after
+	// it names packages in passing.
+	_, layout, _ := strings.Cut(string(readme), "\n## Layout\n")
+	_, layout, _ = strings.Cut(layout, "```\n")
+	layout, _, _ = strings.Cut(layout, "```")
+	if layout == "" {
+		t.Fatal("no folder tree in the README's ## Layout section")
+	}
+	dirs := map[string]bool{}
+	err = filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != "." && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			dirs[filepath.Dir(path)] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) < 20 {
+		t.Fatalf("found %d package folders; the walk did not start at the repository's root", len(dirs))
+	}
+	for dir := range dirs {
+		name := filepath.Base(dir)
+		if !regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `\b`).MatchString(layout) {
+			t.Errorf("the README's Layout does not name %s/", dir)
+		}
+	}
+}
+
 // The README's YAML examples (a connections file, a pipeline) build with
 // the sandbox's settings: a user who copies them gets a working start.
 func TestReadmeYAMLExamplesValidate(t *testing.T) {
