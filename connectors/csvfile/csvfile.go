@@ -279,7 +279,11 @@ func (r *Reader) Next() (Row, error) {
 	line, _ := r.csv.FieldPos(0)
 	line += r.lineBase
 	if len(record) != len(r.header) {
-		return Row{}, &RowError{r.file, r.number, line, fmt.Sprintf("has %d columns, the header has %d; check the delimiter and quoting of this row", len(record), len(r.header))}
+		columns := "columns"
+		if len(record) == 1 {
+			columns = "column"
+		}
+		return Row{}, &RowError{r.file, r.number, line, fmt.Sprintf("has %d %s, the header has %d; check the delimiter and quoting of this row", len(record), columns, len(r.header))}
 	}
 	values := make(map[string]any, len(record))
 	for i, v := range record {

@@ -101,14 +101,17 @@ func TestNext(t *testing.T) {
 			{number: 2, line: 6, values: map[string]any{"a": "2"}},
 		}},
 		{"wrong column counts", "a,b\n1\n2,3\n4,5,6\n", 0, []step{
-			{number: 1, line: 2, reason: "has 1 columns, the header has 2"},
+			{number: 1, line: 2, reason: "has 1 column, the header has 2"},
 			{number: 2, line: 3, values: map[string]any{"a": "2", "b": "3"}},
 			{number: 3, line: 4, reason: "has 3 columns, the header has 2"},
+		}},
+		{"one-column header", "a\n1,2\n", 0, []step{
+			{number: 1, line: 2, reason: "has 2 columns, the header has 1;"},
 		}},
 		{"multi-line quoted field shifts lines", "id,note\n1,\"line one\nline two\"\n2,x\n3\n", 0, []step{
 			{number: 1, line: 2, values: map[string]any{"id": "1", "note": "line one\nline two"}},
 			{number: 2, line: 4, values: map[string]any{"id": "2", "note": "x"}},
-			{number: 3, line: 5, reason: "has 1 columns, the header has 2"},
+			{number: 3, line: 5, reason: "has 1 column, the header has 2"},
 		}},
 		{"multi-line first field", "note,id\n\"a\nb\nc\",1\n\"d\",2\n", 0, []step{
 			{number: 1, line: 2, values: map[string]any{"note": "a\nb\nc", "id": "1"}},
@@ -168,7 +171,7 @@ func TestNext(t *testing.T) {
 			{number: 1, line: 2, values: map[string]any{"user_id": "u1", "amount": "2,50"}},
 		}},
 		{"comma data under ';' is one column", "a;b\n1,2\n", ';', []step{
-			{number: 1, line: 2, reason: "has 1 columns, the header has 2; check the delimiter"},
+			{number: 1, line: 2, reason: "has 1 column, the header has 2; check the delimiter"},
 		}},
 		{"quoted delimiter and escaped quote", "a,b\n\"x,y\",\"say \"\"hi\"\"\"\n", 0, []step{
 			{number: 1, line: 2, values: map[string]any{"a": "x,y", "b": `say "hi"`}},
@@ -226,8 +229,8 @@ func TestRowErrorMessage(t *testing.T) {
 		err  RowError
 		want string
 	}{
-		{RowError{File: "segment.csv", Number: 3, Line: 5, Reason: "has 1 columns, the header has 2"},
-			"segment.csv:5: row 3: has 1 columns, the header has 2"},
+		{RowError{File: "segment.csv", Number: 3, Line: 5, Reason: "has 1 column, the header has 2"},
+			"segment.csv:5: row 3: has 1 column, the header has 2"},
 		{RowError{File: "a.csv", Number: 1, Line: 2, Reason: "x"}, "a.csv:2: row 1: x"},
 	}
 	for _, tt := range tests {
