@@ -249,6 +249,35 @@ func TestReloadRemovesAndAdds(t *testing.T) {
 	}
 }
 
+// A removed pipeline keeps its counters, at their values, while the
+// process lives: Prometheus reads a counter that vanishes and comes back
+// as a reset, and engine_reload_total{result="removed"} is the record of
+// the removal itself. engine_inbox_depth reads the inbox at each scrape,
+// so it names a removed pipeline only while events of it are queued.
+func TestRemovedPipelineKeepsItsCounters(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	if err := os.Remove(filepath.Join(dir, tagsPipeline+".yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if c := changeOf(h.r.Apply(h.load()), tagsPipeline); c == nil || c.Result != "removed" {
+		t.Fatal("not removed")
+	}
+	m := do(t, "GET", h.engine.URL+"/metrics", "", nil).body
+	for _, want := range []string{
+		`engine_events_received_total{pipeline="` + tagsPipeline + `"} 0`,
+		`engine_events_retried_total{pipeline="` + tagsPipeline + `"} 0`,
+		`engine_reload_total{pipeline="` + tagsPipeline + `",result="removed"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(m, `engine_inbox_depth{pipeline="`+tagsPipeline+`"}`) {
+		t.Errorf("engine_inbox_depth names the removed pipeline, which has nothing queued")
+	}
+}
+
 // A queued pipeline changed to answer synchronously (target -> respond)
 // has nothing left to deliver its queue with: the report says how many
 // events stay in the inbox, and a version with a target delivers them.
