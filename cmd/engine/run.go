@@ -144,6 +144,13 @@ variables override either.`, stderr)
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(signals)
+	// SIGHUP means reload, which the reloader hears until the stop begins;
+	// with nobody listening its default action ends the process, and a
+	// HUP from a config sidecar during a drain killed it mid-stop. This
+	// one listens until run returns, and says the HUP changes nothing.
+	heldHUP := make(chan os.Signal, 1)
+	signal.Notify(heldHUP, syscall.SIGHUP)
+	defer signal.Stop(heldHUP)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	sandboxBase := ""
@@ -274,6 +281,16 @@ variables override either.`, stderr)
 	}
 	now, release := stopNowOn(signals, stderr)
 	defer release()
+	go func() {
+		for {
+			select {
+			case <-heldHUP:
+				logger.Info("SIGHUP while stopping: nothing is reloaded now")
+			case <-now.Done():
+				return
+			}
+		}
+	}()
 	r.Drain()
 	if drainFor > 0 {
 		// The listener stays open: a load balancer that has not yet seen
