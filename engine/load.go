@@ -98,6 +98,11 @@ func (l *Loader) Load(paths []string) *Project {
 			}
 		}
 	}
+	// A pipeline is named by its file, without .yaml or .yml: two files
+	// of one name (a .yml copy next to the .yaml, or one name in two
+	// folders) were one pipeline, the later file silently in the
+	// earlier's place, its routes gone.
+	named := map[string]string{}
 	for _, dir := range dirs {
 		conns := l.loadConnections(l.connectionsFileFor(dir), proj)
 		routes := NewRoutes()
@@ -105,6 +110,12 @@ func (l *Loader) Load(paths []string) *Project {
 			if IsConnectionsFile(f) {
 				continue
 			}
+			name := PipelineName(f)
+			if first, taken := named[name]; taken {
+				proj.Diagnostics.Add(diag.Diagnostic{File: f, Message: fmt.Sprintf("%s also names pipeline %q (a pipeline is named by its file, without .yaml or .yml); rename or remove one of the two files", first, name)})
+				continue
+			}
+			named[name] = f
 			if pl := l.loadPipeline(f, conns, routes, proj); pl != nil {
 				proj.Pipelines = append(proj.Pipelines, pl)
 			}

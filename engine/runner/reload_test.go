@@ -126,6 +126,34 @@ func TestReloadSwapsOneVersion(t *testing.T) {
 	}
 }
 
+// A .yml copy next to the running .yaml names the same pipeline: it took
+// the pipeline's place, and the routes of the .yaml answered 404 (QA, a
+// stray copy with another route). It is refused, and the .yaml goes on.
+func TestReloadRefusesASecondFileOfOneName(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	running := statusOf(h.r.Status(), tagsPipeline).Version
+	good, _ := os.ReadFile(filepath.Join(dir, tagsPipeline+".yaml"))
+	copyFile := filepath.Join(dir, tagsPipeline+".yml")
+	if err := os.WriteFile(copyFile, []byte(strings.NewReplacer("/hooks/braze/tags/", "/hooks/yml/", "/priv/v1/apps/", "/yml/priv/").Replace(string(good))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := h.r.Apply(h.load())
+	c := changeOf(rep, tagsPipeline)
+	if rep.OK || c == nil || c.Result != "rejected" || c.Version != running || !strings.Contains(strings.Join(c.Problems, "\n"), copyFile+": ") || !strings.Contains(strings.Join(c.Problems, "\n"), "also names pipeline") {
+		t.Fatalf("report %+v", rep)
+	}
+	if a := h.tagWebhook(1, "yml-1"); a.status != 200 {
+		t.Fatalf("the running .yaml version stopped serving: %d %s", a.status, a.body)
+	}
+	if err := os.Remove(copyFile); err != nil {
+		t.Fatal(err)
+	}
+	if c := changeOf(h.r.Apply(h.load()), tagsPipeline); c == nil || c.Result != "restored" {
+		t.Fatalf("after removing the copy: %+v", c)
+	}
+}
+
 func statusOf(st runner.Status, name string) runner.PipelineStatus {
 	for _, p := range st.Pipelines {
 		if p.Name == name {
