@@ -358,7 +358,7 @@ func (c *csvRun) removedError(ctx context.Context) error {
 	case <-ctx.Done():
 	case <-c.r.soft.Done():
 	}
-	return fmt.Errorf("pipeline %s was removed while it imported %s; importing the file again resumes after row %d%s", c.pipeline, c.file, c.checkpoint(), bound)
+	return fmt.Errorf("pipeline %s was removed while it imported %s; importing the file again with a pipeline named %s resumes after row %d (a pipeline of another name starts at row 1: the checkpoint is the pipeline's)%s", c.pipeline, c.file, c.pipeline, c.checkpoint(), bound)
 }
 
 func (c *csvRun) pause(ctx context.Context) error {
