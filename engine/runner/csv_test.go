@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -298,6 +300,22 @@ func TestCSVInboxFolder(t *testing.T) {
 	why, _ := os.ReadFile(filepath.Join(folder, "failed", "empty.csv.error.txt"))
 	if !strings.Contains(string(why), "the file is empty") {
 		t.Fatalf("error file says %q", why)
+	}
+
+	// Taken out of failed/, fixed and dropped again, it is imported, and
+	// the reason it failed before no longer stands by its name.
+	if err := os.Remove(filepath.Join(folder, "failed", "empty.csv")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(folder, "empty.csv"), []byte("user_id,tag\nload-000001,fixed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the fixed file filed away", func() bool {
+		_, err := os.Stat(filepath.Join(folder, "done", "empty.csv"))
+		return err == nil
+	})
+	if _, err := os.Stat(filepath.Join(folder, "failed", "empty.csv.error.txt")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("failed/empty.csv.error.txt is still there after the file was imported: %v", err)
 	}
 }
 
