@@ -58,9 +58,20 @@ func (c HTTPCaller) timeoutFrom() string {
 	return c.TimeoutFrom
 }
 
+// NoRedirects is the redirect policy of every client the engine calls
+// APIs with: a peer that redirects is answering something else, and
+// following it would carry the request, with its credential headers
+// (X-Api-Key and the like, which net/http forwards to another host), to
+// a host no connection names. The 3xx itself is the answer.
+func NoRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// noRedirectClient is the client of an HTTPCaller given none:
+// http.DefaultClient's transport, but redirects are not followed.
+var noRedirectClient = &http.Client{CheckRedirect: NoRedirects}
+
 // HTTPCaller performs lookups over HTTP.
 type HTTPCaller struct {
-	Client *http.Client // nil: http.DefaultClient
+	Client *http.Client // nil: http.DefaultTransport, redirects not followed (NoRedirects)
 	// Timeout bounds one request (10 s when 0).
 	Timeout time.Duration
 	// TimeoutFrom names the setting Timeout comes from in errors, so a
@@ -79,7 +90,7 @@ type HTTPCaller struct {
 func (c HTTPCaller) Call(ctx context.Context, step *Step, req *Request) (*Response, error) {
 	client := c.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = noRedirectClient
 	}
 	timeout := c.Timeout
 	if timeout == 0 {

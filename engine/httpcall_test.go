@@ -189,3 +189,35 @@ func TestHTTPCallerKeepsTheHeadOfACutAnswer(t *testing.T) {
 		}
 	}
 }
+
+// An HTTPCaller given no client (engine dry-run --sandbox's) reports a
+// redirect as the answer, as engine run's client does: followed, it
+// carried the request's credential headers to whatever host the peer
+// named.
+func TestHTTPCallerWithoutClientDoesNotFollowRedirects(t *testing.T) {
+	reached := make(chan string, 1)
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case reached <- r.Header.Get("X-Api-Key"):
+		default:
+		}
+	}))
+	defer elsewhere.Close()
+	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/steal", http.StatusFound)
+	}))
+	defer redirecting.Close()
+
+	for _, method := range []string{"GET", "POST"} {
+		req := &Request{Method: method, URL: redirecting.URL + "/lookup", Header: http.Header{"X-Api-Key": {"k3y"}}}
+		resp, err := HTTPCaller{}.Call(context.Background(), nil, req)
+		if err != nil || resp.Status != http.StatusFound || resp.Header.Get("Location") != elsewhere.URL+"/steal" {
+			t.Errorf("%s: %+v %v; want the 302 as the answer", method, resp, err)
+		}
+		select {
+		case key := <-reached:
+			t.Fatalf("%s: the redirect was followed to another server, with X-Api-Key %q", method, key)
+		default:
+		}
+	}
+}

@@ -143,7 +143,7 @@ func New(opts Options) (*Runner, error) {
 			},
 			// A target that redirects is answering something else; the
 			// redirect is reported, not followed.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			CheckRedirect: engine.NoRedirects,
 		}
 	}
 	r.soft, r.cancelSoft = context.WithCancel(context.Background())
