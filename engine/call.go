@@ -189,15 +189,32 @@ func (c *Call) fillPath(env map[string]any) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("params %s: %w", p.name, err)
 		}
-		switch strings.TrimSpace(v) {
-		case "":
+		if strings.TrimSpace(v) == "" {
 			return "", fmt.Errorf("params %s rendered empty, so the path %s would be incomplete; check the template %q against the event", p.name, c.Path, p.value.Source())
-		case ".", "..":
-			return "", fmt.Errorf("params %s rendered %q, which is not allowed in a path", p.name, v)
+		}
+		if climbs(v) {
+			return "", fmt.Errorf("params %s rendered %q, which is not allowed in a path: a \".\" or \"..\" in it, alone or between slashes, would lead the request to another path at a server that decodes %%2F; check the template %q against the event", p.name, v, p.value.Source())
 		}
 		path = strings.ReplaceAll(path, "{"+p.name+"}", url.PathEscape(v))
 	}
 	return path, nil
+}
+
+// climbs reports whether v, split at each '/' and '\', has a part that
+// is "." or ".." (spaces around it ignored, as the check of a whole value
+// always did). Escaped, v is one path segment, but a proxy or server that
+// decodes %2F (or reads '\' as '/') before routing would take
+// "../../other-app/users/x" as steps up the path, and the request would
+// reach another resource with the engine's credentials. A value that
+// only holds a slash (an external id "a/b") is fine: it stays one
+// escaped segment.
+func climbs(v string) bool {
+	for part := range strings.FieldsFuncSeq(v, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if p := strings.TrimSpace(part); p == "." || p == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 func renderHeaders(hs []header, env map[string]any, into http.Header) error {

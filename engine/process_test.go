@@ -183,6 +183,18 @@ target:
 		{id: "https://evil.example.com", wantURL: "http://127.0.0.1:8081/sessionm/core/priv/v1/apps/sandbox-core-key/users/https:%2F%2Fevil.example.com/tags"},
 		{id: 42, wantURL: "http://127.0.0.1:8081/sessionm/core/priv/v1/apps/sandbox-core-key/users/42/tags"},
 		{id: "..", wantErr: `params user_id rendered "..", which is not allowed in a path`},
+		{id: ".", wantErr: `params user_id rendered ".", which is not allowed in a path`},
+		// Escaped, each is one segment, but a proxy that decodes %2F
+		// would walk the path with the engine's credentials.
+		{id: "../../other-app/users/victim", wantErr: `params user_id rendered "../../other-app/users/victim", which is not allowed in a path`},
+		{id: "a/../b", wantErr: "not allowed in a path"},
+		{id: "./u-1", wantErr: "not allowed in a path"},
+		{id: "u-1/.", wantErr: "not allowed in a path"},
+		{id: `..\admin`, wantErr: "not allowed in a path"},
+		{id: "a/ .. /b", wantErr: "not allowed in a path"},
+		// Dots that are not a whole part are names like any other.
+		{id: "a..b/...", wantURL: "http://127.0.0.1:8081/sessionm/core/priv/v1/apps/sandbox-core-key/users/a..b%2F.../tags"},
+		{id: "..u-1", wantURL: "http://127.0.0.1:8081/sessionm/core/priv/v1/apps/sandbox-core-key/users/..u-1/tags"},
 		{id: nil, wantErr: "params user_id rendered empty"},
 		{id: "  ", wantErr: "params user_id rendered empty"},
 	} {
