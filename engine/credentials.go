@@ -3,14 +3,24 @@ package engine
 import (
 	"bytes"
 	"net/http"
+	"strings"
 )
 
 // WithoutCredentialHeaders is h as a pipeline sees it: without the
-// headers IsCredentialHeader names. The values are h's, shared.
-func WithoutCredentialHeaders(h http.Header) http.Header {
+// headers IsCredentialHeader names, nor the one auth (a route's
+// source.auth, nil for none) checks an HMAC signature in, whatever it is
+// called (X-Hmac, X-Braze-Digest): the signature stays valid for its
+// body, so whoever read it in a template's output, a dry run or a dead
+// letter could send that body to the route again. The values are h's,
+// shared.
+func WithoutCredentialHeaders(h http.Header, auth *InboundAuth) http.Header {
+	signature := ""
+	if auth != nil && auth.HMAC != nil {
+		signature = auth.HMAC.Header
+	}
 	out := make(http.Header, len(h))
 	for name, values := range h {
-		if !IsCredentialHeader(name) {
+		if !IsCredentialHeader(name) && (signature == "" || !strings.EqualFold(name, signature)) {
 			out[name] = values
 		}
 	}

@@ -455,6 +455,35 @@ respond:
 	}
 }
 
+// Nor is the header a route checks an HMAC signature in, whatever it is
+// called.
+func TestDryRunDropsTheHMACSignatureHeader(t *testing.T) {
+	dir := t.TempDir()
+	pipeline := filepath.Join(dir, "echo.yaml")
+	files := map[string]string{
+		pipeline: `source:
+  type: http
+  path: /echo
+  auth: { hmac: { header: X-Braze-Digest, secret: "${env:DIGEST_SECRET}" } }
+respond:
+  body:
+    headers: "{{ request.headers }}"
+`,
+		filepath.Join(dir, "digest.env"): "DIGEST_SECRET=s3cret\n",
+		filepath.Join(dir, "event.json"): `{"n":1}`,
+	}
+	for name, content := range files {
+		if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stdout, stderr, code := runEngine("dry-run", "--env-file", filepath.Join(dir, "digest.env"), pipeline, "--event", filepath.Join(dir, "event.json"),
+		"--header", "X-Braze-Digest: CALLERDIGEST", "--header", "X-Kind: kept-kind")
+	if code != exitOK || strings.Contains(stdout, "CALLER") || !strings.Contains(stdout, "kept-kind") {
+		t.Fatalf("code %d; stdout:\n%s\nstderr: %s", code, stdout, stderr)
+	}
+}
+
 func testDryRunAgainstTheSandbox(t *testing.T, envFile []string) {
 	args := append([]string{"dry-run", "--sandbox"}, envFile...)
 	stdout, stderr, code := runEngine(append(args, "--format", "json",

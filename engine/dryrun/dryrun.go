@@ -265,7 +265,7 @@ func (r *Runner) httpEvent(in Input) (*engine.Event, error) {
 	}
 	// As engine run keeps them: a template that read the caller's
 	// credentials here would find nothing there.
-	headers := engine.WithoutCredentialHeaders(in.Headers)
+	headers := engine.WithoutCredentialHeaders(in.Headers, src.Auth)
 	return &engine.Event{Data: data, Request: &engine.RequestInfo{Method: src.Method, Path: path, Params: params, Query: in.Query, Headers: headers}}, nil
 }
 

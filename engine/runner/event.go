@@ -44,11 +44,12 @@ type storedRow struct {
 	Values map[string]any `json:"values"`
 }
 
-// newStoredRequest keeps what a template may read of the webhook. The
-// header values are shared with r, which nothing changes once the handler
-// has it.
-func newStoredRequest(r *http.Request, params map[string]string) *storedRequest {
-	h := engine.WithoutCredentialHeaders(r.Header)
+// newStoredRequest keeps what a template may read of the webhook: not the
+// caller's credentials, nor the signature header of auth, the route's
+// source.auth. The header values are shared with r, which nothing changes
+// once the handler has it.
+func newStoredRequest(r *http.Request, params map[string]string, auth *engine.InboundAuth) *storedRequest {
+	h := engine.WithoutCredentialHeaders(r.Header, auth)
 	var query url.Values // decoding gives an empty one back
 	if r.URL.RawQuery != "" {
 		query = r.URL.Query()

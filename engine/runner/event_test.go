@@ -30,7 +30,7 @@ func TestStoredRequestDropsCredentials(t *testing.T) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Passthrough", "kept")
 	req.Header.Set("X-Design", "kept")
-	got := newStoredRequest(req, nil).Headers
+	got := newStoredRequest(req, nil, nil).Headers
 	if len(got) != 4 || got.Get("Idempotency-Key") != "evt-1" || got.Get("Content-Type") == "" || got.Get("X-Design") != "kept" {
 		t.Fatalf("stored headers %v", got)
 	}
@@ -149,7 +149,7 @@ func BenchmarkStoredRequest(b *testing.B) {
 	params := map[string]string{"user_id": "u-1"}
 	b.ReportAllocs()
 	for b.Loop() {
-		if s := newStoredRequest(req, params); len(s.Headers) != 5 {
+		if s := newStoredRequest(req, params, nil); len(s.Headers) != 5 {
 			b.Fatalf("%d headers kept", len(s.Headers))
 		}
 	}

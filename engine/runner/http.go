@@ -209,7 +209,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("the event id (a SessionM event_id, or the Idempotency-Key header) is %d bytes; at most %d are taken", len(id), inbox.MaxIDLength))
 			return
 		}
-		stored := &storedEvent{ID: id, AcceptedBy: p.Version, Data: body, Request: newStoredRequest(req, params)}
+		stored := &storedEvent{ID: id, AcceptedBy: p.Version, Data: body, Request: newStoredRequest(req, params, p.Source.Auth)}
 		if responder != nil {
 			responder.serve(w, req, stored)
 			return

@@ -82,7 +82,7 @@ func TestDefaultCacheKeyHoldsTheHeadersRead(t *testing.T) {
 		req := httptest.NewRequest("GET", "/me", nil)
 		req.Header.Set("X-User-Id", user)
 		req.Header.Set("Accept", accept)
-		ev, err := (&storedEvent{Request: newStoredRequest(req, nil)}).event()
+		ev, err := (&storedEvent{Request: newStoredRequest(req, nil, nil)}).event()
 		if err != nil {
 			t.Fatal(err)
 		}

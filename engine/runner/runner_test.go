@@ -562,6 +562,43 @@ func TestInboundChecks(t *testing.T) {
 	}
 }
 
+// The header an HMAC route checks the signature in is not kept with the
+// event, whatever it is called: a template that reads it finds nothing,
+// and no dead letter holds a signature that is valid for the body.
+func TestHMACSignatureHeaderIsNotKept(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"connections.yaml", "track.yaml"} {
+		raw, err := os.ReadFile(filepath.Join("testdata/pipelines", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	editFile(t, filepath.Join(dir, "track.yaml"), func(s string) string {
+		s = strings.Replace(s, "header: X-Signature", "header: X-Hmac", 1)
+		return strings.Replace(s, `last_n: "{{ event.n }}"`, `last_n: "{{ event.n }}"
+        seen: "[{{ request.headers.x-hmac }}]"`, 1)
+	})
+	h := start(t, setup{dirs: []string{dir}})
+	body := `{"user":"u-1001","country":"ES","n":1}`
+	mac := hmac.New(sha256.New, []byte("sandbox-wallet-token"))
+	mac.Write([]byte(body))
+	signature := hex.EncodeToString(mac.Sum(nil))
+	if a := h.post("/hooks/track", body, map[string]string{"X-Hmac": "sha256=" + signature}); a.status != 200 {
+		t.Fatalf("webhook: %d %s", a.status, a.body)
+	}
+	h.drained()
+	sent := h.journal("/braze/users/track")
+	if len(sent) != 1 {
+		t.Fatalf("%d requests to users/track; want 1", len(sent))
+	}
+	if b := sent[0]["body"].(string); strings.Contains(b, signature) || !strings.Contains(b, `"seen":"[]"`) {
+		t.Fatalf("the template read the signature header: %s", b)
+	}
+}
+
 // Bodies being read share a room: while one caller holds a body half sent
 // (an HMAC route reads it whole before it can check the signature), a
 // body that does not fit the room left is refused with 503 and
