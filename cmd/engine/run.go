@@ -500,6 +500,11 @@ func csvTargets(args []string, pipelines []*engine.Pipeline) ([]csvImport, error
 		if info.IsDir() {
 			return nil, fmt.Errorf("--csv %s: it is a folder; name a CSV file (the files dropped into a csv pipeline's source.inbox folder are imported without --csv)", a)
 		}
+		if !info.Mode().IsRegular() {
+			// Opened, a named pipe with no writer would wait forever, and
+			// hold up the engine's stop.
+			return nil, fmt.Errorf("--csv %s: it is %s (or a link to one), not a regular file; save the CSV as a file and name that", a, runner.SpecialFile(info.Mode()))
+		}
 		out = append(out, csvImport{name, file})
 	}
 	return out, nil

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/loyalty-connector/engine/connectors/csvfile"
@@ -527,7 +528,7 @@ func (c *csvImports) notQueued(it *item, noted, duplicate bool) {
 // in the inbox by then), or when ctx ends: the checkpoint then says where
 // the next import of the file resumes.
 func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgress, error) {
-	return r.importCSV(ctx, pipeline, file, nil)
+	return r.importCSV(ctx, pipeline, file, nil, "")
 }
 
 // ImportNamedCSV is ImportCSV for a file named on the command line (held
@@ -539,7 +540,8 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 // folder is left to that pipeline's watcher.
 func (r *Runner) ImportNamedCSV(ctx context.Context, pipeline, file string, fileAway bool) (CSVProgress, error) {
 	var opened os.FileInfo
-	p, err := r.importCSV(ctx, pipeline, file, &opened)
+	// The operator named the file: a link is followed wherever it leads.
+	p, err := r.importCSV(ctx, pipeline, file, &opened, "")
 	if fileAway && ctx.Err() == nil && r.soft.Err() == nil {
 		if dir := r.watchedFolderOf(pipeline, file); dir != "" {
 			r.fileAway(pipeline, dir, filepath.Base(file), opened, err)
@@ -569,7 +571,10 @@ func (r *Runner) watchedFolderOf(pipeline, file string) string {
 
 // importCSV is ImportCSV; opened, when not nil, is given the file it
 // opened, which is what it imported whatever file is named so now.
-func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *os.FileInfo) (CSVProgress, error) {
+// inbox is the folder the watcher found file in ("" for a file the
+// operator named), whose entries are imported only if they are files of
+// the folder (openCSV).
+func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *os.FileInfo, inbox string) (CSVProgress, error) {
 	rec := r.csv.take(file, pipeline)
 	update := func(f func(p *CSVProgress)) { r.csv.update(rec, f) }
 	snapshot := func() CSVProgress { return r.csv.snapshot(rec) }
@@ -587,24 +592,14 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	// One open for the hash and the rows: a file renamed over this one
 	// in between would import its rows under this one's checkpoint, and
 	// this one would later be skipped as imported before.
-	f, err := os.Open(file)
-	if target, ok := MissingLinkTarget(file, err); ok {
-		return fail(fmt.Errorf("cannot open %s: it is a symbolic link to %s, which does not exist; put the CSV file itself there, or a link to one that exists", file, target))
-	}
-	if err != nil {
-		return fail(fmt.Errorf("cannot open %s: %w", file, err))
-	}
-	defer f.Close()
-	began, err := f.Stat()
-	if err != nil {
-		return fail(fmt.Errorf("reading %s: %w", file, err))
-	}
-	if began.IsDir() {
-		return fail(fmt.Errorf("cannot import %s: it is a folder (or a link to one), not a CSV file", file))
-	}
-	if opened != nil {
+	f, began, err := openCSV(file, inbox)
+	if opened != nil && began != nil {
 		*opened = began
 	}
+	if err != nil {
+		return fail(err)
+	}
+	defer f.Close()
 	sum, err := hashFile(f, file)
 	if err != nil {
 		return fail(err)
@@ -736,6 +731,127 @@ func MissingLinkTarget(file string, err error) (target string, ok bool) {
 	return target, err == nil
 }
 
+// notImportableError is an inbox folder entry that is not imported: not
+// a regular file, or a link to something that is not a regular file of
+// the folder. It is filed away to failed/ as a failed import is, or, if
+// it cannot be moved, skipped until it changes rather than tried again
+// at every poll.
+type notImportableError struct{ msg string }
+
+func (e *notImportableError) Error() string { return e.msg }
+
+func notImportable(format string, a ...any) error {
+	return &notImportableError{fmt.Sprintf(format, a...)}
+}
+
+// openCSV opens file to import it, and returns what it opened (also with
+// an error, when a file replaced the one checked, so it is left for a
+// later poll). Only a regular file is read: opening a named pipe waits
+// for a writer, forever (and held up the engine's stop), and a device
+// can be read without end. The open does not wait (O_NONBLOCK, which
+// reads of a regular file ignore), so a pipe put in the file's place
+// after the checks cannot hang it either.
+//
+// inbox is the folder the watcher found file in, or "" for a file the
+// operator named, whose links are followed anywhere. Whoever can drop a
+// file into an inbox folder is not trusted that far: there an entry is
+// checked before it is opened, and a link is followed only to a regular
+// file in the folder (or a folder below it), or the engine would send
+// the rows of any file it can read to the pipeline's target.
+func openCSV(file, inbox string) (*os.File, os.FileInfo, error) {
+	var checked os.FileInfo
+	if inbox != "" {
+		var err error
+		if checked, err = checkInboxEntry(file, inbox); err != nil {
+			return nil, nil, err
+		}
+	}
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if target, ok := MissingLinkTarget(file, err); ok {
+		return nil, nil, notImportable("cannot open %s: it is a symbolic link to %s, which does not exist; put the CSV file itself there, or a link to one that exists", file, target)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot open %s: %w", file, err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("reading %s: %w", file, err)
+	}
+	if err := notAFile(file, info); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if checked != nil && !os.SameFile(checked, info) {
+		// What the name held when it was checked is what was taken: the
+		// file there now is not it, and is checked at a later poll.
+		f.Close()
+		return nil, checked, fmt.Errorf("%s was replaced while it was opened; the file now there is looked at again at a later poll", file)
+	}
+	return f, info, nil
+}
+
+// checkInboxEntry checks file, an entry of the inbox folder, without
+// opening it, and returns the file it names: the entry itself, or a
+// link's target.
+func checkInboxEntry(file, inbox string) (os.FileInfo, error) {
+	entry, err := os.Lstat(file)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open %s: %w", file, err)
+	}
+	if entry.Mode()&fs.ModeSymlink == 0 {
+		if err := notAFile(file, entry); err != nil {
+			return nil, err
+		}
+		return entry, nil
+	}
+	info, err := os.Stat(file) // not an open: it does not wait on a pipe
+	if target, ok := MissingLinkTarget(file, err); ok {
+		return nil, notImportable("cannot open %s: it is a symbolic link to %s, which does not exist; put the CSV file itself there, or a link to one that exists", file, target)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot open %s: %w", file, err)
+	}
+	if err := notAFile(file, info); err != nil {
+		return nil, err
+	}
+	real, err := filepath.EvalSymlinks(file)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open %s: %w", file, err)
+	}
+	folder := engine.RealPath(inbox)
+	if rel, err := filepath.Rel(folder, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil, notImportable("cannot import %s: it is a symbolic link to %s, which is outside the inbox folder %s, and links are followed only to files in the folder; copy the CSV file into the folder instead", file, real, folder)
+	}
+	return info, nil
+}
+
+// notAFile is the error for info, of file or of the file a link of that
+// name points at, when it is not a regular file.
+func notAFile(file string, info os.FileInfo) error {
+	switch {
+	case info.Mode().IsRegular():
+		return nil
+	case info.IsDir():
+		return notImportable("cannot import %s: it is a folder (or a link to one), not a CSV file", file)
+	}
+	return notImportable("cannot import %s: it is %s (or a link to one), not a regular file, and only regular files are imported; save the CSV as a file and import that", file, SpecialFile(info.Mode()))
+}
+
+// SpecialFile names what a file of mode is, when it is neither a regular
+// file nor a folder: a named pipe (FIFO), a socket, a device.
+func SpecialFile(mode fs.FileMode) string {
+	switch {
+	case mode&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case mode&fs.ModeSocket != 0:
+		return "a socket"
+	case mode&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "a special file"
+}
+
 // csvHashed, when set (tests), runs once ImportCSV has hashed a file and
 // before it reads the rows.
 var csvHashed func(file string)
@@ -772,7 +888,8 @@ func unchanged(f *os.File, file string, began os.FileInfo) error {
 // points at another folder) are watched too. A file is taken once its
 // size and time have not changed for one poll (so a file still being
 // copied is left alone), then moved to done/ (or failed/, with a
-// .error.txt).
+// .error.txt). Only regular files of the folder are opened (openCSV):
+// other entries go to failed/ too.
 func (r *Runner) WatchCSVInboxes(poll time.Duration) {
 	r.csvMu.Lock()
 	r.csvPoll = poll
@@ -833,6 +950,30 @@ func (r *Runner) stillWatching(pipeline string, w *csvWatcher) bool {
 type fileState struct {
 	size int64
 	mod  time.Time
+	mode fs.FileMode
+	// linkMod is, for a link, when it was made; the rest is of the file
+	// it points at, if any.
+	linkMod time.Time
+}
+
+// entryState is what tells whether an inbox folder entry is still
+// changing: for a link, the file it points at, so a link to a file still
+// being written waits as that file would, and the link itself, so one
+// pointed elsewhere (or a target that appears) is a change too.
+func entryState(dir string, e fs.DirEntry) (fileState, bool) {
+	info, err := e.Info()
+	if err != nil {
+		return fileState{}, false
+	}
+	st := fileState{size: info.Size(), mod: info.ModTime(), mode: info.Mode()}
+	if info.Mode()&fs.ModeSymlink != 0 {
+		st.linkMod = info.ModTime()
+		// Stat, not open: it does not wait on a pipe.
+		if target, err := os.Stat(filepath.Join(dir, e.Name())); err == nil {
+			st.size, st.mod, st.mode = target.Size(), target.ModTime(), target.Mode()
+		}
+	}
+	return st, true
 }
 
 func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher, poll time.Duration) {
@@ -843,6 +984,9 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 	}
 	r.log.Info("watching for CSV files", "pipeline", pipeline, "version", r.version(pipeline), "folder", dir)
 	last := map[string]fileState{}
+	// stuck holds the entries that are not importable and could not be
+	// moved to failed/, as they were then: said once, not every poll.
+	stuck := map[string]fileState{}
 	gone := func() bool {
 		if r.stillWatching(pipeline, w) {
 			return false
@@ -863,12 +1007,14 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 			if e.IsDir() || !strings.EqualFold(filepath.Ext(e.Name()), ".csv") || strings.HasPrefix(e.Name(), ".") {
 				continue
 			}
-			info, err := e.Info()
-			if err != nil {
+			st, ok := entryState(dir, e)
+			if !ok {
 				continue
 			}
-			st := fileState{info.Size(), info.ModTime()}
 			seen[e.Name()] = st
+			if was, ok := stuck[e.Name()]; ok && was == st {
+				continue // logged when it was refused; waits until it changes
+			}
 			if prev, ok := last[e.Name()]; !ok || prev != st {
 				continue // new or still changing: look again next poll
 			}
@@ -881,14 +1027,21 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 				return
 			}
 			var opened os.FileInfo
-			_, err = r.importCSV(ctx, pipeline, filepath.Join(dir, e.Name()), &opened)
+			_, err = r.importCSV(ctx, pipeline, filepath.Join(dir, e.Name()), &opened, dir)
 			if ctx.Err() != nil {
 				return // stopped mid-file: the checkpoint resumes it next run
 			}
-			r.fileAway(pipeline, dir, e.Name(), opened, err)
+			if !r.fileAway(pipeline, dir, e.Name(), opened, err) && errors.As(err, new(*notImportableError)) {
+				stuck[e.Name()] = st
+				continue
+			}
 			delete(seen, e.Name())
 		}
 		last = seen
+		maps.DeleteFunc(stuck, func(name string, _ fileState) bool {
+			_, there := seen[name]
+			return !there
+		})
 		if r.clock.Sleep(ctx, poll) != nil {
 			return
 		}
@@ -899,39 +1052,49 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 // again and the folder shows what happened. opened is the file the import
 // read (nil if it could not open one): a file put in its place meanwhile
 // (an upload renamed over it) was not read, so it stays for a later poll.
-func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, importErr error) {
+// A link is moved itself, not the file it points at. It reports false
+// when the file could not be moved.
+func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, importErr error) bool {
 	src := filepath.Join(dir, name)
 	if _, err := os.Lstat(src); errors.Is(err, fs.ErrNotExist) {
 		// Deleted, or moved away, while it was imported: the import read
 		// the file it had open all the same.
 		if importErr != nil {
 			r.log.Error("CSV file not imported; it was removed from the inbox folder during the import, so there is nothing to move to failed/", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "error", importErr)
-			return
+			return true
 		}
 		r.log.Warn("the CSV file was removed from the inbox folder during its import; its rows were imported all the same (the import read the file it had open), so there is nothing to move to done/", "pipeline", pipeline, "version", r.version(pipeline), "file", src)
-		return
+		return true
 	}
 	if now, err := os.Stat(src); err == nil && opened != nil && !os.SameFile(now, opened) {
 		if importErr != nil {
 			r.log.Error("CSV file not imported; a new file took its name meanwhile, which is imported at a later poll", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "error", importErr)
-			return
+			return true
 		}
 		r.log.Warn("a new CSV file took the name of the one imported; it is imported at a later poll", "pipeline", pipeline, "version", r.version(pipeline), "file", src)
-		return
+		return true
 	}
 	sub := "done"
 	if importErr != nil {
 		sub = "failed"
 	}
 	target := filepath.Join(dir, sub)
-	if err := os.MkdirAll(target, 0o755); err != nil {
-		r.log.Error("cannot file an imported CSV away", "pipeline", pipeline, "version", r.version(pipeline), "error", err)
-		return
-	}
+	err := os.MkdirAll(target, 0o755)
 	dest := freeName(target, name, r.clock.Now())
-	if err := os.Rename(src, dest); err != nil {
-		r.log.Error("cannot file an imported CSV away", "pipeline", pipeline, "version", r.version(pipeline), "error", err)
-		return
+	if err == nil {
+		err = os.Rename(src, dest)
+	}
+	switch {
+	case err == nil:
+	case errors.As(importErr, new(*notImportableError)):
+		r.log.Error("CSV file not imported, and it cannot be moved to failed/ (see move_error); it is left alone until it changes: remove it, or fix what the error says", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "error", importErr, "move_error", err)
+		return false
+	case importErr != nil:
+		r.log.Error("cannot file an imported CSV away", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "import_error", importErr, "error", err)
+		return false
+	default:
+		r.log.Error("cannot file an imported CSV away", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "error", err)
+		return false
 	}
 	if importErr != nil {
 		_ = os.WriteFile(dest+".error.txt", []byte(importErr.Error()+"\n"), 0o644)
@@ -944,6 +1107,7 @@ func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, import
 	if _, err := os.Lstat(failed); errors.Is(err, fs.ErrNotExist) {
 		_ = os.Remove(failed + ".error.txt")
 	}
+	return true
 }
 
 // freeName is where a file called name goes in folder: its own name, or,
