@@ -1099,7 +1099,7 @@ func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, import
 	if importErr != nil {
 		_ = os.WriteFile(dest+".error.txt", []byte(importErr.Error()+"\n"), 0o644)
 		r.log.Error("CSV file not imported", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "moved_to", dest, "error", importErr)
-		return
+		return true
 	}
 	// A file taken out of failed/ and dropped again has been imported: the
 	// reason it failed, left behind, no longer stands.
