@@ -49,16 +49,28 @@ func cutAnswer(t *testing.T, w http.ResponseWriter, r *http.Request, how string,
 	<-r.Context().Done()
 }
 
+// cutTimeout is the delivery.timeout for answers cut how: short for one
+// that stalls until it ends, long enough otherwise that reading 4 MiB
+// under -race on a busy machine does not end it first (the "large" case
+// failed about one run in five so).
+func cutTimeout(how string) time.Duration {
+	if how == "late" {
+		return 200 * time.Millisecond
+	}
+	return 10 * time.Second
+}
+
 // sendTriggers posts n campaign webhooks at once to a runner delivering
 // testdata's any-campaign to braze (linger: how long a batch waits to be
-// merged; a 200 ms timeout, 3 attempts 10 ms apart), waits until none is
-// queued, and stops the runner, so its log lines are all written.
-func sendTriggers(t *testing.T, braze *httptest.Server, n int, linger time.Duration, logger *slog.Logger) *inbox.Store {
+// merged; the timeout for answers cut how, 3 attempts 10 ms apart), waits
+// until none is queued, and stops the runner, so its log lines are all
+// written.
+func sendTriggers(t *testing.T, braze *httptest.Server, n int, linger time.Duration, how string, logger *slog.Logger) *inbox.Store {
 	t.Helper()
 	proj := loaderFor(t, braze.URL).Load([]string{"testdata/pipelines"})
 	for _, p := range proj.Pipelines {
 		p.Delivery.Linger = linger
-		p.Delivery.Timeout = 200 * time.Millisecond
+		p.Delivery.Timeout = cutTimeout(how)
 		p.Delivery.Attempts = 3
 		p.Delivery.BackoffInitial, p.Delivery.BackoffMax = 10*time.Millisecond, 10*time.Millisecond
 	}
@@ -89,9 +101,9 @@ func sendTriggers(t *testing.T, braze *httptest.Server, n int, linger time.Durat
 }
 
 // deliverOneTrigger sends one trigger through sendTriggers.
-func deliverOneTrigger(t *testing.T, braze *httptest.Server) *inbox.Store {
+func deliverOneTrigger(t *testing.T, braze *httptest.Server, how string) *inbox.Store {
 	t.Helper()
-	return sendTriggers(t, braze, 1, time.Millisecond, nil)
+	return sendTriggers(t, braze, 1, time.Millisecond, how, nil)
 }
 
 // Braze took the trigger (201) and its body never came whole: the
@@ -107,7 +119,7 @@ func TestMidBodyTimeoutAfter201IsNotSentAgain(t *testing.T) {
 				cutAnswer(t, w, r, how, http.StatusCreated, http.Header{})
 			}))
 			defer braze.Close()
-			store := deliverOneTrigger(t, braze)
+			store := deliverOneTrigger(t, braze, how)
 			dls, _ := store.DeadLetters(inbox.DeadFilter{})
 			for _, dl := range dls {
 				t.Errorf("dead letter: %s after %d attempts: %s", dl.Reason, dl.Attempts, dl.Error)
@@ -143,7 +155,7 @@ func TestCutRefusalIsJudgedByItsStatus(t *testing.T) {
 				cutAnswer(t, w, r, tt.how, tt.status, http.Header{})
 			}))
 			defer braze.Close()
-			store := deliverOneTrigger(t, braze)
+			store := deliverOneTrigger(t, braze, tt.how)
 			dls, _ := store.DeadLetters(inbox.DeadFilter{})
 			if len(dls) != 1 {
 				t.Fatalf("%d dead letters, want 1", len(dls))
@@ -182,7 +194,7 @@ func TestMidBody429WaitsForRetryAfter(t *testing.T) {
 		io.WriteString(w, `{"dispatch_id":"d1","message":"success"}`)
 	}))
 	defer braze.Close()
-	store := deliverOneTrigger(t, braze)
+	store := deliverOneTrigger(t, braze, "reset")
 	mu.Lock()
 	defer mu.Unlock()
 	if dls, _ := store.DeadLetters(inbox.DeadFilter{}); len(times) != 2 || len(dls) != 0 {

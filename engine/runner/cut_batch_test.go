@@ -27,7 +27,7 @@ func TestMergedTriggerWithACut201IsDeliveredOnce(t *testing.T) {
 				cutAnswer(t, w, r, how, 201, http.Header{})
 			}))
 			defer braze.Close()
-			store := sendTriggers(t, braze, 10, 300*time.Millisecond, nil)
+			store := sendTriggers(t, braze, 10, 300*time.Millisecond, how, nil)
 			dls, _ := store.DeadLetters(inbox.DeadFilter{})
 			t.Logf("%d requests, %d recipients sent, %d dead letters", reqs.Load(), recips.Load(), len(dls))
 			if recips.Load() != 10 || len(dls) != 0 {
@@ -47,7 +47,7 @@ func TestMergedTriggerWithACut401IsDeadLetteredAtOnce(t *testing.T) {
 		cutAnswer(t, w, r, "reset", 401, http.Header{})
 	}))
 	defer braze.Close()
-	store := sendTriggers(t, braze, 10, 300*time.Millisecond, nil)
+	store := sendTriggers(t, braze, 10, 300*time.Millisecond, "reset", nil)
 	dls, _ := store.DeadLetters(inbox.DeadFilter{})
 	t.Logf("%d requests, %d dead letters", reqs.Load(), len(dls))
 	// One merged request, or two if the webhooks straddled a linger.
@@ -65,7 +65,7 @@ func TestCut201WarnsForEachEventItDelivered(t *testing.T) {
 	}))
 	defer braze.Close()
 	var logs strings.Builder // written before sendTriggers stops the runner, read after
-	sendTriggers(t, braze, 3, 300*time.Millisecond, slog.New(slog.NewJSONHandler(&logs, nil)))
+	sendTriggers(t, braze, 3, 300*time.Millisecond, "reset", slog.New(slog.NewJSONHandler(&logs, nil)))
 	named := map[string]bool{}
 	for _, line := range strings.Split(logs.String(), "\n") {
 		var l struct{ Msg, Event string }
