@@ -980,22 +980,29 @@ func TestBatchesOfSeveralCampaignsFillUnderARateLimit(t *testing.T) {
 	}})
 	const spring = "3e5a7c9e-1b2d-4f6a-8c0e-2d4f6a8c0e1b"
 	// 200 events a second for 2 s, half to each campaign, where 2.5
-	// requests a second carry at most 125: a backlog grows.
+	// requests a second carry at most 125: a backlog grows. Each group
+	// goes on the clock, not after the one before is answered, which on
+	// a busy machine slowed the stream until no backlog grew.
+	var groups sync.WaitGroup
 	for group := range 20 {
-		h.postAtOnce(20, "/hooks/campaign", func(i int) (string, map[string]string) {
-			campaign := winter
-			if i%2 == 1 {
-				campaign = spring
-			}
-			return fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d}`, campaign, group*20+i, group*20+i), nil
+		groups.Go(func() {
+			h.postAtOnce(20, "/hooks/campaign", func(i int) (string, map[string]string) {
+				campaign := winter
+				if i%2 == 1 {
+					campaign = spring
+				}
+				return fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d}`, campaign, group*20+i, group*20+i), nil
+			})
 		})
 		time.Sleep(100 * time.Millisecond)
 	}
+	groups.Wait()
 	h.drained()
 	sent := h.journal("/braze/campaigns/trigger/send")
 	recipients := 0
 	for _, e := range sent {
 		recipients += strings.Count(e["body"].(string), `"external_user_id"`)
+		t.Logf("DEBUG %v %v %d", e["time"], strings.Contains(e["body"].(string), winter), strings.Count(e["body"].(string), `"external_user_id"`))
 	}
 	if recipients != 400 {
 		t.Fatalf("setup: %d recipients in %d requests; want the 400 events once each", recipients, len(sent))
