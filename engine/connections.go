@@ -29,6 +29,10 @@ type connectionSet struct {
 	conns      map[string]*spec.Connection
 	broken     map[string]bool   // defined, but with problems reported in the file
 	raw        map[string][]byte // settings as written, for pipeline versions
+	// errors are the file's errors; problems, those of each broken
+	// connection, which a pipeline that uses it is rejected for.
+	errors   []diag.Diagnostic
+	problems map[string][]diag.Diagnostic
 	// resolved fingerprints what each connection's references resolved to
 	// (settingsFingerprint), for the versions' hidden part.
 	resolved map[string]string
@@ -50,13 +54,17 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 	doc := l.readDoc(file, &local)
 	if doc == nil {
 		set.unreadable = true
+		set.errors = local.Items()
 		return set
 	}
-	if n, ok := doc.Lookup(yamlpos.Path{"connections"}); ok && n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			set.raw[n.Content[i].Value], _ = yaml.Marshal(n.Content[i+1])
-			set.broken[n.Content[i].Value] = true // until it builds
+	connsNode, ok := doc.Lookup(yamlpos.Path{"connections"})
+	if ok && connsNode.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(connsNode.Content); i += 2 {
+			set.raw[connsNode.Content[i].Value], _ = yaml.Marshal(connsNode.Content[i+1])
+			set.broken[connsNode.Content[i].Value] = true // until it builds
 		}
+	} else {
+		connsNode = nil
 	}
 	fc := &fileContext{loader: l, doc: doc, diags: &local}
 	fc.checkDuplicateKeys(doc.Root, nil)
@@ -153,8 +161,66 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 		set.conns[name] = conn
 		delete(broken, name)
 	}
+	// A connection with any problem in it is broken, not built without
+	// the setting in error: the checks above report a rate_limit, timeout
+	// or allow_plain_http that does not parse and go on with its default,
+	// and the schema reports a misspelled key that the decoder leaves
+	// out. Built, it would run without that setting, and a reload would
+	// swap it in for the running connection, dropping its rate limit.
+	for _, d := range local.Items() {
+		if d.Severity == diag.Error {
+			set.errors = append(set.errors, d)
+		}
+	}
+	set.problems = problemsByConnection(connsNode, set.errors)
+	for name := range set.problems {
+		delete(set.conns, name)
+		broken[name] = true
+	}
 	proj.Connections = set.conns
 	return set
+}
+
+// problemsOf gives the problems that keep connection name from being
+// used: its own, or all of the file's when the file is not valid YAML.
+func (s *connectionSet) problemsOf(name string) []diag.Diagnostic {
+	if s.unreadable {
+		return s.errors
+	}
+	return s.problems[name]
+}
+
+// problemsByConnection sorts a connections file's errors by the
+// connection they are in (conns is the connections: mapping, or nil): by
+// their path, or, for one placed by its line only, by the lines the
+// connection spans. Errors outside every connection are left out.
+func problemsByConnection(conns *yaml.Node, errs []diag.Diagnostic) map[string][]diag.Diagnostic {
+	out := map[string][]diag.Diagnostic{}
+	if conns == nil {
+		return out
+	}
+	for _, d := range errs {
+		for i := 0; i+1 < len(conns.Content); i += 2 {
+			key, value := conns.Content[i], conns.Content[i+1]
+			prefix := yamlpos.Path{"connections", key.Value}.String()
+			under := d.Path == prefix || strings.HasPrefix(d.Path, prefix+".") || strings.HasPrefix(d.Path, prefix+"[")
+			spans := d.Path == "" && d.Line >= key.Line && d.Line <= lastLine(value)
+			// A name given twice has two entries; list its problem once.
+			if n := len(out[key.Value]); (under || spans) && (n == 0 || out[key.Value][n-1] != d) {
+				out[key.Value] = append(out[key.Value], d)
+			}
+		}
+	}
+	return out
+}
+
+// lastLine is the last line n or anything in it starts on.
+func lastLine(n *yaml.Node) int {
+	last := n.Line
+	for _, c := range n.Content {
+		last = max(last, lastLine(c))
+	}
+	return last
 }
 
 // parseBaseURL reads a connection's base_url. Its errors never quote the
