@@ -278,6 +278,8 @@ type builder struct {
 	*fileContext
 	conns *connectionSet
 	used  map[string]bool // connections the pipeline uses
+	// broken: the connections it names that have problems of their own.
+	broken map[string]bool
 }
 
 func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *Routes, proj *Project) *Pipeline {
@@ -296,9 +298,16 @@ func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *Routes,
 	}
 	var cfg PipelineConfig
 	fc.decode(&cfg)
-	b := &builder{fileContext: fc, conns: conns, used: map[string]bool{}}
+	b := &builder{fileContext: fc, conns: conns, used: map[string]bool{}, broken: map[string]bool{}}
 	pl := b.build(&cfg, routes)
 	if local.HasErrors() {
+		for _, name := range slices.Sorted(maps.Keys(b.broken)) {
+			if proj.ConnectionProblems == nil {
+				proj.ConnectionProblems = map[string][]diag.Diagnostic{}
+			}
+			pipeline := PipelineName(file)
+			proj.ConnectionProblems[pipeline] = append(proj.ConnectionProblems[pipeline], conns.problemsOf(name)...)
+		}
 		return nil
 	}
 	parts := [][]byte{doc.Src}
@@ -765,6 +774,7 @@ func (b *builder) connection(path yamlpos.Path, name string) *spec.Connection {
 	}
 	if set.broken[name] || set.unreadable {
 		b.errorAt(path, "connection %q cannot be used until the problems reported in %s are fixed", name, set.file)
+		b.broken[name] = true
 		return nil
 	}
 	conn, ok := set.conns[name]

@@ -72,6 +72,11 @@ type Project struct {
 	Connections map[string]*spec.Connection // from the last connections file read
 	Diagnostics diag.List
 	Files       []string // every file read
+	// ConnectionProblems holds, by pipeline name, the problems in a
+	// connections file that kept a pipeline from building: those of the
+	// connections it uses. Its own diagnostics only point at them, and
+	// engine run shows them with the pipeline it rejects for them.
+	ConnectionProblems map[string][]diag.Diagnostic
 }
 
 // Load reads every pipeline file named by paths (files, or folders whose

@@ -201,7 +201,10 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 }
 
 // sortProblems sorts a load's errors: those of a pipeline file reject that
-// pipeline; the others (connections.yaml, a folder) belong to none.
+// pipeline; the others (connections.yaml, a folder) belong to none. A
+// pipeline rejected because a connection it uses has problems lists them
+// too: its own problem only points at connections.yaml, and /status
+// shows a pipeline's problems, not the reload's.
 func sortProblems(proj *engine.Project) (rejected map[string][]string, files map[string]string, general []string) {
 	rejected, files = map[string][]string{}, map[string]string{}
 	for _, d := range proj.Diagnostics.Items() {
@@ -216,6 +219,13 @@ func sortProblems(proj *engine.Project) (rejected map[string][]string, files map
 		name := engine.PipelineName(d.File)
 		rejected[name] = append(rejected[name], d.String())
 		files[name] = d.File
+	}
+	for name, ds := range proj.ConnectionProblems {
+		for _, d := range ds {
+			if rejected[name] != nil && !slices.Contains(rejected[name], d.String()) {
+				rejected[name] = append(rejected[name], d.String())
+			}
+		}
 	}
 	return rejected, files, general
 }

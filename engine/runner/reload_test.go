@@ -819,3 +819,99 @@ func TestReloadEndsWhenKeptPipelinesShareAnInboxFolder(t *testing.T) {
 		t.Fatal("the reload did not end")
 	}
 }
+
+// A connections.yaml edit with a problem in a connection rejects every
+// pipeline that uses it, as a broken pipeline file does: their running
+// versions go on with the running connection, whose rate limit still
+// paces them, and the problem, at its line in connections.yaml, is shown
+// with each. Before, the connection was built with the setting in error
+// left out and swapped in, dropping the limit. The file's other
+// connections reload as usual.
+func TestReloadRejectsABrokenConnection(t *testing.T) {
+	dir := copyPipelines(t)
+	conns := filepath.Join(dir, "connections.yaml")
+	const coreLast, brazeLast = "api_secret: ${secret:SESSIONM_API_SECRET}\n", "api_key: ${secret:BRAZE_API_KEY}\n"
+	// with adds line to sessionm_core (as line 13) and braze's timeout.
+	with := func(line, brazeTimeout string) func(string) string {
+		return func(s string) string {
+			s = strings.Replace(s, coreLast, coreLast+"    "+line+"\n", 1)
+			return strings.Replace(s, brazeLast, brazeLast+"    timeout: "+brazeTimeout+"\n", 1)
+		}
+	}
+	shipped, err := os.ReadFile(conns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	editFile(t, conns, with("rate_limit: 1/m", "10s"))
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	for i := range 3 {
+		if a := h.tagWebhook(i+1, fmt.Sprint("paced-", i)); a.status != 200 {
+			t.Fatal(a)
+		}
+	}
+	// 1/m: one request now, the others a minute apart.
+	h.eventually("the first event to be delivered", func() bool { return len(h.journal("/sessionm/core/*")) == 1 })
+	onCore := []string{tagsPipeline, csvPipeline}
+	onBraze := []string{"offer-issued-to-braze-campaign", "points-awarded-to-braze-canvas"}
+	running := map[string]string{}
+	for _, name := range onCore {
+		running[name] = statusOf(h.r.Status(), name).Version
+	}
+
+	breaks := []struct{ name, line, want string }{
+		{"a rate limit that does not parse", "rate_limit: 1 per m", `:13:17: connections.sessionm_core.rate_limit: "1 per m" does not match the pattern`},
+		{"an unknown key", "rate_limt: 1/m", `:13:5: connections.sessionm_core.rate_limt: unknown key "rate_limt"`},
+		{"a timeout that does not parse", "timeout: banana", `:13:14: connections.sessionm_core.timeout: "banana" is not a duration`},
+	}
+	for i, b := range breaks {
+		t.Run(b.name, func(t *testing.T) {
+			editFile(t, conns, func(string) string {
+				return with(b.line, fmt.Sprintf("%ds", 20+i))(string(shipped))
+			})
+			rep := h.r.Apply(h.load())
+			if rep.OK {
+				t.Errorf("the reload is OK: %s", rep.Summary())
+			}
+			for _, name := range onCore {
+				c := changeOf(rep, name)
+				if c == nil || c.Result != "rejected" || c.Version != running[name] {
+					t.Fatalf("%s: %+v; the report: %s", name, c, rep.Summary())
+				}
+				if !slices.ContainsFunc(c.Problems, func(p string) bool { return strings.HasPrefix(p, conns+":") && strings.Contains(p, b.want) }) {
+					t.Errorf("%s: the problems do not hold connections.yaml's, %q: %q", name, b.want, c.Problems)
+				}
+				st := statusOf(h.r.Status(), name)
+				if st.State != "rejected" || st.Version != running[name] || !slices.Equal(st.Problems, c.Problems) {
+					t.Errorf("%s: status %+v", name, st)
+				}
+			}
+			for _, name := range onBraze {
+				if c := changeOf(rep, name); c == nil || c.Result != "changed" || !slices.Equal(c.What, []string{"connection braze changed"}) {
+					t.Errorf("%s, on the braze connection, was not reloaded: %+v", name, c)
+				}
+			}
+			m := do(t, "GET", h.engine.URL+"/metrics", "", nil).body
+			if want := fmt.Sprintf(`engine_reload_total{pipeline="%s",result="rejected"} %d`, tagsPipeline, i+1); !strings.Contains(m, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+			// Without its limit, the connection would send the waiting
+			// events at once.
+			time.Sleep(300 * time.Millisecond)
+			if n := len(h.journal("/sessionm/core/*")); n != 1 {
+				t.Fatalf("%d requests to SessionM Core: the running rate limit of 1/m was dropped", n)
+			}
+		})
+	}
+
+	// Fixed, with a faster limit: the new versions take over and send
+	// the waiting events.
+	editFile(t, conns, func(string) string { return with("rate_limit: 100/s", "10s")(string(shipped)) })
+	rep := h.r.Apply(h.load())
+	if c := changeOf(rep, tagsPipeline); !rep.OK || c == nil || c.Result != "changed" {
+		t.Fatalf("report after the fix: %s", rep.Summary())
+	}
+	h.drained()
+	if n := len(h.journal("/sessionm/core/*")); n != 3 {
+		t.Fatalf("%d requests to SessionM Core after the fix, want 3", n)
+	}
+}
