@@ -70,10 +70,14 @@ func (rl *reloader) reload(trigger string, force bool) runner.ReloadReport {
 	// returned above, so rescans do not fill the log.
 	attrs := []any{"trigger", trigger, "changes", rep.Summary()}
 	var problems []string
-	for _, c := range rep.Changes {
-		problems = append(problems, c.Problems...)
+	for _, p := range slices.Concat(changeProblems(rep.Changes), rep.Problems) {
+		// A connections.yaml problem is listed with each pipeline it
+		// rejects, and with the reload's own: one line names it once.
+		if !slices.Contains(problems, p) {
+			problems = append(problems, p)
+		}
 	}
-	if problems = append(problems, rep.Problems...); len(problems) > 0 {
+	if len(problems) > 0 {
 		attrs = append(attrs, "problems", strings.Join(problems, "; "))
 	}
 	if rep.OK {
@@ -82,6 +86,15 @@ func (rl *reloader) reload(trigger string, force bool) runner.ReloadReport {
 		rl.log.Warn("reloaded, with files rejected; their running versions go on", attrs...)
 	}
 	return rep
+}
+
+// changeProblems lists the problems of every change, in order.
+func changeProblems(changes []runner.PipelineChange) []string {
+	var out []string
+	for _, c := range changes {
+		out = append(out, c.Problems...)
+	}
+	return out
 }
 
 // run reloads on change notices, on the rescan timer and on SIGHUP until

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -255,6 +256,103 @@ func TestReloadKeepsTheRunningVersion(t *testing.T) {
 		t.Fatalf("POST /-/reload after the fix: %d %+v", resp.StatusCode, rep)
 	}
 	h.checkDelivered(e, led, 0)
+}
+
+// A connections.yaml edit that breaks a connection while engine run runs
+// (QA's case: rate_limit: 1/m changed to "1 per m", or misspelled) rejects
+// the pipelines on it: they go on with the running connection, so events
+// held back by its rate limit stay held, /status shows the problem at its
+// line, and the log line names it once. Before, the connection was built
+// without the setting and the waiting events were sent at once.
+func TestReloadKeepsTheRunningConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes")
+	}
+	h := newCrashHarness(t, 10)
+	h.pipelines = copyDir(t, crashPipelines)
+	conns := filepath.Join(h.pipelines, "connections.yaml")
+	raw, err := os.ReadFile(conns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const coreLast = "api_secret: ${secret:SESSIONM_API_SECRET}\n"
+	withCore := func(line string) string {
+		return strings.Replace(string(raw), coreLast, coreLast+"    "+line+"\n", 1)
+	}
+	if err := os.WriteFile(conns, []byte(withCore("rate_limit: 1/m")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.flags = []string{"--admin-addr", "127.0.0.1:0", "--watch=false", "--rescan", "0"}
+	e := h.startEngine(0)
+	admin := adminOf(t, e)
+	client := &http.Client{Timeout: 5 * time.Second}
+	st, err := fetchStatus(client, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running, _ := st.versionOf("ordered-tags")
+	led := newLedger()
+	for k := 1; k <= 3; k++ {
+		if err := led.send(newSenderClient(t), e.base, k); err != nil || led.acceptedCount() != k {
+			t.Fatalf("webhook %d: %v (%s)", k, err, led.why())
+		}
+	}
+	coreRequests := func() int {
+		resp, err := client.Get(h.sandbox + "/_sandbox/requests?limit=0&path=/sessionm/core/*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var j struct{ Requests []any }
+		if err := json.NewDecoder(resp.Body).Decode(&j); err != nil {
+			t.Fatal(err)
+		}
+		return len(j.Requests)
+	}
+	waitFor(t, "the first event to be delivered", func() bool { return coreRequests() == 1 })
+
+	for i, tt := range []struct{ line, want string }{
+		{"rate_limit: 1 per m", conns + `:13:17: connections.sessionm_core.rate_limit: "1 per m" does not match the pattern`},
+		{"rate_limt: 1/m", conns + `:13:5: connections.sessionm_core.rate_limt: unknown key "rate_limt"`},
+	} {
+		if err := os.WriteFile(conns, []byte(withCore(tt.line)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the reload's log line", func() bool {
+			return strings.Count(e.stderr.String(), "reloaded, with files rejected") == i+1
+		})
+		var line string
+		for _, l := range strings.Split(e.stderr.String(), "\n") {
+			if strings.Contains(l, "reloaded, with files rejected") {
+				line = l // the last
+			}
+		}
+		var problems string
+		if m := regexp.MustCompile(`problems=("(?:[^"\\]|\\.)*")`).FindStringSubmatch(line); m != nil {
+			problems, _ = strconv.Unquote(m[1])
+		}
+		if !strings.Contains(line, "ordered-tags: rejected") || strings.Contains(line, "connection sessionm_core changed") || strings.Count(problems, tt.want) != 1 {
+			t.Errorf("%s: the log line does not reject ordered-tags, naming the problem once (%q) in its problems: %s", tt.line, tt.want, line)
+		}
+		st, err := fetchStatus(client, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range st.Pipelines {
+			if p.Name == "ordered-tags" && (p.State != "rejected" || p.Version != running || !slices.ContainsFunc(p.Problems, func(s string) bool { return strings.Contains(s, tt.want) })) {
+				t.Errorf("%s: status of ordered-tags: %+v", tt.line, p)
+			}
+		}
+		// Without its 1/m, the connection would send the two waiting
+		// events at once.
+		time.Sleep(300 * time.Millisecond)
+		if n := coreRequests(); n != 1 {
+			t.Fatalf("%s: %d requests to SessionM Core: the running rate limit was dropped", tt.line, n)
+		}
+	}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
