@@ -322,14 +322,34 @@ func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *Routes,
 	pl.Parts = map[string]string{}
 	if root := doc.Root; root != nil && root.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(root.Content); i += 2 {
-			raw, _ := yaml.Marshal(root.Content[i+1])
-			pl.Parts[root.Content[i].Value] = version(raw)
+			pl.Parts[root.Content[i].Value] = meaningHash(root.Content[i+1])
 		}
 	}
 	for name := range b.used {
-		pl.Parts["connection "+name] = version(conns.raw[name])
+		pl.Parts["connection "+name] = conns.meaning[name]
 	}
 	return pl
+}
+
+// meaningHash is a hash of a YAML node's content without its comments:
+// a comment added inside source: was reported as "source changed" (the
+// version still changes with it, which a reload reports as "changed
+// (comments or layout)").
+func meaningHash(n *yaml.Node) string {
+	raw, _ := yaml.Marshal(withoutComments(n))
+	return version(raw)
+}
+
+func withoutComments(n *yaml.Node) *yaml.Node {
+	c := *n
+	c.HeadComment, c.LineComment, c.FootComment = "", "", ""
+	if len(n.Content) > 0 {
+		c.Content = make([]*yaml.Node, len(n.Content))
+		for i, child := range n.Content {
+			c.Content[i] = withoutComments(child)
+		}
+	}
+	return &c
 }
 
 // Same reports whether p and other behave the same: the same version, and

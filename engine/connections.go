@@ -29,6 +29,7 @@ type connectionSet struct {
 	conns      map[string]*spec.Connection
 	broken     map[string]bool   // defined, but with problems reported in the file
 	raw        map[string][]byte // settings as written, for pipeline versions
+	meaning    map[string]string // a hash of the settings without comments, for ChangedParts
 	// errors are the file's errors; problems, those of each broken
 	// connection, which a pipeline that uses it is rejected for.
 	errors   []diag.Diagnostic
@@ -41,7 +42,7 @@ type connectionSet struct {
 // loadConnections reads a connections file. A missing file is not a
 // problem until a pipeline names a connection.
 func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
-	set := &connectionSet{file: file, conns: map[string]*spec.Connection{}, broken: map[string]bool{}, raw: map[string][]byte{}, resolved: map[string]string{}}
+	set := &connectionSet{file: file, conns: map[string]*spec.Connection{}, broken: map[string]bool{}, raw: map[string][]byte{}, meaning: map[string]string{}, resolved: map[string]string{}}
 	if _, err := os.Stat(file); err != nil {
 		return set
 	}
@@ -61,6 +62,7 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 	if ok && connsNode.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(connsNode.Content); i += 2 {
 			set.raw[connsNode.Content[i].Value], _ = yaml.Marshal(connsNode.Content[i+1])
+			set.meaning[connsNode.Content[i].Value] = meaningHash(connsNode.Content[i+1])
 			set.broken[connsNode.Content[i].Value] = true // until it builds
 		}
 	} else {

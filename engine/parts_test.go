@@ -37,6 +37,10 @@ func TestChangedParts(t *testing.T) {
 	}{
 		{"nothing", same, same, nil, true},
 		{"a comment", func(s string) string { return "# edited\n" + s }, same, nil, false},
+		// Inside a section or a connection: still no change of meaning
+		// (QA: "source changed").
+		{"a comment in a section", func(s string) string { return strings.Replace(s, "\nsource:\n", "\nsource:\n  # edited\n", 1) }, same, nil, false},
+		{"a comment in a connection", same, func(s string) string { return strings.Replace(s, "\n  braze:\n", "\n  braze:\n    # edited\n", 1) }, nil, false},
 		{"the filter", func(s string) string { return strings.Replace(s, "filter: >-\n", "filter: >-\n  true &&\n", 1) }, same, []string{"filter changed"}, false},
 		{"the description", func(s string) string {
 			return strings.Replace(s, "description: SessionM", "description: Edited SessionM", 1)
