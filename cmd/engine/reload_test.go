@@ -312,7 +312,7 @@ func TestReloadKeepsTheRunningConnection(t *testing.T) {
 	waitFor(t, "the first event to be delivered", func() bool { return coreRequests() == 1 })
 
 	for i, tt := range []struct{ line, want string }{
-		{"rate_limit: 1 per m", conns + `:13:17: connections.sessionm_core.rate_limit: "1 per m" does not match the pattern`},
+		{"rate_limit: 1 per m", conns + `:13:17: connections.sessionm_core.rate_limit: "1 per m" is not a rate limit; write requests/period`},
 		{"rate_limt: 1/m", conns + `:13:5: connections.sessionm_core.rate_limt: unknown key "rate_limt"`},
 	} {
 		if err := os.WriteFile(conns, []byte(withCore(tt.line)), 0o644); err != nil {
