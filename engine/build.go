@@ -69,6 +69,10 @@ type Pipeline struct {
 	// references of the file and its connections resolved to: a rotated
 	// secret changes the pipeline, not its version as written.
 	settings string
+	// resolved fingerprints the same per place (a path of the file, or
+	// "connection NAME"), so ChangedParts can tell a changed value from a
+	// reference that moved or a connection no longer used.
+	resolved map[string]string
 	src      []byte // the file as it was read
 
 	info  map[string]any // what templates see as `pipeline`; never written to
@@ -318,6 +322,13 @@ func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *Routes,
 	}
 	pl.Version, pl.src = version(parts...), doc.Src
 	pl.settings = settingsFingerprint(fc.resolved, settings...)
+	pl.resolved = map[string]string{}
+	for _, r := range fc.resolved {
+		pl.resolved[r.path.String()] = settingsFingerprint([]resolvedRef{r})
+	}
+	for i := 0; i < len(settings); i += 2 {
+		pl.resolved["connection "+string(settings[i])] = settingsFingerprint(nil, settings[i+1])
+	}
 	pl.info = map[string]any{"name": pl.Name, "version": pl.Version, "description": pl.Description}
 	pl.Parts = map[string]string{}
 	if root := doc.Root; root != nil && root.Kind == yaml.MappingNode {
@@ -362,8 +373,13 @@ func (p *Pipeline) Same(other *Pipeline) bool {
 // words: "filter changed", "steps added", "connection braze changed".
 func ChangedParts(old, new *Pipeline) []string {
 	var out []string
-	if old.settings != new.settings {
-		out = append(out, "a value from the environment or a secret changed")
+	for place, v := range new.resolved {
+		// Only where both versions read one: target: changed to respond:
+		// no longer using a connection said a value had changed.
+		if was, ok := old.resolved[place]; ok && was != v {
+			out = append(out, "a value from the environment or a secret changed")
+			break
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(new.Parts)) {
 		switch was, ok := old.Parts[name]; {

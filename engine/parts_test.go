@@ -61,3 +61,26 @@ func TestChangedParts(t *testing.T) {
 		})
 	}
 }
+
+// A value changed only where both versions read one: target: changed to
+// respond:, which no longer uses the target's connection, said a value
+// from the environment or a secret had changed (QA).
+func TestChangedPartsValues(t *testing.T) {
+	target := &Pipeline{Parts: map[string]string{"target": "t", "connection core": "c"}, resolved: map[string]string{"connection core": "key-1", "target.headers.X-Key": "k"}}
+	for _, tt := range []struct {
+		name string
+		new  *Pipeline
+		want []string
+	}{
+		{"target to respond", &Pipeline{Parts: map[string]string{"respond": "r"}, resolved: map[string]string{}},
+			[]string{"respond added", "connection core removed", "target removed"}},
+		{"a secret rotated", &Pipeline{Parts: target.Parts, resolved: map[string]string{"connection core": "key-2", "target.headers.X-Key": "k"}},
+			[]string{"a value from the environment or a secret changed"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ChangedParts(target, tt.new); !slices.Equal(got, tt.want) {
+				t.Errorf("changed %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
