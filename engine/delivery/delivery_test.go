@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,40 +89,30 @@ func TestReadyTakesNothing(t *testing.T) {
 	}
 }
 
-// Reserve takes tokens on credit, each a later slot, and requests that
-// ask after a reservation wait behind it; the reserved request then waits
-// for its slot only, not for a token again. Nothing is reserved in a pause
-// or a spent window.
-func TestReserveQueuesSlotsAhead(t *testing.T) {
+// Interval is the time between tokens: the slower of the pool's rate,
+// as the peer last said it, and the connection's; 0 while no rate is
+// known.
+func TestInterval(t *testing.T) {
 	c := &fakeClock{t: t0}
-	g := NewGovernor(c, Limits{Pools: map[string]Limit{"trigger": {Rate: 10, Burst: 1}}})
-	var slots []time.Duration
-	for range 3 {
-		wait, held, ok := g.Reserve("trigger")
-		if !ok || held {
-			t.Fatalf("Reserve: ok %v, held %v", ok, held)
-		}
-		slots = append(slots, wait)
+	g := NewGovernor(c, Limits{Shared: Limit{Rate: 4, Burst: 1}, Pools: map[string]Limit{"trigger": {Rate: 10, Burst: 1}, "open": {}}})
+	if d := g.Interval("trigger"); d != 250*time.Millisecond {
+		t.Errorf("under the connection's 4/s: %v, want 250ms", d)
 	}
-	if want := []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond}; !slices.Equal(slots, want) {
-		t.Fatalf("slots %v, want %v", slots, want)
+	g.SetLimits(Limits{Pools: map[string]Limit{"trigger": {Rate: 10, Burst: 1}, "open": {}}})
+	if d := g.Interval("trigger"); d != 100*time.Millisecond {
+		t.Errorf("the pool's 10/s: %v, want 100ms", d)
 	}
-	// A request asking now goes after the three reserved.
-	if w, _ := g.Wait(context.Background(), "trigger"); w != 300*time.Millisecond {
-		t.Fatalf("a request after three reservations waited %v, want 300ms", w)
+	if d := g.Interval("open"); d != 0 {
+		t.Errorf("a pool with no rate: %v, want 0", d)
 	}
-	// The last reservation's slot has passed: it goes without a token.
-	if w, err := g.WaitReserved(context.Background(), "trigger", t0.Add(200*time.Millisecond)); w != 0 || err != nil {
-		t.Fatalf("WaitReserved at its slot: waited %v, %v", w, err)
+	reset := strconv.FormatInt(t0.Add(10*time.Second).Unix(), 10)
+	g.Observe("trigger", 201, http.Header{"X-Ratelimit-Remaining": {"5"}, "X-Ratelimit-Reset": {reset}})
+	if d := g.Interval("trigger"); d != 2*time.Second {
+		t.Errorf("the peer's 5 left for 10 s: %v, want 2s", d)
 	}
-	// A pause since the reservation holds it too.
-	g.PauseUntil(c.Now().Add(time.Second))
-	if w, _ := g.WaitReserved(context.Background(), "trigger", c.Now()); w != time.Second {
-		t.Fatalf("WaitReserved in a pause waited %v, want 1s", w)
-	}
-	g.PauseUntil(c.Now().Add(2 * time.Second))
-	if wait, held, ok := g.Reserve("trigger"); ok || !held || wait != 2*time.Second {
-		t.Fatalf("Reserve in a pause: %v, held %v, ok %v; want nothing reserved, held 2s", wait, held, ok)
+	g.Observe("trigger", 201, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {reset}})
+	if d := g.Interval("trigger"); d != 0 {
+		t.Errorf("a spent window: %v, want 0 (no rate known until the next one)", d)
 	}
 }
 

@@ -318,75 +318,31 @@ func (g *Governor) Ready(pool string) (wait time.Duration, held bool) {
 	return g.untilReady(pool, now), false
 }
 
-// Reserve takes a token on credit for a request that goes later, and says
-// how long until it may: a Braze batch that reserved stays open, filling,
-// until then, and requests that ask after it wait behind it (the buckets
-// owe its token). ok is false when nothing was reserved: the connection is
-// paused or the pool held (held, and the wait until then), or the pool's
-// window has just reset, whose first request goes alone to learn what the
-// new window holds (the wait until a token, or the answer, is there).
-func (g *Governor) Reserve(pool string) (wait time.Duration, held, ok bool) {
+// Interval is the time between two tokens of pool now: the slower of its
+// own rate (as the peer last said it, x-ratelimit-*) and the connection's.
+// It is 0 when neither paces the pool, or when the pool's window has just
+// reset and the answer to its first request will say what the new one
+// holds.
+func (g *Governor) Interval(pool string) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.clock.Now()
-	if now.Before(g.pausedUntil) {
-		return g.pausedUntil.Sub(now), true, false
-	}
-	b := g.pools[pool]
-	if b != nil && now.Before(b.blockedUntil) {
-		return b.blockedUntil.Sub(now), true, false
-	}
-	d := g.untilReady(pool, now) // refills both buckets
-	if b != nil && (b.reopened || now.Before(b.probeUntil)) {
-		return d, false, false
-	}
-	if b != nil {
-		if rate := b.rate(now); rate > 0 {
-			b.tokens--
-			wait = max(wait, owed(b.tokens, rate))
+	var rate float64
+	if b := g.pools[pool]; b != nil {
+		if b.reopened || now.Before(b.probeUntil) || !b.blockedUntil.IsZero() {
+			return 0
 		}
+		rate = b.rate(now)
 	}
 	if g.shared != nil {
-		g.shared.tokens--
-		wait = max(wait, owed(g.shared.tokens, g.shared.rate(now)))
+		if r := g.shared.rate(now); r > 0 && (rate == 0 || r < rate) {
+			rate = r
+		}
 	}
-	return wait, false, true
-}
-
-// owed is how long a bucket left with tokens takes to be out of debt.
-func owed(tokens, rate float64) time.Duration {
-	if tokens >= 0 {
+	if rate <= 0 {
 		return 0
 	}
-	return time.Duration(math.Ceil(-tokens / rate * float64(time.Second)))
-}
-
-// WaitReserved blocks until a request that reserved its token (Reserve)
-// may go: the time reserved, or the end of a pause or spent window that
-// came since. It returns how long it waited, or ctx's error.
-func (g *Governor) WaitReserved(ctx context.Context, pool string, at time.Time) (time.Duration, error) {
-	var total time.Duration
-	for {
-		g.mu.Lock()
-		now := g.clock.Now()
-		d := at.Sub(now)
-		if now.Before(g.pausedUntil) {
-			d = max(d, g.pausedUntil.Sub(now))
-		}
-		if b := g.pools[pool]; b != nil && now.Before(b.blockedUntil) {
-			d = max(d, b.blockedUntil.Sub(now))
-		}
-		if d <= 0 {
-			g.waited += total
-			g.mu.Unlock()
-			return total, nil
-		}
-		g.mu.Unlock()
-		if err := g.clock.Sleep(ctx, d); err != nil {
-			return total, err
-		}
-		total += d
-	}
+	return time.Duration(math.Ceil(float64(time.Second) / rate))
 }
 
 // untilReady is Ready; callers hold g.mu.

@@ -40,6 +40,7 @@ type batcher struct {
 
 	mu      sync.Mutex
 	open    map[string]*batch
+	turns   map[string]time.Time // per pool, the last turn a held batch took (flush)
 	flights sync.WaitGroup
 }
 
@@ -55,8 +56,8 @@ type batch struct {
 	// heldForToken: it was kept open past its linger once, for a token
 	// (flush).
 	heldForToken bool
-	// slot: when the token it reserved (Governor.Reserve) is there; zero
-	// when it reserved none. Its request goes then, not before.
+	// slot: when its turn at the rate limit's tokens comes (flush); zero
+	// when it has none.
 	slot time.Time
 	// heldSince: when flush first kept it open for the connection; the
 	// request waits from then on, as it would in the governor, and
@@ -76,7 +77,7 @@ type member struct {
 }
 
 func newBatcher(l *lane, e *spec.Endpoint) *batcher {
-	b := &batcher{l: l, max: e.MaxBatch, track: e.Name == "users_track", linger: l.p.Delivery.Linger, open: map[string]*batch{},
+	b := &batcher{l: l, max: e.MaxBatch, track: e.Name == "users_track", linger: l.p.Delivery.Linger, open: map[string]*batch{}, turns: map[string]time.Time{},
 		size: l.r.metrics.batchSize.WithLabelValues(l.p.Name)}
 	if e.MaxTotal != nil {
 		b.total = e.MaxTotal(l.p.Target.Conn)
@@ -265,23 +266,30 @@ func (b *batcher) flush(key string, bt *batch) {
 	case !bt.slot.IsZero():
 		wait = bt.slot.Sub(now)
 	case wait > 0:
-		// No token now: the batch reserves the next one free, and stays
-		// open until it is there. Batches of several campaigns that
-		// waited for the same token each closed when it came: one took
-		// it, the others waited in the governor with what they had while
-		// the next batch of their campaign began (a QA run under Braze's
-		// window of 20 requests per 10 s: 23 recipients a request, 30
-		// requests with 1-5).
-		var reserved bool
-		if wait, held, reserved = b.l.gov.Reserve(pool); reserved {
+		// No token now: the batch takes the next turn after those of the
+		// batcher's other held batches, a token apart, and stays open
+		// until it comes. Batches of several campaigns that waited for
+		// the same token each closed when it came: one took it, the
+		// others waited in the governor with what they had while the next
+		// batch of their campaign began (a QA run under Braze's window of
+		// 20 requests per 10 s: 23 recipients a request, 30 requests with
+		// 1-5). A turn reserves nothing: the request still waits in the
+		// governor for its token when it goes, so what the peer says
+		// meanwhile (a pause, a spent window, a lower rate) holds.
+		if interval := b.l.gov.Interval(pool); interval > 0 {
 			bt.slot = now.Add(wait)
-		} else if !held {
-			// The pool's window has just reset, and its first request
-			// learns what the new one holds: no slot is known. A wait
-			// for a token is held once: requests already waiting for one
-			// take each token first, so under their load a batch that
-			// waited for room until it saw some would stay open for as
-			// long as they came.
+			if next := b.turns[pool].Add(interval); next.After(bt.slot) {
+				bt.slot = next
+			}
+			b.turns[pool] = bt.slot
+			wait = bt.slot.Sub(now)
+		} else {
+			// No rate is known (the pool's window has just reset, and its
+			// first request learns what the new one holds). A wait for a
+			// token is held once: requests already waiting for one take
+			// each token first, so under their load a batch that waited
+			// for room until it saw some would stay open for as long as
+			// they came.
 			if bt.heldForToken {
 				wait = 0
 			}
@@ -322,17 +330,16 @@ func (b *batcher) wait() { b.flights.Wait() }
 func (b *batcher) sendAlone(m *member) {
 	defer b.flights.Done()
 	defer b.l.survive(m.it, m.it.turn.Load(), m.attempt, m.req)
-	b.settleOne(m, b.sendCarrying(m.req, 1, time.Time{}))
+	b.settleOne(m, b.sendCarrying(m.req, 1))
 }
 
-// sendCarrying sends req, which carries n events, at slot (the token its
-// batch reserved; zero: it takes one when it goes), and counts it in
+// sendCarrying sends req, which carries n events, and counts it in
 // engine_batch_events if it left. Each request is counted with what it
 // carried: a merged request Braze refused, and then each of its events
 // sent alone, are 1+n requests, and counting them as one request of n
 // made the recipients per request look better than they were.
-func (b *batcher) sendCarrying(req *engine.Request, n int, slot time.Time) sendResult {
-	res := b.l.sendAt(b.l.hard, req, slot)
+func (b *batcher) sendCarrying(req *engine.Request, n int) sendResult {
+	res := b.l.send(b.l.hard, req)
 	if !res.unsent && !errors.Is(res.err, errStopping) {
 		b.size.Observe(float64(n))
 	}
@@ -400,19 +407,17 @@ func (b *batcher) send(bt *batch) {
 	defer b.l.surviveBatch(bt.members, turnsOf(bt.members))
 	if len(bt.members) == 1 {
 		m := bt.members[0]
-		b.settleOne(m, b.sendCarrying(m.req, 1, bt.slot))
+		b.settleOne(m, b.sendCarrying(m.req, 1))
 		return
 	}
 	merged, err := b.merge(bt)
 	if err != nil {
-		slot := bt.slot // the first goes in the batch's slot
 		for _, m := range bt.members {
-			b.settleOne(m, b.sendCarrying(m.req, 1, slot))
-			slot = time.Time{}
+			b.settleOne(m, b.sendCarrying(m.req, 1))
 		}
 		return
 	}
-	res := b.sendCarrying(merged, len(bt.members), bt.slot)
+	res := b.sendCarrying(merged, len(bt.members))
 	if res.pause > 0 {
 		res.pauseCounted = new(atomic.Bool) // the events it carried share it
 	}
@@ -437,7 +442,7 @@ func (b *batcher) send(bt *batch) {
 		// sink the others, so each goes alone, and only those Braze
 		// refuses again are dead-lettered.
 		for _, m := range bt.members {
-			b.settleOne(m, b.sendCarrying(m.req, 1, time.Time{}))
+			b.settleOne(m, b.sendCarrying(m.req, 1))
 		}
 	default:
 		b.each(bt.members, func(m *member) { b.l.settle(m.it, m.attempt, m.req, res) })

@@ -593,12 +593,6 @@ func (res *sendResult) describe() error {
 
 // send delivers one request through the connection's governor.
 func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
-	return l.sendAt(ctx, req, time.Time{})
-}
-
-// sendAt is send at slot, the time of a token reserved for req (zero:
-// req takes one when it goes).
-func (l *lane) sendAt(ctx context.Context, req *engine.Request, slot time.Time) sendResult {
 	call := l.p.Target
 	pool := call.Endpoint.Pool(req.Value)
 	// No request leaves once the lane stops taking work (a reload retires
@@ -611,13 +605,7 @@ func (l *lane) sendAt(ctx context.Context, req *engine.Request, slot time.Time) 
 	if l.soft.Err() != nil {
 		return sendResult{err: errStopping, verdict: delivery.Retry}
 	}
-	var waited time.Duration
-	var err error
-	if slot.IsZero() {
-		waited, err = l.gov.Wait(l.soft, pool)
-	} else {
-		waited, err = l.gov.WaitReserved(l.soft, pool, slot)
-	}
+	waited, err := l.gov.Wait(l.soft, pool)
 	if err != nil || l.soft.Err() != nil {
 		return sendResult{err: errStopping, verdict: delivery.Retry}
 	}

@@ -989,7 +989,8 @@ func TestBatchesFillWhileTheRateLimitHasNoRoom(t *testing.T) {
 // began, so each request carried one token's wait of events where it
 // could carry two (a QA run under Braze's window of 20 requests per 10 s
 // averaged 23 recipients a request, 30 of them with 1-5). A batch now
-// reserves the next free token and stays open until it is there.
+// takes a turn a token after the other waiting batches' and stays open
+// until it comes.
 func TestBatchesOfSeveralCampaignsFillUnderARateLimit(t *testing.T) {
 	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 400, tweak: func(p *engine.Pipeline) {
 		p.Delivery.Linger = 20 * time.Millisecond
