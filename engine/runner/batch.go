@@ -242,7 +242,7 @@ func (b *batcher) full(bt *batch) bool {
 // While no request could go to its pool (the connection is paused by a
 // 429 or Retry-After, or the peer's window is spent) it stays open,
 // filling up, until one could; while the rate limit has no token yet, it
-// stays open once, until the next token is due. Closed at its linger,
+// stays open until its turn (see below). Closed at its linger,
 // each batch waited on its own: at the end of a pause several small
 // requests went where one could carry them all (6 Canvas requests of
 // about 5 recipients each, in a QA run, where 30 fit one), and under a
