@@ -760,13 +760,14 @@ func notImportable(format string, a ...any) error {
 // the rows of any file it can read to the pipeline's target.
 func openCSV(file, inbox string) (*os.File, os.FileInfo, error) {
 	var checked os.FileInfo
+	var inFolder string // the entry's file, as a path in the inbox folder
 	if inbox != "" {
 		var err error
-		if checked, err = checkInboxEntry(file, inbox); err != nil {
+		if checked, inFolder, err = checkInboxEntry(file, inbox); err != nil {
 			return nil, nil, err
 		}
 	}
-	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := openIn(file, inbox, inFolder)
 	if target, ok := MissingLinkTarget(file, err); ok {
 		return nil, nil, notImportable("cannot open %s: it is a symbolic link to %s, which does not exist; put the CSV file itself there, or a link to one that exists", file, target)
 	}
@@ -791,39 +792,61 @@ func openCSV(file, inbox string) (*os.File, os.FileInfo, error) {
 	return f, info, nil
 }
 
+// openIn opens file without waiting on a pipe. An entry of the inbox
+// folder (inbox set) is opened as inFolder, the path checkInboxEntry
+// resolved it to, through an os.Root of the folder, so that a link
+// swapped between the check and the open cannot lead out of it (a review:
+// a link pointed out, in, then out again passed every check).
+func openIn(file, inbox, inFolder string) (*os.File, error) {
+	if inbox == "" {
+		return os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	}
+	folder := engine.RealPath(inbox)
+	root, err := os.OpenRoot(folder)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	rel, err := filepath.Rel(folder, inFolder)
+	if err != nil {
+		return nil, err
+	}
+	return root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+}
+
 // checkInboxEntry checks file, an entry of the inbox folder, without
-// opening it, and returns the file it names: the entry itself, or a
-// link's target.
-func checkInboxEntry(file, inbox string) (os.FileInfo, error) {
+// opening it, and returns the file it names (the entry itself, or a
+// link's target) and that file's path with no links in it.
+func checkInboxEntry(file, inbox string) (os.FileInfo, string, error) {
 	entry, err := os.Lstat(file)
 	if err != nil {
-		return nil, fmt.Errorf("cannot open %s: %w", file, err)
+		return nil, "", fmt.Errorf("cannot open %s: %w", file, err)
 	}
+	folder := engine.RealPath(inbox)
 	if entry.Mode()&fs.ModeSymlink == 0 {
 		if err := notAFile(file, entry); err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		return entry, nil
+		return entry, filepath.Join(folder, filepath.Base(file)), nil
 	}
 	info, err := os.Stat(file) // not an open: it does not wait on a pipe
 	if target, ok := MissingLinkTarget(file, err); ok {
-		return nil, notImportable("cannot open %s: it is a symbolic link to %s, which does not exist; put the CSV file itself there, or a link to one that exists", file, target)
+		return nil, "", notImportable("cannot open %s: it is a symbolic link to %s, which does not exist; put the CSV file itself there, or a link to one that exists", file, target)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cannot open %s: %w", file, err)
+		return nil, "", fmt.Errorf("cannot open %s: %w", file, err)
 	}
 	if err := notAFile(file, info); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	real, err := filepath.EvalSymlinks(file)
 	if err != nil {
-		return nil, fmt.Errorf("cannot open %s: %w", file, err)
+		return nil, "", fmt.Errorf("cannot open %s: %w", file, err)
 	}
-	folder := engine.RealPath(inbox)
 	if rel, err := filepath.Rel(folder, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return nil, notImportable("cannot import %s: it is a symbolic link to %s, which is outside the inbox folder %s, and links are followed only to files in the folder; copy the CSV file into the folder instead", file, real, folder)
+		return nil, "", notImportable("cannot import %s: it is a symbolic link to %s, which is outside the inbox folder %s, and links are followed only to files in the folder; copy the CSV file into the folder instead", file, real, folder)
 	}
-	return info, nil
+	return info, real, nil
 }
 
 // notAFile is the error for info, of file or of the file a link of that

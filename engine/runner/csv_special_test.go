@@ -195,3 +195,30 @@ func TestImportCSVRefusesANamedPipe(t *testing.T) {
 		t.Errorf("the link named by the operator: %+v, %v; want its row delivered", p, err)
 	}
 }
+
+// The open of an inbox entry cannot leave the folder, whatever was
+// checked before it: an uploader could point a link out, in for the
+// check, and out again for the open (a review).
+func TestInboxEntryIsOpenedInsideTheFolder(t *testing.T) {
+	parent := t.TempDir()
+	folder := filepath.Join(parent, "inbox")
+	if err := os.MkdirAll(filepath.Join(parent, "outside"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(parent, "outside", "secret.csv"), []byte("user_id\nsecret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// As the check saw it, folder/sub/secret.csv was inside; by the open,
+	// sub had become a link out.
+	if err := os.Symlink("../outside", filepath.Join(folder, "sub")); err != nil {
+		t.Fatal(err)
+	}
+	entry := filepath.Join(folder, "a.csv")
+	if f, err := runner.OpenIn(entry, folder, filepath.Join(engine.RealPath(folder), "sub", "secret.csv")); err == nil {
+		f.Close()
+		t.Fatal("opened a file outside the inbox folder")
+	}
+}

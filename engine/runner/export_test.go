@@ -49,3 +49,6 @@ func (b *LockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// OpenIn is openIn, for the inbox-folder tests.
+var OpenIn = openIn
