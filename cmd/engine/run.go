@@ -281,6 +281,10 @@ variables override either.`, stderr)
 	}
 	now, release := stopNowOn(signals, stderr)
 	defer release()
+	select {
+	case <-heldHUP: // one the reloader had already taken, before the stop
+	default:
+	}
 	go func() {
 		for {
 			select {
