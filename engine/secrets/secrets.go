@@ -450,10 +450,14 @@ func escapedForms(v string) []string {
 	// Other encoders' percent forms (Python's quote keeps "/", RFC 3986
 	// escapes all but the unreserved), and the secret encoded whole, as
 	// a peer may echo it: base64 in its four forms, hex.
-	forms = append(forms, percentEscape(v, "/"), percentEscape(v, ""), percentEscape(v, "!'()*"),
-		base64.StdEncoding.EncodeToString([]byte(v)), base64.RawStdEncoding.EncodeToString([]byte(v)),
-		base64.URLEncoding.EncodeToString([]byte(v)), base64.RawURLEncoding.EncodeToString([]byte(v)),
-		hex.EncodeToString([]byte(v)))
+	forms = append(forms, percentEscape(v, "/"), percentEscape(v, ""), percentEscape(v, "!'()*"))
+	if len(v) >= 8 {
+		// Encoded, a short secret is an ordinary word or number ("12" is
+		// hex 3132): masked, it would hide those wherever they are.
+		forms = append(forms, base64.StdEncoding.EncodeToString([]byte(v)), base64.RawStdEncoding.EncodeToString([]byte(v)),
+			base64.URLEncoding.EncodeToString([]byte(v)), base64.RawURLEncoding.EncodeToString([]byte(v)),
+			hex.EncodeToString([]byte(v)))
+	}
 	for _, html := range []bool{true, false} {
 		var b strings.Builder
 		enc := json.NewEncoder(&b)
