@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -153,6 +154,18 @@ type Outcome struct {
 	Request       *Request // the target request (before batching)
 	Reply         *Reply
 	Err           error
+}
+
+// NotAnObject says why body, valid JSON, is refused by a source of type
+// source, or "": a SessionM event is one object (sessionm.md §5), and
+// anything else ([1,2], null) was accepted only to fail the filter,
+// telling its sender all was well. engine run answers 400 with it, and
+// dry-run says the same.
+func NotAnObject(source string, body []byte) string {
+	if source != "sessionm_event" || len(body) == 0 || bytes.TrimLeft(body, " \t\r\n")[0] == '{' {
+		return ""
+	}
+	return `the body is JSON but not an object; a SessionM event is one JSON object ({"event_id": ..., "event_type": ...})`
 }
 
 // ErrFilterRefused is why a synchronous pipeline whose filter is false

@@ -129,6 +129,8 @@ func TestDryRunGoldens(t *testing.T) {
 		{"wallet-user-not-found.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/nobody", "--fixtures", "cmd/engine/testdata/user-not-found"}, 0},
 		{"wallet-user-not-found.json", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/nobody", "--fixtures", "cmd/engine/testdata/user-not-found", "--format", "json"}, 0},
 		{"event-not-json.txt", []string{"pipelines/offer-issued-to-braze-campaign.yaml", "--event", "cmd/engine/testdata/not-json.json"}, 1},
+		// as engine run refuses it at the door (400)
+		{"event-not-an-object.txt", []string{"pipelines/offer-issued-to-braze-campaign.yaml", "--event", "cmd/engine/testdata/not-an-object.json"}, 1},
 		// a fixture that is not JSON is named with where it breaks, as
 		// the file's mistake, not SessionM's
 		{"wallet-fixture-not-json.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--fixtures", "cmd/engine/testdata/fixture-not-json"}, 1},

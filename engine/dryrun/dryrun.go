@@ -261,6 +261,9 @@ func (r *Runner) httpEvent(in Input) (*engine.Event, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: the event is %w; a webhook source takes a JSON body", in.File, err)
 		}
+		if problem := engine.NotAnObject(src.Type.Name, in.Body); problem != "" {
+			return nil, fmt.Errorf("%s: %s; engine run answers it 400", in.File, problem)
+		}
 		data = v
 	}
 	// As engine run keeps them: a template that read the caller's

@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -181,12 +180,9 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("the body is not UTF-8 (byte %d is not part of a UTF-8 character); JSON must be sent as UTF-8", firstInvalidUTF8(body)))
 			return
 		}
-		// A SessionM event is one object (sessionm.md §5): anything else
-		// ([1,2], null) was accepted and then dead-lettered by the filter,
-		// telling its sender all was well.
-		if p.Source.Type.Name == "sessionm_event" && len(body) > 0 && body[firstNonSpace(body)] != '{' {
+		if problem := engine.NotAnObject(p.Source.Type.Name, body); problem != "" {
 			r.refuse(p, req, "not_json", http.StatusBadRequest)
-			writeError(w, http.StatusBadRequest, "the body is JSON but not an object; a SessionM event is one JSON object ({\"event_id\": ..., \"event_type\": ...})")
+			writeError(w, http.StatusBadRequest, problem)
 			return
 		}
 		params := map[string]string{}
@@ -450,10 +446,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
-}
-
-// firstNonSpace is the index of body's first byte that is not JSON
-// whitespace; body is valid JSON, so there is one.
-func firstNonSpace(body []byte) int {
-	return len(body) - len(bytes.TrimLeft(body, " \t\r\n"))
 }
