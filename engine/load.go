@@ -87,6 +87,9 @@ func (l *Loader) Load(paths []string) *Project {
 	proj := &Project{}
 	byDir := map[string][]string{}
 	var dirs []string
+	// One file named twice (a folder and a file in it, or through a link)
+	// is read once.
+	real := map[string]bool{}
 	for _, p := range paths {
 		files, err := expand(p)
 		if err != nil {
@@ -94,6 +97,11 @@ func (l *Loader) Load(paths []string) *Project {
 			continue
 		}
 		for _, f := range files {
+			r := RealPath(f)
+			if real[r] {
+				continue
+			}
+			real[r] = true
 			dir := filepath.Dir(f)
 			if _, seen := byDir[dir]; !seen {
 				dirs = append(dirs, dir)

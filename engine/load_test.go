@@ -54,3 +54,26 @@ func TestLoadRefusesAFileOverTheBound(t *testing.T) {
 		t.Fatalf("diagnostics %v; want one naming big.yaml and the bound", items)
 	}
 }
+
+// One file named twice (its folder and itself, or through a link to the
+// folder) is one pipeline, not two files that name one pipeline.
+func TestLoadReadsAFileNamedTwiceOnce(t *testing.T) {
+	abs, err := filepath.Abs("../pipelines")
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "linked")
+	if err := os.Symlink(abs, link); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := testLoader(t)
+	for _, paths := range [][]string{
+		{"../pipelines", filepath.Join(abs, "braze-segment-to-sessionm-tags.yaml")},
+		{"../pipelines", link},
+	} {
+		proj := l.Load(paths)
+		if err := proj.Diagnostics.Err(); err != nil || len(proj.Pipelines) != 5 {
+			t.Errorf("%v: %d pipelines, %v; want the 5 of the folder", paths, len(proj.Pipelines), err)
+		}
+	}
+}

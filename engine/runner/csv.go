@@ -769,7 +769,7 @@ func openCSV(file, inbox string) (*os.File, os.FileInfo, error) {
 	}
 	f, err := openIn(file, inbox, inFolder)
 	if target, ok := MissingLinkTarget(file, err); ok {
-		return nil, nil, notImportable("cannot open %s: it is a symbolic link to %s, which does not exist; put the CSV file itself there, or a link to one that exists", file, target)
+		return nil, nil, missingTarget(file, target)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot open %s: %w", file, err)
@@ -831,7 +831,7 @@ func checkInboxEntry(file, inbox string) (os.FileInfo, string, error) {
 	}
 	info, err := os.Stat(file) // not an open: it does not wait on a pipe
 	if target, ok := MissingLinkTarget(file, err); ok {
-		return nil, "", notImportable("cannot open %s: it is a symbolic link to %s, which does not exist; put the CSV file itself there, or a link to one that exists", file, target)
+		return nil, "", missingTarget(file, target)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("cannot open %s: %w", file, err)
@@ -847,6 +847,12 @@ func checkInboxEntry(file, inbox string) (os.FileInfo, string, error) {
 		return nil, "", notImportable("cannot import %s: it is a symbolic link to %s, which is outside the inbox folder %s, and links are followed only to files in the folder; copy the CSV file into the folder instead", file, real, folder)
 	}
 	return info, real, nil
+}
+
+// missingTarget is the error for file, a link to target, which does not
+// exist.
+func missingTarget(file, target string) error {
+	return notImportable("cannot open %s: it is a symbolic link to %s, which does not exist; put the CSV file itself there, or a link to one that exists", file, target)
 }
 
 // notAFile is the error for info, of file or of the file a link of that
