@@ -349,16 +349,47 @@ func TestRemainingSpreadsUntilReset(t *testing.T) {
 	if waited < 1900*time.Millisecond || waited > 2100*time.Millisecond {
 		t.Fatalf("six requests waited %v in all, want about 2s", waited)
 	}
-	// After the reset, the configured rate is back.
+	// After the reset, one request goes first, and the others wait for
+	// its answer: back at the configured rate with its burst, 24 went at
+	// once into a window of 20 (QA).
 	c.mu.Lock()
 	c.t = t0.Add(11 * time.Second)
 	c.mu.Unlock()
+	if w, _ := g.Wait(context.Background(), "messaging"); w != 0 {
+		t.Fatalf("the first request after the reset waited %v", w)
+	}
+	if w, _ := g.Wait(context.Background(), "messaging"); w < probeWait {
+		t.Fatalf("a second request went %v after the first, before its answer", w)
+	}
+	// The answer says the new window is large: the configured rate is
+	// back.
+	g.Observe("messaging", 201, http.Header{"X-Ratelimit-Remaining": {"5000"}, "X-Ratelimit-Reset": {strconv.FormatInt(c.Now().Add(10*time.Second).Unix(), 10)}})
 	before := g.Waited()
 	for range 10 {
 		g.Wait(context.Background(), "messaging")
 	}
 	if g.Waited()-before > 100*time.Millisecond {
-		t.Fatalf("after the reset, ten requests waited %v", g.Waited()-before)
+		t.Fatalf("after the answer, ten requests waited %v", g.Waited()-before)
+	}
+}
+
+// A window the peer spread to its reset at a pace above the configured
+// limit needs no first request after it: the configured limit was the
+// tighter all along.
+func TestAResetOfALooseWindowIsNotProbed(t *testing.T) {
+	c := &fakeClock{t: t0}
+	g := NewGovernor(c, Limits{Pools: map[string]Limit{"messaging": {Rate: 10, Burst: 5}}})
+	g.Observe("messaging", 201, http.Header{"X-Ratelimit-Remaining": {"5000"}, "X-Ratelimit-Reset": {strconv.FormatInt(t0.Add(10*time.Second).Unix(), 10)}})
+	c.mu.Lock()
+	c.t = t0.Add(11 * time.Second)
+	c.mu.Unlock()
+	var waited time.Duration
+	for range 3 {
+		w, _ := g.Wait(context.Background(), "messaging")
+		waited += w
+	}
+	if waited != 0 {
+		t.Fatalf("three requests within the burst after a loose window's reset waited %v", waited)
 	}
 }
 

@@ -200,6 +200,22 @@ func (b *bucket) refill(now time.Time) time.Duration {
 		b.blockedUntil, b.reopened = time.Time{}, true
 		b.tokens, b.last = 0, now
 	}
+	if !b.liveUntil.IsZero() && !now.Before(b.liveUntil) {
+		// The peer's window, whose rest the live rate spread to its
+		// reset, has reset. Where that rate was below the configured
+		// limit, the new window is no larger than the last, for all the
+		// engine knows: as after a spent one, one request goes first and
+		// its answer says what it holds. Back at the configured limit,
+		// with its burst earned meanwhile, 24 requests went at once into
+		// a window of 20 (QA: 4 answered 429, which pause the whole
+		// connection).
+		binding := b.limit.Rate == 0 || b.liveRate < b.limit.Rate
+		b.liveUntil, b.liveRate = time.Time{}, 0
+		if binding {
+			b.reopened = true
+			b.tokens, b.last = 0, now
+		}
+	}
 	if now.Before(b.probeUntil) {
 		return min(b.probeUntil.Sub(now), 10*time.Millisecond)
 	}
