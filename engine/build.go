@@ -337,30 +337,32 @@ func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *Routes,
 		}
 	}
 	for name := range b.used {
-		pl.Parts["connection "+name] = conns.meaning[name]
+		pl.Parts["connection "+name] = version(conns.raw[name])
 	}
 	return pl
 }
 
-// meaningHash is a hash of a YAML node's content without its comments:
-// a comment added inside source: was reported as "source changed" (the
-// version still changes with it, which a reload reports as "changed
-// (comments or layout)").
+// meaningHash is a hash of a YAML node's content as the engine reads it:
+// without comments (one added inside source: was reported as "source
+// changed"; the version still changes with it, which a reload reports as
+// "changed (comments or layout)"), and with aliases and merge keys (<<)
+// expanded (written out as they stand, a change to an anchor's value left
+// every *alias and <<: *merge of it looking the same).
 func meaningHash(n *yaml.Node) string {
-	raw, _ := yaml.Marshal(withoutComments(n))
-	return version(raw)
+	return version(decodedYAML(n))
 }
 
-func withoutComments(n *yaml.Node) *yaml.Node {
-	c := *n
-	c.HeadComment, c.LineComment, c.FootComment = "", "", ""
-	if len(n.Content) > 0 {
-		c.Content = make([]*yaml.Node, len(n.Content))
-		for i, child := range n.Content {
-			c.Content[i] = withoutComments(child)
+// decodedYAML is n decoded and written out again: comments gone, aliases
+// and merges expanded, keys in order.
+func decodedYAML(n *yaml.Node) []byte {
+	var v any
+	if err := n.Decode(&v); err == nil {
+		if out, err := yaml.Marshal(v); err == nil {
+			return out
 		}
 	}
-	return &c
+	out, _ := yaml.Marshal(n) // a problem the load reports: hash it as written
+	return out
 }
 
 // Same reports whether p and other behave the same: the same version, and

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/loyalty-connector/engine/engine/diag"
+	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/engine/spec"
 	"github.com/loyalty-connector/engine/engine/yamlpos"
 )
@@ -27,9 +28,10 @@ type connectionSet struct {
 	// defines is not known.
 	unreadable bool
 	conns      map[string]*spec.Connection
-	broken     map[string]bool   // defined, but with problems reported in the file
-	raw        map[string][]byte // settings as written, for pipeline versions
-	meaning    map[string]string // a hash of the settings without comments, for ChangedParts
+	broken     map[string]bool // defined, but with problems reported in the file
+	// raw holds each connection's settings as written (references not
+	// resolved), aliases and merges expanded, for pipeline versions.
+	raw map[string][]byte
 	// errors are the file's errors; problems, those of each broken
 	// connection, which a pipeline that uses it is rejected for.
 	errors   []diag.Diagnostic
@@ -42,7 +44,7 @@ type connectionSet struct {
 // loadConnections reads a connections file. A missing file is not a
 // problem until a pipeline names a connection.
 func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
-	set := &connectionSet{file: file, conns: map[string]*spec.Connection{}, broken: map[string]bool{}, raw: map[string][]byte{}, meaning: map[string]string{}, resolved: map[string]string{}}
+	set := &connectionSet{file: file, conns: map[string]*spec.Connection{}, broken: map[string]bool{}, raw: map[string][]byte{}, resolved: map[string]string{}}
 	if _, err := os.Stat(file); err != nil {
 		return set
 	}
@@ -59,10 +61,11 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 		return set
 	}
 	connsNode, ok := doc.Lookup(yamlpos.Path{"connections"})
+	written := map[string]map[string]string{} // each connection's values before references resolve
 	if ok && connsNode.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(connsNode.Content); i += 2 {
-			set.raw[connsNode.Content[i].Value], _ = yaml.Marshal(connsNode.Content[i+1])
-			set.meaning[connsNode.Content[i].Value] = meaningHash(connsNode.Content[i+1])
+			set.raw[connsNode.Content[i].Value] = decodedYAML(connsNode.Content[i+1])
+			written[connsNode.Content[i].Value] = flatYAML(connsNode.Content[i+1])
 			set.broken[connsNode.Content[i].Value] = true // until it builds
 		}
 	} else {
@@ -71,14 +74,21 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 	fc := &fileContext{loader: l, doc: doc, diags: &local}
 	fc.checkDuplicateKeys(doc.Root, nil)
 	fc.resolveRefs(doc.Root, nil)
-	for name := range set.raw {
-		var refs []resolvedRef
-		for _, r := range fc.resolved {
-			if len(r.path) > 1 && r.path[1] == name {
-				refs = append(refs, r)
+	if connsNode != nil {
+		// What each connection's references resolved to, merged ones
+		// included: by their paths alone, a value a connection merged
+		// (<<: *other) from another's counted as the other's only.
+		for i := 0; i+1 < len(connsNode.Content); i += 2 {
+			name := connsNode.Content[i].Value
+			now := flatYAML(connsNode.Content[i+1])
+			var refs []resolvedRef
+			for _, key := range slices.Sorted(maps.Keys(now)) {
+				if secrets.HasRef(written[name][key]) {
+					refs = append(refs, resolvedRef{yamlpos.Path{key}, now[key]})
+				}
 			}
+			set.resolved[name] = settingsFingerprint(refs)
 		}
-		set.resolved[name] = settingsFingerprint(refs)
 	}
 	if fc.validateSchema(l.schemas.connections, l.schemas.rawConnections) {
 		fc.strictDecode(&ConnectionsConfig{})
@@ -327,4 +337,31 @@ func parseRateLimit(s string) (spec.RateLimit, error) {
 		return spec.RateLimit{}, bad
 	}
 	return spec.RateLimit{Requests: count, Window: d}, nil
+}
+
+// flatYAML is n's scalar values by their key paths (a.b.0), aliases and
+// merges expanded; nil if n does not decode.
+func flatYAML(n *yaml.Node) map[string]string {
+	var v any
+	if n.Decode(&v) != nil {
+		return nil
+	}
+	out := map[string]string{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, c := range v {
+				walk(prefix+"."+k, c)
+			}
+		case []any:
+			for i, c := range v {
+				walk(prefix+"."+strconv.Itoa(i), c)
+			}
+		default:
+			out[prefix] = fmt.Sprint(v)
+		}
+	}
+	walk("", v)
+	return out
 }

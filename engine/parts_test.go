@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/loyalty-connector/engine/connectors"
+	"github.com/loyalty-connector/engine/engine/secrets"
 )
 
 // A reload says what changed: per top-level section, and per connection
@@ -40,7 +43,7 @@ func TestChangedParts(t *testing.T) {
 		// Inside a section or a connection: still no change of meaning
 		// (QA: "source changed").
 		{"a comment in a section", func(s string) string { return strings.Replace(s, "\nsource:\n", "\nsource:\n  # edited\n", 1) }, same, nil, false},
-		{"a comment in a connection", same, func(s string) string { return strings.Replace(s, "\n  braze:\n", "\n  braze:\n    # edited\n", 1) }, nil, false},
+		{"a comment in a connection", same, func(s string) string { return strings.Replace(s, "\n  braze:\n", "\n  braze:\n    # edited\n", 1) }, nil, true},
 		{"the filter", func(s string) string { return strings.Replace(s, "filter: >-\n", "filter: >-\n  true &&\n", 1) }, same, []string{"filter changed"}, false},
 		{"the description", func(s string) string {
 			return strings.Replace(s, "description: SessionM", "description: Edited SessionM", 1)
@@ -82,5 +85,55 @@ func TestChangedPartsValues(t *testing.T) {
 				t.Errorf("changed %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// A connection that merges another's settings (<<: *anchor) changes when
+// they do: written out as they stand, the merge looked the same, and a
+// reload kept the old base URL (a review).
+func TestAMergedConnectionChangesWithItsAnchor(t *testing.T) {
+	dir := t.TempDir()
+	conns := `connections:
+  api: &api
+    type: http
+    base_url: ${env:API_URL}
+    bearer_token: ${secret:API_TOKEN}
+  api_eu:
+    <<: *api
+    bearer_token: ${secret:API_TOKEN}
+    timeout: 5s
+`
+	if err := os.WriteFile(filepath.Join(dir, ConnectionsFileName), []byte(conns), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(file, []byte("source: { type: http, path: /in }\ntarget:\n  connection: api_eu\n  method: POST\n  path: /x\n  body: { a: 1 }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	load := func(url string) *Pipeline {
+		t.Helper()
+		env := testEnv(t)
+		env["API_URL"] = url
+		l, err := NewLoader(connectors.Catalog(), secrets.NewResolver(func(n string) (string, bool) { v, ok := env[n]; return v, ok }, "", &secrets.Masker{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		proj := l.Load([]string{file})
+		if err := proj.Diagnostics.Err(); err != nil || len(proj.Pipelines) != 1 {
+			t.Fatalf("%v", err)
+		}
+		return proj.Pipelines[0]
+	}
+	old, changed := load("https://one.example.com"), load("https://two.example.com")
+	if old.Same(changed) || !slices.Equal(ChangedParts(old, changed), []string{"a value from the environment or a secret changed"}) {
+		t.Errorf("API_URL changed under a merge: same %v, changed %q", old.Same(changed), ChangedParts(old, changed))
+	}
+	// And a setting the anchor gains.
+	if err := os.WriteFile(filepath.Join(dir, ConnectionsFileName), []byte(strings.Replace(conns, "type: http\n", "type: http\n    rate_limit: 5/s\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	edited := load("https://one.example.com")
+	if old.Version == edited.Version || !slices.Equal(ChangedParts(old, edited), []string{"connection api_eu changed"}) {
+		t.Errorf("the anchor gained a rate_limit: version %s (was %s), changed %q", edited.Version, old.Version, ChangedParts(old, edited))
 	}
 }
