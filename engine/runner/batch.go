@@ -40,7 +40,6 @@ type batcher struct {
 
 	mu      sync.Mutex
 	open    map[string]*batch
-	turns   map[string]time.Time // per pool, the last turn a held batch took (flush)
 	flights sync.WaitGroup
 }
 
@@ -56,9 +55,10 @@ type batch struct {
 	// heldForToken: it was kept open past its linger once, for a token
 	// (flush).
 	heldForToken bool
-	// slot: when its turn at the rate limit's tokens comes (flush); zero
-	// when it has none.
+	// slot: when its turn at the rate limit's tokens of pool comes
+	// (flush); zero when it has none.
 	slot time.Time
+	pool string
 	// heldSince: when flush first kept it open for the connection; the
 	// request waits from then on, as it would in the governor, and
 	// engine_rate_limit_wait_seconds_total counts it once it leaves.
@@ -77,7 +77,7 @@ type member struct {
 }
 
 func newBatcher(l *lane, e *spec.Endpoint) *batcher {
-	b := &batcher{l: l, max: e.MaxBatch, track: e.Name == "users_track", linger: l.p.Delivery.Linger, open: map[string]*batch{}, turns: map[string]time.Time{},
+	b := &batcher{l: l, max: e.MaxBatch, track: e.Name == "users_track", linger: l.p.Delivery.Linger, open: map[string]*batch{},
 		size: l.r.metrics.batchSize.WithLabelValues(l.p.Name)}
 	if e.MaxTotal != nil {
 		b.total = e.MaxTotal(l.p.Target.Conn)
@@ -263,38 +263,40 @@ func (b *batcher) flush(key string, bt *batch) {
 	wait, held := b.l.gov.Ready(pool)
 	switch {
 	case held:
-	case !bt.slot.IsZero():
-		wait = bt.slot.Sub(now)
-	case wait > 0:
-		// No token now: the batch takes the next turn after those of the
-		// batcher's other held batches, a token apart, and stays open
-		// until it comes. Batches of several campaigns that waited for
-		// the same token each closed when it came: one took it, the
-		// others waited in the governor with what they had while the next
-		// batch of their campaign began (a QA run under Braze's window of
-		// 20 requests per 10 s: 23 recipients a request, 30 requests with
-		// 1-5). A turn reserves nothing: the request still waits in the
-		// governor for its token when it goes, so what the peer says
-		// meanwhile (a pause, a spent window, a lower rate) holds.
-		if interval := b.l.gov.Interval(pool); interval > 0 {
-			bt.slot = now.Add(wait)
-			if next := b.turns[pool].Add(interval); next.After(bt.slot) {
-				bt.slot = next
-			}
-			b.turns[pool] = bt.slot
-			wait = bt.slot.Sub(now)
-		} else {
+	case wait > 0 || !bt.slot.IsZero():
+		// No token now, or turns taken: the batch waits for its turn, a
+		// token after each of the batcher's batches of the pool with an
+		// earlier turn, and stays open until it comes. Batches of several
+		// campaigns that waited for the same token each closed when it
+		// came: one took it, the others waited in the governor with what
+		// they had while the next batch of their campaign began (a QA run
+		// under Braze's window of 20 requests per 10 s: 23 recipients a
+		// request, 30 requests with 1-5). A turn reserves nothing: the
+		// request still waits in the governor for its token when it goes,
+		// so what the peer says meanwhile (a pause, a spent window, a
+		// lower rate) holds. Worked out again at least each second from
+		// the pace of the moment: fixed once, a turn taken while the peer
+		// said little was left held later batches long after its window
+		// had reset (a review: 30 minutes).
+		interval := b.l.gov.Interval(pool)
+		if interval <= 0 {
 			// No rate is known (the pool's window has just reset, and its
 			// first request learns what the new one holds). A wait for a
 			// token is held once: requests already waiting for one take
 			// each token first, so under their load a batch that waited
 			// for room until it saw some would stay open for as long as
 			// they came.
-			if bt.heldForToken {
+			if bt.heldForToken || !bt.slot.IsZero() {
 				wait = 0
 			}
 			bt.heldForToken = true
+			break
 		}
+		turn := now.Add(wait + time.Duration(b.turnsAhead(pool, bt))*interval)
+		if bt.slot.IsZero() || turn.Before(bt.slot) {
+			bt.slot, bt.pool = turn, pool
+		}
+		wait = min(bt.slot.Sub(now), time.Second)
 	}
 	if wait > 0 {
 		if bt.heldSince.IsZero() {
@@ -304,6 +306,18 @@ func (b *batcher) flush(key string, bt *batch) {
 		return
 	}
 	b.closeLocked(key, bt)
+}
+
+// turnsAhead counts the open batches of pool whose turn comes before
+// bt's (all that have one, when bt has none). Callers hold b.mu.
+func (b *batcher) turnsAhead(pool string, bt *batch) int {
+	n := 0
+	for _, other := range b.open {
+		if other != bt && !other.slot.IsZero() && other.pool == pool && (bt.slot.IsZero() || other.slot.Before(bt.slot)) {
+			n++
+		}
+	}
+	return n
 }
 
 // closeLocked takes bt out of the open set and sends it. Callers hold b.mu.

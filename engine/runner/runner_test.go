@@ -998,8 +998,11 @@ func TestBatchesOfSeveralCampaignsFillUnderARateLimit(t *testing.T) {
 			p.Target.Conn.RateLimit = &spec.RateLimit{Requests: 1, Window: 400 * time.Millisecond}
 		}
 	}})
-	const spring = "3e5a7c9e-1b2d-4f6a-8c0e-2d4f6a8c0e1b"
-	// 200 events a second for 2 s, half to each campaign, where 2.5
+	// Four campaigns: two the emulator runs, two it does not know, whose
+	// requests it refuses (their events are dead letters), which makes
+	// no difference to how they are batched.
+	campaigns := []string{winter, "3e5a7c9e-1b2d-4f6a-8c0e-2d4f6a8c0e1b", "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"}
+	// 200 events a second for 2 s, a quarter to each campaign, where 2.5
 	// requests a second carry at most 125: a backlog grows. Each group
 	// goes on the clock, not after the one before is answered, which on
 	// a busy machine slowed the stream until no backlog grew.
@@ -1007,11 +1010,7 @@ func TestBatchesOfSeveralCampaignsFillUnderARateLimit(t *testing.T) {
 	for group := range 20 {
 		groups.Go(func() {
 			h.postAtOnce(20, "/hooks/campaign", func(i int) (string, map[string]string) {
-				campaign := winter
-				if i%2 == 1 {
-					campaign = spring
-				}
-				return fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d}`, campaign, group*20+i, group*20+i), nil
+				return fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d}`, campaigns[i%4], group*20+i, group*20+i), nil
 			})
 		})
 		time.Sleep(100 * time.Millisecond)
@@ -1022,13 +1021,16 @@ func TestBatchesOfSeveralCampaignsFillUnderARateLimit(t *testing.T) {
 	recipients := 0
 	for _, e := range sent {
 		recipients += strings.Count(e["body"].(string), `"external_user_id"`)
-		t.Logf("DEBUG %v %v %d", e["time"], strings.Contains(e["body"].(string), winter), strings.Count(e["body"].(string), `"external_user_id"`))
 	}
 	if recipients != 400 {
 		t.Fatalf("setup: %d recipients in %d requests; want the 400 events once each", recipients, len(sent))
 	}
-	if mean := float64(recipients) / float64(len(sent)); mean < 40 {
-		t.Errorf("%d requests, %.1f recipients each on average; want 40 or more", len(sent), mean)
+	// Each campaign has a turn every 1.6 s, 80 events' worth. Holding a
+	// batch for one token only gave 21 requests of 19 on average; turns
+	// give 11 or 12 (the first few small, as the stream starts, and the
+	// last ones with what is left of each campaign).
+	if mean := float64(recipients) / float64(len(sent)); mean < 30 {
+		t.Errorf("%d requests, %.1f recipients each on average; want 30 or more", len(sent), mean)
 	}
 }
 

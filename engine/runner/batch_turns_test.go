@@ -1,0 +1,74 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/delivery"
+	"github.com/loyalty-connector/engine/engine/spec"
+)
+
+// turnClock moves only when told to (or when the governor sleeps).
+type turnClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *turnClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *turnClock) Sleep(_ context.Context, d time.Duration) error {
+	c.add(d)
+	return nil
+}
+func (c *turnClock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// A batch's turn is worked out again from the pace of the moment: fixed
+// when the peer said 5 requests were left for 10 minutes, the 20th
+// campaign's turn was 40 minutes away, and after the window reset to
+// 250,000 an hour it, and every new campaign's batch behind it, were
+// still held for half an hour (a review).
+func TestBatchTurnsFollowThePace(t *testing.T) {
+	c := &turnClock{t: time.Unix(1_800_000_000, 0)}
+	g := delivery.NewGovernor(c, delivery.Limits{Pools: map[string]delivery.Limit{"trigger": delivery.PerWindow(250000, time.Hour)}})
+	l := &lane{r: &Runner{clock: c}, gov: g, soft: context.Background(),
+		p: &engine.Pipeline{Target: &engine.Call{Endpoint: &spec.Endpoint{RatePool: "trigger"}}}}
+	b := &batcher{l: l, open: map[string]*batch{}}
+	open := func(key string) *batch {
+		bt := &batch{counts: map[string]int{}, recipients: map[string]bool{},
+			members: []*member{{req: &engine.Request{Value: map[string]any{}}}}}
+		bt.timer = time.AfterFunc(time.Hour, func() {}) // flushed by hand here
+		t.Cleanup(func() { bt.timer.Stop() })
+		b.open[key] = bt
+		b.flush(key, bt)
+		return bt
+	}
+	reset := func(d time.Duration) string { return strconv.FormatInt(c.Now().Add(d).Unix(), 10) }
+	g.Observe("trigger", 201, http.Header{"X-Ratelimit-Remaining": {"5"}, "X-Ratelimit-Reset": {reset(10 * time.Minute)}})
+	for range 5 {
+		g.Wait(context.Background(), "trigger")
+	}
+	var last *batch
+	for i := range 20 {
+		last = open(fmt.Sprint("campaign", i))
+	}
+	if far := last.slot.Sub(c.Now()); far < 10*time.Minute {
+		t.Fatalf("setup: the 20th batch's turn is in %v, with 5 requests left for 10 minutes", far)
+	}
+	c.add(10*time.Minute + time.Second) // the window has reset
+	g.Observe("trigger", 201, http.Header{"X-Ratelimit-Remaining": {"249999"}, "X-Ratelimit-Reset": {reset(time.Hour)}})
+	for range 100 { // a busy pool: its burst is spent
+		g.Wait(context.Background(), "trigger")
+	}
+	b.flush("campaign19", last) // its timer fires within a second
+	fresh := open("new campaign")
+	for what, bt := range map[string]*batch{"the 20th campaign's batch": last, "a new campaign's batch": fresh} {
+		if d := bt.slot.Sub(c.Now()); d > 2*time.Second {
+			t.Errorf("%s is held %v after the window reset to 250,000 an hour", what, d)
+		}
+	}
+}
