@@ -162,7 +162,7 @@ type Outcome struct {
 // telling its sender all was well. engine run answers 400 with it, and
 // dry-run says the same.
 func NotAnObject(source string, body []byte) string {
-	if source != "sessionm_event" || len(body) == 0 || bytes.TrimLeft(body, " \t\r\n")[0] == '{' {
+	if rest := bytes.TrimLeft(body, " \t\r\n"); source != "sessionm_event" || len(rest) == 0 || rest[0] == '{' {
 		return ""
 	}
 	return `the body is JSON but not an object; a SessionM event is one JSON object ({"event_id": ..., "event_type": ...})`

@@ -768,6 +768,9 @@ func openCSV(file, inbox string) (*os.File, os.FileInfo, error) {
 		}
 	}
 	f, err := openIn(file, inbox, inFolder)
+	if err != nil && inbox != "" && strings.Contains(err.Error(), "path escapes from parent") {
+		return nil, nil, notImportable("cannot import %s: it led out of the inbox folder %s when it was opened (a link in it changed after it was checked), and links are followed only to files in the folder; copy the CSV file into the folder instead", file, engine.RealPath(inbox))
+	}
 	if target, ok := MissingLinkTarget(file, err); ok {
 		return nil, nil, missingTarget(file, target)
 	}
@@ -839,7 +842,11 @@ func checkInboxEntry(file, inbox string) (os.FileInfo, string, error) {
 	if err := notAFile(file, info); err != nil {
 		return nil, "", err
 	}
-	real, err := filepath.EvalSymlinks(file)
+	abs, err := filepath.Abs(file) // a relative one resolves to a relative path
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot open %s: %w", file, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
 	if err != nil {
 		return nil, "", fmt.Errorf("cannot open %s: %w", file, err)
 	}

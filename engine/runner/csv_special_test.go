@@ -222,3 +222,25 @@ func TestInboxEntryIsOpenedInsideTheFolder(t *testing.T) {
 		t.Fatal("opened a file outside the inbox folder")
 	}
 }
+
+// An inbox folder named relatively (engine run pipelines/ makes it so)
+// takes a link whose target is relative, as Kubernetes' ..data layout
+// has: resolved against the working folder, the link looked like one out
+// of the folder (a review).
+func TestRelativeInboxTakesARelativeLink(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.MkdirAll(filepath.Join("inbox", "..data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("inbox", "..data", "k.csv"), []byte("user_id\nu-1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("..data", "k.csv"), filepath.Join("inbox", "k.csv")); err != nil {
+		t.Fatal(err)
+	}
+	f, _, err := runner.OpenCSV(filepath.Join("inbox", "k.csv"), "inbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}

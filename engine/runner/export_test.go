@@ -52,3 +52,6 @@ func (b *LockedBuffer) String() string {
 
 // OpenIn is openIn, for the inbox-folder tests.
 var OpenIn = openIn
+
+// OpenCSV is openCSV, for the inbox-folder tests.
+var OpenCSV = openCSV
