@@ -377,19 +377,33 @@ func TestRemainingSpreadsUntilReset(t *testing.T) {
 // limit needs no first request after it: the configured limit was the
 // tighter all along.
 func TestAResetOfALooseWindowIsNotProbed(t *testing.T) {
-	c := &fakeClock{t: t0}
-	g := NewGovernor(c, Limits{Pools: map[string]Limit{"messaging": {Rate: 10, Burst: 5}}})
-	g.Observe("messaging", 201, http.Header{"X-Ratelimit-Remaining": {"5000"}, "X-Ratelimit-Reset": {strconv.FormatInt(t0.Add(10*time.Second).Unix(), 10)}})
-	c.mu.Lock()
-	c.t = t0.Add(11 * time.Second)
-	c.mu.Unlock()
-	var waited time.Duration
-	for range 3 {
-		w, _ := g.Wait(context.Background(), "messaging")
-		waited += w
-	}
-	if waited != 0 {
-		t.Fatalf("three requests within the burst after a loose window's reset waited %v", waited)
+	for _, tc := range []struct {
+		name      string
+		limits    Limits
+		pool      string
+		remaining string
+	}{
+		{"the pool's own limit", Limits{Pools: map[string]Limit{"messaging": {Rate: 10, Burst: 5}}}, "messaging", "5000"},
+		// A Braze connection with a rate_limit: its pools have no rate of
+		// their own. Probed, /users/track waited a round trip every 3 s.
+		{"the connection's rate_limit", Limits{Shared: PerWindow(3000, 3*time.Second), Pools: map[string]Limit{"users_track": {}}}, "users_track", "2999"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &fakeClock{t: t0}
+			g := NewGovernor(c, tc.limits)
+			g.Observe(tc.pool, 201, http.Header{"X-Ratelimit-Remaining": {tc.remaining}, "X-Ratelimit-Reset": {strconv.FormatInt(t0.Add(3*time.Second).Unix(), 10)}})
+			c.mu.Lock()
+			c.t = t0.Add(4 * time.Second)
+			c.mu.Unlock()
+			var waited time.Duration
+			for range 3 {
+				w, _ := g.Wait(context.Background(), tc.pool)
+				waited += w
+			}
+			if waited != 0 {
+				t.Fatalf("three requests within the burst after a loose window's reset waited %v", waited)
+			}
+		})
 	}
 }
 

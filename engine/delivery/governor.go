@@ -165,6 +165,9 @@ type bucket struct {
 	// spread over the time to its reset, when that is below the limit.
 	liveRate  float64
 	liveUntil time.Time
+	// liveTight: the peer's last word left no more of its window than
+	// the limits let go at once, so its reset is probed (refill).
+	liveTight bool
 	// reopened: the spent window has reset and its first request has not
 	// gone; probeUntil: it went, and the others wait for its answer (what
 	// the new window holds) until then at most.
@@ -202,16 +205,18 @@ func (b *bucket) refill(now time.Time) time.Duration {
 	}
 	if !b.liveUntil.IsZero() && !now.Before(b.liveUntil) {
 		// The peer's window, whose rest the live rate spread to its
-		// reset, has reset. Where that rate was below the configured
-		// limit, the new window is no larger than the last, for all the
-		// engine knows: as after a spent one, one request goes first and
-		// its answer says what it holds. Back at the configured limit,
-		// with its burst earned meanwhile, 24 requests went at once into
-		// a window of 20 (QA: 4 answered 429, which pause the whole
-		// connection).
-		binding := b.limit.Rate == 0 || b.liveRate < b.limit.Rate
-		b.liveUntil, b.liveRate = time.Time{}, 0
-		if binding {
+		// reset, has reset. Where it was nearly spent (no more left than
+		// the limits let go at once), the engine was at the peer's limit,
+		// and the new window is no larger than the last for all it knows:
+		// as after a spent one, one request goes first and its answer
+		// says what it holds. Back at the configured limit, with its
+		// burst earned meanwhile, 24 requests went at once into a window
+		// of 20 (QA: 4 answered 429, which pause the whole connection). A
+		// window far from spent is not probed: that cost /users/track
+		// (3 s windows) a round trip every 3 s (a review).
+		tight := b.liveTight
+		b.liveUntil, b.liveRate, b.liveTight = time.Time{}, 0, false
+		if tight {
 			b.reopened = true
 			b.tokens, b.last = 0, now
 		}
@@ -468,6 +473,11 @@ func (g *Governor) Observe(pool string, status int, h http.Header) time.Duration
 	// What is left of the window, spread to its reset: the bucket never
 	// spends in seconds what the peer allows until the window ends.
 	b.liveRate, b.liveUntil = float64(remaining)/reset.Seconds(), now.Add(reset)
+	atOnce := b.limit.Burst
+	if g.shared != nil {
+		atOnce = max(atOnce, g.shared.limit.Burst)
+	}
+	b.liveTight = remaining <= max(1, atOnce)
 	b.tokens = min(b.tokens, float64(remaining))
 	return 0
 }

@@ -279,17 +279,28 @@ func (b *batcher) flush(key string, bt *batch) {
 		// said little was left held later batches long after its window
 		// had reset (a review: 30 minutes).
 		interval := b.l.gov.Interval(pool)
-		if interval <= 0 {
-			// No rate is known (the pool's window has just reset, and its
-			// first request learns what the new one holds). A wait for a
-			// token is held once: requests already waiting for one take
-			// each token first, so under their load a batch that waited
-			// for room until it saw some would stay open for as long as
-			// they came.
-			if bt.heldForToken || !bt.slot.IsZero() {
+		switch {
+		case interval <= 0 && !bt.slot.IsZero():
+			// The pace is being learnt again (the pool's window has just
+			// reset, and its first request learns what the new one
+			// holds): the turns stand, and the first goes when a token is
+			// there. Closed at once, every held batch went at each reset
+			// (a review).
+			if wait == 0 && b.turnsAhead(pool, bt) > 0 {
+				wait = 10 * time.Millisecond
+			}
+			wait = min(wait, time.Second)
+		case interval <= 0:
+			// No rate is known yet. A wait for a token is held once:
+			// requests already waiting for one take each token first, so
+			// under their load a batch that waited for room until it saw
+			// some would stay open for as long as they came.
+			if bt.heldForToken {
 				wait = 0
 			}
 			bt.heldForToken = true
+		}
+		if interval <= 0 {
 			break
 		}
 		turn := now.Add(wait + time.Duration(b.turnsAhead(pool, bt))*interval)

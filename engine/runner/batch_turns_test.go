@@ -72,3 +72,35 @@ func TestBatchTurnsFollowThePace(t *testing.T) {
 		}
 	}
 }
+
+// While a pool's pace is learnt again (its spent window has reset, and the
+// first request's answer will say what the new one holds), batches keep
+// their turns: only the first goes at the token. Closed at once, every
+// held batch went at each reset (a review).
+func TestBatchTurnsStandWhileThePaceIsLearnt(t *testing.T) {
+	c := &turnClock{t: time.Unix(1_800_000_000, 0)}
+	g := delivery.NewGovernor(c, delivery.Limits{Pools: map[string]delivery.Limit{"trigger": delivery.PerWindow(250000, time.Hour)}})
+	l := &lane{r: &Runner{clock: c}, gov: g, soft: context.Background(),
+		p: &engine.Pipeline{Target: &engine.Call{Endpoint: &spec.Endpoint{RatePool: "trigger"}}}}
+	b := &batcher{l: l, open: map[string]*batch{}}
+	open := func(key string, slot time.Time) *batch {
+		bt := &batch{counts: map[string]int{}, recipients: map[string]bool{}, slot: slot, pool: "trigger",
+			members: []*member{{req: &engine.Request{Value: map[string]any{}}}}}
+		bt.timer = time.AfterFunc(time.Hour, func() {}) // flushed by hand here
+		t.Cleanup(func() { bt.timer.Stop() })
+		b.open[key] = bt
+		return bt
+	}
+	reset := strconv.FormatInt(c.Now().Add(time.Second).Unix(), 10)
+	g.Observe("trigger", 201, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {reset}})
+	open("first", c.Now().Add(time.Second))
+	second := open("second", c.Now().Add(2*time.Second))
+	c.add(3 * time.Second) // past both turns and the reset: the pace is unknown
+	if d := g.Interval("trigger"); d != 0 {
+		t.Fatalf("setup: Interval %v after a spent window's reset, want 0", d)
+	}
+	b.flush("second", second)
+	if b.open["second"] != second {
+		t.Fatal("the second batch closed at the reset, ahead of the first's turn")
+	}
+}
