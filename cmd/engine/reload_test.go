@@ -75,6 +75,23 @@ type statusAnswer struct {
 	} `json:"pipelines"`
 }
 
+// startReloading starts an engine that reloads on SIGHUP only, and
+// returns it, its admin address, a client for it and the version of
+// ordered-tags it runs.
+func (h *crashHarness) startReloading(t *testing.T) (e *engineRun, admin string, client *http.Client, running string) {
+	t.Helper()
+	h.flags = []string{"--admin-addr", "127.0.0.1:0", "--watch=false", "--rescan", "0"}
+	e = h.startEngine(0)
+	admin = adminOf(t, e)
+	client = &http.Client{Timeout: 5 * time.Second}
+	st, err := fetchStatus(client, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running, _ = st.versionOf("ordered-tags")
+	return e, admin, client, running
+}
+
 func fetchStatus(client *http.Client, admin string) (statusAnswer, error) {
 	var st statusAnswer
 	resp, err := client.Get(admin + "/status")
@@ -197,15 +214,7 @@ func TestReloadKeepsTheRunningVersion(t *testing.T) {
 	}
 	h := newCrashHarness(t, 10)
 	h.pipelines = copyDir(t, crashPipelines)
-	h.flags = []string{"--admin-addr", "127.0.0.1:0", "--watch=false", "--rescan", "0"}
-	e := h.startEngine(0)
-	admin := adminOf(t, e)
-	client := &http.Client{Timeout: 5 * time.Second}
-	st, err := fetchStatus(client, admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	running, _ := st.versionOf("ordered-tags")
+	e, admin, client, running := h.startReloading(t)
 
 	tags := filepath.Join(h.pipelines, "ordered-tags.yaml")
 	raw, _ := os.ReadFile(tags)
@@ -282,15 +291,7 @@ func TestReloadKeepsTheRunningConnection(t *testing.T) {
 	if err := os.WriteFile(conns, []byte(withCore("rate_limit: 1/m")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h.flags = []string{"--admin-addr", "127.0.0.1:0", "--watch=false", "--rescan", "0"}
-	e := h.startEngine(0)
-	admin := adminOf(t, e)
-	client := &http.Client{Timeout: 5 * time.Second}
-	st, err := fetchStatus(client, admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	running, _ := st.versionOf("ordered-tags")
+	e, admin, client, running := h.startReloading(t)
 	led := newLedger()
 	for k := 1; k <= 3; k++ {
 		if err := led.send(newSenderClient(t), e.base, k); err != nil || led.acceptedCount() != k {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,18 +13,30 @@ import (
 	"github.com/loyalty-connector/engine/engine/spec"
 )
 
-// turnClock moves only when told to (or when the governor sleeps).
-type turnClock struct {
-	mu sync.Mutex
-	t  time.Time
+// turnBatcher is a batcher of Braze's trigger pool at 250,000 requests an
+// hour on a clock that moves only when told to, and open, which adds an
+// open batch under key with the turn slot (zero: none). Its batches are
+// flushed by hand, and must not close: nothing here can send.
+func turnBatcher(t *testing.T) (*fakeClock, *delivery.Governor, *batcher, func(key string, slot time.Time) *batch) {
+	c := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	g := delivery.NewGovernor(c, delivery.Limits{Pools: map[string]delivery.Limit{"trigger": delivery.PerWindow(250000, time.Hour)}})
+	l := &lane{r: &Runner{clock: c}, gov: g, soft: context.Background(),
+		p: &engine.Pipeline{Target: &engine.Call{Endpoint: &spec.Endpoint{RatePool: "trigger"}}}}
+	b := &batcher{l: l, open: map[string]*batch{}}
+	open := func(key string, slot time.Time) *batch {
+		bt := &batch{counts: map[string]int{}, recipients: map[string]bool{}, members: []*member{{req: &engine.Request{Value: map[string]any{}}}}}
+		if !slot.IsZero() {
+			bt.slot, bt.pool = slot, "trigger"
+		}
+		bt.timer = time.AfterFunc(time.Hour, func() {})
+		t.Cleanup(func() { bt.timer.Stop() })
+		b.open[key] = bt
+		return bt
+	}
+	return c, g, b, open
 }
 
-func (c *turnClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *turnClock) Sleep(_ context.Context, d time.Duration) error {
-	c.add(d)
-	return nil
-}
-func (c *turnClock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+func moveClock(c *fakeClock, d time.Duration) { _ = c.Sleep(context.Background(), d) }
 
 // A batch's turn is worked out again from the pace of the moment: fixed
 // when the peer said 5 requests were left for 10 minutes, the 20th
@@ -33,20 +44,7 @@ func (c *turnClock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 // 250,000 an hour it, and every new campaign's batch behind it, were
 // still held for half an hour (a review).
 func TestBatchTurnsFollowThePace(t *testing.T) {
-	c := &turnClock{t: time.Unix(1_800_000_000, 0)}
-	g := delivery.NewGovernor(c, delivery.Limits{Pools: map[string]delivery.Limit{"trigger": delivery.PerWindow(250000, time.Hour)}})
-	l := &lane{r: &Runner{clock: c}, gov: g, soft: context.Background(),
-		p: &engine.Pipeline{Target: &engine.Call{Endpoint: &spec.Endpoint{RatePool: "trigger"}}}}
-	b := &batcher{l: l, open: map[string]*batch{}}
-	open := func(key string) *batch {
-		bt := &batch{counts: map[string]int{}, recipients: map[string]bool{},
-			members: []*member{{req: &engine.Request{Value: map[string]any{}}}}}
-		bt.timer = time.AfterFunc(time.Hour, func() {}) // flushed by hand here
-		t.Cleanup(func() { bt.timer.Stop() })
-		b.open[key] = bt
-		b.flush(key, bt)
-		return bt
-	}
+	c, g, b, open := turnBatcher(t)
 	reset := func(d time.Duration) string { return strconv.FormatInt(c.Now().Add(d).Unix(), 10) }
 	g.Observe("trigger", 201, http.Header{"X-Ratelimit-Remaining": {"5"}, "X-Ratelimit-Reset": {reset(10 * time.Minute)}})
 	for range 5 {
@@ -54,18 +52,21 @@ func TestBatchTurnsFollowThePace(t *testing.T) {
 	}
 	var last *batch
 	for i := range 20 {
-		last = open(fmt.Sprint("campaign", i))
+		key := fmt.Sprint("campaign", i)
+		last = open(key, time.Time{})
+		b.flush(key, last)
 	}
 	if far := last.slot.Sub(c.Now()); far < 10*time.Minute {
 		t.Fatalf("setup: the 20th batch's turn is in %v, with 5 requests left for 10 minutes", far)
 	}
-	c.add(10*time.Minute + time.Second) // the window has reset
+	moveClock(c, 10*time.Minute+time.Second) // the window has reset
 	g.Observe("trigger", 201, http.Header{"X-Ratelimit-Remaining": {"249999"}, "X-Ratelimit-Reset": {reset(time.Hour)}})
 	for range 100 { // a busy pool: its burst is spent
 		g.Wait(context.Background(), "trigger")
 	}
 	b.flush("campaign19", last) // its timer fires within a second
-	fresh := open("new campaign")
+	fresh := open("new campaign", time.Time{})
+	b.flush("new campaign", fresh)
 	for what, bt := range map[string]*batch{"the 20th campaign's batch": last, "a new campaign's batch": fresh} {
 		if d := bt.slot.Sub(c.Now()); d > 2*time.Second {
 			t.Errorf("%s is held %v after the window reset to 250,000 an hour", what, d)
@@ -78,24 +79,12 @@ func TestBatchTurnsFollowThePace(t *testing.T) {
 // their turns: only the first goes at the token. Closed at once, every
 // held batch went at each reset (a review).
 func TestBatchTurnsStandWhileThePaceIsLearnt(t *testing.T) {
-	c := &turnClock{t: time.Unix(1_800_000_000, 0)}
-	g := delivery.NewGovernor(c, delivery.Limits{Pools: map[string]delivery.Limit{"trigger": delivery.PerWindow(250000, time.Hour)}})
-	l := &lane{r: &Runner{clock: c}, gov: g, soft: context.Background(),
-		p: &engine.Pipeline{Target: &engine.Call{Endpoint: &spec.Endpoint{RatePool: "trigger"}}}}
-	b := &batcher{l: l, open: map[string]*batch{}}
-	open := func(key string, slot time.Time) *batch {
-		bt := &batch{counts: map[string]int{}, recipients: map[string]bool{}, slot: slot, pool: "trigger",
-			members: []*member{{req: &engine.Request{Value: map[string]any{}}}}}
-		bt.timer = time.AfterFunc(time.Hour, func() {}) // flushed by hand here
-		t.Cleanup(func() { bt.timer.Stop() })
-		b.open[key] = bt
-		return bt
-	}
+	c, g, b, open := turnBatcher(t)
 	reset := strconv.FormatInt(c.Now().Add(time.Second).Unix(), 10)
 	g.Observe("trigger", 201, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {reset}})
 	open("first", c.Now().Add(time.Second))
 	second := open("second", c.Now().Add(2*time.Second))
-	c.add(3 * time.Second) // past both turns and the reset: the pace is unknown
+	moveClock(c, 3*time.Second) // past both turns and the reset: the pace is unknown
 	if d := g.Interval("trigger"); d != 0 {
 		t.Fatalf("setup: Interval %v after a spent window's reset, want 0", d)
 	}

@@ -84,12 +84,7 @@ func TestCSVInboxTakesOnlyFilesOfTheFolder(t *testing.T) {
 		"device.csv":  "cannot import " + filepath.Join(folder, "device.csv") + ": it is a device (or a link to one), not a regular file, and only regular files are imported; save the CSV as a file and import that\n",
 		"fifo.csv":    "cannot import " + filepath.Join(folder, "fifo.csv") + ": it is a named pipe (FIFO) (or a link to one), not a regular file, and only regular files are imported; save the CSV as a file and import that\n",
 	} {
-		var why []byte
-		h.eventually(name+" filed away to failed/", func() bool {
-			why, _ = os.ReadFile(filepath.Join(folder, "failed", name+".error.txt"))
-			return len(why) > 0
-		})
-		if string(why) != want {
+		if why := h.failedReason(folder, name); why != want {
 			t.Errorf("%s: the error file says\n%s\nwant\n%s", name, why, want)
 		}
 		// The entry itself was moved: a link stays a link.

@@ -1300,13 +1300,20 @@ func TestCSVInboxLinkToNothingOrAFolder(t *testing.T) {
 		"dangling.csv": "cannot open " + filepath.Join(folder, "dangling.csv") + ": it is a symbolic link to " + missing + ", which does not exist; put the CSV file itself there, or a link to one that exists\n",
 		"folder.csv":   "cannot import " + filepath.Join(folder, "folder.csv") + ": it is a folder (or a link to one), not a CSV file\n",
 	} {
-		var why []byte
-		h.eventually(name+" filed away to failed/", func() bool {
-			why, _ = os.ReadFile(filepath.Join(folder, "failed", name+".error.txt"))
-			return len(why) > 0
-		})
-		if string(why) != want {
+		if why := h.failedReason(folder, name); why != want {
 			t.Errorf("%s: the error file says\n%s\nwant\n%s", name, why, want)
 		}
 	}
+}
+
+// failedReason waits until the inbox folder's entry name is filed away to
+// failed/ and returns what its .error.txt says.
+func (h *harness) failedReason(folder, name string) string {
+	h.t.Helper()
+	var why []byte
+	h.eventually(name+" filed away to failed/", func() bool {
+		why, _ = os.ReadFile(filepath.Join(folder, "failed", name+".error.txt"))
+		return len(why) > 0
+	})
+	return string(why)
 }
