@@ -303,7 +303,12 @@ func (b *batcher) flush(key string, bt *batch) {
 		if interval <= 0 {
 			break
 		}
-		turn := now.Add(wait + time.Duration(b.turnsAhead(pool, bt))*interval)
+		// Closed batches waiting in the governor come first too: left
+		// out, a batch that filled up before its turn let the later
+		// ones move up and go with fewer events (QA: 42.6 recipients a
+		// request at 300 events/s, where they had 48.2).
+		ahead := b.turnsAhead(pool, bt) + int(b.l.governorQueue.Load())
+		turn := now.Add(wait + time.Duration(ahead)*interval)
 		if bt.slot.IsZero() || turn.Before(bt.slot) {
 			bt.slot, bt.pool = turn, pool
 		}
