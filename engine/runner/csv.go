@@ -760,16 +760,17 @@ func notImportable(format string, a ...any) error {
 // the rows of any file it can read to the pipeline's target.
 func openCSV(file, inbox string) (*os.File, os.FileInfo, error) {
 	var checked os.FileInfo
-	var inFolder string // the entry's file, as a path in the inbox folder
+	var folder, inFolder string // the inbox folder and the entry's file in it, with no links
 	if inbox != "" {
 		var err error
-		if checked, inFolder, err = checkInboxEntry(file, inbox); err != nil {
+		folder = engine.RealPath(inbox)
+		if checked, inFolder, err = checkInboxEntry(file, folder); err != nil {
 			return nil, nil, err
 		}
 	}
-	f, err := openIn(file, inbox, inFolder)
-	if err != nil && inbox != "" && strings.Contains(err.Error(), "path escapes from parent") {
-		return nil, nil, notImportable("cannot import %s: it led out of the inbox folder %s when it was opened (a link in it changed after it was checked), and links are followed only to files in the folder; copy the CSV file into the folder instead", file, engine.RealPath(inbox))
+	f, err := openIn(file, folder, inFolder)
+	if err != nil && folder != "" && strings.Contains(err.Error(), "path escapes from parent") {
+		return nil, nil, notImportable("cannot import %s: it led out of the inbox folder %s when it was opened (a link in it changed after it was checked), and links are followed only to files in the folder; copy the CSV file into the folder instead", file, folder)
 	}
 	if target, ok := MissingLinkTarget(file, err); ok {
 		return nil, nil, missingTarget(file, target)
@@ -796,15 +797,15 @@ func openCSV(file, inbox string) (*os.File, os.FileInfo, error) {
 }
 
 // openIn opens file without waiting on a pipe. An entry of the inbox
-// folder (inbox set) is opened as inFolder, the path checkInboxEntry
-// resolved it to, through an os.Root of the folder, so that a link
-// swapped between the check and the open cannot lead out of it (a review:
-// a link pointed out, in, then out again passed every check).
-func openIn(file, inbox, inFolder string) (*os.File, error) {
-	if inbox == "" {
+// folder (folder set, with no links in its path) is opened as inFolder,
+// the path checkInboxEntry resolved it to, through an os.Root of the
+// folder, so that a link swapped between the check and the open cannot
+// lead out of it (a review: a link pointed out, in, then out again passed
+// every check).
+func openIn(file, folder, inFolder string) (*os.File, error) {
+	if folder == "" {
 		return os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	}
-	folder := engine.RealPath(inbox)
 	root, err := os.OpenRoot(folder)
 	if err != nil {
 		return nil, err
@@ -817,15 +818,15 @@ func openIn(file, inbox, inFolder string) (*os.File, error) {
 	return root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 }
 
-// checkInboxEntry checks file, an entry of the inbox folder, without
-// opening it, and returns the file it names (the entry itself, or a
-// link's target) and that file's path with no links in it.
-func checkInboxEntry(file, inbox string) (os.FileInfo, string, error) {
+// checkInboxEntry checks file, an entry of the inbox folder (folder, its
+// path with no links in it), without opening it, and returns the file it
+// names (the entry itself, or a link's target) and that file's path with
+// no links in it.
+func checkInboxEntry(file, folder string) (os.FileInfo, string, error) {
 	entry, err := os.Lstat(file)
 	if err != nil {
 		return nil, "", fmt.Errorf("cannot open %s: %w", file, err)
 	}
-	folder := engine.RealPath(inbox)
 	if entry.Mode()&fs.ModeSymlink == 0 {
 		if err := notAFile(file, entry); err != nil {
 			return nil, "", err
@@ -1115,9 +1116,10 @@ func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, import
 		sub = "failed"
 	}
 	target := filepath.Join(dir, sub)
+	var dest string
 	err := os.MkdirAll(target, 0o755)
-	dest := freeName(target, name, r.clock.Now())
 	if err == nil {
+		dest = freeName(target, name, r.clock.Now())
 		err = os.Rename(src, dest)
 	}
 	switch {

@@ -212,7 +212,7 @@ func TestInboxEntryIsOpenedInsideTheFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	entry := filepath.Join(folder, "a.csv")
-	if f, err := runner.OpenIn(entry, folder, filepath.Join(engine.RealPath(folder), "sub", "secret.csv")); err == nil {
+	if f, err := runner.OpenIn(entry, engine.RealPath(folder), filepath.Join(engine.RealPath(folder), "sub", "secret.csv")); err == nil {
 		f.Close()
 		t.Fatal("opened a file outside the inbox folder")
 	}
