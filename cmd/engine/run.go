@@ -279,22 +279,8 @@ variables override either.`, stderr)
 	} else {
 		fmt.Fprintf(stdout, "engine run: stopping; %sin-flight deliveries get %s (a second Ctrl-C or SIGTERM stops at once)\n", draining, *grace)
 	}
-	now, release := stopNowOn(signals, stderr)
+	now, release := stopNowOn(signals, heldHUP, stderr, logger)
 	defer release()
-	select {
-	case <-heldHUP: // one the reloader had already taken, before the stop
-	default:
-	}
-	go func() {
-		for {
-			select {
-			case <-heldHUP:
-				logger.Info("SIGHUP while stopping: nothing is reloaded now")
-			case <-now.Done():
-				return
-			}
-		}
-	}()
 	r.Drain()
 	if drainFor > 0 {
 		// The listener stays open: a load balancer that has not yet seen
@@ -370,21 +356,32 @@ var listen = net.Listen
 
 // stopNowOn returns a context that ends when a signal arrives during a
 // stop: the operator will not wait for in-flight deliveries. What they
-// abandon is not lost: an event leaves the inbox only once delivered.
+// abandon is not lost: an event leaves the inbox only once delivered. A
+// SIGHUP (hup) meanwhile reloads nothing, and is logged as such.
 // release ends the watch once the stop is over.
-func stopNowOn(signals <-chan os.Signal, stderr io.Writer) (now context.Context, release func()) {
+func stopNowOn(signals, hup <-chan os.Signal, stderr io.Writer, logger *slog.Logger) (now context.Context, release func()) {
 	now, cancel := context.WithCancel(context.Background())
 	over := make(chan struct{})
+	select {
+	case <-hup: // one the reloader had already taken, before the stop
+	default:
+	}
 	go func() {
-		select {
-		case sig := <-signals:
-			name := "SIGTERM"
-			if sig == os.Interrupt {
-				name = "SIGINT"
+		for {
+			select {
+			case sig := <-signals:
+				name := "SIGTERM"
+				if sig == os.Interrupt {
+					name = "SIGINT"
+				}
+				fmt.Fprintf(stderr, "engine run: %s while stopping: stopping now; in-flight deliveries are abandoned and their events stay in the inbox for the next run\n", name)
+				cancel()
+				return
+			case <-hup:
+				logger.Info("SIGHUP while stopping: nothing is reloaded now")
+			case <-over:
+				return
 			}
-			fmt.Fprintf(stderr, "engine run: %s while stopping: stopping now; in-flight deliveries are abandoned and their events stay in the inbox for the next run\n", name)
-			cancel()
-		case <-over:
 		}
 	}()
 	return now, func() { close(over); cancel() }
