@@ -373,9 +373,9 @@ func TestRemainingSpreadsUntilReset(t *testing.T) {
 	}
 }
 
-// A window the peer spread to its reset at a pace above the configured
-// limit needs no first request after it: the configured limit was the
-// tighter all along.
+// A window the peer's last answer left far from spent (more left than the
+// limits let go at once) needs no first request after its reset: the
+// engine was not at the peer's limit.
 func TestAResetOfALooseWindowIsNotProbed(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
