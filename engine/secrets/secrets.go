@@ -352,7 +352,16 @@ type Masker struct {
 	mu       sync.RWMutex
 	values   []string
 	replacer *strings.Replacer
+	// words are the forms of secrets too short to mask inside other
+	// text: masked only where they stand whole.
+	words []string
 }
+
+// shortSecret is the length under which a secret is masked only as a
+// whole word. A placeholder such as "x" or "pw", masked wherever its
+// letters appear, would turn every message into asterisks; a secret that
+// short protects nothing anyway.
+const shortSecret = 4
 
 // Add registers a secret value (and nothing for an empty one).
 func (m *Masker) Add(values ...string) { m.add(values, true) }
@@ -382,6 +391,12 @@ func (m *Masker) add(values []string, decode bool) {
 		// A secret is printed escaped as often as raw: inside a JSON
 		// string, a URL path or query. Each form is masked.
 		for _, form := range escapedForms(v) {
+			if len(v) < shortSecret {
+				if !slices.Contains(m.words, form) {
+					m.words = append(m.words, form)
+				}
+				continue
+			}
 			if !slices.Contains(m.values, form) {
 				m.values = append(m.values, form)
 				changed = true
@@ -524,12 +539,46 @@ func (m *Masker) String(s string) string {
 		return s
 	}
 	m.mu.RLock()
-	r := m.replacer
+	r, words := m.replacer, m.words
 	m.mu.RUnlock()
-	if r == nil {
+	if r != nil {
+		s = r.Replace(s)
+	}
+	for _, w := range words {
+		s = maskWord(s, w)
+	}
+	return s
+}
+
+// maskWord replaces each w in s that no letter, digit or underscore
+// touches on either side.
+func maskWord(s, w string) string {
+	var b strings.Builder
+	done := 0
+	for from := 0; ; {
+		i := strings.Index(s[from:], w)
+		if i < 0 {
+			break
+		}
+		start, end := from+i, from+i+len(w)
+		if (start == 0 || !isWordByte(s[start-1])) && (end == len(s) || !isWordByte(s[end])) {
+			b.WriteString(s[done:start])
+			b.WriteString(Mask)
+			done = end
+			from = end
+			continue
+		}
+		from = start + 1
+	}
+	if done == 0 {
 		return s
 	}
-	return r.Replace(s)
+	b.WriteString(s[done:])
+	return b.String()
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }
 
 // ReadEnvFile reads KEY=VALUE lines (blank lines and # comments skipped,

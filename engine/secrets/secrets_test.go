@@ -173,7 +173,12 @@ func TestMasker(t *testing.T) {
 		{"longest first, same call", [][]string{{"tok", "tok-long-1"}}, "tok-long-1/tok", "****/****", nil},
 		{"empty value ignored", [][]string{{"", "s3cr3t"}}, "a s3cr3t b", "a **** b", map[string]bool{"": false}},
 		{"only empty values", [][]string{{""}}, "nothing here", "nothing here", map[string]bool{"": false}},
-		{"duplicates", [][]string{{"pw"}, {"pw"}}, "pwpw", "********", map[string]bool{"pw": true}},
+		{"duplicates", [][]string{{"pass"}, {"pass"}}, "passpass", "********", map[string]bool{"pass": true}},
+		{"short: only whole words", [][]string{{"a", "pw"}}, "a bad pw, pwd and a_pw: a", "**** bad ****, pwd and a_pw: ****",
+			map[string]bool{"a": true, "pw": true, "pwpw": false}},
+		{"short next to each other", [][]string{{"x"}}, "x x/x", "**** ****/****", nil},
+		{"short and long", [][]string{{"abc", "abcdefgh"}}, "abcdefgh abc abcd", "**** **** abcd", nil},
+		{"short, escaped forms whole", [][]string{{"a/"}}, `"a/" /apps/a%2F/x a%2Fb`, `"****" /apps/****/x a%2Fb`, nil},
 		{"nothing added", nil, "abc", "abc", map[string]bool{"abc": false}},
 	}
 	for _, tt := range tests {
