@@ -131,7 +131,17 @@ func syntaxError(err error, src []byte) *Error {
 	if line == 0 {
 		line = 1
 	}
-	line = problemLine(src, line, msg)
+	if strings.Contains(msg, "unexpected end of stream") {
+		// A quote left open swallows the rest of the file: yaml.v3 names
+		// its last line, the user needs the one the quote opens on.
+		line = problemLine(src, 1, msg)
+		if col := quoteColumn(src, line); col > 0 {
+			quote := bytes.Split(src, []byte("\n"))[line-1][col-1]
+			return &Error{Line: line, Column: col, Message: fmt.Sprintf("invalid YAML: the quoted value that starts here is never closed; add the closing %c where the value ends", quote)}
+		}
+	} else {
+		line = problemLine(src, line, msg)
+	}
 	// yaml.v3 words a tab in the indentation as a token or indentation
 	// problem; a user needs to hear that tabs are the trouble.
 	if col := indentTab(src, line); col > 0 {
@@ -144,6 +154,27 @@ func syntaxError(err error, src []byte) *Error {
 		msg += " (check the indentation and the colons on this line and the next)"
 	}
 	return &Error{Line: line, Column: 1, Message: "invalid YAML: " + msg}
+}
+
+// quoteColumn returns the column (1-based) of the first quote on line
+// that opens a value, after a "key:" or a "- ", or 0 when none does.
+func quoteColumn(src []byte, line int) int {
+	lines := bytes.Split(src, []byte("\n"))
+	if line < 1 || line > len(lines) {
+		return 0
+	}
+	text := lines[line-1]
+	for i, c := range text {
+		if c != '"' && c != '\'' {
+			continue
+		}
+		before := bytes.TrimRight(text[:i], " ")
+		if len(before) == 0 || bytes.HasSuffix(before, []byte(":")) || bytes.HasSuffix(before, []byte("-")) ||
+			bytes.HasSuffix(before, []byte("[")) || bytes.HasSuffix(before, []byte(",")) || bytes.HasSuffix(before, []byte("{")) {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // indentTab returns the column of the first tab in the indentation of

@@ -33,7 +33,8 @@ func TestParseErrors(t *testing.T) {
 		{"tab indentation", "a:\n\tb: 1\n", 2, "indented with a tab; YAML indentation must use spaces, not tabs"},
 		{"tab after spaces", "a:\n  b: 1\n  c:\n  \td: 2\n", 4, "indented with a tab; YAML indentation must use spaces, not tabs"},
 		{"tab under a mapping", "a:\n  b: 1\n\tc: 2\n", 3, "indented with a tab; YAML indentation must use spaces, not tabs"},
-		{"unterminated quote", "x: 1\ny: 2\nz: \"open\n", 3, "unexpected end of stream"},
+		{"unterminated quote", "x: 1\ny: 2\nz: \"open\n", 3, "quoted value that starts here is never closed; add the closing \" where"},
+		{"unterminated quote with lines after it", "x: 1\nz: 'it''s open\ny: 2\nw:\n  - 3\n", 2, "quoted value that starts here is never closed; add the closing ' where"},
 		{"a key indented less than its mapping's", "a: 1\nb:\n  c: 1\n  d: 2\n e: 3\n  f: 4\n", 5, "did not find expected key"},
 		{"a list item among keys", "a: 1\nb:\n  c: 1\n  - d\n  f: 4\n", 4, "did not find expected key"},
 		{"an unclosed [ in a mapping", "a: 1\nb:\n  c: 1\n  d: [1, 2\n  f: 4\ng: 5\n", 4, "expected ',' or ']'"},
@@ -57,6 +58,12 @@ func TestParseErrors(t *testing.T) {
 			}
 			if ye.Column < 1 {
 				t.Errorf("column = %d, want >= 1", ye.Column)
+			}
+			// An open quote is pointed at.
+			if strings.Contains(tt.contains, "quoted value") {
+				if line := strings.Split(tt.src, "\n")[ye.Line-1]; ye.Column > len(line) || !strings.ContainsRune(`"'`, rune(line[ye.Column-1])) {
+					t.Errorf("column = %d, not the quote's in %q", ye.Column, line)
+				}
 			}
 			// A tab is pointed at: the column is the tab's.
 			if strings.Contains(tt.contains, "tab") {
