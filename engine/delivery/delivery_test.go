@@ -555,3 +555,67 @@ func TestIsolatedPool429BlocksThatPoolOnly(t *testing.T) {
 		})
 	}
 }
+
+// Queued counts the requests waiting for a token of the pool, and, under
+// a connection's own rate_limit, those of its other pools; a request
+// that leaves, with its token or cancelled, is no longer counted.
+func TestQueuedCountsWaitingRequests(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprint("shared ", shared), func(t *testing.T) {
+			limits := Limits{Pools: map[string]Limit{"a": {Rate: 1.0 / 3600, Burst: 1}, "b": {Rate: 1.0 / 3600, Burst: 1}}}
+			if shared {
+				limits.Shared = Limit{Rate: 1000, Burst: 1000}
+			}
+			g := NewGovernor(RealClock{}, limits)
+			g.Wait(context.Background(), "a") // the burst
+			g.Wait(context.Background(), "b")
+			ctx, cancel := context.WithCancel(context.Background())
+			var left sync.WaitGroup
+			for _, pool := range []string{"a", "a", "b"} {
+				left.Go(func() { g.Wait(ctx, pool) })
+			}
+			wantA := 2
+			if shared {
+				wantA = 3
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for g.Queued("a") != wantA && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			if n := g.Queued("a"); n != wantA {
+				t.Errorf("Queued(a) = %d, want %d", n, wantA)
+			}
+			cancel()
+			left.Wait()
+			if n := g.Queued("a"); n != 0 {
+				t.Errorf("Queued(a) = %d after every request left, want 0", n)
+			}
+		})
+	}
+}
+
+func TestTurns(t *testing.T) {
+	g := NewGovernor(&fakeClock{t: t0}, Limits{})
+	first, second, other := new(int), new(int), new(int)
+	g.HoldTurn(first, "trigger", t0.Add(time.Second))
+	g.HoldTurn(second, "trigger", t0.Add(2*time.Second))
+	g.HoldTurn(other, "track", t0)
+	for _, tt := range []struct {
+		owner any
+		at    time.Time
+		want  int
+	}{
+		{second, t0.Add(2 * time.Second), 1},
+		{first, t0.Add(time.Second), 0},
+		{new(int), time.Time{}, 2},
+		{new(int), t0.Add(90 * time.Second), 2},
+	} {
+		if n := g.TurnsBefore(tt.owner, "trigger", tt.at); n != tt.want {
+			t.Errorf("TurnsBefore(at %v) = %d, want %d", tt.at.Sub(t0), n, tt.want)
+		}
+	}
+	g.DropTurn(first)
+	if n := g.TurnsBefore(second, "trigger", t0.Add(2*time.Second)); n != 0 {
+		t.Errorf("a dropped turn still counts: %d", n)
+	}
+}

@@ -98,6 +98,18 @@ type Governor struct {
 	// onPause, when set, is told of each pause that extends the last, so
 	// a pause can outlive the process (the runner stores it).
 	onPause func(pool string, until time.Time)
+	waiting map[string]int // requests in Wait, by pool
+
+	// turns are the times at which requests held back to fill up (Braze
+	// batches) mean to go, by their owner, whatever pipeline holds them:
+	// two pipelines on one connection take one pool's tokens.
+	turnsMu sync.Mutex
+	turns   map[any]turn
+}
+
+type turn struct {
+	pool string
+	at   time.Time
 }
 
 // Remember has fn told of each new end of a pause (a 429 or
@@ -261,7 +273,7 @@ func NewGovernor(clock Clock, limits Limits) *Governor {
 	if clock == nil {
 		clock = RealClock{}
 	}
-	g := &Governor{clock: clock, pools: map[string]*bucket{}}
+	g := &Governor{clock: clock, pools: map[string]*bucket{}, waiting: map[string]int{}, turns: map[any]turn{}}
 	g.SetLimits(limits)
 	return g
 }
@@ -303,22 +315,73 @@ func newBucket(l Limit, now time.Time) *bucket {
 // Wait blocks until a request to pool may go. It returns how long it
 // waited, or ctx's error.
 func (g *Governor) Wait(ctx context.Context, pool string) (time.Duration, error) {
+	d := g.reserve(pool)
+	if d <= 0 {
+		return 0, nil
+	}
+	g.mu.Lock()
+	g.waiting[pool]++
+	g.mu.Unlock()
 	var total time.Duration
-	for {
-		d := g.reserve(pool)
-		if d <= 0 {
-			if total > 0 {
-				g.mu.Lock()
-				g.waited += total
-				g.mu.Unlock()
-			}
-			return total, nil
-		}
+	for ; d > 0; d = g.reserve(pool) {
 		if err := g.clock.Sleep(ctx, d); err != nil {
+			g.mu.Lock()
+			g.waiting[pool]--
+			g.mu.Unlock()
 			return total, err
 		}
 		total += d
 	}
+	g.mu.Lock()
+	g.waiting[pool]--
+	g.waited += total
+	g.mu.Unlock()
+	return total, nil
+}
+
+// Queued counts the requests waiting in Wait for a token that a request
+// to pool would wait for too: those of pool, and, when the connection has
+// a rate_limit of its own, those of its other pools.
+func (g *Governor) Queued(pool string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.shared == nil {
+		return g.waiting[pool]
+	}
+	n := 0
+	for _, k := range g.waiting {
+		n += k
+	}
+	return n
+}
+
+// HoldTurn records that owner's request to pool means to go at at.
+// A turn reserves nothing: the request still waits for its token.
+func (g *Governor) HoldTurn(owner any, pool string, at time.Time) {
+	g.turnsMu.Lock()
+	g.turns[owner] = turn{pool: pool, at: at}
+	g.turnsMu.Unlock()
+}
+
+// DropTurn forgets owner's turn, once its request has gone.
+func (g *Governor) DropTurn(owner any) {
+	g.turnsMu.Lock()
+	delete(g.turns, owner)
+	g.turnsMu.Unlock()
+}
+
+// TurnsBefore counts the turns to pool, of owners other than owner, that
+// come before at (every one, when at is zero).
+func (g *Governor) TurnsBefore(owner any, pool string, at time.Time) int {
+	g.turnsMu.Lock()
+	defer g.turnsMu.Unlock()
+	n := 0
+	for o, t := range g.turns {
+		if o != owner && t.pool == pool && (at.IsZero() || t.at.Before(at)) {
+			n++
+		}
+	}
+	return n
 }
 
 // Ready says how long until a request to pool could go (0: now), taking

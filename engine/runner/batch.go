@@ -55,10 +55,9 @@ type batch struct {
 	// heldForToken: it was kept open past its linger once, for a token
 	// (flush).
 	heldForToken bool
-	// slot: when its turn at the rate limit's tokens of pool comes
-	// (flush); zero when it has none.
+	// slot: when its turn at the rate limit's tokens comes (flush), also
+	// held in the governor; zero when it has none.
 	slot time.Time
-	pool string
 	// heldSince: when flush first kept it open for the connection; the
 	// request waits from then on, as it would in the governor, and
 	// engine_rate_limit_wait_seconds_total counts it once it leaves.
@@ -285,9 +284,13 @@ func (b *batcher) flush(key string, bt *batch) {
 			// out, a batch that filled up before its turn let the later
 			// ones move up and go with fewer events (QA: 42.6 recipients a
 			// request at 300 events/s, where they had 48.2).
-			ahead := b.turnsAhead(pool, bt) + int(b.l.governorQueue.Load())
+			// Turns and requests are counted on the connection, for
+			// every pipeline that sends to the pool (Braze's campaign and
+			// Canvas triggers share one).
+			ahead := b.l.gov.TurnsBefore(bt, pool, bt.slot) + b.l.gov.Queued(pool)
 			if turn := now.Add(wait + time.Duration(ahead)*interval); bt.slot.IsZero() || turn.Before(bt.slot) {
-				bt.slot, bt.pool = turn, pool
+				bt.slot = turn
+				b.l.gov.HoldTurn(bt, pool, turn)
 			}
 			wait = min(bt.slot.Sub(now), time.Second)
 		case !bt.slot.IsZero():
@@ -296,7 +299,7 @@ func (b *batcher) flush(key string, bt *batch) {
 			// holds): the turns stand, and the first goes when a token is
 			// there. Closed at once, every held batch went at each reset
 			// (a review).
-			if wait == 0 && b.turnsAhead(pool, bt) > 0 {
+			if wait == 0 && b.l.gov.TurnsBefore(bt, pool, bt.slot) > 0 {
 				wait = 10 * time.Millisecond
 			}
 			wait = min(wait, time.Second)
@@ -321,22 +324,13 @@ func (b *batcher) flush(key string, bt *batch) {
 	b.closeLocked(key, bt)
 }
 
-// turnsAhead counts the open batches of pool whose turn comes before
-// bt's (all that have one, when bt has none). Callers hold b.mu.
-func (b *batcher) turnsAhead(pool string, bt *batch) int {
-	n := 0
-	for _, other := range b.open {
-		if other != bt && !other.slot.IsZero() && other.pool == pool && (bt.slot.IsZero() || other.slot.Before(bt.slot)) {
-			n++
-		}
-	}
-	return n
-}
-
 // closeLocked takes bt out of the open set and sends it. Callers hold b.mu.
 func (b *batcher) closeLocked(key string, bt *batch) {
 	delete(b.open, key)
 	bt.timer.Stop()
+	if !bt.slot.IsZero() {
+		b.l.gov.DropTurn(bt)
+	}
 	if !bt.heldSince.IsZero() {
 		b.l.rateLimitWaited(b.l.r.clock.Now().Sub(bt.heldSince))
 	}

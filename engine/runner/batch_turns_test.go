@@ -20,20 +20,27 @@ import (
 func turnBatcher(t *testing.T) (*fakeClock, *delivery.Governor, *batcher, func(key string, slot time.Time) *batch) {
 	c := &fakeClock{t: time.Unix(1_800_000_000, 0)}
 	g := delivery.NewGovernor(c, delivery.Limits{Pools: map[string]delivery.Limit{"trigger": delivery.PerWindow(250000, time.Hour)}})
+	b, open := batcherOn(t, c, g)
+	return c, g, b, open
+}
+
+// batcherOn is a batcher of another pipeline sending to g's connection.
+func batcherOn(t *testing.T, c *fakeClock, g *delivery.Governor) (*batcher, func(key string, slot time.Time) *batch) {
 	l := &lane{r: &Runner{clock: c}, gov: g, soft: context.Background(),
 		p: &engine.Pipeline{Target: &engine.Call{Endpoint: &spec.Endpoint{RatePool: "trigger"}}}}
 	b := &batcher{l: l, open: map[string]*batch{}}
 	open := func(key string, slot time.Time) *batch {
 		bt := &batch{counts: map[string]int{}, recipients: map[string]bool{}, members: []*member{{req: &engine.Request{Value: map[string]any{}}}}}
 		if !slot.IsZero() {
-			bt.slot, bt.pool = slot, "trigger"
+			bt.slot = slot
+			g.HoldTurn(bt, "trigger", slot)
 		}
 		bt.timer = time.AfterFunc(time.Hour, func() {})
 		t.Cleanup(func() { bt.timer.Stop() })
 		b.open[key] = bt
 		return bt
 	}
-	return c, g, b, open
+	return b, open
 }
 
 func moveClock(c *fakeClock, d time.Duration) { _ = c.Sleep(context.Background(), d) }
@@ -91,5 +98,35 @@ func TestBatchTurnsStandWhileThePaceIsLearnt(t *testing.T) {
 	b.flush("second", second)
 	if b.open["second"] != second {
 		t.Fatal("the second batch closed at the reset, ahead of the first's turn")
+	}
+}
+
+// Turns are the connection's: Braze's campaign and Canvas triggers share
+// one pool, and a pipeline of each, counting its own batches only, took
+// the same turns, closed its batches early and sent them to wait in the
+// governor behind the other's, with what they held then.
+func TestBatchTurnsAreTheConnections(t *testing.T) {
+	c, g, campaigns, open := turnBatcher(t)
+	reset := strconv.FormatInt(c.Now().Add(10*time.Minute).Unix(), 10)
+	g.Observe("trigger", 201, http.Header{"X-Ratelimit-Remaining": {"5"}, "X-Ratelimit-Reset": {reset}})
+	interval := g.Interval("trigger")
+	if interval < time.Minute {
+		t.Fatalf("setup: a token every %v, with 5 requests left for 10 minutes", interval)
+	}
+	for range 5 {
+		g.Wait(context.Background(), "trigger")
+	}
+	for i := range 3 {
+		key := fmt.Sprint("campaign", i)
+		campaigns.flush(key, open(key, time.Time{}))
+	}
+	canvases, openCanvas := batcherOn(t, c, g)
+	canvas := openCanvas("canvas", time.Time{})
+	canvases.flush("canvas", canvas)
+	if canvases.open["canvas"] != canvas {
+		t.Fatal("the Canvas batch closed, with three campaign batches' turns ahead of it")
+	}
+	if ahead := canvas.slot.Sub(c.Now()); ahead < 3*interval {
+		t.Errorf("the Canvas batch's turn is in %v; want after the campaigns' three, %v or more", ahead, 3*interval)
 	}
 }

@@ -60,11 +60,8 @@ type lane struct {
 	work    chan *item    // never closed: workers leave when the lane stops
 	batcher *batcher
 	gov     *delivery.Governor // the connection's: one for the runner's life, so never stale after a reload
-	// governorQueue counts the lane's requests waiting in gov for a
-	// token, which the batcher's turns come after.
-	governorQueue atomic.Int32
-	acks          *acker
-	wg            sync.WaitGroup // the feeder and the workers
+	acks    *acker
+	wg      sync.WaitGroup // the feeder and the workers
 
 	// soft ends when the lane stops taking events (the engine stops, or a
 	// reload retires this version); hard when in-flight requests must be
@@ -608,9 +605,7 @@ func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 	if l.soft.Err() != nil {
 		return sendResult{err: errStopping, verdict: delivery.Retry}
 	}
-	l.governorQueue.Add(1)
 	waited, err := l.gov.Wait(l.soft, pool)
-	l.governorQueue.Add(-1)
 	if err != nil || l.soft.Err() != nil {
 		return sendResult{err: errStopping, verdict: delivery.Retry}
 	}

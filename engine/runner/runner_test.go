@@ -992,7 +992,30 @@ func TestBatchesFillWhileTheRateLimitHasNoRoom(t *testing.T) {
 // takes a turn a token after the other waiting batches' and stays open
 // until it comes.
 func TestBatchesOfSeveralCampaignsFillUnderARateLimit(t *testing.T) {
-	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 400, tweak: func(p *engine.Pipeline) {
+	// Two pipelines on one connection take turns at the same tokens
+	// (Braze's campaign and Canvas triggers share a pool): each counting
+	// its own batches only, they took the same turns and sent smaller
+	// requests.
+	for _, pipelines := range []int{1, 2} {
+		t.Run(fmt.Sprint(pipelines, " pipelines"), func(t *testing.T) {
+			dir := t.TempDir()
+			for _, name := range []string{"connections.yaml", "any-campaign.yaml"} {
+				raw, err := os.ReadFile(filepath.Join("testdata/pipelines", name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				os.WriteFile(filepath.Join(dir, name), raw, 0o644)
+				if name == "any-campaign.yaml" && pipelines == 2 {
+					os.WriteFile(filepath.Join(dir, "any-campaign-too.yaml"), bytes.Replace(raw, []byte("/hooks/campaign"), []byte("/hooks/campaign-too"), 1), 0o644)
+				}
+			}
+			batchesFillUnderARateLimit(t, dir, pipelines)
+		})
+	}
+}
+
+func batchesFillUnderARateLimit(t *testing.T, dir string, pipelines int) {
+	h := start(t, setup{dirs: []string{dir}, users: 400, tweak: func(p *engine.Pipeline) {
 		p.Delivery.Linger = 20 * time.Millisecond
 		if p.Target != nil && p.Target.Conn.Name == "braze" {
 			p.Target.Conn.RateLimit = &spec.RateLimit{Requests: 1, Window: 400 * time.Millisecond}
@@ -1000,19 +1023,25 @@ func TestBatchesOfSeveralCampaignsFillUnderARateLimit(t *testing.T) {
 	}})
 	// Four campaigns: two the emulator runs, two it does not know, whose
 	// requests it refuses (their events are dead letters), which makes
-	// no difference to how they are batched.
+	// no difference to how they are batched. With two pipelines, each
+	// sends two of them.
 	campaigns := []string{winter, "3e5a7c9e-1b2d-4f6a-8c0e-2d4f6a8c0e1b", "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"}
+	paths := []string{"/hooks/campaign", "/hooks/campaign-too"}[:pipelines]
 	// 200 events a second for 2 s, a quarter to each campaign, where 2.5
 	// requests a second carry at most 125: a backlog grows. Each group
 	// goes on the clock, not after the one before is answered, which on
 	// a busy machine slowed the stream until no backlog grew.
 	var groups sync.WaitGroup
 	for group := range 20 {
-		groups.Go(func() {
-			h.postAtOnce(20, "/hooks/campaign", func(i int) (string, map[string]string) {
-				return fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d}`, campaigns[i%4], group*20+i, group*20+i), nil
+		for half, path := range paths {
+			groups.Go(func() {
+				h.postAtOnce(20/pipelines, path, func(i int) (string, map[string]string) {
+					n := group*20 + half*(20/pipelines) + i
+					campaign := campaigns[(i%(4/pipelines))+half*(4/pipelines)]
+					return fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d}`, campaign, n, n), nil
+				})
 			})
-		})
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	groups.Wait()
@@ -1028,7 +1057,10 @@ func TestBatchesOfSeveralCampaignsFillUnderARateLimit(t *testing.T) {
 	// Each campaign has a turn every 1.6 s, 80 events' worth. Holding a
 	// batch for one token only gave 21 requests of 19 on average; turns
 	// give 11 or 12 (the first few small, as the stream starts, and the
-	// last ones with what is left of each campaign).
+	// last ones with what is left of each campaign). Turns counted per
+	// pipeline gave two pipelines 13 requests of 30.8 here (11 of 36.4
+	// counted on the connection); TestBatchTurnsAreTheConnections tells
+	// the two apart for sure.
 	if mean := float64(recipients) / float64(len(sent)); mean < 30 {
 		t.Errorf("%d requests, %.1f recipients each on average; want 30 or more", len(sent), mean)
 	}
