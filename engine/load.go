@@ -241,7 +241,46 @@ func IsConnectionsFile(path string) bool {
 // settings and secrets that a Load resolves. A pipeline whose file has
 // problems is defined all the same.
 func PipelineNames(paths []string) ([]string, error) {
+	files, err := pipelineFiles(paths)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = PipelineName(f)
+	}
+	return names, nil
+}
+
+// RespondingPipelines lists, of the pipelines paths define, those whose
+// file answers its callers (respond:) instead of queueing events, which
+// an event queued for them would wait for in vain (engine dlq replay). A
+// file that cannot be read or parsed is left out: engine run reports it.
+func RespondingPipelines(paths []string) ([]string, error) {
+	files, err := pipelineFiles(paths)
+	if err != nil {
+		return nil, err
+	}
 	var names []string
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var top map[string]any
+		if yaml.Unmarshal(raw, &top) != nil {
+			continue
+		}
+		if _, ok := top["respond"]; ok {
+			names = append(names, PipelineName(f))
+		}
+	}
+	return names, nil
+}
+
+// pipelineFiles lists the pipeline files paths name, as Load finds them.
+func pipelineFiles(paths []string) ([]string, error) {
+	var out []string
 	for _, p := range paths {
 		files, err := expand(p)
 		if err != nil {
@@ -249,11 +288,11 @@ func PipelineNames(paths []string) ([]string, error) {
 		}
 		for _, f := range files {
 			if !IsConnectionsFile(f) {
-				names = append(names, PipelineName(f))
+				out = append(out, f)
 			}
 		}
 	}
-	return names, nil
+	return out, nil
 }
 
 // PipelineName is the pipeline name a file gives: its base name without

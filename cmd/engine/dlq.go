@@ -512,8 +512,9 @@ letter that --pipeline, --reason and --since select.
 A broken CSV row (csv_row) cannot be replayed: fix the file and import it
 again, then drop it. Nor can a damaged event, which the engine could not
 read. Nor can a dead letter of a pipeline that no file in --pipelines
-(default pipelines/) defines, because its file was renamed or removed:
-queued, its event would wait where nothing delivers it, out of dlq's reach.
+(default pipelines/) defines, because its file was renamed or removed, or
+makes answer its callers (respond:): queued, its event would wait where
+nothing delivers it, out of dlq's reach.
 Named, they are reported as errors; --all skips them and says so. Either
 way they stay as they are.
 
@@ -548,7 +549,7 @@ that --pipeline, --reason and --since select.
 Dead letters are dropped 1,000 at a time; Ctrl-C stops after the ones in
 hand and says how many were dropped.`, stderr)
 	return runDlqChange(c, fs, args, stdout, dlqChange{
-		apply: func(s *inbox.Store, ids []uint64, _ func(string) bool) ([]inbox.Outcome, error) {
+		apply: func(s *inbox.Store, ids []uint64, _ func(string) inbox.PipelineState) ([]inbox.Outcome, error) {
 			return s.DropDeadLetters(ids)
 		},
 		line: func(o inbox.Outcome) string {
@@ -566,8 +567,8 @@ hand and says how many were dropped.`, stderr)
 // dlqChange is what replay and drop do differently.
 type dlqChange struct {
 	// apply acts on some dead letters in one go and says what became of
-	// each; defined says which pipelines --pipelines defines.
-	apply func(s *inbox.Store, ids []uint64, defined func(pipeline string) bool) ([]inbox.Outcome, error)
+	// each; state says what --pipelines says of a pipeline.
+	apply func(s *inbox.Store, ids []uint64, state func(pipeline string) inbox.PipelineState) ([]inbox.Outcome, error)
 	// pipelines: the command takes --pipelines.
 	pipelines bool
 	// line says what was done to one, summary how many were.
@@ -629,7 +630,7 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 	if err != nil {
 		return c.usageError("%v", err)
 	}
-	var defined func(string) bool
+	var state func(string) inbox.PipelineState
 	pipelines := strings.Join(f.pipelines, ", ")
 	if change.pipelines {
 		paths := f.pipelines
@@ -637,10 +638,22 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 			paths, pipelines = []string{defaultPipelines}, defaultPipelines
 		}
 		names, err := engine.PipelineNames(paths)
+		if err == nil {
+			var responding []string
+			responding, err = engine.RespondingPipelines(paths)
+			state = func(p string) inbox.PipelineState {
+				switch {
+				case slices.Contains(responding, p):
+					return inbox.PipelineResponds
+				case slices.Contains(names, p):
+					return inbox.PipelineQueues
+				}
+				return inbox.PipelineMissing
+			}
+		}
 		if err != nil {
 			return c.problem("--pipelines %v; name the pipeline files or folders engine run runs with --pipelines PATH, for replay to know which pipelines there are", err)
 		}
-		defined = func(p string) bool { return slices.Contains(names, p) }
 	}
 	s, ok := c.open(f.data)
 	if !ok {
@@ -671,7 +684,7 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 			break
 		}
 		chunk := ids[seen:min(seen+dlqChunk, len(ids))]
-		outcomes, err := change.apply(s, chunk, defined)
+		outcomes, err := change.apply(s, chunk, state)
 		if err != nil {
 			result = c.problem("%v; stopped after %d of the %d dead letters", err, seen, len(ids))
 			break
@@ -683,6 +696,12 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 			switch {
 			case errors.Is(o.Err, inbox.ErrNoSuchDeadLetter):
 				result = c.problem("no dead letter %d", o.ID)
+			case errors.As(o.Err, &np) && np.Responds && f.all:
+				fmt.Fprintf(stdout, "skipped %d (%s, %s): pipeline %s answers its callers (respond:) and takes no queued events; give it a target again and replay it, or drop it\n", o.ID, o.Pipeline, o.Reason, o.Pipeline)
+				skipped++
+			case errors.As(o.Err, &np) && np.Responds:
+				result = c.problem("dead letter %d belongs to pipeline %s, which its file in %s now makes answer its callers (respond:): "+
+					"it takes no queued events, so replayed, its event would wait where nothing delivers it. Give the pipeline a target again and replay it, or drop it", o.ID, o.Pipeline, pipelines)
 			case errors.As(o.Err, &np) && f.all:
 				fmt.Fprintf(stdout, "skipped %d (%s, %s): no file in %s defines pipeline %s; restore its file and replay it, or drop it\n", o.ID, o.Pipeline, o.Reason, pipelines, o.Pipeline)
 				skipped++

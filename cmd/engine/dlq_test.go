@@ -789,6 +789,43 @@ func (w *heapWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// A pipeline whose file now answers its callers (respond:) takes no
+// queued events: replayed into it, a dead letter's event waited in the
+// inbox for good, out of dlq's reach (a QA run), where the admin route
+// refused it.
+func TestDlqReplayRefusesRespondPipelines(t *testing.T) {
+	dir := seedDeadLetters(t)
+	pipes := t.TempDir()
+	for name, text := range map[string]string{
+		offerPipeline + ".yaml":  "# a pipeline\n",
+		pointsPipeline + ".yaml": "source: {type: http, path: /x}\nrespond:\n  body: {ok: true}\n",
+		"connections.yaml":       "# connections\n",
+	} {
+		if err := os.WriteFile(filepath.Join(pipes, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stdout, stderr, code := runEngine("dlq", "replay", "--data", dir, "--pipelines", pipes, "2")
+	if code != exitProblem || stdout != "replayed no dead letters\n" ||
+		stderr != "engine dlq replay: dead letter 2 belongs to pipeline points-awarded-to-braze-canvas, which its file in "+pipes+" now makes answer its callers (respond:): "+
+			"it takes no queued events, so replayed, its event would wait where nothing delivers it. Give the pipeline a target again and replay it, or drop it\n" {
+		t.Errorf("code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = runEngine("dlq", "replay", "--all", "--data", dir, "--pipelines", pipes)
+	if code != exitOK || stderr != "" ||
+		!strings.Contains(stdout, "skipped 2 (points-awarded-to-braze-canvas, attempts_exhausted): pipeline points-awarded-to-braze-canvas answers its callers (respond:) and takes no queued events; give it a target again and replay it, or drop it\n") ||
+		!strings.Contains(stdout, "replayed 1 (offer-issued-to-braze-campaign)") {
+		t.Errorf("--all: code %d, stderr %q, output:\n%s", code, stderr, stdout)
+	}
+	s := openSeeded(t, dir)
+	if n := s.Depth(pointsPipeline); n != 0 {
+		t.Errorf("%d events queued for %s", n, pointsPipeline)
+	}
+	if left, _ := s.DeadLetters(inbox.DeadFilter{Pipeline: pointsPipeline}); len(left) != 1 || left[0].ID != 2 {
+		t.Errorf("dead letters of %s left %+v, want 2", pointsPipeline, left)
+	}
+}
+
 // replay knows which pipelines engine run runs (--pipelines, pipelines/
 // by default) and refuses a dead letter of one that no file defines (a
 // renamed or removed file): queued, its event would wait in the inbox

@@ -103,11 +103,27 @@ func (e *NotReplayableError) Error() string { return notReplayable[e.Reason] }
 type NoPipelineError struct {
 	ID       uint64
 	Pipeline string
+	// Responds: a file defines the pipeline, but it answers its callers
+	// (respond:) and takes no queued events.
+	Responds bool
 }
 
 func (e *NoPipelineError) Error() string {
+	if e.Responds {
+		return fmt.Sprintf("its pipeline, %s, answers its callers (respond:) and takes no queued events", e.Pipeline)
+	}
 	return fmt.Sprintf("no file defines its pipeline, %s", e.Pipeline)
 }
+
+// PipelineState is what the pipeline files say of a pipeline, for a
+// replay.
+type PipelineState int
+
+const (
+	PipelineMissing  PipelineState = iota // no file defines it
+	PipelineQueues                        // it delivers queued events
+	PipelineResponds                      // it answers its callers (respond:) instead
+)
 
 // Replayable says whether dl's event can be queued again, and if not, why
 // and what to do instead (a *NotReplayableError).
@@ -566,9 +582,10 @@ func (s *Store) Requeue(id uint64) (pipeline string, seq uint64, err error) {
 // (sent again if replayed again), never in neither place. A second replay
 // of the same dead letter, at the same time or later, finds none.
 //
-// defined, unless nil, says which pipelines a file defines: a dead letter
-// of another stays, with a *NoPipelineError.
-func (s *Store) RequeueDeadLetters(ids []uint64, defined func(pipeline string) bool) ([]Outcome, error) {
+// state, unless nil, says what the pipeline files say of a pipeline: a
+// dead letter of one that does not take queued events stays, with a
+// *NoPipelineError.
+func (s *Store) RequeueDeadLetters(ids []uint64, state func(pipeline string) PipelineState) ([]Outcome, error) {
 	s.deadMu.Lock()
 	defer s.deadMu.Unlock()
 	out := make([]Outcome, len(ids))
@@ -588,8 +605,10 @@ func (s *Store) RequeueDeadLetters(ids []uint64, defined func(pipeline string) b
 				continue
 			}
 			out[i].Err = out[i].Replayable()
-			if out[i].Err == nil && defined != nil && !defined(out[i].Pipeline) {
-				out[i].Err = &NoPipelineError{ID: id, Pipeline: out[i].Pipeline}
+			if out[i].Err == nil && state != nil {
+				if st := state(out[i].Pipeline); st != PipelineQueues {
+					out[i].Err = &NoPipelineError{ID: id, Pipeline: out[i].Pipeline, Responds: st == PipelineResponds}
+				}
 			}
 		}
 		return nil

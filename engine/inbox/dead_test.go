@@ -232,25 +232,31 @@ func TestDeadLetterSummary(t *testing.T) {
 func TestRequeueOnlyDefinedPipelines(t *testing.T) {
 	s := open(t, t.TempDir(), &clock{t: t0})
 	defer s.Close()
-	for _, p := range []string{"f1", "gone", "f1"} {
+	for _, p := range []string{"f1", "gone", "f1", "f3"} {
 		if _, err := s.DeadLetter(p, 0, DeadLetter{Event: []byte(`{}`), Reason: "rejected"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	out, err := s.RequeueDeadLetters([]uint64{1, 2, 3}, func(p string) bool { return p == "f1" })
+	states := map[string]PipelineState{"f1": PipelineQueues, "f3": PipelineResponds}
+	out, err := s.RequeueDeadLetters([]uint64{1, 2, 3, 4}, func(p string) PipelineState { return states[p] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	var np *NoPipelineError
-	if out[0].Err != nil || out[2].Err != nil || !errors.As(out[1].Err, &np) || np.ID != 2 || np.Pipeline != "gone" ||
+	var gone, responds *NoPipelineError
+	if out[0].Err != nil || out[2].Err != nil || !errors.As(out[1].Err, &gone) || gone.ID != 2 || gone.Pipeline != "gone" ||
 		out[1].Err.Error() != "no file defines its pipeline, gone" {
 		t.Fatalf("outcomes %+v", out)
 	}
-	if s.Depth("gone") != 0 || s.Depth("f1") != 2 {
-		t.Errorf("queued: gone %d, f1 %d", s.Depth("gone"), s.Depth("f1"))
+	// A pipeline that answers its callers would never take the event.
+	if !errors.As(out[3].Err, &responds) || !responds.Responds ||
+		out[3].Err.Error() != "its pipeline, f3, answers its callers (respond:) and takes no queued events" {
+		t.Fatalf("outcome of the respond pipeline's %+v", out[3])
 	}
-	if left, _ := s.DeadLetters(DeadFilter{}); len(left) != 1 || left[0].ID != 2 {
-		t.Errorf("left %+v, want 2", left)
+	if s.Depth("gone") != 0 || s.Depth("f3") != 0 || s.Depth("f1") != 2 {
+		t.Errorf("queued: gone %d, f3 %d, f1 %d", s.Depth("gone"), s.Depth("f3"), s.Depth("f1"))
+	}
+	if left, _ := s.DeadLetters(DeadFilter{}); len(left) != 2 || left[0].ID != 2 || left[1].ID != 4 {
+		t.Errorf("left %+v, want 2 and 4", left)
 	}
 }
 

@@ -285,7 +285,11 @@ func (r *Runner) replayDead(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if r.lane(dl.Pipeline) == nil {
-		writeError(w, http.StatusConflict, fmt.Sprintf("dead letter %d belongs to pipeline %s, which is not running here", id, dl.Pipeline))
+		what := "which is not running here (its file was renamed or removed, or does not load: see /status); restore it and replay the dead letter"
+		if p := r.Running(dl.Pipeline); p != nil && p.Respond != nil {
+			what = "which now answers its callers (respond:) and takes no queued events; give it a target again and replay the dead letter"
+		}
+		writeError(w, http.StatusConflict, fmt.Sprintf("dead letter %d belongs to pipeline %s, %s, or drop it (DELETE /dlq/%d)", id, dl.Pipeline, what, id))
 		return
 	}
 	undo := r.csv.replaying(dl.ID, dl.EventID)
@@ -311,9 +315,15 @@ func (r *Runner) dropDead(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	err := r.store.DropDeadLetter(id)
+	out, err := r.store.DropDeadLetters([]uint64{id})
+	if err == nil {
+		err = out[0].Err
+	}
 	if err == nil {
 		r.csv.dropped(id)
+		// Dropped for good: the log is the only trace left of it.
+		dl := out[0].DeadLetter
+		r.log.Info("dead letter dropped", "dead_letter", id, "pipeline", dl.Pipeline, "reason", dl.Reason, "event", deadLetterLabel(dl))
 	}
 	if errors.Is(err, inbox.ErrNoSuchDeadLetter) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no dead letter %d", id))

@@ -397,3 +397,71 @@ func TestReplayedDeadLetterKeepsWhenItsEventArrived(t *testing.T) {
 		t.Errorf("the replay's dead letter: event %s received %s; want %s received %s", again[0].EventID, again[0].Received, first[0].EventID, first[0].Received)
 	}
 }
+
+// A dead letter of a pipeline that now answers its callers, or of one not
+// running, is refused with what to do: the answer said "not running here"
+// of a respond pipeline /status showed running, and gave no next step.
+func TestAdminReplayRefusalSaysWhatToDo(t *testing.T) {
+	dir := t.TempDir()
+	s, err := inbox.Open(dir, inbox.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"wallet-for-connected-content", "renamed-away"} {
+		if _, err := s.DeadLetter(p, 0, inbox.DeadLetter{Event: []byte(`{}`), Reason: "rejected"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	h := start(t, setup{users: 2, dataDir: dir})
+	admin := h.admin()
+	for id, want := range map[int]string{
+		1: "dead letter 1 belongs to pipeline wallet-for-connected-content, which now answers its callers (respond:) and takes no queued events; give it a target again and replay the dead letter, or drop it (DELETE /dlq/1)",
+		2: "dead letter 2 belongs to pipeline renamed-away, which is not running here (its file was renamed or removed, or does not load: see /status); restore it and replay the dead letter, or drop it (DELETE /dlq/2)",
+	} {
+		if a := do(t, "POST", fmt.Sprintf("%s/dlq/%d/replay", admin.URL, id), "", nil); a.status != 409 || !strings.Contains(a.body, want) {
+			t.Errorf("replay %d: %d %s, want 409 and %q", id, a.status, a.body, want)
+		}
+	}
+	if left, _ := h.store.DeadLetters(inbox.DeadFilter{}); len(left) != 2 {
+		t.Errorf("dead letters left %+v, want both", left)
+	}
+}
+
+// A dead letter dropped through the admin listener, which takes no
+// credentials, is gone for good: the log says which, and what it was.
+func TestAdminDropIsLogged(t *testing.T) {
+	logs := &runner.LockedBuffer{}
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 2, opts: func(o *runner.Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	}})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":422,"count":1}`)
+	a := h.post("/hooks/tags/"+ana, `{"tags":["a"]}`, map[string]string{"Authorization": coreBasic})
+	var answer struct {
+		EventID string `json:"event_id"`
+	}
+	if err := json.Unmarshal([]byte(a.body), &answer); err != nil || answer.EventID == "" {
+		t.Fatalf("setup: %d %s", a.status, a.body)
+	}
+	h.drained()
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+	if len(dls) != 1 {
+		t.Fatalf("setup: dead letters %+v; want 1", dls)
+	}
+	if a := do(t, "DELETE", fmt.Sprintf("%s/dlq/%d", h.admin().URL, dls[0].ID), "", nil); a.status != 204 {
+		t.Fatalf("drop: %d %s", a.status, a.body)
+	}
+	var dropped []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		var line struct {
+			Msg, Pipeline, Reason, Event string
+			DeadLetter                   uint64 `json:"dead_letter"`
+		}
+		if json.Unmarshal([]byte(l), &line) == nil && line.Msg == "dead letter dropped" {
+			dropped = append(dropped, fmt.Sprint(line.DeadLetter, " ", line.Pipeline, " ", line.Reason, " ", line.Event))
+		}
+	}
+	if want := []string{fmt.Sprint(dls[0].ID, " ", dls[0].Pipeline, " rejected ", answer.EventID)}; !slices.Equal(dropped, want) {
+		t.Errorf("log lines of the drop %q; want %q", dropped, want)
+	}
+}
