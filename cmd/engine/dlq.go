@@ -190,20 +190,39 @@ func (c dlqCommand) open(dir string) (*inbox.Store, bool) {
 		return nil, false
 	}
 	s, err := inbox.Open(dir, inbox.Options{})
+	if err == nil {
+		_ = s.SetHolder(inbox.Holder{Command: "engine dlq " + c.name, PID: os.Getpid()})
+	}
 	if err != nil {
-		// The inbox has no error value for a locked file; its message is
-		// the only sign that an engine holds the folder. Its advice (give
-		// each engine its own --data) is for engine run, not for dlq.
-		if strings.Contains(err.Error(), "in use by another engine") {
-			c.problem("data folder %s is in use by a running engine (its inbox.db is locked); "+
-				"stop that engine first, or, while it runs, use its admin listener (--admin-addr, default 127.0.0.1:8079): "+
-				"GET /dlq lists dead letters, POST /dlq/ID/replay replays one, DELETE /dlq/ID drops one", dir)
+		// The inbox's advice (give each engine its own --data) is for
+		// engine run, not for dlq.
+		var locked *inbox.LockedError
+		if errors.As(err, &locked) {
+			c.problem("%s", lockedAdvice(locked))
 			return nil, false
 		}
 		c.problem("%v", err)
 		return nil, false
 	}
 	return s, true
+}
+
+// lockedAdvice says what to do about a data folder another process holds,
+// by who it is.
+func lockedAdvice(locked *inbox.LockedError) string {
+	h := locked.Holder
+	const routes = "GET /dlq lists dead letters, POST /dlq/ID/replay replays one, DELETE /dlq/ID drops one"
+	switch {
+	case strings.HasPrefix(h.Command, "engine dlq"):
+		return fmt.Sprintf("data folder %s is in use by %s (pid %d); wait for it to finish, then try again", locked.Dir, h.Command, h.PID)
+	case h.Command != "" && h.Admin != "":
+		return fmt.Sprintf("data folder %s is in use by %s (pid %d); stop it first, or, while it runs, use its admin listener at http://%s: %s",
+			locked.Dir, h.Command, h.PID, h.Admin, routes)
+	case h.Command != "":
+		return fmt.Sprintf("data folder %s is in use by %s (pid %d), which has no admin listener (--admin-addr \"\"); stop it first", locked.Dir, h.Command, h.PID)
+	}
+	return fmt.Sprintf("data folder %s is in use by another process, most likely a running engine (its inbox.db is locked); "+
+		"stop it first, or, while it runs, use its admin listener (--admin-addr, default 127.0.0.1:8079): %s", locked.Dir, routes)
 }
 
 func runDlqList(args []string, stdout, stderr io.Writer) int {

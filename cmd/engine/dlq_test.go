@@ -707,22 +707,41 @@ func TestDlqNoDataFolder(t *testing.T) {
 }
 
 // A running engine holds the store; dlq waits for it as long as the inbox
-// does (3 s), then says to stop the engine or use its admin listener (not
-// engine run's advice of another --data), and changes nothing.
+// does (3 s), then says what to do, by who holds it (not engine run's
+// advice of another --data), and changes nothing. It named the default
+// admin address for an engine on another, and called another dlq a
+// running engine.
 func TestDlqLockedStore(t *testing.T) {
 	dir := seedDeadLetters(t)
 	s := openSeeded(t, dir)
-	start := time.Now()
-	stdout, stderr, code := runEngine("dlq", "drop", "--all", "--data", dir)
-	want := "engine dlq drop: data folder " + dir + " is in use by a running engine (its inbox.db is locked); " +
-		"stop that engine first, or, while it runs, use its admin listener (--admin-addr, default 127.0.0.1:8079): " +
-		"GET /dlq lists dead letters, POST /dlq/ID/replay replays one, DELETE /dlq/ID drops one\n"
-	if code != exitProblem || stdout != "" || stderr != want {
-		t.Errorf("code %d, stdout %q\nstderr %q\nwant   %q", code, stdout, stderr, want)
+	const routes = "GET /dlq lists dead letters, POST /dlq/ID/replay replays one, DELETE /dlq/ID drops one\n"
+	for _, tc := range []struct {
+		holder *inbox.Holder
+		want   string
+	}{
+		{nil, "is in use by another process, most likely a running engine (its inbox.db is locked); " +
+			"stop it first, or, while it runs, use its admin listener (--admin-addr, default 127.0.0.1:8079): " + routes},
+		{&inbox.Holder{Command: "engine run", PID: 42, Admin: "127.0.0.1:21011"}, "is in use by engine run (pid 42); " +
+			"stop it first, or, while it runs, use its admin listener at http://127.0.0.1:21011: " + routes},
+		{&inbox.Holder{Command: "engine run", PID: 42}, "is in use by engine run (pid 42), which has no admin listener (--admin-addr \"\"); stop it first\n"},
+		{&inbox.Holder{Command: "engine dlq list", PID: 43}, "is in use by engine dlq list (pid 43); wait for it to finish, then try again\n"},
+	} {
+		if tc.holder != nil {
+			if err := s.SetHolder(*tc.holder); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stdout, stderr, code := runEngine("dlq", "drop", "--all", "--data", dir)
+		if want := "engine dlq drop: data folder " + dir + " " + tc.want; code != exitProblem || stdout != "" || stderr != want {
+			t.Errorf("held by %+v: code %d, stdout %q\nstderr %q\nwant   %q", tc.holder, code, stdout, stderr, want)
+		}
 	}
-	t.Logf("waited %v for the lock", time.Since(start).Round(time.Millisecond))
 	if left, _ := s.DeadLetters(inbox.DeadFilter{}); len(left) != 4 {
 		t.Errorf("%d dead letters left, want 4", len(left))
+	}
+	s.Close()
+	if _, err := os.Stat(filepath.Join(dir, "holder.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the holder's record outlived its Close: %v", err)
 	}
 }
 

@@ -218,6 +218,7 @@ variables override either.`, stderr)
 	rl := &reloader{paths: paths, loader: loader, runner: r, log: logger, watch: *watch, quiet: *quiet, rescan: *rescan, last: loadedFrom}
 	reloadNow := func() runner.ReloadReport { return rl.reload("POST /-/reload", true) }
 	var admin *http.Server
+	holder := inbox.Holder{Command: "engine run", PID: os.Getpid()}
 	if *adminAddr != "" {
 		aln, err := net.Listen("tcp", *adminAddr)
 		if err != nil {
@@ -240,7 +241,12 @@ variables override either.`, stderr)
 		admin = &http.Server{Handler: webguard.Local(r.AdminHandler(reloadNow)), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 		go func() { _ = admin.Serve(aln) }()
 		defer admin.Close()
-		fmt.Fprintf(stdout, "engine run: admin on http://%s (/status, /-/reload, /dlq)\n", dialAddr(aln.Addr().String()))
+		holder.Admin = dialAddr(aln.Addr().String())
+		fmt.Fprintf(stdout, "engine run: admin on http://%s (/status, /-/reload, /dlq)\n", holder.Admin)
+	}
+	// engine dlq, finding the folder locked, points to the admin listener.
+	if err := store.SetHolder(holder); err != nil {
+		logger.Warn("cannot record in the data folder that this engine holds it; engine dlq will not name this engine's admin listener", "error", err)
 	}
 	// What the last run left, counted before deliveries and webhooks
 	// change it, for the banner.

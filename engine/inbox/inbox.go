@@ -97,6 +97,8 @@ type Store struct {
 	pruneBatch  int
 	prunedBatch func()
 
+	holderSet bool // SetHolder wrote the holder file
+
 	appends       chan *appendReq
 	writes        chan write
 	applyNow      chan struct{}
@@ -115,7 +117,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	path := filepath.Join(dir, "inbox.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 3 * time.Second, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, bolt.ErrTimeout) {
-		return nil, fmt.Errorf("data folder %s is in use by another engine (its inbox.db is locked); give each engine its own --data", dir)
+		locked := &LockedError{Dir: dir}
+		if raw, err := os.ReadFile(filepath.Join(dir, holderFile)); err == nil {
+			_ = json.Unmarshal(raw, &locked.Holder)
+		}
+		return nil, locked
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening the inbox %s: %w", path, err)
@@ -224,7 +230,52 @@ func (s *Store) Close() error {
 		unmark = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(journalBucket).Delete(runningKey) })
 		s.markRunning = false
 	}
+	if s.holderSet {
+		// Still locked: no other process has written it since.
+		_ = os.Remove(filepath.Join(filepath.Dir(s.path), holderFile))
+		s.holderSet = false
+	}
 	return errors.Join(unmark, s.journal.close(), s.db.Close())
+}
+
+// Holder is who holds a store: a process that finds it locked names it.
+type Holder struct {
+	Command string `json:"command"` // "engine run", "engine dlq replay"
+	PID     int    `json:"pid"`
+	// Admin is engine run's admin listener (host:port); "" when it has
+	// none.
+	Admin string `json:"admin,omitempty"`
+}
+
+// LockedError says that another process holds the data folder, and who,
+// when it said (SetHolder).
+type LockedError struct {
+	Dir    string
+	Holder Holder
+}
+
+func (e *LockedError) Error() string {
+	who := "another engine"
+	if e.Holder.Command != "" {
+		who = fmt.Sprintf("%s (pid %d)", e.Holder.Command, e.Holder.PID)
+	}
+	return fmt.Sprintf("data folder %s is in use by %s: its inbox.db is locked; give each engine its own --data", e.Dir, who)
+}
+
+// holderFile, in the data folder, says who holds the store.
+const holderFile = "holder.json"
+
+// SetHolder records who holds the store, for a process that finds it
+// locked to say (LockedError). Close removes the record.
+func (s *Store) SetHolder(h Holder) error {
+	raw, err := json.Marshal(h)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(filepath.Dir(s.path), holderFile), raw, 0o600)
+	}
+	if err == nil {
+		s.holderSet = true
+	}
+	return err
 }
 
 // StoppedUncleanly reports whether the last engine run on this store

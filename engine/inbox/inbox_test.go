@@ -351,6 +351,16 @@ func TestOneEnginePerDataFolder(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "in use by another engine") {
 		t.Fatalf("second open: %v", err)
 	}
+	// Who holds it, once it says.
+	if err := s.SetHolder(Holder{Command: "engine run", PID: 7, Admin: "127.0.0.1:8079"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(dir, Options{})
+	var locked *LockedError
+	if !errors.As(err, &locked) || locked.Holder != (Holder{Command: "engine run", PID: 7, Admin: "127.0.0.1:8079"}) ||
+		err.Error() != "data folder "+dir+" is in use by engine run (pid 7): its inbox.db is locked; give each engine its own --data" {
+		t.Fatalf("second open: %v", err)
+	}
 }
 
 // A run that ends without Close (killed) leaves its mark for the next
