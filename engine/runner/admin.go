@@ -152,8 +152,23 @@ const deadPage = 100
 // limit= of them (deadPage by default, 0 for all) after the id after=.
 // They are written as they are read, a few at a time, so the engine holds
 // a batch of them, never the whole answer.
+// deadListParams are the query parameters GET /dlq takes.
+var deadListParams = []string{"pipeline", "reason", "since", "limit", "after"}
+
 func (r *Runner) listDead(w http.ResponseWriter, req *http.Request) {
 	q := req.URL.Query()
+	// A misspelt or repeated parameter would quietly select more, or
+	// other, dead letters than meant: a replay or drop may follow.
+	for name, values := range q {
+		if !slices.Contains(deadListParams, name) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown parameter %s=; GET /dlq takes %s", name, strings.Join(deadListParams, "=, ")+"="))
+			return
+		}
+		if len(values) > 1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s= is given %d times; give it once (one reason, one pipeline at a time)", name, len(values)))
+			return
+		}
+	}
 	f := inbox.DeadFilter{Pipeline: q.Get("pipeline"), Reason: q.Get("reason"), Limit: deadPage}
 	if f.Reason != "" {
 		if err := inbox.CheckReason(f.Reason); err != nil {

@@ -154,6 +154,8 @@ func TestAdminListPages(t *testing.T) {
 		{"after=-1", 400, `after=\"-1\" is not a dead letter id`},
 		{"limit=-1", 400, `limit=\"-1\": give a positive number, or 0 for all`},
 		{"limit=x", 400, `limit=\"x\": give a positive number, or 0 for all`},
+		{"pipline=x", 400, `unknown parameter pipline=; GET /dlq takes pipeline=, reason=, since=, limit=, after=`},
+		{"reason=rejected&reason=template", 400, `reason= is given 2 times; give it once`},
 		{"reason=lookup", 400, `reason=\"lookup\" is not a reason dead letters have; the reasons are rejected, not_sent, attempts_exhausted, lookup_rejected, template, filter, internal_error, damaged, csv_row`},
 	} {
 		a := do(t, "GET", admin.URL+"/dlq?"+tc.query, "", nil)
