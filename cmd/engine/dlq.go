@@ -270,6 +270,15 @@ prints an array with everything in each dead letter.`, stderr)
 		if n == 0 {
 			c.noteUnknownPipeline(s, f.pipeline)
 		}
+		if f.limit > 0 && n == f.limit {
+			// As the text says it; stderr keeps the JSON whole.
+			probe := filter
+			probe.Limit = f.limit + 1
+			total := 0
+			if s.EachDeadLetterSummary(probe, func(inbox.DeadLetter) error { total++; return nil }) == nil && total > f.limit {
+				fmt.Fprintf(c.stderr, "%s shown; more match (raise --limit to see them)\n", plural(n, "dead letter"))
+			}
+		}
 		return exitOK
 	}
 	if f.limit > 0 {
@@ -691,6 +700,7 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 		}
 		if len(ids) == 0 {
 			fmt.Fprintln(stdout, "no dead letters match; nothing to "+c.name)
+			c.noteUnknownPipeline(s, f.pipeline)
 			return exitOK
 		}
 	}

@@ -142,6 +142,7 @@ func TestDlqList(t *testing.T) {
 		{"reason", []string{"--reason", "csv_row"}, []string{"3"}, "1 dead letter", ""},
 		{"since duration", []string{"--since", "1h"}, []string{"3", "4"}, "2 dead letters", ""},
 		{"since days", []string{"--since", "7d"}, []string{"1", "2", "3", "4"}, "4 dead letters", ""},
+		{"since days and hours", []string{"--since", "0d1h"}, []string{"3", "4"}, "2 dead letters", ""},
 		{"since time", []string{"--since", "2026-11-29T08:00:00Z"}, []string{"2", "3", "4"}, "3 dead letters", ""},
 		{"since time with offset", []string{"--since", "2026-11-29T09:20:00+01:00"}, []string{"2", "3", "4"}, "3 dead letters", ""},
 		{"filters together", []string{"--pipeline", offerPipeline, "--since", "1h"}, []string{"4"}, "1 dead letter", ""},
@@ -247,9 +248,13 @@ func TestDlqListJSON(t *testing.T) {
 	if code != exitOK || stdout != "[]\n" {
 		t.Errorf("code %d, %q", code, stdout)
 	}
-	stdout, _, _ = runEngine("dlq", "list", "--data", dir, "--format", "json", "--limit", "3")
-	if err := json.Unmarshal([]byte(stdout), &dls); err != nil || len(dls) != 3 {
-		t.Errorf("--limit 3: %d (%v)", len(dls), err)
+	// A limit that cuts the list says so on stderr, as the table does;
+	// one that does not, says nothing.
+	for limit, note := range map[string]string{"3": "3 dead letters shown; more match (raise --limit to see them)\n", "4": ""} {
+		stdout, stderr, _ := runEngine("dlq", "list", "--data", dir, "--format", "json", "--limit", limit)
+		if err := json.Unmarshal([]byte(stdout), &dls); err != nil || fmt.Sprint(len(dls)) != limit || stderr != note {
+			t.Errorf("--limit %s: %d (%v), stderr %q, want %q", limit, len(dls), err, stderr, note)
+		}
 	}
 }
 
@@ -556,6 +561,12 @@ func TestDlqDrop(t *testing.T) {
 	if code != exitOK || stdout != "no dead letters match; nothing to drop\n" {
 		t.Errorf("code %d, output %q", code, stdout)
 	}
+	// A pipeline no dead letter has, a typo say, is named, as list does.
+	stdout, stderr, code = runEngine("dlq", "drop", "--all", "--pipeline", "nope", "--data", dir)
+	if code != exitOK || stdout != "no dead letters match; nothing to drop\n" ||
+		!strings.HasPrefix(stderr, `engine dlq drop: no dead letter belongs to a pipeline called "nope"; pipelines with dead letters: `) {
+		t.Errorf("code %d, output %q, stderr %q", code, stdout, stderr)
+	}
 	s := openSeeded(t, dir)
 	left, _ := s.DeadLetters(inbox.DeadFilter{})
 	if len(left) != 1 || left[0].ID != 1 {
@@ -591,8 +602,10 @@ func TestDlqUsageErrors(t *testing.T) {
 		{[]string{"dlq", "list", "--format", "xml"}, `--format is text or json, not "xml"`},
 		{[]string{"dlq", "list", "--limit", "-1"}, "--limit -1: give a positive number, or 0 for all"},
 		{[]string{"dlq", "list", "--limit", "many"}, `--limit "many": give a whole number`},
-		{[]string{"dlq", "list", "--since", "yesterday"}, `--since "yesterday" is neither a duration such as 2h or 7d nor an RFC 3339 time`},
+		{[]string{"dlq", "list", "--since", "yesterday"}, `--since "yesterday" is neither a duration such as 2h, 7d or 1d12h nor an RFC 3339 time`},
 		{[]string{"dlq", "list", "--since", "-2h"}, `--since "-2h": give a positive duration`},
+		{[]string{"dlq", "list", "--since", "9999999999d"}, `--since "9999999999d" reaches back more than 100 years; give fewer days, or leave --since out for every dead letter`},
+		{[]string{"dlq", "list", "--since", "1d12"}, `--since "1d12" is neither a duration`},
 		{[]string{"dlq", "list", "--since", "2026-11-29"}, "nor an RFC 3339 time such as 2026-11-29T10:00:00Z"},
 		{[]string{"dlq", "show"}, "name one dead-letter id, e.g. engine dlq show 4"},
 		{[]string{"dlq", "show", "1", "2"}, "name one dead-letter id"},

@@ -247,13 +247,23 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 		return t, nil
 	}
 	d, err := time.ParseDuration(s)
-	if days, ok := strings.CutSuffix(s, "d"); ok && err != nil {
-		if n, nerr := strconv.Atoi(days); nerr == nil {
-			d, err = time.Duration(n)*24*time.Hour, nil
+	// Days, alone or before a Go duration: 7d, 1d12h.
+	if days, rest, ok := strings.Cut(s, "d"); ok && err != nil {
+		n, nerr := strconv.Atoi(days)
+		var extra time.Duration
+		if rest != "" && nerr == nil {
+			extra, nerr = time.ParseDuration(rest)
+		}
+		const maxDays = 100 * 365 // time.Duration ends at about 292 years
+		switch {
+		case nerr == nil && (n > maxDays || n < -maxDays):
+			return time.Time{}, fmt.Errorf("%q reaches back more than 100 years; give fewer days, or leave --since out for every dead letter", s)
+		case nerr == nil:
+			d, err = time.Duration(n)*24*time.Hour+extra, nil
 		}
 	}
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither a duration such as 2h or 7d nor an RFC 3339 time such as 2026-11-29T10:00:00Z", s)
+		return time.Time{}, fmt.Errorf("%q is neither a duration such as 2h, 7d or 1d12h nor an RFC 3339 time such as 2026-11-29T10:00:00Z", s)
 	}
 	if d <= 0 {
 		return time.Time{}, fmt.Errorf("%q: give a positive duration, how far back to look", s)
