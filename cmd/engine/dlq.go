@@ -185,8 +185,12 @@ func (c dlqCommand) open(dir string) (*inbox.Store, bool) {
 		return nil, false
 	}
 	db := filepath.Join(dir, "inbox.db")
-	if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
+	if info, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
 		c.problem("data folder %s has no inbox.db: the engine has not run here; pass --data DIR", dir)
+		return nil, false
+	} else if err == nil && info.Size() == 0 {
+		// Opened, it would become an empty inbox: dlq makes none.
+		c.problem("data folder %s has an empty inbox.db, which holds no dead letters: the engine has not run here, or the file was cut; pass --data DIR", dir)
 		return nil, false
 	}
 	s, err := inbox.Open(dir, inbox.Options{})

@@ -685,6 +685,10 @@ func TestDlqNoDataFolder(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	cut := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cut, "inbox.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, sub := range [][]string{{"list"}, {"show", "1"}, {"replay", "1"}, {"drop", "--all"}} {
 		for _, tc := range []struct {
 			data string
@@ -693,6 +697,7 @@ func TestDlqNoDataFolder(t *testing.T) {
 			{missing, "no data folder " + missing + ": the engine has not run here; pass --data DIR"},
 			{empty, "data folder " + empty + " has no inbox.db: the engine has not run here; pass --data DIR"},
 			{file, file + " is not a folder; pass --data DIR"},
+			{cut, "data folder " + cut + " has an empty inbox.db, which holds no dead letters: the engine has not run here, or the file was cut; pass --data DIR"},
 		} {
 			args := append([]string{"dlq"}, sub...)
 			stdout, stderr, code := runEngine(append(args, "--data", tc.data)...)
@@ -706,6 +711,11 @@ func TestDlqNoDataFolder(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(empty, "inbox.db")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("an inbox.db was created: %v", err)
+	}
+	if entries, _ := os.ReadDir(cut); len(entries) != 1 {
+		t.Errorf("files were added next to the empty inbox.db: %v", entries)
+	} else if info, _ := entries[0].Info(); info.Size() != 0 {
+		t.Errorf("the empty inbox.db was written: %d bytes", info.Size())
 	}
 
 	// The default is ./data, the engine's own default.
