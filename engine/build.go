@@ -127,6 +127,10 @@ type ResponseCache struct {
 	// long SessionM takes to recover is not published: assumed (A), and
 	// configurable for that reason.
 	RetryWait time.Duration
+	// Until, when set, renders the time after which an answer is wrong
+	// and must not be served, fresh or stale, such as when the first
+	// offer it lists expires (RFC 3339; empty: no such time).
+	Until *liquid.Template
 }
 
 // Delivery holds the delivery settings with defaults applied.
@@ -967,6 +971,10 @@ func (b *builder) respond(path yamlpos.Path, cfg *RespondConfig, sc, before *sco
 			// The key is rendered before the steps run, from what the
 			// request carries.
 			r.Cache.Key = b.template(cpath.Child("key"), c.Key, false, before)
+		}
+		if c.Until != "" {
+			// Rendered with the answer, from what the steps gave.
+			r.Cache.Until = b.template(cpath.Child("until"), c.Until, false, sc)
 		}
 	}
 	return r

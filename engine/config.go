@@ -96,6 +96,7 @@ type CacheConfig struct {
 	Stale      string `yaml:"stale"`
 	MaxLookups int    `yaml:"max_lookups"`
 	RetryWait  string `yaml:"retry_wait"`
+	Until      string `yaml:"until"`
 }
 
 // DeliveryConfig tunes how target requests are delivered.

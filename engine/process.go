@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/loyalty-connector/engine/engine/jsonval"
+	"github.com/loyalty-connector/engine/engine/liquid"
 	"github.com/loyalty-connector/engine/engine/spec"
 )
 
@@ -144,6 +145,11 @@ type Reply struct {
 	Header http.Header
 	Body   []byte
 	Value  any
+	// Until is when the answer stops being right (respond.cache.until),
+	// zero when it does not say; UntilErr, when what it rendered is not
+	// a time, in which case the answer is not cached.
+	Until    time.Time
+	UntilErr error
 }
 
 // Outcome is what evaluating one event gave.
@@ -288,5 +294,25 @@ func (r *Respond) Build(env map[string]any) (*Reply, error) {
 		reply.Header.Set("Content-Type", "application/json")
 	}
 	reply.Body, reply.Value = body, value
+	if r.Cache != nil && r.Cache.Until != nil {
+		reply.Until, reply.UntilErr = renderUntil(r.Cache.Until, env)
+	}
 	return reply, nil
+}
+
+// renderUntil renders respond.cache.until: a time, or nothing.
+func renderUntil(t *liquid.Template, env map[string]any) (time.Time, error) {
+	text, err := t.Render(env)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("respond.cache.until: %w", err)
+	}
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return time.Time{}, nil
+	}
+	at, err := time.Parse(time.RFC3339Nano, text)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("respond.cache.until rendered %.60q, which is not an RFC 3339 time such as 2026-12-31T23:59:59Z; the answer is not cached", text)
+	}
+	return at, nil
 }

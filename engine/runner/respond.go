@@ -66,7 +66,10 @@ type cached struct {
 	header []headerField
 	body   []byte
 	stored time.Time
-	size   int // what it takes in memory, key and map slot included
+	// until: when it stops being right (respond.cache.until), after
+	// which it is not served, fresh or stale; zero when it does not say.
+	until time.Time
+	size  int // what it takes in memory, key and map slot included
 	// earlier: an answer of a version a reload replaced. It is never a
 	// fresh hit, as this version may shape answers otherwise, but still
 	// stands in when SessionM is slow or down.
@@ -100,7 +103,7 @@ func (rs *responder) takeOver(prev *responder) {
 	prev.mu.Lock()
 	defer prev.mu.Unlock()
 	for key, c := range prev.cache {
-		rs.cache[key] = &cached{status: c.status, header: c.header, body: c.body, stored: c.stored, size: c.size, earlier: true}
+		rs.cache[key] = &cached{status: c.status, header: c.header, body: c.body, stored: c.stored, until: c.until, size: c.size, earlier: true}
 	}
 	rs.cachedBytes = prev.cachedBytes
 	// The lookups prev still has under way count toward the bound, so
@@ -142,6 +145,13 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 	key := rs.key(ev, req, stored.Data, now)
 	rs.mu.Lock()
 	entry := rs.cache[key]
+	if entry != nil && !entry.until.IsZero() && !now.Before(entry.until) {
+		// Wrong from now on (an offer it lists has expired): served
+		// as a hit for its TTL, or stale for an hour while SessionM
+		// failed, it showed an expired offer (a QA run).
+		rs.forget(key)
+		entry = nil
+	}
 	rs.mu.Unlock()
 	if entry != nil && now.Sub(entry.stored) < c.TTL && !entry.earlier {
 		entry.write(w, "hit", ageHeader(now, entry.stored), "")
@@ -227,6 +237,8 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 		rs.mu.Lock()
 		delete(rs.inflight, key)
 		switch {
+		case f.err == nil && f.reply.UntilErr != nil:
+			rs.warn("an answer is not cached", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", f.reply.UntilErr)
 		case f.err == nil && f.reply.Status >= 200 && f.reply.Status < 300:
 			rs.keep(key, f.reply)
 		case isNotFound(f.err):
@@ -253,7 +265,11 @@ func (rs *responder) keep(key string, reply *engine.Reply) {
 	if len(key)+len(reply.Body) > maxCachedBytes {
 		return
 	}
-	c := &cached{status: reply.Status, body: bytes.Clone(reply.Body), stored: rs.r.clock.Now()}
+	now := rs.r.clock.Now()
+	if !reply.Until.IsZero() && !now.Before(reply.Until) {
+		return
+	}
+	c := &cached{status: reply.Status, body: bytes.Clone(reply.Body), stored: now, until: reply.Until}
 	var headerBytes int
 	c.header, headerBytes = compactHeader(reply.Header)
 	// The key is copied too: a rendered one can sit in a larger buffer.

@@ -152,3 +152,44 @@ func TestStaleCopyWaitsBeforeTheNextLookup(t *testing.T) {
 		t.Errorf("after retry_wait: %d %v %s; want a fresh answer", a.status, a.header, a.body)
 	}
 }
+
+// An answer is not served past respond.cache.until, fresh or stale: the
+// wallet pipeline's answer listed an offer that had expired since, as a
+// hit for its TTL and as a stale copy for an hour while SessionM failed
+// (a QA run).
+func TestCachedAnswerEndsWhenAnOfferItListsExpires(t *testing.T) {
+	const soon = 1500 * time.Millisecond
+	expires := time.Now().Add(soon).UTC().Truncate(time.Millisecond)
+	wallet := `{"status":"ok","payload":{"available_points":10,"total_points":10,"user_offers":[` +
+		`{"offer_id":"o-soon","user_offer_id":"u-soon","name":"ends soon","is_redeemable":true,"expiration_date":"` + expires.Format(time.RFC3339Nano) + `","redeem_date":null},` +
+		`{"offer_id":"o-later","user_offer_id":"u-later","name":"ends later","is_redeemable":true,"expiration_date":"2099-12-31T23:59:59Z","redeem_date":null}]}}`
+	var failing atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, wallet)
+	}))
+	t.Cleanup(srv.Close)
+	h := start(t, setup{sandbox: srv.URL})
+	first := h.wallet(ana)
+	if first.status != 200 || first.header.Get("X-Cache") != "miss" || !strings.Contains(first.body, "o-soon") {
+		t.Fatalf("first: %d %v %s", first.status, first.header, first.body)
+	}
+	if a := h.wallet(ana); a.header.Get("X-Cache") != "hit" {
+		t.Fatalf("before the offer expires: %d %v %s; want a hit", a.status, a.header, a.body)
+	}
+	failing.Store(true)
+	time.Sleep(time.Until(expires) + 50*time.Millisecond)
+	// Within its TTL and its stale time, but wrong: SessionM is down, so
+	// there is no right answer to give.
+	if a := h.wallet(ana); a.status != 502 || strings.Contains(a.body, "o-soon") {
+		t.Errorf("after the offer expired, SessionM down: %d (X-Cache %q) %s; want 502", a.status, a.header.Get("X-Cache"), a.body)
+	}
+	failing.Store(false)
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" || strings.Contains(a.body, "o-soon") || !strings.Contains(a.body, "o-later") {
+		t.Errorf("after the offer expired: %d (X-Cache %q) %s; want a new answer without it", a.status, a.header.Get("X-Cache"), a.body)
+	}
+}
