@@ -170,7 +170,7 @@ func TestRespondCacheKeepsToItsSize(t *testing.T) {
 	rs := newResponder(&Runner{clock: noWaitClock{}}, &engine.Pipeline{})
 	body := []byte(strings.Repeat("x", 3000)) // about 3.2 KB each
 	for i := range 200 {
-		rs.keep(fmt.Sprintf("user-%03d", i), &engine.Reply{Status: 200, Body: body})
+		rs.keep(fmt.Sprintf("user-%03d", i), &engine.Reply{Status: 200, Body: body}, false)
 		if rs.cachedBytes > maxCachedBytes {
 			t.Fatalf("after %d answers the cache holds %d bytes, over its %d", i+1, rs.cachedBytes, maxCachedBytes)
 		}
@@ -185,7 +185,7 @@ func TestRespondCacheKeepsToItsSize(t *testing.T) {
 	if total != rs.cachedBytes {
 		t.Fatalf("sizes add up to %d, the count says %d", total, rs.cachedBytes)
 	}
-	rs.keep("huge", &engine.Reply{Status: 200, Body: make([]byte, maxCachedBytes)})
+	rs.keep("huge", &engine.Reply{Status: 200, Body: make([]byte, maxCachedBytes)}, false)
 	if rs.cache["huge"] != nil {
 		t.Fatal("an answer bigger than the whole cache was kept")
 	}

@@ -56,6 +56,12 @@ type responder struct {
 	// of each kind: Connected Content calls come at a send's rate, and
 	// every one of them would log the same outage.
 	warned warnLimiter
+
+	// next is the version that replaced this one (takeOver), to which a
+	// lookup still under way hands its answer; sameAnswers: next answers
+	// as this one does (only comments or layout changed).
+	next        *responder
+	sameAnswers bool
 }
 
 // cached is an answer as the cache keeps it: only what writing it takes,
@@ -99,11 +105,18 @@ func newResponder(r *Runner, p *engine.Pipeline) *responder {
 // cached, as stale copies only. A reload during a SessionM outage (a
 // longer stale, a rotated token) emptied the cache, and every Connected
 // Content call failed until SessionM came back.
+//
+// An edit of comments or layout only keeps them fresh: made stale-only,
+// every user's next call was a lookup, and at 2,000 calls a second the
+// bound of lookups was reached (a QA run).
 func (rs *responder) takeOver(prev *responder) {
 	prev.mu.Lock()
 	defer prev.mu.Unlock()
+	rs.sameAnswers = len(engine.ChangedParts(prev.p, rs.p)) == 0
+	prev.next = rs
 	for key, c := range prev.cache {
-		rs.cache[key] = &cached{status: c.status, header: c.header, body: c.body, stored: c.stored, until: c.until, size: c.size, earlier: true}
+		rs.cache[key] = &cached{status: c.status, header: c.header, body: c.body, stored: c.stored, until: c.until, size: c.size,
+			earlier: c.earlier || !rs.sameAnswers}
 	}
 	rs.cachedBytes = prev.cachedBytes
 	// The lookups prev still has under way count toward the bound, so
@@ -125,17 +138,28 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 		return
 	}
 	resp := rs.p.Respond
+	fail := func(err error, key string) {
+		if errors.Is(err, context.Canceled) && req.Context().Err() != nil {
+			// The caller hung up (Braze's 2 s, a client's own timeout):
+			// nothing failed here, and nobody reads an answer. Counted
+			// as a 500, it set off alerts meant for the pipeline.
+			rs.r.log.Debug("synchronous pipeline: the caller left before the answer", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key)
+			answer.code = statusCallerLeft
+			return
+		}
+		rs.fail(w, err, resp.Deadline, key)
+	}
 	c := resp.Cache
 	if c == nil {
 		if err := rs.pausedPast(rs.r.clock.Now().Add(resp.Deadline)); err != nil {
-			rs.fail(w, err, resp.Deadline, req.URL.Path)
+			fail(err, req.URL.Path)
 			return
 		}
 		ctx, cancel := context.WithTimeout(req.Context(), resp.Deadline)
 		defer cancel()
 		reply, err := rs.evaluate(ctx, ev)
 		if err != nil {
-			rs.fail(w, err, resp.Deadline, req.URL.Path)
+			fail(err, req.URL.Path)
 			return
 		}
 		writeReply(w, reply, "")
@@ -180,8 +204,12 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 		rs.answerStale(w, entry, key, now, rs.r.opts.Masker.String(err.Error()))
 		return
 	}
-	rs.fail(w, err, resp.Deadline, key)
+	fail(err, key)
 }
+
+// statusCallerLeft is what the metrics count for a caller that hung up
+// before its answer, as nginx logs it: "client closed request".
+const statusCallerLeft = 499
 
 // answerStale answers with entry, an older answer, marked as such; why
 // is the reason no fresh one could be had, for the log.
@@ -240,7 +268,8 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 		case f.err == nil && f.reply.UntilErr != nil:
 			rs.warn("an answer is not cached", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", f.reply.UntilErr)
 		case f.err == nil && f.reply.Status >= 200 && f.reply.Status < 300:
-			rs.keep(key, f.reply)
+			rs.keep(key, f.reply, false)
+			rs.handOn(key, f.reply)
 		case isNotFound(f.err):
 			rs.forget(key)
 		case staleCovers(f.err):
@@ -259,9 +288,34 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 	}
 }
 
+// handOn gives an answer that came after a reload replaced rs to the
+// version running now, as the cache entries were when it took over: the
+// lookup outlived its caller to fill the cache, and kept in the retired
+// version's alone, it filled none (a QA run: the next failure of
+// SessionM answered 502 where a stale copy would have stood in). Callers
+// hold rs.mu; versions are locked oldest first, as takeOver does.
+func (rs *responder) handOn(key string, reply *engine.Reply) {
+	earlier := false
+	for next := rs.next; next != nil; {
+		earlier = earlier || !next.sameAnswers
+		next.mu.Lock()
+		if next.next == nil {
+			if entry := next.cache[key]; entry == nil || entry.earlier {
+				next.keep(key, reply, earlier)
+			}
+			next.mu.Unlock()
+			return
+		}
+		newer := next.next
+		next.mu.Unlock()
+		next = newer
+	}
+}
+
 // keep caches reply under key, dropping the oldest answers while the
-// cache is over its count or size. Callers hold rs.mu.
-func (rs *responder) keep(key string, reply *engine.Reply) {
+// cache is over its count or size; earlier marks an answer of a version
+// a reload replaced. Callers hold rs.mu.
+func (rs *responder) keep(key string, reply *engine.Reply, earlier bool) {
 	if len(key)+len(reply.Body) > maxCachedBytes {
 		return
 	}
@@ -269,7 +323,7 @@ func (rs *responder) keep(key string, reply *engine.Reply) {
 	if !reply.Until.IsZero() && !now.Before(reply.Until) {
 		return
 	}
-	c := &cached{status: reply.Status, body: bytes.Clone(reply.Body), stored: now, until: reply.Until}
+	c := &cached{status: reply.Status, body: bytes.Clone(reply.Body), stored: now, until: reply.Until, earlier: earlier}
 	var headerBytes int
 	c.header, headerBytes = compactHeader(reply.Header)
 	// The key is copied too: a rendered one can sit in a larger buffer.

@@ -193,3 +193,105 @@ func TestCachedAnswerEndsWhenAnOfferItListsExpires(t *testing.T) {
 		t.Errorf("after the offer expired: %d (X-Cache %q) %s; want a new answer without it", a.status, a.header.Get("X-Cache"), a.body)
 	}
 }
+
+// slowConnect is the sandbox's emulators, with SessionM Connect's
+// lookups delayed by delay, or answered 503 while failing.
+func slowConnect(t *testing.T) (url string, delay *atomic.Int64, failing *atomic.Bool) {
+	sb, err := sandbox.New(sandbox.Options{RandSeed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delay, failing = new(atomic.Int64), new(atomic.Bool)
+	emulators := sb.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/sessionm/connect/") {
+			time.Sleep(time.Duration(delay.Load()))
+			if failing.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+		}
+		emulators.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, delay, failing
+}
+
+// A lookup still under way when a reload replaces the pipeline hands its
+// answer to the new version's cache: kept in the retired version's alone,
+// it filled none, and the next failure of SessionM answered 502 where the
+// stale copy would have stood in (a QA run). An edit of comments only
+// keeps the answers fresh: made stale-only, every user's next call was a
+// lookup.
+func TestReloadKeepsTheCacheFilling(t *testing.T) {
+	const sam = "4d2e8f3b-32f5-11ef-b3e4-0242ac120002"
+	for _, tt := range []struct {
+		name  string
+		edit  func(string) string
+		cache string // the answer after the reload, SessionM up
+	}{
+		{"a comment", func(s string) string { return s + "# a comment\n" }, "hit"},
+		{"the answer's shape", func(s string) string {
+			return strings.Replace(s, `offer_count: "{{ offers | size }}"`, `count: "{{ offers | size }}"`, 1)
+		}, "miss"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			url, delay, failing := slowConnect(t)
+			dir := copyPipelines(t)
+			file := filepath.Join(dir, "wallet-for-connected-content.yaml")
+			h := start(t, setup{dirs: []string{dir}, sandbox: url, tweak: func(p *engine.Pipeline) {
+				if p.Respond != nil {
+					p.Respond.Cache.RetryWait = time.Nanosecond
+				}
+			}})
+			// Ana's answer is cached before the reload; Sam's lookup is
+			// under way across it.
+			if a := h.wallet(ana); a.status != 200 {
+				t.Fatalf("setup: %d %s", a.status, a.body)
+			}
+			delay.Store(int64(600 * time.Millisecond))
+			late := make(chan answer)
+			go func() { late <- h.wallet(sam) }()
+			time.Sleep(200 * time.Millisecond)
+			editFile(t, file, tt.edit)
+			if c := changeOf(h.r.Apply(h.load()), "wallet-for-connected-content"); c == nil || c.Result != "changed" {
+				t.Fatalf("not reloaded: %+v", c)
+			}
+			if a := <-late; a.status != 200 || a.header.Get("X-Cache") != "miss" {
+				t.Fatalf("the lookup across the reload: %d %v %s", a.status, a.header, a.body)
+			}
+			delay.Store(0)
+			if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != tt.cache {
+				t.Errorf("after the reload: %d (X-Cache %q); want %s", a.status, a.header.Get("X-Cache"), tt.cache)
+			}
+			failing.Store(true)
+			if a := h.wallet(sam); a.status != 200 || a.header.Get("X-Cache") == "miss" {
+				t.Errorf("SessionM down, for the user whose lookup crossed the reload: %d (X-Cache %q) %s; want the cached copy",
+					a.status, a.header.Get("X-Cache"), a.body)
+			}
+		})
+	}
+}
+
+// A caller that hangs up before its answer (Braze's 2 s, a client's own
+// timeout) is no failure of the pipeline: it counted as a 500, which set
+// off alerts meant for the pipeline, and logged a warning (a QA run).
+func TestCallerLeavingIsNotA500(t *testing.T) {
+	url, delay, _ := slowConnect(t)
+	h := start(t, setup{sandbox: url})
+	delay.Store(int64(time.Second))
+	client := &http.Client{Timeout: 200 * time.Millisecond}
+	req, _ := http.NewRequest("GET", h.engine.URL+"/wallet/"+ana, nil)
+	req.Header.Set("Authorization", "Bearer sandbox-wallet-token")
+	if resp, err := client.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("setup: answered %d within 200 ms, with SessionM taking a second", resp.StatusCode)
+	}
+	h.eventually("the answer counted", func() bool {
+		n, _ := h.metric(`engine_respond_answers_total\{cache="none",code="499",pipeline="wallet-for-connected-content"\}`)
+		return n == 1
+	})
+	if n, _ := h.metric(`engine_respond_answers_total\{cache="none",code="500",pipeline="wallet-for-connected-content"\}`); n != 0 {
+		t.Errorf("%v answers counted as 500", n)
+	}
+}

@@ -151,7 +151,7 @@ func TestRespondCacheCountsItsMemory(t *testing.T) {
 					t.Fatalf("evaluate: %v", out.Err)
 				}
 				rs.mu.Lock()
-				rs.keep(rs.key(ev, httptest.NewRequest("GET", "/wallet/"+user, nil), nil, now), out.Reply)
+				rs.keep(rs.key(ev, httptest.NewRequest("GET", "/wallet/"+user, nil), nil, now), out.Reply, false)
 				rs.mu.Unlock()
 			}
 			grew := heap() - before
