@@ -33,7 +33,10 @@ const (
 	// DefaultDeadline keeps a synchronous answer well under the 2 s Braze
 	// gives Connected Content (braze.md §5).
 	DefaultDeadline = 1500 * time.Millisecond
-	DefaultMaxBody  = 1 << 20
+	// brazeConnectedContentTimeout is how long Braze waits for a
+	// Connected Content answer (braze.md §5).
+	brazeConnectedContentTimeout = 2 * time.Second
+	DefaultMaxBody               = 1 << 20
 
 	// DefaultMaxLookups bounds the lookups a cached synchronous pipeline
 	// has under way: each holds a connection to SessionM until it
@@ -959,6 +962,10 @@ func (b *builder) respond(path yamlpos.Path, cfg *RespondConfig, sc, before *sco
 	r.Headers = b.headers(path.Child("headers"), cfg.Headers, spec.Auth{}, sc)
 	r.Body, r.BodyTemplate = b.body(path, &cfg.Body, cfg.BodyTemplate, nil, sc)
 	r.Deadline = b.duration(path.Child("deadline"), cfg.Deadline, DefaultDeadline)
+	if r.Deadline >= brazeConnectedContentTimeout {
+		b.warnAt(path.Child("deadline"), "a deadline of %s is not under the %s Braze gives Connected Content: Braze gives up first, and its message goes without the answer (or the stale copy the engine would have sent); if Braze calls this pipeline, keep it under %s (default %s)",
+			r.Deadline, brazeConnectedContentTimeout, brazeConnectedContentTimeout, DefaultDeadline)
+	}
 	if c := cfg.Cache; c != nil {
 		cpath := path.Child("cache")
 		r.Cache = &ResponseCache{

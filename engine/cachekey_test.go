@@ -53,3 +53,25 @@ func TestHeadersReadForTheCacheKey(t *testing.T) {
 		})
 	}
 }
+
+// A deadline Braze does not wait for is warned of: Braze gives Connected
+// Content 2 s, and gives up first.
+func TestRespondDeadlineOverBrazesTimeout(t *testing.T) {
+	for deadline, warned := range map[string]bool{"1999ms": false, "2s": true, "3s": true} {
+		file := filepath.Join(t.TempDir(), "me.yaml")
+		src := "source: {type: http, method: GET, path: /me}\nrespond:\n  deadline: " + deadline + "\n  body: {ok: true}\n"
+		if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l, _ := testLoader(t)
+		proj := l.Load([]string{file})
+		if err := proj.Diagnostics.Err(); err != nil || len(proj.Pipelines) != 1 {
+			t.Fatalf("%s: does not build: %v", deadline, err)
+		}
+		items := proj.Diagnostics.Items()
+		got := len(items) == 1 && strings.Contains(items[0].String(), "respond.deadline: a deadline of "+deadline+" is not under the 2s Braze gives Connected Content")
+		if got != warned || len(items) > 1 {
+			t.Errorf("deadline %s: diagnostics %v; want a warning: %v", deadline, items, warned)
+		}
+	}
+}

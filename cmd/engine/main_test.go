@@ -120,6 +120,10 @@ func TestDryRunGoldens(t *testing.T) {
 		// an offer whose expiry cannot be read is left out (it may have
 		// expired) and the others are still answered
 		{"wallet-unreadable-expiry.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--fixtures", "cmd/engine/testdata/unreadable-expiry"}, 0},
+		// A wallet without a payload has no offers; what is not an offer
+		// object is left out, not a failure of the whole answer.
+		{"wallet-no-payload.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--fixtures", "cmd/engine/testdata/no-payload"}, 0},
+		{"wallet-odd-offers.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--fixtures", "cmd/engine/testdata/odd-wallet"}, 0},
 		// sessionm.md §4 (O, S11): without expiration_date, an offer
 		// expires at its redemption_end_date
 		{"wallet-redemption-end-date.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--fixtures", "cmd/engine/testdata/redemption-end-date"}, 0},

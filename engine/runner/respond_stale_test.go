@@ -295,3 +295,34 @@ func TestCallerLeavingIsNotA500(t *testing.T) {
 		t.Errorf("%v answers counted as 500", n)
 	}
 }
+
+// A late lookup counts as a failed one for retry_wait: while SessionM was
+// slow, every request for a key joined the lookup under way and waited
+// the whole deadline for the stale copy (a QA run: p90 1.5 s).
+func TestLateLookupWaitsBeforeTheNext(t *testing.T) {
+	url, delay, _ := slowConnect(t)
+	h := start(t, setup{sandbox: url, tweak: func(p *engine.Pipeline) {
+		if p.Respond != nil {
+			p.Respond.Deadline = 300 * time.Millisecond
+			p.Respond.Cache.TTL = time.Nanosecond
+			p.Respond.Cache.RetryWait = time.Minute
+		}
+	}})
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
+		t.Fatalf("first: %d %v %s", a.status, a.header, a.body)
+	}
+	delay.Store(int64(2 * time.Second))
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "stale" {
+		t.Fatalf("late: %d %v %s; want the stale copy", a.status, a.header, a.body)
+	}
+	began := time.Now()
+	for i := range 5 {
+		if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "stale" {
+			t.Fatalf("request %d after the late lookup: %d %v %s", i+1, a.status, a.header, a.body)
+		}
+	}
+	// At once, not a deadline each (1.5 s for five).
+	if took := time.Since(began); took > time.Second {
+		t.Errorf("five requests after a late lookup took %v; the stale copy should answer at once", took)
+	}
+}
