@@ -51,6 +51,8 @@ func CallerText(err error) string {
 	switch {
 	case errors.As(err, &answer):
 		return strings.Replace(text, answer.Error(), answer.Brief(), 1)
+	case errors.As(err, &noAnswer) && noAnswer.Conn != "":
+		return strings.Replace(text, noAnswer.Error(), "no answer from "+noAnswer.Conn+": "+noAnswer.Err.Error(), 1)
 	case errors.As(err, &noAnswer):
 		return strings.Replace(text, noAnswer.Error(), "no answer: "+noAnswer.Err.Error(), 1)
 	case errors.As(err, &cut):

@@ -36,6 +36,12 @@ func TestCallerText(t *testing.T) {
 		{"no answer",
 			&NoAnswerError{Method: "GET", URL: "http://h/priv/v1/apps/core-key/users/x", Err: errors.New("connection refused")},
 			"step u: no answer: connection refused"},
+		{"no answer, from a step's connection",
+			&NoAnswerError{Method: "GET", URL: "http://h/priv/v1/apps/core-key/users/x", Err: errors.New("connection refused"), Conn: "core"},
+			"step u: no answer from core: connection refused"},
+		{"a cut answer, from a step's connection",
+			&CutAnswerError{Method: "GET", URL: "http://h/priv/v1/apps/core-key/users/x", Status: 200, Err: errors.New("its body was cut"), Conn: "core"},
+			"step u: core answered HTTP 200, but its body was cut"},
 		{"the engine's own error", errors.New("int() cannot read \"x\""), `step u: int() cannot read "x"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,6 +22,7 @@ const DefaultMaxResponse = 4 << 20
 type NoAnswerError struct {
 	Method, URL string // the URL with any password redacted
 	Err         error
+	Conn        string // the connection, when the step that called it says
 }
 
 func (e *NoAnswerError) Error() string { return e.Method + " " + e.URL + ": " + e.Err.Error() }
@@ -39,6 +40,7 @@ type CutAnswerError struct {
 	Status      int
 	TooLarge    bool // over the limit, which the same request meets again
 	Err         error
+	Conn        string // the connection, when the step that called it says
 }
 
 func (e *CutAnswerError) Error() string { return e.Method + " " + e.URL + ": " + e.Detail() }
@@ -46,6 +48,9 @@ func (e *CutAnswerError) Error() string { return e.Method + " " + e.URL + ": " +
 // Detail is the error without the request, for an outside caller (the
 // URL can hold an API key).
 func (e *CutAnswerError) Detail() string {
+	if e.Conn != "" {
+		return fmt.Sprintf("%s answered HTTP %d, but %s", e.Conn, e.Status, e.Err)
+	}
 	return fmt.Sprintf("HTTP %d, but %s", e.Status, e.Err)
 }
 

@@ -250,6 +250,16 @@ func (p *Pipeline) runStep(ctx context.Context, st *Step, env map[string]any, ca
 	resp, err := caller.Call(ctx, st, req)
 	res.Response = resp
 	if err != nil {
+		// The caller of a synchronous pipeline hears which connection
+		// failed (CallerText), as for an answer it refused.
+		var noAnswer *NoAnswerError
+		var cut *CutAnswerError
+		switch {
+		case errors.As(err, &noAnswer):
+			noAnswer.Conn = st.Call.Conn.Name
+		case errors.As(err, &cut):
+			cut.Conn = st.Call.Conn.Name
+		}
 		res.Err = err
 		return res
 	}

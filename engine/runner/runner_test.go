@@ -1327,7 +1327,7 @@ func TestSynchronousCache(t *testing.T) {
 	// (a SessionM Core path holds the API key).
 	h.control("DELETE", "/faults", "")
 	h.control("POST", "/faults", `{"emulator":"sessionm_connect","drop_ratio":1}`)
-	if a := wallet("4d2e8f3b-32f5-11ef-b3e4-0242ac120002"); a.status != 502 || !strings.Contains(a.body, "step wallet: no answer: ") || strings.Contains(a.body, "http") {
+	if a := wallet("4d2e8f3b-32f5-11ef-b3e4-0242ac120002"); a.status != 502 || !strings.Contains(a.body, "step wallet: no answer from sessionm_connect: ") || strings.Contains(a.body, "http") {
 		t.Fatalf("SessionM cuts the connection, nothing cached: %d %s", a.status, a.body)
 	}
 	h.control("DELETE", "/faults", "")
