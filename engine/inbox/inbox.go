@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -408,6 +409,44 @@ func (s *Store) Seen(pipeline, id string) (bool, error) {
 		return false, fmt.Errorf("reading the inbox's dedupe index: %w", err)
 	}
 	return ok, nil
+}
+
+// SeenWithPrefix calls fn with the id of each event of pipeline stored,
+// or seen inside the dedupe window, whose id starts with prefix, in no
+// set order: the rows of a CSV file an earlier run moved to the inbox
+// (their ids are the file's hash, a colon and the row number).
+func (s *Store) SeenWithPrefix(pipeline, prefix string, fn func(id string)) error {
+	s.mu.Lock()
+	var pending []string
+	if pq := s.pending[pipeline]; pq != nil {
+		for id := range pq.ids {
+			if strings.HasPrefix(id, prefix) {
+				pending = append(pending, id)
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range pending {
+		fn(id)
+	}
+	now := s.now()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		seen := tx.Bucket(seenBucket(pipeline))
+		if seen == nil {
+			return nil
+		}
+		c := seen.Cursor()
+		for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
+			if len(v) == 16 && now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(v)))) < s.window {
+				fn(string(k))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading the inbox's dedupe index: %w", err)
+	}
+	return nil
 }
 
 // seenInBolt looks id up in pipeline's dedupe index: the seq it was

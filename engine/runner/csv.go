@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,7 +30,7 @@ type CSVProgress struct {
 	Pipeline  string `json:"pipeline"`
 	Rows      int    `json:"rows"`      // data rows read so far (broken ones included)
 	Queued    int    `json:"queued"`    // rows this run sent to the workers
-	Skipped   int    `json:"skipped"`   // rows an earlier run had already handled (the checkpoint)
+	Skipped   int    `json:"skipped"`   // rows an earlier run had already handled (the checkpoint), or moved to the inbox
 	Broken    int    `json:"broken"`    // rows that could not be read: dead letters
 	Delivered int    `json:"delivered"` // sent rows delivered
 	Filtered  int    `json:"filtered"`  // sent rows the pipeline's filter dropped: no request made
@@ -635,6 +636,10 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if cp.Rows > 0 {
 		r.log.Info("resuming a CSV import", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "after_row", cp.Rows)
 	}
+	queuedBefore, err := r.rowsQueuedBefore(pipeline, sum, cp.Rows)
+	if err != nil {
+		return fail(err)
+	}
 	run := r.startCSVRun(pipeline, file, sum, key, cp.Rows, rec)
 	// stop ends the import early: the rows without an outcome are sent
 	// when the file is imported again, after the checkpoint, which still
@@ -684,6 +689,11 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 			update(func(p *CSVProgress) { p.Skipped++ })
 			continue
 		}
+		if queuedBefore.has(rows) {
+			update(func(p *CSVProgress) { p.Skipped++ })
+			run.settleNow(rows) // the inbox settles it; the checkpoint may pass it
+			continue
+		}
 		it, err := run.item(row, rows)
 		if err != nil {
 			return stop(err)
@@ -717,6 +727,42 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	})
 	r.logCSVFigures("CSV file imported", snap)
 	return snap, nil
+}
+
+// rowSet is a set of row numbers, sorted, asked in ascending order.
+type rowSet struct {
+	rows []int
+	next int // rows before it were asked about already
+}
+
+// has reports whether row is in the set; rows must be asked in order.
+func (s *rowSet) has(row int) bool {
+	for s.next < len(s.rows) && s.rows[s.next] < row {
+		s.next++
+	}
+	return s.next < len(s.rows) && s.rows[s.next] == row
+}
+
+// rowsQueuedBefore lists the rows after the checkpoint that an earlier
+// run moved to the inbox (for a retry, or as it stopped): the inbox sends
+// them, so this import must not. The checkpoint is saved now and then,
+// and a row queued for its retry just before a kill -9 was read again
+// and sent as well as its queued copy (a QA run: a fifth of the rows the
+// restart sent twice).
+func (r *Runner) rowsQueuedBefore(pipeline, sum string, after int) (*rowSet, error) {
+	set := &rowSet{}
+	prefix := sum + ":"
+	err := r.store.SeenWithPrefix(pipeline, prefix, func(id string) {
+		if n, err := strconv.Atoi(id[len(prefix):]); err == nil && n > after {
+			set.rows = append(set.rows, n)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(set.rows)
+	set.rows = slices.Compact(set.rows)
+	return set, nil
 }
 
 // MissingLinkTarget reports whether err, from opening or looking up
