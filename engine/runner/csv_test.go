@@ -1386,3 +1386,51 @@ func TestCSVRowQueuedBeforeIsNotReadAgain(t *testing.T) {
 		t.Errorf("row 25 was delivered %d times; want once, by the inbox", sent)
 	}
 }
+
+// An inbox file whose last line has no end waits for the rest: taken at
+// an upload's pause, its first part was imported, the file filed in
+// done/, and the rest written there, never sent (a QA run). A file that
+// only lacks its last newline goes after the wait.
+func TestCSVInboxWaitsForAnUnendedLastLine(t *testing.T) {
+	runner.SetUnterminatedWait(t, 700*time.Millisecond)
+	folder := t.TempDir()
+	h := start(t, setup{users: 100, tweak: func(p *engine.Pipeline) {
+		if p.Name == csvPipeline {
+			p.Source.Inbox = folder
+		}
+	}})
+	h.r.WatchCSVInboxes(10 * time.Millisecond)
+	upload := filepath.Join(folder, "upload.csv")
+	if err := os.WriteFile(upload, []byte("user_id,tag\nload-000001,segment_1\nload-000002,segm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // thirty polls
+	if _, err := os.Stat(filepath.Join(folder, "done", "upload.csv")); err == nil || len(h.journal("/sessionm/core/*")) != 0 {
+		t.Fatal("the first part of an upload was imported while its last line had no end")
+	}
+	f, err := os.OpenFile(upload, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("ent_2\nload-000003,segment_3\n")
+	f.Close()
+	// Ended, with no newline after its last line: taken after the wait.
+	lastLine := filepath.Join(folder, "no-newline.csv")
+	if err := os.WriteFile(lastLine, []byte("user_id,tag\nload-000004,segment_4"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("both files filed in done/", func() bool {
+		_, a := os.Stat(filepath.Join(folder, "done", "upload.csv"))
+		_, b := os.Stat(filepath.Join(folder, "done", "no-newline.csv"))
+		return a == nil && b == nil
+	})
+	h.drained()
+	for user, tag := range map[string]string{"load-000001": "segment_1", "load-000002": "segment_2", "load-000003": "segment_3", "load-000004": "segment_4"} {
+		if h.tagCount(user, tag) != 1 {
+			t.Errorf("%s did not get %s", user, tag)
+		}
+	}
+	if dls, _ := h.store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
+		t.Errorf("dead letters %+v", dls)
+	}
+}

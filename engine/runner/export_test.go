@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // SetCSVHashed makes ImportCSV call f once it has hashed a file, before
@@ -55,3 +56,11 @@ var OpenIn = openIn
 
 // OpenCSV is openCSV, for the inbox-folder tests.
 var OpenCSV = openCSV
+
+// SetUnterminatedWait changes how long an inbox file whose last line has
+// no end must hold still, until the test ends.
+func SetUnterminatedWait(t testing.TB, d time.Duration) {
+	old := unterminatedWait
+	unterminatedWait = d
+	t.Cleanup(func() { unterminatedWait = old })
+}
