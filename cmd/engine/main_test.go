@@ -727,13 +727,46 @@ func TestCSVProgressLine(t *testing.T) {
 			"\ra.csv: 501 of ~60000 rows done, 100 filtered out, 3 failed, 501 rows/s, ETA 1m59s   "},
 		{runner.CSVProgress{File: "dir/a.csv", Rows: 4, Queued: 4, Delivered: 1, Filtered: 1, ReadDone: true, Started: now.Add(-time.Second)},
 			"\ra.csv: 2 of 4 rows done, 1 filtered out, 0 failed, 2 rows/s, ETA 1s   "},
+		// Rows waiting for a retry are said; when only they are left, the
+		// line says so rather than an ETA of 0s for minutes (a QA run).
+		{runner.CSVProgress{File: "dir/a.csv", Rows: 10, Queued: 10, Delivered: 4, Retrying: 2, ReadDone: true, Started: now.Add(-time.Second)},
+			"\ra.csv: 4 of 10 rows done, 0 filtered out, 0 failed, 4 rows/s, 2 waiting for a retry, ETA 2s   "},
+		{runner.CSVProgress{File: "dir/a.csv", Rows: 10, Queued: 10, Delivered: 8, Retrying: 2, ReadDone: true, Started: now.Add(-time.Second)},
+			"\ra.csv: 8 of 10 rows done, 0 filtered out, 0 failed, 8 rows/s, the rest (2) waiting for a retry   "},
 	}
 	for _, tt := range tests {
 		var b strings.Builder
-		showProgress(&b, []runner.CSVProgress{{File: "settled.csv", ReadDone: true, Finished: true}, tt.p}, now)
+		showProgress(&b, []runner.CSVProgress{{File: "settled.csv", ReadDone: true, Finished: true}, tt.p}, now, nil)
 		if b.String() != tt.want {
 			t.Errorf("%+v: status line %q, want %q", tt.p, b.String(), tt.want)
 		}
+	}
+}
+
+// The rate shown is that of the last ten seconds, once there is a second
+// of them: the average since the start sank through a tail of retries.
+func TestCSVProgressRate(t *testing.T) {
+	start := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	p := runner.CSVProgress{File: "a.csv", Rows: 100_000, Queued: 100_000, ReadDone: true, Started: start}
+	rates := &progressRates{}
+	line := func(at time.Duration, delivered int) string {
+		p.Delivered = delivered
+		var b strings.Builder
+		showProgress(&b, []runner.CSVProgress{p}, start.Add(at), rates)
+		return b.String()
+	}
+	line(60*time.Second, 60_000) // 1,000 rows/s so far
+	if got := line(60*time.Second+500*time.Millisecond, 60_100); !strings.Contains(got, " 993 rows/s") {
+		t.Errorf("within the first second of samples: %q; want the average", got)
+	}
+	if got := line(62*time.Second, 60_100); !strings.Contains(got, " 50 rows/s, ETA 13m18s") {
+		t.Errorf("two seconds later, 100 rows done: %q; want 50 rows/s and its ETA", got)
+	}
+	if got := line(75*time.Second, 60_100); !strings.Contains(got, " 0 rows/s, ETA ?") {
+		t.Errorf("thirteen seconds with no row done: %q; want 0 rows/s", got)
+	}
+	if got := line(76*time.Second, 61_100); !strings.Contains(got, " 71 rows/s") {
+		t.Errorf("a thousand rows in the last second: %q; want them over the 14 s since the baseline, 71 rows/s", got)
 	}
 }
 

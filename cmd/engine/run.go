@@ -573,6 +573,7 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 		tick := time.NewTicker(csvProgressEvery)
 		defer tick.Stop()
 		readDone := read
+		rates := &progressRates{}
 		for {
 			select {
 			case <-ctx.Done():
@@ -586,7 +587,7 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 			n := int(returned.Load())
 			progress := r.CSVImports()
 			if terminal {
-				showProgress(stderr, progress, time.Now())
+				showProgress(stderr, progress, time.Now(), rates)
 			}
 			if importsSettled(progress, imports[:n], imports[n:]) && csvDrained(r, imports) {
 				if terminal {
@@ -610,6 +611,7 @@ func showFolderProgress(ctx context.Context, imports func() []runner.CSVProgress
 	tick := time.NewTicker(csvProgressEvery)
 	defer tick.Stop()
 	showing := false
+	rates := &progressRates{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -619,7 +621,7 @@ func showFolderProgress(ctx context.Context, imports func() []runner.CSVProgress
 		busy := slices.DeleteFunc(imports(), func(p runner.CSVProgress) bool { return p.Settled() || p.Rows == 0 })
 		switch {
 		case len(busy) > 0:
-			showProgress(stderr, busy, time.Now())
+			showProgress(stderr, busy, time.Now(), rates)
 			showing = true
 		case showing:
 			fmt.Fprintln(stderr)
@@ -717,26 +719,77 @@ func isTerminal(w io.Writer) bool {
 }
 
 // showProgress rewrites one status line: rows done of those to send,
-// rate, ETA.
-func showProgress(w io.Writer, ps []runner.CSVProgress, now time.Time) {
+// rate, ETA. rates, unless nil, gives the rate of the last seconds.
+func showProgress(w io.Writer, ps []runner.CSVProgress, now time.Time, rates *progressRates) {
 	for _, p := range ps {
 		if p.Settled() || p.EarlierOnly() {
 			continue
 		}
 		e := estimateCSV(p, now)
-		of, eta := "", "?"
+		if rate, ok := rates.recent(p, now, e.done); ok {
+			e = e.at(rate)
+		}
+		of, eta := "", "ETA ?"
 		switch {
 		case e.exact:
 			of = fmt.Sprintf(" of %d", e.total)
 		case e.known:
 			of = fmt.Sprintf(" of ~%d", e.total)
 		}
-		if e.eta >= 0 {
-			eta = e.eta.Round(time.Second).String()
+		switch {
+		case e.onlyRetries:
+			// Their retries come at their backoff, not at the rate: an
+			// ETA of 0s stood for minutes (a QA run).
+			eta = fmt.Sprintf("the rest (%d) waiting for a retry", p.Retrying)
+		case e.eta >= 0:
+			eta = "ETA " + e.eta.Round(time.Second).String()
 		}
-		fmt.Fprintf(w, "\r%s: %d%s rows done, %d filtered out, %d failed, %.0f rows/s, ETA %s   ", filepath.Base(p.File), e.done, of, p.Filtered, p.Failed+p.Broken, e.rate, eta)
+		if p.Retrying > 0 && !e.onlyRetries {
+			eta = fmt.Sprintf("%d waiting for a retry, %s", p.Retrying, eta)
+		}
+		fmt.Fprintf(w, "\r%s: %d%s rows done, %d filtered out, %d failed, %.0f rows/s, %s   ", filepath.Base(p.File), e.done, of, p.Filtered, p.Failed+p.Broken, e.rate, eta)
 		return
 	}
+}
+
+// progressRates keeps the rows each import had done at the status lines
+// of the last rateSpan, for the rate of the moment: the average since
+// the start sank through a tail of retries (643 rows/s where nothing
+// moved, in a QA run) and rose slowly after a slow start.
+type progressRates struct {
+	samples map[string][]rateSample
+}
+
+type rateSample struct {
+	at   time.Time
+	done int
+}
+
+const rateSpan = 10 * time.Second
+
+// recent is the rate of rows done over the last rateSpan, once the
+// samples span a second; ok is false before, or when pr is nil.
+func (pr *progressRates) recent(p runner.CSVProgress, now time.Time, done int) (float64, bool) {
+	if pr == nil {
+		return 0, false
+	}
+	if pr.samples == nil {
+		pr.samples = map[string][]rateSample{}
+	}
+	key := p.Pipeline + "\x00" + p.File + "\x00" + p.Started.String()
+	// The newest sample past the span stays, as the baseline: after a
+	// gap between lines the rate is still over the time it covers.
+	kept := pr.samples[key]
+	for len(kept) > 1 && now.Sub(kept[1].at) >= rateSpan {
+		kept = kept[1:]
+	}
+	kept = append(kept, rateSample{now, done})
+	pr.samples[key] = kept
+	first := kept[0]
+	if span := now.Sub(first.at); span >= time.Second {
+		return float64(done-first.done) / span.Seconds(), true
+	}
+	return 0, false
 }
 
 // csvEstimate is where an import stands for its status line.
@@ -747,6 +800,18 @@ type csvEstimate struct {
 	exact bool          // total is exact: the whole file is read
 	rate  float64       // rows done a second
 	eta   time.Duration // until every row is done; -1 while it cannot be told
+	// onlyRetries: the file is read and every row left waits in the
+	// inbox for a retry.
+	onlyRetries bool
+}
+
+// at is e with the rate rate instead.
+func (e csvEstimate) at(rate float64) csvEstimate {
+	e.rate, e.eta = rate, -1
+	if rate > 0 && e.known && !e.onlyRetries {
+		e.eta = time.Duration(float64(max(e.total-e.done, 0)) / rate * float64(time.Second))
+	}
+	return e
 }
 
 // estimateCSV tells how far p is at now. Rows are read only as fast as
@@ -761,6 +826,9 @@ func estimateCSV(p runner.CSVProgress, now time.Time) csvEstimate {
 	switch {
 	case p.ReadDone:
 		e.total, e.known, e.exact = p.Queued, true, true
+		if e.onlyRetries = p.Retrying > 0 && e.total-e.done <= p.Retrying; e.onlyRetries {
+			return e
+		}
 	case p.Bytes > 0:
 		unread := float64(max(p.Size-p.Bytes, 0)) * float64(p.Rows) / float64(p.Bytes)
 		e.total, e.known = p.Queued+int(math.Round(unread)), true
