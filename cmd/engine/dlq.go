@@ -396,7 +396,9 @@ type deadLetterTable struct {
 	widths []int
 }
 
-var deadLetterColumns = []string{"ID", "TIME", "PIPELINE", "VERSION", "REASON", "ATTEMPTS", "STATUS", "ERROR"}
+// EVENT is the event's id: for a CSV row, its file's hash and its row
+// number, which tie a dead letter to its row without dlq show.
+var deadLetterColumns = []string{"ID", "TIME", "PIPELINE", "VERSION", "REASON", "ATTEMPTS", "STATUS", "EVENT", "ERROR"}
 
 func newDeadLetterTable() *deadLetterTable {
 	t := &deadLetterTable{widths: make([]int, len(deadLetterColumns)-1)}
@@ -410,7 +412,7 @@ func deadLetterCells(dl *inbox.DeadLetter) []string {
 		status = strconv.Itoa(dl.Response.Status)
 	}
 	return []string{strconv.FormatUint(dl.ID, 10), formatTime(dl.At), orDash(dl.Pipeline), orDash(dl.Version),
-		orDash(dl.Reason), strconv.Itoa(dl.Attempts), status, oneLine(dl.Error)}
+		orDash(dl.Reason), strconv.Itoa(dl.Attempts), status, orDash(oneLine(dl.EventID)), oneLine(dl.Error)}
 }
 
 func (t *deadLetterTable) fit(dl *inbox.DeadLetter) { t.fitCells(deadLetterCells(dl)) }

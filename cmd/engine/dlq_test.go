@@ -184,9 +184,9 @@ func TestDlqListTable(t *testing.T) {
 	stdout, _, _ := runEngine("dlq", "list", "--data", dir)
 	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
 	want := []string{
-		"ID  TIME                  PIPELINE                        VERSION       REASON              ATTEMPTS  STATUS  ERROR",
-		"1   2026-11-29T07:00:00Z  offer-issued-to-braze-campaign  7c9a466bc059  rejected            1         400     braze answered HTTP 400: Invalid Camp...",
-		"3   2026-11-29T09:30:00Z  segment-csv-to-sessionm-tags    5e5e5e5e5e5e  csv_row             0         -       row 3 (line 4): wrong number of fields",
+		"ID  TIME                  PIPELINE                        VERSION       REASON              ATTEMPTS  STATUS  EVENT  ERROR",
+		"1   2026-11-29T07:00:00Z  offer-issued-to-braze-campaign  7c9a466bc059  rejected            1         400     evt-1  braze answered HTTP 400: Invalid Camp...",
+		"3   2026-11-29T09:30:00Z  segment-csv-to-sessionm-tags    5e5e5e5e5e5e  csv_row             0         -       -      row 3 (line 4): wrong number of fields",
 	}
 	for _, w := range want {
 		if !slices.Contains(lines, w) {
@@ -195,23 +195,26 @@ func TestDlqListTable(t *testing.T) {
 	}
 	// Errors are cut at errorWidth, and a two-line error is put on one
 	// line (3 above).
-	if !slices.Contains(lines, "2   2026-11-29T08:30:00Z  points-awarded-to-braze-canvas  0d41e6a2b7c3  attempts_exhausted  10        503     braze answered HTTP 503 after 10 atte...") {
+	if !slices.Contains(lines, "2   2026-11-29T08:30:00Z  points-awarded-to-braze-canvas  0d41e6a2b7c3  attempts_exhausted  10        503     evt-2  braze answered HTTP 503 after 10 atte...") {
 		t.Errorf("long error not shortened:\n%s", stdout)
 	}
 	// Columns are as wide as their widest cell, and a letter with no
-	// version or status shows a dash.
+	// version, status or event id shows a dash; a CSV row's event id ends
+	// in its row number.
 	dir = t.TempDir()
 	s, err := inbox.Open(dir, inbox.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.DeadLetter("f1", 0, inbox.DeadLetter{Reason: "filter", Error: strings.Repeat("é", 60), At: dlqT0})
+	s.DeadLetter("f2", 0, inbox.DeadLetter{Reason: "rejected", EventID: "cc63d2a4e0b1f7a9:1016", Error: "x", At: dlqT0})
 	s.Close()
 	stdout, _, _ = runEngine("dlq", "list", "--data", dir)
 	want = []string{
-		"ID  TIME                  PIPELINE  VERSION  REASON  ATTEMPTS  STATUS  ERROR",
-		"1   2026-11-29T10:00:00Z  f1        -        filter  0         -       " + strings.Repeat("é", errorWidth-3) + "...",
-		"1 dead letter",
+		"ID  TIME                  PIPELINE  VERSION  REASON    ATTEMPTS  STATUS  EVENT                  ERROR",
+		"1   2026-11-29T10:00:00Z  f1        -        filter    0         -       -                      " + strings.Repeat("é", errorWidth-3) + "...",
+		"2   2026-11-29T10:00:00Z  f2        -        rejected  0         -       cc63d2a4e0b1f7a9:1016  x",
+		"2 dead letters",
 	}
 	if got := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n"); !slices.Equal(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", stdout, strings.Join(want, "\n"))

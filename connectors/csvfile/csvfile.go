@@ -598,7 +598,7 @@ func parseReason(err error, lineBase int) string {
 	case errors.Is(pe.Err, csv.ErrBareQuote):
 		what = `a " inside a field that does not start with one; quote the whole field and write inner quotes as ""`
 	case errors.Is(pe.Err, csv.ErrQuote):
-		what = "a quoted field is not closed, or has text after its closing quote"
+		what = `a quoted field is not closed, or has text after its closing quote; end the field with " right before the next comma or the line's end, and write a " inside it as ""`
 	default:
 		what = pe.Err.Error()
 	}

@@ -127,7 +127,7 @@ func TestNext(t *testing.T) {
 			{number: 3, line: 5, values: map[string]any{"a": "3", "b": "z"}},
 		}},
 		{"quote error on a later line of the row", "a,b\n1,\"p\nq\"x\n2,3\n", 0, []step{
-			{number: 1, line: 2, reason: "a quoted field is not closed, or has text after its closing quote (line 3, character 2)"},
+			{number: 1, line: 2, reason: `a quoted field is not closed, or has text after its closing quote; end the field with " right before the next comma or the line's end, and write a " inside it as "" (line 3, character 2)`},
 			{number: 2, line: 4, values: map[string]any{"a": "2", "b": "3"}},
 		}},
 		// A quote never closed would swallow every row after it: the row
@@ -163,7 +163,7 @@ func TestNext(t *testing.T) {
 		// undo: one broken row; after a quote never closed, lines are still
 		// counted from the top.
 		{"a quote closed by a stray one, then one never closed", "a,b\n1,\"x\n2,y\n3,\"z\"q\n4,\"q\n5,w\n", 0, []step{
-			{number: 1, line: 2, reason: "has text after its closing quote (line 4, character"},
+			{number: 1, line: 2, reason: `write a " inside it as "" (line 4, character`},
 			{number: 2, line: 5, reason: "never closed"},
 			{number: 3, line: 6, values: map[string]any{"a": "5", "b": "w"}},
 		}},
