@@ -35,7 +35,7 @@ func TestRunUntilDoneSummaryKeepsAReplacedFilesRowsApart(t *testing.T) {
 	store.Close()
 	select {
 	case res := <-runUntilDone(t, envFile, "--data", data, "--csv", segment, "--until-done", dir):
-		oldLine := "csv " + segment + " (segment-csv-to-sessionm-tags): the file's content before it was replaced, not imported by this run; rows an earlier run left in the inbox or as dead letters: 3 delivered, 0 filtered out, 0 dead-lettered\n"
+		oldLine := "csv " + segment + " (segment-csv-to-sessionm-tags): the file's content before it was replaced, not imported by this run (an earlier run's import of it may not have finished: to finish it, import that content again, under any name); rows an earlier run left in the inbox or as dead letters: 3 delivered, 0 filtered out, 0 dead-lettered\n"
 		newLine := "csv " + segment + " (segment-csv-to-sessionm-tags): 5 rows read, 5 sent, 5 delivered, 0 filtered out, 0 dead-lettered, 0 broken rows, 0 handled before; done\n"
 		if res.code != exitOK || requests.Load() != 8 || !strings.Contains(res.stdout, oldLine) || !strings.Contains(res.stdout, newLine) {
 			t.Errorf("exit %d, %d requests; want 0 and 8, and the summary lines\n%s%s\ngot\n%s\n%s", res.code, requests.Load(), oldLine, newLine, res.stdout, res.stderr)

@@ -856,7 +856,7 @@ func printCSVSummary(w io.Writer, ps []runner.CSVProgress) {
 		if !p.Finished && p.Rows == 0 && !p.ReadDone && p.Err == "" {
 			what := "not imported by this run"
 			if p.EarlierOnly() && slices.ContainsFunc(ps, func(q runner.CSVProgress) bool { return q.File == p.File && !q.EarlierOnly() }) {
-				what = "the file's content before it was replaced, not imported by this run"
+				what = "the file's content before it was replaced, not imported by this run (an earlier run's import of it may not have finished: to finish it, import that content again, under any name)"
 			}
 			fmt.Fprintf(w, "csv %s (%s): %s; rows an earlier run left in the inbox or as dead letters: %d delivered, %d filtered out, %d dead-lettered\n",
 				p.File, p.Pipeline, what, p.Earlier.Delivered, p.Earlier.Filtered, p.Earlier.Failed)
