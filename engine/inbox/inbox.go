@@ -411,10 +411,13 @@ func (s *Store) Seen(pipeline, id string) (bool, error) {
 	return ok, nil
 }
 
-// SeenWithPrefix calls fn with the id of each event of pipeline stored,
-// or seen inside the dedupe window, whose id starts with prefix, in no
-// set order: the rows of a CSV file an earlier run moved to the inbox
-// (their ids are the file's hash, a colon and the row number).
+// SeenWithPrefix calls fn with the id of each event of pipeline still
+// queued, or seen inside the dedupe window, whose id starts with prefix,
+// in no set order and maybe twice: the rows of a CSV file an earlier run
+// moved to the inbox (their ids are the file's hash, a colon and the row
+// number). The queue is read too: an event that has waited longer than
+// the window is gone from the dedupe index (a review: a restart after a
+// weekend sent such a row from its file as well).
 func (s *Store) SeenWithPrefix(pipeline, prefix string, fn func(id string)) error {
 	s.mu.Lock()
 	var pending []string
@@ -431,20 +434,31 @@ func (s *Store) SeenWithPrefix(pipeline, prefix string, fn func(id string)) erro
 	}
 	now := s.now()
 	err := s.db.View(func(tx *bolt.Tx) error {
-		seen := tx.Bucket(seenBucket(pipeline))
-		if seen == nil {
-			return nil
-		}
-		c := seen.Cursor()
-		for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
-			if len(v) == 16 && now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(v)))) < s.window {
-				fn(string(k))
+		if seen := tx.Bucket(seenBucket(pipeline)); seen != nil {
+			c := seen.Cursor()
+			for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
+				if len(v) == 16 && now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(v)))) < s.window {
+					fn(string(k))
+				}
 			}
 		}
-		return nil
+		q := tx.Bucket(queueBucket(pipeline))
+		if q == nil {
+			return nil
+		}
+		return q.ForEach(func(_, v []byte) error {
+			d := wire.NewReader(v)
+			d.Uvarint() // as decodeRecord reads it, the id alone
+			d.Varint()
+			d.Varint()
+			if id := d.FieldString(); !d.Bad() && strings.HasPrefix(id, prefix) {
+				fn(id)
+			}
+			return nil
+		})
 	})
 	if err != nil {
-		return fmt.Errorf("reading the inbox's dedupe index: %w", err)
+		return fmt.Errorf("reading the inbox's queue and dedupe index: %w", err)
 	}
 	return nil
 }

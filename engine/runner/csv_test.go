@@ -1329,8 +1329,17 @@ func (h *harness) failedReason(folder, name string) string {
 // inbox, not read again from the file: the checkpoint is saved now and
 // then, and after a kill -9 that left it before such a row, the restart
 // sent the row from the file and its queued copy too (a QA run: a fifth
-// of the rows sent twice).
+// of the rows sent twice). Also when the restart comes after the dedupe
+// window, which had forgotten the queued row's id (a review).
 func TestCSVRowQueuedBeforeIsNotReadAgain(t *testing.T) {
+	for _, later := range []time.Duration{0, 25 * time.Hour} {
+		t.Run(fmt.Sprint("restart ", later, " later"), func(t *testing.T) {
+			rowQueuedBeforeIsNotReadAgain(t, later)
+		})
+	}
+}
+
+func rowQueuedBeforeIsNotReadAgain(t *testing.T, later time.Duration) {
 	sb, err := sandbox.New(sandbox.Options{RandSeed: 3, GeneratedUsers: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -1370,7 +1379,7 @@ func TestCSVRowQueuedBeforeIsNotReadAgain(t *testing.T) {
 	store.Close()
 
 	failing.Store(false)
-	h := start(t, setup{sandbox: srv.URL, dataDir: data})
+	h := start(t, setup{sandbox: srv.URL, dataDir: data, inbox: inbox.Options{Now: func() time.Time { return time.Now().Add(later) }}})
 	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
 	if err != nil || p.Queued != 29 || p.Skipped != 21 {
 		t.Errorf("the import after the restart %+v %v; want 29 rows sent and 21 handled before (row 25 among them)", p, err)

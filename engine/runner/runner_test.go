@@ -64,6 +64,7 @@ type setup struct {
 	secrets string // --secrets-dir
 	tweak   func(p *engine.Pipeline)
 	opts    func(o *runner.Options)
+	inbox   inbox.Options
 }
 
 func start(t *testing.T, s setup) *harness {
@@ -103,7 +104,7 @@ func start(t *testing.T, s setup) *harness {
 	if s.dataDir == "" {
 		s.dataDir = t.TempDir()
 	}
-	h.store, err = inbox.Open(s.dataDir, inbox.Options{})
+	h.store, err = inbox.Open(s.dataDir, s.inbox)
 	if err != nil {
 		t.Fatal(err)
 	}
