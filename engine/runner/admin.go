@@ -148,13 +148,13 @@ func (r *Runner) Status() Status {
 // MB of JSON, and as much again in the engine's memory).
 const deadPage = 100
 
+// deadListParams are the query parameters GET /dlq takes.
+var deadListParams = []string{"pipeline", "reason", "since", "limit", "after"}
+
 // listDead answers a JSON array of dead letters, oldest first: at most
 // limit= of them (deadPage by default, 0 for all) after the id after=.
 // They are written as they are read, a few at a time, so the engine holds
 // a batch of them, never the whole answer.
-// deadListParams are the query parameters GET /dlq takes.
-var deadListParams = []string{"pipeline", "reason", "since", "limit", "after"}
-
 func (r *Runner) listDead(w http.ResponseWriter, req *http.Request) {
 	q := req.URL.Query()
 	// A misspelt or repeated parameter would quietly select more, or

@@ -64,3 +64,22 @@ func SetUnterminatedWait(t testing.TB, d time.Duration) {
 	unterminatedWait = d
 	t.Cleanup(func() { unterminatedWait = old })
 }
+
+// HandsOnToAnother reports whether the running responder of name hands
+// its answers on to a version that is not running.
+func (r *Runner) HandsOnToAnother(name string) bool {
+	gen := r.gen.Load()
+	rs := gen.responders[name]
+	rs.mu.Lock()
+	next := rs.next
+	rs.mu.Unlock()
+	if next == nil {
+		return false
+	}
+	for _, other := range gen.responders {
+		if other == next {
+			return false
+		}
+	}
+	return true
+}

@@ -367,6 +367,13 @@ func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generati
 		}
 		if err == nil {
 			gen.routes = mux
+			if old != nil {
+				for name, prev := range old.responders {
+					if rs := gen.responders[name]; rs == nil || rs == prev {
+						prev.unlink() // the version that took it over was refused
+					}
+				}
+			}
 			return gen, refused
 		}
 		refused[culprit] = err.Error()

@@ -115,8 +115,13 @@ func (rs *responder) takeOver(prev *responder) {
 	rs.sameAnswers = len(engine.ChangedParts(prev.p, rs.p)) == 0
 	prev.next = rs
 	for key, c := range prev.cache {
-		rs.cache[key] = &cached{status: c.status, header: c.header, body: c.body, stored: c.stored, until: c.until, size: c.size,
+		kept := &cached{status: c.status, header: c.header, body: c.body, stored: c.stored, until: c.until, size: c.size,
 			earlier: c.earlier || !rs.sameAnswers}
+		if rs.sameAnswers {
+			// A lookup that failed a moment ago failed for this version too.
+			kept.lookupAfter.Store(c.lookupAfter.Load())
+		}
+		rs.cache[key] = kept
 	}
 	rs.cachedBytes = prev.cachedBytes
 	// The lookups prev still has under way count toward the bound, so
@@ -264,6 +269,7 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 	// Its own timeout bounds how long it holds its slot once its callers
 	// are gone.
 	evalCtx, cancel := context.WithTimeout(context.Background(), cmp.Or(rs.p.Delivery.Timeout, engine.DefaultTimeout))
+	began := rs.r.clock.Now()
 	go func() {
 		defer cancel()
 		f.reply, f.err = rs.evaluate(evalCtx, ev)
@@ -275,7 +281,7 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 			rs.warn("an answer is not cached", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", f.reply.UntilErr)
 		case f.err == nil && f.reply.Status >= 200 && f.reply.Status < 300:
 			rs.keep(key, f.reply, false)
-			rs.handOn(key, f.reply)
+			rs.handOn(key, f.reply, began)
 		case isNotFound(f.err):
 			rs.forget(key)
 		case staleCovers(f.err):
@@ -294,19 +300,33 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 	}
 }
 
+// unlink forgets the version that took rs over, when a reload refused
+// it: left linked, rs handed each answer it still got to a cache nobody
+// read (a review: up to another 64 MiB).
+func (rs *responder) unlink() {
+	rs.mu.Lock()
+	rs.next = nil
+	rs.mu.Unlock()
+}
+
 // handOn gives an answer that came after a reload replaced rs to the
 // version running now, as the cache entries were when it took over: the
 // lookup outlived its caller to fill the cache, and kept in the retired
 // version's alone, it filled none (a QA run: the next failure of
 // SessionM answered 502 where a stale copy would have stood in). Callers
 // hold rs.mu; versions are locked oldest first, as takeOver does.
-func (rs *responder) handOn(key string, reply *engine.Reply) {
+//
+// It replaces what the version holds for key unless that is an answer of
+// its own that came after this lookup began (a comment-only reload keeps
+// the answers fresh, and one past its TTL, which is why this lookup ran,
+// stood: a review).
+func (rs *responder) handOn(key string, reply *engine.Reply, began time.Time) {
 	earlier := false
 	for next := rs.next; next != nil; {
 		earlier = earlier || !next.sameAnswers
 		next.mu.Lock()
 		if next.next == nil {
-			if entry := next.cache[key]; entry == nil || entry.earlier {
+			if entry := next.cache[key]; entry == nil || entry.earlier || entry.stored.Before(began) {
 				next.keep(key, reply, earlier)
 			}
 			next.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -324,5 +325,74 @@ func TestLateLookupWaitsBeforeTheNext(t *testing.T) {
 	// At once, not a deadline each (1.5 s for five).
 	if took := time.Since(began); took > time.Second {
 		t.Errorf("five requests after a late lookup took %v; the stale copy should answer at once", took)
+	}
+}
+
+// A lookup under way across a comment-only reload replaces the answer the
+// new version carried over fresh, when that one is older than the lookup:
+// it stood, past its TTL (which is why the lookup ran), and the next
+// failure of SessionM had only it (a review).
+func TestReloadHandsOnOverAnOlderAnswer(t *testing.T) {
+	url, delay, failing := slowConnect(t)
+	dir := copyPipelines(t)
+	file := filepath.Join(dir, "wallet-for-connected-content.yaml")
+	h := start(t, setup{dirs: []string{dir}, sandbox: url, tweak: func(p *engine.Pipeline) {
+		if p.Respond != nil {
+			p.Respond.Cache.TTL = 300 * time.Millisecond
+			p.Respond.Cache.Stale = 900 * time.Millisecond
+			p.Respond.Cache.RetryWait = time.Nanosecond
+		}
+	}})
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
+		t.Fatalf("setup: %d %s", a.status, a.body)
+	}
+	time.Sleep(400 * time.Millisecond) // past its TTL: the next call looks up
+	delay.Store(int64(600 * time.Millisecond))
+	late := make(chan answer)
+	go func() { late <- h.wallet(ana) }()
+	time.Sleep(200 * time.Millisecond)
+	editFile(t, file, func(s string) string { return s + "# a comment\n" })
+	if c := changeOf(h.r.Apply(h.load()), "wallet-for-connected-content"); c == nil || c.Result != "changed" {
+		t.Fatalf("not reloaded: %+v", c)
+	}
+	if a := <-late; a.status != 200 || a.header.Get("X-Cache") != "miss" {
+		t.Fatalf("the lookup across the reload: %d %v %s", a.status, a.header, a.body)
+	}
+	delay.Store(0)
+	failing.Store(true)
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "hit" {
+		t.Errorf("right after the lookup across the reload: %d (X-Cache %q, Age %q) %s; want a hit", a.status, a.header.Get("X-Cache"), a.header.Get("Age"), a.body)
+	}
+}
+
+// A version a reload refused (its route collides with a running one's)
+// is not handed the running version's answers: linked before the refusal,
+// it got a copy of each, in a cache nobody read (a review).
+func TestRefusedVersionIsNotHandedAnswers(t *testing.T) {
+	dir := copyPipelines(t)
+	wallet := filepath.Join(dir, "wallet-for-connected-content.yaml")
+	raw, err := os.ReadFile(wallet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copycat := filepath.Join(dir, "copycat.yaml")
+	if err := os.WriteFile(copycat, []byte(strings.Replace(string(raw), "path: /wallet/{user_id}", "path: /wallet2/{user_id}", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, setup{dirs: []string{dir}})
+	// copycat's file breaks (its running version goes on, on /wallet2);
+	// the wallet's new version takes /wallet2 too, and is refused.
+	editFile(t, copycat, func(s string) string { return s + "\nrespond: [unclosed\n" })
+	editFile(t, wallet, func(s string) string {
+		return strings.Replace(s, "path: /wallet/{user_id}", "path: /wallet2/{user_id}", 1)
+	})
+	if c := changeOf(h.r.Apply(h.load()), "wallet-for-connected-content"); c == nil || c.Result != "rejected" {
+		t.Fatalf("setup: the wallet's change %+v; want it rejected", c)
+	}
+	if a := h.wallet(ana); a.status != 200 {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	if h.r.HandsOnToAnother("wallet-for-connected-content") {
+		t.Error("the running version hands its answers to the refused one")
 	}
 }
