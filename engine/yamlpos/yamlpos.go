@@ -134,7 +134,7 @@ func syntaxError(err error, src []byte) *Error {
 	if strings.Contains(msg, "unexpected end of stream") {
 		// A quote left open swallows the rest of the file: yaml.v3 names
 		// its last line, the user needs the one the quote opens on.
-		line = problemLine(src, 1, msg)
+		line = openQuoteLine(src, msg)
 		if col := quoteColumn(src, line); col > 0 {
 			quote := bytes.Split(src, []byte("\n"))[line-1][col-1]
 			return &Error{Line: line, Column: col, Message: fmt.Sprintf("invalid YAML: the quoted value that starts here is never closed; add the closing %c where the value ends", quote)}
@@ -208,6 +208,31 @@ func lineAndMessage(err error) (line int, msg string) {
 	return line, msg
 }
 
+// openQuoteLine finds the line a quote left open starts on: the first of
+// the lines at the end of the file such that every part of it from the
+// top that ends on one of them fails with msg. Halving, as problemLine
+// does, is wrong here: a part cut inside a quoted value that goes on over
+// lines, and is closed, fails with msg too, and was named (a review).
+func openQuoteLine(src []byte, msg string) int {
+	lines := bytes.SplitAfter(src, []byte("\n"))
+	n := len(lines)
+	for n > 1 && failsWith(bytes.Join(lines[:n-1], nil), msg) {
+		n--
+	}
+	return n
+}
+
+// failsWith reports whether src fails to parse with msg.
+func failsWith(src []byte, msg string) bool {
+	var doc yaml.Node
+	err := yaml.Unmarshal(src, &doc)
+	if err == nil {
+		return false
+	}
+	_, m := lineAndMessage(err)
+	return m == msg
+}
+
 // problemLine finds the line a syntax error is on. yaml.v3 gives the line
 // where the enclosing mapping or list starts, which can be far above the
 // mistake. The mistake is on the last line of the shortest part of the
@@ -218,15 +243,7 @@ func lineAndMessage(err error) (line int, msg string) {
 // parses, however long the file.
 func problemLine(src []byte, reported int, msg string) int {
 	lines := bytes.SplitAfter(src, []byte("\n"))
-	failsAlike := func(n int) bool {
-		var doc yaml.Node
-		err := yaml.Unmarshal(bytes.Join(lines[:n], nil), &doc)
-		if err == nil {
-			return false
-		}
-		_, m := lineAndMessage(err)
-		return m == msg
-	}
+	failsAlike := func(n int) bool { return failsWith(bytes.Join(lines[:n], nil), msg) }
 	lo, hi := reported, len(lines) // the answer is in [lo, hi]
 	if lo > hi || !failsAlike(hi) {
 		return reported

@@ -35,6 +35,9 @@ func TestParseErrors(t *testing.T) {
 		{"tab under a mapping", "a:\n  b: 1\n\tc: 2\n", 3, "indented with a tab; YAML indentation must use spaces, not tabs"},
 		{"unterminated quote", "x: 1\ny: 2\nz: \"open\n", 3, "quoted value that starts here is never closed; add the closing \" where"},
 		{"unterminated quote with lines after it", "x: 1\nz: 'it''s open\ny: 2\nw:\n  - 3\n", 2, "quoted value that starts here is never closed; add the closing ' where"},
+		// A closed quote over lines before it is not the one (a review).
+		{"unterminated quote after one over lines", "a: 1\nb: \"a long\n  text\n  over\n  many\n  lines\n  that\n  is\n  closed\"\nc: 1\nz: \"open\nd: 2\ne: 3\nf: 4\ng: 5\nh: 6\ni: 7\nj: 8\nk: 9\nl: 10\nm: 11\n",
+			11, "quoted value that starts here is never closed; add the closing \" where"},
 		{"a key indented less than its mapping's", "a: 1\nb:\n  c: 1\n  d: 2\n e: 3\n  f: 4\n", 5, "did not find expected key"},
 		{"a list item among keys", "a: 1\nb:\n  c: 1\n  - d\n  f: 4\n", 4, "did not find expected key"},
 		{"an unclosed [ in a mapping", "a: 1\nb:\n  c: 1\n  d: [1, 2\n  f: 4\ng: 5\n", 4, "expected ',' or ']'"},
