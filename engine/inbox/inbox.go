@@ -127,6 +127,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the inbox %s: %w", path, err)
 	}
+	// Whoever wrote it let go of the lock: killed, it left its record.
+	_ = os.Remove(filepath.Join(dir, holderFile))
 	s := &Store{db: db, path: path, window: opts.DedupeWindow, now: opts.Now,
 		depth: map[string]int{}, lastSeq: map[string]uint64{}, pending: map[string]*pendingQueue{},
 		appends: make(chan *appendReq, maxGroup), writes: make(chan write, maxGroup), applyNow: make(chan struct{}, 1),
@@ -256,11 +258,14 @@ type LockedError struct {
 }
 
 func (e *LockedError) Error() string {
-	who := "another engine"
+	who, advice := "another engine", "give each engine its own --data"
 	if e.Holder.Command != "" {
 		who = fmt.Sprintf("%s (pid %d)", e.Holder.Command, e.Holder.PID)
 	}
-	return fmt.Sprintf("data folder %s is in use by %s: its inbox.db is locked; give each engine its own --data", e.Dir, who)
+	if strings.HasPrefix(e.Holder.Command, "engine dlq") {
+		advice = "wait for it to finish, then try again"
+	}
+	return fmt.Sprintf("data folder %s is in use by %s: its inbox.db is locked; %s", e.Dir, who, advice)
 }
 
 // holderFile, in the data folder, says who holds the store.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -360,6 +362,30 @@ func TestOneEnginePerDataFolder(t *testing.T) {
 	if !errors.As(err, &locked) || locked.Holder != (Holder{Command: "engine run", PID: 7, Admin: "127.0.0.1:8079"}) ||
 		err.Error() != "data folder "+dir+" is in use by engine run (pid 7): its inbox.db is locked; give each engine its own --data" {
 		t.Fatalf("second open: %v", err)
+	}
+	// engine dlq holds it for a moment only.
+	if err := s.SetHolder(Holder{Command: "engine dlq replay", PID: 8}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{}); err == nil || err.Error() != "data folder "+dir+" is in use by engine dlq replay (pid 8): its inbox.db is locked; wait for it to finish, then try again" {
+		t.Fatalf("second open: %v", err)
+	}
+}
+
+// A holder's record left by a process killed while it held the folder is
+// not taken for the next holder's: it named a dead pid and its admin
+// address until the next one wrote its own (a review).
+func TestStaleHolderRecordIsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, &clock{t: t0})
+	s.Close()
+	if err := os.WriteFile(filepath.Join(dir, holderFile), []byte(`{"command":"engine run","pid":1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, &clock{t: t0})
+	defer s.Close()
+	if _, err := os.Stat(filepath.Join(dir, holderFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the dead holder's record is still there: %v", err)
 	}
 }
 
