@@ -278,6 +278,8 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 		delete(rs.inflight, key)
 		switch {
 		case f.err == nil && f.reply.UntilErr != nil:
+			// An older answer the cache holds stays, with its own
+			// until: it was right when it came, and may stand in.
 			rs.warn("an answer is not cached", "pipeline", rs.p.Name, "version", rs.p.Version, "key", key, "error", f.reply.UntilErr)
 		case f.err == nil && f.reply.Status >= 200 && f.reply.Status < 300:
 			rs.keep(key, f.reply, false)
