@@ -340,9 +340,6 @@ func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generati
 				var rs *responder
 				if p.Respond != nil {
 					rs = newResponder(r, p)
-					if old != nil && old.responders[name] != nil {
-						rs.takeOver(old.responders[name])
-					}
 					gen.responders[name] = rs
 				}
 				gen.handlers[name] = r.sourceHandler(p, rs)
@@ -368,9 +365,13 @@ func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generati
 		if err == nil {
 			gen.routes = mux
 			if old != nil {
-				for name, prev := range old.responders {
-					if rs := gen.responders[name]; rs == nil || rs == prev {
-						prev.unlink() // the version that took it over was refused
+				// Taken over, and linked, only once the version is sure
+				// to be installed: linked in each pass, a version the
+				// pass refused got the running one's answers, in a
+				// cache nobody read (a review).
+				for name, rs := range gen.responders {
+					if prev := old.responders[name]; prev != nil && prev != rs {
+						rs.takeOver(prev)
 					}
 				}
 			}

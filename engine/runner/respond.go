@@ -302,15 +302,6 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 	}
 }
 
-// unlink forgets the version that took rs over, when a reload refused
-// it: left linked, rs handed each answer it still got to a cache nobody
-// read (a review: up to another 64 MiB).
-func (rs *responder) unlink() {
-	rs.mu.Lock()
-	rs.next = nil
-	rs.mu.Unlock()
-}
-
 // handOn gives an answer that came after a reload replaced rs to the
 // version running now, as the cache entries were when it took over: the
 // lookup outlived its caller to fill the cache, and kept in the retired
@@ -328,7 +319,9 @@ func (rs *responder) handOn(key string, reply *engine.Reply, began time.Time) {
 		earlier = earlier || !next.sameAnswers
 		next.mu.Lock()
 		if next.next == nil {
-			if entry := next.cache[key]; entry == nil || entry.earlier || entry.stored.Before(began) {
+			// Not over the newest version's own answer with one of
+			// another version's, which is only a stale copy for it.
+			if entry := next.cache[key]; entry == nil || entry.earlier || (!earlier && entry.stored.Before(began)) {
 				next.keep(key, reply, earlier)
 			}
 			next.mu.Unlock()

@@ -134,7 +134,7 @@ func syntaxError(err error, src []byte) *Error {
 	if strings.Contains(msg, "unexpected end of stream") {
 		// A quote left open swallows the rest of the file: yaml.v3 names
 		// its last line, the user needs the one the quote opens on.
-		line = openQuoteLine(src, msg)
+		line = openQuoteLine(src, line, msg)
 		if col := quoteColumn(src, line); col > 0 {
 			quote := bytes.Split(src, []byte("\n"))[line-1][col-1]
 			return &Error{Line: line, Column: col, Message: fmt.Sprintf("invalid YAML: the quoted value that starts here is never closed; add the closing %c where the value ends", quote)}
@@ -208,18 +208,27 @@ func lineAndMessage(err error) (line int, msg string) {
 	return line, msg
 }
 
-// openQuoteLine finds the line a quote left open starts on: the first of
-// the lines at the end of the file such that every part of it from the
-// top that ends on one of them fails with msg. Halving, as problemLine
-// does, is wrong here: a part cut inside a quoted value that goes on over
-// lines, and is closed, fails with msg too, and was named (a review).
-func openQuoteLine(src []byte, msg string) int {
+// openQuoteLine finds the line a quote left open starts on. yaml.v3
+// names it (reported), but for a quote on line 1, whose line it takes
+// for none, it names the end of the file instead: so when it names the
+// last line (or past it), one parse of the file without its last line
+// tells the two apart. Halving the file, or parsing it from the end a
+// line at a time, took seconds for a few thousand lines (a review).
+func openQuoteLine(src []byte, reported int, msg string) int {
 	lines := bytes.SplitAfter(src, []byte("\n"))
-	n := len(lines)
-	for n > 1 && failsWith(bytes.Join(lines[:n-1], nil), msg) {
-		n--
+	if len(lines[len(lines)-1]) == 0 {
+		lines = lines[:len(lines)-1]
 	}
-	return n
+	last := len(lines)
+	switch {
+	case reported <= 1:
+		return 1
+	case reported < last:
+		return reported
+	case reported > last || failsWith(bytes.Join(lines[:last-1], nil), msg):
+		return 1
+	}
+	return last
 }
 
 // failsWith reports whether src fails to parse with msg.

@@ -35,6 +35,9 @@ func TestParseErrors(t *testing.T) {
 		{"tab under a mapping", "a:\n  b: 1\n\tc: 2\n", 3, "indented with a tab; YAML indentation must use spaces, not tabs"},
 		{"unterminated quote", "x: 1\ny: 2\nz: \"open\n", 3, "quoted value that starts here is never closed; add the closing \" where"},
 		{"unterminated quote with lines after it", "x: 1\nz: 'it''s open\ny: 2\nw:\n  - 3\n", 2, "quoted value that starts here is never closed; add the closing ' where"},
+		{"unterminated quote on the first line", "a: \"open\nb: 1\nc: 2\n", 1, "quoted value that starts here is never closed"},
+		{"unterminated quote on the last line, no newline", "a: 1\nb: 'open", 2, "quoted value that starts here is never closed"},
+		{"unterminated quote near the top of a long file", "a: 1\nb: \"open\n" + strings.Repeat("c: 1\n", 5000), 2, "quoted value that starts here is never closed"},
 		// A closed quote over lines before it is not the one (a review).
 		{"unterminated quote after one over lines", "a: 1\nb: \"a long\n  text\n  over\n  many\n  lines\n  that\n  is\n  closed\"\nc: 1\nz: \"open\nd: 2\ne: 3\nf: 4\ng: 5\nh: 6\ni: 7\nj: 8\nk: 9\nl: 10\nm: 11\n",
 			11, "quoted value that starts here is never closed; add the closing \" where"},
