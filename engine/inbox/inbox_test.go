@@ -128,16 +128,32 @@ func TestDedupeWindow(t *testing.T) {
 		t.Fatal("a repeat of a delivered event was stored")
 	}
 	// Ids are per pipeline.
-	if other, _ := s.Append("f1", NewEvent{ID: "evt-1", Payload: []byte("1")}); other[0].Duplicate {
+	other, _ := s.Append("f1", NewEvent{ID: "evt-1", Payload: []byte("1")})
+	if other[0].Duplicate {
 		t.Fatal("an id of another pipeline counted as a repeat")
 	}
 	c.advance(DefaultDedupeWindow + time.Second)
 	if later, _ := s.Append("f4", NewEvent{ID: "evt-1", Payload: []byte("1")}); later[0].Duplicate {
 		t.Fatal("an id older than the window still counts as a repeat")
 	}
+	// The f1 event is still queued: its id stays, for SeenWithPrefix.
+	if n, err := s.PruneSeen(); err != nil || n != 0 {
+		t.Fatalf("pruned %d (%v), want none: f4's id is new, f1's event is queued", n, err)
+	}
+	var found []string
+	s.SeenWithPrefix("f1", "evt-", func(id string) { found = append(found, id) })
+	if len(found) != 1 || found[0] != "evt-1" {
+		t.Errorf("SeenWithPrefix found %v past the window; want the queued evt-1", found)
+	}
+	s.Ack("f1", other[0].Seq)
 	n, err := s.PruneSeen()
 	if err != nil || n != 1 {
-		t.Fatalf("pruned %d (%v), want the f1 id only", n, err)
+		t.Fatalf("pruned %d (%v), want the f1 id only, once its event is delivered", n, err)
+	}
+	found = nil
+	s.SeenWithPrefix("f1", "evt-", func(id string) { found = append(found, id) })
+	if len(found) != 0 {
+		t.Errorf("SeenWithPrefix found %v, which is neither queued nor inside the window", found)
 	}
 }
 
@@ -173,9 +189,9 @@ func TestPruneSeenInBatches(t *testing.T) {
 	for i := range young { // spread among the old ones, as random ids are
 		youngs = append(youngs, ev(fmt.Sprintf("%04d-young", i*old/young), "y"))
 	}
-	mustAppend(t, s, "f4", olds...)
+	mustDeliver(t, s, "f4", olds...)
 	c.advance(time.Hour)
-	mustAppend(t, s, "f4", youngs...)
+	mustDeliver(t, s, "f4", youngs...)
 	c.advance(DefaultDedupeWindow - 30*time.Minute) // the old ones are 30 minutes past the window
 	if err := s.group(func(*bolt.Tx) error { return nil }); err != nil {
 		t.Fatal(err)
@@ -219,7 +235,7 @@ func TestPruneSeenKeepsAnIDSeenAgain(t *testing.T) {
 	s := open(t, t.TempDir(), c)
 	defer s.Close()
 	s.pruneBatch = 1
-	mustAppend(t, s, "f4", ev("a", "1"), ev("b", "2"))
+	mustDeliver(t, s, "f4", ev("a", "1"), ev("b", "2"))
 	c.advance(DefaultDedupeWindow + time.Second)
 	s.prunedBatch = func() {
 		s.prunedBatch = nil

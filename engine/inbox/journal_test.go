@@ -29,6 +29,17 @@ func mustAppend(t *testing.T, s *Store, pipeline string, events ...NewEvent) []A
 	return got
 }
 
+// mustDeliver appends events and acks them: their ids stay, for the
+// dedupe window only.
+func mustDeliver(t *testing.T, s *Store, pipeline string, events ...NewEvent) {
+	t.Helper()
+	for _, a := range mustAppend(t, s, pipeline, events...) {
+		if err := s.Ack(pipeline, a.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func ev(id, payload string) NewEvent { return NewEvent{ID: id, Payload: []byte(payload)} }
 
 // An engine that dies with events only in the journal finds them queued
