@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,6 +79,8 @@ func (f *Fault) validate() error {
 	}
 	if f.Path != "" && !strings.HasPrefix(f.Path, "/") {
 		problems = append(problems, fmt.Sprintf("path %q must start with / (the full path, such as /braze/users/track)", f.Path))
+	} else if f.Path != "" {
+		problems = append(problems, pathProblems(f.Path, f.Emulator)...)
 	}
 	for name, r := range map[string]float64{"error_ratio": f.ErrorRatio, "drop_ratio": f.DropRatio} {
 		if r < 0 || r > 1 || math.IsNaN(r) {
@@ -95,6 +98,11 @@ func (f *Fault) validate() error {
 	if f.Throttle != nil && f.Throttle.For <= 0 {
 		problems = append(problems, `throttle needs "for", the length of each 429 burst`)
 	}
+	if t := f.Throttle; t != nil && t.Every > 0 && t.Every <= t.For {
+		// A burst would open as the last ends: 429 for ever, while each
+		// Retry-After promised an end (a QA run).
+		problems = append(problems, fmt.Sprintf(`throttle's "every" (%s) must be longer than its "for" (%s), or left out for one burst`, time.Duration(t.Every), time.Duration(t.For)))
+	}
 	if f.Count < 0 {
 		problems = append(problems, "count cannot be negative")
 	}
@@ -107,6 +115,38 @@ func (f *Fault) validate() error {
 	f.Method = strings.ToUpper(f.Method)
 	f.Remaining = f.Count
 	return nil
+}
+
+// emulatorPrefixes are the paths each emulator serves under.
+var emulatorPrefixes = map[string]string{Braze: brazePrefix + "/", SessionMCore: coreprefix + "/", SessionMConnect: connectPrefix + "/"}
+
+// pathProblems says why a fault's path can never match a request of
+// emulator (any, when ""): each was taken, and the fault did nothing
+// (a QA run).
+func pathProblems(path, emulator string) []string {
+	var problems []string
+	if strings.ContainsAny(path, "?#") {
+		problems = append(problems, fmt.Sprintf("path %q holds a query: a fault matches the path alone", path))
+	}
+	if i := strings.IndexByte(path, '*'); i >= 0 && i != len(path)-1 {
+		problems = append(problems, fmt.Sprintf("path %q has a * before its end: * matches only at the end, as a prefix (/braze/users/*)", path))
+	}
+	if strings.HasPrefix(path, "/_sandbox") {
+		return append(problems, "the control API (/_sandbox/...) is never faulted: give an emulator's path")
+	}
+	canMatch := func(prefix string) bool {
+		if p, wild := strings.CutSuffix(path, "*"); wild {
+			return strings.HasPrefix(p, prefix) || strings.HasPrefix(prefix, p)
+		}
+		return strings.HasPrefix(path, prefix)
+	}
+	switch {
+	case !slices.ContainsFunc(emulatorNames, func(name string) bool { return canMatch(emulatorPrefixes[name]) }):
+		problems = append(problems, fmt.Sprintf("path %q is under no emulator's (paths are case-sensitive): /braze/..., /sessionm/core/... or /sessionm/connect/...", path))
+	case emulator != "" && isEmulatorName(emulator) && !canMatch(emulatorPrefixes[emulator]):
+		problems = append(problems, fmt.Sprintf("path %q is not under emulator %s's (%s...): the fault would match nothing; leave one of them out", path, emulator, emulatorPrefixes[emulator]))
+	}
+	return problems
 }
 
 func (f *Fault) matches(emulator string, r *http.Request) bool {

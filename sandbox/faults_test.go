@@ -28,6 +28,18 @@ func TestFaultValidation(t *testing.T) {
 		{`{"path":"braze/users/track","latency":"1s"}`, "must start with /"},
 		{`{"throttle":{}}`, `needs "for"`},
 		{`{"error_ratio":0.1,"count":-1}`, "negative"},
+		// Faults that could never fire (a QA run).
+		{`{"path":"/braze/users/track?x=1","error_ratio":1}`, "holds a query"},
+		{`{"emulator":"braze","path":"/sessionm/*","error_ratio":1}`, `is not under emulator braze's (/braze/...)`},
+		{`{"emulator":"braze","path":"/sessionm/core/x","error_ratio":1}`, `is not under emulator braze's`},
+		{`{"path":"/braze/users/*/x","error_ratio":1}`, "* matches only at the end"},
+		{`{"path":"/_sandbox/*","error_ratio":1}`, "never faulted"},
+		{`{"path":"/Braze/users/track","error_ratio":1}`, "case-sensitive"},
+		{`{"path":"/sessionm/*","error_ratio":1}`, ""},
+		{`{"path":"/*","error_ratio":1}`, ""},
+		{`{"emulator":"sessionm_connect","path":"/sessionm/*","error_ratio":1}`, ""},
+		{`{"throttle":{"for":"3s","every":"2s"}}`, `must be longer than its "for"`},
+		{`{"throttle":{"for":"2s","every":"2s"}}`, `must be longer than its "for"`},
 	}
 	for _, tt := range tests {
 		var f Fault

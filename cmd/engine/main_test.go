@@ -416,6 +416,11 @@ func TestSandboxCommandErrors(t *testing.T) {
 		{[]string{"sandbox", "pipelines/"}, exitUsage, `takes no arguments, got "pipelines/"`},
 		{[]string{"sandbox", "--seed", "no/such/seeds"}, exitProblem, "seed folder no/such/seeds: not found; it should hold sessionm.yaml and braze.yaml"},
 		{[]string{"sandbox", "--addr", "256.0.0.1:1"}, exitProblem, "cannot listen on 256.0.0.1:1"},
+		// Values that meant something else than written (a QA run).
+		{[]string{"sandbox", "--sessionm-rate-limit", "NaN"}, exitUsage, "--sessionm-rate-limit NaN: give requests per second, 0 or more"},
+		{[]string{"sandbox", "--sessionm-rate-limit", "-1"}, exitUsage, "--sessionm-rate-limit -1: give requests per second"},
+		{[]string{"sandbox", "--journal-size", "0"}, exitUsage, "--journal-size 0: give how many requests the journal keeps, 1 or more"},
+		{[]string{"sandbox", "--generated-users", "-1"}, exitUsage, "--generated-users -1: give a number of users, 0 or more"},
 	}
 	for _, tt := range tests {
 		_, stderr, code := runEngine(tt.args...)

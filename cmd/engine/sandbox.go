@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -45,6 +46,20 @@ Stop it with Ctrl-C or SIGTERM.`, stderr)
 	}
 	if len(positional) > 0 {
 		fmt.Fprintf(stderr, "engine sandbox: takes no arguments, got %q; see engine sandbox --help\n", strings.Join(positional, " "))
+		return exitUsage
+	}
+	// Taken, these meant something else than written: NaN answered
+	// every SessionM request 429, -1 was no limit or the default (a QA
+	// run).
+	switch {
+	case math.IsNaN(*sessionmRate) || math.IsInf(*sessionmRate, 0) || *sessionmRate < 0:
+		fmt.Fprintf(stderr, "engine sandbox: --sessionm-rate-limit %v: give requests per second, 0 or more (0: no limit)\n", *sessionmRate)
+		return exitUsage
+	case *journalSize < 1:
+		fmt.Fprintf(stderr, "engine sandbox: --journal-size %d: give how many requests the journal keeps, 1 or more (default %d)\n", *journalSize, sandbox.DefaultJournalSize)
+		return exitUsage
+	case *generated < 0:
+		fmt.Fprintf(stderr, "engine sandbox: --generated-users %d: give a number of users, 0 or more\n", *generated)
 		return exitUsage
 	}
 	if *cpuProf != "" {
