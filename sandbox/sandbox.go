@@ -389,11 +389,16 @@ func (s *Sandbox) writeFault(w http.ResponseWriter, r *http.Request, emulator st
 			w.Header().Set("X-Ratelimit-Remaining", "0")
 			w.Header().Set("X-Ratelimit-Reset", strconv.FormatInt(reset.Add(time.Second-1).Truncate(time.Second).Unix(), 10))
 		}
-	} else {
+	}
+	status := v.status
+	if emulator != Braze {
 		body = sessionmemu.ErrorBody(v.status, code, "")
+		// A 4xx under --sessionm-errors-as-200 went out as the 4xx
+		// (a QA run).
+		status = s.sessionm.WireStatus(v.status)
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(v.status)
+	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -679,6 +680,24 @@ func TestEmitterKeepsEachUsersEventsInOrder(t *testing.T) {
 		got := balances[user]
 		if len(got) != 4 || !slices.IsSorted(got) {
 			t.Errorf("%s's events arrived with balances %v; want 4, rising", user, got)
+		}
+	}
+}
+
+// A SessionM fault's 4xx goes out as the emulator's own errors do: HTTP
+// 200 with "status":"error" under errors-as-200, which it ignored (a QA
+// run); a 5xx keeps its status, as SessionM's own do.
+func TestSessionMFaultsFollowErrorsAs200(t *testing.T) {
+	var opts Options
+	opts.SessionM.ErrorsAs200 = true
+	_, srv := newTestSandbox(t, opts)
+	for status, want := range map[int]int{422: 200, 503: 503} {
+		if a := call(t, "POST", srv.URL+"/_sandbox/faults", "", fmt.Sprintf(`{"emulator":"sessionm_core","error_ratio":1,"error_status":%d,"count":1}`, status)); a.status != 201 {
+			t.Fatalf("add fault: %d %s", a.status, a.body)
+		}
+		a := call(t, "POST", tagsURL(srv, anaID), coreAuth, `{"tags":["x"]}`)
+		if a.status != want || !strings.Contains(string(a.body), `"status":"error"`) {
+			t.Errorf("an injected %d: %d %s; want %d with status error", status, a.status, a.body, want)
 		}
 	}
 }

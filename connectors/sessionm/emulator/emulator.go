@@ -510,12 +510,18 @@ func (e *Emulator) send(w http.ResponseWriter, rp reply) {
 	if rp.replayed {
 		h.Set("Idempotent-Replayed", "true")
 	}
-	status := rp.status
-	if status >= 400 && e.errorsAs200 && !keepsStatus(status) {
-		status = http.StatusOK
-	}
-	w.WriteHeader(status)
+	w.WriteHeader(e.WireStatus(rp.status))
 	_, _ = w.Write(rp.body)
+}
+
+// WireStatus is the HTTP status an answer of status goes out with: 200
+// for most errors under errors_as_200 (keepsStatus). The sandbox's
+// injected faults go out as the emulator's own errors do.
+func (e *Emulator) WireStatus(status int) int {
+	if status >= 400 && e.errorsAs200 && !keepsStatus(status) {
+		return http.StatusOK
+	}
+	return status
 }
 
 // keepsStatus says which error statuses errors_as_200 leaves alone. The
