@@ -106,6 +106,12 @@ func (s *Sandbox) getDeliveries(w http.ResponseWriter, r *http.Request) {
 	}
 	sm, inSessionM := s.sessionm.Deliveries(user)
 	br, inBraze := s.braze.Deliveries(user)
+	if d, ok := sm.(sessionmemu.Delivery); ok && !inBraze && d.ExternalID != nil {
+		// Asked by SessionM id (or another external id): the Braze user
+		// is the one of the SessionM user's external id, which Braze's
+		// external_id is. Only SessionM's side was shown (a QA run).
+		br, inBraze = s.braze.Deliveries(*d.ExternalID)
+	}
 	if !inSessionM && !inBraze {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("neither emulator knows user %q (a SessionM id, an external id or a Braze external_id)", user))
 		return

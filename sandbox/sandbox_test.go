@@ -138,6 +138,11 @@ func TestEmulatorsJournalAndDeliveries(t *testing.T) {
 	if len(msgs) != 1 || !strings.Contains(string(mustJSON(msgs[0])), `"offer_id":"X"`) {
 		t.Fatalf("braze deliveries %v", d["braze"])
 	}
+	// Asked by her SessionM id, both sides too: only SessionM's came.
+	byID := call(t, "GET", srv.URL+"/_sandbox/deliveries?user="+anaID, "", "").json(t)
+	if b, _ := byID["braze"].(map[string]any); b == nil || len(b["messages"].([]any)) != 1 || byID["sessionm"] == nil {
+		t.Fatalf("deliveries by SessionM id: %v", byID)
+	}
 	if a := call(t, "GET", srv.URL+"/_sandbox/deliveries?user=nobody", "", ""); a.status != 404 || !strings.Contains(string(a.body), "neither emulator knows") {
 		t.Fatalf("unknown user: %d %s", a.status, a.body)
 	}
