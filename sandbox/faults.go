@@ -143,7 +143,7 @@ func pathProblems(path, emulator string) []string {
 	switch {
 	case !slices.ContainsFunc(emulatorNames, func(name string) bool { return canMatch(emulatorPrefixes[name]) }):
 		problems = append(problems, fmt.Sprintf("path %q is under no emulator's (paths are case-sensitive): /braze/..., /sessionm/core/... or /sessionm/connect/...", path))
-	case emulator != "" && isEmulatorName(emulator) && !canMatch(emulatorPrefixes[emulator]):
+	case emulator != "" && !canMatch(emulatorPrefixes[emulator]): // an unknown one is reported apart
 		problems = append(problems, fmt.Sprintf("path %q is not under emulator %s's (%s...): the fault would match nothing; leave one of them out", path, emulator, emulatorPrefixes[emulator]))
 	}
 	return problems

@@ -194,9 +194,6 @@ func (c dlqCommand) open(dir string) (*inbox.Store, bool) {
 		return nil, false
 	}
 	s, err := inbox.Open(dir, inbox.Options{})
-	if err == nil {
-		_ = s.SetHolder(inbox.Holder{Command: "engine dlq " + c.name, PID: os.Getpid()})
-	}
 	if err != nil {
 		// The inbox's advice (give each engine its own --data) is for
 		// engine run, not for dlq.
@@ -208,6 +205,7 @@ func (c dlqCommand) open(dir string) (*inbox.Store, bool) {
 		c.problem("%v", err)
 		return nil, false
 	}
+	_ = s.SetHolder(inbox.Holder{Command: "engine dlq " + c.name, PID: os.Getpid()}) // named to an engine run that waits
 	return s, true
 }
 
@@ -217,7 +215,7 @@ func lockedAdvice(locked *inbox.LockedError) string {
 	h := locked.Holder
 	const routes = "GET /dlq lists dead letters, POST /dlq/ID/replay replays one, DELETE /dlq/ID drops one"
 	switch {
-	case strings.HasPrefix(h.Command, "engine dlq"):
+	case h.IsDlq():
 		return fmt.Sprintf("data folder %s is in use by %s (pid %d); wait for it to finish, then try again", locked.Dir, h.Command, h.PID)
 	case h.Command != "" && h.Admin != "":
 		return fmt.Sprintf("data folder %s is in use by %s (pid %d); stop it first, or, while it runs, use its admin listener at http://%s: %s",

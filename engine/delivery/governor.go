@@ -323,20 +323,21 @@ func (g *Governor) Wait(ctx context.Context, pool string) (time.Duration, error)
 	g.waiting[pool]++
 	g.mu.Unlock()
 	var total time.Duration
-	for ; d > 0; d = g.reserve(pool) {
-		if err := g.clock.Sleep(ctx, d); err != nil {
-			g.mu.Lock()
-			g.waiting[pool]--
-			g.mu.Unlock()
-			return total, err
+	var err error
+	for d > 0 {
+		if err = g.clock.Sleep(ctx, d); err != nil {
+			break
 		}
 		total += d
+		d = g.reserve(pool)
 	}
 	g.mu.Lock()
 	g.waiting[pool]--
-	g.waited += total
+	if err == nil {
+		g.waited += total
+	}
 	g.mu.Unlock()
-	return total, nil
+	return total, err
 }
 
 // Queued counts the requests waiting in Wait for a token that a request

@@ -250,6 +250,10 @@ type Holder struct {
 	Admin string `json:"admin,omitempty"`
 }
 
+// IsDlq reports whether the holder is an engine dlq command, which holds
+// the store for a moment only.
+func (h Holder) IsDlq() bool { return strings.HasPrefix(h.Command, "engine dlq") }
+
 // LockedError says that another process holds the data folder, and who,
 // when it said (SetHolder).
 type LockedError struct {
@@ -262,7 +266,7 @@ func (e *LockedError) Error() string {
 	if e.Holder.Command != "" {
 		who = fmt.Sprintf("%s (pid %d)", e.Holder.Command, e.Holder.PID)
 	}
-	if strings.HasPrefix(e.Holder.Command, "engine dlq") {
+	if e.Holder.IsDlq() {
 		advice = "wait for it to finish, then try again"
 	}
 	return fmt.Sprintf("data folder %s is in use by %s: its inbox.db is locked; %s", e.Dir, who, advice)

@@ -132,11 +132,11 @@ func syntaxError(err error, src []byte) *Error {
 		line = 1
 	}
 	if strings.Contains(msg, "unexpected end of stream") {
-		// A quote left open swallows the rest of the file: yaml.v3 names
-		// its last line, the user needs the one the quote opens on.
+		// A quote left open swallows the rest of the file, and the
+		// message says only that the file ended: the user needs the line
+		// and column the quote opens at.
 		line = openQuoteLine(src, line, msg)
-		if col := quoteColumn(src, line); col > 0 {
-			quote := bytes.Split(src, []byte("\n"))[line-1][col-1]
+		if col, quote := quoteColumn(src, line); col > 0 {
 			return &Error{Line: line, Column: col, Message: fmt.Sprintf("invalid YAML: the quoted value that starts here is never closed; add the closing %c where the value ends", quote)}
 		}
 	} else {
@@ -157,11 +157,12 @@ func syntaxError(err error, src []byte) *Error {
 }
 
 // quoteColumn returns the column (1-based) of the first quote on line
-// that opens a value, after a "key:" or a "- ", or 0 when none does.
-func quoteColumn(src []byte, line int) int {
+// that opens a value, after a "key:" or a "- ", and the quote; column 0
+// when none does.
+func quoteColumn(src []byte, line int) (int, byte) {
 	lines := bytes.Split(src, []byte("\n"))
 	if line < 1 || line > len(lines) {
-		return 0
+		return 0, 0
 	}
 	text := lines[line-1]
 	for i, c := range text {
@@ -171,10 +172,10 @@ func quoteColumn(src []byte, line int) int {
 		before := bytes.TrimRight(text[:i], " ")
 		if len(before) == 0 || bytes.HasSuffix(before, []byte(":")) || bytes.HasSuffix(before, []byte("-")) ||
 			bytes.HasSuffix(before, []byte("[")) || bytes.HasSuffix(before, []byte(",")) || bytes.HasSuffix(before, []byte("{")) {
-			return i + 1
+			return i + 1, c
 		}
 	}
-	return 0
+	return 0, 0
 }
 
 // indentTab returns the column of the first tab in the indentation of
