@@ -1,33 +1,11 @@
 package runner
 
 import (
-	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/loyalty-connector/engine/engine"
 )
-
-// settableClock is a clock tests set by hand.
-type settableClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *settableClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *settableClock) Sleep(context.Context, time.Duration) error { return nil }
-
-func (c *settableClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 func cachedPipeline(respond string) *engine.Pipeline {
 	return &engine.Pipeline{Name: "wallet", Parts: map[string]string{"respond": respond},
@@ -39,7 +17,7 @@ func cachedPipeline(respond string) *engine.Pipeline {
 // its own, which is only a stale copy for the running version: the next
 // call missed and looked up again (a review).
 func TestHandOnKeepsTheNewestVersionsOwnAnswer(t *testing.T) {
-	clock := &settableClock{now: time.Unix(1_000_000, 0)}
+	clock := &fakeClock{t: time.Unix(1_000_000, 0)}
 	r := &Runner{clock: clock}
 	prev := newResponder(r, cachedPipeline("v1"))
 	next := newResponder(r, cachedPipeline("v2"))
@@ -47,13 +25,13 @@ func TestHandOnKeepsTheNewestVersionsOwnAnswer(t *testing.T) {
 	if next.sameAnswers {
 		t.Fatal("setup: the versions answer alike")
 	}
-	clock.add(time.Second) // the running version answers the key itself
+	moveClock(clock, time.Second) // the running version answers the key itself
 	next.mu.Lock()
 	next.keep("k", &engine.Reply{Status: 200, Body: []byte(`{"v":2}`)}, false)
 	next.mu.Unlock()
-	clock.add(time.Second) // a request the old version took starts its lookup
+	moveClock(clock, time.Second) // a request the old version took starts its lookup
 	began := clock.Now()
-	clock.add(time.Second) // and ends
+	moveClock(clock, time.Second) // and ends
 	prev.mu.Lock()
 	prev.keep("k", &engine.Reply{Status: 200, Body: []byte(`{"v":1}`)}, false)
 	prev.handOn("k", &engine.Reply{Status: 200, Body: []byte(`{"v":1}`)}, began)
