@@ -83,7 +83,7 @@ pipeline answers when its lookup says not found (shown as the response).`, stder
 	}
 	ctx := context.Background()
 	if *inSandbox {
-		_, settings, stop, err := inProcessSandbox(ctx)
+		_, settings, stop, err := inProcessSandbox(ctx, "")
 		if err != nil {
 			fmt.Fprintf(stderr, "engine dry-run: %v\n", err)
 			return exitProblem

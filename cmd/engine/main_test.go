@@ -575,11 +575,16 @@ func TestRunCSVUntilDone(t *testing.T) {
 			t.Errorf("a run with --until-done, which ends by itself, mentions %q:\n%s", hint, stdout)
 		}
 	}
-	// The same file again: the checkpoint says it was imported.
-	stdout, _, _ = runEngine("run", "--sandbox", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data", data, "--log-level", "warn",
+	// The same file again: the checkpoint says it was imported. This run
+	// puts the emulators on a port of its choosing.
+	emulators := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	stdout, _, _ = runEngine("run", "--sandbox", "--sandbox-addr", emulators, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data", data, "--log-level", "warn",
 		"--csv", "examples/csv/braze-segment-export.csv", "--until-done", "pipelines/")
 	if !strings.Contains(stdout, "4 rows read, 0 sent, 0 delivered, 0 filtered out, 0 dead-lettered, 0 broken rows, 4 handled before; done") {
 		t.Errorf("second run:\n%s", stdout)
+	}
+	if want := "SessionM and Braze emulators: http://" + emulators + " "; !strings.Contains(stdout, want) {
+		t.Errorf("second run, with --sandbox-addr %s: the banner lacks %q:\n%s", emulators, want, stdout)
 	}
 }
 
@@ -594,6 +599,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "--csv", "nope=examples/csv/braze-segment-export.csv", "pipelines/"}, `"nope" is not a csv pipeline here`},
 		{[]string{"run", "--log-format", "xml", "pipelines/"}, "--log-format is text or json"},
 		{[]string{"run", "--drain", "-1s", "pipelines/"}, "--drain is -1s"},
+		{[]string{"run", "--sandbox-addr", "127.0.0.1:8081", "pipelines/"}, "--sandbox-addr is where --sandbox serves the emulators; add --sandbox"},
+		{[]string{"run", "--sandbox", "--sandbox-addr", "8081", "pipelines/"}, "--sandbox-addr is host:port"},
 	}
 	for _, tt := range tests {
 		_, stderr, code := runEngine(append(tt.args, "--env-file", "examples/sandbox.env")...)

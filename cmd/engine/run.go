@@ -81,6 +81,7 @@ variables override either.`, stderr)
 		remoteOK  = fs.Bool("admin-allow-remote", false, "allow an --admin-addr that is not loopback: anyone who reaches it can reload the pipelines and list, replay and drop dead letters")
 		dataDir   = fs.String("data", "./data", "`folder` of the durable inbox and the dead letters")
 		inSandbox = fs.Bool("sandbox", false, "start the built-in SessionM and Braze emulators and point every connection at them")
+		sbAddr    = fs.String("sandbox-addr", "", "with --sandbox, serve the emulators on `host:port` (default: a free loopback port)")
 		logFormat = fs.String("log-format", "text", "log `format`: text or json")
 		logLevel  = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 		maxInbox  = fs.Int("max-inbox", runner.DefaultMaxInbox, "undelivered events per pipeline before webhooks answer 503 with Retry-After")
@@ -114,6 +115,14 @@ variables override either.`, stderr)
 	}
 	if *drain < 0 {
 		return fail(exitUsage, "--drain is %s; it is how long webhooks are still taken after a signal to stop, 0 or more (e.g. 10s)", *drain)
+	}
+	if *sbAddr != "" {
+		if !*inSandbox {
+			return fail(exitUsage, "--sandbox-addr is where --sandbox serves the emulators; add --sandbox, or start them apart with engine sandbox --addr %s", *sbAddr)
+		}
+		if _, _, err := net.SplitHostPort(*sbAddr); err != nil {
+			return fail(exitUsage, "--sandbox-addr is host:port, e.g. 127.0.0.1:8081: %v", err)
+		}
 	}
 	if *adminAddr != "" {
 		host, _, err := net.SplitHostPort(*adminAddr)
@@ -155,7 +164,7 @@ variables override either.`, stderr)
 	defer stop()
 	sandboxBase := ""
 	if *inSandbox {
-		base, settings, stopSandbox, err := inProcessSandbox(context.Background())
+		base, settings, stopSandbox, err := inProcessSandbox(context.Background(), *sbAddr)
 		if err != nil {
 			return fail(exitProblem, "%v", err)
 		}

@@ -188,18 +188,21 @@ func dialAddr(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// inProcessSandbox starts the emulators on a free loopback port for a
-// command that runs pipelines against them (run and dry-run --sandbox),
-// and returns its base URL and the settings that point connections.yaml
-// at it.
-func inProcessSandbox(ctx context.Context) (base string, settings map[string]string, stop func(), err error) {
+// inProcessSandbox starts the emulators on addr (a free loopback port
+// when empty) for a command that runs pipelines against them (run and
+// dry-run --sandbox), and returns its base URL and the settings that
+// point connections.yaml at it.
+func inProcessSandbox(ctx context.Context, addr string) (base string, settings map[string]string, stop func(), err error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
 	sb, err := sandbox.New(sandbox.Options{})
 	if err != nil {
 		return "", nil, nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("starting the sandbox: %w", err)
+		return "", nil, nil, fmt.Errorf("starting the emulators on %s: %w", addr, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -207,7 +210,7 @@ func inProcessSandbox(ctx context.Context) (base string, settings map[string]str
 		defer close(done)
 		_ = sb.Serve(ctx, ln)
 	}()
-	base = "http://" + ln.Addr().String()
+	base = "http://" + dialAddr(ln.Addr().String())
 	env, _ := sb.Settings(base)
 	settings = make(map[string]string, len(env))
 	for _, s := range env {
