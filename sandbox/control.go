@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -70,9 +71,20 @@ func (s *Sandbox) index(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sandbox) getRequests(w http.ResponseWriter, r *http.Request) {
+	if err := onlyParams(r.URL.Query(), "requests", journalParams); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	q, err := parseJournalQuery(r.URL.Query())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	// Ids only grow within one sandbox, so a since= past the newest came
+	// from an earlier one: polling on with it would show nothing until
+	// as many requests came again, with nothing to say why.
+	if newest := s.journal.newestID(); q.since > newest {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("since=%d is past the newest request this sandbox has numbered (%d): it comes from an earlier sandbox, which started its ids again; poll from since=0", q.since, newest))
 		return
 	}
 	if q.count {
@@ -89,6 +101,10 @@ func (s *Sandbox) getRequests(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sandbox) getDeliveries(w http.ResponseWriter, r *http.Request) {
+	if err := onlyParams(r.URL.Query(), "deliveries", deliveriesParams); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	user := r.URL.Query().Get("user")
 	if user == "" {
 		limit, err := intParam(r.URL.Query(), "limit", defaultPage)
@@ -203,6 +219,27 @@ func intParam(q url.Values, name string, def int64) (int64, error) {
 		return 0, badParam(name, raw, "a whole number, 0 or more")
 	}
 	return n, nil
+}
+
+// The query parameters of the control API's GET routes.
+var (
+	journalParams    = []string{"since", "path", "emulator", "method", "limit", "fields", "count"}
+	deliveriesParams = []string{"user", "limit"}
+)
+
+// onlyParams refuses a parameter the route does not take, and one given
+// twice: a misspelt filter (pth=/braze/*) selected everything, and the
+// poller counted requests it did not mean.
+func onlyParams(q url.Values, route string, allowed []string) error {
+	for name, values := range q {
+		if !slices.Contains(allowed, name) {
+			return fmt.Errorf("unknown query parameter %s=; %s takes %s", name, route, strings.Join(allowed, "=, ")+"=")
+		}
+		if len(values) > 1 {
+			return fmt.Errorf("query parameter %s= is given %d times; give it once", name, len(values))
+		}
+	}
+	return nil
 }
 
 func badParam(name, value, want string) error {

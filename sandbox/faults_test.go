@@ -158,6 +158,22 @@ func TestFaultRemove(t *testing.T) {
 	}
 }
 
+func TestFaultRulesAreCapped(t *testing.T) {
+	fs := newFaultSet(1)
+	for range maxFaultRules {
+		if _, err := fs.add(Fault{ErrorRatio: 0.1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := fs.add(Fault{ErrorRatio: 0.1}); err == nil || !strings.Contains(err.Error(), "DELETE /_sandbox/faults") {
+		t.Fatalf("rule %d: %v; want a refusal that says how to remove rules", maxFaultRules+1, err)
+	}
+	fs.remove(1)
+	if _, err := fs.add(Fault{ErrorRatio: 0.1}); err != nil {
+		t.Fatalf("after a removal: %v", err)
+	}
+}
+
 // A 4xx fault's code is its status's name in snake case.
 func TestFaultCode(t *testing.T) {
 	for status, want := range map[int]string{400: "bad_request", 422: "unprocessable_entity", 418: "im_a_teapot", 499: "client_error", 414: "request_uri_too_long"} {
