@@ -286,10 +286,12 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 			rs.handOn(key, f.reply, began)
 		case isNotFound(f.err):
 			rs.forget(key)
+			rs.handOnFailure(key, began, true)
 		case staleCovers(f.err):
 			if entry := rs.cache[key]; entry != nil {
 				entry.lookupAfter.Store(rs.r.clock.Now().Add(rs.p.Respond.Cache.RetryWait).UnixNano())
 			}
+			rs.handOnFailure(key, began, false)
 		}
 		rs.mu.Unlock()
 		close(f.done)
@@ -314,16 +316,47 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 // the answers fresh, and one past its TTL, which is why this lookup ran,
 // stood: a review).
 func (rs *responder) handOn(key string, reply *engine.Reply, began time.Time) {
+	rs.withNewest(func(newest *responder, earlier bool) {
+		// Not over the newest version's own answer with one of
+		// another version's, which is only a stale copy for it.
+		if entry := newest.cache[key]; entry == nil || entry.earlier || (!earlier && entry.stored.Before(began)) {
+			newest.keep(key, reply, earlier)
+		}
+	})
+}
+
+// handOnFailure tells the version running now of a lookup that failed
+// after a reload replaced rs, when that version looks up as rs does
+// (only comments or layout changed): SessionM's 404 drops its answer for
+// key, another failure starts its retry_wait. Kept in the retired
+// version alone, the running one sent SessionM a lookup per request
+// while it failed. An answer the running version got after this lookup
+// began is left alone. Callers hold rs.mu.
+func (rs *responder) handOnFailure(key string, began time.Time, notFound bool) {
+	rs.withNewest(func(newest *responder, earlier bool) {
+		entry := newest.cache[key]
+		if earlier || entry == nil || !entry.stored.Before(began) {
+			return
+		}
+		if notFound {
+			newest.forget(key)
+			return
+		}
+		entry.lookupAfter.Store(rs.r.clock.Now().Add(newest.p.Respond.Cache.RetryWait).UnixNano())
+	})
+}
+
+// withNewest calls do with the version that replaced rs last, locked,
+// and whether any reload since rs changed how answers are made; it does
+// nothing while rs is the version running. Callers hold rs.mu; versions
+// are locked oldest first, as takeOver does.
+func (rs *responder) withNewest(do func(newest *responder, earlier bool)) {
 	earlier := false
 	for next := rs.next; next != nil; {
 		earlier = earlier || !next.sameAnswers
 		next.mu.Lock()
 		if next.next == nil {
-			// Not over the newest version's own answer with one of
-			// another version's, which is only a stale copy for it.
-			if entry := next.cache[key]; entry == nil || entry.earlier || (!earlier && entry.stored.Before(began)) {
-				next.keep(key, reply, earlier)
-			}
+			do(next, earlier)
 			next.mu.Unlock()
 			return
 		}
