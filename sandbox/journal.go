@@ -218,13 +218,6 @@ func (j *journal) countMatches(q journalQuery) journalCount {
 	return c
 }
 
-// newestID is the id of the last request numbered, kept or not.
-func (j *journal) newestID() int64 {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.nextID - 1
-}
-
 // scan calls take with each entry q matches, oldest first, until it
 // returns false, and returns the id a later poll should pass as since=.
 func (j *journal) scan(q journalQuery, take func(*Entry) bool) (nextSince, dropped int64) {
