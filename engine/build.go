@@ -901,6 +901,12 @@ func (b *builder) value(path yamlpos.Path, n *yaml.Node, shape *spec.Shape, wher
 			v.keys = append(v.keys, key)
 			v.items = append(v.items, b.value(path.Child(key), kv[1], fieldShape, strings.TrimPrefix(where+"."+key, "the body."), sc))
 		}
+		// What the fields must be together, as far as the written body
+		// tells; a body's own required fields wait for rendering, as the
+		// connection may fill some (retailer_id).
+		for _, msg := range shape.CheckOutline(v.outline().(map[string]any), where != "the body") {
+			b.errorAt(path, "%s: %s", where, msg)
+		}
 		return v
 	case yaml.SequenceNode:
 		v := &valueTemplate{kind: arrayValue}

@@ -322,6 +322,28 @@ type valueTemplate struct {
 	literal any              // literalValue
 }
 
+// outline is the value as far as it is known before rendering: each
+// template stands as spec.Unknown.
+func (v *valueTemplate) outline() any {
+	switch v.kind {
+	case templateValue:
+		return spec.Unknown{}
+	case objectValue:
+		m := make(map[string]any, len(v.keys))
+		for i, k := range v.keys {
+			m[k] = v.items[i].outline()
+		}
+		return m
+	case arrayValue:
+		a := make([]any, len(v.items))
+		for i, item := range v.items {
+			a[i] = item.outline()
+		}
+		return a
+	}
+	return v.literal
+}
+
 func (v *valueTemplate) render(env map[string]any) (any, error) {
 	switch v.kind {
 	case templateValue:

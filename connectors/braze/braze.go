@@ -74,9 +74,10 @@ var REST = &spec.ConnectionType{
 			Path:        "/users/track",
 			ContentType: "application/json",
 			Body: spec.Object(map[string]*spec.Shape{
-				"attributes": spec.Array(spec.OpenObject(), 0, MaxTrackObjects),
-				"events":     spec.Array(spec.OpenObject(), 0, MaxTrackObjects),
-				"purchases":  spec.Array(spec.OpenObject(), 0, MaxTrackObjects),
+				"attributes": spec.Array(spec.OpenObject().With(trackIdentifierRule), 0, MaxTrackObjects),
+				"events":     spec.Array(requiring(spec.OpenObject().With(trackIdentifierRule), "name", "time"), 0, MaxTrackObjects),
+				"purchases": spec.Array(requiring(spec.OpenObject().With(trackIdentifierRule), "product_id", "currency", "price", "time"),
+					0, MaxTrackObjects),
 			}),
 			MaxBatch: MaxTrackObjects,
 			MaxTotal: maxUpdates,
@@ -96,6 +97,12 @@ var REST = &spec.ConnectionType{
 	},
 	ResponseError: responseError,
 	HTTPSOnly:     true, // braze.md §1 lists https://rest.* hosts only
+}
+
+// requiring marks fields of an open object required.
+func requiring(s *spec.Shape, fields ...string) *spec.Shape {
+	s.Required = fields
+	return s
 }
 
 // checkMaxUpdates accepts a users_track_max_updates of 1 to 225.
@@ -154,7 +161,7 @@ func triggerBody(idField string, propertyFields ...string) *spec.Shape {
 		idField:      spec.String(),
 		"broadcast":  spec.Boolean(),
 		"audience":   spec.OpenObject(),
-		"recipients": spec.Array(spec.Object(recipient), 0, MaxRecipients),
+		"recipients": spec.Array(spec.Object(recipient).With(recipientRule), 0, MaxRecipients),
 	}
 	for _, p := range propertyFields {
 		recipient[p] = spec.OpenObject()
@@ -167,7 +174,95 @@ func triggerBody(idField string, propertyFields ...string) *spec.Shape {
 			"url":       spec.String(),
 		}, "file_name", "url"), 0, 0)
 	}
-	return spec.Object(top, idField)
+	return spec.Object(top, idField).With(audienceRule)
+}
+
+// audienceRule: who a trigger goes to (braze.md §2): recipients, or the
+// whole segment with broadcast, never both.
+func audienceRule(body map[string]any) string {
+	broadcast := body["broadcast"]
+	if _, unknown := broadcast.(spec.Unknown); unknown {
+		return ""
+	}
+	if broadcast == true {
+		if n, known := items(body["recipients"]); known && n > 0 {
+			return "'broadcast' cannot be true when 'recipients' are given; leave broadcast out to send to the recipients, or recipients out to send to the whole segment"
+		}
+		if n, known := items(body["attachments"]); known && n > 0 {
+			return "'broadcast' cannot be true when 'attachments' are given"
+		}
+		return ""
+	}
+	if n, known := items(body["recipients"]); known && n == 0 {
+		return "no recipients: give 'recipients', or set 'broadcast' to true to send to the whole segment"
+	}
+	return ""
+}
+
+// recipientRule: one identifier per recipient, and what each one needs
+// (braze.md §2, recipient object).
+func recipientRule(r map[string]any) string {
+	var ids []string
+	for _, k := range []string{"external_user_id", "user_alias", "email", "braze_id"} {
+		if r[k] != nil {
+			ids = append(ids, k)
+		}
+	}
+	if len(ids) != 1 {
+		return fmt.Sprintf("give exactly one of external_user_id, user_alias, email or braze_id; this recipient has %s", describeFields(ids))
+	}
+	if n, known := items(r["prioritization"]); ids[0] == "email" && known && n == 0 {
+		return `'prioritization' is required when the recipient is identified by email, e.g. ["identified", "most_recently_updated"]`
+	}
+	if r["send_to_existing_only"] == false {
+		if ids[0] == "user_alias" {
+			return "'send_to_existing_only' cannot be false for a user alias"
+		}
+		if r["attributes"] == nil {
+			return "'send_to_existing_only' false needs 'attributes', with which Braze creates the user"
+		}
+	}
+	return ""
+}
+
+// trackIdentifierRule: each /users/track object names its user with one
+// of external_id, braze_id or user_alias, or else by email or phone
+// (braze.md §3).
+func trackIdentifierRule(obj map[string]any) string {
+	var ids []string
+	for _, k := range []string{"external_id", "braze_id", "user_alias"} {
+		if obj[k] != nil {
+			ids = append(ids, k)
+		}
+	}
+	switch {
+	case len(ids) > 1:
+		return fmt.Sprintf("give only one of external_id, braze_id or user_alias; this object has %s", describeFields(ids))
+	case len(ids) == 0 && obj["email"] == nil && obj["phone"] == nil:
+		return "no user: give external_id, braze_id or user_alias (or email or phone)"
+	}
+	return ""
+}
+
+// items is how many items v, an array, holds (none when v is absent or
+// null), and whether that is known before rendering.
+func items(v any) (n int, known bool) {
+	switch v := v.(type) {
+	case nil:
+		return 0, true
+	case []any:
+		return len(v), true
+	case spec.Unknown:
+		return 0, false
+	}
+	return 1, true
+}
+
+func describeFields(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, " and ")
 }
 
 // WebhookSource receives the webhooks of a Braze webhook campaign or Canvas

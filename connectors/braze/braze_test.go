@@ -71,10 +71,13 @@ func recipients(n int) []any {
 	return out
 }
 
+// objects are n /users/track objects, with what an attributes, events
+// and purchases object needs (the extra fields are custom attributes).
 func objects(n int) []any {
 	out := make([]any, n)
 	for i := range out {
-		out[i] = map[string]any{"external_id": fmt.Sprintf("u%d", i), "first_name": "A"}
+		out[i] = map[string]any{"external_id": fmt.Sprintf("u%d", i), "first_name": "A",
+			"name": "e", "time": "2026-11-30T10:00:00Z", "product_id": "p", "currency": "EUR", "price": 1.5}
 	}
 	return out
 }
@@ -99,15 +102,15 @@ func TestBodies(t *testing.T) {
 		// braze.md §2 Top-level request: send_id, broadcast, audience, attachments {file_name, url}
 		{"campaign other fields", "campaign_trigger", map[string]any{
 			"campaign_id": "c1", "send_id": "s1", "broadcast": false, "audience": map[string]any{"AND": []any{}},
-			"attachments": []any{map[string]any{"file_name": "a.pdf", "url": "https://x/a.pdf"}},
+			"attachments": []any{map[string]any{"file_name": "a.pdf", "url": "https://x/a.pdf"}}, "recipients": recipients(1),
 		}, nil},
 		// braze.md §2 Top-level request: campaign_id required
 		{"campaign id missing", "campaign_trigger", map[string]any{"broadcast": true}, []string{`"campaign_id" is required`}},
 		// braze.md §2 Top-level request: context is Canvas only
-		{"campaign rejects context", "campaign_trigger", map[string]any{"campaign_id": "c1", "context": map[string]any{}},
+		{"campaign rejects context", "campaign_trigger", map[string]any{"campaign_id": "c1", "context": map[string]any{}, "broadcast": true},
 			[]string{`unknown field "context"`}},
 		// braze.md §2 Top-level request: attachments need file_name and url
-		{"attachment without url", "campaign_trigger", map[string]any{"campaign_id": "c1", "attachments": []any{map[string]any{"file_name": "a"}}},
+		{"attachment without url", "campaign_trigger", map[string]any{"campaign_id": "c1", "attachments": []any{map[string]any{"file_name": "a"}}, "recipients": recipients(1)},
 			[]string{`attachments[0]: "url" is required`}},
 		// braze.md §2 Top-level request: context (new name) for Canvas, at both levels
 		{"canvas context", "canvas_trigger", map[string]any{
@@ -120,13 +123,13 @@ func TestBodies(t *testing.T) {
 			"recipients": []any{map[string]any{"user_alias": map[string]any{"alias_name": "n", "alias_label": "l"}, "canvas_entry_properties": map[string]any{}}},
 		}, nil},
 		// braze.md §2 Top-level request: canvas_id required
-		{"canvas id missing", "canvas_trigger", map[string]any{"campaign_id": "c1"},
+		{"canvas id missing", "canvas_trigger", map[string]any{"campaign_id": "c1", "broadcast": true},
 			[]string{`"canvas_id" is required`, `unknown field "campaign_id"`}},
 		// braze.md §2 Top-level request: trigger_properties is campaigns only
-		{"canvas rejects trigger_properties", "canvas_trigger", map[string]any{"canvas_id": "cv1", "trigger_properties": map[string]any{}},
+		{"canvas rejects trigger_properties", "canvas_trigger", map[string]any{"canvas_id": "cv1", "trigger_properties": map[string]any{}, "broadcast": true},
 			[]string{`unknown field "trigger_properties"`}},
 		// braze.md §2 Top-level request: send_id not listed for Canvas
-		{"canvas rejects send_id", "canvas_trigger", map[string]any{"canvas_id": "cv1", "send_id": "s"},
+		{"canvas rejects send_id", "canvas_trigger", map[string]any{"canvas_id": "cv1", "send_id": "s", "broadcast": true},
 			[]string{`unknown field "send_id"`}},
 		// braze.md §2 Top-level request: recipients max 50
 		{"campaign 50 recipients", "campaign_trigger", map[string]any{"campaign_id": "c1", "recipients": recipients(50)}, nil},
@@ -142,7 +145,7 @@ func TestBodies(t *testing.T) {
 		// braze.md §2 Recipient object: field names are fixed
 		{"recipient misspelt field", "campaign_trigger", map[string]any{"campaign_id": "c1", "recipients": []any{
 			map[string]any{"emial": "a@x"},
-		}}, []string{`recipients[0]: unknown field "emial"`}},
+		}}, []string{`recipients[0]: give exactly one of external_user_id, user_alias, email or braze_id; this recipient has none`, `recipients[0]: unknown field "emial"`}},
 		// braze.md §2 Recipient object: send_to_existing_only is a bool
 		{"send_to_existing_only as text", "campaign_trigger", map[string]any{"campaign_id": "c1", "recipients": []any{
 			map[string]any{"external_user_id": "u", "send_to_existing_only": "false"},
@@ -162,6 +165,42 @@ func TestBodies(t *testing.T) {
 		// braze.md §3: the arrays are attributes, events and purchases
 		{"users_track misspelt array", "users_track", map[string]any{"atributes": objects(1)},
 			[]string{`unknown field "atributes"; allowed: attributes, events, purchases; did you mean "attributes"?`}},
+		// braze.md §2 Top-level request: broadcast, or recipients, never both
+		{"broadcast with recipients", "campaign_trigger", map[string]any{"campaign_id": "c1", "broadcast": true, "recipients": recipients(1)},
+			[]string{"'broadcast' cannot be true when 'recipients' are given"}},
+		{"broadcast with attachments", "campaign_trigger", map[string]any{"campaign_id": "c1", "broadcast": true,
+			"attachments": []any{map[string]any{"file_name": "a.pdf", "url": "https://x/a.pdf"}}},
+			[]string{"'broadcast' cannot be true when 'attachments' are given"}},
+		{"broadcast with empty recipients", "canvas_trigger", map[string]any{"canvas_id": "cv1", "broadcast": true, "recipients": []any{}}, nil},
+		{"no recipients, no broadcast", "canvas_trigger", map[string]any{"canvas_id": "cv1", "broadcast": false, "recipients": []any{}},
+			[]string{"no recipients: give 'recipients', or set 'broadcast' to true"}},
+		// braze.md §2 Recipient object: exactly one identifier, and what each needs
+		{"two identifiers", "campaign_trigger", map[string]any{"campaign_id": "c1", "recipients": []any{
+			map[string]any{"external_user_id": "u", "email": "a@x", "prioritization": []any{"identified"}},
+		}}, []string{"recipients[0]: give exactly one of external_user_id, user_alias, email or braze_id; this recipient has external_user_id and email"}},
+		{"email without prioritization", "canvas_trigger", map[string]any{"canvas_id": "cv1", "recipients": []any{
+			map[string]any{"email": "a@x"},
+		}}, []string{"recipients[0]: 'prioritization' is required when the recipient is identified by email"}},
+		{"alias not existing only", "canvas_trigger", map[string]any{"canvas_id": "cv1", "recipients": []any{
+			map[string]any{"user_alias": map[string]any{"alias_name": "n", "alias_label": "l"}, "send_to_existing_only": false, "attributes": map[string]any{}},
+		}}, []string{"recipients[0]: 'send_to_existing_only' cannot be false for a user alias"}},
+		{"not existing only without attributes", "canvas_trigger", map[string]any{"canvas_id": "cv1", "recipients": []any{
+			map[string]any{"external_user_id": "u", "send_to_existing_only": false},
+		}}, []string{"recipients[0]: 'send_to_existing_only' false needs 'attributes'"}},
+		{"not existing only with attributes", "canvas_trigger", map[string]any{"canvas_id": "cv1", "recipients": []any{
+			map[string]any{"external_user_id": "u", "send_to_existing_only": false, "attributes": map[string]any{"first_name": "A"}},
+		}}, nil},
+		// braze.md §3: each object names one user; events and purchases need their fields
+		{"users_track object without a user", "users_track", map[string]any{"attributes": []any{map[string]any{"first_name": "A"}}},
+			[]string{"attributes[0]: no user: give external_id, braze_id or user_alias (or email or phone)"}},
+		{"users_track object by email", "users_track", map[string]any{"attributes": []any{map[string]any{"email": "a@x", "first_name": "A"}}}, nil},
+		{"users_track object with two users", "users_track", map[string]any{"attributes": []any{map[string]any{"external_id": "u", "braze_id": "b"}}},
+			[]string{"attributes[0]: give only one of external_id, braze_id or user_alias; this object has external_id and braze_id"}},
+		{"users_track event without time", "users_track", map[string]any{"events": []any{map[string]any{"external_id": "u", "name": "e"}}},
+			[]string{`events[0]: "time" is required`}},
+		{"users_track purchase without price", "users_track", map[string]any{"purchases": []any{
+			map[string]any{"external_id": "u", "product_id": "p", "currency": "EUR", "time": "2026-11-30T10:00:00Z"}}},
+			[]string{`purchases[0]: "price" is required`}},
 		// braze.md §3: each element is an object
 		{"users_track element not object", "users_track", map[string]any{"events": []any{"signup"}},
 			[]string{"events[0]: must be an object"}},

@@ -25,6 +25,48 @@ type Shape struct {
 	MinItems int
 	MaxItems int // 0: no limit
 	Doc      string
+	// Rules are conditions on an object's fields together, which the
+	// fields' own shapes cannot state ("exactly one of").
+	Rules []Rule
+}
+
+// A Rule checks an object's fields together and returns "" when they fit,
+// else what is wrong. Before a body is rendered, a field whose value is a
+// template holds Unknown, and a rule says nothing it cannot tell without
+// its value.
+type Rule func(obj map[string]any) string
+
+// Unknown stands for a value that only rendering will tell.
+type Unknown struct{}
+
+// With adds rules to an object shape.
+func (s *Shape) With(rules ...Rule) *Shape {
+	s.Rules = append(s.Rules, rules...)
+	return s
+}
+
+// CheckOutline checks an object whose values may be Unknown, as a body is
+// written before it is rendered: its required fields (when required is
+// true: at a body's top level, the connection may fill some) and rules.
+// Fields are checked one by one elsewhere.
+func (s *Shape) CheckOutline(obj map[string]any, required bool) []string {
+	if s == nil || s.Type != "object" {
+		return nil
+	}
+	var out []string
+	if required {
+		for _, r := range s.Required {
+			if _, ok := obj[r]; !ok {
+				out = append(out, fmt.Sprintf("%q is required", r))
+			}
+		}
+	}
+	for _, rule := range s.Rules {
+		if msg := rule(obj); msg != "" {
+			out = append(out, msg)
+		}
+	}
+	return out
 }
 
 // Any is a value of any shape.
@@ -125,10 +167,8 @@ func (s *Shape) validate(v any) []Violation {
 	switch s.Type {
 	case "object":
 		m := v.(map[string]any)
-		for _, r := range s.Required {
-			if _, ok := m[r]; !ok {
-				out = append(out, Violation{"", fmt.Sprintf("%q is required", r)})
-			}
+		for _, msg := range s.CheckOutline(m, true) {
+			out = append(out, Violation{"", msg})
 		}
 		for k, e := range m {
 			f, ok := s.Fields[k]
@@ -244,6 +284,7 @@ func (s *Shape) Clone() *Shape {
 	}
 	c := *s
 	c.Required = slices.Clone(s.Required)
+	c.Rules = slices.Clip(s.Rules)
 	c.Items = s.Items.Clone()
 	if s.Fields != nil {
 		c.Fields = make(map[string]*Shape, len(s.Fields))
