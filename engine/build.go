@@ -905,7 +905,7 @@ func (b *builder) value(path yamlpos.Path, n *yaml.Node, shape *spec.Shape, wher
 		// tells; a body's own required fields wait for rendering, as the
 		// connection may fill some (retailer_id).
 		for _, msg := range shape.CheckOutline(v.outline().(map[string]any), where != "the body") {
-			b.errorAt(path, "%s: %s", where, msg)
+			b.errorAt(path, "%s", msg)
 		}
 		return v
 	case yaml.SequenceNode:
