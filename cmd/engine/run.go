@@ -330,7 +330,7 @@ variables override either.`, stderr)
 	}
 	progress := r.CSVImports()
 	printCSVSummary(stdout, progress)
-	reportStopped(stdout, logger, store.Pipelines())
+	reportStopped(stdout, logger, store.Pipelines(), r.Unremoved())
 	// A batch job learns from the exit status that a file was not
 	// imported; the summary above says why.
 	if *untilDone && (importErr() || importsFailed(progress, imports)) {
@@ -343,7 +343,11 @@ variables override either.`, stderr)
 // (events per pipeline), on stdout and in the log: a collector of
 // --log-format json never saw stdout, so nothing told it whether a stop
 // left events behind.
-func reportStopped(stdout io.Writer, logger *slog.Logger, left map[string]int) {
+//
+// unremoved are the delivered events among them that could not be removed
+// (a full disk): the next run sends them again, which the operator is told
+// apart, as "queued" alone reads as not yet delivered.
+func reportStopped(stdout io.Writer, logger *slog.Logger, left, unremoved map[string]int) {
 	if len(left) == 0 {
 		fmt.Fprintln(stdout, "engine run: stopped; every accepted event was handled")
 		logger.Info("stopped; every accepted event was handled")
@@ -355,7 +359,13 @@ func reportStopped(stdout io.Writer, logger *slog.Logger, left map[string]int) {
 	for _, n := range left {
 		events += n
 	}
-	logger.Warn("stopped; events are still queued for the next run", "events", events, "queued", queued)
+	if len(unremoved) == 0 {
+		logger.Warn("stopped; events are still queued for the next run", "events", events, "queued", queued)
+		return
+	}
+	delivered := describeDepths(unremoved)
+	fmt.Fprintf(stdout, "engine run: of these, delivered already but not removed from the inbox (see the errors above: a full disk?), so the next run sends them again: %s\n", delivered)
+	logger.Warn("stopped; events are still queued for the next run", "events", events, "queued", queued, "delivered_not_removed", delivered)
 }
 
 // loopbackHost reports whether host, of a host:port to listen on, is a

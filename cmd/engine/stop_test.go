@@ -458,19 +458,24 @@ func TestRunUntilDoneSameFileTwiceWithRetries(t *testing.T) {
 // warning when events stay.
 func TestStopSummaryIsLogged(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		left   map[string]int
-		stdout string
-		log    map[string]any
+		name      string
+		left      map[string]int
+		unremoved map[string]int
+		stdout    string
+		log       map[string]any
 	}{
-		{"all handled", nil, "engine run: stopped; every accepted event was handled\n",
+		{"all handled", nil, nil, "engine run: stopped; every accepted event was handled\n",
 			map[string]any{"level": "INFO", "msg": "stopped; every accepted event was handled"}},
-		{"some left", map[string]int{"ordered-tags": 1, "any-campaign": 2}, "engine run: stopped; still queued for the next run: any-campaign 2, ordered-tags 1\n",
+		{"some left", map[string]int{"ordered-tags": 1, "any-campaign": 2}, nil, "engine run: stopped; still queued for the next run: any-campaign 2, ordered-tags 1\n",
 			map[string]any{"level": "WARN", "msg": "stopped; events are still queued for the next run", "events": float64(3), "queued": "any-campaign 2, ordered-tags 1"}},
+		{"some delivered but not removed", map[string]int{"any-campaign": 5}, map[string]int{"any-campaign": 3},
+			"engine run: stopped; still queued for the next run: any-campaign 5\n" +
+				"engine run: of these, delivered already but not removed from the inbox (see the errors above: a full disk?), so the next run sends them again: any-campaign 3\n",
+			map[string]any{"level": "WARN", "msg": "stopped; events are still queued for the next run", "events": float64(5), "queued": "any-campaign 5", "delivered_not_removed": "any-campaign 3"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, logs strings.Builder
-			reportStopped(&stdout, slog.New(slog.NewJSONHandler(&logs, nil)), tc.left)
+			reportStopped(&stdout, slog.New(slog.NewJSONHandler(&logs, nil)), tc.left, tc.unremoved)
 			if stdout.String() != tc.stdout {
 				t.Errorf("stdout %q, want %q", stdout.String(), tc.stdout)
 			}

@@ -4,8 +4,6 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/loyalty-connector/engine/engine/inbox"
 )
 
 // ackBatch is the most events one removal transaction takes.
@@ -18,24 +16,43 @@ const ackBatch = 2048
 // linger sends those few events again (at least once, never lost).
 const ackLinger = 20 * time.Millisecond
 
+// ackRetryEvery is how often a removal that failed (a full disk) is tried
+// again while nothing else is removed.
+const ackRetryEvery = time.Second
+
 // acker removes delivered events from the inbox in bulk, off the workers'
 // path: a worker that waited for a transaction and its fsync for every
 // event would spend most of its time waiting. An event delivered but not
 // yet removed when the engine dies is delivered again after the restart
 // (at least once, never lost).
 type acker struct {
-	store    *inbox.Store
+	store    remover
 	pipeline string
 	log      *slog.Logger
 	ch       chan uint64
 	done     chan struct{}
+	// giveUp is told of delivered events the acker could not remove by
+	// the time it closed: they are delivered again after a restart.
+	giveUp func(seqs []uint64, err error)
 
 	mu     sync.Mutex
 	closed bool
+
+	// failed: delivered events whose removal failed, tried again with
+	// each later removal and every ackRetryEvery, until it works. Given
+	// up after the first try, they stayed in the inbox after the disk had
+	// room again, and the next run sent every one of them twice (a QA run
+	// with a full disk). Only run touches it.
+	failed []uint64
 }
 
-func newAcker(store *inbox.Store, pipeline string, log *slog.Logger) *acker {
-	a := &acker{store: store, pipeline: pipeline, log: log, ch: make(chan uint64, 4*ackBatch), done: make(chan struct{})}
+// remover is the part of the inbox an acker uses.
+type remover interface {
+	Ack(pipeline string, seqs ...uint64) error
+}
+
+func newAcker(store remover, pipeline string, log *slog.Logger, giveUp func([]uint64, error)) *acker {
+	a := &acker{store: store, pipeline: pipeline, log: log, ch: make(chan uint64, 4*ackBatch), done: make(chan struct{}), giveUp: giveUp}
 	go a.run()
 	return a
 }
@@ -45,7 +62,9 @@ func (a *acker) ack(seq uint64) {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
-		a.remove([]uint64{seq})
+		if err := a.remove([]uint64{seq}); err != nil {
+			a.giveUp([]uint64{seq}, err)
+		}
 		return
 	}
 	// Sent under the lock, so close cannot race the send.
@@ -59,39 +78,76 @@ func (a *acker) run() {
 	defer close(a.done)
 	batch := make([]uint64, 0, ackBatch)
 	linger := time.NewTimer(ackLinger)
-	for seq := range a.ch {
-		batch = append(batch[:0], seq)
-		linger.Reset(ackLinger)
-	gather:
-		for len(batch) < ackBatch {
-			select {
-			case s, ok := <-a.ch:
-				if !ok {
+	retry := time.NewTimer(ackRetryEvery)
+	for {
+		var retryC <-chan time.Time
+		if len(a.failed) > 0 {
+			retryC = retry.C
+		}
+		select {
+		case seq, ok := <-a.ch:
+			if !ok {
+				if len(a.failed) > 0 {
+					if err := a.retryFailed(); err != nil {
+						a.giveUp(a.failed, err)
+					}
+				}
+				return
+			}
+			batch = append(batch[:0], seq)
+			linger.Reset(ackLinger)
+		gather:
+			for len(batch) < ackBatch {
+				select {
+				case s, ok := <-a.ch:
+					if !ok {
+						break gather
+					}
+					batch = append(batch, s)
+				case <-linger.C:
 					break gather
 				}
-				batch = append(batch, s)
-			case <-linger.C:
-				break gather
+			}
+			if err := a.remove(batch); err != nil {
+				if len(a.failed) == 0 {
+					a.log.Error("cannot remove delivered events from the inbox; trying again every second, and until then they would be sent again after a restart", "pipeline", a.pipeline, "events", len(batch), "first", batch[0], "error", err)
+					retry.Reset(ackRetryEvery)
+				}
+				a.failed = append(a.failed, batch...)
+			} else if len(a.failed) > 0 {
+				_ = a.retryFailed() // the disk has room again, most likely
+			}
+		case <-retryC:
+			if a.retryFailed() != nil {
+				retry.Reset(ackRetryEvery)
 			}
 		}
-		a.remove(batch)
 	}
 }
 
-// remove retries a failed removal a few times (a disk full for a moment);
-// what still fails is delivered again after a restart, never lost.
-func (a *acker) remove(seqs []uint64) {
+// retryFailed removes the events an earlier removal could not.
+func (a *acker) retryFailed() error {
+	if err := a.store.Ack(a.pipeline, a.failed...); err != nil {
+		return err
+	}
+	a.log.Info("removed the delivered events a failed removal had left in the inbox", "pipeline", a.pipeline, "events", len(a.failed))
+	a.failed = nil
+	return nil
+}
+
+// remove retries a failed removal a few times (a disk full for a moment).
+func (a *acker) remove(seqs []uint64) error {
 	var err error
-	for try := range 5 {
+	for try := range 3 {
 		if err = a.store.Ack(a.pipeline, seqs...); err == nil {
-			return
+			return nil
 		}
-		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+		time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
 	}
-	a.log.Error("cannot remove delivered events from the inbox; they will be sent again after a restart", "pipeline", a.pipeline, "events", len(seqs), "first", seqs[0], "error", err)
+	return err
 }
 
-// close removes what is queued and stops.
+// close removes what is queued, tries once more what failed, and stops.
 func (a *acker) close() {
 	a.mu.Lock()
 	if !a.closed {

@@ -142,7 +142,7 @@ func newLane(r *Runner, p *engine.Pipeline) *lane {
 }
 
 func (l *lane) start() {
-	l.acks = newAcker(l.r.store, l.p.Name, l.r.log)
+	l.acks = newAcker(l.r.store, l.p.Name, l.r.log, func(seqs []uint64, err error) { l.r.leftUnremoved(l.p.Name, seqs, err) })
 	l.wg.Add(1)
 	go l.feed()
 	for range max(1, l.p.Delivery.Concurrency) {

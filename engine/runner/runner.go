@@ -70,8 +70,10 @@ type Runner struct {
 	lastLane  map[string]*lane // the newest lane of each pipeline name, removed ones too (under reloadMu)
 	lanesLive sync.WaitGroup   // launched lanes not yet done
 
-	govMu     sync.Mutex
-	governors map[string]*delivery.Governor // by connection (Key), kept across reloads
+	unremovedMu sync.Mutex
+	unremoved   map[string]int // leftUnremoved
+	govMu       sync.Mutex
+	governors   map[string]*delivery.Governor // by connection (Key), kept across reloads
 
 	stateMu    sync.Mutex
 	states     map[string]*pipelineState
@@ -294,6 +296,27 @@ func (r *Runner) Stop(grace time.Duration) {
 func (r *Runner) Abandon() {
 	r.cancelSoft() // no new work, whether or not Stop has begun
 	r.cancelHard()
+}
+
+// leftUnremoved records delivered events that a lane closing could not
+// remove from the inbox (a full disk): the next run sends them again,
+// which the stop's last word says.
+func (r *Runner) leftUnremoved(pipeline string, seqs []uint64, err error) {
+	r.log.Error("cannot remove delivered events from the inbox; the next run sends them again", "pipeline", pipeline, "events", len(seqs), "first", seqs[0], "error", err)
+	r.unremovedMu.Lock()
+	defer r.unremovedMu.Unlock()
+	if r.unremoved == nil {
+		r.unremoved = map[string]int{}
+	}
+	r.unremoved[pipeline] += len(seqs)
+}
+
+// Unremoved is how many delivered events, per pipeline, are still in the
+// inbox because their removal failed until their lane closed.
+func (r *Runner) Unremoved() map[string]int {
+	r.unremovedMu.Lock()
+	defer r.unremovedMu.Unlock()
+	return maps.Clone(r.unremoved)
 }
 
 // Depth is how many events of pipeline wait in the inbox.
