@@ -97,6 +97,7 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 	// A synchronous pipeline never queues: these series would stay at 0.
 	var acceptDuration prometheus.Observer
 	var received prometheus.Counter
+	storing := r.storingCount(p.Name)
 	if responder == nil {
 		acceptDuration = r.metrics.acceptDuration.WithLabelValues(p.Name)
 		received = r.metrics.received.WithLabelValues(p.Name)
@@ -210,7 +211,13 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			responder.serve(w, req, stored)
 			return
 		}
-		if r.store.Depth(p.Name) >= r.opts.MaxInbox {
+		// Events on their way into the inbox count toward its limit, as
+		// they are not in its depth yet: checked against the depth
+		// alone, 1,000 concurrent senders took a pipeline of
+		// --max-inbox 50 to 239 (a QA run).
+		ahead := storing.Add(1) - 1
+		defer storing.Add(-1)
+		if r.store.Depth(p.Name)+int(ahead) >= r.opts.MaxInbox {
 			// A retry of an event the inbox holds is a repeat, full or
 			// not: told to try again, its sender would do so for nothing.
 			if seen, err := r.store.Seen(p.Name, id); err == nil && seen {

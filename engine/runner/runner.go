@@ -70,6 +70,8 @@ type Runner struct {
 	lastLane  map[string]*lane // the newest lane of each pipeline name, removed ones too (under reloadMu)
 	lanesLive sync.WaitGroup   // launched lanes not yet done
 
+	storingMu   sync.Mutex
+	storing     map[string]*atomic.Int64 // storingCount
 	unremovedMu sync.Mutex
 	unremoved   map[string]int // leftUnremoved
 	govMu       sync.Mutex
@@ -317,6 +319,22 @@ func (r *Runner) Unremoved() map[string]int {
 	r.unremovedMu.Lock()
 	defer r.unremovedMu.Unlock()
 	return maps.Clone(r.unremoved)
+}
+
+// storingCount counts the webhooks of pipeline being stored in the inbox,
+// for every version of the pipeline.
+func (r *Runner) storingCount(pipeline string) *atomic.Int64 {
+	r.storingMu.Lock()
+	defer r.storingMu.Unlock()
+	if r.storing == nil {
+		r.storing = map[string]*atomic.Int64{}
+	}
+	n := r.storing[pipeline]
+	if n == nil {
+		n = new(atomic.Int64)
+		r.storing[pipeline] = n
+	}
+	return n
 }
 
 // Depth is how many events of pipeline wait in the inbox.
