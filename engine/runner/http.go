@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/url"
@@ -277,9 +279,20 @@ func firstInvalidUTF8(b []byte) int {
 
 // repeated counts and logs a repeat of a stored event, which is answered
 // as accepted and not stored again.
+//
+// Each is logged at debug, and at most one a second at info: a sender's
+// retry storm (Braze retries a webhook up to 5 times) logged a line per
+// repeat, 11,701 for 11,700 (a QA run).
 func (r *Runner) repeated(p *engine.Pipeline, id string) {
 	r.metrics.duplicates.WithLabelValues(p.Name).Inc()
-	r.log.Info("repeat of a stored event ignored", "pipeline", p.Name, "version", p.Version, "event", id)
+	const msg = "repeat of a stored event ignored"
+	if r.log.Enabled(context.Background(), slog.LevelDebug) {
+		r.log.Debug(msg, "pipeline", p.Name, "version", p.Version, "event", id)
+		return
+	}
+	r.refusals.log(p.Name+"\x00repeat", r.clock.Now(), func(left int) {
+		r.log.Info(msg, withLeftOut([]any{"pipeline", p.Name, "version", p.Version, "event", id}, left)...)
+	})
 }
 
 // eventID is the event's dedupe id. For a SessionM event it is the

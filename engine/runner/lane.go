@@ -182,6 +182,7 @@ func (l *lane) wait() {
 	if l.acks != nil {
 		l.acks.close()
 	}
+	l.retryLogged.flushAll()
 }
 
 // enter counts a caller from outside the lane (a CSV import handing a row
@@ -606,14 +607,9 @@ func (l *lane) logRetry(it *item, attempt int, wait time.Duration, cause error) 
 		l.r.log.Debug("will retry", args...)
 		return
 	}
-	ok, left := l.retryLogged.allow("will retry", l.r.clock.Now())
-	if !ok {
-		return
-	}
-	if left > 0 {
-		args = append(args, "left_out", left)
-	}
-	l.r.log.Info("will retry", args...)
+	l.retryLogged.log("will retry", l.r.clock.Now(), func(left int) {
+		l.r.log.Info("will retry", withLeftOut(args, left)...)
+	})
 }
 
 // send delivers one request through the connection's governor.

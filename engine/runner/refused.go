@@ -23,20 +23,26 @@ func (r *Runner) refuse(p *engine.Pipeline, req *http.Request, reason string, st
 // that disk.
 func (r *Runner) refuseFor(p *engine.Pipeline, req *http.Request, reason string, status int, event string, err error) {
 	r.metrics.refused.WithLabelValues(p.Name, reason).Inc()
-	ok, left := r.refusals.allow(p.Name+"\x00"+reason, r.clock.Now())
-	if !ok {
-		return
-	}
-	args := []any{"pipeline", p.Name, "version", p.Version, "reason", reason, "status", status, "remote", req.RemoteAddr}
-	if event != "" {
-		args = append(args, "event", event)
-	}
+	remote := req.RemoteAddr
+	r.refusals.log(p.Name+"\x00"+reason, r.clock.Now(), func(left int) {
+		args := []any{"pipeline", p.Name, "version", p.Version, "reason", reason, "status", status, "remote", remote}
+		if event != "" {
+			args = append(args, "event", event)
+		}
+		args = withLeftOut(args, left)
+		if err != nil {
+			r.log.Error("webhook refused: cannot store the event; the sender should retry", append(args, "error", err)...)
+			return
+		}
+		r.log.Warn("webhook refused", args...)
+	})
+}
+
+// withLeftOut adds to a line's args how many lines like it were left out
+// before it (warnLimiter), when any were.
+func withLeftOut(args []any, left int) []any {
 	if left > 0 {
-		args = append(args, "left_out", left)
+		return append(args, "left_out", left)
 	}
-	if err != nil {
-		r.log.Error("webhook refused: cannot store the event; the sender should retry", append(args, "error", err)...)
-		return
-	}
-	r.log.Warn("webhook refused", args...)
+	return args
 }

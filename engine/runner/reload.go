@@ -529,9 +529,9 @@ func (r *Runner) warnIfStranded(p *engine.Pipeline, id string) {
 	if r.gen.Load().lanes[p.Name] != nil {
 		return
 	}
-	if ok, left := r.refusals.allow(p.Name+"\x00stranded", r.clock.Now()); ok {
-		r.log.Warn("an event was stored as its pipeline was removed: it stays in the inbox until a pipeline of that name with a target runs again", "pipeline", p.Name, "version", p.Version, "event", id, "left_out", left)
-	}
+	r.refusals.log(p.Name+"\x00stranded", r.clock.Now(), func(left int) {
+		r.log.Warn("an event was stored as its pipeline was removed: it stays in the inbox until a pipeline of that name with a target runs again", withLeftOut([]any{"pipeline", p.Name, "version", p.Version, "event", id}, left)...)
+	})
 }
 
 // recordReload updates what /status and the metrics say about reloads.

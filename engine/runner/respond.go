@@ -655,14 +655,9 @@ func (rs *responder) fail(w http.ResponseWriter, err error, deadline time.Durati
 // warn logs msg unless a line with it went out less than a second ago;
 // the next one that goes out says how many were left out.
 func (rs *responder) warn(msg string, args ...any) {
-	ok, left := rs.warned.allow(msg, rs.r.clock.Now())
-	if !ok {
-		return
-	}
-	if left > 0 {
-		args = append(args, "left_out", left)
-	}
-	rs.r.log.Warn(msg, args...)
+	rs.warned.log(msg, rs.r.clock.Now(), func(left int) {
+		rs.r.log.Warn(msg, withLeftOut(args, left)...)
+	})
 }
 
 func ageHeader(now, stored time.Time) string {

@@ -287,6 +287,11 @@ func (r *Runner) Stop(grace time.Duration) {
 		<-done
 	}
 	r.cancelHard()
+	// The lines held back go out before the last word of the stop.
+	r.refusals.flushAll()
+	for _, rs := range r.gen.Load().responders {
+		rs.warned.flushAll()
+	}
 	// The lanes are done: the rows of CSV imports that stopped early have
 	// their outcome or none will come, so their checkpoints are final.
 	r.finishCSVRuns(func(*csvRun) bool { return true })

@@ -5,11 +5,14 @@ import (
 	"time"
 )
 
-// warnLimiter lets one warning of each kind out a second: failures that
-// come at a sender's rate (an outage met by every Connected Content call,
-// a sender whose webhooks are all refused) would otherwise log the same
-// line thousands of times. The next line that goes out says how many
-// were left out.
+// warnLimiter lets one line of each kind out a second: failures that come
+// at a sender's rate (an outage met by every Connected Content call, a
+// sender whose webhooks are all refused) would otherwise log the same line
+// thousands of times. The next line that goes out says how many were left
+// out; when none comes, the last one left out goes out a second after the
+// first was held back, or when the engine stops, with the count of the
+// others: held for a next line that never came, the count of a burst was
+// lost (a QA run).
 type warnLimiter struct {
 	mu     sync.Mutex
 	warned map[string]*warning
@@ -17,14 +20,16 @@ type warnLimiter struct {
 
 type warning struct {
 	last       time.Time
-	suppressed int // lines left out since last
+	suppressed int         // lines left out since last
+	latest     func(int)   // the last of them, to write if no line comes
+	timer      *time.Timer // writes latest
 }
 
-// allow reports whether a warning of kind may go out at now and, if so,
-// how many of its kind were left out since the last one.
-func (wl *warnLimiter) allow(kind string, now time.Time) (ok bool, leftOut int) {
+// log writes a line of kind, by calling emit with how many lines of its
+// kind were left out since the last one, unless one went out less than a
+// second before now.
+func (wl *warnLimiter) log(kind string, now time.Time, emit func(leftOut int)) {
 	wl.mu.Lock()
-	defer wl.mu.Unlock()
 	if wl.warned == nil {
 		wl.warned = map[string]*warning{}
 	}
@@ -35,9 +40,55 @@ func (wl *warnLimiter) allow(kind string, now time.Time) (ok bool, leftOut int) 
 	}
 	if !wn.last.IsZero() && now.Sub(wn.last) < time.Second {
 		wn.suppressed++
-		return false, 0
+		wn.latest = emit
+		if wn.timer == nil {
+			wn.timer = time.AfterFunc(time.Second, func() { wl.flush(kind) })
+		}
+		wl.mu.Unlock()
+		return
 	}
-	leftOut = wn.suppressed
-	wn.last, wn.suppressed = now, 0
-	return true, leftOut
+	leftOut := wn.suppressed
+	wn.last, wn.suppressed, wn.latest = now, 0, nil
+	if wn.timer != nil {
+		wn.timer.Stop()
+		wn.timer = nil
+	}
+	wl.mu.Unlock()
+	emit(leftOut)
+}
+
+// flush writes the last line of kind left out, with how many others were.
+func (wl *warnLimiter) flush(kind string) {
+	wl.mu.Lock()
+	wn := wl.warned[kind]
+	latest, others := wn.latest, wn.suppressed-1
+	wn.suppressed, wn.latest = 0, nil
+	// It goes out a second after the first held back, so at least a
+	// second after the last line: the next second starts now.
+	if latest != nil {
+		wn.last = wn.last.Add(time.Second)
+	}
+	if wn.timer != nil {
+		wn.timer.Stop()
+		wn.timer = nil
+	}
+	wl.mu.Unlock()
+	if latest != nil {
+		latest(others)
+	}
+}
+
+// flushAll writes what every kind holds back, for a stop.
+func (wl *warnLimiter) flushAll() {
+	wl.mu.Lock()
+	kinds := make([]string, 0, len(wl.warned))
+	for kind, wn := range wl.warned {
+		if wn.latest != nil {
+			kinds = append(kinds, kind)
+		}
+	}
+	wl.mu.Unlock()
+	for _, kind := range kinds {
+		wl.flush(kind)
+	}
 }
