@@ -11,8 +11,8 @@ import (
 )
 
 // A SessionM outage at a send's rate logs one warning a second of each
-// kind, not one per Connected Content call; the next line says how many
-// were left out.
+// kind, not one per Connected Content call; the next line, or the last
+// held back, says how many were left out.
 func TestSynchronousFailuresWarnOnceASecond(t *testing.T) {
 	var logs runner.LockedBuffer
 	h := start(t, setup{opts: func(o *runner.Options) {
@@ -44,8 +44,17 @@ func TestSynchronousFailuresWarnOnceASecond(t *testing.T) {
 	}
 	time.Sleep(1100 * time.Millisecond)
 	h.wallet(ana)
-	// Every failure is a line, or counted as left out by a later one.
-	if n, left := failed(); n < 2 || n+left != 21 {
-		t.Errorf("%d warnings saying %d left out, for 21 failed calls; want each a line or counted", n, left)
+	// Every failure is a line, or counted as left out by a later one;
+	// the last held back goes out within a second or two.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		n, left := failed()
+		if n >= 2 && n+left == 21 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d warnings saying %d left out, for 21 failed calls; want each a line or counted", n, left)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
