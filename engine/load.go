@@ -457,7 +457,7 @@ func (fc *fileContext) resolveRefsIn(n *yaml.Node, path yamlpos.Path, anchored b
 		if anchored && fc.pipeline {
 			where = secrets.InAnchor
 		}
-		out, _, problems := fc.loader.Resolver.ExpandIn(n.Value, where)
+		out, secret, problems := fc.loader.Resolver.ExpandIn(n.Value, where)
 		if fc.referenced == nil {
 			fc.referenced, fc.unresolved = map[string]bool{}, map[string]bool{}
 		}
@@ -469,6 +469,13 @@ func (fc *fileContext) resolveRefsIn(n *yaml.Node, path yamlpos.Path, anchored b
 		for _, p := range problems {
 			line, col := fc.doc.OffsetPos(n, p.Offset)
 			fc.add(line, col, path, diag.Error, "%s", p.Message)
+		}
+		if secret && len(problems) > 0 {
+			// Left as written: what reads the value next (Liquid, expr)
+			// would quote pieces of a value it refused, which the masker,
+			// knowing the secret whole, does not hide (a secret holding
+			// {{ x }} came out as `unknown name "x"`: a QA run).
+			return
 		}
 		n.Value = out
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loyalty-connector/engine/connectors"
 	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/internal/golden"
 )
@@ -191,6 +192,66 @@ func TestDiagnosticsMaskSecrets(t *testing.T) {
 		for _, secret := range []string{"test-api-token", "written-in-the-file", "corekey", "SECRETPASS", "QUERYSECRET"} {
 			if strings.Contains(d.String(), secret) {
 				t.Errorf("secret %q printed in %s", secret, d)
+			}
+		}
+	}
+}
+
+// A secret whose value holds Liquid markup is refused without anything
+// reading the value as Liquid afterwards: the parser's errors quoted the
+// names inside it (`unknown name "Qz7mN4pLw2"`), which the masker, knowing
+// only the whole value, let through (a QA run).
+func TestASecretHoldingLiquidIsNotParsed(t *testing.T) {
+	dir := t.TempDir()
+	const secret = "xK9{{Qz7mN4pLw2}}"
+	if err := os.WriteFile(filepath.Join(dir, "PARTNER_KEY"), []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pipelines := t.TempDir()
+	conns, err := os.ReadFile("testdata/bad/connections.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{
+		"connections.yaml": string(conns),
+		"p.yaml": `source:
+  type: http
+  path: /hooks/p
+target:
+  connection: braze
+  endpoint: users_track
+  headers:
+    X-Api-Key: ${secret:PARTNER_KEY}
+  query:
+    key: "${secret:PARTNER_KEY}"
+  body:
+    attributes:
+      - external_id: "{{ event.id }}"
+        key: "Key ${secret:PARTNER_KEY}"
+`,
+	} {
+		if err := os.WriteFile(filepath.Join(pipelines, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := testEnv(t)
+	masker := &secrets.Masker{}
+	l, err := NewLoader(connectors.Catalog(), secrets.NewResolver(func(name string) (string, bool) { v, ok := env[name]; return v, ok }, dir, masker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proj := l.Load([]string{pipelines})
+	items := proj.Diagnostics.Items()
+	if len(items) != 3 {
+		t.Errorf("%d problems, want one for each of the 3 fields:\n%v", len(items), proj.Diagnostics.Err())
+	}
+	for _, d := range items {
+		if !strings.Contains(d.Message, "the value of secret PARTNER_KEY holds {{ or {%") {
+			t.Errorf("problem %s; want it to say the secret's value holds Liquid markup", d)
+		}
+		for _, piece := range []string{"Qz7", "xK9", "pLw2"} {
+			if strings.Contains(d.String(), piece) {
+				t.Errorf("a piece of the secret is printed: %s", d)
 			}
 		}
 	}

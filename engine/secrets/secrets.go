@@ -145,6 +145,7 @@ func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, pro
 	}
 	var inExpr []placed
 	firstSecret := -1
+	markupIn, markupAt := "", 0 // a secret whose own value holds Liquid markup
 	var b strings.Builder
 	last := 0
 	for _, m := range refRE.FindAllStringSubmatchIndex(s, -1) {
@@ -197,6 +198,9 @@ func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, pro
 			if firstSecret < 0 {
 				firstSecret = m[0]
 			}
+			if where == InTemplate && markupIn == "" && (strings.Contains(v, "{{") || strings.Contains(v, "{%")) {
+				markupIn, markupAt = name, m[0]
+			}
 			if where == InExpression {
 				fmt.Fprintf(&b, "\x00%d\x00", len(inExpr))
 				inExpr = append(inExpr, placed{name, v, m[0]})
@@ -208,6 +212,8 @@ func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, pro
 	b.WriteString(s[last:])
 	out = b.String()
 	switch {
+	case markupIn != "":
+		problems = append(problems, Problem{markupAt, fmt.Sprintf("the value of secret %s holds {{ or {%%, Liquid's markup, which a template would run; the engine cannot send such a value from a pipeline (a credential is usually letters, digits and a few signs: check the secret file)", markupIn)})
 	case (where == InTemplate || where == InPath) && secret && (strings.Contains(out, "{{") || strings.Contains(out, "{%")):
 		problems = append(problems, Problem{firstSecret, "a template that holds a secret is sent as plain text, never run, so it cannot hold Liquid ({{ or {%, its secret's value and ${env:...} values included); give the secret a field of its own (a header, a query parameter, a body key)"})
 	case len(inExpr) > 0:
