@@ -472,6 +472,10 @@ func escapedForms(v string) []string {
 	// escapes all but the unreserved), and the secret encoded whole, as
 	// a peer may echo it: base64 in its four forms, hex.
 	forms = append(forms, percentEscape(v, "/"), percentEscape(v, ""), percentEscape(v, "!'()*"))
+	// Liquid's url_escape keeps RFC 3986's reserved characters too; and a
+	// value a template wrote with | json into a JSON body is escaped twice.
+	twice := strconv.Quote(goQuoted[1 : len(goQuoted)-1])
+	forms = append(forms, percentEscape(v, "!*'();:@&=+$,/?#[]"), twice[1:len(twice)-1])
 	if len(v) >= 8 {
 		// Encoded, a short secret is an ordinary word or number ("12" is
 		// hex 3132): masked, it would hide those wherever they are.

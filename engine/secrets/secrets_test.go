@@ -330,6 +330,21 @@ func TestMaskerEscapedForms(t *testing.T) {
 	}
 }
 
+// What a template makes of a secret that reached it in event data: Liquid's
+// url_escape, and | json inside a JSON body (escaped twice) (a QA run).
+func TestMaskerTemplateForms(t *testing.T) {
+	m := &Masker{}
+	m.Add(`p@ss/w rd+"x&y`)
+	for _, printed := range []string{
+		`A%20p@ss/w%20rd+%22x&y%20B`,          // url_escape
+		`"note":"\"A p@ss/w rd+\\\"x&y B\""`, // | json, in a JSON string
+	} {
+		if got := m.String(printed); !strings.Contains(got, Mask) || strings.Contains(got, "ss/w") {
+			t.Errorf("%s printed as %s", printed, got)
+		}
+	}
+}
+
 // A peer written in Python echoes a non-ASCII secret as \uXXXX escapes
 // in its JSON, and one that read the header as Latin-1 escapes each byte.
 func TestMaskerASCIIOnlyJSON(t *testing.T) {
