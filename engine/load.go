@@ -187,10 +187,11 @@ func (l *Loader) Reads(path string) bool {
 }
 
 // isPipelineFileName reports whether a folder's file of this name is read
-// as a pipeline (or connections) file: .yaml or .yml, not hidden (an
-// editor's swap or backup file).
+// as a pipeline (or connections) file: .yaml or .yml in any case (a
+// Track.YAML was skipped without a word, though named alone it ran), not
+// hidden (an editor's swap or backup file).
 func isPipelineFileName(name string) bool {
-	ext := filepath.Ext(name)
+	ext := strings.ToLower(filepath.Ext(name))
 	return (ext == ".yaml" || ext == ".yml") && !strings.HasPrefix(name, ".")
 }
 

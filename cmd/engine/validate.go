@@ -66,6 +66,11 @@ exits 2 for a wrong command line.`, stderr)
 		fmt.Fprintf(stdout, "%s in %s\n", plural(errs, "error"), plural(countFiles(items), "file"))
 		return exitProblem
 	}
+	if len(pipelinePaths) > 0 && len(proj.Pipelines) == 0 {
+		// engine run refuses this; validate said ok to it.
+		fmt.Fprintf(stdout, "no pipelines in %s: only connections (engine run would not start); add a pipeline file (.yaml or .yml) beside them\n", strings.Join(pipelinePaths, ", "))
+		return exitProblem
+	}
 	summary := fmt.Sprintf("ok: %s in %s", plural(len(proj.Pipelines), "pipeline"), plural(len(proj.Files), "file"))
 	switch {
 	case len(templates) > 0 && len(pipelinePaths) == 0:
