@@ -194,6 +194,16 @@ func describeProperty(raw any, url, name string) string {
 		m, _ := schemaAt(raw, url).(map[string]any)
 		props, _ := m["properties"].(map[string]any)
 		if p, ok := props[name].(map[string]any); ok {
+			if enum, ok := p["enum"].([]any); ok {
+				// The values it takes; the description's first
+				// sentence, about the first value, read as a hint to
+				// write that one.
+				values := make([]string, len(enum))
+				for i, v := range enum {
+					values[i] = fmt.Sprint(v)
+				}
+				return " (one of: " + strings.Join(values, ", ") + ")"
+			}
 			if d, ok := p["description"].(string); ok {
 				first, _, _ := strings.Cut(d, ". ")
 				return " (" + strings.TrimSuffix(first, ".") + ")"
