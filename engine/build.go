@@ -728,7 +728,12 @@ func (b *builder) call(path yamlpos.Path, cfg *CallConfig, sc *scope) *Call {
 		c.Method, c.Path = cfg.Method, cfg.Path
 	}
 	c.fromConnection = map[string]string{}
-	needed := spec.Placeholders(c.Path)
+	if strings.Contains(c.Path, "{{") || strings.Contains(c.Path, "{%") {
+		// Placeholders are {name}, filled from params: the path itself
+		// is never rendered, and {{ event.p }} read as one was garbled.
+		b.errorAt(path.Child("path"), "a path is not a template: write {name} where a value goes and give it under params, e.g. path: /users/{user_id} with params: { user_id: \"{{ event.user.id }}\" } (each value is escaped as one path segment)")
+	}
+	needed := spec.Placeholders(strings.ReplaceAll(strings.ReplaceAll(c.Path, "{{", ""), "{%", ""))
 	if c.Endpoint != nil {
 		for ph, field := range c.Endpoint.FromConnection {
 			c.fromConnection[ph] = conn.Fields[field]
