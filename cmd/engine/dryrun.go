@@ -26,8 +26,10 @@ send: method, full URL, headers and body, secrets masked. Nothing is sent:
 lookups are answered from --fixtures DIR, where DIR/STEP.json holds the
 response body of the step called STEP, or, with --sandbox, by the SessionM
 and Braze emulators started in process (seeded from examples/sandbox), which
-the connections then point at; what --env-file and the environment do not
-set comes from the built-in examples/sandbox.env, as with engine run --sandbox.
+the connections then point at, with the emulators' own URLs and credentials
+whatever --env-file and the environment say; other settings they do not set
+(webhook tokens) come from the built-in examples/sandbox.env, as with engine
+run --sandbox.
 
 Exits 1 when an event fails (a template error, a lookup failure, a body that
 does not fit the endpoint, a broken CSV row), 2 for a wrong command line, 0

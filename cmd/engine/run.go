@@ -49,7 +49,9 @@ wait in the inbox. Broken rows become dead letters with their row number.
 outcome: exit status 1 if a file could not be imported, 0 otherwise.
 
 --sandbox starts the built-in SessionM and Braze emulators in process and
-points every connection at them: all flows work with no account anywhere.
+points every connection at them, with their own URLs and credentials
+(whatever --env-file and the environment set): all flows work with no
+account anywhere. --sandbox-addr fixes their port.
 
 Pipeline files may be edited while the engine runs: a changed, added,
 renamed or deleted file (connections.yaml included) is reloaded once every
