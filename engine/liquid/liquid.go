@@ -181,8 +181,10 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 		// no message needs more than a few levels.
 		return nil, []Problem{{p.offsets.original(off), fmt.Sprintf("blocks are nested more than %d deep here; flatten the template", maxNesting)}}
 	}
+	unknownTag := false
 	for _, tag := range a.tags {
 		if !knownTags[tag.Name] {
+			unknownTag = true
 			problems = append(problems, Problem{p.offsets.original(tag.Offset), fmt.Sprintf("unknown tag %q%s", tag.Name, suggestTag(tag.Name))})
 		}
 	}
@@ -224,16 +226,20 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 		}
 	}
 	node, err := e.cfg.Compile(p.source, parser.SourceLoc{})
-	if err != nil && len(problems) == 0 {
-		// The parser's message after an unknown tag or filter found above
-		// would only confuse ("endif not inside ..."), so it is kept for
-		// templates with no other problem.
-		problems = append(problems, compileProblem(err, p))
+	if err != nil && !unknownTag {
+		// The parser's message after an unknown tag found above would
+		// only confuse ("endif not inside ..."), so it is kept for
+		// templates without one; beside an unknown filter or name it is
+		// a problem of its own (an unclosed if was hidden: a QA run),
+		// unless it is about markup a problem above already points into.
+		if cp := compileProblem(err, p); !p.pointedInto(cp.Offset, problems) {
+			problems = append(problems, cp)
+		}
 	}
 	if opts.Typed {
 		if expr, ok := singleObject(p); ok {
 			parsed, err := expressions.Parse(expr)
-			if err != nil {
+			if err != nil && len(problems) == 0 { // else said already, the same way
 				problems = append(problems, Problem{p.offsets.original(p.regions[0].start), "invalid expression: " + err.Error()})
 			}
 			t.typed = parsed
@@ -385,6 +391,23 @@ var liquidErrRE = regexp.MustCompile(`(?s)^Liquid error(?: \(line \d+\))?: (.*?)
 
 // compileProblem turns an osteele parse error into a problem placed at the
 // markup it names.
+// pointedInto reports whether one of problems lies inside the markup that
+// starts at the original offset off.
+func (p prepared) pointedInto(off int, problems []Problem) bool {
+	for _, r := range p.regions {
+		if p.offsets.original(r.open) != off {
+			continue
+		}
+		end := p.offsets.original(r.start + len(r.content))
+		for _, q := range problems {
+			if q.Offset >= off && q.Offset <= end {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func compileProblem(err error, p prepared) Problem {
 	msg, context := err.Error(), ""
 	if m := liquidErrRE.FindStringSubmatch(msg); m != nil {
@@ -405,7 +428,31 @@ func compileProblem(err error, p prepared) Problem {
 			off = p.offsets.original(i)
 		}
 	}
-	return Problem{off, cleanMessage(msg)}
+	return Problem{off, cleanMessage(msg) + syntaxHint(msg, context)}
+}
+
+var (
+	// "x | date:" and "x | date: | upcase": a colon with no argument.
+	colonWithoutArgsRE = regexp.MustCompile(`\|\s*\w+\s*:\s*(\||$)`)
+	// "x | default 'a'": an argument with no colon.
+	argsWithoutColonRE = regexp.MustCompile(`\|\s*(\w+)\s+[^|:\s]`)
+)
+
+// syntaxHint says what a filter syntax error most likely is: the parser
+// only says where.
+func syntaxHint(msg, markup string) string {
+	if !strings.HasPrefix(msg, "syntax error") {
+		return ""
+	}
+	markup = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(markup, "{{"), "}}"))
+	switch {
+	case colonWithoutArgsRE.MatchString(markup):
+		return `: a filter's ":" is followed by its arguments (| date: "%Y-%m-%d"); without arguments, leave the ":" out`
+	case argsWithoutColonRE.MatchString(markup):
+		name := argsWithoutColonRE.FindStringSubmatch(markup)[1]
+		return fmt.Sprintf(`: a filter's arguments follow a ":" (| %s: ...)`, name)
+	}
+	return ""
 }
 
 func (t *Template) renderError(err error) error {

@@ -1,6 +1,9 @@
 package liquid
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // Parser errors are placed at the markup they name, not at a copy of it
 // inside a raw or comment block, and say what is wrong in words.
@@ -18,10 +21,35 @@ func TestParseErrorPlacement(t *testing.T) {
 		{"{{ x | upcase: 3 }}", 7, "filter upcase takes 0 arguments, not 1"},
 		{"{{ x | slice: 'a', 'b', 'c' }}", 7, "filter slice takes 1 to 2 arguments, not 3"},
 		{"{{ x | plus: (1), [2] | minus: 1 }}", 7, "filter plus takes 1 argument, not 2"},
+		// the parser's "syntax error" says where; the hint says what
+		{"{{ x | date: }}", 0, `syntax error in "x | date:": a filter's ":" is followed by its arguments (| date: "%Y-%m-%d"); without arguments, leave the ":" out`},
+		{"{{ x | default 'a' }}", 0, `syntax error in "x | default 'a'": a filter's arguments follow a ":" (| default: ...)`},
 	} {
-		_, problems := NewEngine().Parse(tc.src, Options{})
+		_, problems := NewEngine().Parse(tc.src, Options{Typed: true})
 		if len(problems) != 1 || problems[0].Offset != tc.offset || problems[0].Message != tc.msg {
 			t.Errorf("%q: got %+v, want offset %d %q", tc.src, problems, tc.offset, tc.msg)
+		}
+	}
+}
+
+// Beside an unknown filter, the parser's own problem elsewhere in the
+// template is reported too (an unclosed if was hidden: a QA run); after
+// an unknown tag it is not, as it would only confuse.
+func TestParseReportsEveryProblem(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want []string
+	}{
+		{"Hi {{ x | upcse }}\n{% if y %}yo", []string{`unknown filter "upcse"; did you mean "upcase"?`, `unterminated "if" block`}},
+		{"{% iff y %}yo{% endif %}", []string{`unknown tag "iff"; did you mean "if"?`}},
+	} {
+		_, problems := NewEngine().Parse(tc.src, Options{})
+		var got []string
+		for _, p := range problems {
+			got = append(got, p.Message)
+		}
+		if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+			t.Errorf("%q: got %q, want %q", tc.src, got, tc.want)
 		}
 	}
 }
