@@ -40,6 +40,11 @@ var yamlLineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?`)
 // empty mapping, so that callers report missing keys rather than a vague
 // "empty file".
 func Parse(file string, src []byte) (*Doc, error) {
+	if !utf8.Valid(src) {
+		// yaml.v3 says "invalid trailing UTF-8 octet", at column 1 of
+		// the line after the byte when it ends a line.
+		return nil, notUTF8(src)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	var doc yaml.Node
 	err := dec.Decode(&doc)
@@ -61,6 +66,25 @@ func Parse(file string, src []byte) (*Doc, error) {
 		return nil, err
 	}
 	return &Doc{File: file, Src: src, Root: root}, nil
+}
+
+// notUTF8 places the first byte of src that is not UTF-8 (a file saved as
+// Latin-1 or Windows-1252: "café" as caf\xe9).
+func notUTF8(src []byte) *Error {
+	line, col := 1, 1
+	for i := 0; i < len(src); {
+		r, size := utf8.DecodeRune(src[i:])
+		if r == utf8.RuneError && size == 1 {
+			return &Error{Line: line, Column: col, Message: fmt.Sprintf("byte 0x%02X is not UTF-8 text: save the file as UTF-8 (it looks saved as Latin-1 or Windows-1252)", src[i])}
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+		i += size
+	}
+	return nil
 }
 
 // MaxExpandedValues bounds how many values aliases may add to a file once

@@ -48,6 +48,7 @@ func TestParseErrors(t *testing.T) {
 		{"a mistake on the last line, with no newline after it", "a: 1\nb:\n  c: 1\n  d: 2\n e: 3", 5, "did not find expected key"},
 		{"second document", "a: 1\n---\nb: 2\n", 2, "one YAML document"},
 		{"second empty document", "a: 1\n---\n", 2, "remove the second '---' document"},
+		{"Latin-1 at a line's end", "a: 1\ndescription: caf\xe9\nb: 2\n", 2, "byte 0xE9 is not UTF-8 text: save the file as UTF-8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,6 +70,12 @@ func TestParseErrors(t *testing.T) {
 			if strings.Contains(tt.contains, "quoted value") {
 				if line := strings.Split(tt.src, "\n")[ye.Line-1]; ye.Column > len(line) || !strings.ContainsRune(`"'`, rune(line[ye.Column-1])) {
 					t.Errorf("column = %d, not the quote's in %q", ye.Column, line)
+				}
+			}
+			// A byte that is not UTF-8 is pointed at.
+			if strings.Contains(tt.contains, "not UTF-8") {
+				if line := strings.Split(tt.src, "\n")[ye.Line-1]; ye.Column > len(line) || line[ye.Column-1] != 0xe9 {
+					t.Errorf("column = %d, not the byte's in %q", ye.Column, line)
 				}
 			}
 			// A tab is pointed at: the column is the tab's.
