@@ -830,6 +830,10 @@ func (b *builder) connection(path yamlpos.Path, name string) *spec.Connection {
 	conn, ok := set.conns[name]
 	if !ok {
 		names := slices.Sorted(maps.Keys(set.raw))
+		if len(names) == 0 {
+			b.errorAt(path, "unknown connection %q; %s defines none (see its own problems)", name, set.file)
+			return nil
+		}
 		b.errorAt(path, "unknown connection %q; %s defines %s%s", name, set.file, strings.Join(names, ", "), diag.Suggest(name, names))
 		return nil
 	}

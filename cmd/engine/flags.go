@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"regexp"
 	"runtime/pprof"
@@ -199,6 +200,16 @@ func (c *configFlags) loader() (*engine.Loader, *secrets.Masker, error) {
 	l, err := engine.NewLoader(connectors.Catalog(), resolver)
 	if err != nil {
 		return nil, nil, err
+	}
+	if c.connections != "" {
+		// Checked here: the loader took a missing file for one to create.
+		if info, err := os.Stat(c.connections); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("--connections %s: no such file", c.connections)
+		} else if err != nil {
+			return nil, nil, fmt.Errorf("--connections: %w", err)
+		} else if info.IsDir() {
+			return nil, nil, fmt.Errorf("--connections %s is a folder; name the connections file in it", c.connections)
+		}
 	}
 	l.ConnectionsFile = c.connections
 	return l, masker, nil

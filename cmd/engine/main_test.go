@@ -250,6 +250,10 @@ func TestValidateCommand(t *testing.T) {
 	if code != exitProblem || !strings.Contains(stdout, "no/such/folder: no such file or folder") {
 		t.Errorf("code %d, output %q", code, stdout)
 	}
+	_, stderr, code = runEngine("validate", "--env-file", "examples/sandbox.env", "--connections", "no/such/connections.yaml", "pipelines/")
+	if code != exitUsage || !strings.Contains(stderr, "--connections no/such/connections.yaml: no such file") {
+		t.Errorf("--connections naming no file: code %d, stderr %q", code, stderr)
+	}
 	// A folder of connections only: engine run refuses it, and so does
 	// validate now. A .YAML file is a pipeline file too.
 	only := t.TempDir()
