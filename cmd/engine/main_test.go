@@ -906,6 +906,25 @@ func TestRunBannerMarksOpenRoutesAndMasksPaths(t *testing.T) {
 	}
 }
 
+// The sandbox banner offers its curl line only when a pipeline serves the
+// route it posts to: a folder without the offers pipeline got a command
+// that answered 404.
+func TestRunBannerOffersCurlOnlyForAServedRoute(t *testing.T) {
+	http := &spec.SourceType{Kind: spec.HTTPSource}
+	for _, tt := range []struct {
+		path string
+		curl bool
+	}{{"/hooks/sessionm/offers", true}, {"/hooks/other", false}} {
+		var out strings.Builder
+		printRunBanner(&out, "127.0.0.1:8080", "data", "http://127.0.0.1:9", []*engine.Pipeline{
+			{Name: "p", Source: engine.Source{Type: http, Method: "POST", Paths: []string{tt.path}, Auth: &engine.InboundAuth{Bearer: "t"}}},
+		}, nil, &secrets.Masker{}, false)
+		if got := strings.Contains(out.String(), "curl -s http://127.0.0.1:8080/hooks/sessionm/offers"); got != tt.curl {
+			t.Errorf("a pipeline on %s: curl line shown %v, want %v:\n%s", tt.path, got, tt.curl, out.String())
+		}
+	}
+}
+
 // The banner says which queued events will be delivered now and which
 // wait for a pipeline no file defines (a renamed file's).
 func TestRunBannerTellsStrandedEventsApart(t *testing.T) {

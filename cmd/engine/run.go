@@ -476,7 +476,7 @@ func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []
 	}
 	if sandboxBase != "" {
 		fmt.Fprintf(w, "\nSessionM and Braze emulators: %s (what each user got: %s/_sandbox/deliveries?user=u-1001)\n", sandboxBase, sandboxBase)
-		if !untilDone {
+		if !untilDone && servesRoute(pipelines, http.MethodPost, "/hooks/sessionm/offers") {
 			fmt.Fprintln(w, "Try a SessionM offer-issued event:")
 			fmt.Fprintf(w, "  curl -s %s/hooks/sessionm/offers -H 'Authorization: Bearer sandbox-sessionm-webhook-token' --data @examples/events/sessionm-offer-issued.json\n", base)
 		}
@@ -486,6 +486,17 @@ func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []
 	} else {
 		fmt.Fprintln(w, "Stop with Ctrl-C.")
 	}
+}
+
+// servesRoute reports whether one of pipelines takes method on path, so
+// the banner offers a curl line only for a route that answers it.
+func servesRoute(pipelines []*engine.Pipeline, method, path string) bool {
+	for _, p := range pipelines {
+		if p.Source.Type.Kind == spec.HTTPSource && p.Source.Method == method && slices.Contains(p.Source.Paths, path) {
+			return true
+		}
+	}
+	return false
 }
 
 // untilDoneBannerEnd ends the banner of a run with --until-done, where
