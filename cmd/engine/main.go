@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/loyalty-connector/engine/engine/diag"
@@ -87,7 +88,8 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return exitOK
 	}
-	return run([]string{args[0], "--help"}, stdout, stderr)
+	// engine help dlq list: the subcommand's help, as engine dlq list --help.
+	return run(append(slices.Clone(args), "--help"), stdout, stderr)
 }
 
 func runVersion(args []string, stdout, stderr io.Writer) int {

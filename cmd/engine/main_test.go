@@ -292,6 +292,9 @@ func TestHelp(t *testing.T) {
 			t.Errorf("%s --help: code %d, stdout %q, stderr %q", c.name, code, stdout, stderr)
 		}
 	}
+	if stdout, _, code := runEngine("help", "dlq", "list"); code != exitOK || !strings.Contains(stdout, "usage: engine dlq list") {
+		t.Errorf("help dlq list: code %d, stdout %q", code, stdout)
+	}
 	if stdout, _, code := runEngine("validate", "--help=true"); code != exitOK || !strings.Contains(stdout, "usage: engine validate") {
 		t.Errorf("validate --help=true: code %d, stdout %q", code, stdout)
 	}

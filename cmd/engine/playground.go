@@ -45,7 +45,7 @@ const (
 )
 
 func runPlayground(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("playground", "engine playground [--addr HOST:PORT] [--connected-content MODE] [--content-blocks DIR]",
+	fs := newFlagSet("playground", "engine playground [--addr HOST:PORT] [--allow-remote] [--connected-content MODE] [--content-blocks DIR]",
 		`Serves a web page for previewing Braze message templates. Edit a template,
 the user's attributes, the API trigger properties (and, folded away, the Canvas
 context and event properties) and the page shows, as you type, the message as
