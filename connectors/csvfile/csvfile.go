@@ -56,7 +56,7 @@ const MaxRowBytes = 1 << 20
 var errRowTooLong = errors.New("csv row longer than the bound")
 
 // runsOn is why a row whose quote is never closed is its first line only.
-const runsOn = "a quote in this row is never closed, so it ran on to the end of the file; the lines after this one are read as rows of their own"
+const runsOn = "a quote in this row is never closed, so the row would run on to the end of the file; this line alone is taken as the broken row, and the lines after it are read as rows of their own"
 
 // notUTF8 is what to do about text that is not UTF-8.
 const notUTF8 = `the file is not UTF-8: save it as CSV UTF-8 (Excel's "CSV UTF-8", not its plain "CSV")`

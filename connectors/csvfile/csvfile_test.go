@@ -133,7 +133,7 @@ func TestNext(t *testing.T) {
 		// A quote never closed would swallow every row after it: the row
 		// is its first line, and the lines after it are rows again.
 		{"a quote never closed does not swallow the rows after it", "a,b\n1,\"x\n2,y\n3,z\n", 0, []step{
-			{number: 1, line: 2, reason: "a quote in this row is never closed, so it ran on to the end of the file"},
+			{number: 1, line: 2, reason: "a quote in this row is never closed, so the row would run on to the end of the file"},
 			{number: 2, line: 3, values: map[string]any{"a": "2", "b": "y"}},
 			{number: 3, line: 4, values: map[string]any{"a": "3", "b": "z"}},
 		}},
@@ -379,7 +379,7 @@ func TestLongRows(t *testing.T) {
 		upTo, line int
 	}{
 		{"a quote never closed, then MBs of rows", "a,b\n0,\"x\n" + rows(1, 200000), 0, []step{
-			{number: 1, line: 2, reason: "a quote in this row is never closed, so it ran on to the end of the file; the lines after this one are read as rows of their own"},
+			{number: 1, line: 2, reason: "a quote in this row is never closed, so the row would run on to the end of the file; this line alone is taken as the broken row, and the lines after it are read as rows of their own"},
 		}, 200000, 3},
 		{"a quote never closed after a long first line", "a,b\n0,\"" + long + "\n" + rows(1, 3), 0, []step{
 			{number: 1, line: 2, reason: "never closed"},
