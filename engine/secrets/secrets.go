@@ -190,6 +190,12 @@ func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, pro
 				continue
 			}
 			r.masker.Add(v)
+			if v == "" && (where == InTemplate || where == InPath) {
+				// A header or body value a pipeline sends: an empty
+				// credential went out without a word (a QA run).
+				problems = append(problems, Problem{m[0], fmt.Sprintf("secret %s is empty (an empty file, or a variable set to nothing); every request would carry an empty value", name)})
+				continue
+			}
 			if where == InPath && strings.ContainsAny(v, "{}") {
 				problems = append(problems, Problem{m[0], fmt.Sprintf("the value of secret %s holds { or }, which a request path reads as a {placeholder}", name)})
 				continue

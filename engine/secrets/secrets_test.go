@@ -373,6 +373,7 @@ func TestExpandInExpressionsAndTemplates(t *testing.T) {
 	writeFile(t, dir, "BRACE_END", "zz{")
 	writeFile(t, dir, "PLACEHOLDER", "ab{zzpart}cd")
 	writeFile(t, dir, "BINARY", "p\xe4ss")
+	writeFile(t, dir, "EMPTY", "\n")
 	tests := []struct {
 		name    string
 		in      string
@@ -386,6 +387,8 @@ func TestExpandInExpressionsAndTemplates(t *testing.T) {
 		{"expr: part of a string", `event.k == "Bearer ${secret:PLAIN}"`, InExpression, "", "a whole string"},
 		{"expr: env as written", `event.n > ${env:LIMIT}`, InExpression, `event.n > 10`, ""},
 		{"template: plain value", `Bearer ${secret:PLAIN}`, InTemplate, `Bearer s3cr3t`, ""},
+		{"template: an empty secret", `Bearer ${secret:EMPTY}`, InTemplate, "", "secret EMPTY is empty"},
+		{"text: an empty secret is the setting's to judge", `${secret:EMPTY}`, InText, "", ""},
 		{"template: Liquid in the value", `${secret:LIQUID}`, InTemplate, "", "the value of secret LIQUID holds {{ or {%"},
 		{"template: Liquid in the value, beside text", `Key ${secret:LIQUID}`, InTemplate, "", "the value of secret LIQUID holds {{ or {%"},
 		{"template: Liquid made with the text around it", `x{${secret:BRACE}`, InTemplate, "", "cannot hold Liquid"},
