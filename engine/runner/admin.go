@@ -63,9 +63,12 @@ type PipelineStatus struct {
 	// PoolsPausedTo: pools of the target connection its peer holds back
 	// on their own (a 429 to Braze's broadcasts, a spent window).
 	PoolsPausedTo map[string]string `json:"target_pools_paused_until,omitempty"`
-	Reloaded      string            `json:"last_reload,omitempty"`
-	Result        string            `json:"last_reload_result,omitempty"`
-	Problems      []string          `json:"problems,omitempty"`
+	// LookupsPausedTo: connections of its steps' lookups that a 429 has
+	// paused, by name; events wait for them as for a paused target.
+	LookupsPausedTo map[string]string `json:"lookups_paused_until,omitempty"`
+	Reloaded        string            `json:"last_reload,omitempty"`
+	Result          string            `json:"last_reload_result,omitempty"`
+	Problems        []string          `json:"problems,omitempty"`
 }
 
 // Status is what GET /status answers.
@@ -114,6 +117,19 @@ func (r *Runner) Status() Status {
 				}
 				// The endpoints with no pool of their own share "".
 				st.PoolsPausedTo[cmp.Or(pool, "other")] = until.UTC().Format(time.RFC3339)
+			}
+		}
+		for _, step := range p.Steps {
+			if step.Call == nil || step.Call.Conn == nil {
+				continue
+			}
+			// A lookup's pause held the pipeline's events back with
+			// nothing in /status to say why (a QA run).
+			if until := r.governor(step.Call.Conn).PausedUntil(); until.After(r.clock.Now()) {
+				if st.LookupsPausedTo == nil {
+					st.LookupsPausedTo = map[string]string{}
+				}
+				st.LookupsPausedTo[step.Call.Conn.Name] = until.UTC().Format(time.RFC3339)
 			}
 		}
 		out = append(out, st)

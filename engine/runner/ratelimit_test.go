@@ -110,6 +110,40 @@ func TestBroadcastWindowDoesNotHoldRecipientTriggers(t *testing.T) {
 	}
 }
 
+// A 429 to a lookup pauses its connection, and /status says so for the
+// pipelines whose steps use it: only the target's pause was shown, and
+// events piled up with no reason given (a QA run).
+func TestStatusShowsAPausedLookupConnection(t *testing.T) {
+	h := start(t, setup{})
+	h.control("POST", "/faults", `{"emulator":"sessionm_connect","throttle":{"for":"2s"}}`)
+	h.post("/hooks/sessionm/offers", offerEvent("lookup-paused", "u-1001"), map[string]string{"Authorization": hookAuth})
+	var paused map[string]string
+	h.eventually("/status naming the paused lookup connection", func() bool {
+		var status struct {
+			Pipelines []struct {
+				Name    string
+				Lookups map[string]string `json:"lookups_paused_until"`
+			}
+		}
+		if a := do(t, "GET", h.admin().URL+"/status", "", nil); json.Unmarshal([]byte(a.body), &status) != nil {
+			t.Fatalf("/status: %d %s", a.status, a.body)
+		}
+		for _, p := range status.Pipelines {
+			if p.Name == "offer-issued-to-braze-campaign" {
+				paused = p.Lookups
+			}
+		}
+		return paused["sessionm_connect"] != ""
+	})
+	if _, err := time.Parse(time.RFC3339, paused["sessionm_connect"]); err != nil || len(paused) != 1 {
+		t.Errorf("lookups_paused_until %v; want sessionm_connect's time only", paused)
+	}
+	h.drained()
+	if n := len(h.messages("u-1001")); n != 1 {
+		t.Errorf("u-1001 got %d messages after the pause, want 1", n)
+	}
+}
+
 // arrival is one request as the peer saw it: when it came, on the real
 // clock, and what it was answered.
 type arrival struct {
