@@ -490,3 +490,20 @@ func TestStopSummaryIsLogged(t *testing.T) {
 		})
 	}
 }
+
+// The JSON log writes durations as the text log does, with their unit.
+func TestJSONLogDurationsHaveUnits(t *testing.T) {
+	var logs strings.Builder
+	logger, err := newLogger(&logs, "json", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger.Info("will retry", "in", 79*time.Millisecond, "attempt", 2)
+	var line map[string]any
+	if err := json.Unmarshal([]byte(logs.String()), &line); err != nil {
+		t.Fatalf("%q: %v", logs.String(), err)
+	}
+	if line["in"] != "79ms" || line["attempt"] != float64(2) {
+		t.Errorf("logged %v; want in \"79ms\" and attempt 2", line)
+	}
+}
