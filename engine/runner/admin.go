@@ -346,15 +346,20 @@ func (r *Runner) dropDead(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
+	// Read whole first: its event names a CSV row's file and number,
+	// which the log line, the only trace left of it, should say.
+	whole, wholeErr := r.store.GetDeadLetter(id)
 	out, err := r.store.DropDeadLetters([]uint64{id})
 	if err == nil {
 		err = out[0].Err
 	}
 	if err == nil {
 		r.csv.dropped(id)
-		// Dropped for good: the log is the only trace left of it.
 		dl := out[0].DeadLetter
-		r.log.Info("dead letter dropped", "dead_letter", id, "pipeline", dl.Pipeline, "reason", dl.Reason, "event", deadLetterLabel(dl))
+		if wholeErr == nil {
+			dl = whole
+		}
+		r.log.Info("dead letter dropped", "dead_letter", id, "pipeline", dl.Pipeline, "version", dl.Version, "reason", dl.Reason, "event", deadLetterLabel(dl))
 	}
 	if errors.Is(err, inbox.ErrNoSuchDeadLetter) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no dead letter %d", id))
