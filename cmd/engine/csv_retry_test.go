@@ -99,6 +99,17 @@ func TestCSVRowsWaitingForARetryAreToldPerFile(t *testing.T) {
 			t.Errorf("%s %s: rows, sent, delivered, retrying: %s, want %s\n%v", tt.msg, filepath.Base(tt.file), got, tt.want, line)
 		}
 	}
+	// The stop's beginning is logged, not only printed.
+	stopping := false
+	for sc := bufio.NewScanner(strings.NewReader(e.stderr.String())); sc.Scan(); {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "stopping" && line["grace"] == "30s" {
+			stopping = true
+		}
+	}
+	if !stopping {
+		t.Errorf("no \"stopping\" line with the grace in the JSON log:\n%s", e.stderr.String())
+	}
 	if line := figures("CSV file's retried rows settled", a); line != nil {
 		t.Errorf("a line for the retried rows of a.csv, which had none: %v", line)
 	}

@@ -296,6 +296,9 @@ variables override either.`, stderr)
 	} else {
 		fmt.Fprintf(stdout, "engine run: stopping; %sin-flight deliveries get %s (a second Ctrl-C or SIGTERM stops at once)\n", draining, *grace)
 	}
+	// Logged too, as the stop's last word is: a collector of the JSON
+	// log saw "stopped" with no sign of when the stop and the drain began.
+	logger.Info("stopping", "drain", drainFor, "grace", *grace)
 	now, release := stopNowOn(signals, heldHUP, stderr, logger)
 	defer release()
 	r.Drain()
