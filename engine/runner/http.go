@@ -109,7 +109,10 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 		// Bearer and basic credentials are checked before the body is
 		// read, so an unauthenticated caller cannot make the engine read
 		// megabytes; an HMAC signature needs the body.
-		if a := p.Source.Auth; a != nil && a.HMAC == nil && !authorized(a, req, nil) {
+		// An HMAC route checks its signature once the body is in, but a
+		// request without the header cannot pass: refused before its
+		// body takes room (with Expect: 100-continue it was asked for).
+		if a := p.Source.Auth; a != nil && (a.HMAC == nil && !authorized(a, req, nil) || a.HMAC != nil && strings.TrimSpace(req.Header.Get(a.HMAC.Header)) == "") {
 			r.refuse(p, req, "unauthorized", http.StatusUnauthorized)
 			w.Header().Set("WWW-Authenticate", authChallenge(a))
 			writeError(w, http.StatusUnauthorized, "missing or wrong credentials for this route")

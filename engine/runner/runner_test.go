@@ -534,6 +534,9 @@ func TestInboundChecks(t *testing.T) {
 		{"hmac replayed under a new Idempotency-Key", "POST", "/hooks/track", good, map[string]string{"X-Signature": sign(good), "Idempotency-Key": "replay-1"}, 200, `"duplicate":true`},
 		{"hmac of another body", "POST", "/hooks/track", good, map[string]string{"X-Signature": sign(good + " ")}, 401, "wrong credentials"},
 		{"hmac missing", "POST", "/hooks/track", good, nil, 401, "wrong credentials"},
+		// Without its header the signature cannot pass: refused before the
+		// body is read, or its size looked at.
+		{"hmac missing is refused before the body", "POST", "/hooks/track", strings.Repeat("x", 2<<20), nil, 401, "wrong credentials"},
 		{"not JSON", "POST", "/hooks/tags/" + ana, `{"tags":`, map[string]string{"Authorization": coreBasic}, 400, "the body is not JSON: line 1"},
 		{"not UTF-8", "POST", "/hooks/tags/" + ana, "{\"tags\":[\"caf\xe9\"]}", map[string]string{"Authorization": coreBasic}, 400, "byte 14 is not part of a UTF-8 character"},
 		{"no body", "POST", "/hooks/tags/" + ana, "", map[string]string{"Authorization": coreBasic}, 400, "the body is empty"},
