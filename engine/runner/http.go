@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
@@ -173,6 +174,10 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			problem := "it is not one JSON value" // in case the two ever disagree
 			if _, err := jsonval.Decode(body); err != nil {
 				problem = strings.TrimPrefix(err.Error(), "not JSON: ")
+			}
+			if bytes.HasPrefix(body, []byte("\xEF\xBB\xBF")) {
+				// The decoder names the mark's first byte as a character.
+				problem = "it starts with a UTF-8 byte-order mark (EF BB BF), which JSON does not allow (RFC 8259 §8.1); send it without"
 			}
 			r.refuse(p, req, "not_json", http.StatusBadRequest)
 			writeError(w, http.StatusBadRequest, "the body is not JSON: "+problem)

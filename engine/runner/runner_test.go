@@ -540,6 +540,7 @@ func TestInboundChecks(t *testing.T) {
 		{"not JSON", "POST", "/hooks/tags/" + ana, `{"tags":`, map[string]string{"Authorization": coreBasic}, 400, "the body is not JSON: line 1"},
 		{"not UTF-8", "POST", "/hooks/tags/" + ana, "{\"tags\":[\"caf\xe9\"]}", map[string]string{"Authorization": coreBasic}, 400, "byte 14 is not part of a UTF-8 character"},
 		{"no body", "POST", "/hooks/tags/" + ana, "", map[string]string{"Authorization": coreBasic}, 400, "the body is empty"},
+		{"a byte-order mark", "POST", "/hooks/tags/" + ana, "\xEF\xBB\xBF{\"tags\":[\"a\"]}", map[string]string{"Authorization": coreBasic}, 400, "the body is not JSON: it starts with a UTF-8 byte-order mark"},
 		{"a bracket after the JSON", "POST", "/hooks/tags/" + ana, `{"tags":["a"]}]`, map[string]string{"Authorization": coreBasic}, 400, "does not end where the JSON value ends"},
 		{"two JSON values", "POST", "/hooks/tags/" + ana, `{"tags":["a"]} {}`, map[string]string{"Authorization": coreBasic}, 400, "more than one JSON value"},
 		{"wrong credentials are refused before the body is read", "POST", "/hooks/tags/" + ana, strings.Repeat("x", 1000), map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("x:y"))}, 401, "wrong credentials"},
