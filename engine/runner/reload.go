@@ -263,8 +263,15 @@ func (r *Runner) changes(old, gen *generation, rejected map[string][]string) []P
 	r.stateMu.Lock()
 	defer r.stateMu.Unlock()
 	for _, name := range slices.Sorted(maps.Keys(r.states)) {
-		if p := gen.pipelines[name]; r.states[name].result == "rejected" && rejected[name] == nil && p != nil && p == old.pipelines[name] {
+		p := gen.pipelines[name]
+		switch {
+		case r.states[name].result != "rejected" || rejected[name] != nil:
+		case p != nil && p == old.pipelines[name]:
 			out = append(out, PipelineChange{Pipeline: name, Result: "restored", Version: p.Version})
+		case p == nil && old.pipelines[name] == nil:
+			// A rejected file that never ran is gone: its entry leaves
+			// /status, and the log said "no change" (a QA run).
+			out = append(out, PipelineChange{Pipeline: name, Result: "removed"})
 		}
 	}
 	return out

@@ -237,6 +237,32 @@ func TestReloadRejectsBrokenEdits(t *testing.T) {
 	}
 }
 
+// A new file that was rejected, and never ran, is reported removed when it
+// is deleted: its entry leaves /status, and the log said "no change".
+func TestReloadReportsARejectedFileGone(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 1})
+	broken := filepath.Join(dir, "zz-broken.yaml")
+	if err := os.WriteFile(broken, []byte("source: [unclosed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c := changeOf(h.r.Apply(h.load()), "zz-broken"); c == nil || c.Result != "rejected" {
+		t.Fatalf("setup: the broken file was not rejected: %+v", c)
+	}
+	if err := os.Remove(broken); err != nil {
+		t.Fatal(err)
+	}
+	rep := h.r.Apply(h.load())
+	if c := changeOf(rep, "zz-broken"); c == nil || c.Result != "removed" || rep.Summary() != "zz-broken: removed" {
+		t.Fatalf("report after deleting the rejected file: %+v (%s)", rep, rep.Summary())
+	}
+	for _, p := range h.r.Status().Pipelines {
+		if p.Name == "zz-broken" {
+			t.Errorf("/status still lists the deleted file: %+v", p)
+		}
+	}
+}
+
 // A deleted file stops its pipeline; its queued events stay in the inbox
 // and are reported. An added file starts serving.
 func TestReloadRemovesAndAdds(t *testing.T) {
