@@ -614,6 +614,9 @@ func TestBodiesBeingReadAreBounded(t *testing.T) {
 	h := start(t, setup{dirs: []string{"testdata/pipelines"}, tweak: func(p *engine.Pipeline) { p.Source.MaxBody = 600 },
 		opts: func(o *runner.Options) { o.BodyMemory = 1000 }})
 	body := `{"user":"u-1001","country":"ES","n":1}` + strings.Repeat(" ", 500)
+	// A signature, wrong: a request without one is refused before its
+	// body is read.
+	wrongSignature := map[string]string{"X-Signature": "sha256=00"}
 	var conn net.Conn
 	defer func() {
 		if conn != nil {
@@ -628,7 +631,7 @@ func TestBodiesBeingReadAreBounded(t *testing.T) {
 			}
 			fmt.Fprintf(conn, "POST /hooks/track HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nX-Signature: sha256=00\r\n\r\n%s", len(body), body[:10])
 		}
-		a := do(t, "POST", h.engine.URL+"/hooks/track", body, nil)
+		a := do(t, "POST", h.engine.URL+"/hooks/track", body, wrongSignature)
 		if a.status == 503 && strings.Contains(a.body, "too many request bodies") { // 538 + 538 > 1000
 			return true
 		}
@@ -643,7 +646,7 @@ func TestBodiesBeingReadAreBounded(t *testing.T) {
 		conn.SetReadDeadline(time.Time{})
 		return false
 	})
-	if a := do(t, "POST", h.engine.URL+"/hooks/track", body[:400], nil); a.status != 401 {
+	if a := do(t, "POST", h.engine.URL+"/hooks/track", body[:400], wrongSignature); a.status != 401 {
 		t.Errorf("a body that fits the room left: %d %s, want 401 (its signature is wrong)", a.status, a.body)
 	}
 	// Callers checked before their bodies are read have a room of their
@@ -656,7 +659,7 @@ func TestBodiesBeingReadAreBounded(t *testing.T) {
 	if err != nil || !strings.Contains(status, "401") {
 		t.Fatalf("the held request: %q %v", status, err)
 	}
-	if a := do(t, "POST", h.engine.URL+"/hooks/track", body, nil); a.status != 401 {
+	if a := do(t, "POST", h.engine.URL+"/hooks/track", body, wrongSignature); a.status != 401 {
 		t.Errorf("after the first was answered: %d %s, want 401", a.status, a.body)
 	}
 	// A body of unknown length needs more than the whole room (twice
@@ -666,12 +669,13 @@ func TestBodiesBeingReadAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	chunked.ContentLength = -1
+	chunked.Header.Set("X-Signature", wrongSignature["X-Signature"])
 	if resp, err := http.DefaultClient.Do(chunked); err != nil || resp.StatusCode != 401 {
 		t.Errorf("a chunked body in an empty room: %v %v, want 401", resp, err)
 	} else {
 		resp.Body.Close()
 	}
-	if a := do(t, "POST", h.engine.URL+"/hooks/track", strings.Repeat(" ", 700), nil); a.status != 413 {
+	if a := do(t, "POST", h.engine.URL+"/hooks/track", strings.Repeat(" ", 700), wrongSignature); a.status != 413 {
 		t.Errorf("a body over max_body: %d %s, want 413", a.status, a.body)
 	}
 	if v, _ := h.metric(`engine_events_refused_total{pipeline="track",reason="busy"}`); v < 1 {
