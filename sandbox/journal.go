@@ -14,11 +14,11 @@ import (
 )
 
 // journalBodyLimit is how much of each request body the journal keeps, and
-// journalBytes how much body text it keeps in all: a million-request load
-// test must not fill memory with bodies.
+// DefaultJournalBytes how much body text it keeps in all unless told: a
+// million-request load test must not fill memory with bodies.
 const (
-	journalBodyLimit = 64 << 10
-	journalBytes     = 128 << 20
+	journalBodyLimit    = 64 << 10
+	DefaultJournalBytes = 128 << 20
 )
 
 // DefaultJournalSize is how many requests the journal remembers; older ones
@@ -72,7 +72,7 @@ func newJournal(size, budget int) *journal {
 		size = DefaultJournalSize
 	}
 	if budget <= 0 {
-		budget = journalBytes
+		budget = DefaultJournalBytes
 	}
 	return &journal{size: size, budget: budget, nextID: 1}
 }

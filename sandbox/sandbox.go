@@ -62,6 +62,9 @@ type Options struct {
 	Now func() time.Time
 	// JournalSize bounds the request journal (DefaultJournalSize when 0).
 	JournalSize int
+	// JournalBytes bounds the body text the journal keeps in all
+	// (DefaultJournalBytes when 0).
+	JournalBytes int
 	// RandSeed makes fault ratios repeatable; 0 picks a random seed.
 	RandSeed uint64
 	// GeneratedUsers, when above 0, replaces both seeds' generated_users:
@@ -126,7 +129,7 @@ func New(opts Options) (*Sandbox, error) {
 	s := &Sandbox{
 		sessionm:       sm,
 		braze:          br,
-		journal:        newJournal(opts.JournalSize, 0),
+		journal:        newJournal(opts.JournalSize, opts.JournalBytes),
 		faults:         newFaultSet(opts.RandSeed),
 		now:            opts.Now,
 		maxJournalRead: journalBodyLimit,

@@ -452,6 +452,7 @@ func TestSandboxCommandErrors(t *testing.T) {
 		{[]string{"sandbox", "--sessionm-rate-limit", "NaN"}, exitUsage, "--sessionm-rate-limit NaN: give requests per second, 0 or more"},
 		{[]string{"sandbox", "--sessionm-rate-limit", "-1"}, exitUsage, "--sessionm-rate-limit -1: give requests per second"},
 		{[]string{"sandbox", "--journal-size", "0"}, exitUsage, "--journal-size 0: give how many requests the journal keeps, 1 or more"},
+		{[]string{"sandbox", "--journal-mib", "0"}, exitUsage, "--journal-mib 0: give the MiB of bodies the journal keeps, 1 or more"},
 		{[]string{"sandbox", "--generated-users", "-1"}, exitUsage, "--generated-users -1: give a number of users, 0 or more"},
 	}
 	for _, tt := range tests {
@@ -743,6 +744,7 @@ func TestSandboxTunesGC(t *testing.T) {
 		{nil, emulatorMemoryLimit},
 		{[]string{"--journal-size", "1000"}, emulatorMemoryLimit},
 		{[]string{"--journal-size", "1000000"}, emulatorMemoryLimit + 900_000<<10},
+		{[]string{"--journal-mib", "512"}, emulatorMemoryLimit + 384<<20},
 	} {
 		current := collectorSettings(t)
 		var stdout, stderr strings.Builder

@@ -35,6 +35,7 @@ Stop it with Ctrl-C or SIGTERM.`, stderr)
 	seedDir := fs.String("seed", "", "`folder` holding sessionm.yaml and braze.yaml (default: the built-in examples/sandbox)")
 	envOut := fs.String("env-out", "", "also write the settings to `FILE`, for engine ... --env-file FILE")
 	journalSize := fs.Int("journal-size", sandbox.DefaultJournalSize, "how many requests the journal keeps (older ones are dropped and counted)")
+	journalMiB := fs.Int("journal-mib", sandbox.DefaultJournalBytes>>20, "`MiB` of request bodies the journal keeps in all (older requests are dropped and counted)")
 	errorsAs200 := fs.Bool("sessionm-errors-as-200", false, "answer SessionM errors with HTTP 200 and \"status\":\"error\", as SessionM's docs describe, instead of 4xx; 401, 404, 429 and 5xx keep their status")
 	sessionmRate := fs.Float64("sessionm-rate-limit", 0, "SessionM requests per second per API key before 429 rate_limited (0: no limit; SessionM publishes none)")
 	randSeed := fs.Uint64("rand-seed", 0, "seed for fault ratios, to repeat a run (0: random)")
@@ -58,6 +59,9 @@ Stop it with Ctrl-C or SIGTERM.`, stderr)
 	case *journalSize < 1:
 		fmt.Fprintf(stderr, "engine sandbox: --journal-size %d: give how many requests the journal keeps, 1 or more (default %d)\n", *journalSize, sandbox.DefaultJournalSize)
 		return exitUsage
+	case *journalMiB < 1 || *journalMiB > 1<<20:
+		fmt.Fprintf(stderr, "engine sandbox: --journal-mib %d: give the MiB of bodies the journal keeps, 1 or more (default %d)\n", *journalMiB, sandbox.DefaultJournalBytes>>20)
+		return exitUsage
 	case *generated < 0:
 		fmt.Fprintf(stderr, "engine sandbox: --generated-users %d: give a number of users, 0 or more\n", *generated)
 		return exitUsage
@@ -75,8 +79,8 @@ Stop it with Ctrl-C or SIGTERM.`, stderr)
 	// test spent a tenth of the sandbox's CPU marking that journal again
 	// and again, CPU taken from the engine it measures. engine run
 	// --sandbox runs the same emulators under these settings already.
-	tuneGC(os.Getenv, sandboxMemoryLimit(*journalSize))
-	opts := sandbox.Options{SeedDir: *seedDir, JournalSize: *journalSize, RandSeed: *randSeed, GeneratedUsers: *generated}
+	tuneGC(os.Getenv, sandboxMemoryLimit(*journalSize, *journalMiB<<20))
+	opts := sandbox.Options{SeedDir: *seedDir, JournalSize: *journalSize, JournalBytes: *journalMiB << 20, RandSeed: *randSeed, GeneratedUsers: *generated}
 	opts.SessionM.ErrorsAs200 = *errorsAs200
 	opts.SessionM.RateLimit = *sessionmRate
 	sb, err := sandbox.New(opts)
@@ -123,12 +127,13 @@ Stop it with Ctrl-C or SIGTERM.`, stderr)
 const journalEntryBytes = 1 << 10
 
 // sandboxMemoryLimit is the emulators' soft memory limit plus room for the
-// journal entries beyond the default size: a load test that keeps a
+// journal entries and bodies beyond the defaults: a load test that keeps a
 // million requests would otherwise hold about as much as the limit
 // alive, and near it the collector runs almost without pause (the sandbox
 // took a fifth to two fifths more CPU than under Go's default).
-func sandboxMemoryLimit(journalSize int) int64 {
-	return emulatorMemoryLimit + int64(max(0, journalSize-sandbox.DefaultJournalSize))*journalEntryBytes
+func sandboxMemoryLimit(journalSize, journalBytes int) int64 {
+	return emulatorMemoryLimit + int64(max(0, journalSize-sandbox.DefaultJournalSize))*journalEntryBytes +
+		int64(max(0, journalBytes-sandbox.DefaultJournalBytes))
 }
 
 func printSandboxBanner(w io.Writer, base, seedDir, envOut string, settings, extra []sandbox.Setting) {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -370,4 +371,22 @@ func TestPeakRSSRowSaysThePartsPeakApart(t *testing.T) {
 		}
 	}
 	t.Errorf("no engine peak RSS row in:\n%s", b.String())
+}
+
+// --keep keeps the inbox made under --data too, so a run's inbox can be
+// looked at, or an engine restarted on it, afterwards (a QA run lost it).
+func TestKeepKeepsTheInboxUnderData(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		data := t.TempDir()
+		cfg := &config{dataDir: data, keepTempDir: keep, sandboxEnv: "sandbox.env"}
+		args, removeData := engineArgs(cfg, t.TempDir(), "f1", "run1")
+		inbox := args[slices.Index(args, "--data")+1]
+		if err := os.MkdirAll(inbox, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		removeData()
+		if _, err := os.Stat(inbox); (err == nil) != keep {
+			t.Errorf("--keep %v: the inbox under --data is there after the run: %v", keep, err == nil)
+		}
+	}
 }

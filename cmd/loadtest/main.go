@@ -80,7 +80,7 @@ saw each event delivered. Run it from the repository root.`)
 	fs.DurationVar(&cfg.wait, "wait", 2*time.Minute, "how long to wait for every accepted event to be delivered")
 	fs.BoolVar(&cfg.inboxCheck, "inbox-depth", true, "fail unless engine run, stopped with SIGTERM, reports an empty inbox")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the results as JSON instead of a table")
-	fs.BoolVar(&cfg.keepTempDir, "keep", false, "keep the temporary folder (the inbox, the sandbox settings) for a look afterwards")
+	fs.BoolVar(&cfg.keepTempDir, "keep", false, "keep the temporary folder (the inbox, the sandbox settings) and the inbox under --data, for a look afterwards")
 	fs.StringVar(&cfg.cpuProfile, "cpu-profile", "", "have engine run write a CPU profile to `FILE` and engine sandbox to FILE.sandbox, for go tool pprof (with --scenario all: FILE.f1, FILE.f1.sandbox and so on)")
 	fs.DurationVar(&cfg.holdTarget, "hold-target", 0, "have the emulators answer the target requests 429 with Retry-After for this long from the first one, as a throttled Braze or SessionM would: the engine pauses the connection and only accepts meanwhile, which measures the inbox's own rate (0: no hold)")
 	if err := fs.Parse(args); err != nil {

@@ -47,7 +47,7 @@ func writeSegmentCSV(path string, rows int) error {
 // row has an outcome. The rate is rows delivered over the time from the
 // engine's start to the last delivery the emulator saw.
 func runCSVScenario(ctx context.Context, cfg *config, dir string, progress func(string, ...any)) (*result, error) {
-	sb, sandboxBase, get, err := startSandbox(ctx, cfg, "f2", dir, cfg.rows, 2*cfg.rows)
+	sb, sandboxBase, get, err := startSandbox(ctx, cfg, "f2", dir, cfg.rows, 2*cfg.rows, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -42,7 +42,14 @@ func runScenario(ctx context.Context, cfg *config, name, dir string, progress fu
 	// Room in the journal for every request of the run (F4 makes a lookup
 	// per event plus the trigger requests; retries add some), so it drops
 	// nothing the tracker has not read yet.
-	sb, sandboxBase, get, err := startSandbox(ctx, cfg, name, dir, cfg.users, 3*cfg.events)
+	// F4's trigger bodies carry about 530 bytes per recipient: past some
+	// 230,000 events the default 128 MiB of bodies dropped the oldest
+	// requests, and the run failed with nothing lost (a QA run).
+	bodies := 0
+	if name == "f4" {
+		bodies = cfg.events << 10
+	}
+	sb, sandboxBase, get, err := startSandbox(ctx, cfg, name, dir, cfg.users, 3*cfg.events, bodies)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +160,10 @@ func engineArgs(cfg *config, dir, name, runID string) (args []string, removeData
 	dataDir, removeData := filepath.Join(dir, "data"), func() {}
 	if cfg.dataDir != "" {
 		dataDir = filepath.Join(cfg.dataDir, "loadtest-"+runID)
-		removeData = func() { os.RemoveAll(dataDir) }
+		// --keep keeps this inbox too, as it keeps the temporary one.
+		if !cfg.keepTempDir {
+			removeData = func() { os.RemoveAll(dataDir) }
+		}
 	}
 	args = []string{"run", "--addr", "127.0.0.1:0", "--data", dataDir,
 		"--env-file", sandboxEnvFile(dir), "--env-file", cfg.sandboxEnv, "--log-level", "warn"}
@@ -220,12 +230,14 @@ func holdTarget(ctx context.Context, control, path string, d time.Duration) erro
 func sandboxEnvFile(dir string) string { return filepath.Join(dir, "sandbox.env") }
 
 // startSandbox starts engine sandbox with users generated users and room
-// for journal requests, and reads its address and settings.
-func startSandbox(ctx context.Context, cfg *config, name, dir string, users, journal int) (sb *child, base string, get lookup, err error) {
+// for journal requests and journalBytes of their bodies, and reads its
+// address and settings.
+func startSandbox(ctx context.Context, cfg *config, name, dir string, users, journal, journalBytes int) (sb *child, base string, get lookup, err error) {
 	envOut := sandboxEnvFile(dir)
 	args := []string{"sandbox", "--addr", "127.0.0.1:0", "--env-out", envOut,
 		"--generated-users", strconv.Itoa(users),
-		"--journal-size", strconv.Itoa(max(sandbox.DefaultJournalSize, journal))}
+		"--journal-size", strconv.Itoa(max(sandbox.DefaultJournalSize, journal)),
+		"--journal-mib", strconv.Itoa(max(sandbox.DefaultJournalBytes, journalBytes) >> 20)}
 	if cfg.cpuProfile != "" {
 		args = append(args, "--cpu-profile", profilePath(cfg.cpuProfile, name, len(cfg.scenarios))+".sandbox")
 	}
