@@ -31,9 +31,7 @@ type acker struct {
 	log      *slog.Logger
 	ch       chan uint64
 	done     chan struct{}
-	// giveUp is told of delivered events the acker could not remove by
-	// the time it closed: they are delivered again after a restart.
-	giveUp func(seqs []uint64, err error)
+	left     leftRemovals
 
 	mu     sync.Mutex
 	closed bool
@@ -51,8 +49,20 @@ type remover interface {
 	Ack(pipeline string, seqs ...uint64) error
 }
 
-func newAcker(store remover, pipeline string, log *slog.Logger, giveUp func([]uint64, error)) *acker {
-	a := &acker{store: store, pipeline: pipeline, log: log, ch: make(chan uint64, 4*ackBatch), done: make(chan struct{}), giveUp: giveUp}
+// leftRemovals keeps, across the lanes of a pipeline, the delivered events
+// an acker could not remove by the time it closed: the next version's
+// lane must not deliver them again, and its acker goes on trying.
+type leftRemovals interface {
+	// leave records seqs, which err kept in the inbox.
+	leave(seqs []uint64, err error)
+	// removed says seqs are out of the inbox at last.
+	removed(seqs []uint64)
+}
+
+// newAcker starts an acker that first tries again to remove pending, the
+// removals an earlier version's acker left.
+func newAcker(store remover, pipeline string, log *slog.Logger, left leftRemovals, pending []uint64) *acker {
+	a := &acker{store: store, pipeline: pipeline, log: log, ch: make(chan uint64, 4*ackBatch), done: make(chan struct{}), left: left, failed: pending}
 	go a.run()
 	return a
 }
@@ -63,7 +73,7 @@ func (a *acker) ack(seq uint64) {
 	if a.closed {
 		a.mu.Unlock()
 		if err := a.remove([]uint64{seq}); err != nil {
-			a.giveUp([]uint64{seq}, err)
+			a.left.leave([]uint64{seq}, err)
 		}
 		return
 	}
@@ -78,7 +88,7 @@ func (a *acker) run() {
 	defer close(a.done)
 	batch := make([]uint64, 0, ackBatch)
 	linger := time.NewTimer(ackLinger)
-	retry := time.NewTimer(ackRetryEvery)
+	retry := time.NewTimer(0) // the removals an earlier acker left, at once
 	for {
 		var retryC <-chan time.Time
 		if len(a.failed) > 0 {
@@ -89,7 +99,7 @@ func (a *acker) run() {
 			if !ok {
 				if len(a.failed) > 0 {
 					if err := a.retryFailed(); err != nil {
-						a.giveUp(a.failed, err)
+						a.left.leave(a.failed, err)
 					}
 				}
 				return
@@ -125,12 +135,20 @@ func (a *acker) run() {
 	}
 }
 
-// retryFailed removes the events an earlier removal could not.
+// retryFailed removes the events earlier removals could not, a batch at a
+// time (the list grows as long as the disk stays full), and keeps what
+// still fails.
 func (a *acker) retryFailed() error {
-	if err := a.store.Ack(a.pipeline, a.failed...); err != nil {
-		return err
+	all := len(a.failed)
+	for len(a.failed) > 0 {
+		chunk := a.failed[:min(len(a.failed), ackBatch)]
+		if err := a.store.Ack(a.pipeline, chunk...); err != nil {
+			return err
+		}
+		a.left.removed(chunk)
+		a.failed = a.failed[len(chunk):]
 	}
-	a.log.Info("removed the delivered events a failed removal had left in the inbox", "pipeline", a.pipeline, "events", len(a.failed))
+	a.log.Info("removed the delivered events a failed removal had left in the inbox", "pipeline", a.pipeline, "events", all)
 	a.failed = nil
 	return nil
 }

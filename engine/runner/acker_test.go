@@ -38,6 +38,26 @@ func (d *fullDisk) set(full bool) {
 	d.full = full
 }
 
+// leftBehind records what ackers leave and what is removed at last.
+type leftBehind struct {
+	mu   sync.Mutex
+	left []uint64
+	why  error
+	gone []uint64 // removed at last
+}
+
+func (l *leftBehind) leave(seqs []uint64, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.left, l.why = append(l.left, seqs...), err
+}
+
+func (l *leftBehind) removed(seqs []uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gone = append(l.gone, seqs...)
+}
+
 func (d *fullDisk) snapshot() (removed []uint64, tries int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -50,8 +70,8 @@ func (d *fullDisk) snapshot() (removed []uint64, tries int) {
 // them twice (a QA run).
 func TestAckerRetriesARemovalUntilTheDiskHasRoom(t *testing.T) {
 	disk := &fullDisk{full: true}
-	var gaveUp []uint64
-	a := newAcker(disk, "p", slog.New(slog.NewTextHandler(io.Discard, nil)), func(seqs []uint64, _ error) { gaveUp = append(gaveUp, seqs...) })
+	left := &leftBehind{}
+	a := newAcker(disk, "p", slog.New(slog.NewTextHandler(io.Discard, nil)), left, nil)
 	for seq := range uint64(3) {
 		a.ack(seq + 1)
 	}
@@ -78,24 +98,54 @@ func TestAckerRetriesARemovalUntilTheDiskHasRoom(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	a.close()
-	if removed, _ := disk.snapshot(); !slices.Equal(removed, []uint64{1, 2, 3}) || gaveUp != nil {
-		t.Errorf("removed %v (want 1, 2, 3), given up %v (want none)", removed, gaveUp)
+	if removed, _ := disk.snapshot(); !slices.Equal(removed, []uint64{1, 2, 3}) || left.left != nil {
+		t.Errorf("removed %v (want 1, 2, 3), left %v (want none)", removed, left.left)
 	}
 }
 
-// What still cannot be removed when the acker closes is handed to giveUp,
-// so the stop can say the next run sends it again.
+// What still cannot be removed when the acker closes is left to the
+// pipeline's next version, and the stop counts it.
 func TestAckerGivesUpAtClose(t *testing.T) {
 	disk := &fullDisk{full: true}
-	var gaveUp []uint64
-	var why error
-	a := newAcker(disk, "p", slog.New(slog.NewTextHandler(io.Discard, nil)), func(seqs []uint64, err error) { gaveUp, why = append(gaveUp, seqs...), err })
+	left := &leftBehind{}
+	a := newAcker(disk, "p", slog.New(slog.NewTextHandler(io.Discard, nil)), left, nil)
 	a.ack(7)
 	a.ack(8)
 	a.close()
-	a.ack(9) // after the close: removed at once, or given up at once
-	slices.Sort(gaveUp)
-	if !slices.Equal(gaveUp, []uint64{7, 8, 9}) || !errors.Is(why, errNoSpace) {
-		t.Errorf("given up %v (%v), want 7, 8 and 9 for the full disk", gaveUp, why)
+	a.ack(9) // after the close: removed at once, or left at once
+	slices.Sort(left.left)
+	if !slices.Equal(left.left, []uint64{7, 8, 9}) || !errors.Is(left.why, errNoSpace) {
+		t.Errorf("left %v (%v), want 7, 8 and 9 for the full disk", left.left, left.why)
+	}
+	// The next version's acker takes them over and removes them once it
+	// can, a batch at a time, saying so.
+	disk.set(false)
+	next := newAcker(disk, "p", slog.New(slog.NewTextHandler(io.Discard, nil)), left, left.left)
+	next.close()
+	if removed, _ := disk.snapshot(); !slices.Equal(removed, []uint64{7, 8, 9}) || !slices.Equal(left.gone, []uint64{7, 8, 9}) {
+		t.Errorf("the next acker removed %v and reported %v; want 7, 8 and 9", removed, left.gone)
+	}
+}
+
+// The events a closing acker left are passed by the next lane's feeder
+// (held), handed to its acker (pending), and counted for the stop until
+// they are removed.
+func TestUnremovedEventsAcrossLanes(t *testing.T) {
+	r := &Runner{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	u := r.unremovedOf("p")
+	if u.holds(1) || u.pending() != nil || len(r.Unremoved()) != 0 {
+		t.Fatal("a new set holds something")
+	}
+	u.leave([]uint64{3, 1, 2}, errNoSpace)
+	u.leave([]uint64{2}, errNoSpace) // left again by the next acker: counted once
+	if !u.holds(2) || u.holds(4) || !slices.Equal(u.pending(), []uint64{1, 2, 3}) || r.Unremoved()["p"] != 3 {
+		t.Fatalf("after leave: holds 2 %v, holds 4 %v, pending %v, counted %v", u.holds(2), u.holds(4), u.pending(), r.Unremoved())
+	}
+	if r.unremovedOf("p") != u {
+		t.Fatal("the next lane of the pipeline gets another set")
+	}
+	u.removed([]uint64{1, 3, 9})
+	if u.holds(1) || !u.holds(2) || r.Unremoved()["p"] != 1 {
+		t.Fatalf("after removing 1 and 3: pending %v, counted %v", u.pending(), r.Unremoved())
 	}
 }

@@ -62,7 +62,10 @@ type lane struct {
 	batcher *batcher
 	gov     *delivery.Governor // the connection's: one for the runner's life, so never stale after a reload
 	acks    *acker
-	wg      sync.WaitGroup // the feeder and the workers
+	// unremoved: delivered events an earlier version's acker could not
+	// remove (a full disk), which the feeder passes by.
+	unremoved *unremovedEvents
+	wg        sync.WaitGroup // the feeder and the workers
 
 	retryLogged warnLimiter // "will retry" lines, at most one a second
 
@@ -142,7 +145,8 @@ func newLane(r *Runner, p *engine.Pipeline) *lane {
 }
 
 func (l *lane) start() {
-	l.acks = newAcker(l.r.store, l.p.Name, l.r.log, func(seqs []uint64, err error) { l.r.leftUnremoved(l.p.Name, seqs, err) })
+	l.unremoved = l.r.unremovedOf(l.p.Name)
+	l.acks = newAcker(l.r.store, l.p.Name, l.r.log, l.unremoved, l.unremoved.pending())
 	l.wg.Add(1)
 	go l.feed()
 	for range max(1, l.p.Delivery.Concurrency) {
@@ -241,6 +245,9 @@ func (l *lane) feed() {
 		}
 		for _, rec := range recs {
 			cursor = rec.Seq
+			if l.unremoved.holds(rec.Seq) {
+				continue // delivered by an earlier version
+			}
 			select {
 			case l.slots <- struct{}{}:
 			case <-soft.Done():

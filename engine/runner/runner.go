@@ -14,6 +14,7 @@ import (
 	"maps"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,7 +74,7 @@ type Runner struct {
 	storingMu   sync.Mutex
 	storing     map[string]*atomic.Int64 // storingCount
 	unremovedMu sync.Mutex
-	unremoved   map[string]int // leftUnremoved
+	unremoved   map[string]*unremovedEvents // unremovedOf
 	govMu       sync.Mutex
 	governors   map[string]*delivery.Governor // by connection (Key), kept across reloads
 
@@ -305,17 +306,22 @@ func (r *Runner) Abandon() {
 	r.cancelHard()
 }
 
-// leftUnremoved records delivered events that a lane closing could not
-// remove from the inbox (a full disk): the next run sends them again,
-// which the stop's last word says.
-func (r *Runner) leftUnremoved(pipeline string, seqs []uint64, err error) {
-	r.log.Error("cannot remove delivered events from the inbox; the next run sends them again", "pipeline", pipeline, "events", len(seqs), "first", seqs[0], "error", err)
+// unremovedOf keeps the delivered events of pipeline that a lane closing
+// could not remove from the inbox (a full disk), for the pipeline's next
+// lane: its feeder passes them by, its acker goes on trying, and the
+// stop's last word counts those left.
+func (r *Runner) unremovedOf(pipeline string) *unremovedEvents {
 	r.unremovedMu.Lock()
 	defer r.unremovedMu.Unlock()
 	if r.unremoved == nil {
-		r.unremoved = map[string]int{}
+		r.unremoved = map[string]*unremovedEvents{}
 	}
-	r.unremoved[pipeline] += len(seqs)
+	u := r.unremoved[pipeline]
+	if u == nil {
+		u = &unremovedEvents{r: r, pipeline: pipeline, seqs: map[uint64]bool{}}
+		r.unremoved[pipeline] = u
+	}
+	return u
 }
 
 // Unremoved is how many delivered events, per pipeline, are still in the
@@ -323,8 +329,68 @@ func (r *Runner) leftUnremoved(pipeline string, seqs []uint64, err error) {
 func (r *Runner) Unremoved() map[string]int {
 	r.unremovedMu.Lock()
 	defer r.unremovedMu.Unlock()
-	return maps.Clone(r.unremoved)
+	out := map[string]int{}
+	for name, u := range r.unremoved {
+		if n := u.count(); n > 0 {
+			out[name] = n
+		}
+	}
+	return out
 }
+
+// unremovedEvents are the delivered events of one pipeline still in the
+// inbox after their acker closed.
+type unremovedEvents struct {
+	r        *Runner
+	pipeline string
+	n        atomic.Int64 // len(seqs), read without the lock per event
+	mu       sync.Mutex
+	seqs     map[uint64]bool
+}
+
+func (u *unremovedEvents) leave(seqs []uint64, err error) {
+	u.r.log.Error("cannot remove delivered events from the inbox; the pipeline's next version tries again, and a restart sends them again", "pipeline", u.pipeline, "events", len(seqs), "first", seqs[0], "error", err)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, s := range seqs {
+		u.seqs[s] = true
+	}
+	u.n.Store(int64(len(u.seqs)))
+}
+
+func (u *unremovedEvents) removed(seqs []uint64) {
+	if u.n.Load() == 0 {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, s := range seqs {
+		delete(u.seqs, s)
+	}
+	u.n.Store(int64(len(u.seqs)))
+}
+
+// pending lists them, for a new acker to try again.
+func (u *unremovedEvents) pending() []uint64 {
+	if u.n.Load() == 0 {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Sorted(maps.Keys(u.seqs))
+}
+
+// holds reports whether seq is one of them: delivered already.
+func (u *unremovedEvents) holds(seq uint64) bool {
+	if u.n.Load() == 0 {
+		return false
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.seqs[seq]
+}
+
+func (u *unremovedEvents) count() int { return int(u.n.Load()) }
 
 // storingCount counts the webhooks of pipeline being stored in the inbox,
 // for every version of the pipeline.
