@@ -40,7 +40,9 @@ var yamlLineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?`)
 // empty mapping, so that callers report missing keys rather than a vague
 // "empty file".
 func Parse(file string, src []byte) (*Doc, error) {
-	if !utf8.Valid(src) {
+	// UTF-16 with its byte-order mark (Notepad's "Unicode") is yaml.v3's
+	// to read, as it did before this check.
+	if !utf8.Valid(src) && !bytes.HasPrefix(src, []byte{0xFF, 0xFE}) && !bytes.HasPrefix(src, []byte{0xFE, 0xFF}) {
 		// yaml.v3 says "invalid trailing UTF-8 octet", at column 1 of
 		// the line after the byte when it ends a line.
 		return nil, notUTF8(src)

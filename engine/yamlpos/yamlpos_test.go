@@ -99,6 +99,22 @@ func TestParseErrors(t *testing.T) {
 
 var lineNumRE = regexp.MustCompile(`line \d`)
 
+// A file saved as UTF-16 with its byte-order mark is read, as yaml.v3
+// reads it: the check for bytes that are not UTF-8 refused it (a review).
+func TestParseUTF16WithBOM(t *testing.T) {
+	src := []byte{0xFF, 0xFE}
+	for _, r := range "a: caf\u00e9\n" {
+		src = append(src, byte(r), byte(r>>8))
+	}
+	d, err := Parse("f.yaml", src)
+	if err != nil {
+		t.Fatalf("UTF-16LE with a BOM: %v", err)
+	}
+	if v := ToValue(d.Root); fmt.Sprint(v) != "map[a:café]" {
+		t.Errorf("read %v", v)
+	}
+}
+
 func TestParseEmptyAndSingle(t *testing.T) {
 	tests := []struct {
 		name string
