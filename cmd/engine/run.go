@@ -122,8 +122,14 @@ variables override either.`, stderr)
 		if !*inSandbox {
 			return fail(exitUsage, "--sandbox-addr is where --sandbox serves the emulators; add --sandbox, or start them apart with engine sandbox --addr %s", *sbAddr)
 		}
-		if _, _, err := net.SplitHostPort(*sbAddr); err != nil {
+		host, _, err := net.SplitHostPort(*sbAddr)
+		if err != nil {
 			return fail(exitUsage, "--sandbox-addr is host:port, e.g. 127.0.0.1:8081: %v", err)
+		}
+		if !loopbackHost(host) {
+			// Whoever reaches them gets the emulators' credentials and
+			// can make their senders post anywhere; engine sandbox warns.
+			return fail(exitUsage, "--sandbox-addr %s is not a loopback address: whoever reaches the emulators can read their credentials and make their senders post anywhere; use 127.0.0.1:PORT, or run engine sandbox --addr apart when other machines need them", *sbAddr)
 		}
 	}
 	if *adminAddr != "" {
