@@ -226,7 +226,12 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 		// alone, 1,000 concurrent senders took a pipeline of
 		// --max-inbox 50 to 239 (a QA run).
 		ahead := storing.Add(1) - 1
-		defer storing.Add(-1)
+		appended := false // counted in the depth once Append returns
+		defer func() {
+			if !appended {
+				storing.Add(-1)
+			}
+		}()
 		if r.store.Depth(p.Name)+int(ahead) >= r.opts.MaxInbox {
 			// A retry of an event the inbox holds is a repeat, full or
 			// not: told to try again, its sender would do so for nothing.
@@ -249,6 +254,8 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			return
 		}
 		got, err := r.store.Append(p.Name, inbox.NewEvent{ID: stored.ID, Payload: payload})
+		storing.Add(-1)
+		appended = true
 		if err != nil {
 			// An event without an id has none yet either: the inbox
 			// gives it its number when it stores it.
