@@ -22,7 +22,9 @@ type warning struct {
 	last       time.Time
 	suppressed int         // lines left out since last
 	latest     func(int)   // the last of them, to write if no line comes
+	latestAt   time.Time   // its time
 	timer      *time.Timer // writes latest
+	round      int         // counts timers, so a late one writes nothing of a later round
 }
 
 // log writes a line of kind, by calling emit with how many lines of its
@@ -40,9 +42,11 @@ func (wl *warnLimiter) log(kind string, now time.Time, emit func(leftOut int)) {
 	}
 	if !wn.last.IsZero() && now.Sub(wn.last) < time.Second {
 		wn.suppressed++
-		wn.latest = emit
+		wn.latest, wn.latestAt = emit, now
 		if wn.timer == nil {
-			wn.timer = time.AfterFunc(time.Second, func() { wl.flush(kind) })
+			wn.round++
+			round := wn.round
+			wn.timer = time.AfterFunc(time.Second, func() { wl.flush(kind, round) })
 		}
 		wl.mu.Unlock()
 		return
@@ -57,16 +61,21 @@ func (wl *warnLimiter) log(kind string, now time.Time, emit func(leftOut int)) {
 	emit(leftOut)
 }
 
-// flush writes the last line of kind left out, with how many others were.
-func (wl *warnLimiter) flush(kind string) {
+// flush writes the last line of kind left out, with how many others were,
+// unless round is not the timer's now (0: any, for a stop).
+func (wl *warnLimiter) flush(kind string, round int) {
 	wl.mu.Lock()
 	wn := wl.warned[kind]
+	if round != 0 && round != wn.round {
+		wl.mu.Unlock()
+		return // a line went out meanwhile, and another timer holds this round
+	}
 	latest, others := wn.latest, wn.suppressed-1
 	wn.suppressed, wn.latest = 0, nil
-	// It goes out a second after the first held back, so at least a
-	// second after the last line: the next second starts now.
 	if latest != nil {
-		wn.last = wn.last.Add(time.Second)
+		// The line written is the latest held back: the next second
+		// starts at its time.
+		wn.last = wn.latestAt
 	}
 	if wn.timer != nil {
 		wn.timer.Stop()
@@ -89,6 +98,6 @@ func (wl *warnLimiter) flushAll() {
 	}
 	wl.mu.Unlock()
 	for _, kind := range kinds {
-		wl.flush(kind)
+		wl.flush(kind, 0)
 	}
 }
