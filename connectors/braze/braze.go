@@ -202,14 +202,14 @@ func audienceRule(body map[string]any) string {
 // recipientRule: one identifier per recipient, and what each one needs
 // (braze.md §2, recipient object).
 func recipientRule(r map[string]any) string {
-	var ids []string
-	for _, k := range []string{"external_user_id", "user_alias", "email", "braze_id"} {
-		if r[k] != nil {
-			ids = append(ids, k)
-		}
-	}
-	if len(ids) != 1 {
+	ids, templated := identifiers(r, "external_user_id", "user_alias", "email", "braze_id")
+	if len(ids) > 1 || len(ids)+len(templated) == 0 {
 		return fmt.Sprintf("give exactly one of external_user_id, user_alias, email or braze_id; this recipient has %s", describeFields(ids))
+	}
+	if ids = append(ids, templated...); len(ids) > 1 {
+		// Templates, which may render null (left out): which one is
+		// there only the rendered body tells.
+		return ""
 	}
 	if n, known := items(r["prioritization"]); ids[0] == "email" && known && n == 0 {
 		return `'prioritization' is required when the recipient is identified by email, e.g. ["identified", "most_recently_updated"]`
@@ -229,19 +229,30 @@ func recipientRule(r map[string]any) string {
 // of external_id, braze_id or user_alias, or else by email or phone
 // (braze.md §3).
 func trackIdentifierRule(obj map[string]any) string {
-	var ids []string
-	for _, k := range []string{"external_id", "braze_id", "user_alias"} {
-		if obj[k] != nil {
-			ids = append(ids, k)
-		}
-	}
+	ids, templated := identifiers(obj, "external_id", "braze_id", "user_alias")
 	switch {
 	case len(ids) > 1:
 		return fmt.Sprintf("give only one of external_id, braze_id or user_alias; this object has %s", describeFields(ids))
-	case len(ids) == 0 && obj["email"] == nil && obj["phone"] == nil:
+	case len(ids)+len(templated) == 0 && obj["email"] == nil && obj["phone"] == nil:
 		return "no user: give external_id, braze_id or user_alias (or email or phone)"
 	}
 	return ""
+}
+
+// identifiers lists the fields among names that obj gives a value, and
+// apart those a template gives, which may render null and count as
+// absent, so only the rendered body tells whether they are there.
+func identifiers(obj map[string]any, names ...string) (given, templated []string) {
+	for _, k := range names {
+		switch obj[k].(type) {
+		case nil:
+		case spec.Unknown:
+			templated = append(templated, k)
+		default:
+			given = append(given, k)
+		}
+	}
+	return given, templated
 }
 
 // items is how many items v, an array, holds (none when v is absent or
