@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -224,7 +225,8 @@ var (
 // twice: a misspelt filter (pth=/braze/*) selected everything, and the
 // poller counted requests it did not mean.
 func onlyParams(q url.Values, route string, allowed []string) error {
-	for name, values := range q {
+	for _, name := range slices.Sorted(maps.Keys(q)) { // the same one named each time
+		values := q[name]
 		if !slices.Contains(allowed, name) {
 			return fmt.Errorf("unknown query parameter %s=; %s takes %s", name, route, strings.Join(allowed, "=, ")+"=")
 		}

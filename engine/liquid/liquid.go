@@ -195,7 +195,12 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 			problems = append(problems, Problem{p.offsets.original(f.Offset), fmt.Sprintf("unknown filter %q%s", f.Name, e.suggestFilter(f.Name))})
 		case !f.Named:
 			if err := argsProblem(fn, f.Args); err != nil {
-				problems = append(problems, Problem{p.offsets.original(f.Offset), fmt.Sprintf("filter %s %v", f.Name, err)})
+				msg := fmt.Sprintf("filter %s %v", f.Name, err)
+				// "| plus 1" is read as plus with no argument: say why.
+				if m := argsWithoutColonRE.FindStringSubmatch(p.markupAt(f.Offset)); m != nil && m[1] == f.Name {
+					msg += fmt.Sprintf(`: its arguments follow a ":" (| %s: ...)`, f.Name)
+				}
+				problems = append(problems, Problem{p.offsets.original(f.Offset), msg})
 			}
 		}
 	}
@@ -391,6 +396,17 @@ var liquidErrRE = regexp.MustCompile(`(?s)^Liquid error(?: \(line \d+\))?: (.*?)
 
 // compileProblem turns an osteele parse error into a problem placed at the
 // markup it names.
+// markupAt is the content of the markup holding the offset off of the
+// rewritten source.
+func (p prepared) markupAt(off int) string {
+	for _, r := range p.regions {
+		if r.start <= off && off <= r.start+len(r.content) {
+			return r.content
+		}
+	}
+	return ""
+}
+
 // pointedInto reports whether one of problems lies inside the markup that
 // starts at the original offset off.
 func (p prepared) pointedInto(off int, problems []Problem) bool {

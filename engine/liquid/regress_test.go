@@ -3,6 +3,8 @@ package liquid
 import (
 	"strings"
 	"testing"
+
+	"github.com/loyalty-connector/engine/engine/secrets"
 )
 
 // Parser errors are placed at the markup they name, not at a copy of it
@@ -12,20 +14,23 @@ func TestParseErrorPlacement(t *testing.T) {
 		src    string
 		offset int
 		msg    string
+		typed  bool // as a body value is parsed
 	}{
-		{"{% raw %}{% endif %}{% endraw %}{% endif %}", 32, "{% endif %} closes a block that was never opened"},
-		{"{% comment %}{% if x %}{% endcomment %}{% if x %}", 39, `unterminated "if" block`},
-		{"{% if x %}{% endunless %}", 10, "{% endunless %} does not close the open {% if %} block"},
-		{"{{ x | plus: 0, 1 }}", 7, "filter plus takes 1 argument, not 2"},
-		{"{{ x | plus }}", 7, "filter plus takes 1 argument, not 0"},
-		{"{{ x | upcase: 3 }}", 7, "filter upcase takes 0 arguments, not 1"},
-		{"{{ x | slice: 'a', 'b', 'c' }}", 7, "filter slice takes 1 to 2 arguments, not 3"},
-		{"{{ x | plus: (1), [2] | minus: 1 }}", 7, "filter plus takes 1 argument, not 2"},
+		{"{% raw %}{% endif %}{% endraw %}{% endif %}", 32, "{% endif %} closes a block that was never opened", false},
+		{"{% comment %}{% if x %}{% endcomment %}{% if x %}", 39, `unterminated "if" block`, false},
+		{"{% if x %}{% endunless %}", 10, "{% endunless %} does not close the open {% if %} block", false},
+		{"{{ x | plus: 0, 1 }}", 7, "filter plus takes 1 argument, not 2", false},
+		{"{{ x | plus }}", 7, "filter plus takes 1 argument, not 0", false},
+		{"{{ x | upcase: 3 }}", 7, "filter upcase takes 0 arguments, not 1", false},
+		{"{{ x | slice: 'a', 'b', 'c' }}", 7, "filter slice takes 1 to 2 arguments, not 3", false},
+		{"{{ x | plus: (1), [2] | minus: 1 }}", 7, "filter plus takes 1 argument, not 2", false},
 		// the parser's "syntax error" says where; the hint says what
-		{"{{ x | date: }}", 0, `syntax error in "x | date:": a filter's ":" is followed by its arguments (| date: "%Y-%m-%d"); without arguments, leave the ":" out`},
-		{"{{ x | default 'a' }}", 0, `syntax error in "x | default 'a'": a filter's arguments follow a ":" (| default: ...)`},
+		{"{{ x | date: }}", 0, `syntax error in "x | date:": a filter's ":" is followed by its arguments (| date: "%Y-%m-%d"); without arguments, leave the ":" out`, false},
+		{"{{ x | date: }}", 0, `syntax error in "x | date:": a filter's ":" is followed by its arguments (| date: "%Y-%m-%d"); without arguments, leave the ":" out`, true},
+		{"{{ x | default 'a' }}", 0, `syntax error in "x | default 'a'": a filter's arguments follow a ":" (| default: ...)`, true},
+		{"{{ x | plus 1 }}", 7, `filter plus takes 1 argument, not 0: its arguments follow a ":" (| plus: ...)`, false},
 	} {
-		_, problems := NewEngine().Parse(tc.src, Options{Typed: true})
+		_, problems := NewEngine().Parse(tc.src, Options{Typed: tc.typed})
 		if len(problems) != 1 || problems[0].Offset != tc.offset || problems[0].Message != tc.msg {
 			t.Errorf("%q: got %+v, want offset %d %q", tc.src, problems, tc.offset, tc.msg)
 		}
@@ -76,5 +81,27 @@ func TestRenderErrorsInWords(t *testing.T) {
 	tpl, _ := NewEngine().Parse(`{% assign o = s | json_parse %}{{ o.n }}`, Options{})
 	if out, err := tpl.Render(map[string]any{"s": `{"n": 1000000}`}); err != nil || out != "1000000" {
 		t.Errorf("json_parse number: %q %v", out, err)
+	}
+}
+
+// The masker knows a secret as Liquid's url_escape and url_param_escape
+// write it: the characters they keep are written in both packages, and
+// this ties the two together.
+func TestMaskerKnowsTheURLEscapeFilters(t *testing.T) {
+	const secret = `p@ss/w rd+"x&y;(z)`
+	m := &secrets.Masker{}
+	m.Add(secret)
+	for _, f := range []string{"url_escape", "url_param_escape"} {
+		tpl, problems := NewEngine().Parse("{{ s | "+f+" }}", Options{})
+		if problems != nil {
+			t.Fatal(problems)
+		}
+		out, err := tpl.Render(map[string]any{"s": secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.String("a " + out + " b"); got != "a "+secrets.Mask+" b" {
+			t.Errorf("%s of the secret, %s, masked as %s", f, out, got)
+		}
 	}
 }

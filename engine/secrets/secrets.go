@@ -478,10 +478,13 @@ func escapedForms(v string) []string {
 	// escapes all but the unreserved), and the secret encoded whole, as
 	// a peer may echo it: base64 in its four forms, hex.
 	forms = append(forms, percentEscape(v, "/"), percentEscape(v, ""), percentEscape(v, "!'()*"))
-	// Liquid's url_escape keeps RFC 3986's reserved characters too; and a
-	// value a template wrote with | json into a JSON body is escaped twice.
-	twice := strconv.Quote(goQuoted[1 : len(goQuoted)-1])
-	forms = append(forms, percentEscape(v, "!*'();:@&=+$,/?#[]"), twice[1:len(twice)-1])
+	// Liquid's url_escape keeps RFC 3986's reserved characters too.
+	forms = append(forms, percentEscape(v, "!*'();:@&=+$,/?#[]"))
+	for _, html := range []bool{true, false} {
+		// As a JSON string, and (| json inside a JSON body) as one twice.
+		once := jsonInner(v, html)
+		forms = append(forms, once, jsonInner(once, html))
+	}
 	if len(v) >= 8 {
 		// Encoded, a short secret is an ordinary word or number ("12" is
 		// hex 3132): masked, it would hide those wherever they are.
@@ -489,15 +492,18 @@ func escapedForms(v string) []string {
 			base64.URLEncoding.EncodeToString([]byte(v)), base64.RawURLEncoding.EncodeToString([]byte(v)),
 			hex.EncodeToString([]byte(v)))
 	}
-	for _, html := range []bool{true, false} {
-		var b strings.Builder
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(html)
-		_ = enc.Encode(v)
-		quoted := strings.TrimSpace(b.String())
-		forms = append(forms, quoted[1:len(quoted)-1])
-	}
 	return forms
+}
+
+// jsonInner is v as encoding/json writes it inside a string's quotes,
+// with or without its HTML escapes.
+func jsonInner(v string, html bool) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(html)
+	_ = enc.Encode(v)
+	quoted := strings.TrimSpace(b.String())
+	return quoted[1 : len(quoted)-1]
 }
 
 // percentEscape escapes each byte of v but the unreserved characters of

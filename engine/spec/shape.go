@@ -46,9 +46,9 @@ func (s *Shape) With(rules ...Rule) *Shape {
 }
 
 // CheckOutline checks an object whose values may be Unknown, as a body is
-// written before it is rendered: its required fields (when required is
-// true: at a body's top level, the connection may fill some) and rules.
-// Fields are checked one by one elsewhere.
+// written before it is rendered: its rules, and its required fields when
+// required is true (not at a body's top level, where the connection may
+// fill some in). Fields are checked one by one elsewhere.
 func (s *Shape) CheckOutline(obj map[string]any, required bool) []string {
 	if s == nil || s.Type != "object" {
 		return nil
