@@ -336,7 +336,7 @@ func TestMaskerTemplateForms(t *testing.T) {
 	m := &Masker{}
 	m.Add(`p@ss/w rd+"x&y`)
 	for _, printed := range []string{
-		`A%20p@ss/w%20rd+%22x&y%20B`,          // url_escape
+		`A%20p@ss/w%20rd+%22x&y%20B`,         // url_escape
 		`"note":"\"A p@ss/w rd+\\\"x&y B\""`, // | json, in a JSON string
 	} {
 		if got := m.String(printed); !strings.Contains(got, Mask) || strings.Contains(got, "ss/w") {
