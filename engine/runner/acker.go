@@ -16,6 +16,10 @@ const ackBatch = 2048
 // linger sends those few events again (at least once, never lost).
 const ackLinger = 20 * time.Millisecond
 
+// ackStillFailingEvery is how often the log says again how many removals
+// still fail.
+const ackStillFailingEvery = 30 * time.Second
+
 // ackRetryEvery is how often a removal that failed (a full disk) is tried
 // again while nothing else is removed.
 const ackRetryEvery = time.Second
@@ -42,6 +46,7 @@ type acker struct {
 	// room again, and the next run sent every one of them twice (a QA run
 	// with a full disk). Only run touches it.
 	failed []uint64
+	toldAt time.Time // of the last line saying removals fail
 }
 
 // remover is the part of the inbox an acker uses.
@@ -120,6 +125,7 @@ func (a *acker) run() {
 			}
 			if err := a.remove(batch); err != nil {
 				if len(a.failed) == 0 {
+					a.toldAt = time.Now()
 					a.log.Error("cannot remove delivered events from the inbox; trying again every second, and until then they would be sent again after a restart", "pipeline", a.pipeline, "events", len(batch), "first", batch[0], "error", err)
 					retry.Reset(ackRetryEvery)
 				}
@@ -128,7 +134,13 @@ func (a *acker) run() {
 				_ = a.retryFailed() // the disk has room again, most likely
 			}
 		case <-retryC:
-			if a.retryFailed() != nil {
+			if err := a.retryFailed(); err != nil {
+				// Said again now and then, with the count so far: the
+				// first line named only the first batch (a QA run).
+				if time.Since(a.toldAt) >= ackStillFailingEvery {
+					a.log.Error("still cannot remove delivered events from the inbox; trying again every second", "pipeline", a.pipeline, "events", len(a.failed), "error", err)
+					a.toldAt = time.Now()
+				}
 				retry.Reset(ackRetryEvery)
 			}
 		}
