@@ -257,24 +257,12 @@ func TestValidateCommand(t *testing.T) {
 	// A folder of connections only: engine run refuses it, and so does
 	// validate now. A .YAML file is a pipeline file too.
 	only := t.TempDir()
-	conns, err := os.ReadFile("pipelines/connections.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(only, "connections.yaml"), conns, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	copyFile(t, "pipelines/connections.yaml", filepath.Join(only, "connections.yaml"))
 	stdout, _, code = runEngine("validate", "--env-file", "examples/sandbox.env", only)
 	if code != exitProblem || !strings.Contains(stdout, "no pipelines in "+only+": only connections") {
 		t.Errorf("a folder of connections only: code %d, output %q", code, stdout)
 	}
-	tags, err := os.ReadFile("pipelines/braze-segment-to-sessionm-tags.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(only, "Tags.YAML"), tags, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	copyFile(t, "pipelines/braze-segment-to-sessionm-tags.yaml", filepath.Join(only, "Tags.YAML"))
 	stdout, _, code = runEngine("validate", "--env-file", "examples/sandbox.env", only)
 	if code != exitOK || stdout != "ok: 1 pipeline in 2 files\n" {
 		t.Errorf("a folder with Tags.YAML: code %d, output %q", code, stdout)
