@@ -291,6 +291,12 @@ variables override either.`, stderr)
 		finished = true
 	}
 	stop()
+	// Listening for a second signal, and for SIGHUP, before the lines
+	// below say the stop began: a SIGHUP sent on reading them came
+	// before the listener, was taken for one from before the stop and
+	// went unnoted.
+	now, release := stopNowOn(signals, heldHUP, stderr, logger)
+	defer release()
 	draining := ""
 	if drainFor > 0 {
 		draining = fmt.Sprintf("webhooks are still taken for %s while /readyz answers 503, then ", drainFor)
@@ -305,8 +311,6 @@ variables override either.`, stderr)
 	// Logged too, as the stop's last word is: a collector of the JSON
 	// log saw "stopped" with no sign of when the stop and the drain began.
 	logger.Info("stopping", "drain", drainFor, "grace", *grace)
-	now, release := stopNowOn(signals, heldHUP, stderr, logger)
-	defer release()
 	r.Drain()
 	if drainFor > 0 {
 		// The listener stays open: a load balancer that has not yet seen
