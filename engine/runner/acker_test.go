@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -8,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loyalty-connector/engine/engine/delivery"
 )
 
 // fullDisk refuses removals while full is set, as bbolt does on a full
@@ -131,8 +134,12 @@ func TestAckerGivesUpAtClose(t *testing.T) {
 // (held), handed to its acker (pending), and counted for the stop until
 // they are removed.
 func TestUnremovedEventsAcrossLanes(t *testing.T) {
-	r := &Runner{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := &Runner{log: slog.New(slog.NewTextHandler(io.Discard, nil)), clock: delivery.RealClock{}, hard: ctx}
+	disk := &fullDisk{full: true}
 	u := r.unremovedOf("p")
+	u.store = disk
 	if u.holds(1) || u.pending() != nil || len(r.Unremoved()) != 0 {
 		t.Fatal("a new set holds something")
 	}
@@ -147,5 +154,15 @@ func TestUnremovedEventsAcrossLanes(t *testing.T) {
 	u.removed([]uint64{1, 3, 9})
 	if u.holds(1) || !u.holds(2) || r.Unremoved()["p"] != 1 {
 		t.Fatalf("after removing 1 and 3: pending %v, counted %v", u.pending(), r.Unremoved())
+	}
+	// With no acker of the pipeline left (its file deleted), they are
+	// tried every second on their own, and removed once the disk has room.
+	disk.set(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for u.count() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if removed, _ := disk.snapshot(); !slices.Equal(removed, []uint64{2}) || len(r.Unremoved()) != 0 {
+		t.Errorf("once the disk had room: removed %v, still counted %v; want 2 removed", removed, r.Unremoved())
 	}
 }

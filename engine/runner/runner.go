@@ -318,7 +318,7 @@ func (r *Runner) unremovedOf(pipeline string) *unremovedEvents {
 	}
 	u := r.unremoved[pipeline]
 	if u == nil {
-		u = &unremovedEvents{r: r, pipeline: pipeline, seqs: map[uint64]bool{}}
+		u = &unremovedEvents{r: r, store: r.store, pipeline: pipeline, seqs: map[uint64]bool{}}
 		r.unremoved[pipeline] = u
 	}
 	return u
@@ -342,20 +342,58 @@ func (r *Runner) Unremoved() map[string]int {
 // inbox after their acker closed.
 type unremovedEvents struct {
 	r        *Runner
+	store    remover
 	pipeline string
 	n        atomic.Int64 // len(seqs), read without the lock per event
 	mu       sync.Mutex
 	seqs     map[uint64]bool
+	retrying bool // retryLeft runs
 }
 
 func (u *unremovedEvents) leave(seqs []uint64, err error) {
-	u.r.log.Error("cannot remove delivered events from the inbox; the pipeline's next version tries again, and a restart sends them again", "pipeline", u.pipeline, "events", len(seqs), "first", seqs[0], "error", err)
+	u.r.log.Error("cannot remove delivered events from the inbox; trying again every second, and a restart before that works sends them again", "pipeline", u.pipeline, "events", len(seqs), "first", seqs[0], "error", err)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, s := range seqs {
 		u.seqs[s] = true
 	}
 	u.n.Store(int64(len(u.seqs)))
+	if !u.retrying {
+		u.retrying = true
+		go u.retryLeft()
+	}
+}
+
+// retryLeft tries every second to remove them, until none is left or the
+// engine stops: with the pipeline's file deleted no acker of it runs, and
+// they were sent again after a restart though the disk had room (a QA
+// run). A next version's acker tries them too; a removal is idempotent.
+func (u *unremovedEvents) retryLeft() {
+	for {
+		if u.r.clock.Sleep(u.r.hard, ackRetryEvery) != nil {
+			u.mu.Lock()
+			u.retrying = false
+			u.mu.Unlock()
+			return
+		}
+		pending := u.pending()
+		for len(pending) > 0 {
+			chunk := pending[:min(len(pending), ackBatch)]
+			if u.store.Ack(u.pipeline, chunk...) != nil {
+				break
+			}
+			u.removed(chunk)
+			pending = pending[len(chunk):]
+		}
+		u.mu.Lock()
+		if len(u.seqs) == 0 {
+			u.retrying = false
+			u.mu.Unlock()
+			u.r.log.Info("removed the delivered events a failed removal had left in the inbox", "pipeline", u.pipeline)
+			return
+		}
+		u.mu.Unlock()
+	}
 }
 
 func (u *unremovedEvents) removed(seqs []uint64) {
