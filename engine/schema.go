@@ -223,7 +223,7 @@ var patternHints = map[string]string{
 	`^[a-z_][a-z0-9_]*$`:           "must be lower-case letters, digits and _ (it becomes a variable name)",
 	`^[a-z][a-z0-9_]*$`:            "must be lower-case letters, digits and _, starting with a letter",
 	`^[0-9]+ ?(B|KB|MB|KiB|MiB)?$`: "is not a size; write it like 256KB or 1MB",
-	`^[0-9]+/([0-9]+(\.[0-9]+)?)?(ns|us|µs|ms|s|m|h)$`: rateLimitHint,
+	`^[0-9]*[1-9][0-9]*/([0-9]+(\.[0-9]+)?)?(ns|us|µs|ms|s|m|h)$`: rateLimitHint, // not 0 requests
 }
 
 func patternHint(pattern string) string {
