@@ -174,6 +174,11 @@ pipeline answers when its lookup says not found (shown as the response).`, stder
 		}
 		in.Path = p
 	}
+	// A command-line problem, exit 2, as --csv on a webhook pipeline is;
+	// reported with the event it exited 1, as a failing event does.
+	if err := runner.PathNeeded(in); err != nil {
+		return fail("%v", err)
+	}
 	rep := runner.Event(ctx, in)
 	if err := write(stdout, *format, rep, rep.WriteText, masker); err != nil {
 		return fail("%v", err)

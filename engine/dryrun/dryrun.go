@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -241,14 +242,14 @@ func (r *Runner) httpEvent(in Input) (*engine.Event, error) {
 	src := r.Pipeline.Source
 	path := in.Path
 	if path == "" {
+		if err := r.PathNeeded(in); err != nil {
+			return nil, err
+		}
 		for _, p := range src.Paths {
 			if !strings.Contains(p, "{") {
 				path = p
 				break
 			}
-		}
-		if path == "" {
-			return nil, fmt.Errorf("the source reads values from the request path (%s); pass --path with a real path, such as %s", strings.Join(src.Paths, " or "), example(src.Paths[0]))
 		}
 	}
 	params, ok := matchAny(src.Paths, path)
@@ -273,6 +274,16 @@ func (r *Runner) httpEvent(in Input) (*engine.Event, error) {
 }
 
 var placeholderRE = regexp.MustCompile(`\{(\w+)\}`)
+
+// PathNeeded says what to pass when in gives no path and every route of
+// the HTTP source reads values from its path: no request can be made up.
+func (r *Runner) PathNeeded(in Input) error {
+	src := r.Pipeline.Source
+	if in.Path != "" || slices.ContainsFunc(src.Paths, func(p string) bool { return !strings.Contains(p, "{") }) {
+		return nil
+	}
+	return fmt.Errorf("the source reads values from the request path (%s); pass --path with a real path, such as %s", strings.Join(src.Paths, " or "), example(src.Paths[0]))
+}
 
 // example fills a path's placeholders with their names in capitals:
 // /hooks/braze/tags/{user_id} gives /hooks/braze/tags/USER_ID.
