@@ -75,9 +75,8 @@ var REST = &spec.ConnectionType{
 			ContentType: "application/json",
 			Body: spec.Object(map[string]*spec.Shape{
 				"attributes": spec.Array(spec.OpenObject().With(trackIdentifierRule), 0, MaxTrackObjects),
-				"events":     spec.Array(requiring(spec.OpenObject().With(trackIdentifierRule), "name", "time"), 0, MaxTrackObjects),
-				"purchases": spec.Array(requiring(spec.OpenObject().With(trackIdentifierRule), "product_id", "currency", "price", "time"),
-					0, MaxTrackObjects),
+				"events":     spec.Array(spec.OpenObject("name", "time").With(trackIdentifierRule), 0, MaxTrackObjects),
+				"purchases":  spec.Array(spec.OpenObject("product_id", "currency", "price", "time").With(trackIdentifierRule), 0, MaxTrackObjects),
 			}),
 			MaxBatch: MaxTrackObjects,
 			MaxTotal: maxUpdates,
@@ -97,12 +96,6 @@ var REST = &spec.ConnectionType{
 	},
 	ResponseError: responseError,
 	HTTPSOnly:     true, // braze.md §1 lists https://rest.* hosts only
-}
-
-// requiring marks fields of an open object required.
-func requiring(s *spec.Shape, fields ...string) *spec.Shape {
-	s.Required = fields
-	return s
 }
 
 // checkMaxUpdates accepts a users_track_max_updates of 1 to 225.

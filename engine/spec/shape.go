@@ -83,8 +83,10 @@ func Object(fields map[string]*Shape, required ...string) *Shape {
 	return &Shape{Type: "object", Fields: fields, Required: required}
 }
 
-// OpenObject is an object with any fields.
-func OpenObject() *Shape { return &Shape{Type: "object", Open: true} }
+// OpenObject is an object with any fields, the required ones among them.
+func OpenObject(required ...string) *Shape {
+	return &Shape{Type: "object", Open: true, Required: required}
+}
 
 // Array is an array of items with at most max elements (0: no limit).
 func Array(items *Shape, min, max int) *Shape {
