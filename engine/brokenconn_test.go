@@ -21,9 +21,9 @@ func TestAConnectionWithAProblemIsBroken(t *testing.T) {
 	}{
 		{"rate_limit: 1 per m", `connections.yaml:13:17: connections.sessionm_core.rate_limit: "1 per m"`},
 		{"rate_limit: 0/s", `connections.yaml:13:17: connections.sessionm_core.rate_limit: "0/s" is not a rate limit`},
-		{"timeout: banana", `connections.yaml:13:14: connections.sessionm_core.timeout: "banana" is not a duration`},
+		{"timeout: banana", `connections.yaml:13:14: connections.sessionm_core.timeout: "banana" is not a positive duration`},
 		{"timeout: 0s", `connections.yaml:13:14: connections.sessionm_core.timeout: "0s" is not a positive duration`},
-		{"allow_plain_http: maybe", `connections.yaml:13:23: connections.sessionm_core.allow_plain_http: allow_plain_http is true or false, not "maybe"`},
+		{"allow_plain_http: maybe", `connections.yaml:13:23: connections.sessionm_core.allow_plain_http: "maybe" is not true or false`},
 		{"rate_limt: 1/m", `connections.yaml:13:5: connections.sessionm_core.rate_limt: unknown key "rate_limt"`},
 	}
 	for _, tt := range tests {

@@ -21,6 +21,7 @@ func testEnv(t testing.TB) map[string]string {
 	env["HOOK_SECRET"] = "test-hook-secret"
 	env["URL_WITH_PASSWORD"] = "https://corekey:TOPSECRETPASS@core.example.com/?api_key=QUERYSECRET"
 	env["QUOTED_SECRET"] = `Zq"Xy7 || true`
+	env["PLAIN_HTTP_YES"] = "yes"
 	return env
 }
 

@@ -46,9 +46,11 @@ func TestPlainHTTPBaseURL(t *testing.T) {
 		{"http remote opted in", "sessionm_core", "http://sessionm-emulator:8081/core", "true", "", ""},
 		{"http remote opted in as text", "braze", "http://braze-emulator:8081", `"True"`, "", ""},
 		{"generic http remote", "http", "http://internal.example.com/api", "", "", ""},
-		{"bad opt-in", "sessionm_core", "http://sessionm.test", "yes", `allow_plain_http is true or false, not "yes"; set it to true only for an emulator reached over plain HTTP on another host`, "allow_plain_http"},
-		{"bad opt-in on https", "braze", "https://rest.iad-01.braze.com", `"1"`, `allow_plain_http is true or false, not "1"`, "allow_plain_http"},
-		{"bad opt-in on generic http", "http", "http://internal.example.com", "on", `allow_plain_http is true or false, not "on"`, "allow_plain_http"},
+		// The schema refuses it, so an editor flags it as written too.
+		{"bad opt-in", "sessionm_core", "http://sessionm.test", "yes", `"yes" is not true or false; set it to true only for an emulator reached over plain HTTP on another host`, "allow_plain_http"},
+		{"bad opt-in on https", "braze", "https://rest.iad-01.braze.com", `"1"`, `"1" is not true or false`, "allow_plain_http"},
+		{"bad opt-in on generic http", "http", "http://internal.example.com", "on", `"on" is not true or false`, "allow_plain_http"},
+		{"bad opt-in from the environment", "sessionm_core", "http://sessionm.test", "${env:PLAIN_HTTP_YES}", `"yes" is not true or false`, "allow_plain_http"},
 		{"opt-in of the wrong type", "braze", "http://braze-emulator", "1", "allow_plain_http", "allow_plain_http"}, // the schema's problem, alone
 	}
 	for _, tt := range tests {

@@ -218,7 +218,10 @@ func describeProperty(raw any, url, name string) string {
 }
 
 var patternHints = map[string]string{
-	`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`: "is not a duration; write it like 500ms, 10s, 5m or 1h30m",
+	// Durations are positive: the engine refuses 0s, so the schema does too.
+	`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))*([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)(ns|us|µs|ms|s|m|h)([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))*$`: "is not a positive duration; write it like 500ms, 10s, 5m or 1h30m",
+	`^[^"\r\n]*$`: "cannot separate fields; use a character such as , ; | or a tab",
+	`^\s*([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])?\s*$|\$\{`: "is not true or false; set it to true only for an emulator reached over plain HTTP on another host",
 	`^/`:                           "must start with /",
 	`^[a-z_][a-z0-9_]*$`:           "must be lower-case letters, digits and _ (it becomes a variable name)",
 	`^[a-z][a-z0-9_]*$`:            "must be lower-case letters, digits and _, starting with a letter",

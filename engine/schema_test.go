@@ -2,10 +2,12 @@ package engine
 
 import (
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -275,4 +277,69 @@ func TestSchemaPatternsHaveHints(t *testing.T) {
 	}
 	walk("pipeline.schema.json#", s.rawPipeline)
 	walk("connections.schema.json#", s.rawConnections)
+}
+
+// The schemas' duration pattern refuses every duration the engine
+// refuses (one time.ParseDuration cannot read, or not more than zero), and
+// takes the usual forms. Editors check files with the schema alone, so a
+// 0s it let through would only fail at validate. It is stricter than Go on
+// odd spellings (+1s, .5s), which it refuses in every command alike.
+func TestSchemaDurationIsPositive(t *testing.T) {
+	s := rawSchemas(t)
+	for _, raw := range []any{s.rawPipeline, s.rawConnections} {
+		pattern := regexp.MustCompile(schemaAt(raw, "#/$defs/duration").(map[string]any)["pattern"].(string))
+		for _, v := range []string{"500ms", "10s", "1h30m", "0.5s", "0m30s", "1h0m0s", "0.01s", "10.0s", "2µs", "3us", "1ns", "007s"} {
+			if !pattern.MatchString(v) {
+				t.Errorf("%q refused", v)
+			}
+		}
+		for _, v := range []string{"0s", "0.0s", "0h0m", "00ms", "0m0.000s", "", "s", "1", "1 s", "-1s", "1d", "forever", "1h 30m"} {
+			if d, err := time.ParseDuration(v); err == nil && d > 0 {
+				t.Fatalf("%q: the engine takes it; the list is of values it refuses", v)
+			}
+			if pattern.MatchString(v) {
+				t.Errorf("%q taken", v)
+			}
+		}
+		for _, v := range []string{"+1s", ".5s", "1.s"} { // odd spellings
+			if pattern.MatchString(v) {
+				t.Errorf("%q taken", v)
+			}
+		}
+	}
+}
+
+// Values the engine refuses and the schemas refuse too, with the hint the
+// engine would give.
+func TestSchemaRefusesWhatTheEngineRefuses(t *testing.T) {
+	s := rawSchemas(t)
+	tests := []struct {
+		raw       any
+		at, value string
+		want      string
+	}{
+		{s.rawPipeline, "#/$defs/source/properties/delimiter", `"`, "cannot separate fields"},
+		{s.rawPipeline, "#/$defs/source/properties/delimiter", "\n", "cannot separate fields"},
+		{s.rawConnections, "#/$defs/connection/properties/allow_plain_http", "yes", "is not true or false"},
+		{s.rawConnections, "#/$defs/connection/properties/allow_plain_http", "on", "is not true or false"},
+	}
+	for _, tt := range tests {
+		p := schemaAt(tt.raw, tt.at).(map[string]any)["pattern"].(string)
+		if regexp.MustCompile(p).MatchString(tt.value) {
+			t.Errorf("%s takes %q", tt.at, tt.value)
+		}
+		if !strings.Contains(patternHint(p), tt.want) {
+			t.Errorf("%s: hint %q, want one with %q", tt.at, patternHint(p), tt.want)
+		}
+	}
+	for _, ok := range []string{",", ";", "\t", "|"} {
+		if p := schemaAt(s.rawPipeline, "#/$defs/source/properties/delimiter").(map[string]any)["pattern"].(string); !regexp.MustCompile(p).MatchString(ok) {
+			t.Errorf("delimiter %q refused", ok)
+		}
+	}
+	for _, ok := range []string{"true", "False", " TRUE ", "${env:PLAIN_HTTP}"} {
+		if p := schemaAt(s.rawConnections, "#/$defs/connection/properties/allow_plain_http").(map[string]any)["pattern"].(string); !regexp.MustCompile(p).MatchString(ok) {
+			t.Errorf("allow_plain_http %q refused", ok)
+		}
+	}
 }

@@ -887,7 +887,7 @@ func TestReloadRejectsABrokenConnection(t *testing.T) {
 	breaks := []struct{ name, line, want string }{
 		{"a rate limit that does not parse", "rate_limit: 1 per m", `:13:17: connections.sessionm_core.rate_limit: "1 per m" is not a rate limit; write requests/period`},
 		{"an unknown key", "rate_limt: 1/m", `:13:5: connections.sessionm_core.rate_limt: unknown key "rate_limt"`},
-		{"a timeout that does not parse", "timeout: banana", `:13:14: connections.sessionm_core.timeout: "banana" is not a duration`},
+		{"a timeout that does not parse", "timeout: banana", `:13:14: connections.sessionm_core.timeout: "banana" is not a positive duration`},
 	}
 	for i, b := range breaks {
 		t.Run(b.name, func(t *testing.T) {
