@@ -3,6 +3,7 @@ package runner
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,7 +47,9 @@ type acker struct {
 	// room again, and the next run sent every one of them twice (a QA run
 	// with a full disk). Only run touches it.
 	failed []uint64
-	toldAt time.Time // of the last line saying removals fail
+	// failedN is len(failed), for the reload's count of undelivered events.
+	failedN atomic.Int64
+	toldAt  time.Time // of the last line saying removals fail
 }
 
 // remover is the part of the inbox an acker uses.
@@ -68,6 +71,7 @@ type leftRemovals interface {
 // removals an earlier version's acker left.
 func newAcker(store remover, pipeline string, log *slog.Logger, left leftRemovals, pending []uint64) *acker {
 	a := &acker{store: store, pipeline: pipeline, log: log, ch: make(chan uint64, 4*ackBatch), done: make(chan struct{}), left: left, failed: pending}
+	a.failedN.Store(int64(len(pending)))
 	go a.run()
 	return a
 }
@@ -105,6 +109,7 @@ func (a *acker) run() {
 				if len(a.failed) > 0 {
 					if err := a.retryFailed(); err != nil {
 						a.left.leave(a.failed, err)
+						a.failedN.Store(0) // the pipeline's set counts them now
 					}
 				}
 				return
@@ -130,6 +135,7 @@ func (a *acker) run() {
 					retry.Reset(ackRetryEvery)
 				}
 				a.failed = append(a.failed, batch...)
+				a.failedN.Store(int64(len(a.failed)))
 			} else if len(a.failed) > 0 {
 				_ = a.retryFailed() // the disk has room again, most likely
 			}
@@ -159,11 +165,15 @@ func (a *acker) retryFailed() error {
 		}
 		a.left.removed(chunk)
 		a.failed = a.failed[len(chunk):]
+		a.failedN.Store(int64(len(a.failed)))
 	}
 	a.log.Info("removed the delivered events a failed removal had left in the inbox", "pipeline", a.pipeline, "events", all)
 	a.failed = nil
 	return nil
 }
+
+// unremoved is how many delivered events this acker could not remove yet.
+func (a *acker) unremoved() int { return int(a.failedN.Load()) }
 
 // remove retries a failed removal a few times (a disk full for a moment).
 func (a *acker) remove(seqs []uint64) error {

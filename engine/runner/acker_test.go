@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/loyalty-connector/engine/engine/delivery"
+	"github.com/loyalty-connector/engine/engine/inbox"
 )
 
 // fullDisk refuses removals while full is set, as bbolt does on a full
@@ -164,5 +166,41 @@ func TestUnremovedEventsAcrossLanes(t *testing.T) {
 	}
 	if removed, _ := disk.snapshot(); !slices.Equal(removed, []uint64{2}) || len(r.Unremoved()) != 0 {
 		t.Errorf("once the disk had room: removed %v, still counted %v; want 2 removed", removed, r.Unremoved())
+	}
+}
+
+// The reload's count of what a removed pipeline leaves undelivered passes
+// over its delivered events whose removal failed: those a closed lane left
+// and those a running lane's acker still retries (it counted them as
+// undelivered, where the stop told them apart).
+func TestUndeliveredLeavesOutFailedRemovals(t *testing.T) {
+	store, err := inbox.Open(t.TempDir(), inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for i := range 5 {
+		if _, err := store.Append("p", inbox.NewEvent{ID: fmt.Sprint("e-", i), Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r := &Runner{log: log, clock: delivery.RealClock{}, hard: ctx, store: store}
+	if got := r.undelivered("p"); got != 5 {
+		t.Fatalf("nothing delivered: %d undelivered, want 5", got)
+	}
+	disk := &fullDisk{full: true}
+	u := r.unremovedOf("p")
+	u.store = disk
+	u.leave([]uint64{1}, errNoSpace) // a closed lane's
+	running := &lane{acks: newAcker(disk, "p", log, u, []uint64{2, 3})}
+	defer func() { disk.set(false); running.acks.close() }()
+	if got := r.undelivered("p", running, nil); got != 2 {
+		t.Errorf("3 delivered but not removed: %d undelivered, want 2", got)
+	}
+	if got := r.undelivered("p"); got != 4 {
+		t.Errorf("without the running lane: %d undelivered, want 4", got)
 	}
 }

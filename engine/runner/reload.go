@@ -249,14 +249,14 @@ func (r *Runner) changes(old, gen *generation, rejected map[string][]string) []P
 		default:
 			c := PipelineChange{Pipeline: name, Result: "changed", Version: p.Version, Previous: op.Version, What: engine.ChangedParts(op, p)}
 			if old.lanes[name] != nil && gen.lanes[name] == nil {
-				c.Queued = r.store.Depth(name) // a respond: now; nothing delivers these
+				c.Queued = r.undelivered(name, old.lanes[name]) // a respond: now; nothing delivers these
 			}
 			out = append(out, c)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(old.pipelines)) {
 		if gen.pipelines[name] == nil {
-			out = append(out, PipelineChange{Pipeline: name, Result: "removed", Previous: old.pipelines[name].Version, Queued: r.store.Depth(name)})
+			out = append(out, PipelineChange{Pipeline: name, Result: "removed", Previous: old.pipelines[name].Version, Queued: r.undelivered(name, old.lanes[name])})
 		}
 	}
 	// A file rejected before that now gives the running version again.
@@ -522,7 +522,7 @@ func (r *Runner) reportLeftBehind(name string, l *lane) {
 	if r.gen.Load().lanes[name] != nil {
 		return // a new version delivers them
 	}
-	if n := r.store.Depth(name); n > 0 {
+	if n := r.undelivered(name); n > 0 {
 		r.log.Warn("a pipeline no version delivers any more has finished its last requests; its undelivered events stay in the inbox until a pipeline of that name with a target runs again", "pipeline", name, "queued", n)
 	} else {
 		r.log.Info("a pipeline no version delivers any more has finished its last requests; it left nothing in the inbox", "pipeline", name)

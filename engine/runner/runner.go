@@ -430,6 +430,24 @@ func (u *unremovedEvents) holds(seq uint64) bool {
 
 func (u *unremovedEvents) count() int { return int(u.n.Load()) }
 
+// undelivered is how many events of pipeline the inbox holds that are not
+// delivered yet: its depth less the delivered events whose removal failed,
+// those left by closed lanes and those lanes (running ones) still retry.
+func (r *Runner) undelivered(pipeline string, lanes ...*lane) int {
+	r.unremovedMu.Lock()
+	left := 0
+	if u := r.unremoved[pipeline]; u != nil {
+		left = u.count()
+	}
+	r.unremovedMu.Unlock()
+	for _, l := range lanes {
+		if l != nil {
+			left += l.acks.unremoved()
+		}
+	}
+	return max(r.store.Depth(pipeline)-left, 0)
+}
+
 // storingCount counts the webhooks of pipeline being stored in the inbox,
 // for every version of the pipeline.
 func (r *Runner) storingCount(pipeline string) *atomic.Int64 {
