@@ -54,8 +54,11 @@ type responder struct {
 
 	// warned limits the warnings of a failing SessionM to one a second
 	// of each kind: Connected Content calls come at a send's rate, and
-	// every one of them would log the same outage.
-	warned warnLimiter
+	// every one of them would log the same outage. One per pipeline name,
+	// shared by its versions, so a stop writes what a version a reload
+	// replaced or removed held back (its timer could write it after the
+	// stop's last word, or never).
+	warned *warnLimiter
 
 	// next is the version that replaced this one (takeOver), to which a
 	// lookup still under way hands its answer; sameAnswers: next answers
@@ -94,7 +97,7 @@ type flight struct {
 }
 
 func newResponder(r *Runner, p *engine.Pipeline) *responder {
-	rs := &responder{r: r, p: p, cache: map[string]*cached{}, inflight: map[string]*flight{}}
+	rs := &responder{r: r, p: p, cache: map[string]*cached{}, inflight: map[string]*flight{}, warned: r.respondWarnings(p.Name)}
 	if p.Respond != nil && p.Respond.Cache != nil {
 		rs.slots = make(chan struct{}, cmp.Or(p.Respond.Cache.MaxLookups, engine.DefaultMaxLookups))
 	}

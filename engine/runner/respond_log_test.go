@@ -3,6 +3,8 @@ package runner_test
 import (
 	"encoding/json"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -56,5 +58,53 @@ func TestSynchronousFailuresWarnOnceASecond(t *testing.T) {
 			t.Fatalf("%d warnings saying %d left out, for 21 failed calls; want each a line or counted", n, left)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A warning held back by a version a reload replaced, or by a pipeline a
+// reload removed, is written by the stop with its count, before Stop
+// returns: its own timer wrote it up to a second later, after the stop's
+// last word or never (the process had exited).
+func TestRetiredRespondersHeldWarningsAreWrittenAtTheStop(t *testing.T) {
+	for _, edit := range []string{"changed", "removed"} {
+		t.Run(edit, func(t *testing.T) {
+			var logs runner.LockedBuffer
+			dir := copyPipelines(t)
+			h := start(t, setup{dirs: []string{dir}, opts: func(o *runner.Options) {
+				o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+			}})
+			h.control("POST", "/faults", `{"emulator":"sessionm_connect","error_ratio":1}`)
+			for range 3 { // one line, two held back
+				if a := h.wallet(ana); a.status != 502 {
+					t.Fatalf("%d %s; want 502 while SessionM fails", a.status, a.body)
+				}
+			}
+			yaml := filepath.Join(dir, "wallet-for-connected-content.yaml")
+			if edit == "removed" {
+				if err := os.Remove(yaml); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				editFile(t, yaml, func(s string) string { return s + "\n# a comment\n" })
+			}
+			if c := changeOf(h.r.Apply(h.load()), "wallet-for-connected-content"); c == nil || c.Result != edit {
+				t.Fatalf("reload: %+v", c)
+			}
+			h.stop() // within the second the warnings are held for
+			var lines, leftOut int
+			for _, line := range strings.Split(logs.String(), "\n") {
+				var l struct {
+					Msg     string
+					LeftOut int `json:"left_out"`
+				}
+				if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "synchronous pipeline failed" {
+					lines++
+					leftOut += l.LeftOut
+				}
+			}
+			if lines != 2 || leftOut != 1 {
+				t.Errorf("%d warnings saying %d left out by the stop, for 3 failed calls; want 2 saying 1:\n%s", lines, leftOut, logs.String())
+			}
+		})
 	}
 }

@@ -84,6 +84,10 @@ type Runner struct {
 
 	// refusals limits the warnings of refused webhooks (refuse).
 	refusals warnLimiter
+	// respondWarned holds each synchronous pipeline's warning limiter,
+	// across its versions (respondWarnings).
+	respondWarnedMu sync.Mutex
+	respondWarned   map[string]*warnLimiter
 
 	csvMu    sync.Mutex
 	csvPoll  time.Duration          // 0 until WatchCSVInboxes
@@ -290,12 +294,31 @@ func (r *Runner) Stop(grace time.Duration) {
 	r.cancelHard()
 	// The lines held back go out before the last word of the stop.
 	r.refusals.flushAll()
-	for _, rs := range r.gen.Load().responders {
-		rs.warned.flushAll()
+	r.respondWarnedMu.Lock()
+	limiters := slices.Collect(maps.Values(r.respondWarned))
+	r.respondWarnedMu.Unlock()
+	for _, wl := range limiters {
+		wl.flushAll()
 	}
 	// The lanes are done: the rows of CSV imports that stopped early have
 	// their outcome or none will come, so their checkpoints are final.
 	r.finishCSVRuns(func(*csvRun) bool { return true })
+}
+
+// respondWarnings is the warning limiter of the synchronous pipeline
+// name, whichever its version.
+func (r *Runner) respondWarnings(name string) *warnLimiter {
+	r.respondWarnedMu.Lock()
+	defer r.respondWarnedMu.Unlock()
+	if r.respondWarned == nil {
+		r.respondWarned = map[string]*warnLimiter{}
+	}
+	wl := r.respondWarned[name]
+	if wl == nil {
+		wl = &warnLimiter{}
+		r.respondWarned[name] = wl
+	}
+	return wl
 }
 
 // Abandon cuts a Stop short, as if its grace had run out now: in-flight
