@@ -155,6 +155,17 @@ func (l *lane) start() {
 	}
 }
 
+// unremovedNow is how many delivered events l's acker could not remove
+// yet; none before l started (start sets acks under lifeMu).
+func (l *lane) unremovedNow() int {
+	l.lifeMu.Lock()
+	defer l.lifeMu.Unlock()
+	if l.acks == nil {
+		return 0
+	}
+	return l.acks.unremoved()
+}
+
 // wake tells the feeder that events were appended.
 func (l *lane) wake() {
 	select {

@@ -465,7 +465,7 @@ func (r *Runner) undelivered(pipeline string, lanes ...*lane) int {
 	r.unremovedMu.Unlock()
 	for _, l := range lanes {
 		if l != nil {
-			left += l.acks.unremoved()
+			left += l.unremovedNow()
 		}
 	}
 	return max(r.store.Depth(pipeline)-left, 0)
