@@ -623,6 +623,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "--csv", "nope=examples/csv/braze-segment-export.csv", "pipelines/"}, `"nope" is not a csv pipeline here`},
 		{[]string{"run", "--log-format", "xml", "pipelines/"}, "--log-format is text or json"},
 		{[]string{"run", "--drain", "-1s", "pipelines/"}, "--drain is -1s"},
+		{[]string{"run", "--grace", "-5s", "pipelines/"}, "--grace is -5s; it is how long a stop waits for in-flight deliveries, 0 or more"},
 		{[]string{"run", "--sandbox-addr", "127.0.0.1:8081", "pipelines/"}, "--sandbox-addr is where --sandbox serves the emulators; add --sandbox"},
 		{[]string{"run", "--sandbox", "--sandbox-addr", "8081", "pipelines/"}, "--sandbox-addr is host:port"},
 		{[]string{"run", "--sandbox", "--sandbox-addr", "0.0.0.0:8081", "pipelines/"}, "--sandbox-addr 0.0.0.0:8081 is not a loopback address"},

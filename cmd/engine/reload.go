@@ -63,6 +63,10 @@ func (rl *reloader) reload(trigger string, force bool) runner.ReloadReport {
 	}
 	proj := rl.loader.Load(rl.paths)
 	rep := rl.runner.Apply(proj)
+	if rep.Stopping {
+		rl.log.Info("not reloaded: the engine is stopping", "trigger", trigger)
+		return rep
+	}
 	rl.last = fp
 	// Every reload that ran writes its line, changes="no change" too: a
 	// SIGHUP or POST /-/reload with nothing to do would otherwise leave

@@ -14,7 +14,6 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,6 +113,9 @@ variables override either.`, stderr)
 	}
 	if *rescan < 0 {
 		return fail(exitUsage, "--rescan is %s; it is how often the folders are rescanned, 0 for never", *rescan)
+	}
+	if *grace < 0 {
+		return fail(exitUsage, "--grace is %s; it is how long a stop waits for in-flight deliveries, 0 or more (e.g. 30s)", *grace)
 	}
 	if *drain < 0 {
 		return fail(exitUsage, "--drain is %s; it is how long webhooks are still taken after a signal to stop, 0 or more (e.g. 10s)", *drain)
@@ -295,7 +297,7 @@ variables override either.`, stderr)
 	// below say the stop began: a SIGHUP sent on reading them came
 	// before the listener, was taken for one from before the stop and
 	// went unnoted.
-	now, release := stopNowOn(signals, heldHUP, stderr, logger)
+	now, release := stopNowOn(signals, heldHUP, stdout, logger)
 	defer release()
 	draining := ""
 	if drainFor > 0 {
@@ -334,7 +336,10 @@ variables override either.`, stderr)
 	}
 	stopped := make(chan struct{})
 	go func() {
-		r.Stop(max(time.Until(deadline), time.Second))
+		// What the listener left of the grace: the stop as a whole
+		// takes --drain plus --grace, which an orchestrator's kill
+		// timeout is set from (a floor of a second here overran it).
+		r.Stop(max(time.Until(deadline), 0))
 		close(stopped)
 	}()
 	select {
@@ -345,7 +350,7 @@ variables override either.`, stderr)
 	}
 	progress := r.CSVImports()
 	printCSVSummary(stdout, progress)
-	reportStopped(stdout, logger, store.Pipelines(), r.Unremoved())
+	reportStopped(stdout, logger, store.Pipelines(), r.Unremoved(), r.CutByStop())
 	// A batch job learns from the exit status that a file was not
 	// imported; the summary above says why.
 	if *untilDone && (importErr() || importsFailed(progress, imports)) {
@@ -361,26 +366,34 @@ variables override either.`, stderr)
 //
 // unremoved are the delivered events among them that could not be removed
 // (a full disk): the next run sends them again, which the operator is told
-// apart, as "queued" alone reads as not yet delivered.
-func reportStopped(stdout io.Writer, logger *slog.Logger, left, unremoved map[string]int) {
+// apart, as "queued" alone reads as not yet delivered. cut are those whose
+// request the stop cut on the wire (the grace ran out, or a second
+// signal): the peer may have taken them, so the next run may send them
+// twice.
+func reportStopped(stdout io.Writer, logger *slog.Logger, left, unremoved, cut map[string]int) {
 	if len(left) == 0 {
 		fmt.Fprintln(stdout, "engine run: stopped; every accepted event was handled")
 		logger.Info("stopped; every accepted event was handled")
 		return
 	}
-	queued := describeDepths(left)
+	queued := runner.DescribeCounts(left)
 	fmt.Fprintf(stdout, "engine run: stopped; still queued for the next run: %s\n", queued)
 	events := 0
 	for _, n := range left {
 		events += n
 	}
-	if len(unremoved) == 0 {
-		logger.Warn("stopped; events are still queued for the next run", "events", events, "queued", queued)
-		return
+	attrs := []any{"events", events, "queued", queued}
+	if len(unremoved) > 0 {
+		delivered := runner.DescribeCounts(unremoved)
+		fmt.Fprintf(stdout, "engine run: of these, delivered already but not removed from the inbox (see the errors above: a full disk?), so the next run sends them again: %s\n", delivered)
+		attrs = append(attrs, "delivered_not_removed", delivered)
 	}
-	delivered := describeDepths(unremoved)
-	fmt.Fprintf(stdout, "engine run: of these, delivered already but not removed from the inbox (see the errors above: a full disk?), so the next run sends them again: %s\n", delivered)
-	logger.Warn("stopped; events are still queued for the next run", "events", events, "queued", queued, "delivered_not_removed", delivered)
+	if len(cut) > 0 {
+		onWire := runner.DescribeCounts(cut)
+		fmt.Fprintf(stdout, "engine run: of these, cut on the wire by the stop (the peer may have taken them), so the next run may send them twice: %s\n", onWire)
+		attrs = append(attrs, "cut_on_wire", onWire)
+	}
+	logger.Warn("stopped; events are still queued for the next run", attrs...)
 }
 
 // loopbackHost reports whether host, of a host:port to listen on, is a
@@ -399,7 +412,7 @@ var listen = net.Listen
 // abandon is not lost: an event leaves the inbox only once delivered. A
 // SIGHUP (hup) meanwhile reloads nothing, and is logged as such.
 // release ends the watch once the stop is over.
-func stopNowOn(signals, hup <-chan os.Signal, stderr io.Writer, logger *slog.Logger) (now context.Context, release func()) {
+func stopNowOn(signals, hup <-chan os.Signal, stdout io.Writer, logger *slog.Logger) (now context.Context, release func()) {
 	now, cancel := context.WithCancel(context.Background())
 	over := make(chan struct{})
 	select {
@@ -414,7 +427,10 @@ func stopNowOn(signals, hup <-chan os.Signal, stderr io.Writer, logger *slog.Log
 				if sig == os.Interrupt {
 					name = "SIGINT"
 				}
-				fmt.Fprintf(stderr, "engine run: %s while stopping: stopping now; in-flight deliveries are abandoned and their events stay in the inbox for the next run\n", name)
+				// On stdout beside the stop's other lines, and in the log:
+				// on stderr it was a line of plain text in a JSON log.
+				fmt.Fprintf(stdout, "engine run: %s while stopping: stopping now; in-flight deliveries are abandoned and their events stay in the inbox for the next run\n", name)
+				logger.Warn("stopping now: a second signal; in-flight deliveries are abandoned and their events stay in the inbox for the next run", "signal", name)
 				cancel()
 				return
 			case <-hup:
@@ -450,19 +466,6 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format is text or json, not %q", format)
 }
 
-func describeDepths(depths map[string]int) string {
-	names := make([]string, 0, len(depths))
-	for p := range depths {
-		names = append(names, p)
-	}
-	sort.Strings(names)
-	parts := make([]string, len(names))
-	for i, p := range names {
-		parts[i] = fmt.Sprintf("%s %d", p, depths[p])
-	}
-	return strings.Join(parts, ", ")
-}
-
 // printRunBanner says where the engine listens and, from left (events in
 // the inbox per pipeline at the start), what the last run left. A run
 // with --until-done ends by itself, so it is not told how to send an
@@ -490,10 +493,10 @@ func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []
 		}
 	}
 	if len(left) > 0 {
-		fmt.Fprintf(w, "delivering events left by the last run: %s\n", describeDepths(left))
+		fmt.Fprintf(w, "delivering events left by the last run: %s\n", runner.DescribeCounts(left))
 	}
 	if len(stranded) > 0 {
-		fmt.Fprintf(w, "kept in the inbox for pipelines no file defines now (a removed or renamed file): %s; a pipeline of that name delivers them\n", describeDepths(stranded))
+		fmt.Fprintf(w, "kept in the inbox for pipelines no file defines now (a removed or renamed file): %s; a pipeline of that name delivers them\n", runner.DescribeCounts(stranded))
 	}
 	if sandboxBase != "" {
 		fmt.Fprintf(w, "\nSessionM and Braze emulators: %s (what each user got: %s/_sandbox/deliveries?user=u-1001)\n", sandboxBase, sandboxBase)

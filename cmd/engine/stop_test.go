@@ -66,8 +66,15 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	if e.err != nil {
 		t.Errorf("%s: %v, want exit 0", e.name, e.err)
 	}
-	if want := "engine run: SIGTERM while stopping: stopping now; in-flight deliveries are abandoned"; !strings.Contains(e.stderr.String(), want) {
-		t.Errorf("stderr lacks %q", want)
+	if want := "engine run: SIGTERM while stopping: stopping now; in-flight deliveries are abandoned"; !strings.Contains(e.stdout.String(), want) {
+		t.Errorf("stdout lacks %q", want)
+	}
+	if want := "stopping now: a second signal"; !strings.Contains(e.stderr.String(), want) {
+		t.Errorf("the log lacks %q", want)
+	}
+	// Its request was on the wire: the peer may have it.
+	if want := "engine run: of these, cut on the wire by the stop (the peer may have taken them), so the next run may send them twice: ordered-tags 1"; !strings.Contains(e.stdout.String(), want) {
+		t.Errorf("stdout lacks %q:\n%s", want, e.stdout.String())
 	}
 	if line := stoppedLine(e.stdout.String()); !strings.Contains(line, "still queued for the next run: ordered-tags 1") {
 		t.Errorf("last word %q, want the abandoned event still queued", line)
@@ -148,6 +155,73 @@ func TestDrainKeepsTakingWebhooks(t *testing.T) {
 	}
 	if line := stoppedLine(e.stdout.String()); !strings.Contains(line, "every accepted event was handled") {
 		t.Errorf("last word %q, want every event handled", line)
+	}
+}
+
+// A stop takes --drain plus --grace at most, what an orchestrator's kill
+// timeout is set from: the workers got a second more than what the
+// listener left of the grace. A reload asked for during the stop is
+// refused (503), as a SIGHUP is: it waited for the stop, then reported
+// versions that never ran, after the stop's last word.
+func TestStopKeepsToDrainAndGrace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes")
+	}
+	const drain, grace = time.Second, 2 * time.Second
+	h := newCrashHarness(t, 10)
+	h.flags = []string{"--drain", drain.String(), "--grace", grace.String(), "--log-format", "json"}
+	client := &http.Client{Timeout: 10 * time.Second}
+	addFault(t, client, h.sandbox, `{"emulator":"sessionm_core","latency":"1h","count":1}`)
+	e := h.startEngine(0)
+	admin := regexp.MustCompile(`admin on (http://\S+) `).FindStringSubmatch(e.stdout.String())
+	if admin == nil {
+		t.Fatalf("no admin address in the banner:\n%s", e.stdout.String())
+	}
+	led := newLedger()
+	if err := led.send(newSenderClient(t), e.base, 1); err != nil || led.acceptedCount() != 1 {
+		t.Fatalf("the webhook was not accepted: %v (%s)", err, led.why())
+	}
+	waitFaultsUsed(t, client, h.sandbox, e.exited) // the request hangs on the wire
+	// A webhook still uploading holds the listener for the whole grace,
+	// which left the workers nothing but the floor.
+	slow, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprintf(slow, "POST /hooks/campaign HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"tags\":")
+	sent := sendSignal(t, e, syscall.SIGTERM)
+	if !e.stdout.waitFor("engine run: stopping", e.exited, 10*time.Second) {
+		t.Fatalf("%s did not say it was stopping (exit: %v)", e.name, e.exitErr())
+	}
+	resp, err := client.Post(admin[1]+"/-/reload", "application/json", nil)
+	if err != nil {
+		t.Fatalf("POST /-/reload during the stop: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "the engine is stopping: nothing is reloaded") {
+		t.Errorf("POST /-/reload during the stop: %d %s; want 503 saying it is stopping", resp.StatusCode, body)
+	}
+	if took := time.Since(sent); took > drain {
+		t.Errorf("POST /-/reload took %v to answer: it waited for the stop", took)
+	}
+	select {
+	case <-e.exited:
+	case <-time.After(drain + grace + 5*time.Second):
+		t.Fatalf("%s still running %v after SIGTERM", e.name, time.Since(sent).Round(time.Millisecond))
+	}
+	// Some slack for the process to exit; the floor added a whole second.
+	if took := time.Since(sent); took > drain+grace+700*time.Millisecond {
+		t.Errorf("the stop took %v, over --drain %v plus --grace %v", took.Round(time.Millisecond), drain, grace)
+	}
+	for _, want := range []string{`"msg":"stopping: the grace ran out; requests on the wire were cut`, `"events":"ordered-tags 1"`, `"msg":"not reloaded: the engine is stopping"`} {
+		if !strings.Contains(e.stderr.String(), want) {
+			t.Errorf("the log lacks %s:\n%s", want, e.stderr.String())
+		}
+	}
+	if strings.Contains(e.stderr.String(), `"msg":"reloaded"`) {
+		t.Errorf("a reload ran during the stop:\n%s", e.stderr.String())
 	}
 }
 
@@ -461,21 +535,26 @@ func TestStopSummaryIsLogged(t *testing.T) {
 		name      string
 		left      map[string]int
 		unremoved map[string]int
+		cut       map[string]int
 		stdout    string
 		log       map[string]any
 	}{
-		{"all handled", nil, nil, "engine run: stopped; every accepted event was handled\n",
+		{"all handled", nil, nil, nil, "engine run: stopped; every accepted event was handled\n",
 			map[string]any{"level": "INFO", "msg": "stopped; every accepted event was handled"}},
-		{"some left", map[string]int{"ordered-tags": 1, "any-campaign": 2}, nil, "engine run: stopped; still queued for the next run: any-campaign 2, ordered-tags 1\n",
+		{"some left", map[string]int{"ordered-tags": 1, "any-campaign": 2}, nil, nil, "engine run: stopped; still queued for the next run: any-campaign 2, ordered-tags 1\n",
 			map[string]any{"level": "WARN", "msg": "stopped; events are still queued for the next run", "events": float64(3), "queued": "any-campaign 2, ordered-tags 1"}},
-		{"some delivered but not removed", map[string]int{"any-campaign": 5}, map[string]int{"any-campaign": 3},
+		{"some delivered but not removed", map[string]int{"any-campaign": 5}, map[string]int{"any-campaign": 3}, nil,
 			"engine run: stopped; still queued for the next run: any-campaign 5\n" +
 				"engine run: of these, delivered already but not removed from the inbox (see the errors above: a full disk?), so the next run sends them again: any-campaign 3\n",
 			map[string]any{"level": "WARN", "msg": "stopped; events are still queued for the next run", "events": float64(5), "queued": "any-campaign 5", "delivered_not_removed": "any-campaign 3"}},
+		{"some cut on the wire", map[string]int{"any-campaign": 5, "ordered-tags": 2}, nil, map[string]int{"any-campaign": 4},
+			"engine run: stopped; still queued for the next run: any-campaign 5, ordered-tags 2\n" +
+				"engine run: of these, cut on the wire by the stop (the peer may have taken them), so the next run may send them twice: any-campaign 4\n",
+			map[string]any{"level": "WARN", "msg": "stopped; events are still queued for the next run", "events": float64(7), "queued": "any-campaign 5, ordered-tags 2", "cut_on_wire": "any-campaign 4"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, logs strings.Builder
-			reportStopped(&stdout, slog.New(slog.NewJSONHandler(&logs, nil)), tc.left, tc.unremoved)
+			reportStopped(&stdout, slog.New(slog.NewJSONHandler(&logs, nil)), tc.left, tc.unremoved, tc.cut)
 			if stdout.String() != tc.stdout {
 				t.Errorf("stdout %q, want %q", stdout.String(), tc.stdout)
 			}

@@ -33,7 +33,10 @@ func (r *Runner) AdminHandler(reload func() ReloadReport) http.Handler {
 		}
 		rep := reload()
 		status := http.StatusOK
-		if !rep.OK {
+		switch {
+		case rep.Stopping:
+			status = http.StatusServiceUnavailable
+		case !rep.OK:
 			status = http.StatusUnprocessableEntity
 		}
 		writeJSON(w, status, rep)

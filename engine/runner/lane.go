@@ -596,6 +596,9 @@ type sendResult struct {
 	// fault of the template that rendered it, not of the peer.
 	unsent bool
 	cut    string // the body did not come whole: cutNote's mark
+	// cutByStop: the request had left, or was leaving, when the stop cut
+	// it (its grace ran out, or a second signal): the peer may have it.
+	cutByStop bool
 	// pauseCounted, when set, is shared by the events of one merged
 	// request: the request waits out its pause once, however many
 	// events it carried, so the wait is counted once (retry), as the
@@ -659,7 +662,7 @@ func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 			return sendResult{err: fmt.Errorf("target: %w", bad), verdict: delivery.Reject, unsent: true}
 		}
 		l.r.metrics.observeRequest(call.Conn.Name, endpointName(call), 0, time.Since(began), waited)
-		return sendResult{err: err, verdict: delivery.Retry}
+		return sendResult{err: err, verdict: delivery.Retry, cutByStop: ctx.Err() != nil && l.r.stopping.Load()}
 	}
 	l.r.metrics.observeRequest(call.Conn.Name, endpointName(call), resp.Status, time.Since(began), waited)
 	res := sendResult{status: resp.Status, header: resp.Header, body: resp.Body}
@@ -769,6 +772,9 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 	if errors.Is(cause, errStopping) || l.hard.Err() != nil {
 		// Not an attempt: the engine stopped while it waited. The event
 		// stays queued as it was.
+		if res != nil && res.cutByStop {
+			l.r.countCutByStop(l.p.Name)
+		}
 		l.release(it)
 		return
 	}

@@ -68,6 +68,13 @@ type ReloadReport struct {
 	// Problems are the ones that belong to no single pipeline
 	// (connections.yaml, a folder).
 	Problems []string `json:"problems,omitempty"`
+	// Stopping: the engine was stopping, so nothing was reloaded.
+	Stopping bool `json:"stopping,omitempty"`
+}
+
+// notWhileStopping is the report of a reload asked for during a stop.
+func (r *Runner) notWhileStopping() ReloadReport {
+	return ReloadReport{At: r.clock.Now(), Stopping: true, Problems: []string{"the engine is stopping: nothing is reloaded; the next start reads the files as they are then"}}
 }
 
 // PipelineChange is what a reload did to one pipeline.
@@ -149,8 +156,17 @@ type pipelineState struct {
 // version has finished what it holds, a removed one drains and stops (its
 // undelivered events stay in the inbox). Routes switch in one step.
 func (r *Runner) Apply(proj *engine.Project) ReloadReport {
+	// Asked before the lock too: a stop holds it until it is over, and
+	// a reload that waited for it installed versions nothing would run
+	// and was logged after the stop's last word (a QA run).
+	if r.stopping.Load() {
+		return r.notWhileStopping()
+	}
 	r.reloadMu.Lock()
 	defer r.reloadMu.Unlock()
+	if r.stopping.Load() {
+		return r.notWhileStopping()
+	}
 	old := r.gen.Load()
 	rep := ReloadReport{At: r.clock.Now()}
 	rejected, files, general := sortProblems(proj)

@@ -264,11 +264,28 @@ func TestStopPastItsGraceWarnsOnlyOfTheStop(t *testing.T) {
 	waitUntil(t, "the request on the wire", func() bool { return len(braze.snapshot()) == 1 })
 	r.Stop(100 * time.Millisecond)
 	out := logs.String()
-	if !strings.Contains(out, "stopping: in-flight deliveries did not finish in time") {
-		t.Errorf("no warning that the stop abandoned the request on the wire:\n%s", out)
+	if !strings.Contains(out, "stopping: the grace ran out; requests on the wire were cut") || !strings.Contains(out, `"events":"any-campaign 1"`) {
+		t.Errorf("no warning that the stop cut the request on the wire:\n%s", out)
+	}
+	if got := r.CutByStop(); got["any-campaign"] != 1 {
+		t.Errorf("cut by the stop: %v, want any-campaign 1", got)
 	}
 	if strings.Contains(out, "replaced version") {
 		t.Errorf("a stop warned of a replaced version:\n%s", out)
+	}
+}
+
+// A stop with no grace and nothing on the wire warns of nothing: it said
+// in-flight deliveries did not finish in time when there were none.
+func TestStopWithNoGraceAndNothingOnTheWire(t *testing.T) {
+	logs := &LockedBuffer{}
+	r, _ := startRunnerWith(t, Options{
+		Pipelines: campaignProject(t, "http://127.0.0.1:1", false).Pipelines,
+		Logger:    slog.New(slog.NewJSONHandler(logs, nil)),
+	})
+	r.Stop(0)
+	if strings.Contains(logs.String(), `"level":"WARN"`) || len(r.CutByStop()) > 0 {
+		t.Errorf("cut %v; log:\n%s", r.CutByStop(), logs.String())
 	}
 }
 

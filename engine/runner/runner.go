@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,13 +56,18 @@ type Options struct {
 // Runner runs a set of pipelines, and swaps in new versions of them while
 // it runs (Apply).
 type Runner struct {
-	opts    Options
-	store   *inbox.Store
-	log     *slog.Logger
-	clock   delivery.Clock
-	client  *http.Client
-	gen     atomic.Pointer[generation]
-	ready   atomic.Bool
+	opts   Options
+	store  *inbox.Store
+	log    *slog.Logger
+	clock  delivery.Clock
+	client *http.Client
+	gen    atomic.Pointer[generation]
+	ready  atomic.Bool
+	// stopping: Drain or Stop began; Apply reloads nothing.
+	stopping atomic.Bool
+	// cut counts, per pipeline, the events the stop cut on the wire.
+	cutMu   sync.Mutex
+	cut     map[string]int
 	started atomic.Bool
 	csv     csvImports
 	metrics *metrics
@@ -263,14 +269,19 @@ func (r *Runner) version(pipeline string) string {
 }
 
 // Drain marks the runner not ready (/readyz answers 503) before a stop,
-// so a load balancer sends no more webhooks.
-func (r *Runner) Drain() { r.ready.Store(false) }
+// so a load balancer sends no more webhooks; from now on nothing is
+// reloaded (Apply), as a SIGHUP meanwhile reloads nothing either.
+func (r *Runner) Drain() {
+	r.stopping.Store(true)
+	r.ready.Store(false)
+}
 
 // Stop stops taking new work, lets in-flight deliveries finish for up to
 // grace, then abandons the rest; whatever is not delivered stays in the
 // inbox for the next start. Stop the HTTP server first, so no webhook is
 // accepted that no worker will see.
 func (r *Runner) Stop(grace time.Duration) {
+	r.stopping.Store(true)
 	r.ready.Store(false)
 	r.reloadMu.Lock() // no reload starts lanes from now on
 	defer r.reloadMu.Unlock()
@@ -287,9 +298,13 @@ func (r *Runner) Stop(grace time.Duration) {
 	select {
 	case <-done:
 	case <-time.After(grace):
-		r.log.Warn("stopping: in-flight deliveries did not finish in time; they stay in the inbox", "grace", grace)
 		r.cancelHard()
 		<-done
+		if cut := r.CutByStop(); len(cut) > 0 {
+			r.log.Warn("stopping: the grace ran out; requests on the wire were cut, and their events stay in the inbox: the peer may have taken them, so the next run may send them twice", "grace", grace, "events", DescribeCounts(cut))
+		} else {
+			r.log.Info("stopping: the grace ran out; no request was on the wire", "grace", grace)
+		}
 	}
 	r.cancelHard()
 	// The lines held back go out before the last word of the stop.
@@ -303,6 +318,35 @@ func (r *Runner) Stop(grace time.Duration) {
 	// The lanes are done: the rows of CSV imports that stopped early have
 	// their outcome or none will come, so their checkpoints are final.
 	r.finishCSVRuns(func(*csvRun) bool { return true })
+}
+
+// DescribeCounts writes counts per pipeline as "a 3, b 1", by name.
+func DescribeCounts(counts map[string]int) string {
+	parts := make([]string, 0, len(counts))
+	for _, p := range slices.Sorted(maps.Keys(counts)) {
+		parts = append(parts, fmt.Sprintf("%s %d", p, counts[p]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// countCutByStop counts an event of pipeline whose request the stop cut
+// on the wire.
+func (r *Runner) countCutByStop(pipeline string) {
+	r.cutMu.Lock()
+	defer r.cutMu.Unlock()
+	if r.cut == nil {
+		r.cut = map[string]int{}
+	}
+	r.cut[pipeline]++
+}
+
+// CutByStop is how many events, per pipeline, stayed in the inbox because
+// the stop cut their request on the wire (the grace ran out, or a second
+// signal): the peer may have taken them, and the next run sends them again.
+func (r *Runner) CutByStop() map[string]int {
+	r.cutMu.Lock()
+	defer r.cutMu.Unlock()
+	return maps.Clone(r.cut)
 }
 
 // respondWarnings is the warning limiter of the synchronous pipeline
