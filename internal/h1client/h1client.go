@@ -400,8 +400,11 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, target string) 
 		return fail(err, false)
 	}
 	closeAfter := req.Close || hasToken(req.Header["Connection"], "close")
-	c.out.n = 0
+	c.out.n, c.out.err = 0, nil
 	if err := c.writeRequest(req, target, closeAfter); err != nil {
+		if be := (*bodyError)(nil); errors.As(err, &be) {
+			return fail(err, false) // the same body fails again; no answer stands for it
+		}
 		// A server that refuses a request before reading all of it (a
 		// 413 for a body too large) answers and closes; the answer is
 		// worth more than the broken pipe.
@@ -419,7 +422,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, target string) 
 		}
 		return fail(err, replayable(req))
 	}
-	for informational := 0; ; informational++ {
+	for {
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
 			if c.limit.left <= 0 {
@@ -428,15 +431,16 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, target string) 
 			return fail(err, false)
 		}
 		// 1xx answers (100 Continue, 103 Early Hints) come before the
-		// real one.
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols || informational == 5 {
+		// real one. As net/http, they share the header limit with it,
+		// which bounds how many may come (a count of five failed a
+		// request the server had taken).
+		if resp.StatusCode < 100 || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
 		}
-		c.limit.left = limit
 	}
 	c.limit.on = false
-	if resp.StatusCode < 200 {
-		return fail(fmt.Errorf("unexpected answer %q: this client takes no protocol switch or endless 1xx answers", resp.Status), false)
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return fail(fmt.Errorf("unexpected answer %q: this client takes no protocol switch", resp.Status), false)
 	}
 	resp.TLS = c.tlsState
 	b := &body{c: c, ctx: ctx, rc: resp.Body, stopWatch: stopWatch, keep: !resp.Close && !closeAfter}
@@ -524,12 +528,21 @@ func (c *conn) writeRequest(req *http.Request, target string, closeAfter bool) e
 	}
 	w.WriteString("\r\n")
 	if hasBody {
-		n, err := io.Copy(w, req.Body)
+		n, err := io.Copy(w, io.LimitReader(req.Body, req.ContentLength))
 		if err != nil {
-			return fmt.Errorf("sending the request body: %w", err)
+			if c.out.err != nil { // the connection failed, not the body
+				return fmt.Errorf("sending the request body: %w", err)
+			}
+			return &bodyError{fmt.Errorf("reading the request body: %w", err)}
 		}
 		if n != req.ContentLength {
-			return fmt.Errorf("the request body has %d bytes where its length says %d", n, req.ContentLength)
+			return &bodyError{fmt.Errorf("the request body has %d bytes where its length says %d", n, req.ContentLength)}
+		}
+		// As net/http: a body longer than its length fails, and what is
+		// past the length is never sent (nor is the rest, still buffered).
+		var one [1]byte
+		if k, _ := io.ReadFull(req.Body, one[:]); k > 0 {
+			return &bodyError{fmt.Errorf("the request body is longer than its length, %d", req.ContentLength)}
 		}
 	}
 	return w.Flush()
@@ -567,6 +580,9 @@ var skippedHeaders = map[string]bool{"Host": true, "Content-Length": true, "Tran
 func checkRequest(req *http.Request, target string) error {
 	if !IsToken(req.Method) && req.Method != "" {
 		return fmt.Errorf("invalid method %q", req.Method)
+	}
+	if (req.Body == nil || req.Body == http.NoBody) && req.ContentLength > 0 {
+		return fmt.Errorf("the request's ContentLength is %d, with no Body", req.ContentLength)
 	}
 	host := req.Host
 	if host == "" {
@@ -628,23 +644,30 @@ type body struct {
 	stopWatch func() bool
 	keep      bool // neither side asked to close the connection
 	done      bool
+	err       error // what a Read after the end says
+
+	cutMu    sync.Mutex // never held across I/O
+	released bool       // the connection has left this body (pooled or closed)
+	cut      bool       // Close cut a waiting Read
 }
 
 func (b *body) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.done {
-		return 0, io.EOF
+		return 0, b.err
 	}
 	n, err := b.rc.Read(p)
 	switch {
 	case err == io.EOF:
+		b.err = io.EOF
 		b.finish(true)
 	case err != nil:
 		b.finish(false)
 		if ctxErr := contextError(b.ctx, err); ctxErr != err {
 			err = fmt.Errorf("reading the answer: %w", ctxErr)
 		}
+		b.err = err
 	}
 	return n, err
 }
@@ -652,13 +675,22 @@ func (b *body) Read(p []byte) (int, error) {
 func (b *body) Close() error {
 	if !b.mu.TryLock() {
 		// A Read waits on the socket: end it, as net/http's Close does,
-		// rather than wait for it.
-		b.c.nc.SetReadDeadline(time.Unix(1, 0))
+		// rather than wait for it; but only while the connection is
+		// still this body's.
+		b.cutMu.Lock()
+		if !b.released {
+			b.cut = true
+			b.c.nc.SetReadDeadline(time.Unix(1, 0))
+		}
+		b.cutMu.Unlock()
 		b.mu.Lock()
 	}
 	defer b.mu.Unlock()
 	if !b.done {
 		b.finish(false)
+	}
+	if b.err == nil || b.err == io.EOF {
+		b.err = errors.New("read on closed response body")
 	}
 	return nil
 }
@@ -667,7 +699,11 @@ func (b *body) Close() error {
 // answer was read whole and nothing cut it, else it is closed.
 func (b *body) finish(whole bool) {
 	b.done = true
-	clean := b.stopWatch == nil || b.stopWatch()
+	b.cutMu.Lock()
+	b.released = true
+	cut := b.cut
+	b.cutMu.Unlock()
+	clean := !cut && (b.stopWatch == nil || b.stopWatch())
 	// Bytes past the answer were not asked for: the next request on this
 	// connection would read them as its own answer.
 	if whole && clean && b.keep && b.c.br.Buffered() == 0 {
@@ -708,15 +744,26 @@ func (c *conn) usable() bool {
 
 // countingWriter counts the bytes that reached the connection.
 type countingWriter struct {
-	w io.Writer
-	n int64
+	w   io.Writer
+	n   int64
+	err error // the connection's write error
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
+	if err != nil {
+		c.err = err
+	}
 	return n, err
 }
+
+// bodyError is a request body that does not match its length or failed
+// to read: the caller's fault, not the connection's.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
 
 // headerLimit counts the bytes read while an answer's head is read.
 type headerLimit struct {
