@@ -206,6 +206,9 @@ func (c dlqCommand) open(dir string) (*inbox.Store, bool) {
 		return nil, false
 	}
 	_ = s.SetHolder(inbox.Holder{Command: "engine dlq " + c.name, PID: os.Getpid()}) // named to an engine run that waits
+	if n := s.ReplaysSettled(); n > 0 {
+		fmt.Fprintf(c.stderr, "engine dlq %s: an earlier replay was cut short after it had queued %s again; their dead letters are removed now, so they are not sent twice\n", c.name, plural(n, "event"))
+	}
 	return s, true
 }
 

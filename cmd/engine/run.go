@@ -219,6 +219,9 @@ variables override either.`, stderr)
 		logger.Warn("the last engine run on this data folder did not stop cleanly (killed or crashed): every event it accepted is still delivered, but those it was delivering at that moment are sent again, so a peer may get them twice (under load, up to a Braze batch of 50 per request in flight)",
 			"data", *dataDir)
 	}
+	if n := store.ReplaysSettled(); n > 0 {
+		logger.Warn("a dead-letter replay on this data folder was cut short after it had queued events again: their dead letters are removed now, so a later replay does not send them twice", "dead_letters", n)
+	}
 	r, err := runner.New(runner.Options{Store: store, Pipelines: proj.Pipelines, Masker: masker, Logger: logger, MaxInbox: *maxInbox, BodyMemory: int64(*bodyMiB) << 20})
 	if err != nil {
 		return fail(exitProblem, "%v", err)

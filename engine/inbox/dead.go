@@ -215,6 +215,52 @@ func forgetUnqueued(tx *bolt.Tx, dl *DeadLetter) error {
 	return nil
 }
 
+var errReplayCrash = errors.New("the replay stops here, as if the process died (a test)")
+
+// settleReplays ends the replays a crash cut short, once the journal's
+// events are in bbolt: a marked dead letter whose event was queued again
+// (the pipeline's seen index names a seq after the mark's) is removed, the
+// others stay; the marks go. It returns how many it removed.
+func settleReplays(tx *bolt.Tx) (int, error) {
+	marks, dead := tx.Bucket(deadReplaying), tx.Bucket(deadBucket)
+	var ids [][]byte
+	removed := 0
+	err := marks.ForEach(func(k, before []byte) error {
+		ids = append(ids, bytes.Clone(k))
+		v := dead.Get(k)
+		if v == nil || len(before) != 8 {
+			return nil
+		}
+		var dl DeadLetter
+		if err := json.Unmarshal(v, &dl); err != nil || dl.EventID == "" {
+			return nil // not told apart from a new event: it stays
+		}
+		seen := tx.Bucket(seenBucket(dl.Pipeline))
+		if seen == nil {
+			return nil
+		}
+		at := seen.Get([]byte(dl.EventID))
+		if len(at) != 16 || binary.BigEndian.Uint64(at[8:]) <= binary.BigEndian.Uint64(before) {
+			return nil // the replay did not queue it
+		}
+		dl.ID = binary.BigEndian.Uint64(k)
+		if err := dead.Delete(k); err != nil {
+			return err
+		}
+		removed++
+		return forgetUnqueued(tx, &dl)
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range ids {
+		if err := marks.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return removed, nil
+}
+
 // DeadFilter selects dead letters; zero fields match everything.
 type DeadFilter struct {
 	Pipeline string
@@ -582,15 +628,18 @@ func (s *Store) Requeue(id uint64) (pipeline string, seq uint64, err error) {
 	return out[0].Pipeline, out[0].Seq, nil
 }
 
-// RequeueDeadLetters is Requeue for many dead letters: their events are
-// queued with one journal write per pipeline, then the dead letters go in
-// one transaction, rather than two syncs for each. It says for each id,
-// in order, what became of it; an error means none was removed (and, if
-// it came after queueing, that they are queued too). The dedupe window
-// does not apply: asking for a replay is deliberate. A crash between the
-// two steps leaves the events queued and still listed as dead letters
-// (sent again if replayed again), never in neither place. A second replay
-// of the same dead letter, at the same time or later, finds none.
+// RequeueDeadLetters is Requeue for many dead letters: they are marked as
+// being replayed, their events are queued with one journal write per
+// pipeline, then the dead letters and marks go in one transaction, rather
+// than two syncs for each. It says for each id, in order, what became of
+// it; an error means none was removed (and, if it came after queueing,
+// that they are queued too). The dedupe window does not apply: asking for
+// a replay is deliberate. A crash between the steps leaves an event
+// queued, or not, and its dead letter marked: the next Open removes the
+// dead letter of an event that was queued (settleReplays), which a later
+// replay sent twice, and keeps the other. Never in neither place. A
+// second replay of the same dead letter, at the same time or later,
+// finds none.
 //
 // state, unless nil, says what the pipeline files say of a pipeline: a
 // dead letter of one that does not take queued events stays, with a
@@ -639,6 +688,34 @@ func (s *Store) RequeueDeadLetters(ids []uint64, state func(pipeline string) Pip
 		}
 		byPipeline[p] = append(byPipeline[p], i)
 	}
+	if len(pipelines) == 0 {
+		return out, nil
+	}
+	// Each mark holds the last seq of its pipeline before the append: a
+	// queued copy of the event has a later one.
+	before := map[string][]byte{}
+	s.mu.Lock()
+	for _, p := range pipelines {
+		before[p] = seqKey(s.lastSeq[p])
+	}
+	s.mu.Unlock()
+	err = s.group(func(tx *bolt.Tx) error {
+		marks := tx.Bucket(deadReplaying)
+		for _, p := range pipelines {
+			for _, i := range byPipeline[p] {
+				if err := marks.Put(seqKey(out[i].ID), before[p]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("marking the dead letters as being replayed: %w", err)
+	}
+	if s.replayCrash == "marked" {
+		return nil, errReplayCrash
+	}
 	var queued []uint64
 	for _, p := range pipelines {
 		idx := byPipeline[p]
@@ -657,20 +734,25 @@ func (s *Store) RequeueDeadLetters(ids []uint64, state func(pipeline string) Pip
 			queued = append(queued, out[i].ID)
 		}
 	}
-	if len(queued) == 0 {
-		return out, nil
+	if s.replayCrash == "queued" {
+		return nil, errReplayCrash
 	}
 	err = s.group(func(tx *bolt.Tx) error {
-		b := tx.Bucket(deadBucket)
-		for i := range out {
-			if out[i].Err != nil {
-				continue
-			}
-			if err := b.Delete(seqKey(out[i].ID)); err != nil {
-				return err
-			}
-			if err := forgetUnqueued(tx, &out[i].DeadLetter); err != nil {
-				return err
+		b, marks := tx.Bucket(deadBucket), tx.Bucket(deadReplaying)
+		for _, idx := range byPipeline {
+			for _, i := range idx {
+				if err := marks.Delete(seqKey(out[i].ID)); err != nil {
+					return err
+				}
+				if out[i].Err != nil {
+					continue // not queued: the dead letter stays
+				}
+				if err := b.Delete(seqKey(out[i].ID)); err != nil {
+					return err
+				}
+				if err := forgetUnqueued(tx, &out[i].DeadLetter); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

@@ -36,6 +36,10 @@ const DefaultDedupeWindow = 24 * time.Hour
 var (
 	deadBucket        = []byte("dead")
 	deadUnqueued      = []byte("dead-unqueued") // see DeadLetter
+	// deadReplaying marks the dead letters a replay is queueing again
+	// (RequeueDeadLetters), so the next Open can settle one a crash cut
+	// short (settleReplays).
+	deadReplaying     = []byte("dead-replaying")
 	checkpointsBucket = []byte("checkpoints")
 	// journalBucket holds appliedKey: the last journal epoch whose events
 	// are in bbolt (journal.go), and runningKey while an engine run holds
@@ -90,6 +94,9 @@ type Store struct {
 	markRunning  bool
 	// stoppedUncleanly: the last run that marked the store did not close it.
 	stoppedUncleanly bool
+	// replaysSettled: dead letters a replay cut short had queued again,
+	// removed at Open (ReplaysSettled).
+	replaysSettled int
 	// keepJournal (tests) stops events from moving into bbolt, as if the
 	// engine died before they did: Close then leaves them in the journal.
 	keepJournal atomic.Bool
@@ -97,6 +104,10 @@ type Store struct {
 	// set prunedBatch to run after each batch of old ids is forgotten.
 	pruneBatch  int
 	prunedBatch func()
+
+	// replayCrash (tests) makes RequeueDeadLetters return at the step it
+	// names ("marked" or "queued"), as if the process died there.
+	replayCrash string
 
 	holderSet bool // SetHolder wrote the holder file
 
@@ -165,7 +176,7 @@ func Open(dir string, opts Options) (*Store, error) {
 func (s *Store) recover(dir string, noSync bool) error {
 	var applied uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{deadBucket, deadUnqueued, checkpointsBucket, journalBucket} {
+		for _, name := range [][]byte{deadBucket, deadUnqueued, deadReplaying, checkpointsBucket, journalBucket} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -203,6 +214,11 @@ func (s *Store) recover(dir string, noSync bool) error {
 		if err := putEvents(tx, replay, nil); err != nil {
 			return err
 		}
+		settled, err := settleReplays(tx)
+		if err != nil {
+			return fmt.Errorf("settling replays a crash cut short: %w", err)
+		}
+		s.replaysSettled = settled
 		return tx.Bucket(journalBucket).Put(appliedKey, seqKey(applied))
 	})
 	if err != nil {
@@ -287,6 +303,11 @@ func (s *Store) SetHolder(h Holder) error {
 	}
 	return err
 }
+
+// ReplaysSettled is how many dead letters Open removed because a replay
+// that a crash (or kill) cut short had already queued their events again:
+// left, a later replay would have sent them twice.
+func (s *Store) ReplaysSettled() int { return s.replaysSettled }
 
 // StoppedUncleanly reports whether the last engine run on this store
 // ended without closing it (killed, crashed, the machine down): what it
