@@ -34,8 +34,8 @@ import (
 const DefaultDedupeWindow = 24 * time.Hour
 
 var (
-	deadBucket        = []byte("dead")
-	deadUnqueued      = []byte("dead-unqueued") // see DeadLetter
+	deadBucket   = []byte("dead")
+	deadUnqueued = []byte("dead-unqueued") // see DeadLetter
 	// deadReplaying marks the dead letters a replay is queueing again
 	// (RequeueDeadLetters), so the next Open can settle one a crash cut
 	// short (settleReplays).
