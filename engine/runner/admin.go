@@ -19,7 +19,7 @@ import (
 
 // AdminHandler serves what operators need while the engine runs, on a
 // listener that is loopback by default: GET /status, the dead letters
-// (GET /dlq, POST /dlq/{id}/replay, DELETE /dlq/{id}), since engine dlq
+// (GET /dlq, GET /dlq/{id}, POST /dlq/{id}/replay, DELETE /dlq/{id}), since engine dlq
 // cannot open the inbox a running engine holds, and POST /-/reload, which
 // runs reload (the same path as a file change or SIGHUP) and answers its
 // report.
@@ -42,6 +42,7 @@ func (r *Runner) AdminHandler(reload func() ReloadReport) http.Handler {
 		writeJSON(w, status, rep)
 	})
 	mux.HandleFunc("GET /dlq", r.listDead)
+	mux.HandleFunc("GET /dlq/{id}", r.showDead)
 	mux.HandleFunc("POST /dlq/{id}/replay", r.replayDead)
 	mux.HandleFunc("DELETE /dlq/{id}", r.dropDead)
 	return mux
@@ -295,6 +296,23 @@ func deadID(w http.ResponseWriter, req *http.Request) (uint64, bool) {
 		return 0, false
 	}
 	return id, true
+}
+
+// showDead answers one dead letter in full, as engine dlq show reads it.
+func (r *Runner) showDead(w http.ResponseWriter, req *http.Request) {
+	id, ok := deadID(w, req)
+	if !ok {
+		return
+	}
+	dl, err := r.store.GetDeadLetter(id)
+	switch {
+	case errors.Is(err, inbox.ErrNoSuchDeadLetter):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no dead letter %d", id))
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, dl)
+	}
 }
 
 // replayDead puts a dead letter's event back into its pipeline's queue; the

@@ -1530,6 +1530,12 @@ func TestAdminReplaysDeadLetters(t *testing.T) {
 	if err := json.Unmarshal([]byte(a.body), &dls); err != nil || len(dls) != 1 {
 		t.Fatalf("GET /dlq: %s", a.body)
 	}
+	// One dead letter in full, as engine dlq show reads it.
+	a = do(t, "GET", fmt.Sprintf("%s/dlq/%d", admin.URL, dls[0].ID), "", nil)
+	var one inbox.DeadLetter
+	if err := json.Unmarshal([]byte(a.body), &one); a.status != 200 || err != nil || one.ID != dls[0].ID || one.EventID != "a-1" || one.Request == nil {
+		t.Fatalf("GET /dlq/%d: %d %s", dls[0].ID, a.status, a.body)
+	}
 	h.control("DELETE", "/faults", "")
 	a = do(t, "POST", fmt.Sprintf("%s/dlq/%d/replay", admin.URL, dls[0].ID), "", nil)
 	if a.status != 200 || !strings.Contains(a.body, `"pipeline":"offer-issued-to-braze-campaign"`) {
@@ -1542,6 +1548,8 @@ func TestAdminReplaysDeadLetters(t *testing.T) {
 	}{
 		{"POST", "/dlq/1/replay", 404},
 		{"DELETE", "/dlq/1", 404},
+		{"GET", "/dlq/1", 404},
+		{"GET", "/dlq/x", 400},
 		{"POST", "/dlq/x/replay", 400},
 		{"GET", "/dlq?since=yesterday", 400},
 	} {
