@@ -1,0 +1,52 @@
+package runner_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	sessionmemu "github.com/loyalty-connector/engine/connectors/sessionm/emulator"
+	"github.com/loyalty-connector/engine/engine/runner"
+)
+
+// Dead letters made at a sender's rate log one line a second for each
+// reason of a pipeline, not one each (300,000 dead letters made 76 MB of
+// log in a QA run); the next line, or the last held back at the stop,
+// says how many were left out, so lines and left_out add up.
+func TestDeadLettersLogOnceASecondPerReason(t *testing.T) {
+	logs := &runner.LockedBuffer{}
+	const n = 40
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: n, opts: func(o *runner.Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	}})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":422}`)
+	began := time.Now()
+	for i := range n {
+		if a := h.post("/hooks/tags/"+sessionmemu.GeneratedUserID(i+1), fmt.Sprintf(`{"tags":["t%d"]}`, i), map[string]string{"Authorization": coreBasic}); a.status != 200 {
+			t.Fatalf("webhook %d: %d %s", i, a.status, a.body)
+		}
+	}
+	h.drained()
+	seconds := int(time.Since(began)/time.Second) + 1
+	h.stop() // writes the line held back
+	lines, leftOut := 0, 0
+	for _, l := range strings.Split(logs.String(), "\n") {
+		var line struct {
+			Msg, Reason string
+			LeftOut     int `json:"left_out"`
+		}
+		if json.Unmarshal([]byte(l), &line) == nil && line.Msg == "dead-lettered" {
+			if line.Reason != "rejected" {
+				t.Errorf("reason %q in %s", line.Reason, l)
+			}
+			lines++
+			leftOut += line.LeftOut
+		}
+	}
+	if lines < 1 || lines > seconds+1 || lines+leftOut != n {
+		t.Errorf("%d dead-lettered lines saying %d left out, in %d s, for %d dead letters; want one a second, adding up", lines, leftOut, seconds, n)
+	}
+}
