@@ -108,6 +108,7 @@ type dlqFlags struct {
 	reason   string
 	since    string
 	limit    int
+	after    uint64
 	format   string
 	all      bool
 	// pipelines are the files and folders engine run runs.
@@ -243,6 +244,7 @@ prints an array with everything in each dead letter.`, stderr)
 	f.registerData(fs)
 	f.registerFilters(fs)
 	fs.IntVar(&f.limit, "limit", 0, "list at most `N` dead letters, the oldest (0: all)")
+	fs.Uint64Var(&f.after, "after", 0, "list those after the dead letter `ID` only: with --limit, the last id of one page gives the next")
 	f.registerFormat(fs)
 	positional, code, done := parse(fs, args, stdout)
 	if done {
@@ -261,11 +263,15 @@ prints an array with everything in each dead letter.`, stderr)
 	if err != nil {
 		return c.usageError("%v", err)
 	}
+	filter.After = f.after
 	s, ok := c.open(f.data)
 	if !ok {
 		return exitProblem
 	}
 	defer s.Close()
+	moreMatch := func(n int, last uint64) string {
+		return fmt.Sprintf("%s shown; more match (the next ones: --after %d, or raise --limit)", plural(n, "dead letter"), last)
+	}
 	// Dead letters are written as they are read, never all held at once:
 	// 200,000 of them are 1.7 GB decoded.
 	if f.format == "json" {
@@ -281,9 +287,14 @@ prints an array with everything in each dead letter.`, stderr)
 			// As the text says it; stderr keeps the JSON whole.
 			probe := filter
 			probe.Limit = f.limit + 1
-			total := 0
-			if s.EachDeadLetterSummary(probe, func(inbox.DeadLetter) error { total++; return nil }) == nil && total > f.limit {
-				fmt.Fprintf(c.stderr, "%s shown; more match (raise --limit to see them)\n", plural(n, "dead letter"))
+			total, last := 0, uint64(0)
+			if s.EachDeadLetterSummary(probe, func(dl inbox.DeadLetter) error {
+				if total++; total <= f.limit {
+					last = dl.ID
+				}
+				return nil
+			}) == nil && total > f.limit {
+				fmt.Fprintln(c.stderr, moreMatch(n, last))
 			}
 		}
 		return exitOK
@@ -317,8 +328,10 @@ prints an array with everything in each dead letter.`, stderr)
 	filter.Limit = n
 	bw := bufio.NewWriter(stdout)
 	t.writeHeader(bw)
+	var last uint64
 	err = s.EachDeadLetterSummary(filter, func(dl inbox.DeadLetter) error {
 		t.writeRow(bw, &dl)
+		last = dl.ID
 		return nil
 	})
 	if err == nil {
@@ -328,7 +341,7 @@ prints an array with everything in each dead letter.`, stderr)
 		return c.problem("%v", err)
 	}
 	if more {
-		fmt.Fprintf(stdout, "%s shown; more match (raise --limit to see them)\n", plural(n, "dead letter"))
+		fmt.Fprintln(stdout, moreMatch(n, last))
 	} else {
 		fmt.Fprintln(stdout, plural(n, "dead letter"))
 	}

@@ -146,7 +146,9 @@ func TestDlqList(t *testing.T) {
 		{"since time", []string{"--since", "2026-11-29T08:00:00Z"}, []string{"2", "3", "4"}, "3 dead letters", ""},
 		{"since time with offset", []string{"--since", "2026-11-29T09:20:00+01:00"}, []string{"2", "3", "4"}, "3 dead letters", ""},
 		{"filters together", []string{"--pipeline", offerPipeline, "--since", "1h"}, []string{"4"}, "1 dead letter", ""},
-		{"limit cuts", []string{"--limit", "2"}, []string{"1", "2"}, "2 dead letters shown; more match (raise --limit to see them)", ""},
+		{"limit cuts", []string{"--limit", "2"}, []string{"1", "2"}, "2 dead letters shown; more match (the next ones: --after 2, or raise --limit)", ""},
+		{"the next page", []string{"--limit", "2", "--after", "2"}, []string{"3", "4"}, "2 dead letters", ""},
+		{"after a filter's first", []string{"--pipeline", offerPipeline, "--after", "1"}, []string{"4"}, "1 dead letter", ""},
 		{"limit fits", []string{"--limit", "4"}, []string{"1", "2", "3", "4"}, "4 dead letters", ""},
 		{"limit and filter", []string{"--limit", "1", "--reason", "template"}, []string{"4"}, "1 dead letter", ""},
 		{"no match", []string{"--pipeline", offerPipeline, "--reason", "csv_row"}, nil, "no dead letters", ""},
@@ -253,7 +255,7 @@ func TestDlqListJSON(t *testing.T) {
 	}
 	// A limit that cuts the list says so on stderr, as the table does;
 	// one that does not, says nothing.
-	for limit, note := range map[string]string{"3": "3 dead letters shown; more match (raise --limit to see them)\n", "4": ""} {
+	for limit, note := range map[string]string{"3": "3 dead letters shown; more match (the next ones: --after 3, or raise --limit)\n", "4": ""} {
 		stdout, stderr, _ := runEngine("dlq", "list", "--data", dir, "--format", "json", "--limit", limit)
 		if err := json.Unmarshal([]byte(stdout), &dls); err != nil || fmt.Sprint(len(dls)) != limit || stderr != note {
 			t.Errorf("--limit %s: %d (%v), stderr %q, want %q", limit, len(dls), err, stderr, note)
