@@ -200,7 +200,7 @@ func (e *Emulator) readProps(f fields, names []string, where string) (map[string
 		}
 		if n := compactLen(raw); n > e.opts.PropertiesMaxBytes {
 			return nil, fatal(http.StatusBadRequest, msgBadRequest,
-				fmt.Sprintf("%s'%s' is %d bytes; at most %d (50 KB)", where, name, n, e.opts.PropertiesMaxBytes))
+				fmt.Sprintf("%s'%s' is %d bytes; at most %d", where, name, n, e.opts.PropertiesMaxBytes))
 		}
 		m, ok := decodeObject(raw)
 		if !ok {
