@@ -90,7 +90,8 @@ rejected, attempts exhausted, a template or lookup that failed, a broken CSV
 row). They are kept, secrets masked, in the inbox of the engine's data
 folder. The engine must be stopped while dlq reads or changes that folder;
 while it runs, its admin listener (--admin-addr, 127.0.0.1:8079 by default)
-does the same: GET /dlq, GET /dlq/ID, POST /dlq/ID/replay, DELETE /dlq/ID.`)
+does the same: GET /dlq, GET /dlq/ID, POST /dlq/ID/replay, DELETE /dlq/ID,
+and POST /dlq/replay?all=true and DELETE /dlq?all=true with the filters.`)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "subcommands:")
 	for _, sub := range dlqSubcommands {
@@ -219,7 +220,7 @@ func (c dlqCommand) open(dir string) (*inbox.Store, bool) {
 // by who it is.
 func lockedAdvice(locked *inbox.LockedError) string {
 	h := locked.Holder
-	const routes = "GET /dlq lists dead letters, GET /dlq/ID shows one, POST /dlq/ID/replay replays one, DELETE /dlq/ID drops one"
+	const routes = "GET /dlq lists dead letters, GET /dlq/ID shows one, POST /dlq/ID/replay replays one, DELETE /dlq/ID drops one, POST /dlq/replay?all=true and DELETE /dlq?all=true (with pipeline=, reason=, since=) replay or drop all they select"
 	switch {
 	case h.IsDlq():
 		return fmt.Sprintf("data folder %s is in use by %s (pid %d); wait for it to finish, then try again", locked.Dir, h.Command, h.PID)

@@ -742,7 +742,7 @@ func TestDlqNoDataFolder(t *testing.T) {
 func TestDlqLockedStore(t *testing.T) {
 	dir := seedDeadLetters(t)
 	s := openSeeded(t, dir)
-	const routes = "GET /dlq lists dead letters, GET /dlq/ID shows one, POST /dlq/ID/replay replays one, DELETE /dlq/ID drops one\n"
+	const routes = "GET /dlq lists dead letters, GET /dlq/ID shows one, POST /dlq/ID/replay replays one, DELETE /dlq/ID drops one, POST /dlq/replay?all=true and DELETE /dlq?all=true (with pipeline=, reason=, since=) replay or drop all they select\n"
 	for _, tc := range []struct {
 		holder *inbox.Holder
 		want   string

@@ -43,6 +43,8 @@ func (r *Runner) AdminHandler(reload func() ReloadReport) http.Handler {
 	})
 	mux.HandleFunc("GET /dlq", r.listDead)
 	mux.HandleFunc("GET /dlq/{id}", r.showDead)
+	mux.HandleFunc("POST /dlq/replay", r.replayAllDead)
+	mux.HandleFunc("DELETE /dlq", r.dropAllDead)
 	mux.HandleFunc("POST /dlq/{id}/replay", r.replayDead)
 	mux.HandleFunc("DELETE /dlq/{id}", r.dropDead)
 	return mux
@@ -171,29 +173,27 @@ const deadPage = 100
 // deadListParams are the query parameters GET /dlq takes.
 var deadListParams = []string{"pipeline", "reason", "since", "limit", "after"}
 
-// listDead answers a JSON array of dead letters, oldest first: at most
-// limit= of them (deadPage by default, 0 for all) after the id after=.
-// They are written as they are read, a few at a time, so the engine holds
-// a batch of them, never the whole answer.
-func (r *Runner) listDead(w http.ResponseWriter, req *http.Request) {
+// deadFilter reads the query parameters of a dead-letter route, which
+// takes those named in params, or answers 400 and returns false.
+func (r *Runner) deadFilter(w http.ResponseWriter, req *http.Request, route string, params []string) (inbox.DeadFilter, bool) {
 	q := req.URL.Query()
 	// A misspelt or repeated parameter would quietly select more, or
 	// other, dead letters than meant: a replay or drop may follow.
 	for name, values := range q {
-		if !slices.Contains(deadListParams, name) {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown parameter %s=; GET /dlq takes %s", name, strings.Join(deadListParams, "=, ")+"="))
-			return
+		if !slices.Contains(params, name) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown parameter %s=; %s takes %s", name, route, strings.Join(params, "=, ")+"="))
+			return inbox.DeadFilter{}, false
 		}
 		if len(values) > 1 {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s= is given %d times; give it once (one reason, one pipeline at a time)", name, len(values)))
-			return
+			return inbox.DeadFilter{}, false
 		}
 	}
 	f := inbox.DeadFilter{Pipeline: q.Get("pipeline"), Reason: q.Get("reason"), Limit: deadPage}
 	if f.Reason != "" {
 		if err := inbox.CheckReason(f.Reason); err != nil {
 			writeError(w, http.StatusBadRequest, "reason="+err.Error())
-			return
+			return inbox.DeadFilter{}, false
 		}
 	}
 	if s := q.Get("since"); s != "" {
@@ -206,7 +206,7 @@ func (r *Runner) listDead(w http.ResponseWriter, req *http.Request) {
 				msg += "; a time zone's + is written %2B in a URL (since=2026-11-29T10:00:00%2B01:00)"
 			}
 			writeError(w, http.StatusBadRequest, msg)
-			return
+			return inbox.DeadFilter{}, false
 		}
 		f.Since = t
 	}
@@ -214,7 +214,7 @@ func (r *Runner) listDead(w http.ResponseWriter, req *http.Request) {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit=%q: give a positive number, or 0 for all", s))
-			return
+			return inbox.DeadFilter{}, false
 		}
 		f.Limit = n
 	}
@@ -222,9 +222,21 @@ func (r *Runner) listDead(w http.ResponseWriter, req *http.Request) {
 		id, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("after=%q is not a dead letter id", s))
-			return
+			return inbox.DeadFilter{}, false
 		}
 		f.After = id
+	}
+	return f, true
+}
+
+// listDead answers a JSON array of dead letters, oldest first: at most
+// limit= of them (deadPage by default, 0 for all) after the id after=.
+// They are written as they are read, a few at a time, so the engine holds
+// a batch of them, never the whole answer.
+func (r *Runner) listDead(w http.ResponseWriter, req *http.Request) {
+	f, ok := r.deadFilter(w, req, "GET /dlq", deadListParams)
+	if !ok {
+		return
 	}
 	n := 0
 	err := r.store.EachDeadLetter(f, func(dl inbox.DeadLetter) error {
