@@ -174,6 +174,9 @@ func (s *Store) DeadLetter(pipeline string, seq uint64, dl DeadLetter) (uint64, 
 		if err := dead.Put(seqKey(id), raw); err != nil {
 			return err
 		}
+		if err := addDeadCount(tx, 1); err != nil {
+			return err
+		}
 		if unqueued != nil {
 			return tx.Bucket(deadUnqueued).Put(unqueued, seqKey(id))
 		}
@@ -215,6 +218,32 @@ func forgetUnqueued(tx *bolt.Tx, dl *DeadLetter) error {
 	return nil
 }
 
+// addDeadCount changes the count of dead letters by delta, in tx.
+func addDeadCount(tx *bolt.Tx, delta int) error {
+	if delta == 0 {
+		return nil
+	}
+	meta := tx.Bucket(journalBucket)
+	n := int64(0)
+	if v := meta.Get(deadCountKey); len(v) == 8 {
+		n = int64(binary.BigEndian.Uint64(v))
+	}
+	return meta.Put(deadCountKey, seqKey(uint64(max(n+int64(delta), 0))))
+}
+
+// DeadLetterCount is how many dead letters the store holds, without
+// reading them: a count kept beside them.
+func (s *Store) DeadLetterCount() (int, error) {
+	n := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(journalBucket).Get(deadCountKey); len(v) == 8 {
+			n = int(binary.BigEndian.Uint64(v))
+		}
+		return nil
+	})
+	return n, err
+}
+
 var errReplayCrash = errors.New("the replay stops here, as if the process died (a test)")
 
 // settleReplays ends the replays a crash cut short, once the journal's
@@ -251,6 +280,9 @@ func settleReplays(tx *bolt.Tx) (int, error) {
 		return forgetUnqueued(tx, &dl)
 	})
 	if err != nil {
+		return 0, err
+	}
+	if err := addDeadCount(tx, -removed); err != nil {
 		return 0, err
 	}
 	for _, k := range ids {
@@ -602,6 +634,9 @@ func (s *Store) DropDeadLetters(ids []uint64) ([]Outcome, error) {
 			if err := b.Delete(seqKey(id)); err != nil {
 				return err
 			}
+			if err := addDeadCount(tx, -1); err != nil {
+				return err
+			}
 			if err := forgetUnqueued(tx, &out[i].DeadLetter); err != nil {
 				return err
 			}
@@ -748,6 +783,9 @@ func (s *Store) RequeueDeadLetters(ids []uint64, state func(pipeline string) Pip
 					continue // not queued: the dead letter stays
 				}
 				if err := b.Delete(seqKey(out[i].ID)); err != nil {
+					return err
+				}
+				if err := addDeadCount(tx, -1); err != nil {
 					return err
 				}
 				if err := forgetUnqueued(tx, &out[i].DeadLetter); err != nil {

@@ -47,6 +47,9 @@ var (
 	journalBucket = []byte("journal")
 	appliedKey    = []byte("applied")
 	runningKey    = []byte("running")
+	// deadCountKey (in journalBucket) counts the dead letters, changed in
+	// the transaction that adds or removes one (DeadLetterCount).
+	deadCountKey = []byte("dead-count")
 )
 
 func queueBucket(pipeline string) []byte { return []byte("queue/" + pipeline) }
@@ -182,6 +185,13 @@ func (s *Store) recover(dir string, noSync bool) error {
 			}
 		}
 		meta := tx.Bucket(journalBucket)
+		if meta.Get(deadCountKey) == nil {
+			// A folder from before the count: counted once, walking
+			// the dead letters' pages.
+			if err := meta.Put(deadCountKey, seqKey(uint64(tx.Bucket(deadBucket).Stats().KeyN))); err != nil {
+				return err
+			}
+		}
 		if v := meta.Get(appliedKey); len(v) == 8 {
 			applied = binary.BigEndian.Uint64(v)
 		}

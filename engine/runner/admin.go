@@ -79,8 +79,11 @@ type PipelineStatus struct {
 
 // Status is what GET /status answers.
 type Status struct {
-	Ready      bool             `json:"ready"`
-	Pipelines  []PipelineStatus `json:"pipelines"`
+	Ready bool `json:"ready"`
+	// DeadLetters is how many dead letters the data folder holds, of
+	// every pipeline (engine dlq list and GET /dlq name them).
+	DeadLetters int              `json:"dead_letters"`
+	Pipelines   []PipelineStatus `json:"pipelines"`
 	CSVImports []CSVProgress    `json:"csv_imports"`
 	LastReload *ReloadReport    `json:"last_reload,omitempty"`
 }
@@ -162,7 +165,8 @@ func (r *Runner) Status() Status {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return Status{Ready: r.ready.Load(), Pipelines: out, CSVImports: r.CSVImports(), LastReload: last}
+	dead, _ := r.store.DeadLetterCount() // 0 if unread: /status still answers
+	return Status{Ready: r.ready.Load(), DeadLetters: dead, Pipelines: out, CSVImports: r.CSVImports(), LastReload: last}
 }
 
 // deadPage is how many dead letters GET /dlq answers when not told: a

@@ -84,6 +84,7 @@ func newMetrics(r *Runner) *metrics {
 	}
 	m.lastReloadOK.Set(1)
 	depth := prometheus.NewDesc("engine_inbox_depth", "Events in the inbox, not yet delivered.", []string{"pipeline"}, nil)
+	dead := prometheus.NewDesc("engine_dead_letters", "Dead letters stored in the data folder, of every pipeline, until replayed or dropped.", nil, nil)
 	m.registry.MustRegister(m.received, m.duplicates, m.refused, m.handled, m.retried, m.deadLettered,
 		m.batchSize, m.acceptDuration, m.requestDuration, m.rateLimitWait, m.pauses, m.answered, m.reloads, m.lastReloadOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -96,6 +97,13 @@ func newMetrics(r *Runner) *metrics {
 			}
 			for name, n := range names {
 				ch <- prometheus.MustNewConstMetric(depth, prometheus.GaugeValue, float64(n), name)
+			}
+		}},
+		collectorFunc{dead, func(ch chan<- prometheus.Metric) {
+			// engine_events_dead_lettered_total counts from the start;
+			// this is what is stored, across restarts, to alert on.
+			if n, err := r.store.DeadLetterCount(); err == nil {
+				ch <- prometheus.MustNewConstMetric(dead, prometheus.GaugeValue, float64(n))
 			}
 		}})
 	return m

@@ -1504,6 +1504,7 @@ func TestMetrics(t *testing.T) {
 		`engine_events_retried_total{pipeline="offer-issued-to-braze-campaign"} 1`,
 		`engine_events_handled_total{outcome="delivered",pipeline="offer-issued-to-braze-campaign"} 1`,
 		`engine_inbox_depth{pipeline="offer-issued-to-braze-campaign"} 0`,
+		"engine_dead_letters 0",
 		`engine_request_duration_seconds_count{code="503",connection="braze",endpoint="campaign_trigger"} 1`,
 		`engine_request_duration_seconds_count{code="201",connection="braze",endpoint="campaign_trigger"} 1`,
 		`engine_request_duration_seconds_count{code="200",connection="sessionm_connect",endpoint="get_user_offers"} 3`, // two offer events, one wallet miss
@@ -1865,6 +1866,13 @@ func TestAdminReplaysAndDropsDeadLettersInBulk(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.control("DELETE", "/faults", "")
+	// How many are stored, without listing them.
+	if a := do(t, "GET", admin.URL+"/status", "", nil); !strings.Contains(a.body, `"dead_letters":5`) {
+		t.Errorf("/status does not count 5 dead letters: %s", a.body)
+	}
+	if a := do(t, "GET", h.engine.URL+"/metrics", "", nil); !strings.Contains(a.body, "\nengine_dead_letters 5\n") {
+		t.Errorf("/metrics does not count 5 dead letters")
+	}
 	for _, tt := range []struct{ method, path, want string }{
 		{"POST", "/dlq/replay", "say so with all=true"},
 		{"POST", "/dlq/replay?all=yes", "not all=yes"},
@@ -1898,5 +1906,8 @@ func TestAdminReplaysAndDropsDeadLettersInBulk(t *testing.T) {
 	}
 	if left, _ := h.store.DeadLetters(inbox.DeadFilter{}); len(left) != 0 {
 		t.Fatalf("left after the drop: %+v", left)
+	}
+	if a := do(t, "GET", admin.URL+"/status", "", nil); !strings.Contains(a.body, `"dead_letters":0`) {
+		t.Errorf("/status after every dead letter went: %s", a.body)
 	}
 }
