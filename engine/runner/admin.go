@@ -84,8 +84,8 @@ type Status struct {
 	// every pipeline (engine dlq list and GET /dlq name them).
 	DeadLetters int              `json:"dead_letters"`
 	Pipelines   []PipelineStatus `json:"pipelines"`
-	CSVImports []CSVProgress    `json:"csv_imports"`
-	LastReload *ReloadReport    `json:"last_reload,omitempty"`
+	CSVImports  []CSVProgress    `json:"csv_imports"`
+	LastReload  *ReloadReport    `json:"last_reload,omitempty"`
 }
 
 func (r *Runner) status(w http.ResponseWriter, _ *http.Request) {
