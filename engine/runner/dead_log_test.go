@@ -1,10 +1,8 @@
 package runner_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
@@ -32,20 +30,7 @@ func TestDeadLettersLogOnceASecondPerReason(t *testing.T) {
 	h.drained()
 	seconds := int(time.Since(began)/time.Second) + 1
 	h.stop() // writes the line held back
-	lines, leftOut := 0, 0
-	for _, l := range strings.Split(logs.String(), "\n") {
-		var line struct {
-			Msg, Reason string
-			LeftOut     int `json:"left_out"`
-		}
-		if json.Unmarshal([]byte(l), &line) == nil && line.Msg == "dead-lettered" {
-			if line.Reason != "rejected" {
-				t.Errorf("reason %q in %s", line.Reason, l)
-			}
-			lines++
-			leftOut += line.LeftOut
-		}
-	}
+	lines, leftOut := linesOf(logs.String(), "dead-lettered")
 	if lines < 1 || lines > seconds+1 || lines+leftOut != n {
 		t.Errorf("%d dead-lettered lines saying %d left out, in %d s, for %d dead letters; want one a second, adding up", lines, leftOut, seconds, n)
 	}

@@ -91,17 +91,7 @@ func TestRetryLinesAreLimited(t *testing.T) {
 			}
 			h.importText("retries.csv", rows.String())
 			seconds := int(time.Since(began).Seconds()) + 1
-			lines, leftOut := 0, 0
-			for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-				var line struct {
-					Msg     string
-					LeftOut int `json:"left_out"`
-				}
-				if json.Unmarshal([]byte(l), &line) == nil && line.Msg == "will retry" {
-					lines++
-					leftOut += line.LeftOut
-				}
-			}
+			lines, leftOut := linesOf(logs.String(), "will retry")
 			switch {
 			case level == slog.LevelDebug && lines != 30:
 				t.Errorf("%d lines at debug level for 30 retries; want each", lines)

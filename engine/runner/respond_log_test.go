@@ -21,19 +21,7 @@ func TestSynchronousFailuresWarnOnceASecond(t *testing.T) {
 		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	}})
 	h.control("POST", "/faults", `{"emulator":"sessionm_connect","error_ratio":1}`)
-	failed := func() (lines, leftOut int) {
-		for _, line := range strings.Split(logs.String(), "\n") {
-			var l struct {
-				Msg     string
-				LeftOut int `json:"left_out"`
-			}
-			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "synchronous pipeline failed" {
-				lines++
-				leftOut += l.LeftOut
-			}
-		}
-		return lines, leftOut
-	}
+	failed := func() (lines, leftOut int) { return linesOf(logs.String(), "synchronous pipeline failed") }
 	began := time.Now()
 	for range 20 {
 		if a := h.wallet(ana); a.status != 502 {
@@ -91,20 +79,26 @@ func TestRetiredRespondersHeldWarningsAreWrittenAtTheStop(t *testing.T) {
 				t.Fatalf("reload: %+v", c)
 			}
 			h.stop() // within the second the warnings are held for
-			var lines, leftOut int
-			for _, line := range strings.Split(logs.String(), "\n") {
-				var l struct {
-					Msg     string
-					LeftOut int `json:"left_out"`
-				}
-				if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "synchronous pipeline failed" {
-					lines++
-					leftOut += l.LeftOut
-				}
-			}
+			lines, leftOut := linesOf(logs.String(), "synchronous pipeline failed")
 			if lines != 2 || leftOut != 1 {
 				t.Errorf("%d warnings saying %d left out by the stop, for 3 failed calls; want 2 saying 1:\n%s", lines, leftOut, logs.String())
 			}
 		})
 	}
+}
+
+// linesOf counts the JSON log lines with message msg in logs, and the
+// left_out they add up (the lines a limiter held back).
+func linesOf(logs, msg string) (lines, leftOut int) {
+	for _, l := range strings.Split(logs, "\n") {
+		var line struct {
+			Msg     string
+			LeftOut int `json:"left_out"`
+		}
+		if json.Unmarshal([]byte(l), &line) == nil && line.Msg == msg {
+			lines++
+			leftOut += line.LeftOut
+		}
+	}
+	return lines, leftOut
 }
