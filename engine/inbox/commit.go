@@ -1,7 +1,6 @@
 package inbox
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -505,7 +504,7 @@ func (s *Store) applyJournalled(tx *bolt.Tx, sealed uint64, moving []journalled,
 	if err := putEvents(tx, moving, acked); err != nil {
 		return err
 	}
-	return tx.Bucket(journalBucket).Put(appliedKey, seqKey(sealed))
+	return putApplied(tx, sealed)
 }
 
 func putEvents(tx *bolt.Tx, events []journalled, skip map[eventRef]bool) error {
@@ -532,9 +531,7 @@ func putEvents(tx *bolt.Tx, events []journalled, skip map[eventRef]bool) error {
 		if err != nil {
 			return err
 		}
-		var v [16]byte
-		binary.BigEndian.PutUint64(v[:8], uint64(e.rec.Received.UnixNano()))
-		binary.BigEndian.PutUint64(v[8:], e.rec.Seq)
+		v := seenValue(e.rec.Received, e.rec.Seq)
 		if err := seen.Put([]byte(e.rec.ID), v[:]); err != nil {
 			return err
 		}

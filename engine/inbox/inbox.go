@@ -50,6 +50,12 @@ var (
 	// deadCountKey (in journalBucket) counts the dead letters, changed in
 	// the transaction that adds or removes one (DeadLetterCount).
 	deadCountKey = []byte("dead-count")
+	// keptIDsKey (in journalBucket) is written with appliedKey, to the
+	// same epoch, by builds that keep the ids of queued events in the
+	// seen index past the dedupe window. Builds before them pruned those
+	// ids, and set appliedKey alone: an epoch that differs says one of
+	// them wrote the folder last (restoreQueuedIDs).
+	keptIDsKey = []byte("queued-ids-kept")
 )
 
 func queueBucket(pipeline string) []byte { return []byte("queue/" + pipeline) }
@@ -178,6 +184,7 @@ func Open(dir string, opts Options) (*Store, error) {
 // only there, and counts what is queued.
 func (s *Store) recover(dir string, noSync bool) error {
 	var applied uint64
+	var restoreIDs bool
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{deadBucket, deadUnqueued, deadReplaying, checkpointsBucket, journalBucket} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -195,6 +202,7 @@ func (s *Store) recover(dir string, noSync bool) error {
 		if v := meta.Get(appliedKey); len(v) == 8 {
 			applied = binary.BigEndian.Uint64(v)
 		}
+		restoreIDs = !bytes.Equal(meta.Get(keptIDsKey), meta.Get(appliedKey))
 		s.stoppedUncleanly = s.markRunning && meta.Get(runningKey) != nil
 		return nil
 	})
@@ -224,12 +232,17 @@ func (s *Store) recover(dir string, noSync bool) error {
 		if err := putEvents(tx, replay, nil); err != nil {
 			return err
 		}
+		if restoreIDs {
+			if err := restoreQueuedIDs(tx); err != nil {
+				return fmt.Errorf("restoring the ids of queued events: %w", err)
+			}
+		}
 		settled, err := settleReplays(tx)
 		if err != nil {
 			return fmt.Errorf("settling replays a crash cut short: %w", err)
 		}
 		s.replaysSettled = settled
-		return tx.Bucket(journalBucket).Put(appliedKey, seqKey(applied))
+		return putApplied(tx, applied)
 	})
 	if err != nil {
 		j.close()
@@ -246,6 +259,63 @@ func (s *Store) recover(dir string, noSync bool) error {
 			return nil
 		})
 	})
+}
+
+// putApplied records that the journal's epochs up to epoch are in bbolt,
+// and that this build keeps the ids of queued events (keptIDsKey).
+func putApplied(tx *bolt.Tx, epoch uint64) error {
+	meta := tx.Bucket(journalBucket)
+	if err := meta.Put(appliedKey, seqKey(epoch)); err != nil {
+		return err
+	}
+	return meta.Put(keptIDsKey, seqKey(epoch))
+}
+
+// restoreQueuedIDs puts back into the seen index the id of every queued
+// event that has none there: a build before this one pruned them once a
+// day old, though their event was still queued, and a CSV import resumed
+// by this one read those rows from the file again while the inbox sent
+// them too (a QA run of upgrades: 165 rows sent twice), and a sender's
+// retry of such an event was taken as new. It reads every queued event,
+// once, at the first open after such a build.
+func restoreQueuedIDs(tx *bolt.Tx) error {
+	var pipelines []string // first: buckets are made below
+	err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		if p, ok := bytes.CutPrefix(name, []byte("queue/")); ok {
+			pipelines = append(pipelines, string(p))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range pipelines {
+		seen, err := tx.CreateBucketIfNotExists(seenBucket(p))
+		if err != nil {
+			return err
+		}
+		err = tx.Bucket(queueBucket(p)).ForEach(func(k, v []byte) error {
+			rec, err := decodeRecord(binary.BigEndian.Uint64(k), v)
+			if err != nil || rec.ID == "" || seen.Get([]byte(rec.ID)) != nil {
+				return nil // one that cannot be read is the feeder's to report
+			}
+			at := seenValue(rec.Received, rec.Seq)
+			return seen.Put([]byte(rec.ID), at[:])
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seenValue is what the seen index keeps of an event: when it arrived,
+// and its seq.
+func seenValue(received time.Time, seq uint64) [16]byte {
+	var v [16]byte
+	binary.BigEndian.PutUint64(v[:8], uint64(received.UnixNano()))
+	binary.BigEndian.PutUint64(v[8:], seq)
+	return v
 }
 
 // Close finishes the appends and changes already queued, moves the
