@@ -257,6 +257,73 @@ func TestCSVResumesFromCheckpoint(t *testing.T) {
 	}
 }
 
+// One slow row held the checkpoint back, and a kill sent again every row
+// delivered after it (a QA run: 1,088 behind a row SessionM took 15 s
+// over). The checkpoint also names the rows after it with an outcome,
+// and the rows among them still open: a restart sends only those, and
+// the rows after them. Rows 1-20 handled, but 5 and 9, up to row 30: the
+// restart sends 5, 9 and 31-40.
+func TestCSVResumesPastTheRowsThatHeldTheCheckpoint(t *testing.T) {
+	data := t.TempDir()
+	file := writeCSV(t, t.TempDir(), 40, 0)
+	store, err := inbox.Open(data, inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "csv:" + csvPipeline + ":" + fileHash(t, file)
+	if err := store.SetCheckpoint(key, map[string]any{"rows": 4, "past": 30, "holes": []int{5, 9}}); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+
+	h := start(t, setup{users: 100, dataDir: data})
+	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+	if err != nil || p.Queued != 12 || p.Skipped != 28 {
+		t.Fatalf("resumed import %+v %v; want 12 sent, 28 handled before", p, err)
+	}
+	h.drained()
+	for i := 1; i <= 40; i++ {
+		want := 0
+		if i == 5 || i == 9 || i > 30 {
+			want = 1
+		}
+		if got := h.tagCount(fmt.Sprintf("load-%06d", i), fmt.Sprintf("segment_%d", i)); got != want {
+			t.Errorf("row %d sent %d times, want %d", i, got, want)
+		}
+	}
+	var cp struct {
+		Rows  int   `json:"rows"`
+		Done  bool  `json:"done"`
+		Holes []int `json:"holes"`
+	}
+	if _, err := h.store.Checkpoint(key, &cp); err != nil || !cp.Done || cp.Rows != 40 || len(cp.Holes) != 0 {
+		t.Errorf("checkpoint at the end %+v %v; want done, 40 rows", cp, err)
+	}
+}
+
+// While a row is slow, the checkpoint written names the rows after it
+// that have an outcome, and the slow one as open.
+func TestCSVCheckpointNamesTheRowsPastASlowOne(t *testing.T) {
+	h := start(t, setup{users: 100})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/priv/v1/apps/sandbox-core-key/external/users/load-000003/tags","latency":"3s"}`)
+	file := writeCSV(t, t.TempDir(), 60, 0)
+	done := importInBackground(h, file)
+	key := "csv:" + csvPipeline + ":" + fileHash(t, file)
+	var cp struct {
+		Rows  int   `json:"rows"`
+		Past  int   `json:"past"`
+		Holes []int `json:"holes"`
+	}
+	h.eventually("a checkpoint past the slow row", func() bool {
+		_, err := h.store.Checkpoint(key, &cp)
+		return err == nil && cp.Past >= 40
+	})
+	if cp.Rows != 2 || !slices.Contains(cp.Holes, 3) || len(cp.Holes) > 20 {
+		t.Errorf("checkpoint %+v; want rows 2, the slow row 3 among the few holes", cp)
+	}
+	awaitImport(t, h, done)
+}
+
 // After a restart, the end summary adds up: every row read was sent,
 // broken or handled before. A broken row before the checkpoint was counted
 // nowhere (10 read, 5 sent, 0 broken, 4 handled before).

@@ -52,8 +52,8 @@ type csvRun struct {
 	ending  bool          // the import stopped early; rows the lanes hold may still settle
 
 	saveMu sync.Mutex
-	saved  int  // the rows the stored checkpoint covers
-	closed bool // the last checkpoint is written; nothing is written after it
+	saved  csvCheckpoint // what the stored checkpoint says
+	closed bool          // the last checkpoint is written; nothing is written after it
 
 	stopWriter chan struct{}
 	stopOnce   sync.Once
@@ -72,7 +72,7 @@ type csvRow struct {
 }
 
 func (r *Runner) startCSVRun(pipeline, file, hash, key string, resumeAfter int, progress *CSVProgress) *csvRun {
-	c := &csvRun{r: r, pipeline: pipeline, file: file, hash: hash, key: key, base: resumeAfter, saved: resumeAfter, progress: progress,
+	c := &csvRun{r: r, pipeline: pipeline, file: file, hash: hash, key: key, base: resumeAfter, saved: csvCheckpoint{Rows: resumeAfter}, progress: progress,
 		received: r.metrics.received.WithLabelValues(pipeline),
 		changed:  make(chan struct{}, 1), stopWriter: make(chan struct{}), writerDone: make(chan struct{}), letGo: make(chan struct{})}
 	r.csv.begin(c)
@@ -408,6 +408,33 @@ func (c *csvRun) checkpoint() int {
 	return c.base
 }
 
+// maxHoles bounds the rows without an outcome a checkpoint names after
+// the first: past it, the checkpoint says only where that first one is.
+const maxHoles = 1024
+
+// checkpointNow is the checkpoint of the rows with an outcome: all of
+// them up to base, and those after it, with the rows still open between.
+func (c *csvRun) checkpointNow() csvCheckpoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cp := csvCheckpoint{Rows: c.base}
+	for i := len(c.open) - 1; i >= 0; i-- {
+		if c.open[i] {
+			cp.Past = c.base + i + 1
+			break
+		}
+	}
+	for i := 0; cp.Past > 0 && c.base+i+1 < cp.Past; i++ {
+		if !c.open[i] {
+			if len(cp.Holes) == maxHoles {
+				return csvCheckpoint{Rows: c.base}
+			}
+			cp.Holes = append(cp.Holes, c.base+i+1)
+		}
+	}
+	return cp
+}
+
 // writeCheckpoints writes the checkpoint at most every csvCheckpointEvery
 // while it moves; a failed write is tried again with the next. After an
 // early stop it goes on while the lanes hold rows of the file (a stop's
@@ -474,14 +501,18 @@ func (c *csvRun) save(done, last bool) error {
 		return nil
 	}
 	c.closed = last
-	base := c.checkpoint()
-	if !done && base <= c.saved {
-		return nil
+	cp := c.checkpointNow()
+	cp.Done = done
+	if !done && cp.Rows <= c.saved.Rows && cp.Past <= c.saved.Past && len(cp.Holes) >= len(c.saved.Holes) {
+		return nil // nothing more has an outcome
 	}
-	if err := c.r.store.SetCheckpoint(c.key, csvCheckpoint{Rows: base, Done: done}); err != nil {
-		return fmt.Errorf("writing the checkpoint of %s (row %d): %w", c.file, base, err)
+	if done {
+		cp.Past, cp.Holes = 0, nil
 	}
-	c.saved = base
+	if err := c.r.store.SetCheckpoint(c.key, cp); err != nil {
+		return fmt.Errorf("writing the checkpoint of %s (row %d): %w", c.file, cp.Rows, err)
+	}
+	c.saved = cp
 	return nil
 }
 
