@@ -351,6 +351,15 @@ variables override either.`, stderr)
 		r.Abandon()
 		<-stopped
 	}
+	if admin != nil {
+		// Its requests under way get their answer (a reload its 503)
+		// before the last word, within what is left of the grace.
+		adminDone, cancelAdmin := context.WithDeadline(now, deadline)
+		if admin.Shutdown(adminDone) != nil {
+			_ = admin.Close()
+		}
+		cancelAdmin()
+	}
 	progress := r.CSVImports()
 	printCSVSummary(stdout, progress)
 	reportStopped(stdout, logger, store.Pipelines(), r.Unremoved(), r.CutByStop())

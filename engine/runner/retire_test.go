@@ -264,7 +264,7 @@ func TestStopPastItsGraceWarnsOnlyOfTheStop(t *testing.T) {
 	waitUntil(t, "the request on the wire", func() bool { return len(braze.snapshot()) == 1 })
 	r.Stop(100 * time.Millisecond)
 	out := logs.String()
-	if !strings.Contains(out, "stopping: the grace ran out; requests on the wire were cut") || !strings.Contains(out, `"events":"any-campaign 1"`) {
+	if !strings.Contains(out, "stopping: requests on the wire were cut") || !strings.Contains(out, `"events":"any-campaign 1"`) {
 		t.Errorf("no warning that the stop cut the request on the wire:\n%s", out)
 	}
 	if got := r.CutByStop(); got["any-campaign"] != 1 {

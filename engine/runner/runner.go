@@ -295,16 +295,22 @@ func (r *Runner) Stop(grace time.Duration) {
 		r.lanesLive.Wait() // every version, replaced ones still draining included
 		close(done)
 	}()
+	began := time.Now()
+	ranOut := false
 	select {
 	case <-done:
 	case <-time.After(grace):
+		ranOut = true
 		r.cancelHard()
 		<-done
-		if cut := r.CutByStop(); len(cut) > 0 {
-			r.log.Warn("stopping: the grace ran out; requests on the wire were cut, and their events stay in the inbox: the peer may have taken them, so the next run may send them twice", "grace", grace, "events", DescribeCounts(cut))
-		} else {
-			r.log.Info("stopping: the grace ran out; no request was on the wire", "grace", grace)
-		}
+	}
+	// grace is what the listener left of --grace: the time waited here
+	// is what the log can say for sure.
+	switch cut := r.CutByStop(); {
+	case len(cut) > 0: // the grace ran out, or Abandon (a second signal)
+		r.log.Warn("stopping: requests on the wire were cut, and their events stay in the inbox: the peer may have taken them, so the next run may send them twice", "waited", time.Since(began).Round(time.Millisecond), "events", DescribeCounts(cut))
+	case ranOut:
+		r.log.Info("stopping: the grace ran out; no request was on the wire", "waited", time.Since(began).Round(time.Millisecond))
 	}
 	r.cancelHard()
 	// The lines held back go out before the last word of the stop.
