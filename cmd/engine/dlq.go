@@ -136,9 +136,20 @@ func (f *dlqFlags) registerFormat(fs *flag.FlagSet) {
 
 func (f *dlqFlags) filtered() bool { return f.pipeline != "" || f.reason != "" || f.since != "" }
 
-// filter turns the filter flags into a store filter.
-func (f *dlqFlags) filter() (inbox.DeadFilter, error) {
+// filter turns the filter flags, as fs parsed them, into a store filter.
+func (f *dlqFlags) filter(fs *flag.FlagSet) (inbox.DeadFilter, error) {
 	df := inbox.DeadFilter{Pipeline: f.pipeline, Reason: f.reason}
+	var empty error
+	fs.Visit(func(fl *flag.Flag) {
+		// An unset variable in a script (--pipeline "$P"): read as no
+		// filter, drop --all dropped every dead letter (a QA pass).
+		if (fl.Name == "pipeline" || fl.Name == "reason" || fl.Name == "since") && fl.Value.String() == "" && empty == nil {
+			empty = fmt.Errorf("--%s is empty; give a value, or leave it out", fl.Name)
+		}
+	})
+	if empty != nil {
+		return df, empty
+	}
 	if f.reason != "" {
 		if err := inbox.CheckReason(f.reason); err != nil {
 			return df, fmt.Errorf("--reason %w", err)
@@ -211,7 +222,7 @@ func (c dlqCommand) open(dir string) (*inbox.Store, bool) {
 	}
 	_ = s.SetHolder(inbox.Holder{Command: "engine dlq " + c.name, PID: os.Getpid()}) // named to an engine run that waits
 	if n := s.ReplaysSettled(); n > 0 {
-		fmt.Fprintf(c.stderr, "engine dlq %s: an earlier replay was cut short after it had queued %s again; their dead letters are removed now, so they are not sent twice\n", c.name, plural(n, "event"))
+		fmt.Fprintf(c.stderr, "engine dlq %s: an earlier replay was cut short after it had queued %s again; %s removed now, so none is sent twice\n", c.name, plural(n, "event"), map[bool]string{true: "its dead letter is", false: "their dead letters are"}[n == 1])
 	}
 	return s, true
 }
@@ -260,7 +271,7 @@ prints an array with everything in each dead letter.`, stderr)
 	if f.limit < 0 {
 		return c.usageError("--limit %d: give a positive number, or 0 for all", f.limit)
 	}
-	filter, err := f.filter()
+	filter, err := f.filter(fs)
 	if err != nil {
 		return c.usageError("%v", err)
 	}
@@ -677,7 +688,7 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 	if err != nil {
 		return c.usageError("%v", err)
 	}
-	filter, err := f.filter()
+	filter, err := f.filter(fs)
 	if err != nil {
 		return c.usageError("%v", err)
 	}

@@ -623,6 +623,9 @@ func TestDlqUsageErrors(t *testing.T) {
 		{[]string{"dlq", "replay", "1", "--reason", "rejected"}, "--pipeline, --reason and --since select with --all"},
 		{[]string{"dlq", "replay", "0"}, `"0" is not a dead-letter id`},
 		{[]string{"dlq", "replay", "--all", "--since", "soon"}, `--since "soon" is neither`},
+		// An unset variable in a script is no filter: it would select all.
+		{[]string{"dlq", "drop", "--all", "--pipeline", ""}, "--pipeline is empty; give a value, or leave it out"},
+		{[]string{"dlq", "list", "--reason="}, "--reason is empty"},
 		{[]string{"dlq", "replay", "--all", "--format", "json"}, "unknown flag --format"},
 		{[]string{"dlq", "drop"}, "or pass --all, e.g. engine dlq drop --all --pipeline NAME"},
 		{[]string{"dlq", "drop", "-3"}, "unknown flag -3"},

@@ -62,6 +62,20 @@ func TestDeadLetterCountFollowsTheDeadLetters(t *testing.T) {
 	}
 	s.Close()
 	s = open(t, dir, c)
-	defer s.Close()
 	check("counted at open", 2)
+	// An older build dropped one since, leaving the count as it was, and
+	// moved the applied epoch on without this build's mark.
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(deadBucket).Delete(seqKey(ids[3])); err != nil {
+			return err
+		}
+		return tx.Bucket(journalBucket).Put(appliedKey, seqKey(1<<40))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, dir, c)
+	defer s.Close()
+	check("counted again after an older build", 1)
 }

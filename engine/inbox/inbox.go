@@ -192,17 +192,17 @@ func (s *Store) recover(dir string, noSync bool) error {
 			}
 		}
 		meta := tx.Bucket(journalBucket)
-		if meta.Get(deadCountKey) == nil {
-			// A folder from before the count: counted once, walking
-			// the dead letters' pages.
-			if err := meta.Put(deadCountKey, seqKey(uint64(tx.Bucket(deadBucket).Stats().KeyN))); err != nil {
-				return err
-			}
-		}
 		if v := meta.Get(appliedKey); len(v) == 8 {
 			applied = binary.BigEndian.Uint64(v)
 		}
 		restoreIDs = !bytes.Equal(meta.Get(keptIDsKey), meta.Get(appliedKey))
+		if meta.Get(deadCountKey) == nil || restoreIDs {
+			// A folder from before the count, or one an older build
+			// changed since: counted, walking the dead letters' pages.
+			if err := meta.Put(deadCountKey, seqKey(uint64(tx.Bucket(deadBucket).Stats().KeyN))); err != nil {
+				return err
+			}
+		}
 		s.stoppedUncleanly = s.markRunning && meta.Get(runningKey) != nil
 		return nil
 	})

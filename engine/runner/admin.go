@@ -189,7 +189,13 @@ func (r *Runner) deadFilter(w http.ResponseWriter, req *http.Request, route stri
 			return inbox.DeadFilter{}, false
 		}
 		if len(values) > 1 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s= is given %d times; give it once (one reason, one pipeline at a time)", name, len(values)))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s= is given %d times; give it once", name, len(values)))
+			return inbox.DeadFilter{}, false
+		}
+		if values[0] == "" {
+			// An unset variable in a script: read as no filter, it
+			// would select every dead letter (a drop would drop all).
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s= is empty; give a value, or leave it out", name))
 			return inbox.DeadFilter{}, false
 		}
 	}

@@ -23,7 +23,7 @@ const deadBulkChunk = 1000
 // deadBulk is the answer of a bulk replay or drop.
 type deadBulk struct {
 	Done       int            `json:"done"`
-	ByPipeline map[string]int `json:"by_pipeline,omitempty"`
+	ByPipeline map[string]int `json:"by_pipeline"`
 	// Skipped: dead letters the filters selected that cannot be
 	// replayed (a broken CSV row, a damaged event, a pipeline that does
 	// not run or takes no queued events), by why; they stay.
@@ -63,6 +63,11 @@ func (r *Runner) bulkDead(w http.ResponseWriter, req *http.Request, route string
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return nil, false
+	}
+	if len(selected) == 0 {
+		if note := r.unknownPipelineNote(f.Pipeline); note != "" {
+			w.Header().Set("X-Note", note)
+		}
 	}
 	return selected, true
 }
@@ -166,9 +171,12 @@ func (r *Runner) dropAllDead(w http.ResponseWriter, req *http.Request) {
 // logBulk writes one line for a bulk replay or drop: one per dead letter
 // would be 300,000 of them.
 func (r *Runner) logBulk(msg string, res deadBulk, more ...any) {
+	if res.Done == 0 && res.Skipped == 0 && len(more) == 0 {
+		return // nothing was selected: nothing to say
+	}
 	args := append([]any{"dead_letters", res.Done, "by_pipeline", DescribeCounts(res.ByPipeline)}, more...)
 	if res.Skipped > 0 {
-		args = append(args, "skipped", res.Skipped)
+		args = append(args, "skipped", res.Skipped, "skipped_why", DescribeCounts(res.SkippedWhy))
 	}
 	r.log.Info(msg, args...)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
@@ -118,7 +119,16 @@ func (c *csvRun) brokenRow(e *csvfile.RowError) error {
 	}
 	c.r.csv.update(c.progress, func(p *CSVProgress) { p.Broken++ })
 	c.r.metrics.deadLettered.WithLabelValues(c.pipeline, "csv_row").Inc()
-	c.r.log.Warn("broken CSV row", "pipeline", c.pipeline, "version", version, "event", rowLabel(e.File, e.Number, c.rowID(e.Number)), "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason)
+	args := []any{"pipeline", c.pipeline, "version", version, "event", rowLabel(e.File, e.Number, c.rowID(e.Number)), "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason}
+	// One a second a pipeline at info, as dead letters are: a file of
+	// 50,000 broken rows wrote as many lines (a QA run).
+	if c.r.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.r.log.Warn("broken CSV row", args...)
+		return nil
+	}
+	c.r.brokenRows.log(c.pipeline, c.r.clock.Now(), func(left int) {
+		c.r.log.Warn("broken CSV row", withLeftOut(args, left)...)
+	})
 	return nil
 }
 

@@ -3,6 +3,7 @@ package runner_test
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,5 +34,29 @@ func TestDeadLettersLogOnceASecondPerReason(t *testing.T) {
 	lines, leftOut := linesOf(logs.String(), "dead-lettered")
 	if lines < 1 || lines > seconds+1 || lines+leftOut != n {
 		t.Errorf("%d dead-lettered lines saying %d left out, in %d s, for %d dead letters; want one a second, adding up", lines, leftOut, seconds, n)
+	}
+}
+
+// Broken CSV rows log one line a second for their pipeline at info too:
+// a file of 50,000 of them wrote as many lines (a QA pass). Lines and
+// left_out add up to the rows, once the stop writes the one held back.
+func TestBrokenCSVRowsLogOnceASecond(t *testing.T) {
+	logs := &runner.LockedBuffer{}
+	h := start(t, setup{users: 5, opts: func(o *runner.Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	}})
+	var rows strings.Builder
+	rows.WriteString("user_id,tag\n")
+	const n = 40
+	for i := range n {
+		fmt.Fprintf(&rows, "load-%06d,t%d,extra\n", i+1, i)
+	}
+	began := time.Now()
+	_, p := h.importText("broken.csv", rows.String())
+	seconds := int(time.Since(began)/time.Second) + 1
+	h.stop()
+	lines, leftOut := linesOf(logs.String(), "broken CSV row")
+	if p.Broken != n || lines < 1 || lines > seconds+1 || lines+leftOut != n {
+		t.Errorf("%d broken rows; %d lines saying %d left out, in %d s; want %d, one line a second, adding up", p.Broken, lines, leftOut, seconds, n)
 	}
 }

@@ -88,8 +88,10 @@ type Runner struct {
 	states     map[string]*pipelineState
 	lastReload *ReloadReport
 
-	// refusals limits the warnings of refused webhooks (refuse).
-	refusals warnLimiter
+	// refusals limits the warnings of refused webhooks (refuse), and
+	// brokenRows those of broken CSV rows, per pipeline.
+	refusals   warnLimiter
+	brokenRows warnLimiter
 	// respondWarned holds each synchronous pipeline's warning limiter,
 	// across its versions (respondWarnings).
 	respondWarnedMu sync.Mutex
@@ -315,6 +317,7 @@ func (r *Runner) Stop(grace time.Duration) {
 	r.cancelHard()
 	// The lines held back go out before the last word of the stop.
 	r.refusals.flushAll()
+	r.brokenRows.flushAll()
 	r.respondWarnedMu.Lock()
 	limiters := slices.Collect(maps.Values(r.respondWarned))
 	r.respondWarnedMu.Unlock()

@@ -1878,10 +1878,15 @@ func TestAdminReplaysAndDropsDeadLettersInBulk(t *testing.T) {
 		{"POST", "/dlq/replay?all=yes", "not all=yes"},
 		{"DELETE", "/dlq?pipline=x&all=true", "unknown parameter pipline="},
 		{"POST", "/dlq/replay?all=true&limit=3", "unknown parameter limit="},
+		{"DELETE", "/dlq?all=true&pipeline=", "pipeline= is empty; give a value, or leave it out"},
 	} {
 		if a := do(t, tt.method, admin.URL+tt.path, "", nil); a.status != 400 || !strings.Contains(a.body, tt.want) {
 			t.Errorf("%s %s: %d %s; want 400 with %q", tt.method, tt.path, a.status, a.body, tt.want)
 		}
+	}
+	// A pipeline no dead letter has, and none runs: a typo, said so.
+	if a := do(t, "POST", admin.URL+"/dlq/replay?all=true&pipeline=nope", "", nil); a.status != 200 || !strings.Contains(a.header.Get("X-Note"), `no pipeline called "nope"`) || !strings.Contains(a.body, `"done":0`) {
+		t.Errorf("replay of pipeline=nope: %d %v %s", a.status, a.header, a.body)
 	}
 	a := do(t, "POST", admin.URL+"/dlq/replay?all=true", "", nil)
 	var res struct {
