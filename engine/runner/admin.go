@@ -320,19 +320,27 @@ func deadID(w http.ResponseWriter, req *http.Request) (uint64, bool) {
 	return id, true
 }
 
-// showDead answers one dead letter in full, as engine dlq show reads it.
-func (r *Runner) showDead(w http.ResponseWriter, req *http.Request) {
+// deadLetter reads the dead letter the path names, or answers why not.
+func (r *Runner) deadLetter(w http.ResponseWriter, req *http.Request) (inbox.DeadLetter, bool) {
 	id, ok := deadID(w, req)
 	if !ok {
-		return
+		return inbox.DeadLetter{}, false
 	}
 	dl, err := r.store.GetDeadLetter(id)
 	switch {
 	case errors.Is(err, inbox.ErrNoSuchDeadLetter):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no dead letter %d", id))
+		return dl, false
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
-	default:
+		return dl, false
+	}
+	return dl, true
+}
+
+// showDead answers one dead letter in full, as engine dlq show reads it.
+func (r *Runner) showDead(w http.ResponseWriter, req *http.Request) {
+	if dl, ok := r.deadLetter(w, req); ok {
 		writeJSON(w, http.StatusOK, dl)
 	}
 }
@@ -340,19 +348,11 @@ func (r *Runner) showDead(w http.ResponseWriter, req *http.Request) {
 // replayDead puts a dead letter's event back into its pipeline's queue; the
 // running version handles it.
 func (r *Runner) replayDead(w http.ResponseWriter, req *http.Request) {
-	id, ok := deadID(w, req)
+	dl, ok := r.deadLetter(w, req)
 	if !ok {
 		return
 	}
-	dl, err := r.store.GetDeadLetter(id)
-	switch {
-	case errors.Is(err, inbox.ErrNoSuchDeadLetter):
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no dead letter %d", id))
-		return
-	case err != nil:
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
+	id := dl.ID
 	// Asked before whether its pipeline runs: running it would not help.
 	if err := dl.Replayable(); err != nil {
 		writeError(w, http.StatusConflict, fmt.Sprintf("dead letter %d (%s): %v", id, dl.Reason, err))
