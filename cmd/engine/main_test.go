@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
 	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/engine/spec"
@@ -1097,5 +1098,21 @@ func TestDryRunLookupNotFoundFailsAnEventWithoutRespond(t *testing.T) {
 	stdout, _, code := runEngine(args...)
 	if code != exitProblem || !strings.Contains(stdout, "error     step wallet: sessionm answered status error: user_not_found") || strings.Contains(stdout, "response  404") {
 		t.Errorf("code %d, output:\n%s", code, stdout)
+	}
+}
+
+// An open of the data folder that takes a while (another process holds
+// it; the first open after an older build reads it through) is said in
+// the log: it was silent, and not listening, for up to 10 s (a QA run).
+func TestSlowOpenOfTheDataFolderIsLogged(t *testing.T) {
+	data := t.TempDir()
+	held, err := inbox.Open(data, inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	_, stderr, code := runEngine("run", "--env-file", "examples/sandbox.env", "--addr", "127.0.0.1:0", "--admin-addr", "", "--data", data, "pipelines/")
+	if code != exitProblem || !strings.Contains(stderr, "still opening the data folder") || !strings.Contains(stderr, "is in use") {
+		t.Errorf("code %d, stderr:\n%s\nwant 1, the slow open logged, then the folder in use", code, stderr)
 	}
 }

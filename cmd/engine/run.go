@@ -210,7 +210,14 @@ variables override either.`, stderr)
 	if *untilDone && len(imports) == 0 {
 		return fail(exitUsage, "--until-done needs --csv files to wait for")
 	}
+	// An open is quick, but for the first one after a build from before
+	// 2026-12-01, which reads the folder through once (10 s for 300,000
+	// dead letters on a cold disk, a QA run), silent and not listening.
+	slowOpen := time.AfterFunc(slowOpenAfter, func() {
+		logger.Info("still opening the data folder: another process may hold it, or this is the first open after an older build, which reads it through once", "data", *dataDir)
+	})
 	store, err := inbox.Open(*dataDir, inbox.Options{MarkRunning: true})
+	slowOpen.Stop()
 	if err != nil {
 		return fail(exitProblem, "%v", err)
 	}
@@ -407,6 +414,10 @@ func reportStopped(stdout io.Writer, logger *slog.Logger, left, unremoved, cut m
 	}
 	logger.Warn("stopped; events are still queued for the next run", attrs...)
 }
+
+// slowOpenAfter is how long opening the data folder may take before the
+// log says it is still at it.
+const slowOpenAfter = 2 * time.Second
 
 // loopbackHost reports whether host, of a host:port to listen on, is a
 // loopback address or localhost. An empty host or 0.0.0.0 listens on
