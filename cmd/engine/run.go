@@ -213,11 +213,18 @@ variables override either.`, stderr)
 	// An open is quick, but for the first one after a build from before
 	// 2026-12-01, which reads the folder through once (10 s for 300,000
 	// dead letters on a cold disk, a QA run), silent and not listening.
-	slowOpen := time.AfterFunc(slowOpenAfter, func() {
-		logger.Info("still opening the data folder: another process may hold it, or this is the first open after an older build, which reads it through once", "data", *dataDir)
-	})
+	opened, told := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(told) // waited for below: the line comes before any other
+		select {
+		case <-opened:
+		case <-time.After(slowOpenAfter):
+			logger.Info("still opening the data folder: another process may hold it, or this is the first open after an older build, which reads it through once", "data", *dataDir)
+		}
+	}()
 	store, err := inbox.Open(*dataDir, inbox.Options{MarkRunning: true})
-	slowOpen.Stop()
+	close(opened)
+	<-told
 	if err != nil {
 		return fail(exitProblem, "%v", err)
 	}
