@@ -119,16 +119,10 @@ func (c *csvRun) brokenRow(e *csvfile.RowError) error {
 	}
 	c.r.csv.update(c.progress, func(p *CSVProgress) { p.Broken++ })
 	c.r.metrics.deadLettered.WithLabelValues(c.pipeline, "csv_row").Inc()
-	args := []any{"pipeline", c.pipeline, "version", version, "event", rowLabel(e.File, e.Number, c.rowID(e.Number)), "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason}
-	// One a second a pipeline at info, as dead letters are: a file of
-	// 50,000 broken rows wrote as many lines (a QA run).
-	if c.r.log.Enabled(context.Background(), slog.LevelDebug) {
-		c.r.log.Warn("broken CSV row", args...)
-		return nil
-	}
-	c.r.brokenRows.log(c.pipeline, c.r.clock.Now(), func(left int) {
-		c.r.log.Warn("broken CSV row", withLeftOut(args, left)...)
-	})
+	// One a second a pipeline, as dead letters are: a file of 50,000
+	// broken rows wrote as many lines (a QA run).
+	c.r.logLimited(&c.r.brokenRows, c.pipeline, slog.LevelWarn, slog.LevelWarn, "broken CSV row",
+		"pipeline", c.pipeline, "version", version, "event", rowLabel(e.File, e.Number, c.rowID(e.Number)), "file", e.File, "row", e.Number, "line", e.Line, "error", e.Reason)
 	return nil
 }
 

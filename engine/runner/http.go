@@ -2,7 +2,6 @@ package runner
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -300,14 +299,8 @@ func firstInvalidUTF8(b []byte) int {
 // repeat, 11,701 for 11,700 (a QA run).
 func (r *Runner) repeated(p *engine.Pipeline, id string) {
 	r.metrics.duplicates.WithLabelValues(p.Name).Inc()
-	const msg = "repeat of a stored event ignored"
-	if r.log.Enabled(context.Background(), slog.LevelDebug) {
-		r.log.Debug(msg, "pipeline", p.Name, "version", p.Version, "event", id)
-		return
-	}
-	r.refusals.log(p.Name+"\x00repeat", r.clock.Now(), func(left int) {
-		r.log.Info(msg, withLeftOut([]any{"pipeline", p.Name, "version", p.Version, "event", id}, left)...)
-	})
+	r.logLimited(&r.refusals, p.Name+"\x00repeat", slog.LevelInfo, slog.LevelDebug, "repeat of a stored event ignored",
+		"pipeline", p.Name, "version", p.Version, "event", id)
 }
 
 // eventID is the event's dedupe id. For a SessionM event it is the

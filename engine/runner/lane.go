@@ -622,15 +622,9 @@ func (res *sendResult) describe() error {
 // CSV rows under 30% 503s, each clearing the status line (a QA run); the
 // metrics count every retry.
 func (l *lane) logRetry(it *item, attempt int, wait time.Duration, cause error) {
-	args := []any{"pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
-		"attempt", attempt, "in", wait.Round(time.Millisecond), "error", l.r.opts.Masker.String(cause.Error())}
-	if l.r.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.r.log.Debug("will retry", args...)
-		return
-	}
-	l.retryLogged.log("will retry", l.r.clock.Now(), func(left int) {
-		l.r.log.Info("will retry", withLeftOut(args, left)...)
-	})
+	l.r.logLimited(&l.retryLogged, "will retry", slog.LevelInfo, slog.LevelDebug, "will retry",
+		"pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
+		"attempt", attempt, "in", wait.Round(time.Millisecond), "error", l.r.opts.Masker.String(cause.Error()))
 }
 
 // logDead says an event became a dead letter: at debug level each one,
@@ -639,15 +633,9 @@ func (l *lane) logRetry(it *item, attempt int, wait time.Duration, cause error) 
 // 300,000 dead letters (a QA run); engine dlq list names each, and
 // engine_events_dead_lettered_total counts them.
 func (l *lane) logDead(it *item, reason string, id uint64, attempts int, cause string) {
-	args := []any{"pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
-		"reason", reason, "dead_letter", id, "attempts", attempts, "error", cause}
-	if l.r.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.r.log.Warn("dead-lettered", args...)
-		return
-	}
-	l.retryLogged.log("dead-lettered "+reason, l.r.clock.Now(), func(left int) {
-		l.r.log.Warn("dead-lettered", withLeftOut(args, left)...)
-	})
+	l.r.logLimited(&l.retryLogged, "dead-lettered "+reason, slog.LevelWarn, slog.LevelWarn, "dead-lettered",
+		"pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it),
+		"reason", reason, "dead_letter", id, "attempts", attempts, "error", cause)
 }
 
 // send delivers one request through the connection's governor.

@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 
 	"github.com/loyalty-connector/engine/engine"
@@ -35,6 +37,21 @@ func (r *Runner) refuseFor(p *engine.Pipeline, req *http.Request, reason string,
 			return
 		}
 		r.log.Warn("webhook refused", args...)
+	})
+}
+
+// logLimited writes msg at level through wl: at most one line a second of
+// kind, the next (or the last held back, a second later or at the stop)
+// saying how many were left out. At debug level, which asks for every
+// line, each is written, at each.
+func (r *Runner) logLimited(wl *warnLimiter, kind string, level, each slog.Level, msg string, args ...any) {
+	ctx := context.Background()
+	if r.log.Enabled(ctx, slog.LevelDebug) {
+		r.log.Log(ctx, each, msg, args...)
+		return
+	}
+	wl.log(kind, r.clock.Now(), func(left int) {
+		r.log.Log(ctx, level, msg, withLeftOut(args, left)...)
 	})
 }
 
