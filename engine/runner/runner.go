@@ -77,12 +77,10 @@ type Runner struct {
 	lastLane  map[string]*lane // the newest lane of each pipeline name, removed ones too (under reloadMu)
 	lanesLive sync.WaitGroup   // launched lanes not yet done
 
-	storingMu   sync.Mutex
-	storing     map[string]*atomic.Int64 // storingCount
-	unremovedMu sync.Mutex
-	unremoved   map[string]*unremovedEvents // unremovedOf
-	govMu       sync.Mutex
-	governors   map[string]*delivery.Governor // by connection (Key), kept across reloads
+	storing   byPipeline[atomic.Int64]    // storingCount
+	unremoved byPipeline[unremovedEvents] // unremovedOf
+	govMu     sync.Mutex
+	governors map[string]*delivery.Governor // by connection (Key), kept across reloads
 
 	stateMu    sync.Mutex
 	states     map[string]*pipelineState
@@ -94,8 +92,7 @@ type Runner struct {
 	brokenRows warnLimiter
 	// respondWarned holds each synchronous pipeline's warning limiter,
 	// across its versions (respondWarnings).
-	respondWarnedMu sync.Mutex
-	respondWarned   map[string]*warnLimiter
+	respondWarned byPipeline[warnLimiter]
 
 	csvMu    sync.Mutex
 	csvPoll  time.Duration          // 0 until WatchCSVInboxes
@@ -318,10 +315,7 @@ func (r *Runner) Stop(grace time.Duration) {
 	// The lines held back go out before the last word of the stop.
 	r.refusals.flushAll()
 	r.brokenRows.flushAll()
-	r.respondWarnedMu.Lock()
-	limiters := slices.Collect(maps.Values(r.respondWarned))
-	r.respondWarnedMu.Unlock()
-	for _, wl := range limiters {
+	for _, wl := range r.respondWarned.all() {
 		wl.flushAll()
 	}
 	// The lanes are done: the rows of CSV imports that stopped early have
@@ -361,17 +355,7 @@ func (r *Runner) CutByStop() map[string]int {
 // respondWarnings is the warning limiter of the synchronous pipeline
 // name, whichever its version.
 func (r *Runner) respondWarnings(name string) *warnLimiter {
-	r.respondWarnedMu.Lock()
-	defer r.respondWarnedMu.Unlock()
-	if r.respondWarned == nil {
-		r.respondWarned = map[string]*warnLimiter{}
-	}
-	wl := r.respondWarned[name]
-	if wl == nil {
-		wl = &warnLimiter{}
-		r.respondWarned[name] = wl
-	}
-	return wl
+	return r.respondWarned.get(name, func() *warnLimiter { return &warnLimiter{} })
 }
 
 // Abandon cuts a Stop short, as if its grace had run out now: in-flight
@@ -387,26 +371,16 @@ func (r *Runner) Abandon() {
 // lane: its feeder passes them by, its acker goes on trying, and the
 // stop's last word counts those left.
 func (r *Runner) unremovedOf(pipeline string) *unremovedEvents {
-	r.unremovedMu.Lock()
-	defer r.unremovedMu.Unlock()
-	if r.unremoved == nil {
-		r.unremoved = map[string]*unremovedEvents{}
-	}
-	u := r.unremoved[pipeline]
-	if u == nil {
-		u = &unremovedEvents{r: r, store: r.store, pipeline: pipeline, seqs: map[uint64]bool{}}
-		r.unremoved[pipeline] = u
-	}
-	return u
+	return r.unremoved.get(pipeline, func() *unremovedEvents {
+		return &unremovedEvents{r: r, store: r.store, pipeline: pipeline, seqs: map[uint64]bool{}}
+	})
 }
 
 // Unremoved is how many delivered events, per pipeline, are still in the
 // inbox because their removal failed until their lane closed.
 func (r *Runner) Unremoved() map[string]int {
-	r.unremovedMu.Lock()
-	defer r.unremovedMu.Unlock()
 	out := map[string]int{}
-	for name, u := range r.unremoved {
+	for name, u := range r.unremoved.all() {
 		if n := u.count(); n > 0 {
 			out[name] = n
 		}
@@ -510,12 +484,10 @@ func (u *unremovedEvents) count() int { return int(u.n.Load()) }
 // delivered yet: its depth less the delivered events whose removal failed,
 // those left by closed lanes and those lanes (running ones) still retry.
 func (r *Runner) undelivered(pipeline string, lanes ...*lane) int {
-	r.unremovedMu.Lock()
 	left := 0
-	if u := r.unremoved[pipeline]; u != nil {
+	if u := r.unremoved.lookup(pipeline); u != nil {
 		left = u.count()
 	}
-	r.unremovedMu.Unlock()
 	for _, l := range lanes {
 		if l != nil {
 			left += l.unremovedNow()
@@ -527,17 +499,7 @@ func (r *Runner) undelivered(pipeline string, lanes ...*lane) int {
 // storingCount counts the webhooks of pipeline being stored in the inbox,
 // for every version of the pipeline.
 func (r *Runner) storingCount(pipeline string) *atomic.Int64 {
-	r.storingMu.Lock()
-	defer r.storingMu.Unlock()
-	if r.storing == nil {
-		r.storing = map[string]*atomic.Int64{}
-	}
-	n := r.storing[pipeline]
-	if n == nil {
-		n = new(atomic.Int64)
-		r.storing[pipeline] = n
-	}
-	return n
+	return r.storing.get(pipeline, func() *atomic.Int64 { return new(atomic.Int64) })
 }
 
 // Depth is how many events of pipeline wait in the inbox.
