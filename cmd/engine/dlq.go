@@ -222,7 +222,11 @@ func (c dlqCommand) open(dir string) (*inbox.Store, bool) {
 	}
 	_ = s.SetHolder(inbox.Holder{Command: "engine dlq " + c.name, PID: os.Getpid()}) // named to an engine run that waits
 	if n := s.ReplaysSettled(); n > 0 {
-		fmt.Fprintf(c.stderr, "engine dlq %s: an earlier replay was cut short after it had queued %s again; %s removed now, so none is sent twice\n", c.name, plural(n, "event"), map[bool]string{true: "its dead letter is", false: "their dead letters are"}[n == 1])
+		removed := "their dead letters are"
+		if n == 1 {
+			removed = "its dead letter is"
+		}
+		fmt.Fprintf(c.stderr, "engine dlq %s: an earlier replay was cut short after it had queued %s again; %s removed now, so none is sent twice\n", c.name, plural(n, "event"), removed)
 	}
 	return s, true
 }
