@@ -236,15 +236,7 @@ func TestCSVFileChangedWhileImported(t *testing.T) {
 func TestCSVResumesFromCheckpoint(t *testing.T) {
 	data := t.TempDir()
 	file := writeCSV(t, t.TempDir(), 50, 0)
-	store, err := inbox.Open(data, inbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := "csv:" + csvPipeline + ":" + fileHash(t, file)
-	if err := store.SetCheckpoint(key, map[string]any{"rows": 20}); err != nil {
-		t.Fatal(err)
-	}
-	store.Close()
+	setCheckpoint(t, data, "csv:"+csvPipeline+":"+fileHash(t, file), map[string]any{"rows": 20})
 
 	h := start(t, setup{users: 100, dataDir: data})
 	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
@@ -266,15 +258,8 @@ func TestCSVResumesFromCheckpoint(t *testing.T) {
 func TestCSVResumesPastTheRowsThatHeldTheCheckpoint(t *testing.T) {
 	data := t.TempDir()
 	file := writeCSV(t, t.TempDir(), 40, 0)
-	store, err := inbox.Open(data, inbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	key := "csv:" + csvPipeline + ":" + fileHash(t, file)
-	if err := store.SetCheckpoint(key, map[string]any{"rows": 4, "past": 30, "holes": []int{5, 9}}); err != nil {
-		t.Fatal(err)
-	}
-	store.Close()
+	setCheckpoint(t, data, key, map[string]any{"rows": 4, "past": 30, "holes": []int{5, 9}})
 
 	h := start(t, setup{users: 100, dataDir: data})
 	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
@@ -1436,14 +1421,7 @@ func rowQueuedBeforeIsNotReadAgain(t *testing.T, later time.Duration) {
 	}
 	first.stop()
 	// As a kill -9 leaves it: the checkpoint saved before row 25.
-	store, err := inbox.Open(data, inbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.SetCheckpoint(key, map[string]any{"rows": 20}); err != nil {
-		t.Fatal(err)
-	}
-	store.Close()
+	setCheckpoint(t, data, key, map[string]any{"rows": 20})
 
 	failing.Store(false)
 	h := start(t, setup{sandbox: srv.URL, dataDir: data, inbox: inbox.Options{Now: func() time.Time { return time.Now().Add(later) }}})
@@ -1511,5 +1489,19 @@ func TestCSVInboxWaitsForAnUnendedLastLine(t *testing.T) {
 	}
 	if dls, _ := h.store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
 		t.Errorf("dead letters %+v", dls)
+	}
+}
+
+// setCheckpoint writes a CSV import's checkpoint into the inbox in data,
+// as an earlier run left it.
+func setCheckpoint(t *testing.T, data, key string, cp any) {
+	t.Helper()
+	store, err := inbox.Open(data, inbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.SetCheckpoint(key, cp); err != nil {
+		t.Fatal(err)
 	}
 }
