@@ -941,12 +941,22 @@ func (c lookupCaller) Call(ctx context.Context, step *engine.Step, req *engine.R
 // request (send), a lookup waits for the governor only while the lane
 // takes work: a stop or a reload ends the wait at once, and the event
 // stays queued, not sent late and refused after (a lookup wasted) nor
-// holding the stop up for its grace. Once it leaves, it runs under the
-// caller's context (the lane's hard one) like a target request.
+// holding the stop up for its grace. Unlike a target request, one on the
+// wire is cut then too: its answer could only feed a request the lane no
+// longer sends, and the event, still queued, is looked up again by the
+// next run or version all the same. Left to finish, a lookup SessionM
+// took 15 s over held the stop up for its whole grace.
 type laneLookups struct{ l *lane }
 
 func (c laneLookups) Call(ctx context.Context, step *engine.Step, req *engine.Request) (*engine.Response, error) {
-	return c.l.r.lookup(ctx, c.l.soft, step, req)
+	ctx, cut := context.WithCancel(ctx)
+	defer cut()
+	defer context.AfterFunc(c.l.soft, cut)()
+	resp, err := c.l.r.lookup(ctx, c.l.soft, step, req)
+	if err != nil && c.l.soft.Err() != nil {
+		return nil, errStopping
+	}
+	return resp, err
 }
 
 // lookup sends a lookup step's request. It waits for the connection's

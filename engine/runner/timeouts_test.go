@@ -104,6 +104,72 @@ func TestLookupWaitingForAPauseEndsWithTheLane(t *testing.T) {
 	}
 }
 
+// A lookup on the wire when the lane stops is cut, and its event stays
+// queued as it was: its answer could only feed a target request the lane
+// no longer sends. Left to finish, a lookup the peer took its time over
+// held the stop (or the reload's retirement) up for the whole grace.
+func TestLookupOnTheWireIsCutWithTheLane(t *testing.T) {
+	tests := []struct {
+		name string
+		end  func(r *Runner, l *lane, grace time.Duration) // returns once l is done
+	}{
+		{"stop", func(r *Runner, _ *lane, grace time.Duration) { r.Stop(grace) }},
+		{"reload", func(r *Runner, l *lane, grace time.Duration) { r.retire(l, grace); <-l.done }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var targets atomic.Int32
+			lookupSent := make(chan struct{}, 1)
+			lookupCut := make(chan bool, 1)
+			api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				if r.URL.Path == "/sink" {
+					targets.Add(1)
+					return
+				}
+				lookupSent <- struct{}{}
+				select {
+				case <-r.Context().Done():
+					lookupCut <- true
+				case <-time.After(20 * time.Second):
+					lookupCut <- false
+					io.WriteString(w, `{}`)
+				}
+			}))
+			defer api.Close()
+			r, store := startRunner(t, loadAPI(t, "testdata/paused-lookup", api.URL))
+			defer r.Stop(5 * time.Second)
+			hooks := httptest.NewServer(r.Handler())
+			defer hooks.Close()
+			resp, err := http.Post(hooks.URL+"/hooks/lookup", "application/json", strings.NewReader(`{"n":1}`))
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("webhook: %v %v", err, resp)
+			}
+			resp.Body.Close()
+			<-lookupSent
+			const grace = 10 * time.Second
+			began := time.Now()
+			tt.end(r, r.lane("lookup-then-send"), grace)
+			if took := time.Since(began); took > grace/2 {
+				t.Errorf("the lane took %s to end", took.Round(time.Millisecond))
+			}
+			if !<-lookupCut {
+				t.Error("the lookup was answered, not cut")
+			}
+			if n := targets.Load(); n != 0 {
+				t.Errorf("%d target requests; want none", n)
+			}
+			recs, err := store.ReadAfter("lookup-then-send", 0, 10)
+			if err != nil || len(recs) != 1 || recs[0].Attempts != 0 {
+				t.Fatalf("queued %+v (%v); want the event, with no attempt counted", recs, err)
+			}
+			if dls, _ := store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
+				t.Fatalf("dead letters: %+v", dls)
+			}
+		})
+	}
+}
+
 // A target request has the pipeline's delivery.timeout when it sets one,
 // else its connection's timeout: the connection's was used by lookups
 // only, and a target request on a connection with `timeout: 200ms` still
