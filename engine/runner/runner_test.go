@@ -1884,6 +1884,13 @@ func TestAdminReplaysAndDropsDeadLettersInBulk(t *testing.T) {
 			t.Errorf("%s %s: %d %s; want 400 with %q", tt.method, tt.path, a.status, a.body, tt.want)
 		}
 	}
+	// The bulk replay's path with another method: the route is there, for
+	// POST (the mux took "replay" for a dead letter id: 400).
+	for _, method := range []string{"GET", "DELETE"} {
+		if a := do(t, method, admin.URL+"/dlq/replay?all=true", "", nil); a.status != 405 || a.header.Get("Allow") != "POST" || !strings.Contains(a.body, "use POST") {
+			t.Errorf("%s /dlq/replay: %d %v %s; want 405, Allow: POST", method, a.status, a.header, a.body)
+		}
+	}
 	// A pipeline no dead letter has, and none runs: a typo, said so.
 	if a := do(t, "POST", admin.URL+"/dlq/replay?all=true&pipeline=nope", "", nil); a.status != 200 || !strings.Contains(a.header.Get("X-Note"), `no pipeline called "nope"`) || !strings.Contains(a.body, `"done":0`) {
 		t.Errorf("replay of pipeline=nope: %d %v %s", a.status, a.header, a.body)
