@@ -208,7 +208,7 @@ func (c dlqCommand) open(dir string) (*inbox.Store, bool) {
 		c.problem("data folder %s has an empty inbox.db, which holds no dead letters: the engine has not run here, or the file was cut; pass --data DIR", dir)
 		return nil, false
 	}
-	s, err := inbox.Open(dir, inbox.Options{})
+	s, err := inbox.Open(dir, dlqInboxOptions)
 	if err != nil {
 		// The inbox's advice (give each engine its own --data) is for
 		// engine run, not for dlq.
@@ -648,6 +648,10 @@ type dlqChange struct {
 // heard between chunks, is heard at once. A var for tests.
 var dlqChunk = 1000
 
+// dlqInboxOptions opens the inbox; a var for tests, which make its writes
+// fail as on a full disk.
+var dlqInboxOptions = inbox.Options{}
+
 // dlqInterrupt starts listening for Ctrl-C and SIGTERM; interrupted says
 // whether one came. A var for tests, which interrupt without a signal.
 var dlqInterrupt = func() (interrupted func() bool, stop func()) {
@@ -752,15 +756,20 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 		}
 		chunk := ids[seen:min(seen+dlqChunk, len(ids))]
 		outcomes, err := change.apply(s, chunk, state)
-		if err != nil {
+		var left *inbox.ReplayLeftError
+		if err != nil && !errors.As(err, &left) {
 			result = c.problem("%v; stopped after %d of the %d dead letters", err, seen, len(ids))
 			break
 		}
 		seen += len(chunk)
+		var notQueued *inbox.NotQueuedError
+		unqueued := 0
 		for _, o := range outcomes {
 			var nr *inbox.NotReplayableError
 			var np *inbox.NoPipelineError
 			switch {
+			case errors.As(o.Err, &notQueued):
+				unqueued++ // said once for the chunk, below
 			case errors.Is(o.Err, inbox.ErrNoSuchDeadLetter):
 				result = c.problem("no dead letter %d", o.ID)
 			case errors.As(o.Err, &np) && np.Responds && f.all:
@@ -787,6 +796,18 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 				fmt.Fprintln(stdout, change.line(o))
 				changed++
 			}
+		}
+		if unqueued > 0 {
+			// The inbox cannot be written: every one after them would fail
+			// the same way, each with its own line.
+			result = c.problem("%d dead letters could not be queued again, and stay dead letters: %v; stopped after %d of the %d dead letters. Free space in %s and replay them again",
+				unqueued, notQueued.Err, seen, len(ids), f.data)
+			break
+		}
+		if left != nil {
+			result = c.problem("%v; the next engine run or engine dlq on %s removes them once it can write there (free space), and no replay takes them before (a dead letter of an event without an id stays listed: drop it); stopped after %d of the %d dead letters",
+				left, f.data, seen, len(ids))
+			break
 		}
 	}
 	fmt.Fprintln(stdout, change.summary(changed, f.data))

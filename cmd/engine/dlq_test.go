@@ -507,6 +507,50 @@ func TestDlqChangeInChunks(t *testing.T) {
 	}
 }
 
+// On a full disk, replay says once why it stops, and what became of the
+// dead letters: it printed a line for each of 3,000 it could not queue
+// (a QA run), and, when it had queued them but could not remove their
+// dead letters, "replayed no dead letters" and advice to drop them.
+func TestDlqReplayOnAFullDisk(t *testing.T) {
+	noSpace := func() error { return errors.New("write: no space left on device") }
+	for _, tc := range []struct {
+		name       string
+		opts       inbox.Options
+		wantOut    string
+		wantErr    string
+		leftQueued int // at the next open, with room
+		leftDead   int
+	}{
+		{"events not queued", inbox.Options{AppendFault: noSpace},
+			"replayed no dead letters\nskipped 1 dead letter that cannot be replayed; left in place\n",
+			"3 dead letters could not be queued again, and stay dead letters: write: no space left on device; stopped after 4 of the 4 dead letters. Free space in DIR and replay them again",
+			0, 4},
+		{"dead letters not removed", inbox.Options{ReplayRemovalFault: noSpace},
+			"replayed 1 (offer-issued-to-braze-campaign): queued as event 3\n",
+			"3 events are queued again, but their dead letters could not be removed yet: write: no space left on device; the next engine run or engine dlq on DIR removes them",
+			3, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old := dlqInboxOptions
+			dlqInboxOptions = tc.opts
+			defer func() { dlqInboxOptions = old }()
+			dir := seedDeadLetters(t)
+			stdout, stderr, code := runEngine("dlq", "replay", "--all", "--data", dir)
+			stdout, stderr = strings.ReplaceAll(stdout, dir, "DIR"), strings.ReplaceAll(stderr, dir, "DIR")
+			if code != exitProblem || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.wantErr) || !strings.Contains(stdout, tc.wantOut) {
+				t.Errorf("code %d, stderr %q, output:\n%s", code, stderr, stdout)
+			}
+			dlqInboxOptions = old
+			s := openSeeded(t, dir)
+			left, _ := s.DeadLetters(inbox.DeadFilter{})
+			queued := s.Depth(offerPipeline) + s.Depth(pointsPipeline) + s.Depth(csvPipeline)
+			if queued != tc.leftQueued || len(left) != tc.leftDead {
+				t.Errorf("at the next open: %d events queued, %d dead letters; want %d and %d", queued, len(left), tc.leftQueued, tc.leftDead)
+			}
+		})
+	}
+}
+
 // An interrupt stops replay and drop between chunks: each chunk is done or
 // untouched, and the output says how far they got.
 func TestDlqChangeInterrupted(t *testing.T) {

@@ -219,7 +219,14 @@ func (s *Store) appendGroup(group []*appendReq) {
 	s.mu.Unlock()
 
 	if len(entries) > 0 {
-		if err := s.journal.write(entries); err != nil {
+		var err error
+		if s.appendFault != nil {
+			err = s.appendFault()
+		}
+		if err == nil {
+			err = s.journal.write(entries)
+		}
+		if err != nil {
 			// The seqs taken stay unused; a gap is harmless.
 			s.failAppends(group, err)
 			return

@@ -599,9 +599,98 @@ type Outcome struct {
 	// Seq is where a replayed event is queued now.
 	Seq uint64
 	// Err is why this one was left as it was: ErrNoSuchDeadLetter, a
-	// *NotReplayableError, a *NoPipelineError, or a stored dead letter
-	// that cannot be read.
+	// *NotReplayableError, a *NoPipelineError, a *NotQueuedError, or a
+	// stored dead letter that cannot be read.
 	Err error
+}
+
+// NotQueuedError: a dead letter stays, as its event could not be queued
+// again (the inbox could not be written): not the dead letter's fault, and
+// a later replay may work.
+type NotQueuedError struct{ Err error }
+
+func (e *NotQueuedError) Error() string { return "queueing it again: " + e.Err.Error() }
+func (e *NotQueuedError) Unwrap() error { return e.Err }
+
+// ReplayLeftError: a replay queued events again but could not remove their
+// dead letters. The store removes them as soon as it can write again
+// (SettleReplaysLeft), and until then replays nothing, so no event is
+// queued twice; Outcomes are as if it had.
+type ReplayLeftError struct {
+	Queued int
+	Err    error
+}
+
+func (e *ReplayLeftError) Error() string {
+	return fmt.Sprintf("%d events are queued again, but their dead letters could not be removed yet: %v", e.Queued, e.Err)
+}
+func (e *ReplayLeftError) Unwrap() error { return e.Err }
+
+// replayed is a dead letter a replay marked: queued, when its event was
+// queued again, and its dead letter must go.
+type replayed struct {
+	dl     *DeadLetter
+	queued bool
+}
+
+// removeReplayed ends a replay: its marks go, and the dead letters whose
+// events it queued. One dropped meanwhile (a replay left for later, see
+// SettleReplaysLeft) is counted out already.
+func removeReplayed(tx *bolt.Tx, done []replayed) error {
+	b, marks := tx.Bucket(deadBucket), tx.Bucket(deadReplaying)
+	removed := 0
+	for _, d := range done {
+		k := seqKey(d.dl.ID)
+		if err := marks.Delete(k); err != nil {
+			return err
+		}
+		if !d.queued || b.Get(k) == nil {
+			continue
+		}
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+		removed++
+		if err := forgetUnqueued(tx, d.dl); err != nil {
+			return err
+		}
+	}
+	return addDeadCount(tx, -removed)
+}
+
+func (s *Store) removeReplayed(done []replayed) error {
+	return s.group(func(tx *bolt.Tx) error {
+		if s.replayRemovalFault != nil {
+			if err := s.replayRemovalFault(); err != nil {
+				return err
+			}
+		}
+		return removeReplayed(tx, done)
+	})
+}
+
+// SettleReplaysLeft removes the dead letters a replay queued again but
+// could not remove (and the marks it could not), now that the store may
+// write again: the engine tries every second, and every replay first. It
+// returns how many are left (0, or all of them with the error).
+func (s *Store) SettleReplaysLeft() (int, error) {
+	s.deadMu.Lock()
+	defer s.deadMu.Unlock()
+	if err := s.settleReplaysLeft(); err != nil {
+		return len(s.replayLeft), err
+	}
+	return 0, nil
+}
+
+func (s *Store) settleReplaysLeft() error {
+	if len(s.replayLeft) == 0 {
+		return nil
+	}
+	if err := s.removeReplayed(s.replayLeft); err != nil {
+		return fmt.Errorf("an earlier replay queued events again whose dead letters cannot be removed yet: %w", err)
+	}
+	s.replayLeft = nil
+	return nil
 }
 
 // DropDeadLetter deletes one dead letter for good.
@@ -654,21 +743,22 @@ func (s *Store) DropDeadLetters(ids []uint64) ([]Outcome, error) {
 // be replayed (see Replayable) stays, with a *NotReplayableError.
 func (s *Store) Requeue(id uint64) (pipeline string, seq uint64, err error) {
 	out, err := s.RequeueDeadLetters([]uint64{id}, nil)
-	if err != nil {
+	if out == nil {
 		return "", 0, err
 	}
 	if out[0].Err != nil {
 		return "", 0, out[0].Err
 	}
-	return out[0].Pipeline, out[0].Seq, nil
+	return out[0].Pipeline, out[0].Seq, err // a *ReplayLeftError
 }
 
 // RequeueDeadLetters is Requeue for many dead letters: they are marked as
 // being replayed, their events are queued with one journal write per
 // pipeline, then the dead letters and marks go in one transaction, rather
 // than two syncs for each. It says for each id, in order, what became of
-// it; an error means none was removed (and, if it came after queueing,
-// that they are queued too). The dedupe window does not apply: asking for
+// it; an error means none was removed: a *ReplayLeftError, with the
+// outcomes, when it came after queueing (they are removed later). The
+// dedupe window does not apply: asking for
 // a replay is deliberate. A crash between the steps leaves an event
 // queued, or not, and its dead letter marked: the next Open removes the
 // dead letter of an event that was queued (settleReplays), which a later
@@ -682,6 +772,11 @@ func (s *Store) Requeue(id uint64) (pipeline string, seq uint64, err error) {
 func (s *Store) RequeueDeadLetters(ids []uint64, state func(pipeline string) PipelineState) ([]Outcome, error) {
 	s.deadMu.Lock()
 	defer s.deadMu.Unlock()
+	// A dead letter still here after its replay queued the event would be
+	// queued twice.
+	if err := s.settleReplaysLeft(); err != nil {
+		return nil, fmt.Errorf("%w; nothing is replayed until they are (their events would be sent twice)", err)
+	}
 	out := make([]Outcome, len(ids))
 	seen := make(map[uint64]bool, len(ids))
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -762,7 +857,7 @@ func (s *Store) RequeueDeadLetters(ids []uint64, state func(pipeline string) Pip
 		for j, i := range idx {
 			if err != nil {
 				// Those of the other pipelines go on.
-				out[i].Err = fmt.Errorf("queueing it again: %w", err)
+				out[i].Err = &NotQueuedError{err}
 				continue
 			}
 			out[i].Seq = got[j].Seq
@@ -772,31 +867,17 @@ func (s *Store) RequeueDeadLetters(ids []uint64, state func(pipeline string) Pip
 	if s.replayCrash == "queued" {
 		return nil, errReplayCrash
 	}
-	err = s.group(func(tx *bolt.Tx) error {
-		b, marks := tx.Bucket(deadBucket), tx.Bucket(deadReplaying)
-		for _, idx := range byPipeline {
-			for _, i := range idx {
-				if err := marks.Delete(seqKey(out[i].ID)); err != nil {
-					return err
-				}
-				if out[i].Err != nil {
-					continue // not queued: the dead letter stays
-				}
-				if err := b.Delete(seqKey(out[i].ID)); err != nil {
-					return err
-				}
-				if err := addDeadCount(tx, -1); err != nil {
-					return err
-				}
-				if err := forgetUnqueued(tx, &out[i].DeadLetter); err != nil {
-					return err
-				}
-			}
+	var done []replayed
+	for _, idx := range byPipeline {
+		for _, i := range idx {
+			// What removing it takes, not its event: these may wait.
+			dl := &DeadLetter{ID: out[i].ID, Pipeline: out[i].Pipeline, EventID: out[i].EventID}
+			done = append(done, replayed{dl: dl, queued: out[i].Err == nil}) // else it stays
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%d dead letters are queued again but could not be removed (drop them rather than replay them again, or they are sent twice): %w", len(queued), err)
+	}
+	if err := s.removeReplayed(done); err != nil {
+		s.replayLeft = done
+		return out, &ReplayLeftError{Queued: len(queued), Err: err}
 	}
 	return out, nil
 }

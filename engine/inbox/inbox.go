@@ -75,6 +75,11 @@ type Options struct {
 	// crashed): see StoppedUncleanly. Only engine run sets it; a command
 	// that reads the store meanwhile (engine dlq) leaves the mark alone.
 	MarkRunning bool
+	// ReplayRemovalFault and AppendFault (tests) make the removal of
+	// replayed dead letters, or the journal's writes of new events, fail
+	// with their error while they return one, as on a full disk.
+	ReplayRemovalFault func() error
+	AppendFault        func() error
 }
 
 // Store is the inbox, the dead letters and the CSV checkpoints in one
@@ -98,6 +103,10 @@ type Store struct {
 	// deadMu makes replaying or dropping a dead letter one step: two
 	// replays of one dead letter at once would queue its event twice.
 	deadMu sync.Mutex
+	// replayLeft (under deadMu): dead letters a replay queued again, or
+	// marked, but could not remove or unmark (the disk was full); see
+	// SettleReplaysLeft.
+	replayLeft []replayed
 
 	appliedEpoch uint64 // the committer's alone
 	markRunning  bool
@@ -117,6 +126,8 @@ type Store struct {
 	// replayCrash (tests) makes RequeueDeadLetters return at the step it
 	// names ("marked" or "queued"), as if the process died there.
 	replayCrash string
+	// Options.ReplayRemovalFault and AppendFault.
+	replayRemovalFault, appendFault func() error
 
 	holderSet bool // SetHolder wrote the holder file
 
@@ -149,7 +160,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	// Whoever wrote it let go of the lock: killed, it left its record.
 	_ = os.Remove(filepath.Join(dir, holderFile))
-	s := &Store{db: db, path: path, window: opts.DedupeWindow, now: opts.Now,
+	s := &Store{db: db, path: path, window: opts.DedupeWindow, now: opts.Now, replayRemovalFault: opts.ReplayRemovalFault, appendFault: opts.AppendFault,
 		depth: map[string]int{}, lastSeq: map[string]uint64{}, pending: map[string]*pendingQueue{},
 		appends: make(chan *appendReq, maxGroup), writes: make(chan write, maxGroup), applyNow: make(chan struct{}, 1),
 		closing: make(chan struct{}), appenderDone: make(chan struct{}), committerDone: make(chan struct{})}
@@ -321,6 +332,9 @@ func seenValue(received time.Time, seq uint64) [16]byte {
 // Close finishes the appends and changes already queued, moves the
 // journalled events into bbolt and closes the files.
 func (s *Store) Close() error {
+	// A last try, while the committer runs: the marks of those it cannot
+	// remove let the next Open remove them (those with an event id).
+	_, _ = s.SettleReplaysLeft()
 	s.closeOnce.Do(func() { close(s.closing) })
 	<-s.appenderDone
 	<-s.committerDone

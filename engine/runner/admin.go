@@ -376,20 +376,27 @@ func (r *Runner) replayDead(w http.ResponseWriter, req *http.Request) {
 	}
 	undo := r.csv.replaying(dl.ID, dl.EventID)
 	pipeline, seq, err := r.store.Requeue(id)
-	if err != nil && !errors.Is(err, inbox.ErrNoSuchDeadLetter) {
+	var left *inbox.ReplayLeftError
+	if errors.As(err, &left) {
+		r.settleReplaysLeft(left) // queued: replayed, but listed still
+	} else if err != nil && !errors.Is(err, inbox.ErrNoSuchDeadLetter) {
 		undo() // still a dead letter; if it is gone, another replay took it, and its row finds the note
 	}
-	if errors.Is(err, inbox.ErrNoSuchDeadLetter) {
+	switch {
+	case errors.Is(err, inbox.ErrNoSuchDeadLetter):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no dead letter %d", id))
 		return
-	}
-	if err != nil {
+	case err != nil && left == nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	r.wake(pipeline)
 	r.log.Info("dead letter replayed", "dead_letter", id, "pipeline", pipeline, "version", r.version(pipeline), "event", deadLetterLabel(dl), "queued_as", seq)
-	writeJSON(w, http.StatusOK, map[string]any{"replayed": id, "pipeline": pipeline, "queued_as": seq})
+	answer := map[string]any{"replayed": id, "pipeline": pipeline, "queued_as": seq}
+	if left != nil {
+		answer["note"] = fmt.Sprintf("its dead letter could not be removed yet (%v): the engine removes it as soon as the data folder can be written again, and replays none until then", left.Err)
+	}
+	writeJSON(w, http.StatusOK, answer)
 }
 
 func (r *Runner) dropDead(w http.ResponseWriter, req *http.Request) {

@@ -2,8 +2,10 @@ package runner
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 
@@ -98,14 +100,18 @@ func (r *Runner) replayAllDead(w http.ResponseWriter, req *http.Request) {
 			undo[dl.id] = r.csv.replaying(dl.id, dl.eventID)
 		}
 		out, err := r.store.RequeueDeadLetters(ids, state)
-		if err != nil {
+		var left *inbox.ReplayLeftError
+		if errors.As(err, &left) {
+			r.settleReplaysLeft(left)
+		} else if err != nil {
 			for _, u := range undo {
 				u()
 			}
-			r.logBulk("dead letters replayed, then a failure", res, "error", err)
-			writeError(w, http.StatusInternalServerError, fmt.Sprintf("%v; replayed %d of the %d selected before it", err, res.Done, len(selected)))
+			r.bulkFailed(w, res, err, len(selected))
 			return
 		}
+		var notQueued *inbox.NotQueuedError
+		unqueued := 0
 		for _, o := range out {
 			var np *inbox.NoPipelineError
 			switch {
@@ -123,18 +129,44 @@ func (r *Runner) replayAllDead(w http.ResponseWriter, req *http.Request) {
 			case errors.As(o.Err, &np):
 				res.SkippedWhy["its pipeline is not running here"]++
 				res.Skipped++
+			case errors.As(o.Err, &notQueued):
+				// The inbox cannot be written (a full disk): not the
+				// dead letter's fault; the next chunk fails the same way.
+				unqueued++
 			default:
 				res.SkippedWhy[cmp.Or(o.Reason, "damaged")+": cannot be replayed"]++
 				res.Skipped++
 			}
 			undo[o.ID]()
 		}
+		r.wakeAll(res.ByPipeline)
+		switch {
+		case unqueued > 0:
+			r.bulkFailed(w, res, fmt.Errorf("%d of them could not be queued again (they stay dead letters): %w", unqueued, notQueued.Err), len(selected))
+			return
+		case left != nil:
+			r.bulkFailed(w, res, left, len(selected))
+			return
+		}
 	}
-	for p := range res.ByPipeline {
+	r.logBulk("dead letters replayed", res, slog.LevelInfo)
+	writeJSON(w, http.StatusOK, res)
+}
+
+// bulkFailed answers a bulk replay that err stopped, saying how far it got.
+func (r *Runner) bulkFailed(w http.ResponseWriter, res deadBulk, err error, selected int) {
+	msg := fmt.Sprintf("replayed %d of the %d selected, then: %v", res.Done, selected, err)
+	if errors.As(err, new(*inbox.ReplayLeftError)) {
+		msg += "; the engine removes those dead letters as soon as the data folder can be written again, and replays none until then, so no event is sent twice"
+	}
+	r.logBulk("dead letters replayed, then a failure", res, slog.LevelWarn, "error", err)
+	writeError(w, http.StatusInternalServerError, msg)
+}
+
+func (r *Runner) wakeAll(pipelines map[string]int) {
+	for p := range pipelines {
 		r.wake(p)
 	}
-	r.logBulk("dead letters replayed", res)
-	writeJSON(w, http.StatusOK, res)
 }
 
 // dropAllDead drops every dead letter the filters select, a chunk at a
@@ -152,7 +184,7 @@ func (r *Runner) dropAllDead(w http.ResponseWriter, req *http.Request) {
 		}
 		out, err := r.store.DropDeadLetters(ids)
 		if err != nil {
-			r.logBulk("dead letters dropped, then a failure", res, "error", err)
+			r.logBulk("dead letters dropped, then a failure", res, slog.LevelWarn, "error", err)
 			writeError(w, http.StatusInternalServerError, fmt.Sprintf("%v; dropped %d of the %d selected before it", err, res.Done, len(selected)))
 			return
 		}
@@ -164,13 +196,13 @@ func (r *Runner) dropAllDead(w http.ResponseWriter, req *http.Request) {
 			}
 		}
 	}
-	r.logBulk("dead letters dropped", res)
+	r.logBulk("dead letters dropped", res, slog.LevelInfo)
 	writeJSON(w, http.StatusOK, res)
 }
 
 // logBulk writes one line for a bulk replay or drop: one per dead letter
 // would be 300,000 of them.
-func (r *Runner) logBulk(msg string, res deadBulk, more ...any) {
+func (r *Runner) logBulk(msg string, res deadBulk, level slog.Level, more ...any) {
 	if res.Done == 0 && res.Skipped == 0 && len(more) == 0 {
 		return // nothing was selected: nothing to say
 	}
@@ -178,5 +210,26 @@ func (r *Runner) logBulk(msg string, res deadBulk, more ...any) {
 	if res.Skipped > 0 {
 		args = append(args, "skipped", res.Skipped, "skipped_why", DescribeCounts(res.SkippedWhy))
 	}
-	r.log.Info(msg, args...)
+	r.log.Log(context.Background(), level, msg, args...)
+}
+
+// settleReplaysLeft has the dead letters a replay queued again, but could
+// not remove, removed as soon as the store can write (a full disk got
+// room): every second until then, and once more at the stop (Close).
+// Until then the store replays nothing, so no event is queued twice.
+func (r *Runner) settleReplaysLeft(left *inbox.ReplayLeftError) {
+	r.log.Warn("replayed dead letters could not be removed; the engine removes them once the data folder can be written again, and replays none until then",
+		"events", left.Queued, "error", left.Err)
+	if !r.settling.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer r.settling.Store(false)
+		for r.clock.Sleep(r.hard, ackRetryEvery) == nil {
+			if _, err := r.store.SettleReplaysLeft(); err == nil {
+				r.log.Info("the dead letters of replayed events are removed now: the data folder can be written again")
+				return
+			}
+		}
+	}()
 }

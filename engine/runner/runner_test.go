@@ -1846,6 +1846,77 @@ func TestUnrenderedIdempotencyKeyIsNoID(t *testing.T) {
 	}
 }
 
+// A bulk replay that queued the events but could not remove their dead
+// letters (a full disk) left the events undelivered until a restart, and
+// the natural retry once the disk had room sent each of them twice (a QA
+// run: 1,000). The events go out at once; the dead letters are removed as
+// soon as the disk has room, and a replay meanwhile replays nothing.
+func TestBulkReplayOnAFullDiskSendsEachEventOnce(t *testing.T) {
+	var full atomic.Bool
+	fault := func() error {
+		if full.Load() {
+			return errors.New("write inbox.db: no space left on device")
+		}
+		return nil
+	}
+	var fullJournal atomic.Bool
+	appendFault := func() error {
+		if fullJournal.Load() {
+			return errors.New("write journal: no space left on device")
+		}
+		return nil
+	}
+	h := start(t, setup{users: 5, tweak: func(p *engine.Pipeline) { p.Delivery.Attempts = 1 }, inbox: inbox.Options{ReplayRemovalFault: fault, AppendFault: appendFault}})
+	admin := h.admin()
+	h.control("POST", "/faults", `{"emulator":"braze","error_ratio":1}`)
+	for i := range 3 {
+		h.post("/hooks/sessionm/offers", generatedOffer(fmt.Sprintf("full-%d", i), i, fmt.Sprintf("load-%06d", i)), map[string]string{"Authorization": hookAuth})
+	}
+	h.drained()
+	h.control("DELETE", "/faults", "")
+	// With the events unqueued, the replay stops and says why; the dead
+	// letters are not "cannot be replayed".
+	fullJournal.Store(true)
+	a := do(t, "POST", admin.URL+"/dlq/replay?all=true", "", nil)
+	if a.status != 500 || !strings.Contains(a.body, "replayed 0 of the 3 selected, then: 3 of them could not be queued again (they stay dead letters): write journal: no space left on device") {
+		t.Errorf("the replay with a full journal: %d %s", a.status, a.body)
+	}
+	if dls, _ := h.store.DeadLetters(inbox.DeadFilter{}); len(dls) != 3 {
+		t.Fatalf("%d dead letters after the replay that queued none; want 3", len(dls))
+	}
+	fullJournal.Store(false)
+	full.Store(true)
+	a = do(t, "POST", admin.URL+"/dlq/replay?all=true", "", nil)
+	if a.status != 500 || !strings.Contains(a.body, "replayed 3 of the 3 selected") || !strings.Contains(a.body, "replays none until then") {
+		t.Errorf("the replay on a full disk: %d %s", a.status, a.body)
+	}
+	for i := range 3 {
+		user := fmt.Sprintf("load-%06d", i)
+		h.eventually(user+"'s replayed message, with the disk still full", func() bool { return len(h.messages(user)) == 1 })
+	}
+	// Asked again while the disk is full: nothing is replayed.
+	if a := do(t, "POST", admin.URL+"/dlq/replay?all=true", "", nil); a.status != 500 || !strings.Contains(a.body, "nothing is replayed until they are") {
+		t.Errorf("a second replay on a full disk: %d %s", a.status, a.body)
+	}
+	full.Store(false)
+	h.eventually("the dead letters removed once the disk has room", func() bool {
+		dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+		return len(dls) == 0
+	})
+	if a := do(t, "POST", admin.URL+"/dlq/replay?all=true", "", nil); a.status != 200 || !strings.Contains(a.body, `"done":0`) {
+		t.Errorf("a replay once the disk has room: %d %s", a.status, a.body)
+	}
+	if a := do(t, "GET", admin.URL+"/status", "", nil); !strings.Contains(a.body, `"dead_letters":0`) {
+		t.Errorf("/status: %s", a.body)
+	}
+	h.drained()
+	for i := range 3 {
+		if n := len(h.messages(fmt.Sprintf("load-%06d", i))); n != 1 {
+			t.Errorf("load-%06d got %d messages; want 1", i, n)
+		}
+	}
+}
+
 // The admin listener replays and drops dead letters in bulk, as engine
 // dlq --all does with the engine stopped: one id a request took a quarter
 // of an hour for 300,000 (a QA run). all=true is asked for, so that a bare
