@@ -75,7 +75,7 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 		}
 	}
 	// Its request was on the wire: the peer may have it.
-	if want := "engine run: of these, cut on the wire by the stop (the peer may have taken them), so the next run may send them twice: ordered-tags 1"; !strings.Contains(e.stdout.String(), want) {
+	if want := "engine run: cut on the wire by the stop (the peer may have taken them), so the next run may send them twice, from the inbox or, for CSV rows, from their file: ordered-tags 1"; !strings.Contains(e.stdout.String(), want) {
 		t.Errorf("stdout lacks %q:\n%s", want, e.stdout.String())
 	}
 	if line := stoppedLine(e.stdout.String()); !strings.Contains(line, "still queued for the next run: ordered-tags 1") {
@@ -555,8 +555,13 @@ func TestStopSummaryIsLogged(t *testing.T) {
 			map[string]any{"level": "WARN", "msg": "stopped; events are still queued for the next run", "events": float64(5), "queued": "any-campaign 5", "delivered_not_removed": "any-campaign 3"}},
 		{"some cut on the wire", map[string]int{"any-campaign": 5, "ordered-tags": 2}, nil, map[string]int{"any-campaign": 4},
 			"engine run: stopped; still queued for the next run: any-campaign 5, ordered-tags 2\n" +
-				"engine run: of these, cut on the wire by the stop (the peer may have taken them), so the next run may send them twice: any-campaign 4\n",
+				"engine run: cut on the wire by the stop (the peer may have taken them), so the next run may send them twice, from the inbox or, for CSV rows, from their file: any-campaign 4\n",
 			map[string]any{"level": "WARN", "msg": "stopped; events are still queued for the next run", "events": float64(7), "queued": "any-campaign 5, ordered-tags 2", "cut_on_wire": "any-campaign 4"}},
+		// CSV rows are read again from their file, not queued.
+		{"CSV rows cut on the wire, nothing queued", nil, nil, map[string]int{"segment": 8},
+			"engine run: stopped; nothing is queued for the next run\n" +
+				"engine run: cut on the wire by the stop (the peer may have taken them), so the next run may send them twice, from the inbox or, for CSV rows, from their file: segment 8\n",
+			map[string]any{"level": "WARN", "msg": "stopped; requests on the wire were cut", "cut_on_wire": "segment 8"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, logs strings.Builder

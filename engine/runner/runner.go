@@ -310,7 +310,7 @@ func (r *Runner) Stop(grace time.Duration) {
 	// is what the log can say for sure.
 	switch cut := r.CutByStop(); {
 	case len(cut) > 0: // the grace ran out, or Abandon (a second signal)
-		r.log.Warn("stopping: requests on the wire were cut, and their events stay in the inbox: the peer may have taken them, so the next run may send them twice", "waited", time.Since(began).Round(time.Millisecond), "events", DescribeCounts(cut))
+		r.log.Warn("stopping: requests on the wire were cut, and their events stay in the inbox (CSV rows: in their file, read again): the peer may have taken them, so the next run may send them twice", "waited", time.Since(began).Round(time.Millisecond), "events", DescribeCounts(cut))
 	case ranOut:
 		r.log.Info("stopping: the grace ran out; no request was on the wire", "waited", time.Since(began).Round(time.Millisecond))
 	}
