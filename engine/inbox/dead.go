@@ -203,6 +203,24 @@ func unqueuedKey(pipeline, eventID string) []byte {
 	return []byte(pipeline + "\x00" + eventID)
 }
 
+// UnqueuedDeadWithPrefix calls fn with the event id of each dead letter
+// of an event of pipeline that never was queued (a CSV row) whose id
+// starts with prefix: such a row has its outcome, even when the import's
+// checkpoint had not passed it yet.
+func (s *Store) UnqueuedDeadWithPrefix(pipeline, prefix string, fn func(id string)) error {
+	key := unqueuedKey(pipeline, prefix)
+	return s.db.View(func(tx *bolt.Tx) error {
+		dead := tx.Bucket(deadBucket)
+		c := tx.Bucket(deadUnqueued).Cursor()
+		for k, v := c.Seek(key); k != nil && bytes.HasPrefix(k, key); k, v = c.Next() {
+			if dead.Get(v) != nil {
+				fn(string(k[len(pipeline)+1:]))
+			}
+		}
+		return nil
+	})
+}
+
 // forgetUnqueued removes dl from the index of unqueued events' dead
 // letters, when it is there: dl is being replayed or dropped, so the
 // event may be dead-lettered again.

@@ -647,7 +647,7 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if cp.Rows > 0 {
 		r.log.Info("resuming a CSV import", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "after_row", cp.Rows)
 	}
-	queuedBefore, err := r.rowsQueuedBefore(pipeline, sum, cp.Rows)
+	handledBefore, err := r.rowsHandledBefore(pipeline, sum, cp.Rows)
 	if err != nil {
 		return fail(err)
 	}
@@ -703,9 +703,9 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 			update(func(p *CSVProgress) { p.Skipped++ })
 			continue
 		}
-		if cp.handled(rows) || queuedBefore.has(rows) {
+		if cp.handled(rows) || handledBefore.has(rows) {
 			update(func(p *CSVProgress) { p.Skipped++ })
-			run.settleNow(rows) // the inbox settles it; the checkpoint may pass it
+			run.settleNow(rows) // the inbox or a replay settles it; the checkpoint may pass it
 			continue
 		}
 		it, err := run.item(row, rows)
@@ -757,21 +757,26 @@ func (s *rowSet) has(row int) bool {
 	return s.next < len(s.rows) && s.rows[s.next] == row
 }
 
-// rowsQueuedBefore lists the rows after the checkpoint that an earlier
-// run moved to the inbox (for a retry, or as it stopped): the inbox sends
-// them, so this import must not. The checkpoint is saved now and then,
-// and a row queued for its retry just before a kill -9 was read again
-// and sent as well as its queued copy (a QA run: a fifth of the rows the
-// restart sent twice).
-func (r *Runner) rowsQueuedBefore(pipeline, sum string, after int) (*rowSet, error) {
+// rowsHandledBefore lists the rows after the checkpoint that an earlier
+// run moved to the inbox (for a retry, or as it stopped), which the inbox
+// sends, or dead-lettered, which a replay sends: this import must not. The
+// checkpoint is saved now and then, and a row queued for its retry just
+// before a kill -9 was read again and sent as well as its queued copy (a
+// QA run: a fifth of the rows the restart sent twice); one dead-lettered
+// just before was sent again, delivered, and its dead letter kept, so a
+// replay sent it twice (a later QA run).
+func (r *Runner) rowsHandledBefore(pipeline, sum string, after int) (*rowSet, error) {
 	set := &rowSet{}
 	prefix := sum + ":"
-	err := r.store.SeenWithPrefix(pipeline, prefix, func(id string) {
+	add := func(id string) {
 		if n, err := strconv.Atoi(id[len(prefix):]); err == nil && n > after {
 			set.rows = append(set.rows, n)
 		}
-	})
-	if err != nil {
+	}
+	if err := r.store.SeenWithPrefix(pipeline, prefix, add); err != nil {
+		return nil, err
+	}
+	if err := r.store.UnqueuedDeadWithPrefix(pipeline, prefix, add); err != nil {
 		return nil, err
 	}
 	slices.Sort(set.rows)

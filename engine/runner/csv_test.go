@@ -1444,6 +1444,70 @@ func rowQueuedBeforeIsNotReadAgain(t *testing.T, later time.Duration) {
 	}
 }
 
+// A row an earlier run dead-lettered has its outcome, even when a kill -9
+// left the checkpoint before it: read again, it was sent and delivered,
+// its dead letter kept, and a replay of it sent it twice (a QA run).
+func TestCSVRowDeadLetteredBeforeIsNotReadAgain(t *testing.T) {
+	sb, err := sandbox.New(sandbox.Options{RandSeed: 3, GeneratedUsers: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const row25 = "/sessionm/core/priv/v1/apps/sandbox-core-key/external/users/load-000025/tags"
+	var refusing atomic.Bool
+	refusing.Store(true)
+	emulators := sb.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refusing.Load() && r.URL.Path == row25 {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		emulators.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	data := t.TempDir()
+	file := writeCSV(t, t.TempDir(), 50, 0)
+	key := "csv:" + csvPipeline + ":" + fileHash(t, file)
+
+	first := start(t, setup{sandbox: srv.URL, dataDir: data})
+	if p, err := first.r.ImportCSV(context.Background(), csvPipeline, file); err != nil || p.Failed != 1 {
+		t.Fatalf("setup: the first import %+v %v; want row 25 dead-lettered", p, err)
+	}
+	first.stop()
+	// As a kill -9 leaves it: the checkpoint saved before row 25.
+	setCheckpoint(t, data, key, map[string]any{"rows": 20})
+
+	refusing.Store(false)
+	h := start(t, setup{sandbox: srv.URL, dataDir: data})
+	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+	if err != nil || p.Queued != 29 || p.Skipped != 21 {
+		t.Errorf("the import after the restart %+v %v; want 29 rows sent and 21 handled before (row 25 among them)", p, err)
+	}
+	h.drained()
+	delivered := func() int {
+		n := 0
+		for _, e := range h.journal(row25) {
+			if e["status"].(float64) == 200 {
+				n++
+			}
+		}
+		return n
+	}
+	if n := delivered(); n != 0 {
+		t.Fatalf("row 25 was delivered %d times by the import; want none, its dead letter stands", n)
+	}
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+	if len(dls) != 1 {
+		t.Fatalf("dead letters %+v; want row 25's", dls)
+	}
+	if a := do(t, "POST", fmt.Sprintf("%s/dlq/%d/replay", h.admin().URL, dls[0].ID), "", nil); a.status != 200 {
+		t.Fatalf("replay: %d %s", a.status, a.body)
+	}
+	h.drained()
+	if n := delivered(); n != 1 {
+		t.Errorf("row 25 was delivered %d times after its replay; want once", n)
+	}
+}
+
 // An inbox file whose last line has no end waits for the rest: taken at
 // an upload's pause, its first part was imported, the file filed in
 // done/, and the rest written there, never sent (a QA run). A file that
