@@ -172,11 +172,41 @@ func (c *Call) Build(env map[string]any) (*Request, error) {
 		return nil, err
 	}
 	if c.Endpoint != nil && c.Endpoint.Body != nil && req.Value != nil {
-		if problems := c.Endpoint.Body.Validate(req.Value); len(problems) > 0 {
+		problems := c.Endpoint.Body.Validate(req.Value)
+		if v, ok := c.overTotal(req.Value); ok {
+			problems = append(problems, v)
+		}
+		if len(problems) > 0 {
 			return req, &BodyError{req, problems}
 		}
 	}
 	return req, nil
+}
+
+// overTotal checks a body against the endpoint's bound on the items of all
+// its lists together, which the connection sets (Braze's
+// users_track_max_updates): the batcher keeps its merged requests within
+// it, but one event's request over it went as it was, for the peer to
+// refuse (a QA run: 60 objects under a bound of 50).
+func (c *Call) overTotal(body any) (spec.Violation, bool) {
+	if c.Endpoint.MaxTotal == nil {
+		return spec.Violation{}, false
+	}
+	limit := c.Endpoint.MaxTotal(c.Conn)
+	fields, ok := body.(map[string]any)
+	if limit == 0 || !ok {
+		return spec.Violation{}, false
+	}
+	total := 0
+	for _, v := range fields {
+		if list, ok := v.([]any); ok {
+			total += len(list)
+		}
+	}
+	if total <= limit {
+		return spec.Violation{}, false
+	}
+	return spec.Violation{Message: fmt.Sprintf("%d objects in all, over the %d one request may carry on connection %s (its %s setting)", total, limit, c.Conn.Name, c.Endpoint.MaxTotalField)}, true
 }
 
 // fillPath fills the path's placeholders: from the connection, or from

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,5 +50,56 @@ func TestUsersTrackMaxUpdatesIsChecked(t *testing.T) {
 				t.Fatalf("problem %q is not placed at the value", items[0])
 			}
 		})
+	}
+}
+
+// One event's /users/track request over users_track_max_updates does not
+// fit the endpoint: the batcher keeps merged requests within the bound,
+// but one request over it went as it was, for Braze to refuse (a QA run:
+// 60 event objects under a bound of 50).
+func TestUsersTrackMaxUpdatesBoundsOneRequest(t *testing.T) {
+	dir := t.TempDir()
+	conns := "connections:\n  braze:\n    type: braze\n    base_url: https://rest.iad-01.braze.com\n    api_key: ${secret:API_TOKEN}\n    users_track_max_updates: 50\n"
+	pipeline := `
+source: { type: http, path: /in }
+target:
+  connection: braze
+  endpoint: users_track
+  body:
+    attributes: "{{ event.attributes }}"
+    events: "{{ event.events }}"
+`
+	for name, text := range map[string]string{ConnectionsFileName: conns, "p.yaml": pipeline} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := loadOne(t, dir)
+	objects := func(n int, object map[string]any) []any {
+		list := make([]any, n)
+		for i := range list {
+			list[i] = object
+		}
+		return list
+	}
+	attr := map[string]any{"external_id": "u-1", "points": 1}
+	ev := map[string]any{"external_id": "u-1", "name": "visit", "time": "2026-11-29T10:00:00Z"}
+	for _, tc := range []struct {
+		attributes, events int
+		want               string
+	}{
+		{20, 30, ""},
+		{0, 50, ""},
+		{20, 31, "51 objects in all, over the 50 one request may carry on connection braze (its users_track_max_updates setting)"},
+		{0, 60, "60 objects in all"},
+	} {
+		out := p.Evaluate(context.Background(), &Event{Data: map[string]any{"attributes": objects(tc.attributes, attr), "events": objects(tc.events, ev)}}, nil, testNow)
+		var unfit *BodyError
+		switch {
+		case tc.want == "" && out.Err != nil:
+			t.Errorf("%d+%d objects: %v", tc.attributes, tc.events, out.Err)
+		case tc.want != "" && (!errors.As(out.Err, &unfit) || !strings.Contains(out.Err.Error(), tc.want)):
+			t.Errorf("%d+%d objects: %v; want a body that does not fit, %q", tc.attributes, tc.events, out.Err, tc.want)
+		}
 	}
 }

@@ -78,9 +78,10 @@ var REST = &spec.ConnectionType{
 				"events":     spec.Array(spec.OpenObject("name", "time").With(trackIdentifierRule), 0, MaxTrackObjects),
 				"purchases":  spec.Array(spec.OpenObject("product_id", "currency", "price", "time").With(trackIdentifierRule), 0, MaxTrackObjects),
 			}),
-			MaxBatch: MaxTrackObjects,
-			MaxTotal: maxUpdates,
-			RatePool: "users_track",
+			MaxBatch:      MaxTrackObjects,
+			MaxTotal:      maxUpdates,
+			MaxTotalField: usersTrackMaxUpdates,
+			RatePool:      "users_track",
 		},
 	},
 	// braze.md §1: the send endpoints share 250,000 requests an hour per

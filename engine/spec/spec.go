@@ -125,6 +125,9 @@ type Endpoint struct {
 	// may carry together on connection c; 0 means MaxBatch per list is
 	// the only bound.
 	MaxTotal func(c *Connection) int
+	// MaxTotalField names the connection field that sets MaxTotal, for
+	// messages.
+	MaxTotalField string
 	// ReadOnly: the endpoint only reads (a profile, a wallet), so asking
 	// again changes nothing at the peer. A 2xx of it that holds no JSON is
 	// then a failed lookup, worth another try; from an endpoint that
