@@ -457,7 +457,7 @@ func (c *csvRun) writeCheckpoints() {
 		// moves the checkpoint: this write is the last.
 		last := c.wound()
 		if err := c.save(false, false); err != nil {
-			c.r.log.Error("cannot write a CSV checkpoint; trying again", "pipeline", c.pipeline, "version", c.r.version(c.pipeline), "file", c.file, "error", err)
+			c.r.logLimited(&c.r.storeErrors, c.pipeline+"\x00checkpoint\x00"+c.file, slog.LevelError, slog.LevelError, "cannot write a CSV checkpoint; trying again", "pipeline", c.pipeline, "version", c.r.version(c.pipeline), "file", c.file, "error", err)
 			continue
 		}
 		if last {
@@ -557,7 +557,7 @@ func (l *lane) queueRow(it *item, attempt int, next time.Time) bool {
 		return false
 	}
 	if err := l.moveRow(it, attempt, next); err != nil {
-		l.r.log.Error("cannot move a CSV row to the inbox for its retry; it waits in memory", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
+		l.r.logLimited(&l.r.storeErrors, l.p.Name+"\x00row retry", slog.LevelError, slog.LevelError, "cannot move a CSV row to the inbox for its retry; it waits in memory", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
 		return false
 	}
 	l.release(it)
@@ -583,7 +583,7 @@ func (l *lane) stowRow(it *item) bool {
 		return false
 	}
 	if err := l.moveRow(it, it.rec.Attempts, it.rec.NotAfter); err != nil {
-		l.r.log.Error("cannot move an unsent CSV row to the inbox as the engine stops; the next import of its file sends it again, with the rows after it", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
+		l.r.logLimited(&l.r.storeErrors, l.p.Name+"\x00row stow", slog.LevelError, slog.LevelError, "cannot move an unsent CSV row to the inbox as the engine stops; the next import of its file sends it again, with the rows after it", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
 		return false
 	}
 	return true

@@ -31,7 +31,7 @@ func TestDeadLettersLogOnceASecondPerReason(t *testing.T) {
 	h.drained()
 	seconds := int(time.Since(began)/time.Second) + 1
 	h.stop() // writes the line held back
-	lines, leftOut := linesOf(logs.String(), "dead-lettered")
+	lines, leftOut := runner.LinesOf(logs.String(), "dead-lettered")
 	if lines < 1 || lines > seconds+1 || lines+leftOut != n {
 		t.Errorf("%d dead-lettered lines saying %d left out, in %d s, for %d dead letters; want one a second, adding up", lines, leftOut, seconds, n)
 	}
@@ -55,7 +55,7 @@ func TestBrokenCSVRowsLogOnceASecond(t *testing.T) {
 	_, p := h.importText("broken.csv", rows.String())
 	seconds := int(time.Since(began)/time.Second) + 1
 	h.stop()
-	lines, leftOut := linesOf(logs.String(), "broken CSV row")
+	lines, leftOut := runner.LinesOf(logs.String(), "broken CSV row")
 	if p.Broken != n || lines < 1 || lines > seconds+1 || lines+leftOut != n {
 		t.Errorf("%d broken rows; %d lines saying %d left out, in %d s; want %d, one line a second, adding up", p.Broken, lines, leftOut, seconds, n)
 	}

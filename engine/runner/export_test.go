@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
@@ -82,4 +83,20 @@ func (r *Runner) HandsOnToAnother(name string) bool {
 		}
 	}
 	return true
+}
+
+// LinesOf counts the JSON log lines with message msg in logs, and the
+// left_out they add up (the lines a limiter held back).
+func LinesOf(logs, msg string) (lines, leftOut int) {
+	for _, l := range strings.Split(logs, "\n") {
+		var line struct {
+			Msg     string
+			LeftOut int `json:"left_out"`
+		}
+		if json.Unmarshal([]byte(l), &line) == nil && line.Msg == msg {
+			lines++
+			leftOut += line.LeftOut
+		}
+	}
+	return lines, leftOut
 }

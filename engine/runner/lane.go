@@ -917,7 +917,7 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 	if err != nil {
 		// The event stays queued and in memory: it is tried again in a
 		// while, so a disk that was full for a moment loses nothing.
-		l.r.log.Error("cannot store a dead letter; the event stays queued and its dead letter will be written again", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
+		l.r.logLimited(&l.r.storeErrors, l.p.Name+"\x00dead letter", slog.LevelError, slog.LevelError, "cannot store a dead letter; the event stays queued and its dead letter will be written again", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
 		it.deadAgain = func() { l.dead(it, attempts, reason, cause, req, res) }
 		l.later(it, deadLetterRetry)
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,6 +41,30 @@ func TestDeadLetterThatCannotBeWrittenIsWrittenAgain(t *testing.T) {
 	}
 }
 
+// On a full disk each event's dead letter fails every few seconds, and
+// each failure wrote an error line: 1,365 lines in 22 s for 292 events (a
+// QA run). At most one a second is written, the next saying how many were
+// left out; with the held-back line flushed at the stop, lines and
+// left_out together count every failure.
+func TestDeadLetterWriteErrorsAreLimited(t *testing.T) {
+	var logs LockedBuffer
+	l := laneOnAFullDiskLogging(t, slog.New(slog.NewJSONHandler(&logs, nil)))
+	const failures = 20
+	l.slots <- struct{}{}
+	l.dispatch(inbox.Record{Seq: 1, Payload: []byte{0x01, 0x05, 'a'}})
+	for range failures - 1 {
+		l.process(<-l.work)
+	}
+	const msg = "cannot store a dead letter; the event stays queued and its dead letter will be written again"
+	if lines, _ := LinesOf(logs.String(), msg); lines != 1 {
+		t.Errorf("%d lines for %d failures within a second; want 1, the rest held back", lines, failures)
+	}
+	l.r.storeErrors.flushAll()
+	if lines, leftOut := LinesOf(logs.String(), msg); lines != 2 || lines+leftOut != failures {
+		t.Errorf("%d lines, left_out %d after the flush; want 2 lines accounting for %d failures", lines, leftOut, failures)
+	}
+}
+
 // A CSV row given back to its import when its lane stops goes to the next
 // version's lane without the dead letter the old one still had to write:
 // run by the next lane, that write used the old lane and blocked its
@@ -68,12 +93,16 @@ func TestDeadLetterToWriteStaysWithItsLane(t *testing.T) {
 // laneOnAFullDisk is the F1 pipeline's lane of a runner whose inbox fails
 // every write, as on a full disk; its targets cannot be reached.
 func laneOnAFullDisk(t *testing.T) *lane {
+	return laneOnAFullDiskLogging(t, nil)
+}
+
+func laneOnAFullDiskLogging(t *testing.T, logger *slog.Logger) *lane {
 	proj := loaderFor(t, "http://127.0.0.1:1").Load([]string{"../../pipelines"})
 	store, err := inbox.Open(t.TempDir(), inbox.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(Options{Store: store, Pipelines: proj.Pipelines, Clock: noWaitClock{}})
+	r, err := New(Options{Store: store, Pipelines: proj.Pipelines, Clock: noWaitClock{}, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,7 +91,7 @@ func TestRetryLinesAreLimited(t *testing.T) {
 			}
 			h.importText("retries.csv", rows.String())
 			seconds := int(time.Since(began).Seconds()) + 1
-			lines, leftOut := linesOf(logs.String(), "will retry")
+			lines, leftOut := runner.LinesOf(logs.String(), "will retry")
 			switch {
 			case level == slog.LevelDebug && lines != 30:
 				t.Errorf("%d lines at debug level for 30 retries; want each", lines)

@@ -1,11 +1,9 @@
 package runner_test
 
 import (
-	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +19,7 @@ func TestSynchronousFailuresWarnOnceASecond(t *testing.T) {
 		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	}})
 	h.control("POST", "/faults", `{"emulator":"sessionm_connect","error_ratio":1}`)
-	failed := func() (lines, leftOut int) { return linesOf(logs.String(), "synchronous pipeline failed") }
+	failed := func() (lines, leftOut int) { return runner.LinesOf(logs.String(), "synchronous pipeline failed") }
 	began := time.Now()
 	for range 20 {
 		if a := h.wallet(ana); a.status != 502 {
@@ -79,26 +77,10 @@ func TestRetiredRespondersHeldWarningsAreWrittenAtTheStop(t *testing.T) {
 				t.Fatalf("reload: %+v", c)
 			}
 			h.stop() // within the second the warnings are held for
-			lines, leftOut := linesOf(logs.String(), "synchronous pipeline failed")
+			lines, leftOut := runner.LinesOf(logs.String(), "synchronous pipeline failed")
 			if lines != 2 || leftOut != 1 {
 				t.Errorf("%d warnings saying %d left out by the stop, for 3 failed calls; want 2 saying 1:\n%s", lines, leftOut, logs.String())
 			}
 		})
 	}
-}
-
-// linesOf counts the JSON log lines with message msg in logs, and the
-// left_out they add up (the lines a limiter held back).
-func linesOf(logs, msg string) (lines, leftOut int) {
-	for _, l := range strings.Split(logs, "\n") {
-		var line struct {
-			Msg     string
-			LeftOut int `json:"left_out"`
-		}
-		if json.Unmarshal([]byte(l), &line) == nil && line.Msg == msg {
-			lines++
-			leftOut += line.LeftOut
-		}
-	}
-	return lines, leftOut
 }

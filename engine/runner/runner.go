@@ -93,6 +93,10 @@ type Runner struct {
 	// brokenRows those of broken CSV rows, per pipeline.
 	refusals   warnLimiter
 	brokenRows warnLimiter
+	// storeErrors limits the errors of writes the inbox refused (a full
+	// disk): one per event or row, every few seconds each, or every 20 ms
+	// for a checkpoint, they came by the thousand a second.
+	storeErrors warnLimiter
 	// respondWarned holds each synchronous pipeline's warning limiter,
 	// across its versions (respondWarnings).
 	respondWarned byPipeline[warnLimiter]
@@ -318,6 +322,7 @@ func (r *Runner) Stop(grace time.Duration) {
 	// The lines held back go out before the last word of the stop.
 	r.refusals.flushAll()
 	r.brokenRows.flushAll()
+	r.storeErrors.flushAll()
 	for _, wl := range r.respondWarned.all() {
 		wl.flushAll()
 	}
