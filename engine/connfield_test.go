@@ -103,3 +103,27 @@ target:
 		}
 	}
 }
+
+// users_track_attribute_errors takes field or object, and says so at the
+// value.
+func TestUsersTrackAttributeErrorsIsChecked(t *testing.T) {
+	for value, want := range map[string]string{
+		"field":  "",
+		"object": "",
+		"fields": `"fields" is not one of: field, object; did you mean "field"?`,
+	} {
+		dir := t.TempDir()
+		conns := "connections:\n  braze:\n    type: braze\n    base_url: https://rest.iad-01.braze.com\n    api_key: ${secret:API_TOKEN}\n    users_track_attribute_errors: " + value + "\n"
+		if err := os.WriteFile(filepath.Join(dir, ConnectionsFileName), []byte(conns), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l, _ := testLoader(t)
+		items := l.Load([]string{dir}).Diagnostics.Items()
+		switch {
+		case want == "" && len(items) > 0:
+			t.Errorf("%s: problems %v", value, items)
+		case want != "" && (len(items) == 0 || !strings.Contains(items[0].String(), want) || !strings.Contains(items[0].String(), ConnectionsFileName+":6:35: ")):
+			t.Errorf("%s: problems %v; want %q at 6:35", value, items, want)
+		}
+	}
+}

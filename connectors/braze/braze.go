@@ -35,6 +35,16 @@ const MaxTrackUsers = 3 * MaxTrackObjects
 // per array; without the setting, the engine packs 75 per array.
 const usersTrackMaxUpdates = "users_track_max_updates"
 
+// usersTrackAttributeErrors is the connection setting that says what Braze
+// does with a /users/track attributes object its answer names in an
+// error, which its docs leave open (braze.md §3: "the rest is still
+// processed", of the request): "field" (A, the default, and what the
+// sandbox does) drops the fields at fault and applies the others, so a
+// replay must not send again the fields Braze applied (an "inc" would
+// count twice); "object" refuses the whole object, so a replay sends it
+// all.
+const usersTrackAttributeErrors = "users_track_attribute_errors"
+
 // REST is the Braze REST API with Bearer auth (braze.md §1).
 var REST = &spec.ConnectionType{
 	Name: "braze",
@@ -43,6 +53,8 @@ var REST = &spec.ConnectionType{
 		{Name: "api_key", Required: true, Secret: true, Doc: "a REST API key with the needed permissions"},
 		{Name: usersTrackMaxUpdates, Check: checkMaxUpdates,
 			Doc: "the most objects one /users/track request carries, attributes, events and purchases together (50 on MAU CY 24-25 contracts); default 75 per array"},
+		{Name: usersTrackAttributeErrors, Check: checkAttributeErrors,
+			Doc: "what Braze does with a /users/track attributes object its answer names in an error (undocumented): field (the default, as the sandbox does) applies the object's other fields, so a replay sends only the fields that render otherwise; object refuses it all, so a replay sends it all"},
 	},
 	Endpoints: []spec.Endpoint{
 		{
@@ -81,6 +93,7 @@ var REST = &spec.ConnectionType{
 			MaxBatch:      MaxTrackObjects,
 			MaxTotal:      maxUpdates,
 			MaxTotalField: usersTrackMaxUpdates,
+			AppliedInPart: attributesAppliedInPart,
 			RatePool:      "users_track",
 		},
 	},
@@ -107,6 +120,26 @@ func checkMaxUpdates(v string) error {
 			usersTrackMaxUpdates, MaxTrackUsers, MaxTrackObjects, MaxTrackUsers, v)
 	}
 	return nil
+}
+
+// checkAttributeErrors accepts a users_track_attribute_errors of field or
+// object.
+func checkAttributeErrors(v string) error {
+	if v != "field" && v != "object" {
+		return fmt.Errorf("%s must be field (Braze applies the other fields of an attributes object it names in an error) or object (it refuses the whole object), not %q", usersTrackAttributeErrors, v)
+	}
+	return nil
+}
+
+// attributesAppliedInPart lists the /users/track lists whose objects Braze
+// applies in part when its answer names them in an error: attributes,
+// unless the connection says it refuses them whole. An event or a
+// purchase is one record, taken or not.
+func attributesAppliedInPart(c *spec.Connection) []string {
+	if c.Fields[usersTrackAttributeErrors] == "object" {
+		return nil
+	}
+	return []string{"attributes"}
 }
 
 // maxUpdates is the users_track_max_updates of c, or 0 when it sets none

@@ -23,6 +23,17 @@ import (
 // (braze.md §3).
 var trackArrays = []string{"attributes", "events", "purchases"}
 
+// trackIdentifiers are the fields that name a /users/track object's user
+// (braze.md §3); trackUserFields adds how it is named.
+var (
+	trackIdentifiers = []string{"external_id", "braze_id", "user_alias", "email", "phone"}
+	trackUserFields  = append(slices.Clone(trackIdentifiers), "_update_existing_only")
+)
+
+// inPartSuffix names, after an array's name, the objects of it a dead
+// letter's event holds that Braze applied in part (AppliedInPart).
+const inPartSuffix = "_applied_in_part"
+
 // batcher merges the requests of many events into one, as Braze allows:
 // trigger sends whose fields other than recipients are equal share one
 // request of up to 50 recipients; /users/track requests are packed up to
@@ -31,10 +42,13 @@ var trackArrays = []string{"attributes", "events", "purchases"}
 // full or when its first event has waited delivery.linger (or, if the
 // connection is paused then, when the pause ends).
 type batcher struct {
-	l      *lane
-	max    int // items per list
-	total  int // items of all lists together; 0: no bound but max
-	track  bool
+	l     *lane
+	max   int // items per list
+	total int // items of all lists together; 0: no bound but max
+	track bool
+	// inPart: the lists whose objects the peer applies in part when it
+	// names them in an error (spec.Endpoint.AppliedInPart).
+	inPart []string
 	linger time.Duration
 	size   prometheus.Observer // engine_batch_events, the pipeline's
 
@@ -80,6 +94,9 @@ func newBatcher(l *lane, e *spec.Endpoint) *batcher {
 		size: l.r.metrics.batchSize.WithLabelValues(l.p.Name)}
 	if e.MaxTotal != nil {
 		b.total = e.MaxTotal(l.p.Target.Conn)
+	}
+	if e.AppliedInPart != nil {
+		b.inPart = e.AppliedInPart(l.p.Target.Conn)
 	}
 	return b
 }
@@ -411,8 +428,11 @@ func (b *batcher) delivered(m *member, res *sendResult, merged bool) {
 			res = &part
 		}
 		cause := fmt.Errorf("braze refused part of it: %s", strings.Join(errs, "; "))
-		if !noteDelivered(m.it, m.body, ownErrs) {
+		switch known, inPart := noteDelivered(m.it, m.body, ownErrs, b.inPart); {
+		case !known:
 			cause = fmt.Errorf("%w; the error names no object of this event's request, so what Braze took is unknown: a replay sends every object again, and a custom event or purchase it took counts twice", cause)
+		case inPart:
+			cause = fmt.Errorf("%w; Braze applied the other fields of the attributes objects it names (users_track_attribute_errors: field), so a replay sends only the fields that render otherwise", cause)
 		}
 		b.l.dead(m.it, m.attempt, "rejected", cause, m.req, res)
 		return
@@ -517,28 +537,31 @@ func (b *batcher) merge(bt *batch) (*engine.Request, error) {
 
 // noteDelivered adds to it's stored event, for its dead letter, the
 // objects of its /users/track request body that Braze took: all but those
-// errs name (indexed in that request). An error that names no object
-// leaves unknown what was taken, and then nothing is noted and it
+// errs name (indexed in that request), and apart, those errs name of the
+// arrays inPart lists, which Braze applied in part. An error that names no
+// object leaves unknown what was taken, and then nothing is noted and it
 // reports false.
-func noteDelivered(it *item, body map[string]any, errs []any) (known bool) {
+func noteDelivered(it *item, body map[string]any, errs []any, inPart []string) (known, notedInPart bool) {
 	if it.stored == nil || body == nil {
-		return true
+		return true, false
 	}
-	refused := map[string]map[int]bool{}
+	// The errors' words for each object they name.
+	refused := map[string]map[int][]string{}
 	for _, e := range errs {
 		fields, ok := e.(map[string]any)
 		if !ok {
-			return false
+			return false, false
 		}
 		array, _ := fields["input_array"].(string)
 		index, isIndex := fields["index"].(int)
 		if list, _ := body[array].([]any); !isIndex || !slices.Contains(trackArrays, array) || index < 0 || index >= len(list) {
-			return false // names no object of this request: what was taken is unknown
+			return false, false // names no object of this request: what was taken is unknown
 		}
 		if refused[array] == nil {
-			refused[array] = map[int]bool{}
+			refused[array] = map[int][]string{}
 		}
-		refused[array][index] = true
+		typ, _ := fields["type"].(string)
+		refused[array][index] = append(refused[array][index], typ)
 	}
 	delivered := make(map[string][]json.RawMessage, len(trackArrays))
 	for array, objects := range it.stored.Delivered { // from an earlier replay
@@ -548,11 +571,16 @@ func noteDelivered(it *item, body map[string]any, errs []any) (known bool) {
 	for _, array := range trackArrays {
 		list, _ := body[array].([]any)
 		for i, object := range list {
-			if refused[array][i] {
-				continue
+			to := array
+			if says, ok := refused[array][i]; ok {
+				if !slices.Contains(inPart, array) {
+					continue
+				}
+				to, notedInPart = array+inPartSuffix, true
+				object = appliedPart(object, says)
 			}
 			if raw, err := jsonval.Encode(object, 0); err == nil {
-				delivered[array] = append(delivered[array], raw)
+				delivered[to] = append(delivered[to], raw)
 				added = true
 			}
 		}
@@ -561,13 +589,66 @@ func noteDelivered(it *item, body map[string]any, errs []any) (known bool) {
 		it.stored.Delivered = delivered
 		it.rec.Payload = nil // encoded again, with them
 	}
-	return true
+	return true, notedInPart
+}
+
+// appliedPart is what Braze applied of an attributes object whose errors
+// say what: its user, and the fields the errors do not name (Braze quotes
+// them: "'country' must be ..."). When they name none, which fields they
+// are about is unknown: then only its operations ("inc", "add", ...) are
+// taken as applied, which a replay must not send again, while a field set
+// to a value is sent again (setting it twice changes nothing, and one that
+// was refused, sent as it was, is refused again rather than taken for
+// applied).
+func appliedPart(object any, says []string) any {
+	o, ok := object.(map[string]any)
+	if !ok {
+		return object
+	}
+	text := strings.Join(says, "\n")
+	part := map[string]any{}
+	named := false
+	for k := range o {
+		if strings.Contains(text, "'"+k+"'") && !slices.Contains(trackUserFields, k) {
+			named = true
+		}
+	}
+	for k, v := range o {
+		switch {
+		case slices.Contains(trackUserFields, k):
+		case named && strings.Contains(text, "'"+k+"'"):
+			continue
+		case !named && !isOperation(v):
+			continue
+		}
+		part[k] = v
+	}
+	return part
+}
+
+// isOperation reports whether an attribute's value changes what Braze
+// holds by what it was (braze.md §3: {"inc": n}, {"add": [...]},
+// {"remove": [...]}, and the $-operations of nested arrays), so that
+// applied twice it counts twice.
+func isOperation(v any) bool {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return false
+	}
+	for _, op := range []string{"inc", "add", "remove", "$add", "$remove", "$update"} {
+		if _, ok := m[op]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // leaveOutDelivered takes out of a /users/track request the objects that
 // render as one Braze took before (each taken one leaves out one), and
-// reports whether any object is left to send. Objects compare by their
-// JSON, so one the current version renders otherwise is sent.
+// the fields of an object of the same user that render as those of one
+// Braze applied in part (an "inc" it applied would count twice), and
+// reports whether any object is left to send. Objects and fields compare
+// by their JSON, so one the current version renders otherwise is sent.
 func leaveOutDelivered(req *engine.Request, delivered map[string][]json.RawMessage) bool {
 	body, ok := req.Value.(map[string]any)
 	if !ok {
@@ -590,8 +671,13 @@ func leaveOutDelivered(req *engine.Request, delivered map[string][]json.RawMessa
 			}
 			kept = append(kept, object)
 		}
+		fewerFields := false
+		if inPart := delivered[array+inPartSuffix]; len(inPart) > 0 {
+			kept, fewerFields = leaveOutApplied(kept, inPart)
+			changed = changed || fewerFields
+		}
 		left += len(kept)
-		if len(kept) < len(list) {
+		if len(kept) < len(list) || fewerFields {
 			if len(kept) == 0 {
 				delete(body, array)
 			} else {
@@ -605,6 +691,69 @@ func leaveOutDelivered(req *engine.Request, delivered map[string][]json.RawMessa
 		}
 	}
 	return left > 0
+}
+
+// leaveOutApplied takes out of each object the fields that render as
+// those of an object of the same user Braze applied in part (each applied
+// one serves one object), and the object if no field but its user's is
+// left. It reports whether it took any out.
+func leaveOutApplied(objects []any, applied []json.RawMessage) (kept []any, changed bool) {
+	var partly []map[string]any
+	for _, raw := range applied {
+		if v, err := jsonval.Decode(raw); err == nil {
+			if o, ok := v.(map[string]any); ok {
+				partly = append(partly, o)
+			}
+		}
+	}
+	for _, object := range objects {
+		o, ok := object.(map[string]any)
+		match := -1
+		for i, p := range partly {
+			if ok && sameUser(o, p) {
+				match = i
+				break
+			}
+		}
+		if match < 0 {
+			kept = append(kept, object)
+			continue
+		}
+		p := partly[match]
+		partly = slices.Delete(partly, match, match+1)
+		fewer := map[string]any{}
+		own := 0
+		for k, v := range o {
+			if !slices.Contains(trackUserFields, k) {
+				if pv, ok := p[k]; ok && sameJSON(v, pv) {
+					changed = true
+					continue
+				}
+				own++
+			}
+			fewer[k] = v
+		}
+		if own > 0 {
+			kept = append(kept, fewer)
+		}
+	}
+	return kept, changed
+}
+
+// sameUser reports whether two /users/track objects name their user alike.
+func sameUser(a, b map[string]any) bool {
+	for _, k := range trackIdentifiers {
+		if !sameJSON(a[k], b[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameJSON(a, b any) bool {
+	ra, errA := jsonval.Encode(a, 0)
+	rb, errB := jsonval.Encode(b, 0)
+	return errA == nil && errB == nil && canonicalJSON(ra) == canonicalJSON(rb)
 }
 
 // canonicalJSON is raw as Decode then Encode give it, so that an object

@@ -1,6 +1,7 @@
 package runner_test
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
 )
 
@@ -275,5 +277,67 @@ func TestUsersTrackReplayLeavesOutWhatBrazeTook(t *testing.T) {
 	}
 	if events := taken(onlyDeadLetter()); len(events) != 1 {
 		t.Errorf("the second dead letter keeps %d delivered events, want the 1 from the first request", len(events))
+	}
+}
+
+// Braze applies the fields of an attributes object but the one its error
+// names (users_track_attribute_errors: field, the default): the replay of
+// its dead letter sent the increment again, and 5 visits became 10 (a QA
+// run). It sends the refused field alone; refused again, it is a dead
+// letter again, and the increment still counts once. With "object" (Braze
+// refuses the whole object: the sandbox does not) the replay sends it all.
+func TestUsersTrackReplaySendsAnAppliedIncrementOnce(t *testing.T) {
+	for _, tc := range []struct {
+		setting     string
+		wantReplay  string // in the replay's body
+		wantNot     string // not in it
+		wantVisits  float64
+		wantDeadSay string
+	}{
+		{"", "Spain", "inc", 5, "Braze applied the other fields"},
+		{"object", `"inc":5`, "", 10, "braze refused part of it"},
+	} {
+		t.Run("setting "+cmp.Or(tc.setting, "unset"), func(t *testing.T) {
+			h := start(t, setup{dirs: []string{"testdata/track-inc"}, users: 5, tweak: func(p *engine.Pipeline) {
+				if tc.setting != "" {
+					p.Target.Conn.Fields["users_track_attribute_errors"] = tc.setting
+				}
+			}})
+			const user = "load-000001"
+			if a := h.post("/hooks/track-inc", `{"user":"`+user+`","country":"Spain"}`, nil); a.status != 200 {
+				t.Fatalf("webhook: %d %s", a.status, a.body)
+			}
+			h.drained()
+			visits := func() any {
+				d := h.control("GET", "/deliveries?user="+user, "")
+				attrs, _ := d["braze"].(map[string]any)["attributes"].(map[string]any)
+				return attrs["visits"]
+			}
+			if v := visits(); v != float64(5) {
+				t.Fatalf("visits %v after the first request; want 5", v)
+			}
+			dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+			if len(dls) != 1 || !strings.Contains(dls[0].Error, tc.wantDeadSay) {
+				t.Fatalf("dead letters %+v; want one saying %q", dls, tc.wantDeadSay)
+			}
+			first := dls[0].ID
+			if a := do(t, "POST", fmt.Sprintf("%s/dlq/%d/replay", h.admin().URL, first), "", nil); a.status != 200 {
+				t.Fatalf("replay: %d %s", a.status, a.body)
+			}
+			h.eventually("the replay dead-lettered again", func() bool {
+				dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+				return len(dls) == 1 && dls[0].ID != first
+			})
+			requests := h.journal("/braze/users/track")
+			if len(requests) != 2 {
+				t.Fatalf("%d /users/track requests, want 2", len(requests))
+			}
+			if body := requests[1]["body"].(string); !strings.Contains(body, tc.wantReplay) || (tc.wantNot != "" && strings.Contains(body, tc.wantNot)) {
+				t.Errorf("the replay sent %s; want %q in it, not %q", body, tc.wantReplay, tc.wantNot)
+			}
+			if v := visits(); v != tc.wantVisits {
+				t.Errorf("visits %v after the replay; want %v", v, tc.wantVisits)
+			}
+		})
 	}
 }

@@ -41,6 +41,25 @@ func TestLeaveOutDelivered(t *testing.T) {
 			`{"attributes":[{"external_id":"u1"}]}`,
 			map[string][]string{"events": {`{"external_id":"u1"}`}},
 			true, `{"attributes":[{"external_id":"u1"}]}`},
+		// Braze applied the fields of an attributes object but the one its
+		// error named: the increment it applied must not go again (a QA
+		// run: 5 points became 10), the fixed field goes.
+		{"applied in part: only the fields rendered otherwise go",
+			`{"attributes":[{"external_id":"u1","points":{"inc":5},"country":"ES"}]}`,
+			map[string][]string{"attributes" + inPartSuffix: {`{"external_id":"u1","points":{"inc":5},"country":"Spain"}`}},
+			true, `{"attributes":[{"external_id":"u1","country":"ES"}]}`},
+		{"applied in part, rendered the same: nothing to send",
+			`{"attributes":[{"external_id":"u1","points":{"inc":5},"_update_existing_only":true}]}`,
+			map[string][]string{"attributes" + inPartSuffix: {`{"external_id":"u1","points":{"inc":5},"_update_existing_only":true}`}},
+			false, ""},
+		{"applied in part for another user: sent whole",
+			`{"attributes":[{"external_id":"u2","points":{"inc":5}}]}`,
+			map[string][]string{"attributes" + inPartSuffix: {`{"external_id":"u1","points":{"inc":5}}`}},
+			true, `{"attributes":[{"external_id":"u2","points":{"inc":5}}]}`},
+		{"one applied in part serves one object",
+			`{"attributes":[{"external_id":"u1","points":{"inc":5}},{"external_id":"u1","points":{"inc":5}}]}`,
+			map[string][]string{"attributes" + inPartSuffix: {`{"external_id":"u1","points":{"inc":5},"country":"Spain"}`}},
+			true, `{"attributes":[{"external_id":"u1","points":{"inc":5}}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,28 +95,32 @@ func TestLeaveOutDelivered(t *testing.T) {
 // must send them all.
 func TestNoteDelivered(t *testing.T) {
 	body := map[string]any{"attributes": []any{map[string]any{"external_id": "u1"}}, "events": []any{map[string]any{"external_id": "u1", "name": "a"}}}
+	attributeRefused := []any{map[string]any{"input_array": "attributes", "index": 0}}
 	tests := []struct {
-		name   string
-		errs   []any
-		events int  // events noted as delivered
-		known  bool // what Braze took is known
+		name    string
+		errs    []any
+		inPart  []string // the arrays Braze applies in part
+		events  int      // events noted as delivered
+		applied int      // attributes noted as applied in part
+		known   bool     // what Braze took is known
 	}{
-		{"the attribute refused", []any{map[string]any{"input_array": "attributes", "index": 0}}, 1, true},
-		{"every object refused", []any{map[string]any{"input_array": "attributes", "index": 0}, map[string]any{"input_array": "events", "index": 0}}, 0, true},
-		{"an unknown array", []any{map[string]any{"input_array": "purchase", "index": 0}}, 0, false},
-		{"an index past the list", []any{map[string]any{"input_array": "attributes", "index": 3}}, 0, false},
-		{"an error about no object", []any{"something went wrong"}, 0, false},
-		{"an object without an index", []any{map[string]any{"input_array": "attributes", "type": "x"}}, 0, false},
+		{"the attribute refused", attributeRefused, nil, 1, 0, true},
+		{"the attribute applied in part", attributeRefused, []string{"attributes"}, 1, 1, true},
+		{"every object refused", []any{map[string]any{"input_array": "attributes", "index": 0}, map[string]any{"input_array": "events", "index": 0}}, nil, 0, 0, true},
+		{"an unknown array", []any{map[string]any{"input_array": "purchase", "index": 0}}, []string{"attributes"}, 0, 0, false},
+		{"an index past the list", []any{map[string]any{"input_array": "attributes", "index": 3}}, []string{"attributes"}, 0, 0, false},
+		{"an error about no object", []any{"something went wrong"}, nil, 0, 0, false},
+		{"an object without an index", []any{map[string]any{"input_array": "attributes", "type": "x"}}, nil, 0, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			it := &item{stored: &storedEvent{}}
-			known := noteDelivered(it, body, tt.errs)
-			if got := len(it.stored.Delivered["events"]); got != tt.events || len(it.stored.Delivered["attributes"]) != 0 {
+			known, inPart := noteDelivered(it, body, tt.errs, tt.inPart)
+			if got := len(it.stored.Delivered["events"]); got != tt.events || len(it.stored.Delivered["attributes"]) != 0 || len(it.stored.Delivered["attributes"+inPartSuffix]) != tt.applied {
 				t.Errorf("noted %v", it.stored.Delivered)
 			}
-			if known != tt.known {
-				t.Errorf("known %v, want %v", known, tt.known)
+			if known != tt.known || inPart != (tt.applied > 0) {
+				t.Errorf("known %v, in part %v; want %v, %v", known, inPart, tt.known, tt.applied > 0)
 			}
 		})
 	}

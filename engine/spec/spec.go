@@ -128,6 +128,11 @@ type Endpoint struct {
 	// MaxTotalField names the connection field that sets MaxTotal, for
 	// messages.
 	MaxTotalField string
+	// AppliedInPart, when set, lists the body lists whose objects the
+	// peer on connection c applies in part when its answer names them in
+	// an error (Braze /users/track attributes): it drops the fields at
+	// fault and takes the rest.
+	AppliedInPart func(c *Connection) []string
 	// ReadOnly: the endpoint only reads (a profile, a wallet), so asking
 	// again changes nothing at the peer. A 2xx of it that holds no JSON is
 	// then a failed lookup, worth another try; from an endpoint that
