@@ -512,7 +512,14 @@ func TestDlqChangeInChunks(t *testing.T) {
 // (a QA run), and, when it had queued them but could not remove their
 // dead letters, "replayed no dead letters" and advice to drop them.
 func TestDlqReplayOnAFullDisk(t *testing.T) {
-	noSpace := func() error { return errors.New("write: no space left on device") }
+	noSpaceFor := func(kind string) func(string) error {
+		return func(write string) error {
+			if write == kind {
+				return errors.New("write: no space left on device")
+			}
+			return nil
+		}
+	}
 	for _, tc := range []struct {
 		name       string
 		opts       inbox.Options
@@ -521,11 +528,11 @@ func TestDlqReplayOnAFullDisk(t *testing.T) {
 		leftQueued int // at the next open, with room
 		leftDead   int
 	}{
-		{"events not queued", inbox.Options{AppendFault: noSpace},
+		{"events not queued", inbox.Options{Fault: noSpaceFor(inbox.FaultAppend)},
 			"replayed no dead letters\nskipped 1 dead letter that cannot be replayed; left in place\n",
 			"3 dead letters could not be queued again, and stay dead letters: write: no space left on device; stopped after 4 of the 4 dead letters. Free space in DIR and replay them again",
 			0, 4},
-		{"dead letters not removed", inbox.Options{ReplayRemovalFault: noSpace},
+		{"dead letters not removed", inbox.Options{Fault: noSpaceFor(inbox.FaultReplayRemoval)},
 			"replayed 1 (offer-issued-to-braze-campaign): queued as event 3\n",
 			"3 events are queued again, but their dead letters could not be removed yet: write: no space left on device; the next engine run or engine dlq on DIR removes them",
 			3, 1},

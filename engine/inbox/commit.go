@@ -219,10 +219,7 @@ func (s *Store) appendGroup(group []*appendReq) {
 	s.mu.Unlock()
 
 	if len(entries) > 0 {
-		var err error
-		if s.appendFault != nil {
-			err = s.appendFault()
-		}
+		err := s.faulty(FaultAppend)
 		if err == nil {
 			err = s.journal.write(entries)
 		}

@@ -678,10 +678,8 @@ func removeReplayed(tx *bolt.Tx, done []replayed) error {
 
 func (s *Store) removeReplayed(done []replayed) error {
 	return s.group(func(tx *bolt.Tx) error {
-		if s.replayRemovalFault != nil {
-			if err := s.replayRemovalFault(); err != nil {
-				return err
-			}
+		if err := s.faulty(FaultReplayRemoval); err != nil {
+			return err
 		}
 		return removeReplayed(tx, done)
 	})

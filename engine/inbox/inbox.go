@@ -75,11 +75,10 @@ type Options struct {
 	// crashed): see StoppedUncleanly. Only engine run sets it; a command
 	// that reads the store meanwhile (engine dlq) leaves the mark alone.
 	MarkRunning bool
-	// ReplayRemovalFault and AppendFault (tests) make the removal of
-	// replayed dead letters, or the journal's writes of new events, fail
-	// with their error while they return one, as on a full disk.
-	ReplayRemovalFault func() error
-	AppendFault        func() error
+	// Fault (tests) makes the writes of a kind fail with the error it
+	// returns for that kind, as on a full disk: FaultAppend,
+	// FaultReplayRemoval, FaultCheckpoint.
+	Fault func(write string) error
 }
 
 // Store is the inbox, the dead letters and the CSV checkpoints in one
@@ -126,8 +125,7 @@ type Store struct {
 	// replayCrash (tests) makes RequeueDeadLetters return at the step it
 	// names ("marked" or "queued"), as if the process died there.
 	replayCrash string
-	// Options.ReplayRemovalFault and AppendFault.
-	replayRemovalFault, appendFault func() error
+	fault func(write string) error // Options.Fault
 
 	holderSet bool // SetHolder wrote the holder file
 
@@ -160,7 +158,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	// Whoever wrote it let go of the lock: killed, it left its record.
 	_ = os.Remove(filepath.Join(dir, holderFile))
-	s := &Store{db: db, path: path, window: opts.DedupeWindow, now: opts.Now, replayRemovalFault: opts.ReplayRemovalFault, appendFault: opts.AppendFault,
+	s := &Store{db: db, path: path, window: opts.DedupeWindow, now: opts.Now, fault: opts.Fault,
 		depth: map[string]int{}, lastSeq: map[string]uint64{}, pending: map[string]*pendingQueue{},
 		appends: make(chan *appendReq, maxGroup), writes: make(chan write, maxGroup), applyNow: make(chan struct{}, 1),
 		closing: make(chan struct{}), appenderDone: make(chan struct{}), committerDone: make(chan struct{})}
@@ -349,6 +347,21 @@ func (s *Store) Close() error {
 		s.holderSet = false
 	}
 	return errors.Join(unmark, s.journal.close(), s.db.Close())
+}
+
+// The kinds of write Options.Fault makes fail.
+const (
+	FaultAppend        = "append"         // the journal's writes of new events
+	FaultReplayRemoval = "replay removal" // the removal of replayed dead letters
+	FaultCheckpoint    = "checkpoint"     // SetCheckpoint
+)
+
+// faulty is the error Options.Fault gives a write of kind, if any.
+func (s *Store) faulty(kind string) error {
+	if s.fault == nil {
+		return nil
+	}
+	return s.fault(kind)
 }
 
 // Holder is who holds a store: a process that finds it locked names it.
@@ -909,6 +922,9 @@ func (s *Store) Checkpoint(key string, into any) (bool, error) {
 // SetCheckpoint stores v under key; nil deletes it.
 func (s *Store) SetCheckpoint(key string, v any) error {
 	return s.group(func(tx *bolt.Tx) error {
+		if err := s.faulty(FaultCheckpoint); err != nil {
+			return err
+		}
 		b := tx.Bucket(checkpointsBucket)
 		if v == nil {
 			return b.Delete([]byte(key))

@@ -76,7 +76,7 @@ func TestAReplayCutShortIsSettledAtOpen(t *testing.T) {
 func TestAReplayWhoseDeadLettersCannotBeRemovedIsSettledLater(t *testing.T) {
 	dir, c := t.TempDir(), &clock{t: t0}
 	var full diskFull
-	s, err := Open(dir, Options{Now: c.now, ReplayRemovalFault: full.err})
+	s, err := Open(dir, Options{Now: c.now, Fault: full.err})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestAReplayWhoseDeadLettersCannotBeRemovedIsSettledLater(t *testing.T) {
 func TestAReplayLeftUnsettledIsSettledAtClose(t *testing.T) {
 	dir, c := t.TempDir(), &clock{t: t0}
 	var full diskFull
-	s, err := Open(dir, Options{Now: c.now, ReplayRemovalFault: full.err})
+	s, err := Open(dir, Options{Now: c.now, Fault: full.err})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,11 +185,11 @@ func TestAReplayLeftUnsettledIsSettledAtClose(t *testing.T) {
 	}
 }
 
-// diskFull fails what it is the fault of while set.
+// diskFull fails the removal of replayed dead letters while set.
 type diskFull struct{ atomic.Bool }
 
-func (d *diskFull) err() error {
-	if d.Load() {
+func (d *diskFull) err(write string) error {
+	if write == FaultReplayRemoval && d.Load() {
 		return errors.New("write inbox.db: no space left on device")
 	}
 	return nil

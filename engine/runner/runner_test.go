@@ -1852,21 +1852,17 @@ func TestUnrenderedIdempotencyKeyIsNoID(t *testing.T) {
 // run: 1,000). The events go out at once; the dead letters are removed as
 // soon as the disk has room, and a replay meanwhile replays nothing.
 func TestBulkReplayOnAFullDiskSendsEachEventOnce(t *testing.T) {
-	var full atomic.Bool
-	fault := func() error {
-		if full.Load() {
+	var full, fullJournal atomic.Bool
+	fault := func(write string) error {
+		switch {
+		case write == inbox.FaultReplayRemoval && full.Load():
 			return errors.New("write inbox.db: no space left on device")
-		}
-		return nil
-	}
-	var fullJournal atomic.Bool
-	appendFault := func() error {
-		if fullJournal.Load() {
+		case write == inbox.FaultAppend && fullJournal.Load():
 			return errors.New("write journal: no space left on device")
 		}
 		return nil
 	}
-	h := start(t, setup{users: 5, tweak: func(p *engine.Pipeline) { p.Delivery.Attempts = 1 }, inbox: inbox.Options{ReplayRemovalFault: fault, AppendFault: appendFault}})
+	h := start(t, setup{users: 5, tweak: func(p *engine.Pipeline) { p.Delivery.Attempts = 1 }, inbox: inbox.Options{Fault: fault}})
 	admin := h.admin()
 	h.control("POST", "/faults", `{"emulator":"braze","error_ratio":1}`)
 	for i := range 3 {
