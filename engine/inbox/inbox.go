@@ -125,7 +125,7 @@ type Store struct {
 	// replayCrash (tests) makes RequeueDeadLetters return at the step it
 	// names ("marked" or "queued"), as if the process died there.
 	replayCrash string
-	fault func(write string) error // Options.Fault
+	fault       func(write string) error // Options.Fault
 
 	holderSet bool // SetHolder wrote the holder file
 
