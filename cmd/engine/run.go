@@ -376,7 +376,7 @@ variables override either.`, stderr)
 	}
 	progress := r.CSVImports()
 	printCSVSummary(stdout, progress)
-	reportStopped(stdout, logger, store.Pipelines(), r.Unremoved(), r.CutByStop())
+	reportStopped(stdout, logger, stopCounts{left: store.Pipelines(), unremoved: r.Unremoved(), cut: r.CutByStop(), deadUnwritten: r.DeadLetterUnwrittenAtStop()})
 	// A batch job learns from the exit status that a file was not
 	// imported; the summary above says why.
 	if *untilDone && (importErr() || importsFailed(progress, imports)) {
@@ -385,47 +385,58 @@ variables override either.`, stderr)
 	return exit
 }
 
+// stopCounts are the events per pipeline a stop left in the inbox (left),
+// and among them or apart (cut), those the next run sends again though
+// some peer may have them:
+//   - unremoved: delivered, but the inbox could not remove them (a full
+//     disk); "queued" alone reads as not yet delivered;
+//   - cut: their request was on the wire when the stop cut it (the grace
+//     ran out, or a second signal), so the peer may have taken them. A CSV
+//     row among them is not queued but read again from its file: with
+//     nothing queued, its cut was left unsaid (a QA run: 8 rows);
+//   - deadUnwritten: failed, but their dead letter could not be written (a
+//     full disk), so the next run tries them again.
+type stopCounts struct {
+	left, unremoved, cut, deadUnwritten map[string]int
+}
+
 // reportStopped gives the last word of a run, what it left in the inbox
 // (events per pipeline), on stdout and in the log: a collector of
 // --log-format json never saw stdout, so nothing told it whether a stop
 // left events behind.
-//
-// unremoved are the delivered events among them that could not be removed
-// (a full disk): the next run sends them again, which the operator is told
-// apart, as "queued" alone reads as not yet delivered. cut are those whose
-// request the stop cut on the wire (the grace ran out, or a second
-// signal): the peer may have taken them, so the next run may send them
-// twice. A CSV row among them is not queued but read again from its file:
-// with nothing queued, its cut was left unsaid (a QA run: 8 rows).
-func reportStopped(stdout io.Writer, logger *slog.Logger, left, unremoved, cut map[string]int) {
-	if len(left) == 0 && len(cut) == 0 {
+func reportStopped(stdout io.Writer, logger *slog.Logger, c stopCounts) {
+	if len(c.left) == 0 && len(c.cut) == 0 {
 		fmt.Fprintln(stdout, "engine run: stopped; every accepted event was handled")
 		logger.Info("stopped; every accepted event was handled")
 		return
 	}
 	msg := "stopped; events are still queued for the next run"
 	var attrs []any
-	if len(left) == 0 {
+	if len(c.left) == 0 {
 		fmt.Fprintln(stdout, "engine run: stopped; nothing is queued for the next run")
 		msg = "stopped; requests on the wire were cut"
 	} else {
-		queued := runner.DescribeCounts(left)
+		queued := runner.DescribeCounts(c.left)
 		fmt.Fprintf(stdout, "engine run: stopped; still queued for the next run: %s\n", queued)
 		events := 0
-		for _, n := range left {
+		for _, n := range c.left {
 			events += n
 		}
 		attrs = append(attrs, "events", events, "queued", queued)
 	}
-	if len(unremoved) > 0 {
-		delivered := runner.DescribeCounts(unremoved)
-		fmt.Fprintf(stdout, "engine run: of these, delivered already but not removed from the inbox (see the errors above: a full disk?), so the next run sends them again: %s\n", delivered)
-		attrs = append(attrs, "delivered_not_removed", delivered)
-	}
-	if len(cut) > 0 {
-		onWire := runner.DescribeCounts(cut)
-		fmt.Fprintf(stdout, "engine run: cut on the wire by the stop (the peer may have taken them), so the next run may send them twice, from the inbox or, for CSV rows, from their file: %s\n", onWire)
-		attrs = append(attrs, "cut_on_wire", onWire)
+	for _, part := range []struct {
+		counts     map[string]int
+		attr, says string
+	}{
+		{c.unremoved, "delivered_not_removed", "of these, delivered already but not removed from the inbox (see the errors above: a full disk?), so the next run sends them again"},
+		{c.deadUnwritten, "dead_letter_unwritten", "of these, failed but their dead letter could not be written (see the errors above: a full disk?), so the next run sends them again"},
+		{c.cut, "cut_on_wire", "cut on the wire by the stop (the peer may have taken them), so the next run may send them twice, from the inbox or, for CSV rows, from their file"},
+	} {
+		if len(part.counts) > 0 {
+			counts := runner.DescribeCounts(part.counts)
+			fmt.Fprintf(stdout, "engine run: %s: %s\n", part.says, counts)
+			attrs = append(attrs, part.attr, counts)
+		}
 	}
 	logger.Warn(msg, attrs...)
 }

@@ -474,6 +474,9 @@ func (l *lane) release(it *item) {
 	it.turn.Add(1)
 	// A dead letter still to write is this lane's: a CSV row given back
 	// goes to the next version, which makes its own attempt.
+	if it.deadAgain != nil && l.r.stopping.Load() {
+		l.r.countAtStop(&l.r.unwritten, l.p.Name)
+	}
 	it.deadAgain = nil
 	if it.waiting {
 		it.waiting = false

@@ -65,6 +65,21 @@ func TestDeadLetterWriteErrorsAreLimited(t *testing.T) {
 	}
 }
 
+// An event the stop lets go with its dead letter unwritten (a full disk)
+// is counted for the stop's last word: it stays queued, and the next run
+// sends it again.
+func TestStopCountsTheDeadLettersItLeavesUnwritten(t *testing.T) {
+	l := laneOnAFullDisk(t)
+	l.slots <- struct{}{}
+	l.dispatch(inbox.Record{Seq: 1, Payload: []byte{0x01, 0x05, 'a'}}) // its dead letter fails
+	it := <-l.work
+	l.r.stopping.Store(true)
+	l.release(it)
+	if got := l.r.DeadLetterUnwrittenAtStop(); got[l.p.Name] != 1 || len(got) != 1 {
+		t.Errorf("counted %v; want %s 1", got, l.p.Name)
+	}
+}
+
 // A CSV row given back to its import when its lane stops goes to the next
 // version's lane without the dead letter the old one still had to write:
 // run by the next lane, that write used the old lane and blocked its

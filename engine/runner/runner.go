@@ -65,9 +65,11 @@ type Runner struct {
 	ready  atomic.Bool
 	// stopping: Drain or Stop began; Apply reloads nothing.
 	stopping atomic.Bool
-	// cut counts, per pipeline, the events the stop cut on the wire.
-	cutMu   sync.Mutex
-	cut     map[string]int
+	// cut counts, per pipeline, the events the stop cut on the wire, and
+	// unwritten those it left queued with their dead letter unwritten.
+	cutMu     sync.Mutex
+	cut       map[string]int
+	unwritten map[string]int
 	started atomic.Bool
 	// settling: a goroutine removes the dead letters a replay queued
 	// again but could not remove (settleReplaysLeft).
@@ -342,13 +344,25 @@ func DescribeCounts(counts map[string]int) string {
 
 // countCutByStop counts an event of pipeline whose request the stop cut
 // on the wire.
-func (r *Runner) countCutByStop(pipeline string) {
+func (r *Runner) countCutByStop(pipeline string) { r.countAtStop(&r.cut, pipeline) }
+
+func (r *Runner) countAtStop(counts *map[string]int, pipeline string) {
 	r.cutMu.Lock()
 	defer r.cutMu.Unlock()
-	if r.cut == nil {
-		r.cut = map[string]int{}
+	if *counts == nil {
+		*counts = map[string]int{}
 	}
-	r.cut[pipeline]++
+	(*counts)[pipeline]++
+}
+
+// DeadLetterUnwrittenAtStop is how many events, per pipeline, the stop
+// left queued whose dead letter could not be written (a full disk): the
+// next run sends them again, and a /users/track object Braze took before
+// its refusal of the others counts twice.
+func (r *Runner) DeadLetterUnwrittenAtStop() map[string]int {
+	r.cutMu.Lock()
+	defer r.cutMu.Unlock()
+	return maps.Clone(r.unwritten)
 }
 
 // CutByStop is how many events, per pipeline, stayed in the inbox because
