@@ -70,7 +70,7 @@ type Runner struct {
 	cutMu     sync.Mutex
 	cut       map[string]int
 	unwritten map[string]int
-	started atomic.Bool
+	started   atomic.Bool
 	// settling: a goroutine removes the dead letters a replay queued
 	// again but could not remove (settleReplaysLeft).
 	settling atomic.Bool
