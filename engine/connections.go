@@ -128,12 +128,21 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 		if optIn := path.Child(allowPlainHTTP); plainErr != nil && !fc.hasProblem(optIn) {
 			fc.errorAt(optIn, "%v", plainErr)
 		}
-		if fc.unresolved[path.Child("base_url").String()] {
+		standIn, hasStandIn := l.StandIns[t.Name]
+		if fc.unresolved[path.Child("base_url").String()] && !hasStandIn {
 			continue
 		}
-		u, err := parseBaseURL(settings["base_url"])
+		baseURL := settings["base_url"]
+		if hasStandIn {
+			baseURL = standIn
+		}
+		u, err := parseBaseURL(baseURL)
 		if err != nil {
 			fc.errorAt(path.Child("base_url"), "%v", err)
+			continue
+		}
+		if l.StandIns != nil && !hasStandIn && !isLoopbackHost(u.Hostname()) {
+			fc.errorAt(path.Child("base_url"), "--sandbox has no emulator for connections of type %s, and this one goes to %s, off this machine: point base_url at a server here (localhost, 127.0.0.1), or run without --sandbox", t.Name, u.Host)
 			continue
 		}
 		if t.HTTPSOnly {

@@ -127,3 +127,43 @@ func TestUsersTrackAttributeErrorsIsChecked(t *testing.T) {
 		}
 	}
 }
+
+// Under --sandbox every connection of a type the sandbox emulates goes to
+// its emulator, whatever its base_url says: set by variable name alone, a
+// literal base_url, or another variable, went to the real host (a QA
+// run). A connection of another type must stay on this machine.
+func TestStandInsTakeEveryConnectionOfTheirType(t *testing.T) {
+	dir := t.TempDir()
+	conns := `connections:
+  braze:
+    type: braze
+    base_url: https://rest.iad-01.braze.com
+    api_key: ${secret:API_TOKEN}
+  staging_core:
+    type: sessionm_core
+    base_url: https://staging.example.com/core
+    api_key: ${secret:API_TOKEN}
+    api_secret: ${secret:API_TOKEN}
+  local:
+    type: http
+    base_url: http://127.0.0.1:9/api
+  partner:
+    type: http
+    base_url: https://api.example.com/v2
+`
+	if err := os.WriteFile(filepath.Join(dir, ConnectionsFileName), []byte(conns), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := testLoader(t)
+	l.StandIns = map[string]string{"braze": "http://127.0.0.1:8081/braze", "sessionm_core": "http://127.0.0.1:8081/sessionm/core"}
+	proj := l.Load([]string{dir})
+	items := proj.Diagnostics.Items()
+	if len(items) != 1 || !strings.Contains(items[0].String(), ConnectionsFileName+":16:15: connections.partner.base_url: --sandbox has no emulator for connections of type http, and this one goes to api.example.com, off this machine") {
+		t.Errorf("problems %v; want one, at partner's base_url", items)
+	}
+	for name, want := range map[string]string{"braze": "http://127.0.0.1:8081/braze", "staging_core": "http://127.0.0.1:8081/sessionm/core", "local": "http://127.0.0.1:9/api"} {
+		if c := proj.Connections[name]; c == nil || c.BaseURL == nil || c.BaseURL.String() != want {
+			t.Errorf("connection %s: %+v; want base URL %s", name, c, want)
+		}
+	}
+}

@@ -52,6 +52,13 @@ type Loader struct {
 	// want one route, the file that changed is the one rejected, not the
 	// pipeline that was serving it.
 	Running func(pipeline string) *Pipeline
+	// StandIns, when set (engine run --sandbox), gives per connection type
+	// the base URL of its in-process emulator: every connection of such a
+	// type goes there whatever its base_url says, and one of another type
+	// must stay on this machine. Set by variable name alone, a connection
+	// whose base_url was written out, or read another variable, went to
+	// the real host during a sandbox run (a QA run).
+	StandIns map[string]string
 
 	schemas *schemaSet
 }

@@ -154,6 +154,9 @@ type configFlags struct {
 	// fallback fills in what nothing else sets (--sandbox: the built-in
 	// examples/sandbox.env).
 	fallback map[string]string
+	// standIns are the emulators' base URLs by connection type
+	// (engine.Loader.StandIns).
+	standIns map[string]string
 }
 
 // pointAtSandbox points every connection at the in-process emulators
@@ -161,6 +164,11 @@ type configFlags struct {
 // what nothing else sets: the emulators' credentials and webhook tokens.
 func (c *configFlags) pointAtSandbox(settings map[string]string) error {
 	c.overrides = settings
+	c.standIns = map[string]string{
+		"sessionm_core":    settings["SESSIONM_CORE_URL"],
+		"sessionm_connect": settings["SESSIONM_CONNECT_URL"],
+		"braze":            settings["BRAZE_REST_URL"],
+	}
 	fallback, err := secrets.ParseEnv("built-in examples/sandbox.env", examples.SandboxEnv)
 	c.fallback = fallback
 	return err
@@ -212,6 +220,7 @@ func (c *configFlags) loader() (*engine.Loader, *secrets.Masker, error) {
 		}
 	}
 	l.ConnectionsFile = c.connections
+	l.StandIns = c.standIns
 	return l, masker, nil
 }
 

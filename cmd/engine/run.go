@@ -49,8 +49,10 @@ outcome: exit status 1 if a file could not be imported, 0 otherwise.
 
 --sandbox starts the built-in SessionM and Braze emulators in process and
 points every connection at them, with their own URLs and credentials
-(whatever --env-file and the environment set): all flows work with no
-account anywhere. --sandbox-addr fixes their port.
+(whatever --env-file, the environment and the base_url written in
+connections.yaml say): all flows work with no account anywhere, and an http
+connection that goes off this machine is refused. --sandbox-addr fixes
+their port.
 
 Pipeline files may be edited while the engine runs: a changed, added,
 renamed or deleted file (connections.yaml included) is reloaded once every
