@@ -76,7 +76,11 @@ type Pipeline struct {
 	// "connection NAME"), so ChangedParts can tell a changed value from a
 	// reference that moved or a connection no longer used.
 	resolved map[string]string
-	src      []byte // the file as it was read
+	// written is, per place of resolved, the reference as written (a
+	// connection's, all its settings): a value "from the environment or a
+	// secret" changed only where the file says the same.
+	written map[string]string
+	src     []byte // the file as it was read
 
 	info  map[string]any // what templates see as `pipeline`; never written to
 	reads bindingReads   // the bindings templates and expressions read; events get only those
@@ -303,6 +307,14 @@ func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *Routes,
 	}
 	fc := &fileContext{loader: l, doc: doc, diags: &local, pipeline: true}
 	fc.checkDuplicateKeys(doc.Root, nil)
+	// As written, before the references are resolved in place: a rotated
+	// secret changed "source", whose file had not changed (a QA run).
+	partHashes := map[string]string{}
+	if root := doc.Root; root != nil && root.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			partHashes[root.Content[i].Value] = meaningHash(root.Content[i+1])
+		}
+	}
 	fc.resolveRefs(doc.Root, nil)
 	if fc.validateSchema(l.schemas.pipeline, l.schemas.rawPipeline) {
 		fc.strictDecode(&PipelineConfig{})
@@ -329,20 +341,18 @@ func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *Routes,
 	}
 	pl.Version, pl.src = version(parts...), doc.Src
 	pl.settings = settingsFingerprint(fc.resolved, settings...)
-	pl.resolved = map[string]string{}
+	pl.resolved, pl.written = map[string]string{}, map[string]string{}
 	for _, r := range fc.resolved {
 		pl.resolved[r.path.String()] = settingsFingerprint([]resolvedRef{r})
+		pl.written[r.path.String()] = r.written
 	}
 	for i := 0; i < len(settings); i += 2 {
-		pl.resolved["connection "+string(settings[i])] = settingsFingerprint(nil, settings[i+1])
+		place := "connection " + string(settings[i])
+		pl.resolved[place] = settingsFingerprint(nil, settings[i+1])
+		pl.written[place] = string(conns.raw[string(settings[i])])
 	}
 	pl.info = map[string]any{"name": pl.Name, "version": pl.Version, "description": pl.Description}
-	pl.Parts = map[string]string{}
-	if root := doc.Root; root != nil && root.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(root.Content); i += 2 {
-			pl.Parts[root.Content[i].Value] = meaningHash(root.Content[i+1])
-		}
-	}
+	pl.Parts = partHashes
 	for name := range b.used {
 		pl.Parts["connection "+name] = version(conns.raw[name])
 	}
@@ -385,7 +395,7 @@ func ChangedParts(old, new *Pipeline) []string {
 	for place, v := range new.resolved {
 		// Only where both versions read one: target: changed to respond:
 		// no longer using a connection said a value had changed.
-		if was, ok := old.resolved[place]; ok && was != v {
+		if was, ok := old.resolved[place]; ok && was != v && old.written[place] == new.written[place] {
 			out = append(out, "a value from the environment or a secret changed")
 			break
 		}

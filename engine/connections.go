@@ -84,7 +84,7 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 			var refs []resolvedRef
 			for _, key := range slices.Sorted(maps.Keys(now)) {
 				if secrets.HasRef(written[name][key]) {
-					refs = append(refs, resolvedRef{yamlpos.Path{key}, now[key]})
+					refs = append(refs, resolvedRef{yamlpos.Path{key}, now[key], written[name][key]})
 				}
 			}
 			set.resolved[name] = settingsFingerprint(refs)

@@ -331,8 +331,9 @@ type fileContext struct {
 }
 
 type resolvedRef struct {
-	path  yamlpos.Path
-	value string
+	path    yamlpos.Path
+	value   string
+	written string // the reference as the file writes it
 }
 
 // hasProblem reports whether a problem was reported at path (or its
@@ -470,7 +471,7 @@ func (fc *fileContext) resolveRefsIn(n *yaml.Node, path yamlpos.Path, anchored b
 			fc.referenced, fc.unresolved = map[string]bool{}, map[string]bool{}
 		}
 		fc.referenced[path.String()] = true
-		fc.resolved = append(fc.resolved, resolvedRef{path, out})
+		fc.resolved = append(fc.resolved, resolvedRef{path, out, n.Value})
 		if len(problems) > 0 {
 			fc.unresolved[path.String()] = true
 		}

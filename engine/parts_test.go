@@ -49,6 +49,14 @@ func TestChangedParts(t *testing.T) {
 			return strings.Replace(s, "description: SessionM", "description: Edited SessionM", 1)
 		}, same, []string{"description changed"}, false},
 		{"a connection", same, func(s string) string { return strings.Replace(s, "braze:", "braze:\n    rate_limit: 100/1s", 1) }, []string{"connection braze changed"}, false},
+		// The file's reference changed, not what the environment holds
+		// (QA: "a value from the environment or a secret changed").
+		{"a reference in a connection", same, func(s string) string {
+			return strings.Replace(s, "base_url: ${env:BRAZE_REST_URL}", "base_url: ${env:BRAZE_REST_URL}/", 1)
+		}, []string{"connection braze changed"}, false},
+		{"a reference written out", same, func(s string) string {
+			return strings.Replace(s, "base_url: ${env:BRAZE_REST_URL}", "base_url: http://127.0.0.1:8081/braze/", 1)
+		}, []string{"connection braze changed"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,5 +143,39 @@ func TestAMergedConnectionChangesWithItsAnchor(t *testing.T) {
 	edited := load("https://one.example.com")
 	if old.Version == edited.Version || !slices.Equal(ChangedParts(old, edited), []string{"connection api_eu changed"}) {
 		t.Errorf("the anchor gained a rate_limit: version %s (was %s), changed %q", edited.Version, old.Version, ChangedParts(old, edited))
+	}
+}
+
+// A rotated secret changes a value, not the part of the file that reads
+// it: resolved in place before the parts were hashed, it also said
+// "source changed" (a QA run).
+func TestARotatedSecretChangesNoPart(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{ConnectionsFileName, "offer-issued-to-braze-campaign.yaml"} {
+		raw, err := os.ReadFile(filepath.Join("..", "pipelines", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func(token string) *Pipeline {
+		t.Helper()
+		env := testEnv(t)
+		env["SESSIONM_WEBHOOK_TOKEN"] = token
+		l, err := NewLoader(connectors.Catalog(), secrets.NewResolver(func(n string) (string, bool) { v, ok := env[n]; return v, ok }, "", &secrets.Masker{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		proj := l.Load([]string{filepath.Join(dir, "offer-issued-to-braze-campaign.yaml")})
+		if err := proj.Diagnostics.Err(); err != nil || len(proj.Pipelines) != 1 {
+			t.Fatalf("%v", err)
+		}
+		return proj.Pipelines[0]
+	}
+	old, rotated := load("token-one"), load("token-two")
+	if old.Same(rotated) || !slices.Equal(ChangedParts(old, rotated), []string{"a value from the environment or a secret changed"}) {
+		t.Errorf("the webhook token rotated: same %v, changed %q", old.Same(rotated), ChangedParts(old, rotated))
 	}
 }
