@@ -777,13 +777,13 @@ func runDlqChange(c dlqCommand, fs *flag.FlagSet, args []string, stdout io.Write
 				skipped++
 			case errors.As(o.Err, &np) && np.Responds:
 				result = c.problem("dead letter %d belongs to pipeline %s, which its file in %s now makes answer its callers (respond:): "+
-					"it takes no queued events, so replayed, its event would wait where nothing delivers it. Give the pipeline a target again and replay it, or drop it", o.ID, o.Pipeline, pipelines)
+					"it takes no queued events, so if it were replayed, its event would wait where nothing delivers it; it is left as it is. Give the pipeline a target again and replay it, or drop it", o.ID, o.Pipeline, pipelines)
 			case errors.As(o.Err, &np) && f.all:
 				fmt.Fprintf(stdout, "skipped %d (%s, %s): no file in %s defines pipeline %s; restore its file and replay it, or drop it\n", o.ID, o.Pipeline, o.Reason, pipelines, o.Pipeline)
 				skipped++
 			case errors.As(o.Err, &np):
 				result = c.problem("dead letter %d belongs to pipeline %s, which no file in %s defines (renamed or removed?): "+
-					"replayed, its event would wait where nothing delivers it. Restore the file and replay it, or drop it; "+
+					"if it were replayed, its event would wait where nothing delivers it, so it is left as it is. Restore the file and replay it, or drop it; "+
 					"if engine run runs other files, name them with --pipelines", o.ID, o.Pipeline, pipelines)
 			case errors.As(o.Err, &nr) && f.all:
 				// --all selects by filter, so it meets these in passing:

@@ -909,7 +909,7 @@ func TestDlqReplayRefusesRespondPipelines(t *testing.T) {
 	stdout, stderr, code := runEngine("dlq", "replay", "--data", dir, "--pipelines", pipes, "2")
 	if code != exitProblem || stdout != "replayed no dead letters\n" ||
 		stderr != "engine dlq replay: dead letter 2 belongs to pipeline points-awarded-to-braze-canvas, which its file in "+pipes+" now makes answer its callers (respond:): "+
-			"it takes no queued events, so replayed, its event would wait where nothing delivers it. Give the pipeline a target again and replay it, or drop it\n" {
+			"it takes no queued events, so if it were replayed, its event would wait where nothing delivers it; it is left as it is. Give the pipeline a target again and replay it, or drop it\n" {
 		t.Errorf("code %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	stdout, stderr, code = runEngine("dlq", "replay", "--all", "--data", dir, "--pipelines", pipes)
@@ -943,7 +943,7 @@ func TestDlqReplayRefusesPipelinesNoFileDefines(t *testing.T) {
 	stdout, stderr, code := runEngine("dlq", "replay", "--data", dir, "--pipelines", pipes, "1", "2")
 	if code != exitProblem || stdout != "replayed 1 (offer-issued-to-braze-campaign): queued as event 3\nreplayed 1 dead letter; it goes out when engine run next starts on "+dir+"\n" ||
 		stderr != "engine dlq replay: dead letter 2 belongs to pipeline points-awarded-to-braze-canvas, which no file in "+pipes+" defines (renamed or removed?): "+
-			"replayed, its event would wait where nothing delivers it. Restore the file and replay it, or drop it; if engine run runs other files, name them with --pipelines\n" {
+			"if it were replayed, its event would wait where nothing delivers it, so it is left as it is. Restore the file and replay it, or drop it; if engine run runs other files, name them with --pipelines\n" {
 		t.Errorf("code %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	stdout, stderr, code = runEngine("dlq", "replay", "--all", "--data", dir, "--pipelines", pipes)
