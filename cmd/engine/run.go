@@ -378,7 +378,14 @@ variables override either.`, stderr)
 	}
 	progress := r.CSVImports()
 	printCSVSummary(stdout, progress)
-	reportStopped(stdout, logger, stopCounts{left: store.Pipelines(), unremoved: r.Unremoved(), cut: r.CutByStop(), deadUnwritten: r.DeadLetterUnwrittenAtStop()})
+	left := store.Pipelines()
+	stranded := map[string]int{}
+	for name, n := range left {
+		if p := r.Running(name); p == nil || p.Respond != nil {
+			stranded[name] = n
+		}
+	}
+	reportStopped(stdout, logger, stopCounts{left: left, unremoved: r.Unremoved(), cut: r.CutByStop(), deadUnwritten: r.DeadLetterUnwrittenAtStop(), stranded: stranded})
 	// A batch job learns from the exit status that a file was not
 	// imported; the summary above says why.
 	if *untilDone && (importErr() || importsFailed(progress, imports)) {
@@ -397,9 +404,11 @@ variables override either.`, stderr)
 //     row among them is not queued but read again from its file: with
 //     nothing queued, its cut was left unsaid (a QA run: 8 rows);
 //   - deadUnwritten: failed, but their dead letter could not be written (a
-//     full disk), so the next run tries them again.
+//     full disk), so the next run tries them again;
+//   - stranded: those of pipelines no file defines now (or that answer
+//     their callers), which the next run does not deliver unless one does.
 type stopCounts struct {
-	left, unremoved, cut, deadUnwritten map[string]int
+	left, unremoved, cut, deadUnwritten, stranded map[string]int
 }
 
 // reportStopped gives the last word of a run, what it left in the inbox
@@ -432,6 +441,7 @@ func reportStopped(stdout io.Writer, logger *slog.Logger, c stopCounts) {
 	}{
 		{c.unremoved, "delivered_not_removed", "of these, delivered already but not removed from the inbox (see the errors above: a full disk?), so the next run sends them again"},
 		{c.deadUnwritten, "dead_letter_unwritten", "of these, failed but their dead letter could not be written (see the errors above: a full disk?), so the next run sends them again"},
+		{c.stranded, "no_pipeline", "of these, for pipelines no file defines now (a removed or renamed file, or one that answers its callers), which stay until a pipeline of that name with a target runs"},
 		{c.cut, "cut_on_wire", "cut on the wire by the stop (the peer may have taken them), so the next run may send them twice, from the inbox or, for CSV rows, from their file"},
 	} {
 		if len(part.counts) > 0 {

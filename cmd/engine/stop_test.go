@@ -543,35 +543,41 @@ func TestStopSummaryIsLogged(t *testing.T) {
 		unremoved map[string]int
 		cut       map[string]int
 		unwritten map[string]int
+		stranded  map[string]int
 		stdout    string
 		log       map[string]any
 	}{
-		{"all handled", nil, nil, nil, nil, "engine run: stopped; every accepted event was handled\n",
+		{"all handled", nil, nil, nil, nil, nil, "engine run: stopped; every accepted event was handled\n",
 			map[string]any{"level": "INFO", "msg": "stopped; every accepted event was handled"}},
-		{"some left", map[string]int{"ordered-tags": 1, "any-campaign": 2}, nil, nil, nil, "engine run: stopped; still queued for the next run: any-campaign 2, ordered-tags 1\n",
+		{"some left", map[string]int{"ordered-tags": 1, "any-campaign": 2}, nil, nil, nil, nil, "engine run: stopped; still queued for the next run: any-campaign 2, ordered-tags 1\n",
 			map[string]any{"level": "WARN", "msg": "stopped; events are still queued for the next run", "events": float64(3), "queued": "any-campaign 2, ordered-tags 1"}},
-		{"some delivered but not removed", map[string]int{"any-campaign": 5}, map[string]int{"any-campaign": 3}, nil, nil,
+		{"some delivered but not removed", map[string]int{"any-campaign": 5}, map[string]int{"any-campaign": 3}, nil, nil, nil,
 			"engine run: stopped; still queued for the next run: any-campaign 5\n" +
 				"engine run: of these, delivered already but not removed from the inbox (see the errors above: a full disk?), so the next run sends them again: any-campaign 3\n",
 			map[string]any{"level": "WARN", "msg": "stopped; events are still queued for the next run", "events": float64(5), "queued": "any-campaign 5", "delivered_not_removed": "any-campaign 3"}},
-		{"some cut on the wire", map[string]int{"any-campaign": 5, "ordered-tags": 2}, nil, map[string]int{"any-campaign": 4}, nil,
+		{"some cut on the wire", map[string]int{"any-campaign": 5, "ordered-tags": 2}, nil, map[string]int{"any-campaign": 4}, nil, nil,
 			"engine run: stopped; still queued for the next run: any-campaign 5, ordered-tags 2\n" +
 				"engine run: cut on the wire by the stop (the peer may have taken them), so the next run may send them twice, from the inbox or, for CSV rows, from their file: any-campaign 4\n",
 			map[string]any{"level": "WARN", "msg": "stopped; events are still queued for the next run", "events": float64(7), "queued": "any-campaign 5, ordered-tags 2", "cut_on_wire": "any-campaign 4"}},
 		// CSV rows are read again from their file, not queued.
-		{"CSV rows cut on the wire, nothing queued", nil, nil, map[string]int{"segment": 8}, nil,
+		{"CSV rows cut on the wire, nothing queued", nil, nil, map[string]int{"segment": 8}, nil, nil,
 			"engine run: stopped; nothing is queued for the next run\n" +
 				"engine run: cut on the wire by the stop (the peer may have taken them), so the next run may send them twice, from the inbox or, for CSV rows, from their file: segment 8\n",
 			map[string]any{"level": "WARN", "msg": "stopped; requests on the wire were cut", "cut_on_wire": "segment 8"}},
+		// A removed pipeline's events wait for a file of its name.
+		{"some of a removed pipeline", map[string]int{"any-campaign": 3, "old-name": 2}, nil, nil, nil, map[string]int{"old-name": 2},
+			"engine run: stopped; still queued for the next run: any-campaign 3, old-name 2\n" +
+				"engine run: of these, for pipelines no file defines now (a removed or renamed file, or one that answers its callers), which stay until a pipeline of that name with a target runs: old-name 2\n",
+			map[string]any{"level": "WARN", "msg": "stopped; events are still queued for the next run", "events": float64(5), "queued": "any-campaign 3, old-name 2", "no_pipeline": "old-name 2"}},
 		// Failed on a full disk: their dead letters wait to be written.
-		{"some without their dead letter", map[string]int{"any-campaign": 3}, nil, nil, map[string]int{"any-campaign": 2},
+		{"some without their dead letter", map[string]int{"any-campaign": 3}, nil, nil, map[string]int{"any-campaign": 2}, nil,
 			"engine run: stopped; still queued for the next run: any-campaign 3\n" +
 				"engine run: of these, failed but their dead letter could not be written (see the errors above: a full disk?), so the next run sends them again: any-campaign 2\n",
 			map[string]any{"level": "WARN", "msg": "stopped; events are still queued for the next run", "events": float64(3), "queued": "any-campaign 3", "dead_letter_unwritten": "any-campaign 2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, logs strings.Builder
-			reportStopped(&stdout, slog.New(slog.NewJSONHandler(&logs, nil)), stopCounts{left: tc.left, unremoved: tc.unremoved, cut: tc.cut, deadUnwritten: tc.unwritten})
+			reportStopped(&stdout, slog.New(slog.NewJSONHandler(&logs, nil)), stopCounts{left: tc.left, unremoved: tc.unremoved, cut: tc.cut, deadUnwritten: tc.unwritten, stranded: tc.stranded})
 			if stdout.String() != tc.stdout {
 				t.Errorf("stdout %q, want %q", stdout.String(), tc.stdout)
 			}
