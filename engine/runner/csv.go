@@ -981,7 +981,7 @@ func unchanged(f *os.File, file string, began os.FileInfo) error {
 	if now.Size() == began.Size() && now.ModTime().Equal(began.ModTime()) {
 		return nil
 	}
-	return fmt.Errorf("%s changed while it was imported (%d bytes modified %s when the import began, %d bytes modified %s when it was read): the rows sent may mix both versions; once the file is complete, importing it again sends all of its rows",
+	return fmt.Errorf("%s changed while it was imported (%d bytes modified %s when the import began, %d bytes modified %s when it was read): the rows sent may mix both versions; once the file is complete, importing it again sends all of its rows, or, if only its time changed (touched), resumes where this import stopped",
 		file, began.Size(), began.ModTime().Format(time.RFC3339Nano), now.Size(), now.ModTime().Format(time.RFC3339Nano))
 }
 
