@@ -385,7 +385,14 @@ func (c *csvRun) removedError(ctx context.Context) error {
 	case <-ctx.Done():
 	case <-c.r.soft.Done():
 	}
-	return fmt.Errorf("pipeline %s was removed while it imported %s; importing the file again with a pipeline named %s resumes after row %d (a pipeline of another name starts at row 1: the checkpoint is the pipeline's)%s", c.pipeline, c.file, c.pipeline, c.checkpoint(), bound)
+	resume := fmt.Sprintf("resumes after row %d", c.checkpoint())
+	if cp := c.checkpointNow(); cp.Past > cp.Rows {
+		// The rows after the first open one that had their outcome are
+		// not sent again: "after row 1659" read as if 190 rows delivered
+		// past it would be (a QA run).
+		resume += fmt.Sprintf(", passing by the rows up to row %d that had their outcome", cp.Past)
+	}
+	return fmt.Errorf("pipeline %s was removed while it imported %s; importing the file again with a pipeline named %s %s (a pipeline of another name starts at row 1: the checkpoint is the pipeline's)%s", c.pipeline, c.file, c.pipeline, resume, bound)
 }
 
 func (c *csvRun) pause(ctx context.Context) error {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -225,4 +226,26 @@ func pipelineCheckpointKey(t *testing.T, pipeline, file string) string {
 		t.Fatal(err)
 	}
 	return csvKey(pipeline, sum)
+}
+
+// The error of an import whose pipeline was removed says where importing
+// the file again resumes, and that it passes by the rows after that which
+// had their outcome: "resumes after row 1659" read as if the 190 rows
+// delivered past it would be sent again (a QA run).
+func TestRemovedImportSaysWhichRowsItPassesBy(t *testing.T) {
+	r, _ := startRunnerWith(t, Options{})
+	defer r.Stop(time.Second)
+	letGo := make(chan struct{})
+	close(letGo)
+	// Rows 1-10 settled; 11 open, 12 and 13 settled.
+	c := &csvRun{r: r, pipeline: "rows", file: "rows.csv", base: 10, open: []bool{false, true, true}, letGo: letGo}
+	want := "importing the file again with a pipeline named rows resumes after row 10, passing by the rows up to row 13 that had their outcome (a pipeline"
+	if err := c.removedError(context.Background()); !strings.Contains(err.Error(), want) {
+		t.Errorf("%v\nwant %q in it", err, want)
+	}
+	c.open = []bool{false, false}
+	want = "resumes after row 10 (a pipeline"
+	if err := c.removedError(context.Background()); !strings.Contains(err.Error(), want) {
+		t.Errorf("%v\nwant %q in it", err, want)
+	}
 }
