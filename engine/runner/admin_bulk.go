@@ -216,15 +216,13 @@ func (r *Runner) logBulk(msg string, res deadBulk, level slog.Level, more ...any
 // settleReplaysLeft has the dead letters a replay queued again, but could
 // not remove, removed as soon as the store can write (a full disk got
 // room): every second until then, and once more at the stop (Close).
-// Until then the store replays nothing, so no event is queued twice.
+// Until then the store replays nothing, so no event is queued twice, and
+// no other replay leaves more (it fails first): one goroutine for each
+// such replay is a few at most.
 func (r *Runner) settleReplaysLeft(left *inbox.ReplayLeftError) {
 	r.log.Warn("replayed dead letters could not be removed; the engine removes them once the data folder can be written again, and replays none until then",
 		"events", left.Queued, "error", left.Err)
-	if !r.settling.CompareAndSwap(false, true) {
-		return
-	}
 	go func() {
-		defer r.settling.Store(false)
 		for r.clock.Sleep(r.hard, ackRetryEvery) == nil {
 			if _, err := r.store.SettleReplaysLeft(); err == nil {
 				r.log.Info("the dead letters of replayed events are removed now: the data folder can be written again")

@@ -71,12 +71,9 @@ type Runner struct {
 	cut       map[string]int
 	unwritten map[string]int
 	started   atomic.Bool
-	// settling: a goroutine removes the dead letters a replay queued
-	// again but could not remove (settleReplaysLeft).
-	settling atomic.Bool
-	csv      csvImports
-	metrics  *metrics
-	bodies   bodyRooms
+	csv       csvImports
+	metrics   *metrics
+	bodies    bodyRooms
 
 	reloadMu  sync.Mutex       // one Apply at a time
 	lastLane  map[string]*lane // the newest lane of each pipeline name, removed ones too (under reloadMu)
