@@ -516,9 +516,18 @@ func (fc *fileContext) whereIs(path yamlpos.Path) secrets.Where {
 func (fc *fileContext) checkDuplicateKeys(n *yaml.Node, path yamlpos.Path) {
 	switch n.Kind {
 	case yaml.MappingNode:
+		if text, ok := fc.unquotedTemplate(n); ok {
+			fc.add(n.Line, n.Column, path, diag.Error, "%s is not in quotes, so YAML reads its braces as a mapping, not a template (it would be sent as {\"\": null}); write it in quotes: %q", text, text)
+			return
+		}
 		first := map[string]*yaml.Node{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
+			if k.Kind != yaml.ScalarNode {
+				// Decoded, such a key becomes "" (a QA run).
+				fc.add(k.Line, k.Column, path, diag.Error, "a key must be plain text, not a mapping or a list; put it in quotes if it is meant as text")
+				continue
+			}
 			if prev, dup := first[k.Value]; dup && k.Tag != "!!merge" {
 				fc.add(k.Line, k.Column, path.Child(k.Value), diag.Error, "%q is given twice (first on line %d); YAML would keep only one, so remove the other", k.Value, prev.Line)
 				continue
@@ -531,6 +540,31 @@ func (fc *fileContext) checkDuplicateKeys(n *yaml.Node, path yamlpos.Path) {
 			fc.checkDuplicateKeys(c, path.Child(i))
 		}
 	}
+}
+
+// unquotedTemplate reports whether n is a Liquid output tag written
+// without quotes ({{ event.x }}), which YAML reads as a flow mapping whose
+// only key is another, and gives its text as written.
+func (fc *fileContext) unquotedTemplate(n *yaml.Node) (string, bool) {
+	if n.Style&yaml.FlowStyle == 0 || len(n.Content) != 2 {
+		return "", false
+	}
+	if k, v := n.Content[0], n.Content[1]; k.Kind != yaml.MappingNode || k.Style&yaml.FlowStyle == 0 || v.Tag != "!!null" {
+		return "", false
+	}
+	lines := strings.Split(string(fc.doc.Src), "\n")
+	if n.Line < 1 || n.Line > len(lines) {
+		return "", false
+	}
+	line := []rune(lines[n.Line-1])
+	if n.Column < 1 || n.Column > len(line) {
+		return "", false
+	}
+	text := string(line[n.Column-1:])
+	if end := strings.Index(text, "}}"); end > 0 {
+		return text[:end+2], true
+	}
+	return "", false
 }
 
 // strictDecode decodes the file's source with unknown keys refused. The
