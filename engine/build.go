@@ -908,6 +908,15 @@ func (b *builder) body(path yamlpos.Path, node *yaml.Node, tmpl string, shape *s
 // checking literal keys against the endpoint's body shape.
 func (b *builder) value(path yamlpos.Path, n *yaml.Node, shape *spec.Shape, where string, sc *scope) *valueTemplate {
 	n = yamlpos.Resolve(n)
+	// A list or mapping written where the endpoint takes another kind (a
+	// "recipients:" without its "-") failed every event at run time, with
+	// validate saying ok (a QA run).
+	switch kind := map[yaml.Kind]string{yaml.MappingNode: "object", yaml.SequenceNode: "array"}[n.Kind]; {
+	case kind == "":
+	case shape.KindProblem(kind) != "":
+		b.errorAt(path, "%s", shape.KindProblem(kind))
+		shape = nil // its inside is no longer the shape's
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
 		v := &valueTemplate{kind: objectValue}

@@ -132,6 +132,16 @@ func article(t string) string {
 	return "a " + t
 }
 
+// KindProblem says what is wrong with a value of JSON kind ("object",
+// "array") written where s is expected, before its leaves are rendered;
+// "" when it fits.
+func (s *Shape) KindProblem(kind string) string {
+	if s == nil || s.Type == "" || s.Type == kind {
+		return ""
+	}
+	return fmt.Sprintf("must be %s, not %s", article(s.Type), article(kind))
+}
+
 // Violation is a value that does not fit a shape, with its JSON path.
 type Violation struct {
 	Path    string
