@@ -123,22 +123,32 @@ func (l *Loader) Load(paths []string) *Project {
 	// folders) were one pipeline, the later file silently in the
 	// earlier's place, its routes gone.
 	named := map[string]string{}
+	connsOf := map[string]*connectionSet{}
+	var files []string
 	for _, dir := range dirs {
-		conns := l.loadConnections(l.connectionsFileFor(dir), proj)
-		routes := NewRoutes()
-		for _, f := range l.claimOrder(byDir[dir]) {
-			if IsConnectionsFile(f) {
-				continue
-			}
-			name := PipelineName(f)
-			if first, taken := named[name]; taken {
-				proj.Diagnostics.Add(diag.Diagnostic{File: f, Message: fmt.Sprintf("%s also names pipeline %q (a pipeline is named by its file, without .yaml or .yml); rename or remove one of the two files", first, name)})
-				continue
-			}
-			named[name] = f
-			if pl := l.loadPipeline(f, conns, routes, proj); pl != nil {
-				proj.Pipelines = append(proj.Pipelines, pl)
-			}
+		connsOf[dir] = l.loadConnections(l.connectionsFileFor(dir), proj)
+		files = append(files, byDir[dir]...)
+	}
+	// One table for every folder, as engine run serves them all on one
+	// listener, with the engine's own routes: validate said ok to two
+	// folders that each served a route, and to a pipeline on /metrics,
+	// which run then refused (a QA run).
+	routes := NewRoutes()
+	for _, path := range EngineRoutes {
+		routes.Claim(http.MethodGet, path, "", http.NotFoundHandler())
+	}
+	for _, f := range l.claimOrder(files) {
+		if IsConnectionsFile(f) {
+			continue
+		}
+		name := PipelineName(f)
+		if first, taken := named[name]; taken {
+			proj.Diagnostics.Add(diag.Diagnostic{File: f, Message: fmt.Sprintf("%s also names pipeline %q (a pipeline is named by its file, without .yaml or .yml); rename or remove one of the two files", first, name)})
+			continue
+		}
+		named[name] = f
+		if pl := l.loadPipeline(f, connsOf[filepath.Dir(f)], routes, proj); pl != nil {
+			proj.Pipelines = append(proj.Pipelines, pl)
 		}
 	}
 	l.claimInboxes(proj)
@@ -694,10 +704,14 @@ func (l *Loader) claimOrder(files []string) []string {
 	return slices.SortedStableFunc(slices.Values(files), func(a, b string) int { return cmp.Compare(ranks[a], ranks[b]) })
 }
 
+// EngineRoutes are the paths the engine serves itself (GET) on the webhook
+// listener, which no pipeline may take.
+var EngineRoutes = []string{"/healthz", "/readyz", "/metrics"}
+
 // Routes registers pipelines' routes on a ServeMux, so that a route that
 // is not valid or that conflicts with another (by net/http's rules) is
-// reported in words. The loader checks one folder's pipelines with it;
-// engine run serves all of them through one.
+// reported in words. The loader checks the pipelines it loads with one;
+// engine run serves them all through another.
 type Routes struct {
 	mux    *http.ServeMux
 	owners map[string]string // pattern -> pipeline
@@ -737,7 +751,8 @@ func (r *Routes) Claim(method, path, owner string, h http.Handler) (problem stri
 		case owner:
 			other = "this pipeline"
 		case "":
-			other = "the engine" // its own routes: /healthz, /readyz, /metrics
+			problem = fmt.Sprintf("%s conflicts with %s, which the engine serves itself (%s): give the pipeline another path", pattern, m[1], strings.Join(EngineRoutes, ", "))
+			return
 		}
 		problem = fmt.Sprintf("%s conflicts with %s of %s", pattern, m[1], other)
 		if ex := exampleRE.FindStringSubmatch(msg); ex != nil {

@@ -113,6 +113,39 @@ func TestValidateRouteConflict(t *testing.T) {
 	}
 }
 
+// Routes conflict across folders, as engine run serves every folder on
+// one listener, and with the engine's own routes: validate said ok to
+// both, and run refused them (a QA run).
+func TestValidateRouteConflictAcrossFolders(t *testing.T) {
+	other := t.TempDir()
+	conns, err := os.ReadFile("testdata/good/connections.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{
+		ConnectionsFileName: string(conns),
+		"again.yaml":        "source: { type: http, path: \"/hooks/{uid}\" }\ntarget: { connection: api, method: POST, path: /x, body: { a: 1 } }\n",
+		"metrics.yaml":      "source: { type: http, method: GET, path: /metrics }\ntarget: { connection: api, method: POST, path: /x, body: { a: 1 } }\n",
+	} {
+		if err := os.WriteFile(filepath.Join(other, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, _ := testLoader(t)
+	proj := l.Load([]string{"testdata/routes/first.yaml", other})
+	var got []string
+	for _, d := range proj.Diagnostics.Items() {
+		got = append(got, strings.TrimPrefix(d.String(), other+string(filepath.Separator)))
+	}
+	want := []string{
+		`again.yaml:1:29: source.path: POST /hooks/{uid} conflicts with POST /hooks/{user_id} of pipeline "first": both take the same requests; each route belongs to one pipeline`,
+		`metrics.yaml:1:42: source.path: GET /metrics conflicts with GET /metrics, which the engine serves itself (/healthz, /readyz, /metrics): give the pipeline another path`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // Two CSV pipelines on one inbox folder each imported only the files the
 // other had not taken first (a file is imported once, then filed away),
 // and a pipeline on another's done/ or failed/ imported that one's files
