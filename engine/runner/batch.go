@@ -576,8 +576,11 @@ func noteDelivered(it *item, body map[string]any, errs []any, inPart []string) (
 				if !slices.Contains(inPart, array) {
 					continue
 				}
-				to, notedInPart = array+inPartSuffix, true
-				object = appliedPart(object, says)
+				part, applied := appliedPart(object, says)
+				if !applied {
+					continue
+				}
+				to, notedInPart, object = array+inPartSuffix, true, part
 			}
 			if raw, err := jsonval.Encode(object, 0); err == nil {
 				delivered[to] = append(delivered[to], raw)
@@ -599,17 +602,26 @@ func noteDelivered(it *item, body map[string]any, errs []any, inPart []string) (
 // taken as applied, which a replay must not send again, while a field set
 // to a value is sent again (setting it twice changes nothing, and one that
 // was refused, sent as it was, is refused again rather than taken for
-// applied).
-func appliedPart(object any, says []string) any {
+// applied). When they name a field that says who the object is for, none
+// of it was applied, and it reports false.
+func appliedPart(object any, says []string) (part map[string]any, ok bool) {
 	o, ok := object.(map[string]any)
 	if !ok {
-		return object
+		return nil, false
 	}
 	text := strings.Join(says, "\n")
-	part := map[string]any{}
+	for _, k := range trackUserFields {
+		if strings.Contains(text, "'"+k+"'") {
+			// About who the object is for: Braze applied none of it (the
+			// sandbox answers attributes_processed 0), and taken as
+			// applied, its inc was lost on replay (a QA run).
+			return nil, false
+		}
+	}
+	part = map[string]any{}
 	named := false
 	for k := range o {
-		if strings.Contains(text, "'"+k+"'") && !slices.Contains(trackUserFields, k) {
+		if strings.Contains(text, "'"+k+"'") {
 			named = true
 		}
 	}
@@ -623,7 +635,7 @@ func appliedPart(object any, says []string) any {
 		}
 		part[k] = v
 	}
-	return part
+	return part, true
 }
 
 // isOperation reports whether an attribute's value changes what Braze

@@ -106,6 +106,8 @@ func TestNoteDelivered(t *testing.T) {
 	}{
 		{"the attribute refused", attributeRefused, nil, 1, 0, true},
 		{"the attribute applied in part", attributeRefused, []string{"attributes"}, 1, 1, true},
+		// About who the object is for: Braze applied none of it.
+		{"the attribute's user refused", []any{map[string]any{"input_array": "attributes", "index": 0, "type": "'_update_existing_only' must be true or false"}}, []string{"attributes"}, 1, 0, true},
 		{"every object refused", []any{map[string]any{"input_array": "attributes", "index": 0}, map[string]any{"input_array": "events", "index": 0}}, nil, 0, 0, true},
 		{"an unknown array", []any{map[string]any{"input_array": "purchase", "index": 0}}, []string{"attributes"}, 0, 0, false},
 		{"an index past the list", []any{map[string]any{"input_array": "attributes", "index": 3}}, []string{"attributes"}, 0, 0, false},
