@@ -821,7 +821,7 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 			return // the inbox has it now; its feeder tries it again
 		}
 	} else if err := l.r.store.Retry(l.p.Name, it.rec.Seq, attempt, next); err != nil {
-		l.r.log.Error("cannot record a retry; the event stays queued", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
+		l.r.logLimited(&l.r.storeErrors, l.p.Name+"\x00retry", slog.LevelError, slog.LevelError, "cannot record a retry; the event stays queued", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
 	}
 	it.rec.Attempts, it.rec.NotAfter = attempt, next
 	// The event keeps its order_by key while it waits, so the key's later
