@@ -77,7 +77,7 @@ type Options struct {
 	MarkRunning bool
 	// Fault (tests) makes the writes of a kind fail with the error it
 	// returns for that kind, as on a full disk: FaultAppend,
-	// FaultReplayRemoval, FaultCheckpoint.
+	// FaultReplayRemoval, FaultCheckpoint, FaultAck.
 	Fault func(write string) error
 }
 
@@ -354,6 +354,7 @@ const (
 	FaultAppend        = "append"         // the journal's writes of new events
 	FaultReplayRemoval = "replay removal" // the removal of replayed dead letters
 	FaultCheckpoint    = "checkpoint"     // SetCheckpoint
+	FaultAck           = "ack"            // the removal of delivered events
 )
 
 // faulty is the error Options.Fault gives a write of kind, if any.
@@ -712,6 +713,9 @@ func (s *Store) Ack(pipeline string, seqs ...uint64) error {
 	removed := 0
 	ack := &ackWrite{pipeline: pipeline, seqs: seqs}
 	err := s.groupWrite(ack, func(tx *bolt.Tx) error {
+		if err := s.faulty(FaultAck); err != nil {
+			return err
+		}
 		removed = len(ack.unmoved) // never put into bbolt
 		var c *bolt.Cursor
 		if q := tx.Bucket(queueBucket(pipeline)); q != nil {

@@ -49,6 +49,9 @@ type acker struct {
 	failed []uint64
 	// failedN is len(failed), for the reload's count of undelivered events.
 	failedN atomic.Int64
+	// failing: the last removal tried failed; the lane's feeder holds
+	// back meanwhile (lane.waitForRemovals).
+	failing atomic.Bool
 	toldAt  time.Time // of the last line saying removals fail
 }
 
@@ -161,6 +164,7 @@ func (a *acker) retryFailed() error {
 	for len(a.failed) > 0 {
 		chunk := a.failed[:min(len(a.failed), ackBatch)]
 		if err := a.store.Ack(a.pipeline, chunk...); err != nil {
+			a.failing.Store(true)
 			return err
 		}
 		a.left.removed(chunk)
@@ -169,6 +173,7 @@ func (a *acker) retryFailed() error {
 	}
 	a.log.Info("removed the delivered events a failed removal had left in the inbox", "pipeline", a.pipeline, "events", all)
 	a.failed = nil
+	a.failing.Store(false)
 	return nil
 }
 
@@ -180,8 +185,10 @@ func (a *acker) remove(seqs []uint64) error {
 	var err error
 	for try := range 3 {
 		if err = a.store.Ack(a.pipeline, seqs...); err == nil {
+			a.failing.Store(false)
 			return nil
 		}
+		a.failing.Store(true)
 		time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
 	}
 	return err

@@ -259,6 +259,9 @@ func (l *lane) feed() {
 			if l.unremoved.holds(rec.Seq) {
 				continue // delivered by an earlier version
 			}
+			if !l.waitForRemovals() {
+				return
+			}
 			select {
 			case l.slots <- struct{}{}:
 			case <-soft.Done():
@@ -269,6 +272,27 @@ func (l *lane) feed() {
 			}
 		}
 	}
+}
+
+// waitForRemovals holds the feeder while the inbox cannot remove the
+// events delivered (a full disk), this version's or an earlier one's,
+// until it can; it reports false when the lane stops. Each event delivered
+// meanwhile is sent again by a restart before the disk has room: the
+// feeder went on through the whole backlog, 5,881 events then sent twice
+// (a QA run), and through a replay's 1,000.
+func (l *lane) waitForRemovals() bool {
+	held := func() bool { return l.acks.failing.Load() || l.unremoved.count() > 0 }
+	if !held() {
+		return true
+	}
+	l.r.log.Warn("delivery paused: delivered events cannot be removed from the inbox (a full disk?), and a restart would send each again; it resumes once they can be", "pipeline", l.p.Name, "version", l.p.Version)
+	for held() {
+		if l.r.clock.Sleep(l.soft, 50*time.Millisecond) != nil {
+			return false
+		}
+	}
+	l.r.log.Info("delivery resumed: the delivered events could be removed", "pipeline", l.p.Name, "version", l.p.Version)
+	return true
 }
 
 // dispatch hands one record to a worker (or schedules it, when its next

@@ -1913,6 +1913,41 @@ func TestBulkReplayOnAFullDiskSendsEachEventOnce(t *testing.T) {
 	}
 }
 
+// While the inbox cannot remove delivered events (a full disk), a lane
+// hands out only so many more: each would be sent again by a restart
+// before the disk has room, and the feeder went on through the whole
+// backlog (a QA run: 5,881 events). Once removals work, the rest goes out,
+// each event once.
+func TestDeliveryPausesWhileRemovalsFail(t *testing.T) {
+	var full atomic.Bool
+	full.Store(true)
+	fault := func(write string) error {
+		if write == inbox.FaultAck && full.Load() {
+			return errors.New("write inbox.db: no space left on device")
+		}
+		return nil
+	}
+	const n = 400
+	h := start(t, setup{users: n + 1, inbox: inbox.Options{Fault: fault}})
+	for i := range n {
+		a := h.post("/hooks/braze/tags/"+sessionmemu.GeneratedUserID(i), fmt.Sprintf(`{"tags":["paused_%d"]}`, i), map[string]string{"Authorization": coreBasic})
+		if a.status != 200 {
+			t.Fatalf("webhook %d: %d %s", i, a.status, a.body)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	held := len(h.tagsDelivered())
+	time.Sleep(1500 * time.Millisecond)
+	if now := len(h.tagsDelivered()); now != held || now >= n || now > 200 {
+		t.Errorf("%d then %d of %d delivered while removals fail; want delivery held after about 100", held, now, n)
+	}
+	full.Store(false)
+	h.drained()
+	if got := len(h.tagsDelivered()); got != n {
+		t.Errorf("%d delivered once removals work; want each of %d once", got, n)
+	}
+}
+
 // The admin listener replays and drops dead letters in bulk, as engine
 // dlq --all does with the engine stopped: one id a request took a quarter
 // of an hour for 300,000 (a QA run). all=true is asked for, so that a bare
