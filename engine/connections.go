@@ -73,6 +73,7 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 	}
 	fc := &fileContext{loader: l, doc: doc, diags: &local}
 	fc.checkDuplicateKeys(doc.Root, nil)
+	l.standIn(connsNode)
 	fc.resolveRefs(doc.Root, nil)
 	if connsNode != nil {
 		// What each connection's references resolved to, merged ones
@@ -242,6 +243,37 @@ func lastLine(n *yaml.Node) int {
 		last = max(last, lastLine(c))
 	}
 	return last
+}
+
+// standIn writes, under --sandbox, the emulator's base URL in place of the
+// base_url of each connection of a type it stands in for, before the
+// references are resolved: the file's is not used, and a copied staging
+// file whose variable was unset was refused for it (a QA run).
+func (l *Loader) standIn(connsNode *yaml.Node) {
+	if l.StandIns == nil || connsNode == nil {
+		return
+	}
+	for i := 0; i+1 < len(connsNode.Content); i += 2 {
+		conn := yamlpos.Resolve(connsNode.Content[i+1])
+		if conn.Kind != yaml.MappingNode {
+			continue
+		}
+		var typ string
+		for j := 0; j+1 < len(conn.Content); j += 2 {
+			if conn.Content[j].Value == "type" {
+				typ = conn.Content[j+1].Value
+			}
+		}
+		url, ok := l.StandIns[typ]
+		if !ok {
+			continue
+		}
+		for j := 0; j+1 < len(conn.Content); j += 2 {
+			if conn.Content[j].Value == "base_url" && conn.Content[j+1].Kind == yaml.ScalarNode {
+				conn.Content[j+1].Value, conn.Content[j+1].Tag = url, "!!str"
+			}
+		}
+	}
 }
 
 // parseBaseURL reads a connection's base_url. Its errors never quote the

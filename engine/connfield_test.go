@@ -131,7 +131,8 @@ func TestUsersTrackAttributeErrorsIsChecked(t *testing.T) {
 // Under --sandbox every connection of a type the sandbox emulates goes to
 // its emulator, whatever its base_url says: set by variable name alone, a
 // literal base_url, or another variable, went to the real host (a QA
-// run). A connection of another type must stay on this machine.
+// run), and an unset variable there was refused though it goes unused.
+// A connection of another type must stay on this machine.
 func TestStandInsTakeEveryConnectionOfTheirType(t *testing.T) {
 	dir := t.TempDir()
 	conns := `connections:
@@ -141,7 +142,7 @@ func TestStandInsTakeEveryConnectionOfTheirType(t *testing.T) {
     api_key: ${secret:API_TOKEN}
   staging_core:
     type: sessionm_core
-    base_url: https://staging.example.com/core
+    base_url: ${env:STAGING_CORE_URL}
     api_key: ${secret:API_TOKEN}
     api_secret: ${secret:API_TOKEN}
   local:

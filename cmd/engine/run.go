@@ -197,7 +197,11 @@ variables override either.`, stderr)
 		fmt.Fprintln(stderr, d)
 	}
 	if proj.Diagnostics.HasErrors() {
-		return fail(exitProblem, "the pipelines have problems; nothing was started (engine validate shows them too)")
+		shows := "engine validate shows them too"
+		if *inSandbox {
+			shows += ", but for a connection --sandbox refuses"
+		}
+		return fail(exitProblem, "the pipelines have problems; nothing was started (%s)", shows)
 	}
 	if len(proj.Pipelines) == 0 {
 		return fail(exitProblem, "no pipelines in %s", strings.Join(paths, ", "))
