@@ -143,6 +143,16 @@ func (e *BodyError) Error() string {
 	return "the body does not fit the endpoint: " + strings.Join(parts, "; ")
 }
 
+// ChangesPeer reports whether a request of c may change something at its
+// peer (an offer issued, points added), which doing twice would do twice;
+// a read-only endpoint's, a GET's and a HEAD's do not.
+func (c *Call) ChangesPeer() bool {
+	if c.Endpoint != nil {
+		return !c.Endpoint.ReadOnly
+	}
+	return c.Method != http.MethodGet && c.Method != http.MethodHead
+}
+
 // Build renders the request for one event's bindings.
 func (c *Call) Build(env map[string]any) (*Request, error) {
 	env["connection"] = c.public

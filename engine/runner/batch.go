@@ -368,7 +368,7 @@ func (b *batcher) wait() { b.flights.Wait() }
 func (b *batcher) sendAlone(m *member) {
 	defer b.flights.Done()
 	defer b.l.survive(m.it, m.it.turn.Load(), m.attempt, m.req)
-	b.settleOne(m, b.sendCarrying(m.req, 1))
+	b.settleOne(m, b.sendCarrying(m.req, 1, m.it.committed))
 }
 
 // sendCarrying sends req, which carries n events, and counts it in
@@ -376,8 +376,8 @@ func (b *batcher) sendAlone(m *member) {
 // carried: a merged request Braze refused, and then each of its events
 // sent alone, are 1+n requests, and counting them as one request of n
 // made the recipients per request look better than they were.
-func (b *batcher) sendCarrying(req *engine.Request, n int) sendResult {
-	res := b.l.send(b.l.hard, req)
+func (b *batcher) sendCarrying(req *engine.Request, n int, committed bool) sendResult {
+	res := b.l.send(b.l.hard, req, committed)
 	if !res.unsent && !errors.Is(res.err, errStopping) {
 		b.size.Observe(float64(n))
 	}
@@ -448,17 +448,17 @@ func (b *batcher) send(bt *batch) {
 	defer b.l.surviveBatch(bt.members, turnsOf(bt.members))
 	if len(bt.members) == 1 {
 		m := bt.members[0]
-		b.settleOne(m, b.sendCarrying(m.req, 1))
+		b.settleOne(m, b.sendCarrying(m.req, 1, m.it.committed))
 		return
 	}
 	merged, err := b.merge(bt)
 	if err != nil {
 		for _, m := range bt.members {
-			b.settleOne(m, b.sendCarrying(m.req, 1))
+			b.settleOne(m, b.sendCarrying(m.req, 1, m.it.committed))
 		}
 		return
 	}
-	res := b.sendCarrying(merged, len(bt.members))
+	res := b.sendCarrying(merged, len(bt.members), slices.ContainsFunc(bt.members, func(m *member) bool { return m.it.committed }))
 	if res.pause > 0 {
 		res.pauseCounted = new(atomic.Bool) // the events it carried share it
 	}
@@ -483,7 +483,7 @@ func (b *batcher) send(bt *batch) {
 		// sink the others, so each goes alone, and only those Braze
 		// refuses again are dead-lettered.
 		for _, m := range bt.members {
-			b.settleOne(m, b.sendCarrying(m.req, 1))
+			b.settleOne(m, b.sendCarrying(m.req, 1, m.it.committed))
 		}
 	default:
 		b.each(bt.members, func(m *member) { b.l.settle(m.it, m.attempt, m.req, res) })

@@ -61,7 +61,10 @@ type lane struct {
 	work    chan *item    // never closed: workers leave when the lane stops
 	batcher *batcher
 	gov     *delivery.Governor // the connection's: one for the runner's life, so never stale after a reload
-	acks    *acker
+	// changesPeer names the steps whose request may change something at
+	// its peer (engine.Call.ChangesPeer).
+	changesPeer map[string]bool
+	acks        *acker
 	// unremoved: delivered events an earlier version's acker could not
 	// remove (a full disk), which the feeder passes by.
 	unremoved *unremovedEvents
@@ -121,6 +124,12 @@ type item struct {
 	// pipeline names an inbox event without an id in log lines as its
 	// sender was told (eventLabel); a row has its file and number.
 	pipeline string
+	// committed: a step of this attempt that changes something at its
+	// peer (an offer issued) was answered, so its target request goes
+	// even once the lane stops taking work, within the grace: left
+	// queued, the next run or version made that change again (a QA run:
+	// an offer issued twice across a stop and across a reload).
+	committed bool
 }
 
 func newLane(r *Runner, p *engine.Pipeline) *lane {
@@ -140,6 +149,12 @@ func newLane(r *Runner, p *engine.Pipeline) *lane {
 	}
 	if p.Delivery.OrderBy != nil {
 		l.keys = map[string][]*item{}
+	}
+	l.changesPeer = map[string]bool{}
+	for _, s := range p.Steps {
+		if s.Call != nil && s.Call.ChangesPeer() {
+			l.changesPeer[s.Name] = true
+		}
 	}
 	return l
 }
@@ -532,6 +547,7 @@ func (l *lane) process(it *item) {
 	}
 	attempt := it.rec.Attempts + 1
 	out := l.p.Evaluate(l.hard, it.ev, laneLookups{l}, l.r.clock.Now())
+	it.committed = l.changedPeer(out)
 	switch {
 	case out.Err != nil:
 		l.failed(it, attempt, out)
@@ -547,7 +563,7 @@ func (l *lane) process(it *item) {
 		it.turn.Add(1)
 		l.batcher.add(it, attempt, out.Request)
 	default:
-		res := l.send(l.hard, out.Request)
+		res := l.send(l.hard, out.Request, it.committed)
 		l.settle(it, attempt, out.Request, res)
 	}
 }
@@ -666,7 +682,18 @@ func (l *lane) logDead(it *item, reason string, id uint64, attempts int, cause s
 }
 
 // send delivers one request through the connection's governor.
-func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
+// changedPeer reports whether a step of out that changes something at its
+// peer was answered.
+func (l *lane) changedPeer(out *engine.Outcome) bool {
+	for _, r := range out.Steps {
+		if r.Response != nil && l.changesPeer[r.Step] {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *lane) send(ctx context.Context, req *engine.Request, committed bool) sendResult {
 	call := l.p.Target
 	pool := call.Endpoint.Pool(req.Value)
 	// No request leaves once the lane stops taking work (a reload retires
@@ -676,11 +703,17 @@ func (l *lane) send(ctx context.Context, req *engine.Request) sendResult {
 	// request) was cut on the wire, the peer had it, and the next version
 	// sent it again (a campaign message sent twice). One that has not left
 	// is no attempt: its event stays queued.
-	if l.soft.Err() != nil {
+	// An event whose steps changed something at a peer goes all the same,
+	// within the grace (lane.committed).
+	queue := l.soft
+	if committed {
+		queue = l.hard
+	}
+	if queue.Err() != nil {
 		return sendResult{err: errStopping, verdict: delivery.Retry}
 	}
-	waited, err := l.gov.Wait(l.soft, pool)
-	if err != nil || l.soft.Err() != nil {
+	waited, err := l.gov.Wait(queue, pool)
+	if err != nil || queue.Err() != nil {
 		return sendResult{err: errStopping, verdict: delivery.Retry}
 	}
 	began := time.Now()
@@ -968,14 +1001,21 @@ func (c lookupCaller) Call(ctx context.Context, step *engine.Step, req *engine.R
 // request (send), a lookup waits for the governor only while the lane
 // takes work: a stop or a reload ends the wait at once, and the event
 // stays queued, not sent late and refused after (a lookup wasted) nor
-// holding the stop up for its grace. Unlike a target request, one on the
-// wire is cut then too: its answer could only feed a request the lane no
-// longer sends, and the event, still queued, is looked up again by the
-// next run or version all the same. Left to finish, a lookup SessionM
-// took 15 s over held the stop up for its whole grace.
+// holding the stop up for its grace. Unlike a target request, one that
+// only reads and is on the wire is cut then too: its answer could only
+// feed a request the lane no longer sends, and the event, still queued, is
+// looked up again by the next run or version all the same. Left to
+// finish, a lookup SessionM took 15 s over held the stop up for its whole
+// grace. A step that changes something at its peer is left to finish, and
+// its event then sent (lane.committed).
 type laneLookups struct{ l *lane }
 
 func (c laneLookups) Call(ctx context.Context, step *engine.Step, req *engine.Request) (*engine.Response, error) {
+	if step.Call.ChangesPeer() {
+		// Not cut: the peer may act on it all the same, and its event,
+		// committed once answered, is sent (lane.committed).
+		return c.l.r.lookup(ctx, c.l.soft, step, req)
+	}
 	ctx, cut := context.WithCancel(ctx)
 	defer cut()
 	defer context.AfterFunc(c.l.soft, cut)()

@@ -170,6 +170,69 @@ func TestLookupOnTheWireIsCutWithTheLane(t *testing.T) {
 	}
 }
 
+// A step that changes something at its peer (an offer issued), on the wire
+// when the lane stops, is left to finish, and its event's target request
+// then goes, within the grace: cut, or left to finish with its target
+// refused after it, the event stayed queued and the next run or version
+// issued the offer again (a QA run).
+func TestAWriteStepOnTheWireCommitsItsEvent(t *testing.T) {
+	tests := []struct {
+		name string
+		end  func(r *Runner, l *lane, grace time.Duration) // returns once l is done
+	}{
+		{"stop", func(r *Runner, _ *lane, grace time.Duration) { r.Stop(grace) }},
+		{"reload", func(r *Runner, l *lane, grace time.Duration) { r.retire(l, grace); <-l.done }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var issued, targets atomic.Int32
+			issueSent, release := make(chan struct{}, 1), make(chan struct{})
+			api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				switch r.URL.Path {
+				case "/sink":
+					targets.Add(1)
+				case "/issue":
+					issueSent <- struct{}{}
+					<-release
+					issued.Add(1)
+				}
+				io.WriteString(w, `{}`)
+			}))
+			defer api.Close()
+			r, store := startRunner(t, loadAPI(t, "testdata/write-then-send", api.URL))
+			defer r.Stop(5 * time.Second)
+			hooks := httptest.NewServer(r.Handler())
+			defer hooks.Close()
+			resp, err := http.Post(hooks.URL+"/hooks/write", "application/json", strings.NewReader(`{"n":1}`))
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("webhook: %v %v", err, resp)
+			}
+			resp.Body.Close()
+			<-issueSent
+			l := r.lane("write-then-send")
+			ended := make(chan struct{})
+			go func() {
+				tt.end(r, l, 10*time.Second)
+				close(ended)
+			}()
+			<-l.soft.Done()
+			close(release)
+			select {
+			case <-ended:
+			case <-time.After(15 * time.Second):
+				t.Fatal("the lane did not end")
+			}
+			if n, m := issued.Load(), targets.Load(); n != 1 || m != 1 {
+				t.Errorf("%d issue requests answered, %d target requests; want 1 and 1, the event committed", n, m)
+			}
+			if recs, err := store.ReadAfter("write-then-send", 0, 10); err != nil || len(recs) != 0 {
+				t.Errorf("queued %+v (%v); want nothing: the event was delivered", recs, err)
+			}
+		})
+	}
+}
+
 // A target request has the pipeline's delivery.timeout when it sets one,
 // else its connection's timeout: the connection's was used by lookups
 // only, and a target request on a connection with `timeout: 200ms` still
