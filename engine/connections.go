@@ -133,9 +133,11 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 		if fc.unresolved[path.Child("base_url").String()] && !hasStandIn {
 			continue
 		}
-		baseURL := settings["base_url"]
+		baseURL, given := settings["base_url"]
 		if hasStandIn {
 			baseURL = standIn
+		} else if !given {
+			continue // the schema says it is missing
 		}
 		u, err := parseBaseURL(baseURL)
 		if err != nil {

@@ -205,8 +205,7 @@ func describeProperty(raw any, url, name string) string {
 				return " (one of: " + strings.Join(values, ", ") + ")"
 			}
 			if d, ok := p["description"].(string); ok {
-				first, _, _ := strings.Cut(d, ". ")
-				return " (" + strings.TrimSuffix(first, ".") + ")"
+				return " (" + firstSentence(d) + ")"
 			}
 		}
 		i := strings.LastIndexByte(url, '/')
@@ -260,3 +259,20 @@ func article(t string) string {
 }
 
 var printer = message.NewPrinter(language.English)
+
+// firstSentence is d up to its first full stop that ends a sentence: not
+// the one of "e.g." or "i.e." (a hint cut at "e.g" read "(Scheme and
+// host (and optional path prefix), e.g)", a QA run).
+func firstSentence(d string) string {
+	for from := 0; ; {
+		i := strings.Index(d[from:], ". ")
+		if i < 0 {
+			return strings.TrimSuffix(d, ".")
+		}
+		end := from + i
+		if !strings.HasSuffix(d[:end], "e.g") && !strings.HasSuffix(d[:end], "i.e") {
+			return d[:end]
+		}
+		from = end + 2
+	}
+}

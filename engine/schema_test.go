@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -341,5 +343,32 @@ func TestSchemaRefusesWhatTheEngineRefuses(t *testing.T) {
 		if p := schemaAt(s.rawConnections, "#/$defs/connection/properties/allow_plain_http").(map[string]any)["pattern"].(string); !regexp.MustCompile(p).MatchString(ok) {
 			t.Errorf("allow_plain_http %q refused", ok)
 		}
+	}
+}
+
+// A missing base_url is one problem, whose hint is the description's first
+// sentence whole: cut at "e.g", it read "(Scheme and host (and optional
+// path prefix), e.g)", and a second problem said "" is not a base URL (a
+// QA run).
+func TestMissingBaseURLIsOneProblemWithItsHint(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		ConnectionsFileName: "connections:\n  c:\n    type: http\n    base-url: https://x.example.com\n",
+		"p.yaml":            "source: { type: http, path: /in }\ntarget: { connection: c, method: POST, path: /x, body: { a: 1 } }\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, _ := testLoader(t)
+	var got []string
+	for _, d := range l.Load([]string{dir}).Diagnostics.Items() {
+		if strings.Contains(d.String(), "base_url") {
+			got = append(got, d.String())
+		}
+	}
+	want := `connections.c: missing "base_url" (Scheme and host (and optional path prefix), e.g. https://rest.iad-01.braze.com)`
+	if len(got) != 2 || !strings.Contains(got[0], want) || !strings.Contains(got[1], `unknown key "base-url"`) {
+		t.Errorf("problems naming base_url:\n%s\nwant the missing one, with %q, and the unknown key", strings.Join(got, "\n"), want)
 	}
 }

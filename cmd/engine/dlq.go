@@ -226,7 +226,7 @@ func (c dlqCommand) open(dir string) (*inbox.Store, bool) {
 		if n == 1 {
 			removed = "its dead letter is"
 		}
-		fmt.Fprintf(c.stderr, "engine dlq %s: an earlier replay was cut short after it had queued %s again; %s removed now, so none is sent twice\n", c.name, plural(n, "event"), removed)
+		fmt.Fprintf(c.stderr, "engine dlq %s: an earlier replay was cut short (killed, or on a full disk) after it had queued %s again; %s removed now, so none is sent twice\n", c.name, plural(n, "event"), removed)
 	}
 	return s, true
 }
@@ -578,9 +578,9 @@ letter that --pipeline, --reason and --since select.
 A broken CSV row (csv_row) cannot be replayed: fix the file and import it
 again, then drop it. Nor can a damaged event, which the engine could not
 read. Nor can a dead letter of a pipeline that no file in --pipelines
-(default pipelines/) defines, because its file was renamed or removed, or
-makes answer its callers (respond:): queued, its event would wait where
-nothing delivers it, out of dlq's reach.
+(default pipelines/) defines (its file was renamed or removed), or that
+its file now makes answer its callers (respond:): queued, its event would
+wait where nothing delivers it, out of dlq's reach.
 Named, they are reported as errors; --all skips them and says so. Either
 way they stay as they are.
 

@@ -240,7 +240,7 @@ variables override either.`, stderr)
 			"data", *dataDir)
 	}
 	if n := store.ReplaysSettled(); n > 0 {
-		logger.Warn("a dead-letter replay on this data folder was cut short after it had queued events again: their dead letters are removed now, so a later replay does not send them twice", "dead_letters", n)
+		logger.Warn("a dead-letter replay on this data folder was cut short (killed, or on a full disk) after it had queued events again: their dead letters are removed now, so a later replay does not send them twice", "dead_letters", n)
 	}
 	r, err := runner.New(runner.Options{Store: store, Pipelines: proj.Pipelines, Masker: masker, Logger: logger, MaxInbox: *maxInbox, BodyMemory: int64(*bodyMiB) << 20})
 	if err != nil {
