@@ -86,7 +86,14 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 	}
 	tree, err := parser.Parse(src)
 	if err != nil {
-		return nil, []Problem{problemOf(err)}
+		p := problemOf(err)
+		if i := strings.Index(src, "{{"); i >= 0 {
+			// Liquid where expr is read: the parser's own words ("a map
+			// key must be a quoted text...") said nothing of it (a QA run).
+			line, col := lineCol(src, i)
+			p = Problem{line, col, "this is an expr expression, not a Liquid template: write names without {{ }}, as in event.event_type == 'offer_issued'"}
+		}
+		return nil, []Problem{p}
 	}
 	// Names are checked here rather than by expr's type checker: the
 	// values behind them (events, step results) have no static type, so

@@ -43,6 +43,9 @@ func TestCompileBoolProblems(t *testing.T) {
 		{"number result", "1.5", 1, 1, []string{"must give true or false", "number"}, nil},
 		{"object result", `{"a": 1}`, 1, 1, []string{"must give true or false", "object"}, nil},
 		{"array result", "[1, 2]", 1, 1, []string{"must give true or false", "array"}, nil},
+		// Written as Liquid: expr's parser said "a map key must be a
+		// quoted text..." (a QA run).
+		{"liquid braces", "{{ event.event_type }} == 'offer_issued'", 1, 1, []string{"an expr expression, not a Liquid template", "without {{ }}"}, []string{"map key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
