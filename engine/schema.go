@@ -116,7 +116,17 @@ func (fc *fileContext) reportViolation(e *jsonschema.ValidationError, raw any) {
 			fc.errorAt(path, "missing %q%s", name, describeProperty(raw, e.SchemaURL, name))
 		}
 	case *kind.Type:
-		fc.errorAt(path, "must be %s, not %s", joinOr(k.Want), article(k.Got))
+		// How to write it, when the schema says (a duration given as a
+		// bare number said only "must be a string", a QA run).
+		how := ""
+		if m, ok := schemaAt(raw, strings.TrimSuffix(e.SchemaURL, "/type")).(map[string]any); ok {
+			if p, ok := m["pattern"].(string); ok {
+				if _, after, found := strings.Cut(patternHint(p), "; "); found {
+					how = "; " + after
+				}
+			}
+		}
+		fc.errorAt(path, "must be %s, not %s%s", joinOr(k.Want), article(k.Got), how)
 	case *kind.Enum:
 		want := make([]string, len(k.Want))
 		for i, w := range k.Want {
