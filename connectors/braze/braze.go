@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -87,8 +88,8 @@ var REST = &spec.ConnectionType{
 			ContentType: "application/json",
 			Body: spec.Object(map[string]*spec.Shape{
 				"attributes": spec.Array(spec.OpenObject().With(trackIdentifierRule), 0, MaxTrackObjects),
-				"events":     spec.Array(spec.OpenObject("name", "time").With(trackIdentifierRule), 0, MaxTrackObjects),
-				"purchases":  spec.Array(spec.OpenObject("product_id", "currency", "price", "time").With(trackIdentifierRule), 0, MaxTrackObjects),
+				"events":     spec.Array(spec.OpenObject("name", "time").With(trackIdentifierRule, trackTimeRule), 0, MaxTrackObjects),
+				"purchases":  spec.Array(spec.OpenObject("product_id", "currency", "price", "time").With(trackIdentifierRule, trackTimeRule, purchaseRule), 0, MaxTrackObjects),
 			}),
 			MaxBatch:      MaxTrackObjects,
 			MaxTotal:      maxUpdates,
@@ -266,6 +267,52 @@ func trackIdentifierRule(obj map[string]any) string {
 	return ""
 }
 
+// trackTimeRule: an event's or a purchase's time is ISO-8601 (braze.md
+// §3). Written out wrong ("yesterday"), validate and dry-run said ok and
+// Braze refused every event (a QA run).
+func trackTimeRule(obj map[string]any) string {
+	if s, ok := obj["time"].(string); ok && s != "" {
+		if _, ok := ParseTime(s); !ok {
+			return fmt.Sprintf("'time' must be an ISO-8601 time such as 2026-11-29T10:00:00Z, not %q", s)
+		}
+	}
+	return ""
+}
+
+// purchaseRule: a purchase's currency is an ISO-4217 code, its price a
+// number and its quantity a whole number from 1 to 100 (braze.md §3).
+func purchaseRule(obj map[string]any) string {
+	if s, ok := obj["currency"].(string); ok && !IsCurrency(s) {
+		return fmt.Sprintf("'currency' must be an ISO-4217 code such as \"EUR\", not %q", s)
+	}
+	switch v := obj["price"].(type) {
+	case string:
+		return fmt.Sprintf("'price' must be a number, not the text %q", v)
+	case bool, map[string]any, []any:
+		return "'price' must be a number"
+	}
+	if q, ok := asNumber(obj["quantity"]); ok && (q != math.Trunc(q) || q < 1 || q > 100) {
+		return fmt.Sprintf("'quantity' must be a whole number from 1 to 100, not %v", q)
+	}
+	return ""
+}
+
+// asNumber reads a JSON number as Decode or YAML give it.
+func asNumber(v any) (float64, bool) {
+	switch n := v.(type) {
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	case float64:
+		return n, true
+	case json.Number:
+		f, err := n.Float64()
+		return f, err == nil
+	}
+	return 0, false
+}
+
 // identifiers lists the fields among names that obj gives a value, and
 // apart those a template gives, which may render null and count as
 // absent, so only the rendered body tells whether they are there.
@@ -377,3 +424,42 @@ func refusesWholeRequest(status int, message string) bool {
 // wholeRequest400s are the 400 messages about the campaign or Canvas
 // (braze.md §1; the emulator answers the first two).
 var wholeRequest400s = []string{"Invalid Campaign ID", "Invalid Canvas ID", "Message Variant Unspecified", "Invalid Message Variant", "Mismatched Message Type"}
+
+// iso4217 lists the active ISO-4217 currency codes, space-separated with
+// spaces at both ends.
+const iso4217 = " AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN BZD " +
+	"CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS " +
+	"GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK " +
+	"LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB " +
+	"PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB " +
+	"TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XAG XAU XBA XBB XBC XBD " +
+	"XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG ZWL "
+
+// IsCurrency reports whether code is an active ISO-4217 currency code, in
+// any case, as /users/track takes a purchase's currency (braze.md §3).
+func IsCurrency(code string) bool {
+	return len(code) == 3 && strings.Contains(iso4217, " "+strings.ToUpper(code)+" ")
+}
+
+// isoLayouts are the ISO-8601 forms the engine and its emulator read; a time without a
+// zone is UTC (the user attributes page says so for dates).
+var isoLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05Z0700",
+	"2006-01-02T15:04:05.999999999Z0700",
+	"2006-01-02T15:04:05",
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02T15:04Z07:00",
+	"2006-01-02",
+}
+
+// ParseTime reads an event's or a purchase's time as ISO-8601 (braze.md
+// §3), in UTC.
+func ParseTime(s string) (time.Time, bool) {
+	for _, l := range isoLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/loyalty-connector/engine/connectors/braze"
 )
 
 // POST /users/track (braze.md §3).
@@ -271,7 +273,7 @@ func parseTrackPurchase(raw json.RawMessage, now time.Time) (trackPurchase, stri
 		return p, msg
 	case !present:
 		return p, "'currency' is required"
-	case len(cur) != 3 || !strings.Contains(iso4217, " "+strings.ToUpper(cur)+" "):
+	case !braze.IsCurrency(cur):
 		return p, fmt.Sprintf("'currency' must be an ISO-4217 code such as \"EUR\", not %q", cur)
 	}
 	p.p.Currency = strings.ToUpper(cur)
@@ -302,18 +304,6 @@ func parseTrackPurchase(raw json.RawMessage, now time.Time) (trackPurchase, stri
 	return p, ""
 }
 
-// isoLayouts are the ISO-8601 forms the emulator reads; a time without a
-// zone is UTC (the user attributes page says so for dates).
-var isoLayouts = []string{
-	time.RFC3339Nano,
-	"2006-01-02T15:04:05Z0700",
-	"2006-01-02T15:04:05.999999999Z0700",
-	"2006-01-02T15:04:05",
-	"2006-01-02T15:04:05.999999999",
-	"2006-01-02T15:04Z07:00",
-	"2006-01-02",
-}
-
 // readTime reads the required "time"; a future time becomes now
 // (braze.md §3).
 func readTime(f fields, now time.Time) (time.Time, string) {
@@ -324,13 +314,11 @@ func readTime(f fields, now time.Time) (time.Time, string) {
 	case !present || s == "":
 		return time.Time{}, "'time' is required"
 	}
-	for _, l := range isoLayouts {
-		if t, err := time.Parse(l, s); err == nil {
-			if t.After(now) {
-				t = now
-			}
-			return t.UTC(), ""
+	if t, ok := braze.ParseTime(s); ok {
+		if t.After(now) {
+			t = now
 		}
+		return t, ""
 	}
 	return time.Time{}, fmt.Sprintf("'time' is not a valid ISO-8601 time: %q", s)
 }
@@ -467,13 +455,3 @@ func sortedRawKeys(m fields) []string {
 	sort.Strings(keys)
 	return keys
 }
-
-// iso4217 lists the active ISO-4217 currency codes, space-separated with
-// spaces at both ends.
-const iso4217 = " AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN BZD " +
-	"CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS " +
-	"GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK " +
-	"LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB " +
-	"PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB " +
-	"TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XAG XAU XBA XBB XBC XBD " +
-	"XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG ZWL "
