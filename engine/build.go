@@ -785,10 +785,13 @@ func (b *builder) call(path yamlpos.Path, cfg *CallConfig, sc *scope) *Call {
 	}
 	c.Body, c.BodyTemplate = b.body(path, &cfg.Body, cfg.BodyTemplate, bodyShape, sc)
 	hasBody := c.Body != nil || c.BodyTemplate != nil
+	// Written, though it did not build (its own problem is reported): a
+	// body_template with an unclosed tag was also said to lack campaign_id.
+	written := cfg.Body.Kind != 0 || cfg.BodyTemplate != ""
 	switch {
 	case hasBody && c.Method == http.MethodGet:
 		b.errorAtKey(path.Child(bodyKey(cfg)), "a GET request has no body; remove it or use another method")
-	case !hasBody && bodyShape != nil && len(missingRequired(bodyShape, c.Endpoint)) > 0:
+	case !written && bodyShape != nil && len(missingRequired(bodyShape, c.Endpoint)) > 0:
 		b.errorAt(path, "endpoint %s needs a body with %s", c.Endpoint.Name, strings.Join(missingRequired(bodyShape, c.Endpoint), ", "))
 	}
 	if hasBody && c.ContentType == "" {
