@@ -118,7 +118,12 @@ func (s *Shape) CheckPath(root string, path []string) string {
 			if len(known) == 0 {
 				return fmt.Sprintf("%s has no fields, so %q does not exist", where, name)
 			}
-			return fmt.Sprintf("%s has no field %q; it has %s%s", where, name, strings.Join(known, ", "), diag.Suggest(name, known))
+			msg := fmt.Sprintf("%s has no field %q; it has %s%s", where, name, strings.Join(known, ", "), diag.Suggest(name, known))
+			if where == "row" {
+				// A CSV row's place; its columns are the event's.
+				msg += fmt.Sprintf("; a CSV row's columns are read as event.%s", name)
+			}
+			return msg
 		}
 		cur, where = next, where+"."+name
 	}

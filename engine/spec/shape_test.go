@@ -284,3 +284,13 @@ func TestShapeClone(t *testing.T) {
 		t.Error("nil.Clone() != nil")
 	}
 }
+
+// A CSV row's columns are the event's: row.user_id says where to read it
+// (a QA run).
+func TestCheckPathOfARowNamesTheEvent(t *testing.T) {
+	row := Object(map[string]*Shape{"file": String(), "number": Integer()})
+	want := `row has no field "user_id"; it has file, number; a CSV row's columns are read as event.user_id`
+	if got := row.CheckPath("row", []string{"user_id"}); got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
