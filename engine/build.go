@@ -900,6 +900,12 @@ func (b *builder) headers(path yamlpos.Path, cfg map[string]string, auth spec.Au
 			b.errorAtKey(p, "%s is the engine's to set (the host comes from the connection, the framing from the body, and hop-by-hop headers stop at the engine); remove this header", name)
 			continue
 		}
+		if v := strings.TrimSpace(cfg[name]); IsCredentialHeader(name) && v != "" && !b.referenced[p.String()] && !strings.Contains(v, "{{") && !strings.Contains(v, "{%") {
+			// As a connection's secret fields and source.auth: a
+			// credential written in the file is in version control, and
+			// dry-run cannot tell it to mask (a QA run: X-Api-Key sk_live_...).
+			b.warnAt(p, "%s looks like a credential, written here in the file: write ${secret:NAME} (a file under --secrets-dir, or the environment) or ${env:NAME} instead, so it stays out of version control and is masked", name)
+		}
 		out = append(out, header{http.CanonicalHeaderKey(name), b.template(p, cfg[name], false, sc)})
 	}
 	return out

@@ -56,13 +56,15 @@ func TestValidateGoodPipelines(t *testing.T) {
 	}
 }
 
-// An HMAC route builds with a warning when what the pipeline reads is not
-// signed: a {placeholder} in its path, or the query (which the dedupe id
-// leaves out too).
-func TestHMACUnsignedReadsAreWarnedAbout(t *testing.T) {
+// These build, with a warning: an HMAC route whose pipeline reads what is
+// not signed (a {placeholder} in its path, or the query, which the dedupe
+// id leaves out too), and a header that looks like a credential written
+// in the file.
+func TestGoodPipelinesWarnings(t *testing.T) {
 	for file, want := range map[string]string{
-		"testdata/good/raw-call.yaml":   "testdata/good/raw-call.yaml:5:9: warning: source.path: an HMAC signature covers the body, not the path: {account}, {id} are not signed",
-		"testdata/good/hmac-query.yaml": "testdata/good/hmac-query.yaml:7:7: warning: source.auth.hmac: the pipeline reads request.query, which an HMAC signature does not cover",
+		"testdata/good/raw-call.yaml":          "testdata/good/raw-call.yaml:5:9: warning: source.path: an HMAC signature covers the body, not the path: {account}, {id} are not signed",
+		"testdata/good/hmac-query.yaml":        "testdata/good/hmac-query.yaml:7:7: warning: source.auth.hmac: the pipeline reads request.query, which an HMAC signature does not cover",
+		"testdata/good/credential-header.yaml": "testdata/good/credential-header.yaml:10:16: warning: target.headers.X-Api-Key: X-Api-Key looks like a credential, written here in the file: write ${secret:NAME}",
 	} {
 		l, _ := testLoader(t)
 		proj := l.Load([]string{file})
