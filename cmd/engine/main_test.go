@@ -212,6 +212,9 @@ func TestDryRunUsageErrors(t *testing.T) {
 		{[]string{"dry-run", "pipelines/connections.yaml", "--event", "e.json"}, "holds the connections; name a pipeline file that uses them"},
 		{[]string{"dry-run", "--env-file", "examples/sandbox.env", "pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/u?culture=es-ES", "--query", "culture=fr-FR"},
 			`the query parameter "culture" is given by --path (es-ES) and by --query (fr-FR); give it once`},
+		// A path no route takes: the command line's mistake (it exited 1).
+		{[]string{"dry-run", "--env-file", "examples/sandbox.env", "pipelines/wallet-for-connected-content.yaml", "--path", "/wallets/u"},
+			`--path /wallets/u does not match the source's path (/wallet/{user_id})`},
 		{[]string{"dry-run", "--env-file", "examples/sandbox.env", "pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/u?culture=%zz"},
 			`--path "/wallet/u?culture=%zz": the query after "?" cannot be read (invalid URL escape "%zz"); give its parameters with --query name=value`},
 	} {

@@ -276,10 +276,20 @@ func (r *Runner) httpEvent(in Input) (*engine.Event, error) {
 var placeholderRE = regexp.MustCompile(`\{(\w+)\}`)
 
 // PathNeeded says what to pass when in gives no path and every route of
-// the HTTP source reads values from its path: no request can be made up.
+// the HTTP source reads values from its path: no request can be made up;
+// or when the path it gives matches none of them (the command line's
+// mistake too, exit 2, not the event's).
 func (r *Runner) PathNeeded(in Input) error {
 	src := r.Pipeline.Source
-	if in.Path != "" || slices.ContainsFunc(src.Paths, func(p string) bool { return !strings.Contains(p, "{") }) {
+	if in.Path != "" {
+		if path, _, _ := strings.Cut(in.Path, "?"); len(src.Paths) > 0 {
+			if _, ok := matchAny(src.Paths, path); !ok {
+				return fmt.Errorf("--path %s does not match the source's path (%s)", path, strings.Join(src.Paths, " or "))
+			}
+		}
+		return nil
+	}
+	if slices.ContainsFunc(src.Paths, func(p string) bool { return !strings.Contains(p, "{") }) {
 		return nil
 	}
 	return fmt.Errorf("the source reads values from the request path (%s); pass --path with a real path, such as %s", strings.Join(src.Paths, " or "), example(src.Paths[0]))
@@ -327,7 +337,7 @@ type fixtureCaller struct{ dir string }
 
 func (f fixtureCaller) Call(_ context.Context, step *engine.Step, _ *engine.Request) (*engine.Response, error) {
 	if f.dir == "" {
-		return nil, fmt.Errorf("a dry run sends nothing, so lookup %q needs a response: pass --fixtures DIR with DIR/%s.json holding the response body", step.Name, step.Name)
+		return nil, fmt.Errorf("a dry run sends nothing, so lookup %q needs a response: pass --fixtures DIR with DIR/%s.json holding the response body, or --sandbox to ask the built-in emulators", step.Name, step.Name)
 	}
 	file := filepath.Join(f.dir, step.Name+".json")
 	body, err := os.ReadFile(file)
