@@ -756,7 +756,7 @@ func (b *builder) call(path yamlpos.Path, cfg *CallConfig, sc *scope) *Call {
 	}
 	for _, ph := range needed {
 		switch {
-		case cfg.Params[ph] != "":
+		case cfg.Params[ph] != "" || b.hasProblem(path.Child("params").Child(ph)):
 		case c.Endpoint == nil && c.public[ph] != nil && ph != "name" && ph != "type" && ph != "base_url":
 			c.fromConnection[ph] = fmt.Sprint(c.public[ph]) // a raw path may name a connection field: {retailer_id}
 		default:
@@ -944,7 +944,7 @@ func (b *builder) value(path yamlpos.Path, n *yaml.Node, shape *spec.Shape, wher
 	// validate saying ok (a QA run).
 	switch kind := map[yaml.Kind]string{yaml.MappingNode: "object", yaml.SequenceNode: "array"}[n.Kind]; {
 	case kind == "":
-	case shape.KindProblem(kind) != "":
+	case shape.KindProblem(kind) != "" && !b.hasProblem(path):
 		b.errorAt(path, "%s", shape.KindProblem(kind))
 		shape = nil // its inside is no longer the shape's
 	}

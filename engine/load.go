@@ -527,7 +527,11 @@ func (fc *fileContext) checkDuplicateKeys(n *yaml.Node, path yamlpos.Path) {
 	switch n.Kind {
 	case yaml.MappingNode:
 		if text, ok := fc.unquotedTemplate(n); ok {
-			fc.add(n.Line, n.Column, path, diag.Error, "%s is not in quotes, so YAML reads its braces as a mapping, not a template (it would be sent as {\"\": null}); write it in quotes: %q", text, text)
+			if last := len(path) - 1; last >= 0 && (path[last] == "filter" || path[last] == "expr") {
+				fc.add(n.Line, n.Column, path, diag.Error, "%s is an expr expression, not a Liquid template: write the names without {{ }}, as in event.event_type == 'offer_issued'", path[last])
+				return
+			}
+			fc.add(n.Line, n.Column, path, diag.Error, "%s is not in quotes, so YAML reads its braces as a mapping, not a template (a body would send {\"\": null}); write it in quotes: %q", text, text)
 			return
 		}
 		first := map[string]*yaml.Node{}

@@ -99,6 +99,9 @@ func (fc *fileContext) instancePath(tokens []string) yamlpos.Path {
 
 func (fc *fileContext) reportViolation(e *jsonschema.ValidationError, raw any) {
 	path := fc.instancePath(e.InstanceLocation)
+	if _, isType := e.ErrorKind.(*kind.Type); isType && fc.hasProblem(path) {
+		return // said already, better: an unquoted {{ }} is "not a mapping"
+	}
 	switch k := e.ErrorKind.(type) {
 	case *kind.PropertyNames:
 		fc.errorAtKey(path.Child(k.Property), "the name %q must be lower-case letters, digits and _, starting with a letter", k.Property)
