@@ -64,7 +64,9 @@ type lane struct {
 	// changesPeer names the steps whose request may change something at
 	// its peer (engine.Call.ChangesPeer).
 	changesPeer map[string]bool
-	acks        *acker
+	// paused: waitForRemovals holds the lane, and said so.
+	paused atomic.Bool
+	acks   *acker
 	// unremoved: delivered events an earlier version's acker could not
 	// remove (a full disk), which the feeder passes by.
 	unremoved *unremovedEvents
@@ -289,24 +291,30 @@ func (l *lane) feed() {
 	}
 }
 
-// waitForRemovals holds the feeder while the inbox cannot remove the
-// events delivered (a full disk), this version's or an earlier one's,
-// until it can; it reports false when the lane stops. Each event delivered
-// meanwhile is sent again by a restart before the disk has room: the
-// feeder went on through the whole backlog, 5,881 events then sent twice
-// (a QA run), and through a replay's 1,000.
+// waitForRemovals holds the feeder, and the workers before each event,
+// while the inbox cannot remove the events delivered (a full disk), this
+// version's or an earlier one's, until it can; it reports false when the
+// lane stops. Each event delivered meanwhile is sent again by a restart
+// before the disk has room: the feeder went on through the whole backlog,
+// 5,881 events then sent twice (a QA run), and through a replay's 1,000.
+// Those delivered before the first removal failed still are (a few
+// hundred at full speed).
 func (l *lane) waitForRemovals() bool {
 	held := func() bool { return l.acks.failing.Load() || l.unremoved.count() > 0 }
 	if !held() {
 		return true
 	}
-	l.r.log.Warn("delivery paused: delivered events cannot be removed from the inbox (a full disk?), and a restart would send each again; it resumes once they can be", "pipeline", l.p.Name, "version", l.p.Version)
+	if l.paused.CompareAndSwap(false, true) {
+		l.r.log.Warn("delivery paused: delivered events cannot be removed from the inbox (a full disk?), and a restart would send each again; it resumes once they can be", "pipeline", l.p.Name, "version", l.p.Version)
+	}
 	for held() {
 		if l.r.clock.Sleep(l.soft, 50*time.Millisecond) != nil {
 			return false
 		}
 	}
-	l.r.log.Info("delivery resumed: the delivered events could be removed", "pipeline", l.p.Name, "version", l.p.Version)
+	if l.paused.CompareAndSwap(true, false) {
+		l.r.log.Info("delivery resumed: the delivered events could be removed", "pipeline", l.p.Name, "version", l.p.Version)
+	}
 	return true
 }
 
@@ -489,6 +497,14 @@ func (l *lane) worker() {
 	for {
 		select {
 		case it := <-l.work:
+			// Here too, not only in the feeder: an event waiting behind its
+			// order_by key, or for its retry, comes back by another way,
+			// and with 20 users a backlog of 3,000 all went out while
+			// removals failed (a QA run).
+			if !l.waitForRemovals() {
+				l.release(it)
+				continue
+			}
 			l.attempt(it)
 		case <-l.soft.Done():
 			// Events still in the channel stay in the inbox.
