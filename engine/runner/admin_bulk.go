@@ -157,7 +157,7 @@ func (r *Runner) replayAllDead(w http.ResponseWriter, req *http.Request) {
 func (r *Runner) bulkFailed(w http.ResponseWriter, res deadBulk, err error, selected int) {
 	msg := fmt.Sprintf("replayed %d of the %d selected, then: %v", res.Done, selected, err)
 	if errors.As(err, new(*inbox.ReplayLeftError)) {
-		msg += "; the engine removes those dead letters as soon as the data folder can be written again, and replays none until then, so no event is sent twice"
+		msg += "; the engine removes those dead letters as soon as the data folder can be written again, and replays none until then, so none is queued twice"
 	}
 	r.logBulk("dead letters replayed, then a failure", res, slog.LevelWarn, "error", err)
 	writeError(w, http.StatusInternalServerError, msg)

@@ -61,9 +61,6 @@ type lane struct {
 	work    chan *item    // never closed: workers leave when the lane stops
 	batcher *batcher
 	gov     *delivery.Governor // the connection's: one for the runner's life, so never stale after a reload
-	// changesPeer names the steps whose request may change something at
-	// its peer (engine.Call.ChangesPeer).
-	changesPeer map[string]bool
 	// paused: waitForRemovals holds the lane, and said so.
 	paused atomic.Bool
 	acks   *acker
@@ -151,12 +148,6 @@ func newLane(r *Runner, p *engine.Pipeline) *lane {
 	}
 	if p.Delivery.OrderBy != nil {
 		l.keys = map[string][]*item{}
-	}
-	l.changesPeer = map[string]bool{}
-	for _, s := range p.Steps {
-		if s.Call != nil && s.Call.ChangesPeer() {
-			l.changesPeer[s.Name] = true
-		}
 	}
 	return l
 }
@@ -562,8 +553,9 @@ func (l *lane) process(it *item) {
 		return
 	}
 	attempt := it.rec.Attempts + 1
-	out := l.p.Evaluate(l.hard, it.ev, laneLookups{l}, l.r.clock.Now())
-	it.committed = l.changedPeer(out)
+	steps := &laneLookups{l: l}
+	out := l.p.Evaluate(l.hard, it.ev, steps, l.r.clock.Now())
+	it.committed = steps.committed
 	switch {
 	case out.Err != nil:
 		l.failed(it, attempt, out)
@@ -613,7 +605,7 @@ func (l *lane) failed(it *item, attempt int, out *engine.Outcome) {
 			} else {
 				status = last.Response.Status
 			}
-			res := sendResult{status: status, err: transport, envelopeErr: last.Err, verdict: delivery.Classify(status, transport, last.Err)}
+			res := sendResult{status: status, err: transport, envelopeErr: last.Err, verdict: delivery.Classify(status, transport, last.Err), cutByStop: errors.Is(last.Err, errStepCut)}
 			if last.Response != nil {
 				res.body = last.Response.Body
 			}
@@ -698,17 +690,6 @@ func (l *lane) logDead(it *item, reason string, id uint64, attempts int, cause s
 }
 
 // send delivers one request through the connection's governor.
-// changedPeer reports whether a step of out that changes something at its
-// peer was answered.
-func (l *lane) changedPeer(out *engine.Outcome) bool {
-	for _, r := range out.Steps {
-		if r.Response != nil && l.changesPeer[r.Step] {
-			return true
-		}
-	}
-	return false
-}
-
 func (l *lane) send(ctx context.Context, req *engine.Request, committed bool) sendResult {
 	call := l.p.Target
 	pool := call.Endpoint.Pool(req.Value)
@@ -1013,24 +994,47 @@ func (c lookupCaller) Call(ctx context.Context, step *engine.Step, req *engine.R
 	return c.r.lookup(ctx, nil, step, req)
 }
 
-// laneLookups is the Caller for a lane's lookup steps. Like a target
-// request (send), a lookup waits for the governor only while the lane
-// takes work: a stop or a reload ends the wait at once, and the event
-// stays queued, not sent late and refused after (a lookup wasted) nor
-// holding the stop up for its grace. Unlike a target request, one that
-// only reads and is on the wire is cut then too: its answer could only
-// feed a request the lane no longer sends, and the event, still queued, is
-// looked up again by the next run or version all the same. Left to
-// finish, a lookup SessionM took 15 s over held the stop up for its whole
-// grace. A step that changes something at its peer is left to finish, and
-// its event then sent (lane.committed).
-type laneLookups struct{ l *lane }
+// laneLookups is the Caller for a lane's steps in one attempt. Like a
+// target request (send), a step waits for the governor only while the lane
+// takes work: a stop or a reload ends the wait at once, and the event stays
+// queued, not sent late and refused after (a lookup wasted) nor holding
+// the stop up for its grace. Unlike a target request, one that only reads
+// and is on the wire is cut then too: its answer could only feed a request
+// the lane no longer sends, and the event, still queued, is looked up
+// again by the next run or version all the same. Left to finish, a lookup
+// SessionM took 15 s over held the stop up for its whole grace.
+//
+// A step that changes something at its peer (an offer issued) is left to
+// finish, and once one is answered the attempt is committed: the steps
+// after it, and its target request (lane.send), go even once the lane
+// stops taking work, within the grace; left queued, the event had its
+// offer issued again by the next run (a QA run, with a lookup after the
+// issuing step too). One the grace cuts on the wire is counted as cut by
+// the stop (errStepCut).
+type laneLookups struct {
+	l         *lane
+	committed bool
+}
 
-func (c laneLookups) Call(ctx context.Context, step *engine.Step, req *engine.Request) (*engine.Response, error) {
-	if step.Call.ChangesPeer() {
-		// Not cut: the peer may act on it all the same, and its event,
-		// committed once answered, is sent (lane.committed).
-		return c.l.r.lookup(ctx, c.l.soft, step, req)
+// errStepCut marks a step that changes its peer, cut on the wire by the
+// stop: the peer may have acted on it.
+var errStepCut = errors.New("cut on the wire by the stop")
+
+func (c *laneLookups) Call(ctx context.Context, step *engine.Step, req *engine.Request) (*engine.Response, error) {
+	changes := step.Call.ChangesPeer()
+	if changes || c.committed {
+		soft := c.l.soft
+		if c.committed {
+			soft = nil // waits for the governor within the grace
+		}
+		resp, err := c.l.r.lookup(ctx, soft, step, req)
+		if changes && resp != nil {
+			c.committed = true
+		}
+		if changes && err != nil && !errors.Is(err, errStopping) && ctx.Err() != nil && c.l.r.stopping.Load() {
+			return resp, fmt.Errorf("%w: %w", errStepCut, err)
+		}
+		return resp, err
 	}
 	ctx, cut := context.WithCancel(ctx)
 	defer cut()

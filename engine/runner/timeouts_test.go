@@ -172,26 +172,30 @@ func TestLookupOnTheWireIsCutWithTheLane(t *testing.T) {
 
 // A step that changes something at its peer (an offer issued), on the wire
 // when the lane stops, is left to finish, and its event's target request
-// then goes, within the grace: cut, or left to finish with its target
-// refused after it, the event stayed queued and the next run or version
-// issued the offer again (a QA run).
+// then goes, within the grace, a lookup after the step too: cut, or left
+// to finish with its target refused after it, the event stayed queued and
+// the next run or version issued the offer again (QA runs).
 func TestAWriteStepOnTheWireCommitsItsEvent(t *testing.T) {
 	tests := []struct {
-		name string
-		end  func(r *Runner, l *lane, grace time.Duration) // returns once l is done
+		name, pipeline, path string
+		lookups              int32
+		end                  func(r *Runner, l *lane, grace time.Duration) // returns once l is done
 	}{
-		{"stop", func(r *Runner, _ *lane, grace time.Duration) { r.Stop(grace) }},
-		{"reload", func(r *Runner, l *lane, grace time.Duration) { r.retire(l, grace); <-l.done }},
+		{"stop", "write-then-send", "/hooks/write", 0, func(r *Runner, _ *lane, grace time.Duration) { r.Stop(grace) }},
+		{"reload", "write-then-send", "/hooks/write", 0, func(r *Runner, l *lane, grace time.Duration) { r.retire(l, grace); <-l.done }},
+		{"stop, a lookup after the step", "write-lookup-send", "/hooks/write-lookup", 1, func(r *Runner, _ *lane, grace time.Duration) { r.Stop(grace) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var issued, targets atomic.Int32
+			var issued, lookups, targets atomic.Int32
 			issueSent, release := make(chan struct{}, 1), make(chan struct{})
 			api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.Copy(io.Discard, r.Body)
 				switch r.URL.Path {
 				case "/sink":
 					targets.Add(1)
+				case "/things":
+					lookups.Add(1)
 				case "/issue":
 					issueSent <- struct{}{}
 					<-release
@@ -204,13 +208,13 @@ func TestAWriteStepOnTheWireCommitsItsEvent(t *testing.T) {
 			defer r.Stop(5 * time.Second)
 			hooks := httptest.NewServer(r.Handler())
 			defer hooks.Close()
-			resp, err := http.Post(hooks.URL+"/hooks/write", "application/json", strings.NewReader(`{"n":1}`))
+			resp, err := http.Post(hooks.URL+tt.path, "application/json", strings.NewReader(`{"n":1}`))
 			if err != nil || resp.StatusCode != http.StatusOK {
 				t.Fatalf("webhook: %v %v", err, resp)
 			}
 			resp.Body.Close()
 			<-issueSent
-			l := r.lane("write-then-send")
+			l := r.lane(tt.pipeline)
 			ended := make(chan struct{})
 			go func() {
 				tt.end(r, l, 10*time.Second)
@@ -223,13 +227,47 @@ func TestAWriteStepOnTheWireCommitsItsEvent(t *testing.T) {
 			case <-time.After(15 * time.Second):
 				t.Fatal("the lane did not end")
 			}
-			if n, m := issued.Load(), targets.Load(); n != 1 || m != 1 {
-				t.Errorf("%d issue requests answered, %d target requests; want 1 and 1, the event committed", n, m)
+			if n, k, m := issued.Load(), lookups.Load(), targets.Load(); n != 1 || k != tt.lookups || m != 1 {
+				t.Errorf("%d issue requests answered, %d lookups, %d target requests; want 1, %d and 1: the event committed", n, k, m, tt.lookups)
 			}
-			if recs, err := store.ReadAfter("write-then-send", 0, 10); err != nil || len(recs) != 0 {
+			if recs, err := store.ReadAfter(tt.pipeline, 0, 10); err != nil || len(recs) != 0 {
 				t.Errorf("queued %+v (%v); want nothing: the event was delivered", recs, err)
 			}
 		})
+	}
+}
+
+// A step that changes its peer, cut on the wire when the grace runs out,
+// is counted as cut by the stop, as a target request is: the log said "no
+// request was on the wire", and the next run issued the offer again with
+// nothing said (a QA run).
+func TestAWriteStepCutByTheGraceIsCounted(t *testing.T) {
+	issueSent := make(chan struct{}, 1)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/issue" {
+			issueSent <- struct{}{}
+			<-r.Context().Done()
+			return
+		}
+		io.WriteString(w, `{}`)
+	}))
+	defer api.Close()
+	r, store := startRunner(t, loadAPI(t, "testdata/write-then-send", api.URL))
+	hooks := httptest.NewServer(r.Handler())
+	defer hooks.Close()
+	resp, err := http.Post(hooks.URL+"/hooks/write", "application/json", strings.NewReader(`{"n":1}`))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("webhook: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	<-issueSent
+	r.Stop(200 * time.Millisecond)
+	if got := r.CutByStop(); got["write-then-send"] != 1 {
+		t.Errorf("cut by the stop: %v; want write-then-send 1", got)
+	}
+	if recs, err := store.ReadAfter("write-then-send", 0, 10); err != nil || len(recs) != 1 || recs[0].Attempts != 0 {
+		t.Errorf("queued %+v (%v); want the event, no attempt counted", recs, err)
 	}
 }
 
