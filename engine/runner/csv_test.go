@@ -1391,29 +1391,37 @@ func TestCSVRowQueuedBeforeIsNotReadAgain(t *testing.T) {
 	}
 }
 
-func rowQueuedBeforeIsNotReadAgain(t *testing.T, later time.Duration) {
+// row25 is the SessionM path of row 25 of writeCSV's file.
+const row25 = "/sessionm/core/priv/v1/apps/sandbox-core-key/external/users/load-000025/tags"
+
+// failingRow25 serves the sandbox's emulators, but answers status to row
+// 25's request while failing is set (it is at first); and a 50-row file.
+func failingRow25(t *testing.T, status int) (url string, failing *atomic.Bool, file string) {
 	sb, err := sandbox.New(sandbox.Options{RandSeed: 3, GeneratedUsers: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const row25 = "/sessionm/core/priv/v1/apps/sandbox-core-key/external/users/load-000025/tags"
-	var failing atomic.Bool
+	failing = new(atomic.Bool)
 	failing.Store(true)
 	emulators := sb.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if failing.Load() && r.URL.Path == row25 {
-			w.WriteHeader(http.StatusServiceUnavailable)
+			w.WriteHeader(status)
 			return
 		}
 		emulators.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
+	return srv.URL, failing, writeCSV(t, t.TempDir(), 50, 0)
+}
+
+func rowQueuedBeforeIsNotReadAgain(t *testing.T, later time.Duration) {
+	sbURL, failing, file := failingRow25(t, http.StatusServiceUnavailable)
 	data := t.TempDir()
-	file := writeCSV(t, t.TempDir(), 50, 0)
 	key := "csv:" + csvPipeline + ":" + fileHash(t, file)
 
 	// The earlier run: row 25 fails and waits in the inbox for its retry.
-	first := start(t, setup{sandbox: srv.URL, dataDir: data, tweak: func(p *engine.Pipeline) {
+	first := start(t, setup{sandbox: sbURL, dataDir: data, tweak: func(p *engine.Pipeline) {
 		p.Delivery.BackoffInitial, p.Delivery.BackoffMax = time.Second, time.Second
 	}})
 	if p, err := first.r.ImportCSV(context.Background(), csvPipeline, file); err != nil || p.Retrying != 1 {
@@ -1424,7 +1432,7 @@ func rowQueuedBeforeIsNotReadAgain(t *testing.T, later time.Duration) {
 	setCheckpoint(t, data, key, map[string]any{"rows": 20})
 
 	failing.Store(false)
-	h := start(t, setup{sandbox: srv.URL, dataDir: data, inbox: inbox.Options{Now: func() time.Time { return time.Now().Add(later) }}})
+	h := start(t, setup{sandbox: sbURL, dataDir: data, inbox: inbox.Options{Now: func() time.Time { return time.Now().Add(later) }}})
 	if _, err := h.store.PruneSeen(); err != nil { // as the engine does at its start, and hourly
 		t.Fatal(err)
 	}
@@ -1448,27 +1456,11 @@ func rowQueuedBeforeIsNotReadAgain(t *testing.T, later time.Duration) {
 // left the checkpoint before it: read again, it was sent and delivered,
 // its dead letter kept, and a replay of it sent it twice (a QA run).
 func TestCSVRowDeadLetteredBeforeIsNotReadAgain(t *testing.T) {
-	sb, err := sandbox.New(sandbox.Options{RandSeed: 3, GeneratedUsers: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const row25 = "/sessionm/core/priv/v1/apps/sandbox-core-key/external/users/load-000025/tags"
-	var refusing atomic.Bool
-	refusing.Store(true)
-	emulators := sb.Handler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if refusing.Load() && r.URL.Path == row25 {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		emulators.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+	sbURL, refusing, file := failingRow25(t, http.StatusBadRequest)
 	data := t.TempDir()
-	file := writeCSV(t, t.TempDir(), 50, 0)
 	key := "csv:" + csvPipeline + ":" + fileHash(t, file)
 
-	first := start(t, setup{sandbox: srv.URL, dataDir: data})
+	first := start(t, setup{sandbox: sbURL, dataDir: data})
 	if p, err := first.r.ImportCSV(context.Background(), csvPipeline, file); err != nil || p.Failed != 1 {
 		t.Fatalf("setup: the first import %+v %v; want row 25 dead-lettered", p, err)
 	}
@@ -1477,7 +1469,7 @@ func TestCSVRowDeadLetteredBeforeIsNotReadAgain(t *testing.T) {
 	setCheckpoint(t, data, key, map[string]any{"rows": 20})
 
 	refusing.Store(false)
-	h := start(t, setup{sandbox: srv.URL, dataDir: data})
+	h := start(t, setup{sandbox: sbURL, dataDir: data})
 	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
 	if err != nil || p.Queued != 29 || p.Skipped != 21 {
 		t.Errorf("the import after the restart %+v %v; want 29 rows sent and 21 handled before (row 25 among them)", p, err)

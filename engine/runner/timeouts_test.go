@@ -33,6 +33,29 @@ func (c pauseClock) Sleep(ctx context.Context, d time.Duration) error {
 	return delivery.RealClock{}.Sleep(ctx, d)
 }
 
+// laneEnds are the two ways a lane stops taking work: the engine stops,
+// or a reload retires its version; each returns once the lane is done.
+var laneEnds = []struct {
+	name string
+	end  func(r *Runner, l *lane, grace time.Duration)
+}{
+	{"stop", func(r *Runner, _ *lane, grace time.Duration) { r.Stop(grace) }},
+	{"reload", func(r *Runner, l *lane, grace time.Duration) { r.retire(l, grace); <-l.done }},
+}
+
+// queuedOnce fails t unless pipeline's one event is queued, with attempts
+// counted, and nothing is dead-lettered.
+func queuedOnce(t *testing.T, store *inbox.Store, pipeline string, attempts int) {
+	t.Helper()
+	recs, err := store.ReadAfter(pipeline, 0, 10)
+	if err != nil || len(recs) != 1 || recs[0].Attempts != attempts {
+		t.Fatalf("queued %+v (%v); want the event, with %d attempts counted", recs, err, attempts)
+	}
+	if dls, _ := store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
+		t.Fatalf("dead letters: %+v", dls)
+	}
+}
+
 // The peer paused the connection (429, Retry-After: 2) and the event's
 // next lookup waits for the pause to end when the lane stops (the engine
 // stops, or a reload retires the version). Like a target request waiting
@@ -42,14 +65,7 @@ func (c pauseClock) Sleep(ctx context.Context, d time.Duration) error {
 // (a lookup wasted); with a pause longer than the grace, the stop took
 // the whole grace (a reload, 30 s).
 func TestLookupWaitingForAPauseEndsWithTheLane(t *testing.T) {
-	tests := []struct {
-		name string
-		end  func(r *Runner, l *lane, grace time.Duration) // returns once l is done
-	}{
-		{"stop", func(r *Runner, _ *lane, grace time.Duration) { r.Stop(grace) }},
-		{"reload", func(r *Runner, l *lane, grace time.Duration) { r.retire(l, grace); <-l.done }},
-	}
-	for _, tt := range tests {
+	for _, tt := range laneEnds {
 		t.Run(tt.name, func(t *testing.T) {
 			var lookups, targets atomic.Int32
 			api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -93,13 +109,7 @@ func TestLookupWaitingForAPauseEndsWithTheLane(t *testing.T) {
 			if n := targets.Load(); n != 0 {
 				t.Errorf("%d target requests; want none", n)
 			}
-			recs, err := store.ReadAfter("lookup-then-send", 0, 10)
-			if err != nil || len(recs) != 1 || recs[0].Attempts != 1 {
-				t.Fatalf("queued %+v (%v); want the event, with its one attempt (the 429)", recs, err)
-			}
-			if dls, _ := store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
-				t.Fatalf("dead letters: %+v", dls)
-			}
+			queuedOnce(t, store, "lookup-then-send", 1) // the 429
 		})
 	}
 }
@@ -109,14 +119,7 @@ func TestLookupWaitingForAPauseEndsWithTheLane(t *testing.T) {
 // no longer sends. Left to finish, a lookup the peer took its time over
 // held the stop (or the reload's retirement) up for the whole grace.
 func TestLookupOnTheWireIsCutWithTheLane(t *testing.T) {
-	tests := []struct {
-		name string
-		end  func(r *Runner, l *lane, grace time.Duration) // returns once l is done
-	}{
-		{"stop", func(r *Runner, _ *lane, grace time.Duration) { r.Stop(grace) }},
-		{"reload", func(r *Runner, l *lane, grace time.Duration) { r.retire(l, grace); <-l.done }},
-	}
-	for _, tt := range tests {
+	for _, tt := range laneEnds {
 		t.Run(tt.name, func(t *testing.T) {
 			var targets atomic.Int32
 			lookupSent := make(chan struct{}, 1)
@@ -159,13 +162,7 @@ func TestLookupOnTheWireIsCutWithTheLane(t *testing.T) {
 			if n := targets.Load(); n != 0 {
 				t.Errorf("%d target requests; want none", n)
 			}
-			recs, err := store.ReadAfter("lookup-then-send", 0, 10)
-			if err != nil || len(recs) != 1 || recs[0].Attempts != 0 {
-				t.Fatalf("queued %+v (%v); want the event, with no attempt counted", recs, err)
-			}
-			if dls, _ := store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
-				t.Fatalf("dead letters: %+v", dls)
-			}
+			queuedOnce(t, store, "lookup-then-send", 0)
 		})
 	}
 }
@@ -266,9 +263,7 @@ func TestAWriteStepCutByTheGraceIsCounted(t *testing.T) {
 	if got := r.CutByStop(); got["write-then-send"] != 1 {
 		t.Errorf("cut by the stop: %v; want write-then-send 1", got)
 	}
-	if recs, err := store.ReadAfter("write-then-send", 0, 10); err != nil || len(recs) != 1 || recs[0].Attempts != 0 {
-		t.Errorf("queued %+v (%v); want the event, no attempt counted", recs, err)
-	}
+	queuedOnce(t, store, "write-then-send", 0)
 }
 
 // A target request has the pipeline's delivery.timeout when it sets one,
