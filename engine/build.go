@@ -689,8 +689,9 @@ func (b *builder) step(path yamlpos.Path, cfg *StepConfig, sc *scope, before []*
 		b.errorAtKey(path.Child("expr"), "a step computes a value (expr) or calls a connection, not both")
 	case cfg.Expr != "":
 		st.Expr = b.expression(path.Child("expr"), cfg.Expr, false, sc)
-	case cfg.Connection == "":
+	case cfg.Connection == "" && !b.hasProblem(path.Child("expr")):
 		b.errorAt(path, "a step needs expr (a value to compute) or connection and endpoint (a lookup)")
+	case cfg.Connection == "":
 	default:
 		st.Call = b.call(path, &cfg.CallConfig, sc)
 	}
@@ -952,6 +953,9 @@ func (b *builder) value(path yamlpos.Path, n *yaml.Node, shape *spec.Shape, wher
 	case yaml.MappingNode:
 		v := &valueTemplate{kind: objectValue}
 		for _, kv := range mappingPairs(n) {
+			if kv[0].Kind != yaml.ScalarNode {
+				continue // reported: a key that is not text, or an unquoted {{ }}
+			}
 			key := kv[0].Value
 			fieldShape, msg := shape.Field(where, key)
 			if msg != "" {

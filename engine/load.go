@@ -528,10 +528,14 @@ func (fc *fileContext) checkDuplicateKeys(n *yaml.Node, path yamlpos.Path) {
 	case yaml.MappingNode:
 		if text, ok := fc.unquotedTemplate(n); ok {
 			if last := len(path) - 1; last >= 0 && (path[last] == "filter" || path[last] == "expr") {
-				fc.add(n.Line, n.Column, path, diag.Error, "%s is an expr expression, not a Liquid template: write the names without {{ }}, as in event.event_type == 'offer_issued'", path[last])
+				fc.add(n.Line, n.Column, path, diag.Error, "this is an expr expression, not a Liquid template: write the names without {{ }}, as in event.event_type == 'offer_issued'")
 				return
 			}
-			fc.add(n.Line, n.Column, path, diag.Error, "%s is not in quotes, so YAML reads its braces as a mapping, not a template (a body would send {\"\": null}); write it in quotes: %q", text, text)
+			what := "it would not be rendered"
+			if slices.Contains(path, any("body")) {
+				what = `the body would send {"": null}`
+			}
+			fc.add(n.Line, n.Column, path, diag.Error, "%s is not in quotes, so YAML reads its braces as a mapping, not a template (%s); write it in quotes: %q", text, what, text)
 			return
 		}
 		first := map[string]*yaml.Node{}

@@ -1021,17 +1021,20 @@ type laneLookups struct {
 var errStepCut = errors.New("cut on the wire by the stop")
 
 func (c *laneLookups) Call(ctx context.Context, step *engine.Step, req *engine.Request) (*engine.Response, error) {
-	changes := step.Call.ChangesPeer()
-	if changes || c.committed {
+	changes, committed := step.Call.ChangesPeer(), c.committed
+	if changes || committed {
 		soft := c.l.soft
-		if c.committed {
+		if committed {
 			soft = nil // waits for the governor within the grace
 		}
 		resp, err := c.l.r.lookup(ctx, soft, step, req)
 		if changes && resp != nil {
 			c.committed = true
 		}
-		if changes && err != nil && !errors.Is(err, errStopping) && ctx.Err() != nil && c.l.r.stopping.Load() {
+		// Cut with a change at the peer behind it, its own or an earlier
+		// step's: the next run makes that change again (a QA run: a
+		// lookup after the issued offer, cut by the grace).
+		if err != nil && !errors.Is(err, errStopping) && ctx.Err() != nil && c.l.r.stopping.Load() {
 			return resp, fmt.Errorf("%w: %w", errStepCut, err)
 		}
 		return resp, err

@@ -438,6 +438,7 @@ func (u *unremovedEvents) leave(seqs []uint64, err error) {
 // they were sent again after a restart though the disk had room (a QA
 // run). A next version's acker tries them too; a removal is idempotent.
 func (u *unremovedEvents) retryLeft() {
+	removedHere := 0
 	for {
 		if u.r.clock.Sleep(u.r.hard, ackRetryEvery) != nil {
 			u.mu.Lock()
@@ -452,13 +453,18 @@ func (u *unremovedEvents) retryLeft() {
 				break
 			}
 			u.removed(chunk)
+			removedHere += len(chunk)
 			pending = pending[len(chunk):]
 		}
 		u.mu.Lock()
 		if len(u.seqs) == 0 {
 			u.retrying = false
 			u.mu.Unlock()
-			u.r.log.Info("removed the delivered events a failed removal had left in the inbox", "pipeline", u.pipeline)
+			// Said once: the next version's acker, which tries them too,
+			// says so when it is the one that removed them.
+			if removedHere > 0 {
+				u.r.log.Info("removed the delivered events a failed removal had left in the inbox", "pipeline", u.pipeline, "events", removedHere)
+			}
 			return
 		}
 		u.mu.Unlock()

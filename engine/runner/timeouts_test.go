@@ -237,33 +237,40 @@ func TestAWriteStepOnTheWireCommitsItsEvent(t *testing.T) {
 // A step that changes its peer, cut on the wire when the grace runs out,
 // is counted as cut by the stop, as a target request is: the log said "no
 // request was on the wire", and the next run issued the offer again with
-// nothing said (a QA run).
+// nothing said (a QA run). So is a lookup after such a step.
 func TestAWriteStepCutByTheGraceIsCounted(t *testing.T) {
-	issueSent := make(chan struct{}, 1)
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		if r.URL.Path == "/issue" {
-			issueSent <- struct{}{}
-			<-r.Context().Done()
-			return
-		}
-		io.WriteString(w, `{}`)
-	}))
-	defer api.Close()
-	r, store := startRunner(t, loadAPI(t, "testdata/write-then-send", api.URL))
-	hooks := httptest.NewServer(r.Handler())
-	defer hooks.Close()
-	resp, err := http.Post(hooks.URL+"/hooks/write", "application/json", strings.NewReader(`{"n":1}`))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("webhook: %v %v", err, resp)
+	for _, tt := range []struct{ pipeline, path, hangs string }{
+		{"write-then-send", "/hooks/write", "/issue"},
+		{"write-lookup-send", "/hooks/write-lookup", "/things"},
+	} {
+		t.Run(tt.pipeline, func(t *testing.T) {
+			hung := make(chan struct{}, 1)
+			api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				if r.URL.Path == tt.hangs {
+					hung <- struct{}{}
+					<-r.Context().Done()
+					return
+				}
+				io.WriteString(w, `{}`)
+			}))
+			defer api.Close()
+			r, store := startRunner(t, loadAPI(t, "testdata/write-then-send", api.URL))
+			hooks := httptest.NewServer(r.Handler())
+			defer hooks.Close()
+			resp, err := http.Post(hooks.URL+tt.path, "application/json", strings.NewReader(`{"n":1}`))
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("webhook: %v %v", err, resp)
+			}
+			resp.Body.Close()
+			<-hung
+			r.Stop(200 * time.Millisecond)
+			if got := r.CutByStop(); got[tt.pipeline] != 1 {
+				t.Errorf("cut by the stop: %v; want %s 1", got, tt.pipeline)
+			}
+			queuedOnce(t, store, tt.pipeline, 0)
+		})
 	}
-	resp.Body.Close()
-	<-issueSent
-	r.Stop(200 * time.Millisecond)
-	if got := r.CutByStop(); got["write-then-send"] != 1 {
-		t.Errorf("cut by the stop: %v; want write-then-send 1", got)
-	}
-	queuedOnce(t, store, "write-then-send", 0)
 }
 
 // A target request has the pipeline's delivery.timeout when it sets one,
