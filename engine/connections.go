@@ -129,6 +129,9 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 		if optIn := path.Child(allowPlainHTTP); plainErr != nil && !fc.hasProblem(optIn) {
 			fc.errorAt(optIn, "%v", plainErr)
 		}
+		// standIn wrote the emulator's URL already, but not where the type
+		// or base_url comes from another connection (<<: *other): here it
+		// is by the type as merged.
 		standIn, hasStandIn := l.StandIns[t.Name]
 		if fc.unresolved[path.Child("base_url").String()] && !hasStandIn {
 			continue

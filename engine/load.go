@@ -26,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/loyalty-connector/engine/engine/diag"
+	"github.com/loyalty-connector/engine/engine/filter"
 	"github.com/loyalty-connector/engine/engine/liquid"
 	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/engine/spec"
@@ -528,7 +529,7 @@ func (fc *fileContext) checkDuplicateKeys(n *yaml.Node, path yamlpos.Path) {
 	case yaml.MappingNode:
 		if text, ok := fc.unquotedTemplate(n); ok {
 			if last := len(path) - 1; last >= 0 && (path[last] == "filter" || path[last] == "expr") {
-				fc.add(n.Line, n.Column, path, diag.Error, "this is an expr expression, not a Liquid template: write the names without {{ }}, as in event.event_type == 'offer_issued'")
+				fc.add(n.Line, n.Column, path, diag.Error, "%s", filter.NotLiquid)
 				return
 			}
 			what := "it would not be rendered"

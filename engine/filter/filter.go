@@ -80,6 +80,11 @@ func CompileValue(src string, opts Options) (*Program, []Problem) {
 	return compile(src, opts, false)
 }
 
+// NotLiquid is what to say of an expression written as Liquid, quoted or
+// not (the loader says it of an unquoted one, which YAML reads as a
+// mapping).
+const NotLiquid = "this is an expr expression, not a Liquid template: write the names without {{ }}, as in event.event_type == 'offer_issued'"
+
 func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 	if strings.TrimSpace(src) == "" {
 		return nil, []Problem{{1, 1, "the expression is empty"}}
@@ -91,7 +96,7 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 			// Liquid where expr is read: the parser's own words ("a map
 			// key must be a quoted text...") said nothing of it (a QA run).
 			line, col := lineCol(src, i)
-			p = Problem{line, col, "this is an expr expression, not a Liquid template: write names without {{ }}, as in event.event_type == 'offer_issued'"}
+			p = Problem{line, col, NotLiquid}
 		}
 		return nil, []Problem{p}
 	}
