@@ -47,7 +47,17 @@ func (r *Runner) AdminHandler(reload func() ReloadReport) http.Handler {
 	mux.HandleFunc("DELETE /dlq", r.dropAllDead)
 	mux.HandleFunc("POST /dlq/{id}/replay", r.replayDead)
 	mux.HandleFunc("DELETE /dlq/{id}", r.dropDead)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// /dlq/replay takes POST only; for any other method the mux
+		// would take "replay" for a dead letter id (GET, DELETE) or
+		// list the methods of /dlq/{id} too (PUT).
+		if req.URL.Path == "/dlq/replay" && req.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s /dlq/replay: use POST to replay the dead letters its filters match (?all=true for every one)", req.Method))
+			return
+		}
+		mux.ServeHTTP(w, req)
+	})
 }
 
 // PipelineStatus is one pipeline in GET /status.
@@ -312,14 +322,6 @@ func deadLetterLabel(dl inbox.DeadLetter) string {
 }
 
 func deadID(w http.ResponseWriter, req *http.Request) (uint64, bool) {
-	if req.PathValue("id") == "replay" {
-		// GET or DELETE /dlq/replay: the route is there, for another
-		// method. The mux cannot say so itself, as /dlq/{id} takes the
-		// path for these methods.
-		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s /dlq/replay: use POST to replay the dead letters its filters match (?all=true for every one)", req.Method))
-		return 0, false
-	}
 	id, err := strconv.ParseUint(req.PathValue("id"), 10, 64)
 	if err != nil || id == 0 {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not a dead letter id", req.PathValue("id")))
