@@ -785,6 +785,7 @@ func (b *builder) call(path yamlpos.Path, cfg *CallConfig, sc *scope) *Call {
 		c.ContentType = hv
 	}
 	c.Body, c.BodyTemplate = b.body(path, &cfg.Body, cfg.BodyTemplate, bodyShape, sc)
+	b.checkWrittenTotal(path.Child("body"), c)
 	hasBody := c.Body != nil || c.BodyTemplate != nil
 	// Written, though it did not build (its own problem is reported): a
 	// body_template with an unclosed tag was also said to lack campaign_id.
@@ -800,6 +801,25 @@ func (b *builder) call(path yamlpos.Path, cfg *CallConfig, sc *scope) *Call {
 	}
 	c.prepare()
 	return c
+}
+
+// checkWrittenTotal bounds the items of a body's written lists (as many
+// as the file has "-" lines) by the connection's users_track_max_updates,
+// as Build does per event: validate said ok to a body that every event
+// then failed with (a QA run).
+func (b *builder) checkWrittenTotal(path yamlpos.Path, c *Call) {
+	if c.Body == nil || c.Body.kind != objectValue || c.Endpoint == nil || c.Endpoint.MaxTotal == nil {
+		return
+	}
+	written := map[string]any{}
+	for i, item := range c.Body.items {
+		if item.kind == arrayValue {
+			written[c.Body.keys[i]] = make([]any, len(item.items))
+		}
+	}
+	if v, over := c.overTotal(written); over {
+		b.errorAtKey(path, "%s: split the lists over two calls, or raise the setting if your Braze workspace allows more", v.Message)
+	}
 }
 
 // templatesOnly builds the templates of a call whose connection or

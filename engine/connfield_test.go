@@ -104,6 +104,46 @@ target:
 	}
 }
 
+// A body whose written lists alone go over users_track_max_updates fails
+// every event, so validate says so at the body.
+func TestUsersTrackMaxUpdatesBoundsWrittenLists(t *testing.T) {
+	pipeline := `
+source: { type: http, path: /in }
+target:
+  connection: braze
+  endpoint: users_track
+  body:
+    attributes:
+      - { external_id: "{{ event.user }}", visits: { inc: 1 } }
+      - { external_id: "{{ event.friend }}", referrals: { inc: 1 } }
+    events:
+      - { external_id: "{{ event.user }}", name: visit, time: "{{ event.time }}" }
+      - { external_id: "{{ event.user }}", name: shop, time: "{{ event.time }}" }
+      - { external_id: "{{ event.friend }}", name: referred, time: "{{ event.time }}" }
+    purchases: "{{ event.purchases }}"
+`
+	for limit, want := range map[string]string{
+		"5": "",
+		"4": "p.yaml:6:3: target.body: 5 objects in all, over the 4 one request may carry on connection braze (its users_track_max_updates setting): split the lists over two calls",
+	} {
+		dir := t.TempDir()
+		conns := "connections:\n  braze:\n    type: braze\n    base_url: https://rest.iad-01.braze.com\n    api_key: ${secret:API_TOKEN}\n    users_track_max_updates: " + limit + "\n"
+		for name, text := range map[string]string{ConnectionsFileName: conns, "p.yaml": pipeline} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l, _ := testLoader(t)
+		items := l.Load([]string{dir}).Diagnostics.Items()
+		switch {
+		case want == "" && len(items) > 0:
+			t.Errorf("limit %s: problems %v", limit, items)
+		case want != "" && (len(items) != 1 || !strings.Contains(items[0].String(), want)):
+			t.Errorf("limit %s: problems %v; want %q", limit, items, want)
+		}
+	}
+}
+
 // users_track_attribute_errors takes field or object, and says so at the
 // value.
 func TestUsersTrackAttributeErrorsIsChecked(t *testing.T) {
