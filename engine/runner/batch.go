@@ -83,7 +83,7 @@ type member struct {
 	attempt    int
 	req        *engine.Request
 	body       map[string]any
-	start      map[string]int // where its items begin in each merged list
+	start      map[string]int // where its items begin in each list of the merged request (merge)
 	size       map[string]int
 	total      int
 	recipients []string
@@ -116,7 +116,7 @@ func (b *batcher) add(it *item, attempt int, req *engine.Request) {
 		b.l.ack(it, "delivered")
 		return
 	}
-	m := &member{it: it, attempt: attempt, req: req, size: map[string]int{}}
+	m := &member{it: it, attempt: attempt, req: req, start: map[string]int{}, size: map[string]int{}}
 	body, ok := req.Value.(map[string]any)
 	mergeable := ok
 	if ok {
@@ -161,9 +161,7 @@ func (b *batcher) add(it *item, attempt int, req *engine.Request) {
 		b.open[key] = bt
 		bt.timer = time.AfterFunc(b.linger, func() { b.flush(key, bt) })
 	}
-	m.start = map[string]int{}
 	for _, f := range b.lists() {
-		m.start[f] = bt.counts[f]
 		bt.counts[f] += m.size[f]
 	}
 	bt.total += m.total
@@ -368,7 +366,7 @@ func (b *batcher) wait() { b.flights.Wait() }
 func (b *batcher) sendAlone(m *member) {
 	defer b.flights.Done()
 	defer b.l.survive(m.it, m.it.turn.Load(), m.attempt, m.req)
-	b.settleOne(m, b.sendCarrying(m.req, 1, m.it.committed))
+	b.sendOwn(m)
 }
 
 // sendCarrying sends req, which carries n events, and counts it in
@@ -446,19 +444,25 @@ func (b *batcher) delivered(m *member, res *sendResult, merged bool) {
 func (b *batcher) send(bt *batch) {
 	defer b.flights.Done()
 	defer b.l.surviveBatch(bt.members, turnsOf(bt.members))
-	if len(bt.members) == 1 {
-		m := bt.members[0]
-		b.settleOne(m, b.sendCarrying(m.req, 1, m.it.committed))
-		return
+	if b.sendMerged(bt.members) {
+		b.narrow(bt.members)
 	}
-	merged, err := b.merge(bt)
+}
+
+// sendMerged sends members in one request and settles each with the
+// answer, unless Braze refused the request in a way that may be about
+// one member only: then it settles none and reports true.
+func (b *batcher) sendMerged(members []*member) (refused bool) {
+	if len(members) == 1 {
+		b.sendOwn(members[0])
+		return false
+	}
+	merged, err := b.merge(members)
 	if err != nil {
-		for _, m := range bt.members {
-			b.settleOne(m, b.sendCarrying(m.req, 1, m.it.committed))
-		}
-		return
+		b.eachAlone(members)
+		return false
 	}
-	res := b.sendCarrying(merged, len(bt.members), slices.ContainsFunc(bt.members, func(m *member) bool { return m.it.committed }))
+	res := b.sendCarrying(merged, len(members), slices.ContainsFunc(members, func(m *member) bool { return m.it.committed }))
 	if res.pause > 0 {
 		res.pauseCounted = new(atomic.Bool) // the events it carried share it
 	}
@@ -466,28 +470,60 @@ func (b *batcher) send(bt *batch) {
 	var whole *spec.WholeRequestError
 	switch {
 	case res.verdict == delivery.Delivered:
-		if lost := unclaimedErrors(res.body, bt.members); len(lost) > 0 {
+		if lost := unclaimedErrors(res.body, members); len(lost) > 0 {
 			b.l.r.log.Warn("braze reported errors about objects no event of the request holds; none is dead-lettered for them", "pipeline", b.l.p.Name, "version", b.l.p.Version,
-				"events", len(bt.members), "errors", b.l.r.opts.Masker.String(strings.Join(lost, "; ")))
+				"events", len(members), "errors", b.l.r.opts.Masker.String(strings.Join(lost, "; ")))
 		}
-		for _, m := range bt.members {
+		for _, m := range members {
 			b.delivered(m, &res, true)
 		}
 	case errors.As(res.envelopeErr, &notSent), errors.As(res.envelopeErr, &whole):
 		// About the key, the campaign or the Canvas, which every member
 		// shares: sent alone, each would be answered the same, at the
 		// cost of a request each from the shared hourly pool.
-		b.each(bt.members, func(m *member) { b.settleOne(m, res) })
+		b.each(members, func(m *member) { b.settleOne(m, res) })
 	case res.verdict == delivery.Reject:
-		// An answer that may be about one member: one bad event must not
-		// sink the others, so each goes alone, and only those Braze
-		// refuses again are dead-lettered.
-		for _, m := range bt.members {
-			b.settleOne(m, b.sendCarrying(m.req, 1, m.it.committed))
-		}
+		return true
 	default:
-		b.each(bt.members, func(m *member) { b.l.settle(m.it, m.attempt, m.req, res) })
+		b.each(members, func(m *member) { b.l.settle(m.it, m.attempt, m.req, res) })
 	}
+	return false
+}
+
+// narrow finds the members of a refused merged request that Braze refuses
+// on their own, so that one bad event does not sink the others: by
+// halves, while one half is delivered and the other refused, then each
+// alone. Each went alone at once before, 50 requests from the shared
+// hourly pool for one empty user id; by halves that is about a dozen, and
+// when both halves are refused (several bad events) each goes alone,
+// two requests more than at once.
+func (b *batcher) narrow(members []*member) {
+	if len(members) <= 3 {
+		b.eachAlone(members)
+		return
+	}
+	first, second := members[:len(members)/2], members[len(members)/2:]
+	firstRefused, secondRefused := b.sendMerged(first), b.sendMerged(second)
+	switch {
+	case firstRefused && secondRefused:
+		b.eachAlone(members)
+	case firstRefused:
+		b.narrow(first)
+	case secondRefused:
+		b.narrow(second)
+	}
+}
+
+// eachAlone sends each member in a request of its own; only those Braze
+// refuses then are dead-lettered.
+func (b *batcher) eachAlone(members []*member) {
+	for _, m := range members {
+		b.sendOwn(m)
+	}
+}
+
+func (b *batcher) sendOwn(m *member) {
+	b.settleOne(m, b.sendCarrying(m.req, 1, m.it.committed))
 }
 
 // each settles every member with settle at once. Settled one after
@@ -507,17 +543,18 @@ func (b *batcher) each(members []*member, settle func(*member)) {
 	wg.Wait()
 }
 
-// merge builds the batch's request from its first member's, with the
-// lists concatenated.
-func (b *batcher) merge(bt *batch) (*engine.Request, error) {
-	first := bt.members[0]
+// merge builds one request for members from the first one's, with the
+// lists concatenated, and notes where each member's items are in it.
+func (b *batcher) merge(members []*member) (*engine.Request, error) {
+	first := members[0]
 	body := make(map[string]any, len(first.body))
 	for k, v := range first.body {
 		body[k] = v
 	}
 	for _, f := range b.lists() {
 		var all []any
-		for _, m := range bt.members {
+		for _, m := range members {
+			m.start[f] = len(all)
 			if list, ok := m.body[f].([]any); ok {
 				all = append(all, list...)
 			}
@@ -528,7 +565,7 @@ func (b *batcher) merge(bt *batch) (*engine.Request, error) {
 	}
 	// Encoded as a single event's body is (no HTML escaping), in about
 	// the room its members' bodies took.
-	raw, err := jsonval.Encode(body, len(first.req.Body)*len(bt.members))
+	raw, err := jsonval.Encode(body, len(first.req.Body)*len(members))
 	if err != nil {
 		return nil, err
 	}

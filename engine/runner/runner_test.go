@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1140,10 +1142,15 @@ func TestBrazeBatching(t *testing.T) {
 		t.Fatalf("dead letters %+v; want only the event with the empty id", dls)
 	}
 	// The first requests carried many recipients; the refused batch was
-	// then sent one event at a time. A merged body is encoded as a single
-	// event's is: "<" and "&" reach Braze as written.
+	// then narrowed by halves (each alone: 50 requests or so). A merged
+	// body is encoded as a single event's is: "<" and "&" reach Braze as
+	// written.
 	maxRecipients := 0
-	for _, e := range h.journal("/braze/campaigns/trigger/send") {
+	reqs := h.journal("/braze/campaigns/trigger/send")
+	if len(reqs) > 20 {
+		t.Errorf("%d trigger requests for %d events, one of them refused; want the refused batch narrowed by halves", len(reqs), n)
+	}
+	for _, e := range reqs {
 		text := e["body"].(string)
 		var body struct{ Recipients []any }
 		json.Unmarshal([]byte(text), &body)
@@ -1154,6 +1161,44 @@ func TestBrazeBatching(t *testing.T) {
 	}
 	if maxRecipients < 40 {
 		t.Fatalf("the largest request had %d recipients", maxRecipients)
+	}
+}
+
+// Several refused events in merged requests: narrowing by halves finds
+// each, every other event's message goes out once, and it costs at most
+// two requests per batch more than sending each refused batch's events
+// alone.
+func TestRefusedBatchesWithSeveralBadEvents(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 200})
+	const n = 150
+	bad := map[int]bool{3: true, 4: true, 41: true, 77: true, 78: true, 120: true, 149: true}
+	h.postAtOnce(n, "/hooks/campaign", func(i int) (string, map[string]string) {
+		user := fmt.Sprintf("load-%06d", i)
+		if bad[i] {
+			user = ""
+		}
+		return fmt.Sprintf(`{"campaign_id":%q,"user":%q,"n":%d}`, winter, user, i), nil
+	})
+	h.drained()
+	for i := range n {
+		if got := len(h.messages(fmt.Sprintf("load-%06d", i))); !bad[i] && got != 1 {
+			t.Errorf("load-%06d got %d messages, want 1", i, got)
+		}
+	}
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+	dead := map[int]bool{}
+	for _, dl := range dls {
+		var ev struct{ Data struct{ N int } }
+		if err := json.Unmarshal(dl.Event, &ev); err != nil {
+			t.Fatal(err)
+		}
+		dead[ev.Data.N] = true
+	}
+	if !maps.Equal(dead, bad) || len(dls) != len(bad) {
+		t.Errorf("dead letters for events %v (%d); want %v", slices.Sorted(maps.Keys(dead)), len(dls), slices.Sorted(maps.Keys(bad)))
+	}
+	if reqs := len(h.journal("/braze/campaigns/trigger/send")); reqs > n+3*(n/50+1) {
+		t.Errorf("%d trigger requests for %d events", reqs, n)
 	}
 }
 
