@@ -105,7 +105,7 @@ and exits with status 3. What Braze would refuse is a warning on stderr.
 		return fail(exitUsage, "%v", err)
 	}
 	defer ps.close()
-	in.ContentBlocks = ps.blocks
+	in.ContentBlocks, in.ContentBlocksDir = ps.blocks, pf.blocksDir
 	res := ps.previewer.Render(context.Background(), in)
 	code = exitOK
 	switch {

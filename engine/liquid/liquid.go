@@ -471,15 +471,76 @@ func syntaxHint(msg, markup string) string {
 	return ""
 }
 
+// A RenderError is an error of a render, and where it happened.
+type RenderError struct {
+	// Block names the Content Block it happened in; "" for the template.
+	Block string
+	// Line and Column are those of the markup that failed, in the
+	// template or the block; 0 when unknown.
+	Line, Column int
+	Message      string
+}
+
+func (e *RenderError) Error() string {
+	switch {
+	case e.Block == "":
+		return e.Message
+	case e.Line == 0:
+		return fmt.Sprintf("content block %s: %s", e.Block, e.Message)
+	}
+	return fmt.Sprintf("content block %s:%d:%d: %s", e.Block, e.Line, e.Column, e.Message)
+}
+
 func (t *Template) renderError(err error) error {
-	msg := err.Error()
+	if located, ok := causeOf(err).(*RenderError); ok && located.Block != "" {
+		return located // placed in the Content Block it happened in
+	}
+	msg, context := err.Error(), ""
 	if m := liquidErrRE.FindStringSubmatch(msg); m != nil {
-		msg = m[1]
-		if m[2] != "" {
-			msg += " in " + m[2]
+		msg, context = m[1], m[2]
+	}
+	msg = cleanMessage(msg)
+	if context != "" {
+		msg += " in " + context
+	}
+	re := &RenderError{Message: t.restoreLiterals(msg)}
+	if located, ok := err.(render.Error); ok && context != "" {
+		// The markup that failed is the last one named: a tag's error
+		// about a template inside it names both ("... in {{ x }} in
+		// {% connected_content ... %}").
+		if i := strings.LastIndex(context, " in {"); i >= 0 {
+			context = context[i+len(" in "):]
+		}
+		if off, found := t.markupAt(context, located.LineNumber()); found {
+			re.Line, re.Column = diag.LineCol(t.source, off)
 		}
 	}
-	return errors.New(t.restoreLiterals(cleanMessage(msg)))
+	return re
+}
+
+// markupAt finds the markup the parser names in an error, context on its
+// line (counted from 0) of the rewritten source, and returns its offset in
+// the user's source. It prepares the source again, which is only done
+// for an error: a template does not keep what the pre-pass made of it.
+func (t *Template) markupAt(context string, line int) (int, bool) {
+	p := prepass(t.source)
+	found := -1
+	for _, r := range p.regions {
+		if !strings.HasPrefix(p.source[r.open:], context) {
+			continue
+		}
+		if strings.Count(p.source[:r.open], "\n") == line {
+			found = r.open
+			break
+		}
+		if found < 0 {
+			found = r.open
+		}
+	}
+	if found < 0 {
+		return 0, false
+	}
+	return p.offsets.original(found), true
 }
 
 // restoreLiterals writes the pre-pass's hoisted literals in msg back as

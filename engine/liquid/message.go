@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loyalty-connector/engine/engine/diag"
 	"github.com/loyalty-connector/engine/engine/jsonval"
 	"github.com/osteele/liquid/render"
 )
@@ -34,6 +35,13 @@ type connectedSource struct {
 	offset int
 }
 
+// contentBlockSource is the name of one {{content_blocks.${name}}} and
+// its offset in the user's source.
+type contentBlockSource struct {
+	name   string
+	offset int
+}
+
 // abortSource is the reason of one abort_message tag.
 type abortSource struct {
 	reason string
@@ -52,6 +60,10 @@ type ConnectedCall struct {
 	CacheMaxAge     time.Duration
 	NoCache, Retry  bool
 	Save            string // :save variable name; "" when not given
+	// Where the tag is written: in the message, or in the Content Block
+	// Block names.
+	Block        string
+	Line, Column int
 }
 
 // ConnectedAnswer is what a call brought back.
@@ -78,9 +90,18 @@ type RenderOptions struct {
 	// reads the variable content_blocks like any other.
 	ContentBlocks map[string]string
 	// Warn receives what a preview should know but does not stop the
-	// render (a missing or too deeply nested Content Block); source names
-	// the template or block it comes from.
-	Warn func(source, message string)
+	// render (a missing or too deeply nested Content Block).
+	Warn func(RenderWarning)
+}
+
+// RenderWarning is one warning of a render, and where it points.
+type RenderWarning struct {
+	// Block names the Content Block whose text it points into; "" for
+	// the message.
+	Block string
+	// Line and Column are 0 when it is about the whole block.
+	Line, Column int
+	Message      string
 }
 
 // AbortError is returned by RenderWith when the message was aborted, by
@@ -103,10 +124,28 @@ type messageRender struct {
 	ctx    context.Context
 	cc     ConnectedContent
 	blocks map[string]string
-	warn   func(source, message string)
-	// Content Blocks parsed in this render, and how deep they nest now
-	parsed     map[string]*Template
-	blockDepth int
+	warn   func(RenderWarning)
+	// Content Blocks parsed in this render
+	parsed map[string]*Template
+	// the message, then each Content Block being rendered inside it
+	within []renderFrame
+}
+
+// renderFrame is a template being rendered: the message or a block.
+type renderFrame struct {
+	block, source string
+}
+
+// at says where offset in the template being rendered is.
+func (mr *messageRender) at(offset int) (block string, line, column int) {
+	f := mr.within[len(mr.within)-1]
+	line, column = diag.LineCol(f.source, offset)
+	return f.block, line, column
+}
+
+func (mr *messageRender) warnAt(offset int, message string) {
+	block, line, column := mr.at(offset)
+	mr.warn(RenderWarning{Block: block, Line: line, Column: column, Message: message})
 }
 
 // contentBlockTag renders {{content_blocks.${name}}}; the pre-pass writes
@@ -133,46 +172,56 @@ func (t *Template) RenderWith(vars map[string]any, opts RenderOptions) (string, 
 	maps.Copy(withState, vars)
 	warn := opts.Warn
 	if warn == nil {
-		warn = func(string, string) {}
+		warn = func(RenderWarning) {}
 	}
-	withState[messageKey] = &messageRender{ctx: opts.Context, cc: opts.ConnectedContent, blocks: opts.ContentBlocks, warn: warn}
+	withState[messageKey] = &messageRender{ctx: opts.Context, cc: opts.ConnectedContent, blocks: opts.ContentBlocks, warn: warn,
+		within: []renderFrame{{source: t.source}}}
 	return t.Render(withState)
 }
 
 // renderContentBlock renders a Content Block in the caller's scope, like
 // an include: it sees what the message assigned so far, and what it
 // assigns (a :save among them) stays for the rest of the message.
-func (e *Engine) renderContentBlock(w io.Writer, ctx render.Context, mr *messageRender, name string) error {
-	source := "content block " + name
+func (e *Engine) renderContentBlock(w io.Writer, ctx render.Context, mr *messageRender, ref contentBlockSource) error {
+	name := ref.name
 	src, ok := mr.blocks[name]
 	switch {
 	case !ok:
-		mr.warn(source, fmt.Sprintf("there is no Content Block named %q (give --content-blocks DIR holding %s.liquid); it renders empty", name, name))
+		mr.warnAt(ref.offset, fmt.Sprintf("there is no Content Block named %q (give --content-blocks DIR holding %s.liquid); it renders empty", name, name))
 		return nil
-	case mr.blockDepth >= maxBlockDepth:
-		mr.warn(source, fmt.Sprintf("Content Blocks nest one level deep in Braze; %q is a third level and renders empty", name))
+	case len(mr.within) > maxBlockDepth:
+		mr.warnAt(ref.offset, fmt.Sprintf("Content Blocks nest one level deep in Braze; %q is a third level and renders empty", name))
 		return nil
 	}
 	t, ok := mr.parsed[name]
 	if !ok {
 		if len(src) > maxContentBlock {
-			mr.warn(source, fmt.Sprintf("the block is %d bytes; Braze allows 50 KB", len(src)))
+			mr.warn(RenderWarning{Block: name, Message: fmt.Sprintf("the block is %d bytes; Braze allows 50 KB", len(src))})
 		}
 		var problems []Problem
 		if t, problems = e.Parse(src, Options{}); len(problems) > 0 {
-			return fmt.Errorf("%s:%s", source, problemsAt(src, problems[:1]))
+			line, column := diag.LineCol(src, problems[0].Offset)
+			return &RenderError{Block: name, Line: line, Column: column, Message: problems[0].Message}
 		}
 		if mr.parsed == nil {
 			mr.parsed = map[string]*Template{}
 		}
 		mr.parsed[name] = t
 	}
-	mr.blockDepth++
-	defer func() { mr.blockDepth-- }()
+	mr.within = append(mr.within, renderFrame{block: name, source: src})
+	defer func() { mr.within = mr.within[:len(mr.within)-1] }()
 	scope := newScoped(ctx.Bindings())
 	scope.bindLiterals(t)
 	defer scope.restore()
-	return renderHere(w, ctx, t)
+	err := renderHere(w, ctx, t)
+	if _, abort := causeOf(err).(*AbortError); err == nil || abort {
+		return err
+	}
+	located := t.renderError(err).(*RenderError)
+	if located.Block == "" { // not one of a block inside this one
+		located.Block = name
+	}
+	return located
 }
 
 // connectedOptions are connected_content's documented options; true for
@@ -185,6 +234,7 @@ var connectedOptions = map[string]bool{
 // connectedSpec is one connected_content tag, compiled.
 type connectedSpec struct {
 	raw                string // the tag's argument text, as written (for messages)
+	offset             int    // where raw starts in the user's source
 	url, headers, body *Template
 	method             string
 	contentType        string
@@ -256,7 +306,7 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\
 func (e *Engine) compileConnected(src connectedSource) (*connectedSpec, []Problem, []Problem, []Ref) {
 	var problems, warnings []Problem
 	var refs []Ref
-	spec := &connectedSpec{raw: src.raw, method: http.MethodGet}
+	spec := &connectedSpec{raw: src.raw, offset: src.offset, method: http.MethodGet}
 	problem := func(off int, format string, a ...any) {
 		problems = append(problems, Problem{src.offset + off, fmt.Sprintf(format, a...)})
 	}
@@ -419,17 +469,15 @@ func messageTagOnly(tag string) string {
 
 func (e *Engine) addMessageTags() {
 	e.cfg.AddTag(contentBlockTag, func(args string) (renderer, error) {
-		name, err := strconv.Unquote(strings.TrimSpace(args))
-		if err != nil {
-			return nil, fmt.Errorf("content block name %s: %w", args, err)
-		}
+		literal := strings.TrimSpace(args)
 		return func(w io.Writer, ctx render.Context) error {
+			ref, _ := ctx.Get(literal).(contentBlockSource)
 			if mr, _ := ctx.Get(messageKey).(*messageRender); mr != nil && mr.blocks != nil {
-				return e.renderContentBlock(w, ctx, mr, name)
+				return e.renderContentBlock(w, ctx, mr, ref)
 			}
 			// no Content Blocks to render: the variable, as bound
 			blocks, _ := ctx.Get("content_blocks").(map[string]any)
-			_, err := io.WriteString(w, liquidString(blocks[name]))
+			_, err := io.WriteString(w, liquidString(blocks[ref.name]))
 			return err
 		}, nil
 	})
@@ -460,6 +508,7 @@ func (s *connectedSpec) render(w io.Writer, ctx render.Context) error {
 	vars := ctx.Bindings()
 	call := ConnectedCall{Method: s.method, ContentType: s.contentType, BasicAuth: s.basicAuth,
 		AuthCredentials: s.authCr, CacheMaxAge: s.cacheMaxAge, NoCache: s.noCache, Retry: s.retry, Save: s.save}
+	call.Block, call.Line, call.Column = mr.at(s.offset + len(s.raw) - len(strings.TrimLeft(s.raw, " \t\r\n"))) // at its URL
 	var err error
 	if call.URL, err = s.url.Render(vars); err != nil {
 		return fmt.Errorf("connected_content URL: %w", err)

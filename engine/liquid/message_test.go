@@ -104,6 +104,7 @@ func TestConnectedContentCall(t *testing.T) {
 		Headers:     [][2]string{{"Content-Type", "application/json"}, {"X-Tier", "Gold"}},
 		Body:        "\n{\"user_id\":\"u&1\",\"take\":1000}\n",
 		ContentType: "application/json", BasicAuth: "sessionm_connect", CacheMaxAge: 900 * time.Second, Retry: true, Save: "wallet",
+		Line: 5, Column: 6, // its URL
 	}
 	if len(*calls) != 1 || !reflect.DeepEqual((*calls)[0], want) {
 		t.Errorf("calls %+v\nwant %+v", *calls, want)
@@ -301,9 +302,9 @@ func TestContentBlocksInPlace(t *testing.T) {
 		{"untaken branch: no call", `{% if show %}{{content_blocks.${promo}}}{% endif %}|{{promo.code}}`, nil, "|", 0, nil, ""},
 		{"trim markers", "a  {{- content_blocks.${third} -}}  b", nil, "aneverb", 0, nil, ""},
 		{"one level of nesting, not two", `{{content_blocks.${outer}}}`, nil, "[()]", 0,
-			[]string{`content block third: Content Blocks nest one level deep in Braze; "third" is a third level and renders empty`}, ""},
-		{"missing block", `<{{content_blocks.${nope}}}>`, nil, "<>", 0,
-			[]string{`content block nope: there is no Content Block named "nope" (give --content-blocks DIR holding nope.liquid); it renders empty`}, ""},
+			[]string{`inner:1:2: Content Blocks nest one level deep in Braze; "third" is a third level and renders empty`}, ""},
+		{"missing block", "<\n <{{content_blocks.${nope}}}>", nil, "<\n <>", 0,
+			[]string{`:2:3: there is no Content Block named "nope" (give --content-blocks DIR holding nope.liquid); it renders empty`}, ""},
 		{"abort in a block", `x{{content_blocks.${quit}}}`, nil, "", 0, nil, "the message was aborted: from a block"},
 		{"a block that does not parse", `{{content_blocks.${broken}}}`, nil, "", 0, nil, `content block broken:2:8: unknown filter "upcas"`},
 	}
@@ -312,7 +313,9 @@ func TestContentBlocksInPlace(t *testing.T) {
 			cc, calls := answer(ConnectedAnswer{Answered: true, Status: 200, Body: []byte(`{"code":"P1"}`)})
 			var warnings []string
 			out, err := parseMessage(t, tt.src).RenderWith(tt.vars, RenderOptions{ConnectedContent: cc, ContentBlocks: blocks,
-				Warn: func(source, msg string) { warnings = append(warnings, source+": "+msg) }})
+				Warn: func(w RenderWarning) {
+					warnings = append(warnings, fmt.Sprintf("%s:%d:%d: %s", w.Block, w.Line, w.Column, w.Message))
+				}})
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Errorf("error %v, want %q", err, tt.err)
@@ -364,5 +367,39 @@ func TestConnectedContentErrorQuotesTheTag(t *testing.T) {
 	_, err := parseMessage(t, `{% connected_content https://x.test/{{ 1 | divided_by: 0 }} :save r %}`).RenderWith(nil, RenderOptions{ConnectedContent: cc})
 	if err == nil || strings.Contains(err.Error(), "0x") || !strings.Contains(err.Error(), "https://x.test/") {
 		t.Errorf("error %v; want one quoting the tag as written", err)
+	}
+}
+
+// An error of a render says where the markup that failed is: in the
+// template, or in the Content Block it happened in, as written (before the
+// pre-pass rewrote either).
+func TestRenderErrorsArePlaced(t *testing.T) {
+	blocks := map[string]string{
+		"bad":   "foot\n  {{ 1 | divided_by: zero }}",
+		"outer": "x\n{{content_blocks.${bad}}}",
+		"call":  "\n {% connected_content https://x.test/{{ 1 | divided_by: zero }} %}",
+	}
+	tests := []struct {
+		name, src string
+		want      RenderError
+	}{
+		{"in the template", "a\n b {{ 1 | divided_by: zero }}", RenderError{Line: 2, Column: 4}},
+		{"the same markup twice, the second fails", "{% if no %}{{ 1 | divided_by: zero }}{% endif %}\n{{ 1 | divided_by: zero }}", RenderError{Line: 2, Column: 1}},
+		{"after a liquid tag the pre-pass expands", "{% liquid\n  assign a = 1\n  echo a %}\n{{ 1 | divided_by: zero }}", RenderError{Line: 4, Column: 1}},
+		{"after a comment", "<!-- a\nb -->{{ 1 | divided_by: zero }}", RenderError{Line: 2, Column: 6}},
+		{"inside a tag's template", "\n\n  {% connected_content https://x.test/{{ 1 | divided_by: zero }} %}", RenderError{Line: 3, Column: 3}},
+		{"in a block", "{{content_blocks.${bad}}}", RenderError{Block: "bad", Line: 2, Column: 3}},
+		{"in a block in a block", "{{content_blocks.${outer}}}", RenderError{Block: "bad", Line: 2, Column: 3}},
+		{"inside a block's tag", "{{content_blocks.${call}}}", RenderError{Block: "call", Line: 2, Column: 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cc, _ := answer(ConnectedAnswer{Answered: true, Status: 200, Body: []byte(`{}`)})
+			_, err := parseMessage(t, tt.src).RenderWith(map[string]any{"zero": 0}, RenderOptions{ConnectedContent: cc, ContentBlocks: blocks})
+			var got *RenderError
+			if !errors.As(err, &got) || got.Block != tt.want.Block || got.Line != tt.want.Line || got.Column != tt.want.Column || !strings.Contains(got.Message, "division by zero") {
+				t.Fatalf("error %#v (%v); want %s at %d:%d", got, err, tt.want.Block, tt.want.Line, tt.want.Column)
+			}
+		})
 	}
 }

@@ -144,7 +144,7 @@ func prepass(src string) (p prepared) {
 			copyText(len(src))
 			break
 		}
-		if !isTag && p.contentBlock(&out, src, next, end) {
+		if !isTag && p.contentBlock(&out, src, next, end, before.original) {
 			i = end + 2
 			continue
 		}
@@ -386,11 +386,12 @@ func abortReason(arg string) (string, bool) {
 var contentBlockRE = regexp.MustCompile(`^(-?)\s*content_blocks\.\$\{\s*([^}]+?)\s*\}\s*(-?)$`)
 
 // contentBlock rewrites {{content_blocks.${name}}} (src[open:end] without
-// the closing braces) into {% __content_block "name" %}: Braze inserts a
+// the closing braces) into {% __content_block LITERAL %}, the literal
+// holding the name and where it is written: Braze inserts a
 // Content Block where it stands, rendered with the message's variables at
 // that point, so the block is rendered in place (message.go), not read
 // as a variable.
-func (p *prepared) contentBlock(out *strings.Builder, src string, open, end int) bool {
+func (p *prepared) contentBlock(out *strings.Builder, src string, open, end int, original func(int) int) bool {
 	m := contentBlockRE.FindStringSubmatch(src[open+2 : end])
 	if m == nil {
 		return false
@@ -399,7 +400,7 @@ func (p *prepared) contentBlock(out *strings.Builder, src string, open, end int)
 	p.offsets.mark(openOut, open)
 	out.WriteString("{%" + m[1] + " ")
 	start := out.Len()
-	out.WriteString(contentBlockTag + " " + strconv.Quote(m[2]))
+	out.WriteString(contentBlockTag + " " + p.hoist(contentBlockSource{name: m[2], offset: original(open)}))
 	p.regions = append(p.regions, region{tag: true, content: out.String()[start:], start: start, open: openOut})
 	out.WriteString(" " + m[3] + "%}")
 	p.offsets.mark(out.Len(), end+2)

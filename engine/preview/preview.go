@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +40,9 @@ type Input struct {
 	Vars map[string]any
 	// ContentBlocks are Content Block bodies by name.
 	ContentBlocks map[string]string
+	// ContentBlocksDir is the folder they were read from, NAME.liquid
+	// each, to name in notes; "" names them "content block NAME".
+	ContentBlocksDir string
 }
 
 // Note is an error or a warning, placed in a source when it can be.
@@ -140,12 +144,16 @@ func (p *Previewer) Render(ctx context.Context, in Input) (res Result) {
 		blocks = map[string]string{} // a block reference is a missing block, not a variable
 	}
 	out, err := tpl.RenderWith(r.bindings(), liquid.RenderOptions{Context: ctx, ConnectedContent: r.connect, ContentBlocks: blocks,
-		Warn: func(source, msg string) { r.warn(source, "%s", msg) }})
+		Warn: func(w liquid.RenderWarning) { r.warnAt(w.Block, w.Line, w.Column, "%s", w.Message) }})
 	if abort, ok := err.(*liquid.AbortError); ok {
 		res.Aborted, res.AbortReason = true, abort.Reason
 		if res.AbortReason == "" {
 			res.AbortReason = "{% abort_message %} called"
 		}
+		return res
+	}
+	if located, ok := err.(*liquid.RenderError); ok {
+		res.Errors = append(res.Errors, Note{File: r.file(located.Block), Line: located.Line, Column: located.Column, Message: located.Message})
 		return res
 	}
 	if err != nil {
@@ -165,6 +173,23 @@ func (r *run) note(file, src string, offset int, msg string) Note {
 
 func (r *run) warn(file, format string, a ...any) {
 	r.result.Warnings = append(r.result.Warnings, Note{File: file, Message: fmt.Sprintf(format, a...)})
+}
+
+// warnAt warns about a place in the template, or in the Content Block
+// block ("" for the template); line 0 is no place.
+func (r *run) warnAt(block string, line, column int, format string, a ...any) {
+	r.result.Warnings = append(r.result.Warnings, Note{File: r.file(block), Line: line, Column: column, Message: fmt.Sprintf(format, a...)})
+}
+
+// file names the template, or one of its Content Blocks, in notes.
+func (r *run) file(block string) string {
+	switch {
+	case block == "":
+		return r.in.TemplateName
+	case r.in.ContentBlocksDir != "":
+		return filepath.Join(r.in.ContentBlocksDir, block+".liquid")
+	}
+	return "content block " + block
 }
 
 // bindings builds the variables Braze gives a message.
@@ -213,10 +238,10 @@ func (r *run) bindings() map[string]any {
 func (r *run) connect(ctx context.Context, call liquid.ConnectedCall) liquid.ConnectedAnswer {
 	req := Request(call)
 	if call.AuthCredentials != "" {
-		r.warn(r.in.TemplateName, "connected_content :auth_credentials %s is not previewed: the call is made without its headers", call.AuthCredentials)
+		r.warnAt(call.Block, call.Line, call.Column, "connected_content :auth_credentials %s is not previewed: the call is made without its headers", call.AuthCredentials)
 	}
 	if call.Method == http.MethodPost && call.CacheMaxAge > 0 && !call.NoCache {
-		r.warn(r.in.TemplateName, "connected_content POST %s is cached by its URL alone: for %s every user whose call has this URL gets the same answer, whatever the body", call.URL, cacheAge(call.CacheMaxAge))
+		r.warnAt(call.Block, call.Line, call.Column, "connected_content POST %s is cached by its URL alone: for %s every user whose call has this URL gets the same answer, whatever the body", call.URL, cacheAge(call.CacheMaxAge))
 	}
 	out := r.p.client.Do(ctx, req, connected.Options{CacheMaxAge: call.CacheMaxAge, NoCache: call.NoCache, Retry: call.Retry, BasicAuth: call.BasicAuth})
 	r.result.Calls = append(r.result.Calls, out.Call)
@@ -226,13 +251,13 @@ func (r *run) connect(ctx context.Context, call liquid.ConnectedCall) liquid.Con
 			// {{endpoint_connect}}/offers/... with no endpoint_connect
 			hint = " (is a variable in the URL unset? the sandbox sets endpoint_connect and endpoint_core; give others with --vars)"
 		}
-		r.warn(r.in.TemplateName, "connected_content %s %s: %s%s; nothing is inserted", call.Method, call.URL, out.Call.Error, hint)
+		r.warnAt(call.Block, call.Line, call.Column, "connected_content %s %s: %s%s; nothing is inserted", call.Method, call.URL, out.Call.Error, hint)
 	}
 	if out.Response == nil {
 		return liquid.ConnectedAnswer{Abort: out.Abort}
 	}
 	if out.Response.Status == http.StatusNotFound {
-		r.warn(r.in.TemplateName, "connected_content %s %s answered 404, which Braze renders as nothing", call.Method, call.URL)
+		r.warnAt(call.Block, call.Line, call.Column, "connected_content %s %s answered 404, which Braze renders as nothing", call.Method, call.URL)
 	}
 	return liquid.ConnectedAnswer{Answered: true, Status: out.Response.Status, Body: out.Response.Body}
 }
