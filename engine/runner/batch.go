@@ -706,23 +706,35 @@ func leaveOutDelivered(req *engine.Request, delivered map[string][]json.RawMessa
 	left, changed := 0, false
 	for _, array := range trackArrays {
 		list, _ := body[array].([]any)
-		taken := map[string]int{}
-		for _, raw := range delivered[array] {
-			taken[canonicalJSON(raw)]++
+		// what Braze took whole that no object of the request renders as
+		unmatched := slices.Clone(delivered[array])
+		keys := make([]string, len(unmatched))
+		for i, raw := range unmatched {
+			keys[i] = canonicalJSON(raw)
 		}
 		var kept []any
 		for _, object := range list {
 			raw, err := jsonval.Encode(object, 0)
-			if key := canonicalJSON(raw); err == nil && taken[key] > 0 {
-				taken[key]--
+			if i := slices.Index(keys, canonicalJSON(raw)); err == nil && i >= 0 {
+				unmatched, keys = slices.Delete(unmatched, i, i+1), slices.Delete(keys, i, i+1)
 				changed = true
 				continue
 			}
 			kept = append(kept, object)
 		}
+		applied := delivered[array+inPartSuffix]
+		if array == "attributes" {
+			// An attributes object Braze took whole and the pipeline has
+			// changed since (a field added, renamed or rendered otherwise):
+			// the fields that render the same were applied, an inc among
+			// them, and are left out one by one as for an object applied in
+			// part. Sent whole, renaming one field counted an inc twice (a
+			// QA run).
+			applied = append(unmatched, applied...)
+		}
 		fewerFields := false
-		if inPart := delivered[array+inPartSuffix]; len(inPart) > 0 {
-			kept, fewerFields = leaveOutApplied(kept, inPart)
+		if len(applied) > 0 {
+			kept, fewerFields = leaveOutApplied(kept, applied)
 			changed = changed || fewerFields
 		}
 		left += len(kept)
@@ -743,9 +755,10 @@ func leaveOutDelivered(req *engine.Request, delivered map[string][]json.RawMessa
 }
 
 // leaveOutApplied takes out of each object the fields that render as
-// those of an object of the same user Braze applied in part (each applied
-// one serves one object), and the object if no field but its user's is
-// left. It reports whether it took any out.
+// those of an object of the same user Braze applied (in part, or whole
+// before the pipeline changed; each applied one serves one object), and
+// the object if no field but its user's is left. It reports whether it
+// took any out.
 func leaveOutApplied(objects []any, applied []json.RawMessage) (kept []any, changed bool) {
 	var partly []map[string]any
 	for _, raw := range applied {
@@ -757,11 +770,21 @@ func leaveOutApplied(objects []any, applied []json.RawMessage) (kept []any, chan
 	}
 	for _, object := range objects {
 		o, ok := object.(map[string]any)
-		match := -1
+		// the applied object of the same user that shares the most
+		// fields with it: a user's objects may come in another order now
+		match, most := -1, -1
 		for i, p := range partly {
-			if ok && sameUser(o, p) {
-				match = i
-				break
+			if !ok || !sameUser(o, p) {
+				continue
+			}
+			shared := 0
+			for k, v := range o {
+				if pv, ok := p[k]; ok && !slices.Contains(trackUserFields, k) && sameJSON(v, pv) {
+					shared++
+				}
+			}
+			if shared > most {
+				match, most = i, shared
 			}
 		}
 		if match < 0 {

@@ -60,6 +60,25 @@ func TestLeaveOutDelivered(t *testing.T) {
 			`{"attributes":[{"external_id":"u1","points":{"inc":5}},{"external_id":"u1","points":{"inc":5}}]}`,
 			map[string][]string{"attributes" + inPartSuffix: {`{"external_id":"u1","points":{"inc":5},"country":"Spain"}`}},
 			true, `{"attributes":[{"external_id":"u1","points":{"inc":5}}]}`},
+		// Braze took the whole attributes object, and the pipeline was
+		// edited before the replay: what renders the same was applied, the
+		// increment among it (a QA run: a renamed field sent it again).
+		{"taken whole, a field renamed since: only that field goes",
+			`{"attributes":[{"external_id":"u1","visits":{"inc":1},"labels":{"add":["qa"]}}],"events":[{"external_id":"u1","name":"b"}]}`,
+			map[string][]string{"attributes": {`{"external_id":"u1","visits":{"inc":1},"tags":{"add":["qa"]}}`}},
+			true, `{"attributes":[{"external_id":"u1","labels":{"add":["qa"]}}],"events":[{"external_id":"u1","name":"b"}]}`},
+		{"taken whole, rendered otherwise for another user: sent whole",
+			`{"attributes":[{"external_id":"u2","visits":{"inc":1}}]}`,
+			map[string][]string{"attributes": {`{"external_id":"u1","visits":{"inc":1}}`}},
+			true, `{"attributes":[{"external_id":"u2","visits":{"inc":1}}]}`},
+		{"one taken whole, one taken in part, both edited",
+			`{"attributes":[{"external_id":"u1","visits":{"inc":1},"tier":"gold"},{"external_id":"u1","points":{"inc":5},"country":"ES"}]}`,
+			map[string][]string{"attributes": {`{"external_id":"u1","visits":{"inc":1}}`}, "attributes" + inPartSuffix: {`{"external_id":"u1","points":{"inc":5},"country":"Spain"}`}},
+			true, `{"attributes":[{"external_id":"u1","tier":"gold"},{"external_id":"u1","country":"ES"}]}`},
+		{"two of one user in another order: each matched by what it shares",
+			`{"attributes":[{"external_id":"u1","points":{"inc":5},"country":"ES"},{"external_id":"u1","visits":{"inc":1},"tier":"gold"}]}`,
+			map[string][]string{"attributes": {`{"external_id":"u1","visits":{"inc":1}}`}, "attributes" + inPartSuffix: {`{"external_id":"u1","points":{"inc":5},"country":"Spain"}`}},
+			true, `{"attributes":[{"external_id":"u1","country":"ES"},{"external_id":"u1","tier":"gold"}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
