@@ -10,14 +10,17 @@ import (
 
 // AnswerError is a lookup whose peer answered, but not with what the step
 // needs: an error (Err, the connection's reading of the answer) or, from
-// an endpoint that answers JSON, a body that is not JSON. Error is the
+// an endpoint that answers JSON, a body that is not JSON or not what the
+// endpoint answers. Error is the
 // whole story, for the log, dead letters and dry-run; Brief is what an
 // outside caller is told (CallerText).
 type AnswerError struct {
-	Conn    string
-	Status  int
-	NotJSON bool
-	Err     error
+	Conn   string
+	Status int
+	// Unexpected says what is wrong with a 2xx that is not what the
+	// endpoint answers ("with a body that is not JSON"); "" for an error.
+	Unexpected string
+	Err        error
 }
 
 func (e *AnswerError) Error() string { return e.Err.Error() }
@@ -28,8 +31,8 @@ func (e *AnswerError) Unwrap() error { return e.Err }
 func (e *AnswerError) Brief() string {
 	code := spec.CodeOf(e.Err)
 	switch {
-	case e.NotJSON:
-		return fmt.Sprintf("%s answered HTTP %d with a body that is not JSON", e.Conn, e.Status)
+	case e.Unexpected != "":
+		return fmt.Sprintf("%s answered HTTP %d %s", e.Conn, e.Status, e.Unexpected)
 	case code != "" && e.Status >= 200 && e.Status < 300:
 		return fmt.Sprintf("%s answered status error: %s", e.Conn, code)
 	case code != "":

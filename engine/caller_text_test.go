@@ -31,7 +31,7 @@ func TestCallerText(t *testing.T) {
 			&AnswerError{Conn: "braze", Status: 400, Err: quoted},
 			"step u: braze answered HTTP 400"},
 		{"not JSON",
-			&AnswerError{Conn: "connect", Status: 200, NotJSON: true, Err: spec.Retryable(errors.New("connect answered HTTP 200 with a body that is not JSON, where get_user answers JSON: <html>/priv/v1/apps/core-key</html>"))},
+			&AnswerError{Conn: "connect", Status: 200, Unexpected: "with a body that is not JSON", Err: spec.Retryable(errors.New("connect answered HTTP 200 with a body that is not JSON, where get_user answers JSON: <html>/priv/v1/apps/core-key</html>"))},
 			"step u: connect answered HTTP 200 with a body that is not JSON"},
 		{"no answer",
 			&NoAnswerError{Method: "GET", URL: "http://h/priv/v1/apps/core-key/users/x", Err: errors.New("connection refused")},

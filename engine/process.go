@@ -268,8 +268,18 @@ func (p *Pipeline) runStep(ctx context.Context, st *Step, env map[string]any, ca
 		return res
 	}
 	v, err := jsonval.Decode(resp.Body)
+	unexpected := ""
 	switch {
-	case err == nil:
+	case err != nil:
+		unexpected = "with a body that is not JSON"
+	case st.Call.Endpoint != nil && st.Call.Endpoint.CheckAnswer != nil:
+		// JSON, but not the peer's answer (a stub's or a proxy's {}):
+		// read as one, SessionM's {} became an empty wallet that Braze
+		// showed and the cache kept over the good copy (a QA run).
+		unexpected = st.Call.Endpoint.CheckAnswer(v)
+	}
+	switch {
+	case unexpected == "":
 		res.Value = v
 	case st.Call.Endpoint != nil && st.Call.Endpoint.ReadOnly:
 		// SessionM's and Braze's endpoints answer JSON. A 2xx that is not
@@ -281,8 +291,10 @@ func (p *Pipeline) runStep(ctx context.Context, st *Step, env map[string]any, ca
 		// acted on a 2xx, so its step goes on with the text, as before:
 		// asked again, it would act twice.
 		excerpt := spec.Excerpt([]byte(st.Call.masker.String(string(resp.Body))))
-		res.Err = &AnswerError{Conn: st.Call.Conn.Name, Status: resp.Status, NotJSON: true,
-			Err: spec.Retryable(fmt.Errorf("%s answered HTTP %d with a body that is not JSON, where %s answers JSON: %s", st.Call.Conn.Name, resp.Status, st.Call.Endpoint.Name, excerpt))}
+		res.Err = &AnswerError{Conn: st.Call.Conn.Name, Status: resp.Status, Unexpected: unexpected,
+			Err: spec.Retryable(fmt.Errorf("%s answered HTTP %d %s, where %s answers JSON: %s", st.Call.Conn.Name, resp.Status, unexpected, st.Call.Endpoint.Name, excerpt))}
+	case err == nil:
+		res.Value = v // an endpoint that changes something acted on the 2xx
 	default:
 		res.Value = string(resp.Body) // a raw call may read text
 	}

@@ -313,6 +313,12 @@ func TestLookupAnswerThatIsNotJSON(t *testing.T) {
 		{200, "<html><body>upstream proxy error</body></html>", "sessionm_connect answered HTTP 200 with a body that is not JSON, where get_user_offers answers JSON: <html><body>upstream proxy error</body></html>"},
 		{204, "", "sessionm_connect answered HTTP 204 with a body that is not JSON, where get_user_offers answers JSON: (empty body)"},
 		{200, `{"status":"ok","payload":`, "answered HTTP 200 with a body that is not JSON"},
+		// JSON, but not SessionM's envelope: an empty wallet read from a
+		// stub's {} was cached over the good copy (a QA run).
+		{200, `{}`, `sessionm_connect answered HTTP 200 without SessionM's "status":"ok", where get_user_offers answers JSON: {}`},
+		{200, `null`, `answered HTTP 200 without SessionM's "status":"ok"`},
+		{200, `{"status":"pending","payload":{"user_offers":[]}}`, `answered HTTP 200 without SessionM's "status":"ok"`},
+		{200, `[1,2,3]`, `answered HTTP 200 without SessionM's "status":"ok"`},
 	} {
 		out := pl.Evaluate(context.Background(), ev, &stubCaller{status: tc.status, body: tc.body}, testNow)
 		if out.Err == nil || !strings.Contains(out.Err.Error(), tc.want) {

@@ -49,6 +49,7 @@ var Core = &spec.ConnectionType{
 			Name:           "get_user",
 			Doc:            "a customer profile by SessionM user id (sessionm.md §3)",
 			ReadOnly:       true,
+			CheckAnswer:    statusOK,
 			Method:         http.MethodGet,
 			Path:           "/priv/v1/apps/{api_key}/users/{user_id}",
 			FromConnection: map[string]string{"api_key": "api_key"},
@@ -60,6 +61,18 @@ var Core = &spec.ConnectionType{
 	ResponseError:    envelope{}.read,
 	ResponseErrorFor: readerFor,
 	HTTPSOnly:        true, // sessionm.md §1: HTTPS_ONLY
+}
+
+// statusOK checks a read's 2xx answer for SessionM's envelope,
+// "status":"ok" (Core and Connect offers alike, sessionm.md §1, C): one
+// without it (null, {}, a stub's page) holds no profile or wallet.
+func statusOK(v any) string {
+	if m, ok := v.(map[string]any); ok {
+		if status, ok := m["status"].(string); ok && strings.EqualFold(status, "ok") {
+			return ""
+		}
+	}
+	return `without SessionM's "status":"ok"`
 }
 
 // tagsBody: tags (one or more, C) and ttl in seconds (field C, unit I).
@@ -83,6 +96,7 @@ var Connect = &spec.ConnectionType{
 			Name:         "get_user_offers",
 			Doc:          "the offers in a user's wallet (sessionm.md §4)",
 			ReadOnly:     true, // a POST that only reads
+			CheckAnswer:  statusOK,
 			Method:       http.MethodPost,
 			Path:         "/offers/api/2.0/offers/get_user_offers",
 			ContentType:  "application/json",

@@ -138,6 +138,11 @@ type Endpoint struct {
 	// then a failed lookup, worth another try; from an endpoint that
 	// changes something the peer acted, and it is not asked again.
 	ReadOnly bool
+	// CheckAnswer, when set, says what is wrong with a 2xx JSON answer
+	// that is not what the endpoint answers ("" when it is): for a
+	// ReadOnly endpoint that is a failed lookup, as a body that is not
+	// JSON is.
+	CheckAnswer func(v any) string
 	// RatePool names the connection type's RateLimits entry this endpoint
 	// counts against; "" for none.
 	RatePool string
