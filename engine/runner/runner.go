@@ -79,7 +79,7 @@ type Runner struct {
 	lastLane  map[string]*lane // the newest lane of each pipeline name, removed ones too (under reloadMu)
 	lanesLive sync.WaitGroup   // launched lanes not yet done
 
-	storing   byPipeline[atomic.Int64]    // storingCount
+	storing   byPipeline[storingEvents]   // storingNow
 	unremoved byPipeline[unremovedEvents] // unremovedOf
 	govMu     sync.Mutex
 	governors map[string]*delivery.Governor // by connection (Key), kept across reloads
@@ -521,10 +521,34 @@ func (r *Runner) undelivered(pipeline string, lanes ...*lane) int {
 	return max(r.store.Depth(pipeline)-left, 0)
 }
 
-// storingCount counts the webhooks of pipeline being stored in the inbox,
-// for every version of the pipeline.
-func (r *Runner) storingCount(pipeline string) *atomic.Int64 {
-	return r.storing.get(pipeline, func() *atomic.Int64 { return new(atomic.Int64) })
+// storingNow are the webhooks of pipeline being stored in the inbox, for
+// every version of the pipeline.
+func (r *Runner) storingNow(pipeline string) *storingEvents {
+	return r.storing.get(pipeline, func() *storingEvents { return &storingEvents{ids: map[string]int{}} })
+}
+
+// storingEvents are webhooks being stored: how many, and their ids.
+type storingEvents struct {
+	count atomic.Int64
+	mu    sync.Mutex
+	ids   map[string]int
+}
+
+// enter notes that a webhook with id is being stored, and reports whether
+// another one with that id was already.
+func (s *storingEvents) enter(id string) (repeat bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ids[id]++
+	return s.ids[id] > 1
+}
+
+func (s *storingEvents) leave(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ids[id]--; s.ids[id] <= 0 {
+		delete(s.ids, id)
+	}
 }
 
 // Depth is how many events of pipeline wait in the inbox.

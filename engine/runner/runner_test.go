@@ -809,6 +809,41 @@ func TestBackpressureUnderConcurrency(t *testing.T) {
 	}
 }
 
+// Copies of one event sent at once (a Braze retry storm) are repeats, not
+// more events: counted as on their way into the inbox, 39 of 50 were told
+// "inbox full" at --max-inbox 10 with one event queued (a QA run).
+func TestConcurrentRepeatsDoNotFillTheInbox(t *testing.T) {
+	const limit, copies = 3, 40
+	h := start(t, setup{opts: func(o *runner.Options) { o.MaxInbox = limit }})
+	h.control("POST", "/faults", `{"emulator":"braze","latency":"1s"}`)
+	for round := range 3 {
+		var wg sync.WaitGroup
+		var stored, repeats atomic.Int32
+		id := fmt.Sprintf("storm-%d", round)
+		for range copies {
+			wg.Go(func() {
+				a := h.post("/hooks/sessionm/offers", offerEvent(id, "u-1001"), map[string]string{"Authorization": hookAuth})
+				switch {
+				case a.status == 200 && strings.Contains(a.body, `"duplicate":true`):
+					repeats.Add(1)
+				case a.status == 200:
+					stored.Add(1)
+				default:
+					t.Errorf("copy of %s: %d %s; want 200", id, a.status, a.body)
+				}
+			})
+		}
+		wg.Wait()
+		if stored.Load() != 1 || repeats.Load() != copies-1 {
+			t.Fatalf("%s: %d stored, %d repeats of %d copies; want 1 and the rest repeats", id, stored.Load(), repeats.Load(), copies)
+		}
+	}
+	h.drained()
+	if n := len(h.messages("u-1001")); n != 3 {
+		t.Fatalf("%d messages for 3 events", n)
+	}
+}
+
 func TestRetriesThenDelivers(t *testing.T) {
 	h := start(t, setup{})
 	h.control("POST", "/faults", `{"emulator":"braze","error_ratio":1,"count":2}`)
