@@ -1,6 +1,8 @@
 package liquid
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	osteele "github.com/osteele/liquid"
@@ -47,4 +49,21 @@ func BenchmarkRender300B(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkParseLongTemplate parses messages of 1,000 and 8,000 lines with
+// a {{ }} each: the time per line should stay flat (a search from every
+// markup to the end for an HTML comment made it grow with the length).
+func BenchmarkParseLongTemplate(b *testing.B) {
+	for _, lines := range []int{1000, 8000} {
+		src := strings.Repeat("<p>Hello {{ first_name | default: 'friend' }}</p>\n", lines) + "<!-- end -->"
+		b.Run(fmt.Sprintf("%d lines", lines), func(b *testing.B) {
+			for b.Loop() {
+				if _, problems := NewEngine().Parse(src, Options{}); len(problems) > 0 {
+					b.Fatal(problems)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64(lines), "µs/line")
+		})
+	}
 }
