@@ -33,8 +33,10 @@ var playgroundFiles embed.FS
 const (
 	// maxRenderBody bounds a render request: the editors' text.
 	maxRenderBody = 1 << 20
-	// renderTimeout bounds one preview, Connected Content calls included.
-	renderTimeout = 10 * time.Second
+	// renderTimeout bounds one preview, Connected Content calls included:
+	// time for a :retry call to an endpoint that never answers to use its
+	// six tries of 2 s, as engine render does, and abort the message.
+	renderTimeout = 20 * time.Second
 	// playgroundCSP lets the page run its own script and nothing else: no
 	// inline script, no other site. The HTML view is a srcdoc iframe,
 	// sandboxed without allow-scripts, which inherits this policy: inline

@@ -209,7 +209,8 @@ func (c *Client) Do(ctx context.Context, req Request, opts Options) Outcome {
 			break
 		}
 	}
-	if ctx.Err() != nil && failed(resp, err) {
+	cut := ctx.Err() != nil && (err != nil || failed(resp, err))
+	if cut {
 		// stopped between attempts by the preview's own limit
 		resp, err = Response{}, finalError{fmt.Errorf("the preview stopped waiting for the answer (%v)", context.Cause(ctx))}
 	}
@@ -218,10 +219,18 @@ func (c *Client) Do(ctx context.Context, req Request, opts Options) Outcome {
 	if err == nil {
 		out.Call.Status, out.Call.Bytes = resp.Status, len(resp.Body)
 	}
-	if opts.Retry && failed(resp, err) {
+	switch {
+	case opts.Retry && failed(resp, err):
 		reason := describeFailure(resp, err)
 		out.Call.Error = reason
 		out.Abort = fmt.Sprintf("connected_content %s failed %d times (%s)", shown, call.Attempts, reason)
+		return out
+	case opts.Retry && cut:
+		// Shown as sent with nothing inserted, a message Braze would
+		// abort after its last try looked fine (a QA run: a 10 s preview
+		// of an endpoint that times out).
+		out.Call.Error = describeFailure(resp, err)
+		out.Abort = fmt.Sprintf("connected_content %s failed %d times before the preview stopped waiting; Braze tries %d times in all and aborts the message if every try fails", shown, call.Attempts, MaxRetries+1)
 		return out
 	}
 	if err != nil {
@@ -256,7 +265,7 @@ type finalError struct{ error }
 
 func (e finalError) Unwrap() error { return e.error }
 
-var errTooLarge = finalError{fmt.Errorf("the response is larger than Braze's %d-byte limit, so nothing is inserted", MaxBody)}
+var errTooLarge = finalError{fmt.Errorf("the response is larger than Braze's %d-byte limit", MaxBody)}
 
 func (c *Client) fetchOnce(parent context.Context, req Request) (Response, error) {
 	ctx, cancel := context.WithTimeout(parent, c.timeout)
@@ -271,7 +280,7 @@ func (c *Client) fetchOnce(parent context.Context, req Request) (Response, error
 		err = ctx.Err()
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return Response{}, fmt.Errorf("no answer within %s (Braze's timeout), so nothing is inserted", c.timeout)
+		return Response{}, fmt.Errorf("no answer within %s (Braze's timeout)", c.timeout)
 	}
 	if err != nil {
 		return Response{}, err

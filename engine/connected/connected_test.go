@@ -649,8 +649,9 @@ type fetchFunc func(ctx context.Context, req Request) (Response, error)
 func (f fetchFunc) Fetch(ctx context.Context, req Request) (Response, error) { return f(ctx, req) }
 
 // When the preview's own deadline runs out (the playground bounds a
-// render), the call reports that, not Braze's timeout, and :retry does
-// not abort the message over it.
+// render), the call reports that, not Braze's timeout; with :retry the
+// message is shown aborted, saying so: shown sent with nothing inserted,
+// a message Braze would abort looked fine (a QA run).
 func TestPreviewDeadlineIsNotBrazeTimeout(t *testing.T) {
 	slow := fetchFunc(func(ctx context.Context, _ Request) (Response, error) {
 		<-ctx.Done()
@@ -662,7 +663,7 @@ func TestPreviewDeadlineIsNotBrazeTimeout(t *testing.T) {
 		c := NewClient(f, withBackoff(func(ctx context.Context, _ int) error { <-ctx.Done(); return ctx.Err() }))
 		out := c.Do(ctx, Request{Method: "GET", URL: "https://x.test/a"}, Options{Retry: true})
 		cancel()
-		if out.Abort != "" || out.Response != nil || !strings.Contains(out.Call.Error, "the preview stopped waiting") {
+		if !strings.Contains(out.Abort, "before the preview stopped waiting; Braze tries 6 times") || out.Response != nil || !strings.Contains(out.Call.Error, "the preview stopped waiting") {
 			t.Errorf("%s: %+v", name, out)
 		}
 	}
