@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -153,7 +154,18 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 				r.tooLarge(w, req, p)
 				return
 			}
-			writeError(w, http.StatusBadRequest, "reading the body: "+err.Error())
+			// The body did not come whole: the sender was slower than the
+			// listener's read timeout, or went away. Refused like any other
+			// webhook (such callers made others wait for body room, and
+			// were neither counted nor logged: a QA run), and without the
+			// error's words, which name the listener's sockets.
+			status, msg := http.StatusBadRequest, "the body ended before it was whole (the connection was cut, or it was shorter than its Content-Length); send it again"
+			var netErr net.Error
+			if errors.As(err, &netErr) && netErr.Timeout() {
+				status, msg = http.StatusRequestTimeout, "the body did not arrive within the time the engine gives one (a minute); send it again"
+			}
+			r.refuse(p, req, "body_unread", status)
+			writeError(w, status, msg)
 			return
 		}
 		if a := p.Source.Auth; a != nil && a.HMAC != nil && !authorized(a, req, body) {

@@ -3,7 +3,9 @@ package runner_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -128,4 +130,29 @@ func TestRefusedWebhooksAreLoggedOnceASecond(t *testing.T) {
 	if len(unauthorized) != 1 {
 		t.Errorf("unauthorized lines %v; want 1", unauthorized)
 	}
+}
+
+// A body cut short is refused like any other webhook, counted and logged,
+// and the answer does not name the listener's sockets (it said "reading
+// the body: read tcp 127.0.0.1:...: unexpected EOF" and counted nothing:
+// a QA run).
+func TestCutBodyIsRefusedAndLogged(t *testing.T) {
+	logs := &runner.LockedBuffer{}
+	h := start(t, setup{opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.engine.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /hooks/sessionm/offers HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"event_id\":", hookAuth)
+	conn.(*net.TCPConn).CloseWrite()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, _ := io.ReadAll(conn)
+	if !strings.HasPrefix(string(answer), "HTTP/1.1 400") || !strings.Contains(string(answer), "the body ended before it was whole") || strings.Contains(string(answer), "127.0.0.1") {
+		t.Fatalf("answer %q; want 400 saying the body ended, naming no socket", answer)
+	}
+	h.eventually("the refusal logged", func() bool {
+		lines := refusedLines(t, logs)
+		return len(lines) == 1 && lines[0]["reason"] == "body_unread" && lines[0]["status"] == float64(400)
+	})
 }
