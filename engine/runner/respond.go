@@ -92,6 +92,7 @@ type cached struct {
 // share, so a cold cache does not send SessionM one lookup per request.
 type flight struct {
 	done  chan struct{}
+	began time.Time
 	reply *engine.Reply
 	err   error
 }
@@ -200,7 +201,7 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 	if err == nil {
 		ctx, cancel := context.WithTimeout(req.Context(), resp.Deadline)
 		defer cancel()
-		reply, err = rs.shared(ctx, key, ev)
+		reply, err = rs.shared(ctx, key, ev, entry != nil && now.Sub(entry.stored) < c.TTL+c.Stale)
 	}
 	if err == nil {
 		writeReply(w, reply, "miss")
@@ -246,10 +247,19 @@ func (a *answerRecorder) WriteHeader(code int) {
 // shared evaluates once per key at a time and caches a 2xx answer. A
 // lookup answered 404 drops what the cache holds for key: the peer says
 // there is nothing to answer with, so no stale copy stands in for it.
-func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (*engine.Reply, error) {
+//
+// With a stale copy to stand in (haveStale), a caller does not wait on a
+// lookup already under way for longer than the deadline: it failed its
+// own callers, and a SessionM slower than deadline plus retry_wait held
+// a busy user's callers the whole deadline again every few seconds (a QA
+// run).
+func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event, haveStale bool) (*engine.Reply, error) {
 	rs.mu.Lock()
 	if f := rs.inflight[key]; f != nil {
 		rs.mu.Unlock()
+		if age := rs.r.clock.Now().Sub(f.began); haveStale && age >= rs.p.Respond.Deadline {
+			return nil, fmt.Errorf("the lookup for this key has been under way for %s, past the deadline: %w", age.Round(time.Millisecond), context.DeadlineExceeded)
+		}
 		select {
 		case <-f.done:
 			return f.reply, f.err
@@ -263,7 +273,7 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 		rs.mu.Unlock()
 		return nil, &busyError{lookups: cap(rs.slots)}
 	}
-	f := &flight{done: make(chan struct{})}
+	f := &flight{done: make(chan struct{}), began: rs.r.clock.Now()}
 	rs.inflight[key] = f
 	rs.mu.Unlock()
 
@@ -272,7 +282,7 @@ func (rs *responder) shared(ctx context.Context, key string, ev *engine.Event) (
 	// Its own timeout bounds how long it holds its slot once its callers
 	// are gone.
 	evalCtx, cancel := context.WithTimeout(context.Background(), cmp.Or(rs.p.Delivery.Timeout, engine.DefaultTimeout))
-	began := rs.r.clock.Now()
+	began := f.began
 	go func() {
 		defer cancel()
 		f.reply, f.err = rs.evaluate(evalCtx, ev)

@@ -328,6 +328,37 @@ func TestLateLookupWaitsBeforeTheNext(t *testing.T) {
 	}
 }
 
+// After retry_wait, a caller with a stale copy does not wait on a lookup
+// already late: with SessionM slower than deadline plus retry_wait, a
+// busy user's callers waited the whole deadline again every few seconds
+// (a QA run, SessionM at 30 s).
+func TestStaleCopyDoesNotWaitOnALateLookup(t *testing.T) {
+	url, delay, _ := slowConnect(t)
+	h := start(t, setup{sandbox: url, tweak: func(p *engine.Pipeline) {
+		if p.Respond != nil {
+			p.Respond.Deadline = time.Second
+			p.Respond.Cache.TTL = time.Nanosecond
+			p.Respond.Cache.RetryWait = 100 * time.Millisecond
+		}
+	}})
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
+		t.Fatalf("first: %d %v %s", a.status, a.header, a.body)
+	}
+	delay.Store(int64(5 * time.Second))
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "stale" {
+		t.Fatalf("late: %d %v %s; want the stale copy", a.status, a.header, a.body)
+	}
+	time.Sleep(200 * time.Millisecond) // past retry_wait; the lookup is still under way
+	began := time.Now()
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "stale" {
+		t.Fatalf("after retry_wait: %d %v %s; want the stale copy", a.status, a.header, a.body)
+	}
+	// At once, not after another second's deadline.
+	if took := time.Since(began); took > 500*time.Millisecond {
+		t.Errorf("the stale copy came after %v, waiting on the late lookup", took)
+	}
+}
+
 // A lookup under way across a comment-only reload replaces the answer the
 // new version carried over fresh, when that one is older than the lookup:
 // it stood, past its TTL (which is why the lookup ran), and the next
