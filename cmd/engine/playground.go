@@ -47,7 +47,7 @@ const (
 )
 
 func runPlayground(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("playground", "engine playground [--addr HOST:PORT] [--allow-remote] [--connected-content MODE] [--content-blocks DIR]",
+	fs := newFlagSet("playground", "engine playground [--addr HOST:PORT] [--allow-remote] [--connected-content MODE] [--content-blocks DIR] [--vars V.json]",
 		`Serves a web page for previewing Braze message templates. Edit a template,
 the user's attributes, the API trigger properties (and, folded away, the Canvas
 context and event properties) and the page shows, as you type, the message as
@@ -62,7 +62,8 @@ default, without a network; --connected-content fixtures DIR answers them from
 recorded files, and live makes real HTTP calls from this machine, with
 :basic_auth credentials from BRAZE_CREDENTIAL_NAME=user:password variables.
 Braze caches GET answers 5 minutes by URL, and so does the page: its Clear
-cache button forgets them.
+cache button forgets them. --vars gives every render more top-level
+variables, as for engine render (endpoint_connect for fixtures or live).
 
 Whoever reaches the page can render templates through it (and, with live,
 make HTTP calls from this machine), so it listens on loopback only unless
@@ -70,7 +71,8 @@ make HTTP calls from this machine), so it listens on loopback only unless
 	addr := fs.String("addr", "127.0.0.1:8090", "listen on `host:port` (port 0 picks a free one)")
 	var pf previewFlags
 	pf.register(fs)
-	allowRemote := fs.Bool("allow-remote", false, "allow an --addr that is not loopback: anyone who reaches it can render templates, and with live make HTTP calls from this machine")
+	varsFile := fs.String("vars", "", "JSON `file` of more top-level variables for every render, such as endpoint_connect (default: none)")
+	allowRemote := fs.Bool("allow-remote", false, "allow an --addr that is not loopback, and requests addressed to any host name: anyone who reaches it can render templates, and with live make HTTP calls from this machine")
 	positional, code, done := pf.parse(fs, args, stdout)
 	if done {
 		return code
@@ -89,6 +91,16 @@ make HTTP calls from this machine), so it listens on loopback only unless
 	if !*allowRemote && !loopbackHost(host) {
 		return fail(exitUsage, "--addr %s is not a loopback address: whoever reaches the page can render templates through it, and with --connected-content live make HTTP calls from this machine; use 127.0.0.1:PORT, or add --allow-remote if that is what you want", *addr)
 	}
+	var vars map[string]any
+	if *varsFile != "" {
+		raw, err := os.ReadFile(*varsFile)
+		if err == nil {
+			vars, err = decodeVars(raw)
+		}
+		if err != nil {
+			return fail(exitUsage, "--vars %s: %v", *varsFile, err)
+		}
+	}
 	ps, err := pf.open()
 	if err != nil {
 		return fail(exitUsage, "%v", err)
@@ -105,7 +117,7 @@ make HTTP calls from this machine), so it listens on loopback only unless
 	}
 	// A render may take renderTimeout; the rest keeps slow or silent
 	// clients from holding the listener.
-	srv := &http.Server{Handler: newPlaygroundHandler(ps.previewer, ps.blocks, exs, *allowRemote),
+	srv := &http.Server{Handler: newPlaygroundHandler(ps.previewer, ps.blocks, vars, exs, *allowRemote),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: renderTimeout + 20*time.Second, IdleTimeout: 2 * time.Minute}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -199,6 +211,7 @@ next:
 type playground struct {
 	previewer *preview.Previewer
 	blocks    map[string]string
+	vars      map[string]any // --vars, for every render
 	examples  []playgroundExample
 }
 
@@ -207,8 +220,8 @@ type playground struct {
 // answered: a site whose DNS name is pointed at 127.0.0.1 (DNS rebinding)
 // cannot drive the page. Cross-origin POSTs are refused either way, so
 // another site open in the browser cannot make calls through it.
-func newPlaygroundHandler(p *preview.Previewer, blocks map[string]string, exs []playgroundExample, allowRemote bool) http.Handler {
-	pg := &playground{previewer: p, blocks: blocks, examples: exs}
+func newPlaygroundHandler(p *preview.Previewer, blocks map[string]string, vars map[string]any, exs []playgroundExample, allowRemote bool) http.Handler {
+	pg := &playground{previewer: p, blocks: blocks, vars: vars, examples: exs}
 	if pg.examples == nil {
 		pg.examples = []playgroundExample{}
 	}
@@ -263,7 +276,7 @@ func (pg *playground) render(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf(`a render request is {"template": "...", "user": "...", ...}: %s`, jsonval.Problem(err))})
 		return
 	}
-	in := preview.Input{Template: req.Template, TemplateName: "template", UserName: "user", ContentBlocks: pg.blocks}
+	in := preview.Input{Template: req.Template, TemplateName: "template", UserName: "user", ContentBlocks: pg.blocks, Vars: pg.vars}
 	var problems []preview.Note
 	for _, e := range []struct {
 		name, text string

@@ -23,7 +23,7 @@ func newTestPlayground(t testing.TB) http.Handler {
 	}
 	t.Cleanup(closePreview)
 	exs, _ := loadExamples(examples.Templates)
-	return newPlaygroundHandler(p, nil, exs, false)
+	return newPlaygroundHandler(p, nil, nil, exs, false)
 }
 
 // serve sends one request to h, addressed as the browser addresses it,
@@ -279,5 +279,22 @@ func TestPlaygroundConnectedContentFlag(t *testing.T) {
 	}
 	if _, stderr, code := runEngine("playground", "--connected-content", "fixtures", "no/such/dir"); code != exitUsage || !strings.Contains(stderr, "no/such/dir/fixtures.yaml") {
 		t.Errorf("--connected-content fixtures no/such/dir: code %d, %q", code, stderr)
+	}
+}
+
+// --vars gives every render of the playground more top-level variables,
+// as engine render's does: the fixtures of the README's example need
+// endpoint_connect, which the page had no way to set (a QA run). The
+// user's attributes win over them.
+func TestPlaygroundVarsReachEveryRender(t *testing.T) {
+	p, closePreview, err := preview.Setup(preview.Mode{Name: "sandbox"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closePreview)
+	h := newPlaygroundHandler(p, nil, map[string]any{"endpoint_connect": "https://connect.test", "first_name": "Var"}, nil, false)
+	res := postRender(t, h, map[string]string{"template": "{{endpoint_connect}} {{${first_name}}}", "user": `{"first_name":"Ana"}`})
+	if len(res.Errors) > 0 || res.Output != "https://connect.test Ana" {
+		t.Errorf("output %q, errors %v; want the --vars value and the user's name", res.Output, res.Errors)
 	}
 }

@@ -247,7 +247,7 @@ func (r *run) connect(ctx context.Context, call liquid.ConnectedCall) liquid.Con
 	r.result.Calls = append(r.result.Calls, out.Call)
 	if out.Call.Error != "" && out.Abort == "" {
 		hint := ""
-		if !strings.HasPrefix(call.URL, "http://") && !strings.HasPrefix(call.URL, "https://") {
+		if strings.HasPrefix(call.URL, "/") || call.URL == "" {
 			// {{endpoint_connect}}/offers/... with no endpoint_connect
 			hint = " (is a variable in the URL unset? the sandbox sets endpoint_connect and endpoint_core; give others with --vars)"
 		}
