@@ -111,7 +111,7 @@ func timeZone(in any, zone string) (any, error) {
 	}
 	loc, err := time.LoadLocation(zone)
 	if err != nil {
-		return nil, fmt.Errorf("time_zone: %q is not a time zone; give a name such as America/New_York or an offset such as -0500", zone)
+		return nil, fmt.Errorf("time_zone: '%s' is not a time zone; give a name such as America/New_York or an offset such as -0500", zone)
 	}
 	return t.In(loc), nil
 }

@@ -61,6 +61,12 @@ func brazeWarnings(p prepared, a analysis) []Problem {
 					break
 				}
 			}
+		case "else":
+			// Liquid reads what follows else as nothing: {% else if x %}
+			// is a plain else, silently.
+			if len(args) > 0 && args[0].text == "if" {
+				warn(tag.Offset, "{%% else if %%} is read as {%% else %%}, its condition ignored: write {%% elsif ... %%}")
+			}
 		case "assign":
 			for i, t := range args {
 				if i > 1 && operators[t.text] {
@@ -73,6 +79,13 @@ func brazeWarnings(p prepared, a analysis) []Problem {
 	for _, f := range a.filters {
 		if !brazeFilters[f.Name] {
 			warn(f.Offset, "Braze does not list the filter %q: the engine renders it, Braze may not", f.Name)
+		}
+	}
+	for _, r := range a.refs { // placed in the user's source already
+		if len(r.Path) > 0 && r.Path[0] == "content_blocks" {
+			// {{content_blocks.${footer} | upcase}} rendered empty, saying
+			// nothing (a QA run).
+			out = append(out, Problem{Offset: r.Offset, Message: "a Content Block is inserted by {{content_blocks.${name}}} alone in its braces, without a filter; written otherwise it reads a variable content_blocks, which a message does not have, and renders empty"})
 		}
 	}
 	return out

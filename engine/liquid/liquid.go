@@ -593,7 +593,11 @@ func cleanMessage(msg string) string {
 		case m[2] == "":
 			return fmt.Sprintf("{%% %s %%} closes a block that was never opened", m[1])
 		}
-		return fmt.Sprintf("{%% %s %%} belongs inside a %s block", m[1], m[2])
+		article := "a"
+		if strings.ContainsRune("aeiou", rune(m[2][0])) {
+			article = "an" // an if or unless block
+		}
+		return fmt.Sprintf("{%% %s %%} belongs inside %s %s block", m[1], article, m[2])
 	}
 	msg = strings.ReplaceAll(msg, "undefined filter", "unknown filter")
 	msg = strings.ReplaceAll(msg, "undefined tag", "unknown tag")

@@ -554,6 +554,10 @@ func TestBrazeWarnings(t *testing.T) {
 		{"{% for i in (1..3) %}{{ i }}{% endfor %}", nil, nil},
 		{"{% increment n %}{{ 'x' | lstrip }}", []string{"{% increment %}", `filter "lstrip"`}, []int{3, 26}},
 		{"{{ ${first_name} | default: 'there' | capitalize }}", nil, nil},
+		{"{% if a %}x{% else if b %}y{% endif %}", []string{"{% else if %} is read as {% else %}"}, []int{14}},
+		{"{% if a %}x{% elsif b %}y{% else %}z{% endif %}", nil, nil},
+		{"<{{content_blocks.${footer} | upcase}}>", []string{"inserted by {{content_blocks.${name}}} alone in its braces"}, []int{3}},
+		{"<{{content_blocks.${footer}}}>", nil, nil},
 	}
 	e := NewEngine()
 	for _, tt := range tests {

@@ -19,6 +19,8 @@ func TestParseErrorPlacement(t *testing.T) {
 		{"{% raw %}{% endif %}{% endraw %}{% endif %}", 32, "{% endif %} closes a block that was never opened", false},
 		{"{% comment %}{% if x %}{% endcomment %}{% if x %}", 39, `unterminated "if" block`, false},
 		{"{% if x %}{% endunless %}", 10, "{% endunless %} does not close the open {% if %} block", false},
+		{"a{% elsif x %}", 1, "{% elsif %} belongs inside an if or unless block", false},
+		{"a{% when 1 %}", 1, "{% when %} belongs inside a case block", false},
 		{"{{ x | plus: 0, 1 }}", 7, "filter plus takes 1 argument, not 2", false},
 		{"{{ x | plus }}", 7, "filter plus takes 1 argument, not 0", false},
 		{"{{ x | upcase: 3 }}", 7, "filter upcase takes 0 arguments, not 1", false},
