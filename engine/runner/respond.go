@@ -19,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/connected"
 	"github.com/loyalty-connector/engine/engine/delivery"
 )
 
@@ -585,6 +586,13 @@ func (rs *responder) evaluate(ctx context.Context, ev *engine.Event) (reply *eng
 		return nil, out.Err
 	case !out.Passed:
 		return nil, engine.ErrFilterRefused
+	}
+	if n := len(out.Reply.Body); n > connected.MaxBody {
+		// Braze inserts nothing from a Connected Content answer over its
+		// limit: served as it was, a wallet of 5,000 offers (3 MB) left
+		// the message blank, with nothing said here (a QA run).
+		rs.warn("the answer is larger than Braze takes from Connected Content; Braze inserts nothing from it: keep fewer items or fields in respond.body",
+			"pipeline", rs.p.Name, "version", rs.p.Version, "bytes", n, "limit", connected.MaxBody)
 	}
 	return out.Reply, nil
 }

@@ -1,7 +1,9 @@
 package runner_test
 
 import (
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/runner"
 	"github.com/loyalty-connector/engine/sandbox"
 )
 
@@ -426,4 +429,38 @@ func TestRefusedVersionIsNotHandedAnswers(t *testing.T) {
 	if h.r.HandsOnToAnother("wallet-for-connected-content") {
 		t.Error("the running version hands its answers to the refused one")
 	}
+}
+
+// An answer over the 1 MB Braze takes from Connected Content is served (it
+// is the pipeline's), and the log says Braze inserts nothing from it: a
+// wallet of 5,000 offers left the message blank, with nothing said (a QA
+// run).
+func TestOversizedAnswerIsWarnedAbout(t *testing.T) {
+	sb, err := sandbox.New(sandbox.Options{RandSeed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emulators := sb.Handler()
+	offers := make([]string, 3000)
+	for i := range offers {
+		offers[i] = fmt.Sprintf(`{"offer_id":"o-%d","user_offer_id":"uo-%d","name":"Offer %d","description":%q,"is_redeemable":true,"expiration_date":"2099-01-01T00:00:00Z"}`, i, i, i, strings.Repeat("a fine offer ", 30))
+	}
+	wallet := `{"status":"ok","payload":{"available_points":1,"total_points":1,"user_offers":[` + strings.Join(offers, ",") + `]}}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/sessionm/connect/") {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, wallet)
+			return
+		}
+		emulators.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	logs := &runner.LockedBuffer{}
+	h := start(t, setup{sandbox: srv.URL, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
+	if a := h.wallet(ana); a.status != 200 || len(a.body) <= 1<<20 {
+		t.Fatalf("%d, %d bytes; want an answer over 1 MiB", a.status, len(a.body))
+	}
+	h.eventually("the warning", func() bool {
+		return strings.Contains(logs.String(), "larger than Braze takes from Connected Content")
+	})
 }
