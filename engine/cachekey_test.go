@@ -55,9 +55,11 @@ func TestHeadersReadForTheCacheKey(t *testing.T) {
 }
 
 // A deadline Braze does not wait for is warned of: Braze gives Connected
-// Content 2 s, and gives up first.
+// Content 2 s, and gives up first; so is one that leaves it under 250 ms
+// for the network (an answer left 65 ms after a 1.9 s deadline under
+// load: a QA run).
 func TestRespondDeadlineOverBrazesTimeout(t *testing.T) {
-	for deadline, warned := range map[string]bool{"1999ms": false, "2s": true, "3s": true} {
+	for deadline, warned := range map[string]bool{"1.75s": false, "1.9s": true, "2s": true, "3s": true} {
 		file := filepath.Join(t.TempDir(), "me.yaml")
 		src := "source: {type: http, method: GET, path: /me}\nrespond:\n  deadline: " + deadline + "\n  body: {ok: true}\n"
 		if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
@@ -69,7 +71,8 @@ func TestRespondDeadlineOverBrazesTimeout(t *testing.T) {
 			t.Fatalf("%s: does not build: %v", deadline, err)
 		}
 		items := proj.Diagnostics.Items()
-		got := len(items) == 1 && strings.Contains(items[0].String(), "respond.deadline: a deadline of "+deadline+" is not under the 2s Braze gives Connected Content")
+		got := len(items) == 1 && (strings.Contains(items[0].String(), "respond.deadline: a deadline of "+deadline+" is not under the 2s Braze gives Connected Content") ||
+			strings.Contains(items[0].String(), "respond.deadline: a deadline of "+deadline+" leaves less than 250ms of the 2s Braze gives Connected Content"))
 		if got != warned || len(items) > 1 {
 			t.Errorf("deadline %s: diagnostics %v; want a warning: %v", deadline, items, warned)
 		}
