@@ -199,9 +199,13 @@ func (c *Client) Do(ctx context.Context, req Request, opts Options) Outcome {
 	start := time.Now()
 	var resp Response
 	var err error
+	answered := 0 // attempts that ended before the preview stopped
 	for {
 		call.Attempts++
 		resp, err = c.fetchOnce(ctx, req)
+		if ctx.Err() == nil {
+			answered++
+		}
 		if !opts.Retry || !failed(resp, err) || call.Attempts > MaxRetries || ctx.Err() != nil {
 			break
 		}
@@ -211,8 +215,12 @@ func (c *Client) Do(ctx context.Context, req Request, opts Options) Outcome {
 	}
 	cut := ctx.Err() != nil && (err != nil || failed(resp, err))
 	if cut {
-		// stopped between attempts by the preview's own limit
-		resp, err = Response{}, finalError{fmt.Errorf("the preview stopped waiting for the answer (%v)", context.Cause(ctx))}
+		// stopped during or between attempts by the preview's own limit
+		why := "the preview was stopped before an answer came"
+		if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+			why = "the preview's time ran out before an answer came"
+		}
+		resp, err = Response{}, finalError{errors.New(why)}
 	}
 	call.Millis = float64(time.Since(start).Microseconds()) / 1000
 	out := Outcome{Call: call}
@@ -223,14 +231,15 @@ func (c *Client) Do(ctx context.Context, req Request, opts Options) Outcome {
 	case opts.Retry && failed(resp, err):
 		reason := describeFailure(resp, err)
 		out.Call.Error = reason
-		out.Abort = fmt.Sprintf("connected_content %s failed %d times (%s)", shown, call.Attempts, reason)
+		out.Abort = fmt.Sprintf("connected_content %s failed %s (%s)", shown, times(call.Attempts), reason)
 		return out
-	case opts.Retry && cut:
+	case opts.Retry && cut && answered > 0:
 		// Shown as sent with nothing inserted, a message Braze would
 		// abort after its last try looked fine (a QA run: a 10 s preview
-		// of an endpoint that times out).
+		// of an endpoint that times out). A call the preview had no time
+		// left for at all is not said to fail: earlier calls took it.
 		out.Call.Error = describeFailure(resp, err)
-		out.Abort = fmt.Sprintf("connected_content %s failed %d times before the preview stopped waiting; Braze tries %d times in all and aborts the message if every try fails", shown, call.Attempts, MaxRetries+1)
+		out.Abort = fmt.Sprintf("connected_content %s failed %s, and then %s; Braze tries %d times in all and aborts the message if every try fails", shown, times(answered), out.Call.Error, MaxRetries+1)
 		return out
 	}
 	if err != nil {
@@ -301,6 +310,13 @@ func failed(resp Response, err error) bool {
 		return false
 	}
 	return delivery.Classify(resp.Status, err, nil) == delivery.Retry
+}
+
+func times(n int) string {
+	if n == 1 {
+		return "once"
+	}
+	return fmt.Sprintf("%d times", n)
 }
 
 func describeFailure(resp Response, err error) string {

@@ -649,21 +649,29 @@ type fetchFunc func(ctx context.Context, req Request) (Response, error)
 func (f fetchFunc) Fetch(ctx context.Context, req Request) (Response, error) { return f(ctx, req) }
 
 // When the preview's own deadline runs out (the playground bounds a
-// render), the call reports that, not Braze's timeout; with :retry the
-// message is shown aborted, saying so: shown sent with nothing inserted,
-// a message Braze would abort looked fine (a QA run).
+// render), the call reports that, not Braze's timeout. With :retry, a call
+// that failed before it is shown aborting the message, saying so: shown
+// sent with nothing inserted, a message Braze would abort looked fine (a
+// QA run); one that had no answer at all before it is not said to fail
+// (earlier calls took the preview's time).
 func TestPreviewDeadlineIsNotBrazeTimeout(t *testing.T) {
 	slow := fetchFunc(func(ctx context.Context, _ Request) (Response, error) {
 		<-ctx.Done()
 		return Response{}, ctx.Err()
 	})
 	failing := fetchFunc(func(context.Context, Request) (Response, error) { return Response{Status: 503}, nil })
-	for name, f := range map[string]Fetcher{"during a call": slow, "between attempts": failing} {
+	for name, tc := range map[string]struct {
+		f     Fetcher
+		abort string
+	}{
+		"during a call":    {slow, ""},
+		"between attempts": {failing, "https://x.test/a failed once, and then the preview's time ran out before an answer came; Braze tries 6 times"},
+	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		c := NewClient(f, withBackoff(func(ctx context.Context, _ int) error { <-ctx.Done(); return ctx.Err() }))
+		c := NewClient(tc.f, withBackoff(func(ctx context.Context, _ int) error { <-ctx.Done(); return ctx.Err() }))
 		out := c.Do(ctx, Request{Method: "GET", URL: "https://x.test/a"}, Options{Retry: true})
 		cancel()
-		if !strings.Contains(out.Abort, "before the preview stopped waiting; Braze tries 6 times") || out.Response != nil || !strings.Contains(out.Call.Error, "the preview stopped waiting") {
+		if (tc.abort == "") != (out.Abort == "") || !strings.Contains(out.Abort, tc.abort) || out.Response != nil || out.Call.Error != "the preview's time ran out before an answer came" {
 			t.Errorf("%s: %+v", name, out)
 		}
 	}
