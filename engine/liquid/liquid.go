@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -230,7 +231,7 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 			}
 		}
 	}
-	node, err := e.cfg.Compile(p.source, parser.SourceLoc{})
+	node, err := e.cfg.Compile(p.source, parser.SourceLoc{Pathname: sourceName})
 	if err != nil && !unknownTag {
 		// The parser's message after an unknown tag found above would
 		// only confuse ("endif not inside ..."), so it is kept for
@@ -425,26 +426,66 @@ func (p prepared) pointedInto(off int, problems []Problem) bool {
 }
 
 func compileProblem(err error, p prepared) Problem {
-	msg, context := err.Error(), ""
-	if m := liquidErrRE.FindStringSubmatch(msg); m != nil {
-		msg, context = m[1], m[2]
-	}
+	msg, context, line := splitError(err)
 	off := 0
 	if context != "" {
 		// the markup the parser names, at a region (not inside a raw or
 		// comment block that happens to hold the same text)
-		i := strings.Index(p.source, context)
-		for _, r := range p.regions {
-			if strings.HasPrefix(p.source[r.open:], context) {
-				i = r.open
-				break
-			}
+		i, found := p.markupOn(context, line)
+		if !found {
+			i = strings.Index(p.source, context)
 		}
 		if i >= 0 {
 			off = p.offsets.original(i)
 		}
 	}
 	return Problem{off, cleanMessage(msg) + syntaxHint(msg, context)}
+}
+
+// sourceName is the path every template is compiled under. Without one,
+// the parser put an error inside a for loop at the loop's own tag
+// (parser.WrapError re-wraps an error that has no path), and a message
+// pointed at {% for %} rather than at the {{ }} that failed (a QA run).
+const sourceName = "\x00template"
+
+// splitError reads an osteele error: its message, the markup it names
+// (the token's source text, which the parser keeps unexported: read with
+// reflect, as the path hides it from Error()) and its line (from 0) in the
+// rewritten source. A test checks the field is still there.
+func splitError(err error) (msg, context string, line int) {
+	msg = err.Error()
+	if m := liquidErrRE.FindStringSubmatch(msg); m != nil {
+		msg = m[1]
+	}
+	msg = strings.TrimSuffix(msg, " in "+sourceName)
+	if v := reflect.ValueOf(err); v.Kind() == reflect.Pointer && v.Elem().Kind() == reflect.Struct {
+		if f := v.Elem().FieldByName("context"); f.IsValid() && f.Kind() == reflect.String {
+			context = f.String()
+		}
+	}
+	if located, ok := err.(interface{ LineNumber() int }); ok {
+		line = located.LineNumber()
+	}
+	return msg, context, line
+}
+
+// markupOn finds the markup context at a region on line (from 0) of the
+// rewritten source, or at the first region when none is on that line,
+// and returns its offset there.
+func (p prepared) markupOn(context string, line int) (int, bool) {
+	found := -1
+	for _, r := range p.regions {
+		if !strings.HasPrefix(p.source[r.open:], context) {
+			continue
+		}
+		if strings.Count(p.source[:r.open], "\n") == line {
+			return r.open, true
+		}
+		if found < 0 {
+			found = r.open
+		}
+	}
+	return found, found >= 0
 }
 
 var (
@@ -495,52 +536,21 @@ func (t *Template) renderError(err error) error {
 	if located, ok := causeOf(err).(*RenderError); ok && located.Block != "" {
 		return located // placed in the Content Block it happened in
 	}
-	msg, context := err.Error(), ""
-	if m := liquidErrRE.FindStringSubmatch(msg); m != nil {
-		msg, context = m[1], m[2]
-	}
+	msg, context, line := splitError(err)
 	msg = cleanMessage(msg)
 	if context != "" {
 		msg += " in " + context
 	}
 	re := &RenderError{Message: t.restoreLiterals(msg)}
-	if located, ok := err.(render.Error); ok && context != "" {
-		// The markup that failed is the last one named: a tag's error
-		// about a template inside it names both ("... in {{ x }} in
-		// {% connected_content ... %}").
-		if i := strings.LastIndex(context, " in {"); i >= 0 {
-			context = context[i+len(" in "):]
-		}
-		if off, found := t.markupAt(context, located.LineNumber()); found {
-			re.Line, re.Column = diag.LineCol(t.source, off)
+	if context != "" {
+		// The pre-pass made the source the parser saw; a template does
+		// not keep it, so it is made again, which only an error costs.
+		p := prepass(t.source)
+		if off, found := p.markupOn(context, line); found {
+			re.Line, re.Column = diag.LineCol(t.source, p.offsets.original(off))
 		}
 	}
 	return re
-}
-
-// markupAt finds the markup the parser names in an error, context on its
-// line (counted from 0) of the rewritten source, and returns its offset in
-// the user's source. It prepares the source again, which is only done
-// for an error: a template does not keep what the pre-pass made of it.
-func (t *Template) markupAt(context string, line int) (int, bool) {
-	p := prepass(t.source)
-	found := -1
-	for _, r := range p.regions {
-		if !strings.HasPrefix(p.source[r.open:], context) {
-			continue
-		}
-		if strings.Count(p.source[:r.open], "\n") == line {
-			found = r.open
-			break
-		}
-		if found < 0 {
-			found = r.open
-		}
-	}
-	if found < 0 {
-		return 0, false
-	}
-	return p.offsets.original(found), true
 }
 
 // restoreLiterals writes the pre-pass's hoisted literals in msg back as

@@ -388,6 +388,8 @@ func TestRenderErrorsArePlaced(t *testing.T) {
 		{"after a liquid tag the pre-pass expands", "{% liquid\n  assign a = 1\n  echo a %}\n{{ 1 | divided_by: zero }}", RenderError{Line: 4, Column: 1}},
 		{"after a comment", "<!-- a\nb -->{{ 1 | divided_by: zero }}", RenderError{Line: 2, Column: 6}},
 		{"inside a tag's template", "\n\n  {% connected_content https://x.test/{{ 1 | divided_by: zero }} %}", RenderError{Line: 3, Column: 3}},
+		{"inside a for loop", "{% for i in (1..2) %}\n  {{ 1 | divided_by: zero }}\n{% endfor %}", RenderError{Line: 2, Column: 3}},
+		{"inside a loop in a loop", "{% for i in (1..2) %}{% for j in (1..2) %}\n {% if true %}x{{ 1 | divided_by: zero }}{% endif %}{% endfor %}{% endfor %}", RenderError{Line: 2, Column: 16}},
 		{"in a block", "{{content_blocks.${bad}}}", RenderError{Block: "bad", Line: 2, Column: 3}},
 		{"in a block in a block", "{{content_blocks.${outer}}}", RenderError{Block: "bad", Line: 2, Column: 3}},
 		{"inside a block's tag", "{{content_blocks.${call}}}", RenderError{Block: "call", Line: 2, Column: 2}},
@@ -397,7 +399,7 @@ func TestRenderErrorsArePlaced(t *testing.T) {
 			cc, _ := answer(ConnectedAnswer{Answered: true, Status: 200, Body: []byte(`{}`)})
 			_, err := parseMessage(t, tt.src).RenderWith(map[string]any{"zero": 0}, RenderOptions{ConnectedContent: cc, ContentBlocks: blocks})
 			var got *RenderError
-			if !errors.As(err, &got) || got.Block != tt.want.Block || got.Line != tt.want.Line || got.Column != tt.want.Column || !strings.Contains(got.Message, "division by zero") {
+			if !errors.As(err, &got) || got.Block != tt.want.Block || got.Line != tt.want.Line || got.Column != tt.want.Column || !strings.Contains(got.Message, "division by zero") || !strings.Contains(got.Message, " in {") {
 				t.Fatalf("error %#v (%v); want %s at %d:%d", got, err, tt.want.Block, tt.want.Line, tt.want.Column)
 			}
 		})
