@@ -451,7 +451,7 @@ const sourceName = "\x00template"
 // splitError reads an osteele error: its message, the markup it names
 // (the token's source text, which the parser keeps unexported: read with
 // reflect, as the path hides it from Error()) and its line (from 0) in the
-// rewritten source. A test checks the field is still there.
+// rewritten source. TestRenderErrorsArePlaced fails if the field goes.
 func splitError(err error) (msg, context string, line int) {
 	msg = err.Error()
 	if m := liquidErrRE.FindStringSubmatch(msg); m != nil {

@@ -760,72 +760,64 @@ func leaveOutDelivered(req *engine.Request, delivered map[string][]json.RawMessa
 // the object if no field but its user's is left. It reports whether it
 // took any out.
 func leaveOutApplied(objects []any, applied []json.RawMessage) (kept []any, changed bool) {
-	var partly []map[string]any
+	// Each field Braze applied, with its user and value; one serves one
+	// field of one object. Matched field by field, not object by object:
+	// what Braze applied of a user is spread over several objects after
+	// a replay or two, and an object matched whole to the one that shared
+	// the most with it sent the rest again (a re-QA: an inc counted twice).
+	taken := map[string]int{}
 	for _, raw := range applied {
-		if v, err := jsonval.Decode(raw); err == nil {
-			if o, ok := v.(map[string]any); ok {
-				partly = append(partly, o)
+		v, err := jsonval.Decode(raw)
+		o, ok := v.(map[string]any)
+		if err != nil || !ok {
+			continue
+		}
+		for k, fv := range o {
+			if !slices.Contains(trackUserFields, k) {
+				taken[appliedField(o, k, fv)]++
 			}
 		}
 	}
 	for _, object := range objects {
 		o, ok := object.(map[string]any)
-		// the applied object of the same user that shares the most
-		// fields with it: a user's objects may come in another order now
-		match, most := -1, -1
-		for i, p := range partly {
-			if !ok || !sameUser(o, p) {
-				continue
-			}
-			shared := 0
-			for k, v := range o {
-				if pv, ok := p[k]; ok && !slices.Contains(trackUserFields, k) && sameJSON(v, pv) {
-					shared++
-				}
-			}
-			if shared > most {
-				match, most = i, shared
-			}
-		}
-		if match < 0 {
+		if !ok {
 			kept = append(kept, object)
 			continue
 		}
-		p := partly[match]
-		partly = slices.Delete(partly, match, match+1)
 		fewer := map[string]any{}
-		own := 0
+		own, left := 0, false
 		for k, v := range o {
 			if !slices.Contains(trackUserFields, k) {
-				if pv, ok := p[k]; ok && sameJSON(v, pv) {
-					changed = true
+				if key := appliedField(o, k, v); taken[key] > 0 {
+					taken[key]--
+					left = true
 					continue
 				}
 				own++
 			}
 			fewer[k] = v
 		}
-		if own > 0 {
+		switch {
+		case !left:
+			kept = append(kept, object)
+		case own > 0:
 			kept = append(kept, fewer)
 		}
+		changed = changed || left
 	}
 	return kept, changed
 }
 
-// sameUser reports whether two /users/track objects name their user alike.
-func sameUser(a, b map[string]any) bool {
-	for _, k := range trackIdentifiers {
-		if !sameJSON(a[k], b[k]) {
-			return false
-		}
+// appliedField names field k, set to v, of a /users/track object's user.
+func appliedField(o map[string]any, k string, v any) string {
+	var b strings.Builder
+	for _, id := range trackIdentifiers {
+		raw, _ := jsonval.Encode(o[id], 0)
+		b.WriteString(canonicalJSON(raw) + "\x00")
 	}
-	return true
-}
-
-func sameJSON(a, b any) bool {
-	ra, errA := jsonval.Encode(a, 0)
-	rb, errB := jsonval.Encode(b, 0)
-	return errA == nil && errB == nil && canonicalJSON(ra) == canonicalJSON(rb)
+	raw, _ := jsonval.Encode(v, 0)
+	b.WriteString(k + "\x00" + canonicalJSON(raw))
+	return b.String()
 }
 
 // canonicalJSON is raw as Decode then Encode give it, so that an object

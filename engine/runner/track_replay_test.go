@@ -79,6 +79,25 @@ func TestLeaveOutDelivered(t *testing.T) {
 			`{"attributes":[{"external_id":"u1","points":{"inc":5},"country":"ES"},{"external_id":"u1","visits":{"inc":1},"tier":"gold"}]}`,
 			map[string][]string{"attributes": {`{"external_id":"u1","visits":{"inc":1}}`}, "attributes" + inPartSuffix: {`{"external_id":"u1","points":{"inc":5},"country":"Spain"}`}},
 			true, `{"attributes":[{"external_id":"u1","country":"ES"},{"external_id":"u1","tier":"gold"}]}`},
+		// What Braze applied of a user spread over several objects (after a
+		// replay or two) is matched field by field: matched whole to the
+		// object sharing the most, the rest went again (a re-QA).
+		{"applied over two objects: every field found",
+			`{"attributes":[{"external_id":"u1","visits":{"inc":1},"level":"gold","country":"ES"}],"events":[{"external_id":"u1","name":"x"}]}`,
+			map[string][]string{"attributes": {`{"external_id":"u1","tier":"gold","visits":{"inc":1}}`, `{"external_id":"u1","country":"ES","level":"gold"}`}},
+			true, `{"events":[{"external_id":"u1","name":"x"}]}`},
+		{"an earlier object sharing nothing does not take the match",
+			`{"attributes":[{"external_id":"u1","level":"gold"},{"external_id":"u1","visits":{"inc":1},"tier":"gold"}]}`,
+			map[string][]string{"attributes": {`{"external_id":"u1","visits":{"inc":1}}`}},
+			true, `{"attributes":[{"external_id":"u1","level":"gold"},{"external_id":"u1","tier":"gold"}]}`},
+		{"one taken whole, one of which Braze applied nothing",
+			`{"attributes":[{"external_id":"u1","country":"ES"},{"external_id":"u1","visits":{"inc":1},"level":"gold"}]}`,
+			map[string][]string{"attributes": {`{"external_id":"u1","tier":"gold","visits":{"inc":1}}`}, "attributes" + inPartSuffix: {`{"external_id":"u1"}`}},
+			true, `{"attributes":[{"external_id":"u1","country":"ES"},{"external_id":"u1","level":"gold"}]}`},
+		{"an increment applied once, sent twice now: one goes",
+			`{"attributes":[{"external_id":"u1","visits":{"inc":1}},{"external_id":"u1","visits":{"inc":1},"tier":"gold"}]}`,
+			map[string][]string{"attributes": {`{"external_id":"u1","visits":{"inc":1},"level":"x"}`}},
+			true, `{"attributes":[{"external_id":"u1","visits":{"inc":1},"tier":"gold"}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
