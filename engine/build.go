@@ -999,6 +999,17 @@ func (b *builder) value(path yamlpos.Path, n *yaml.Node, shape *spec.Shape, wher
 		for i, c := range n.Content {
 			v.items = append(v.items, b.value(path.Child(i), c, shape.Elem(), fmt.Sprintf("%s[%d]", where, i), sc))
 		}
+		// A written list has as many items as "-" lines, whatever they
+		// render to: 76 attributes objects or 51 recipients validated ok
+		// and failed every event (a re-QA).
+		if shape != nil && shape.Type == "array" && !b.hasProblem(path) {
+			switch count := len(n.Content); {
+			case shape.MaxItems > 0 && count > shape.MaxItems:
+				b.errorAt(path, "holds %d items; the limit is %d", count, shape.MaxItems)
+			case count < shape.MinItems:
+				b.errorAt(path, "needs at least %d item(s), has %d", shape.MinItems, count)
+			}
+		}
 		return v
 	}
 	var constant any

@@ -208,3 +208,31 @@ func TestStandInsTakeEveryConnectionOfTheirType(t *testing.T) {
 		}
 	}
 }
+
+// A written list holds as many items as it has "-" lines: one over the
+// endpoint's limit, or short of its least, fails every event, so validate
+// says so at the list (a re-QA: 51 recipients validated ok).
+func TestWrittenListsKeepToTheirLimits(t *testing.T) {
+	recipient := "\n      - external_user_id: \"{{ event.user }}\""
+	for name, tc := range map[string]struct{ body, want string }{
+		"50 recipients": {"campaign_id: c-1\n    recipients:" + strings.Repeat(recipient, 50), ""},
+		"51 recipients": {"campaign_id: c-1\n    recipients:" + strings.Repeat(recipient, 51), "p.yaml:8:7: target.body.recipients: holds 51 items; the limit is 50"},
+	} {
+		dir := t.TempDir()
+		conns := "connections:\n  braze:\n    type: braze\n    base_url: https://rest.iad-01.braze.com\n    api_key: ${secret:API_TOKEN}\n"
+		pipeline := "source: { type: http, path: /in }\ntarget:\n  connection: braze\n  endpoint: campaign_trigger\n  body:\n    " + tc.body + "\n"
+		for file, text := range map[string]string{ConnectionsFileName: conns, "p.yaml": pipeline} {
+			if err := os.WriteFile(filepath.Join(dir, file), []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l, _ := testLoader(t)
+		items := l.Load([]string{dir}).Diagnostics.Items()
+		switch {
+		case tc.want == "" && len(items) > 0:
+			t.Errorf("%s: problems %v", name, items)
+		case tc.want != "" && (len(items) != 1 || !strings.Contains(items[0].String(), tc.want)):
+			t.Errorf("%s: problems %v; want %q", name, items, tc.want)
+		}
+	}
+}
