@@ -341,3 +341,36 @@ func TestUsersTrackReplaySendsAnAppliedIncrementOnce(t *testing.T) {
 		})
 	}
 }
+
+// A merged request too large for Braze (413) whose halves are too large
+// too is halved again: each event went alone, 78 requests for 75 events
+// of 30 KB where halving takes about 7 (a re-QA).
+func TestTooLargeBatchIsHalvedAgain(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/track-large"}, users: 100})
+	const n = 75
+	props := map[string]string{} // 30 KB, in values of Braze's 255 characters at most
+	for i := range 120 {
+		props[fmt.Sprintf("p%03d", i)] = strings.Repeat("x", 250)
+	}
+	raw, err := json.Marshal(props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.postAtOnce(n, "/hooks/track-large", func(i int) (string, map[string]string) {
+		return fmt.Sprintf(`{"user":"load-%06d","props":%s}`, i, raw), nil
+	})
+	h.drained()
+	if dls, _ := h.store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
+		t.Fatalf("%d dead letters (first: %s)", len(dls), dls[0].Error)
+	}
+	// Every event delivered (the inbox drained, no dead letter), in far
+	// fewer requests than one each.
+	statuses := map[any]int{}
+	reqs := h.journal("/braze/users/track")
+	for _, e := range reqs {
+		statuses[e["status"]]++
+	}
+	if statuses[float64(413)] == 0 || len(reqs) > 16 {
+		t.Fatalf("%d requests for %d events (statuses %v); want some refused as too large, and then halves", len(reqs), n, statuses)
+	}
+}
