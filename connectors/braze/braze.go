@@ -230,6 +230,9 @@ func audienceRule(body map[string]any) string {
 // recipientRule: one identifier per recipient, and what each one needs
 // (braze.md §2, recipient object).
 func recipientRule(r map[string]any) string {
+	if msg := emptyIdentifier(r, "external_user_id", "email", "braze_id"); msg != "" {
+		return msg
+	}
 	ids, templated := identifiers(r, "external_user_id", "user_alias", "email", "braze_id")
 	if len(ids) > 1 || len(ids)+len(templated) == 0 {
 		return fmt.Sprintf("give exactly one of external_user_id, user_alias, email or braze_id; this recipient has %s", describeFields(ids))
@@ -257,6 +260,9 @@ func recipientRule(r map[string]any) string {
 // of external_id, braze_id or user_alias, or else by email or phone
 // (braze.md §3).
 func trackIdentifierRule(obj map[string]any) string {
+	if msg := emptyIdentifier(obj, "external_id", "braze_id", "email", "phone"); msg != "" {
+		return msg
+	}
 	ids, templated := identifiers(obj, "external_id", "braze_id", "user_alias")
 	switch {
 	case len(ids) > 1:
@@ -316,6 +322,18 @@ func asNumber(v any) (float64, bool) {
 // identifiers lists the fields among names that obj gives a value, and
 // apart those a template gives, which may render null and count as
 // absent, so only the rendered body tells whether they are there.
+// emptyIdentifier says so when one of the identifier fields names is
+// empty text, which names no user: sent, Braze refused it, and a merged
+// trigger request holding it cost a dozen requests to find it (a re-QA).
+func emptyIdentifier(obj map[string]any, names ...string) string {
+	for _, k := range names {
+		if s, ok := obj[k].(string); ok && strings.TrimSpace(s) == "" {
+			return fmt.Sprintf("'%s' is empty, so it names no user: does its template read a field some events lack? (the filter can leave them out)", k)
+		}
+	}
+	return ""
+}
+
 func identifiers(obj map[string]any, names ...string) (given, templated []string) {
 	for _, k := range names {
 		switch obj[k].(type) {

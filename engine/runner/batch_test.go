@@ -374,3 +374,21 @@ func TestTooLargeBatchIsHalvedAgain(t *testing.T) {
 		t.Fatalf("%d requests for %d events (statuses %v); want some refused as too large, and then halves", len(reqs), n, statuses)
 	}
 }
+
+// An empty user id names no user: it is a template dead letter before
+// anything is sent, saying what to look at, rather than a request Braze
+// refuses (merged with others, a dozen requests to find it: a re-QA).
+func TestEmptyRecipientIDIsNotSent(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 3})
+	if a := h.post("/hooks/campaign", fmt.Sprintf(`{"campaign_id":%q,"user":"","n":1}`, winter), nil); a.status != 200 {
+		t.Fatalf("webhook: %d %s", a.status, a.body)
+	}
+	h.drained()
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+	if len(dls) != 1 || dls[0].Reason != "template" || !strings.Contains(dls[0].Error, "'external_user_id' is empty, so it names no user") {
+		t.Fatalf("dead letters %+v; want one template dead letter for the empty id", dls)
+	}
+	if n := len(h.journal("/braze/campaigns/trigger/send")); n != 0 {
+		t.Fatalf("%d trigger requests; want none", n)
+	}
+}

@@ -98,11 +98,11 @@ func TestRateLimitWaitCountsAPauseAsItPasses(t *testing.T) {
 func TestBatchEventsCountsTheRequestsSent(t *testing.T) {
 	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 3})
 	h.postAtOnce(3, "/hooks/campaign", func(i int) (string, map[string]string) {
-		user := fmt.Sprintf("load-%06d", i)
+		note := ""
 		if i == 1 {
-			user = "" // Braze refuses an empty id
+			note = strings.Repeat("x", 60<<10) // Braze refuses trigger properties over 50 KB
 		}
-		return fmt.Sprintf(`{"campaign_id":%q,"user":%q,"n":%d}`, winter, user, i), nil
+		return fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d,"note":%q}`, winter, i, i, note), nil
 	})
 	h.drained()
 	requests := h.journal("/braze/campaigns/trigger/send")

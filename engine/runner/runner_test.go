@@ -1159,8 +1159,8 @@ func TestBrazeBatching(t *testing.T) {
 	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 200})
 	const n = 120
 	h.postAtOnce(n, "/hooks/campaign", func(i int) (string, map[string]string) {
-		if i == 7 {
-			return fmt.Sprintf(`{"campaign_id":%q,"user":"","n":%d}`, winter, i), nil // Braze refuses an empty id
+		if i == 7 { // Braze refuses trigger properties over 50 KB
+			return fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d,"note":%q}`, winter, i, i, strings.Repeat("x", 60<<10)), nil
 		}
 		return fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d,"note":"<b>Winter & co</b>"}`, winter, i, i), nil
 	})
@@ -1173,8 +1173,8 @@ func TestBrazeBatching(t *testing.T) {
 		t.Fatalf("%d messages delivered, want %d (all but the bad one)", total, n-1)
 	}
 	dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
-	if len(dls) != 1 || !strings.Contains(string(dls[0].Event), `"n":7`) {
-		t.Fatalf("dead letters %+v; want only the event with the empty id", dls)
+	if len(dls) != 1 || !strings.Contains(string(dls[0].Event), `"n":7`) || dls[0].Reason != "rejected" {
+		t.Fatalf("dead letters %+v; want only the event with the large note, refused by Braze", dls)
 	}
 	// The first requests carried many recipients; the refused batch was
 	// then narrowed by halves (each alone: 50 requests or so). A merged
@@ -1208,16 +1208,16 @@ func TestRefusedBatchesWithSeveralBadEvents(t *testing.T) {
 	const n = 150
 	bad := map[int]bool{3: true, 4: true, 41: true, 77: true, 78: true, 120: true, 149: true}
 	h.postAtOnce(n, "/hooks/campaign", func(i int) (string, map[string]string) {
-		user := fmt.Sprintf("load-%06d", i)
+		note := ""
 		if bad[i] {
-			user = ""
+			note = strings.Repeat("x", 60<<10) // Braze refuses trigger properties over 50 KB
 		}
-		return fmt.Sprintf(`{"campaign_id":%q,"user":%q,"n":%d}`, winter, user, i), nil
+		return fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d,"note":%q}`, winter, i, i, note), nil
 	})
 	h.drained()
 	for i := range n {
-		if got := len(h.messages(fmt.Sprintf("load-%06d", i))); !bad[i] && got != 1 {
-			t.Errorf("load-%06d got %d messages, want 1", i, got)
+		if got, want := len(h.messages(fmt.Sprintf("load-%06d", i))), map[bool]int{false: 1}[bad[i]]; got != want {
+			t.Errorf("load-%06d got %d messages, want %d", i, got, want)
 		}
 	}
 	dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
