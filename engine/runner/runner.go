@@ -524,31 +524,35 @@ func (r *Runner) undelivered(pipeline string, lanes ...*lane) int {
 // storingNow are the webhooks of pipeline being stored in the inbox, for
 // every version of the pipeline.
 func (r *Runner) storingNow(pipeline string) *storingEvents {
-	return r.storing.get(pipeline, func() *storingEvents { return &storingEvents{ids: map[string]int{}} })
+	return r.storing.get(pipeline, func() *storingEvents { return &storingEvents{ids: map[string]chan struct{}{}} })
 }
 
-// storingEvents are webhooks being stored: how many, and their ids.
+// storingEvents are webhooks being stored: how many, and their ids, each
+// with a channel closed when it is stored or refused.
 type storingEvents struct {
 	count atomic.Int64
 	mu    sync.Mutex
-	ids   map[string]int
+	ids   map[string]chan struct{}
 }
 
-// enter notes that a webhook with id is being stored, and reports whether
-// another one with that id was already.
-func (s *storingEvents) enter(id string) (repeat bool) {
+// enter notes that a webhook with id is being stored and returns nil, or,
+// when another one with that id is, the channel closed once that one is
+// stored or refused.
+func (s *storingEvents) enter(id string) (first <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.ids[id]++
-	return s.ids[id] > 1
+	if done, ok := s.ids[id]; ok {
+		return done
+	}
+	s.ids[id] = make(chan struct{})
+	return nil
 }
 
 func (s *storingEvents) leave(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ids[id]--; s.ids[id] <= 0 {
-		delete(s.ids, id)
-	}
+	close(s.ids[id])
+	delete(s.ids, id)
 }
 
 // Depth is how many events of pipeline wait in the inbox.

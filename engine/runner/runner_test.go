@@ -844,6 +844,40 @@ func TestConcurrentRepeatsDoNotFillTheInbox(t *testing.T) {
 	}
 }
 
+// Copies of many events at once keep to the limit: a copy let through
+// uncounted while its first was refused was stored over it (a re-QA:
+// 1,397 held at 300).
+func TestCopiesOfManyEventsKeepToTheLimit(t *testing.T) {
+	const limit = 100
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 600, opts: func(o *runner.Options) { o.MaxInbox = limit }})
+	h.control("POST", "/faults", `{"emulator":"braze","latency":"1s"}`)
+	var wg sync.WaitGroup
+	var accepted sync.Map
+	for i := range 600 {
+		for range 4 {
+			wg.Go(func() {
+				id := fmt.Sprintf("many-%d", i)
+				body := fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d}`, winter, i, i)
+				if a := h.post("/hooks/campaign", body, map[string]string{"Idempotency-Key": id}); a.status == 200 {
+					accepted.Store(i, true)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if n := h.r.Depth("any-campaign"); n > limit {
+		t.Fatalf("the inbox holds %d events with --max-inbox %d", n, limit)
+	}
+	h.control("DELETE", "/faults", "")
+	h.drained()
+	for i := range 600 {
+		_, ok := accepted.Load(i)
+		if got, want := len(h.messages(fmt.Sprintf("load-%06d", i))), map[bool]int{true: 1}[ok]; got != want {
+			t.Errorf("load-%06d got %d messages; want %d", i, got, want)
+		}
+	}
+}
+
 func TestRetriesThenDelivers(t *testing.T) {
 	h := start(t, setup{})
 	h.control("POST", "/faults", `{"emulator":"braze","error_ratio":1,"count":2}`)
