@@ -272,6 +272,9 @@ func (p *Pipeline) runStep(ctx context.Context, st *Step, env map[string]any, ca
 	switch {
 	case err != nil:
 		unexpected = "with a body that is not JSON"
+		if st.Call.Endpoint != nil {
+			unexpected += ", where " + st.Call.Endpoint.Name + " answers JSON"
+		}
 	case st.Call.Endpoint != nil && st.Call.Endpoint.CheckAnswer != nil:
 		// JSON, but not the peer's answer (a stub's or a proxy's {}):
 		// read as one, SessionM's {} became an empty wallet that Braze
@@ -292,7 +295,7 @@ func (p *Pipeline) runStep(ctx context.Context, st *Step, env map[string]any, ca
 		// asked again, it would act twice.
 		excerpt := spec.Excerpt([]byte(st.Call.masker.String(string(resp.Body))))
 		res.Err = &AnswerError{Conn: st.Call.Conn.Name, Status: resp.Status, Unexpected: unexpected,
-			Err: spec.Retryable(fmt.Errorf("%s answered HTTP %d %s, where %s answers JSON: %s", st.Call.Conn.Name, resp.Status, unexpected, st.Call.Endpoint.Name, excerpt))}
+			Err: spec.Retryable(fmt.Errorf("%s answered HTTP %d %s: %s", st.Call.Conn.Name, resp.Status, unexpected, excerpt))}
 	case err == nil:
 		res.Value = v // an endpoint that changes something acted on the 2xx
 	default:

@@ -315,7 +315,7 @@ func TestLookupAnswerThatIsNotJSON(t *testing.T) {
 		{200, `{"status":"ok","payload":`, "answered HTTP 200 with a body that is not JSON"},
 		// JSON, but not SessionM's envelope: an empty wallet read from a
 		// stub's {} was cached over the good copy (a QA run).
-		{200, `{}`, `sessionm_connect answered HTTP 200 without SessionM's "status":"ok", where get_user_offers answers JSON: {}`},
+		{200, `{}`, `sessionm_connect answered HTTP 200 without SessionM's "status":"ok": {}`},
 		{200, `null`, `answered HTTP 200 without SessionM's "status":"ok"`},
 		{200, `{"status":"pending","payload":{"user_offers":[]}}`, `answered HTTP 200 without SessionM's "status":"ok"`},
 		{200, `[1,2,3]`, `answered HTTP 200 without SessionM's "status":"ok"`},

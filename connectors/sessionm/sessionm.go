@@ -65,12 +65,14 @@ var Core = &spec.ConnectionType{
 
 // statusOK checks a read's 2xx answer for SessionM's envelope,
 // "status":"ok" (Core and Connect offers alike, sessionm.md §1, C): one
-// without it (null, {}, a stub's page) holds no profile or wallet.
+// without it (null, {}, a stub's page) holds no profile or wallet. The
+// object inside is not required: SessionM answers "payload":null where
+// it has nothing to say (its POS endpoints, C), so a wallet without one
+// is taken as empty (A; the pipeline's expr reads it so).
 func statusOK(v any) string {
-	if m, ok := v.(map[string]any); ok {
-		if status, ok := m["status"].(string); ok && strings.EqualFold(status, "ok") {
-			return ""
-		}
+	m, _ := v.(map[string]any)
+	if status, _ := m["status"].(string); strings.EqualFold(status, "ok") {
+		return ""
 	}
 	return `without SessionM's "status":"ok"`
 }

@@ -464,3 +464,35 @@ func TestOversizedAnswerIsWarnedAbout(t *testing.T) {
 		return strings.Contains(logs.String(), "larger than Braze takes from Connected Content")
 	})
 }
+
+// A caller with a stale copy that joins a lookup under way waits until
+// that lookup's deadline, not a whole deadline of its own: one that
+// joined 1.2 s into a lookup was answered at 2.7 s (a re-QA).
+func TestJoinerWaitsUntilTheLookupsDeadline(t *testing.T) {
+	url, delay, _ := slowConnect(t)
+	h := start(t, setup{sandbox: url, tweak: func(p *engine.Pipeline) {
+		if p.Respond != nil {
+			p.Respond.Deadline = time.Second
+			p.Respond.Cache.TTL = time.Nanosecond
+			p.Respond.Cache.RetryWait = time.Nanosecond
+		}
+	}})
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
+		t.Fatalf("first: %d %v %s", a.status, a.header, a.body)
+	}
+	delay.Store(int64(5 * time.Second))
+	first := make(chan answer, 1)
+	go func() { first <- h.wallet(ana) }()
+	time.Sleep(600 * time.Millisecond)
+	began := time.Now()
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "stale" {
+		t.Fatalf("joiner: %d %v %s; want the stale copy", a.status, a.header, a.body)
+	}
+	// About 0.4 s, when the lookup's deadline passes; not 1 s.
+	if took := time.Since(began); took > 800*time.Millisecond {
+		t.Errorf("the joiner waited %v", took)
+	}
+	if a := <-first; a.header.Get("X-Cache") != "stale" {
+		t.Errorf("first caller: %d %v", a.status, a.header)
+	}
+}
