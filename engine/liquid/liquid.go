@@ -330,6 +330,12 @@ func (t *Template) bind(vars map[string]any) map[string]any {
 
 func recoverRender(err *error) {
 	if r := recover(); r != nil {
+		// The parser panics with the writer's error when the output is
+		// over the limit; it says where no markup is, so it says what.
+		if e, ok := r.(error); ok && errors.Is(e, errTooLarge) {
+			*err = &RenderError{Message: e.Error() + ": a loop or a repeated block writes more than a message holds"}
+			return
+		}
 		*err = fmt.Errorf("template failed: %v", r)
 	}
 }

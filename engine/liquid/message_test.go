@@ -405,3 +405,13 @@ func TestRenderErrorsArePlaced(t *testing.T) {
 		})
 	}
 }
+
+// Output over the limit is an error that says what to look for, not
+// "template failed" (a re-QA).
+func TestOutputOverTheLimitSaysWhat(t *testing.T) {
+	_, err := parseMessage(t, "{% for i in (1..200000) %}xxxxxxxxxx{% endfor %}").Render(nil)
+	var re *RenderError
+	if !errors.As(err, &re) || !strings.Contains(re.Message, "larger than the limit of 1048576 bytes: a loop or a repeated block") || strings.Contains(err.Error(), "template failed") {
+		t.Fatalf("error %v; want one saying the output is over the limit", err)
+	}
+}
