@@ -64,8 +64,11 @@ func brazeWarnings(p prepared, a analysis) []Problem {
 		case "else":
 			// Liquid reads what follows else as nothing: {% else if x %}
 			// is a plain else, silently.
-			if len(args) > 0 && args[0].text == "if" {
-				warn(tag.Offset, "{%% else if %%} is read as {%% else %%}, its condition ignored: write {%% elsif ... %%}")
+			switch {
+			case len(args) > 0 && args[0].text == "if":
+				warn(tag.Offset, "{%% else if %%} is read as {%% else %%}, its condition ignored: in an if or unless block write {%% elsif ... %%}; elsewhere put an {%% if %%} inside the {%% else %%}")
+			case len(args) > 0:
+				warn(tag.Offset, "{%% else %%} takes nothing: %q after it is ignored", args[0].text)
 			}
 		case "assign":
 			for i, t := range args {

@@ -556,6 +556,7 @@ func TestBrazeWarnings(t *testing.T) {
 		{"{{ ${first_name} | default: 'there' | capitalize }}", nil, nil},
 		{"{% if a %}x{% else if b %}y{% endif %}", []string{"{% else if %} is read as {% else %}"}, []int{14}},
 		{"{% if a %}x{% elsif b %}y{% else %}z{% endif %}", nil, nil},
+		{"{% if a %}x{% else unless b %}y{% endif %}", []string{`{% else %} takes nothing: "unless" after it is ignored`}, []int{14}},
 		{"<{{content_blocks.${footer} | upcase}}>", []string{"inserted by {{content_blocks.${name}}} alone in its braces"}, []int{3}},
 		{"<{{content_blocks.${footer}}}>", nil, nil},
 	}
