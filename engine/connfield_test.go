@@ -126,21 +126,8 @@ target:
 		"5": "",
 		"4": "p.yaml:6:3: target.body: 5 objects in all, over the 4 one request may carry on connection braze (its users_track_max_updates setting): split the lists over two calls",
 	} {
-		dir := t.TempDir()
 		conns := "connections:\n  braze:\n    type: braze\n    base_url: https://rest.iad-01.braze.com\n    api_key: ${secret:API_TOKEN}\n    users_track_max_updates: " + limit + "\n"
-		for name, text := range map[string]string{ConnectionsFileName: conns, "p.yaml": pipeline} {
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		l, _ := testLoader(t)
-		items := l.Load([]string{dir}).Diagnostics.Items()
-		switch {
-		case want == "" && len(items) > 0:
-			t.Errorf("limit %s: problems %v", limit, items)
-		case want != "" && (len(items) != 1 || !strings.Contains(items[0].String(), want)):
-			t.Errorf("limit %s: problems %v; want %q", limit, items, want)
-		}
+		wantProblem(t, "limit "+limit, map[string]string{ConnectionsFileName: conns, "p.yaml": pipeline}, want)
 	}
 }
 
@@ -150,21 +137,10 @@ func TestUsersTrackAttributeErrorsIsChecked(t *testing.T) {
 	for value, want := range map[string]string{
 		"field":  "",
 		"object": "",
-		"fields": `"fields" is not one of: field, object; did you mean "field"?`,
+		"fields": ConnectionsFileName + `:6:35: connections.braze.users_track_attribute_errors: "fields" is not one of: field, object; did you mean "field"?`,
 	} {
-		dir := t.TempDir()
 		conns := "connections:\n  braze:\n    type: braze\n    base_url: https://rest.iad-01.braze.com\n    api_key: ${secret:API_TOKEN}\n    users_track_attribute_errors: " + value + "\n"
-		if err := os.WriteFile(filepath.Join(dir, ConnectionsFileName), []byte(conns), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		l, _ := testLoader(t)
-		items := l.Load([]string{dir}).Diagnostics.Items()
-		switch {
-		case want == "" && len(items) > 0:
-			t.Errorf("%s: problems %v", value, items)
-		case want != "" && (len(items) == 0 || !strings.Contains(items[0].String(), want) || !strings.Contains(items[0].String(), ConnectionsFileName+":6:35: ")):
-			t.Errorf("%s: problems %v; want %q at 6:35", value, items, want)
-		}
+		wantProblem(t, value, map[string]string{ConnectionsFileName: conns}, want)
 	}
 }
 
@@ -218,21 +194,28 @@ func TestWrittenListsKeepToTheirLimits(t *testing.T) {
 		"50 recipients": {"campaign_id: c-1\n    recipients:" + strings.Repeat(recipient, 50), ""},
 		"51 recipients": {"campaign_id: c-1\n    recipients:" + strings.Repeat(recipient, 51), "p.yaml:8:7: target.body.recipients: holds 51 items; the limit is 50"},
 	} {
-		dir := t.TempDir()
 		conns := "connections:\n  braze:\n    type: braze\n    base_url: https://rest.iad-01.braze.com\n    api_key: ${secret:API_TOKEN}\n"
 		pipeline := "source: { type: http, path: /in }\ntarget:\n  connection: braze\n  endpoint: campaign_trigger\n  body:\n    " + tc.body + "\n"
-		for file, text := range map[string]string{ConnectionsFileName: conns, "p.yaml": pipeline} {
-			if err := os.WriteFile(filepath.Join(dir, file), []byte(text), 0o600); err != nil {
-				t.Fatal(err)
-			}
+		wantProblem(t, name, map[string]string{ConnectionsFileName: conns, "p.yaml": pipeline}, tc.want)
+	}
+}
+
+// wantProblem loads files, written into a folder of their own, and
+// checks they have no problem (want ""), or one that says want.
+func wantProblem(t *testing.T, name string, files map[string]string, want string) {
+	t.Helper()
+	dir := t.TempDir()
+	for file, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
 		}
-		l, _ := testLoader(t)
-		items := l.Load([]string{dir}).Diagnostics.Items()
-		switch {
-		case tc.want == "" && len(items) > 0:
-			t.Errorf("%s: problems %v", name, items)
-		case tc.want != "" && (len(items) != 1 || !strings.Contains(items[0].String(), tc.want)):
-			t.Errorf("%s: problems %v; want %q", name, items, tc.want)
-		}
+	}
+	l, _ := testLoader(t)
+	items := l.Load([]string{dir}).Diagnostics.Items()
+	switch {
+	case want == "" && len(items) > 0:
+		t.Errorf("%s: problems %v", name, items)
+	case want != "" && (len(items) != 1 || !strings.Contains(items[0].String(), want)):
+		t.Errorf("%s: problems %v; want %q", name, items, want)
 	}
 }

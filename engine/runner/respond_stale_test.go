@@ -221,6 +221,26 @@ func slowConnect(t *testing.T) (url string, delay *atomic.Int64, failing *atomic
 	return srv.URL, delay, failing
 }
 
+// cachedWallet starts the engine with the wallet pipeline answering within
+// deadline, each answer stale at once and a failed or late lookup waiting
+// retryWait, in front of a SessionM Connect whose answers take delay (0
+// at first), and caches ana's wallet.
+func cachedWallet(t *testing.T, deadline, retryWait time.Duration) (*harness, *atomic.Int64) {
+	t.Helper()
+	url, delay, _ := slowConnect(t)
+	h := start(t, setup{sandbox: url, tweak: func(p *engine.Pipeline) {
+		if p.Respond != nil {
+			p.Respond.Deadline = deadline
+			p.Respond.Cache.TTL = time.Nanosecond
+			p.Respond.Cache.RetryWait = retryWait
+		}
+	}})
+	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
+		t.Fatalf("first: %d %v %s", a.status, a.header, a.body)
+	}
+	return h, delay
+}
+
 // A lookup still under way when a reload replaces the pipeline hands its
 // answer to the new version's cache: kept in the retired version's alone,
 // it filled none, and the next failure of SessionM answered 502 where the
@@ -304,17 +324,7 @@ func TestCallerLeavingIsNotA500(t *testing.T) {
 // slow, every request for a key joined the lookup under way and waited
 // the whole deadline for the stale copy (a QA run: p90 1.5 s).
 func TestLateLookupWaitsBeforeTheNext(t *testing.T) {
-	url, delay, _ := slowConnect(t)
-	h := start(t, setup{sandbox: url, tweak: func(p *engine.Pipeline) {
-		if p.Respond != nil {
-			p.Respond.Deadline = 300 * time.Millisecond
-			p.Respond.Cache.TTL = time.Nanosecond
-			p.Respond.Cache.RetryWait = time.Minute
-		}
-	}})
-	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
-		t.Fatalf("first: %d %v %s", a.status, a.header, a.body)
-	}
+	h, delay := cachedWallet(t, 300*time.Millisecond, time.Minute)
 	delay.Store(int64(2 * time.Second))
 	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "stale" {
 		t.Fatalf("late: %d %v %s; want the stale copy", a.status, a.header, a.body)
@@ -336,17 +346,7 @@ func TestLateLookupWaitsBeforeTheNext(t *testing.T) {
 // busy user's callers waited the whole deadline again every few seconds
 // (a QA run, SessionM at 30 s).
 func TestStaleCopyDoesNotWaitOnALateLookup(t *testing.T) {
-	url, delay, _ := slowConnect(t)
-	h := start(t, setup{sandbox: url, tweak: func(p *engine.Pipeline) {
-		if p.Respond != nil {
-			p.Respond.Deadline = time.Second
-			p.Respond.Cache.TTL = time.Nanosecond
-			p.Respond.Cache.RetryWait = 100 * time.Millisecond
-		}
-	}})
-	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
-		t.Fatalf("first: %d %v %s", a.status, a.header, a.body)
-	}
+	h, delay := cachedWallet(t, time.Second, 100*time.Millisecond)
 	delay.Store(int64(5 * time.Second))
 	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "stale" {
 		t.Fatalf("late: %d %v %s; want the stale copy", a.status, a.header, a.body)
@@ -469,17 +469,7 @@ func TestOversizedAnswerIsWarnedAbout(t *testing.T) {
 // that lookup's deadline, not a whole deadline of its own: one that
 // joined 1.2 s into a lookup was answered at 2.7 s (a re-QA).
 func TestJoinerWaitsUntilTheLookupsDeadline(t *testing.T) {
-	url, delay, _ := slowConnect(t)
-	h := start(t, setup{sandbox: url, tweak: func(p *engine.Pipeline) {
-		if p.Respond != nil {
-			p.Respond.Deadline = time.Second
-			p.Respond.Cache.TTL = time.Nanosecond
-			p.Respond.Cache.RetryWait = time.Nanosecond
-		}
-	}})
-	if a := h.wallet(ana); a.status != 200 || a.header.Get("X-Cache") != "miss" {
-		t.Fatalf("first: %d %v %s", a.status, a.header, a.body)
-	}
+	h, delay := cachedWallet(t, time.Second, time.Nanosecond)
 	delay.Store(int64(5 * time.Second))
 	first := make(chan answer, 1)
 	go func() { first <- h.wallet(ana) }()
