@@ -399,7 +399,7 @@ var notInsideRE = regexp.MustCompile(`^(\w+) not inside ?([\w ]*?)(?:; immediate
 
 // The context osteele appends is the markup ("... in {% tag %}"), so only
 // " in {" starts it: tag messages may say "in" themselves.
-var liquidErrRE = regexp.MustCompile(`(?s)^Liquid error(?: \(line \d+\))?: (.*?)(?: in (\{[{%].*))?$`)
+var liquidErrRE = regexp.MustCompile(`(?s)^Liquid error(?: \(line \d+\))?: (.*)$`)
 
 // compileProblem turns an osteele parse error into a problem placed at the
 // markup it names.
