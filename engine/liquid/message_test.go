@@ -365,8 +365,8 @@ func TestMessageTagProblemsInLiquidTag(t *testing.T) {
 func TestConnectedContentErrorQuotesTheTag(t *testing.T) {
 	cc, _ := answer(ConnectedAnswer{Answered: true, Status: 200, Body: []byte(`{}`)})
 	_, err := parseMessage(t, `{% connected_content https://x.test/{{ 1 | divided_by: 0 }} :save r %}`).RenderWith(nil, RenderOptions{ConnectedContent: cc})
-	if err == nil || strings.Contains(err.Error(), "0x") || !strings.Contains(err.Error(), "https://x.test/") {
-		t.Errorf("error %v; want one quoting the tag as written", err)
+	if err == nil || strings.Contains(err.Error(), "0x") || !strings.Contains(err.Error(), "division by zero in {{ 1 | divided_by: 0 }} in {% connected_content https://x.test/") {
+		t.Errorf("error %v; want one quoting the markup that failed and the tag, as written", err)
 	}
 }
 
