@@ -260,10 +260,16 @@ func recipientRule(r map[string]any) string {
 // of external_id, braze_id or user_alias, or else by email or phone
 // (braze.md §3).
 func trackIdentifierRule(obj map[string]any) string {
-	if msg := emptyIdentifier(obj, "external_id", "braze_id", "email", "phone"); msg != "" {
+	ids, templated := identifiers(obj, "external_id", "braze_id", "user_alias")
+	// Beside one of those, email and phone are profile fields, which may
+	// be empty (a re-QA: an empty phone dead-lettered the whole update).
+	named := []string{"external_id", "braze_id"}
+	if len(ids)+len(templated) == 0 {
+		named = []string{"email", "phone"}
+	}
+	if msg := emptyIdentifier(obj, named...); msg != "" {
 		return msg
 	}
-	ids, templated := identifiers(obj, "external_id", "braze_id", "user_alias")
 	switch {
 	case len(ids) > 1:
 		return fmt.Sprintf("give only one of external_id, braze_id or user_alias; this object has %s", describeFields(ids))

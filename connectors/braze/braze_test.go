@@ -194,6 +194,15 @@ func TestBodies(t *testing.T) {
 		{"users_track object without a user", "users_track", map[string]any{"attributes": []any{map[string]any{"first_name": "A"}}},
 			[]string{"attributes[0]: no user: give external_id, braze_id or user_alias (or email or phone)"}},
 		{"users_track object by email", "users_track", map[string]any{"attributes": []any{map[string]any{"email": "a@x", "first_name": "A"}}}, nil},
+		// An empty id names nobody; beside an external_id, an empty email
+		// or phone is a profile field, which Braze takes (a re-QA).
+		{"users_track object with an empty external_id", "users_track", map[string]any{"attributes": []any{map[string]any{"external_id": "", "first_name": "A"}}},
+			[]string{"attributes[0]: 'external_id' is empty, so it names no user"}},
+		{"users_track object by an empty email", "users_track", map[string]any{"attributes": []any{map[string]any{"email": " ", "first_name": "A"}}},
+			[]string{"attributes[0]: 'email' is empty, so it names no user"}},
+		{"users_track object with an empty phone beside its external_id", "users_track", map[string]any{"attributes": []any{map[string]any{"external_id": "u", "phone": "", "email": ""}}}, nil},
+		{"recipient with an empty external_user_id", "campaign_trigger", map[string]any{"campaign_id": "c1", "recipients": []any{map[string]any{"external_user_id": ""}}},
+			[]string{"recipients[0]: 'external_user_id' is empty, so it names no user"}},
 		{"users_track object with two users", "users_track", map[string]any{"attributes": []any{map[string]any{"external_id": "u", "braze_id": "b"}}},
 			[]string{"attributes[0]: give only one of external_id, braze_id or user_alias; this object has external_id and braze_id"}},
 		{"users_track event without time", "users_track", map[string]any{"events": []any{map[string]any{"external_id": "u", "name": "e"}}},
