@@ -24,12 +24,29 @@ import (
 // (braze.md §3).
 var trackArrays = []string{"attributes", "events", "purchases"}
 
-// trackIdentifiers are the fields that name a /users/track object's user
-// (braze.md §3); trackUserFields adds how it is named.
-var (
-	trackIdentifiers = []string{"external_id", "braze_id", "user_alias", "email", "phone"}
-	trackUserFields  = append(slices.Clone(trackIdentifiers), "_update_existing_only")
-)
+// userFields are the fields of a /users/track object that say whose it
+// is: external_id, braze_id or user_alias, or else email or phone, which
+// beside one of those are profile fields like any other (braze.md §3),
+// and how it is named (_update_existing_only). Taken for the user's
+// name, an email added by an edit made the replay send an applied inc
+// again, and an empty phone beside an external_id made the applied part
+// unknown (a re-QA).
+func userFields(o map[string]any) []string {
+	var out []string
+	for _, k := range []string{"external_id", "braze_id", "user_alias"} {
+		if o[k] != nil {
+			out = append(out, k)
+		}
+	}
+	if len(out) == 0 {
+		for _, k := range []string{"email", "phone"} {
+			if o[k] != nil {
+				out = append(out, k)
+			}
+		}
+	}
+	return append(out, "_update_existing_only")
+}
 
 // inPartSuffix names, after an array's name, the objects of it a dead
 // letter's event holds that Braze applied in part (AppliedInPart).
@@ -498,9 +515,10 @@ func (b *batcher) sendMerged(members []*member) (refused int) {
 // alone. Each went alone at once before, 50 requests from the shared
 // hourly pool for one empty user id; by halves that is about a dozen, and
 // when both halves are refused (several bad events) each goes alone,
-// two requests more than at once. Both halves too large (413) are
-// halved again: 75 large /users/track objects went alone, 78 requests
-// where halving takes about 7 (a re-QA).
+// two requests more than at once. Both halves refused, one of them as too
+// large (413), are each narrowed again: 75 large /users/track objects
+// went alone, 78 requests where halving takes about 7, and a too large
+// half beside a half with one bad event, 53 where it takes 14 (re-QAs).
 func (b *batcher) narrow(members []*member) {
 	if len(members) <= 3 {
 		b.eachAlone(members)
@@ -508,8 +526,9 @@ func (b *batcher) narrow(members []*member) {
 	}
 	first, second := members[:len(members)/2], members[len(members)/2:]
 	firstRefused, secondRefused := b.sendMerged(first), b.sendMerged(second)
+	tooLarge := firstRefused == http.StatusRequestEntityTooLarge || secondRefused == http.StatusRequestEntityTooLarge
 	switch {
-	case firstRefused == http.StatusRequestEntityTooLarge && secondRefused == http.StatusRequestEntityTooLarge:
+	case firstRefused != 0 && secondRefused != 0 && tooLarge:
 		b.narrow(first)
 		b.narrow(second)
 	case firstRefused != 0 && secondRefused != 0:
@@ -654,7 +673,8 @@ func appliedPart(object any, says []string) (part map[string]any, ok bool) {
 		return nil, false
 	}
 	text := strings.Join(says, "\n")
-	for _, k := range trackUserFields {
+	user := userFields(o)
+	for _, k := range user {
 		if strings.Contains(text, "'"+k+"'") {
 			// About who the object is for: Braze applied none of it (the
 			// sandbox answers attributes_processed 0), and taken as
@@ -671,7 +691,7 @@ func appliedPart(object any, says []string) (part map[string]any, ok bool) {
 	}
 	for k, v := range o {
 		switch {
-		case slices.Contains(trackUserFields, k):
+		case slices.Contains(user, k):
 		case named && strings.Contains(text, "'"+k+"'"):
 			continue
 		case !named && !isOperation(v):
@@ -779,8 +799,9 @@ func leaveOutApplied(objects []any, applied []json.RawMessage) (kept []any, chan
 		if err != nil || !ok {
 			continue
 		}
+		user := userFields(o)
 		for k, fv := range o {
-			if !slices.Contains(trackUserFields, k) {
+			if !slices.Contains(user, k) {
 				taken[appliedField(o, k, fv)]++
 			}
 		}
@@ -793,8 +814,9 @@ func leaveOutApplied(objects []any, applied []json.RawMessage) (kept []any, chan
 		}
 		fewer := map[string]any{}
 		own, left := 0, false
+		user := userFields(o)
 		for k, v := range o {
-			if !slices.Contains(trackUserFields, k) {
+			if !slices.Contains(user, k) {
 				if key := appliedField(o, k, v); taken[key] > 0 {
 					taken[key]--
 					left = true
@@ -818,9 +840,12 @@ func leaveOutApplied(objects []any, applied []json.RawMessage) (kept []any, chan
 // appliedField names field k, set to v, of a /users/track object's user.
 func appliedField(o map[string]any, k string, v any) string {
 	var b strings.Builder
-	for _, id := range trackIdentifiers {
+	for _, id := range userFields(o) {
+		if id == "_update_existing_only" { // how, not who
+			continue
+		}
 		raw, _ := jsonval.Encode(o[id], 0)
-		b.WriteString(canonicalJSON(raw) + "\x00")
+		b.WriteString(id + "=" + canonicalJSON(raw) + "\x00")
 	}
 	raw, _ := jsonval.Encode(v, 0)
 	b.WriteString(k + "\x00" + canonicalJSON(raw))

@@ -392,3 +392,32 @@ func TestEmptyRecipientIDIsNotSent(t *testing.T) {
 		t.Fatalf("%d trigger requests; want none", n)
 	}
 }
+
+// Both halves refused, one as too large (413), are each narrowed: each
+// event went alone, 53 requests for 50 events where narrowing takes
+// about 14 (a re-QA).
+func TestTooLargeHalfBesideABadOneIsNarrowed(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}, users: 60})
+	// One by one, inside the batch's linger, so the large ones make the
+	// first half and the bad one is in the second.
+	for i := range 50 {
+		note := ""
+		switch {
+		case i < 25:
+			note = strings.Repeat("x", 45<<10) // 25 of them are over 1 MiB together
+		case i == 40:
+			note = strings.Repeat("x", 60<<10) // over Braze's 50 KB of trigger properties
+		}
+		if a := h.post("/hooks/campaign", fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","n":%d,"note":%q}`, winter, i, i, note), nil); a.status != 200 {
+			t.Fatalf("webhook %d: %d %s", i, a.status, a.body)
+		}
+	}
+	h.drained()
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+	if len(dls) != 1 || !strings.Contains(string(dls[0].Event), `"n":40`) {
+		t.Fatalf("dead letters %+v; want only event 40", dls)
+	}
+	if reqs := h.journal("/braze/campaigns/trigger/send"); len(reqs) > 25 {
+		t.Fatalf("%d trigger requests for 50 events; want the refused halves narrowed, not each event alone", len(reqs))
+	}
+}

@@ -98,6 +98,24 @@ func TestLeaveOutDelivered(t *testing.T) {
 			`{"attributes":[{"external_id":"u1","visits":{"inc":1}},{"external_id":"u1","visits":{"inc":1},"tier":"gold"}]}`,
 			map[string][]string{"attributes": {`{"external_id":"u1","visits":{"inc":1},"level":"x"}`}},
 			true, `{"attributes":[{"external_id":"u1","visits":{"inc":1},"tier":"gold"}]}`},
+		// Beside an external_id, email and phone are profile fields: an
+		// email added by an edit sent the applied inc again (a re-QA).
+		{"an email added beside the external_id: only it goes",
+			`{"attributes":[{"external_id":"u1","email":"a@example.com","visits":{"inc":1}}]}`,
+			map[string][]string{"attributes": {`{"external_id":"u1","visits":{"inc":1},"phone":""}`}},
+			true, `{"attributes":[{"external_id":"u1","email":"a@example.com"}]}`},
+		{"named by email alone: the email says whose it is",
+			`{"attributes":[{"email":"a@example.com","visits":{"inc":1},"tier":"gold"}]}`,
+			map[string][]string{"attributes": {`{"email":"a@example.com","visits":{"inc":1}}`}},
+			true, `{"attributes":[{"email":"a@example.com","tier":"gold"}]}`},
+		{"by email, another user's: sent whole",
+			`{"attributes":[{"email":"b@example.com","visits":{"inc":1}}]}`,
+			map[string][]string{"attributes": {`{"email":"a@example.com","visits":{"inc":1},"x":1}`}},
+			true, `{"attributes":[{"email":"b@example.com","visits":{"inc":1}}]}`},
+		{"_update_existing_only added since: the applied inc stays out",
+			`{"attributes":[{"external_id":"u1","_update_existing_only":true,"visits":{"inc":1},"tier":"gold"}]}`,
+			map[string][]string{"attributes": {`{"external_id":"u1","visits":{"inc":1}}`}},
+			true, `{"attributes":[{"external_id":"u1","_update_existing_only":true,"tier":"gold"}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -198,5 +216,19 @@ func TestUnclaimedErrorsOfAMergedRequest(t *testing.T) {
 	want := []string{"attributes[7]: c", "events[-1]: d", "purchases[0]: e"}
 	if !slices.Equal(got, want) {
 		t.Errorf("unclaimed %q, want %q", got, want)
+	}
+}
+
+// Beside an external_id an email is a profile field: Braze applied the
+// rest of an object whose error quotes it, and a replay must not send its
+// inc again (a re-QA); where the email names the user, none was applied.
+func TestAppliedPartOfAnObjectWhoseEmailIsRefused(t *testing.T) {
+	says := []string{"'email' is not a valid email address"}
+	part, ok := appliedPart(map[string]any{"external_id": "u1", "email": "", "visits": map[string]any{"inc": 1}}, says)
+	if got, _ := jsonval.Encode(part, 0); !ok || string(got) != `{"external_id":"u1","visits":{"inc":1}}` {
+		t.Errorf("applied %s, %v; want all but the email", got, ok)
+	}
+	if part, ok := appliedPart(map[string]any{"email": "nope", "visits": map[string]any{"inc": 1}}, says); ok {
+		t.Errorf("applied %v; want none: the email names the user", part)
 	}
 }
