@@ -737,12 +737,12 @@ func leaveOutDelivered(req *engine.Request, delivered map[string][]json.RawMessa
 		unmatched := slices.Clone(delivered[array])
 		keys := make([]string, len(unmatched))
 		for i, raw := range unmatched {
-			keys[i] = canonicalJSON(raw)
+			keys[i] = takenKey(array, raw)
 		}
 		var kept []any
 		for _, object := range list {
 			raw, err := jsonval.Encode(object, 0)
-			if i := slices.Index(keys, canonicalJSON(raw)); err == nil && i >= 0 {
+			if i := slices.Index(keys, takenKey(array, raw)); err == nil && i >= 0 {
 				unmatched, keys = slices.Delete(unmatched, i, i+1), slices.Delete(keys, i, i+1)
 				changed = true
 				continue
@@ -850,6 +850,27 @@ func appliedField(o map[string]any, k string, v any) string {
 	raw, _ := jsonval.Encode(v, 0)
 	b.WriteString(k + "\x00" + canonicalJSON(raw))
 	return b.String()
+}
+
+// takenKey is what an object of array must render as again to be one
+// Braze took: the whole object, but for an event's or a purchase's time,
+// which a template often renders from 'now', so that it renders otherwise
+// at each replay, and the event Braze took counted twice (a re-QA).
+func takenKey(array string, raw []byte) string {
+	if array == "attributes" {
+		return canonicalJSON(raw)
+	}
+	v, err := jsonval.Decode(raw)
+	o, ok := v.(map[string]any)
+	if err != nil || !ok {
+		return canonicalJSON(raw)
+	}
+	delete(o, "time")
+	out, err := jsonval.Encode(o, 0)
+	if err != nil {
+		return canonicalJSON(raw)
+	}
+	return string(out)
 }
 
 // canonicalJSON is raw as Decode then Encode give it, so that an object

@@ -98,6 +98,16 @@ func TestLeaveOutDelivered(t *testing.T) {
 			`{"attributes":[{"external_id":"u1","visits":{"inc":1}},{"external_id":"u1","visits":{"inc":1},"tier":"gold"}]}`,
 			map[string][]string{"attributes": {`{"external_id":"u1","visits":{"inc":1},"level":"x"}`}},
 			true, `{"attributes":[{"external_id":"u1","visits":{"inc":1},"tier":"gold"}]}`},
+		// An event's time rendered from 'now' renders otherwise at the
+		// replay: the event Braze took is still the one (a re-QA).
+		{"an event taken, its time rendered again: not sent",
+			`{"attributes":[{"external_id":"u1","country":"ES"}],"events":[{"external_id":"u1","name":"visit","time":"2026-12-01T10:05:00Z"}]}`,
+			map[string][]string{"events": {`{"external_id":"u1","name":"visit","time":"2026-12-01T10:00:00Z"}`}},
+			true, `{"attributes":[{"external_id":"u1","country":"ES"}]}`},
+		{"an event taken, another one of the same name now: sent",
+			`{"events":[{"external_id":"u1","name":"visit","time":"2026-12-01T10:05:00Z","properties":{"shop":"b"}}]}`,
+			map[string][]string{"events": {`{"external_id":"u1","name":"visit","time":"2026-12-01T10:00:00Z","properties":{"shop":"a"}}`}},
+			true, `{"events":[{"external_id":"u1","name":"visit","time":"2026-12-01T10:05:00Z","properties":{"shop":"b"}}]}`},
 		// Beside an external_id, email and phone are profile fields: an
 		// email added by an edit sent the applied inc again (a re-QA).
 		{"an email added beside the external_id: only it goes",
