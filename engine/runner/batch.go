@@ -640,8 +640,8 @@ func noteDelivered(it *item, body map[string]any, errs []any, inPart []string) (
 					continue
 				}
 				part, applied := appliedPart(object, says)
-				if !applied {
-					continue
+				if !applied || onlyUser(part) {
+					continue // none of it, or its user alone: nothing to leave out
 				}
 				to, notedInPart, object = array+inPartSuffix, true, part
 			}
@@ -700,6 +700,18 @@ func appliedPart(object any, says []string) (part map[string]any, ok bool) {
 		part[k] = v
 	}
 	return part, true
+}
+
+// onlyUser reports whether a /users/track object holds nothing but who
+// it is for.
+func onlyUser(o map[string]any) bool {
+	user := userFields(o)
+	for k := range o {
+		if !slices.Contains(user, k) {
+			return false
+		}
+	}
+	return true
 }
 
 // isOperation reports whether an attribute's value changes what Braze

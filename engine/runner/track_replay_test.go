@@ -160,7 +160,7 @@ func TestLeaveOutDelivered(t *testing.T) {
 // request's objects: otherwise what Braze refused is unknown, and a replay
 // must send them all.
 func TestNoteDelivered(t *testing.T) {
-	body := map[string]any{"attributes": []any{map[string]any{"external_id": "u1"}}, "events": []any{map[string]any{"external_id": "u1", "name": "a"}}}
+	body := map[string]any{"attributes": []any{map[string]any{"external_id": "u1", "visits": map[string]any{"inc": 1}}}, "events": []any{map[string]any{"external_id": "u1", "name": "a"}}}
 	attributeRefused := []any{map[string]any{"input_array": "attributes", "index": 0}}
 	tests := []struct {
 		name    string
@@ -173,6 +173,9 @@ func TestNoteDelivered(t *testing.T) {
 		{"the attribute refused", attributeRefused, nil, 1, 0, true},
 		{"the attribute applied in part", attributeRefused, []string{"attributes"}, 1, 1, true},
 		// About who the object is for: Braze applied none of it.
+		// Of its only field refused, nothing but its user is left: no
+		// entry, which replays piled up (a re-QA).
+		{"the attribute's one field refused", []any{map[string]any{"input_array": "attributes", "index": 0, "type": "'visits' must be a number"}}, []string{"attributes"}, 1, 0, true},
 		{"the attribute's user refused", []any{map[string]any{"input_array": "attributes", "index": 0, "type": "'_update_existing_only' must be true or false"}}, []string{"attributes"}, 1, 0, true},
 		{"every object refused", []any{map[string]any{"input_array": "attributes", "index": 0}, map[string]any{"input_array": "events", "index": 0}}, nil, 0, 0, true},
 		{"an unknown array", []any{map[string]any{"input_array": "purchase", "index": 0}}, []string{"attributes"}, 0, 0, false},
