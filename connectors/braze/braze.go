@@ -264,8 +264,12 @@ func trackIdentifierRule(obj map[string]any) string {
 	// Beside one of those, email and phone are profile fields, which may
 	// be empty (a re-QA: an empty phone dead-lettered the whole update).
 	named := []string{"external_id", "braze_id"}
-	if len(ids)+len(templated) == 0 {
-		named = []string{"email", "phone"}
+	switch {
+	case len(ids)+len(templated) > 0:
+	case obj["email"] != nil: // then phone is a profile field too
+		named = []string{"email"}
+	default:
+		named = []string{"phone"}
 	}
 	if msg := emptyIdentifier(obj, named...); msg != "" {
 		return msg

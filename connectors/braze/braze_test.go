@@ -201,6 +201,7 @@ func TestBodies(t *testing.T) {
 		{"users_track object by an empty email", "users_track", map[string]any{"attributes": []any{map[string]any{"email": " ", "first_name": "A"}}},
 			[]string{"attributes[0]: 'email' is empty, so it names no user"}},
 		{"users_track object with an empty phone beside its external_id", "users_track", map[string]any{"attributes": []any{map[string]any{"external_id": "u", "phone": "", "email": ""}}}, nil},
+		{"users_track object by email with an empty phone", "users_track", map[string]any{"attributes": []any{map[string]any{"email": "a@x", "phone": ""}}}, nil},
 		{"recipient with an empty external_user_id", "campaign_trigger", map[string]any{"campaign_id": "c1", "recipients": []any{map[string]any{"external_user_id": ""}}},
 			[]string{"recipients[0]: 'external_user_id' is empty, so it names no user"}},
 		{"users_track object with two users", "users_track", map[string]any{"attributes": []any{map[string]any{"external_id": "u", "braze_id": "b"}}},

@@ -25,8 +25,9 @@ import (
 var trackArrays = []string{"attributes", "events", "purchases"}
 
 // userFields are the fields of a /users/track object that say whose it
-// is: external_id, braze_id or user_alias, or else email or phone, which
-// beside one of those are profile fields like any other (braze.md §3),
+// is: external_id, braze_id or user_alias, or else email, or else phone;
+// beside one of those, email and phone are profile fields like any other
+// (braze.md §3),
 // and how it is named (_update_existing_only). Taken for the user's
 // name, an email added by an edit made the replay send an applied inc
 // again, and an empty phone beside an external_id made the applied part
@@ -38,12 +39,12 @@ func userFields(o map[string]any) []string {
 			out = append(out, k)
 		}
 	}
-	if len(out) == 0 {
-		for _, k := range []string{"email", "phone"} {
-			if o[k] != nil {
-				out = append(out, k)
-			}
-		}
+	switch {
+	case len(out) > 0:
+	case o["email"] != nil: // then phone is a profile field (braze.md §3)
+		out = append(out, "email")
+	case o["phone"] != nil:
+		out = append(out, "phone")
 	}
 	return append(out, "_update_existing_only")
 }
@@ -747,19 +748,27 @@ func leaveOutDelivered(req *engine.Request, delivered map[string][]json.RawMessa
 		list, _ := body[array].([]any)
 		// what Braze took whole that no object of the request renders as
 		unmatched := slices.Clone(delivered[array])
-		keys := make([]string, len(unmatched))
-		for i, raw := range unmatched {
-			keys[i] = takenKey(array, raw)
-		}
-		var kept []any
-		for _, object := range list {
-			raw, err := jsonval.Encode(object, 0)
-			if i := slices.Index(keys, takenKey(array, raw)); err == nil && i >= 0 {
-				unmatched, keys = slices.Delete(unmatched, i, i+1), slices.Delete(keys, i, i+1)
-				changed = true
-				continue
+		// Matched as rendered first, then what is left without an event's
+		// or purchase's time: matched without it first, the fixed one of
+		// two events of one name was left out and the one Braze took sent
+		// again (a re-QA).
+		kept := list
+		for _, key := range []func([]byte) string{canonicalJSON, func(raw []byte) string { return takenKey(array, raw) }} {
+			keys := make([]string, len(unmatched))
+			for i, raw := range unmatched {
+				keys[i] = key(raw)
 			}
-			kept = append(kept, object)
+			todo := kept
+			kept = nil
+			for _, object := range todo {
+				raw, err := jsonval.Encode(object, 0)
+				if i := slices.Index(keys, key(raw)); err == nil && i >= 0 {
+					unmatched, keys = slices.Delete(unmatched, i, i+1), slices.Delete(keys, i, i+1)
+					changed = true
+					continue
+				}
+				kept = append(kept, object)
+			}
 		}
 		applied := delivered[array+inPartSuffix]
 		if array == "attributes" {
@@ -856,7 +865,11 @@ func appliedField(o map[string]any, k string, v any) string {
 		if id == "_update_existing_only" { // how, not who
 			continue
 		}
-		raw, _ := jsonval.Encode(o[id], 0)
+		v := o[id]
+		if email, ok := v.(string); ok && id == "email" {
+			v = strings.ToLower(email) // Braze matches emails whatever their case
+		}
+		raw, _ := jsonval.Encode(v, 0)
 		b.WriteString(id + "=" + canonicalJSON(raw) + "\x00")
 	}
 	raw, _ := jsonval.Encode(v, 0)

@@ -108,6 +108,18 @@ func TestLeaveOutDelivered(t *testing.T) {
 			`{"events":[{"external_id":"u1","name":"visit","time":"2026-12-01T10:05:00Z","properties":{"shop":"b"}}]}`,
 			map[string][]string{"events": {`{"external_id":"u1","name":"visit","time":"2026-12-01T10:00:00Z","properties":{"shop":"a"}}`}},
 			true, `{"events":[{"external_id":"u1","name":"visit","time":"2026-12-01T10:05:00Z","properties":{"shop":"b"}}]}`},
+		{"two events of a name, the one Braze took matched as rendered first",
+			`{"events":[{"external_id":"u1","name":"visit","time":"2026-11-19T08:00:00Z"},{"external_id":"u1","name":"visit","time":"2026-11-20T10:00:00Z"}]}`,
+			map[string][]string{"events": {`{"external_id":"u1","name":"visit","time":"2026-11-20T10:00:00Z"}`}},
+			true, `{"events":[{"external_id":"u1","name":"visit","time":"2026-11-19T08:00:00Z"}]}`},
+		{"by email, a phone removed since: the applied inc stays out",
+			`{"attributes":[{"email":"a@example.com","visits":{"inc":1},"country":"ES"}]}`,
+			map[string][]string{"attributes" + inPartSuffix: {`{"email":"a@example.com","phone":"+15550001","visits":{"inc":1}}`}},
+			true, `{"attributes":[{"email":"a@example.com","country":"ES"}]}`},
+		{"by email, written in another case now: the same user",
+			`{"attributes":[{"email":"ana@example.com","visits":{"inc":1},"country":"ES"}]}`,
+			map[string][]string{"attributes" + inPartSuffix: {`{"email":"Ana@Example.com","visits":{"inc":1}}`}},
+			true, `{"attributes":[{"email":"ana@example.com","country":"ES"}]}`},
 		// Beside an external_id, email and phone are profile fields: an
 		// email added by an edit sent the applied inc again (a re-QA).
 		{"an email added beside the external_id: only it goes",
@@ -243,5 +255,10 @@ func TestAppliedPartOfAnObjectWhoseEmailIsRefused(t *testing.T) {
 	}
 	if part, ok := appliedPart(map[string]any{"email": "nope", "visits": map[string]any{"inc": 1}}, says); ok {
 		t.Errorf("applied %v; want none: the email names the user", part)
+	}
+	// Beside an email, a phone is a profile field too.
+	part, ok = appliedPart(map[string]any{"email": "a@x", "phone": 15550002, "visits": map[string]any{"inc": 1}}, []string{"'phone' must be a string"})
+	if got, _ := jsonval.Encode(part, 0); !ok || string(got) != `{"email":"a@x","visits":{"inc":1}}` {
+		t.Errorf("applied %s, %v; want all but the phone", got, ok)
 	}
 }
