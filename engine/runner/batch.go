@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/loyalty-connector/engine/connectors/braze"
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/delivery"
 	"github.com/loyalty-connector/engine/engine/jsonval"
@@ -753,7 +754,8 @@ func leaveOutDelivered(req *engine.Request, delivered map[string][]json.RawMessa
 		// two events of one name was left out and the one Braze took sent
 		// again (a re-QA).
 		kept := list
-		for _, key := range []func([]byte) string{canonicalJSON, func(raw []byte) string { return takenKey(array, raw) }} {
+		for _, anyTime := range []bool{false, true} {
+			key := func(raw []byte) string { return takenKey(array, raw, anyTime) }
 			keys := make([]string, len(unmatched))
 			for i, raw := range unmatched {
 				keys[i] = key(raw)
@@ -865,11 +867,7 @@ func appliedField(o map[string]any, k string, v any) string {
 		if id == "_update_existing_only" { // how, not who
 			continue
 		}
-		v := o[id]
-		if email, ok := v.(string); ok && id == "email" {
-			v = strings.ToLower(email) // Braze matches emails whatever their case
-		}
-		raw, _ := jsonval.Encode(v, 0)
+		raw, _ := jsonval.Encode(sameContact(id, o[id]), 0)
 		b.WriteString(id + "=" + canonicalJSON(raw) + "\x00")
 	}
 	raw, _ := jsonval.Encode(v, 0)
@@ -878,24 +876,57 @@ func appliedField(o map[string]any, k string, v any) string {
 }
 
 // takenKey is what an object of array must render as again to be one
-// Braze took: the whole object, but for an event's or a purchase's time,
-// which a template often renders from 'now', so that it renders otherwise
-// at each replay, and the event Braze took counted twice (a re-QA).
-func takenKey(array string, raw []byte) string {
-	if array == "attributes" {
-		return canonicalJSON(raw)
-	}
+// Braze took: the whole object, its email and phone as Braze matches them
+// (sameContact), and an event's or a purchase's time as the instant it
+// names, or, with anyTime, whatever it is: a template often renders it
+// from 'now', so that it renders otherwise at each replay, and the event
+// Braze took counted twice (re-QAs, also for a time written otherwise and
+// an email in another case).
+func takenKey(array string, raw []byte, anyTime bool) string {
 	v, err := jsonval.Decode(raw)
 	o, ok := v.(map[string]any)
 	if err != nil || !ok {
 		return canonicalJSON(raw)
 	}
-	delete(o, "time")
+	for _, k := range []string{"email", "phone"} {
+		if o[k] != nil {
+			o[k] = sameContact(k, o[k])
+		}
+	}
+	if array != "attributes" {
+		if s, ok := o["time"].(string); ok && !anyTime {
+			if t, ok := braze.ParseTime(s); ok {
+				o["time"] = t.Format(time.RFC3339Nano)
+			}
+		}
+		if anyTime {
+			delete(o, "time")
+		}
+	}
 	out, err := jsonval.Encode(o, 0)
 	if err != nil {
 		return canonicalJSON(raw)
 	}
 	return string(out)
+}
+
+// sameContact is an email or phone as Braze matches it: an email whatever
+// its case, a phone by its digits (and a leading +); any other field's
+// value as it is.
+func sameContact(field string, v any) any {
+	s, ok := v.(string)
+	switch {
+	case ok && field == "email":
+		return strings.ToLower(s)
+	case !ok || field != "phone":
+		return v
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '+' || (r >= '0' && r <= '9') {
+			return r
+		}
+		return -1
+	}, s)
 }
 
 // canonicalJSON is raw as Decode then Encode give it, so that an object
