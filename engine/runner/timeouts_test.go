@@ -85,13 +85,7 @@ func TestLookupWaitingForAPauseEndsWithTheLane(t *testing.T) {
 			clock := pauseClock{waiting: make(chan struct{}, 1)}
 			r, store := startRunnerWith(t, Options{Pipelines: loadAPI(t, "testdata/paused-lookup", api.URL), Clock: clock})
 			defer r.Stop(5 * time.Second)
-			hooks := httptest.NewServer(r.Handler())
-			defer hooks.Close()
-			resp, err := http.Post(hooks.URL+"/hooks/lookup", "application/json", strings.NewReader(`{"n":1}`))
-			if err != nil || resp.StatusCode != http.StatusOK {
-				t.Fatalf("webhook: %v %v", err, resp)
-			}
-			resp.Body.Close()
+			postOne(t, r, "/hooks/lookup")
 			select {
 			case <-clock.waiting: // the retry's lookup waits out the pause
 			case <-time.After(10 * time.Second):
@@ -142,13 +136,7 @@ func TestLookupOnTheWireIsCutWithTheLane(t *testing.T) {
 			defer api.Close()
 			r, store := startRunner(t, loadAPI(t, "testdata/paused-lookup", api.URL))
 			defer r.Stop(5 * time.Second)
-			hooks := httptest.NewServer(r.Handler())
-			defer hooks.Close()
-			resp, err := http.Post(hooks.URL+"/hooks/lookup", "application/json", strings.NewReader(`{"n":1}`))
-			if err != nil || resp.StatusCode != http.StatusOK {
-				t.Fatalf("webhook: %v %v", err, resp)
-			}
-			resp.Body.Close()
+			postOne(t, r, "/hooks/lookup")
 			<-lookupSent
 			const grace = 10 * time.Second
 			began := time.Now()
@@ -203,13 +191,7 @@ func TestAWriteStepOnTheWireCommitsItsEvent(t *testing.T) {
 			defer api.Close()
 			r, store := startRunner(t, loadAPI(t, "testdata/write-then-send", api.URL))
 			defer r.Stop(5 * time.Second)
-			hooks := httptest.NewServer(r.Handler())
-			defer hooks.Close()
-			resp, err := http.Post(hooks.URL+tt.path, "application/json", strings.NewReader(`{"n":1}`))
-			if err != nil || resp.StatusCode != http.StatusOK {
-				t.Fatalf("webhook: %v %v", err, resp)
-			}
-			resp.Body.Close()
+			postOne(t, r, tt.path)
 			<-issueSent
 			l := r.lane(tt.pipeline)
 			ended := make(chan struct{})
@@ -256,13 +238,7 @@ func TestAWriteStepCutByTheGraceIsCounted(t *testing.T) {
 			}))
 			defer api.Close()
 			r, store := startRunner(t, loadAPI(t, "testdata/write-then-send", api.URL))
-			hooks := httptest.NewServer(r.Handler())
-			defer hooks.Close()
-			resp, err := http.Post(hooks.URL+tt.path, "application/json", strings.NewReader(`{"n":1}`))
-			if err != nil || resp.StatusCode != http.StatusOK {
-				t.Fatalf("webhook: %v %v", err, resp)
-			}
-			resp.Body.Close()
+			postOne(t, r, tt.path)
 			<-hung
 			r.Stop(200 * time.Millisecond)
 			if got := r.CutByStop(); got[tt.pipeline] != 1 {
@@ -362,4 +338,17 @@ func TestRetireGraceCoversTheLongestTimeout(t *testing.T) {
 			}
 		})
 	}
+}
+
+// postOne sends r the webhook {"n":1} on path, from a listener that
+// lasts as long as the test, and fails the test unless it is accepted.
+func postOne(t *testing.T, r *Runner, path string) {
+	t.Helper()
+	hooks := httptest.NewServer(r.Handler())
+	t.Cleanup(hooks.Close)
+	resp, err := http.Post(hooks.URL+path, "application/json", strings.NewReader(`{"n":1}`))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("webhook: %v %v", err, resp)
+	}
+	resp.Body.Close()
 }
