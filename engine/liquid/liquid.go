@@ -397,8 +397,8 @@ func describeGo(goType, value string) string {
 
 var notInsideRE = regexp.MustCompile(`^(\w+) not inside ?([\w ]*?)(?:; immediate parent is (\w+))?$`)
 
-// The context osteele appends is the markup ("... in {% tag %}"), so only
-// " in {" starts it: tag messages may say "in" themselves.
+// liquidErrRE takes osteele's "Liquid error (line N): " off a message;
+// the markup it names comes from the error itself (splitError).
 var liquidErrRE = regexp.MustCompile(`(?s)^Liquid error(?: \(line \d+\))?: (.*)$`)
 
 // compileProblem turns an osteele parse error into a problem placed at the
