@@ -290,7 +290,7 @@ func TestCSVResumesPastTheRowsThatHeldTheCheckpoint(t *testing.T) {
 // that have an outcome, and the slow one as open.
 func TestCSVCheckpointNamesTheRowsPastASlowOne(t *testing.T) {
 	h := start(t, setup{users: 100})
-	h.control("POST", "/faults", `{"path":"/sessionm/core/priv/v1/apps/sandbox-core-key/external/users/load-000003/tags","latency":"3s"}`)
+	h.control("POST", "/faults", `{"path":"/sessionm/core/priv/v1/apps/sandbox-core-key/external/users/load-000003/tags","latency":"5s"}`)
 	file := writeCSV(t, t.TempDir(), 60, 0)
 	done := importInBackground(h, file)
 	key := "csv:" + csvPipeline + ":" + fileHash(t, file)
@@ -299,9 +299,12 @@ func TestCSVCheckpointNamesTheRowsPastASlowOne(t *testing.T) {
 		Past  int   `json:"past"`
 		Holes []int `json:"holes"`
 	}
-	h.eventually("a checkpoint past the slow row", func() bool {
+	// The rows after the slow one settle at their own pace (under -race
+	// on a busy machine, 23 were still open at the first checkpoint past
+	// 40): the one looked at is the first with few of them open.
+	h.eventually("a checkpoint past the slow row, with few rows open", func() bool {
 		_, err := h.store.Checkpoint(key, &cp)
-		return err == nil && cp.Past >= 40
+		return err == nil && cp.Past >= 40 && len(cp.Holes) <= 20
 	})
 	if cp.Rows != 2 || !slices.Contains(cp.Holes, 3) || len(cp.Holes) > 20 {
 		t.Errorf("checkpoint %+v; want rows 2, the slow row 3 among the few holes", cp)
