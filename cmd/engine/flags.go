@@ -157,6 +157,9 @@ type configFlags struct {
 	// standIns are the emulators' base URLs by connection type
 	// (engine.Loader.StandIns).
 	standIns map[string]string
+	// masker receives the secrets the loader resolves (nil: a new one):
+	// engine run's log masks through it from the first line on.
+	masker *secrets.Masker
 }
 
 // pointAtSandbox points every connection at the in-process emulators
@@ -193,7 +196,10 @@ func (c *configFlags) loader() (*engine.Loader, *secrets.Masker, error) {
 	if c.fallback != nil {
 		files = append(files, c.fallback)
 	}
-	masker := &secrets.Masker{}
+	masker := c.masker
+	if masker == nil {
+		masker = &secrets.Masker{}
+	}
 	lookup := secrets.LookupChain(files...)
 	if c.overrides != nil {
 		chain := lookup

@@ -148,7 +148,8 @@ variables override either.`, stderr)
 	if isTerminal(stderr) {
 		stderr = &statusLines{w: stderr}
 	}
-	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	cf.masker = &secrets.Masker{}
+	logger, err := newLogger(stderr, *logFormat, *logLevel, cf.masker)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
@@ -508,7 +509,10 @@ func stopNowOn(signals, hup <-chan os.Signal, stdout io.Writer, logger *slog.Log
 	return now, func() { close(over); cancel() }
 }
 
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+// newLogger writes every line through masker: the runner masks what it
+// logs, and this catches a line that does not (a filter's explanation
+// quoting a secret it compared once did).
+func newLogger(w io.Writer, format, level string, masker *secrets.Masker) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level is debug, info, warn or error, not %q", level)
@@ -516,19 +520,46 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "text":
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr { return maskAttr(masker, a) }
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
-		// Durations as the text format writes them ("299ms"): slog's
-		// JSON gives bare nanoseconds ("in":79000000), no unit said.
 		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			// Durations as the text format writes them ("299ms"): slog's
+			// JSON gives bare nanoseconds ("in":79000000), no unit said.
 			if a.Value.Kind() == slog.KindDuration {
 				a.Value = slog.StringValue(a.Value.Duration().String())
 			}
-			return a
+			return maskAttr(masker, a)
 		}
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format is text or json, not %q", format)
+}
+
+// maskAttr masks the secrets in a value's text. A value that is not a
+// string (an error, a list) keeps its own form unless its text holds a
+// secret: then it is logged as the masked text.
+func maskAttr(masker *secrets.Masker, a slog.Attr) slog.Attr {
+	var text string
+	switch a.Value.Kind() {
+	case slog.KindString:
+		text = a.Value.String()
+	case slog.KindAny:
+		switch v := a.Value.Any().(type) {
+		case error:
+			text = v.Error()
+		case fmt.Stringer:
+			text = v.String()
+		default:
+			text = fmt.Sprint(v)
+		}
+	default:
+		return a
+	}
+	if masked := masker.String(text); masked != text {
+		a.Value = slog.StringValue(masked)
+	}
+	return a
 }
 
 // printRunBanner says where the engine listens and, from left (events in

@@ -596,7 +596,7 @@ func TestStopSummaryIsLogged(t *testing.T) {
 // The JSON log writes durations as the text log does, with their unit.
 func TestJSONLogDurationsHaveUnits(t *testing.T) {
 	var logs strings.Builder
-	logger, err := newLogger(&logs, "json", "info")
+	logger, err := newLogger(&logs, "json", "info", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -561,7 +561,7 @@ func (l *lane) process(it *item) {
 		l.failed(it, attempt, out)
 	case !out.Passed:
 		// The one line for it (ack writes none): with why.
-		l.r.log.Debug("filtered", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "why", out.FilterExplain)
+		l.r.log.Debug("filtered", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "why", l.r.opts.Masker.String(out.FilterExplain))
 		l.ack(it, "filtered")
 	case out.Request == nil:
 		l.ack(it, "no request")

@@ -103,3 +103,29 @@ func TestRetryLinesAreLimited(t *testing.T) {
 		})
 	}
 }
+
+// A filter that compares a shared secret explains a wrong one by quoting
+// the comparison: the debug line printed the secret (a QA run), where a
+// dry run masked it.
+func TestFilteredLineMasksTheSecretItCompared(t *testing.T) {
+	h, logs := debugLogs(t, setup{dirs: []string{"testdata/secret-filter"}, users: 1})
+	a := h.post("/hooks/shared/u-1", `{"token":"wrong"}`, nil)
+	var answer struct {
+		EventID string `json:"event_id"`
+	}
+	if err := json.Unmarshal([]byte(a.body), &answer); a.status != 200 || err != nil {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	h.drained()
+	lines := linesAbout(t, logs, answer.EventID)
+	if len(lines) != 1 || lines[0]["msg"] != "filtered" {
+		t.Fatalf("log lines about the event: %v; want one, filtered", lines)
+	}
+	why, _ := lines[0]["why"].(string)
+	if !strings.Contains(why, `"****"`) || !strings.Contains(why, `"wrong"`) {
+		t.Errorf("why = %q; want the secret masked and the event's value shown", why)
+	}
+	if strings.Contains(logs.String(), "sandbox-core-secret") {
+		t.Errorf("the log holds the secret:\n%s", logs)
+	}
+}
