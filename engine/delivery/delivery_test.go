@@ -203,7 +203,7 @@ func TestPauseStopsEveryPool(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &fakeClock{t: t0}
 			g := NewGovernor(c, Limits{Pools: map[string]Limit{"trigger": {Rate: 1000, Burst: 10}}})
-			if got := g.Observe("trigger", tt.status, tt.header); got != tt.pause {
+			if got, _ := g.Observe("trigger", tt.status, tt.header); got != tt.pause {
 				t.Fatalf("pause %v, want %v", got, tt.pause)
 			}
 			w, _ := g.Wait(context.Background(), "users_track")
@@ -459,7 +459,7 @@ func TestRetryAfter(t *testing.T) {
 	}
 	// A 429 that asks for more than the cap pauses for the cap.
 	g := NewGovernor(&fakeClock{t: t0}, Limits{})
-	if got := g.Observe("", 429, http.Header{"Retry-After": {"172800"}}); got != MaxPause || !g.PausedUntil().Equal(t0.Add(MaxPause)) {
+	if got, _ := g.Observe("", 429, http.Header{"Retry-After": {"172800"}}); got != MaxPause || !g.PausedUntil().Equal(t0.Add(MaxPause)) {
 		t.Fatalf("429 with Retry-After of two days: paused %v, until %v", got, g.PausedUntil())
 	}
 }
@@ -543,7 +543,7 @@ func TestIsolatedPool429BlocksThatPoolOnly(t *testing.T) {
 				"broadcast": {Rate: 100, Burst: 10, Isolated: true},
 				"messaging": {Rate: 100, Burst: 10},
 			}})
-			if got := g.Observe("broadcast", tt.status, tt.header); got != tt.connPause {
+			if got, _ := g.Observe("broadcast", tt.status, tt.header); got != tt.connPause {
 				t.Fatalf("Observe set a connection pause of %v, want %v", got, tt.connPause)
 			}
 			if w, _ := g.Wait(context.Background(), "messaging"); w != tt.connPause {
@@ -617,5 +617,34 @@ func TestTurns(t *testing.T) {
 	g.DropTurn(first)
 	if n := g.TurnsBefore(second, "trigger", t0.Add(2*time.Second)); n != 0 {
 		t.Errorf("a dropped turn still counts: %d", n)
+	}
+}
+
+// A burst of 429s answered together is one pause: each answer inside it
+// extends it, and only an answer after its end begins another. The
+// pauses metric counted every 429 (a QA run saw 3 for one burst).
+func TestObserveSaysWhenAPauseBegins(t *testing.T) {
+	c := &fakeClock{t: t0}
+	g := NewGovernor(c, Limits{})
+	retry := http.Header{"Retry-After": {"3"}}
+	steps := []struct {
+		after time.Duration // since t0
+		want  bool
+	}{
+		{0, true},
+		{0, false},
+		{time.Millisecond, false},
+		{2 * time.Second, false}, // extends it to 5 s
+		{5 * time.Second, true},  // at its end: a new one
+		{5*time.Second + time.Millisecond, false},
+	}
+	for i, s := range steps {
+		c.t = t0.Add(s.after)
+		if pause, began := g.Observe("", 429, retry); pause != 3*time.Second || began != s.want {
+			t.Fatalf("answer %d at +%v: pause %v, began %v; want 3s, %v", i, s.after, pause, began, s.want)
+		}
+	}
+	if _, began := g.Observe("", 200, http.Header{}); began {
+		t.Fatal("a 200 began a pause")
 	}
 }

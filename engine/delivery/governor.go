@@ -482,10 +482,11 @@ func (g *Governor) reserve(pool string) time.Duration {
 // Isolated pool blocks that pool only; x-ratelimit-remaining of 0 blocks
 // the pool until x-ratelimit-reset, and a low remaining slows it so the
 // rest lasts until the reset (braze.md §1). It returns the pause of the
-// connection it set, if any.
-func (g *Governor) Observe(pool string, status int, h http.Header) time.Duration {
+// connection it set, if any, and whether that pause began with this
+// answer: a burst of 429s answered at once is one pause, not one each.
+func (g *Governor) Observe(pool string, status int, h http.Header) (pause time.Duration, began bool) {
 	now := g.clock.Now()
-	pause := RetryAfter(h.Get("Retry-After"), now)
+	pause = RetryAfter(h.Get("Retry-After"), now)
 	if pause == 0 && status == http.StatusTooManyRequests {
 		// A 429 without Retry-After: wait for the window's reset if the
 		// peer gave one, else a second (A: nothing better is documented).
@@ -513,14 +514,15 @@ func (g *Governor) Observe(pool string, status int, h http.Header) time.Duration
 			b.blockedUntil = u
 			tell, paused, until = g.onPause, pool, u
 		}
-		return 0
+		return 0, false
 	}
 	if pause > 0 {
+		began = !g.pausedUntil.After(now)
 		if u := now.Add(pause); u.After(g.pausedUntil) {
 			g.pausedUntil = u
 			tell, until = g.onPause, u
 		}
-		return pause
+		return pause, began
 	}
 	if b != nil {
 		b.probeUntil = time.Time{} // an answer: the pool's first after a reset, or a later one
@@ -528,11 +530,11 @@ func (g *Governor) Observe(pool string, status int, h http.Header) time.Duration
 	remaining, err := strconv.Atoi(strings.TrimSpace(h.Get("X-Ratelimit-Remaining")))
 	reset := rateLimitReset(h, now)
 	if b == nil || err != nil || reset <= 0 {
-		return 0
+		return 0, false
 	}
 	if remaining <= 0 {
 		b.blockedUntil = now.Add(reset)
-		return 0
+		return 0, false
 	}
 	// What is left of the window, spread to its reset: the bucket never
 	// spends in seconds what the peer allows until the window ends.
@@ -543,7 +545,7 @@ func (g *Governor) Observe(pool string, status int, h http.Header) time.Duration
 	}
 	b.liveTight = remaining <= max(1, atOnce)
 	b.tokens = min(b.tokens, float64(remaining))
-	return 0
+	return 0, false
 }
 
 // PausedUntil is the end of the connection's current pause (zero or past

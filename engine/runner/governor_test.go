@@ -205,7 +205,7 @@ func TestAPauseOutlivesARestart(t *testing.T) {
 	runOnce(func(r *Runner) {
 		g := r.governor(conn)
 		g.SetLimits(limitsOf(conn))
-		if g.Observe("messaging", http.StatusTooManyRequests, http.Header{"Retry-After": {"30"}}) != 30*time.Second {
+		if pause, _ := g.Observe("messaging", http.StatusTooManyRequests, http.Header{"Retry-After": {"30"}}); pause != 30*time.Second {
 			t.Fatal("no pause from a 429 with Retry-After: 30")
 		}
 		// A broadcast's 429 holds back broadcasts alone, and as long.

@@ -728,7 +728,8 @@ func (l *lane) send(ctx context.Context, req *engine.Request, committed bool) se
 	}
 	l.r.metrics.observeRequest(call.Conn.Name, endpointName(call), resp.Status, time.Since(began), waited)
 	res := sendResult{status: resp.Status, header: resp.Header, body: resp.Body}
-	if res.pause = l.gov.Observe(pool, resp.Status, resp.Header); res.pause > 0 {
+	var pauseBegan bool
+	if res.pause, pauseBegan = l.gov.Observe(pool, resp.Status, resp.Header); pauseBegan {
 		l.r.metrics.pauses.WithLabelValues(call.Conn.Name).Inc()
 	}
 	if err != nil {
@@ -1079,7 +1080,7 @@ func (r *Runner) lookup(ctx, soft context.Context, step *engine.Step, req *engin
 	status := 0
 	if resp != nil { // a cut answer too: a 429's Retry-After holds
 		status = resp.Status
-		if gov.Observe(pool, resp.Status, resp.Header) > 0 {
+		if _, began := gov.Observe(pool, resp.Status, resp.Header); began {
 			r.metrics.pauses.WithLabelValues(step.Call.Conn.Name).Inc()
 		}
 	}

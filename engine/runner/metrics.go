@@ -27,7 +27,7 @@ type metrics struct {
 	acceptDuration  *prometheus.HistogramVec // pipeline: webhook in to 2xx out
 	requestDuration *prometheus.HistogramVec // connection, endpoint, code
 	rateLimitWait   *prometheus.CounterVec   // connection: seconds
-	pauses          *prometheus.CounterVec   // connection: 429s and Retry-After
+	pauses          *prometheus.CounterVec   // connection: pauses begun (a burst of 429s is one)
 	answered        *prometheus.CounterVec   // pipeline, code, cache: synchronous pipelines' answers
 	reloads         *prometheus.CounterVec   // pipeline, result: added, changed, removed, rejected, restored
 	lastReloadOK    prometheus.Gauge
@@ -70,7 +70,7 @@ func newMetrics(r *Runner) *metrics {
 			Name: "engine_rate_limit_wait_seconds_total", Help: "Seconds requests waited for a connection's rate limit or pause, the wait of a request that got the 429 or Retry-After for its retry and a batch's kept open for them included; summed over requests (two waiting one second together add 2, a merged Braze request counts once), each added once it is over, never in advance.",
 		}, []string{"connection"}),
 		pauses: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "engine_connection_pauses_total", Help: "Pauses of a whole connection after a 429 or Retry-After.",
+			Name: "engine_connection_pauses_total", Help: "Pauses of a whole connection after a 429 or Retry-After; answers during a pause extend it, and are not counted again.",
 		}, []string{"connection"}),
 		answered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "engine_respond_answers_total", Help: "Answers of synchronous (respond) pipelines, by status code and cache (hit, miss, stale; none without a cache or when no answer could be given).",

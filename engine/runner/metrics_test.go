@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,5 +193,41 @@ func TestMetricsSeriesExistFromTheStart(t *testing.T) {
 		case there && v != 0:
 			t.Errorf("%s is %v before anything happened, want 0", name, v)
 		}
+	}
+}
+
+// The 429s of one burst, answered to requests sent together, are one
+// pause of the connection: engine_connection_pauses_total counted each
+// (3 for one throttled second in a QA run).
+func TestConnectionPausesCountABurstOnce(t *testing.T) {
+	const users = 20
+	h := start(t, setup{users: users})
+	// Slow answers, so that the requests of the first events are all on
+	// the wire before the first 429 comes back.
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"300ms","count":5}`)
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","throttle":{"for":"1s"}}`)
+	var wg sync.WaitGroup
+	for i := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if a := h.tagWebhook(i, fmt.Sprintf("burst-%d", i)); a.status != 200 {
+				t.Errorf("webhook %d: %d %s", i, a.status, a.body)
+			}
+		}()
+	}
+	wg.Wait()
+	h.drained()
+	throttled := 0
+	for _, e := range h.journal("/sessionm/core/*") {
+		if e["status"] == 429.0 {
+			throttled++
+		}
+	}
+	if throttled < 2 {
+		t.Fatalf("setup: %d requests answered 429, want several sent together", throttled)
+	}
+	if pauses, _ := h.metric(`engine_connection_pauses_total\{connection="sessionm_core"\}`); pauses != 1 {
+		t.Errorf("engine_connection_pauses_total is %v after %d 429s of one throttled second; want 1", pauses, throttled)
 	}
 }
