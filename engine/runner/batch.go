@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"sort"
@@ -455,8 +456,10 @@ func (b *batcher) delivered(m *member, res *sendResult, merged bool) {
 		b.l.dead(m.it, m.attempt, "rejected", cause, m.req, res)
 		return
 	default:
-		b.l.r.log.Warn("delivered; braze reported minor errors", "pipeline", b.l.p.Name, "version", b.l.p.Version, "event", eventLabel(m.it),
-			"errors", b.l.r.opts.Masker.String(strings.Join(errs, "; ")))
+		// Such an error tends to come with every event (an attribute
+		// Braze ignores): a line a second.
+		b.l.r.logLimited(&b.l.retryLogged, "minor errors", slog.LevelWarn, slog.LevelWarn, "delivered; braze reported minor errors",
+			"pipeline", b.l.p.Name, "version", b.l.p.Version, "event", eventLabel(m.it), "errors", b.l.r.opts.Masker.String(strings.Join(errs, "; ")))
 	}
 	b.l.ack(m.it, "delivered")
 }

@@ -355,7 +355,10 @@ func (l *lane) route(it *item) bool {
 			return true
 		}
 		if err != nil {
-			l.r.log.Warn("order_by did not render; the event is ordered with the others whose key failed", "pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
+			// Every event of a key that cannot render fails alike: a
+			// line a second, not one each.
+			l.r.logLimited(&l.retryLogged, "order_by", slog.LevelWarn, slog.LevelWarn, "order_by did not render; the event is ordered with the others whose key failed",
+				"pipeline", l.p.Name, "version", l.p.Version, "event", eventLabel(it), "error", err)
 		}
 		it.key = key
 		if !l.takeKey(it) {

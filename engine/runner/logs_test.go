@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	sessionmemu "github.com/loyalty-connector/engine/connectors/sessionm/emulator"
 	"github.com/loyalty-connector/engine/engine/runner"
 )
 
@@ -127,5 +128,31 @@ func TestFilteredLineMasksTheSecretItCompared(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "sandbox-core-secret") {
 		t.Errorf("the log holds the secret:\n%s", logs)
+	}
+}
+
+// An order_by key that cannot render fails for every event alike: it
+// was a warning per event (41 lines for 41 webhooks in a QA run), where
+// other per-event warnings are a line a second.
+func TestOrderByFailuresAreLoggedALineASecond(t *testing.T) {
+	const events = 30
+	logs := &runner.LockedBuffer{}
+	h := start(t, setup{dirs: []string{"testdata/order-by-fails"}, users: events, opts: func(o *runner.Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}})
+	began := time.Now()
+	for i := range events {
+		if a := h.post("/hooks/broken/"+sessionmemu.GeneratedUserID(i), `{"n":1}`, nil); a.status != 200 {
+			t.Fatalf("webhook %d: %d %s", i, a.status, a.body)
+		}
+	}
+	h.drained()
+	seconds := int(time.Since(began).Seconds()) + 1
+	lines, leftOut := runner.LinesOf(logs.String(), "order_by did not render; the event is ordered with the others whose key failed")
+	if lines == 0 || lines > seconds+1 || lines+leftOut > events {
+		t.Errorf("%d lines and %d left out for %d events in %d s; want one a second at most", lines, leftOut, events, seconds)
+	}
+	if got := len(h.journal("/sessionm/core/*")); got != events {
+		t.Errorf("%d tag requests; every event is still delivered, want %d", got, events)
 	}
 }
