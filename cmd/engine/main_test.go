@@ -910,20 +910,39 @@ func TestRunBannerMarksOpenRoutesAndMasksPaths(t *testing.T) {
 
 // The sandbox banner offers its curl line only when a pipeline serves the
 // route it posts to: a folder without the offers pipeline got a command
-// that answered 404.
+// that answered 404. Its header is the route's: the sandbox's token as it
+// is, another token (a QA run's curl got 401 with the sandbox's) by its
+// variable, never printed.
 func TestRunBannerOffersCurlOnlyForAServedRoute(t *testing.T) {
 	http := &spec.SourceType{Kind: spec.HTTPSource}
+	const line = "curl -s http://127.0.0.1:8080/hooks/sessionm/offers"
 	for _, tt := range []struct {
+		name string
 		path string
-		curl bool
-	}{{"/hooks/sessionm/offers", true}, {"/hooks/other", false}} {
-		var out strings.Builder
-		printRunBanner(&out, "127.0.0.1:8080", "data", "http://127.0.0.1:9", []*engine.Pipeline{
-			{Name: "p", Source: engine.Source{Type: http, Method: "POST", Paths: []string{tt.path}, Auth: &engine.InboundAuth{Bearer: "t"}}},
-		}, nil, &secrets.Masker{}, false)
-		if got := strings.Contains(out.String(), "curl -s http://127.0.0.1:8080/hooks/sessionm/offers"); got != tt.curl {
-			t.Errorf("a pipeline on %s: curl line shown %v, want %v:\n%s", tt.path, got, tt.curl, out.String())
-		}
+		auth *engine.InboundAuth
+		want string // the line's header, "-" for no line
+	}{
+		{"another route", "/hooks/other", &engine.InboundAuth{Bearer: "sandbox-sessionm-webhook-token"}, "-"},
+		{"sandbox token", "/hooks/sessionm/offers", &engine.InboundAuth{Bearer: "sandbox-sessionm-webhook-token"}, line + " -H 'Authorization: Bearer sandbox-sessionm-webhook-token' --data"},
+		{"own token", "/hooks/sessionm/offers", &engine.InboundAuth{Bearer: "real-Token-999"}, line + ` -H "Authorization: Bearer $SESSIONM_WEBHOOK_TOKEN" --data`},
+		{"no auth", "/hooks/sessionm/offers", nil, line + " --data"},
+		{"basic", "/hooks/sessionm/offers", &engine.InboundAuth{Basic: &engine.BasicAuth{Username: "u", Password: "p"}}, "-"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			printRunBanner(&out, "127.0.0.1:8080", "data", "http://127.0.0.1:9", []*engine.Pipeline{
+				{Name: "p", Source: engine.Source{Type: http, Method: "POST", Paths: []string{tt.path}, Auth: tt.auth}},
+			}, nil, &secrets.Masker{}, false)
+			got := out.String()
+			switch {
+			case tt.want == "-" && strings.Contains(got, "curl"):
+				t.Errorf("a curl line, want none:\n%s", got)
+			case tt.want != "-" && !strings.Contains(got, tt.want):
+				t.Errorf("banner lacks %q:\n%s", tt.want, got)
+			case strings.Contains(got, "real-Token-999"):
+				t.Errorf("the banner prints the route's own token:\n%s", got)
+			}
+		})
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/loyalty-connector/engine/engine/runner"
 	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/engine/spec"
+	"github.com/loyalty-connector/engine/examples"
 	"github.com/loyalty-connector/engine/internal/webguard"
 )
 
@@ -596,9 +597,11 @@ func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []
 	}
 	if sandboxBase != "" {
 		fmt.Fprintf(w, "\nSessionM and Braze emulators: %s (what each user got: %s/_sandbox/deliveries?user=u-1001)\n", sandboxBase, sandboxBase)
-		if !untilDone && servesRoute(pipelines, http.MethodPost, "/hooks/sessionm/offers") {
-			fmt.Fprintln(w, "Try a SessionM offer-issued event:")
-			fmt.Fprintf(w, "  curl -s %s/hooks/sessionm/offers -H 'Authorization: Bearer sandbox-sessionm-webhook-token' --data @examples/events/sessionm-offer-issued.json\n", base)
+		if p := servingRoute(pipelines, http.MethodPost, "/hooks/sessionm/offers"); !untilDone && p != nil {
+			if header, ok := curlAuth(p.Source.Auth); ok {
+				fmt.Fprintln(w, "Try a SessionM offer-issued event:")
+				fmt.Fprintf(w, "  curl -s %s/hooks/sessionm/offers%s --data @examples/events/sessionm-offer-issued.json\n", base, header)
+			}
 		}
 	}
 	if untilDone {
@@ -608,16 +611,38 @@ func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []
 	}
 }
 
-// servesRoute reports whether one of pipelines takes method on path, so
-// the banner offers a curl line only for a route that answers it.
-func servesRoute(pipelines []*engine.Pipeline, method, path string) bool {
+// servingRoute is the pipeline that takes method on path, if any, so the
+// banner offers a curl line only for a route that answers it.
+func servingRoute(pipelines []*engine.Pipeline, method, path string) *engine.Pipeline {
 	for _, p := range pipelines {
 		if p.Source.Type.Kind == spec.HTTPSource && p.Source.Method == method && slices.Contains(p.Source.Paths, path) {
-			return true
+			return p
 		}
 	}
-	return false
+	return nil
 }
+
+// curlAuth is the -H argument of the banner's curl line for a route's
+// auth, and false for auth curl cannot be given on one line (Basic,
+// HMAC). The sandbox's own webhook token is printed; a token set in its
+// place is not, so the line reads it from $SESSIONM_WEBHOOK_TOKEN, the
+// name pipelines/ gives it. The sandbox token was printed whatever the
+// route took, and a QA run's curl got 401.
+func curlAuth(a *engine.InboundAuth) (string, bool) {
+	switch {
+	case a == nil:
+		return "", true
+	case a.Basic != nil || a.HMAC != nil:
+		return "", false
+	}
+	if builtin, err := secrets.ParseEnv("examples/sandbox.env", examples.SandboxEnv); err == nil && a.Bearer == builtin[sandboxTokenName] {
+		return " -H 'Authorization: Bearer " + a.Bearer + "'", true
+	}
+	return ` -H "Authorization: Bearer $` + sandboxTokenName + `"`, true
+}
+
+// sandboxTokenName is the setting that holds the offers route's token.
+const sandboxTokenName = "SESSIONM_WEBHOOK_TOKEN"
 
 // untilDoneBannerEnd ends the banner of a run with --until-done, where
 // "Stop with Ctrl-C." ends the others.
