@@ -39,12 +39,16 @@ type connectionSet struct {
 	// resolved fingerprints what each connection's references resolved to
 	// (settingsFingerprint), for the versions' hidden part.
 	resolved map[string]string
+	// limitAt is where each built connection's rate_limit is written, or
+	// its name when it has none: where a clash with another folder's
+	// connection to the same account is reported (checkSharedAccounts).
+	limitAt map[string]diag.Diagnostic
 }
 
 // loadConnections reads a connections file. A missing file is not a
 // problem until a pipeline names a connection.
 func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
-	set := &connectionSet{file: file, conns: map[string]*spec.Connection{}, broken: map[string]bool{}, raw: map[string][]byte{}, resolved: map[string]string{}}
+	set := &connectionSet{file: file, conns: map[string]*spec.Connection{}, broken: map[string]bool{}, raw: map[string][]byte{}, resolved: map[string]string{}, limitAt: map[string]diag.Diagnostic{}}
 	if _, err := os.Stat(file); err != nil {
 		return set
 	}
@@ -186,6 +190,11 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 		}
 		l.Resolver.Masker().AddBuilt(auth.Credential)
 		set.conns[name] = conn
+		at, found := fc.doc.Lookup(path.Child("rate_limit"))
+		if !found {
+			at = fc.doc.KeyNode(path)
+		}
+		set.limitAt[name] = diag.Diagnostic{File: file, Line: at.Line, Column: at.Column, Path: path.String()}
 		delete(broken, name)
 	}
 	// A connection with any problem in it is broken, not built without
@@ -410,4 +419,57 @@ func flatYAML(n *yaml.Node) map[string]string {
 	}
 	walk("", v)
 	return out
+}
+
+// checkSharedAccounts refuses a connection that reaches the account of
+// one in an earlier folder with another rate_limit: the two share the
+// account's limits and pauses (spec.Connection.Account), which cannot
+// follow both. The pipelines that use it are refused with it.
+func checkSharedAccounts(sets []*connectionSet, proj *Project) {
+	type first struct {
+		conn *spec.Connection
+		set  *connectionSet
+	}
+	seen := map[string]first{}
+	for _, set := range sets {
+		for _, name := range slices.Sorted(maps.Keys(set.conns)) {
+			c := set.conns[name]
+			f, ok := seen[c.Account()]
+			if !ok {
+				seen[c.Account()] = first{c, set}
+				continue
+			}
+			if f.set == set || f.conn.File == c.File || sameRateLimit(f.conn.RateLimit, c.RateLimit) {
+				continue
+			}
+			d := set.limitAt[name]
+			d.Severity = diag.Error
+			d.Message = fmt.Sprintf("connection %q reaches the same account as %q in %s (the same base_url and credentials), so the two share its rate limits and pauses, with %s here and %s there; give both the same rate_limit, or leave it out of both",
+				name, f.conn.Name, f.conn.File, describeRateLimit(c.RateLimit), describeRateLimit(f.conn.RateLimit))
+			proj.Diagnostics.Add(d)
+			set.problems[name] = append(set.problems[name], d)
+			set.broken[name] = true
+			delete(set.conns, name)
+		}
+	}
+}
+
+func sameRateLimit(a, b *spec.RateLimit) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+// describeRateLimit says what limits a connection goes by.
+func describeRateLimit(l *spec.RateLimit) string {
+	if l == nil {
+		return "no rate_limit (the documented limits)"
+	}
+	// 1h0m0s reads as 1h, 1m0s as 1m.
+	window := l.Window.String()
+	if strings.HasSuffix(window, "m0s") {
+		window = strings.TrimSuffix(window, "0s")
+	}
+	if strings.HasSuffix(window, "h0m") {
+		window = strings.TrimSuffix(window, "0m")
+	}
+	return fmt.Sprintf("rate_limit %d per %s", l.Requests, window)
 }

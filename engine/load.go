@@ -126,10 +126,13 @@ func (l *Loader) Load(paths []string) *Project {
 	named := map[string]string{}
 	connsOf := map[string]*connectionSet{}
 	var files []string
+	var sets []*connectionSet
 	for _, dir := range dirs {
 		connsOf[dir] = l.loadConnections(l.connectionsFileFor(dir), proj)
+		sets = append(sets, connsOf[dir])
 		files = append(files, byDir[dir]...)
 	}
+	checkSharedAccounts(sets, proj)
 	// One table for every folder, as engine run serves them all on one
 	// listener, with the engine's own routes: validate said ok to two
 	// folders that each served a route, and to a pipeline on /metrics,

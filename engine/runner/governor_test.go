@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -87,8 +88,10 @@ func TestRateLimitIsPerConnection(t *testing.T) {
 // workspaces: each keeps its own limits and pauses.
 func TestSameNamedConnectionsOfTwoFoldersKeepTheirOwnGovernors(t *testing.T) {
 	r, clock, t0 := runnerOnAFakeClock(t)
-	eu := &spec.Connection{Name: "braze", File: "eu/connections.yaml", Type: braze.REST, RateLimit: &spec.RateLimit{Requests: 10, Window: time.Second}}
-	us := &spec.Connection{Name: "braze", File: "us/connections.yaml", Type: braze.REST}
+	eu := &spec.Connection{Name: "braze", File: "eu/connections.yaml", Type: braze.REST, BaseURL: mustURL(t, "https://rest.fra-01.braze.eu"),
+		Fields: map[string]string{"api_key": "eu-key"}, RateLimit: &spec.RateLimit{Requests: 10, Window: time.Second}}
+	us := &spec.Connection{Name: "braze", File: "us/connections.yaml", Type: braze.REST, BaseURL: mustURL(t, "https://rest.iad-01.braze.com"),
+		Fields: map[string]string{"api_key": "us-key"}}
 	r.ensureGovernor(eu)
 	r.ensureGovernor(us) // set last, as a reload may
 	if r.governor(eu) == r.governor(us) {
@@ -102,6 +105,35 @@ func TestSameNamedConnectionsOfTwoFoldersKeepTheirOwnGovernors(t *testing.T) {
 	if took := clock.Now().Sub(t0); took != 2900*time.Millisecond {
 		t.Fatalf("30 requests to the connection limited to 10/s took %v, want 2.9s", took)
 	}
+}
+
+// Two folders' connections to one workspace (one base URL, one key) count
+// against its one set of limits, and a 429 to either pauses both: with a
+// governor each, they went at twice Braze's limit and one ignored the
+// other's 429s (a QA run). braze.md §1: limits are per workspace.
+func TestConnectionsToOneAccountShareAGovernor(t *testing.T) {
+	r, _, _ := runnerOnAFakeClock(t)
+	base := mustURL(t, "https://rest.iad-01.braze.com")
+	a := &spec.Connection{Name: "braze", File: "team-a/connections.yaml", Type: braze.REST, BaseURL: base, Fields: map[string]string{"api_key": "k"}}
+	b := &spec.Connection{Name: "braze_main", File: "team-b/connections.yaml", Type: braze.REST, BaseURL: base, Fields: map[string]string{"api_key": "k"}}
+	r.ensureGovernor(a)
+	r.ensureGovernor(b)
+	if r.governor(a) != r.governor(b) {
+		t.Fatal("two connections to one workspace have governors of their own")
+	}
+	r.governor(a).Observe("messaging", http.StatusTooManyRequests, http.Header{"Retry-After": {"30"}})
+	if until := r.governor(b).PausedUntil(); until.IsZero() {
+		t.Error("a 429 to one connection did not pause the other of its workspace")
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 // braze.md §1: a broadcast has a window of its own, 250 calls a minute.
@@ -120,7 +152,8 @@ func TestBroadcastAnswersPaceOnlyBroadcasts(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn := &spec.Connection{Name: "braze", Type: braze.REST}
-	control := &spec.Connection{Name: "told_nothing", Type: braze.REST}
+	// Another workspace (another key), so a governor of its own.
+	control := &spec.Connection{Name: "told_nothing", Type: braze.REST, Fields: map[string]string{"api_key": "another"}}
 	r.ensureGovernor(conn)
 	r.ensureGovernor(control)
 	g := r.governor(conn)
@@ -214,6 +247,9 @@ func TestAPauseOutlivesARestart(t *testing.T) {
 	clock.mu.Lock()
 	clock.t = t0.Add(10 * time.Second) // the restart
 	clock.mu.Unlock()
+	// Its folder named otherwise (an absolute path, where the first run
+	// had a relative one): the pause, stored under the path, was lost.
+	conn = &spec.Connection{Name: "braze", File: "/srv/engine/pipelines/connections.yaml", Type: braze.REST}
 	runOnce(func(r *Runner) {
 		g := r.governor(conn)
 		until := g.PausedUntil()

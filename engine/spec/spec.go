@@ -5,7 +5,9 @@
 package spec
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -213,9 +215,23 @@ type Connection struct {
 	Fields    map[string]string // type-specific fields, secrets resolved
 }
 
-// Key tells connections apart across folders: two folders' "braze" may be
-// two Braze workspaces, with limits and pauses of their own.
-func (c *Connection) Key() string { return c.File + "\x00" + c.Name }
+// Account tells apart the accounts connections reach, for their rate
+// limits and pauses: two folders' "braze" with one base URL and API key
+// are one Braze workspace, whose limits both count against (braze.md §1:
+// limits are per workspace), and another key is another workspace. Keyed
+// by file and name, the two went at twice the workspace's limit, one
+// ignored the other's 429s, and a pause stored under the folder's path
+// as typed was lost at a restart with the path written otherwise (QA
+// runs). It is a digest: it is stored in the inbox, and a credential
+// must not be.
+func (c *Connection) Account() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s", c.Type.Name, c.BaseURL)
+	for _, k := range slices.Sorted(maps.Keys(c.Fields)) {
+		fmt.Fprintf(h, "\x00%s=%s", k, c.Fields[k])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
 
 // Public returns the fields a template may read: everything but secrets.
 func (c *Connection) Public() map[string]any {
