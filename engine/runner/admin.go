@@ -128,14 +128,14 @@ func (r *Runner) Status() Status {
 		if p.Target != nil {
 			g := r.governor(p.Target.Conn)
 			if until := g.PausedUntil(); until.After(r.clock.Now()) {
-				st.PausedTo = until.UTC().Format(time.RFC3339)
+				st.PausedTo = until.UTC().Format(time.RFC3339Nano)
 			}
 			for pool, until := range g.PoolsHeldUntil() {
 				if st.PoolsPausedTo == nil {
 					st.PoolsPausedTo = map[string]string{}
 				}
 				// The endpoints with no pool of their own share "".
-				st.PoolsPausedTo[cmp.Or(pool, "other")] = until.UTC().Format(time.RFC3339)
+				st.PoolsPausedTo[cmp.Or(pool, "other")] = until.UTC().Format(time.RFC3339Nano)
 			}
 		}
 		for _, step := range p.Steps {
@@ -148,7 +148,7 @@ func (r *Runner) Status() Status {
 				if st.LookupsPausedTo == nil {
 					st.LookupsPausedTo = map[string]string{}
 				}
-				st.LookupsPausedTo[step.Call.Conn.Name] = until.UTC().Format(time.RFC3339)
+				st.LookupsPausedTo[step.Call.Conn.Name] = until.UTC().Format(time.RFC3339Nano)
 			}
 		}
 		out = append(out, st)

@@ -733,7 +733,7 @@ func (l *lane) send(ctx context.Context, req *engine.Request, committed bool) se
 	res := sendResult{status: resp.Status, header: resp.Header, body: resp.Body}
 	var pauseBegan bool
 	if res.pause, pauseBegan = l.gov.Observe(pool, resp.Status, resp.Header); pauseBegan {
-		l.r.metrics.pauses.WithLabelValues(call.Conn.Name).Inc()
+		l.r.pauseBegan(call.Conn, l.gov, resp.Status)
 	}
 	if err != nil {
 		// The answer's head came and its body did not, whole: the peer
@@ -1083,12 +1083,23 @@ func (r *Runner) lookup(ctx, soft context.Context, step *engine.Step, req *engin
 	status := 0
 	if resp != nil { // a cut answer too: a 429's Retry-After holds
 		status = resp.Status
-		if _, began := gov.Observe(pool, resp.Status, resp.Header); began {
-			r.metrics.pauses.WithLabelValues(step.Call.Conn.Name).Inc()
+		if _, pauseBegan := gov.Observe(pool, resp.Status, resp.Header); pauseBegan {
+			r.pauseBegan(step.Call.Conn, gov, resp.Status)
 		}
 	}
 	r.metrics.observeRequest(step.Call.Conn.Name, endpointName(step.Call), status, time.Since(began), waited)
 	return resp, err
+}
+
+// pauseBegan counts and logs a pause of conn's account that an answer
+// with status began. Without a line, events waited out a day's pause with
+// nothing in the log but their retries (a QA run). A line a second per
+// connection at most: a peer that pauses it every second says so once.
+func (r *Runner) pauseBegan(conn *spec.Connection, gov *delivery.Governor, status int) {
+	r.metrics.pauses.WithLabelValues(conn.Name).Inc()
+	until := gov.PausedUntil()
+	r.logLimited(&r.refusals, conn.Name+"\x00pause", slog.LevelWarn, slog.LevelWarn, "connection paused: its peer asked to wait (a 429 or Retry-After); every pipeline that uses it waits",
+		"connection", conn.Name, "status", status, "until", until.UTC().Format(time.RFC3339Nano), "for", until.Sub(r.clock.Now()).Round(time.Millisecond))
 }
 
 // endpointName labels a call in metrics: its endpoint, or "raw".

@@ -3,6 +3,7 @@ package runner_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/runner"
 )
 
 // metric is the value of the series series (a regular expression) on
@@ -201,7 +203,10 @@ func TestMetricsSeriesExistFromTheStart(t *testing.T) {
 // (3 for one throttled second in a QA run).
 func TestConnectionPausesCountABurstOnce(t *testing.T) {
 	const users = 20
-	h := start(t, setup{users: users})
+	logs := &runner.LockedBuffer{}
+	h := start(t, setup{users: users, opts: func(o *runner.Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}})
 	// Slow answers, so that the requests of the first events are all on
 	// the wire before the first 429 comes back.
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"300ms","count":5}`)
@@ -229,5 +234,10 @@ func TestConnectionPausesCountABurstOnce(t *testing.T) {
 	}
 	if pauses, _ := h.metric(`engine_connection_pauses_total\{connection="sessionm_core"\}`); pauses != 1 {
 		t.Errorf("engine_connection_pauses_total is %v after %d 429s of one throttled second; want 1", pauses, throttled)
+	}
+	// And the log says so, once: it said nothing of a pause at all.
+	lines, leftOut := runner.LinesOf(logs.String(), "connection paused: its peer asked to wait (a 429 or Retry-After); every pipeline that uses it waits")
+	if lines != 1 || leftOut != 0 || !strings.Contains(logs.String(), `"connection":"sessionm_core","status":429,"until":"`) {
+		t.Errorf("%d lines (%d left out) about the pause; want one naming the connection, its status and end:\n%s", lines, leftOut, logs)
 	}
 }
