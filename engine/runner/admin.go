@@ -393,6 +393,7 @@ func (r *Runner) replayDead(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.wake(pipeline)
+	r.metrics.replayed.WithLabelValues(pipeline).Inc()
 	r.log.Info("dead letter replayed", "dead_letter", id, "pipeline", pipeline, "version", r.version(pipeline), "event", deadLetterLabel(dl), "queued_as", seq)
 	answer := map[string]any{"replayed": id, "pipeline": pipeline, "queued_as": seq}
 	if left != nil {

@@ -118,6 +118,7 @@ func (r *Runner) replayAllDead(w http.ResponseWriter, req *http.Request) {
 			case o.Err == nil:
 				res.Done++
 				res.ByPipeline[o.Pipeline]++
+				r.metrics.replayed.WithLabelValues(o.Pipeline).Inc()
 				continue
 			case errors.Is(o.Err, inbox.ErrNoSuchDeadLetter):
 				// Replayed or dropped by another request meanwhile, which

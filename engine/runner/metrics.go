@@ -22,6 +22,8 @@ type metrics struct {
 	refused         *prometheus.CounterVec   // pipeline, reason
 	handled         *prometheus.CounterVec   // pipeline, outcome: delivered, filtered
 	retried         *prometheus.CounterVec   // pipeline
+	replayed        *prometheus.CounterVec   // pipeline: dead letters queued again
+	queuedAtStart   *prometheus.GaugeVec     // pipeline: events found in the inbox at the start
 	deadLettered    *prometheus.CounterVec   // pipeline, reason
 	batchSize       *prometheus.HistogramVec // pipeline: events per request
 	acceptDuration  *prometheus.HistogramVec // pipeline: webhook in to 2xx out
@@ -50,6 +52,16 @@ func newMetrics(r *Runner) *metrics {
 		}, []string{"pipeline", "outcome"}),
 		retried: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "engine_events_retried_total", Help: "Attempts that failed and will be made again.",
+		}, []string{"pipeline"}),
+		// With these two, the counts add up: received + replayed + queued
+		// at the start = handled + dead-lettered + the inbox's depth. A
+		// replayed event is no new event (received), but its outcome is
+		// counted again (a QA run could not tell replays from losses).
+		replayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engine_events_replayed_total", Help: "Dead letters queued again by a replay through the running engine's admin listener; each outcome is counted again. Replays made by engine dlq replay while it was stopped are in engine_events_queued_at_start.",
+		}, []string{"pipeline"}),
+		queuedAtStart: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "engine_events_queued_at_start", Help: "Events in the inbox when the engine started: left by the last run, or queued by engine dlq replay while it was stopped.",
 		}, []string{"pipeline"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "engine_events_dead_lettered_total", Help: "Events moved to the dead letters, by reason.",
@@ -85,7 +97,10 @@ func newMetrics(r *Runner) *metrics {
 	m.lastReloadOK.Set(1)
 	depth := prometheus.NewDesc("engine_inbox_depth", "Events in the inbox, not yet delivered.", []string{"pipeline"}, nil)
 	dead := prometheus.NewDesc("engine_dead_letters", "Dead letters stored in the data folder, of every pipeline, until replayed or dropped.", nil, nil)
-	m.registry.MustRegister(m.received, m.duplicates, m.refused, m.handled, m.retried, m.deadLettered,
+	for name, n := range r.store.Pipelines() {
+		m.queuedAtStart.WithLabelValues(name).Set(float64(n))
+	}
+	m.registry.MustRegister(m.received, m.duplicates, m.refused, m.handled, m.retried, m.replayed, m.queuedAtStart, m.deadLettered,
 		m.batchSize, m.acceptDuration, m.requestDuration, m.rateLimitWait, m.pauses, m.answered, m.reloads, m.lastReloadOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectorFunc{depth, func(ch chan<- prometheus.Metric) {
@@ -140,6 +155,8 @@ func (m *metrics) expect(p *engine.Pipeline) {
 		return
 	}
 	m.received.WithLabelValues(p.Name)
+	m.replayed.WithLabelValues(p.Name)
+	m.queuedAtStart.WithLabelValues(p.Name)
 	if webhook {
 		m.duplicates.WithLabelValues(p.Name)
 	}

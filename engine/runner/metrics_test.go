@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
 )
 
@@ -239,5 +240,75 @@ func TestConnectionPausesCountABurstOnce(t *testing.T) {
 	lines, leftOut := runner.LinesOf(logs.String(), "connection paused: its peer asked to wait (a 429 or Retry-After); every pipeline that uses it waits")
 	if lines != 1 || leftOut != 0 || !strings.Contains(logs.String(), `"connection":"sessionm_core","status":429,"until":"`) {
 		t.Errorf("%d lines (%d left out) about the pause; want one naming the connection, its status and end:\n%s", lines, leftOut, logs)
+	}
+}
+
+// The counts add up across replays and restarts: received + replayed +
+// queued at the start = handled + dead-lettered + what is still queued.
+// A replayed event is no new event, and its outcome was counted with
+// nothing to say where it came from (a QA run could not tell it from a
+// lost one); events left in the inbox by a stopped run, or queued by
+// engine dlq replay meanwhile, were delivered after a restart with
+// received at 0.
+func TestEventCountsAddUpAcrossReplaysAndRestarts(t *testing.T) {
+	dir := t.TempDir()
+	count := func(h *harness, series string) float64 {
+		v, _ := h.metric(series)
+		return v
+	}
+	balance := func(h *harness) (in, out float64) {
+		const p = `\{pipeline="braze-segment-to-sessionm-tags"\}`
+		in = count(h, "engine_events_received_total"+p) + count(h, "engine_events_replayed_total"+p) + count(h, "engine_events_queued_at_start"+p)
+		out = count(h, `engine_events_handled_total\{outcome="delivered",pipeline="braze-segment-to-sessionm-tags"\}`) +
+			count(h, `engine_events_dead_lettered_total\{pipeline="braze-segment-to-sessionm-tags",reason="rejected"\}`) +
+			count(h, "engine_inbox_depth"+p)
+		return in, out
+	}
+	h := start(t, setup{users: 5, dataDir: dir})
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","error_ratio":1,"error_status":400,"count":3}`)
+	for i := range 5 {
+		if a := h.tagWebhook(i, fmt.Sprintf("count-%d", i)); a.status != 200 {
+			t.Fatalf("webhook %d: %d %s", i, a.status, a.body)
+		}
+	}
+	h.drained()
+	dead, _ := h.store.DeadLetters(inbox.DeadFilter{})
+	if len(dead) != 3 {
+		t.Fatalf("setup: %d dead letters, want 3", len(dead))
+	}
+	admin := h.admin()
+	if a := do(t, "POST", fmt.Sprintf("%s/dlq/%d/replay", admin.URL, dead[0].ID), "", nil); a.status != 200 {
+		t.Fatalf("replay: %d %s", a.status, a.body)
+	}
+	if a := do(t, "POST", admin.URL+"/dlq/replay?all=true", "", nil); a.status != 200 {
+		t.Fatalf("replay all: %d %s", a.status, a.body)
+	}
+	h.drained()
+	if got := count(h, `engine_events_replayed_total\{pipeline="braze-segment-to-sessionm-tags"\}`); got != 3 {
+		t.Errorf("engine_events_replayed_total is %v after three replays", got)
+	}
+	if in, out := balance(h); in != 8 || out != 8 {
+		t.Errorf("in %v (received, replayed, queued at the start), out %v (delivered, dead-lettered, queued); want 8 and 8", in, out)
+	}
+	// Two events queued when the engine stops, behind a pause (which the
+	// restart waits out).
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","throttle":{"for":"2s"}}`)
+	for i := range 2 {
+		if a := h.tagWebhook(i, fmt.Sprintf("left-%d", i)); a.status != 200 {
+			t.Fatalf("webhook %d: %d %s", i, a.status, a.body)
+		}
+	}
+	// The first is answered 429, which pauses the connection for both.
+	h.eventually("the connection paused", func() bool { return len(h.journal("/sessionm/core/*")) >= 9 })
+	sb := h.sbURL
+	h.control("DELETE", "/faults", "")
+	h.stop()
+	h2 := start(t, setup{users: 5, dataDir: dir, sandbox: sb})
+	h2.drained()
+	if got := count(h2, `engine_events_queued_at_start\{pipeline="braze-segment-to-sessionm-tags"\}`); got != 2 {
+		t.Errorf("engine_events_queued_at_start is %v; two events were left queued", got)
+	}
+	if in, out := balance(h2); in != 2 || out != 2 {
+		t.Errorf("after the restart: in %v, out %v; want 2 and 2", in, out)
 	}
 }
