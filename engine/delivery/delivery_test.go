@@ -197,6 +197,11 @@ func TestPauseStopsEveryPool(t *testing.T) {
 		{"429 with only x-ratelimit-reset", 429, http.Header{"X-Ratelimit-Reset": {strconv.FormatInt(t0.Add(30*time.Second).Unix(), 10)}}, 30 * time.Second},
 		{"429 with nothing", 429, http.Header{}, time.Second},
 		{"200 pauses nothing", 200, http.Header{}, 0},
+		// A 2xx took the request: its Retry-After (an async API's 202
+		// saying when to poll) is no request to wait. It paused the
+		// connection for as long (a QA run).
+		{"Retry-After on 202", 202, http.Header{"Retry-After": {"600"}}, 0},
+		{"Retry-After on 500", 500, http.Header{"Retry-After": {"4"}}, 4 * time.Second},
 		{"garbage Retry-After", 503, http.Header{"Retry-After": {"soon"}}, 0},
 	}
 	for _, tt := range tests {

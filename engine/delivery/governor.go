@@ -477,7 +477,7 @@ func (g *Governor) reserve(pool string) time.Duration {
 	return 0
 }
 
-// Observe feeds an answer back. A Retry-After (on any status) or a 429
+// Observe feeds an answer back. A Retry-After (on any answer but a 2xx) or a 429
 // pauses the whole connection until the time given, but a 429 to an
 // Isolated pool blocks that pool only; x-ratelimit-remaining of 0 blocks
 // the pool until x-ratelimit-reset, and a low remaining slows it so the
@@ -486,7 +486,11 @@ func (g *Governor) reserve(pool string) time.Duration {
 // answer: a burst of 429s answered at once is one pause, not one each.
 func (g *Governor) Observe(pool string, status int, h http.Header) (pause time.Duration, began bool) {
 	now := g.clock.Now()
-	pause = RetryAfter(h.Get("Retry-After"), now)
+	if status < 200 || status > 299 {
+		// A 2xx took the request: a Retry-After on it (an async API's
+		// 202 saying when to poll) asks for no wait.
+		pause = RetryAfter(h.Get("Retry-After"), now)
+	}
 	if pause == 0 && status == http.StatusTooManyRequests {
 		// A 429 without Retry-After: wait for the window's reset if the
 		// peer gave one, else a second (A: nothing better is documented).
