@@ -112,6 +112,10 @@ func (fc *fileContext) reportViolation(e *jsonschema.ValidationError, raw any) {
 			if len(allowed) > 0 {
 				msg += "; allowed here: " + strings.Join(allowed, ", ") + diag.Suggest(name, allowed)
 			}
+			if fc.pipeline && name == "rate_limit" && path.String() == "delivery" {
+				// Limits are the account's, shared by its pipelines.
+				msg += "; a rate limit belongs to the connection: set rate_limit on it in connections.yaml"
+			}
 			fc.errorAtKey(path.Child(name), "%s", msg)
 		}
 	case *kind.Required:
