@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -145,7 +146,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("data folder %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, "inbox.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 3 * time.Second, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})
+	info, statErr := os.Stat(path)
+	newDB := statErr != nil || info.Size() == 0
+	db, err := openBolt(path, &bolt.Options{Timeout: 3 * time.Second, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, bolt.ErrTimeout) {
 		locked := &LockedError{Dir: dir}
 		if raw, err := os.ReadFile(filepath.Join(dir, holderFile)); err == nil {
@@ -170,8 +173,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s.pruneBatch = pruneBatch
 	s.markRunning = opts.MarkRunning
-	if err := s.recover(dir, opts.NoSync); err != nil {
+	if err := s.recover(dir, opts.NoSync, newDB); err != nil {
 		db.Close()
+		if newDB {
+			// Not left behind as if it were the inbox: the next start
+			// would take it for one and lose the journal's events.
+			_ = os.Remove(path)
+		}
 		return nil, fmt.Errorf("reading the inbox %s: %w", path, err)
 	}
 	// Marked only once the store opened: an Open that fails has no Close
@@ -189,9 +197,25 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// openBolt is bolt.Open, with a damaged file (one cut short) reported as
+// an error: bbolt panicked on its freelist page, or faulted reading past
+// the end of the mapped file, and the engine died with a stack trace.
+func openBolt(path string, opts *bolt.Options) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("it is damaged (%v): was it cut short or overwritten? Restore it from a backup; moving it away starts an empty inbox, and the events it held are lost", v)
+		}
+	}()
+	return bolt.Open(path, 0o600, opts)
+}
+
 // recover opens the journal, moves into bbolt the events a crash left
-// only there, and counts what is queued.
-func (s *Store) recover(dir string, noSync bool) error {
+// only there, and counts what is queued. newDB says inbox.db was missing
+// or empty: with a journal that holds events, it was deleted or emptied,
+// and taking it for a new inbox lost every queued event in silence (a QA
+// run), so it is refused.
+func (s *Store) recover(dir string, noSync, newDB bool) error {
 	var applied uint64
 	var restoreIDs bool
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -221,6 +245,12 @@ func (s *Store) recover(dir string, noSync bool) error {
 	j, err := openJournal(dir, noSync)
 	if err != nil {
 		return err
+	}
+	if newDB {
+		if file, epoch, found := j.anyEntry(); found {
+			j.close()
+			return fmt.Errorf("inbox.db is missing or empty, but the inbox journal %s holds events (of epoch %d) that it had: the queued events would be lost. Restore inbox.db; to start an empty inbox instead, losing them, move inbox.wal.0 and inbox.wal.1 out of the data folder", filepath.Base(file), epoch)
+		}
 	}
 	// At most two epochs can be unapplied: a sealed one whose move did
 	// not finish, and the one after it.

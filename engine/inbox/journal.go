@@ -192,6 +192,29 @@ func (j *journal) read(epoch uint64) ([]journalled, error) {
 	}
 }
 
+// anyEntry finds a whole entry at the start of either file, where every
+// epoch begins: a journal that ever held an event has one.
+func (j *journal) anyEntry() (file string, epoch uint64, found bool) {
+	for _, f := range j.files {
+		var head [8]byte
+		if _, err := f.ReadAt(head[:], 0); err != nil {
+			continue
+		}
+		n := binary.LittleEndian.Uint32(head[:4])
+		if n == 0 || n > maxJournalEntry {
+			continue
+		}
+		body := make([]byte, n)
+		if _, err := f.ReadAt(body, 8); err != nil || crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(head[4:]) {
+			continue
+		}
+		if e, ok := decodeJournalled(body); ok {
+			return f.Name(), e.epoch, true
+		}
+	}
+	return "", 0, false
+}
+
 func decodeJournalled(b []byte) (journalled, bool) {
 	d := wire.NewReader(b)
 	epoch := d.Uvarint()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -458,5 +459,89 @@ func TestAppendRefusesWhatTheJournalCannotReadBack(t *testing.T) {
 	}
 	if len(recs) != 3 || recs[1].ID != "big" || len(recs[1].Payload) != largest || recs[2].ID != "c" {
 		t.Fatalf("after the crash the inbox holds %d events, want a, big and c", len(recs))
+	}
+}
+
+// An inbox.db deleted or emptied beside a journal that holds events was
+// taken for a new inbox: every queued event was lost, and the engine said
+// all were handled (a QA run). It is refused, saying what to do, and
+// refused again at the next try; moving the journal away starts afresh.
+func TestMissingDatabaseBesideAJournalIsRefused(t *testing.T) {
+	for _, damage := range []string{"deleted", "emptied"} {
+		t.Run(damage, func(t *testing.T) {
+			dir, c := t.TempDir(), &clock{t: t0}
+			s := open(t, dir, c)
+			s.keepJournal.Store(true) // as a kill -9 leaves it
+			mustAppend(t, s, "f1", ev("a", "1"), ev("b", "2"))
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db := filepath.Join(dir, "inbox.db")
+			if damage == "deleted" {
+				os.Remove(db)
+			} else if err := os.Truncate(db, 0); err != nil {
+				t.Fatal(err)
+			}
+			for try := range 2 {
+				_, err := Open(dir, Options{Now: c.now})
+				if err == nil || !strings.Contains(err.Error(), "inbox.db is missing or empty, but the inbox journal inbox.wal.") ||
+					!strings.Contains(err.Error(), "move inbox.wal.0 and inbox.wal.1 out of the data folder") {
+					t.Fatalf("try %d: Open = %v; want it refused, saying what to do", try, err)
+				}
+			}
+			for _, f := range []string{"inbox.wal.0", "inbox.wal.1"} {
+				if err := os.Rename(filepath.Join(dir, f), filepath.Join(t.TempDir(), f)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s = open(t, dir, c)
+			defer s.Close()
+			if n := s.Depth("f1"); n != 0 {
+				t.Errorf("a fresh inbox holds %d events", n)
+			}
+		})
+	}
+}
+
+// A new data folder, and one whose inbox.db is there, open as before.
+func TestNewDataFolderOpens(t *testing.T) {
+	dir, c := t.TempDir(), &clock{t: t0}
+	s := open(t, dir, c)
+	mustAppend(t, s, "f1", ev("a", "1"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, c)
+	defer s.Close()
+	if n := s.Depth("f1"); n != 1 {
+		t.Errorf("depth %d after a reopen, want 1", n)
+	}
+}
+
+// An inbox.db cut short made bbolt panic or fault as it opened it, and
+// the engine died with a stack trace: it is an error naming the file.
+func TestTruncatedDatabaseIsAnError(t *testing.T) {
+	for _, size := range []int64{8192, 16384} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			dir, c := t.TempDir(), &clock{t: t0}
+			s := open(t, dir, c)
+			for i := range 2000 {
+				mustAppend(t, s, "f1", ev(fmt.Sprint(i), strings.Repeat("x", 200)))
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db := filepath.Join(dir, "inbox.db")
+			if info, err := os.Stat(db); err != nil || info.Size() <= size {
+				t.Fatalf("setup: inbox.db is %v bytes (%v), want more than %d", info.Size(), err, size)
+			}
+			if err := os.Truncate(db, size); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Open(dir, Options{Now: c.now})
+			if err == nil || !strings.Contains(err.Error(), "inbox.db") || !strings.Contains(err.Error(), "damaged") {
+				t.Fatalf("Open = %v; want an error naming inbox.db as damaged", err)
+			}
+		})
 	}
 }
