@@ -421,35 +421,61 @@ func flatYAML(n *yaml.Node) map[string]string {
 	return out
 }
 
-// checkSharedAccounts refuses a connection that reaches the account of
-// one in an earlier folder with another rate_limit: the two share the
-// account's limits and pauses (spec.Connection.Account), which cannot
-// follow both. The pipelines that use it are refused with it.
+// checkSharedAccounts refuses connections of one name, in several
+// folders, that reach one account with different rate_limits: they share
+// its limits and pauses (spec.Connection.GovernorKey), which cannot
+// follow both. Each is refused, not only the later one: a reload that
+// changed one of them kept the others' running versions at a limit the
+// edited file then set for all (a QA run). So are the pipelines that use
+// them.
 func checkSharedAccounts(sets []*connectionSet, proj *Project) {
-	type first struct {
+	type use struct {
 		conn *spec.Connection
 		set  *connectionSet
 	}
-	seen := map[string]first{}
+	byKey := map[string][]use{}
+	var keys []string
 	for _, set := range sets {
 		for _, name := range slices.Sorted(maps.Keys(set.conns)) {
 			c := set.conns[name]
-			f, ok := seen[c.Account()]
-			if !ok {
-				seen[c.Account()] = first{c, set}
-				continue
+			k := c.GovernorKey()
+			if len(byKey[k]) == 0 {
+				keys = append(keys, k)
 			}
-			if f.set == set || f.conn.File == c.File || sameRateLimit(f.conn.RateLimit, c.RateLimit) {
-				continue
+			if !slices.ContainsFunc(byKey[k], func(u use) bool { return u.conn.File == c.File }) {
+				byKey[k] = append(byKey[k], use{c, set}) // one file read for several folders counts once
 			}
-			d := set.limitAt[name]
+		}
+	}
+	for _, k := range keys {
+		uses := byKey[k]
+		if !slices.ContainsFunc(uses, func(u use) bool { return !sameRateLimit(u.conn.RateLimit, uses[0].conn.RateLimit) }) {
+			continue
+		}
+		refusals := make([]diag.Diagnostic, len(uses))
+		for i, u := range uses {
+			var others []string
+			for _, o := range uses {
+				if o.conn.File != u.conn.File {
+					others = append(others, fmt.Sprintf("%s (%s)", o.conn.File, describeRateLimit(o.conn.RateLimit)))
+				}
+			}
+			d := u.set.limitAt[u.conn.Name]
 			d.Severity = diag.Error
-			d.Message = fmt.Sprintf("connection %q reaches the same account as %q in %s (the same base_url and credentials), so the two share its rate limits and pauses, with %s here and %s there; give both the same rate_limit, or leave it out of both",
-				name, f.conn.Name, f.conn.File, describeRateLimit(c.RateLimit), describeRateLimit(f.conn.RateLimit))
+			d.Message = fmt.Sprintf("connection %q reaches the same account (the same base_url and credentials) as the %q of %s, so they share its rate limits and pauses, with %s here; give them the same rate_limit, or leave it out of all",
+				u.conn.Name, u.conn.Name, strings.Join(others, ", "), describeRateLimit(u.conn.RateLimit))
 			proj.Diagnostics.Add(d)
-			set.problems[name] = append(set.problems[name], d)
-			set.broken[name] = true
-			delete(set.conns, name)
+			refusals[i] = d
+		}
+		for i, u := range uses {
+			name := u.conn.Name
+			for _, set := range sets {
+				if set.file == u.conn.File && set.conns[name] != nil {
+					set.problems[name] = append(set.problems[name], refusals[i])
+					set.broken[name] = true
+					delete(set.conns, name)
+				}
+			}
 		}
 	}
 }

@@ -344,41 +344,45 @@ func TestLoaderReads(t *testing.T) {
 	}
 }
 
-// Two folders' connections to one account share its limits and pauses at
-// run time, so their rate_limits must agree: the later one is refused,
-// and so is a pipeline that uses it. The same limit, or another account,
-// is fine.
+// Two folders' connections of one name to one account share its limits
+// and pauses at run time, so their rate_limits must agree: both are
+// refused, and so are the pipelines that use them (refusing only the
+// later folder's let a reload of the earlier one change the limit for
+// both, a QA run). The same limit, another name or another account is
+// fine.
 func TestValidateConnectionsToOneAccountAgreeOnRateLimit(t *testing.T) {
-	folder := func(conns, uses string) string {
-		dir := t.TempDir()
-		files := map[string]string{
-			ConnectionsFileName:      "connections:\n" + conns,
-			"send-" + uses + ".yaml": "source: { type: http, path: \"/hooks/" + uses + "\" }\ntarget: { connection: " + uses + ", method: POST, path: /x, body: { a: 1 } }\n",
+	folder := func(name, conn, rateLimit string) string {
+		dir := filepath.Join(t.TempDir(), name)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
 		}
-		for name, text := range files {
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+		files := map[string]string{
+			ConnectionsFileName:      "connections:\n  " + conn + ":\n    type: http\n    base_url: https://api.example.com\n    bearer_token: ${secret:API_TOKEN}\n" + rateLimit,
+			"send-" + name + ".yaml": "source: { type: http, path: \"/hooks/" + name + "\" }\ntarget: { connection: " + conn + ", method: POST, path: /x, body: { a: 1 } }\n",
+		}
+		for file, text := range files {
+			if err := os.WriteFile(filepath.Join(dir, file), []byte(text), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}
 		return dir
 	}
-	const api = "  api:\n    type: http\n    base_url: https://api.example.com\n    bearer_token: ${secret:API_TOKEN}\n"
 	for _, tt := range []struct {
-		name, second string
-		refused      bool
+		name, conn, rateLimit string
+		refused               bool
 	}{
-		{"another limit", "  partner:\n    type: http\n    base_url: https://api.example.com\n    bearer_token: ${secret:API_TOKEN}\n    rate_limit: 5/s\n", true},
-		{"the same limit", "  partner:\n    type: http\n    base_url: https://api.example.com\n    bearer_token: ${secret:API_TOKEN}\n    rate_limit: 10/s\n", false},
-		{"another account", "  partner:\n    type: http\n    base_url: https://other.example.com\n    bearer_token: ${secret:API_TOKEN}\n    rate_limit: 5/s\n", false},
+		{"another limit", "api", "    rate_limit: 5/s\n", true},
+		{"the same limit", "api", "    rate_limit: 10/s\n", false},
+		{"another name", "partner", "    rate_limit: 5/s\n", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			first := folder(api+"    rate_limit: 10/s\n", "api")
-			second := folder(tt.second, "partner")
+			first := folder("first", "api", "    rate_limit: 10/s\n")
+			second := folder("second", tt.conn, tt.rateLimit)
 			l, _ := testLoader(t)
 			proj := l.Load([]string{first, second})
 			var got []string
 			for _, d := range proj.Diagnostics.Items() {
-				got = append(got, strings.TrimPrefix(d.String(), second+string(filepath.Separator)))
+				got = append(got, strings.TrimPrefix(strings.TrimPrefix(d.String(), filepath.Dir(first)+"/"), filepath.Dir(second)+"/"))
 			}
 			if !tt.refused {
 				if len(got) > 0 || len(proj.Pipelines) != 2 {
@@ -386,12 +390,14 @@ func TestValidateConnectionsToOneAccountAgreeOnRateLimit(t *testing.T) {
 				}
 				return
 			}
+			conns := func(dir string) string { return filepath.Join(dir, ConnectionsFileName) }
 			want := []string{
-				`connections.yaml:6:17: connections.partner: connection "partner" reaches the same account as "api" in ` + filepath.Join(first, ConnectionsFileName) +
-					` (the same base_url and credentials), so the two share its rate limits and pauses, with rate_limit 5 per 1s here and rate_limit 10 per 1s there; give both the same rate_limit, or leave it out of both`,
-				`send-partner.yaml:2:23: target.connection: connection "partner" cannot be used until the problems reported in ` + filepath.Join(second, ConnectionsFileName) + ` are fixed`,
+				`first/connections.yaml:6:17: connections.api: connection "api" reaches the same account (the same base_url and credentials) as the "api" of ` + conns(second) + ` (rate_limit 5 per 1s), so they share its rate limits and pauses, with rate_limit 10 per 1s here; give them the same rate_limit, or leave it out of all`,
+				`first/send-first.yaml:2:23: target.connection: connection "api" cannot be used until the problems reported in ` + conns(first) + ` are fixed`,
+				`second/connections.yaml:6:17: connections.api: connection "api" reaches the same account (the same base_url and credentials) as the "api" of ` + conns(first) + ` (rate_limit 10 per 1s), so they share its rate limits and pauses, with rate_limit 5 per 1s here; give them the same rate_limit, or leave it out of all`,
+				`second/send-second.yaml:2:23: target.connection: connection "api" cannot be used until the problems reported in ` + conns(second) + ` are fixed`,
 			}
-			if !slices.Equal(got, want) || len(proj.Pipelines) != 1 {
+			if !slices.Equal(got, want) || len(proj.Pipelines) != 0 {
 				t.Errorf("%d pipelines; got\n%s\nwant\n%s", len(proj.Pipelines), strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 		})

@@ -107,19 +107,28 @@ func TestSameNamedConnectionsOfTwoFoldersKeepTheirOwnGovernors(t *testing.T) {
 	}
 }
 
-// Two folders' connections to one workspace (one base URL, one key) count
-// against its one set of limits, and a 429 to either pauses both: with a
-// governor each, they went at twice Braze's limit and one ignored the
-// other's 429s (a QA run). braze.md §1: limits are per workspace.
+// Two folders' connections of one name to one workspace (one base URL,
+// one key) count against its one set of limits, and a 429 to either
+// pauses both: with a governor each, they went at twice Braze's limit and
+// one ignored the other's 429s (a QA run). braze.md §1: limits are per
+// workspace. A connection of another name keeps its own (a slower one
+// for a bulk pipeline, whose rate_limit was taken by chance for both when
+// the account alone decided, a QA run).
 func TestConnectionsToOneAccountShareAGovernor(t *testing.T) {
 	r, _, _ := runnerOnAFakeClock(t)
 	base := mustURL(t, "https://rest.iad-01.braze.com")
 	a := &spec.Connection{Name: "braze", File: "team-a/connections.yaml", Type: braze.REST, BaseURL: base, Fields: map[string]string{"api_key": "k"}}
-	b := &spec.Connection{Name: "braze_main", File: "team-b/connections.yaml", Type: braze.REST, BaseURL: base, Fields: map[string]string{"api_key": "k"}}
-	r.ensureGovernor(a)
-	r.ensureGovernor(b)
+	b := &spec.Connection{Name: "braze", File: "team-b/connections.yaml", Type: braze.REST, BaseURL: mustURL(t, "https://REST.iad-01.braze.com/"), Fields: map[string]string{"api_key": "k", "users_track_max_updates": "50"}}
+	bulk := &spec.Connection{Name: "braze_bulk", File: "team-a/connections.yaml", Type: braze.REST, BaseURL: base, Fields: map[string]string{"api_key": "k"},
+		RateLimit: &spec.RateLimit{Requests: 2, Window: time.Second}}
+	for _, c := range []*spec.Connection{a, b, bulk} {
+		r.ensureGovernor(c)
+	}
 	if r.governor(a) != r.governor(b) {
-		t.Fatal("two connections to one workspace have governors of their own")
+		t.Fatal("two folders' braze connections to one workspace (the host in another case, another setting) have governors of their own")
+	}
+	if r.governor(a) == r.governor(bulk) {
+		t.Fatal("a connection of another name shares the governor, and its rate_limit")
 	}
 	r.governor(a).Observe("messaging", http.StatusTooManyRequests, http.Header{"Retry-After": {"30"}})
 	if until := r.governor(b).PausedUntil(); until.IsZero() {

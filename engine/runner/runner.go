@@ -82,7 +82,7 @@ type Runner struct {
 	storing   byPipeline[storingEvents]   // storingNow
 	unremoved byPipeline[unremovedEvents] // unremovedOf
 	govMu     sync.Mutex
-	governors map[string]*delivery.Governor // by account (spec.Connection.Account), kept across reloads
+	governors map[string]*delivery.Governor // by spec.Connection.GovernorKey, kept across reloads
 
 	stateMu    sync.Mutex
 	states     map[string]*pipelineState
@@ -558,16 +558,16 @@ func (s *storingEvents) leave(id string) {
 // Depth is how many events of pipeline wait in the inbox.
 func (r *Runner) Depth(pipeline string) int { return r.store.Depth(pipeline) }
 
-// governor is the governor of the connection's account, the same one for
-// the runner's life (ensureGovernor sets its limits): connections of two
-// folders that reach one account share it.
+// governor is the connection's governor (by its name and account), the
+// same one for the runner's life (ensureGovernor sets its limits): two
+// folders' connections of one name that reach one account share it.
 func (r *Runner) governor(c *spec.Connection) *delivery.Governor {
 	r.govMu.Lock()
 	defer r.govMu.Unlock()
-	g := r.governors[c.Account()]
+	g := r.governors[c.GovernorKey()]
 	if g == nil {
 		g = delivery.NewGovernor(r.clock, delivery.Limits{})
-		r.governors[c.Account()] = g
+		r.governors[c.GovernorKey()] = g
 		r.keepPauses(c, g)
 	}
 	return g
@@ -582,9 +582,9 @@ func (r *Runner) governor(c *spec.Connection) *delivery.Governor {
 func (r *Runner) keepPauses(c *spec.Connection, g *delivery.Governor) {
 	key := func(pool string) string {
 		if pool == "" {
-			return "pause:" + c.Account()
+			return "pause:" + c.GovernorKey()
 		}
-		return "pause:" + c.Account() + "#" + pool
+		return "pause:" + c.GovernorKey() + "#" + pool
 	}
 	stored := map[string]time.Time{}
 	pools := []string{""}

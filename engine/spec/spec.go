@@ -215,23 +215,31 @@ type Connection struct {
 	Fields    map[string]string // type-specific fields, secrets resolved
 }
 
-// Account tells apart the accounts connections reach, for their rate
-// limits and pauses: two folders' "braze" with one base URL and API key
-// are one Braze workspace, whose limits both count against (braze.md §1:
-// limits are per workspace), and another key is another workspace. Keyed
-// by file and name, the two went at twice the workspace's limit, one
-// ignored the other's 429s, and a pause stored under the folder's path
-// as typed was lost at a restart with the path written otherwise (QA
-// runs). It is a digest: it is stored in the inbox, and a credential
-// must not be.
+// Account tells apart the accounts connections reach: the type, the
+// base URL (its scheme and host in any case) and the credentials sent,
+// not the other settings (retry_error_codes, a retailer_id). It is a
+// digest: it is stored in the inbox, and a credential must not be.
 func (c *Connection) Account() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s", c.Type.Name, c.BaseURL)
-	for _, k := range slices.Sorted(maps.Keys(c.Fields)) {
-		fmt.Fprintf(h, "\x00%s=%s", k, c.Fields[k])
+	fmt.Fprintf(h, "%s\x00", c.Type.Name)
+	if u := c.BaseURL; u != nil {
+		fmt.Fprintf(h, "%s://%s%s", strings.ToLower(u.Scheme), strings.ToLower(u.Host), strings.TrimSuffix(u.EscapedPath(), "/"))
+	}
+	if auth, err := c.Auth(); err == nil {
+		fmt.Fprintf(h, "\x00%s\x00%s\x00%s", auth.Header, auth.Scheme, auth.Credential)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
+
+// GovernorKey is what the engine's rate limits and pauses belong to: a
+// connection's name and account. Two folders' "braze" with one base URL
+// and API key are one Braze workspace, whose limits both count against
+// (braze.md §1: limits are per workspace); keyed by file and name, the
+// two went at twice its limit, one ignored the other's 429s, and a pause
+// stored under the folder's path as typed was lost at a restart with the
+// path written otherwise (QA runs). Two connections of one file with
+// their own names keep their own limits (a slow one for a bulk pipeline).
+func (c *Connection) GovernorKey() string { return c.Name + "\x00" + c.Account() }
 
 // Public returns the fields a template may read: everything but secrets.
 func (c *Connection) Public() map[string]any {
