@@ -30,14 +30,16 @@ func TestLoggerMasksSecretsWhereverTheyAre(t *testing.T) {
 				"why", `event.token == "`+secret+`" is false`,
 				"error", errors.New("calling with "+secret),
 				"list", []string{"a", secret},
+				"bytes", []byte("raw "+secret),
+				"raw", json.RawMessage(`{"k":"`+secret+`"}`),
 				"tags", []string{"kept", "as a list"},
 				"in", 1500*time.Millisecond, "n", 3)
 			line := out.String()
 			if strings.Contains(line, secret) {
 				t.Fatalf("the line holds the secret: %s", line)
 			}
-			if got := strings.Count(line, "****"); got != 4 {
-				t.Errorf("%d masks, want 4 (message, why, error, list): %s", got, line)
+			if got := strings.Count(line, "****"); got != 6 {
+				t.Errorf("%d masks, want 6 (message, why, error, list, bytes, raw): %s", got, line)
 			}
 			if format == "json" {
 				var fields map[string]any

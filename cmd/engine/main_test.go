@@ -924,7 +924,8 @@ func TestRunBannerOffersCurlOnlyForAServedRoute(t *testing.T) {
 	}{
 		{"another route", "/hooks/other", &engine.InboundAuth{Bearer: "sandbox-sessionm-webhook-token"}, "-"},
 		{"sandbox token", "/hooks/sessionm/offers", &engine.InboundAuth{Bearer: "sandbox-sessionm-webhook-token"}, line + " -H 'Authorization: Bearer sandbox-sessionm-webhook-token' --data"},
-		{"own token", "/hooks/sessionm/offers", &engine.InboundAuth{Bearer: "real-Token-999"}, line + ` -H "Authorization: Bearer $SESSIONM_WEBHOOK_TOKEN" --data`},
+		{"own token", "/hooks/sessionm/offers", &engine.InboundAuth{Bearer: "real-Token-999"}, "with TOKEN set to the token the route's source.auth reads:\n  " + line + ` -H "Authorization: Bearer $TOKEN" --data`},
+		{"another sandbox token", "/hooks/sessionm/offers", &engine.InboundAuth{Bearer: "sandbox-wallet-token"}, line + " -H 'Authorization: Bearer sandbox-wallet-token' --data"},
 		{"no auth", "/hooks/sessionm/offers", nil, line + " --data"},
 		{"basic", "/hooks/sessionm/offers", &engine.InboundAuth{Basic: &engine.BasicAuth{Username: "u", Password: "p"}}, "-"},
 	} {

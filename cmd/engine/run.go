@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -547,6 +549,10 @@ func maskAttr(masker *secrets.Masker, a slog.Attr) slog.Attr {
 		text = a.Value.String()
 	case slog.KindAny:
 		switch v := a.Value.Any().(type) {
+		case []byte:
+			text = string(v)
+		case json.RawMessage:
+			text = string(v)
 		case error:
 			text = v.Error()
 		case fmt.Stringer:
@@ -598,8 +604,12 @@ func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []
 	if sandboxBase != "" {
 		fmt.Fprintf(w, "\nSessionM and Braze emulators: %s (what each user got: %s/_sandbox/deliveries?user=u-1001)\n", sandboxBase, sandboxBase)
 		if p := servingRoute(pipelines, http.MethodPost, "/hooks/sessionm/offers"); !untilDone && p != nil {
-			if header, ok := curlAuth(p.Source.Auth); ok {
-				fmt.Fprintln(w, "Try a SessionM offer-issued event:")
+			if header, own, ok := curlAuth(p.Source.Auth); ok {
+				if own {
+					fmt.Fprintln(w, "Try a SessionM offer-issued event, with TOKEN set to the token the route's source.auth reads:")
+				} else {
+					fmt.Fprintln(w, "Try a SessionM offer-issued event:")
+				}
 				fmt.Fprintf(w, "  curl -s %s/hooks/sessionm/offers%s --data @examples/events/sessionm-offer-issued.json\n", base, header)
 			}
 		}
@@ -624,25 +634,23 @@ func servingRoute(pipelines []*engine.Pipeline, method, path string) *engine.Pip
 
 // curlAuth is the -H argument of the banner's curl line for a route's
 // auth, and false for auth curl cannot be given on one line (Basic,
-// HMAC). The sandbox's own webhook token is printed; a token set in its
-// place is not, so the line reads it from $SESSIONM_WEBHOOK_TOKEN, the
-// name pipelines/ gives it. The sandbox token was printed whatever the
-// route took, and a QA run's curl got 401.
-func curlAuth(a *engine.InboundAuth) (string, bool) {
+// HMAC). A token of the sandbox's (examples/sandbox.env: public) is
+// printed; another is not, so the line reads it from $TOKEN (own). The
+// sandbox token was printed whatever the route took, and a QA run's curl
+// got 401; then $SESSIONM_WEBHOOK_TOKEN was, which a route reading
+// another secret does not take.
+func curlAuth(a *engine.InboundAuth) (header string, own, ok bool) {
 	switch {
 	case a == nil:
-		return "", true
+		return "", false, true
 	case a.Basic != nil || a.HMAC != nil:
-		return "", false
+		return "", false, false
 	}
-	if builtin, err := secrets.ParseEnv("examples/sandbox.env", examples.SandboxEnv); err == nil && a.Bearer == builtin[sandboxTokenName] {
-		return " -H 'Authorization: Bearer " + a.Bearer + "'", true
+	if builtin, err := secrets.ParseEnv("examples/sandbox.env", examples.SandboxEnv); err == nil && slices.Contains(slices.Collect(maps.Values(builtin)), a.Bearer) {
+		return " -H 'Authorization: Bearer " + a.Bearer + "'", false, true
 	}
-	return ` -H "Authorization: Bearer $` + sandboxTokenName + `"`, true
+	return ` -H "Authorization: Bearer $TOKEN"`, true, true
 }
-
-// sandboxTokenName is the setting that holds the offers route's token.
-const sandboxTokenName = "SESSIONM_WEBHOOK_TOKEN"
 
 // untilDoneBannerEnd ends the banner of a run with --until-done, where
 // "Stop with Ctrl-C." ends the others.

@@ -54,7 +54,8 @@ func newMetrics(r *Runner) *metrics {
 			Name: "engine_events_retried_total", Help: "Attempts that failed and will be made again.",
 		}, []string{"pipeline"}),
 		// With these two, the counts add up: received + replayed + queued
-		// at the start = handled + dead-lettered + the inbox's depth. A
+		// at the start = handled + dead-lettered (but csv_row: a broken
+		// row is never received) + the inbox's depth. A
 		// replayed event is no new event (received), but its outcome is
 		// counted again (a QA run could not tell replays from losses).
 		replayed: prometheus.NewCounterVec(prometheus.CounterOpts{
