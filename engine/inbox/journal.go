@@ -157,39 +157,116 @@ func appendEntry(b []byte, e journalled) []byte {
 }
 
 // read returns the entries of epoch in its file, up to the first that is
-// short, damaged or of another epoch.
-func (j *journal) read(epoch uint64) ([]journalled, error) {
+// short, damaged or of another epoch: a torn write at a crash ends an
+// epoch so, as do an older epoch's entries left in a reused file. Then it
+// looks further for whole entries of epoch: there are none after a torn
+// tail, but a byte damaged in the middle of an epoch stopped the reading
+// there, and every acknowledged event after it was lost without a word
+// (a QA run). Those are read too, and the bytes passed over are
+// returned, to be reported.
+func (j *journal) read(epoch uint64) ([]journalled, []skipped, error) {
 	f := j.files[epoch%2]
 	var out []journalled
-	var head [8]byte
+	var gaps []skipped
 	for off := int64(0); ; {
-		if _, err := f.ReadAt(head[:], off); err != nil {
-			if errors.Is(err, io.EOF) {
-				return out, nil
-			}
-			return out, fmt.Errorf("reading the inbox journal: %w", err)
+		entries, end, err := readRun(f, epoch, off)
+		if err != nil {
+			return out, gaps, err
 		}
-		n := binary.LittleEndian.Uint32(head[:4])
-		if n == 0 || n > maxJournalEntry {
-			return out, nil
+		out = append(out, entries...)
+		next, found, err := nextEntry(f, epoch, end+1)
+		if err != nil || !found {
+			return out, gaps, err
 		}
-		body := make([]byte, n)
-		if _, err := f.ReadAt(body, off+8); err != nil {
-			if errors.Is(err, io.EOF) {
-				return out, nil
-			}
-			return out, fmt.Errorf("reading the inbox journal: %w", err)
+		gaps = append(gaps, skipped{file: f.Name(), from: end, to: next})
+		off = next
+	}
+}
+
+// skipped is a damaged stretch of a journal file, bytes from to to.
+type skipped struct {
+	file     string
+	from, to int64
+}
+
+// readRun reads the entries of epoch from off on, up to the first that is
+// short, damaged or of another epoch, whose offset it returns.
+func readRun(f *os.File, epoch uint64, off int64) ([]journalled, int64, error) {
+	var out []journalled
+	for {
+		e, n, err := entryAt(f, off)
+		if err != nil {
+			return out, off, err
 		}
-		if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(head[4:]) {
-			return out, nil
-		}
-		e, ok := decodeJournalled(body)
-		if !ok || e.epoch != epoch {
-			return out, nil
+		if n == 0 || e.epoch != epoch {
+			return out, off, nil
 		}
 		out = append(out, e)
-		off += 8 + int64(n)
+		off += n
 	}
+}
+
+// entryAt reads the entry at off and its length on disk, or a length of 0
+// when there is no whole entry there.
+func entryAt(f *os.File, off int64) (journalled, int64, error) {
+	var head [8]byte
+	if _, err := f.ReadAt(head[:], off); err != nil {
+		if errors.Is(err, io.EOF) {
+			return journalled{}, 0, nil
+		}
+		return journalled{}, 0, fmt.Errorf("reading the inbox journal: %w", err)
+	}
+	n := binary.LittleEndian.Uint32(head[:4])
+	if n == 0 || n > maxJournalEntry {
+		return journalled{}, 0, nil
+	}
+	body := make([]byte, n)
+	if _, err := f.ReadAt(body, off+8); err != nil {
+		if errors.Is(err, io.EOF) {
+			return journalled{}, 0, nil
+		}
+		return journalled{}, 0, fmt.Errorf("reading the inbox journal: %w", err)
+	}
+	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(head[4:]) {
+		return journalled{}, 0, nil
+	}
+	e, ok := decodeJournalled(body)
+	if !ok {
+		return journalled{}, 0, nil
+	}
+	return e, 8 + int64(n), nil
+}
+
+// nextEntry finds the first whole entry of epoch at from or after. Epochs
+// are never written twice (each start begins two further on), so one is
+// no leftover of an older write.
+func nextEntry(f *os.File, epoch uint64, from int64) (int64, bool, error) {
+	info, err := f.Stat()
+	if err != nil {
+		return 0, false, fmt.Errorf("reading the inbox journal: %w", err)
+	}
+	size := info.Size()
+	if from >= size-8 {
+		return 0, false, nil
+	}
+	rest := make([]byte, size-from)
+	if _, err := f.ReadAt(rest, from); err != nil && !errors.Is(err, io.EOF) {
+		return 0, false, fmt.Errorf("reading the inbox journal: %w", err)
+	}
+	for i := 0; i+8 <= len(rest); i++ {
+		n := int(binary.LittleEndian.Uint32(rest[i:]))
+		if n == 0 || n > len(rest)-i-8 {
+			continue
+		}
+		body := rest[i+8 : i+8+n]
+		if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(rest[i+4:]) {
+			continue
+		}
+		if e, ok := decodeJournalled(body); ok && e.epoch == epoch {
+			return from + int64(i), true, nil
+		}
+	}
+	return 0, false, nil
 }
 
 // anyEntry finds a whole entry at the start of either file, where every
