@@ -244,7 +244,7 @@ variables override either.`, stderr)
 			"data", *dataDir)
 	}
 	for _, damage := range store.JournalDamage() {
-		logger.Error("the inbox journal is damaged (by the disk or by hand: a crash only cuts its end); some events it held are lost", "data", *dataDir, "damage", damage)
+		logger.Error("the inbox journal is damaged in the middle (by the disk, by hand, or a power cut during a write; a killed engine only cuts its end); an event in the damaged bytes is lost", "data", *dataDir, "damage", damage)
 	}
 	if n := store.ReplaysSettled(); n > 0 {
 		logger.Warn("a dead-letter replay on this data folder was cut short (killed, or on a full disk) after it had queued events again: their dead letters are removed now, so a later replay does not send them twice", "dead_letters", n)
