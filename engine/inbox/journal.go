@@ -273,19 +273,7 @@ func nextEntry(f *os.File, epoch uint64, from int64) (int64, bool, error) {
 // epoch begins: a journal that ever held an event has one.
 func (j *journal) anyEntry() (file string, epoch uint64, found bool) {
 	for _, f := range j.files {
-		var head [8]byte
-		if _, err := f.ReadAt(head[:], 0); err != nil {
-			continue
-		}
-		n := binary.LittleEndian.Uint32(head[:4])
-		if n == 0 || n > maxJournalEntry {
-			continue
-		}
-		body := make([]byte, n)
-		if _, err := f.ReadAt(body, 8); err != nil || crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(head[4:]) {
-			continue
-		}
-		if e, ok := decodeJournalled(body); ok {
+		if e, n, err := entryAt(f, 0); err == nil && n > 0 {
 			return f.Name(), e.epoch, true
 		}
 	}

@@ -1091,14 +1091,14 @@ func (r *Runner) lookup(ctx, soft context.Context, step *engine.Step, req *engin
 	return resp, err
 }
 
-// pauseBegan counts and logs a pause of conn's account that an answer
+// pauseBegan counts and logs a pause of conn's governor that an answer
 // with status began. Without a line, events waited out a day's pause with
 // nothing in the log but their retries (a QA run). A line a second per
 // connection at most: a peer that pauses it every second says so once.
 func (r *Runner) pauseBegan(conn *spec.Connection, gov *delivery.Governor, status int) {
 	r.metrics.pauses.WithLabelValues(conn.Name).Inc()
 	until := gov.PausedUntil()
-	r.logLimited(&r.refusals, conn.Name+"\x00pause", slog.LevelWarn, slog.LevelWarn, "connection paused: its peer asked to wait (a 429 or Retry-After); every pipeline that uses it waits",
+	r.logLimited(&r.pauseLogged, conn.Name, slog.LevelWarn, slog.LevelWarn, "connection paused: its peer asked to wait (a 429 or Retry-After); every pipeline that uses it waits",
 		"connection", conn.Name, "status", status, "until", until.UTC().Format(time.RFC3339Nano), "for", until.Sub(r.clock.Now()).Round(time.Millisecond))
 }
 

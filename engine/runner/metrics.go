@@ -55,9 +55,9 @@ func newMetrics(r *Runner) *metrics {
 		}, []string{"pipeline"}),
 		// With these two, the counts add up: received + replayed + queued
 		// at the start = handled + dead-lettered (but csv_row: a broken
-		// row is never received) + the inbox's depth. A
-		// replayed event is no new event (received), but its outcome is
-		// counted again (a QA run could not tell replays from losses).
+		// row is never received) + the inbox's depth. A replayed event is
+		// no new event (received), but its outcome is counted again (a QA
+		// run could not tell replays from losses).
 		replayed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "engine_events_replayed_total", Help: "Dead letters queued again by a replay through the running engine's admin listener; each outcome is counted again. Replays made by engine dlq replay while it was stopped are in engine_events_queued_at_start.",
 		}, []string{"pipeline"}),

@@ -96,6 +96,8 @@ type Runner struct {
 	// disk): one per event or row, every few seconds each, or every 20 ms
 	// for a checkpoint, they came by the thousand a second.
 	storeErrors warnLimiter
+	// pauseLogged limits the warnings of pauses begun, per connection.
+	pauseLogged warnLimiter
 	// respondWarned holds each synchronous pipeline's warning limiter,
 	// across its versions (respondWarnings).
 	respondWarned byPipeline[warnLimiter]
