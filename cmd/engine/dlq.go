@@ -200,7 +200,11 @@ func (c dlqCommand) open(dir string) (*inbox.Store, bool) {
 		return nil, false
 	}
 	db := filepath.Join(dir, "inbox.db")
-	if info, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
+	if info, err := os.Stat(db); (errors.Is(err, os.ErrNotExist) || err == nil && info.Size() == 0) && hasJournal(dir) {
+		// Not "the engine has not run here": it has, and its inbox is gone.
+		c.problem("data folder %s has a missing or empty inbox.db beside the inbox journal (inbox.wal.0 and .1): the inbox was removed or cut, with its dead letters; restore inbox.db (engine run refuses to start without it)", dir)
+		return nil, false
+	} else if errors.Is(err, os.ErrNotExist) {
 		c.problem("data folder %s has no inbox.db: the engine has not run here; pass --data DIR", dir)
 		return nil, false
 	} else if err == nil && info.Size() == 0 {
@@ -912,4 +916,15 @@ func shorten(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n-3]) + "..."
+}
+
+// hasJournal reports whether dir holds an inbox journal file that is not
+// empty: an engine ran there.
+func hasJournal(dir string) bool {
+	for _, name := range []string{"inbox.wal.0", "inbox.wal.1"} {
+		if info, err := os.Stat(filepath.Join(dir, name)); err == nil && info.Size() > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -748,6 +748,12 @@ func TestDlqNoDataFolder(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(cut, "inbox.db"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The engine ran here and inbox.db went (a QA run was told the engine
+	// had not run here).
+	removed := t.TempDir()
+	if err := os.WriteFile(filepath.Join(removed, "inbox.wal.1"), []byte("journalled events"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, sub := range [][]string{{"list"}, {"show", "1"}, {"replay", "1"}, {"drop", "--all"}} {
 		for _, tc := range []struct {
 			data string
@@ -757,6 +763,7 @@ func TestDlqNoDataFolder(t *testing.T) {
 			{empty, "data folder " + empty + " has no inbox.db: the engine has not run here; pass --data DIR"},
 			{file, file + " is not a folder; pass --data DIR"},
 			{cut, "data folder " + cut + " has an empty inbox.db, which holds no dead letters: the engine has not run here, or the file was cut; pass --data DIR"},
+			{removed, "data folder " + removed + " has a missing or empty inbox.db beside the inbox journal (inbox.wal.0 and .1): the inbox was removed or cut, with its dead letters; restore inbox.db (engine run refuses to start without it)"},
 		} {
 			args := append([]string{"dlq"}, sub...)
 			stdout, stderr, code := runEngine(append(args, "--data", tc.data)...)

@@ -176,7 +176,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s.pruneBatch = pruneBatch
 	s.markRunning = opts.MarkRunning
-	if err := s.recover(dir, opts.NoSync, newDB); err != nil {
+	if err := survivingDamage(func() error { return s.recover(dir, opts.NoSync, newDB) }); err != nil {
 		db.Close()
 		if newDB {
 			// Not left behind as if it were the inbox: the next start
@@ -200,17 +200,28 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// openBolt is bolt.Open, with a damaged file (one cut short) reported as
-// an error: bbolt panicked on its freelist page, or faulted reading past
-// the end of the mapped file, and the engine died with a stack trace.
+// openBolt is bolt.Open, with a damaged file reported as an error.
 func openBolt(path string, opts *bolt.Options) (db *bolt.DB, err error) {
+	err = survivingDamage(func() error {
+		db, err = bolt.Open(path, 0o600, opts)
+		return err
+	})
+	return db, err
+}
+
+// survivingDamage runs fn, which reads inbox.db, and turns what a damaged
+// file makes bbolt do (a failed assertion on a page, or a fault reading
+// past the end of the mapped file when it was cut short) into an error:
+// the engine died with a stack trace (QA runs: cut to a half, a page
+// overwritten). bbolt rolls back a transaction a panic leaves.
+func survivingDamage(fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("it is damaged (%v): was it cut short or overwritten? Restore it from a backup; moving it away starts an empty inbox, and the events it held are lost", v)
 		}
 	}()
-	return bolt.Open(path, 0o600, opts)
+	return fn()
 }
 
 // recover opens the journal, moves into bbolt the events a crash left

@@ -241,6 +241,12 @@ func entryAt(f *os.File, off int64) (journalled, int64, error) {
 // are never written twice (each start begins two further on), so one is
 // no leftover of an older write.
 func nextEntry(f *os.File, epoch uint64, from int64) (int64, bool, error) {
+	return findEntry(f, from, func(e uint64) bool { return e == epoch })
+}
+
+// findEntry finds the first whole entry at from or after whose epoch
+// wanted takes.
+func findEntry(f *os.File, from int64, wanted func(epoch uint64) bool) (int64, bool, error) {
 	info, err := f.Stat()
 	if err != nil {
 		return 0, false, fmt.Errorf("reading the inbox journal: %w", err)
@@ -262,18 +268,22 @@ func nextEntry(f *os.File, epoch uint64, from int64) (int64, bool, error) {
 		if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(rest[i+4:]) {
 			continue
 		}
-		if e, ok := decodeJournalled(body); ok && e.epoch == epoch {
+		if e, ok := decodeJournalled(body); ok && wanted(e.epoch) {
 			return from + int64(i), true, nil
 		}
 	}
 	return 0, false, nil
 }
 
-// anyEntry finds a whole entry at the start of either file, where every
-// epoch begins: a journal that ever held an event has one.
+// anyEntry finds a whole entry anywhere in either file: a journal that
+// ever held an event has one, even with its first entry damaged.
 func (j *journal) anyEntry() (file string, epoch uint64, found bool) {
 	for _, f := range j.files {
-		if e, n, err := entryAt(f, 0); err == nil && n > 0 {
+		at, ok, err := findEntry(f, 0, func(uint64) bool { return true })
+		if err != nil || !ok {
+			continue
+		}
+		if e, n, err := entryAt(f, at); err == nil && n > 0 {
 			return f.Name(), e.epoch, true
 		}
 	}

@@ -503,7 +503,7 @@ func TestAppendRefusesWhatTheJournalCannotReadBack(t *testing.T) {
 // all were handled (a QA run). It is refused, saying what to do, and
 // refused again at the next try; moving the journal away starts afresh.
 func TestMissingDatabaseBesideAJournalIsRefused(t *testing.T) {
-	for _, damage := range []string{"deleted", "emptied"} {
+	for _, damage := range []string{"deleted", "emptied", "deleted, the journal's first entry damaged too"} {
 		t.Run(damage, func(t *testing.T) {
 			dir, c := t.TempDir(), &clock{t: t0}
 			s := open(t, dir, c)
@@ -513,7 +513,18 @@ func TestMissingDatabaseBesideAJournalIsRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			db := filepath.Join(dir, "inbox.db")
-			if damage == "deleted" {
+			if damage == "deleted, the journal's first entry damaged too" {
+				// Found further on: a damaged first entry hid them all.
+				os.Remove(db)
+				b, err := os.ReadFile(journalPath(dir, 1))
+				if err != nil {
+					t.Fatal(err)
+				}
+				b[5] ^= 0xff
+				if err := os.WriteFile(journalPath(dir, 1), b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			} else if damage == "deleted" {
 				os.Remove(db)
 			} else if err := os.Truncate(db, 0); err != nil {
 				t.Fatal(err)
@@ -554,30 +565,59 @@ func TestNewDataFolderOpens(t *testing.T) {
 	}
 }
 
-// An inbox.db cut short made bbolt panic or fault as it opened it, and
-// the engine died with a stack trace: it is an error naming the file.
-func TestTruncatedDatabaseIsAnError(t *testing.T) {
-	for _, size := range []int64{8192, 16384} {
-		t.Run(fmt.Sprint(size), func(t *testing.T) {
+// An inbox.db cut short or overwritten made bbolt panic or fault, as it
+// opened it or as the start read it, and the engine died with a stack
+// trace: it is an error naming the file.
+func TestDamagedDatabaseIsAnError(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, path string, size int64)
+	}{
+		{"cut to 8 KiB", cutTo(8192)},
+		{"cut to 16 KiB", cutTo(16384)},
+		{"cut to half", func(t *testing.T, path string, size int64) { cutTo(size/2)(t, path, size) }},
+		{"cut to a quarter", func(t *testing.T, path string, size int64) { cutTo(size/4)(t, path, size) }},
+		{"pages overwritten", func(t *testing.T, path string, size int64) {
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			noise := bytes.Repeat([]byte{0x5a, 0xc3, 0x17, 0xe9}, 4096)
+			for _, page := range []int64{2, 3, 4, 5, 6, 7, 8, 9, 10} {
+				if _, err := f.WriteAt(noise, page*4096); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			dir, c := t.TempDir(), &clock{t: t0}
 			s := open(t, dir, c)
-			for i := range 2000 {
-				mustAppend(t, s, "f1", ev(fmt.Sprint(i), strings.Repeat("x", 200)))
+			for i := range 600 {
+				mustAppend(t, s, "f1", ev(fmt.Sprint(i), strings.Repeat("x", 3000)))
 			}
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
 			db := filepath.Join(dir, "inbox.db")
-			if info, err := os.Stat(db); err != nil || info.Size() <= size {
-				t.Fatalf("setup: inbox.db is %v bytes (%v), want more than %d", info.Size(), err, size)
+			info, err := os.Stat(db)
+			if err != nil || info.Size() < 1<<20 {
+				t.Fatalf("setup: inbox.db is %v bytes (%v), want over 1 MiB", info.Size(), err)
 			}
-			if err := os.Truncate(db, size); err != nil {
-				t.Fatal(err)
-			}
-			_, err := Open(dir, Options{Now: c.now})
+			tc.damage(t, db, info.Size())
+			_, err = Open(dir, Options{Now: c.now})
 			if err == nil || !strings.Contains(err.Error(), "inbox.db") || !strings.Contains(err.Error(), "damaged") {
 				t.Fatalf("Open = %v; want an error naming inbox.db as damaged", err)
 			}
 		})
+	}
+}
+
+func cutTo(size int64) func(t *testing.T, path string, _ int64) {
+	return func(t *testing.T, path string, _ int64) {
+		if err := os.Truncate(path, size); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
