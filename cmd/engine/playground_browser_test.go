@@ -23,34 +23,64 @@ func chromiumPath(t *testing.T) string {
 	return path
 }
 
+// startChromium starts headless Chromium and returns a context for its
+// first tab. A browser that exits before it answers is started again, up to
+// three times: a CI run once saw Chromium exit within a second of starting
+// with nothing in its output but the usual D-Bus noise, which says more
+// about the machine than about the page. Each failed start is logged with
+// what the browser printed; a browser that never starts fails the test.
+func startChromium(t *testing.T, parent context.Context) context.Context {
+	t.Helper()
+	const attempts = 3
+	for attempt := 1; attempt <= attempts; attempt++ {
+		opts := []chromedp.ExecAllocatorOption{
+			chromedp.ExecPath(chromiumPath(t)),
+			chromedp.Headless,
+			chromedp.NoSandbox, // the tests may run as root
+			chromedp.DisableGPU,
+			chromedp.NoFirstRun,
+			chromedp.NoDefaultBrowserCheck,
+			// A fresh profile each time: a browser that died may leave its lock.
+			chromedp.UserDataDir(t.TempDir()),
+			// The machine has no network: nothing may try to reach one.
+			chromedp.Flag("disable-background-networking", true),
+			chromedp.Flag("disable-component-update", true),
+			chromedp.Flag("disable-sync", true),
+			chromedp.Flag("disable-quic", true),
+			chromedp.Flag("disable-dev-shm-usage", true),
+			chromedp.Flag("disable-breakpad", true),
+			// Errors and failed checks go to the output a failed start shows.
+			chromedp.Flag("enable-logging", "stderr"),
+		}
+		allocCtx, cancelAlloc := chromedp.NewExecAllocator(parent, opts...)
+		browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
+		err := chromedp.Do(browserCtx) // no steps: it only starts the browser
+		if err == nil {
+			t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
+			return browserCtx
+		}
+		cancelBrowser()
+		cancelAlloc()
+		t.Logf("Chromium did not start (attempt %d of %d): %v", attempt, attempts, err)
+		if parent.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt) * time.Second)
+	}
+	t.Fatalf("Chromium at %s did not start in %d attempts (each one's output is above); try it by hand with --headless --no-sandbox", chromiumPath(t), attempts)
+	return nil
+}
+
 // TestPlaygroundInBrowser drives the page in headless Chromium as a user
 // would: it waits for the first example's preview, then types into the
 // template editor and waits for the output and the warnings to follow.
 func TestPlaygroundInBrowser(t *testing.T) {
+	// Cleanups run last first: the browser closes before the page's server.
 	srv := httptest.NewServer(newTestPlayground(t))
-	defer srv.Close()
-
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox, // the tests may run as root
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		// The machine has no network: nothing may try to reach one.
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	defer cancel()
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	ctx, cancelBrowser := chromedp.NewContext(ctx)
-	defer cancelBrowser()
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	ctx = startChromium(t, ctx)
 
 	// waitFor polls a JavaScript condition; a failure says what was
 	// awaited and what the page showed instead.
