@@ -232,9 +232,6 @@ func (c dlqCommand) open(dir string) (*inbox.Store, bool) {
 		}
 		fmt.Fprintf(c.stderr, "engine dlq %s: an earlier replay was cut short (killed, or on a full disk) after it had queued %s again; %s removed now, so none is sent twice\n", c.name, plural(n, "event"), removed)
 	}
-	for _, damage := range s.JournalDamage() {
-		fmt.Fprintf(c.stderr, "engine dlq %s: the inbox journal is damaged in the middle (by the disk, by hand, or a power cut during a write; a killed engine only cuts its end), and an event in the damaged bytes is lost: %s\n", c.name, damage)
-	}
 	return s, true
 }
 

@@ -115,9 +115,6 @@ type Store struct {
 	// replaysSettled: dead letters a replay cut short had queued again,
 	// removed at Open (ReplaysSettled).
 	replaysSettled int
-	// journalDamage: damaged stretches of the journal that Open passed
-	// over, finding whole entries after them (JournalDamage).
-	journalDamage []string
 	// keepJournal (tests) stops events from moving into bbolt, as if the
 	// engine died before they did: Close then leaves them in the journal.
 	keepJournal atomic.Bool
@@ -270,15 +267,12 @@ func (s *Store) recover(dir string, noSync, newDB bool) error {
 	// not finish, and the one after it.
 	var replay []journalled
 	for e := applied + 1; e <= applied+2; e++ {
-		entries, gaps, err := j.read(e)
+		entries, err := j.read(e)
 		if err != nil {
 			j.close()
 			return err
 		}
 		replay = append(replay, entries...)
-		for _, g := range gaps {
-			s.journalDamage = append(s.journalDamage, fmt.Sprintf("%s: bytes %d to %d are damaged; the events after them were read, and any in them is lost", filepath.Base(g.file), g.from, g.to))
-		}
 	}
 	// A fresh epoch every start, replay or not: entries a crash left
 	// half-synced in the files (never acknowledged) must not be taken for
@@ -458,12 +452,6 @@ func (s *Store) SetHolder(h Holder) error {
 	}
 	return err
 }
-
-// JournalDamage says where Open found the inbox journal damaged in the
-// middle of an epoch (the disk, not a write torn by a crash, which only
-// cuts its end): the events after the damage were read, those in it are
-// lost.
-func (s *Store) JournalDamage() []string { return s.journalDamage }
 
 // ReplaysSettled is how many dead letters Open removed because a replay
 // that a crash (or kill) cut short had already queued their events again:

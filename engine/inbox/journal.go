@@ -157,49 +157,20 @@ func appendEntry(b []byte, e journalled) []byte {
 }
 
 // read returns the entries of epoch in its file, up to the first that is
-// short, damaged or of another epoch: a torn write at a crash ends an
-// epoch so, as do an older epoch's entries left in a reused file. Then it
-// looks further for whole entries of epoch: there are none after a torn
-// tail, but a byte damaged in the middle of an epoch stopped the reading
-// there, and every acknowledged event after it was lost without a word
-// (a QA run). Those are read too, and the bytes passed over are
-// returned, to be reported.
-func (j *journal) read(epoch uint64) ([]journalled, []skipped, error) {
+// short, damaged or of another epoch: a write torn by a crash (never
+// acknowledged) ends an epoch so, as do an older epoch's entries left in
+// a reused file. It does not look further for entries after damage in
+// the middle of an epoch: searching every byte offset found entries
+// inside events' payloads, which a webhook body could shape to replace a
+// queued event at the next start, and took seconds for a large journal
+// (a review of a build that did).
+func (j *journal) read(epoch uint64) ([]journalled, error) {
 	f := j.files[epoch%2]
 	var out []journalled
-	var gaps []skipped
 	for off := int64(0); ; {
-		entries, end, err := readRun(f, epoch, off)
-		if err != nil {
-			return out, gaps, err
-		}
-		out = append(out, entries...)
-		next, found, err := nextEntry(f, epoch, end+1)
-		if err != nil || !found {
-			return out, gaps, err
-		}
-		gaps = append(gaps, skipped{file: f.Name(), from: end, to: next})
-		off = next
-	}
-}
-
-// skipped is a damaged stretch of a journal file, bytes from to to.
-type skipped struct {
-	file     string
-	from, to int64
-}
-
-// readRun reads the entries of epoch from off on, up to the first that is
-// short, damaged or of another epoch, whose offset it returns.
-func readRun(f *os.File, epoch uint64, off int64) ([]journalled, int64, error) {
-	var out []journalled
-	for {
 		e, n, err := entryAt(f, off)
-		if err != nil {
-			return out, off, err
-		}
-		if n == 0 || e.epoch != epoch {
-			return out, off, nil
+		if err != nil || n == 0 || e.epoch != epoch {
+			return out, err
 		}
 		out = append(out, e)
 		off += n
@@ -235,13 +206,6 @@ func entryAt(f *os.File, off int64) (journalled, int64, error) {
 		return journalled{}, 0, nil
 	}
 	return e, 8 + int64(n), nil
-}
-
-// nextEntry finds the first whole entry of epoch at from or after. Epochs
-// are never written twice (each start begins two further on), so one is
-// no leftover of an older write.
-func nextEntry(f *os.File, epoch uint64, from int64) (int64, bool, error) {
-	return findEntry(f, from, func(e uint64) bool { return e == epoch })
 }
 
 // findEntry finds the first whole entry at from or after whose epoch
