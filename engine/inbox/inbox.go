@@ -147,7 +147,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	path := filepath.Join(dir, "inbox.db")
 	info, statErr := os.Stat(path)
-	newDB := statErr != nil || info.Size() == 0
+	created := statErr != nil || info.Size() == 0 // by the bolt.Open below
 	db, err := openBolt(path, &bolt.Options{Timeout: 3 * time.Second, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, bolt.ErrTimeout) {
 		locked := &LockedError{Dir: dir}
@@ -173,9 +173,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s.pruneBatch = pruneBatch
 	s.markRunning = opts.MarkRunning
-	if err := survivingDamage(func() error { return s.recover(dir, opts.NoSync, newDB) }); err != nil {
+	if err := survivingDamage(func() error { return s.recover(dir, opts.NoSync) }); err != nil {
 		db.Close()
-		if newDB {
+		if created {
 			// Not left behind as if it were the inbox: the next start
 			// would take it for one and lose the journal's events.
 			_ = os.Remove(path)
@@ -215,20 +215,23 @@ func survivingDamage(fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("it is damaged (%v): was it cut short or overwritten? Restore it from a backup; moving it away starts an empty inbox, and the events it held are lost", v)
+			err = fmt.Errorf("it is damaged (%v): was it cut short or overwritten? Restore it from a backup, with the inbox.wal.0 and inbox.wal.1 of the same time; to start an empty inbox instead, losing the events it held, move inbox.db and both inbox.wal files out of the data folder", v)
 		}
 	}()
 	return fn()
 }
 
 // recover opens the journal, moves into bbolt the events a crash left
-// only there, and counts what is queued. newDB says inbox.db was missing
-// or empty: with a journal that holds events, it was deleted or emptied,
-// and taking it for a new inbox lost every queued event in silence (a QA
-// run), so it is refused.
-func (s *Store) recover(dir string, noSync, newDB bool) error {
+// only there, and counts what is queued. An inbox.db that never recorded
+// an applied epoch is new: with a journal that holds events, the real one
+// was deleted or emptied, and taking the new one for it lost every queued
+// event in silence (a QA run), so it is refused. Told by its contents,
+// not its size: a refused start killed before it removed the file it
+// made left one of 16 KiB that the next start took for the inbox (a
+// review).
+func (s *Store) recover(dir string, noSync bool) error {
 	var applied uint64
-	var restoreIDs bool
+	var restoreIDs, fresh bool
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{deadBucket, deadUnqueued, deadReplaying, checkpointsBucket, journalBucket} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -236,6 +239,7 @@ func (s *Store) recover(dir string, noSync, newDB bool) error {
 			}
 		}
 		meta := tx.Bucket(journalBucket)
+		fresh = meta.Get(appliedKey) == nil
 		if v := meta.Get(appliedKey); len(v) == 8 {
 			applied = binary.BigEndian.Uint64(v)
 		}
@@ -257,7 +261,7 @@ func (s *Store) recover(dir string, noSync, newDB bool) error {
 	if err != nil {
 		return err
 	}
-	if newDB {
+	if fresh {
 		if file, epoch, found := j.anyEntry(); found {
 			j.close()
 			return fmt.Errorf("inbox.db is missing or empty, but the inbox journal %s holds events (of epoch %d) that it had: the queued events would be lost. Restore inbox.db; to start an empty inbox instead, losing them, move inbox.wal.0 and inbox.wal.1 out of the data folder", filepath.Base(file), epoch)

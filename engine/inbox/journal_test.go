@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func payloads(recs []Record) []string {
@@ -467,7 +469,8 @@ func TestAppendRefusesWhatTheJournalCannotReadBack(t *testing.T) {
 // all were handled (a QA run). It is refused, saying what to do, and
 // refused again at the next try; moving the journal away starts afresh.
 func TestMissingDatabaseBesideAJournalIsRefused(t *testing.T) {
-	for _, damage := range []string{"deleted", "emptied", "deleted, the journal's first entry damaged too"} {
+	const leftNew = "replaced by a new one, as a refused start killed before it removed its own leaves it"
+	for _, damage := range []string{"deleted", "emptied", "deleted, the journal's first entry damaged too", leftNew} {
 		t.Run(damage, func(t *testing.T) {
 			dir, c := t.TempDir(), &clock{t: t0}
 			s := open(t, dir, c)
@@ -490,6 +493,14 @@ func TestMissingDatabaseBesideAJournalIsRefused(t *testing.T) {
 				}
 			} else if damage == "deleted" {
 				os.Remove(db)
+			} else if damage == leftNew {
+				// 16 KiB, not empty: taken for the inbox, it lost both events.
+				os.Remove(db)
+				fresh, err := bolt.Open(db, 0o600, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fresh.Close()
 			} else if err := os.Truncate(db, 0); err != nil {
 				t.Fatal(err)
 			}
@@ -573,6 +584,22 @@ func TestDamagedDatabaseIsAnError(t *testing.T) {
 			_, err = Open(dir, Options{Now: c.now})
 			if err == nil || !strings.Contains(err.Error(), "inbox.db") || !strings.Contains(err.Error(), "damaged") {
 				t.Fatalf("Open = %v; want an error naming inbox.db as damaged", err)
+			}
+			// Its advice works: moving inbox.db alone was refused, as the
+			// journal beside it held events.
+			moved := t.TempDir()
+			for _, f := range []string{"inbox.db", "inbox.wal.0", "inbox.wal.1"} {
+				if !strings.Contains(err.Error(), f) {
+					t.Errorf("the error does not name %s: %v", f, err)
+				}
+				if err := os.Rename(filepath.Join(dir, f), filepath.Join(moved, f)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s = open(t, dir, c)
+			defer s.Close()
+			if n := s.Depth("f1"); n != 0 {
+				t.Errorf("an empty inbox holds %d events", n)
 			}
 		})
 	}
