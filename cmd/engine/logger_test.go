@@ -11,6 +11,13 @@ import (
 	"github.com/loyalty-connector/engine/engine/secrets"
 )
 
+// textHiding prints itself hidden, but marshals to its value, which is
+// what slog's handlers write.
+type textHiding struct{ v string }
+
+func (h textHiding) String() string               { return "hidden" }
+func (h textHiding) MarshalText() ([]byte, error) { return []byte(h.v), nil }
+
 // Every line engine run logs goes through the masker, whatever a call
 // site passed: a message, a string, an error, a value printed with %v.
 // Values without a secret keep their own form.
@@ -26,6 +33,7 @@ func TestLoggerMasksSecretsWhereverTheyAre(t *testing.T) {
 			}
 			// Added after the logger is made, as the loader does.
 			masker.Add(secret)
+			pointed := secret
 			logger.Debug("compared "+secret,
 				"why", `event.token == "`+secret+`" is false`,
 				"error", errors.New("calling with "+secret),
@@ -33,13 +41,19 @@ func TestLoggerMasksSecretsWhereverTheyAre(t *testing.T) {
 				"bytes", []byte("raw "+secret),
 				"raw", json.RawMessage(`{"k":"`+secret+`"}`),
 				"tags", []string{"kept", "as a list"},
+				// Printed by the handler otherwise than by their text.
+				"pointer", &pointed,
+				"struct", struct{ Token *string }{&pointed},
+				"marshals", textHiding{secret},
 				"in", 1500*time.Millisecond, "n", 3)
 			line := out.String()
 			if strings.Contains(line, secret) {
 				t.Fatalf("the line holds the secret: %s", line)
 			}
-			if got := strings.Count(line, "****"); got != 6 {
-				t.Errorf("%d masks, want 6 (message, why, error, list, bytes, raw): %s", got, line)
+			// The text format prints a pointer as its address.
+			want := map[string]int{"text": 7, "json": 9}[format]
+			if got := strings.Count(line, "****"); got != want {
+				t.Errorf("%d masks, want %d (message, why, error, list, bytes, raw, marshals, and in JSON pointer and struct): %s", got, want, line)
 			}
 			if format == "json" {
 				var fields map[string]any

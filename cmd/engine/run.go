@@ -514,8 +514,14 @@ func stopNowOn(signals, hup <-chan os.Signal, stdout io.Writer, logger *slog.Log
 
 // newLogger writes every line through masker: the runner masks what it
 // logs, and this catches a line that does not (a filter's explanation
-// quoting a secret it compared once did).
+// quoting a secret it compared once did). Twice: each value as it is
+// given (maskAttr), and then the line as the handler wrote it
+// (maskingWriter), since a handler prints some values otherwise than
+// their text (a pointer's target, a struct's fields, a MarshalText).
 func newLogger(w io.Writer, format, level string, masker *secrets.Masker) (*slog.Logger, error) {
+	if masker != nil {
+		w = maskingWriter{w, masker}
+	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level is debug, info, warn or error, not %q", level)
@@ -537,6 +543,20 @@ func newLogger(w io.Writer, format, level string, masker *secrets.Masker) (*slog
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format is text or json, not %q", format)
+}
+
+// maskingWriter masks the secrets in what it writes: a slog handler
+// writes each line with one Write.
+type maskingWriter struct {
+	w      io.Writer
+	masker *secrets.Masker
+}
+
+func (m maskingWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(m.w, m.masker.String(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // maskAttr masks the secrets in a value's text. A value that is not a
