@@ -1,11 +1,14 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -286,6 +289,56 @@ func TestAPauseOutlivesARestart(t *testing.T) {
 	runOnce(func(r *Runner) {
 		if until := r.governor(conn).PausedUntil(); until.After(clock.Now()) {
 			t.Fatalf("a pause that had ended holds until %v", until)
+		}
+	})
+}
+
+// A pause is stored under the connection's name and place, not under a
+// digest of its credentials: one in the inbox let whoever reads the data
+// folder test password guesses offline (a review). A connection of that
+// name and place restores it whatever key it sends (a rotated key of the
+// workspace) and however its base_url is written; and a shorter pause of
+// another key does not replace a longer one.
+func TestAStoredPauseHoldsNoCredentialDigest(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	clock := &fakeClock{t: t0}
+	connWith := func(base, key string) *spec.Connection {
+		u, err := url.Parse(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &spec.Connection{Name: "braze", File: "connections.yaml", Type: braze.REST, BaseURL: u, Fields: map[string]string{"api_key": key}}
+	}
+	first := connWith("https://REST.iad-01.braze.com:443/", "key-one")
+	other := connWith("https://rest.iad-01.braze.com", "key-two")
+	if first.GovernorKey() == other.GovernorKey() || first.PauseKey() != other.PauseKey() {
+		t.Fatalf("keys: governor %q and %q, pause %q and %q; want two governors, one pause key", first.GovernorKey(), other.GovernorKey(), first.PauseKey(), other.PauseKey())
+	}
+	runOn(t, dir, Options{Clock: clock}, func(r *Runner, _ *inbox.Store) {
+		one, two := r.governor(first), r.governor(other) // both before either pause
+		one.Observe("messaging", http.StatusTooManyRequests, http.Header{"Retry-After": {"30"}})
+		two.Observe("messaging", http.StatusTooManyRequests, http.Header{"Retry-After": {"10"}})
+	})
+	raw, err := os.ReadFile(filepath.Join(dir, "inbox.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte("pause:"+first.PauseKey())) {
+		t.Fatal("setup: no pause stored under the connection's name and place")
+	}
+	for _, c := range []*spec.Connection{first, other} {
+		if bytes.Contains(raw, []byte(c.Account())) {
+			t.Errorf("inbox.db holds the account digest of the connection with %s", c.Fields["api_key"])
+		}
+	}
+	clock.mu.Lock()
+	clock.t = t0.Add(5 * time.Second) // the restart
+	clock.mu.Unlock()
+	rotated := connWith("https://rest.iad-01.braze.com/", "key-three")
+	runOn(t, dir, Options{Clock: clock}, func(r *Runner, _ *inbox.Store) {
+		if until := r.governor(rotated).PausedUntil(); until.Before(t0.Add(30 * time.Second)) {
+			t.Errorf("after a restart with a rotated key the connection is paused until +%v; want the 30 s pause", until.Sub(t0))
 		}
 	})
 }

@@ -83,6 +83,9 @@ type Runner struct {
 	unremoved byPipeline[unremovedEvents] // unremovedOf
 	govMu     sync.Mutex
 	governors map[string]*delivery.Governor // by spec.Connection.GovernorKey, kept across reloads
+	// pauseStoreMu: governors that share a stored pause (keepPauses)
+	// write it one at a time.
+	pauseStoreMu sync.Mutex
 
 	stateMu    sync.Mutex
 	states     map[string]*pipelineState
@@ -584,9 +587,9 @@ func (r *Runner) governor(c *spec.Connection) *delivery.Governor {
 func (r *Runner) keepPauses(c *spec.Connection, g *delivery.Governor) {
 	key := func(pool string) string {
 		if pool == "" {
-			return "pause:" + c.GovernorKey()
+			return "pause:" + c.PauseKey()
 		}
-		return "pause:" + c.GovernorKey() + "#" + pool
+		return "pause:" + c.PauseKey() + "#" + pool
 	}
 	stored := map[string]time.Time{}
 	pools := []string{""}
@@ -621,6 +624,15 @@ func (r *Runner) keepPauses(c *spec.Connection, g *delivery.Governor) {
 			return
 		}
 		keep := until.Truncate(time.Second).Add(2 * time.Second)
+		// Governors of one name and place with other keys store under
+		// one key: a shorter pause of one must not replace a longer one.
+		r.pauseStoreMu.Lock()
+		defer r.pauseStoreMu.Unlock()
+		var already time.Time
+		if found, err := r.store.Checkpoint(key(pool), &already); err == nil && found && !keep.After(already) {
+			stored[pool] = already
+			return
+		}
 		if err := r.store.SetCheckpoint(key(pool), keep); err != nil {
 			r.log.Warn("cannot store a connection's pause; a restart before its end would not wait for it", "connection", c.Name, "pool", pool, "until", until.UTC().Format(time.RFC3339Nano), "error", err)
 			return

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/url"
 	"regexp"
@@ -215,21 +216,48 @@ type Connection struct {
 	Fields    map[string]string // type-specific fields, secrets resolved
 }
 
-// Account tells apart the accounts connections reach: the type, the
-// base URL (its scheme and host in any case) and the credentials sent,
-// not the other settings (retry_error_codes, a retailer_id). It is a
-// digest: it is stored in the inbox, and a credential must not be.
+// Place is where a connection sends: its type and base URL, written one
+// way (scheme and host in lower case, no trailing dot or default port, no
+// trailing slash), so that https://API.example.com:443/ and
+// https://api.example.com are one place (a review: two governors for one
+// host).
+func (c *Connection) Place() string {
+	place := c.Type.Name + "\x00"
+	u := c.BaseURL
+	if u == nil {
+		return place
+	}
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]" // IPv6
+	}
+	if port := u.Port(); port != "" && !(scheme == "https" && port == "443") && !(scheme == "http" && port == "80") {
+		host += ":" + port
+	}
+	return place + scheme + "://" + host + strings.TrimSuffix(u.EscapedPath(), "/")
+}
+
+// Account tells apart the accounts connections reach: the place and the
+// credentials sent, not the other settings (retry_error_codes, a
+// retailer_id). A digest, kept in memory only (PauseKey is what is
+// stored).
 func (c *Connection) Account() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00", c.Type.Name)
-	if u := c.BaseURL; u != nil {
-		fmt.Fprintf(h, "%s://%s%s", strings.ToLower(u.Scheme), strings.ToLower(u.Host), strings.TrimSuffix(u.EscapedPath(), "/"))
-	}
+	io.WriteString(h, c.Place())
 	if auth, err := c.Auth(); err == nil {
 		fmt.Fprintf(h, "\x00%s\x00%s\x00%s", auth.Header, auth.Scheme, auth.Credential)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
+
+// PauseKey is what a connection's pause is stored under in the inbox: its
+// name and place, not its account. A digest of the credentials, stored,
+// let anyone who reads the data folder test guesses of a password with one
+// hash each (a review). So a pause stored by one connection is restored
+// to every connection of that name and place, whatever key it sends: a
+// rotated key of one Braze workspace keeps the workspace's pause.
+func (c *Connection) PauseKey() string { return c.Name + "\x00" + c.Place() }
 
 // GovernorKey is what the engine's rate limits and pauses belong to: a
 // connection's name and account. Two folders' "braze" with one base URL

@@ -212,3 +212,40 @@ func TestNewCatalog(t *testing.T) {
 		t.Errorf("SourceTypeNames() = %q, want sorted", got)
 	}
 }
+
+// One host written two ways is one place, so one governor and one stored
+// pause: https://api.example.com:443 had limits of its own beside
+// https://api.example.com (a review).
+func TestPlaceIsWrittenOneWay(t *testing.T) {
+	for _, tc := range []struct{ a, b string }{
+		{"https://api.example.com", "https://API.Example.com:443/"},
+		{"https://api.example.com/v1", "https://api.example.com./v1/"},
+		{"http://127.0.0.1", "http://127.0.0.1:80"},
+		{"http://[::1]:8080/x", "HTTP://[::1]:8080/x/"},
+		{"https://[::1]", "https://[::1]:443"},
+	} {
+		a, b := connectionAt(t, tc.a), connectionAt(t, tc.b)
+		if a.Place() != b.Place() {
+			t.Errorf("%s is %q and %s is %q; want one place", tc.a, a.Place(), tc.b, b.Place())
+		}
+	}
+	for _, tc := range []struct{ a, b string }{
+		{"https://api.example.com", "http://api.example.com"},
+		{"https://api.example.com", "https://api.example.com:8443"},
+		{"http://api.example.com:443", "http://api.example.com"},
+		{"https://api.example.com/v1", "https://api.example.com/v2"},
+	} {
+		if a, b := connectionAt(t, tc.a), connectionAt(t, tc.b); a.Place() == b.Place() {
+			t.Errorf("%s and %s are both %q; want two places", tc.a, tc.b, a.Place())
+		}
+	}
+}
+
+func connectionAt(t *testing.T, base string) *Connection {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Connection{Name: "api", Type: &ConnectionType{Name: "http"}, BaseURL: u}
+}
