@@ -482,8 +482,9 @@ func (g *Governor) reserve(pool string) time.Duration {
 // Isolated pool blocks that pool only; x-ratelimit-remaining of 0 blocks
 // the pool until x-ratelimit-reset, and a low remaining slows it so the
 // rest lasts until the reset (braze.md §1). It returns the pause of the
-// connection it set, if any, and whether that pause began with this
-// answer: a burst of 429s answered at once is one pause, not one each.
+// connection it set, if any, and whether a pause began with this answer:
+// a burst of 429s answered at once is one pause, not one each. A pause of
+// 0 that began is the Isolated pool's own (PoolsHeldUntil says its end).
 func (g *Governor) Observe(pool string, status int, h http.Header) (pause time.Duration, began bool) {
 	now := g.clock.Now()
 	if status < 200 || status > 299 {
@@ -514,11 +515,12 @@ func (g *Governor) Observe(pool string, status int, h http.Header) (pause time.D
 	if pause > 0 && status == http.StatusTooManyRequests && b != nil && b.limit.Isolated {
 		// The pool's own window is spent, not the account's: its
 		// requests wait, the rest of the connection goes on.
+		began = !b.blockedUntil.After(now)
 		if u := now.Add(pause); u.After(b.blockedUntil) {
 			b.blockedUntil = u
 			tell, paused, until = g.onPause, pool, u
 		}
-		return 0, false
+		return 0, began
 	}
 	if pause > 0 {
 		began = !g.pausedUntil.After(now)

@@ -733,7 +733,7 @@ func (l *lane) send(ctx context.Context, req *engine.Request, committed bool) se
 	res := sendResult{status: resp.Status, header: resp.Header, body: resp.Body}
 	var pauseBegan bool
 	if res.pause, pauseBegan = l.gov.Observe(pool, resp.Status, resp.Header); pauseBegan {
-		l.r.pauseBegan(call.Conn, l.gov, resp.Status)
+		l.r.pauseBegan(call.Conn, l.gov, pool, res.pause, resp.Status)
 	}
 	if err != nil {
 		// The answer's head came and its body did not, whole: the peer
@@ -1083,8 +1083,8 @@ func (r *Runner) lookup(ctx, soft context.Context, step *engine.Step, req *engin
 	status := 0
 	if resp != nil { // a cut answer too: a 429's Retry-After holds
 		status = resp.Status
-		if _, pauseBegan := gov.Observe(pool, resp.Status, resp.Header); pauseBegan {
-			r.pauseBegan(step.Call.Conn, gov, resp.Status)
+		if pause, pauseBegan := gov.Observe(pool, resp.Status, resp.Header); pauseBegan {
+			r.pauseBegan(step.Call.Conn, gov, pool, pause, resp.Status)
 		}
 	}
 	r.metrics.observeRequest(step.Call.Conn.Name, endpointName(step.Call), status, time.Since(began), waited)
@@ -1092,14 +1092,23 @@ func (r *Runner) lookup(ctx, soft context.Context, step *engine.Step, req *engin
 }
 
 // pauseBegan counts and logs a pause of conn's governor that an answer
-// with status began. Without a line, events waited out a day's pause with
-// nothing in the log but their retries (a QA run). A line a second per
-// connection at most: a peer that pauses it every second says so once.
-func (r *Runner) pauseBegan(conn *spec.Connection, gov *delivery.Governor, status int) {
+// with status began: the connection's, or with a pause of 0 the pool's
+// alone (Braze's broadcasts). Without a line, events waited out a day's
+// pause with nothing in the log but their retries (a QA run). A line a
+// second per connection (and pool) at most: a peer that pauses it every
+// second says so once. Keyed and said with the file too: two folders'
+// connections of one name may reach two accounts.
+func (r *Runner) pauseBegan(conn *spec.Connection, gov *delivery.Governor, pool string, pause time.Duration, status int) {
+	if pause == 0 {
+		until := gov.PoolsHeldUntil()[pool]
+		r.logLimited(&r.pauseLogged, conn.GovernorKey()+"#"+pool, slog.LevelWarn, slog.LevelWarn, "connection's pool paused: its peer answered 429 for this kind of request alone; only these wait, the rest of the connection goes on",
+			"connection", conn.Name, "pool", pool, "status", status, "until", until.UTC().Format(time.RFC3339Nano), "for", until.Sub(r.clock.Now()).Round(time.Millisecond), "file", conn.File)
+		return
+	}
 	r.metrics.pauses.WithLabelValues(conn.Name).Inc()
 	until := gov.PausedUntil()
-	r.logLimited(&r.pauseLogged, conn.Name, slog.LevelWarn, slog.LevelWarn, "connection paused: its peer asked to wait (a 429 or Retry-After); every pipeline that uses it waits",
-		"connection", conn.Name, "status", status, "until", until.UTC().Format(time.RFC3339Nano), "for", until.Sub(r.clock.Now()).Round(time.Millisecond))
+	r.logLimited(&r.pauseLogged, conn.GovernorKey(), slog.LevelWarn, slog.LevelWarn, "connection paused: its peer asked to wait (a 429 or Retry-After); every pipeline that uses it waits",
+		"connection", conn.Name, "status", status, "until", until.UTC().Format(time.RFC3339Nano), "for", until.Sub(r.clock.Now()).Round(time.Millisecond), "file", conn.File)
 }
 
 // endpointName labels a call in metrics: its endpoint, or "raw".

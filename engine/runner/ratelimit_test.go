@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	brazeemu "github.com/loyalty-connector/engine/connectors/braze/emulator"
+	"github.com/loyalty-connector/engine/engine/runner"
 	"github.com/loyalty-connector/engine/sandbox"
 )
 
@@ -258,5 +260,33 @@ func TestBrazeResetAlonePausesTheConnection(t *testing.T) {
 	}
 	if got := strings.Join(delivered, " "); !strings.Contains(got, "/braze/campaigns/trigger/send") || !strings.Contains(got, "/braze/users/track") {
 		t.Fatalf("delivered after the pause: %v; want the trigger and /users/track", delivered)
+	}
+}
+
+// A 429 to a broadcast holds back broadcasts alone, and the log says so:
+// a day's Retry-After to one was logged only as "will retry" (a review).
+// It is no pause of the connection, which engine_connection_pauses_total
+// counts.
+func TestABroadcastPauseIsLogged(t *testing.T) {
+	logs := &runner.LockedBuffer{}
+	h := start(t, setup{dirs: []string{pipelinesWith(t, map[string]string{"broadcast.yaml": broadcastPipeline})},
+		opts: func(o *runner.Options) {
+			o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		}})
+	h.control("POST", "/faults", `{"path":"/braze/campaigns/*","throttle":{"for":"1s"}}`)
+	h.post("/hooks/broadcast", fmt.Sprintf(`{"campaign_id":%q}`, winter), nil)
+	h.drained()
+	if e := h.journal("/braze/campaigns/*"); len(e) < 2 || e[0]["status"] != 429.0 || e[len(e)-1]["status"] != 201.0 {
+		t.Fatalf("setup: the broadcast's requests: %v; want a 429, then a 201", e)
+	}
+	lines, _ := runner.LinesOf(logs.String(), "connection's pool paused: its peer answered 429 for this kind of request alone; only these wait, the rest of the connection goes on")
+	if lines != 1 || !strings.Contains(logs.String(), `"connection":"braze","pool":"broadcast","status":429,"until":"`) {
+		t.Errorf("%d lines about the broadcasts' pause; want one naming the connection, the pool, the status and the end:\n%s", lines, logs)
+	}
+	if pauses, _ := h.metric(`engine_connection_pauses_total\{connection="braze"\}`); pauses != 0 {
+		t.Errorf("engine_connection_pauses_total{connection=\"braze\"} is %v; a broadcasts' pause is not the connection's", pauses)
+	}
+	if strings.Contains(logs.String(), "connection paused:") {
+		t.Errorf("the connection was said paused:\n%s", logs)
 	}
 }

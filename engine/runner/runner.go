@@ -327,6 +327,7 @@ func (r *Runner) Stop(grace time.Duration) {
 	r.refusals.flushAll()
 	r.brokenRows.flushAll()
 	r.storeErrors.flushAll()
+	r.pauseLogged.flushAll()
 	for _, wl := range r.respondWarned.all() {
 		wl.flushAll()
 	}
