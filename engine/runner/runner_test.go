@@ -2150,3 +2150,23 @@ func TestAdminReplaysAndDropsDeadLettersInBulk(t *testing.T) {
 		t.Errorf("/status after every dead letter went: %s", a.body)
 	}
 }
+
+// Braze's minor errors tend to come with every event (an attribute it
+// cannot store): they are warned a line a second, not a line each.
+func TestMinorErrorsAreWarnedALineASecond(t *testing.T) {
+	logs := &runner.LockedBuffer{}
+	h := start(t, setup{dirs: []string{"testdata/trigger-attributes"}, users: 30, opts: func(o *runner.Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}})
+	const n = 30
+	began := time.Now()
+	h.postAtOnce(n, "/hooks/campaign-country", func(i int) (string, map[string]string) {
+		return fmt.Sprintf(`{"campaign_id":%q,"user":"load-%06d","country":"Spain"}`, winter, i), nil
+	})
+	h.drained()
+	lines, _ := runner.LinesOf(logs.String(), "delivered; braze reported minor errors")
+	// One line, then one a second at most while they went on.
+	if most := 1 + int(time.Since(began)/time.Second); lines < 1 || lines > most {
+		t.Errorf("%d lines for %d events with minor errors; want 1 to %d:\n%s", lines, n, most, logs)
+	}
+}
