@@ -267,6 +267,16 @@ func (s *Store) recover(dir string, noSync bool) error {
 			return fmt.Errorf("inbox.db is missing or empty, but the inbox journal %s holds events (of epoch %d) that it had: the queued events would be lost. Restore inbox.db; to start an empty inbox instead, losing them, move inbox.wal.0 and inbox.wal.1 out of the data folder", filepath.Base(file), epoch)
 		}
 	}
+	// An epoch past those two is one an inbox.db newer than this one
+	// moved in: this one is a backup restored without the journal files
+	// of its time, and the events of the later epochs would be skipped
+	// without a word (a review).
+	for _, f := range j.files {
+		if e, n, err := entryAt(f, 0); err == nil && n > 0 && e.epoch > applied+2 {
+			j.close()
+			return fmt.Errorf("inbox.db is older than the inbox journal beside it: it moved the journal's events up to epoch %d into the inbox, and %s begins with epoch %d, so events the journal holds would be lost. Was inbox.db restored from a backup? Restore inbox.wal.0 and inbox.wal.1 of the same time with it; to start from this inbox.db anyway, losing the journal's newer events, move inbox.wal.0 and inbox.wal.1 out of the data folder", applied, filepath.Base(f.Name()), e.epoch)
+		}
+	}
 	// At most two epochs can be unapplied: a sealed one whose move did
 	// not finish, and the one after it.
 	var replay []journalled

@@ -649,3 +649,49 @@ func TestJournalEntriesInsideAPayloadAreNotEvents(t *testing.T) {
 		})
 	}
 }
+
+// An inbox.db restored from a backup without the journal files of its
+// time has moved fewer epochs in than the journal holds: the start read
+// only the two epochs after its own and skipped the newer events without
+// a word (a review). It is refused, saying what to do.
+func TestOlderDatabaseThanItsJournalIsRefused(t *testing.T) {
+	dir, c := t.TempDir(), &clock{t: t0}
+	db := filepath.Join(dir, "inbox.db")
+	s := open(t, dir, c)
+	mustAppend(t, s, "f1", ev("a", "1"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	backup, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 { // starts move the epochs on
+		s = open(t, dir, c)
+		mustAppend(t, s, "f1", ev(fmt.Sprint("b", i), "2"))
+		s.Close()
+	}
+	s = open(t, dir, c)
+	s.keepJournal.Store(true) // as a kill -9 leaves it
+	mustAppend(t, s, "f1", ev("c", "3"))
+	s.Close()
+	if err := os.WriteFile(db, backup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(dir, Options{Now: c.now})
+	if err == nil || !strings.Contains(err.Error(), "inbox.db is older than the inbox journal beside it") ||
+		!strings.Contains(err.Error(), "move inbox.wal.0 and inbox.wal.1 out of the data folder") {
+		t.Fatalf("Open = %v; want it refused, saying what to do", err)
+	}
+	// Its advice works.
+	for _, f := range []string{"inbox.wal.0", "inbox.wal.1"} {
+		if err := os.Rename(filepath.Join(dir, f), filepath.Join(t.TempDir(), f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = open(t, dir, c)
+	defer s.Close()
+	if n := s.Depth("f1"); n != 1 {
+		t.Errorf("the backup's inbox holds %d events, want its 1", n)
+	}
+}
