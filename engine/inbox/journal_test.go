@@ -511,11 +511,7 @@ func TestMissingDatabaseBesideAJournalIsRefused(t *testing.T) {
 					t.Fatalf("try %d: Open = %v; want it refused, saying what to do", try, err)
 				}
 			}
-			for _, f := range []string{"inbox.wal.0", "inbox.wal.1"} {
-				if err := os.Rename(filepath.Join(dir, f), filepath.Join(t.TempDir(), f)); err != nil {
-					t.Fatal(err)
-				}
-			}
+			moveAway(t, dir, "inbox.wal.0", "inbox.wal.1")
 			s = open(t, dir, c)
 			defer s.Close()
 			if n := s.Depth("f1"); n != 0 {
@@ -587,21 +583,30 @@ func TestDamagedDatabaseIsAnError(t *testing.T) {
 			}
 			// Its advice works: moving inbox.db alone was refused, as the
 			// journal beside it held events.
-			moved := t.TempDir()
 			for _, f := range []string{"inbox.db", "inbox.wal.0", "inbox.wal.1"} {
 				if !strings.Contains(err.Error(), f) {
 					t.Errorf("the error does not name %s: %v", f, err)
 				}
-				if err := os.Rename(filepath.Join(dir, f), filepath.Join(moved, f)); err != nil {
-					t.Fatal(err)
-				}
 			}
+			moveAway(t, dir, "inbox.db", "inbox.wal.0", "inbox.wal.1")
 			s = open(t, dir, c)
 			defer s.Close()
 			if n := s.Depth("f1"); n != 0 {
 				t.Errorf("an empty inbox holds %d events", n)
 			}
 		})
+	}
+}
+
+// moveAway moves files out of the data folder dir, as a user told to
+// does.
+func moveAway(t *testing.T, dir string, files ...string) {
+	t.Helper()
+	elsewhere := t.TempDir()
+	for _, f := range files {
+		if err := os.Rename(filepath.Join(dir, f), filepath.Join(elsewhere, f)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -684,11 +689,7 @@ func TestOlderDatabaseThanItsJournalIsRefused(t *testing.T) {
 		t.Fatalf("Open = %v; want it refused, saying what to do", err)
 	}
 	// Its advice works.
-	for _, f := range []string{"inbox.wal.0", "inbox.wal.1"} {
-		if err := os.Rename(filepath.Join(dir, f), filepath.Join(t.TempDir(), f)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	moveAway(t, dir, "inbox.wal.0", "inbox.wal.1")
 	s = open(t, dir, c)
 	defer s.Close()
 	if n := s.Depth("f1"); n != 1 {
