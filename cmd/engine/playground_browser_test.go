@@ -32,9 +32,10 @@ func chromiumPath(t *testing.T) string {
 func startChromium(t *testing.T, parent context.Context) context.Context {
 	t.Helper()
 	const attempts = 3
+	path := chromiumPath(t)
 	for attempt := 1; attempt <= attempts; attempt++ {
 		opts := []chromedp.ExecAllocatorOption{
-			chromedp.ExecPath(chromiumPath(t)),
+			chromedp.ExecPath(path),
 			chromedp.Headless,
 			chromedp.NoSandbox, // the tests may run as root
 			chromedp.DisableGPU,
@@ -67,7 +68,7 @@ func startChromium(t *testing.T, parent context.Context) context.Context {
 		}
 		time.Sleep(time.Duration(attempt) * time.Second)
 	}
-	t.Fatalf("Chromium at %s did not start in %d attempts (each one's output is above); try it by hand with --headless --no-sandbox", chromiumPath(t), attempts)
+	t.Fatalf("Chromium at %s did not start in %d attempts (each one's output is above); try it by hand with --headless --no-sandbox", path, attempts)
 	return nil
 }
 

@@ -1099,16 +1099,18 @@ func (r *Runner) lookup(ctx, soft context.Context, step *engine.Step, req *engin
 // second says so once. Keyed and said with the file too: two folders'
 // connections of one name may reach two accounts.
 func (r *Runner) pauseBegan(conn *spec.Connection, gov *delivery.Governor, pool string, pause time.Duration, status int) {
+	key, until := conn.GovernorKey(), gov.PausedUntil()
+	msg := "connection paused: its peer asked to wait (a 429 or Retry-After); every pipeline that uses it waits"
+	args := []any{"connection", conn.Name}
 	if pause == 0 {
-		until := gov.PoolsHeldUntil()[pool]
-		r.logLimited(&r.pauseLogged, conn.GovernorKey()+"#"+pool, slog.LevelWarn, slog.LevelWarn, "connection's pool paused: its peer answered 429 for this kind of request alone; only these wait, the rest of the connection goes on",
-			"connection", conn.Name, "pool", pool, "status", status, "until", until.UTC().Format(time.RFC3339Nano), "for", until.Sub(r.clock.Now()).Round(time.Millisecond), "file", conn.File)
-		return
+		key, until = key+"#"+pool, gov.PoolsHeldUntil()[pool]
+		msg = "connection's pool paused: its peer answered 429 for this kind of request alone; only these wait, the rest of the connection goes on"
+		args = append(args, "pool", pool)
+	} else {
+		r.metrics.pauses.WithLabelValues(conn.Name).Inc()
 	}
-	r.metrics.pauses.WithLabelValues(conn.Name).Inc()
-	until := gov.PausedUntil()
-	r.logLimited(&r.pauseLogged, conn.GovernorKey(), slog.LevelWarn, slog.LevelWarn, "connection paused: its peer asked to wait (a 429 or Retry-After); every pipeline that uses it waits",
-		"connection", conn.Name, "status", status, "until", until.UTC().Format(time.RFC3339Nano), "for", until.Sub(r.clock.Now()).Round(time.Millisecond), "file", conn.File)
+	args = append(args, "status", status, "until", until.UTC().Format(time.RFC3339Nano), "for", until.Sub(r.clock.Now()).Round(time.Millisecond), "file", conn.File)
+	r.logLimited(&r.pauseLogged, key, slog.LevelWarn, slog.LevelWarn, msg, args...)
 }
 
 // endpointName labels a call in metrics: its endpoint, or "raw".
