@@ -225,6 +225,9 @@ func (c dlqCommand) open(dir string) (*inbox.Store, bool) {
 		return nil, false
 	}
 	_ = s.SetHolder(inbox.Holder{Command: "engine dlq " + c.name, PID: os.Getpid()}) // named to an engine run that waits
+	for _, d := range s.JournalDamage() {
+		fmt.Fprintf(c.stderr, "engine dlq %s: %s (%s, bytes %d to %d, epoch %d)\n", c.name, journalDamaged, filepath.Join(dir, d.File), d.From, d.To, d.Epoch)
+	}
 	if n := s.ReplaysSettled(); n > 0 {
 		removed := "their dead letters are"
 		if n == 1 {
@@ -914,6 +917,10 @@ func shorten(s string, n int) string {
 	r := []rune(s)
 	return string(r[:n-3]) + "..."
 }
+
+// journalDamaged says what inbox.Store.JournalDamage found. Not a crash:
+// a write a crash tore is the journal's end, with nothing after it.
+const journalDamaged = "the inbox journal was damaged on disk (or torn by a power cut) between events it holds: the events accepted in the damaged bytes are lost, those after them are queued; check the disk"
 
 // hasJournal reports whether dir holds an inbox journal file that is not
 // empty: an engine ran there.

@@ -243,6 +243,9 @@ variables override either.`, stderr)
 		logger.Warn("the last engine run on this data folder did not stop cleanly (killed or crashed): every event it accepted is still delivered, but those it was delivering at that moment are sent again, so a peer may get them twice (under load, up to a Braze batch of 50 per request in flight)",
 			"data", *dataDir)
 	}
+	for _, d := range store.JournalDamage() {
+		logger.Error(journalDamaged, "data", *dataDir, "file", d.File, "epoch", d.Epoch, "from_byte", d.From, "to_byte", d.To)
+	}
 	if n := store.ReplaysSettled(); n > 0 {
 		logger.Warn("a dead-letter replay on this data folder was cut short (killed, or on a full disk) after it had queued events again: their dead letters are removed now, so a later replay does not send them twice", "dead_letters", n)
 	}

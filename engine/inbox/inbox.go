@@ -115,6 +115,9 @@ type Store struct {
 	// replaysSettled: dead letters a replay cut short had queued again,
 	// removed at Open (ReplaysSettled).
 	replaysSettled int
+	// journalDamage: stretches of the journal the open passed over to
+	// read the events after them.
+	journalDamage []JournalDamage
 	// keepJournal (tests) stops events from moving into bbolt, as if the
 	// engine died before they did: Close then leaves them in the journal.
 	keepJournal atomic.Bool
@@ -261,32 +264,36 @@ func (s *Store) recover(dir string, noSync bool) error {
 	if err != nil {
 		return err
 	}
+	contents, err := j.load()
+	if err != nil {
+		j.close()
+		return err
+	}
 	if fresh {
-		if file, epoch, found := j.anyEntry(); found {
-			j.close()
-			return fmt.Errorf("inbox.db is missing or empty, but the inbox journal %s holds events (of epoch %d) that it had: the queued events would be lost. Restore inbox.db; to start an empty inbox instead, losing them, move inbox.wal.0 and inbox.wal.1 out of the data folder", filepath.Base(file), epoch)
+		for i, b := range contents {
+			if epoch, found := anyEntry(b); found {
+				j.close()
+				return fmt.Errorf("inbox.db is missing or empty, but the inbox journal %s holds events (of epoch %d) that it had: the queued events would be lost. Restore inbox.db; to start an empty inbox instead, losing them, move inbox.wal.0 and inbox.wal.1 out of the data folder", filepath.Base(j.files[i].Name()), epoch)
+			}
 		}
 	}
 	// An epoch past those two is one an inbox.db newer than this one
 	// moved in: this one is a backup restored without the journal files
 	// of its time, and the events of the later epochs would be skipped
 	// without a word (a review).
-	for _, f := range j.files {
-		if e, n, err := entryAt(f, 0); err == nil && n > 0 && e.epoch > applied+2 {
+	for i, b := range contents {
+		if epoch, ok := firstEpoch(b); ok && epoch > applied+2 {
 			j.close()
-			return fmt.Errorf("inbox.db is older than the inbox journal beside it: it moved the journal's events up to epoch %d into the inbox, and %s begins with epoch %d, so events the journal holds would be lost. Was inbox.db restored from a backup? Restore inbox.wal.0 and inbox.wal.1 of the same time with it; to start from this inbox.db anyway, losing the journal's newer events, move inbox.wal.0 and inbox.wal.1 out of the data folder", applied, filepath.Base(f.Name()), e.epoch)
+			return fmt.Errorf("inbox.db is older than the inbox journal beside it: it moved the journal's events up to epoch %d into the inbox, and %s begins with epoch %d, so events the journal holds would be lost. Was inbox.db restored from a backup? Restore inbox.wal.0 and inbox.wal.1 of the same time with it; to start from this inbox.db anyway, losing the journal's newer events, move inbox.wal.0 and inbox.wal.1 out of the data folder", applied, filepath.Base(j.files[i].Name()), epoch)
 		}
 	}
 	// At most two epochs can be unapplied: a sealed one whose move did
 	// not finish, and the one after it.
 	var replay []journalled
 	for e := applied + 1; e <= applied+2; e++ {
-		entries, err := j.read(e)
-		if err != nil {
-			j.close()
-			return err
-		}
+		entries, damage := readEpoch(contents[e%2], filepath.Base(j.files[e%2].Name()), e)
 		replay = append(replay, entries...)
+		s.journalDamage = append(s.journalDamage, damage...)
 	}
 	// A fresh epoch every start, replay or not: entries a crash left
 	// half-synced in the files (never acknowledged) must not be taken for
@@ -471,6 +478,10 @@ func (s *Store) SetHolder(h Holder) error {
 // that a crash (or kill) cut short had already queued their events again:
 // left, a later replay would have sent them twice.
 func (s *Store) ReplaysSettled() int { return s.replaysSettled }
+
+// JournalDamage is what Open found damaged in the journal, between events
+// it read: the events written there are lost.
+func (s *Store) JournalDamage() []JournalDamage { return s.journalDamage }
 
 // StoppedUncleanly reports whether the last engine run on this store
 // ended without closing it (killed, crashed, the machine down): what it

@@ -1,6 +1,8 @@
 package inbox
 
 import (
+	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,11 +30,24 @@ import (
 // that the epoch is applied. A file is reused only after its epoch is
 // applied. After a crash, Open replays the epochs after the applied one.
 //
-// Each entry: length (4 bytes), CRC-32C of the body (4), body: epoch,
-// pipeline, seq and the encoded record. Reading stops at the first entry
-// that is short, damaged or of another epoch: a torn write at a crash (its
-// event was never acknowledged), or an older epoch's entries left behind
-// in a reused file.
+// Each file begins with a header: a magic, the epoch and a marker, 8
+// random bytes drawn when the epoch starts, then a CRC-32C of those. Each
+// entry: the marker, length (4 bytes), CRC-32C of the body (4), body:
+// epoch, pipeline, seq and the encoded record. A start reads an epoch's
+// entries one after another. Where there is no whole entry, it looks for
+// the next one by its marker: found, the bytes between were damaged on
+// disk (or torn by a power cut) and the events after them are read and
+// the damage reported; not found, the epoch ended there (a write torn by
+// a crash, never acknowledged, or an older epoch's bytes in a reused
+// file, whose marker is another). A webhook body cannot imitate an entry:
+// its sender never sees the marker.
+//
+// Files of builds before the marker hold entries with no header and no
+// marker (legacy): read one after another up to the first that is not
+// whole, as those builds did. The magic's first four bytes, read as such
+// an entry's length, are over maxJournalEntry, so those builds read no
+// entry from a file of this build (the README: stop cleanly before a
+// downgrade, which leaves the journal empty).
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -54,7 +69,8 @@ type journalled struct {
 type journal struct {
 	files  [2]*os.File
 	epoch  uint64 // being written
-	off    int64  // where the next entry goes in files[epoch%2]
+	marker [8]byte
+	off    int64 // where the next write goes in files[epoch%2]; 0: the header's place
 	noSync bool
 	// sync is syncData; a test wraps it to see what each sync covers,
 	// which a process test cannot (kill -9 keeps the page cache).
@@ -111,17 +127,24 @@ func (j *journal) close() error {
 	return errors.Join(errs...)
 }
 
-// start makes epoch the one written next, from the start of its file.
+// start makes epoch the one written next, from the start of its file,
+// with a marker of its own.
 func (j *journal) start(epoch uint64) {
 	j.epoch, j.off = epoch, 0
+	_, _ = rand.Read(j.marker[:]) // never fails (crypto/rand)
 }
 
-// write appends entries of the current epoch and syncs them. On error
-// nothing counts as written: the next write starts at the same place.
+// write appends entries of the current epoch, after the header if they
+// are its first, and syncs them. On error nothing counts as written: the
+// next write starts at the same place.
 func (j *journal) write(entries []journalled) error {
 	b := j.buf[:0]
+	if j.off == 0 {
+		b = appendJournalHeader(b, j.epoch, j.marker)
+	}
 	for i := range entries {
 		entries[i].epoch = j.epoch
+		b = append(b, j.marker[:]...)
 		b = appendEntry(b, entries[i])
 	}
 	j.buf = b
@@ -142,7 +165,37 @@ func (j *journal) write(entries []journalled) error {
 	return nil
 }
 
-// appendEntry appends e to b as it is stored: length, CRC, body.
+// journalMagic begins every journal file of this build. Read as a
+// legacy entry's length, its first four bytes are over maxJournalEntry.
+var journalMagic = [8]byte{0xff, 'L', 'C', 'J', 'W', 'A', 'L', '2'}
+
+// journalHeaderSize: magic, epoch, marker, CRC-32C of the three.
+const journalHeaderSize = 8 + 8 + 8 + 4
+
+func appendJournalHeader(b []byte, epoch uint64, marker [8]byte) []byte {
+	start := len(b)
+	b = append(b, journalMagic[:]...)
+	b = binary.LittleEndian.AppendUint64(b, epoch)
+	b = append(b, marker[:]...)
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], crcTable))
+}
+
+// journalHeader reads the header at the start of a file's contents. A
+// file that does not begin with the magic is legacy; one that does, with
+// a damaged header (a first write torn by a crash), has no entry to read.
+func journalHeader(b []byte) (epoch uint64, marker [8]byte, legacy, ok bool) {
+	if !bytes.HasPrefix(b, journalMagic[:]) {
+		return 0, marker, true, false
+	}
+	if len(b) < journalHeaderSize || crc32.Checksum(b[:journalHeaderSize-4], crcTable) != binary.LittleEndian.Uint32(b[journalHeaderSize-4:]) {
+		return 0, marker, false, false
+	}
+	copy(marker[:], b[16:24])
+	return binary.LittleEndian.Uint64(b[8:16]), marker, false, true
+}
+
+// appendEntry appends e to b as a legacy entry: length, CRC, body. An
+// entry of this build is the marker, then that.
 func appendEntry(b []byte, e journalled) []byte {
 	start := len(b)
 	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -156,102 +209,139 @@ func appendEntry(b []byte, e journalled) []byte {
 	return b
 }
 
-// read returns the entries of epoch in its file, up to the first that is
-// short, damaged or of another epoch: a write torn by a crash (never
-// acknowledged) ends an epoch so, as do an older epoch's entries left in
-// a reused file. It does not look further for entries after damage in
-// the middle of an epoch: searching every byte offset found entries
-// inside events' payloads, which a webhook body could shape to replace a
-// queued event at the next start, and took seconds for a large journal
-// (a review of a build that did).
-func (j *journal) read(epoch uint64) ([]journalled, error) {
-	f := j.files[epoch%2]
-	var out []journalled
-	for off := int64(0); ; {
-		e, n, err := entryAt(f, off)
-		if err != nil || n == 0 || e.epoch != epoch {
-			return out, err
-		}
-		out = append(out, e)
-		off += n
-	}
+// JournalDamage is a stretch of an inbox journal file that a start could
+// not read, with entries of the same epoch after it that it could: the
+// events written in it are lost.
+type JournalDamage struct {
+	File     string // inbox.wal.0 or inbox.wal.1
+	Epoch    uint64
+	From, To int64 // byte offsets: [From, To)
 }
 
-// entryAt reads the entry at off and its length on disk, or a length of 0
-// when there is no whole entry there.
-func entryAt(f *os.File, off int64) (journalled, int64, error) {
-	var head [8]byte
-	if _, err := f.ReadAt(head[:], off); err != nil {
-		if errors.Is(err, io.EOF) {
-			return journalled{}, 0, nil
+// load reads both journal files whole: a start reads each once, in turn,
+// for each check and each epoch.
+func (j *journal) load() ([2][]byte, error) {
+	var out [2][]byte
+	for i, f := range j.files {
+		info, err := f.Stat()
+		if err != nil {
+			return out, fmt.Errorf("reading the inbox journal: %w", err)
 		}
-		return journalled{}, 0, fmt.Errorf("reading the inbox journal: %w", err)
-	}
-	n := binary.LittleEndian.Uint32(head[:4])
-	if n == 0 || n > maxJournalEntry {
-		return journalled{}, 0, nil
-	}
-	body := make([]byte, n)
-	if _, err := f.ReadAt(body, off+8); err != nil {
-		if errors.Is(err, io.EOF) {
-			return journalled{}, 0, nil
+		out[i] = make([]byte, info.Size())
+		if _, err := f.ReadAt(out[i], 0); err != nil && !errors.Is(err, io.EOF) {
+			return out, fmt.Errorf("reading the inbox journal %s: %w", filepath.Base(f.Name()), err)
 		}
-		return journalled{}, 0, fmt.Errorf("reading the inbox journal: %w", err)
 	}
-	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(head[4:]) {
-		return journalled{}, 0, nil
+	return out, nil
+}
+
+// readEpoch returns the entries of epoch in a file's contents b (named
+// file), and the stretches it had to pass over to reach some of them.
+func readEpoch(b []byte, file string, epoch uint64) ([]journalled, []JournalDamage) {
+	headerEpoch, marker, legacy, ok := journalHeader(b)
+	var out []journalled
+	if legacy {
+		for off := 0; ; {
+			e, n := entryIn(b, off)
+			if n == 0 || e.epoch != epoch {
+				return out, nil
+			}
+			out = append(out, e)
+			off += n
+		}
+	}
+	if !ok || headerEpoch != epoch {
+		return nil, nil
+	}
+	var damage []JournalDamage
+	for off := journalHeaderSize; off < len(b); {
+		if e, n := markedEntryIn(b, off, marker, epoch); n > 0 {
+			out = append(out, e)
+			off += n
+			continue
+		}
+		next := nextMarkedEntry(b, off+1, marker, epoch)
+		if next < 0 {
+			break
+		}
+		damage = append(damage, JournalDamage{File: file, Epoch: epoch, From: int64(off), To: int64(next)})
+		off = next
+	}
+	return out, damage
+}
+
+// nextMarkedEntry is where the first whole entry of epoch with marker
+// begins at or after from, or -1.
+func nextMarkedEntry(b []byte, from int, marker [8]byte, epoch uint64) int {
+	for from < len(b) {
+		i := bytes.Index(b[from:], marker[:])
+		if i < 0 {
+			return -1
+		}
+		if _, n := markedEntryIn(b, from+i, marker, epoch); n > 0 {
+			return from + i
+		}
+		from += i + 1
+	}
+	return -1
+}
+
+// markedEntryIn reads the entry of epoch with marker at b[off:] and its
+// length, or a length of 0 when there is none.
+func markedEntryIn(b []byte, off int, marker [8]byte, epoch uint64) (journalled, int) {
+	if len(b)-off < len(marker) || !bytes.Equal(b[off:off+len(marker)], marker[:]) {
+		return journalled{}, 0
+	}
+	e, n := entryIn(b, off+len(marker))
+	if n == 0 || e.epoch != epoch {
+		return journalled{}, 0
+	}
+	return e, len(marker) + n
+}
+
+// entryIn reads the legacy entry at b[off:] and its length, or a length
+// of 0 when there is no whole entry there.
+func entryIn(b []byte, off int) (journalled, int) {
+	if len(b)-off < 8 {
+		return journalled{}, 0
+	}
+	n := int(binary.LittleEndian.Uint32(b[off:]))
+	if n == 0 || n > maxJournalEntry || n > len(b)-off-8 {
+		return journalled{}, 0
+	}
+	body := b[off+8 : off+8+n]
+	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(b[off+4:]) {
+		return journalled{}, 0
 	}
 	e, ok := decodeJournalled(body)
 	if !ok {
-		return journalled{}, 0, nil
+		return journalled{}, 0
 	}
-	return e, 8 + int64(n), nil
+	return e, 8 + n
 }
 
-// findEntry finds the first whole entry at from or after whose epoch
-// wanted takes.
-func findEntry(f *os.File, from int64, wanted func(epoch uint64) bool) (int64, bool, error) {
-	info, err := f.Stat()
-	if err != nil {
-		return 0, false, fmt.Errorf("reading the inbox journal: %w", err)
+// firstEpoch is the epoch a file's contents begin with, if any.
+func firstEpoch(b []byte) (uint64, bool) {
+	epoch, _, legacy, ok := journalHeader(b)
+	if legacy {
+		e, n := entryIn(b, 0)
+		return e.epoch, n > 0
 	}
-	size := info.Size()
-	if from >= size-8 {
-		return 0, false, nil
-	}
-	rest := make([]byte, size-from)
-	if _, err := f.ReadAt(rest, from); err != nil && !errors.Is(err, io.EOF) {
-		return 0, false, fmt.Errorf("reading the inbox journal: %w", err)
-	}
-	for i := 0; i+8 <= len(rest); i++ {
-		n := int(binary.LittleEndian.Uint32(rest[i:]))
-		if n == 0 || n > len(rest)-i-8 {
-			continue
-		}
-		body := rest[i+8 : i+8+n]
-		if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(rest[i+4:]) {
-			continue
-		}
-		if e, ok := decodeJournalled(body); ok && wanted(e.epoch) {
-			return from + int64(i), true, nil
-		}
-	}
-	return 0, false, nil
+	return epoch, ok
 }
 
-// anyEntry finds a whole entry anywhere in either file: a journal that
-// ever held an event has one, even with its first entry damaged.
-func (j *journal) anyEntry() (file string, epoch uint64, found bool) {
-	for _, f := range j.files {
-		at, ok, err := findEntry(f, 0, func(uint64) bool { return true })
-		if err != nil || !ok {
-			continue
-		}
-		if e, n, err := entryAt(f, at); err == nil && n > 0 {
-			return f.Name(), e.epoch, true
+// anyEntry finds a whole entry anywhere in a file's contents: a journal
+// that ever held an event has one, even with its header or first entry
+// damaged. It checks every byte offset (an entry of this build holds a
+// legacy one after its marker), which is slow for a large file but only
+// done for an inbox.db that is new.
+func anyEntry(b []byte) (epoch uint64, found bool) {
+	for off := 0; off+8 <= len(b); off++ {
+		if e, n := entryIn(b, off); n > 0 {
+			return e.epoch, true
 		}
 	}
-	return "", 0, false
+	return 0, false
 }
 
 func decodeJournalled(b []byte) (journalled, bool) {

@@ -124,10 +124,11 @@ func TestAppendReturnsOnlyOnceSynced(t *testing.T) {
 		err := realSync(f)
 		// The appender holds journalMu while it writes and syncs: the
 		// epoch is the one f is written for.
-		back, readErr := (&journal{files: [2]*os.File{f, f}}).read(s.journal.epoch)
+		b, readErr := os.ReadFile(f.Name())
 		if readErr != nil {
 			t.Error(readErr)
 		}
+		back, _ := readEpoch(b, f.Name(), s.journal.epoch)
 		mu.Lock()
 		defer mu.Unlock()
 		syncs++
@@ -195,13 +196,21 @@ func TestJournalTornTail(t *testing.T) {
 	if !slices.Equal(payloads(recs), []string{"kept"}) {
 		t.Fatalf("after a torn write: %q", payloads(recs))
 	}
+	if d := s.JournalDamage(); len(d) != 0 {
+		t.Errorf("damage reported: %+v; a torn end is no damage", d)
+	}
 }
 
-// A damaged entry ends the journal too, however long it claims to be.
+// A damaged entry with nothing after it ends the journal too, however
+// long it claims to be, and is no damage to report: it is how a write
+// torn by a crash looks.
 func TestJournalDamagedEntry(t *testing.T) {
+	first := journalHeaderSize + 8 // the first entry's length, after its marker
 	for name, damage := range map[string]func(b []byte){
 		"body":   func(b []byte) { b[len(b)-1] ^= 0xff },
-		"length": func(b []byte) { b[3] = 0x7f },
+		"length": func(b []byte) { b[first+3] = 0x7f },
+		"marker": func(b []byte) { b[journalHeaderSize] ^= 0xff },
+		"header": func(b []byte) { b[10] ^= 0xff },
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir, c := t.TempDir(), &clock{t: t0}
@@ -222,6 +231,62 @@ func TestJournalDamagedEntry(t *testing.T) {
 			defer s.Close()
 			if s.Depth("f1") != 0 {
 				t.Fatalf("a damaged entry was queued: depth %d", s.Depth("f1"))
+			}
+			if d := s.JournalDamage(); len(d) != 0 {
+				t.Errorf("damage reported: %+v; a torn end is no damage", d)
+			}
+		})
+	}
+}
+
+// A byte damaged on disk in the middle of an epoch ended it there: the
+// events after it were lost, and nothing said so. A start now finds the
+// next entry by its marker, queues the events after the damage and
+// reports the stretch it passed over.
+func TestJournalDamageInTheMiddleIsPassedOverAndReported(t *testing.T) {
+	// at is where the damaged entry's payload is, head where it begins.
+	for name, damage := range map[string]func(b []byte, head, at int){
+		"payload": func(b []byte, _, at int) { b[at] ^= 0xff },
+		"marker":  func(b []byte, head, _ int) { b[head] ^= 0xff },
+		"length":  func(b []byte, head, _ int) { copy(b[head+8:], []byte{0xff, 0xff, 0xff, 0x03}) },
+		"zeroed":  func(b []byte, head, at int) { copy(b[head:], make([]byte, at+20-head)) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir, c := t.TempDir(), &clock{t: t0}
+			s := open(t, dir, c)
+			s.keepJournal.Store(true)
+			mustAppend(t, s, "f1", ev("a", "before the damage"))
+			mustAppend(t, s, "f1", ev("b", "DAMAGED-ONE, with a body long enough to hold the damage"))
+			mustAppend(t, s, "f1", ev("c", "after the damage"), ev("d", "after it too"))
+			epoch := s.journal.epoch
+			s.Close()
+			path := journalPath(dir, 1) // the first epoch after a start is odd
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := bytes.Index(b, []byte("DAMAGED-ONE"))
+			head := bytes.LastIndex(b[:at], b[16:24]) // the header's marker
+			damage(b, head, at)
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+
+			s = open(t, dir, c)
+			defer s.Close()
+			recs, err := s.ReadAfter("f1", 0, math.MaxInt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(payloads(recs), []string{"before the damage", "after the damage", "after it too"}) {
+				t.Errorf("queued after the damage: %q; want the events on both sides of it", payloads(recs))
+			}
+			d := s.JournalDamage()
+			if len(d) != 1 || d[0].File != "inbox.wal.1" || d[0].Epoch != epoch || d[0].From > int64(at) || d[0].To <= int64(at) {
+				t.Errorf("damage reported: %+v; want one stretch of inbox.wal.1, epoch %d, around byte %d", d, epoch, at)
+			}
+			if got := mustAppend(t, s, "f1", ev("c", "c again")); !got[0].Duplicate {
+				t.Errorf("an event read after the damage is not recognised when sent again: %+v", got)
 			}
 		})
 	}
@@ -255,6 +320,9 @@ func TestJournalReuseIgnoresOlderEpochs(t *testing.T) {
 	recs, _ := s.ReadAfter("f1", 0, math.MaxInt)
 	if !slices.Equal(payloads(recs), []string{"3"}) || s.Depth("f1") != 1 {
 		t.Fatalf("after the crash: %q, depth %d; want only the newest event", payloads(recs), s.Depth("f1"))
+	}
+	if d := s.JournalDamage(); len(d) != 0 {
+		t.Errorf("damage reported: %+v; an older epoch's entries are none", d)
 	}
 }
 
@@ -622,21 +690,39 @@ func cutTo(size int64) func(t *testing.T, path string, _ int64) {
 // webhook body is the sender's to choose). A build that searched the
 // journal byte by byte past the end of an epoch took them for events at
 // the next start, replacing a queued one by its seq (a review). A start
-// reads only whole entries one after another, so they stay payload.
+// searches only for the epoch's marker, which no sender sees, so they
+// stay payload: also when damage before them makes it search.
 func TestJournalEntriesInsideAPayloadAreNotEvents(t *testing.T) {
-	for _, crash := range []bool{false, true} {
-		t.Run(map[bool]string{false: "after a clean stop", true: "after a crash"}[crash], func(t *testing.T) {
+	for _, how := range []string{"after a clean stop", "after a crash", "after a crash, the carrier's head damaged"} {
+		t.Run(how, func(t *testing.T) {
 			dir, c := t.TempDir(), &clock{t: t0}
 			s := open(t, dir, c)
-			s.keepJournal.Store(crash)
+			s.keepJournal.Store(how != "after a clean stop")
 			var forged []byte
 			for epoch := uint64(1); epoch <= 64; epoch++ {
-				forged = appendEntry(forged, journalled{pipeline: "f1", epoch: epoch,
-					rec: Record{Seq: 1, ID: "forged", Received: t0, Payload: []byte("FORGED")}})
+				e := journalled{pipeline: "f1", epoch: epoch, rec: Record{Seq: 1, ID: "forged", Received: t0, Payload: []byte("FORGED")}}
+				forged = appendEntry(forged, e)                             // as a legacy file holds them
+				forged = appendEntry(append(forged, make([]byte, 8)...), e) // behind a guessed marker
 			}
 			mustAppend(t, s, "f1", ev("victim", "a real queued event"))
 			mustAppend(t, s, "f1", ev("carrier", string(forged)))
 			s.Close()
+			want := []string{"victim", "carrier"}
+			if how == "after a crash, the carrier's head damaged" {
+				// The start searches on from there, through the forged
+				// entries: the carrier is lost, as any damaged event.
+				path := journalPath(dir, 1) // the first epoch after a start is odd
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				head := bytes.LastIndex(b[:bytes.Index(b, forged)], b[16:24]) // the header's marker
+				b[head+8] ^= 0xff
+				if err := os.WriteFile(path, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				want = want[:1]
+			}
 
 			s = open(t, dir, c)
 			defer s.Close()
@@ -644,14 +730,70 @@ func TestJournalEntriesInsideAPayloadAreNotEvents(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(recs) != 2 || string(recs[0].Payload) != "a real queued event" || recs[1].ID != "carrier" {
-				var got []string
-				for _, r := range recs {
-					got = append(got, fmt.Sprintf("%d %s %.20q", r.Seq, r.ID, r.Payload))
-				}
-				t.Errorf("queued after the restart: %q; want the victim and the carrier, as accepted", got)
+			var got []string
+			for _, r := range recs {
+				got = append(got, r.ID)
+			}
+			if !slices.Equal(got, want) || len(want) == 2 && string(recs[1].Payload) != string(forged) {
+				t.Errorf("queued after the restart: %q; want %q, as accepted", got, want)
 			}
 		})
+	}
+}
+
+// A journal an older build left after a crash (no header, no markers) is
+// read as that build read it; and that build reads no entry from a file
+// of this one, so it cannot take this build's bytes for its own.
+func TestLegacyJournalIsRead(t *testing.T) {
+	dir, c := t.TempDir(), &clock{t: t0}
+	s := open(t, dir, c)
+	applied := s.appliedEpoch
+	s.Close()
+	// As an older build left epoch applied+1 at a kill -9: two entries,
+	// then the torn start of a third.
+	var legacy []byte
+	for seq, payload := range []string{"first", "second"} {
+		legacy = appendEntry(legacy, journalled{pipeline: "f1", epoch: applied + 1,
+			rec: Record{Seq: uint64(seq + 1), ID: payload, Received: t0, Payload: []byte(payload)}})
+	}
+	legacy = append(legacy, 0x40, 0, 0, 0, 1, 2)
+	if err := os.WriteFile(journalPath(dir, int((applied+1)%2)), legacy, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t, dir, c)
+	recs, err := s.ReadAfter("f1", 0, math.MaxInt)
+	if err != nil || !slices.Equal(payloads(recs), []string{"first", "second"}) {
+		t.Fatalf("queued from a legacy journal: %q, %v", payloads(recs), err)
+	}
+	if got := mustAppend(t, s, "f1", ev("second", "again")); !got[0].Duplicate {
+		t.Errorf("an id from a legacy journal is not recognised: %+v", got)
+	}
+	s.keepJournal.Store(true)
+	mustAppend(t, s, "f1", ev("third", "third"))
+	s.Close()
+
+	// An older build reads a file from its start, entry after entry.
+	marked := 0
+	for i := range 2 {
+		b, err := os.ReadFile(journalPath(dir, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.HasPrefix(b, journalMagic[:]) {
+			marked++
+			if _, n := entryIn(b, 0); n != 0 {
+				t.Errorf("an older build reads an entry at the start of %s", journalPath(dir, i))
+			}
+		}
+	}
+	if marked == 0 {
+		t.Error("this build wrote no journal file with its header")
+	}
+	s = open(t, dir, c)
+	defer s.Close()
+	if recs, _ := s.ReadAfter("f1", 0, math.MaxInt); !slices.Equal(payloads(recs), []string{"first", "second", "third"}) {
+		t.Errorf("after a crash of this build: %q", payloads(recs))
 	}
 }
 
