@@ -504,6 +504,41 @@ func FuzzDecodeJournalled(f *testing.F) {
 	})
 }
 
+// Whatever bytes a journal file holds, a start reading it never panics
+// (that would be reported as a damaged inbox.db), reads only entries of
+// the epoch asked for, and reports stretches inside the file, in order.
+func FuzzReadEpoch(f *testing.F) {
+	marker := [8]byte{1, 2, 3, 4, 5, 6, 7, 8}
+	file := appendJournalHeader(nil, 3, marker)
+	for i := range 3 {
+		e := journalled{pipeline: "f1", epoch: 3, rec: Record{Seq: uint64(i + 1), ID: fmt.Sprint(i), Received: t0, Payload: []byte(`{"n":1}`)}}
+		file = appendEntry(append(file, marker[:]...), e)
+	}
+	if entries, damage := readEpoch(file, "inbox.wal.1", 3); len(entries) != 3 || len(damage) != 0 {
+		f.Fatalf("the seed file reads as %d entries, %d damaged stretches; want 3 and none", len(entries), len(damage))
+	}
+	f.Add(file)
+	f.Add(file[8:]) // no magic: legacy
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		firstEpoch(b)
+		anyEntry(b)
+		entries, damage := readEpoch(b, "inbox.wal.1", 3)
+		for _, e := range entries {
+			if e.epoch != 3 {
+				t.Fatalf("an entry of epoch %d read for epoch 3", e.epoch)
+			}
+		}
+		var last int64
+		for _, d := range damage {
+			if d.From < last || d.To <= d.From || d.To > int64(len(b)) {
+				t.Fatalf("damage %+v in a file of %d bytes, after byte %d", d, len(b), last)
+			}
+			last = d.To
+		}
+	})
+}
+
 // An event the journal could not read back after a crash (reading stops at
 // an entry over maxJournalEntry, losing it and every later one) is refused
 // before it is acknowledged; the largest one taken survives a crash.
