@@ -218,15 +218,7 @@ func TestJournalDamagedEntry(t *testing.T) {
 			s.keepJournal.Store(true)
 			mustAppend(t, s, "f1", ev("a", "only"))
 			s.Close()
-			path := journalPath(dir, 1) // the first epoch after a start is odd
-			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			damage(b)
-			if err := os.WriteFile(path, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			editFile(t, journalPath(dir, 1), damage) // the first epoch after a start is odd
 			s = open(t, dir, c)
 			defer s.Close()
 			if s.Depth("f1") != 0 {
@@ -260,17 +252,11 @@ func TestJournalDamageInTheMiddleIsPassedOverAndReported(t *testing.T) {
 			mustAppend(t, s, "f1", ev("c", "after the damage"), ev("d", "after it too"))
 			epoch := s.journal.epoch
 			s.Close()
-			path := journalPath(dir, 1) // the first epoch after a start is odd
-			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			at := bytes.Index(b, []byte("DAMAGED-ONE"))
-			head := bytes.LastIndex(b[:at], b[16:24]) // the header's marker
-			damage(b, head, at)
-			if err := os.WriteFile(path, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			var at int
+			editFile(t, journalPath(dir, 1), func(b []byte) { // the first epoch after a start is odd
+				at = bytes.Index(b, []byte("DAMAGED-ONE"))
+				damage(b, bytes.LastIndex(b[:at], b[16:24]), at) // the header's marker begins the entry
+			})
 
 			s = open(t, dir, c)
 			defer s.Close()
@@ -586,14 +572,7 @@ func TestMissingDatabaseBesideAJournalIsRefused(t *testing.T) {
 			if damage == "deleted, the journal's first entry damaged too" {
 				// Found further on: a damaged first entry hid them all.
 				os.Remove(db)
-				b, err := os.ReadFile(journalPath(dir, 1))
-				if err != nil {
-					t.Fatal(err)
-				}
-				b[5] ^= 0xff
-				if err := os.WriteFile(journalPath(dir, 1), b, 0o600); err != nil {
-					t.Fatal(err)
-				}
+				editFile(t, journalPath(dir, 1), func(b []byte) { b[journalHeaderSize+8+5] ^= 0xff }) // its CRC
 			} else if damage == "deleted" {
 				os.Remove(db)
 			} else if damage == leftNew {
@@ -713,6 +692,19 @@ func moveAway(t *testing.T, dir string, files ...string) {
 	}
 }
 
+// editFile changes a file's bytes in place, as damage on disk would.
+func editFile(t *testing.T, path string, edit func(b []byte)) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(b)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func cutTo(size int64) func(t *testing.T, path string, _ int64) {
 	return func(t *testing.T, path string, _ int64) {
 		if err := os.Truncate(path, size); err != nil {
@@ -746,16 +738,10 @@ func TestJournalEntriesInsideAPayloadAreNotEvents(t *testing.T) {
 			if how == "after a crash, the carrier's head damaged" {
 				// The start searches on from there, through the forged
 				// entries: the carrier is lost, as any damaged event.
-				path := journalPath(dir, 1) // the first epoch after a start is odd
-				b, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				head := bytes.LastIndex(b[:bytes.Index(b, forged)], b[16:24]) // the header's marker
-				b[head+8] ^= 0xff
-				if err := os.WriteFile(path, b, 0o600); err != nil {
-					t.Fatal(err)
-				}
+				editFile(t, journalPath(dir, 1), func(b []byte) { // the first epoch after a start is odd
+					head := bytes.LastIndex(b[:bytes.Index(b, forged)], b[16:24]) // the header's marker
+					b[head+8] ^= 0xff
+				})
 				want = want[:1]
 			}
 
