@@ -264,10 +264,12 @@ func (s *Store) recover(dir string, noSync bool) error {
 	if err != nil {
 		return err
 	}
-	contents, err := j.load()
-	if err != nil {
-		j.close()
-		return err
+	var contents [2][]byte
+	for i := range contents {
+		if contents[i], err = j.head(i, applied, fresh); err != nil {
+			j.close()
+			return err
+		}
 	}
 	if fresh {
 		for i, b := range contents {
