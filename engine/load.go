@@ -119,6 +119,7 @@ func (l *Loader) Load(paths []string) *Project {
 			}
 		}
 	}
+	warnUnreadSubfolders(paths, proj)
 	// A pipeline is named by its file, without .yaml or .yml: two files
 	// of one name (a .yml copy next to the .yaml, or one name in two
 	// folders) were one pipeline, the later file silently in the
@@ -243,6 +244,35 @@ func expand(path string) ([]string, error) {
 		return nil, errors.New("the folder holds no .yaml pipeline files")
 	}
 	return out, nil
+}
+
+// warnUnreadSubfolders warns of each subfolder of a folder in paths that
+// holds pipeline files and is not in paths itself: they are not read, and
+// a team that sorted its pipelines into folders shipped one that never
+// ran, with validate and run saying nothing (a QA run).
+func warnUnreadSubfolders(paths []string, proj *Project) {
+	given := map[string]bool{}
+	for _, p := range paths {
+		given[RealPath(p)] = true
+	}
+	for _, p := range paths {
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			continue // a file, or reported by expand
+		}
+		for _, e := range entries {
+			sub := filepath.Join(p, e.Name())
+			if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || given[RealPath(sub)] {
+				continue
+			}
+			inside, err := os.ReadDir(sub)
+			if err != nil || !slices.ContainsFunc(inside, func(f os.DirEntry) bool { return !f.IsDir() && isPipelineFileName(f.Name()) }) {
+				continue
+			}
+			proj.Diagnostics.Add(diag.Diagnostic{File: sub, Severity: diag.Warning, Message: fmt.Sprintf(
+				"holds .yaml files that are not read: only the files of the folders named are, not of their subfolders; move them up, or name it too (%s %s), with a connections.yaml of its own or --connections FILE", p, sub)})
+		}
+	}
 }
 
 func exists(path string) bool {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"github.com/loyalty-connector/engine/engine/diag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,6 +75,52 @@ func TestLoadReadsAFileNamedTwiceOnce(t *testing.T) {
 		proj := l.Load(paths)
 		if err := proj.Diagnostics.Err(); err != nil || len(proj.Pipelines) != 5 {
 			t.Errorf("%v: %d pipelines, %v; want the 5 of the folder", paths, len(proj.Pipelines), err)
+		}
+	}
+}
+
+// Pipeline files in a subfolder are not read: a team that sorted its
+// pipelines into folders shipped one that never ran while validate said
+// ok (a QA run). A subfolder that holds some, and is not named itself,
+// is warned of.
+func TestUnreadSubfolderIsWarnedOf(t *testing.T) {
+	dir := t.TempDir()
+	write := func(rel, content string) {
+		t.Helper()
+		path := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("p.yaml", "description: broken on purpose\n")
+	write("team-a/offers.yaml", "description: never read\n")
+	write("fixtures/lookup.json", "{}")       // no pipeline files
+	write(".git/config.yml", "x: 1\n")        // hidden
+	write("nested/deeper/far.yaml", "x: 1\n") // not in the subfolder itself
+	l, _ := testLoader(t)
+	for _, tc := range []struct {
+		paths []string
+		warn  bool
+	}{
+		{[]string{dir}, true},
+		{[]string{dir, filepath.Join(dir, "team-a")}, false},
+		{[]string{filepath.Join(dir, "p.yaml")}, false},
+	} {
+		var warnings []string
+		for _, d := range l.Load(tc.paths).Diagnostics.Items() {
+			if d.Severity == diag.Warning {
+				warnings = append(warnings, d.String())
+			}
+		}
+		want := 0
+		if tc.warn {
+			want = 1
+		}
+		if len(warnings) != want || tc.warn && (!strings.Contains(warnings[0], filepath.Join(dir, "team-a")+": warning: holds .yaml files that are not read") || !strings.Contains(warnings[0], "move them up")) {
+			t.Errorf("%v: warnings %q; want %d naming team-a", tc.paths, warnings, want)
 		}
 	}
 }
