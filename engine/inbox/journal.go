@@ -72,7 +72,10 @@ type journal struct {
 	epoch  uint64 // being written
 	marker [8]byte
 	off    int64 // where the next write goes in files[epoch%2]; 0: the header's place
-	noSync bool
+	// failedEnd is where the furthest write of this epoch that failed
+	// ended, until a write covers it.
+	failedEnd int64
+	noSync    bool
 	// sync is syncData; a test wraps it to see what each sync covers,
 	// which a process test cannot (kill -9 keeps the page cache).
 	sync func(*os.File) error
@@ -131,7 +134,7 @@ func (j *journal) close() error {
 // start makes epoch the one written next, from the start of its file,
 // with a marker of its own.
 func (j *journal) start(epoch uint64) {
-	j.epoch, j.off = epoch, 0
+	j.epoch, j.off, j.failedEnd = epoch, 0, 0
 	_, _ = rand.Read(j.marker[:]) // never fails (crypto/rand)
 }
 
@@ -148,6 +151,15 @@ func (j *journal) write(entries []journalled) error {
 		b = append(b, j.marker[:]...)
 		b = appendEntry(b, entries[i])
 	}
+	written := int64(len(b))
+	if pad := j.failedEnd - (j.off + written); pad > 0 {
+		// Zeros over what is left of a failed write, synced with this
+		// one: its blanking may not have reached the disk, and its
+		// entries (their senders were refused) would be found by their
+		// marker behind this shorter write (a review). The next write
+		// goes after this one's entries, over the zeros.
+		b = append(b, make([]byte, pad)...)
+	}
 	j.buf = b
 	f := j.files[j.epoch%2]
 	_, err := f.WriteAt(b, j.off)
@@ -160,9 +172,11 @@ func (j *journal) write(entries []journalled) error {
 		// refused) can be read back behind a shorter later one.
 		_, _ = f.WriteAt(make([]byte, len(b)), j.off)
 		_ = j.sync(f)
+		j.failedEnd = max(j.failedEnd, j.off+int64(len(b)))
 		return fmt.Errorf("writing the inbox journal: %w", err)
 	}
-	j.off += int64(len(b))
+	j.off += written
+	j.failedEnd = 0
 	return nil
 }
 
@@ -182,8 +196,9 @@ func appendJournalHeader(b []byte, epoch uint64, marker [8]byte) []byte {
 }
 
 // journalHeader reads the header at the start of a file's contents. A
-// file that does not begin with the magic is legacy; one that does, with
-// a damaged header (a first write torn by a crash), has no entry to read.
+// file that does not begin with the magic is legacy (or its magic is
+// damaged); ok is false for it and for a damaged header, whose marker
+// readEpoch looks for behind it.
 func journalHeader(b []byte) (epoch uint64, marker [8]byte, legacy, ok bool) {
 	if !bytes.HasPrefix(b, journalMagic[:]) {
 		return 0, marker, true, false
@@ -248,34 +263,35 @@ func (j *journal) head(i int, applied uint64, whole bool) ([]byte, error) {
 
 // mayHoldAfter reports whether a file beginning with b may hold entries of
 // an epoch after applied: its header says so, or it has none that can be
-// read and begins as a legacy entry does, or as readEpoch takes a damaged
-// header's marker from the first entry.
+// read (legacy, or damaged: read whole, to find the first entry's marker
+// or tell of damage; rare, as an epoch's first write writes its header).
 func mayHoldAfter(b []byte, applied uint64) bool {
-	epoch, _, legacy, ok := journalHeader(b)
-	switch {
-	case ok:
+	if epoch, _, _, ok := journalHeader(b); ok {
 		return epoch > applied
-	case legacy && len(b) >= 8:
-		if n := binary.LittleEndian.Uint32(b); n > 0 && n <= maxJournalEntry {
-			return true
-		}
 	}
-	_, found := firstEntryMarker(b)
-	return found
+	return len(b) > 0
 }
 
 // firstEntryMarker is the marker of the entry right behind a damaged
 // header, which the engine writes with the header and which is the
-// header's own: found if the header's marker agrees, or the magic is
-// there (readEpoch then also wants its epoch to agree). Never taken from
-// a file without either, so that a legacy file's payload cannot offer
-// one.
+// header's own: found if the header's marker field agrees, or the
+// header's CRC does over its magic, epoch and that marker (the marker
+// field is what was damaged). Not taken on the magic alone: a write torn
+// after the first 16 bytes of a header over a legacy file would offer a
+// sender's payload there (a review).
 func firstEntryMarker(b []byte) (marker [8]byte, found bool) {
 	if len(b) < journalHeaderSize+8 {
 		return marker, false
 	}
 	copy(marker[:], b[journalHeaderSize:])
-	return marker, marker != [8]byte{} && (bytes.Equal(b[16:24], marker[:]) || bytes.HasPrefix(b, journalMagic[:]))
+	if marker == [8]byte{} {
+		return marker, false
+	}
+	if bytes.Equal(b[16:24], marker[:]) {
+		return marker, true
+	}
+	crc := crc32.Update(crc32.Checksum(b[:16], crcTable), crcTable, marker[:])
+	return marker, crc == binary.LittleEndian.Uint32(b[24:28])
 }
 
 // readEpoch returns the entries of epoch in a file's contents b (named
@@ -306,11 +322,14 @@ func readEpoch(b []byte, file string, epoch uint64) ([]journalled, []JournalDama
 		// A damaged header (a byte of it damaged on disk, or a first
 		// write torn at a crash): its marker is the first entry's.
 		var found bool
-		if r.marker, found = firstEntryMarker(b); !found {
-			return nil, nil
-		}
-		agrees := bytes.Equal(b[16:24], r.marker[:]) || binary.LittleEndian.Uint64(b[8:16]) == epoch
-		if _, n := r.entryAt(off); !agrees || n == 0 {
+		r.marker, found = firstEntryMarker(b)
+		if _, n := r.entryAt(off); !found || n == 0 {
+			// Damage wider than that (a sector lost): the epoch's entries
+			// cannot be told from bytes shaped like them in a payload, so
+			// none is taken, but whole ones say the file is damaged.
+			if holdsEntryOf(b, epoch) {
+				return nil, []JournalDamage{{File: file, Epoch: epoch, From: 0, To: int64(len(b))}}
+			}
 			return nil, nil
 		}
 		damage = append(damage, JournalDamage{File: file, Epoch: epoch, From: 0, To: int64(off)})
@@ -420,10 +439,20 @@ func firstEpoch(b []byte) (uint64, bool) {
 // that ever held an event has one, even with its header or first entry
 // damaged. It checks every byte offset (an entry of this build holds a
 // legacy one after its marker), which is slow for a large file but only
-// done for an inbox.db that is new.
+// done for an inbox.db that is new, or a header damaged past repair.
 func anyEntry(b []byte) (epoch uint64, found bool) {
+	return scanEntries(b, func(uint64) bool { return true })
+}
+
+// holdsEntryOf reports whether a whole entry of epoch is anywhere in b.
+func holdsEntryOf(b []byte, epoch uint64) bool {
+	_, found := scanEntries(b, func(e uint64) bool { return e == epoch })
+	return found
+}
+
+func scanEntries(b []byte, wanted func(epoch uint64) bool) (epoch uint64, found bool) {
 	for off := 0; off+8 <= len(b); off++ {
-		if e, n := entryIn(b, off); n > 0 {
+		if e, n := entryIn(b, off); n > 0 && wanted(e.epoch) {
 			return e.epoch, true
 		}
 	}
