@@ -920,7 +920,7 @@ func shorten(s string, n int) string {
 
 // journalDamaged says what inbox.Store.JournalDamage found. Not a crash:
 // a write a crash tore is the journal's end, with nothing after it.
-const journalDamaged = "the inbox journal was damaged on disk (or torn by a power cut) between events it holds: the events accepted in the damaged bytes are lost, those after them are queued; check the disk"
+const journalDamaged = "the inbox journal was damaged on disk (or torn by a power cut): the events accepted in the damaged bytes are lost, those before and after them are queued; check the disk"
 
 // hasJournal reports whether dir holds an inbox journal file that is not
 // empty: an engine ran there.

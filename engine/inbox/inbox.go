@@ -115,8 +115,8 @@ type Store struct {
 	// replaysSettled: dead letters a replay cut short had queued again,
 	// removed at Open (ReplaysSettled).
 	replaysSettled int
-	// journalDamage: stretches of the journal the open passed over to
-	// read the events after them.
+	// journalDamage: stretches of the journal the open found damaged
+	// (JournalDamage).
 	journalDamage []JournalDamage
 	// keepJournal (tests) stops events from moving into bbolt, as if the
 	// engine died before they did: Close then leaves them in the journal.
@@ -481,8 +481,8 @@ func (s *Store) SetHolder(h Holder) error {
 // left, a later replay would have sent them twice.
 func (s *Store) ReplaysSettled() int { return s.replaysSettled }
 
-// JournalDamage is what Open found damaged in the journal, between events
-// it read: the events written there are lost.
+// JournalDamage is what Open found damaged in the journal: the events
+// written there are lost.
 func (s *Store) JournalDamage() []JournalDamage { return s.journalDamage }
 
 // StoppedUncleanly reports whether the last engine run on this store

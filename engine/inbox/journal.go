@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"unicode/utf8"
 
 	"github.com/loyalty-connector/engine/internal/wire"
 )
@@ -226,8 +228,8 @@ func appendEntry(b []byte, e journalled) []byte {
 }
 
 // JournalDamage is a stretch of an inbox journal file that a start could
-// not read, with entries of the same epoch after it that it could: the
-// events written in it are lost.
+// not read, though entries of the epoch lie in or after it: the events
+// written in it are lost.
 type JournalDamage struct {
 	File     string // inbox.wal.0 or inbox.wal.1
 	Epoch    uint64
@@ -326,8 +328,10 @@ func readEpoch(b []byte, file string, epoch uint64) ([]journalled, []JournalDama
 		if _, n := r.entryAt(off); !found || n == 0 {
 			// Damage wider than that (a sector lost): the epoch's entries
 			// cannot be told from bytes shaped like them in a payload, so
-			// none is taken, but whole ones say the file is damaged.
-			if holdsEntryOf(b, epoch) {
+			// none is taken, but whole ones say the file is damaged. Not
+			// looked for in a legacy file that begins with a whole entry
+			// (of an older epoch): it is not damaged.
+			if _, whole := entryIn(b, 0); whole == 0 && holdsEntryOf(b, epoch) {
 				return nil, []JournalDamage{{File: file, Epoch: epoch, From: 0, To: int64(len(b))}}
 			}
 			return nil, nil
@@ -439,24 +443,50 @@ func firstEpoch(b []byte) (uint64, bool) {
 // that ever held an event has one, even with its header or first entry
 // damaged. It checks every byte offset (an entry of this build holds a
 // legacy one after its marker), which is slow for a large file but only
-// done for an inbox.db that is new, or a header damaged past repair.
+// done for an inbox.db that is new.
 func anyEntry(b []byte) (epoch uint64, found bool) {
-	return scanEntries(b, func(uint64) bool { return true })
-}
-
-// holdsEntryOf reports whether a whole entry of epoch is anywhere in b.
-func holdsEntryOf(b []byte, epoch uint64) bool {
-	_, found := scanEntries(b, func(e uint64) bool { return e == epoch })
-	return found
-}
-
-func scanEntries(b []byte, wanted func(epoch uint64) bool) (epoch uint64, found bool) {
 	for off := 0; off+8 <= len(b); off++ {
-		if e, n := entryIn(b, off); n > 0 && wanted(e.epoch) {
+		if e, n := entryIn(b, off); n > 0 {
 			return e.epoch, true
 		}
 	}
 	return 0, false
+}
+
+// holdsEntryOf reports whether a whole entry of epoch is anywhere in b.
+// An offset is checksummed only if its body begins as one of epoch does,
+// with a pipeline's name: checksumming every offset whose length fits
+// took seconds for a large file, and far longer where payloads hold small
+// bytes, which read as lengths that fit.
+func holdsEntryOf(b []byte, epoch uint64) bool {
+	var want [binary.MaxVarintLen64]byte
+	prefix := want[:binary.PutUvarint(want[:], epoch)]
+	for from := 8; from < len(b); {
+		i := bytes.Index(b[from:], prefix)
+		if i < 0 {
+			return false
+		}
+		off := from + i - 8
+		if namesAPipeline(b[off+8+len(prefix):]) {
+			if e, n := entryIn(b, off); n > 0 && e.epoch == epoch {
+				return true
+			}
+		}
+		from += i + 1
+	}
+	return false
+}
+
+// namesAPipeline reports whether b begins with a length-prefixed name
+// such as a pipeline's file gives: 1 to 255 bytes of UTF-8 without
+// control characters.
+func namesAPipeline(b []byte) bool {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n == 0 || n > 255 || uint64(len(b)-k) < n {
+		return false
+	}
+	name := b[k : k+int(n)]
+	return utf8.Valid(name) && !slices.ContainsFunc(name, func(c byte) bool { return c < 0x20 || c == 0x7f })
 }
 
 func decodeJournalled(b []byte) (journalled, bool) {

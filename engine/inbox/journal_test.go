@@ -351,6 +351,18 @@ func TestJournalDamageWiderThanTheHeaderIsReported(t *testing.T) {
 	}
 }
 
+// A legacy file that begins with a whole entry of an older epoch is not
+// damaged, whatever its payloads hold: one shaped as an entry of the epoch
+// read is not taken for a sign of damage (the file is not searched).
+func TestLegacyFileIsNotSearchedForDamage(t *testing.T) {
+	const epoch = 5
+	forged := appendEntry(nil, journalled{pipeline: "f1", epoch: epoch, rec: Record{Seq: 9, ID: "forged", Received: t0, Payload: []byte("FORGED")}})
+	b := appendEntry(nil, journalled{pipeline: "f1", epoch: epoch - 2, rec: Record{Seq: 1, ID: "old", Received: t0, Payload: forged}})
+	if entries, damage := readEpoch(b, "inbox.wal.1", epoch); len(entries) > 0 || len(damage) > 0 {
+		t.Errorf("a legacy file of epoch %d read for epoch %d: %d entries, damage %+v; want none", epoch-2, epoch, len(entries), damage)
+	}
+}
+
 // A first write torn after the first 16 bytes of a header over a legacy
 // file (the first write after an upgrade) left the magic and epoch beside
 // legacy bytes, where a sender's payload can lie: a damaged header's
