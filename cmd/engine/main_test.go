@@ -276,6 +276,35 @@ func TestValidateCommand(t *testing.T) {
 	}
 }
 
+// A problem many files share (an unset secret) is printed at its first
+// three places, then counted: 300 pipelines without their environment
+// printed 1,335 lines (a QA run). --all prints every place.
+func TestValidateCountsAProblemManyFilesShare(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, "pipelines/connections.yaml", filepath.Join(dir, "connections.yaml"))
+	raw, err := os.ReadFile("pipelines/offer-issued-to-braze-campaign.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		pipeline := strings.Replace(string(raw), "/hooks/sessionm/offers", fmt.Sprintf("/hooks/sessionm/offers/%d", i), 1)
+		pipeline = strings.Replace(pipeline, "${secret:SESSIONM_WEBHOOK_TOKEN}", "${secret:NOT_SET_ANYWHERE}", 1)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("offers-%d.yaml", i)), []byte(pipeline), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unset := "secret NOT_SET_ANYWHERE is not set"
+	stdout, _, code := runEngine("validate", "--env-file", "examples/sandbox.env", dir)
+	if code != exitProblem || strings.Count(stdout, unset) != 3 || !strings.Contains(stdout, "offers-2.yaml:") || strings.Contains(stdout, "offers-3.yaml:") ||
+		!strings.Contains(stdout, "  ... and 2 more places with the same problem (engine validate --all lists them)\n") || !strings.HasSuffix(stdout, "5 errors in 5 files\n") {
+		t.Errorf("code %d, output:\n%s", code, stdout)
+	}
+	stdout, _, code = runEngine("validate", "--all", "--env-file", "examples/sandbox.env", dir)
+	if code != exitProblem || strings.Count(stdout, unset) != 5 || strings.Contains(stdout, "more places") {
+		t.Errorf("--all: code %d, output:\n%s", code, stdout)
+	}
+}
+
 // Every command answers --help on stdout with exit 0.
 func TestHelp(t *testing.T) {
 	for _, c := range commands {
