@@ -10,8 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
-	"unicode/utf8"
 
 	"github.com/loyalty-connector/engine/internal/wire"
 )
@@ -455,19 +453,28 @@ func anyEntry(b []byte) (epoch uint64, found bool) {
 
 // holdsEntryOf reports whether a whole entry of epoch is anywhere in b.
 // An offset is checksummed only if its body begins as one of epoch does,
-// with a pipeline's name: checksumming every offset whose length fits
-// took seconds for a large file, and far longer where payloads hold small
-// bytes, which read as lengths that fit.
+// with a name's length: checksumming every offset whose length fits took
+// seconds for a large file, and far longer where payloads hold small
+// bytes, which read as lengths that fit. Payloads shaped to pass that
+// test could still make it checksum the file many times over (a review):
+// past twice the file's size in all, it gives up and says yes, as a file
+// whose header and first entry are gone, with such bytes in it, is
+// damaged enough to say so.
 func holdsEntryOf(b []byte, epoch uint64) bool {
 	var want [binary.MaxVarintLen64]byte
 	prefix := want[:binary.PutUvarint(want[:], epoch)]
+	budget := 2*len(b) + 1<<20
 	for from := 8; from < len(b); {
 		i := bytes.Index(b[from:], prefix)
 		if i < 0 {
 			return false
 		}
 		off := from + i - 8
-		if namesAPipeline(b[off+8+len(prefix):]) {
+		length := int(binary.LittleEndian.Uint32(b[off:]))
+		if name, k := binary.Uvarint(b[from+i+len(prefix):]); k > 0 && name > 0 && name <= 255 && length <= len(b)-off-8 {
+			if budget -= length; budget < 0 {
+				return true
+			}
 			if e, n := entryIn(b, off); n > 0 && e.epoch == epoch {
 				return true
 			}
@@ -475,18 +482,6 @@ func holdsEntryOf(b []byte, epoch uint64) bool {
 		from += i + 1
 	}
 	return false
-}
-
-// namesAPipeline reports whether b begins with a length-prefixed name
-// such as a pipeline's file gives: 1 to 255 bytes of UTF-8 without
-// control characters.
-func namesAPipeline(b []byte) bool {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n == 0 || n > 255 || uint64(len(b)-k) < n {
-		return false
-	}
-	name := b[k : k+int(n)]
-	return utf8.Valid(name) && !slices.ContainsFunc(name, func(c byte) bool { return c < 0x20 || c == 0x7f })
 }
 
 func decodeJournalled(b []byte) (journalled, bool) {
