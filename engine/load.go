@@ -119,7 +119,7 @@ func (l *Loader) Load(paths []string) *Project {
 			}
 		}
 	}
-	warnUnreadSubfolders(paths, proj)
+	warnUnreadSubfolders(paths, real, proj)
 	// A pipeline is named by its file, without .yaml or .yml: two files
 	// of one name (a .yml copy next to the .yaml, or one name in two
 	// folders) were one pipeline, the later file silently in the
@@ -247,14 +247,10 @@ func expand(path string) ([]string, error) {
 }
 
 // warnUnreadSubfolders warns of each subfolder of a folder in paths that
-// holds pipeline files and is not in paths itself: they are not read, and
+// holds pipeline files not read (read names the files read, by RealPath):
 // a team that sorted its pipelines into folders shipped one that never
 // ran, with validate and run saying nothing (a QA run).
-func warnUnreadSubfolders(paths []string, proj *Project) {
-	given := map[string]bool{}
-	for _, p := range paths {
-		given[RealPath(p)] = true
-	}
+func warnUnreadSubfolders(paths []string, read map[string]bool, proj *Project) {
 	for _, p := range paths {
 		entries, err := os.ReadDir(p)
 		if err != nil {
@@ -262,15 +258,28 @@ func warnUnreadSubfolders(paths []string, proj *Project) {
 		}
 		for _, e := range entries {
 			sub := filepath.Join(p, e.Name())
-			if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || given[RealPath(sub)] {
-				continue
+			if info, err := os.Stat(sub); err != nil || !info.IsDir() || strings.HasPrefix(e.Name(), ".") {
+				continue // a link to a folder is one too
 			}
 			inside, err := os.ReadDir(sub)
-			if err != nil || !slices.ContainsFunc(inside, func(f os.DirEntry) bool { return !f.IsDir() && isPipelineFileName(f.Name()) }) {
+			if err != nil {
 				continue
 			}
+			var unread []string
+			for _, f := range inside {
+				if !f.IsDir() && isPipelineFileName(f.Name()) && !read[RealPath(filepath.Join(sub, f.Name()))] {
+					unread = append(unread, f.Name())
+				}
+			}
+			if len(unread) == 0 {
+				continue
+			}
+			if len(unread) > 3 {
+				unread = append(unread[:3], fmt.Sprintf("%d more", len(unread)-3))
+			}
 			proj.Diagnostics.Add(diag.Diagnostic{File: sub, Severity: diag.Warning, Message: fmt.Sprintf(
-				"holds .yaml files that are not read: only the files of the folders named are, not of their subfolders; move them up, or name it too (%s %s), with a connections.yaml of its own or --connections FILE", p, sub)})
+				"holds .yaml files that are not read (%s): only the files of the folders named are, not of their subfolders; move them up, or name it too (%s %s), with a connections.yaml of its own or --connections FILE",
+				strings.Join(unread, ", "), p, sub)})
 		}
 	}
 }

@@ -81,13 +81,12 @@ func TestLoadReadsAFileNamedTwiceOnce(t *testing.T) {
 
 // Pipeline files in a subfolder are not read: a team that sorted its
 // pipelines into folders shipped one that never ran while validate said
-// ok (a QA run). A subfolder that holds some, and is not named itself,
-// is warned of.
+// ok (a QA run). A subfolder (or a link to one) that holds some that are
+// not read is warned of, naming them.
 func TestUnreadSubfolderIsWarnedOf(t *testing.T) {
-	dir := t.TempDir()
-	write := func(rel, content string) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	write := func(path, content string) {
 		t.Helper()
-		path := filepath.Join(dir, rel)
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -95,19 +94,26 @@ func TestUnreadSubfolderIsWarnedOf(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("p.yaml", "description: broken on purpose\n")
-	write("team-a/offers.yaml", "description: never read\n")
-	write("fixtures/lookup.json", "{}")       // no pipeline files
-	write(".git/config.yml", "x: 1\n")        // hidden
-	write("nested/deeper/far.yaml", "x: 1\n") // not in the subfolder itself
+	write(filepath.Join(dir, "p.yaml"), "description: broken on purpose\n")
+	write(filepath.Join(dir, "team-a/offers.yaml"), "description: never read\n")
+	write(filepath.Join(dir, "fixtures/lookup.json"), "{}")       // no pipeline files
+	write(filepath.Join(dir, ".git/config.yml"), "x: 1\n")        // hidden
+	write(filepath.Join(dir, "nested/deeper/far.yaml"), "x: 1\n") // not in the subfolder itself
+	write(filepath.Join(elsewhere, "linked.yaml"), "x: 1\n")
+	if err := os.Symlink(elsewhere, filepath.Join(dir, "team-b")); err != nil {
+		t.Fatal(err)
+	}
+	teamA := "team-a: warning: holds .yaml files that are not read (offers.yaml): only the files of the folders named are"
+	teamB := "team-b: warning: holds .yaml files that are not read (linked.yaml)"
 	l, _ := testLoader(t)
 	for _, tc := range []struct {
 		paths []string
-		warn  bool
+		want  []string
 	}{
-		{[]string{dir}, true},
-		{[]string{dir, filepath.Join(dir, "team-a")}, false},
-		{[]string{filepath.Join(dir, "p.yaml")}, false},
+		{[]string{dir}, []string{teamA, teamB}},
+		{[]string{dir, filepath.Join(dir, "team-a"), filepath.Join(dir, "team-b")}, nil},
+		{[]string{dir, filepath.Join(dir, "team-a", "offers.yaml")}, []string{teamB}}, // team-a's one file named
+		{[]string{filepath.Join(dir, "p.yaml")}, nil},
 	} {
 		var warnings []string
 		for _, d := range l.Load(tc.paths).Diagnostics.Items() {
@@ -115,12 +121,12 @@ func TestUnreadSubfolderIsWarnedOf(t *testing.T) {
 				warnings = append(warnings, d.String())
 			}
 		}
-		want := 0
-		if tc.warn {
-			want = 1
+		ok := len(warnings) == len(tc.want)
+		for i := 0; ok && i < len(warnings); i++ {
+			ok = strings.Contains(warnings[i], tc.want[i])
 		}
-		if len(warnings) != want || tc.warn && (!strings.Contains(warnings[0], filepath.Join(dir, "team-a")+": warning: holds .yaml files that are not read") || !strings.Contains(warnings[0], "move them up")) {
-			t.Errorf("%v: warnings %q; want %d naming team-a", tc.paths, warnings, want)
+		if !ok {
+			t.Errorf("%v: warnings %q; want %q", tc.paths, warnings, tc.want)
 		}
 	}
 }

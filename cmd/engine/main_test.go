@@ -296,8 +296,20 @@ func TestValidateCountsAProblemManyFilesShare(t *testing.T) {
 	unset := "secret NOT_SET_ANYWHERE is not set"
 	stdout, _, code := runEngine("validate", "--env-file", "examples/sandbox.env", dir)
 	if code != exitProblem || strings.Count(stdout, unset) != 3 || !strings.Contains(stdout, "offers-2.yaml:") || strings.Contains(stdout, "offers-3.yaml:") ||
-		!strings.Contains(stdout, "  ... and 2 more places with the same problem (engine validate --all lists them)\n") || !strings.HasSuffix(stdout, "5 errors in 5 files\n") {
+		!strings.Contains(stdout, "  ... and 2 more places with the same problem (--all lists them)\n") || !strings.HasSuffix(stdout, "5 errors in 5 files\n") {
 		t.Errorf("code %d, output:\n%s", code, stdout)
+	}
+	// A problem with no key path is its file's alone: never folded.
+	for i := range 4 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("broken-%d.yaml", i)), []byte("- a list, not a mapping\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stdout, _, _ = runEngine("validate", "--env-file", "examples/sandbox.env", dir)
+	for i := range 4 {
+		if !strings.Contains(stdout, fmt.Sprintf("broken-%d.yaml:", i)) {
+			t.Errorf("broken-%d.yaml's problem is not printed:\n%s", i, stdout)
+		}
 	}
 	stdout, _, code = runEngine("validate", "--all", "--env-file", "examples/sandbox.env", dir)
 	if code != exitProblem || strings.Count(stdout, unset) != 5 || strings.Contains(stdout, "more places") {

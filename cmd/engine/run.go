@@ -197,7 +197,7 @@ variables override either.`, stderr)
 	// Taken before the load: a file changed in between is reloaded.
 	loadedFrom := fingerprint(loader.Inputs(paths))
 	proj := loader.Load(paths)
-	printDiagnostics(stderr, proj.Diagnostics.Items(), sameProblemShown)
+	printDiagnostics(stderr, proj.Diagnostics.Items(), sameProblemShown, "")
 	if proj.Diagnostics.HasErrors() {
 		shows := "engine validate shows them too"
 		if *inSandbox {

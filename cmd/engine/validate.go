@@ -23,8 +23,9 @@ inside if, for or case, an operator in assign, parentheses, a tag or filter
 Braze does not document) is reported as a warning.
 
 Prints every problem, one per line, as file:line:col: path: message (of one
-problem in more than 3 places, such as an unset secret many files use, the
-first 3 and how many more, unless --all), and exits 1 if any is an error;
+problem at one key path in more than 3 places, such as an unset secret many
+files read, the first 3 and how many more, unless --all), and exits 1 if any
+is an error;
 prints a one-line summary and exits 0 when clean; exits 2 for a wrong command
 line.`, stderr)
 	var cf configFlags
@@ -64,7 +65,7 @@ line.`, stderr)
 	if *all {
 		shown = len(items)
 	}
-	printDiagnostics(stdout, items, shown)
+	printDiagnostics(stdout, items, shown, " (--all lists them)")
 	errs := proj.Diagnostics.Errors()
 	warnings := len(items) - errs
 	if errs > 0 {
@@ -94,11 +95,13 @@ line.`, stderr)
 // share (an unset secret, a connection that cannot be used) are printed.
 const sameProblemShown = 3
 
-// printDiagnostics prints items, one a line, but of a problem in more than
-// shown places only the first shown, then how many more there are: 300
-// pipelines validated without their environment printed 1,335 lines for
-// nine unset variables (a QA run).
-func printDiagnostics(w io.Writer, items []diag.Diagnostic, shown int) {
+// printDiagnostics prints items, one a line, but of a problem at one key
+// path in more than shown places only the first shown, then how many more
+// there are, and hint: 300 pipelines validated without their environment
+// printed 1,335 lines for nine unset variables (a QA run). A problem with
+// no key path (a syntax error, a missing file) is about its file alone,
+// and always printed: the same words there are not the same problem.
+func printDiagnostics(w io.Writer, items []diag.Diagnostic, shown int, hint string) {
 	type problem struct {
 		path, message string
 		severity      diag.Severity
@@ -111,10 +114,13 @@ func printDiagnostics(w io.Writer, items []diag.Diagnostic, shown int) {
 	for _, d := range items {
 		p := problem{d.Path, d.Message, d.Severity}
 		printed[p]++
-		if n := printed[p]; n <= shown {
+		switch n := printed[p]; {
+		case d.Path == "" || n < shown:
 			fmt.Fprintln(w, d)
-			if n == shown && count[p] > n {
-				fmt.Fprintf(w, "  ... and %s with the same problem (engine validate --all lists them)\n", plural(count[p]-n, "more place"))
+		case n == shown:
+			fmt.Fprintln(w, d)
+			if count[p] > n {
+				fmt.Fprintf(w, "  ... and %s with the same problem%s\n", plural(count[p]-n, "more place"), hint)
 			}
 		}
 	}
