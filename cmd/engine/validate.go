@@ -114,12 +114,10 @@ func printDiagnostics(w io.Writer, items []diag.Diagnostic, shown int, hint stri
 	for _, d := range items {
 		p := problem{d.Path, d.Message, d.Severity}
 		printed[p]++
-		switch n := printed[p]; {
-		case d.Path == "" || n < shown:
+		folds := d.Path != ""
+		if n := printed[p]; !folds || n <= shown {
 			fmt.Fprintln(w, d)
-		case n == shown:
-			fmt.Fprintln(w, d)
-			if count[p] > n {
+			if folds && n == shown && count[p] > n {
 				fmt.Fprintf(w, "  ... and %s with the same problem%s\n", plural(count[p]-n, "more place"), hint)
 			}
 		}

@@ -241,24 +241,24 @@ type JournalDamage struct {
 // 1.2 s after a 256 MiB backlog (a review).
 func (j *journal) head(i int, applied uint64, whole bool) ([]byte, error) {
 	f := j.files[i]
-	info, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("reading the inbox journal: %w", err)
-	}
-	b := make([]byte, min(info.Size(), journalHeaderSize+8))
-	if !whole {
+	read := func(n int64) ([]byte, error) {
+		b := make([]byte, n)
 		if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("reading the inbox journal %s: %w", filepath.Base(f.Name()), err)
 		}
-		if !mayHoldAfter(b, applied) {
-			return b, nil
-		}
+		return b, nil
 	}
-	b = make([]byte, info.Size())
-	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+	info, err := f.Stat()
+	if err != nil {
 		return nil, fmt.Errorf("reading the inbox journal %s: %w", filepath.Base(f.Name()), err)
 	}
-	return b, nil
+	if !whole {
+		b, err := read(min(info.Size(), journalHeaderSize+8))
+		if err != nil || !mayHoldAfter(b, applied) {
+			return b, err
+		}
+	}
+	return read(info.Size())
 }
 
 // mayHoldAfter reports whether a file beginning with b may hold entries of
