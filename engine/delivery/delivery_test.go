@@ -653,3 +653,52 @@ func TestObserveSaysWhenAPauseBegins(t *testing.T) {
 		t.Fatal("a 200 began a pause")
 	}
 }
+
+// Resume ends a pause and a spent window before their time, as an
+// operator asks, and wakes a request waiting for them: it slept through a
+// day's pause otherwise. What it ended is returned; the spent window's
+// first request goes alone, as at its reset.
+func TestResumeEndsPausesAndWakesWaiters(t *testing.T) {
+	g := NewGovernor(RealClock{}, Limits{Pools: map[string]Limit{"messaging": {Rate: 100, Burst: 10}, "broadcast": {Rate: 1, Burst: 1, Isolated: true}}})
+	now := time.Now()
+	g.Observe("broadcast", 429, http.Header{"Retry-After": {"600"}})
+	g.Observe("messaging", 201, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(now.Add(time.Hour).Unix(), 10)}})
+	g.Observe("users_track", 503, http.Header{"Retry-After": {"3600"}})
+	if g.HeldUntil().Before(now.Add(59 * time.Minute)) {
+		t.Fatalf("held until %v; want the hour's pause", g.HeldUntil())
+	}
+	done := make(chan error, 1)
+	go func() { _, err := g.Wait(context.Background(), "users_track"); done <- err }()
+	for g.Queued("users_track") == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	paused, pools := g.Resume()
+	if paused.Before(now.Add(59*time.Minute)) || len(pools) != 2 || pools["broadcast"].Before(now.Add(9*time.Minute)) || pools["messaging"].Before(now.Add(59*time.Minute)) {
+		t.Errorf("Resume ended %v and %v; want the hour's pause, the broadcasts' 10 minutes and messaging's hour", paused, pools)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request waiting for the pause did not go after Resume")
+	}
+	if !g.HeldUntil().Before(time.Now().Add(time.Second)) {
+		t.Errorf("held until %v after Resume", g.HeldUntil())
+	}
+	for _, pool := range []string{"broadcast", "messaging"} {
+		if d, held := g.Ready(pool); d != 0 || held {
+			t.Errorf("%s could go in %v (held %v) after Resume; want now", pool, d, held)
+		}
+	}
+	if _, err := g.Wait(context.Background(), "messaging"); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := g.Ready("messaging"); d == 0 {
+		t.Error("a second messaging request could go before the answer to the first after the spent window; want it to wait for that answer, as at a reset")
+	}
+	if paused, pools := g.Resume(); !paused.IsZero() || pools != nil {
+		t.Errorf("a second Resume ended %v and %v; want nothing", paused, pools)
+	}
+}

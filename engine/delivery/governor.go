@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -99,6 +100,10 @@ type Governor struct {
 	// a pause can outlive the process (the runner stores it).
 	onPause func(pool string, until time.Time)
 	waiting map[string]int // requests in Wait, by pool
+	// resumed is closed when an operator ends the pauses (Resume), so
+	// that what waits for one goes at once; then replaced. Atomic: every
+	// Wait reads it.
+	resumed atomic.Pointer[chan struct{}]
 
 	// turns are the times at which requests held back to fill up (Braze
 	// batches) mean to go, by their owner, whatever pipeline holds them:
@@ -274,6 +279,7 @@ func NewGovernor(clock Clock, limits Limits) *Governor {
 		clock = RealClock{}
 	}
 	g := &Governor{clock: clock, pools: map[string]*bucket{}, waiting: map[string]int{}, turns: map[any]turn{}}
+	g.resumed.Store(new(make(chan struct{})))
 	g.SetLimits(limits)
 	return g
 }
@@ -315,6 +321,9 @@ func newBucket(l Limit, now time.Time) *bucket {
 // Wait blocks until a request to pool may go. It returns how long it
 // waited, or ctx's error.
 func (g *Governor) Wait(ctx context.Context, pool string) (time.Duration, error) {
+	// Read before the wait is worked out: a Resume in between still
+	// wakes it, where it would sleep out the pause it ended.
+	resumed := g.Resumed()
 	d := g.reserve(pool)
 	if d <= 0 {
 		return 0, nil
@@ -325,10 +334,12 @@ func (g *Governor) Wait(ctx context.Context, pool string) (time.Duration, error)
 	var total time.Duration
 	var err error
 	for d > 0 {
-		if err = g.clock.Sleep(ctx, d); err != nil {
+		from := g.clock.Now()
+		if _, err = SleepUnless(ctx, g.clock, d, resumed); err != nil {
 			break
 		}
-		total += d
+		total += min(d, g.clock.Now().Sub(from))
+		resumed = g.Resumed()
 		d = g.reserve(pool)
 	}
 	g.mu.Lock()
@@ -338,6 +349,76 @@ func (g *Governor) Wait(ctx context.Context, pool string) (time.Duration, error)
 	}
 	g.mu.Unlock()
 	return total, err
+}
+
+// SleepUnless sleeps d on clock, or until wake is closed (woken), or ctx
+// ends (its error).
+func SleepUnless(ctx context.Context, clock Clock, d time.Duration, wake <-chan struct{}) (woken bool, err error) {
+	sleep, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-wake:
+			stop()
+		case <-sleep.Done():
+		}
+	}()
+	_ = clock.Sleep(sleep, d)
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	select {
+	case <-wake:
+		return true, nil
+	default:
+		return false, nil
+	}
+}
+
+// Resumed is closed when an operator next ends the pauses (Resume).
+func (g *Governor) Resumed() <-chan struct{} { return *g.resumed.Load() }
+
+// Resume ends, now, what the peer asked the connection to wait for: its
+// pause, and every pool it holds back (a 429 to an Isolated pool, a
+// window it said was spent, whose first request then goes alone and its
+// answer says what is left, as at the window's reset). It is an
+// operator's call (the peer's limit was raised, or a broken Retry-After
+// asked for a day) and returns what it ended: the pause's end (zero if
+// none) and the pools' held, by pool. What waits in Wait goes at once.
+func (g *Governor) Resume() (paused time.Time, pools map[string]time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.clock.Now()
+	if g.pausedUntil.After(now) {
+		paused = g.pausedUntil
+	}
+	g.pausedUntil = time.Time{}
+	for name, b := range g.pools {
+		if b.blockedUntil.After(now) {
+			if pools == nil {
+				pools = map[string]time.Time{}
+			}
+			pools[name] = b.blockedUntil
+			b.blockedUntil = now // refill reopens the window: one request first
+		}
+	}
+	close(*g.resumed.Swap(new(make(chan struct{}))))
+	return paused, pools
+}
+
+// HeldUntil is the latest time the peer asked the connection, or any of
+// its pools, to wait for (zero or past when none): a retry due by then
+// was held back by the peer.
+func (g *Governor) HeldUntil() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	until := g.pausedUntil
+	for _, b := range g.pools {
+		if b.blockedUntil.After(until) {
+			until = b.blockedUntil
+		}
+	}
+	return until
 }
 
 // Queued counts the requests waiting in Wait for a token that a request
