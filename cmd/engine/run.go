@@ -289,7 +289,7 @@ variables override either.`, stderr)
 		go func() { _ = admin.Serve(aln) }()
 		defer admin.Close()
 		holder.Admin = dialAddr(aln.Addr().String())
-		fmt.Fprintf(stdout, "engine run: admin on http://%s (/status, /-/reload, /dlq)\n", holder.Admin)
+		fmt.Fprintf(stdout, "engine run: admin on http://%s (/status, /-/reload, /dlq, /connections/{name}/resume)\n", holder.Admin)
 	}
 	// engine dlq, finding the folder locked, points to the admin listener.
 	if err := store.SetHolder(holder); err != nil {

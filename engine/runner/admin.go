@@ -20,9 +20,9 @@ import (
 // AdminHandler serves what operators need while the engine runs, on a
 // listener that is loopback by default: GET /status, the dead letters
 // (GET /dlq, GET /dlq/{id}, POST /dlq/{id}/replay, DELETE /dlq/{id}), since engine dlq
-// cannot open the inbox a running engine holds, and POST /-/reload, which
+// cannot open the inbox a running engine holds, POST /-/reload, which
 // runs reload (the same path as a file change or SIGHUP) and answers its
-// report.
+// report, and POST /connections/{name}/resume (Resume).
 func (r *Runner) AdminHandler(reload func() ReloadReport) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", r.status)
@@ -47,6 +47,7 @@ func (r *Runner) AdminHandler(reload func() ReloadReport) http.Handler {
 	mux.HandleFunc("DELETE /dlq", r.dropAllDead)
 	mux.HandleFunc("POST /dlq/{id}/replay", r.replayDead)
 	mux.HandleFunc("DELETE /dlq/{id}", r.dropDead)
+	mux.HandleFunc("POST /connections/{name}/resume", r.resumeConnection)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		// /dlq/replay takes POST only; for any other method the mux
 		// would take "replay" for a dead letter id (GET, DELETE) or

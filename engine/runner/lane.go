@@ -462,7 +462,8 @@ func (l *lane) laterCounting(it *item, wait, pause time.Duration) {
 	l.stepAside(it)
 	from := l.r.clock.Now()
 	ok := l.spawn(func() {
-		if err := l.r.clock.Sleep(l.soft, wait); err != nil {
+		resumed, err := l.sleepUntil(from.Add(wait))
+		if err != nil {
 			l.release(it)
 		} else {
 			select {
@@ -474,8 +475,9 @@ func (l *lane) laterCounting(it *item, wait, pause time.Duration) {
 		if pause > 0 {
 			// Back up to a linger before its pause ends (retry: to join
 			// that pause's batch), the event is on its way; its pause is
-			// counted once over, or as far as a stop let it go.
-			if rest := pause - l.r.clock.Now().Sub(from); rest > 0 {
+			// counted once over (or ended by an operator), or as far as a
+			// stop let it go.
+			if rest := pause - l.r.clock.Now().Sub(from); rest > 0 && !resumed {
 				_ = l.r.clock.Sleep(l.soft, rest)
 			}
 			l.pauseWaited(from, pause)

@@ -83,9 +83,14 @@ type Runner struct {
 	unremoved byPipeline[unremovedEvents] // unremovedOf
 	govMu     sync.Mutex
 	governors map[string]*delivery.Governor // by spec.Connection.GovernorKey, kept across reloads
+	// pauseForget clears a governor's stored pauses (keepPauses), by
+	// GovernorKey, under govMu.
+	pauseForget map[string]func() error
 	// pauseStoreMu: governors that share a stored pause (keepPauses)
 	// write it one at a time.
 	pauseStoreMu sync.Mutex
+	// resumes wakes what waits for a pause an operator ended (Resume).
+	resumes resumeSignal
 
 	stateMu    sync.Mutex
 	states     map[string]*pipelineState
@@ -138,7 +143,7 @@ func New(opts Options) (*Runner, error) {
 	}
 	r := &Runner{
 		opts: opts, store: opts.Store, log: opts.Logger, clock: opts.Clock,
-		governors: map[string]*delivery.Governor{}, lastLane: map[string]*lane{}, states: map[string]*pipelineState{}, csvWatch: map[string]*csvWatcher{},
+		governors: map[string]*delivery.Governor{}, pauseForget: map[string]func() error{}, lastLane: map[string]*lane{}, states: map[string]*pipelineState{}, csvWatch: map[string]*csvWatcher{},
 		csv: csvImports{latest: map[string]*CSVProgress{}, earlier: map[string]*CSVProgress{}, queued: map[string]csvTally{}, dead: map[uint64]csvTally{},
 			runs: map[*csvRun]bool{}, reading: map[string]readingCSV{}, held: map[string]int{}},
 		bodies: newBodyRooms(opts.BodyMemory),
@@ -640,6 +645,20 @@ func (r *Runner) keepPauses(c *spec.Connection, g *delivery.Governor) {
 		}
 		stored[pool] = keep
 	})
+	r.pauseForget[c.GovernorKey()] = func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		r.pauseStoreMu.Lock()
+		defer r.pauseStoreMu.Unlock()
+		var errs []error
+		for _, pool := range pools {
+			stored[pool] = time.Time{}
+			if err := r.store.SetCheckpoint(key(pool), time.Time{}); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
 }
 
 // errStopping: the engine is shutting down; the event stays queued.

@@ -1,0 +1,227 @@
+package runner
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/delivery"
+	"github.com/loyalty-connector/engine/engine/spec"
+)
+
+// An operator can end a connection's pause before the time its peer gave
+// (POST /connections/{name}/resume): a pause outlives restarts and lasts
+// up to a day, and a peer whose limit was raised meanwhile, or a proxy
+// whose Retry-After asked for a day by mistake, left no way out but to
+// wait it through.
+
+// resumeSlack: a retry is taken as held back by a pause when it is due
+// by this long after the pause's end. A 429's retry is due at the end of
+// the pause it began, read a moment after the governor set it; and a pause
+// restored after a restart ends up to two seconds after its retries.
+const resumeSlack = time.Second
+
+// resumeSignal wakes what waits for a pause when an operator ends one.
+type resumeSignal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// next is closed at the next resume.
+func (s *resumeSignal) next() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *resumeSignal) broadcast() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
+// ResumedConnection is one connection whose pause an operator ended, as
+// POST /connections/{name}/resume answers it: two folders may each define
+// a connection of the name, to two accounts.
+type ResumedConnection struct {
+	Connection string `json:"connection"`
+	File       string `json:"file"`
+	// PausedUntil is the end of the pause that was ended, if the
+	// connection was paused; PoolsPausedUntil, those of the pools its
+	// peer held back on their own (Braze's broadcasts, a spent window).
+	PausedUntil      string            `json:"paused_until,omitempty"`
+	PoolsPausedUntil map[string]string `json:"pools_paused_until,omitempty"`
+	// Warning says what could not be done: the pause ended, but its
+	// stored end could not be cleared, so a restart before it would wait
+	// for it again.
+	Warning string `json:"warning,omitempty"`
+}
+
+// UnknownConnectionError: no running pipeline uses a connection of the
+// name asked for.
+type UnknownConnectionError struct {
+	Name  string
+	Known []string
+}
+
+func (e *UnknownConnectionError) Error() string {
+	if len(e.Known) == 0 {
+		return fmt.Sprintf("no running pipeline uses a connection named %q, and none uses a connection at all", e.Name)
+	}
+	return fmt.Sprintf("no running pipeline uses a connection named %q; the running pipelines use %s", e.Name, strings.Join(e.Known, ", "))
+}
+
+// Resume ends now the pauses of the connections named name that the
+// running pipelines use (targets and lookups), and of the pools their
+// peers held back: requests waiting for them go, retries due before
+// their end are tried at once, Braze batches kept open for them are sent,
+// and their stored ends are cleared so that a restart does not restore
+// them. A peer that still refuses answers 429 again, which pauses the
+// connection again.
+func (r *Runner) Resume(name string) ([]ResumedConnection, error) {
+	gen := r.gen.Load()
+	conns := map[string]*spec.Connection{}
+	known := map[string]bool{}
+	for _, p := range gen.pipelines {
+		for _, c := range connectionsOf(p) {
+			known[c.Name] = true
+			if c.Name == name {
+				conns[c.GovernorKey()] = c
+			}
+		}
+	}
+	if len(conns) == 0 {
+		return nil, &UnknownConnectionError{Name: name, Known: slices.Sorted(maps.Keys(known))}
+	}
+	var out []ResumedConnection
+	for _, key := range slices.Sorted(maps.Keys(conns)) {
+		c := conns[key]
+		paused, pools := r.governor(c).Resume()
+		rc := ResumedConnection{Connection: c.Name, File: c.File}
+		args := []any{"connection", c.Name, "file", c.File}
+		if !paused.IsZero() {
+			rc.PausedUntil = paused.UTC().Format(time.RFC3339Nano)
+			args = append(args, "was_paused_until", rc.PausedUntil)
+		}
+		for pool, until := range pools {
+			if rc.PoolsPausedUntil == nil {
+				rc.PoolsPausedUntil = map[string]string{}
+			}
+			rc.PoolsPausedUntil[cmp.Or(pool, "other")] = until.UTC().Format(time.RFC3339Nano)
+		}
+		if rc.PoolsPausedUntil != nil {
+			args = append(args, "pools_were_paused_until", rc.PoolsPausedUntil)
+		}
+		if err := r.forgetPause(key); err != nil {
+			rc.Warning = "the pause is over, but its stored end could not be cleared (" + err.Error() + "): a restart before that time would wait for it again; resume again after a restart"
+			r.log.Warn("cannot clear a connection's stored pause; a restart before its end would wait for it again", "connection", c.Name, "file", c.File, "error", err)
+		}
+		r.log.Info("connection resumed by an operator: its requests go now, and its events' retries held back by the pause are tried at once", args...)
+		out = append(out, rc)
+	}
+	r.resumes.broadcast()
+	for _, l := range gen.lanes {
+		if l.batcher != nil {
+			l.batcher.reconsiderHeld()
+		}
+	}
+	return out, nil
+}
+
+// connectionsOf lists the connections p sends to: its target's, then its
+// lookups'.
+func connectionsOf(p *engine.Pipeline) []*spec.Connection {
+	var out []*spec.Connection
+	if p.Target != nil && p.Target.Conn != nil {
+		out = append(out, p.Target.Conn)
+	}
+	for _, step := range p.Steps {
+		if step.Call != nil && step.Call.Conn != nil {
+			out = append(out, step.Call.Conn)
+		}
+	}
+	return out
+}
+
+// forgetPause clears the stored pauses of the governor under key, so that
+// a restart does not restore what an operator ended.
+func (r *Runner) forgetPause(key string) error {
+	r.govMu.Lock()
+	forget := r.pauseForget[key]
+	r.govMu.Unlock()
+	if forget == nil {
+		return nil
+	}
+	return forget()
+}
+
+// resumeConnection serves POST /connections/{name}/resume.
+func (r *Runner) resumeConnection(w http.ResponseWriter, req *http.Request) {
+	resumed, err := r.Resume(req.PathValue("name"))
+	if err != nil {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"resumed": resumed})
+}
+
+// heldUntil is the latest end of what the peers of the lane's connections
+// (its target's and its lookups') asked to wait for.
+func (l *lane) heldUntil() time.Time {
+	var until time.Time
+	for _, c := range connectionsOf(l.p) {
+		if u := l.r.governor(c).HeldUntil(); u.After(until) {
+			until = u
+		}
+	}
+	return until
+}
+
+// sleepUntil sleeps until due, unless the lane stops first (its error).
+// A wait due by the end of a pause of one of the lane's connections (a
+// 429's retry, or an event whose stored retry a restart found inside a
+// restored pause) ends early when an operator ends that pause; resumed
+// says so.
+func (l *lane) sleepUntil(due time.Time) (resumed bool, err error) {
+	for {
+		wake := l.r.resumes.next() // before reading the pauses: a resume in between still wakes it
+		if due.After(l.heldUntil().Add(resumeSlack)) {
+			if resumed {
+				return true, nil // what held it back is over
+			}
+			return false, l.r.clock.Sleep(l.soft, due.Sub(l.r.clock.Now()))
+		}
+		woken, err := delivery.SleepUnless(l.soft, l.r.clock, due.Sub(l.r.clock.Now()), wake)
+		if err != nil || !woken {
+			return resumed, err
+		}
+		resumed = true // another connection's pause may still hold it: look again
+	}
+}
+
+// reconsiderHeld has the batches kept open past their linger (for a pause,
+// a spent window or a token) look again, a linger from now, whether they
+// may go: the retries the resume woke join them meanwhile, as they join
+// a pause's batch a linger before its end (lane.retry). Sent at once, the
+// batch left as they came, and they went in a request of their own.
+func (b *batcher) reconsiderHeld() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, bt := range b.open {
+		if !bt.heldSince.IsZero() {
+			bt.timer.Reset(b.linger)
+		}
+	}
+}
