@@ -87,6 +87,9 @@ type batch struct {
 	// event for the same user must go in another request.
 	recipients map[string]bool
 	timer      *time.Timer
+	// heldByPeer: kept open past its linger until its peer's pause or
+	// spent window ends (an operator's resume can end it: reconsiderHeld).
+	heldByPeer bool
 	// heldForToken: it was kept open past its linger once, for a token
 	// (flush).
 	heldForToken bool
@@ -354,6 +357,7 @@ func (b *batcher) flush(key string, bt *batch) {
 		if bt.heldSince.IsZero() {
 			bt.heldSince = now
 		}
+		bt.heldByPeer = held
 		bt.timer.Reset(wait)
 		return
 	}

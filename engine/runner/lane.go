@@ -381,7 +381,7 @@ func (l *lane) orderKey(it *item) (key string, err error) {
 // begin hands it to a worker, at once or when its next attempt is due.
 func (l *lane) begin(it *item) bool {
 	if wait := it.rec.NotAfter.Sub(l.r.clock.Now()); wait > 0 {
-		l.later(it, wait)
+		l.laterCounting(it, wait, 0, true)
 		return true
 	}
 	select {
@@ -453,16 +453,19 @@ func (l *lane) stepAside(it *item) {
 // (the event then stays in the inbox, with its next attempt time). It
 // waits on its own goroutine, so no worker is held by a retry, and out of
 // the window (stepAside), so no other key is.
-func (l *lane) later(it *item, wait time.Duration) { l.laterCounting(it, wait, 0) }
+func (l *lane) later(it *item, wait time.Duration) { l.laterCounting(it, wait, 0, false) }
 
 // laterCounting is later for an event whose wait holds a pause to count
-// (countPause), counted by the goroutine that waits for it.
-func (l *lane) laterCounting(it *item, wait, pause time.Duration) {
+// (countPause), counted by the goroutine that waits for it. forPause: the
+// wait may be for a peer's pause (a 429's retry, or a next attempt read
+// from the inbox, whose cause is not known), which an operator can end
+// early (sleepUntil).
+func (l *lane) laterCounting(it *item, wait, pause time.Duration, forPause bool) {
 	it.turn.Add(1)
 	l.stepAside(it)
 	from := l.r.clock.Now()
 	ok := l.spawn(func() {
-		resumed, err := l.sleepUntil(from.Add(wait))
+		resumed, err := l.sleepUntil(from.Add(wait), forPause)
 		if err != nil {
 			l.release(it)
 		} else {
@@ -853,7 +856,8 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 	wait := delivery.Backoff(attempt, l.p.Delivery.BackoffInitial, l.p.Delivery.BackoffMax, l.r.opts.Random)
 	var pause time.Duration // of wait, what engine_rate_limit_wait_seconds_total counts
 	early := time.Duration(0)
-	if res != nil && res.pause > wait {
+	forPause := res != nil && res.pause > wait
+	if forPause {
 		wait = res.pause
 		if l.batcher != nil {
 			// Back a linger before the pause ends, the event joins the
@@ -886,7 +890,7 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 	it.rec.Attempts, it.rec.NotAfter = attempt, next
 	// The event keeps its order_by key while it waits, so the key's later
 	// events cannot overtake it.
-	l.laterCounting(it, wait-early, pause)
+	l.laterCounting(it, wait-early, pause, forPause)
 }
 
 // A pause that a request's events wait out for their retry is added to
@@ -899,7 +903,7 @@ func (l *lane) retry(it *item, attempt int, cause error, req *engine.Request, re
 func (l *lane) countPause(pause time.Duration) {
 	from := l.r.clock.Now()
 	l.spawn(func() {
-		_ = l.r.clock.Sleep(l.soft, pause)
+		_, _ = l.sleepUntil(from.Add(pause), true) // a resume ends it: counted as waited
 		l.pauseWaited(from, pause)
 	})
 }

@@ -57,7 +57,8 @@ func (s *resumeSignal) broadcast() {
 // a connection of the name, to two accounts.
 type ResumedConnection struct {
 	Connection string `json:"connection"`
-	File       string `json:"file"`
+	// Files are the connections files that define it for this account.
+	Files []string `json:"files"`
 	// PausedUntil is the end of the pause that was ended, if the
 	// connection was paused; PoolsPausedUntil, those of the pools its
 	// peer held back on their own (Braze's broadcasts, a spent window).
@@ -85,20 +86,21 @@ func (e *UnknownConnectionError) Error() string {
 
 // Resume ends now the pauses of the connections named name that the
 // running pipelines use (targets and lookups), and of the pools their
-// peers held back: requests waiting for them go, retries due before
-// their end are tried at once, Braze batches kept open for them are sent,
-// and their stored ends are cleared so that a restart does not restore
-// them. A peer that still refuses answers 429 again, which pauses the
-// connection again.
+// peers held back: requests waiting for them go, retries that wait for
+// them and next attempts stored inside them (read from the inbox now or
+// after a restart) go at once, Braze batches kept open for them are sent
+// a linger later, and their stored ends are cleared so that a restart
+// does not restore them. A peer that still refuses answers 429 again,
+// which pauses the connection again.
 func (r *Runner) Resume(name string) ([]ResumedConnection, error) {
 	gen := r.gen.Load()
-	conns := map[string]*spec.Connection{}
+	conns := map[string][]*spec.Connection{} // by GovernorKey: two folders may reach one account
 	known := map[string]bool{}
 	for _, p := range gen.pipelines {
 		for _, c := range connectionsOf(p) {
 			known[c.Name] = true
-			if c.Name == name {
-				conns[c.GovernorKey()] = c
+			if c.Name == name && !slices.ContainsFunc(conns[c.GovernorKey()], func(o *spec.Connection) bool { return o.File == c.File }) {
+				conns[c.GovernorKey()] = append(conns[c.GovernorKey()], c)
 			}
 		}
 	}
@@ -106,11 +108,34 @@ func (r *Runner) Resume(name string) ([]ResumedConnection, error) {
 		return nil, &UnknownConnectionError{Name: name, Known: slices.Sorted(maps.Keys(known))}
 	}
 	var out []ResumedConnection
+	resumed := map[*delivery.Governor]bool{}
 	for _, key := range slices.Sorted(maps.Keys(conns)) {
-		c := conns[key]
-		paused, pools := r.governor(c).Resume()
-		rc := ResumedConnection{Connection: c.Name, File: c.File}
-		args := []any{"connection", c.Name, "file", c.File}
+		c := conns[key][0]
+		var files []string
+		for _, o := range conns[key] {
+			files = append(files, o.File)
+		}
+		g := r.governor(c)
+		// What is ended is known first, and the stored pause cleared
+		// while the governor is still paused: no request goes meanwhile,
+		// so no new pause is stored and then cleared with it.
+		var ended time.Time
+		if until := g.HeldUntil(); until.After(r.clock.Now()) {
+			ended = until.Add(resumeSlack)
+			r.govMu.Lock()
+			if ended.After(r.pauseEnded[key]) {
+				r.pauseEnded[key] = ended
+			}
+			r.govMu.Unlock()
+		}
+		rc := ResumedConnection{Connection: c.Name, Files: files}
+		if err := r.forgetPause(key, ended); err != nil {
+			rc.Warning = "the pause is over, but the inbox could not record it (" + err.Error() + "): a restart would restore the pause, or leave its events' retries waiting for its end; resume again after a restart"
+			r.log.Warn("cannot record in the inbox that a connection's pause was ended; a restart would wait for it again", "connection", c.Name, "files", files, "error", err)
+		}
+		paused, pools := g.Resume()
+		resumed[g] = true
+		args := []any{"connection", c.Name, "files", files}
 		if !paused.IsZero() {
 			rc.PausedUntil = paused.UTC().Format(time.RFC3339Nano)
 			args = append(args, "was_paused_until", rc.PausedUntil)
@@ -124,16 +149,16 @@ func (r *Runner) Resume(name string) ([]ResumedConnection, error) {
 		if rc.PoolsPausedUntil != nil {
 			args = append(args, "pools_were_paused_until", rc.PoolsPausedUntil)
 		}
-		if err := r.forgetPause(key); err != nil {
-			rc.Warning = "the pause is over, but its stored end could not be cleared (" + err.Error() + "): a restart before that time would wait for it again; resume again after a restart"
-			r.log.Warn("cannot clear a connection's stored pause; a restart before its end would wait for it again", "connection", c.Name, "file", c.File, "error", err)
+		if ended.IsZero() {
+			r.log.Info("connection resume asked by an operator: it was not paused", args...)
+		} else {
+			r.log.Info("connection resumed by an operator: its requests go now, and its events' retries held back by the pause are tried at once", args...)
 		}
-		r.log.Info("connection resumed by an operator: its requests go now, and its events' retries held back by the pause are tried at once", args...)
 		out = append(out, rc)
 	}
 	r.resumes.broadcast()
 	for _, l := range gen.lanes {
-		if l.batcher != nil {
+		if l.batcher != nil && resumed[l.gov] {
 			l.batcher.reconsiderHeld()
 		}
 	}
@@ -156,15 +181,16 @@ func connectionsOf(p *engine.Pipeline) []*spec.Connection {
 }
 
 // forgetPause clears the stored pauses of the governor under key, so that
-// a restart does not restore what an operator ended.
-func (r *Runner) forgetPause(key string) error {
+// a restart does not restore what an operator ended, and stores ended
+// (pauseEnded), unless zero.
+func (r *Runner) forgetPause(key string, ended time.Time) error {
 	r.govMu.Lock()
 	forget := r.pauseForget[key]
 	r.govMu.Unlock()
 	if forget == nil {
 		return nil
 	}
-	return forget()
+	return forget(ended)
 }
 
 // resumeConnection serves POST /connections/{name}/resume.
@@ -178,49 +204,58 @@ func (r *Runner) resumeConnection(w http.ResponseWriter, req *http.Request) {
 }
 
 // heldUntil is the latest end of what the peers of the lane's connections
-// (its target's and its lookups') asked to wait for.
-func (l *lane) heldUntil() time.Time {
-	var until time.Time
+// (its target's and its lookups') asked to wait for; ended, the latest end
+// of such a wait an operator ended (Resume), with resumeSlack.
+func (l *lane) heldUntil() (held, ended time.Time) {
 	for _, c := range connectionsOf(l.p) {
-		if u := l.r.governor(c).HeldUntil(); u.After(until) {
-			until = u
+		if u := l.r.governor(c).HeldUntil(); u.After(held) {
+			held = u
 		}
+		l.r.govMu.Lock()
+		if u := l.r.pauseEnded[c.GovernorKey()]; u.After(ended) {
+			ended = u
+		}
+		l.r.govMu.Unlock()
 	}
-	return until
+	return held, ended
 }
 
 // sleepUntil sleeps until due, unless the lane stops first (its error).
-// A wait due by the end of a pause of one of the lane's connections (a
-// 429's retry, or an event whose stored retry a restart found inside a
-// restored pause) ends early when an operator ends that pause; resumed
-// says so.
-func (l *lane) sleepUntil(due time.Time) (resumed bool, err error) {
+// A wait forPause (a 429's retry, or a next attempt read from the inbox)
+// due by the end of a pause of one of the lane's connections ends early
+// when an operator ends that pause, and one due by the end of a pause an
+// operator has ended already does not begin; resumed says so. Any other
+// wait (a 5xx's backoff) keeps its time.
+func (l *lane) sleepUntil(due time.Time, forPause bool) (resumed bool, err error) {
 	for {
 		wake := l.r.resumes.next() // before reading the pauses: a resume in between still wakes it
-		if due.After(l.heldUntil().Add(resumeSlack)) {
-			if resumed {
-				return true, nil // what held it back is over
+		held, ended := l.heldUntil()
+		switch {
+		case !forPause:
+		case !due.After(held.Add(resumeSlack)):
+			woken, err := delivery.SleepUnless(l.soft, l.r.clock, due.Sub(l.r.clock.Now()), wake)
+			if err != nil || !woken {
+				return resumed, err
 			}
-			return false, l.r.clock.Sleep(l.soft, due.Sub(l.r.clock.Now()))
+			resumed = true // another connection's pause may still hold it: look again
+			continue
+		case !due.After(ended):
+			return true, nil // its pause was ended
 		}
-		woken, err := delivery.SleepUnless(l.soft, l.r.clock, due.Sub(l.r.clock.Now()), wake)
-		if err != nil || !woken {
-			return resumed, err
-		}
-		resumed = true // another connection's pause may still hold it: look again
+		return resumed, l.r.clock.Sleep(l.soft, due.Sub(l.r.clock.Now()))
 	}
 }
 
-// reconsiderHeld has the batches kept open past their linger (for a pause,
-// a spent window or a token) look again, a linger from now, whether they
-// may go: the retries the resume woke join them meanwhile, as they join
-// a pause's batch a linger before its end (lane.retry). Sent at once, the
-// batch left as they came, and they went in a request of their own.
+// reconsiderHeld has the batches kept open past their linger for a pause
+// or a spent window look again, a linger from now, whether they may go:
+// the retries the resume woke join them meanwhile, as they join a pause's
+// batch a linger before its end (lane.retry). Sent at once, the batch
+// left as they came, and they went in a request of their own.
 func (b *batcher) reconsiderHeld() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, bt := range b.open {
-		if !bt.heldSince.IsZero() {
+		if bt.heldByPeer {
 			bt.timer.Reset(b.linger)
 		}
 	}

@@ -1,6 +1,7 @@
 package runner_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -9,13 +10,14 @@ import (
 
 	sessionmemu "github.com/loyalty-connector/engine/connectors/sessionm/emulator"
 	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/runner"
 )
 
 // resumed reads POST /connections/{name}/resume's answer.
 type resumed struct {
 	Resumed []struct {
 		Connection       string            `json:"connection"`
-		File             string            `json:"file"`
+		Files            []string          `json:"files"`
 		PausedUntil      string            `json:"paused_until"`
 		PoolsPausedUntil map[string]string `json:"pools_paused_until"`
 		Warning          string            `json:"warning"`
@@ -60,8 +62,8 @@ func TestResumeEndsABrazePauseEarly(t *testing.T) {
 		t.Fatalf("/status shows no pause before the resume: %s", st.body)
 	}
 	got := h.resume(admin.URL, "braze")
-	if len(got.Resumed) != 1 || got.Resumed[0].Connection != "braze" || got.Resumed[0].Warning != "" {
-		t.Fatalf("resume answered %+v; want the braze connection, without a warning", got)
+	if len(got.Resumed) != 1 || got.Resumed[0].Connection != "braze" || len(got.Resumed[0].Files) != 1 || got.Resumed[0].Warning != "" {
+		t.Fatalf("resume answered %+v; want the braze connection and its file, without a warning", got)
 	}
 	until, err := time.Parse(time.RFC3339Nano, got.Resumed[0].PausedUntil)
 	if err != nil || until.Before(time.Now().Add(50*time.Minute)) {
@@ -154,5 +156,93 @@ func TestResumeNamesTheConnectionsInUse(t *testing.T) {
 	got := h.resume(admin.URL, "sessionm_connect")
 	if len(got.Resumed) != 1 || got.Resumed[0].PausedUntil != "" || got.Resumed[0].PoolsPausedUntil != nil {
 		t.Errorf("resume of a connection that was not paused answered %+v; want it with nothing ended", got)
+	}
+}
+
+// A stop right after a resume, inside the linger of the Braze batch the
+// woken retry joined, leaves the event's stored next attempt at the ended
+// pause's end: the next run knows the pause was ended, and sends it at
+// once (it waited the hour, with no pause to show in /status and none a
+// second resume could end: a review).
+func TestAStopRightAfterAResumeLeavesNoRetryWaiting(t *testing.T) {
+	dir := t.TempDir()
+	first := start(t, setup{users: 5, dataDir: dir, tweak: func(p *engine.Pipeline) { p.Delivery.Linger = 2 * time.Second }})
+	first.control("POST", "/faults", `{"emulator":"braze","count":1,"throttle":{"for":"1h"}}`)
+	first.post("/hooks/sessionm/offers", generatedOffer("strand-0", 0, "load-000000"), map[string]string{"Authorization": hookAuth})
+	first.eventually("the pause after the 429", func() bool {
+		return strings.Contains(do(t, "GET", first.engine.URL+"/metrics", "", nil).body, `engine_connection_pauses_total{connection="braze"} 1`)
+	})
+	if _, err := first.r.Resume("braze"); err != nil {
+		t.Fatal(err)
+	}
+	first.stop()
+	if len(first.journal("/braze/campaigns/trigger/send")) != 1 {
+		t.Fatal("setup: the retry went before the stop")
+	}
+
+	h := start(t, setup{users: 5, dataDir: dir, sandbox: first.sbURL, tweak: func(p *engine.Pipeline) { p.Delivery.Linger = 20 * time.Millisecond }})
+	h.drained()
+	if n := len(h.messages("load-000000")); n != 1 {
+		t.Errorf("load-000000 got %d messages; want 1", n)
+	}
+}
+
+// A resume before the lanes read the inbox (engine run serves its admin
+// routes before they start; a reload's new version reads it again) finds
+// no retry in memory to wake: the stored one, due at the ended pause's
+// end, goes at once when it is read.
+func TestAResumeBeforeTheRetryIsReadSendsIt(t *testing.T) {
+	dir := t.TempDir()
+	first := start(t, setup{users: 3, dataDir: dir})
+	first.control("POST", "/faults", `{"emulator":"sessionm_core","path":"/sessionm/core/*","count":1,"throttle":{"for":"1h"}}`)
+	if a := first.post("/hooks/braze/tags/"+sessionmemu.GeneratedUserID(1), `{"tags":["after_resume"]}`, map[string]string{"Authorization": coreBasic}); a.status != 200 {
+		t.Fatalf("webhook: %d %s", a.status, a.body)
+	}
+	first.eventually("the 429", func() bool {
+		return strings.Contains(do(t, "GET", first.engine.URL+"/metrics", "", nil).body, `engine_connection_pauses_total{connection="sessionm_core"} 1`)
+	})
+	first.stop()
+
+	h := start(t, setup{users: 3, dataDir: dir, sandbox: first.sbURL, beforeStart: func(r *runner.Runner) {
+		if got, err := r.Resume("sessionm_core"); err != nil || len(got) != 1 || got[0].PausedUntil == "" {
+			t.Errorf("resume before the start: %+v, %v; want the restored pause ended", got, err)
+		}
+	}})
+	h.drained()
+	if got := h.tagsDelivered(); len(got) != 1 || got[0] != "after_resume" {
+		t.Errorf("SessionM took %v; want the one event, once", got)
+	}
+}
+
+// A CSV row answered 429 waits for its retry in the inbox, and its pause
+// is counted in engine_rate_limit_wait_seconds_total as it passes: a
+// resume ends the count with the pause, where it went on to add the
+// whole hour, an hour later (a review). One row: others would wait for
+// the pause in the governor, which counts apart.
+func TestAResumeEndsACSVRowsPauseAndItsCount(t *testing.T) {
+	h := start(t, setup{users: 3})
+	admin := h.admin()
+	h.control("POST", "/faults", `{"emulator":"sessionm_core","path":"/sessionm/core/*","count":1,"throttle":{"for":"1h"}}`)
+	file := writeCSV(t, t.TempDir(), 1, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	began := time.Now()
+	if _, err := h.r.ImportCSV(ctx, csvPipeline, file); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.store.Depth(csvPipeline); n != 1 {
+		t.Fatalf("setup: %d rows wait in the inbox; want the one answered 429", n)
+	}
+	h.resume(admin.URL, "sessionm_core")
+	h.drained()
+	if got := h.tagsDelivered(); len(got) != 1 {
+		t.Errorf("SessionM took %v; want the one row", got)
+	}
+	h.eventually("the pause counted", func() bool {
+		waited, _ := h.metric(`engine_rate_limit_wait_seconds_total\{connection="sessionm_core"\}`)
+		return waited > 0
+	})
+	if waited, _ := h.metric(`engine_rate_limit_wait_seconds_total\{connection="sessionm_core"\}`); waited > time.Since(began).Seconds() {
+		t.Errorf("engine_rate_limit_wait_seconds_total is %v; the row waited at most %v for the pause the resume ended", waited, time.Since(began))
 	}
 }

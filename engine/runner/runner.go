@@ -84,8 +84,13 @@ type Runner struct {
 	govMu     sync.Mutex
 	governors map[string]*delivery.Governor // by spec.Connection.GovernorKey, kept across reloads
 	// pauseForget clears a governor's stored pauses (keepPauses), by
-	// GovernorKey, under govMu.
-	pauseForget map[string]func() error
+	// GovernorKey, under govMu; it is given what pauseEnded is to hold.
+	pauseForget map[string]func(ended time.Time) error
+	// pauseEnded: by GovernorKey, under govMu, the end (with resumeSlack)
+	// of the last pause an operator ended, stored so a restart knows it
+	// too: a next attempt by then, read from the inbox, was held back by
+	// that pause and goes at once.
+	pauseEnded map[string]time.Time
 	// pauseStoreMu: governors that share a stored pause (keepPauses)
 	// write it one at a time.
 	pauseStoreMu sync.Mutex
@@ -143,7 +148,7 @@ func New(opts Options) (*Runner, error) {
 	}
 	r := &Runner{
 		opts: opts, store: opts.Store, log: opts.Logger, clock: opts.Clock,
-		governors: map[string]*delivery.Governor{}, pauseForget: map[string]func() error{}, lastLane: map[string]*lane{}, states: map[string]*pipelineState{}, csvWatch: map[string]*csvWatcher{},
+		governors: map[string]*delivery.Governor{}, pauseForget: map[string]func(time.Time) error{}, pauseEnded: map[string]time.Time{}, lastLane: map[string]*lane{}, states: map[string]*pipelineState{}, csvWatch: map[string]*csvWatcher{},
 		csv: csvImports{latest: map[string]*CSVProgress{}, earlier: map[string]*CSVProgress{}, queued: map[string]csvTally{}, dead: map[uint64]csvTally{},
 			runs: map[*csvRun]bool{}, reading: map[string]readingCSV{}, held: map[string]int{}},
 		bodies: newBodyRooms(opts.BodyMemory),
@@ -645,17 +650,36 @@ func (r *Runner) keepPauses(c *spec.Connection, g *delivery.Governor) {
 		}
 		stored[pool] = keep
 	})
-	r.pauseForget[c.GovernorKey()] = func() error {
+	endedKey := "pause-ended:" + c.PauseKey()
+	var ended time.Time
+	if found, err := r.store.Checkpoint(endedKey, &ended); err == nil && found && ended.After(r.clock.Now()) {
+		r.pauseEnded[c.GovernorKey()] = ended
+	}
+	r.pauseForget[c.GovernorKey()] = func(ended time.Time) error {
 		mu.Lock()
 		defer mu.Unlock()
 		r.pauseStoreMu.Lock()
 		defer r.pauseStoreMu.Unlock()
 		var errs []error
+		if !ended.IsZero() {
+			errs = append(errs, r.store.SetCheckpoint(endedKey, ended))
+		}
 		for _, pool := range pools {
-			stored[pool] = time.Time{}
+			// Read, not taken from stored: a governor of another key
+			// to the same place (a rotated one) may have stored it.
+			var until time.Time
+			if found, err := r.store.Checkpoint(key(pool), &until); err != nil {
+				errs = append(errs, err)
+				continue
+			} else if !found || !until.After(r.clock.Now()) {
+				stored[pool] = time.Time{}
+				continue
+			}
 			if err := r.store.SetCheckpoint(key(pool), time.Time{}); err != nil {
 				errs = append(errs, err)
+				continue
 			}
+			stored[pool] = time.Time{}
 		}
 		return errors.Join(errs...)
 	}

@@ -68,6 +68,9 @@ type setup struct {
 	tweak   func(p *engine.Pipeline)
 	opts    func(o *runner.Options)
 	inbox   inbox.Options
+	// beforeStart runs once the runner is built, before its lanes start
+	// (engine run serves its admin routes by then).
+	beforeStart func(r *runner.Runner)
 }
 
 func start(t *testing.T, s setup) *harness {
@@ -120,6 +123,9 @@ func start(t *testing.T, s setup) *harness {
 		t.Fatal(err)
 	}
 	h.engine = httptest.NewServer(h.r.Handler())
+	if s.beforeStart != nil {
+		s.beforeStart(h.r)
+	}
 	h.r.Start()
 	t.Cleanup(h.stop)
 	return h
