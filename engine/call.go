@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -178,13 +179,23 @@ func (c *Call) Build(env map[string]any) (*Request, error) {
 	if err := renderHeaders(c.Headers, env, req.Header); err != nil {
 		return nil, err
 	}
-	if err := c.renderBody(env, req); err != nil {
+	omitted, err := c.renderBody(env, req)
+	if err != nil {
 		return nil, err
 	}
 	if c.Endpoint != nil && c.Endpoint.Body != nil && req.Value != nil {
 		problems := c.Endpoint.Body.Validate(req.Value)
 		if v, ok := c.overTotal(req.Value); ok {
 			problems = append(problems, v)
+		}
+		for i, p := range problems {
+			// Left out as its template rendered null: say why it is not
+			// there, as a null sent was named "is a variable missing?".
+			for _, name := range omitted {
+				if p.Message == strconv.Quote(name)+" is required" {
+					problems[i].Message += " (its template rendered nothing: is a variable missing?)"
+				}
+			}
 		}
 		if len(problems) > 0 {
 			return req, &BodyError{req, problems}
@@ -271,14 +282,14 @@ func renderHeaders(hs []header, env map[string]any, into http.Header) error {
 	return nil
 }
 
-func (c *Call) renderBody(env map[string]any, req *Request) error {
-	body, value, err := renderBody(c.Body, c.BodyTemplate, c.ContentType, env, int(c.bodySize.Load())+64, c.withDefaults)
+func (c *Call) renderBody(env map[string]any, req *Request) (omitted []string, err error) {
+	body, value, err := renderBody(c.Body, c.BodyTemplate, c.ContentType, env, int(c.bodySize.Load())+64, c.withDefaults, &omitted)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c.bodySize.Store(int64(len(body)))
 	req.Body, req.Value = body, value
-	return nil
+	return omitted, nil
 }
 
 // withDefaults fills the body fields the connection provides (Connect's
@@ -310,11 +321,11 @@ func (c *Call) withDefaults(value any) any {
 // position rather than at the API.
 //
 // fill, when not nil, completes a body given as a YAML value before it is
-// encoded.
-func renderBody(v *valueTemplate, tmpl *liquid.Template, contentType string, env map[string]any, sizeHint int, fill func(any) any) ([]byte, any, error) {
+// encoded. omitted: see valueTemplate.render.
+func renderBody(v *valueTemplate, tmpl *liquid.Template, contentType string, env map[string]any, sizeHint int, fill func(any) any, omitted *[]string) ([]byte, any, error) {
 	switch {
 	case v != nil:
-		value, err := v.render(env)
+		value, err := v.render(env, omitted)
 		if err != nil {
 			return nil, nil, within(err, "body")
 		}
@@ -384,16 +395,28 @@ func (v *valueTemplate) outline() any {
 	return v.literal
 }
 
-func (v *valueTemplate) render(env map[string]any) (any, error) {
+// render renders the value for one event's bindings. With omitted (a
+// request's body), an object's field whose template renders null is left
+// out and its name added to omitted.
+func (v *valueTemplate) render(env map[string]any, omitted *[]string) (any, error) {
 	switch v.kind {
 	case templateValue:
 		return v.tmpl.Value(env)
 	case objectValue:
 		m := make(map[string]any, len(v.keys))
 		for i, k := range v.keys {
-			out, err := v.items[i].render(env)
+			out, err := v.items[i].render(env, omitted)
 			if err != nil {
 				return nil, within(err, "."+k)
+			}
+			if out == nil && omitted != nil && v.items[i].kind == templateValue {
+				// A field read from an event that lacks it (or holds
+				// null) is left out, not sent as null: Braze takes a
+				// null attribute for "remove it", so a typo or an event
+				// without the field wiped the user's value (a QA run).
+				// A null written in the file is sent.
+				*omitted = append(*omitted, k)
+				continue
 			}
 			m[k] = out
 		}
@@ -401,7 +424,7 @@ func (v *valueTemplate) render(env map[string]any) (any, error) {
 	case arrayValue:
 		a := make([]any, len(v.items))
 		for i, item := range v.items {
-			out, err := item.render(env)
+			out, err := item.render(env, omitted)
 			if err != nil {
 				return nil, within(err, fmt.Sprintf("[%d]", i))
 			}

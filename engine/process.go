@@ -311,7 +311,9 @@ func (r *Respond) Build(env map[string]any) (*Reply, error) {
 		return nil, err
 	}
 	contentType := reply.Header.Get("Content-Type")
-	body, value, err := renderBody(r.Body, r.BodyTemplate, contentType, env, 512, nil)
+	// An answer keeps its nulls: its reader (a Braze message) is shown the
+	// shape the file wrote, and nothing is removed by a null there.
+	body, value, err := renderBody(r.Body, r.BodyTemplate, contentType, env, 512, nil, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -276,13 +276,43 @@ target:
 		t.Fatalf("want a body error, got %v", out.Err)
 	}
 	msg := be.Error()
-	for _, want := range []string{"campaign_id: must be a string, not null (is a variable missing?)", "recipients: holds 51 items; the limit is 50"} {
+	for _, want := range []string{`"campaign_id" is required (its template rendered nothing: is a variable missing?)`, "recipients: holds 51 items; the limit is 50"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("%q does not say %q", msg, want)
 		}
 	}
 	if out.Request == nil || !strings.HasSuffix(out.Request.URL, "/campaigns/trigger/send") {
 		t.Errorf("the request should be kept for display, got %+v", out.Request)
+	}
+}
+
+// A body field whose template renders null (the event lacks it, or a
+// name is misspelt) is left out, not sent as null: Braze takes a null
+// attribute for "remove it", and a QA run's typo wiped every user's
+// loyalty_points. A null written in the file is sent, and so is one
+// inside a list.
+func TestANullFieldIsLeftOutOfTheBody(t *testing.T) {
+	pl := writePipeline(t, `
+source: { type: http, path: "/in" }
+target:
+  connection: braze
+  endpoint: users_track
+  body:
+    attributes:
+      - external_id: "{{ event.user }}"
+        loyalty_points: "{{ event.points.availble }}"
+        last_award_at: "{{ event.occurred_at | date: '%Y-%m-%d' }}"
+        tier: "{{ event.tier }}"
+        nickname: null
+        badges: ["{{ event.badge }}"]
+`)
+	out := pl.Evaluate(context.Background(), &Event{Data: map[string]any{"user": "u-1", "tier": "gold", "points": map[string]any{"available": 5}}}, nil, testNow)
+	if out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	want := `{"attributes":[{"badges":[null],"external_id":"u-1","nickname":null,"tier":"gold"}]}`
+	if got := string(out.Request.Body); got != want {
+		t.Errorf("body %s\nwant %s", got, want)
 	}
 }
 
