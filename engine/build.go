@@ -798,6 +798,19 @@ func (b *builder) call(path yamlpos.Path, cfg *CallConfig, sc *scope) *Call {
 		b.errorAtKey(path.Child(bodyKey(cfg)), "a GET request has no body; remove it or use another method")
 	case !written && bodyShape != nil && len(missingRequired(bodyShape, c.Endpoint)) > 0:
 		b.errorAt(path, "endpoint %s needs a body with %s", c.Endpoint.Name, strings.Join(missingRequired(bodyShape, c.Endpoint), ", "))
+	case c.Body != nil && c.Body.kind == objectValue && bodyShape != nil && !b.hasProblem(path.Child("body")):
+		// The body's own required fields, but those the connection fills
+		// in: a campaign trigger written without campaign_id validated
+		// ok and failed every event (a QA run).
+		var missing []string
+		for _, r := range missingRequired(bodyShape, c.Endpoint) {
+			if !slices.Contains(c.Body.keys, r) {
+				missing = append(missing, strconv.Quote(r))
+			}
+		}
+		if len(missing) > 0 {
+			b.errorAt(path.Child("body"), "endpoint %s needs %s in its body", c.Endpoint.Name, strings.Join(missing, ", "))
+		}
 	}
 	if hasBody && c.ContentType == "" {
 		c.ContentType = "application/json"
