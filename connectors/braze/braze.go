@@ -7,8 +7,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -88,8 +90,8 @@ var REST = &spec.ConnectionType{
 			ContentType: "application/json",
 			Body: spec.Object(map[string]*spec.Shape{
 				"attributes": spec.Array(spec.OpenObject().With(trackIdentifierRule), 0, MaxTrackObjects),
-				"events":     spec.Array(spec.OpenObject("name", "time").With(trackIdentifierRule, trackTimeRule), 0, MaxTrackObjects),
-				"purchases":  spec.Array(spec.OpenObject("product_id", "currency", "price", "time").With(trackIdentifierRule, trackTimeRule, purchaseRule), 0, MaxTrackObjects),
+				"events":     spec.Array(spec.OpenObject("name", "time").With(trackIdentifierRule, trackTimeRule, propertyNamesRule), 0, MaxTrackObjects),
+				"purchases":  spec.Array(spec.OpenObject("product_id", "currency", "price", "time").With(trackIdentifierRule, trackTimeRule, purchaseRule, propertyNamesRule), 0, MaxTrackObjects),
 			}),
 			MaxBatch:      MaxTrackObjects,
 			MaxTotal:      maxUpdates,
@@ -290,6 +292,26 @@ func trackTimeRule(obj map[string]any) string {
 	if s, ok := obj["time"].(string); ok && s != "" {
 		if _, ok := ParseTime(s); !ok {
 			return fmt.Sprintf("'time' must be an ISO-8601 time such as 2026-11-29T10:00:00Z, not %q", s)
+		}
+	}
+	return ""
+}
+
+// propertyNamesRule: an event's or purchase's properties may not be
+// named with a leading "$", nor time or event_name, which Braze reserves
+// (braze.md §3): such a request failed at Braze while dry-run said ok (a
+// QA run).
+func propertyNamesRule(obj map[string]any) string {
+	props, ok := obj["properties"].(map[string]any)
+	if !ok {
+		return ""
+	}
+	for _, k := range slices.Sorted(maps.Keys(props)) {
+		switch {
+		case strings.HasPrefix(k, "$"):
+			return fmt.Sprintf("the property name '%s' must not start with '$'", k)
+		case k == "time" || k == "event_name":
+			return fmt.Sprintf("the property name '%s' is reserved by Braze; name it otherwise", k)
 		}
 	}
 	return ""

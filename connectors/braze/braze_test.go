@@ -211,6 +211,13 @@ func TestBodies(t *testing.T) {
 		{"users_track purchase without price", "users_track", map[string]any{"purchases": []any{
 			map[string]any{"external_id": "u", "product_id": "p", "currency": "EUR", "time": "2026-11-30T10:00:00Z"}}},
 			[]string{`purchases[0]: "price" is required`}},
+		// braze.md §3: property names; time and event_name are reserved
+		{"users_track event property named with $", "users_track", map[string]any{"events": []any{
+			map[string]any{"external_id": "u", "name": "e", "time": "2026-11-30T10:00:00Z", "properties": map[string]any{"$amount": 5}}}},
+			[]string{"events[0]: the property name '$amount' must not start with '$'"}},
+		{"users_track purchase property time", "users_track", map[string]any{"purchases": []any{
+			map[string]any{"external_id": "u", "product_id": "p", "currency": "EUR", "price": 1, "time": "2026-11-30T10:00:00Z", "properties": map[string]any{"time": "x"}}}},
+			[]string{"purchases[0]: the property name 'time' is reserved by Braze"}},
 		// braze.md §3: each element is an object
 		{"users_track element not object", "users_track", map[string]any{"events": []any{"signup"}},
 			[]string{"events[0]: must be an object"}},
