@@ -201,7 +201,16 @@ func (p *Program) Source() string { return p.source }
 func (p *Program) Eval(env map[string]any) (bool, error) {
 	out, err := expr.Run(p.program, env)
 	if err != nil {
-		return false, runError(err, p.source)
+		err = runError(err, p.source)
+		if p.explain != nil {
+			// Which part failed, with what it read: "cannot apply >= to
+			// null (missing) and a number" alone named neither the
+			// comparison nor the misspelt field (a QA run).
+			if part := p.explain.failure(env); part != "" {
+				err = fmt.Errorf("%w, in %s", err, part)
+			}
+		}
+		return false, err
 	}
 	b, ok := out.(bool)
 	if !ok {
@@ -315,6 +324,45 @@ func (p *part) falseParts(env map[string]any) []string {
 		msg += " (" + strings.Join(sides, ", ") + ")"
 	}
 	return []string{msg}
+}
+
+// failure names the first part that fails to run, as the filter runs
+// (&& and || stop early), with the values its sides read; "" when none
+// does on its own.
+func (p *part) failure(env map[string]any) string {
+	switch p.op {
+	case "&&", "||":
+		for _, c := range p.children {
+			if f := c.failure(env); f != "" {
+				return f
+			}
+			if c.truth(env) == (p.op == "||") {
+				return "" // the rest does not run
+			}
+		}
+		return ""
+	case "!":
+		return p.children[0].failure(env)
+	}
+	if p.program == nil {
+		return ""
+	}
+	if _, err := expr.Run(p.program, env); err == nil {
+		return ""
+	}
+	var sides []string
+	for _, side := range []*operand{p.left, p.right} {
+		if side == nil {
+			continue
+		}
+		if v, err := expr.Run(side.program, env); err == nil {
+			sides = append(sides, side.text+" is "+describe(v))
+		}
+	}
+	if len(sides) == 0 {
+		return p.text
+	}
+	return p.text + " (" + strings.Join(sides, ", ") + ")"
 }
 
 func (p *part) truth(env map[string]any) bool {

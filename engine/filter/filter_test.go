@@ -505,3 +505,31 @@ func TestDateOrNil(t *testing.T) {
 		t.Error(`IsFunction("dateOrNil") = false; a step called so could not be read in an expression`)
 	}
 }
+
+// A filter that fails to run names the part that failed and what its sides
+// read, as the filter runs: "cannot apply >= to null (missing) and a
+// number" alone named neither the comparison nor the misspelt field (a QA
+// run). Parts that do not run (after a false &&) are not blamed.
+func TestFilterErrorNamesThePartThatFailed(t *testing.T) {
+	env := map[string]any{"event": map[string]any{"type": "points", "points": map[string]any{"amount": 50, "text": "5"}}}
+	tests := []struct {
+		src  string
+		want string
+	}{
+		{`event.points.amout >= 100`, `cannot apply >= to null (missing) and a number, in event.points.amout >= 100 (event.points.amout is missing (nil))`},
+		{`event.type == "points" && event.points.text >= 10`, `cannot apply >= to text and a number, in event.points.text >= 10 (event.points.text is "5")`},
+		{`event.type == "other" || !(event.points.amout > 1)`, `cannot apply > to null (missing) and a number, in event.points.amout > 1 (event.points.amout is missing (nil))`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.src, func(t *testing.T) {
+			p, problems := CompileBool(tt.src, Options{Names: names})
+			if len(problems) > 0 {
+				t.Fatalf("CompileBool: %+v", problems)
+			}
+			_, err := p.Eval(env)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error %v\nwant  %q", err, tt.want)
+			}
+		})
+	}
+}
