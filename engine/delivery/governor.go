@@ -95,7 +95,10 @@ type Governor struct {
 	pools       map[string]*bucket
 	shared      *bucket // nil: no limit for the whole connection
 	pausedUntil time.Time
-	waited      time.Duration // total time requests spent waiting, for metrics
+	// pauseFirst is the end the current pause had when it began: the
+	// retries of a burst's 429s are due from then to pausedUntil.
+	pauseFirst time.Time
+	waited     time.Duration // total time requests spent waiting, for metrics
 	// onPause, when set, is told of each pause that extends the last, so
 	// a pause can outlive the process (the runner stores it).
 	onPause func(pool string, until time.Time)
@@ -131,6 +134,9 @@ func (g *Governor) Remember(fn func(pool string, until time.Time)) {
 func (g *Governor) PauseUntil(t time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !g.pausedUntil.After(g.clock.Now()) {
+		g.pauseFirst = t
+	}
 	if t.After(g.pausedUntil) {
 		g.pausedUntil = t
 	}
@@ -406,19 +412,30 @@ func (g *Governor) Resume() (paused time.Time, pools map[string]time.Time) {
 	return paused, pools
 }
 
-// HeldUntil is the latest time the peer asked the connection, or any of
-// its pools, to wait for (zero or past when none): a retry due by then
-// was held back by the peer.
-func (g *Governor) HeldUntil() time.Time {
+// Held spans what the peer asked the connection, or any of its pools, to
+// wait for now: from the earliest end (of a pause, the end it had when it
+// began) to the latest (zero when nothing is held). A retry due in that
+// span was held back by the peer.
+func (g *Governor) Held() (from, until time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	until := g.pausedUntil
-	for _, b := range g.pools {
-		if b.blockedUntil.After(until) {
-			until = b.blockedUntil
+	now := g.clock.Now()
+	add := func(first, last time.Time) {
+		if !last.After(now) {
+			return
+		}
+		if from.IsZero() || first.Before(from) {
+			from = first
+		}
+		if last.After(until) {
+			until = last
 		}
 	}
-	return until
+	add(g.pauseFirst, g.pausedUntil)
+	for _, b := range g.pools {
+		add(b.blockedUntil, b.blockedUntil)
+	}
+	return from, until
 }
 
 // Queued counts the requests waiting in Wait for a token that a request
@@ -605,6 +622,9 @@ func (g *Governor) Observe(pool string, status int, h http.Header) (pause time.D
 	}
 	if pause > 0 {
 		began = !g.pausedUntil.After(now)
+		if began {
+			g.pauseFirst = now.Add(pause)
+		}
 		if u := now.Add(pause); u.After(g.pausedUntil) {
 			g.pausedUntil = u
 			tell, until = g.onPause, u

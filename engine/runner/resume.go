@@ -27,6 +27,24 @@ import (
 // restored after a restart ends up to two seconds after its retries.
 const resumeSlack = time.Second
 
+// endedEarly: a next attempt read from the inbox is taken as held back
+// by a pause an operator ended when it is due from this long before the
+// end that pause had when it began to its end: the retries of a burst's
+// 429s, and of a pause restored after a restart (stored up to two seconds
+// late, and begun again at that end). A 5xx's backoff due outside that
+// span keeps its time when a reload or restart reads it again.
+const endedEarly = time.Minute
+
+// endedPause spans the next attempts a pause an operator ended had held
+// back (Resume); stored in the inbox so a restart knows it too.
+type endedPause struct {
+	From, Through time.Time
+}
+
+func (e endedPause) holds(due time.Time) bool {
+	return !due.Before(e.From) && !due.After(e.Through)
+}
+
 // resumeSignal wakes what waits for a pause when an operator ends one.
 type resumeSignal struct {
 	mu sync.Mutex
@@ -119,13 +137,11 @@ func (r *Runner) Resume(name string) ([]ResumedConnection, error) {
 		// What is ended is known first, and the stored pause cleared
 		// while the governor is still paused: no request goes meanwhile,
 		// so no new pause is stored and then cleared with it.
-		var ended time.Time
-		if until := g.HeldUntil(); until.After(r.clock.Now()) {
-			ended = until.Add(resumeSlack)
+		var ended endedPause
+		if from, until := g.Held(); until.After(r.clock.Now()) {
+			ended = endedPause{From: from.Add(-endedEarly), Through: until.Add(resumeSlack)}
 			r.govMu.Lock()
-			if ended.After(r.pauseEnded[key]) {
-				r.pauseEnded[key] = ended
-			}
+			r.pauseEnded[key] = ended
 			r.govMu.Unlock()
 		}
 		rc := ResumedConnection{Connection: c.Name, Files: files}
@@ -149,7 +165,7 @@ func (r *Runner) Resume(name string) ([]ResumedConnection, error) {
 		if rc.PoolsPausedUntil != nil {
 			args = append(args, "pools_were_paused_until", rc.PoolsPausedUntil)
 		}
-		if ended.IsZero() {
+		if ended.Through.IsZero() {
 			r.log.Info("connection resume asked by an operator: it was not paused", args...)
 		} else {
 			r.log.Info("connection resumed by an operator: its requests go now, and its events' retries held back by the pause are tried at once", args...)
@@ -183,7 +199,7 @@ func connectionsOf(p *engine.Pipeline) []*spec.Connection {
 // forgetPause clears the stored pauses of the governor under key, so that
 // a restart does not restore what an operator ended, and stores ended
 // (pauseEnded), unless zero.
-func (r *Runner) forgetPause(key string, ended time.Time) error {
+func (r *Runner) forgetPause(key string, ended endedPause) error {
 	r.govMu.Lock()
 	forget := r.pauseForget[key]
 	r.govMu.Unlock()
@@ -203,33 +219,33 @@ func (r *Runner) resumeConnection(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"resumed": resumed})
 }
 
-// heldUntil is the latest end of what the peers of the lane's connections
-// (its target's and its lookups') asked to wait for; ended, the latest end
-// of such a wait an operator ended (Resume), with resumeSlack.
-func (l *lane) heldUntil() (held, ended time.Time) {
+// held is the latest end of what the peers of the lane's connections (its
+// target's and its lookups') asked to wait for; ended, the spans of the
+// pauses of those connections an operator ended (Resume).
+func (l *lane) held() (until time.Time, ended []endedPause) {
 	for _, c := range connectionsOf(l.p) {
-		if u := l.r.governor(c).HeldUntil(); u.After(held) {
-			held = u
+		if _, u := l.r.governor(c).Held(); u.After(until) {
+			until = u
 		}
 		l.r.govMu.Lock()
-		if u := l.r.pauseEnded[c.GovernorKey()]; u.After(ended) {
-			ended = u
+		if e, ok := l.r.pauseEnded[c.GovernorKey()]; ok {
+			ended = append(ended, e)
 		}
 		l.r.govMu.Unlock()
 	}
-	return held, ended
+	return until, ended
 }
 
 // sleepUntil sleeps until due, unless the lane stops first (its error).
 // A wait forPause (a 429's retry, or a next attempt read from the inbox)
 // due by the end of a pause of one of the lane's connections ends early
-// when an operator ends that pause, and one due by the end of a pause an
-// operator has ended already does not begin; resumed says so. Any other
-// wait (a 5xx's backoff) keeps its time.
+// when an operator ends that pause, and one due within a pause an operator
+// has ended already does not begin; resumed says so. Any other wait (a
+// 5xx's backoff) keeps its time.
 func (l *lane) sleepUntil(due time.Time, forPause bool) (resumed bool, err error) {
 	for {
 		wake := l.r.resumes.next() // before reading the pauses: a resume in between still wakes it
-		held, ended := l.heldUntil()
+		held, ended := l.held()
 		switch {
 		case !forPause:
 		case !due.After(held.Add(resumeSlack)):
@@ -239,7 +255,7 @@ func (l *lane) sleepUntil(due time.Time, forPause bool) (resumed bool, err error
 			}
 			resumed = true // another connection's pause may still hold it: look again
 			continue
-		case !due.After(ended):
+		case slices.ContainsFunc(ended, func(e endedPause) bool { return e.holds(due) }):
 			return true, nil // its pause was ended
 		}
 		return resumed, l.r.clock.Sleep(l.soft, due.Sub(l.r.clock.Now()))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -244,5 +245,51 @@ func TestAResumeEndsACSVRowsPauseAndItsCount(t *testing.T) {
 	})
 	if waited, _ := h.metric(`engine_rate_limit_wait_seconds_total\{connection="sessionm_core"\}`); waited > time.Since(began).Seconds() {
 		t.Errorf("engine_rate_limit_wait_seconds_total is %v; the row waited at most %v for the pause the resume ended", waited, time.Since(began))
+	}
+}
+
+// A next attempt read from the inbox is sent at once only when it falls
+// within the pause that was ended: a 5xx's backoff, stored for later, keeps
+// its time when a restart (or a reload) reads it after a resume.
+func TestAResumeKeepsABackoffOutsideThePause(t *testing.T) {
+	dir := t.TempDir()
+	s := setup{users: 3, dataDir: dir,
+		tweak: func(p *engine.Pipeline) {
+			p.Delivery.BackoffInitial, p.Delivery.BackoffMax = 20*time.Minute, 20*time.Minute
+		},
+		opts: func(o *runner.Options) { o.Random = func() float64 { return 1 } }}
+	first := start(t, s)
+	first.control("POST", "/faults", `{"emulator":"sessionm_core","path":"/sessionm/core/*","count":1,"error_ratio":1,"error_status":503}`)
+	post := func(h *harness, user int, tag string) {
+		if a := h.post("/hooks/braze/tags/"+sessionmemu.GeneratedUserID(user), `{"tags":["`+tag+`"]}`, map[string]string{"Authorization": coreBasic}); a.status != 200 {
+			t.Fatalf("webhook: %d %s", a.status, a.body)
+		}
+	}
+	post(first, 2, "backoff")
+	first.eventually("the 503's retry", func() bool {
+		recs, err := first.store.ReadAfter("braze-segment-to-sessionm-tags", 0, 10)
+		return err == nil && len(recs) == 1 && recs[0].Attempts == 1
+	})
+	first.control("POST", "/faults", `{"emulator":"sessionm_core","path":"/sessionm/core/*","count":1,"throttle":{"for":"1h"}}`)
+	post(first, 1, "paused")
+	first.eventually("the 429", func() bool {
+		return strings.Contains(do(t, "GET", first.engine.URL+"/metrics", "", nil).body, `engine_connection_pauses_total{connection="sessionm_core"} 1`)
+	})
+	first.stop()
+
+	s.sandbox = first.sbURL
+	s.beforeStart = func(r *runner.Runner) {
+		if _, err := r.Resume("sessionm_core"); err != nil {
+			t.Error(err)
+		}
+	}
+	h := start(t, s)
+	h.eventually("the paused event", func() bool { return slices.Contains(h.tagsDelivered(), "paused") })
+	time.Sleep(300 * time.Millisecond)
+	if got := h.tagsDelivered(); slices.Contains(got, "backoff") {
+		t.Errorf("SessionM took %v; the 503's retry is due in 20 minutes, outside the pause that was ended", got)
+	}
+	if n := h.store.Depth("braze-segment-to-sessionm-tags"); n != 1 {
+		t.Errorf("%d events queued; want the 503's, waiting for its retry", n)
 	}
 }

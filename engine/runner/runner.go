@@ -85,12 +85,11 @@ type Runner struct {
 	governors map[string]*delivery.Governor // by spec.Connection.GovernorKey, kept across reloads
 	// pauseForget clears a governor's stored pauses (keepPauses), by
 	// GovernorKey, under govMu; it is given what pauseEnded is to hold.
-	pauseForget map[string]func(ended time.Time) error
-	// pauseEnded: by GovernorKey, under govMu, the end (with resumeSlack)
-	// of the last pause an operator ended, stored so a restart knows it
-	// too: a next attempt by then, read from the inbox, was held back by
-	// that pause and goes at once.
-	pauseEnded map[string]time.Time
+	pauseForget map[string]func(ended endedPause) error
+	// pauseEnded: by GovernorKey, under govMu, the span of the next
+	// attempts the last pause an operator ended held back, stored so a
+	// restart knows it too: one read from the inbox goes at once.
+	pauseEnded map[string]endedPause
 	// pauseStoreMu: governors that share a stored pause (keepPauses)
 	// write it one at a time.
 	pauseStoreMu sync.Mutex
@@ -148,7 +147,7 @@ func New(opts Options) (*Runner, error) {
 	}
 	r := &Runner{
 		opts: opts, store: opts.Store, log: opts.Logger, clock: opts.Clock,
-		governors: map[string]*delivery.Governor{}, pauseForget: map[string]func(time.Time) error{}, pauseEnded: map[string]time.Time{}, lastLane: map[string]*lane{}, states: map[string]*pipelineState{}, csvWatch: map[string]*csvWatcher{},
+		governors: map[string]*delivery.Governor{}, pauseForget: map[string]func(endedPause) error{}, pauseEnded: map[string]endedPause{}, lastLane: map[string]*lane{}, states: map[string]*pipelineState{}, csvWatch: map[string]*csvWatcher{},
 		csv: csvImports{latest: map[string]*CSVProgress{}, earlier: map[string]*CSVProgress{}, queued: map[string]csvTally{}, dead: map[uint64]csvTally{},
 			runs: map[*csvRun]bool{}, reading: map[string]readingCSV{}, held: map[string]int{}},
 		bodies: newBodyRooms(opts.BodyMemory),
@@ -651,17 +650,17 @@ func (r *Runner) keepPauses(c *spec.Connection, g *delivery.Governor) {
 		stored[pool] = keep
 	})
 	endedKey := "pause-ended:" + c.PauseKey()
-	var ended time.Time
-	if found, err := r.store.Checkpoint(endedKey, &ended); err == nil && found && ended.After(r.clock.Now()) {
+	var ended endedPause
+	if found, err := r.store.Checkpoint(endedKey, &ended); err == nil && found && ended.Through.After(r.clock.Now()) {
 		r.pauseEnded[c.GovernorKey()] = ended
 	}
-	r.pauseForget[c.GovernorKey()] = func(ended time.Time) error {
+	r.pauseForget[c.GovernorKey()] = func(ended endedPause) error {
 		mu.Lock()
 		defer mu.Unlock()
 		r.pauseStoreMu.Lock()
 		defer r.pauseStoreMu.Unlock()
 		var errs []error
-		if !ended.IsZero() {
+		if !ended.Through.IsZero() {
 			errs = append(errs, r.store.SetCheckpoint(endedKey, ended))
 		}
 		for _, pool := range pools {
