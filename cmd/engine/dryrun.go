@@ -45,7 +45,7 @@ pipeline answers when its lookup says not found (shown as the response).`, stder
 		fixtures  = fs.String("fixtures", "", "`folder` of lookup responses: STEP.json per lookup step")
 		inSandbox = fs.Bool("sandbox", false, "answer lookups from the built-in SessionM and Braze emulators, pointing every connection at them")
 		format    = fs.String("format", "text", "output `format`: text or json")
-		nowFlag   = fs.String("now", "", "the time templates and filters see, RFC 3339 (default: the current time)")
+		nowFlag   = fs.String("now", "", "the time of the now variable and now(), RFC 3339 (default: the current time); the Liquid text 'now' reads the machine's clock")
 		headers   listFlag
 		query     listFlag
 	)
