@@ -107,7 +107,20 @@ type Step struct {
 	Name string
 	Call *Call
 	Expr *filter.Program
+	// IfNotFound is what a lookup its peer answers "not found" (404, or
+	// SessionM's not-found error) does: "" fails the event (a dead letter;
+	// a respond pipeline answers 404), NotFoundContinue binds null to the
+	// step and goes on, NotFoundDrop drops the event as a false filter
+	// would.
+	IfNotFound string
 }
+
+// The values of a step's if_not_found.
+const (
+	NotFoundFail     = "fail"
+	NotFoundContinue = "continue"
+	NotFoundDrop     = "drop"
+)
 
 // Respond is the answer of a synchronous pipeline.
 type Respond struct {
@@ -697,6 +710,19 @@ func (b *builder) step(path yamlpos.Path, cfg *StepConfig, sc *scope, before []*
 	case cfg.Connection == "":
 	default:
 		st.Call = b.call(path, &cfg.CallConfig, sc)
+	}
+	switch cfg.IfNotFound {
+	case "", NotFoundFail:
+	case NotFoundContinue, NotFoundDrop:
+		if st.Call == nil && !b.hasProblem(path) {
+			b.errorAtKey(path.Child("if_not_found"), "if_not_found is for a lookup (a step with a connection); an expr step finds nothing to miss")
+		}
+		st.IfNotFound = cfg.IfNotFound
+	default:
+		if b.hasProblem(path.Child("if_not_found")) {
+			break // the schema named the values
+		}
+		b.errorAt(path.Child("if_not_found"), "if_not_found is fail (the default: a dead letter), continue (the step is null and the event goes on) or drop (the event is dropped, as by a false filter), not %q", cfg.IfNotFound)
 	}
 	return st
 }

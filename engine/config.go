@@ -76,6 +76,7 @@ type CallConfig struct {
 type StepConfig struct {
 	Name       string `yaml:"name"`
 	Expr       string `yaml:"expr"`
+	IfNotFound string `yaml:"if_not_found"`
 	CallConfig `yaml:",inline"`
 }
 

@@ -187,8 +187,13 @@ func (o *Outcome) LookupNotFound() bool {
 	if o.Err == nil || len(o.Steps) == 0 {
 		return false
 	}
-	last := o.Steps[len(o.Steps)-1] // the step that failed is the last one run
-	return last.Err != nil && last.Response != nil && (last.Response.Status == http.StatusNotFound || spec.IsNotFound(last.Err))
+	return o.Steps[len(o.Steps)-1].notFound() // the step that failed is the last one run
+}
+
+// notFound: the lookup's peer answered that what it asked for does not
+// exist (404, or SessionM's not-found error with any status).
+func (r *StepResult) notFound() bool {
+	return r.Err != nil && r.Response != nil && (r.Response.Status == http.StatusNotFound || spec.IsNotFound(r.Err))
 }
 
 // Evaluate runs an event through the filter, the steps and the target (or
@@ -211,6 +216,17 @@ func (p *Pipeline) Evaluate(ctx context.Context, ev *Event, caller Caller, now t
 	out.Passed = true
 	for _, st := range p.Steps {
 		res := p.runStep(ctx, st, env, caller)
+		if res.Err != nil && res.notFound() {
+			switch st.IfNotFound {
+			case NotFoundContinue:
+				res.Err, res.Value = nil, nil
+			case NotFoundDrop:
+				out.Steps = append(out.Steps, res)
+				out.Passed = false
+				out.FilterExplain = fmt.Sprintf("step %s: %s, and the step says if_not_found: drop", st.Name, res.Err)
+				return out
+			}
+		}
 		out.Steps = append(out.Steps, res)
 		if res.Err != nil {
 			out.Err = fmt.Errorf("step %s: %w", st.Name, res.Err)

@@ -329,6 +329,64 @@ func TestLookupErrorsStopTheEvent(t *testing.T) {
 	}
 }
 
+// A lookup's if_not_found decides what a "not found" answer (404, or
+// SessionM's user_not_found with any status) does: fail (the default: the
+// event fails), continue (the step is null and the event goes on: a QA run
+// found no way to fall back for a user SessionM does not know) or drop (as
+// a false filter). Any other failure still fails the event.
+func TestLookupIfNotFound(t *testing.T) {
+	pipeline := func(ifNotFound string) *Pipeline {
+		return writePipeline(t, `
+source: { type: http, path: "/in" }
+steps:
+  - name: profile
+    connection: core
+    endpoint: get_user
+    params: { user_id: "{{ event.user }}" }
+`+ifNotFound+`
+target:
+  connection: braze
+  endpoint: campaign_trigger
+  body:
+    campaign_id: c1
+    recipients:
+      - external_user_id: "{{ profile.user.external_id | default: event.user }}"
+`)
+	}
+	ev := &Event{Data: map[string]any{"user": "u-9"}}
+	notFound := &stubCaller{status: 404, body: `{"status":"error","errors":{"code":"user_not_found"}}`}
+	for _, tc := range []struct {
+		name, ifNotFound string
+		caller           *stubCaller
+		passed           bool
+		err, explain     string
+		body             string
+	}{
+		{"default", "", notFound, true, "step profile:", "", ""},
+		{"fail", "    if_not_found: fail\n", notFound, true, "step profile:", "", ""},
+		{"continue", "    if_not_found: continue\n", notFound, true, "", "", `{"campaign_id":"c1","recipients":[{"external_user_id":"u-9"}]}`},
+		{"continue, SessionM's error in a 200", "    if_not_found: continue\n", &stubCaller{status: 200, body: `{"status":"error","errors":{"code":"user_not_found"}}`}, true, "", "", `{"campaign_id":"c1","recipients":[{"external_user_id":"u-9"}]}`},
+		{"drop", "    if_not_found: drop\n", notFound, false, "", "step profile: ", ""},
+		{"continue, another failure", "    if_not_found: continue\n", &stubCaller{status: 500, body: `{"status":"error"}`}, true, "step profile:", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := pipeline(strings.ReplaceAll(tc.ifNotFound, `\n`, "\n")).Evaluate(context.Background(), ev, tc.caller, testNow)
+			if out.Passed != tc.passed {
+				t.Errorf("passed %v, want %v", out.Passed, tc.passed)
+			}
+			if (tc.err == "") != (out.Err == nil) || (out.Err != nil && !strings.Contains(out.Err.Error(), tc.err)) {
+				t.Errorf("error %v, want %q", out.Err, tc.err)
+			}
+			if !strings.HasPrefix(out.FilterExplain, tc.explain) || (tc.explain != "" && !strings.Contains(out.FilterExplain, "if_not_found: drop")) {
+				t.Errorf("explanation %q, want one from %q", out.FilterExplain, tc.explain)
+			}
+			if tc.body != "" && (out.Request == nil || string(out.Request.Body) != tc.body) {
+				t.Errorf("request %+v, want the body %s", out.Request, tc.body)
+			}
+		})
+	}
+}
+
 // A 2xx from a read-only endpoint, which always answers JSON, whose body
 // is not (a proxy's page, an empty 204) is a failed lookup, worth another
 // try. Read as text, it failed in a later step, as the pipeline's fault.
