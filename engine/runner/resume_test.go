@@ -25,6 +25,15 @@ type resumed struct {
 	} `json:"resumed"`
 }
 
+// pausedOnce waits until the engine has taken the first pause of
+// connection (engine_connection_pauses_total went up to 1).
+func (h *harness) pausedOnce(connection string) {
+	h.t.Helper()
+	h.eventually("the pause after the 429", func() bool {
+		return strings.Contains(do(h.t, "GET", h.engine.URL+"/metrics", "", nil).body, `engine_connection_pauses_total{connection="`+connection+`"} 1`)
+	})
+}
+
 func (h *harness) resume(adminURL, name string) resumed {
 	h.t.Helper()
 	a := do(h.t, "POST", adminURL+"/connections/"+name+"/resume", "", nil)
@@ -49,9 +58,7 @@ func TestResumeEndsABrazePauseEarly(t *testing.T) {
 	// would pause the connection again.
 	h.control("POST", "/faults", `{"emulator":"braze","count":1,"throttle":{"for":"1h"}}`)
 	h.post("/hooks/sessionm/offers", event(0), map[string]string{"Authorization": hookAuth})
-	h.eventually("the pause after the 429", func() bool {
-		return strings.Contains(do(t, "GET", h.engine.URL+"/metrics", "", nil).body, `engine_connection_pauses_total{connection="braze"} 1`)
-	})
+	h.pausedOnce("braze")
 	for i := 1; i <= 10; i++ {
 		h.post("/hooks/sessionm/offers", event(i), map[string]string{"Authorization": hookAuth})
 	}
@@ -102,9 +109,7 @@ func TestResumeWakesARetryWaitingForThePause(t *testing.T) {
 	if a := h.post("/hooks/braze/tags/"+sessionmemu.GeneratedUserID(1), `{"tags":["after_resume"]}`, map[string]string{"Authorization": coreBasic}); a.status != 200 {
 		t.Fatalf("webhook: %d %s", a.status, a.body)
 	}
-	h.eventually("the 429", func() bool {
-		return strings.Contains(do(t, "GET", h.engine.URL+"/metrics", "", nil).body, `engine_connection_pauses_total{connection="sessionm_core"} 1`)
-	})
+	h.pausedOnce("sessionm_core")
 	h.resume(admin.URL, "sessionm_core")
 	h.drained()
 	if got := h.tagsDelivered(); len(got) != 1 || got[0] != "after_resume" {
@@ -122,9 +127,7 @@ func TestResumeSendsARetryStoredInsideARestoredPause(t *testing.T) {
 	if a := first.post("/hooks/braze/tags/"+user, `{"tags":["after_resume"]}`, map[string]string{"Authorization": coreBasic}); a.status != 200 {
 		t.Fatalf("webhook: %d %s", a.status, a.body)
 	}
-	first.eventually("the 429", func() bool {
-		return strings.Contains(do(t, "GET", first.engine.URL+"/metrics", "", nil).body, `engine_connection_pauses_total{connection="sessionm_core"} 1`)
-	})
+	first.pausedOnce("sessionm_core")
 	first.stop()
 
 	h := start(t, setup{users: 3, dataDir: dir, sandbox: first.sbURL})
@@ -170,9 +173,7 @@ func TestAStopRightAfterAResumeLeavesNoRetryWaiting(t *testing.T) {
 	first := start(t, setup{users: 5, dataDir: dir, tweak: func(p *engine.Pipeline) { p.Delivery.Linger = 2 * time.Second }})
 	first.control("POST", "/faults", `{"emulator":"braze","count":1,"throttle":{"for":"1h"}}`)
 	first.post("/hooks/sessionm/offers", generatedOffer("strand-0", 0, "load-000000"), map[string]string{"Authorization": hookAuth})
-	first.eventually("the pause after the 429", func() bool {
-		return strings.Contains(do(t, "GET", first.engine.URL+"/metrics", "", nil).body, `engine_connection_pauses_total{connection="braze"} 1`)
-	})
+	first.pausedOnce("braze")
 	if _, err := first.r.Resume("braze"); err != nil {
 		t.Fatal(err)
 	}
@@ -199,9 +200,7 @@ func TestAResumeBeforeTheRetryIsReadSendsIt(t *testing.T) {
 	if a := first.post("/hooks/braze/tags/"+sessionmemu.GeneratedUserID(1), `{"tags":["after_resume"]}`, map[string]string{"Authorization": coreBasic}); a.status != 200 {
 		t.Fatalf("webhook: %d %s", a.status, a.body)
 	}
-	first.eventually("the 429", func() bool {
-		return strings.Contains(do(t, "GET", first.engine.URL+"/metrics", "", nil).body, `engine_connection_pauses_total{connection="sessionm_core"} 1`)
-	})
+	first.pausedOnce("sessionm_core")
 	first.stop()
 
 	h := start(t, setup{users: 3, dataDir: dir, sandbox: first.sbURL, beforeStart: func(r *runner.Runner) {
@@ -272,9 +271,7 @@ func TestAResumeKeepsABackoffOutsideThePause(t *testing.T) {
 	})
 	first.control("POST", "/faults", `{"emulator":"sessionm_core","path":"/sessionm/core/*","count":1,"throttle":{"for":"1h"}}`)
 	post(first, 1, "paused")
-	first.eventually("the 429", func() bool {
-		return strings.Contains(do(t, "GET", first.engine.URL+"/metrics", "", nil).body, `engine_connection_pauses_total{connection="sessionm_core"} 1`)
-	})
+	first.pausedOnce("sessionm_core")
 	first.stop()
 
 	s.sandbox = first.sbURL
