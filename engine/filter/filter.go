@@ -92,11 +92,17 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 	tree, err := parser.Parse(src)
 	if err != nil {
 		p := problemOf(err)
-		if i := strings.Index(src, "{{"); i >= 0 {
+		switch i := strings.Index(src, "{{"); {
+		case i >= 0:
 			// Liquid where expr is read: the parser's own words ("a map
 			// key must be a quoted text...") said nothing of it (a QA run).
 			line, col := lineCol(src, i)
 			p = Problem{line, col, NotLiquid}
+		case strings.Contains(p.Message, `unexpected token Operator(":")`) && strings.Contains(src, "{"):
+			// map(xs, {"k": #}): expr reads a { } given to a function as
+			// a predicate, where a map literal needs parentheses (a QA
+			// run met only the parser's words).
+			p.Message += `; a { } given to map(), filter() and the like is a predicate: write a map as ({"key": #})`
 		}
 		return nil, []Problem{p}
 	}

@@ -46,6 +46,9 @@ func TestCompileBoolProblems(t *testing.T) {
 		// Written as Liquid: expr's parser said "a map key must be a
 		// quoted text..." (a QA run).
 		{"liquid braces", "{{ event.event_type }} == 'offer_issued'", 1, 1, []string{"an expr expression, not a Liquid template", "without {{ }}"}, []string{"map key"}},
+		// A map literal given to map() is read as a predicate: the
+		// parser's words alone said nothing of the parentheses (a QA run).
+		{"map literal as a predicate", `any(map(event.l, {"k": #}), .k == 1)`, 1, 22, []string{`write a map as ({"key": #})`}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
