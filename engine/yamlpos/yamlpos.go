@@ -176,10 +176,40 @@ func syntaxError(err error, src []byte) *Error {
 	switch {
 	case strings.Contains(msg, "expected ',' or ']'") || strings.Contains(msg, "expected ',' or '}'"):
 		msg += " (inside [ ] or { }, quote values that hold { } [ ] , or :, such as \"/users/{id}\"; check this line and the next)"
-	case strings.Contains(msg, "did not find expected") || strings.Contains(msg, "mapping values are not allowed"):
+	case strings.Contains(msg, "mapping values are not allowed"):
+		if col := secondColon(src, line); col > 0 {
+			// expr: map(xs, {"k": #}) unquoted (a QA run): the hint to
+			// check the indentation sent the user the wrong way.
+			return &Error{Line: line, Column: col, Message: "invalid YAML: " + msg + ` (this value holds ": ", which YAML reads as another key: put the value in quotes, or write it on the next lines after >-)`}
+		}
+		msg += " (check the indentation and the colons on this line and the next)"
+	case strings.Contains(msg, "did not find expected"):
 		msg += " (check the indentation and the colons on this line and the next)"
 	}
 	return &Error{Line: line, Column: 1, Message: "invalid YAML: " + msg}
+}
+
+// secondColon returns the column (1-based) of a ": " inside the unquoted
+// value of a "key: value" line (line is 1-based), or 0.
+func secondColon(src []byte, line int) int {
+	lines := strings.Split(string(src), "\n")
+	if line < 1 || line > len(lines) {
+		return 0
+	}
+	text := lines[line-1]
+	first := strings.Index(text, ": ")
+	if first < 0 {
+		return 0
+	}
+	value := strings.TrimLeft(text[first+2:], " ")
+	if value == "" || strings.ContainsRune("'\"|>[{", rune(value[0])) {
+		return 0
+	}
+	at := strings.Index(value, ": ")
+	if at < 0 {
+		return 0
+	}
+	return utf8.RuneCountInString(text[:len(text)-len(value)+at]) + 1
 }
 
 // quoteColumn returns the column (1-based) of the first quote on line
