@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -188,20 +189,31 @@ func (c *Call) Build(env map[string]any) (*Request, error) {
 		if v, ok := c.overTotal(req.Value); ok {
 			problems = append(problems, v)
 		}
-		for i, p := range problems {
-			// Left out as its template rendered null: say why it is not
-			// there, as a null sent was named "is a variable missing?".
-			for _, name := range omitted {
-				if p.Message == strconv.Quote(name)+" is required" {
-					problems[i].Message += " (its template rendered nothing: is a variable missing?)"
-				}
-			}
+		if omitted > 0 && len(problems) > 0 {
+			noteOmitted(problems, c.omittedPaths(env))
 		}
 		if len(problems) > 0 {
 			return req, &BodyError{req, problems}
 		}
 	}
 	return req, nil
+}
+
+// noteOmitted says, of each required field the body lacks because its
+// template rendered null (omitted, by path), why it is not there, as a
+// null sent was named "is a variable missing?".
+func noteOmitted(problems []spec.Violation, omitted []string) {
+	for i, p := range problems {
+		for _, path := range omitted {
+			parent, field := "", path
+			if j := strings.LastIndexByte(path, '.'); j >= 0 {
+				parent, field = path[:j], path[j+1:]
+			}
+			if p.Path == parent && p.Message == strconv.Quote(field)+" is required" {
+				problems[i].Message += " (its template rendered nothing: is a variable missing?)"
+			}
+		}
+	}
 }
 
 // overTotal checks a body against the endpoint's bound on the items of all
@@ -282,14 +294,28 @@ func renderHeaders(hs []header, env map[string]any, into http.Header) error {
 	return nil
 }
 
-func (c *Call) renderBody(env map[string]any, req *Request) (omitted []string, err error) {
-	body, value, err := renderBody(c.Body, c.BodyTemplate, c.ContentType, env, int(c.bodySize.Load())+64, c.withDefaults, &omitted)
+func (c *Call) renderBody(env map[string]any, req *Request) (omitted int, err error) {
+	var om omissions
+	body, value, err := renderBody(c.Body, c.BodyTemplate, c.ContentType, env, int(c.bodySize.Load())+64, c.withDefaults, &om)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	c.bodySize.Store(int64(len(body)))
 	req.Body, req.Value = body, value
-	return omitted, nil
+	return om.count, nil
+}
+
+// omittedPaths renders the body again, tracking the paths of the fields
+// left out (omissions).
+func (c *Call) omittedPaths(env map[string]any) []string {
+	om := omissions{track: true}
+	if c.Body == nil {
+		return nil
+	}
+	if _, err := c.Body.render(env, &om); err != nil {
+		return nil
+	}
+	return om.paths
 }
 
 // withDefaults fills the body fields the connection provides (Connect's
@@ -303,6 +329,12 @@ func (c *Call) withDefaults(value any) any {
 	var out map[string]any
 	for field, from := range c.Endpoint.BodyDefaults {
 		if _, set := m[field]; set {
+			continue
+		}
+		if c.Body != nil && slices.Contains(c.Body.keys, field) {
+			// Written in the file, it rendered null (and was left out):
+			// the connection's retailer stood in for the event's, and an
+			// offer went to another retailer (a review).
 			continue
 		}
 		if out == nil {
@@ -321,11 +353,11 @@ func (c *Call) withDefaults(value any) any {
 // position rather than at the API.
 //
 // fill, when not nil, completes a body given as a YAML value before it is
-// encoded. omitted: see valueTemplate.render.
-func renderBody(v *valueTemplate, tmpl *liquid.Template, contentType string, env map[string]any, sizeHint int, fill func(any) any, omitted *[]string) ([]byte, any, error) {
+// encoded. om: see valueTemplate.render.
+func renderBody(v *valueTemplate, tmpl *liquid.Template, contentType string, env map[string]any, sizeHint int, fill func(any) any, om *omissions) ([]byte, any, error) {
 	switch {
 	case v != nil:
-		value, err := v.render(env, omitted)
+		value, err := v.render(env, om)
 		if err != nil {
 			return nil, nil, within(err, "body")
 		}
@@ -395,38 +427,87 @@ func (v *valueTemplate) outline() any {
 	return v.literal
 }
 
-// render renders the value for one event's bindings. With omitted (a
-// request's body), an object's field whose template renders null is left
-// out and its name added to omitted.
-func (v *valueTemplate) render(env map[string]any, omitted *[]string) (any, error) {
+// omissions counts the fields of a request's body left out because their
+// template rendered null (valueTemplate.render), and, when track is set,
+// records their paths as spec.Violation writes them ("purchases[0].time").
+// Paths are tracked only on a second rendering, for an error's sake: kept
+// on every event, they cost F4 three allocations each.
+type omissions struct {
+	count int
+	track bool
+	at    []pathStep // where rendering is, when tracking
+	paths []string
+}
+
+type pathStep struct {
+	key   string
+	index int // for an array item, with key ""
+}
+
+func (o *omissions) path() string {
+	var b strings.Builder
+	for _, st := range o.at {
+		switch {
+		case st.key == "":
+			fmt.Fprintf(&b, "[%d]", st.index)
+		case b.Len() > 0:
+			b.WriteString("." + st.key)
+		default:
+			b.WriteString(st.key)
+		}
+	}
+	return b.String()
+}
+
+// render renders the value for one event's bindings. With om (a request's
+// body), an object's field whose template renders null is left out and
+// its path recorded.
+func (v *valueTemplate) render(env map[string]any, om *omissions) (any, error) {
 	switch v.kind {
 	case templateValue:
 		return v.tmpl.Value(env)
 	case objectValue:
 		m := make(map[string]any, len(v.keys))
 		for i, k := range v.keys {
-			out, err := v.items[i].render(env, omitted)
+			tracking := om != nil && om.track
+			if tracking {
+				om.at = append(om.at, pathStep{key: k})
+			}
+			out, err := v.items[i].render(env, om)
 			if err != nil {
 				return nil, within(err, "."+k)
 			}
-			if out == nil && omitted != nil && v.items[i].kind == templateValue {
+			if om != nil && out == nil && v.items[i].kind == templateValue {
 				// A field read from an event that lacks it (or holds
 				// null) is left out, not sent as null: Braze takes a
 				// null attribute for "remove it", so a typo or an event
 				// without the field wiped the user's value (a QA run).
 				// A null written in the file is sent.
-				*omitted = append(*omitted, k)
-				continue
+				om.count++
+				if tracking {
+					om.paths = append(om.paths, om.path())
+				}
+			} else {
+				m[k] = out
 			}
-			m[k] = out
+			if tracking {
+				om.at = om.at[:len(om.at)-1]
+			}
 		}
 		return m, nil
 	case arrayValue:
 		a := make([]any, len(v.items))
 		for i, item := range v.items {
-			out, err := item.render(env, omitted)
+			tracking := om != nil && om.track
+			if tracking {
+				om.at = append(om.at, pathStep{index: i})
+			}
+			out, err := item.render(env, om)
 			if err != nil {
 				return nil, within(err, fmt.Sprintf("[%d]", i))
+			}
+			if tracking {
+				om.at = om.at[:len(om.at)-1]
 			}
 			a[i] = out
 		}

@@ -316,6 +316,47 @@ target:
 	}
 }
 
+// A field the connection can fill in (Connect's retailer_id), written in
+// the file and rendered null, is not filled in: the connection's retailer
+// stood in for the event's, and the offer went to another (a review). The
+// note on a required field left out names that field only, at its place:
+// a purchase that came whole without its time gets none.
+func TestANullFieldWrittenIsNotFilledIn(t *testing.T) {
+	offer := writePipeline(t, `
+source: { type: http, path: "/in" }
+target:
+  connection: connect
+  endpoint: issue_offer
+  body:
+    retailer_id: "{{ event.retailer }}"
+    user_id: "{{ event.user }}"
+    offer_id: o1
+`)
+	out := offer.Evaluate(context.Background(), &Event{Data: map[string]any{"user": "u-1"}}, nil, testNow)
+	if out.Err == nil || !strings.Contains(out.Err.Error(), `"retailer_id" is required (its template rendered nothing: is a variable missing?)`) {
+		t.Errorf("got %v; want retailer_id named as rendered nothing, not filled in from the connection", out.Err)
+	}
+	track := writePipeline(t, `
+source: { type: http, path: "/in" }
+target:
+  connection: braze
+  endpoint: users_track
+  body:
+    events:
+      - external_id: u-1
+        name: signup
+        time: "{{ event.when }}"
+    purchases: "{{ event.purchases }}"
+`)
+	out = track.Evaluate(context.Background(), &Event{Data: map[string]any{"purchases": []any{
+		map[string]any{"external_id": "u-1", "product_id": "p", "currency": "EUR", "price": 1}}}}, nil, testNow)
+	msg := fmt.Sprint(out.Err)
+	if !strings.Contains(msg, `events[0]: "time" is required (its template rendered nothing: is a variable missing?)`) ||
+		!strings.Contains(msg, `purchases[0]: "time" is required`) || strings.Contains(msg, `purchases[0]: "time" is required (its template`) {
+		t.Errorf("got %s; want the note on events[0].time only", msg)
+	}
+}
+
 func TestLookupErrorsStopTheEvent(t *testing.T) {
 	pl := loadOne(t, "../pipelines/offer-issued-to-braze-campaign.yaml")
 	ev := &Event{Data: readEvent(t, "../examples/events/sessionm-offer-issued.json")}
@@ -368,6 +409,9 @@ target:
 		{"continue, SessionM's error in a 200", "    if_not_found: continue\n", &stubCaller{status: 200, body: `{"status":"error","errors":{"code":"user_not_found"}}`}, true, "", "", `{"campaign_id":"c1","recipients":[{"external_user_id":"u-9"}]}`},
 		{"drop", "    if_not_found: drop\n", notFound, false, "", "step profile: ", ""},
 		{"continue, another failure", "    if_not_found: continue\n", &stubCaller{status: 500, body: `{"status":"error"}`}, true, "step profile:", "", ""},
+		// A proxy's or a wrong path's page is no answer from the peer.
+		{"continue, a 404 that is not the peer's", "    if_not_found: continue\n", &stubCaller{status: 404, body: `<html>Not Found</html>`}, true, "step profile:", "", ""},
+		{"drop, a 404 that is not the peer's", "    if_not_found: drop\n", &stubCaller{status: 404, body: `<html>Not Found</html>`}, true, "step profile:", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := pipeline(strings.ReplaceAll(tc.ifNotFound, `\n`, "\n")).Evaluate(context.Background(), ev, tc.caller, testNow)
