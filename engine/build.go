@@ -479,6 +479,14 @@ func (b *builder) build(cfg *PipelineConfig, routes *Routes) *Pipeline {
 			b.errorAtKey(yamlpos.Path{"respond"}, "respond answers an HTTP caller, so it needs an HTTP source, not %s", pl.Source.Type.Name)
 		}
 		pl.Respond = b.respond(yamlpos.Path{"respond"}, cfg.Respond, sc, base)
+		for i, st := range cfg.Steps {
+			if st.IfNotFound == NotFoundDrop {
+				// Dropped, the request was answered as one the filter
+				// refused, and the cache kept its copy of a user the
+				// peer had just said does not exist (a review).
+				b.errorAt(yamlpos.Path{"steps", i, "if_not_found"}, "a respond pipeline answers 404 when a lookup finds nothing (the default, fail); drop is for pipelines that queue; use continue to answer without the lookup, or leave it out")
+			}
+		}
 	default:
 		b.add(1, 1, nil, diag.Error, "a pipeline needs a target (the request each event sends) or respond (the answer of a synchronous pipeline); add one")
 	}
@@ -1027,8 +1035,8 @@ func (b *builder) value(path yamlpos.Path, n *yaml.Node, shape *spec.Shape, wher
 			v.items = append(v.items, b.value(path.Child(key), kv[1], fieldShape, strings.TrimPrefix(where+"."+key, "the body."), sc))
 		}
 		// What the fields must be together, as far as the written body
-		// tells; a body's own required fields wait for rendering, as the
-		// connection may fill some (retailer_id).
+		// tells; a body's own required fields are checked by call, which
+		// knows those the connection fills in (retailer_id).
 		for _, msg := range shape.CheckOutline(v.outline().(map[string]any), where != "the body") {
 			b.errorAt(path, "%s", msg)
 		}

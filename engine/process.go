@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -196,6 +197,16 @@ func (r *StepResult) notFound() bool {
 	return r.Err != nil && r.Response != nil && (r.Response.Status == http.StatusNotFound || spec.IsNotFound(r.Err))
 }
 
+// peerSaysMissing: the peer's own answer says what was asked for does not
+// exist (SessionM's not-found error, or a 404 whose body is JSON), for a
+// step's if_not_found: a proxy's or a wrong path's HTML 404 is a failure,
+// where continue or drop would have passed every event on, or dropped
+// it, with nothing said (a review).
+func (r *StepResult) peerSaysMissing() bool {
+	return r.Err != nil && r.Response != nil &&
+		(spec.IsNotFound(r.Err) || r.Response.Status == http.StatusNotFound && json.Valid(r.Response.Body))
+}
+
 // Evaluate runs an event through the filter, the steps and the target (or
 // respond) template. It sends nothing itself: lookups go through caller,
 // and the target request is returned for the caller to deliver or show.
@@ -216,7 +227,7 @@ func (p *Pipeline) Evaluate(ctx context.Context, ev *Event, caller Caller, now t
 	out.Passed = true
 	for _, st := range p.Steps {
 		res := p.runStep(ctx, st, env, caller)
-		if res.Err != nil && res.notFound() {
+		if res.Err != nil && res.peerSaysMissing() {
 			switch st.IfNotFound {
 			case NotFoundContinue:
 				res.Err, res.Value = nil, nil
