@@ -80,6 +80,9 @@ func CompileValue(src string, opts Options) (*Program, []Problem) {
 	return compile(src, opts, false)
 }
 
+// mapArgRE finds a { } given to a function: map(xs, {...}).
+var mapArgRE = regexp.MustCompile(`[(,]\s*\{`)
+
 // NotLiquid is what to say of an expression written as Liquid, quoted or
 // not (the loader says it of an unquoted one, which YAML reads as a
 // mapping).
@@ -98,7 +101,7 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 			// key must be a quoted text...") said nothing of it (a QA run).
 			line, col := lineCol(src, i)
 			p = Problem{line, col, NotLiquid}
-		case strings.Contains(p.Message, `unexpected token Operator(":")`) && strings.Contains(src, "{"):
+		case strings.Contains(p.Message, `unexpected token Operator(":")`) && mapArgRE.MatchString(src):
 			// map(xs, {"k": #}): expr reads a { } given to a function as
 			// a predicate, where a map literal needs parentheses (a QA
 			// run met only the parser's words).
@@ -362,13 +365,23 @@ func (p *part) failure(env map[string]any) string {
 			continue
 		}
 		if v, err := expr.Run(side.program, env); err == nil {
-			sides = append(sides, side.text+" is "+describe(v))
+			sides = append(sides, side.text+" is "+cut(describe(v), 200))
 		}
 	}
 	if len(sides) == 0 {
 		return p.text
 	}
 	return p.text + " (" + strings.Join(sides, ", ") + ")"
+}
+
+// cut shortens s to at most n runes, marking the cut: an error that
+// quoted a list of 5,000 tags whole ran to 54 KB in every dead letter and
+// log line (a review).
+func cut(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
 }
 
 func (p *part) truth(env map[string]any) bool {

@@ -49,6 +49,7 @@ func TestCompileBoolProblems(t *testing.T) {
 		// A map literal given to map() is read as a predicate: the
 		// parser's words alone said nothing of the parentheses (a QA run).
 		{"map literal as a predicate", `any(map(event.l, {"k": #}), .k == 1)`, 1, 22, []string{`write a map as ({"key": #})`}, nil},
+		{"a colon elsewhere gets no map hint", `event.a ? {"x": 1} : : 2`, 1, 22, nil, []string{"write a map as"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -514,7 +515,7 @@ func TestDateOrNil(t *testing.T) {
 // number" alone named neither the comparison nor the misspelt field (a QA
 // run). Parts that do not run (after a false &&) are not blamed.
 func TestFilterErrorNamesThePartThatFailed(t *testing.T) {
-	env := map[string]any{"event": map[string]any{"type": "points", "points": map[string]any{"amount": 50, "text": "5"}}}
+	env := map[string]any{"event": map[string]any{"type": "points", "points": map[string]any{"amount": 50, "text": "5", "long": strings.Repeat("x", 5000)}}}
 	tests := []struct {
 		src  string
 		want string
@@ -522,6 +523,8 @@ func TestFilterErrorNamesThePartThatFailed(t *testing.T) {
 		{`event.points.amout >= 100`, `cannot apply >= to null (missing) and a number, in event.points.amout >= 100 (event.points.amout is missing (nil))`},
 		{`event.type == "points" && event.points.text >= 10`, `cannot apply >= to text and a number, in event.points.text >= 10 (event.points.text is "5")`},
 		{`event.type == "other" || !(event.points.amout > 1)`, `cannot apply > to null (missing) and a number, in event.points.amout > 1 (event.points.amout is missing (nil))`},
+		// A side's value is cut: a list of 5,000 tags ran to 54 KB.
+		{`event.points.long > 1`, `cannot apply > to text and a number, in event.points.long > 1 (event.points.long is "` + strings.Repeat("x", 199) + `…)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.src, func(t *testing.T) {

@@ -206,8 +206,8 @@ func secondColon(src []byte, line int) int {
 		return 0
 	}
 	at := strings.Index(value, ": ")
-	if at < 0 {
-		return 0
+	if c := strings.Index(value, " #"); at < 0 || (c >= 0 && c < at) {
+		return 0 // none, or only in a comment
 	}
 	return utf8.RuneCountInString(text[:len(text)-len(value)+at]) + 1
 }

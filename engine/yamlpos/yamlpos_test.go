@@ -31,6 +31,7 @@ func TestParseErrors(t *testing.T) {
 		{"unclosed flow sequence", "a: 1\nb: [\n", 2, "did not find expected node content"},
 		{"bad indentation", "a: 1\n  b: 2\n", 2, "mapping values are not allowed"},
 		// An unquoted value holding ": " (a QA run's expr map literal).
+		{"a colon in a comment is not the one", "a: b\n  c: 1 # t: x\n", 2, "check the indentation"},
 		{"a colon in an unquoted value", "a: 1\nexpr: map(xs, {\"k\": #})\n", 2, `this value holds ": ", which YAML reads as another key: put the value in quotes`},
 		{"tab indentation", "a:\n\tb: 1\n", 2, "indented with a tab; YAML indentation must use spaces, not tabs"},
 		{"tab after spaces", "a:\n  b: 1\n  c:\n  \td: 2\n", 4, "indented with a tab; YAML indentation must use spaces, not tabs"},
