@@ -308,10 +308,10 @@ func (c *Call) renderBody(env map[string]any, req *Request) (omitted int, err er
 // omittedPaths renders the body again, tracking the paths of the fields
 // left out (omissions).
 func (c *Call) omittedPaths(env map[string]any) []string {
-	om := omissions{track: true}
 	if c.Body == nil {
 		return nil
 	}
+	om := omissions{track: true}
 	if _, err := c.Body.render(env, &om); err != nil {
 		return nil
 	}

@@ -189,14 +189,24 @@ func syntaxError(err error, src []byte) *Error {
 	return &Error{Line: line, Column: 1, Message: "invalid YAML: " + msg}
 }
 
+// lineOf is line (1-based) of src, without its line break; false when
+// src has no such line.
+func lineOf(src []byte, line int) ([]byte, bool) {
+	lines := bytes.Split(src, []byte("\n"))
+	if line < 1 || line > len(lines) {
+		return nil, false
+	}
+	return lines[line-1], true
+}
+
 // secondColon returns the column (1-based) of a ": " inside the unquoted
 // value of a "key: value" line (line is 1-based), or 0.
 func secondColon(src []byte, line int) int {
-	lines := strings.Split(string(src), "\n")
-	if line < 1 || line > len(lines) {
+	raw, ok := lineOf(src, line)
+	if !ok {
 		return 0
 	}
-	text := lines[line-1]
+	text := string(raw)
 	first := strings.Index(text, ": ")
 	if first < 0 {
 		return 0
@@ -216,11 +226,10 @@ func secondColon(src []byte, line int) int {
 // that opens a value, after a "key:" or a "- ", and the quote; column 0
 // when none does.
 func quoteColumn(src []byte, line int) (int, byte) {
-	lines := bytes.Split(src, []byte("\n"))
-	if line < 1 || line > len(lines) {
+	text, ok := lineOf(src, line)
+	if !ok {
 		return 0, 0
 	}
-	text := lines[line-1]
 	for i, c := range text {
 		if c != '"' && c != '\'' {
 			continue
@@ -237,11 +246,11 @@ func quoteColumn(src []byte, line int) (int, byte) {
 // indentTab returns the column of the first tab in the indentation of
 // line (1-based), or 0 when the line is not indented with one.
 func indentTab(src []byte, line int) int {
-	lines := bytes.Split(src, []byte("\n"))
-	if line < 1 || line > len(lines) {
+	text, ok := lineOf(src, line)
+	if !ok {
 		return 0
 	}
-	for i, c := range lines[line-1] {
+	for i, c := range text {
 		switch c {
 		case '\t':
 			return i + 1
