@@ -34,6 +34,24 @@ func (h *harness) pausedOnce(connection string) {
 	})
 }
 
+// postTag sends F1's webhook: tag for generated user.
+func (h *harness) postTag(user int, tag string) {
+	h.t.Helper()
+	if a := h.post("/hooks/braze/tags/"+sessionmemu.GeneratedUserID(user), `{"tags":["`+tag+`"]}`, map[string]string{"Authorization": coreBasic}); a.status != 200 {
+		h.t.Fatalf("webhook: %d %s", a.status, a.body)
+	}
+}
+
+// tagPausedForAnHour sends F1's webhook (postTag) into one 429 from
+// SessionM Core asking for an hour, and waits until the engine has taken
+// the pause.
+func (h *harness) tagPausedForAnHour(user int, tag string) {
+	h.t.Helper()
+	h.control("POST", "/faults", `{"emulator":"sessionm_core","path":"/sessionm/core/*","count":1,"throttle":{"for":"1h"}}`)
+	h.postTag(user, tag)
+	h.pausedOnce("sessionm_core")
+}
+
 func (h *harness) resume(adminURL, name string) resumed {
 	h.t.Helper()
 	a := do(h.t, "POST", adminURL+"/connections/"+name+"/resume", "", nil)
@@ -105,11 +123,7 @@ func TestResumeEndsABrazePauseEarly(t *testing.T) {
 func TestResumeWakesARetryWaitingForThePause(t *testing.T) {
 	h := start(t, setup{users: 3})
 	admin := h.admin()
-	h.control("POST", "/faults", `{"emulator":"sessionm_core","path":"/sessionm/core/*","count":1,"throttle":{"for":"1h"}}`)
-	if a := h.post("/hooks/braze/tags/"+sessionmemu.GeneratedUserID(1), `{"tags":["after_resume"]}`, map[string]string{"Authorization": coreBasic}); a.status != 200 {
-		t.Fatalf("webhook: %d %s", a.status, a.body)
-	}
-	h.pausedOnce("sessionm_core")
+	h.tagPausedForAnHour(1, "after_resume")
 	h.resume(admin.URL, "sessionm_core")
 	h.drained()
 	if got := h.tagsDelivered(); len(got) != 1 || got[0] != "after_resume" {
@@ -122,12 +136,7 @@ func TestResumeWakesARetryWaitingForThePause(t *testing.T) {
 func TestResumeSendsARetryStoredInsideARestoredPause(t *testing.T) {
 	dir := t.TempDir()
 	first := start(t, setup{users: 3, dataDir: dir})
-	first.control("POST", "/faults", `{"emulator":"sessionm_core","path":"/sessionm/core/*","count":1,"throttle":{"for":"1h"}}`)
-	user := sessionmemu.GeneratedUserID(1)
-	if a := first.post("/hooks/braze/tags/"+user, `{"tags":["after_resume"]}`, map[string]string{"Authorization": coreBasic}); a.status != 200 {
-		t.Fatalf("webhook: %d %s", a.status, a.body)
-	}
-	first.pausedOnce("sessionm_core")
+	first.tagPausedForAnHour(1, "after_resume")
 	first.stop()
 
 	h := start(t, setup{users: 3, dataDir: dir, sandbox: first.sbURL})
@@ -196,11 +205,7 @@ func TestAStopRightAfterAResumeLeavesNoRetryWaiting(t *testing.T) {
 func TestAResumeBeforeTheRetryIsReadSendsIt(t *testing.T) {
 	dir := t.TempDir()
 	first := start(t, setup{users: 3, dataDir: dir})
-	first.control("POST", "/faults", `{"emulator":"sessionm_core","path":"/sessionm/core/*","count":1,"throttle":{"for":"1h"}}`)
-	if a := first.post("/hooks/braze/tags/"+sessionmemu.GeneratedUserID(1), `{"tags":["after_resume"]}`, map[string]string{"Authorization": coreBasic}); a.status != 200 {
-		t.Fatalf("webhook: %d %s", a.status, a.body)
-	}
-	first.pausedOnce("sessionm_core")
+	first.tagPausedForAnHour(1, "after_resume")
 	first.stop()
 
 	h := start(t, setup{users: 3, dataDir: dir, sandbox: first.sbURL, beforeStart: func(r *runner.Runner) {
@@ -259,19 +264,12 @@ func TestAResumeKeepsABackoffOutsideThePause(t *testing.T) {
 		opts: func(o *runner.Options) { o.Random = func() float64 { return 1 } }}
 	first := start(t, s)
 	first.control("POST", "/faults", `{"emulator":"sessionm_core","path":"/sessionm/core/*","count":1,"error_ratio":1,"error_status":503}`)
-	post := func(h *harness, user int, tag string) {
-		if a := h.post("/hooks/braze/tags/"+sessionmemu.GeneratedUserID(user), `{"tags":["`+tag+`"]}`, map[string]string{"Authorization": coreBasic}); a.status != 200 {
-			t.Fatalf("webhook: %d %s", a.status, a.body)
-		}
-	}
-	post(first, 2, "backoff")
+	first.postTag(2, "backoff")
 	first.eventually("the 503's retry", func() bool {
 		recs, err := first.store.ReadAfter("braze-segment-to-sessionm-tags", 0, 10)
 		return err == nil && len(recs) == 1 && recs[0].Attempts == 1
 	})
-	first.control("POST", "/faults", `{"emulator":"sessionm_core","path":"/sessionm/core/*","count":1,"throttle":{"for":"1h"}}`)
-	post(first, 1, "paused")
-	first.pausedOnce("sessionm_core")
+	first.tagPausedForAnHour(1, "paused")
 	first.stop()
 
 	s.sandbox = first.sbURL
