@@ -35,7 +35,7 @@ func testLoader(t testing.TB) (*Loader, *secrets.Masker) {
 		t.Fatal(err)
 	}
 	fixed := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
-	l.Now = func() time.Time { return fixed }
+	l.UseClock(func() time.Time { return fixed })
 	return l, masker
 }
 

@@ -42,7 +42,8 @@ type Loader struct {
 	Catalog  *spec.Catalog
 	Resolver *secrets.Resolver
 	Liquid   *liquid.Engine
-	// Now is the clock behind now() in filters; time.Now when nil.
+	// Now is the clock behind now() in filters; time.Now when nil. Set it
+	// with UseClock, which gives it to Liquid's 'now' as well.
 	Now func() time.Time
 	// ConnectionsFile, when set, is used for every pipeline instead of
 	// the connections.yaml next to it.
@@ -72,6 +73,14 @@ func NewLoader(catalog *spec.Catalog, resolver *secrets.Resolver) (*Loader, erro
 		return nil, err
 	}
 	return &Loader{Catalog: catalog, Resolver: resolver, Liquid: liquid.NewEngine(), schemas: s}, nil
+}
+
+// UseClock makes the pipelines loaded next read now from the given clock:
+// the now variable, expr's now() and Liquid's 'now' and 'today'. A dry run
+// given --now renders the same request whenever it runs.
+func (l *Loader) UseClock(now func() time.Time) {
+	l.Now = now
+	l.Liquid = liquid.NewEngine(liquid.WithClock(now))
 }
 
 // Project is what loading a set of paths gave.

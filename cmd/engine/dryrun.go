@@ -45,7 +45,7 @@ pipeline answers when its lookup says not found (shown as the response).`, stder
 		fixtures  = fs.String("fixtures", "", "`folder` of lookup responses: STEP.json per lookup step")
 		inSandbox = fs.Bool("sandbox", false, "answer lookups from the built-in SessionM and Braze emulators, pointing every connection at them")
 		format    = fs.String("format", "text", "output `format`: text or json")
-		nowFlag   = fs.String("now", "", "the time of the now variable and now(), RFC 3339 (default: the current time); the Liquid text 'now' reads the machine's clock")
+		nowFlag   = fs.String("now", "", "the time of the now variable, now() and Liquid's 'now', RFC 3339 (default: the current time)")
 		headers   listFlag
 		query     listFlag
 	)
@@ -100,7 +100,7 @@ pipeline answers when its lookup says not found (shown as the response).`, stder
 	if err != nil {
 		return fail("%v", err)
 	}
-	loader.Now = func() time.Time { return now }
+	loader.UseClock(func() time.Time { return now })
 	proj := loader.Load(positional)
 	if proj.Diagnostics.HasErrors() || len(proj.Pipelines) != 1 {
 		for _, d := range proj.Diagnostics.Items() {

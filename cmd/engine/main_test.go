@@ -514,6 +514,31 @@ func TestDryRunAgainstTheSandbox(t *testing.T) {
 	}
 }
 
+// --now fixes Liquid's 'now' too, so a template that reads it gives the
+// same dry run whenever it runs.
+func TestDryRunNowFixesLiquidNow(t *testing.T) {
+	dir := t.TempDir()
+	pipeline := filepath.Join(dir, "clock.yaml")
+	if err := os.WriteFile(pipeline, []byte(`source:
+  type: http
+  method: GET
+  path: /clock
+respond:
+  body:
+    liquid: "{{ 'now' | date: '%Y-%m-%d %H:%M' }}"
+    today: "{{ 'today' | time_zone: 'America/New_York' | date: '%Y-%m-%d %H:%M' }}"
+    variable: "{{ now | date: '%Y-%m-%d %H:%M' }}"
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := runEngine("dry-run", pipeline, "--path", "/clock", "--now", "2026-11-29T10:00:00Z", "--format", "json")
+	for _, want := range []string{`"liquid": "2026-11-29 10:00"`, `"today": "2026-11-29 05:00"`, `"variable": "2026-11-29 10:00"`} {
+		if code != exitOK || !strings.Contains(stdout, want) {
+			t.Errorf("want %s; code %d; stdout:\n%s\nstderr: %s", want, code, stdout, stderr)
+		}
+	}
+}
+
 // dry-run keeps the caller's headers as engine run does: a credential
 // header is not there for a template to read.
 func TestDryRunDropsCredentialHeaders(t *testing.T) {

@@ -22,7 +22,7 @@ import (
 // addBrazeFilters adds the filters Braze documents on top of the Shopify
 // ones and those the pipelines need (specs/braze.md §6, "Braze additions"
 // and "Supported"), json among them.
-func addBrazeFilters(cfg filters.FilterDictionary) {
+func addBrazeFilters(cfg filters.FilterDictionary, now func() time.Time) {
 	cfg.AddFilter("json", jsonFilter)
 	cfg.AddFilter("as_json_string", jsonFilter)
 	cfg.AddFilter("json_escape", jsonEscape)
@@ -32,7 +32,7 @@ func addBrazeFilters(cfg filters.FilterDictionary) {
 	cfg.AddFilter("money", money)
 	cfg.AddFilter("number_with_delimiter", numberWithDelimiter)
 	cfg.AddFilter("property_accessor", propertyAccessor)
-	cfg.AddFilter("time_zone", timeZone)
+	cfg.AddFilter("time_zone", timeZone(now))
 	cfg.AddFilter("md5", digestHex(md5.New))
 	cfg.AddFilter("sha1", digestHex(sha1.New))
 	cfg.AddFilter("sha2", digestHex(sha256.New))
@@ -95,37 +95,39 @@ var offsetRE = regexp.MustCompile(`^([+-])(\d{2}):?(\d{2})$`)
 // timeZone moves a time into a zone, given as an IANA name
 // (America/New_York) or an offset (-0500, +05:30), so that date prints
 // the local time there. Its input is what date takes.
-func timeZone(in any, zone string) (any, error) {
-	t, ok := asTime(in)
-	if !ok {
-		return in, nil
-	}
-	if m := offsetRE.FindStringSubmatch(zone); m != nil {
-		h, _ := strconv.Atoi(m[2])
-		min, _ := strconv.Atoi(m[3])
-		secs := (h*60 + min) * 60
-		if m[1] == "-" {
-			secs = -secs
+func timeZone(now func() time.Time) func(any, string) (any, error) {
+	return func(in any, zone string) (any, error) {
+		t, ok := asTime(in, now)
+		if !ok {
+			return in, nil
 		}
-		return t.In(time.FixedZone(zone, secs)), nil
+		if m := offsetRE.FindStringSubmatch(zone); m != nil {
+			h, _ := strconv.Atoi(m[2])
+			min, _ := strconv.Atoi(m[3])
+			secs := (h*60 + min) * 60
+			if m[1] == "-" {
+				secs = -secs
+			}
+			return t.In(time.FixedZone(zone, secs)), nil
+		}
+		loc, err := time.LoadLocation(zone)
+		if err != nil {
+			return nil, fmt.Errorf("time_zone: '%s' is not a time zone; give a name such as America/New_York or an offset such as -0500", zone)
+		}
+		return t.In(loc), nil
 	}
-	loc, err := time.LoadLocation(zone)
-	if err != nil {
-		return nil, fmt.Errorf("time_zone: '%s' is not a time zone; give a name such as America/New_York or an offset such as -0500", zone)
-	}
-	return t.In(loc), nil
 }
 
-// asTime reads what the date filter reads: a time, "now" or "today", a
-// Unix timestamp, or a date string.
-func asTime(in any) (time.Time, bool) {
+// asTime reads what the date filter reads: a time, "now" or "today" (the
+// time now gives), a Unix timestamp, or a date string.
+func asTime(in any, now func() time.Time) (time.Time, bool) {
 	switch v := values.ToLiquid(in).(type) {
 	case time.Time:
 		return v, true
 	case string:
 		switch {
 		case v == "now" || v == "today":
-			return time.Now(), true
+			return now(), true
 		case digitsRE.MatchString(v):
 			return unixTime(toNumber(v)), true
 		}

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/loyalty-connector/engine/engine/diag"
 	"github.com/osteele/liquid/expressions"
@@ -41,6 +42,9 @@ type Engine struct {
 	parsedPartials partialSet
 	// messageTags allows connected_content and abort_message (message.go)
 	messageTags bool
+	// now is what the text 'now' and 'today' read in date and time_zone
+	// (WithClock), so that a dry run given a time renders that time.
+	now func() time.Time
 }
 
 // recordingFilters adds filters to a config and remembers their names, so
@@ -60,14 +64,14 @@ func (r recordingFilters) AddFilter(name string, fn any) {
 // Braze's additions, and no way to read files: {% include %} and
 // {% render %} are refused unless WithPartials gives them templates.
 func NewEngine(opts ...EngineOption) *Engine {
-	e := &Engine{cfg: render.NewConfig(), filters: map[string]any{}, maxOutput: DefaultMaxOutput}
+	e := &Engine{cfg: render.NewConfig(), filters: map[string]any{}, maxOutput: DefaultMaxOutput, now: time.Now}
 	for _, o := range opts {
 		o(e)
 	}
 	rec := recordingFilters{&e.cfg, e.filters}
 	filters.AddStandardFilters(rec)
-	addLiquid5Filters(rec)
-	addBrazeFilters(rec)
+	addLiquid5Filters(rec, e.now)
+	addBrazeFilters(rec, e.now)
 	// Our own tags (tags.go) replace osteele's tags.AddStandardTags, which
 	// differ from Liquid 5 and whose blocks cannot be redefined.
 	e.addTags()

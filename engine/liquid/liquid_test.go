@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // parseOK parses src and fails the test on any problem.
@@ -536,6 +537,34 @@ func TestBrazeFilters(t *testing.T) {
 	tpl := parseOK(t, e, "{{ 0 | time_zone: 'Mars/Olympus' }}", Options{})
 	if _, err := tpl.Render(nil); err == nil || !strings.Contains(err.Error(), "is not a time zone") {
 		t.Errorf("an unknown zone: %v", err)
+	}
+}
+
+// The text 'now' (and 'today') reads the engine's clock in date and
+// time_zone, so a dry run given --now renders the same text whenever it
+// runs.
+func TestNowReadsTheEnginesClock(t *testing.T) {
+	fixed := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	e := NewEngine(WithClock(func() time.Time { return fixed }))
+	tests := []struct{ src, want string }{
+		{"{{ 'now' | date: '%Y-%m-%d %H:%M' }}", "2026-11-29 10:00"},
+		{"{{ 'today' | date: '%Y-%m-%d' }}", "2026-11-29"},
+		{"{{ 'now' | time_zone: 'America/New_York' | date: '%H:%M' }}", "05:00"},
+		{"{% assign t = 'now' | date: '%s' %}{{ t | plus: 60 | date: '%H:%M' }}", "10:01"},
+	}
+	for _, tt := range tests {
+		tpl := parseOK(t, e, tt.src, Options{})
+		if got, err := tpl.Render(nil); err != nil || got != tt.want {
+			t.Errorf("%s = %q, %v; want %q", tt.src, got, err, tt.want)
+		}
+	}
+	// Without a clock, 'now' is the machine's.
+	tpl := parseOK(t, NewEngine(), "{{ 'now' | date: '%Y-%m-%d' }}", Options{})
+	before := time.Now().Format(time.DateOnly)
+	got, err := tpl.Render(nil)
+	after := time.Now().Format(time.DateOnly)
+	if err != nil || (got != before && got != after) {
+		t.Errorf("'now' without a clock = %q, %v; want today, %s", got, err, after)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/loyalty-connector/engine/engine/diag"
 	"github.com/osteele/liquid/expressions"
@@ -28,6 +29,13 @@ func WithPartials(partials map[string]string) EngineOption {
 			e.partials = map[string]string{}
 		}
 	}
+}
+
+// WithClock sets the time the text 'now' and 'today' stand for in the
+// date and time_zone filters ({{ 'now' | date: '%Y' }}); time.Now when
+// not given. Only a dry run or a test sets it.
+func WithClock(now func() time.Time) EngineOption {
+	return func(e *Engine) { e.now = now }
 }
 
 // partialSet parses each partial once, when first used; a parsed

@@ -126,7 +126,7 @@ func checked(name string, minArgs, maxArgs int) any {
 	})
 }
 
-func addLiquid5Filters(cfg filters.FilterDictionary) {
+func addLiquid5Filters(cfg filters.FilterDictionary, now func() time.Time) {
 	// osteele's string filters are right but ignore a missing or extra
 	// argument, which Liquid reports
 	for name, n := range map[string][2]int{
@@ -169,7 +169,7 @@ func addLiquid5Filters(cfg filters.FilterDictionary) {
 	cfg.AddFilter("round", arity(0, 1, roundFilter))
 	cfg.AddFilter("at_least", arity(1, 1, clamp(func(a, b float64) bool { return a > b })))
 	cfg.AddFilter("at_most", arity(1, 1, clamp(func(a, b float64) bool { return a < b })))
-	cfg.AddFilter("date", arity(1, 1, dateFilter))
+	cfg.AddFilter("date", arity(1, 1, dateFilter(now)))
 
 	cfg.AddFilter("size", arity(0, 0, sizeFilter))
 	cfg.AddFilter("first", arity(0, 0, firstFilter))
@@ -447,26 +447,29 @@ func clamp(better func(a, b float64) bool) filterFn {
 var digitsRE = regexp.MustCompile(`^\d+$`)
 
 // dateFilter adds what Liquid accepts besides osteele's date strings:
-// Unix timestamps (numbers and digit strings) and "today". Input it cannot
-// read as a date is returned as it is, as Liquid does.
-func dateFilter(in any, args []any) (any, error) {
-	in = values.ToLiquid(in)
-	if in == nil {
-		return nil, nil
-	}
-	if args[0] == nil {
-		return in, nil
-	}
-	format := liquidString(args[0])
-	t, ok := asTime(in)
-	if !ok {
-		if s, isText := in.(string); isText {
-			return s, nil
+// Unix timestamps (numbers and digit strings) and "today", and reads "now"
+// from the engine's clock. Input it cannot read as a date is returned as
+// it is, as Liquid does.
+func dateFilter(now func() time.Time) func(any, []any) (any, error) {
+	format := osteeleFilters()["date"].(func(time.Time, func(string) string) (string, error))
+	return func(in any, args []any) (any, error) {
+		in = values.ToLiquid(in)
+		if in == nil {
+			return nil, nil
 		}
-		return liquidString(in), nil
+		if args[0] == nil {
+			return in, nil
+		}
+		layout := liquidString(args[0])
+		t, ok := asTime(in, now)
+		if !ok {
+			if s, isText := in.(string); isText {
+				return s, nil
+			}
+			return liquidString(in), nil
+		}
+		return format(t, func(string) string { return layout })
 	}
-	fn := osteeleFilters()["date"].(func(time.Time, func(string) string) (string, error))
-	return fn(t, func(string) string { return format })
 }
 
 func unixTime(n any) time.Time {
