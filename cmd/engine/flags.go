@@ -211,6 +211,7 @@ func (c *configFlags) loader() (*engine.Loader, *secrets.Masker, error) {
 		}
 	}
 	resolver := secrets.NewResolver(lookup, c.secretsDir, masker)
+	resolver.KnownNames = func() []string { return secrets.ChainNames(append(files, c.overrides)...) }
 	l, err := engine.NewLoader(connectors.Catalog(), resolver)
 	if err != nil {
 		return nil, nil, err

@@ -47,6 +47,10 @@ type Resolver struct {
 	lookupEnv  func(string) (string, bool)
 	secretsDir string
 	masker     *Masker
+	// KnownNames, when set, lists the variable names lookupEnv can find
+	// (ChainNames), so that a reference that finds nothing can name the
+	// one it may have meant. Names only: values are never suggested.
+	KnownNames func() []string
 }
 
 // NewResolver returns a resolver reading env through lookupEnv (os.LookupEnv
@@ -171,7 +175,7 @@ func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, pro
 				v, ok = s[m[8]:m[9]], true
 			}
 			if !ok {
-				problems = append(problems, Problem{m[0], fmt.Sprintf("environment variable %s is not set; export it, pass --env-file, or give a default as ${env:%s:-value}", name, name)})
+				problems = append(problems, Problem{m[0], fmt.Sprintf("environment variable %s is not set%s; export it, pass --env-file, or give a default as ${env:%s:-value}", name, r.nearName(name, false), name)})
 				continue
 			}
 			b.WriteString(v)
@@ -355,7 +359,33 @@ func (r *Resolver) secret(name string) (string, error) {
 	} else {
 		where += " or put it in a file named " + name + " under --secrets-dir"
 	}
-	return "", fmt.Errorf("secret %s is not set; %s", name, where)
+	return "", fmt.Errorf("secret %s is not set%s; %s", name, r.nearName(name, true), where)
+}
+
+// nearName says which known name a reference that found nothing may have
+// meant: the same name in another case, or one a typo or two away. A
+// secret may also have meant a file of the secrets folder.
+func (r *Resolver) nearName(name string, secret bool) string {
+	var names []string
+	if r.KnownNames != nil {
+		names = r.KnownNames()
+	}
+	if files := r.Files(); secret && len(files) > 1 {
+		for _, f := range files[1:] {
+			names = append(names, filepath.Base(f))
+		}
+	}
+	best := diag.Closest(name, names)
+	for _, n := range names {
+		if strings.EqualFold(n, name) && n != name {
+			best = n
+			break
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %s?)", best)
 }
 
 // Masker replaces known secret values with Mask. The zero value is ready;
@@ -635,6 +665,23 @@ func ParseEnv(path string, data []byte) (map[string]string, error) {
 		out[key] = value
 	}
 	return out, nil
+}
+
+// ChainNames lists the names LookupChain can find: the process
+// environment's and those of each file.
+func ChainNames(files ...map[string]string) []string {
+	var names []string
+	for _, kv := range os.Environ() {
+		if name, _, ok := strings.Cut(kv, "="); ok {
+			names = append(names, name)
+		}
+	}
+	for _, f := range files {
+		for name := range f {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // LookupChain looks a name up in the process environment first, then in

@@ -306,6 +306,35 @@ func TestLookupChain(t *testing.T) {
 	}
 }
 
+// A reference that finds nothing names the known name it may have meant:
+// a typo or two away, or the same name in another case; for a secret, a
+// file of the secrets folder too. A name nothing is close to gets no
+// guess.
+func TestUnsetReferenceSuggestsANearName(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "WALLET_TOKEN", "t")
+	t.Setenv("SUGGEST_TEST_FROM_PROCESS", "p")
+	file := map[string]string{"BRAZE_API_KEY": "k", "SESSIONM_SECRET": "s"}
+	tests := []struct{ in, want string }{
+		{"${secret:BRAZE_API_KY}", "secret BRAZE_API_KY is not set (did you mean BRAZE_API_KEY?); "},
+		{"${secret:braze_api_key}", "(did you mean BRAZE_API_KEY?)"},
+		{"${secret:WALLET_TOKNE}", "(did you mean WALLET_TOKEN?)"},
+		{"${env:SESIONM_SECRET}", "environment variable SESIONM_SECRET is not set (did you mean SESSIONM_SECRET?); "},
+		{"${env:SUGGEST_TEST_FROM_PROCES}", "(did you mean SUGGEST_TEST_FROM_PROCESS?)"},
+		// a file of the secrets folder is no environment variable
+		{"${env:WALLET_TOKNE}", "environment variable WALLET_TOKNE is not set; "},
+		{"${secret:SOMETHING_ELSE}", "secret SOMETHING_ELSE is not set; "},
+	}
+	r := NewResolver(LookupChain(file), dir, &Masker{})
+	r.KnownNames = func() []string { return ChainNames(file) }
+	for _, tt := range tests {
+		_, _, problems := r.Expand(tt.in)
+		if len(problems) != 1 || !strings.Contains(problems[0].Message, tt.want) {
+			t.Errorf("%s: problems %+v, want one containing %q", tt.in, problems, tt.want)
+		}
+	}
+}
+
 // A secret printed escaped (in JSON, a URL path or query) is masked too.
 func TestMaskerEscapedForms(t *testing.T) {
 	m := &Masker{}
