@@ -1194,7 +1194,7 @@ func (b *builder) template(path yamlpos.Path, src string, typed bool, sc *scope)
 func (b *builder) expression(path yamlpos.Path, src string, asBool bool, sc *scope) *filter.Program {
 	// expr has its own now(), so the template variable `now` is left out.
 	sc = sc.without("now")
-	opts := filter.Options{Names: sc.names, Check: sc.check, Shadow: sc.shadow, Now: b.loader.Now}
+	opts := filter.Options{Names: sc.names, Check: sc.check, Shadow: sc.shadow, Now: b.loader.Now, Mask: b.loader.Resolver.Masker().String}
 	compile := filter.CompileValue
 	if asBool {
 		compile = filter.CompileBool

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/loyalty-connector/engine/engine/secrets"
 )
@@ -17,12 +18,12 @@ func (rep *Report) WriteText(w io.Writer, m *secrets.Masker) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "pipeline  %s (version %s)\n", rep.Pipeline, rep.Version)
 	fmt.Fprintf(&b, "input     %s\n", rep.Input)
-	rep.writeBody(&b, "")
+	rep.writeBody(&b, "", m)
 	_, err := io.WriteString(w, m.String(b.String()))
 	return err
 }
 
-func (rep *Report) writeBody(b *strings.Builder, indent string) {
+func (rep *Report) writeBody(b *strings.Builder, indent string, m *secrets.Masker) {
 	switch {
 	case rep.Filtered:
 		if rep.Response != nil { // a synchronous pipeline answers all the same
@@ -39,7 +40,7 @@ func (rep *Report) writeBody(b *strings.Builder, indent string) {
 	for _, l := range rep.Lookups {
 		if l.Request == nil {
 			if l.Error == "" {
-				fmt.Fprintf(b, "%sstep      %s = %s\n", indent, l.Step, compact(l.Value, 300))
+				fmt.Fprintf(b, "%sstep      %s = %s\n", indent, l.Step, compact(l.Value, 300, m))
 			} else {
 				fmt.Fprintf(b, "%sstep      %s failed\n", indent, l.Step)
 			}
@@ -49,7 +50,7 @@ func (rep *Report) writeBody(b *strings.Builder, indent string) {
 		writeRequest(b, indent+"  ", l.Request)
 		if r := l.Response; r != nil {
 			fmt.Fprintf(b, "%s  response %d from %s:\n", indent, r.Status, r.From)
-			fmt.Fprintf(b, "%s  %s\n", indent, compact(r.Body, 400))
+			fmt.Fprintf(b, "%s  %s\n", indent, compact(r.Body, 400, m))
 		}
 		if l.Error != "" {
 			fmt.Fprintf(b, "%s  failed: %s\n", indent, l.Error)
@@ -101,17 +102,24 @@ func writeJSONBody(b *strings.Builder, indent string, body any) {
 	b.WriteString("\n")
 }
 
-// compact prints a value as one line of JSON, cut at max bytes.
-func compact(v any, max int) string {
+// compact prints a value as one line of JSON, secrets masked, cut at max
+// bytes.
+func compact(v any, max int, m *secrets.Masker) string {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		return fmt.Sprint(v)
+		return m.String(fmt.Sprint(v))
 	}
-	s := strings.TrimSpace(buf.String())
+	// Masked before it is cut: a secret across the cut would no longer be
+	// whole, and its first part would be printed (a security review).
+	s := m.String(strings.TrimSpace(buf.String()))
 	if len(s) > max {
-		s = s[:max] + "..."
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "..."
 	}
 	return s
 }
@@ -124,7 +132,7 @@ func (rep *CSVReport) WriteText(w io.Writer, m *secrets.Masker) error {
 	requests, filtered, failed := 0, 0, 0
 	for _, row := range rep.Rows {
 		fmt.Fprintf(&b, "\nrow %d (line %d)\n", row.Row.Number, row.Row.Line)
-		row.writeBody(&b, "  ")
+		row.writeBody(&b, "  ", m)
 		requests += len(row.Requests)
 		if row.Filtered {
 			filtered++

@@ -3,6 +3,8 @@ package dryrun
 import (
 	"strings"
 	"testing"
+
+	"github.com/loyalty-connector/engine/engine/secrets"
 )
 
 // The last line of a CSV dry run counts what happened, in words that
@@ -63,5 +65,28 @@ func TestFilteredEventText(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A value cut short for the text is masked first: a secret across the cut
+// was no longer whole, and its first part was printed (a security review).
+// For each length of the text before it, no part of the secret shows.
+func TestCutValuesAreMaskedFirst(t *testing.T) {
+	const secret = "PartnerKey-777"
+	m := &secrets.Masker{}
+	m.Add(secret)
+	for n := 250; n < 420; n++ {
+		note := strings.Repeat("a", n)
+		rep := &Report{Pipeline: "p", Version: "v", Lookups: []Lookup{
+			{Step: "creds", Value: map[string]any{"note": note, "key": secret}},
+			{Step: "token", Request: &HTTPRequest{Method: "GET", URL: "http://x/t"}, Response: &LookupResponse{Status: 200, From: "f.json", Body: map[string]any{"echo": note, "key": secret}}},
+		}}
+		var b strings.Builder
+		if err := rep.WriteText(&b, m); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(b.String(), secret[:5]) {
+			t.Fatalf("a note of %d bytes: part of the secret printed:\n%s", n, b.String())
+		}
 	}
 }

@@ -46,6 +46,10 @@ type Options struct {
 	Shadow func(name string)
 	// Now is the clock behind expr's now(); time.Now when nil.
 	Now func() time.Time
+	// Mask hides secrets in the values an error quotes before they are
+	// cut short; a secret across the cut was no longer whole, and its
+	// first part was printed (a security review). None when nil.
+	Mask func(string) string
 }
 
 // Program is a compiled expression. It is immutable and safe to run from
@@ -54,6 +58,7 @@ type Program struct {
 	source  string
 	program *vm.Program
 	explain *part
+	mask    func(string) string
 }
 
 // part is one piece of a boolean expression kept for explanations.
@@ -151,7 +156,10 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 	if err != nil {
 		return nil, []Problem{problemOf(err)}
 	}
-	p := &Program{source: src, program: prog}
+	p := &Program{source: src, program: prog, mask: opts.Mask}
+	if p.mask == nil {
+		p.mask = func(s string) string { return s }
+	}
 	if asBool {
 		p.explain = explainTree(tree.Node, envOptions(opts))
 	}
@@ -215,7 +223,7 @@ func (p *Program) Eval(env map[string]any) (bool, error) {
 			// Which part failed, with what it read: "cannot apply >= to
 			// null (missing) and a number" alone named neither the
 			// comparison nor the misspelt field (a QA run).
-			if part := p.explain.failure(env); part != "" {
+			if part := p.explain.failure(env, p.mask); part != "" {
 				err = fmt.Errorf("%w, in %s", err, part)
 			}
 		}
@@ -338,11 +346,11 @@ func (p *part) falseParts(env map[string]any) []string {
 // failure names the first part that fails to run, as the filter runs
 // (&& and || stop early), with the values its sides read; "" when none
 // does on its own.
-func (p *part) failure(env map[string]any) string {
+func (p *part) failure(env map[string]any, mask func(string) string) string {
 	switch p.op {
 	case "&&", "||":
 		for _, c := range p.children {
-			if f := c.failure(env); f != "" {
+			if f := c.failure(env, mask); f != "" {
 				return f
 			}
 			if c.truth(env) == (p.op == "||") {
@@ -351,7 +359,7 @@ func (p *part) failure(env map[string]any) string {
 		}
 		return ""
 	case "!":
-		return p.children[0].failure(env)
+		return p.children[0].failure(env, mask)
 	}
 	if p.program == nil {
 		return ""
@@ -365,7 +373,7 @@ func (p *part) failure(env map[string]any) string {
 			continue
 		}
 		if v, err := expr.Run(side.program, env); err == nil {
-			sides = append(sides, side.text+" is "+cut(describe(v), 200))
+			sides = append(sides, side.text+" is "+cut(mask(describe(v)), 200))
 		}
 	}
 	if len(sides) == 0 {

@@ -539,3 +539,20 @@ func TestFilterErrorNamesThePartThatFailed(t *testing.T) {
 		})
 	}
 }
+
+// A side is masked before it is cut, so a secret across the cut is hidden
+// whole rather than its first part printed (a security review).
+func TestFilterErrorMasksBeforeCutting(t *testing.T) {
+	const secret = "PartnerKey-777"
+	mask := func(s string) string { return strings.ReplaceAll(s, secret, "****") }
+	p, problems := CompileBool(`(event.prefix + "`+secret+`") > 5`, Options{Names: names, Mask: mask})
+	if len(problems) > 0 {
+		t.Fatalf("CompileBool: %+v", problems)
+	}
+	for n := 180; n < 200; n++ {
+		_, err := p.Eval(map[string]any{"event": map[string]any{"prefix": strings.Repeat("a", n)}})
+		if err == nil || strings.Contains(mask(err.Error()), secret[:5]) {
+			t.Fatalf("a prefix of %d: %v", n, err)
+		}
+	}
+}
