@@ -515,12 +515,31 @@ func escapedForms(v string) []string {
 		once := jsonInner(v, html)
 		forms = append(forms, once, jsonInner(once, html))
 	}
+	forms = append(forms, htmlForms(v)...)
 	if len(v) >= 8 {
 		// Encoded, a short secret is an ordinary word or number ("12" is
 		// hex 3132): masked, it would hide those wherever they are.
 		forms = append(forms, base64.StdEncoding.EncodeToString([]byte(v)), base64.RawStdEncoding.EncodeToString([]byte(v)),
 			base64.URLEncoding.EncodeToString([]byte(v)), base64.RawURLEncoding.EncodeToString([]byte(v)),
 			hex.EncodeToString([]byte(v)))
+	}
+	return forms
+}
+
+// htmlForms are v as HTML or XML escapers write it, for a peer that
+// answers a refused key with an HTML page quoting it (a security review):
+// & < > always, and quotes as each escaper does (Go's &#34; &#39;,
+// Python's &quot; &#x27;, XML's &apos;, PHP's &#039;, or left as they are).
+func htmlForms(v string) []string {
+	if !strings.ContainsAny(v, `&<>"'`) {
+		return nil
+	}
+	base := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(v)
+	var forms []string
+	for _, dq := range []string{`"`, "&#34;", "&quot;"} {
+		for _, sq := range []string{"'", "&#39;", "&#x27;", "&apos;", "&#039;"} {
+			forms = append(forms, strings.NewReplacer(`"`, dq, "'", sq).Replace(base))
+		}
 	}
 	return forms
 }

@@ -357,6 +357,17 @@ func TestMaskerEscapedForms(t *testing.T) {
 			t.Errorf("%s printed as %s", form, got)
 		}
 	}
+	// A peer's HTML error page quoting a refused key, as Go, Python, XML
+	// and PHP escape it (a security review).
+	m.Add(`Key&Secret'<99>"`)
+	for _, form := range []string{
+		"Key&amp;Secret&#39;&lt;99&gt;&#34;", "Key&amp;Secret&#x27;&lt;99&gt;&quot;",
+		"Key&amp;Secret&apos;&lt;99&gt;&quot;", "Key&amp;Secret&#039;&lt;99&gt;&quot;", `Key&amp;Secret'&lt;99&gt;"`,
+	} {
+		if got := m.String("<p>API key " + form + " is not valid</p>"); got != "<p>API key "+Mask+" is not valid</p>" {
+			t.Errorf("%s printed as %s", form, got)
+		}
+	}
 }
 
 // What a template makes of a secret that reached it in event data: Liquid's
