@@ -2,8 +2,13 @@ package engine
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/loyalty-connector/engine/connectors"
+	"github.com/loyalty-connector/engine/engine/secrets"
 )
 
 // The header a route checks an HMAC signature in is dropped whatever it
@@ -39,5 +44,54 @@ func TestWithoutCredentialHeaders(t *testing.T) {
 				t.Errorf("kept %v, want %v", kept, tc.want)
 			}
 		})
+	}
+}
+
+// A credential read from ${env:NAME} (a credential-named header or query
+// parameter, a route's inbound auth) is masked as a secret is; validate's
+// warning about a credential written in the file offers ${env:NAME} as
+// well (a security review found it printed in dry runs and dead letters).
+// A setting that is no credential stays readable.
+func TestCredentialsFromTheEnvironmentAreMasked(t *testing.T) {
+	dir := t.TempDir()
+	conns, err := os.ReadFile("testdata/good/connections.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		ConnectionsFileName: string(conns),
+		"p.yaml": `
+source:
+  type: http
+  path: /in
+  auth: { bearer: "${env:INBOUND_TOKEN_X}" }
+target:
+  connection: api
+  method: POST
+  path: /x
+  headers: { X-Api-Key: "${env:HEADER_KEY_X}", X-Campaign: "${env:CAMPAIGN_X}" }
+  query: { api_key: "${env:QUERY_KEY_X:-from-the-default}", campaign: "${env:CAMPAIGN_X}" }
+  body: { a: 1 }
+`,
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := testEnv(t)
+	env["INBOUND_TOKEN_X"], env["HEADER_KEY_X"], env["CAMPAIGN_X"] = "inbound-token-value", "header-key-value", "spring-campaign"
+	masker := &secrets.Masker{}
+	l, err := NewLoader(connectors.Catalog(), secrets.NewResolver(func(name string) (string, bool) { v, ok := env[name]; return v, ok }, "", masker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proj := l.Load([]string{filepath.Join(dir, "p.yaml")})
+	if err := proj.Diagnostics.Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := masker.String("inbound-token-value header-key-value from-the-default spring-campaign")
+	if want := "**** **** **** spring-campaign"; got != want {
+		t.Errorf("masked as %q, want %q", got, want)
 	}
 }

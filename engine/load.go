@@ -541,6 +541,9 @@ func (fc *fileContext) resolveRefsIn(n *yaml.Node, path yamlpos.Path, anchored b
 			line, col := fc.doc.OffsetPos(n, p.Offset)
 			fc.add(line, col, path, diag.Error, "%s", p.Message)
 		}
+		if fc.holdsCredential(path) {
+			fc.loader.Resolver.MaskEnv(n.Value)
+		}
 		if secret && len(problems) > 0 {
 			// Left as written: what reads the value next (Liquid, expr)
 			// would quote pieces of a value it refused, which the masker,
@@ -550,6 +553,25 @@ func (fc *fileContext) resolveRefsIn(n *yaml.Node, path yamlpos.Path, anchored b
 		}
 		n.Value = out
 	}
+}
+
+// holdsCredential says whether the value at path is a credential: a
+// source's inbound token, password or signing secret, or a header or query parameter of a request whose
+// name says it carries one (X-Api-Key, api_key). Read from ${env:NAME}, it
+// is masked as a secret is; validate's warning about a credential written
+// in the file offers both (a security review found the env one printed).
+func (fc *fileContext) holdsCredential(path yamlpos.Path) bool {
+	if !fc.pipeline || len(path) < 2 {
+		return false
+	}
+	if path[0] == "source" && path[1] == "auth" {
+		// A Basic user name is no secret: SessionM's is its API key,
+		// which its own paths carry.
+		return path[len(path)-1] != "username"
+	}
+	name, ok := path[len(path)-1].(string)
+	parent := path[len(path)-2]
+	return ok && (parent == "headers" || parent == "query") && IsCredentialHeader(name)
 }
 
 // whereIs says what the value at path becomes: in a pipeline, the filter

@@ -95,6 +95,22 @@ func (r *Resolver) Reads(path string) bool {
 	return nameRE.MatchString(base) || strings.HasPrefix(base, "..")
 }
 
+// MaskEnv has the masker hide the values of the ${env:NAME} references in
+// s (a default when it is taken), for a setting that carries a credential
+// though it is read from the environment, as a secret is masked.
+func (r *Resolver) MaskEnv(s string) {
+	for _, m := range refRE.FindAllStringSubmatch(s, -1) {
+		if strings.HasPrefix(m[0], "$$") || m[1] != "env" {
+			continue
+		}
+		v, ok := r.lookupEnv(m[2])
+		if (!ok || v == "") && m[3] != "" {
+			v = m[4]
+		}
+		r.masker.Add(v)
+	}
+}
+
 // Masker returns the masker that receives resolved secrets.
 func (r *Resolver) Masker() *Masker { return r.masker }
 
