@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/http"
 	"strings"
+
+	"github.com/loyalty-connector/engine/engine/secrets"
 )
 
 // WithoutCredentialHeaders is h as a pipeline sees it: without the
@@ -25,6 +27,24 @@ func WithoutCredentialHeaders(h http.Header, auth *InboundAuth) http.Header {
 		}
 	}
 	return out
+}
+
+// ShownHeader is how a request header the engine sends is shown in a dry
+// run or a dead letter: one IsCredentialHeader names by its name alone,
+// Authorization and Proxy-Authorization keeping their scheme ("Basic
+// ****"). Its value may be built from secrets in a way no masker knows
+// (base64 of user:password made in an expr step showed the password's
+// part: a security review).
+func ShownHeader(name, value string) string {
+	if !IsCredentialHeader(name) || value == "" {
+		return value
+	}
+	if strings.EqualFold(name, "Authorization") || strings.EqualFold(name, "Proxy-Authorization") {
+		if scheme, _, ok := strings.Cut(value, " "); ok {
+			return scheme + " " + secrets.Mask
+		}
+	}
+	return secrets.Mask
 }
 
 // IsCredentialHeader names the request headers a webhook's event never

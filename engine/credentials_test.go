@@ -95,3 +95,23 @@ target:
 		t.Errorf("masked as %q, want %q", got, want)
 	}
 }
+
+// A credential header is shown by its name alone in dry runs and dead
+// letters, whatever its value was built from; Authorization keeps its
+// scheme. Other headers are shown as they are.
+func TestShownHeader(t *testing.T) {
+	for _, tt := range []struct{ name, value, want string }{
+		{"Authorization", "Basic dXNlcjpQdy1TaG9ydA==", "Basic ****"},
+		{"Proxy-Authorization", "Bearer abc", "Bearer ****"},
+		{"Authorization", "rawtoken", "****"},
+		{"X-Api-Key", "key-built-in-a-step", "****"},
+		{"X-Webhook-Signature", "sha256=ab12", "****"},
+		{"Idempotency-Key", "evt-1", "evt-1"},
+		{"Content-Type", "application/json", "application/json"},
+		{"X-Api-Key", "", ""},
+	} {
+		if got := ShownHeader(tt.name, tt.value); got != tt.want {
+			t.Errorf("ShownHeader(%s, %q) = %q, want %q", tt.name, tt.value, got, tt.want)
+		}
+	}
+}

@@ -216,7 +216,11 @@ func notFound(why string) *HTTPReply {
 }
 
 func wireRequest(req *engine.Request) *HTTPRequest {
-	return &HTTPRequest{Method: req.Method, URL: req.URL, Headers: flatHeaders(req.Header), Body: bodyOf(req.Body, req.Value)}
+	headers := flatHeaders(req.Header)
+	for name, v := range headers {
+		headers[name] = engine.ShownHeader(name, v)
+	}
+	return &HTTPRequest{Method: req.Method, URL: req.URL, Headers: headers, Body: bodyOf(req.Body, req.Value)}
 }
 
 func bodyOf(raw []byte, value any) any {

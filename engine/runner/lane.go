@@ -964,13 +964,9 @@ func (l *lane) dead(it *item, attempts int, reason string, cause error, req *eng
 	if req != nil {
 		sent := &inbox.SentRequest{Method: req.Method, URL: m.String(req.URL), Headers: map[string]string{}, Body: m.String(string(req.Body))}
 		for k, vs := range req.Header {
-			sent.Headers[k] = m.String(strings.Join(vs, ", "))
-		}
-		// A Basic credential is base64 of key:secret, which the masker
-		// cannot know; the scheme is all a reader needs.
-		if v := req.Header.Get("Authorization"); v != "" {
-			scheme, _, _ := strings.Cut(v, " ")
-			sent.Headers["Authorization"] = scheme + " ****"
+			// A Basic credential is base64 of key:secret, which the masker
+			// cannot know; the scheme is all a reader needs.
+			sent.Headers[k] = m.String(engine.ShownHeader(k, strings.Join(vs, ", ")))
 		}
 		dl.Request = sent
 	}
