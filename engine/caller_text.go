@@ -1,9 +1,13 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 
 	"github.com/loyalty-connector/engine/engine/spec"
 )
@@ -43,9 +47,10 @@ func (e *AnswerError) Brief() string {
 
 // CallerText is err as a synchronous pipeline's caller (Braze's Connected
 // Content) is told it: without the lookup's URL, whose path can hold an
-// API key (SessionM Core's) that no masker knows, and without the words of
-// the peer's answer, which can quote that URL. The engine's log has the
-// whole error. Secrets are not masked here.
+// API key (SessionM Core's) that no masker knows, without the words of
+// the peer's answer, which can quote that URL, and without the peer's
+// address when it did not answer. The engine's log has the whole error.
+// Secrets are not masked here.
 func CallerText(err error) string {
 	text := err.Error()
 	var answer *AnswerError
@@ -55,11 +60,37 @@ func CallerText(err error) string {
 	case errors.As(err, &answer):
 		return strings.Replace(text, answer.Error(), answer.Brief(), 1)
 	case errors.As(err, &noAnswer) && noAnswer.Conn != "":
-		return strings.Replace(text, noAnswer.Error(), "no answer from "+noAnswer.Conn+": "+noAnswer.Err.Error(), 1)
+		return strings.Replace(text, noAnswer.Error(), "no answer from "+noAnswer.Conn+": "+whyNoAnswer(noAnswer.Err), 1)
 	case errors.As(err, &noAnswer):
-		return strings.Replace(text, noAnswer.Error(), "no answer: "+noAnswer.Err.Error(), 1)
+		return strings.Replace(text, noAnswer.Error(), "no answer: "+whyNoAnswer(noAnswer.Err), 1)
 	case errors.As(err, &cut):
 		return strings.Replace(text, cut.Error(), cut.Detail(), 1)
 	}
 	return text
+}
+
+// whyNoAnswer names the kind of failure of a request that got no answer,
+// without the address or host name the network error quotes ("dial tcp
+// 10.0.3.7:8443: connect: connection refused" told an outside caller
+// where the peer lives: a security review).
+func whyNoAnswer(err error) string {
+	var dns *net.DNSError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	case errors.As(err, &dns):
+		return "the peer's host name did not resolve"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the connection was closed before an answer"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "the peer cannot be reached"
+	case strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:"):
+		return "the TLS handshake failed"
+	}
+	return "the connection failed"
 }
