@@ -156,6 +156,17 @@ variables override either.`, stderr)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+	problemsTo := stderr
+	if *logFormat == "json" {
+		// stderr carries the log alone, so that a collector can read it
+		// as JSON lines: start errors and pipeline problems came as text
+		// (an operator's QA pass). stdout keeps the banner for people.
+		fail = func(code int, format string, a ...any) int {
+			logger.Error("engine run: "+fmt.Sprintf(format, a...), "exit", code)
+			return code
+		}
+		problemsTo = logLines{logger}
+	}
 	if *cpuProf != "" {
 		stopProfile, err := startCPUProfile(*cpuProf)
 		if err != nil {
@@ -197,7 +208,7 @@ variables override either.`, stderr)
 	// Taken before the load: a file changed in between is reloaded.
 	loadedFrom := fingerprint(loader.Inputs(paths))
 	proj := loader.Load(paths)
-	printDiagnostics(stderr, proj.Diagnostics.Items(), sameProblemShown, "")
+	printDiagnostics(problemsTo, proj.Diagnostics.Items(), sameProblemShown, "")
 	if proj.Diagnostics.HasErrors() {
 		shows := "engine validate shows them too"
 		if *inSandbox {
@@ -306,6 +317,7 @@ variables override either.`, stderr)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	printRunBanner(stdout, ln.Addr().String(), *dataDir, sandboxBase, proj.Pipelines, leftBefore, masker, *untilDone)
+	logStarted(logger, ln.Addr().String(), holder.Admin, *dataDir, proj.Pipelines, masker)
 	importsDone, importErr := runImports(ctx, r, imports, stderr)
 
 	exit, drainFor, finished := exitOK, time.Duration(0), false
@@ -588,6 +600,39 @@ func maskAttr(masker *secrets.Masker, a slog.Attr) slog.Attr {
 		a.Value = slog.StringValue(masked)
 	}
 	return a
+}
+
+// logStarted puts in the log what the banner tells people: where the
+// engine listens, its build and the pipeline versions it runs, and, as a
+// warning each, the routes anyone who reaches the listener can call. A
+// JSON log had no line saying the engine started (an operator's QA pass).
+func logStarted(logger *slog.Logger, addr, admin, dataDir string, pipelines []*engine.Pipeline, masker *secrets.Masker) {
+	running := make([]string, 0, len(pipelines))
+	for _, p := range pipelines {
+		running = append(running, p.Name+"@"+p.Version)
+	}
+	logger.Info("engine started", "addr", addr, "admin_addr", admin, "data", dataDir, "build", engineVersion(), "pipelines", running)
+	for _, p := range pipelines {
+		if p.Source.Type.Kind == spec.HTTPSource && p.Source.Auth == nil {
+			logger.Warn("this route has no auth: anyone who reaches the listener can call it; add source.auth (bearer, basic or hmac), unless a proxy in front checks every caller",
+				"pipeline", p.Name, "method", p.Source.Method, "path", masker.String(strings.Join(p.Source.Paths, " | ")))
+		}
+	}
+}
+
+// logLines logs each line written to it, as an error or, when it says
+// so, a warning: validate's diagnostics in a JSON log.
+type logLines struct{ logger *slog.Logger }
+
+func (l logLines) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		if strings.Contains(line, ": warning: ") {
+			l.logger.Warn(line)
+		} else if line != "" {
+			l.logger.Error(line)
+		}
+	}
+	return len(p), nil
 }
 
 // printRunBanner says where the engine listens and, from left (events in

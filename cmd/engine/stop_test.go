@@ -609,3 +609,74 @@ func TestJSONLogDurationsHaveUnits(t *testing.T) {
 		t.Errorf("logged %v; want in \"79ms\" and attempt 2", line)
 	}
 }
+
+// The log says the engine started, with the pipeline versions it runs,
+// and warns of each route anyone who reaches the listener can call: a JSON
+// log had neither, only the text banner on stdout (an operator's QA pass).
+func TestStartIsLogged(t *testing.T) {
+	dir := copyDir(t, "pipelines")
+	open := `source: { type: http, path: "/open/{user_id}" }
+target:
+  connection: sessionm_core
+  endpoint: tags
+  params: { user_id: "{{ request.params.user_id }}" }
+  body: { tags: [open] }
+`
+	if err := os.WriteFile(filepath.Join(dir, "open-route.yaml"), []byte(open), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loader, masker, err := (&configFlags{envFiles: listFlag{"examples/sandbox.env"}}).loader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proj := loader.Load([]string{dir})
+	if err := proj.Diagnostics.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	logStarted(slog.New(slog.NewJSONHandler(&logs, nil)), "127.0.0.1:8080", "127.0.0.1:8079", "data", proj.Pipelines, masker)
+	var started, warned []map[string]any
+	for _, text := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var line map[string]any
+		if err := json.Unmarshal([]byte(text), &line); err != nil {
+			t.Fatalf("%q: %v", text, err)
+		}
+		switch line["msg"] {
+		case "engine started":
+			started = append(started, line)
+		default:
+			warned = append(warned, line)
+		}
+	}
+	if len(started) != 1 || len(started[0]["pipelines"].([]any)) != len(proj.Pipelines) || started[0]["addr"] != "127.0.0.1:8080" {
+		t.Errorf("started lines %v; want one naming the %d pipelines", started, len(proj.Pipelines))
+	}
+	// The shipped routes all take auth; the added one does not.
+	if len(warned) != 1 || warned[0]["level"] != "WARN" || warned[0]["pipeline"] != "open-route" || warned[0]["path"] != "/open/{user_id}" {
+		t.Errorf("warnings %v; want one, for open-route", warned)
+	}
+}
+
+// With --log-format json, what a failed start says reaches stderr as JSON
+// lines too: the pipelines' problems and the reason nothing started.
+func TestJSONLogStartErrors(t *testing.T) {
+	dir := copyDir(t, "pipelines")
+	file := filepath.Join(dir, "offer-issued-to-braze-campaign.yaml")
+	src, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte(strings.Replace(string(src), "filter: ", "filter: ((", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := runEngine("run", "--env-file", "examples/sandbox.env", "--addr", "127.0.0.1:0", "--admin-addr", "", "--data", t.TempDir(), "--log-format", "json", dir)
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	for _, text := range lines {
+		if !json.Valid([]byte(text)) {
+			t.Errorf("not a JSON line: %q", text)
+		}
+	}
+	if code != exitProblem || len(lines) < 2 || !strings.Contains(lines[0], "offer-issued-to-braze-campaign.yaml:") || !strings.Contains(lines[len(lines)-1], "nothing was started") {
+		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
