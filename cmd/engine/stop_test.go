@@ -655,6 +655,11 @@ target:
 	if len(warned) != 1 || warned[0]["level"] != "WARN" || warned[0]["pipeline"] != "open-route" || warned[0]["path"] != "/open/{user_id}" {
 		t.Errorf("warnings %v; want one, for open-route", warned)
 	}
+	// validate says so too, once for all such routes, and still says ok
+	stdout, _, code := runEngine("validate", "--env-file", "examples/sandbox.env", dir)
+	if code != exitOK || !strings.Contains(stdout, "note: no source.auth, so anyone who reaches the listener can call: open-route\nok: ") {
+		t.Errorf("validate: exit %d, stdout:\n%s", code, stdout)
+	}
 }
 
 // With --log-format json, what a failed start says reaches stderr as JSON

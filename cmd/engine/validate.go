@@ -9,6 +9,7 @@ import (
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/diag"
 	"github.com/loyalty-connector/engine/engine/liquid"
+	"github.com/loyalty-connector/engine/engine/spec"
 )
 
 func runValidate(args []string, stdout, stderr io.Writer) int {
@@ -87,6 +88,11 @@ line.`, stderr)
 	if warnings > 0 {
 		summary += ", " + plural(warnings, "warning")
 	}
+	if open := openRoutes(proj.Pipelines); len(open) > 0 {
+		// Not a warning per file: a route behind a proxy that checks its
+		// callers is no mistake, and would warn at every validate.
+		fmt.Fprintf(stdout, "note: no source.auth, so anyone who reaches the listener can call: %s\n", strings.Join(open, ", "))
+	}
 	fmt.Fprintln(stdout, summary)
 	return exitOK
 }
@@ -162,4 +168,15 @@ func plural(n int, word string) string {
 		return fmt.Sprintf("1 %s", word)
 	}
 	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// openRoutes names the pipelines whose routes take no auth.
+func openRoutes(pipelines []*engine.Pipeline) []string {
+	var open []string
+	for _, p := range pipelines {
+		if p.Source.Type.Kind == spec.HTTPSource && p.Source.Auth == nil {
+			open = append(open, p.Name)
+		}
+	}
+	return open
 }
