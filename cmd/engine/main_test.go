@@ -744,6 +744,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "--sandbox-addr", "127.0.0.1:8081", "pipelines/"}, "--sandbox-addr is where --sandbox serves the emulators; add --sandbox"},
 		{[]string{"run", "--sandbox", "--sandbox-addr", "8081", "pipelines/"}, "--sandbox-addr is host:port"},
 		{[]string{"run", "--sandbox", "--sandbox-addr", "0.0.0.0:8081", "pipelines/"}, "--sandbox-addr 0.0.0.0:8081 is not a loopback address"},
+		{[]string{"run", "--addr", "127.0.0.1", "pipelines/"}, "--addr is host:port or :port"},
 	}
 	for _, tt := range tests {
 		_, stderr, code := runEngine(append(tt.args, "--env-file", "examples/sandbox.env")...)

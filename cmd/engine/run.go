@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -66,9 +67,12 @@ the routes at once and the queue once the old one has finished what it
 holds. SIGHUP and POST /-/reload on the admin listener reload at once.
 
 The listener also serves /healthz, /readyz and /metrics (Prometheus). The
-admin listener (--admin-addr) serves GET /status, POST /-/reload and the
-dead letters of the running engine: GET /dlq, POST /dlq/{id}/replay,
-DELETE /dlq/{id}. It takes no credentials, so it listens on loopback only
+admin listener (--admin-addr) serves GET /status, POST /-/reload, the
+dead letters of the running engine (GET /dlq, GET /dlq/{id}, POST
+/dlq/{id}/replay, DELETE /dlq/{id}, and in bulk POST /dlq/replay and
+DELETE /dlq, with the filters of engine dlq) and POST
+/connections/{name}/resume, which ends a connection's pause (after a 429)
+at once. It takes no credentials, so it listens on loopback only
 unless --admin-allow-remote is given. SIGINT or SIGTERM turns /readyz to
 503, keeps taking webhooks for --drain (for a load balancer to notice),
 then stops taking them, lets in-flight deliveries finish (up to --grace),
@@ -138,6 +142,9 @@ variables override either.`, stderr)
 			// can make their senders post anywhere; engine sandbox warns.
 			return fail(exitUsage, "--sandbox-addr %s is not a loopback address: whoever reaches the emulators can read their credentials and make their senders post anywhere; use 127.0.0.1:PORT, or run engine sandbox --addr apart when other machines need them", *sbAddr)
 		}
+	}
+	if _, _, err := net.SplitHostPort(*addr); err != nil {
+		return fail(exitUsage, "--addr is host:port or :port, e.g. 127.0.0.1:8080 or :8080 (every interface): %v", err)
 	}
 	if *adminAddr != "" {
 		host, _, err := net.SplitHostPort(*adminAddr)
@@ -245,6 +252,9 @@ variables override either.`, stderr)
 	close(opened)
 	<-told
 	if err != nil {
+		if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			return fail(exitProblem, "%v (the engine needs to write its data folder: give --data a folder the user it runs as, uid %d, can write)", err, os.Getuid())
+		}
 		return fail(exitProblem, "%v", err)
 	}
 	defer store.Close()
@@ -264,7 +274,7 @@ variables override either.`, stderr)
 	}
 	ln, err := listen("tcp", *addr)
 	if err != nil {
-		return fail(exitProblem, "cannot listen on %s: %v", *addr, err)
+		return fail(exitProblem, "cannot listen on %s: %v (another engine or program on that port? pass another --addr, e.g. 127.0.0.1:8090)", *addr, err)
 	}
 	// A body must arrive within a minute and an idle connection goes after
 	// two: slow or silent clients cannot hold the listener.
