@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -90,6 +91,11 @@ make HTTP calls from this machine), so it listens on loopback only unless
 	}
 	if !*allowRemote && !loopbackHost(host) {
 		return fail(exitUsage, "--addr %s is not a loopback address: whoever reaches the page can render templates through it, and with --connected-content live make HTTP calls from this machine; use 127.0.0.1:PORT, or add --allow-remote if that is what you want", *addr)
+	}
+	if *allowRemote && pf.mode == "live" && slices.ContainsFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "BRAZE_CREDENTIAL_") }) {
+		// Whoever reaches the page could write a template that sends
+		// them to a host of their own (a security review).
+		return fail(exitUsage, "--allow-remote with --connected-content live would let whoever reaches the page send this machine's BRAZE_CREDENTIAL_* credentials to any host a template names; unset them, or keep the playground on loopback")
 	}
 	var vars map[string]any
 	if *varsFile != "" {

@@ -267,6 +267,13 @@ func TestPlaygroundRefusesRemoteAddrWithoutAllowRemote(t *testing.T) {
 	if code != exitUsage || !strings.Contains(stderr, "host:port") {
 		t.Errorf("--addr 8090: code %d, %q; want 2 and host:port", code, stderr)
 	}
+	// Reached from elsewhere, live calls would lend this machine's
+	// credentials to any host a template names.
+	t.Setenv("BRAZE_CREDENTIAL_SESSIONM_CONNECT", "user:password")
+	_, stderr, code = runEngine("playground", "--addr", "0.0.0.0:0", "--allow-remote", "--connected-content", "live")
+	if code != exitUsage || !strings.Contains(stderr, "BRAZE_CREDENTIAL_* credentials to any host") {
+		t.Errorf("--allow-remote with live and a credential set: code %d, %q; want 2 and why", code, stderr)
+	}
 }
 
 func TestPlaygroundConnectedContentFlag(t *testing.T) {
