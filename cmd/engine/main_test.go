@@ -893,7 +893,7 @@ func TestCSVProgressLine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var b strings.Builder
-		showProgress(&b, []runner.CSVProgress{{File: "settled.csv", ReadDone: true, Finished: true}, tt.p}, now, nil)
+		showProgress(&b, []runner.CSVProgress{{File: "settled.csv", ReadDone: true, Finished: true}, tt.p}, now, nil, 0)
 		if b.String() != tt.want {
 			t.Errorf("%+v: status line %q, want %q", tt.p, b.String(), tt.want)
 		}
@@ -909,7 +909,7 @@ func TestCSVProgressRate(t *testing.T) {
 	line := func(at time.Duration, delivered int) string {
 		p.Delivered = delivered
 		var b strings.Builder
-		showProgress(&b, []runner.CSVProgress{p}, start.Add(at), rates)
+		showProgress(&b, []runner.CSVProgress{p}, start.Add(at), rates, 0)
 		return b.String()
 	}
 	line(60*time.Second, 60_000) // 1,000 rows/s so far
@@ -1208,6 +1208,37 @@ func TestReadmeYAMLExamplesValidate(t *testing.T) {
 	proj := loader.Load([]string{dir})
 	if proj.Diagnostics.HasErrors() || len(proj.Pipelines) == 0 {
 		t.Fatalf("the README's examples do not build (%d pipelines): %v", len(proj.Pipelines), proj.Diagnostics.Items())
+	}
+}
+
+// The status line fits the terminal: a long file name is shortened in its
+// middle, then the line is cut, and the rest of the line is cleared. A
+// line wider than the terminal left a copy at each redraw (a QA run).
+func TestCSVProgressLineFitsTheTerminal(t *testing.T) {
+	rest := ": 2890 of ~45000 rows done, 0 filtered out, 0 failed, 1200 rows/s, ETA 35s"
+	short := ": 2890/~45000 done, 0 filtered, 0 failed, 1200/s, ETA 35s"
+	long := "braze-segment-export-loyalty-members-gold-tier-2026-12-01T0700Z.csv"
+	for _, tt := range []struct {
+		name  string
+		width int
+		want  string
+	}{
+		{"a.csv", 80, "a.csv" + rest},
+		{long, 100, "braze-segmen…-01T0700Z.csv" + rest},
+		{long, 79, "braze-segm…1T0700Z.csv" + short},
+		{long, 60, "…00Z.csv: 2890/~45000 done, 0 filtered, 0 failed, 1200/s, ET"},
+		{"a.csv", 20, "a.csv: 2890/~45000 d"},
+	} {
+		got := fitWidth(tt.name, tt.width, rest, short)
+		if got != tt.want || len([]rune(got)) > tt.width {
+			t.Errorf("%s in %d: %q (%d), want %q", tt.name, tt.width, got, len([]rune(got)), tt.want)
+		}
+	}
+	var b strings.Builder
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	showProgress(&b, []runner.CSVProgress{{File: "dir/" + long, Started: now.Add(-time.Second)}}, now, nil, 60)
+	if got := b.String(); !strings.HasPrefix(got, "\r") || !strings.HasSuffix(got, "\x1b[K") || len([]rune(got)) != 1+59+3 {
+		t.Errorf("status line %q in 60 columns", got)
 	}
 }
 

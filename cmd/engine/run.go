@@ -848,7 +848,7 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 			n := int(returned.Load())
 			progress := r.CSVImports()
 			if terminal {
-				showProgress(stderr, progress, time.Now(), rates)
+				showProgress(stderr, progress, time.Now(), rates, terminalWidth(stderr))
 			}
 			if importsSettled(progress, imports[:n], imports[n:]) && csvDrained(r, imports) {
 				if terminal {
@@ -882,7 +882,7 @@ func showFolderProgress(ctx context.Context, imports func() []runner.CSVProgress
 		busy := slices.DeleteFunc(imports(), func(p runner.CSVProgress) bool { return p.Settled() || p.Rows == 0 })
 		switch {
 		case len(busy) > 0:
-			showProgress(stderr, busy, time.Now(), rates)
+			showProgress(stderr, busy, time.Now(), rates, terminalWidth(stderr))
 			showing = true
 		case showing:
 			fmt.Fprintln(stderr)
@@ -967,6 +967,18 @@ func sameFile(a, b string) bool {
 	return os.SameFile(ia, ib)
 }
 
+// terminalWidth is the width of the terminal w writes to, or 0 when it
+// cannot be told.
+func terminalWidth(w io.Writer) int {
+	if s, ok := w.(*statusLines); ok {
+		w = s.w
+	}
+	if f, ok := w.(*os.File); ok {
+		return fileTerminalWidth(f)
+	}
+	return 0
+}
+
 func isTerminal(w io.Writer) bool {
 	if _, ok := w.(*statusLines); ok {
 		return true
@@ -981,7 +993,7 @@ func isTerminal(w io.Writer) bool {
 
 // showProgress rewrites one status line: rows done of those to send,
 // rate, ETA. rates, unless nil, gives the rate of the last seconds.
-func showProgress(w io.Writer, ps []runner.CSVProgress, now time.Time, rates *progressRates) {
+func showProgress(w io.Writer, ps []runner.CSVProgress, now time.Time, rates *progressRates, width int) {
 	for _, p := range ps {
 		if p.Settled() || p.EarlierOnly() {
 			continue
@@ -1008,9 +1020,42 @@ func showProgress(w io.Writer, ps []runner.CSVProgress, now time.Time, rates *pr
 		if p.Retrying > 0 && !e.onlyRetries {
 			eta = fmt.Sprintf("%d waiting for a retry, %s", p.Retrying, eta)
 		}
-		fmt.Fprintf(w, "\r%s: %d%s rows done, %d filtered out, %d failed, %.0f rows/s, %s   ", filepath.Base(p.File), e.done, of, p.Filtered, p.Failed+p.Broken, e.rate, eta)
+		name := filepath.Base(p.File)
+		rest := fmt.Sprintf(": %d%s rows done, %d filtered out, %d failed, %.0f rows/s, %s", e.done, of, p.Filtered, p.Failed+p.Broken, e.rate, eta)
+		if width <= 0 {
+			fmt.Fprintf(w, "\r%s%s   ", name, rest)
+			return
+		}
+		// Wider than the terminal, each redraw left a line behind and the
+		// rate and ETA were never seen (a QA run with a long export name).
+		short := fmt.Sprintf(": %d%s done, %d filtered, %d failed, %.0f/s, %s", e.done, strings.Replace(of, " of ", "/", 1), p.Filtered, p.Failed+p.Broken, e.rate, eta)
+		fmt.Fprintf(w, "\r%s\x1b[K", fitWidth(name, width-1, rest, short))
 		return
 	}
+}
+
+// fitWidth is name and the first of rests (the line's words after it,
+// fuller first) that fits in width characters with the name shortened in
+// its middle to no fewer than 8; failing all, the last one, cut.
+func fitWidth(name string, width int, rests ...string) string {
+	n := []rune(name)
+	for _, rest := range rests {
+		r := []rune(rest)
+		if len(n)+len(r) <= width {
+			return name + rest
+		}
+		if keep := width - len(r) - 1; keep >= 8 && keep < len(n) {
+			head := keep / 2
+			return string(n[:head]) + "…" + string(n[len(n)-(keep-head):]) + rest
+		}
+	}
+	line := []rune(rests[len(rests)-1])
+	if len(n) > 7 {
+		line = append([]rune("…"+string(n[len(n)-7:])), line...)
+	} else {
+		line = append(n, line...)
+	}
+	return string(line[:min(len(line), width)])
 }
 
 // progressRates keeps the rows each import had done at the status lines
