@@ -76,7 +76,10 @@ func CallerText(err error) string {
 func whyNoAnswer(err error) string {
 	var dns *net.DNSError
 	var netErr net.Error
+	var own ownWords
 	switch {
+	case errors.As(err, &own):
+		return own.Error()
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return "timed out"
 	case errors.Is(err, context.Canceled):

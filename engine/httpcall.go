@@ -56,6 +56,12 @@ func (e *CutAnswerError) Detail() string {
 
 func (e *CutAnswerError) Unwrap() error { return e.Err }
 
+// ownWords is an error the engine words itself, naming no address, so a
+// synchronous pipeline's caller is told it as it is (CallerText).
+type ownWords struct{ error }
+
+func (o ownWords) Unwrap() error { return o.error }
+
 func (c HTTPCaller) timeoutFrom() string {
 	if c.TimeoutFrom == "" {
 		return "the connection's timeout"
@@ -127,9 +133,9 @@ func (c HTTPCaller) Call(ctx context.Context, step *Step, req *Request) (*Respon
 		switch {
 		case !errors.Is(err, context.DeadlineExceeded):
 		case caller.Err() != nil:
-			err = fmt.Errorf("no answer in the time the caller had left: %w", context.DeadlineExceeded)
+			err = ownWords{fmt.Errorf("no answer in the time the caller had left: %w", context.DeadlineExceeded)}
 		default:
-			err = fmt.Errorf("no answer within %s, %s", timeout, c.timeoutFrom())
+			err = ownWords{fmt.Errorf("no answer within %s, %s", timeout, c.timeoutFrom())}
 		}
 		var urlErr *url.Error
 		if errors.As(err, &urlErr) {
