@@ -582,8 +582,9 @@ recent ones: a replay is deliberate.
 Name the ids (from engine dlq list), or pass --all to replay every dead
 letter that --pipeline, --reason and --since select.
 
-A broken CSV row (csv_row) cannot be replayed: fix the file and import it
-again, then drop it. Nor can a damaged event, which the engine could not
+A broken CSV row (csv_row) cannot be replayed: put the fixed row, under
+the header row, in a new file and import that, then drop it (the whole file
+imported again would send its other rows again). Nor can a damaged event, which the engine could not
 read. Nor can a dead letter of a pipeline that no file in --pipelines
 (default pipelines/) defines (its file was renamed or removed), or that
 its file now makes answer its callers (respond:): queued, its event would

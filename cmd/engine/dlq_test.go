@@ -425,7 +425,7 @@ func TestDlqReplayAll(t *testing.T) {
 			if queued != len(tc.replay) || strings.Count(stdout, ": queued as event ") != len(tc.replay) {
 				t.Errorf("%d queued, want %d:\n%s", queued, len(tc.replay), stdout)
 			}
-			skipped := strings.Contains(stdout, "skipped 3 (segment-csv-to-sessionm-tags, csv_row): a broken row cannot be replayed: fix the file and import it again; drop it when done\n") &&
+			skipped := strings.Contains(stdout, "skipped 3 (segment-csv-to-sessionm-tags, csv_row): a broken row cannot be replayed: put the fixed row, under the header row, in a new file and import that (importing the whole file again would send its other rows again); drop this dead letter when done\n") &&
 				strings.HasSuffix(stdout, "skipped 1 dead letter that cannot be replayed; left in place\n")
 			if skipped != tc.skip {
 				t.Errorf("skipped %v, want %v:\n%s", skipped, tc.skip, stdout)
@@ -449,7 +449,7 @@ func TestDlqReplayRefusesWhatCannotBeReplayed(t *testing.T) {
 	s.Close()
 
 	stdout, stderr, code := runEngine("dlq", "replay", "--data", dir, "3", "5", "2")
-	wantErr := "engine dlq replay: dead letter 3: a broken row cannot be replayed: fix the file and import it again; drop it when done\n" +
+	wantErr := "engine dlq replay: dead letter 3: a broken row cannot be replayed: put the fixed row, under the header row, in a new file and import that (importing the whole file again would send its other rows again); drop this dead letter when done\n" +
 		"engine dlq replay: dead letter 5: a damaged event cannot be replayed: the engine could not read it and would only fail again; drop it when done\n"
 	want := "replayed 2 (points-awarded-to-braze-canvas): queued as event 2\n" +
 		"replayed 1 dead letter; it goes out when engine run next starts on " + dir + "\n"
@@ -459,7 +459,7 @@ func TestDlqReplayRefusesWhatCannotBeReplayed(t *testing.T) {
 
 	stdout, stderr, code = runEngine("dlq", "replay", "--all", "--data", dir)
 	want = "replayed 1 (offer-issued-to-braze-campaign): queued as event 3\n" +
-		"skipped 3 (segment-csv-to-sessionm-tags, csv_row): a broken row cannot be replayed: fix the file and import it again; drop it when done\n" +
+		"skipped 3 (segment-csv-to-sessionm-tags, csv_row): a broken row cannot be replayed: put the fixed row, under the header row, in a new file and import that (importing the whole file again would send its other rows again); drop this dead letter when done\n" +
 		"replayed 4 (offer-issued-to-braze-campaign): queued as event 4\n" +
 		"skipped 5 (offer-issued-to-braze-campaign, damaged): a damaged event cannot be replayed: the engine could not read it and would only fail again; drop it when done\n" +
 		"replayed 2 dead letters; they go out when engine run next starts on " + dir + "\n" +

@@ -80,7 +80,9 @@ var ErrNoSuchDeadLetter = errors.New("no such dead letter")
 //     they fail the same way again (binary ones, kept as a JSON string,
 //     fail with a different and less useful error).
 var notReplayable = map[string]string{
-	"csv_row": "a broken row cannot be replayed: fix the file and import it again; drop it when done",
+	// Not "fix the file and import it again": a fixed file is new
+	// content, so importing it sends every good row of it a second time.
+	"csv_row": "a broken row cannot be replayed: put the fixed row, under the header row, in a new file and import that (importing the whole file again would send its other rows again); drop this dead letter when done",
 	"damaged": "a damaged event cannot be replayed: the engine could not read it and would only fail again; drop it when done",
 }
 

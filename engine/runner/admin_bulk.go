@@ -135,7 +135,10 @@ func (r *Runner) replayAllDead(w http.ResponseWriter, req *http.Request) {
 				// dead letter's fault; the next chunk fails the same way.
 				unqueued++
 			default:
-				res.SkippedWhy[cmp.Or(o.Reason, "damaged")+": cannot be replayed"]++
+				// What to do instead, as dlq replay --all says it: a bare
+				// "cannot be replayed" left a csv_row's operator to guess,
+				// and the guess, the whole file again, resends its rows.
+				res.SkippedWhy[cmp.Or(o.Reason, "damaged")+": "+o.Err.Error()]++
 				res.Skipped++
 			}
 			undo[o.ID]()

@@ -62,7 +62,7 @@ func TestAdminRefusesToReplayWhatCannotBeReplayed(t *testing.T) {
 		want string
 	}{
 		{byReason["damaged"], "(damaged): a damaged event cannot be replayed: the engine could not read it and would only fail again; drop it when done"},
-		{byReason["csv_row"], "(csv_row): a broken row cannot be replayed: fix the file and import it again; drop it when done"},
+		{byReason["csv_row"], "(csv_row): a broken row cannot be replayed: put the fixed row, under the header row, in a new file and import that (importing the whole file again would send its other rows again); drop this dead letter when done"},
 	} {
 		a := do(t, "POST", fmt.Sprintf("%s/dlq/%d/replay", admin.URL, tc.dl.ID), "", nil)
 		if want := fmt.Sprintf("dead letter %d %s", tc.dl.ID, tc.want); a.status != 409 || !strings.Contains(a.body, want) {

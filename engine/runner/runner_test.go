@@ -2133,9 +2133,16 @@ func TestAdminReplaysAndDropsDeadLettersInBulk(t *testing.T) {
 		Done       int            `json:"done"`
 		ByPipeline map[string]int `json:"by_pipeline"`
 		Skipped    int            `json:"skipped"`
+		SkippedWhy map[string]int `json:"skipped_why"`
 	}
 	if err := json.Unmarshal([]byte(a.body), &res); a.status != 200 || err != nil || res.Done != 4 || res.ByPipeline["offer-issued-to-braze-campaign"] != 4 || res.Skipped != 1 {
 		t.Fatalf("POST /dlq/replay?all=true: %d %s", a.status, a.body)
+	}
+	// What to do instead, as dlq replay says it: a new file of the fixed
+	// rows, not the whole file again, which would resend its good rows.
+	csvWhy := "csv_row: a broken row cannot be replayed: put the fixed row, under the header row, in a new file and import that (importing the whole file again would send its other rows again); drop this dead letter when done"
+	if len(res.SkippedWhy) != 1 || res.SkippedWhy[csvWhy] != 1 {
+		t.Errorf("skipped_why: %v; want %q: 1", res.SkippedWhy, csvWhy)
 	}
 	for i := range 4 {
 		user := fmt.Sprintf("load-%06d", i)
