@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -451,8 +452,31 @@ func deadLetterCells(dl *inbox.DeadLetter) []string {
 		status = strconv.Itoa(dl.Response.Status)
 	}
 	return []string{strconv.FormatUint(dl.ID, 10), formatTime(dl.At), orDash(dl.Pipeline), orDash(dl.Version),
-		orDash(dl.Reason), strconv.Itoa(dl.Attempts), status, orDash(oneLine(dl.EventID)), oneLine(dl.Error)}
+		orDash(dl.Reason), strconv.Itoa(dl.Attempts), status, orDash(oneLine(dl.EventID)), oneLine(listError(dl))}
 }
+
+// listError is the error as the list shows it. A broken CSV row's error
+// begins with its file's path, absolute for a file of an inbox folder:
+// cut at errorWidth, the list showed only the path, never what was wrong
+// (a QA run). The list says "line N: what is wrong"; the row number is in
+// EVENT, and dlq show has the error whole, file included. The list reads
+// summaries, without the event that names the file, so the path is found
+// in the error as csvfile.RowError writes it, FILE:LINE: row N: REASON,
+// N being the row of the event id (HASH:N).
+func listError(dl *inbox.DeadLetter) string {
+	_, row, ok := strings.Cut(dl.EventID, ":")
+	if dl.Reason != "csv_row" || !ok {
+		return dl.Error
+	}
+	m := csvRowErrorRE.FindStringSubmatch(dl.Error)
+	if m == nil || m[2] != row {
+		return dl.Error
+	}
+	return fmt.Sprintf("line %s: %s", m[1], m[3])
+}
+
+// csvRowErrorRE reads a csvfile.RowError's text: FILE:LINE: row N: REASON.
+var csvRowErrorRE = regexp.MustCompile(`(?s)^.+?:(\d+): row (\d+): (.*)$`)
 
 func (t *deadLetterTable) fit(dl *inbox.DeadLetter) { t.fitCells(deadLetterCells(dl)) }
 

@@ -223,6 +223,47 @@ func TestDlqListTable(t *testing.T) {
 	}
 }
 
+// A broken CSV row's error begins with its file's path, absolute for a
+// file of an inbox folder: the list cut it there and never showed what was
+// wrong. The list shows the line and the reason; show keeps it whole.
+func TestDlqListCSVRowErrorWithoutItsPath(t *testing.T) {
+	file := "/srv/engine/inbox/segments/" + strings.Repeat("long-name-", 4) + "export.csv"
+	for _, tc := range []struct {
+		name, event, err, want string
+	}{
+		{"a row error", `{"file":"` + file + `","row":2,"line":3}`, file + ":3: row 2: has 1 column, the header has 3; check the delimiter", "line 3: has 1 column, the header has ..."},
+		{"a path with colons", `{}`, "C:/exports/a:b.csv:3: row 2: bad quoting", "line 3: bad quoting"},
+		{"another row than the event's", `{}`, "x.csv:3: row 7: bad", "x.csv:3: row 7: bad"},
+		{"another form", `{}`, "x.csv: cannot read", "x.csv: cannot read"},
+		{"not a csv_row", "", file + ":3: row 2: bad", file[:errorWidth-3] + "..."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := inbox.Open(dir, inbox.Options{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			reason := "csv_row"
+			if tc.event == "" {
+				reason, tc.event = "template", "{}"
+			}
+			if _, err := s.DeadLetter("segments", 0, inbox.DeadLetter{Reason: reason, EventID: "cc63d2a4e0b1f7a9:2", Event: []byte(tc.event), Error: tc.err, At: dlqT0}); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			stdout, _, _ := runEngine("dlq", "list", "--data", dir)
+			lines := strings.Split(stdout, "\n")
+			if len(lines) < 2 || !strings.HasSuffix(lines[1], "  "+tc.want) {
+				t.Errorf("list:\n%s\nwant its error %q", stdout, tc.want)
+			}
+			stdout, _, _ = runEngine("dlq", "show", "--data", dir, "1")
+			if !strings.Contains(stdout, tc.err) {
+				t.Errorf("show leaves out part of the error %q:\n%s", tc.err, stdout)
+			}
+		})
+	}
+}
+
 func TestDlqListJSON(t *testing.T) {
 	dir := seedDeadLetters(t)
 	stdout, _, code := runEngine("dlq", "list", "--data", dir, "--format", "json", "--pipeline", offerPipeline)
