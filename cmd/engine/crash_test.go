@@ -672,7 +672,7 @@ func fetchCSVTags(client *http.Client, sandbox string) (map[int]bool, []string, 
 // filtered-out count is matched, not captured), and the state.
 func csvSummary(stdout, file string) []string {
 	re := regexp.MustCompile(`(?m)^csv ` + regexp.QuoteMeta(file) +
-		` \([^)]*\): (\d+) rows read, (\d+) sent, (\d+) delivered, \d+ filtered out, (\d+) dead-lettered, (\d+) broken rows, (\d+) handled before; (.+)$`)
+		` \([^)]*\): (\d+) rows? read, (\d+) sent, (\d+) delivered, \d+ filtered out, (\d+) dead-lettered, (\d+) broken rows?, (\d+) handled before; (.+)$`)
 	return re.FindStringSubmatch(stdout)
 }
 

@@ -993,6 +993,9 @@ func TestCSVSummaryStates(t *testing.T) {
 		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 39, Retrying: 1, ReadDone: true, Finished: true}, "; read; 1 row waits in the inbox for a retry, which the next run sends first\n"},
 		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 40, ReadDone: true, Finished: true}, "40 rows read, 40 sent, 40 delivered, 0 filtered out, 0 dead-lettered, 0 broken rows, 0 handled before; done\n"},
 		{runner.CSVProgress{File: "a.csv", Rows: 40, Queued: 40, Delivered: 38, Filtered: 2, ReadDone: true, Finished: true}, "40 rows read, 40 sent, 38 delivered, 2 filtered out, 0 dead-lettered, 0 broken rows, 0 handled before; done\n"},
+		// One is a row, not rows.
+		{runner.CSVProgress{File: "a.csv", Rows: 3, Queued: 2, Delivered: 2, Broken: 1, ReadDone: true, Finished: true}, "3 rows read, 2 sent, 2 delivered, 0 filtered out, 0 dead-lettered, 1 broken row, 0 handled before; done\n"},
+		{runner.CSVProgress{File: "a.csv", Rows: 1, Broken: 1, ReadDone: true, Finished: true}, "1 row read, 0 sent, 0 delivered, 0 filtered out, 0 dead-lettered, 1 broken row, 0 handled before; done\n"},
 	}
 	for _, tt := range tests {
 		var b strings.Builder

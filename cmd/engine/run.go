@@ -1188,8 +1188,8 @@ func printCSVSummary(w io.Writer, ps []runner.CSVProgress) {
 		case !p.Settled():
 			state = "read; some rows have no outcome yet"
 		}
-		fmt.Fprintf(w, "csv %s (%s): %d rows read, %d sent, %d delivered, %d filtered out, %d dead-lettered, %d broken rows, %d handled before%s; %s\n",
-			p.File, p.Pipeline, p.Rows, p.Queued, p.Delivered, p.Filtered, p.Failed, p.Broken, p.Skipped, earlier, state)
+		fmt.Fprintf(w, "csv %s (%s): %s read, %d sent, %d delivered, %d filtered out, %d dead-lettered, %s, %d handled before%s; %s\n",
+			p.File, p.Pipeline, plural(p.Rows, "row"), p.Queued, p.Delivered, p.Filtered, p.Failed, plural(p.Broken, "broken row"), p.Skipped, earlier, state)
 	}
 }
 
