@@ -67,6 +67,9 @@ type Pipeline struct {
 	Target      *Call    // exactly one of Target and Respond is set
 	Respond     *Respond //
 	Delivery    Delivery
+	// EventReads is what the templates and expressions read of the event
+	// by name: a CSV file's header row is checked against it.
+	EventReads spec.EventReads
 	// Parts fingerprints the file's top-level sections and the
 	// connections the pipeline uses ("connection braze"), so a reload can
 	// say in words what changed (ChangedParts).
@@ -311,6 +314,80 @@ type builder struct {
 	used  map[string]bool // connections the pipeline uses
 	// broken: the connections it names that have problems of their own.
 	broken map[string]bool
+	// events gathers what the templates and expressions read of event
+	// (Pipeline.EventReads).
+	events eventUse
+}
+
+// eventUse is what templates and expressions read of event: of one, or
+// (builder.events) of the whole file.
+type eventUse struct {
+	whole   bool
+	read    map[string]bool     // fields read by name
+	guarded map[string]bool     // of one: fields it allows to be missing
+	needed  map[string][]string // of the file: field -> the places that need it
+}
+
+// watchEvent wraps sc's Check and Shadow for one template or expression
+// at path, to see what it reads of event, and Guard, to see which of
+// those reads allow for the field missing; done adds what it saw to the
+// file's. A field is needed by the template or expression unless one of
+// its reads there allows for it missing: {% if event.ttl %} ... {{
+// event.ttl }} does not need ttl. Per template, not per read, keeps the
+// rule simple to state and to follow (README, CSV files).
+func (b *builder) watchEvent(path yamlpos.Path, sc *scope) (check func([]string) string, shadow func(string), guard func([]string), done func()) {
+	u := eventUse{read: map[string]bool{}, guarded: map[string]bool{}}
+	field := func(p []string) (string, bool) {
+		if p[0] != "event" || !slices.Contains(sc.names, "event") {
+			return "", false
+		}
+		if len(p) == 1 {
+			u.whole = true
+			return "", false
+		}
+		return p[1], true
+	}
+	check = func(p []string) string {
+		if f, ok := field(p); ok {
+			u.read[f] = true
+		}
+		return sc.check(p)
+	}
+	shadow = func(name string) {
+		if name == "event" && slices.Contains(sc.names, "event") {
+			u.whole = true // {% assign event = ... %}: read as a whole, not by name
+		}
+		sc.shadow(name)
+	}
+	guard = func(p []string) {
+		if f, ok := field(p); ok {
+			u.guarded[f] = true
+		}
+	}
+	done = func() {
+		e := &b.events
+		if e.read == nil {
+			e.read, e.needed = map[string]bool{}, map[string][]string{}
+		}
+		e.whole = e.whole || u.whole
+		for _, f := range slices.Sorted(maps.Keys(u.read)) {
+			e.read[f] = true
+			if u.guarded[f] {
+				continue
+			}
+			e.needed[f] = append(e.needed[f], path.String())
+		}
+	}
+	return check, shadow, guard, done
+}
+
+// eventReads is what the file reads of event.
+func (e *eventUse) eventReads() spec.EventReads {
+	out := spec.EventReads{Whole: e.whole, Fields: slices.Sorted(maps.Keys(e.read))}
+	for _, f := range slices.Sorted(maps.Keys(e.needed)) {
+		out.Needed = append(out.Needed, spec.FieldNeed{Name: f, Places: e.needed[f]})
+	}
+	return out
 }
 
 func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *Routes, proj *Project) *Pipeline {
@@ -492,6 +569,7 @@ func (b *builder) build(cfg *PipelineConfig, routes *Routes) *Pipeline {
 	}
 	pl.Delivery = b.delivery(&cfg.Delivery, base.with("now", spec.String()))
 	pl.reads = readsOf(base.read)
+	pl.EventReads = b.events.eventReads()
 	if c := pl.Respond; c != nil && c.Cache != nil && c.Cache.Key == nil && pl.reads.allHeaders {
 		b.warnAt(yamlpos.Path{"respond", "cache"}, "the pipeline reads request.headers as a whole, so the cache's default key holds every request header and two callers share an answer only when all their headers match; set respond.cache.key to what makes two answers the same")
 	}
@@ -1182,7 +1260,9 @@ func (b *builder) duration(path yamlpos.Path, s string, def time.Duration) time.
 // template parses a Liquid template and reports its problems at their
 // place in the file.
 func (b *builder) template(path yamlpos.Path, src string, typed bool, sc *scope) *liquid.Template {
-	t, problems := b.loader.Liquid.Parse(src, liquid.Options{Typed: typed, Check: sc.check, Shadow: sc.shadow})
+	check, shadow, guard, done := b.watchEvent(path, sc)
+	defer done()
+	t, problems := b.loader.Liquid.Parse(src, liquid.Options{Typed: typed, Check: check, Shadow: shadow, Guard: guard})
 	for _, p := range problems {
 		b.errorAtOffset(path, p.Offset, "%s", p.Message)
 	}
@@ -1194,7 +1274,9 @@ func (b *builder) template(path yamlpos.Path, src string, typed bool, sc *scope)
 func (b *builder) expression(path yamlpos.Path, src string, asBool bool, sc *scope) *filter.Program {
 	// expr has its own now(), so the template variable `now` is left out.
 	sc = sc.without("now")
-	opts := filter.Options{Names: sc.names, Check: sc.check, Shadow: sc.shadow, Now: b.loader.Now, Mask: b.loader.Resolver.Masker().String}
+	check, shadow, guard, done := b.watchEvent(path, sc)
+	defer done()
+	opts := filter.Options{Names: sc.names, Check: check, Shadow: shadow, Guard: guard, Now: b.loader.Now, Mask: b.loader.Resolver.Masker().String}
 	compile := filter.CompileValue
 	if asBool {
 		compile = filter.CompileBool

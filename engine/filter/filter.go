@@ -44,6 +44,10 @@ type Options struct {
 	// Shadow is told each name the expression defines itself (let), as
 	// liquid.Options.Shadow is.
 	Shadow func(name string)
+	// Guard is told each path that Check is told of where the expression
+	// allows for the value missing: compared with nil (event.ttl == nil,
+	// != nil) or given a fallback (event.ttl ?? "").
+	Guard func(path []string)
 	// Now is the clock behind expr's now(); time.Now when nil.
 	Now func() time.Time
 	// Mask hides secrets in the values an error quotes before they are
@@ -125,6 +129,9 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 		}
 	}
 	for _, ref := range refs {
+		if ref.guarded && opts.Guard != nil {
+			opts.Guard(ref.path)
+		}
 		msg := ""
 		if opts.Check != nil {
 			msg = opts.Check(ref.path)
@@ -434,8 +441,9 @@ func describe(v any) string {
 }
 
 type pathRef struct {
-	path []string
-	from int // rune offset
+	path    []string
+	from    int  // rune offset
+	guarded bool // compared with nil, or the left of ??
 }
 
 // paths lists the static variable paths an expression reads, the names
@@ -447,8 +455,23 @@ func paths(root ast.Node) ([]pathRef, []string, []*ast.IdentifierNode) {
 	var members []*ast.MemberNode
 	var idents, calls []*ast.IdentifierNode
 	var methodOf []ast.Node
+	guarded := map[ast.Node]bool{}
 	ast.Walk(&root, visitor(func(n *ast.Node) {
 		switch n := (*n).(type) {
+		case *ast.BinaryNode:
+			_, leftNil := n.Left.(*ast.NilNode)
+			_, rightNil := n.Right.(*ast.NilNode)
+			switch {
+			case n.Operator == "??":
+				guarded[unchain(n.Left)] = true
+			case n.Operator == "==" || n.Operator == "!=":
+				if rightNil {
+					guarded[unchain(n.Left)] = true
+				}
+				if leftNil {
+					guarded[unchain(n.Right)] = true
+				}
+			}
 		case *ast.MemberNode:
 			members = append(members, n)
 			inner[n.Node] = true
@@ -478,15 +501,23 @@ func paths(root ast.Node) ([]pathRef, []string, []*ast.IdentifierNode) {
 			continue
 		}
 		if p, id, ok := memberPath(m); ok && !locals[p[0]] {
-			out = append(out, pathRef{p, id.Location().From})
+			out = append(out, pathRef{p, id.Location().From, guarded[m]})
 		}
 	}
 	for _, id := range idents {
 		if !inner[id] && !locals[id.Value] {
-			out = append(out, pathRef{[]string{id.Value}, id.Location().From})
+			out = append(out, pathRef{[]string{id.Value}, id.Location().From, guarded[id]})
 		}
 	}
 	return out, names, calls
+}
+
+// unchain is the member read under ?. (event?.ttl is a ChainNode).
+func unchain(n ast.Node) ast.Node {
+	if c, ok := n.(*ast.ChainNode); ok {
+		return c.Node
+	}
+	return n
 }
 
 // memberPath returns the names of a.b["c"].d, stopping at the first part

@@ -10,6 +10,9 @@ import (
 type Ref struct {
 	Path   []string
 	Offset int // in the original template source
+	// Guarded: the template allows for the value missing here, reading it
+	// through | default or testing it (if, elsif, unless, case, when).
+	Guarded bool
 }
 
 // filterUse is one "| name" in the template.
@@ -115,7 +118,7 @@ func analyze(p prepared) analysis {
 	for _, r := range p.regions {
 		toks := lex(r.content, r.start)
 		if !r.tag {
-			a.expression(toks)
+			a.expression(toks, false)
 			continue
 		}
 		if len(toks) == 0 || toks[0].kind != 'i' {
@@ -128,7 +131,7 @@ func analyze(p prepared) analysis {
 			if len(args) > 0 && args[0].kind == 'i' {
 				a.locals[args[0].text] = true
 				if len(args) > 1 && args[1].text == "=" {
-					a.expression(args[2:])
+					a.expression(args[2:], false)
 				}
 			}
 		case "capture", "increment", "decrement":
@@ -141,18 +144,21 @@ func analyze(p prepared) analysis {
 				a.locals["forloop"] = true
 				a.locals["tablerowloop"] = true
 				if len(args) > 1 && args[1].text == "in" {
-					a.expression(args[2:])
+					a.expression(args[2:], false)
 				}
 			}
-		case "if", "elsif", "unless", "case", "when", "echo", "cycle":
-			a.expression(args)
+		case "if", "elsif", "unless", "case", "when":
+			a.expression(args, true) // a test: a missing value is false, or no branch
+		case "echo", "cycle":
+			a.expression(args, false)
 		}
 	}
 	return a
 }
 
-// expression records the references and filters of one expression.
-func (a *analysis) expression(toks []token) {
+// expression records the references and filters of one expression;
+// test says it is a condition, whose references are all Guarded.
+func (a *analysis) expression(toks []token, test bool) {
 	for i := 0; i < len(toks); i++ {
 		t := toks[i]
 		if t.kind != 'i' {
@@ -179,19 +185,32 @@ func (a *analysis) expression(toks []token) {
 			// offset: continue resumes a loop; it reads no variable
 		default:
 			path := []string{t.text}
+			end := i + 1 // the token after the path
 			for j := i + 1; j+1 < len(toks); j += 2 {
 				switch {
 				case toks[j].text == "." && toks[j+1].kind == 'i':
 					path = append(path, toks[j+1].text)
+					end = j + 2
 					continue
 				case toks[j].text == "[" && toks[j+1].kind == 's' && j+2 < len(toks) && toks[j+2].text == "]":
 					path = append(path, strings.Trim(toks[j+1].text, `'"`))
 					j++
+					end = j + 2
 					continue
 				}
 				break
 			}
-			a.refs = append(a.refs, Ref{Path: path, Offset: t.off})
+			// The value a filter chain starts from, with a default
+			// anywhere in the chain: {{ event.ttl | strip | default: 1 }}.
+			defaulted := false
+			if !a.inFilterArgs(toks, i) {
+				for j := end; j+1 < len(toks); j++ {
+					if toks[j].text == "|" && toks[j+1].text == "default" {
+						defaulted = true
+					}
+				}
+			}
+			a.refs = append(a.refs, Ref{Path: path, Offset: t.off, Guarded: test || defaulted})
 		}
 	}
 }

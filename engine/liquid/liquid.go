@@ -149,6 +149,11 @@ type Options struct {
 	// reach Check, not even those of a binding it hides, as in
 	// {% assign request = request.headers %}.
 	Shadow func(name string)
+	// Guard is told each variable read that Check is told of where the
+	// template allows for the value missing: through | default, or in a
+	// test (if, elsif, unless, case, when). A CSV file's header row must
+	// name the columns a template reads otherwise.
+	Guard func(path []string)
 	// Typed makes a template that is exactly one {{ expression }} yield
 	// the expression's value from Value (JSON bodies).
 	Typed bool
@@ -229,6 +234,9 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 			continue
 		}
 		t.refs = append(t.refs, r)
+		if opts.Guard != nil && r.Guarded {
+			opts.Guard(r.Path)
+		}
 		if opts.Check != nil {
 			if msg := opts.Check(r.Path); msg != "" {
 				problems = append(problems, Problem{r.Offset, msg})

@@ -299,6 +299,30 @@ type SourceType struct {
 	Event *Shape
 }
 
+// EventReads is what a pipeline reads of its events' fields, as far as
+// its file says by name (event.user_id). A CSV row's fields are its
+// columns: the header row is checked against it before a row is sent.
+type EventReads struct {
+	// Whole: some template or expression reads the event as a whole
+	// ({{ event | json }}), or a field by a name known only per event
+	// (event[key]), so every field may be read.
+	Whole bool
+	// Fields are the fields read by name, sorted.
+	Fields []string
+	// Needed are those of Fields that some template or expression reads
+	// without allowing for them missing (see FieldNeed), sorted by name.
+	Needed []FieldNeed
+}
+
+// FieldNeed is a field a pipeline reads where it needs it: in a template
+// or expression that neither gives it a default (| default: in Liquid,
+// ?? in expr) nor tests for it (a Liquid if, unless or case; an expr
+// comparison with nil).
+type FieldNeed struct {
+	Name   string
+	Places []string // where in the file, in file order: filter, target.params.external_id
+}
+
 // Catalog is every connection and source type the engine knows.
 type Catalog struct {
 	Connections map[string]*ConnectionType

@@ -1,0 +1,73 @@
+package engine
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/loyalty-connector/engine/engine/spec"
+)
+
+// What a pipeline reads of its events by name, and where it needs a field
+// rather than allowing for it missing: a CSV file's header row is checked
+// against it before a row is sent (a file without its header row sent
+// nothing for its first row, and dead-lettered the others, a QA run).
+func TestEventReads(t *testing.T) {
+	conns, err := os.ReadFile(filepath.Join("..", "pipelines", ConnectionsFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := func(body string) string {
+		return "target:\n  connection: sessionm_core\n  endpoint: tags_by_external_id\n  params:\n    external_id: \"{{ event.user_id }}\"\n  body:\n" + body
+	}
+	need := func(name string, places ...string) spec.FieldNeed { return spec.FieldNeed{Name: name, Places: places} }
+	for _, tc := range []struct {
+		name, yaml string
+		want       spec.EventReads
+	}{
+		{"the shipped F2 form: defaults are not needed",
+			"filter: event.user_id != \"\"\n" + target("    tags: [\"{{ event.tag | default: 'x' }}\"]\n    ttl: \"{{ event.ttl | default: 2592000 | plus: 0 }}\"\n"),
+			spec.EventReads{Fields: []string{"tag", "ttl", "user_id"}, Needed: []spec.FieldNeed{need("user_id", "filter", "target.params.external_id")}}},
+		{"a field without a default is needed",
+			target("    tags: [\"{{ event.tag }}\"]\n"),
+			spec.EventReads{Fields: []string{"tag", "user_id"}, Needed: []spec.FieldNeed{need("tag", "target.body.tags[0]"), need("user_id", "target.params.external_id")}}},
+		{"a default after other filters",
+			target("    tags: [\"{{ event.tag | strip | default: 'x' }}\"]\n"),
+			spec.EventReads{Fields: []string{"tag", "user_id"}, Needed: []spec.FieldNeed{need("user_id", "target.params.external_id")}}},
+		{"a field given as a filter's argument is needed",
+			target("    tags: [\"{{ 'x' | append: event.tag | default: 'y' }}\"]\n"),
+			spec.EventReads{Fields: []string{"tag", "user_id"}, Needed: []spec.FieldNeed{need("tag", "target.body.tags[0]"), need("user_id", "target.params.external_id")}}},
+		{"a Liquid test allows for it in its template",
+			target("    tags: [\"{% if event.tag %}{{ event.tag }}{% else %}x{% endif %}\"]\n"),
+			spec.EventReads{Fields: []string{"tag", "user_id"}, Needed: []spec.FieldNeed{need("user_id", "target.params.external_id")}}},
+		{"an expr comparison with nil, or ??, allows for it in its expression",
+			"filter: event.ttl == nil || event.ttl matches '^[0-9]+$'\nsteps:\n  - name: tag\n    expr: event.tag ?? 'x'\n" + target("    tags: [\"{{ tag }}\"]\n"),
+			spec.EventReads{Fields: []string{"tag", "ttl", "user_id"}, Needed: []spec.FieldNeed{need("user_id", "target.params.external_id")}}},
+		{"allowed for in one place, needed in another",
+			"filter: event.tag != nil\n" + target("    tags: [\"{{ event.tag }}\"]\n"),
+			spec.EventReads{Fields: []string{"tag", "user_id"}, Needed: []spec.FieldNeed{need("tag", "target.body.tags[0]"), need("user_id", "target.params.external_id")}}},
+		{"the event as a whole",
+			target("    tags: [\"{{ event | json }}\"]\n"),
+			spec.EventReads{Whole: true, Fields: []string{"user_id"}, Needed: []spec.FieldNeed{need("user_id", "target.params.external_id")}}},
+		{"a field by a name known per event",
+			"steps:\n  - name: k\n    expr: \"'tag'\"\n  - name: tag\n    expr: event[k]\n" + target("    tags: [\"{{ tag }}\"]\n"),
+			spec.EventReads{Whole: true, Fields: []string{"user_id"}, Needed: []spec.FieldNeed{need("user_id", "target.params.external_id")}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, ConnectionsFileName), conns, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(dir, "p.yaml")
+			src := "source:\n  type: csv\n  inbox: in\n" + tc.yaml
+			if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got := loadOne(t, file).EventReads
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got  %+v\nwant %+v\nof\n%s", got, tc.want, src)
+			}
+		})
+	}
+}
