@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/loyalty-connector/engine/engine/diag"
 	"github.com/loyalty-connector/engine/engine/spec"
 )
 
@@ -61,6 +62,11 @@ const runsOn = "a quote in this row is never closed, so the row would run on to 
 // notUTF8 is what to do about text that is not UTF-8.
 const notUTF8 = `the file is not UTF-8: save it as CSV UTF-8 (Excel's "CSV UTF-8", not its plain "CSV")`
 
+// rowNotUTF8 is what to do about a row whose text is not UTF-8. Not "save
+// the file as UTF-8" alone: the fixed file, imported again, is new content,
+// and every good row of it would be sent again.
+const rowNotUTF8 = `the file was likely saved as Excel's plain "CSV" (Windows-1252), not "CSV UTF-8": put this row, fixed, under the header row in a new file saved as "CSV UTF-8" and import that (importing the whole file again would send its other rows again)`
+
 // Reader reads rows after the header.
 type Reader struct {
 	file      string
@@ -73,6 +79,9 @@ type Reader struct {
 	line      int   // the last line of src csv has read a record from
 	header    []string
 	number    int
+	// text holds the columns whose values must be UTF-8 text, those the
+	// pipeline reads (Expect); nil: every column.
+	text map[string]bool
 }
 
 // bounded is src for encoding/csv, which may not read past limit: it
@@ -226,6 +235,95 @@ func (r *Reader) readFrom(at int64, lineBase int) error {
 	return nil
 }
 
+// Expect checks the header row against what the pipeline reads of each
+// row, before a row is read. A column that reads are Needed must be
+// there: without it, every row would fail or send what it was not meant
+// to, and a file whose header row is missing (its first row read as the
+// header) or whose delimiter is not the pipeline's would lose its first
+// row with no word of it. Only the columns the pipeline reads must hold
+// UTF-8 text from then on (every column when it reads the event whole).
+func (r *Reader) Expect(reads spec.EventReads) error {
+	has := make(map[string]bool, len(r.header))
+	for _, h := range r.header {
+		has[h] = true
+	}
+	if !reads.Whole {
+		r.text = make(map[string]bool, len(reads.Fields))
+		for _, f := range reads.Fields {
+			r.text[f] = true
+		}
+	}
+	var missing, hints []string
+	for _, n := range reads.Needed {
+		if has[n.Name] {
+			continue
+		}
+		missing = append(missing, fmt.Sprintf("%s, which the pipeline reads (%s)", n.Name, strings.Join(n.Places, ", ")))
+		if near := nearColumn(n.Name, r.header); near != "" {
+			hints = append(hints, fmt.Sprintf("its column %q may be meant for %s: rename it %s (a name must match exactly, letter case too)", near, n.Name, n.Name))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	msg := "the header row has no column " + strings.Join(missing, ", nor ")
+	switch {
+	case len(hints) > 0:
+		msg += "; " + strings.Join(hints, "; ")
+	case len(r.header) == 1 && otherDelimiter(r.header[0], r.delimiter) != 0:
+		d := otherDelimiter(r.header[0], r.delimiter)
+		msg += fmt.Sprintf("; the header row is one column, %q: the file seems to separate its fields with %s, where the pipeline's source.delimiter is %s", r.header[0], delimiterName(d), delimiterName(r.comma()))
+	default:
+		msg += fmt.Sprintf("; is the header row missing, or the delimiter not %s?", delimiterName(r.comma()))
+	}
+	return fmt.Errorf("%s:1: %s", r.file, msg)
+}
+
+// nearColumn is the column of header that name was likely meant as: the
+// same but for letter case, or a letter or two away.
+func nearColumn(name string, header []string) string {
+	for _, h := range header {
+		if strings.EqualFold(h, name) {
+			return h
+		}
+	}
+	return diag.Closest(name, header)
+}
+
+// comma is the delimiter between fields.
+func (r *Reader) comma() rune {
+	if r.delimiter == 0 {
+		return ','
+	}
+	return r.delimiter
+}
+
+// otherDelimiter is the delimiter a header row read as one column seems
+// to use instead of d, or 0.
+func otherDelimiter(header string, d rune) rune {
+	for _, c := range []rune{',', ';', '\t', '|'} {
+		if c != d && strings.ContainsRune(header, c) {
+			return c
+		}
+	}
+	return 0
+}
+
+// delimiterName names a delimiter as a user writes it.
+func delimiterName(d rune) string {
+	switch d {
+	case ',':
+		return "a comma"
+	case ';':
+		return "a semicolon"
+	case '\t':
+		return "a tab"
+	case '|':
+		return `"|"`
+	}
+	return fmt.Sprintf("%q", d)
+}
+
 // Header returns the column names.
 func (r *Reader) Header() []string { return r.header }
 
@@ -288,10 +386,18 @@ func (r *Reader) Next() (Row, error) {
 	values := make(map[string]any, len(record))
 	for i, v := range record {
 		// Excel's plain "CSV" on Windows is Windows-1252: its accented
-		// letters would reach the peer as U+FFFD, with no word of it.
+		// letters would reach the peer as U+FFFD, with no word of it. A
+		// column the pipeline does not read cannot reach the peer, so it
+		// breaks no row (a surname in Latin-1 dead-lettered rows whose
+		// tag went by user_id alone, a QA run); its bad bytes become
+		// U+FFFD, which dead letters and the inbox can hold.
 		if !utf8.ValidString(v) {
-			fieldLine, col := r.csv.FieldPos(i)
-			return Row{}, &RowError{r.file, r.number, line, fmt.Sprintf("column %d (%q, at line %d, character %d) is not UTF-8 text; %s", i+1, r.header[i], r.lineBase+fieldLine, col, notUTF8)}
+			if r.text != nil && !r.text[r.header[i]] {
+				v = strings.ToValidUTF8(v, "\uFFFD")
+			} else {
+				fieldLine, col := r.csv.FieldPos(i)
+				return Row{}, &RowError{r.file, r.number, line, fmt.Sprintf("column %d (%q, at line %d, character %d) is not UTF-8 text; %s", i+1, r.header[i], r.lineBase+fieldLine, col, rowNotUTF8)}
+			}
 		}
 		values[r.header[i]] = v
 	}

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/loyalty-connector/engine/engine/spec"
 )
 
 func TestNewReaderHeader(t *testing.T) {
@@ -179,7 +181,7 @@ func TestNext(t *testing.T) {
 		// Windows-1252, as Excel's plain "CSV" on Windows writes it: é is
 		// \xe9, which is not UTF-8.
 		{"a value not UTF-8", "a,b\nu1,caf\xe9\nu2,caf\u00e9\n", 0, []step{
-			{number: 1, line: 2, reason: `column 2 ("b", at line 2, character 4) is not UTF-8 text; the file is not UTF-8: save it as CSV UTF-8`},
+			{number: 1, line: 2, reason: `column 2 ("b", at line 2, character 4) is not UTF-8 text; the file was likely saved as Excel's plain "CSV" (Windows-1252), not "CSV UTF-8": put this row, fixed, under the header row in a new file saved as "CSV UTF-8" and import that (importing the whole file again would send its other rows again)`},
 			{number: 2, line: 3, values: map[string]any{"a": "u2", "b": "café"}},
 		}},
 		{"a multi-line value not UTF-8", "a,b\nu1,\"x\ny\x92s\"\nu2,z\n", 0, []step{
@@ -530,6 +532,103 @@ func TestLongRowMemory(t *testing.T) {
 			row, err := r.Next()
 			if err != nil || row.Line != tt.next {
 				t.Errorf("the row after it: %+v, %v; want one at line %d", row, err, tt.next)
+			}
+		})
+	}
+}
+
+// The header row is checked against what the pipeline needs before a row
+// is read: a file without its header row read its first row as the header
+// (that row was never sent nor dead-lettered) and dead-lettered the others
+// as template errors (a QA run).
+func TestExpect(t *testing.T) {
+	f2 := spec.EventReads{Fields: []string{"tag", "ttl", "user_id"}, Needed: []spec.FieldNeed{{Name: "user_id", Places: []string{"filter", "target.params.external_id"}}}}
+	tests := []struct {
+		name    string
+		input   string
+		delim   rune
+		reads   spec.EventReads
+		wantErr string // the whole error; "" = none
+	}{
+		{"the columns needed", "user_id,tag\nu1,vip\n", 0, f2, ""},
+		{"an optional column missing", "user_id\nu1\n", 0, f2, ""},
+		{"no column needed", "a,b\n1,2\n", 0, spec.EventReads{Fields: []string{"tag"}}, ""},
+		{"no header row", "u-1001,vip,3600\nu-1002,gold,60\n", 0, f2,
+			"export.csv:1: the header row has no column user_id, which the pipeline reads (filter, target.params.external_id); is the header row missing, or the delimiter not a comma?"},
+		{"another delimiter", "user_id;tag;ttl\nu1;vip;60\n", 0, f2,
+			`export.csv:1: the header row has no column user_id, which the pipeline reads (filter, target.params.external_id); the header row is one column, "user_id;tag;ttl": the file seems to separate its fields with a semicolon, where the pipeline's source.delimiter is a comma`},
+		{"a comma where the pipeline says ;", "user_id,tag\nu1,vip\n", ';', f2,
+			`the file seems to separate its fields with a comma, where the pipeline's source.delimiter is a semicolon`},
+		{"a name in another case, spaces trimmed", " User_ID ,tag\nu1,vip\n", 0, f2,
+			`export.csv:1: the header row has no column user_id, which the pipeline reads (filter, target.params.external_id); its column "User_ID" may be meant for user_id: rename it user_id (a name must match exactly, letter case too)`},
+		{"a misspelt name", "user_di,tag\nu1,vip\n", 0, f2, `its column "user_di" may be meant for user_id`},
+		{"several missing", "a,b\n1,2\n", 0, spec.EventReads{Fields: []string{"tag", "user_id"}, Needed: []spec.FieldNeed{{Name: "tag", Places: []string{"target.body.tags[0]"}}, {Name: "user_id", Places: []string{"target.params.external_id"}}}},
+			"export.csv:1: the header row has no column tag, which the pipeline reads (target.body.tags[0]), nor user_id, which the pipeline reads (target.params.external_id); is the header row missing, or the delimiter not a comma?"},
+		{"the event read whole still needs its named columns", "a\n1\n", 0, spec.EventReads{Whole: true, Fields: []string{"user_id"}, Needed: []spec.FieldNeed{{Name: "user_id", Places: []string{"target.params.external_id"}}}},
+			"the header row has no column user_id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := NewReader(strings.NewReader(tt.input), "export.csv", tt.delim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = r.Expect(tt.reads)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Expect: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Expect: %v\nwant %s", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// Only the columns the pipeline reads must be UTF-8 text: a surname in
+// Latin-1 (an export saved as Excel's plain "CSV") dead-lettered rows of a
+// pipeline that reads user_id and tag alone, and the advice, to import the
+// file again once fixed, sent its good rows again (a QA run).
+func TestNotUTF8OnlyWhereRead(t *testing.T) {
+	input := "user_id,last_name,tag\nu1,Garc\xeda,vip\nu2,Lee,caf\xe9\nu3,Se\xe1n,gold\n"
+	tests := []struct {
+		name  string
+		reads spec.EventReads
+		want  []step
+	}{
+		{"a column not read", spec.EventReads{Fields: []string{"tag", "user_id"}}, []step{
+			{number: 1, line: 2, values: map[string]any{"user_id": "u1", "last_name": "Garc\ufffda", "tag": "vip"}},
+			{number: 2, line: 3, reason: `column 3 ("tag", at line 3, character 8) is not UTF-8 text; the file was likely saved as Excel's plain "CSV" (Windows-1252), not "CSV UTF-8": put this row, fixed, under the header row in a new file saved as "CSV UTF-8" and import that (importing the whole file again would send its other rows again)`},
+			{number: 3, line: 4, values: map[string]any{"user_id": "u3", "last_name": "Se\ufffdn", "tag": "gold"}},
+		}},
+		{"the event read whole", spec.EventReads{Whole: true, Fields: []string{"user_id"}}, []step{
+			{number: 1, line: 2, reason: `column 2 ("last_name", at line 2, character 4) is not UTF-8 text`},
+			{number: 2, line: 3, reason: `column 3 ("tag", at line 3, character 8) is not UTF-8 text`},
+			{number: 3, line: 4, reason: `column 2 ("last_name", at line 4, character 4) is not UTF-8 text`},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := NewReader(strings.NewReader(input), "export.csv", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Expect(tt.reads); err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range tt.want {
+				row, err := r.Next()
+				var re *RowError
+				switch {
+				case want.reason != "":
+					if !errors.As(err, &re) || re.Number != want.number || re.Line != want.line || !strings.Contains(re.Reason, want.reason) {
+						t.Errorf("step %d: %+v, %v; want row %d (line %d) broken: %s", i, row, err, want.number, want.line, want.reason)
+					}
+				case err != nil || row.Number != want.number || row.Line != want.line || !reflect.DeepEqual(row.Values, want.values):
+					t.Errorf("step %d: %+v, %v; want %+v", i, row, err, want)
+				}
+			}
+			if _, err := r.Next(); !errors.Is(err, io.EOF) {
+				t.Errorf("after the rows: %v, want io.EOF", err)
 			}
 		})
 	}

@@ -131,6 +131,9 @@ func (r *Runner) CSV(ctx context.Context, file string, maxRows int) *CSVReport {
 	}
 	defer f.Close()
 	reader, err := csvfile.NewReader(f, file, r.Pipeline.Source.Delimiter)
+	if err == nil {
+		err = reader.Expect(r.Pipeline.EventReads) // as engine run checks it
+	}
 	if err != nil {
 		rep.Errors = append(rep.Errors, err.Error())
 		return rep

@@ -644,6 +644,11 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if err != nil {
 		return fail(err)
 	}
+	// Before any row is sent: a header row without a column the pipeline
+	// needs fails the file as a whole.
+	if err := reader.Expect(l.p.EventReads); err != nil {
+		return fail(err)
+	}
 	if cp.Rows > 0 {
 		r.log.Info("resuming a CSV import", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "after_row", cp.Rows)
 	}

@@ -818,9 +818,63 @@ func TestCSVRowNotUTF8IsABrokenRow(t *testing.T) {
 		t.Error("the row not UTF-8 was delivered garbled, or the UTF-8 one was not delivered")
 	}
 	dls, _ := h.store.DeadLetters(inbox.DeadFilter{Reason: "csv_row"})
-	want := file + `:2: row 1: column 2 ("tag", at line 2, character 13) is not UTF-8 text; the file is not UTF-8: save it as CSV UTF-8`
+	want := file + `:2: row 1: column 2 ("tag", at line 2, character 13) is not UTF-8 text; the file was likely saved as Excel's plain "CSV" (Windows-1252), not "CSV UTF-8": put this row, fixed, under the header row in a new file`
 	if len(dls) != 1 || !strings.HasPrefix(dls[0].Error, want) {
 		t.Fatalf("dead letters %+v, want one whose error starts %q", dls, want)
+	}
+}
+
+// Text not UTF-8 in a column the pipeline does not read breaks no row: a
+// Latin-1 export (García, Seán in last_name) dead-lettered those rows of
+// F2, which reads user_id, tag and ttl, and the advice, to import the
+// fixed file again, sent its good rows again (a QA run).
+func TestCSVNotUTF8InAColumnNotReadIsSent(t *testing.T) {
+	h := start(t, setup{users: 20})
+	_, p := h.importText("latin1.csv", "user_id,last_name,tag\nload-000001,Garc\xeda,vip\nload-000002,Lee,gold\nload-000003,Se\xe1n,vip\n")
+	if p.Rows != 3 || p.Queued != 3 || p.Broken != 0 {
+		t.Errorf("rows %d, sent %d, broken %d; want 3, 3 and 0", p.Rows, p.Queued, p.Broken)
+	}
+	for _, user := range []string{"load-000001", "load-000003"} {
+		if h.tagCount(user, "vip") != 1 {
+			t.Errorf("%s's row was not delivered", user)
+		}
+	}
+	if dls, _ := h.store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
+		t.Errorf("dead letters %+v, want none", dls)
+	}
+}
+
+// A file whose header row lacks a column the pipeline needs fails as a
+// whole, before a row is sent: without its header row, the first row was
+// read as the header, and was neither sent nor dead-lettered, and every
+// other row became a template dead letter (a QA run).
+func TestCSVHeaderWithoutANeededColumnFailsTheFile(t *testing.T) {
+	for _, tc := range []struct{ name, text, want string }{
+		{"no header row", "load-000001,vip\nload-000002,gold\n",
+			":1: the header row has no column user_id, which the pipeline reads (filter, target.params.external_id); is the header row missing, or the delimiter not a comma?"},
+		{"another delimiter", "user_id;tag\nload-000001;vip\n",
+			`:1: the header row has no column user_id, which the pipeline reads (filter, target.params.external_id); the header row is one column, "user_id;tag": the file seems to separate its fields with a semicolon`},
+		{"a name in another case", " User_ID ,tag\nload-000001,vip\n",
+			`:1: the header row has no column user_id, which the pipeline reads (filter, target.params.external_id); its column "User_ID" may be meant for user_id`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, setup{users: 5})
+			file := filepath.Join(t.TempDir(), "export.csv")
+			if err := os.WriteFile(file, []byte(tc.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+			want := file + tc.want
+			if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.HasPrefix(p.Err, want) || p.Finished || p.Rows != 0 || p.Queued != 0 {
+				t.Fatalf("import: error %v, progress %+v; want a failed import, its error starting %q", err, p, want)
+			}
+			if rows, done := checkpointOf(t, h.store, file); rows != 0 || done {
+				t.Errorf("checkpoint %d rows, done %v; want none", rows, done)
+			}
+			if dls, _ := h.store.DeadLetters(inbox.DeadFilter{}); len(dls) != 0 {
+				t.Errorf("dead letters %+v, want none", dls)
+			}
+		})
 	}
 }
 
