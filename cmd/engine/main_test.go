@@ -110,6 +110,9 @@ func TestDryRunGoldens(t *testing.T) {
 		{"segment-csv-cr-only.txt", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "cmd/engine/testdata/cr-only.csv"}, 1},
 		// The first row read as the header: the file fails as engine run
 		// fails it, before a row is sent.
+		// ttl in whole seconds or empty: "2,592,000" was sent as 2, "30
+		// days" as 30; now each is refused, a dead letter in engine run.
+		{"segment-csv-ttl.txt", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "cmd/engine/testdata/ttl.csv"}, 1},
 		{"segment-csv-no-header.txt", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "cmd/engine/testdata/no-header.csv"}, 1},
 		{"wallet.txt", []string{"pipelines/wallet-for-connected-content.yaml", "--path", "/wallet/3c1d7e2a-32f5-11ef-b3e4-0242ac120002", "--query", "culture=es-ES"}, 0},
 		// a query in --path is the same as --query, given once or in both

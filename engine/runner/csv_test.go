@@ -1651,3 +1651,34 @@ func setCheckpoint(t *testing.T, data, key string, cp any) {
 		t.Fatal(err)
 	}
 }
+
+// F2's ttl is whole seconds: "| plus: 0" read "30 days" as 30 and
+// "2,592,000" as 2, tags that expired in seconds (a QA run). Such a row is
+// a dead letter saying why; an empty ttl takes the default.
+func TestCSVTTLNotWholeSecondsIsADeadLetter(t *testing.T) {
+	h := start(t, setup{users: 5})
+	_, p := h.importText("ttl.csv", "user_id,tag,ttl\nload-000001,vip,30 days\nload-000002,gold,\nload-000003,vip,\"2,592,000\"\nload-000004,vip,60\n")
+	if p.Rows != 4 || p.Queued != 4 {
+		t.Errorf("rows %d, sent %d; want 4 and 4", p.Rows, p.Queued)
+	}
+	h.eventually("every row settled", func() bool { return h.r.CSVImports()[0].Settled() })
+	if h.tagCount("load-000001", "vip") != 0 || h.tagCount("load-000003", "vip") != 0 {
+		t.Error("a row whose ttl is not whole seconds was delivered")
+	}
+	if h.tagCount("load-000002", "gold") != 1 || h.tagCount("load-000004", "vip") != 1 {
+		t.Error("a row with an empty or whole ttl was not delivered")
+	}
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{})
+	var errs []string
+	for _, dl := range dls {
+		errs = append(errs, dl.Reason+": "+dl.Error)
+	}
+	slices.Sort(errs)
+	want := []string{
+		`template: target: the body does not fit the endpoint: ttl: must be an integer, not a string "2,592,000"`,
+		`template: target: the body does not fit the endpoint: ttl: must be an integer, not a string "30 days"`,
+	}
+	if !slices.Equal(errs, want) {
+		t.Errorf("dead letters:\n%s\nwant\n%s", strings.Join(errs, "\n"), strings.Join(want, "\n"))
+	}
+}
