@@ -1130,15 +1130,23 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 				still[e.Name()] = r.clock.Now()
 				continue // new or still changing: look again next poll
 			}
-			if wait := unterminatedWait - r.clock.Now().Sub(still[e.Name()]); wait > 0 && !endsWithNewline(filepath.Join(dir, e.Name()), st) {
+			if wait := unterminatedWait - r.clock.Now().Sub(still[e.Name()]); wait > 0 && !lastLineEnded(filepath.Join(dir, e.Name()), st) {
 				// Its last line has no end: most likely an upload that
 				// paused mid-line. Taken at the pause, its first part
 				// was imported, the file filed in done/, and the rest
 				// written there, never sent (a QA run). A file that
 				// simply lacks the last newline goes after the wait.
+				// An empty file waits too: a shell's redirection makes
+				// it before the writer has anything to write, and it
+				// went to failed/ as empty at once while the writer
+				// filled it there (a QA run).
 				if !cut[e.Name()] {
 					cut[e.Name()] = true
-					r.log.Info("a CSV file's last line has no end yet; waiting for the rest before importing it", "pipeline", pipeline, "version", r.version(pipeline), "file", filepath.Join(dir, e.Name()), "wait", wait.Round(time.Second))
+					msg := "a CSV file's last line has no end yet; waiting for the rest before importing it"
+					if st.size == 0 {
+						msg = "a CSV file is empty so far; waiting for it to be written before importing it"
+					}
+					r.log.Info(msg, "pipeline", pipeline, "version", r.version(pipeline), "file", filepath.Join(dir, e.Name()), "wait", wait.Round(time.Second))
 				}
 				continue
 			}
@@ -1175,16 +1183,20 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 	}
 }
 
-// unterminatedWait is how long an inbox file whose last line has no end
-// must hold still before it is taken. A var for tests.
+// unterminatedWait is how long an inbox file whose last line has no end,
+// or that is empty, must hold still before it is taken. A var for tests.
 var unterminatedWait = 30 * time.Second
 
-// endsWithNewline reports whether the file at path, in state st, is
-// empty or ends with a newline; a file it cannot read counts as one that
-// does, so the import says what is wrong with it.
-func endsWithNewline(path string, st fileState) bool {
-	if st.size == 0 || !st.mode.IsRegular() {
+// lastLineEnded reports whether the file at path, in state st, ends with
+// a newline; an empty file has no line yet, so it has not. A file it
+// cannot read, or that is not a regular file, counts as one that has, so
+// the import says what is wrong with it.
+func lastLineEnded(path string, st fileState) bool {
+	if !st.mode.IsRegular() {
 		return true
+	}
+	if st.size == 0 {
+		return false
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {

@@ -336,6 +336,7 @@ func TestCSVResumedSummaryAddsUp(t *testing.T) {
 }
 
 func TestCSVInboxFolder(t *testing.T) {
+	runner.SetUnterminatedWait(t, 200*time.Millisecond) // how long the empty file waits
 	folder := t.TempDir()
 	h := start(t, setup{users: 100, tweak: func(p *engine.Pipeline) {
 		if p.Name == csvPipeline {
@@ -1680,5 +1681,42 @@ func TestCSVTTLNotWholeSecondsIsADeadLetter(t *testing.T) {
 	}
 	if !slices.Equal(errs, want) {
 		t.Errorf("dead letters:\n%s\nwant\n%s", strings.Join(errs, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// An empty file waits as one whose last line has no end does: a shell's
+// redirection makes the file before the writer has written anything, and
+// it went to failed/ as empty at once while the writer filled it there (a
+// QA run). One still empty after the wait fails, as before.
+func TestCSVInboxWaitsForAnEmptyFileToBeWritten(t *testing.T) {
+	runner.SetUnterminatedWait(t, 700*time.Millisecond)
+	folder := t.TempDir()
+	h := start(t, setup{users: 10, tweak: func(p *engine.Pipeline) {
+		if p.Name == csvPipeline {
+			p.Source.Inbox = folder
+		}
+	}})
+	h.r.WatchCSVInboxes(10 * time.Millisecond)
+	upload := filepath.Join(folder, "z.csv")
+	if err := os.WriteFile(upload, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // thirty polls
+	if _, err := os.Stat(filepath.Join(folder, "failed", "z.csv")); err == nil {
+		t.Fatal("an empty file was failed before the wait for its writer")
+	}
+	if err := os.WriteFile(upload, []byte("user_id,tag\nload-000001,segment_1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the written file filed in done/", func() bool {
+		_, err := os.Stat(filepath.Join(folder, "done", "z.csv"))
+		return err == nil
+	})
+	h.drained()
+	if h.tagCount("load-000001", "segment_1") != 1 {
+		t.Error("the row written after the wait began was not delivered")
+	}
+	if _, err := os.Stat(filepath.Join(folder, "failed", "z.csv")); err == nil {
+		t.Error("z.csv went to failed/ too")
 	}
 }
