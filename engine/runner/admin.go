@@ -162,6 +162,12 @@ func (r *Runner) Status() Status {
 			}
 		}
 	}
+	for i := range out {
+		// What keeps its inbox folder watch from importing.
+		if more := r.csvProblems(out[i].Name); len(more) > 0 {
+			out[i].Problems = slices.Concat(out[i].Problems, more) // not into the reload's slice
+		}
+	}
 	for name, s := range states {
 		if gen.pipelines[name] == nil && s.result == "rejected" {
 			out = append(out, PipelineStatus{Name: name, File: s.file, State: "rejected", Inbox: r.store.Depth(name),

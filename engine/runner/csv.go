@@ -1038,7 +1038,65 @@ func (r *Runner) csvInbox(pipeline string) string {
 
 // csvWatcher is one watch of a CSV inbox folder; a reload that points the
 // pipeline elsewhere (even back to this folder) replaces it.
-type csvWatcher struct{ dir string }
+type csvWatcher struct {
+	dir string
+
+	mu sync.Mutex
+	// problems are what keeps the watch from importing, by what they are
+	// about ("" for the folder itself, or a file's name), shown in
+	// /status with the pipeline's problems until they are solved: an
+	// ERROR line scrolls away, and the pipeline said "running" while it
+	// imported nothing (a QA run).
+	problems map[string]string
+}
+
+// problem notes a problem about something, and reports whether none was
+// noted about it before: only then is it logged.
+func (w *csvWatcher) problem(about, msg string) (first bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.problems == nil {
+		w.problems = map[string]string{}
+	}
+	_, was := w.problems[about]
+	w.problems[about] = msg
+	return !was
+}
+
+// solved forgets the problem about something, and reports whether there
+// was one.
+func (w *csvWatcher) solved(about string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, was := w.problems[about]
+	delete(w.problems, about)
+	return was
+}
+
+// solvedUnless forgets the problems about files for which keep is false.
+func (w *csvWatcher) solvedUnless(keep func(name string) bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	maps.DeleteFunc(w.problems, func(about, _ string) bool { return about != "" && !keep(about) })
+}
+
+// csvProblems lists the problems of pipeline's inbox folder watch, the
+// folder's first, then by file name.
+func (r *Runner) csvProblems(pipeline string) []string {
+	r.csvMu.Lock()
+	w := r.csvWatch[pipeline]
+	r.csvMu.Unlock()
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, about := range slices.Sorted(maps.Keys(w.problems)) {
+		out = append(out, w.problems[about])
+	}
+	return out
+}
 
 // stillWatching reports whether w is still the watch of pipeline; if not,
 // it lets go of it.
@@ -1085,11 +1143,16 @@ func entryState(dir string, e fs.DirEntry) (fileState, bool) {
 
 func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher, poll time.Duration) {
 	dir := w.dir
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		r.log.Error("cannot create the CSV inbox folder", "pipeline", pipeline, "version", r.version(pipeline), "folder", dir, "error", err)
-		return
+	// made: the folder is there. Until it can be made (a read-only mount),
+	// it is tried again at every poll: the watch returned for good, and
+	// the pipeline imported nothing once the folder could be made, with
+	// one ERROR line to say so (a QA run).
+	made := false
+	folderProblem := func(msg string, err error) {
+		if w.problem("", fmt.Sprintf("%s %s: %v; no file is imported from it until that is solved (it is tried again every poll)", msg, dir, err)) {
+			r.log.Error(msg+"; no file is imported from it until that is solved (it is tried again every poll, and logged again once it works)", "pipeline", pipeline, "version", r.version(pipeline), "folder", dir, "error", err)
+		}
 	}
-	r.log.Info("watching for CSV files", "pipeline", pipeline, "version", r.version(pipeline), "folder", dir)
 	last := map[string]fileState{}
 	// stuck holds the entries that are not importable and could not be
 	// moved to failed/, as they were then: said once, not every poll.
@@ -1109,9 +1172,26 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 		if gone() {
 			return
 		}
+		if !made {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				folderProblem("cannot create the CSV inbox folder", err)
+				if r.clock.Sleep(ctx, poll) != nil {
+					return
+				}
+				continue
+			}
+			made = true
+			w.solved("") // the folder's problem, if any: the line after says it is solved
+			r.log.Info("watching for CSV files", "pipeline", pipeline, "version", r.version(pipeline), "folder", dir)
+		}
 		entries, err := os.ReadDir(dir)
-		if err != nil {
-			r.log.Error("cannot read the CSV inbox folder", "pipeline", pipeline, "version", r.version(pipeline), "folder", dir, "error", err)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			made = false // removed: made again at the next poll
+		case err != nil:
+			folderProblem("cannot read the CSV inbox folder", err)
+		case w.solved(""):
+			r.log.Info("the CSV inbox folder can be read again", "pipeline", pipeline, "version", r.version(pipeline), "folder", dir)
 		}
 		seen := map[string]fileState{}
 		for _, e := range entries {

@@ -239,3 +239,58 @@ func TestRelativeInboxTakesARelativeLink(t *testing.T) {
 	}
 	f.Close()
 }
+
+// An inbox folder that cannot be created at the start (a read-only mount;
+// here a file is in the way) is tried again at every poll, logged once,
+// and named in /status's problems of the pipeline until it can be: the
+// watch returned for good, the pipeline said "running" with no problem,
+// and files dropped once the folder could be made were never imported (a
+// QA run).
+func TestCSVInboxFolderThatCannotBeCreatedIsTriedAgain(t *testing.T) {
+	parent := filepath.Join(t.TempDir(), "mount")
+	if err := os.WriteFile(parent, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	folder := filepath.Join(parent, "segments")
+	logs := &runner.LockedBuffer{}
+	h := start(t, setup{users: 2, tweak: func(p *engine.Pipeline) {
+		if p.Name == csvPipeline {
+			p.Source.Inbox = folder
+		}
+	}, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
+	h.r.WatchCSVInboxes(5 * time.Millisecond)
+	problems := func() []string {
+		for _, p := range h.r.Status().Pipelines {
+			if p.Name == csvPipeline {
+				return p.Problems
+			}
+		}
+		return nil
+	}
+	h.eventually("the folder's problem in /status", func() bool {
+		ps := problems()
+		return len(ps) == 1 && strings.Contains(ps[0], "cannot create the CSV inbox folder "+folder)
+	})
+	time.Sleep(100 * time.Millisecond) // some 20 polls
+	const line = `"msg":"cannot create the CSV inbox folder; no file is imported from it until that is solved`
+	if n := strings.Count(logs.String(), line); n != 1 {
+		t.Errorf("%d lines about the folder, want 1:\n%s", n, logs.String())
+	}
+
+	if err := os.Remove(parent); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(folder, "a.csv"), []byte("user_id,tag\nload-000001,segment_1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the file dropped once the folder was there filed in done/", func() bool {
+		_, err := os.Stat(filepath.Join(folder, "done", "a.csv"))
+		return err == nil
+	})
+	if ps := problems(); len(ps) != 0 {
+		t.Errorf("problems still shown once the folder is there: %q", ps)
+	}
+}
