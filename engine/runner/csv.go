@@ -1243,8 +1243,13 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 			if ctx.Err() != nil {
 				return // stopped mid-file: the checkpoint resumes it next run
 			}
-			if !r.fileAway(pipeline, dir, e.Name(), opened, err) && errors.As(err, new(*notImportableError)) {
+			if stay := r.fileAway(pipeline, dir, e.Name(), opened, err); stay != nil {
+				// Left where it is, it was imported again ("imported
+				// before; nothing to do") and logged at every poll (a
+				// QA run): like an entry that cannot go to failed/, it
+				// waits until it changes, and /status names it.
 				stuck[e.Name()] = st
+				w.problem(e.Name(), stay.Error())
 				continue
 			}
 			delete(seen, e.Name())
@@ -1254,7 +1259,13 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 			_, there := seen[name]
 			return !there
 		}
-		maps.DeleteFunc(stuck, func(name string, _ fileState) bool { return absent(name) })
+		// A stuck file that changed is tried again: its problem stands
+		// until that try says otherwise.
+		maps.DeleteFunc(stuck, func(name string, was fileState) bool { return absent(name) })
+		w.solvedUnless(func(name string) bool {
+			_, ok := stuck[name]
+			return ok
+		})
 		maps.DeleteFunc(still, func(name string, _ time.Time) bool { return absent(name) })
 		maps.DeleteFunc(cut, func(name string, _ bool) bool { return absent(name) })
 		if r.clock.Sleep(ctx, poll) != nil {
@@ -1294,27 +1305,28 @@ func lastLineEnded(path string, st fileState) bool {
 // again and the folder shows what happened. opened is the file the import
 // read (nil if it could not open one): a file put in its place meanwhile
 // (an upload renamed over it) was not read, so it stays for a later poll.
-// A link is moved itself, not the file it points at. It reports false
-// when the file could not be moved.
-func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, importErr error) bool {
+// A link is moved itself, not the file it points at. When the file could
+// not be moved it returns why, for /status, having logged it: the watcher
+// leaves the file alone until it changes.
+func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, importErr error) error {
 	src := filepath.Join(dir, name)
 	if _, err := os.Lstat(src); errors.Is(err, fs.ErrNotExist) {
 		// Deleted, or moved away, while it was imported: the import read
 		// the file it had open all the same.
 		if importErr != nil {
 			r.log.Error("CSV file not imported; it was removed from the inbox folder during the import, so there is nothing to move to failed/", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "error", importErr)
-			return true
+			return nil
 		}
 		r.log.Warn("the CSV file was removed from the inbox folder during its import; its rows were imported all the same (the import read the file it had open), so there is nothing to move to done/", "pipeline", pipeline, "version", r.version(pipeline), "file", src)
-		return true
+		return nil
 	}
 	if now, err := os.Stat(src); err == nil && opened != nil && !os.SameFile(now, opened) {
 		if importErr != nil {
 			r.log.Error("CSV file not imported; a new file took its name meanwhile, which is imported at a later poll", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "error", importErr)
-			return true
+			return nil
 		}
 		r.log.Warn("a new CSV file took the name of the one imported; it is imported at a later poll", "pipeline", pipeline, "version", r.version(pipeline), "file", src)
-		return true
+		return nil
 	}
 	sub := "done"
 	if importErr != nil {
@@ -1331,18 +1343,18 @@ func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, import
 	case err == nil:
 	case errors.As(importErr, new(*notImportableError)):
 		r.log.Error("CSV file not imported, and it cannot be moved to failed/ (see move_error); it is left alone until it changes: remove it, or fix what the error says", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "error", importErr, "move_error", err)
-		return false
+		return fmt.Errorf("%s was not imported (%v), and cannot be moved to failed/: %v; it is left alone until it changes: remove it, or fix what the errors say", src, importErr, err)
 	case importErr != nil:
-		r.log.Error("cannot file an imported CSV away", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "import_error", importErr, "error", err)
-		return false
+		r.log.Error("CSV file not imported, and it cannot be moved to failed/ (see move_error); it is left alone until it changes: fix what move_error says, then touch the file or drop it again", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "error", importErr, "move_error", err)
+		return fmt.Errorf("%s was not imported (%v), and cannot be moved to failed/: %v; it is left alone until it changes: fix that, then touch the file or drop it again", src, importErr, err)
 	default:
-		r.log.Error("cannot file an imported CSV away", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "error", err)
-		return false
+		r.log.Error("CSV file imported, but it cannot be moved to done/; it is left alone until it changes: fix what the error says, then touch the file or drop it again (it is not sent again)", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "error", err)
+		return fmt.Errorf("%s was imported, but cannot be moved to done/: %v; it is left alone until it changes: fix that, then touch the file or drop it again (its rows are not sent again)", src, err)
 	}
 	if importErr != nil {
 		_ = os.WriteFile(dest+".error.txt", []byte(importErr.Error()+"\n"), 0o644)
 		r.log.Error("CSV file not imported", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "moved_to", dest, "error", importErr)
-		return true
+		return nil
 	}
 	// A file taken out of failed/ and dropped again has been imported: the
 	// reason it failed, left behind, no longer stands.
@@ -1350,7 +1362,7 @@ func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, import
 	if _, err := os.Lstat(failed); errors.Is(err, fs.ErrNotExist) {
 		_ = os.Remove(failed + ".error.txt")
 	}
-	return true
+	return nil
 }
 
 // freeName is where a file called name goes in folder: its own name, or,

@@ -294,3 +294,66 @@ func TestCSVInboxFolderThatCannotBeCreatedIsTriedAgain(t *testing.T) {
 		t.Errorf("problems still shown once the folder is there: %q", ps)
 	}
 }
+
+// An imported file that cannot be moved to done/ (here a file called done
+// is in the way) is logged once, named in /status, and left alone until
+// it changes: it was imported again ("imported before; nothing to do") and
+// logged at every poll, for ever (a QA run). Touched once the way is
+// clear, it is filed away, and its rows are not sent again.
+func TestCSVImportedFileThatCannotBeFiledAwayIsLoggedOnce(t *testing.T) {
+	folder := t.TempDir()
+	blocker := filepath.Join(folder, "done")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := &runner.LockedBuffer{}
+	h := start(t, setup{users: 2, tweak: func(p *engine.Pipeline) {
+		if p.Name == csvPipeline {
+			p.Source.Inbox = folder
+		}
+	}, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
+	file := filepath.Join(folder, "a.csv")
+	if err := os.WriteFile(file, []byte("user_id,tag\nload-000001,segment_1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.r.WatchCSVInboxes(5 * time.Millisecond)
+	problems := func() []string {
+		for _, p := range h.r.Status().Pipelines {
+			if p.Name == csvPipeline {
+				return p.Problems
+			}
+		}
+		return nil
+	}
+	h.eventually("the file named in /status", func() bool {
+		ps := problems()
+		return len(ps) == 1 && strings.Contains(ps[0], file+" was imported, but cannot be moved to done/")
+	})
+	time.Sleep(200 * time.Millisecond) // some 40 polls
+	const line = `"msg":"CSV file imported, but it cannot be moved to done/`
+	if n := strings.Count(logs.String(), line); n != 1 {
+		t.Errorf("%d lines about the file, want 1:\n%s", n, logs.String())
+	}
+	if n := strings.Count(logs.String(), `"msg":"this file was imported before; nothing to do"`); n != 0 {
+		t.Errorf("the file was imported again %d times while it could not be moved", n)
+	}
+
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Second)
+	if err := os.Chtimes(file, later, later); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the touched file filed in done/", func() bool {
+		_, err := os.Stat(filepath.Join(folder, "done", "a.csv"))
+		return err == nil
+	})
+	h.drained()
+	if ps := problems(); len(ps) != 0 {
+		t.Errorf("problems still shown once the file is filed away: %q", ps)
+	}
+	if n := h.tagCount("load-000001", "segment_1"); n != 1 {
+		t.Errorf("the row was delivered %d times, want 1", n)
+	}
+}
