@@ -45,9 +45,10 @@ delivered first.
 
 CSV sources take files named with --csv, and files dropped into their
 source.inbox folder (moved to done/ or failed/ once every row has an
-outcome). Rows go straight to the workers; a checkpoint counts the rows that
-have an outcome, so a restart resumes after them, and rows that need a retry
-wait in the inbox. Broken rows become dead letters with their row number.
+outcome or waits in the inbox for its retry, and the file has held still
+for 5 s: lines appended meanwhile are imported too). Rows go straight to
+the workers; a checkpoint counts the rows that have an outcome, so a restart
+resumes after them, and rows that need a retry wait in the inbox. Broken rows become dead letters with their row number.
 --until-done exits once the --csv files are read and every row has an
 outcome: exit status 1 if a file could not be imported, 0 otherwise.
 
@@ -918,7 +919,7 @@ func importsSettled(ps []runner.CSVProgress, returned, toCome []csvImport) bool 
 }
 
 // importsFailed reports whether a --csv file of this run ended with an
-// error (one that could not be read, or changed while it was imported).
+// error (one that could not be read, or rewritten while it was imported).
 // A stop before the end is no error: the file resumes next time.
 func importsFailed(ps []runner.CSVProgress, imports []csvImport) bool {
 	for _, p := range ps {

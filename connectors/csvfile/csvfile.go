@@ -324,6 +324,13 @@ func delimiterName(d rune) string {
 	return fmt.Sprintf("%q", d)
 }
 
+// ReadOn makes Next read on from the end of the last row, once it has
+// returned io.EOF and the input has grown since (a file still being
+// written): rows go on being numbered after the last one.
+func (r *Reader) ReadOn() error {
+	return r.readFrom(r.Offset(), r.line)
+}
+
 // Header returns the column names.
 func (r *Reader) Header() []string { return r.header }
 

@@ -633,3 +633,65 @@ func TestNotUTF8OnlyWhereRead(t *testing.T) {
 		})
 	}
 }
+
+// growing is input that a test appends to between reads.
+type growing struct {
+	data []byte
+	at   int64
+}
+
+func (g *growing) Read(p []byte) (int, error) {
+	if g.at >= int64(len(g.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, g.data[g.at:])
+	g.at += int64(n)
+	return n, nil
+}
+
+func (g *growing) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		off += g.at
+	case io.SeekEnd:
+		off += int64(len(g.data))
+	}
+	g.at = off
+	return off, nil
+}
+
+// A file that grows after the reader reached its end is read on from the
+// row after the last, numbered after it, with its lines counted on.
+func TestReadOnAfterTheInputGrew(t *testing.T) {
+	in := &growing{data: []byte("user_id,tag\nu1,a\n\nu2,b\n")}
+	r, err := NewReader(in, "x.csv", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("Next: %v; want io.EOF", err)
+	}
+	in.data = append(in.data, "u3,c\nu4,d,extra\n"...)
+	if err := r.ReadOn(); err != nil {
+		t.Fatal(err)
+	}
+	row, err := r.Next()
+	if err != nil || row.Number != 3 || row.Line != 5 || row.Values["user_id"] != "u3" {
+		t.Fatalf("row %+v %v; want row 3, line 5, u3", row, err)
+	}
+	var re *RowError
+	if _, err := r.Next(); !errors.As(err, &re) || re.Number != 4 || re.Line != 6 {
+		t.Fatalf("%v; want row 4 at line 6 broken", err)
+	}
+	if _, err := r.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("Next: %v; want io.EOF", err)
+	}
+	if r.Offset() != int64(len(in.data)) {
+		t.Fatalf("offset %d of %d", r.Offset(), len(in.data))
+	}
+}

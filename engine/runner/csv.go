@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -540,7 +539,7 @@ func (c *csvImports) notQueued(it *item, noted, duplicate bool) {
 // in the inbox by then), or when ctx ends: the checkpoint then says where
 // the next import of the file resumes.
 func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgress, error) {
-	return r.importCSV(ctx, pipeline, file, nil, "")
+	return r.importCSV(ctx, pipeline, file, nil, "", time.Time{})
 }
 
 // ImportNamedCSV is ImportCSV for a file named on the command line (held
@@ -553,7 +552,7 @@ func (r *Runner) ImportCSV(ctx context.Context, pipeline, file string) (CSVProgr
 func (r *Runner) ImportNamedCSV(ctx context.Context, pipeline, file string, fileAway bool) (CSVProgress, error) {
 	var opened os.FileInfo
 	// The operator named the file: a link is followed wherever it leads.
-	p, err := r.importCSV(ctx, pipeline, file, &opened, "")
+	p, err := r.importCSV(ctx, pipeline, file, &opened, "", time.Time{})
 	if fileAway && ctx.Err() == nil && r.soft.Err() == nil {
 		if dir := r.watchedFolderOf(pipeline, file); dir != "" {
 			r.fileAway(pipeline, dir, filepath.Base(file), opened, err)
@@ -585,8 +584,10 @@ func (r *Runner) watchedFolderOf(pipeline, file string) string {
 // opened, which is what it imported whatever file is named so now.
 // inbox is the folder the watcher found file in ("" for a file the
 // operator named), whose entries are imported only if they are files of
-// the folder (openCSV).
-func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *os.FileInfo, inbox string) (CSVProgress, error) {
+// the folder (openCSV). still is when the watcher last saw the file
+// change: the import ends only once the file has held still csvSettle
+// since (zero for a file the operator named: no wait).
+func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *os.FileInfo, inbox string, still time.Time) (CSVProgress, error) {
 	rec := r.csv.take(file, pipeline)
 	update := func(f func(p *CSVProgress)) { r.csv.update(rec, f) }
 	snapshot := func() CSVProgress { return r.csv.snapshot(rec) }
@@ -612,14 +613,41 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 		return fail(err)
 	}
 	defer f.Close()
-	sum, err := hashFile(f, file)
-	if err != nil {
-		return fail(err)
+	// The import reads what it hashes: the file as it is now. A writer
+	// may go on appending (csvtail.go).
+	size := began.Size()
+	var grown csvGrowth
+	if _, err := r.store.Checkpoint(csvGrowthKey(pipeline, file), &grown); err != nil {
+		return fail(fmt.Errorf("reading the checkpoint of %s: %w", file, err))
 	}
+	h := sha256.New()
+	var prefix string // the hash of the bytes an earlier import of the name read, if the file is longer
+	from := int64(0)
+	if grown.ID != "" && grown.Bytes > 0 && grown.Bytes <= size {
+		err = hashRange(h, f, 0, grown.Bytes)
+		prefix, from = sumOf(h), grown.Bytes
+	}
+	if err == nil {
+		err = hashRange(h, f, from, size)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("reading %s: %w", file, err))
+	}
+	sum := sumOf(h)
 	if csvHashed != nil {
 		csvHashed(file)
 	}
+	id := sum // the content the rows' ids and the checkpoint are of
 	key := csvKey(pipeline, sum)
+	if prefix == grown.Hash && prefix != "" {
+		if found, err := r.store.Checkpoint(key, new(csvCheckpoint)); err != nil {
+			return fail(fmt.Errorf("reading the checkpoint of %s: %w", file, err))
+		} else if !found && endsLine(f, grown.Bytes) {
+			// It starts with what an earlier import read: that one's
+			// rows are not sent again.
+			id, key = grown.ID, csvKey(pipeline, grown.ID)
+		}
+	}
 	release, err := r.claimCSV(ctx, key, pipeline, file)
 	if err != nil {
 		return snapshot(), nil // stopping: the file is taken next run
@@ -633,14 +661,24 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if _, err := r.store.Checkpoint(key, &cp); err != nil {
 		return fail(fmt.Errorf("reading the checkpoint of %s: %w", file, err))
 	}
+	if id != sum && cp.Done {
+		// Done as far as the earlier import read: the rows after that
+		// are new.
+		cp.Done = false
+		r.log.Info("this file grew since it was imported: the rows after those imported are imported now", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "after_row", cp.Rows)
+	}
 	rec = r.csv.keyed(rec, file, key, !cp.Done)
-	update(func(p *CSVProgress) { p.Size = began.Size() })
+	update(func(p *CSVProgress) { p.Size = size })
 	if cp.Done {
 		update(func(p *CSVProgress) { p.Skipped, p.Rows, p.ReadDone, p.Finished = cp.Rows, cp.Rows, true, true })
 		r.log.Info("this file was imported before; nothing to do", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", cp.Rows)
 		return snapshot(), nil
 	}
-	reader, err := csvfile.NewReader(f, file, l.p.Source.Delimiter)
+	tail := &csvTail{f: f, file: file, view: &csvView{f: f, end: size}, h: h, size: size, mod: began.ModTime(), changed: still}
+	if still.IsZero() {
+		tail.changed = r.clock.Now()
+	}
+	reader, err := csvfile.NewReader(tail.view, file, l.p.Source.Delimiter)
 	if err != nil {
 		return fail(err)
 	}
@@ -649,14 +687,14 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if err := reader.Expect(l.p.EventReads); err != nil {
 		return fail(err)
 	}
-	if cp.Rows > 0 {
+	if cp.Rows > 0 && id == sum {
 		r.log.Info("resuming a CSV import", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "after_row", cp.Rows)
 	}
-	handledBefore, err := r.rowsHandledBefore(pipeline, sum, cp.Rows)
+	handledBefore, err := r.rowsHandledBefore(pipeline, id, cp.Rows)
 	if err != nil {
 		return fail(err)
 	}
-	run := r.startCSVRun(pipeline, file, sum, key, cp.Rows, rec)
+	run := r.startCSVRun(pipeline, file, id, key, cp.Rows, rec)
 	// stop ends the import early: the rows without an outcome are sent
 	// when the file is imported again, after the checkpoint, which still
 	// moves as the rows in the workers' hands settle.
@@ -664,6 +702,9 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 		finishErr := run.stop()
 		if errors.Is(why, errRemoved) {
 			why = run.removedError(ctx)
+		}
+		if re := (*errRewritten)(nil); errors.As(why, &re) {
+			why = r.rewrittenError(file, re, snapshot())
 		}
 		if why != nil && !errors.Is(why, errStopping) && ctx.Err() == nil {
 			return fail(why)
@@ -673,6 +714,42 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 		}
 		return snapshot(), nil
 	}
+	// remember notes how far the file was read, and under which
+	// content, for an import of it once it has grown (csvGrowth).
+	remember := func() error {
+		g := csvGrowth{ID: id, Bytes: tail.view.end, Hash: sumOf(tail.h)}
+		if g == grown {
+			return nil
+		}
+		if err := r.store.SetCheckpoint(csvGrowthKey(pipeline, file), g); err != nil {
+			return fmt.Errorf("writing the checkpoint of %s: %w", file, err)
+		}
+		grown = g
+		return nil
+	}
+	if id != sum {
+		// The file's own content hash names no checkpoint: a restart
+		// finds this one only through what is remembered of it.
+		if err := remember(); err != nil {
+			return stop(err)
+		}
+	}
+	quiet := time.Duration(0)
+	if !still.IsZero() {
+		quiet = csvSettle
+	}
+	// atEnd looks whether the file grew past the rows read, and if so
+	// has the reader read on.
+	atEnd := func() (more bool, err error) {
+		more, err = tail.look(r.clock.Now())
+		if err == nil && more {
+			if err = remember(); err == nil {
+				err = reader.ReadOn()
+			}
+		}
+		update(func(p *CSVProgress) { p.Size = max(tail.size, tail.view.end) })
+		return more, err
+	}
 	rows := 0
 	for {
 		if ctx.Err() != nil {
@@ -680,6 +757,39 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 		}
 		row, err := reader.Next()
 		if errors.Is(err, io.EOF) {
+			more, err := atEnd()
+			if err != nil {
+				return stop(err)
+			}
+			if more {
+				continue
+			}
+			update(func(p *CSVProgress) { p.ReadDone = true })
+			if err := run.waitSettled(ctx, rows); err != nil {
+				return stop(err)
+			}
+			// The end is the end once the file has held still long
+			// enough since it last changed: csvSettle for an inbox
+			// file, and for any file, the end of a line still being
+			// written (tail.look).
+			for {
+				if more, err = atEnd(); err != nil {
+					return stop(err)
+				}
+				if more || !tail.pending() && r.clock.Now().Sub(tail.changed) >= quiet {
+					break
+				}
+				if err := r.clock.Sleep(ctx, csvTailPoll); err != nil {
+					return stop(nil)
+				}
+				if r.soft.Err() != nil {
+					return stop(errStopping)
+				}
+			}
+			if more {
+				update(func(p *CSVProgress) { p.ReadDone = false })
+				continue
+			}
 			break
 		}
 		rows++
@@ -725,15 +835,23 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 			return stop(err)
 		}
 	}
-	update(func(p *CSVProgress) { p.ReadDone = true })
-	if err := unchanged(f, file, began); err != nil {
-		return stop(err) // not done: its checkpoint is not this content's
-	}
-	if err := run.waitSettled(ctx, rows); err != nil {
-		return stop(err)
-	}
 	if err := run.finish(true); err != nil {
 		return fail(err)
+	}
+	if err := remember(); err != nil {
+		r.log.Error("cannot write a CSV checkpoint; should the file grow, importing it again sends all of its rows", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "error", err)
+	}
+	if all := csvKey(pipeline, sumOf(tail.h)); all != key {
+		// The whole file as read, under its own content hash: the same
+		// file dropped again under another name is known as imported.
+		if err := r.store.SetCheckpoint(all, csvCheckpoint{Rows: rows, Done: true}); err != nil {
+			r.log.Error("cannot write a CSV checkpoint; the file dropped again under another name is sent again", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "error", err)
+		}
+	}
+	if opened != nil {
+		if info, err := f.Stat(); err == nil {
+			*opened = info // what fileAway compares the file with
+		}
 	}
 	// Rows that wait in the inbox for a retry may settle at any moment:
 	// the figures logged, and whether a line must follow once they all
@@ -746,6 +864,21 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	})
 	r.logCSVFigures("CSV file imported", snap)
 	return snap, nil
+}
+
+// rewrittenError is the error of an import of file that found what it
+// had read changed (re): the rows it sent were of the content before,
+// which is not what the file holds now.
+func (r *Runner) rewrittenError(file string, re *errRewritten, p CSVProgress) error {
+	return fmt.Errorf("%s was rewritten while it was imported (%s), so the import stopped: %d rows were sent before that was found (%d delivered, %d filtered out, %d dead-lettered so far, the rest still in flight), read from a file that changed under them; importing it again sends every row it holds then, these among them, since its content is another: remove from it the rows that were delivered first, unless sending them twice is harmless",
+		file, re.why, p.Queued, p.Delivered, p.Filtered, p.Failed)
+}
+
+// endsLine reports whether byte n-1 of f ends a line.
+func endsLine(f *os.File, n int64) bool {
+	var b [1]byte
+	_, err := f.ReadAt(b[:], n-1)
+	return err == nil && b[0] == '\n'
 }
 
 // rowSet is a set of row numbers, sorted, asked in ascending order.
@@ -962,33 +1095,6 @@ func SpecialFile(mode fs.FileMode) string {
 // csvHashed, when set (tests), runs once ImportCSV has hashed a file and
 // before it reads the rows.
 var csvHashed func(file string)
-
-// hashFile hashes f, the file named file, and leaves it at its start.
-func hashFile(f *os.File, file string) (string, error) {
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("reading %s: %w", file, err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", fmt.Errorf("reading %s: %w", file, err)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
-}
-
-// unchanged reports an error when f, the file named file, is not the size
-// and time it was when the import began: it was written to meanwhile, so
-// its rows may mix two versions and its hash names neither.
-func unchanged(f *os.File, file string, began os.FileInfo) error {
-	now, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", file, err)
-	}
-	if now.Size() == began.Size() && now.ModTime().Equal(began.ModTime()) {
-		return nil
-	}
-	return fmt.Errorf("%s changed while it was imported (%d bytes modified %s when the import began, %d bytes modified %s when it was read): the rows sent may mix both versions; once the file is complete, importing it again sends all of its rows, or, if only its time changed (touched), resumes where this import stopped",
-		file, began.Size(), began.ModTime().Format(time.RFC3339Nano), now.Size(), now.ModTime().Format(time.RFC3339Nano))
-}
 
 // WatchCSVInboxes imports the CSV files dropped into each csv pipeline's
 // source.inbox folder, until the runner stops; pipelines a reload adds (or
@@ -1239,7 +1345,7 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 				return
 			}
 			var opened os.FileInfo
-			_, err = r.importCSV(ctx, pipeline, filepath.Join(dir, e.Name()), &opened, dir)
+			_, err = r.importCSV(ctx, pipeline, filepath.Join(dir, e.Name()), &opened, dir, still[e.Name()])
 			if ctx.Err() != nil {
 				return // stopped mid-file: the checkpoint resumes it next run
 			}
@@ -1326,6 +1432,13 @@ func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, import
 			return nil
 		}
 		r.log.Warn("a new CSV file took the name of the one imported; it is imported at a later poll", "pipeline", pipeline, "version", r.version(pipeline), "file", src)
+		return nil
+	}
+	if now, err := os.Stat(src); err == nil && importErr == nil && opened != nil && (now.Size() != opened.Size() || !now.ModTime().Equal(opened.ModTime())) {
+		// Written to since its import looked at it last: filed away,
+		// the writer would go on writing in done/, unread. Taken again,
+		// it sends only the rows after those imported (csvGrowth).
+		r.log.Info("the CSV file changed as its import ended; it is imported again once it holds still, from the row after those imported", "pipeline", pipeline, "version", r.version(pipeline), "file", src)
 		return nil
 	}
 	sub := "done"

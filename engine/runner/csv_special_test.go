@@ -76,6 +76,7 @@ func TestCSVInboxTakesOnlyFilesOfTheFolder(t *testing.T) {
 		}
 	}})
 	mkfifo(t, filepath.Join(folder, "fifo.csv")) // after start: its cleanup runs before the engine's stop
+	runner.SetCSVSettle(t, 50*time.Millisecond)  // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	out := "which is outside the inbox folder " + engine.RealPath(folder) + ", and links are followed only to files in the folder; copy the CSV file into the folder instead\n"
 	for name, want := range map[string]string{
@@ -132,6 +133,7 @@ func TestCSVInboxEntryThatCannotBeFiledAwayIsLoggedOnce(t *testing.T) {
 	}, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
 	fifo := filepath.Join(folder, "fifo.csv")
 	mkfifo(t, fifo)
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(5 * time.Millisecond)
 	const line = `"msg":"CSV file not imported, and it cannot be moved to failed/ (see move_error); it is left alone until it changes: remove it, or fix what the error says"`
 	h.eventually("the line about the pipe", func() bool { return strings.Contains(logs.String(), line) })
@@ -258,6 +260,7 @@ func TestCSVInboxFolderThatCannotBeCreatedIsTriedAgain(t *testing.T) {
 			p.Source.Inbox = folder
 		}
 	}, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(5 * time.Millisecond)
 	problems := func() []string {
 		for _, p := range h.r.Status().Pipelines {
@@ -316,6 +319,7 @@ func TestCSVImportedFileThatCannotBeFiledAwayIsLoggedOnce(t *testing.T) {
 	if err := os.WriteFile(file, []byte("user_id,tag\nload-000001,segment_1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(5 * time.Millisecond)
 	problems := func() []string {
 		for _, p := range h.r.Status().Pipelines {

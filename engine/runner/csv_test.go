@@ -202,16 +202,19 @@ func TestCSVFileReplacedAfterItsHash(t *testing.T) {
 	}
 }
 
-// A file written to while it is imported is reported, and its checkpoint
-// is not marked done: the hash names the content it had when the import
-// began, which is not what was read.
-func TestCSVFileChangedWhileImported(t *testing.T) {
+// A file appended to while it is imported is read on through what was
+// appended, under the checkpoint of the content it began with: it was
+// failed as "changed while it was imported", every row delivered all the
+// same, and importing it again as the error advised sent them all twice
+// (a QA run). The whole file is known as imported after.
+func TestCSVFileAppendedWhileImported(t *testing.T) {
 	h := start(t, setup{users: 20})
 	file := writeCSV(t, t.TempDir(), 10, 0)
 	runner.SetCSVHashed(t, func(file string) {
+		runner.SetCSVHashed(t, nil)
 		f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
 		if err == nil {
-			_, err = f.WriteString("load-000011,segment_11\n")
+			_, err = f.WriteString("load-000011,segment_11\nload-000012,segment_12\n")
 			f.Close()
 		}
 		if err != nil {
@@ -219,9 +222,50 @@ func TestCSVFileChangedWhileImported(t *testing.T) {
 		}
 	})
 	hashBefore := fileHash(t, file)
+	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+	if err != nil || p.Queued != 12 || p.Rows != 12 || !p.Finished {
+		t.Fatalf("import %+v %v; want the 12 rows sent, those appended too", p, err)
+	}
+	h.drained()
+	for i := 1; i <= 12; i++ {
+		if n := h.tagCount(fmt.Sprintf("load-%06d", i), fmt.Sprintf("segment_%d", i)); n != 1 {
+			t.Errorf("row %d delivered %d times, want 1", i, n)
+		}
+	}
+	var cp struct {
+		Rows int  `json:"rows"`
+		Done bool `json:"done"`
+	}
+	if _, err := h.store.Checkpoint("csv:"+csvPipeline+":"+hashBefore, &cp); err != nil || !cp.Done || cp.Rows != 12 {
+		t.Fatalf("checkpoint %+v %v; want 12 rows, done", cp, err)
+	}
+	again, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+	if err != nil || again.Queued != 0 || again.Skipped != 12 {
+		t.Fatalf("import again %+v %v; want nothing sent", again, err)
+	}
+	h.drained()
+	if n := len(h.journal("/sessionm/core/*")); n != 12 {
+		t.Errorf("%d requests to SessionM for 12 rows, each sent once", n)
+	}
+}
+
+// A file rewritten while it is imported (what was read is no longer how it
+// starts) fails with the figures of what was sent (11: its first bytes
+// were read from the new content, a last part of a row among them), and
+// its checkpoint is not marked done.
+func TestCSVFileRewrittenWhileImported(t *testing.T) {
+	h := start(t, setup{users: 20})
+	file := writeCSV(t, t.TempDir(), 10, 0)
+	runner.SetCSVHashed(t, func(file string) {
+		runner.SetCSVHashed(t, nil)
+		if err := os.WriteFile(file, []byte("user_id,tag\nload-000001,other_1\nload-000002,other_2\nload-000003,other_3\nload-000004,other_4\nload-000005,other_5\nload-000006,other_6\nload-000007,other_7\nload-000008,other_8\nload-000009,other_9\nload-000010,other_10\nload-000011,other_11\n"), 0o644); err != nil {
+			t.Error(err)
+		}
+	})
+	hashBefore := fileHash(t, file)
 	_, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
-	if err == nil || !strings.Contains(err.Error(), file+" changed while it was imported") {
-		t.Fatalf("import: %v; want the change reported", err)
+	if err == nil || !strings.Contains(err.Error(), file+" was rewritten while it was imported") || !strings.Contains(err.Error(), "11 rows were sent before that was found") {
+		t.Fatalf("import: %v; want the rewrite reported, with the rows sent", err)
 	}
 	var cp struct {
 		Done bool `json:"done"`
@@ -343,6 +387,7 @@ func TestCSVInboxFolder(t *testing.T) {
 			p.Source.Inbox = folder
 		}
 	}})
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	writeCSV(t, folder, 20, 0)
 	if err := os.WriteFile(filepath.Join(folder, "empty.csv"), nil, 0o644); err != nil {
@@ -402,6 +447,7 @@ func TestCSVInboxFileReplacedWhileImported(t *testing.T) {
 			}
 		})
 	})
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	writeCSV(t, folder, 10, 0)
 	h.eventually("the upload imported and filed away", func() bool {
@@ -1256,6 +1302,7 @@ func TestCSVFileTakenAgainKeepsOneRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeCSV(t, folder, 5, 0)
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	h.eventually("the file imported", func() bool { return h.tagCount("load-000005", "segment_5") == 1 })
 	time.Sleep(500 * time.Millisecond) // some 25 more imports, each finding it done
@@ -1335,6 +1382,7 @@ func TestCSVWatcherStopsAtAReloadThatMovesItsFolder(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(old, "t.csv"), []byte("user_id,tag\nload-000001,later\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	h.eventually("segment.csv being imported", func() bool {
 		ps := h.r.CSVImports()
@@ -1371,6 +1419,7 @@ func TestCSVInboxFileDeletedWhileImported(t *testing.T) {
 	}, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"50ms"}`)
 	file := writeCSV(t, folder, 200, 0)
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	h.eventually("the import under way", func() bool { return len(h.journal("/sessionm/core/*")) >= 10 })
 	if err := os.Remove(file); err != nil {
@@ -1412,6 +1461,7 @@ func TestCSVInboxLinkToNothingOrAFolder(t *testing.T) {
 	if err := os.Symlink(dir, filepath.Join(folder, "folder.csv")); err != nil {
 		t.Fatal(err)
 	}
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	for name, want := range map[string]string{
 		"dangling.csv": "cannot open " + filepath.Join(folder, "dangling.csv") + ": it is a symbolic link to " + missing + ", which does not exist; put the CSV file itself there, or a link to one that exists\n",
@@ -1603,6 +1653,7 @@ func TestCSVInboxWaitsForAnUnendedLastLine(t *testing.T) {
 			p.Source.Inbox = folder
 		}
 	}})
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	upload := filepath.Join(folder, "upload.csv")
 	if err := os.WriteFile(upload, []byte("user_id,tag\nload-000001,segment_1\nload-000002,segm"), 0o644); err != nil {
@@ -1696,6 +1747,7 @@ func TestCSVInboxWaitsForAnEmptyFileToBeWritten(t *testing.T) {
 			p.Source.Inbox = folder
 		}
 	}})
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	upload := filepath.Join(folder, "z.csv")
 	if err := os.WriteFile(upload, nil, 0o644); err != nil {

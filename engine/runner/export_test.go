@@ -100,3 +100,11 @@ func LinesOf(logs, msg string) (lines, leftOut int) {
 	}
 	return lines, leftOut
 }
+
+// SetCSVSettle changes how long an inbox file must hold still after its
+// import read to its end, until the test ends.
+func SetCSVSettle(t testing.TB, d time.Duration) {
+	old := csvSettle
+	csvSettle = d
+	t.Cleanup(func() { csvSettle = old })
+}

@@ -1,0 +1,126 @@
+package runner_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loyalty-connector/engine/engine"
+	"github.com/loyalty-connector/engine/engine/runner"
+)
+
+// rowsText is the CSV lines of rows from..to, as writeCSV writes them.
+func rowsText(from, to int) string {
+	var b strings.Builder
+	for i := from; i <= to; i++ {
+		fmt.Fprintf(&b, "load-%06d,segment_%d\n", i, i)
+	}
+	return b.String()
+}
+
+// inboxHarness starts a runner whose CSV pipeline watches a new folder,
+// with an inbox file held still settle before its import ends.
+func inboxHarness(t *testing.T, users int, settle time.Duration) (*harness, string) {
+	runner.SetCSVSettle(t, settle)
+	folder := t.TempDir()
+	h := start(t, setup{users: users, tweak: func(p *engine.Pipeline) {
+		if p.Name == csvPipeline {
+			p.Source.Inbox = folder
+		}
+	}})
+	h.r.WatchCSVInboxes(10 * time.Millisecond)
+	return h, folder
+}
+
+// A writer that pauses at the end of a line, longer than a poll, is not
+// taken at the pause: its first part was imported, the file filed in
+// done/, and the writer, whose file it still had open, went on writing
+// there rows that were never sent, with no word of it (a QA run: 15,001
+// of 20,000). The import reads on through what is appended until the file
+// holds still.
+func TestCSVInboxWriterThatPausesAtALineEnd(t *testing.T) {
+	h, folder := inboxHarness(t, 60, 700*time.Millisecond)
+	f, err := os.Create(filepath.Join(folder, "x.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("user_id,tag\n" + rowsText(1, 20)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond) // forty polls: taken, its rows sent
+	if _, err := f.WriteString(rowsText(21, 50)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	h.eventually("x.csv filed in done/", func() bool {
+		_, err := os.Stat(filepath.Join(folder, "done", "x.csv"))
+		return err == nil
+	})
+	h.drained()
+	for i := 1; i <= 50; i++ {
+		if n := h.tagCount(fmt.Sprintf("load-%06d", i), fmt.Sprintf("segment_%d", i)); n != 1 {
+			t.Errorf("row %d delivered %d times, want 1", i, n)
+		}
+	}
+	if n := len(h.journal("/sessionm/core/*")); n != 50 {
+		t.Errorf("%d requests to SessionM for 50 rows, each sent once", n)
+	}
+	imports := h.r.CSVImports()
+	if len(imports) != 1 || imports[0].Queued != 50 || !imports[0].Finished || imports[0].Err != "" {
+		t.Errorf("imports %+v; want one, of 50 rows sent", imports)
+	}
+}
+
+// A file whose writer went on writing after it was filed in done/, moved
+// back into the inbox folder, sends only the rows after those imported:
+// it counted as new content, and its first rows were sent again (a QA
+// run).
+func TestCSVFileGrownInDoneMovedBack(t *testing.T) {
+	h, folder := inboxHarness(t, 60, 50*time.Millisecond)
+	file := filepath.Join(folder, "x.csv")
+	if err := os.WriteFile(file, []byte("user_id,tag\n"+rowsText(1, 20)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := filepath.Join(folder, "done", "x.csv")
+	h.eventually("x.csv filed in done/", func() bool {
+		_, err := os.Stat(done)
+		return err == nil
+	})
+	f, err := os.OpenFile(done, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(rowsText(21, 30)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Rename(done, file); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("x.csv filed in done/ again", func() bool {
+		_, err := os.Stat(done)
+		return err == nil
+	})
+	h.drained()
+	for i := 1; i <= 30; i++ {
+		if n := h.tagCount(fmt.Sprintf("load-%06d", i), fmt.Sprintf("segment_%d", i)); n != 1 {
+			t.Errorf("row %d delivered %d times, want 1", i, n)
+		}
+	}
+	// And once more as it is: all of it imported before.
+	if err := os.Rename(done, file); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("x.csv filed in done/ a third time", func() bool {
+		_, err := os.Stat(done)
+		return err == nil
+	})
+	h.drained()
+	if n := len(h.journal("/sessionm/core/*")); n != 30 {
+		t.Errorf("%d requests to SessionM for 30 rows, each sent once", n)
+	}
+}

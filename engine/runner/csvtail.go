@@ -1,0 +1,208 @@
+package runner
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// A CSV file may still be written while it is imported: an upload that
+// paused at the end of a line was taken at the pause, its first part
+// imported and the file filed in done/, where the writer went on writing
+// rows that were never sent (a QA run: 15,001 of 20,000); one that grew
+// while it was read was failed as "changed", all its rows delivered, and
+// importing it again as the error advised sent them all twice (another).
+// So an import reads the file as far as it was when hashed, and then, as
+// long as what it read is still how the file starts, reads on through
+// what was appended, under the same content hash and checkpoint. Only a
+// file rewritten (what was read changed) fails.
+
+// csvSettle is how long a file dropped into an inbox folder must have
+// held still, after its import read to its end, before the import ends
+// and the file is filed away: a writer's pause shorter than this is not
+// taken for the end. A var for tests.
+var csvSettle = 5 * time.Second
+
+// csvTailPoll is how often an import that read to the end of its file
+// looks whether it grew.
+const csvTailPoll = 200 * time.Millisecond
+
+// csvView is a file read as far as end, which grows as whole lines are
+// appended: the rows read are those of the bytes hashed, never the part
+// of a line a writer has not finished.
+type csvView struct {
+	f        *os.File
+	pos, end int64
+}
+
+func (v *csvView) Read(p []byte) (int, error) {
+	if v.pos >= v.end {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > v.end-v.pos {
+		p = p[:v.end-v.pos]
+	}
+	n, err := v.f.ReadAt(p, v.pos)
+	v.pos += int64(n)
+	if errors.Is(err, io.EOF) && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+func (v *csvView) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		off += v.pos
+	case io.SeekEnd:
+		off += v.end
+	}
+	if off < 0 {
+		return 0, errors.New("seek before the start of the file")
+	}
+	v.pos = off
+	return off, nil
+}
+
+// errCut: the file is shorter than the bytes that were to be hashed.
+var errCut = errors.New("the file was cut short")
+
+// hashRange adds bytes from..to of f to h.
+func hashRange(h hash.Hash, f *os.File, from, to int64) error {
+	n, err := io.Copy(h, io.NewSectionReader(f, from, to-from))
+	if err != nil {
+		return err
+	}
+	if n < to-from {
+		return errCut
+	}
+	return nil
+}
+
+// sumOf is the content hash h has so far, as the ids of rows use it.
+func sumOf(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil))[:16] }
+
+// hashFile hashes f, the file named file, to its end (tests).
+func hashFile(f *os.File, file string) (string, error) {
+	info, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", file, err)
+	}
+	h := sha256.New()
+	if err := hashRange(h, f, 0, info.Size()); err != nil {
+		return "", fmt.Errorf("reading %s: %w", file, err)
+	}
+	return sumOf(h), nil
+}
+
+// csvGrowth is kept per pipeline and file name: an import of the file
+// read its first Bytes bytes (of hash Hash), whose rows' ids and
+// checkpoint are of content ID (the file as it was when the first of
+// those imports began). A file of that name that starts with those bytes
+// grew since: it is imported under ID, after the rows the checkpoint
+// passed, so a restart, or the file moved back from done/ after its
+// writer went on writing there, sends only the rows after them.
+type csvGrowth struct {
+	ID    string `json:"id"`
+	Bytes int64  `json:"bytes"`
+	Hash  string `json:"hash"`
+}
+
+func csvGrowthKey(pipeline, file string) string {
+	return "csv-grown:" + pipeline + ":" + filepath.Base(file)
+}
+
+// csvTail follows the end of a file while it is imported.
+type csvTail struct {
+	f    *os.File
+	file string
+	view *csvView
+	h    hash.Hash // of the file's first view.end bytes
+	// size and mod are the file as last looked at; changed is when (by
+	// the runner's clock) it was last seen to change.
+	size    int64
+	mod     time.Time
+	changed time.Time
+}
+
+// errRewritten: what an import read of a file is no longer how the file
+// starts. rewrittenError says so in full, with the import's figures.
+type errRewritten struct{ why string }
+
+func (e *errRewritten) Error() string { return e.why }
+
+// pending reports whether the file holds more than was read: the start
+// of a line still being written.
+func (t *csvTail) pending() bool { return t.size > t.view.end }
+
+// look looks at the file again, at now, once the rows read so far are
+// all read. It reports whether whole lines were appended (the view now
+// reaches them: read on), or an error when what was read changed.
+func (t *csvTail) look(now time.Time) (bool, error) {
+	info, err := t.f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", t.file, err)
+	}
+	if info.Size() == t.size && info.ModTime().Equal(t.mod) {
+		if t.pending() && now.Sub(t.changed) >= unterminatedWait {
+			// A last line with no end that held still that long is the
+			// end: read, as the watcher takes such a file.
+			return true, t.extend(info.Size())
+		}
+		return false, nil
+	}
+	t.size, t.mod, t.changed = info.Size(), info.ModTime(), now
+	if info.Size() < t.view.end {
+		return false, &errRewritten{fmt.Sprintf("it is now %d bytes, shorter than the %d bytes read", info.Size(), t.view.end)}
+	}
+	again := sha256.New()
+	if err := hashRange(again, t.f, 0, t.view.end); err != nil {
+		return false, &errRewritten{fmt.Sprintf("its first %d bytes, read already, could not be read again: %v", t.view.end, err)}
+	}
+	if !bytes.Equal(again.Sum(nil), t.h.Sum(nil)) {
+		return false, &errRewritten{fmt.Sprintf("its first %d bytes, read already, are not what they were", t.view.end)}
+	}
+	if !t.pending() {
+		return false, nil // only its time changed: touched
+	}
+	if t.view.end > 0 {
+		var last [1]byte
+		if _, err := t.f.ReadAt(last[:], t.view.end-1); err != nil {
+			return false, fmt.Errorf("reading %s: %w", t.file, err)
+		}
+		if last[0] != '\n' {
+			// Its last line, read as a row, had no end, and the file
+			// went on after it: that row was only its first part.
+			return false, &errRewritten{"its last line, read as a row after it held still for a while, went on after all"}
+		}
+	}
+	// Up to the last line end: the rest is a line still being written.
+	tail := make([]byte, min(info.Size()-t.view.end, 1<<20))
+	for to := info.Size(); to > t.view.end; to -= int64(len(tail)) {
+		from := max(t.view.end, to-int64(len(tail)))
+		chunk := tail[:to-from]
+		if _, err := t.f.ReadAt(chunk, from); err != nil && !errors.Is(err, io.EOF) {
+			return false, fmt.Errorf("reading %s: %w", t.file, err)
+		}
+		if i := bytes.LastIndexByte(chunk, '\n'); i >= 0 {
+			return true, t.extend(from + int64(i) + 1)
+		}
+	}
+	return false, nil
+}
+
+// extend has the view, and the hash, reach to.
+func (t *csvTail) extend(to int64) error {
+	if err := hashRange(t.h, t.f, t.view.end, to); err != nil {
+		return &errRewritten{fmt.Sprintf("it was cut short while its new lines were read: %v", err)}
+	}
+	t.view.end = to
+	return nil
+}
