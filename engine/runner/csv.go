@@ -623,7 +623,7 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	h := sha256.New()
 	var prefix string // the hash of the bytes an earlier import of the name read, if the file is longer
 	from := int64(0)
-	if grown.ID != "" && grown.Bytes > 0 && grown.Bytes <= size {
+	if grown.ID != "" && grown.Bytes > 0 && grown.Bytes <= size && grown.File == fileIdentity(began) {
 		err = hashRange(h, f, 0, grown.Bytes)
 		prefix, from = sumOf(h), grown.Bytes
 	}
@@ -717,7 +717,7 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	// remember notes how far the file was read, and under which
 	// content, for an import of it once it has grown (csvGrowth).
 	remember := func() error {
-		g := csvGrowth{ID: id, Bytes: tail.view.end, Hash: sumOf(tail.h)}
+		g := csvGrowth{ID: id, Bytes: tail.view.end, Hash: sumOf(tail.h), File: fileIdentity(began)}
 		if g == grown {
 			return nil
 		}

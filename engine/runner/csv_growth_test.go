@@ -124,3 +124,37 @@ func TestCSVFileGrownInDoneMovedBack(t *testing.T) {
 		t.Errorf("%d requests to SessionM for 30 rows, each sent once", n)
 	}
 }
+
+// A new file that takes an imported file's name and starts with its rows
+// (a cumulative export of a segment that only grew) is new content, sent
+// whole, as a file of another name would be: taken for the old one grown,
+// its first rows were not sent again, and F2's tags, whose ttl such an
+// export renews, would expire.
+func TestCSVNewFileOfTheNameIsNotTakenForTheOldOneGrown(t *testing.T) {
+	h, folder := inboxHarness(t, 60, 50*time.Millisecond)
+	file := filepath.Join(folder, "x.csv")
+	if err := os.WriteFile(file, []byte("user_id,tag\n"+rowsText(1, 20)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := filepath.Join(folder, "done", "x.csv")
+	h.eventually("x.csv filed in done/", func() bool {
+		_, err := os.Stat(done)
+		return err == nil
+	})
+	h.drained()
+	// done/x.csv stays, so the new file is another one on disk.
+	if err := os.WriteFile(file+".part", []byte("user_id,tag\n"+rowsText(1, 30)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(file+".part", file); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the new x.csv imported and filed", func() bool {
+		_, err := os.Stat(file)
+		return os.IsNotExist(err)
+	})
+	h.drained()
+	if n := len(h.journal("/sessionm/core/*")); n != 50 {
+		t.Errorf("%d requests to SessionM; want 50: 20 rows, then the new file's 30", n)
+	}
+}

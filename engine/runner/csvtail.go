@@ -109,10 +109,17 @@ func hashFile(f *os.File, file string) (string, error) {
 // grew since: it is imported under ID, after the rows the checkpoint
 // passed, so a restart, or the file moved back from done/ after its
 // writer went on writing there, sends only the rows after them.
+//
+// Only the same file, by its identity on disk (fileIdentity): a new file
+// that takes the name and starts with the same rows, a cumulative export
+// of a segment that only grew, say, is new content and sent whole, as
+// before; taken for the old one grown, its rows would not be sent again
+// (F2's tags, whose ttl such an export renews, would expire).
 type csvGrowth struct {
 	ID    string `json:"id"`
 	Bytes int64  `json:"bytes"`
 	Hash  string `json:"hash"`
+	File  string `json:"file,omitempty"`
 }
 
 func csvGrowthKey(pipeline, file string) string {
