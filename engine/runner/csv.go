@@ -1465,7 +1465,9 @@ func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, import
 		return fmt.Errorf("%s was imported, but cannot be moved to done/: %v; it is left alone until it changes: fix that, then touch the file or drop it again (its rows are not sent again)", src, err)
 	}
 	if importErr != nil {
-		_ = os.WriteFile(dest+".error.txt", []byte(importErr.Error()+"\n"), 0o644)
+		// Masked as the log is, and readable by the engine's user only,
+		// as the data folder is (a security review).
+		_ = os.WriteFile(dest+".error.txt", []byte(r.opts.Masker.String(importErr.Error())+"\n"), 0o600)
 		r.log.Error("CSV file not imported", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "moved_to", dest, "error", importErr)
 		return nil
 	}

@@ -406,6 +406,10 @@ func TestCSVInboxFolder(t *testing.T) {
 	if !strings.Contains(string(why), "the file is empty") {
 		t.Fatalf("error file says %q", why)
 	}
+	// readable by the engine's user only, as the data folder is
+	if info, err := os.Stat(filepath.Join(folder, "failed", "empty.csv.error.txt")); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("error file mode %v, %v; want 0600", info.Mode(), err)
+	}
 
 	// Taken out of failed/, fixed and dropped again, it is imported, and
 	// the reason it failed before no longer stands by its name.
