@@ -14,6 +14,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -812,6 +813,68 @@ var (
 	exampleRE  = regexp.MustCompile(`like "([^"]+)"`)
 	parseErrRE = regexp.MustCompile(`^parsing "[^"]*": (?:at offset \d+: )?`)
 )
+
+// Overlaps names the routes of other pipelines, claimed before, that take
+// some of the requests method+path takes, which net/http accepts when one
+// is more specific than the other: a request both match goes to the more
+// specific one, and the other pipeline never sees it. Each comes with such
+// a request and the pipeline that gets it.
+func (r *Routes) Overlaps(method, path, owner string) []string {
+	var out []string
+	for _, pattern := range slices.Sorted(maps.Keys(r.owners)) {
+		other := r.owners[pattern]
+		m, p, _ := strings.Cut(pattern, " ")
+		if other == "" || other == owner || m != method {
+			continue
+		}
+		example, specific, ok := overlap(path, p)
+		if !ok {
+			continue
+		}
+		winner := owner
+		if specific == p {
+			winner = other
+		}
+		out = append(out, fmt.Sprintf("%s %s also takes requests of %s of pipeline %q: %s goes to pipeline %q, whose route is the more specific; make the paths differ if that is not meant", method, path, pattern, other, example, winner))
+	}
+	return out
+}
+
+// overlap reports whether routes a and b, of segments that are each a
+// literal or a {wildcard}, take a request in common, and gives one and the
+// more specific route: the one with a literal where the other has a
+// wildcard. Routes neither of which is more specific are refused by Claim
+// already; those with {rest...} or {$} are left to net/http.
+func overlap(a, b string) (example, specific string, ok bool) {
+	sa, sb := strings.Split(a, "/"), strings.Split(b, "/")
+	if len(sa) != len(sb) || strings.Contains(a+b, "...}") || strings.Contains(a+b, "{$}") {
+		return "", "", false
+	}
+	parts := make([]string, len(sa))
+	aLiteral, bLiteral := false, false
+	for i, x := range sa {
+		y := sb[i]
+		xWild, yWild := strings.HasPrefix(x, "{"), strings.HasPrefix(y, "{")
+		switch {
+		case !xWild && !yWild && x != y:
+			return "", "", false
+		case !xWild:
+			parts[i] = x
+			aLiteral = aLiteral || yWild
+		case !yWild:
+			parts[i], bLiteral = y, true
+		default:
+			parts[i] = "x"
+		}
+	}
+	switch {
+	case aLiteral == bLiteral:
+		return "", "", false // the same requests, or neither more specific
+	case aLiteral:
+		return strings.Join(parts, "/"), a, true
+	}
+	return strings.Join(parts, "/"), b, true
+}
 
 // Claim registers h at method+path for owner (a pipeline's name); it
 // returns what is wrong with the route, or "".

@@ -148,6 +148,57 @@ func TestValidateRouteConflictAcrossFolders(t *testing.T) {
 	}
 }
 
+// A route that takes some of another pipeline's requests, net/http
+// taking the more specific for them, is warned about with such a request
+// and the pipeline that gets it: the other never saw them, with no word
+// (a QA run). Routes that take other requests, or conflict, are not.
+func TestValidateRouteOverlap(t *testing.T) {
+	dir := t.TempDir()
+	conns, err := os.ReadFile("testdata/good/connections.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := "target: { connection: api, method: POST, path: /x, body: { a: 1 } }\n"
+	for name, text := range map[string]string{
+		ConnectionsFileName: string(conns),
+		"a-kinds.yaml":      "source: { type: http, path: \"/events/{kind}\" }\n" + target,
+		"b-offers.yaml":     "source: { type: http, path: /events/offer }\n" + target,
+		"c-other.yaml":      "source: { type: http, path: [\"/other/{kind}\", /events/offer/more] }\n" + target,
+		"d-get.yaml":        "source: { type: http, method: GET, path: /events/offer, auth: { bearer: x } }\nrespond: { body: { a: 1 } }\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, _ := testLoader(t)
+	proj := l.Load([]string{dir})
+	var got []string
+	for _, d := range proj.Diagnostics.Items() {
+		if line := strings.TrimPrefix(d.String(), dir+string(filepath.Separator)); strings.Contains(line, "also takes") {
+			got = append(got, line)
+		}
+	}
+	want := []string{
+		`b-offers.yaml:1:29: warning: source.path: POST /events/offer also takes requests of POST /events/{kind} of pipeline "a-kinds": /events/offer goes to pipeline "b-offers", whose route is the more specific; make the paths differ if that is not meant`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, tt := range []struct{ a, b, example, specific string }{
+		{"/x/{id}/tags", "/x/u-1/tags", "/x/u-1/tags", "/x/u-1/tags"},
+		{"/x/{a}/{b}", "/x/{c}/y", "/x/x/y", "/x/{c}/y"},
+		{"/x/{a}/y", "/x/b/{c}", "", ""}, // neither: a conflict, refused by Claim
+		{"/x/{a}", "/y/{b}", "", ""},
+		{"/x/{a}", "/x/{a}/z", "", ""},
+		{"/x/{rest...}", "/x/y", "", ""}, // left to net/http
+	} {
+		example, specific, ok := overlap(tt.a, tt.b)
+		if example != tt.example || specific != tt.specific || ok != (tt.example != "") {
+			t.Errorf("overlap(%s, %s) = %q, %q, %v; want %q, %q", tt.a, tt.b, example, specific, ok, tt.example, tt.specific)
+		}
+	}
+}
+
 // Two CSV pipelines on one inbox folder each imported only the files the
 // other had not taken first (a file is imported once, then filed away),
 // and a pipeline on another's done/ or failed/ imported that one's files
