@@ -47,8 +47,9 @@ CSV sources take files named with --csv, and files dropped into their
 source.inbox folder (moved to done/ or failed/ once every row has an
 outcome or waits in the inbox for its retry, and the file has held still
 for 5 s: lines appended meanwhile are imported too). Rows go straight to
-the workers; a checkpoint counts the rows that have an outcome, so a restart
-resumes after them, and rows that need a retry wait in the inbox. Broken rows become dead letters with their row number.
+the workers; a checkpoint counts the rows that have an outcome, so a
+restart resumes after them, and rows that need a retry wait in the inbox.
+Broken rows become dead letters with their row number.
 --until-done exits once the --csv files are read and every row has an
 outcome: exit status 1 if a file could not be imported, 0 otherwise.
 
@@ -623,11 +624,9 @@ func logStarted(logger *slog.Logger, addr, admin, dataDir string, pipelines []*e
 		running = append(running, p.Name+"@"+p.Version)
 	}
 	logger.Info("engine started", "addr", addr, "admin_addr", admin, "data", dataDir, "build", engineVersion(), "pipelines", running)
-	for _, p := range pipelines {
-		if p.Source.Type.Kind == spec.HTTPSource && p.Source.Auth == nil {
-			logger.Warn("this route has no auth: anyone who reaches the listener can call it; add source.auth (bearer, basic or hmac), unless a proxy in front checks every caller",
-				"pipeline", p.Name, "method", p.Source.Method, "path", masker.String(strings.Join(p.Source.Paths, " | ")))
-		}
+	for _, p := range openRoutes(pipelines) {
+		logger.Warn("this route has no auth: anyone who reaches the listener can call it; add source.auth (bearer, basic or hmac), unless a proxy in front checks every caller",
+			"pipeline", p.Name, "method", p.Source.Method, "path", masker.String(strings.Join(p.Source.Paths, " | ")))
 	}
 }
 

@@ -91,7 +91,11 @@ line.`, stderr)
 	if open := openRoutes(proj.Pipelines); len(open) > 0 {
 		// Not a warning per file: a route behind a proxy that checks its
 		// callers is no mistake, and would warn at every validate.
-		fmt.Fprintf(stdout, "note: no source.auth, so anyone who reaches the listener can call: %s\n", strings.Join(open, ", "))
+		names := make([]string, len(open))
+		for i, p := range open {
+			names[i] = p.Name
+		}
+		fmt.Fprintf(stdout, "note: no source.auth, so anyone who reaches the listener can call: %s\n", strings.Join(names, ", "))
 	}
 	fmt.Fprintln(stdout, summary)
 	return exitOK
@@ -170,12 +174,12 @@ func plural(n int, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
-// openRoutes names the pipelines whose routes take no auth.
-func openRoutes(pipelines []*engine.Pipeline) []string {
-	var open []string
+// openRoutes are the pipelines whose routes take no auth.
+func openRoutes(pipelines []*engine.Pipeline) []*engine.Pipeline {
+	var open []*engine.Pipeline
 	for _, p := range pipelines {
 		if p.Source.Type.Kind == spec.HTTPSource && p.Source.Auth == nil {
-			open = append(open, p.Name)
+			open = append(open, p)
 		}
 	}
 	return open
