@@ -79,6 +79,7 @@ type Reader struct {
 	line      int   // the last line of src csv has read a record from
 	header    []string
 	number    int
+	recordEnd int64 // the offset after the header or the last row returned
 	// text holds the columns whose values must be UTF-8 text, those the
 	// pipeline reads (Expect); nil: every column.
 	text map[string]bool
@@ -186,6 +187,7 @@ func NewReader(src io.ReadSeeker, file string, delimiter rune) (*Reader, error) 
 	}
 	r.header = header
 	r.ended(header)
+	r.recordEnd = r.Offset()
 	return r, nil
 }
 
@@ -328,7 +330,20 @@ func delimiterName(d rune) string {
 // returned io.EOF and the input has grown since (a file still being
 // written): rows go on being numbered after the last one.
 func (r *Reader) ReadOn() error {
-	return r.readFrom(r.Offset(), r.line)
+	at, line := r.Offset(), r.line
+	if gap := at - r.recordEnd; gap > 0 {
+		// Blank lines read past after the last row: counted, or the rows
+		// after them were named a line or more early (a review).
+		blank := make([]byte, gap)
+		if _, err := r.src.Seek(r.recordEnd, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(r.src, blank); err != nil {
+			return err
+		}
+		line += bytes.Count(blank, []byte("\n"))
+	}
+	return r.readFrom(at, line)
 }
 
 // Header returns the column names.
@@ -348,7 +363,12 @@ func (r *Reader) Offset() int64 { return r.base + r.csv.InputOffset() }
 // later stray quote closes is valid CSV, or an error no reader can undo:
 // those rows stay as encoding/csv reads them.) A row longer than
 // MaxRowBytes is broken too, and read past without being held (tooLong).
-func (r *Reader) Next() (Row, error) {
+func (r *Reader) Next() (_ Row, err error) {
+	defer func() {
+		if !errors.Is(err, io.EOF) {
+			r.recordEnd = r.Offset()
+		}
+	}()
 	start := r.Offset()
 	r.bound(start)
 	record, err := r.csv.Read()

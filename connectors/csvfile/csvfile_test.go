@@ -660,6 +660,30 @@ func (g *growing) Seek(off int64, whence int) (int64, error) {
 	return off, nil
 }
 
+// Blank lines read past at the end before the file grew count: the rows
+// after them are named at their own lines (a review saw line 3 for a row
+// on line 4).
+func TestReadOnCountsBlankLinesBeforeTheGrowth(t *testing.T) {
+	in := &growing{data: []byte("user_id,tag\nu1,a\n\n")}
+	r, err := NewReader(in, "x.csv", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("Next: %v; want io.EOF", err)
+	}
+	in.data = append(in.data, "u2,b\n"...)
+	if err := r.ReadOn(); err != nil {
+		t.Fatal(err)
+	}
+	if row, err := r.Next(); err != nil || row.Line != 4 || row.Values["user_id"] != "u2" {
+		t.Fatalf("row %+v %v; want u2 at line 4", row, err)
+	}
+}
+
 // A file that grows after the reader reached its end is read on from the
 // row after the last, numbered after it, with its lines counted on.
 func TestReadOnAfterTheInputGrew(t *testing.T) {

@@ -614,8 +614,16 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	}
 	defer f.Close()
 	// The import reads what it hashes: the file as it is now. A writer
-	// may go on appending (csvtail.go).
+	// may go on appending (csvtail.go). An inbox file is read as far as
+	// its last whole record: a writer may have added part of a line
+	// since the watcher looked, and it went as a row, cut (a review).
 	size := began.Size()
+	end := size
+	if !still.IsZero() {
+		if end, err = lastRecordEnd(f, 0, size); err != nil {
+			return fail(fmt.Errorf("reading %s: %w", file, err))
+		}
+	}
 	var grown csvGrowth
 	if _, err := r.store.Checkpoint(csvGrowthKey(pipeline, file), &grown); err != nil {
 		return fail(fmt.Errorf("reading the checkpoint of %s: %w", file, err))
@@ -623,12 +631,12 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	h := sha256.New()
 	var prefix string // the hash of the bytes an earlier import of the name read, if the file is longer
 	from := int64(0)
-	if grown.ID != "" && grown.Bytes > 0 && grown.Bytes <= size && grown.File == fileIdentity(began) {
+	if grown.ID != "" && grown.Bytes > 0 && grown.Bytes <= end && grown.File == fileIdentity(began) {
 		err = hashRange(h, f, 0, grown.Bytes)
 		prefix, from = sumOf(h), grown.Bytes
 	}
 	if err == nil {
-		err = hashRange(h, f, from, size)
+		err = hashRange(h, f, from, end)
 	}
 	if err != nil {
 		return fail(fmt.Errorf("reading %s: %w", file, err))
@@ -674,9 +682,12 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 		r.log.Info("this file was imported before; nothing to do", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", cp.Rows)
 		return snapshot(), nil
 	}
-	tail := &csvTail{f: f, file: file, view: &csvView{f: f, end: size}, h: h, size: size, mod: began.ModTime(), changed: still}
+	tail := &csvTail{f: f, file: file, view: &csvView{f: f, end: end}, h: h, size: size, mod: began.ModTime(), changed: still}
 	if still.IsZero() {
 		tail.changed = r.clock.Now()
+	}
+	if err := tail.keepGuard(); err != nil {
+		return fail(err)
 	}
 	reader, err := csvfile.NewReader(tail.view, file, l.p.Source.Delimiter)
 	if err != nil {
@@ -727,12 +738,13 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 		grown = g
 		return nil
 	}
-	if id != sum {
-		// The file's own content hash names no checkpoint: a restart
-		// finds this one only through what is remembered of it.
-		if err := remember(); err != nil {
-			return stop(err)
-		}
+	// Before a row is sent: a restart after the file grew finds this
+	// import only through what is remembered of it, and sent every row
+	// again when it had stopped before it saw the file grow (a review).
+	// Not written (a full disk), only that is at stake: the import goes
+	// on, its checkpoint waiting for room as it does.
+	if err := remember(); err != nil {
+		r.log.Error("cannot write a CSV checkpoint; should the file grow and the engine stop before this import ends, importing it again sends all of its rows", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "error", err)
 	}
 	quiet := time.Duration(0)
 	if !still.IsZero() {
@@ -841,6 +853,11 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if err := remember(); err != nil {
 		r.log.Error("cannot write a CSV checkpoint; should the file grow, importing it again sends all of its rows", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "error", err)
 	}
+	if info, err := f.Stat(); still.IsZero() && err == nil && info.Size() == tail.size && info.ModTime().Equal(tail.mod) {
+		// A --csv file imported whole: a file of its name later is
+		// another (an inbox file's is forgotten once it is filed away).
+		r.forgetGrowth(pipeline, file)
+	}
 	if all := csvKey(pipeline, sumOf(tail.h)); all != key {
 		// The whole file as read, under its own content hash: the same
 		// file dropped again under another name is known as imported.
@@ -864,6 +881,17 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	})
 	r.logCSVFigures("CSV file imported", snap)
 	return snap, nil
+}
+
+// forgetGrowth forgets how far a file of this name was read, once it was
+// imported whole: a new file that takes the name, even one on the same
+// inode (a file system hands a freed one out again at once), and that
+// starts with the same rows (a cumulative export), is new content, sent
+// whole, not taken for the old one grown (a review).
+func (r *Runner) forgetGrowth(pipeline, file string) {
+	if err := r.store.SetCheckpoint(csvGrowthKey(pipeline, file), csvGrowth{}); err != nil {
+		r.log.Error("cannot write a CSV checkpoint; a new file of this name that starts with the same rows would be sent only after them", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "error", err)
+	}
 }
 
 // rewrittenError is the error of an import of file that found what it
@@ -1471,6 +1499,7 @@ func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, import
 		r.log.Error("CSV file not imported", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "moved_to", dest, "error", importErr)
 		return nil
 	}
+	r.forgetGrowth(pipeline, src)
 	// A file taken out of failed/ and dropped again has been imported: the
 	// reason it failed, left behind, no longer stands.
 	failed := filepath.Join(dir, "failed", name)

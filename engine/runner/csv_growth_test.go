@@ -1,6 +1,7 @@
 package runner_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -75,56 +76,6 @@ func TestCSVInboxWriterThatPausesAtALineEnd(t *testing.T) {
 	}
 }
 
-// A file whose writer went on writing after it was filed in done/, moved
-// back into the inbox folder, sends only the rows after those imported:
-// it counted as new content, and its first rows were sent again (a QA
-// run).
-func TestCSVFileGrownInDoneMovedBack(t *testing.T) {
-	h, folder := inboxHarness(t, 60, 50*time.Millisecond)
-	file := filepath.Join(folder, "x.csv")
-	if err := os.WriteFile(file, []byte("user_id,tag\n"+rowsText(1, 20)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	done := filepath.Join(folder, "done", "x.csv")
-	h.eventually("x.csv filed in done/", func() bool {
-		_, err := os.Stat(done)
-		return err == nil
-	})
-	f, err := os.OpenFile(done, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString(rowsText(21, 30)); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if err := os.Rename(done, file); err != nil {
-		t.Fatal(err)
-	}
-	h.eventually("x.csv filed in done/ again", func() bool {
-		_, err := os.Stat(done)
-		return err == nil
-	})
-	h.drained()
-	for i := 1; i <= 30; i++ {
-		if n := h.tagCount(fmt.Sprintf("load-%06d", i), fmt.Sprintf("segment_%d", i)); n != 1 {
-			t.Errorf("row %d delivered %d times, want 1", i, n)
-		}
-	}
-	// And once more as it is: all of it imported before.
-	if err := os.Rename(done, file); err != nil {
-		t.Fatal(err)
-	}
-	h.eventually("x.csv filed in done/ a third time", func() bool {
-		_, err := os.Stat(done)
-		return err == nil
-	})
-	h.drained()
-	if n := len(h.journal("/sessionm/core/*")); n != 30 {
-		t.Errorf("%d requests to SessionM for 30 rows, each sent once", n)
-	}
-}
-
 // A new file that takes an imported file's name and starts with its rows
 // (a cumulative export of a segment that only grew) is new content, sent
 // whole, as a file of another name would be: taken for the old one grown,
@@ -153,6 +104,68 @@ func TestCSVNewFileOfTheNameIsNotTakenForTheOldOneGrown(t *testing.T) {
 		_, err := os.Stat(file)
 		return os.IsNotExist(err)
 	})
+	h.drained()
+	if n := len(h.journal("/sessionm/core/*")); n != 50 {
+		t.Errorf("%d requests to SessionM; want 50: 20 rows, then the new file's 30", n)
+	}
+}
+
+// An import stopped before it saw its file grow remembers how far it
+// read all the same: the file grew while the engine was down, and the
+// next import sent every row again (a review).
+func TestCSVImportStoppedThenGrownSendsOnlyTheNewRows(t *testing.T) {
+	h := start(t, setup{users: 420})
+	file := writeCSV(t, t.TempDir(), 400, 0)
+	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"300ms"}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.r.ImportCSV(ctx, csvPipeline, file); close(done) }()
+	h.eventually("rows delivered", func() bool {
+		ps := h.r.CSVImports()
+		return len(ps) > 0 && ps[0].Delivered >= 20
+	})
+	cancel()
+	<-done
+	h.eventually("the rows in flight settled", func() bool { p := h.r.CSVImports()[0]; return p.Done() == p.Queued })
+	first := h.r.CSVImports()[0].Queued
+	h.control("DELETE", "/faults", ``)
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(rowsText(401, 410)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
+	if err != nil || p.Queued != 410-first {
+		t.Errorf("the import after the file grew sent %d rows, %v; want the %d not sent before", p.Queued, err, 410-first)
+	}
+}
+
+// A new file that takes the name of one imported whole is new content,
+// even on the inode the old one freed (a file system hands it out again at
+// once): a cumulative export after done/ was cleaned was taken for the old
+// one grown, and its first rows were not sent (a review).
+func TestCSVNewFileOnAFreedInodeIsNewContent(t *testing.T) {
+	h, folder := inboxHarness(t, 60, 50*time.Millisecond)
+	file := filepath.Join(folder, "x.csv")
+	if err := os.WriteFile(file, []byte("user_id,tag\n"+rowsText(1, 20)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := filepath.Join(folder, "done", "x.csv")
+	h.eventually("x.csv filed in done/", func() bool { _, err := os.Stat(done); return err == nil })
+	h.drained()
+	if err := os.Remove(done); err != nil { // a retention job cleans done/
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file+".part", []byte("user_id,tag\n"+rowsText(1, 30)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(file+".part", file); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the new x.csv filed", func() bool { _, err := os.Stat(done); return err == nil })
 	h.drained()
 	if n := len(h.journal("/sessionm/core/*")); n != 50 {
 		t.Errorf("%d requests to SessionM; want 50: 20 rows, then the new file's 30", n)

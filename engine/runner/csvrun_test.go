@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -247,5 +248,52 @@ func TestRemovedImportSaysWhichRowsItPassesBy(t *testing.T) {
 	want = "resumes after row 10 (a pipeline"
 	if err := c.removedError(context.Background()); !strings.Contains(err.Error(), want) {
 		t.Errorf("%v\nwant %q in it", err, want)
+	}
+}
+
+// hashFile hashes f, the file named file, to its end (tests).
+func hashFile(f *os.File, file string) (string, error) {
+	info, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", file, err)
+	}
+	h := sha256.New()
+	if err := hashRange(h, f, 0, info.Size()); err != nil {
+		return "", fmt.Errorf("reading %s: %w", file, err)
+	}
+	return sumOf(h), nil
+}
+
+// A record ends at a line break outside quotes: the end of what an import
+// reads of a file that may still be written is the last one, never the
+// part of a line nor of a quoted value over several lines that a writer
+// has not finished (read so, it went as a cut row, or as two broken rows:
+// a review).
+func TestLastRecordEnd(t *testing.T) {
+	for _, tt := range []struct {
+		text string
+		from int64
+		want int64
+	}{
+		{"user_id,tag\nu1,a\n", 0, 17},
+		{"user_id,tag\nu1,a\nu2,se", 0, 17},      // a line being written
+		{"user_id,tag\nu1,\"first\nsecond", 0, 12}, // a quoted value being written
+		{"user_id,tag\nu1,\"first\nsecond\"\n", 0, 30},
+		{"user_id,tag\nu1,\"say \"\"hi\"\"\nthere\"\nu2", 0, 34}, // doubled quotes
+		{"user_id,tag\nu1,a\n", 17, 17},                         // nothing after from
+		{"no line end at all", 0, 0},
+	} {
+		f, err := os.CreateTemp(t.TempDir(), "x.csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteString(tt.text); err != nil {
+			t.Fatal(err)
+		}
+		got, err := lastRecordEnd(f, tt.from, int64(len(tt.text)))
+		f.Close()
+		if err != nil || got != tt.want {
+			t.Errorf("%q from %d: %d, %v; want %d", tt.text, tt.from, got, err, tt.want)
+		}
 	}
 }

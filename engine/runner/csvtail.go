@@ -2,7 +2,6 @@ package runner
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -89,19 +88,6 @@ func hashRange(h hash.Hash, f *os.File, from, to int64) error {
 // sumOf is the content hash h has so far, as the ids of rows use it.
 func sumOf(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil))[:16] }
 
-// hashFile hashes f, the file named file, to its end (tests).
-func hashFile(f *os.File, file string) (string, error) {
-	info, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", file, err)
-	}
-	h := sha256.New()
-	if err := hashRange(h, f, 0, info.Size()); err != nil {
-		return "", fmt.Errorf("reading %s: %w", file, err)
-	}
-	return sumOf(h), nil
-}
-
 // csvGrowth is kept per pipeline and file name: an import of the file
 // read its first Bytes bytes (of hash Hash), whose rows' ids and
 // checkpoint are of content ID (the file as it was when the first of
@@ -132,6 +118,11 @@ type csvTail struct {
 	file string
 	view *csvView
 	h    hash.Hash // of the file's first view.end bytes
+	// guard is the last bytes read (up to guardBytes before view.end):
+	// still there, where they were, the file was appended to, not
+	// rewritten. Hashing all that was read again at every change took a
+	// core on a large file written slowly (a review).
+	guard []byte
 	// size and mod are the file as last looked at; changed is when (by
 	// the runner's clock) it was last seen to change.
 	size    int64
@@ -150,7 +141,7 @@ func (e *errRewritten) Error() string { return e.why }
 func (t *csvTail) pending() bool { return t.size > t.view.end }
 
 // look looks at the file again, at now, once the rows read so far are
-// all read. It reports whether whole lines were appended (the view now
+// all read. It reports whether whole records were appended (the view now
 // reaches them: read on), or an error when what was read changed.
 func (t *csvTail) look(now time.Time) (bool, error) {
 	info, err := t.f.Stat()
@@ -169,40 +160,60 @@ func (t *csvTail) look(now time.Time) (bool, error) {
 	if info.Size() < t.view.end {
 		return false, &errRewritten{fmt.Sprintf("it is now %d bytes, shorter than the %d bytes read", info.Size(), t.view.end)}
 	}
-	again := sha256.New()
-	if err := hashRange(again, t.f, 0, t.view.end); err != nil {
-		return false, &errRewritten{fmt.Sprintf("its first %d bytes, read already, could not be read again: %v", t.view.end, err)}
-	}
-	if !bytes.Equal(again.Sum(nil), t.h.Sum(nil)) {
-		return false, &errRewritten{fmt.Sprintf("its first %d bytes, read already, are not what they were", t.view.end)}
+	if len(t.guard) > 0 {
+		again := make([]byte, len(t.guard))
+		if _, err := t.f.ReadAt(again, t.view.end-int64(len(again))); err != nil {
+			return false, &errRewritten{fmt.Sprintf("the bytes it read could not be read again: %v", err)}
+		}
+		if !bytes.Equal(again, t.guard) {
+			return false, &errRewritten{fmt.Sprintf("the bytes before byte %d, read already, are not what they were", t.view.end)}
+		}
 	}
 	if !t.pending() {
 		return false, nil // only its time changed: touched
 	}
-	if t.view.end > 0 {
-		var last [1]byte
-		if _, err := t.f.ReadAt(last[:], t.view.end-1); err != nil {
-			return false, fmt.Errorf("reading %s: %w", t.file, err)
+	if t.view.end > 0 && t.guard[len(t.guard)-1] != '\n' {
+		// Its last line, read as a row, had no end, and the file went on
+		// after it: that row was only its first part.
+		return false, &errRewritten{"its last line, read as a row once the file had held still for a while, went on after all"}
+	}
+	// Up to the end of the last whole record: the rest is one still being
+	// written, a line or a quoted value over several (read in two, it was
+	// two broken rows: a review).
+	end, err := lastRecordEnd(t.f, t.view.end, info.Size())
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", t.file, err)
+	}
+	if end == t.view.end {
+		return false, nil
+	}
+	return true, t.extend(end)
+}
+
+// lastRecordEnd is the offset after the last line break in bytes
+// from..to of f that is outside quotes, counting quotes from from (the
+// end of a record), or from itself when there is none: in CSV a quoted
+// value holds its own quotes doubled, so a line break after an even
+// number of them ends a record.
+func lastRecordEnd(f *os.File, from, to int64) (int64, error) {
+	end, quotes := from, 0
+	buf := make([]byte, min(to-from, 64<<10))
+	for at := from; at < to; {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), to-at)], at)
+		for i, c := range buf[:n] {
+			switch {
+			case c == '"':
+				quotes++
+			case c == '\n' && quotes%2 == 0:
+				end = at + int64(i) + 1
+			}
 		}
-		if last[0] != '\n' {
-			// Its last line, read as a row, had no end, and the file
-			// went on after it: that row was only its first part.
-			return false, &errRewritten{"its last line, read as a row after it held still for a while, went on after all"}
+		at += int64(n)
+		if err != nil && !(errors.Is(err, io.EOF) && at >= to) {
+			return from, err
 		}
 	}
-	// Up to the last line end: the rest is a line still being written.
-	tail := make([]byte, min(info.Size()-t.view.end, 1<<20))
-	for to := info.Size(); to > t.view.end; to -= int64(len(tail)) {
-		from := max(t.view.end, to-int64(len(tail)))
-		chunk := tail[:to-from]
-		if _, err := t.f.ReadAt(chunk, from); err != nil && !errors.Is(err, io.EOF) {
-			return false, fmt.Errorf("reading %s: %w", t.file, err)
-		}
-		if i := bytes.LastIndexByte(chunk, '\n'); i >= 0 {
-			return true, t.extend(from + int64(i) + 1)
-		}
-	}
-	return false, nil
+	return end, nil
 }
 
 // extend has the view, and the hash, reach to.
@@ -211,5 +222,21 @@ func (t *csvTail) extend(to int64) error {
 		return &errRewritten{fmt.Sprintf("it was cut short while its new lines were read: %v", err)}
 	}
 	t.view.end = to
+	return t.keepGuard()
+}
+
+// guardBytes is how much of what was read the tail keeps to tell an
+// append from a rewrite.
+const guardBytes = 4096
+
+// keepGuard keeps the last bytes read as the guard.
+func (t *csvTail) keepGuard() error {
+	t.guard = t.guard[:0]
+	if n := min(t.view.end, guardBytes); n > 0 {
+		t.guard = make([]byte, n)
+		if _, err := t.f.ReadAt(t.guard, t.view.end-n); err != nil {
+			return &errRewritten{fmt.Sprintf("the bytes it read could not be read again: %v", err)}
+		}
+	}
 	return nil
 }
