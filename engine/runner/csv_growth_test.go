@@ -43,7 +43,7 @@ func inboxHarness(t *testing.T, users int, settle time.Duration) (*harness, stri
 // of 20,000). The import reads on through what is appended until the file
 // holds still.
 func TestCSVInboxWriterThatPausesAtALineEnd(t *testing.T) {
-	h, folder := inboxHarness(t, 60, 700*time.Millisecond)
+	h, folder := inboxHarness(t, 60, 3*time.Second) // wide: a loaded CI machine
 	f, err := os.Create(filepath.Join(folder, "x.csv"))
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,10 @@ func TestCSVInboxWriterThatPausesAtALineEnd(t *testing.T) {
 	if _, err := f.WriteString("user_id,tag\n" + rowsText(1, 20)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(400 * time.Millisecond) // forty polls: taken, its rows sent
+	h.eventually("the first 20 rows read, to the end of the file", func() bool {
+		ps := h.r.CSVImports()
+		return len(ps) == 1 && ps[0].Rows == 20 && ps[0].ReadDone
+	})
 	if _, err := f.WriteString(rowsText(21, 50)); err != nil {
 		t.Fatal(err)
 	}

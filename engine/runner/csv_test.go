@@ -380,6 +380,7 @@ func TestCSVResumedSummaryAddsUp(t *testing.T) {
 }
 
 func TestCSVInboxFolder(t *testing.T) {
+	runner.SetCSVSettle(t, 50*time.Millisecond)         // not what this test is about
 	runner.SetUnterminatedWait(t, 200*time.Millisecond) // how long the empty file waits
 	folder := t.TempDir()
 	h := start(t, setup{users: 100, tweak: func(p *engine.Pipeline) {
@@ -387,7 +388,6 @@ func TestCSVInboxFolder(t *testing.T) {
 			p.Source.Inbox = folder
 		}
 	}})
-	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	writeCSV(t, folder, 20, 0)
 	if err := os.WriteFile(filepath.Join(folder, "empty.csv"), nil, 0o644); err != nil {
@@ -432,6 +432,7 @@ func TestCSVInboxFolder(t *testing.T) {
 // away with it, unread: it stays in the folder, and a later poll imports
 // it.
 func TestCSVInboxFileReplacedWhileImported(t *testing.T) {
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	folder := t.TempDir()
 	h := start(t, setup{users: 20, tweak: func(p *engine.Pipeline) {
 		if p.Name == csvPipeline {
@@ -451,7 +452,6 @@ func TestCSVInboxFileReplacedWhileImported(t *testing.T) {
 			}
 		})
 	})
-	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	writeCSV(t, folder, 10, 0)
 	h.eventually("the upload imported and filed away", func() bool {
@@ -1296,6 +1296,7 @@ func TestCSVRetriedRowsSettleInTheImportThatSentThem(t *testing.T) {
 // imported again at every other poll; it keeps one record, not one per
 // import, which /status and memory would hold for the engine's life.
 func TestCSVFileTakenAgainKeepsOneRecord(t *testing.T) {
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	folder := t.TempDir()
 	h := start(t, setup{users: 100, tweak: func(p *engine.Pipeline) {
 		if p.Name == csvPipeline {
@@ -1306,7 +1307,6 @@ func TestCSVFileTakenAgainKeepsOneRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeCSV(t, folder, 5, 0)
-	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	h.eventually("the file imported", func() bool { return h.tagCount("load-000005", "segment_5") == 1 })
 	time.Sleep(500 * time.Millisecond) // some 25 more imports, each finding it done
@@ -1373,6 +1373,7 @@ func TestCSVRecordsStayBoundedForUniqueFileNames(t *testing.T) {
 // pipeline watches it next. The old watch went on through the files it
 // had listed, importing them as if it still watched the folder.
 func TestCSVWatcherStopsAtAReloadThatMovesItsFolder(t *testing.T) {
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	dir := copyPipelines(t)
 	old, moved := t.TempDir(), t.TempDir()
 	yaml := filepath.Join(dir, csvPipeline+".yaml")
@@ -1386,7 +1387,6 @@ func TestCSVWatcherStopsAtAReloadThatMovesItsFolder(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(old, "t.csv"), []byte("user_id,tag\nload-000001,later\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	h.eventually("segment.csv being imported", func() bool {
 		ps := h.r.CSVImports()
@@ -1414,6 +1414,7 @@ func TestCSVWatcherStopsAtAReloadThatMovesItsFolder(t *testing.T) {
 // the log says the file went during the import rather than that it could
 // not be filed away ("rename ...: no such file or directory").
 func TestCSVInboxFileDeletedWhileImported(t *testing.T) {
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	folder := t.TempDir()
 	logs := &runner.LockedBuffer{}
 	h := start(t, setup{users: 201, tweak: func(p *engine.Pipeline) {
@@ -1423,7 +1424,6 @@ func TestCSVInboxFileDeletedWhileImported(t *testing.T) {
 	}, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"50ms"}`)
 	file := writeCSV(t, folder, 200, 0)
-	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	h.eventually("the import under way", func() bool { return len(h.journal("/sessionm/core/*")) >= 10 })
 	if err := os.Remove(file); err != nil {
@@ -1452,6 +1452,7 @@ func TestCSVInboxFileDeletedWhileImported(t *testing.T) {
 // so; they said "open ...: no such file or directory" of a name that is
 // plainly there, and "read ...: is a directory".
 func TestCSVInboxLinkToNothingOrAFolder(t *testing.T) {
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	folder := t.TempDir()
 	h := start(t, setup{users: 2, tweak: func(p *engine.Pipeline) {
 		if p.Name == csvPipeline {
@@ -1465,7 +1466,6 @@ func TestCSVInboxLinkToNothingOrAFolder(t *testing.T) {
 	if err := os.Symlink(dir, filepath.Join(folder, "folder.csv")); err != nil {
 		t.Fatal(err)
 	}
-	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	for name, want := range map[string]string{
 		"dangling.csv": "cannot open " + filepath.Join(folder, "dangling.csv") + ": it is a symbolic link to " + missing + ", which does not exist; put the CSV file itself there, or a link to one that exists\n",
@@ -1650,6 +1650,7 @@ func TestCSVImportWaitsWhileItsCheckpointCannotBeWritten(t *testing.T) {
 // done/, and the rest written there, never sent (a QA run). A file that
 // only lacks its last newline goes after the wait.
 func TestCSVInboxWaitsForAnUnendedLastLine(t *testing.T) {
+	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	runner.SetUnterminatedWait(t, 700*time.Millisecond)
 	folder := t.TempDir()
 	h := start(t, setup{users: 100, tweak: func(p *engine.Pipeline) {
@@ -1657,7 +1658,6 @@ func TestCSVInboxWaitsForAnUnendedLastLine(t *testing.T) {
 			p.Source.Inbox = folder
 		}
 	}})
-	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	upload := filepath.Join(folder, "upload.csv")
 	if err := os.WriteFile(upload, []byte("user_id,tag\nload-000001,segment_1\nload-000002,segm"), 0o644); err != nil {
@@ -1744,14 +1744,14 @@ func TestCSVTTLNotWholeSecondsIsADeadLetter(t *testing.T) {
 // it went to failed/ as empty at once while the writer filled it there (a
 // QA run). One still empty after the wait fails, as before.
 func TestCSVInboxWaitsForAnEmptyFileToBeWritten(t *testing.T) {
-	runner.SetUnterminatedWait(t, 700*time.Millisecond)
+	runner.SetCSVSettle(t, 50*time.Millisecond)  // not what this test is about
+	runner.SetUnterminatedWait(t, 3*time.Second) // wide: a loaded CI machine
 	folder := t.TempDir()
 	h := start(t, setup{users: 10, tweak: func(p *engine.Pipeline) {
 		if p.Name == csvPipeline {
 			p.Source.Inbox = folder
 		}
 	}})
-	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	upload := filepath.Join(folder, "z.csv")
 	if err := os.WriteFile(upload, nil, 0o644); err != nil {

@@ -276,11 +276,11 @@ func TestLastRecordEnd(t *testing.T) {
 		want int64
 	}{
 		{"user_id,tag\nu1,a\n", 0, 17},
-		{"user_id,tag\nu1,a\nu2,se", 0, 17},      // a line being written
+		{"user_id,tag\nu1,a\nu2,se", 0, 17},        // a line being written
 		{"user_id,tag\nu1,\"first\nsecond", 0, 12}, // a quoted value being written
 		{"user_id,tag\nu1,\"first\nsecond\"\n", 0, 30},
 		{"user_id,tag\nu1,\"say \"\"hi\"\"\nthere\"\nu2", 0, 34}, // doubled quotes
-		{"user_id,tag\nu1,a\n", 17, 17},                         // nothing after from
+		{"user_id,tag\nu1,a\n", 17, 17},                          // nothing after from
 		{"no line end at all", 0, 0},
 	} {
 		f, err := os.CreateTemp(t.TempDir(), "x.csv")
