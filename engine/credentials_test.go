@@ -73,6 +73,13 @@ target:
   query: { api_key: "${env:QUERY_KEY_X:-from-the-default}", campaign: "${env:CAMPAIGN_X}" }
   body: { a: 1 }
 `,
+		"signed.yaml": `
+source:
+  type: http
+  path: /signed
+  auth: { hmac: { header: "${env:SIG_HEADER_X}", secret: "${env:HMAC_SECRET_X}" } }
+target: { connection: api, method: POST, path: /x, body: { a: 1 } }
+`,
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
@@ -81,17 +88,19 @@ target:
 	}
 	env := testEnv(t)
 	env["INBOUND_TOKEN_X"], env["HEADER_KEY_X"], env["CAMPAIGN_X"] = "inbound-token-value", "header-key-value", "spring-campaign"
+	env["SIG_HEADER_X"], env["HMAC_SECRET_X"] = "X-Partner-Signature", "hmac-secret-value"
 	masker := &secrets.Masker{}
 	l, err := NewLoader(connectors.Catalog(), secrets.NewResolver(func(name string) (string, bool) { v, ok := env[name]; return v, ok }, "", masker))
 	if err != nil {
 		t.Fatal(err)
 	}
-	proj := l.Load([]string{filepath.Join(dir, "p.yaml")})
+	proj := l.Load([]string{filepath.Join(dir, "p.yaml"), filepath.Join(dir, "signed.yaml")})
 	if err := proj.Diagnostics.Err(); err != nil {
 		t.Fatal(err)
 	}
-	got := masker.String("inbound-token-value header-key-value from-the-default spring-campaign")
-	if want := "**** **** **** spring-campaign"; got != want {
+	// The signature's header is a setting, not a credential.
+	got := masker.String("inbound-token-value header-key-value from-the-default spring-campaign hmac-secret-value X-Partner-Signature")
+	if want := "**** **** **** spring-campaign **** X-Partner-Signature"; got != want {
 		t.Errorf("masked as %q, want %q", got, want)
 	}
 }

@@ -566,9 +566,12 @@ func (fc *fileContext) holdsCredential(path yamlpos.Path) bool {
 		return false
 	}
 	if path[0] == "source" && path[1] == "auth" {
-		// A Basic user name is no secret: SessionM's is its API key,
-		// which its own paths carry.
-		return path[len(path)-1] != "username"
+		// Not its other settings (the signature's header, algorithm,
+		// prefix), which masked made every message about the route
+		// unreadable (a review), nor a Basic user name: SessionM's is
+		// its API key, which its own paths carry.
+		last := path[len(path)-1]
+		return last == "bearer" || last == "password" || last == "secret"
 	}
 	name, ok := path[len(path)-1].(string)
 	parent := path[len(path)-2]
