@@ -110,7 +110,7 @@ pipeline answers when its lookup says not found (shown as the response).`, stder
 		return exitProblem
 	}
 	pl := proj.Pipelines[0]
-	runner := &dryrun.Runner{Pipeline: pl, Fixtures: *fixtures, Now: now}
+	runner := &dryrun.Runner{Pipeline: pl, Fixtures: *fixtures, Now: now, Masker: masker}
 	if *inSandbox {
 		runner.Lookups = engine.HTTPCaller{}
 	}

@@ -36,6 +36,10 @@ type Runner struct {
 	// sandbox's emulators over HTTP, for engine dry-run --sandbox).
 	Lookups engine.Caller
 	Now     time.Time
+	// Masker, when set, is given the value of each credential header a
+	// request carries, so that the report masks it wherever else it
+	// shows, such as the step that built it (a review).
+	Masker *secrets.Masker
 }
 
 // Report is the dry run of one event. Its JSON form is what
@@ -178,7 +182,7 @@ func (r *Runner) evaluate(ctx context.Context, ev *engine.Event, rep *Report) {
 	for _, s := range out.Steps {
 		l := Lookup{Step: s.Step}
 		if s.Request != nil {
-			l.Request = wireRequest(s.Request)
+			l.Request = r.wireRequest(s.Request)
 			if s.Response != nil {
 				body, err := jsonval.Decode(s.Response.Body)
 				if err != nil {
@@ -195,7 +199,7 @@ func (r *Runner) evaluate(ctx context.Context, ev *engine.Event, rep *Report) {
 		rep.Lookups = append(rep.Lookups, l)
 	}
 	if out.Request != nil {
-		rep.Requests = append(rep.Requests, *wireRequest(out.Request))
+		rep.Requests = append(rep.Requests, *r.wireRequest(out.Request))
 	}
 	if out.Reply != nil {
 		rep.Response = &HTTPReply{Status: out.Reply.Status, Headers: flatHeaders(out.Reply.Header), Body: bodyOf(out.Reply.Body, out.Reply.Value)}
@@ -218,10 +222,16 @@ func notFound(why string) *HTTPReply {
 	return &HTTPReply{Status: http.StatusNotFound, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"error": why}}
 }
 
-func wireRequest(req *engine.Request) *HTTPRequest {
+func (r *Runner) wireRequest(req *engine.Request) *HTTPRequest {
 	headers := flatHeaders(req.Header)
 	for name, v := range headers {
-		headers[name] = engine.ShownHeader(name, v)
+		if shown := engine.ShownHeader(name, v); shown != v {
+			headers[name] = shown
+			if r.Masker != nil {
+				_, token, _ := strings.Cut(v, " ")
+				r.Masker.AddBuilt(v, token)
+			}
+		}
 	}
 	return &HTTPRequest{Method: req.Method, URL: req.URL, Headers: headers, Body: bodyOf(req.Body, req.Value)}
 }
