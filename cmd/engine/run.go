@@ -330,7 +330,11 @@ variables override either.`, stderr)
 	go func() { serveErr <- srv.Serve(ln) }()
 	printRunBanner(stdout, ln.Addr().String(), *dataDir, sandboxBase, proj.Pipelines, leftBefore, masker, *untilDone)
 	logStarted(logger, ln.Addr().String(), holder.Admin, *dataDir, proj.Pipelines, masker)
-	importsDone, importErr := runImports(ctx, r, imports, stderr)
+	notImported := func(err error) { fmt.Fprintf(stderr, "engine run: %s\n", masker.String(err.Error())) }
+	if *logFormat == "json" {
+		notImported = func(err error) { logger.Error("CSV file not imported", "error", err) }
+	}
+	importsDone, importErr := runImports(ctx, r, imports, stderr, notImported)
 
 	exit, drainFor, finished := exitOK, time.Duration(0), false
 	select {
@@ -788,7 +792,7 @@ var csvProgressEvery = 500 * time.Millisecond
 // it never closes. failed reports whether an import returned an error,
 // which its record may no longer tell: past its bound (a run of over a
 // thousand files) the runner lets settled records go, failed ones too.
-func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stderr io.Writer) (done <-chan struct{}, failed func() bool) {
+func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stderr io.Writer, notImported func(error)) (done <-chan struct{}, failed func() bool) {
 	closed := make(chan struct{})
 	var returned atomic.Int32 // imports that returned, in the order of imports
 	var anyFailed atomic.Bool
@@ -820,7 +824,7 @@ func runImports(ctx context.Context, r *runner.Runner, imports []csvImport, stde
 			// twice is imported twice (the second finds it done).
 			last := !slices.ContainsFunc(imports[i+1:], func(later csvImport) bool { return sameFile(later.file, im.file) })
 			if _, err := r.ImportNamedCSV(ctx, im.pipeline, im.file, last); err != nil {
-				fmt.Fprintf(stderr, "engine run: %v\n", err)
+				notImported(err)
 				anyFailed.Store(true)
 			}
 			returned.Add(1)

@@ -684,4 +684,15 @@ func TestJSONLogStartErrors(t *testing.T) {
 	if code != exitProblem || len(lines) < 2 || !strings.Contains(lines[0], "offer-issued-to-braze-campaign.yaml:") || !strings.Contains(lines[len(lines)-1], "nothing was started") {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr)
 	}
+	// and a --csv file that cannot be imported
+	_, stderr, code = runEngine("run", "--env-file", "examples/sandbox.env", "--addr", "127.0.0.1:0", "--admin-addr", "", "--data", t.TempDir(), "--log-format", "json",
+		"--csv", "cmd/engine/testdata/no-header.csv", "--until-done", "pipelines/")
+	for _, text := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if !json.Valid([]byte(text)) {
+			t.Errorf("not a JSON line: %q", text)
+		}
+	}
+	if code != exitProblem || !strings.Contains(stderr, `"msg":"CSV file not imported"`) {
+		t.Errorf("--csv: exit %d, stderr:\n%s", code, stderr)
+	}
 }
