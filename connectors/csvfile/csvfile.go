@@ -274,7 +274,9 @@ func (r *Reader) Expect(reads spec.EventReads) error {
 		msg += "; " + strings.Join(hints, "; ")
 	case len(r.header) == 1 && otherDelimiter(r.header[0], r.delimiter) != 0:
 		d := otherDelimiter(r.header[0], r.delimiter)
-		msg += fmt.Sprintf("; the header row is one column, %q: the file seems to separate its fields with %s, where the pipeline's source.delimiter is %s", r.header[0], delimiterName(d), delimiterName(r.comma()))
+		// Cut: in a file without its header row, this is a row of data
+		// (a review), which goes to the log and /status.
+		msg += fmt.Sprintf("; the header row is one column, %q: the file seems to separate its fields with %s, where the pipeline's source.delimiter is %s", cutText(r.header[0], 60), delimiterName(d), delimiterName(r.comma()))
 	default:
 		msg += fmt.Sprintf("; is the header row missing, or the delimiter not %s?", delimiterName(r.comma()))
 	}
@@ -736,4 +738,12 @@ func parseReason(err error, lineBase int) string {
 		what = pe.Err.Error()
 	}
 	return fmt.Sprintf("%s (line %d, character %d)", what, lineBase+pe.Line, pe.Column)
+}
+
+// cutText is s cut to at most n characters, marked where it was cut.
+func cutText(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }

@@ -557,6 +557,9 @@ func TestExpect(t *testing.T) {
 			"export.csv:1: the header row has no column user_id, which the pipeline reads (filter, target.params.external_id); is the header row missing, or the delimiter not a comma?"},
 		{"another delimiter", "user_id;tag;ttl\nu1;vip;60\n", 0, f2,
 			`export.csv:1: the header row has no column user_id, which the pipeline reads (filter, target.params.external_id); the header row is one column, "user_id;tag;ttl": the file seems to separate its fields with a semicolon, where the pipeline's source.delimiter is a comma`},
+		// a data row in place of the header is quoted cut: personal data
+		{"a long first line", "u-1001;" + strings.Repeat("x", 100) + "\n", 0, f2,
+			`the header row is one column, "u-1001;` + strings.Repeat("x", 53) + `…": the file seems`},
 		{"a comma where the pipeline says ;", "user_id,tag\nu1,vip\n", ';', f2,
 			`the file seems to separate its fields with a comma, where the pipeline's source.delimiter is a semicolon`},
 		{"a name in another case, spaces trimmed", " User_ID ,tag\nu1,vip\n", 0, f2,
