@@ -679,6 +679,14 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	update(func(p *CSVProgress) { p.Size = size })
 	if cp.Done {
 		update(func(p *CSVProgress) { p.Skipped, p.Rows, p.ReadDone, p.Finished = cp.Rows, cp.Rows, true, true })
+		if !still.IsZero() && r.changesBeforeSettled(ctx, f, began, still) {
+			// Filed away at once, an upload whose first part was the
+			// content of a file imported before (an empty segment's
+			// header row) went on being written in done/, unread (a QA
+			// run). Left where it is, the next poll imports it as the
+			// new content it is.
+			return snapshot(), nil
+		}
 		r.log.Info("this file was imported before; nothing to do", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", cp.Rows)
 		return snapshot(), nil
 	}
@@ -881,6 +889,21 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	})
 	r.logCSVFigures("CSV file imported", snap)
 	return snap, nil
+}
+
+// changesBeforeSettled waits until the inbox file f, opened as began,
+// has held still for csvSettle since still, as an import waits before it
+// ends, and reports whether it changed meanwhile.
+func (r *Runner) changesBeforeSettled(ctx context.Context, f *os.File, began os.FileInfo, still time.Time) bool {
+	for {
+		info, err := f.Stat()
+		if err != nil || info.Size() != began.Size() || !info.ModTime().Equal(began.ModTime()) {
+			return err == nil
+		}
+		if r.clock.Now().Sub(still) >= csvSettle || r.clock.Sleep(ctx, csvTailPoll) != nil {
+			return false
+		}
+	}
 }
 
 // forgetGrowth forgets how far a file of this name was read, once it was

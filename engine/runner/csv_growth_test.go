@@ -174,3 +174,46 @@ func TestCSVNewFileOnAFreedInodeIsNewContent(t *testing.T) {
 		t.Errorf("%d requests to SessionM; want 50: 20 rows, then the new file's 30", n)
 	}
 }
+
+// An upload whose first part is the content of a file imported before (an
+// empty segment's header row) is not filed away as "imported before"
+// until it has held still as long as any import waits: it was at once,
+// and the rows written after the pause went into done/, unread (a QA run).
+func TestCSVUploadStartingAsAnImportedFileIsNotFiledAtOnce(t *testing.T) {
+	h, folder := inboxHarness(t, 60, 3*time.Second) // wide: a loaded CI machine
+	if err := os.WriteFile(filepath.Join(folder, "empty.csv"), []byte("user_id,tag\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the empty export filed", func() bool {
+		_, err := os.Stat(filepath.Join(folder, "done", "empty.csv"))
+		return err == nil
+	})
+	f, err := os.Create(filepath.Join(folder, "next.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("user_id,tag\n"); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the upload taken for the empty export", func() bool {
+		for _, p := range h.r.CSVImports() {
+			if filepath.Base(p.File) == "next.csv" {
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := f.WriteString(rowsText(1, 30)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	h.eventually("the upload filed in done/", func() bool {
+		_, err := os.Stat(filepath.Join(folder, "done", "next.csv"))
+		return err == nil
+	})
+	h.drained()
+	if n := len(h.journal("/sessionm/core/*")); n != 30 {
+		t.Errorf("%d requests to SessionM; want the upload's 30 rows", n)
+	}
+}
