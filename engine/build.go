@@ -381,11 +381,19 @@ func (b *builder) watchEvent(path yamlpos.Path, sc *scope) (check func([]string)
 	return check, shadow, guard, done
 }
 
-// eventReads is what the file reads of event.
+// eventReads is what the file reads of event. A field is needed where a
+// request's path takes it (a params value) without allowing for it
+// missing: the request would go to another path. Needed wherever it was
+// read so, a file without a column that the pipeline checks in ways the
+// builder does not follow ({% assign %} then {% if %}, "email" in event)
+// was refused whole (a re-QA).
 func (e *eventUse) eventReads() spec.EventReads {
 	out := spec.EventReads{Whole: e.whole, Fields: slices.Sorted(maps.Keys(e.read))}
 	for _, f := range slices.Sorted(maps.Keys(e.needed)) {
-		out.Needed = append(out.Needed, spec.FieldNeed{Name: f, Places: e.needed[f]})
+		places := e.needed[f]
+		if slices.ContainsFunc(places, func(p string) bool { return strings.Contains(p, ".params.") }) {
+			out.Needed = append(out.Needed, spec.FieldNeed{Name: f, Places: places})
+		}
 	}
 	return out
 }
