@@ -593,7 +593,7 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	snapshot := func() CSVProgress { return r.csv.snapshot(rec) }
 	// ReadDone stays as it is: false, unless the reading reached the end.
 	fail := func(err error) (CSVProgress, error) {
-		update(func(p *CSVProgress) { p.Err = err.Error() })
+		update(func(p *CSVProgress) { p.Err = r.opts.Masker.String(err.Error()) }) // shown in /status
 		return snapshot(), err
 	}
 	l := r.lane(pipeline)
@@ -1406,7 +1406,7 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 				// QA run): like an entry that cannot go to failed/, it
 				// waits until it changes, and /status names it.
 				stuck[e.Name()] = st
-				w.problem(e.Name(), stay.Error())
+				w.problem(e.Name(), r.opts.Masker.String(stay.Error())) // shown in /status
 				continue
 			}
 			delete(seen, e.Name())
