@@ -410,6 +410,25 @@ func TestCSVInboxFolder(t *testing.T) {
 	if info, err := os.Stat(filepath.Join(folder, "failed", "empty.csv.error.txt")); err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("error file mode %v, %v; want 0600", info.Mode(), err)
 	}
+	// and masked, as /status is: the folder's name stands for a secret
+	secret := filepath.Base(folder)
+	h.masker.Add(secret)
+	if err := os.WriteFile(filepath.Join(folder, "empty2.csv"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the second empty file failed", func() bool {
+		_, err := os.Stat(filepath.Join(folder, "failed", "empty2.csv.error.txt"))
+		return err == nil
+	})
+	why, _ = os.ReadFile(filepath.Join(folder, "failed", "empty2.csv.error.txt"))
+	if !strings.Contains(string(why), "/****/") || strings.Contains(string(why), "/"+secret+"/") {
+		t.Errorf("error file says %q; want the secret masked", why)
+	}
+	for _, p := range h.r.CSVImports() {
+		if strings.HasSuffix(p.File, "empty2.csv") && (p.Err == "" || strings.Contains(p.Err, "/"+secret+"/")) {
+			t.Errorf("/status's CSV import error %q shows the secret", p.Err)
+		}
+	}
 
 	// Taken out of failed/, fixed and dropped again, it is imported, and
 	// the reason it failed before no longer stands by its name.
