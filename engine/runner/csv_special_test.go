@@ -262,14 +262,7 @@ func TestCSVInboxFolderThatCannotBeCreatedIsTriedAgain(t *testing.T) {
 		}
 	}, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
 	h.r.WatchCSVInboxes(5 * time.Millisecond)
-	problems := func() []string {
-		for _, p := range h.r.Status().Pipelines {
-			if p.Name == csvPipeline {
-				return p.Problems
-			}
-		}
-		return nil
-	}
+	problems := func() []string { return csvPipelineProblems(h) }
 	h.eventually("the folder's problem in /status", func() bool {
 		ps := problems()
 		return len(ps) == 1 && strings.Contains(ps[0], "cannot create the CSV inbox folder "+folder)
@@ -321,14 +314,7 @@ func TestCSVImportedFileThatCannotBeFiledAwayIsLoggedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.r.WatchCSVInboxes(5 * time.Millisecond)
-	problems := func() []string {
-		for _, p := range h.r.Status().Pipelines {
-			if p.Name == csvPipeline {
-				return p.Problems
-			}
-		}
-		return nil
-	}
+	problems := func() []string { return csvPipelineProblems(h) }
 	h.eventually("the file named in /status", func() bool {
 		ps := problems()
 		return len(ps) == 1 && strings.Contains(ps[0], file+" was imported, but cannot be moved to done/")
@@ -359,4 +345,14 @@ func TestCSVImportedFileThatCannotBeFiledAwayIsLoggedOnce(t *testing.T) {
 	if n := h.tagCount("load-000001", "segment_1"); n != 1 {
 		t.Errorf("the row was delivered %d times, want 1", n)
 	}
+}
+
+// csvPipelineProblems are the problems /status shows for the CSV pipeline.
+func csvPipelineProblems(h *harness) []string {
+	for _, p := range h.r.Status().Pipelines {
+		if p.Name == csvPipeline {
+			return p.Problems
+		}
+	}
+	return nil
 }

@@ -1669,15 +1669,8 @@ func TestCSVImportWaitsWhileItsCheckpointCannotBeWritten(t *testing.T) {
 // done/, and the rest written there, never sent (a QA run). A file that
 // only lacks its last newline goes after the wait.
 func TestCSVInboxWaitsForAnUnendedLastLine(t *testing.T) {
-	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	runner.SetUnterminatedWait(t, 700*time.Millisecond)
-	folder := t.TempDir()
-	h := start(t, setup{users: 100, tweak: func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Source.Inbox = folder
-		}
-	}})
-	h.r.WatchCSVInboxes(10 * time.Millisecond)
+	h, folder := inboxHarness(t, 100, 50*time.Millisecond)
 	upload := filepath.Join(folder, "upload.csv")
 	if err := os.WriteFile(upload, []byte("user_id,tag\nload-000001,segment_1\nload-000002,segm"), 0o644); err != nil {
 		t.Fatal(err)
@@ -1763,15 +1756,8 @@ func TestCSVTTLNotWholeSecondsIsADeadLetter(t *testing.T) {
 // it went to failed/ as empty at once while the writer filled it there (a
 // QA run). One still empty after the wait fails, as before.
 func TestCSVInboxWaitsForAnEmptyFileToBeWritten(t *testing.T) {
-	runner.SetCSVSettle(t, 50*time.Millisecond)  // not what this test is about
 	runner.SetUnterminatedWait(t, 3*time.Second) // wide: a loaded CI machine
-	folder := t.TempDir()
-	h := start(t, setup{users: 10, tweak: func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Source.Inbox = folder
-		}
-	}})
-	h.r.WatchCSVInboxes(10 * time.Millisecond)
+	h, folder := inboxHarness(t, 10, 50*time.Millisecond)
 	upload := filepath.Join(folder, "z.csv")
 	if err := os.WriteFile(upload, nil, 0o644); err != nil {
 		t.Fatal(err)
