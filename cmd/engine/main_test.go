@@ -105,6 +105,8 @@ func TestDryRunGoldens(t *testing.T) {
 		{"segment-csv-2-rows.json", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "examples/csv/braze-segment-export.csv", "--rows", "2", "--format", "json"}, 0},
 		{"segment-csv-broken-rows.txt", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "cmd/engine/testdata/broken-rows.csv"}, 1},
 		{"segment-csv-1-row.txt", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "examples/csv/braze-segment-export.csv", "--rows", "1"}, 0},
+		// a stray quote: valid CSV, one row over four lines, warned about
+		{"segment-csv-stray-quote.txt", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "cmd/engine/testdata/stray-quote.csv"}, 0},
 		// quoted values in a file with CR-only line endings: the file
 		// fails as a whole, and the summary says so
 		{"segment-csv-cr-only.txt", []string{"pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", "cmd/engine/testdata/cr-only.csv"}, 1},

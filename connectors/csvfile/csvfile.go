@@ -29,6 +29,9 @@ type Row struct {
 	Number int // 1 for the first row after the header
 	Line   int // the file line it starts on
 	Values map[string]any
+	// Warning, when set, says the row is likely not what its writer meant
+	// (a quoted value over lines that look like rows: a stray quote).
+	Warning string
 }
 
 // RowError is a row that cannot become an event; reading goes on after it.
@@ -430,7 +433,34 @@ func (r *Reader) Next() (_ Row, err error) {
 		}
 		values[r.header[i]] = v
 	}
-	return Row{Number: r.number, Line: line, Values: values}, nil
+	return Row{Number: r.number, Line: line, Values: values, Warning: r.runsOver(record, line)}, nil
+}
+
+// runsOver says when a quoted value of record, a row that starts on line,
+// runs over lines that look like rows of their own: as many delimiters as
+// the header has. Valid CSV, it is most likely a stray opening quote that
+// a later one closes, and the rows between were read into this one, with
+// no error (a QA run: three rows never sent, and no word of it).
+func (r *Reader) runsOver(record []string, line int) string {
+	if len(r.header) < 2 {
+		return ""
+	}
+	comma := string(r.comma())
+	for i, v := range record {
+		if !strings.Contains(v, "\n") {
+			continue
+		}
+		rows := 0
+		for _, l := range strings.Split(v, "\n")[1:] {
+			if strings.Count(l, comma) == len(r.header)-1 {
+				rows++
+			}
+		}
+		if rows > 0 {
+			return fmt.Sprintf("its value in column %d (%q) runs from line %d to line %d, and %d of those lines look like rows of their own: a stray quote? They were read into this row, not as rows; if they are rows, fix the quote and put them, under the header row, in a new file", i+1, r.header[i], line, r.line, rows)
+		}
+	}
+	return ""
 }
 
 // cutBack makes the record at offset start, whose first line is line,

@@ -663,6 +663,28 @@ func (g *growing) Seek(off int64, whence int) (int64, error) {
 	return off, nil
 }
 
+// A quoted value that runs over lines that look like rows (a stray
+// opening quote a later one closes) is valid CSV, read as one row, with a
+// warning naming its lines: the rows between were lost with no word (a
+// QA run). A value over lines that do not look like rows has none.
+func TestRowRunningOverRowsIsWarned(t *testing.T) {
+	r, err := NewReader(strings.NewReader("user_id,first_name\nu-1004,\"Doe\nload-000001,ok\nload-000002,ok\nload-000003,x\"\nload-000004,ok\nu-1005,\"two\nlines\"\n"), "x.csv", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, err := r.Next()
+	want := `its value in column 2 ("first_name") runs from line 2 to line 5, and 3 of those lines look like rows of their own: a stray quote?`
+	if err != nil || row.Number != 1 || !strings.HasPrefix(row.Warning, want) {
+		t.Fatalf("row %+v, %v; want row 1 warned: %s", row, err, want)
+	}
+	for _, id := range []string{"load-000004", "u-1005"} {
+		row, err = r.Next()
+		if err != nil || row.Values["user_id"] != id || row.Warning != "" {
+			t.Fatalf("row %+v, %v; want %s without a warning", row, err, id)
+		}
+	}
+}
+
 // Blank lines read past at the end before the file grew count: the rows
 // after them are named at their own lines (a review saw line 3 for a row
 // on line 4).

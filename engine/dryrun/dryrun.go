@@ -55,6 +55,9 @@ type Report struct {
 	Requests      []HTTPRequest `json:"requests"`
 	Response      *HTTPReply    `json:"response,omitempty"`
 	Errors        []string      `json:"errors"`
+	// Warnings say what may not be what was meant, though it runs (a CSV
+	// row that runs over lines that look like rows).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Row locates a CSV row.
@@ -161,6 +164,9 @@ func (r *Runner) CSV(ctx context.Context, file string, maxRows int) *CSVReport {
 		}
 		one := r.newReport(file)
 		one.Row = &Row{row.Number, row.Line}
+		if row.Warning != "" {
+			one.Warnings = append(one.Warnings, row.Warning)
+		}
 		r.evaluate(ctx, &engine.Event{Data: row.Values, Row: &engine.RowInfo{Number: row.Number, File: file}}, one)
 		rep.Rows = append(rep.Rows, one)
 	}

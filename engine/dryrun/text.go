@@ -68,6 +68,9 @@ func (rep *Report) writeBody(b *strings.Builder, indent string, m *secrets.Maske
 	for _, e := range rep.Errors {
 		fmt.Fprintf(b, "%serror     %s\n", indent, e)
 	}
+	for _, w := range rep.Warnings {
+		fmt.Fprintf(b, "%swarning   %s\n", indent, w)
+	}
 }
 
 func writeRequest(b *strings.Builder, indent string, r *HTTPRequest) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -842,6 +843,10 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 			update(func(p *CSVProgress) { p.Skipped++ })
 			run.settleNow(rows) // the inbox or a replay settles it; the checkpoint may pass it
 			continue
+		}
+		if row.Warning != "" {
+			r.logLimited(&r.brokenRows, pipeline+"\x00runs-over", slog.LevelWarn, slog.LevelWarn, "a CSV row runs over lines that look like rows",
+				"pipeline", pipeline, "version", r.version(pipeline), "file", file, "row", row.Number, "line", row.Line, "warning", row.Warning)
 		}
 		it, err := run.item(row, rows)
 		if err != nil {

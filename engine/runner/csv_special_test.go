@@ -356,3 +356,21 @@ func csvPipelineProblems(h *harness) []string {
 	}
 	return nil
 }
+
+// A row whose quoted value runs over lines that look like rows (a stray
+// quote) is sent as it reads, and logged as a warning naming its lines.
+func TestCSVRowRunningOverRowsIsLogged(t *testing.T) {
+	logs := &runner.LockedBuffer{}
+	h := start(t, setup{users: 5, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
+	file := filepath.Join(t.TempDir(), "stray.csv")
+	if err := os.WriteFile(file, []byte("user_id,tag\nload-000001,\"vip\nload-000002,vip\nload-000003,vip\"\nload-000004,vip\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
+		t.Fatal(err)
+	}
+	h.drained()
+	if n := strings.Count(logs.String(), `"msg":"a CSV row runs over lines that look like rows"`); n != 1 || !strings.Contains(logs.String(), `runs from line 2 to line 4`) {
+		t.Errorf("%d warnings; log:\n%s", n, logs.String())
+	}
+}
