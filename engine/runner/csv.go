@@ -1527,13 +1527,13 @@ func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, import
 		r.log.Error("CSV file not imported", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "moved_to", dest, "error", importErr)
 		return nil
 	}
-	r.forgetGrowth(pipeline, src)
 	// A file taken out of failed/ and dropped again has been imported: the
 	// reason it failed, left behind, no longer stands.
 	failed := filepath.Join(dir, "failed", name)
 	if _, err := os.Lstat(failed); errors.Is(err, fs.ErrNotExist) {
 		_ = os.Remove(failed + ".error.txt")
 	}
+	r.forgetGrowth(pipeline, src)
 	return nil
 }
 
