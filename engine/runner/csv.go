@@ -657,6 +657,23 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 			id, key = grown.ID, csvKey(pipeline, grown.ID)
 		}
 	}
+	if end < size && id == sum {
+		// Read to its last whole record, a file whose last line has no
+		// end is known by the content before it; one imported whole
+		// (by an older build, which took the whole file) is known by
+		// all of it, and was sent again when dropped again.
+		whole := sha256.New()
+		if err := hashRange(whole, f, 0, size); err != nil {
+			return fail(fmt.Errorf("reading %s: %w", file, err))
+		}
+		var done csvCheckpoint
+		if found, err := r.store.Checkpoint(csvKey(pipeline, sumOf(whole)), &done); err != nil {
+			return fail(fmt.Errorf("reading the checkpoint of %s: %w", file, err))
+		} else if found && done.Done {
+			sum = sumOf(whole)
+			id, key = sum, csvKey(pipeline, sum)
+		}
+	}
 	release, err := r.claimCSV(ctx, key, pipeline, file)
 	if err != nil {
 		return snapshot(), nil // stopping: the file is taken next run

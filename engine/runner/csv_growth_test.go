@@ -217,3 +217,31 @@ func TestCSVUploadStartingAsAnImportedFileIsNotFiledAtOnce(t *testing.T) {
 		t.Errorf("%d requests to SessionM; want the upload's 30 rows", n)
 	}
 }
+
+// A file whose last line has no end, imported whole (by --csv here, or by
+// an older build), is known as imported before when dropped into an inbox
+// folder, which reads a file to its last whole record: it was sent again.
+func TestCSVFileWithoutItsLastNewlineIsKnownAsImported(t *testing.T) {
+	runner.SetUnterminatedWait(t, 200*time.Millisecond)
+	h, folder := inboxHarness(t, 20, 50*time.Millisecond)
+	text := "user_id,tag\n" + strings.TrimSuffix(rowsText(1, 10), "\n")
+	file := filepath.Join(t.TempDir(), "x.csv")
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil || p.Queued != 10 {
+		t.Fatalf("import %+v, %v; want 10 rows sent", p, err)
+	}
+	h.drained()
+	if err := os.WriteFile(filepath.Join(folder, "again.csv"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("again.csv filed in done/", func() bool {
+		_, err := os.Stat(filepath.Join(folder, "done", "again.csv"))
+		return err == nil
+	})
+	h.drained()
+	if n := len(h.journal("/sessionm/core/*")); n != 10 {
+		t.Errorf("%d requests to SessionM for 10 rows, each sent once", n)
+	}
+}
