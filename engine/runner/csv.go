@@ -1499,7 +1499,8 @@ func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, import
 		r.log.Warn("the CSV file was removed from the inbox folder during its import; its rows were imported all the same (the import read the file it had open), so there is nothing to move to done/", "pipeline", pipeline, "version", r.version(pipeline), "file", src)
 		return nil
 	}
-	if now, err := os.Stat(src); err == nil && opened != nil && !os.SameFile(now, opened) {
+	now, statErr := os.Stat(src)
+	if statErr == nil && opened != nil && !os.SameFile(now, opened) {
 		if importErr != nil {
 			r.log.Error("CSV file not imported; a new file took its name meanwhile, which is imported at a later poll", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "error", importErr)
 			return nil
@@ -1507,11 +1508,12 @@ func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, import
 		r.log.Warn("a new CSV file took the name of the one imported; it is imported at a later poll", "pipeline", pipeline, "version", r.version(pipeline), "file", src)
 		return nil
 	}
-	if now, err := os.Stat(src); err == nil && importErr == nil && opened != nil && (now.Size() != opened.Size() || !now.ModTime().Equal(opened.ModTime())) {
+	if statErr == nil && importErr == nil && opened != nil && (now.Size() != opened.Size() || !now.ModTime().Equal(opened.ModTime())) {
 		// Written to since its import looked at it last: filed away,
 		// the writer would go on writing in done/, unread. Taken again,
-		// it sends only the rows after those imported (csvGrowth).
-		r.log.Info("the CSV file changed as its import ended; it is imported again once it holds still, from the row after those imported", "pipeline", pipeline, "version", r.version(pipeline), "file", src)
+		// one that grew sends only the rows after those imported
+		// (csvGrowth).
+		r.log.Info("the CSV file changed as its import ended; it is taken again once it holds still", "pipeline", pipeline, "version", r.version(pipeline), "file", src)
 		return nil
 	}
 	sub := "done"

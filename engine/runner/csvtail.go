@@ -18,10 +18,11 @@ import (
 // rows that were never sent (a QA run: 15,001 of 20,000); one that grew
 // while it was read was failed as "changed", all its rows delivered, and
 // importing it again as the error advised sent them all twice (another).
-// So an import reads the file as far as it was when hashed, and then, as
-// long as what it read is still how the file starts, reads on through
-// what was appended, under the same content hash and checkpoint. Only a
-// file rewritten (what was read changed) fails.
+// So an import reads the file as far as it was when hashed (an inbox
+// file, to its last whole record), and then, as long as the last bytes
+// it read are still where they were, reads on through the whole records
+// appended, under the same content hash and checkpoint. Only a file
+// rewritten (cut, or what was read changed) fails.
 
 // csvSettle is how long a file dropped into an inbox folder must have
 // held still, after its import read to its end, before the import ends
@@ -33,9 +34,9 @@ var csvSettle = 5 * time.Second
 // looks whether it grew.
 const csvTailPoll = 200 * time.Millisecond
 
-// csvView is a file read as far as end, which grows as whole lines are
-// appended: the rows read are those of the bytes hashed, never the part
-// of a line a writer has not finished.
+// csvView is a file read as far as end, which grows as whole records
+// are appended: the rows read are those of the bytes hashed, never the
+// part of a record a writer has not finished.
 type csvView struct {
 	f        *os.File
 	pos, end int64
@@ -93,8 +94,8 @@ func sumOf(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil))[:16] }
 // checkpoint are of content ID (the file as it was when the first of
 // those imports began). A file of that name that starts with those bytes
 // grew since: it is imported under ID, after the rows the checkpoint
-// passed, so a restart, or the file moved back from done/ after its
-// writer went on writing there, sends only the rows after them.
+// passed, so a restart sends only the rows after them. It is forgotten
+// once the file is imported whole (forgetGrowth).
 //
 // Only the same file, by its identity on disk (fileIdentity): a new file
 // that takes the name and starts with the same rows, a cumulative export
@@ -161,9 +162,9 @@ func (t *csvTail) look(now time.Time) (bool, error) {
 		return false, &errRewritten{fmt.Sprintf("it is now %d bytes, shorter than the %d bytes read", info.Size(), t.view.end)}
 	}
 	if len(t.guard) > 0 {
-		again := make([]byte, len(t.guard))
-		if _, err := t.f.ReadAt(again, t.view.end-int64(len(again))); err != nil {
-			return false, &errRewritten{fmt.Sprintf("the bytes it read could not be read again: %v", err)}
+		again, err := t.lastRead()
+		if err != nil {
+			return false, err
 		}
 		if !bytes.Equal(again, t.guard) {
 			return false, &errRewritten{fmt.Sprintf("the bytes before byte %d, read already, are not what they were", t.view.end)}
@@ -230,13 +231,16 @@ func (t *csvTail) extend(to int64) error {
 const guardBytes = 4096
 
 // keepGuard keeps the last bytes read as the guard.
-func (t *csvTail) keepGuard() error {
-	t.guard = t.guard[:0]
-	if n := min(t.view.end, guardBytes); n > 0 {
-		t.guard = make([]byte, n)
-		if _, err := t.f.ReadAt(t.guard, t.view.end-n); err != nil {
-			return &errRewritten{fmt.Sprintf("the bytes it read could not be read again: %v", err)}
-		}
+func (t *csvTail) keepGuard() (err error) {
+	t.guard, err = t.lastRead()
+	return err
+}
+
+// lastRead reads the file's last guardBytes before view.end again.
+func (t *csvTail) lastRead() ([]byte, error) {
+	b := make([]byte, min(t.view.end, guardBytes))
+	if _, err := t.f.ReadAt(b, t.view.end-int64(len(b))); err != nil {
+		return nil, &errRewritten{fmt.Sprintf("the bytes it read could not be read again: %v", err)}
 	}
-	return nil
+	return b, nil
 }
