@@ -78,7 +78,8 @@ func NewLoader(catalog *spec.Catalog, resolver *secrets.Resolver) (*Loader, erro
 
 // UseClock makes the pipelines loaded next read now from the given clock:
 // the now variable, expr's now() and Liquid's 'now' and 'today'. A dry run
-// given --now renders the same request whenever it runs.
+// given --now renders the same request whenever it runs. It gives the
+// loader a new Liquid engine: call it before setting that engine up.
 func (l *Loader) UseClock(now func() time.Time) {
 	l.Now = now
 	l.Liquid = liquid.NewEngine(liquid.WithClock(now))
