@@ -89,6 +89,9 @@ func (rl *reloader) reload(trigger string, force bool) runner.ReloadReport {
 	} else {
 		rl.log.Warn("reloaded, with files rejected; their running versions go on", attrs...)
 	}
+	for _, w := range rep.Warnings {
+		rl.log.Warn("a reloaded file has a warning", "warning", w)
+	}
 	return rep
 }
 

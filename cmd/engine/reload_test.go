@@ -826,3 +826,39 @@ func TestReloadFollowsAConfigMapUpdate(t *testing.T) {
 	}
 	t.Fatalf("a ConfigMap update (..data swapped) was not reloaded within 3 s (--rescan 0):\n%s", log)
 }
+
+// applyFunc makes a func an applier.
+type applyFunc func(*engine.Project) runner.ReloadReport
+
+func (f applyFunc) Apply(proj *engine.Project) runner.ReloadReport { return f(proj) }
+
+// Each warning a reload names is a log line of its own, as a route
+// without auth is at the start: with --log-format json, one object each.
+func TestReloadLogsItsWarnings(t *testing.T) {
+	cf := configFlags{envFiles: listFlag{"examples/sandbox.env"}}
+	loader, _, err := cf.loader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnings := []string{"p.yaml: warning: POST /x: " + engine.OpenRouteWarning, "q.yaml:3:5: warning: steps[0].name: odd"}
+	paths := []string{"pipelines/"}
+	var log bytes.Buffer
+	rl := &reloader{paths: paths, loader: loader, log: slog.New(slog.NewJSONHandler(&log, nil)), last: fingerprint(loader.Inputs(paths)),
+		runner: applyFunc(func(*engine.Project) runner.ReloadReport {
+			return runner.ReloadReport{At: time.Now(), OK: true, Warnings: warnings}
+		})}
+	rl.reload("SIGHUP", true)
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(log.String()), "\n") {
+		var entry struct{ Level, Msg, Warning string }
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		if entry.Level == "WARN" && entry.Msg == "a reloaded file has a warning" {
+			got = append(got, entry.Warning)
+		}
+	}
+	if !slices.Equal(got, warnings) {
+		t.Fatalf("logged %q, want a line for each of %q", log.String(), warnings)
+	}
+}

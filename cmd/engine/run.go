@@ -270,7 +270,8 @@ variables override either.`, stderr)
 	if n := store.ReplaysSettled(); n > 0 {
 		logger.Warn("a dead-letter replay on this data folder was cut short (killed, or on a full disk) after it had queued events again: their dead letters are removed now, so a later replay does not send them twice", "dead_letters", n)
 	}
-	r, err := runner.New(runner.Options{Store: store, Pipelines: proj.Pipelines, Masker: masker, Logger: logger, MaxInbox: *maxInbox, BodyMemory: int64(*bodyMiB) << 20})
+	r, err := runner.New(runner.Options{Store: store, Pipelines: proj.Pipelines, Masker: masker, Logger: logger, MaxInbox: *maxInbox, BodyMemory: int64(*bodyMiB) << 20,
+		Warned: proj.Warnings(masker.String)})
 	if err != nil {
 		return fail(exitProblem, "%v", err)
 	}
@@ -629,7 +630,7 @@ func logStarted(logger *slog.Logger, addr, admin, dataDir string, pipelines []*e
 	}
 	logger.Info("engine started", "addr", addr, "admin_addr", admin, "data", dataDir, "build", engineVersion(), "pipelines", running)
 	for _, p := range openRoutes(pipelines) {
-		logger.Warn("this route has no auth: anyone who reaches the listener can call it; add source.auth (bearer, basic or hmac), unless a proxy in front checks every caller",
+		logger.Warn(engine.OpenRouteWarning,
 			"pipeline", p.Name, "method", p.Source.Method, "path", masker.String(strings.Join(p.Source.Paths, " | ")))
 	}
 }

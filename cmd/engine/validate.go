@@ -9,7 +9,6 @@ import (
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/diag"
 	"github.com/loyalty-connector/engine/engine/liquid"
-	"github.com/loyalty-connector/engine/engine/spec"
 )
 
 func runValidate(args []string, stdout, stderr io.Writer) int {
@@ -178,7 +177,7 @@ func plural(n int, word string) string {
 func openRoutes(pipelines []*engine.Pipeline) []*engine.Pipeline {
 	var open []*engine.Pipeline
 	for _, p := range pipelines {
-		if p.Source.Type.Kind == spec.HTTPSource && p.Source.Auth == nil {
+		if p.OpenRoute() {
 			open = append(open, p)
 		}
 	}

@@ -68,6 +68,10 @@ type ReloadReport struct {
 	// Problems are the ones that belong to no single pipeline
 	// (connections.yaml, a folder).
 	Problems []string `json:"problems,omitempty"`
+	// Warnings: those of the files the reload added or changed, and any
+	// other that the last load did not have (a route a new file overlaps
+	// in a file left alone), each as engine validate prints it.
+	Warnings []string `json:"warnings,omitempty"`
 	// Stopping: the engine was stopping, so nothing was reloaded.
 	Stopping bool `json:"stopping,omitempty"`
 }
@@ -206,6 +210,7 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 	}
 	rep.Changes = r.changes(old, gen, rejected)
 	rep.OK = len(rejected) == 0 && len(rep.Problems) == 0
+	rep.Warnings = r.newWarnings(proj, rep.Changes)
 
 	r.gen.Store(gen)
 	for _, p := range gen.pipelines {
@@ -214,6 +219,46 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 	r.switchLanes(old, gen)
 	r.recordReload(rep, gen, files)
 	return rep
+}
+
+// newWarnings lists the warnings a reload is to show: a warning built and
+// shown at the start, or by an earlier reload, was not shown again when an
+// edit brought it back, and a new route without auth went unmentioned.
+// Those of a file the reload changed are all shown, as validate would;
+// those of other files only when the last load did not have them, so an
+// edit elsewhere does not repeat them. A rejected file's are left out:
+// its problems are shown, and its new version does not run.
+func (r *Runner) newWarnings(proj *engine.Project, changes []PipelineChange) []string {
+	result := map[string]string{}
+	for _, c := range changes {
+		result[c.Pipeline] = c.Result
+	}
+	all := proj.Warnings(r.opts.Masker.String)
+	var out []string
+	for _, w := range all {
+		switch result[w.Pipeline] {
+		case "rejected":
+			continue
+		case "added", "changed":
+		default:
+			if r.warned[w.Text] {
+				continue
+			}
+		}
+		if !slices.Contains(out, w.Text) {
+			out = append(out, w.Text)
+		}
+	}
+	r.warned = warningTexts(all)
+	return out
+}
+
+func warningTexts(ws []engine.Warning) map[string]bool {
+	texts := make(map[string]bool, len(ws))
+	for _, w := range ws {
+		texts[w.Text] = true
+	}
+	return texts
 }
 
 // sortProblems sorts a load's errors: those of a pipeline file reject that

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	sessionmemu "github.com/loyalty-connector/engine/connectors/sessionm/emulator"
+	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
 	"github.com/loyalty-connector/engine/engine/runner"
 )
@@ -939,5 +941,67 @@ func TestReloadRejectsABrokenConnection(t *testing.T) {
 	h.drained()
 	if n := len(h.journal("/sessionm/core/*")); n != 3 {
 		t.Fatalf("%d requests to SessionM Core after the fix, want 3", n)
+	}
+}
+
+// A reload names the warnings of the files it changed and any new one,
+// as validate and the start do, and not again those it named before: a
+// route whose auth an edit removed, or a new file's route that takes some
+// of another's requests, went unmentioned until the next restart.
+func TestReloadShowsNewWarnings(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	if rep := h.r.Apply(h.load()); len(rep.Warnings) != 0 {
+		t.Fatalf("a reload with nothing changed repeated the start's warnings: %q", rep.Warnings)
+	}
+
+	tags := filepath.Join(dir, tagsPipeline+".yaml")
+	raw, _ := os.ReadFile(tags)
+	auth := regexp.MustCompile(`(?s)\n  auth:.*?username_in_path: api_key\n`)
+	if !auth.Match(raw) {
+		t.Fatal("the tags pipeline's auth block moved: update this test")
+	}
+	editFile(t, tags, func(s string) string { return auth.ReplaceAllString(s, "\n") })
+	rep := h.r.Apply(h.load())
+	if !rep.OK || len(rep.Warnings) != 1 || !strings.HasPrefix(rep.Warnings[0], tags+": warning: POST /hooks/braze/tags/{user_id} | ") ||
+		!strings.HasSuffix(rep.Warnings[0], engine.OpenRouteWarning) {
+		t.Fatalf("the route whose auth was removed: %q (%s)", rep.Warnings, rep.Summary())
+	}
+	if last := h.r.Status().LastReload; last == nil || !slices.Equal(last.Warnings, rep.Warnings) {
+		t.Fatalf("/status's last reload: %+v", last)
+	}
+
+	// A new file whose route takes some of the tags pipeline's requests:
+	// its warning is new, the open route above is not.
+	vip := strings.Replace(auth.ReplaceAllString(string(raw), "\n"),
+		"    - /hooks/braze/tags/{user_id}\n    - /priv/v1/apps/{api_key}/users/{user_id}/tags\n", "    - /hooks/braze/tags/vip\n", 1)
+	vip = strings.Replace(vip, `user_id: "{{ request.params.user_id }}"`, "user_id: "+sessionmemu.GeneratedUserID(1), 1)
+	vip = strings.Replace(vip, `order_by: "{{ request.params.user_id }}"`, `order_by: "{{ 'all' }}"`, 1)
+	if err := os.WriteFile(filepath.Join(dir, "vip-tags.yaml"), []byte(vip), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep = h.r.Apply(h.load())
+	if c := changeOf(rep, "vip-tags"); c == nil || c.Result != "added" {
+		t.Fatalf("report %+v", rep)
+	}
+	var overlap, open int
+	for _, w := range rep.Warnings {
+		switch {
+		case strings.Contains(w, "/hooks/braze/tags/vip") && strings.Contains(w, tagsPipeline):
+			overlap++
+		case strings.HasSuffix(w, engine.OpenRouteWarning) && strings.Contains(w, "vip-tags.yaml"):
+			open++
+		default:
+			t.Errorf("warning shown again or out of place: %q", w)
+		}
+	}
+	if overlap != 1 || open != 1 {
+		t.Fatalf("the new file's overlap and open route, once each: %q", rep.Warnings)
+	}
+
+	// An edit of another file names neither again.
+	editFile(t, filepath.Join(dir, "offer-issued-to-braze-campaign.yaml"), func(s string) string { return s + "\n# a comment\n" })
+	if rep := h.r.Apply(h.load()); changeOf(rep, "offer-issued-to-braze-campaign") == nil || len(rep.Warnings) != 0 {
+		t.Fatalf("an edit elsewhere repeated warnings: %q (%s)", rep.Warnings, rep.Summary())
 	}
 }

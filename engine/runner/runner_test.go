@@ -114,7 +114,7 @@ func start(t *testing.T, s setup) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := runner.Options{Store: h.store, Pipelines: proj.Pipelines, Masker: h.masker}
+	opts := runner.Options{Store: h.store, Pipelines: proj.Pipelines, Masker: h.masker, Warned: proj.Warnings(h.masker.String)}
 	if s.opts != nil {
 		s.opts(&opts)
 	}
