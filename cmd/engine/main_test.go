@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -791,6 +792,57 @@ func TestRunAdminAddrMustBeLoopback(t *testing.T) {
 		args = append([]string{"run", "--env-file", "examples/sandbox.env", "--until-done"}, append(args, "pipelines/")...)
 		if _, stderr, code := runEngine(args...); code != exitUsage || !strings.Contains(stderr, "--until-done needs --csv files") {
 			t.Errorf("%v: code %d, %q; want the address taken (and --until-done refused)", args, code, stderr)
+		}
+	}
+}
+
+// A port another program holds, on either listener, is named with what to
+// do, and the run ends before it accepts anything.
+func TestRunSaysWhatToDoWithAPortInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	for _, tc := range []struct {
+		flags []string
+		want  []string
+	}{
+		{[]string{"--addr", addr, "--admin-addr", ""}, []string{"cannot listen on " + addr + ": ", "another engine or program on that port? pass another --addr"}},
+		{[]string{"--addr", "127.0.0.1:0", "--admin-addr", addr}, []string{"cannot listen on --admin-addr " + addr + ": ", "pass --admin-addr 127.0.0.1:0"}},
+	} {
+		args := append([]string{"run", "--env-file", "examples/sandbox.env", "--data", t.TempDir()}, append(tc.flags, "pipelines/")...)
+		_, stderr, code := runEngine(args...)
+		if code != exitProblem {
+			t.Errorf("%v: exit %d, want %d (%s)", tc.flags, code, exitProblem, stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("%v: %q does not say %q", tc.flags, stderr, w)
+			}
+		}
+	}
+}
+
+// A data folder the engine may not write gets what to do; other failures
+// are told as they are. The tests run as root, which permissions do not
+// stop, so the errors are made here (chattr +i gave the same message by
+// hand, as did a folder owned by another user for uid 65534).
+func TestDataFolderProblem(t *testing.T) {
+	const hint = "(the engine needs to write its data folder: give --data a folder the user it runs as, uid 1000, can write)"
+	for _, tc := range []struct {
+		err  error
+		hint bool
+	}{
+		{fmt.Errorf("data folder /data: %w", &os.PathError{Op: "mkdir", Path: "/data", Err: syscall.EACCES}), true},
+		{fmt.Errorf("opening the inbox /data/inbox.db: %w", &os.PathError{Op: "open", Path: "/data/inbox.db", Err: syscall.EPERM}), true},
+		{fmt.Errorf("opening the inbox /data/inbox.db: %w", &os.PathError{Op: "open", Path: "/data/inbox.db", Err: syscall.EROFS}), true},
+		{fmt.Errorf("opening the inbox /data/inbox.db: %w", &os.PathError{Op: "write", Path: "/data/inbox.db", Err: syscall.ENOSPC}), false},
+	} {
+		got := dataFolderProblem(tc.err, 1000)
+		if !strings.HasPrefix(got, tc.err.Error()) || strings.HasSuffix(got, hint) != tc.hint {
+			t.Errorf("%v: %q (hint wanted: %v)", tc.err, got, tc.hint)
 		}
 	}
 }

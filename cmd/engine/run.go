@@ -254,10 +254,7 @@ variables override either.`, stderr)
 	close(opened)
 	<-told
 	if err != nil {
-		if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) {
-			return fail(exitProblem, "%v (the engine needs to write its data folder: give --data a folder the user it runs as, uid %d, can write)", err, os.Getuid())
-		}
-		return fail(exitProblem, "%v", err)
+		return fail(exitProblem, "%s", dataFolderProblem(err, os.Getuid()))
 	}
 	defer store.Close()
 	if store.StoppedUncleanly() {
@@ -617,6 +614,16 @@ func maskAttr(masker *secrets.Masker, a slog.Attr) slog.Attr {
 		a.Value = slog.StringValue(masked)
 	}
 	return a
+}
+
+// dataFolderProblem is what engine run says of a data folder it cannot
+// open: one it may not write (a volume mounted read-only, or owned by
+// another user) gets what to do, as the error alone did not say.
+func dataFolderProblem(err error, uid int) string {
+	if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		return fmt.Sprintf("%v (the engine needs to write its data folder: give --data a folder the user it runs as, uid %d, can write)", err, uid)
+	}
+	return err.Error()
 }
 
 // logStarted puts in the log what the banner tells people: where the
