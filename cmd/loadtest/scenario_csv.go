@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/loyalty-connector/engine/internal/ids"
@@ -129,11 +128,10 @@ func runCSVScenario(ctx context.Context, cfg *config, dir string, progress func(
 		res.DeliveredSeconds = took.Seconds()
 		res.EndToEndRate = perSecond(res.Delivered, took)
 	}
-	if ru, ok := eng.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if cpu, peak, ok := childUsage(eng.cmd.ProcessState); ok {
 		res.EngineCPUSeconds = cpu.Seconds()
 		res.EngineCPUPer10k = cpu.Seconds() / float64(cfg.rows) * 10000
-		res.EnginePeakRSSMiB = mib(ru.Maxrss << 10) // Linux reports KiB
+		res.EnginePeakRSSMiB = mib(peak)
 	}
 	res.MeasuredSeconds = time.Since(started).Seconds()
 	if cpuErr == nil && rssErr == nil {
