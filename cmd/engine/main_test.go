@@ -1291,10 +1291,22 @@ func TestCSVProgressLineFitsTheTerminal(t *testing.T) {
 		{long, 79, "braze-segm…1T0700Z.csv" + short},
 		{long, 60, "…00Z.csv: 2890/~45000 done, 0 filtered, 0 failed, 1200/s, ET"},
 		{"a.csv", 20, "a.csv: 2890/~45000 d"},
+		// Two columns a character: the name takes 30 columns, the rest 74.
+		{"ロイヤルティ会員ゴールド層.csv", 104, "ロイヤルティ会員ゴールド層.csv" + rest},
+		// 15 columns for the name: 7 before the "…" hold 3 characters.
+		{"ロイヤルティ会員ゴールド層.csv", 90, "ロイヤ…ド層.csv" + rest},
+		{"ロイヤルティ会員ゴールド層.csv", 60, "…層.csv: 2890/~45000 done, 0 filtered, 0 failed, 1200/s, ETA"},
+		// A combining accent takes no column of its own.
+		{"cafe\u0301-clientes.csv", 95, "cafe\u0301-clientes.csv" + rest},
 	} {
 		got := fitWidth(tt.name, tt.width, rest, short)
-		if got != tt.want || len([]rune(got)) > tt.width {
-			t.Errorf("%s in %d: %q (%d), want %q", tt.name, tt.width, got, len([]rune(got)), tt.want)
+		if got != tt.want || columns(got) > tt.width {
+			t.Errorf("%s in %d: %q (%d columns), want %q", tt.name, tt.width, got, columns(got), tt.want)
+		}
+	}
+	for s, want := range map[string]int{"abc": 3, "会員": 4, "ｶﾀｶﾅ": 4, "Ａ": 2, "e\u0301": 1, "": 0} {
+		if got := columns(s); got != want {
+			t.Errorf("columns(%q) = %d, want %d", s, got, want)
 		}
 	}
 	var b strings.Builder

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/inbox"
@@ -30,6 +31,7 @@ import (
 	"github.com/loyalty-connector/engine/engine/spec"
 	"github.com/loyalty-connector/engine/examples"
 	"github.com/loyalty-connector/engine/internal/webguard"
+	textwidth "golang.org/x/text/width"
 )
 
 func runRun(args []string, stdout, stderr io.Writer) int {
@@ -1047,27 +1049,68 @@ func showProgress(w io.Writer, ps []runner.CSVProgress, now time.Time, rates *pr
 }
 
 // fitWidth is name and the first of rests (the line's words after it,
-// fuller first) that fits in width characters with the name shortened in
-// its middle to no fewer than 8; failing all, the last one, cut.
+// fuller first) that fits in width columns with the name shortened in its
+// middle to no fewer than 8; failing all, the last one, cut. Columns, not
+// characters: a name in Japanese or Chinese takes two a character, and
+// counted as one it made the line wrap, which leaves a copy at each redraw.
 func fitWidth(name string, width int, rests ...string) string {
-	n := []rune(name)
 	for _, rest := range rests {
-		r := []rune(rest)
-		if len(n)+len(r) <= width {
+		if columns(name)+columns(rest) <= width {
 			return name + rest
 		}
-		if keep := width - len(r) - 1; keep >= 8 && keep < len(n) {
+		if keep := width - columns(rest) - 1; keep >= 8 && keep < columns(name) {
 			head := keep / 2
-			return string(n[:head]) + "…" + string(n[len(n)-(keep-head):]) + rest
+			return headColumns(name, head) + "…" + tailColumns(name, keep-head) + rest
 		}
 	}
-	line := []rune(rests[len(rests)-1])
-	if len(n) > 7 {
-		line = append([]rune("…"+string(n[len(n)-7:])), line...)
-	} else {
-		line = append(n, line...)
+	line := name + rests[len(rests)-1]
+	if columns(name) > 7 {
+		line = "…" + tailColumns(name, 7) + rests[len(rests)-1]
 	}
-	return string(line[:min(len(line), width)])
+	return headColumns(line, width)
+}
+
+// columns is how many terminal columns s takes: two for a wide character
+// (East Asian wide or full-width), none for a combining mark.
+func columns(s string) int {
+	n := 0
+	for _, r := range s {
+		n += runeColumns(r)
+	}
+	return n
+}
+
+func runeColumns(r rune) int {
+	switch {
+	case unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Me, r) || r == '\u200b':
+		return 0
+	case textwidth.LookupRune(r).Kind() == textwidth.EastAsianWide || textwidth.LookupRune(r).Kind() == textwidth.EastAsianFullwidth:
+		return 2
+	}
+	return 1
+}
+
+// headColumns is the longest start of s that takes at most n columns.
+func headColumns(s string, n int) string {
+	used := 0
+	for i, r := range s {
+		if used += runeColumns(r); used > n {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// tailColumns is the longest end of s that takes at most n columns.
+func tailColumns(s string, n int) string {
+	runes := []rune(s)
+	used := 0
+	for i := len(runes) - 1; i >= 0; i-- {
+		if used += runeColumns(runes[i]); used > n {
+			return string(runes[i+1:])
+		}
+	}
+	return s
 }
 
 // progressRates keeps the rows each import had done at the status lines
