@@ -1085,6 +1085,35 @@ func TestRunBannerMarksOpenRoutesAndMasksPaths(t *testing.T) {
 	}
 }
 
+// Past 20 pipelines the banner names the first 20, those open to anyone
+// first, and how many more there are: 300 pipelines made 300 lines.
+func TestRunBannerListsAtMost20Pipelines(t *testing.T) {
+	http := &spec.SourceType{Kind: spec.HTTPSource}
+	var pipelines []*engine.Pipeline
+	for i := range 30 {
+		p := &engine.Pipeline{Name: fmt.Sprintf("p%02d", i), Source: engine.Source{Type: http, Method: "POST", Paths: []string{fmt.Sprintf("/hooks/%02d", i)}, Auth: &engine.InboundAuth{Bearer: "t"}}}
+		if i == 25 {
+			p.Source.Auth = nil
+		}
+		pipelines = append(pipelines, p)
+	}
+	var out strings.Builder
+	printRunBanner(&out, "127.0.0.1:8080", "data", "", pipelines, nil, &secrets.Masker{}, false)
+	lines := strings.Split(out.String(), "\n")
+	if !strings.Contains(lines[1], "p25") || !strings.Contains(lines[1], "(no auth") {
+		t.Errorf("the open route is not first:\n%s", out.String())
+	}
+	if strings.Count(out.String(), "POST /hooks/") != 20 || !strings.Contains(out.String(), "  ... and 10 more pipelines (GET /status on the admin listener lists every route)\n") ||
+		!strings.Contains(out.String(), "p18 ") || strings.Contains(out.String(), "p19 ") {
+		t.Errorf("want p25 and p00-p18, then the count of the rest:\n%s", out.String())
+	}
+	out.Reset()
+	printRunBanner(&out, "127.0.0.1:8080", "data", "", pipelines[:20], nil, &secrets.Masker{}, false)
+	if strings.Count(out.String(), "POST /hooks/") != 20 || strings.Contains(out.String(), "more pipelines") {
+		t.Errorf("20 pipelines are all listed:\n%s", out.String())
+	}
+}
+
 // The sandbox banner offers its curl line only when a pipeline serves the
 // route it posts to: a folder without the offers pipeline got a command
 // that answered 404. Its header is the route's: the sandbox's token as it

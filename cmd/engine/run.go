@@ -659,6 +659,9 @@ func (l logLines) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// bannerPipelines is how many pipelines the banner lists.
+const bannerPipelines = 20
+
 // printRunBanner says where the engine listens and, from left (events in
 // the inbox per pipeline at the start), what the last run left. A run
 // with --until-done ends by itself, so it is not told how to send an
@@ -666,7 +669,23 @@ func (l logLines) Write(p []byte) (int, error) {
 func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []*engine.Pipeline, left map[string]int, masker *secrets.Masker, untilDone bool) {
 	base := "http://" + dialAddr(addr)
 	fmt.Fprintf(w, "engine run: listening on %s (data in %s)\n", addr, dataDir)
-	for _, p := range pipelines {
+	shown := pipelines
+	if len(pipelines) > bannerPipelines {
+		// 300 pipelines made a banner of 300 lines (a QA run); those open
+		// to anyone come first, as what to look at.
+		shown = slices.Clone(pipelines)
+		slices.SortStableFunc(shown, func(a, b *engine.Pipeline) int {
+			switch {
+			case a.OpenRoute() == b.OpenRoute():
+				return 0
+			case a.OpenRoute():
+				return -1
+			}
+			return 1
+		})
+		shown = shown[:bannerPipelines]
+	}
+	for _, p := range shown {
 		switch p.Source.Type.Kind {
 		case spec.HTTPSource:
 			open := ""
@@ -677,6 +696,9 @@ func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []
 		case spec.CSVSource:
 			fmt.Fprintf(w, "  %-36s csv files\n", p.Name)
 		}
+	}
+	if more := len(pipelines) - len(shown); more > 0 {
+		fmt.Fprintf(w, "  ... and %d more pipelines (GET /status on the admin listener lists every route)\n", more)
 	}
 	stranded := map[string]int{}
 	for name, n := range left {
