@@ -1005,3 +1005,54 @@ func TestReloadShowsNewWarnings(t *testing.T) {
 		t.Fatalf("an edit elsewhere repeated warnings: %q (%s)", rep.Warnings, rep.Summary())
 	}
 }
+
+// A folder whose pipeline files all go while its connections.yaml stays
+// keeps its pipelines running, as a folder left with nothing does: a
+// checkout or sync half done is not a wish to stop them all. Loaded
+// as a folder of connections alone, every pipeline was removed (a README
+// walk-through). The files put back are no change.
+func TestReloadKeepsAFolderLeftWithItsConnectionsOnly(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	before := h.r.Status()
+	saved := map[string][]byte{}
+	for _, p := range before.Pipelines {
+		raw, err := os.ReadFile(p.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved[p.File] = raw
+		if err := os.Remove(p.File); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := h.r.Apply(h.load())
+	if rep.OK || len(rep.Changes) != 0 || !slices.Contains(rep.Problems, dir+": the folder holds no .yaml pipeline files now") ||
+		!slices.Contains(rep.Problems, tagsPipeline+": not removed while the problems above stand") {
+		t.Fatalf("report %+v (%s)", rep, rep.Summary())
+	}
+	if a := h.tagWebhook(1, "k1"); a.status != 200 {
+		t.Fatalf("the running version stopped serving: %d %s", a.status, a.body)
+	}
+	if st := statusOf(h.r.Status(), tagsPipeline); st.State != "running" || st.Version != statusOf(before, tagsPipeline).Version {
+		t.Fatalf("status: %+v", st)
+	}
+	h.drained()
+
+	for file, raw := range saved {
+		if err := os.WriteFile(file, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rep := h.r.Apply(h.load()); !rep.OK || rep.Summary() != "no change" {
+		t.Fatalf("the files put back: %+v (%s)", rep, rep.Summary())
+	}
+
+	// One pipeline file of the folder removed is a removal, as before.
+	if err := os.Remove(filepath.Join(dir, tagsPipeline+".yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if c := changeOf(h.r.Apply(h.load()), tagsPipeline); c == nil || c.Result != "removed" {
+		t.Fatalf("one file of several removed: %+v", c)
+	}
+}
