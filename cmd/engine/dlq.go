@@ -262,8 +262,9 @@ func runDlqList(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("dlq list", "engine dlq list [flags]",
 		`Lists dead letters, oldest first, one per line: id, when the engine gave
 up (UTC), pipeline, pipeline version, reason, delivery attempts, the last HTTP
-status and the error, shortened. The last line counts them. --format json
-prints an array with everything in each dead letter.`, stderr)
+status, the event's id (a CSV row's: its file's hash and row number) and the
+error, shortened. The last line counts them. --format json prints an array
+with everything in each dead letter.`, stderr)
 	var f dlqFlags
 	f.registerData(fs)
 	f.registerFilters(fs)
