@@ -197,7 +197,6 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 			}
 		}
 	}
-	rep.Problems = append(rep.Problems, keepEmptiedFolders(old, next, files)...)
 	for name, p := range next {
 		if op := old.pipelines[name]; op != nil && op.Same(p) {
 			next[name] = op // same content: keep the running objects
@@ -260,38 +259,6 @@ func warningTexts(ws []engine.Warning) map[string]bool {
 		texts[w.Text] = true
 	}
 	return texts
-}
-
-// keepEmptiedFolders puts back into next the running pipelines of a folder
-// that holds no pipeline file now, and says so. Such a folder is more
-// likely a checkout, a sync or a mount half done than a wish to stop
-// every pipeline in it; the folder left with nothing fails to load and
-// keeps them that way, but one left with its connections.yaml loaded
-// without a word, and its pipelines were removed (a README walk-through).
-// rejected names the files of rejected pipelines, which a folder holds.
-func keepEmptiedFolders(old *generation, next map[string]*engine.Pipeline, rejected map[string]string) []string {
-	holds := map[string]bool{}
-	for _, p := range next {
-		holds[filepath.Dir(p.File)] = true
-	}
-	for _, file := range rejected {
-		holds[filepath.Dir(file)] = true
-	}
-	emptied := map[string][]string{}
-	for name, op := range old.pipelines {
-		if dir := filepath.Dir(op.File); next[name] == nil && !holds[dir] {
-			emptied[dir] = append(emptied[dir], name)
-			next[name] = op
-		}
-	}
-	var problems []string
-	for _, dir := range slices.Sorted(maps.Keys(emptied)) {
-		problems = append(problems, dir+": the folder holds no .yaml pipeline files now")
-		for _, name := range slices.Sorted(slices.Values(emptied[dir])) {
-			problems = append(problems, fmt.Sprintf("%s: not removed while the problems above stand", name))
-		}
-	}
-	return problems
 }
 
 // sortProblems sorts a load's errors: those of a pipeline file reject that
