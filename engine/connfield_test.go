@@ -35,7 +35,7 @@ func TestUsersTrackMaxUpdatesIsChecked(t *testing.T) {
 				t.Fatal(err)
 			}
 			l, _ := testLoader(t)
-			proj := l.Load([]string{filepath.Join(dir, ConnectionsFileName)}) // the folder alone holds no pipeline
+			proj := l.Load([]string{dir})
 			items := proj.Diagnostics.Items()
 			switch {
 			case tt.want == "" && len(items) > 0:
@@ -173,7 +173,7 @@ func TestStandInsTakeEveryConnectionOfTheirType(t *testing.T) {
 	}
 	l, _ := testLoader(t)
 	l.StandIns = map[string]string{"braze": "http://127.0.0.1:8081/braze", "sessionm_core": "http://127.0.0.1:8081/sessionm/core"}
-	proj := l.Load([]string{filepath.Join(dir, ConnectionsFileName)}) // the folder alone holds no pipeline
+	proj := l.Load([]string{dir})
 	items := proj.Diagnostics.Items()
 	if len(items) != 1 || !strings.Contains(items[0].String(), ConnectionsFileName+":16:15: connections.partner.base_url: --sandbox has no emulator for connections of type http, and this one goes to api.example.com, off this machine") {
 		t.Errorf("problems %v; want one, at partner's base_url", items)
@@ -210,12 +210,8 @@ func wantProblem(t *testing.T, name string, files map[string]string, want string
 			t.Fatal(err)
 		}
 	}
-	path := dir
-	if len(files) == 1 {
-		path = filepath.Join(dir, ConnectionsFileName) // the folder alone holds no pipeline
-	}
 	l, _ := testLoader(t)
-	items := l.Load([]string{path}).Diagnostics.Items()
+	items := l.Load([]string{dir}).Diagnostics.Items()
 	switch {
 	case want == "" && len(items) > 0:
 		t.Errorf("%s: problems %v", name, items)

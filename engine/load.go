@@ -115,14 +115,6 @@ func (l *Loader) Load(paths []string) *Project {
 			proj.Diagnostics.Add(diag.Diagnostic{File: p, Message: err.Error()})
 			continue
 		}
-		if files[0] != filepath.Clean(p) && !slices.ContainsFunc(files, func(f string) bool { return !IsConnectionsFile(f) }) {
-			// A problem of the folder, as one left with nothing is: a
-			// reload that found its connections alone took the folder's last
-			// pipeline file away as a wish to stop them all (a README
-			// walk-through); its connections are still read and checked.
-			proj.Diagnostics.Add(diag.Diagnostic{File: p, Message: fmt.Sprintf(
-				"the folder holds no .yaml pipeline files, only %s: add a pipeline file beside it", filepath.Base(files[0]))})
-		}
 		for _, f := range files {
 			r := RealPath(f)
 			if real[r] {

@@ -5,7 +5,6 @@ import (
 	"github.com/loyalty-connector/engine/engine/diag"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -129,32 +128,5 @@ func TestUnreadSubfolderIsWarnedOf(t *testing.T) {
 		if !ok {
 			t.Errorf("%v: warnings %q; want %q", tc.paths, warnings, tc.want)
 		}
-	}
-}
-
-// A folder of connections alone is a problem of the folder, as one that
-// holds nothing is, and its connections are still checked: a reload that
-// read it so removed every pipeline the folder had run.
-func TestLoadRefusesAFolderOfConnectionsAlone(t *testing.T) {
-	dir := t.TempDir()
-	conns := "connections:\n  braze:\n    type: braze\n    base_url: https://rest.iad-01.braze.com\n    api_key: ${secret:API_TOKEN}\n    users_track_max_updates: 0\n"
-	if err := os.WriteFile(filepath.Join(dir, ConnectionsFileName), []byte(conns), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, _ := testLoader(t)
-	var got []string
-	for _, d := range l.Load([]string{dir}).Diagnostics.Items() {
-		got = append(got, d.String())
-	}
-	slices.Sort(got)
-	want := []string{
-		filepath.Join(dir, ConnectionsFileName) + ":6:30: connections.braze.users_track_max_updates: must be at least 1, not 0",
-		dir + ": the folder holds no .yaml pipeline files, only connections.yaml: add a pipeline file beside it",
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("problems %q, want %q", got, want)
-	}
-	if items := l.Load([]string{filepath.Join(dir, ConnectionsFileName)}).Diagnostics.Items(); len(items) != 1 {
-		t.Fatalf("connections.yaml named alone: %v, want its own problem only", items)
 	}
 }

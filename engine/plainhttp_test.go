@@ -65,7 +65,7 @@ func TestPlainHTTPBaseURL(t *testing.T) {
 				t.Fatal(err)
 			}
 			l, _ := testLoader(t)
-			proj := l.Load([]string{filepath.Join(dir, ConnectionsFileName)}) // the folder alone holds no pipeline
+			proj := l.Load([]string{dir})
 			items := proj.Diagnostics.Items()
 			if tt.want == "" {
 				if len(items) > 0 {

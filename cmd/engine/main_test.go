@@ -275,13 +275,8 @@ func TestValidateCommand(t *testing.T) {
 	only := t.TempDir()
 	copyFile(t, "pipelines/connections.yaml", filepath.Join(only, "connections.yaml"))
 	stdout, _, code = runEngine("validate", "--env-file", "examples/sandbox.env", only)
-	if code != exitProblem || stdout != only+": the folder holds no .yaml pipeline files, only connections.yaml: add a pipeline file beside it\n1 error in 1 file\n" {
+	if code != exitProblem || !strings.Contains(stdout, "no pipelines in "+only+": only connections") {
 		t.Errorf("a folder of connections only: code %d, output %q", code, stdout)
-	}
-	// Named alone, connections.yaml is checked, and is no pipeline.
-	stdout, _, code = runEngine("validate", "--env-file", "examples/sandbox.env", filepath.Join(only, "connections.yaml"))
-	if code != exitProblem || !strings.Contains(stdout, "no pipelines in "+filepath.Join(only, "connections.yaml")+": only connections") {
-		t.Errorf("connections.yaml named alone: code %d, output %q", code, stdout)
 	}
 	copyFile(t, "pipelines/braze-segment-to-sessionm-tags.yaml", filepath.Join(only, "Tags.YAML"))
 	stdout, _, code = runEngine("validate", "--env-file", "examples/sandbox.env", only)

@@ -197,6 +197,7 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 			}
 		}
 	}
+	rep.Problems = append(rep.Problems, keepEmptiedFolders(proj, old, next, files)...)
 	for name, p := range next {
 		if op := old.pipelines[name]; op != nil && op.Same(p) {
 			next[name] = op // same content: keep the running objects
@@ -259,6 +260,46 @@ func warningTexts(ws []engine.Warning) map[string]bool {
 		texts[w.Text] = true
 	}
 	return texts
+}
+
+// keepEmptiedFolders puts back into next the running pipelines of a folder
+// whose pipeline files are all gone while its connections file stays, and
+// says so. A folder left with nothing fails to load, which keeps its
+// pipelines (a checkout, a sync or a mount half done is not a wish to stop
+// them all); one left with its connections.yaml loaded as a folder of
+// connections alone, and every pipeline in it was removed (a README
+// walk-through). Such a folder is no problem at the start (a folder of
+// shared connections, named beside its subfolders), so this is the
+// reload's own check. rejected names the files of rejected pipelines.
+func keepEmptiedFolders(proj *engine.Project, old *generation, next map[string]*engine.Pipeline, rejected map[string]string) []string {
+	holds := map[string]bool{}
+	for _, p := range next {
+		holds[filepath.Dir(p.File)] = true
+	}
+	for _, file := range rejected {
+		holds[filepath.Dir(file)] = true
+	}
+	connections := map[string]string{}
+	for _, f := range proj.Files {
+		if engine.IsConnectionsFile(f) {
+			connections[filepath.Dir(f)] = filepath.Base(f)
+		}
+	}
+	emptied := map[string][]string{}
+	for name, op := range old.pipelines {
+		if dir := filepath.Dir(op.File); next[name] == nil && !holds[dir] && connections[dir] != "" {
+			emptied[dir] = append(emptied[dir], name)
+			next[name] = op
+		}
+	}
+	var problems []string
+	for _, dir := range slices.Sorted(maps.Keys(emptied)) {
+		problems = append(problems, fmt.Sprintf("%s: the folder holds no .yaml pipeline files, only %s", dir, connections[dir]))
+		for _, name := range slices.Sorted(slices.Values(emptied[dir])) {
+			problems = append(problems, name+": not removed while the problems above stand")
+		}
+	}
+	return problems
 }
 
 // sortProblems sorts a load's errors: those of a pipeline file reject that
