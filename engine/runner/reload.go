@@ -392,8 +392,11 @@ func (r *Runner) switchLanes(old, gen *generation) {
 	}
 	for name, l := range old.lanes {
 		if gen.lanes[name] != l {
+			// Read here, under reloadMu: read in the goroutine, a test's
+			// restore of retireGrace raced with it (go test -race, once).
+			grace := retireGraceOf(l.p)
 			go func() {
-				r.retire(l, retireGraceOf(l.p))
+				r.retire(l, grace)
 				// A version that waited for the one before it is done
 				// only once that one is.
 				<-l.done
