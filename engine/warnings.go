@@ -37,11 +37,7 @@ func (proj *Project) Warnings(mask func(string) string) []Warning {
 		if d.Severity != diag.Warning {
 			continue
 		}
-		w := Warning{Text: d.String()}
-		if ext := filepath.Ext(d.File); (ext == ".yaml" || ext == ".yml") && !IsConnectionsFile(d.File) {
-			w.Pipeline = PipelineName(d.File)
-		}
-		out = append(out, w)
+		out = append(out, Warning{Pipeline: PipelineOfFile(d.File), Text: d.String()})
 	}
 	for _, p := range proj.Pipelines {
 		if p.OpenRoute() {
@@ -50,4 +46,15 @@ func (proj *Project) Warnings(mask func(string) string) []Warning {
 		}
 	}
 	return out
+}
+
+// PipelineOfFile is the pipeline a file of a diagnostic defines: "" for a
+// connections file, a folder or a file the loader does not read as a
+// pipeline. Its extension is read in any case, as the loader reads
+// Tags.YAML.
+func PipelineOfFile(file string) string {
+	if IsConnectionsFile(file) || !isPipelineFileName(filepath.Base(file)) {
+		return ""
+	}
+	return PipelineName(file)
 }

@@ -225,39 +225,40 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 // newWarnings lists the warnings a reload is to show: a warning built and
 // shown at the start, or by an earlier reload, was not shown again when an
 // edit brought it back, and a new route without auth went unmentioned.
-// Those of a file the reload changed are all shown, as validate would;
-// those of other files only when the last load did not have them, so an
-// edit elsewhere does not repeat them. A rejected file's are left out:
-// its problems are shown, and its new version does not run.
+// The warnings of a file the reload added or changed are all shown, as
+// validate would (one that another file's route overlaps is the later
+// claimed, so the changed one, see Loader.Running); an unchanged, kept or
+// rejected one's are not, so no reload repeats them. A warning of no
+// pipeline (of connections.yaml, or a folder) is shown once.
 func (r *Runner) newWarnings(proj *engine.Project, changes []PipelineChange) []string {
 	result := map[string]string{}
 	for _, c := range changes {
 		result[c.Pipeline] = c.Result
 	}
-	all := proj.Warnings(r.opts.Masker.String)
 	var out []string
-	for _, w := range all {
-		switch result[w.Pipeline] {
-		case "rejected":
+	for _, w := range proj.Warnings(r.opts.Masker.String) {
+		switch {
+		case w.Pipeline == "" && r.warned[w.Text]:
 			continue
-		case "added", "changed":
-		default:
-			if r.warned[w.Text] {
-				continue
-			}
+		case w.Pipeline == "":
+			r.warned[w.Text] = true
+		case result[w.Pipeline] != "added" && result[w.Pipeline] != "changed":
+			continue
 		}
 		if !slices.Contains(out, w.Text) {
 			out = append(out, w.Text)
 		}
 	}
-	r.warned = warningTexts(all)
 	return out
 }
 
-func warningTexts(ws []engine.Warning) map[string]bool {
-	texts := make(map[string]bool, len(ws))
+// generalWarnings are the texts of ws that belong to no pipeline.
+func generalWarnings(ws []engine.Warning) map[string]bool {
+	texts := map[string]bool{}
 	for _, w := range ws {
-		texts[w.Text] = true
+		if w.Pipeline == "" {
+			texts[w.Text] = true
+		}
 	}
 	return texts
 }
@@ -313,12 +314,11 @@ func sortProblems(proj *engine.Project) (rejected map[string][]string, files map
 		if d.Severity != diag.Error {
 			continue
 		}
-		ext := filepath.Ext(d.File)
-		if engine.IsConnectionsFile(d.File) || (ext != ".yaml" && ext != ".yml") {
+		name := engine.PipelineOfFile(d.File)
+		if name == "" {
 			general = append(general, d.String())
 			continue
 		}
-		name := engine.PipelineName(d.File)
 		rejected[name] = append(rejected[name], d.String())
 		files[name] = d.File
 	}

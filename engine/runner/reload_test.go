@@ -944,16 +944,41 @@ func TestReloadRejectsABrokenConnection(t *testing.T) {
 	}
 }
 
-// A reload names the warnings of the files it changed and any new one,
-// as validate and the start do, and not again those it named before: a
-// route whose auth an edit removed, or a new file's route that takes some
-// of another's requests, went unmentioned until the next restart.
+// A reload names the warnings of the files it added or changed, as
+// validate and the start do, and does not repeat others: a route whose auth
+// an edit removed, or a new file's route that takes some of another's
+// requests, went unmentioned until the next restart.
 func TestReloadShowsNewWarnings(t *testing.T) {
 	dir := copyPipelines(t)
-	h := start(t, setup{dirs: []string{dir}, users: 10})
-	if rep := h.r.Apply(h.load()); len(rep.Warnings) != 0 {
-		t.Fatalf("a reload with nothing changed repeated the start's warnings: %q", rep.Warnings)
+	// A warning of no pipeline at the start: a subfolder's files go unread.
+	writeFile := func(path, text string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
+	writeFile(filepath.Join(dir, "team-a", "x.yaml"), "description: unread\n")
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	h.loader.Running = h.r.Running // as engine run does: files that changed claim their routes last
+	reload := func(what string, want ...string) {
+		t.Helper()
+		rep := h.r.Apply(h.load())
+		if len(rep.Warnings) != len(want) {
+			t.Fatalf("%s: warnings %q, want %d (%s)", what, rep.Warnings, len(want), rep.Summary())
+		}
+		for i, w := range want {
+			if !strings.Contains(rep.Warnings[i], w) {
+				t.Errorf("%s: warning %q lacks %q", what, rep.Warnings[i], w)
+			}
+		}
+		if last := h.r.Status().LastReload; last == nil || !slices.Equal(last.Warnings, rep.Warnings) {
+			t.Fatalf("%s: /status's last reload: %+v", what, last)
+		}
+	}
+	reload("nothing changed")
 
 	tags := filepath.Join(dir, tagsPipeline+".yaml")
 	raw, _ := os.ReadFile(tags)
@@ -962,48 +987,41 @@ func TestReloadShowsNewWarnings(t *testing.T) {
 		t.Fatal("the tags pipeline's auth block moved: update this test")
 	}
 	editFile(t, tags, func(s string) string { return auth.ReplaceAllString(s, "\n") })
-	rep := h.r.Apply(h.load())
-	if !rep.OK || len(rep.Warnings) != 1 || !strings.HasPrefix(rep.Warnings[0], tags+": warning: POST /hooks/braze/tags/{user_id} | ") ||
-		!strings.HasSuffix(rep.Warnings[0], engine.OpenRouteWarning) {
-		t.Fatalf("the route whose auth was removed: %q (%s)", rep.Warnings, rep.Summary())
-	}
-	if last := h.r.Status().LastReload; last == nil || !slices.Equal(last.Warnings, rep.Warnings) {
-		t.Fatalf("/status's last reload: %+v", last)
-	}
+	reload("auth removed", tags+": warning: POST /hooks/braze/tags/{user_id} | /priv/v1/apps/{api_key}/users/{user_id}/tags: "+engine.OpenRouteWarning)
 
 	// A new file whose route takes some of the tags pipeline's requests:
-	// its warning is new, the open route above is not.
+	// its overlap and its open route, not the tags pipeline's again.
 	vip := strings.Replace(auth.ReplaceAllString(string(raw), "\n"),
 		"    - /hooks/braze/tags/{user_id}\n    - /priv/v1/apps/{api_key}/users/{user_id}/tags\n", "    - /hooks/braze/tags/vip\n", 1)
 	vip = strings.Replace(vip, `user_id: "{{ request.params.user_id }}"`, "user_id: "+sessionmemu.GeneratedUserID(1), 1)
 	vip = strings.Replace(vip, `order_by: "{{ request.params.user_id }}"`, `order_by: "{{ 'all' }}"`, 1)
-	if err := os.WriteFile(filepath.Join(dir, "vip-tags.yaml"), []byte(vip), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	rep = h.r.Apply(h.load())
-	if c := changeOf(rep, "vip-tags"); c == nil || c.Result != "added" {
-		t.Fatalf("report %+v", rep)
-	}
-	var overlap, open int
-	for _, w := range rep.Warnings {
-		switch {
-		case strings.Contains(w, "/hooks/braze/tags/vip") && strings.Contains(w, tagsPipeline):
-			overlap++
-		case strings.HasSuffix(w, engine.OpenRouteWarning) && strings.Contains(w, "vip-tags.yaml"):
-			open++
-		default:
-			t.Errorf("warning shown again or out of place: %q", w)
-		}
-	}
-	if overlap != 1 || open != 1 {
-		t.Fatalf("the new file's overlap and open route, once each: %q", rep.Warnings)
-	}
+	vipFile := filepath.Join(dir, "vip-tags.yaml")
+	writeFile(vipFile, vip)
+	reload("a new file", vipFile+":11:7: warning: source.path[0]: POST /hooks/braze/tags/vip also takes requests of POST /hooks/braze/tags/{user_id}",
+		vipFile+": warning: POST /hooks/braze/tags/vip: "+engine.OpenRouteWarning)
 
-	// An edit of another file names neither again.
+	// Nothing more: an edit elsewhere, no change, a file broken and put
+	// back, the tags file's comment moving its overlap nowhere new.
 	editFile(t, filepath.Join(dir, "offer-issued-to-braze-campaign.yaml"), func(s string) string { return s + "\n# a comment\n" })
-	if rep := h.r.Apply(h.load()); changeOf(rep, "offer-issued-to-braze-campaign") == nil || len(rep.Warnings) != 0 {
-		t.Fatalf("an edit elsewhere repeated warnings: %q (%s)", rep.Warnings, rep.Summary())
-	}
+	reload("an edit elsewhere")
+	reload("no change")
+	writeFile(vipFile, vip+"\nfilter: event.tags ==\n")
+	reload("a broken file")
+	writeFile(vipFile, vip)
+	reload("the file put back")
+
+	// A file read as a pipeline whatever its extension's case is one.
+	upper := filepath.Join(dir, "upper.YAML")
+	writeFile(upper, strings.Replace(vip, "/hooks/braze/tags/vip", "/hooks/braze/tags/upper", 1))
+	upperWarnings := []string{upper + ":11:7: warning: source.path[0]: POST /hooks/braze/tags/upper also takes", upper + ": warning: POST /hooks/braze/tags/upper: " + engine.OpenRouteWarning}
+	reload("a .YAML file", upperWarnings...)
+	editFile(t, upper, func(s string) string { return s + "\n# edited\n" })
+	reload("a .YAML file edited", upperWarnings...)
+
+	// A new warning of no pipeline is shown once.
+	writeFile(filepath.Join(dir, "team-b", "y.yaml"), "description: unread\n")
+	reload("a second unread folder", filepath.Join(dir, "team-b")+": warning: holds .yaml files that are not read (y.yaml)")
+	reload("no change again")
 }
 
 // A folder whose pipeline files all go while its connections.yaml stays

@@ -52,7 +52,8 @@ type Options struct {
 	// Random feeds backoff jitter; nil means math/rand.
 	Random func() float64
 	// Warned: the warnings the start showed (Project.Warnings), so that a
-	// reload names only the warnings of the files it changed and new ones.
+	// reload does not show again those of no pipeline (connections.yaml, a
+	// folder); it shows those of the files it changed.
 	Warned []engine.Warning
 }
 
@@ -79,7 +80,7 @@ type Runner struct {
 	bodies    bodyRooms
 
 	reloadMu  sync.Mutex       // one Apply at a time
-	warned    map[string]bool  // the texts of the last load's warnings (under reloadMu)
+	warned    map[string]bool  // the texts of the warnings of no pipeline shown so far (under reloadMu)
 	lastLane  map[string]*lane // the newest lane of each pipeline name, removed ones too (under reloadMu)
 	lanesLive sync.WaitGroup   // launched lanes not yet done
 
@@ -155,7 +156,7 @@ func New(opts Options) (*Runner, error) {
 		csv: csvImports{latest: map[string]*CSVProgress{}, earlier: map[string]*CSVProgress{}, queued: map[string]csvTally{}, dead: map[uint64]csvTally{},
 			runs: map[*csvRun]bool{}, reading: map[string]readingCSV{}, held: map[string]int{}},
 		bodies: newBodyRooms(opts.BodyMemory),
-		warned: warningTexts(opts.Warned),
+		warned: generalWarnings(opts.Warned),
 	}
 	r.client = opts.Client
 	if r.client == nil {
