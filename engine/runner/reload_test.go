@@ -1074,3 +1074,24 @@ func TestReloadKeepsAFolderLeftWithItsConnectionsOnly(t *testing.T) {
 		t.Fatalf("one file of several removed: %+v", c)
 	}
 }
+
+// A broken file read as a pipeline whatever its extension's case is that
+// pipeline's rejection, not a problem of the whole reload, which kept
+// every removed pipeline running.
+func TestReloadRejectsABrokenUppercaseFileAlone(t *testing.T) {
+	dir := copyPipelines(t)
+	h := start(t, setup{dirs: []string{dir}, users: 10})
+	if err := os.WriteFile(filepath.Join(dir, "Broken.YAML"), []byte("description: [unclosed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, tagsPipeline+".yaml")); err != nil {
+		t.Fatal(err)
+	}
+	rep := h.r.Apply(h.load())
+	if c := changeOf(rep, "Broken"); c == nil || c.Result != "rejected" || len(rep.Problems) != 0 {
+		t.Fatalf("report %+v (%s)", rep, rep.Summary())
+	}
+	if c := changeOf(rep, tagsPipeline); c == nil || c.Result != "removed" {
+		t.Fatalf("the removed file's pipeline: %+v (%s)", c, rep.Summary())
+	}
+}
