@@ -624,6 +624,14 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 		if end, err = lastRecordEnd(f, 0, size); err != nil {
 			return fail(fmt.Errorf("reading %s: %w", file, err))
 		}
+		// A last line without an end that held still through
+		// unterminatedWait is taken as it stands, as the watcher took the
+		// file: cut to the records before it, a header row alone without
+		// a newline, or a file whose lines end with a lone CR, was read
+		// as empty and failed (a re-QA).
+		if end < size && r.clock.Now().Sub(still) >= unterminatedWait {
+			end = size
+		}
 	}
 	var grown csvGrowth
 	if _, err := r.store.Checkpoint(csvGrowthKey(pipeline, file), &grown); err != nil {

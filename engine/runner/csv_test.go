@@ -1708,6 +1708,32 @@ func TestCSVInboxWaitsForAnUnendedLastLine(t *testing.T) {
 	}
 }
 
+// An inbox file with no line break at all, taken after the wait for its
+// last line, is read whole: a header row alone is a file of no rows, and
+// one whose lines end with a lone CR fails saying so. Cut to its last
+// whole record, each was read as empty (a re-QA).
+func TestCSVInboxTakesAFileOfOneUnendedLineWhole(t *testing.T) {
+	runner.SetUnterminatedWait(t, 700*time.Millisecond)
+	h, folder := inboxHarness(t, 10, 50*time.Millisecond)
+	for name, text := range map[string]string{"header.csv": "user_id,tag", "cr.csv": "user_id,tag\rload-000001,segment_1\r"} {
+		if err := os.WriteFile(filepath.Join(folder, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.eventually("both files filed", func() bool {
+		_, a := os.Stat(filepath.Join(folder, "done", "header.csv"))
+		_, b := os.Stat(filepath.Join(folder, "failed", "cr.csv"))
+		return a == nil && b == nil
+	})
+	why, err := os.ReadFile(filepath.Join(folder, "failed", "cr.csv.error.txt"))
+	if err != nil || !strings.Contains(string(why), "the line endings are CR only") {
+		t.Errorf("cr.csv's error: %q %v", why, err)
+	}
+	if n := len(h.journal("/sessionm/core/*")); n != 0 {
+		t.Errorf("%d requests sent", n)
+	}
+}
+
 // setCheckpoint writes a CSV import's checkpoint into the inbox in data,
 // as an earlier run left it.
 func setCheckpoint(t *testing.T, data, key string, cp any) {
