@@ -1056,6 +1056,8 @@ func TestCSVSummaryStates(t *testing.T) {
 		// One is a row, not rows.
 		{runner.CSVProgress{File: "a.csv", Rows: 3, Queued: 2, Delivered: 2, Broken: 1, ReadDone: true, Finished: true}, "3 rows read, 2 sent, 2 delivered, 0 filtered out, 0 dead-lettered, 1 broken row, 0 handled before; done\n"},
 		{runner.CSVProgress{File: "a.csv", Rows: 1, Broken: 1, ReadDone: true, Finished: true}, "1 row read, 0 sent, 0 delivered, 0 filtered out, 0 dead-lettered, 1 broken row, 0 handled before; done\n"},
+		// The log names a second's worth of stray-quote rows: the count says how many.
+		{runner.CSVProgress{File: "a.csv", Rows: 5, Queued: 5, Delivered: 5, RunsOver: 3, ReadDone: true, Finished: true}, "; done; 3 rows over lines that look like rows (a stray quote?), which engine dry-run --csv names\n"},
 	}
 	for _, tt := range tests {
 		var b strings.Builder

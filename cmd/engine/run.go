@@ -1265,6 +1265,9 @@ func printCSVSummary(w io.Writer, ps []runner.CSVProgress) {
 		case !p.Settled():
 			state = "read; some rows have no outcome yet"
 		}
+		if p.RunsOver > 0 {
+			state += fmt.Sprintf("; %s over lines that look like rows (a stray quote?), which engine dry-run --csv names", plural(p.RunsOver, "row"))
+		}
 		fmt.Fprintf(w, "csv %s (%s): %s read, %d sent, %d delivered, %d filtered out, %d dead-lettered, %s, %d handled before%s; %s\n",
 			p.File, p.Pipeline, plural(p.Rows, "row"), p.Queued, p.Delivered, p.Filtered, p.Failed, plural(p.Broken, "broken row"), p.Skipped, earlier, state)
 	}

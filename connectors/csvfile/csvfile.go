@@ -413,7 +413,14 @@ func (r *Reader) Next() (_ Row, err error) {
 		if len(record) == 1 {
 			columns = "column"
 		}
-		return Row{}, &RowError{r.file, r.number, line, fmt.Sprintf("has %d %s, the header has %d; check the delimiter and quoting of this row", len(record), columns, len(r.header))}
+		reason := fmt.Sprintf("has %d %s, the header has %d; check the delimiter and quoting of this row", len(record), columns, len(r.header))
+		// A stray quote closed in another column: the rows between are
+		// in this broken one, and the advice to put it right in a new
+		// file lost them unless the lines were named (a re-QA).
+		if over := r.runsOver(record, line); over != "" {
+			reason += "; " + over
+		}
+		return Row{}, &RowError{r.file, r.number, line, reason}
 	}
 	values := make(map[string]any, len(record))
 	for i, v := range record {
@@ -457,7 +464,11 @@ func (r *Reader) runsOver(record []string, line int) string {
 			}
 		}
 		if rows > 0 {
-			return fmt.Sprintf("its value in column %d (%q) runs from line %d to line %d, and %d of those lines look like rows of their own: a stray quote? They were read into this row, not as rows; if they are rows, fix the quote and put them, under the header row, in a new file", i+1, r.header[i], line, r.line, rows)
+			column := fmt.Sprintf("column %d", i+1)
+			if i < len(r.header) { // a broken row may have more
+				column += fmt.Sprintf(" (%q)", r.header[i])
+			}
+			return fmt.Sprintf("its value in %s runs from line %d to line %d, and %d of those lines look like rows of their own: a stray quote? They were read into this row, not as rows; if they are rows, fix the quote and put them, under the header row, in a new file", column, line, r.line, rows)
 		}
 	}
 	return ""

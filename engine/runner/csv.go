@@ -35,6 +35,10 @@ type CSVProgress struct {
 	Delivered int    `json:"delivered"` // sent rows delivered
 	Filtered  int    `json:"filtered"`  // sent rows the pipeline's filter dropped: no request made
 	Failed    int    `json:"failed"`    // sent rows dead-lettered
+	// RunsOver counts the rows read over lines that look like rows (a
+	// stray quote): each is logged, but a second's worth at most, so the
+	// count says how many to look for (engine dry-run --csv names them).
+	RunsOver int `json:"runs_over,omitempty"`
 	// Earlier counts what became, in this run, of rows of this content
 	// an earlier run had moved to the inbox for a retry, or had
 	// dead-lettered and this run replays: they are among Skipped (the
@@ -423,8 +427,12 @@ func (r *Runner) settledRow(pipeline string, it *item, outcome rowOutcome, deadL
 // logCSVFigures logs what became of p's rows, as the stop's summary
 // gives them.
 func (r *Runner) logCSVFigures(msg string, p CSVProgress) {
-	r.log.Info(msg, "pipeline", p.Pipeline, "version", r.version(p.Pipeline), "file", p.File, "rows", p.Rows, "sent", p.Queued,
-		"delivered", p.Delivered, "filtered", p.Filtered, "dead_lettered", p.Failed, "broken", p.Broken, "handled_before", p.Skipped, "retrying", p.Retrying)
+	attrs := []any{"pipeline", p.Pipeline, "version", r.version(p.Pipeline), "file", p.File, "rows", p.Rows, "sent", p.Queued,
+		"delivered", p.Delivered, "filtered", p.Filtered, "dead_lettered", p.Failed, "broken", p.Broken, "handled_before", p.Skipped, "retrying", p.Retrying}
+	if p.RunsOver > 0 {
+		attrs = append(attrs, "runs_over", p.RunsOver, "runs_over_note", "rows read over lines that look like rows (a stray quote?): engine dry-run --csv names each")
+	}
+	r.log.Info(msg, attrs...)
 }
 
 // replaying is told that dead letter id, of event eventID, is about to be
@@ -870,6 +878,7 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 			continue
 		}
 		if row.Warning != "" {
+			update(func(p *CSVProgress) { p.RunsOver++ })
 			r.logLimited(&r.brokenRows, pipeline+"\x00runs-over", slog.LevelWarn, slog.LevelWarn, "a CSV row runs over lines that look like rows",
 				"pipeline", pipeline, "version", r.version(pipeline), "file", file, "row", row.Number, "line", row.Line, "warning", row.Warning)
 		}
