@@ -326,6 +326,9 @@ type eventUse struct {
 	read    map[string]bool     // fields read by name
 	guarded map[string]bool     // of one: fields it allows to be missing
 	needed  map[string][]string // of the file: field -> the places that need it
+	// of the file: fields the filter is false without, so no request of
+	// an event without one is made
+	filtered map[string]bool
 }
 
 // watchEvent wraps sc's Check and Shadow for one template or expression
@@ -391,6 +394,9 @@ func (e *eventUse) eventReads() spec.EventReads {
 	out := spec.EventReads{Whole: e.whole, Fields: slices.Sorted(maps.Keys(e.read))}
 	for _, f := range slices.Sorted(maps.Keys(e.needed)) {
 		places := e.needed[f]
+		if e.filtered[f] {
+			continue // "email" in event: a row without it is filtered out (a re-QA)
+		}
 		if slices.ContainsFunc(places, func(p string) bool { return strings.Contains(p, ".params.") }) {
 			out.Needed = append(out.Needed, spec.FieldNeed{Name: f, Places: places})
 		}
@@ -1291,6 +1297,14 @@ func (b *builder) expression(path yamlpos.Path, src string, asBool bool, sc *sco
 	compile := filter.CompileValue
 	if asBool {
 		compile = filter.CompileBool
+		opts.Requires = func(p []string) {
+			if len(p) == 2 && p[0] == "event" && slices.Contains(sc.names, "event") {
+				if b.events.filtered == nil {
+					b.events.filtered = map[string]bool{}
+				}
+				b.events.filtered[p[1]] = true
+			}
+		}
 	}
 	prog, problems := compile(src, opts)
 	for _, p := range problems {

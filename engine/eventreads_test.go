@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/loyalty-connector/engine/engine/spec"
@@ -53,6 +54,23 @@ func TestEventReads(t *testing.T) {
 		{"needed in a path, named with every place that reads it so",
 			"filter: event.user_id != \"\"\n" + target("    tags: [\"{{ event.user_id }}\"]\n"),
 			spec.EventReads{Fields: []string{"user_id"}, Needed: []spec.FieldNeed{need("user_id", "filter", "target.params.external_id", "target.body.tags[0]")}}},
+		// Checked in the path's own template, or by the filter: a file
+		// without the column was refused whole (a re-QA).
+		{"a default's own value is a fallback, not needed",
+			"target:\n  connection: sessionm_core\n  endpoint: tags_by_external_id\n  params:\n    external_id: \"{{ event.user_id | default: event.email }}\"\n  body:\n    tags: [x]\n",
+			spec.EventReads{Fields: []string{"email", "user_id"}}},
+		{"a field assigned to a variable is followed no further",
+			"target:\n  connection: sessionm_core\n  endpoint: tags_by_external_id\n  params:\n    external_id: '{% assign u = event.user_id %}{% if u %}{{ u }}{% else %}{{ event.email }}{% endif %}'\n  body:\n    tags: [x]\n",
+			spec.EventReads{Fields: []string{"email", "user_id"}, Needed: []spec.FieldNeed{need("email", "target.params.external_id")}}},
+		{"a Liquid test of the event for the field allows for it",
+			"target:\n  connection: sessionm_core\n  endpoint: tags_by_external_id\n  params:\n    external_id: '{% if event contains \"user_id\" %}{{ event.user_id }}{% else %}{{ event.email }}{% endif %}'\n  body:\n    tags: [x]\n",
+			spec.EventReads{Whole: true, Fields: []string{"email", "user_id"}, Needed: []spec.FieldNeed{need("email", "target.params.external_id")}}},
+		{"a filter false without the field: an event without it makes no request",
+			"filter: '\"email\" in event && event.user_id != nil'\n" + strings.Replace(target("    tags: [x]\n"), "{{ event.user_id }}", "{{ event.email }}-{{ event.user_id }}", 1),
+			spec.EventReads{Whole: true, Fields: []string{"email", "user_id"}}},
+		{"a filter true without it needs it still",
+			"filter: '\"email\" in event || event.vip == \"y\"'\n" + strings.Replace(target("    tags: [x]\n"), "{{ event.user_id }}", "{{ event.email }}", 1),
+			spec.EventReads{Whole: true, Fields: []string{"email", "vip"}, Needed: []spec.FieldNeed{need("email", "target.params.external_id")}}},
 		{"the event as a whole",
 			target("    tags: [\"{{ event | json }}\"]\n"),
 			spec.EventReads{Whole: true, Fields: []string{"user_id"}, Needed: []spec.FieldNeed{need("user_id", "target.params.external_id")}}},

@@ -48,6 +48,11 @@ type Options struct {
 	// allows for the value missing: compared with nil (event.ttl == nil,
 	// != nil) or given a fallback (event.ttl ?? "").
 	Guard func(path []string)
+	// Requires, for an expression that must be true (a filter), is told
+	// each path the expression is false without: the operands of its
+	// top-level && that test it is there ("ttl" in event, event.ttl !=
+	// nil).
+	Requires func(path []string)
 	// Now is the clock behind expr's now(); time.Now when nil.
 	Now func() time.Time
 	// Mask hides secrets in the values an error quotes before they are
@@ -126,6 +131,11 @@ func compile(src string, opts Options, asBool bool) (*Program, []Problem) {
 	if opts.Shadow != nil {
 		for _, name := range locals {
 			opts.Shadow(name)
+		}
+	}
+	if asBool && opts.Requires != nil {
+		for _, path := range required(tree.Node) {
+			opts.Requires(path)
 		}
 	}
 	for _, ref := range refs {
@@ -510,6 +520,44 @@ func paths(root ast.Node) ([]pathRef, []string, []*ast.IdentifierNode) {
 		}
 	}
 	return out, names, calls
+}
+
+// required lists the paths an expression is false without: those its
+// top-level && operands test are there, as "ttl" in event or event.ttl !=
+// nil (and nil != event.ttl).
+func required(n ast.Node) [][]string {
+	b, ok := n.(*ast.BinaryNode)
+	if !ok {
+		return nil
+	}
+	switch b.Operator {
+	case "&&", "and":
+		return append(required(b.Left), required(b.Right)...)
+	case "in":
+		if key, ok := b.Left.(*ast.StringNode); ok {
+			if p, ok := nodePath(b.Right); ok {
+				return [][]string{append(p, key.Value)}
+			}
+		}
+	case "!=":
+		if _, ok := b.Right.(*ast.NilNode); ok {
+			if p, ok := nodePath(b.Left); ok {
+				return [][]string{p}
+			}
+		}
+		if _, ok := b.Left.(*ast.NilNode); ok {
+			if p, ok := nodePath(b.Right); ok {
+				return [][]string{p}
+			}
+		}
+	}
+	return nil
+}
+
+// nodePath is the static path n reads (event, event.user), if it is one.
+func nodePath(n ast.Node) ([]string, bool) {
+	p, _, ok := memberPath(unchain(n))
+	return p, ok
 }
 
 // unchain is the member read under ?. (event?.ttl is a ChainNode).

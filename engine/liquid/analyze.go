@@ -13,6 +13,10 @@ type Ref struct {
 	// Guarded: the template allows for the value missing here, reading it
 	// through | default or testing it (if, elsif, unless, case, when).
 	Guarded bool
+	// tested: not a read but a test for the field (event contains
+	// "ttl"), told to Options.Guard only: a typed event's Check would
+	// refuse a key it does not declare, which Liquid allows to test.
+	tested bool
 }
 
 // filterUse is one "| name" in the template.
@@ -131,7 +135,10 @@ func analyze(p prepared) analysis {
 			if len(args) > 0 && args[0].kind == 'i' {
 				a.locals[args[0].text] = true
 				if len(args) > 1 && args[1].text == "=" {
-					a.expression(args[2:], false)
+					// Guarded: where the value goes is not followed, and
+					// {% assign u = event.user_id %}{% if u %} allows for
+					// it missing (a re-QA: such a file was refused whole).
+					a.expression(args[2:], true)
 				}
 			}
 		case "capture", "increment", "decrement":
@@ -201,8 +208,11 @@ func (a *analysis) expression(toks []token, test bool) {
 				break
 			}
 			// The value a filter chain starts from, with a default
-			// anywhere in the chain: {{ event.ttl | strip | default: 1 }}.
-			defaulted := false
+			// anywhere in the chain: {{ event.ttl | strip | default: 1 }};
+			// and the default itself, a fallback for when the value is
+			// missing: {{ event.user_id | default: event.email }} does
+			// not need email where user_id is there (a re-QA).
+			defaulted := a.filterOf(toks, i) == "default"
 			if !a.inFilterArgs(toks, i) {
 				for j := end; j+1 < len(toks); j++ {
 					if toks[j].text == "|" && toks[j+1].text == "default" {
@@ -211,6 +221,10 @@ func (a *analysis) expression(toks []token, test bool) {
 				}
 			}
 			a.refs = append(a.refs, Ref{Path: path, Offset: t.off, Guarded: test || defaulted})
+			// {% if event contains "ttl" %} tests for the field ttl.
+			if test && len(path) == 1 && end+1 < len(toks) && toks[end].text == "contains" && toks[end+1].kind == 's' {
+				a.refs = append(a.refs, Ref{Path: []string{path[0], strings.Trim(toks[end+1].text, `'"`)}, Offset: t.off, Guarded: true, tested: true})
+			}
 		}
 	}
 }
@@ -243,6 +257,16 @@ func filterArgs(toks []token, i int) (args int, named bool) {
 }
 
 // inFilterArgs reports whether token i stands among a filter's arguments.
+// filterOf is the filter whose arguments token i is among, "" when none.
+func (a *analysis) filterOf(toks []token, i int) string {
+	for j := i - 1; j > 0; j-- {
+		if toks[j-1].text == "|" {
+			return toks[j].text
+		}
+	}
+	return ""
+}
+
 func (a *analysis) inFilterArgs(toks []token, i int) bool {
 	for j := i - 1; j >= 0; j-- {
 		if toks[j].text == "|" {

@@ -233,6 +233,12 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 		if a.locals[r.Path[0]] || saves[r.Path[0]] || strings.HasPrefix(r.Path[0], literalPrefix) {
 			continue
 		}
+		if r.tested {
+			if opts.Guard != nil {
+				opts.Guard(r.Path)
+			}
+			continue
+		}
 		t.refs = append(t.refs, r)
 		if opts.Guard != nil && r.Guarded {
 			opts.Guard(r.Path)
