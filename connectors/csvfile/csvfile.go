@@ -132,8 +132,15 @@ func NewReader(src io.ReadSeeker, file string, delimiter rune) (*Reader, error) 
 	// A byte-order mark (Excel writes one) is not part of the first column
 	// name; skipped before parsing, so a quoted first name still parses.
 	var bom [3]byte
-	if n, _ := io.ReadFull(src, bom[:]); n == 3 && string(bom[:]) == "\ufeff" {
+	n, _ := io.ReadFull(src, bom[:])
+	if n == 3 && string(bom[:]) == "\ufeff" {
 		r.base = 3
+	}
+	if n >= 2 && (bom[0] == 0xFF && bom[1] == 0xFE || bom[0] == 0xFE && bom[1] == 0xFF) {
+		// Excel's "Unicode Text" is UTF-16: read as bytes, its CR LF
+		// look like a lone CR, and it was told to change line endings (a
+		// re-QA).
+		return nil, fmt.Errorf("%s: the file is UTF-16 text (Excel's \"Unicode Text\"); %s", file, notUTF8)
 	}
 	if err := r.readFrom(r.base, 0); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)

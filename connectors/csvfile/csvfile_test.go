@@ -32,6 +32,9 @@ func TestNewReaderHeader(t *testing.T) {
 		{"blank column name", "user_id,  \n", 0, nil, "column 2 of the header row has no name"},
 		{"broken header", "user_id,em\"ail\n", 0, nil, "export.csv: cannot read the header row: a \" inside a field that does not start with one; quote the whole field and write inner quotes as \"\" (line 1, character 11)"},
 		{"header not UTF-8", "user_id,caf\xe9\n", 0, nil, `export.csv:1: column 2 of the header row is not UTF-8 text; the file is not UTF-8: save it as CSV UTF-8`},
+		// Excel's "Unicode Text": its CR LF, read as bytes, looked like a lone CR.
+		{"UTF-16 little-endian", "\xff\xfeu\x00i\x00d\x00\r\x00\n\x00", 0, nil, `export.csv: the file is UTF-16 text (Excel's "Unicode Text"); the file is not UTF-8: save it as CSV UTF-8`},
+		{"UTF-16 big-endian", "\xfe\xff\x00u\x00i\x00d\x00\n", 0, nil, `the file is UTF-16 text`},
 		// encoding/csv ends rows at \n only: the header would be the
 		// whole file.
 		{"CR-only line endings", "user_id,tag\ru1,vip\ru2,gold\r", 0, nil, "export.csv: the line endings are CR only (old Mac or Excel \"CSV (Macintosh)\"), so the whole file reads as its header row; save it with LF or CRLF line endings"},
