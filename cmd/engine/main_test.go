@@ -1335,10 +1335,17 @@ func TestCSVProgressLineFitsTheTerminal(t *testing.T) {
 			t.Errorf("%s in %d: %q (%d columns), want %q", tt.name, tt.width, got, columns(got), tt.want)
 		}
 	}
-	for s, want := range map[string]int{"abc": 3, "会員": 4, "ｶﾀｶﾅ": 4, "Ａ": 2, "e\u0301": 1, "": 0} {
+	for s, want := range map[string]int{"abc": 3, "会員": 4, "ｶﾀｶﾅ": 4, "Ａ": 2, "e\u0301": 1, "": 0, "❤\ufe0f": 2, "a\u200db": 2} {
 		if got := columns(s); got != want {
 			t.Errorf("columns(%q) = %d, want %d", s, got, want)
 		}
+	}
+	// A cut tail starts with a character, not the accent of the one cut off.
+	if got := tailColumns("aaaae\u0301"+"1234567", 7); got != "1234567" {
+		t.Errorf("tailColumns: %q", got)
+	}
+	if got := tailColumns("xe\u0301"+"123456", 7); got != "e\u0301123456" {
+		t.Errorf("tailColumns: %q", got)
 	}
 	var b strings.Builder
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -1104,7 +1104,11 @@ func columns(s string) int {
 
 func runeColumns(r rune) int {
 	switch {
-	case unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Me, r) || r == '\u200b':
+	case r == '\ufe0f':
+		// Emoji presentation: most terminals draw the character before it
+		// (❤, counted as one) two columns wide.
+		return 1
+	case unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Me, r) || unicode.Is(unicode.Cf, r):
 		return 0
 	case textwidth.LookupRune(r).Kind() == textwidth.EastAsianWide || textwidth.LookupRune(r).Kind() == textwidth.EastAsianFullwidth:
 		return 2
@@ -1123,13 +1127,19 @@ func headColumns(s string, n int) string {
 	return s
 }
 
-// tailColumns is the longest end of s that takes at most n columns.
+// tailColumns is the longest end of s that takes at most n columns and
+// starts with a character of its own, not a mark or joiner of the one
+// before it, which would land on the "…" before it.
 func tailColumns(s string, n int) string {
 	runes := []rune(s)
 	used := 0
 	for i := len(runes) - 1; i >= 0; i-- {
 		if used += runeColumns(runes[i]); used > n {
-			return string(runes[i+1:])
+			tail := runes[i+1:]
+			for len(tail) > 0 && (runeColumns(tail[0]) == 0 || tail[0] == '\ufe0f') {
+				tail = tail[1:]
+			}
+			return string(tail)
 		}
 	}
 	return s

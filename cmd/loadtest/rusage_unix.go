@@ -4,6 +4,7 @@ package main
 
 import (
 	"os"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -15,5 +16,9 @@ func childUsage(ps *os.ProcessState) (cpu time.Duration, peakRSS int64, ok bool)
 	if !ok {
 		return 0, 0, false
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), int64(ru.Maxrss) << 10, true // Linux reports KiB
+	peak := int64(ru.Maxrss) << 10 // KiB on Linux and the BSDs
+	if runtime.GOOS == "darwin" {
+		peak = int64(ru.Maxrss) // bytes on macOS
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), peak, true
 }
