@@ -1397,3 +1397,22 @@ func TestSlowOpenOfTheDataFolderIsLogged(t *testing.T) {
 		t.Errorf("code %d, stderr:\n%s\nwant 1, the slow open logged, then the folder in use", code, stderr)
 	}
 }
+
+// A dry run of a CSV file names a column the pipeline reads in another
+// letter case, above the rows, in text and JSON.
+func TestDryRunCSVWarnsOfANearMissColumn(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "case.csv")
+	if err := os.WriteFile(file, []byte("user_id,Tag,TTL\nload-000001,vip,600\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := append(slices.Clone(dryRun), "pipelines/segment-csv-to-sessionm-tags.yaml", "--csv", file)
+	stdout, _, code := runEngine(args...)
+	if code != exitOK || !strings.Contains(stdout, "warning   "+file+`:1: the header row's column "Tag" may be meant for tag`) || !strings.Contains(stdout, `column "TTL" may be meant for ttl`) {
+		t.Errorf("exit %d:\n%s", code, stdout)
+	}
+	stdout, _, _ = runEngine(append(args, "--format", "json")...)
+	var rep struct{ Warnings []string }
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || len(rep.Warnings) != 2 {
+		t.Errorf("JSON warnings %q, %v:\n%s", rep.Warnings, err, stdout)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -291,6 +292,30 @@ func (r *Reader) Expect(reads spec.EventReads) error {
 		msg += fmt.Sprintf("; is the header row missing, or the delimiter not %s?", delimiterName(r.comma()))
 	}
 	return fmt.Errorf("%s:1: %s", r.file, msg)
+}
+
+// NearMisses says of each column the pipeline reads but does not need,
+// missing from the header row though a column differs from it only in
+// letter case (Tag for tag): read as missing in every row, it took its
+// default with no word (a re-QA: TTL's values went unread).
+func (r *Reader) NearMisses(reads spec.EventReads) []string {
+	needed := map[string]bool{}
+	for _, n := range reads.Needed {
+		needed[n.Name] = true
+	}
+	var out []string
+	for _, f := range reads.Fields {
+		if needed[f] || slices.Contains(r.header, f) {
+			continue
+		}
+		for _, h := range r.header {
+			if strings.EqualFold(h, f) {
+				out = append(out, fmt.Sprintf("%s:1: the header row's column %q may be meant for %s, which the pipeline reads: rename it %s (a name must match exactly, letter case too); as it is, every row reads %s as missing", r.file, h, f, f, f))
+				break
+			}
+		}
+	}
+	return out
 }
 
 // nearColumn is the column of header that name was likely meant as: the

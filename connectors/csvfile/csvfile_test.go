@@ -590,6 +590,38 @@ func TestExpect(t *testing.T) {
 	}
 }
 
+// A column the pipeline reads but does not need, present in another
+// letter case, is warned about: read as missing in every row, it took its
+// default with no word (a re-QA: Tag and TTL).
+func TestNearMisses(t *testing.T) {
+	f2 := spec.EventReads{Fields: []string{"tag", "ttl", "user_id"}, Needed: []spec.FieldNeed{{Name: "user_id", Places: []string{"target.params.external_id"}}}}
+	for _, tt := range []struct {
+		header string
+		want   []string
+	}{
+		{"user_id,tag,ttl", nil},
+		{"user_id", nil},
+		{"user_id,Tag,TTL", []string{
+			`export.csv:1: the header row's column "Tag" may be meant for tag, which the pipeline reads: rename it tag (a name must match exactly, letter case too); as it is, every row reads tag as missing`,
+			`export.csv:1: the header row's column "TTL" may be meant for ttl`}},
+		{"User_ID,tag", nil}, // needed: Expect refuses the file
+	} {
+		r, err := NewReader(strings.NewReader(tt.header+"\n"), "export.csv", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := r.NearMisses(f2)
+		if len(got) != len(tt.want) {
+			t.Fatalf("%s: %q, want %d", tt.header, got, len(tt.want))
+		}
+		for i := range got {
+			if !strings.HasPrefix(got[i], tt.want[i]) {
+				t.Errorf("%s: %q, want %q", tt.header, got[i], tt.want[i])
+			}
+		}
+	}
+}
+
 // Only the columns the pipeline reads must be UTF-8 text: a surname in
 // Latin-1 (an export saved as Excel's plain "CSV") dead-lettered rows of a
 // pipeline that reads user_id and tag alone, and the advice, to import the

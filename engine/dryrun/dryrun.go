@@ -125,6 +125,9 @@ type CSVReport struct {
 	File     string    `json:"file"`
 	Rows     []*Report `json:"rows"`
 	Errors   []string  `json:"errors"`
+	// Warnings are of the file as a whole (a column named Tag where the
+	// pipeline reads tag); a row's are under the row.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // CSV dry-runs the first maxRows rows of a CSV file (all rows when maxRows
@@ -145,6 +148,7 @@ func (r *Runner) CSV(ctx context.Context, file string, maxRows int) *CSVReport {
 		rep.Errors = append(rep.Errors, err.Error())
 		return rep
 	}
+	rep.Warnings = reader.NearMisses(r.Pipeline.EventReads)
 	for maxRows <= 0 || len(rep.Rows) < maxRows {
 		row, err := reader.Next()
 		if errors.Is(err, io.EOF) {

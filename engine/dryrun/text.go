@@ -132,6 +132,9 @@ func (rep *CSVReport) WriteText(w io.Writer, m *secrets.Masker) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "pipeline  %s (version %s)\n", rep.Pipeline, rep.Version)
 	fmt.Fprintf(&b, "input     %s\n", rep.File)
+	for _, w := range rep.Warnings {
+		fmt.Fprintf(&b, "warning   %s\n", w)
+	}
 	requests, filtered, failed := 0, 0, 0
 	for _, row := range rep.Rows {
 		fmt.Fprintf(&b, "\nrow %d (line %d)\n", row.Row.Number, row.Row.Line)

@@ -740,6 +740,9 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	if err := reader.Expect(l.p.EventReads); err != nil {
 		return fail(err)
 	}
+	for _, w := range reader.NearMisses(l.p.EventReads) {
+		r.log.Warn("a CSV column may be meant for one the pipeline reads", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "warning", w)
+	}
 	if cp.Rows > 0 && id == sum {
 		r.log.Info("resuming a CSV import", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "after_row", cp.Rows)
 	}

@@ -381,3 +381,22 @@ func TestCSVRowRunningOverRowsIsLogged(t *testing.T) {
 		t.Errorf("runs_over %d; log:\n%s", p.RunsOver, logs.String())
 	}
 }
+
+// A column the pipeline reads, named in another letter case (Tag for
+// tag), is logged as a warning: its rows took the default with no word (a
+// re-QA).
+func TestCSVNearMissColumnIsLogged(t *testing.T) {
+	logs := &runner.LockedBuffer{}
+	h := start(t, setup{users: 5, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
+	file := filepath.Join(t.TempDir(), "case.csv")
+	if err := os.WriteFile(file, []byte("user_id,Tag\nload-000001,vip\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
+		t.Fatal(err)
+	}
+	h.drained()
+	if !strings.Contains(logs.String(), `"msg":"a CSV column may be meant for one the pipeline reads"`) || !strings.Contains(logs.String(), `column \"Tag\" may be meant for tag`) {
+		t.Errorf("log:\n%s", logs.String())
+	}
+}
