@@ -712,15 +712,16 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	rec = r.csv.keyed(rec, file, key, !cp.Done)
 	update(func(p *CSVProgress) { p.Size = size })
 	if cp.Done {
-		update(func(p *CSVProgress) { p.Skipped, p.Rows, p.ReadDone, p.Finished = cp.Rows, cp.Rows, true, true })
-		if !still.IsZero() && r.changesBeforeSettled(ctx, f, began, still) {
+		if !still.IsZero() && (r.changesBeforeSettled(ctx, f, began, still) || ctx.Err() != nil) {
 			// Filed away at once, an upload whose first part was the
 			// content of a file imported before (an empty segment's
 			// header row) went on being written in done/, unread (a QA
 			// run). Left where it is, the next poll imports it as the
-			// new content it is.
+			// new content it is; a stop during the wait leaves it to the
+			// next run, rather than calling it imported (a re-QA).
 			return snapshot(), nil
 		}
+		update(func(p *CSVProgress) { p.Skipped, p.Rows, p.ReadDone, p.Finished = cp.Rows, cp.Rows, true, true })
 		r.log.Info("this file was imported before; nothing to do", "pipeline", pipeline, "version", r.version(pipeline), "file", file, "rows", cp.Rows)
 		return snapshot(), nil
 	}

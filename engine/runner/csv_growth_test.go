@@ -3,6 +3,7 @@ package runner_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -243,5 +244,46 @@ func TestCSVFileWithoutItsLastNewlineIsKnownAsImported(t *testing.T) {
 	h.drained()
 	if n := len(h.journal("/sessionm/core/*")); n != 10 {
 		t.Errorf("%d requests to SessionM for 10 rows, each sent once", n)
+	}
+}
+
+// A stop while such an upload waits to hold still leaves it for the next
+// run, without calling it imported: the log said "this file was imported
+// before; nothing to do" of a file whose rows were still to come (a
+// re-QA).
+func TestCSVStopWhileAnUploadSettlesDoesNotCallItImported(t *testing.T) {
+	runner.SetCSVSettle(t, 3*time.Second)
+	folder := t.TempDir()
+	logs := &runner.LockedBuffer{}
+	h := start(t, setup{users: 10, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }, tweak: func(p *engine.Pipeline) {
+		if p.Name == csvPipeline {
+			p.Source.Inbox = folder
+		}
+	}})
+	h.r.WatchCSVInboxes(10 * time.Millisecond)
+	if err := os.WriteFile(filepath.Join(folder, "empty.csv"), []byte("user_id,tag\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the empty export filed", func() bool {
+		_, err := os.Stat(filepath.Join(folder, "done", "empty.csv"))
+		return err == nil
+	})
+	if err := os.WriteFile(filepath.Join(folder, "next.csv"), []byte("user_id,tag\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the upload taken for the empty export", func() bool {
+		for _, p := range h.r.CSVImports() {
+			if filepath.Base(p.File) == "next.csv" {
+				return true
+			}
+		}
+		return false
+	})
+	h.stop()
+	if strings.Contains(logs.String(), "nothing to do") {
+		t.Errorf("the upload was called imported at the stop:\n%s", logs.String())
+	}
+	if _, err := os.Stat(filepath.Join(folder, "next.csv")); err != nil {
+		t.Errorf("the upload left its place: %v", err)
 	}
 }
