@@ -68,9 +68,9 @@ type ReloadReport struct {
 	// Problems are the ones that belong to no single pipeline
 	// (connections.yaml, a folder).
 	Problems []string `json:"problems,omitempty"`
-	// Warnings: those of the files the reload added or changed, and any
-	// other that the last load did not have (a route a new file overlaps
-	// in a file left alone), each as engine validate prints it.
+	// Warnings: those of the files the reload added or changed, and the
+	// new ones of no pipeline (connections.yaml, a folder), each as
+	// engine validate prints it.
 	Warnings []string `json:"warnings,omitempty"`
 	// Stopping: the engine was stopping, so nothing was reloaded.
 	Stopping bool `json:"stopping,omitempty"`
@@ -222,14 +222,14 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 	return rep
 }
 
-// newWarnings lists the warnings a reload is to show: a warning built and
-// shown at the start, or by an earlier reload, was not shown again when an
-// edit brought it back, and a new route without auth went unmentioned.
-// The warnings of a file the reload added or changed are all shown, as
-// validate would (one that another file's route overlaps is the later
-// claimed, so the changed one, see Loader.Running); an unchanged, kept or
-// rejected one's are not, so no reload repeats them. A warning of no
-// pipeline (of connections.yaml, or a folder) is shown once.
+// newWarnings lists the warnings a reload is to show. Shown at the start
+// only, a route whose auth an edit removed went unmentioned until the next
+// restart. The warnings of a file the reload added or changed are all
+// shown, as validate would (an overlap of two files' routes is the later
+// claimed one's, so the changed file's: see Loader.Running); an
+// unchanged, kept or rejected file's are not, so no reload repeats them.
+// A warning of no pipeline (of connections.yaml, or a folder) is shown
+// once.
 func (r *Runner) newWarnings(proj *engine.Project, changes []PipelineChange) []string {
 	result := map[string]string{}
 	for _, c := range changes {
