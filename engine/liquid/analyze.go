@@ -11,7 +11,9 @@ type Ref struct {
 	Path   []string
 	Offset int // in the original template source
 	// Guarded: the template allows for the value missing here, reading it
-	// through | default or testing it (if, elsif, unless, case, when).
+	// through | default or as a default's value, testing it (if, elsif,
+	// unless, case, when), or assigning it to a variable, which is not
+	// followed further.
 	Guarded bool
 	// tested: not a read but a test for the field (event contains
 	// "ttl"), told to Options.Guard only: a typed event's Check would
@@ -256,7 +258,6 @@ func filterArgs(toks []token, i int) (args int, named bool) {
 	return args, named
 }
 
-// inFilterArgs reports whether token i stands among a filter's arguments.
 // filterOf is the filter whose arguments token i is among, "" when none.
 func (a *analysis) filterOf(toks []token, i int) string {
 	for j := i - 1; j > 0; j-- {
@@ -267,6 +268,7 @@ func (a *analysis) filterOf(toks []token, i int) string {
 	return ""
 }
 
+// inFilterArgs reports whether token i stands among a filter's arguments.
 func (a *analysis) inFilterArgs(toks []token, i int) bool {
 	for j := i - 1; j >= 0; j-- {
 		if toks[j].text == "|" {
