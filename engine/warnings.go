@@ -49,11 +49,12 @@ func (proj *Project) Warnings(mask func(string) string) []Warning {
 }
 
 // PipelineOfFile is the pipeline a file of a diagnostic defines: "" for a
-// connections file, a folder or a file the loader does not read as a
-// pipeline. Its extension is read in any case, as the loader reads
-// Tags.YAML.
+// connections file, a folder or another file. Its extension is read in
+// any case, as the loader reads Tags.YAML; a hidden file, which a folder's
+// reading passes over, is a pipeline when named alone.
 func PipelineOfFile(file string) string {
-	if IsConnectionsFile(file) || !isPipelineFileName(filepath.Base(file)) {
+	ext := strings.ToLower(filepath.Ext(file))
+	if IsConnectionsFile(file) || (ext != ".yaml" && ext != ".yml") {
 		return ""
 	}
 	return PipelineName(file)

@@ -1,6 +1,7 @@
 package liquid
 
 import (
+	"slices"
 	"strings"
 )
 
@@ -12,8 +13,8 @@ type Ref struct {
 	Offset int // in the original template source
 	// Guarded: the template allows for the value missing here, reading it
 	// through | default or as a default's value, testing it (if, elsif,
-	// unless, case, when), or assigning it to a variable, which is not
-	// followed further.
+	// unless, case, when), or assigning it to a variable the template
+	// tests or defaults.
 	Guarded bool
 	// tested: not a read but a test for the field (event contains
 	// "ttl"), told to Options.Guard only: a typed event's Check would
@@ -35,6 +36,10 @@ type analysis struct {
 	filters []filterUse
 	locals  map[string]bool // names the template defines itself
 	tags    []tagUse
+	// assigned holds, per variable an assign sets, the refs its value
+	// reads (indexes into refs): Guarded once the variable is tested or
+	// defaulted anywhere in the template.
+	assigned map[string][]int
 }
 
 type tagUse struct {
@@ -120,7 +125,7 @@ var forParams = map[string]bool{"limit": true, "offset": true, "reversed": true,
 
 // analyze runs the static pass over the prepared template.
 func analyze(p prepared) analysis {
-	a := analysis{locals: map[string]bool{}}
+	a := analysis{locals: map[string]bool{}, assigned: map[string][]int{}}
 	for _, r := range p.regions {
 		toks := lex(r.content, r.start)
 		if !r.tag {
@@ -137,10 +142,11 @@ func analyze(p prepared) analysis {
 			if len(args) > 0 && args[0].kind == 'i' {
 				a.locals[args[0].text] = true
 				if len(args) > 1 && args[1].text == "=" {
-					// Guarded: where the value goes is not followed, and
-					// {% assign u = event.user_id %}{% if u %} allows for
-					// it missing (a re-QA: such a file was refused whole).
-					a.expression(args[2:], true)
+					from := len(a.refs)
+					a.expression(args[2:], false)
+					for i := from; i < len(a.refs); i++ {
+						a.assigned[args[0].text] = append(a.assigned[args[0].text], i)
+					}
 				}
 			}
 		case "capture", "increment", "decrement":
@@ -160,6 +166,16 @@ func analyze(p prepared) analysis {
 			a.expression(args, true) // a test: a missing value is false, or no branch
 		case "echo", "cycle":
 			a.expression(args, false)
+		}
+	}
+	// {% assign u = event.user_id %}{% if u %}: the template allows for
+	// user_id missing as it would testing it (a re-QA: such a file was
+	// refused whole); {{ u }} alone does not.
+	for name, reads := range a.assigned {
+		if slices.ContainsFunc(a.refs, func(r Ref) bool { return r.Path[0] == name && r.Guarded }) {
+			for _, i := range reads {
+				a.refs[i].Guarded = true
+			}
 		}
 	}
 	return a

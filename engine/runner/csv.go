@@ -321,6 +321,21 @@ func (c *csvImports) take(file, pipeline string) *CSVProgress {
 	return p
 }
 
+// unused drops p, a record nothing was counted in, when an import left
+// the file to the next poll: the record it leaves behind would stay in
+// /status, empty, beside the next one (a review).
+func (c *csvImports) unused(p *CSVProgress) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p.Queued != 0 || p.Broken != 0 || p.Earlier != (RowOutcomes{}) || c.countsEarlier(p) {
+		return
+	}
+	c.records = slices.DeleteFunc(c.records, func(r *CSVProgress) bool { return r == p })
+	if c.latest[p.File] == p {
+		delete(c.latest, p.File)
+	}
+}
+
 func (c *csvImports) update(p *CSVProgress, f func(p *CSVProgress)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -624,8 +639,9 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 	defer f.Close()
 	// The import reads what it hashes: the file as it is now. A writer
 	// may go on appending (csvtail.go). An inbox file is read as far as
-	// its last whole record: a writer may have added part of a line
-	// since the watcher looked, and it went as a row, cut (a review).
+	// its last whole record, unless its last line has held still the wait
+	// for its end: a writer may have added part of a line since the
+	// watcher looked, and it went as a row, cut (a review).
 	size := began.Size()
 	end := size
 	if !still.IsZero() {
@@ -719,6 +735,7 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 			// run). Left where it is, the next poll imports it as the
 			// new content it is; a stop during the wait leaves it to the
 			// next run, rather than calling it imported (a re-QA).
+			r.csv.unused(rec)
 			return snapshot(), nil
 		}
 		update(func(p *CSVProgress) { p.Skipped, p.Rows, p.ReadDone, p.Finished = cp.Rows, cp.Rows, true, true })
@@ -1432,6 +1449,15 @@ func (r *Runner) watchFolder(ctx context.Context, pipeline string, w *csvWatcher
 			}
 			if r.csvHeld(filepath.Join(dir, e.Name())) {
 				continue // a --csv file: imported by its own import
+			}
+			// The files before it in this poll took their time: one that
+			// changed meanwhile is still being written (a line may be
+			// half there), and is looked at again next poll (a review).
+			if now, ok := entryState(dir, e); !ok || now != st {
+				if ok {
+					seen[e.Name()], still[e.Name()] = now, r.clock.Now()
+				}
+				continue
 			}
 			// A reload may have given the folder to another pipeline
 			// while the files before this one were imported.

@@ -19,7 +19,8 @@ import (
 // while it was read was failed as "changed", all its rows delivered, and
 // importing it again as the error advised sent them all twice (another).
 // So an import reads the file as far as it was when hashed (an inbox
-// file, to its last whole record), and then, as long as the last bytes
+// file, to its last whole record, unless its last line has waited
+// unterminatedWait for its end), and then, as long as the last bytes
 // it read are still where they were, reads on through the whole records
 // appended, under the same content hash and checkpoint. Only a file
 // rewritten (cut, or what was read changed) fails.

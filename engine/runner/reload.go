@@ -229,19 +229,19 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 // claimed one's, so the changed file's: see Loader.Running); an
 // unchanged, kept or rejected file's are not, so no reload repeats them.
 // A warning of no pipeline (of connections.yaml, or a folder) is shown
-// once.
+// when the last load did not have it.
 func (r *Runner) newWarnings(proj *engine.Project, changes []PipelineChange) []string {
 	result := map[string]string{}
 	for _, c := range changes {
 		result[c.Pipeline] = c.Result
 	}
 	var out []string
-	for _, w := range proj.Warnings(r.opts.Masker.String) {
+	all := proj.Warnings(r.opts.Masker.String)
+	for _, w := range all {
 		switch {
 		case w.Pipeline == "" && r.warned[w.Text]:
 			continue
 		case w.Pipeline == "":
-			r.warned[w.Text] = true
 		case result[w.Pipeline] != "added" && result[w.Pipeline] != "changed":
 			continue
 		}
@@ -249,6 +249,9 @@ func (r *Runner) newWarnings(proj *engine.Project, changes []PipelineChange) []s
 			out = append(out, w.Text)
 		}
 	}
+	// Those of this load: one put right and back is shown again (a
+	// review), as is one a load that failed to read a folder left out.
+	r.warned = generalWarnings(all)
 	return out
 }
 

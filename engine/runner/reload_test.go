@@ -1018,10 +1018,18 @@ func TestReloadShowsNewWarnings(t *testing.T) {
 	editFile(t, upper, func(s string) string { return s + "\n# edited\n" })
 	reload("a .YAML file edited", upperWarnings...)
 
-	// A new warning of no pipeline is shown once.
-	writeFile(filepath.Join(dir, "team-b", "y.yaml"), "description: unread\n")
-	reload("a second unread folder", filepath.Join(dir, "team-b")+": warning: holds .yaml files that are not read (y.yaml)")
+	// A new warning of no pipeline is shown once, and again when it
+	// comes back after it was put right.
+	unread := filepath.Join(dir, "team-b")
+	writeFile(filepath.Join(unread, "y.yaml"), "description: unread\n")
+	reload("a second unread folder", unread+": warning: holds .yaml files that are not read (y.yaml)")
 	reload("no change again")
+	if err := os.RemoveAll(unread); err != nil {
+		t.Fatal(err)
+	}
+	reload("the folder gone")
+	writeFile(filepath.Join(unread, "y.yaml"), "description: unread\n")
+	reload("the folder back", unread+": warning: holds .yaml files that are not read (y.yaml)")
 }
 
 // A folder whose pipeline files all go while its connections.yaml stays
