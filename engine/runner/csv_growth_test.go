@@ -37,6 +37,17 @@ func inboxHarness(t *testing.T, users int, settle time.Duration) (*harness, stri
 	return h, folder
 }
 
+// importsOf are the runner's import records of the file named name.
+func (h *harness) importsOf(name string) []runner.CSVProgress {
+	var out []runner.CSVProgress
+	for _, p := range h.r.CSVImports() {
+		if filepath.Base(p.File) == name {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // A writer that pauses at the end of a line, longer than a poll, is not
 // taken at the pause: its first part was imported, the file filed in
 // done/, and the writer, whose file it still had open, went on writing
@@ -197,14 +208,7 @@ func TestCSVUploadStartingAsAnImportedFileIsNotFiledAtOnce(t *testing.T) {
 	if _, err := f.WriteString("user_id,tag\n"); err != nil {
 		t.Fatal(err)
 	}
-	h.eventually("the upload taken for the empty export", func() bool {
-		for _, p := range h.r.CSVImports() {
-			if filepath.Base(p.File) == "next.csv" {
-				return true
-			}
-		}
-		return false
-	})
+	h.eventually("the upload taken for the empty export", func() bool { return len(h.importsOf("next.csv")) > 0 })
 	if _, err := f.WriteString(rowsText(1, 30)); err != nil {
 		t.Fatal(err)
 	}
@@ -219,12 +223,7 @@ func TestCSVUploadStartingAsAnImportedFileIsNotFiledAtOnce(t *testing.T) {
 	}
 	// One record of the upload, which the import of its rows took up: a
 	// second, empty one stayed in /status (a review).
-	var records []runner.CSVProgress
-	for _, p := range h.r.CSVImports() {
-		if filepath.Base(p.File) == "next.csv" {
-			records = append(records, p)
-		}
-	}
+	records := h.importsOf("next.csv")
 	if len(records) != 1 || records[0].Rows != 30 {
 		t.Errorf("records of the upload: %+v; want one of 30 rows", records)
 	}
@@ -282,14 +281,7 @@ func TestCSVStopWhileAnUploadSettlesDoesNotCallItImported(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(folder, "next.csv"), []byte("user_id,tag\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h.eventually("the upload taken for the empty export", func() bool {
-		for _, p := range h.r.CSVImports() {
-			if filepath.Base(p.File) == "next.csv" {
-				return true
-			}
-		}
-		return false
-	})
+	h.eventually("the upload taken for the empty export", func() bool { return len(h.importsOf("next.csv")) > 0 })
 	h.stop()
 	if strings.Contains(logs.String(), "nothing to do") {
 		t.Errorf("the upload was called imported at the stop:\n%s", logs.String())
@@ -322,14 +314,7 @@ func TestCSVInboxFileChangedDuringAnotherImportWaitsForTheNextPoll(t *testing.T)
 		t.Fatal(err)
 	}
 	h.r.WatchCSVInboxes(200 * time.Millisecond)
-	h.eventually("a.csv being imported", func() bool {
-		for _, p := range h.r.CSVImports() {
-			if filepath.Base(p.File) == "a.csv" {
-				return true
-			}
-		}
-		return false
-	})
+	h.eventually("a.csv being imported", func() bool { return len(h.importsOf("a.csv")) > 0 })
 	f, err := os.OpenFile(b, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
