@@ -1093,7 +1093,8 @@ func fitWidth(name string, width int, rests ...string) string {
 }
 
 // columns is how many terminal columns s takes: two for a wide character
-// (East Asian wide or full-width), none for a combining mark.
+// (East Asian wide or full-width), none for a combining mark or a format
+// character (a zero-width joiner).
 func columns(s string) int {
 	n := 0
 	for _, r := range s {
@@ -1103,14 +1104,15 @@ func columns(s string) int {
 }
 
 func runeColumns(r rune) int {
-	switch {
-	case r == '\ufe0f':
+	if r == '\ufe0f' {
 		// Emoji presentation: most terminals draw the character before it
 		// (❤, counted as one) two columns wide.
 		return 1
-	case unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Me, r) || unicode.Is(unicode.Cf, r):
+	}
+	if unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf) {
 		return 0
-	case textwidth.LookupRune(r).Kind() == textwidth.EastAsianWide || textwidth.LookupRune(r).Kind() == textwidth.EastAsianFullwidth:
+	}
+	if k := textwidth.LookupRune(r).Kind(); k == textwidth.EastAsianWide || k == textwidth.EastAsianFullwidth {
 		return 2
 	}
 	return 1
