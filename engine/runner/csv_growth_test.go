@@ -3,14 +3,12 @@ package runner_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/loyalty-connector/engine/engine"
 	"github.com/loyalty-connector/engine/engine/runner"
 )
 
@@ -28,11 +26,7 @@ func rowsText(from, to int) string {
 func inboxHarness(t *testing.T, users int, settle time.Duration) (*harness, string) {
 	runner.SetCSVSettle(t, settle)
 	folder := t.TempDir()
-	h := start(t, setup{users: users, tweak: func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Source.Inbox = folder
-		}
-	}})
+	h := start(t, setup{users: users, tweak: inboxAt(folder)})
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	return h, folder
 }
@@ -265,11 +259,7 @@ func TestCSVStopWhileAnUploadSettlesDoesNotCallItImported(t *testing.T) {
 	runner.SetCSVSettle(t, 3*time.Second)
 	folder := t.TempDir()
 	logs := &runner.LockedBuffer{}
-	h := start(t, setup{users: 10, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }, tweak: func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Source.Inbox = folder
-		}
-	}})
+	h := start(t, setup{users: 10, opts: jsonLogTo(logs), tweak: inboxAt(folder)})
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	if err := os.WriteFile(filepath.Join(folder, "empty.csv"), []byte("user_id,tag\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -301,11 +291,7 @@ func TestCSVInboxFileChangedDuringAnotherImportWaitsForTheNextPoll(t *testing.T)
 	runner.SetCSVSettle(t, time.Second)
 	runner.SetUnterminatedWait(t, time.Second)
 	folder := t.TempDir()
-	h := start(t, setup{users: 10, tweak: func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Source.Inbox = folder
-		}
-	}})
+	h := start(t, setup{users: 10, tweak: inboxAt(folder)})
 	b := filepath.Join(folder, "b.csv")
 	if err := os.WriteFile(b, []byte("user_id,tag\nload-000001,segment_1\n"), 0o644); err != nil {
 		t.Fatal(err)

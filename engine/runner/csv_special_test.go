@@ -4,7 +4,6 @@ package runner_test
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,11 +70,7 @@ func TestCSVInboxTakesOnlyFilesOfTheFolder(t *testing.T) {
 	link(".hidden.csv", "in.csv")
 	link(filepath.Join(folder, "staged", "export.csv"), "staged.csv")
 
-	h := start(t, setup{users: 2, tweak: func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Source.Inbox = folder
-		}
-	}})
+	h := start(t, setup{users: 2, tweak: inboxAt(folder)})
 	mkfifo(t, filepath.Join(folder, "fifo.csv")) // after start: its cleanup runs before the engine's stop
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	out := "which is outside the inbox folder " + engine.RealPath(folder) + ", and links are followed only to files in the folder; copy the CSV file into the folder instead\n"
@@ -127,11 +122,7 @@ func TestCSVInboxEntryThatCannotBeFiledAwayIsLoggedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &runner.LockedBuffer{}
-	h := start(t, setup{users: 2, tweak: func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Source.Inbox = folder
-		}
-	}, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
+	h := start(t, setup{users: 2, tweak: inboxAt(folder), opts: jsonLogTo(logs)})
 	fifo := filepath.Join(folder, "fifo.csv")
 	mkfifo(t, fifo)
 	h.r.WatchCSVInboxes(5 * time.Millisecond)
@@ -256,11 +247,7 @@ func TestCSVInboxFolderThatCannotBeCreatedIsTriedAgain(t *testing.T) {
 	}
 	folder := filepath.Join(parent, "segments")
 	logs := &runner.LockedBuffer{}
-	h := start(t, setup{users: 2, tweak: func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Source.Inbox = folder
-		}
-	}, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
+	h := start(t, setup{users: 2, tweak: inboxAt(folder), opts: jsonLogTo(logs)})
 	h.r.WatchCSVInboxes(5 * time.Millisecond)
 	problems := func() []string { return csvPipelineProblems(h) }
 	h.eventually("the folder's problem in /status", func() bool {
@@ -304,11 +291,7 @@ func TestCSVImportedFileThatCannotBeFiledAwayIsLoggedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &runner.LockedBuffer{}
-	h := start(t, setup{users: 2, tweak: func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Source.Inbox = folder
-		}
-	}, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
+	h := start(t, setup{users: 2, tweak: inboxAt(folder), opts: jsonLogTo(logs)})
 	file := filepath.Join(folder, "a.csv")
 	if err := os.WriteFile(file, []byte("user_id,tag\nload-000001,segment_1\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -361,7 +344,7 @@ func csvPipelineProblems(h *harness) []string {
 // quote) is sent as it reads, and logged as a warning naming its lines.
 func TestCSVRowRunningOverRowsIsLogged(t *testing.T) {
 	logs := &runner.LockedBuffer{}
-	h := start(t, setup{users: 5, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
+	h := start(t, setup{users: 5, opts: jsonLogTo(logs)})
 	file := filepath.Join(t.TempDir(), "stray.csv")
 	if err := os.WriteFile(file, []byte("user_id,tag\nload-000001,\"vip\nload-000002,vip\nload-000003,vip\"\nload-000004,vip\nload-000005,\"a\nload-000001,b\"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -387,7 +370,7 @@ func TestCSVRowRunningOverRowsIsLogged(t *testing.T) {
 // re-QA).
 func TestCSVNearMissColumnIsLogged(t *testing.T) {
 	logs := &runner.LockedBuffer{}
-	h := start(t, setup{users: 5, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
+	h := start(t, setup{users: 5, opts: jsonLogTo(logs)})
 	file := filepath.Join(t.TempDir(), "case.csv")
 	if err := os.WriteFile(file, []byte("user_id,Tag\nload-000001,vip\n"), 0o644); err != nil {
 		t.Fatal(err)

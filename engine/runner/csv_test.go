@@ -383,11 +383,7 @@ func TestCSVInboxFolder(t *testing.T) {
 	runner.SetCSVSettle(t, 50*time.Millisecond)         // not what this test is about
 	runner.SetUnterminatedWait(t, 200*time.Millisecond) // how long the empty file waits
 	folder := t.TempDir()
-	h := start(t, setup{users: 100, tweak: func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Source.Inbox = folder
-		}
-	}})
+	h := start(t, setup{users: 100, tweak: inboxAt(folder)})
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
 	writeCSV(t, folder, 20, 0)
 	if err := os.WriteFile(filepath.Join(folder, "empty.csv"), nil, 0o644); err != nil {
@@ -455,11 +451,7 @@ func TestCSVInboxFolder(t *testing.T) {
 func TestCSVInboxFileReplacedWhileImported(t *testing.T) {
 	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	folder := t.TempDir()
-	h := start(t, setup{users: 20, tweak: func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Source.Inbox = folder
-		}
-	}})
+	h := start(t, setup{users: 20, tweak: inboxAt(folder)})
 	upload := "user_id,tag\nload-000001,other_1\nload-000002,other_2\n"
 	staged := filepath.Join(t.TempDir(), "upload.csv")
 	if err := os.WriteFile(staged, []byte(upload), 0o644); err != nil {
@@ -1319,11 +1311,7 @@ func TestCSVRetriedRowsSettleInTheImportThatSentThem(t *testing.T) {
 func TestCSVFileTakenAgainKeepsOneRecord(t *testing.T) {
 	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	folder := t.TempDir()
-	h := start(t, setup{users: 100, tweak: func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Source.Inbox = folder
-		}
-	}})
+	h := start(t, setup{users: 100, tweak: inboxAt(folder)})
 	if err := os.WriteFile(filepath.Join(folder, "done"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -1438,11 +1426,7 @@ func TestCSVInboxFileDeletedWhileImported(t *testing.T) {
 	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	folder := t.TempDir()
 	logs := &runner.LockedBuffer{}
-	h := start(t, setup{users: 201, tweak: func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Source.Inbox = folder
-		}
-	}, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
+	h := start(t, setup{users: 201, tweak: inboxAt(folder), opts: jsonLogTo(logs)})
 	h.control("POST", "/faults", `{"path":"/sessionm/core/*","latency":"50ms"}`)
 	file := writeCSV(t, folder, 200, 0)
 	h.r.WatchCSVInboxes(10 * time.Millisecond)
@@ -1475,11 +1459,7 @@ func TestCSVInboxFileDeletedWhileImported(t *testing.T) {
 func TestCSVInboxLinkToNothingOrAFolder(t *testing.T) {
 	runner.SetCSVSettle(t, 50*time.Millisecond) // not what this test is about
 	folder := t.TempDir()
-	h := start(t, setup{users: 2, tweak: func(p *engine.Pipeline) {
-		if p.Name == csvPipeline {
-			p.Source.Inbox = folder
-		}
-	}})
+	h := start(t, setup{users: 2, tweak: inboxAt(folder)})
 	missing, dir := filepath.Join(t.TempDir(), "gone.csv"), t.TempDir()
 	if err := os.Symlink(missing, filepath.Join(folder, "dangling.csv")); err != nil {
 		t.Fatal(err)

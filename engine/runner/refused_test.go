@@ -61,7 +61,7 @@ func TestRefusedWebhooksAreLogged(t *testing.T) {
 						p.Source.MaxBody = 512
 					}
 				},
-				opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) },
+				opts: jsonLogTo(logs),
 			})
 			if a := h.post(route, tc.body, tc.header); a.status != tc.status {
 				t.Fatalf("setup: %d %s; want %d", a.status, a.body, tc.status)
@@ -138,7 +138,7 @@ func TestRefusedWebhooksAreLoggedOnceASecond(t *testing.T) {
 // a QA run).
 func TestCutBodyIsRefusedAndLogged(t *testing.T) {
 	logs := &runner.LockedBuffer{}
-	h := start(t, setup{opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
+	h := start(t, setup{opts: jsonLogTo(logs)})
 	conn, err := net.Dial("tcp", strings.TrimPrefix(h.engine.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)

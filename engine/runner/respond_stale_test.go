@@ -3,7 +3,6 @@ package runner_test
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -456,7 +455,7 @@ func TestOversizedAnswerIsWarnedAbout(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	logs := &runner.LockedBuffer{}
-	h := start(t, setup{sandbox: srv.URL, opts: func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }})
+	h := start(t, setup{sandbox: srv.URL, opts: jsonLogTo(logs)})
 	if a := h.wallet(ana); a.status != 200 || len(a.body) <= 1<<20 {
 		t.Fatalf("%d, %d bytes; want an answer over 1 MiB", a.status, len(a.body))
 	}

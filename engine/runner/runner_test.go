@@ -132,6 +132,20 @@ func start(t *testing.T, s setup) *harness {
 }
 
 // load reads the pipelines as they are on disk now.
+// inboxAt has the CSV pipeline watch folder as its inbox.
+func inboxAt(folder string) func(*engine.Pipeline) {
+	return func(p *engine.Pipeline) {
+		if p.Name == csvPipeline {
+			p.Source.Inbox = folder
+		}
+	}
+}
+
+// jsonLogTo has the runner log JSON lines to logs.
+func jsonLogTo(logs *runner.LockedBuffer) func(*runner.Options) {
+	return func(o *runner.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }
+}
+
 func (h *harness) load() *engine.Project {
 	proj := h.loader.Load(h.dirs)
 	for _, p := range proj.Pipelines {
