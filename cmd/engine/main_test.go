@@ -1079,7 +1079,7 @@ func TestRunBannerMarksOpenRoutesAndMasksPaths(t *testing.T) {
 		{Name: "closed", Source: engine.Source{Type: http, Method: "POST", Paths: []string{"/hooks/closed"}, Auth: &engine.InboundAuth{Bearer: "t"}}},
 	}
 	var out strings.Builder
-	printRunBanner(&out, "127.0.0.1:8080", "data", "", pipelines, nil, masker, false)
+	runBanner{addr: "127.0.0.1:8080", admin: "127.0.0.1:8079", dataDir: "data", pipelines: pipelines, masker: masker}.print(&out)
 	for _, want := range []string{"POST /hooks/****/in   (no auth: anyone who reaches the listener can send)\n", "POST /hooks/closed\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
@@ -1100,17 +1100,22 @@ func TestRunBannerListsAtMost20Pipelines(t *testing.T) {
 		pipelines = append(pipelines, p)
 	}
 	var out strings.Builder
-	printRunBanner(&out, "127.0.0.1:8080", "data", "", pipelines, nil, &secrets.Masker{}, false)
+	runBanner{addr: "127.0.0.1:8080", admin: "127.0.0.1:8079", dataDir: "data", pipelines: pipelines, masker: &secrets.Masker{}}.print(&out)
 	lines := strings.Split(out.String(), "\n")
 	if !strings.Contains(lines[1], "p25") || !strings.Contains(lines[1], "(no auth") {
 		t.Errorf("the open route is not first:\n%s", out.String())
 	}
-	if strings.Count(out.String(), "POST /hooks/") != 20 || !strings.Contains(out.String(), "  ... and 10 more pipelines (GET /status on the admin listener lists every route)\n") ||
+	if strings.Count(out.String(), "POST /hooks/") != 20 || !strings.Contains(out.String(), "  ... and 10 more pipelines (GET http://127.0.0.1:8079/status lists every route)\n") ||
 		!strings.Contains(out.String(), "p18 ") || strings.Contains(out.String(), "p19 ") {
 		t.Errorf("want p25 and p00-p18, then the count of the rest:\n%s", out.String())
 	}
 	out.Reset()
-	printRunBanner(&out, "127.0.0.1:8080", "data", "", pipelines[:20], nil, &secrets.Masker{}, false)
+	runBanner{addr: "127.0.0.1:8080", dataDir: "data", pipelines: pipelines, masker: &secrets.Masker{}}.print(&out)
+	if !strings.Contains(out.String(), "  ... and 10 more pipelines (with an --admin-addr, GET /status there lists every route)\n") {
+		t.Errorf("with no admin listener, want it named as what lists every route:\n%s", out.String())
+	}
+	out.Reset()
+	runBanner{addr: "127.0.0.1:8080", admin: "127.0.0.1:8079", dataDir: "data", pipelines: pipelines[:20], masker: &secrets.Masker{}}.print(&out)
 	if strings.Count(out.String(), "POST /hooks/") != 20 || strings.Contains(out.String(), "more pipelines") {
 		t.Errorf("20 pipelines are all listed:\n%s", out.String())
 	}
@@ -1139,9 +1144,9 @@ func TestRunBannerOffersCurlOnlyForAServedRoute(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var out strings.Builder
-			printRunBanner(&out, "127.0.0.1:8080", "data", "http://127.0.0.1:9", []*engine.Pipeline{
+			runBanner{addr: "127.0.0.1:8080", dataDir: "data", sandboxBase: "http://127.0.0.1:9", pipelines: []*engine.Pipeline{
 				{Name: "p", Source: engine.Source{Type: http, Method: "POST", Paths: []string{tt.path}, Auth: tt.auth}},
-			}, nil, &secrets.Masker{}, false)
+			}, masker: &secrets.Masker{}}.print(&out)
 			got := out.String()
 			switch {
 			case tt.want == "-" && strings.Contains(got, "curl"):
@@ -1160,7 +1165,7 @@ func TestRunBannerOffersCurlOnlyForAServedRoute(t *testing.T) {
 func TestRunBannerTellsStrandedEventsApart(t *testing.T) {
 	left := map[string]int{"tags": 1, "old-name": 2} // in the inbox at the start
 	var out strings.Builder
-	printRunBanner(&out, "127.0.0.1:8080", "data", "", []*engine.Pipeline{{Name: "tags", Source: engine.Source{Type: &spec.SourceType{Kind: spec.CSVSource}}}}, left, nil, false)
+	runBanner{addr: "127.0.0.1:8080", dataDir: "data", pipelines: []*engine.Pipeline{{Name: "tags", Source: engine.Source{Type: &spec.SourceType{Kind: spec.CSVSource}}}}, left: left}.print(&out)
 	for _, want := range []string{"delivering events left by the last run: tags 1\n", "for pipelines no file defines now (a removed or renamed file): old-name 2;"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())

@@ -328,7 +328,7 @@ variables override either.`, stderr)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	printRunBanner(stdout, ln.Addr().String(), *dataDir, sandboxBase, proj.Pipelines, leftBefore, masker, *untilDone)
+	runBanner{addr: ln.Addr().String(), admin: holder.Admin, dataDir: *dataDir, sandboxBase: sandboxBase, pipelines: proj.Pipelines, left: leftBefore, masker: masker, untilDone: *untilDone}.print(stdout)
 	logStarted(logger, ln.Addr().String(), holder.Admin, *dataDir, proj.Pipelines, masker)
 	notImported := func(err error) { fmt.Fprintf(stderr, "engine run: %s\n", masker.String(err.Error())) }
 	if *logFormat == "json" {
@@ -662,23 +662,33 @@ func (l logLines) Write(p []byte) (int, error) {
 // bannerPipelines is how many pipelines the banner lists.
 const bannerPipelines = 20
 
-// printRunBanner says where the engine listens and, from left (events in
-// the inbox per pipeline at the start), what the last run left. A run
+// runBanner is what engine run prints once it listens.
+type runBanner struct {
+	addr, dataDir string
+	admin         string // the admin listener's address, "" for none
+	sandboxBase   string // the emulators' base URL, "" without --sandbox
+	pipelines     []*engine.Pipeline
+	left          map[string]int // events in the inbox per pipeline at the start
+	masker        *secrets.Masker
+	untilDone     bool
+}
+
+// print says where the engine listens and what the last run left. A run
 // with --until-done ends by itself, so it is not told how to send an
 // event or how to stop.
-func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []*engine.Pipeline, left map[string]int, masker *secrets.Masker, untilDone bool) {
-	base := "http://" + dialAddr(addr)
-	fmt.Fprintf(w, "engine run: listening on %s (data in %s)\n", addr, dataDir)
-	shown := pipelines
-	if len(pipelines) > bannerPipelines {
+func (b runBanner) print(w io.Writer) {
+	base := "http://" + dialAddr(b.addr)
+	fmt.Fprintf(w, "engine run: listening on %s (data in %s)\n", b.addr, b.dataDir)
+	shown := b.pipelines
+	if len(b.pipelines) > bannerPipelines {
 		// 300 pipelines made a banner of 300 lines (a QA run); those open
 		// to anyone come first, as what to look at.
-		shown = slices.Clone(pipelines)
-		slices.SortStableFunc(shown, func(a, b *engine.Pipeline) int {
+		shown = slices.Clone(b.pipelines)
+		slices.SortStableFunc(shown, func(x, y *engine.Pipeline) int {
 			switch {
-			case a.OpenRoute() == b.OpenRoute():
+			case x.OpenRoute() == y.OpenRoute():
 				return 0
-			case a.OpenRoute():
+			case x.OpenRoute():
 				return -1
 			}
 			return 1
@@ -692,30 +702,34 @@ func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []
 			if p.Source.Auth == nil {
 				open = "   (no auth: anyone who reaches the listener can send)"
 			}
-			fmt.Fprintf(w, "  %-36s %s %s%s\n", p.Name, p.Source.Method, masker.String(strings.Join(p.Source.Paths, " | ")), open)
+			fmt.Fprintf(w, "  %-36s %s %s%s\n", p.Name, p.Source.Method, b.masker.String(strings.Join(p.Source.Paths, " | ")), open)
 		case spec.CSVSource:
 			fmt.Fprintf(w, "  %-36s csv files\n", p.Name)
 		}
 	}
-	if more := len(pipelines) - len(shown); more > 0 {
-		fmt.Fprintf(w, "  ... and %d more pipelines (GET /status on the admin listener lists every route)\n", more)
+	if more := len(b.pipelines) - len(shown); more > 0 {
+		where := "GET http://" + b.admin + "/status lists every route"
+		if b.admin == "" {
+			where = "with an --admin-addr, GET /status there lists every route"
+		}
+		fmt.Fprintf(w, "  ... and %d more pipelines (%s)\n", more, where)
 	}
 	stranded := map[string]int{}
-	for name, n := range left {
-		if !slices.ContainsFunc(pipelines, func(p *engine.Pipeline) bool { return p.Name == name }) {
+	for name, n := range b.left {
+		if !slices.ContainsFunc(b.pipelines, func(p *engine.Pipeline) bool { return p.Name == name }) {
 			stranded[name] = n
-			delete(left, name)
+			delete(b.left, name)
 		}
 	}
-	if len(left) > 0 {
-		fmt.Fprintf(w, "delivering events left by the last run: %s\n", runner.DescribeCounts(left))
+	if len(b.left) > 0 {
+		fmt.Fprintf(w, "delivering events left by the last run: %s\n", runner.DescribeCounts(b.left))
 	}
 	if len(stranded) > 0 {
 		fmt.Fprintf(w, "kept in the inbox for pipelines no file defines now (a removed or renamed file): %s; a pipeline of that name delivers them\n", runner.DescribeCounts(stranded))
 	}
-	if sandboxBase != "" {
-		fmt.Fprintf(w, "\nSessionM and Braze emulators: %s (what each user got: %s/_sandbox/deliveries?user=u-1001)\n", sandboxBase, sandboxBase)
-		if p := servingRoute(pipelines, http.MethodPost, "/hooks/sessionm/offers"); !untilDone && p != nil {
+	if b.sandboxBase != "" {
+		fmt.Fprintf(w, "\nSessionM and Braze emulators: %s (what each user got: %s/_sandbox/deliveries?user=u-1001)\n", b.sandboxBase, b.sandboxBase)
+		if p := servingRoute(b.pipelines, http.MethodPost, "/hooks/sessionm/offers"); !b.untilDone && p != nil {
 			if header, own, ok := curlAuth(p.Source.Auth); ok {
 				if own {
 					fmt.Fprintln(w, "Try a SessionM offer-issued event, with TOKEN set to the token the route's source.auth reads:")
@@ -726,7 +740,7 @@ func printRunBanner(w io.Writer, addr, dataDir, sandboxBase string, pipelines []
 			}
 		}
 	}
-	if untilDone {
+	if b.untilDone {
 		fmt.Fprintln(w, untilDoneBannerEnd)
 	} else {
 		fmt.Fprintln(w, "Stop with Ctrl-C.")
