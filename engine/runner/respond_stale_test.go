@@ -455,7 +455,14 @@ func TestOversizedAnswerIsWarnedAbout(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	logs := &runner.LockedBuffer{}
-	h := start(t, setup{sandbox: srv.URL, opts: jsonLogTo(logs)})
+	// Not the deadline's test: under -race on a loaded machine, the
+	// shipped 1,500 ms passed while this 1.5 MB wallet was read (a 504).
+	long := func(p *engine.Pipeline) {
+		if p.Respond != nil {
+			p.Respond.Deadline = time.Minute
+		}
+	}
+	h := start(t, setup{sandbox: srv.URL, opts: jsonLogTo(logs), tweak: long})
 	if a := h.wallet(ana); a.status != 200 || len(a.body) <= 1<<20 {
 		t.Fatalf("%d, %d bytes; want an answer over 1 MiB", a.status, len(a.body))
 	}
