@@ -1203,13 +1203,12 @@ func batchesFillUnderARateLimit(t *testing.T, dir string, pipelines int) {
 		t.Fatalf("setup: %d recipients in %d requests; want the 400 events once each", recipients, len(sent))
 	}
 	// Each campaign has a turn every 1.6 s (at pace 1), 80 events' worth
-	// at any pace. Holding a
-	// batch for one token only gave 21 requests of 19 on average; turns
-	// give 11 or 12 (the first few small, as the stream starts, and the
-	// last ones with what is left of each campaign). Turns counted per
-	// pipeline gave two pipelines 13 requests of 30.8 here (11 of 36.4
-	// counted on the connection); TestBatchTurnsAreTheConnections tells
-	// the two apart for sure.
+	// at any pace. Holding a batch for one token only gave 21 requests of
+	// 19 on average; turns give 11 or 12 (the first few small, as the
+	// stream starts, and the last ones with what is left of each
+	// campaign). Turns counted per pipeline gave two pipelines 13
+	// requests of 30.8 here (11 of 36.4 counted on the connection);
+	// TestBatchTurnsAreTheConnections tells the two apart for sure.
 	if mean := float64(recipients) / float64(len(sent)); mean < 30 {
 		t.Errorf("%d requests, %.1f recipients each on average; want 30 or more (the stream took %v)", len(sent), mean, stream)
 	}
