@@ -345,15 +345,7 @@ func csvPipelineProblems(h *harness) []string {
 func TestCSVRowRunningOverRowsIsLogged(t *testing.T) {
 	logs := &runner.LockedBuffer{}
 	h := start(t, setup{users: 5, opts: jsonLogTo(logs)})
-	file := filepath.Join(t.TempDir(), "stray.csv")
-	if err := os.WriteFile(file, []byte("user_id,tag\nload-000001,\"vip\nload-000002,vip\nload-000003,vip\"\nload-000004,vip\nload-000005,\"a\nload-000001,b\"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p, err := h.r.ImportCSV(context.Background(), csvPipeline, file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.drained()
+	_, p := h.importText("stray.csv", "user_id,tag\nload-000001,\"vip\nload-000002,vip\nload-000003,vip\"\nload-000004,vip\nload-000005,\"a\nload-000001,b\"\n")
 	// The second is held back by the log's limit of a line a second: the
 	// count on the summary line says there are two to look for (a re-QA
 	// found three of five named nowhere).
@@ -371,14 +363,7 @@ func TestCSVRowRunningOverRowsIsLogged(t *testing.T) {
 func TestCSVNearMissColumnIsLogged(t *testing.T) {
 	logs := &runner.LockedBuffer{}
 	h := start(t, setup{users: 5, opts: jsonLogTo(logs)})
-	file := filepath.Join(t.TempDir(), "case.csv")
-	if err := os.WriteFile(file, []byte("user_id,Tag\nload-000001,vip\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.r.ImportCSV(context.Background(), csvPipeline, file); err != nil {
-		t.Fatal(err)
-	}
-	h.drained()
+	h.importText("case.csv", "user_id,Tag\nload-000001,vip\n")
 	if !strings.Contains(logs.String(), `"msg":"a CSV column may be meant for one the pipeline reads"`) || !strings.Contains(logs.String(), `column \"Tag\" may be meant for tag`) {
 		t.Errorf("log:\n%s", logs.String())
 	}
