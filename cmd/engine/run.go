@@ -30,6 +30,7 @@ import (
 	"github.com/loyalty-connector/engine/engine/secrets"
 	"github.com/loyalty-connector/engine/engine/spec"
 	"github.com/loyalty-connector/engine/examples"
+	"github.com/loyalty-connector/engine/internal/connlimit"
 	"github.com/loyalty-connector/engine/internal/webguard"
 	textwidth "golang.org/x/text/width"
 )
@@ -100,6 +101,8 @@ variables override either.`, stderr)
 		logLevel  = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 		maxInbox  = fs.Int("max-inbox", runner.DefaultMaxInbox, "undelivered events per pipeline before webhooks answer 503 with Retry-After")
 		bodyMiB   = fs.Int("max-body-memory", runner.DefaultBodyMemory>>20, "`MiB` of webhook bodies read at once, before webhooks answer 503 with Retry-After; as much again for callers checked by bearer or basic auth before their bodies")
+		headerKiB = fs.Int("max-header-size", defaultMaxHeaderKiB, "`KiB` of a webhook's request line and headers; a longer one is answered 431")
+		maxConns  = fs.Int("max-connections", defaultMaxConnections, "webhook `connections` open at once; more wait until one closes")
 		grace     = fs.Duration("grace", 30*time.Second, "how long a stop waits for in-flight deliveries")
 		drain     = fs.Duration("drain", 0, "after SIGINT or SIGTERM, keep taking webhooks this long while /readyz answers 503, so a load balancer stops sending before the listener closes")
 		untilDone = fs.Bool("until-done", false, "exit once the --csv files are read and every row has an outcome")
@@ -237,6 +240,12 @@ variables override either.`, stderr)
 	if *bodyMiB <= 0 || *bodyMiB > 1<<20 {
 		return fail(exitUsage, "--max-body-memory is a number of MiB from 1 to 1048576, not %d", *bodyMiB)
 	}
+	if *headerKiB <= 0 || *headerKiB > 1<<10 {
+		return fail(exitUsage, "--max-header-size is a number of KiB from 1 to 1024, not %d", *headerKiB)
+	}
+	if *maxConns <= 0 {
+		return fail(exitUsage, "--max-connections is a number from 1 up, not %d", *maxConns)
+	}
 	if *untilDone && len(imports) == 0 {
 		return fail(exitUsage, "--until-done needs --csv files to wait for")
 	}
@@ -279,9 +288,14 @@ variables override either.`, stderr)
 		return fail(exitProblem, "cannot listen on %s: %v (another engine or program on that port? pass another --addr, e.g. 127.0.0.1:8090)", *addr, err)
 	}
 	// A body must arrive within a minute and an idle connection goes after
-	// two: slow or silent clients cannot hold the listener.
+	// two: slow or silent clients cannot hold the listener. Headers are
+	// read into memory before any handler or auth check runs, and kept
+	// with the event: their size and the connections reading them are
+	// capped, or a caller would choose the engine's memory and disk use.
+	capped := connlimit.New(ln, *maxConns, atConnectionCap(logger, *maxConns))
+	ln = capped
 	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+		MaxHeaderBytes: *headerKiB << 10, ConnState: capped.ConnState, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	tuneGC(os.Getenv, runMemoryLimit)
 	go followLiveHeap(ctx)
 	loader.Running = r.Running // a reload blames a route conflict on the file that changed
@@ -504,6 +518,33 @@ func loopbackHost(host string) bool {
 
 // listen opens the webhook listener; a test makes one that fails.
 var listen = net.Listen
+
+const (
+	// Node's default; nginx's is 32 KiB (large_client_header_buffers 4
+	// 8k). A webhook's headers are a fraction of either, even behind a
+	// proxy.
+	defaultMaxHeaderKiB = 16
+	// Connections still sending their headers cost up to some 50 KiB
+	// each at 16 KiB of headers (the headers read, net/http's buffers, a
+	// goroutine's stack): about 50 MiB at most for 1,024 of them (a QA
+	// run, 1,024 holding 19 KB of headers each: 47 MB of heap, 10 MB of
+	// stacks, the engine's RSS at 67 MB). Idle ones give way, so only
+	// callers in the middle of a request count; the load tests use 64 to
+	// 128.
+	defaultMaxConnections = 1024
+)
+
+// atConnectionCap logs, at most once a minute, that the webhook listener
+// is full: its callers wait, which looks like a slow engine otherwise.
+func atConnectionCap(logger *slog.Logger, max int) func() {
+	var last atomic.Int64
+	return func() {
+		now := time.Now().UnixNano()
+		if prev := last.Load(); now-prev >= int64(time.Minute) && last.CompareAndSwap(prev, now) {
+			logger.Warn("the webhook listener holds as many connections as --max-connections allows; new ones wait until one closes", "max_connections", max)
+		}
+	}
+}
 
 // stopNowOn returns a context that ends when a signal arrives during a
 // stop: the operator will not wait for in-flight deliveries. What they
