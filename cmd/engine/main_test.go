@@ -245,8 +245,8 @@ func TestValidateCommand(t *testing.T) {
 		t.Errorf("code %d, want %d", code, exitProblem)
 	}
 	for _, want := range []string{
-		"pipelines/connections.yaml:20:15: connections.braze.base_url: environment variable BRAZE_REST_URL is not set",
-		"pipelines/connections.yaml:21:14: connections.braze.api_key: secret BRAZE_API_KEY is not set",
+		"pipelines/connections.yaml:25:15: connections.braze.base_url: environment variable BRAZE_REST_URL is not set",
+		"pipelines/connections.yaml:26:14: connections.braze.api_key: secret BRAZE_API_KEY is not set",
 		"errors in 6 files\n",
 	} {
 		if !strings.Contains(stdout, want) {

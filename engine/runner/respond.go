@@ -194,7 +194,7 @@ func (rs *responder) serve(w http.ResponseWriter, req *http.Request, stored *sto
 	if entry != nil && now.Sub(entry.stored) < c.TTL+c.Stale && now.UnixNano() < entry.lookupAfter.Load() {
 		// A lookup for the key failed a moment ago: asked again and
 		// again, SessionM would get a lookup per request while it fails.
-		rs.answerStale(w, entry, key, now, fmt.Sprintf("a lookup for this key failed less than %s ago (respond.cache.retry_wait)", c.RetryWait))
+		rs.answerStale(w, entry, key, now, fmt.Sprintf("a lookup for this key failed or was late less than %s ago (respond.cache.retry_wait)", c.RetryWait))
 		return
 	}
 	var reply *engine.Reply
@@ -484,11 +484,18 @@ func (rs *responder) evictOldest() {
 type pausedError struct {
 	conn  string
 	until time.Time
+	cause error // the lookup whose answer paused it, if this request's
 }
 
 func (e *pausedError) Error() string {
+	if e.cause != nil {
+		return fmt.Sprintf("%v; %s is paused until %s (the peer asked for it)", e.cause, e.conn, e.until.UTC().Format(time.RFC3339))
+	}
 	return fmt.Sprintf("%s is paused until %s (the peer asked for it); no lookup could go in time", e.conn, e.until.UTC().Format(time.RFC3339))
 }
+
+// Unwrap gives the lookup's error, whose caller text leaves out its URL.
+func (e *pausedError) Unwrap() error { return e.cause }
 
 // pausedPast returns a pausedError when a connection of the pipeline's
 // lookups is paused until by or later. Every step runs, so one such
@@ -589,6 +596,13 @@ func (rs *responder) evaluate(ctx context.Context, ev *engine.Event) (reply *eng
 			case out.LookupNotFound():
 				return nil, &notFoundError{out.Err}
 			case last.Err != nil && failedLookup(last):
+				// A 429 that paused the connection gets the answer the
+				// requests after it get while the pause lasts: 503 and
+				// when to come back, not a 502.
+				if paused, ok := rs.pausedPast(rs.r.clock.Now()).(*pausedError); ok {
+					paused.cause = out.Err
+					return nil, paused
+				}
 				return nil, &lookupError{out.Err}
 			case last.Err != nil && last.Response != nil:
 				return nil, &refusedError{out.Err}

@@ -1,6 +1,7 @@
 package runner_test
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,6 +31,7 @@ func TestSynchronousStaleOnlyWhenSessionMFails(t *testing.T) {
 	}
 	var answer atomic.Int32 // the status SessionM Connect answers; 0: the emulator's
 	var page atomic.Bool    // SessionM Connect answers 200 with a proxy's HTML page
+	var code atomic.Value   // the error code SessionM Connect answers with a status
 	emulators := sb.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if page.Load() && strings.HasPrefix(r.URL.Path, "/sessionm/connect/") {
@@ -40,7 +42,7 @@ func TestSynchronousStaleOnlyWhenSessionMFails(t *testing.T) {
 		if status := int(answer.Load()); status != 0 && strings.HasPrefix(r.URL.Path, "/sessionm/connect/") {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(status)
-			io.WriteString(w, `{"status":"error","errors":{"code":"validation","message":"culture is not one the retailer has"}}`)
+			fmt.Fprintf(w, `{"status":"error","errors":{"code":%q,"message":"culture is not one the retailer has"}}`, code.Load())
 			return
 		}
 		emulators.ServeHTTP(w, r)
@@ -66,8 +68,9 @@ func TestSynchronousStaleOnlyWhenSessionMFails(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name   string
-		status int32 // SessionM's
-		html   bool  // SessionM's answer is a 200 HTML page
+		status int32  // SessionM's
+		code   string // its error code (validation when "")
+		html   bool   // SessionM's answer is a 200 HTML page
 		edit   func(string) string
 		want   int
 		body   string
@@ -76,6 +79,10 @@ func TestSynchronousStaleOnlyWhenSessionMFails(t *testing.T) {
 		{name: "SessionM answers 503", status: 503, want: 200, stale: true},
 		// The code, not SessionM's words, which can quote the request.
 		{name: "SessionM refuses the request (400)", status: 400, want: 502, body: `"step wallet: sessionm_connect answered HTTP 400: validation"`},
+		// SessionM's documented way of answering an error (sessionm.md
+		// §1): pipelines/connections.yaml retries its internal error.
+		{name: "SessionM answers 200 with status:error internal_server_error", status: 200, code: "internal_server_error", want: 200, stale: true},
+		{name: "SessionM answers 200 with status:error validation", status: 200, want: 502, body: `"step wallet: sessionm_connect answered status error: validation"`},
 		// Not JSON: a proxy's page, no wallet, so a failure of SessionM's.
 		{name: "SessionM answers 200 with an HTML page", html: true, want: 200, stale: true},
 		{name: "the new version's filter refuses the request",
@@ -95,6 +102,7 @@ func TestSynchronousStaleOnlyWhenSessionMFails(t *testing.T) {
 	} {
 		answer.Store(tt.status)
 		page.Store(tt.html)
+		code.Store(cmp.Or(tt.code, "validation"))
 		if tt.edit != nil {
 			reload(tt.edit)
 		}
