@@ -413,6 +413,14 @@ func (l *Loader) loadPipeline(file string, conns *connectionSet, routes *Routes,
 		return nil
 	}
 	fc := &fileContext{loader: l, doc: doc, diags: &local, pipeline: true}
+	if _, isConns := doc.Lookup(yamlpos.Path{"connections"}); isConns {
+		if _, isPipeline := doc.Lookup(yamlpos.Path{"source"}); !isPipeline {
+			// Read as a pipeline, it gave "unknown key" and "missing
+			// source", which said nothing of the file's name.
+			fc.errorAtKey(yamlpos.Path{"connections"}, "this file holds connections, not a pipeline, and is read as one by its name: name a folder's connections file %s (in lower case), or pass it with --connections FILE", ConnectionsFileName)
+			return nil
+		}
+	}
 	fc.checkDuplicateKeys(doc.Root, nil)
 	// As written, before the references are resolved in place: a rotated
 	// secret changed "source", whose file had not changed (a QA run).

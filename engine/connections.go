@@ -55,6 +55,7 @@ func (l *Loader) loadConnections(file string, proj *Project) *connectionSet {
 	set.exists = true
 	if !slices.Contains(proj.Files, file) { // one --connections file serves several folders
 		proj.Files = append(proj.Files, file)
+		proj.ConnectionsFiles = append(proj.ConnectionsFiles, file)
 	}
 	var local diag.List
 	defer func() { proj.Diagnostics.Append(local) }()

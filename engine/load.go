@@ -91,6 +91,9 @@ type Project struct {
 	Connections map[string]*spec.Connection // from the last connections file read
 	Diagnostics diag.List
 	Files       []string // every file read
+	// ConnectionsFiles are the files read as connections files: a
+	// --connections FILE may have any name.
+	ConnectionsFiles []string
 	// ConnectionProblems holds, by pipeline name, the problems in a
 	// connections file that kept a pipeline from building: those of the
 	// connections it uses. Its own diagnostics only point at them, and
@@ -154,7 +157,7 @@ func (l *Loader) Load(paths []string) *Project {
 		routes.Claim(http.MethodGet, path, "", http.NotFoundHandler())
 	}
 	for _, f := range l.claimOrder(files) {
-		if IsConnectionsFile(f) {
+		if IsConnectionsFile(f) || l.isConnectionsFlagFile(f) {
 			continue
 		}
 		name := PipelineName(f)
@@ -301,10 +304,31 @@ func exists(path string) bool {
 }
 
 // IsConnectionsFile reports whether path names a connections file rather
-// than a pipeline.
+// than a pipeline by its name; a --connections FILE may have another
+// (Project.PipelineOfFile knows it).
 func IsConnectionsFile(path string) bool {
 	base := filepath.Base(path)
 	return base == ConnectionsFileName || base == "connections.yml"
+}
+
+// isConnectionsFlagFile says whether file is the --connections FILE, kept
+// in a folder of pipelines (staging.yaml beside them): it is not one of
+// them.
+func (l *Loader) isConnectionsFlagFile(file string) bool {
+	return l.ConnectionsFile != "" && RealPath(file) == RealPath(l.ConnectionsFile)
+}
+
+// PipelineOfFile is the pipeline a file of a diagnostic defines: "" for a
+// connections file (a --connections FILE of any name among them), a
+// folder or another file. Its extension is read in any case, as the
+// loader reads Tags.YAML; a hidden file, which a folder's reading passes
+// over, is a pipeline when named alone.
+func (proj *Project) PipelineOfFile(file string) string {
+	ext := strings.ToLower(filepath.Ext(file))
+	if IsConnectionsFile(file) || slices.Contains(proj.ConnectionsFiles, file) || (ext != ".yaml" && ext != ".yml") {
+		return ""
+	}
+	return PipelineName(file)
 }
 
 // PipelineNames lists the names of the pipelines that paths define, as

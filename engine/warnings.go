@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/loyalty-connector/engine/engine/diag"
@@ -37,7 +36,7 @@ func (proj *Project) Warnings(mask func(string) string) []Warning {
 		if d.Severity != diag.Warning {
 			continue
 		}
-		out = append(out, Warning{Pipeline: PipelineOfFile(d.File), Text: d.String()})
+		out = append(out, Warning{Pipeline: proj.PipelineOfFile(d.File), Text: d.String()})
 	}
 	for _, p := range proj.Pipelines {
 		if p.OpenRoute() {
@@ -48,14 +47,3 @@ func (proj *Project) Warnings(mask func(string) string) []Warning {
 	return out
 }
 
-// PipelineOfFile is the pipeline a file of a diagnostic defines: "" for a
-// connections file, a folder or another file. Its extension is read in
-// any case, as the loader reads Tags.YAML; a hidden file, which a folder's
-// reading passes over, is a pipeline when named alone.
-func PipelineOfFile(file string) string {
-	ext := strings.ToLower(filepath.Ext(file))
-	if IsConnectionsFile(file) || (ext != ".yaml" && ext != ".yml") {
-		return ""
-	}
-	return PipelineName(file)
-}

@@ -317,7 +317,7 @@ func sortProblems(proj *engine.Project) (rejected map[string][]string, files map
 		if d.Severity != diag.Error {
 			continue
 		}
-		name := engine.PipelineOfFile(d.File)
+		name := proj.PipelineOfFile(d.File)
 		if name == "" {
 			general = append(general, d.String())
 			continue

@@ -1103,3 +1103,42 @@ func TestReloadRejectsABrokenUppercaseFileAlone(t *testing.T) {
 		t.Fatalf("the removed file's pipeline: %+v (%s)", c, rep.Summary())
 	}
 }
+
+// A --connections FILE may have any name: a problem in it belongs to no
+// pipeline, whatever it is called, and the pipelines it breaks keep their
+// running versions. Named like a pipeline (staging.yaml), it showed in
+// the reload's report and /status as a rejected pipeline "staging".
+func TestAConnectionsFileOfAnyNameIsNoPipeline(t *testing.T) {
+	dir := copyPipelines(t)
+	os.Remove(filepath.Join(dir, "connections.yaml"))
+	raw, err := os.ReadFile("../../pipelines/connections.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for where, conns := range map[string]string{"elsewhere": filepath.Join(t.TempDir(), "staging.yaml"), "among the pipelines": filepath.Join(dir, "staging.yaml")} {
+		t.Run(where, func(t *testing.T) {
+			if err := os.WriteFile(conns, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(conns)
+			h := start(t, setup{dirs: []string{dir}, conns: conns})
+			if h.r.Running("offer-issued-to-braze-campaign") == nil || h.r.Running("staging") != nil {
+				t.Fatal("want the pipelines of pipelines/ running, and no staging")
+			}
+			editFile(t, conns, func(s string) string { return s + "    bad_key: 1\n" }) // under braze
+			rep := h.r.Apply(h.load())
+			if c := changeOf(rep, "staging"); c != nil {
+				t.Errorf("the connections file was reported as a pipeline: %+v", *c)
+			}
+			if len(rep.Problems) == 0 || !strings.Contains(strings.Join(rep.Problems, "\n"), "staging.yaml") {
+				t.Errorf("the reload's own problems %q do not name staging.yaml", rep.Problems)
+			}
+			if c := changeOf(rep, "offer-issued-to-braze-campaign"); c == nil || c.Result != "rejected" {
+				t.Errorf("a pipeline of the broken connection: %+v, want rejected (its running version goes on)", c)
+			}
+			if h.r.Running("offer-issued-to-braze-campaign") == nil {
+				t.Error("the pipeline of the broken connection stopped; its running version goes on")
+			}
+		})
+	}
+}

@@ -65,6 +65,7 @@ type setup struct {
 	users   int    // generated users in the sandbox
 	sandbox string // an existing sandbox to reuse (a restart test)
 	secrets string // --secrets-dir
+	conns   string // --connections
 	tweak   func(p *engine.Pipeline)
 	opts    func(o *runner.Options)
 	inbox   inbox.Options
@@ -99,6 +100,7 @@ func start(t *testing.T, s setup) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	loader.ConnectionsFile = s.conns
 	if len(s.dirs) == 0 {
 		s.dirs = []string{"../../pipelines"}
 	}
