@@ -102,7 +102,16 @@ type Source struct {
 	Inbox     string // CSV: folder, absolute or relative to the working directory
 	Delimiter rune   // CSV
 
-	inboxAt struct{ line, col int } // where the file gives Inbox, for a problem found across files
+	inboxAt struct{ line, col int }   // where the file gives Inbox, for a problem found across files
+	pathsAt []struct{ line, col int } // where it gives each of Paths, as inboxAt
+}
+
+// PathAt says where the pipeline's file gives Paths[i].
+func (s *Source) PathAt(i int) (line, col int) {
+	if i < 0 || i >= len(s.pathsAt) {
+		return 0, 0
+	}
+	return s.pathsAt[i].line, s.pathsAt[i].col
 }
 
 // Step is a built step: a lookup call or a computed value.
@@ -643,6 +652,8 @@ func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *Routes) *sco
 				continue
 			}
 			pl.Source.Paths = append(pl.Source.Paths, p)
+			n, _ := b.doc.Lookup(pp)
+			pl.Source.pathsAt = append(pl.Source.pathsAt, struct{ line, col int }{n.Line, n.Column})
 		}
 		sc = sc.with("request", spec.Object(map[string]*spec.Shape{
 			"method":  spec.String(),

@@ -907,6 +907,13 @@ func overlap(a, b string) (example, specific string, ok bool) {
 // Claim registers h at method+path for owner (a pipeline's name); it
 // returns what is wrong with the route, or "".
 func (r *Routes) Claim(method, path, owner string, h http.Handler) (problem string) {
+	problem, _ = r.ClaimOrSay(method, path, owner, h)
+	return problem
+}
+
+// ClaimOrSay is Claim that also names the pipeline whose route this one
+// conflicts with ("" for none, or the engine's own).
+func (r *Routes) ClaimOrSay(method, path, owner string, h http.Handler) (problem, other string) {
 	pattern := method + " " + path
 	defer func() {
 		rec := recover()
@@ -919,15 +926,16 @@ func (r *Routes) Claim(method, path, owner string, h http.Handler) (problem stri
 			problem = "not a valid route: " + parseErrRE.ReplaceAllString(msg, "")
 			return
 		}
-		other := fmt.Sprintf("pipeline %q", r.owners[m[1]])
-		switch r.owners[m[1]] {
+		other = r.owners[m[1]]
+		whose := fmt.Sprintf("pipeline %q", other)
+		switch other {
 		case owner:
-			other = "this pipeline"
+			whose = "this pipeline"
 		case "":
 			problem = fmt.Sprintf("%s conflicts with %s, which the engine serves itself (%s): give the pipeline another path", pattern, m[1], strings.Join(EngineRoutes, ", "))
 			return
 		}
-		problem = fmt.Sprintf("%s conflicts with %s of %s", pattern, m[1], other)
+		problem = fmt.Sprintf("%s conflicts with %s of %s", pattern, m[1], whose)
 		if ex := exampleRE.FindStringSubmatch(msg); ex != nil {
 			problem += fmt.Sprintf(": both would take %s; make the paths differ", ex[1])
 		} else {
@@ -936,5 +944,5 @@ func (r *Routes) Claim(method, path, owner string, h http.Handler) (problem stri
 	}()
 	r.mux.Handle(pattern, h)
 	r.owners[pattern] = owner
-	return ""
+	return "", ""
 }

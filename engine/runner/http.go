@@ -42,9 +42,18 @@ func (r *Runner) Handler() http.Handler {
 	})
 }
 
+// routeConflict is a route of a pipeline's that cannot be served: it
+// collides with another pipeline's (other), or with the engine's own.
+type routeConflict struct {
+	path    int // the index in Source.Paths
+	other   string
+	problem string
+}
+
+func (c *routeConflict) Error() string { return c.problem }
+
 // buildRoutes serves gen's pipelines, in order. When a pipeline's route
-// cannot be served (it collides with another's, or with the engine's own),
-// it returns that pipeline's name and why.
+// cannot be served, it returns that pipeline's name and a *routeConflict.
 func (r *Runner) buildRoutes(gen *generation, order []string) (mux *http.ServeMux, culprit string, err error) {
 	routes := engine.NewRoutes()
 	routes.Claim("GET", "/healthz", "", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -64,9 +73,9 @@ func (r *Runner) buildRoutes(gen *generation, order []string) (mux *http.ServeMu
 			continue
 		}
 		p := gen.pipelines[name]
-		for _, path := range p.Source.Paths {
-			if problem := routes.Claim(p.Source.Method, path, name, h); problem != "" {
-				return nil, name, errors.New(problem)
+		for i, path := range p.Source.Paths {
+			if problem, other := routes.ClaimOrSay(p.Source.Method, path, name, h); problem != "" {
+				return nil, name, &routeConflict{path: i, other: other, problem: problem}
 			}
 		}
 	}

@@ -205,8 +205,8 @@ func (r *Runner) Apply(proj *engine.Project) ReloadReport {
 	}
 
 	gen, refused := r.buildGeneration(next, old)
-	for name, problem := range refused {
-		rejected[name] = append(rejected[name], fmt.Sprintf("%s: %s", loaded[name].File, problem))
+	for name, err := range refused {
+		rejected[name] = append(rejected[name], refusal(loaded[name], err, rejected))
 		files[name] = loaded[name].File
 	}
 	rep.Changes = r.changes(old, gen, rejected)
@@ -423,8 +423,8 @@ func (r *Runner) switchLanes(old, gen *generation) {
 // is another's, is refused (the loader catches collisions within one
 // load, but not with a version kept running because its new file was
 // rejected): it keeps its running version, or is left out.
-func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generation) (*generation, map[string]string) {
-	refused := map[string]string{}
+func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generation) (*generation, map[string]error) {
+	refused := map[string]error{}
 	for {
 		gen := &generation{pipelines: next, lanes: map[string]*lane{}, handlers: map[string]http.Handler{}, responders: map[string]*responder{}}
 		for name, p := range next {
@@ -492,7 +492,7 @@ func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generati
 			}
 			return gen, refused
 		}
-		refused[culprit] = err.Error()
+		refused[culprit] = err
 		next = maps.Clone(next)
 		if old != nil && old.pipelines[culprit] != nil {
 			next[culprit] = old.pipelines[culprit]
@@ -500,6 +500,26 @@ func (r *Runner) buildGeneration(next map[string]*engine.Pipeline, old *generati
 			delete(next, culprit)
 		}
 	}
+}
+
+// refusal is how a reload reports p's new version refused by err. A route
+// taken by the running version of a pipeline whose file has problems
+// (rejected) is named with where p gives it and what to do: engine
+// validate, which knows no running version, finds nothing wrong with p.
+func refusal(p *engine.Pipeline, err error, rejected map[string][]string) string {
+	var conflict *routeConflict
+	if !errors.As(err, &conflict) {
+		return fmt.Sprintf("%s: %v", p.File, err)
+	}
+	at := p.File
+	if line, col := p.Source.PathAt(conflict.path); line > 0 {
+		at = fmt.Sprintf("%s:%d:%d: source.path", p.File, line, col)
+	}
+	text := fmt.Sprintf("%s: %s", at, conflict.problem)
+	if conflict.other != "" && rejected[conflict.other] != nil {
+		text += fmt.Sprintf("; the route is held by the running version of %q, kept because its file has problems: fix them, and this file is taken at the next reload", conflict.other)
+	}
+	return text
 }
 
 // inboxConflict names the first pipeline, in order, whose CSV inbox

@@ -385,6 +385,12 @@ func TestReloadRefusesARouteCollision(t *testing.T) {
 	if rep.OK || c == nil || c.Result != "rejected" || !strings.Contains(strings.Join(c.Problems, " "), `conflicts with POST /hooks/braze/tags/{user_id} of pipeline "`+tagsPipeline+`"`) {
 		t.Fatalf("report %+v", rep)
 	}
+	// Where, and what to do: validate, which knows no running version,
+	// finds nothing wrong with copycat.yaml.
+	if want := filepath.Join(dir, "copycat.yaml") + ":11:7: source.path: "; !strings.HasPrefix(c.Problems[0], want) ||
+		!strings.Contains(c.Problems[0], `held by the running version of "`+tagsPipeline+`", kept because its file has problems: fix them`) {
+		t.Errorf("the refusal %q does not start with %q and say which running version holds the route", c.Problems[0], want)
+	}
 	if a := h.tagWebhook(1, "c1"); a.status != 200 {
 		t.Fatalf("the route's running version stopped serving: %d", a.status)
 	}
