@@ -46,4 +46,3 @@ func (proj *Project) Warnings(mask func(string) string) []Warning {
 	}
 	return out
 }
-
