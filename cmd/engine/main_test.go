@@ -756,6 +756,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "--addr", "127.0.0.1", "pipelines/"}, "--addr is host:port or :port"},
 		{[]string{"run", "--max-header-size", "0", "pipelines/"}, "--max-header-size is a number of KiB from 1 to 1024, not 0"},
 		{[]string{"run", "--max-connections", "-1", "pipelines/"}, "--max-connections is a number from 1 up, not -1"},
+		{[]string{"run", "--removal-quiet", "-1s", "pipelines/"}, "--removal-quiet is -1s; it is how long a deleted file must stay gone"},
 	}
 	for _, tt := range tests {
 		_, stderr, code := runEngine(append(tt.args, "--env-file", "examples/sandbox.env")...)

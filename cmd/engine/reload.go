@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -38,6 +40,12 @@ type reloader struct {
 	log    *slog.Logger
 	watch  bool          // follow change notices (fsnotify)
 	quiet  time.Duration // how long the changed files must all be left alone before any is read
+	// goneQuiet is how long a changed file the loader reads must stay
+	// gone before a reload reads it as deleted (when longer than quiet):
+	// rm then cp, or a checkout, on a busy machine left a gap of 190 ms
+	// where 50 were meant, and its webhooks were answered 404 meanwhile
+	// (a QA run), which Braze does not retry.
+	goneQuiet time.Duration
 	rescan time.Duration // 0: no timer
 
 	mu   sync.Mutex
@@ -196,7 +204,7 @@ func (rl *reloader) loop(ctx context.Context, fw *folders, hup <-chan os.Signal)
 			// Nothing is read until every changed file is quiet: a file a
 			// save or a checkout moves away for a moment would be read as
 			// deleted, and its pipeline removed.
-			if wait := unsettled(changed, rl.quiet, time.Now()); wait > 0 {
+			if wait := unsettled(changed, rl.quiet, rl.goneQuiet, time.Now(), rl.gone); wait > 0 {
 				arm(wait)
 			} else if len(changed) > 0 {
 				clear(changed)
@@ -210,7 +218,7 @@ func (rl *reloader) loop(ctx context.Context, fw *folders, hup <-chan os.Signal)
 			if len(changed) == 0 {
 				rl.reload("rescan", false)
 			} else { // files are still being written, or a folder is back
-				arm(unsettled(changed, rl.quiet, time.Now()))
+				arm(unsettled(changed, rl.quiet, rl.goneQuiet, time.Now(), rl.gone))
 			}
 			if lost {
 				arm(lostPoll)
@@ -222,13 +230,27 @@ func (rl *reloader) loop(ctx context.Context, fw *folders, hup <-chan os.Signal)
 }
 
 // unsettled says how long until every file in changed has been left
-// alone for quiet: 0 when they all have.
-func unsettled(changed map[string]time.Time, quiet time.Duration, now time.Time) time.Duration {
+// alone for quiet, and every one of them that is gone for goneQuiet (when
+// longer): 0 when they all have.
+func unsettled(changed map[string]time.Time, quiet, goneQuiet time.Duration, now time.Time, gone func(file string) bool) time.Duration {
 	var wait time.Duration
-	for _, at := range changed {
-		wait = max(wait, quiet-now.Sub(at))
+	for file, at := range changed {
+		need := quiet
+		if goneQuiet > quiet && gone(file) {
+			need = goneQuiet
+		}
+		wait = max(wait, need-now.Sub(at))
 	}
 	return wait
+}
+
+// gone says whether file is one the loader reads, and is not there.
+func (rl *reloader) gone(file string) bool {
+	if !rl.loader.Reads(file) {
+		return false
+	}
+	_, err := os.Lstat(file)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // folders watches the pipeline folders. A watch belongs to the folder,

@@ -142,7 +142,10 @@ func TestReloadUnderWebhookLoad(t *testing.T) {
 	}
 	h := newCrashHarness(t, crashUsers)
 	h.pipelines = copyDir(t, crashPipelines)
-	h.flags = []string{"--admin-addr", "127.0.0.1:0", "--reload-quiet", "50ms"}
+	// A deletion is reloaded as quickly as an edit: extra.yaml is gone
+	// for 0.9 s at a time, and at the default --removal-quiet every
+	// reload would wait for it to come back.
+	h.flags = []string{"--admin-addr", "127.0.0.1:0", "--reload-quiet", "50ms", "--removal-quiet", "50ms"}
 	e := h.startEngine(0)
 	admin := adminOf(t, e)
 	client := &http.Client{Timeout: 5 * time.Second}
@@ -462,9 +465,19 @@ func TestUnsettled(t *testing.T) {
 		}, 60 * time.Millisecond},
 		{"just changed", map[string]time.Time{"a.yaml": now}, quiet},
 	} {
-		if got := unsettled(tt.changed, quiet, now); got != tt.want {
+		if got := unsettled(tt.changed, quiet, 0, now, nil); got != tt.want {
 			t.Errorf("%s: wait %v, want %v", tt.name, got, tt.want)
 		}
+	}
+	// A file that is gone waits for goneQuiet, the others for quiet.
+	gone := func(file string) bool { return file == "gone.yaml" }
+	changed := map[string]time.Time{"gone.yaml": now.Add(-500 * time.Millisecond), "here.yaml": now.Add(-50 * time.Millisecond)}
+	if got := unsettled(changed, quiet, 2*time.Second, now, gone); got != 1500*time.Millisecond {
+		t.Errorf("a file gone for 500 ms with a removal quiet of 2 s: wait %v, want 1.5s", got)
+	}
+	changed["gone.yaml"] = now.Add(-3 * time.Second)
+	if got := unsettled(changed, quiet, 2*time.Second, now, gone); got != 50*time.Millisecond {
+		t.Errorf("a file gone for 3 s beside one changed 50 ms ago: wait %v, want 50ms", got)
 	}
 }
 
@@ -567,13 +580,20 @@ func startReloader(t *testing.T, quiet, rescan time.Duration, paths ...string) (
 
 func startReloaderWith(t *testing.T, cf configFlags, quiet, rescan time.Duration, paths ...string) (*recorder, *syncBuffer) {
 	t.Helper()
+	return startTunedReloader(t, cf, func(rl *reloader) { rl.quiet, rl.rescan = quiet, rescan }, paths...)
+}
+
+// startTunedReloader is startReloaderWith with its times set by tune.
+func startTunedReloader(t *testing.T, cf configFlags, tune func(*reloader), paths ...string) (*recorder, *syncBuffer) {
+	t.Helper()
 	loader, _, err := cf.loader()
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec, log := &recorder{}, newSyncBuffer()
 	rl := &reloader{paths: paths, loader: loader, runner: rec, log: slog.New(slog.NewTextHandler(log, nil)),
-		watch: true, quiet: quiet, rescan: rescan, last: fingerprint(loader.Inputs(paths))}
+		watch: true, last: fingerprint(loader.Inputs(paths))}
+	tune(rl)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := rl.run(ctx); err != nil {
 		cancel()
@@ -704,6 +724,53 @@ func TestReloadWaitsForEveryChangedFile(t *testing.T) {
 		if !slices.Contains(files, moved) {
 			t.Errorf("reload %d read %s without %s, away for less than --reload-quiet: %v\n%s", i+1, dir, filepath.Base(moved), files, log)
 		}
+	}
+}
+
+// A deleted file is reloaded as deleted only once it has stayed gone for
+// --removal-quiet: rm then cp (a deploy script, a checkout) on a busy
+// machine left gaps longer than --reload-quiet, and the pipeline was
+// removed, its webhooks answered 404, until the file was read again.
+func TestReloadWaitsLongerForADeletedFile(t *testing.T) {
+	// Wide margins, for a busy machine: the file is away for 1 s, five
+	// times --reload-quiet and a fifth of --removal-quiet.
+	const quiet, goneQuiet, away = 200 * time.Millisecond, 5 * time.Second, time.Second
+	dir := copyDir(t, "pipelines")
+	deleted := filepath.Join(dir, "braze-segment-to-sessionm-tags.yaml")
+	raw, err := os.ReadFile(deleted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf := configFlags{envFiles: listFlag{"examples/sandbox.env"}}
+	rec, log := startTunedReloader(t, cf, func(rl *reloader) { rl.quiet, rl.goneQuiet = quiet, goneQuiet }, dir)
+
+	if err := os.Remove(deleted); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(away)
+	// Written back changed, so that there is a reload to wait for.
+	if err := os.WriteFile(deleted, append(raw, "# written back\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a reload of the file written back", func() bool { return len(rec.read()) > 0 })
+	for i, files := range rec.read() {
+		if !slices.Contains(files, deleted) {
+			t.Errorf("reload %d read %s without %s, gone for %v of --removal-quiet %v\n%s", i+1, dir, filepath.Base(deleted), away, goneQuiet, log)
+		}
+	}
+
+	// Gone for good: read as deleted, once --removal-quiet is over.
+	reloads := len(rec.read())
+	removedAt := time.Now()
+	if err := os.Remove(deleted); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a reload without the deleted file", func() bool { return len(rec.read()) > reloads })
+	if took := time.Since(removedAt); took < goneQuiet {
+		t.Errorf("the deleted file was reloaded as deleted after %v, before --removal-quiet %v", took, goneQuiet)
+	}
+	if files := rec.read()[reloads]; slices.Contains(files, deleted) {
+		t.Errorf("the reload after the deletion read %s: %v", filepath.Base(deleted), files)
 	}
 }
 

@@ -65,8 +65,9 @@ their port.
 
 Pipeline files may be edited while the engine runs: a changed, added,
 renamed or deleted file (connections.yaml included) is reloaded once every
-changed file has been left alone for --reload-quiet, and the folders are
-rescanned every --rescan. A file that does not validate leaves its running
+changed file has been left alone for --reload-quiet, and a deleted one has
+stayed gone for --removal-quiet; the folders are also rescanned every
+--rescan. A file that does not validate leaves its running
 version in place (GET /status shows its problems); a new version takes over
 the routes at once and the queue once the old one has finished what it
 holds. SIGHUP and POST /-/reload on the admin listener reload at once.
@@ -109,6 +110,7 @@ variables override either.`, stderr)
 		cpuProf   = fs.String("cpu-profile", "", "write a CPU profile of the run to `FILE` (go tool pprof reads it)")
 		watch     = fs.Bool("watch", true, "reload pipeline files as soon as they change (--rescan, SIGHUP and POST /-/reload work either way)")
 		quiet     = fs.Duration("reload-quiet", 100*time.Millisecond, "how long the changed files must all be left alone before they are reloaded")
+		goneQuiet = fs.Duration("removal-quiet", 2*time.Second, "how long a deleted pipeline, connections or secret file must stay gone before it is reloaded as deleted")
 		rescan    = fs.Duration("rescan", 10*time.Second, "also look for changed files this often, in case a change notice was missed (0: never)")
 		csvFiles  listFlag
 	)
@@ -126,6 +128,9 @@ variables override either.`, stderr)
 	}
 	if *quiet < 0 {
 		return fail(exitUsage, "--reload-quiet is %s; it is how long changed files must be left alone before a reload, 0 or more (e.g. 100ms)", *quiet)
+	}
+	if *goneQuiet < 0 {
+		return fail(exitUsage, "--removal-quiet is %s; it is how long a deleted file must stay gone before its pipeline is removed, 0 or more (e.g. 2s)", *goneQuiet)
 	}
 	if *rescan < 0 {
 		return fail(exitUsage, "--rescan is %s; it is how often the folders are rescanned, 0 for never", *rescan)
@@ -299,7 +304,7 @@ variables override either.`, stderr)
 	tuneGC(os.Getenv, runMemoryLimit)
 	go followLiveHeap(ctx)
 	loader.Running = r.Running // a reload blames a route conflict on the file that changed
-	rl := &reloader{paths: paths, loader: loader, runner: r, log: logger, watch: *watch, quiet: *quiet, rescan: *rescan, last: loadedFrom}
+	rl := &reloader{paths: paths, loader: loader, runner: r, log: logger, watch: *watch, quiet: *quiet, goneQuiet: *goneQuiet, rescan: *rescan, last: loadedFrom}
 	reloadNow := func() runner.ReloadReport { return rl.reload("POST /-/reload", true) }
 	var admin *http.Server
 	holder := inbox.Holder{Command: "engine run", PID: os.Getpid()}
