@@ -728,11 +728,16 @@ func (b *builder) checkInboundAuth(path yamlpos.Path, a *InboundAuth, method str
 		}
 	}
 	_, hasBearer := b.doc.Lookup(path.Child("bearer"))
+	// HTTP drops the spaces around a header's value, so a caller's token
+	// arrives without them: a variable's " tok " let no request in.
+	a.Bearer = strings.TrimSpace(a.Bearer)
 	switch {
-	case hasBearer && strings.TrimSpace(a.Bearer) == "":
+	case hasBearer && a.Bearer == "":
 		b.errorAt(path.Child("bearer"), "the bearer token %s", why)
 	case a.Basic != nil && (strings.TrimSpace(a.Basic.Username) == "" || strings.TrimSpace(a.Basic.Password) == ""):
 		b.errorAt(path.Child("basic"), "the user name or the password %s", why)
+	case a.Basic != nil && strings.Contains(a.Basic.Username, ":"):
+		b.errorAt(path.Child("basic").Child("username"), "the user name holds a colon, which Basic auth cannot carry (the first colon ends the user name, RFC 7617 §2): no request could match; use a user name without one")
 	case a.HMAC != nil && strings.TrimSpace(a.HMAC.Secret) == "":
 		b.errorAt(path.Child("hmac").Child("secret"), "the signing secret %s", why)
 	case a.HMAC != nil && bodiless(method):

@@ -11,7 +11,7 @@ import (
 // WithoutCredentialHeaders is h as a pipeline sees it: without the
 // headers IsCredentialHeader names, nor the one auth (a route's
 // source.auth, nil for none) checks an HMAC signature in, whatever it is
-// called (X-Hmac, X-Braze-Digest): the signature stays valid for its
+// called (X-Braze-Digest, X-Checksum): the signature stays valid for its
 // body, so whoever read it in a template's output, a dry run or a dead
 // letter could send that body to the route again. The values are h's,
 // shared.
@@ -81,8 +81,9 @@ func IsCredentialHeader(name string) bool {
 }
 
 var (
-	credentialWords = [][]byte{[]byte("auth"), []byte("token"), []byte("secret"), []byte("key"), []byte("passw"), []byte("signature"), []byte("cookie"), []byte("credential"), []byte("session"), []byte("passphrase"), []byte("pwd"), []byte("bearer")}
-	// Short words only as the name's last word: X-Api-Pass, X-Sig, but
-	// not X-Passthrough or X-Design.
-	credentialEnds = [][]byte{[]byte("-pass"), []byte("_pass"), []byte("-sig"), []byte("_sig"), []byte("-jwt")}
+	credentialWords = [][]byte{[]byte("auth"), []byte("token"), []byte("secret"), []byte("key"), []byte("passw"), []byte("signature"), []byte("cookie"), []byte("credential"), []byte("session"), []byte("passphrase"), []byte("pwd"), []byte("bearer"),
+		[]byte("hmac"), []byte("passcode"), []byte("csrf"), []byte("xsrf")}
+	// Short words only as the name's last word: X-Api-Pass, X-Sig, X-Otp,
+	// but not X-Passthrough, X-Design or X-Footprint.
+	credentialEnds = [][]byte{[]byte("-pass"), []byte("_pass"), []byte("-sig"), []byte("_sig"), []byte("-jwt"), []byte("-otp"), []byte("_otp")}
 )

@@ -24,15 +24,15 @@ func TestWithoutCredentialHeaders(t *testing.T) {
 		auth *InboundAuth
 		want []string // the names kept, sorted
 	}{
-		{"no auth: only credential names go", nil, []string{"Content-Type", "X-Braze-Digest", "X-Hmac"}},
-		{"bearer: the same", &InboundAuth{Bearer: "t"}, []string{"Content-Type", "X-Braze-Digest", "X-Hmac"}},
-		{"hmac in X-Hmac", hmacIn("X-Hmac"), []string{"Content-Type", "X-Braze-Digest"}},
-		{"hmac in a header written in lower case", hmacIn("x-braze-digest"), []string{"Content-Type", "X-Hmac"}},
-		{"hmac in a header named like a credential", hmacIn("X-Signature"), []string{"Content-Type", "X-Braze-Digest", "X-Hmac"}},
+		{"no auth: only credential names go", nil, []string{"Content-Type", "X-Braze-Digest", "X-Checksum"}},
+		{"bearer: the same", &InboundAuth{Bearer: "t"}, []string{"Content-Type", "X-Braze-Digest", "X-Checksum"}},
+		{"hmac in X-Checksum", hmacIn("X-Checksum"), []string{"Content-Type", "X-Braze-Digest"}},
+		{"hmac in a header written in lower case", hmacIn("x-braze-digest"), []string{"Content-Type", "X-Checksum"}},
+		{"hmac in a header named like a credential", hmacIn("X-Signature"), []string{"Content-Type", "X-Braze-Digest", "X-Checksum"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := http.Header{}
-			for _, name := range []string{"Authorization", "Content-Type", "X-Hmac", "X-Braze-Digest", "X-Signature"} {
+			for _, name := range []string{"Authorization", "Content-Type", "X-Checksum", "X-Braze-Digest", "X-Signature"} {
 				h.Set(name, "v")
 			}
 			var kept []string

@@ -19,6 +19,7 @@ func testEnv(t testing.TB) map[string]string {
 	}
 	env["API_TOKEN"] = "test-api-token"
 	env["HOOK_SECRET"] = "test-hook-secret"
+	env["SPACED_TOKEN"] = " test-token\t"
 	env["URL_WITH_PASSWORD"] = "https://corekey:TOPSECRETPASS@core.example.com/?api_key=QUERYSECRET"
 	env["QUOTED_SECRET"] = `Zq"Xy7 || true`
 	env["PLAIN_HTTP_YES"] = "yes"

@@ -454,3 +454,36 @@ func TestValidateConnectionsToOneAccountAgreeOnRateLimit(t *testing.T) {
 		})
 	}
 }
+
+// A caller's bearer token arrives without the spaces around it (HTTP
+// drops them from a header's value), so the configured one is taken
+// without them too: from a variable of " tok ", it let no request in.
+func TestBearerTokenIsTakenWithoutSpacesAround(t *testing.T) {
+	dir := t.TempDir()
+	conns, err := os.ReadFile("testdata/bad/connections.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		ConnectionsFileName: string(conns),
+		"hook.yaml": `source:
+  type: http
+  path: /hooks/spaced
+  auth:
+    bearer: ${env:SPACED_TOKEN}
+target:
+  connection: api
+  method: POST
+  path: /events
+`,
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := loadOne(t, filepath.Join(dir, "hook.yaml"))
+	if got := p.Source.Auth.Bearer; got != "test-token" {
+		t.Errorf("bearer %q, want %q", got, "test-token")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"io"
 	"strconv"
 	"strings"
@@ -81,8 +82,9 @@ func Normalize(v any) any {
 // json.Number (an id of 20 digits: as a float64 it was sent changed,
 // 12345678901234567891 as 12345678901234567000, and two such ids
 // compared equal, so two Braze triggers that differed only there were
-// merged); float64 otherwise (±Inf beyond float64's range, as ParseFloat
-// gives it).
+// merged); float64 otherwise, but for one beyond float64's range, which
+// stays as written too (as ±Inf it could not be sent on: the event was a
+// dead letter saying only "unsupported value: +Inf").
 func numberValue(text string) any {
 	i, err := strconv.ParseInt(text, 10, 64)
 	if err == nil && int64(int(i)) == i {
@@ -92,6 +94,9 @@ func numberValue(text string) any {
 		return json.Number(text)
 	}
 	f, _ := strconv.ParseFloat(text, 64)
+	if math.IsInf(f, 0) {
+		return json.Number(text)
+	}
 	return f
 }
 

@@ -144,3 +144,19 @@ func TestWholeNumbersPastInt64AreKeptExactly(t *testing.T) {
 		t.Errorf("1e19 decoded as %#v, want a float64", f)
 	}
 }
+
+// A number beyond float64's range is carried as written, as a whole
+// number beyond int64's is: as ±Inf it could not be encoded again, and
+// the event became a dead letter.
+func TestNumbersOutOfRangeAreKeptAsWritten(t *testing.T) {
+	for _, in := range []string{`{"n":1.0e400}`, `{"n":-2E+999}`, `{"n":12345678901234567891}`} {
+		v, err := Decode([]byte(in))
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		out, err := Append(nil, v)
+		if err != nil || string(out) != in {
+			t.Errorf("%s: encoded again as %s (%v)", in, out, err)
+		}
+	}
+}

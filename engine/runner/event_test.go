@@ -23,15 +23,16 @@ func TestStoredRequestDropsCredentials(t *testing.T) {
 	req := httptest.NewRequest("POST", "/hooks/x?a=1", nil)
 	for _, h := range []string{"Authorization", "Cookie", "X-Api-Key", "X-Auth-Token", "X-Webhook-Secret", "X-Hub-Signature-256", "Proxy-Authorization",
 		"X-Api-Pass", "X-Passwd", "X-Credential", "X-Session-Id", "X-Sig", "X-Client-Jwt",
-		"Passphrase", "X-Bearer", "X-Pwd"} {
+		"Passphrase", "X-Bearer", "X-Pwd", "X-Shopify-Hmac-Sha256", "X-Passcode", "X-Otp", "X-Csrf", "X-Xsrf"} {
 		req.Header.Set(h, "s3cret")
 	}
 	req.Header.Set("Idempotency-Key", "evt-1")
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Passthrough", "kept")
 	req.Header.Set("X-Design", "kept")
+	req.Header.Set("X-Footprint", "kept") // "otp" inside a word
 	got := newStoredRequest(req, nil, nil).Headers
-	if len(got) != 4 || got.Get("Idempotency-Key") != "evt-1" || got.Get("Content-Type") == "" || got.Get("X-Design") != "kept" {
+	if len(got) != 5 || got.Get("Idempotency-Key") != "evt-1" || got.Get("Content-Type") == "" || got.Get("X-Design") != "kept" || got.Get("X-Footprint") != "kept" {
 		t.Fatalf("stored headers %v", got)
 	}
 }

@@ -188,6 +188,19 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			writeError(w, http.StatusBadRequest, "the body is empty; send the event as JSON")
 			return
 		}
+		// JSON between systems is UTF-8 (RFC 8259 §8.1); the decoder would
+		// turn other bytes into U+FFFD, and SessionM or Braze would get
+		// text the sender never wrote. Checked first: the JSON check named
+		// a Latin-1 or UTF-16 body's first byte as a character ('ÿ').
+		if !utf8.Valid(body) {
+			problem := fmt.Sprintf("byte %d is not part of a UTF-8 character", firstInvalidUTF8(body))
+			if bytes.HasPrefix(body, []byte("\xFF\xFE")) || bytes.HasPrefix(body, []byte("\xFE\xFF")) {
+				problem = "it starts with a UTF-16 byte-order mark"
+			}
+			r.refuse(p, req, "not_json", http.StatusBadRequest)
+			writeError(w, http.StatusBadRequest, "the body is not UTF-8 ("+problem+"); JSON must be sent as UTF-8")
+			return
+		}
 		// json.Valid is much cheaper than decoding; the decoder runs only
 		// to say where a bad body goes wrong.
 		if len(body) > 0 && !json.Valid(body) {
@@ -195,20 +208,16 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 			if _, err := jsonval.Decode(body); err != nil {
 				problem = strings.TrimPrefix(err.Error(), "not JSON: ")
 			}
-			if bytes.HasPrefix(body, []byte("\xEF\xBB\xBF")) {
+			switch {
+			case bytes.HasPrefix(body, []byte("\xEF\xBB\xBF")):
 				// The decoder names the mark's first byte as a character.
 				problem = "it starts with a UTF-8 byte-order mark (EF BB BF), which JSON does not allow (RFC 8259 §8.1); send it without"
+			case bytes.IndexByte(body[:min(len(body), 4)], 0) >= 0:
+				// UTF-16 without a mark: ASCII with a NUL byte between.
+				problem = "it holds NUL bytes among its first, as UTF-16 text does; JSON must be sent as UTF-8"
 			}
 			r.refuse(p, req, "not_json", http.StatusBadRequest)
 			writeError(w, http.StatusBadRequest, "the body is not JSON: "+problem)
-			return
-		}
-		// JSON between systems is UTF-8 (RFC 8259 §8.1); the decoder would
-		// turn other bytes into U+FFFD, and SessionM or Braze would get
-		// text the sender never wrote.
-		if !utf8.Valid(body) {
-			r.refuse(p, req, "not_json", http.StatusBadRequest)
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("the body is not UTF-8 (byte %d is not part of a UTF-8 character); JSON must be sent as UTF-8", firstInvalidUTF8(body)))
 			return
 		}
 		if problem := engine.NotAnObject(p.Source.Type.Name, body); problem != "" {

@@ -566,6 +566,9 @@ func TestInboundChecks(t *testing.T) {
 		{"hmac missing is refused before the body", "POST", "/hooks/track", strings.Repeat("x", 2<<20), nil, 401, "wrong credentials"},
 		{"not JSON", "POST", "/hooks/tags/" + ana, `{"tags":`, map[string]string{"Authorization": coreBasic}, 400, "the body is not JSON: line 1"},
 		{"not UTF-8", "POST", "/hooks/tags/" + ana, "{\"tags\":[\"caf\xe9\"]}", map[string]string{"Authorization": coreBasic}, 400, "byte 14 is not part of a UTF-8 character"},
+		{"Latin-1 before the JSON", "POST", "/hooks/tags/" + ana, "\xff{\"tags\":[\"a\"]}", map[string]string{"Authorization": coreBasic}, 400, "the body is not UTF-8 (byte 1 is not part of a UTF-8 character)"},
+		{"UTF-16 with its mark", "POST", "/hooks/tags/" + ana, "\xff\xfe{\x00}\x00", map[string]string{"Authorization": coreBasic}, 400, "it starts with a UTF-16 byte-order mark"},
+		{"UTF-16 without its mark", "POST", "/hooks/tags/" + ana, "{\x00}\x00", map[string]string{"Authorization": coreBasic}, 400, "NUL bytes among its first, as UTF-16 text does"},
 		{"no body", "POST", "/hooks/tags/" + ana, "", map[string]string{"Authorization": coreBasic}, 400, "the body is empty"},
 		{"a byte-order mark", "POST", "/hooks/tags/" + ana, "\xEF\xBB\xBF{\"tags\":[\"a\"]}", map[string]string{"Authorization": coreBasic}, 400, "the body is not JSON: it starts with a UTF-8 byte-order mark"},
 		{"a bracket after the JSON", "POST", "/hooks/tags/" + ana, `{"tags":["a"]}]`, map[string]string{"Authorization": coreBasic}, 400, "does not end where the JSON value ends"},
@@ -609,16 +612,16 @@ func TestHMACSignatureHeaderIsNotKept(t *testing.T) {
 		}
 	}
 	editFile(t, filepath.Join(dir, "track.yaml"), func(s string) string {
-		s = strings.Replace(s, "header: X-Signature", "header: X-Hmac", 1)
+		s = strings.Replace(s, "header: X-Signature", "header: X-Checksum", 1) // named like no credential
 		return strings.Replace(s, `last_n: "{{ event.n }}"`, `last_n: "{{ event.n }}"
-        seen: "[{{ request.headers.x-hmac }}]"`, 1)
+        seen: "[{{ request.headers.x-checksum }}]"`, 1)
 	})
 	h := start(t, setup{dirs: []string{dir}})
 	body := `{"user":"u-1001","country":"ES","n":1}`
 	mac := hmac.New(sha256.New, []byte("sandbox-wallet-token"))
 	mac.Write([]byte(body))
 	signature := hex.EncodeToString(mac.Sum(nil))
-	if a := h.post("/hooks/track", body, map[string]string{"X-Hmac": "sha256=" + signature}); a.status != 200 {
+	if a := h.post("/hooks/track", body, map[string]string{"X-Checksum": "sha256=" + signature}); a.status != 200 {
 		t.Fatalf("webhook: %d %s", a.status, a.body)
 	}
 	h.drained()

@@ -30,7 +30,9 @@ func IPHostsOnly(h http.Handler) http.Handler {
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
-		if host != "localhost" && net.ParseIP(strings.Trim(host, "[]")) == nil {
+		// Host names are case-insensitive, and a final dot makes one
+		// absolute: both are localhost still.
+		if !strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") && net.ParseIP(strings.Trim(host, "[]")) == nil {
 			http.Error(w, "this listener answers requests addressed to an IP address or localhost only, not to a host name (a web page could reach it through DNS rebinding); use http://127.0.0.1:PORT or the machine's IP address", http.StatusForbidden)
 			return
 		}

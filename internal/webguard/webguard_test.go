@@ -19,6 +19,10 @@ func TestIPHostsOnly(t *testing.T) {
 		"evil.example.com:8079": 403,
 		"attacker.test":         403,
 		"localhost.evil.test":   403,
+		"LOCALHOST:8079":        204,
+		"localhost.:8079":       204,
+		"localhost..":           403,
+		"evil.localhost":        403,
 	} {
 		req := httptest.NewRequest("GET", "/status", nil)
 		req.Host = host
