@@ -46,7 +46,7 @@ type reloader struct {
 	// where 50 were meant, and its webhooks were answered 404 meanwhile
 	// (a QA run), which Braze does not retry.
 	goneQuiet time.Duration
-	rescan time.Duration // 0: no timer
+	rescan    time.Duration // 0: no timer
 
 	mu   sync.Mutex
 	last string // fingerprint of the files the running set was built from
