@@ -1319,6 +1319,7 @@ func TestReadmeYAMLExamplesValidate(t *testing.T) {
 func TestCSVProgressLineFitsTheTerminal(t *testing.T) {
 	rest := ": 2890 of ~45000 rows done, 0 filtered out, 0 failed, 1200 rows/s, ETA 35s"
 	short := ": 2890/~45000 done, 0 filtered, 0 failed, 1200/s, ETA 35s"
+	fewer := ": 2890/~45000 done, 1200/s, ETA 35s"
 	long := "braze-segment-export-loyalty-members-gold-tier-2026-12-01T0700Z.csv"
 	for _, tt := range []struct {
 		name  string
@@ -1328,17 +1329,18 @@ func TestCSVProgressLineFitsTheTerminal(t *testing.T) {
 		{"a.csv", 80, "a.csv" + rest},
 		{long, 100, "braze-segmen…-01T0700Z.csv" + rest},
 		{long, 79, "braze-segm…1T0700Z.csv" + short},
-		{long, 60, "…00Z.csv: 2890/~45000 done, 0 filtered, 0 failed, 1200/s, ET"},
+		{long, 60, "braze-segmen…01T0700Z.csv" + fewer},
+		{long, 40, "…00Z.csv: 2890/~45000 done, 1200/s, ETA "},
 		{"a.csv", 20, "a.csv: 2890/~45000 d"},
 		// Two columns a character: the name takes 30 columns, the rest 74.
 		{"ロイヤルティ会員ゴールド層.csv", 104, "ロイヤルティ会員ゴールド層.csv" + rest},
 		// 15 columns for the name: 7 before the "…" hold 3 characters.
 		{"ロイヤルティ会員ゴールド層.csv", 90, "ロイヤ…ド層.csv" + rest},
-		{"ロイヤルティ会員ゴールド層.csv", 60, "…層.csv: 2890/~45000 done, 0 filtered, 0 failed, 1200/s, ETA"},
+		{"ロイヤルティ会員ゴールド層.csv", 60, "ロイヤルティ…ールド層.csv" + fewer},
 		// A combining accent takes no column of its own.
 		{"cafe\u0301-clientes.csv", 95, "cafe\u0301-clientes.csv" + rest},
 	} {
-		got := fitWidth(tt.name, tt.width, rest, short)
+		got := fitWidth(tt.name, tt.width, rest, short, fewer)
 		if got != tt.want || columns(got) > tt.width {
 			t.Errorf("%s in %d: %q (%d columns), want %q", tt.name, tt.width, got, columns(got), tt.want)
 		}
@@ -1358,8 +1360,16 @@ func TestCSVProgressLineFitsTheTerminal(t *testing.T) {
 	var b strings.Builder
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	showProgress(&b, []runner.CSVProgress{{File: "dir/" + long, Started: now.Add(-time.Second)}}, now, nil, 60)
-	if got := b.String(); !strings.HasPrefix(got, "\r") || !strings.HasSuffix(got, "\x1b[K") || len([]rune(got)) != 1+59+3 {
+	if got := b.String(); !strings.HasPrefix(got, "\r") || !strings.HasSuffix(got, "\x1b[K") || columns(got) > 1+59+3 {
 		t.Errorf("status line %q in 60 columns", got)
+	}
+	// Rows waiting for a retry, in 80 columns: the review's line showed
+	// 7 letters of the name and no ETA.
+	b.Reset()
+	p := runner.CSVProgress{File: "dir/segment-export.csv", Started: now.Add(-4 * time.Second), Rows: 4930, Queued: 4930, Delivered: 4868, Failed: 3, Retrying: 59, Bytes: 4930 * 40, Size: 6000 * 40}
+	showProgress(&b, []runner.CSVProgress{p}, now, nil, 80)
+	if got := b.String(); !strings.Contains(got, "segment-export.csv: ") || !strings.Contains(got, "59 retrying, ETA ") || !strings.Contains(got, "3 failed") || columns(got) > 1+79+3 {
+		t.Errorf("status line %q in 80 columns with rows waiting for a retry: want the whole name, the failures, the retries and the ETA", got)
 	}
 }
 

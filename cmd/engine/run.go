@@ -1098,7 +1098,7 @@ func showProgress(w io.Writer, ps []runner.CSVProgress, now time.Time, rates *pr
 		if rate, ok := rates.recent(p, now, e.done); ok {
 			e = e.at(rate)
 		}
-		of, eta := "", "ETA ?"
+		of, eta, shortETA := "", "ETA ?", "ETA ?"
 		switch {
 		case e.exact:
 			of = fmt.Sprintf(" of %d", e.total)
@@ -1110,22 +1110,34 @@ func showProgress(w io.Writer, ps []runner.CSVProgress, now time.Time, rates *pr
 			// Their retries come at their backoff, not at the rate: an
 			// ETA of 0s stood for minutes (a QA run).
 			eta = fmt.Sprintf("the rest (%d) waiting for a retry", p.Retrying)
+			shortETA = fmt.Sprintf("%d retrying", p.Retrying)
 		case e.eta >= 0:
 			eta = "ETA " + e.eta.Round(time.Second).String()
+			shortETA = eta
 		}
 		if p.Retrying > 0 && !e.onlyRetries {
 			eta = fmt.Sprintf("%d waiting for a retry, %s", p.Retrying, eta)
+			shortETA = fmt.Sprintf("%d retrying, %s", p.Retrying, shortETA)
 		}
 		name := filepath.Base(p.File)
-		rest := fmt.Sprintf(": %d%s rows done, %d filtered out, %d failed, %.0f rows/s, %s", e.done, of, p.Filtered, p.Failed+p.Broken, e.rate, eta)
+		failed := p.Failed + p.Broken
+		rest := fmt.Sprintf(": %d%s rows done, %d filtered out, %d failed, %.0f rows/s, %s", e.done, of, p.Filtered, failed, e.rate, eta)
 		if width <= 0 {
 			fmt.Fprintf(w, "\r%s%s   ", name, rest)
 			return
 		}
 		// Wider than the terminal, each redraw left a line behind and the
-		// rate and ETA were never seen (a QA run with a long export name).
-		short := fmt.Sprintf(": %d%s done, %d filtered, %d failed, %.0f/s, %s", e.done, strings.Replace(of, " of ", "/", 1), p.Filtered, p.Failed+p.Broken, e.rate, eta)
-		fmt.Fprintf(w, "\r%s\x1b[K", fitWidth(name, width-1, rest, short))
+		// rate and ETA were never seen (a QA run with a long export name);
+		// so shorter words, then fewer: with rows waiting for a retry, 80
+		// columns showed neither the ETA nor more than 7 letters of the
+		// file's name (a review).
+		of = strings.Replace(of, " of ", "/", 1)
+		short := fmt.Sprintf(": %d%s done, %d filtered, %d failed, %.0f/s, %s", e.done, of, p.Filtered, failed, e.rate, eta)
+		fewer := fmt.Sprintf(": %d%s done, %.0f/s, %s", e.done, of, e.rate, shortETA)
+		if failed > 0 {
+			fewer = fmt.Sprintf(": %d%s done, %d failed, %.0f/s, %s", e.done, of, failed, e.rate, shortETA)
+		}
+		fmt.Fprintf(w, "\r%s\x1b[K", fitWidth(name, width-1, rest, short, fewer))
 		return
 	}
 }
