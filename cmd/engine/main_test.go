@@ -714,7 +714,7 @@ func TestRunCSVUntilDone(t *testing.T) {
 		"engine run: stopped; every accepted event was handled",
 		// It ends by itself: it says so, rather than how to stop it.
 		untilDoneBannerEnd + "\n",
-		"engine run: every --csv row has an outcome; stopping, in-flight deliveries get 30s\n",
+		"engine run: done with the --csv files (the summary follows); stopping, in-flight deliveries get 30s\n",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)

@@ -381,7 +381,7 @@ variables override either.`, stderr)
 	if finished {
 		// Nobody pressed Ctrl-C, so the way to cut the grace short is
 		// not news worth a line of a batch job's output.
-		fmt.Fprintf(stdout, "engine run: every --csv row has an outcome; stopping, in-flight deliveries get %s\n", *grace)
+		fmt.Fprintf(stdout, "engine run: done with the --csv files (the summary follows); stopping, in-flight deliveries get %s\n", *grace)
 	} else {
 		fmt.Fprintf(stdout, "engine run: stopping; %sin-flight deliveries get %s (a second Ctrl-C or SIGTERM stops at once)\n", draining, *grace)
 	}

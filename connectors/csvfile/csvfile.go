@@ -132,10 +132,12 @@ func NewReader(src io.ReadSeeker, file string, delimiter rune) (*Reader, error) 
 	r := &Reader{file: file, src: src, delimiter: delimiter}
 	// A byte-order mark (Excel writes one) is not part of the first column
 	// name; skipped before parsing, so a quoted first name still parses.
+	// So is a second one, which a tool that re-saves such a file can add:
+	// it was taken for part of "user_id", which the file then lacked.
 	var bom [3]byte
 	n, _ := io.ReadFull(src, bom[:])
-	if n == 3 && string(bom[:]) == "\ufeff" {
-		r.base = 3
+	for next, m := bom, n; m == 3 && string(next[:]) == "\ufeff"; m, _ = io.ReadFull(src, next[:]) {
+		r.base += 3
 	}
 	if n >= 2 && (bom[0] == 0xFF && bom[1] == 0xFE || bom[0] == 0xFE && bom[1] == 0xFF) {
 		// Excel's "Unicode Text" is UTF-16: read as bytes, its CR LF

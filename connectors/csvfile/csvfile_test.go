@@ -26,6 +26,8 @@ func TestNewReaderHeader(t *testing.T) {
 		{"names trimmed", " user_id , email \n", 0, []string{"user_id", "email"}, ""},
 		// braze.md §8: exports may start with a UTF-8 BOM
 		{"BOM stripped from first header", "\ufeffuser_id,email\n", 0, []string{"user_id", "email"}, ""},
+		{"two BOMs stripped (a file re-saved by a tool that adds one)", "\ufeff\ufeffuser_id,email\n", 0, []string{"user_id", "email"}, ""},
+		{"a BOM alone", "\ufeff", 0, nil, "export.csv: the file is empty"},
 		{"duplicate column", "user_id,email,user_id\n", 0, nil, `export.csv:1: the header row names column "user_id" twice`},
 		{"duplicate after trimming", "email, email\n", 0, nil, `names column "email" twice`},
 		{"unnamed middle column", "user_id,,email\n", 0, nil, "export.csv:1: column 2 of the header row has no name"},

@@ -981,7 +981,7 @@ func (r *Runner) forgetGrowth(pipeline, file string) {
 // had read changed (re): the rows it sent were of the content before,
 // which is not what the file holds now.
 func (r *Runner) rewrittenError(file string, re *errRewritten, p CSVProgress) error {
-	return fmt.Errorf("%s was rewritten while it was imported (%s), so the import stopped: %d rows were sent before that was found (%d delivered, %d filtered out, %d dead-lettered so far, the rest still in flight), read from a file that changed under them; importing it again sends every row it holds then, these among them, since its content is another: remove from it the rows that were delivered first, unless sending them twice is harmless",
+	return fmt.Errorf("%s was rewritten while it was imported (%s), so the import stopped: %d rows were sent before that was found (%d delivered, %d filtered out, %d dead-lettered so far, the rest still in flight), read from a file that changed under them; importing it again sends every row it holds then, since its content is another: if it still holds rows that were delivered (an edit, not a new export), remove them first, unless sending them twice is harmless",
 		file, re.why, p.Queued, p.Delivered, p.Filtered, p.Failed)
 }
 
@@ -1540,10 +1540,10 @@ func (r *Runner) fileAway(pipeline, dir, name string, opened os.FileInfo, import
 		// Deleted, or moved away, while it was imported: the import read
 		// the file it had open all the same.
 		if importErr != nil {
-			r.log.Error("CSV file not imported; it was removed from the inbox folder during the import, so there is nothing to move to failed/", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "error", importErr)
+			r.log.Error("CSV file not imported; it was moved away (renamed, perhaps) or removed from the inbox folder during the import, so there is nothing to move to failed/", "pipeline", pipeline, "version", r.version(pipeline), "file", src, "error", importErr)
 			return nil
 		}
-		r.log.Warn("the CSV file was removed from the inbox folder during its import; its rows were imported all the same (the import read the file it had open), so there is nothing to move to done/", "pipeline", pipeline, "version", r.version(pipeline), "file", src)
+		r.log.Warn("the CSV file was moved away (renamed, perhaps) or removed from the inbox folder during its import; its rows were imported all the same (the import read the file it had open), so there is nothing to move to done/", "pipeline", pipeline, "version", r.version(pipeline), "file", src)
 		return nil
 	}
 	now, statErr := os.Stat(src)

@@ -1442,7 +1442,7 @@ func TestCSVInboxFileDeletedWhileImported(t *testing.T) {
 		return len(ps) == 1 && ps[0].Finished
 	})
 	h.eventually("a line about the removed file", func() bool {
-		return strings.Contains(logs.String(), `"msg":"the CSV file was removed from the inbox folder during its import; its rows were imported all the same`)
+		return strings.Contains(logs.String(), `"msg":"the CSV file was moved away (renamed, perhaps) or removed from the inbox folder during its import; its rows were imported all the same`)
 	})
 	if p := h.r.CSVImports()[0]; p.Delivered != 200 || p.Err != "" {
 		t.Errorf("%d rows delivered of 200, error %q", p.Delivered, p.Err)
