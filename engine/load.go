@@ -500,6 +500,12 @@ func (l *Loader) readDoc(file string, diags *diag.List) *yamlpos.Doc {
 		diags.Add(diag.Diagnostic{File: file, Message: msg})
 		return nil
 	}
+	if len(bytes.TrimSpace(src)) == 0 {
+		// Caught between a truncate and a write, it said 1:1: missing
+		// "source".
+		diags.Add(diag.Diagnostic{File: file, Message: "the file is empty (caught mid-save? engine run reads it again once it changes)"})
+		return nil
+	}
 	doc, err := yamlpos.Parse(file, src)
 	if err != nil {
 		var ye *yamlpos.Error
