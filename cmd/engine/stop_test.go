@@ -113,8 +113,12 @@ func TestDrainKeepsTakingWebhooks(t *testing.T) {
 		if err != nil {
 			t.Fatalf("/readyz during the drain: %v (exit: %v)", err, e.exitErr())
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusServiceUnavailable {
+			if !strings.Contains(string(body), `"status":"stopping"`) {
+				t.Errorf("/readyz during the drain: %s, want it to say the engine is stopping", body)
+			}
 			break
 		}
 		if time.Now().After(deadline) {

@@ -62,7 +62,13 @@ func (r *Runner) buildRoutes(gen *generation, order []string) (mux *http.ServeMu
 	routes.Claim("GET", "/metrics", "", r.metrics.handler())
 	routes.Claim("GET", "/readyz", "", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if !r.ready.Load() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+			// During a drain the listener still takes webhooks: say why
+			// the answer is 503 all the same.
+			status := "not ready"
+			if r.stopping.Load() {
+				status = "stopping"
+			}
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": status})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
