@@ -124,7 +124,7 @@ func (f *dlqFlags) registerData(fs *flag.FlagSet) {
 func (f *dlqFlags) registerFilters(fs *flag.FlagSet) {
 	fs.StringVar(&f.pipeline, "pipeline", "", "only dead letters of the pipeline called `NAME`")
 	fs.StringVar(&f.reason, "reason", "", "only dead letters with this `REASON`: "+strings.Join(inbox.Reasons, ", "))
-	fs.StringVar(&f.since, "since", "", "only dead letters from the last `DURATION` (2h, 30m, 7d) or since an RFC 3339 time (2026-11-29T10:00:00Z)")
+	fs.StringVar(&f.since, "since", "", "only dead letters from the last `DURATION` (2h, 30m, 7d), or since an RFC 3339 time (2026-11-29T10:00:00Z) or a day (2026-11-29, from midnight UTC)")
 }
 
 func (f *dlqFlags) registerPipelines(fs *flag.FlagSet) {

@@ -338,10 +338,19 @@ func (f DeadFilter) matches(dl *DeadLetter) bool {
 // --since, the admin listener's since=): a duration back from now, or a
 // point in time. time.ParseDuration stops at hours; dead letters are
 // often looked at days later, so a whole number of days (7d) is accepted
-// too. The error starts with the value, for the caller to put its name
-// before.
+// too, and a day alone (2026-11-29, from its midnight UTC). A point in
+// the future is refused: it selects nothing, and was answered "no dead
+// letters" as if there were none. The error starts with the value, for
+// the caller to put its name before.
 func ParseSince(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t, err = time.Parse(time.DateOnly, s)
+	}
+	if err == nil {
+		if t.After(now) {
+			return time.Time{}, fmt.Errorf("%q is in the future (it is %s now), and no dead letter is that new", s, now.UTC().Format(time.RFC3339))
+		}
 		return t, nil
 	}
 	d, err := time.ParseDuration(s)
@@ -361,7 +370,7 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 		}
 	}
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither a duration such as 2h, 7d or 1d12h nor an RFC 3339 time such as 2026-11-29T10:00:00Z", s)
+		return time.Time{}, fmt.Errorf("%q is neither a duration such as 2h, 7d or 1d12h nor an RFC 3339 time such as 2026-11-29T10:00:00Z or a day such as 2026-11-29", s)
 	}
 	if d <= 0 {
 		return time.Time{}, fmt.Errorf("%q: give a positive duration, how far back to look", s)

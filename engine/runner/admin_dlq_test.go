@@ -98,7 +98,7 @@ func TestAdminListSince(t *testing.T) {
 		{"7d", 200, "3"},
 		{"2d", 200, "2"},
 		{now.Add(-4 * time.Hour).UTC().Format(time.RFC3339), 200, "2"},
-		{"yesterday", 400, `since \"yesterday\" is neither a duration such as 2h, 7d or 1d12h nor an RFC 3339 time such as 2026-11-29T10:00:00Z`},
+		{"yesterday", 400, `since \"yesterday\" is neither a duration such as 2h, 7d or 1d12h nor an RFC 3339 time such as 2026-11-29T10:00:00Z or a day such as 2026-11-29`},
 		{"-2h", 400, `since \"-2h\": give a positive duration, how far back to look`},
 	} {
 		a := do(t, "GET", admin.URL+"/dlq?since="+url.QueryEscape(tc.since), "", nil)
