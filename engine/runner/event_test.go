@@ -176,6 +176,7 @@ func TestEventID(t *testing.T) {
 		{"sessionm: the envelope's id over the header", source("sessionm_event", nil), "/hooks/x", "key-1", body, "evt-1"},
 		{"sessionm on an HMAC route: the signed id", source("sessionm_event", hmacAuth), "/hooks/x", "replay-2", body, "evt-1"},
 		{"sessionm without event_id: the header", source("sessionm_event", nil), "/hooks/x", "key-1", `{"user_id":"u-1"}`, "key-1"},
+		{"sessionm with an empty event_id: the header", source("sessionm_event", nil), "/hooks/x", "key-1", `{"event_id":"","user_id":"u-1"}`, "key-1"},
 		{"braze webhook: the header", source("braze_webhook", nil), "/hooks/x", " key-1 ", body, "key-1"},
 		{"nothing to go by", source("http", nil), "/hooks/x", "", body, ""},
 		// The README's Braze header, sent as written: the same for every

@@ -377,7 +377,9 @@ func (r *Runner) repeated(p *engine.Pipeline, id string) {
 // new event each time. Without any of these, repeats cannot be recognised.
 func eventID(p *engine.Pipeline, req *http.Request, params map[string]string, body []byte) string {
 	if p.Source.Type.Name == "sessionm_event" && len(body) > 0 {
-		if id, ok := jsonval.StringMember(body, "event_id"); ok { // the body passed json.Valid
+		// An empty event_id names no event: the Idempotency-Key below
+		// may, as it does for an event without one.
+		if id, ok := jsonval.StringMember(body, "event_id"); ok && id != "" { // the body passed json.Valid
 			return id
 		}
 	}
