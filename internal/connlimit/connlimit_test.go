@@ -13,13 +13,20 @@ import (
 	"time"
 )
 
-func TestAcceptWaitsAtTheCapUntilAConnectionCloses(t *testing.T) {
+// capped listens on loopback, capped at max connections, and counts the
+// times Accept found the listener full.
+func capped(t *testing.T, max int) (ln *Listener, inner net.Listener, full *atomic.Int32) {
+	t.Helper()
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var waits atomic.Int32
-	ln := New(inner, 2, func() { waits.Add(1) })
+	full = new(atomic.Int32)
+	return New(inner, max, func() { full.Add(1) }), inner, full
+}
+
+func TestAcceptWaitsAtTheCapUntilAConnectionCloses(t *testing.T) {
+	ln, inner, waits := capped(t, 2)
 	defer ln.Close()
 
 	accepted := make(chan net.Conn, 3)
@@ -47,7 +54,7 @@ func TestAcceptWaitsAtTheCapUntilAConnectionCloses(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 	if waits.Load() != 1 {
-		t.Errorf("atCap was called %d times while one Accept waited; want 1", waits.Load())
+		t.Errorf("the listener reported itself full %d times while one Accept waited; want 1", waits.Load())
 	}
 	first.Close()
 	first.Close() // a second Close must not free a second slot
@@ -73,11 +80,7 @@ func TestAcceptWaitsAtTheCapUntilAConnectionCloses(t *testing.T) {
 }
 
 func TestCloseEndsAnAcceptWaitingAtTheCap(t *testing.T) {
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := New(inner, 1, nil)
+	ln, inner, _ := capped(t, 1)
 	for range 2 {
 		c, err := net.Dial("tcp", inner.Addr().String())
 		if err != nil {
@@ -111,12 +114,7 @@ func TestCloseEndsAnAcceptWaitingAtTheCap(t *testing.T) {
 // one: idle connections are cheap for their clients to open again, and
 // holding them would make new callers wait up to the idle timeout.
 func TestAnIdleConnectionGivesWayAtTheCap(t *testing.T) {
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var waits atomic.Int32
-	ln := New(inner, 2, func() { waits.Add(1) })
+	ln, inner, waits := capped(t, 2)
 	srv := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), ConnState: ln.ConnState}
 	go srv.Serve(ln)
 	defer srv.Close()
