@@ -122,6 +122,16 @@ func (r *Runner) sourceHandler(p *engine.Pipeline, responder *responder) http.Ha
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		started := time.Now()
+		// One field each (RFC 9110 §11.6.2; the Idempotency-Key draft):
+		// with two, which one counts is a guess, and a proxy in front that
+		// checked the other would let a caller through on it.
+		for _, name := range [...]string{"Authorization", "Idempotency-Key"} {
+			if n := len(req.Header[name]); n > 1 {
+				r.refuse(p, req, "header_twice", http.StatusBadRequest)
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("the request has %d %s headers; send one", n, name))
+				return
+			}
+		}
 		// Bearer and basic credentials are checked before the body is
 		// read, so an unauthenticated caller cannot make the engine read
 		// megabytes; an HMAC signature needs the body.

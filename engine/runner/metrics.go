@@ -144,7 +144,7 @@ func (m *metrics) expect(p *engine.Pipeline) {
 	}
 	webhook := p.Source.Type.Kind == spec.HTTPSource
 	if webhook {
-		reasons := []string{"unauthorized", "too_large", "body_unread", "not_json", "id_too_long", "busy"}
+		reasons := []string{"unauthorized", "header_twice", "too_large", "body_unread", "not_json", "id_too_long", "busy"}
 		if p.Respond == nil {
 			reasons = append(reasons, "inbox_full", "store_failed")
 		}

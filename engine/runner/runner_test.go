@@ -597,6 +597,32 @@ func TestInboundChecks(t *testing.T) {
 	}
 }
 
+// Two Authorization or Idempotency-Key headers are refused: which one
+// counts would be a guess, and a proxy in front that checked the other
+// would let the caller through on it.
+func TestATwiceGivenHeaderIsRefused(t *testing.T) {
+	h := start(t, setup{dirs: []string{"testdata/pipelines"}})
+	for _, tt := range []struct{ name, first, second string }{
+		{"Authorization", coreBasic, "Basic " + base64.StdEncoding.EncodeToString([]byte("x:y"))},
+		{"Idempotency-Key", "k-1", "k-2"},
+	} {
+		req, _ := http.NewRequest("POST", h.engine.URL+"/hooks/tags/"+ana, strings.NewReader(`{"tags":["a"]}`))
+		req.Header.Set("Authorization", coreBasic)
+		req.Header.Del(tt.name)
+		req.Header.Add(tt.name, tt.first)
+		req.Header.Add(tt.name, tt.second)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := "the request has 2 " + tt.name + " headers; send one"; resp.StatusCode != 400 || !strings.Contains(string(body), want) {
+			t.Errorf("two %s headers: %d %s; want 400 and %q", tt.name, resp.StatusCode, body, want)
+		}
+	}
+}
+
 // The header an HMAC route checks the signature in is not kept with the
 // event, whatever it is called: a template that reads it finds nothing,
 // and no dead letter holds a signature that is valid for the body.
