@@ -41,6 +41,9 @@ type RowError struct {
 	Number int
 	Line   int
 	Reason string
+	// Start and End are where the row lies in the file (End past its
+	// line break), for Reader.Text.
+	Start, End int64
 }
 
 func (e *RowError) Error() string {
@@ -392,6 +395,24 @@ func (r *Reader) Header() []string { return r.header }
 // so far take up: against the file's size, how far the import has read.
 func (r *Reader) Offset() int64 { return r.base + r.csv.InputOffset() }
 
+// Text is the broken row e as the file holds it, without its line break,
+// at most max bytes of it (cut marks a longer one), for its dead letter:
+// an inbox file is in done/ by the time someone reads it. It reads apart
+// from the rows, "" when the input cannot be read so.
+func (r *Reader) Text(e *RowError, max int) (text string, cut bool) {
+	at, ok := r.src.(io.ReaderAt)
+	if !ok || e.End <= e.Start {
+		return "", false
+	}
+	n := e.End - e.Start
+	if n > int64(max) {
+		n, cut = int64(max), true
+	}
+	buf := make([]byte, n)
+	got, _ := at.ReadAt(buf, e.Start)
+	return strings.TrimRight(string(buf[:got]), "\r\n"), cut
+}
+
 // Next returns the next row, io.EOF after the last, or a *RowError for a
 // row that is broken (the next call reads on).
 //
@@ -403,12 +424,15 @@ func (r *Reader) Offset() int64 { return r.base + r.csv.InputOffset() }
 // those rows stay as encoding/csv reads them.) A row longer than
 // MaxRowBytes is broken too, and read past without being held (tooLong).
 func (r *Reader) Next() (_ Row, err error) {
+	start := r.Offset()
 	defer func() {
 		if !errors.Is(err, io.EOF) {
 			r.recordEnd = r.Offset()
 		}
+		if re, ok := err.(*RowError); ok {
+			re.Start, re.End = start, r.recordEnd
+		}
 	}()
-	start := r.Offset()
 	r.bound(start)
 	record, err := r.csv.Read()
 	if errors.Is(err, io.EOF) {
@@ -437,7 +461,7 @@ func (r *Reader) Next() (_ Row, err error) {
 				reason = runsOn
 			}
 		}
-		return Row{}, &RowError{r.file, r.number, line, reason}
+		return Row{}, &RowError{File: r.file, Number: r.number, Line: line, Reason: reason}
 	}
 	r.ended(record)
 	line, _ := r.csv.FieldPos(0)
@@ -454,7 +478,7 @@ func (r *Reader) Next() (_ Row, err error) {
 		if over := r.runsOver(record, line); over != "" {
 			reason += "; " + over
 		}
-		return Row{}, &RowError{r.file, r.number, line, reason}
+		return Row{}, &RowError{File: r.file, Number: r.number, Line: line, Reason: reason}
 	}
 	values := make(map[string]any, len(record))
 	for i, v := range record {
@@ -469,7 +493,7 @@ func (r *Reader) Next() (_ Row, err error) {
 				v = strings.ToValidUTF8(v, "\uFFFD")
 			} else {
 				fieldLine, col := r.csv.FieldPos(i)
-				return Row{}, &RowError{r.file, r.number, line, fmt.Sprintf("column %d (%q, at line %d, character %d) is not UTF-8 text; %s", i+1, r.header[i], r.lineBase+fieldLine, col, rowNotUTF8)}
+				return Row{}, &RowError{File: r.file, Number: r.number, Line: line, Reason: fmt.Sprintf("column %d (%q, at line %d, character %d) is not UTF-8 text; %s", i+1, r.header[i], r.lineBase+fieldLine, col, rowNotUTF8)}
 			}
 		}
 		values[r.header[i]] = v
@@ -561,7 +585,7 @@ func (r *Reader) tooLong(start int64) (Row, error) {
 	if err != nil {
 		return Row{}, fmt.Errorf("%s: reading on after row %d: %w", r.file, r.number, err)
 	}
-	return Row{}, &RowError{r.file, r.number, line, reason}
+	return Row{}, &RowError{File: r.file, Number: r.number, Line: line, Reason: reason}
 }
 
 // extent is where a record lies in src.

@@ -74,8 +74,9 @@ var ErrNoSuchDeadLetter = errors.New("no such dead letter")
 // event fails to decode and becomes a "damaged" dead letter whose error is
 // a Go decoding message: the row number and what was wrong with it, or
 // the first decoding error, are gone for good.
-//   - csv_row: the event is where the row was ({"file","row","line"}),
-//     not a row; the runner stores it for a row it could not read.
+//   - csv_row: the event is where the row was and its text
+//     ({"file","row","line","text"}), not a row; the runner stores it
+//     for a row it could not read.
 //   - damaged: the event is the stored bytes the engine could not read;
 //     they fail the same way again (binary ones, kept as a JSON string,
 //     fail with a different and less useful error).

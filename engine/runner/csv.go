@@ -880,7 +880,7 @@ func (r *Runner) importCSV(ctx context.Context, pipeline, file string, opened *o
 				}
 				continue
 			}
-			if err := run.brokenRow(rowErr); err != nil {
+			if err := run.brokenRow(rowErr, reader); err != nil {
 				return stop(err) // the checkpoint stays before the row
 			}
 			run.settleNow(rows)

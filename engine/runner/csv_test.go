@@ -948,7 +948,7 @@ func TestCSVHeaderWithoutANeededColumnFailsTheFile(t *testing.T) {
 // A row of 100 MB (one huge value) took GBs of memory, and became an event
 // whose dead letter stored it whole, with the request made of it. A row
 // over csvfile.MaxRowBytes is a broken row: its dead letter names the row
-// and holds nothing of it, and the rows after it are sent.
+// and quotes its first 4 KiB only, and the rows after it are sent.
 func TestCSVRowOverTheBoundIsABrokenRow(t *testing.T) {
 	h := start(t, setup{users: 20})
 	huge := "user_id,tag\nload-000001," + strings.Repeat("x", 2*csvfile.MaxRowBytes) + "\nload-000002,vip\n"
@@ -965,8 +965,38 @@ func TestCSVRowOverTheBoundIsABrokenRow(t *testing.T) {
 		t.Fatalf("%d dead letters, want one whose error starts %q", len(dls), want)
 	}
 	var event map[string]any
-	if err := json.Unmarshal(dls[0].Event, &event); err != nil || len(event) != 3 || event["row"] != 1.0 || event["line"] != 2.0 || event["file"] != file || dls[0].Request != nil || len(dls[0].Error) > 500 {
-		t.Errorf("dead letter event %.200s (%d bytes), request %v, error of %d bytes; want the file, row and line only", dls[0].Event, len(dls[0].Event), dls[0].Request, len(dls[0].Error))
+	err := json.Unmarshal(dls[0].Event, &event)
+	text, _ := event["text"].(string)
+	if err != nil || len(event) != 5 || event["row"] != 1.0 || event["line"] != 2.0 || event["file"] != file || event["text_cut"] != true ||
+		len(text) != 4<<10 || !strings.HasPrefix(text, "load-000001,xxx") || dls[0].Request != nil || len(dls[0].Error) > 500 {
+		t.Errorf("dead letter event %.200s (%d bytes), request %v, error of %d bytes; want the file, row and line, and 4 KiB of the row marked cut", dls[0].Event, len(dls[0].Event), dls[0].Request, len(dls[0].Error))
+	}
+}
+
+// A broken row's dead letter quotes the row as the file holds it, the
+// start of the fix it asks for: an inbox file is in done/ by the time
+// someone reads it.
+func TestBrokenRowDeadLetterQuotesTheRow(t *testing.T) {
+	h := start(t, setup{users: 20})
+	_, p := h.importText("broken.csv", "user_id,tag\r\nload-000001,vip,extra\r\nload-000002,\"st\"ray\"\r\nload-000003,vip\r\n")
+	if p.Broken != 2 || p.Queued != 1 {
+		t.Fatalf("broken %d, sent %d; want 2 and 1", p.Broken, p.Queued)
+	}
+	dls, _ := h.store.DeadLetters(inbox.DeadFilter{Reason: "csv_row"})
+	var texts []string
+	for _, dl := range dls {
+		var event map[string]any
+		if err := json.Unmarshal(dl.Event, &event); err != nil {
+			t.Fatal(err)
+		}
+		text, _ := event["text"].(string)
+		texts = append(texts, text)
+		if _, cut := event["text_cut"]; cut {
+			t.Errorf("a short row marked cut: %s", dl.Event)
+		}
+	}
+	if want := []string{"load-000001,vip,extra", `load-000002,"st"ray"`}; !slices.Equal(texts, want) {
+		t.Errorf("the dead letters quote %q, want %q", texts, want)
 	}
 }
 

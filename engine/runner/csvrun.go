@@ -108,11 +108,24 @@ func (c *csvRun) item(row csvfile.Row, n int) (*item, error) {
 // number, the same in every import of the file.
 func (c *csvRun) rowID(number int) string { return c.hash + ":" + strconv.Itoa(number) }
 
-// brokenRow dead-letters a row that cannot be read, with its position. If
-// the dead letter cannot be stored, the import stops before the row, so
-// the next import of the file tries again.
-func (c *csvRun) brokenRow(e *csvfile.RowError) error {
-	event, _ := json.Marshal(map[string]any{"file": e.File, "row": e.Number, "line": e.Line})
+// brokenRowText is how much of a broken row its dead letter quotes.
+const brokenRowText = 4 << 10
+
+// brokenRow dead-letters a row that cannot be read, with its position and
+// its text as the file holds it (the first 4 KiB: a row can take 1 MiB),
+// which the fix the dead letter asks for starts from: an inbox file is in
+// done/ by the time it is read. Bytes that are not UTF-8 show as U+FFFD.
+// If the dead letter cannot be stored, the import stops before the row,
+// so the next import of the file tries again.
+func (c *csvRun) brokenRow(e *csvfile.RowError, reader *csvfile.Reader) error {
+	where := map[string]any{"file": e.File, "row": e.Number, "line": e.Line}
+	if text, cut := reader.Text(e, brokenRowText); text != "" {
+		where["text"] = text
+		if cut {
+			where["text_cut"] = true
+		}
+	}
+	event, _ := json.Marshal(where)
 	version := c.r.version(c.pipeline)
 	_, err := c.r.store.DeadLetter(c.pipeline, 0, inbox.DeadLetter{
 		Version: version, EventID: c.rowID(e.Number),

@@ -58,6 +58,10 @@ func (v *csvView) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// ReadAt reads the file itself, apart from the view's position: what a
+// broken row's dead letter quotes (csvfile.Reader.Text).
+func (v *csvView) ReadAt(p []byte, off int64) (int, error) { return v.f.ReadAt(p, off) }
+
 func (v *csvView) Seek(off int64, whence int) (int64, error) {
 	switch whence {
 	case io.SeekCurrent:
