@@ -303,7 +303,8 @@ variables override either.`, stderr)
 		MaxHeaderBytes: *headerKiB << 10, ConnState: capped.ConnState, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	tuneGC(os.Getenv, runMemoryLimit)
 	go followLiveHeap(ctx)
-	loader.Running = r.Running // a reload blames a route conflict on the file that changed
+	loader.Running = r.Running     // a reload blames a route conflict on the file that changed
+	loader.Resolver.Started = true // a reload's unset reference says what works without a restart
 	rl := &reloader{paths: paths, loader: loader, runner: r, log: logger, watch: *watch, quiet: *quiet, goneQuiet: *goneQuiet, rescan: *rescan, last: loadedFrom}
 	reloadNow := func() runner.ReloadReport { return rl.reload("POST /-/reload", true) }
 	var admin *http.Server

@@ -51,6 +51,9 @@ type Resolver struct {
 	// (ChainNames), so that a reference that finds nothing can name the
 	// one it may have meant. Names only: values are never suggested.
 	KnownNames func() []string
+	// Started: engine run has started, and reads the environment and
+	// --env-file no more; a reload's problem says what works now.
+	Started bool
 }
 
 // NewResolver returns a resolver reading env through lookupEnv (os.LookupEnv
@@ -191,7 +194,11 @@ func (r *Resolver) ExpandIn(s string, where Where) (out string, secret bool, pro
 				v, ok = s[m[8]:m[9]], true
 			}
 			if !ok {
-				problems = append(problems, Problem{m[0], fmt.Sprintf("environment variable %s is not set%s; export it, pass --env-file, or give a default as ${env:%s:-value}", name, r.nearName(name, false), name)})
+				fix := fmt.Sprintf("export it, pass --env-file, or give a default as ${env:%s:-value}", name)
+				if r.Started {
+					fix = fmt.Sprintf("give a default as ${env:%s:-value}, or export it (or pass --env-file) and start the engine again: a running one read the environment at its start", name)
+				}
+				problems = append(problems, Problem{m[0], fmt.Sprintf("environment variable %s is not set%s; %s", name, r.nearName(name, false), fix)})
 				continue
 			}
 			b.WriteString(v)
@@ -370,9 +377,14 @@ func (r *Resolver) secret(name string) (string, error) {
 		return v, nil
 	}
 	where := "export it"
-	if r.secretsDir != "" {
+	switch {
+	case r.Started && r.secretsDir != "":
+		where = fmt.Sprintf("write it to %s (a running engine read the environment at its start)", filepath.Join(r.secretsDir, name))
+	case r.Started:
+		where = "export it and start the engine again (a running one read the environment at its start), or start it with --secrets-dir and put it in a file named " + name + " there, which is read as it changes"
+	case r.secretsDir != "":
 		where += fmt.Sprintf(" or write it to %s", filepath.Join(r.secretsDir, name))
-	} else {
+	default:
 		where += " or put it in a file named " + name + " under --secrets-dir"
 	}
 	return "", fmt.Errorf("secret %s is not set%s; %s", name, r.nearName(name, true), where)

@@ -145,6 +145,27 @@ func TestExpandProblems(t *testing.T) {
 	}
 }
 
+// Once engine run has started, a reload's unset reference says what
+// works without a restart first: the environment and --env-file were read
+// at the start, a secret file is read as it changes.
+func TestUnsetReferencesOfARunningEngine(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name, dir, in, want string
+	}{
+		{"env", "", "${env:NOPE}", "give a default as ${env:NOPE:-value}, or export it (or pass --env-file) and start the engine again"},
+		{"secret with a dir", dir, "${secret:MISSING}", "write it to " + filepath.Join(dir, "MISSING") + " (a running engine read the environment at its start)"},
+		{"secret without a dir", "", "${secret:MISSING}", "export it and start the engine again (a running one read the environment at its start), or start it with --secrets-dir"},
+	} {
+		r := NewResolver(mapEnv(nil), tt.dir, &Masker{})
+		r.Started = true
+		_, _, problems := r.Expand(tt.in)
+		if len(problems) != 1 || !strings.Contains(problems[0].Message, tt.want) {
+			t.Errorf("%s: %+v, want one problem saying %q", tt.name, problems, tt.want)
+		}
+	}
+}
+
 func TestHasRef(t *testing.T) {
 	tests := map[string]bool{
 		"${env:X}":      true,
