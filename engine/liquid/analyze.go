@@ -28,6 +28,9 @@ type filterUse struct {
 	Offset int
 	Args   int  // arguments (| name: a, b)
 	Named  bool // one of them is named (allow_false: true)
+	// Strings holds, by position, the arguments written as a string
+	// literal alone, unquoted: what a check can read before a render.
+	Strings map[int]string
 }
 
 // analysis is what the static pass finds in a template.
@@ -200,7 +203,7 @@ func (a *analysis) expression(toks []token, test bool) {
 		switch {
 		case prev == "|":
 			args, named := filterArgs(toks, i)
-			a.filters = append(a.filters, filterUse{t.text, t.off, args, named})
+			a.filters = append(a.filters, filterUse{t.text, t.off, args, named, stringArgs(toks, i)})
 		case prev == ".":
 			// a property: already part of the path before it
 		case next == ":" && (forParams[t.text] || a.inFilterArgs(toks, i)):
@@ -272,6 +275,31 @@ func filterArgs(toks []token, i int) (args int, named bool) {
 		}
 	}
 	return args, named
+}
+
+// stringArgs lists the arguments of the filter named by token i that are
+// a string literal and nothing else, by position, unquoted.
+func stringArgs(toks []token, i int) map[int]string {
+	if i+1 >= len(toks) || toks[i+1].text != ":" {
+		return nil
+	}
+	var out map[int]string
+	for arg, j := 0, i+2; j < len(toks); arg, j = arg+1, j+2 {
+		if toks[j].kind == 's' && (j+1 == len(toks) || toks[j+1].text == "," || toks[j+1].text == "|") {
+			if out == nil {
+				out = map[int]string{}
+			}
+			out[arg] = toks[j].text[1 : len(toks[j].text)-1]
+		}
+		// On to the next argument, past any that is more than one token.
+		for j+1 < len(toks) && toks[j+1].text != "," {
+			if toks[j+1].text == "|" {
+				return out
+			}
+			j++
+		}
+	}
+	return out
 }
 
 // filterOf is the filter whose arguments token i is among, "" when none.

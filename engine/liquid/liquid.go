@@ -203,6 +203,7 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 		switch {
 		case fn == nil:
 			problems = append(problems, Problem{p.offsets.original(f.Offset), fmt.Sprintf("unknown filter %q%s", f.Name, e.suggestFilter(f.Name))})
+			continue
 		case !f.Named:
 			if err := argsProblem(fn, f.Args); err != nil {
 				msg := fmt.Sprintf("filter %s %v", f.Name, err)
@@ -211,6 +212,16 @@ func (e *Engine) Parse(src string, opts Options) (*Template, []Problem) {
 					msg += fmt.Sprintf(`: its arguments follow a ":" (| %s: ...)`, f.Name)
 				}
 				problems = append(problems, Problem{p.offsets.original(f.Offset), msg})
+				continue
+			}
+		}
+		// A whole number written as text that is none fails every render
+		// (| truncate: 'x'): found here, not first in a dry run.
+		for i, what := range wholeNumberArgs[f.Name] {
+			if text, ok := f.Strings[i]; ok {
+				if _, err := toInteger(text, what); err != nil {
+					problems = append(problems, Problem{p.offsets.original(f.Offset), fmt.Sprintf("filter %s: %v", f.Name, err)})
+				}
 			}
 		}
 	}

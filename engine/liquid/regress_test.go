@@ -25,6 +25,10 @@ func TestParseErrorPlacement(t *testing.T) {
 		{"{{ x | plus }}", 7, "filter plus takes 1 argument, not 0", false},
 		{"{{ x | upcase: 3 }}", 7, "filter upcase takes 0 arguments, not 1", false},
 		{"{{ x | slice: 'a', 'b', 'c' }}", 7, "filter slice takes 1 to 2 arguments, not 3", false},
+		// A whole number written as text that is none fails every render.
+		{"{{ x | truncate: 'x' }}", 7, "filter truncate: truncate's length must be a whole number, not 'x'", false},
+		{"{{ x | slice: 1, 'y' | upcase }}", 7, "filter slice: slice's length must be a whole number, not 'y'", false},
+		{"{{ x | truncatewords: 'two', '…' }}", 7, "filter truncatewords: truncatewords' word count must be a whole number, not 'two'", false},
 		{"{{ x | plus: (1), [2] | minus: 1 }}", 7, "filter plus takes 1 argument, not 2", false},
 		// the parser's "syntax error" says where; the hint says what
 		{"{{ x | date: }}", 0, `syntax error in "x | date:": a filter's ":" is followed by its arguments (| date: "%Y-%m-%d"); without arguments, leave the ":" out`, false},
@@ -64,7 +68,7 @@ func TestParseReportsEveryProblem(t *testing.T) {
 // Render errors name values the way a template author knows them.
 func TestRenderErrorsInWords(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
-		{"{{ 'abc' | slice: 'a' }}", `filter slice failed: slice's start must be a whole number, not 'a' in {{ 'abc' | slice: 'a' }}`},
+		{"{% assign a = 'a' %}{{ 'abc' | slice: a }}", `filter slice failed: slice's start must be a whole number, not 'a' in {{ 'abc' | slice: a }}`},
 		{"{{ 5 | divided_by: 0 }}", "filter divided_by failed: division by zero in {{ 5 | divided_by: 0 }}"},
 		// literals the pre-pass hoisted are shown as written
 		{"{{ 'abc' | slice: 'a\nb' }}", "filter slice failed: slice's start must be a whole number, not 'a\\nb' in {{ 'abc' | slice: 'a\nb' }}"},
@@ -104,6 +108,16 @@ func TestMaskerKnowsTheURLEscapeFilters(t *testing.T) {
 		}
 		if got := m.String("a " + out + " b"); got != "a "+secrets.Mask+" b" {
 			t.Errorf("%s of the secret, %s, masked as %s", f, out, got)
+		}
+	}
+}
+
+// A whole number written as text is one (Liquid reads '3' as 3), and an
+// argument that is text by design (truncate's ellipsis) is left alone.
+func TestWholeNumbersAsTextPass(t *testing.T) {
+	for _, src := range []string{"{{ x | truncate: '3' }}", "{{ x | truncate: 5, 'x' }}", "{{ x | slice: ' 1 ', 2 }}", "{{ x | truncate: n, 'x' }}"} {
+		if _, problems := NewEngine().Parse(src, Options{}); problems != nil {
+			t.Errorf("%s: %+v", src, problems)
 		}
 	}
 }

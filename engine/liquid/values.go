@@ -118,6 +118,14 @@ func asFloat(n any) float64 {
 	return float64(n.(int64))
 }
 
+// wholeNumberArgs names, by position, the arguments of the filters that
+// take them through toInteger, as its errors name them.
+var wholeNumberArgs = map[string][]string{
+	"truncate":      {"truncate's length"},
+	"truncatewords": {"truncatewords' word count"},
+	"slice":         {"slice's start", "slice's length"},
+}
+
 // toInteger converts a filter argument that must be a whole number; like
 // Liquid it accepts numeric strings and refuses floats and other text.
 func toInteger(v any, what string) (int, error) {
