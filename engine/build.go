@@ -647,7 +647,7 @@ func (b *builder) source(cfg *PipelineConfig, pl *Pipeline, routes *Routes) *sco
 			for _, msg := range routes.Overlaps(pl.Source.Method, p, pl.Name) {
 				b.warnAt(pp, "%s", msg)
 			}
-			if msg := routes.Claim(pl.Source.Method, p, pl.Name, http.NotFoundHandler()); msg != "" {
+			if msg, _ := routes.Claim(pl.Source.Method, p, pl.Name, http.NotFoundHandler()); msg != "" {
 				b.errorAt(pp, "%s", msg)
 				continue
 			}

@@ -112,6 +112,12 @@ func (l *Loader) Load(paths []string) *Project {
 	// One file named twice (a folder and a file in it, or through a link)
 	// is read once.
 	real := map[string]bool{}
+	// The --connections FILE may sit among the pipelines (staging.yaml
+	// beside them): it is not one of them.
+	connectionsFlag := ""
+	if l.ConnectionsFile != "" {
+		connectionsFlag = RealPath(l.ConnectionsFile)
+	}
 	for _, p := range paths {
 		files, err := expand(p)
 		if err != nil {
@@ -124,6 +130,9 @@ func (l *Loader) Load(paths []string) *Project {
 				continue
 			}
 			real[r] = true
+			if r == connectionsFlag {
+				continue
+			}
 			dir := filepath.Dir(f)
 			if _, seen := byDir[dir]; !seen {
 				dirs = append(dirs, dir)
@@ -157,7 +166,7 @@ func (l *Loader) Load(paths []string) *Project {
 		routes.Claim(http.MethodGet, path, "", http.NotFoundHandler())
 	}
 	for _, f := range l.claimOrder(files) {
-		if IsConnectionsFile(f) || l.isConnectionsFlagFile(f) {
+		if IsConnectionsFile(f) {
 			continue
 		}
 		name := PipelineName(f)
@@ -309,13 +318,6 @@ func exists(path string) bool {
 func IsConnectionsFile(path string) bool {
 	base := filepath.Base(path)
 	return base == ConnectionsFileName || base == "connections.yml"
-}
-
-// isConnectionsFlagFile says whether file is the --connections FILE, kept
-// in a folder of pipelines (staging.yaml beside them): it is not one of
-// them.
-func (l *Loader) isConnectionsFlagFile(file string) bool {
-	return l.ConnectionsFile != "" && RealPath(file) == RealPath(l.ConnectionsFile)
 }
 
 // PipelineOfFile is the pipeline a file of a diagnostic defines: "" for a
@@ -911,15 +913,9 @@ func overlap(a, b string) (example, specific string, ok bool) {
 }
 
 // Claim registers h at method+path for owner (a pipeline's name); it
-// returns what is wrong with the route, or "".
-func (r *Routes) Claim(method, path, owner string, h http.Handler) (problem string) {
-	problem, _ = r.ClaimOrSay(method, path, owner, h)
-	return problem
-}
-
-// ClaimOrSay is Claim that also names the pipeline whose route this one
-// conflicts with ("" for none, or the engine's own).
-func (r *Routes) ClaimOrSay(method, path, owner string, h http.Handler) (problem, other string) {
+// returns what is wrong with the route, or "", and the pipeline whose
+// route this one conflicts with ("" for none, or the engine's own).
+func (r *Routes) Claim(method, path, owner string, h http.Handler) (problem, other string) {
 	pattern := method + " " + path
 	defer func() {
 		rec := recover()

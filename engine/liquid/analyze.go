@@ -202,8 +202,8 @@ func (a *analysis) expression(toks []token, test bool) {
 		}
 		switch {
 		case prev == "|":
-			args, named := filterArgs(toks, i)
-			a.filters = append(a.filters, filterUse{t.text, t.off, args, named, stringArgs(toks, i)})
+			args, named, strs := filterArgs(toks, i)
+			a.filters = append(a.filters, filterUse{t.text, t.off, args, named, strs})
 		case prev == ".":
 			// a property: already part of the path before it
 		case next == ":" && (forParams[t.text] || a.inFilterArgs(toks, i)):
@@ -252,10 +252,11 @@ func (a *analysis) expression(toks []token, test bool) {
 
 // filterArgs counts the arguments of the filter named by token i: those
 // after its colon, up to the next | outside brackets; named reports a
-// named one among them (the count then includes it).
-func filterArgs(toks []token, i int) (args int, named bool) {
+// named one among them (the count then includes it), and strs, by
+// position, those that are a string literal alone, unquoted.
+func filterArgs(toks []token, i int) (args int, named bool, strs map[int]string) {
 	if i+1 >= len(toks) || toks[i+1].text != ":" {
-		return 0, false
+		return 0, false, nil
 	}
 	depth := 0
 	args = 1
@@ -267,39 +268,19 @@ func filterArgs(toks []token, i int) (args int, named bool) {
 			depth--
 		case depth > 0:
 		case t == "|":
-			return args, named
+			return args, named, strs
 		case t == ",":
 			args++
 		case toks[j].kind == 'i' && j+1 < len(toks) && toks[j+1].text == ":":
 			named = true
-		}
-	}
-	return args, named
-}
-
-// stringArgs lists the arguments of the filter named by token i that are
-// a string literal and nothing else, by position, unquoted.
-func stringArgs(toks []token, i int) map[int]string {
-	if i+1 >= len(toks) || toks[i+1].text != ":" {
-		return nil
-	}
-	var out map[int]string
-	for arg, j := 0, i+2; j < len(toks); arg, j = arg+1, j+2 {
-		if toks[j].kind == 's' && (j+1 == len(toks) || toks[j+1].text == "," || toks[j+1].text == "|") {
-			if out == nil {
-				out = map[int]string{}
+		case toks[j].kind == 's' && (j == i+2 || toks[j-1].text == ",") && (j+1 == len(toks) || toks[j+1].text == "," || toks[j+1].text == "|"):
+			if strs == nil {
+				strs = map[int]string{}
 			}
-			out[arg] = toks[j].text[1 : len(toks[j].text)-1]
-		}
-		// On to the next argument, past any that is more than one token.
-		for j+1 < len(toks) && toks[j+1].text != "," {
-			if toks[j+1].text == "|" {
-				return out
-			}
-			j++
+			strs[args-1] = t[1 : len(t)-1]
 		}
 	}
-	return out
+	return args, named, strs
 }
 
 // filterOf is the filter whose arguments token i is among, "" when none.

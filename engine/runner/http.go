@@ -80,7 +80,7 @@ func (r *Runner) buildRoutes(gen *generation, order []string) (mux *http.ServeMu
 		}
 		p := gen.pipelines[name]
 		for i, path := range p.Source.Paths {
-			if problem, other := routes.ClaimOrSay(p.Source.Method, path, name, h); problem != "" {
+			if problem, other := routes.Claim(p.Source.Method, path, name, h); problem != "" {
 				return nil, name, &routeConflict{path: i, other: other, problem: problem}
 			}
 		}
