@@ -69,11 +69,7 @@ target:
     attributes: "{{ event.attributes }}"
     events: "{{ event.events }}"
 `
-	for name, text := range map[string]string{ConnectionsFileName: conns, "p.yaml": pipeline} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, dir, map[string]string{ConnectionsFileName: conns, "p.yaml": pipeline})
 	p := loadOne(t, dir)
 	objects := func(n int, object map[string]any) []any {
 		list := make([]any, n)

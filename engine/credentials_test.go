@@ -81,11 +81,7 @@ source:
 target: { connection: api, method: POST, path: /x, body: { a: 1 } }
 `,
 	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, dir, files)
 	env := testEnv(t)
 	env["INBOUND_TOKEN_X"], env["HEADER_KEY_X"], env["CAMPAIGN_X"] = "inbound-token-value", "header-key-value", "spring-campaign"
 	env["SIG_HEADER_X"], env["HMAC_SECRET_X"] = "X-Partner-Signature", "hmac-secret-value"

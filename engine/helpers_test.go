@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -52,4 +53,14 @@ func loadOne(t testing.TB, file string) *Pipeline {
 		t.Fatalf("%s: built %d pipelines, want 1", file, len(proj.Pipelines))
 	}
 	return proj.Pipelines[0]
+}
+
+// writeFiles writes files (name: content) into dir.
+func writeFiles(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

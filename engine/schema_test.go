@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -352,14 +350,10 @@ func TestSchemaRefusesWhatTheEngineRefuses(t *testing.T) {
 // QA run).
 func TestMissingBaseURLIsOneProblemWithItsHint(t *testing.T) {
 	dir := t.TempDir()
-	for name, text := range map[string]string{
+	writeFiles(t, dir, map[string]string{
 		ConnectionsFileName: "connections:\n  c:\n    type: http\n    base-url: https://x.example.com\n",
 		"p.yaml":            "source: { type: http, path: /in }\ntarget: { connection: c, method: POST, path: /x, body: { a: 1 } }\n",
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	l, _ := testLoader(t)
 	var got []string
 	for _, d := range l.Load([]string{dir}).Diagnostics.Items() {

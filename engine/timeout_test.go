@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -31,11 +29,7 @@ func TestTargetTimeout(t *testing.T) {
 			if tt.delivery != "" {
 				pipeline += "delivery: { timeout: " + tt.delivery + " }\n"
 			}
-			for name, text := range map[string]string{ConnectionsFileName: conns, "t.yaml": pipeline} {
-				if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
+			writeFiles(t, dir, map[string]string{ConnectionsFileName: conns, "t.yaml": pipeline})
 			p := loadOne(t, dir)
 			if got := p.TargetTimeout(); got != tt.want {
 				t.Errorf("target timeout %s; want %s", got, tt.want)

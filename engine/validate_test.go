@@ -124,15 +124,11 @@ func TestValidateRouteConflictAcrossFolders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, text := range map[string]string{
+	writeFiles(t, other, map[string]string{
 		ConnectionsFileName: string(conns),
 		"again.yaml":        "source: { type: http, path: \"/hooks/{uid}\" }\ntarget: { connection: api, method: POST, path: /x, body: { a: 1 } }\n",
 		"metrics.yaml":      "source: { type: http, method: GET, path: /metrics }\ntarget: { connection: api, method: POST, path: /x, body: { a: 1 } }\n",
-	} {
-		if err := os.WriteFile(filepath.Join(other, name), []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	l, _ := testLoader(t)
 	proj := l.Load([]string{"testdata/routes/first.yaml", other})
 	var got []string
@@ -159,17 +155,13 @@ func TestValidateRouteOverlap(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := "target: { connection: api, method: POST, path: /x, body: { a: 1 } }\n"
-	for name, text := range map[string]string{
+	writeFiles(t, dir, map[string]string{
 		ConnectionsFileName: string(conns),
 		"a-kinds.yaml":      "source: { type: http, path: \"/events/{kind}\" }\n" + target,
 		"b-offers.yaml":     "source: { type: http, path: /events/offer }\n" + target,
 		"c-other.yaml":      "source: { type: http, path: [\"/other/{kind}\", /events/offer/more] }\n" + target,
 		"d-get.yaml":        "source: { type: http, method: GET, path: /events/offer, auth: { bearer: x } }\nrespond: { body: { a: 1 } }\n",
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	l, _ := testLoader(t)
 	proj := l.Load([]string{dir})
 	var got []string
@@ -477,11 +469,7 @@ target:
   path: /events
 `,
 	}
-	for name, text := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, dir, files)
 	p := loadOne(t, filepath.Join(dir, "hook.yaml"))
 	if got := p.Source.Auth.Bearer; got != "test-token" {
 		t.Errorf("bearer %q, want %q", got, "test-token")
